@@ -1,0 +1,37 @@
+"""Rollout: feature flags for Python services.
+
+A check is a local, in-memory read; changes replicate as last-writer-wins registers stamped with
+hybrid logical clocks, so no edit is ever lost. Start with :class:`Rollout`.
+"""
+
+from __future__ import annotations
+
+from ._clock import Timestamp
+from ._feature import Feature
+from ._rollout import Rollout
+from .errors import (
+    ClockSkewError,
+    ClosedError,
+    FormatError,
+    RolloutError,
+    StoreError,
+    StoreUnavailableError,
+)
+from .stores import MemoryStore, SQLiteStore, Store
+
+__all__ = [
+    "ClockSkewError",
+    "ClosedError",
+    "Feature",
+    "FormatError",
+    "MemoryStore",
+    "Rollout",
+    "RolloutError",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "StoreUnavailableError",
+    "Timestamp",
+]
+
+__version__ = "0.1.0"

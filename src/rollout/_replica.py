@@ -1,0 +1,128 @@
+"""This process's replica of every flag: merges deltas, compiles checks, computes digests.
+
+Writers hold the replica's lock; readers (``Rollout.active``) never take it. They read two plain
+dicts, ``checks`` and ``anonymous``, whose entries are replaced whole, so a reader sees a flag
+either before or after a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Mapping
+
+from ._bucketing import Randomize
+from ._clock import MIN_TIMESTAMP, Timestamp
+from ._codec import encode
+from ._feature import Check, Feature
+from ._state import Delta, FlagState, Register
+
+__all__ = ["Replica"]
+
+
+class Replica:
+    def __init__(self, randomize: Randomize) -> None:
+        self._randomize: Randomize = randomize
+        self._lock = threading.RLock()
+        self._flags: dict[str, FlagState] = {}
+        #: flag name -> compiled check, for every flag that exists.
+        self.checks: dict[str, Check] = {}
+        #: flag name -> the answer without a user, for flags where it does not depend on chance.
+        self.anonymous: dict[str, bool] = {}
+        self._snapshots: dict[str, Feature] = {}
+        self._digests: dict[str, bytes] = {}
+
+    def apply(self, delta: Delta) -> set[str]:
+        """Merge a delta. Returns the names of flags whose visible state changed."""
+        changed: set[str] = set()
+        with self._lock:
+            for name, registers in delta.items():
+                state = self._flags.get(name)
+                if state is None:
+                    state = self._flags[name] = FlagState()
+                if state.merge(registers):
+                    changed.add(name)
+                    self._compile(name, state)
+                self._digests.pop(name, None)
+        return changed
+
+    def set_defaults(self, name: str, registers: Mapping[str, Register]) -> None:
+        with self._lock:
+            state = self._flags.get(name)
+            if state is None:
+                state = self._flags[name] = FlagState()
+            state.set_defaults(registers)
+            self._compile(name, state)
+
+    def _compile(self, name: str, state: FlagState) -> None:
+        self._snapshots.pop(name, None)
+        if not state.exists:
+            self.checks.pop(name, None)
+            self.anonymous.pop(name, None)
+            return
+        check = Check(name, state, self._randomize)
+        self.checks[name] = check
+        if check.anonymous is None:
+            self.anonymous.pop(name, None)
+        else:
+            self.anonymous[name] = check.anonymous
+
+    # Reading --------------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return sorted(self.checks)
+
+    def feature(self, name: str) -> Feature:
+        """An immutable snapshot (cached until the flag changes); empty for an unknown flag."""
+        snapshot = self._snapshots.get(name)
+        if snapshot is not None:
+            return snapshot
+        with self._lock:
+            state = self._flags.get(name)
+            if state is None or not state.exists:
+                return Feature(name)
+            snapshot = self._snapshots[name] = Feature.from_state(name, state)
+            return snapshot
+
+    def users(self, name: str) -> frozenset[str]:
+        with self._lock:
+            state = self._flags.get(name)
+            return frozenset(state.users) if state is not None and state.exists else frozenset()
+
+    # Replication ----------------------------------------------------------------------------
+
+    def delta(self, names: set[str] | None = None) -> Delta:
+        """The replicated registers of the named flags (all flags when ``names`` is None)."""
+        with self._lock:
+            flags = self._flags
+            chosen = flags if names is None else {n: flags[n] for n in names if n in flags}
+            return {name: dict(state.replicated_registers()) for name, state in chosen.items()}
+
+    def export(self) -> bytes:
+        return encode(self.delta())
+
+    def digests(self) -> dict[str, bytes]:
+        """Per flag, a hash of its replicated registers: equal digests mean equal flags."""
+        with self._lock:
+            for name, state in self._flags.items():
+                if name not in self._digests:
+                    self._digests[name] = _digest(state)
+            return {name: digest for name, digest in self._digests.items() if digest}
+
+    def latest_timestamp(self) -> Timestamp:
+        with self._lock:
+            return max(
+                (r.ts for s in self._flags.values() for _, r in s.replicated_registers()),
+                default=MIN_TIMESTAMP,
+            )
+
+
+def _digest(state: FlagState) -> bytes:
+    registers = sorted(state.replicated_registers())
+    if not registers:
+        return b""
+    hasher = hashlib.blake2b(digest_size=16)
+    for key, register in registers:
+        hasher.update(json.dumps([key, *register.ts, register.value], sort_keys=True).encode())
+    return hasher.digest()

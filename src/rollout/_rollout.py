@@ -1,0 +1,344 @@
+"""The facade: :class:`Rollout`, the public API of the library."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from random import random
+from types import TracebackType
+from typing import Any, TypeVar
+from zlib import crc32
+
+from . import _validate
+from ._bucketing import Randomize, randomized_bucket, ruby_bucket
+from ._clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
+from ._codec import decode
+from ._feature import Feature
+from ._replica import Replica
+from ._state import EXISTS, PERCENTAGE, Delta, Register
+from ._writes import FlagName, WriteAPI
+from .errors import ClosedError
+from .stores import Store, open_store
+
+__all__ = ["Rollout"]
+
+logger = logging.getLogger("rollout")
+
+Predicate = Callable[[Any], object]
+P = TypeVar("P", bound=Predicate)
+Subscriber = Callable[[set[str]], object]
+
+
+class Rollout(WriteAPI):
+    """Feature flags: checked locally in memory, changed from anywhere, never losing an edit.
+
+    ``store`` is a :class:`~rollout.stores.Store` or a URL (``"sqlite:///flags.db"``); without
+    one the flags live in this process's memory only.
+    """
+
+    def __init__(
+        self,
+        store: Store | str | None = None,
+        *,
+        id_user_by: str | Callable[[Any], object] = "id",
+        randomize_percentage: Randomize = False,
+        defaults: Mapping[str, bool | float] | None = None,
+        clock: Callable[[], int] | None = None,
+        max_offset: float = DEFAULT_MAX_OFFSET_MS / 1000,
+    ) -> None:
+        if randomize_percentage not in (False, True, "ruby"):
+            raise ValueError(
+                f"randomize_percentage must be False, True or 'ruby', got {randomize_percentage!r}"
+            )
+        if (
+            isinstance(max_offset, bool)
+            or not isinstance(max_offset, int | float)
+            or max_offset <= 0
+        ):
+            raise ValueError(f"max_offset must be a positive number of seconds, got {max_offset!r}")
+        self._id_of = _validate.id_getter(id_user_by)
+        self._clock = HybridClock(clock, max_offset_ms=int(max_offset * 1000))
+        self._replica = Replica(randomize_percentage)
+        self._checks = self._replica.checks
+        self._anonymous = self._replica.anonymous
+        self._groups: dict[str, Predicate] = {}
+        self._subscribers: list[Subscriber] = []
+        self._write_lock = threading.Lock()
+        self._closed = False
+        self._counters = dict.fromkeys(
+            ("writes", "merges", "registers_rejected", "group_errors", "subscriber_errors"), 0
+        )
+        self._owns_store = isinstance(store, str)
+        self._store: Store | None = open_store(store) if isinstance(store, str) else store
+        if self._store is not None and not isinstance(self._store, Store):
+            raise TypeError(f"store must be a Store, a URL string or None, got {store!r}")
+        if self._store is not None:
+            loaded = self._store.load()
+            self._replica.apply(loaded)
+            # Stamp new writes after everything already stored, even if this machine's clock
+            # went backwards since those were written.
+            self._clock.observe(self._replica.latest_timestamp())
+        for name, value in (defaults or {}).items():
+            self.set_default(name, value)
+
+    # Checks: the hot path. No lock, no I/O. -------------------------------------------------
+
+    def active(self, name: FlagName, user: object = None) -> bool:
+        """Whether the flag is on (for ``user``, a str/int id or an object with an id)."""
+        if user is None:
+            answer = self._anonymous.get(name)
+            if answer is not None:
+                return answer
+        check = self._checks.get(name)
+        if check is None:
+            return self._active_uncompiled(name, user)
+        if user is None:
+            # Only a percentage of time leaves the anonymous answer to chance.
+            return random() * 100.0 < check.time_percentage
+        kind = type(user)
+        uid: str = user if kind is str else str(user) if kind is int else self._user_id(user)  # type: ignore[assignment]
+        if uid in check.excluded:
+            return False
+        if check.time_percentage and random() * 100.0 < check.time_percentage:
+            return True
+        if uid in check.users or check.has_all:
+            return True
+        if check.bound:
+            if check.randomize is False:
+                bucket = crc32(uid.encode())
+            elif check.randomize is True:
+                bucket = randomized_bucket(uid, check.seed)
+            else:
+                bucket = ruby_bucket(uid, check.name, randomize=True)
+            if bucket < check.bound:
+                return True
+        return any(self._in_group(group, user) for group in check.groups) if check.groups else False
+
+    def _active_uncompiled(self, name: FlagName, user: object) -> bool:
+        # An Enum member or str subclass: normalise and look again. Else the flag is unknown.
+        normal = _validate.flag_name(name)
+        if normal is not name and type(name) is not str:
+            return self.active(normal, user)
+        if user is not None:
+            self._user_id(user)  # a bad user is an error even for an unknown flag
+        return False
+
+    def inactive(self, name: FlagName, user: object = None) -> bool:
+        return not self.active(name, user)
+
+    def user_in_active_users(self, name: FlagName, user: object) -> bool:
+        """Whether the user is listed on the flag (groups and percentages not considered)."""
+        return self._user_id(user) in self._visible_users(_validate.flag_name(name))
+
+    def active_in_group(self, group: FlagName, user: object) -> bool:
+        """Whether the user belongs to the group (``all`` always; undefined groups never)."""
+        return self._in_group(_validate.member_name(group, "group"), user)
+
+    def _in_group(self, group: str, user: object) -> bool:
+        if group == "all":
+            return True
+        predicate = self._groups.get(group)
+        if predicate is None:
+            return False
+        try:
+            return bool(predicate(user))
+        except Exception:
+            # A broken predicate must never break the caller's request: it says no.
+            self._counters["group_errors"] += 1
+            logger.exception(
+                "group %r predicate raised for user %r; treating as not in group", group, user
+            )
+            return False
+
+    def _user_id(self, user: object, argument: str = "user") -> str:
+        return _validate.user_id(user, self._id_of, argument)
+
+    # Groups ---------------------------------------------------------------------------------
+
+    def define_group(self, name: str, predicate: P | None = None) -> Any:
+        """Define a named predicate over users; usable as ``@flags.define_group("admins")``."""
+        group = _validate.member_name(name, "name")
+        if group == "all":
+            raise ValueError(
+                "name 'all' is the built-in group of every user; it cannot be redefined"
+            )
+
+        def register(function: P) -> P:
+            if not callable(function):
+                raise TypeError(f"predicate must be callable, got {function!r}")
+            self._groups[group] = function
+            return function
+
+        return register if predicate is None else register(predicate)
+
+    def groups(self) -> list[str]:
+        """The defined group names, ``all`` included."""
+        return sorted({"all", *self._groups})
+
+    # Reading --------------------------------------------------------------------------------
+
+    def get(self, name: FlagName) -> Feature:
+        """The flag's current state; an unknown flag gives an empty Feature."""
+        return self._replica.feature(_validate.flag_name(name))
+
+    def multi_get(self, *names: FlagName) -> list[Feature]:
+        return [self.get(name) for name in names]
+
+    def features(self) -> list[str]:
+        """Names of every existing flag, sorted."""
+        return self._replica.names()
+
+    def exists(self, name: FlagName) -> bool:
+        return _validate.flag_name(name) in self._checks
+
+    def feature_states(self, user: object = None) -> dict[str, bool]:
+        return {name: self.active(name, user) for name in self.features()}
+
+    def active_features(self, user: object = None) -> list[str]:
+        return [name for name in self.features() if self.active(name, user)]
+
+    def _visible_users(self, name: str) -> frozenset[str]:
+        return self._replica.users(name)
+
+    # Defaults -------------------------------------------------------------------------------
+
+    def set_default(self, name: FlagName, value: bool | float) -> None:
+        """Declare the flag's state until a real write is made anywhere (True, False or a %).
+
+        Defaults are local to this process: never stored, never sent to other replicas, and
+        every real write wins over them, so a restarting process never resets a flag.
+        """
+        flag = _validate.flag_name(name)
+        if isinstance(value, bool):
+            pct = 100.0 if value else 0.0
+        else:
+            pct = _validate.percentage(value, "value")
+        registers = {
+            EXISTS: Register(MIN_TIMESTAMP, True),
+            PERCENTAGE: Register(MIN_TIMESTAMP, pct),
+        }
+        self._replica.set_defaults(flag, registers)
+        self._notify({flag})
+
+    # Writes and replication -----------------------------------------------------------------
+
+    def _write(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+        if self._closed:
+            raise ClosedError("this Rollout is closed; writes are refused (checks still answer)")
+        with self._write_lock:
+            ts = self._clock.tick()
+            delta: Delta = {}
+            for name, values in changes.items():
+                registers = {key: Register(ts, value) for key, value in values.items()}
+                registers.setdefault(EXISTS, Register(ts, True))
+                delta[name] = registers
+            if self._store is not None:
+                self._store.save(delta)  # raises before anything changes here
+            changed = self._replica.apply(delta)
+            self._counters["writes"] += 1
+        self._notify(changed)
+
+    def export(self) -> bytes:
+        """The full replicated state with timestamps (versioned format, for ``merge()``)."""
+        return self._replica.export()
+
+    def merge(self, data: bytes) -> set[str]:
+        """Apply another replica's ``export()`` or delta; return the flags whose state changed.
+
+        Registers stamped further in the future than ``max_offset`` are rejected (counted in
+        ``stats()``) and leave this replica and its clock unchanged. Raises
+        :class:`~rollout.errors.FormatError` for a corrupt or unknown blob, changing nothing.
+        """
+        incoming = decode(data)
+        accepted: Delta = {}
+        rejected = 0
+        too_far_ahead = self._clock.too_far_ahead
+        for name, registers in incoming.items():
+            kept = {key: reg for key, reg in registers.items() if not too_far_ahead(reg.ts)}
+            rejected += len(registers) - len(kept)
+            if kept:
+                accepted[name] = kept
+        if rejected:
+            self._counters["registers_rejected"] += rejected
+            logger.warning(
+                "rejected %d registers stamped more than %d ms ahead of this clock",
+                rejected,
+                self._clock.max_offset_ms,
+            )
+        if not accepted:
+            return set()
+        with self._write_lock:
+            if self._store is not None:
+                self._store.save(accepted)
+            self._clock.observe(max(r.ts for regs in accepted.values() for r in regs.values()))
+            changed = self._replica.apply(accepted)
+            self._counters["merges"] += 1
+        self._notify(changed)
+        return changed
+
+    def digests(self) -> dict[str, bytes]:
+        """Per flag, a hash of its replicated registers (equal hashes: equal flags)."""
+        return self._replica.digests()
+
+    # Subscriptions --------------------------------------------------------------------------
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(changed_names)`` after every local write or merge that changes flags.
+
+        Returns a function that unsubscribes. Callbacks run on the thread that made the change,
+        holding no lock; an exception in one is logged and does not reach the writer.
+        """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
+        self._subscribers = [*self._subscribers, callback]
+
+        def unsubscribe() -> None:
+            self._subscribers = [s for s in self._subscribers if s is not callback]
+
+        return unsubscribe
+
+    def _notify(self, changed: set[str]) -> None:
+        if not changed:
+            return
+        for callback in self._subscribers:
+            try:
+                callback(set(changed))
+            except Exception:
+                self._counters["subscriber_errors"] += 1
+                logger.exception("subscriber %r raised", callback)
+
+    # Lifecycle ------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Counters a person would want to see: writes, merges, rejections, errors."""
+        return {
+            "node": f"{self._clock.node:016x}",
+            "store": self._store.url if self._store is not None else "memory",
+            "flags": len(self._checks),
+            "closed": self._closed,
+            **self._counters,
+        }
+
+    def close(self) -> None:
+        """Release the store (if opened from a URL). Idempotent. Checks keep answering."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._store is not None and self._owns_store:
+            self._store.close()
+
+    def __enter__(self) -> Rollout:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        store = self._store.url if self._store is not None else "memory"
+        return f"<Rollout store={store!r} flags={len(self._checks)}>"

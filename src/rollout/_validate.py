@@ -1,0 +1,98 @@
+"""Argument checks shared by the public API. Each names the argument and the value it rejects."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from enum import Enum
+from typing import Any
+
+__all__ = ["MAX_NAME_LENGTH", "data_mapping", "flag_name", "member_name", "percentage"]
+
+MAX_NAME_LENGTH = 255
+
+
+def _has_control_character(text: str) -> bool:
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+
+
+def flag_name(name: object, argument: str = "name") -> str:
+    """A flag name as ``str``: a ``str``, or an ``Enum`` member whose value is one."""
+    if isinstance(name, Enum):
+        name = name.value
+    if not isinstance(name, str):
+        raise TypeError(f"{argument} must be a str (or a str-valued Enum), got {name!r}")
+    # A str-subclass (StrEnum) is normalised so it hashes and prints as the plain text.
+    name = str.__str__(name)
+    if not name:
+        raise ValueError(f"{argument} must not be empty, got {name!r}")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"{argument} must be at most {MAX_NAME_LENGTH} characters, got {len(name)}: "
+            f"{name[:40]!r}..."
+        )
+    if _has_control_character(name):
+        raise ValueError(f"{argument} must not contain control characters, got {name!r}")
+    return name
+
+
+def member_name(value: object, argument: str) -> str:
+    """A group name or data key: a non-empty str without control characters."""
+    return flag_name(value, argument)
+
+
+def percentage(value: object, argument: str = "percentage") -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{argument} must be a number from 0 to 100, got {value!r}")
+    number = float(value)
+    if math.isnan(number) or math.isinf(number) or not 0.0 <= number <= 100.0:
+        raise ValueError(f"{argument} must be from 0 to 100, got {value!r}")
+    return number
+
+
+def data_mapping(value: object, argument: str = "data") -> dict[str, Any]:
+    """A mapping of str keys to JSON values, checked and copied (so later edits do not leak in)."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{argument} must be a mapping of str to JSON values, got {value!r}")
+    checked: dict[str, Any] = {}
+    for key, item in value.items():
+        member_name(key, f"{argument} key")
+        try:
+            # Round-trip so the stored value is plain JSON (tuples become lists, and so on).
+            checked[key] = json.loads(json.dumps(item, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{argument}[{key!r}] must be JSON-serialisable, got {item!r} ({exc})"
+            ) from exc
+    return checked
+
+
+def id_getter(id_user_by: str | Callable[[Any], object]) -> Callable[[Any], object]:
+    if callable(id_user_by):
+        return id_user_by
+    if isinstance(id_user_by, str) and id_user_by.isidentifier():
+        attribute = id_user_by
+
+        def by_attribute(user: Any) -> object:
+            return getattr(user, attribute)
+
+        return by_attribute
+    raise TypeError(f"id_user_by must be an attribute name or a callable, got {id_user_by!r}")
+
+
+def user_id(user: object, get_id: Callable[[Any], object], argument: str = "user") -> str:
+    """The user's id as a str: ``42`` and ``"42"`` are the same user."""
+    if user is None or isinstance(user, bool):
+        raise TypeError(f"{argument} must be a str or int id or an object with an id, got {user!r}")
+    if isinstance(user, str):
+        return str.__str__(user)
+    if isinstance(user, int):
+        return str(int(user))
+    try:
+        ident = get_id(user)
+    except AttributeError as exc:
+        raise TypeError(f"{argument} has no id ({exc}): {user!r}") from exc
+    if ident is None or isinstance(ident, bool) or not isinstance(ident, str | int):
+        raise TypeError(f"{argument} id must be a str or int, got {ident!r} from {user!r}")
+    return str.__str__(ident) if isinstance(ident, str) else str(int(ident))

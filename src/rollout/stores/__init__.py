@@ -1,0 +1,23 @@
+"""Stores keep a replica's registers: in memory, in an SQLite file, or (later) in Redis."""
+
+from __future__ import annotations
+
+from ._base import Store
+from .memory import MemoryStore
+from .sqlite import SQLiteStore
+
+__all__ = ["MemoryStore", "SQLiteStore", "Store", "open_store"]
+
+
+def open_store(url: str) -> Store:
+    """A store for a URL: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////abs/path.db``."""
+    if not isinstance(url, str):
+        raise TypeError(f"store must be a Store or a URL string, got {url!r}")
+    if url in ("memory://", "memory:"):
+        return MemoryStore()
+    if url.startswith("sqlite://"):
+        return SQLiteStore.from_url(url)
+    scheme = url.split(":", 1)[0] if ":" in url else url
+    raise ValueError(
+        f"store URL {url!r} has an unknown scheme {scheme!r} (known: memory://, sqlite:///path)"
+    )

@@ -1,0 +1,43 @@
+"""The store interface: where a replica's registers are kept between runs.
+
+A store does two things: hand back every register it holds (:meth:`Store.load`) and merge a delta
+into what it holds, keeping per key the register that wins the last-writer-wins rule
+(:meth:`Store.save`). Because save merges rather than overwrites, any number of processes can
+save into one store concurrently without losing an edit.
+
+Every implementation passes :class:`rollout.testing.StoreConformance`.
+
+Errors: :class:`~rollout.errors.StoreUnavailableError` when the backend cannot be reached or is
+busy for too long (nothing was written), :class:`~rollout.errors.StoreError` for anything else the
+backend reports, :class:`~rollout.errors.ClosedError` after :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from .._state import Delta
+
+__all__ = ["Store"]
+
+
+class Store(abc.ABC):
+    """Abstract base class of stores. Methods are synchronous and thread-safe."""
+
+    #: A short description for logs and ``stats()``, e.g. ``"sqlite:///flags.db"``.
+    url: str = ""
+
+    @abc.abstractmethod
+    def load(self) -> Delta:
+        """Every register held, as one delta. A consistent snapshot, even during writes."""
+
+    @abc.abstractmethod
+    def save(self, delta: Delta) -> None:
+        """Merge ``delta`` in, atomically: all of it is durable when this returns, or none.
+
+        A register replaces the stored one for its key only if it wins (newer timestamp).
+        Registers hidden by a newer watermark may be dropped.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release connections. Idempotent."""

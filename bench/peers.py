@@ -219,8 +219,11 @@ def _flagsmith() -> PeerChecks:
 
 
 def _unleash() -> PeerChecks:
-    from UnleashClient import UnleashClient
     from UnleashClient.cache import FileCache
+
+    # Same class as ``UnleashClient.UnleashClient``; that re-export has no __all__, which
+    # mypy --strict rejects, so import it from the module that defines it.
+    from UnleashClient.clients.unleash_client import UnleashClient
 
     group_strategies = [
         {

@@ -62,8 +62,8 @@ def decode(data: bytes) -> Delta:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"data must be bytes from export(), got {type(data).__name__}")
     try:
-        document = json.loads(bytes(data))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = json.loads(bytes(data), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise FormatError(f"not a rollout export: {exc}") from exc
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise FormatError("not a rollout export: the 'format' field is missing or wrong")
@@ -85,6 +85,10 @@ def decode(data: bytes) -> Delta:
             raise FormatError(f"rollout export: flag {name!r} must map keys to registers")
         delta[name] = {key: _decode_register(name, key, raw) for key, raw in registers.items()}
     return delta
+
+
+def _reject_constant(constant: str) -> Any:
+    raise ValueError(f"{constant} is not valid JSON")
 
 
 def _decode_register(name: str, key: object, raw: object) -> Register:

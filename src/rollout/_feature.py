@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -16,7 +16,7 @@ class Feature:
     """An immutable snapshot of one flag's visible state, as returned by ``Rollout.get()``."""
 
     __slots__ = (
-        "data",
+        "_data",
         "excluded_users",
         "groups",
         "name",
@@ -31,7 +31,7 @@ class Feature:
     users: frozenset[str]
     excluded_users: frozenset[str]
     groups: frozenset[str]
-    data: Mapping[str, Any]
+    _data: dict[str, Any]
 
     def __init__(
         self,
@@ -51,7 +51,7 @@ class Feature:
         set_(self, "users", frozenset(users))
         set_(self, "excluded_users", frozenset(excluded_users))
         set_(self, "groups", frozenset(groups))
-        set_(self, "data", MappingProxyType(dict(data or {})))
+        set_(self, "_data", _copy_json(dict(data or {})))
 
     @classmethod
     def from_state(cls, name: str, state: FlagState) -> Feature:
@@ -64,6 +64,11 @@ class Feature:
             groups=frozenset(state.groups),
             data=state.data,
         )
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """The flag's data: read-only, and a fresh copy, so changing nested values is harmless."""
+        return MappingProxyType(_copy_json(self._data))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Feature is immutable; cannot set {name!r}")
@@ -80,7 +85,7 @@ class Feature:
             "users": sorted(self.users),
             "excluded_users": sorted(self.excluded_users),
             "groups": sorted(self.groups),
-            "data": dict(self.data),
+            "data": _copy_json(self._data),
         }
 
     def __eq__(self, other: object) -> bool:
@@ -99,6 +104,15 @@ class Feature:
         )
 
 
+def _copy_json(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars)."""
+    if isinstance(value, Mapping):
+        return {key: _copy_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy_json(item) for item in value]
+    return value
+
+
 class Check:
     """A flag compiled for evaluation: the few fields ``Rollout.active()`` reads, precomputed.
 
@@ -113,20 +127,30 @@ class Check:
         "groups",
         "has_all",
         "name",
+        "predicates",
         "randomize",
         "seed",
         "time_percentage",
         "users",
     )
 
-    def __init__(self, name: str, state: FlagState, randomize: Randomize) -> None:
+    def __init__(
+        self,
+        name: str,
+        state: FlagState,
+        randomize: Randomize,
+        groups: Mapping[str, Callable[[Any], object]],
+    ) -> None:
         self.name = name
-        self.bound = threshold(state.percentage) if state.percentage > 0 else 0.0
+        self.bound = threshold(state.percentage) if state.percentage > 0 else 0
         self.time_percentage = state.time_percentage
         self.users = state.users
         self.excluded = state.excluded
         self.has_all = "all" in state.groups
         self.groups = tuple(sorted(g for g in state.groups if g != "all"))
+        # The defined groups' predicates, looked up once here rather than on every check.
+        # Rollout recompiles every flag when a group is defined.
+        self.predicates = tuple(groups[g] for g in self.groups if g in groups)
         self.randomize: Randomize = randomize
         self.seed = bucket_seed(name) if randomize is True else 0
         # The answer for a check without a user when it does not depend on chance, else None.

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ._bucketing import Randomize
 from ._clock import MIN_TIMESTAMP, Timestamp
@@ -22,8 +23,9 @@ __all__ = ["Replica"]
 
 
 class Replica:
-    def __init__(self, randomize: Randomize) -> None:
+    def __init__(self, randomize: Randomize, groups: Mapping[str, Callable[[Any], object]]) -> None:
         self._randomize: Randomize = randomize
+        self._groups = groups
         self._lock = threading.RLock()
         self._flags: dict[str, FlagState] = {}
         #: flag name -> compiled check, for every flag that exists.
@@ -61,12 +63,18 @@ class Replica:
             self.checks.pop(name, None)
             self.anonymous.pop(name, None)
             return
-        check = Check(name, state, self._randomize)
+        check = Check(name, state, self._randomize, self._groups)
         self.checks[name] = check
         if check.anonymous is None:
             self.anonymous.pop(name, None)
         else:
             self.anonymous[name] = check.anonymous
+
+    def recompile(self) -> None:
+        """Compile every flag again (after a group was defined: checks hold predicates)."""
+        with self._lock:
+            for name, state in self._flags.items():
+                self._compile(name, state)
 
     # Reading --------------------------------------------------------------------------------
 

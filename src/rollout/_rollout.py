@@ -5,16 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from random import random
 from types import TracebackType
-from typing import Any, TypeVar
-from zlib import crc32
+from typing import Any, TypeVar, overload
 
 from . import _validate
-from ._bucketing import Randomize, randomized_bucket, ruby_bucket
+from ._bucketing import Randomize
 from ._clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
 from ._codec import decode
-from ._feature import Feature
+from ._evaluate import build_active
+from ._feature import Check, Feature
 from ._replica import Replica
 from ._state import EXISTS, PERCENTAGE, Delta, Register
 from ._writes import FlagName, WriteAPI
@@ -47,7 +46,11 @@ class Rollout(WriteAPI):
         clock: Callable[[], int] | None = None,
         max_offset: float = DEFAULT_MAX_OFFSET_MS / 1000,
     ) -> None:
-        if randomize_percentage not in (False, True, "ruby"):
+        if not (
+            randomize_percentage is False
+            or randomize_percentage is True
+            or randomize_percentage == "ruby"
+        ):
             raise ValueError(
                 f"randomize_percentage must be False, True or 'ruby', got {randomize_percentage!r}"
             )
@@ -58,11 +61,12 @@ class Rollout(WriteAPI):
         ):
             raise ValueError(f"max_offset must be a positive number of seconds, got {max_offset!r}")
         self._id_of = _validate.id_getter(id_user_by)
+        self._failed_groups: set[str] = set()
         self._clock = HybridClock(clock, max_offset_ms=int(max_offset * 1000))
-        self._replica = Replica(randomize_percentage)
+        self._groups: dict[str, Predicate] = {}
+        self._replica = Replica(randomize_percentage, self._groups)
         self._checks = self._replica.checks
         self._anonymous = self._replica.anonymous
-        self._groups: dict[str, Predicate] = {}
         self._subscribers: list[Subscriber] = []
         self._write_lock = threading.Lock()
         self._closed = False
@@ -81,48 +85,48 @@ class Rollout(WriteAPI):
             self._clock.observe(self._replica.latest_timestamp())
         for name, value in (defaults or {}).items():
             self.set_default(name, value)
+        # The hot path, as a closure on the instance: see rollout._evaluate for why.
+        self.__dict__["active"] = build_active(
+            self._checks,
+            self._anonymous,
+            get_id=self._id_of,
+            user_id=self._user_id,
+            uncompiled=self._active_uncompiled,
+            on_group_error=self._group_failed,
+        )
 
     # Checks: the hot path. No lock, no I/O. -------------------------------------------------
 
     def active(self, name: FlagName, user: object = None) -> bool:
-        """Whether the flag is on (for ``user``, a str/int id or an object with an id)."""
-        if user is None:
-            answer = self._anonymous.get(name)
-            if answer is not None:
-                return answer
-        check = self._checks.get(name)
-        if check is None:
-            return self._active_uncompiled(name, user)
-        if user is None:
-            # Only a percentage of time leaves the anonymous answer to chance.
-            return random() * 100.0 < check.time_percentage
-        kind = type(user)
-        uid: str = user if kind is str else str(user) if kind is int else self._user_id(user)  # type: ignore[assignment]
-        if uid in check.excluded:
-            return False
-        if check.time_percentage and random() * 100.0 < check.time_percentage:
-            return True
-        if uid in check.users or check.has_all:
-            return True
-        if check.bound:
-            if check.randomize is False:
-                bucket = crc32(uid.encode())
-            elif check.randomize is True:
-                bucket = randomized_bucket(uid, check.seed)
-            else:
-                bucket = ruby_bucket(uid, check.name, randomize=True)
-            if bucket < check.bound:
-                return True
-        return any(self._in_group(group, user) for group in check.groups) if check.groups else False
+        """Whether the flag is on (for ``user``: a str/int id or an object with an id).
 
-    def _active_uncompiled(self, name: FlagName, user: object) -> bool:
+        The instance carries its own fast copy of this method (see ``rollout._evaluate``);
+        this one documents it and serves calls made through the class.
+        """
+        return bool(self.__dict__["active"](name, user))
+
+    def _active_uncompiled(self, name: object, user: object) -> bool:
         # An Enum member or str subclass: normalise and look again. Else the flag is unknown.
         normal = _validate.flag_name(name)
-        if normal is not name and type(name) is not str:
+        if type(name) is not str:
             return self.active(normal, user)
         if user is not None:
             self._user_id(user)  # a bad user is an error even for an unknown flag
         return False
+
+    def _group_failed(self, check: Check, predicate: Predicate, user: object) -> None:
+        group = next((g for g in check.groups if self._groups.get(g) is predicate), "?")
+        self._note_group_error(group, user)
+
+    def _note_group_error(self, group: str, user: object) -> None:
+        self._counters["group_errors"] += 1
+        # The first failure of a group is logged with its traceback; repeats only at debug
+        # level, or a broken predicate on a busy flag would flood the log.
+        if group not in self._failed_groups:
+            self._failed_groups.add(group)
+            logger.exception("group %r predicate raised (user %r); it says no", group, user)
+        else:
+            logger.debug("group %r predicate raised again (user %r)", group, user)
 
     def inactive(self, name: FlagName, user: object = None) -> bool:
         return not self.active(name, user)
@@ -156,7 +160,11 @@ class Rollout(WriteAPI):
 
     # Groups ---------------------------------------------------------------------------------
 
-    def define_group(self, name: str, predicate: P | None = None) -> Any:
+    @overload
+    def define_group(self, name: str, predicate: None = None) -> Callable[[P], P]: ...
+    @overload
+    def define_group(self, name: str, predicate: P) -> P: ...
+    def define_group(self, name: str, predicate: P | None = None) -> P | Callable[[P], P]:
         """Define a named predicate over users; usable as ``@flags.define_group("admins")``."""
         group = _validate.member_name(name, "name")
         if group == "all":
@@ -168,6 +176,7 @@ class Rollout(WriteAPI):
             if not callable(function):
                 raise TypeError(f"predicate must be callable, got {function!r}")
             self._groups[group] = function
+            self._replica.recompile()
             return function
 
         return register if predicate is None else register(predicate)

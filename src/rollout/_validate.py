@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
@@ -72,12 +73,7 @@ def id_getter(id_user_by: str | Callable[[Any], object]) -> Callable[[Any], obje
     if callable(id_user_by):
         return id_user_by
     if isinstance(id_user_by, str) and id_user_by.isidentifier():
-        attribute = id_user_by
-
-        def by_attribute(user: Any) -> object:
-            return getattr(user, attribute)
-
-        return by_attribute
+        return operator.attrgetter(id_user_by)
     raise TypeError(f"id_user_by must be an attribute name or a callable, got {id_user_by!r}")
 
 
@@ -86,6 +82,8 @@ def user_id(user: object, get_id: Callable[[Any], object], argument: str = "user
     if user is None or isinstance(user, bool):
         raise TypeError(f"{argument} must be a str or int id or an object with an id, got {user!r}")
     if isinstance(user, str):
+        if not user:
+            raise ValueError(f"{argument} id must not be empty, got {user!r}")
         return str.__str__(user)
     if isinstance(user, int):
         return str(int(user))
@@ -95,4 +93,6 @@ def user_id(user: object, get_id: Callable[[Any], object], argument: str = "user
         raise TypeError(f"{argument} has no id ({exc}): {user!r}") from exc
     if ident is None or isinstance(ident, bool) or not isinstance(ident, str | int):
         raise TypeError(f"{argument} id must be a str or int, got {ident!r} from {user!r}")
+    if ident == "":
+        raise ValueError(f"{argument} id must not be empty, got {ident!r} from {user!r}")
     return str.__str__(ident) if isinstance(ident, str) else str(int(ident))

@@ -100,6 +100,12 @@ class WriteAPI(abc.ABC):
         """Undo ``exclude_user``."""
         self._write({flag_name(name): {EXCLUDE + self._user_id(user): False}})
 
+    def exclude_users(self, name: FlagName, users: Iterable[object]) -> None:
+        self._write({flag_name(name): dict.fromkeys(self._user_keys(users, EXCLUDE), True)})
+
+    def include_users(self, name: FlagName, users: Iterable[object]) -> None:
+        self._write({flag_name(name): dict.fromkeys(self._user_keys(users, EXCLUDE), False)})
+
     def _user_keys(self, users: Iterable[object], prefix: str) -> list[str]:
         if isinstance(users, str | bytes) or not isinstance(users, Iterable):
             raise TypeError(f"users must be an iterable of users, got {users!r}")

@@ -123,6 +123,9 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             connection.close()
             raise _translate(exc, f"cannot open SQLite store {self.path!r}") from exc
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
     def _check_schema_version(self, connection: sqlite3.Connection) -> None:

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -1112,3 +1113,27 @@ def test_stats_count_writes(flags: Rollout) -> None:
     assert stats["writes"] == writes + 2
     assert stats["flags"] == 2
     assert stats["store"] == "memory"
+
+
+def test_refresh_picks_up_what_another_process_wrote_to_the_same_sqlite_file(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    with Rollout(url) as app, Rollout(url) as operator:
+        seen: list[set[str]] = []
+        app.subscribe(seen.append)
+        operator.activate_percentage("chat", 30)
+        operator.activate_user("beta", "alice")
+        assert app.exists("chat") is False  # not until it refreshes
+        assert app.refresh() == {"chat", "beta"}
+        assert app.get("chat").percentage == 30
+        assert app.active("beta", "alice") is True
+        assert seen == [{"chat", "beta"}]
+        assert app.refresh() == set()  # nothing new
+
+
+def test_refresh_without_a_store_changes_nothing() -> None:
+    flags = Rollout()
+    flags.activate("chat")
+    assert flags.refresh() == set()
+    assert flags.active("chat") is True

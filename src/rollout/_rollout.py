@@ -259,7 +259,19 @@ class Rollout(WriteAPI):
         ``stats()``) and leave this replica and its clock unchanged. Raises
         :class:`~rollout.errors.FormatError` for a corrupt or unknown blob, changing nothing.
         """
-        incoming = decode(data)
+        return self._merge_delta(decode(data), save=True)
+
+    def refresh(self) -> set[str]:
+        """Load the store again and merge what other processes wrote to it since.
+
+        For processes that share one SQLite file without a sync transport: a web worker can
+        call it every few seconds, or after the CLI changed a flag. Returns the changed flags.
+        """
+        if self._store is None:
+            return set()
+        return self._merge_delta(self._store.load(), save=False)
+
+    def _merge_delta(self, incoming: Delta, *, save: bool) -> set[str]:
         accepted: Delta = {}
         rejected = 0
         too_far_ahead = self._clock.too_far_ahead
@@ -278,7 +290,7 @@ class Rollout(WriteAPI):
         if not accepted:
             return set()
         with self._write_lock:
-            if self._store is not None:
+            if save and self._store is not None:
                 self._store.save(accepted)
             self._clock.observe(max(r.ts for regs in accepted.values() for r in regs.values()))
             changed = self._replica.apply(accepted)

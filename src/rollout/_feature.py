@@ -113,6 +113,10 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
+def _unset(_user: Any) -> bool:
+    raise RuntimeError("Check.for_user is set by the replica when it compiles the flag")
+
+
 class Check:
     """A flag compiled for evaluation: the few fields ``Rollout.active()`` reads, precomputed.
 
@@ -124,6 +128,7 @@ class Check:
         "anonymous",
         "bound",
         "excluded",
+        "for_user",
         "groups",
         "has_all",
         "name",
@@ -153,6 +158,8 @@ class Check:
         self.predicates = tuple(groups[g] for g in self.groups if g in groups)
         self.randomize: Randomize = randomize
         self.seed = bucket_seed(name) if randomize is True else 0
+        #: The check for a user, specialised to this flag's rules (set by the replica).
+        self.for_user: Callable[[Any], bool] = _unset
         # The answer for a check without a user when it does not depend on chance, else None.
         if state.percentage >= 100.0 or state.time_percentage >= 100.0:
             self.anonymous: bool | None = True

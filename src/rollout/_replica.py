@@ -23,9 +23,16 @@ __all__ = ["Replica"]
 
 
 class Replica:
-    def __init__(self, randomize: Randomize, groups: Mapping[str, Callable[[Any], object]]) -> None:
+    def __init__(
+        self,
+        randomize: Randomize,
+        groups: Mapping[str, Callable[[Any], object]],
+        specialize: Callable[[Check], Callable[[Any], bool]],
+    ) -> None:
         self._randomize: Randomize = randomize
         self._groups = groups
+        #: Builds a check's function for a user (rollout._specialize, bound to the Rollout).
+        self._specialize = specialize
         self._lock = threading.RLock()
         self._flags: dict[str, FlagState] = {}
         #: flag name -> compiled check, for every flag that exists.
@@ -64,6 +71,7 @@ class Replica:
             self.anonymous.pop(name, None)
             return
         check = Check(name, state, self._randomize, self._groups)
+        check.for_user = self._specialize(check)
         self.checks[name] = check
         if check.anonymous is None:
             self.anonymous.pop(name, None)

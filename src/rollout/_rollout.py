@@ -12,9 +12,10 @@ from . import _validate
 from ._bucketing import Randomize
 from ._clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
 from ._codec import decode
-from ._evaluate import build_active
+from ._evaluate import ActiveCheck, build_active
 from ._feature import Check, Feature
 from ._replica import Replica
+from ._specialize import specialize
 from ._state import EXISTS, PERCENTAGE, Delta, Register
 from ._writes import FlagName, WriteAPI
 from .errors import ClosedError
@@ -35,6 +36,10 @@ class Rollout(WriteAPI):
     ``store`` is a :class:`~rollout.stores.Store` or a URL (``"sqlite:///flags.db"``); without
     one the flags live in this process's memory only.
     """
+
+    #: ``active(name, user=None) -> bool``: whether the flag is on (for ``user``, a str/int id
+    #: or an object with an id). Set per instance in ``__init__``: see rollout._evaluate.
+    active: ActiveCheck
 
     def __init__(
         self,
@@ -64,7 +69,11 @@ class Rollout(WriteAPI):
         self._failed_groups: set[str] = set()
         self._clock = HybridClock(clock, max_offset_ms=int(max_offset * 1000))
         self._groups: dict[str, Predicate] = {}
-        self._replica = Replica(randomize_percentage, self._groups)
+        self._replica = Replica(
+            randomize_percentage,
+            self._groups,
+            lambda check: specialize(check, self._id_of, self._user_id, self._group_failed),
+        )
         self._checks = self._replica.checks
         self._anonymous = self._replica.anonymous
         self._subscribers: list[Subscriber] = []
@@ -86,24 +95,9 @@ class Rollout(WriteAPI):
         for name, value in (defaults or {}).items():
             self.set_default(name, value)
         # The hot path, as a closure on the instance: see rollout._evaluate for why.
-        self.__dict__["active"] = build_active(
-            self._checks,
-            self._anonymous,
-            get_id=self._id_of,
-            user_id=self._user_id,
-            uncompiled=self._active_uncompiled,
-            on_group_error=self._group_failed,
-        )
+        self.active = build_active(self._checks, self._anonymous, self._active_uncompiled)
 
     # Checks: the hot path. No lock, no I/O. -------------------------------------------------
-
-    def active(self, name: FlagName, user: object = None) -> bool:
-        """Whether the flag is on (for ``user``: a str/int id or an object with an id).
-
-        The instance carries its own fast copy of this method (see ``rollout._evaluate``);
-        this one documents it and serves calls made through the class.
-        """
-        return bool(self.__dict__["active"](name, user))
 
     def _active_uncompiled(self, name: object, user: object) -> bool:
         # An Enum member or str subclass: normalise and look again. Else the flag is unknown.

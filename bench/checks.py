@@ -1,0 +1,125 @@
+"""Check speed: a baseline, rollout's two checks, and the same two checks in peer libraries.
+
+The checks, as an application calls them:
+
+* baseline: ``baseline("on")``, a Python function doing one ``dict.get`` on a module dict;
+* global: ``flags.active("on")`` on a flag that is on for everybody;
+* per-user: ``flags.active("chat", user)`` on a 20% flag with three groups (admins, beta,
+  staff), for a user object in no group, timed two ways:
+
+  - worst case: one fixed user outside the 20%, so every rule is evaluated;
+  - mean: over 10,000 distinct users (about 20% of them inside the percentage).
+
+Peers (see ``bench.peers``) run the same two flags, offline, with the same user objects.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from rollout import Rollout
+
+from ._timing import ns_per_call, ns_per_item
+from .peers import PeerChecks, build_all
+from .peers import _User as User
+
+__all__ = ["CheckResults", "CheckTimes", "User", "measure_checks"]
+
+GROUPS = ("admins", "beta", "staff")
+USER_COUNT = 10_000
+
+TABLE: dict[str, bool] = {"on": True, "chat": False}
+
+#: The same distinct users for rollout and every peer; all in no rule group.
+USERS = [User(id=uid, groups=("customers",)) for uid in range(1, USER_COUNT + 1)]
+
+
+def baseline(name: str) -> bool | None:
+    """The floor a flag check is compared with: one function call and one ``dict.get``."""
+    return TABLE.get(name)
+
+
+@dataclass(frozen=True)
+class CheckTimes:
+    """Nanoseconds per check."""
+
+    global_ns: float
+    user_ns: float  # the fixed worst-case user
+    user_mean_ns: float  # mean over USER_COUNT distinct users
+
+
+@dataclass(frozen=True)
+class CheckResults:
+    baseline_ns: float
+    baseline_loop_ns: float  # the baseline timed like the per-user mean (loop, less overhead)
+    rollout: CheckTimes
+    worst_user_id: int
+    peers: dict[str, CheckTimes] = field(default_factory=dict)  # library label -> times
+    failures: list[str] = field(default_factory=list)  # peers that could not be set up
+
+
+def build_rollout() -> Rollout:
+    """An in-memory Rollout with the benchmark's flags and groups."""
+    flags = Rollout()
+    flags.activate("on")
+    for group in GROUPS:
+        flags.define_group(group, lambda user, g=group: g in user.groups)
+    flags.activate_percentage("chat", 20)
+    for group in GROUPS:
+        flags.activate_group("chat", group)
+    # The same percentage without groups: it tells which users are outside the 20%.
+    flags.activate_percentage("chat-percentage-only", 20)
+    return flags
+
+
+def worst_case_user(flags: Rollout, peers: list[PeerChecks]) -> User:
+    """The first user outside the 20% for rollout and every peer, and in no group."""
+    for uid in range(1, 100_000):
+        user = User(id=uid, groups=("customers",))
+        if flags.active("chat-percentage-only", user) or flags.active("chat", user):
+            continue
+        if not any(peer.user_check(user) for peer in peers):
+            return user
+    raise RuntimeError("no user is outside the 20% for every library")
+
+
+def _measure(global_stmt: str, user_call: str, namespace: dict[str, object]) -> CheckTimes:
+    """``user_call`` names its user ``{user}``: the fixed ``user``, or each ``item`` of USERS."""
+    return CheckTimes(
+        global_ns=ns_per_call(global_stmt, namespace),
+        user_ns=ns_per_call(user_call.format(user="user"), namespace),
+        user_mean_ns=ns_per_item(user_call.format(user="item"), namespace, USERS),
+    )
+
+
+def measure_checks(progress: bool = True) -> CheckResults:
+    peers, failures = build_all()
+    try:
+        flags = build_rollout()
+        user = worst_case_user(flags, peers)
+        namespace: dict[str, object] = {"baseline": baseline, "flags": flags, "user": user}
+        _say(progress, "baseline")
+        baseline_ns = ns_per_call('baseline("on")', namespace)
+        baseline_loop_ns = ns_per_item('baseline("on")', namespace, USERS)
+        _say(progress, "rollout")
+        ours = _measure('flags.active("on")', 'flags.active("chat", {user})', namespace)
+        timed: dict[str, CheckTimes] = {}
+        for peer in peers:
+            _say(progress, peer.library)
+            scope: dict[str, object] = {
+                "global_check": peer.global_check,
+                "user_check": peer.user_check,
+                "user": user,
+            }
+            timed[peer.library] = _measure("global_check()", "user_check({user})", scope)
+        flags.close()
+    finally:
+        for peer in peers:
+            peer.close()
+    return CheckResults(baseline_ns, baseline_loop_ns, ours, user.id, timed, failures)
+
+
+def _say(progress: bool, what: str) -> None:
+    if progress:
+        print(f"  timing checks: {what}", file=sys.stderr, flush=True)

@@ -1,0 +1,205 @@
+"""How results are shown: plain-text tables for the terminal, Markdown for ``bench/results.md``.
+
+Benchmarks report, they do not assert: a missed target prints MISS and the run still succeeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .checks import USER_COUNT, CheckResults, CheckTimes
+from .memory import MemoryResults
+from .writes import BIG, WriteTimes
+
+__all__ = ["Table", "check_table", "memory_table", "targets_table", "write_table"]
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    notes: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        widths = [
+            max(len(cell) for cell in column)
+            for column in zip(self.headers, *self.rows, strict=True)
+        ]
+
+        def line(cells: list[str]) -> str:
+            first, *rest = (
+                cell.ljust(w) if i == 0 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
+            )
+            return "  ".join([first, *rest]).rstrip()
+
+        rule = "  ".join("-" * w for w in widths)
+        body = [line(self.headers), rule, *(line(row) for row in self.rows)]
+        return "\n".join([self.title, "=" * len(self.title), *body, *self.notes])
+
+    def markdown(self) -> str:
+        align = ["---", *("---:" for _ in self.headers[1:])]
+        rows = [self.headers, align, *self.rows]
+        body = ["| " + " | ".join(cell.replace("|", r"\|") for cell in row) + " |" for row in rows]
+        notes = [f"\n{note}" for note in self.notes]
+        return "\n".join([f"### {self.title}", "", *body, *notes])
+
+
+def _ns(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _x(value: float) -> str:
+    return f"{value:.1f}x" if value >= 10 else f"{value:.2f}x"
+
+
+def check_table(results: CheckResults) -> Table:
+    base, loop_base = results.baseline_ns, results.baseline_loop_ns
+    ours = results.rollout
+    rows = [
+        ['baseline: baseline("on"), one dict.get', _ns(base), _x(1.0), ""],
+        [f"baseline, per item of a loop over {USER_COUNT:,} users", _ns(loop_base), _x(1.0), ""],
+        ['rollout global: flags.active("on")', _ns(ours.global_ns), _x(ours.global_ns / base), ""],
+        [
+            f"rollout per-user, worst case (user {results.worst_user_id})",
+            _ns(ours.user_ns),
+            _x(ours.user_ns / base),
+            "",
+        ],
+        [
+            f"rollout per-user, mean of {USER_COUNT:,} users",
+            _ns(ours.user_mean_ns),
+            _x(ours.user_mean_ns / loop_base),
+            "",
+        ],
+    ]
+    for library, peer in results.peers.items():
+        rows += [
+            [f"{library} global", *_peer_cells(peer.global_ns, base, ours.global_ns)],
+            [f"{library} per-user, worst case", *_peer_cells(peer.user_ns, base, ours.user_ns)],
+            [
+                f"{library} per-user, mean",
+                *_peer_cells(peer.user_mean_ns, loop_base, ours.user_mean_ns),
+            ],
+        ]
+    notes = (
+        "Per-user: a 20% flag with 3 groups (admins, beta, staff); users are in none of them. "
+        "Worst case: a user outside the 20% for every library, so every rule runs.",
+        f"Means: a loop over the same {USER_COUNT:,} users for every library, less the empty "
+        "loop's cost, per user; compared with the baseline timed the same way.",
+        "x rollout: how many times slower than rollout's same check.",
+        *(f"Peer not set up: {failure}" for failure in results.failures),
+    )
+    return Table("Checks", ["check", "ns/check", "x baseline", "x rollout"], rows, notes)
+
+
+def _peer_cells(ns: float, base: float, ours: float) -> list[str]:
+    return [_ns(ns), _x(ns / base), _x(ns / ours)]
+
+
+def write_table(results: list[WriteTimes]) -> Table:
+    rows = [[w.store, f"{w.empty_us:.1f}", f"{w.big_us:.1f}", _x(w.ratio)] for w in results]
+    headers = ["store", "empty flag, us/call", f"flag with {BIG:,} users, us/call", "ratio"]
+    notes = (
+        "activate_user adding fresh users one call at a time (best of the repeats); on SQLite "
+        "each call is also one committed transaction.",
+    )
+    return Table("Writes: activate_user", headers, rows, notes)
+
+
+def memory_table(results: MemoryResults) -> Table:
+    rows = [
+        [
+            label,
+            f"{p.rss_before_mb:.1f}",
+            f"{p.rss_mb:.1f}",
+            "n/a" if p.peak_mb is None else f"{p.peak_mb:.1f}",
+            f"{p.seconds:.2f}",
+        ]
+        for label, p in (
+            (f"write 1,000 flags + 1 flag of {BIG:,} users", results.build),
+            ("reopen: Rollout(sqlite:///big.db)", results.reopen),
+        )
+    ]
+    headers = ["fresh process", "RSS before, MB", "RSS after, MB", "peak RSS, MB", "seconds"]
+    notes = (
+        "RSS before: the interpreter with rollout and psutil imported, no flags yet; peak: "
+        "the highest RSS during the work (VmHWM). "
+        f"The SQLite file (with WAL) is {results.file_mb:.1f} MB.",
+    )
+    return Table("Memory (SQLite store)", headers, rows, notes)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else "PASS" if ok else "MISS"
+
+
+def targets_table(checks: CheckResults, writes: list[WriteTimes], memory: MemoryResults) -> Table:
+    base, loop_base, ours = checks.baseline_ns, checks.baseline_loop_ns, checks.rollout
+    rows: list[list[str]] = []
+
+    def target(text: str, measured: str, ok: bool | None) -> None:
+        rows.append([text, measured, _verdict(ok)])
+
+    target("global check <= 1.5x baseline", _x(ours.global_ns / base), ours.global_ns <= 1.5 * base)
+    target(
+        "per-user check (worst case) <= 5x baseline",
+        _x(ours.user_ns / base),
+        ours.user_ns <= 5 * base,
+    )
+    target(
+        "per-user check (mean) <= 5x baseline",
+        _x(ours.user_mean_ns / loop_base),
+        ours.user_mean_ns <= 5 * loop_base,
+    )
+    for what, pick in (
+        ("global check", _global),
+        ("per-user check (worst case)", _user),
+        ("per-user check (mean)", _user_mean),
+    ):
+        if checks.peers:
+            library, fastest = min(checks.peers.items(), key=lambda item: pick(item[1]))
+            ratio = pick(fastest) / pick(ours)
+            target(f"{what} >= 20x faster than fastest peer ({library})", _x(ratio), ratio >= 20)
+        else:
+            target(f"{what} >= 20x faster than fastest peer", "no peer", None)
+    for w in writes:
+        target(
+            f"activate_user, {BIG:,}-user flag <= 2x empty flag ({w.store})",
+            _x(w.ratio),
+            w.ratio <= 2,
+        )
+    target(
+        f"RSS, 1,000 flags + {BIG:,} users written < 100 MB",
+        f"{memory.build.rss_mb:.1f} MB",
+        memory.build.rss_mb < 100,
+    )
+    peaks = [p.peak_mb for p in (memory.build, memory.reopen) if p.peak_mb is not None]
+    if peaks:
+        target("peak RSS of either process < 100 MB", f"{max(peaks):.1f} MB", max(peaks) < 100)
+    else:
+        target("peak RSS of either process < 100 MB", "unknown", None)
+    target(
+        "RSS after reopening that file < 100 MB",
+        f"{memory.reopen.rss_mb:.1f} MB",
+        memory.reopen.rss_mb < 100,
+    )
+    target(
+        "reopening that SQLite file < 1 s",
+        f"{memory.reopen.seconds:.2f} s",
+        memory.reopen.seconds < 1,
+    )
+    return Table("Targets", ["target", "measured", "result"], rows)
+
+
+def _global(times: CheckTimes) -> float:
+    return times.global_ns
+
+
+def _user(times: CheckTimes) -> float:
+    return times.user_ns
+
+
+def _user_mean(times: CheckTimes) -> float:
+    return times.user_mean_ns

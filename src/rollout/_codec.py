@@ -44,13 +44,17 @@ _BOOLEAN_PREFIXES = (USER, EXCLUDE, GROUP)
 
 
 def encode(delta: Delta) -> bytes:
-    flags = {
+    document = {"format": FORMAT, "version": VERSION, "flags": encode_flags(delta)}
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def encode_flags(delta: Delta) -> dict[str, dict[str, list[Any]]]:
+    """The ``flags`` part of the format as plain JSON data (the peer protocol embeds it)."""
+    return {
         name: {key: [*register.ts, *_value_part(key, register)] for key, register in regs.items()}
         for name, regs in delta.items()
         if regs
     }
-    document = {"format": FORMAT, "version": VERSION, "flags": flags}
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _value_part(key: str, register: Register) -> list[Any]:
@@ -72,7 +76,11 @@ def decode(data: bytes) -> Delta:
         raise FormatError(
             f"rollout export version {version!r} is not supported (this library reads {VERSION})"
         )
-    flags = document.get("flags")
+    return decode_flags(document.get("flags"))
+
+
+def decode_flags(flags: object) -> Delta:
+    """Check and convert the ``flags`` part of the format; :class:`FormatError` if malformed."""
     if not isinstance(flags, dict):
         raise FormatError("rollout export: 'flags' must be an object")
     delta: Delta = {}

@@ -33,7 +33,7 @@ class Replica:
         self._groups = groups
         #: Builds a check's function for a user (rollout._specialize, bound to the Rollout).
         self._specialize = specialize
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self._flags: dict[str, FlagState] = {}
         #: flag name -> compiled check, for every flag that exists.
         self.checks: dict[str, Check] = {}
@@ -45,7 +45,7 @@ class Replica:
     def apply(self, delta: Delta) -> set[str]:
         """Merge a delta. Returns the names of flags whose visible state changed."""
         changed: set[str] = set()
-        with self._lock:
+        with self.lock:
             for name, registers in delta.items():
                 state = self._flags.get(name)
                 if state is None:
@@ -57,7 +57,7 @@ class Replica:
         return changed
 
     def set_defaults(self, name: str, registers: Mapping[str, Register]) -> None:
-        with self._lock:
+        with self.lock:
             state = self._flags.get(name)
             if state is None:
                 state = self._flags[name] = FlagState()
@@ -80,7 +80,7 @@ class Replica:
 
     def recompile(self) -> None:
         """Compile every flag again (after a group was defined: checks hold predicates)."""
-        with self._lock:
+        with self.lock:
             for name, state in self._flags.items():
                 self._compile(name, state)
 
@@ -94,7 +94,7 @@ class Replica:
         snapshot = self._snapshots.get(name)
         if snapshot is not None:
             return snapshot
-        with self._lock:
+        with self.lock:
             state = self._flags.get(name)
             if state is None or not state.exists:
                 return Feature(name)
@@ -102,7 +102,7 @@ class Replica:
             return snapshot
 
     def users(self, name: str) -> frozenset[str]:
-        with self._lock:
+        with self.lock:
             state = self._flags.get(name)
             return frozenset(state.users) if state is not None and state.exists else frozenset()
 
@@ -110,7 +110,7 @@ class Replica:
 
     def delta(self, names: set[str] | None = None) -> Delta:
         """The replicated registers of the named flags (all flags when ``names`` is None)."""
-        with self._lock:
+        with self.lock:
             flags = self._flags
             chosen = flags if names is None else {n: flags[n] for n in names if n in flags}
             return {name: dict(state.replicated_registers()) for name, state in chosen.items()}
@@ -120,14 +120,14 @@ class Replica:
 
     def digests(self) -> dict[str, bytes]:
         """Per flag, a hash of its replicated registers: equal digests mean equal flags."""
-        with self._lock:
+        with self.lock:
             for name, state in self._flags.items():
                 if name not in self._digests:
                     self._digests[name] = _digest(state)
             return {name: digest for name, digest in self._digests.items() if digest}
 
     def latest_timestamp(self) -> Timestamp:
-        with self._lock:
+        with self.lock:
             return max(
                 (r.ts for s in self._flags.values() for _, r in s.replicated_registers()),
                 default=MIN_TIMESTAMP,

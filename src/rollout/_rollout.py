@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _validate
 from ._bucketing import Randomize
 from ._clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
-from ._codec import decode
 from ._evaluate import ActiveCheck, build_active
 from ._feature import Check, Feature
 from ._replica import Replica
+from ._replication import ReplicationAPI
 from ._specialize import specialize
 from ._state import EXISTS, PERCENTAGE, Delta, Register
 from ._writes import FlagName, WriteAPI
-from .errors import ClosedError
+from .errors import ClockSkewError, ClosedError
 from .stores import Store, open_store
+
+if TYPE_CHECKING:
+    from ssl import SSLContext
+
+    from .sync import Transport
 
 __all__ = ["Rollout"]
 
@@ -30,7 +35,7 @@ P = TypeVar("P", bound=Predicate)
 Subscriber = Callable[[set[str]], object]
 
 
-class Rollout(WriteAPI):
+class Rollout(WriteAPI, ReplicationAPI):
     """Feature flags: checked locally in memory, changed from anywhere, never losing an edit.
 
     ``store`` is a :class:`~rollout.stores.Store` or a URL (``"sqlite:///flags.db"``); without
@@ -50,6 +55,13 @@ class Rollout(WriteAPI):
         defaults: Mapping[str, bool | float] | None = None,
         clock: Callable[[], int] | None = None,
         max_offset: float = DEFAULT_MAX_OFFSET_MS / 1000,
+        listen: str | None = None,
+        peers: Iterable[str] = (),
+        secret: str | bytes | None = None,
+        insecure: bool = False,
+        ssl: SSLContext | None = None,
+        client_ssl: SSLContext | None = None,
+        transport: Transport | None = None,
     ) -> None:
         if not (
             randomize_percentage is False
@@ -79,6 +91,7 @@ class Rollout(WriteAPI):
         self._subscribers: list[Subscriber] = []
         self._write_lock = threading.Lock()
         self._closed = False
+        self._clock_skew: str | None = None
         self._counters = dict.fromkeys(
             ("writes", "merges", "registers_rejected", "group_errors", "subscriber_errors"), 0
         )
@@ -96,6 +109,18 @@ class Rollout(WriteAPI):
             self.set_default(name, value)
         # The hot path, as a closure on the instance: see rollout._evaluate for why.
         self.active = build_active(self._checks, self._anonymous, self._active_uncompiled)
+        self._transport = _make_transport(
+            transport,
+            listen,
+            peers,
+            secret=secret,
+            insecure=insecure,
+            ssl=ssl,
+            client_ssl=client_ssl,
+        )
+        if self._transport is not None:
+            self._guard_fork()
+            self._transport.start(self)
 
     # Checks: the hot path. No lock, no I/O. -------------------------------------------------
 
@@ -229,6 +254,8 @@ class Rollout(WriteAPI):
     def _write(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
         if self._closed:
             raise ClosedError("this Rollout is closed; writes are refused (checks still answer)")
+        if self._clock_skew is not None:
+            raise ClockSkewError(self._clock_skew)
         with self._write_lock:
             ts = self._clock.tick()
             delta: Delta = {}
@@ -240,61 +267,10 @@ class Rollout(WriteAPI):
                 self._store.save(delta)  # raises before anything changes here
             changed = self._replica.apply(delta)
             self._counters["writes"] += 1
+            if self._transport is not None:
+                # Inside the lock, so peers receive deltas in the order they were applied.
+                self._transport.publish(delta)
         self._notify(changed)
-
-    def export(self) -> bytes:
-        """The full replicated state with timestamps (versioned format, for ``merge()``)."""
-        return self._replica.export()
-
-    def merge(self, data: bytes) -> set[str]:
-        """Apply another replica's ``export()`` or delta; return the flags whose state changed.
-
-        Registers stamped further in the future than ``max_offset`` are rejected (counted in
-        ``stats()``) and leave this replica and its clock unchanged. Raises
-        :class:`~rollout.errors.FormatError` for a corrupt or unknown blob, changing nothing.
-        """
-        return self._merge_delta(decode(data), save=True)
-
-    def refresh(self) -> set[str]:
-        """Load the store again and merge what other processes wrote to it since.
-
-        For processes that share one SQLite file without a sync transport: a web worker can
-        call it every few seconds, or after the CLI changed a flag. Returns the changed flags.
-        """
-        if self._store is None:
-            return set()
-        return self._merge_delta(self._store.load(), save=False)
-
-    def _merge_delta(self, incoming: Delta, *, save: bool) -> set[str]:
-        accepted: Delta = {}
-        rejected = 0
-        too_far_ahead = self._clock.too_far_ahead
-        for name, registers in incoming.items():
-            kept = {key: reg for key, reg in registers.items() if not too_far_ahead(reg.ts)}
-            rejected += len(registers) - len(kept)
-            if kept:
-                accepted[name] = kept
-        if rejected:
-            self._counters["registers_rejected"] += rejected
-            logger.warning(
-                "rejected %d registers stamped more than %d ms ahead of this clock",
-                rejected,
-                self._clock.max_offset_ms,
-            )
-        if not accepted:
-            return set()
-        with self._write_lock:
-            if save and self._store is not None:
-                self._store.save(accepted)
-            self._clock.observe(max(r.ts for regs in accepted.values() for r in regs.values()))
-            changed = self._replica.apply(accepted)
-            self._counters["merges"] += 1
-        self._notify(changed)
-        return changed
-
-    def digests(self) -> dict[str, bytes]:
-        """Per flag, a hash of its replicated registers (equal hashes: equal flags)."""
-        return self._replica.digests()
 
     # Subscriptions --------------------------------------------------------------------------
 
@@ -326,20 +302,26 @@ class Rollout(WriteAPI):
     # Lifecycle ------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """Counters a person would want to see: writes, merges, rejections, errors."""
+        """Counters a person would want to see: writes, merges, rejections, errors, sync."""
         return {
             "node": f"{self._clock.node:016x}",
             "store": self._store.url if self._store is not None else "memory",
             "flags": len(self._checks),
             "closed": self._closed,
             **self._counters,
+            "sync": self._transport.stats() if self._transport is not None else None,
         }
 
-    def close(self) -> None:
-        """Release the store (if opened from a URL). Idempotent. Checks keep answering."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Leave the cluster and release the store (if opened from a URL).
+
+        Idempotent, and returns within about ``timeout`` seconds. Checks keep answering.
+        """
         if self._closed:
             return
         self._closed = True
+        if self._transport is not None:
+            self._transport.close(timeout)
         if self._store is not None and self._owns_store:
             self._store.close()
 
@@ -354,6 +336,30 @@ class Rollout(WriteAPI):
     ) -> None:
         self.close()
 
+    def __del__(self) -> None:
+        # A Rollout dropped without close() must not leave its replication thread running.
+        transport = getattr(self, "_transport", None)
+        if transport is not None and not getattr(self, "_closed", True):
+            transport.close(1.0)
+
     def __repr__(self) -> str:
         store = self._store.url if self._store is not None else "memory"
         return f"<Rollout store={store!r} flags={len(self._checks)}>"
+
+
+def _make_transport(
+    transport: Transport | None,
+    listen: str | None,
+    peers: Iterable[str],
+    **options: Any,
+) -> Transport | None:
+    if transport is not None:
+        if listen is not None or peers:
+            raise ValueError("pass either transport= or listen=/peers=, not both")
+        return transport
+    if listen is None and not peers:
+        return None
+    # Imported here: asyncio and the protocol load only when replication is asked for.
+    from .sync.peer import PeerTransport
+
+    return PeerTransport(listen=listen, peers=peers, **options)

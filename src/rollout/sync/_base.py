@@ -1,0 +1,84 @@
+"""The transport interface: how a replica exchanges deltas and digests with others.
+
+A transport moves three things (DESIGN 3): a delta after every local write (``publish``),
+digests to find differences (anti-entropy), and pulls of what differs. It talks to its replica
+only through :class:`SyncHost`, which the ``Rollout`` implements, so a transport never sees the
+facade's API and the replica never sees sockets.
+
+Every transport passes :class:`rollout.testing.TransportConformance`.
+
+Errors: ``publish`` never raises for a network problem (the change is already durable locally;
+peers catch up by anti-entropy); ``close`` is idempotent and bounded in time.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from .._state import Delta
+
+__all__ = ["SyncHost", "Transport"]
+
+
+class SyncHost(Protocol):
+    """What a transport may ask of its replica. Called from the transport's own thread."""
+
+    @property
+    def node_id(self) -> int: ...
+
+    def physical_ms(self) -> int:
+        """This machine's wall clock in milliseconds (the injectable one)."""
+        ...
+
+    @property
+    def max_offset_ms(self) -> int: ...
+
+    def replicated(self, names: Iterable[str] | None = None) -> Delta:
+        """The registers of the named flags (all when None) that other replicas should have."""
+        ...
+
+    def digests(self) -> dict[str, bytes]: ...
+
+    def merge_remote(self, delta: Delta) -> set[str]:
+        """Merge registers from a peer (future ones rejected and counted), store, notify."""
+        ...
+
+    def set_clock_skew(self, problem: str | None) -> None:
+        """Refuse local writes with ClockSkewError while ``problem`` is set (None clears it)."""
+        ...
+
+
+class Transport(abc.ABC):
+    """Moves deltas between replicas. Methods other than ``start`` may be called from any thread."""
+
+    @abc.abstractmethod
+    def start(self, host: SyncHost) -> None:
+        """Begin replicating ``host``; returns at once (connections are made in the background)."""
+
+    @abc.abstractmethod
+    def publish(self, delta: Delta) -> None:
+        """Send a local write to every peer. Never blocks on the network, never raises for it."""
+
+    @abc.abstractmethod
+    def wait_synced(self, timeout: float, peers: int | None = None) -> bool:
+        """Until every known peer (or at least ``peers`` of them) has every local write so far.
+
+        Returns False if ``timeout`` seconds pass first.
+        """
+
+    @abc.abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``Rollout.stats()``."""
+
+    def members(self) -> list[dict[str, Any]]:
+        """The nodes this one knows, with their state (empty for transports without members)."""
+        return []
+
+    def after_fork_in_child(self) -> None:  # noqa: B027 - optional hook
+        """Called in a forked child: drop the parent's sockets and thread, start anew."""
+
+    @abc.abstractmethod
+    def close(self, timeout: float = 5.0) -> None:
+        """Leave cleanly: idempotent, and returns within about ``timeout`` seconds."""

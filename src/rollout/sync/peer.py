@@ -1,0 +1,440 @@
+"""Peer-to-peer replication over TCP: no Redis or other server to run (the Elixir design).
+
+Every node keeps a full replica and a connection to every other node (full mesh). A local write
+is sent at once to every connected peer; every second (with jitter) each node compares per-flag
+digests with one random peer and pulls what differs, so lost messages, partitions and restarts
+heal by themselves. Everything runs on one background thread with its own asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import random
+import ssl as ssl_module
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from .._state import Delta
+from ._base import SyncHost, Transport
+from ._connection import PeerConnection
+from ._frames import DEFAULT_MAX_FRAME, FrameError, Kind, encode_body
+from ._loop import LoopThread
+from ._membership import Member, Members, parse_address
+
+__all__ = ["PeerTransport"]
+
+logger = logging.getLogger("rollout.sync")
+
+_COUNTERS = (
+    "deltas_sent",
+    "deltas_received",
+    "digests_sent",
+    "digests_compared",
+    "states_sent",
+    "states_received",
+    "frames_rejected_auth",
+    "frames_rejected_format",
+    "slow_peers_dropped",
+    "connections_opened",
+)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class PeerTransport(Transport):
+    """Replicate with peers over TCP. See ``Rollout(listen=..., peers=..., secret=...)``."""
+
+    def __init__(
+        self,
+        *,
+        listen: str | None = None,
+        peers: Iterable[str] = (),
+        secret: str | bytes | None = None,
+        insecure: bool = False,
+        ssl: ssl_module.SSLContext | None = None,
+        client_ssl: ssl_module.SSLContext | None = None,
+        member_timeout: float = 60.0,
+        anti_entropy_interval: float = 1.0,
+        learn_members: bool = True,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        send_buffer_limit: int = 32 * 1024 * 1024,
+    ) -> None:
+        if isinstance(peers, str):
+            raise TypeError(f"peers must be a list of 'host:port' strings, got {peers!r}")
+        self._seeds = list(dict.fromkeys(peers))
+        for address in self._seeds:
+            parse_address(address, "peers item")
+        self._listen = parse_address(listen, "listen") if listen is not None else None
+        if isinstance(secret, str):
+            secret = secret.encode()
+        if secret is not None and not isinstance(secret, bytes):
+            raise TypeError(f"secret must be str or bytes, got {type(secret).__name__}")
+        if secret is not None and not secret:
+            raise ValueError("secret must not be empty")
+        if self._listen and secret is None and not insecure and not _is_loopback(self._listen[0]):
+            raise ValueError(
+                f"listen={listen!r} is not a loopback address and no secret is set: anyone who "
+                "can reach it could change every flag. Pass secret=..., or insecure=True."
+            )
+        for name, value in (
+            ("member_timeout", member_timeout),
+            ("anti_entropy_interval", anti_entropy_interval),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        self.secret: bytes | None = secret
+        self._ssl, self._client_ssl = ssl, client_ssl
+        self._member_timeout = member_timeout
+        self._interval = anti_entropy_interval
+        self._learn = learn_members
+        self.max_frame = max_frame
+        self.send_buffer_limit = send_buffer_limit
+        self._reset()
+
+    def _reset(self) -> None:
+        self.host: SyncHost = _NoHost()
+        self.advertised_address: str | None = None
+        self.sequence = 0
+        self._sequence_lock = threading.Lock()
+        self._synced = threading.Condition()
+        self._loop: LoopThread | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._members = Members(self._seeds, self._member_timeout)
+        self.connections: dict[int, PeerConnection] = {}
+        self._reconnect: dict[int, asyncio.Event] = {}
+        self._counters = dict.fromkeys(_COUNTERS, 0)
+        self._skew: str | None = None
+        self._closing = False
+
+    @property
+    def node_id(self) -> int:
+        return self.host.node_id
+
+    # Lifecycle ----------------------------------------------------------------------------------
+
+    def start(self, host: SyncHost) -> None:
+        self.host = host
+        self._loop = LoopThread("rollout-sync")
+        self._loop.submit(self._start()).result(timeout=10)
+
+    async def _start(self) -> None:
+        if self._listen is not None:
+            host, port = self._listen
+            self._server = await asyncio.start_server(self._accept, host, port, ssl=self._ssl)
+            bound = self._server.sockets[0].getsockname()
+            shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+            self.advertised_address = f"{shown}:{bound[1]}"
+            logger.info("node %016x listening on %s", self.node_id, self.advertised_address)
+        for member in list(self._members.by_address.values()):
+            self._spawn(self._dial(member))
+        self._spawn(self._anti_entropy())
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def close(self, timeout: float = 5.0) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        self._closing = True
+        try:
+            loop.submit(self._stop()).result(timeout=timeout)
+        except Exception as exc:  # a wedged loop must not wedge close()
+            logger.warning("replication did not stop cleanly: %r", exc)
+        loop.stop(timeout)
+        with self._synced:
+            self._synced.notify_all()
+
+    async def _stop(self) -> None:
+        for connection in list(self.connections.values()):
+            connection.say_goodbye()
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.sleep(0)  # let the goodbyes reach the sockets
+
+    def after_fork_in_child(self) -> None:
+        """The parent's thread does not exist here; its sockets are the parent's to use."""
+        old = self._loop
+        if old is None:
+            return
+        _ABANDONED.append(old)
+        for connection in self.connections.values():
+            _close_quietly(connection.writer.get_extra_info("socket"))
+        if self._server is not None:
+            for sock in self._server.sockets:
+                _close_quietly(sock)
+        host, listen = self.host, self._listen
+        if listen is not None:
+            self._listen = (listen[0], 0)  # the parent keeps its port; a child takes a fresh one
+        self._reset()
+        self.start(host)
+
+    # Membership and connections -------------------------------------------------------------
+
+    def member_addresses(self) -> list[str]:
+        return self._members.addresses() if self._learn else []
+
+    def members(self) -> list[dict[str, Any]]:
+        loop = self._loop
+        if loop is None:
+            return []
+        future = asyncio.run_coroutine_threadsafe(self._describe_members(), loop.loop)
+        return future.result(timeout=5)
+
+    async def _describe_members(self) -> list[dict[str, Any]]:
+        described = [m.describe() for m in self._members.by_address.values() if m.state != "self"]
+        known: set[int | str] = {m["node"] for m in described}
+        for node, connection in self.connections.items():
+            if f"{node:016x}" not in known:
+                described.append(
+                    {
+                        "address": connection.peer_label,
+                        "node": f"{node:016x}",
+                        "state": "connected",
+                        "seed": False,
+                        "clock_offset_ms": None,
+                        "last_sync": None,
+                    }
+                )
+        return sorted(described, key=lambda m: m["address"])
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await PeerConnection(self, reader, writer, outbound=False).run()
+
+    async def _dial(self, member: Member) -> None:
+        while not self._closing and self._members.by_address.get(member.address) is member:
+            if member.state == "self":
+                return
+            if member.node is not None and member.node in self.connections:
+                event = self._reconnect.setdefault(member.node, asyncio.Event())
+                await event.wait()
+                continue
+            try:
+                host, port = parse_address(member.address)
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(
+                        host,
+                        port,
+                        ssl=self._client_ssl,
+                        server_hostname=host if self._client_ssl else None,
+                    ),
+                    timeout=5.0,
+                )
+            except (OSError, TimeoutError, ssl_module.SSLError) as exc:
+                self._members.mark_down(member)
+                if self._members.expired(member):
+                    logger.info(
+                        "forgetting %s: unreachable for %.0f s",
+                        member.address,
+                        self._member_timeout,
+                    )
+                    self._members.forget(member)
+                    return
+                logger.debug("cannot reach %s: %r", member.address, exc)
+                await asyncio.sleep(member.backoff.next_delay())
+                continue
+            await PeerConnection(self, reader, writer, outbound=True, member=member).run()
+            if member.state == "self":
+                return
+            if member.node not in self.connections:  # not kept alive by another connection
+                self._members.mark_down(member)
+                await asyncio.sleep(member.backoff.next_delay())
+
+    def heard_hello(self, connection: PeerConnection, hello: dict[str, Any]) -> None:
+        self.heard_clock(connection, hello["clock"])
+        if not self._learn:
+            return
+        for address in [*hello["members"], hello["addr"]]:
+            if address is None or address == self.advertised_address:
+                continue
+            member = self._members.learn(address)
+            if member is not None:
+                if address == hello["addr"]:
+                    member.node = connection.node
+                self._spawn(self._dial(member))
+
+    def register(self, connection: PeerConnection) -> bool:
+        """Admit a connection after its handshake; False if it must close (self, duplicate)."""
+        node = connection.node
+        assert node is not None
+        if node == self.node_id:
+            if connection.member is not None:
+                connection.member.state = "self"
+            return False
+        existing = self.connections.get(node)
+        if existing is not None:
+            # Two connections to one node (both dialed at once): both sides keep the one
+            # opened by the node with the smaller id, so they agree without talking.
+            if existing.initiator <= connection.initiator:
+                return False
+            existing.close()
+        self.connections[node] = connection
+        self._counters["connections_opened"] += 1
+        connection.member = connection.member or self._member_for(connection)
+        for member in self._members.by_address.values():
+            if member is connection.member or member.node == node:
+                self._members.mark_connected(member, node)
+        logger.info("connected to %s", connection)
+        return True
+
+    def _member_for(self, connection: PeerConnection) -> Member | None:
+        if connection.advertised is not None:
+            return self._members.by_address.get(connection.advertised)
+        return None
+
+    def unregister(self, connection: PeerConnection) -> None:
+        node = connection.node
+        if node is not None and self.connections.get(node) is connection:
+            del self.connections[node]
+            logger.info("disconnected from %s", connection)
+            event = self._reconnect.pop(node, None)
+            if event is not None:
+                event.set()
+            for member in self._members.by_address.values():
+                if member.node == node:
+                    self._members.mark_down(member)
+        with self._synced:
+            self._synced.notify_all()
+
+    # Replication ------------------------------------------------------------------------------
+
+    def publish(self, delta: Delta) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        with self._sequence_lock:
+            self.sequence += 1
+            body = encode_body(Kind.DELTA, {"seq": self.sequence}, delta)
+        loop.call_soon(self._fan_out, body)
+
+    def _fan_out(self, body: bytes) -> None:
+        for connection in list(self.connections.values()):
+            connection.send_body(body)
+            self._counters["deltas_sent"] += 1
+
+    async def _anti_entropy(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self._interval * random.uniform(0.5, 1.5))
+            connections = list(self.connections.values())
+            if connections:
+                random.choice(connections).send_digest()
+            self._check_clock()
+
+    def heard_clock(self, connection: PeerConnection, their_ms: int) -> None:
+        if connection.member is not None:
+            connection.member.offset_ms = their_ms - self.host.physical_ms()
+        self._check_clock()
+
+    def _check_clock(self) -> None:
+        median = self._members.median_offset_ms()
+        limit = self.host.max_offset_ms
+        problem = None
+        if median is not None and -median > limit:
+            problem = (
+                f"this node's clock is {-median} ms ahead of its peers (max_offset is "
+                f"{limit} ms); local writes are refused until it is back in range"
+            )
+        if problem != self._skew:
+            self._skew = problem
+            self.host.set_clock_skew(problem)
+            if problem:
+                logger.error("%s", problem)
+            else:
+                logger.warning("this node's clock is back within max_offset of its peers")
+        if median is not None and median > limit:
+            logger.warning(
+                "this node's clock lags its peers by %d ms: their writes look "
+                "like the future and are rejected",
+                median,
+            )
+
+    def count(self, counter: str) -> None:
+        self._counters[counter] += 1
+
+    def reject_frame(self, connection: PeerConnection, error: FrameError) -> None:
+        kind = "frames_rejected_auth" if "MAC" in str(error) else "frames_rejected_format"
+        self._counters[kind] += 1
+        logger.warning("closing connection to %s: %s", connection, error)
+
+    def acknowledged(self) -> None:
+        with self._synced:
+            self._synced.notify_all()
+
+    def wait_synced(self, timeout: float, peers: int | None = None) -> bool:
+        target = self.sequence
+        deadline = time.monotonic() + timeout
+        with self._synced:
+            while not self._is_synced(target, peers):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._loop is None:
+                    return False
+                self._synced.wait(min(remaining, 0.1))
+        return True
+
+    def _is_synced(self, target: int, peers: int | None) -> bool:
+        connections = list(self.connections.values())
+        done = sum(1 for c in connections if c.synced and c.acked >= target)
+        if peers is not None:
+            return done >= peers
+        known: set[int | str] = {
+            m.node if m.node is not None else m.address
+            for m in list(self._members.by_address.values())
+            if m.state != "self"
+        }
+        known.update(c.node for c in connections if c.node is not None)
+        return done >= len(known)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "transport": "peer",
+            "address": self.advertised_address,
+            "peers_connected": len(self.connections),
+            "members": len([m for m in self._members.by_address.values() if m.state != "self"]),
+            "clock_skew": self._skew,
+            **self._counters,
+        }
+
+
+class _NoHost:
+    """Stands in until start(): using it is a programming error."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("PeerTransport.start() has not been called")
+
+
+#: The parent's loops in a forked child: never run, never closed, kept so no finaliser warns.
+_ABANDONED: list[LoopThread] = []
+
+
+def _close_quietly(sock: Any) -> None:
+    """Release this process's copy of a socket inherited through fork.
+
+    The parent still uses the socket. Putting /dev/null on its fd number drops our copy (so a
+    close by the parent really ends the connection) while the number stays valid for the socket
+    object that will close it again later.
+    """
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            os.dup2(devnull, sock.fileno())
+        finally:
+            os.close(devnull)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import _cli_cluster as cluster
 from . import _cli_table as table
 from ._feature import Feature
 from ._rollout import Rollout
@@ -140,6 +141,7 @@ def _cmd_import(flags: Rollout, args: argparse.Namespace) -> int:
 
 def _cmd_write(flags: Rollout, args: argparse.Namespace) -> int:
     args.apply(flags, args)
+    cluster.leave(flags, args)
     feature = flags.get(args.name)
     if args.json:
         _print_json(feature.to_dict())
@@ -152,17 +154,6 @@ def _cmd_write(flags: Rollout, args: argparse.Namespace) -> int:
     else:
         print(table.describe(feature))
     return 0
-
-
-def _exclude(flags: Rollout, args: argparse.Namespace) -> None:
-    # The library has no exclude_users/include_users: one write per id.
-    for user in args.ids:
-        flags.exclude_user(args.name, user)
-
-
-def _include(flags: Rollout, args: argparse.Namespace) -> None:
-    for user in args.ids:
-        flags.include_user(args.name, user)
 
 
 _IDS = ("ids", {"nargs": "+", "metavar": "ID", "help": "user ids (compared as strings)"})
@@ -188,8 +179,16 @@ _WRITES: dict[str, tuple[str, tuple[tuple[str, dict[str, Any]], ...], Apply]] = 
         (_IDS,),
         lambda f, a: f.deactivate_users(a.name, a.ids),
     ),
-    "exclude-user": ("never turn a flag on for these user ids", (_IDS,), _exclude),
-    "include-user": ("undo exclude-user for these user ids", (_IDS,), _include),
+    "exclude-user": (
+        "never turn a flag on for these user ids",
+        (_IDS,),
+        lambda f, a: f.exclude_users(a.name, a.ids),
+    ),
+    "include-user": (
+        "undo exclude-user for these user ids",
+        (_IDS,),
+        lambda f, a: f.include_users(a.name, a.ids),
+    ),
     "activate-group": (
         "turn a flag on for a group",
         (_GROUP,),
@@ -239,6 +238,7 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         default=argparse.SUPPRESS if suppress else False,
         help="machine-readable JSON output",
     )
+    cluster.add_cluster_options(parser, suppress=suppress)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -272,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
         "import", "merge an export from FILE or stdin; print the flags changed", _cmd_import
     )
     merge.add_argument("file", metavar="FILE", nargs="?", help="default: stdin")
+    add("members", "list the cluster nodes known through --peers", cluster.cmd_members)
+    serve = add("serve", "run a long-lived cluster node (until Ctrl-C)", cluster.cmd_serve)
+    serve.add_argument(
+        "--listen", metavar="HOST:PORT", required=True, help="address for peers to connect to"
+    )
     return parser
 
 
@@ -291,8 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help and usage errors: keep argparse's status
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     url = args.store or os.environ.get(STORE_ENV) or DEFAULT_STORE
+    cluster.configure_logging(args.command)
     try:
-        with Rollout(url) as flags:
+        with Rollout(url, **cluster.cluster_options(args)) as flags:
+            cluster.join(flags, args)
             handler: Handler = args.handler
             return handler(flags, args)
     except BrokenPipeError:

@@ -14,12 +14,19 @@ module (pytest collects ``Test*`` classes) and say how to make one::
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ._clock import Timestamp
 from ._state import DATA, DATA_RESET, EXISTS, PERCENTAGE, RESET, USER, Delta, Register
 from .stores import Store
 
-__all__ = ["FakeClock", "StoreConformance"]
+if TYPE_CHECKING:
+    from ._rollout import Rollout
+    from .sync import Transport
+
+__all__ = ["FakeClock", "StoreConformance", "TransportConformance"]
 
 
 class FakeClock:
@@ -153,3 +160,99 @@ class StoreConformance:
             except ClosedError:
                 continue
             raise AssertionError(f"{type(store).__name__} was usable after close()")
+
+
+class TransportConformance:
+    """What every sync transport must do, with real replicas.
+
+    Subclass it with ``make_transports(count)``: ``count`` transports that, once started, reach
+    each other (the peer transport: one listening port each, the others as peers)::
+
+        class TestMyTransport(TransportConformance):
+            def make_transports(self, count: int) -> list[Transport]: ...
+    """
+
+    #: How long a change may take to arrive (generous: this is liveness, not speed).
+    deadline = 20.0
+
+    def make_transports(self, count: int) -> list[Transport]:
+        raise NotImplementedError
+
+    def _replicas(self, count: int) -> list[Rollout]:
+        from ._rollout import Rollout
+
+        return [Rollout(transport=transport) for transport in self.make_transports(count)]
+
+    def _eventually(self, condition: Callable[[], object]) -> None:
+        deadline = time.monotonic() + self.deadline
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not true within {self.deadline} s")
+            time.sleep(0.01)
+
+    def test_a_write_reaches_every_other_replica(self) -> None:
+        replicas = self._replicas(3)
+        try:
+            replicas[0].activate_percentage("chat", 20)
+            replicas[1].set_feature_data("chat", {"owner": "web"})
+            for replica in replicas:
+                self._eventually(lambda r=replica: r.get("chat").data.get("owner") == "web")  # type: ignore[misc]
+                self._eventually(lambda r=replica: r.get("chat").percentage == 20)  # type: ignore[misc]
+        finally:
+            for replica in replicas:
+                replica.close()
+
+    def test_concurrent_writes_of_different_users_are_all_kept(self) -> None:
+        replicas = self._replicas(3)
+        try:
+            for i, replica in enumerate(replicas):
+                replica.activate_user("chat", f"user-{i}")
+            want = {f"user-{i}" for i in range(3)}
+            for replica in replicas:
+                self._eventually(lambda r=replica: r.get("chat").users == want)  # type: ignore[misc]
+        finally:
+            for replica in replicas:
+                replica.close()
+
+    def test_wait_synced_means_every_peer_has_the_write(self) -> None:
+        replicas = self._replicas(2)
+        try:
+            assert replicas[0].wait_synced(self.deadline)
+            replicas[0].activate("chat")
+            replicas[0].deactivate_user("chat", 1)
+            assert replicas[0].wait_synced(self.deadline)
+            assert replicas[1].export() == replicas[0].export()
+        finally:
+            for replica in replicas:
+                replica.close()
+
+    def test_a_replica_that_starts_late_catches_up(self) -> None:
+        from ._rollout import Rollout
+
+        first, late = self.make_transports(2)
+        writer = Rollout(transport=first)
+        try:
+            for i in range(50):
+                writer.activate_user(f"flag-{i}", i)
+            writer.delete("flag-0")
+            joined = Rollout(transport=late)
+            try:
+                self._eventually(lambda: joined.export() == writer.export())
+                assert joined.features() == writer.features()
+                assert "flag-0" not in joined.features()
+            finally:
+                joined.close()
+        finally:
+            writer.close()
+
+    def test_writes_after_a_peer_left_never_raise_and_close_is_idempotent(self) -> None:
+        replicas = self._replicas(2)
+        replicas[1].close()
+        replicas[1].close()
+        try:
+            replicas[0].activate("chat")  # the peer is gone: the write still succeeds locally
+            assert replicas[0].active("chat")
+            assert replicas[0].wait_synced(0.5) is False
+        finally:
+            replicas[0].close()
+            replicas[0].close()

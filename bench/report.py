@@ -8,10 +8,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .checks import USER_COUNT, CheckResults, CheckTimes
+from .cluster import CHANGES, IDLE_S, WARMUP, ClusterResults
 from .memory import MemoryResults
 from .writes import BIG, WriteTimes
 
-__all__ = ["Table", "check_table", "memory_table", "targets_table", "write_table"]
+__all__ = [
+    "Table",
+    "check_table",
+    "cluster_latency_table",
+    "cluster_node_table",
+    "cluster_targets_table",
+    "memory_table",
+    "targets_table",
+    "write_table",
+]
 
 
 @dataclass(frozen=True)
@@ -203,3 +213,115 @@ def _user(times: CheckTimes) -> float:
 
 def _user_mean(times: CheckTimes) -> float:
     return times.user_mean_ns
+
+
+# Cluster ----------------------------------------------------------------------------------------
+
+#: The issue's fan-out targets per node count: (p50 ms, p99 ms).
+_FAN_OUT_TARGETS = {3: (0.5, 3.0), 10: (2.0, 10.0)}
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def cluster_latency_table(results: ClusterResults) -> Table:
+    rows = []
+    for run in results.latency:
+        ours, redis = run.rollout, run.redis
+        rows.append(
+            [
+                f"{run.nodes} nodes, {run.store} stores",
+                f"{ours.samples:,}",
+                str(ours.lost),
+                _ms(ours.p50_ms),
+                _ms(ours.p99_ms),
+                _ms(ours.max_ms),
+                "n/a" if redis is None else _ms(redis.p50_ms),
+                "n/a" if redis is None else _ms(redis.p99_ms),
+                "n/a" if redis is None else _ms(redis.max_ms),
+            ]
+        )
+    headers = [
+        "cluster",
+        "samples",
+        "lost",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "Redis p50 ms",
+        "Redis p99 ms",
+        "Redis max ms",
+    ]
+    notes = (
+        f"{CHANGES} changes (after {WARMUP} unmeasured), each activate() on the next node in "
+        "turn; one sample per change and other node: from activate() returning on the writer to "
+        "the receiver's subscriber seeing the flag active (its store saved it). Real processes, "
+        "loopback TCP, shared secret; times are CLOCK_MONOTONIC read inside the nodes.",
+        "Redis: the same number of processes on one channel with redis-py's plain pub/sub (no "
+        "flag state): from just before PUBLISH to the message reaching each other subscriber; "
+        "measured in the same run.",
+        *([f"Redis column skipped: {results.redis_failure}"] if results.redis_failure else []),
+    )
+    return Table("Cluster: change fan-out latency", headers, rows, notes)
+
+
+def cluster_node_table(results: ClusterResults) -> Table:
+    catch, idle = results.catch_up, results.idle
+    rows = [
+        [f"catch-up to {catch.flags:,} flags: process start -> holds them all", _s(catch.start_s)],
+        [f"catch-up: Rollout() returned -> holds all {catch.flags:,}", _s(catch.built_s)],
+        [
+            f"catch-up: first peer connected -> holds all {catch.flags:,}",
+            "n/a" if catch.connected_s is None else _s(catch.connected_s),
+        ],
+        ["catch-up: process start -> wait_synced() returned", _s(catch.synced_s)],
+        [
+            f"idle CPU over {idle.seconds:.0f} s, per node (% of one CPU)",
+            ", ".join(f"{c:.2f}" for c in idle.cpu_percent),
+        ],
+        [f"RSS, node with replication, {catch.flags:,} flags", f"{idle.rss_mb:.1f} MB"],
+        ["RSS, same writes without replication", f"{idle.alone_rss_mb:.1f} MB"],
+        ["RSS added by replication", f"{idle.rss_mb - idle.alone_rss_mb:.1f} MB"],
+    ]
+    notes = (
+        f"Catch-up: a 3-node cluster (memory stores) holding {catch.flags:,} flags of 3 users "
+        "each; a new node with an empty SQLite file lists one of them as its only peer.",
+        f"Idle: that 4-node cluster, nothing written for {IDLE_S:.0f} s, anti-entropy every 1 s "
+        "(psutil CPU time / wall time). RSS after gc.collect(): the node that wrote the "
+        "flags against a fresh process doing the same writes with no listen/peers.",
+    )
+    return Table("Cluster: catch-up and idle cost", ["measure", "value"], rows, notes)
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.3f} s"
+
+
+def cluster_targets_table(results: ClusterResults) -> Table:
+    rows: list[list[str]] = []
+
+    def target(text: str, measured: str, ok: bool | None) -> None:
+        rows.append([text, measured, _verdict(ok)])
+
+    for run in results.latency:
+        limits = _FAN_OUT_TARGETS.get(run.nodes)
+        if limits is None:
+            continue
+        p50, p99 = limits
+        ours = run.rollout
+        where = f"{run.nodes} nodes, {run.store}"
+        target(f"fan-out p50 < {p50:g} ms ({where})", f"{_ms(ours.p50_ms)} ms", ours.p50_ms < p50)
+        target(f"fan-out p99 < {p99:g} ms ({where})", f"{_ms(ours.p99_ms)} ms", ours.p99_ms < p99)
+        target(f"no change lost ({where})", f"{ours.lost} lost", ours.lost == 0)
+    catch, idle = results.catch_up, results.idle
+    target(
+        f"catch-up of a new node to {catch.flags:,} flags < 1 s (from process start)",
+        _s(catch.start_s),
+        catch.start_s < 1,
+    )
+    busiest = max(idle.cpu_percent)
+    target("idle node CPU < 1% (busiest node)", f"{busiest:.2f}%", busiest < 1)
+    added = idle.rss_mb - idle.alone_rss_mb
+    target("replication adds < 10 MB RSS", f"{added:.1f} MB", added < 10)
+    return Table("Cluster targets", ["target", "measured", "result"], rows)

@@ -404,12 +404,14 @@ class PeerTransport(Transport):
         return done >= len(known)
 
     def stats(self) -> dict[str, Any]:
+        members = list(self._members.by_address.values())  # a copy: the loop thread owns it
         return {
             "transport": "peer",
             "address": self.advertised_address,
             "peers_connected": len(self.connections),
-            "members": len([m for m in self._members.by_address.values() if m.state != "self"]),
+            "members": len([m for m in members if m.state != "self"]),
             "clock_skew": self._skew,
+            "last_sync": {m.address: m.last_sync for m in members if m.state != "self"},
             **self._counters,
         }
 

@@ -5,6 +5,7 @@ Benchmarks report, they do not assert: a missed target prints MISS and the run s
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from .checks import USER_COUNT, CheckResults, CheckTimes
@@ -261,6 +262,8 @@ def cluster_latency_table(results: ClusterResults) -> Table:
         "Redis: the same number of processes on one channel with redis-py's plain pub/sub (no "
         "flag state): from just before PUBLISH to the message reaching each other subscriber; "
         "measured in the same run.",
+        f"All nodes share this machine's {os.cpu_count()} CPUs; its 1-minute load average was "
+        f"{results.load_average:.2f} when the cluster section started.",
         *([f"Redis column skipped: {results.redis_failure}"] if results.redis_failure else []),
     )
     return Table("Cluster: change fan-out latency", headers, rows, notes)

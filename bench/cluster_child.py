@@ -1,0 +1,260 @@
+"""One node of ``bench.cluster``: a process driven over stdin/stdout, one JSON object a line.
+
+Like ``rollout.testing_cluster`` but built for timing, so every time is taken where it happens:
+
+- ``write I``: the writer takes ``time.monotonic_ns()`` right after ``activate(f"f{I}")``
+  returns (peer mode) or right before its ``PUBLISH`` (redis mode, where the time travels in
+  the message) and answers with it;
+- receivers take ``time.monotonic_ns()`` when their subscriber first sees that flag active (or
+  when the pub/sub message arrives) and print it at once as an event line, ``{"seen": I, ...}``.
+
+CLOCK_MONOTONIC is one clock for the whole machine on Linux, so times compare across processes.
+
+Modes (``--mode``):
+
+- ``peer``: a ``Rollout`` replicating with ``--peers`` over TCP (``--listen``);
+- ``alone``: the same ``Rollout`` with no transport (the baseline for memory use);
+- ``redis``: no ``Rollout``; a redis-py pub/sub subscriber thread and a publisher.
+
+``--catch-up N``: report (as an event) when this node first holds ``N`` flags, with the times at
+which the process started, the ``Rollout`` was built and the first peer connected.
+"""
+
+from __future__ import annotations
+
+import time
+
+STARTED_NS = time.monotonic_ns()  # before the imports: "process start", as near as we can get
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+_OUT = threading.Lock()  # answers (main thread) and events (replication thread) share stdout
+
+
+def emit(payload: dict[str, Any]) -> None:
+    line = json.dumps(payload) + "\n"
+    with _OUT:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        resident_pages = int(statm.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class RolloutNode:
+    """``peer`` and ``alone`` modes."""
+
+    def __init__(self, options: argparse.Namespace) -> None:
+        from rollout import Rollout
+
+        replicate = options.mode == "peer"
+        self.flags = Rollout(
+            options.store,
+            listen=options.listen if replicate else None,
+            peers=[p for p in options.peers.split(",") if p] if replicate else (),
+            secret=options.secret if replicate else None,
+        )
+        self.built_ns = time.monotonic_ns()
+        self.mine: set[str] = set()
+        self.seen: set[str] = set()
+        self.catch_up: int = options.catch_up
+        self.connected_ns: int | None = None
+        self.synced_ns: int | None = None
+        self.flags.subscribe(self._changed)
+        self._synced_thread: threading.Thread | None = None
+        if self.catch_up:
+            threading.Thread(target=self._watch_connect, daemon=True).start()
+            self._synced_thread = threading.Thread(target=self._wait_synced, daemon=True)
+            self._synced_thread.start()
+
+    def _changed(self, changed: set[str]) -> None:
+        now = time.monotonic_ns()
+        if self.catch_up:
+            if self.flags.stats()["flags"] >= self.catch_up:
+                self.catch_up = 0
+                emit(
+                    {
+                        "caught_up": now,
+                        "started": STARTED_NS,
+                        "built": self.built_ns,
+                        "connected": self.connected_ns,
+                    }
+                )
+            return
+        active = self.flags.active
+        for name in changed:
+            if name not in self.seen and name not in self.mine and active(name):
+                self.seen.add(name)
+                emit({"seen": int(name[1:]), "ns": now})
+
+    def _watch_connect(self) -> None:
+        # Polled, not hooked: a node learns of a connection only inside the transport.
+        while self.connected_ns is None and self.catch_up:
+            sync = self.flags.stats()["sync"] or {}
+            if sync.get("peers_connected"):
+                self.connected_ns = time.monotonic_ns()
+                return
+            time.sleep(0.0005)
+
+    def _wait_synced(self) -> None:
+        if self.flags.wait_synced(60.0):
+            self.synced_ns = time.monotonic_ns()
+
+    def run(self, op: str, args: list[Any]) -> Any:
+        flags = self.flags
+        if op == "synced_at":  # when wait_synced(), called right after Rollout(), returned
+            if self._synced_thread is None:
+                raise ValueError("synced_at is for a node started with --catch-up")
+            self._synced_thread.join(args[0])
+            if self.synced_ns is None:
+                raise TimeoutError(f"wait_synced() did not return True within {args[0]} s")
+            return self.synced_ns
+        if op == "write":
+            name = f"f{args[0]}"
+            self.mine.add(name)
+            flags.activate(name)
+            return time.monotonic_ns()
+        if op == "fill":  # flags fill0..fillN-1, each with a few users and some data
+            for i in range(args[0]):
+                name = f"fill{i}"
+                flags.activate_users(name, [i, i + 1, i + 2])
+            for i in range(0, args[0], 10):
+                flags.set_feature_data(f"fill{i}", {"owner": "team-a"})
+            return flags.stats()["flags"]
+        if op == "connected":
+            sync = flags.stats()["sync"]
+            return 0 if sync is None else sync["peers_connected"]
+        if op == "wait_synced":
+            return flags.wait_synced(args[0])
+        if op == "count":
+            return flags.stats()["flags"]
+        if op == "stats":
+            return flags.stats()
+        raise ValueError(f"unknown op {op!r}")
+
+    def close(self) -> None:
+        self.flags.close()
+
+
+class RedisNode:
+    """``redis`` mode: plain redis-py pub/sub, the reference for one PUBLISH to N subscribers."""
+
+    def __init__(self, options: argparse.Namespace) -> None:
+        import redis
+
+        self.channel = options.channel
+        self.me = options.listen  # only an identity here
+        self.client = redis.Redis.from_url(options.redis)
+        self.pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
+        self.pubsub.subscribe(self.channel)
+        confirmed = self.pubsub.get_message(timeout=10)  # the subscribe confirmation
+        if confirmed is None:
+            raise RuntimeError("no subscribe confirmation from Redis")
+        threading.Thread(target=self._listen, daemon=True).start()
+
+    def _listen(self) -> None:
+        for message in self.pubsub.listen():
+            now = time.monotonic_ns()
+            if message["type"] != "message":
+                continue
+            index, sent_ns, sender = message["data"].decode().split()
+            if sender != self.me:
+                emit({"seen": int(index), "ns": now, "sent": int(sent_ns)})
+
+    def run(self, op: str, args: list[Any]) -> Any:
+        if op == "write":
+            sent = time.monotonic_ns()
+            self.client.publish(self.channel, f"{args[0]} {sent} {self.me}")
+            return sent
+        if op == "connected":
+            return 1
+        raise ValueError(f"unknown op {op!r}")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _serve(node: RolloutNode | RedisNode, stop_profile: Callable[[], None]) -> None:
+    for line in sys.stdin:
+        command = json.loads(line)
+        op, args = command["op"], command["args"]
+        if op == "exit":
+            break
+        try:
+            if op == "rss":
+                gc.collect()
+                result: Any = _rss_mb()
+            else:
+                result = node.run(op, args)
+        except Exception as exc:  # reported to the benchmark, which decides
+            emit({"error": type(exc).__name__, "message": str(exc)})
+            continue
+        emit({"ok": result})
+    stop_profile()
+    node.close()
+    emit({"ok": None})
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster_child")
+    parser.add_argument("--mode", choices=("peer", "alone", "redis"), required=True)
+    parser.add_argument("--store", default="memory://")
+    parser.add_argument("--listen", default="")
+    parser.add_argument("--peers", default="")
+    parser.add_argument("--secret", default="bench-secret")
+    parser.add_argument("--catch-up", type=int, default=0)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--channel", default="rollout-bench")
+    parser.add_argument("--profile", default="", help="cProfile the replication thread to PATH")
+    options = parser.parse_args(argv)
+    node: RolloutNode | RedisNode
+    node = RedisNode(options) if options.mode == "redis" else RolloutNode(options)
+    stop_profile = _nothing
+    if options.profile and isinstance(node, RolloutNode):
+        stop_profile = _profile_replication(node, options.profile)
+    emit({"ready": os.getpid()})
+    _serve(node, stop_profile)
+
+
+def _nothing() -> None:
+    pass
+
+
+def _profile_replication(node: RolloutNode, path: str) -> Callable[[], None]:
+    """cProfile the replication thread (a profiler hooks one thread: enable it on that one)."""
+    import cProfile
+
+    loop = node.flags._transport._loop.loop  # type: ignore[union-attr]  # a bench-only peek
+    profiler = cProfile.Profile()
+
+    def on_loop(action: Callable[[], None]) -> None:
+        done = threading.Event()
+
+        def run() -> None:
+            action()
+            done.set()
+
+        loop.call_soon_threadsafe(run)
+        done.wait(5)
+
+    on_loop(profiler.enable)
+
+    def stop() -> None:
+        on_loop(profiler.disable)
+        profiler.dump_stats(path)
+
+    return stop
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

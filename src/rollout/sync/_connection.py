@@ -6,7 +6,8 @@ derived from the two nonces, so a recorded session cannot be replayed and a fram
 reflected back to its sender. Then each side sends a DIGEST of everything it holds; the answer
 is the registers that differ (STATE) and a PULL for the ones it lacks; the final STATE is
 acknowledged with the sequence number the DIGEST carried, which tells ``wait_synced`` that the
-peer holds everything written up to it.
+peer holds everything written up to it. Deltas themselves are not acknowledged (that would double
+the wake-ups of every write); ``wait_synced`` starts such an exchange with every peer instead.
 """
 
 from __future__ import annotations
@@ -170,9 +171,11 @@ class PeerConnection:
         transport, body = self.transport, message.body
         kind = message.kind
         if kind is Kind.DELTA:
+            # Not acknowledged: an ack per write would double the wake-ups of every process on
+            # the hot path of propagation. wait_synced() asks for a digest exchange instead,
+            # whose final ack covers every write up to its sequence number.
             transport.count("deltas_received")
-            if self._merge(message.delta):
-                self._send(Kind.ACK, {"seq": body["seq"]})
+            self._merge(message.delta)
         elif kind is Kind.DIGEST:
             transport.heard_clock(self, body["clock"])
             self._answer_digest(body)

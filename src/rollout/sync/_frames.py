@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from .._codec import decode_flags, encode_flags
 from .._state import Delta
-from .._validate import flag_name
+from .._validate import MAX_NAME_LENGTH, flag_name
 from ..errors import FormatError, RolloutError
 
 __all__ = [
@@ -97,6 +97,9 @@ def _integer(body: Mapping[str, Any], key: str, minimum: int = 0, *, null: bool 
         raise _SchemaError(f"{key!r} must be an int from {minimum} to 2**63-1, got {value!r}")
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _hex(value: object, pattern: re.Pattern[str], what: str) -> None:
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise _SchemaError(f"{what} must be {pattern.pattern} (lowercase hex), got {value!r}")
@@ -157,8 +160,19 @@ def _check_digest(body: Mapping[str, Any]) -> None:
     digests = body["digests"]
     if not isinstance(digests, dict):
         raise _SchemaError(f"'digests' must map flag names to hashes, got {type(digests).__name__}")
+    # Runs for every digest of every anti-entropy round (1,000 flags: 1,000 entries), so the
+    # common, valid case is checked in bulk; the detailed message is built only on failure.
+    fullmatch, control = _HEX32.fullmatch, _CONTROL.search
     for name, digest in digests.items():
-        _hex(digest, _HEX32, f"the digest of {_name(name, 'a flag name in digests')!r}")
+        if (
+            type(digest) is not str
+            or not fullmatch(digest)
+            or type(name) is not str
+            or not 0 < len(name) <= MAX_NAME_LENGTH
+            or control(name)
+        ):
+            _hex(digest, _HEX32, f"the digest of {_name(name, 'a flag name in digests')!r}")
+            _name(name, "a flag name in digests")
 
 
 def _check_pull(body: Mapping[str, Any]) -> None:

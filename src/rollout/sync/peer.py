@@ -381,6 +381,9 @@ class PeerTransport(Transport):
 
     def wait_synced(self, timeout: float, peers: int | None = None) -> bool:
         target = self.sequence
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon(self._request_acks, target)
         deadline = time.monotonic() + timeout
         with self._synced:
             while not self._is_synced(target, peers):
@@ -389,6 +392,13 @@ class PeerTransport(Transport):
                     return False
                 self._synced.wait(min(remaining, 0.1))
         return True
+
+    def _request_acks(self, target: int) -> None:
+        # A digest exchange ends with the peer acknowledging our sequence number as of now:
+        # proof that it holds every write up to `target`, even if a delta was lost on the way.
+        for connection in list(self.connections.values()):
+            if connection.acked < target:
+                connection.send_digest()
 
     def _is_synced(self, target: int, peers: int | None) -> bool:
         connections = list(self.connections.values())

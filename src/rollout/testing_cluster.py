@@ -219,9 +219,14 @@ class Cluster:
             if pending:
                 time.sleep(0.05)
 
-    def wait_converged(self, timeout: float = 30.0) -> dict[str, Any]:
-        """Until every running node holds the same registers; returns their common state."""
-        running = self.running()
+    def wait_converged(
+        self, timeout: float = 30.0, *, nodes: Sequence[Node] | None = None
+    ) -> dict[str, Any]:
+        """Until every running node (or every one of ``nodes``) holds the same registers.
+
+        Returns their common state: flag name -> ``Feature.to_dict()``.
+        """
+        running = list(nodes) if nodes is not None else self.running()
         deadline = time.monotonic() + timeout
         while True:
             exports = {node.name: node.call("export") for node in running}

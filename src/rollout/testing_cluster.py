@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import queue
+import random
 import signal
 import socket
 import subprocess
@@ -32,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["Cluster", "Node", "NodeError", "free_port"]
+__all__ = ["Cluster", "Node", "NodeError", "free_port", "wait_converged"]
 
 _READY_TIMEOUT = 30.0
 
@@ -46,10 +47,29 @@ class NodeError(Exception):
 
 
 def free_port() -> int:
+    """A free loopback port for a node to bind later, outside the kernel's ephemeral range.
+
+    An ephemeral port (``bind(0)``) freed for later use can be taken meanwhile by any outgoing
+    connection (proxies, other nodes dialling), and the node then dies with "address already
+    in use". The kernel never hands out ports below the ephemeral range, so only an explicit
+    bind can take one of those.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    for _ in range(200 if low > 2048 else 0):
+        port = random.randrange(max(1024, low // 2), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        ephemeral: int = sock.getsockname()[1]
+        return ephemeral
 
 
 class Node:
@@ -219,23 +239,9 @@ class Cluster:
             if pending:
                 time.sleep(0.05)
 
-    def wait_converged(
-        self, timeout: float = 30.0, *, nodes: Sequence[Node] | None = None
-    ) -> dict[str, Any]:
-        """Until every running node (or every one of ``nodes``) holds the same registers.
-
-        Returns their common state: flag name -> ``Feature.to_dict()``.
-        """
-        running = list(nodes) if nodes is not None else self.running()
-        deadline = time.monotonic() + timeout
-        while True:
-            exports = {node.name: node.call("export") for node in running}
-            if len(set(exports.values())) == 1:
-                state: dict[str, Any] = running[0].call("state")
-                return state
-            if time.monotonic() > deadline:
-                raise AssertionError(f"nodes did not converge within {timeout} s: {exports}")
-            time.sleep(0.1)
+    def wait_converged(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Until every running node holds the same registers; returns their common state."""
+        return wait_converged(self.running(), timeout)
 
     def close(self) -> None:
         for node in self.nodes:
@@ -251,6 +257,22 @@ class Cluster:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def wait_converged(nodes: Sequence[Node], timeout: float = 30.0) -> dict[str, Any]:
+    """Until every one of ``nodes`` holds the same registers (equal ``export()``).
+
+    Returns their common state: flag name -> ``Feature.to_dict()``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        exports = {node.name: node.call("export") for node in nodes}
+        if len(set(exports.values())) == 1:
+            state: dict[str, Any] = nodes[0].call("state")
+            return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nodes did not converge within {timeout} s: {exports}")
+        time.sleep(0.1)
 
 
 # The node process ---------------------------------------------------------------------------

@@ -39,6 +39,8 @@ __all__ = ["PeerConnection"]
 logger = logging.getLogger("rollout.sync")
 
 HANDSHAKE_TIMEOUT = 5.0
+#: A hello arrives before the peer has proved the secret: never buffer much for it.
+MAX_HELLO = 1024 * 1024
 _READ_SIZE = 256 * 1024
 
 
@@ -76,6 +78,7 @@ class PeerConnection:
     async def run(self) -> None:
         """Handshake, then serve messages until either side closes. Never raises."""
         registered = False
+        self.transport.opened(self)
         try:
             await asyncio.wait_for(self._handshake(), HANDSHAKE_TIMEOUT)
             registered = self.transport.register(self)
@@ -98,6 +101,7 @@ class PeerConnection:
             self.close()
             if registered:
                 self.transport.unregister(self)
+            self.transport.closed(self)
 
     async def _handshake(self) -> None:
         transport = self.transport
@@ -117,8 +121,8 @@ class PeerConnection:
         # already be in the same TCP segment) must not be parsed with the old key.
         header = await self.reader.readexactly(4)
         length = int.from_bytes(header, "big")
-        if length > transport.max_frame:
-            raise FrameError(f"hello frame of {length} bytes is over the limit")
+        if length > min(MAX_HELLO, transport.max_frame):
+            raise FrameError(f"a hello frame of {length} bytes is over the limit")
         messages = self._frames_in.feed(header + await self.reader.readexactly(length))
         if len(messages) != 1 or messages[0].kind is not Kind.HELLO:
             raise FrameError("the first frame must be a hello")

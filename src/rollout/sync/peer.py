@@ -115,6 +115,8 @@ class PeerTransport(Transport):
         self._tasks: set[asyncio.Task[None]] = set()
         self._members = Members(self._seeds, self._member_timeout)
         self.connections: dict[int, PeerConnection] = {}
+        #: Every open connection, handshaking ones too, so close() can end them all.
+        self._open: set[PeerConnection] = set()
         self._reconnect: dict[int, asyncio.Event] = {}
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._skew: str | None = None
@@ -162,8 +164,11 @@ class PeerTransport(Transport):
             self._synced.notify_all()
 
     async def _stop(self) -> None:
-        for connection in list(self.connections.values()):
-            connection.say_goodbye()
+        for connection in list(self._open):
+            if connection in self.connections.values():
+                connection.say_goodbye()
+            else:
+                connection.close()
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):
@@ -218,6 +223,10 @@ class PeerTransport(Transport):
         return sorted(described, key=lambda m: m["address"])
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:  # tracked like our own tasks, so close() waits for it
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         await PeerConnection(self, reader, writer, outbound=False).run()
 
     async def _dial(self, member: Member) -> None:
@@ -271,6 +280,12 @@ class PeerTransport(Transport):
                 if address == hello["addr"]:
                     member.node = connection.node
                 self._spawn(self._dial(member))
+
+    def opened(self, connection: PeerConnection) -> None:
+        self._open.add(connection)
+
+    def closed(self, connection: PeerConnection) -> None:
+        self._open.discard(connection)
 
     def register(self, connection: PeerConnection) -> bool:
         """Admit a connection after its handshake; False if it must close (self, duplicate)."""
@@ -353,13 +368,14 @@ class PeerTransport(Transport):
                 f"this node's clock is {-median} ms ahead of its peers (max_offset is "
                 f"{limit} ms); local writes are refused until it is back in range"
             )
-        if problem != self._skew:
-            self._skew = problem
-            self.host.set_clock_skew(problem)
-            if problem:
-                logger.error("%s", problem)
-            else:
-                logger.warning("this node's clock is back within max_offset of its peers")
+        was_ahead = self._skew is not None
+        self._skew = problem
+        self.host.set_clock_skew(problem)
+        # Logged when the state changes, not on every digest (the offset moves every time).
+        if problem and not was_ahead:
+            logger.error("%s", problem)
+        elif was_ahead and not problem:
+            logger.warning("this node's clock is back within max_offset of its peers")
         if median is not None and median > limit:
             logger.warning(
                 "this node's clock lags its peers by %d ms: their writes look "

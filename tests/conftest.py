@@ -1,10 +1,23 @@
-"""Shared fixtures: a fresh in-memory Rollout on a clock that moves only when told."""
+"""Shared fixtures: a fresh in-memory Rollout on a clock that moves only when told.
+
+Also the hypothesis profile: no deadlines and no timing health checks. The machines that run the
+tests are shared and noisy, and a test must never fail because the machine was slow; hypothesis
+still checks everything else about the examples.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "rollout",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("rollout")
 
 from rollout import Rollout
 from rollout.testing import FakeClock

@@ -12,15 +12,15 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from rollout import Rollout
+from rollout.testing import FakeClock
+
 settings.register_profile(
     "rollout",
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("rollout")
-
-from rollout import Rollout
-from rollout.testing import FakeClock
 
 
 @pytest.fixture

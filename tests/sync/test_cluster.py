@@ -749,3 +749,51 @@ def test_tls_replicas_replicate_and_a_plain_client_gets_nothing(
         assert b"secret-flag" not in received
         assert b"alice" not in received
         assert a.features() == ["secret-flag"]
+
+
+# A stuck peer and callbacks on the replication thread -------------------------------------------
+
+
+def test_a_peer_that_stops_reading_is_dropped_and_blocks_no_write(tmp_path: Path) -> None:
+    a = Rollout(transport=peer_transport(send_buffer_limit=1024 * 1024))
+    # The healthy peer is its own process, reading while `a` writes, as in production.
+    healthy = Node("healthy", tmp_path, peers=[address_of(a)], secret=SECRET,
+                   anti_entropy_interval=FAST).start()  # fmt: skip
+    try:
+        with socket.socket() as stuck:
+            # A real peer (it knows the secret) that then never reads a byte: a frozen process.
+            stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stuck.connect(_split(address_of(a)))
+            _handshake(stuck, SECRET.encode())
+            eventually(lambda: a.stats()["sync"]["peers_connected"] == 2)
+            payload = "x" * 4000
+            for i in range(2000):  # ~8 MB of deltas: far beyond every buffer on the way
+                a.set_feature_data("big", {f"k{i}": payload})
+            eventually(lambda: a.stats()["sync"]["slow_peers_dropped"] >= 1)
+            eventually(lambda: len(healthy.call("get", "big")["data"]) == 2000)
+            eventually(lambda: a.stats()["sync"]["peers_connected"] == 1)  # the stuck one left
+    finally:
+        healthy.stop()
+        a.close()
+
+
+def test_callbacks_on_the_replication_thread_may_check_and_write() -> None:
+    a = Rollout(transport=peer_transport())
+    b = Rollout(transport=peer_transport(peers=[address_of(a)]))
+    seen: list[bool] = []
+
+    def answer(changed: set[str]) -> None:
+        # Runs on b's replication thread, after a merge: no lock that these need is held.
+        if "ping" in changed:
+            seen.append(b.active("ping"))
+            b.activate("pong")
+
+    b.subscribe(answer)
+    try:
+        assert b.wait_synced(WAIT)
+        a.activate("ping")
+        eventually(lambda: a.active("pong"))
+        assert seen == [True]
+    finally:
+        a.close()
+        b.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -340,7 +341,8 @@ class Rollout(WriteAPI, ReplicationAPI):
         # A Rollout dropped without close() must not leave its replication thread running.
         transport = getattr(self, "_transport", None)
         if transport is not None and not getattr(self, "_closed", True):
-            transport.close(1.0)
+            with contextlib.suppress(Exception):  # never raise from a finaliser
+                transport.close(1.0)
 
     def __repr__(self) -> str:
         store = self._store.url if self._store is not None else "memory"

@@ -339,9 +339,7 @@ def _run(flags: Any, seen: dict[str, int], op: str, args: list[Any], kwargs: Any
         return sorted(flags.merge(args[0].encode()))
     if op == "seen":
         return seen.get(args[0])
-    if op in ("stats", "members", "features", "wait_synced", "active", "exists") or (
-        not op.startswith("_") and callable(getattr(flags, op, None))
-    ):
+    if not op.startswith("_") and callable(getattr(flags, op, None)):
         result = getattr(flags, op)(*args, **kwargs)
         return sorted(result) if isinstance(result, set) else result
     raise ValueError(f"unknown op {op!r}")

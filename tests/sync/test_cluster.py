@@ -797,3 +797,26 @@ def test_callbacks_on_the_replication_thread_may_check_and_write() -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_close_from_a_callback_on_the_replication_thread_does_not_hang() -> None:
+    def sync_threads() -> int:
+        return len([t for t in threading.enumerate() if t.name == "rollout-sync"])
+
+    before = sync_threads()
+    a = Rollout(transport=peer_transport())
+    b = Rollout(transport=peer_transport(peers=[address_of(a)]))
+    closed = threading.Event()
+
+    def leave(changed: set[str]) -> None:
+        b.close()  # on b's own replication thread: it cannot wait for itself
+        closed.set()
+
+    b.subscribe(leave)
+    try:
+        a.activate("x")
+        assert closed.wait(WAIT)
+        eventually(lambda: a.stats()["sync"]["peers_connected"] == 0)
+        eventually(lambda: sync_threads() == before + 1)  # b's thread ended; a's runs
+    finally:
+        a.close()

@@ -155,6 +155,11 @@ class PeerTransport(Transport):
         if loop is None:
             return
         self._closing = True
+        if loop.is_current:
+            # Called from a callback on the replication thread itself: it cannot wait for its
+            # own loop, so the shutdown is scheduled and runs as soon as the callback returns.
+            loop.loop.create_task(self._stop()).add_done_callback(lambda _: loop.loop.stop())
+            return
         try:
             loop.submit(self._stop()).result(timeout=timeout)
         except Exception as exc:  # a wedged loop must not wedge close()

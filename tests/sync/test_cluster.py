@@ -755,7 +755,7 @@ def test_tls_replicas_replicate_and_a_plain_client_gets_nothing(
 
 
 def test_a_peer_that_stops_reading_is_dropped_and_blocks_no_write(tmp_path: Path) -> None:
-    a = Rollout(transport=peer_transport(send_buffer_limit=1024 * 1024))
+    a = Rollout(transport=peer_transport(send_buffer_limit=1024 * 1024, stall_timeout=1.0))
     # The healthy peer is its own process, reading while `a` writes, as in production.
     healthy = Node("healthy", tmp_path, peers=[address_of(a)], secret=SECRET,
                    anti_entropy_interval=FAST).start()  # fmt: skip
@@ -818,5 +818,24 @@ def test_close_from_a_callback_on_the_replication_thread_does_not_hang() -> None
         assert closed.wait(WAIT)
         eventually(lambda: a.stats()["sync"]["peers_connected"] == 0)
         eventually(lambda: sync_threads() == before + 1)  # b's thread ended; a's runs
+    finally:
+        a.close()
+
+
+def test_a_healthy_peer_catching_up_a_flag_bigger_than_the_buffer_limit_is_kept(
+    tmp_path: Path,
+) -> None:
+    a = Rollout(transport=peer_transport(send_buffer_limit=256 * 1024, stall_timeout=5.0))
+    try:
+        payload = "x" * 4000
+        a.set_feature_data("big", {f"k{i}": payload for i in range(2000)})  # one ~8 MB flag
+        # Joins afterwards: its catch-up is one state frame 30 times the buffer limit.
+        late = Node("late", tmp_path, peers=[address_of(a)], secret=SECRET,
+                    anti_entropy_interval=FAST).start()  # fmt: skip
+        try:
+            eventually(lambda: len(late.call("get", "big")["data"]) == 2000)
+            assert a.stats()["sync"]["slow_peers_dropped"] == 0
+        finally:
+            late.stop()
     finally:
         a.close()

@@ -68,6 +68,7 @@ class PeerConnection:
         self.sync_seq: int | None = None  # the sequence number our first DIGEST carried
         self.synced = False  # the peer holds our state as of sync_seq
         self.closed = False
+        self.over_limit_since: float | None = None  # when the send buffer went over the limit
 
     @property
     def initiator(self) -> int:
@@ -152,12 +153,31 @@ class PeerConnection:
 
     def _write(self, frame: bytes) -> None:
         self.writer.write(frame)
+        self.check_stalled()
+
+    def check_stalled(self) -> None:
+        """Drop a peer that stopped reading; never one that is merely catching up.
+
+        A burst of writes or one big catch-up frame can fill the buffer of a healthy peer, so
+        the buffer being over ``send_buffer_limit`` only starts a clock: the peer is dropped if
+        it stays over for ``stall_timeout`` seconds (checked on every write and every
+        anti-entropy round), or at once past the hard cap of the limit plus one largest frame.
+        It catches up by anti-entropy when it comes back.
+        """
+        if self.closed:
+            return
+        transport = self.transport
         buffered = self.writer.transport.get_write_buffer_size()
-        if buffered > self.transport.send_buffer_limit:
-            # A slow or stuck peer must not make this process buffer without bound; it will
-            # catch up by anti-entropy when it reconnects.
+        if buffered <= transport.send_buffer_limit:
+            self.over_limit_since = None
+            return
+        now = time.monotonic()
+        if self.over_limit_since is None:
+            self.over_limit_since = now
+        stalled = now - self.over_limit_since > transport.stall_timeout
+        if stalled or buffered > transport.send_buffer_limit + transport.max_frame:
             logger.warning("peer %s is not reading (%d bytes queued); dropping it", self, buffered)
-            self.transport.count("slow_peers_dropped")
+            transport.count("slow_peers_dropped")
             self.abort()
 
     def send_digest(self, *, initial: bool = False) -> None:

@@ -71,6 +71,7 @@ class PeerTransport(Transport):
         learn_members: bool = True,
         max_frame: int = DEFAULT_MAX_FRAME,
         send_buffer_limit: int = 32 * 1024 * 1024,
+        stall_timeout: float = 10.0,
     ) -> None:
         if isinstance(peers, str):
             raise TypeError(f"peers must be a list of 'host:port' strings, got {peers!r}")
@@ -92,6 +93,7 @@ class PeerTransport(Transport):
         for name, value in (
             ("member_timeout", member_timeout),
             ("anti_entropy_interval", anti_entropy_interval),
+            ("stall_timeout", stall_timeout),
         ):
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -102,6 +104,7 @@ class PeerTransport(Transport):
         self._learn = learn_members
         self.max_frame = max_frame
         self.send_buffer_limit = send_buffer_limit
+        self.stall_timeout = stall_timeout
         self._reset()
 
     def _reset(self) -> None:
@@ -112,7 +115,10 @@ class PeerTransport(Transport):
         self._synced = threading.Condition()
         self._loop: LoopThread | None = None
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # ours: cancelled on close
+        # The server's tasks for accepted connections: they end when their connection is
+        # closed, and must not be cancelled (asyncio's stream server logs that as an error).
+        self._handlers: set[asyncio.Task[None]] = set()
         self._members = Members(self._seeds, self._member_timeout)
         self.connections: dict[int, PeerConnection] = {}
         #: Every open connection, handshaking ones too, so close() can end them all.
@@ -179,6 +185,8 @@ class PeerTransport(Transport):
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._handlers:  # their connections are closed: they are finishing
+            await asyncio.wait(list(self._handlers), timeout=2.0)
         await asyncio.sleep(0)  # let the goodbyes reach the sockets
 
     def after_fork_in_child(self) -> None:
@@ -229,9 +237,9 @@ class PeerTransport(Transport):
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        if task is not None:  # tracked like our own tasks, so close() waits for it
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if task is not None:  # so close() can wait for it
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         await PeerConnection(self, reader, writer, outbound=False).run()
 
     async def _dial(self, member: Member) -> None:
@@ -357,6 +365,8 @@ class PeerTransport(Transport):
             connections = list(self.connections.values())
             if connections:
                 random.choice(connections).send_digest()
+            for connection in connections:
+                connection.check_stalled()
             self._check_clock()
 
     def heard_clock(self, connection: PeerConnection, their_ms: int) -> None:

@@ -482,3 +482,36 @@ def test_a_write_to_a_locked_database_raises_unavailable_and_changes_nothing(
     with _fresh(path) as flags:
         assert flags.get("f").users == {"before", "after"}
         assert flags.get("f").data == {"owner": "web"}
+
+
+_OPEN_AT_ONCE = """
+import os, sys, time
+path, go = sys.argv[1], sys.argv[2]
+while not os.path.exists(go):
+    time.sleep(0.0005)
+from rollout import Rollout
+with Rollout("sqlite:///" + path) as flags:
+    flags.activate_user("opened", os.getpid())
+"""
+
+
+def test_processes_opening_a_new_file_at_the_same_instant_all_succeed(tmp_path: Path) -> None:
+    # They race to switch the new file to WAL and create the schema; SQLite answers
+    # "database is locked" at once to some of them, which the store must retry, not raise.
+    for trial in range(5):
+        path, go = tmp_path / f"new-{trial}.db", tmp_path / f"go-{trial}"
+        openers = [
+            subprocess.Popen(
+                [sys.executable, "-c", _OPEN_AT_ONCE, str(path), str(go)],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(6)
+        ]
+        time.sleep(0.3)  # every process waiting at the starting line
+        go.touch()
+        for opener in openers:
+            _, stderr = opener.communicate(timeout=60)
+            assert opener.returncode == 0, stderr
+        with Rollout(f"sqlite:///{path}") as flags:
+            assert len(flags.get("opened").users) == 6

@@ -8,8 +8,10 @@ reader in WAL mode always sees a committed, consistent snapshot.
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import unquote
@@ -114,12 +116,7 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
         try:
-            connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            if self.path != ":memory:":
-                connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = NORMAL")
-            connection.executescript(_SCHEMA)
-            self._check_schema_version(connection)
+            self._prepare(connection)
         except sqlite3.Error as exc:
             connection.close()
             raise _translate(exc, f"cannot open SQLite store {self.path!r}") from exc
@@ -127,6 +124,31 @@ class SQLiteStore(Store):
             connection.close()
             raise
         return connection
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        """WAL mode and the schema, retried while another process does the same.
+
+        Processes opening a new file at once race to switch it to WAL and create the tables;
+        SQLite answers "database is locked" at once there, without waiting, where waiting could
+        deadlock. So the whole step is retried, with jitter, for up to the busy timeout.
+        """
+        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                if self.path != ":memory:":
+                    connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute("PRAGMA synchronous = NORMAL")
+                connection.executescript(_SCHEMA)
+                self._check_schema_version(connection)
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                time.sleep(random.uniform(0.005, 0.05))
 
     def _check_schema_version(self, connection: sqlite3.Connection) -> None:
         row = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()

@@ -127,8 +127,8 @@ class ReplicationAPI(abc.ABC):
     def replicated(self, names: Iterable[str] | None = None) -> Delta:
         return self._replica.delta(set(names) if names is not None else None)
 
-    def merge_remote(self, delta: Delta) -> set[str]:
-        return self._merge_delta(delta, save=True)
+    def merge_remote(self, delta: Delta, *, store: bool = True) -> set[str]:
+        return self._merge_delta(delta, save=store)
 
     def set_clock_skew(self, problem: str | None) -> None:
         self._clock_skew = problem

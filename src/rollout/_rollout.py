@@ -110,6 +110,8 @@ class Rollout(WriteAPI, ReplicationAPI):
             self.set_default(name, value)
         # The hot path, as a closure on the instance: see rollout._evaluate for why.
         self.active = build_active(self._checks, self._anonymous, self._active_uncompiled)
+        if transport is None and listen is None and not peers and self._store is not None:
+            transport = self._store.default_transport()
         self._transport = _make_transport(
             transport,
             listen,

@@ -10,14 +10,21 @@ __all__ = ["MemoryStore", "SQLiteStore", "Store", "open_store"]
 
 
 def open_store(url: str) -> Store:
-    """A store for a URL: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////abs/path.db``."""
+    """A store for a URL: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////abs/path.db``,
+    ``redis://host:6379/0?namespace=app`` or ``redis+sentinel://host:26379/mymaster``."""
     if not isinstance(url, str):
         raise TypeError(f"store must be a Store or a URL string, got {url!r}")
     if url in ("memory://", "memory:"):
         return MemoryStore()
     if url.startswith("sqlite://"):
         return SQLiteStore.from_url(url)
+    if url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
+        # Imported here: redis-py is an optional dependency (`pip install rollout[redis]`).
+        from .redis import RedisStore
+
+        return RedisStore.from_url(url)
     scheme = url.split(":", 1)[0] if ":" in url else url
     raise ValueError(
-        f"store URL {url!r} has an unknown scheme {scheme!r} (known: memory://, sqlite:///path)"
+        f"store URL {url!r} has an unknown scheme {scheme!r} "
+        "(known: memory://, sqlite:///path, redis://, redis+sentinel://)"
     )

@@ -15,8 +15,12 @@ backend reports, :class:`~rollout.errors.ClosedError` after :meth:`close`.
 from __future__ import annotations
 
 import abc
+from typing import TYPE_CHECKING
 
 from .._state import Delta
+
+if TYPE_CHECKING:
+    from ..sync import Transport
 
 __all__ = ["Store"]
 
@@ -38,6 +42,13 @@ class Store(abc.ABC):
         A register replaces the stored one for its key only if it wins (newer timestamp).
         Registers hidden by a newer watermark may be dropped.
         """
+
+    def default_transport(self) -> Transport | None:
+        """The transport that gives replicas on this store live updates, if it has one.
+
+        ``Rollout`` starts it when no other transport is configured (Redis: its pub/sub).
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections. Idempotent."""

@@ -41,8 +41,11 @@ class SyncHost(Protocol):
 
     def digests(self) -> dict[str, bytes]: ...
 
-    def merge_remote(self, delta: Delta) -> set[str]:
-        """Merge registers from a peer (future ones rejected and counted), store, notify."""
+    def merge_remote(self, delta: Delta, *, store: bool = True) -> set[str]:
+        """Merge registers from elsewhere (future ones rejected and counted), then notify.
+
+        ``store=False`` when they came from the store itself (a shared Redis).
+        """
         ...
 
     def set_clock_skew(self, problem: str | None) -> None:

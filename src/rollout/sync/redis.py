@@ -1,0 +1,159 @@
+"""Live updates through Redis pub/sub, for replicas whose store is a :class:`RedisStore`.
+
+The store publishes every change itself, atomically with saving it (one Lua script), with the
+namespace's version number. This transport subscribes on one background thread and merges what
+other processes published. Pub/sub drops what is sent while a subscriber is away, so:
+
+* on start and after every reconnect, it first saves this replica's whole state into Redis
+  (merge-if-newer: harmless when Redis has it all, and it re-seeds a Redis that restarted
+  empty), then loads Redis's whole state;
+* a message whose version is not the next one means one was missed: load everything;
+* every ``check_interval`` seconds it compares the version with the last one seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from .._codec import decode_flags
+from ..errors import RolloutError
+from ._base import SyncHost, Transport
+
+if TYPE_CHECKING:
+    from ..stores.redis import RedisStore
+
+__all__ = ["RedisTransport"]
+
+logger = logging.getLogger("rollout.sync")
+
+
+class RedisTransport(Transport):
+    def __init__(self, store: RedisStore, *, check_interval: float = 5.0) -> None:
+        if isinstance(check_interval, bool) or not isinstance(check_interval, int | float):
+            raise TypeError(f"check_interval must be a number of seconds, got {check_interval!r}")
+        if check_interval <= 0:
+            raise ValueError(f"check_interval must be positive, got {check_interval!r}")
+        self.store = store
+        self.check_interval = check_interval
+        self._host: SyncHost | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._seen = 0
+        self._counters = dict.fromkeys(
+            ("messages_received", "reloads", "reconnects", "gaps", "errors"), 0
+        )
+        self._last_error: str | None = None
+
+    def start(self, host: SyncHost) -> None:
+        self._host = host
+        self.store.origin = f"{host.node_id:016x}"
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="rollout-redis", daemon=True)
+        self._thread.start()
+
+    def publish(self, delta: Any) -> None:
+        """Nothing to do: the store published the change when it saved it."""
+
+    def wait_synced(self, timeout: float, peers: int | None = None) -> bool:
+        # A write returns once Redis has it: every other process can read it from there, so
+        # there are no peers to count. What is left is this process hearing the others.
+        del peers
+        return self._connected.wait(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "transport": "redis",
+            "connected": self._connected.is_set(),
+            "version_seen": self._seen,
+            "last_error": self._last_error,
+            **self._counters,
+        }
+
+    def after_fork_in_child(self) -> None:
+        if self._host is not None and self._thread is not None:
+            self._connected.clear()
+            self.start(self._host)
+
+    def close(self, timeout: float = 5.0) -> None:
+        thread, self._thread = self._thread, None
+        self._stop.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    # The subscriber thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay = 0.05
+        while not self._stop.is_set():
+            try:
+                self._listen()
+                delay = 0.05
+            except Exception as exc:  # any failure: back off, reconnect, reload
+                self._connected.clear()
+                self._counters["errors"] += 1
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                logger.warning("Redis subscriber: %s; reconnecting in %.2f s", exc, delay)
+                self._stop.wait(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 5.0)
+                self._counters["reconnects"] += 1
+
+    def _listen(self) -> None:
+        host = self._host
+        assert host is not None
+        pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        try:
+            pubsub.subscribe(self.store.channel)
+            # Subscribed first, then re-seed and load: nothing published after the load can be
+            # missed, and what was published before it is in it.
+            self.store.save(host.replicated())
+            self._reload()
+            self._connected.set()
+            next_check = time.monotonic() + self.check_interval
+            while not self._stop.is_set():
+                message = pubsub.get_message(timeout=0.5)
+                if message is not None and message.get("type") == "message":
+                    self._receive(message["data"])
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + self.check_interval
+                    if self.store.version() != self._seen:
+                        self._reload()
+        finally:
+            pubsub.close()
+
+    def _receive(self, data: bytes | str) -> None:
+        host = self._host
+        assert host is not None
+        text = data.decode() if isinstance(data, bytes) else data
+        version_text, origin, flags_json = text.split(" ", 2)
+        version = int(version_text)
+        self._counters["messages_received"] += 1
+        if version != self._seen + 1 and version > self._seen:
+            self._counters["gaps"] += 1
+            self._reload()
+            return
+        if version <= self._seen:
+            return  # already in a full load
+        self._seen = version
+        if origin == self.store.origin:
+            return  # our own write: applied locally before it was published
+        import json
+
+        try:
+            delta = decode_flags(json.loads(flags_json))
+        except (ValueError, RolloutError) as exc:
+            logger.warning("ignoring a malformed change on %s: %s", self.store.channel, exc)
+            self._reload()
+            return
+        host.merge_remote(delta, store=False)
+
+    def _reload(self) -> None:
+        host = self._host
+        assert host is not None
+        delta, self._seen = self.store.snapshot()
+        host.merge_remote(delta, store=False)
+        self._counters["reloads"] += 1

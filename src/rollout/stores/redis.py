@@ -169,7 +169,8 @@ class RedisStore(Store):
     def default_transport(self) -> Transport:
         from ..sync.redis import RedisTransport
 
-        return RedisTransport(self)
+        # The replica saves its writes into this store, which publishes them: nothing to add.
+        return RedisTransport(self, saves_writes=False)
 
     @contextmanager
     def _using(self, action: str) -> Iterator[None]:

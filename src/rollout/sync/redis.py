@@ -32,13 +32,18 @@ logger = logging.getLogger("rollout.sync")
 
 
 class RedisTransport(Transport):
-    def __init__(self, store: RedisStore, *, check_interval: float = 5.0) -> None:
+    def __init__(
+        self, store: RedisStore, *, check_interval: float = 5.0, saves_writes: bool = True
+    ) -> None:
         if isinstance(check_interval, bool) or not isinstance(check_interval, int | float):
             raise TypeError(f"check_interval must be a number of seconds, got {check_interval!r}")
         if check_interval <= 0:
             raise ValueError(f"check_interval must be positive, got {check_interval!r}")
         self.store = store
         self.check_interval = check_interval
+        #: Whether publish() saves local writes into Redis (which publishes them). False only
+        #: when the replica's own store is this Redis: its writes are saved there already.
+        self.saves_writes = saves_writes
         self._host: SyncHost | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -57,7 +62,19 @@ class RedisTransport(Transport):
         self._thread.start()
 
     def publish(self, delta: Any) -> None:
-        """Nothing to do: the store published the change when it saved it."""
+        """Save a local write into Redis, which publishes it (unless the replica already did).
+
+        Never raises: the write is already applied here, and the next reconnect re-seeds Redis
+        with this replica's whole state.
+        """
+        if not self.saves_writes:
+            return
+        try:
+            self.store.save(delta)
+        except RolloutError as exc:
+            self._counters["errors"] += 1
+            self._last_error = str(exc)
+            logger.warning("could not publish a change to Redis: %s", exc)
 
     def wait_synced(self, timeout: float, peers: int | None = None) -> bool:
         # A write returns once Redis has it: every other process can read it from there, so

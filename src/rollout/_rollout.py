@@ -19,7 +19,7 @@ from ._replication import ReplicationAPI
 from ._specialize import specialize
 from ._state import EXISTS, PERCENTAGE, Delta, Register
 from ._writes import FlagName, WriteAPI
-from .errors import ClockSkewError, ClosedError
+from .errors import ClockSkewError, ClosedError, StoreUnavailableError
 from .stores import Store, open_store
 
 if TYPE_CHECKING:
@@ -100,18 +100,14 @@ class Rollout(WriteAPI, ReplicationAPI):
         self._store: Store | None = open_store(store) if isinstance(store, str) else store
         if self._store is not None and not isinstance(self._store, Store):
             raise TypeError(f"store must be a Store, a URL string or None, got {store!r}")
+        if transport is None and listen is None and not peers and self._store is not None:
+            transport = self._store.default_transport()
         if self._store is not None:
-            loaded = self._store.load()
-            self._replica.apply(loaded)
-            # Stamp new writes after everything already stored, even if this machine's clock
-            # went backwards since those were written.
-            self._clock.observe(self._replica.latest_timestamp())
+            self._load_store(can_wait=transport is not None or bool(peers))
         for name, value in (defaults or {}).items():
             self.set_default(name, value)
         # The hot path, as a closure on the instance: see rollout._evaluate for why.
         self.active = build_active(self._checks, self._anonymous, self._active_uncompiled)
-        if transport is None and listen is None and not peers and self._store is not None:
-            transport = self._store.default_transport()
         self._transport = _make_transport(
             transport,
             listen,
@@ -126,6 +122,22 @@ class Rollout(WriteAPI, ReplicationAPI):
             self._transport.start(self)
 
     # Checks: the hot path. No lock, no I/O. -------------------------------------------------
+
+    def _load_store(self, *, can_wait: bool) -> None:
+        assert self._store is not None
+        try:
+            loaded = self._store.load()
+        except StoreUnavailableError as exc:
+            if not can_wait:
+                raise
+            # A service must be able to start while Redis is briefly away: it starts from its
+            # defaults, checks answer, and the transport loads everything once it connects.
+            logger.warning("starting without the store's flags for now: %s", exc)
+            return
+        self._replica.apply(loaded)
+        # Stamp new writes after everything already stored, even if this machine's clock
+        # went backwards since those were written.
+        self._clock.observe(self._replica.latest_timestamp())
 
     def _active_uncompiled(self, name: object, user: object) -> bool:
         # An Enum member or str subclass: normalise and look again. Else the flag is unknown.

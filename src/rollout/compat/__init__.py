@@ -1,0 +1,3 @@
+"""Compatibility with other feature-flag libraries' storage formats (the Ruby rollout gem)."""
+
+from __future__ import annotations

@@ -3,9 +3,10 @@
 Progress goes to stderr. The run always exits 0 when it could measure: a missed target is
 reported as MISS, never raised (benchmarks report, tests assert).
 
-``BENCH_ONLY=cluster`` (a comma-separated list of sections: checks, writes, memory, cluster)
-runs only those; the default is all of them. The Targets table needs checks, writes and memory;
-only a run of every section rewrites bench/results.md.
+``BENCH_ONLY=cluster`` (a comma-separated list of sections: checks, writes, memory, cluster,
+redis) runs only those; the default is all of them. The Targets table needs checks, writes and
+memory; only a run of every section rewrites bench/results.md. The redis section is skipped, with
+the reason, when no Redis answers at ``BENCH_REDIS_URL`` (default redis://127.0.0.1:6379/0).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ._timing import REPEAT
 from .checks import measure_checks
 from .cluster import measure_cluster
 from .memory import measure_memory
+from .redis_bench import measure_redis
 from .report import (
     Table,
     check_table,
@@ -30,13 +32,14 @@ from .report import (
     cluster_node_table,
     cluster_targets_table,
     memory_table,
+    redis_tables,
     targets_table,
     write_table,
 )
 from .writes import measure_writes
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
-SECTIONS = ("checks", "writes", "memory", "cluster")
+SECTIONS = ("checks", "writes", "memory", "cluster", "redis")
 
 _DISTRIBUTIONS = (
     "rollout",
@@ -106,6 +109,9 @@ def main() -> None:
             cluster_targets_table(cluster),
             cluster_node_table(cluster),
         ]
+    if "redis" in sections:
+        print("measuring Redis (about half a minute)...", file=sys.stderr, flush=True)
+        tables += redis_tables(measure_redis())
     lines = header()
     print("rollout benchmarks\n")
     print("\n".join(lines))

@@ -3,8 +3,10 @@
 Like ``rollout.testing_cluster`` but built for timing, so every time is taken where it happens:
 
 - ``write I``: the writer takes ``time.monotonic_ns()`` right after ``activate(f"f{I}")``
-  returns (peer mode) or right before its ``PUBLISH`` (redis mode, where the time travels in
-  the message) and answers with it;
+  returns (peer and redis-store modes) or right before its ``PUBLISH`` (redis mode, where the
+  time travels in the message) and answers with it;
+- ``write_span I``: the same ``activate``, answered with the times just before it was called
+  and right after it returned;
 - receivers take ``time.monotonic_ns()`` when their subscriber first sees that flag active (or
   when the pub/sub message arrives) and print it at once as an event line, ``{"seen": I, ...}``.
 
@@ -14,6 +16,8 @@ Modes (``--mode``):
 
 - ``peer``: a ``Rollout`` replicating with ``--peers`` over TCP (``--listen``);
 - ``alone``: the same ``Rollout`` with no transport (the baseline for memory use);
+- ``redis-store``: a ``Rollout`` on a Redis store (``--store redis://...?namespace=NS``) with
+  its default transport, Redis pub/sub: no ``--listen``/``--peers`` (``bench.redis_bench``);
 - ``redis``: no ``Rollout``; a redis-py pub/sub subscriber thread and a publisher.
 
 ``--catch-up N``: report (as an event) when this node first holds ``N`` flags, with the times at
@@ -52,7 +56,7 @@ def _rss_mb() -> float:
 
 
 class RolloutNode:
-    """``peer`` and ``alone`` modes."""
+    """``peer``, ``alone`` and ``redis-store`` modes."""
 
     def __init__(self, options: argparse.Namespace) -> None:
         from rollout import Rollout
@@ -124,6 +128,12 @@ class RolloutNode:
             self.mine.add(name)
             flags.activate(name)
             return time.monotonic_ns()
+        if op == "write_span":  # [just before activate(), right after it returned]
+            name = f"f{args[0]}"
+            self.mine.add(name)
+            before = time.monotonic_ns()
+            flags.activate(name)
+            return [before, time.monotonic_ns()]
         if op == "fill":  # flags fill0..fillN-1, each with a few users and some data
             for i in range(args[0]):
                 name = f"fill{i}"
@@ -207,7 +217,7 @@ def _serve(node: RolloutNode | RedisNode, stop_profile: Callable[[], None]) -> N
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cluster_child")
-    parser.add_argument("--mode", choices=("peer", "alone", "redis"), required=True)
+    parser.add_argument("--mode", choices=("peer", "alone", "redis", "redis-store"), required=True)
     parser.add_argument("--store", default="memory://")
     parser.add_argument("--listen", default="")
     parser.add_argument("--peers", default="")

@@ -9,8 +9,9 @@ import os
 from dataclasses import dataclass
 
 from .checks import USER_COUNT, CheckResults, CheckTimes
-from .cluster import CHANGES, IDLE_S, WARMUP, ClusterResults
+from .cluster import CHANGES, IDLE_S, WARMUP, ClusterResults, Latency
 from .memory import MemoryResults
+from .redis_bench import BLOCK, CHECK_ROUNDS, RedisChecks, RedisFanOut, RedisResults, RedisWrites
 from .writes import BIG, WriteTimes
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "cluster_node_table",
     "cluster_targets_table",
     "memory_table",
+    "redis_tables",
     "targets_table",
     "write_table",
 ]
@@ -328,3 +330,168 @@ def cluster_targets_table(results: ClusterResults) -> Table:
     added = idle.rss_mb - idle.alone_rss_mb
     target("replication adds < 10 MB RSS", f"{added:.1f} MB", added < 10)
     return Table("Cluster targets", ["target", "measured", "result"], rows)
+
+
+# Redis ------------------------------------------------------------------------------------------
+
+
+def redis_tables(results: RedisResults) -> list[Table]:
+    """The Redis section: fan-out latency, check and write cost, targets; or why it was skipped."""
+    if results.failure is not None:
+        return [
+            Table(
+                "Redis",
+                ["section", "result"],
+                [["Redis store and pub/sub", "skipped"]],
+                (f"Skipped: {results.failure}",),
+            )
+        ]
+    tables = []
+    if results.fan_out is not None:
+        tables.append(_redis_latency_table(results.fan_out, results.load_average))
+    if results.checks is not None:
+        tables.append(_redis_check_table(results.checks))
+    if results.writes is not None:
+        tables.append(_redis_write_table(results.writes))
+    tables.append(_redis_targets_table(results))
+    return tables
+
+
+def _redis_latency_table(fan: RedisFanOut, load_average: float) -> Table:
+    receivers = fan.processes - 1
+
+    def row(label: str, latency: Latency) -> list[str]:
+        return [
+            label,
+            f"{latency.samples:,}",
+            str(latency.lost),
+            _ms(latency.p50_ms),
+            _ms(latency.p99_ms),
+            _ms(latency.max_ms),
+            _x(latency.p50_ms / fan.raw.p50_ms),
+            _x(latency.p99_ms / fan.raw.p99_ms),
+        ]
+
+    rows = [
+        row("rollout: activate() returned -> active() true", fan.rollout),
+        row("rollout: activate() called -> active() true", fan.rollout_call),
+        row(f"raw redis-py: PUBLISH -> message at {receivers} subscribers", fan.raw),
+    ]
+    headers = [
+        "from -> to",
+        "samples",
+        "lost",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "x raw p50",
+        "x raw p99",
+    ]
+    notes = (
+        f'{fan.processes} processes, each a Rollout("redis://...?namespace=NS") with its pub/sub '
+        f"subscriber; {fan.changes} changes (after {WARMUP} unmeasured), each activate() by the "
+        f"next process in turn; one sample per change and each of the {receivers} others, when "
+        "its subscriber sees the flag active. CLOCK_MONOTONIC read inside the processes.",
+        f"activate() itself took {_ms(fan.write_p50_ms)} ms (median) on the writer: Redis "
+        "publishes from inside the save's Lua script, before the writer has its reply, so the "
+        "first row can start after the receivers already have the change.",
+        f"Raw: {fan.processes} plain redis-py pub/sub processes on one channel (no flag state), "
+        "from just before PUBLISH; interleaved change by change with the rollout run.",
+        f"All processes and Redis share this machine's {os.cpu_count()} CPUs; its 1-minute load "
+        f"average was {load_average:.2f} when the Redis section started.",
+    )
+    return Table("Redis: change fan-out latency", headers, rows, notes)
+
+
+def _redis_check_table(checks: RedisChecks) -> Table:
+    memory, redis = checks.memory, checks.redis
+    rows = [
+        ['flags.active("on")', _ns(memory.global_ns), _ns(redis.global_ns)],
+        [
+            f'flags.active("chat", user), worst case (user {checks.worst_user_id})',
+            _ns(memory.user_ns),
+            _ns(redis.user_ns),
+        ],
+    ]
+    for row, (m, r) in zip(
+        rows, ((memory.global_ns, redis.global_ns), (memory.user_ns, redis.user_ns)), strict=True
+    ):
+        row.append(_x(r / m))
+    notes = (
+        "The flags of the Checks table (a 20% flag with 3 groups, a user in none of them and "
+        "outside the 20%) written to a Redis-backed Rollout and to an in-memory one; "
+        f"best of {CHECK_ROUNDS} interleaved rounds, each timed like the Checks table.",
+    )
+    headers = ["check", "memory store, ns", "Redis store, ns", "ratio"]
+    return Table("Redis: check cost against the memory store", headers, rows, notes)
+
+
+def _redis_write_table(writes: RedisWrites) -> Table:
+    rows = [
+        [f"{i * BLOCK + 1:,}-{(i + 1) * BLOCK:,}", f"{mean:.1f}", f"{p50:.1f}"]
+        for i, (mean, p50) in enumerate(zip(writes.block_mean_us, writes.block_p50_us, strict=True))
+    ]
+    rows.append(
+        [
+            f"last {BLOCK:,} / first {BLOCK:,}",
+            _x(writes.ratio),
+            _x(writes.block_p50_us[-1] / writes.block_p50_us[0]),
+        ]
+    )
+    notes = (
+        f'{writes.calls:,} activate_user("big", i) calls from one process on a Redis-backed '
+        "Rollout, each timed on its own (gc off); every call is one Lua script run in Redis "
+        "(which also publishes the change) and its reply.",
+    )
+    return Table(
+        f"Redis: activate_user to one flag, {writes.calls:,} calls",
+        ["calls", "mean us/call", "p50 us/call"],
+        rows,
+        notes,
+    )
+
+
+def _redis_targets_table(results: RedisResults) -> Table:
+    rows: list[list[str]] = []
+
+    def target(text: str, measured: str, ok: bool | None) -> None:
+        rows.append([text, measured, _verdict(ok)])
+
+    fan = results.fan_out
+    if fan is not None:
+        for what, ours, raw in (
+            ("p50", fan.rollout.p50_ms, fan.raw.p50_ms),
+            ("p99", fan.rollout.p99_ms, fan.raw.p99_ms),
+        ):
+            target(
+                f"fan-out {what} within 2x of raw pub/sub {what}",
+                f"{_ms(ours)} vs {_ms(raw)} ms ({_x(ours / raw)})",
+                ours <= 2 * raw,
+            )
+        target("no change lost", f"{fan.rollout.lost} lost", fan.rollout.lost == 0)
+    else:
+        target("fan-out within 2x of raw pub/sub", "not measured", None)
+    checks = results.checks
+    if checks is not None:
+        for what, redis, memory in (
+            ("global check", checks.redis.global_ns, checks.memory.global_ns),
+            ("per-user check", checks.redis.user_ns, checks.memory.user_ns),
+        ):
+            target(f"{what} <= 1.2x the memory store's", _x(redis / memory), redis <= 1.2 * memory)
+    else:
+        target("checks <= 1.2x the memory store's", "not measured", None)
+    writes = results.writes
+    if writes is not None:
+        target(
+            f"activate_user, last {BLOCK:,} calls <= 1.5x first {BLOCK:,} (mean per call)",
+            _x(writes.ratio),
+            writes.ratio <= 1.5,
+        )
+    else:
+        target("activate_user stays flat", "not measured", None)
+    notes = (
+        f"The section took {results.seconds:.0f} s; {results.keys_left} keys were left in its "
+        "Redis namespaces after cleaning up.",
+        *(f"Not measured: {problem}" for problem in results.problems),
+    )
+    return Table("Redis targets", ["target", "measured", "result"], rows, notes)

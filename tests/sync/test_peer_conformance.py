@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rollout import Rollout
 from rollout.sync import Transport
 from rollout.sync.peer import PeerTransport
 from rollout.testing import TransportConformance
@@ -20,3 +21,16 @@ class TestPeerTransport(TransportConformance):
             )
             for address in addresses
         ]
+
+
+def test_wait_synced_is_false_while_a_known_peer_is_gone() -> None:
+    transports = TestPeerTransport().make_transports(2)
+    first, second = (Rollout(transport=t) for t in transports)
+    try:
+        assert first.wait_synced(20)
+        second.close()
+        first.activate("chat")  # written here; the peer that should get it is gone
+        assert first.wait_synced(0.5) is False
+        assert first.wait_synced(0.5, peers=0) is True
+    finally:
+        first.close()

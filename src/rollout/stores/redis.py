@@ -16,6 +16,7 @@ processes adding different users to one flag at the same moment both keep their 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -140,8 +141,8 @@ class RedisStore(Store):
         self.index_key = f"{namespace}:flags"
         self.version_key = f"{namespace}:version"
         self.flag_prefix = f"{namespace}:flag:"
-        #: Set by the transport: who published a change, so a process skips its own.
-        self.origin = "-"
+        #: Who published a change, in each message (for people reading the channel).
+        self.origin = f"pid-{os.getpid()}"
         self._merge = client.register_script(_MERGE)
         self._load = client.register_script(_LOAD)
         self._lock = threading.Lock()

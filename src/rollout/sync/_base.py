@@ -66,9 +66,11 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     def wait_synced(self, timeout: float, peers: int | None = None) -> bool:
-        """Until every known peer (or at least ``peers`` of them) has every local write so far.
+        """Until every local write so far is where every other replica gets it.
 
-        Returns False if ``timeout`` seconds pass first.
+        The peer transport: every known peer (or at least ``peers`` of them) holds it. A
+        transport through a shared store (Redis): the store holds it and this replica is
+        connected. Returns False if ``timeout`` seconds pass first.
         """
 
     @abc.abstractmethod

@@ -56,7 +56,6 @@ class RedisTransport(Transport):
 
     def start(self, host: SyncHost) -> None:
         self._host = host
-        self.store.origin = f"{host.node_id:016x}"
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="rollout-redis", daemon=True)
         self._thread.start()
@@ -77,8 +76,9 @@ class RedisTransport(Transport):
             logger.warning("could not publish a change to Redis: %s", exc)
 
     def wait_synced(self, timeout: float, peers: int | None = None) -> bool:
-        # A write returns once Redis has it: every other process can read it from there, so
-        # there are no peers to count. What is left is this process hearing the others.
+        # A write returns once Redis has it (the store saved it, or publish() did), and every
+        # other replica gets it from there; Redis has no peers to count. What is left to wait
+        # for is this replica being connected, so that it hears the others.
         del peers
         return self._connected.wait(timeout)
 
@@ -156,8 +156,10 @@ class RedisTransport(Transport):
         if version <= self._seen:
             return  # already in a full load
         self._seen = version
-        if origin == self.store.origin:
-            return  # our own write: applied locally before it was published
+        # Our own writes come back too. They are merged again rather than skipped: merging is
+        # idempotent and cheap when nothing changes, and an origin check breaks down as soon
+        # as two replicas share one store object.
+        del origin
         import json
 
         try:

@@ -1,0 +1,275 @@
+"""Live updates through Redis, in one test process: the transport conformance suite, Redis going
+away and coming back empty, one process cut off, namespaces, defaults, ``stats()``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from redis_fixtures import client, namespace, private_redis, redis_url  # noqa: F401  (fixtures)
+from redis_nodes import eventually
+from redis_server import RedisServer, with_namespace
+
+from rollout import Rollout
+from rollout.errors import StoreUnavailableError
+from rollout.stores.redis import RedisStore
+from rollout.sync import Transport
+from rollout.sync.redis import RedisTransport
+from rollout.testing import TransportConformance
+from rollout.testing_proxy import FaultProxy
+
+
+class TestRedisTransport(TransportConformance):
+    """A RedisTransport on its own (``Rollout(transport=...)``, no store in the Rollout)."""
+
+    deadline = 15.0
+
+    @pytest.fixture(autouse=True)
+    def _redis(self, redis_url: str, namespace: str) -> Iterator[None]:  # noqa: F811
+        self.url = redis_url
+        self.namespace = namespace
+        self.stores: list[RedisStore] = []
+        yield
+        for store in self.stores:
+            store.close()
+
+    def make_transports(self, count: int) -> list[Transport]:
+        transports: list[Transport] = []
+        for _ in range(count):
+            store = RedisStore(redis.Redis.from_url(self.url), namespace=self.namespace)
+            self.stores.append(store)
+            transports.append(RedisTransport(store, check_interval=1.0))
+        return transports
+
+
+def _keys(server: RedisServer, ns: str) -> set[str]:
+    connection = redis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        return {str(key) for key in connection.keys(f"{ns}:*")}
+    finally:
+        connection.close()
+
+
+def _flags_in_redis(url: str, ns: str) -> set[str]:
+    connection = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        return {str(name) for name in connection.smembers(f"{ns}:flags")}
+    finally:
+        connection.close()
+
+
+def test_rollouts_on_one_redis_url_see_each_others_writes(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    url = with_namespace(redis_url, namespace)
+    with Rollout(url) as first, Rollout(url) as second:
+        assert first.wait_synced(10)
+        assert second.wait_synced(10)
+        first.activate_user("chat", 42)
+        second.set_feature_data("chat", {"owner": "web"})
+        for flags in (first, second):
+            eventually(lambda f=flags: f.active("chat", 42), what="user 42 everywhere")  # type: ignore[misc]
+            eventually(lambda f=flags: f.get("chat").data == {"owner": "web"})  # type: ignore[misc]
+        assert first.export() == second.export()
+
+
+def test_namespaces_isolate_applications_on_one_redis(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    client: redis.Redis,  # noqa: F811
+) -> None:
+    staging = f"{namespace}-staging"
+    try:
+        with (
+            Rollout(with_namespace(redis_url, namespace)) as app,
+            Rollout(with_namespace(redis_url, namespace)) as app_too,
+            Rollout(with_namespace(redis_url, staging)) as other,
+        ):
+            for flags in (app, app_too, other):
+                assert flags.wait_synced(10)
+            app.activate("chat")
+            other.activate("beta")
+            eventually(lambda: app_too.active("chat"))
+            eventually(lambda: other.stats()["sync"]["version_seen"] >= 1)
+            assert not other.active("chat")
+            assert "chat" not in other.features()
+            assert "beta" not in app.features()
+            assert "beta" not in app_too.features()
+            assert set(client.smembers(f"{namespace}:flags")) == {"chat"}
+            assert set(client.smembers(f"{staging}:flags")) == {"beta"}
+    finally:
+        staging_keys = list(client.scan_iter(match=f"{staging}:*"))
+        if staging_keys:
+            client.delete(*staging_keys)
+
+
+def test_defaults_declared_in_code_are_never_written_to_redis(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    client: redis.Redis,  # noqa: F811
+) -> None:
+    url = with_namespace(redis_url, namespace)
+    with Rollout(url, defaults={"beta": True}) as flags:
+        assert flags.wait_synced(10)
+        flags.activate("chat")
+        assert flags.active("beta")
+        assert set(client.smembers(f"{namespace}:flags")) == {"chat"}
+        with Rollout(url) as other:
+            assert other.wait_synced(10)
+            assert other.active("chat")
+            assert not other.active("beta")
+
+
+def test_stats_show_the_redis_sync_state(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    with Rollout(with_namespace(redis_url, namespace)) as flags:
+        assert flags.wait_synced(10)
+        flags.activate("chat")
+        eventually(lambda: flags.stats()["sync"]["version_seen"] == 1)
+        sync = flags.stats()["sync"]
+        assert sync["transport"] == "redis"
+        assert sync["connected"] is True
+        assert sync["last_error"] is None
+        assert sync["reconnects"] == 0
+
+
+def test_redis_going_away_and_coming_back_empty(private_redis: RedisServer) -> None:  # noqa: F811
+    """Checks answer; writes raise and change nothing; reconnect; Redis is re-seeded."""
+    url = with_namespace(private_redis.url, "app")
+    with Rollout(url) as first, Rollout(url) as second:
+        assert first.wait_synced(10)
+        assert second.wait_synced(10)
+        first.activate_user("chat", 1)
+        second.activate_percentage("beta", 30)
+        for flags in (first, second):
+            eventually(lambda f=flags: f.active("chat", 1) and f.get("beta").percentage == 30)  # type: ignore[misc]
+        before = first.export()
+
+        private_redis.stop()
+        eventually(lambda: not first.stats()["sync"]["connected"], what="disconnection seen")
+        assert first.active("chat", 1)
+        assert not first.active("chat", 2)
+        assert second.active("beta", 1) == first.active("beta", 1)
+        with pytest.raises(StoreUnavailableError, match=r"cannot write to Redis \(app\)"):
+            first.activate_user("chat", 2)
+        with pytest.raises(StoreUnavailableError):
+            first.delete("beta")
+        assert first.export() == before  # nothing changed here
+        assert not first.active("chat", 2)
+        assert first.exists("beta")
+        sync = first.stats()["sync"]
+        assert sync["connected"] is False
+        assert sync["errors"] >= 1
+        assert "onnect" in sync["last_error"]
+
+        private_redis.start()  # empty: persistence is off
+        for flags in (first, second):
+            eventually(lambda f=flags: f.stats()["sync"]["connected"], what="reconnected")  # type: ignore[misc]
+            assert flags.stats()["sync"]["reconnects"] >= 1
+        assert _flags_in_redis(private_redis.url, "app") == {"chat", "beta"}
+        store = RedisStore.from_url(url)
+        try:
+            with Rollout(store) as fresh:  # a process started now gets everything from Redis
+                assert fresh.export() == first.export()
+        finally:
+            store.close()
+        second.activate_user("chat", 3)
+        eventually(lambda: first.active("chat", 3), what="a write after the restart")
+        assert first.active("chat", 1)
+        assert first.get("beta").percentage == 30
+
+
+def test_a_process_cut_off_from_redis_gets_what_was_written_meanwhile(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    host_port = redis_url.split("://", 1)[1].split("/", 1)[0]
+    with FaultProxy(host_port) as proxy:
+        behind = redis_url.replace(host_port, proxy.address, 1)
+        with (
+            Rollout(with_namespace(redis_url, namespace)) as writer,
+            Rollout(with_namespace(behind, namespace)) as cut_off,
+        ):
+            assert writer.wait_synced(10)
+            assert cut_off.wait_synced(10)
+            writer.activate("before")
+            eventually(lambda: cut_off.active("before"))
+
+            proxy.cut()
+            eventually(lambda: not cut_off.stats()["sync"]["connected"], what="cut noticed")
+            writer.activate("during")
+            writer.deactivate("before")
+            with pytest.raises(StoreUnavailableError):
+                cut_off.activate("mine")
+            assert cut_off.active("before")
+            assert not cut_off.active("during")
+
+            proxy.heal()
+            eventually(lambda: cut_off.active("during"), what="the missed write arrives")
+            eventually(lambda: not cut_off.active("before"))
+            assert not cut_off.exists("mine")
+            assert not writer.exists("mine")
+            sync = cut_off.stats()["sync"]
+            assert sync["connected"] is True
+            assert sync["reconnects"] >= 1
+            assert cut_off.export() == writer.export()
+
+
+def test_a_process_starts_while_redis_is_away_and_loads_once_it_is_back(
+    private_redis: RedisServer,  # noqa: F811
+) -> None:
+    url = with_namespace(private_redis.url, "app")
+    private_redis.stop()
+    with Rollout(url, defaults={"beta": True}) as flags:
+        assert flags.active("beta")
+        assert not flags.active("chat")
+        assert flags.stats()["sync"]["connected"] is False
+        with pytest.raises(StoreUnavailableError):
+            flags.activate("chat")
+        private_redis.start()
+        with Rollout(url) as other:
+            other.activate("chat")
+            eventually(lambda: flags.active("chat"), what="loaded once Redis is back")
+        flags.deactivate("beta")
+        assert not flags.active("beta")
+        assert _keys(private_redis, "app") >= {"app:flags", "app:flag:chat", "app:flag:beta"}
+
+
+def test_while_redis_is_away_the_subscriber_backs_off_and_close_still_works(
+    private_redis: RedisServer,  # noqa: F811
+) -> None:
+    flags = Rollout(with_namespace(private_redis.url, "app"))
+    try:
+        assert flags.wait_synced(10)
+        private_redis.stop()
+        eventually(lambda: not flags.stats()["sync"]["connected"])
+        time.sleep(1.5)
+        # With backoff (50 ms doubling) that is a handful of attempts, not a busy loop.
+        assert 1 <= flags.stats()["sync"]["reconnects"] <= 20
+        assert not flags.active("chat")
+    finally:
+        flags.close()
+    flags.close()
+    assert flags.stats()["closed"] is True
+
+
+def test_two_rollouts_sharing_one_store_object_see_each_others_writes(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    store = RedisStore(redis.Redis.from_url(redis_url), namespace=namespace)
+    try:
+        with Rollout(store) as first, Rollout(store) as second:
+            assert first.wait_synced(10)
+            assert second.wait_synced(10)
+            second.activate("from-second")
+            first.activate("from-first")
+            eventually(lambda: first.active("from-second"), timeout=10, what="second -> first")
+            eventually(lambda: second.active("from-first"), timeout=10, what="first -> second")
+    finally:
+        store.close()

@@ -40,7 +40,9 @@ class Rollout(WriteAPI, ReplicationAPI):
     """Feature flags: checked locally in memory, changed from anywhere, never losing an edit.
 
     ``store`` is a :class:`~rollout.stores.Store` or a URL (``"sqlite:///flags.db"``); without
-    one the flags live in this process's memory only.
+    one the flags live in this process's memory only. When the store cannot be reached at
+    start and a transport can load it later (Redis, peers), the replica starts from its
+    defaults (``start_offline=True``) or raises ``StoreUnavailableError`` (``False``).
     """
 
     #: ``active(name, user=None) -> bool``: whether the flag is on (for ``user``, a str/int id
@@ -63,6 +65,7 @@ class Rollout(WriteAPI, ReplicationAPI):
         ssl: SSLContext | None = None,
         client_ssl: SSLContext | None = None,
         transport: Transport | None = None,
+        start_offline: bool = True,
     ) -> None:
         if not (
             randomize_percentage is False
@@ -103,7 +106,8 @@ class Rollout(WriteAPI, ReplicationAPI):
         if transport is None and listen is None and not peers and self._store is not None:
             transport = self._store.default_transport()
         if self._store is not None:
-            self._load_store(can_wait=transport is not None or bool(peers))
+            can_wait = start_offline and (transport is not None or bool(peers))
+            self._load_store(can_wait=can_wait)
         for name, value in (defaults or {}).items():
             self.set_default(name, value)
         # The hot path, as a closure on the instance: see rollout._evaluate for why.

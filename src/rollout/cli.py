@@ -298,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     url = args.store or os.environ.get(STORE_ENV) or DEFAULT_STORE
     cluster.configure_logging(args.command)
     try:
-        with Rollout(url, **cluster.cluster_options(args)) as flags:
+        # A one-off command must not act on an empty replica: an unreachable store is an error.
+        with Rollout(url, start_offline=False, **cluster.cluster_options(args)) as flags:
             cluster.join(flags, args)
             handler: Handler = args.handler
             return handler(flags, args)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from ._bucketing import Randomize
 from ._clock import MIN_TIMESTAMP, Timestamp
@@ -20,6 +20,8 @@ from ._feature import Check, Feature
 from ._state import Delta, FlagState, Register
 
 __all__ = ["Replica"]
+
+T = TypeVar("T")
 
 
 class Replica:
@@ -100,6 +102,12 @@ class Replica:
                 return Feature(name)
             snapshot = self._snapshots[name] = Feature.from_state(name, state)
             return snapshot
+
+    def render(self, name: str, render: Callable[[FlagState], T]) -> T | None:
+        """``render(state)`` of an existing flag, under the lock (None when it does not exist)."""
+        with self.lock:
+            state = self._flags.get(name)
+            return render(state) if state is not None and state.exists else None
 
     def users(self, name: str) -> frozenset[str]:
         with self.lock:

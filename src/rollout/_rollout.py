@@ -25,6 +25,8 @@ from .stores import Store, open_store
 if TYPE_CHECKING:
     from ssl import SSLContext
 
+    from ._state import FlagState
+    from .compat.ruby_mirror import RubyMirror
     from .sync import Transport
 
 __all__ = ["Rollout"]
@@ -33,6 +35,7 @@ logger = logging.getLogger("rollout")
 
 Predicate = Callable[[Any], object]
 P = TypeVar("P", bound=Predicate)
+T = TypeVar("T")
 Subscriber = Callable[[set[str]], object]
 
 
@@ -66,6 +69,8 @@ class Rollout(WriteAPI, ReplicationAPI):
         client_ssl: SSLContext | None = None,
         transport: Transport | None = None,
         start_offline: bool = True,
+        ruby_compat: bool = False,
+        ruby_namespace: str | None = None,
     ) -> None:
         if not (
             randomize_percentage is False
@@ -81,6 +86,8 @@ class Rollout(WriteAPI, ReplicationAPI):
             or max_offset <= 0
         ):
             raise ValueError(f"max_offset must be a positive number of seconds, got {max_offset!r}")
+        if ruby_compat and randomize_percentage is True:
+            randomize_percentage = "ruby"  # the same users as the gem's randomized buckets
         self._id_of = _validate.id_getter(id_user_by)
         self._failed_groups: set[str] = set()
         self._clock = HybridClock(clock, max_offset_ms=int(max_offset * 1000))
@@ -96,6 +103,7 @@ class Rollout(WriteAPI, ReplicationAPI):
         self._write_lock = threading.Lock()
         self._closed = False
         self._clock_skew: str | None = None
+        self._ruby: RubyMirror | None = None
         self._counters = dict.fromkeys(
             ("writes", "merges", "registers_rejected", "group_errors", "subscriber_errors"), 0
         )
@@ -124,6 +132,7 @@ class Rollout(WriteAPI, ReplicationAPI):
         if self._transport is not None:
             self._guard_fork()
             self._transport.start(self)
+        self._ruby = _make_ruby_mirror(self, ruby_compat, ruby_namespace)
 
     # Checks: the hot path. No lock, no I/O. -------------------------------------------------
 
@@ -245,6 +254,9 @@ class Rollout(WriteAPI, ReplicationAPI):
     def active_features(self, user: object = None) -> list[str]:
         return [name for name in self.features() if self.active(name, user)]
 
+    def _render_flag(self, name: str, render: Callable[[FlagState], T]) -> T | None:
+        return self._replica.render(name, render)
+
     def _visible_users(self, name: str) -> frozenset[str]:
         return self._replica.users(name)
 
@@ -275,6 +287,8 @@ class Rollout(WriteAPI, ReplicationAPI):
             raise ClosedError("this Rollout is closed; writes are refused (checks still answer)")
         if self._clock_skew is not None:
             raise ClockSkewError(self._clock_skew)
+        if self._ruby is not None:
+            self._ruby.check(changes)
         with self._write_lock:
             ts = self._clock.tick()
             delta: Delta = {}
@@ -289,6 +303,8 @@ class Rollout(WriteAPI, ReplicationAPI):
             if self._transport is not None:
                 # Inside the lock, so peers receive deltas in the order they were applied.
                 self._transport.publish(delta)
+        if self._ruby is not None:
+            self._ruby.after_write(delta)
         self._notify(changed)
 
     # Subscriptions --------------------------------------------------------------------------
@@ -329,6 +345,7 @@ class Rollout(WriteAPI, ReplicationAPI):
             "closed": self._closed,
             **self._counters,
             "sync": self._transport.stats() if self._transport is not None else None,
+            "ruby": dict(self._ruby.stats) if self._ruby is not None else None,
         }
 
     def close(self, timeout: float = 5.0) -> None:
@@ -339,6 +356,8 @@ class Rollout(WriteAPI, ReplicationAPI):
         if self._closed:
             return
         self._closed = True
+        if self._ruby is not None:
+            self._ruby.close(timeout)
         if self._transport is not None:
             self._transport.close(timeout)
         if self._store is not None and self._owns_store:
@@ -383,3 +402,25 @@ def _make_transport(
     from .sync.peer import PeerTransport
 
     return PeerTransport(listen=listen, peers=peers, **options)
+
+
+def _make_ruby_mirror(
+    flags: Rollout, ruby_compat: bool, ruby_namespace: str | None
+) -> RubyMirror | None:
+    if not isinstance(ruby_compat, bool):
+        raise TypeError(f"ruby_compat must be a bool, got {ruby_compat!r}")
+    if not ruby_compat:
+        if ruby_namespace is not None:
+            raise ValueError("ruby_namespace only applies with ruby_compat=True")
+        return None
+    from .compat.ruby_mirror import RubyMirror
+    from .stores.redis import RedisStore
+
+    store = flags._store
+    if not isinstance(store, RedisStore):
+        raise ValueError(f"ruby_compat=True needs a Redis store, got {store!r}")
+    mirror = RubyMirror(
+        flags, store.client, namespace=store.namespace, ruby_namespace=ruby_namespace
+    )
+    mirror.start()
+    return mirror

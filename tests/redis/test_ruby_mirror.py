@@ -1,0 +1,173 @@
+# ruff: noqa: F811  (pytest fixtures imported from redis_fixtures are parameters here)
+"""`ruby_compat=True`: the Ruby rollout gem's keys kept current both ways, on a real Redis.
+
+Keys go under a Ruby namespace (the gem's namespace option is a key prefix) equal to the test's
+namespace, so every test's keys are its own and are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from redis_fixtures import client, namespace, redis_url  # noqa: F401  (fixtures)
+from redis_server import with_namespace
+
+from rollout import Rollout
+
+GOLDEN: dict[str, Any] = json.loads(
+    next(
+        p / "shared/golden/ruby-rollout-2.6.2.json"
+        for p in Path(__file__).resolve().parents
+        if (p / "shared/golden/ruby-rollout-2.6.2.json").is_file()
+    ).read_text()
+)
+
+# The golden recording's calls, in our API (User(42) is the id 42).
+GOLDEN_CALLS: list[tuple[str, tuple[Any, ...]]] = [
+    ("activate_percentage", ("chat", 20)),
+    ("activate_group", ("chat", "caretakers")),
+    ("activate_user", ("chat", 42)),
+    ("activate_users", ("chat", [7, "user-9"])),
+    ("set_feature_data", ("chat", {"description": "Chat v2", "owner": "a|b"})),
+    ("activate", ("signup",)),
+    ("deactivate_user", ("chat", 42)),
+    ("deactivate", ("signup",)),
+    ("activate_percentage", ("beta", 0.5)),
+    ("delete", ("beta",)),
+]
+
+
+def eventually(condition: Callable[[], object], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def ruby(redis_url: str, namespace: str) -> Iterator[Callable[..., Rollout]]:
+    made: list[Rollout] = []
+
+    def make(**options: Any) -> Rollout:
+        flags = Rollout(
+            with_namespace(redis_url, namespace),
+            ruby_compat=True,
+            ruby_namespace=namespace,
+            **options,
+        )
+        made.append(flags)
+        return flags
+
+    yield make
+    for flags in made:
+        flags.close()
+
+
+def ruby_keys(client: redis.Redis, namespace: str) -> dict[str, Any]:
+    prefix = f"{namespace}:"
+    return {
+        key[len(prefix) :]: client.get(key) for key in client.scan_iter(match=f"{prefix}feature:*")
+    }
+
+
+def test_every_golden_record_is_written_byte_for_byte(
+    ruby: Callable[..., Rollout],
+    client: redis.Redis,
+    namespace: str,
+) -> None:
+    flags = ruby()
+    for (method, args), recorded in zip(GOLDEN_CALLS, GOLDEN["records"], strict=True):
+        getattr(flags, method)(*args)
+        assert ruby_keys(client, namespace) == recorded["keys"], recorded["after"]
+
+
+def test_records_written_by_the_gem_read_back_as_the_same_flags(
+    ruby: Callable[..., Rollout],
+    client: redis.Redis,
+    namespace: str,
+) -> None:
+    flags = ruby()
+    for key, value in GOLDEN["records"][-1]["keys"].items():  # what the gem left, raw
+        client.set(f"{namespace}:{key}", value)
+    eventually(lambda: flags.features() == ["chat", "signup"])
+    chat = flags.get("chat")
+    assert chat.percentage == 20
+    assert chat.users == {"7", "user-9"}
+    assert chat.groups == {"caretakers"}
+    assert dict(chat.data) == {"description": "Chat v2", "owner": "a|b"}
+    assert flags.get("signup").percentage == 0
+    # Round trip: Ruby record -> flags -> Ruby record, unchanged.
+    eventually(lambda: ruby_keys(client, namespace) == GOLDEN["records"][-1]["keys"])
+
+
+def test_a_ruby_edit_reaches_every_process_and_keeps_concurrent_python_changes(
+    ruby: Callable[..., Rollout],
+    client: redis.Redis,
+    namespace: str,
+) -> None:
+    one, two = ruby(), ruby()
+    one.activate_percentage("chat", 20)
+    one.activate_user("chat", "python-1")
+    key = f"{namespace}:feature:chat"
+    eventually(lambda: client.get(key) == "20.0|python-1||{}")
+    # A Ruby process reads "20.0|python-1||{}", adds a user and a group, and writes it back...
+    ruby_view = "20.0|python-1,ruby-1|admins|{}"
+    # ...while a Python process adds its own user: both must survive.
+    two.exclude_user("chat", "banned")
+    client.set(key, ruby_view)
+    for flags in (one, two):
+        eventually(lambda f=flags: f.get("chat").users == {"python-1", "ruby-1"})  # type: ignore[misc]
+        eventually(lambda f=flags: f.get("chat").groups == {"admins"})  # type: ignore[misc]
+        assert flags.get("chat").excluded_users == {"banned"}
+
+
+def test_a_flag_created_or_deleted_by_ruby_is_created_or_deleted_here(
+    ruby: Callable[..., Rollout],
+    client: redis.Redis,
+    namespace: str,
+) -> None:
+    flags = ruby()
+    flags.activate("old")
+    eventually(lambda: client.get(f"{namespace}:feature:__features__") == "old")
+    client.set(f"{namespace}:feature:new", "30|u1||{}")
+    client.set(f"{namespace}:feature:__features__", "old,new")
+    eventually(lambda: flags.exists("new"))
+    assert flags.get("new").percentage == 30
+    client.delete(f"{namespace}:feature:old")
+    client.set(f"{namespace}:feature:__features__", "new")
+    eventually(lambda: not flags.exists("old"))
+
+
+def test_ids_and_names_the_format_cannot_hold_are_refused_and_nothing_is_written(
+    ruby: Callable[..., Rollout],
+    client: redis.Redis,
+    namespace: str,
+) -> None:
+    flags = ruby()
+    flags.activate("chat")
+    before_state, before_keys = flags.export(), ruby_keys(client, namespace)
+    writes: list[Callable[[], None]] = [
+        lambda: flags.activate_user("chat", "a,b"),
+        lambda: flags.activate_users("chat", ["fine", "a|b"]),
+        lambda: flags.activate_group("chat", "x,y"),
+        lambda: flags.activate("a,b"),
+    ]
+    for write in writes:
+        with pytest.raises(ValueError, match="Ruby rollout"):
+            write()
+    assert flags.export() == before_state
+    assert ruby_keys(client, namespace) == before_keys
+
+
+def test_randomized_percentages_are_the_gems_buckets(ruby: Callable[..., Rollout]) -> None:
+    flags = ruby(randomize_percentage=True)
+    for name, ids in GOLDEN["randomized"].items():
+        flags.activate_percentage(name, 20)
+        assert [i for i in range(1, 2001) if flags.active(name, i)] == ids

@@ -71,6 +71,7 @@ class Rollout(WriteAPI, ReplicationAPI):
         start_offline: bool = True,
         ruby_compat: bool = False,
         ruby_namespace: str | None = None,
+        ruby_poll_interval: float = 1.0,
     ) -> None:
         if not (
             randomize_percentage is False
@@ -132,7 +133,7 @@ class Rollout(WriteAPI, ReplicationAPI):
         if self._transport is not None:
             self._guard_fork()
             self._transport.start(self)
-        self._ruby = _make_ruby_mirror(self, ruby_compat, ruby_namespace)
+        self._ruby = _make_ruby_mirror(self, ruby_compat, ruby_namespace, ruby_poll_interval)
 
     # Checks: the hot path. No lock, no I/O. -------------------------------------------------
 
@@ -405,7 +406,7 @@ def _make_transport(
 
 
 def _make_ruby_mirror(
-    flags: Rollout, ruby_compat: bool, ruby_namespace: str | None
+    flags: Rollout, ruby_compat: bool, ruby_namespace: str | None, poll_interval: float
 ) -> RubyMirror | None:
     if not isinstance(ruby_compat, bool):
         raise TypeError(f"ruby_compat must be a bool, got {ruby_compat!r}")
@@ -420,7 +421,11 @@ def _make_ruby_mirror(
     if not isinstance(store, RedisStore):
         raise ValueError(f"ruby_compat=True needs a Redis store, got {store!r}")
     mirror = RubyMirror(
-        flags, store.client, namespace=store.namespace, ruby_namespace=ruby_namespace
+        flags,
+        store.client,
+        namespace=store.namespace,
+        ruby_namespace=ruby_namespace,
+        poll_interval=poll_interval,
     )
     mirror.start()
     return mirror

@@ -277,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--listen", metavar="HOST:PORT", required=True, help="address for peers to connect to"
     )
+    from . import _cli_ruby
+
+    _cli_ruby.add_commands(add)
     return parser
 
 

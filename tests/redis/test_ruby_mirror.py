@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 import redis
-from redis_fixtures import client, namespace, redis_url  # noqa: F401  (fixtures)
-from redis_server import with_namespace
+from redis_fixtures import client, namespace, private_redis, redis_url  # noqa: F401  (fixtures)
+from redis_server import RedisServer, with_namespace
 
 from rollout import Rollout
 
@@ -171,3 +171,26 @@ def test_randomized_percentages_are_the_gems_buckets(ruby: Callable[..., Rollout
     for name, ids in GOLDEN["randomized"].items():
         flags.activate_percentage(name, 20)
         assert [i for i in range(1, 2001) if flags.active(name, i)] == ids
+
+
+def test_keyspace_notifications_pick_a_ruby_change_up_without_waiting_for_a_poll(
+    private_redis: RedisServer,
+) -> None:
+    # A private server: notify-keyspace-events is a server-wide setting.
+    admin = redis.Redis.from_url(private_redis.url, decode_responses=True)
+    admin.config_set("notify-keyspace-events", "K$")
+    flags = Rollout(
+        with_namespace(private_redis.url, "app"),
+        ruby_compat=True,
+        ruby_poll_interval=60,  # no poll will come within the test
+    )
+    try:
+        eventually(lambda: (flags.stats()["ruby"] or {}).get("keyspace_notifications") == 1)
+        time.sleep(0.2)  # the subscription is made on the mirror's thread
+        admin.set("feature:x", "40|||{}")
+        admin.set("feature:__features__", "x")
+        eventually(lambda: flags.exists("x"), timeout=10)
+        assert flags.get("x").percentage == 40
+    finally:
+        flags.close()
+        admin.close()

@@ -15,6 +15,7 @@ rendered again from the merged state.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -70,7 +71,9 @@ class RubyMirror:
         self._applying = threading.local()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.stats = dict.fromkeys(("records_written", "ruby_changes_applied", "errors"), 0)
+        self.stats = dict.fromkeys(
+            ("records_written", "ruby_changes_applied", "errors", "keyspace_notifications"), 0
+        )
 
     # Python -> Ruby ---------------------------------------------------------------------------
 
@@ -183,12 +186,47 @@ class RubyMirror:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_interval):
-            try:
-                self.poll()
-            except Exception as exc:  # Redis away, a bad record: try again next round
-                self.stats["errors"] += 1
-                logger.warning("polling the Ruby rollout keys failed: %s", exc)
+        notifications = self._subscribe_to_keyspace()
+        try:
+            while not self._stop.is_set():
+                if notifications is not None:
+                    # A Ruby write wakes us at once; the timeout keeps the periodic poll.
+                    with contextlib.suppress(Exception):
+                        notifications.get_message(timeout=self.poll_interval)
+                        while notifications.get_message(timeout=0.01) is not None:
+                            pass  # one poll covers every key that changed
+                elif self._stop.wait(self.poll_interval):
+                    return
+                try:
+                    self.poll()
+                except Exception as exc:  # Redis away, a bad record: try again next round
+                    self.stats["errors"] += 1
+                    logger.warning("polling the Ruby rollout keys failed: %s", exc)
+        finally:
+            if notifications is not None:
+                notifications.close()
+
+    def _subscribe_to_keyspace(self) -> Any:
+        """Keyspace notifications for the gem's keys, where the server has them enabled.
+
+        Many managed Redis services forbid CONFIG or keep notifications off; then polling
+        alone (every ``poll_interval`` seconds) picks Ruby's changes up.
+        """
+        try:
+            events = self.client.config_get("notify-keyspace-events")
+            flags = str(next(iter(events.values()), "")) if events else ""
+            if "K" not in flags or not ("$" in flags or "A" in flags or "g" in flags):
+                return None
+            db = int(self.client.connection_pool.connection_kwargs.get("db", 0))
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub.psubscribe(f"__keyspace@{db}__:{feature_key('*', self.ruby_namespace)}")
+            self.stats["keyspace_notifications"] = 1
+            return pubsub
+        except Exception as exc:  # CONFIG refused, an older server: poll
+            logger.info(
+                "no keyspace notifications (%s); polling every %g s", exc, self.poll_interval
+            )
+            return None
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()

@@ -147,6 +147,7 @@ class RedisStore(Store):
         self._load = client.register_script(_LOAD)
         self._lock = threading.Lock()
         self._closed = False
+        self._owned: list[redis.Redis] = []
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -158,14 +159,17 @@ class RedisStore(Store):
         query = parse_qs(parts.query)
         namespace = query.pop("namespace", ["rollout"])[0]
         rest = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+        sentinels: list[redis.Redis] = []
         try:
             if parts.scheme == "redis+sentinel":
-                client = _sentinel_client(parts)
+                client, sentinels = _sentinel_client(parts)
             else:
                 client = redis.Redis.from_url(rest)
         except ValueError as exc:
             raise ValueError(f"store URL {url!r} is not a Redis URL: {exc}") from exc
-        return cls(client, namespace=namespace)
+        store = cls(client, namespace=namespace)
+        store._owned = sentinels  # opened here, so closed with the store
+        return store
 
     def default_transport(self) -> Transport:
         from ..sync.redis import RedisTransport
@@ -231,13 +235,15 @@ class RedisStore(Store):
         if not self._closed:
             self._closed = True
             self.client.close()
+            for connection in self._owned:  # the Sentinel connections of a sentinel URL
+                connection.close()
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _sentinel_client(parts: Any) -> redis.Redis:
+def _sentinel_client(parts: Any) -> tuple[redis.Redis, list[redis.Redis]]:
     from redis.sentinel import Sentinel
 
     hosts = []
@@ -250,4 +256,4 @@ def _sentinel_client(parts: Any) -> redis.Redis:
     service, db = path[0], int(path[1]) if len(path) > 1 else 0
     sentinel = Sentinel(hosts)  # type: ignore[no-untyped-call]
     client: redis.Redis = sentinel.master_for(service, db=db)  # type: ignore[no-untyped-call]
-    return client
+    return client, list(sentinel.sentinels)

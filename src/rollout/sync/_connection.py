@@ -13,6 +13,7 @@ the wake-ups of every write); ``wait_synced`` starts such an exchange with every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -103,6 +104,9 @@ class PeerConnection:
             if registered:
                 self.transport.unregister(self)
             self.transport.closed(self)
+            # Until the socket is really closed, so a shutdown never leaves one behind.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self.writer.wait_closed(), timeout=1.0)
 
     async def _handshake(self) -> None:
         transport = self.transport

@@ -152,6 +152,9 @@ class PeerTransport(Transport):
         self._spawn(self._anti_entropy())
 
     def _spawn(self, coro: Any) -> None:
+        if self._closing:  # nothing new starts while the transport shuts down
+            coro.close()
+            return
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -182,11 +185,16 @@ class PeerTransport(Transport):
                 connection.close()
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Until none is left: a task may be mid-way through starting another when cancelled.
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._handlers:  # their connections are closed: they are finishing
             await asyncio.wait(list(self._handlers), timeout=2.0)
+        for connection in list(self._open):  # opened during the shutdown
+            connection.close()
         await asyncio.sleep(0)  # let the goodbyes reach the sockets
 
     def after_fork_in_child(self) -> None:
@@ -274,6 +282,9 @@ class PeerTransport(Transport):
                 logger.debug("cannot reach %s: %r", member.address, exc)
                 await asyncio.sleep(member.backoff.next_delay())
                 continue
+            if self._closing:  # connected just as the transport shuts down
+                writer.close()
+                return
             await PeerConnection(self, reader, writer, outbound=True, member=member).run()
             if member.state == "self":
                 return

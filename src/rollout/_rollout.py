@@ -18,6 +18,7 @@ from ._replica import Replica
 from ._replication import ReplicationAPI
 from ._specialize import specialize
 from ._state import EXISTS, PERCENTAGE, Delta, Register
+from ._wiring import make_ruby_mirror, make_transport
 from ._writes import FlagName, WriteAPI
 from .errors import ClockSkewError, ClosedError, StoreUnavailableError
 from .stores import Store, open_store
@@ -121,7 +122,7 @@ class Rollout(WriteAPI, ReplicationAPI):
             self.set_default(name, value)
         # The hot path, as a closure on the instance: see rollout._evaluate for why.
         self.active = build_active(self._checks, self._anonymous, self._active_uncompiled)
-        self._transport = _make_transport(
+        self._transport = make_transport(
             transport,
             listen,
             peers,
@@ -133,7 +134,7 @@ class Rollout(WriteAPI, ReplicationAPI):
         if self._transport is not None:
             self._guard_fork()
             self._transport.start(self)
-        self._ruby = _make_ruby_mirror(self, ruby_compat, ruby_namespace, ruby_poll_interval)
+        self._ruby = make_ruby_mirror(self, ruby_compat, ruby_namespace, ruby_poll_interval)
 
     # Checks: the hot path. No lock, no I/O. -------------------------------------------------
 
@@ -385,47 +386,3 @@ class Rollout(WriteAPI, ReplicationAPI):
     def __repr__(self) -> str:
         store = self._store.url if self._store is not None else "memory"
         return f"<Rollout store={store!r} flags={len(self._checks)}>"
-
-
-def _make_transport(
-    transport: Transport | None,
-    listen: str | None,
-    peers: Iterable[str],
-    **options: Any,
-) -> Transport | None:
-    if transport is not None:
-        if listen is not None or peers:
-            raise ValueError("pass either transport= or listen=/peers=, not both")
-        return transport
-    if listen is None and not peers:
-        return None
-    # Imported here: asyncio and the protocol load only when replication is asked for.
-    from .sync.peer import PeerTransport
-
-    return PeerTransport(listen=listen, peers=peers, **options)
-
-
-def _make_ruby_mirror(
-    flags: Rollout, ruby_compat: bool, ruby_namespace: str | None, poll_interval: float
-) -> RubyMirror | None:
-    if not isinstance(ruby_compat, bool):
-        raise TypeError(f"ruby_compat must be a bool, got {ruby_compat!r}")
-    if not ruby_compat:
-        if ruby_namespace is not None:
-            raise ValueError("ruby_namespace only applies with ruby_compat=True")
-        return None
-    from .compat.ruby_mirror import RubyMirror
-    from .stores.redis import RedisStore
-
-    store = flags._store
-    if not isinstance(store, RedisStore):
-        raise ValueError(f"ruby_compat=True needs a Redis store, got {store!r}")
-    mirror = RubyMirror(
-        flags,
-        store.client,
-        namespace=store.namespace,
-        ruby_namespace=ruby_namespace,
-        poll_interval=poll_interval,
-    )
-    mirror.start()
-    return mirror

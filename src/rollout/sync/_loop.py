@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["LoopThread"]
+__all__ = ["LoopThread", "abandon", "release_inherited_socket"]
 
 T = TypeVar("T")
 
@@ -48,3 +49,26 @@ class LoopThread:
             raise RuntimeError("the loop thread cannot stop itself")
         self.call_soon(self.loop.stop)
         self._thread.join(timeout)
+
+
+#: The parent's loops in a forked child: never run, never closed, kept so no finaliser warns.
+_ABANDONED: list[LoopThread] = []
+
+
+def abandon(loop: LoopThread) -> None:
+    _ABANDONED.append(loop)
+
+
+def release_inherited_socket(sock: Any) -> None:
+    """Release this process's copy of a socket inherited through fork.
+
+    The parent still uses the socket. Putting /dev/null on its fd number drops our copy (so a
+    close by the parent really ends the connection) while the number stays valid for the socket
+    object that will close it again later.
+    """
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            os.dup2(devnull, sock.fileno())
+        finally:
+            os.close(devnull)

@@ -9,10 +9,8 @@ heal by themselves. Everything runs on one background thread with its own asynci
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
-import os
 import random
 import ssl as ssl_module
 import threading
@@ -24,8 +22,8 @@ from .._state import Delta
 from ._base import SyncHost, Transport
 from ._connection import PeerConnection
 from ._frames import DEFAULT_MAX_FRAME, FrameError, Kind, encode_body
-from ._loop import LoopThread
-from ._membership import Member, Members, parse_address
+from ._loop import LoopThread, abandon, release_inherited_socket
+from ._membership import Member, Members, clock_problem, parse_address
 
 __all__ = ["PeerTransport"]
 
@@ -202,12 +200,12 @@ class PeerTransport(Transport):
         old = self._loop
         if old is None:
             return
-        _ABANDONED.append(old)
+        abandon(old)
         for connection in self.connections.values():
-            _close_quietly(connection.writer.get_extra_info("socket"))
+            release_inherited_socket(connection.writer.get_extra_info("socket"))
         if self._server is not None:
             for sock in self._server.sockets:
-                _close_quietly(sock)
+                release_inherited_socket(sock)
         host, listen = self.host, self._listen
         if listen is not None:
             self._listen = (listen[0], 0)  # the parent keeps its port; a child takes a fresh one
@@ -227,21 +225,8 @@ class PeerTransport(Transport):
         return future.result(timeout=5)
 
     async def _describe_members(self) -> list[dict[str, Any]]:
-        described = [m.describe() for m in self._members.by_address.values() if m.state != "self"]
-        known: set[int | str] = {m["node"] for m in described}
-        for node, connection in self.connections.items():
-            if f"{node:016x}" not in known:
-                described.append(
-                    {
-                        "address": connection.peer_label,
-                        "node": f"{node:016x}",
-                        "state": "connected",
-                        "seed": False,
-                        "clock_offset_ms": None,
-                        "last_sync": None,
-                    }
-                )
-        return sorted(described, key=lambda m: m["address"])
+        labels = {node: c.peer_label for node, c in self.connections.items()}
+        return self._members.describe(labels)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -386,28 +371,10 @@ class PeerTransport(Transport):
         self._check_clock()
 
     def _check_clock(self) -> None:
-        median = self._members.median_offset_ms()
-        limit = self.host.max_offset_ms
-        problem = None
-        if median is not None and -median > limit:
-            problem = (
-                f"this node's clock is {-median} ms ahead of its peers (max_offset is "
-                f"{limit} ms); local writes are refused until it is back in range"
-            )
-        was_ahead = self._skew is not None
-        self._skew = problem
-        self.host.set_clock_skew(problem)
-        # Logged when the state changes, not on every digest (the offset moves every time).
-        if problem and not was_ahead:
-            logger.error("%s", problem)
-        elif was_ahead and not problem:
-            logger.warning("this node's clock is back within max_offset of its peers")
-        if median is not None and median > limit:
-            logger.warning(
-                "this node's clock lags its peers by %d ms: their writes look "
-                "like the future and are rejected",
-                median,
-            )
+        self._skew = clock_problem(
+            self._members.median_offset_ms(), self.host.max_offset_ms, self._skew
+        )
+        self.host.set_clock_skew(self._skew)
 
     def count(self, counter: str) -> None:
         self._counters[counter] += 1
@@ -473,22 +440,3 @@ class _NoHost:
 
     def __getattr__(self, name: str) -> Any:
         raise RuntimeError("PeerTransport.start() has not been called")
-
-
-#: The parent's loops in a forked child: never run, never closed, kept so no finaliser warns.
-_ABANDONED: list[LoopThread] = []
-
-
-def _close_quietly(sock: Any) -> None:
-    """Release this process's copy of a socket inherited through fork.
-
-    The parent still uses the socket. Putting /dev/null on its fd number drops our copy (so a
-    close by the parent really ends the connection) while the number stays valid for the socket
-    object that will close it again later.
-    """
-    with contextlib.suppress(OSError, AttributeError, ValueError):
-        devnull = os.open(os.devnull, os.O_RDWR)
-        try:
-            os.dup2(devnull, sock.fileno())
-        finally:
-            os.close(devnull)

@@ -17,20 +17,16 @@ network) and on the way out (a frame the peer rejects closes the connection, aga
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
-import ipaddress
 import json
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Final
 
 from .._codec import decode_flags, encode_flags
 from .._state import Delta
-from .._validate import MAX_NAME_LENGTH, flag_name
 from ..errors import FormatError, RolloutError
+from ._messages import SCHEMAS, Kind, Message, SchemaError, check_keys
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
@@ -46,16 +42,10 @@ __all__ = [
 
 PROTOCOL_VERSION: Final = 1
 DEFAULT_MAX_FRAME: Final = 64 * 1024 * 1024
-MAX_MEMBERS: Final = 1000
 
 _MAC_SIZE: Final = hashlib.sha256().digest_size
 _HEADER: Final = 2  # version and kind
 _MAX_LENGTH: Final = 2**32 - 1
-# Counters and clocks go to peers written in any language: keep them in a signed 64-bit integer.
-_MAX_INT: Final = 2**63 - 1
-_NODE = re.compile(r"[0-9a-f]{16}")
-_HEX32 = re.compile(r"[0-9a-f]{32}")  # nonces and digests
-_PORT = re.compile(r"[0-9]{1,5}")
 
 
 class FrameError(RolloutError):
@@ -64,144 +54,6 @@ class FrameError(RolloutError):
     Raised for a frame that is too long, has an unknown version or kind, fails its MAC, or
     carries a payload that is not valid JSON or does not match its kind's schema.
     """
-
-
-class Kind(enum.IntEnum):
-    HELLO = 1
-    DELTA = 2
-    DIGEST = 3
-    PULL = 4
-    STATE = 5
-    ACK = 6
-    BYE = 7
-
-
-@dataclass(frozen=True)
-class Message:
-    """One decoded frame. For DELTA and STATE, ``flags`` is not in ``body``: it is ``delta``."""
-
-    kind: Kind
-    body: dict[str, Any]
-    delta: Delta | None = None
-
-
-class _SchemaError(Exception):
-    """A schema violation; becomes FrameError on the way in and ValueError on the way out."""
-
-
-def _integer(body: Mapping[str, Any], key: str, minimum: int = 0, *, null: bool = False) -> None:
-    value = body[key]
-    if value is None and null:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= _MAX_INT:
-        raise _SchemaError(f"{key!r} must be an int from {minimum} to 2**63-1, got {value!r}")
-
-
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-
-
-def _hex(value: object, pattern: re.Pattern[str], what: str) -> None:
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise _SchemaError(f"{what} must be {pattern.pattern} (lowercase hex), got {value!r}")
-
-
-def _bad_host(host: str) -> bool:
-    # An unbracketed ':' would make the port ambiguous (is "::1:80" port 80 or 1?).
-    bad = (":", "[", "]", "/")
-    return (
-        not host
-        or len(host) > 255
-        or any(c.isspace() or ord(c) < 32 or 127 <= ord(c) < 160 or c in bad for c in host)
-    )
-
-
-def _address(value: object, what: str) -> None:
-    """``host:port``: a name or IPv4 address, or an IPv6 literal in brackets, and a port."""
-    if not isinstance(value, str):
-        raise _SchemaError(f"{what} must be a 'host:port' string, got {value!r}")
-    host, colon, port = value.rpartition(":")
-    if not colon or not _PORT.fullmatch(port) or int(port) > 65535:
-        raise _SchemaError(f"{what} must end in ':port' with a port from 0 to 65535, got {value!r}")
-    if host.startswith("[") and host.endswith("]"):
-        try:
-            ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            raise _SchemaError(f"{what} has a bad IPv6 literal, got {value!r}") from None
-    elif _bad_host(host):
-        raise _SchemaError(f"{what} has a bad host, got {value!r}")
-
-
-def _name(value: object, what: str) -> str:
-    try:
-        return flag_name(value, what)
-    except (TypeError, ValueError) as exc:
-        raise _SchemaError(str(exc)) from None
-
-
-def _check_hello(body: Mapping[str, Any]) -> None:
-    _hex(body["node"], _NODE, "'node'")
-    if body["addr"] is not None:
-        _address(body["addr"], "'addr'")
-    _integer(body, "protocol", minimum=1)
-    members = body["members"]
-    if not isinstance(members, list):
-        raise _SchemaError(f"'members' must be a list of 'host:port' strings, got {members!r}")
-    if len(members) > MAX_MEMBERS:
-        raise _SchemaError(f"'members' must list at most {MAX_MEMBERS}, got {len(members)}")
-    for member in members:
-        _address(member, "a member")
-    _integer(body, "clock")
-    _hex(body["nonce"], _HEX32, "'nonce'")
-
-
-def _check_digest(body: Mapping[str, Any]) -> None:
-    _integer(body, "seq")
-    _integer(body, "clock")
-    digests = body["digests"]
-    if not isinstance(digests, dict):
-        raise _SchemaError(f"'digests' must map flag names to hashes, got {type(digests).__name__}")
-    # Runs for every digest of every anti-entropy round (1,000 flags: 1,000 entries), so the
-    # common, valid case is checked in bulk; the detailed message is built only on failure.
-    fullmatch, control = _HEX32.fullmatch, _CONTROL.search
-    for name, digest in digests.items():
-        if (
-            type(digest) is not str
-            or not fullmatch(digest)
-            or type(name) is not str
-            or not 0 < len(name) <= MAX_NAME_LENGTH
-            or control(name)
-        ):
-            _hex(digest, _HEX32, f"the digest of {_name(name, 'a flag name in digests')!r}")
-            _name(name, "a flag name in digests")
-
-
-def _check_pull(body: Mapping[str, Any]) -> None:
-    _integer(body, "seq")
-    names = body["names"]
-    if not isinstance(names, list):
-        raise _SchemaError(f"'names' must be a list of flag names, got {type(names).__name__}")
-    for name in names:
-        _name(name, "a name in 'names'")
-
-
-_HELLO_KEYS = frozenset({"node", "addr", "protocol", "members", "clock", "nonce"})
-# kind -> (keys besides "flags", has flags, check). DELTA and STATE carry flags as a Delta.
-_SCHEMAS: Final[dict[Kind, tuple[frozenset[str], bool, Callable[[Mapping[str, Any]], None]]]] = {
-    Kind.HELLO: (_HELLO_KEYS, False, _check_hello),
-    Kind.DELTA: (frozenset({"seq"}), True, lambda body: _integer(body, "seq")),
-    Kind.DIGEST: (frozenset({"seq", "clock", "digests"}), False, _check_digest),
-    Kind.PULL: (frozenset({"seq", "names"}), False, _check_pull),
-    Kind.STATE: (frozenset({"seq"}), True, lambda body: _integer(body, "seq", null=True)),
-    Kind.ACK: (frozenset({"seq"}), False, lambda body: _integer(body, "seq")),
-    Kind.BYE: (frozenset(), False, lambda _body: None),
-}
-
-
-def _check_keys(body: Mapping[str, Any], expected: frozenset[str]) -> None:
-    keys = set(body)
-    if keys != expected:
-        missing, extra = sorted(expected - keys), sorted(keys - expected, key=repr)
-        raise _SchemaError(f"keys must be {sorted(expected)}: missing {missing}, extra {extra}")
 
 
 def _reject_constant(constant: str) -> Any:
@@ -213,18 +65,18 @@ def _decode_payload(kind: Kind, text: str) -> Message:
         payload = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         # RecursionError: deeply nested arrays are valid JSON that the parser cannot take.
-        raise _SchemaError(f"payload is not JSON: {exc}") from None
+        raise SchemaError(f"payload is not JSON: {exc}") from None
     if not isinstance(payload, dict):
-        raise _SchemaError(f"payload must be a JSON object, got {type(payload).__name__}")
-    keys, has_flags, check = _SCHEMAS[kind]
-    _check_keys(payload, keys | {"flags"} if has_flags else keys)
+        raise SchemaError(f"payload must be a JSON object, got {type(payload).__name__}")
+    keys, has_flags, check = SCHEMAS[kind]
+    check_keys(payload, keys | {"flags"} if has_flags else keys)
     check(payload)
     if not has_flags:
         return Message(kind, payload)
     try:
         delta = decode_flags(payload.pop("flags"))
     except FormatError as exc:
-        raise _SchemaError(str(exc)) from None
+        raise SchemaError(str(exc)) from None
     return Message(kind, payload, delta)
 
 
@@ -236,7 +88,7 @@ def encode_body(kind: Kind, body: Mapping[str, Any], delta: Delta | None = None)
     Raises ``ValueError`` for a body the peer would reject.
     """
     kind = Kind(kind)
-    keys, has_flags, check = _SCHEMAS[kind]
+    keys, has_flags, check = SCHEMAS[kind]
     if has_flags != (delta is not None):
         need = "needs a delta" if has_flags else "takes no delta"
         raise ValueError(f"a {kind.name} frame {need}, got delta={delta!r:.80}")
@@ -244,14 +96,14 @@ def encode_body(kind: Kind, body: Mapping[str, Any], delta: Delta | None = None)
         raise TypeError(f"body must be a mapping, got {body!r}")
     payload = dict(body)
     try:
-        _check_keys(payload, keys)
+        check_keys(payload, keys)
         check(payload)
         if delta is not None:
             # Not checked again on the way out: registers come from our own replica, valid by
             # construction, and this runs on every write. Receivers check everything.
             payload["flags"] = encode_flags(delta)
         text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
-    except (_SchemaError, FormatError) as exc:
+    except (SchemaError, FormatError) as exc:
         raise ValueError(f"{kind.name} frame: {exc}") from None
     except (TypeError, ValueError) as exc:  # json.dumps: an object, a NaN, a circular list
         raise ValueError(f"{kind.name} frame: payload is not JSON-serialisable: {exc}") from exc
@@ -379,7 +231,7 @@ class FrameReader(_Direction):
             raise FrameError(f"{kind.name} frame: payload is not UTF-8: {exc}") from None
         try:
             return _decode_payload(kind, text)
-        except _SchemaError as exc:
+        except SchemaError as exc:
             raise FrameError(f"{kind.name} frame: {exc}") from None
 
 

@@ -44,6 +44,7 @@ class NodeError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind
+        self.message = message
 
 
 def free_port() -> int:
@@ -87,9 +88,13 @@ class Node:
         anti_entropy_interval: float = 1.0,
         store: str | None = None,
         port: int | None = None,
+        listen: bool = True,
     ) -> None:
         self.name = name
-        self.address = f"127.0.0.1:{port or free_port()}"
+        # Without `listen` (and peers) the node has no peer transport: a store that brings its
+        # own (Redis pub/sub) replicates instead.
+        self.listen = listen
+        self.address = f"127.0.0.1:{port or free_port()}" if listen else ""
         self.peers = list(peers)
         self.store = store or f"sqlite:///{directory / f'{name}.db'}"
         self._options = {
@@ -106,7 +111,7 @@ class Node:
     def start(self) -> Node:
         arguments = [
             sys.executable, "-m", "rollout.testing_cluster",
-            "--store", self.store, "--listen", self.address,
+            "--store", self.store, "--listen", self.address,  # "": no peer transport
             "--peers", ",".join(self.peers),
             "--clock-offset-ms", str(self._options["clock_offset_ms"]),
             "--anti-entropy-interval", str(self._options["anti_entropy_interval"]),
@@ -141,6 +146,10 @@ class Node:
             log = self.log_path.read_text()[-2000:]
             raise NodeError("Exited", f"node {self.name} exited; its log ends:\n{log}")
         return line
+
+    def log(self) -> str:
+        """The end of the node's log (stderr), for assertion messages."""
+        return self.log_path.read_text()[-3000:] if self.log_path.exists() else ""
 
     def call(self, op: str, *args: Any, timeout: float = 20.0, **kwargs: Any) -> Any:
         """Run ``op`` in the node and return its result (raises NodeError if it raised)."""
@@ -287,13 +296,16 @@ def _serve(options: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     offset = options.clock_offset_ms
-    transport = PeerTransport(
-        listen=options.listen,
-        peers=[p for p in options.peers.split(",") if p],
-        secret=options.secret,
-        learn_members=options.learn_members,
-        anti_entropy_interval=options.anti_entropy_interval,
-    )
+    peers = [p for p in options.peers.split(",") if p]
+    transport = None
+    if options.listen or peers:
+        transport = PeerTransport(
+            listen=options.listen or None,
+            peers=peers,
+            secret=options.secret,
+            learn_members=options.learn_members,
+            anti_entropy_interval=options.anti_entropy_interval,
+        )
     flags = Rollout(
         options.store,
         clock=(lambda: system_clock_ms() + offset) if offset else None,
@@ -309,7 +321,8 @@ def _serve(options: argparse.Namespace) -> int:
 
     flags.subscribe(watch)
     stats = flags.stats()
-    _answer({"ready": {"address": stats["sync"]["address"], "node": stats["node"]}})
+    address = (stats["sync"] or {}).get("address")
+    _answer({"ready": {"address": address, "node": stats["node"]}})
     for line in sys.stdin:
         command = json.loads(line)
         op, args, kwargs = command["op"], command["args"], command["kwargs"]
@@ -353,7 +366,7 @@ def _answer(payload: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rollout.testing_cluster")
     parser.add_argument("--store", required=True)
-    parser.add_argument("--listen", required=True)
+    parser.add_argument("--listen", default="")
     parser.add_argument("--peers", default="")
     parser.add_argument("--secret", default=None)
     parser.add_argument("--no-learn-members", dest="learn_members", action="store_false")

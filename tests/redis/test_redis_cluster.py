@@ -10,23 +10,25 @@ from pathlib import Path
 import pytest
 import redis
 from redis_fixtures import namespace, private_redis, redis_url  # noqa: F401  (fixtures)
-from redis_nodes import NodeError, RedisNode, eventually, wait_converged
+from redis_nodes import eventually
 from redis_server import RedisServer, with_namespace
 
-StartNodes = Callable[[str, int], list[RedisNode]]
+from rollout.testing_cluster import Node, NodeError, wait_converged
+
+StartNodes = Callable[[str, int], list[Node]]
 
 
 @pytest.fixture
 def start_nodes(tmp_path: Path) -> Iterator[StartNodes]:
     """``start_nodes(url, count)``: processes named n0, n1, ...; all stopped after the test."""
-    started: list[RedisNode] = []
+    started: list[Node] = []
 
-    def start(url: str, count: int) -> list[RedisNode]:
+    def start(url: str, count: int) -> list[Node]:
         nodes = []
         for i in range(len(started), len(started) + count):
             # client_name passes through to redis-py: it names this process's connections.
             named = f"{url}{'&' if '?' in url else '?'}client_name=n{i}"
-            node = RedisNode(f"n{i}", named, tmp_path)
+            node = Node(f"n{i}", tmp_path, store=named, listen=False)
             started.append(node)
             nodes.append(node.start())
         for node in nodes:
@@ -41,7 +43,7 @@ def start_nodes(tmp_path: Path) -> Iterator[StartNodes]:
         thread.join(30)
 
 
-def _connected(node: RedisNode) -> bool:
+def _connected(node: Node) -> bool:
     return bool(node.call("stats")["sync"]["connected"])
 
 
@@ -71,7 +73,7 @@ def test_concurrent_writes_of_different_users_on_one_flag_all_survive(
     start = threading.Barrier(len(nodes))
     failures: list[BaseException] = []
 
-    def write(node: RedisNode) -> None:
+    def write(node: Node) -> None:
         try:
             start.wait()
             for n in range(30):

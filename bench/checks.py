@@ -59,9 +59,9 @@ class CheckResults:
     failures: list[str] = field(default_factory=list)  # peers that could not be set up
 
 
-def build_rollout() -> Rollout:
-    """An in-memory Rollout with the benchmark's flags and groups."""
-    flags = Rollout()
+def build_rollout(flags: Rollout | None = None) -> Rollout:
+    """The benchmark's flags and groups, written to ``flags`` (a new in-memory Rollout if None)."""
+    flags = Rollout() if flags is None else flags
     flags.activate("on")
     for group in GROUPS:
         flags.define_group(group, lambda user, g=group: g in user.groups)

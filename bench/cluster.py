@@ -309,23 +309,31 @@ def _fan_out(children: Sequence[_Child], events: Events) -> Latency:
     for change in range(WARMUP + CHANGES):
         writer = children[change % len(children)]
         written_ns: int = writer.call("write", change)
-        pending = {c.index for c in children} - {writer.index}
-        arrived: list[int] = []
-        deadline = time.monotonic() + LOST_AFTER_S
-        while pending:
-            try:
-                index, event = events.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if event.get("seen") == change and index in pending:
-                pending.discard(index)
-                arrived.append(event["ns"] - written_ns)
-            # anything else arrived after its change was given up on: already counted as lost
+        arrived, missing = arrivals(children, events, writer.index, change)
         if change >= WARMUP:
-            samples += arrived
-            lost += len(pending)
+            samples += [ns - written_ns for ns in arrived]
+            lost += missing
         time.sleep(GAP_S)
     return _latency(samples, lost)
+
+
+def arrivals(
+    children: Sequence[_Child], events: Events, writer: int, change: int
+) -> tuple[list[int], int]:
+    """When each other child saw ``change`` (monotonic ns), and how many did not in time."""
+    pending = {c.index for c in children} - {writer}
+    arrived: list[int] = []
+    deadline = time.monotonic() + LOST_AFTER_S
+    while pending:
+        try:
+            index, event = events.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if event.get("seen") == change and index in pending:
+            pending.discard(index)
+            arrived.append(event["ns"])
+        # anything else arrived after its change was given up on: already counted as lost
+    return arrived, len(pending)
 
 
 def _latency(samples_ns: list[int], lost: int) -> Latency:

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import math
 import os
-import queue
 import statistics
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -40,20 +39,18 @@ from typing import TypeVar
 from rollout import Rollout
 
 from ._timing import ns_per_call, seconds
-from .checks import GROUPS, User, worst_case_user
+from .checks import User, build_rollout, worst_case_user
 from .cluster import (
     CHANGES,
     GAP_S,
-    LOST_AFTER_S,
     REDIS_URL,
     WARMUP,
-    Events,
     Latency,
-    _Child,
     _group,
     _latency,
     _redis_group,
     _redis_problem,
+    arrivals,
 )
 
 __all__ = [
@@ -225,13 +222,13 @@ def _measure_fan_out(namespace: str) -> RedisFanOut:
             measured = change >= WARMUP
             # Interleaved, so a slow moment of the machine hits both alike.
             sent: int = raw[change % PROCESSES].call("write", change)
-            arrived, missing = _arrivals(raw, raw_events, change % PROCESSES, change)
+            arrived, missing = arrivals(raw, raw_events, change % PROCESSES, change)
             if measured:
                 reference += [seen - sent for seen in arrived]
                 raw_lost += missing
             time.sleep(GAP_S)
             before, after = nodes[change % PROCESSES].call("write_span", change)
-            arrived, missing = _arrivals(nodes, node_events, change % PROCESSES, change)
+            arrived, missing = arrivals(nodes, node_events, change % PROCESSES, change)
             if measured:
                 rollout += [seen - after for seen in arrived]
                 rollout_call += [seen - before for seen in arrived]
@@ -249,47 +246,16 @@ def _measure_fan_out(namespace: str) -> RedisFanOut:
     )
 
 
-def _arrivals(
-    children: Sequence[_Child], events: Events, writer: int, change: int
-) -> tuple[list[int], int]:
-    """When each other child saw ``change``, and how many did not within LOST_AFTER_S."""
-    pending = {c.index for c in children} - {writer}
-    arrived: list[int] = []
-    deadline = time.monotonic() + LOST_AFTER_S
-    while pending:
-        try:
-            index, event = events.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        if event.get("seen") == change and index in pending:
-            pending.discard(index)
-            arrived.append(event["ns"])
-        # anything else arrived after its change was given up on: already counted as lost
-    return arrived, len(pending)
-
-
 # Check cost -----------------------------------------------------------------------------------
 
 
-def _with_check_flags(flags: Rollout) -> Rollout:
-    """The flags and groups of ``bench.checks.build_rollout``, written to ``flags``."""
-    flags.activate("on")
-    for group in GROUPS:
-        flags.define_group(group, lambda user, g=group: g in user.groups)
-    flags.activate_percentage("chat", 20)
-    for group in GROUPS:
-        flags.activate_group("chat", group)
-    flags.activate_percentage("chat-percentage-only", 20)
-    return flags
-
-
 def _measure_checks(namespace: str) -> RedisChecks:
-    memory = _with_check_flags(Rollout())
+    memory = build_rollout(Rollout())
     stored = Rollout(_store_url(namespace))
     try:
         if not stored.wait_synced(10.0):
             raise TimeoutError("the Redis-backed Rollout did not connect to Redis")
-        _with_check_flags(stored)
+        build_rollout(stored)
         user: User = worst_case_user(memory, [])
         if stored.active("chat", user) or not stored.active("on"):
             raise RuntimeError("the Redis-backed flags answer differently from the memory ones")

@@ -16,6 +16,7 @@ def test_all_is_pinned() -> None:
         "ClosedError",
         "Feature",
         "FormatError",
+        "HistoryEvent",
         "MemoryStore",
         "Rollout",
         "RolloutError",

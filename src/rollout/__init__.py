@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._clock import Timestamp
 from ._feature import Feature
+from ._history import HistoryEvent
 from ._rollout import Rollout
 from .errors import (
     ClockSkewError,
@@ -24,6 +25,7 @@ __all__ = [
     "ClosedError",
     "Feature",
     "FormatError",
+    "HistoryEvent",
     "MemoryStore",
     "Rollout",
     "RolloutError",

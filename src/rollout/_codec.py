@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 from ._clock import Timestamp
+from ._history import check_event_value, is_history_key, valid_history_key
 from ._state import (
     DATA,
     DATA_RESET,
@@ -122,6 +123,8 @@ def _decode_register(name: str, key: object, raw: object) -> Register:
 def _known_key(key: str) -> bool:
     if key in (EXISTS, RESET, DATA_RESET, PERCENTAGE, TIME):
         return True
+    if is_history_key(key):
+        return valid_history_key(key)
     for prefix in (*_BOOLEAN_PREFIXES, DATA):
         if key.startswith(prefix) and len(key) > len(prefix):
             return True
@@ -129,7 +132,11 @@ def _known_key(key: str) -> bool:
 
 
 def _check_value(where: str, key: str, value: Any) -> None:
-    if key == EXISTS or key.startswith(_BOOLEAN_PREFIXES):
+    if is_history_key(key):
+        problem = check_event_value(value)
+        if problem is not None:
+            raise FormatError(f"{where}: a history event {problem}")
+    elif key == EXISTS or key.startswith(_BOOLEAN_PREFIXES):
         if not isinstance(value, bool):
             raise FormatError(f"{where}: value must be true or false, got {value!r}")
     elif key in (PERCENTAGE, TIME) and (

@@ -17,6 +17,7 @@ from ._bucketing import Randomize
 from ._clock import MIN_TIMESTAMP, Timestamp
 from ._codec import encode
 from ._feature import Check, Feature
+from ._history import DEFAULT_HISTORY_LIMIT, describe_change, is_history_key
 from ._state import Delta, FlagState, Register
 
 __all__ = ["Replica"]
@@ -30,7 +31,9 @@ class Replica:
         randomize: Randomize,
         groups: Mapping[str, Callable[[Any], object]],
         specialize: Callable[[Check], Callable[[Any], bool]],
+        history_limit: int = DEFAULT_HISTORY_LIMIT,
     ) -> None:
+        self._history_limit = history_limit
         self._randomize: Randomize = randomize
         self._groups = groups
         #: Builds a check's function for a user (rollout._specialize, bound to the Rollout).
@@ -51,7 +54,7 @@ class Replica:
             for name, registers in delta.items():
                 state = self._flags.get(name)
                 if state is None:
-                    state = self._flags[name] = FlagState()
+                    state = self._flags[name] = FlagState(self._history_limit)
                 if state.merge(registers):
                     changed.add(name)
                     self._compile(name, state)
@@ -62,7 +65,7 @@ class Replica:
         with self.lock:
             state = self._flags.get(name)
             if state is None:
-                state = self._flags[name] = FlagState()
+                state = self._flags[name] = FlagState(self._history_limit)
             state.set_defaults(registers)
             self._compile(name, state)
 
@@ -109,6 +112,19 @@ class Replica:
             state = self._flags.get(name)
             return render(state) if state is not None and state.exists else None
 
+    def describe(
+        self, name: str, values: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(before, after)`` of a write about to be made to a flag, for its history."""
+        with self.lock:
+            return describe_change(self._flags.get(name), values)
+
+    def events(self, name: str) -> list[tuple[str, Register]]:
+        """The history of a flag, newest first (also after a delete)."""
+        with self.lock:
+            state = self._flags.get(name)
+            return state.events() if state is not None else []
+
     def users(self, name: str) -> frozenset[str]:
         with self.lock:
             state = self._flags.get(name)
@@ -143,7 +159,10 @@ class Replica:
 
 
 def _digest(state: FlagState) -> bytes:
-    registers = sorted(state.replicated_registers())
+    # History is left out: every write also stamps the flag's `exists` register, so a missing
+    # event always shows as a difference anyway, and replicas configured with different history
+    # limits still agree.
+    registers = sorted((k, r) for k, r in state.replicated_registers() if not is_history_key(k))
     if not registers:
         return b""
     hasher = hashlib.blake2b(digest_size=16)

@@ -14,6 +14,14 @@ from ._bucketing import Randomize
 from ._clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
 from ._evaluate import ActiveCheck, build_active
 from ._feature import Check, Feature
+from ._history import (
+    DEFAULT_HISTORY_LIMIT,
+    HistoryEvent,
+    current_context,
+    default_node_name,
+    history_key,
+    write_context,
+)
 from ._replica import Replica
 from ._replication import ReplicationAPI
 from ._specialize import specialize
@@ -73,6 +81,8 @@ class Rollout(WriteAPI, ReplicationAPI):
         ruby_compat: bool = False,
         ruby_namespace: str | None = None,
         ruby_poll_interval: float = 1.0,
+        history_limit: int = DEFAULT_HISTORY_LIMIT,
+        node_name: str | None = None,
     ) -> None:
         if not (
             randomize_percentage is False
@@ -88,6 +98,16 @@ class Rollout(WriteAPI, ReplicationAPI):
             or max_offset <= 0
         ):
             raise ValueError(f"max_offset must be a positive number of seconds, got {max_offset!r}")
+        if (
+            isinstance(history_limit, bool)
+            or not isinstance(history_limit, int)
+            or history_limit < 0
+        ):
+            raise ValueError(f"history_limit must be an int >= 0, got {history_limit!r}")
+        if node_name is not None and (not isinstance(node_name, str) or not node_name):
+            raise ValueError(f"node_name must be a non-empty str or None, got {node_name!r}")
+        self._history_limit = history_limit
+        self.node_name = node_name or default_node_name()
         if ruby_compat and randomize_percentage is True:
             randomize_percentage = "ruby"  # the same users as the gem's randomized buckets
         self._id_of = _validate.id_getter(id_user_by)
@@ -98,6 +118,7 @@ class Rollout(WriteAPI, ReplicationAPI):
             randomize_percentage,
             self._groups,
             lambda check: specialize(check, self._id_of, self._user_id, self._group_failed),
+            history_limit,
         )
         self._checks = self._replica.checks
         self._anonymous = self._replica.anonymous
@@ -113,6 +134,8 @@ class Rollout(WriteAPI, ReplicationAPI):
         self._store: Store | None = open_store(store) if isinstance(store, str) else store
         if self._store is not None and not isinstance(self._store, Store):
             raise TypeError(f"store must be a Store, a URL string or None, got {store!r}")
+        if self._store is not None:
+            self._store.history_limit = max(self._store.history_limit, history_limit)
         if transport is None and listen is None and not peers and self._store is not None:
             transport = self._store.default_transport()
         if self._store is not None:
@@ -284,7 +307,7 @@ class Rollout(WriteAPI, ReplicationAPI):
 
     # Writes and replication -----------------------------------------------------------------
 
-    def _write(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+    def _write(self, changes: Mapping[str, Mapping[str, Any]], action: str) -> None:
         if self._closed:
             raise ClosedError("this Rollout is closed; writes are refused (checks still answer)")
         if self._clock_skew is not None:
@@ -294,9 +317,14 @@ class Rollout(WriteAPI, ReplicationAPI):
         with self._write_lock:
             ts = self._clock.tick()
             delta: Delta = {}
+            actor, reason = current_context()
             for name, values in changes.items():
                 registers = {key: Register(ts, value) for key, value in values.items()}
                 registers.setdefault(EXISTS, Register(ts, True))
+                if self._history_limit:
+                    registers[history_key(ts)] = Register(
+                        ts, self._event(name, values, action, actor, reason)
+                    )
                 delta[name] = registers
             if self._store is not None:
                 self._store.save(delta)  # raises before anything changes here
@@ -308,6 +336,55 @@ class Rollout(WriteAPI, ReplicationAPI):
         if self._ruby is not None:
             self._ruby.after_write(delta)
         self._notify(changed)
+
+    def _event(
+        self,
+        name: str,
+        values: Mapping[str, Any],
+        action: str,
+        actor: str | None,
+        reason: str | None,
+    ) -> dict[str, Any]:
+        before, after = self._replica.describe(name, values)
+        event: dict[str, Any] = {
+            "action": action,
+            "before": before,
+            "after": after,
+            "node": self.node_name,
+        }
+        if actor is not None:
+            event["actor"] = actor
+        if reason is not None:
+            event["reason"] = reason
+        return event
+
+    # History --------------------------------------------------------------------------------
+
+    def history(self, name: FlagName, limit: int | None = None) -> list[HistoryEvent]:
+        """The flag's recorded changes, newest first (kept after a delete too).
+
+        At most ``history_limit`` events (default 100) are kept per flag, in the store and in
+        every replica.
+        """
+        flag = _validate.flag_name(name)
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            raise ValueError(f"limit must be an int >= 0 or None, got {limit!r}")
+        events = self._replica.events(flag)
+        if limit is not None:
+            events = events[:limit]
+        return [HistoryEvent.from_register(flag, r.ts, r.value) for _, r in events]
+
+    def with_context(
+        self, *, user: str | None = None, reason: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """Attribute the writes made inside the ``with`` block (this thread or task) in history.
+
+        ``with flags.with_context(user="alice"): flags.activate("chat")`` records alice as the
+        actor; ``reason`` is a free-text why. Blocks nest; the inner one wins.
+        """
+        return write_context(user, reason)
 
     # Subscriptions --------------------------------------------------------------------------
 

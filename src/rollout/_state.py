@@ -13,6 +13,9 @@ Two watermark registers hide older registers without naming them one by one:
 Hidden registers can never become visible again (watermarks only move forward), so they are
 dropped: activate/deactivate cycles do not grow memory.
 
+History events (``history:<timestamp>``, see rollout._history) are registers too, never hidden,
+bounded to the newest ``history_limit`` per flag.
+
 :class:`FlagState` also keeps the *visible* view (users, groups, data, ...) up to date
 incrementally, so adding one user to a flag that lists 100,000 costs the same as adding one to an
 empty flag.
@@ -20,11 +23,13 @@ empty flag.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from ._clock import MIN_TIMESTAMP, Timestamp
+from ._history import DEFAULT_HISTORY_LIMIT, HISTORY
 
 __all__ = [
     "DATA",
@@ -96,11 +101,22 @@ def is_hidden(key: str, ts: Timestamp, reset: Timestamp, data_reset: Timestamp) 
     return ts < reset and _is_targeting(key)
 
 
-def merge_registers(registers: dict[str, Register], incoming: Mapping[str, Register]) -> None:
-    """Merge registers into a plain register map (no visible view), dropping hidden ones."""
+def merge_registers(
+    registers: dict[str, Register],
+    incoming: Mapping[str, Register],
+    history_limit: int = DEFAULT_HISTORY_LIMIT,
+) -> None:
+    """Merge registers into a plain register map (no visible view), dropping hidden ones and
+    history beyond the newest ``history_limit`` events."""
+    history = False
     for key, register in incoming.items():
         if wins(register, registers.get(key)):
             registers[key] = register
+            history = history or key.startswith(HISTORY)
+    if history:
+        events = sorted(k for k in registers if k.startswith(HISTORY))
+        for key in events[: max(0, len(events) - history_limit)]:
+            del registers[key]
     reset = registers[RESET].ts if RESET in registers else MIN_TIMESTAMP
     data_reset = registers[DATA_RESET].ts if DATA_RESET in registers else MIN_TIMESTAMP
     for key in [k for k, r in registers.items() if is_hidden(k, r.ts, reset, data_reset)]:
@@ -116,6 +132,8 @@ class FlagState:
         "excluded",
         "exists",
         "groups",
+        "history",
+        "history_limit",
         "percentage",
         "registers",
         "reset",
@@ -123,8 +141,11 @@ class FlagState:
         "users",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, history_limit: int = DEFAULT_HISTORY_LIMIT) -> None:
         self.registers: dict[str, Register] = {}
+        #: The keys of the history events held, oldest first (their keys sort as timestamps).
+        self.history: list[str] = []
+        self.history_limit = history_limit
         self.reset = MIN_TIMESTAMP
         self.data_reset = MIN_TIMESTAMP
         self.exists = False
@@ -146,6 +167,9 @@ class FlagState:
         accepted: list[tuple[str, Register]] = []
         watermark_moved = False
         for key, register in incoming.items():
+            if key.startswith(HISTORY):
+                self._add_event(key, register)
+                continue
             if self.hidden(key, register.ts) or not wins(register, registers.get(key)):
                 continue
             if key == RESET and register.ts > self.reset:
@@ -169,6 +193,22 @@ class FlagState:
             if not self.hidden(key, register.ts):
                 changed = self._apply_visible(key, register.value) or changed
         return changed
+
+    def _add_event(self, key: str, register: Register) -> None:
+        """Keep the newest ``history_limit`` events: the union of two histories, cut to size."""
+        if key in self.registers:
+            return  # one key, one timestamp, one write: already held
+        history = self.history
+        if len(history) >= self.history_limit and (not history or key < history[0]):
+            return  # older than every event kept: it would be dropped at once
+        bisect.insort(history, key)
+        self.registers[key] = register
+        while len(history) > self.history_limit:
+            del self.registers[history.pop(0)]
+
+    def events(self) -> list[tuple[str, Register]]:
+        """The history events held, newest first."""
+        return [(key, self.registers[key]) for key in reversed(self.history)]
 
     def set_defaults(self, defaults: Mapping[str, Register]) -> None:
         """Put registers declared in code (at MIN_TIMESTAMP) under every key no real write holds.

@@ -135,6 +135,24 @@ class StoreConformance:
         finally:
             store.close()
 
+    def test_history_keeps_the_newest_events_of_each_flag(self) -> None:
+        from ._history import history_key
+
+        store = self.make_store()
+        try:
+            limit = store.history_limit
+            events = [_ts(wall) for wall in range(1, limit + 31)]
+            # In two saves, newest first: the second brings only events older than all kept.
+            for batch in (events[30:], events[:30]):
+                store.save({"f": {history_key(ts): Register(ts, {"action": "x"}) for ts in batch}})
+            store.save({"g": {history_key(_ts(1)): Register(_ts(1), {"action": "y"})}})
+            loaded = store.load()
+            kept = sorted(k for k in loaded["f"] if k.startswith("history:"))
+            assert kept == [history_key(ts) for ts in events[30:]]
+            assert history_key(_ts(1)) in loaded["g"]  # bounded per flag
+        finally:
+            store.close()
+
     def test_saves_from_two_handles_both_survive(self) -> None:
         store = self.make_store()
         other = self.reopen(store)

@@ -126,6 +126,10 @@ def test_a_ruby_edit_reaches_every_process_and_keeps_concurrent_python_changes(
         eventually(lambda f=flags: f.get("chat").users == {"python-1", "ruby-1"})  # type: ignore[misc]
         eventually(lambda f=flags: f.get("chat").groups == {"admins"})  # type: ignore[misc]
         assert flags.get("chat").excluded_users == {"banned"}
+    # The history says the Ruby process made the change.
+    eventually(lambda: any(e.actor == "ruby" for e in one.history("chat")))
+    ruby_events = [e for e in one.history("chat") if e.actor == "ruby"]
+    assert {e.action for e in ruby_events} <= {"activate_users", "activate_group", "activate_user"}
 
 
 def test_a_flag_created_or_deleted_by_ruby_is_created_or_deleted_here(

@@ -390,12 +390,19 @@ def test_activate_deactivate_cycles_do_not_grow_the_file(tmp_path: Path) -> None
             flags.activate_user("f", i)
             flags.deactivate("f")
         flags.activate_user("other", "kept")
+    history = "substr(key, 1, 8) = 'history:'"
     with _raw(path) as connection:
-        (rows,) = connection.execute("SELECT count(*) FROM registers WHERE flag = 'f'").fetchone()
+        (rows,) = connection.execute(
+            f"SELECT count(*) FROM registers WHERE flag = 'f' AND NOT {history}"
+        ).fetchone()
+        (events,) = connection.execute(
+            f"SELECT count(*) FROM registers WHERE flag = 'f' AND {history}"
+        ).fetchone()
         (other,) = connection.execute(
-            "SELECT count(*) FROM registers WHERE flag = 'other'"
+            f"SELECT count(*) FROM registers WHERE flag = 'other' AND NOT {history}"
         ).fetchone()
     assert rows <= 5, f"{rows} registers kept for a flag that was reset 1000 times"
+    assert events == 100, "the history keeps the newest 100 events of 2,000"
     assert other == 2  # exists + user:kept: pruning is per flag
     with _fresh(path) as flags:
         assert flags.features() == ["f", "other"]

@@ -169,8 +169,9 @@ class RubyMirror:
     ) -> None:
         self._applying.active = True
         try:
-            for method, args in writes:
-                getattr(self.flags, method)(name, *args)
+            with self.flags.with_context(user="ruby", reason="a Ruby process changed the record"):
+                for method, args in writes:
+                    getattr(self.flags, method)(name, *args)
         finally:
             self._applying.active = False
         self.stats["ruby_changes_applied"] += 1

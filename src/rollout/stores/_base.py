@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING
 
+from .._history import DEFAULT_HISTORY_LIMIT
 from .._state import Delta
 
 if TYPE_CHECKING:
@@ -30,6 +31,10 @@ class Store(abc.ABC):
 
     #: A short description for logs and ``stats()``, e.g. ``"sqlite:///flags.db"``.
     url: str = ""
+
+    #: How many history events to keep per flag (the newest). ``Rollout`` raises it to its own
+    #: ``history_limit``; keeping more than a replica does is harmless.
+    history_limit: int = DEFAULT_HISTORY_LIMIT
 
     @abc.abstractmethod
     def load(self) -> Delta:

@@ -30,7 +30,7 @@ class MemoryStore(Store):
         with self._lock:
             self._check_open()
             for name, registers in delta.items():
-                merge_registers(self._flags.setdefault(name, {}), registers)
+                merge_registers(self._flags.setdefault(name, {}), registers, self.history_limit)
 
     def registers(self, name: str) -> dict[str, Register]:
         """The registers held for one flag (for tests and tools)."""

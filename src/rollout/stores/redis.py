@@ -39,11 +39,14 @@ __all__ = ["RedisStore"]
 _WALL, _COUNTER, _NODE = 16, 10, 19
 _PREFIX = _WALL + _COUNTER + _NODE
 
-# KEYS: index, version, then one hash key per flag. ARGV: channel, origin, delta JSON, then per
-# flag: name, register count, then key/packed pairs.
+# KEYS: index, version, then per flag its hash and its history index (a sorted set of the
+# flag's history fields, all at score 0, so in key order = timestamp order: trimming the oldest
+# never scans the hash). ARGV: channel, origin, delta JSON, history limit, then per flag: name,
+# register count, then key/packed pairs.
 _MERGE = """
 local index, version_key = KEYS[1], KEYS[2]
 local channel, origin, delta_json = ARGV[1], ARGV[2], ARGV[3]
+local limit = tonumber(ARGV[4])
 local P = %(prefix)d
 local function targeting(field)
   return field == 'percentage' or field == 'percentage_of_time'
@@ -57,9 +60,10 @@ local function hidden(field, stamp, reset, data_reset)
   return reset and stamp < reset and targeting(field)
 end
 local changed = 0
-local arg = 4
-for f = 3, #KEYS do
-  local hash, name, count = KEYS[f], ARGV[arg], tonumber(ARGV[arg + 1])
+local arg = 5
+for f = 3, #KEYS, 2 do
+  local hash, events, name, count = KEYS[f], KEYS[f + 1], ARGV[arg], tonumber(ARGV[arg + 1])
+  local added_events = false
   arg = arg + 2
   local reset = redis.call('HGET', hash, 'reset')
   local data_reset = redis.call('HGET', hash, 'data_reset')
@@ -76,6 +80,17 @@ for f = 3, #KEYS do
       changed = changed + 1
       if field == 'reset' then reset = stamp; moved = true end
       if field == 'data_reset' then data_reset = stamp; moved = true end
+      if string.sub(field, 1, 8) == 'history:' then
+        redis.call('ZADD', events, 0, field)
+        added_events = true
+      end
+    end
+  end
+  if added_events then
+    local extra = redis.call('ZCARD', events) - limit
+    if extra > 0 then
+      local oldest = redis.call('ZPOPMIN', events, extra)
+      for i = 1, #oldest, 2 do redis.call('HDEL', hash, oldest[i]) end
     end
   end
   if moved then
@@ -141,6 +156,7 @@ class RedisStore(Store):
         self.index_key = f"{namespace}:flags"
         self.version_key = f"{namespace}:version"
         self.flag_prefix = f"{namespace}:flag:"
+        self.history_prefix = f"{namespace}:history:"
         #: Who published a change, in each message (for people reading the channel).
         self.origin = f"pid-{os.getpid()}"
         self._merge = client.register_script(_MERGE)
@@ -214,11 +230,14 @@ class RedisStore(Store):
             return
         import json
 
-        keys = [self.index_key, self.version_key, *(self.flag_prefix + name for name, _ in flags)]
+        keys = [self.index_key, self.version_key]
+        for name, _ in flags:
+            keys += [self.flag_prefix + name, self.history_prefix + name]
         args: list[Any] = [
             self.channel,
             self.origin,
             json.dumps(encode_flags(delta), sort_keys=True, separators=(",", ":")),
+            self.history_limit,
         ]
         for name, registers in flags:
             args += [name, len(registers)]

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 from .._clock import Timestamp
 from .._codec import decode_value, encode_value
+from .._history import HISTORY
 from .._state import (
     DATA,
     DATA_RESET,
@@ -36,6 +37,7 @@ from ._base import Store
 __all__ = ["SQLiteStore"]
 
 _SCHEMA_VERSION = 1
+HISTORY_END = HISTORY[:-1] + chr(ord(HISTORY[-1]) + 1)  # the first key after every history key
 _BUSY_TIMEOUT_MS = 5_000
 
 _SCHEMA = """
@@ -74,6 +76,16 @@ WHERE r.flag = :flag AND (
      AND (r.wall, r.counter, r.node) < (
         SELECT wall, counter, node FROM registers WHERE flag = :flag AND key = '{DATA_RESET}'))
 )
+"""
+
+
+# Keep the newest `limit` history events of a flag; their keys sort as their timestamps do. The
+# key range uses the primary key, so this never scans a flag's users.
+_PRUNE_HISTORY = f"""
+DELETE FROM registers
+WHERE flag = :flag AND key >= '{HISTORY}' AND key < '{HISTORY_END}' AND key NOT IN (
+    SELECT key FROM registers WHERE flag = :flag AND key >= '{HISTORY}' AND key < '{HISTORY_END}'
+    ORDER BY key DESC LIMIT :limit)
 """
 
 
@@ -205,6 +217,11 @@ class SQLiteStore(Store):
             for flag, registers in delta.items()
             if RESET in registers or DATA_RESET in registers
         ]
+        with_history = [
+            {"flag": flag, "limit": self.history_limit}
+            for flag, registers in delta.items()
+            if any(key.startswith(HISTORY) for key in registers)
+        ]
         if not rows:
             return
         with self._using("write to") as connection:
@@ -213,6 +230,8 @@ class SQLiteStore(Store):
                 connection.executemany(_UPSERT, rows)
                 if watermarked:
                     connection.executemany(_PRUNE, watermarked)
+                if with_history:
+                    connection.executemany(_PRUNE_HISTORY, with_history)
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")

@@ -18,10 +18,11 @@ parent and ``flask`` commands never open the store) and closed when the process 
 from __future__ import annotations
 
 import importlib
+import weakref
 from collections.abc import Callable
 from typing import Any, cast
 
-from flask import Flask, current_app, g, has_request_context
+from flask import Flask, current_app, g, has_app_context, has_request_context
 from werkzeug.local import LocalProxy
 
 from .._rollout import Rollout
@@ -62,6 +63,9 @@ class FlaskRollout:
         if user_loader is not None and not callable(user_loader):
             raise TypeError(f"user_loader must be callable, got {user_loader!r}")
         self.load_user: UserLoader = user_loader or flask_login_user
+        # So that setup code outside any app context (define_group at import) finds the app,
+        # when there is only one.
+        self._apps: weakref.WeakSet[Flask] = weakref.WeakSet()
         if app is not None:
             self.init_app(app)
 
@@ -77,6 +81,7 @@ class FlaskRollout:
         )
         app.extensions["rollout"] = _AppState(LazyRollout(store, options), self)
         app.context_processor(_template_context)
+        self._apps.add(app)
 
     def user_loader(self, loader: UserLoader) -> UserLoader:
         """Decorator: the function that returns the current user (or ``None``)."""
@@ -87,8 +92,11 @@ class FlaskRollout:
 
     @property
     def flags(self) -> Rollout:
-        """The current application's Rollout (made on first use)."""
-        return _state().holder.get()
+        """The current application's Rollout (made on first use).
+
+        Outside an application context: the Rollout of the one app this extension serves.
+        """
+        return _state(self._app()).holder.get()
 
     def user_flags(self) -> UserFlags:
         """The flags bound to the current user: what ``current_flags`` stands for."""
@@ -96,7 +104,18 @@ class FlaskRollout:
 
     def close(self, app: Flask | None = None) -> None:
         """Close the application's Rollout now (else at exit); the next use opens a new one."""
-        _state(app).holder.close()
+        _state(app if app is not None else self._app()).holder.close()
+
+    def _app(self) -> Flask | None:
+        if has_app_context():
+            return None  # the current app
+        apps = list(self._apps)
+        if len(apps) == 1:
+            return apps[0]
+        raise RuntimeError(
+            f"outside an application context, and this FlaskRollout serves {len(apps)} apps: "
+            "use `with app.app_context():`"
+        )
 
 
 def _state(app: Flask | None = None) -> _AppState:

@@ -17,7 +17,7 @@ from ._bucketing import Randomize
 from ._clock import MIN_TIMESTAMP, Timestamp
 from ._codec import encode
 from ._feature import Check, Feature
-from ._history import DEFAULT_HISTORY_LIMIT, describe_change, is_history_key
+from ._history import DEFAULT_HISTORY_LIMIT, describe_change
 from ._state import Delta, FlagState, Register
 
 __all__ = ["Replica"]
@@ -159,10 +159,9 @@ class Replica:
 
 
 def _digest(state: FlagState) -> bytes:
-    # History is left out: every write also stamps the flag's `exists` register, so a missing
-    # event always shows as a difference anyway, and replicas configured with different history
-    # limits still agree.
-    registers = sorted((k, r) for k, r in state.replicated_registers() if not is_history_key(k))
+    # History is included: an event of a write whose other registers lost (an older percentage)
+    # shows nowhere else. So replicas must share one history_limit, or they differ forever.
+    registers = sorted(state.replicated_registers())
     if not registers:
         return b""
     hasher = hashlib.blake2b(digest_size=16)

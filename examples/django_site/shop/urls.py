@@ -4,5 +4,5 @@ from shop import views
 
 urlpatterns = [
     path("", views.home),
-    path("beta/", views.beta),
+    path("beta", views.beta),
 ]

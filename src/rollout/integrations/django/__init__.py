@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from asgiref.sync import sync_to_async
 from django.conf import settings  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.utils.module_loading import import_string  # type: ignore[import-untyped]
@@ -32,7 +33,7 @@ from ..._rollout import Rollout
 from .. import UserFlags
 from .._lazy import LazyRollout, check_options
 
-__all__ = ["close_flags", "flags_for", "get_flags", "user_of"]
+__all__ = ["aflags_for", "close_flags", "flags_for", "get_flags", "user_of"]
 
 UserResolver = Callable[[Any], object]
 
@@ -111,6 +112,21 @@ def flags_for(request: Any) -> UserFlags:
     if cached is None:
         config = _current()
         cached = UserFlags(config.holder.get(), config.user(request))
+        request._rollout_user_flags = cached
+    return cached
+
+
+async def aflags_for(request: Any) -> UserFlags:
+    """:func:`flags_for` for async views: the default ``USER`` awaits ``request.auser()``."""
+    cached = getattr(request, "_rollout_user_flags", None)
+    if cached is None:
+        config = _current()
+        if config.user is user_of and hasattr(request, "auser"):
+            user = await request.auser()
+            user = user if user.is_authenticated else None
+        else:
+            user = await sync_to_async(config.user)(request)
+        cached = UserFlags(config.holder.get(), user)
         request._rollout_user_flags = cached
     return cached
 

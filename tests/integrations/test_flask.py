@@ -93,6 +93,15 @@ def test_the_user_is_loaded_once_per_request() -> None:
     assert calls == ["/page", "/"]
 
 
+def test_requests_inside_one_app_context_each_get_their_own_user() -> None:
+    app = make_app()
+    FlaskRollout(app, user_loader=header_user).flags.activate_user("x", "alice")
+    client = app.test_client()
+    with app.app_context():  # the requests below share this context and its `g`
+        assert client.get("/", headers={"X-User": "alice"}).text == "alice on"
+        assert client.get("/", headers={"X-User": "bob"}).text == "bob off"
+
+
 def test_user_loader_as_a_decorator_and_init_app_later() -> None:
     rollout = FlaskRollout()
 

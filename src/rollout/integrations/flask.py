@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, cast
 
-from flask import Flask, current_app, g, has_app_context, has_request_context
+from flask import Flask, current_app, g, has_app_context, has_request_context, request
 from werkzeug.local import LocalProxy
 
 from .._rollout import Rollout
@@ -32,6 +32,8 @@ from ._lazy import LazyRollout, check_options
 __all__ = ["FlaskRollout", "current_flags", "flask_login_user"]
 
 UserLoader = Callable[[], object]
+
+_CACHE_KEY = "rollout.user_flags"
 
 
 def flask_login_user() -> object:
@@ -128,13 +130,14 @@ def _state(app: Flask | None = None) -> _AppState:
 
 
 def _current_user_flags() -> UserFlags:
-    # Once per application context, which Flask pushes for every request: the user loader
-    # runs at most once a request however many checks the view and templates make.
-    flags: UserFlags | None = g.get("_rollout_user_flags")
-    if flags is None:
+    # Kept in the request's WSGI environ, so the user loader runs once a request however many
+    # checks the view and its templates make. Not on `g`: requests made inside one
+    # `app.app_context()` (tests do that) share one `g`, and would share the first one's user.
+    cache: dict[str, Any] = request.environ if has_request_context() else g.__dict__
+    flags = cache.get(_CACHE_KEY)
+    if not isinstance(flags, UserFlags):
         state = _state()
-        flags = UserFlags(state.holder.get(), state.extension.load_user())
-        g._rollout_user_flags = flags
+        flags = cache[_CACHE_KEY] = UserFlags(state.holder.get(), state.extension.load_user())
     return flags
 
 

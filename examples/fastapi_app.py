@@ -15,7 +15,7 @@ from typing import Annotated
 
 import jinja2
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.templating import Jinja2Templates
 
 from rollout.integrations import UserFlags
@@ -52,8 +52,8 @@ def home(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "home.html")
 
 
-@app.get("/beta")
-def beta(flags: CurrentFlags) -> dict[str, str]:
+@app.get("/beta", response_class=PlainTextResponse)
+def beta(flags: CurrentFlags) -> str:
     if not flags.active("beta"):
         raise HTTPException(404, "no beta for you")
-    return {"beta": f"for {flags.user}"}
+    return f"beta for {flags.user}"

@@ -109,26 +109,26 @@ def get_flags() -> Rollout:
 def flags_for(request: Any) -> UserFlags:
     """The flags bound to the request's user (``settings.ROLLOUT['USER']``), once per request."""
     cached = getattr(request, "_rollout_user_flags", None)
-    if cached is None:
-        config = _current()
-        cached = UserFlags(config.holder.get(), config.user(request))
-        request._rollout_user_flags = cached
-    return cached
+    if isinstance(cached, UserFlags):
+        return cached
+    config = _current()
+    flags = request._rollout_user_flags = UserFlags(config.holder.get(), config.user(request))
+    return flags
 
 
 async def aflags_for(request: Any) -> UserFlags:
     """:func:`flags_for` for async views: the default ``USER`` awaits ``request.auser()``."""
     cached = getattr(request, "_rollout_user_flags", None)
-    if cached is None:
-        config = _current()
-        if config.user is user_of and hasattr(request, "auser"):
-            user = await request.auser()
-            user = user if user.is_authenticated else None
-        else:
-            user = await sync_to_async(config.user)(request)
-        cached = UserFlags(config.holder.get(), user)
-        request._rollout_user_flags = cached
-    return cached
+    if isinstance(cached, UserFlags):
+        return cached
+    config = _current()
+    if config.user is user_of and hasattr(request, "auser"):
+        user = await request.auser()
+        user = user if user.is_authenticated else None
+    else:
+        user = await sync_to_async(config.user)(request)
+    flags = request._rollout_user_flags = UserFlags(config.holder.get(), user)
+    return flags
 
 
 def close_flags() -> None:

@@ -1,4 +1,4 @@
-"""The cluster side of the ``rollout`` command: ``serve``, ``members``, and ``--peers``.
+"""The cluster side of the ``rollout`` command: ``members``, ``--peers``, ``serve``'s logging.
 
 With ``--peers`` any command joins the cluster for its duration: it first syncs with at least one
 peer (so ``list`` shows the cluster's flags), makes its change, and waits until at least one peer
@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import threading
 from typing import Any
 
 from . import _cli_table as table
@@ -23,7 +21,6 @@ __all__ = [
     "add_cluster_options",
     "cluster_options",
     "cmd_members",
-    "cmd_serve",
     "join",
     "leave",
 ]
@@ -117,21 +114,6 @@ def cmd_members(flags: Rollout, args: argparse.Namespace) -> int:
         for m in members
     ]
     print(table.format_table(["ADDRESS", "NODE", "STATE", "CLOCK OFFSET", "SEED"], rows))
-    return 0
-
-
-def cmd_serve(flags: Rollout, _args: argparse.Namespace) -> int:
-    """Run a long-lived node until SIGINT or SIGTERM, logging its membership."""
-    stats = flags.stats()
-    sync = stats["sync"] or {}
-    logging.getLogger("rollout").info(
-        "node %s serving %s, listening on %s", stats["node"], stats["store"], sync.get("address")
-    )
-    print(f"rollout node {stats['node']} listening on {sync.get('address')}", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
     return 0
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import _cli_admin as admin
 from . import _cli_cluster as cluster
 from . import _cli_table as table
 from ._feature import Feature
@@ -265,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("name", metavar="NAME", help="flag name")
         for dest, options in arguments:
             sub.add_argument(dest, **options)
+        admin.add_actor_options(sub)
         sub.set_defaults(apply=apply)
     export = add("export", "write every flag (with timestamps) to FILE or stdout", _cmd_export)
     export.add_argument("file", metavar="FILE", nargs="?", help="default: stdout")
@@ -273,13 +275,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     merge.add_argument("file", metavar="FILE", nargs="?", help="default: stdin")
     add("members", "list the cluster nodes known through --peers", cluster.cmd_members)
-    serve = add("serve", "run a long-lived cluster node (until Ctrl-C)", cluster.cmd_serve)
-    serve.add_argument(
-        "--listen", metavar="HOST:PORT", required=True, help="address for peers to connect to"
+    serve = add(
+        "serve",
+        "run the HTTP API and dashboard (and with --listen/--peers a cluster node) until Ctrl-C",
+        admin.cmd_serve,
     )
-    from . import _cli_ruby
+    admin.add_serve_options(serve)
+    serve.set_defaults(prepare=admin.prepare_serve)
+    admin.add_history(add)
+    from . import _cli_check_on, _cli_ruby
 
-    _cli_ruby.add_commands(add)
+    def add_ruby(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
+        sub = add(name, help_text, handler)
+        if name == "import-ruby":  # it writes flags: history records who
+            admin.add_actor_options(sub)
+        return sub
+
+    _cli_ruby.add_commands(add_ruby)
+    _cli_check_on.add_check_on(commands)
     return parser
 
 
@@ -298,14 +311,26 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help and usage errors: keep argparse's status
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    standalone: Callable[[argparse.Namespace], int] | None = getattr(args, "standalone", None)
+    if standalone is not None:  # check-on: an HTTP client, no store
+        return standalone(args)
     url = args.store or os.environ.get(STORE_ENV) or DEFAULT_STORE
     cluster.configure_logging(args.command)
+    serving = args.command == "serve"
     try:
+        prepare: Callable[[argparse.Namespace], None] | None = getattr(args, "prepare", None)
+        if prepare is not None:
+            prepare(args)  # before the store is opened: refused options change nothing
         # A one-off command must not act on an empty replica: an unreachable store is an error.
-        with Rollout(url, start_offline=False, **cluster.cluster_options(args)) as flags:
-            cluster.join(flags, args)
+        # A server starts anyway and loads the store's flags when it can (Redis, peers).
+        options = cluster.cluster_options(args)
+        with Rollout(url, start_offline=serving, **options) as flags:
+            if not serving:
+                # A server waits for nobody: the first node of a cluster starts alone.
+                cluster.join(flags, args)
             handler: Handler = args.handler
-            return handler(flags, args)
+            with admin.actor_context(flags, args):
+                return handler(flags, args)
     except BrokenPipeError:
         # `rollout list | head`: the reader left; silence the flush at interpreter exit too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

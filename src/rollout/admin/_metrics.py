@@ -1,14 +1,188 @@
-"""``GET /metrics`` (skeleton: the operations engineer replaces this)."""
+"""``GET /metrics``: the Rollout's counters in the Prometheus text format.
+
+Every app gets its own :class:`~prometheus_client.CollectorRegistry` (never the process-wide
+default one, so two apps, or an app inside a service that has its own metrics, never clash), with
+one collector that reads ``flags.stats()`` at scrape time: nothing is counted twice and nothing
+runs between scrapes.
+
+Exposed:
+
+* ``rollout_info{node,node_name,store}``: 1, naming this replica;
+* ``rollout_flags``: flags known (existing) in this replica;
+* ``rollout_writes_total``, ``rollout_merges_total``, ``rollout_registers_rejected_total``,
+  ``rollout_group_errors_total``, ``rollout_subscriber_errors_total``: ``stats()``'s counters;
+* ``rollout_sync_*{transport}``: the replication transport's counters (``peer`` or ``redis``):
+  ``_total`` counters such as ``rollout_sync_deltas_sent_total`` or
+  ``rollout_sync_reconnects_total``, gauges ``rollout_sync_peers_connected``,
+  ``rollout_sync_members``, ``rollout_sync_connected``, ``rollout_sync_clock_skew`` and
+  ``rollout_sync_last_sync_timestamp_seconds{peer}``;
+* ``rollout_ruby_*``: the Ruby gem mirror's counters, when ``ruby_compat`` is on;
+* ``rollout_checks_total{flag,result}`` (``result`` is ``on`` or ``off``): checks, *estimated*
+  from short counting windows (see rollout.admin._sampling for why and what it misses), and
+  ``rollout_check_sampling_windows_total`` / ``rollout_check_sampling_duty_cycle`` to judge them.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ._sampling import DEFAULT_PERIOD, DEFAULT_WINDOW, CheckSampler, sampler_for, stop_sampler
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from .._rollout import Rollout
 
+__all__ = ["RolloutCollector", "metrics_registry", "metrics_routes", "stop_sampling"]
 
-def metrics_routes(flags: Rollout) -> list[BaseRoute]:
-    return []
+#: stats() counters -> help text.
+_COUNTERS = {
+    "writes": "Writes made through this replica.",
+    "merges": "Merges of changes from elsewhere (peers, Redis, imports) that changed flags.",
+    "registers_rejected": "Registers from elsewhere refused (too far in the future, malformed).",
+    "group_errors": "Group predicates that raised during a check (counted as no).",
+    "subscriber_errors": "Subscriber callbacks that raised.",
+}
+
+#: Values of stats()["sync"] that are levels, not counts.
+_SYNC_GAUGES = {
+    "peers_connected": "Peer connections open now.",
+    "members": "Cluster members known, this node excluded.",
+    "connected": "1 while the Redis subscriber is connected.",
+    "version_seen": "The last Redis change version this replica has seen.",
+}
+#: Values of stats()["ruby"] that are levels (0/1), not counts.
+_RUBY_GAUGES = {"keyspace_notifications": "1 when Redis keyspace notifications are used."}
+
+
+class RolloutCollector(Collector):
+    """Reads ``flags.stats()`` and the check sampler at every scrape."""
+
+    def __init__(self, flags: Rollout, sampler: CheckSampler) -> None:
+        self._flags = flags
+        self._sampler = sampler
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._flags.stats()
+        info = InfoMetricFamily("rollout", "This replica.")
+        info.add_metric(
+            [],
+            {"node": stats["node"], "node_name": self._flags.node_name, "store": stats["store"]},
+        )
+        yield info
+        yield GaugeMetricFamily("rollout_flags", "Flags known to this replica.", stats["flags"])
+        for key, help_text in _COUNTERS.items():
+            yield CounterMetricFamily(f"rollout_{key}", help_text, stats[key])
+        yield from self._checks()
+        if stats["sync"] is not None:
+            yield from _sync_metrics(stats["sync"])
+        if stats["ruby"] is not None:
+            yield from _numbers("rollout_ruby", stats["ruby"], _RUBY_GAUGES, {})
+
+    def _checks(self) -> Iterator[Metric]:
+        checks = CounterMetricFamily(
+            "rollout_checks",
+            "Checks (flags.active) by flag and result, estimated from sampling windows.",
+            labels=["flag", "result"],
+        )
+        for (flag, answer), count in sorted(self._sampler.totals().items()):
+            checks.add_metric([flag, "on" if answer else "off"], count)
+        yield checks
+        yield CounterMetricFamily(
+            "rollout_check_sampling_windows",
+            "Check counting windows completed (0: the estimate is not running).",
+            self._sampler.windows,
+        )
+        yield GaugeMetricFamily(
+            "rollout_check_sampling_duty_cycle",
+            "Share of the time checks are counted (window / period).",
+            self._sampler.duty_cycle,
+        )
+
+
+def _sync_metrics(sync: Mapping[str, Any]) -> Iterator[Metric]:
+    labels = {"transport": str(sync.get("transport", ""))}
+    yield from _numbers("rollout_sync", sync, _SYNC_GAUGES, labels)
+    if "clock_skew" in sync:
+        skew = GaugeMetricFamily(
+            "rollout_sync_clock_skew",
+            "1 while this node's clock is out of range of its peers' (writes refused if ahead).",
+            labels=list(labels),
+        )
+        skew.add_metric(list(labels.values()), 0 if sync["clock_skew"] is None else 1)
+        yield skew
+    last_sync = sync.get("last_sync")
+    if isinstance(last_sync, Mapping):
+        seen = GaugeMetricFamily(
+            "rollout_sync_last_sync_timestamp_seconds",
+            "Unix time of the last completed exchange with each peer.",
+            labels=[*labels, "peer"],
+        )
+        for peer, when in sorted(last_sync.items()):
+            if when is not None:
+                seen.add_metric([*labels.values(), str(peer)], float(when))
+        yield seen
+
+
+def _numbers(
+    prefix: str, values: Mapping[str, Any], gauges: Mapping[str, str], labels: Mapping[str, str]
+) -> Iterator[Metric]:
+    """Every number in ``values``: a gauge when named in ``gauges``, else a ``_total`` counter.
+
+    Counters a transport adds later show up without a change here.
+    """
+    for key, value in sorted(values.items()):
+        if not isinstance(value, int | float):  # bools are ints: connected -> 0/1
+            continue
+        metric: CounterMetricFamily | GaugeMetricFamily
+        if key in gauges:
+            metric = GaugeMetricFamily(f"{prefix}_{key}", gauges[key], labels=list(labels))
+        else:
+            help_text = f"{key.replace('_', ' ').capitalize()} (stats counter)."
+            metric = CounterMetricFamily(f"{prefix}_{key}", help_text, labels=list(labels))
+        metric.add_metric(list(labels.values()), float(value))
+        yield metric
+
+
+def metrics_registry(flags: Rollout, sampler: CheckSampler) -> CollectorRegistry:
+    """A private registry with the Rollout's collector (one per app)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RolloutCollector(flags, sampler))
+    return registry
+
+
+def metrics_routes(
+    flags: Rollout, *, window: float = DEFAULT_WINDOW, period: float = DEFAULT_PERIOD
+) -> list[BaseRoute]:
+    """``GET /metrics``. The first scrape starts the check sampler (see rollout.admin._sampling).
+
+    ``window`` and ``period`` tune the sampler; the first app made for a Rollout decides them.
+    """
+    sampler = sampler_for(flags, window=window, period=period)
+    registry = metrics_registry(flags, sampler)
+
+    async def metrics(_request: Request) -> Response:
+        # Started by a scrape rather than at import or app creation: a service that mounts the
+        # app and is never scraped never runs the sampler thread.
+        sampler.start()
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return [Route("/metrics", metrics, methods=["GET"], name="metrics")]
+
+
+def stop_sampling(flags: Rollout) -> None:
+    """Stop the Rollout's check sampler, if any, and put the original check back."""
+    stop_sampler(flags)

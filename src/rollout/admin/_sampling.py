@@ -1,0 +1,201 @@
+"""Counting checks by flag and result without slowing checks down: a duty-cycle sampler.
+
+A check (``flags.active(name, user)``) costs about 60 ns: one dict lookup and a little more
+(see rollout._evaluate). Counting every call, even with a plain ``dict`` increment, would add
+tens of nanoseconds to each, a large share of the whole budget, on the hot path of every request
+of every service, whether or not anybody ever looks at the numbers. A lock or a
+``prometheus_client`` counter would cost more than the check itself.
+
+So checks are counted only now and then. ``flags.active`` is a plain instance attribute (a
+closure), so a sampler thread can swap in a counting wrapper for a short *window* (10 ms) once
+every *period* (1 s) and put the original back afterwards. Outside the windows the check is
+exactly the original function: no flag test, no branch, nothing. The counts seen in a window
+are scaled by the time the window stands for (the whole cycle) over the window's own length,
+which estimates the total of a steady workload well; short bursts that fall between windows are
+missed, which is the price of costing nothing.
+
+Limits, on purpose:
+
+* code that saved ``flags.active`` in a variable (``check = flags.active``) before a window
+  keeps calling the original and is not counted;
+* while a window is open, a check costs one more Python call and a dict increment; the increment
+  is not atomic across threads, so two threads counting the same key at the same instant may
+  count once (a sample is an estimate anyway);
+* one sampler per Rollout however many apps serve it (two wrappers swapped in and out by two
+  threads could leave one of them installed for good).
+
+The sampler starts when :meth:`CheckSampler.start` is first called (``/metrics`` does it on its
+first scrape) and stops when :meth:`CheckSampler.stop` is called, when its Rollout is closed, or
+when its Rollout is garbage-collected. In every case the original check is back in place.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from .. import _validate
+
+if TYPE_CHECKING:
+    from .._rollout import Rollout
+
+__all__ = [
+    "DEFAULT_PERIOD",
+    "DEFAULT_WINDOW",
+    "MAX_FLAGS",
+    "CheckSampler",
+    "sampler_for",
+    "stop_sampler",
+]
+
+DEFAULT_WINDOW = 0.01
+DEFAULT_PERIOD = 1.0
+
+#: Distinct flag names given their own label; checks of further names (typos, names built at
+#: run time) are added up under :data:`OTHER`, so a bug cannot flood the metrics.
+MAX_FLAGS = 1000
+OTHER = "_other"
+
+_samplers: weakref.WeakKeyDictionary[Rollout, CheckSampler] = weakref.WeakKeyDictionary()
+_samplers_lock = threading.Lock()
+
+
+def sampler_for(
+    flags: Rollout, *, window: float = DEFAULT_WINDOW, period: float = DEFAULT_PERIOD
+) -> CheckSampler:
+    """The Rollout's one sampler, made on first use (later ``window``/``period`` are ignored)."""
+    with _samplers_lock:
+        sampler = _samplers.get(flags)
+        if sampler is None:
+            sampler = _samplers[flags] = CheckSampler(flags, window=window, period=period)
+        return sampler
+
+
+def stop_sampler(flags: Rollout, timeout: float = 5.0) -> None:
+    """Stop the Rollout's sampler if it has one (the original check is then back in place)."""
+    with _samplers_lock:
+        sampler = _samplers.get(flags)
+    if sampler is not None:
+        sampler.stop(timeout)
+
+
+class CheckSampler:
+    """Estimated numbers of checks per ``(flag, result)``, from short counting windows."""
+
+    def __init__(
+        self, flags: Rollout, *, window: float = DEFAULT_WINDOW, period: float = DEFAULT_PERIOD
+    ) -> None:
+        for argument, value in (("window", window), ("period", period)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"{argument} must be a positive number of seconds, got {value!r}")
+        if period < window:
+            raise ValueError(f"period must be at least window ({window!r}), got {period!r}")
+        self.window = float(window)
+        self.period = float(period)
+        self._flags = weakref.ref(flags)
+        self._totals: dict[tuple[str, bool], float] = {}
+        self._names: set[str] = set()  # the labelled names, at most MAX_FLAGS
+        self._lock = threading.Lock()  # guards _totals and windows between thread and scrapes
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: Completed counting windows since the sampler started.
+        self.windows = 0
+
+    @property
+    def duty_cycle(self) -> float:
+        """The share of the time checks are counted (window / period)."""
+        return self.window / self.period
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start sampling (idempotent; a stopped sampler can be started again)."""
+        with self._lock:
+            if self.running:
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._run, name="rollout-check-sampler", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop sampling; when this returns the original check is back on the Rollout."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def totals(self) -> dict[tuple[str, bool], float]:
+        """Estimated checks so far, per ``(flag name, result)``."""
+        with self._lock:
+            return dict(self._totals)
+
+    # The thread -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        cycle_start = time.perf_counter()
+        # Wait first, then count: the window ends its cycle, so its scale is known at once.
+        while not self._stop.wait(self.period - self.window):
+            flags = self._flags()
+            if flags is None or flags.stats()["closed"]:
+                return
+            counts, opened, closed = self._count_one_window(flags)
+            del flags  # hold no reference between windows: the Rollout may be collected
+            scale = (closed - cycle_start) / (closed - opened)
+            cycle_start = closed
+            self._add(counts, scale)
+
+    def _count_one_window(self, flags: Rollout) -> tuple[dict[Any, int], float, float]:
+        original = flags.active
+        counts: dict[Any, int] = {}
+
+        def counting(name: Any, user: Any = None) -> bool:
+            answer = original(name, user)
+            # The original raised for an unhashable name, so the name is a valid key here.
+            key = (name, answer)
+            counts[key] = counts.get(key, 0) + 1
+            return answer
+
+        opened = time.perf_counter()
+        flags.active = counting
+        try:
+            self._stop.wait(self.window)  # a stop() ends the window early
+        finally:
+            # Only ever undo our own swap: if something else replaced the check meanwhile,
+            # theirs stays.
+            if flags.active is counting:
+                flags.active = original
+            closed = time.perf_counter()
+        # A copy made in one step (the GIL holds): a check still inside the wrapper on another
+        # thread may add to `counts` while it is read.
+        return counts.copy(), opened, closed
+
+    def _add(self, counts: dict[Any, int], scale: float) -> None:
+        with self._lock:
+            for (name, answer), count in counts.items():
+                label = _label(name)
+                if label is None:
+                    continue
+                if label not in self._names:
+                    if len(self._names) >= MAX_FLAGS:
+                        label = OTHER
+                    else:
+                        self._names.add(label)
+                key = (label, bool(answer))
+                self._totals[key] = self._totals.get(key, 0.0) + count * scale
+            self.windows += 1
+
+
+def _label(name: object) -> str | None:
+    """The flag name as a label: Enum members by their value; None for what is not a name."""
+    if type(name) is str:
+        return name if name else None
+    try:
+        return _validate.flag_name(name)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,108 @@
+"""``rollout serve``'s HTTP side: the admin app under uvicorn, in this thread, until a signal.
+
+The listening socket is bound before uvicorn starts (:func:`bind`), so a bad or busy address is
+one clear error before anything runs, and port 0 works (the printed address has the real port).
+uvicorn then serves the app on that socket; SIGINT or SIGTERM stops it gracefully (open
+connections such as a dashboard's event stream get :data:`GRACE` seconds), the check sampler is
+stopped (the original ``flags.active`` is put back), and the caller closes the Rollout.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+from collections.abc import Callable, Mapping
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from ._metrics import stop_sampling
+
+if TYPE_CHECKING:
+    from .._rollout import Rollout
+
+__all__ = ["GRACE", "bind", "serve", "url_of"]
+
+#: Seconds open connections (event streams) get to finish after a stop signal.
+GRACE = 3
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (IPv6 when the host is an IPv6 address).
+
+    Raises ``OSError`` naming the address when it cannot be bound (in use, not an address of
+    this machine).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=1024)
+    except OSError as exc:
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise OSError(exc.errno, f"cannot listen on {shown} for HTTP: {exc.strerror}") from exc
+
+
+def url_of(sock: socket.socket) -> str:
+    """``http://host:port/`` of a bound socket (the real port when it was bound to port 0)."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the caller once it accepts requests (the app has started)."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._on_ready()
+
+
+def serve(
+    flags: Rollout,
+    sock: socket.socket,
+    *,
+    tokens: Mapping[str, str] | None,
+    access_log: bool = True,
+    on_ready: Callable[[], None] = lambda: None,
+) -> int:
+    """Serve ``rollout.admin.create_app(flags, tokens=...)`` on ``sock`` until SIGINT/SIGTERM.
+
+    Runs in the calling (main) thread. Returns 0 after a signal, 1 when the app failed to start
+    (uvicorn has logged why). Does not close ``flags``: the caller owns it.
+    """
+    from . import create_app
+
+    app = create_app(flags, tokens=dict(tokens) if tokens else None)
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        log_config=None,  # keep the process's own logging format for uvicorn's lines
+        access_log=access_log,
+        timeout_graceful_shutdown=GRACE,
+        ws="none",  # the dashboard uses server-sent events, not websockets
+        server_header=False,
+    )
+    server = _Server(config, on_ready)
+
+    def stop(_signal: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    # uvicorn swaps in its own handlers while it runs and, once stopped, restores these and
+    # raises the signal again: with Python's defaults that second SIGTERM would kill the
+    # process (status -15) after the clean shutdown. Ours makes it a no-op, and covers a signal
+    # that arrives before uvicorn installs its handlers.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    except SystemExit:  # uvicorn's way of saying the app's start-up failed
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        stop_sampling(flags)
+        sock.close()
+    return 0

@@ -15,13 +15,12 @@ class ContextUser:
     """What a group predicate receives when the check comes through OpenFeature.
 
     ``id`` and ``targeting_key`` are the context's targeting key, ``attributes`` its attributes
-    (read-only), ``context`` the :class:`EvaluationContext` itself. An attribute also reads as
-    an attribute of the object (``user.plan`` is ``attributes["plan"]``; AttributeError when
+    (read-only), ``context`` the :class:`EvaluationContext` itself. Each attribute is also an
+    attribute of the object (``user.plan`` is ``attributes["plan"]``; AttributeError when
     absent), so a predicate written for the application's user objects, such as
-    ``lambda user: user.is_admin``, works for contexts that carry the same names.
+    ``lambda user: user.is_admin``, works for contexts that carry the same names. (Those four
+    names are the object's own, whatever the context's attributes say.)
     """
-
-    __slots__ = ("attributes", "context", "id", "targeting_key")
 
     id: str
     targeting_key: str
@@ -34,21 +33,20 @@ class ContextUser:
             raise ValueError(
                 f"context.targeting_key must be a non-empty str, got {context.targeting_key!r}"
             )
+        attributes = context.attributes
+        # Copied into the instance dict: a predicate reads `user.plan` at the speed of a plain
+        # attribute (a __getattr__ lookup would cost a Python call per predicate per check).
+        self.__dict__.update(attributes)
         self.id = self.targeting_key = key
-        self.attributes = MappingProxyType(context.attributes)
+        self.attributes = MappingProxyType(attributes)
         self.context = context
 
     def __getattr__(self, name: str) -> EvaluationContextAttribute:
-        # Only reached for names that are not slots; a slot not yet set must not recurse.
-        if name in ContextUser.__slots__:
-            raise AttributeError(name)
-        try:
-            return self.attributes[name]
-        except KeyError:
-            raise AttributeError(
-                f"{name!r} is not an attribute of the evaluation context (it has "
-                f"{sorted(self.attributes)!r})"
-            ) from None
+        # Only reached for a name that is not set: say what the context does have.
+        raise AttributeError(
+            f"{name!r} is not an attribute of the evaluation context "
+            f"(it has {sorted(self.__dict__.get('attributes', ()))!r})"
+        )
 
     def __repr__(self) -> str:
         attributes = dict(self.attributes)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from . import _validate
 from ._bucketing import Randomize
 from ._clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
+from ._degrade import Degrade, DegradeTrackers, OnDegrade
 from ._evaluate import ActiveCheck, build_active
 from ._feature import Check, Feature
 from ._history import (
@@ -22,6 +23,7 @@ from ._history import (
     history_key,
     write_context,
 )
+from ._override import Override, Overrides
 from ._replica import Replica
 from ._replication import ReplicationAPI
 from ._specialize import specialize
@@ -145,6 +147,8 @@ class Rollout(WriteAPI, ReplicationAPI):
             self.set_default(name, value)
         # The hot path, as a closure on the instance: see rollout._evaluate for why.
         self.active = build_active(self._checks, self._anonymous, self._active_uncompiled)
+        self._overrides = Overrides(self)
+        self._degrades = DegradeTrackers(self._write, self.get, self.subscribe)
         self._transport = make_transport(
             transport,
             listen,
@@ -385,6 +389,43 @@ class Rollout(WriteAPI, ReplicationAPI):
         actor; ``reason`` is a free-text why. Blocks nest; the inner one wins.
         """
         return write_context(user, reason)
+
+    # Degrade and overrides -------------------------------------------------------------------
+
+    def degrade(
+        self,
+        name: FlagName,
+        *,
+        threshold: float = 0.1,
+        minimum: int = 100,
+        window: float = 60.0,
+        failures: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+        on_degrade: OnDegrade | list[OnDegrade] | tuple[OnDegrade, ...] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> Degrade:
+        """Count the feature's calls and switch the flag off when too many fail.
+
+        ``with flags.degrade("recs"): call_recs()`` (also ``async with``, or as a decorator)
+        counts calls and failures (exceptions in ``failures``, re-raised) in a sliding
+        ``window`` of seconds in this process. Once at least ``minimum`` calls were seen and the
+        failed share reaches ``threshold``, the flag is deactivated once (replicated like any
+        write; history action ``degraded``), ``on_degrade(flag, reason)`` callbacks run, and it
+        stays off until someone turns it on again. Made for the call site: the same name and
+        arguments give the same tracker; other arguments for that name raise ``ValueError``.
+        ``clock``: monotonic milliseconds, for tests (``rollout.testing.FakeClock``).
+        """
+        return self._degrades.get((name, threshold, minimum, window, failures, on_degrade, clock))
+
+    def override(self, name: FlagName, value: bool) -> Override:
+        """Force the flag's answer in this process while a ``with`` block or decorated call runs.
+
+        For tests of code that uses a module-level Rollout: ``active``, ``inactive``,
+        ``feature_states`` and ``active_features`` answer ``value`` (for every user). Nothing is
+        written, stored, replicated or recorded; overrides nest and restore on exit.
+        """
+        if not isinstance(value, bool):
+            raise TypeError(f"value must be a bool, got {value!r}")
+        return Override(self._overrides, _validate.flag_name(name), value)
 
     # Subscriptions --------------------------------------------------------------------------
 

@@ -1,0 +1,413 @@
+"""Degrade: switch a feature off by itself when too many of its calls fail.
+
+``flags.degrade(name, ...)`` gives the flag's :class:`Degrade` tracker. Wrapped around the
+feature's code (``with``, ``async with`` or as a decorator) it counts the calls and the failures
+(the exceptions named in ``failures``) in a sliding time window of this process. When at least
+``minimum`` calls were seen in the window and the share of failures reaches ``threshold``, it
+deactivates the flag: one ordinary write, so it is stored and replicated like any other, with a
+``degraded`` history event that says why. Then it stays quiet (latched) until somebody turns
+the flag on again, which starts a fresh window.
+
+Why it is built this way:
+
+* The window is a ring of :data:`BUCKETS` counters (each ``window / BUCKETS`` seconds wide)
+  with running totals, so memory is fixed whatever the call rate and a call costs O(1): the
+  Ruby gem counts forever in Redis, so a failure from last week still weighs on today's rate.
+* One lock guards the counters and the latch. The thread whose call reaches the threshold flips
+  the latch under the lock and makes the write after releasing it, so however many threads
+  cross together there is exactly one write, and no other call waits on the store's I/O.
+* A call is one of three things: a failure (an exception in ``failures``), a call that did not
+  fail (a return, or any other ``Exception``: a bad input is not the feature's outage), or not
+  counted at all (``BaseException`` that is not an ``Exception``, like a task's cancellation or
+  ``KeyboardInterrupt``: the call did not finish, it neither worked nor failed).
+* Trackers are shared per flag name in a Rollout, because ``flags.degrade(...)`` is written at
+  the call site and runs on every request; asking again with other parameters is an error rather
+  than a second, disagreeing count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+
+from . import _validate
+from ._history import write_context
+from ._state import RESET
+
+if TYPE_CHECKING:
+    from ._feature import Feature
+
+__all__ = ["ACTOR", "BUCKETS", "Degrade", "DegradeTrackers", "OnDegrade"]
+
+logger = logging.getLogger("rollout")
+
+#: The window is counted in this many buckets: its sliding granularity is ``window / BUCKETS``.
+BUCKETS = 60
+#: The actor of the ``degraded`` history event.
+ACTOR = "rollout.degrade"
+
+#: ``on_degrade(flag, reason)``: called after the flag was switched off.
+OnDegrade = Callable[[str, str], object]
+#: ``Rollout._write(changes, action)``: one stamped, stored, replicated write.
+Writer = Callable[[Mapping[str, Mapping[str, Any]], str], None]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _monotonic_ms() -> float:
+    return time.monotonic() * 1000.0
+
+
+def is_on(feature: Feature) -> bool:
+    """Whether the flag is on for anybody at all (excluded users alone turn nothing on)."""
+    return bool(
+        feature.percentage > 0 or feature.percentage_of_time > 0 or feature.users or feature.groups
+    )
+
+
+class Degrade:
+    """One flag's failure counter; a context manager (sync and async) and a decorator.
+
+    Re-raises whatever the wrapped code raises. Get it from ``flags.degrade(name, ...)``.
+    """
+
+    def __init__(
+        self,
+        flag: str,
+        params: tuple[float, int, float, tuple[type[BaseException], ...], tuple[OnDegrade, ...]],
+        clock: Callable[[], float],
+        write: Writer,
+        current: Callable[[str], Feature],
+    ) -> None:
+        self.flag = flag
+        self.params = params
+        self.threshold, self.minimum, self.window, self.failures, self.callbacks = params
+        self._clock = clock
+        self._write = write
+        self._current = current
+        self._width = self.window * 1000.0 / BUCKETS  # ms per bucket
+        self._lock = threading.Lock()
+        self._calls = [0] * BUCKETS
+        self._failed = [0] * BUCKETS
+        self._head = self._bucket()  # the newest bucket's absolute number
+        self._total_calls = 0
+        self._total_failed = 0
+        self._latched = False  # degraded: counting stops until the flag is turned on again
+        self._was_on = is_on(current(flag))
+
+    # Counting -----------------------------------------------------------------------------
+
+    def _bucket(self) -> int:
+        return math.floor(self._clock() / self._width)
+
+    def _advance(self, bucket: int) -> None:
+        """Move the window's head to ``bucket``, emptying the buckets that slid out. Locked."""
+        if bucket <= self._head:
+            return  # the same bucket, or a clock that stepped back: count in the newest one
+        if bucket - self._head >= BUCKETS:
+            self._clear()
+        else:
+            calls, failed = self._calls, self._failed
+            for number in range(self._head + 1, bucket + 1):
+                slot = number % BUCKETS
+                self._total_calls -= calls[slot]
+                self._total_failed -= failed[slot]
+                calls[slot] = failed[slot] = 0
+        self._head = bucket
+
+    def _clear(self) -> None:
+        self._calls = [0] * BUCKETS
+        self._failed = [0] * BUCKETS
+        self._total_calls = self._total_failed = 0
+
+    def _finished(self, exc: BaseException | None) -> None:
+        if exc is None:
+            failed = False
+        elif isinstance(exc, self.failures):
+            failed = True
+        elif isinstance(exc, Exception):
+            failed = False
+        else:
+            return  # cancelled or interrupted: the call did not finish
+        with self._lock:
+            if self._latched:
+                return
+            bucket = math.floor(self._clock() / self._width)
+            if bucket != self._head:
+                self._advance(bucket)
+            slot = self._head % BUCKETS
+            self._calls[slot] += 1
+            calls = self._total_calls = self._total_calls + 1
+            if failed:
+                self._failed[slot] += 1
+                self._total_failed += 1
+            if calls < self.minimum or self._total_failed / calls < self.threshold:
+                return
+            self._latched = True
+            failures = self._total_failed
+        self._trip(calls, failures)
+
+    def _trip(self, calls: int, failures: int) -> None:
+        """Switch the flag off (this thread alone gets here per crossing), then tell callbacks."""
+        if not is_on(self._current(self.flag)):
+            # Already off (by a person, or by this tracker in another process whose write has
+            # arrived): nothing to switch, and no second event. Quiet until turned on again.
+            logger.info("feature %r reached its degrade threshold but is already off", self.flag)
+            return
+        reason = (
+            f"{failures} of {calls} calls failed ({_percent(failures / calls)}) in "
+            f"{self.window:g} s, threshold {_percent(self.threshold)}"
+        )
+        try:
+            with write_context(ACTOR, reason):
+                self._write({self.flag: {RESET: None}}, "degraded")
+        except Exception:
+            # The caller's request must not fail because the switch-off could not be written
+            # (store away, Rollout closed). Start a fresh window: a later crossing tries again.
+            logger.exception(
+                "feature %r degraded (%s) but could not be switched off", self.flag, reason
+            )
+            with self._lock:
+                self._clear()
+                self._latched = False
+            return
+        logger.warning("feature %r degraded and switched off: %s", self.flag, reason)
+        for callback in self.callbacks:
+            try:
+                callback(self.flag, reason)
+            except Exception:
+                logger.exception("on_degrade callback %r raised", callback)
+
+    def flag_changed(self, changed: set[str]) -> None:
+        """Subscriber: a flag that was off and is turned on again starts with a fresh window."""
+        if self.flag not in changed:
+            return
+        on = is_on(self._current(self.flag))
+        with self._lock:
+            if on and not self._was_on:
+                self._clear()
+                self._head = self._bucket()
+                self._latched = False
+            self._was_on = on
+
+    # What a user can see ------------------------------------------------------------------
+
+    @property
+    def degraded(self) -> bool:
+        """True after this tracker switched the flag off, until the flag is turned on again."""
+        return self._latched
+
+    def counts(self) -> tuple[int, int]:
+        """``(calls, failures)`` in the current window (both 0 while degraded)."""
+        with self._lock:
+            self._advance(self._bucket())
+            return self._total_calls, self._total_failed
+
+    def __repr__(self) -> str:
+        calls, failures = self.counts()
+        state = "degraded" if self._latched else f"{failures}/{calls} failed"
+        return f"<Degrade {self.flag!r} {state} in {self.window:g} s>"
+
+    # Context manager and decorator ---------------------------------------------------------
+
+    def __enter__(self) -> Degrade:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._finished(exc)
+
+    async def __aenter__(self) -> Degrade:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._finished(exc)
+
+    def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
+        """Wrap a function or coroutine function: each call of it is one counted call."""
+        if not callable(function):
+            raise TypeError(f"degrade decorates a function, got {function!r}")
+        if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+            # Calling a generator function only creates the generator; its work (and failures)
+            # happen later, outside any wrapper we could put here.
+            raise TypeError(
+                f"degrade cannot decorate the generator function {function!r}; "
+                "wrap the code that consumes it in `with flags.degrade(...)` instead"
+            )
+        finished = self._finished
+        if inspect.iscoroutinefunction(function):
+            coroutine = cast(Callable[P, Awaitable[Any]], function)
+
+            @functools.wraps(function)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                try:
+                    result = await coroutine(*args, **kwargs)
+                except BaseException as exc:
+                    finished(exc)
+                    raise
+                finished(None)
+                return result
+
+            return cast(Callable[P, R], async_wrapper)
+
+        @functools.wraps(function)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                result = function(*args, **kwargs)
+            except BaseException as exc:
+                finished(exc)
+                raise
+            finished(None)
+            return result
+
+        return wrapper
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.3g}%"
+
+
+Key = tuple[Any, ...]
+
+
+class DegradeTrackers:
+    """A Rollout's trackers, one per flag name, found again by the arguments they were made with."""
+
+    def __init__(
+        self,
+        write: Writer,
+        current: Callable[[str], Feature],
+        subscribe: Callable[[Callable[[set[str]], object]], object],
+    ) -> None:
+        self._write = write
+        self._current = current
+        self._subscribe = subscribe
+        self._lock = threading.Lock()
+        self._by_name: dict[str, Degrade] = {}
+        # The exact arguments of earlier calls -> their tracker: the per-request fast path.
+        self._by_key: dict[Key, Degrade] = {}
+
+    def get(self, key: Key) -> Degrade:
+        """The tracker for ``(name, threshold, minimum, window, failures, on_degrade, clock)``."""
+        try:
+            return self._by_key[key]
+        except (KeyError, TypeError):  # new arguments, or unhashable ones (a list of failures)
+            return self._make(key)
+
+    def _make(self, key: Key) -> Degrade:
+        name, threshold, minimum, window, failures, on_degrade, clock = key
+        flag = _validate.flag_name(name)
+        params = (
+            _threshold(threshold),
+            _minimum(minimum),
+            _window(window),
+            _failures(failures),
+            _callbacks(on_degrade),
+        )
+        if clock is None:
+            clock = _monotonic_ms
+        elif not callable(clock):
+            raise TypeError(f"clock must be a callable returning milliseconds, got {clock!r}")
+        with self._lock:
+            tracker = self._by_name.get(flag)
+            if tracker is None:
+                tracker = Degrade(flag, params, clock, self._write, self._current)
+                self._by_name[flag] = tracker
+                self._subscribe(tracker.flag_changed)
+            else:
+                _check_same(tracker, params, clock)
+            with contextlib.suppress(TypeError):  # unhashable arguments: valid, just not cached
+                self._by_key[key] = tracker
+            return tracker
+
+
+_NAMES = ("threshold", "minimum", "window", "failures", "on_degrade")
+
+
+def _check_same(tracker: Degrade, params: tuple[Any, ...], clock: object) -> None:
+    differ = [
+        f"{name}={old!r} (now {new!r})"
+        for name, old, new in zip(_NAMES, tracker.params, params, strict=True)
+        if old != new
+    ]
+    if clock is not tracker._clock:
+        differ.append(f"clock={tracker._clock!r} (now {clock!r})")
+    if differ:
+        hint = (
+            "; pass the same callbacks each time (functions defined once, not a lambda made "
+            "per call)"
+            if tracker.params[4] != params[4]
+            else ""
+        )
+        raise ValueError(
+            f"degrade({tracker.flag!r}) is already tracked with other arguments: "
+            f"{', '.join(differ)}{hint}"
+        )
+
+
+def _threshold(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"threshold must be a number above 0 and at most 1, got {value!r}")
+    if not 0.0 < value <= 1.0:  # NaN fails this too
+        raise ValueError(f"threshold must be above 0 and at most 1, got {value!r}")
+    return float(value)
+
+
+def _minimum(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"minimum must be an int >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"minimum must be >= 1, got {value!r}")
+    return value
+
+
+def _window(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"window must be a number of seconds, got {value!r}")
+    if not 0.0 < value < math.inf:
+        raise ValueError(f"window must be a positive, finite number of seconds, got {value!r}")
+    return float(value)
+
+
+def _failures(value: object) -> tuple[type[BaseException], ...]:
+    if isinstance(value, type) and issubclass(value, BaseException):
+        return (value,)
+    if isinstance(value, tuple | list) and value:
+        for item in value:
+            if not (isinstance(item, type) and issubclass(item, BaseException)):
+                raise TypeError(f"failures must hold exception classes, got {item!r} in {value!r}")
+        return tuple(value)
+    if isinstance(value, tuple | list):
+        raise ValueError(f"failures must name at least one exception class, got {value!r}")
+    raise TypeError(f"failures must be an exception class or a tuple of them, got {value!r}")
+
+
+def _callbacks(value: object) -> tuple[OnDegrade, ...]:
+    if value is None:
+        return ()
+    items: Iterable[object] = value if isinstance(value, tuple | list) else (value,)
+    callbacks = tuple(items)
+    for callback in callbacks:
+        if not callable(callback):
+            raise TypeError(
+                f"on_degrade must be a callable or a list of callables, got {callback!r}"
+            )
+    return cast(tuple[OnDegrade, ...], callbacks)

@@ -1,4 +1,9 @@
-"""Public test helpers: a controllable clock and the store conformance suite.
+"""Public test helpers: a pytest plugin, a controllable clock and the conformance suites.
+
+Installed with rollout, this module is a pytest plugin (entry point ``rollout``, active by
+itself; ``-p no:rollout`` turns it off). Its ``flags`` fixture is a fresh in-memory Rollout per
+test, closed after it. Code under test that uses a module-level Rollout is steered with that
+instance's ``override(name, True/False)``, a context manager and a decorator.
 
 Every store passes :class:`StoreConformance`. To test your own store, subclass it in a test
 module (pytest collects ``Test*`` classes) and say how to make one::
@@ -27,6 +32,13 @@ if TYPE_CHECKING:
     from .sync import Transport
 
 __all__ = ["FakeClock", "StoreConformance", "TransportConformance"]
+
+try:
+    # The plugin's fixture, for pytest; everything else here works without pytest installed.
+    from ._pytest_plugin import flags  # noqa: F401 (pytest finds fixtures here)
+except ModuleNotFoundError as exc:  # pragma: no cover - only without pytest
+    if exc.name != "pytest":
+        raise
 
 
 class FakeClock:

@@ -1,7 +1,362 @@
-"""Tokens, sessions and cross-site protection (skeleton: the API engineer replaces this)."""
+"""Who is asking and may they: tokens, sessions, CSRF tokens (:class:`Auth`) and the middleware.
+
+:class:`AuthMiddleware` sits in front of everything the app serves. It names the actor
+(``request.state.actor``: the token's name, or None with auth off), sends the unauthenticated
+away (401, or to the login page), and refuses changes a browser was tricked into sending.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from typing import Final
+from urllib.parse import quote, urlsplit
+
+from starlette.requests import HTTPConnection
+from starlette.responses import RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ._errors import error_response
+from ._scope import is_api_path, remember_app_path
+
+__all__ = ["COOKIE_NAME", "SESSION_MAX_AGE", "Auth", "AuthMiddleware", "is_public"]
+
+COOKIE_NAME: Final = "rollout_session"
+#: Seconds a dashboard session lasts; the dashboard gives its cookie the same Max-Age.
+SESSION_MAX_AGE: Final = 7 * 24 * 3600
+_DEFAULT_NAME = "admin"
+
 
 class Auth:
-    enabled: bool = False
+    """The tokens an app accepts and the keys its sessions and CSRF tokens are signed with.
+
+    ``token="s3cret"`` is one token named ``admin``; ``tokens={"alice": "s3cret", "ci": "x"}``
+    names each (the name is the actor in history). Neither: auth is off (``enabled`` False),
+    and only loopback Host names (and ``allowed_hosts``) are served.
+
+    Sessions and CSRF tokens are HMACs under ``session_secret``; without one, under a key drawn
+    for this Auth, so they last as long as the process. A session is bound to its token: change
+    the token and its sessions end.
+    """
+
+    COOKIE_NAME: Final = COOKIE_NAME
+    SESSION_MAX_AGE: Final = SESSION_MAX_AGE
+
+    def __init__(
+        self,
+        token: str | None = None,
+        tokens: Mapping[str, str] | None = None,
+        *,
+        session_secret: str | bytes | None = None,
+        allowed_hosts: Iterable[str] | None = None,
+    ) -> None:
+        self._tokens: dict[str, bytes] = _check_tokens(token, tokens)
+        self.enabled: bool = bool(self._tokens)
+        if session_secret is None:
+            key = secrets.token_bytes(32)
+        elif isinstance(session_secret, str | bytes) and session_secret:
+            raw = session_secret.encode() if isinstance(session_secret, str) else session_secret
+            key = hashlib.sha256(b"rollout-admin-session\0" + raw).digest()
+        else:
+            raise ValueError(
+                f"session_secret must be a non-empty str or bytes, got {session_secret!r}"
+            )
+        self._key = key
+        self.allowed_hosts: tuple[str, ...] = _check_hosts(allowed_hosts)
+
+    @property
+    def names(self) -> list[str]:
+        """The token names (never the secrets)."""
+        return sorted(self._tokens)
+
+    # Tokens ---------------------------------------------------------------------------------
+
+    def check_token(self, presented: str) -> str | None:
+        """The name of the token ``presented`` is, or None. Constant time for each token."""
+        given = presented.encode("utf-8", "surrogateescape")
+        found = None
+        for name, secret in self._tokens.items():
+            # Every token is compared, so the time taken does not say which one nearly matched.
+            if hmac.compare_digest(given, secret):
+                found = name
+        return found
+
+    # Sessions -------------------------------------------------------------------------------
+
+    def session_cookie(self, name: str) -> str:
+        """A signed session value for token ``name`` (set it as the ``COOKIE_NAME`` cookie)."""
+        if name not in self._tokens:
+            raise ValueError(f"name must be one of the token names {self.names}, got {name!r}")
+        encoded = base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+        issued = str(int(time.time()))
+        return f"{encoded}.{issued}.{self._session_mac(name, encoded, issued)}"
+
+    def check_session(self, value: str) -> str | None:
+        """The token name a session cookie value was signed for, if valid and not expired."""
+        parts = value.split(".")
+        if len(parts) != 3 or not parts[1].isdigit():
+            return None
+        encoded, issued, mac = parts
+        try:
+            name = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        except ValueError:
+            return None
+        if name not in self._tokens:
+            return None
+        if not hmac.compare_digest(mac, self._session_mac(name, encoded, issued)):
+            return None
+        if not 0 <= time.time() - int(issued) <= SESSION_MAX_AGE:
+            return None
+        return name
+
+    def session_name(self, conn: HTTPConnection) -> str | None:
+        """The token name of the request's session cookie, if it carries a valid one."""
+        value = conn.cookies.get(COOKIE_NAME)
+        return self.check_session(value) if value else None
+
+    def _session_mac(self, name: str, encoded: str, issued: str) -> str:
+        # The token's own secret is in the MAC: a session ends when its token is changed.
+        message = b"session\0" + f"{encoded}.{issued}".encode() + b"\0" + self._tokens[name]
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    # CSRF -----------------------------------------------------------------------------------
+
+    def csrf_token(self, request: HTTPConnection) -> str:
+        """The value a page must send back in ``X-CSRF-Token`` with each change it makes.
+
+        Bound to the request's session (so it changes at each login), or, with auth off, to
+        this Auth's key. A page puts it in ``<meta name="csrf-token">``.
+        """
+        session = ""
+        if self.enabled:
+            value = request.cookies.get(COOKIE_NAME, "")
+            session = value if self.check_session(value) else ""
+        message = b"csrf\0" + session.encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def check_csrf(self, request: HTTPConnection) -> bool:
+        presented = request.headers.get("x-csrf-token", "")
+        return hmac.compare_digest(presented.encode(), self.csrf_token(request).encode())
+
+    # Hosts ----------------------------------------------------------------------------------
+
+    def host_allowed(self, host: str) -> bool:
+        """Whether a Host name (without port) may be served.
+
+        With auth off, a loopback name or address, or one of ``allowed_hosts``: a page on
+        another site that resolves its own name to 127.0.0.1 (DNS rebinding) is refused. With
+        auth on, any host unless ``allowed_hosts`` narrows it.
+        """
+        host = host.lower().rstrip(".")
+        if _is_loopback(host):
+            return True
+        if not self.allowed_hosts:
+            return self.enabled
+        for pattern in self.allowed_hosts:
+            if pattern in ("*", host):
+                return True
+            if pattern.startswith("*.") and host.endswith(pattern[1:]):
+                return True
+        return False
+
+
+def _check_tokens(token: str | None, tokens: Mapping[str, str] | None) -> dict[str, bytes]:
+    named: dict[str, str] = {}
+    if token is not None:
+        named[_DEFAULT_NAME] = token
+    if tokens is not None:
+        if not isinstance(tokens, Mapping):
+            raise TypeError(f"tokens must be a mapping of name to secret, got {tokens!r}")
+        for name, secret in tokens.items():
+            if not isinstance(name, str) or not name or not name.isprintable():
+                raise ValueError(f"tokens: a name must be a non-empty printable str, got {name!r}")
+            if name in named:
+                raise ValueError(f"tokens: the name {name!r} is given twice")
+            named[name] = secret
+    for name, secret in named.items():
+        if not isinstance(secret, str) or not secret:
+            raise ValueError(f"token {name!r} must be a non-empty str, got {secret!r}")
+        if any(c.isspace() or not c.isprintable() for c in secret):
+            # It has to travel in an Authorization header and on a command line.
+            raise ValueError(f"token {name!r} must not contain spaces or control characters")
+    secrets_seen = list(named.values())
+    if len(set(secrets_seen)) != len(secrets_seen):
+        raise ValueError("tokens: two names share one secret, so the actor would be ambiguous")
+    return {name: secret.encode() for name, secret in named.items()}
+
+
+def _check_hosts(hosts: Iterable[str] | None) -> tuple[str, ...]:
+    if hosts is None:
+        return ()
+    if isinstance(hosts, str) or not isinstance(hosts, Iterable):
+        raise TypeError(f"allowed_hosts must be a list of host names, got {hosts!r}")
+    checked = []
+    for host in hosts:
+        if not isinstance(host, str) or not host:
+            raise ValueError(f"allowed_hosts: each must be a non-empty str, got {host!r}")
+        checked.append(host.lower().rstrip("."))
+    return tuple(checked)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# The middleware -------------------------------------------------------------------------------
+
+#: Served to anybody: the load balancer's probe, the login form, the dashboard's assets.
+PUBLIC_PATHS: Final = frozenset({"/healthz", "/login"})
+PUBLIC_PREFIXES: Final = ("/static/",)
+#: Machine-facing paths: refused with a 401 JSON body rather than sent to the login page.
+_JSON_PATHS: Final = frozenset({"/metrics", "/events"})
+_SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+class AuthMiddleware:
+    """Authenticates every request to the app and refuses cross-site changes.
+
+    - Host: with auth off, only loopback names (and ``allowed_hosts``): 403 otherwise.
+    - Who: ``Authorization: Bearer <secret>``, else the session cookie. A wrong bearer token is
+      401 everywhere but the public paths; no credentials on a private path is 401 (API,
+      ``/metrics``, ``/events``, unsafe methods) or a 303 to ``/login?next=...`` (pages).
+    - Cross-site: an unsafe method not made with a bearer token is refused (403) when
+      ``Sec-Fetch-Site`` says cross-site or ``Origin`` is another origin, and, on a private
+      path, unless ``X-CSRF-Token`` carries ``auth.csrf_token(request)``.
+    """
+
+    def __init__(self, app: ASGIApp, auth: Auth) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        conn = HTTPConnection(scope)
+        path = remember_app_path(scope)
+        actor, refusal = self._check(conn, path, scope.get("method", "GET"))
+        if refusal is not None:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            else:
+                await refusal(scope, receive, send)
+            return
+        scope.setdefault("state", {})["actor"] = actor
+        await self.app(scope, receive, send)
+
+    def _check(
+        self, conn: HTTPConnection, path: str, method: str
+    ) -> tuple[str | None, Response | None]:
+        auth = self.auth
+        server = conn.scope.get("server") or ("", None)
+        host, _ = _split_host(conn.headers.get("host") or str(server[0]))
+        if not auth.host_allowed(host):
+            allow = "start it with a token" if not auth.enabled else "add it to allowed_hosts"
+            return None, error_response("forbidden", f"host {host!r} is not served here ({allow})")
+        public = is_public(path)
+        actor, via = self._identify(conn)
+        if via == "bad-token" and not public:
+            return None, _unauthorized("the bearer token is not valid")
+        if via is None and not public:
+            if is_api_path(path) or path in _JSON_PATHS or method not in ("GET", "HEAD"):
+                return None, _unauthorized("a bearer token or a dashboard session is required")
+            return None, _to_login(conn)
+        if method not in _SAFE_METHODS and via != "bearer":
+            problem = self._cross_site(conn, checks_token=not public)
+            if problem is not None:
+                return None, error_response("forbidden", problem)
+        return actor, None
+
+    def _identify(self, conn: HTTPConnection) -> tuple[str | None, str | None]:
+        """``(actor, how)``: how is ``open`` (auth off), ``bearer``, ``cookie``, ``bad-token``
+        or None (no credentials)."""
+        if not self.auth.enabled:
+            return None, "open"
+        authorization = conn.headers.get("authorization")
+        if authorization is not None:
+            scheme, _, credentials = authorization.partition(" ")
+            name = None
+            if scheme.lower() == "bearer":
+                name = self.auth.check_token(credentials.strip())
+            return (name, "bearer") if name is not None else (None, "bad-token")
+        name = self.auth.session_name(conn)
+        return (name, "cookie") if name is not None else (None, None)
+
+    def _cross_site(self, conn: HTTPConnection, *, checks_token: bool) -> str | None:
+        if conn.headers.get("sec-fetch-site", "").lower() == "cross-site":
+            return "cross-site request refused (Sec-Fetch-Site: cross-site)"
+        origin = conn.headers.get("origin")
+        if origin is not None and not _same_origin(origin, conn.headers.get("host", "")):
+            return f"cross-site request refused: Origin {origin!r} is not this server"
+        if checks_token and not self.auth.check_csrf(conn):
+            return (
+                "a change from a browser session needs the X-CSRF-Token header (the page's "
+                "csrf-token meta tag); scripts use a bearer token"
+            )
+        return None
+
+
+def _unauthorized(message: str) -> Response:
+    return error_response(
+        "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="rollout"'}
+    )
+
+
+def _to_login(conn: HTTPConnection) -> Response:
+    root = conn.scope.get("root_path", "")
+    here = conn.scope["path"] + (f"?{conn.url.query}" if conn.url.query else "")
+    return RedirectResponse(f"{root}/login?next={quote(here, safe='')}", status_code=303)
+
+
+def _split_host(host: str) -> tuple[str, int | None]:
+    """A Host header's name and port: ``[::1]:8080`` is ``("::1", 8080)``, ``a`` no port."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        name, rest = (host[1:end], host[end + 1 :]) if end > 0 else (host, "")
+    elif host.count(":") == 1:
+        name, _, after = host.partition(":")
+        rest = ":" + after
+    else:
+        name, rest = host, ""  # a bare IPv6 address, or no port
+    port_text = rest[1:]
+    digits = port_text.isascii() and port_text.isdigit()
+    number = int(port_text) if rest.startswith(":") and digits else None
+    return name.rstrip("."), number
+
+
+def _same_origin(origin: str, host_header: str) -> bool:
+    """Whether ``Origin`` names the server the request reached (as its Host header says).
+
+    Schemes are not compared: behind a proxy that ends TLS the browser says https and the app
+    sees http. A Host without a port was reached on the default port of whichever scheme the
+    browser used, so the Origin must have no port of its own either.
+    """
+    parsed = urlsplit(origin)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return False  # "null" (a sandboxed frame, a file) and the like
+    try:
+        origin_port = parsed.port
+    except ValueError:
+        return False
+    default = 443 if parsed.scheme == "https" else 80
+    name, port = _split_host(host_header)
+    if parsed.hostname.rstrip(".") != name:
+        return False
+    if port is None:
+        return origin_port in (None, default)
+    return (origin_port or default) == port

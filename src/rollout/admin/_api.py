@@ -1,0 +1,272 @@
+"""The JSON API under ``/api/v1``: one table of operations, from which both the routes and the
+OpenAPI document (rollout.admin._openapi) are built.
+
+Every operation checks all of its input (path, query, body) before it calls the facade, and
+each facade method it calls makes one write: a refused request has changed nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .._rollout import Rollout
+from ..errors import RolloutError
+from ._api_fields import (
+    DATA,
+    GROUP,
+    GROUP_PATH,
+    LIMIT,
+    NAME_PATH,
+    PERCENTAGE,
+    USER,
+    Field,
+    Param,
+    active_field,
+    parse_body,
+    users_field,
+)
+from ._errors import ApiError, error_response
+from ._serialize import flag_json, read_json
+
+__all__ = ["OPERATIONS", "Api", "Call", "Operation"]
+
+PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request's checked input: ``values`` holds its parameters and body fields by name."""
+
+    name: str
+    values: dict[str, Any]
+    actor: str | None
+    root_path: str
+
+
+Handler = Callable[["Api", Call], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str  # under PREFIX
+    operation_id: str
+    summary: str
+    handler: Handler
+    response: str  # a schema name in the document's components
+    params: tuple[Param, ...] = ()
+    body: tuple[Field, ...] = ()
+    #: What a flag that does not exist gets: ``ok`` (an answer: off, no events), ``create``
+    #: (a write creates it) or ``not_found`` (404, nothing written).
+    unknown_flag: str = "ok"
+
+    @property
+    def writes(self) -> bool:
+        return self.method != "GET"
+
+
+class Api:
+    """The operations bound to one Rollout."""
+
+    def __init__(
+        self, flags: Rollout, *, max_body: int, document: Callable[[str], dict[str, Any]]
+    ) -> None:
+        self.flags = flags
+        self.max_body = max_body
+        self.document = document
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(op.path, self._endpoint(op), methods=[op.method], name=op.operation_id)
+            for op in OPERATIONS
+        ]
+
+    def flag(self, name: str) -> dict[str, Any]:
+        return flag_json(self.flags.get(name))
+
+    async def write(self, call: Call, method: Callable[..., None], *args: Any) -> None:
+        """Run a facade write on a worker thread (a store may block), as the request's actor."""
+
+        def run() -> None:
+            with self.flags.with_context(user=call.actor):
+                method(*args)
+
+        try:
+            await run_in_threadpool(run)
+        except (TypeError, ValueError) as exc:  # the facade's own checks; ours ran first
+            raise ApiError("invalid", str(exc)[:500]) from None
+
+    def _endpoint(self, op: Operation) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                call = await self._call(op, request)
+                payload = await op.handler(self, call)
+            except ApiError as exc:
+                return error_response(exc.code, exc.message, exc.field)
+            except RolloutError as exc:
+                # The store away, the Rollout closed, the clock skewed: nothing was written.
+                return error_response("unavailable", f"{type(exc).__name__}: {exc}")
+            return JSONResponse(payload)
+
+        return endpoint
+
+    async def _call(self, op: Operation, request: Request) -> Call:
+        values: dict[str, Any] = {}
+        for param in op.params:
+            source = request.path_params if param.location == "path" else request.query_params
+            raw = source.get(param.name)
+            if raw is not None:
+                values[param.name] = param.parse(raw)
+        if op.body:
+            values.update(parse_body(await read_json(request, self.max_body), op.body))
+        name = values.get("name", "")
+        if op.unknown_flag == "not_found" and not self.flags.exists(name):
+            raise ApiError("not_found", f"no flag named {name!r}", field="name")
+        actor = getattr(request.state, "actor", None)
+        return Call(name, values, actor, request.scope.get("root_path", ""))
+
+
+# Handlers -------------------------------------------------------------------------------------
+
+
+async def _list_flags(api: Api, _call: Call) -> Any:
+    return {"flags": [flag_json(f) for f in api.flags.multi_get(*api.flags.features())]}
+
+
+async def _get_flag(api: Api, call: Call) -> Any:
+    return api.flag(call.name)
+
+
+async def _delete_flag(api: Api, call: Call) -> Any:
+    await api.write(call, api.flags.delete, call.name)
+    return {"deleted": call.name}
+
+
+def _change(method: str, *arguments: str) -> Handler:
+    """A handler calling ``flags.<method>(name, *values[arguments])``, answering the flag."""
+
+    async def handler(api: Api, call: Call) -> Any:
+        await api.write(
+            call, getattr(api.flags, method), call.name, *map(call.values.get, arguments)
+        )
+        return api.flag(call.name)
+
+    return handler
+
+
+async def _check(api: Api, call: Call) -> Any:
+    user = call.values.get("user")
+    return {"flag": call.name, "user": user, "active": api.flags.active(call.name, user)}
+
+
+async def _history(api: Api, call: Call) -> Any:
+    events = api.flags.history(call.name, call.values.get("limit"))
+    return {"events": [event.to_dict() for event in events]}
+
+
+async def _groups(api: Api, _call: Call) -> Any:
+    return {"groups": api.flags.groups()}
+
+
+async def _members(api: Api, _call: Call) -> Any:
+    try:
+        members = await run_in_threadpool(api.flags.members)  # asks the replication thread
+    except TimeoutError:
+        raise ApiError("unavailable", "the replication thread did not answer in time") from None
+    return {"node": api.flags.node_name, "node_id": api.flags.stats()["node"], "members": members}
+
+
+async def _openapi(api: Api, call: Call) -> Any:
+    return api.document(call.root_path)
+
+
+_ADD_USERS = (users_field(allow_empty=False),)
+_NAME = (NAME_PATH,)
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", "/flags", "listFlags", "Every flag, sorted by name", _list_flags, "FlagList"),
+    Operation(
+        "GET", "/flags/{name}", "getFlag", "One flag", _get_flag, "Flag", _NAME,
+        unknown_flag="not_found",
+    ),
+    Operation(
+        "DELETE", "/flags/{name}", "deleteFlag", "Delete a flag (its history stays)",
+        _delete_flag, "Deleted", _NAME, unknown_flag="not_found",
+    ),
+    Operation(
+        "PUT", "/flags/{name}/active", "setActive",
+        "Turn on for everybody (true) or off, clearing all targeting (false)",
+        _change("set", "active"), "Flag", _NAME, (active_field(),), "create",
+    ),
+    Operation(
+        "PUT", "/flags/{name}/percentage", "setPercentage",
+        "On for this percentage of users (the same users every time)",
+        _change("activate_percentage", "percentage"), "Flag", _NAME, (PERCENTAGE,), "create",
+    ),
+    Operation(
+        "PUT", "/flags/{name}/percentage_of_time", "setPercentageOfTime",
+        "On for this percentage of checks, drawn at random each time",
+        _change("activate_percentage_of_time", "percentage"), "Flag", _NAME, (PERCENTAGE,),
+        "create",
+    ),
+    Operation(
+        "POST", "/flags/{name}/users", "addUsers", "Add users",
+        _change("activate_users", "users"), "Flag", _NAME, _ADD_USERS, "create",
+    ),
+    Operation(
+        "POST", "/flags/{name}/users/remove", "removeUsers", "Remove users",
+        _change("deactivate_users", "users"), "Flag", _NAME, _ADD_USERS, "not_found",
+    ),
+    Operation(
+        "PUT", "/flags/{name}/users", "setUsers", "Make the listed users exactly these",
+        _change("set_users", "users"), "Flag", _NAME, (users_field(allow_empty=True),),
+        "create",
+    ),
+    Operation(
+        "POST", "/flags/{name}/excluded_users", "excludeUsers",
+        "Exclude users (never on for them)",
+        _change("exclude_users", "users"), "Flag", _NAME, _ADD_USERS, "create",
+    ),
+    Operation(
+        "POST", "/flags/{name}/excluded_users/remove", "includeUsers", "Remove exclusions",
+        _change("include_users", "users"), "Flag", _NAME, _ADD_USERS, "not_found",
+    ),
+    Operation(
+        "POST", "/flags/{name}/groups", "addGroup", "Turn on for a group",
+        _change("activate_group", "group"), "Flag", _NAME, (GROUP,), "create",
+    ),
+    Operation(
+        "DELETE", "/flags/{name}/groups/{group}", "removeGroup", "Turn off for a group",
+        _change("deactivate_group", "group"), "Flag", (NAME_PATH, GROUP_PATH),
+        unknown_flag="not_found",
+    ),
+    Operation(
+        "PUT", "/flags/{name}/data", "setData", "Merge keys into the flag's data",
+        _change("set_feature_data", "data"), "Flag", _NAME, (DATA,), "create",
+    ),
+    Operation(
+        "DELETE", "/flags/{name}/data", "clearData", "Clear the flag's data",
+        _change("clear_feature_data"), "Flag", _NAME, unknown_flag="not_found",
+    ),
+    Operation(
+        "GET", "/flags/{name}/check", "checkFlag", "Whether the flag is on for a user",
+        _check, "Check", (NAME_PATH, USER),
+    ),
+    Operation(
+        "GET", "/flags/{name}/history", "flagHistory",
+        "The flag's changes, newest first (kept after a delete too)",
+        _history, "History", (NAME_PATH, LIMIT),
+    ),
+    Operation("GET", "/groups", "listGroups", "The defined groups, `all` included", _groups,
+              "Groups"),
+    Operation("GET", "/members", "listMembers", "This node and the cluster members it knows",
+              _members, "Members"),
+    Operation("GET", "/openapi.json", "openapi", "This document", _openapi, "OpenAPI"),
+)  # fmt: skip

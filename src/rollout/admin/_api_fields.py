@@ -1,0 +1,240 @@
+"""What the API accepts, declared once: each body field and parameter with its JSON Schema and
+the check that enforces exactly that schema.
+
+The route table (rollout.admin._api) lists these per operation; the OpenAPI document is built
+from the same objects, so the document and the checks cannot disagree.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from .. import _validate
+from ._errors import ApiError
+
+__all__ = [
+    "DATA",
+    "GROUP",
+    "GROUP_PATH",
+    "LIMIT",
+    "NAME_PATH",
+    "PERCENTAGE",
+    "USER",
+    "Field",
+    "Param",
+    "active_field",
+    "parse_body",
+    "users_field",
+]
+
+_CONTROL = r"\u0000-\u001f\u007f-\u009f"
+#: A flag or group name as one URL path segment: no control characters and no ``/`` (the
+#: server decodes %2F before routing), and not ``.`` or ``..`` (clients collapse those).
+_SEGMENT = rf"[^/{_CONTROL}]"
+SEGMENT_PATTERN: Final = (
+    rf"^(?:[^/.{_CONTROL}]{_SEGMENT}*|\.[^/.{_CONTROL}]{_SEGMENT}*|\.\.{_SEGMENT}+)$"
+)
+#: A group name or data key in a body: what the library accepts (no control characters).
+MEMBER_PATTERN: Final = rf"^[^{_CONTROL}]+$"
+_SEGMENT_RE = re.compile(SEGMENT_PATTERN)
+_MAX = _validate.MAX_NAME_LENGTH
+
+Parse = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Field:
+    """A JSON body field: its schema (for the document) and ``parse`` (raises ApiError)."""
+
+    name: str
+    schema: Mapping[str, Any]
+    parse: Parse
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A path or query parameter (always text on the wire)."""
+
+    name: str
+    location: str  # "path" or "query"
+    schema: Mapping[str, Any]
+    parse: Parse
+    description: str = ""
+    required: bool = field(default=True)
+
+
+def _invalid(name: str, message: str) -> ApiError:
+    return ApiError("invalid", message, field=name)
+
+
+# Names ------------------------------------------------------------------------------------------
+
+
+def _segment(name: str) -> Parse:
+    def parse(value: Any) -> str:
+        try:
+            text = _validate.flag_name(value, name)
+        except (TypeError, ValueError) as exc:
+            raise _invalid(name, str(exc)) from None
+        if not _SEGMENT_RE.fullmatch(text):
+            raise _invalid(name, f"{name} must not contain '/' or be '.' or '..', got {text!r}")
+        return text
+
+    return parse
+
+
+def _member(name: str) -> Parse:
+    def parse(value: Any) -> str:
+        try:
+            return _validate.member_name(value, name)
+        except (TypeError, ValueError) as exc:
+            raise _invalid(name, str(exc)) from None
+
+    return parse
+
+
+_SEGMENT_SCHEMA = {"type": "string", "maxLength": _MAX, "pattern": SEGMENT_PATTERN}
+_MEMBER_SCHEMA = {"type": "string", "minLength": 1, "maxLength": _MAX, "pattern": MEMBER_PATTERN}
+
+NAME_PATH: Final = Param("name", "path", _SEGMENT_SCHEMA, _segment("name"), "The flag's name.")
+GROUP_PATH: Final = Param("group", "path", _SEGMENT_SCHEMA, _segment("group"), "A group name.")
+
+
+def _user(value: Any) -> str:
+    if value == "":
+        raise _invalid("user", "user must not be empty")
+    return str(value)
+
+
+def _limit(value: Any) -> int:
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise _invalid("limit", f"limit must be a whole number from 0, got {text[:40]!r}")
+    return int(text)
+
+
+USER: Final = Param(
+    "user",
+    "query",
+    {"type": "string", "minLength": 1},
+    _user,
+    "The user id to check for; without it, the check is for no user (on only at 100%).",
+    required=False,
+)
+LIMIT: Final = Param(
+    "limit",
+    "query",
+    {"type": "integer", "minimum": 0, "maximum": 10**18 - 1},
+    _limit,
+    "At most this many events (newest first); all that are kept without it.",
+    required=False,
+)
+
+# Body fields ------------------------------------------------------------------------------------
+
+
+def active_field() -> Field:
+    def parse(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise _invalid("active", f"active must be true or false, got {value!r}")
+        return value
+
+    return Field("active", {"type": "boolean"}, parse, "true: on for everybody; false: off.")
+
+
+def _percentage(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _invalid("percentage", f"percentage must be a number from 0 to 100, got {value!r}")
+    # Compared before float(): a 400-digit integer is valid JSON and would overflow.
+    if not 0 <= value <= 100 or (isinstance(value, float) and math.isnan(value)):
+        raise _invalid("percentage", f"percentage must be from 0 to 100, got {value!r}")
+    return float(value)
+
+
+PERCENTAGE: Final = Field(
+    "percentage", {"type": "number", "minimum": 0, "maximum": 100}, _percentage, "0 to 100."
+)
+
+
+def users_field(*, allow_empty: bool) -> Field:
+    def parse(value: Any) -> list[str]:
+        if not isinstance(value, list):
+            raise _invalid("users", f"users must be a list of user ids, got {value!r:.80}")
+        if not value and not allow_empty:
+            raise _invalid("users", "users must name at least one user")
+        ids = []
+        for index, item in enumerate(value):
+            if isinstance(item, bool) or not isinstance(item, str | int) or item == "":
+                raise _invalid(
+                    "users",
+                    f"users[{index}] must be a non-empty string or an integer, got {item!r:.80}",
+                )
+            ids.append(str(item))
+        return ids
+
+    schema: dict[str, Any] = {
+        "type": "array",
+        "items": {"type": ["string", "integer"], "minLength": 1},
+    }
+    if not allow_empty:
+        schema["minItems"] = 1
+    return Field("users", schema, parse, 'User ids (strings, or integers: 42 is "42").')
+
+
+GROUP: Final = Field("group", _MEMBER_SCHEMA, _member("group"), "A group name (`all` is everyone).")
+
+
+def _data(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _invalid("data", f"data must be a JSON object, got {value!r:.80}")
+    if not value:
+        raise _invalid("data", "data must have at least one key")
+    try:
+        return _validate.data_mapping(value, "data")
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise _invalid("data", str(exc)[:500]) from None
+
+
+DATA: Final = Field(
+    "data",
+    {"type": "object", "minProperties": 1, "propertyNames": _MEMBER_SCHEMA},
+    _data,
+    "Keys to set (merged into the flag's data; other keys stay).",
+)
+
+
+def parse_body(body: Any, fields: tuple[Field, ...]) -> dict[str, Any]:
+    """Every declared field checked (all required), and no other: an ApiError names the field."""
+    if not isinstance(body, dict):
+        raise _invalid_body(f"the body must be a JSON object, got {type(body).__name__}")
+    expected = [f.name for f in fields]
+    for key in body:
+        if key not in expected:
+            raise _invalid(str(key)[:100], f"unknown field {key!r:.100}; expected {expected}")
+    parsed: dict[str, Any] = {}
+    for declared in fields:
+        if declared.name not in body:
+            raise _invalid(declared.name, f"{declared.name} is required")
+        parsed[declared.name] = declared.parse(body[declared.name])
+    return parsed
+
+
+def _invalid_body(message: str) -> ApiError:
+    return ApiError("invalid", message)
+
+
+def body_schema(fields: tuple[Field, ...]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            f.name: {**f.schema, "description": f.description} if f.description else dict(f.schema)
+            for f in fields
+        },
+        "required": [f.name for f in fields],
+        "additionalProperties": False,
+    }

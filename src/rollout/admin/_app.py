@@ -1,0 +1,71 @@
+"""``create_app``: the JSON API, the dashboard and ``/metrics`` as one Starlette app."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Mount, Route
+
+from .._rollout import Rollout
+from ..errors import RolloutError
+from ._api import PREFIX, Api
+from ._auth import Auth, AuthMiddleware
+from ._errors import http_exception_handler, rollout_error_handler
+from ._metrics import metrics_routes
+from ._openapi import openapi_document
+from ._pages import page_routes
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    flags: Rollout,
+    *,
+    token: str | None = None,
+    tokens: Mapping[str, str] | None = None,
+    session_secret: str | bytes | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+    max_body: int = 1_048_576,
+) -> Starlette:
+    """The admin app for ``flags``: ``/api/v1`` (JSON), the dashboard, ``/metrics``, ``/healthz``.
+
+    ``token`` (named ``admin``) or ``tokens`` (``{name: secret}``) turn authentication on; the
+    name is recorded as the actor of every change. Without either, auth is off and only
+    loopback Host names (plus ``allowed_hosts``) are served. ``session_secret`` signs dashboard
+    sessions (random per process without it). ``max_body`` bounds a request body, in bytes.
+    The app does not own ``flags``: closing it is the caller's job.
+    """
+    if not isinstance(flags, Rollout):
+        raise TypeError(f"flags must be a rollout.Rollout, got {flags!r}")
+    if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
+        raise ValueError(f"max_body must be a positive int (bytes), got {max_body!r}")
+    auth = Auth(token, tokens, session_secret=session_secret, allowed_hosts=allowed_hosts)
+    document = functools.partial(openapi_document, secured=auth.enabled)
+    api = Api(flags, max_body=max_body, document=document)
+
+    async def healthz(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "flags": len(flags.features())})
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Mount(PREFIX, routes=api.routes()),
+        *metrics_routes(flags),
+        *page_routes(flags, auth),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(AuthMiddleware, auth=auth)],
+        exception_handlers={
+            HTTPException: http_exception_handler,
+            RolloutError: rollout_error_handler,
+        },
+    )
+    app.state.flags = flags
+    app.state.auth = auth
+    return app

@@ -1,0 +1,194 @@
+"""The OpenAPI 3.1 document of the JSON API, built from the operation table (rollout.admin._api).
+
+Paths, methods, parameters and request bodies come from the same objects the routes check
+input with; the response schemas below describe what the handlers return (the schemathesis test
+checks every response against them).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ._api import OPERATIONS, PREFIX, Operation
+from ._api_fields import body_schema
+from ._auth import COOKIE_NAME
+from ._errors import CODES
+
+__all__ = ["openapi_document"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(properties: dict[str, Any], *, closed: bool = True) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "required": [*properties]}
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_PERCENT = {"type": "number", "minimum": 0, "maximum": 100}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+
+SCHEMAS: dict[str, Any] = {
+    "Flag": _object(
+        {
+            "name": {"type": "string"},
+            "state": {
+                "enum": ["on", "off", "partial"],
+                "description": "on: 100% of users or of the time, nobody excluded; off: no "
+                "percentage, users or groups; partial: anything between.",
+            },
+            "percentage": _PERCENT,
+            "percentage_of_time": _PERCENT,
+            "users": _STRINGS,
+            "excluded_users": _STRINGS,
+            "groups": _STRINGS,
+            "data": {"type": "object"},
+        }
+    ),
+    "FlagList": _object({"flags": {"type": "array", "items": _ref("Flag")}}),
+    "Deleted": _object({"deleted": {"type": "string"}}),
+    "Check": _object(
+        {"flag": {"type": "string"}, "user": _NULLABLE_STRING, "active": {"type": "boolean"}}
+    ),
+    "HistoryEvent": _object(
+        {
+            "flag": {"type": "string"},
+            "action": {"type": "string", "description": "The method that made the change."},
+            "before": {"type": "object", "description": "What it changed, as it was."},
+            "after": {"type": "object", "description": "What it changed, as it became."},
+            "at": {"type": "string", "format": "date-time"},
+            "node": {"type": "string", "description": "The process that made the change."},
+            "actor": {**_NULLABLE_STRING, "description": "Who: the API token's name."},
+            "reason": _NULLABLE_STRING,
+        }
+    ),
+    "History": _object({"events": {"type": "array", "items": _ref("HistoryEvent")}}),
+    "Groups": _object({"groups": _STRINGS}),
+    "Members": _object(
+        {
+            "node": {"type": "string", "description": "This node's name."},
+            "node_id": {"type": "string", "description": "This node's id (hex)."},
+            "members": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "address": {"type": "string"},
+                        "node": _NULLABLE_STRING,
+                        "state": {"type": "string"},
+                    },
+                    "required": ["address", "node", "state"],
+                },
+            },
+        }
+    ),
+    "OpenAPI": {"type": "object", "required": ["openapi", "info", "paths"]},
+    "Error": _object(
+        {
+            "error": _object(
+                {
+                    "code": {"enum": list(CODES)},
+                    "field": {
+                        **_NULLABLE_STRING,
+                        "description": "The body field or parameter at fault, if one is.",
+                    },
+                    "message": {"type": "string"},
+                }
+            )
+        }
+    ),
+}
+
+_WHY = {
+    400: "The body is not JSON.",
+    401: "No valid bearer token or session.",
+    403: "Refused as cross-site (Origin, Sec-Fetch-Site, X-CSRF-Token) or a Host not served.",
+    404: "The flag does not exist.",
+    413: "The body is larger than the server's limit.",
+    415: "The body is not sent as application/json.",
+    422: "A field or parameter is invalid; `field` names it.",
+    503: "The store cannot be reached (or the server is shutting down); nothing was written.",
+}
+
+
+def _error(status: int) -> dict[str, Any]:
+    return {"description": _WHY[status], "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _operation(op: Operation, *, secured: bool) -> dict[str, Any]:
+    statuses = [403]
+    if secured:
+        statuses.append(401)
+    if op.params:
+        statuses.append(422)
+    if op.unknown_flag == "not_found":
+        statuses.append(404)
+    if op.body:
+        statuses += [400, 413, 415, 422]
+    if op.writes or op.operation_id == "listMembers":
+        statuses.append(503)
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {"application/json": {"schema": _ref(op.response)}}}
+    }
+    responses.update({str(status): _error(status) for status in sorted(set(statuses))})
+    document: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "responses": responses,
+    }
+    if op.params:
+        document["parameters"] = [
+            {
+                "name": p.name,
+                "in": p.location,
+                "required": p.required,
+                "description": p.description,
+                "schema": dict(p.schema),
+            }
+            for p in op.params
+        ]
+    if op.body:
+        document["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body_schema(op.body)}},
+        }
+    return document
+
+
+def _build(*, secured: bool) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, secured=secured)
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Rollout admin API",
+            "version": "1",
+            "description": "Feature flags: read, change, check, and their history.",
+        },
+        "servers": [{"url": PREFIX}],
+        "paths": paths,
+        "components": {"schemas": copy.deepcopy(SCHEMAS)},
+    }
+    if secured:
+        document["components"]["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "An API token."},
+            "session": {"type": "apiKey", "in": "cookie", "name": COOKIE_NAME},
+        }
+        document["security"] = [{"bearer": []}, {"session": []}]
+    return document
+
+
+_DOCUMENTS = {secured: _build(secured=secured) for secured in (False, True)}
+
+
+def openapi_document(root_path: str, *, secured: bool) -> dict[str, Any]:
+    """The document, its server URL where the API is (``root_path``: it may be mounted)."""
+    document = dict(_DOCUMENTS[secured])
+    document["servers"] = [{"url": root_path or PREFIX}]
+    return document

@@ -1,0 +1,68 @@
+"""JSON in and out: a flag as the API shows it, and a request body read within its limit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from .._cli_table import state
+from .._feature import Feature
+from ._errors import ApiError
+
+__all__ = ["flag_json", "read_json"]
+
+
+def flag_json(feature: Feature) -> dict[str, Any]:
+    """``Feature.to_dict()`` plus its ``state``: ``on``, ``off`` or ``partial`` (as the CLI)."""
+    return {"name": feature.name, "state": state(feature), **feature.to_dict()}
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def _no_constants(name: str) -> Any:
+    # Python's json accepts NaN and Infinity, which are not JSON; a client that sends them
+    # is told so rather than having them stored.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def read_json(request: Request, max_body: int) -> Any:
+    """The request body parsed as JSON, or an :class:`ApiError` (415, 413 or 400).
+
+    The body is read at most ``max_body + 1`` bytes far, whatever Content-Length claims.
+    """
+    content_type = request.headers.get("content-type", "")
+    if not _is_json(content_type.partition(";")[0].strip().lower()):
+        raise ApiError(
+            "unsupported_media_type",
+            f"the body must be JSON sent as Content-Type: application/json, "
+            f"got {content_type or 'no Content-Type'!r}",
+        )
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > max_body:
+        raise _too_large(max_body)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise _too_large(max_body)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise ApiError("malformed_json", "the body is empty; it must be a JSON object")
+    try:
+        return json.loads(raw, parse_constant=_no_constants)
+    except RecursionError:
+        raise ApiError("malformed_json", "the body is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, bad UTF-8, a 5,000-digit number
+        raise ApiError("malformed_json", f"the body is not valid JSON: {exc}") from None
+
+
+def _too_large(max_body: int) -> ApiError:
+    return ApiError("too_large", f"the body is larger than the limit of {max_body} bytes")

@@ -261,6 +261,39 @@ def test_2_2_7_a_targeting_key_of_another_type_is_an_invalid_context(
     assert (details.value, details.error_code) == (True, ErrorCode.INVALID_CONTEXT)
 
 
+# flags.override(): tests of code that asks through OpenFeature ---------------------------------
+
+
+def test_an_override_forces_the_answer_for_every_context(
+    flags: Rollout, client: OpenFeatureClient
+) -> None:
+    flags.activate_percentage("chat", 20)
+    flags.set_feature_data("banner", {"value": "sale", "off_value": "none"})
+    flags.activate("banner")
+    with flags.override("chat", True), flags.override("banner", False):
+        for context in (None, ctx("7"), ctx("42")):
+            details = client.get_boolean_details("chat", False, context)
+            assert (details.value, details.reason, details.error_code) == (
+                True,
+                Reason.STATIC,
+                None,
+            )
+        assert client.get_string_value("banner", "", ctx("7")) == "none"
+    assert client.get_boolean_details("chat", True).error_code == ErrorCode.TARGETING_KEY_MISSING
+    assert client.get_string_value("banner", "", ctx("7")) == "sale"
+
+
+def test_an_override_of_a_flag_never_written(flags: Rollout, client: OpenFeatureClient) -> None:
+    with flags.override("new-checkout", True):
+        assert client.get_boolean_value("new-checkout", False, ctx("7")) is True
+        with flags.override("new-checkout", False):
+            assert client.get_boolean_value("new-checkout", True) is False
+        typed = client.get_string_details("new-checkout", "x")  # no data: a boolean flag
+        assert typed.error_code == ErrorCode.TYPE_MISMATCH
+    details = client.get_boolean_details("new-checkout", True)
+    assert details.error_code == ErrorCode.FLAG_NOT_FOUND
+
+
 # Group predicates: what they receive ---------------------------------------------------------
 
 

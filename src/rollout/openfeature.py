@@ -37,6 +37,7 @@ from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Re
 from openfeature.hook import Hook
 from openfeature.provider import AbstractProvider, Metadata
 
+from ._feature import Feature
 from ._openfeature_context import ContextUser, targeting_key
 from ._openfeature_flag import (
     OFF_VALUE_KEY,
@@ -85,8 +86,15 @@ class RolloutProvider(AbstractProvider):
             if not isinstance(hook, Hook):
                 raise TypeError(f"hooks must be openfeature Hook objects, got {hook!r}")
         self._flags = flags
-        self._active = flags.active
+        # flags.active is looked up on every call, never kept: flags.override() and the admin's
+        # check sampler replace it on the instance for a while.
         self._in_group = flags.active_in_group
+        # What flags.override() forces, name -> answer (rollout._override keeps this dict and
+        # changes it in place). An overridden flag answers the same for every context: its
+        # reason is STATIC, and neither a missing flag nor a missing targeting key is an error.
+        self._forced: Mapping[str, bool] = getattr(
+            getattr(flags, "_overrides", None), "_values", {}
+        )
         self._user_from_context = user_from_context or ContextUser
         self._hooks = hook_list
         self._metadata = Metadata(name="rollout")
@@ -231,6 +239,9 @@ class RolloutProvider(AbstractProvider):
         self, flag_key: str, key: str | None, context: EvaluationContext | None
     ) -> tuple[FlagView, bool, Reason | None]:
         view = self._view(flag_key)
+        if self._forced and type(flag_key) is str and flag_key in self._forced:
+            answer = self._active(flag_key, key)
+            return view or FlagView(Feature(flag_key)), answer, Reason.STATIC
         if view is None:
             raise FlagNotFoundError(f"no flag named {flag_key!r}")
         user: object = key
@@ -242,11 +253,14 @@ class RolloutProvider(AbstractProvider):
                 )
         elif view.groups and context is not None:
             user = self._user(context)  # only predicates see it: built for flags with groups
+        answer = self._active(flag_key, user)
+        return view, answer, view.reason(key, answer, user, self._in_group)
+
+    def _active(self, flag_key: str, user: object) -> bool:
         try:
-            answer = self._active(flag_key, user)
+            return self._flags.active(flag_key, user)
         except (TypeError, ValueError) as exc:  # the user object has no usable id
             raise InvalidContextError(f"cannot check {flag_key!r} for {user!r}: {exc}") from exc
-        return view, answer, view.reason(key, answer, user, self._in_group)
 
     def _view(self, flag_key: str) -> FlagView | None:
         try:

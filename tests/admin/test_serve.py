@@ -1,0 +1,132 @@
+"""``rollout serve`` as a real process: the command ``make run`` runs, its HTTP server, its
+refusals, its clean stop, and joining a cluster."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from serve_process import clean_env, get_json, put, rollout, serve
+
+from rollout import Rollout
+from rollout.testing_cluster import free_port
+
+TOKEN = "s3cret-token"
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_make_runs_command_serves_the_default_sqlite_file_and_stops_cleanly(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    with Rollout(f"sqlite:///{tmp_path / 'rollout.db'}") as seed:  # the default store's file
+        seed.activate("chat")
+    port = free_port()
+    with serve("--http", f"127.0.0.1:{port}", cwd=tmp_path, stop=stop) as served:
+        assert served.lines == [f"Dashboard: http://127.0.0.1:{port}/"]
+        with served.client() as http:
+            assert get_json(http, "/healthz") == {"status": "ok", "flags": 1}
+            listed = get_json(http, "/api/v1/flags")
+            assert [(f["name"], f["state"]) for f in listed["flags"]] == [("chat", "on")]
+            assert get_json(http, "/api/v1/flags/chat/check")["active"] is True
+            metrics = http.get("/metrics")
+            assert metrics.status_code == 200
+            families = {f.name for f in text_string_to_metric_families(metrics.text)}
+            assert {"rollout_flags", "rollout_writes", "rollout_checks"} <= families
+    assert served.returncode == 0, served.stderr()
+    assert "Traceback" not in served.stderr()
+
+
+def test_a_write_over_http_is_stored_and_attributed_to_the_tokens_name(tmp_path: Path) -> None:
+    env = clean_env(ROLLOUT_TOKEN=f"alice={TOKEN}")
+    with serve("--http", "127.0.0.1:0", cwd=tmp_path, env=env, token=TOKEN) as served:
+        with served.client(token=None) as anonymous:
+            refused = anonymous.put("/api/v1/flags/chat/percentage", json={"percentage": 30})
+            assert refused.status_code == 401
+            assert anonymous.get("/metrics").status_code == 401
+            assert anonymous.get("/healthz").status_code == 200
+        with served.client() as http:
+            flag = put(http, "/flags/chat/percentage", {"percentage": 30})
+            assert (flag["state"], flag["percentage"]) == ("partial", 30.0)
+    assert served.returncode == 0, served.stderr()
+    # The process closed its store: the change is in the file, and history names alice.
+    shown = rollout("--json", "history", "chat", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert '"actor": "alice"' in shown.stdout
+    assert '"percentage": 30.0' in shown.stdout
+
+
+def test_it_refuses_a_public_address_without_a_token_before_opening_the_store(
+    tmp_path: Path,
+) -> None:
+    result = rollout("serve", "--http", "0.0.0.0:0", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("rollout: error: --http 0.0.0.0:0: not a loopback address and no token")
+    assert "ROLLOUT_TOKEN" in line
+    assert not (tmp_path / "rollout.db").exists()
+
+
+def test_a_public_address_with_a_token_is_served(tmp_path: Path) -> None:
+    env = clean_env(ROLLOUT_TOKEN=TOKEN)
+    with serve("--http", "0.0.0.0:0", cwd=tmp_path, env=env, token=TOKEN) as served:
+        assert served.url.startswith("http://0.0.0.0:")
+        port = served.url.rstrip("/").rsplit(":", 1)[1]
+        served.url = f"http://127.0.0.1:{port}/"
+        with served.client() as http:
+            assert get_json(http, "/api/v1/flags") == {"flags": []}
+    assert served.returncode == 0, served.stderr()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--http", "8080"], "--http must be HOST:PORT (port 0 to 65535), got '8080'"),
+        (["--http", "127.0.0.1:99999"], "--http must be HOST:PORT"),
+        (["--token", "a=x", "--token", "a=y"], "two tokens are named 'a'"),
+    ],
+)
+def test_bad_options_are_one_line_and_status_2(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = rollout("serve", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert message in line
+
+
+def test_an_address_in_use_is_one_line_and_status_2(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = rollout("serve", "--http", f"127.0.0.1:{port}", cwd=tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()[-1:]
+    assert f"cannot listen on 127.0.0.1:{port} for HTTP" in line
+    assert "Traceback" not in result.stderr
+
+
+def test_with_listen_it_is_a_cluster_node_and_http_writes_reach_its_peers(
+    tmp_path: Path,
+) -> None:
+    secret = "cluster-secret"
+    peer_address = f"127.0.0.1:{free_port()}"
+    env = clean_env(ROLLOUT_TOKEN=TOKEN, ROLLOUT_SECRET=secret)
+    args = ("--listen", peer_address, "--http", "127.0.0.1:0")
+    with serve(*args, cwd=tmp_path, env=env, token=TOKEN) as served:
+        assert served.lines[0].endswith(f"listening on {peer_address}")  # as before HTTP came
+        with Rollout(peers=[peer_address], secret=secret) as peer, served.client() as http:
+            assert peer.wait_synced(30, peers=1)
+            arrived = threading.Event()
+            peer.subscribe(lambda names: arrived.set() if "chat" in names else None)
+            put(http, "/flags/chat/active", {"active": True})
+            assert arrived.wait(30)
+            assert peer.active("chat")
+            # And the other way: a change made on the peer shows in the API.
+            peer.activate_percentage("search", 10)
+            assert peer.wait_synced(30, peers=1)  # the node holds the change
+            assert get_json(http, "/api/v1/flags/search")["percentage"] == 10.0
+    assert served.returncode == 0, served.stderr()

@@ -154,6 +154,7 @@ class Degrade:
                 return
             self._latched = True
             failures = self._total_failed
+            self._clear()  # nothing is counted while latched; turned on again starts at zero
         self._trip(calls, failures)
 
     def _trip(self, calls: int, failures: int) -> None:
@@ -203,7 +204,7 @@ class Degrade:
 
     @property
     def degraded(self) -> bool:
-        """True after this tracker switched the flag off, until the flag is turned on again."""
+        """True once the threshold was reached (the flag is off), until it is turned on again."""
         return self._latched
 
     def counts(self) -> tuple[int, int]:

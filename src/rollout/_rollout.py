@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -399,7 +399,7 @@ class Rollout(WriteAPI, ReplicationAPI):
         threshold: float = 0.1,
         minimum: int = 100,
         window: float = 60.0,
-        failures: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+        failures: type[BaseException] | Sequence[type[BaseException]] = (Exception,),
         on_degrade: OnDegrade | list[OnDegrade] | tuple[OnDegrade, ...] | None = None,
         clock: Callable[[], float] | None = None,
     ) -> Degrade:

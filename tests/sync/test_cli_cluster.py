@@ -37,7 +37,7 @@ def node(tmp_path: Path) -> Iterator[str]:
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "rollout", "serve", "--listen", address,
-         "--store", f"sqlite:///{tmp_path / 'node.db'}"],
+         "--store", f"sqlite:///{tmp_path / 'node.db'}", "--http", "127.0.0.1:0"],
         stdout=subprocess.PIPE, stderr=log, text=True, env=env,
     )  # fmt: skip
     try:

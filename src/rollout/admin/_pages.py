@@ -1,15 +1,260 @@
-"""The dashboard's pages (skeleton: the dashboard engineer replaces this)."""
+"""The dashboard: server-rendered pages (Jinja2), sign-in, live updates and static files.
+
+The pages only *show* flags. Every change is made by the page's JavaScript through the JSON API
+(``fetch`` with the ``X-CSRF-Token`` header from ``<meta name="csrf-token">``), so the API's
+checks, errors and history attribution are the only ones there are. The pages listen to
+``/events`` and fetch what changed, so they follow changes made anywhere without reloading.
+
+Routes (all relative to where the app is mounted): ``/`` the flag list, ``/flags/{name}`` a flag
+(``?fragment=history`` just its history, for updates), ``/login``, ``/logout``, ``/events``,
+``/static/...``.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hashlib
+import json
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .. import _validate
+from .._feature import Feature
+from ._events import EventStream
+from ._page_views import description, history_lines, percent, state_label, summary
+from ._scope import app_path
+from ._serialize import flag_json
 
 if TYPE_CHECKING:
-    from starlette.routing import BaseRoute
+    import jinja2
 
     from .._rollout import Rollout
     from ._auth import Auth
 
+__all__ = ["page_routes"]
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+
+#: Users and exclusions listed on a flag page; more are counted, and removable by pasting ids.
+MAX_SHOWN = 500
+#: A sign-in form is a token and a path: anything bigger is not one.
+MAX_FORM_BYTES = 16 * 1024
+
+# The pages run no inline script and never need to be framed: a strict policy costs nothing and
+# keeps a toggle from being clicked through an invisible frame (clickjacking).
+_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",  # pages carry the CSRF token and the state of the moment
+}
+
 
 def page_routes(flags: Rollout, auth: Auth) -> list[BaseRoute]:
-    return []
+    """The dashboard's routes for ``flags``, protected by ``auth`` (see ``_auth.py``)."""
+    import jinja2  # only a dashboard needs it: importing rollout.admin stays light
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    versions = _static_versions()
+    env.globals["static_url"] = lambda base, name: f"{base}/static/{name}?v={versions[name]}"
+    env.filters.update(
+        state_label=state_label,
+        summary=summary,
+        description=description,
+        percent=percent,
+        json_text=lambda value: json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False),
+    )
+    pages = _Pages(flags, auth, env)
+    return [
+        Route("/", pages.flag_list, methods=["GET"]),
+        Route("/flags/", pages.open_flag, methods=["GET"]),
+        Route("/flags/{name:path}", pages.flag_page, methods=["GET"]),
+        Route("/login", pages.login_form, methods=["GET"]),
+        Route("/login", pages.login, methods=["POST"]),
+        Route("/logout", pages.logout, methods=["POST"]),
+        Route("/events", EventStream(flags), methods=["GET"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+
+def _static_versions() -> dict[str, str]:
+    """A content hash per static file, put in its URL: a new release is never served stale."""
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        for path in STATIC.iterdir()
+        if path.is_file()
+    }
+
+
+class _Pages:
+    def __init__(self, flags: Rollout, auth: Auth, env: jinja2.Environment) -> None:
+        self.flags = flags
+        self.auth = auth
+        self.env = env
+
+    # Pages ------------------------------------------------------------------------------------
+
+    async def flag_list(self, request: Request) -> Response:
+        features = self.flags.multi_get(*self.flags.features())
+        blank = flag_json(Feature(""))  # the row list.js copies for flags that appear later
+        return self.render(
+            request,
+            "list.html",
+            flags=[flag_json(feature) for feature in features],
+            blank=blank,
+            q=request.query_params.get("q", ""),
+        )
+
+    async def open_flag(self, request: Request) -> Response:
+        """``/flags/?name=x`` (the list's "new flag" box without JavaScript) → ``/flags/x``."""
+        name = request.query_params.get("name", "").strip()
+        if not name:
+            return RedirectResponse(_base(request) + "/", status_code=303)
+        return RedirectResponse(_flag_url(request, name), status_code=303)
+
+    async def flag_page(self, request: Request) -> Response:
+        try:
+            name = _validate.flag_name(request.path_params["name"])
+        except ValueError as exc:
+            return self.error(request, 404, "No such flag", str(exc))
+        history = history_lines(self.flags.history(name))
+        if request.query_params.get("fragment") == "history":
+            return self.render(request, "_history.html", history=history)
+        groups = sorted({*self.flags.groups(), *self.flags.get(name).groups})
+        return self.render(
+            request,
+            "flag.html",
+            flag=flag_json(self.flags.get(name)),
+            exists=self.flags.exists(name),
+            groups=groups,
+            history=history,
+            max_shown=MAX_SHOWN,
+        )
+
+    # Signing in and out -----------------------------------------------------------------------
+
+    async def login_form(self, request: Request) -> Response:
+        next_path = _safe_next(request, request.query_params.get("next", ""))
+        if not self.auth.enabled:
+            return RedirectResponse(next_path, status_code=303)
+        return self.render(request, "login.html", next=next_path, error=None, csrf=False)
+
+    async def login(self, request: Request) -> Response:
+        form = await _read_form(request)
+        if form is None:
+            return self.error(request, 400, "Bad request", "Expected a sign-in form.")
+        next_path = _safe_next(request, form.get("next", ""))
+        if not self.auth.enabled:
+            return RedirectResponse(next_path, status_code=303)
+        name = self.auth.check_token(form.get("token", ""))
+        if name is None:
+            return self.render(
+                request,
+                "login.html",
+                status=401,
+                next=next_path,
+                error="That token is not valid.",
+                csrf=False,
+            )
+        response = RedirectResponse(next_path, status_code=303)
+        response.set_cookie(
+            self.auth.COOKIE_NAME,
+            self.auth.session_cookie(name),
+            max_age=self.auth.SESSION_MAX_AGE,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        """Forget the session cookie (the page posts here with fetch and the CSRF header)."""
+        response = RedirectResponse(_base(request) + "/login", status_code=303)
+        response.delete_cookie(self.auth.COOKIE_NAME, path="/", httponly=True, samesite="strict")
+        return response
+
+    # Rendering --------------------------------------------------------------------------------
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        *,
+        status: int = 200,
+        csrf: bool = True,
+        **context: Any,
+    ) -> HTMLResponse:
+        html = self.env.get_template(template).render(
+            base=_base(request),
+            actor=getattr(request.state, "actor", None),
+            auth_enabled=self.auth.enabled,
+            csrf_token=self.auth.csrf_token(request) if csrf else "",
+            **context,
+        )
+        return HTMLResponse(html, status_code=status, headers=_PAGE_HEADERS)
+
+    def error(self, request: Request, status: int, title: str, message: str) -> HTMLResponse:
+        return self.render(
+            request, "error.html", status=status, csrf=False, title=title, message=message
+        )
+
+
+def _base(request: Request) -> str:
+    """Where the app is mounted (``""`` at the root): every link starts with it."""
+    path: str = request.scope["path"]
+    inside = app_path(request.scope)  # this request's path within the app
+    if inside != "/" and path.endswith(inside):
+        return path[: len(path) - len(inside)].rstrip("/")
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def _flag_url(request: Request, name: str) -> str:
+    return f"{_base(request)}/flags/{urllib.parse.quote(name, safe='')}"
+
+
+def _safe_next(request: Request, value: str) -> str:
+    """Where to go after signing in: a path on this site, never another site (open redirect)."""
+    if (
+        value.startswith("/")
+        and not value.startswith(("//", "/\\"))
+        and value.isprintable()
+        and "\\" not in value
+    ):
+        return value
+    return _base(request) + "/"
+
+
+async def _read_form(request: Request) -> dict[str, str] | None:
+    """An urlencoded form, read without python-multipart (which the admin extra does not need)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != (
+        "application/x-www-form-urlencoded"
+    ):
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    try:
+        pairs = urllib.parse.parse_qsl(body.decode(), max_num_fields=10)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return dict(pairs)

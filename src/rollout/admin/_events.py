@@ -1,0 +1,111 @@
+"""``GET /events``: server-sent events telling open dashboards which flags changed.
+
+Each change (a write through the API, the CLI on the same store, a merge from another node) sends
+
+    event: flags
+    data: {"changed": ["chat", "signup"]}
+
+and a comment line every ``KEEPALIVE`` seconds keeps proxies from closing an idle stream. The
+page then fetches what it shows of those flags; the stream never carries flag state itself, so
+it cannot leak anything the API would not show.
+
+A raw ASGI app rather than a ``StreamingResponse``: it must notice a client that goes away while
+nothing is being sent (to unsubscribe at once, not at the next keepalive), which means reading
+``receive()`` for ``http.disconnect`` while waiting for changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+
+    from .._rollout import Rollout
+
+__all__ = ["KEEPALIVE", "EventStream"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between keepalive comments on an idle stream (read at every wait, so tests may lower
+#: it). Most proxies close a connection idle for 30-60 s.
+KEEPALIVE = 15.0
+
+#: Milliseconds the browser waits before reconnecting after the stream drops.
+RETRY_MS = 2000
+
+_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    # nginx buffers responses by default, which would hold events back until the buffer fills.
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class EventStream:
+    """The ASGI app behind ``GET /events`` for one :class:`Rollout`."""
+
+    def __init__(self, flags: Rollout) -> None:
+        self._flags = flags
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("method") == "HEAD":  # the headers of a stream, and no stream
+            await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        loop = asyncio.get_running_loop()
+        pending: set[str] = set()
+        wake = asyncio.Event()
+
+        def deliver(changed: set[str]) -> None:  # on the event loop
+            pending.update(changed)  # changes that arrive faster than they are sent coalesce
+            wake.set()
+
+        def on_change(changed: set[str]) -> None:  # on whichever thread made the change
+            # A loop that has closed under a late write: this stream is gone with it.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(deliver, changed)
+
+        unsubscribe = self._flags.subscribe(on_change)
+        disconnected = asyncio.ensure_future(_wait_for_disconnect(receive))
+        woken: asyncio.Task[Literal[True]] | None = None
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+            await _send(send, f"retry: {RETRY_MS}\n: connected\n\n")
+            while True:
+                if woken is None:
+                    woken = asyncio.ensure_future(wake.wait())
+                waiting: set[asyncio.Task[Any]] = {woken, disconnected}
+                done, _ = await asyncio.wait(
+                    waiting, timeout=KEEPALIVE, return_when="FIRST_COMPLETED"
+                )
+                if disconnected in done:
+                    break
+                if woken in done:
+                    woken = None
+                    wake.clear()
+                    changed = json.dumps({"changed": sorted(pending)})
+                    pending.clear()
+                    await _send(send, f"event: flags\ndata: {changed}\n\n")
+                else:
+                    await _send(send, ": keepalive\n\n")
+        except OSError:  # the client went away mid-send (uvicorn's ClientDisconnected is one)
+            pass
+        finally:
+            unsubscribe()
+            for task in (woken, disconnected):
+                if task is not None:
+                    task.cancel()
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _send(send: Send, text: str) -> None:
+    await send({"type": "http.response.body", "body": text.encode(), "more_body": True})

@@ -1,0 +1,128 @@
+"""What the dashboard's templates show of a flag (its API JSON: see ``_serialize.flag_json``):
+a state label and a summary line; and history events as sentences.
+
+Plain functions, so the templates stay free of logic. ``static/common.js`` mirrors
+``state_label`` and ``summary`` for updates that arrive after the page was rendered; keep the two
+in step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._history import HistoryEvent
+
+__all__ = ["HistoryLine", "description", "history_lines", "percent", "state_label", "summary"]
+
+
+def percent(value: float) -> str:
+    """``20``, ``12.5``, ``0.1``: no trailing ``.0``."""
+    return f"{value:g}"
+
+
+def state_label(flag: Mapping[str, Any]) -> str:
+    if flag["state"] == "partial" and flag["percentage"]:
+        return f"partial {percent(flag['percentage'])}%"
+    return str(flag["state"])
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def summary(flag: Mapping[str, Any]) -> str:
+    """One line of who gets the flag: ``20% of users · 2 users · groups admins``."""
+    parts = []
+    if flag["state"] == "on":
+        parts.append("everybody")
+    elif flag["percentage"]:
+        parts.append(f"{percent(flag['percentage'])}% of users")
+    if flag["percentage_of_time"]:
+        parts.append(f"{percent(flag['percentage_of_time'])}% of checks")
+    if flag["users"]:
+        parts.append(_count(len(flag["users"]), "user"))
+    if flag["groups"]:
+        parts.append("groups " + ", ".join(flag["groups"]))
+    if flag["excluded_users"]:
+        parts.append(f"{len(flag['excluded_users'])} excluded")
+    return " · ".join(parts) if parts else "nobody"
+
+
+def description(flag: Mapping[str, Any]) -> str:
+    """``data["description"]`` when it is a string: teams often keep one there."""
+    text = flag["data"].get("description")
+    return text if isinstance(text, str) else ""
+
+
+# History --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    at: str  #: ISO 8601, UTC
+    at_text: str  #: the same, for people
+    actor: str
+    action: str
+    node: str
+    reason: str
+    changes: list[str]
+
+
+def history_lines(events: list[HistoryEvent]) -> list[HistoryLine]:
+    lines = []
+    for event in events:
+        data = event.to_dict()
+        lines.append(
+            HistoryLine(
+                at=data["at"],
+                at_text=event.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                actor=event.actor or "unknown",
+                action=event.action,
+                node=event.node,
+                reason=event.reason or "",
+                changes=[
+                    _change(key, event.before.get(key), event.after.get(key))
+                    for key in sorted({*event.before, *event.after})
+                ],
+            )
+        )
+    return lines
+
+
+_MEMBERS = {
+    "user": ("added user", "removed user"),
+    "exclude": ("excluded user", "no longer excluded:"),
+    "group": ("added group", "removed group"),
+}
+_CLEARED = {"users": "users", "excluded": "excluded users", "groups": "groups", "data": "data"}
+_SCALARS = {"percentage": "percentage of users", "percentage_of_time": "percentage of time"}
+
+
+def _change(key: str, before: Any, after: Any) -> str:
+    """One change as a sentence; anything unforeseen falls back to ``key: before → after``."""
+    prefix, _, member = key.partition(":")
+    if prefix in _MEMBERS and member != "*" and isinstance(after, bool):
+        added, removed = _MEMBERS[prefix]
+        return f"{added if after else removed} {member}"
+    if prefix in _MEMBERS and member == "*":  # a big write, summarised by counts
+        return f"{prefix}s: {after}"
+    if prefix == "data" and member:
+        return f"data {member}: {_json(before)} → {_json(after)}"
+    if key == "exists":
+        return "created" if after else "deleted"
+    if key in _SCALARS:
+        return f"{_SCALARS[key]}: {percent(before or 0.0)}% → {percent(after or 0.0)}%"
+    if key in _CLEARED and not after:
+        was = before if isinstance(before, str) else _json(before)
+        return f"{_CLEARED[key]} cleared (were {was})"
+    return f"{key}: {_json(before)} → {_json(after)}"
+
+
+def _json(value: Any) -> str:
+    if value is None:
+        return "none"
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

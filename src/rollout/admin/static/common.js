@@ -1,0 +1,197 @@
+/* The dashboard's shared code: the JSON API, live updates, notices and confirmations.
+ *
+ * Plain script, no build step. Every change goes through the JSON API with the page's CSRF
+ * token; the server-sent events at /events only say *which* flags changed, and the pages fetch
+ * those again. stateLabel and summary mirror admin/_page_views.py: keep them in step. */
+"use strict";
+
+window.Dashboard = (() => {
+  const meta = (name) => {
+    const element = document.querySelector(`meta[name="${name}"]`);
+    return element ? element.content : "";
+  };
+  const base = meta("base-path");
+  const csrf = meta("csrf-token");
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      const error = body && body.error;
+      super(error && error.message ? error.message : `The server answered ${status}.`);
+      this.status = status;
+      this.field = error ? error.field : null;
+    }
+  }
+
+  function signIn() {
+    const here = location.pathname + location.search;
+    location.assign(`${base}/login?next=${encodeURIComponent(here)}`);
+  }
+
+  /* One JSON API call: resolves to the parsed answer, rejects with an ApiError. */
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json", "X-CSRF-Token": csrf };
+    const init = { method, headers, credentials: "same-origin", cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(`${base}/api/v1${path}`, init);
+    } catch (error) {
+      throw new ApiError(0, { error: { message: "The server cannot be reached." } });
+    }
+    if (response.status === 401) signIn(); // the session ended: sign in again, then come back
+    let payload = null;
+    try {
+      payload = await response.json();
+    } catch (error) {
+      payload = null; // an answer that is not JSON: the status says enough
+    }
+    if (!response.ok) throw new ApiError(response.status, payload);
+    return payload;
+  }
+
+  const flagPath = (name) => `/flags/${encodeURIComponent(name)}`;
+  const pageUrl = (name) => `${base}/flags/${encodeURIComponent(name)}`;
+
+  /* 20, 12.5, 0.1: like Python's f"{x:g}". */
+  const percent = (value) => String(Number(Number(value).toPrecision(6)));
+
+  function stateLabel(flag) {
+    if (flag.state === "partial" && flag.percentage) return `partial ${percent(flag.percentage)}%`;
+    return flag.state;
+  }
+
+  function summary(flag) {
+    const parts = [];
+    if (flag.state === "on") parts.push("everybody");
+    else if (flag.percentage) parts.push(`${percent(flag.percentage)}% of users`);
+    if (flag.percentage_of_time) parts.push(`${percent(flag.percentage_of_time)}% of checks`);
+    const users = flag.users.length;
+    if (users) parts.push(`${users} ${users === 1 ? "user" : "users"}`);
+    if (flag.groups.length) parts.push(`groups ${flag.groups.join(", ")}`);
+    if (flag.excluded_users.length) parts.push(`${flag.excluded_users.length} excluded`);
+    return parts.length ? parts.join(" · ") : "nobody";
+  }
+
+  const description = (flag) =>
+    typeof flag.data.description === "string" ? flag.data.description : "";
+
+  /* Would turning the flag off lose more than "on for everybody"? (deactivate clears it all) */
+  const hasTargeting = (flag) =>
+    Boolean(
+      flag.users.length || flag.excluded_users.length || flag.groups.length ||
+      flag.percentage_of_time || (flag.percentage && flag.percentage < 100)
+    );
+
+  function renderBadge(element, flag) {
+    element.textContent = stateLabel(flag);
+    element.dataset.state = flag.state;
+  }
+
+  /* Status line at the top of the page (role=status, so screen readers hear it). */
+  let noticeTimer = 0;
+  function notice(text, kind = "ok") {
+    const element = document.getElementById("notice");
+    if (!element) return;
+    element.textContent = text;
+    element.dataset.kind = kind;
+    clearTimeout(noticeTimer);
+    if (kind === "ok") noticeTimer = setTimeout(() => { element.textContent = ""; }, 4000);
+  }
+
+  /* Runs a change; an error becomes a notice instead of an uncaught rejection. */
+  async function attempt(action) {
+    try {
+      return await action();
+    } catch (error) {
+      notice(error.message, "error");
+      return undefined;
+    }
+  }
+
+  /* The <dialog id="confirm"> of the page: resolves true when the person confirms. */
+  function confirm({ title, text, ok }) {
+    const dialog = document.getElementById("confirm");
+    document.getElementById("confirm-title").textContent = title;
+    document.getElementById("confirm-text").textContent = text;
+    document.getElementById("confirm-ok").textContent = ok;
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+      dialog.returnValue = "";
+      dialog.showModal();
+    });
+  }
+
+  /* Turn a flag on for everybody or off; turning off asks first when it would clear targeting. */
+  async function setActive(name, on) {
+    if (!on) {
+      const flag = await api("GET", flagPath(name));
+      if (hasTargeting(flag)) {
+        const sure = await confirm({
+          title: `Turn ${name} off?`,
+          text: `It is on for ${summary(flag)}. Turning it off clears its percentages, ` +
+            "users, exclusions and groups (its data stays).",
+          ok: "Turn off",
+        });
+        if (!sure) return null;
+      }
+    }
+    const flag = await api("PUT", `${flagPath(name)}/active`, { active: on });
+    notice(`${name} is ${on ? "on for everybody" : "off"}.`);
+    return flag;
+  }
+
+  /* Follow /events: onChanged(names) for each change, onResync() whenever the stream (re)opens,
+   * since changes made while it was closed were not announced. */
+  function listen(onChanged, onResync) {
+    const indicator = document.getElementById("live");
+    const show = (state, text) => {
+      if (!indicator) return;
+      indicator.dataset.live = state;
+      indicator.textContent = text;
+    };
+    let source = null;
+    const connect = () => {
+      source = new EventSource(`${base}/events`);
+      source.addEventListener("open", () => {
+        show("open", "Live");
+        onResync();
+      });
+      source.addEventListener("flags", (event) => onChanged(JSON.parse(event.data).changed));
+      source.addEventListener("error", () => {
+        show("closed", "Reconnecting…");
+        if (source.readyState === EventSource.CLOSED) {
+          // The browser gave up (an error status, such as 401 when the session ended): check the
+          // session through the API (which sends to sign-in on 401), then try again.
+          api("GET", "/groups").catch(() => undefined);
+          setTimeout(connect, 5000);
+        }
+      });
+    };
+    connect();
+    window.addEventListener("pagehide", () => source && source.close());
+  }
+
+  /* Sign out: a POST with the CSRF header, which a plain form cannot send. */
+  function setUpSignOut() {
+    const form = document.getElementById("logout");
+    if (!form) return;
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      await fetch(form.action, {
+        method: "POST",
+        headers: { "X-CSRF-Token": csrf },
+        credentials: "same-origin",
+      }).catch(() => undefined);
+      location.assign(`${base}/login`);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", setUpSignOut);
+
+  return {
+    ApiError, api, attempt, base, confirm, description, flagPath, hasTargeting, listen, notice,
+    pageUrl, percent, renderBadge, setActive, stateLabel, summary,
+  };
+})();

@@ -1,0 +1,147 @@
+"""``GET /events``: server-sent events naming the flags that changed, over a real socket."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from dashboard_server import serve
+
+from rollout import Rollout
+from rollout.admin import _events, create_app
+
+TOKEN = "s3cret"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+PATIENCE = 30.0  # seconds: how long a stream may stay silent before a test gives up
+
+
+@pytest.fixture
+def flags() -> Iterator[Rollout]:
+    with Rollout() as rollout:
+        yield rollout
+
+
+@pytest.fixture
+def url(flags: Rollout) -> Iterator[str]:
+    with serve(create_app(flags, token=TOKEN)) as base:
+        yield base
+
+
+class Stream:
+    """The lines of an open event stream, read as the test asks for them."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self.lines = response.iter_lines()
+
+    def wait_connected(self) -> None:
+        """Returns once the server has subscribed (it then says so, in a comment)."""
+        for line in self.lines:
+            if line == ": connected":
+                assert next(self.lines) == ""  # the end of that block
+                return
+
+    def next_event(self) -> tuple[str, dict[str, list[str]]]:
+        """The next ``(event, data)``; comments are skipped."""
+        event = ""
+        for line in self.lines:
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                return event, json.loads(line.removeprefix("data: "))
+        raise AssertionError("the stream ended")
+
+    def changed(self, until: set[str]) -> set[str]:
+        """Names announced, event after event, until every name in ``until`` has been."""
+        seen: set[str] = set()
+        while not until <= seen:
+            event, data = self.next_event()
+            assert event == "flags"
+            seen |= set(data["changed"])
+        return seen
+
+
+def open_stream(client: httpx.Client, url: str) -> Iterator[Stream]:
+    with client.stream("GET", url + "/events", headers=BEARER) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+        assert response.headers["cache-control"] == "no-store"
+        stream = Stream(response)
+        stream.wait_connected()
+        yield stream
+
+
+@pytest.fixture
+def stream(url: str) -> Iterator[Stream]:
+    with httpx.Client(timeout=PATIENCE) as client:
+        yield from open_stream(client, url)
+
+
+def test_events_need_a_token_or_a_session(url: str) -> None:
+    response = httpx.get(url + "/events")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+def test_a_write_on_another_thread_is_announced(stream: Stream, flags: Rollout) -> None:
+    threading.Thread(target=flags.activate, args=("chat",)).start()
+    assert stream.next_event() == ("flags", {"changed": ["chat"]})
+
+
+def test_a_change_through_the_api_is_announced(stream: Stream, url: str) -> None:
+    response = httpx.put(
+        url + "/api/v1/flags/chat/percentage", json={"percentage": 30}, headers=BEARER
+    )
+    assert response.status_code == 200
+    assert stream.next_event() == ("flags", {"changed": ["chat"]})
+
+
+def test_a_change_merged_from_another_node_is_announced(stream: Stream, flags: Rollout) -> None:
+    with Rollout() as other:
+        other.activate_users("beta", [1, 2])
+        other.activate("signup")
+        flags.merge(other.export())
+    assert stream.changed(until={"beta", "signup"}) == {"beta", "signup"}
+
+
+def test_many_changes_at_once_all_arrive(stream: Stream, flags: Rollout) -> None:
+    names = {f"flag_{i}" for i in range(40)}
+    writers = [threading.Thread(target=flags.activate, args=(name,)) for name in names]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert stream.changed(until=names) == names  # fewer events than writes is fine
+
+
+def test_an_idle_stream_gets_keepalive_comments(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_events, "KEEPALIVE", 0.05)
+    with httpx.Client(timeout=PATIENCE) as client:
+        for stream in open_stream(client, url):
+            assert next(stream.lines) == ": keepalive"
+            assert next(stream.lines) == ""
+
+
+def test_a_client_that_goes_away_is_unsubscribed(url: str, flags: Rollout) -> None:
+    # Private, but the only way to see it: nothing outside can tell a stale subscriber.
+    before = len(flags._subscribers)
+    with httpx.Client(timeout=PATIENCE) as client:
+        for _ in open_stream(client, url):
+            assert len(flags._subscribers) == before + 1
+    deadline = time.monotonic() + PATIENCE
+    while len(flags._subscribers) != before:  # the server notices the closed socket
+        assert time.monotonic() < deadline, "still subscribed after the client went away"
+        time.sleep(0.01)
+    flags.activate("chat")  # and a write after that goes nowhere, without error
+    assert flags.stats()["subscriber_errors"] == 0
+
+
+def test_head_gives_the_headers_of_a_stream(url: str) -> None:
+    response = httpx.head(url + "/events", headers=BEARER)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert response.content == b""

@@ -83,9 +83,12 @@ class Api:
         self.document = document
 
     def routes(self) -> list[Route]:
+        # One Route per path, so a 405 lists every method the path has in its Allow header.
+        by_path: dict[str, dict[str, Operation]] = {}
+        for op in OPERATIONS:
+            by_path.setdefault(op.path, {})[op.method] = op
         return [
-            Route(op.path, self._endpoint(op), methods=[op.method], name=op.operation_id)
-            for op in OPERATIONS
+            Route(path, self._endpoint(ops), methods=list(ops)) for path, ops in by_path.items()
         ]
 
     def flag(self, name: str) -> dict[str, Any]:
@@ -103,8 +106,9 @@ class Api:
         except (TypeError, ValueError) as exc:  # the facade's own checks; ours ran first
             raise ApiError("invalid", str(exc)[:500]) from None
 
-    def _endpoint(self, op: Operation) -> Callable[[Request], Awaitable[Response]]:
+    def _endpoint(self, ops: dict[str, Operation]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
+            op = ops["GET" if request.method == "HEAD" else request.method]
             try:
                 call = await self._call(op, request)
                 payload = await op.handler(self, call)

@@ -189,11 +189,31 @@ def users_field(*, allow_empty: bool) -> Field:
 GROUP: Final = Field("group", _MEMBER_SCHEMA, _member("group"), "A group name (`all` is everyone).")
 
 
+#: How deep data values may nest. Deeper values would make every later read of the flag
+#: recurse that deep (and a few thousand levels would fail it).
+MAX_DATA_DEPTH: Final = 32
+
+
+def _depth(value: Any) -> int:
+    deepest, level = 0, [value]
+    while level:
+        deepest += 1
+        level = [
+            item
+            for container in level
+            if isinstance(container, dict | list)
+            for item in (container.values() if isinstance(container, dict) else container)
+        ]
+    return deepest - 1
+
+
 def _data(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _invalid("data", f"data must be a JSON object, got {value!r:.80}")
     if not value:
         raise _invalid("data", "data must have at least one key")
+    if _depth(value) > MAX_DATA_DEPTH:
+        raise _invalid("data", f"data must not nest more than {MAX_DATA_DEPTH} levels deep")
     try:
         return _validate.data_mapping(value, "data")
     except (TypeError, ValueError, RecursionError) as exc:
@@ -204,7 +224,8 @@ DATA: Final = Field(
     "data",
     {"type": "object", "minProperties": 1, "propertyNames": _MEMBER_SCHEMA},
     _data,
-    "Keys to set (merged into the flag's data; other keys stay).",
+    f"Keys to set (merged into the flag's data; other keys stay); values nest at most "
+    f"{MAX_DATA_DEPTH} levels deep.",
 )
 
 

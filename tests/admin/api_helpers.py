@@ -1,0 +1,127 @@
+"""Helpers for the admin API tests: an ASGI client, sessions, and the API's own route list."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+
+from rollout import Rollout
+from rollout.admin import Auth
+from rollout.testing_cluster import free_port
+
+TOKEN = "s3cret"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+LOCAL = "http://127.0.0.1"
+
+#: A valid value for each body field the API has (the document names the fields).
+VALID = {
+    "active": True,
+    "percentage": 50,
+    "users": ["u1", 7],
+    "group": "admins",
+    "data": {"owner": "web"},
+}
+
+
+@contextlib.asynccontextmanager
+async def asgi_client(
+    app: Starlette, *, base_url: str = LOCAL, headers: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app's lifespan run as a server runs it, and a client speaking ASGI to it."""
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url=base_url, headers=headers) as client,
+    ):
+        yield client
+
+
+def csrf_token(auth: Auth, cookie: str | None = None) -> str:
+    """What ``auth.csrf_token`` gives a page served to a browser holding ``cookie``."""
+    headers = [] if cookie is None else [(b"cookie", f"{auth.COOKIE_NAME}={cookie}".encode())]
+    return auth.csrf_token(Request({"type": "http", "headers": headers}))
+
+
+def session(auth: Auth, name: str) -> dict[str, str]:
+    """The headers a dashboard page sends for a change: its session cookie and CSRF token."""
+    cookie = auth.session_cookie(name)
+    return {
+        "Cookie": f"{auth.COOKIE_NAME}={cookie}",
+        "X-CSRF-Token": csrf_token(auth, cookie),
+    }
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every (METHOD, full path) the OpenAPI document lists."""
+    base = document["servers"][0]["url"]
+    return sorted(
+        (method.upper(), base + path) for path, item in document["paths"].items() for method in item
+    )
+
+
+def fill(path: str, name: str = "chat", group: str = "admins") -> str:
+    return path.replace("{name}", name).replace("{group}", group)
+
+
+def body_for(document: dict[str, Any], method: str, path: str) -> dict[str, Any] | None:
+    """A valid body for the operation (``path`` as the document has it, prefix included)."""
+    relative = path.removeprefix(document["servers"][0]["url"])
+    operation = document["paths"][relative][method.lower()]
+    if "requestBody" not in operation:
+        return None
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    return {field: VALID[field] for field in schema["properties"]}
+
+
+def seeded(flags: Rollout) -> Rollout:
+    """``chat`` with something in every part, so every change has something to change."""
+    flags.activate_percentage("chat", 20)
+    flags.activate_users("chat", ["u1", "u2"])
+    flags.exclude_users("chat", ["x1"])
+    flags.activate_group("chat", "admins")
+    flags.set_feature_data("chat", {"owner": "web"})
+    flags.activate("signup")
+    return flags
+
+
+def actors(flags: Rollout, name: str) -> list[str | None]:
+    return [event.actor for event in flags.history(name)]
+
+
+@contextlib.contextmanager
+def served(app: Starlette) -> Iterator[str]:
+    """``app`` under a real uvicorn server on a loopback port, in a thread; yields its URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn:{port}", daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        # Started when it listens; a thread that ended first failed to start.
+        while not server.started:
+            if not thread.is_alive():
+                raise AssertionError("uvicorn did not start (see the log above)")
+            thread.join(0.02)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        assert not thread.is_alive(), "uvicorn did not stop"
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def one_line(text: str) -> str:
+    return _SPACES.sub(" ", text)

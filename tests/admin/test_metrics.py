@@ -8,6 +8,7 @@ wait for windows to complete, then assert on counts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import threading
@@ -256,6 +257,26 @@ def test_the_sampler_stops_and_restores_the_check_when_its_rollout_closes() -> N
             break
         time.sleep(0.01)
     flags.close()
+    for _ in range(ROUNDS):
+        if not sampler.running:
+            break
+        time.sleep(0.01)
+    assert not sampler.running
+    assert flags.active is original
+
+
+def test_the_sampler_stops_and_restores_the_check_when_the_server_loop_stops(
+    flags: Rollout,
+) -> None:
+    """As when uvicorn shuts down: the event loop that served /metrics ends."""
+    original = flags.active
+
+    async def one_server_lifetime() -> None:
+        async with metrics_client(flags) as client:
+            await checks_until_sampled(client, lambda: flags.active("x"), windows=1)
+
+    asyncio.run(one_server_lifetime())
+    sampler = sampler_for(flags)
     for _ in range(ROUNDS):
         if not sampler.running:
             break

@@ -24,6 +24,7 @@ Exposed:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -167,7 +168,8 @@ def metrics_registry(flags: Rollout, sampler: CheckSampler) -> CollectorRegistry
 def metrics_routes(
     flags: Rollout, *, window: float = DEFAULT_WINDOW, period: float = DEFAULT_PERIOD
 ) -> list[BaseRoute]:
-    """``GET /metrics``. The first scrape starts the check sampler (see rollout.admin._sampling).
+    """``GET /metrics``. The first scrape starts the check sampler, which stops when the server's
+    event loop does (see rollout.admin._sampling).
 
     ``window`` and ``period`` tune the sampler; the first app made for a Rollout decides them.
     """
@@ -176,8 +178,8 @@ def metrics_routes(
 
     async def metrics(_request: Request) -> Response:
         # Started by a scrape rather than at import or app creation: a service that mounts the
-        # app and is never scraped never runs the sampler thread.
-        sampler.start()
+        # app and is never scraped never runs the sampler thread. It ends with this event loop.
+        sampler.start(asyncio.get_running_loop())
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/metrics", metrics, methods=["GET"], name="metrics")]

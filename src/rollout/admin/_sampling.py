@@ -25,12 +25,16 @@ Limits, on purpose:
   threads could leave one of them installed for good).
 
 The sampler starts when :meth:`CheckSampler.start` is first called (``/metrics`` does it on its
-first scrape) and stops when :meth:`CheckSampler.stop` is called, when its Rollout is closed, or
-when its Rollout is garbage-collected. In every case the original check is back in place.
+first scrape, passing the server's event loop) and stops when :meth:`CheckSampler.stop` is
+called, when that event loop stops (the server has shut down: no lifespan hook is needed, so it
+also works for an app mounted inside another), or when its Rollout is closed or
+garbage-collected. In every case the original check is back in place. A later scrape starts it
+again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import weakref
@@ -100,6 +104,7 @@ class CheckSampler:
         self._lock = threading.Lock()  # guards _totals and windows between thread and scrapes
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: Completed counting windows since the sampler started.
         self.windows = 0
 
@@ -112,9 +117,14 @@ class CheckSampler:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> None:
-        """Start sampling (idempotent; a stopped sampler can be started again)."""
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Start sampling (idempotent; a stopped sampler can be started again).
+
+        With ``loop``, sampling also stops once that event loop is no longer running (the
+        latest call's loop counts).
+        """
         with self._lock:
+            self._loop = loop
             if self.running:
                 return
             self._stop.clear()
@@ -142,7 +152,8 @@ class CheckSampler:
         # Wait first, then count: the window ends its cycle, so its scale is known at once.
         while not self._stop.wait(self.period - self.window):
             flags = self._flags()
-            if flags is None or flags.stats()["closed"]:
+            loop = self._loop
+            if flags is None or flags.stats()["closed"] or (loop and not loop.is_running()):
                 return
             counts, opened, closed = self._count_one_window(flags)
             del flags  # hold no reference between windows: the Rollout may be collected

@@ -63,10 +63,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _monotonic_ms() -> float:
-    return time.monotonic() * 1000.0
-
-
 def is_on(feature: Feature) -> bool:
     """Whether the flag is on for anybody at all (excluded users alone turn nothing on)."""
     return bool(
@@ -84,17 +80,24 @@ class Degrade:
         self,
         flag: str,
         params: tuple[float, int, float, tuple[type[BaseException], ...], tuple[OnDegrade, ...]],
-        clock: Callable[[], float],
+        clock: Callable[[], float] | None,
         write: Writer,
         current: Callable[[str], Feature],
     ) -> None:
         self.flag = flag
         self.params = params
         self.threshold, self.minimum, self.window, self.failures, self.callbacks = params
-        self._clock = clock
+        self.given_clock = clock
+        # A bucket number is clock() * scale. Not a Python function around time.monotonic (in
+        # seconds) but the C function itself: a Python call costs as much as the counting.
+        if clock is None:
+            self._clock: Callable[[], float] = time.monotonic
+            self._scale = BUCKETS / self.window
+        else:
+            self._clock = clock
+            self._scale = BUCKETS / (self.window * 1000.0)  # the given clock counts ms
         self._write = write
         self._current = current
-        self._width = self.window * 1000.0 / BUCKETS  # ms per bucket
         self._lock = threading.Lock()
         self._calls = [0] * BUCKETS
         self._failed = [0] * BUCKETS
@@ -107,7 +110,7 @@ class Degrade:
     # Counting -----------------------------------------------------------------------------
 
     def _bucket(self) -> int:
-        return math.floor(self._clock() / self._width)
+        return int(self._clock() * self._scale)
 
     def _advance(self, bucket: int) -> None:
         """Move the window's head to ``bucket``, emptying the buckets that slid out. Locked."""
@@ -128,34 +131,6 @@ class Degrade:
         self._calls = [0] * BUCKETS
         self._failed = [0] * BUCKETS
         self._total_calls = self._total_failed = 0
-
-    def _finished(self, exc: BaseException | None) -> None:
-        if exc is None:
-            failed = False
-        elif isinstance(exc, self.failures):
-            failed = True
-        elif isinstance(exc, Exception):
-            failed = False
-        else:
-            return  # cancelled or interrupted: the call did not finish
-        with self._lock:
-            if self._latched:
-                return
-            bucket = math.floor(self._clock() / self._width)
-            if bucket != self._head:
-                self._advance(bucket)
-            slot = self._head % BUCKETS
-            self._calls[slot] += 1
-            calls = self._total_calls = self._total_calls + 1
-            if failed:
-                self._failed[slot] += 1
-                self._total_failed += 1
-            if calls < self.minimum or self._total_failed / calls < self.threshold:
-                return
-            self._latched = True
-            failures = self._total_failed
-            self._clear()  # nothing is counted while latched; turned on again starts at zero
-        self._trip(calls, failures)
 
     def _trip(self, calls: int, failures: int) -> None:
         """Switch the flag off (this thread alone gets here per crossing), then tell callbacks."""
@@ -229,7 +204,34 @@ class Degrade:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._finished(exc)
+        # Counting is done right here, in one Python frame: on a call that does nothing else,
+        # every extra function call is a noticeable part of the cost.
+        if exc is None:
+            failed = False
+        elif isinstance(exc, self.failures):
+            failed = True
+        elif isinstance(exc, Exception):
+            failed = False
+        else:
+            return  # cancelled or interrupted: the call did not finish
+        with self._lock:
+            if self._latched:
+                return
+            bucket = int(self._clock() * self._scale)
+            if bucket != self._head:
+                self._advance(bucket)
+            slot = self._head % BUCKETS
+            self._calls[slot] += 1
+            calls = self._total_calls = self._total_calls + 1
+            if failed:
+                self._failed[slot] += 1
+                self._total_failed += 1
+            if calls < self.minimum or self._total_failed / calls < self.threshold:
+                return
+            self._latched = True
+            failures = self._total_failed
+            self._clear()  # nothing is counted while latched; turned on again starts at zero
+        self._trip(calls, failures)
 
     async def __aenter__(self) -> Degrade:
         return self
@@ -240,7 +242,7 @@ class Degrade:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._finished(exc)
+        self.__exit__(exc_type, exc, tb)
 
     def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
         """Wrap a function or coroutine function: each call of it is one counted call."""
@@ -253,7 +255,7 @@ class Degrade:
                 f"degrade cannot decorate the generator function {function!r}; "
                 "wrap the code that consumes it in `with flags.degrade(...)` instead"
             )
-        finished = self._finished
+        finished = self.__exit__
         if inspect.iscoroutinefunction(function):
             coroutine = cast(Callable[P, Awaitable[Any]], function)
 
@@ -262,9 +264,9 @@ class Degrade:
                 try:
                     result = await coroutine(*args, **kwargs)
                 except BaseException as exc:
-                    finished(exc)
+                    finished(None, exc, None)
                     raise
-                finished(None)
+                finished(None, None, None)
                 return result
 
             return cast(Callable[P, R], async_wrapper)
@@ -274,9 +276,9 @@ class Degrade:
             try:
                 result = function(*args, **kwargs)
             except BaseException as exc:
-                finished(exc)
+                finished(None, exc, None)
                 raise
-            finished(None)
+            finished(None, None, None)
             return result
 
         return wrapper
@@ -286,7 +288,7 @@ def _percent(share: float) -> str:
     return f"{share * 100:.3g}%"
 
 
-Key = tuple[Any, ...]
+Args = tuple[Any, ...]
 
 
 class DegradeTrackers:
@@ -303,18 +305,15 @@ class DegradeTrackers:
         self._subscribe = subscribe
         self._lock = threading.Lock()
         self._by_name: dict[str, Degrade] = {}
-        # The exact arguments of earlier calls -> their tracker: the per-request fast path.
-        self._by_key: dict[Key, Degrade] = {}
+        #: name as given -> (the arguments it was last given with, their tracker). The
+        #: per-request fast path, read by ``Rollout.degrade`` itself: comparing the arguments
+        #: (identical objects at one call site) is cheaper than hashing them as a key.
+        self.last: dict[Any, tuple[Args, Degrade]] = {}
 
-    def get(self, key: Key) -> Degrade:
-        """The tracker for ``(name, threshold, minimum, window, failures, on_degrade, clock)``."""
-        try:
-            return self._by_key[key]
-        except (KeyError, TypeError):  # new arguments, or unhashable ones (a list of failures)
-            return self._make(key)
-
-    def _make(self, key: Key) -> Degrade:
-        name, threshold, minimum, window, failures, on_degrade, clock = key
+    def make(self, name: Any, args: Args) -> Degrade:
+        """The tracker for ``name`` and ``(threshold, minimum, window, failures, on_degrade,
+        clock)`` when ``last`` does not have them: checks them all, then finds or makes it."""
+        threshold, minimum, window, failures, on_degrade, clock = args
         flag = _validate.flag_name(name)
         params = (
             _threshold(threshold),
@@ -323,9 +322,7 @@ class DegradeTrackers:
             _failures(failures),
             _callbacks(on_degrade),
         )
-        if clock is None:
-            clock = _monotonic_ms
-        elif not callable(clock):
+        if clock is not None and not callable(clock):
             raise TypeError(f"clock must be a callable returning milliseconds, got {clock!r}")
         with self._lock:
             tracker = self._by_name.get(flag)
@@ -335,8 +332,8 @@ class DegradeTrackers:
                 self._subscribe(tracker.flag_changed)
             else:
                 _check_same(tracker, params, clock)
-            with contextlib.suppress(TypeError):  # unhashable arguments: valid, just not cached
-                self._by_key[key] = tracker
+            with contextlib.suppress(TypeError):  # an unhashable name was refused above anyway
+                self.last[name] = (args, tracker)
             return tracker
 
 
@@ -349,8 +346,8 @@ def _check_same(tracker: Degrade, params: tuple[Any, ...], clock: object) -> Non
         for name, old, new in zip(_NAMES, tracker.params, params, strict=True)
         if old != new
     ]
-    if clock is not tracker._clock:
-        differ.append(f"clock={tracker._clock!r} (now {clock!r})")
+    if clock is not tracker.given_clock:
+        differ.append(f"clock={tracker.given_clock!r} (now {clock!r})")
     if differ:
         hint = (
             "; pass the same callbacks each time (functions defined once, not a lambda made "

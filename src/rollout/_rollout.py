@@ -414,7 +414,14 @@ class Rollout(WriteAPI, ReplicationAPI):
         arguments give the same tracker; other arguments for that name raise ``ValueError``.
         ``clock``: monotonic milliseconds, for tests (``rollout.testing.FakeClock``).
         """
-        return self._degrades.get((name, threshold, minimum, window, failures, on_degrade, clock))
+        args = (threshold, minimum, window, failures, on_degrade, clock)
+        try:
+            known = self._degrades.last.get(name)
+        except TypeError:  # an unhashable name: make() says what is wrong with it
+            known = None
+        if known is not None and known[0] == args:
+            return known[1]
+        return self._degrades.make(name, args)
 
     def override(self, name: FlagName, value: bool) -> Override:
         """Force the flag's answer in this process while a ``with`` block or decorated call runs.

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from . import _validate
 from ._bucketing import Randomize
 from ._clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
-from ._degrade import Degrade, DegradeTrackers, OnDegrade
+from ._degrade import Degrade, OnDegrade
+from ._degrade_trackers import DegradeTrackers
 from ._evaluate import ActiveCheck, build_active
 from ._feature import Check, Feature
 from ._history import (

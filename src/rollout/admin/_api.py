@@ -47,7 +47,7 @@ class Call:
     name: str
     values: dict[str, Any]
     actor: str | None
-    root_path: str
+    base_url: str  #: where the API is: /api/v1, under the prefix the app is mounted at
 
 
 Handler = Callable[["Api", Call], Awaitable[Any]]
@@ -87,8 +87,11 @@ class Api:
         by_path: dict[str, dict[str, Operation]] = {}
         for op in OPERATIONS:
             by_path.setdefault(op.path, {})[op.method] = op
+        # Full paths rather than a Mount: a Mount's pattern stops at a newline, so a flag name
+        # holding an (encoded) control character would get a 404 instead of its 422.
         return [
-            Route(path, self._endpoint(ops), methods=list(ops)) for path, ops in by_path.items()
+            Route(PREFIX + path, self._endpoint(ops), methods=list(ops))
+            for path, ops in by_path.items()
         ]
 
     def flag(self, name: str) -> dict[str, Any]:
@@ -134,7 +137,7 @@ class Api:
         if op.unknown_flag == "not_found" and not self.flags.exists(name):
             raise ApiError("not_found", f"no flag named {name!r}", field="name")
         actor = getattr(request.state, "actor", None)
-        return Call(name, values, actor, request.scope.get("root_path", ""))
+        return Call(name, values, actor, request.scope.get("root_path", "") + PREFIX)
 
 
 # Handlers -------------------------------------------------------------------------------------
@@ -188,7 +191,7 @@ async def _members(api: Api, _call: Call) -> Any:
 
 
 async def _openapi(api: Api, call: Call) -> Any:
-    return api.document(call.root_path)
+    return api.document(call.base_url)
 
 
 _ADD_USERS = (users_field(allow_empty=False),)

@@ -10,11 +10,11 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 
 from .._rollout import Rollout
 from ..errors import RolloutError
-from ._api import PREFIX, Api
+from ._api import Api
 from ._auth import Auth, AuthMiddleware
 from ._errors import http_exception_handler, rollout_error_handler
 from ._metrics import metrics_routes
@@ -54,7 +54,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
-        Mount(PREFIX, routes=api.routes()),
+        *api.routes(),
         *metrics_routes(flags),
         *page_routes(flags, auth),
     ]

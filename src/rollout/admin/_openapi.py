@@ -187,8 +187,8 @@ def _build(*, secured: bool) -> dict[str, Any]:
 _DOCUMENTS = {secured: _build(secured=secured) for secured in (False, True)}
 
 
-def openapi_document(root_path: str, *, secured: bool) -> dict[str, Any]:
-    """The document, its server URL where the API is (``root_path``: it may be mounted)."""
+def openapi_document(base_url: str = PREFIX, *, secured: bool) -> dict[str, Any]:
+    """The document, its server URL where the API is (``/admin/api/v1`` when mounted there)."""
     document = dict(_DOCUMENTS[secured])
-    document["servers"] = [{"url": root_path or PREFIX}]
+    document["servers"] = [{"url": base_url}]
     return document

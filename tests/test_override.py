@@ -250,3 +250,12 @@ def test_bad_arguments_are_refused(
 def test_decorating_something_that_is_not_a_function_is_refused(flags: Rollout) -> None:
     with pytest.raises(TypeError, match="override decorates a function, got 3"):
         flags.override("chat", True)(3)  # type: ignore[arg-type]
+
+
+def test_overrides_shows_what_is_forced_right_now(flags: Rollout) -> None:
+    assert dict(flags.overrides) == {}
+    with flags.override("chat", True), flags.override("search", False):
+        assert dict(flags.overrides) == {"chat": True, "search": False}
+        with pytest.raises(TypeError):
+            flags.overrides["chat"] = False  # type: ignore[index]
+    assert dict(flags.overrides) == {}

@@ -22,8 +22,8 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Awaitable, Callable
-from types import TracebackType
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 if TYPE_CHECKING:
@@ -47,6 +47,11 @@ class Overrides:
         self._values: dict[str, bool] = {}
         self._installed: ActiveCheck | None = None
         self._original: ActiveCheck | None = None
+
+    @property
+    def values(self) -> Mapping[str, bool]:
+        """The forced answers, name -> bool: a live, read-only view."""
+        return MappingProxyType(self._values)
 
     def push(self, name: str, value: bool) -> object:
         token = object()

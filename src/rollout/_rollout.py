@@ -435,6 +435,11 @@ class Rollout(WriteAPI, ReplicationAPI):
             raise TypeError(f"value must be a bool, got {value!r}")
         return Override(self._overrides, _validate.flag_name(name), value)
 
+    @property
+    def overrides(self) -> Mapping[str, bool]:
+        """What ``override()`` forces right now, name -> answer (a live, read-only view)."""
+        return self._overrides.values
+
     # Subscriptions --------------------------------------------------------------------------
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:

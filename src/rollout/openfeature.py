@@ -89,12 +89,10 @@ class RolloutProvider(AbstractProvider):
         # flags.active is looked up on every call, never kept: flags.override() and the admin's
         # check sampler replace it on the instance for a while.
         self._in_group = flags.active_in_group
-        # What flags.override() forces, name -> answer (rollout._override keeps this dict and
-        # changes it in place). An overridden flag answers the same for every context: its
-        # reason is STATIC, and neither a missing flag nor a missing targeting key is an error.
-        self._forced: Mapping[str, bool] = getattr(
-            getattr(flags, "_overrides", None), "_values", {}
-        )
+        # What flags.override() forces, name -> answer (a live view). An overridden flag answers
+        # the same for every context: its reason is STATIC, and neither a missing flag nor a
+        # missing targeting key is an error.
+        self._forced: Mapping[str, bool] = flags.overrides
         self._user_from_context = user_from_context or ContextUser
         self._hooks = hook_list
         self._metadata = Metadata(name="rollout")

@@ -1137,3 +1137,13 @@ def test_refresh_without_a_store_changes_nothing() -> None:
     flags.activate("chat")
     assert flags.refresh() == set()
     assert flags.active("chat") is True
+
+
+def test_defining_a_group_notifies_the_flags_that_use_it(flags: Rollout) -> None:
+    flags.activate_group("chat", "admins")
+    flags.activate("other")
+    seen: list[set[str]] = []
+    flags.subscribe(seen.append)
+    flags.define_group("admins", lambda user: True)
+    flags.define_group("unused", lambda user: True)
+    assert seen == [{"chat"}]

@@ -254,6 +254,9 @@ class Rollout(WriteAPI, ReplicationAPI):
                 raise TypeError(f"predicate must be callable, got {function!r}")
             self._groups[group] = function
             self._replica.recompile()
+            # Answers of the flags that name this group change: tell subscribers (the
+            # dashboard, the OpenFeature provider) as for any other change.
+            self._notify({n for n in self.features() if group in self.get(n).groups})
             return function
 
         return register if predicate is None else register(predicate)

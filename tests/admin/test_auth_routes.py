@@ -309,6 +309,7 @@ async def test_auth_off_changes_need_the_csrf_token_and_record_no_actor(
         (None, "localhost", True),
         ("t", "evil.example", False),
         ("t", "flags.internal", True),
+        ("t", "127.0.0.1", True),
     ],
 )
 async def test_allowed_hosts_widen_auth_off_and_narrow_auth_on(

@@ -28,6 +28,7 @@ def serve(app: Any) -> Iterator[str]:
     config = uvicorn.Config(
         app,
         log_level="warning",
+        log_config=None,  # uvicorn's records go to the root logger, where pytest shows them
         lifespan="off",
         ws="none",
         # Event streams never end by themselves: at shutdown, close them after a moment.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import httpx
 import pytest
@@ -65,7 +65,7 @@ class Stream:
         return seen
 
 
-def open_stream(client: httpx.Client, url: str) -> Iterator[Stream]:
+def open_stream(client: httpx.Client, url: str) -> Generator[Stream]:
     with client.stream("GET", url + "/events", headers=BEARER) as response:
         assert response.status_code == 200
         assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
@@ -145,3 +145,25 @@ def test_head_gives_the_headers_of_a_stream(url: str) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
     assert response.content == b""
+
+
+def test_stopping_the_server_ends_open_streams_cleanly(
+    flags: Rollout, caplog: pytest.LogCaptureFixture
+) -> None:
+    ended: list[str] = []
+    with httpx.Client(timeout=PATIENCE) as client:
+        with serve(create_app(flags, token=TOKEN)) as url:
+            streams = open_stream(client, url)
+            stream = next(streams)
+
+            def read_to_the_end() -> None:
+                ended.extend(stream.lines)  # returns when the server ends the response
+
+            reader = threading.Thread(target=read_to_the_end)
+            reader.start()
+        # The server has stopped: it cancelled the stream after its grace time.
+        reader.join(timeout=PATIENCE)
+        assert not reader.is_alive()
+        streams.close()
+    assert "Exception in ASGI application" not in caplog.text
+    assert flags._subscribers == []

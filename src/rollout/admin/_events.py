@@ -95,6 +95,13 @@ class EventStream:
                     await _send(send, ": keepalive\n\n")
         except OSError:  # the client went away mid-send (uvicorn's ClientDisconnected is one)
             pass
+        except asyncio.CancelledError:
+            # The server is stopping (uvicorn cancels what is still open after its grace time).
+            # End the response properly rather than leave a traceback in the log for each
+            # dashboard that was open; under a cancel scope that cancels again, this await
+            # raises and the cancellation goes on up.
+            with contextlib.suppress(OSError):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             unsubscribe()
             for task in (woken, disconnected):

@@ -118,7 +118,8 @@ def _change(key: str, before: Any, after: Any) -> str:
         return f"{_SCALARS[key]}: {percent(before or 0.0)}% → {percent(after or 0.0)}%"
     if key in _CLEARED and not after:
         was = before if isinstance(before, str) else _json(before)
-        return f"{_CLEARED[key]} cleared (were {was})"
+        verb = "was" if key == "data" else "were"
+        return f"{_CLEARED[key]} cleared ({verb} {was})"
     return f"{key}: {_json(before)} → {_json(after)}"
 
 

@@ -30,30 +30,48 @@
     renderData();
   }
 
+  // Answers can arrive out of order (a live update's fetch against a change's answer): each
+  // request takes a ticket when it is sent, and an answer older than the one shown is dropped.
+  let issued = 0;
+  let shown = 0;
+  const ticket = () => ++issued;
+  function show(number, next, exists) {
+    if (number < shown) return;
+    shown = number;
+    render(next, exists);
+  }
+
   async function reload() {
+    const number = ticket();
     try {
-      render(await D.api("GET", path), true);
+      show(number, await D.api("GET", path), true);
     } catch (error) {
       if (error.status !== 404) throw error;
-      render(blank(), false); // deleted (or never created): the history still tells
+      show(number, blank(), false); // deleted (or never created): the history still tells
     }
     await reloadHistory();
   }
 
+  let historyIssued = 0;
+  let historyShown = 0;
   async function reloadHistory() {
+    const number = ++historyIssued;
     const url = new URL(location.href);
     url.searchParams.set("fragment", "history");
     const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
-    // Our own server's template, autoescaped: safe to insert as HTML.
-    if (response.ok) $("#history").innerHTML = await response.text();
+    const text = await response.text();
+    if (!response.ok || number < historyShown) return;
+    historyShown = number;
+    $("#history").innerHTML = text; // our own server's template, autoescaped: safe as HTML
   }
 
-  /* A change through the API: show the flag it returns, then its history. */
+  /* A change through the API: show the flag it returns (true once done), then its history. */
   async function change(method, suffix, body, message) {
     return D.attempt(async () => {
-      render(await D.api(method, path + suffix, body), true);
+      const number = ticket();
+      show(number, await D.api(method, path + suffix, body), true);
       if (message) D.notice(message);
-      await reloadHistory();
+      D.attempt(reloadHistory); // not awaited: the person may go on meanwhile
       return true;
     });
   }
@@ -63,12 +81,13 @@
   $('[data-action="toggle"]').addEventListener("click", async (event) => {
     const toggle = event.currentTarget;
     toggle.disabled = true;
+    const number = ticket();
     const result = await D.attempt(() =>
       D.setActive(name, toggle.getAttribute("aria-checked") !== "true"));
     toggle.disabled = false;
     if (result) {
-      render(result, true);
-      await D.attempt(reloadHistory);
+      show(number, result, true);
+      D.attempt(reloadHistory);
     }
     toggle.focus();
   });
@@ -155,9 +174,13 @@
     const what = field === "users" ? "users" : "excluded users";
     const send = async (remove, ids) => {
       if (!ids.length) return;
+      const typed = input.value;
       const suffix = `/${field}${remove ? "/remove" : ""}`;
       const message = `${remove ? "Removed" : "Added"} ${ids.length} ${what}.`;
-      if (await change("POST", suffix, { users: ids }, message)) input.value = "";
+      // Emptied once sent, unless the person has typed something else meanwhile.
+      if (await change("POST", suffix, { users: ids }, message) && input.value === typed) {
+        input.value = "";
+      }
     };
     $("form", section).addEventListener("submit", (event) => {
       event.preventDefault();
@@ -213,8 +236,10 @@
   $("#group-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const input = $("#group-input");
-    const group = input.value.trim();
-    if (group && await change("POST", "/groups", { group }, `Added group ${group}.`)) {
+    const typed = input.value;
+    const group = typed.trim();
+    if (group && await change("POST", "/groups", { group }, `Added group ${group}.`) &&
+        input.value === typed) {
       input.value = "";
     }
   });
@@ -279,9 +304,9 @@
       // The API merges keys: a key deleted in the editor needs the data cleared first.
       let saved = removed.length ? await D.api("DELETE", `${path}/data`) : null;
       if (Object.keys(value).length) saved = await D.api("PUT", `${path}/data`, { data: value });
-      render(saved, true);
+      show(ticket(), saved, true);
       D.notice("Data saved.");
-      await reloadHistory();
+      D.attempt(reloadHistory);
     });
   });
 

@@ -48,31 +48,50 @@
     toggle.setAttribute("aria-label", flag.name);
   }
 
+  // Answers can arrive out of order (a live update's fetch against a switch's answer): each
+  // request takes a ticket when it is sent, and a row only shows answers newer than its own.
+  let issued = 0;
+  const ticket = () => ++issued;
+  const removedAt = new Map(); // name -> the ticket that removed its row
+  const newer = (row, number) => !row || number >= Number(row.dataset.ticket || 0);
+
   /* Update the flag's row, or add one in name order (the API sorts names the same way). */
-  function upsert(flag) {
+  function upsert(flag, number) {
     let row = rowFor(flag.name);
+    if (!newer(row, number) || number < (removedAt.get(flag.name) || 0)) return;
     if (!row) {
       row = template.content.firstElementChild.cloneNode(true);
       const after = rows().find((other) => other.dataset.flag > flag.name);
       tbody.insertBefore(row, after || null);
     }
+    row.dataset.ticket = String(number);
     render(row, flag);
+  }
+
+  function remove(name, number) {
+    const row = rowFor(name);
+    if (row && newer(row, number)) {
+      row.remove();
+      removedAt.set(name, number);
+    }
   }
 
   async function refresh(names) {
     if (!names || names.length > 50) {
+      const number = ticket();
       const { flags } = await D.api("GET", "/flags");
       const present = new Set(flags.map((flag) => flag.name));
-      rows().filter((row) => !present.has(row.dataset.flag)).forEach((row) => row.remove());
-      flags.forEach(upsert);
+      rows().filter((row) => !present.has(row.dataset.flag))
+        .forEach((row) => remove(row.dataset.flag, number));
+      flags.forEach((flag) => upsert(flag, number));
     } else {
       await Promise.all(names.map(async (name) => {
+        const number = ticket();
         try {
-          upsert(await D.api("GET", D.flagPath(name)));
+          upsert(await D.api("GET", D.flagPath(name)), number);
         } catch (error) {
           if (error.status !== 404) throw error;
-          const row = rowFor(name); // deleted
-          if (row) row.remove();
+          remove(name, number); // deleted
         }
       }));
     }
@@ -85,9 +104,10 @@
     const name = toggle.closest("tr").dataset.flag;
     const on = toggle.getAttribute("aria-checked") !== "true";
     toggle.disabled = true;
+    const number = ticket();
     const flag = await D.attempt(() => D.setActive(name, on));
     toggle.disabled = false;
-    if (flag) upsert(flag);
+    if (flag) upsert(flag, number);
     toggle.focus();
   });
 

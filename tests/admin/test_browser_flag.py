@@ -1,0 +1,209 @@
+"""A flag's page in a real browser: on/off, the sliders, users, groups, data, delete, history,
+and changes made elsewhere appearing without a reload."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from browser_helpers import Dashboard, dashboard, eventually, launch_chromium, not_reloaded
+from playwright.sync_api import Browser, Locator, Page, expect
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    yield from launch_chromium()
+
+
+@pytest.fixture
+def board() -> Iterator[Dashboard]:
+    with dashboard() as served:
+        yield served
+
+
+@pytest.fixture
+def page(browser: Browser, board: Dashboard) -> Iterator[Page]:
+    opened = board.open(browser, "/flags/chat")
+    yield opened
+    opened.context.close()
+
+
+def latest_history(page: Page) -> Locator:
+    return page.locator("#history .history > li").first
+
+
+def test_setting_percentages_with_the_sliders(page: Page, board: Dashboard) -> None:
+    flags = board.flags
+    slider = page.get_by_role("slider", name="Percentage of users")
+    box = slider.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
+    value = float(slider.input_value())
+    assert 45 <= value <= 75  # wherever the thumb landed, the flag follows it exactly
+    eventually(lambda: flags.get("chat").percentage == value, f"percentage {value}")
+    expect(page.locator(".flag-head .badge")).to_have_text(f"partial {value:g}%")
+    expect(page.get_by_role("spinbutton", name="Percentage of users, exact")).to_have_value(
+        f"{value:g}"
+    )
+    expect(latest_history(page)).to_contain_text(f"percentage of users: 20% → {value:g}%")
+    expect(latest_history(page)).to_contain_text("alice")
+
+    # The exact box, for what a slider cannot hit.
+    exact = page.get_by_role("spinbutton", name="Percentage of users, exact")
+    exact.fill("12.5")
+    exact.press("Enter")
+    eventually(lambda: flags.get("chat").percentage == 12.5, "percentage 12.5")
+    expect(page.locator(".flag-head .badge")).to_have_text("partial 12.5%")
+    exact.fill("150")
+    exact.press("Enter")
+    expect(page.locator("#notice")).to_contain_text("from 0 to 100")
+    expect(exact).to_have_value("12.5")
+    assert flags.get("chat").percentage == 12.5
+
+    # Keys: each press is a change; the value they settle on is sent.
+    time_slider = page.get_by_role("slider", name="Percentage of time")
+    time_slider.focus()
+    for _ in range(3):
+        time_slider.press("ArrowRight")
+    eventually(lambda: flags.get("chat").percentage_of_time == 3, "3% of the time")
+    expect(page.locator('[data-field="summary"]')).to_contain_text("3% of checks")
+
+
+def test_turning_the_flag_on_and_off(page: Page, board: Dashboard) -> None:
+    switch = page.get_by_role("switch", name="chat", exact=True)
+    expect(switch).to_be_checked()
+    switch.click()
+    page.get_by_role("dialog").get_by_role("button", name="Turn off").click()
+    expect(page.locator(".flag-head .badge")).to_have_text("off")
+    expect(switch).not_to_be_checked()
+    expect(page.locator('[data-ids="users"] .chips li')).to_have_count(0)
+    switch.click()  # off to on needs no confirmation
+    expect(page.locator(".flag-head .badge")).to_have_text("on")
+    assert board.flags.active("chat")
+
+
+def test_adding_pasting_and_removing_users(page: Page, board: Dashboard) -> None:
+    flags = board.flags
+    users = page.locator('[data-ids="users"]')
+    box = page.get_by_label("Add users")
+    box.fill("alice-id")
+    box.press("Enter")
+    expect(users.locator(".chips li")).to_have_count(3)
+    assert flags.get("chat").users == {"42", "7", "alice-id"}
+    expect(box).to_have_value("")
+
+    # Pasting many: commas and new lines separate, blanks and repeats are dropped.
+    box.fill("1, 2\n3\n\n2,")
+    users.get_by_role("button", name="Add", exact=True).click()
+    eventually(lambda: flags.get("chat").users == {"42", "7", "alice-id", "1", "2", "3"}, "6")
+    expect(users.locator('[data-field="count"]')).to_have_text("6")
+
+    page.get_by_role("button", name="Remove user 2", exact=True).click()
+    expect(page.get_by_role("button", name="Remove user 2", exact=True)).to_have_count(0)
+    assert "2" not in flags.get("chat").users
+
+    box.fill("1\n3")
+    users.get_by_role("button", name="Remove these").click()
+    eventually(lambda: flags.get("chat").users == {"42", "7", "alice-id"}, "1 and 3 removed")
+    expect(latest_history(page)).to_contain_text("removed user 1")
+    expect(latest_history(page)).to_contain_text("removed user 3")
+    expect(latest_history(page)).to_contain_text("alice")
+
+    excluded = page.get_by_label("Add excluded users")
+    excluded.fill("666, 667")
+    excluded.press("Enter")
+    eventually(lambda: flags.get("chat").excluded_users == {"666", "667"}, "two excluded")
+    expect(page.get_by_role("button", name="Remove excluded user 666")).to_be_visible()
+    expect(page.locator('[data-field="summary"]')).to_contain_text("2 excluded")
+
+
+def test_groups_defined_ones_offered_and_others_added(page: Page, board: Dashboard) -> None:
+    flags = board.flags
+    expect(page.get_by_role("checkbox", name="admins")).to_be_checked()
+    expect(page.get_by_role("checkbox", name="staff")).not_to_be_checked()
+    page.get_by_role("checkbox", name="all").check()
+    eventually(lambda: flags.get("chat").groups == {"admins", "all"}, "all added")
+    page.get_by_role("checkbox", name="admins").uncheck()
+    eventually(lambda: flags.get("chat").groups == {"all"}, "admins removed")
+    # A group only the services define (not this process) is typed in.
+    page.get_by_label("Other group").fill("beta_testers")
+    page.get_by_role("button", name="Add group").click()
+    eventually(lambda: flags.get("chat").groups == {"all", "beta_testers"}, "beta_testers")
+    expect(page.get_by_role("checkbox", name="beta_testers")).to_be_checked()
+    expect(latest_history(page)).to_contain_text("added group beta_testers")
+
+
+def test_editing_data_as_json(page: Page, board: Dashboard) -> None:
+    flags = board.flags
+    editor = page.get_by_label("Data (a JSON object)")
+    save = page.get_by_role("button", name="Save data")
+    editor.fill('{"owner": ')
+    expect(page.locator("#data-error")).to_contain_text("Not valid JSON")
+    expect(editor).to_have_attribute("aria-invalid", "true")
+    expect(save).to_be_disabled()
+    editor.fill("[1, 2]")
+    expect(page.locator("#data-error")).to_have_text(
+        'The data must be a JSON object, like {"owner": "web"}.'
+    )
+    # "description" deleted in the editor, "owner" changed, "ticket" new.
+    editor.fill('{"owner": "mobile", "ticket": 7}')
+    expect(page.locator("#data-error")).to_have_text("")
+    save.click()
+    eventually(lambda: dict(flags.get("chat").data) == {"owner": "mobile", "ticket": 7}, "saved")
+    expect(page.locator('[data-field="description"]')).to_have_text("")
+    page.get_by_role("button", name="Clear data").click()
+    page.get_by_role("dialog").get_by_role("button", name="Clear data").click()
+    eventually(lambda: dict(flags.get("chat").data) == {}, "cleared")
+    expect(editor).to_have_value("{}")
+
+
+def test_deleting_asks_first(page: Page, board: Dashboard) -> None:
+    page.get_by_role("button", name="Delete flag…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Delete chat?")
+    dialog.get_by_role("button", name="Cancel").click()
+    assert board.flags.exists("chat")
+    page.get_by_role("button", name="Delete flag…").click()
+    dialog.get_by_role("button", name="Delete", exact=True).click()
+    expect(page).to_have_url(board.url + "/")
+    expect(page.locator("tbody tr th a")).to_have_text(["beta", "old_search", "signup"])
+    assert not board.flags.exists("chat")
+    event = board.flags.history("chat")[0]
+    assert (event.action, event.actor) == ("delete", "alice")
+
+
+def test_changes_made_elsewhere_show_up_live(page: Page, board: Dashboard) -> None:
+    api, flags = board.api, board.flags
+    assert api.put("/flags/chat/percentage", json={"percentage": 40}).status_code == 200
+    expect(page.get_by_role("slider", name="Percentage of users")).to_have_value("40")
+    expect(page.locator(".flag-head .badge")).to_have_text("partial 40%")
+    expect(latest_history(page)).to_contain_text("ci")
+    assert api.post("/flags/chat/users", json={"users": ["from-api"]}).status_code == 200
+    expect(page.get_by_role("button", name="Remove user from-api")).to_be_visible()
+    with flags.with_context(user="carol"):
+        flags.activate_group("chat", "staff")
+        flags.set_feature_data("chat", {"owner": "payments"})
+    expect(page.get_by_role("checkbox", name="staff")).to_be_checked()
+    expect(page.get_by_label("Data (a JSON object)")).to_have_value(
+        re.compile('"owner": "payments"')
+    )
+    expect(latest_history(page)).to_contain_text("carol")
+    # Deleted elsewhere: the page says so, and keeps the history.
+    assert api.delete("/flags/chat").status_code == 200
+    expect(page.get_by_text("There is no flag with this name")).to_be_visible()
+    expect(page.locator(".flag-head .badge")).to_have_text("off")
+    expect(latest_history(page)).to_contain_text("delete")
+    assert not_reloaded(page)
+
+
+def test_an_edit_in_progress_is_not_overwritten(page: Page, board: Dashboard) -> None:
+    editor = page.get_by_label("Data (a JSON object)")
+    editor.fill('{"owner": "mine"}')
+    board.flags.set_feature_data("chat", {"owner": "theirs"})
+    expect(page.locator("#data-error")).to_have_text(
+        "The data was changed elsewhere while you were editing it."
+    )
+    expect(editor).to_have_value('{"owner": "mine"}')
+    page.get_by_role("button", name="Save data").click()
+    eventually(lambda: board.flags.get("chat").data.get("owner") == "mine", "mine saved")

@@ -1,0 +1,173 @@
+"""The flag list in a real browser: sign-in, search, the switches, live updates, a phone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser_helpers import TOKENS, Dashboard, dashboard, eventually, launch_chromium, not_reloaded
+from playwright.sync_api import Browser, expect
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    yield from launch_chromium()
+
+
+@pytest.fixture
+def board() -> Iterator[Dashboard]:
+    with dashboard() as served:
+        yield served
+
+
+def test_signing_in_through_the_login_page(browser: Browser, board: Dashboard) -> None:
+    page = browser.new_page()
+    page.goto(board.url + "/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("Token").fill("wrong")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("That token is not valid.")
+    page.get_by_label("Token").fill(TOKENS["alice"])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Flags")).to_be_visible()
+    expect(page.locator(".who")).to_have_text("alice")
+    page.close()
+
+
+def test_the_list_shows_each_flag_state_at_a_glance(browser: Browser, board: Dashboard) -> None:
+    page = board.open(browser)
+    expect(page.locator("tbody tr")).to_have_count(4)
+    expect(page.locator("tbody tr th a")).to_have_text(["beta", "chat", "old_search", "signup"])
+    chat = page.locator('tr[data-flag="chat"]')
+    expect(chat.locator(".badge")).to_have_text("partial 20%")
+    expect(chat).to_contain_text("20% of users · 2 users · groups admins")
+    expect(chat).to_contain_text("The new chat widget")
+    expect(page.locator('tr[data-flag="signup"] .badge')).to_have_text("on")
+    expect(page.get_by_role("switch", name="signup", exact=True)).to_be_checked()
+    expect(page.get_by_role("switch", name="beta", exact=True)).not_to_be_checked()
+
+
+def test_search_filters_as_you_type(browser: Browser, board: Dashboard) -> None:
+    page = board.open(browser)
+    search = page.get_by_role("searchbox", name="Search flags")
+    search.press_sequentially("cha")
+    expect(page.locator("tbody tr:visible th a")).to_have_text(["chat"])
+    expect(page.locator("#count")).to_have_text("1 of 4")
+    search.fill("widget")  # the description counts too
+    expect(page.locator("tbody tr:visible th a")).to_have_text(["chat"])
+    search.fill("nothing like it")
+    expect(page.locator("tbody tr:visible")).to_have_count(0)
+    expect(page.get_by_text("No flag matches the search.")).to_be_visible()
+    search.fill("")
+    expect(page.locator("tbody tr:visible")).to_have_count(4)
+    expect(page.locator("#count")).to_have_text("4")
+
+
+def test_toggling_flags_in_the_list(browser: Browser, board: Dashboard) -> None:
+    page = board.open(browser)
+    flags = board.flags
+    page.get_by_role("switch", name="beta", exact=True).click()
+    expect(page.locator('tr[data-flag="beta"] .badge')).to_have_text("on")
+    expect(page.get_by_role("switch", name="beta", exact=True)).to_be_checked()
+    assert flags.get("beta").percentage == 100
+    assert flags.history("beta")[0].actor == "alice"
+
+    # On for everybody, nothing else: off at once (the kill switch).
+    page.get_by_role("switch", name="signup", exact=True).click()
+    expect(page.locator('tr[data-flag="signup"] .badge')).to_have_text("off")
+    assert not flags.active("signup", "anyone")
+
+    # Partial: turning it off would clear its targeting, so the page asks first.
+    page.get_by_role("switch", name="chat", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Turn chat off?")
+    expect(dialog).to_contain_text("20% of users · 2 users · groups admins")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator('tr[data-flag="chat"] .badge')).to_have_text("partial 20%")
+    assert flags.get("chat").users == {"42", "7"}
+    page.get_by_role("switch", name="chat", exact=True).click()
+    dialog.get_by_role("button", name="Turn off").click()
+    expect(page.locator('tr[data-flag="chat"] .badge')).to_have_text("off")
+    assert flags.get("chat").users == set()
+    assert not_reloaded(page)
+
+
+def test_changes_made_elsewhere_show_up_live(browser: Browser, board: Dashboard) -> None:
+    page = board.open(browser)
+    # Through the API, as a script would (another token, so another actor).
+    assert board.api.put("/flags/beta/percentage", json={"percentage": 30}).status_code == 200
+    expect(page.locator('tr[data-flag="beta"] .badge')).to_have_text("partial 30%")
+    # Directly on the Rollout, as the CLI or another node's merge would.
+    board.flags.deactivate("signup")
+    expect(page.get_by_role("switch", name="signup", exact=True)).not_to_be_checked()
+    # A new flag appears in name order; a deleted one goes.
+    board.flags.activate_users("bb_new", ["1"])
+    expect(page.locator("tbody tr th a")).to_have_text(
+        ["bb_new", "beta", "chat", "old_search", "signup"]
+    )
+    assert board.api.delete("/flags/old_search").status_code == 200
+    expect(page.locator('tr[data-flag="old_search"]')).to_have_count(0)
+    # New rows obey the search being typed.
+    page.get_by_role("searchbox", name="Search flags").fill("chat")
+    board.flags.activate("chat_v2")
+    board.flags.activate("zeta")
+    expect(page.locator("tbody tr:visible th a")).to_have_text(["chat", "chat_v2"])
+    assert not_reloaded(page)
+
+
+def test_a_new_flag_is_made_from_its_name(browser: Browser, board: Dashboard) -> None:
+    page = board.open(browser)
+    page.get_by_label("New flag name").fill("dark mode")
+    page.get_by_role("button", name="Open").click()
+    expect(page).to_have_url(board.url + "/flags/dark%20mode")
+    expect(page.get_by_text("There is no flag with this name")).to_be_visible()
+    page.get_by_role("switch", name="dark mode").click()
+    expect(page.get_by_text("There is no flag with this name")).to_be_hidden()
+    eventually(lambda: board.flags.active("dark mode"), "dark mode turned on")
+
+
+def test_signing_out(browser: Browser, board: Dashboard) -> None:
+    page = board.open(browser)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.goto(board.url + "/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_on_a_phone(browser: Browser, board: Dashboard) -> None:
+    page = board.open(
+        browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    overflow = "document.documentElement.scrollWidth > window.innerWidth"
+    assert page.evaluate(overflow) is False  # nothing wider than the screen
+    expect(page.get_by_role("searchbox", name="Search flags")).to_be_in_viewport()
+    page.get_by_role("switch", name="beta", exact=True).tap()
+    expect(page.locator('tr[data-flag="beta"] .badge')).to_have_text("on")
+    page.get_by_role("link", name="chat").tap()
+    expect(page.get_by_role("heading", name="chat", level=1)).to_be_visible()
+    assert page.evaluate(overflow) is False
+    slider = page.get_by_role("slider", name="Percentage of users")
+    box = slider.bounding_box()
+    assert box is not None
+    assert box["width"] > 150  # wide enough to use with a thumb
+    page.get_by_label("Add users").fill("phone-user")
+    page.get_by_role("button", name="Add", exact=True).first.tap()
+    eventually(lambda: "phone-user" in board.flags.get("chat").users, "phone-user added")
+
+
+def test_the_screenshot_script_writes_both_pictures(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(REPO / "docs" / "screenshots.py"), "--out", str(tmp_path)],
+        check=True,
+        timeout=180,
+    )
+    for name in ("dashboard-list.png", "dashboard-flag.png"):
+        picture = (tmp_path / name).read_bytes()
+        assert picture.startswith(b"\x89PNG\r\n\x1a\n")
+        assert len(picture) > 10_000

@@ -1147,3 +1147,16 @@ def test_defining_a_group_notifies_the_flags_that_use_it(flags: Rollout) -> None
     flags.define_group("admins", lambda user: True)
     flags.define_group("unused", lambda user: True)
     assert seen == [{"chat"}]
+
+
+def test_replace_feature_data_is_one_write_that_removes_other_keys(flags: Rollout) -> None:
+    flags.set_feature_data("chat", {"a": 1, "b": 2})
+    flags.replace_feature_data("chat", {"b": 3, "c": 4})
+    assert dict(flags.get("chat").data) == {"b": 3, "c": 4}
+    event = flags.history("chat")[0]
+    assert event.action == "replace_feature_data"
+    assert event.before == {"data": {"a": 1, "b": 2}, "data:b": 2, "data:c": None}
+    assert len(flags.history("chat")) == 2
+    with pytest.raises(TypeError, match="data"):
+        flags.replace_feature_data("chat", ["not", "a", "mapping"])  # type: ignore[arg-type]
+    assert dict(flags.get("chat").data) == {"b": 3, "c": 4}

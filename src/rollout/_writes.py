@@ -164,6 +164,14 @@ class WriteAPI(abc.ABC):
             "set_feature_data",
         )
 
+    def replace_feature_data(self, name: FlagName, data: Mapping[str, Any]) -> None:
+        """Make the flag's data exactly ``data``, in one write (keys not given are removed)."""
+        values = data_mapping(data)
+        changes: dict[str, Any] = {DATA_RESET: None}
+        changes.update({DATA + key: value for key, value in values.items()})
+        # The new keys share the watermark's timestamp, and a watermark hides only what is older.
+        self._write({flag_name(name): changes}, "replace_feature_data")
+
     def clear_feature_data(self, name: FlagName) -> None:
         self._write({flag_name(name): {DATA_RESET: None}}, "clear_feature_data")
 

@@ -158,6 +158,15 @@ async def test_data_merge_and_clear(api: httpx.AsyncClient, flags: Rollout) -> N
     assert dict(flags.get("chat").data) == {}
 
 
+async def test_data_replace_is_one_write(api: httpx.AsyncClient, flags: Rollout) -> None:
+    events = len(flags.history("chat"))
+    replaced = await api.put("/api/v1/flags/chat/data/replace", json={"data": {"limit": 7}})
+    assert replaced.json()["data"] == {"limit": 7}
+    assert dict(flags.get("chat").data) == {"limit": 7}
+    assert len(flags.history("chat")) == events + 1
+    assert flags.history("chat")[0].action == "replace_feature_data"
+
+
 async def test_check_for_a_user_and_for_nobody(api: httpx.AsyncClient) -> None:
     listed = await api.get("/api/v1/flags/chat/check", params={"user": "u1"})
     assert listed.json() == {"flag": "chat", "user": "u1", "active": True}

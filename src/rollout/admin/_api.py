@@ -259,6 +259,11 @@ OPERATIONS: tuple[Operation, ...] = (
         _change("set_feature_data", "data"), "Flag", _NAME, (DATA,), "create",
     ),
     Operation(
+        "PUT", "/flags/{name}/data/replace", "replaceData",
+        "Make the flag's data exactly this (other keys removed), in one write",
+        _change("replace_feature_data", "data"), "Flag", _NAME, (DATA,), "create",
+    ),
+    Operation(
         "DELETE", "/flags/{name}/data", "clearData", "Clear the flag's data",
         _change("clear_feature_data"), "Flag", _NAME, unknown_flag="not_found",
     ),

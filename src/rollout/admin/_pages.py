@@ -157,6 +157,8 @@ class _Pages:
         return self.render(request, "login.html", next=next_path, error=None, csrf=False)
 
     async def login(self, request: Request) -> Response:
+        # A sign-in posted from another site (login CSRF) never gets here: the auth middleware
+        # refuses it by its Origin and Sec-Fetch-Site headers.
         form = await _read_form(request)
         if form is None:
             return self.error(request, 400, "Bad request", "Expected a sign-in form.")

@@ -151,6 +151,7 @@ def test_editing_data_as_json(page: Page, board: Dashboard) -> None:
     expect(page.locator("#data-error")).to_have_text("")
     save.click()
     eventually(lambda: dict(flags.get("chat").data) == {"owner": "mobile", "ticket": 7}, "saved")
+    assert flags.history("chat")[0].action == "replace_feature_data"  # one write, not two
     expect(page.locator('[data-field="description"]')).to_have_text("")
     page.get_by_role("button", name="Clear data").click()
     page.get_by_role("dialog").get_by_role("button", name="Clear data").click()

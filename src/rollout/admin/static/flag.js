@@ -301,9 +301,9 @@
     if (!removed.length && !Object.keys(value).length) return; // {} and nothing to remove
     shownData = dataInput.value; // handed over: live updates may replace the text again
     await D.attempt(async () => {
-      // The API merges keys: a key deleted in the editor needs the data cleared first.
-      let saved = removed.length ? await D.api("DELETE", `${path}/data`) : null;
-      if (Object.keys(value).length) saved = await D.api("PUT", `${path}/data`, { data: value });
+      // The editor shows the whole data, so saving replaces it: one write, keys deleted in
+      // the editor removed with it.
+      const saved = await D.api("PUT", `${path}/data/replace`, { data: value });
       show(ticket(), saved, true);
       D.notice("Data saved.");
       D.attempt(reloadHistory);

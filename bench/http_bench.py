@@ -1,0 +1,352 @@
+"""The admin server: requests per second of the check endpoint, and what an open dashboard costs.
+
+Two measures:
+
+- HTTP: ``rollout serve`` in a subprocess (SQLite file, a bearer token, access log off) driven
+  by ``wrk`` on loopback: ``GET /api/v1/flags/chat/check?user=42`` against two baselines
+  measured the same way in the same run: the same server's ``GET /healthz`` (the same process,
+  middleware and JSON, no flag), and a bare Starlette app answering ``ok`` under the same
+  uvicorn. Skipped, saying how to install it, when ``wrk`` is not on PATH.
+- ``active()`` with a dashboard open: in one process, ``flags.active(...)`` timed with nothing
+  else running, then with the admin app served by uvicorn on a thread of the same process, an
+  event-stream client connected to ``/events`` (an open dashboard) and ``/metrics`` scraped
+  (check sampling on). Each is timed like the Checks table (best of repeats) and as the mean
+  of repeats spanning several seconds, which includes the sampler's counting windows.
+
+``python -m bench.http_bench`` prints the tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import timeit
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rollout import Rollout
+from rollout.admin._sampling import DEFAULT_PERIOD, DEFAULT_WINDOW
+
+from .checks import User, build_rollout
+from .report import Table
+
+__all__ = ["measure_http", "tables"]
+
+TOKEN = "bench-token"
+DURATION_S = 2
+CONNECTIONS = 16
+WRK_INSTALL = "apt-get install -y wrk (Debian/Ubuntu), brew install wrk (macOS)"
+
+#: A bare Starlette app, served by uvicorn on a socket bound the way `rollout serve` binds it.
+_HELLO = """
+import socket, sys, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+async def hello(request):
+    return PlainTextResponse("ok")
+app = Starlette(routes=[Route("/", hello)])
+from rollout.admin._serve import bind
+sock = bind("127.0.0.1", 0)
+print(f"Dashboard: http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
+config = uvicorn.Config(app, log_config=None, access_log=False, ws="none", server_header=False)
+uvicorn.Server(config).run(sockets=[sock])
+"""
+
+
+@dataclass(frozen=True)
+class Wrk:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # socket errors and non-2xx answers
+
+
+@dataclass(frozen=True)
+class HttpResults:
+    hello: Wrk
+    healthz: Wrk
+    check: Wrk
+    load_average: float
+
+
+@dataclass(frozen=True)
+class ActiveCost:
+    label: str
+    alone_best_ns: float
+    open_best_ns: float
+    alone_mean_ns: float
+    open_mean_ns: float
+    counting_ns: float  # inside a counting window (the sampler's wrapper in place)
+
+
+# HTTP with wrk ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _server(command: list[str], cwd: Path, env: dict[str, str]) -> Iterator[str]:
+    """Start a server that prints ``Dashboard: URL``; yield the URL; SIGTERM it afterwards."""
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            if line.startswith("Dashboard: "):
+                yield line.removeprefix("Dashboard: ").strip().rstrip("/")
+                break
+        else:
+            raise RuntimeError(f"{command[:4]} exited ({process.wait()}) before serving")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        process.stdout.close()
+
+
+def _wrk(url: str, *, seconds: int = DURATION_S) -> Wrk:
+    command = [
+        "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
+        "-H", f"Authorization: Bearer {TOKEN}", url,
+    ]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+    rate = float(_find(r"Requests/sec:\s+([\d.]+)", out))
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    if socket_errors:
+        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
+    return Wrk(rate, _ms(_find(r"50%\s+(\S+)", out)), _ms(_find(r"99%\s+(\S+)", out)), errors)
+
+
+def _find(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    if match is None:
+        raise RuntimeError(f"wrk output without {pattern!r}:\n{text}")
+    return match.group(1)
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def measure_http() -> HttpResults:
+    """wrk against the bare app, then /healthz and the check endpoint of one rollout serve."""
+    load_average = os.getloadavg()[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLOUT_")}
+    env["ROLLOUT_TOKEN"] = TOKEN
+    with tempfile.TemporaryDirectory(prefix="rollout-http-bench-") as directory:
+        with Rollout(f"sqlite:///{Path(directory) / 'rollout.db'}") as seed:
+            build_rollout(seed)
+        with _server([sys.executable, "-c", _HELLO], Path(directory), env) as url:
+            _wrk(url + "/", seconds=1)  # warm-up
+            hello = _wrk(url + "/")
+        serve = [sys.executable, "-m", "rollout", "serve", "--http", "127.0.0.1:0"]
+        with _server([*serve, "--no-access-log"], Path(directory), env) as url:
+            check = f"{url}/api/v1/flags/chat/check?user=42"
+            _wrk(check, seconds=1)
+            healthz = _wrk(url + "/healthz")
+            checked = _wrk(check)
+    return HttpResults(hello, healthz, checked, load_average)
+
+
+# active() with a dashboard open ----------------------------------------------------------------
+
+
+def _times_ns(stmt: str, namespace: dict[str, object], repeat: int) -> tuple[float, float]:
+    """(best, mean) ns per call over ``repeat`` repeats of about 0.2 s (gc off, as timeit)."""
+    timer = timeit.Timer(stmt, globals=namespace)
+    number, _ = timer.autorange()
+    runs = [t / number * 1e9 for t in timer.repeat(repeat=repeat, number=number)]
+    return min(runs), sum(runs) / len(runs)
+
+
+@contextlib.contextmanager
+def _dashboard_open(flags: Rollout) -> Iterator[None]:
+    """The admin app served in this process, an /events client connected, /metrics scraped."""
+    import uvicorn
+
+    from rollout.admin import create_app
+    from rollout.admin._metrics import stop_sampling
+    from rollout.admin._serve import bind
+
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(flags), log_config=None, access_log=False, ws="none", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    events = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        events.request("GET", "/events", headers={"Accept": "text/event-stream"})
+        stream = events.getresponse()
+        assert stream.status == 200, stream.status
+        scrape = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        scrape.request("GET", "/metrics")
+        assert scrape.getresponse().status == 200
+        scrape.close()
+        # Changes until one reaches the open stream (it subscribes after sending its headers).
+        seen = threading.Event()
+
+        def change() -> None:
+            percentage = 0
+            while not seen.wait(0.2):
+                percentage = percentage % 100 + 1  # a real change each time, so an event
+                flags.activate_percentage("dashboard-is-live", percentage)
+
+        writer = threading.Thread(target=change, daemon=True)
+        writer.start()
+        received = b""
+        try:
+            while b"dashboard-is-live" not in received:
+                chunk = stream.read1(65536)
+                if not chunk:
+                    raise RuntimeError(f"/events ended without an event: {received!r}")
+                received += chunk
+        finally:
+            seen.set()
+            writer.join()
+        yield
+    finally:
+        events.close()
+        server.should_exit = True
+        thread.join(30)
+        stop_sampling(flags)
+        sock.close()
+
+
+@contextlib.contextmanager
+def _always_counting(flags: Rollout) -> Iterator[None]:
+    """A sampler whose counting window lasts the whole block (what 1% of checks pay)."""
+    from rollout.admin._sampling import CheckSampler
+
+    original = flags.active
+    sampler = CheckSampler(flags, window=600, period=600)
+    sampler.start()
+    try:
+        while flags.active is original:
+            time.sleep(0.001)
+        yield
+    finally:
+        sampler.stop()
+
+
+def measure_active(repeat: int = 8) -> list[ActiveCost]:
+    flags = build_rollout()
+    user = User(id=7, groups=("customers",))  # outside the 20%: every rule of "chat" runs
+    cases = [('flags.active("on")', "global"), ('flags.active("chat", user)', "per-user")]
+    namespace: dict[str, object] = {"flags": flags, "user": user}
+    alone: dict[str, list[tuple[float, float]]] = {stmt: [] for stmt, _ in cases}
+    opened: dict[str, list[tuple[float, float]]] = {stmt: [] for stmt, _ in cases}
+    counting: dict[str, float] = {}
+    try:
+        for _ in range(2):  # interleaved, so drift of the machine hits both alike
+            for stmt, _label in cases:
+                alone[stmt].append(_times_ns(stmt, namespace, repeat))
+            with _dashboard_open(flags):
+                for stmt, _label in cases:
+                    opened[stmt].append(_times_ns(stmt, namespace, repeat))
+        with _always_counting(flags):
+            for stmt, _label in cases:
+                counting[stmt] = _times_ns(stmt, namespace, 3)[0]
+    finally:
+        flags.close()
+    return [
+        ActiveCost(
+            label,
+            min(best for best, _ in alone[stmt]),
+            min(best for best, _ in opened[stmt]),
+            min(mean for _, mean in alone[stmt]),
+            min(mean for _, mean in opened[stmt]),
+            counting[stmt],
+        )
+        for stmt, label in cases
+    ]
+
+
+# Tables ----------------------------------------------------------------------------------------
+
+
+def _http_table() -> Table:
+    if shutil.which("wrk") is None:
+        note = f"Skipped: wrk is not installed ({WRK_INSTALL})."
+        print(f"bench.http_bench: {note}", file=sys.stderr)
+        return Table("Admin HTTP: check endpoint", ["server", "result"], [["wrk", "skipped"]],
+                     (note,))  # fmt: skip
+    results = measure_http()
+    base = results.hello.requests_per_s
+    rows = [
+        [label, f"{w.requests_per_s:,.0f}", f"{w.requests_per_s / base:.2f}x", f"{w.p50_ms:.2f}",
+         f"{w.p99_ms:.2f}", str(w.errors)]
+        for label, w in (
+            ("baseline: bare Starlette app, GET / (ok)", results.hello),
+            ("rollout serve: GET /healthz", results.healthz),
+            ("rollout serve: GET /api/v1/flags/chat/check?user=42", results.check),
+        )
+    ]  # fmt: skip
+    notes = (
+        f"wrk, 1 thread, {CONNECTIONS} connections, {DURATION_S} s each after a 1 s warm-up, "
+        "loopback; one uvicorn process (h11) for each server, with a bearer token on every "
+        "request; the serve's access log off.",
+        "chat: the Checks table's 20% flag with three groups, on the default SQLite store.",
+        f"wrk and the server share this machine's {os.cpu_count()} CPUs; its 1-minute load "
+        f"average was {results.load_average:.2f} when the section started.",
+    )
+    headers = ["endpoint", "requests/s", "x baseline", "p50 ms", "p99 ms", "errors"]
+    return Table("Admin HTTP: check endpoint", headers, rows, notes)
+
+
+def _active_table() -> Table:
+    rows = []
+    for cost in measure_active():
+        for how, alone, opened in (
+            ("best of repeats", cost.alone_best_ns, cost.open_best_ns),
+            ("mean of repeats", cost.alone_mean_ns, cost.open_mean_ns),
+        ):
+            rows.append(
+                [f"{cost.label}, {how}", f"{alone:.1f}", f"{opened:.1f}", f"{opened / alone:.2f}x"]
+            )
+        rows.append(
+            [
+                f"{cost.label}, inside a counting window",
+                f"{cost.alone_best_ns:.1f}",
+                f"{cost.counting_ns:.1f}",
+                f"{cost.counting_ns / cost.alone_best_ns:.2f}x",
+            ]
+        )
+    notes = (
+        "alone: the Checks table's flags in an in-memory Rollout, nothing else running. Open: "
+        "create_app(flags) served by uvicorn on a thread of the same process, one client "
+        "connected to /events (an open dashboard, which got an event) and /metrics scraped "
+        f"(check sampling on: {DEFAULT_WINDOW * 1000:g} ms of every {DEFAULT_PERIOD:g} s).",
+        "Each: repeats of about 0.2 s (gc off), in two rounds interleaved with the other "
+        "column; the best repeat, and the mean of repeats (which spans the counting windows).",
+        "Inside a counting window: the check while the sampler's counting wrapper is in place, "
+        "which happens only during the windows; averaged over time that extra cost is divided "
+        f"by {DEFAULT_PERIOD / DEFAULT_WINDOW:g}.",
+    )
+    headers = ["check", "alone, ns", "dashboard open, ns", "ratio"]
+    return Table("Admin: active() with a dashboard open", headers, rows, notes)
+
+
+def tables() -> list[Table]:
+    print("measuring the admin server (about 30 s)...", file=sys.stderr, flush=True)
+    return [_http_table(), _active_table()]
+
+
+if __name__ == "__main__":
+    for table in tables():
+        print(f"\n{table.text()}")

@@ -244,7 +244,7 @@ def _always_counting(flags: Rollout) -> Iterator[None]:
         sampler.stop()
 
 
-def measure_active(repeat: int = 8) -> list[ActiveCost]:
+def measure_active(repeat: int = 5) -> list[ActiveCost]:
     flags = build_rollout()
     user = User(id=7, groups=("customers",))  # outside the 20%: every rule of "chat" runs
     cases = [('flags.active("on")', "global"), ('flags.active("chat", user)', "per-user")]

@@ -130,3 +130,30 @@ def test_with_listen_it_is_a_cluster_node_and_http_writes_reach_its_peers(
             assert peer.wait_synced(30, peers=1)  # the node holds the change
             assert get_json(http, "/api/v1/flags/search")["percentage"] == 10.0
     assert served.returncode == 0, served.stderr()
+
+
+def test_the_http_socket_gets_tcp_nodelay_on_every_connection() -> None:
+    """Without it, Nagle's algorithm holds a response's body until the client ACKs its headers
+    (delayed ACK: 40 ms per request): asyncio sets it only on sockets whose proto says TCP."""
+    import asyncio
+
+    from rollout.admin._serve import bind
+
+    async def accept_one() -> int:
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        sock = bind("127.0.0.1", 0)
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        async with server:
+            _reader, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            nodelay = await asyncio.wait_for(accepted, 30)
+            writer.close()
+        return nodelay
+
+    assert asyncio.run(accept_one()) == 1

@@ -153,7 +153,7 @@ def prepare_serve(args: argparse.Namespace) -> None:
 def cmd_serve(flags: Rollout, args: argparse.Namespace) -> int:
     """Serve the HTTP API and dashboard (and the peer listener) until SIGINT or SIGTERM."""
     try:
-        from .admin import _serve
+        from .admin import _serve, _watch
     except ImportError as exc:
         raise ValueError(
             f"rollout serve needs the admin extra: pip install 'rollout[admin]' ({exc})"
@@ -172,7 +172,11 @@ def cmd_serve(flags: Rollout, args: argparse.Namespace) -> int:
     def ready() -> None:
         print(f"Dashboard: {url}", flush=True)
 
-    return _serve.serve(flags, sock, tokens=args.tokens, access_log=args.access_log, on_ready=ready)
+    # The CLI writing to the same SQLite file meanwhile: its changes reach the dashboards.
+    with _watch.watching(flags, _watch.sqlite_path(stats["store"])):
+        return _serve.serve(
+            flags, sock, tokens=args.tokens, access_log=args.access_log, on_ready=ready
+        )
 
 
 # --as and history -----------------------------------------------------------------------------

@@ -157,3 +157,24 @@ def test_the_http_socket_gets_tcp_nodelay_on_every_connection() -> None:
         return nodelay
 
     assert asyncio.run(accept_one()) == 1
+
+
+def test_a_cli_write_to_the_same_sqlite_file_reaches_the_server_and_its_event_stream(
+    tmp_path: Path,
+) -> None:
+    with serve("--http", "127.0.0.1:0", cwd=tmp_path) as served, served.client() as http:
+        with http.stream("GET", "/events") as events:
+            assert events.status_code == 200
+            wrote = rollout("activate", "from-the-cli", "--as", "carol", cwd=tmp_path)
+            assert wrote.returncode == 0, wrote.stderr
+            received = ""
+            for count, chunk in enumerate(events.iter_text()):
+                received += chunk
+                if "from-the-cli" in received:
+                    break
+                assert count < 5, f"no event for the CLI's change: {received!r}"  # keepalives
+        assert "event: flags" in received
+        assert get_json(http, "/api/v1/flags/from-the-cli")["state"] == "on"
+        [event] = get_json(http, "/api/v1/flags/from-the-cli/history")["events"]
+        assert event["actor"] == "carol"
+    assert served.returncode == 0, served.stderr()

@@ -163,7 +163,12 @@ def _describe(flag: Mapping[str, Any] | None) -> str:
     for key, unit in (("percentage", "of users"), ("percentage_of_time", "of the time")):
         if flag.get(key):
             parts.append(f"{flag[key]:g}% {unit}")
-    for key, noun in (("users", "users"), ("groups", "groups"), ("excluded_users", "excluded")):
+    for key, one, many in (
+        ("users", "user", "users"),
+        ("groups", "group", "groups"),
+        ("excluded_users", "excluded", "excluded"),
+    ):
         if flag.get(key):
-            parts.append(f"{len(flag[key])} {noun}")
+            count = len(flag[key])
+            parts.append(f"{count} {one if count == 1 else many}")
     return f"partial: {', '.join(parts)}" if parts else "partial"

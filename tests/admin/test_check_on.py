@@ -26,6 +26,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         seed.activate("checkout")
         seed.activate("search")
         seed.activate_percentage("chat", 50)
+        seed.activate_users("chat", ["1", "2"])
+        seed.activate_group("chat", "all")
         seed.activate("payments")
         seed.exclude_user("payments", "42")  # 100% but one user excluded: not fully on
         seed.activate("old")
@@ -58,7 +60,7 @@ def test_critical_names_the_flags_that_are_not_fully_on(server: Served, tmp_path
     assert status == 2
     text, perfdata = line.split(" | ")
     assert text == (
-        "CRITICAL: 4 of 5 not fully on: chat (partial: 50% of users), "
+        "CRITICAL: 4 of 5 not fully on: chat (partial: 50% of users, 2 users, 1 group), "
         "payments (partial: 100% of users, 1 excluded), old (off), never-created (missing)"
     )
     assert perfdata == "flags_on=1;;;0;5 flags_not_on=4;;0;0;5"

@@ -100,7 +100,8 @@ class RolloutCollector(Collector):
             labels=["flag", "result"],
         )
         for (flag, answer), count in sorted(self._sampler.totals().items()):
-            checks.add_metric([flag, "on" if answer else "off"], count)
+            # Whole numbers: the estimate's fractions are noise, not information.
+            checks.add_metric([flag, "on" if answer else "off"], round(count))
         yield checks
         yield CounterMetricFamily(
             "rollout_check_sampling_windows",

@@ -4,9 +4,10 @@ Progress goes to stderr. The run always exits 0 when it could measure: a missed 
 reported as MISS, never raised (benchmarks report, tests assert).
 
 ``BENCH_ONLY=cluster`` (a comma-separated list of sections: checks, writes, memory, cluster,
-redis) runs only those; the default is all of them. The Targets table needs checks, writes and
-memory; only a run of every section rewrites bench/results.md. The redis section is skipped, with
-the reason, when no Redis answers at ``BENCH_REDIS_URL`` (default redis://127.0.0.1:6379/0).
+redis, openfeature, degrade, http) runs only those; the default is all of them. The Targets
+table needs checks, writes and memory; only a run of every section rewrites bench/results.md.
+The redis section is skipped, with the reason, when no Redis answers at ``BENCH_REDIS_URL``
+(default redis://127.0.0.1:6379/0).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import degrade_bench, http_bench, openfeature_bench
 from ._timing import REPEAT
 from .checks import measure_checks
 from .cluster import measure_cluster
@@ -39,7 +41,7 @@ from .report import (
 from .writes import measure_writes
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
-SECTIONS = ("checks", "writes", "memory", "cluster", "redis")
+SECTIONS = ("checks", "writes", "memory", "cluster", "redis", "openfeature", "degrade", "http")
 
 _DISTRIBUTIONS = (
     "rollout",
@@ -112,6 +114,15 @@ def main() -> None:
     if "redis" in sections:
         print("measuring Redis (about half a minute)...", file=sys.stderr, flush=True)
         tables += redis_tables(measure_redis())
+    # Each of these modules runs alone too: `python -m bench.<module>`.
+    for section, module, what in (
+        ("openfeature", openfeature_bench, "the OpenFeature provider"),
+        ("degrade", degrade_bench, "degrade"),
+        ("http", http_bench, "the HTTP API with wrk"),
+    ):
+        if section in sections:
+            print(f"measuring {what}...", file=sys.stderr, flush=True)
+            tables += module.tables()
     lines = header()
     print("rollout benchmarks\n")
     print("\n".join(lines))

@@ -12,16 +12,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The main job. For now: the CLI on the embedded SQLite default (`rollout.db` here).
+# The main job: the HTTP API and dashboard on the embedded SQLite default (./rollout.db). It
+# prints the dashboard's address; Ctrl-C stops it. ROLLOUT_TOKEN, --peers etc. as in the README.
 run: $(STAMP)
-	@$(BIN)/rollout --help
-	@echo
-	@echo "Flags in sqlite:///rollout.db:"
-	@$(BIN)/rollout list
+	$(BIN)/rollout serve $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -38,8 +36,13 @@ browser:
 test: lint typecheck browser
 	$(BIN)/pytest
 
+# The HTTP section loads the server with wrk (Debian's package), installed here when missing.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "make: the HTTP benchmark needs wrk (apt-get install wrk)" >&2; fi; }
 	$(BIN)/python -m bench
 
 clean:

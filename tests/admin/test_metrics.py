@@ -299,3 +299,30 @@ def test_bad_sampler_settings_are_refused_by_name(
 ) -> None:
     with Rollout() as flags, pytest.raises(ValueError, match=message):
         CheckSampler(flags, window=window, period=period)
+
+
+def test_an_override_begun_during_a_window_does_not_leave_the_counting_wrapper_behind() -> None:
+    with Rollout() as flags:
+        original = flags.active
+
+        def wait_until(condition: object) -> None:
+            assert callable(condition)
+            for _ in range(ROUNDS):
+                if condition():
+                    return
+                time.sleep(0.01)
+            raise AssertionError("condition never held")
+
+        sampler = CheckSampler(flags, window=600, period=600)  # one window, open until stop()
+        sampler.start()
+        wait_until(lambda: flags.active is not original)
+        with flags.override("x", True):  # wraps the counting wrapper
+            assert flags.active("x")
+            sampler.stop()  # the window ends under the override: ours cannot be removed yet
+        stale = flags.active
+        assert stale is not original  # the override put the counting wrapper back
+        sampler.start()  # the next window (a later scrape) finds it, undoes it, opens anew
+        wait_until(lambda: flags.active not in (stale, original))
+        sampler.stop()
+        assert flags.active is original
+        assert not flags.active("x")

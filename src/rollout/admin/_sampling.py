@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _validate
 
 if TYPE_CHECKING:
+    from .._evaluate import ActiveCheck
     from .._rollout import Rollout
 
 __all__ = [
@@ -63,6 +64,9 @@ DEFAULT_PERIOD = 1.0
 #: run time) are added up under :data:`OTHER`, so a bug cannot flood the metrics.
 MAX_FLAGS = 1000
 OTHER = "_other"
+
+#: The attribute of a counting wrapper that holds the check it wraps.
+_ORIGINAL = "__wrapped__"
 
 _samplers: weakref.WeakKeyDictionary[Rollout, CheckSampler] = weakref.WeakKeyDictionary()
 _samplers_lock = threading.Lock()
@@ -107,6 +111,9 @@ class CheckSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # A counting wrapper that something else wrapped over during its window (weakly: the
+        # wrapper holds the original check, whose Rollout must stay collectable).
+        self._buried: weakref.ref[ActiveCheck] | None = None
         #: Completed counting windows since the sampler started.
         self.windows = 0
 
@@ -157,7 +164,9 @@ class CheckSampler:
             loop = self._loop
             if flags is None or flags.stats()["closed"] or (loop and not loop.is_running()):
                 return
+            self._unbury(flags)
             counts, opened, closed = self._count_one_window(flags)
+            self._unbury(flags)
             del flags  # hold no reference between windows: the Rollout may be collected
             scale = (closed - cycle_start) / (closed - opened)
             cycle_start = closed
@@ -179,6 +188,8 @@ class CheckSampler:
                 off[name] += 1
             return answer
 
+        # Where _unbury finds the check to put back (a closure cannot be given a typed field).
+        setattr(counting, _ORIGINAL, original)
         opened = time.perf_counter()
         flags.active = counting
         try:
@@ -188,12 +199,23 @@ class CheckSampler:
             # theirs stays.
             if flags.active is counting:
                 flags.active = original
+            else:
+                # Wrapped over (flags.override() began during the window): when that wrapper
+                # is removed, ours is what it puts back; undo it then (_unbury).
+                self._buried = weakref.ref(counting)
             closed = time.perf_counter()
         # Copies made in one step each (the GIL holds): a check still inside the wrapper on
         # another thread may add to the dicts while they are read.
         counts = {(name, True): n for name, n in on.copy().items()}
         counts.update({(name, False): n for name, n in off.copy().items()})
         return counts, opened, closed
+
+    def _unbury(self, flags: Rollout) -> None:
+        """Put the original check back if an old counting wrapper of ours is installed again."""
+        buried = self._buried() if self._buried is not None else None
+        if buried is not None and flags.active is buried:
+            flags.active = getattr(buried, _ORIGINAL)
+            self._buried = None
 
     def _add(self, counts: dict[tuple[Any, bool], int], scale: float) -> None:
         with self._lock:

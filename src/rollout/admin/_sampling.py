@@ -23,7 +23,10 @@ Limits, on purpose:
   is not atomic across threads, so two threads counting the same key at the same instant may
   count once (a sample is an estimate anyway);
 * one sampler per Rollout however many apps serve it (two wrappers swapped in and out by two
-  threads could leave one of them installed for good).
+  threads could leave one of them installed for good);
+* another wrapper of ``active`` (``flags.override()``) stays in place: a window only ever undoes
+  its own swap. If an override begins during a window, the override later puts the counting
+  wrapper back when it ends; the next window finds it and undoes it.
 
 The sampler starts when :meth:`CheckSampler.start` is first called (``/metrics`` does it on its
 first scrape, passing the server's event loop) and stops when :meth:`CheckSampler.stop` is

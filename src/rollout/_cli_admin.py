@@ -42,6 +42,10 @@ __all__ = [
 ]
 
 TOKEN_ENV = "ROLLOUT_TOKEN"
+#: Signs dashboard sessions (else a random key per process: sessions end with it).
+SESSION_SECRET_ENV = "ROLLOUT_SESSION_SECRET"
+#: Host names served besides loopback ones, comma-separated (see create_app(allowed_hosts=)).
+ALLOWED_HOSTS_ENV = "ROLLOUT_ALLOWED_HOSTS"
 DEFAULT_HTTP = "127.0.0.1:8080"
 #: The name a token given without one (``--token SECRET``) is recorded under in history.
 DEFAULT_TOKEN_NAME = "admin"
@@ -175,7 +179,16 @@ def cmd_serve(flags: Rollout, args: argparse.Namespace) -> int:
     # The CLI writing to the same SQLite file meanwhile: its changes reach the dashboards.
     with _watch.watching(flags, _watch.sqlite_path(stats["store"])):
         return _serve.serve(
-            flags, sock, tokens=args.tokens, access_log=args.access_log, on_ready=ready
+            flags,
+            sock,
+            tokens=args.tokens,
+            # Sessions signed with a fixed secret survive a restart and work across nodes.
+            session_secret=os.environ.get(SESSION_SECRET_ENV) or None,
+            allowed_hosts=[
+                h.strip() for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if h.strip()
+            ],
+            access_log=args.access_log,
+            on_ready=ready,
         )
 
 

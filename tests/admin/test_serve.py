@@ -178,3 +178,36 @@ def test_a_cli_write_to_the_same_sqlite_file_reaches_the_server_and_its_event_st
         [event] = get_json(http, "/api/v1/flags/from-the-cli/history")["events"]
         assert event["actor"] == "carol"
     assert served.returncode == 0, served.stderr()
+
+
+def test_a_session_secret_from_the_environment_signs_sessions_that_survive_a_restart(
+    tmp_path: Path,
+) -> None:
+    env = clean_env(ROLLOUT_TOKEN=f"alice={TOKEN}", ROLLOUT_SESSION_SECRET="sessions")
+    # A session signed elsewhere with the same token and secret: what a browser kept from
+    # before the restart.
+    from rollout.admin import create_app
+
+    with Rollout() as other:
+        signed = create_app(other, tokens={"alice": TOKEN}, session_secret="sessions")
+        cookie = {"Cookie": f"rollout_session={signed.state.auth.session_cookie('alice')}"}
+    with (
+        serve("--http", "127.0.0.1:0", cwd=tmp_path, env=env, token=TOKEN) as served,
+        served.client(token=None) as browser,
+    ):
+        assert browser.get("/api/v1/flags", headers=cookie).status_code == 200
+    env.pop("ROLLOUT_SESSION_SECRET")
+    with (
+        serve("--http", "127.0.0.1:0", cwd=tmp_path, env=env, token=TOKEN) as served,
+        served.client(token=None) as browser,
+    ):
+        assert browser.get("/api/v1/flags", headers=cookie).status_code == 401
+
+
+def test_allowed_hosts_from_the_environment_are_served_without_a_token(tmp_path: Path) -> None:
+    named = {"Host": f"flags.internal:{free_port()}"}
+    with serve("--http", "127.0.0.1:0", cwd=tmp_path) as served, served.client() as http:
+        assert http.get("/api/v1/flags", headers=named).status_code == 403
+    env = clean_env(ROLLOUT_ALLOWED_HOSTS="flags.internal, other.internal")
+    with serve("--http", "127.0.0.1:0", cwd=tmp_path, env=env) as served, served.client() as http:
+        assert http.get("/api/v1/flags", headers=named).status_code == 200

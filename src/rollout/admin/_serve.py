@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -74,6 +74,8 @@ def serve(
     sock: socket.socket,
     *,
     tokens: Mapping[str, str] | None,
+    session_secret: str | None = None,
+    allowed_hosts: Sequence[str] | None = None,
     access_log: bool = True,
     on_ready: Callable[[], None] = lambda: None,
 ) -> int:
@@ -84,7 +86,12 @@ def serve(
     """
     from . import create_app
 
-    app = create_app(flags, tokens=dict(tokens) if tokens else None)
+    app = create_app(
+        flags,
+        tokens=dict(tokens) if tokens else None,
+        session_secret=session_secret,
+        allowed_hosts=list(allowed_hosts) if allowed_hosts else None,
+    )
     config = uvicorn.Config(
         app,
         lifespan="on",

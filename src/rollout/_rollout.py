@@ -5,26 +5,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _validate
 from ._bucketing import Randomize
 from ._clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
-from ._degrade import Degrade, OnDegrade
+from ._control_api import ControlAPI
 from ._degrade_trackers import DegradeTrackers
 from ._evaluate import ActiveCheck, build_active
 from ._feature import Check, Feature
 from ._history import (
     DEFAULT_HISTORY_LIMIT,
-    HistoryEvent,
     current_context,
     default_node_name,
     history_key,
-    write_context,
 )
-from ._override import Override, Overrides
+from ._history_api import HistoryAPI
+from ._override import Overrides
 from ._replica import Replica
 from ._replication import ReplicationAPI
 from ._specialize import specialize
@@ -51,7 +50,7 @@ T = TypeVar("T")
 Subscriber = Callable[[set[str]], object]
 
 
-class Rollout(WriteAPI, ReplicationAPI):
+class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
     """Feature flags: checked locally in memory, changed from anywhere, never losing an edit.
 
     ``store`` is a :class:`~rollout.stores.Store` or a URL (``"sqlite:///flags.db"``); without
@@ -344,104 +343,6 @@ class Rollout(WriteAPI, ReplicationAPI):
         if self._ruby is not None:
             self._ruby.after_write(delta)
         self._notify(changed)
-
-    def _event(
-        self,
-        name: str,
-        values: Mapping[str, Any],
-        action: str,
-        actor: str | None,
-        reason: str | None,
-    ) -> dict[str, Any]:
-        before, after = self._replica.describe(name, values)
-        event: dict[str, Any] = {
-            "action": action,
-            "before": before,
-            "after": after,
-            "node": self.node_name,
-        }
-        if actor is not None:
-            event["actor"] = actor
-        if reason is not None:
-            event["reason"] = reason
-        return event
-
-    # History --------------------------------------------------------------------------------
-
-    def history(self, name: FlagName, limit: int | None = None) -> list[HistoryEvent]:
-        """The flag's recorded changes, newest first (kept after a delete too).
-
-        At most ``history_limit`` events (default 100) are kept per flag, in the store and in
-        every replica.
-        """
-        flag = _validate.flag_name(name)
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
-        ):
-            raise ValueError(f"limit must be an int >= 0 or None, got {limit!r}")
-        events = self._replica.events(flag)
-        if limit is not None:
-            events = events[:limit]
-        return [HistoryEvent.from_register(flag, r.ts, r.value) for _, r in events]
-
-    def with_context(
-        self, *, user: str | None = None, reason: str | None = None
-    ) -> contextlib.AbstractContextManager[None]:
-        """Attribute the writes made inside the ``with`` block (this thread or task) in history.
-
-        ``with flags.with_context(user="alice"): flags.activate("chat")`` records alice as the
-        actor; ``reason`` is a free-text why. Blocks nest; the inner one wins.
-        """
-        return write_context(user, reason)
-
-    # Degrade and overrides -------------------------------------------------------------------
-
-    def degrade(
-        self,
-        name: FlagName,
-        *,
-        threshold: float = 0.1,
-        minimum: int = 100,
-        window: float = 60.0,
-        failures: type[BaseException] | Sequence[type[BaseException]] = (Exception,),
-        on_degrade: OnDegrade | list[OnDegrade] | tuple[OnDegrade, ...] | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> Degrade:
-        """Count the feature's calls and switch the flag off when too many fail.
-
-        ``with flags.degrade("recs"): call_recs()`` (also ``async with``, or as a decorator)
-        counts calls and failures (exceptions in ``failures``, re-raised) in a sliding
-        ``window`` of seconds in this process. Once at least ``minimum`` calls were seen and the
-        failed share reaches ``threshold``, the flag is deactivated once (replicated like any
-        write; history action ``degraded``), ``on_degrade(flag, reason)`` callbacks run, and it
-        stays off until someone turns it on again. Made for the call site: the same name and
-        arguments give the same tracker; other arguments for that name raise ``ValueError``.
-        ``clock``: monotonic milliseconds, for tests (``rollout.testing.FakeClock``).
-        """
-        args = (threshold, minimum, window, failures, on_degrade, clock)
-        try:
-            known = self._degrades.last.get(name)
-        except TypeError:  # an unhashable name: make() says what is wrong with it
-            known = None
-        if known is not None and known[0] == args:
-            return known[1]
-        return self._degrades.make(name, args)
-
-    def override(self, name: FlagName, value: bool) -> Override:
-        """Force the flag's answer in this process while a ``with`` block or decorated call runs.
-
-        For tests of code that uses a module-level Rollout: ``active``, ``inactive``,
-        ``feature_states`` and ``active_features`` answer ``value`` (for every user). Nothing is
-        written, stored, replicated or recorded; overrides nest and restore on exit.
-        """
-        if not isinstance(value, bool):
-            raise TypeError(f"value must be a bool, got {value!r}")
-        return Override(self._overrides, _validate.flag_name(name), value)
-
-    @property
-    def overrides(self) -> Mapping[str, bool]:
-        """What ``override()`` forces right now, name -> answer (a live, read-only view)."""
-        return self._overrides.values
 
     # Subscriptions --------------------------------------------------------------------------
 

@@ -77,6 +77,9 @@ class Mesh:
         return self._members.describe(labels)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._closing:  # accepted just as the transport shuts down: nobody will run it
+            writer.close()
+            return
         task = asyncio.current_task()
         if task is not None:  # so close() can wait for it
             self._handlers.add(task)
@@ -93,15 +96,15 @@ class Mesh:
                 continue
             try:
                 host, port = parse_address(member.address)
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(
+                # asyncio.timeout, not wait_for: in 3.11 a wait_for cancelled just as the
+                # connection completes drops the connected writer, and its socket leaks.
+                async with asyncio.timeout(5.0):
+                    reader, writer = await asyncio.open_connection(
                         host,
                         port,
                         ssl=self._client_ssl,
                         server_hostname=host if self._client_ssl else None,
-                    ),
-                    timeout=5.0,
-                )
+                    )
             except (OSError, TimeoutError, ssl_module.SSLError) as exc:
                 self._members.mark_down(member)
                 if self._members.expired(member):

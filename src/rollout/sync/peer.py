@@ -190,11 +190,14 @@ class PeerTransport(Mesh, Transport):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        if self._handlers:  # their connections are closed: they are finishing
-            await asyncio.wait(list(self._handlers), timeout=2.0)
-        for connection in list(self._open):  # opened during the shutdown
-            connection.close()
-        await asyncio.sleep(0)  # let the goodbyes reach the sockets
+        # Connections accepted during the shutdown get their handler task a loop turn later
+        # (it closes them at once); a few turns let every such task run before the loop stops.
+        for _ in range(5):
+            if self._handlers:  # their connections are closed: they are finishing
+                await asyncio.wait(list(self._handlers), timeout=2.0)
+            for connection in list(self._open):  # opened during the shutdown
+                connection.close()
+            await asyncio.sleep(0)  # let the goodbyes reach the sockets
 
     def after_fork_in_child(self) -> None:
         """The parent's thread does not exist here; its sockets are the parent's to use."""

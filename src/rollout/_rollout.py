@@ -86,28 +86,7 @@ class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
         history_limit: int = DEFAULT_HISTORY_LIMIT,
         node_name: str | None = None,
     ) -> None:
-        if not (
-            randomize_percentage is False
-            or randomize_percentage is True
-            or randomize_percentage == "ruby"
-        ):
-            raise ValueError(
-                f"randomize_percentage must be False, True or 'ruby', got {randomize_percentage!r}"
-            )
-        if (
-            isinstance(max_offset, bool)
-            or not isinstance(max_offset, int | float)
-            or max_offset <= 0
-        ):
-            raise ValueError(f"max_offset must be a positive number of seconds, got {max_offset!r}")
-        if (
-            isinstance(history_limit, bool)
-            or not isinstance(history_limit, int)
-            or history_limit < 0
-        ):
-            raise ValueError(f"history_limit must be an int >= 0, got {history_limit!r}")
-        if node_name is not None and (not isinstance(node_name, str) or not node_name):
-            raise ValueError(f"node_name must be a non-empty str or None, got {node_name!r}")
+        _validate.rollout_options(randomize_percentage, max_offset, history_limit, node_name)
         self._history_limit = history_limit
         self.node_name = node_name or default_node_name()
         if ruby_compat and randomize_percentage is True:

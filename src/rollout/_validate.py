@@ -9,7 +9,14 @@ from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
 
-__all__ = ["MAX_NAME_LENGTH", "data_mapping", "flag_name", "member_name", "percentage"]
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "data_mapping",
+    "flag_name",
+    "member_name",
+    "percentage",
+    "rollout_options",
+]
 
 MAX_NAME_LENGTH = 255
 
@@ -96,3 +103,23 @@ def user_id(user: object, get_id: Callable[[Any], object], argument: str = "user
     if ident == "":
         raise ValueError(f"{argument} id must not be empty, got {ident!r} from {user!r}")
     return str.__str__(ident) if isinstance(ident, str) else str(int(ident))
+
+
+def rollout_options(
+    randomize_percentage: object, max_offset: object, history_limit: object, node_name: object
+) -> None:
+    """Check the ``Rollout`` constructor's plain options (the others are checked where used)."""
+    if not (
+        randomize_percentage is False
+        or randomize_percentage is True
+        or randomize_percentage == "ruby"
+    ):
+        raise ValueError(
+            f"randomize_percentage must be False, True or 'ruby', got {randomize_percentage!r}"
+        )
+    if isinstance(max_offset, bool) or not isinstance(max_offset, int | float) or max_offset <= 0:
+        raise ValueError(f"max_offset must be a positive number of seconds, got {max_offset!r}")
+    if isinstance(history_limit, bool) or not isinstance(history_limit, int) or history_limit < 0:
+        raise ValueError(f"history_limit must be an int >= 0, got {history_limit!r}")
+    if node_name is not None and (not isinstance(node_name, str) or not node_name):
+        raise ValueError(f"node_name must be a non-empty str or None, got {node_name!r}")

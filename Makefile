@@ -1,15 +1,30 @@
-# Every target creates .venv first when it is missing, so a fresh clone needs only Python 3.11+.
+# Every target creates its virtual environment first when it is missing, so a fresh clone needs
+# only Python 3.11+. What gets installed comes from the committed locks in requirements/ (every
+# package, direct and transitive, pinned with its hashes): a fresh clone installs exactly what was
+# tested, today and in a month. `make lock` refreshes them on purpose; `make test-latest` and
+# `make test-lowest` try the newest and the lowest allowed versions, so drift is seen on purpose.
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# LOCK names the lock a venv installs from; empty means "the newest of every range" (test-latest).
+LOCK ?= requirements/dev.txt
+STAMP := $(VENV)/.installed-$(notdir $(or $(LOCK),latest))
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: run test lint typecheck browser bench clean
+.PHONY: run test check lint typecheck pytest browser bench lock test-latest test-lowest clean
 
-$(STAMP): pyproject.toml
+# --no-deps: the lock already lists every package; --no-build-isolation: the project itself is
+# built with the locked setuptools rather than whatever is newest on the index that day.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+ifeq ($(LOCK),)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
+else
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+endif
+	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 # The main job: the HTTP API and dashboard on the embedded SQLite default (./rollout.db). It
@@ -33,12 +48,38 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "make: the browser tests need Chromium (apt-get install chromium)" >&2; fi; }
 
-test: lint typecheck browser
-	$(BIN)/pytest
+# Every test, with coverage of src/rollout; the floor (fail_under in pyproject.toml) may only rise.
+pytest: $(STAMP) browser
+	$(BIN)/pytest --cov=rollout --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+# The newest version of everything the ranges in pyproject.toml allow, in a venv of its own.
+# Failures here are drift to fix (then `make lock`), not a broken main.
+test-latest:
+	$(MAKE) test VENV=.venv-latest LOCK=
+
+# The lowest versions pyproject.toml declares for the project's dependencies and extras (pinned
+# by requirements/floors.py), with the test tools at whatever fits beside them. A library's users may hold any version in its ranges, so
+# its floors must be true. Tests only: lint and type rules belong to the locked tool versions.
+test-lowest:
+	$(MAKE) pytest VENV=.venv-lowest LOCK=requirements/lowest.txt
+
+# Resolve the locks again from pyproject.toml and requirements/*.in (newest allowed versions).
+lock: $(STAMP)
+	$(UV_COMPILE) --upgrade pyproject.toml requirements/tools.in --extra dev -o requirements/dev.txt
+	$(UV_COMPILE) --upgrade pyproject.toml requirements/tools.in --extra dev --extra bench \
+	  -c requirements/dev.txt -o requirements/bench.txt
+	$(BIN)/python requirements/floors.py pyproject.toml > requirements/floors.txt
+	$(UV_COMPILE) --upgrade pyproject.toml requirements/tools.in --extra dev \
+	  -c requirements/floors.txt -o requirements/lowest.txt
 
 # The HTTP section loads the server with wrk (Debian's package), installed here when missing.
-bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+bench:
+	$(MAKE) bench-run VENV=.venv-bench LOCK=requirements/bench.txt
+
+.PHONY: bench-run
+bench-run: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
@@ -46,4 +87,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf .venv .venv-latest .venv-lowest .venv-bench .mypy_cache .pytest_cache .ruff_cache .coverage

@@ -165,7 +165,7 @@ class RedisNode:
         self.channel = options.channel
         self.me = options.listen  # only an identity here
         self.client = redis.Redis.from_url(options.redis)
-        self.pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
+        self.pubsub = self.client.pubsub()
         self.pubsub.subscribe(self.channel)
         confirmed = self.pubsub.get_message(timeout=10)  # the subscribe confirmation
         if confirmed is None:
@@ -173,7 +173,7 @@ class RedisNode:
         threading.Thread(target=self._listen, daemon=True).start()
 
     def _listen(self) -> None:
-        for message in self.pubsub.listen():
+        for message in self.pubsub.listen():  # type: ignore[no-untyped-call]
             now = time.monotonic_ns()
             if message["type"] != "message":
                 continue

@@ -105,6 +105,7 @@ class Node:
         }
         self.process: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader: threading.Thread | None = None
         self.node_id: str | None = None
         self.log_path = directory / f"{name}.log"
 
@@ -125,7 +126,10 @@ class Node:
                 arguments, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
             )
         self._lines = queue.Queue()
-        threading.Thread(target=self._read, args=(self.process, self._lines), daemon=True).start()
+        self._reader = threading.Thread(
+            target=self._read, args=(self.process, self._lines), daemon=True
+        )
+        self._reader.start()
         ready = self._next_line(_READY_TIMEOUT)
         self.node_id = json.loads(ready)["ready"]["node"]
         return self
@@ -196,7 +200,15 @@ class Node:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-        for stream in (process.stdin, process.stdout):
+        # The reader thread owns stdout: it reads to the end the dead process left and closes
+        # nothing, so closing stdout here only after it finished never races its read.
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.join(timeout=10)
+        streams = [process.stdin] + (
+            [process.stdout] if reader is None or not reader.is_alive() else []
+        )
+        for stream in streams:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()

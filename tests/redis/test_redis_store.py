@@ -66,7 +66,7 @@ def test_only_a_save_that_changes_something_bumps_the_version_and_publishes(
     client: redis.Redis,  # noqa: F811
 ) -> None:
     store = RedisStore.from_url(with_namespace(redis_url, namespace))
-    pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
         pubsub.subscribe(f"{namespace}:changes")
         store.save({"chat": {PERCENTAGE: _reg(10, 20.0)}})

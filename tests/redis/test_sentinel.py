@@ -149,10 +149,8 @@ def _sentinel_store(sentinel: SentinelProcess, namespace: str) -> Iterator[Redis
 
     A Rollout leaves a store passed in open: this closes it, and the Sentinel's own clients.
     """
-    manager = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-        [("127.0.0.1", sentinel.port)], socket_timeout=5
-    )
-    client: redis.Redis = manager.master_for(_SERVICE)  # type: ignore[no-untyped-call]
+    manager = redis.sentinel.Sentinel([("127.0.0.1", sentinel.port)], socket_timeout=5)
+    client: redis.Redis = manager.master_for(_SERVICE)
     store = RedisStore(client, namespace=namespace)
     try:
         yield store

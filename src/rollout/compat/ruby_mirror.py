@@ -219,7 +219,7 @@ class RubyMirror:
             if "K" not in flags or not ("$" in flags or "A" in flags or "g" in flags):
                 return None
             db = int(self.client.connection_pool.connection_kwargs.get("db", 0))
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             pubsub.psubscribe(f"__keyspace@{db}__:{feature_key('*', self.ruby_namespace)}")
             self.stats["keyspace_notifications"] = 1
             return pubsub

@@ -273,6 +273,6 @@ def _sentinel_client(parts: Any) -> tuple[redis.Redis, list[redis.Redis]]:
     if not path:
         raise ValueError("a sentinel URL names the service: redis+sentinel://host:26379/mymaster")
     service, db = path[0], int(path[1]) if len(path) > 1 else 0
-    sentinel = Sentinel(hosts)  # type: ignore[no-untyped-call]
-    client: redis.Redis = sentinel.master_for(service, db=db)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(hosts)
+    client: redis.Redis = sentinel.master_for(service, db=db)
     return client, list(sentinel.sentinels)

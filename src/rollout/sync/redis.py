@@ -122,7 +122,7 @@ class RedisTransport(Transport):
     def _listen(self) -> None:
         host = self._host
         assert host is not None
-        pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(self.store.channel)
             # Subscribed first, then re-seed and load: nothing published after the load can be

@@ -38,7 +38,7 @@ from typing import Any
 
 import psutil
 
-from rollout.testing_cluster import free_port
+from rollout.testing.cluster import free_port
 
 __all__ = [
     "CatchUp",

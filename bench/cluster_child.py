@@ -1,6 +1,6 @@
 """One node of ``bench.cluster``: a process driven over stdin/stdout, one JSON object a line.
 
-Like ``rollout.testing_cluster`` but built for timing, so every time is taken where it happens:
+Like ``rollout.testing.cluster`` but built for timing, so every time is taken where it happens:
 
 - ``write I``: the writer takes ``time.monotonic_ns()`` right after ``activate(f"f{I}")``
   returns (peer and redis-store modes) or right before its ``PUBLISH`` (redis mode, where the

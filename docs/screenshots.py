@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "admin"))  # the test suite's uvicorn helper
+sys.path.insert(0, str(HERE.parent))  # the test suite's uvicorn and browser helpers
 
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from dashboard_server import serve  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
+from tests.admin.browser_helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.admin.dashboard_server import serve  # noqa: E402
 
 from rollout import Rollout  # noqa: E402
 from rollout.admin import create_app  # noqa: E402

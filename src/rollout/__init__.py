@@ -6,10 +6,10 @@ hybrid logical clocks, so no edit is ever lost. Start with :class:`Rollout`.
 
 from __future__ import annotations
 
-from ._clock import Timestamp
-from ._feature import Feature
-from ._history import HistoryEvent
-from ._rollout import Rollout
+from ._client.rollout import Rollout
+from ._core.clock import Timestamp
+from ._core.feature import Feature
+from ._core.history import HistoryEvent
 from .errors import (
     ClockSkewError,
     ClosedError,

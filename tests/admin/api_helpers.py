@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from rollout import Rollout
 from rollout.admin import Auth
-from rollout.testing_cluster import free_port
+from rollout.testing.cluster import free_port
 
 TOKEN = "s3cret"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

@@ -17,11 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from dashboard_server import serve
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from rollout import Rollout
 from rollout.admin import create_app
+
+from .dashboard_server import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -7,10 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import BEARER, TOKEN, asgi_client, seeded
 
 from rollout import Rollout
 from rollout.admin import create_app
+
+from .api_helpers import BEARER, TOKEN, asgi_client, seeded
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from api_helpers import BEARER, TOKEN, asgi_client, seeded
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -14,7 +13,9 @@ from starlette.routing import Mount, Route
 
 from rollout import Rollout
 from rollout.admin import create_app
-from rollout.testing_cluster import free_port
+from rollout.testing.cluster import free_port
+
+from .api_helpers import BEARER, TOKEN, asgi_client, seeded
 
 pytestmark = pytest.mark.anyio
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_helpers import BEARER, TOKEN, seeded, served, session
 
 from rollout import Rollout
 from rollout.admin import Auth, create_app
+
+from .api_helpers import BEARER, TOKEN, seeded, served, session
 
 
 @pytest.fixture

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from api_helpers import (
+from starlette.applications import Starlette
+
+from rollout import Rollout
+from rollout.admin import Auth, create_app
+from rollout.admin._openapi import openapi_document
+
+from .api_helpers import (
     LOCAL,
     actors,
     asgi_client,
@@ -19,11 +25,6 @@ from api_helpers import (
     seeded,
     session,
 )
-from starlette.applications import Starlette
-
-from rollout import Rollout
-from rollout.admin import Auth, create_app
-from rollout.admin._openapi import openapi_document
 
 pytestmark = pytest.mark.anyio
 

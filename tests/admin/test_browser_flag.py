@@ -7,8 +7,9 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from browser_helpers import Dashboard, dashboard, eventually, launch_chromium, not_reloaded
 from playwright.sync_api import Browser, Locator, Page, expect
+
+from .browser_helpers import Dashboard, dashboard, eventually, launch_chromium, not_reloaded
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_helpers import TOKENS, Dashboard, dashboard, eventually, launch_chromium, not_reloaded
 from playwright.sync_api import Browser, expect
+
+from .browser_helpers import TOKENS, Dashboard, dashboard, eventually, launch_chromium, not_reloaded
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,10 +9,11 @@ from collections.abc import Generator, Iterator
 
 import httpx
 import pytest
-from dashboard_server import serve
 
 from rollout import Rollout
 from rollout.admin import _events, create_app
+
+from .dashboard_server import serve
 
 TOKEN = "s3cret"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

@@ -15,12 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-from dashboard_server import serve
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from rollout import Rollout
 from rollout.admin import create_app
+
+from .dashboard_server import serve
 
 TOKENS = {"alice": "alice-s3cret", "ci": "ci-s3cret"}
 

@@ -25,7 +25,7 @@ from rollout import Rollout
 from rollout.admin import _sampling
 from rollout.admin._metrics import metrics_routes, stop_sampling
 from rollout.admin._sampling import CheckSampler, sampler_for
-from rollout.testing_cluster import free_port
+from rollout.testing.cluster import free_port
 
 #: Enough sampler windows to be sure checks were counted, however slow the machine.
 ROUNDS = 5000

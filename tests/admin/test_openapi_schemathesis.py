@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 import schemathesis
-from api_helpers import BEARER, TOKEN, seeded
 from hypothesis import HealthCheck, given, settings
 from schemathesis import Case, GenerationMode
 
 from rollout import Rollout
 from rollout.admin import create_app
 from rollout.admin._openapi import openapi_document
+
+from .api_helpers import BEARER, TOKEN, seeded
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serve_process import clean_env, get_json, put, rollout, serve
 
 from rollout import Rollout
-from rollout.testing_cluster import free_port
+from rollout.testing.cluster import free_port
+
+from .serve_process import clean_env, get_json, put, rollout, serve
 
 TOKEN = "s3cret-token"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from rollout import Rollout
-from rollout.testing_cluster import free_port
+from rollout.testing.cluster import free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 STARTUP = 60.0  # a server starting on a busy machine; never approached when healthy

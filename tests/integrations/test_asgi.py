@@ -10,7 +10,6 @@ from typing import Annotated
 
 import httpx
 import pytest
-from example_servers import EXAMPLES, Server, check_the_example, example_env, python, seed, serve
 from fastapi import Depends, FastAPI, Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import DictLoader, Environment
@@ -29,7 +28,9 @@ from starlette.routing import Route
 from rollout import Rollout, StoreError
 from rollout.integrations import UserFlags
 from rollout.integrations.asgi import ASGIRollout
-from rollout.testing_cluster import free_port
+from rollout.testing.cluster import free_port
+
+from .example_servers import EXAMPLES, Server, check_the_example, example_env, python, seed, serve
 
 # The example, as a real server ------------------------------------------------------------------
 

@@ -15,10 +15,11 @@ import django  # type: ignore[import-untyped]
 import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings  # type: ignore[import-untyped]
-from example_servers import EXAMPLES, Server, check_the_example, example_env, python, seed, serve
 
 from rollout import Rollout, StoreError
-from rollout.testing_cluster import free_port
+from rollout.testing.cluster import free_port
+
+from .example_servers import EXAMPLES, Server, check_the_example, example_env, python, seed, serve
 
 # The example, as a real server ------------------------------------------------------------------
 

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from example_servers import EXAMPLES, Server, check_the_example, example_env, python, seed, serve
 from flask import Flask, render_template_string, request
 
 from rollout import MemoryStore, Rollout, StoreError
 from rollout.integrations import UserFlags
 from rollout.integrations.flask import FlaskRollout, current_flags
-from rollout.testing_cluster import free_port
+from rollout.testing.cluster import free_port
+
+from .example_servers import EXAMPLES, Server, check_the_example, example_env, python, seed, serve
 
 # The example, as a real server ------------------------------------------------------------------
 

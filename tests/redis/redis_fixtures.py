@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis_server import RedisServer, need_redis, ping, redis_binary
+
+from .redis_server import RedisServer, need_redis, ping, redis_binary
 
 
 @pytest.fixture(scope="session")

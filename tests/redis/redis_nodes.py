@@ -1,4 +1,4 @@
-"""Helpers shared by the Redis tests (node processes are rollout.testing_cluster.Node)."""
+"""Helpers shared by the Redis tests (node processes are rollout.testing.cluster.Node)."""
 
 from __future__ import annotations
 

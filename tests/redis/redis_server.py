@@ -16,7 +16,7 @@ from typing import NoReturn
 import pytest
 import redis
 
-from rollout.testing_cluster import free_port
+from rollout.testing.cluster import free_port
 
 __all__ = ["RedisServer", "need_redis", "ping", "redis_binary", "with_namespace"]
 

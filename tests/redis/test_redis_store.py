@@ -8,16 +8,17 @@ import time
 
 import pytest
 import redis
-from redis_fixtures import client, namespace, redis_url  # noqa: F401  (fixtures)
-from redis_server import with_namespace
 
 from rollout import Rollout, Store
-from rollout._clock import Timestamp
-from rollout._state import EXISTS, PERCENTAGE, USER, Register
+from rollout._core.clock import Timestamp
+from rollout._core.state import EXISTS, PERCENTAGE, USER, Register
 from rollout.errors import StoreError, StoreUnavailableError
+from rollout.redis import RedisStore
 from rollout.stores import open_store
-from rollout.stores.redis import RedisStore
 from rollout.testing import StoreConformance
+
+from .redis_fixtures import client, namespace, redis_url  # noqa: F401  (fixtures)
+from .redis_server import with_namespace
 
 #: A port nothing listens on: connections are refused at once.
 _NOTHING_LISTENS = "redis://127.0.0.1:1/0"

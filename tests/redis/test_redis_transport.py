@@ -8,17 +8,17 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from redis_fixtures import client, namespace, private_redis, redis_url  # noqa: F401  (fixtures)
-from redis_nodes import eventually
-from redis_server import RedisServer, with_namespace
 
 from rollout import Rollout
 from rollout.errors import StoreUnavailableError
-from rollout.stores.redis import RedisStore
+from rollout.redis import RedisStore, RedisTransport
 from rollout.sync import Transport
-from rollout.sync.redis import RedisTransport
 from rollout.testing import TransportConformance
-from rollout.testing_proxy import FaultProxy
+from rollout.testing.proxy import FaultProxy
+
+from .redis_fixtures import client, namespace, private_redis, redis_url  # noqa: F401  (fixtures)
+from .redis_nodes import eventually
+from .redis_server import RedisServer, with_namespace
 
 
 class TestRedisTransport(TransportConformance):

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 import redis
-from redis_fixtures import client, namespace, private_redis, redis_url  # noqa: F401  (fixtures)
-from redis_server import RedisServer, with_namespace
 
 from rollout import Rollout
+
+from .redis_fixtures import client, namespace, private_redis, redis_url  # noqa: F401  (fixtures)
+from .redis_server import RedisServer, with_namespace
 
 GOLDEN: dict[str, Any] = json.loads(
     next(

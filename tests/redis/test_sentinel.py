@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 import redis
 import redis.sentinel
-from redis_server import RedisServer, need_redis, redis_binary
 
 from rollout import Rollout
 from rollout.errors import StoreUnavailableError
-from rollout.stores.redis import RedisStore
-from rollout.testing_cluster import free_port
+from rollout.redis import RedisStore
+from rollout.testing.cluster import free_port
+
+from .redis_server import RedisServer, need_redis, redis_binary
 
 _SERVICE = "mymaster"
 _DEADLINE = 15.0

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .._rollout import Rollout
+from .._client.rollout import Rollout
 from ..errors import RolloutError
 from ._api_fields import (
     DATA,

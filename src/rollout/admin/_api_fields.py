@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .. import _validate
+from .._core import validate as _validate
 from ._errors import ApiError
 
 __all__ = [

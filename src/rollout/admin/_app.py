@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from .._rollout import Rollout
+from .._client.rollout import Rollout
 from ..errors import RolloutError
 from ._api import Api
 from ._auth import Auth, AuthMiddleware

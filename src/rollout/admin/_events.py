@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
 
-    from .._rollout import Rollout
+    from .._client.rollout import Rollout
 
 __all__ = ["KEEPALIVE", "EventStream"]
 

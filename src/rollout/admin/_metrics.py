@@ -45,7 +45,7 @@ from ._sampling import DEFAULT_PERIOD, DEFAULT_WINDOW, CheckSampler, sampler_for
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
-    from .._rollout import Rollout
+    from .._client.rollout import Rollout
 
 __all__ = ["RolloutCollector", "metrics_registry", "metrics_routes", "stop_sampling"]
 

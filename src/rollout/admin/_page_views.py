@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .._history import HistoryEvent
+    from .._core.history import HistoryEvent
 
 __all__ = ["HistoryLine", "description", "history_lines", "percent", "state_label", "summary"]
 

@@ -23,8 +23,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .. import _validate
-from .._feature import Feature
+from .._core import validate as _validate
+from .._core.feature import Feature
 from ._events import EventStream
 from ._page_views import description, history_lines, percent, state_label, summary
 from ._scope import app_path
@@ -33,7 +33,7 @@ from ._serialize import flag_json
 if TYPE_CHECKING:
     import jinja2
 
-    from .._rollout import Rollout
+    from .._client.rollout import Rollout
     from ._auth import Auth
 
 __all__ = ["page_routes"]

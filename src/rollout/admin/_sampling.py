@@ -45,11 +45,11 @@ import weakref
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from .. import _validate
+from .._core import validate as _validate
 
 if TYPE_CHECKING:
-    from .._evaluate import ActiveCheck
-    from .._rollout import Rollout
+    from .._client.rollout import Rollout
+    from .._core.evaluate import ActiveCheck
 
 __all__ = [
     "DEFAULT_PERIOD",

@@ -7,8 +7,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from .._cli_table import state
-from .._feature import Feature
+from .._core.feature import Feature
+from ..cli._table import state
 from ._errors import ApiError
 
 __all__ = ["flag_json", "read_json"]

@@ -20,7 +20,7 @@ import uvicorn
 from ._metrics import stop_sampling
 
 if TYPE_CHECKING:
-    from .._rollout import Rollout
+    from .._client.rollout import Rollout
 
 __all__ = ["GRACE", "bind", "serve", "url_of"]
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from .._rollout import Rollout
+from .._client.rollout import Rollout
 
 if TYPE_CHECKING:
-    from .._writes import FlagName
+    from .._client.writes import FlagName
 
 __all__ = ["UserFlags"]
 

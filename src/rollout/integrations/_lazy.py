@@ -8,7 +8,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from .._rollout import Rollout
+from .._client.rollout import Rollout
 from ..stores import Store
 
 __all__ = ["LazyRollout", "check_options"]

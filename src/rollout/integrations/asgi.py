@@ -25,7 +25,7 @@ from typing import Any
 import anyio.to_thread
 from starlette.requests import Request
 
-from .._rollout import Rollout
+from .._client.rollout import Rollout
 from ..stores import Store
 from . import UserFlags
 from ._lazy import LazyRollout, check_options

@@ -25,7 +25,7 @@ from typing import Any, cast
 from flask import Flask, current_app, g, has_app_context, has_request_context, request
 from werkzeug.local import LocalProxy
 
-from .._rollout import Rollout
+from .._client.rollout import Rollout
 from . import UserFlags
 from ._lazy import LazyRollout, check_options
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ..memory._store import MemoryStore
+from ..sqlite._store import SQLiteStore
 from ._base import Store
-from .memory import MemoryStore
-from .sqlite import SQLiteStore
 
 __all__ = ["MemoryStore", "SQLiteStore", "Store", "open_store"]
 
@@ -20,7 +20,7 @@ def open_store(url: str) -> Store:
         return SQLiteStore.from_url(url)
     if url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
         # Imported here: redis-py is an optional dependency (`pip install rollout[redis]`).
-        from .redis import RedisStore
+        from ..redis._store import RedisStore
 
         return RedisStore.from_url(url)
     scheme = url.split(":", 1)[0] if ":" in url else url

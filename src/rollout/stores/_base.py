@@ -17,8 +17,8 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING
 
-from .._history import DEFAULT_HISTORY_LIMIT
-from .._state import Delta
+from .._core.history import DEFAULT_HISTORY_LIMIT
+from .._core.state import Delta
 
 if TYPE_CHECKING:
     from ..sync import Transport

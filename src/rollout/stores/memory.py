@@ -1,45 +1,9 @@
-"""A store that keeps registers in this process's memory: nothing survives a restart."""
+"""Moved to :mod:`rollout.memory`: this path works until rollout 0.3, with a DeprecationWarning."""
 
-from __future__ import annotations
+from .._moved import moved
 
-import threading
+moved(__name__, "rollout.memory")
 
-from .._state import Delta, Register, merge_registers
-from ..errors import ClosedError
-from ._base import Store
+from ..memory import MemoryStore  # noqa: E402
 
 __all__ = ["MemoryStore"]
-
-
-class MemoryStore(Store):
-    """Registers in a dict. One instance may back several ``Rollout`` objects."""
-
-    url = "memory://"
-
-    def __init__(self) -> None:
-        self._flags: dict[str, dict[str, Register]] = {}
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def load(self) -> Delta:
-        with self._lock:
-            self._check_open()
-            return {name: dict(registers) for name, registers in self._flags.items()}
-
-    def save(self, delta: Delta) -> None:
-        with self._lock:
-            self._check_open()
-            for name, registers in delta.items():
-                merge_registers(self._flags.setdefault(name, {}), registers, self.history_limit)
-
-    def registers(self, name: str) -> dict[str, Register]:
-        """The registers held for one flag (for tests and tools)."""
-        with self._lock:
-            return dict(self._flags.get(name, {}))
-
-    def close(self) -> None:
-        self._closed = True
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ClosedError("this MemoryStore is closed")

@@ -17,7 +17,7 @@ import abc
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from .._state import Delta
+from .._core.state import Delta
 
 __all__ = ["SyncHost", "Transport"]
 

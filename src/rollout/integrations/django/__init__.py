@@ -29,7 +29,7 @@ from django.conf import settings  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.utils.module_loading import import_string  # type: ignore[import-untyped]
 
-from ..._rollout import Rollout
+from ..._client.rollout import Rollout
 from .. import UserFlags
 from .._lazy import LazyRollout, check_options
 

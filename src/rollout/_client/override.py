@@ -1,0 +1,175 @@
+"""``flags.override(name, True/False)``: force a flag's answer in this process, for tests.
+
+An override is local and invisible to the replicated state: nothing is written, stored, sent to
+other replicas or recorded in history, and changes arriving meanwhile (local writes, merges,
+refreshes) do not disturb it. Overrides nest (the innermost wins) and each restores what was
+there before when it ends.
+
+It costs nothing while no override is in place. ``Rollout.active`` is a closure on the instance
+(see rollout._evaluate), so the first override swaps in a wrapper that answers the overridden
+names and hands every other name to the closure it replaced, and the last one to end puts that
+closure back. ``inactive`` and everything else built on ``active`` follow. ``feature_states`` and
+``active_features`` list existing flags only, so while overrides exist they are shadowed on the
+instance too, to list an overridden flag even when it was never written.
+
+Like the admin's check sampler (rollout.admin._sampling), it puts the original back only if its
+own wrapper is still the one installed: if something else wrapped ``active`` meanwhile, that one
+stays, and the wrapper under it simply answers like the original once no override is left.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+
+if TYPE_CHECKING:
+    from .._core.evaluate import ActiveCheck
+    from .rollout import Rollout
+
+__all__ = ["Override", "Overrides"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Overrides:
+    """The overrides in place on one Rollout: a stack of ``(token, name, value)``."""
+
+    def __init__(self, flags: Rollout) -> None:
+        self._flags = flags
+        self._lock = threading.Lock()
+        self._stack: list[tuple[object, str, bool]] = []
+        # What the wrapper answers; changed in place so the installed wrapper sees every change.
+        self._values: dict[str, bool] = {}
+        self._installed: ActiveCheck | None = None
+        self._original: ActiveCheck | None = None
+
+    @property
+    def values(self) -> Mapping[str, bool]:
+        """The forced answers, name -> bool: a live, read-only view."""
+        return MappingProxyType(self._values)
+
+    def push(self, name: str, value: bool) -> object:
+        token = object()
+        with self._lock:
+            self._stack.append((token, name, value))
+            self._values[name] = value
+            if self._installed is None:
+                self._install()
+        return token
+
+    def pop(self, token: object) -> None:
+        with self._lock:
+            entry = next((e for e in self._stack if e[0] is token), None)
+            if entry is None:
+                return  # already ended
+            self._stack.remove(entry)
+            name = entry[1]
+            # What the name is overridden to now: the newest override of it still in place.
+            remaining = [value for _, other, value in self._stack if other == name]
+            if remaining:
+                self._values[name] = remaining[-1]
+            else:
+                del self._values[name]
+            if not self._stack:
+                self._uninstall()
+
+    def _install(self) -> None:
+        flags = self._flags
+        original = flags.active
+        values = self._values
+        values_get = values.get
+        user_id = flags._user_id
+
+        def active(name: Any, user: Any = None) -> bool:
+            try:
+                forced = values_get(name)
+            except TypeError:  # unhashable: the original names the problem
+                forced = None
+            if forced is None:
+                # An Enum member comes back here through the original, normalised to its str.
+                return original(name, user)
+            if user is not None:
+                user_id(user)  # a bad user is still an error, as it is without an override
+            return forced
+
+        def feature_states(user: object = None) -> dict[str, bool]:
+            names = sorted({*flags.features(), *values})
+            return {name: flags.active(name, user) for name in names}
+
+        def active_features(user: object = None) -> list[str]:
+            return [name for name, on in feature_states(user).items() if on]
+
+        self._original = original
+        self._installed = active
+        flags.active = active
+        # Instance attributes shadow the methods of the class until uninstalled.
+        vars(flags)["feature_states"] = feature_states
+        vars(flags)["active_features"] = active_features
+
+    def _uninstall(self) -> None:
+        flags = self._flags
+        if flags.active is self._installed and self._original is not None:
+            flags.active = self._original
+        vars(flags).pop("feature_states", None)
+        vars(flags).pop("active_features", None)
+        self._installed = self._original = None
+
+
+class Override:
+    """``flags.override(name, value)``: a context manager and a decorator (sync and async)."""
+
+    def __init__(self, overrides: Overrides, name: str, value: bool) -> None:
+        self._overrides = overrides
+        self.name = name
+        self.value = value
+        self._tokens: list[object] = []  # one per ``with`` entered and not yet left
+
+    def __enter__(self) -> Override:
+        self._tokens.append(self._overrides.push(self.name, self.value))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._overrides.pop(self._tokens.pop())
+
+    def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
+        """Override while each call of ``function`` runs (for a coroutine function: until it
+        returns). Every call has its own override, so concurrent calls do not end each other's.
+        """
+        if not callable(function):
+            raise TypeError(f"override decorates a function, got {function!r}")
+        overrides, name, value = self._overrides, self.name, self.value
+        if inspect.iscoroutinefunction(function):
+            coroutine = cast(Callable[P, Awaitable[Any]], function)
+
+            @functools.wraps(function)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                token = overrides.push(name, value)
+                try:
+                    return await coroutine(*args, **kwargs)
+                finally:
+                    overrides.pop(token)
+
+            return cast(Callable[P, R], async_wrapper)
+
+        @functools.wraps(function)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            token = overrides.push(name, value)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                overrides.pop(token)
+
+        return wrapper
+
+    def __repr__(self) -> str:
+        return f"<Override {self.name!r}={self.value!r}>"

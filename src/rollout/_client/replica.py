@@ -1,0 +1,170 @@
+"""This process's replica of every flag: merges deltas, compiles checks, computes digests.
+
+Writers hold the replica's lock; readers (``Rollout.active``) never take it. They read two plain
+dicts, ``checks`` and ``anonymous``, whose entries are replaced whole, so a reader sees a flag
+either before or after a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from .._core.bucketing import Randomize
+from .._core.clock import MIN_TIMESTAMP, Timestamp
+from .._core.codec import encode
+from .._core.feature import Check, Feature
+from .._core.history import DEFAULT_HISTORY_LIMIT, describe_change
+from .._core.state import Delta, FlagState, Register
+
+__all__ = ["Replica"]
+
+T = TypeVar("T")
+
+
+class Replica:
+    def __init__(
+        self,
+        randomize: Randomize,
+        groups: Mapping[str, Callable[[Any], object]],
+        specialize: Callable[[Check], Callable[[Any], bool]],
+        history_limit: int = DEFAULT_HISTORY_LIMIT,
+    ) -> None:
+        self._history_limit = history_limit
+        self._randomize: Randomize = randomize
+        self._groups = groups
+        #: Builds a check's function for a user (rollout._specialize, bound to the Rollout).
+        self._specialize = specialize
+        self.lock = threading.RLock()
+        self._flags: dict[str, FlagState] = {}
+        #: flag name -> compiled check, for every flag that exists.
+        self.checks: dict[str, Check] = {}
+        #: flag name -> the answer without a user, for flags where it does not depend on chance.
+        self.anonymous: dict[str, bool] = {}
+        self._snapshots: dict[str, Feature] = {}
+        self._digests: dict[str, bytes] = {}
+
+    def apply(self, delta: Delta) -> set[str]:
+        """Merge a delta. Returns the names of flags whose visible state changed."""
+        changed: set[str] = set()
+        with self.lock:
+            for name, registers in delta.items():
+                state = self._flags.get(name)
+                if state is None:
+                    state = self._flags[name] = FlagState(self._history_limit)
+                if state.merge(registers):
+                    changed.add(name)
+                    self._compile(name, state)
+                self._digests.pop(name, None)
+        return changed
+
+    def set_defaults(self, name: str, registers: Mapping[str, Register]) -> None:
+        with self.lock:
+            state = self._flags.get(name)
+            if state is None:
+                state = self._flags[name] = FlagState(self._history_limit)
+            state.set_defaults(registers)
+            self._compile(name, state)
+
+    def _compile(self, name: str, state: FlagState) -> None:
+        self._snapshots.pop(name, None)
+        if not state.exists:
+            self.checks.pop(name, None)
+            self.anonymous.pop(name, None)
+            return
+        check = Check(name, state, self._randomize, self._groups)
+        check.for_user = self._specialize(check)
+        self.checks[name] = check
+        if check.anonymous is None:
+            self.anonymous.pop(name, None)
+        else:
+            self.anonymous[name] = check.anonymous
+
+    def recompile(self) -> None:
+        """Compile every flag again (after a group was defined: checks hold predicates)."""
+        with self.lock:
+            for name, state in self._flags.items():
+                self._compile(name, state)
+
+    # Reading --------------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return sorted(self.checks)
+
+    def feature(self, name: str) -> Feature:
+        """An immutable snapshot (cached until the flag changes); empty for an unknown flag."""
+        snapshot = self._snapshots.get(name)
+        if snapshot is not None:
+            return snapshot
+        with self.lock:
+            state = self._flags.get(name)
+            if state is None or not state.exists:
+                return Feature(name)
+            snapshot = self._snapshots[name] = Feature.from_state(name, state)
+            return snapshot
+
+    def render(self, name: str, render: Callable[[FlagState], T]) -> T | None:
+        """``render(state)`` of an existing flag, under the lock (None when it does not exist)."""
+        with self.lock:
+            state = self._flags.get(name)
+            return render(state) if state is not None and state.exists else None
+
+    def describe(
+        self, name: str, values: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(before, after)`` of a write about to be made to a flag, for its history."""
+        with self.lock:
+            return describe_change(self._flags.get(name), values)
+
+    def events(self, name: str) -> list[tuple[str, Register]]:
+        """The history of a flag, newest first (also after a delete)."""
+        with self.lock:
+            state = self._flags.get(name)
+            return state.events() if state is not None else []
+
+    def users(self, name: str) -> frozenset[str]:
+        with self.lock:
+            state = self._flags.get(name)
+            return frozenset(state.users) if state is not None and state.exists else frozenset()
+
+    # Replication ----------------------------------------------------------------------------
+
+    def delta(self, names: set[str] | None = None) -> Delta:
+        """The replicated registers of the named flags (all flags when ``names`` is None)."""
+        with self.lock:
+            flags = self._flags
+            chosen = flags if names is None else {n: flags[n] for n in names if n in flags}
+            return {name: dict(state.replicated_registers()) for name, state in chosen.items()}
+
+    def export(self) -> bytes:
+        return encode(self.delta())
+
+    def digests(self) -> dict[str, bytes]:
+        """Per flag, a hash of its replicated registers: equal digests mean equal flags."""
+        with self.lock:
+            for name, state in self._flags.items():
+                if name not in self._digests:
+                    self._digests[name] = _digest(state)
+            return {name: digest for name, digest in self._digests.items() if digest}
+
+    def latest_timestamp(self) -> Timestamp:
+        with self.lock:
+            return max(
+                (r.ts for s in self._flags.values() for _, r in s.replicated_registers()),
+                default=MIN_TIMESTAMP,
+            )
+
+
+def _digest(state: FlagState) -> bytes:
+    # History is included: an event of a write whose other registers lost (an older percentage)
+    # shows nowhere else. So replicas must share one history_limit, or they differ forever.
+    registers = sorted(state.replicated_registers())
+    if not registers:
+        return b""
+    hasher = hashlib.blake2b(digest_size=16)
+    for key, register in registers:
+        hasher.update(json.dumps([key, *register.ts, register.value], sort_keys=True).encode())
+    return hasher.digest()

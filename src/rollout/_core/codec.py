@@ -1,0 +1,157 @@
+"""The replication format: what ``export()`` writes and ``merge()`` reads.
+
+JSON, versioned, every register with its full timestamp::
+
+    {"format": "rollout", "version": 1,
+     "flags": {"chat": {"exists": [wall, counter, node, true],
+                        "reset": [wall, counter, node],
+                        "user:42": [wall, counter, node, true]}}}
+
+A register without a value (the watermarks) is three numbers long. Decoding checks everything
+before anything is applied, so a corrupt blob changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from ..errors import FormatError
+from .clock import Timestamp
+from .history import check_event_value, is_history_key, valid_history_key
+from .state import (
+    DATA,
+    DATA_RESET,
+    EXCLUDE,
+    EXISTS,
+    GROUP,
+    PERCENTAGE,
+    RESET,
+    TIME,
+    USER,
+    Delta,
+    Register,
+)
+from .validate import flag_name
+
+__all__ = ["FORMAT", "VERSION", "decode", "decode_value", "encode", "encode_value"]
+
+FORMAT = "rollout"
+VERSION = 1
+_MAX_INT64 = 2**63 - 1
+_WATERMARKS = frozenset({RESET, DATA_RESET})
+_BOOLEAN_PREFIXES = (USER, EXCLUDE, GROUP)
+
+
+def encode(delta: Delta) -> bytes:
+    document = {"format": FORMAT, "version": VERSION, "flags": encode_flags(delta)}
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def encode_flags(delta: Delta) -> dict[str, dict[str, list[Any]]]:
+    """The ``flags`` part of the format as plain JSON data (the peer protocol embeds it)."""
+    return {
+        name: {key: [*register.ts, *_value_part(key, register)] for key, register in regs.items()}
+        for name, regs in delta.items()
+        if regs
+    }
+
+
+def _value_part(key: str, register: Register) -> list[Any]:
+    return [] if key in _WATERMARKS else [register.value]
+
+
+def decode(data: bytes) -> Delta:
+    """Parse and check a blob; raise :class:`FormatError` naming the first problem."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"data must be bytes from export(), got {type(data).__name__}")
+    try:
+        document = json.loads(bytes(data), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormatError(f"not a rollout export: {exc}") from exc
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise FormatError("not a rollout export: the 'format' field is missing or wrong")
+    version = document.get("version")
+    if version != VERSION:
+        raise FormatError(
+            f"rollout export version {version!r} is not supported (this library reads {VERSION})"
+        )
+    return decode_flags(document.get("flags"))
+
+
+def decode_flags(flags: object) -> Delta:
+    """Check and convert the ``flags`` part of the format; :class:`FormatError` if malformed."""
+    if not isinstance(flags, dict):
+        raise FormatError("rollout export: 'flags' must be an object")
+    delta: Delta = {}
+    for raw_name, registers in flags.items():
+        try:
+            name = flag_name(raw_name, "flag name")
+        except (TypeError, ValueError) as exc:
+            raise FormatError(f"rollout export: {exc}") from exc
+        if not isinstance(registers, dict):
+            raise FormatError(f"rollout export: flag {name!r} must map keys to registers")
+        delta[name] = {key: _decode_register(name, key, raw) for key, raw in registers.items()}
+    return delta
+
+
+def _reject_constant(constant: str) -> Any:
+    raise ValueError(f"{constant} is not valid JSON")
+
+
+def _decode_register(name: str, key: object, raw: object) -> Register:
+    where = f"rollout export: register {key!r} of flag {name!r}"
+    if not isinstance(key, str) or not _known_key(key):
+        raise FormatError(f"{where}: unknown register key")
+    watermark = key in _WATERMARKS
+    if not isinstance(raw, list) or len(raw) != (3 if watermark else 4):
+        raise FormatError(
+            f"{where}: expected [wall, counter, node{'' if watermark else ', value'}]"
+        )
+    wall, counter, node = raw[:3]
+    for part in (wall, counter, node):
+        if isinstance(part, bool) or not isinstance(part, int) or not 0 <= part <= _MAX_INT64:
+            raise FormatError(f"{where}: timestamp parts must be non-negative integers")
+    value = None if watermark else raw[3]
+    _check_value(where, key, value)
+    if key in (PERCENTAGE, TIME):
+        value = float(value)  # type: ignore[arg-type]  # checked just above
+    return Register(Timestamp(wall, counter, node), value)
+
+
+def _known_key(key: str) -> bool:
+    if key in (EXISTS, RESET, DATA_RESET, PERCENTAGE, TIME):
+        return True
+    if is_history_key(key):
+        return valid_history_key(key)
+    for prefix in (*_BOOLEAN_PREFIXES, DATA):
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return True
+    return False
+
+
+def _check_value(where: str, key: str, value: Any) -> None:
+    if is_history_key(key):
+        problem = check_event_value(value)
+        if problem is not None:
+            raise FormatError(f"{where}: a history event {problem}")
+    elif key == EXISTS or key.startswith(_BOOLEAN_PREFIXES):
+        if not isinstance(value, bool):
+            raise FormatError(f"{where}: value must be true or false, got {value!r}")
+    elif key in (PERCENTAGE, TIME) and (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= 100
+    ):
+        raise FormatError(f"{where}: value must be a number from 0 to 100, got {value!r}")
+
+
+def encode_value(key: str, value: Any) -> str:
+    """One register value as text, for stores that keep values in a text column."""
+    return "" if key in _WATERMARKS else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def decode_value(key: str, text: str) -> Any:
+    return None if key in _WATERMARKS else json.loads(text)

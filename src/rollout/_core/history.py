@@ -1,0 +1,249 @@
+"""The history of a flag (the audit log): who changed what, when and where.
+
+Every write adds one event to each flag it touches, as a register of that flag under the key
+``history:<timestamp>``, written with the write's own timestamp. Events are therefore stored,
+replicated and merged by the same machinery as every other register, and an event can never be
+separated from the change it describes.
+
+History is bounded: a replica keeps the newest ``limit`` events of a flag (by timestamp). Keeping
+"the newest N of the union" is itself a CRDT merge (commutative, associative, idempotent), so
+replicas that see events in any order keep the same ones. Events are never hidden by
+``deactivate`` or ``delete``: after a delete, the history still says who deleted the flag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .clock import Timestamp
+
+__all__ = [
+    "DEFAULT_HISTORY_LIMIT",
+    "HISTORY",
+    "HistoryEvent",
+    "current_context",
+    "default_node_name",
+    "history_key",
+    "is_history_key",
+    "write_context",
+]
+
+HISTORY = "history:"
+DEFAULT_HISTORY_LIMIT = 100
+_DIGITS = (16, 10, 19)  # wall ms, counter, node: zero-padded so keys sort as timestamps do
+_KEY_LENGTH = len(HISTORY) + sum(_DIGITS)
+
+#: At most this many member keys (users, exclusions, groups, data) are named one by one in an
+#: event; a bigger write (10,000 users pasted at once) is summarised by counts.
+MAX_NAMED_CHANGES = 20
+
+
+def history_key(ts: Timestamp) -> str:
+    wall, counter, node = ts
+    return f"{HISTORY}{wall:016d}{counter:010d}{node:019d}"
+
+
+def is_history_key(key: str) -> bool:
+    return key.startswith(HISTORY)
+
+
+def valid_history_key(key: str) -> bool:
+    return len(key) == _KEY_LENGTH and key[len(HISTORY) :].isdigit()
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """One change to one flag.
+
+    ``action`` is the method that made it (``activate_user``, ``delete``, ``degraded`` ...);
+    ``before`` and ``after`` hold only what it changed (``{"percentage": 20.0}`` →
+    ``{"percentage": 50.0}``; ``{"user:42": False}`` → ``{"user:42": True}``). ``node`` is the
+    name of the process that made the change (``Rollout(node_name=...)``, by default
+    ``host:pid``); ``actor`` who (``with_context(user=...)``, the API token's name, ``--as``).
+    """
+
+    flag: str
+    action: str
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+    at: datetime.datetime
+    node: str
+    actor: str | None = None
+    reason: str | None = None
+    timestamp: Timestamp = field(default=Timestamp(0, 0, 0), repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As plain JSON data (``at`` in ISO 8601, UTC)."""
+        return {
+            "flag": self.flag,
+            "action": self.action,
+            "before": dict(self.before),
+            "after": dict(self.after),
+            "at": self.at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "node": self.node,
+            "actor": self.actor,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_register(cls, flag: str, ts: Timestamp, value: Mapping[str, Any]) -> HistoryEvent:
+        return cls(
+            flag=flag,
+            action=str(value.get("action", "")),
+            before=value.get("before") or {},
+            after=value.get("after") or {},
+            at=datetime.datetime.fromtimestamp(ts.wall / 1000, datetime.UTC),
+            node=str(value.get("node", "")),
+            actor=value.get("actor"),
+            reason=value.get("reason"),
+            timestamp=ts,
+        )
+
+
+def check_event_value(value: Any) -> str | None:
+    """What is wrong with a history register's value from the network, or None."""
+    if not isinstance(value, dict):
+        return "must be an object"
+    if not isinstance(value.get("action"), str):
+        return "needs an 'action' string"
+    for part in ("before", "after"):
+        if not isinstance(value.get(part, {}), dict):
+            return f"'{part}' must be an object"
+    for part in ("node", "actor", "reason"):
+        if value.get(part) is not None and not isinstance(value.get(part), str):
+            return f"'{part}' must be a string or null"
+    return None
+
+
+# Who is writing ------------------------------------------------------------------------------
+
+_context: ContextVar[tuple[str | None, str | None]] = ContextVar(
+    "rollout_write_context", default=(None, None)
+)
+
+
+def current_context() -> tuple[str | None, str | None]:
+    """``(actor, reason)`` for writes made here (this thread or asyncio task)."""
+    return _context.get()
+
+
+def write_context(user: str | None, reason: str | None) -> contextlib.AbstractContextManager[None]:
+    for argument, value in (("user", user), ("reason", reason)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{argument} must be a str or None, got {value!r}")
+    return _write_context(user, reason)
+
+
+@contextlib.contextmanager
+def _write_context(user: str | None, reason: str | None) -> Iterator[None]:
+    outer_user, outer_reason = _context.get()
+    token = _context.set((user or outer_user, reason or outer_reason))
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def default_node_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# What a write changes --------------------------------------------------------------------------
+
+_MEMBER_PREFIXES = ("user:", "exclude:", "group:", "data:")
+
+
+def describe_change(
+    view: FlagView | None, values: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(before, after)`` of a write's register values against the flag's visible view.
+
+    Cheap whatever the flag's size: members are looked up one by one, never copied.
+    """
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    exists = view is not None and view.exists
+    if values.get("exists") is False:  # delete
+        if exists:
+            before["exists"], after["exists"] = True, False
+    elif not exists:
+        before["exists"], after["exists"] = False, True
+    if "reset" in values and view is not None:  # deactivate, delete: targeting cleared
+        _cleared(before, after, "percentage", view.percentage, 0.0)
+        _cleared(before, after, "percentage_of_time", view.time_percentage, 0.0)
+        for name, members in (("users", view.users), ("excluded", view.excluded)):
+            _cleared(before, after, name, _summary(members), [])
+        _cleared(before, after, "groups", sorted(view.groups), [])
+    if "data_reset" in values and view is not None and view.data:
+        before["data"], after["data"] = dict(view.data), {}
+    for key in ("percentage", "percentage_of_time"):
+        if key in values:
+            current = 0.0 if view is None else getattr(view, _SCALAR[key])
+            before[key], after[key] = current, values[key]
+    changed = [k for k in values if k.startswith(_MEMBER_PREFIXES)]
+    if len(changed) > MAX_NAMED_CHANGES:
+        _summarise_members(view, values, changed, before, after)
+    else:
+        for key in changed:
+            before[key], after[key] = _member(view, key), values[key]
+    return before, after
+
+
+_SCALAR = {"percentage": "percentage", "percentage_of_time": "time_percentage"}
+
+
+def _cleared(before: dict[str, Any], after: dict[str, Any], key: str, was: Any, now: Any) -> None:
+    if was:
+        before[key], after[key] = was, now
+
+
+def _summary(members: set[str]) -> list[str] | str:
+    if len(members) <= MAX_NAMED_CHANGES:
+        return sorted(members)
+    return f"{len(members)} ids"
+
+
+def _member(view: FlagView | None, key: str) -> Any:
+    if view is None:
+        return None
+    prefix, _, name = key.partition(":")
+    if prefix == "data":
+        return view.data.get(name)
+    members = {"user": view.users, "exclude": view.excluded, "group": view.groups}[prefix]
+    return name in members
+
+
+def _summarise_members(
+    view: FlagView | None,
+    values: Mapping[str, Any],
+    members: list[str],
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
+    counts: dict[str, list[int]] = {}  # prefix -> [added, removed, unchanged]
+    for key in members:
+        was, now = _member(view, key), values[key]
+        slot = 2 if was == now else (0 if now not in (False, None) else 1)
+        counts.setdefault(key.partition(":")[0], [0, 0, 0])[slot] += 1
+    for prefix, (added, removed, unchanged) in counts.items():
+        before[f"{prefix}:*"] = f"{added + removed + unchanged} named"
+        after[f"{prefix}:*"] = f"+{added} -{removed} ({unchanged} unchanged)"
+
+
+class FlagView(Protocol):
+    """The visible state :func:`describe_change` reads (rollout._state.FlagState has it)."""
+
+    exists: bool
+    percentage: float
+    time_percentage: float
+    users: set[str]
+    excluded: set[str]
+    groups: set[str]
+    data: dict[str, Any]

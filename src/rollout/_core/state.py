@@ -1,0 +1,294 @@
+"""The replicated state of one flag: a map of last-writer-wins registers (DESIGN 2.2).
+
+A register is ``(timestamp, value)`` under a key such as ``percentage`` or ``user:42``. Merging
+keeps, per key, the register with the larger timestamp, which makes merge commutative,
+associative and idempotent: deltas may arrive late, twice, or out of order.
+
+Two watermark registers hide older registers without naming them one by one:
+
+* ``reset`` (written by ``deactivate`` and ``delete``) hides targeting registers older than it;
+* ``data_reset`` (written by ``clear_feature_data`` and ``delete``) hides data registers older
+  than it.
+
+Hidden registers can never become visible again (watermarks only move forward), so they are
+dropped: activate/deactivate cycles do not grow memory.
+
+History events (``history:<timestamp>``, see rollout._history) are registers too, never hidden,
+bounded to the newest ``history_limit`` per flag.
+
+:class:`FlagState` also keeps the *visible* view (users, groups, data, ...) up to date
+incrementally, so adding one user to a flag that lists 100,000 costs the same as adding one to an
+empty flag.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+from .clock import MIN_TIMESTAMP, Timestamp
+from .history import DEFAULT_HISTORY_LIMIT, HISTORY
+
+__all__ = [
+    "DATA",
+    "DATA_RESET",
+    "EXCLUDE",
+    "EXISTS",
+    "GROUP",
+    "PERCENTAGE",
+    "RESET",
+    "TIME",
+    "USER",
+    "Delta",
+    "FlagState",
+    "Register",
+    "is_hidden",
+    "merge_registers",
+    "wins",
+]
+
+EXISTS = "exists"
+RESET = "reset"
+DATA_RESET = "data_reset"
+PERCENTAGE = "percentage"
+TIME = "percentage_of_time"
+USER = "user:"
+EXCLUDE = "exclude:"
+GROUP = "group:"
+DATA = "data:"
+
+#: Keys that ``reset`` hides (besides every USER/EXCLUDE/GROUP key).
+_TARGETING_SCALARS = frozenset({PERCENTAGE, TIME})
+
+
+class Register(NamedTuple):
+    ts: Timestamp
+    value: Any
+
+
+#: flag name -> register key -> register. Both a whole state and a change to one are deltas.
+Delta = dict[str, dict[str, Register]]
+
+
+def _tiebreak(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def wins(new: Register, old: Register | None) -> bool:
+    """Whether ``new`` replaces ``old`` under the last-writer-wins rule.
+
+    Two distinct writes never share a timestamp (the node id is part of it), but equal
+    timestamps can still meet with different values: defaults at MIN_TIMESTAMP. Comparing a
+    canonical encoding of the value then keeps the merge commutative.
+    """
+    if old is None:
+        return True
+    if new.ts != old.ts:
+        return new.ts > old.ts
+    return new.value != old.value and _tiebreak(new.value) > _tiebreak(old.value)
+
+
+def _is_targeting(key: str) -> bool:
+    return key in _TARGETING_SCALARS or key.startswith((USER, EXCLUDE, GROUP))
+
+
+def is_hidden(key: str, ts: Timestamp, reset: Timestamp, data_reset: Timestamp) -> bool:
+    """Whether a register is hidden by the flag's watermarks (and so may be dropped)."""
+    if key.startswith(DATA):
+        return ts < data_reset
+    return ts < reset and _is_targeting(key)
+
+
+def merge_registers(
+    registers: dict[str, Register],
+    incoming: Mapping[str, Register],
+    history_limit: int = DEFAULT_HISTORY_LIMIT,
+) -> None:
+    """Merge registers into a plain register map (no visible view), dropping hidden ones and
+    history beyond the newest ``history_limit`` events."""
+    history = False
+    for key, register in incoming.items():
+        if wins(register, registers.get(key)):
+            registers[key] = register
+            history = history or key.startswith(HISTORY)
+    if history:
+        events = sorted(k for k in registers if k.startswith(HISTORY))
+        for key in events[: max(0, len(events) - history_limit)]:
+            del registers[key]
+    reset = registers[RESET].ts if RESET in registers else MIN_TIMESTAMP
+    data_reset = registers[DATA_RESET].ts if DATA_RESET in registers else MIN_TIMESTAMP
+    for key in [k for k, r in registers.items() if is_hidden(k, r.ts, reset, data_reset)]:
+        del registers[key]
+
+
+class FlagState:
+    """All registers of one flag and the visible view derived from them."""
+
+    __slots__ = (
+        "data",
+        "data_reset",
+        "excluded",
+        "exists",
+        "groups",
+        "history",
+        "history_limit",
+        "percentage",
+        "registers",
+        "reset",
+        "time_percentage",
+        "users",
+    )
+
+    def __init__(self, history_limit: int = DEFAULT_HISTORY_LIMIT) -> None:
+        self.registers: dict[str, Register] = {}
+        #: The keys of the history events held, oldest first (their keys sort as timestamps).
+        self.history: list[str] = []
+        self.history_limit = history_limit
+        self.reset = MIN_TIMESTAMP
+        self.data_reset = MIN_TIMESTAMP
+        self.exists = False
+        self.percentage = 0.0
+        self.time_percentage = 0.0
+        # Evaluation reads these sets without a lock while a writer updates them in place; each
+        # add/discard is atomic, and a check looks at one id, so it sees it before or after.
+        self.users: set[str] = set()
+        self.excluded: set[str] = set()
+        self.groups: set[str] = set()
+        self.data: dict[str, Any] = {}
+
+    def hidden(self, key: str, ts: Timestamp) -> bool:
+        return is_hidden(key, ts, self.reset, self.data_reset)
+
+    def merge(self, incoming: Mapping[str, Register]) -> bool:
+        """Merge registers into this flag. Returns whether the visible state changed."""
+        registers = self.registers
+        accepted: list[tuple[str, Register]] = []
+        watermark_moved = False
+        for key, register in incoming.items():
+            if key.startswith(HISTORY):
+                self._add_event(key, register)
+                continue
+            if self.hidden(key, register.ts) or not wins(register, registers.get(key)):
+                continue
+            if key == RESET and register.ts > self.reset:
+                self.reset = register.ts
+                watermark_moved = True
+            elif key == DATA_RESET and register.ts > self.data_reset:
+                self.data_reset = register.ts
+                watermark_moved = True
+            accepted.append((key, register))
+        if not accepted:
+            return False
+        for key, register in accepted:
+            registers[key] = register
+        if watermark_moved:
+            before = self._view()
+            self._drop_hidden()
+            self._rebuild_view()
+            return self._view() != before
+        changed = False
+        for key, register in accepted:
+            if not self.hidden(key, register.ts):
+                changed = self._apply_visible(key, register.value) or changed
+        return changed
+
+    def _add_event(self, key: str, register: Register) -> None:
+        """Keep the newest ``history_limit`` events: the union of two histories, cut to size."""
+        if key in self.registers:
+            return  # one key, one timestamp, one write: already held
+        history = self.history
+        if len(history) >= self.history_limit and (not history or key < history[0]):
+            return  # older than every event kept: it would be dropped at once
+        bisect.insort(history, key)
+        self.registers[key] = register
+        while len(history) > self.history_limit:
+            del self.registers[history.pop(0)]
+
+    def events(self) -> list[tuple[str, Register]]:
+        """The history events held, newest first."""
+        return [(key, self.registers[key]) for key in reversed(self.history)]
+
+    def set_defaults(self, defaults: Mapping[str, Register]) -> None:
+        """Put registers declared in code (at MIN_TIMESTAMP) under every key no real write holds.
+
+        Unlike :meth:`merge`, a later declaration replaces an earlier one in this process.
+        """
+        for key, register in defaults.items():
+            current = self.registers.get(key)
+            if current is None or current.ts == MIN_TIMESTAMP:
+                self.registers[key] = register
+        self._drop_hidden()
+        self._rebuild_view()
+
+    def _view(self) -> tuple[Any, ...]:
+        return (
+            self.exists,
+            self.percentage,
+            self.time_percentage,
+            self.users,
+            self.excluded,
+            self.groups,
+            self.data,
+        )
+
+    def _drop_hidden(self) -> None:
+        registers = self.registers
+        for key in [k for k, r in registers.items() if self.hidden(k, r.ts)]:
+            del registers[key]
+
+    def _rebuild_view(self) -> None:
+        # Fresh containers: a reader holding the old ones keeps a consistent (old) view.
+        self.users, self.excluded, self.groups, self.data = set(), set(), set(), {}
+        self.exists = False
+        self.percentage = self.time_percentage = 0.0
+        for key, register in self.registers.items():
+            self._apply_visible(key, register.value)
+
+    def _apply_visible(self, key: str, value: Any) -> bool:
+        """Fold one visible register into the view. Returns whether the view changed."""
+        if key.startswith(USER):
+            return _set_member(self.users, key[len(USER) :], value)
+        if key.startswith(EXCLUDE):
+            return _set_member(self.excluded, key[len(EXCLUDE) :], value)
+        if key.startswith(GROUP):
+            return _set_member(self.groups, key[len(GROUP) :], value)
+        if key.startswith(DATA):
+            name = key[len(DATA) :]
+            if name in self.data and self.data[name] == value:
+                return False
+            self.data[name] = value
+            return True
+        if key == EXISTS:
+            changed = bool(self.exists != value)
+            self.exists = bool(value)
+            return changed
+        if key == PERCENTAGE:
+            changed = bool(self.percentage != value)
+            self.percentage = float(value)
+            return changed
+        if key == TIME:
+            changed = bool(self.time_percentage != value)
+            self.time_percentage = float(value)
+            return changed
+        return False  # the watermarks carry no visible value of their own
+
+    def replicated_registers(self) -> Iterable[tuple[str, Register]]:
+        """The registers other replicas should have: all but the local defaults.
+
+        Hidden registers are already dropped, so these are exactly the visible ones.
+        """
+        return ((k, r) for k, r in self.registers.items() if r.ts != MIN_TIMESTAMP)
+
+
+def _set_member(members: set[str], member: str, present: Any) -> bool:
+    if present:
+        if member in members:
+            return False
+        members.add(member)
+        return True
+    if member not in members:
+        return False
+    members.discard(member)
+    return True

@@ -1,0 +1,274 @@
+"""The operator's side of the ``rollout`` command: ``serve``, ``history`` and ``--as``.
+
+``serve`` is one process: the store, the peer listener (``--listen`` / ``--peers``) and the HTTP
+API with the dashboard (``--http``, default 127.0.0.1:8080). It refuses to listen for HTTP on a
+non-loopback address without a token: anyone who can reach the port could change every flag.
+
+Only the standard library is imported here; ``serve`` imports the admin extra (uvicorn,
+starlette, ...) when it runs, so every other command stays quick to start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import ipaddress
+import json
+import logging
+import os
+import re
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .._client.rollout import Rollout
+from . import _table as table
+
+__all__ = [
+    "DEFAULT_HTTP",
+    "TOKEN_ENV",
+    "actor_context",
+    "add_actor_options",
+    "add_history",
+    "add_serve_options",
+    "cmd_history",
+    "cmd_serve",
+    "format_change",
+    "is_loopback",
+    "parse_address",
+    "parse_tokens",
+    "prepare_serve",
+]
+
+TOKEN_ENV = "ROLLOUT_TOKEN"
+#: Signs dashboard sessions (else a random key per process: sessions end with it).
+SESSION_SECRET_ENV = "ROLLOUT_SESSION_SECRET"
+#: Host names served besides loopback ones, comma-separated (see create_app(allowed_hosts=)).
+ALLOWED_HOSTS_ENV = "ROLLOUT_ALLOWED_HOSTS"
+DEFAULT_HTTP = "127.0.0.1:8080"
+#: The name a token given without one (``--token SECRET``) is recorded under in history.
+DEFAULT_TOKEN_NAME = "admin"
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+
+logger = logging.getLogger("rollout")
+
+
+# Addresses and tokens -------------------------------------------------------------------------
+
+
+def parse_address(text: str, option: str = "--http") -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPV6]:PORT`` -> ``(host, port)``."""
+    host, colon, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"{option} must be HOST:PORT (port 0 to 65535), got {text!r}")
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` reaches only this machine: a loopback IP, or a name resolving to some."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        resolved = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return False
+    return bool(resolved) and all(
+        ipaddress.ip_address(str(address).split("%")[0]).is_loopback for address in resolved
+    )
+
+
+def parse_tokens(values: Sequence[str], source: str = "--token") -> dict[str, str]:
+    """``SECRET`` or ``NAME=SECRET`` items -> ``{name: secret}`` (a bare secret is "admin").
+
+    A secret that itself contains ``=`` must be given with a name (``ci=abc=def``).
+    """
+    tokens: dict[str, str] = {}
+    for value in values:
+        name, equals, secret = value.partition("=")
+        named = bool(equals) and bool(_TOKEN_NAME.fullmatch(name)) and bool(secret)
+        if named and secret.startswith("="):
+            named = False  # base64 padding ("c2VjcmV0==") is a secret, not NAME=SECRET
+        if not named:
+            name, secret = DEFAULT_TOKEN_NAME, value
+        if not secret.strip():
+            raise ValueError(f"{source}: a token must not be empty, got {value!r}")
+        if name in tokens:
+            raise ValueError(f"{source}: two tokens are named {name!r}; name them NAME=SECRET")
+        tokens[name] = secret
+    return tokens
+
+
+def tokens_from(args_tokens: Sequence[str] | None) -> dict[str, str]:
+    """``--token`` values, else ``$ROLLOUT_TOKEN`` (comma-separated), else none."""
+    if args_tokens:
+        return parse_tokens(args_tokens)
+    env = os.environ.get(TOKEN_ENV, "")
+    return parse_tokens([t.strip() for t in env.split(",") if t.strip()], f"${TOKEN_ENV}")
+
+
+# serve ----------------------------------------------------------------------------------------
+
+
+def add_serve_options(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="also listen for cluster peers here (with --peers: join them)",
+    )
+    serve.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        default=DEFAULT_HTTP,
+        help=f"serve the HTTP API and dashboard here (default: {DEFAULT_HTTP}; port 0: any free "
+        "port). A non-loopback address needs a token.",
+    )
+    serve.add_argument(
+        "--token",
+        metavar="[NAME=]SECRET",
+        action="append",
+        help=f"require this bearer token (repeatable; NAME is the actor in history, default "
+        f"{DEFAULT_TOKEN_NAME!r}). Default: ${TOKEN_ENV}, comma-separated; prefer the variable",
+    )
+    serve.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log every HTTP request (default: on)",
+    )
+
+
+def prepare_serve(args: argparse.Namespace) -> None:
+    """Check ``serve``'s options before the store is opened (bad ones change nothing)."""
+    args.http_host, args.http_port = parse_address(args.http)
+    args.tokens = tokens_from(args.token)
+    if not args.tokens and not is_loopback(args.http_host):
+        raise ValueError(
+            f"--http {args.http}: not a loopback address and no token; anyone who can reach "
+            f"it could change every flag. Set ${TOKEN_ENV} (or --token), or listen on "
+            "127.0.0.1"
+        )
+
+
+def cmd_serve(flags: Rollout, args: argparse.Namespace) -> int:
+    """Serve the HTTP API and dashboard (and the peer listener) until SIGINT or SIGTERM."""
+    try:
+        from ..admin import _serve
+        from ..sqlite import _watch
+    except ImportError as exc:
+        raise ValueError(
+            f"rollout serve needs the admin extra: pip install 'rollout[admin]' ({exc})"
+        ) from None
+    sock = _serve.bind(args.http_host, args.http_port)
+    stats = flags.stats()
+    sync = stats["sync"] or {}
+    logger.info("node %s serving %s", stats["node"], stats["store"])
+    if sync.get("address"):
+        # First line, as before serve had HTTP: scripts wait for it to know the node is up.
+        print(f"rollout node {stats['node']} listening on {sync['address']}", flush=True)
+    url = _serve.url_of(sock)
+    if not args.tokens:
+        logger.warning("no token: anyone who can reach %s can change flags", url)
+
+    def ready() -> None:
+        print(f"Dashboard: {url}", flush=True)
+
+    # The CLI writing to the same SQLite file meanwhile: its changes reach the dashboards.
+    with _watch.watching(flags, _watch.sqlite_path(stats["store"])):
+        return _serve.serve(
+            flags,
+            sock,
+            tokens=args.tokens,
+            # Sessions signed with a fixed secret survive a restart and work across nodes.
+            session_secret=os.environ.get(SESSION_SECRET_ENV) or None,
+            allowed_hosts=[
+                h.strip() for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if h.strip()
+            ],
+            access_log=args.access_log,
+            on_ready=ready,
+        )
+
+
+# --as and history -----------------------------------------------------------------------------
+
+
+def _login_name() -> str | None:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):  # no user database entry (some containers)
+        return None
+
+
+def add_actor_options(write: argparse.ArgumentParser) -> None:
+    write.add_argument(
+        "--as",
+        dest="actor",
+        metavar="NAME",
+        default=_login_name(),
+        help="who makes the change, in the flag's history (default: your login name)",
+    )
+    write.add_argument("--reason", metavar="TEXT", help="why, in the flag's history")
+
+
+def actor_context(
+    flags: Rollout, args: argparse.Namespace
+) -> contextlib.AbstractContextManager[None]:
+    """Writes inside are recorded as made by ``--as`` (for ``--reason``), if the command has it."""
+    if not hasattr(args, "actor"):
+        return contextlib.nullcontext()
+    return flags.with_context(user=args.actor or None, reason=args.reason or None)
+
+
+def cmd_history(flags: Rollout, args: argparse.Namespace) -> int:
+    events = flags.history(args.name, args.limit)
+    if not events and not flags.exists(args.name):
+        raise ValueError(f"no flag named {args.name!r} and no history for it")
+    if args.json:
+        print(json.dumps([event.to_dict() for event in events], indent=2))
+        return 0
+    if not events:
+        print(f"{args.name}: no recorded changes")
+        return 0
+    rows = [
+        [
+            e.to_dict()["at"],
+            e.node,
+            e.actor or "-",
+            e.action,
+            format_change(e.before, e.after),
+            e.reason or "",
+        ]
+        for e in events
+    ]
+    print(table.format_table(["WHEN (UTC)", "NODE", "ACTOR", "ACTION", "CHANGE", "REASON"], rows))
+    return 0
+
+
+def format_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """``percentage: 20 → 50, user:42: false → true``; a missing side shows as ``-``."""
+    keys = [*after, *(key for key in before if key not in after)]
+    return ", ".join(f"{key}: {_value(before.get(key))} → {_value(after.get(key))}" for key in keys)
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True)
+
+
+Handler = Callable[[Rollout, argparse.Namespace], int]
+AddCommand = Callable[[str, str, Handler], argparse.ArgumentParser]
+
+
+def add_history(add: AddCommand) -> None:
+    history = add("history", "show a flag's recorded changes, newest first", cmd_history)
+    history.add_argument("name", metavar="NAME", help="flag name (deleted flags too)")
+    history.add_argument("--limit", metavar="N", type=int, help="at most N events")

@@ -1,0 +1,127 @@
+"""The cluster side of the ``rollout`` command: ``members``, ``--peers``, ``serve``'s logging.
+
+With ``--peers`` any command joins the cluster for its duration: it first syncs with at least one
+peer (so ``list`` shows the cluster's flags), makes its change, and waits until at least one peer
+has it before it exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any
+
+from .._client.rollout import Rollout
+from . import _table as table
+
+__all__ = [
+    "PEERS_ENV",
+    "SECRET_ENV",
+    "add_cluster_options",
+    "cluster_options",
+    "cmd_members",
+    "join",
+    "leave",
+]
+
+PEERS_ENV = "ROLLOUT_PEERS"
+SECRET_ENV = "ROLLOUT_SECRET"
+SYNC_TIMEOUT = 10.0
+
+
+def add_cluster_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    default: Any = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--peers",
+        metavar="HOST:PORT,...",
+        default=default,
+        help=f"join these cluster nodes (default: ${PEERS_ENV})",
+    )
+    parser.add_argument(
+        "--secret",
+        metavar="SECRET",
+        default=default,
+        help=f"the cluster's shared secret (default: ${SECRET_ENV}; prefer the variable)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="allow listening on a non-loopback address without a secret",
+    )
+
+
+def cluster_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for Rollout from the command line and the environment."""
+    peers_text = args.peers or os.environ.get(PEERS_ENV) or ""
+    peers = [p.strip() for p in peers_text.split(",") if p.strip()]
+    listen = getattr(args, "listen", None)
+    if not peers and listen is None:
+        return {}
+    return {
+        "listen": listen,
+        "peers": peers,
+        "secret": args.secret or os.environ.get(SECRET_ENV) or None,
+        "insecure": args.insecure,
+    }
+
+
+def join(flags: Rollout, args: argparse.Namespace) -> None:
+    """Before the command: hold the cluster's state, from at least one peer."""
+    peers = cluster_options(args).get("peers")
+    if peers and not _synced_with_one(flags):
+        raise ConnectionError(f"no peer of {','.join(peers)} answered within {SYNC_TIMEOUT:g} s")
+
+
+def leave(flags: Rollout, args: argparse.Namespace) -> None:
+    """After a write: until at least one peer holds it (it is already in the local store)."""
+    if cluster_options(args).get("peers") and not _synced_with_one(flags):
+        raise ConnectionError(
+            f"the change is stored locally, but no peer confirmed it within {SYNC_TIMEOUT:g} s"
+        )
+
+
+def _synced_with_one(flags: Rollout) -> bool:
+    # In short steps, so a wrong secret is reported at once rather than after the timeout.
+    for _ in range(int(SYNC_TIMEOUT / 0.25)):
+        if flags.wait_synced(0.25, peers=1):
+            return True
+        sync = flags.stats()["sync"] or {}
+        if sync.get("frames_rejected_auth") and not sync.get("peers_connected"):
+            raise PermissionError(
+                "the peers did not accept this secret (set --secret or $ROLLOUT_SECRET to the "
+                "cluster's secret)"
+            )
+    return False
+
+
+def cmd_members(flags: Rollout, args: argparse.Namespace) -> int:
+    members = flags.members()
+    if args.json:
+        import json
+
+        print(json.dumps(members, indent=2))
+        return 0
+    rows = [
+        [
+            m["address"],
+            m["node"] or "-",
+            m["state"],
+            "-" if m["clock_offset_ms"] is None else f"{m['clock_offset_ms']:+d} ms",
+            "yes" if m["seed"] else "",
+        ]
+        for m in members
+    ]
+    print(table.format_table(["ADDRESS", "NODE", "STATE", "CLOCK OFFSET", "SEED"], rows))
+    return 0
+
+
+def configure_logging(command: str) -> None:
+    """A node logs its membership; a one-off command reports in one line, not log noise."""
+    if command == "serve":
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    else:
+        logging.getLogger("rollout").setLevel(logging.CRITICAL)

@@ -1,0 +1,346 @@
+"""The ``rollout`` command: read and change flags in a store from a shell.
+
+Every command opens the store, does one thing through the public :class:`Rollout` API, and
+closes it. Errors the library raises on purpose (bad names, percentages out of range, corrupt
+files, unreadable stores) are shown as one line on stderr with exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .._client.rollout import Rollout
+from .._core.feature import Feature
+from ..errors import RolloutError
+from . import _admin as admin
+from . import _cluster as cluster
+from . import _table as table
+
+__all__ = ["DEFAULT_STORE", "STORE_ENV", "build_parser", "main"]
+
+STORE_ENV = "ROLLOUT_STORE"
+DEFAULT_STORE = "sqlite:///rollout.db"
+
+Handler = Callable[[Rollout, argparse.Namespace], int]
+Apply = Callable[[Rollout, argparse.Namespace], None]
+
+
+# Helpers --------------------------------------------------------------------------------------
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def _number(text: str) -> float:
+    # int first, so an error message repeats "150" as typed rather than "150.0".
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"PCT must be a number from 0 to 100, got {text!r}") from None
+
+
+def _json_or_text(text: str) -> Any:
+    """``5`` -> 5, ``true`` -> True, ``web`` -> "web"; NaN and Infinity stay text (not JSON)."""
+
+    def reject(constant: str) -> None:
+        raise ValueError(constant)
+
+    try:
+        return json.loads(text, parse_constant=reject)
+    except ValueError:
+        return text
+
+
+def _data_pairs(pairs: list[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals:
+            raise ValueError(f"data must be given as KEY=VALUE, got {pair!r}")
+        data[key] = _json_or_text(value)
+    return data
+
+
+# Read commands --------------------------------------------------------------------------------
+
+
+def _listed(flags: Rollout) -> list[Feature]:
+    return [flags.get(name) for name in flags.features()]
+
+
+def _cmd_list(flags: Rollout, args: argparse.Namespace) -> int:
+    features = _listed(flags)
+    if args.json:
+        _print_json([{**f.to_dict(), "active": table.is_on(f)} for f in features])
+    else:
+        print(table.format_table(table.LIST_HEADER, table.list_rows(features)))
+    return 0
+
+
+def _cmd_show(flags: Rollout, args: argparse.Namespace) -> int:
+    feature = flags.get(args.name)
+    # get() answers an empty Feature for any name; showing that would hide a typo.
+    if not flags.exists(args.name):
+        raise ValueError(f"no flag named {args.name!r}")
+    if args.json:
+        _print_json(feature.to_dict())
+    else:
+        print(table.format_table(["FIELD", "VALUE"], table.feature_rows(feature)))
+    return 0
+
+
+def _cmd_check(flags: Rollout, args: argparse.Namespace) -> int:
+    on = flags.active(args.name, args.user)
+    if args.json:
+        _print_json({"name": args.name, "user": args.user, "active": on})
+    else:
+        print("on" if on else "off")
+    return 0 if on else 1
+
+
+def _cmd_export(flags: Rollout, args: argparse.Namespace) -> int:
+    data = flags.export()
+    if args.file in (None, "-"):
+        sys.stdout.flush()  # the bytes go below the text layer; keep the order
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        Path(args.file).write_bytes(data)
+        print(f"exported {len(flags.features())} flags to {args.file}")
+    return 0
+
+
+def _cmd_import(flags: Rollout, args: argparse.Namespace) -> int:
+    stdin = args.file in (None, "-")
+    data = sys.stdin.buffer.read() if stdin else Path(args.file).read_bytes()
+    changed = sorted(flags.merge(data))
+    if args.json:
+        _print_json({"changed": changed})
+    elif not changed:
+        print("no flags changed")
+    else:
+        # A flag the import deleted has no row in list_rows(); say so instead.
+        deleted = [[name, "deleted", "", "", "", ""] for name in changed if not flags.exists(name)]
+        rows = table.list_rows(flags.get(name) for name in changed if flags.exists(name))
+        print(table.format_table(table.LIST_HEADER, sorted(rows + deleted)))
+    return 0
+
+
+# Write commands -------------------------------------------------------------------------------
+
+
+def _cmd_write(flags: Rollout, args: argparse.Namespace) -> int:
+    args.apply(flags, args)
+    cluster.leave(flags, args)
+    feature = flags.get(args.name)
+    if args.json:
+        _print_json(feature.to_dict())
+    elif args.command == "delete":
+        print(f"{feature.name}: deleted")
+    elif args.command == "clear-data":
+        print(f"{feature.name}: data cleared")
+    elif args.command == "data":
+        print(f"{feature.name}: data {json.dumps(dict(feature.data), sort_keys=True)}")
+    else:
+        print(table.describe(feature))
+    return 0
+
+
+_IDS = ("ids", {"nargs": "+", "metavar": "ID", "help": "user ids (compared as strings)"})
+_GROUP = ("group", {"metavar": "GROUP", "help": "group name (`all` is every user)"})
+_PCT = ("pct", {"metavar": "PCT", "help": "a number from 0 to 100"})
+_PAIRS = ("pairs", {"nargs": "+", "metavar": "KEY=VALUE", "help": "VALUE is JSON if it parses"})
+
+# command -> (one-line help, extra positional arguments, the write it makes)
+_WRITES: dict[str, tuple[str, tuple[tuple[str, dict[str, Any]], ...], Apply]] = {
+    "activate": ("turn a flag on for everybody", (), lambda f, a: f.activate(a.name)),
+    "deactivate": (
+        "turn a flag off for everybody (users, groups, percentages cleared; data kept)",
+        (),
+        lambda f, a: f.deactivate(a.name),
+    ),
+    "activate-user": (
+        "turn a flag on for these user ids",
+        (_IDS,),
+        lambda f, a: f.activate_users(a.name, a.ids),
+    ),
+    "deactivate-user": (
+        "remove these user ids from a flag's users",
+        (_IDS,),
+        lambda f, a: f.deactivate_users(a.name, a.ids),
+    ),
+    "exclude-user": (
+        "never turn a flag on for these user ids",
+        (_IDS,),
+        lambda f, a: f.exclude_users(a.name, a.ids),
+    ),
+    "include-user": (
+        "undo exclude-user for these user ids",
+        (_IDS,),
+        lambda f, a: f.include_users(a.name, a.ids),
+    ),
+    "activate-group": (
+        "turn a flag on for a group",
+        (_GROUP,),
+        lambda f, a: f.activate_group(a.name, a.group),
+    ),
+    "deactivate-group": (
+        "remove a group from a flag",
+        (_GROUP,),
+        lambda f, a: f.deactivate_group(a.name, a.group),
+    ),
+    "percentage": (
+        "turn a flag on for PCT percent of users (the same users every time)",
+        (_PCT,),
+        lambda f, a: f.activate_percentage(a.name, _number(a.pct)),
+    ),
+    "percentage-of-time": (
+        "turn a flag on for PCT percent of checks (random on every check)",
+        (_PCT,),
+        lambda f, a: f.activate_percentage_of_time(a.name, _number(a.pct)),
+    ),
+    "data": (
+        "set data keys on a flag (other keys stay)",
+        (_PAIRS,),
+        lambda f, a: f.set_feature_data(a.name, _data_pairs(a.pairs)),
+    ),
+    "clear-data": ("remove all data from a flag", (), lambda f, a: f.clear_feature_data(a.name)),
+    "delete": ("forget a flag: targeting and data", (), lambda f, a: f.delete(a.name)),
+}
+
+
+# Parser ---------------------------------------------------------------------------------------
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # Subcommands repeat these with SUPPRESS as default, so `rollout --json list` is not
+    # overwritten by the subcommand's own default while `rollout list --json` still works.
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        default=argparse.SUPPRESS if suppress else None,
+        help=f"store URL (default: ${STORE_ENV}, else {DEFAULT_STORE}); "
+        "sqlite:///relative.db, sqlite:////abs/path.db or memory://",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="machine-readable JSON output",
+    )
+    cluster.add_cluster_options(parser, suppress=suppress)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rollout", description="Read and change feature flags in a rollout store."
+    )
+    _add_global_options(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_global_options(common, suppress=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text, parents=[common])
+        sub.set_defaults(handler=handler)
+        return sub
+
+    add("list", "list every flag as a table", _cmd_list)
+    add("show", "show every field of one flag", _cmd_show).add_argument("name", metavar="NAME")
+    check = add("check", "print on/off; exit status 0 when on, 1 when off", _cmd_check)
+    check.add_argument("name", metavar="NAME")
+    check.add_argument("--user", metavar="ID", help="check for this user id")
+    for name, (help_text, arguments, apply) in _WRITES.items():
+        sub = add(name, help_text, _cmd_write)
+        sub.add_argument("name", metavar="NAME", help="flag name")
+        for dest, options in arguments:
+            sub.add_argument(dest, **options)
+        admin.add_actor_options(sub)
+        sub.set_defaults(apply=apply)
+    export = add("export", "write every flag (with timestamps) to FILE or stdout", _cmd_export)
+    export.add_argument("file", metavar="FILE", nargs="?", help="default: stdout")
+    merge = add(
+        "import", "merge an export from FILE or stdin; print the flags changed", _cmd_import
+    )
+    merge.add_argument("file", metavar="FILE", nargs="?", help="default: stdin")
+    add("members", "list the cluster nodes known through --peers", cluster.cmd_members)
+    serve = add(
+        "serve",
+        "run the HTTP API and dashboard (and with --listen/--peers a cluster node) until Ctrl-C",
+        admin.cmd_serve,
+    )
+    admin.add_serve_options(serve)
+    serve.set_defaults(prepare=admin.prepare_serve)
+    admin.add_history(add)
+    from . import _check_on as _cli_check_on
+    from . import _ruby as _cli_ruby
+
+    def add_ruby(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
+        sub = add(name, help_text, handler)
+        if name == "import-ruby":  # it writes flags: history records who
+            admin.add_actor_options(sub)
+        return sub
+
+    _cli_ruby.add_commands(add_ruby)
+    _cli_check_on.add_check_on(commands)
+    return parser
+
+
+# Entry point ----------------------------------------------------------------------------------
+
+
+def _error(message: object) -> int:
+    text = " ".join(str(message).splitlines())
+    print(f"rollout: error: {text}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status (0 ok, 1 `check` says off, 2 error)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help and usage errors: keep argparse's status
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    standalone: Callable[[argparse.Namespace], int] | None = getattr(args, "standalone", None)
+    if standalone is not None:  # check-on: an HTTP client, no store
+        return standalone(args)
+    url = args.store or os.environ.get(STORE_ENV) or DEFAULT_STORE
+    cluster.configure_logging(args.command)
+    serving = args.command == "serve"
+    try:
+        prepare: Callable[[argparse.Namespace], None] | None = getattr(args, "prepare", None)
+        if prepare is not None:
+            prepare(args)  # before the store is opened: refused options change nothing
+        # A one-off command must not act on an empty replica: an unreachable store is an error.
+        # A server starts anyway and loads the store's flags when it can (Redis, peers).
+        options = cluster.cluster_options(args)
+        with Rollout(url, start_offline=serving, **options) as flags:
+            if not serving:
+                # A server waits for nobody: the first node of a cluster starts alone.
+                cluster.join(flags, args)
+            handler: Handler = args.handler
+            with admin.actor_context(flags, args):
+                return handler(flags, args)
+    except BrokenPipeError:
+        # `rollout list | head`: the reader left; silence the flush at interpreter exit too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (TypeError, ValueError, RolloutError, OSError) as exc:
+        return _error(exc)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Text the ``rollout`` command shows a person: aligned tables and one-line flag summaries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+
+from .._core.feature import Feature
+
+__all__ = [
+    "LIST_HEADER",
+    "describe",
+    "feature_rows",
+    "format_table",
+    "is_on",
+    "list_rows",
+    "state",
+]
+
+
+def format_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart; no trailing spaces."""
+    table = [list(header), *([_printable(cell) for cell in row] for row in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
+    return "\n".join(lines)
+
+
+def _printable(cell: str) -> str:
+    # User ids may hold newlines or tabs (the library allows any str); one would break the row.
+    return cell if cell.isprintable() else repr(cell)
+
+
+def is_on(feature: Feature) -> bool:
+    """On for everybody: a full percentage of users or of time, and nobody excluded."""
+    full = feature.percentage >= 100.0 or feature.percentage_of_time >= 100.0
+    return full and not feature.excluded_users
+
+
+def state(feature: Feature) -> str:
+    if is_on(feature):
+        return "on"
+    if feature.percentage or feature.percentage_of_time or feature.users or feature.groups:
+        return "partial"
+    return "off"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def describe(feature: Feature) -> str:
+    """One line for a write's confirmation, e.g. ``chat: on for 20% of users, 2 users``."""
+    excluded = len(feature.excluded_users)
+    if feature.percentage >= 100.0 or feature.percentage_of_time >= 100.0:
+        tail = f" except {_count(excluded, 'excluded user')}" if excluded else ""
+        return f"{feature.name}: on for everybody{tail}"
+    if state(feature) == "off":
+        return f"{feature.name}: off"
+    parts = []
+    if feature.percentage:
+        parts.append(f"{feature.percentage:g}% of users")
+    if feature.percentage_of_time:
+        parts.append(f"{feature.percentage_of_time:g}% of the time")
+    if feature.users:
+        parts.append(_count(len(feature.users), "user"))
+    if feature.groups:
+        noun = "group" if len(feature.groups) == 1 else "groups"
+        parts.append(f"{noun} {', '.join(sorted(feature.groups))}")
+    tail = f"; {_count(excluded, 'user')} excluded" if excluded else ""
+    return f"{feature.name}: on for {', '.join(parts)}{tail}"
+
+
+def list_rows(features: Iterable[Feature]) -> list[list[str]]:
+    return [
+        [
+            feature.name,
+            state(feature),
+            f"{feature.percentage:g}%",
+            f"{feature.percentage_of_time:g}%",
+            str(len(feature.users)),
+            ", ".join(sorted(feature.groups)),
+        ]
+        for feature in features
+    ]
+
+
+LIST_HEADER = ["NAME", "STATE", "PERCENTAGE", "OF TIME", "USERS", "GROUPS"]
+
+
+def feature_rows(feature: Feature) -> list[list[str]]:
+    """``show``: one field per row; each user, group and data key on a row of its own."""
+    rows = [
+        ["name", feature.name],
+        ["state", state(feature)],
+        ["percentage", f"{feature.percentage:g}%"],
+        ["percentage of time", f"{feature.percentage_of_time:g}%"],
+    ]
+    rows += _listed("users", sorted(feature.users))
+    rows += _listed("excluded users", sorted(feature.excluded_users))
+    rows += _listed("groups", sorted(feature.groups))
+    data = [f"{key} = {json.dumps(value)}" for key, value in sorted(feature.data.items())]
+    rows += _listed("data", data)
+    return rows
+
+
+def _listed(field: str, values: Sequence[str]) -> list[list[str]]:
+    # The field name only on the first row, so a long list still reads as one field.
+    if not values:
+        return [[field, "-"]]
+    return [[field if i == 0 else "", value] for i, value in enumerate(values)]

@@ -1,0 +1,45 @@
+"""A store that keeps registers in this process's memory: nothing survives a restart."""
+
+from __future__ import annotations
+
+import threading
+
+from .._core.state import Delta, Register, merge_registers
+from ..errors import ClosedError
+from ..stores._base import Store
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore(Store):
+    """Registers in a dict. One instance may back several ``Rollout`` objects."""
+
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self._flags: dict[str, dict[str, Register]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def load(self) -> Delta:
+        with self._lock:
+            self._check_open()
+            return {name: dict(registers) for name, registers in self._flags.items()}
+
+    def save(self, delta: Delta) -> None:
+        with self._lock:
+            self._check_open()
+            for name, registers in delta.items():
+                merge_registers(self._flags.setdefault(name, {}), registers, self.history_limit)
+
+    def registers(self, name: str) -> dict[str, Register]:
+        """The registers held for one flag (for tests and tools)."""
+        with self._lock:
+            return dict(self._flags.get(name, {}))
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("this MemoryStore is closed")

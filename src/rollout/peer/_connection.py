@@ -1,0 +1,283 @@
+"""One connection to a peer: the handshake, then deltas, digests, pulls, states and acks.
+
+Handshake: both sides send HELLO at once (MAC'd with the shared secret when there is one, with a
+fresh nonce each); after reading the other's HELLO both switch to per-direction session keys
+derived from the two nonces, so a recorded session cannot be replayed and a frame cannot be
+reflected back to its sender. Then each side sends a DIGEST of everything it holds; the answer
+is the registers that differ (STATE) and a PULL for the ones it lacks; the final STATE is
+acknowledged with the sequence number the DIGEST carried, which tells ``wait_synced`` that the
+peer holds everything written up to it. Deltas themselves are not acknowledged (that would double
+the wake-ups of every write); ``wait_synced`` starts such an exchange with every peer instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from .._core.state import Delta
+from ..errors import RolloutError
+from ._frames import (
+    PROTOCOL_VERSION,
+    FrameError,
+    FrameReader,
+    FrameWriter,
+    Kind,
+    Message,
+    session_keys,
+)
+
+if TYPE_CHECKING:
+    from ._membership import Member
+    from ._transport import PeerTransport
+
+__all__ = ["PeerConnection"]
+
+logger = logging.getLogger("rollout.sync")
+
+HANDSHAKE_TIMEOUT = 5.0
+#: A hello arrives before the peer has proved the secret: never buffer much for it.
+MAX_HELLO = 1024 * 1024
+_READ_SIZE = 256 * 1024
+
+
+class PeerConnection:
+    def __init__(
+        self,
+        transport: PeerTransport,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        outbound: bool,
+        member: Member | None = None,
+    ) -> None:
+        self.transport = transport
+        self.reader, self.writer = reader, writer
+        self.outbound = outbound
+        self.member = member
+        self.node: int | None = None
+        self.advertised: str | None = None
+        self.peer_label = _peer_label(writer, member)
+        secret = transport.secret
+        self._frames_out = FrameWriter(secret)
+        self._frames_in = FrameReader(secret, max_frame=transport.max_frame)
+        self.acked = -1  # the highest sequence number the peer acknowledged
+        self.sync_seq: int | None = None  # the sequence number our first DIGEST carried
+        self.synced = False  # the peer holds our state as of sync_seq
+        self.closed = False
+        self.over_limit_since: float | None = None  # when the send buffer went over the limit
+
+    @property
+    def initiator(self) -> int:
+        """The node that opened this connection (duplicate connections keep the smaller)."""
+        assert self.node is not None
+        return self.transport.node_id if self.outbound else self.node
+
+    async def run(self) -> None:
+        """Handshake, then serve messages until either side closes. Never raises."""
+        registered = False
+        self.transport.opened(self)
+        try:
+            await asyncio.wait_for(self._handshake(), HANDSHAKE_TIMEOUT)
+            registered = self.transport.register(self)
+            if not registered:
+                return
+            self.send_digest(initial=True)
+            while True:
+                data = await self.reader.read(_READ_SIZE)
+                if not data:
+                    break
+                for message in self._frames_in.feed(data):
+                    self._handle(message)
+                    if self.closed:
+                        return
+        except FrameError as exc:
+            self.transport.reject_frame(self, exc)
+        except (TimeoutError, ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
+            logger.debug("connection to %s ended: %r", self.peer_label, exc)
+        finally:
+            self.close()
+            if registered:
+                self.transport.unregister(self)
+            self.transport.closed(self)
+            # Until the socket is really closed, so a shutdown never leaves one behind.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self.writer.wait_closed(), timeout=1.0)
+
+    async def _handshake(self) -> None:
+        transport = self.transport
+        nonce = os.urandom(16)
+        self._send(
+            Kind.HELLO,
+            {
+                "node": f"{transport.node_id:016x}",
+                "addr": transport.advertised_address,
+                "protocol": PROTOCOL_VERSION,
+                "members": transport.member_addresses(),
+                "clock": transport.host.physical_ms(),
+                "nonce": nonce.hex(),
+            },
+        )
+        # Read exactly one frame: the keys change right after it, so the next frame (which may
+        # already be in the same TCP segment) must not be parsed with the old key.
+        header = await self.reader.readexactly(4)
+        length = int.from_bytes(header, "big")
+        if length > min(MAX_HELLO, transport.max_frame):
+            raise FrameError(f"a hello frame of {length} bytes is over the limit")
+        messages = self._frames_in.feed(header + await self.reader.readexactly(length))
+        if len(messages) != 1 or messages[0].kind is not Kind.HELLO:
+            raise FrameError("the first frame must be a hello")
+        hello = messages[0].body
+        if hello["protocol"] != PROTOCOL_VERSION:
+            raise FrameError(f"protocol version {hello['protocol']} is not supported")
+        self.node = int(hello["node"], 16)
+        self.advertised = hello["addr"]
+        if transport.secret is not None:
+            send_key, receive_key = session_keys(
+                transport.secret, nonce, bytes.fromhex(hello["nonce"])
+            )
+            self._frames_out.rekey(send_key)
+            self._frames_in.rekey(receive_key)
+        transport.heard_hello(self, hello)
+
+    # Sending ----------------------------------------------------------------------------------
+
+    def _send(self, kind: Kind, body: dict[str, Any], delta: Delta | None = None) -> None:
+        if not self.closed:
+            self._write(self._frames_out.frame(kind, body, delta=delta))
+
+    def send_body(self, body: bytes) -> None:
+        """Send an already-encoded body (a fan-out delta is encoded once for every peer)."""
+        if not self.closed:
+            self._write(self._frames_out.frame_body(body))
+
+    def _write(self, frame: bytes) -> None:
+        self.writer.write(frame)
+        self.check_stalled()
+
+    def check_stalled(self) -> None:
+        """Drop a peer that stopped reading; never one that is merely catching up.
+
+        A burst of writes or one big catch-up frame can fill the buffer of a healthy peer, so
+        the buffer being over ``send_buffer_limit`` only starts a clock: the peer is dropped if
+        it stays over for ``stall_timeout`` seconds (checked on every write and every
+        anti-entropy round), or at once past the hard cap of the limit plus one largest frame.
+        It catches up by anti-entropy when it comes back.
+        """
+        if self.closed:
+            return
+        transport = self.transport
+        buffered = self.writer.transport.get_write_buffer_size()
+        if buffered <= transport.send_buffer_limit:
+            self.over_limit_since = None
+            return
+        now = time.monotonic()
+        if self.over_limit_since is None:
+            self.over_limit_since = now
+        stalled = now - self.over_limit_since > transport.stall_timeout
+        if stalled or buffered > transport.send_buffer_limit + transport.max_frame:
+            logger.warning("peer %s is not reading (%d bytes queued); dropping it", self, buffered)
+            transport.count("slow_peers_dropped")
+            self.abort()
+
+    def send_digest(self, *, initial: bool = False) -> None:
+        host = self.transport.host
+        seq = self.transport.sequence
+        if initial:
+            self.sync_seq = seq
+        digests = {name: digest.hex() for name, digest in host.digests().items()}
+        self._send(Kind.DIGEST, {"seq": seq, "clock": host.physical_ms(), "digests": digests})
+        self.transport.count("digests_sent")
+
+    # Receiving --------------------------------------------------------------------------------
+
+    def _handle(self, message: Message) -> None:
+        transport, body = self.transport, message.body
+        kind = message.kind
+        if kind is Kind.DELTA:
+            # Not acknowledged: an ack per write would double the wake-ups of every process on
+            # the hot path of propagation. wait_synced() asks for a digest exchange instead,
+            # whose final ack covers every write up to its sequence number.
+            transport.count("deltas_received")
+            self._merge(message.delta)
+        elif kind is Kind.DIGEST:
+            transport.heard_clock(self, body["clock"])
+            self._answer_digest(body)
+        elif kind is Kind.PULL:
+            names = body["names"]
+            self._send(Kind.STATE, {"seq": body["seq"]}, transport.host.replicated(names))
+            transport.count("states_sent")
+        elif kind is Kind.STATE:
+            transport.count("states_received")
+            if self._merge(message.delta) and body["seq"] is not None:
+                self._send(Kind.ACK, {"seq": body["seq"]})
+        elif kind is Kind.ACK:
+            seq = body["seq"]
+            self.acked = max(self.acked, seq)
+            if seq == self.sync_seq:
+                self.synced = True
+            if self.member is not None:
+                self.member.last_sync = time.time()
+            transport.acknowledged()
+        elif kind is Kind.BYE:
+            self.close()
+        else:
+            raise FrameError(f"unexpected {kind.name} after the handshake")
+
+    def _answer_digest(self, body: dict[str, Any]) -> None:
+        host = self.transport.host
+        mine = host.digests()
+        theirs = {name: bytes.fromhex(digest) for name, digest in body["digests"].items()}
+        differ = {n for n in mine.keys() | theirs.keys() if mine.get(n) != theirs.get(n)}
+        self.transport.count("digests_compared")
+        push = [name for name in differ if name in mine]
+        if push:
+            self._send(Kind.STATE, {"seq": None}, host.replicated(push))
+            self.transport.count("states_sent")
+        # Always answer, even with nothing to pull: the answer completes the peer's sync.
+        self._send(
+            Kind.PULL, {"seq": body["seq"], "names": sorted(n for n in differ if n in theirs)}
+        )
+
+    def _merge(self, delta: Delta | None) -> bool:
+        """Merge a peer's registers; False (and no ack) if this replica could not store them."""
+        if not delta:
+            return True
+        try:
+            self.transport.host.merge_remote(delta)
+        except RolloutError as exc:
+            # Not acknowledged, so the peer does not count it as delivered; anti-entropy
+            # offers it again.
+            logger.warning("could not merge registers from %s: %s", self, exc)
+            return False
+        return True
+
+    # Closing ----------------------------------------------------------------------------------
+
+    def say_goodbye(self) -> None:
+        self._send(Kind.BYE, {})
+        self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.writer.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        self.writer.transport.abort()
+
+    def __str__(self) -> str:
+        node = f"{self.node:016x}" if self.node is not None else "?"
+        return f"{self.peer_label} (node {node})"
+
+
+def _peer_label(writer: asyncio.StreamWriter, member: Member | None) -> str:
+    if member is not None:
+        return member.address
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)

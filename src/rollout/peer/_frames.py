@@ -1,0 +1,264 @@
+"""The wire format of the peer-to-peer protocol: length-prefixed, optionally MAC'd frames.
+
+::
+
+    frame := length:u32 big-endian | body | mac
+    body  := version:u8 | kind:u8 | payload (compact UTF-8 JSON object)
+    mac   := HMAC-SHA256(key, counter:u64 big-endian || body)   (only when there is a key)
+
+The MAC covers a per-direction frame counter, so a frame replayed on the same connection fails
+(the counter has moved), and :func:`session_keys` makes the two directions use different keys, so
+a frame reflected back to its sender fails too.
+
+Pure (no I/O): a transport feeds received bytes to a :class:`FrameReader` and sends what a
+:class:`FrameWriter` returns. Payloads are checked strictly on the way in (they come from the
+network) and on the way out (a frame the peer rejects closes the connection, again and again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from .._core.codec import decode_flags, encode_flags
+from .._core.state import Delta
+from ..errors import FormatError, RolloutError
+from ._messages import SCHEMAS, Kind, Message, SchemaError, check_keys
+
+__all__ = [
+    "DEFAULT_MAX_FRAME",
+    "PROTOCOL_VERSION",
+    "FrameError",
+    "FrameReader",
+    "FrameWriter",
+    "Kind",
+    "Message",
+    "encode_body",
+    "session_keys",
+]
+
+PROTOCOL_VERSION: Final = 1
+DEFAULT_MAX_FRAME: Final = 64 * 1024 * 1024
+
+_MAC_SIZE: Final = hashlib.sha256().digest_size
+_HEADER: Final = 2  # version and kind
+_MAX_LENGTH: Final = 2**32 - 1
+
+
+class FrameError(RolloutError):
+    """Bad bytes from the network: the connection they came on should be closed.
+
+    Raised for a frame that is too long, has an unknown version or kind, fails its MAC, or
+    carries a payload that is not valid JSON or does not match its kind's schema.
+    """
+
+
+def _reject_constant(constant: str) -> Any:
+    raise ValueError(f"{constant} is not valid JSON")
+
+
+def _decode_payload(kind: Kind, text: str) -> Message:
+    try:
+        payload = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: deeply nested arrays are valid JSON that the parser cannot take.
+        raise SchemaError(f"payload is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise SchemaError(f"payload must be a JSON object, got {type(payload).__name__}")
+    keys, has_flags, check = SCHEMAS[kind]
+    check_keys(payload, keys | {"flags"} if has_flags else keys)
+    check(payload)
+    if not has_flags:
+        return Message(kind, payload)
+    try:
+        delta = decode_flags(payload.pop("flags"))
+    except FormatError as exc:
+        raise SchemaError(str(exc)) from None
+    return Message(kind, payload, delta)
+
+
+def encode_body(kind: Kind, body: Mapping[str, Any], delta: Delta | None = None) -> bytes:
+    """The body of a frame (version, kind, payload), checked against the kind's schema.
+
+    For DELTA and STATE, ``body`` has no ``flags``: pass the delta. Encoding a body once and
+    framing it per peer with :meth:`FrameWriter.frame_body` saves re-encoding a fan-out delta.
+    Raises ``ValueError`` for a body the peer would reject.
+    """
+    kind = Kind(kind)
+    keys, has_flags, check = SCHEMAS[kind]
+    if has_flags != (delta is not None):
+        need = "needs a delta" if has_flags else "takes no delta"
+        raise ValueError(f"a {kind.name} frame {need}, got delta={delta!r:.80}")
+    if not isinstance(body, Mapping):
+        raise TypeError(f"body must be a mapping, got {body!r}")
+    payload = dict(body)
+    try:
+        check_keys(payload, keys)
+        check(payload)
+        if delta is not None:
+            # Not checked again on the way out: registers come from our own replica, valid by
+            # construction, and this runs on every write. Receivers check everything.
+            payload["flags"] = encode_flags(delta)
+        text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    except (SchemaError, FormatError) as exc:
+        raise ValueError(f"{kind.name} frame: {exc}") from None
+    except (TypeError, ValueError) as exc:  # json.dumps: an object, a NaN, a circular list
+        raise ValueError(f"{kind.name} frame: payload is not JSON-serialisable: {exc}") from exc
+    return bytes((PROTOCOL_VERSION, kind)) + text.encode()
+
+
+def _mac(key: bytes, counter: int, body: bytes | memoryview) -> bytes:
+    mac = hmac.new(key, counter.to_bytes(8, "big"), hashlib.sha256)
+    mac.update(body)
+    return mac.digest()
+
+
+class _Direction:
+    """One direction of one connection: its MAC key and the frames it has carried under it."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self.rekey(key)
+
+    def rekey(self, key: bytes | None) -> None:
+        """Use ``key`` from the next frame on, counting frames from 0 again."""
+        if key is not None and not isinstance(key, bytes):
+            raise TypeError(f"key must be bytes or None, got {type(key).__name__}")
+        if key == b"":
+            raise ValueError("key must not be empty (pass None for unauthenticated frames)")
+        self._key = key
+        self._counter = 0
+
+
+class FrameWriter(_Direction):
+    """Frames bodies for one direction of one connection."""
+
+    def frame(
+        self, kind: Kind, body: Mapping[str, Any] | None = None, *, delta: Delta | None = None
+    ) -> bytes:
+        return self.frame_body(encode_body(kind, {} if body is None else body, delta))
+
+    def frame_body(self, body: bytes) -> bytes:
+        """Frame a body from :func:`encode_body`; each call advances the MAC counter."""
+        if not isinstance(body, bytes):
+            raise TypeError(f"body must be bytes from encode_body(), got {type(body).__name__}")
+        if len(body) <= _HEADER or body[0] != PROTOCOL_VERSION:
+            raise ValueError(f"body must come from encode_body(), got {body[:16]!r}")
+        mac = b"" if self._key is None else _mac(self._key, self._counter, body)
+        length = len(body) + len(mac)
+        if length > _MAX_LENGTH:
+            raise ValueError(f"a frame must be under 4 GiB, this body is {len(body)} bytes")
+        self._counter += 1
+        return b"".join((length.to_bytes(4, "big"), body, mac))
+
+
+class FrameReader(_Direction):
+    """Decodes the frames of one direction of one connection from bytes as they arrive.
+
+    After a :class:`FrameError` the stream position is lost, so the reader refuses all further
+    input; close the connection.
+    """
+
+    def __init__(self, key: bytes | None = None, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        if isinstance(max_frame, bool) or not isinstance(max_frame, int) or max_frame <= 0:
+            raise ValueError(f"max_frame must be a positive int, got {max_frame!r}")
+        super().__init__(key)
+        self._max_frame = max_frame
+        self._buffer = bytearray()
+        self._failure: str | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet decoded (part of a frame still arriving)."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Every frame completed by ``data``, in order; an incomplete tail stays buffered.
+
+        Raises :class:`FrameError` as soon as the bytes are known to be bad (an oversized length
+        once its four bytes are in), dropping frames decoded earlier in the call with it.
+        """
+        if self._failure is not None:
+            raise FrameError(f"the stream is broken (earlier: {self._failure}); close it")
+        self._buffer += data
+        messages: list[Message] = []
+        try:
+            consumed = self._decode_frames(messages)
+        except FrameError as exc:
+            self._failure = str(exc)
+            # Rebind rather than clear: a view into the old buffer may live on in the traceback.
+            self._buffer = bytearray()
+            raise
+        del self._buffer[:consumed]
+        return messages
+
+    def _decode_frames(self, messages: list[Message]) -> int:
+        position, size = 0, len(self._buffer)
+        with memoryview(self._buffer) as view:
+            while size - position >= 4:
+                length = int.from_bytes(view[position : position + 4], "big")
+                mac_size = 0 if self._key is None else _MAC_SIZE
+                if length > self._max_frame:
+                    raise FrameError(f"frame of {length} bytes is over the limit {self._max_frame}")
+                if length <= _HEADER + mac_size:
+                    raise FrameError(f"frame of {length} bytes is too short")
+                end = position + 4 + length
+                if end > size:
+                    break
+                mac = view[end - mac_size : end].tobytes()
+                with view[position + 4 : end - mac_size] as body:
+                    messages.append(self._decode_frame(body, mac))
+                position = end
+        return position
+
+    def _decode_frame(self, body: memoryview, mac: bytes) -> Message:
+        counter = self._counter
+        self._counter += 1
+        if self._key is not None and not hmac.compare_digest(_mac(self._key, counter, body), mac):
+            raise FrameError(f"frame {counter} fails its MAC (wrong key, tampered or replayed)")
+        version, raw_kind = body[0], body[1]
+        if version != PROTOCOL_VERSION:
+            raise FrameError(f"protocol version {version} is not supported ({PROTOCOL_VERSION})")
+        try:
+            kind = Kind(raw_kind)
+        except ValueError:
+            raise FrameError(f"unknown frame kind {raw_kind}") from None
+        try:
+            text = str(body[_HEADER:], "utf-8")
+        except UnicodeDecodeError as exc:
+            raise FrameError(f"{kind.name} frame: payload is not UTF-8: {exc}") from None
+        try:
+            return _decode_payload(kind, text)
+        except SchemaError as exc:
+            raise FrameError(f"{kind.name} frame: {exc}") from None
+
+
+def session_keys(secret: bytes, my_nonce: bytes, their_nonce: bytes) -> tuple[bytes, bytes]:
+    """``(key for frames I send, key for frames I receive)`` after the HELLO exchange.
+
+    Fresh nonces give every connection new keys, so frames recorded on one cannot be replayed on
+    another; the order of the nonces makes each direction's key different, so a frame reflected
+    back to its sender fails. Equal nonces mean our own HELLO came back to us: FrameError.
+    """
+    for value, argument in (
+        (secret, "secret"),
+        (my_nonce, "my_nonce"),
+        (their_nonce, "their_nonce"),
+    ):
+        if not isinstance(value, bytes):
+            raise TypeError(f"{argument} must be bytes, got {type(value).__name__}")
+    if not secret:
+        raise ValueError("secret must not be empty")
+    if len(my_nonce) < 16 or len(their_nonce) != len(my_nonce):
+        # Equal lengths keep the concatenation unambiguous.
+        raise ValueError(
+            f"nonces must be at least 16 bytes and equally long, got {len(my_nonce)} "
+            f"and {len(their_nonce)}"
+        )
+    if hmac.compare_digest(my_nonce, their_nonce):
+        raise FrameError("the peer's nonce is ours: our own HELLO was reflected back")
+    send = hmac.new(secret, b"rollout/1 " + my_nonce + their_nonce, hashlib.sha256).digest()
+    receive = hmac.new(secret, b"rollout/1 " + their_nonce + my_nonce, hashlib.sha256).digest()
+    return send, receive

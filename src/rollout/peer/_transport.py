@@ -1,0 +1,319 @@
+"""Peer-to-peer replication over TCP: no Redis or other server to run (the Elixir design).
+
+Every node keeps a full replica and a connection to every other node (full mesh). A local write
+is sent at once to every connected peer; every second (with jitter) each node compares per-flag
+digests with one random peer and pulls what differs, so lost messages, partitions and restarts
+heal by themselves. Everything runs on one background thread with its own asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import random
+import ssl as ssl_module
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from .._core.state import Delta
+from ..sync._base import SyncHost, Transport
+from ._connection import PeerConnection
+from ._frames import DEFAULT_MAX_FRAME, FrameError, Kind, encode_body
+from ._loop import LoopThread, abandon, release_inherited_socket
+from ._membership import Members, clock_problem, parse_address
+from ._mesh import Mesh
+
+__all__ = ["PeerTransport"]
+
+logger = logging.getLogger("rollout.sync")
+
+_COUNTERS = (
+    "deltas_sent",
+    "deltas_received",
+    "digests_sent",
+    "digests_compared",
+    "states_sent",
+    "states_received",
+    "frames_rejected_auth",
+    "frames_rejected_format",
+    "slow_peers_dropped",
+    "connections_opened",
+)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class PeerTransport(Mesh, Transport):
+    """Replicate with peers over TCP. See ``Rollout(listen=..., peers=..., secret=...)``."""
+
+    def __init__(
+        self,
+        *,
+        listen: str | None = None,
+        peers: Iterable[str] = (),
+        secret: str | bytes | None = None,
+        insecure: bool = False,
+        ssl: ssl_module.SSLContext | None = None,
+        client_ssl: ssl_module.SSLContext | None = None,
+        member_timeout: float = 60.0,
+        anti_entropy_interval: float = 1.0,
+        learn_members: bool = True,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        send_buffer_limit: int = 32 * 1024 * 1024,
+        stall_timeout: float = 10.0,
+    ) -> None:
+        if isinstance(peers, str):
+            raise TypeError(f"peers must be a list of 'host:port' strings, got {peers!r}")
+        self._seeds = list(dict.fromkeys(peers))
+        for address in self._seeds:
+            parse_address(address, "peers item")
+        self._listen = parse_address(listen, "listen") if listen is not None else None
+        if isinstance(secret, str):
+            secret = secret.encode()
+        if secret is not None and not isinstance(secret, bytes):
+            raise TypeError(f"secret must be str or bytes, got {type(secret).__name__}")
+        if secret is not None and not secret:
+            raise ValueError("secret must not be empty")
+        if self._listen and secret is None and not insecure and not _is_loopback(self._listen[0]):
+            raise ValueError(
+                f"listen={listen!r} is not a loopback address and no secret is set: anyone who "
+                "can reach it could change every flag. Pass secret=..., or insecure=True."
+            )
+        for name, value in (
+            ("member_timeout", member_timeout),
+            ("anti_entropy_interval", anti_entropy_interval),
+            ("stall_timeout", stall_timeout),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        self.secret: bytes | None = secret
+        self._ssl, self._client_ssl = ssl, client_ssl
+        self._member_timeout = member_timeout
+        self._interval = anti_entropy_interval
+        self._learn = learn_members
+        self.max_frame = max_frame
+        self.send_buffer_limit = send_buffer_limit
+        self.stall_timeout = stall_timeout
+        self._reset()
+
+    def _reset(self) -> None:
+        self.host: SyncHost = _NoHost()
+        self.advertised_address: str | None = None
+        self.sequence = 0
+        self._sequence_lock = threading.Lock()
+        self._synced = threading.Condition()
+        self._loop: LoopThread | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # ours: cancelled on close
+        # The server's tasks for accepted connections: they end when their connection is
+        # closed, and must not be cancelled (asyncio's stream server logs that as an error).
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._members = Members(self._seeds, self._member_timeout)
+        self.connections: dict[int, PeerConnection] = {}
+        #: Every open connection, handshaking ones too, so close() can end them all.
+        self._open: set[PeerConnection] = set()
+        self._reconnect: dict[int, asyncio.Event] = {}
+        self._counters = dict.fromkeys(_COUNTERS, 0)
+        self._skew: str | None = None
+        self._closing = False
+
+    @property
+    def node_id(self) -> int:
+        return self.host.node_id
+
+    # Lifecycle ----------------------------------------------------------------------------------
+
+    def start(self, host: SyncHost) -> None:
+        self.host = host
+        self._loop = LoopThread("rollout-sync")
+        self._loop.submit(self._start()).result(timeout=10)
+
+    async def _start(self) -> None:
+        if self._listen is not None:
+            host, port = self._listen
+            self._server = await asyncio.start_server(self._accept, host, port, ssl=self._ssl)
+            bound = self._server.sockets[0].getsockname()
+            shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+            self.advertised_address = f"{shown}:{bound[1]}"
+            logger.info("node %016x listening on %s", self.node_id, self.advertised_address)
+        for member in list(self._members.by_address.values()):
+            self._spawn(self._dial(member))
+        self._spawn(self._anti_entropy())
+
+    def _spawn(self, coro: Any) -> None:
+        if self._closing:  # nothing new starts while the transport shuts down
+            coro.close()
+            return
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def close(self, timeout: float = 5.0) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        self._closing = True
+        if loop.is_current:
+            # Called from a callback on the replication thread itself: it cannot wait for its
+            # own loop, so the shutdown is scheduled and runs as soon as the callback returns.
+            loop.loop.create_task(self._stop()).add_done_callback(lambda _: loop.loop.stop())
+            return
+        try:
+            loop.submit(self._stop()).result(timeout=timeout)
+        except Exception as exc:  # a wedged loop must not wedge close()
+            logger.warning("replication did not stop cleanly: %r", exc)
+        loop.stop(timeout)
+        with self._synced:
+            self._synced.notify_all()
+
+    async def _stop(self) -> None:
+        for connection in list(self._open):
+            if connection in self.connections.values():
+                connection.say_goodbye()
+            else:
+                connection.close()
+        if self._server is not None:
+            self._server.close()
+        # Until none is left: a task may be mid-way through starting another when cancelled.
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        # Connections accepted during the shutdown get their handler task a loop turn later
+        # (it closes them at once); a few turns let every such task run before the loop stops.
+        for _ in range(5):
+            if self._handlers:  # their connections are closed: they are finishing
+                await asyncio.wait(list(self._handlers), timeout=2.0)
+            for connection in list(self._open):  # opened during the shutdown
+                connection.close()
+            await asyncio.sleep(0)  # let the goodbyes reach the sockets
+
+    def after_fork_in_child(self) -> None:
+        """The parent's thread does not exist here; its sockets are the parent's to use."""
+        old = self._loop
+        if old is None:
+            return
+        abandon(old)
+        for connection in self.connections.values():
+            release_inherited_socket(connection.writer.get_extra_info("socket"))
+        if self._server is not None:
+            for sock in self._server.sockets:
+                release_inherited_socket(sock)
+        host, listen = self.host, self._listen
+        if listen is not None:
+            self._listen = (listen[0], 0)  # the parent keeps its port; a child takes a fresh one
+        self._reset()
+        self.start(host)
+
+    # Membership and connections -------------------------------------------------------------
+
+    def publish(self, delta: Delta) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        with self._sequence_lock:
+            self.sequence += 1
+            body = encode_body(Kind.DELTA, {"seq": self.sequence}, delta)
+        loop.call_soon(self._fan_out, body)
+
+    def _fan_out(self, body: bytes) -> None:
+        for connection in list(self.connections.values()):
+            connection.send_body(body)
+            self._counters["deltas_sent"] += 1
+
+    async def _anti_entropy(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self._interval * random.uniform(0.5, 1.5))
+            connections = list(self.connections.values())
+            if connections:
+                random.choice(connections).send_digest()
+            for connection in connections:
+                connection.check_stalled()
+            self._check_clock()
+
+    def heard_clock(self, connection: PeerConnection, their_ms: int) -> None:
+        if connection.member is not None:
+            connection.member.offset_ms = their_ms - self.host.physical_ms()
+        self._check_clock()
+
+    def _check_clock(self) -> None:
+        self._skew = clock_problem(
+            self._members.median_offset_ms(), self.host.max_offset_ms, self._skew
+        )
+        self.host.set_clock_skew(self._skew)
+
+    def count(self, counter: str) -> None:
+        self._counters[counter] += 1
+
+    def reject_frame(self, connection: PeerConnection, error: FrameError) -> None:
+        kind = "frames_rejected_auth" if "MAC" in str(error) else "frames_rejected_format"
+        self._counters[kind] += 1
+        logger.warning("closing connection to %s: %s", connection, error)
+
+    def acknowledged(self) -> None:
+        with self._synced:
+            self._synced.notify_all()
+
+    def wait_synced(self, timeout: float, peers: int | None = None) -> bool:
+        target = self.sequence
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon(self._request_acks, target)
+        deadline = time.monotonic() + timeout
+        with self._synced:
+            while not self._is_synced(target, peers):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._loop is None:
+                    return False
+                self._synced.wait(min(remaining, 0.1))
+        return True
+
+    def _request_acks(self, target: int) -> None:
+        # A digest exchange ends with the peer acknowledging our sequence number as of now:
+        # proof that it holds every write up to `target`, even if a delta was lost on the way.
+        for connection in list(self.connections.values()):
+            if connection.acked < target:
+                connection.send_digest()
+
+    def _is_synced(self, target: int, peers: int | None) -> bool:
+        connections = list(self.connections.values())
+        done = sum(1 for c in connections if c.synced and c.acked >= target)
+        if peers is not None:
+            return done >= peers
+        known: set[int | str] = {
+            m.node if m.node is not None else m.address
+            for m in list(self._members.by_address.values())
+            if m.state != "self"
+        }
+        known.update(c.node for c in connections if c.node is not None)
+        return done >= len(known)
+
+    def stats(self) -> dict[str, Any]:
+        members = list(self._members.by_address.values())  # a copy: the loop thread owns it
+        return {
+            "transport": "peer",
+            "address": self.advertised_address,
+            "peers_connected": len(self.connections),
+            "members": len([m for m in members if m.state != "self"]),
+            "clock_skew": self._skew,
+            "last_sync": {m.address: m.last_sync for m in members if m.state != "self"},
+            **self._counters,
+        }
+
+
+class _NoHost:
+    """Stands in until start(): using it is a programming error."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("PeerTransport.start() has not been called")

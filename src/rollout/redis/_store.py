@@ -1,0 +1,278 @@
+"""A store in Redis: one place shared by processes on many machines (and by Ruby services).
+
+Layout under a namespace ``ns`` (the Ruby gem needed redis-namespace for this):
+
+* ``ns:flags`` — a set of flag names (the index);
+* ``ns:flag:<name>`` — a hash per flag: register key -> packed register;
+* ``ns:version`` — a counter bumped by every save that changed something;
+* ``ns:changes`` — the pub/sub channel every such save publishes its delta on.
+
+A packed register is ``wall(16 digits) counter(10) node(19)`` then the value's JSON text, so
+comparing two packed strings compares ``(timestamp, value)``: exactly the last-writer-wins rule,
+with no number parsing in Lua (whose doubles would mangle 63-bit node ids). One Lua script merges
+a whole delta, drops what a watermark hides, bumps the version and publishes, atomically: two
+processes adding different users to one flag at the same moment both keep their user.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from .._core.clock import Timestamp
+from .._core.codec import decode_value, encode_flags, encode_value
+from .._core.state import Delta, Register
+from ..errors import ClosedError, StoreError, StoreUnavailableError
+from ..stores._base import Store
+
+if TYPE_CHECKING:
+    import redis
+
+    from ..sync import Transport
+
+__all__ = ["RedisStore"]
+
+_WALL, _COUNTER, _NODE = 16, 10, 19
+_PREFIX = _WALL + _COUNTER + _NODE
+
+# KEYS: index, version, then per flag its hash and its history index (a sorted set of the
+# flag's history fields, all at score 0, so in key order = timestamp order: trimming the oldest
+# never scans the hash). ARGV: channel, origin, delta JSON, history limit, then per flag: name,
+# register count, then key/packed pairs.
+_MERGE = """
+local index, version_key = KEYS[1], KEYS[2]
+local channel, origin, delta_json = ARGV[1], ARGV[2], ARGV[3]
+local limit = tonumber(ARGV[4])
+local P = %(prefix)d
+local function targeting(field)
+  return field == 'percentage' or field == 'percentage_of_time'
+    or string.sub(field, 1, 5) == 'user:' or string.sub(field, 1, 8) == 'exclude:'
+    or string.sub(field, 1, 6) == 'group:'
+end
+local function hidden(field, stamp, reset, data_reset)
+  if string.sub(field, 1, 5) == 'data:' then
+    return data_reset and stamp < data_reset
+  end
+  return reset and stamp < reset and targeting(field)
+end
+local changed = 0
+local arg = 5
+for f = 3, #KEYS, 2 do
+  local hash, events, name, count = KEYS[f], KEYS[f + 1], ARGV[arg], tonumber(ARGV[arg + 1])
+  local added_events = false
+  arg = arg + 2
+  local reset = redis.call('HGET', hash, 'reset')
+  local data_reset = redis.call('HGET', hash, 'data_reset')
+  reset = reset and string.sub(reset, 1, P) or nil
+  data_reset = data_reset and string.sub(data_reset, 1, P) or nil
+  local moved = false
+  for r = 1, count do
+    local field, packed = ARGV[arg], ARGV[arg + 1]
+    arg = arg + 2
+    local stamp = string.sub(packed, 1, P)
+    local old = redis.call('HGET', hash, field)
+    if (not old or packed > old) and not hidden(field, stamp, reset, data_reset) then
+      redis.call('HSET', hash, field, packed)
+      changed = changed + 1
+      if field == 'reset' then reset = stamp; moved = true end
+      if field == 'data_reset' then data_reset = stamp; moved = true end
+      if string.sub(field, 1, 8) == 'history:' then
+        redis.call('ZADD', events, 0, field)
+        added_events = true
+      end
+    end
+  end
+  if added_events then
+    local extra = redis.call('ZCARD', events) - limit
+    if extra > 0 then
+      local oldest = redis.call('ZPOPMIN', events, extra)
+      for i = 1, #oldest, 2 do redis.call('HDEL', hash, oldest[i]) end
+    end
+  end
+  if moved then
+    local all = redis.call('HGETALL', hash)
+    for i = 1, #all, 2 do
+      if hidden(all[i], string.sub(all[i + 1], 1, P), reset, data_reset) then
+        redis.call('HDEL', hash, all[i])
+      end
+    end
+  end
+  redis.call('SADD', index, name)
+end
+if changed == 0 then
+  return tonumber(redis.call('GET', version_key) or '0')
+end
+local version = redis.call('INCR', version_key)
+redis.call('PUBLISH', channel, version .. ' ' .. origin .. ' ' .. delta_json)
+return version
+""".replace("%(prefix)d", str(_PREFIX))
+
+# A consistent snapshot of everything: flat {name, {field, packed, ...}, ...} plus the version.
+_LOAD = """
+local out = {}
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  out[#out + 1] = name
+  out[#out + 1] = redis.call('HGETALL', ARGV[1] .. name)
+end
+return {redis.call('GET', KEYS[2]) or '0', out}
+"""
+
+
+def pack(key: str, register: Register) -> str:
+    wall, counter, node = register.ts
+    return (
+        f"{wall:0{_WALL}d}{counter:0{_COUNTER}d}{node:0{_NODE}d}{encode_value(key, register.value)}"
+    )
+
+
+def unpack(key: str, packed: str) -> Register:
+    ts = Timestamp(
+        int(packed[:_WALL]),
+        int(packed[_WALL : _WALL + _COUNTER]),
+        int(packed[_WALL + _COUNTER : _PREFIX]),
+    )
+    return Register(ts, decode_value(key, packed[_PREFIX:]))
+
+
+class RedisStore(Store):
+    """Registers in Redis under ``namespace``. Give a redis-py client, or use :meth:`from_url`.
+
+    Every save that changes something also publishes its delta on ``<namespace>:changes``; the
+    :class:`~rollout.sync.redis.RedisTransport` (started by ``Rollout`` with this store) turns
+    that into live updates in every process.
+    """
+
+    def __init__(self, client: redis.Redis, *, namespace: str = "rollout") -> None:
+        if not namespace or any(c in namespace for c in "\r\n "):
+            raise ValueError(f"namespace must be a non-empty word, got {namespace!r}")
+        self.client = client
+        self.namespace = namespace
+        self.url = f"redis (namespace {namespace})"
+        self.channel = f"{namespace}:changes"
+        self.index_key = f"{namespace}:flags"
+        self.version_key = f"{namespace}:version"
+        self.flag_prefix = f"{namespace}:flag:"
+        self.history_prefix = f"{namespace}:history:"
+        #: Who published a change, in each message (for people reading the channel).
+        self.origin = f"pid-{os.getpid()}"
+        self._merge = client.register_script(_MERGE)
+        self._load = client.register_script(_LOAD)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._owned: list[redis.Redis] = []
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStore:
+        """``redis://host:6379/0?namespace=myapp`` (also ``rediss://`` and ``unix://``), or
+        ``redis+sentinel://host:26379,host2:26379/mymaster/0?namespace=myapp``."""
+        import redis
+
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        namespace = query.pop("namespace", ["rollout"])[0]
+        rest = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+        sentinels: list[redis.Redis] = []
+        try:
+            if parts.scheme == "redis+sentinel":
+                client, sentinels = _sentinel_client(parts)
+            else:
+                client = redis.Redis.from_url(rest)
+        except ValueError as exc:
+            raise ValueError(f"store URL {url!r} is not a Redis URL: {exc}") from exc
+        store = cls(client, namespace=namespace)
+        store._owned = sentinels  # opened here, so closed with the store
+        return store
+
+    def default_transport(self) -> Transport:
+        from ._transport import RedisTransport
+
+        # The replica saves its writes into this store, which publishes them: nothing to add.
+        return RedisTransport(self, saves_writes=False)
+
+    @contextmanager
+    def _using(self, action: str) -> Iterator[None]:
+        import redis
+
+        if self._closed:
+            raise ClosedError("this RedisStore is closed")
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+            raise StoreUnavailableError(f"cannot {action} Redis ({self.namespace}): {exc}") from exc
+        except redis.RedisError as exc:
+            raise StoreError(f"cannot {action} Redis ({self.namespace}): {exc}") from exc
+
+    def load(self) -> Delta:
+        return self.snapshot()[0]
+
+    def snapshot(self) -> tuple[Delta, int]:
+        """Every register and the namespace's version, read atomically together."""
+        with self._using("read"):
+            version, flat = self._load(
+                keys=[self.index_key, self.version_key], args=[self.flag_prefix]
+            )
+        delta: Delta = {}
+        for i in range(0, len(flat), 2):
+            name, fields = _text(flat[i]), flat[i + 1]
+            delta[name] = {
+                _text(fields[j]): unpack(_text(fields[j]), _text(fields[j + 1]))
+                for j in range(0, len(fields), 2)
+            }
+        return delta, int(version)
+
+    def save(self, delta: Delta) -> None:
+        flags = [(name, registers) for name, registers in delta.items() if registers]
+        if not flags:
+            return
+        import json
+
+        keys = [self.index_key, self.version_key]
+        for name, _ in flags:
+            keys += [self.flag_prefix + name, self.history_prefix + name]
+        args: list[Any] = [
+            self.channel,
+            self.origin,
+            json.dumps(encode_flags(delta), sort_keys=True, separators=(",", ":")),
+            self.history_limit,
+        ]
+        for name, registers in flags:
+            args += [name, len(registers)]
+            for key, register in registers.items():
+                args += [key, pack(key, register)]
+        with self._using("write to"):
+            self._merge(keys=keys, args=args)
+
+    def version(self) -> int:
+        with self._using("read"):
+            return int(self.client.get(self.version_key) or 0)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.client.close()
+            for connection in self._owned:  # the Sentinel connections of a sentinel URL
+                connection.close()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _sentinel_client(parts: Any) -> tuple[redis.Redis, list[redis.Redis]]:
+    from redis.sentinel import Sentinel
+
+    hosts = []
+    for host_port in parts.netloc.rsplit("@", 1)[-1].split(","):
+        host, _, port = host_port.rpartition(":")
+        hosts.append((host or host_port, int(port or 26379)))
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ValueError("a sentinel URL names the service: redis+sentinel://host:26379/mymaster")
+    service, db = path[0], int(path[1]) if len(path) > 1 else 0
+    sentinel = Sentinel(hosts)
+    client: redis.Redis = sentinel.master_for(service, db=db)
+    return client, list(sentinel.sentinels)

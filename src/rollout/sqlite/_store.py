@@ -1,0 +1,252 @@
+"""A store in one SQLite file: survives restarts, and several processes on one host can share it.
+
+Registers are merged by timestamp inside SQLite (an upsert that only replaces an older register),
+in one ``BEGIN IMMEDIATE`` transaction per delta, so concurrent writers never lose an edit and a
+reader in WAL mode always sees a committed, consistent snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import unquote
+
+from .._core.clock import Timestamp
+from .._core.codec import decode_value, encode_value
+from .._core.history import HISTORY
+from .._core.state import (
+    DATA,
+    DATA_RESET,
+    EXCLUDE,
+    GROUP,
+    PERCENTAGE,
+    RESET,
+    TIME,
+    USER,
+    Delta,
+    Register,
+)
+from ..errors import ClosedError, StoreError, StoreUnavailableError
+from ..stores._base import Store
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA_VERSION = 1
+HISTORY_END = HISTORY[:-1] + chr(ord(HISTORY[-1]) + 1)  # the first key after every history key
+_BUSY_TIMEOUT_MS = 5_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS registers (
+    flag TEXT NOT NULL,
+    key TEXT NOT NULL,
+    wall INTEGER NOT NULL,
+    counter INTEGER NOT NULL,
+    node INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (flag, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+# Last-writer-wins in SQL: replace only a register with a smaller (timestamp, value); the value
+# comparison is the same tie-break as rollout._state.wins (canonical JSON text).
+_UPSERT = """
+INSERT INTO registers (flag, key, wall, counter, node, value) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (flag, key) DO UPDATE SET
+    wall = excluded.wall, counter = excluded.counter, node = excluded.node, value = excluded.value
+WHERE (excluded.wall, excluded.counter, excluded.node, excluded.value)
+    > (registers.wall, registers.counter, registers.node, registers.value)
+"""
+
+# Drop what a watermark hides (DESIGN 2.2): targeting registers older than `reset`, data
+# registers older than `data_reset`.
+_PRUNE = f"""
+DELETE FROM registers AS r
+WHERE r.flag = :flag AND (
+    ((r.key IN ('{PERCENTAGE}', '{TIME}') OR substr(r.key, 1, 5) = '{USER}'
+      OR substr(r.key, 1, 8) = '{EXCLUDE}' OR substr(r.key, 1, 6) = '{GROUP}')
+     AND (r.wall, r.counter, r.node) < (
+        SELECT wall, counter, node FROM registers WHERE flag = :flag AND key = '{RESET}'))
+    OR (substr(r.key, 1, 5) = '{DATA}'
+     AND (r.wall, r.counter, r.node) < (
+        SELECT wall, counter, node FROM registers WHERE flag = :flag AND key = '{DATA_RESET}'))
+)
+"""
+
+
+# Keep the newest `limit` history events of a flag; their keys sort as their timestamps do. The
+# key range uses the primary key, so this never scans a flag's users.
+_PRUNE_HISTORY = f"""
+DELETE FROM registers
+WHERE flag = :flag AND key >= '{HISTORY}' AND key < '{HISTORY_END}' AND key NOT IN (
+    SELECT key FROM registers WHERE flag = :flag AND key >= '{HISTORY}' AND key < '{HISTORY_END}'
+    ORDER BY key DESC LIMIT :limit)
+"""
+
+
+class SQLiteStore(Store):
+    """Registers in an SQLite database file (WAL mode).
+
+    ``path`` may be ``":memory:"`` for a private in-memory database.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.url = f"sqlite:///{self.path}"
+        self._lock = threading.Lock()
+        self._closed = False
+        self._pid = os.getpid()
+        self._connection = self._connect()
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:``.
+
+        Three slashes then a relative path, four for an absolute one: the convention of
+        SQLAlchemy and most Python tools.
+        """
+        prefix = "sqlite:///"
+        if not url.startswith(prefix) or len(url) == len(prefix):
+            raise ValueError(
+                f"store URL {url!r} must look like sqlite:///relative.db or sqlite:////abs/path.db"
+            )
+        return cls(unquote(url[len(prefix) :]))
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(
+                self.path,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        try:
+            self._prepare(connection)
+        except sqlite3.Error as exc:
+            connection.close()
+            raise _translate(exc, f"cannot open SQLite store {self.path!r}") from exc
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        """WAL mode and the schema, retried while another process does the same.
+
+        Processes opening a new file at once race to switch it to WAL and create the tables;
+        SQLite answers "database is locked" at once there, without waiting, where waiting could
+        deadlock. So the whole step is retried, with jitter, for up to the busy timeout.
+        """
+        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                if self.path != ":memory:":
+                    connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute("PRAGMA synchronous = NORMAL")
+                connection.executescript(_SCHEMA)
+                self._check_schema_version(connection)
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                time.sleep(random.uniform(0.005, 0.05))
+
+    def _check_schema_version(self, connection: sqlite3.Connection) -> None:
+        row = connection.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+        if row is None:
+            connection.execute(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)",
+                (str(_SCHEMA_VERSION),),
+            )
+        elif row[0] != str(_SCHEMA_VERSION):
+            raise StoreError(
+                f"SQLite store {self.path!r} has schema version {row[0]}, "
+                f"this library reads version {_SCHEMA_VERSION}"
+            )
+
+    @contextmanager
+    def _using(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._closed:
+                raise ClosedError(f"SQLite store {self.path!r} is closed")
+            if self._pid != os.getpid():
+                # A forked child must not share the parent's connection (SQLite forbids it).
+                self._pid = os.getpid()
+                self._connection = self._connect()
+            try:
+                yield self._connection
+            except sqlite3.Error as exc:
+                raise _translate(exc, f"cannot {action} SQLite store {self.path!r}") from exc
+
+    def load(self) -> Delta:
+        delta: Delta = {}
+        # One write stamps all its registers alike (100,000 users added at once share one
+        # timestamp), so share the Timestamp objects too: it saves a third of the memory.
+        timestamps: dict[tuple[int, int, int], Timestamp] = {}
+        with self._using("read") as connection:
+            # One statement is one read transaction: a consistent snapshot under WAL. Rows are
+            # streamed, not fetched all at once, to keep the peak memory of a big load low.
+            rows = connection.execute("SELECT flag, key, wall, counter, node, value FROM registers")
+            for flag, key, wall, counter, node, value in rows:
+                parts = (wall, counter, node)
+                ts = timestamps.get(parts)
+                if ts is None:
+                    ts = timestamps[parts] = Timestamp(wall, counter, node)
+                delta.setdefault(flag, {})[key] = Register(ts, decode_value(key, value))
+        return delta
+
+    def save(self, delta: Delta) -> None:
+        rows = [
+            (flag, key, *register.ts, encode_value(key, register.value))
+            for flag, registers in delta.items()
+            for key, register in registers.items()
+        ]
+        watermarked = [
+            {"flag": flag}
+            for flag, registers in delta.items()
+            if RESET in registers or DATA_RESET in registers
+        ]
+        with_history = [
+            {"flag": flag, "limit": self.history_limit}
+            for flag, registers in delta.items()
+            if any(key.startswith(HISTORY) for key in registers)
+        ]
+        if not rows:
+            return
+        with self._using("write to") as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.executemany(_UPSERT, rows)
+                if watermarked:
+                    connection.executemany(_PRUNE, watermarked)
+                if with_history:
+                    connection.executemany(_PRUNE_HISTORY, with_history)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                if self._pid == os.getpid():
+                    self._connection.close()
+
+
+def _translate(exc: sqlite3.Error, context: str) -> StoreError:
+    message = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in message or "busy" in message):
+        return StoreUnavailableError(f"{context}: {message}")
+    return StoreError(f"{context}: {message}")

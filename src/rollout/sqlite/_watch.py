@@ -1,0 +1,89 @@
+"""Changes other processes make to ``serve``'s SQLite file (the ``rollout`` CLI), seen live.
+
+An SQLite store has no live updates of its own: two processes on one file see each other's
+writes only after ``refresh()`` or a restart. For ``rollout serve`` that would mean a
+``rollout activate chat`` typed next to it never reaches the open dashboards. So while it
+serves, a thread asks SQLite whether the file has changed (``PRAGMA data_version``, a counter
+that moves when another connection commits; a few microseconds, no table read) and, when it has,
+merges the file into the replica with ``flags.refresh()``, which notifies subscribers (the
+dashboard's event stream) of every flag that changed.
+
+The server's own writes move the counter too; the refresh that follows finds nothing new.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from .._client.rollout import Rollout
+
+__all__ = ["INTERVAL", "sqlite_path", "watching"]
+
+#: Seconds between two looks at the file.
+INTERVAL = 0.25
+
+logger = logging.getLogger("rollout")
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a ``sqlite:///...`` store URL; None for other stores and ``:memory:``."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return None
+    path = unquote(url[len(prefix) :])
+    return None if path in ("", ":memory:") else path
+
+
+@contextlib.contextmanager
+def watching(flags: Rollout, path: str | None, interval: float = INTERVAL) -> Iterator[None]:
+    """Merge what other processes write to ``path`` while the block runs (nothing if None)."""
+    if path is None:
+        yield
+        return
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_watch, args=(flags, path, interval, stop), name="rollout-store-watch", daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def _watch(flags: Rollout, path: str, interval: float, stop: threading.Event) -> None:
+    try:
+        # Read-only, and its own connection: data_version counts other connections' commits.
+        uri = f"{Path(path).absolute().as_uri()}?mode=ro"
+        connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    except sqlite3.Error as exc:
+        logger.warning("not watching %s for changes by other processes: %s", path, exc)
+        return
+    try:
+        seen = _version(connection)
+        while not stop.wait(interval):
+            try:
+                version = _version(connection)
+                if version != seen:
+                    seen = version
+                    changed = flags.refresh()
+                    if changed:
+                        logger.info("merged changes to %s: %s", path, ", ".join(sorted(changed)))
+            except Exception:  # a busy or broken file: try again at the next look
+                logger.exception("watching %s for changes failed", path)
+    finally:
+        connection.close()
+
+
+def _version(connection: sqlite3.Connection) -> int:
+    row = connection.execute("PRAGMA data_version").fetchone()
+    return int(row[0])

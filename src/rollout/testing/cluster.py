@@ -1,0 +1,391 @@
+"""Real node processes for testing a peer-to-peer cluster: start, command, pause, kill, restart.
+
+Each :class:`Node` is a separate Python process running a ``Rollout`` with a peer transport
+(``python -m rollout.testing.cluster``), driven over its stdin/stdout with one JSON object per
+line. Tests and benchmarks use it to make real sockets between real processes::
+
+    with Cluster(3, tmp_path) as cluster:
+        cluster[0].call("activate", "chat")
+        cluster.wait_until(lambda node: node.call("active", "chat"))
+
+Commands are the ``Rollout`` methods (``node.call("activate_user", "chat", 42)``) plus
+``get`` (a flag's ``to_dict()``), ``state`` (every flag's ``to_dict()``), ``export`` (text),
+``stats``, ``members``, ``wait_synced``, ``watch`` / ``seen`` (monotonic time at which a flag first
+became active, for latency measurements), and ``exit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import queue
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+__all__ = ["Cluster", "Node", "NodeError", "free_port", "wait_converged"]
+
+_READY_TIMEOUT = 30.0
+
+
+class NodeError(Exception):
+    """A command failed inside the node (``kind`` is the exception's class name)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+
+
+def free_port() -> int:
+    """A free loopback port for a node to bind later, outside the kernel's ephemeral range.
+
+    An ephemeral port (``bind(0)``) freed for later use can be taken meanwhile by any outgoing
+    connection (proxies, other nodes dialling), and the node then dies with "address already
+    in use". The kernel never hands out ports below the ephemeral range, so only an explicit
+    bind can take one of those.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    for _ in range(200 if low > 2048 else 0):
+        port = random.randrange(max(1024, low // 2), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        ephemeral: int = sock.getsockname()[1]
+        return ephemeral
+
+
+class Node:
+    """One node process. ``listen`` gets a fixed free port, so a restart keeps its address."""
+
+    def __init__(
+        self,
+        name: str,
+        directory: Path,
+        *,
+        peers: Sequence[str] = (),
+        secret: str | None = "test-secret",
+        learn_members: bool = True,
+        clock_offset_ms: int = 0,
+        anti_entropy_interval: float = 1.0,
+        store: str | None = None,
+        port: int | None = None,
+        listen: bool = True,
+    ) -> None:
+        self.name = name
+        # Without `listen` (and peers) the node has no peer transport: a store that brings its
+        # own (Redis pub/sub) replicates instead.
+        self.listen = listen
+        self.address = f"127.0.0.1:{port or free_port()}" if listen else ""
+        self.peers = list(peers)
+        self.store = store or f"sqlite:///{directory / f'{name}.db'}"
+        self._options = {
+            "secret": secret,
+            "learn_members": learn_members,
+            "clock_offset_ms": clock_offset_ms,
+            "anti_entropy_interval": anti_entropy_interval,
+        }
+        self.process: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader: threading.Thread | None = None
+        self.node_id: str | None = None
+        self.log_path = directory / f"{name}.log"
+
+    def start(self) -> Node:
+        arguments = [
+            sys.executable, "-m", "rollout.testing.cluster",
+            "--store", self.store, "--listen", self.address,  # "": no peer transport
+            "--peers", ",".join(self.peers),
+            "--clock-offset-ms", str(self._options["clock_offset_ms"]),
+            "--anti-entropy-interval", str(self._options["anti_entropy_interval"]),
+        ]  # fmt: skip
+        if self._options["secret"] is not None:
+            arguments += ["--secret", str(self._options["secret"])]
+        if not self._options["learn_members"]:
+            arguments.append("--no-learn-members")
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                arguments, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
+            )
+        self._lines = queue.Queue()
+        self._reader = threading.Thread(
+            target=self._read, args=(self.process, self._lines), daemon=True
+        )
+        self._reader.start()
+        ready = self._next_line(_READY_TIMEOUT)
+        self.node_id = json.loads(ready)["ready"]["node"]
+        return self
+
+    @staticmethod
+    def _read(process: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    def _next_line(self, timeout: float) -> str:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"node {self.name} did not answer within {timeout} s") from None
+        if line is None:
+            log = self.log_path.read_text()[-2000:]
+            raise NodeError("Exited", f"node {self.name} exited; its log ends:\n{log}")
+        return line
+
+    def log(self) -> str:
+        """The end of the node's log (stderr), for assertion messages."""
+        return self.log_path.read_text()[-3000:] if self.log_path.exists() else ""
+
+    def call(self, op: str, *args: Any, timeout: float = 20.0, **kwargs: Any) -> Any:
+        """Run ``op`` in the node and return its result (raises NodeError if it raised)."""
+        process = self.process
+        if process is None or process.stdin is None:
+            raise NodeError("NotRunning", f"node {self.name} is not running")
+        process.stdin.write(json.dumps({"op": op, "args": args, "kwargs": kwargs}) + "\n")
+        process.stdin.flush()
+        answer = json.loads(self._next_line(timeout))
+        if "error" in answer:
+            raise NodeError(answer["error"], answer["message"])
+        return answer["ok"]
+
+    def pause(self) -> None:
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, no flush beyond what was committed."""
+        self._signal(signal.SIGKILL)
+        self._reap()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with contextlib.suppress(NodeError, TimeoutError, OSError):
+                self.resume()
+                self.call("exit", timeout=timeout)
+        self._reap()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, sig)
+
+    def _reap(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        # The reader thread owns stdout: it reads to the end the dead process left and closes
+        # nothing, so closing stdout here only after it finished never races its read.
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.join(timeout=10)
+        streams = [process.stdin] + (
+            [process.stdout] if reader is None or not reader.is_alive() else []
+        )
+        for stream in streams:
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+class Cluster:
+    """``size`` nodes that all list each other (or the first one) as peers."""
+
+    def __init__(self, size: int, directory: Path, *, start: bool = True, **options: Any) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        ports = [free_port() for _ in range(size)]
+        addresses = [f"127.0.0.1:{port}" for port in ports]
+        self.nodes = [
+            Node(f"n{i}", directory, port=ports[i],
+                 peers=[a for a in addresses if a != addresses[i]], **options)
+            for i in range(size)
+        ]  # fmt: skip
+        if start:
+            for node in self.nodes:
+                node.start()
+
+    def __getitem__(self, index: int) -> Node:
+        return self.nodes[index]
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def running(self) -> list[Node]:
+        return [n for n in self.nodes if n.process is not None and n.process.poll() is None]
+
+    def wait_until(
+        self,
+        condition: Callable[[Node], Any],
+        *,
+        nodes: Sequence[Node] | None = None,
+        timeout: float = 20.0,
+    ) -> None:
+        """Until ``condition(node)`` is truthy for every node; AssertionError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        pending = list(nodes if nodes is not None else self.running())
+        while pending:
+            pending = [node for node in pending if not condition(node)]
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(node.name for node in pending)
+                raise AssertionError(f"not true within {timeout} s on: {names}")
+            if pending:
+                time.sleep(0.05)
+
+    def wait_converged(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Until every running node holds the same registers; returns their common state."""
+        return wait_converged(self.running(), timeout)
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def wait_converged(nodes: Sequence[Node], timeout: float = 30.0) -> dict[str, Any]:
+    """Until every one of ``nodes`` holds the same registers (equal ``export()``).
+
+    Returns their common state: flag name -> ``Feature.to_dict()``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        exports = {node.name: node.call("export") for node in nodes}
+        if len(set(exports.values())) == 1:
+            state: dict[str, Any] = nodes[0].call("state")
+            return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nodes did not converge within {timeout} s: {exports}")
+        time.sleep(0.1)
+
+
+# The node process ---------------------------------------------------------------------------
+
+
+def _serve(options: argparse.Namespace) -> int:
+    import logging
+
+    from .. import Rollout
+    from .._core.clock import system_clock_ms
+    from ..peer._transport import PeerTransport
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    offset = options.clock_offset_ms
+    peers = [p for p in options.peers.split(",") if p]
+    transport = None
+    if options.listen or peers:
+        transport = PeerTransport(
+            listen=options.listen or None,
+            peers=peers,
+            secret=options.secret,
+            learn_members=options.learn_members,
+            anti_entropy_interval=options.anti_entropy_interval,
+        )
+    flags = Rollout(
+        options.store,
+        clock=(lambda: system_clock_ms() + offset) if offset else None,
+        transport=transport,
+    )
+    seen: dict[str, int] = {}
+
+    def watch(changed: set[str]) -> None:
+        now = time.monotonic_ns()
+        for name in changed:
+            if name not in seen and flags.active(name):
+                seen[name] = now
+
+    flags.subscribe(watch)
+    stats = flags.stats()
+    address = (stats["sync"] or {}).get("address")
+    _answer({"ready": {"address": address, "node": stats["node"]}})
+    for line in sys.stdin:
+        command = json.loads(line)
+        op, args, kwargs = command["op"], command["args"], command["kwargs"]
+        try:
+            result = _run(flags, seen, op, args, kwargs)
+        except Exception as exc:  # reported to the test, which decides
+            _answer({"error": type(exc).__name__, "message": str(exc)})
+            continue
+        _answer({"ok": result})
+        if op == "exit":
+            return 0
+    flags.close()
+    return 0
+
+
+def _run(flags: Any, seen: dict[str, int], op: str, args: list[Any], kwargs: Any) -> Any:
+    if op == "exit":
+        flags.close()
+        return None
+    if op == "get":
+        return flags.get(*args).to_dict()
+    if op == "state":
+        return {name: flags.get(name).to_dict() for name in flags.features()}
+    if op == "export":
+        return flags.export().decode()
+    if op == "merge":
+        return sorted(flags.merge(args[0].encode()))
+    if op == "seen":
+        return seen.get(args[0])
+    if not op.startswith("_") and callable(getattr(flags, op, None)):
+        result = getattr(flags, op)(*args, **kwargs)
+        return sorted(result) if isinstance(result, set) else result
+    raise ValueError(f"unknown op {op!r}")
+
+
+def _answer(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rollout.testing.cluster")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--listen", default="")
+    parser.add_argument("--peers", default="")
+    parser.add_argument("--secret", default=None)
+    parser.add_argument("--no-learn-members", dest="learn_members", action="store_false")
+    parser.add_argument("--clock-offset-ms", type=int, default=0)
+    parser.add_argument("--anti-entropy-interval", type=float, default=1.0)
+    return _serve(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,9 +25,9 @@ def greeting(user):
 
 
 def plugin_arguments() -> list[str]:
-    installed = any(e.value == "rollout.testing" for e in entry_points(group="pytest11"))
+    installed = any(e.value == "rollout.testing.plugin" for e in entry_points(group="pytest11"))
     # Loading it twice (entry point and -p) is an error in pytest, so -p only when needed.
-    return [] if installed else ["-p", "rollout.testing"]
+    return [] if installed else ["-p", "rollout.testing.plugin"]
 
 
 def test_the_flags_fixture_is_a_fresh_rollout_per_test_closed_after(

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._core.state import Delta
 from ..errors import RolloutError
@@ -32,10 +32,10 @@ from ._frames import (
 )
 
 if TYPE_CHECKING:
+    from ..sync._base import SyncHost
     from ._membership import Member
-    from ._transport import PeerTransport
 
-__all__ = ["PeerConnection"]
+__all__ = ["ConnectionOwner", "PeerConnection"]
 
 logger = logging.getLogger("rollout.sync")
 
@@ -45,26 +45,106 @@ MAX_HELLO = 1024 * 1024
 _READ_SIZE = 256 * 1024
 
 
+class ConnectionOwner(Protocol):
+    """What a connection may ask of its owner (the peer transport), on the owner's loop thread.
+
+    The connection reaches its replica only through ``host``, and the rest of its node only
+    through this: so it depends on neither the transport nor the mesh that opened it.
+    """
+
+    # Settings, fixed for the owner's lifetime.
+
+    @property
+    def secret(self) -> bytes | None:
+        """The shared secret: it MACs the hello and keys the session (None: no MACs)."""
+        ...
+
+    @property
+    def max_frame(self) -> int: ...
+
+    @property
+    def send_buffer_limit(self) -> int: ...
+
+    @property
+    def stall_timeout(self) -> float: ...
+
+    # This node, as the hello and the digests describe it.
+
+    @property
+    def node_id(self) -> int: ...
+
+    @property
+    def advertised_address(self) -> str | None:
+        """The address peers can dial this node at (None: it does not listen)."""
+        ...
+
+    @property
+    def host(self) -> SyncHost:
+        """The replica: its clock, digests and registers."""
+        ...
+
+    @property
+    def sequence(self) -> int:
+        """The number of the latest local write, which a DIGEST asks the peer to acknowledge."""
+        ...
+
+    def member_addresses(self) -> list[str]:
+        """The members to tell a peer about in the hello (empty when not sharing them)."""
+        ...
+
+    # The connection's life: opened, then registered after its handshake, then closed.
+
+    def opened(self, connection: PeerConnection) -> None: ...
+
+    def register(self, connection: PeerConnection) -> bool:
+        """Admit a connection after its handshake; False if it must close (self, duplicate)."""
+        ...
+
+    def unregister(self, connection: PeerConnection) -> None: ...
+
+    def closed(self, connection: PeerConnection) -> None: ...
+
+    # What the connection heard.
+
+    def heard_hello(self, connection: PeerConnection, hello: dict[str, Any]) -> None:
+        """The peer's hello, checked against its schema (``connection.node`` is set now)."""
+        ...
+
+    def heard_clock(self, connection: PeerConnection, their_ms: int) -> None: ...
+
+    def acknowledged(self) -> None:
+        """The peer acknowledged a sequence number: a ``wait_synced`` may be done."""
+        ...
+
+    def count(self, counter: str) -> None:
+        """Add one to a counter of ``stats()``."""
+        ...
+
+    def reject_frame(self, connection: PeerConnection, error: FrameError) -> None:
+        """The peer sent bad bytes; the connection closes right after."""
+        ...
+
+
 class PeerConnection:
     def __init__(
         self,
-        transport: PeerTransport,
+        owner: ConnectionOwner,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         *,
         outbound: bool,
         member: Member | None = None,
     ) -> None:
-        self.transport = transport
+        self.owner = owner
         self.reader, self.writer = reader, writer
         self.outbound = outbound
         self.member = member
         self.node: int | None = None
         self.advertised: str | None = None
         self.peer_label = _peer_label(writer, member)
-        secret = transport.secret
+        secret = owner.secret
         self._frames_out = FrameWriter(secret)
-        self._frames_in = FrameReader(secret, max_frame=transport.max_frame)
+        self._frames_in = FrameReader(secret, max_frame=owner.max_frame)
         self.acked = -1  # the highest sequence number the peer acknowledged
         self.sync_seq: int | None = None  # the sequence number our first DIGEST carried
         self.synced = False  # the peer holds our state as of sync_seq
@@ -75,15 +155,15 @@ class PeerConnection:
     def initiator(self) -> int:
         """The node that opened this connection (duplicate connections keep the smaller)."""
         assert self.node is not None
-        return self.transport.node_id if self.outbound else self.node
+        return self.owner.node_id if self.outbound else self.node
 
     async def run(self) -> None:
         """Handshake, then serve messages until either side closes. Never raises."""
         registered = False
-        self.transport.opened(self)
+        self.owner.opened(self)
         try:
             await asyncio.wait_for(self._handshake(), HANDSHAKE_TIMEOUT)
-            registered = self.transport.register(self)
+            registered = self.owner.register(self)
             if not registered:
                 return
             self.send_digest(initial=True)
@@ -96,29 +176,29 @@ class PeerConnection:
                     if self.closed:
                         return
         except FrameError as exc:
-            self.transport.reject_frame(self, exc)
+            self.owner.reject_frame(self, exc)
         except (TimeoutError, ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
             logger.debug("connection to %s ended: %r", self.peer_label, exc)
         finally:
             self.close()
             if registered:
-                self.transport.unregister(self)
-            self.transport.closed(self)
+                self.owner.unregister(self)
+            self.owner.closed(self)
             # Until the socket is really closed, so a shutdown never leaves one behind.
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self.writer.wait_closed(), timeout=1.0)
 
     async def _handshake(self) -> None:
-        transport = self.transport
+        owner = self.owner
         nonce = os.urandom(16)
         self._send(
             Kind.HELLO,
             {
-                "node": f"{transport.node_id:016x}",
-                "addr": transport.advertised_address,
+                "node": f"{owner.node_id:016x}",
+                "addr": owner.advertised_address,
                 "protocol": PROTOCOL_VERSION,
-                "members": transport.member_addresses(),
-                "clock": transport.host.physical_ms(),
+                "members": owner.member_addresses(),
+                "clock": owner.host.physical_ms(),
                 "nonce": nonce.hex(),
             },
         )
@@ -126,7 +206,7 @@ class PeerConnection:
         # already be in the same TCP segment) must not be parsed with the old key.
         header = await self.reader.readexactly(4)
         length = int.from_bytes(header, "big")
-        if length > min(MAX_HELLO, transport.max_frame):
+        if length > min(MAX_HELLO, owner.max_frame):
             raise FrameError(f"a hello frame of {length} bytes is over the limit")
         messages = self._frames_in.feed(header + await self.reader.readexactly(length))
         if len(messages) != 1 or messages[0].kind is not Kind.HELLO:
@@ -136,13 +216,11 @@ class PeerConnection:
             raise FrameError(f"protocol version {hello['protocol']} is not supported")
         self.node = int(hello["node"], 16)
         self.advertised = hello["addr"]
-        if transport.secret is not None:
-            send_key, receive_key = session_keys(
-                transport.secret, nonce, bytes.fromhex(hello["nonce"])
-            )
+        if owner.secret is not None:
+            send_key, receive_key = session_keys(owner.secret, nonce, bytes.fromhex(hello["nonce"]))
             self._frames_out.rekey(send_key)
             self._frames_in.rekey(receive_key)
-        transport.heard_hello(self, hello)
+        owner.heard_hello(self, hello)
 
     # Sending ----------------------------------------------------------------------------------
 
@@ -170,49 +248,49 @@ class PeerConnection:
         """
         if self.closed:
             return
-        transport = self.transport
+        owner = self.owner
         buffered = self.writer.transport.get_write_buffer_size()
-        if buffered <= transport.send_buffer_limit:
+        if buffered <= owner.send_buffer_limit:
             self.over_limit_since = None
             return
         now = time.monotonic()
         if self.over_limit_since is None:
             self.over_limit_since = now
-        stalled = now - self.over_limit_since > transport.stall_timeout
-        if stalled or buffered > transport.send_buffer_limit + transport.max_frame:
+        stalled = now - self.over_limit_since > owner.stall_timeout
+        if stalled or buffered > owner.send_buffer_limit + owner.max_frame:
             logger.warning("peer %s is not reading (%d bytes queued); dropping it", self, buffered)
-            transport.count("slow_peers_dropped")
+            owner.count("slow_peers_dropped")
             self.abort()
 
     def send_digest(self, *, initial: bool = False) -> None:
-        host = self.transport.host
-        seq = self.transport.sequence
+        host = self.owner.host
+        seq = self.owner.sequence
         if initial:
             self.sync_seq = seq
         digests = {name: digest.hex() for name, digest in host.digests().items()}
         self._send(Kind.DIGEST, {"seq": seq, "clock": host.physical_ms(), "digests": digests})
-        self.transport.count("digests_sent")
+        self.owner.count("digests_sent")
 
     # Receiving --------------------------------------------------------------------------------
 
     def _handle(self, message: Message) -> None:
-        transport, body = self.transport, message.body
+        owner, body = self.owner, message.body
         kind = message.kind
         if kind is Kind.DELTA:
             # Not acknowledged: an ack per write would double the wake-ups of every process on
             # the hot path of propagation. wait_synced() asks for a digest exchange instead,
             # whose final ack covers every write up to its sequence number.
-            transport.count("deltas_received")
+            owner.count("deltas_received")
             self._merge(message.delta)
         elif kind is Kind.DIGEST:
-            transport.heard_clock(self, body["clock"])
+            owner.heard_clock(self, body["clock"])
             self._answer_digest(body)
         elif kind is Kind.PULL:
             names = body["names"]
-            self._send(Kind.STATE, {"seq": body["seq"]}, transport.host.replicated(names))
-            transport.count("states_sent")
+            self._send(Kind.STATE, {"seq": body["seq"]}, owner.host.replicated(names))
+            owner.count("states_sent")
         elif kind is Kind.STATE:
-            transport.count("states_received")
+            owner.count("states_received")
             if self._merge(message.delta) and body["seq"] is not None:
                 self._send(Kind.ACK, {"seq": body["seq"]})
         elif kind is Kind.ACK:
@@ -222,22 +300,22 @@ class PeerConnection:
                 self.synced = True
             if self.member is not None:
                 self.member.last_sync = time.time()
-            transport.acknowledged()
+            owner.acknowledged()
         elif kind is Kind.BYE:
             self.close()
         else:
             raise FrameError(f"unexpected {kind.name} after the handshake")
 
     def _answer_digest(self, body: dict[str, Any]) -> None:
-        host = self.transport.host
+        host = self.owner.host
         mine = host.digests()
         theirs = {name: bytes.fromhex(digest) for name, digest in body["digests"].items()}
         differ = {n for n in mine.keys() | theirs.keys() if mine.get(n) != theirs.get(n)}
-        self.transport.count("digests_compared")
+        self.owner.count("digests_compared")
         push = [name for name in differ if name in mine]
         if push:
             self._send(Kind.STATE, {"seq": None}, host.replicated(push))
-            self.transport.count("states_sent")
+            self.owner.count("states_sent")
         # Always answer, even with nothing to pull: the answer completes the peer's sync.
         self._send(
             Kind.PULL, {"seq": body["seq"], "names": sorted(n for n in differ if n in theirs)}
@@ -248,7 +326,7 @@ class PeerConnection:
         if not delta:
             return True
         try:
-            self.transport.host.merge_remote(delta)
+            self.owner.host.merge_remote(delta)
         except RolloutError as exc:
             # Not acknowledged, so the peer does not count it as delivered; anti-entropy
             # offers it again.

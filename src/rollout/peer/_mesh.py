@@ -1,9 +1,10 @@
 """The mesh: which nodes a peer transport is connected to, and how it gets there.
 
 Dialling members (with backoff, forgetting non-seeds after ``member_timeout``), accepting
-connections, admitting them after the handshake (one connection per node pair), and learning
-members from hellos. A mixin of :class:`~rollout.sync.peer.PeerTransport`, which owns the state;
-everything here runs on the transport's loop thread.
+connections, admitting them after the handshake (one connection per node pair), learning
+members from hellos, and ending every connection when the transport closes. A component that
+:class:`~rollout.peer.PeerTransport` owns (made anew with the rest of its state in a forked
+child); everything here runs on the transport's loop thread.
 """
 
 from __future__ import annotations
@@ -11,83 +12,87 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl as ssl_module
-import threading
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
-from ..sync._base import SyncHost
-from ._connection import PeerConnection
-from ._loop import LoopThread
+from ._connection import ConnectionOwner, PeerConnection
 from ._membership import Member, Members, parse_address
 
-if TYPE_CHECKING:
-    from ._transport import PeerTransport
-
-__all__ = ["Mesh"]
+__all__ = ["Mesh", "MeshOwner"]
 
 logger = logging.getLogger("rollout.sync")
 
 
-class Mesh:
-    """Connections and members of a peer transport (state declared here, owned by it)."""
+class MeshOwner(ConnectionOwner, Protocol):
+    """What the mesh may ask of the transport that owns it.
 
-    host: SyncHost
-    advertised_address: str | None
-    connections: dict[int, PeerConnection]
-    _open: set[PeerConnection]
-    _handlers: set[asyncio.Task[None]]
-    _members: Members
-    _reconnect: dict[int, asyncio.Event]
-    _counters: dict[str, int]
-    _synced: threading.Condition
-    _loop: LoopThread | None
-    _closing: bool
-    _learn: bool
-    _member_timeout: float
-    _client_ssl: ssl_module.SSLContext | None
+    Everything a connection may (the mesh hands its owner to every connection it opens), plus
+    running a task and whether the transport is shutting down.
+    """
 
     @property
-    def node_id(self) -> int:
-        return self.host.node_id
+    def closing(self) -> bool:
+        """The transport is shutting down: no dialling, and new connections are closed."""
+        ...
 
-    def _spawn(self, coro: Any) -> None:
-        raise NotImplementedError
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task the transport cancels on close (or close it, if closing)."""
+        ...
 
-    def _check_clock(self) -> None:
-        raise NotImplementedError
 
-    def _transport(self) -> PeerTransport:
-        # A mixin of PeerTransport only: `self` is always one.
-        return cast("PeerTransport", self)
+class Mesh:
+    """The members and connections of one peer transport."""
 
-    def heard_clock(self, connection: PeerConnection, their_ms: int) -> None:
-        raise NotImplementedError
+    def __init__(
+        self,
+        owner: MeshOwner,
+        *,
+        seeds: list[str],
+        member_timeout: float,
+        learn: bool,
+        client_ssl: ssl_module.SSLContext | None,
+    ) -> None:
+        self._owner = owner
+        self._learn = learn
+        self._member_timeout = member_timeout
+        self._client_ssl = client_ssl
+        self.members = Members(seeds, member_timeout)
+        #: The admitted connection to each node, by node id.
+        self.connections: dict[int, PeerConnection] = {}
+        #: Every open connection, handshaking ones too, so close() can end them all.
+        self._open: set[PeerConnection] = set()
+        # The server's tasks for accepted connections: they end when their connection is
+        # closed, and must not be cancelled (asyncio's stream server logs that as an error).
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._reconnect: dict[int, asyncio.Event] = {}
 
     def member_addresses(self) -> list[str]:
-        return self._members.addresses() if self._learn else []
+        return self.members.addresses() if self._learn else []
 
-    def members(self) -> list[dict[str, Any]]:
-        loop = self._loop
-        if loop is None:
-            return []
-        future = asyncio.run_coroutine_threadsafe(self._describe_members(), loop.loop)
-        return future.result(timeout=5)
-
-    async def _describe_members(self) -> list[dict[str, Any]]:
+    def describe(self) -> list[dict[str, Any]]:
         labels = {node: c.peer_label for node, c in self.connections.items()}
-        return self._members.describe(labels)
+        return self.members.describe(labels)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._closing:  # accepted just as the transport shuts down: nobody will run it
+    # Making connections -------------------------------------------------------------------------
+
+    def dial_members(self) -> None:
+        """Start dialling every member known so far (the seeds, when the transport starts)."""
+        for member in list(self.members.by_address.values()):
+            self._owner.spawn(self._dial(member))
+
+    async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The server's callback for a connection a peer opened."""
+        if self._owner.closing:  # accepted just as the transport shuts down: nobody will run it
             writer.close()
             return
         task = asyncio.current_task()
         if task is not None:  # so close() can wait for it
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
-        await PeerConnection(self._transport(), reader, writer, outbound=False).run()
+        await PeerConnection(self._owner, reader, writer, outbound=False).run()
 
     async def _dial(self, member: Member) -> None:
-        while not self._closing and self._members.by_address.get(member.address) is member:
+        while not self._owner.closing and self.members.by_address.get(member.address) is member:
             if member.state == "self":
                 return
             if member.node is not None and member.node in self.connections:
@@ -106,42 +111,42 @@ class Mesh:
                         server_hostname=host if self._client_ssl else None,
                     )
             except (OSError, TimeoutError, ssl_module.SSLError) as exc:
-                self._members.mark_down(member)
-                if self._members.expired(member):
+                self.members.mark_down(member)
+                if self.members.expired(member):
                     logger.info(
                         "forgetting %s: unreachable for %.0f s",
                         member.address,
                         self._member_timeout,
                     )
-                    self._members.forget(member)
+                    self.members.forget(member)
                     return
                 logger.debug("cannot reach %s: %r", member.address, exc)
                 await asyncio.sleep(member.backoff.next_delay())
                 continue
-            if self._closing:  # connected just as the transport shuts down
+            if self._owner.closing:  # connected just as the transport shuts down
                 writer.close()
                 return
-            await PeerConnection(
-                self._transport(), reader, writer, outbound=True, member=member
-            ).run()
+            await PeerConnection(self._owner, reader, writer, outbound=True, member=member).run()
             if member.state == "self":
                 return
             if member.node not in self.connections:  # not kept alive by another connection
-                self._members.mark_down(member)
+                self.members.mark_down(member)
                 await asyncio.sleep(member.backoff.next_delay())
 
     def heard_hello(self, connection: PeerConnection, hello: dict[str, Any]) -> None:
-        self.heard_clock(connection, hello["clock"])
+        """Learn the members a peer told us about, and its own address, and dial the new ones."""
         if not self._learn:
             return
         for address in [*hello["members"], hello["addr"]]:
-            if address is None or address == self.advertised_address:
+            if address is None or address == self._owner.advertised_address:
                 continue
-            member = self._members.learn(address)
+            member = self.members.learn(address)
             if member is not None:
                 if address == hello["addr"]:
                     member.node = connection.node
-                self._spawn(self._dial(member))
+                self._owner.spawn(self._dial(member))
+
+    # A connection's life ------------------------------------------------------------------------
 
     def opened(self, connection: PeerConnection) -> None:
         self._open.add(connection)
@@ -153,7 +158,7 @@ class Mesh:
         """Admit a connection after its handshake; False if it must close (self, duplicate)."""
         node = connection.node
         assert node is not None
-        if node == self.node_id:
+        if node == self._owner.node_id:
             if connection.member is not None:
                 connection.member.state = "self"
             return False
@@ -165,17 +170,17 @@ class Mesh:
                 return False
             existing.close()
         self.connections[node] = connection
-        self._counters["connections_opened"] += 1
+        self._owner.count("connections_opened")
         connection.member = connection.member or self._member_for(connection)
-        for member in self._members.by_address.values():
+        for member in self.members.by_address.values():
             if member is connection.member or member.node == node:
-                self._members.mark_connected(member, node)
+                self.members.mark_connected(member, node)
         logger.info("connected to %s", connection)
         return True
 
     def _member_for(self, connection: PeerConnection) -> Member | None:
         if connection.advertised is not None:
-            return self._members.by_address.get(connection.advertised)
+            return self.members.by_address.get(connection.advertised)
         return None
 
     def unregister(self, connection: PeerConnection) -> None:
@@ -186,10 +191,27 @@ class Mesh:
             event = self._reconnect.pop(node, None)
             if event is not None:
                 event.set()
-            for member in self._members.by_address.values():
+            for member in self.members.by_address.values():
                 if member.node == node:
-                    self._members.mark_down(member)
-        with self._synced:
-            self._synced.notify_all()
+                    self.members.mark_down(member)
 
-    # Replication ------------------------------------------------------------------------------
+    # Closing ------------------------------------------------------------------------------------
+
+    def leave(self) -> None:
+        """Say goodbye to every admitted peer; close the connections still in their handshake."""
+        for connection in list(self._open):
+            if connection in self.connections.values():
+                connection.say_goodbye()
+            else:
+                connection.close()
+
+    async def close_stragglers(self) -> None:
+        """Once the transport's tasks are gone: end what was opened during the shutdown."""
+        # Connections accepted during the shutdown get their handler task a loop turn later
+        # (it closes them at once); a few turns let every such task run before the loop stops.
+        for _ in range(5):
+            if self._handlers:  # their connections are closed: they are finishing
+                await asyncio.wait(list(self._handlers), timeout=2.0)
+            for connection in list(self._open):  # opened during the shutdown
+                connection.close()
+            await asyncio.sleep(0)  # let the goodbyes reach the sockets

@@ -3,7 +3,7 @@
 A payload comes from the network, so every field is checked (exact keys, types, ranges; a
 bool is not an int) before anything reads it; a payload we send is checked too, since a frame
 the peer rejects would close the connection again and again. Framing and MACs are
-:mod:`rollout.sync._frames`.
+:mod:`rollout.peer._frames`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Every node keeps a full replica and a connection to every other node (full mesh)
 is sent at once to every connected peer; every second (with jitter) each node compares per-flag
 digests with one random peer and pulls what differs, so lost messages, partitions and restarts
 heal by themselves. Everything runs on one background thread with its own asyncio loop.
+
+The transport owns a :class:`~rollout.peer._mesh.Mesh` (the members and connections) and is
+the owner every connection reports to (:class:`~rollout.peer._connection.ConnectionOwner`);
+it reaches its replica only through :class:`~rollout.sync.SyncHost`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import random
 import ssl as ssl_module
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from .._core.state import Delta
@@ -23,7 +27,7 @@ from ..sync._base import SyncHost, Transport
 from ._connection import PeerConnection
 from ._frames import DEFAULT_MAX_FRAME, FrameError, Kind, encode_body
 from ._loop import LoopThread, abandon, release_inherited_socket
-from ._membership import Members, clock_problem, parse_address
+from ._membership import clock_problem, parse_address
 from ._mesh import Mesh
 
 __all__ = ["PeerTransport"]
@@ -53,7 +57,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class PeerTransport(Mesh, Transport):
+class PeerTransport(Transport):
     """Replicate with peers over TCP. See ``Rollout(listen=..., peers=..., secret=...)``."""
 
     def __init__(
@@ -115,14 +119,13 @@ class PeerTransport(Mesh, Transport):
         self._loop: LoopThread | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # ours: cancelled on close
-        # The server's tasks for accepted connections: they end when their connection is
-        # closed, and must not be cancelled (asyncio's stream server logs that as an error).
-        self._handlers: set[asyncio.Task[None]] = set()
-        self._members = Members(self._seeds, self._member_timeout)
-        self.connections: dict[int, PeerConnection] = {}
-        #: Every open connection, handshaking ones too, so close() can end them all.
-        self._open: set[PeerConnection] = set()
-        self._reconnect: dict[int, asyncio.Event] = {}
+        self._mesh = Mesh(
+            self,
+            seeds=self._seeds,
+            member_timeout=self._member_timeout,
+            learn=self._learn,
+            client_ssl=self._client_ssl,
+        )
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._skew: str | None = None
         self._closing = False
@@ -130,6 +133,10 @@ class PeerTransport(Mesh, Transport):
     @property
     def node_id(self) -> int:
         return self.host.node_id
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     # Lifecycle ----------------------------------------------------------------------------------
 
@@ -141,16 +148,15 @@ class PeerTransport(Mesh, Transport):
     async def _start(self) -> None:
         if self._listen is not None:
             host, port = self._listen
-            self._server = await asyncio.start_server(self._accept, host, port, ssl=self._ssl)
+            self._server = await asyncio.start_server(self._mesh.accept, host, port, ssl=self._ssl)
             bound = self._server.sockets[0].getsockname()
             shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
             self.advertised_address = f"{shown}:{bound[1]}"
             logger.info("node %016x listening on %s", self.node_id, self.advertised_address)
-        for member in list(self._members.by_address.values()):
-            self._spawn(self._dial(member))
-        self._spawn(self._anti_entropy())
+        self._mesh.dial_members()
+        self.spawn(self._anti_entropy())
 
-    def _spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         if self._closing:  # nothing new starts while the transport shuts down
             coro.close()
             return
@@ -177,11 +183,7 @@ class PeerTransport(Mesh, Transport):
             self._synced.notify_all()
 
     async def _stop(self) -> None:
-        for connection in list(self._open):
-            if connection in self.connections.values():
-                connection.say_goodbye()
-            else:
-                connection.close()
+        self._mesh.leave()
         if self._server is not None:
             self._server.close()
         # Until none is left: a task may be mid-way through starting another when cancelled.
@@ -190,14 +192,7 @@ class PeerTransport(Mesh, Transport):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        # Connections accepted during the shutdown get their handler task a loop turn later
-        # (it closes them at once); a few turns let every such task run before the loop stops.
-        for _ in range(5):
-            if self._handlers:  # their connections are closed: they are finishing
-                await asyncio.wait(list(self._handlers), timeout=2.0)
-            for connection in list(self._open):  # opened during the shutdown
-                connection.close()
-            await asyncio.sleep(0)  # let the goodbyes reach the sockets
+        await self._mesh.close_stragglers()
 
     def after_fork_in_child(self) -> None:
         """The parent's thread does not exist here; its sockets are the parent's to use."""
@@ -205,7 +200,7 @@ class PeerTransport(Mesh, Transport):
         if old is None:
             return
         abandon(old)
-        for connection in self.connections.values():
+        for connection in self._mesh.connections.values():
             release_inherited_socket(connection.writer.get_extra_info("socket"))
         if self._server is not None:
             for sock in self._server.sockets:
@@ -216,7 +211,7 @@ class PeerTransport(Mesh, Transport):
         self._reset()
         self.start(host)
 
-    # Membership and connections -------------------------------------------------------------
+    # Replication --------------------------------------------------------------------------------
 
     def publish(self, delta: Delta) -> None:
         loop = self._loop
@@ -228,42 +223,25 @@ class PeerTransport(Mesh, Transport):
         loop.call_soon(self._fan_out, body)
 
     def _fan_out(self, body: bytes) -> None:
-        for connection in list(self.connections.values()):
+        for connection in list(self._mesh.connections.values()):
             connection.send_body(body)
             self._counters["deltas_sent"] += 1
 
     async def _anti_entropy(self) -> None:
         while not self._closing:
             await asyncio.sleep(self._interval * random.uniform(0.5, 1.5))
-            connections = list(self.connections.values())
+            connections = list(self._mesh.connections.values())
             if connections:
                 random.choice(connections).send_digest()
             for connection in connections:
                 connection.check_stalled()
             self._check_clock()
 
-    def heard_clock(self, connection: PeerConnection, their_ms: int) -> None:
-        if connection.member is not None:
-            connection.member.offset_ms = their_ms - self.host.physical_ms()
-        self._check_clock()
-
     def _check_clock(self) -> None:
         self._skew = clock_problem(
-            self._members.median_offset_ms(), self.host.max_offset_ms, self._skew
+            self._mesh.members.median_offset_ms(), self.host.max_offset_ms, self._skew
         )
         self.host.set_clock_skew(self._skew)
-
-    def count(self, counter: str) -> None:
-        self._counters[counter] += 1
-
-    def reject_frame(self, connection: PeerConnection, error: FrameError) -> None:
-        kind = "frames_rejected_auth" if "MAC" in str(error) else "frames_rejected_format"
-        self._counters[kind] += 1
-        logger.warning("closing connection to %s: %s", connection, error)
-
-    def acknowledged(self) -> None:
-        with self._synced:
-            self._synced.notify_all()
 
     def wait_synced(self, timeout: float, peers: int | None = None) -> bool:
         target = self.sequence
@@ -282,29 +260,83 @@ class PeerTransport(Mesh, Transport):
     def _request_acks(self, target: int) -> None:
         # A digest exchange ends with the peer acknowledging our sequence number as of now:
         # proof that it holds every write up to `target`, even if a delta was lost on the way.
-        for connection in list(self.connections.values()):
+        for connection in list(self._mesh.connections.values()):
             if connection.acked < target:
                 connection.send_digest()
 
     def _is_synced(self, target: int, peers: int | None) -> bool:
-        connections = list(self.connections.values())
+        mesh = self._mesh
+        connections = list(mesh.connections.values())
         done = sum(1 for c in connections if c.synced and c.acked >= target)
         if peers is not None:
             return done >= peers
         known: set[int | str] = {
             m.node if m.node is not None else m.address
-            for m in list(self._members.by_address.values())
+            for m in list(mesh.members.by_address.values())
             if m.state != "self"
         }
         known.update(c.node for c in connections if c.node is not None)
         return done >= len(known)
 
+    # What connections ask of their owner (ConnectionOwner); on the loop thread -------------------
+
+    def member_addresses(self) -> list[str]:
+        return self._mesh.member_addresses()
+
+    def opened(self, connection: PeerConnection) -> None:
+        self._mesh.opened(connection)
+
+    def register(self, connection: PeerConnection) -> bool:
+        return self._mesh.register(connection)
+
+    def unregister(self, connection: PeerConnection) -> None:
+        self._mesh.unregister(connection)
+        with self._synced:
+            self._synced.notify_all()
+
+    def closed(self, connection: PeerConnection) -> None:
+        self._mesh.closed(connection)
+
+    def heard_hello(self, connection: PeerConnection, hello: dict[str, Any]) -> None:
+        self.heard_clock(connection, hello["clock"])
+        self._mesh.heard_hello(connection, hello)
+
+    def heard_clock(self, connection: PeerConnection, their_ms: int) -> None:
+        if connection.member is not None:
+            connection.member.offset_ms = their_ms - self.host.physical_ms()
+        self._check_clock()
+
+    def acknowledged(self) -> None:
+        with self._synced:
+            self._synced.notify_all()
+
+    def count(self, counter: str) -> None:
+        self._counters[counter] += 1
+
+    def reject_frame(self, connection: PeerConnection, error: FrameError) -> None:
+        kind = "frames_rejected_auth" if "MAC" in str(error) else "frames_rejected_format"
+        self._counters[kind] += 1
+        logger.warning("closing connection to %s: %s", connection, error)
+
+    # What the application sees ------------------------------------------------------------------
+
+    def members(self) -> list[dict[str, Any]]:
+        loop = self._loop
+        if loop is None:
+            return []
+        future = asyncio.run_coroutine_threadsafe(self._describe_members(), loop.loop)
+        return future.result(timeout=5)
+
+    async def _describe_members(self) -> list[dict[str, Any]]:
+        return self._mesh.describe()  # run on the loop thread, which owns the member table
+
     def stats(self) -> dict[str, Any]:
-        members = list(self._members.by_address.values())  # a copy: the loop thread owns it
+        mesh = self._mesh
+        members = list(mesh.members.by_address.values())  # a copy: the loop thread owns it
         return {
             "transport": "peer",
             "address": self.advertised_address,
-            "peers_connected": len(self.connections),
+            "peers_connected": len(mesh.connections),
             "members": len([m for m in members if m.state != "self"]),
             "clock_skew": self._skew,
             "last_sync": {m.address: m.last_sync for m in members if m.state != "self"},

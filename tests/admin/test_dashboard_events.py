@@ -129,12 +129,12 @@ def test_an_idle_stream_gets_keepalive_comments(url: str, monkeypatch: pytest.Mo
 
 def test_a_client_that_goes_away_is_unsubscribed(url: str, flags: Rollout) -> None:
     # Private, but the only way to see it: nothing outside can tell a stale subscriber.
-    before = len(flags._subscribers)
+    before = len(flags._pipeline.subscribers)
     with httpx.Client(timeout=PATIENCE) as client:
         for _ in open_stream(client, url):
-            assert len(flags._subscribers) == before + 1
+            assert len(flags._pipeline.subscribers) == before + 1
     deadline = time.monotonic() + PATIENCE
-    while len(flags._subscribers) != before:  # the server notices the closed socket
+    while len(flags._pipeline.subscribers) != before:  # the server notices the closed socket
         assert time.monotonic() < deadline, "still subscribed after the client went away"
         time.sleep(0.01)
     flags.activate("chat")  # and a write after that goes nowhere, without error
@@ -167,4 +167,4 @@ def test_stopping_the_server_ends_open_streams_cleanly(
         assert not reader.is_alive()
         streams.close()
     assert "Exception in ASGI application" not in caplog.text
-    assert flags._subscribers == []
+    assert flags._pipeline.subscribers == []

@@ -508,7 +508,7 @@ def test_bad_arguments_are_refused_naming_the_argument_and_value(
 
 def test_a_bad_name_is_refused(flags: Rollout) -> None:
     with pytest.raises(TypeError, match="name must be a str"):
-        flags.degrade(3)
+        flags.degrade(3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="name must not be empty"):
         flags.degrade("")
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from rollout import Rollout
+from rollout._core.evaluate import ActiveCheck
 from rollout.integrations import UserFlags
 
 
@@ -207,22 +208,37 @@ def test_checks_cost_nothing_extra_once_no_override_is_left(flags: Rollout) -> N
 def test_a_wrapper_installed_meanwhile_is_left_in_place_and_answers_right(
     flags: Rollout,
 ) -> None:
-    # Like the admin's check sampler: something else wraps `active` while an override is on.
+    # Like the admin's check sampler: another wrapper joins the check slot while an override is
+    # on, and the override ends first. Neither knows of the other.
     calls: list[Any] = []
-    with flags.override("chat", True):
-        inner = flags.active
 
+    def wrap(inner: ActiveCheck) -> ActiveCheck:
         def counting(name: Any, user: Any = None) -> bool:
             calls.append(name)
             return inner(name, user)
 
-        flags.active = counting
+        return counting
+
+    slot = flags._check_slot
+    with flags.override("chat", True):
+        token = slot.install(wrap)
         assert flags.active("chat")
-    assert flags.active is counting  # not ours to remove
-    assert not flags.active("chat")
+    assert not flags.active("chat")  # the override is gone, the counting wrapper is not
     flags.activate("chat")
     assert flags.active("chat")
     assert calls == ["chat", "chat", "chat"]
+    slot.uninstall(token)
+    assert flags.active is slot.compiled  # nothing left: the bare check, at no extra cost
+
+
+def test_an_override_begun_inside_another_wrapper_outlives_it(flags: Rollout) -> None:
+    slot = flags._check_slot
+    token = slot.install(lambda inner: lambda name, user=None: inner(name, user))
+    with flags.override("chat", True):
+        slot.uninstall(token)
+        assert flags.active("chat")
+    assert not flags.active("chat")
+    assert flags.active is slot.compiled
 
 
 def test_a_bad_user_is_still_an_error(flags: Rollout) -> None:

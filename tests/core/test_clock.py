@@ -1,4 +1,4 @@
-"""The hybrid logical clock (DESIGN 2.1)."""
+"""The hybrid logical clock."""
 
 from __future__ import annotations
 

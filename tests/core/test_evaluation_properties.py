@@ -1,4 +1,4 @@
-"""The generated per-flag checks (rollout._specialize) agree with DESIGN 2.4 read plainly."""
+"""The generated per-flag checks (rollout._core.specialize) agree with the rules read plainly."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ writes = st.one_of(
 
 
 def expected(feature: Feature, uid: str, user: object, randomize: Any) -> bool:
-    """DESIGN 2.4, step by step, from the flag's public snapshot."""
+    """The evaluation order (README, "Evaluation, in order"), step by step, from the snapshot."""
     if uid in feature.excluded_users:
         return False
     if feature.percentage_of_time >= 100:

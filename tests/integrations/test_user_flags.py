@@ -55,7 +55,7 @@ def test_user_flags_refuse_bad_arguments(flags: Rollout) -> None:
     with pytest.raises(TypeError, match="flags must be a Rollout"):
         UserFlags("sqlite:///flags.db", 42)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="name must be a str"):
-        UserFlags(flags, 42)[1]
+        UserFlags(flags, 42)[1]  # type: ignore[index]
     assert "42" in repr(UserFlags(flags, 42))
 
 

@@ -20,7 +20,7 @@ Why it is built this way:
   fail (a return, or any other ``Exception``: a bad input is not the feature's outage), or not
   counted at all (``BaseException`` that is not an ``Exception``, like a task's cancellation or
   ``KeyboardInterrupt``: the call did not finish, it neither worked nor failed).
-* Trackers are shared per flag name in a Rollout (rollout._degrade_trackers), because
+* Trackers are shared per flag name in a Rollout (rollout._client.degrade_trackers), because
   ``flags.degrade(...)`` is written at the call site and runs on every request.
 """
 
@@ -36,12 +36,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from .._core.history import write_context
-from .._core.state import RESET
+from .._core.keys import RESET
+from .._core.rules import on_for_anybody
 
 if TYPE_CHECKING:
     from .._core.feature import Feature
 
-__all__ = ["ACTOR", "BUCKETS", "Degrade", "OnDegrade", "Params", "Writer", "is_on"]
+__all__ = ["ACTOR", "BUCKETS", "Degrade", "OnDegrade", "Params", "Writer"]
 
 logger = logging.getLogger("rollout")
 
@@ -55,18 +56,11 @@ OnDegrade = Callable[[str, str], object]
 #: ``Rollout._write(changes, action)``: one stamped, stored, replicated write.
 Writer = Callable[[Mapping[str, Mapping[str, Any]], str], None]
 
-#: ``(threshold, minimum, window, failures, callbacks)``, checked (rollout._degrade_trackers).
+#: ``(threshold, minimum, window, failures, callbacks)``, checked in degrade_trackers.
 Params = tuple[float, int, float, tuple[type[BaseException], ...], tuple[OnDegrade, ...]]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def is_on(feature: Feature) -> bool:
-    """Whether the flag is on for anybody at all (excluded users alone turn nothing on)."""
-    return bool(
-        feature.percentage > 0 or feature.percentage_of_time > 0 or feature.users or feature.groups
-    )
 
 
 class Degrade:
@@ -104,7 +98,7 @@ class Degrade:
         self._total_calls = 0
         self._total_failed = 0
         self._latched = False  # degraded: counting stops until the flag is turned on again
-        self._was_on = is_on(current(flag))
+        self._was_on = on_for_anybody(current(flag))
 
     # Counting -----------------------------------------------------------------------------
 
@@ -133,7 +127,7 @@ class Degrade:
 
     def _trip(self, calls: int, failures: int) -> None:
         """Switch the flag off (this thread alone gets here per crossing), then tell callbacks."""
-        if not is_on(self._current(self.flag)):
+        if not on_for_anybody(self._current(self.flag)):
             # Already off (by a person, or by this tracker in another process whose write has
             # arrived): nothing to switch, and no second event. Quiet until turned on again.
             logger.info("feature %r reached its degrade threshold but is already off", self.flag)
@@ -166,7 +160,7 @@ class Degrade:
         """Subscriber: a flag that was off and is turned on again starts with a fresh window."""
         if self.flag not in changed:
             return
-        on = is_on(self._current(self.flag))
+        on = on_for_anybody(self._current(self.flag))
         with self._lock:
             if on and not self._was_on:
                 self._clear()

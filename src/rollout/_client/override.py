@@ -5,16 +5,11 @@ other replicas or recorded in history, and changes arriving meanwhile (local wri
 refreshes) do not disturb it. Overrides nest (the innermost wins) and each restores what was
 there before when it ends.
 
-It costs nothing while no override is in place. ``Rollout.active`` is a closure on the instance
-(see rollout._evaluate), so the first override swaps in a wrapper that answers the overridden
-names and hands every other name to the closure it replaced, and the last one to end puts that
-closure back. ``inactive`` and everything else built on ``active`` follow. ``feature_states`` and
-``active_features`` list existing flags only, so while overrides exist they are shadowed on the
-instance too, to list an overridden flag even when it was never written.
-
-Like the admin's check sampler (rollout.admin._sampling), it puts the original back only if its
-own wrapper is still the one installed: if something else wrapped ``active`` meanwhile, that one
-stays, and the wrapper under it simply answers like the original once no override is left.
+It costs nothing while no override is in place. The first override installs one wrapper in the
+flags' check slot (rollout._client.check_slot): it answers the overridden names and hands every
+other name to the check under it; the last one to end uninstalls it. ``inactive`` and everything
+else built on ``active`` follow. ``feature_states`` and ``active_features`` also list overridden
+flags that were never written (the facade adds ``values`` to the names it lists).
 """
 
 from __future__ import annotations
@@ -28,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 if TYPE_CHECKING:
     from .._core.evaluate import ActiveCheck
-    from .rollout import Rollout
+    from .check_slot import CheckSlot
 
 __all__ = ["Override", "Overrides"]
 
@@ -39,14 +34,14 @@ R = TypeVar("R")
 class Overrides:
     """The overrides in place on one Rollout: a stack of ``(token, name, value)``."""
 
-    def __init__(self, flags: Rollout) -> None:
-        self._flags = flags
+    def __init__(self, slot: CheckSlot, user_id: Callable[[object], str]) -> None:
+        self._slot = slot
+        self._user_id = user_id
         self._lock = threading.Lock()
         self._stack: list[tuple[object, str, bool]] = []
         # What the wrapper answers; changed in place so the installed wrapper sees every change.
         self._values: dict[str, bool] = {}
-        self._installed: ActiveCheck | None = None
-        self._original: ActiveCheck | None = None
+        self._installed: object | None = None  # the slot's token while any override exists
 
     @property
     def values(self) -> Mapping[str, bool]:
@@ -59,7 +54,7 @@ class Overrides:
             self._stack.append((token, name, value))
             self._values[name] = value
             if self._installed is None:
-                self._install()
+                self._installed = self._slot.install(self._wrap)
         return token
 
     def pop(self, token: object) -> None:
@@ -75,15 +70,13 @@ class Overrides:
                 self._values[name] = remaining[-1]
             else:
                 del self._values[name]
-            if not self._stack:
-                self._uninstall()
+            if not self._stack and self._installed is not None:
+                self._slot.uninstall(self._installed)
+                self._installed = None
 
-    def _install(self) -> None:
-        flags = self._flags
-        original = flags.active
-        values = self._values
-        values_get = values.get
-        user_id = flags._user_id
+    def _wrap(self, original: ActiveCheck) -> ActiveCheck:
+        values_get = self._values.get
+        user_id = self._user_id
 
         def active(name: Any, user: Any = None) -> bool:
             try:
@@ -97,27 +90,7 @@ class Overrides:
                 user_id(user)  # a bad user is still an error, as it is without an override
             return forced
 
-        def feature_states(user: object = None) -> dict[str, bool]:
-            names = sorted({*flags.features(), *values})
-            return {name: flags.active(name, user) for name in names}
-
-        def active_features(user: object = None) -> list[str]:
-            return [name for name, on in feature_states(user).items() if on]
-
-        self._original = original
-        self._installed = active
-        flags.active = active
-        # Instance attributes shadow the methods of the class until uninstalled.
-        vars(flags)["feature_states"] = feature_states
-        vars(flags)["active_features"] = active_features
-
-    def _uninstall(self) -> None:
-        flags = self._flags
-        if flags.active is self._installed and self._original is not None:
-            flags.active = self._original
-        vars(flags).pop("feature_states", None)
-        vars(flags).pop("active_features", None)
-        self._installed = self._original = None
+        return active
 
 
 class Override:

@@ -36,7 +36,7 @@ class Replica:
         self._history_limit = history_limit
         self._randomize: Randomize = randomize
         self._groups = groups
-        #: Builds a check's function for a user (rollout._specialize, bound to the Rollout).
+        #: Builds a check's function for a user (rollout._core.specialize, bound to the Rollout).
         self._specialize = specialize
         self.lock = threading.RLock()
         self._flags: dict[str, FlagState] = {}

@@ -1,10 +1,26 @@
-"""The facade: :class:`Rollout`, the public API of the library."""
+"""The facade: :class:`Rollout`, the public API of the library.
+
+``Rollout`` holds no replication logic of its own. It is composed of parts, each one concept:
+
+* the replica (rollout._client.replica): every flag's registers, compiled checks and digests;
+* the write pipeline (rollout._client.pipeline): the one path of every local write and every
+  merge, with its seams for the transport (through rollout._client.sync_port, never the
+  facade), write hooks (the Ruby mirror) and subscribers;
+* the check slot (rollout._client.check_slot): what ``flags.active`` is, so overrides and the
+  metrics sampler wrap the check without knowing of each other;
+* overrides, degrade trackers, and the store and transport it was given or opened.
+
+Its methods check their arguments and say what to change, in one write each; the parts do the
+rest. It is the one long module of the package on purpose: every public method is here, in one
+place, each a few lines over the parts.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
+import os
+import socket
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -12,32 +28,28 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from .._core import validate as _validate
 from .._core.bucketing import Randomize
 from .._core.clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
+from .._core.codec import decode
 from .._core.evaluate import ActiveCheck, build_active
 from .._core.feature import Check, Feature
-from .._core.history import (
-    DEFAULT_HISTORY_LIMIT,
-    current_context,
-    default_node_name,
-    history_key,
-)
+from .._core.history import DEFAULT_HISTORY_LIMIT, HistoryEvent, write_context
+from .._core.keys import DATA, DATA_RESET, EXCLUDE, EXISTS, GROUP, PERCENTAGE, RESET, TIME, USER
 from .._core.specialize import specialize
-from .._core.state import EXISTS, PERCENTAGE, Delta, Register
-from ..errors import ClockSkewError, ClosedError, StoreUnavailableError
+from .._core.state import Register
+from .._core.validate import FlagName, data_mapping, flag_name, member_name, percentage
 from ..stores import Store, open_store
-from .control_api import ControlAPI
+from .check_slot import CheckSlot
+from .degrade import Degrade, OnDegrade
 from .degrade_trackers import DegradeTrackers
-from .history_api import HistoryAPI
-from .override import Overrides
+from .override import Override, Overrides
+from .pipeline import Subscriber, WritePipeline
 from .replica import Replica
-from .replication import ReplicationAPI
+from .sync_port import SyncPort
 from .wiring import make_ruby_mirror, make_transport
-from .writes import FlagName, WriteAPI
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from ssl import SSLContext
 
-    from .._core.state import FlagState
-    from ..redis._ruby_mirror import RubyMirror
     from ..sync import Transport
 
 __all__ = ["Rollout"]
@@ -46,11 +58,20 @@ logger = logging.getLogger("rollout")
 
 Predicate = Callable[[Any], object]
 P = TypeVar("P", bound=Predicate)
-T = TypeVar("T")
-Subscriber = Callable[[set[str]], object]
+
+#: The names of the flags a merge changed. (Spelled once out here: inside the class body,
+#: ``set`` is the method ``Rollout.set``.)
+Changed = set[str]
+
+_DELETE: Mapping[str, Any] = {RESET: None, DATA_RESET: None, EXISTS: False}
 
 
-class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
+def default_node_name() -> str:
+    """Where this process's changes are recorded as made, unless ``node_name`` says."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Rollout:
     """Feature flags: checked locally in memory, changed from anywhere, never losing an edit.
 
     ``store`` is a :class:`~rollout.stores.Store` or a URL (``"sqlite:///flags.db"``); without
@@ -60,8 +81,10 @@ class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
     """
 
     #: ``active(name, user=None) -> bool``: whether the flag is on (for ``user``, a str/int id
-    #: or an object with an id). Set per instance in ``__init__``: see rollout._evaluate.
+    #: or an object with an id). Set per instance by the check slot: see rollout._core.evaluate.
     active: ActiveCheck
+    #: Where this process's changes are recorded as made (``Rollout(node_name=...)``).
+    node_name: str
 
     def __init__(
         self,
@@ -87,13 +110,11 @@ class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
         node_name: str | None = None,
     ) -> None:
         _validate.rollout_options(randomize_percentage, max_offset, history_limit, node_name)
-        self._history_limit = history_limit
         self.node_name = node_name or default_node_name()
         if ruby_compat and randomize_percentage is True:
             randomize_percentage = "ruby"  # the same users as the gem's randomized buckets
         self._id_of = _validate.id_getter(id_user_by)
         self._failed_groups: set[str] = set()
-        self._clock = HybridClock(clock, max_offset_ms=int(max_offset * 1000))
         self._groups: dict[str, Predicate] = {}
         self._replica = Replica(
             randomize_percentage,
@@ -102,32 +123,32 @@ class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
             history_limit,
         )
         self._checks = self._replica.checks
-        self._anonymous = self._replica.anonymous
-        self._subscribers: list[Subscriber] = []
-        self._write_lock = threading.Lock()
-        self._closed = False
-        self._clock_skew: str | None = None
-        self._ruby: RubyMirror | None = None
-        self._counters = dict.fromkeys(
-            ("writes", "merges", "registers_rejected", "group_errors", "subscriber_errors"), 0
-        )
         self._owns_store = isinstance(store, str)
-        self._store: Store | None = open_store(store) if isinstance(store, str) else store
-        if self._store is not None and not isinstance(self._store, Store):
+        opened: Store | None = open_store(store) if isinstance(store, str) else store
+        if opened is not None and not isinstance(opened, Store):
             raise TypeError(f"store must be a Store, a URL string or None, got {store!r}")
-        if self._store is not None:
-            self._store.history_limit = max(self._store.history_limit, history_limit)
-        if transport is None and listen is None and not peers and self._store is not None:
-            transport = self._store.default_transport()
-        if self._store is not None:
-            can_wait = start_offline and (transport is not None or bool(peers))
-            self._load_store(can_wait=can_wait)
+        if opened is not None:
+            opened.history_limit = max(opened.history_limit, history_limit)
+        self._store = opened
+        self._pipeline = WritePipeline(
+            self._replica,
+            HybridClock(clock, max_offset_ms=int(max_offset * 1000)),
+            opened,
+            history_limit=history_limit,
+            event=self._event,
+        )
+        if transport is None and listen is None and not peers and opened is not None:
+            transport = opened.default_transport()
+        can_wait = start_offline and (transport is not None or bool(peers))
+        self._pipeline.load_store(can_wait=can_wait)
         for name, value in (defaults or {}).items():
             self.set_default(name, value)
-        # The hot path, as a closure on the instance: see rollout._evaluate for why.
-        self.active = build_active(self._checks, self._anonymous, self._active_uncompiled)
-        self._overrides = Overrides(self)
-        self._degrades = DegradeTrackers(self._write, self.get, self.subscribe)
+        # The hot path, a closure on the instance (rollout._core.evaluate), published as
+        # self.active by the slot, which overrides and the metrics sampler wrap.
+        compiled = build_active(self._checks, self._replica.anonymous, self._active_uncompiled)
+        self._check_slot = CheckSlot(compiled, self._publish_check)
+        self._overrides = Overrides(self._check_slot, self._user_id)
+        self._degrades = DegradeTrackers(self._pipeline.write, self.get, self.subscribe)
         self._transport = make_transport(
             transport,
             listen,
@@ -137,28 +158,30 @@ class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
             ssl=ssl,
             client_ssl=client_ssl,
         )
+        self._pipeline.transport = self._transport
         if self._transport is not None:
-            self._guard_fork()
-            self._transport.start(self)
-        self._ruby = make_ruby_mirror(self, ruby_compat, ruby_namespace, ruby_poll_interval)
+            self._pipeline.guard_fork()
+            self._transport.start(SyncPort(self._pipeline))
+        self._ruby = make_ruby_mirror(
+            self._replica.render,
+            self._apply_write,
+            self._store,
+            ruby_compat=ruby_compat,
+            ruby_namespace=ruby_namespace,
+            poll_interval=ruby_poll_interval,
+        )
+        if self._ruby is not None:
+            self._pipeline.hooks.append(self._ruby)
 
-    # Checks: the hot path. No lock, no I/O. -------------------------------------------------
+    def _publish_check(self, check: ActiveCheck) -> None:
+        self.active = check
 
-    def _load_store(self, *, can_wait: bool) -> None:
-        assert self._store is not None
-        try:
-            loaded = self._store.load()
-        except StoreUnavailableError as exc:
-            if not can_wait:
-                raise
-            # A service must be able to start while Redis is briefly away: it starts from its
-            # defaults, checks answer, and the transport loads everything once it connects.
-            logger.warning("starting without the store's flags for now: %s", exc)
-            return
-        self._replica.apply(loaded)
-        # Stamp new writes after everything already stored, even if this machine's clock
-        # went backwards since those were written.
-        self._clock.observe(self._replica.latest_timestamp())
+    def _apply_write(self, method: str, name: str, *args: Any) -> None:
+        # The Ruby mirror's way in: a change read from the gem's record becomes the public
+        # write of the same name, checked and recorded like any other.
+        getattr(self, method)(name, *args)
+
+    # Checks: the hot path is self.active. No lock, no I/O. -------------------------------------
 
     def _active_uncompiled(self, name: object, user: object) -> bool:
         # An Enum member or str subclass: normalise and look again. Else the flag is unknown.
@@ -174,7 +197,7 @@ class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
         self._note_group_error(group, user)
 
     def _note_group_error(self, group: str, user: object) -> None:
-        self._counters["group_errors"] += 1
+        self._pipeline.counters["group_errors"] += 1
         # The first failure of a group is logged with its traceback; repeats only at debug
         # level, or a broken predicate on a busy flag would flood the log.
         if group not in self._failed_groups:
@@ -188,7 +211,7 @@ class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
 
     def user_in_active_users(self, name: FlagName, user: object) -> bool:
         """Whether the user is listed on the flag (groups and percentages not considered)."""
-        return self._user_id(user) in self._visible_users(_validate.flag_name(name))
+        return self._user_id(user) in self._replica.users(_validate.flag_name(name))
 
     def active_in_group(self, group: FlagName, user: object) -> bool:
         """Whether the user belongs to the group (``all`` always; undefined groups never)."""
@@ -204,7 +227,7 @@ class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
             return bool(predicate(user))
         except Exception:
             # A broken predicate must never break the caller's request: it says no.
-            self._counters["group_errors"] += 1
+            self._pipeline.counters["group_errors"] += 1
             logger.exception(
                 "group %r predicate raised for user %r; treating as not in group", group, user
             )
@@ -234,7 +257,7 @@ class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
             self._replica.recompile()
             # Answers of the flags that name this group change: tell subscribers (the
             # dashboard, the OpenFeature provider) as for any other change.
-            self._notify({n for n in self.features() if group in self.get(n).groups})
+            self._pipeline.notify({n for n in self.features() if group in self.get(n).groups})
             return function
 
         return register if predicate is None else register(predicate)
@@ -260,16 +283,16 @@ class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
         return _validate.flag_name(name) in self._checks
 
     def feature_states(self, user: object = None) -> dict[str, bool]:
-        return {name: self.active(name, user) for name in self.features()}
+        """Every flag's answer for ``user`` (overridden flags included, written or not)."""
+        names: Sequence[str] = self.features()
+        forced = self._overrides.values
+        if forced:
+            names = sorted({*names, *forced})
+        active = self.active
+        return {name: active(name, user) for name in names}
 
     def active_features(self, user: object = None) -> list[str]:
-        return [name for name in self.features() if self.active(name, user)]
-
-    def _render_flag(self, name: str, render: Callable[[FlagState], T]) -> T | None:
-        return self._replica.render(name, render)
-
-    def _visible_users(self, name: str) -> frozenset[str]:
-        return self._replica.users(name)
+        return [name for name, on in self.feature_states(user).items() if on]
 
     # Defaults -------------------------------------------------------------------------------
 
@@ -289,39 +312,286 @@ class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
             PERCENTAGE: Register(MIN_TIMESTAMP, pct),
         }
         self._replica.set_defaults(flag, registers)
-        self._notify({flag})
+        self._pipeline.notify({flag})
 
-    # Writes and replication -----------------------------------------------------------------
+    # Writes: each checks all of its arguments first, then makes exactly one write (one
+    # timestamp), so bad input never leaves a flag half-changed. -------------------------------
+
+    # Whole flag -----------------------------------------------------------------------------
+
+    def activate(self, name: FlagName) -> None:
+        """On for everybody (percentage 100). Users, groups and exclusions stay as they are."""
+        self._write({flag_name(name): {PERCENTAGE: 100.0}}, "activate")
+
+    def deactivate(self, name: FlagName) -> None:
+        """Off for everybody: percentages, users, exclusions and groups are all cleared.
+
+        One register (the ``reset`` watermark): a user added concurrently elsewhere with a later
+        timestamp survives, as it should. Data is kept.
+        """
+        self._write({flag_name(name): {RESET: None}}, "deactivate")
+
+    def set(self, name: FlagName, on: bool) -> None:
+        """``activate`` when ``on`` is true, else ``deactivate``."""
+        if not isinstance(on, bool):
+            raise TypeError(f"on must be a bool, got {on!r}")
+        if on:
+            self.activate(name)
+        else:
+            self.deactivate(name)
+
+    def delete(self, name: FlagName) -> None:
+        """Forget the flag: targeting and data cleared, and it leaves ``features()``."""
+        self._write({flag_name(name): _DELETE}, "delete")
+
+    def clear(self) -> None:
+        """Delete every flag (one write): ``features()`` is empty afterwards."""
+        names = self.features()
+        if names:
+            self._pipeline.write(dict.fromkeys(names, _DELETE), "clear")
+
+    # Users ----------------------------------------------------------------------------------
+
+    def activate_user(self, name: FlagName, user: object) -> None:
+        self._write({flag_name(name): {USER + self._user_id(user): True}}, "activate_user")
+
+    def deactivate_user(self, name: FlagName, user: object) -> None:
+        self._write({flag_name(name): {USER + self._user_id(user): False}}, "deactivate_user")
+
+    def activate_users(self, name: FlagName, users: Iterable[object]) -> None:
+        self._write(
+            {flag_name(name): dict.fromkeys(self._user_keys(users, USER), True)}, "activate_users"
+        )
+
+    def deactivate_users(self, name: FlagName, users: Iterable[object]) -> None:
+        self._write(
+            {flag_name(name): dict.fromkeys(self._user_keys(users, USER), False)},
+            "deactivate_users",
+        )
+
+    def set_users(self, name: FlagName, users: Iterable[object]) -> None:
+        """Make the listed users exactly these (others listed now are removed)."""
+        name = flag_name(name)
+        wanted = set(self._user_keys(users, USER))
+        removed = {USER + uid for uid in self._replica.users(name)} - wanted
+        changes: dict[str, Any] = dict.fromkeys(removed, False)
+        changes.update(dict.fromkeys(wanted, True))
+        self._write({name: changes}, "set_users")
+
+    def exclude_user(self, name: FlagName, user: object) -> None:
+        """Never on for this user, whatever users, groups and percentages say."""
+        self._write({flag_name(name): {EXCLUDE + self._user_id(user): True}}, "exclude_user")
+
+    def include_user(self, name: FlagName, user: object) -> None:
+        """Undo ``exclude_user``."""
+        self._write({flag_name(name): {EXCLUDE + self._user_id(user): False}}, "include_user")
+
+    def exclude_users(self, name: FlagName, users: Iterable[object]) -> None:
+        self._write(
+            {flag_name(name): dict.fromkeys(self._user_keys(users, EXCLUDE), True)}, "exclude_users"
+        )
+
+    def include_users(self, name: FlagName, users: Iterable[object]) -> None:
+        self._write(
+            {flag_name(name): dict.fromkeys(self._user_keys(users, EXCLUDE), False)},
+            "include_users",
+        )
 
     def _write(self, changes: Mapping[str, Mapping[str, Any]], action: str) -> None:
-        if self._closed:
-            raise ClosedError("this Rollout is closed; writes are refused (checks still answer)")
-        if self._clock_skew is not None:
-            raise ClockSkewError(self._clock_skew)
-        if self._ruby is not None:
-            self._ruby.check(changes)
-        with self._write_lock:
-            ts = self._clock.tick()
-            delta: Delta = {}
-            actor, reason = current_context()
-            for name, values in changes.items():
-                registers = {key: Register(ts, value) for key, value in values.items()}
-                registers.setdefault(EXISTS, Register(ts, True))
-                if self._history_limit:
-                    registers[history_key(ts)] = Register(
-                        ts, self._event(name, values, action, actor, reason)
-                    )
-                delta[name] = registers
-            if self._store is not None:
-                self._store.save(delta)  # raises before anything changes here
-            changed = self._replica.apply(delta)
-            self._counters["writes"] += 1
-            if self._transport is not None:
-                # Inside the lock, so peers receive deltas in the order they were applied.
-                self._transport.publish(delta)
-        if self._ruby is not None:
-            self._ruby.after_write(delta)
-        self._notify(changed)
+        self._pipeline.write(changes, action)
+
+    def _user_keys(self, users: Iterable[object], prefix: str) -> list[str]:
+        if isinstance(users, str | bytes) or not isinstance(users, Iterable):
+            raise TypeError(f"users must be an iterable of users, got {users!r}")
+        return [prefix + self._user_id(user, "users item") for user in users]
+
+    # Groups ---------------------------------------------------------------------------------
+
+    def activate_group(self, name: FlagName, group: FlagName) -> None:
+        self._write(
+            {flag_name(name): {GROUP + member_name(group, "group"): True}}, "activate_group"
+        )
+
+    def deactivate_group(self, name: FlagName, group: FlagName) -> None:
+        self._write(
+            {flag_name(name): {GROUP + member_name(group, "group"): False}}, "deactivate_group"
+        )
+
+    # Percentages ----------------------------------------------------------------------------
+
+    def activate_percentage(self, name: FlagName, pct: float) -> None:
+        """On for ``pct`` percent of users, the same users every time (Ruby rollout buckets)."""
+        self._write({flag_name(name): {PERCENTAGE: percentage(pct, "pct")}}, "activate_percentage")
+
+    def deactivate_percentage(self, name: FlagName) -> None:
+        self._write({flag_name(name): {PERCENTAGE: 0.0}}, "deactivate_percentage")
+
+    def activate_percentage_of_time(self, name: FlagName, pct: float) -> None:
+        """On for ``pct`` percent of checks, drawn at random on every check."""
+        self._write(
+            {flag_name(name): {TIME: percentage(pct, "pct")}}, "activate_percentage_of_time"
+        )
+
+    def deactivate_percentage_of_time(self, name: FlagName) -> None:
+        self._write({flag_name(name): {TIME: 0.0}}, "deactivate_percentage_of_time")
+
+    # Data -----------------------------------------------------------------------------------
+
+    def set_feature_data(self, name: FlagName, data: Mapping[str, Any]) -> None:
+        """Merge keys into the flag's data (JSON values); other keys stay."""
+        values = data_mapping(data)
+        self._write(
+            {flag_name(name): {DATA + key: value for key, value in values.items()}},
+            "set_feature_data",
+        )
+
+    def replace_feature_data(self, name: FlagName, data: Mapping[str, Any]) -> None:
+        """Make the flag's data exactly ``data``, in one write (keys not given are removed)."""
+        values = data_mapping(data)
+        changes: dict[str, Any] = {DATA_RESET: None}
+        changes.update({DATA + key: value for key, value in values.items()})
+        # The new keys share the watermark's timestamp, and a watermark hides only what is older.
+        self._write({flag_name(name): changes}, "replace_feature_data")
+
+    def clear_feature_data(self, name: FlagName) -> None:
+        self._write({flag_name(name): {DATA_RESET: None}}, "clear_feature_data")
+
+    # Replication ----------------------------------------------------------------------------
+
+    def export(self) -> bytes:
+        """The full replicated state with timestamps (versioned format, for ``merge()``)."""
+        return self._replica.export()
+
+    def merge(self, data: bytes) -> Changed:
+        """Apply another replica's ``export()`` or delta; return the flags whose state changed.
+
+        Registers stamped further in the future than ``max_offset`` are rejected (counted in
+        ``stats()``) and leave this replica and its clock unchanged. Raises
+        :class:`~rollout.errors.FormatError` for a corrupt or unknown blob, changing nothing.
+        """
+        return self._pipeline.merge(decode(data), save=True)
+
+    def refresh(self) -> Changed:
+        """Load the store again and merge what other processes wrote to it since.
+
+        For processes that share one SQLite file without a sync transport: a web worker can
+        call it every few seconds, or after the CLI changed a flag. Returns the changed flags.
+        """
+        if self._store is None:
+            return set()
+        return self._pipeline.merge(self._store.load(), save=False)
+
+    def wait_synced(self, timeout: float = 5.0, *, peers: int | None = None) -> bool:
+        """Wait until every known peer (or at least ``peers`` of them) has every local write.
+
+        True at once without a transport. False if ``timeout`` seconds pass first.
+        """
+        if self._transport is None:
+            return True
+        return self._transport.wait_synced(timeout, peers)
+
+    def members(self) -> list[dict[str, Any]]:
+        """The nodes this one knows: address, node id, state, clock offset, last sync."""
+        return self._transport.members() if self._transport is not None else []
+
+    # History --------------------------------------------------------------------------------
+
+    def _event(
+        self,
+        name: str,
+        values: Mapping[str, Any],
+        action: str,
+        actor: str | None,
+        reason: str | None,
+    ) -> dict[str, Any]:
+        """A write's history event (the pipeline stamps and stores it with the change)."""
+        before, after = self._replica.describe(name, values)
+        event: dict[str, Any] = {
+            "action": action,
+            "before": before,
+            "after": after,
+            "node": self.node_name,
+        }
+        if actor is not None:
+            event["actor"] = actor
+        if reason is not None:
+            event["reason"] = reason
+        return event
+
+    def history(self, name: FlagName, limit: int | None = None) -> list[HistoryEvent]:
+        """The flag's recorded changes, newest first (kept after a delete too).
+
+        At most ``history_limit`` events (default 100) are kept per flag, in the store and in
+        every replica.
+        """
+        flag = _validate.flag_name(name)
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            raise ValueError(f"limit must be an int >= 0 or None, got {limit!r}")
+        events = self._replica.events(flag)
+        if limit is not None:
+            events = events[:limit]
+        return [HistoryEvent.from_register(flag, r.ts, r.value) for _, r in events]
+
+    def with_context(
+        self, *, user: str | None = None, reason: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """Attribute the writes made inside the ``with`` block (this thread or task) in history.
+
+        ``with flags.with_context(user="alice"): flags.activate("chat")`` records alice as the
+        actor; ``reason`` is a free-text why. Blocks nest; the inner one wins.
+        """
+        return write_context(user, reason)
+
+    # Local controls: degrade and override ---------------------------------------------------
+
+    def degrade(
+        self,
+        name: FlagName,
+        *,
+        threshold: float = 0.1,
+        minimum: int = 100,
+        window: float = 60.0,
+        failures: type[BaseException] | Sequence[type[BaseException]] = (Exception,),
+        on_degrade: OnDegrade | list[OnDegrade] | tuple[OnDegrade, ...] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> Degrade:
+        """Count the feature's calls and switch the flag off when too many fail.
+
+        ``with flags.degrade("recs"): call_recs()`` (also ``async with``, or as a decorator)
+        counts calls and failures (exceptions in ``failures``, re-raised) in a sliding
+        ``window`` of seconds in this process. Once at least ``minimum`` calls were seen and the
+        failed share reaches ``threshold``, the flag is deactivated once (replicated like any
+        write; history action ``degraded``), ``on_degrade(flag, reason)`` callbacks run, and it
+        stays off until someone turns it on again. Made for the call site: the same name and
+        arguments give the same tracker; other arguments for that name raise ``ValueError``.
+        ``clock``: monotonic milliseconds, for tests (``rollout.testing.FakeClock``).
+        """
+        args = (threshold, minimum, window, failures, on_degrade, clock)
+        try:
+            known = self._degrades.last.get(name)
+        except TypeError:  # an unhashable name: make() says what is wrong with it
+            known = None
+        if known is not None and known[0] == args:
+            return known[1]
+        return self._degrades.make(name, args)
+
+    def override(self, name: FlagName, value: bool) -> Override:
+        """Force the flag's answer in this process while a ``with`` block or decorated call runs.
+
+        For tests of code that uses a module-level Rollout: ``active``, ``inactive``,
+        ``feature_states`` and ``active_features`` answer ``value`` (for every user). Nothing is
+        written, stored, replicated or recorded; overrides nest and restore on exit.
+        """
+        if not isinstance(value, bool):
+            raise TypeError(f"value must be a bool, got {value!r}")
+        return Override(self._overrides, _validate.flag_name(name), value)
+
+    @property
+    def overrides(self) -> Mapping[str, bool]:
+        """What ``override()`` forces right now, name -> answer (a live, read-only view)."""
+        return self._overrides.values
 
     # Subscriptions --------------------------------------------------------------------------
 
@@ -331,35 +601,18 @@ class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
         Returns a function that unsubscribes. Callbacks run on the thread that made the change,
         holding no lock; an exception in one is logged and does not reach the writer.
         """
-        if not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
-        self._subscribers = [*self._subscribers, callback]
-
-        def unsubscribe() -> None:
-            self._subscribers = [s for s in self._subscribers if s is not callback]
-
-        return unsubscribe
-
-    def _notify(self, changed: set[str]) -> None:
-        if not changed:
-            return
-        for callback in self._subscribers:
-            try:
-                callback(set(changed))
-            except Exception:
-                self._counters["subscriber_errors"] += 1
-                logger.exception("subscriber %r raised", callback)
+        return self._pipeline.subscribe(callback)
 
     # Lifecycle ------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
         """Counters a person would want to see: writes, merges, rejections, errors, sync."""
         return {
-            "node": f"{self._clock.node:016x}",
+            "node": f"{self._pipeline.clock.node:016x}",
             "store": self._store.url if self._store is not None else "memory",
             "flags": len(self._checks),
-            "closed": self._closed,
-            **self._counters,
+            "closed": self._pipeline.closed,
+            **self._pipeline.counters,
             "sync": self._transport.stats() if self._transport is not None else None,
             "ruby": dict(self._ruby.stats) if self._ruby is not None else None,
         }
@@ -369,9 +622,9 @@ class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
 
         Idempotent, and returns within about ``timeout`` seconds. Checks keep answering.
         """
-        if self._closed:
+        if self._pipeline.closed:
             return
-        self._closed = True
+        self._pipeline.closed = True
         if self._ruby is not None:
             self._ruby.close(timeout)
         if self._transport is not None:
@@ -393,7 +646,8 @@ class Rollout(WriteAPI, ReplicationAPI, HistoryAPI, ControlAPI):
     def __del__(self) -> None:
         # A Rollout dropped without close() must not leave its replication thread running.
         transport = getattr(self, "_transport", None)
-        if transport is not None and not getattr(self, "_closed", True):
+        pipeline = getattr(self, "_pipeline", None)
+        if transport is not None and pipeline is not None and not pipeline.closed:
             with contextlib.suppress(Exception):  # never raise from a finaliser
                 transport.close(1.0)
 

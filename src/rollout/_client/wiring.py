@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..redis._ruby_mirror import RubyMirror
-    from ..sync import Transport
-    from .rollout import Rollout
+    from ..redis._ruby_mirror import ApplyWrite, Render, RubyMirror
+    from ..stores._base import Store
+    from ..sync._base import Transport
 
 __all__ = ["make_ruby_mirror", "make_transport"]
 
@@ -35,7 +35,13 @@ def make_transport(
 
 
 def make_ruby_mirror(
-    flags: Rollout, ruby_compat: bool, ruby_namespace: str | None, poll_interval: float
+    render: Render,
+    apply_write: ApplyWrite,
+    store: Store | None,
+    *,
+    ruby_compat: bool,
+    ruby_namespace: str | None,
+    poll_interval: float,
 ) -> RubyMirror | None:
     if not isinstance(ruby_compat, bool):
         raise TypeError(f"ruby_compat must be a bool, got {ruby_compat!r}")
@@ -46,11 +52,11 @@ def make_ruby_mirror(
     from ..redis._ruby_mirror import RubyMirror
     from ..redis._store import RedisStore
 
-    store = flags._store
     if not isinstance(store, RedisStore):
         raise ValueError(f"ruby_compat=True needs a Redis store, got {store!r}")
     mirror = RubyMirror(
-        flags,
+        render,
+        apply_write,
         store.client,
         namespace=store.namespace,
         ruby_namespace=ruby_namespace,

@@ -1,7 +1,9 @@
 """Percentage buckets: which users a "percentage of users" lets in.
 
 Once shipped, a formula here never changes: users would flip between on and off across an
-upgrade. ``tests/test_bucketing.py`` pins every formula against golden values.
+upgrade. ``tests/core/test_bucketing.py`` pins every formula (thresholds, seeds, buckets and
+in/out decisions) against literal golden values; ``tests/core/test_ruby_golden.py`` also pins
+the default and "ruby" formulas against the real gem.
 """
 
 from __future__ import annotations

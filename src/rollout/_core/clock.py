@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 __all__ = ["MIN_TIMESTAMP", "HybridClock", "Timestamp", "new_node_id", "system_clock_ms"]
 
-#: Default tolerance for timestamps from the future. Generous on purpose (DESIGN 2.1): a receiver
+#: Default tolerance for timestamps from the future. Generous on purpose: a receiver
 #: whose own clock lags by more than this would refuse every fresh write from healthy peers.
 DEFAULT_MAX_OFFSET_MS = 30_000
 

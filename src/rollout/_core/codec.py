@@ -19,20 +19,19 @@ from typing import Any
 
 from ..errors import FormatError
 from .clock import Timestamp
-from .history import check_event_value, is_history_key, valid_history_key
-from .state import (
-    DATA,
-    DATA_RESET,
-    EXCLUDE,
+from .history import check_event_value
+from .keys import (
     EXISTS,
-    GROUP,
     PERCENTAGE,
-    RESET,
+    PLAIN_KEYS,
+    TARGETING_PREFIXES,
     TIME,
-    USER,
-    Delta,
-    Register,
+    WATERMARKS,
+    is_history,
+    split_key,
+    valid_history_key,
 )
+from .state import Delta, Register
 from .validate import flag_name
 
 __all__ = ["FORMAT", "VERSION", "decode", "decode_value", "encode", "encode_value"]
@@ -40,8 +39,6 @@ __all__ = ["FORMAT", "VERSION", "decode", "decode_value", "encode", "encode_valu
 FORMAT = "rollout"
 VERSION = 1
 _MAX_INT64 = 2**63 - 1
-_WATERMARKS = frozenset({RESET, DATA_RESET})
-_BOOLEAN_PREFIXES = (USER, EXCLUDE, GROUP)
 
 
 def encode(delta: Delta) -> bytes:
@@ -59,7 +56,7 @@ def encode_flags(delta: Delta) -> dict[str, dict[str, list[Any]]]:
 
 
 def _value_part(key: str, register: Register) -> list[Any]:
-    return [] if key in _WATERMARKS else [register.value]
+    return [] if key in WATERMARKS else [register.value]
 
 
 def decode(data: bytes) -> Delta:
@@ -104,7 +101,7 @@ def _decode_register(name: str, key: object, raw: object) -> Register:
     where = f"rollout export: register {key!r} of flag {name!r}"
     if not isinstance(key, str) or not _known_key(key):
         raise FormatError(f"{where}: unknown register key")
-    watermark = key in _WATERMARKS
+    watermark = key in WATERMARKS
     if not isinstance(raw, list) or len(raw) != (3 if watermark else 4):
         raise FormatError(
             f"{where}: expected [wall, counter, node{'' if watermark else ', value'}]"
@@ -121,22 +118,20 @@ def _decode_register(name: str, key: object, raw: object) -> Register:
 
 
 def _known_key(key: str) -> bool:
-    if key in (EXISTS, RESET, DATA_RESET, PERCENTAGE, TIME):
+    if key in PLAIN_KEYS:
         return True
-    if is_history_key(key):
+    if is_history(key):
         return valid_history_key(key)
-    for prefix in (*_BOOLEAN_PREFIXES, DATA):
-        if key.startswith(prefix) and len(key) > len(prefix):
-            return True
-    return False
+    split = split_key(key)
+    return split is not None and split[1] != ""  # a member key names its member
 
 
 def _check_value(where: str, key: str, value: Any) -> None:
-    if is_history_key(key):
+    if is_history(key):
         problem = check_event_value(value)
         if problem is not None:
             raise FormatError(f"{where}: a history event {problem}")
-    elif key == EXISTS or key.startswith(_BOOLEAN_PREFIXES):
+    elif key == EXISTS or key.startswith(TARGETING_PREFIXES):  # user:, exclude:, group:
         if not isinstance(value, bool):
             raise FormatError(f"{where}: value must be true or false, got {value!r}")
     elif key in (PERCENTAGE, TIME) and (
@@ -150,8 +145,8 @@ def _check_value(where: str, key: str, value: Any) -> None:
 
 def encode_value(key: str, value: Any) -> str:
     """One register value as text, for stores that keep values in a text column."""
-    return "" if key in _WATERMARKS else json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return "" if key in WATERMARKS else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def decode_value(key: str, text: str) -> Any:
-    return None if key in _WATERMARKS else json.loads(text)
+    return None if key in WATERMARKS else json.loads(text)

@@ -1,4 +1,4 @@
-"""The flag check, ``Rollout.active``: the hot path of every request (DESIGN 2.4).
+"""The flag check, ``Rollout.active``: the hot path of every request.
 
 It is built as a closure over the replica's two dicts rather than written as a method: a closure
 stored on the instance skips the method binding and the ``self.`` attribute lookups, which is a
@@ -31,7 +31,7 @@ def build_active(
     """The check function for one Rollout.
 
     ``uncompiled`` handles names that are not plain ``str`` (Enum members), unhashable, or not
-    known. With a user, the flag's own specialised check does the rest (rollout._specialize).
+    known. With a user, the flag's own specialised check does the rest (rollout._core.specialize).
     """
     anonymous_get = anonymous.get
     checks_get = checks.get

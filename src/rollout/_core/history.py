@@ -15,47 +15,44 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
-import socket
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .clock import Timestamp
+from .keys import (
+    DATA,
+    DATA_RESET,
+    EXCLUDE,
+    EXISTS,
+    GROUP,
+    HISTORY,
+    MEMBER_PREFIXES,
+    PERCENTAGE,
+    RESET,
+    TIME,
+    USER,
+    history_key,
+    split_key,
+)
+from .keys import is_history as is_history_key
 
 __all__ = [
     "DEFAULT_HISTORY_LIMIT",
     "HISTORY",
     "HistoryEvent",
     "current_context",
-    "default_node_name",
     "history_key",
     "is_history_key",
     "write_context",
 ]
 
-HISTORY = "history:"
 DEFAULT_HISTORY_LIMIT = 100
-_DIGITS = (16, 10, 19)  # wall ms, counter, node: zero-padded so keys sort as timestamps do
-_KEY_LENGTH = len(HISTORY) + sum(_DIGITS)
 
 #: At most this many member keys (users, exclusions, groups, data) are named one by one in an
 #: event; a bigger write (10,000 users pasted at once) is summarised by counts.
 MAX_NAMED_CHANGES = 20
-
-
-def history_key(ts: Timestamp) -> str:
-    wall, counter, node = ts
-    return f"{HISTORY}{wall:016d}{counter:010d}{node:019d}"
-
-
-def is_history_key(key: str) -> bool:
-    return key.startswith(HISTORY)
-
-
-def valid_history_key(key: str) -> bool:
-    return len(key) == _KEY_LENGTH and key[len(HISTORY) :].isdigit()
 
 
 @dataclass(frozen=True)
@@ -151,13 +148,7 @@ def _write_context(user: str | None, reason: str | None) -> Iterator[None]:
         _context.reset(token)
 
 
-def default_node_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 # What a write changes --------------------------------------------------------------------------
-
-_MEMBER_PREFIXES = ("user:", "exclude:", "group:", "data:")
 
 
 def describe_change(
@@ -170,24 +161,24 @@ def describe_change(
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     exists = view is not None and view.exists
-    if values.get("exists") is False:  # delete
+    if values.get(EXISTS) is False:  # delete
         if exists:
-            before["exists"], after["exists"] = True, False
+            before[EXISTS], after[EXISTS] = True, False
     elif not exists:
-        before["exists"], after["exists"] = False, True
-    if "reset" in values and view is not None:  # deactivate, delete: targeting cleared
-        _cleared(before, after, "percentage", view.percentage, 0.0)
-        _cleared(before, after, "percentage_of_time", view.time_percentage, 0.0)
+        before[EXISTS], after[EXISTS] = False, True
+    if RESET in values and view is not None:  # deactivate, delete: targeting cleared
+        _cleared(before, after, PERCENTAGE, view.percentage, 0.0)
+        _cleared(before, after, TIME, view.time_percentage, 0.0)
         for name, members in (("users", view.users), ("excluded", view.excluded)):
             _cleared(before, after, name, _summary(members), [])
         _cleared(before, after, "groups", sorted(view.groups), [])
-    if "data_reset" in values and view is not None and view.data:
+    if DATA_RESET in values and view is not None and view.data:
         before["data"], after["data"] = dict(view.data), {}
-    for key in ("percentage", "percentage_of_time"):
+    for key in (PERCENTAGE, TIME):
         if key in values:
             current = 0.0 if view is None else getattr(view, _SCALAR[key])
             before[key], after[key] = current, values[key]
-    changed = [k for k in values if k.startswith(_MEMBER_PREFIXES)]
+    changed = [k for k in values if k.startswith(MEMBER_PREFIXES)]
     if len(changed) > MAX_NAMED_CHANGES:
         _summarise_members(view, values, changed, before, after)
     else:
@@ -196,7 +187,7 @@ def describe_change(
     return before, after
 
 
-_SCALAR = {"percentage": "percentage", "percentage_of_time": "time_percentage"}
+_SCALAR = {PERCENTAGE: "percentage", TIME: "time_percentage"}
 
 
 def _cleared(before: dict[str, Any], after: dict[str, Any], key: str, was: Any, now: Any) -> None:
@@ -210,13 +201,19 @@ def _summary(members: set[str]) -> list[str] | str:
     return f"{len(members)} ids"
 
 
+def _split_member(key: str) -> tuple[str, str]:
+    split = split_key(key)
+    assert split is not None, key  # only keys with a member prefix get here
+    return split
+
+
 def _member(view: FlagView | None, key: str) -> Any:
     if view is None:
         return None
-    prefix, _, name = key.partition(":")
-    if prefix == "data":
+    prefix, name = _split_member(key)
+    if prefix == DATA:
         return view.data.get(name)
-    members = {"user": view.users, "exclude": view.excluded, "group": view.groups}[prefix]
+    members = {USER: view.users, EXCLUDE: view.excluded, GROUP: view.groups}[prefix]
     return name in members
 
 
@@ -231,14 +228,15 @@ def _summarise_members(
     for key in members:
         was, now = _member(view, key), values[key]
         slot = 2 if was == now else (0 if now not in (False, None) else 1)
-        counts.setdefault(key.partition(":")[0], [0, 0, 0])[slot] += 1
+        counts.setdefault(_split_member(key)[0], [0, 0, 0])[slot] += 1
     for prefix, (added, removed, unchanged) in counts.items():
-        before[f"{prefix}:*"] = f"{added + removed + unchanged} named"
-        after[f"{prefix}:*"] = f"+{added} -{removed} ({unchanged} unchanged)"
+        # "user:*": the prefix's key with a star for a member, read back by the dashboard.
+        before[f"{prefix}*"] = f"{added + removed + unchanged} named"
+        after[f"{prefix}*"] = f"+{added} -{removed} ({unchanged} unchanged)"
 
 
 class FlagView(Protocol):
-    """The visible state :func:`describe_change` reads (rollout._state.FlagState has it)."""
+    """The visible state :func:`describe_change` reads (rollout._core.state.FlagState has it)."""
 
     exists: bool
     percentage: float

@@ -7,8 +7,8 @@ rules are present), so it is generated once per shape and cached; compiling a fl
 only calls the cached factory with the flag's values, which keeps a write to a flag of 100,000
 users as cheap as one to an empty flag.
 
-The order of the steps is DESIGN 2.4's, except that cheap steps come before predicates; the
-answer is an OR after the exclusion test, so the order does not change it.
+The order of the steps is the README's ("Evaluation, in order"), except that cheap steps come
+before predicates; the answer is an OR after the exclusion test, so the order does not change it.
 """
 
 from __future__ import annotations

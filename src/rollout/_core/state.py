@@ -1,10 +1,12 @@
-"""The replicated state of one flag: a map of last-writer-wins registers (DESIGN 2.2).
+"""The replicated state of one flag: a map of last-writer-wins registers
+(docs/architecture.md).
 
 A register is ``(timestamp, value)`` under a key such as ``percentage`` or ``user:42``. Merging
 keeps, per key, the register with the larger timestamp, which makes merge commutative,
 associative and idempotent: deltas may arrive late, twice, or out of order.
 
-Two watermark registers hide older registers without naming them one by one:
+The keys and which watermark hides which are in :mod:`rollout._core.keys`. Two watermark
+registers hide older registers without naming them one by one:
 
 * ``reset`` (written by ``deactivate`` and ``delete``) hides targeting registers older than it;
 * ``data_reset`` (written by ``clear_feature_data`` and ``delete``) hides data registers older
@@ -13,8 +15,8 @@ Two watermark registers hide older registers without naming them one by one:
 Hidden registers can never become visible again (watermarks only move forward), so they are
 dropped: activate/deactivate cycles do not grow memory.
 
-History events (``history:<timestamp>``, see rollout._history) are registers too, never hidden,
-bounded to the newest ``history_limit`` per flag.
+History events (``history:<timestamp>``, see rollout._core.history) are registers too, never
+hidden, bounded to the newest ``history_limit`` per flag.
 
 :class:`FlagState` also keeps the *visible* view (users, groups, data, ...) up to date
 incrementally, so adding one user to a flag that lists 100,000 costs the same as adding one to an
@@ -29,7 +31,25 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from .clock import MIN_TIMESTAMP, Timestamp
-from .history import DEFAULT_HISTORY_LIMIT, HISTORY
+from .history import DEFAULT_HISTORY_LIMIT
+
+# The key names are re-exported (see __all__): code written before rollout._core.keys existed
+# imports them from here.
+from .keys import (
+    DATA,
+    DATA_RESET,
+    EXCLUDE,
+    EXISTS,
+    GROUP,
+    PERCENTAGE,
+    RESET,
+    TIME,
+    USER,
+    is_data,
+    is_history,
+    is_targeting,
+    split_key,
+)
 
 __all__ = [
     "DATA",
@@ -48,19 +68,6 @@ __all__ = [
     "merge_registers",
     "wins",
 ]
-
-EXISTS = "exists"
-RESET = "reset"
-DATA_RESET = "data_reset"
-PERCENTAGE = "percentage"
-TIME = "percentage_of_time"
-USER = "user:"
-EXCLUDE = "exclude:"
-GROUP = "group:"
-DATA = "data:"
-
-#: Keys that ``reset`` hides (besides every USER/EXCLUDE/GROUP key).
-_TARGETING_SCALARS = frozenset({PERCENTAGE, TIME})
 
 
 class Register(NamedTuple):
@@ -90,15 +97,11 @@ def wins(new: Register, old: Register | None) -> bool:
     return new.value != old.value and _tiebreak(new.value) > _tiebreak(old.value)
 
 
-def _is_targeting(key: str) -> bool:
-    return key in _TARGETING_SCALARS or key.startswith((USER, EXCLUDE, GROUP))
-
-
 def is_hidden(key: str, ts: Timestamp, reset: Timestamp, data_reset: Timestamp) -> bool:
     """Whether a register is hidden by the flag's watermarks (and so may be dropped)."""
-    if key.startswith(DATA):
+    if is_data(key):
         return ts < data_reset
-    return ts < reset and _is_targeting(key)
+    return ts < reset and is_targeting(key)
 
 
 def merge_registers(
@@ -112,9 +115,9 @@ def merge_registers(
     for key, register in incoming.items():
         if wins(register, registers.get(key)):
             registers[key] = register
-            history = history or key.startswith(HISTORY)
+            history = history or is_history(key)
     if history:
-        events = sorted(k for k in registers if k.startswith(HISTORY))
+        events = sorted(k for k in registers if is_history(k))
         for key in events[: max(0, len(events) - history_limit)]:
             del registers[key]
     reset = registers[RESET].ts if RESET in registers else MIN_TIMESTAMP
@@ -167,7 +170,7 @@ class FlagState:
         accepted: list[tuple[str, Register]] = []
         watermark_moved = False
         for key, register in incoming.items():
-            if key.startswith(HISTORY):
+            if is_history(key):
                 self._add_event(key, register)
                 continue
             if self.hidden(key, register.ts) or not wins(register, registers.get(key)):
@@ -248,18 +251,21 @@ class FlagState:
 
     def _apply_visible(self, key: str, value: Any) -> bool:
         """Fold one visible register into the view. Returns whether the view changed."""
-        if key.startswith(USER):
-            return _set_member(self.users, key[len(USER) :], value)
-        if key.startswith(EXCLUDE):
-            return _set_member(self.excluded, key[len(EXCLUDE) :], value)
-        if key.startswith(GROUP):
-            return _set_member(self.groups, key[len(GROUP) :], value)
-        if key.startswith(DATA):
-            name = key[len(DATA) :]
-            if name in self.data and self.data[name] == value:
-                return False
-            self.data[name] = value
-            return True
+        split = split_key(key)
+        if split is not None:
+            prefix, name = split
+            if prefix == USER:
+                return _set_member(self.users, name, value)
+            if prefix == EXCLUDE:
+                return _set_member(self.excluded, name, value)
+            if prefix == GROUP:
+                return _set_member(self.groups, name, value)
+            if prefix == DATA:
+                if name in self.data and self.data[name] == value:
+                    return False
+                self.data[name] = value
+                return True
+            return False  # a history event: not part of the view
         if key == EXISTS:
             changed = bool(self.exists != value)
             self.exists = bool(value)

@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "FlagName",
     "data_mapping",
     "flag_name",
     "member_name",
@@ -19,6 +20,10 @@ __all__ = [
 ]
 
 MAX_NAME_LENGTH = 255
+
+#: A flag (or group) name as the public API takes it: a str, or an Enum member whose value is a
+#: str (``class Flags(StrEnum): CHAT = "chat"``). Checked at run time by :func:`flag_name`.
+FlagName = str | Enum
 
 
 def _has_control_character(text: str) -> bool:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._core.keys import DATA, EXCLUDE, EXISTS, GROUP, PERCENTAGE, SEPARATOR, TIME, USER, split_key
+
 if TYPE_CHECKING:
     from .._core.history import HistoryEvent
 
@@ -94,25 +96,30 @@ def history_lines(events: list[HistoryEvent]) -> list[HistoryLine]:
 
 
 _MEMBERS = {
-    "user": ("added user", "removed user"),
-    "exclude": ("excluded user", "no longer excluded:"),
-    "group": ("added group", "removed group"),
+    USER: ("added user", "removed user"),
+    EXCLUDE: ("excluded user", "no longer excluded:"),
+    GROUP: ("added group", "removed group"),
 }
 _CLEARED = {"users": "users", "excluded": "excluded users", "groups": "groups", "data": "data"}
-_SCALARS = {"percentage": "percentage of users", "percentage_of_time": "percentage of time"}
+_SCALARS = {PERCENTAGE: "percentage of users", TIME: "percentage of time"}
 
 
 def _change(key: str, before: Any, after: Any) -> str:
-    """One change as a sentence; anything unforeseen falls back to ``key: before → after``."""
-    prefix, _, member = key.partition(":")
+    """One change as a sentence; anything unforeseen falls back to ``key: before → after``.
+
+    ``key`` is a register key (``user:42``), a prefix with ``*`` for the members of a big write
+    summarised by counts (``user:*``), or what deactivate or delete cleared (``users``): see
+    rollout._core.history.describe_change.
+    """
+    prefix, member = split_key(key) or (key, "")
     if prefix in _MEMBERS and member != "*" and isinstance(after, bool):
         added, removed = _MEMBERS[prefix]
         return f"{added if after else removed} {member}"
     if prefix in _MEMBERS and member == "*":  # a big write, summarised by counts
-        return f"{prefix}s: {after}"
-    if prefix == "data" and member:
+        return f"{prefix.removesuffix(SEPARATOR)}s: {after}"
+    if prefix == DATA and member:
         return f"data {member}: {_json(before)} → {_json(after)}"
-    if key == "exists":
+    if key == EXISTS:
         return "created" if after else "deleted"
     if key in _SCALARS:
         return f"{_SCALARS[key]}: {percent(before or 0.0)}% → {percent(after or 0.0)}%"

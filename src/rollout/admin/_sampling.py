@@ -1,15 +1,15 @@
 """Counting checks by flag and result without slowing checks down: a duty-cycle sampler.
 
 A check (``flags.active(name, user)``) costs about 60 ns: one dict lookup and a little more
-(see rollout._evaluate). Counting every call, even with the cheapest wrapper (one more Python
+(see rollout._core.evaluate). Counting every call, even with the cheapest wrapper (one more Python
 call and a plain ``dict`` increment), more than doubles that: about 70 ns become 150 ns in
 ``bench.http_bench``. That would be paid on the hot path of every request of every service,
 whether or not anybody ever looks at the numbers; a lock or a ``prometheus_client`` counter
 would cost more again.
 
-So checks are counted only now and then. ``flags.active`` is a plain instance attribute (a
-closure), so a sampler thread can swap in a counting wrapper for a short *window* (10 ms) once
-every *period* (1 s) and put the original back afterwards. Outside the windows the check is
+So checks are counted only now and then. A sampler thread installs a counting wrapper in the
+flags' check slot (rollout._client.check_slot) for a short *window* (10 ms) once every *period*
+(1 s) and uninstalls it afterwards. Outside the windows the check is
 exactly the original function: no flag test, no branch, nothing. The counts seen in a window
 are scaled by the time the window stands for (the whole cycle) over the window's own length,
 which estimates the total of a steady workload well; short bursts that fall between windows are
@@ -22,11 +22,9 @@ Limits, on purpose:
 * while a window is open, a check costs one more Python call and a dict increment; the increment
   is not atomic across threads, so two threads counting the same key at the same instant may
   count once (a sample is an estimate anyway);
-* one sampler per Rollout however many apps serve it (two wrappers swapped in and out by two
-  threads could leave one of them installed for good);
-* another wrapper of ``active`` (``flags.override()``) stays in place: a window only ever undoes
-  its own swap. If an override begins during a window, the override later puts the counting
-  wrapper back when it ends; the next window finds it and undoes it.
+* one sampler per Rollout however many apps serve it (each would count the same checks);
+* an override (``flags.override()``) is another wrapper in the same slot: either may begin or
+  end during the other, and the slot rebuilds the chain from what is still installed.
 
 The sampler starts when :meth:`CheckSampler.start` is first called (``/metrics`` does it on its
 first scrape, passing the server's event loop) and stops when :meth:`CheckSampler.stop` is
@@ -48,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from .._core import validate as _validate
 
 if TYPE_CHECKING:
+    from .._client.check_slot import CheckSlot
     from .._client.rollout import Rollout
     from .._core.evaluate import ActiveCheck
 
@@ -67,9 +66,6 @@ DEFAULT_PERIOD = 1.0
 #: run time) are added up under :data:`OTHER`, so a bug cannot flood the metrics.
 MAX_FLAGS = 1000
 OTHER = "_other"
-
-#: The attribute of a counting wrapper that holds the check it wraps.
-_ORIGINAL = "__wrapped__"
 
 _samplers: weakref.WeakKeyDictionary[Rollout, CheckSampler] = weakref.WeakKeyDictionary()
 _samplers_lock = threading.Lock()
@@ -116,7 +112,6 @@ class CheckSampler:
         self._loop: asyncio.AbstractEventLoop | None = None
         # A counting wrapper that something else wrapped over during its window (weakly: the
         # wrapper holds the original check, whose Rollout must stay collectable).
-        self._buried: weakref.ref[ActiveCheck] | None = None
         #: Completed counting windows since the sampler started.
         self.windows = 0
 
@@ -167,58 +162,43 @@ class CheckSampler:
             loop = self._loop
             if flags is None or flags.stats()["closed"] or (loop and not loop.is_running()):
                 return
-            self._unbury(flags)
             counts, opened, closed = self._count_one_window(flags)
-            self._unbury(flags)
             del flags  # hold no reference between windows: the Rollout may be collected
             scale = (closed - cycle_start) / (closed - opened)
             cycle_start = closed
             self._add(counts, scale)
 
     def _count_one_window(self, flags: Rollout) -> tuple[dict[tuple[Any, bool], int], float, float]:
-        original = flags.active
         # Two dicts rather than one keyed by (name, answer): no tuple to build per check, which
         # halves what a check pays inside a window (see bench.http_bench).
         on: defaultdict[Any, int] = defaultdict(int)
         off: defaultdict[Any, int] = defaultdict(int)
 
-        def counting(name: Any, user: Any = None) -> bool:
-            answer = original(name, user)
-            # The original raised for an unhashable name, so the name is a valid key here.
-            if answer:
-                on[name] += 1
-            else:
-                off[name] += 1
-            return answer
+        def wrap(inner: ActiveCheck) -> ActiveCheck:
+            def counting(name: Any, user: Any = None) -> bool:
+                answer = inner(name, user)
+                # The inner check raised for an unhashable name, so the name is a key here.
+                if answer:
+                    on[name] += 1
+                else:
+                    off[name] += 1
+                return answer
 
-        # Where _unbury finds the check to put back (a closure cannot be given a typed field).
-        setattr(counting, _ORIGINAL, original)
+            return counting
+
+        slot: CheckSlot = flags._check_slot
         opened = time.perf_counter()
-        flags.active = counting
+        token = slot.install(wrap)
         try:
             self._stop.wait(self.window)  # a stop() ends the window early
         finally:
-            # Only ever undo our own swap: if something else replaced the check meanwhile,
-            # theirs stays.
-            if flags.active is counting:
-                flags.active = original
-            else:
-                # Wrapped over (flags.override() began during the window): when that wrapper
-                # is removed, ours is what it puts back; undo it then (_unbury).
-                self._buried = weakref.ref(counting)
+            slot.uninstall(token)
             closed = time.perf_counter()
         # Copies made in one step each (the GIL holds): a check still inside the wrapper on
         # another thread may add to the dicts while they are read.
         counts = {(name, True): n for name, n in on.copy().items()}
         counts.update({(name, False): n for name, n in off.copy().items()})
         return counts, opened, closed
-
-    def _unbury(self, flags: Rollout) -> None:
-        """Put the original check back if an old counting wrapper of ours is installed again."""
-        buried = self._buried() if self._buried is not None else None
-        if buried is not None and flags.active is buried:
-            flags.active = getattr(buried, _ORIGINAL)
-            self._buried = None
 
     def _add(self, counts: dict[tuple[Any, bool], int], scale: float) -> None:
         with self._lock:

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from .._core.feature import Feature
-from ..cli._table import state
+from .._core.rules import state
 from ._errors import ApiError
 
 __all__ = ["flag_json", "read_json"]

@@ -178,7 +178,7 @@ def cmd_serve(flags: Rollout, args: argparse.Namespace) -> int:
         print(f"Dashboard: {url}", flush=True)
 
     # The CLI writing to the same SQLite file meanwhile: its changes reach the dashboards.
-    with _watch.watching(flags, _watch.sqlite_path(stats["store"])):
+    with _watch.watching(flags.refresh, _watch.sqlite_path(stats["store"])):
         return _serve.serve(
             flags,
             sock,

@@ -17,6 +17,7 @@ from typing import Any
 
 from .._client.rollout import Rollout
 from .._core.feature import Feature
+from .._core.rules import on_for_everybody
 from ..errors import RolloutError
 from . import _admin as admin
 from . import _cluster as cluster
@@ -82,7 +83,7 @@ def _listed(flags: Rollout) -> list[Feature]:
 def _cmd_list(flags: Rollout, args: argparse.Namespace) -> int:
     features = _listed(flags)
     if args.json:
-        _print_json([{**f.to_dict(), "active": table.is_on(f)} for f in features])
+        _print_json([{**f.to_dict(), "active": on_for_everybody(f)} for f in features])
     else:
         print(table.format_table(table.LIST_HEADER, table.list_rows(features)))
     return 0

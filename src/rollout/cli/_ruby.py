@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._client.rollout import Rollout
 from .._core.codec import decode
-from .._core.state import EXISTS, PERCENTAGE, RESET, FlagState
+from .._core.keys import EXISTS, PERCENTAGE, RESET
+from .._core.state import FlagState
 from ..redis.ruby import (
     RubyRecord,
     Write,

@@ -6,15 +6,14 @@ import json
 from collections.abc import Iterable, Sequence
 
 from .._core.feature import Feature
+from .._core.rules import on_without_a_user, state
 
 __all__ = [
     "LIST_HEADER",
     "describe",
     "feature_rows",
     "format_table",
-    "is_on",
     "list_rows",
-    "state",
 ]
 
 
@@ -34,20 +33,6 @@ def _printable(cell: str) -> str:
     return cell if cell.isprintable() else repr(cell)
 
 
-def is_on(feature: Feature) -> bool:
-    """On for everybody: a full percentage of users or of time, and nobody excluded."""
-    full = feature.percentage >= 100.0 or feature.percentage_of_time >= 100.0
-    return full and not feature.excluded_users
-
-
-def state(feature: Feature) -> str:
-    if is_on(feature):
-        return "on"
-    if feature.percentage or feature.percentage_of_time or feature.users or feature.groups:
-        return "partial"
-    return "off"
-
-
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
@@ -55,7 +40,7 @@ def _count(number: int, noun: str) -> str:
 def describe(feature: Feature) -> str:
     """One line for a write's confirmation, e.g. ``chat: on for 20% of users, 2 users``."""
     excluded = len(feature.excluded_users)
-    if feature.percentage >= 100.0 or feature.percentage_of_time >= 100.0:
+    if on_without_a_user(feature):
         tail = f" except {_count(excluded, 'excluded user')}" if excluded else ""
         return f"{feature.name}: on for everybody{tail}"
     if state(feature) == "off":

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .._client.rollout import Rollout
 
 if TYPE_CHECKING:
-    from .._client.writes import FlagName
+    from .._core.validate import FlagName
 
 __all__ = ["UserFlags"]
 

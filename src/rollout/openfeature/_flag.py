@@ -16,6 +16,7 @@ from openfeature.exception import TypeMismatchError
 from openfeature.flag_evaluation import FlagMetadata, Reason
 
 from .._core.feature import Feature
+from .._core.rules import Decision, Rules
 
 __all__ = [
     "OFF_VALUE_KEY",
@@ -36,48 +37,24 @@ OFF_VALUE_KEY = "off_value"
 _MISSING = object()
 
 
-class FlagView:
-    """What a resolution needs to know about one snapshot of a flag, computed once."""
+# How each kind of deciding rule is named in OpenFeature's vocabulary.
+_REASONS: Mapping[Decision, Reason] = {
+    Decision.DISABLED: Reason.DISABLED,
+    Decision.STATIC: Reason.STATIC,
+    Decision.TARGETING: Reason.TARGETING_MATCH,
+    Decision.SPLIT: Reason.SPLIT,
+    Decision.DEFAULT: Reason.DEFAULT,
+}
 
-    __slots__ = (
-        "anyone",
-        "chance",
-        "disabled",
-        "everybody",
-        "excluded",
-        "feature",
-        "groups",
-        "metadata",
-        "needs_key",
-        "of_time",
-        "off_value",
-        "static",
-        "users",
-        "value",
-    )
+
+class FlagView(Rules):
+    """What a resolution needs to know about one snapshot of a flag, computed once: the rules
+    (rollout._core.rules), typed values and metadata."""
+
+    __slots__ = ("metadata", "off_value", "value")
 
     def __init__(self, feature: Feature) -> None:
-        self.feature = feature
-        percentage, of_time = feature.percentage, feature.percentage_of_time
-        self.users = feature.users
-        self.excluded = feature.excluded_users
-        #: Groups with a predicate to run (``all`` needs none): the user object is built only
-        #: for flags that have some, since only their predicates can see it.
-        self.groups = tuple(sorted(feature.groups - {"all"}))
-        #: On without a user: 100% of users or of the time.
-        self.anyone = percentage >= 100.0 or of_time >= 100.0
-        #: On for every user who is not excluded: that, or the group `all`.
-        self.everybody = self.anyone or "all" in feature.groups
-        self.of_time = of_time > 0.0
-        #: Nothing can turn it on for anybody (exclusions alone turn nothing on).
-        self.disabled = not (percentage or of_time or feature.users or feature.groups)
-        #: The same answer, on, for every context, with or without a targeting key. (`all` is
-        #: not enough: a check without a user is on only at 100%.)
-        self.static = self.anyone and not feature.excluded_users
-        #: A pseudorandom rule may decide: a percentage of users or of the time.
-        self.chance = percentage > 0.0 or of_time > 0.0
-        #: The answer is a split of users that cannot be computed without a targeting key.
-        self.needs_key = 0.0 < percentage < 100.0 and of_time < 100.0
+        super().__init__(feature)
         data = feature.data
         self.value: object = data.get(VALUE_KEY, _MISSING)
         self.off_value: object = data.get(OFF_VALUE_KEY, _MISSING)
@@ -104,39 +81,10 @@ class FlagView:
         user: object,
         in_group: Callable[[str, object], bool],
     ) -> Reason | None:
-        """Why ``Rollout.active`` answered ``answer`` for the targeting key ``key``.
-
-        Follows the check's own order (README, "Checks"): exclusions, then listed users,
-        groups, and chance. ``in_group(group, user)`` (``Rollout.active_in_group``) runs a
-        group's predicate again; only when the answer was yes, the user is not listed, and
-        both a group and a percentage could have let the user in. None means the answer cannot
-        come from this snapshot: the flag changed between the two reads; the caller reads again.
-        """
-        if self.disabled:
-            return None if answer else Reason.DISABLED
-        if self.static:
-            return Reason.STATIC if answer else None
-        if key is None:  # a check without a user: only 100% or a draw of the time can say yes
-            if self.anyone:  # on for everybody, but the flag also excludes some users
-                return Reason.TARGETING_MATCH if answer else None
-            if self.of_time:
-                return Reason.SPLIT
-            return None if answer else Reason.DEFAULT
-        if key in self.excluded:
-            return None if answer else Reason.TARGETING_MATCH
-        if not answer:
-            if key in self.users or self.everybody:
-                return None
-            return Reason.SPLIT if self.chance else Reason.DEFAULT
-        if key in self.users or self.everybody:
-            return Reason.TARGETING_MATCH
-        if not self.groups:
-            return Reason.SPLIT if self.chance else None
-        if not self.chance:
-            return Reason.TARGETING_MATCH
-        if any(in_group(group, user) for group in self.groups):
-            return Reason.TARGETING_MATCH
-        return Reason.SPLIT
+        """Why ``Rollout.active`` answered ``answer`` for the targeting key ``key``, as an
+        OpenFeature reason (see :meth:`Rules.decided_by`; None: the flag changed meanwhile)."""
+        decision = self.decided_by(key, answer, user, in_group)
+        return None if decision is None else _REASONS[decision]
 
 
 def copy_json(value: Any) -> Any:

@@ -19,10 +19,12 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._core.state import GROUP, PERCENTAGE, RESET, USER, Delta
+from .._core.history import write_context
+from .._core.keys import GROUP, PERCENTAGE, RESET, USER, split_key
+from .._core.state import Delta, FlagState
 from .ruby import (
     RubyRecord,
     check_ruby_safe,
@@ -40,19 +42,33 @@ from .ruby import (
 if TYPE_CHECKING:
     import redis
 
-    from .._client.rollout import Rollout
+__all__ = ["ApplyWrite", "Render", "RubyMirror"]
 
-__all__ = ["RubyMirror"]
+T = TypeVar("T")
+
+#: The mirror's two ports into its replica, given by the Rollout that owns it (the mirror never
+#: sees the facade). ``render(name, fn)``: ``fn`` applied to the flag's state under the
+#: replica's lock, or None for a flag that does not exist.
+Render = Callable[[str, Callable[[FlagState], Any]], Any]
+#: ``apply_write(method, name, *args)``: one ordinary public write, e.g.
+#: ``("activate_user", "chat", "42")``, so a Ruby change is checked, stamped, stored, replicated
+#: and recorded like any other.
+ApplyWrite = Callable[..., None]
 
 logger = logging.getLogger("rollout.ruby")
 
 _RETRIES = 10
+# The members the gem's record lists, by the kind check_ruby_safe checks.
+_RUBY_MEMBERS = {USER: "user id", GROUP: "group name"}
 
 
 class RubyMirror:
+    """A write hook of its Rollout (before_write / after_write) and a poller of Ruby's keys."""
+
     def __init__(
         self,
-        flags: Rollout,
+        render: Render,
+        apply_write: ApplyWrite,
         client: redis.Redis,
         *,
         namespace: str,
@@ -63,7 +79,8 @@ class RubyMirror:
             raise TypeError(f"ruby_poll_interval must be a number, got {poll_interval!r}")
         if poll_interval <= 0:
             raise ValueError(f"ruby_poll_interval must be positive, got {poll_interval!r}")
-        self.flags = flags
+        self._render = render
+        self._apply_write = apply_write
         self.client = client
         self.ruby_namespace = ruby_namespace
         self.mirror_key = f"{namespace}:ruby:mirror"
@@ -77,15 +94,14 @@ class RubyMirror:
 
     # Python -> Ruby ---------------------------------------------------------------------------
 
-    def check(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+    def before_write(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
         """Refuse, before anything is written, what the gem's format cannot hold."""
         for name, values in changes.items():
             check_ruby_safe("flag name", name)
             for key in values:
-                if key.startswith(USER):
-                    check_ruby_safe("user id", key[len(USER) :])
-                elif key.startswith(GROUP):
-                    check_ruby_safe("group name", key[len(GROUP) :])
+                split = split_key(key)
+                if split is not None and split[0] in _RUBY_MEMBERS:
+                    check_ruby_safe(_RUBY_MEMBERS[split[0]], split[1])
 
     def after_write(self, delta: Delta) -> None:
         """Render and write the records of the flags a local write changed. Never raises."""
@@ -117,7 +133,7 @@ class RubyMirror:
                         render = functools.partial(
                             record_from_state, set_percentage=set_now, previous=previous
                         )
-                        record = self.flags._render_flag(name, render)
+                        record = self._render(name, render)
                         pipe.multi()
                         if record is None:
                             pipe.delete(key)
@@ -169,9 +185,9 @@ class RubyMirror:
     ) -> None:
         self._applying.active = True
         try:
-            with self.flags.with_context(user="ruby", reason="a Ruby process changed the record"):
+            with write_context("ruby", "a Ruby process changed the record"):
                 for method, args in writes:
-                    getattr(self.flags, method)(name, *args)
+                    self._apply_write(method, name, *args)
         finally:
             self._applying.active = False
         self.stats["ruby_changes_applied"] += 1

@@ -20,19 +20,27 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from string import Template
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from .._core.clock import Timestamp
 from .._core.codec import decode_value, encode_flags, encode_value
+from .._core.keys import (
+    DATA_RESET,
+    RESET,
+    lua_is_data,
+    lua_is_history,
+    lua_is_targeting,
+    lua_literal,
+)
 from .._core.state import Delta, Register
 from ..errors import ClosedError, StoreError, StoreUnavailableError
 from ..stores._base import Store
+from ._transport import RedisTransport
 
 if TYPE_CHECKING:
     import redis
-
-    from ..sync import Transport
 
 __all__ = ["RedisStore"]
 
@@ -42,22 +50,18 @@ _PREFIX = _WALL + _COUNTER + _NODE
 # KEYS: index, version, then per flag its hash and its history index (a sorted set of the
 # flag's history fields, all at score 0, so in key order = timestamp order: trimming the oldest
 # never scans the hash). ARGV: channel, origin, delta JSON, history limit, then per flag: name,
-# register count, then key/packed pairs.
-_MERGE = """
+# register count, then key/packed pairs. The $names are filled in from rollout._core.keys, as
+# for the replica and the SQLite store: all three must drop exactly the same registers.
+_MERGE = Template("""
 local index, version_key = KEYS[1], KEYS[2]
 local channel, origin, delta_json = ARGV[1], ARGV[2], ARGV[3]
 local limit = tonumber(ARGV[4])
-local P = %(prefix)d
-local function targeting(field)
-  return field == 'percentage' or field == 'percentage_of_time'
-    or string.sub(field, 1, 5) == 'user:' or string.sub(field, 1, 8) == 'exclude:'
-    or string.sub(field, 1, 6) == 'group:'
-end
+local P = $prefix
 local function hidden(field, stamp, reset, data_reset)
-  if string.sub(field, 1, 5) == 'data:' then
+  if $is_data then
     return data_reset and stamp < data_reset
   end
-  return reset and stamp < reset and targeting(field)
+  return reset and stamp < reset and $is_targeting
 end
 local changed = 0
 local arg = 5
@@ -65,8 +69,8 @@ for f = 3, #KEYS, 2 do
   local hash, events, name, count = KEYS[f], KEYS[f + 1], ARGV[arg], tonumber(ARGV[arg + 1])
   local added_events = false
   arg = arg + 2
-  local reset = redis.call('HGET', hash, 'reset')
-  local data_reset = redis.call('HGET', hash, 'data_reset')
+  local reset = redis.call('HGET', hash, $reset)
+  local data_reset = redis.call('HGET', hash, $data_reset)
   reset = reset and string.sub(reset, 1, P) or nil
   data_reset = data_reset and string.sub(data_reset, 1, P) or nil
   local moved = false
@@ -78,9 +82,9 @@ for f = 3, #KEYS, 2 do
     if (not old or packed > old) and not hidden(field, stamp, reset, data_reset) then
       redis.call('HSET', hash, field, packed)
       changed = changed + 1
-      if field == 'reset' then reset = stamp; moved = true end
-      if field == 'data_reset' then data_reset = stamp; moved = true end
-      if string.sub(field, 1, 8) == 'history:' then
+      if field == $reset then reset = stamp; moved = true end
+      if field == $data_reset then data_reset = stamp; moved = true end
+      if $is_history then
         redis.call('ZADD', events, 0, field)
         added_events = true
       end
@@ -109,7 +113,14 @@ end
 local version = redis.call('INCR', version_key)
 redis.call('PUBLISH', channel, version .. ' ' .. origin .. ' ' .. delta_json)
 return version
-""".replace("%(prefix)d", str(_PREFIX))
+""").substitute(
+    prefix=_PREFIX,
+    is_data=lua_is_data("field"),
+    is_targeting=lua_is_targeting("field"),
+    is_history=lua_is_history("field"),
+    reset=lua_literal(RESET),
+    data_reset=lua_literal(DATA_RESET),
+)
 
 # A consistent snapshot of everything: flat {name, {field, packed, ...}, ...} plus the version.
 _LOAD = """
@@ -142,8 +153,8 @@ class RedisStore(Store):
     """Registers in Redis under ``namespace``. Give a redis-py client, or use :meth:`from_url`.
 
     Every save that changes something also publishes its delta on ``<namespace>:changes``; the
-    :class:`~rollout.sync.redis.RedisTransport` (started by ``Rollout`` with this store) turns
-    that into live updates in every process.
+    :class:`~rollout.redis.RedisTransport` (started by ``Rollout`` with this store) turns that
+    into live updates in every process.
     """
 
     def __init__(self, client: redis.Redis, *, namespace: str = "rollout") -> None:
@@ -187,9 +198,7 @@ class RedisStore(Store):
         store._owned = sentinels  # opened here, so closed with the store
         return store
 
-    def default_transport(self) -> Transport:
-        from ._transport import RedisTransport
-
+    def default_transport(self) -> RedisTransport:
         # The replica saves its writes into this store, which publishes them: nothing to add.
         return RedisTransport(self, saves_writes=False)
 

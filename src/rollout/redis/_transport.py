@@ -9,6 +9,9 @@ other processes published. Pub/sub drops what is sent while a subscriber is away
   empty), then loads Redis's whole state;
 * a message whose version is not the next one means one was missed: load everything;
 * every ``check_interval`` seconds it compares the version with the last one seen.
+
+The transport asks of the store only what :class:`ChangeFeed` names, and does not import it:
+the store's ``default_transport()`` builds this transport, so the dependency runs one way.
 """
 
 from __future__ import annotations
@@ -17,23 +20,45 @@ import logging
 import random
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._core.codec import decode_flags
+from .._core.state import Delta
 from ..errors import RolloutError
 from ..sync._base import SyncHost, Transport
 
 if TYPE_CHECKING:
-    from ._store import RedisStore
+    import redis
 
-__all__ = ["RedisTransport"]
+__all__ = ["ChangeFeed", "RedisTransport"]
 
 logger = logging.getLogger("rollout.sync")
 
 
+class ChangeFeed(Protocol):
+    """What the transport needs of its store (a :class:`~rollout.redis.RedisStore` has it): a
+    store that publishes every change it saves, numbered, on a pub/sub channel."""
+
+    @property
+    def client(self) -> redis.Redis: ...
+
+    @property
+    def channel(self) -> str:
+        """The pub/sub channel every change is published on: ``<version> <origin> <flags>``."""
+        ...
+
+    def save(self, delta: Delta) -> None: ...
+
+    def snapshot(self) -> tuple[Delta, int]:
+        """Every register and the version of the last change, read atomically together."""
+        ...
+
+    def version(self) -> int: ...
+
+
 class RedisTransport(Transport):
     def __init__(
-        self, store: RedisStore, *, check_interval: float = 5.0, saves_writes: bool = True
+        self, store: ChangeFeed, *, check_interval: float = 5.0, saves_writes: bool = True
     ) -> None:
         if isinstance(check_interval, bool) or not isinstance(check_interval, int | float):
             raise TypeError(f"check_interval must be a number of seconds, got {check_interval!r}")

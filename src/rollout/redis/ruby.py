@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .._core.clock import MIN_TIMESTAMP
-from .._core.state import DATA, GROUP, USER, FlagState
+from .._core.keys import DATA, GROUP, USER, member_key
+from .._core.state import FlagState
 
 __all__ = [
     "FEATURES_KEY",
@@ -240,7 +241,7 @@ def _ordered(
     registers = state.registers
 
     def added_at(member: str) -> tuple[Any, str]:
-        register = registers.get(prefix + member)
+        register = registers.get(member_key(prefix, member))
         return (register.ts if register is not None else MIN_TIMESTAMP, member)
 
     return kept + sorted(present.difference(kept), key=added_at)

@@ -18,26 +18,22 @@ from urllib.parse import unquote
 
 from .._core.clock import Timestamp
 from .._core.codec import decode_value, encode_value
-from .._core.history import HISTORY
-from .._core.state import (
-    DATA,
+from .._core.keys import (
     DATA_RESET,
-    EXCLUDE,
-    GROUP,
-    PERCENTAGE,
     RESET,
-    TIME,
-    USER,
-    Delta,
-    Register,
+    is_history,
+    sql_is_data,
+    sql_is_history,
+    sql_is_targeting,
+    sql_literal,
 )
+from .._core.state import Delta, Register
 from ..errors import ClosedError, StoreError, StoreUnavailableError
 from ..stores._base import Store
 
 __all__ = ["SQLiteStore"]
 
 _SCHEMA_VERSION = 1
-HISTORY_END = HISTORY[:-1] + chr(ord(HISTORY[-1]) + 1)  # the first key after every history key
 _BUSY_TIMEOUT_MS = 5_000
 
 _SCHEMA = """
@@ -54,7 +50,7 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 # Last-writer-wins in SQL: replace only a register with a smaller (timestamp, value); the value
-# comparison is the same tie-break as rollout._state.wins (canonical JSON text).
+# comparison is the same tie-break as rollout._core.state.wins (canonical JSON text).
 _UPSERT = """
 INSERT INTO registers (flag, key, wall, counter, node, value) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (flag, key) DO UPDATE SET
@@ -63,28 +59,30 @@ WHERE (excluded.wall, excluded.counter, excluded.node, excluded.value)
     > (registers.wall, registers.counter, registers.node, registers.value)
 """
 
-# Drop what a watermark hides (DESIGN 2.2): targeting registers older than `reset`, data
-# registers older than `data_reset`.
+# Drop what a watermark hides (docs/architecture.md): targeting registers older than `reset`, data
+# registers older than `data_reset`. Which keys those are comes from rollout._core.keys, as it
+# does for the replica and the Redis store: all three must drop exactly the same registers.
 _PRUNE = f"""
 DELETE FROM registers AS r
 WHERE r.flag = :flag AND (
-    ((r.key IN ('{PERCENTAGE}', '{TIME}') OR substr(r.key, 1, 5) = '{USER}'
-      OR substr(r.key, 1, 8) = '{EXCLUDE}' OR substr(r.key, 1, 6) = '{GROUP}')
+    ({sql_is_targeting("r.key")}
      AND (r.wall, r.counter, r.node) < (
-        SELECT wall, counter, node FROM registers WHERE flag = :flag AND key = '{RESET}'))
-    OR (substr(r.key, 1, 5) = '{DATA}'
+        SELECT wall, counter, node FROM registers
+        WHERE flag = :flag AND key = {sql_literal(RESET)}))
+    OR ({sql_is_data("r.key")}
      AND (r.wall, r.counter, r.node) < (
-        SELECT wall, counter, node FROM registers WHERE flag = :flag AND key = '{DATA_RESET}'))
+        SELECT wall, counter, node FROM registers
+        WHERE flag = :flag AND key = {sql_literal(DATA_RESET)}))
 )
 """
 
 
 # Keep the newest `limit` history events of a flag; their keys sort as their timestamps do. The
-# key range uses the primary key, so this never scans a flag's users.
+# history predicate is a key range, which uses the primary key: this never scans a flag's users.
 _PRUNE_HISTORY = f"""
 DELETE FROM registers
-WHERE flag = :flag AND key >= '{HISTORY}' AND key < '{HISTORY_END}' AND key NOT IN (
-    SELECT key FROM registers WHERE flag = :flag AND key >= '{HISTORY}' AND key < '{HISTORY_END}'
+WHERE flag = :flag AND {sql_is_history("key")} AND key NOT IN (
+    SELECT key FROM registers WHERE flag = :flag AND {sql_is_history("key")}
     ORDER BY key DESC LIMIT :limit)
 """
 
@@ -220,7 +218,7 @@ class SQLiteStore(Store):
         with_history = [
             {"flag": flag, "limit": self.history_limit}
             for flag, registers in delta.items()
-            if any(key.startswith(HISTORY) for key in registers)
+            if any(is_history(key) for key in registers)
         ]
         if not rows:
             return

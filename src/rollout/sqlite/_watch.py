@@ -5,8 +5,8 @@ writes only after ``refresh()`` or a restart. For ``rollout serve`` that would m
 ``rollout activate chat`` typed next to it never reaches the open dashboards. So while it
 serves, a thread asks SQLite whether the file has changed (``PRAGMA data_version``, a counter
 that moves when another connection commits; a few microseconds, no table read) and, when it has,
-merges the file into the replica with ``flags.refresh()``, which notifies subscribers (the
-dashboard's event stream) of every flag that changed.
+merges the file into the replica with ``flags.refresh``, passed in as ``refresh``, which
+notifies subscribers (the dashboard's event stream) of every flag that changed.
 
 The server's own writes move the counter too; the refresh that follows finds nothing new.
 """
@@ -17,13 +17,9 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import unquote
-
-if TYPE_CHECKING:
-    from .._client.rollout import Rollout
 
 __all__ = ["INTERVAL", "sqlite_path", "watching"]
 
@@ -43,14 +39,17 @@ def sqlite_path(url: str) -> str | None:
 
 
 @contextlib.contextmanager
-def watching(flags: Rollout, path: str | None, interval: float = INTERVAL) -> Iterator[None]:
-    """Merge what other processes write to ``path`` while the block runs (nothing if None)."""
+def watching(
+    refresh: Callable[[], set[str]], path: str | None, interval: float = INTERVAL
+) -> Iterator[None]:
+    """Call ``refresh`` (``flags.refresh``: merge the file again) whenever another process
+    commits to ``path``, while the block runs (nothing if None)."""
     if path is None:
         yield
         return
     stop = threading.Event()
     thread = threading.Thread(
-        target=_watch, args=(flags, path, interval, stop), name="rollout-store-watch", daemon=True
+        target=_watch, args=(refresh, path, interval, stop), name="rollout-store-watch", daemon=True
     )
     thread.start()
     try:
@@ -60,7 +59,9 @@ def watching(flags: Rollout, path: str | None, interval: float = INTERVAL) -> It
         thread.join(10)
 
 
-def _watch(flags: Rollout, path: str, interval: float, stop: threading.Event) -> None:
+def _watch(
+    refresh: Callable[[], set[str]], path: str, interval: float, stop: threading.Event
+) -> None:
     try:
         # Read-only, and its own connection: data_version counts other connections' commits.
         uri = f"{Path(path).absolute().as_uri()}?mode=ro"
@@ -75,7 +76,7 @@ def _watch(flags: Rollout, path: str, interval: float, stop: threading.Event) ->
                 version = _version(connection)
                 if version != seen:
                     seen = version
-                    changed = flags.refresh()
+                    changed = refresh()
                     if changed:
                         logger.info("merged changes to %s: %s", path, ", ".join(sorted(changed)))
             except Exception:  # a busy or broken file: try again at the next look

@@ -1,7 +1,9 @@
-"""Sync transports: move deltas and digests between replicas.
+"""The transport interface: how a replica exchanges deltas and digests with other replicas.
 
-``PeerTransport`` (TCP between the processes themselves) lives in ``rollout.sync.peer`` and is
-imported only when used, so ``import rollout`` does not load asyncio.
+The transports themselves live with their backends: ``rollout.peer.PeerTransport`` (TCP between
+the processes themselves), ``rollout.redis.RedisTransport`` (pub/sub) and
+``rollout.memory.MemoryTransport`` (in one process, for tests). Each is imported only when used,
+so ``import rollout`` does not load asyncio or redis-py.
 """
 
 from __future__ import annotations

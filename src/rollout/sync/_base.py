@@ -1,9 +1,9 @@
 """The transport interface: how a replica exchanges deltas and digests with others.
 
-A transport moves three things (DESIGN 3): a delta after every local write (``publish``),
-digests to find differences (anti-entropy), and pulls of what differs. It talks to its replica
-only through :class:`SyncHost`, which the ``Rollout`` implements, so a transport never sees the
-facade's API and the replica never sees sockets.
+A transport moves three things: a delta after every local write (``publish``), digests to find
+differences (anti-entropy), and pulls of what differs. It talks to its replica only through
+:class:`SyncHost`, a narrow port the ``Rollout`` hands it at ``start()`` (never the ``Rollout``
+itself), so a transport never sees the facade's API and the replica never sees sockets.
 
 Every transport passes :class:`rollout.testing.TransportConformance`.
 

@@ -1,0 +1,73 @@
+"""The check slot: the one place that decides what ``flags.active`` is.
+
+``Rollout.active`` is a closure on the instance, not a method (see rollout._core.evaluate): a
+method call costs an attribute lookup on the class and a bound-method object per check. Two
+things must change what a check answers for a while without slowing the check when they are not
+in use: ``flags.override()`` (forced answers, for tests) and the admin's metrics sampler (it
+counts checks during short windows). Both install a *wrapper* here and uninstall it later; the
+slot composes the compiled check with the wrappers installed right now, in the order they were
+installed, and publishes the result as ``flags.active``.
+
+With no wrapper installed, ``flags.active`` is the compiled check itself: nothing is paid. A
+wrapper never has to know about the others: uninstalling one rebuilds the chain from the
+compiled check and the wrappers still installed, in any order. (Before the slot, each wrapper
+swapped ``flags.active`` itself and had to detect being wrapped over by the other.)
+
+Code that kept ``check = flags.active`` in a variable keeps what it took; that is the price of
+the closure, and documented.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from .._core.evaluate import ActiveCheck
+
+__all__ = ["CheckSlot", "Wrapper"]
+
+#: Builds a check from the check it wraps. Called again whenever the chain is rebuilt, so it
+#: must be cheap and keep its state outside the closure it returns (counts, forced answers).
+Wrapper = Callable[[ActiveCheck], ActiveCheck]
+
+
+class CheckSlot:
+    """The compiled check and the wrappers installed over it, published through ``publish``."""
+
+    def __init__(self, compiled: ActiveCheck, publish: Callable[[ActiveCheck], None]) -> None:
+        self._compiled = compiled
+        self._publish = publish
+        self._lock = threading.Lock()
+        self._wrappers: list[tuple[object, Wrapper]] = []
+        publish(compiled)
+
+    @property
+    def compiled(self) -> ActiveCheck:
+        """The check without any wrapper: what a wrapper's fallback should call."""
+        return self._compiled
+
+    def install(self, wrapper: Wrapper) -> object:
+        """Wrap the current check (outermost); returns the token that uninstalls it."""
+        token = object()
+        with self._lock:
+            self._wrappers.append((token, wrapper))
+            self._rebuild()
+        return token
+
+    def uninstall(self, token: object) -> None:
+        """Remove one wrapper, wherever it is in the chain. Removing it twice does nothing."""
+        with self._lock:
+            kept = [entry for entry in self._wrappers if entry[0] is not token]
+            if len(kept) != len(self._wrappers):
+                self._wrappers = kept
+                self._rebuild()
+
+    @property
+    def wrapped(self) -> bool:
+        return bool(self._wrappers)
+
+    def _rebuild(self) -> None:
+        check = self._compiled
+        for _, wrapper in self._wrappers:
+            check = wrapper(check)
+        self._publish(check)

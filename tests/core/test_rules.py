@@ -1,0 +1,68 @@
+"""rollout._core.rules: one meaning per question about a flag, and explanations that fit."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rollout import Rollout
+from rollout._core.rules import (
+    Decision,
+    Rules,
+    on_for_anybody,
+    on_for_everybody,
+    on_without_a_user,
+    state,
+)
+
+from .test_evaluation_properties import PREDICATES, USERS, writes
+
+# What each kind of decision can explain: a yes, a no, or either.
+EXPLAINS_YES = {Decision.STATIC, Decision.TARGETING, Decision.SPLIT}
+EXPLAINS_NO = {Decision.DISABLED, Decision.TARGETING, Decision.SPLIT, Decision.DEFAULT}
+
+
+def test_the_three_states(flags: Rollout) -> None:
+    assert state(flags.get("never")) == "off"
+    flags.activate_user("chat", 42)
+    assert state(flags.get("chat")) == "partial"
+    flags.activate("chat")
+    assert state(flags.get("chat")) == "on"
+    flags.exclude_user("chat", 7)  # on without a user, but not for everybody
+    assert on_without_a_user(flags.get("chat"))
+    assert not on_for_everybody(flags.get("chat"))
+    assert state(flags.get("chat")) == "partial"
+
+
+def test_exclusions_alone_turn_nothing_on(flags: Rollout) -> None:
+    flags.exclude_user("chat", 7)
+    assert not on_for_anybody(flags.get("chat"))
+    assert state(flags.get("chat")) == "off"
+    flags.activate_percentage_of_time("chat", 1)
+    assert on_for_anybody(flags.get("chat"))
+    assert not on_without_a_user(flags.get("chat"))
+
+
+@settings(max_examples=300)
+@given(script=st.lists(writes, max_size=12), user=st.sampled_from([None, *USERS]))
+def test_every_answer_has_an_explanation_that_fits_it(
+    script: list[tuple[str, tuple[Any, ...]]], user: str | None
+) -> None:
+    logging.getLogger("rollout").disabled = True  # the broken predicate logs on every call
+    try:
+        with Rollout() as flags:
+            for name, predicate in PREDICATES.items():
+                flags.define_group(name, predicate)
+            for method, args in script:
+                getattr(flags, method)("chat", *args)
+            answer = flags.active("chat", user)
+            decision = Rules(flags.get("chat")).decided_by(
+                user, answer, user, flags.active_in_group
+            )
+    finally:
+        logging.getLogger("rollout").disabled = False
+    assert decision is not None, "the snapshot did not change, so it explains the answer"
+    assert decision in (EXPLAINS_YES if answer else EXPLAINS_NO)

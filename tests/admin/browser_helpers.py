@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,8 @@ CHROMIUM_ARGS = [
 TOKENS = {"alice": "alice-s3cret", "ci": "ci-s3cret"}
 #: Milliseconds a browser step may take on a busy, shared machine; never approached when healthy.
 PATIENCE_MS = 30_000
+#: The same in seconds: how long ``eventually`` waits for the server to apply what a page sent.
+PATIENCE = PATIENCE_MS / 1000
 
 expect.set_options(timeout=PATIENCE_MS)
 
@@ -109,7 +110,7 @@ def dashboard() -> Iterator[Dashboard]:
             httpx.Client(
                 base_url=url + "/api/v1",
                 headers={"Authorization": f"Bearer {TOKENS['ci']}"},
-                timeout=PATIENCE_MS / 1000,
+                timeout=PATIENCE,
             ) as api,
         ):
             board = Dashboard(url, flags, api)
@@ -118,14 +119,6 @@ def dashboard() -> Iterator[Dashboard]:
                 opened.close()
             # An exception in the page's JavaScript fails the test that caused it.
             assert board.errors == []
-
-
-def eventually(check: Callable[[], bool], what: str) -> None:
-    """Waits until ``check()`` is true (the server applies what the browser sent)."""
-    deadline = time.monotonic() + PATIENCE_MS / 1000
-    while not check():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.02)
 
 
 def not_reloaded(page: Page) -> bool:

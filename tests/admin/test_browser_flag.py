@@ -9,7 +9,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from .browser_helpers import Dashboard, dashboard, eventually, launch_chromium, not_reloaded
+from rollout.testing import eventually
+
+from .browser_helpers import PATIENCE, Dashboard, dashboard, launch_chromium, not_reloaded
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def test_setting_percentages_with_the_sliders(page: Page, board: Dashboard) -> N
     page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
     value = float(slider.input_value())
     assert 45 <= value <= 75  # wherever the thumb landed, the flag follows it exactly
-    eventually(lambda: flags.get("chat").percentage == value, f"percentage {value}")
+    eventually(lambda: flags.get("chat").percentage == value, PATIENCE, f"percentage {value}")
     expect(page.locator(".flag-head .badge")).to_have_text(f"partial {value:g}%")
     expect(page.get_by_role("spinbutton", name="Percentage of users, exact")).to_have_value(
         f"{value:g}"
@@ -54,7 +56,7 @@ def test_setting_percentages_with_the_sliders(page: Page, board: Dashboard) -> N
     exact = page.get_by_role("spinbutton", name="Percentage of users, exact")
     exact.fill("12.5")
     exact.press("Enter")
-    eventually(lambda: flags.get("chat").percentage == 12.5, "percentage 12.5")
+    eventually(lambda: flags.get("chat").percentage == 12.5, PATIENCE, "percentage 12.5")
     expect(page.locator(".flag-head .badge")).to_have_text("partial 12.5%")
     exact.fill("150")
     exact.press("Enter")
@@ -67,7 +69,7 @@ def test_setting_percentages_with_the_sliders(page: Page, board: Dashboard) -> N
     time_slider.focus()
     for _ in range(3):
         time_slider.press("ArrowRight")
-    eventually(lambda: flags.get("chat").percentage_of_time == 3, "3% of the time")
+    eventually(lambda: flags.get("chat").percentage_of_time == 3, PATIENCE, "3% of the time")
     expect(page.locator('[data-field="summary"]')).to_contain_text("3% of checks")
 
 
@@ -97,7 +99,9 @@ def test_adding_pasting_and_removing_users(page: Page, board: Dashboard) -> None
     # Pasting many: commas and new lines separate, blanks and repeats are dropped.
     box.fill("1, 2\n3\n\n2,")
     users.get_by_role("button", name="Add", exact=True).click()
-    eventually(lambda: flags.get("chat").users == {"42", "7", "alice-id", "1", "2", "3"}, "6")
+    eventually(
+        lambda: flags.get("chat").users == {"42", "7", "alice-id", "1", "2", "3"}, PATIENCE, "6"
+    )
     expect(users.locator('[data-field="count"]')).to_have_text("6")
 
     page.get_by_role("button", name="Remove user 2", exact=True).click()
@@ -106,7 +110,9 @@ def test_adding_pasting_and_removing_users(page: Page, board: Dashboard) -> None
 
     box.fill("1\n3")
     users.get_by_role("button", name="Remove these").click()
-    eventually(lambda: flags.get("chat").users == {"42", "7", "alice-id"}, "1 and 3 removed")
+    eventually(
+        lambda: flags.get("chat").users == {"42", "7", "alice-id"}, PATIENCE, "1 and 3 removed"
+    )
     expect(latest_history(page)).to_contain_text("removed user 1")
     expect(latest_history(page)).to_contain_text("removed user 3")
     expect(latest_history(page)).to_contain_text("alice")
@@ -114,7 +120,7 @@ def test_adding_pasting_and_removing_users(page: Page, board: Dashboard) -> None
     excluded = page.get_by_label("Add excluded users")
     excluded.fill("666, 667")
     excluded.press("Enter")
-    eventually(lambda: flags.get("chat").excluded_users == {"666", "667"}, "two excluded")
+    eventually(lambda: flags.get("chat").excluded_users == {"666", "667"}, PATIENCE, "two excluded")
     expect(page.get_by_role("button", name="Remove excluded user 666")).to_be_visible()
     expect(page.locator('[data-field="summary"]')).to_contain_text("2 excluded")
 
@@ -124,13 +130,15 @@ def test_groups_defined_ones_offered_and_others_added(page: Page, board: Dashboa
     expect(page.get_by_role("checkbox", name="admins")).to_be_checked()
     expect(page.get_by_role("checkbox", name="staff")).not_to_be_checked()
     page.get_by_role("checkbox", name="all").check()
-    eventually(lambda: flags.get("chat").groups == {"admins", "all"}, "all added")
+    eventually(lambda: flags.get("chat").groups == {"admins", "all"}, PATIENCE, "all added")
     page.get_by_role("checkbox", name="admins").uncheck()
-    eventually(lambda: flags.get("chat").groups == {"all"}, "admins removed")
+    eventually(lambda: flags.get("chat").groups == {"all"}, PATIENCE, "admins removed")
     # A group only the services define (not this process) is typed in.
     page.get_by_label("Other group").fill("beta_testers")
     page.get_by_role("button", name="Add group").click()
-    eventually(lambda: flags.get("chat").groups == {"all", "beta_testers"}, "beta_testers")
+    eventually(
+        lambda: flags.get("chat").groups == {"all", "beta_testers"}, PATIENCE, "beta_testers"
+    )
     expect(page.get_by_role("checkbox", name="beta_testers")).to_be_checked()
     expect(latest_history(page)).to_contain_text("added group beta_testers")
 
@@ -151,12 +159,14 @@ def test_editing_data_as_json(page: Page, board: Dashboard) -> None:
     editor.fill('{"owner": "mobile", "ticket": 7}')
     expect(page.locator("#data-error")).to_have_text("")
     save.click()
-    eventually(lambda: dict(flags.get("chat").data) == {"owner": "mobile", "ticket": 7}, "saved")
+    eventually(
+        lambda: dict(flags.get("chat").data) == {"owner": "mobile", "ticket": 7}, PATIENCE, "saved"
+    )
     assert flags.history("chat")[0].action == "replace_feature_data"  # one write, not two
     expect(page.locator('[data-field="description"]')).to_have_text("")
     page.get_by_role("button", name="Clear data").click()
     page.get_by_role("dialog").get_by_role("button", name="Clear data").click()
-    eventually(lambda: dict(flags.get("chat").data) == {}, "cleared")
+    eventually(lambda: dict(flags.get("chat").data) == {}, PATIENCE, "cleared")
     expect(editor).to_have_value("{}")
 
 
@@ -208,4 +218,4 @@ def test_an_edit_in_progress_is_not_overwritten(page: Page, board: Dashboard) ->
     )
     expect(editor).to_have_value('{"owner": "mine"}')
     page.get_by_role("button", name="Save data").click()
-    eventually(lambda: board.flags.get("chat").data.get("owner") == "mine", "mine saved")
+    eventually(lambda: board.flags.get("chat").data.get("owner") == "mine", PATIENCE, "mine saved")

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
-from .browser_helpers import TOKENS, Dashboard, dashboard, eventually, launch_chromium, not_reloaded
+from rollout.testing import eventually
+
+from .browser_helpers import (
+    PATIENCE,
+    TOKENS,
+    Dashboard,
+    dashboard,
+    launch_chromium,
+    not_reloaded,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -130,7 +139,7 @@ def test_a_new_flag_is_made_from_its_name(browser: Browser, board: Dashboard) ->
     expect(page.get_by_text("There is no flag with this name")).to_be_visible()
     page.get_by_role("switch", name="dark mode").click()
     expect(page.get_by_text("There is no flag with this name")).to_be_hidden()
-    eventually(lambda: board.flags.active("dark mode"), "dark mode turned on")
+    eventually(lambda: board.flags.active("dark mode"), PATIENCE, "dark mode turned on")
 
 
 def test_signing_out(browser: Browser, board: Dashboard) -> None:
@@ -159,7 +168,7 @@ def test_on_a_phone(browser: Browser, board: Dashboard) -> None:
     assert box["width"] > 150  # wide enough to use with a thumb
     page.get_by_label("Add users").fill("phone-user")
     page.get_by_role("button", name="Add", exact=True).first.tap()
-    eventually(lambda: "phone-user" in board.flags.get("chat").users, "phone-user added")
+    eventually(lambda: "phone-user" in board.flags.get("chat").users, PATIENCE, "phone-user added")
 
 
 def test_the_screenshot_script_writes_both_pictures(tmp_path: Path) -> None:

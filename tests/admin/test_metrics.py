@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import enum
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -25,6 +24,7 @@ from rollout import Rollout
 from rollout.admin import _sampling
 from rollout.admin._metrics import metrics_routes, stop_sampling
 from rollout.admin._sampling import CheckSampler, sampler_for
+from rollout.testing import eventually
 from rollout.testing.cluster import free_port
 
 #: Enough sampler windows to be sure checks were counted, however slow the machine.
@@ -252,16 +252,9 @@ def test_the_sampler_stops_and_restores_the_check_when_its_rollout_closes() -> N
     original = flags.active
     sampler = CheckSampler(flags, window=0.005, period=0.01)
     sampler.start()
-    for _ in range(ROUNDS):  # until it has swapped the check at least once
-        if sampler.windows:
-            break
-        time.sleep(0.01)
+    eventually(lambda: sampler.windows, what="the sampler swapped the check at least once")
     flags.close()
-    for _ in range(ROUNDS):
-        if not sampler.running:
-            break
-        time.sleep(0.01)
-    assert not sampler.running
+    eventually(lambda: not sampler.running, what="the sampler stopped with its Rollout")
     assert flags.active is original
 
 
@@ -277,11 +270,7 @@ def test_the_sampler_stops_and_restores_the_check_when_the_server_loop_stops(
 
     asyncio.run(one_server_lifetime())
     sampler = sampler_for(flags)
-    for _ in range(ROUNDS):
-        if not sampler.running:
-            break
-        time.sleep(0.01)
-    assert not sampler.running
+    eventually(lambda: not sampler.running, what="the sampler stopped with the server loop")
     assert flags.active is original
 
 
@@ -304,25 +293,13 @@ def test_bad_sampler_settings_are_refused_by_name(
 def test_an_override_begun_during_a_window_does_not_leave_the_counting_wrapper_behind() -> None:
     with Rollout() as flags:
         original = flags.active
-
-        def wait_until(condition: object) -> None:
-            assert callable(condition)
-            for _ in range(ROUNDS):
-                if condition():
-                    return
-                time.sleep(0.01)
-            raise AssertionError("condition never held")
-
         sampler = CheckSampler(flags, window=600, period=600)  # one window, open until stop()
         sampler.start()
-        wait_until(lambda: flags.active is not original)
+        eventually(lambda: flags.active is not original, what="the first window opened")
         with flags.override("x", True):  # wraps the counting wrapper
             assert flags.active("x")
-            sampler.stop()  # the window ends under the override: ours cannot be removed yet
-        stale = flags.active
-        assert stale is not original  # the override put the counting wrapper back
-        sampler.start()  # the next window (a later scrape) finds it, undoes it, opens anew
-        wait_until(lambda: flags.active not in (stale, original))
-        sampler.stop()
+            sampler.stop()  # the window ends under the override
+            assert flags.active("x")  # the override still answers
+        # Both wrappers are gone, whichever ended first: the bare check, at no extra cost.
         assert flags.active is original
         assert not flags.active("x")

@@ -32,8 +32,11 @@ from hypothesis import strategies as st
 from rollout import Rollout
 from rollout.peer import PeerTransport
 from rollout.testing import cluster as testing_cluster
+from rollout.testing import eventually
 from rollout.testing.cluster import Cluster, Node, NodeError, free_port
 from rollout.testing.proxy import LinkTable
+
+from .rounds import all_rise
 
 SECRET = "test-secret"  # what testing_cluster.Node uses by default
 FAST = 0.2  # anti-entropy interval: quick convergence after faults
@@ -41,14 +44,6 @@ WAIT = 20.0  # upper bound on every liveness wait; the happy path never gets nea
 
 
 # Helpers ------------------------------------------------------------------------------------
-
-
-def eventually(condition: Callable[[], object], timeout: float = WAIT, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {what or condition}")
-        time.sleep(0.05)
 
 
 def wait_converged(nodes: Sequence[Node], timeout: float = WAIT) -> dict[str, Any]:
@@ -323,18 +318,33 @@ def test_a_node_with_the_wrong_secret_gets_no_state_and_changes_none(
             intruder.start()
             intruder.call("activate", "evil")
             intruder.call("activate_user", "chat", 666)
+            # Every connection either way ends at its first frame after the hello, refused,
+            # and is dialled again: count a few such rounds at every node, and at the intruder
+            # (what the cluster sends it), so whatever damage a round could do is done.
+            refusals = [functools.partial(_frames_rejected, n, "auth") for n in cluster]
+            # The intruder without a secret reads the cluster's frames as malformed.
+            refusals.append(functools.partial(_frames_rejected, intruder, "auth", "format"))
             eventually(
-                lambda: sum(sync_stats(node)["frames_rejected_auth"] for node in cluster) > 0,
-                what="the cluster rejects the intruder's frames",
+                all_rise(refusals, 3),
+                what="three more refusals at every cluster node and at the intruder",
             )
-            time.sleep(2.0)  # give it a few dial and anti-entropy rounds to do damage
             assert set(intruder.call("features")) == {"chat", "evil"}
             assert intruder.call("get", "chat")["users"] == ["666"]
             assert intruder.call("get", "chat")["data"] == {}
-            assert sync_stats(intruder)["peers_connected"] == 0
             assert cluster.wait_converged() == before
-            for node in cluster:
-                assert sync_stats(node)["peers_connected"] == 2
+            # A refused connection counts as connected between its hello and its next frame.
+            eventually(lambda: sync_stats(intruder)["peers_connected"] == 0)
+            cluster.wait_until(lambda node: sync_stats(node)["peers_connected"] == 2)
+
+
+def _frames_rejected(node: Node, *reasons: str) -> int:
+    stats = sync_stats(node)
+    return sum(int(stats[f"frames_rejected_{reason}"]) for reason in reasons)
+
+
+def _registers_rejected(node: Node) -> int:
+    rejected: int = node.call("stats")["registers_rejected"]
+    return rejected
 
 
 # Garbage on the wire -------------------------------------------------------------------------
@@ -538,11 +548,12 @@ def test_a_node_an_hour_ahead_refuses_writes_and_its_registers_are_rejected(
             with pytest.raises(NodeError) as refused:
                 ahead.call("activate", "refused")
             assert refused.value.kind == "ClockSkewError"
+            # Each anti-entropy round offers its registers again: wait for three more refusals
+            # at every node, so that nothing a round could let in is still on its way.
             eventually(
-                lambda: sum(node.call("stats")["registers_rejected"] for node in cluster) > 0,
-                what="the peers reject its registers",
+                all_rise([functools.partial(_registers_rejected, n) for n in cluster], 3),
+                what="every node rejects the registers from the future three more times",
             )
-            time.sleep(1.0)  # several anti-entropy rounds, each offering them again
             state = cluster.wait_converged()
             assert state == before
             assert "future" not in state
@@ -737,7 +748,14 @@ def test_tls_replicas_replicate_and_a_plain_client_gets_nothing(
 
         # Plain TCP, even from a peer that knows the secret: no state comes back.
         with Rollout(listen="127.0.0.1:0", peers=[address_of(a)], secret=SECRET) as plain:
-            time.sleep(1.0)
+
+            def dial_ended() -> str:
+                # "connecting" until its first dial ends: "down" if refused, else "connected".
+                member = next(m for m in plain.members() if m["address"] == address_of(a))
+                state: str = member["state"]
+                return "" if state == "connecting" else state
+
+            assert eventually(dial_ended, what="plain's first dial to a ends") == "down"
             assert plain.features() == []
             assert plain.stats()["sync"]["peers_connected"] == 0
         with socket.create_connection(_split(address_of(a)), timeout=10.0) as sock:

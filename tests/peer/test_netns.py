@@ -9,22 +9,25 @@ namespaces it made itself, and is deleted at the end, even on failure.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rollout.testing import eventually
 from rollout.testing.cluster import Node
+
+from .rounds import all_rise
 
 SECRET = "netns-test-secret"
 PORT = 7470
@@ -112,17 +115,14 @@ class NamespacedNode(Node):
         return self
 
 
-def _eventually(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {WAIT} s: {what}")
-        time.sleep(0.05)
-
-
 def _users(node: Node, flag: str) -> set[str]:
     feature: dict[str, Any] = node.call("get", flag)
     return set(feature["users"])
+
+
+def _digests_sent(node: Node) -> int:
+    sent: int = node.call("stats")["sync"]["digests_sent"]
+    return sent
 
 
 def test_nodes_in_two_namespaces_replicate_and_heal_after_the_link_is_cut(
@@ -135,24 +135,30 @@ def test_nodes_in_two_namespaces_replicate_and_heal_after_the_link_is_cut(
         a.start()
         b.start()
         a.call("activate_user", "chat", 1)
-        _eventually(lambda: _users(b, "chat") == {"1"}, "b sees a's write over the veth link")
+        eventually(lambda: _users(b, "chat") == {"1"}, WAIT, "b sees a's write over the veth link")
         b.call("activate_user", "chat", 2)
-        _eventually(lambda: _users(a, "chat") == {"1", "2"}, "a sees b's write")
+        eventually(lambda: _users(a, "chat") == {"1", "2"}, WAIT, "a sees b's write")
 
         _ip("-n", side_a.namespace, "link", "set", side_a.device, "down")
         a.call("activate_user", "chat", 3)
         a.call("activate", "left")
         b.call("activate_user", "chat", 4)
         b.call("set_feature_data", "right", {"owner": "b"})
-        # Several anti-entropy rounds: with the wire down, nothing can cross.
-        time.sleep(1.5)
+        # Several anti-entropy rounds on each side, each sending its digest into the wire (the
+        # connection stays open: TCP hears nothing, not an error). Had anything crossed, the
+        # first round would already have brought the other side's writes.
+        eventually(
+            all_rise([functools.partial(_digests_sent, a), functools.partial(_digests_sent, b)], 3),
+            WAIT,
+            "three anti-entropy rounds on each side of the cut",
+        )
         assert _users(a, "chat") == {"1", "2", "3"}
         assert _users(b, "chat") == {"1", "2", "4"}
         assert "right" not in a.call("features")
         assert "left" not in b.call("features")
 
         _ip("-n", side_a.namespace, "link", "set", side_a.device, "up")
-        _eventually(lambda: a.call("export") == b.call("export"), "a and b converge")
+        eventually(lambda: a.call("export") == b.call("export"), WAIT, "a and b converge")
         state = a.call("state")
         assert state == b.call("state")
         assert set(state["chat"]["users"]) == {"1", "2", "3", "4"}

@@ -19,7 +19,7 @@ import pytest
 
 from rollout import Rollout
 from rollout.testing import FakeClock
-from rollout.testing.cluster import Node, free_port
+from rollout.testing.cluster import Node, free_port, wait_converged
 from rollout.testing.proxy import LinkTable
 
 FLAGS = ("chat", "beta", "search")
@@ -52,18 +52,6 @@ def _random_write(rng: random.Random) -> tuple[str, list[Any]]:
     if op == "set_feature_data":
         return op, [flag, {rng.choice(["owner", "note"]): rng.randrange(100)}]
     return op, [flag]
-
-
-def _wait_converged(nodes: list[Node]) -> None:
-    """Until every node exports the same registers (AssertionError with them after a while)."""
-    deadline = time.monotonic() + CONVERGE_TIMEOUT
-    while True:
-        exports = {node.name: node.call("export") for node in nodes}
-        if len(set(exports.values())) == 1:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no convergence within {CONVERGE_TIMEOUT} s: {exports}")
-        time.sleep(0.1)
 
 
 def _reference_state(exports: list[str]) -> dict[str, Any]:
@@ -182,7 +170,7 @@ def test_random_faults_lose_no_acknowledged_write(seed: int, tmp_path: Path) -> 
 
         chaos.heal()
         everyone = list(nodes.values())
-        _wait_converged(everyone)
+        wait_converged(everyone, CONVERGE_TIMEOUT)  # AssertionError with the exports if not
 
         assert acknowledged, "the schedule made no write"
         expected = _reference_state(acknowledged)

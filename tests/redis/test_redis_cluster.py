@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from rollout.testing import eventually
 from rollout.testing.cluster import Node, NodeError, wait_converged
 
 from .redis_fixtures import namespace, private_redis, redis_url  # noqa: F401  (fixtures)
-from .redis_nodes import eventually
 from .redis_server import RedisServer, with_namespace
 
 StartNodes = Callable[[str, int], list[Node]]

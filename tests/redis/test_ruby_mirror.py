@@ -8,7 +8,6 @@ namespace, so every test's keys are its own and are deleted afterwards.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 import redis
 
 from rollout import Rollout
+from rollout.testing import eventually
 
 from .redis_fixtures import client, namespace, private_redis, redis_url  # noqa: F401  (fixtures)
 from .redis_server import RedisServer, with_namespace
@@ -42,14 +42,6 @@ GOLDEN_CALLS: list[tuple[str, tuple[Any, ...]]] = [
     ("activate_percentage", ("beta", 0.5)),
     ("delete", ("beta",)),
 ]
-
-
-def eventually(condition: Callable[[], object], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -191,9 +183,12 @@ def test_keyspace_notifications_pick_a_ruby_change_up_without_waiting_for_a_poll
     )
     try:
         eventually(lambda: (flags.stats()["ruby"] or {}).get("keyspace_notifications") == 1)
-        time.sleep(0.2)  # the subscription is made on the mirror's thread
+        # The mirror's thread sent PSUBSCRIBE; Redis has processed it once it counts the pattern
+        # (a private server: the mirror's is the only one), so no notification can be missed.
+        eventually(lambda: admin.pubsub_numpat() == 1, what="the mirror's pattern subscription")
         admin.set("feature:x", "40|||{}")
         admin.set("feature:__features__", "x")
+        # Well within ruby_poll_interval: only the notification can have brought it.
         eventually(lambda: flags.exists("x"), timeout=10)
         assert flags.get("x").percentage == 40
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,20 +22,13 @@ import redis.sentinel
 from rollout import Rollout
 from rollout.errors import StoreUnavailableError
 from rollout.redis import RedisStore
+from rollout.testing import eventually
 from rollout.testing.cluster import free_port
 
 from .redis_server import RedisServer, need_redis, redis_binary
 
 _SERVICE = "mymaster"
 _DEADLINE = 15.0
-
-
-def _eventually(condition: Callable[[], object], what: str, timeout: float = _DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {what}")
-        time.sleep(0.05)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -167,8 +160,12 @@ def _see_each_others_writes(first: Rollout, second: Rollout, master_port: int, n
     first.activate_user("chat", 42)
     second.set_feature_data("chat", {"owner": "web"})
     for flags in (first, second):
-        _eventually(lambda f=flags: f.active("chat", 42), "user 42 everywhere")  # type: ignore[misc]
-        _eventually(lambda f=flags: f.get("chat").data == {"owner": "web"}, "the data everywhere")  # type: ignore[misc]
+        eventually(lambda f=flags: f.active("chat", 42), _DEADLINE, "user 42 everywhere")  # type: ignore[misc]
+        eventually(
+            lambda f=flags: f.get("chat").data == {"owner": "web"},  # type: ignore[misc]
+            _DEADLINE,
+            "the data everywhere",
+        )
     assert first.export() == second.export()
     direct = _on_port(master_port)
     try:
@@ -266,18 +263,22 @@ def test_writes_go_to_the_new_master_after_a_failover(
     try:
         # The replica is linked before Sentinel starts, so Sentinel's first look at the master
         # lists it (it otherwise asks the master again only every 10 s).
-        _eventually(lambda: _link_up(replica_port), "the replica linked to the master")
+        eventually(lambda: _link_up(replica_port), _DEADLINE, "the replica linked to the master")
         sentinel = SentinelProcess(binary, tmp_path, master.port)
         sentinel.wait_ready()
-        _eventually(lambda: _replica_known(sentinel, replica_port), "Sentinel sees the replica")
+        eventually(
+            lambda: _replica_known(sentinel, replica_port), _DEADLINE, "Sentinel sees the replica"
+        )
         url = sentinel.url(namespace)
         with Rollout(url) as first, Rollout(url) as second:
             assert first.wait_synced(10)
             assert second.wait_synced(10)
             first.activate("before")
-            _eventually(lambda: second.active("before"), "the first write seen")
-            _eventually(
-                lambda: _on_port_members(replica_port, namespace) == {"before"}, "replicated"
+            eventually(lambda: second.active("before"), _DEADLINE, "the first write seen")
+            eventually(
+                lambda: _on_port_members(replica_port, namespace) == {"before"},
+                _DEADLINE,
+                "replicated",
             )
             if how == "the master dies":
                 master.stop()
@@ -287,18 +288,23 @@ def test_writes_go_to_the_new_master_after_a_failover(
                     assert sentinel_client.sentinel_failover(_SERVICE)
                 finally:
                     sentinel_client.close()
-            _eventually(
-                lambda: sentinel.master_port_reported() == replica_port, "the replica promoted"
+            eventually(
+                lambda: sentinel.master_port_reported() == replica_port,
+                _DEADLINE,
+                "the replica promoted",
             )
             _write_until_it_succeeds(first, "after")
-            _eventually(lambda: second.active("after"), "the write after the failover seen")
+            eventually(
+                lambda: second.active("after"), _DEADLINE, "the write after the failover seen"
+            )
             assert second.active("before")
             # After SENTINEL FAILOVER the old master keeps taking writes until Sentinel demotes
             # it (its next look, up to 10 s later), and its resync from the new master drops
             # them: "after" reaches the new master only when Sentinel, demoting it, kills its
             # clients and the transports reconnect and re-seed Redis from their replicas.
-            _eventually(
+            eventually(
                 lambda: _on_port_members(replica_port, namespace) == {"before", "after"},
+                _DEADLINE,
                 "the new master holds every flag",
             )
     finally:
@@ -341,4 +347,6 @@ def test_closing_a_store_from_a_sentinel_url_closes_its_sentinel_connections(
         assert clients_named("rollout-under-test") >= 1
     finally:
         store.close()
-    _eventually(lambda: clients_named("rollout-under-test") == 0, "sentinel connections closed")
+    eventually(
+        lambda: clients_named("rollout-under-test") == 0, _DEADLINE, "sentinel connections closed"
+    )

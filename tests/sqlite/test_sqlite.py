@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from rollout import Rollout, SQLiteStore, StoreError, StoreUnavailableError
+from rollout.testing import eventually
 
 WORKER = Path(__file__).with_name("sqlite_worker.py")
 TIMEOUT_S = 60.0  # generous: only there so that a broken test fails instead of hanging
@@ -494,6 +495,7 @@ def test_a_write_to_a_locked_database_raises_unavailable_and_changes_nothing(
 _OPEN_AT_ONCE = """
 import os, sys, time
 path, go = sys.argv[1], sys.argv[2]
+open(f"{go}.{os.getpid()}", "w").close()  # at the starting line
 while not os.path.exists(go):
     time.sleep(0.0005)
 from rollout import Rollout
@@ -515,7 +517,10 @@ def test_processes_opening_a_new_file_at_the_same_instant_all_succeed(tmp_path: 
             )
             for _ in range(6)
         ]
-        time.sleep(0.3)  # every process waiting at the starting line
+        eventually(
+            lambda: len(list(tmp_path.glob(f"{go.name}.*"))) == len(openers),  # noqa: B023  (used at once)
+            what="every process at the starting line",
+        )
         go.touch()
         for opener in openers:
             _, stderr = opener.communicate(timeout=60)

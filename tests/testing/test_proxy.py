@@ -5,10 +5,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
+from rollout.testing import eventually
 from rollout.testing.proxy import FaultProxy, LinkTable
 
 WAIT = 2.0  # upper bound on every wait; the happy path never gets near it
@@ -16,15 +17,6 @@ WAIT = 2.0  # upper bound on every wait; the happy path never gets near it
 
 def _proxy_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("rollout-proxy")]
-
-
-def _eventually(condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 class EchoServer:
@@ -129,9 +121,9 @@ def test_forwards_both_ways_and_counts(proxy: FaultProxy) -> None:
     with _connect(proxy.address) as sock:
         assert _roundtrip(sock, b"hello") == b"hello"
         assert _roundtrip(sock, b"x" * 100_000) == b"x" * 100_000
-        assert _eventually(lambda: proxy.connections == 1)
-    assert _eventually(lambda: proxy.bytes_forwarded == 2 * 100_005)
-    assert _eventually(lambda: proxy.connections == 0)
+        eventually(lambda: proxy.connections == 1, what="one connection open")
+    eventually(lambda: proxy.bytes_forwarded == 2 * 100_005, what="every byte counted")
+    eventually(lambda: proxy.connections == 0, what="the connection gone")
 
 
 def test_cut_closes_connections_and_refuses_new_ones_until_heal(proxy: FaultProxy) -> None:
@@ -139,7 +131,7 @@ def test_cut_closes_connections_and_refuses_new_ones_until_heal(proxy: FaultProx
         assert _roundtrip(sock, b"before") == b"before"
         proxy.cut()
         assert _sees_close(sock)
-    assert _eventually(lambda: proxy.connections == 0)
+    eventually(lambda: proxy.connections == 0, what="the cut connection gone")
     with _connect(proxy.address) as sock:
         assert _sees_close(sock)
     assert not _echoes(proxy.address)

@@ -13,16 +13,18 @@ from rollout import Rollout
 from rollout.errors import StoreUnavailableError
 from rollout.redis import RedisStore, RedisTransport
 from rollout.sync import Transport
-from rollout.testing import TransportConformance
+from rollout.testing import PartitionConformance, eventually
 from rollout.testing.proxy import FaultProxy
 
 from .redis_fixtures import client, namespace, private_redis, redis_url  # noqa: F401  (fixtures)
-from .redis_nodes import eventually
 from .redis_server import RedisServer, with_namespace
 
 
-class TestRedisTransport(TransportConformance):
-    """A RedisTransport on its own (``Rollout(transport=...)``, no store in the Rollout)."""
+class TestRedisTransport(PartitionConformance):
+    """A RedisTransport on its own (``Rollout(transport=...)``, no store in the Rollout).
+
+    Each transport reaches Redis through a proxy of its own, so that isolate() can cut it off.
+    """
 
     deadline = 15.0
 
@@ -31,17 +33,34 @@ class TestRedisTransport(TransportConformance):
         self.url = redis_url
         self.namespace = namespace
         self.stores: list[RedisStore] = []
+        self.proxies: list[FaultProxy] = []  # those of the latest make_transports()
+        self.all_proxies: list[FaultProxy] = []
         yield
         for store in self.stores:
             store.close()
+        for proxy in self.all_proxies:
+            proxy.close()
 
     def make_transports(self, count: int) -> list[Transport]:
+        host_port = self.url.split("://", 1)[1].split("/", 1)[0]
+        self.proxies = []  # isolate() numbers the latest transports
         transports: list[Transport] = []
         for _ in range(count):
-            store = RedisStore(redis.Redis.from_url(self.url), namespace=self.namespace)
+            proxy = FaultProxy(host_port).start()
+            self.proxies.append(proxy)
+            self.all_proxies.append(proxy)
+            url = self.url.replace(host_port, proxy.address, 1)
+            store = RedisStore(redis.Redis.from_url(url), namespace=self.namespace)
             self.stores.append(store)
             transports.append(RedisTransport(store, check_interval=1.0))
         return transports
+
+    def isolate(self, index: int) -> None:
+        self.proxies[index].cut()
+
+    def heal(self) -> None:
+        for proxy in self.proxies:
+            proxy.heal()
 
 
 def _keys(server: RedisServer, ns: str) -> set[str]:
@@ -246,11 +265,15 @@ def test_while_redis_is_away_the_subscriber_backs_off_and_close_still_works(
     flags = Rollout(with_namespace(private_redis.url, "app"))
     try:
         assert flags.wait_synced(10)
+        before = flags.stats()["sync"]["reconnects"]
+        stopped = time.monotonic()
         private_redis.stop()
         eventually(lambda: not flags.stats()["sync"]["connected"])
-        time.sleep(1.5)
-        # With backoff (50 ms doubling) that is a handful of attempts, not a busy loop.
-        assert 1 <= flags.stats()["sync"]["reconnects"] <= 20
+        eventually(lambda: flags.stats()["sync"]["reconnects"] >= before + 5, what="5 attempts")
+        # Backoff, not a busy loop: the waits before them (50 ms doubling, jittered down to
+        # half) add up to at least 0.025 * (1 + 2 + 4 + 8 + 16) s. A slow machine only makes
+        # the time longer, so this bound never fails for want of speed.
+        assert time.monotonic() - stopped >= 0.025 * 31
         assert not flags.active("chat")
     finally:
         flags.close()

@@ -29,8 +29,28 @@ class LoopThread:
         try:
             self.loop.run_forever()
         finally:
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self._finish()
             self.loop.close()
+
+    def _finish(self) -> None:
+        """What asyncio.run does at its end: cancel what is left and let it unwind.
+
+        A connection accepted in the last turns before the stop still has a task on its way to
+        its handler; cancelled and run, it closes its transport (and socket) instead of leaving
+        it for the garbage collector to find open.
+        """
+        loop = self.loop
+        for _ in range(3):
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        # Transports close their sockets one loop turn after close(): give them the turns.
+        for _ in range(3):
+            loop.run_until_complete(asyncio.sleep(0))
+        loop.run_until_complete(loop.shutdown_asyncgens())
 
     @property
     def is_current(self) -> bool:

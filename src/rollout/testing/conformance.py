@@ -13,19 +13,30 @@ To test your own store, subclass :class:`StoreConformance` in a test module (pyt
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import gc
+import threading
 from typing import TYPE_CHECKING
 
 from .._core.clock import Timestamp
-from .._core.state import DATA, DATA_RESET, EXISTS, PERCENTAGE, RESET, USER, Delta, Register
+from .._core.keys import (
+    DATA,
+    DATA_RESET,
+    EXISTS,
+    PERCENTAGE,
+    RESET,
+    USER,
+    history_key,
+    is_history,
+)
+from .._core.state import Delta, Register
 from ..stores import Store
+from .eventually import eventually
 
 if TYPE_CHECKING:
     from .._client.rollout import Rollout
     from ..sync import Transport
 
-__all__ = ["StoreConformance", "TransportConformance"]
+__all__ = ["PartitionConformance", "StoreConformance", "TransportConformance"]
 
 
 def _ts(wall: int, counter: int = 0, node: int = 7) -> Timestamp:
@@ -116,8 +127,6 @@ class StoreConformance:
             store.close()
 
     def test_history_keeps_the_newest_events_of_each_flag(self) -> None:
-        from .._core.history import history_key
-
         store = self.make_store()
         try:
             limit = store.history_limit
@@ -127,7 +136,7 @@ class StoreConformance:
                 store.save({"f": {history_key(ts): Register(ts, {"action": "x"}) for ts in batch}})
             store.save({"g": {history_key(_ts(1)): Register(_ts(1), {"action": "y"})}})
             loaded = store.load()
-            kept = sorted(k for k in loaded["f"] if k.startswith("history:"))
+            kept = sorted(k for k in loaded["f"] if is_history(k))
             assert kept == [history_key(ts) for ts in events[30:]]
             assert history_key(_ts(1)) in loaded["g"]  # bounded per flag
         finally:
@@ -168,6 +177,9 @@ class TransportConformance:
 
         class TestMyTransport(TransportConformance):
             def make_transports(self, count: int) -> list[Transport]: ...
+
+    A transport whose links a test can cut subclasses :class:`PartitionConformance` instead,
+    which adds a partition that heals.
     """
 
     #: How long a change may take to arrive (generous: this is liveness, not speed).
@@ -181,21 +193,22 @@ class TransportConformance:
 
         return [Rollout(transport=transport) for transport in self.make_transports(count)]
 
-    def _eventually(self, condition: Callable[[], object]) -> None:
-        deadline = time.monotonic() + self.deadline
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not true within {self.deadline} s")
-            time.sleep(0.01)
-
     def test_a_write_reaches_every_other_replica(self) -> None:
         replicas = self._replicas(3)
         try:
             replicas[0].activate_percentage("chat", 20)
             replicas[1].set_feature_data("chat", {"owner": "web"})
             for replica in replicas:
-                self._eventually(lambda r=replica: r.get("chat").data.get("owner") == "web")  # type: ignore[misc]
-                self._eventually(lambda r=replica: r.get("chat").percentage == 20)  # type: ignore[misc]
+                eventually(
+                    lambda r=replica: r.get("chat").data.get("owner") == "web",  # type: ignore[misc]
+                    self.deadline,
+                    "the data everywhere",
+                )
+                eventually(
+                    lambda r=replica: r.get("chat").percentage == 20,  # type: ignore[misc]
+                    self.deadline,
+                    "the percentage everywhere",
+                )
         finally:
             for replica in replicas:
                 replica.close()
@@ -207,7 +220,84 @@ class TransportConformance:
                 replica.activate_user("chat", f"user-{i}")
             want = {f"user-{i}" for i in range(3)}
             for replica in replicas:
-                self._eventually(lambda r=replica: r.get("chat").users == want)  # type: ignore[misc]
+                eventually(
+                    lambda r=replica: r.get("chat").users == want,  # type: ignore[misc]
+                    self.deadline,
+                    "every replica's user everywhere",
+                )
+        finally:
+            for replica in replicas:
+                replica.close()
+
+    def test_writes_from_many_threads_to_one_flag_all_survive(self) -> None:
+        # Truly at once: several threads per replica, released together, each adding users to
+        # the same flag. Every user must survive everywhere (a register per user, never a
+        # whole-flag overwrite), and the replicas must end up identical.
+        replicas = self._replicas(2)
+        per_replica, per_thread = 3, 10
+        start = threading.Barrier(len(replicas) * per_replica)
+        errors: list[BaseException] = []
+
+        def write(replica: Rollout, prefix: str) -> None:
+            try:
+                start.wait(self.deadline)
+                for i in range(per_thread):
+                    replica.activate_user("chat", f"{prefix}-{i}")
+            except BaseException as exc:  # reported by the test thread below
+                errors.append(exc)
+
+        writers = {
+            f"r{r}t{t}": threading.Thread(target=write, args=(replica, f"r{r}t{t}"))
+            for r, replica in enumerate(replicas)
+            for t in range(per_replica)
+        }
+        try:
+            for thread in writers.values():
+                thread.start()
+            for thread in writers.values():
+                thread.join(self.deadline)
+            assert errors == []
+            want = {f"{prefix}-{i}" for prefix in writers for i in range(per_thread)}
+            for replica in replicas:
+                eventually(
+                    lambda r=replica: r.get("chat").users == want,  # type: ignore[misc]
+                    self.deadline,
+                    "every thread's users everywhere",
+                )
+            eventually(
+                lambda: replicas[0].export() == replicas[1].export(),
+                self.deadline,
+                "identical replicas",
+            )
+        finally:
+            for replica in replicas:
+                replica.close()
+
+    def test_a_write_made_while_merging_replicates_too(self) -> None:
+        # A subscriber runs on the thread that merged, which is the transport's own: a write
+        # it makes re-enters the transport from inside a delivery. That must neither deadlock
+        # (publish is called under the write lock) nor be lost, and replication goes on.
+        source, echo = replicas = self._replicas(2)
+        answered_on: list[str] = []
+
+        def answer(changed: set[str]) -> None:
+            if "ping" in changed and not answered_on:
+                answered_on.append(threading.current_thread().name)
+                echo.activate_user("pong", "from-subscriber")
+
+        echo.subscribe(answer)
+        try:
+            source.activate("ping")
+            eventually(
+                lambda: source.active("pong", "from-subscriber"),
+                self.deadline,
+                "the write made in the subscriber reaches the first writer",
+            )
+            assert answered_on != [threading.current_thread().name]  # merged in the background
+            source.activate("after")
+            echo.activate("after-echo")
+            eventually(lambda: echo.active("after"), self.deadline, "replication goes on")
+            eventually(lambda: source.active("after-echo"), self.deadline, "both ways")
         finally:
             for replica in replicas:
                 replica.close()
@@ -219,7 +309,11 @@ class TransportConformance:
             replicas[0].activate("chat")
             replicas[0].deactivate_user("chat", 1)
             assert replicas[0].wait_synced(self.deadline)
-            self._eventually(lambda: replicas[1].export() == replicas[0].export())
+            eventually(
+                lambda: replicas[1].export() == replicas[0].export(),
+                self.deadline,
+                "identical replicas",
+            )
         finally:
             for replica in replicas:
                 replica.close()
@@ -235,7 +329,11 @@ class TransportConformance:
             writer.delete("flag-0")
             joined = Rollout(transport=late)
             try:
-                self._eventually(lambda: joined.export() == writer.export())
+                eventually(
+                    lambda: joined.export() == writer.export(),
+                    self.deadline,
+                    "the late replica has everything",
+                )
                 assert joined.features() == writer.features()
                 assert "flag-0" not in joined.features()
             finally:
@@ -253,3 +351,96 @@ class TransportConformance:
         finally:
             replicas[0].close()
             replicas[0].close()
+        # Whatever a close left open (a socket) is reported now, against this test, rather
+        # than whenever the garbage collector happens to find it.
+        gc.collect()
+
+    def test_the_transport_itself_closes_idempotently(self) -> None:
+        # Rollout.close() calls the transport's close() once; here it is called directly, more
+        # than once, before start() and under a running replica, and publish() after it. (A
+        # close that hangs fails this test by its time-out; no wall-clock time is asserted.)
+        from .._client.rollout import Rollout
+
+        def close_within(transport: Transport, timeout: float) -> None:
+            transport.close(timeout)
+
+        (never_started,) = self.make_transports(1)
+        close_within(never_started, 5.0)
+        close_within(never_started, 5.0)
+        first, second = self.make_transports(2)
+        writer, reader = Rollout(transport=first), Rollout(transport=second)
+        try:
+            writer.activate("chat")
+            eventually(lambda: reader.active("chat"), self.deadline, "the write arrives")
+        finally:
+            close_within(first, 5.0)
+            close_within(first, 5.0)
+            writer.close(5.0)  # and once more through its Rollout
+            reader.close(5.0)
+            close_within(second, 5.0)
+        first.publish({"chat": {EXISTS: _reg(1, True)}})  # never raises, also when closed
+        assert writer.active("chat")
+        gc.collect()  # whatever a close left open is reported against this test
+
+
+class PartitionConformance(TransportConformance):
+    """Everything in :class:`TransportConformance`, and a partition that heals.
+
+    For transports whose links a test can cut, with two more methods::
+
+        class TestMyTransport(PartitionConformance):
+            def make_transports(self, count: int) -> list[Transport]: ...
+            def isolate(self, index: int) -> None: ...   # cut transport `index` off
+            def heal(self) -> None: ...                  # and reconnect it
+    """
+
+    def isolate(self, index: int) -> None:
+        """Cut transport ``index`` of the latest ``make_transports()`` off from all the others,
+        both ways, until :meth:`heal`: what is sent across the cut is lost, not delayed."""
+        raise NotImplementedError
+
+    def heal(self) -> None:
+        """Undo :meth:`isolate`: the transports can reach each other again."""
+        raise NotImplementedError
+
+    def test_a_partition_heals_and_the_writes_of_both_sides_survive(self) -> None:
+        replicas = self._replicas(3)
+        try:
+            replicas[0].activate_user("chat", "before")
+            for replica in replicas:
+                eventually(
+                    lambda r=replica: r.active("chat", "before"),  # type: ignore[misc]
+                    self.deadline,
+                    "the first write everywhere",
+                )
+            self.isolate(2)
+            replicas[0].activate_user("chat", "majority")
+            replicas[1].deactivate_user("chat", "before")
+            replicas[2].activate_user("chat", "minority")  # cut off: it still writes locally
+            replicas[2].set_feature_data("chat", {"side": "minority"})
+            eventually(
+                lambda: (
+                    replicas[1].active("chat", "majority")
+                    and not replicas[0].active("chat", "before")
+                ),
+                self.deadline,
+                "the connected side goes on replicating",
+            )
+            self.heal()
+            for replica in replicas:
+                eventually(
+                    lambda r=replica: (  # type: ignore[misc]
+                        r.get("chat").users == {"majority", "minority"}
+                        and r.get("chat").data == {"side": "minority"}
+                    ),
+                    self.deadline,
+                    "the writes of both sides everywhere",
+                )
+            eventually(
+                lambda: len({replica.export() for replica in replicas}) == 1,
+                self.deadline,
+                "identical replicas",
+            )
+        finally:
+            for replica in replicas:
+                replica.close()

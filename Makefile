@@ -11,7 +11,7 @@ LOCK ?= requirements/dev.txt
 STAMP := $(VENV)/.installed-$(notdir $(or $(LOCK),latest))
 UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: run test check lint typecheck pytest browser bench lock test-latest test-lowest clean
+.PHONY: run test lint typecheck pytest browser bench lock test-latest test-lowest clean
 
 # --no-deps: the lock already lists every package; --no-build-isolation: the project itself is
 # built with the locked setuptools rather than whatever is newest on the index that day.

@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "rollout.peer": 2,
     "rollout._client": 3,
     "rollout": 3,
+    "rollout._moved": 3,
     "rollout.__main__": 4,
     "rollout.admin": 4,
     "rollout.cli": 4,
@@ -123,14 +124,18 @@ def internal_imports(name: str) -> set[str]:
 
 
 def layer_of(name: str) -> int:
-    prefix = max((p for p in LAYERS if name == p or name.startswith(p + ".")), key=len)
-    return LAYERS[prefix]
+    # "rollout" itself is the package's __init__ only: a new top-level module must be placed in
+    # a layer here on purpose, not fall into the facade's by its prefix.
+    matches = [p for p in LAYERS if name == p or (p != "rollout" and name.startswith(p + "."))]
+    if not matches:
+        raise AssertionError(f"{name} is in no layer: add it to LAYERS in tests/test_layers.py")
+    return LAYERS[max(matches, key=len)]
 
 
 def test_every_module_is_in_a_layer_or_a_shim() -> None:
     for name in MODULES:
         if name not in SHIMS:
-            assert layer_of(name) >= 0, name
+            layer_of(name)
 
 
 def test_there_are_no_import_cycles() -> None:
@@ -172,7 +177,7 @@ def test_there_are_no_import_cycles() -> None:
     assert cycles == [], "\n".join(" <-> ".join(c) for c in cycles)
 
 
-@pytest.mark.parametrize("name", sorted(n for n in MODULES if layer_of(n) == 0))
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n not in SHIMS and layer_of(n) == 0))
 def test_the_core_is_pure(name: str) -> None:
     for target, line in imports_of(name):
         top = target.split(".")[0]

@@ -18,7 +18,7 @@ MOVED = {
     "rollout.sync.redis": ("rollout.redis", ["RedisTransport"]),
     "rollout.sync.peer": ("rollout.peer", ["PeerTransport"]),
     "rollout.compat.ruby": ("rollout.redis.ruby", ["RubyRecord", "parse_record", "feature_key"]),
-    "rollout.compat.ruby_mirror": ("rollout.redis", []),
+    "rollout.compat.ruby_mirror": ("rollout.redis._ruby_mirror", ["RubyMirror"]),
     "rollout.testing_cluster": ("rollout.testing.cluster", ["Cluster", "Node", "free_port"]),
     "rollout.testing_proxy": ("rollout.testing.proxy", ["FaultProxy", "LinkTable"]),
 }
@@ -28,7 +28,8 @@ MOVED = {
 def test_an_old_path_warns_and_gives_the_same_objects(old: str) -> None:
     new, names = MOVED[old]
     sys.modules.pop(old, None)  # warn again even if another test imported it first
-    with pytest.warns(DeprecationWarning, match=rf"{old} moved to {new}.*{REMOVED_IN}"):
+    where = "rollout.redis" if old == "rollout.compat.ruby_mirror" else new
+    with pytest.warns(DeprecationWarning, match=rf"{old} moved to {where}.*{REMOVED_IN}"):
         module = importlib.import_module(old)
     current = importlib.import_module(new)
     for name in names:
@@ -55,3 +56,11 @@ def test_the_old_cluster_node_command_still_runs() -> None:
         check=True,
     )
     assert "--listen" in plain.stdout
+
+
+def test_the_fixture_is_still_importable_from_rollout_testing() -> None:
+    # 0.1's rollout.testing was the plugin module itself; a conftest may import the fixture.
+    from rollout.testing import flags
+    from rollout.testing.plugin import flags as plugin_flags
+
+    assert flags is plugin_flags

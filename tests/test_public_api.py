@@ -41,7 +41,8 @@ def test_importing_rollout_pulls_in_no_optional_dependency() -> None:
     code = (
         "import sys, rollout; "
         "heavy = {'redis', 'starlette', 'uvicorn', 'jinja2', 'prometheus_client', "
-        "'hypothesis', 'asyncio', 'openfeature'}; "
+        "'hypothesis', 'asyncio', 'openfeature', 'rollout.memory._transport', "
+        "'rollout.peer', 'rollout.redis'}; "
         "print(sorted(heavy & set(sys.modules)))"
     )
     result = subprocess.run(

@@ -10,7 +10,8 @@ import redis
 
 from rollout import Rollout, Store
 from rollout._core.clock import Timestamp
-from rollout._core.state import EXISTS, PERCENTAGE, USER, Register
+from rollout._core.keys import EXISTS, PERCENTAGE, USER
+from rollout._core.state import Register
 from rollout.errors import StoreError, StoreUnavailableError
 from rollout.redis import RedisStore
 from rollout.stores import open_store

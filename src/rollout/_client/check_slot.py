@@ -62,10 +62,6 @@ class CheckSlot:
                 self._wrappers = kept
                 self._rebuild()
 
-    @property
-    def wrapped(self) -> bool:
-        return bool(self._wrappers)
-
     def _rebuild(self) -> None:
         check = self._compiled
         for _, wrapper in self._wrappers:

@@ -53,7 +53,7 @@ ACTOR = "rollout.degrade"
 
 #: ``on_degrade(flag, reason)``: called after the flag was switched off.
 OnDegrade = Callable[[str, str], object]
-#: ``Rollout._write(changes, action)``: one stamped, stored, replicated write.
+#: ``WritePipeline.write(changes, action)``: one stamped, stored, replicated write.
 Writer = Callable[[Mapping[str, Mapping[str, Any]], str], None]
 
 #: ``(threshold, minimum, window, failures, callbacks)``, checked in degrade_trackers.

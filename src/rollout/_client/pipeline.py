@@ -25,8 +25,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._core.clock import HybridClock
-from .._core.history import current_context, history_key
-from .._core.keys import EXISTS
+from .._core.history import current_context
+from .._core.keys import EXISTS, history_key
 from .._core.state import Delta, Register
 from ..errors import ClockSkewError, ClosedError, StoreUnavailableError
 from .replica import Replica

@@ -405,7 +405,7 @@ class Rollout:
             raise TypeError(f"users must be an iterable of users, got {users!r}")
         return [prefix + self._user_id(user, "users item") for user in users]
 
-    # Groups ---------------------------------------------------------------------------------
+    # Groups of a flag -----------------------------------------------------------------------
 
     def activate_group(self, name: FlagName, group: FlagName) -> None:
         self._write(

@@ -27,24 +27,18 @@ from .keys import (
     EXCLUDE,
     EXISTS,
     GROUP,
-    HISTORY,
     MEMBER_PREFIXES,
     PERCENTAGE,
     RESET,
     TIME,
     USER,
-    history_key,
     split_key,
 )
-from .keys import is_history as is_history_key
 
 __all__ = [
     "DEFAULT_HISTORY_LIMIT",
-    "HISTORY",
     "HistoryEvent",
     "current_context",
-    "history_key",
-    "is_history_key",
     "write_context",
 ]
 

@@ -9,8 +9,8 @@ The keys and which watermark hides which are in :mod:`rollout._core.keys`. Two w
 registers hide older registers without naming them one by one:
 
 * ``reset`` (written by ``deactivate`` and ``delete``) hides targeting registers older than it;
-* ``data_reset`` (written by ``clear_feature_data`` and ``delete``) hides data registers older
-  than it.
+* ``data_reset`` (written by ``clear_feature_data``, ``replace_feature_data`` and ``delete``)
+  hides data registers older than it.
 
 Hidden registers can never become visible again (watermarks only move forward), so they are
 dropped: activate/deactivate cycles do not grow memory.
@@ -32,9 +32,6 @@ from typing import Any, NamedTuple
 
 from .clock import MIN_TIMESTAMP, Timestamp
 from .history import DEFAULT_HISTORY_LIMIT
-
-# The key names are re-exported (see __all__): code written before rollout._core.keys existed
-# imports them from here.
 from .keys import (
     DATA,
     DATA_RESET,
@@ -52,15 +49,6 @@ from .keys import (
 )
 
 __all__ = [
-    "DATA",
-    "DATA_RESET",
-    "EXCLUDE",
-    "EXISTS",
-    "GROUP",
-    "PERCENTAGE",
-    "RESET",
-    "TIME",
-    "USER",
     "Delta",
     "FlagState",
     "Register",

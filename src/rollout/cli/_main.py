@@ -284,8 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_serve_options(serve)
     serve.set_defaults(prepare=admin.prepare_serve)
     admin.add_history(add)
-    from . import _check_on as _cli_check_on
-    from . import _ruby as _cli_ruby
+    from . import _check_on, _ruby
 
     def add_ruby(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
         sub = add(name, help_text, handler)
@@ -293,8 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
             admin.add_actor_options(sub)
         return sub
 
-    _cli_ruby.add_commands(add_ruby)
-    _cli_check_on.add_check_on(commands)
+    _ruby.add_commands(add_ruby)
+    _check_on.add_check_on(commands)
     return parser
 
 

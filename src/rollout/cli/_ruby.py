@@ -1,7 +1,7 @@
 """``rollout import-ruby`` and ``rollout export-ruby``: copy flags from or to the Ruby gem's Redis.
 
 For a migration away from (or back to) the Ruby rollout gem 2.x, once. The gem's keys are
-``feature:__features__`` and ``feature:<name>`` (see :mod:`rollout.compat.ruby`), behind
+``feature:__features__`` and ``feature:<name>`` (see :mod:`rollout.redis.ruby`), behind
 ``<namespace>:`` when the Ruby side wraps its Redis in redis-namespace (``--ruby-namespace``).
 
 The format keeps order (Ruby arrays, the Integer ``20`` or the Float ``20.0``), our state keeps
@@ -9,7 +9,7 @@ timestamps; the two map onto each other as follows, so a record imported and exp
 comes back byte for byte:
 
 * ids, groups and data keys: in the order of their writes, then by name within one write
-  (:func:`~rollout.compat.ruby.record_from_state`); an import writes each ascending run of a
+  (:func:`~rollout.redis.ruby.record_from_state`); an import writes each ascending run of a
   record's ids (or data keys) as one write, so that order is the record's;
 * the percentage: the gem writes the Integer when its last call set it (``activate`` 100,
   ``deactivate`` and a new flag 0, ``activate_percentage(:f, 20)``), else the Float it read

@@ -2,7 +2,7 @@
 
 from .._moved import moved
 
-moved(__name__, "rollout.redis")
+moved(__name__, "rollout.redis (the mirror itself is private: use Rollout(ruby_compat=True))")
 
 from ..redis._ruby_mirror import RubyMirror  # noqa: E402
 

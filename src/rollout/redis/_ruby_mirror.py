@@ -6,7 +6,8 @@ transaction. It also keeps a copy of what it wrote in ``<namespace>:ruby:mirror`
 writer renders, because only it knows whether the percentage was just set (the gem then writes
 ``20``, and ``20.0`` on any later save).
 
-Ruby → Python: a poller (every ``poll_interval`` seconds) reads the feature list and every record
+Ruby → Python: a poller (woken at once by keyspace notifications where the server sends them,
+else every ``poll_interval`` seconds) reads the feature list and every record
 with MGET. A record that differs from the mirror copy was written by a Ruby process: the
 difference between the copy (the state Ruby started from) and the record is applied as ordinary
 writes, so a concurrent Python change to anything else is never undone. Then the record is

@@ -1,4 +1,9 @@
-"""Stores keep a replica's registers: in memory, in an SQLite file, or (later) in Redis."""
+"""Stores keep a replica's registers: in memory, in an SQLite file, or in Redis.
+
+The interface is :class:`Store` (``rollout.stores._base``); this package is the catalogue: the
+interface, the built-in stores that need nothing but the standard library, and
+:func:`open_store` for a URL. Redis's store lives in :mod:`rollout.redis` (it needs redis-py).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The pytest plugin's fixtures, re-exported by :mod:`rollout.testing` (the registered plugin).
+"""The pytest plugin (the ``rollout`` entry point): the ``flags`` fixture.
 
 Kept in its own module because it imports pytest, which the rest of ``rollout.testing`` (the
 fake clock, the conformance suites) does not need.

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from openfeature import api
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import EventDetails, ProviderEvent, ProviderEventDetails
 from openfeature.provider import FeatureProvider, ProviderStatus
 
-from openfeature import api
 from rollout import Rollout
 from rollout.openfeature import RolloutProvider
 

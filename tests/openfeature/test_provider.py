@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from openfeature import api
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
@@ -27,7 +28,6 @@ from openfeature.flag_evaluation import (
 from openfeature.hook import Hook, HookContext, HookHints
 from openfeature.provider import AbstractProvider
 
-from openfeature import api
 from rollout import Rollout
 from rollout.openfeature import ContextUser, RolloutProvider
 

@@ -79,12 +79,15 @@ class SentinelProcess:
         """The master's port as this Sentinel reports it (None while it cannot answer)."""
         client = self.client()
         try:
-            address = client.sentinel_get_master_addr_by_name(_SERVICE, return_responses=True)
+            # The raw command: redis-py's wrapper changed its signature between 5 and 6.
+            address = client.execute_command(  # type: ignore[no-untyped-call]
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", _SERVICE
+            )
         except (redis.RedisError, OSError):
             return None
         finally:
             client.close()
-        return int(address[1]) if isinstance(address, tuple) else None
+        return int(address[1]) if isinstance(address, list | tuple) and len(address) == 2 else None
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + _DEADLINE

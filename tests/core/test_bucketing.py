@@ -26,11 +26,8 @@ on its own: it holds without that file, and it covers the randomized formula the
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
 from zlib import crc32
 
 import pytest
@@ -44,6 +41,8 @@ from rollout._core.bucketing import (
     threshold,
 )
 from rollout.testing import FakeClock
+
+from ..golden import load_golden
 
 #: The percentages each row's decisions are given at, in order.
 PERCENTAGES: Final = (0.0, 0.01, 50.0, 99.99, 100.0)
@@ -393,20 +392,8 @@ def test_the_empty_id_and_flag_name() -> None:
 # Agreement with the gem's recording, where it is at hand --------------------------------------
 
 
-def _golden() -> dict[str, Any]:
-    name = "shared/golden/ruby-rollout-2.6.2.json"
-    override = os.environ.get("ROLLOUT_GOLDEN")
-    here = Path(__file__).resolve()
-    paths = [Path(override)] if override else [p / name for p in here.parents]
-    for path in paths:
-        if path.is_file():
-            loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-            return loaded
-    pytest.skip("the gem's golden file is not here (test_ruby_golden reports that)")
-
-
 def test_the_table_agrees_with_the_gem_recording() -> None:
-    golden = _golden()
+    golden = load_golden()
     at_50 = set(golden["bucketing"]["50"])
     checked = 0
     for user, _, d in DEFAULT:

@@ -8,10 +8,8 @@ services put the same users in the same percentage.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import pytest
@@ -19,30 +17,10 @@ import pytest
 from rollout import Rollout
 from rollout.testing import FakeClock
 
-GOLDEN_NAME: Final = "shared/golden/ruby-rollout-2.6.2.json"
-
-
-def find_golden() -> Path:
-    """The golden file: $ROLLOUT_GOLDEN, else ``shared/`` beside the checkout (or above it).
-
-    CI clones the repository with ``shared/`` beside it; a missing file is an error, not a
-    skip: these tests are the proof that our buckets are the gem's.
-    """
-    override = os.environ.get("ROLLOUT_GOLDEN")
-    if override:
-        return Path(override)
-    here = Path(__file__).resolve()
-    for directory in here.parents:
-        candidate = directory / GOLDEN_NAME
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"{GOLDEN_NAME} not found in any parent of {here.parent}; set ROLLOUT_GOLDEN to its path"
-    )
-
+from ..golden import find_golden, load_golden
 
 GOLDEN_PATH: Final = find_golden()
-GOLDEN: Final[dict[str, Any]] = json.loads(GOLDEN_PATH.read_text(encoding="utf-8"))
+GOLDEN: Final[dict[str, Any]] = load_golden()
 BUCKETING: Final[dict[str, list[int]]] = GOLDEN["bucketing"]
 PERCENTAGES: Final = sorted((float(pct), pct) for pct in BUCKETING)
 IDS: Final = range(1, 2001)

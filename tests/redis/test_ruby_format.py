@@ -6,12 +6,9 @@ every key and value. Replaying the same calls through our API must give the same
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import pytest
@@ -39,23 +36,9 @@ from rollout.redis.ruby import (
 )
 from rollout.testing import FakeClock
 
-GOLDEN_NAME: Final = "shared/golden/ruby-rollout-2.6.2.json"
+from ..golden import load_golden
 
-
-def find_golden() -> Path:
-    """$ROLLOUT_GOLDEN, else ``shared/`` beside the checkout or above it (as test_ruby_golden)."""
-    override = os.environ.get("ROLLOUT_GOLDEN")
-    if override:
-        return Path(override)
-    here = Path(__file__).resolve()
-    for directory in here.parents:
-        candidate = directory / GOLDEN_NAME
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"{GOLDEN_NAME} not found above {here.parent}; set ROLLOUT_GOLDEN")
-
-
-GOLDEN: Final[dict[str, Any]] = json.loads(find_golden().read_text(encoding="utf-8"))
+GOLDEN: Final[dict[str, Any]] = load_golden()
 RECORDS: Final[list[dict[str, Any]]] = GOLDEN["records"]
 #: Every distinct flag record the gem wrote.
 FLAG_RECORDS: Final = sorted(

@@ -7,10 +7,10 @@ import concurrent.futures
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["LoopThread", "abandon", "release_inherited_socket"]
+__all__ = ["LoopThread", "abandon", "open_connection", "release_inherited_socket", "start_server"]
 
 T = TypeVar("T")
 
@@ -47,6 +47,16 @@ class LoopThread:
             for task in pending:
                 task.cancel()
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        # What is not lost yet is ended here, not left for the garbage collector to find open:
+        # a connection made just as its task was cancelled (open_connection completing under a
+        # cancel, an accept racing the stop) has a transport nobody holds, and a closed one
+        # whose goodbye a slow peer never read waits for its buffer to drain, which no loop
+        # will now run. abort() ends both at once.
+        for transport in list(_OPEN_TRANSPORTS.pop(loop, ())):
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.abort()
+            else:
+                transport.close()
         # Transports close their sockets one loop turn after close(): give them the turns.
         for _ in range(3):
             loop.run_until_complete(asyncio.sleep(0))
@@ -69,6 +79,51 @@ class LoopThread:
             raise RuntimeError("the loop thread cannot stop itself")
         self.call_soon(self.loop.stop)
         self._thread.join(timeout)
+
+
+#: Per loop, the transports of the connections made through this module and not yet lost.
+_OPEN_TRANSPORTS: dict[asyncio.AbstractEventLoop, set[asyncio.BaseTransport]] = {}
+
+
+class _TrackedStreamProtocol(asyncio.StreamReaderProtocol):
+    """asyncio's stream protocol, recording its transport from made to lost (see _finish)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._tracked = transport
+        _OPEN_TRANSPORTS.setdefault(asyncio.get_running_loop(), set()).add(transport)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        tracked = getattr(self, "_tracked", None)
+        if tracked is not None:
+            _OPEN_TRANSPORTS.get(asyncio.get_running_loop(), set()).discard(tracked)
+        super().connection_lost(exc)
+
+
+async def open_connection(
+    host: str, port: int, **options: Any
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """``asyncio.open_connection``, with the transport recorded until the connection is lost."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(loop=loop)
+    protocol = _TrackedStreamProtocol(reader, loop=loop)
+    transport, _ = await loop.create_connection(lambda: protocol, host, port, **options)
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+async def start_server(
+    accept: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    host: str | None,
+    port: int,
+    **options: Any,
+) -> asyncio.Server:
+    """``asyncio.start_server``, with each accepted transport recorded until it is lost."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> _TrackedStreamProtocol:
+        return _TrackedStreamProtocol(asyncio.StreamReader(loop=loop), accept, loop=loop)
+
+    return await loop.create_server(factory, host, port, **options)
 
 
 #: The parent's loops in a forked child: never run, never closed, kept so no finaliser warns.

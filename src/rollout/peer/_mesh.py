@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from ._connection import ConnectionOwner, PeerConnection
+from ._loop import open_connection
 from ._membership import Member, Members, parse_address
 
 __all__ = ["Mesh", "MeshOwner"]
@@ -104,7 +105,7 @@ class Mesh:
                 # asyncio.timeout, not wait_for: in 3.11 a wait_for cancelled just as the
                 # connection completes drops the connected writer, and its socket leaks.
                 async with asyncio.timeout(5.0):
-                    reader, writer = await asyncio.open_connection(
+                    reader, writer = await open_connection(
                         host,
                         port,
                         ssl=self._client_ssl,

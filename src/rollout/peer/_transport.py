@@ -26,7 +26,7 @@ from .._core.state import Delta
 from ..sync._base import SyncHost, Transport
 from ._connection import PeerConnection
 from ._frames import DEFAULT_MAX_FRAME, FrameError, Kind, encode_body
-from ._loop import LoopThread, abandon, release_inherited_socket
+from ._loop import LoopThread, abandon, release_inherited_socket, start_server
 from ._membership import clock_problem, parse_address
 from ._mesh import Mesh
 
@@ -148,7 +148,7 @@ class PeerTransport(Transport):
     async def _start(self) -> None:
         if self._listen is not None:
             host, port = self._listen
-            self._server = await asyncio.start_server(self._mesh.accept, host, port, ssl=self._ssl)
+            self._server = await start_server(self._mesh.accept, host, port, ssl=self._ssl)
             bound = self._server.sockets[0].getsockname()
             shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
             self.advertised_address = f"{shown}:{bound[1]}"

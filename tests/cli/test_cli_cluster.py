@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import pytest
 
 from rollout.testing.cluster import free_port
 
-SECRET = "cli-test-secret"
+SECRET = secrets.token_urlsafe(32)
 
 
 def rollout(
@@ -82,7 +83,9 @@ def test_members_lists_the_node_with_its_state_and_clock_offset(node: str) -> No
 
 def test_a_wrong_secret_is_one_line_and_exit_status_2_and_changes_nothing(node: str) -> None:
     started = time.monotonic()
-    refused = rollout("--store", "memory://", "--peers", node, "activate", "x", secret="wrong")
+    refused = rollout(
+        "--store", "memory://", "--peers", node, "activate", "x", secret=secrets.token_urlsafe(32)
+    )
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1
     assert "did not accept this secret" in refused.stderr

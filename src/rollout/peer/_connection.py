@@ -1,9 +1,10 @@
 """One connection to a peer: the handshake, then deltas, digests, pulls, states and acks.
 
-Handshake: both sides send HELLO at once (MAC'd with the shared secret when there is one, with a
-fresh nonce each); after reading the other's HELLO both switch to per-direction session keys
-derived from the two nonces, so a recorded session cannot be replayed and a frame cannot be
-reflected back to its sender. Then each side sends a DIGEST of everything it holds; the answer
+Handshake (:mod:`rollout.peer._handshake`): fixed-size openings with a fresh nonce from each
+side, then, with a secret, a proof from the dialler and only then one from the other side; each
+side describes itself (HELLO: node id, address, members, clock) only after the peer proved the
+secret, in a frame MAC'd with the connection's own key for that direction. Then each side sends a
+DIGEST of everything it holds; the answer
 is the registers that differ (STATE) and a PULL for the ones it lacks; the final STATE is
 acknowledged with the sequence number the DIGEST carried, which tells ``wait_synced`` that the
 peer holds everything written up to it. Deltas themselves are not acknowledged (that would double
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,11 +23,24 @@ from .._core.state import Delta
 from ..errors import RolloutError
 from ._frames import (
     PROTOCOL_VERSION,
+    FrameAuthError,
     FrameError,
     FrameReader,
     FrameWriter,
     Kind,
     Message,
+    encode_body,
+)
+from ._handshake import (
+    NONCE_SIZE,
+    OPENING_SIZE,
+    PROOF_SIZE,
+    check_mode,
+    check_proof,
+    new_nonce,
+    opening,
+    proof,
+    read_opening,
     session_keys,
 )
 
@@ -39,9 +52,9 @@ __all__ = ["ConnectionOwner", "PeerConnection"]
 
 logger = logging.getLogger("rollout.sync")
 
-HANDSHAKE_TIMEOUT = 5.0
-#: A hello arrives before the peer has proved the secret: never buffer much for it.
-MAX_HELLO = 1024 * 1024
+#: A hello lists up to MAX_MEMBERS addresses (typical ones take ~20 bytes): a bound that fits
+#: them, checked before the frame is read, so no peer makes a node buffer more for one.
+MAX_HELLO = 64 * 1024
 _READ_SIZE = 256 * 1024
 
 
@@ -55,9 +68,15 @@ class ConnectionOwner(Protocol):
     # Settings, fixed for the owner's lifetime.
 
     @property
-    def secret(self) -> bytes | None:
-        """The shared secret: it MACs the hello and keys the session (None: no MACs)."""
+    def handshake_key(self) -> bytes | None:
+        """HKDF-Extract of the shared secret, which every connection's keys come from.
+
+        None: no secret, so no proofs and no MACs (loopback, or ``insecure=True``).
+        """
         ...
+
+    @property
+    def handshake_timeout(self) -> float: ...
 
     @property
     def max_frame(self) -> int: ...
@@ -95,6 +114,10 @@ class ConnectionOwner(Protocol):
     # The connection's life: opened, then registered after its handshake, then closed.
 
     def opened(self, connection: PeerConnection) -> None: ...
+
+    def handshake_ended(self, connection: PeerConnection, error: BaseException | None) -> None:
+        """The handshake completed (``error`` None) or failed; the peer is not admitted yet."""
+        ...
 
     def register(self, connection: PeerConnection) -> bool:
         """Admit a connection after its handshake; False if it must close (self, duplicate)."""
@@ -142,9 +165,9 @@ class PeerConnection:
         self.node: int | None = None
         self.advertised: str | None = None
         self.peer_label = _peer_label(writer, member)
-        secret = owner.secret
-        self._frames_out = FrameWriter(secret)
-        self._frames_in = FrameReader(secret, max_frame=owner.max_frame)
+        # Keyed once the handshake has derived this connection's keys.
+        self._frames_out = FrameWriter()
+        self._frames_in = FrameReader(max_frame=owner.max_frame)
         self.acked = -1  # the highest sequence number the peer acknowledged
         self.sync_seq: int | None = None  # the sequence number our first DIGEST carried
         self.synced = False  # the peer holds our state as of sync_seq
@@ -162,7 +185,12 @@ class PeerConnection:
         registered = False
         self.owner.opened(self)
         try:
-            await asyncio.wait_for(self._handshake(), HANDSHAKE_TIMEOUT)
+            try:
+                await asyncio.wait_for(self._handshake(), self.owner.handshake_timeout)
+            except BaseException as exc:
+                self.owner.handshake_ended(self, exc)
+                raise
+            self.owner.handshake_ended(self, None)
             registered = self.owner.register(self)
             if not registered:
                 return
@@ -189,38 +217,87 @@ class PeerConnection:
                 await asyncio.wait_for(self.writer.wait_closed(), timeout=1.0)
 
     async def _handshake(self) -> None:
+        prk = self.owner.handshake_key
+        mine = opening(new_nonce(), secret=prk is not None)
+        if self.outbound:
+            self.writer.write(mine)
+            theirs = await self.reader.readexactly(OPENING_SIZE)
+            their_nonce, their_mode = read_opening(theirs)
+        else:
+            # Not a word to a peer whose first bytes are not an opening.
+            theirs = await self.reader.readexactly(OPENING_SIZE)
+            their_nonce, their_mode = read_opening(theirs)
+            self.writer.write(mine)  # before the mode check, so the dialler can say what is wrong
+        check_mode(their_mode, secret=prk is not None)
+        if their_nonce == mine[-NONCE_SIZE:]:
+            raise FrameAuthError("the peer's nonce is ours: our own opening came back")
+        if prk is not None:
+            await self._authenticate(prk, mine, theirs)
+        # The side that proved itself first hears first who it is talking to.
+        if not self.outbound:
+            self._send_hello()
+        hello = await self._read_hello()
+        if self.outbound:
+            self._send_hello()
+        self.node = int(hello["node"], 16)
+        self.advertised = hello["addr"]
+        self.owner.heard_hello(self, hello)
+
+    async def _authenticate(self, prk: bytes, mine: bytes, theirs: bytes) -> None:
+        """Prove the secret and check the peer's proof; then key this connection's frames."""
+        initiator, responder = (mine, theirs) if self.outbound else (theirs, mine)
+        keys = session_keys(prk, initiator[-NONCE_SIZE:], responder[-NONCE_SIZE:])
+        transcript = initiator + responder
+        if self.outbound:
+            self.writer.write(proof(keys.proof_initiator, b"initiator", transcript))
+            try:
+                received = await self.reader.readexactly(PROOF_SIZE)
+            except asyncio.IncompleteReadError:
+                raise FrameAuthError(
+                    "the peer closed the connection on our proof: it has another secret"
+                ) from None
+            check_proof(keys.proof_responder, b"responder", transcript, received)
+            send, receive = keys.initiator_to_responder, keys.responder_to_initiator
+        else:
+            received = await self.reader.readexactly(PROOF_SIZE)
+            check_proof(keys.proof_initiator, b"initiator", transcript, received)
+            self.writer.write(proof(keys.proof_responder, b"responder", transcript))
+            send, receive = keys.responder_to_initiator, keys.initiator_to_responder
+        self._frames_out.rekey(send)
+        self._frames_in.rekey(receive)
+
+    def _send_hello(self) -> None:
         owner = self.owner
-        nonce = os.urandom(16)
-        self._send(
-            Kind.HELLO,
-            {
+        members = owner.member_addresses()
+        while True:
+            hello = {
                 "node": f"{owner.node_id:016x}",
                 "addr": owner.advertised_address,
                 "protocol": PROTOCOL_VERSION,
-                "members": owner.member_addresses(),
+                "members": members,
                 "clock": owner.host.physical_ms(),
-                "nonce": nonce.hex(),
-            },
-        )
-        # Read exactly one frame: the keys change right after it, so the next frame (which may
-        # already be in the same TCP segment) must not be parsed with the old key.
+            }
+            body = encode_body(Kind.HELLO, hello)
+            # Room for the MAC. Only absurdly long host names overflow: the rest of the list is
+            # learned from the peers that are told about.
+            if len(body) + 64 <= MAX_HELLO or not members:
+                break
+            members = members[: len(members) // 2]
+        self.send_body(body)
+
+    async def _read_hello(self) -> dict[str, Any]:
+        # Read exactly one frame, its size checked first: never buffer more than a hello.
         header = await self.reader.readexactly(4)
         length = int.from_bytes(header, "big")
-        if length > min(MAX_HELLO, owner.max_frame):
-            raise FrameError(f"a hello frame of {length} bytes is over the limit")
+        if length > min(MAX_HELLO, self.owner.max_frame):
+            raise FrameError(f"a hello frame of {length} bytes is over the limit {MAX_HELLO}")
         messages = self._frames_in.feed(header + await self.reader.readexactly(length))
         if len(messages) != 1 or messages[0].kind is not Kind.HELLO:
             raise FrameError("the first frame must be a hello")
         hello = messages[0].body
         if hello["protocol"] != PROTOCOL_VERSION:
             raise FrameError(f"protocol version {hello['protocol']} is not supported")
-        self.node = int(hello["node"], 16)
-        self.advertised = hello["addr"]
-        if owner.secret is not None:
-            send_key, receive_key = session_keys(owner.secret, nonce, bytes.fromhex(hello["nonce"]))
-            self._frames_out.rekey(send_key)
-            self._frames_in.rekey(receive_key)
-        owner.heard_hello(self, hello)
+        return hello
 
     # Sending ----------------------------------------------------------------------------------
 

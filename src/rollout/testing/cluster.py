@@ -311,6 +311,7 @@ def _serve(options: argparse.Namespace) -> int:
     from ..peer._transport import PeerTransport
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _raise_open_file_limit()
     offset = options.clock_offset_ms
     peers = [p for p in options.peers.split(",") if p]
     transport = None
@@ -352,6 +353,16 @@ def _serve(options: argparse.Namespace) -> int:
             return 0
     flags.close()
     return 0
+
+
+def _raise_open_file_limit() -> None:
+    """Up to the hard limit: tests open a thousand connections to a node on purpose."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _run(flags: Any, seen: dict[str, int], op: str, args: list[Any], kwargs: Any) -> Any:

@@ -733,6 +733,36 @@ def test_tls_replicas_replicate_and_a_plain_client_gets_nothing(
         assert a.features() == ["secret-flag"]
 
 
+def test_mutual_tls_admits_only_peers_with_a_client_certificate(
+    certificate: tuple[Path, Path],
+) -> None:
+    cert, key = certificate  # one self-signed certificate, trusted as its own authority
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    server.verify_mode = ssl.CERT_REQUIRED
+    server.load_verify_locations(cafile=str(cert))
+    client = ssl.create_default_context(cafile=str(cert))
+    client.load_cert_chain(cert, key)
+    mutual: dict[str, Any] = {"secret": SECRET, "ssl": server, "client_ssl": client}
+    with Rollout(listen="127.0.0.1:0", **mutual) as a:
+        a.activate_user("mtls-flag", "alice")
+        with Rollout(listen="127.0.0.1:0", peers=[address_of(a)], **mutual) as b:
+            eventually(lambda: b.active("mtls-flag", "alice"), what="b gets a's state over mTLS")
+        # It trusts a's certificate and knows the secret, but has no client certificate.
+        anonymous = ssl.create_default_context(cafile=str(cert))
+        without: dict[str, Any] = {"secret": SECRET, "ssl": server, "client_ssl": anonymous}
+        with Rollout(listen="127.0.0.1:0", peers=[address_of(a)], **without) as c:
+
+            def dial_ended() -> str:
+                member = next(m for m in c.members() if m["address"] == address_of(a))
+                state: str = member["state"]
+                return "" if state == "connecting" else state
+
+            assert eventually(dial_ended, what="c's first dial to a ends") == "down"
+            assert c.features() == []
+            assert a.stats()["sync"]["peers_connected"] == 0
+
+
 # A stuck peer and callbacks on the replication thread -------------------------------------------
 
 

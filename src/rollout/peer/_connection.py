@@ -23,7 +23,6 @@ from .._core.state import Delta
 from ..errors import RolloutError
 from ._frames import (
     PROTOCOL_VERSION,
-    FrameAuthError,
     FrameError,
     FrameReader,
     FrameWriter,
@@ -31,18 +30,7 @@ from ._frames import (
     Message,
     encode_body,
 )
-from ._handshake import (
-    NONCE_SIZE,
-    OPENING_SIZE,
-    PROOF_SIZE,
-    check_mode,
-    check_proof,
-    new_nonce,
-    opening,
-    proof,
-    read_opening,
-    session_keys,
-)
+from ._handshake import authenticate
 
 if TYPE_CHECKING:
     from ..sync._base import SyncHost
@@ -217,22 +205,12 @@ class PeerConnection:
                 await asyncio.wait_for(self.writer.wait_closed(), timeout=1.0)
 
     async def _handshake(self) -> None:
-        prk = self.owner.handshake_key
-        mine = opening(new_nonce(), secret=prk is not None)
-        if self.outbound:
-            self.writer.write(mine)
-            theirs = await self.reader.readexactly(OPENING_SIZE)
-            their_nonce, their_mode = read_opening(theirs)
-        else:
-            # Not a word to a peer whose first bytes are not an opening.
-            theirs = await self.reader.readexactly(OPENING_SIZE)
-            their_nonce, their_mode = read_opening(theirs)
-            self.writer.write(mine)  # before the mode check, so the dialler can say what is wrong
-        check_mode(their_mode, secret=prk is not None)
-        if their_nonce == mine[-NONCE_SIZE:]:
-            raise FrameAuthError("the peer's nonce is ours: our own opening came back")
-        if prk is not None:
-            await self._authenticate(prk, mine, theirs)
+        keys = await authenticate(
+            self.reader, self.writer, self.owner.handshake_key, outbound=self.outbound
+        )
+        if keys is not None:
+            self._frames_out.rekey(keys[0])
+            self._frames_in.rekey(keys[1])
         # The side that proved itself first hears first who it is talking to.
         if not self.outbound:
             self._send_hello()
@@ -242,29 +220,6 @@ class PeerConnection:
         self.node = int(hello["node"], 16)
         self.advertised = hello["addr"]
         self.owner.heard_hello(self, hello)
-
-    async def _authenticate(self, prk: bytes, mine: bytes, theirs: bytes) -> None:
-        """Prove the secret and check the peer's proof; then key this connection's frames."""
-        initiator, responder = (mine, theirs) if self.outbound else (theirs, mine)
-        keys = session_keys(prk, initiator[-NONCE_SIZE:], responder[-NONCE_SIZE:])
-        transcript = initiator + responder
-        if self.outbound:
-            self.writer.write(proof(keys.proof_initiator, b"initiator", transcript))
-            try:
-                received = await self.reader.readexactly(PROOF_SIZE)
-            except asyncio.IncompleteReadError:
-                raise FrameAuthError(
-                    "the peer closed the connection on our proof: it has another secret"
-                ) from None
-            check_proof(keys.proof_responder, b"responder", transcript, received)
-            send, receive = keys.initiator_to_responder, keys.responder_to_initiator
-        else:
-            received = await self.reader.readexactly(PROOF_SIZE)
-            check_proof(keys.proof_initiator, b"initiator", transcript, received)
-            self.writer.write(proof(keys.proof_responder, b"responder", transcript))
-            send, receive = keys.responder_to_initiator, keys.initiator_to_responder
-        self._frames_out.rekey(send)
-        self._frames_in.rekey(receive)
 
     def _send_hello(self) -> None:
         owner = self.owner

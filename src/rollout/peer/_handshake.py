@@ -24,11 +24,13 @@ A stranger who connects learns the magic and a random nonce, and gets no MAC to 
 against; a passive recorder sees proof_I, which a guess of the secret can be checked against
 offline, so secrets must carry at least 128 bits of entropy (:mod:`rollout.peer._secret`).
 Without a secret (loopback, or ``insecure=True``) the openings are exchanged with mode 0 and
-there are no proofs and no MACs. Pure: the connection does the I/O.
+there are no proofs and no MACs. Steps 1-4 up to the proofs are :func:`authenticate`; the
+HELLOs are the connection's (:mod:`rollout.peer._connection`). Everything else here is pure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -41,6 +43,7 @@ __all__ = [
     "OPENING_SIZE",
     "PROOF_SIZE",
     "SessionKeys",
+    "authenticate",
     "check_mode",
     "check_proof",
     "hkdf_expand",
@@ -146,3 +149,50 @@ def check_proof(key: bytes, role: bytes, transcript: bytes, received: bytes) -> 
     """Constant-time comparison; FrameAuthError if the peer does not know the secret."""
     if not hmac.compare_digest(proof(key, role, transcript), received):
         raise FrameAuthError(f"the {role.decode()}'s proof is wrong: the peer has another secret")
+
+
+async def authenticate(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    prk: bytes | None,
+    *,
+    outbound: bool,
+) -> tuple[bytes, bytes] | None:
+    """Steps 1-4 on one connection: ``(key for frames sent, key for frames received)``.
+
+    None without a secret (``prk`` None: openings only). Every read is of a fixed size, so a
+    peer that has not proved the secret never makes this side buffer more than an opening and
+    a proof. FrameError (FrameAuthError for a wrong secret) ends the connection.
+    """
+    mine = opening(new_nonce(), secret=prk is not None)
+    if outbound:
+        writer.write(mine)
+        theirs = await reader.readexactly(OPENING_SIZE)
+        their_nonce, their_mode = read_opening(theirs)
+    else:
+        # Not a word to a peer whose first bytes are not an opening.
+        theirs = await reader.readexactly(OPENING_SIZE)
+        their_nonce, their_mode = read_opening(theirs)
+        writer.write(mine)  # before the mode check, so the dialler can say what is wrong
+    check_mode(their_mode, secret=prk is not None)
+    if their_nonce == mine[-NONCE_SIZE:]:
+        raise FrameAuthError("the peer's nonce is ours: our own opening came back")
+    if prk is None:
+        return None
+    initiator, responder = (mine, theirs) if outbound else (theirs, mine)
+    keys = session_keys(prk, initiator[-NONCE_SIZE:], responder[-NONCE_SIZE:])
+    transcript = initiator + responder
+    if outbound:
+        writer.write(proof(keys.proof_initiator, b"initiator", transcript))
+        try:
+            received = await reader.readexactly(PROOF_SIZE)
+        except asyncio.IncompleteReadError:
+            raise FrameAuthError(
+                "the peer closed the connection on our proof: it has another secret"
+            ) from None
+        check_proof(keys.proof_responder, b"responder", transcript, received)
+        return keys.initiator_to_responder, keys.responder_to_initiator
+    received = await reader.readexactly(PROOF_SIZE)
+    check_proof(keys.proof_initiator, b"initiator", transcript, received)
+    writer.write(proof(keys.proof_responder, b"responder", transcript))
+    return keys.responder_to_initiator, keys.initiator_to_responder

@@ -94,6 +94,26 @@ def test_a_wrong_secret_is_one_line_and_exit_status_2_and_changes_nothing(node: 
     assert json.loads(listed.stdout) == []
 
 
+def test_a_weak_secret_is_refused_before_anything_is_sent(node: str) -> None:
+    refused = rollout("--store", "memory://", "--peers", node, "activate", "x", secret="hunter2")
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1
+    assert "secret is too weak" in refused.stderr
+    assert "rollout secret" in refused.stderr  # says how to make a good one
+    assert "hunter2" not in refused.stderr
+    listed = rollout("--store", "memory://", "--peers", node, "--json", "list")
+    assert json.loads(listed.stdout) == []
+
+
+def test_rollout_secret_makes_secrets_the_cluster_accepts(node: str) -> None:
+    made = rollout("secret", secret=None)
+    assert made.returncode == 0
+    assert made.stdout.strip() != SECRET
+    # A fresh secret is strong enough to be used, and is not the cluster's: refused by peers.
+    wrong = rollout("--store", "memory://", "--peers", node, "list", secret=made.stdout.strip())
+    assert "did not accept this secret" in wrong.stderr
+
+
 def test_an_unreachable_peer_is_one_line_and_exit_status_2() -> None:
     dead = f"127.0.0.1:{free_port()}"
     result = rollout("--store", "memory://", "--peers", dead, "list")

@@ -156,7 +156,11 @@ class PeerTransport(Transport):
     async def _start(self) -> None:
         if self._listen is not None:
             host, port = self._listen
-            self._server = await start_server(self._mesh.accept, host, port, ssl=self._ssl)
+            # A stranger's TLS handshake is bounded like ours (asyncio's default is 60 s).
+            tls = {"ssl": self._ssl, "ssl_handshake_timeout": self.handshake_timeout}
+            self._server = await start_server(
+                self._mesh.accept, host, port, **(tls if self._ssl else {})
+            )
             bound = self._server.sockets[0].getsockname()
             shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
             self.advertised_address = f"{shown}:{bound[1]}"

@@ -771,11 +771,13 @@ def test_a_stranger_stalling_in_the_tls_handshake_is_closed_at_the_handshake_tim
     server.load_cert_chain(cert, key)
     # asyncio would wait 60 s for a TLS handshake; the node waits its own handshake_timeout.
     transport = peer_transport(ssl=server, handshake_timeout=1.0)
-    with Rollout(transport=transport) as node:
-        with socket.create_connection(_split(address_of(node)), timeout=WAIT) as stranger:
-            stranger.settimeout(WAIT)
-            with contextlib.suppress(ConnectionError):
-                assert stranger.recv(65536) == b""  # closed, not a byte sent
+    with (
+        Rollout(transport=transport) as node,
+        socket.create_connection(_split(address_of(node)), timeout=WAIT) as stranger,
+    ):
+        stranger.settimeout(WAIT)
+        with contextlib.suppress(ConnectionError):
+            assert stranger.recv(65536) == b""  # closed, not a byte sent
 
 
 # A stuck peer and callbacks on the replication thread -------------------------------------------

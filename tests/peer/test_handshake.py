@@ -276,3 +276,26 @@ def test_the_same_secret_connects_and_a_stranger_over_the_caps_is_closed_at_once
         with Rollout(transport=_transport(secret, peers=[a.stats()["sync"]["address"]])) as b:
             a.activate("shared")
             eventually(lambda: b.active("shared"), what="b connects once the slots are free")
+
+
+def test_a_hello_over_its_cap_leaves_members_out_and_the_peer_still_connects() -> None:
+    secret = new_secret()
+    transport = _transport(secret)
+    with Rollout(transport=transport) as a:
+        # 400 members of ~255-character names: a 100 KB list, over the 64 KiB a hello may take.
+        names = [f"{'h' * 240}{i:04d}.example:7946" for i in range(400)]
+
+        # Reached into: there is no public way to make a node know 400 members. The member
+        # table belongs to the replication thread, so the learning runs there.
+        async def learn() -> None:
+            for name in names:
+                transport._mesh.members.learn(name)
+
+        assert transport._loop is not None
+        transport._loop.submit(learn()).result(timeout=10)
+        address = a.stats()["sync"]["address"]
+        a.activate("shared")
+        peer = _transport(secret, peers=[address], learn_members=False)
+        with Rollout(transport=peer) as b:
+            eventually(lambda: b.active("shared"), what="b accepts a's trimmed hello")
+            assert b.stats()["sync"]["frames_rejected_format"] == 0

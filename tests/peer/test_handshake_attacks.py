@@ -284,5 +284,9 @@ def test_a_thousand_stalled_and_a_thousand_garbage_connections(tmp_path: Path) -
         assert stats["handshakes_failed"] > 0
         assert stats["peers_connected"] == 2
         growth_mib = (peak - before) / 1024
-        print(f"target RSS: {before / 1024:.1f} MiB before, peak growth {growth_mib:.1f} MiB")
+        print(
+            f"target RSS: {before / 1024:.1f} MiB before, peak growth {growth_mib:.1f} MiB; "
+            f"handshakes refused {stats['handshakes_refused']}, "
+            f"failed {stats['handshakes_failed']}"
+        )
         assert growth_mib < 20, f"RSS grew by {growth_mib:.1f} MiB"

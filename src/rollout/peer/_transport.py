@@ -300,7 +300,7 @@ class PeerTransport(Transport):
 
     def handshake_ended(self, connection: PeerConnection, error: BaseException | None) -> None:
         self._mesh.handshake_ended(connection)
-        if error is not None:
+        if error is not None and not isinstance(error, asyncio.CancelledError):  # not a shutdown
             self._counters["handshakes_failed"] += 1
             logger.debug("handshake with %s failed: %r", connection, error)
 

@@ -4,8 +4,9 @@ Progress goes to stderr. The run always exits 0 when it could measure: a missed 
 reported as MISS, never raised (benchmarks report, tests assert).
 
 ``BENCH_ONLY=cluster`` (a comma-separated list of sections: checks, writes, memory, cluster,
-redis, openfeature, degrade, http) runs only those; the default is all of them. The Targets
-table needs checks, writes and memory; only a run of every section rewrites bench/results.md.
+handshake, redis, openfeature, degrade, http) runs only those; the default is all of them. The
+Targets table needs checks, writes and memory; only a run of every section rewrites
+bench/results.md.
 The redis section is skipped, with the reason, when no Redis answers at ``BENCH_REDIS_URL``
 (default redis://127.0.0.1:6379/0).
 """
@@ -21,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import degrade_bench, http_bench, openfeature_bench
+from . import degrade_bench, handshake_bench, http_bench, openfeature_bench
 from ._timing import REPEAT
 from .checks import measure_checks
 from .cluster import measure_cluster
@@ -41,7 +42,17 @@ from .report import (
 from .writes import measure_writes
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
-SECTIONS = ("checks", "writes", "memory", "cluster", "redis", "openfeature", "degrade", "http")
+SECTIONS = (
+    "checks",
+    "writes",
+    "memory",
+    "cluster",
+    "handshake",
+    "redis",
+    "openfeature",
+    "degrade",
+    "http",
+)
 
 _DISTRIBUTIONS = (
     "rollout",
@@ -116,6 +127,7 @@ def main() -> None:
         tables += redis_tables(measure_redis())
     # Each of these modules runs alone too: `python -m bench.<module>`.
     for section, module, what in (
+        ("handshake", handshake_bench, "the peer handshake"),
         ("openfeature", openfeature_bench, "the OpenFeature provider"),
         ("degrade", degrade_bench, "degrade"),
         ("http", http_bench, "the HTTP API with wrk"),

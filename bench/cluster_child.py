@@ -221,7 +221,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--store", default="memory://")
     parser.add_argument("--listen", default="")
     parser.add_argument("--peers", default="")
-    parser.add_argument("--secret", default="bench-secret")
+    parser.add_argument("--secret", required=True)
     parser.add_argument("--catch-up", type=int, default=0)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--channel", default="rollout-bench")

@@ -3,6 +3,7 @@ refusals, its clean stop, and joining a cluster."""
 
 from __future__ import annotations
 
+import secrets
 import signal
 import socket
 import threading
@@ -113,7 +114,7 @@ def test_an_address_in_use_is_one_line_and_status_2(tmp_path: Path) -> None:
 def test_with_listen_it_is_a_cluster_node_and_http_writes_reach_its_peers(
     tmp_path: Path,
 ) -> None:
-    secret = "cluster-secret"
+    secret = secrets.token_urlsafe(32)
     peer_address = f"127.0.0.1:{free_port()}"
     env = clean_env(ROLLOUT_TOKEN=TOKEN, ROLLOUT_SECRET=secret)
     args = ("--listen", peer_address, "--http", "127.0.0.1:0")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import pytest
 
 from rollout.testing.cluster import free_port
 
-SECRET = "cli-test-secret"
+SECRET = secrets.token_urlsafe(32)
 
 
 def rollout(
@@ -82,13 +83,35 @@ def test_members_lists_the_node_with_its_state_and_clock_offset(node: str) -> No
 
 def test_a_wrong_secret_is_one_line_and_exit_status_2_and_changes_nothing(node: str) -> None:
     started = time.monotonic()
-    refused = rollout("--store", "memory://", "--peers", node, "activate", "x", secret="wrong")
+    refused = rollout(
+        "--store", "memory://", "--peers", node, "activate", "x", secret=secrets.token_urlsafe(32)
+    )
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1
     assert "did not accept this secret" in refused.stderr
     assert time.monotonic() - started < 20  # reported without waiting for every retry
     listed = rollout("--store", "memory://", "--peers", node, "--json", "list")
     assert json.loads(listed.stdout) == []
+
+
+def test_a_weak_secret_is_refused_before_anything_is_sent(node: str) -> None:
+    refused = rollout("--store", "memory://", "--peers", node, "activate", "x", secret="hunter2")
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1
+    assert "secret is too weak" in refused.stderr
+    assert "rollout secret" in refused.stderr  # says how to make a good one
+    assert "hunter2" not in refused.stderr
+    listed = rollout("--store", "memory://", "--peers", node, "--json", "list")
+    assert json.loads(listed.stdout) == []
+
+
+def test_rollout_secret_makes_secrets_the_cluster_accepts(node: str) -> None:
+    made = rollout("secret", secret=None)
+    assert made.returncode == 0
+    assert made.stdout.strip() != SECRET
+    # A fresh secret is strong enough to be used, and is not the cluster's: refused by peers.
+    wrong = rollout("--store", "memory://", "--peers", node, "list", secret=made.stdout.strip())
+    assert "did not accept this secret" in wrong.stderr
 
 
 def test_an_unreachable_peer_is_one_line_and_exit_status_2() -> None:

@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import hashlib
-import hmac
-import json
 import os
+import secrets
 import shutil
 import socket
 import ssl
@@ -36,9 +34,10 @@ from rollout.testing import eventually
 from rollout.testing.cluster import Cluster, Node, NodeError, free_port
 from rollout.testing.proxy import LinkTable
 
+from . import wire
 from .rounds import all_rise
 
-SECRET = "test-secret"  # what testing_cluster.Node uses by default
+SECRET = testing_cluster.DEFAULT_SECRET  # what testing_cluster.Node uses by default
 FAST = 0.2  # anti-entropy interval: quick convergence after faults
 WAIT = 20.0  # upper bound on every liveness wait; the happy path never gets near it
 
@@ -298,7 +297,7 @@ def test_a_partition_with_writes_on_both_sides_heals_to_one_state(tmp_path: Path
         assert "left-only" in state
 
 
-@pytest.mark.parametrize("secret", ["not-the-secret", None])
+@pytest.mark.parametrize("secret", [secrets.token_urlsafe(32), None])
 def test_a_node_with_the_wrong_secret_gets_no_state_and_changes_none(
     tmp_path: Path, secret: str | None
 ) -> None:
@@ -355,46 +354,9 @@ def _split(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed early")
-        data += chunk
-    return data
-
-
-def _frame(key: bytes | None, counter: int, body: bytes) -> bytes:
-    """The wire format of _frames.py, written out independently of its FrameWriter."""
-    mac = b"" if key is None else _hmac(key, counter, body)
-    return (len(body) + len(mac)).to_bytes(4, "big") + body + mac
-
-
-def _hmac(key: bytes, counter: int, body: bytes) -> bytes:
-    return hmac.new(key, counter.to_bytes(8, "big") + body, hashlib.sha256).digest()
-
-
-def _hello(nonce: bytes) -> bytes:
-    payload: dict[str, Any] = {
-        "node": os.urandom(8).hex(),
-        "addr": None,
-        "protocol": 1,
-        "members": [],
-        "clock": time.time_ns() // 1_000_000,
-        "nonce": nonce.hex(),
-    }
-    return bytes((1, 1)) + json.dumps(payload, separators=(",", ":")).encode()
-
-
 def _handshake(sock: socket.socket, secret: bytes) -> bytes:
-    """Be a peer that knows the secret; return the key for the frames it sends next."""
-    nonce = os.urandom(16)
-    sock.sendall(_frame(secret, 0, _hello(nonce)))
-    length = int.from_bytes(_recv_exactly(sock, 4), "big")
-    body = _recv_exactly(sock, length)[:-32]
-    their_nonce = bytes.fromhex(json.loads(body[2:])["nonce"])
-    return hmac.new(secret, b"rollout/1 " + nonce + their_nonce, hashlib.sha256).digest()
+    """Be a peer that knows the secret; return the key for the frames it sends next (from 1)."""
+    return wire.dial(sock, secret).send_key
 
 
 def _drain_until_closed(sock: socket.socket, timeout: float = 10.0) -> None:
@@ -417,7 +379,7 @@ oversized = st.tuples(
     ),
     st.just(-1),
 )
-truncated_hello = st.tuples(st.just("hello"), st.just(b""), st.integers(0, 200))
+truncated_opening = st.tuples(st.just("opening"), st.just(b""), st.integers(0, 80))
 # After a real handshake: frames MAC'd with the right session key but bad inside (any version,
 # any kind, payload not JSON or not the kind's schema), possibly cut short.
 authenticated = st.tuples(
@@ -453,11 +415,11 @@ def _attack(address: str, secret: bytes, attack: Attack) -> None:
         try:
             if how == "raw":
                 sock.sendall(data)
-            elif how == "hello":
-                sock.sendall(_frame(secret, 0, _hello(os.urandom(16)))[:cut])
+            elif how == "opening":  # and a proof that is wrong, both possibly cut short
+                sock.sendall((wire.opening(os.urandom(32)) + os.urandom(32))[:cut])
             else:
                 key = _handshake(sock, secret)
-                frame = _frame(key, 0, data)
+                frame = wire.frame(key, 1, data)
                 sock.sendall(frame if cut < 0 else frame[:cut])
             sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
@@ -481,10 +443,10 @@ def test_garbage_oversized_and_truncated_frames_leave_a_node_running_and_correct
             database=None,
             suppress_health_check=[HealthCheck.too_slow],
         )
-        @given(st.one_of(raw_bytes, oversized, truncated_hello, authenticated))
+        @given(st.one_of(raw_bytes, oversized, truncated_opening, authenticated))
         @example(("raw", (2**32 - 1).to_bytes(4, "big") + b"x" * 64, -1))
         @example(("raw", b"\x00\x00\x00\x01\x01", -1))
-        @example(("hello", b"", 10))
+        @example(("opening", b"", 10))
         @example(("after-handshake", b"\x01\x02not json", -1))
         @example(("after-handshake", b"\x01\x03" + b"{}" * 100, 40))
         def barrage(attack: Attack) -> None:
@@ -674,7 +636,8 @@ def test_close_also_closes_connections_still_in_their_handshake() -> None:
     flags = Rollout(transport=peer_transport())
     try:
         with socket.create_connection(_split(address_of(flags)), timeout=5.0) as stranger:
-            _recv_exactly(stranger, 4)  # the node's hello is on its way: it has accepted us
+            stranger.sendall(wire.opening(os.urandom(32)))
+            wire.recv_exactly(stranger, wire.OPENING_SIZE)  # the node has accepted us
             flags.close()
             stranger.settimeout(5.0)
             try:
@@ -698,7 +661,7 @@ def test_listening_beyond_loopback_without_a_secret_is_refused() -> None:
     assert "0.0.0.0:0" in str(refused.value)
     with Rollout(listen="0.0.0.0:0", insecure=True) as open_to_all:
         assert open_to_all.stats()["sync"]["address"] is not None
-    with Rollout(listen="0.0.0.0:0", secret="s3cret") as guarded:
+    with Rollout(listen="0.0.0.0:0", secret=secrets.token_urlsafe(32)) as guarded:
         assert guarded.stats()["sync"]["address"] is not None
 
 
@@ -760,7 +723,7 @@ def test_tls_replicas_replicate_and_a_plain_client_gets_nothing(
             assert plain.stats()["sync"]["peers_connected"] == 0
         with socket.create_connection(_split(address_of(a)), timeout=10.0) as sock:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                sock.sendall(_frame(SECRET.encode(), 0, _hello(os.urandom(16))))
+                sock.sendall(wire.opening(os.urandom(32)))
             received = b""
             with contextlib.suppress(ConnectionError):
                 while chunk := sock.recv(65536):
@@ -768,6 +731,53 @@ def test_tls_replicas_replicate_and_a_plain_client_gets_nothing(
         assert b"secret-flag" not in received
         assert b"alice" not in received
         assert a.features() == ["secret-flag"]
+
+
+def test_mutual_tls_admits_only_peers_with_a_client_certificate(
+    certificate: tuple[Path, Path],
+) -> None:
+    cert, key = certificate  # one self-signed certificate, trusted as its own authority
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    server.verify_mode = ssl.CERT_REQUIRED
+    server.load_verify_locations(cafile=str(cert))
+    client = ssl.create_default_context(cafile=str(cert))
+    client.load_cert_chain(cert, key)
+    mutual: dict[str, Any] = {"secret": SECRET, "ssl": server, "client_ssl": client}
+    with Rollout(listen="127.0.0.1:0", **mutual) as a:
+        a.activate_user("mtls-flag", "alice")
+        with Rollout(listen="127.0.0.1:0", peers=[address_of(a)], **mutual) as b:
+            eventually(lambda: b.active("mtls-flag", "alice"), what="b gets a's state over mTLS")
+        # It trusts a's certificate and knows the secret, but has no client certificate.
+        anonymous = ssl.create_default_context(cafile=str(cert))
+        without: dict[str, Any] = {"secret": SECRET, "ssl": server, "client_ssl": anonymous}
+        with Rollout(listen="127.0.0.1:0", peers=[address_of(a)], **without) as c:
+
+            def dial_ended() -> str:
+                member = next(m for m in c.members() if m["address"] == address_of(a))
+                state: str = member["state"]
+                return "" if state == "connecting" else state
+
+            assert eventually(dial_ended, what="c's first dial to a ends") == "down"
+            assert c.features() == []
+            assert a.stats()["sync"]["peers_connected"] == 0
+
+
+def test_a_stranger_stalling_in_the_tls_handshake_is_closed_at_the_handshake_time_out(
+    certificate: tuple[Path, Path],
+) -> None:
+    cert, key = certificate
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    # asyncio would wait 60 s for a TLS handshake; the node waits its own handshake_timeout.
+    transport = peer_transport(ssl=server, handshake_timeout=1.0)
+    with (
+        Rollout(transport=transport) as node,
+        socket.create_connection(_split(address_of(node)), timeout=WAIT) as stranger,
+    ):
+        stranger.settimeout(WAIT)
+        with contextlib.suppress(ConnectionError):
+            assert stranger.recv(65536) == b""  # closed, not a byte sent
 
 
 # A stuck peer and callbacks on the replication thread -------------------------------------------

@@ -24,14 +24,11 @@ from rollout.peer._frames import (
     Kind,
     Message,
     encode_body,
-    session_keys,
 )
 
 SECRET = b"cluster secret"
 KEYS = [None, SECRET]
 NODE = "0123456789abcdef"
-NONCE = "00112233445566778899aabbccddeeff"
-OTHER_NONCE = "ffeeddccbbaa99887766554433221100"
 
 
 def make_delta() -> Delta:
@@ -59,7 +56,6 @@ VALID: dict[Kind, tuple[dict[str, Any], Delta | None]] = {
             "protocol": 1,
             "members": ["[::1]:7946", "node-2.example.com:7946", "10.0.0.3:0"],
             "clock": 1_700_000_000_000,
-            "nonce": NONCE,
         },
         None,
     ),
@@ -215,8 +211,9 @@ def test_a_length_too_short_for_a_body_raises(key: bytes | None) -> None:
 
 
 def test_unknown_version_and_kind_raise() -> None:
-    with pytest.raises(FrameError, match="version 2"):
-        FrameReader().feed(raw_frame(Kind.BYE, {}, version=2))
+    for version in (1, 3):  # 1: rollout 0.2 and older
+        with pytest.raises(FrameError, match=f"version {version}"):
+            FrameReader().feed(raw_frame(Kind.BYE, {}, version=version))
     with pytest.raises(FrameError, match="kind 8"):
         FrameReader().feed(raw_frame(8, {}))
     with pytest.raises(FrameError, match="kind 0"):
@@ -293,90 +290,6 @@ def test_frames_cannot_be_reordered() -> None:
         FrameReader(SECRET).feed(second + first)
 
 
-class Side:
-    """One end of a connection running the handshake the peer transport uses."""
-
-    def __init__(self, secret: bytes | None, nonce: str) -> None:
-        self.secret, self.nonce = secret, nonce
-        self.writer, self.reader = FrameWriter(secret), FrameReader(secret)
-
-    def hello(self) -> bytes:
-        body = dict(VALID[Kind.HELLO][0], nonce=self.nonce)
-        return self.writer.frame(Kind.HELLO, body)
-
-    def receive_hello(self, frame: bytes) -> None:
-        [message] = self.reader.feed(frame)
-        assert message.kind is Kind.HELLO
-        if self.secret is not None:
-            send, receive = session_keys(
-                self.secret, bytes.fromhex(self.nonce), bytes.fromhex(message.body["nonce"])
-            )
-            self.writer.rekey(send)
-            self.reader.rekey(receive)
-
-
-def handshake(secret: bytes | None) -> tuple[Side, Side]:
-    a, b = Side(secret, NONCE), Side(secret, OTHER_NONCE)
-    a_hello, b_hello = a.hello(), b.hello()
-    a.receive_hello(b_hello)
-    b.receive_hello(a_hello)
-    return a, b
-
-
-@pytest.mark.parametrize("secret", KEYS)
-def test_the_handshake_then_traffic_both_ways(secret: bytes | None) -> None:
-    a, b = handshake(secret)
-    for _ in range(3):
-        assert b.reader.feed(a.writer.frame(Kind.DELTA, {"seq": 1}, delta=DELTA)) == [
-            Message(Kind.DELTA, {"seq": 1}, DELTA)
-        ]
-        assert a.reader.feed(b.writer.frame(Kind.ACK, {"seq": 1})) == [
-            Message(Kind.ACK, {"seq": 1})
-        ]
-
-
-def test_a_frame_reflected_back_to_its_sender_fails() -> None:
-    a, _ = handshake(SECRET)
-    frame = a.writer.frame(Kind.ACK, {"seq": 1})
-    with pytest.raises(FrameError, match="MAC"):
-        a.reader.feed(frame)
-
-
-def test_a_reflected_hello_is_refused() -> None:
-    a = Side(SECRET, NONCE)
-    with pytest.raises(FrameError, match="reflected"):
-        a.receive_hello(a.hello())
-
-
-def test_a_handshake_with_the_wrong_secret_fails() -> None:
-    a, b = Side(SECRET, NONCE), Side(b"another secret", OTHER_NONCE)
-    with pytest.raises(FrameError, match="MAC"):
-        a.receive_hello(b.hello())
-
-
-def test_session_keys_are_direction_specific() -> None:
-    mine, theirs = bytes(range(16)), bytes(range(16, 32))
-    send, receive = session_keys(SECRET, mine, theirs)
-    assert send != receive
-    assert session_keys(SECRET, theirs, mine) == (receive, send)
-    assert session_keys(b"other", mine, theirs) != (send, receive)
-    assert send == hmac.new(SECRET, b"rollout/1 " + mine + theirs, hashlib.sha256).digest()
-
-
-@pytest.mark.parametrize(
-    ("args", "error"),
-    [
-        ((b"", bytes(16), bytes(range(16))), ValueError),
-        ((SECRET, bytes(8), bytes(range(8))), ValueError),
-        ((SECRET, bytes(16), bytes(range(17))), ValueError),
-        (("secret", bytes(16), bytes(range(16))), TypeError),
-    ],
-)
-def test_session_keys_check_their_arguments(args: Any, error: type[Exception]) -> None:
-    with pytest.raises(error):
-        session_keys(*args)
-
-
 def test_keys_are_checked() -> None:
     with pytest.raises(TypeError, match="key"):
         FrameWriter("secret")  # type: ignore[arg-type]
@@ -439,9 +352,6 @@ INVALID: list[tuple[str, Kind, object]] = [
     ("clock negative", Kind.HELLO, payload(Kind.HELLO, clock=-1)),
     ("clock bool", Kind.HELLO, payload(Kind.HELLO, clock=False)),
     ("clock over int64", Kind.HELLO, payload(Kind.HELLO, clock=2**63)),
-    ("nonce short", Kind.HELLO, payload(Kind.HELLO, nonce=NONCE[:-1])),
-    ("nonce not hex", Kind.HELLO, payload(Kind.HELLO, nonce="g" * 32)),
-    ("nonce null", Kind.HELLO, payload(Kind.HELLO, nonce=None)),
     ("delta missing seq", Kind.DELTA, without(Kind.DELTA, "seq")),
     ("delta missing flags", Kind.DELTA, without(Kind.DELTA, "flags")),
     ("delta extra key", Kind.DELTA, payload(Kind.DELTA, names=[])),
@@ -528,7 +438,7 @@ def test_encoding_checks_the_delta_and_its_presence() -> None:
     with pytest.raises(ValueError, match="JSON"):
         encode_body(Kind.DELTA, {"seq": 1}, unserialisable)
     with pytest.raises(ValueError, match="encode_body"):
-        FrameWriter().frame_body(b"\x02\x07{}")
+        FrameWriter().frame_body(b"\x09\x07{}")  # not our protocol version
 
 
 # --- arbitrary input -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import pytest
 
 from rollout.testing.cluster import Node, free_port
 
-SECRET = "gunicorn-test-secret"
+SECRET = secrets.token_urlsafe(32)
 WORKERS = 3
 WAIT = 30.0  # starting gunicorn and meeting every worker; never approached when healthy
 PROPAGATION = 15.0  # for the flip to reach every worker

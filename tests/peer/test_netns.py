@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from rollout.testing.cluster import Node
 
 from .rounds import all_rise
 
-SECRET = "netns-test-secret"
+SECRET = secrets.token_urlsafe(32)
 PORT = 7470
 WAIT = 30.0  # upper bound on every wait; the happy path never gets near it
 

@@ -10,6 +10,7 @@ from rollout import Rollout
 from rollout.peer import PeerTransport
 from rollout.sync import Transport
 from rollout.testing import PartitionConformance, TransportConformance
+from rollout.testing.cluster import DEFAULT_SECRET as SECRET
 from rollout.testing.cluster import free_port
 from rollout.testing.proxy import LinkTable
 
@@ -23,7 +24,7 @@ class TestPeerTransport(TransportConformance):
             PeerTransport(
                 listen=address,
                 peers=[a for a in addresses if a != address],
-                secret="conformance",
+                secret=SECRET,
                 anti_entropy_interval=0.2,
             )
             for address in addresses
@@ -55,7 +56,7 @@ class TestPeerTransportThroughProxies(PartitionConformance):
             PeerTransport(
                 listen=f"127.0.0.1:{ports[name]}",
                 peers=[links.address(name, later) for later in self.names[i + 1 :]],
-                secret="conformance",
+                secret=SECRET,
                 anti_entropy_interval=0.2,
                 learn_members=False,  # a learned address would bypass the proxies
             )

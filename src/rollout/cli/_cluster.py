@@ -19,6 +19,7 @@ __all__ = [
     "PEERS_ENV",
     "SECRET_ENV",
     "add_cluster_options",
+    "add_secret_command",
     "cluster_options",
     "cmd_members",
     "join",
@@ -50,6 +51,20 @@ def add_cluster_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         default=argparse.SUPPRESS if suppress else False,
         help="allow listening on a non-loopback address without a secret",
     )
+
+
+def add_secret_command(commands: Any) -> None:
+    """``rollout secret``: print a fresh secret for a cluster (no store, no network)."""
+    help_text = "print a new random secret for --secret / $ROLLOUT_SECRET (256 bits)"
+    sub = commands.add_parser("secret", help=help_text, description=help_text)
+    sub.set_defaults(standalone=_cmd_secret)
+
+
+def _cmd_secret(_args: argparse.Namespace) -> int:
+    from ..peer._secret import new_secret
+
+    print(new_secret())
+    return 0
 
 
 def cluster_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """One connection to a peer: the handshake, then deltas, digests, pulls, states and acks.
 
-Handshake: both sides send HELLO at once (MAC'd with the shared secret when there is one, with a
-fresh nonce each); after reading the other's HELLO both switch to per-direction session keys
-derived from the two nonces, so a recorded session cannot be replayed and a frame cannot be
-reflected back to its sender. Then each side sends a DIGEST of everything it holds; the answer
+Handshake (:mod:`rollout.peer._handshake`): fixed-size openings with a fresh nonce from each
+side, then, with a secret, a proof from the dialler and only then one from the other side; each
+side describes itself (HELLO: node id, address, members, clock) only after the peer proved the
+secret, in a frame MAC'd with the connection's own key for that direction. Then each side sends a
+DIGEST of everything it holds; the answer
 is the registers that differ (STATE) and a PULL for the ones it lacks; the final STATE is
 acknowledged with the sequence number the DIGEST carried, which tells ``wait_synced`` that the
 peer holds everything written up to it. Deltas themselves are not acknowledged (that would double
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,8 +28,9 @@ from ._frames import (
     FrameWriter,
     Kind,
     Message,
-    session_keys,
+    encode_body,
 )
+from ._handshake import authenticate
 
 if TYPE_CHECKING:
     from ..sync._base import SyncHost
@@ -39,9 +40,9 @@ __all__ = ["ConnectionOwner", "PeerConnection"]
 
 logger = logging.getLogger("rollout.sync")
 
-HANDSHAKE_TIMEOUT = 5.0
-#: A hello arrives before the peer has proved the secret: never buffer much for it.
-MAX_HELLO = 1024 * 1024
+#: A hello lists up to MAX_MEMBERS addresses (typical ones take ~20 bytes): a bound that fits
+#: them, checked before the frame is read, so no peer makes a node buffer more for one.
+MAX_HELLO = 64 * 1024
 _READ_SIZE = 256 * 1024
 
 
@@ -55,9 +56,15 @@ class ConnectionOwner(Protocol):
     # Settings, fixed for the owner's lifetime.
 
     @property
-    def secret(self) -> bytes | None:
-        """The shared secret: it MACs the hello and keys the session (None: no MACs)."""
+    def handshake_key(self) -> bytes | None:
+        """HKDF-Extract of the shared secret, which every connection's keys come from.
+
+        None: no secret, so no proofs and no MACs (loopback, or ``insecure=True``).
+        """
         ...
+
+    @property
+    def handshake_timeout(self) -> float: ...
 
     @property
     def max_frame(self) -> int: ...
@@ -95,6 +102,10 @@ class ConnectionOwner(Protocol):
     # The connection's life: opened, then registered after its handshake, then closed.
 
     def opened(self, connection: PeerConnection) -> None: ...
+
+    def handshake_ended(self, connection: PeerConnection, error: BaseException | None) -> None:
+        """The handshake completed (``error`` None) or failed; the peer is not admitted yet."""
+        ...
 
     def register(self, connection: PeerConnection) -> bool:
         """Admit a connection after its handshake; False if it must close (self, duplicate)."""
@@ -142,9 +153,9 @@ class PeerConnection:
         self.node: int | None = None
         self.advertised: str | None = None
         self.peer_label = _peer_label(writer, member)
-        secret = owner.secret
-        self._frames_out = FrameWriter(secret)
-        self._frames_in = FrameReader(secret, max_frame=owner.max_frame)
+        # Keyed once the handshake has derived this connection's keys.
+        self._frames_out = FrameWriter()
+        self._frames_in = FrameReader(max_frame=owner.max_frame)
         self.acked = -1  # the highest sequence number the peer acknowledged
         self.sync_seq: int | None = None  # the sequence number our first DIGEST carried
         self.synced = False  # the peer holds our state as of sync_seq
@@ -162,7 +173,12 @@ class PeerConnection:
         registered = False
         self.owner.opened(self)
         try:
-            await asyncio.wait_for(self._handshake(), HANDSHAKE_TIMEOUT)
+            try:
+                await asyncio.wait_for(self._handshake(), self.owner.handshake_timeout)
+            except BaseException as exc:
+                self.owner.handshake_ended(self, exc)
+                raise
+            self.owner.handshake_ended(self, None)
             registered = self.owner.register(self)
             if not registered:
                 return
@@ -189,38 +205,54 @@ class PeerConnection:
                 await asyncio.wait_for(self.writer.wait_closed(), timeout=1.0)
 
     async def _handshake(self) -> None:
+        keys = await authenticate(
+            self.reader, self.writer, self.owner.handshake_key, outbound=self.outbound
+        )
+        if keys is not None:
+            self._frames_out.rekey(keys[0])
+            self._frames_in.rekey(keys[1])
+        # The side that proved itself first hears first who it is talking to.
+        if not self.outbound:
+            self._send_hello()
+        hello = await self._read_hello()
+        if self.outbound:
+            self._send_hello()
+        self.node = int(hello["node"], 16)
+        self.advertised = hello["addr"]
+        self.owner.heard_hello(self, hello)
+
+    def _send_hello(self) -> None:
         owner = self.owner
-        nonce = os.urandom(16)
-        self._send(
-            Kind.HELLO,
-            {
+        members = owner.member_addresses()
+        while True:
+            hello = {
                 "node": f"{owner.node_id:016x}",
                 "addr": owner.advertised_address,
                 "protocol": PROTOCOL_VERSION,
-                "members": owner.member_addresses(),
+                "members": members,
                 "clock": owner.host.physical_ms(),
-                "nonce": nonce.hex(),
-            },
-        )
-        # Read exactly one frame: the keys change right after it, so the next frame (which may
-        # already be in the same TCP segment) must not be parsed with the old key.
+            }
+            body = encode_body(Kind.HELLO, hello)
+            # Room for the MAC. Only absurdly long host names overflow: the rest of the list is
+            # learned from the peers that are told about.
+            if len(body) + 64 <= MAX_HELLO or not members:
+                break
+            members = members[: len(members) // 2]
+        self.send_body(body)
+
+    async def _read_hello(self) -> dict[str, Any]:
+        # Read exactly one frame, its size checked first: never buffer more than a hello.
         header = await self.reader.readexactly(4)
         length = int.from_bytes(header, "big")
-        if length > min(MAX_HELLO, owner.max_frame):
-            raise FrameError(f"a hello frame of {length} bytes is over the limit")
+        if length > min(MAX_HELLO, self.owner.max_frame):
+            raise FrameError(f"a hello frame of {length} bytes is over the limit {MAX_HELLO}")
         messages = self._frames_in.feed(header + await self.reader.readexactly(length))
         if len(messages) != 1 or messages[0].kind is not Kind.HELLO:
             raise FrameError("the first frame must be a hello")
         hello = messages[0].body
         if hello["protocol"] != PROTOCOL_VERSION:
             raise FrameError(f"protocol version {hello['protocol']} is not supported")
-        self.node = int(hello["node"], 16)
-        self.advertised = hello["addr"]
-        if owner.secret is not None:
-            send_key, receive_key = session_keys(owner.secret, nonce, bytes.fromhex(hello["nonce"]))
-            self._frames_out.rekey(send_key)
-            self._frames_in.rekey(receive_key)
-        owner.heard_hello(self, hello)
+        return hello
 
     # Sending ----------------------------------------------------------------------------------
 

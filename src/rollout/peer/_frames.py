@@ -7,8 +7,9 @@
     mac   := HMAC-SHA256(key, counter:u64 big-endian || body)   (only when there is a key)
 
 The MAC covers a per-direction frame counter, so a frame replayed on the same connection fails
-(the counter has moved), and :func:`session_keys` makes the two directions use different keys, so
-a frame reflected back to its sender fails too.
+(the counter has moved); the handshake (:mod:`rollout.peer._handshake`) gives each connection and
+each direction its own key, so a frame replayed on another connection or reflected back to its
+sender fails too.
 
 Pure (no I/O): a transport feeds received bytes to a :class:`FrameReader` and sends what a
 :class:`FrameWriter` returns. Payloads are checked strictly on the way in (they come from the
@@ -31,16 +32,16 @@ from ._messages import SCHEMAS, Kind, Message, SchemaError, check_keys
 __all__ = [
     "DEFAULT_MAX_FRAME",
     "PROTOCOL_VERSION",
+    "FrameAuthError",
     "FrameError",
     "FrameReader",
     "FrameWriter",
     "Kind",
     "Message",
     "encode_body",
-    "session_keys",
 ]
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 DEFAULT_MAX_FRAME: Final = 64 * 1024 * 1024
 
 _MAC_SIZE: Final = hashlib.sha256().digest_size
@@ -54,6 +55,10 @@ class FrameError(RolloutError):
     Raised for a frame that is too long, has an unknown version or kind, fails its MAC, or
     carries a payload that is not valid JSON or does not match its kind's schema.
     """
+
+
+class FrameAuthError(FrameError):
+    """The peer failed to prove the shared secret: a wrong MAC or proof, or no secret at all."""
 
 
 def _reject_constant(constant: str) -> Any:
@@ -217,7 +222,7 @@ class FrameReader(_Direction):
         counter = self._counter
         self._counter += 1
         if self._key is not None and not hmac.compare_digest(_mac(self._key, counter, body), mac):
-            raise FrameError(f"frame {counter} fails its MAC (wrong key, tampered or replayed)")
+            raise FrameAuthError(f"frame {counter} fails its MAC (wrong key, tampered or replayed)")
         version, raw_kind = body[0], body[1]
         if version != PROTOCOL_VERSION:
             raise FrameError(f"protocol version {version} is not supported ({PROTOCOL_VERSION})")
@@ -233,32 +238,3 @@ class FrameReader(_Direction):
             return _decode_payload(kind, text)
         except SchemaError as exc:
             raise FrameError(f"{kind.name} frame: {exc}") from None
-
-
-def session_keys(secret: bytes, my_nonce: bytes, their_nonce: bytes) -> tuple[bytes, bytes]:
-    """``(key for frames I send, key for frames I receive)`` after the HELLO exchange.
-
-    Fresh nonces give every connection new keys, so frames recorded on one cannot be replayed on
-    another; the order of the nonces makes each direction's key different, so a frame reflected
-    back to its sender fails. Equal nonces mean our own HELLO came back to us: FrameError.
-    """
-    for value, argument in (
-        (secret, "secret"),
-        (my_nonce, "my_nonce"),
-        (their_nonce, "their_nonce"),
-    ):
-        if not isinstance(value, bytes):
-            raise TypeError(f"{argument} must be bytes, got {type(value).__name__}")
-    if not secret:
-        raise ValueError("secret must not be empty")
-    if len(my_nonce) < 16 or len(their_nonce) != len(my_nonce):
-        # Equal lengths keep the concatenation unambiguous.
-        raise ValueError(
-            f"nonces must be at least 16 bytes and equally long, got {len(my_nonce)} "
-            f"and {len(their_nonce)}"
-        )
-    if hmac.compare_digest(my_nonce, their_nonce):
-        raise FrameError("the peer's nonce is ours: our own HELLO was reflected back")
-    send = hmac.new(secret, b"rollout/1 " + my_nonce + their_nonce, hashlib.sha256).digest()
-    receive = hmac.new(secret, b"rollout/1 " + their_nonce + my_nonce, hashlib.sha256).digest()
-    return send, receive

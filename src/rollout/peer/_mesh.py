@@ -15,6 +15,7 @@ import ssl as ssl_module
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
+from ._admission import HandshakeGate
 from ._connection import ConnectionOwner, PeerConnection
 from ._loop import open_connection
 from ._membership import Member, Members, parse_address
@@ -52,6 +53,7 @@ class Mesh:
         member_timeout: float,
         learn: bool,
         client_ssl: ssl_module.SSLContext | None,
+        gate: HandshakeGate,
     ) -> None:
         self._owner = owner
         self._learn = learn
@@ -66,6 +68,10 @@ class Mesh:
         # closed, and must not be cancelled (asyncio's stream server logs that as an error).
         self._handlers: set[asyncio.Task[None]] = set()
         self._reconnect: dict[int, asyncio.Event] = {}
+        self._gate = gate
+        #: Accepted connections still in their handshake, and the source address whose slot
+        #: each holds.
+        self._gated: dict[PeerConnection, str] = {}
 
     def member_addresses(self) -> list[str]:
         return self.members.addresses() if self._learn else []
@@ -86,11 +92,22 @@ class Mesh:
         if self._owner.closing:  # accepted just as the transport shuts down: nobody will run it
             writer.close()
             return
+        source = _source_address(writer)
+        if not self._gate.admit(source):
+            # A stranger over a cap costs nothing more: no task, no buffer, not a byte sent.
+            self._owner.count("handshakes_refused")
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         if task is not None:  # so close() can wait for it
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
-        await PeerConnection(self._owner, reader, writer, outbound=False).run()
+        connection = PeerConnection(self._owner, reader, writer, outbound=False)
+        self._gated[connection] = source
+        try:
+            await connection.run()
+        finally:
+            self.handshake_ended(connection)  # if run() ended before its handshake did
 
     async def _dial(self, member: Member) -> None:
         while not self._owner.closing and self.members.by_address.get(member.address) is member:
@@ -155,6 +172,12 @@ class Mesh:
     def closed(self, connection: PeerConnection) -> None:
         self._open.discard(connection)
 
+    def handshake_ended(self, connection: PeerConnection) -> None:
+        """Free the handshake slot an accepted connection held (a no-op for the others)."""
+        source = self._gated.pop(connection, None)
+        if source is not None:
+            self._gate.release(source)
+
     def register(self, connection: PeerConnection) -> bool:
         """Admit a connection after its handshake; False if it must close (self, duplicate)."""
         node = connection.node
@@ -216,3 +239,9 @@ class Mesh:
             for connection in list(self._open):  # opened during the shutdown
                 connection.close()
             await asyncio.sleep(0)  # let the goodbyes reach the sockets
+
+
+def _source_address(writer: asyncio.StreamWriter) -> str:
+    """The host part of the peer's address: the per-address cap counts hosts, not ports."""
+    peer = writer.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer)

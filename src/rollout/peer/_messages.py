@@ -24,7 +24,7 @@ MAX_MEMBERS: Final = 1000
 # Counters and clocks go to peers written in any language: keep them in a signed 64-bit integer.
 _MAX_INT: Final = 2**63 - 1
 _NODE = re.compile(r"[0-9a-f]{16}")
-_HEX32 = re.compile(r"[0-9a-f]{32}")  # nonces and digests
+_HEX32 = re.compile(r"[0-9a-f]{32}")  # digests
 _PORT = re.compile(r"[0-9]{1,5}")
 
 
@@ -113,7 +113,6 @@ def _check_hello(body: Mapping[str, Any]) -> None:
     for member in members:
         _address(member, "a member")
     _integer(body, "clock")
-    _hex(body["nonce"], _HEX32, "'nonce'")
 
 
 def _check_digest(body: Mapping[str, Any]) -> None:
@@ -146,7 +145,7 @@ def _check_pull(body: Mapping[str, Any]) -> None:
         _name(name, "a name in 'names'")
 
 
-_HELLO_KEYS = frozenset({"node", "addr", "protocol", "members", "clock", "nonce"})
+_HELLO_KEYS = frozenset({"node", "addr", "protocol", "members", "clock"})
 # kind -> (keys besides "flags", has flags, check). DELTA and STATE carry flags as a Delta.
 SCHEMAS: Final[dict[Kind, tuple[frozenset[str], bool, Callable[[Mapping[str, Any]], None]]]] = {
     Kind.HELLO: (_HELLO_KEYS, False, _check_hello),

@@ -24,11 +24,14 @@ from typing import Any
 
 from .._core.state import Delta
 from ..sync._base import SyncHost, Transport
+from ._admission import HandshakeGate
 from ._connection import PeerConnection
-from ._frames import DEFAULT_MAX_FRAME, FrameError, Kind, encode_body
+from ._frames import DEFAULT_MAX_FRAME, FrameAuthError, FrameError, Kind, encode_body
+from ._handshake import transport_key
 from ._loop import LoopThread, abandon, release_inherited_socket, start_server
 from ._membership import clock_problem, parse_address
 from ._mesh import Mesh
+from ._secret import check_secret
 
 __all__ = ["PeerTransport"]
 
@@ -45,6 +48,8 @@ _COUNTERS = (
     "frames_rejected_format",
     "slow_peers_dropped",
     "connections_opened",
+    "handshakes_failed",
+    "handshakes_refused",
 )
 
 
@@ -75,6 +80,9 @@ class PeerTransport(Transport):
         max_frame: int = DEFAULT_MAX_FRAME,
         send_buffer_limit: int = 32 * 1024 * 1024,
         stall_timeout: float = 10.0,
+        handshake_timeout: float = 3.0,
+        max_handshakes: int = 128,
+        max_handshakes_per_address: int = 32,
     ) -> None:
         if isinstance(peers, str):
             raise TypeError(f"peers must be a list of 'host:port' strings, got {peers!r}")
@@ -82,12 +90,7 @@ class PeerTransport(Transport):
         for address in self._seeds:
             parse_address(address, "peers item")
         self._listen = parse_address(listen, "listen") if listen is not None else None
-        if isinstance(secret, str):
-            secret = secret.encode()
-        if secret is not None and not isinstance(secret, bytes):
-            raise TypeError(f"secret must be str or bytes, got {type(secret).__name__}")
-        if secret is not None and not secret:
-            raise ValueError("secret must not be empty")
+        secret = check_secret(secret)
         if self._listen and secret is None and not insecure and not _is_loopback(self._listen[0]):
             raise ValueError(
                 f"listen={listen!r} is not a loopback address and no secret is set: anyone who "
@@ -97,10 +100,14 @@ class PeerTransport(Transport):
             ("member_timeout", member_timeout),
             ("anti_entropy_interval", anti_entropy_interval),
             ("stall_timeout", stall_timeout),
+            ("handshake_timeout", handshake_timeout),
         ):
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-        self.secret: bytes | None = secret
+        #: HKDF-Extract of the secret: the raw secret is not kept, and never keys a MAC.
+        self.handshake_key: bytes | None = None if secret is None else transport_key(secret)
+        self.handshake_timeout = handshake_timeout
+        self._gate_limits = (max_handshakes, max_handshakes_per_address)
         self._ssl, self._client_ssl = ssl, client_ssl
         self._member_timeout = member_timeout
         self._interval = anti_entropy_interval
@@ -125,6 +132,7 @@ class PeerTransport(Transport):
             member_timeout=self._member_timeout,
             learn=self._learn,
             client_ssl=self._client_ssl,
+            gate=HandshakeGate(total=self._gate_limits[0], per_address=self._gate_limits[1]),
         )
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self._skew: str | None = None
@@ -148,7 +156,11 @@ class PeerTransport(Transport):
     async def _start(self) -> None:
         if self._listen is not None:
             host, port = self._listen
-            self._server = await start_server(self._mesh.accept, host, port, ssl=self._ssl)
+            # A stranger's TLS handshake is bounded like ours (asyncio's default is 60 s).
+            tls = {"ssl": self._ssl, "ssl_handshake_timeout": self.handshake_timeout}
+            self._server = await start_server(
+                self._mesh.accept, host, port, **(tls if self._ssl else {})
+            )
             bound = self._server.sockets[0].getsockname()
             shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
             self.advertised_address = f"{shown}:{bound[1]}"
@@ -286,6 +298,12 @@ class PeerTransport(Transport):
     def opened(self, connection: PeerConnection) -> None:
         self._mesh.opened(connection)
 
+    def handshake_ended(self, connection: PeerConnection, error: BaseException | None) -> None:
+        self._mesh.handshake_ended(connection)
+        if error is not None and not isinstance(error, asyncio.CancelledError):  # not a shutdown
+            self._counters["handshakes_failed"] += 1
+            logger.debug("handshake with %s failed: %r", connection, error)
+
     def register(self, connection: PeerConnection) -> bool:
         return self._mesh.register(connection)
 
@@ -314,7 +332,8 @@ class PeerTransport(Transport):
         self._counters[counter] += 1
 
     def reject_frame(self, connection: PeerConnection, error: FrameError) -> None:
-        kind = "frames_rejected_auth" if "MAC" in str(error) else "frames_rejected_format"
+        auth = isinstance(error, FrameAuthError)
+        kind = "frames_rejected_auth" if auth else "frames_rejected_format"
         self._counters[kind] += 1
         logger.warning("closing connection to %s: %s", connection, error)
 

@@ -22,6 +22,7 @@ import json
 import os
 import queue
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -33,9 +34,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["Cluster", "Node", "NodeError", "free_port", "wait_converged"]
+__all__ = ["DEFAULT_SECRET", "Cluster", "Node", "NodeError", "free_port", "wait_converged"]
 
 _READY_TIMEOUT = 30.0
+#: The secret every :class:`Node` uses unless told otherwise: strong (weak ones are refused),
+#: and fresh for each test process.
+DEFAULT_SECRET = secrets.token_urlsafe(32)
 
 
 class NodeError(Exception):
@@ -82,7 +86,7 @@ class Node:
         directory: Path,
         *,
         peers: Sequence[str] = (),
-        secret: str | None = "test-secret",
+        secret: str | None = DEFAULT_SECRET,
         learn_members: bool = True,
         clock_offset_ms: int = 0,
         anti_entropy_interval: float = 1.0,
@@ -307,6 +311,7 @@ def _serve(options: argparse.Namespace) -> int:
     from ..peer._transport import PeerTransport
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _raise_open_file_limit()
     offset = options.clock_offset_ms
     peers = [p for p in options.peers.split(",") if p]
     transport = None
@@ -348,6 +353,16 @@ def _serve(options: argparse.Namespace) -> int:
             return 0
     flags.close()
     return 0
+
+
+def _raise_open_file_limit() -> None:
+    """Up to the hard limit: tests open a thousand connections to a node on purpose."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _run(flags: Any, seen: dict[str, int], op: str, args: list[Any], kwargs: Any) -> Any:

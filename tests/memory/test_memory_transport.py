@@ -407,6 +407,8 @@ class _Recorder:
             "replicated",
             "digests",
             "merge_remote",
+            "merge_from_peer",
+            "check_clock_step",
             "set_clock_skew",
         }
     )

@@ -74,6 +74,8 @@ class _Message:
     #: DIGEST: the sender's wall clock, and when (time.monotonic()) it was read.
     clock_ms: int = 0
     sent_at: float = 0.0
+    #: ACK: how many registers of that exchange the receiver refused (quarantined).
+    refused: int = 0
 
 
 class Hub(Protocol):
@@ -147,6 +149,8 @@ class MemoryTransport(Transport):
         #: write up to that one. Keyed by transport object: a restart under the same name is a
         #: new member that has acknowledged nothing yet.
         self._acked: dict[MemoryTransport, int] = {}
+        #: Per member: the highest sequence number it acknowledged with registers refused.
+        self._refused_at: dict[MemoryTransport, int] = {}
         self._last_sync: dict[MemoryTransport, float] = {}
         #: Per member: its wall clock minus ours, in ms, from its latest DIGEST.
         self._offsets: dict[MemoryTransport, int] = {}
@@ -198,6 +202,8 @@ class MemoryTransport(Transport):
                 now = time.monotonic()
                 if now >= deadline or on_delivery_thread or not self._joined:
                     return False
+                if any(at >= target for at in self._refused_at.values()):
+                    return False  # a member refused registers this covers: waiting won't help
                 if now >= ask_at:
                     # Acks come only from digest exchanges: start one with every member that
                     # has not acknowledged `target` yet, and again every interval, since a
@@ -209,7 +215,11 @@ class MemoryTransport(Transport):
 
     def _is_synced(self, target: int, peers: int | None) -> bool:
         members = self._network._members(self)
-        done = sum(1 for m in members if self._acked.get(m, -1) >= target)
+        done = sum(
+            1
+            for m in members
+            if self._acked.get(m, -1) >= target and self._refused_at.get(m, -1) < target
+        )
         return done >= (len(members) if peers is None else peers)
 
     def stats(self) -> dict[str, Any]:
@@ -271,6 +281,7 @@ class MemoryTransport(Transport):
             self._closed = True
             for other in network._members(self):  # it has left: nobody waits for it
                 other._acked.pop(self, None)
+                other._refused_at.pop(self, None)
                 other._last_sync.pop(self, None)
                 other._offsets.pop(self, None)
             self._detach()
@@ -285,6 +296,7 @@ class MemoryTransport(Transport):
         self._joined = False
         self._inbox.clear()
         self._acked.clear()
+        self._refused_at.clear()
         self._last_sync.clear()
         self._offsets.clear()
         self._next_round = float("inf")
@@ -328,6 +340,7 @@ class MemoryTransport(Transport):
         if members:
             self._send_digest(random.choice(members))
         self._check_clock()
+        self._replica.check_clock_step()
 
     def _send_digest(self, to: MemoryTransport) -> None:
         host = self._replica
@@ -372,29 +385,31 @@ class MemoryTransport(Transport):
             self._send_to(sender, _Message("state", self, seq, payload=payload), "states_sent")
         elif message.kind == "state":
             self._count("states_received")
-            if self._merge(message.payload) and seq is not None:
-                self._send_to(sender, _Message("ack", self, seq))
+            refused = self._merge(message.payload)
+            if refused is not None and seq is not None:
+                self._send_to(sender, _Message("ack", self, seq, refused=refused))
         else:  # "ack": the sender holds every write of ours up to seq
             assert seq is not None
             with self._network._lock:
                 self._counters["acks_received"] += 1
                 self._acked[sender] = max(self._acked.get(sender, -1), seq)
+                if message.refused:
+                    self._refused_at[sender] = max(self._refused_at.get(sender, -1), seq)
                 self._last_sync[sender] = time.time()
                 self._network._progress.notify_all()
 
-    def _merge(self, payload: bytes) -> bool:
-        """Merge registers from a member; False (and so no ack) if the replica refused them."""
+    def _merge(self, payload: bytes) -> int | None:
+        """Merge registers from a member: how many were refused (quarantined), or None (and so
+        no ack) if the replica could not store them."""
         try:
             delta = decode(payload)
-            if delta:
-                self._replica.merge_remote(delta)
+            return self._replica.merge_from_peer(delta) if delta else 0
         except RolloutError as exc:
             # Not acknowledged, so the sender does not count it as delivered; anti-entropy
             # offers it again.
             self._count("merge_errors")
             logger.warning("memory transport %r could not merge registers: %s", self.name, exc)
-            return False
-        return True
+            return None
 
     def _heard_clock(self, sender: MemoryTransport, message: _Message) -> None:
         # Their clock now: as read when sent, plus the time the message spent queued (one

@@ -146,6 +146,7 @@ class PeerConnection:
         self._frames_out = FrameWriter(secret)
         self._frames_in = FrameReader(secret, max_frame=owner.max_frame)
         self.acked = -1  # the highest sequence number the peer acknowledged
+        self.refused_at = -1  # the highest one it acknowledged with registers refused
         self.sync_seq: int | None = None  # the sequence number our first DIGEST carried
         self.synced = False  # the peer holds our state as of sync_seq
         self.closed = False
@@ -291,11 +292,16 @@ class PeerConnection:
             owner.count("states_sent")
         elif kind is Kind.STATE:
             owner.count("states_received")
-            if self._merge(message.delta) and body["seq"] is not None:
-                self._send(Kind.ACK, {"seq": body["seq"]})
+            refused = self._merge(message.delta)
+            if refused is not None and body["seq"] is not None:
+                self._send(Kind.ACK, {"seq": body["seq"], "refused": refused})
         elif kind is Kind.ACK:
             seq = body["seq"]
             self.acked = max(self.acked, seq)
+            if body["refused"]:
+                # The peer holds our state as of seq except registers it refused (stamped too
+                # far ahead of its clock): wait_synced must not call that delivered.
+                self.refused_at = max(self.refused_at, seq)
             if seq == self.sync_seq:
                 self.synced = True
             if self.member is not None:
@@ -321,18 +327,18 @@ class PeerConnection:
             Kind.PULL, {"seq": body["seq"], "names": sorted(n for n in differ if n in theirs)}
         )
 
-    def _merge(self, delta: Delta | None) -> bool:
-        """Merge a peer's registers; False (and no ack) if this replica could not store them."""
+    def _merge(self, delta: Delta | None) -> int | None:
+        """Merge a peer's registers: how many were refused (quarantined), or None (and no ack)
+        if this replica could not store them."""
         if not delta:
-            return True
+            return 0
         try:
-            self.owner.host.merge_remote(delta)
+            return self.owner.host.merge_from_peer(delta)
         except RolloutError as exc:
             # Not acknowledged, so the peer does not count it as delivered; anti-entropy
             # offers it again.
             logger.warning("could not merge registers from %s: %s", self, exc)
-            return False
-        return True
+            return None
 
     # Closing ----------------------------------------------------------------------------------
 

@@ -146,6 +146,11 @@ def _check_pull(body: Mapping[str, Any]) -> None:
         _name(name, "a name in 'names'")
 
 
+def _check_ack(body: Mapping[str, Any]) -> None:
+    _integer(body, "seq")
+    _integer(body, "refused")
+
+
 _HELLO_KEYS = frozenset({"node", "addr", "protocol", "members", "clock", "nonce"})
 # kind -> (keys besides "flags", has flags, check). DELTA and STATE carry flags as a Delta.
 SCHEMAS: Final[dict[Kind, tuple[frozenset[str], bool, Callable[[Mapping[str, Any]], None]]]] = {
@@ -154,7 +159,8 @@ SCHEMAS: Final[dict[Kind, tuple[frozenset[str], bool, Callable[[Mapping[str, Any
     Kind.DIGEST: (frozenset({"seq", "clock", "digests"}), False, _check_digest),
     Kind.PULL: (frozenset({"seq", "names"}), False, _check_pull),
     Kind.STATE: (frozenset({"seq"}), True, lambda body: _integer(body, "seq", null=True)),
-    Kind.ACK: (frozenset({"seq"}), False, lambda body: _integer(body, "seq")),
+    # refused: how many registers of that exchange the peer refused (held in its quarantine).
+    Kind.ACK: (frozenset({"seq", "refused"}), False, _check_ack),
     Kind.BYE: (frozenset(), False, lambda _body: None),
 }
 

@@ -236,6 +236,7 @@ class PeerTransport(Transport):
             for connection in connections:
                 connection.check_stalled()
             self._check_clock()
+            self.host.check_clock_step()
 
     def _check_clock(self) -> None:
         self._skew = clock_problem(
@@ -252,7 +253,7 @@ class PeerTransport(Transport):
         with self._synced:
             while not self._is_synced(target, peers):
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._loop is None:
+                if remaining <= 0 or self._loop is None or self._refused(target):
                     return False
                 self._synced.wait(min(remaining, 0.1))
         return True
@@ -264,10 +265,17 @@ class PeerTransport(Transport):
             if connection.acked < target:
                 connection.send_digest()
 
+    def _refused(self, target: int) -> bool:
+        """A peer answered an exchange covering ``target`` with registers refused: they will
+        not get there by waiting (they stay refused until an operator resolves them)."""
+        return any(c.refused_at >= target for c in list(self._mesh.connections.values()))
+
     def _is_synced(self, target: int, peers: int | None) -> bool:
         mesh = self._mesh
         connections = list(mesh.connections.values())
-        done = sum(1 for c in connections if c.synced and c.acked >= target)
+        done = sum(
+            1 for c in connections if c.synced and c.acked >= target and c.refused_at < target
+        )
         if peers is not None:
             return done >= peers
         known: set[int | str] = {

@@ -11,7 +11,8 @@ line. Tests and benchmarks use it to make real sockets between real processes::
 Commands are the ``Rollout`` methods (``node.call("activate_user", "chat", 42)``) plus
 ``get`` (a flag's ``to_dict()``), ``state`` (every flag's ``to_dict()``), ``export`` (text),
 ``stats``, ``members``, ``wait_synced``, ``watch`` / ``seen`` (monotonic time at which a flag first
-became active, for latency measurements), and ``exit``.
+became active, for latency measurements), ``quarantined`` (as dicts), ``set_clock_offset`` (move
+the node's wall clock by that many ms from the real one, at once: an NTP step), and ``exit``.
 """
 
 from __future__ import annotations
@@ -307,7 +308,8 @@ def _serve(options: argparse.Namespace) -> int:
     from ..peer._transport import PeerTransport
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    offset = options.clock_offset_ms
+    # A list, so `set_clock_offset` can step the running node's clock (as NTP would).
+    offset = [options.clock_offset_ms]
     peers = [p for p in options.peers.split(",") if p]
     transport = None
     if options.listen or peers:
@@ -320,7 +322,7 @@ def _serve(options: argparse.Namespace) -> int:
         )
     flags = Rollout(
         options.store,
-        clock=(lambda: system_clock_ms() + offset) if offset else None,
+        clock=lambda: system_clock_ms() + offset[0],
         transport=transport,
     )
     seen: dict[str, int] = {}
@@ -339,7 +341,11 @@ def _serve(options: argparse.Namespace) -> int:
         command = json.loads(line)
         op, args, kwargs = command["op"], command["args"], command["kwargs"]
         try:
-            result = _run(flags, seen, op, args, kwargs)
+            if op == "set_clock_offset":
+                offset[0] = int(args[0])
+                result = None
+            else:
+                result = _run(flags, seen, op, args, kwargs)
         except Exception as exc:  # reported to the test, which decides
             _answer({"error": type(exc).__name__, "message": str(exc)})
             continue
@@ -362,6 +368,8 @@ def _run(flags: Any, seen: dict[str, int], op: str, args: list[Any], kwargs: Any
         return flags.export().decode()
     if op == "merge":
         return sorted(flags.merge(args[0].encode()))
+    if op == "quarantined":
+        return [entry.to_dict() for entry in flags.quarantined(*args)]
     if op == "seen":
         return seen.get(args[0])
     if not op.startswith("_") and callable(getattr(flags, op, None)):

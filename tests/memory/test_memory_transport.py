@@ -471,7 +471,7 @@ def test_the_host_is_reached_only_through_sync_host_from_the_delivery_thread(
         assert recorder.misused == []
         assert recorder.after_close == []
         used = {name for name, _ in recorder.calls}
-        assert {"node_id", "digests", "replicated", "merge_remote", "physical_ms"} <= used
+        assert {"node_id", "digests", "replicated", "merge_from_peer", "physical_ms"} <= used
         assert {thread for _, thread in recorder.calls} == {"rollout-memory-memory"}
     finally:
         for replica in (a, b, c):

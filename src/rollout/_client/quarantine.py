@@ -112,6 +112,8 @@ class Quarantine:
         with self._lock:
             for flag, registers in refused.items():
                 for key, register in registers.items():
+                    if (flag, key, register.ts) in self._verdicts:
+                        continue  # resolved already: refused, and not held again
                     slot = (flag, key)
                     current = self._held.get(slot)
                     if current is not None:

@@ -11,7 +11,7 @@ line. Tests and benchmarks use it to make real sockets between real processes::
 Commands are the ``Rollout`` methods (``node.call("activate_user", "chat", 42)``) plus
 ``get`` (a flag's ``to_dict()``), ``state`` (every flag's ``to_dict()``), ``export`` (text),
 ``stats``, ``members``, ``wait_synced``, ``watch`` / ``seen`` (monotonic time at which a flag first
-became active, for latency measurements), ``quarantined`` (as dicts), ``set_clock_offset`` (move
+became active, for latency measurements), ``history`` and ``quarantined`` (as dicts), ``set_clock_offset`` (move
 the node's wall clock by that many ms from the real one, at once: an NTP step), and ``exit``.
 """
 
@@ -87,6 +87,7 @@ class Node:
         learn_members: bool = True,
         clock_offset_ms: int = 0,
         anti_entropy_interval: float = 1.0,
+        max_offset: float | None = None,
         store: str | None = None,
         port: int | None = None,
         listen: bool = True,
@@ -103,6 +104,7 @@ class Node:
             "learn_members": learn_members,
             "clock_offset_ms": clock_offset_ms,
             "anti_entropy_interval": anti_entropy_interval,
+            "max_offset": max_offset,
         }
         self.process: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -118,6 +120,8 @@ class Node:
             "--clock-offset-ms", str(self._options["clock_offset_ms"]),
             "--anti-entropy-interval", str(self._options["anti_entropy_interval"]),
         ]  # fmt: skip
+        if self._options["max_offset"] is not None:
+            arguments += ["--max-offset", str(self._options["max_offset"])]
         if self._options["secret"] is not None:
             arguments += ["--secret", str(self._options["secret"])]
         if not self._options["learn_members"]:
@@ -324,6 +328,7 @@ def _serve(options: argparse.Namespace) -> int:
         options.store,
         clock=lambda: system_clock_ms() + offset[0],
         transport=transport,
+        **({"max_offset": options.max_offset} if options.max_offset is not None else {}),
     )
     seen: dict[str, int] = {}
 
@@ -368,6 +373,8 @@ def _run(flags: Any, seen: dict[str, int], op: str, args: list[Any], kwargs: Any
         return flags.export().decode()
     if op == "merge":
         return sorted(flags.merge(args[0].encode()))
+    if op == "history":
+        return [event.to_dict() for event in flags.history(*args)]
     if op == "quarantined":
         return [entry.to_dict() for entry in flags.quarantined(*args)]
     if op == "seen":
@@ -392,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-learn-members", dest="learn_members", action="store_false")
     parser.add_argument("--clock-offset-ms", type=int, default=0)
     parser.add_argument("--anti-entropy-interval", type=float, default=1.0)
+    parser.add_argument("--max-offset", type=float, default=None)
     return _serve(parser.parse_args(argv))
 
 

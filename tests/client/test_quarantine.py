@@ -58,7 +58,11 @@ def test_accept_writes_the_value_again_stamped_now_and_records_who() -> None:
         assert receiver.quarantined() == []
         assert max(_walls(receiver)) == here.now_ms  # stamped now, not an hour ahead
         event = receiver.history("chat")[0]
-        assert (event.action, event.actor, event.reason) == ("quarantine_accept", "alice", "clock fixed")
+        assert (event.action, event.actor, event.reason) == (
+            "quarantine_accept",
+            "alice",
+            "clock fixed",
+        )
         assert receiver.stats()["quarantine_accepted"] == 2
         # Still refused if offered again later: it was judged once.
         here.advance(2 * HOUR)

@@ -139,9 +139,7 @@ def test_an_ntp_step_back_while_running_quarantines_the_future_writes(tmp_path: 
         node.call("activate", "from-the-future")
         node.call("set_clock_offset", 0)  # NTP steps the wall clock back an hour
         # Found by the anti-entropy round, without waiting for a write.
-        eventually(
-            lambda: node.call("stats")["clock_steps_back"] == 1, timeout=30, what="detected"
-        )
+        eventually(lambda: node.call("stats")["clock_steps_back"] == 1, timeout=30, what="detected")
         assert ("from-the-future", "exists", "own clock") in _quarantined(node)
         assert node.call("exists", "from-the-future") is False
 

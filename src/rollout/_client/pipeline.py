@@ -157,9 +157,7 @@ class WritePipeline:
         """Merge registers from elsewhere; returns the flags whose visible state changed."""
         return self.merge_counting(incoming, save=save, origin=origin)[0]
 
-    def merge_counting(
-        self, incoming: Delta, *, save: bool, origin: str
-    ) -> tuple[set[str], int]:
+    def merge_counting(self, incoming: Delta, *, save: bool, origin: str) -> tuple[set[str], int]:
         """Merge registers from elsewhere: ``(flags whose visible state changed, refused)``.
 
         Registers stamped more than ``max_offset`` ahead of this clock, and registers refused

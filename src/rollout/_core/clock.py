@@ -118,8 +118,9 @@ class HybridClock:
         clock), so no causal successor of them exists in the cluster.
         """
         with self._lock:
-            if (floor.wall, floor.counter) < (self._wall, self._counter):
-                self._wall, self._counter = floor.wall, floor.counter
+            self._wall, self._counter = min(
+                (self._wall, self._counter), (floor.wall, floor.counter)
+            )
 
     def observe(self, remote: Timestamp) -> bool:
         """Merge a timestamp received from another replica into this clock (the HLC receive rule).

@@ -1,10 +1,11 @@
 """The store interface: where a replica's registers are kept between runs.
 
-A store does three things: hand back every register it holds (:meth:`Store.load`), merge a delta
-into what it holds, keeping per key the register that wins the last-writer-wins rule
-(:meth:`Store.save`), and remove given registers if still there (:meth:`Store.discard`, used to
-take registers stamped in the future out of the store: docs/operations.md, "Quarantine"). Because save merges rather than overwrites, any number of processes can
-save into one store concurrently without losing an edit.
+A store does three things: hand back every register it holds (:meth:`Store.load`), merge a
+delta into what it holds, keeping per key the register that wins the last-writer-wins rule
+(:meth:`Store.save`), and remove given registers if still there (:meth:`Store.discard`: how a
+register stamped in the future leaves the store; docs/operations.md, "Quarantine"). Because save
+merges rather than overwrites, any number of processes can save into one store concurrently
+without losing an edit.
 
 Every implementation passes :class:`rollout.testing.StoreConformance`.
 

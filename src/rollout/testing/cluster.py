@@ -11,8 +11,9 @@ line. Tests and benchmarks use it to make real sockets between real processes::
 Commands are the ``Rollout`` methods (``node.call("activate_user", "chat", 42)``) plus
 ``get`` (a flag's ``to_dict()``), ``state`` (every flag's ``to_dict()``), ``export`` (text),
 ``stats``, ``members``, ``wait_synced``, ``watch`` / ``seen`` (monotonic time at which a flag first
-became active, for latency measurements), ``history`` and ``quarantined`` (as dicts), ``set_clock_offset`` (move
-the node's wall clock by that many ms from the real one, at once: an NTP step), and ``exit``.
+became active, for latency measurements), ``history`` and ``quarantined`` (as dicts),
+``set_clock_offset`` (move the node's wall clock that many ms from the real one, at once: an NTP
+step), and ``exit``.
 """
 
 from __future__ import annotations

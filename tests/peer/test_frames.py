@@ -72,6 +72,7 @@ VALID: dict[Kind, tuple[dict[str, Any], Delta | None]] = {
     Kind.STATE: ({"seq": None}, DELTA),
     Kind.ACK: ({"seq": 2**63 - 1}, None),
     Kind.BYE: ({}, None),
+    Kind.REFUSED: ({"seq": 4, "refused": 2}, None),
 }
 
 
@@ -217,8 +218,8 @@ def test_a_length_too_short_for_a_body_raises(key: bytes | None) -> None:
 def test_unknown_version_and_kind_raise() -> None:
     with pytest.raises(FrameError, match="version 2"):
         FrameReader().feed(raw_frame(Kind.BYE, {}, version=2))
-    with pytest.raises(FrameError, match="kind 8"):
-        FrameReader().feed(raw_frame(8, {}))
+    with pytest.raises(FrameError, match="kind 9"):
+        FrameReader().feed(raw_frame(9, {}))
     with pytest.raises(FrameError, match="kind 0"):
         FrameReader().feed(raw_frame(0, {}))
 

@@ -294,14 +294,16 @@ class PeerConnection:
             owner.count("states_received")
             refused = self._merge(message.delta)
             if refused is not None and body["seq"] is not None:
-                self._send(Kind.ACK, {"seq": body["seq"], "refused": refused})
+                if refused:
+                    self._send(Kind.REFUSED, {"seq": body["seq"], "refused": refused})
+                self._send(Kind.ACK, {"seq": body["seq"]})
+        elif kind is Kind.REFUSED:
+            # The peer holds our state as of seq except registers it refused (stamped too far
+            # ahead of its clock): wait_synced must not call that delivered. The ACK follows.
+            self.refused_at = max(self.refused_at, body["seq"])
         elif kind is Kind.ACK:
             seq = body["seq"]
             self.acked = max(self.acked, seq)
-            if body["refused"]:
-                # The peer holds our state as of seq except registers it refused (stamped too
-                # far ahead of its clock): wait_synced must not call that delivered.
-                self.refused_at = max(self.refused_at, seq)
             if seq == self.sync_seq:
                 self.synced = True
             if self.member is not None:

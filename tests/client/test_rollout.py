@@ -978,6 +978,9 @@ def test_the_wall_clock_going_back_never_undoes_a_later_write(
     clock.advance(-3_600_000)
     flags.deactivate("chat")
     assert flags.active("chat") is False
+    # A step back beyond max_offset: the writes stamped in that future wait in the quarantine
+    # (tests/client/test_quarantine.py), rather than every later write being stamped there too.
+    assert {e.origin for e in flags.quarantined("chat")} == {"own clock"}
     clock.advance(-3_600_000)
     flags.activate_user("chat", 1)
     assert flags.get("chat").users == {"1"}

@@ -67,10 +67,10 @@ class Replica:
         changed: set[str] = set()
         with self.lock:
             for name, state in self._flags.items():
+                if all(r.ts.wall <= wall for r in state.registers.values()):
+                    continue
                 before = Feature.from_state(name, state) if state.exists else None
                 taken = state.remove_after(wall)
-                if not taken:
-                    continue
                 removed[name] = taken
                 self._digests.pop(name, None)
                 self._compile(name, state)

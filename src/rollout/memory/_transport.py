@@ -74,8 +74,7 @@ class _Message:
     #: DIGEST: the sender's wall clock, and when (time.monotonic()) it was read.
     clock_ms: int = 0
     sent_at: float = 0.0
-    #: ACK: how many registers of that exchange the receiver refused (quarantined).
-    refused: int = 0
+    refused: int = 0  #: ACK: how many registers the receiver refused (quarantined)
 
 
 class Hub(Protocol):
@@ -151,6 +150,7 @@ class MemoryTransport(Transport):
         self._acked: dict[MemoryTransport, int] = {}
         #: Per member: the highest sequence number it acknowledged with registers refused.
         self._refused_at: dict[MemoryTransport, int] = {}
+        self._refusals = 0  # acks with registers refused, ever: wait_synced looks for new ones
         self._last_sync: dict[MemoryTransport, float] = {}
         #: Per member: its wall clock minus ours, in ms, from its latest DIGEST.
         self._offsets: dict[MemoryTransport, int] = {}
@@ -197,12 +197,13 @@ class MemoryTransport(Transport):
             if not self._joined:
                 return False
             target = self._sequence
+            seen = self._refusals  # refusals that arrive during this wait end it
             ask_at = 0.0
             while not self._is_synced(target, peers):
                 now = time.monotonic()
                 if now >= deadline or on_delivery_thread or not self._joined:
                     return False
-                if any(at >= target for at in self._refused_at.values()):
+                if self._refusals > seen and target <= max(self._refused_at.values(), default=-1):
                     return False  # a member refused registers this covers: waiting won't help
                 if now >= ask_at:
                     # Acks come only from digest exchanges: start one with every member that
@@ -330,7 +331,9 @@ class MemoryTransport(Transport):
 
     def _request_acks(self, target: int) -> None:
         with self._network._lock:
-            behind = [m for m in self._reachable_members() if self._acked.get(m, -1) < target]
+            acked, refused = self._acked, self._refused_at
+            members = self._reachable_members()
+            behind = [m for m in members if not refused.get(m, -1) < target <= acked.get(m, -1)]
         for member in behind:
             self._send_digest(member)
 
@@ -395,12 +398,14 @@ class MemoryTransport(Transport):
                 self._acked[sender] = max(self._acked.get(sender, -1), seq)
                 if message.refused:
                     self._refused_at[sender] = max(self._refused_at.get(sender, -1), seq)
+                    self._refusals += 1
+                elif seq >= self._refused_at.get(sender, -1):
+                    self._refused_at.pop(sender, None)  # a clean exchange since
                 self._last_sync[sender] = time.time()
                 self._network._progress.notify_all()
 
     def _merge(self, payload: bytes) -> int | None:
-        """Merge registers from a member: how many were refused (quarantined), or None (and so
-        no ack) if the replica could not store them."""
+        """Merge a member's registers: how many were refused, or None (no ack) if it failed."""
         try:
             delta = decode(payload)
             return self._replica.merge_from_peer(delta) if delta else 0

@@ -146,7 +146,9 @@ class PeerConnection:
         self._frames_out = FrameWriter(secret)
         self._frames_in = FrameReader(secret, max_frame=owner.max_frame)
         self.acked = -1  # the highest sequence number the peer acknowledged
-        self.refused_at = -1  # the highest one it acknowledged with registers refused
+        self.refused_at = -1  # the last sequence number it acknowledged with registers refused
+        self.refusals = 0  # REFUSED messages received: wait_synced looks for new ones
+        self._refusing: int | None = None  # the sequence number the last REFUSED was about
         self.sync_seq: int | None = None  # the sequence number our first DIGEST carried
         self.synced = False  # the peer holds our state as of sync_seq
         self.closed = False
@@ -300,10 +302,15 @@ class PeerConnection:
         elif kind is Kind.REFUSED:
             # The peer holds our state as of seq except registers it refused (stamped too far
             # ahead of its clock): wait_synced must not call that delivered. The ACK follows.
+            self._refusing = body["seq"]
             self.refused_at = max(self.refused_at, body["seq"])
+            self.refusals += 1
         elif kind is Kind.ACK:
             seq = body["seq"]
             self.acked = max(self.acked, seq)
+            if self._refusing != seq and seq >= self.refused_at:
+                self.refused_at = -1  # a clean exchange since: the peer holds all of it now
+            self._refusing = None
             if seq == self.sync_seq:
                 self.synced = True
             if self.member is not None:

@@ -81,7 +81,8 @@ class Transport(abc.ABC):
 
         The peer transport: every known peer (or at least ``peers`` of them) holds it. A
         transport through a shared store (Redis): the store holds it and this replica is
-        connected. Returns False if ``timeout`` seconds pass first.
+        connected. Returns False if ``timeout`` seconds pass first, and at once when a peer
+        answers, during the wait, that it refused registers the wait covers (quarantined).
         """
 
     @abc.abstractmethod

@@ -180,3 +180,23 @@ def test_rollout_stats_show_the_quarantine_overflow() -> None:
         assert stats["quarantine_overflow"] == 7
         assert stats["quarantined"] == len(receiver.quarantined()) <= QUARANTINE_LIMIT
         assert receiver.exists("chat") is False
+
+
+def test_a_step_back_removes_only_this_nodes_own_registers_from_a_shared_store() -> None:
+    store = MemoryStore()
+    with Rollout(store, clock=FakeClock(START + HOUR)) as other:
+        other.activate("theirs")  # another process on the store, its clock an hour ahead too
+    clock = FakeClock(START + HOUR)
+    with Rollout(store, clock=clock) as flags:
+        flags.activate("mine")
+        assert flags.exists("theirs")
+        clock.set(START)
+        flags.activate("after")
+        assert {e.flag for e in flags.quarantined()} == {"theirs", "mine"}
+        # Theirs stay in the store (not this node's to delete), held again at the next load;
+        # its own are gone from it.
+        assert {r.ts.wall for r in store.registers("theirs").values()} == {START + HOUR}
+        assert store.registers("mine") == {}
+    with Rollout(store, clock=FakeClock(START)) as restarted:
+        assert {e.flag for e in restarted.quarantined()} == {"theirs"}
+        assert restarted.exists("after")

@@ -247,16 +247,25 @@ class WritePipeline:
                 return
             now = self.clock.physical_ms()
             removed, changed = self.replica.remove_after(now + self.clock.max_offset_ms)
-            if removed and self.store is not None:
+            # Only this node's own registers leave the store: another writer's, in a shared
+            # store, are not this node's to delete (its clock may be the wrong one); they stay
+            # there and are screened again at the next load.
+            own = {
+                name: mine
+                for name, registers in removed.items()
+                if (mine := {k: r for k, r in registers.items() if r.ts.node == self.clock.node})
+            }
+            if own and self.store is not None:
                 try:
-                    self.store.discard(removed)
+                    self.store.discard(own)
                 except StoreError as exc:
                     # Still quarantined here; the store screens them again at the next start.
                     logger.warning("could not remove future registers from the store: %s", exc)
             self.quarantine.hold(removed, "own clock", now)
             # Safe, though an HLC never goes back otherwise: every timestamp above the new base
-            # was just removed from this replica and its store, and no peer accepted any of them
-            # (they were refused as too far ahead), so nothing stamped later can lose to one.
+            # was just removed from this replica (this node's own from its store too, and the
+            # others' there are screened at every load), and no healthy peer accepted any of them
+            # (too far ahead), so nothing this node stamps later can lose to one it holds.
             self.clock.rebase(self.replica.latest_timestamp())
             self.counters["clock_steps_back"] += 1
         logger.error(

@@ -8,10 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rollout import Rollout
 from rollout._client.quarantine import QUARANTINE_LIMIT, Quarantine
 from rollout._core.clock import Timestamp
+from rollout._core.codec import encode
 from rollout._core.state import Register
 from rollout.memory import MemoryStore
 from rollout.sqlite import SQLiteStore
@@ -200,3 +203,35 @@ def test_a_step_back_removes_only_this_nodes_own_registers_from_a_shared_store()
     with Rollout(store, clock=FakeClock(START)) as restarted:
         assert {e.flag for e in restarted.quarantined()} == {"theirs"}
         assert restarted.exists("after")
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),  # which user key
+            st.integers(-2 * HOUR, 2 * HOUR),  # stamped this far from the receiver's clock
+            st.integers(0, HOUR),  # then the receiver's clock moves this far
+        ),
+        max_size=30,
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_no_register_is_ever_applied_that_was_too_far_ahead_when_it_first_came(
+    steps: list[tuple[int, int, int]],
+) -> None:
+    clock = FakeClock(START)
+    first_seen: dict[tuple[str, int, int], int] = {}
+    with Rollout(clock=clock) as receiver:
+        for node, (user, offset, advance) in enumerate(steps, start=1):
+            ts = Timestamp(clock.now_ms + offset, 0, node)
+            first_seen.setdefault((f"user:{user}", ts.wall, node), clock.now_ms)
+            receiver.merge(encode({"chat": {f"user:{user}": Register(ts, True)}}))
+            # Offer everything seen so far again, as anti-entropy would.
+            for (key, wall, origin), _ in list(first_seen.items()):
+                receiver.merge(encode({"chat": {key: Register(Timestamp(wall, 0, origin), True)}}))
+            clock.advance(advance)
+            assert receiver._pipeline.clock.last().wall <= clock.now_ms + 30_000
+        held = json.loads(receiver.export())["flags"].get("chat", {})
+        for key, (wall, _counter, node) in ((k, r[:3]) for k, r in held.items()):
+            if key.startswith("user:"):
+                assert wall - first_seen[(key, wall, node)] <= 30_000

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from rollout import Rollout
+from rollout._core.clock import system_clock_ms
 from rollout.admin import _sampling
 from rollout.admin._metrics import metrics_routes, stop_sampling
 from rollout.admin._sampling import CheckSampler, sampler_for
@@ -303,3 +304,22 @@ def test_an_override_begun_during_a_window_does_not_leave_the_counting_wrapper_b
         # Both wrappers are gone, whichever ended first: the bare check, at no extra cost.
         assert flags.active is original
         assert not flags.active("x")
+
+
+@pytest.mark.anyio
+async def test_the_quarantine_is_in_the_metrics(flags: Rollout) -> None:
+    from rollout.testing import FakeClock
+
+    async with metrics_client(flags) as client:
+        assert (await scrape(client)).value("rollout_quarantined") == 0
+        with Rollout(clock=FakeClock(system_clock_ms() + 3_600_000)) as ahead:
+            ahead.activate_users("chat", [1, 2])
+            flags.merge(ahead.export())
+        held = await scrape(client)
+        flags.drop_quarantined("chat", "user:1")
+        after = await scrape(client)
+    assert held.value("rollout_quarantined") == 3  # exists, two users
+    assert held.families["rollout_quarantined"].type == "gauge"
+    assert held.value("rollout_registers_rejected_total") == 4  # and the history event
+    assert after.value("rollout_quarantined") == 2
+    assert after.value("rollout_quarantine_dropped_total") == 1

@@ -98,3 +98,26 @@ def test_a_forked_child_draws_a_new_node_id() -> None:
     os.waitpid(pid, 0)
     assert child_node != clock.node
     assert 0 < child_node < 2**63
+
+
+def test_observe_never_moves_the_clock_past_max_offset_ahead_of_the_wall_clock() -> None:
+    wall = FakeClock(1_000_000)
+    clock = HybridClock(wall, node=1, max_offset_ms=30_000)
+    assert clock.observe(Timestamp(1_030_000, 4, 2)) is True  # at the bound: the HLC rule
+    assert clock.last() == Timestamp(1_030_000, 5, 1)
+    assert clock.observe(Timestamp(4_600_000, 0, 2)) is False  # an hour ahead: ignored
+    assert clock.last() == Timestamp(1_030_000, 5, 1)
+    assert not clock.runs_ahead()
+
+
+def test_a_wall_clock_stepping_back_is_seen_and_the_clock_can_be_re_based() -> None:
+    wall = FakeClock(4_600_000)
+    clock = HybridClock(wall, node=1, max_offset_ms=30_000)
+    clock.tick()
+    wall.set(1_000_000)  # NTP steps back an hour
+    assert clock.runs_ahead()
+    clock.rebase(Timestamp(900_000, 3, 7))  # the newest timestamp the node still holds
+    assert not clock.runs_ahead()
+    assert clock.tick() == Timestamp(1_000_000, 0, 1)  # stamped now again
+    clock.rebase(Timestamp(2_000_000, 0, 7))  # never forwards
+    assert clock.last() == Timestamp(1_000_000, 0, 1)

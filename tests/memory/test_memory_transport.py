@@ -407,6 +407,8 @@ class _Recorder:
             "replicated",
             "digests",
             "merge_remote",
+            "merge_from_peer",
+            "check_clock_step",
             "set_clock_skew",
         }
     )
@@ -469,7 +471,7 @@ def test_the_host_is_reached_only_through_sync_host_from_the_delivery_thread(
         assert recorder.misused == []
         assert recorder.after_close == []
         used = {name for name, _ in recorder.calls}
-        assert {"node_id", "digests", "replicated", "merge_remote", "physical_ms"} <= used
+        assert {"node_id", "digests", "replicated", "merge_from_peer", "physical_ms"} <= used
         assert {thread for _, thread in recorder.calls} == {"rollout-memory-memory"}
     finally:
         for replica in (a, b, c):
@@ -505,3 +507,37 @@ def test_a_forked_child_replicates_among_its_own_copies_only(network: MemoryNetw
     finally:
         a.close()
         b.close()
+
+
+def test_wait_synced_is_false_at_once_when_a_member_refuses_what_it_covers(
+    network: MemoryNetwork,
+) -> None:
+    from rollout.testing import FakeClock
+
+    now = FakeClock()
+    # `lax` trusts timestamps two hours ahead; `strict` (the default 30 s) refuses them.
+    lax = Rollout(transport=network.transport("lax"), clock=now, max_offset=7200)
+    strict = Rollout(transport=network.transport("strict"), clock=now)
+    try:
+        lax.activate("warmup")
+        assert lax.wait_synced(10)
+        future = Rollout(clock=FakeClock(now() + 3_600_000))
+        future.activate("bomb")
+        lax.merge(future.export())
+        lax.activate_user("bomb", 7)  # stamped +1 h: lax's clock observed the merge
+        result: list[bool] = []
+        waiter = threading.Thread(target=lambda: result.append(lax.wait_synced(120)))
+        waiter.start()
+        waiter.join(60)  # a wait that ran to its 120 s time-out would fail here
+        assert result == [False]
+        assert [(e.flag, e.key, e.origin) for e in strict.quarantined()] == [
+            ("bomb", "exists", "peer"),
+            ("bomb", "percentage", "peer"),
+            ("bomb", "user:7", "peer"),
+        ]
+        strict.drop_quarantined("bomb")
+        lax.activate("later")  # still refused: lax holds the bomb, strict judged it
+        assert lax.wait_synced(10) is False
+    finally:
+        lax.close()
+        strict.close()

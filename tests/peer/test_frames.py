@@ -68,6 +68,7 @@ VALID: dict[Kind, tuple[dict[str, Any], Delta | None]] = {
     Kind.STATE: ({"seq": None}, DELTA),
     Kind.ACK: ({"seq": 2**63 - 1}, None),
     Kind.BYE: ({}, None),
+    Kind.REFUSED: ({"seq": 4, "refused": 2}, None),
 }
 
 
@@ -214,8 +215,8 @@ def test_unknown_version_and_kind_raise() -> None:
     for version in (1, 3):  # 1: rollout 0.2 and older
         with pytest.raises(FrameError, match=f"version {version}"):
             FrameReader().feed(raw_frame(Kind.BYE, {}, version=version))
-    with pytest.raises(FrameError, match="kind 8"):
-        FrameReader().feed(raw_frame(8, {}))
+    with pytest.raises(FrameError, match="kind 9"):
+        FrameReader().feed(raw_frame(9, {}))
     with pytest.raises(FrameError, match="kind 0"):
         FrameReader().feed(raw_frame(0, {}))
 

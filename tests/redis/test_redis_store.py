@@ -207,3 +207,32 @@ def test_a_rollout_on_an_unreachable_redis_starts_and_says_why_it_cannot_write()
         assert flags.wait_synced(0.1) is False
     finally:
         flags.close()
+
+
+def test_a_future_register_in_redis_is_quarantined_and_accept_takes_it_out(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    from rollout._core.clock import system_clock_ms
+
+    url = with_namespace(redis_url, namespace)
+    future = system_clock_ms() + 3_600_000
+    writer = RedisStore.from_url(url)
+    writer.save({"chat": {EXISTS: _reg(future, True), PERCENTAGE: _reg(future, 30.0)}})
+    writer.close()
+    with Rollout(url) as flags:  # started after a process with a clock an hour ahead wrote
+        assert flags.exists("chat") is False
+        assert {(e.key, e.origin) for e in flags.quarantined()} == {
+            (EXISTS, "store"),
+            (PERCENTAGE, "store"),
+        }
+        flags.activate_percentage("chat", 50)  # a later write wins over the held registers
+        assert flags.quarantined() == []
+        assert flags.get("chat").percentage == 50
+    reader = RedisStore.from_url(url)
+    try:
+        stored = reader.load()["chat"]
+        assert stored[PERCENTAGE].value == 50
+        assert stored[PERCENTAGE].ts.wall < future
+    finally:
+        reader.close()

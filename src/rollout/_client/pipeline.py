@@ -5,9 +5,15 @@ Two kinds of change reach a replica, and both go through here:
 * a local write (``flags.activate_user(...)``): checked by the write hooks, stamped with one
   HLC timestamp, recorded in history, saved to the store, applied to the replica, published to
   the transport, then handed to the hooks and the subscribers;
-* a merge of registers from elsewhere (a peer, Redis, ``flags.merge()``, ``refresh()``): those
-  stamped too far in the future are rejected and counted, the rest are saved (unless they came
-  from the store), observed by the clock, applied, and the subscribers told.
+* a merge of registers from elsewhere (a peer, Redis, ``flags.merge()``, ``refresh()``, the
+  store at start): those stamped too far in the future are refused and held in the quarantine
+  (rollout._client.quarantine), the rest are saved (unless they came from the store), observed
+  by the clock, applied, and the subscribers told.
+
+It also keeps this node's own clock honest: when the wall clock steps back so far that the HLC
+is more than ``max_offset`` ahead of it (:meth:`WritePipeline.check_clock_step`), the registers
+stamped in that future leave the replica and the store for the quarantine and the HLC is
+re-based, rather than every later write being stamped where the cluster refuses it.
 
 Keeping both in one object is what makes "store first, then apply, then publish, in the order
 applied" true for every change, and gives the three seams their one home: the transport (through
@@ -26,9 +32,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .._core.clock import HybridClock
 from .._core.history import current_context
-from .._core.keys import EXISTS, history_key
+from .._core.keys import EXISTS, history_key, is_history
 from .._core.state import Delta, Register
-from ..errors import ClockSkewError, ClosedError, StoreUnavailableError
+from ..errors import ClockSkewError, ClosedError, StoreError, StoreUnavailableError
+from .quarantine import Quarantine
 from .replica import Replica
 
 if TYPE_CHECKING:
@@ -78,8 +85,20 @@ class WritePipeline:
         self.hooks: list[WriteHook] = []
         self.subscribers: list[Subscriber] = []
         self.counters = dict.fromkeys(
-            ("writes", "merges", "registers_rejected", "group_errors", "subscriber_errors"), 0
+            (
+                "writes",
+                "merges",
+                "registers_rejected",
+                "group_errors",
+                "subscriber_errors",
+                "quarantine_accepted",
+                "quarantine_dropped",
+                "quarantine_superseded",
+                "clock_steps_back",
+            ),
+            0,
         )
+        self.quarantine = Quarantine()
         #: Set by the transport while this node's clock disagrees with its peers' (None: fine).
         self.clock_skew: str | None = None
         self.closed = False
@@ -89,12 +108,12 @@ class WritePipeline:
 
     # Local writes -------------------------------------------------------------------------------
 
-    def write(self, changes: Changes, action: str) -> None:
+    def write(self, changes: Changes, action: str, *, mark_exists: bool = True) -> None:
         """Stamp ``changes`` with one timestamp, store, apply and publish them.
 
         ``action`` names the change in each flag's history (the public method's name). Raises
         before anything is stored or applied: ClosedError, ClockSkewError, a hook's refusal, or
-        the store's error.
+        the store's error. ``mark_exists=False``: do not (re)create the flag (an event only).
         """
         if self.closed:
             raise ClosedError("this Rollout is closed; writes are refused (checks still answer)")
@@ -102,20 +121,27 @@ class WritePipeline:
             raise ClockSkewError(self.clock_skew)
         for hook in self.hooks:
             hook.before_write(changes)
+        self.check_clock_step()
         with self._lock:
             ts = self.clock.tick()
             delta: Delta = {}
             actor, reason = current_context()
             for name, values in changes.items():
                 registers = {key: Register(ts, value) for key, value in values.items()}
-                registers.setdefault(EXISTS, Register(ts, True))
+                if mark_exists:
+                    registers.setdefault(EXISTS, Register(ts, True))
                 if self._history_limit:
                     registers[history_key(ts)] = Register(
                         ts, self._event(name, values, action, actor, reason)
                     )
                 delta[name] = registers
+            superseded = self._superseded(delta) if self.quarantine else {}
+            if superseded and self.store is not None:
+                self.store.discard(superseded)  # else the held register would win in the store
             if self.store is not None:
                 self.store.save(delta)  # raises before anything changes here
+            if superseded:
+                self._supersede(superseded, action)
             changed = self.replica.apply(delta)
             self.counters["writes"] += 1
             if self.transport is not None:
@@ -127,30 +153,22 @@ class WritePipeline:
 
     # Changes from elsewhere ---------------------------------------------------------------------
 
-    def merge(self, incoming: Delta, *, save: bool) -> set[str]:
-        """Merge registers from elsewhere; returns the flags whose visible state changed.
+    def merge(self, incoming: Delta, *, save: bool, origin: str = "merge") -> set[str]:
+        """Merge registers from elsewhere; returns the flags whose visible state changed."""
+        return self.merge_counting(incoming, save=save, origin=origin)[0]
 
-        Registers stamped more than ``max_offset`` ahead of this clock are rejected and counted,
-        leaving the replica and the clock unchanged. ``save=False`` for registers that came from
-        the store itself.
+    def merge_counting(self, incoming: Delta, *, save: bool, origin: str) -> tuple[set[str], int]:
+        """Merge registers from elsewhere: ``(flags whose visible state changed, refused)``.
+
+        Registers stamped more than ``max_offset`` ahead of this clock, and registers refused
+        before (the same flag, key and timestamp), are refused: held in the quarantine with
+        ``origin``, counted, and leave the replica, the store and the clock unchanged.
+        ``save=False`` for registers that came from the store itself.
         """
-        accepted: Delta = {}
-        rejected = 0
-        too_far_ahead = self.clock.too_far_ahead
-        for name, registers in incoming.items():
-            kept = {key: reg for key, reg in registers.items() if not too_far_ahead(reg.ts)}
-            rejected += len(registers) - len(kept)
-            if kept:
-                accepted[name] = kept
-        if rejected:
-            self.counters["registers_rejected"] += rejected
-            logger.warning(
-                "rejected %d registers stamped more than %d ms ahead of this clock",
-                rejected,
-                self.clock.max_offset_ms,
-            )
+        self.check_clock_step()
+        accepted, refused = self._screen(incoming, origin)
         if not accepted:
-            return set()
+            return set(), refused
         with self._lock:
             if save and self.store is not None:
                 self.store.save(accepted)
@@ -158,7 +176,37 @@ class WritePipeline:
             changed = self.replica.apply(accepted)
             self.counters["merges"] += 1
         self.notify(changed)
-        return changed
+        return changed, refused
+
+    def _screen(self, incoming: Delta, origin: str) -> tuple[Delta, int]:
+        """Split ``incoming`` into the registers to merge and the ones refused (held)."""
+        accepted: Delta = {}
+        refused: Delta = {}
+        count = 0
+        now = self.clock.physical_ms()
+        latest_allowed = now + self.clock.max_offset_ms
+        judged = self.quarantine.judged
+        for name, registers in incoming.items():
+            kept: dict[str, Register] = {}
+            for key, register in registers.items():
+                if register.ts.wall > latest_allowed or judged(name, key, register.ts):
+                    refused.setdefault(name, {})[key] = register
+                    count += 1
+                else:
+                    kept[key] = register
+            if kept:
+                accepted[name] = kept
+        if count:
+            self.counters["registers_rejected"] += count
+            if self.quarantine.hold(refused, origin, now):
+                logger.error(
+                    "quarantined registers from %s stamped more than %d ms ahead of this clock "
+                    "(see `rollout quarantine`): %s",
+                    origin,
+                    self.clock.max_offset_ms,
+                    ", ".join(sorted(refused)[:10]),
+                )
+        return accepted, count
 
     def load_store(self, *, can_wait: bool) -> None:
         """Apply everything the store holds (at start). ``can_wait``: a transport will load it
@@ -174,10 +222,108 @@ class WritePipeline:
             # defaults, checks answer, and the transport loads everything once it connects.
             logger.warning("starting without the store's flags for now: %s", exc)
             return
-        self.replica.apply(loaded)
+        # Registers stamped beyond max_offset (this node once ran ahead, or wrote them before
+        # an NTP step back) are held in the quarantine, neither applied nor observed: else the
+        # clock would stamp every new write that far ahead too, and the cluster refuse them all.
+        accepted, _ = self._screen(loaded, "store")
+        self.replica.apply(accepted)
         # Stamp new writes after everything already stored, even if this machine's clock
         # went backwards since those were written.
         self.clock.observe(self.replica.latest_timestamp())
+
+    # This node's own clock --------------------------------------------------------------------
+
+    def check_clock_step(self) -> None:
+        """Recover when the wall clock stepped back far behind this node's HLC (on every write
+        and merge, and every anti-entropy round through the transport).
+
+        Without this, the HLC keeps stamping at its old, future time (it never goes back), and
+        the cluster refuses every write this node acknowledges.
+        """
+        if not self.clock.runs_ahead():
+            return
+        with self._lock:
+            if not self.clock.runs_ahead():
+                return
+            now = self.clock.physical_ms()
+            removed, changed = self.replica.remove_after(now + self.clock.max_offset_ms)
+            # Only this node's own registers leave the store: another writer's, in a shared
+            # store, are not this node's to delete (its clock may be the wrong one); they stay
+            # there and are screened again at the next load.
+            own = {
+                name: mine
+                for name, registers in removed.items()
+                if (mine := {k: r for k, r in registers.items() if r.ts.node == self.clock.node})
+            }
+            if own and self.store is not None:
+                try:
+                    self.store.discard(own)
+                except StoreError as exc:
+                    # Still quarantined here; the store screens them again at the next start.
+                    logger.warning("could not remove future registers from the store: %s", exc)
+            self.quarantine.hold(removed, "own clock", now)
+            # Safe, though an HLC never goes back otherwise: every timestamp above the new base
+            # was just removed from this replica (this node's own from its store too, and the
+            # others' there are screened at every load), and no healthy peer accepted any of them
+            # (too far ahead), so nothing this node stamps later can lose to one it holds.
+            self.clock.rebase(self.replica.latest_timestamp())
+            self.counters["clock_steps_back"] += 1
+        logger.error(
+            "this node's clock is more than %d ms behind timestamps it issued (did the wall "
+            "clock step back?): %d registers moved to the quarantine, clock re-based; peers "
+            "repair the replica (see `rollout quarantine`)",
+            self.clock.max_offset_ms,
+            sum(len(r) for r in removed.values()),
+        )
+        self.notify(changed)
+
+    # Resolving the quarantine -----------------------------------------------------------------
+
+    def resolve(self, flag: str, key: str | None, *, accept: bool) -> int:
+        """Accept (write the values again, stamped now) or drop held registers of ``flag``
+        (only ``key`` when given). Returns how many were resolved; ValueError if none is held.
+
+        Either way they also leave the store (compare-and-delete), where one left behind would
+        win every later write to its key in the store's own merge. Both are recorded in the
+        flag's history, and refused like any write (closed, clock skew) before anything changes.
+        """
+        held = self.quarantine.peek(flag, key).get(flag, {})
+        if not held:
+            what = f"flag {flag!r}" + (f" key {key!r}" if key is not None else "")
+            raise ValueError(f"nothing is quarantined for {what} (see `rollout quarantine`)")
+        values = {k: r.value for k, r in held.items() if not is_history(k)}
+        if accept and values:
+            # The fresh write supersedes the held registers it rewrites (_supersede).
+            self.write({flag: values}, "quarantine_accept")
+            return len(values)
+        self.write({flag: {}}, "quarantine_drop", mark_exists=False)
+        if self.store is not None:
+            self.store.discard({flag: held})
+        self.quarantine.take(flag, key)
+        self.counters["quarantine_dropped"] += len(values)
+        return len(values)
+
+    def _superseded(self, delta: Delta) -> Delta:
+        """The held registers a local write rewrites: it wins over them, being later in real
+        time (docs/operations.md, "Quarantine"), so they leave the quarantine and the store."""
+        superseded: Delta = {}
+        for name, registers in delta.items():
+            for key in registers:
+                if not is_history(key):
+                    held = self.quarantine.peek(name, key).get(name)
+                    if held:
+                        superseded.setdefault(name, {}).update(held)
+        return superseded
+
+    def _supersede(self, superseded: Delta, action: str) -> None:
+        count = 0
+        for name, registers in superseded.items():
+            for key in registers:
+                if not is_history(key):
+                    taken = self.quarantine.take(name, key).get(name, {})
+                    count += sum(1 for k in taken if not is_history(k))
+        accepted = action == "quarantine_accept"
+        self.counters["quarantine_accepted" if accepted else "quarantine_superseded"] += count
 
     # Subscribers --------------------------------------------------------------------------------
 

@@ -61,6 +61,24 @@ class Replica:
                 self._digests.pop(name, None)
         return changed
 
+    def remove_after(self, wall: int) -> tuple[Delta, set[str]]:
+        """Remove every register stamped after ``wall``: ``(what was removed, flags changed)``."""
+        removed: Delta = {}
+        changed: set[str] = set()
+        with self.lock:
+            for name, state in self._flags.items():
+                if all(r.ts.wall <= wall for r in state.registers.values()):
+                    continue
+                before = Feature.from_state(name, state) if state.exists else None
+                taken = state.remove_after(wall)
+                removed[name] = taken
+                self._digests.pop(name, None)
+                self._compile(name, state)
+                after = Feature.from_state(name, state) if state.exists else None
+                if before != after:
+                    changed.add(name)
+        return removed, changed
+
     def set_defaults(self, name: str, registers: Mapping[str, Register]) -> None:
         with self.lock:
             state = self._flags.get(name)

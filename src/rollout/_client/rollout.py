@@ -42,6 +42,7 @@ from .degrade import Degrade, OnDegrade
 from .degrade_trackers import DegradeTrackers
 from .override import Override, Overrides
 from .pipeline import Subscriber, WritePipeline
+from .quarantine import QuarantinedRegister
 from .replica import Replica
 from .sync_port import SyncPort
 from .wiring import make_ruby_mirror, make_transport
@@ -465,11 +466,11 @@ class Rollout:
     def merge(self, data: bytes) -> Changed:
         """Apply another replica's ``export()`` or delta; return the flags whose state changed.
 
-        Registers stamped further in the future than ``max_offset`` are rejected (counted in
-        ``stats()``) and leave this replica and its clock unchanged. Raises
+        Registers stamped further in the future than ``max_offset`` are refused and held in the
+        quarantine (:meth:`quarantined`), leaving this replica and its clock unchanged. Raises
         :class:`~rollout.errors.FormatError` for a corrupt or unknown blob, changing nothing.
         """
-        return self._pipeline.merge(decode(data), save=True)
+        return self._pipeline.merge(decode(data), save=True, origin="merge")
 
     def refresh(self) -> Changed:
         """Load the store again and merge what other processes wrote to it since.
@@ -479,16 +480,44 @@ class Rollout:
         """
         if self._store is None:
             return set()
-        return self._pipeline.merge(self._store.load(), save=False)
+        return self._pipeline.merge(self._store.load(), save=False, origin="store")
 
     def wait_synced(self, timeout: float = 5.0, *, peers: int | None = None) -> bool:
         """Wait until every known peer (or at least ``peers`` of them) has every local write.
 
-        True at once without a transport. False if ``timeout`` seconds pass first.
+        True at once without a transport. False if ``timeout`` seconds pass first, and False at
+        once when a peer refused registers the wait covers (stamped too far ahead of its clock:
+        they sit in its quarantine and will not get there by waiting).
         """
         if self._transport is None:
             return True
         return self._transport.wait_synced(timeout, peers)
+
+    # Quarantine -----------------------------------------------------------------------------
+
+    def quarantined(self, name: FlagName | None = None) -> list[QuarantinedRegister]:
+        """Registers refused as stamped more than ``max_offset`` ahead (of one flag), by flag.
+
+        Each says where it came from (``peer``, ``store``, ``merge``, ``own clock``), which node
+        stamped it, and how far ahead it was. They are never applied on their own, however much
+        later they are offered again: resolve them with :meth:`accept_quarantined` or
+        :meth:`drop_quarantined` (docs/operations.md, "Quarantine").
+        """
+        flag = _validate.flag_name(name) if name is not None else None
+        return self._pipeline.quarantine.entries(flag)
+
+    def accept_quarantined(self, name: FlagName, key: str | None = None) -> int:
+        """Write the held values of a flag (only register ``key``, e.g. ``"user:42"``) again as
+        a fresh local write, stamped now and recorded in history (action ``quarantine_accept``,
+        with ``with_context``'s actor and reason). Returns how many registers were accepted;
+        ``ValueError`` when none is held."""
+        return self._pipeline.resolve(*_quarantine_args(name, key), accept=True)
+
+    def drop_quarantined(self, name: FlagName, key: str | None = None) -> int:
+        """Forget the held registers of a flag (only ``key``), from the quarantine and the store;
+        recorded in history (action ``quarantine_drop``). Returns how many; ``ValueError`` when
+        none is held."""
+        return self._pipeline.resolve(*_quarantine_args(name, key), accept=False)
 
     def members(self) -> list[dict[str, Any]]:
         """The nodes this one knows: address, node id, state, clock offset, last sync."""
@@ -613,6 +642,8 @@ class Rollout:
             "flags": len(self._checks),
             "closed": self._pipeline.closed,
             **self._pipeline.counters,
+            "quarantined": self._pipeline.quarantine.count(),
+            "quarantine_overflow": self._pipeline.quarantine.overflow,
             "sync": self._transport.stats() if self._transport is not None else None,
             "ruby": dict(self._ruby.stats) if self._ruby is not None else None,
         }
@@ -654,3 +685,9 @@ class Rollout:
     def __repr__(self) -> str:
         store = self._store.url if self._store is not None else "memory"
         return f"<Rollout store={store!r} flags={len(self._checks)}>"
+
+
+def _quarantine_args(name: FlagName, key: str | None) -> tuple[str, str | None]:
+    if key is not None and (not isinstance(key, str) or not key):
+        raise ValueError(f"key must be a register key such as 'user:42' or None, got {key!r}")
+    return _validate.flag_name(name), key

@@ -43,7 +43,13 @@ class SyncPort:
         return self._pipeline.replica.digests()
 
     def merge_remote(self, delta: Delta, *, store: bool = True) -> set[str]:
-        return self._pipeline.merge(delta, save=store)
+        return self._pipeline.merge(delta, save=store, origin="peer" if store else "store")
+
+    def merge_from_peer(self, delta: Delta) -> int:
+        return self._pipeline.merge_counting(delta, save=True, origin="peer")[1]
+
+    def check_clock_step(self) -> None:
+        self._pipeline.check_clock_step()
 
     def set_clock_skew(self, problem: str | None) -> None:
         self._pipeline.clock_skew = problem

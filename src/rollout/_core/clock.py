@@ -102,13 +102,38 @@ class HybridClock:
         """True when ``ts`` is further in the future than ``max_offset_ms`` allows."""
         return ts.wall - self.physical_ms() > self.max_offset_ms
 
-    def observe(self, remote: Timestamp) -> None:
+    def runs_ahead(self) -> bool:
+        """True when this clock's last timestamp is more than ``max_offset_ms`` past the wall
+        clock: the wall clock stepped back (NTP), or a far-future timestamp got in before. Every
+        timestamp it issued next would be refused by healthy peers."""
+        return self._wall - self.physical_ms() > self.max_offset_ms
+
+    def rebase(self, floor: Timestamp) -> None:
+        """Move this clock back to ``floor`` (the newest timestamp this node still holds).
+
+        The one backwards step an HLC may take, and only when the caller has removed every
+        timestamp above ``floor`` from this node (replica and store): monotonicity matters only
+        against timestamps that still exist somewhere, and none above ``floor`` does here. Peers
+        never accepted them either (they were more than ``max_offset`` ahead of every healthy
+        clock), so no causal successor of them exists in the cluster.
+        """
+        with self._lock:
+            self._wall, self._counter = min(
+                (self._wall, self._counter), (floor.wall, floor.counter)
+            )
+
+    def observe(self, remote: Timestamp) -> bool:
         """Merge a timestamp received from another replica into this clock (the HLC receive rule).
 
-        The caller checks :meth:`too_far_ahead` first; this method trusts its argument.
+        Returns False, leaving the clock unchanged, for a timestamp more than ``max_offset_ms``
+        ahead of the wall clock: the caller should have refused it (:meth:`too_far_ahead`), and
+        observing it would make every later local write look like the future to healthy peers
+        (a poisoned clock). Defence in depth: the clock never moves past that bound this way.
         """
         with self._lock:
             now = self.physical_ms()
+            if remote.wall - now > self.max_offset_ms:
+                return False
             last_wall, last_counter = self._wall, self._counter
             wall = max(last_wall, remote.wall, now)
             if wall == last_wall and wall == remote.wall:
@@ -120,3 +145,4 @@ class HybridClock:
             else:
                 counter = 0
             self._wall, self._counter = wall, counter
+            return True

@@ -197,6 +197,22 @@ class FlagState:
         while len(history) > self.history_limit:
             del self.registers[history.pop(0)]
 
+    def remove_after(self, wall: int) -> dict[str, Register]:
+        """Remove and return every register stamped after ``wall`` (a clock that stepped back:
+        rollout._client.quarantine). Watermarks fall back to what remains; registers they hid
+        earlier are gone already and come back from peers by anti-entropy."""
+        removed = {k: r for k, r in self.registers.items() if r.ts.wall > wall}
+        if not removed:
+            return removed
+        for key in removed:
+            del self.registers[key]
+        self.history = [key for key in self.history if key not in removed]
+        self.reset = self.registers[RESET].ts if RESET in self.registers else MIN_TIMESTAMP
+        data_reset = self.registers.get(DATA_RESET)
+        self.data_reset = data_reset.ts if data_reset is not None else MIN_TIMESTAMP
+        self._rebuild_view()
+        return removed
+
     def events(self) -> list[tuple[str, Register]]:
         """The history events held, newest first."""
         return [(key, self.registers[key]) for key in reversed(self.history)]

@@ -9,8 +9,11 @@ Exposed:
 
 * ``rollout_info{node,node_name,store}``: 1, naming this replica;
 * ``rollout_flags``: flags known (existing) in this replica;
+* ``rollout_quarantined``: registers held in the quarantine (docs/operations.md, "Quarantine");
 * ``rollout_writes_total``, ``rollout_merges_total``, ``rollout_registers_rejected_total``,
-  ``rollout_group_errors_total``, ``rollout_subscriber_errors_total``: ``stats()``'s counters;
+  ``rollout_group_errors_total``, ``rollout_subscriber_errors_total``,
+  ``rollout_quarantine_{accepted,dropped,superseded,overflow}_total``,
+  ``rollout_clock_steps_back_total``: ``stats()``'s counters;
 * ``rollout_sync_*{transport}``: the replication transport's counters (``peer`` or ``redis``):
   ``_total`` counters such as ``rollout_sync_deltas_sent_total`` or
   ``rollout_sync_reconnects_total``, gauges ``rollout_sync_peers_connected``,
@@ -56,6 +59,11 @@ _COUNTERS = {
     "registers_rejected": "Registers from elsewhere refused (too far in the future, malformed).",
     "group_errors": "Group predicates that raised during a check (counted as no).",
     "subscriber_errors": "Subscriber callbacks that raised.",
+    "quarantine_accepted": "Quarantined registers accepted (written again, stamped now).",
+    "quarantine_dropped": "Quarantined registers dropped by an operator.",
+    "quarantine_superseded": "Quarantined registers overwritten by a later local write.",
+    "quarantine_overflow": "Registers refused but not held: the quarantine was full.",
+    "clock_steps_back": "Times the wall clock was found far behind this node's own timestamps.",
 }
 
 #: Values of stats()["sync"] that are levels, not counts.
@@ -85,6 +93,11 @@ class RolloutCollector(Collector):
         )
         yield info
         yield GaugeMetricFamily("rollout_flags", "Flags known to this replica.", stats["flags"])
+        yield GaugeMetricFamily(
+            "rollout_quarantined",
+            "Registers held in the quarantine (stamped too far ahead; `rollout quarantine`).",
+            stats["quarantined"],
+        )
         for key, help_text in _COUNTERS.items():
             yield CounterMetricFamily(f"rollout_{key}", help_text, stats[key])
         yield from self._checks()

@@ -284,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_serve_options(serve)
     serve.set_defaults(prepare=admin.prepare_serve)
     admin.add_history(add)
-    from . import _check_on, _ruby
+    from . import _check_on, _quarantine, _ruby
+
+    _quarantine.add_quarantine(add)
 
     def add_ruby(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
         sub = add(name, help_text, handler)

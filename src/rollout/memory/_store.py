@@ -32,6 +32,18 @@ class MemoryStore(Store):
             for name, registers in delta.items():
                 merge_registers(self._flags.setdefault(name, {}), registers, self.history_limit)
 
+    def discard(self, delta: Delta) -> None:
+        with self._lock:
+            self._check_open()
+            for name, registers in delta.items():
+                held = self._flags.get(name)
+                if held is None:
+                    continue
+                for key, register in registers.items():
+                    current = held.get(key)
+                    if current is not None and current.ts == register.ts:
+                        del held[key]
+
     def registers(self, name: str) -> dict[str, Register]:
         """The registers held for one flag (for tests and tools)."""
         with self._lock:

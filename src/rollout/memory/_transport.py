@@ -74,6 +74,7 @@ class _Message:
     #: DIGEST: the sender's wall clock, and when (time.monotonic()) it was read.
     clock_ms: int = 0
     sent_at: float = 0.0
+    refused: int = 0  #: ACK: how many registers the receiver refused (quarantined)
 
 
 class Hub(Protocol):
@@ -147,6 +148,9 @@ class MemoryTransport(Transport):
         #: write up to that one. Keyed by transport object: a restart under the same name is a
         #: new member that has acknowledged nothing yet.
         self._acked: dict[MemoryTransport, int] = {}
+        #: Per member: the highest sequence number it acknowledged with registers refused.
+        self._refused_at: dict[MemoryTransport, int] = {}
+        self._refusals = 0  # acks with registers refused, ever: wait_synced looks for new ones
         self._last_sync: dict[MemoryTransport, float] = {}
         #: Per member: its wall clock minus ours, in ms, from its latest DIGEST.
         self._offsets: dict[MemoryTransport, int] = {}
@@ -193,11 +197,14 @@ class MemoryTransport(Transport):
             if not self._joined:
                 return False
             target = self._sequence
+            seen = self._refusals  # refusals that arrive during this wait end it
             ask_at = 0.0
             while not self._is_synced(target, peers):
                 now = time.monotonic()
                 if now >= deadline or on_delivery_thread or not self._joined:
                     return False
+                if self._refusals > seen and target <= max(self._refused_at.values(), default=-1):
+                    return False  # a member refused registers this covers: waiting won't help
                 if now >= ask_at:
                     # Acks come only from digest exchanges: start one with every member that
                     # has not acknowledged `target` yet, and again every interval, since a
@@ -209,7 +216,11 @@ class MemoryTransport(Transport):
 
     def _is_synced(self, target: int, peers: int | None) -> bool:
         members = self._network._members(self)
-        done = sum(1 for m in members if self._acked.get(m, -1) >= target)
+        done = sum(
+            1
+            for m in members
+            if self._acked.get(m, -1) >= target and self._refused_at.get(m, -1) < target
+        )
         return done >= (len(members) if peers is None else peers)
 
     def stats(self) -> dict[str, Any]:
@@ -271,6 +282,7 @@ class MemoryTransport(Transport):
             self._closed = True
             for other in network._members(self):  # it has left: nobody waits for it
                 other._acked.pop(self, None)
+                other._refused_at.pop(self, None)
                 other._last_sync.pop(self, None)
                 other._offsets.pop(self, None)
             self._detach()
@@ -285,6 +297,7 @@ class MemoryTransport(Transport):
         self._joined = False
         self._inbox.clear()
         self._acked.clear()
+        self._refused_at.clear()
         self._last_sync.clear()
         self._offsets.clear()
         self._next_round = float("inf")
@@ -318,7 +331,9 @@ class MemoryTransport(Transport):
 
     def _request_acks(self, target: int) -> None:
         with self._network._lock:
-            behind = [m for m in self._reachable_members() if self._acked.get(m, -1) < target]
+            acked, refused = self._acked, self._refused_at
+            members = self._reachable_members()
+            behind = [m for m in members if not refused.get(m, -1) < target <= acked.get(m, -1)]
         for member in behind:
             self._send_digest(member)
 
@@ -328,6 +343,7 @@ class MemoryTransport(Transport):
         if members:
             self._send_digest(random.choice(members))
         self._check_clock()
+        self._replica.check_clock_step()
 
     def _send_digest(self, to: MemoryTransport) -> None:
         host = self._replica
@@ -372,29 +388,33 @@ class MemoryTransport(Transport):
             self._send_to(sender, _Message("state", self, seq, payload=payload), "states_sent")
         elif message.kind == "state":
             self._count("states_received")
-            if self._merge(message.payload) and seq is not None:
-                self._send_to(sender, _Message("ack", self, seq))
+            refused = self._merge(message.payload)
+            if refused is not None and seq is not None:
+                self._send_to(sender, _Message("ack", self, seq, refused=refused))
         else:  # "ack": the sender holds every write of ours up to seq
             assert seq is not None
             with self._network._lock:
                 self._counters["acks_received"] += 1
                 self._acked[sender] = max(self._acked.get(sender, -1), seq)
+                if message.refused:
+                    self._refused_at[sender] = max(self._refused_at.get(sender, -1), seq)
+                    self._refusals += 1
+                elif seq >= self._refused_at.get(sender, -1):
+                    self._refused_at.pop(sender, None)  # a clean exchange since
                 self._last_sync[sender] = time.time()
                 self._network._progress.notify_all()
 
-    def _merge(self, payload: bytes) -> bool:
-        """Merge registers from a member; False (and so no ack) if the replica refused them."""
+    def _merge(self, payload: bytes) -> int | None:
+        """Merge a member's registers: how many were refused, or None (no ack) if it failed."""
         try:
             delta = decode(payload)
-            if delta:
-                self._replica.merge_remote(delta)
+            return self._replica.merge_from_peer(delta) if delta else 0
         except RolloutError as exc:
             # Not acknowledged, so the sender does not count it as delivered; anti-entropy
             # offers it again.
             self._count("merge_errors")
             logger.warning("memory transport %r could not merge registers: %s", self.name, exc)
-            return False
-        return True
+            return None
 
     def _heard_clock(self, sender: MemoryTransport, message: _Message) -> None:
         # Their clock now: as read when sent, plus the time the message spent queued (one

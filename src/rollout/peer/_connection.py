@@ -157,6 +157,9 @@ class PeerConnection:
         self._frames_out = FrameWriter()
         self._frames_in = FrameReader(max_frame=owner.max_frame)
         self.acked = -1  # the highest sequence number the peer acknowledged
+        self.refused_at = -1  # the last sequence number it acknowledged with registers refused
+        self.refusals = 0  # REFUSED messages received: wait_synced looks for new ones
+        self._refusing: int | None = None  # the sequence number the last REFUSED was about
         self.sync_seq: int | None = None  # the sequence number our first DIGEST carried
         self.synced = False  # the peer holds our state as of sync_seq
         self.closed = False
@@ -323,11 +326,23 @@ class PeerConnection:
             owner.count("states_sent")
         elif kind is Kind.STATE:
             owner.count("states_received")
-            if self._merge(message.delta) and body["seq"] is not None:
+            refused = self._merge(message.delta)
+            if refused is not None and body["seq"] is not None:
+                if refused:
+                    self._send(Kind.REFUSED, {"seq": body["seq"], "refused": refused})
                 self._send(Kind.ACK, {"seq": body["seq"]})
+        elif kind is Kind.REFUSED:
+            # The peer holds our state as of seq except registers it refused (stamped too far
+            # ahead of its clock): wait_synced must not call that delivered. The ACK follows.
+            self._refusing = body["seq"]
+            self.refused_at = max(self.refused_at, body["seq"])
+            self.refusals += 1
         elif kind is Kind.ACK:
             seq = body["seq"]
             self.acked = max(self.acked, seq)
+            if self._refusing != seq and seq >= self.refused_at:
+                self.refused_at = -1  # a clean exchange since: the peer holds all of it now
+            self._refusing = None
             if seq == self.sync_seq:
                 self.synced = True
             if self.member is not None:
@@ -353,18 +368,18 @@ class PeerConnection:
             Kind.PULL, {"seq": body["seq"], "names": sorted(n for n in differ if n in theirs)}
         )
 
-    def _merge(self, delta: Delta | None) -> bool:
-        """Merge a peer's registers; False (and no ack) if this replica could not store them."""
+    def _merge(self, delta: Delta | None) -> int | None:
+        """Merge a peer's registers: how many were refused (quarantined), or None (and no ack)
+        if this replica could not store them."""
         if not delta:
-            return True
+            return 0
         try:
-            self.owner.host.merge_remote(delta)
+            return self.owner.host.merge_from_peer(delta)
         except RolloutError as exc:
             # Not acknowledged, so the peer does not count it as delivered; anti-entropy
             # offers it again.
             logger.warning("could not merge registers from %s: %s", self, exc)
-            return False
-        return True
+            return None
 
     # Closing ----------------------------------------------------------------------------------
 

@@ -36,6 +36,10 @@ class Kind(enum.IntEnum):
     STATE = 5
     ACK = 6
     BYE = 7
+    #: Sent just before the ACK of an exchange in which the receiver refused registers (stamped
+    #: too far ahead of its clock: held in its quarantine), so wait_synced does not count them
+    #: as delivered. A kind of its own, so an ACK stays what it was.
+    REFUSED = 8
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,11 @@ def _check_pull(body: Mapping[str, Any]) -> None:
         _name(name, "a name in 'names'")
 
 
+def _check_refused(body: Mapping[str, Any]) -> None:
+    _integer(body, "seq")
+    _integer(body, "refused", minimum=1)
+
+
 _HELLO_KEYS = frozenset({"node", "addr", "protocol", "members", "clock"})
 # kind -> (keys besides "flags", has flags, check). DELTA and STATE carry flags as a Delta.
 SCHEMAS: Final[dict[Kind, tuple[frozenset[str], bool, Callable[[Mapping[str, Any]], None]]]] = {
@@ -155,6 +164,7 @@ SCHEMAS: Final[dict[Kind, tuple[frozenset[str], bool, Callable[[Mapping[str, Any
     Kind.STATE: (frozenset({"seq"}), True, lambda body: _integer(body, "seq", null=True)),
     Kind.ACK: (frozenset({"seq"}), False, lambda body: _integer(body, "seq")),
     Kind.BYE: (frozenset(), False, lambda _body: None),
+    Kind.REFUSED: (frozenset({"seq", "refused"}), False, _check_refused),
 }
 
 

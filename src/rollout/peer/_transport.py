@@ -248,6 +248,7 @@ class PeerTransport(Transport):
             for connection in connections:
                 connection.check_stalled()
             self._check_clock()
+            self.host.check_clock_step()
 
     def _check_clock(self) -> None:
         self._skew = clock_problem(
@@ -261,11 +262,14 @@ class PeerTransport(Transport):
         if loop is not None:
             loop.call_soon(self._request_acks, target)
         deadline = time.monotonic() + timeout
+        refusals = self._refusals()
         with self._synced:
             while not self._is_synced(target, peers):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._loop is None:
                     return False
+                if self._refusals() > refusals and self._refused(target):
+                    return False  # refused since this call: waiting will not deliver them
                 self._synced.wait(min(remaining, 0.1))
         return True
 
@@ -273,13 +277,23 @@ class PeerTransport(Transport):
         # A digest exchange ends with the peer acknowledging our sequence number as of now:
         # proof that it holds every write up to `target`, even if a delta was lost on the way.
         for connection in list(self._mesh.connections.values()):
-            if connection.acked < target:
+            if connection.acked < target or connection.refused_at >= target:
                 connection.send_digest()
+
+    def _refused(self, target: int) -> bool:
+        """A peer answered an exchange covering ``target`` with registers refused: they will
+        not get there by waiting (they stay refused until an operator resolves them)."""
+        return any(c.refused_at >= target for c in list(self._mesh.connections.values()))
+
+    def _refusals(self) -> int:
+        return sum(c.refusals for c in list(self._mesh.connections.values()))
 
     def _is_synced(self, target: int, peers: int | None) -> bool:
         mesh = self._mesh
         connections = list(mesh.connections.values())
-        done = sum(1 for c in connections if c.synced and c.acked >= target)
+        done = sum(
+            1 for c in connections if c.synced and c.acked >= target and c.refused_at < target
+        )
         if peers is not None:
             return done >= peers
         known: set[int | str] = {

@@ -132,6 +132,30 @@ end
 return {redis.call('GET', KEYS[2]) or '0', out}
 """
 
+# A compare-and-delete of registers, atomically. KEYS: per flag its hash and history index.
+# ARGV: per flag a register count, then field/stamp pairs (the packed timestamp, no value). Not
+# published and no version bump: no replica holds these (they were refused as from the future).
+_DISCARD = Template("""
+local P = $prefix
+local arg = 1
+local removed = 0
+for f = 1, #KEYS, 2 do
+  local hash, events, count = KEYS[f], KEYS[f + 1], tonumber(ARGV[arg])
+  arg = arg + 1
+  for r = 1, count do
+    local field, stamp = ARGV[arg], ARGV[arg + 1]
+    arg = arg + 2
+    local old = redis.call('HGET', hash, field)
+    if old and string.sub(old, 1, P) == stamp then
+      redis.call('HDEL', hash, field)
+      redis.call('ZREM', events, field)
+      removed = removed + 1
+    end
+  end
+end
+return removed
+""").substitute(prefix=_PREFIX)
+
 
 def pack(key: str, register: Register) -> str:
     wall, counter, node = register.ts
@@ -172,6 +196,7 @@ class RedisStore(Store):
         self.origin = f"pid-{os.getpid()}"
         self._merge = client.register_script(_MERGE)
         self._load = client.register_script(_LOAD)
+        self._discard = client.register_script(_DISCARD)
         self._lock = threading.Lock()
         self._closed = False
         self._owned: list[redis.Redis] = []
@@ -254,6 +279,20 @@ class RedisStore(Store):
                 args += [key, pack(key, register)]
         with self._using("write to"):
             self._merge(keys=keys, args=args)
+
+    def discard(self, delta: Delta) -> None:
+        flags = [(name, registers) for name, registers in delta.items() if registers]
+        if not flags:
+            return
+        keys: list[str] = []
+        args: list[Any] = []
+        for name, registers in flags:
+            keys += [self.flag_prefix + name, self.history_prefix + name]
+            args.append(len(registers))
+            for key, register in registers.items():
+                args += [key, pack(key, register)[:_PREFIX]]
+        with self._using("discard from"):
+            self._discard(keys=keys, args=args)
 
     def version(self) -> int:
         with self._using("read"):

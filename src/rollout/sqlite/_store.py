@@ -86,6 +86,11 @@ WHERE flag = :flag AND {sql_is_history("key")} AND key NOT IN (
     ORDER BY key DESC LIMIT :limit)
 """
 
+# A compare-and-delete: the register goes only if it is still the one with this timestamp.
+_DISCARD = """
+DELETE FROM registers WHERE flag = ? AND key = ? AND wall = ? AND counter = ? AND node = ?
+"""
+
 
 class SQLiteStore(Store):
     """Registers in an SQLite database file (WAL mode).
@@ -230,6 +235,23 @@ class SQLiteStore(Store):
                     connection.executemany(_PRUNE, watermarked)
                 if with_history:
                     connection.executemany(_PRUNE_HISTORY, with_history)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+    def discard(self, delta: Delta) -> None:
+        rows = [
+            (flag, key, *register.ts)
+            for flag, registers in delta.items()
+            for key, register in registers.items()
+        ]
+        if not rows:
+            return
+        with self._using("discard from") as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.executemany(_DISCARD, rows)
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")

@@ -1,9 +1,11 @@
 """The store interface: where a replica's registers are kept between runs.
 
-A store does two things: hand back every register it holds (:meth:`Store.load`) and merge a delta
-into what it holds, keeping per key the register that wins the last-writer-wins rule
-(:meth:`Store.save`). Because save merges rather than overwrites, any number of processes can
-save into one store concurrently without losing an edit.
+A store does three things: hand back every register it holds (:meth:`Store.load`), merge a
+delta into what it holds, keeping per key the register that wins the last-writer-wins rule
+(:meth:`Store.save`), and remove given registers if still there (:meth:`Store.discard`: how a
+register stamped in the future leaves the store; docs/operations.md, "Quarantine"). Because save
+merges rather than overwrites, any number of processes can save into one store concurrently
+without losing an edit.
 
 Every implementation passes :class:`rollout.testing.StoreConformance`.
 
@@ -46,6 +48,14 @@ class Store(abc.ABC):
 
         A register replaces the stored one for its key only if it wins (newer timestamp).
         Registers hidden by a newer watermark may be dropped.
+        """
+
+    @abc.abstractmethod
+    def discard(self, delta: Delta) -> None:
+        """Remove exactly these registers, atomically, where they are still held: a register
+        goes only if its flag, key and timestamp all match (a compare-and-delete), so a newer
+        register saved since under that key stays. Others' replicas are not told (nothing they
+        hold changes: this removes registers stamped too far ahead, which they refused too).
         """
 
     def default_transport(self) -> Transport | None:

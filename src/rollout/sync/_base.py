@@ -48,6 +48,17 @@ class SyncHost(Protocol):
         """
         ...
 
+    def merge_from_peer(self, delta: Delta) -> int:
+        """Merge a peer's registers like ``merge_remote``; returns how many were refused (held
+        in the quarantine as stamped too far ahead), which the peer is told in its ACK so its
+        ``wait_synced`` does not report registers this replica refused as delivered."""
+        ...
+
+    def check_clock_step(self) -> None:
+        """Called every anti-entropy round: recover if this machine's wall clock stepped back
+        far behind the timestamps this node issued (rollout._client.pipeline)."""
+        ...
+
     def set_clock_skew(self, problem: str | None) -> None:
         """Refuse local writes with ClockSkewError while ``problem`` is set (None clears it)."""
         ...
@@ -70,7 +81,8 @@ class Transport(abc.ABC):
 
         The peer transport: every known peer (or at least ``peers`` of them) holds it. A
         transport through a shared store (Redis): the store holds it and this replica is
-        connected. Returns False if ``timeout`` seconds pass first.
+        connected. Returns False if ``timeout`` seconds pass first, and at once when a peer
+        answers, during the wait, that it refused registers the wait covers (quarantined).
         """
 
     @abc.abstractmethod

@@ -11,7 +11,9 @@ line. Tests and benchmarks use it to make real sockets between real processes::
 Commands are the ``Rollout`` methods (``node.call("activate_user", "chat", 42)``) plus
 ``get`` (a flag's ``to_dict()``), ``state`` (every flag's ``to_dict()``), ``export`` (text),
 ``stats``, ``members``, ``wait_synced``, ``watch`` / ``seen`` (monotonic time at which a flag first
-became active, for latency measurements), and ``exit``.
+became active, for latency measurements), ``history`` and ``quarantined`` (as dicts),
+``set_clock_offset`` (move the node's wall clock that many ms from the real one, at once: an NTP
+step), and ``exit``.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class Node:
         learn_members: bool = True,
         clock_offset_ms: int = 0,
         anti_entropy_interval: float = 1.0,
+        max_offset: float | None = None,
         store: str | None = None,
         port: int | None = None,
         listen: bool = True,
@@ -106,6 +109,7 @@ class Node:
             "learn_members": learn_members,
             "clock_offset_ms": clock_offset_ms,
             "anti_entropy_interval": anti_entropy_interval,
+            "max_offset": max_offset,
         }
         self.process: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -121,6 +125,8 @@ class Node:
             "--clock-offset-ms", str(self._options["clock_offset_ms"]),
             "--anti-entropy-interval", str(self._options["anti_entropy_interval"]),
         ]  # fmt: skip
+        if self._options["max_offset"] is not None:
+            arguments += ["--max-offset", str(self._options["max_offset"])]
         if self._options["secret"] is not None:
             arguments += ["--secret", str(self._options["secret"])]
         if not self._options["learn_members"]:
@@ -312,7 +318,8 @@ def _serve(options: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _raise_open_file_limit()
-    offset = options.clock_offset_ms
+    # A list, so `set_clock_offset` can step the running node's clock (as NTP would).
+    offset = [options.clock_offset_ms]
     peers = [p for p in options.peers.split(",") if p]
     transport = None
     if options.listen or peers:
@@ -325,8 +332,9 @@ def _serve(options: argparse.Namespace) -> int:
         )
     flags = Rollout(
         options.store,
-        clock=(lambda: system_clock_ms() + offset) if offset else None,
+        clock=lambda: system_clock_ms() + offset[0],
         transport=transport,
+        **({"max_offset": options.max_offset} if options.max_offset is not None else {}),
     )
     seen: dict[str, int] = {}
 
@@ -344,7 +352,11 @@ def _serve(options: argparse.Namespace) -> int:
         command = json.loads(line)
         op, args, kwargs = command["op"], command["args"], command["kwargs"]
         try:
-            result = _run(flags, seen, op, args, kwargs)
+            if op == "set_clock_offset":
+                offset[0] = int(args[0])
+                result = None
+            else:
+                result = _run(flags, seen, op, args, kwargs)
         except Exception as exc:  # reported to the test, which decides
             _answer({"error": type(exc).__name__, "message": str(exc)})
             continue
@@ -377,6 +389,10 @@ def _run(flags: Any, seen: dict[str, int], op: str, args: list[Any], kwargs: Any
         return flags.export().decode()
     if op == "merge":
         return sorted(flags.merge(args[0].encode()))
+    if op == "history":
+        return [event.to_dict() for event in flags.history(*args)]
+    if op == "quarantined":
+        return [entry.to_dict() for entry in flags.quarantined(*args)]
     if op == "seen":
         return seen.get(args[0])
     if not op.startswith("_") and callable(getattr(flags, op, None)):
@@ -399,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-learn-members", dest="learn_members", action="store_false")
     parser.add_argument("--clock-offset-ms", type=int, default=0)
     parser.add_argument("--anti-entropy-interval", type=float, default=1.0)
+    parser.add_argument("--max-offset", type=float, default=None)
     return _serve(parser.parse_args(argv))
 
 

@@ -72,6 +72,7 @@ VALID: dict[Kind, tuple[dict[str, Any], Delta | None]] = {
     Kind.STATE: ({"seq": None}, DELTA),
     Kind.ACK: ({"seq": 2**63 - 1}, None),
     Kind.BYE: ({}, None),
+    Kind.MEMBERS: ({"members": ["[::1]:7946", "node-2.example.com:7946", "10.0.0.3:0"]}, None),
 }
 
 
@@ -217,8 +218,8 @@ def test_a_length_too_short_for_a_body_raises(key: bytes | None) -> None:
 def test_unknown_version_and_kind_raise() -> None:
     with pytest.raises(FrameError, match="version 2"):
         FrameReader().feed(raw_frame(Kind.BYE, {}, version=2))
-    with pytest.raises(FrameError, match="kind 8"):
-        FrameReader().feed(raw_frame(8, {}))
+    with pytest.raises(FrameError, match="kind 9"):
+        FrameReader().feed(raw_frame(9, {}))
     with pytest.raises(FrameError, match="kind 0"):
         FrameReader().feed(raw_frame(0, {}))
 
@@ -469,6 +470,12 @@ INVALID: list[tuple[str, Kind, object]] = [
     ("state missing flags", Kind.STATE, without(Kind.STATE, "flags")),
     ("state extra key", Kind.STATE, payload(Kind.STATE, clock=1)),
     ("state bad register", Kind.STATE, payload(Kind.STATE, flags=BAD_REGISTER)),
+    ("members missing", Kind.MEMBERS, {}),
+    ("members extra key", Kind.MEMBERS, {"members": [], "addr": "a:1"}),
+    ("members not a list", Kind.MEMBERS, {"members": "a:1"}),
+    ("members bad address", Kind.MEMBERS, {"members": ["a:1", "b"]}),
+    ("members null address", Kind.MEMBERS, {"members": [None]}),
+    ("members too many", Kind.MEMBERS, {"members": ["a:1"] * 1001}),
     ("ack float", Kind.ACK, {"seq": 1.5}),
     ("ack missing seq", Kind.ACK, {}),
     ("ack extra key", Kind.ACK, {"seq": 1, "flags": {}}),

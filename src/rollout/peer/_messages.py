@@ -36,6 +36,9 @@ class Kind(enum.IntEnum):
     STATE = 5
     ACK = 6
     BYE = 7
+    #: The addresses of the members the sender is connected to, sent after the handshake
+    #: (see :mod:`rollout.peer._mesh`): membership learned from one seed reaches every node.
+    MEMBERS = 8
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,18 @@ def _check_hello(body: Mapping[str, Any]) -> None:
     _hex(body["nonce"], _HEX32, "'nonce'")
 
 
+def _check_members(body: Mapping[str, Any]) -> None:
+    # The hello's member list is checked by _check_hello; kept apart so each frame's schema can
+    # change on its own.
+    members = body["members"]
+    if not isinstance(members, list):
+        raise SchemaError(f"'members' must be a list of 'host:port' strings, got {members!r}")
+    if len(members) > MAX_MEMBERS:
+        raise SchemaError(f"'members' must list at most {MAX_MEMBERS}, got {len(members)}")
+    for member in members:
+        _address(member, "a member")
+
+
 def _check_digest(body: Mapping[str, Any]) -> None:
     _integer(body, "seq")
     _integer(body, "clock")
@@ -156,6 +171,7 @@ SCHEMAS: Final[dict[Kind, tuple[frozenset[str], bool, Callable[[Mapping[str, Any
     Kind.STATE: (frozenset({"seq"}), True, lambda body: _integer(body, "seq", null=True)),
     Kind.ACK: (frozenset({"seq"}), False, lambda body: _integer(body, "seq")),
     Kind.BYE: (frozenset(), False, lambda _body: None),
+    Kind.MEMBERS: (frozenset({"members"}), False, _check_members),
 }
 
 

@@ -13,7 +13,10 @@ membership gossip, as it would in a deployment that lists a few well-known nodes
 - idle: CPU of every node (psutil CPU time over wall time, % of one CPU) over 10 s with nothing
   written, measured right after formation and a full sync;
 - memory: resident set size of every node (psutil) after the idle period;
-- connections: peers each node counts as connected, and the TCP sockets each process holds.
+- connections: peers each node counts as connected, and the TCP sockets each process holds;
+- the Redis reference: the same number of processes, each a ``Rollout`` on one Redis store (its
+  own pub/sub keeps them live), the same propagation measure: what a team moving to Redis gets
+  on this machine. Skipped, with the reason, when no Redis answers at ``BENCH_REDIS_URL``.
 
 Run alone with ``python -m bench.scale`` (about two minutes on 2 CPUs), or as the ``scale``
 section of ``python -m bench`` (``BENCH_ONLY=scale``). ``BENCH_SCALE_SIZES=3,10`` picks sizes.
@@ -21,6 +24,7 @@ section of ``python -m bench`` (``BENCH_ONLY=scale``). ``BENCH_SCALE_SIZES=3,10`
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import statistics
@@ -35,7 +39,8 @@ import psutil
 
 from rollout.testing.cluster import free_port
 
-from .cluster import CHANGES, WARMUP, Latency, _Child, _fan_out, _group
+from .cluster import CHANGES, WARMUP, Latency, _Child, _fan_out, _group, _redis_problem
+from .redis_bench import _delete_namespace, _store_url
 from .report import Table
 
 __all__ = ["ScaleRun", "measure_scale", "scale_tables"]
@@ -58,6 +63,7 @@ class ScaleRun:
     rss_mb: list[float]  # per node
     peers_connected: list[int]  # per node
     tcp_sockets: list[int]  # per node: established TCP connections of the process
+    redis: Latency | None  # the same measure with a Redis store instead; None: no Redis
 
 
 def _sizes() -> tuple[int, ...]:
@@ -73,15 +79,36 @@ def _sizes() -> tuple[int, ...]:
     return sizes
 
 
-def measure_scale(sizes: Sequence[int] | None = None) -> tuple[list[ScaleRun], float]:
-    """One run per size; and the machine's 1-minute load average when it started."""
+def measure_scale(
+    sizes: Sequence[int] | None = None,
+) -> tuple[list[ScaleRun], float, str | None]:
+    """One run per size; the machine's 1-minute load average when it started; and why there is
+    no Redis reference (None: there is one)."""
     load_average = os.getloadavg()[0]
+    redis_failure = _redis_problem()
     runs = []
     with tempfile.TemporaryDirectory(prefix="rollout-bench-scale-") as tmp:
         for size in sizes or _sizes():
             print(f"scale: {size} nodes", file=sys.stderr, flush=True)
-            runs.append(_measure(size, Path(tmp)))
-    return runs, load_average
+            run = _measure(size, Path(tmp))
+            if redis_failure is None:
+                print(f"scale: {size} processes on a Redis store", file=sys.stderr, flush=True)
+                run = dataclasses.replace(run, redis=_measure_redis(size, Path(tmp)))
+            runs.append(run)
+    return runs, load_average, redis_failure
+
+
+def _measure_redis(size: int, directory: Path) -> Latency:
+    namespace = f"rollout-bench-scale-{os.getpid()}-{time.monotonic_ns()}"
+    arguments = [["--mode", "redis-store", "--store", _store_url(namespace)]] * size
+    try:
+        with _group(arguments, directory) as (children, events):
+            for child in children:
+                if not child.call("wait_synced", 30.0):
+                    raise TimeoutError(f"process {child.index} did not connect to Redis")
+            return _fan_out(children, events)
+    finally:
+        _delete_namespace(namespace)
 
 
 def _measure(size: int, directory: Path) -> ScaleRun:
@@ -112,7 +139,9 @@ def _measure(size: int, directory: Path) -> ScaleRun:
             for p in processes
         ]
         latency = _fan_out(children, events)
-    return ScaleRun(size, meshed - launched, meshed - ready, latency, cpu, rss, peers, sockets)
+    return ScaleRun(
+        size, meshed - launched, meshed - ready, latency, cpu, rss, peers, sockets, None
+    )
 
 
 def _wait_full_mesh(children: Sequence[_Child]) -> float:
@@ -152,7 +181,9 @@ def _spread(values: Sequence[float], digits: int) -> str:
     return f"{statistics.fmean(values):.{digits}f} ({max(values):.{digits}f})"
 
 
-def scale_tables(runs: Sequence[ScaleRun], load_average: float) -> list[Table]:
+def scale_tables(
+    runs: Sequence[ScaleRun], load_average: float, redis_failure: str | None
+) -> list[Table]:
     rows = []
     for run in runs:
         lat = run.latency
@@ -168,6 +199,8 @@ def scale_tables(runs: Sequence[ScaleRun], load_average: float) -> list[Table]:
                 _spread(run.rss_mb, 1),
                 f"{min(run.peers_connected)}-{max(run.peers_connected)}",
                 f"{min(run.tcp_sockets)}-{max(run.tcp_sockets)}",
+                "n/a" if run.redis is None else f"{run.redis.p50_ms:.2f}",
+                "n/a" if run.redis is None else f"{run.redis.p99_ms:.2f}",
             ]
         )
     headers = [
@@ -181,6 +214,8 @@ def scale_tables(runs: Sequence[ScaleRun], load_average: float) -> list[Table]:
         "RSS MB (max)",
         "peers",
         "TCP conns",
+        "Redis p50 ms",
+        "Redis p99 ms",
     ]
     notes = (
         f"Every node a real process with a memory store, all started at once, each configured "
@@ -193,8 +228,11 @@ def scale_tables(runs: Sequence[ScaleRun], load_average: float) -> list[Table]:
         f"Idle CPU: % of one CPU per node over {IDLE_S:.0f} s with nothing written "
         "(anti-entropy every 1 s), mean and busiest node; RSS: mean and largest node; peers: "
         "connected peers per node (min-max); TCP conns: established TCP sockets per process.",
+        "Redis: as many processes, each a Rollout on one Redis store (kept live by its "
+        "pub/sub), the same propagation measure, run right after the mesh of that size.",
         f"All nodes share this machine's {os.cpu_count()} CPUs; its 1-minute load average was "
         f"{load_average:.2f} when the section started.",
+        *([f"Redis columns skipped: {redis_failure}"] if redis_failure else []),
     )
     targets: list[list[str]] = []
     for run in runs:

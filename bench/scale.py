@@ -229,7 +229,9 @@ def scale_tables(
         "(anti-entropy every 1 s), mean and busiest node; RSS: mean and largest node; peers: "
         "connected peers per node (min-max); TCP conns: established TCP sockets per process.",
         "Redis: as many processes, each a Rollout on one Redis store (kept live by its "
-        "pub/sub), the same propagation measure, run right after the mesh of that size.",
+        "pub/sub), the same propagation measure, run right after the mesh of that size. Timed "
+        "from activate() returning, like the mesh: the store publishes before the writer has "
+        "its reply, so a receiver may see a change first (a negative time).",
         f"All nodes share this machine's {os.cpu_count()} CPUs; its 1-minute load average was "
         f"{load_average:.2f} when the section started.",
         *([f"Redis columns skipped: {redis_failure}"] if redis_failure else []),

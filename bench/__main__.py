@@ -4,9 +4,10 @@ Progress goes to stderr. The run always exits 0 when it could measure: a missed 
 reported as MISS, never raised (benchmarks report, tests assert).
 
 ``BENCH_ONLY=cluster`` (a comma-separated list of sections: checks, writes, memory, cluster,
-handshake, redis, openfeature, degrade, http) runs only those; the default is all of them. The
-Targets table needs checks, writes and memory; only a run of every section rewrites
-bench/results.md.
+handshake, scale, redis, openfeature, degrade, http) runs only those; the default is all of
+them. The scale section (the mesh at 3, 10, 20 and 30 processes, about two minutes) also runs
+alone: ``python -m bench.scale``. The Targets table needs checks, writes and memory; only a run
+of every section rewrites bench/results.md.
 The redis section is skipped, with the reason, when no Redis answers at ``BENCH_REDIS_URL``
 (default redis://127.0.0.1:6379/0).
 """
@@ -22,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import degrade_bench, handshake_bench, http_bench, openfeature_bench
+from . import degrade_bench, handshake_bench, http_bench, openfeature_bench, scale
 from ._timing import REPEAT
 from .checks import measure_checks
 from .cluster import measure_cluster
@@ -48,6 +49,7 @@ SECTIONS = (
     "memory",
     "cluster",
     "handshake",
+    "scale",
     "redis",
     "openfeature",
     "degrade",
@@ -122,6 +124,9 @@ def main() -> None:
             cluster_targets_table(cluster),
             cluster_node_table(cluster),
         ]
+    if "scale" in sections:
+        print("measuring the mesh at scale (about two minutes)...", file=sys.stderr, flush=True)
+        tables += scale.tables()
     if "redis" in sections:
         print("measuring Redis (about half a minute)...", file=sys.stderr, flush=True)
         tables += redis_tables(measure_redis())

@@ -62,6 +62,8 @@ LOST_AFTER_S = 2.0
 CATCH_UP_FLAGS = 1_000
 IDLE_S = 10.0
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: One strong secret for every node of a run; passed as ``--secret=...`` (it may start with "-").
+SECRET = secrets.token_urlsafe(32)
 
 #: (nodes, store) runs, in order; the Redis reference runs once per node count.
 RUNS: tuple[tuple[int, str], ...] = ((3, "memory"), (3, "sqlite"), (10, "memory"), (10, "sqlite"))
@@ -238,7 +240,7 @@ def _peer_group(size: int, store: str, directory: Path) -> Iterator[Group]:
         [
             "--mode", "peer", "--listen", address,
             "--peers", ",".join(a for a in addresses if a != address),
-            "--store", _store_url(store, directory / f"n{i}-{stamp}.db"),
+            "--store", _store_url(store, directory / f"n{i}-{stamp}.db"), f"--secret={SECRET}",
             *_profile_arguments(f"{size}-{store}-n{i}"),
         ]
         for i, address in enumerate(addresses)
@@ -365,7 +367,7 @@ def _catch_up_and_idle(directory: Path) -> tuple[CatchUp, Idle]:
         address = f"127.0.0.1:{free_port()}"
         arguments = [
             "--mode", "peer", "--listen", address, "--peers", seed,
-            "--store", _store_url("sqlite", directory / "new.db"),
+            "--store", _store_url("sqlite", directory / "new.db"), f"--secret={SECRET}",
             "--catch-up", str(count),
         ]  # fmt: skip
         newcomer = _Child(len(children), arguments, events, directory)

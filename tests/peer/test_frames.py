@@ -69,6 +69,7 @@ VALID: dict[Kind, tuple[dict[str, Any], Delta | None]] = {
     Kind.ACK: ({"seq": 2**63 - 1}, None),
     Kind.BYE: ({}, None),
     Kind.REFUSED: ({"seq": 4, "refused": 2}, None),
+    Kind.MEMBERS: ({"members": ["[::1]:7946", "node-2.example.com:7946", "10.0.0.3:0"]}, None),
 }
 
 
@@ -215,8 +216,8 @@ def test_unknown_version_and_kind_raise() -> None:
     for version in (1, 3):  # 1: rollout 0.2 and older
         with pytest.raises(FrameError, match=f"version {version}"):
             FrameReader().feed(raw_frame(Kind.BYE, {}, version=version))
-    with pytest.raises(FrameError, match="kind 9"):
-        FrameReader().feed(raw_frame(9, {}))
+    with pytest.raises(FrameError, match="kind 10"):
+        FrameReader().feed(raw_frame(10, {}))
     with pytest.raises(FrameError, match="kind 0"):
         FrameReader().feed(raw_frame(0, {}))
 
@@ -380,6 +381,12 @@ INVALID: list[tuple[str, Kind, object]] = [
     ("state missing flags", Kind.STATE, without(Kind.STATE, "flags")),
     ("state extra key", Kind.STATE, payload(Kind.STATE, clock=1)),
     ("state bad register", Kind.STATE, payload(Kind.STATE, flags=BAD_REGISTER)),
+    ("members missing", Kind.MEMBERS, {}),
+    ("members extra key", Kind.MEMBERS, {"members": [], "addr": "a:1"}),
+    ("members not a list", Kind.MEMBERS, {"members": "a:1"}),
+    ("members bad address", Kind.MEMBERS, {"members": ["a:1", "b"]}),
+    ("members null address", Kind.MEMBERS, {"members": [None]}),
+    ("members too many", Kind.MEMBERS, {"members": ["a:1"] * 1001}),
     ("ack float", Kind.ACK, {"seq": 1.5}),
     ("ack missing seq", Kind.ACK, {}),
     ("ack extra key", Kind.ACK, {"seq": 1, "flags": {}}),

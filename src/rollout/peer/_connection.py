@@ -123,6 +123,10 @@ class ConnectionOwner(Protocol):
 
     def heard_clock(self, connection: PeerConnection, their_ms: int) -> None: ...
 
+    def heard_members(self, addresses: list[str]) -> None:
+        """The members a peer gossiped (a MEMBERS frame, checked against its schema)."""
+        ...
+
     def acknowledged(self) -> None:
         """The peer acknowledged a sequence number: a ``wait_synced`` may be done."""
         ...
@@ -306,6 +310,9 @@ class PeerConnection:
         self._send(Kind.DIGEST, {"seq": seq, "clock": host.physical_ms(), "digests": digests})
         self.owner.count("digests_sent")
 
+    def send_members(self, addresses: list[str]) -> None:
+        self._send(Kind.MEMBERS, {"members": addresses})
+
     # Receiving --------------------------------------------------------------------------------
 
     def _handle(self, message: Message) -> None:
@@ -350,6 +357,8 @@ class PeerConnection:
             owner.acknowledged()
         elif kind is Kind.BYE:
             self.close()
+        elif kind is Kind.MEMBERS:
+            owner.heard_members(body["members"])
         else:
             raise FrameError(f"unexpected {kind.name} after the handshake")
 

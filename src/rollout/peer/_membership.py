@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._messages import MAX_MEMBERS
+
 __all__ = ["Backoff", "Member", "Members", "clock_problem", "parse_address"]
 
 logger = logging.getLogger("rollout.sync")
@@ -71,10 +73,24 @@ class Members:
     def __init__(self, seeds: list[str], member_timeout: float) -> None:
         self.by_address: dict[str, Member] = {a: Member(a, seed=True) for a in seeds}
         self.member_timeout = member_timeout
+        self._full_logged = False
 
     def learn(self, address: str) -> Member | None:
-        """Add a member heard of from a peer; None if it was known already."""
+        """Add a member heard of from a peer; None if it was known already, or the table is full.
+
+        Full at ``MAX_MEMBERS``: what peers tell us cannot grow the table (and the dialling)
+        without end, whatever they send.
+        """
         if address in self.by_address:
+            return None
+        if len(self.by_address) >= MAX_MEMBERS:
+            if not self._full_logged:
+                logger.warning(
+                    "not learning %s: %d members known already (the most a node keeps)",
+                    address,
+                    len(self.by_address),
+                )
+                self._full_logged = True
             return None
         member = self.by_address[address] = Member(address, seed=False)
         return member
@@ -100,8 +116,8 @@ class Members:
     def forget(self, member: Member) -> None:
         self.by_address.pop(member.address, None)
 
-    def addresses(self) -> list[str]:
-        return sorted(a for a, m in self.by_address.items() if m.state != "self")
+    def connected_addresses(self) -> list[str]:
+        return sorted(a for a, m in self.by_address.items() if m.state == "connected")
 
     def describe(self, connected: dict[int, str]) -> list[dict[str, Any]]:
         """Every member, plus connected nodes that are not members (they dialled in without

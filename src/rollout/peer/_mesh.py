@@ -2,9 +2,24 @@
 
 Dialling members (with backoff, forgetting non-seeds after ``member_timeout``), accepting
 connections, admitting them after the handshake (one connection per node pair), learning
-members from hellos, and ending every connection when the transport closes. A component that
-:class:`~rollout.peer.PeerTransport` owns (made anew with the rest of its state in a forked
-child); everything here runs on the transport's loop thread.
+members from hellos and from gossip, and ending every connection when the transport closes. A
+component that :class:`~rollout.peer.PeerTransport` owns (made anew with the rest of its state in
+a forked child); everything here runs on the transport's loop thread.
+
+Gossip. A node tells its peers the addresses of the members it is *connected to* in a MEMBERS
+frame: to every peer shortly after it admits a connection (so a node that joins through one seed
+is dialled by everyone that seed is connected to, within a round trip), and to one random peer
+every anti-entropy round (so a member forgotten during a partition is learned again once the
+partition heals). A frame of its own rather than addresses piggy-backed on digests: a digest
+goes to one peer a second, a join must reach all of them at once, and the hello may not carry
+members for much longer (it is sent before the peer is authenticated). It is only ever sent
+after the handshake, so only a peer that holds the secret can make a node dial somewhere.
+
+Why only connected members: a node vouches only for what it reaches now. A member that is down
+everywhere is therefore told to nobody, and once every node has forgotten it (``member_timeout``)
+it stays forgotten; gossiping every remembered member would hand a dead node back and forth for
+ever, each copy restarting the other's timeout. The member table is capped at ``MAX_MEMBERS``
+entries, so a peer that gossips garbage cannot make a node dial without end.
 """
 
 from __future__ import annotations
@@ -20,9 +35,14 @@ from ._connection import ConnectionOwner, PeerConnection
 from ._loop import open_connection
 from ._membership import Member, Members, parse_address
 
-__all__ = ["Mesh", "MeshOwner"]
+__all__ = ["GOSSIP_DELAY", "Mesh", "MeshOwner"]
 
 logger = logging.getLogger("rollout.sync")
+
+#: Seconds between admitting a connection and telling every peer: the connections of a node
+#: that joins (or of many nodes starting at once) are announced in one frame per peer, not one
+#: per connection.
+GOSSIP_DELAY = 0.05
 
 
 class MeshOwner(ConnectionOwner, Protocol):
@@ -72,9 +92,11 @@ class Mesh:
         #: Accepted connections still in their handshake, and the source address whose slot
         #: each holds.
         self._gated: dict[PeerConnection, str] = {}
+        self._gossip_due = False  # a MEMBERS frame to every peer is scheduled
 
     def member_addresses(self) -> list[str]:
-        return self.members.addresses() if self._learn else []
+        """What this node tells peers about (hello and gossip): the members it is connected to."""
+        return self.members.connected_addresses() if self._learn else []
 
     def describe(self) -> list[dict[str, Any]]:
         labels = {node: c.peer_label for node, c in self.connections.items()}
@@ -164,6 +186,39 @@ class Mesh:
                     member.node = connection.node
                 self._owner.spawn(self._dial(member))
 
+    def heard_members(self, addresses: list[str]) -> None:
+        """Learn the members a peer gossiped (a checked MEMBERS frame), and dial the new ones."""
+        if not self._learn:
+            return
+        for address in addresses:
+            if address == self._owner.advertised_address:
+                continue
+            member = self.members.learn(address)
+            if member is not None:
+                logger.info("learned of %s from gossip", address)
+                self._owner.spawn(self._dial(member))
+
+    # Gossip ---------------------------------------------------------------------------------------
+
+    def gossip_soon(self) -> None:
+        """Tell every peer the connected members in a moment (one frame for many changes)."""
+        if not self._learn or self._gossip_due or self._owner.closing:
+            return
+        self._gossip_due = True
+        asyncio.get_running_loop().call_later(GOSSIP_DELAY, self._gossip_to_all)
+
+    def _gossip_to_all(self) -> None:
+        self._gossip_due = False
+        if not self._owner.closing:
+            addresses = self.member_addresses()
+            for connection in list(self.connections.values()):
+                connection.send_members(addresses)
+
+    def gossip_to(self, connection: PeerConnection) -> None:
+        """Tell one peer the connected members (every anti-entropy round, to a random peer)."""
+        if self._learn:
+            connection.send_members(self.member_addresses())
+
     # A connection's life ------------------------------------------------------------------------
 
     def opened(self, connection: PeerConnection) -> None:
@@ -200,6 +255,7 @@ class Mesh:
             if member is connection.member or member.node == node:
                 self.members.mark_connected(member, node)
         logger.info("connected to %s", connection)
+        self.gossip_soon()
         return True
 
     def _member_for(self, connection: PeerConnection) -> Member | None:

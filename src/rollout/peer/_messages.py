@@ -40,6 +40,9 @@ class Kind(enum.IntEnum):
     #: too far ahead of its clock: held in its quarantine), so wait_synced does not count them
     #: as delivered. A kind of its own, so an ACK stays what it was.
     REFUSED = 8
+    #: The addresses of the members the sender is connected to, sent after the handshake
+    #: (see :mod:`rollout.peer._mesh`): membership learned from one seed reaches every node.
+    MEMBERS = 9
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,18 @@ def _check_hello(body: Mapping[str, Any]) -> None:
     _integer(body, "clock")
 
 
+def _check_members(body: Mapping[str, Any]) -> None:
+    # The hello's member list is checked by _check_hello; kept apart so each frame's schema can
+    # change on its own.
+    members = body["members"]
+    if not isinstance(members, list):
+        raise SchemaError(f"'members' must be a list of 'host:port' strings, got {members!r}")
+    if len(members) > MAX_MEMBERS:
+        raise SchemaError(f"'members' must list at most {MAX_MEMBERS}, got {len(members)}")
+    for member in members:
+        _address(member, "a member")
+
+
 def _check_digest(body: Mapping[str, Any]) -> None:
     _integer(body, "seq")
     _integer(body, "clock")
@@ -165,6 +180,7 @@ SCHEMAS: Final[dict[Kind, tuple[frozenset[str], bool, Callable[[Mapping[str, Any
     Kind.ACK: (frozenset({"seq"}), False, lambda body: _integer(body, "seq")),
     Kind.BYE: (frozenset(), False, lambda _body: None),
     Kind.REFUSED: (frozenset({"seq", "refused"}), False, _check_refused),
+    Kind.MEMBERS: (frozenset({"members"}), False, _check_members),
 }
 
 

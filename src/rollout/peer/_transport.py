@@ -244,7 +244,9 @@ class PeerTransport(Transport):
             await asyncio.sleep(self._interval * random.uniform(0.5, 1.5))
             connections = list(self._mesh.connections.values())
             if connections:
-                random.choice(connections).send_digest()
+                chosen = random.choice(connections)
+                chosen.send_digest()
+                self._mesh.gossip_to(chosen)
             for connection in connections:
                 connection.check_stalled()
             self._check_clock()
@@ -332,6 +334,9 @@ class PeerTransport(Transport):
     def heard_hello(self, connection: PeerConnection, hello: dict[str, Any]) -> None:
         self.heard_clock(connection, hello["clock"])
         self._mesh.heard_hello(connection, hello)
+
+    def heard_members(self, addresses: list[str]) -> None:
+        self._mesh.heard_members(addresses)
 
     def heard_clock(self, connection: PeerConnection, their_ms: int) -> None:
         if connection.member is not None:

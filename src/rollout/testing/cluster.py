@@ -93,6 +93,7 @@ class Node:
         clock_offset_ms: int = 0,
         anti_entropy_interval: float = 1.0,
         max_offset: float | None = None,
+        member_timeout: float = 60.0,
         store: str | None = None,
         port: int | None = None,
         listen: bool = True,
@@ -110,6 +111,7 @@ class Node:
             "clock_offset_ms": clock_offset_ms,
             "anti_entropy_interval": anti_entropy_interval,
             "max_offset": max_offset,
+            "member_timeout": member_timeout,
         }
         self.process: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -124,11 +126,13 @@ class Node:
             "--peers", ",".join(self.peers),
             "--clock-offset-ms", str(self._options["clock_offset_ms"]),
             "--anti-entropy-interval", str(self._options["anti_entropy_interval"]),
+            "--member-timeout", str(self._options["member_timeout"]),
         ]  # fmt: skip
         if self._options["max_offset"] is not None:
             arguments += ["--max-offset", str(self._options["max_offset"])]
         if self._options["secret"] is not None:
-            arguments += ["--secret", str(self._options["secret"])]
+            # One argument: a secret may start with "-" (token_urlsafe makes such).
+            arguments.append(f"--secret={self._options['secret']}")
         if not self._options["learn_members"]:
             arguments.append("--no-learn-members")
         with self.log_path.open("a") as log:
@@ -329,6 +333,7 @@ def _serve(options: argparse.Namespace) -> int:
             secret=options.secret,
             learn_members=options.learn_members,
             anti_entropy_interval=options.anti_entropy_interval,
+            member_timeout=options.member_timeout,
         )
     flags = Rollout(
         options.store,
@@ -416,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock-offset-ms", type=int, default=0)
     parser.add_argument("--anti-entropy-interval", type=float, default=1.0)
     parser.add_argument("--max-offset", type=float, default=None)
+    parser.add_argument("--member-timeout", type=float, default=60.0)
     return _serve(parser.parse_args(argv))
 
 

@@ -11,7 +11,13 @@ line. Tests and benchmarks use it to make real sockets between real processes::
 Commands are the ``Rollout`` methods (``node.call("activate_user", "chat", 42)``) plus
 ``get`` (a flag's ``to_dict()``), ``state`` (every flag's ``to_dict()``), ``export`` (text),
 ``stats``, ``members``, ``wait_synced``, ``watch`` / ``seen`` (monotonic time at which a flag first
-became active, for latency measurements), and ``exit``.
+became active, for latency measurements), ``set_clock_offset_ms`` (step the node's clock while it
+runs) and ``exit``.
+
+A node configured with peers refuses writes until a peer has confirmed its clock, so
+:class:`Cluster` waits, after starting its nodes, until every node's clock has been judged
+(:meth:`Node.wait_clock_judged`); a test that starts a :class:`Node` itself and writes at once
+calls that too.
 """
 
 from __future__ import annotations
@@ -151,6 +157,31 @@ class Node:
             raise NodeError("Exited", f"node {self.name} exited; its log ends:\n{log}")
         return line
 
+    def clock(self) -> dict[str, Any]:
+        """The verdict on this node's clock: ``stats()["sync"]["clock"]``."""
+        sync = self.call("stats")["sync"] or {}
+        clock: dict[str, Any] = sync.get("clock") or {}
+        return clock
+
+    def wait_clock_judged(self, timeout: float = _READY_TIMEOUT) -> dict[str, Any]:
+        """Until this node's clock is no longer unconfirmed (it heard a peer, or has none).
+
+        Returns the verdict, which may still refuse writes (an outlier, no majority).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            clock = self.clock()
+            if clock.get("state", "ok") != "unconfirmed":
+                return clock
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"node {self.name}'s clock was not judged within {timeout} s")
+            time.sleep(0.02)
+
+    def set_clock_offset(self, offset_ms: int) -> None:
+        """Step the running node's clock to ``offset_ms`` from this machine's (kept on restart)."""
+        self.call("set_clock_offset_ms", offset_ms)
+        self._options["clock_offset_ms"] = offset_ms
+
     def log(self) -> str:
         """The end of the node's log (stderr), for assertion messages."""
         return self.log_path.read_text()[-3000:] if self.log_path.exists() else ""
@@ -217,18 +248,39 @@ class Node:
 class Cluster:
     """``size`` nodes that all list each other (or the first one) as peers."""
 
-    def __init__(self, size: int, directory: Path, *, start: bool = True, **options: Any) -> None:
+    def __init__(
+        self,
+        size: int,
+        directory: Path,
+        *,
+        start: bool = True,
+        clock_offsets_ms: Sequence[int] | None = None,
+        **options: Any,
+    ) -> None:
+        """``clock_offsets_ms``: one clock offset per node (``clock_offset_ms`` gives them all
+        one). With ``start``, returns once every node's clock has been judged by its peers."""
         directory.mkdir(parents=True, exist_ok=True)
+        if clock_offsets_ms is not None and len(clock_offsets_ms) != size:
+            raise ValueError(
+                f"clock_offsets_ms must have one offset per node ({size}), got {clock_offsets_ms!r}"
+            )
         ports = [free_port() for _ in range(size)]
         addresses = [f"127.0.0.1:{port}" for port in ports]
-        self.nodes = [
-            Node(f"n{i}", directory, port=ports[i],
-                 peers=[a for a in addresses if a != addresses[i]], **options)
-            for i in range(size)
-        ]  # fmt: skip
+        self.nodes = []
+        for i in range(size):
+            if clock_offsets_ms is not None:
+                options["clock_offset_ms"] = clock_offsets_ms[i]
+            peers = [a for a in addresses if a != addresses[i]]
+            self.nodes.append(Node(f"n{i}", directory, port=ports[i], peers=peers, **options))
         if start:
             for node in self.nodes:
                 node.start()
+            self.wait_clocks_judged()
+
+    def wait_clocks_judged(self, timeout: float = _READY_TIMEOUT) -> None:
+        """Until no running node's clock is unconfirmed (see :meth:`Node.wait_clock_judged`)."""
+        for node in self.running():
+            node.wait_clock_judged(timeout)
 
     def __getitem__(self, index: int) -> Node:
         return self.nodes[index]
@@ -307,7 +359,8 @@ def _serve(options: argparse.Namespace) -> int:
     from ..peer._transport import PeerTransport
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    offset = options.clock_offset_ms
+    # A list, so that `set_clock_offset_ms` can step the clock of the running node.
+    offset = [options.clock_offset_ms]
     peers = [p for p in options.peers.split(",") if p]
     transport = None
     if options.listen or peers:
@@ -320,7 +373,7 @@ def _serve(options: argparse.Namespace) -> int:
         )
     flags = Rollout(
         options.store,
-        clock=(lambda: system_clock_ms() + offset) if offset else None,
+        clock=lambda: system_clock_ms() + offset[0],
         transport=transport,
     )
     seen: dict[str, int] = {}
@@ -339,7 +392,11 @@ def _serve(options: argparse.Namespace) -> int:
         command = json.loads(line)
         op, args, kwargs = command["op"], command["args"], command["kwargs"]
         try:
-            result = _run(flags, seen, op, args, kwargs)
+            if op == "set_clock_offset_ms":
+                offset[0] = int(args[0])
+                result = None
+            else:
+                result = _run(flags, seen, op, args, kwargs)
         except Exception as exc:  # reported to the test, which decides
             _answer({"error": type(exc).__name__, "message": str(exc)})
             continue

@@ -138,6 +138,14 @@ async def test_replication_counters_of_a_peer_transport() -> None:
     last_sync = {**peer, "peer": address}
     assert dialled.series("rollout_sync_last_sync_timestamp_seconds") == [last_sync]
     assert dialled.value("rollout_sync_last_sync_timestamp_seconds", **last_sync) > 0
+    # The verdict on the writer's clock: its one peer agrees, so it writes.
+    assert dialled.value("rollout_clock_writable", **peer) == 1
+    assert dialled.value("rollout_clock_state", **peer, state="ok") == 1
+    assert dialled.value("rollout_clock_state", **peer, state="unconfirmed") == 0
+    assert dialled.value("rollout_clock_voters", **peer) == 2
+    assert dialled.value("rollout_clock_agreeing", **peer) == 2
+    assert dialled.series("rollout_clock_peer_offset_seconds") == [{**peer, "peer": address}]
+    assert abs(dialled.value("rollout_clock_peer_offset_seconds", **peer, peer=address)) < 1
 
 
 async def checks_until_sampled(

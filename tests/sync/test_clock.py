@@ -25,16 +25,19 @@ def test_one_slow_node_of_three_stops_only_itself_and_says_it_is_behind() -> Non
     clocks = [0, 0, -SLOW]
     assert [verdict_of(clocks, i) for i in range(3)] == ["ok", "ok", "outlier"]
     healthy = judge({"n1": 0, "n2": -SLOW}, LIMIT, confirmed=False, needs_confirmation=True)
-    assert healthy.writable and healthy.disagreeing == ("n2",)
+    assert healthy.writable
+    assert healthy.disagreeing == ("n2",)
     slow = judge({"n0": SLOW, "n1": SLOW}, LIMIT, confirmed=False, needs_confirmation=True)
     assert not slow.writable
-    assert slow.problem is not None and f"{SLOW} ms behind the majority" in slow.problem
+    assert slow.problem is not None
+    assert f"{SLOW} ms behind the majority" in slow.problem
 
 
 def test_one_fast_node_of_three_says_it_is_ahead() -> None:
     fast = judge({"n0": -HOUR, "n1": -HOUR + 5}, LIMIT, confirmed=True, needs_confirmation=True)
     assert fast.state == "outlier"
-    assert fast.problem is not None and "ahead of the majority" in fast.problem
+    assert fast.problem is not None
+    assert "ahead of the majority" in fast.problem
 
 
 def test_five_nodes_with_one_slow_and_one_fast_the_three_healthy_write() -> None:
@@ -68,7 +71,8 @@ def test_exactly_max_offset_agrees_one_more_millisecond_does_not() -> None:
 def test_a_node_with_peers_is_unconfirmed_until_a_peer_agrees_then_writes_alone() -> None:
     judge_ = ClockJudge(LIMIT, needs_confirmation=True)
     assert judge_.verdict.state == "unconfirmed"
-    assert judge_.verdict.problem is not None and "not confirmed" in judge_.verdict.problem
+    assert judge_.verdict.problem is not None
+    assert "not confirmed" in judge_.verdict.problem
     assert judge_.update({}, LIMIT).state == "unconfirmed"
     # An outlier is not a confirmation.
     assert judge_.update({"a": SLOW, "b": SLOW}, LIMIT).state == "outlier"
@@ -140,7 +144,8 @@ def test_at_most_one_side_of_a_split_is_in_the_majority(
     right_writes = "ok" in states[len(left) :]
     assert not (left_writes and right_writes)
     if len(left) == len(right):  # a tie: nobody writes
-        assert not left_writes and not right_writes
+        assert not left_writes
+        assert not right_writes
 
 
 @given(clocks_ms, limits_ms)

@@ -136,7 +136,7 @@ class MemoryTransport(Transport):
         # Written only by the delivery thread (from the host); read anywhere.
         self._node: int | None = None
         # A memory transport has no configured peers: like a node started alone, it writes
-        # until it hears a clock. Replaced at start(), when the host's max_offset is known.
+        # until it hears a clock. (The host, and so max_offset, is read on the delivery thread.)
         self._clock = ClockJudge(0, needs_confirmation=False)
         self._closed = False
         #: A member: started, not closed, and (after a fork) rejoined. Messages go only to
@@ -170,7 +170,6 @@ class MemoryTransport(Transport):
             if self._host is not None:
                 raise RuntimeError(f"{self!r} was started already")
             self._host = host
-            self._clock = ClockJudge(host.max_offset_ms, needs_confirmation=False)
             network._join(self)
 
     def publish(self, delta: Delta) -> None:

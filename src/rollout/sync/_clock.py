@@ -190,6 +190,8 @@ class ClockJudge:
             logger.warning("%s", verdict.problem)  # expected while a node starts
         elif verdict.problem is not None:
             logger.error("%s", verdict.problem)
+        elif previous is not None and previous[0] == "unconfirmed":
+            logger.info("this node's clock is confirmed by its peers: writes accepted")
         elif previous is not None and previous[0] != "ok":
             logger.warning("this node's clock agrees with the majority again: writes accepted")
         if verdict.state == "ok" and verdict.disagreeing:

@@ -178,8 +178,10 @@ class Node:
             time.sleep(0.02)
 
     def set_clock_offset(self, offset_ms: int) -> None:
-        """Step the running node's clock to ``offset_ms`` from this machine's (kept on restart)."""
-        self.call("set_clock_offset_ms", offset_ms)
+        """Set the node's clock to this machine's plus ``offset_ms``: stepped at once if it
+        runs, and kept for its next start."""
+        if self.process is not None:
+            self.call("set_clock_offset_ms", offset_ms)
         self._options["clock_offset_ms"] = offset_ms
 
     def log(self) -> str:

@@ -190,7 +190,20 @@ class TransportConformance:
     def _replicas(self, count: int) -> list[Rollout]:
         from .._client.rollout import Rollout
 
-        return [Rollout(transport=transport) for transport in self.make_transports(count)]
+        replicas = [Rollout(transport=transport) for transport in self.make_transports(count)]
+        for replica in replicas:
+            self.wait_writable(replica)
+        return replicas
+
+    def wait_writable(self, replica: Rollout) -> None:
+        """Until a peer has confirmed the replica's clock: a transport with configured peers
+        refuses local writes before that (``stats()["sync"]["clock"]``, when it has one)."""
+
+        def judged() -> bool:
+            clock = (replica.stats()["sync"] or {}).get("clock") or {}
+            return bool(clock.get("state", "ok") != "unconfirmed")
+
+        eventually(judged, self.deadline, "a peer confirmed the replica's clock")
 
     def test_a_write_reaches_every_other_replica(self) -> None:
         replicas = self._replicas(3)
@@ -320,9 +333,11 @@ class TransportConformance:
     def test_a_replica_that_starts_late_catches_up(self) -> None:
         from .._client.rollout import Rollout
 
-        first, late = self.make_transports(2)
-        writer = Rollout(transport=first)
+        # A third replica confirms the writer's clock (it has peers: alone, it would not write).
+        first, witness_transport, late = self.make_transports(3)
+        writer, witness = Rollout(transport=first), Rollout(transport=witness_transport)
         try:
+            self.wait_writable(writer)
             for i in range(50):
                 writer.activate_user(f"flag-{i}", i)
             writer.delete("flag-0")
@@ -339,6 +354,7 @@ class TransportConformance:
                 joined.close()
         finally:
             writer.close()
+            witness.close()
 
     def test_writes_after_a_peer_left_never_raise_and_close_is_idempotent(self) -> None:
         replicas = self._replicas(2)
@@ -366,6 +382,7 @@ class TransportConformance:
         first, second = self.make_transports(2)
         writer, reader = Rollout(transport=first), Rollout(transport=second)
         try:
+            self.wait_writable(writer)
             writer.activate("chat")
             eventually(lambda: reader.active("chat"), self.deadline, "the write arrives")
         finally:

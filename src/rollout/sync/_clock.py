@@ -187,7 +187,9 @@ class ClockJudge:
         if key == previous:
             return
         if verdict.state == "unconfirmed":
-            logger.warning("%s", verdict.problem)  # expected while a node starts
+            # Every node with peers starts so, for the few ms until a digest arrives; a write
+            # refused meanwhile says why.
+            logger.info("%s", verdict.problem)
         elif verdict.problem is not None:
             logger.error("%s", verdict.problem)
         elif previous is not None and previous[0] == "unconfirmed":

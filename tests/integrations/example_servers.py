@@ -45,8 +45,13 @@ class Server:
         return response.text
 
     def admin(self) -> Rollout:
-        """A Rollout on the server's SQLite file that sends its changes to the server."""
-        return Rollout(self.store, peers=[self.peer])
+        """A Rollout on the server's SQLite file that sends its changes to the server.
+
+        Returned once the server has confirmed its clock (a node with peers writes only then).
+        """
+        admin = Rollout(self.store, peers=[self.peer])
+        assert admin.wait_synced(STARTUP), admin.members()
+        return admin
 
 
 def example_env(tmp_path: Path) -> tuple[dict[str, str], str, str]:

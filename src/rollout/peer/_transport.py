@@ -276,6 +276,10 @@ class PeerTransport(Transport):
                 connection.send_digest()
 
     def _is_synced(self, target: int, peers: int | None) -> bool:
+        if self._clock.verdict.state == "unconfirmed":
+            # Not until a peer has judged this clock: then `wait_synced()` right after start
+            # means local writes are no longer refused for want of a confirmed clock.
+            return False
         mesh = self._mesh
         connections = list(mesh.connections.values())
         done = sum(1 for c in connections if c.synced and c.acked >= target)

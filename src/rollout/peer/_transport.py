@@ -130,7 +130,8 @@ class PeerTransport(Transport):
         self._counters = dict.fromkeys(_COUNTERS, 0)
         # Replaced at start(), when the host's max_offset is known.
         self._clock = ClockJudge(0, needs_confirmation=bool(self._seeds))
-        #: Per connected node: its clock minus ours (ms), from its latest hello or digest.
+        #: Per admitted connection's node: its clock minus ours (ms), from its latest digest. (A
+        #: hello's clock comes before the connection is admitted, unproven: it is not kept.)
         self._offsets: dict[int, int] = {}
         self._closing = False
 

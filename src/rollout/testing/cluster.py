@@ -14,10 +14,8 @@ Commands are the ``Rollout`` methods (``node.call("activate_user", "chat", 42)``
 became active, for latency measurements), ``set_clock_offset_ms`` (step the node's clock while it
 runs) and ``exit``.
 
-A node configured with peers refuses writes until a peer has confirmed its clock, so
-:class:`Cluster` waits, after starting its nodes, until every node's clock has been judged
-(:meth:`Node.wait_clock_judged`); a test that starts a :class:`Node` itself and writes at once
-calls that too.
+A node with peers writes once a peer confirmed its clock: :class:`Cluster` waits for that; a
+test that starts a :class:`Node` itself and writes at once calls :meth:`Node.wait_clock_judged`.
 """
 
 from __future__ import annotations
@@ -38,6 +36,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from .eventually import eventually
 
 __all__ = ["Cluster", "Node", "NodeError", "free_port", "wait_converged"]
 
@@ -163,19 +163,13 @@ class Node:
         clock: dict[str, Any] = sync.get("clock") or {}
         return clock
 
-    def wait_clock_judged(self, timeout: float = _READY_TIMEOUT) -> dict[str, Any]:
-        """Until this node's clock is no longer unconfirmed (it heard a peer, or has none).
+    def wait_clock_judged(self, timeout: float = _READY_TIMEOUT) -> None:
+        """Until its clock is no longer unconfirmed (the verdict may still refuse writes)."""
 
-        Returns the verdict, which may still refuse writes (an outlier, no majority).
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            clock = self.clock()
-            if clock.get("state", "ok") != "unconfirmed":
-                return clock
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"node {self.name}'s clock was not judged within {timeout} s")
-            time.sleep(0.02)
+        def judged() -> bool:
+            return self.clock().get("state") != "unconfirmed"
+
+        eventually(judged, timeout, f"node {self.name}'s clock judged by a peer")
 
     def set_clock_offset(self, offset_ms: int) -> None:
         """Set the node's clock to this machine's plus ``offset_ms``: stepped at once if it
@@ -263,9 +257,7 @@ class Cluster:
         one). With ``start``, returns once every node's clock has been judged by its peers."""
         directory.mkdir(parents=True, exist_ok=True)
         if clock_offsets_ms is not None and len(clock_offsets_ms) != size:
-            raise ValueError(
-                f"clock_offsets_ms must have one offset per node ({size}), got {clock_offsets_ms!r}"
-            )
+            raise ValueError(f"clock_offsets_ms needs {size} offsets, got {clock_offsets_ms!r}")
         ports = [free_port() for _ in range(size)]
         addresses = [f"127.0.0.1:{port}" for port in ports]
         self.nodes = []

@@ -187,3 +187,17 @@ def test_a_node_whose_peers_are_down_refuses_until_one_confirms_its_clock(
     finally:
         alone.stop()
         peer.stop()
+
+
+def test_a_node_whose_only_configured_peer_is_itself_writes(tmp_path: Path) -> None:
+    # The same list of every node's address, given to every node: here a cluster of one.
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    node = Node("only", tmp_path, port=port, peers=[address], secret=SECRET)
+    try:
+        node.start()
+        node.wait_clock_judged()
+        assert node.clock()["state"] == "ok"
+        assert write(node, "me")
+    finally:
+        node.stop()

@@ -248,6 +248,10 @@ class PeerTransport(Transport):
 
     def _check_clock(self) -> None:
         """Judge this node's clock by its connected peers' (rollout.sync._clock)."""
+        members = self._mesh.members.by_address.values()
+        # A configured peer that turned out to be this node itself (one list of every node
+        # given to all of them) cannot confirm anything: alone with itself, it writes.
+        self._clock.needs_confirmation = any(m.seed and m.state != "self" for m in members)
         connections = self._mesh.connections
         for node in [n for n in self._offsets if n not in connections]:
             del self._offsets[node]  # gone: it no longer votes

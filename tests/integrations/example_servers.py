@@ -50,7 +50,10 @@ class Server:
         Returned once the server has confirmed its clock (a node with peers writes only then).
         """
         admin = Rollout(self.store, peers=[self.peer])
-        assert admin.wait_synced(STARTUP), admin.members()
+        if not admin.wait_synced(STARTUP):
+            members = admin.members()
+            admin.close()  # not left dialling (and drawing random numbers) for later tests
+            raise AssertionError(f"the server never answered: {members}")
         return admin
 
 

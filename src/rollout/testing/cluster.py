@@ -11,11 +11,7 @@ line. Tests and benchmarks use it to make real sockets between real processes::
 Commands are the ``Rollout`` methods (``node.call("activate_user", "chat", 42)``) plus
 ``get`` (a flag's ``to_dict()``), ``state`` (every flag's ``to_dict()``), ``export`` (text),
 ``stats``, ``members``, ``wait_synced``, ``watch`` / ``seen`` (monotonic time at which a flag first
-became active, for latency measurements), ``set_clock_offset_ms`` (step the node's clock while it
-runs) and ``exit``.
-
-A node with peers writes once a peer confirmed its clock: :class:`Cluster` waits for that; a
-test that starts a :class:`Node` itself and writes at once calls :meth:`Node.wait_clock_judged`.
+became active, for latency measurements), and ``exit``.
 """
 
 from __future__ import annotations
@@ -36,8 +32,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-
-from .eventually import eventually
 
 __all__ = ["Cluster", "Node", "NodeError", "free_port", "wait_converged"]
 
@@ -164,7 +158,12 @@ class Node:
         return clock
 
     def wait_clock_judged(self, timeout: float = _READY_TIMEOUT) -> None:
-        """Until its clock is no longer unconfirmed (the verdict may still refuse writes)."""
+        """Until its clock is no longer unconfirmed (the verdict may still refuse writes).
+
+        A node with peers writes once a peer confirmed its clock: :class:`Cluster` waits for
+        that; a test that starts a node itself and writes at once calls this first.
+        """
+        from .eventually import eventually
 
         def judged() -> bool:
             return self.clock().get("state") != "unconfirmed"
@@ -173,9 +172,9 @@ class Node:
 
     def set_clock_offset(self, offset_ms: int) -> None:
         """Set the node's clock to this machine's plus ``offset_ms``: stepped at once if it
-        runs, and kept for its next start."""
+        runs (the ``set_clock_offset`` command, as NTP would), and kept for its next start."""
         if self.process is not None:
-            self.call("set_clock_offset_ms", offset_ms)
+            self.call("set_clock_offset", offset_ms)
         self._options["clock_offset_ms"] = offset_ms
 
     def log(self) -> str:
@@ -353,7 +352,7 @@ def _serve(options: argparse.Namespace) -> int:
     from ..peer._transport import PeerTransport
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    # A list, so that `set_clock_offset_ms` can step the clock of the running node.
+    # A list, so `set_clock_offset` can step the running node's clock (as NTP would).
     offset = [options.clock_offset_ms]
     peers = [p for p in options.peers.split(",") if p]
     transport = None
@@ -386,7 +385,7 @@ def _serve(options: argparse.Namespace) -> int:
         command = json.loads(line)
         op, args, kwargs = command["op"], command["args"], command["kwargs"]
         try:
-            if op == "set_clock_offset_ms":
+            if op == "set_clock_offset":
                 offset[0] = int(args[0])
                 result = None
             else:

@@ -309,13 +309,14 @@ def test_a_clock_behind_the_others_refuses_and_the_two_healthy_keep_writing(
     slow = Rollout(transport=network.transport("slow"), clock=behind)
     try:
         eventually(lambda: sync_stats(slow)["clock"]["state"] == "outlier", what="outlier")
-        with pytest.raises(ClockSkewError, match="120000 ms behind the majority"):
+        with pytest.raises(ClockSkewError, match=r"1200\d\d ms behind the majority"):
             slow.activate("chat")
         for i, replica in enumerate(honest):
             replica.activate(f"from-{i}")
-        for replica in honest:
-            assert replica.wait_synced(10)
-        assert all(r.active("from-0") and r.active("from-1") for r in honest)
+        eventually(
+            lambda: all(r.active("from-0") and r.active("from-1") for r in honest),
+            what="each healthy replica has the other's write",
+        )
         assert [m["clock_agrees"] for m in honest[0].members()] == [True, False]
     finally:
         for replica in [*honest, slow]:

@@ -1,7 +1,7 @@
 """Clocks judged by the majority, with real node processes: one bad clock stops only itself.
 
 Each node's clock is this machine's plus an offset (``clock_offset_ms``), which a test can step
-while the node runs (``Node.set_clock_offset``). max_offset is the default 30 s.
+while the node runs (its ``set_clock_offset`` command, as NTP would). max_offset is 30 s.
 """
 
 from __future__ import annotations
@@ -25,8 +25,14 @@ AHEAD = 3_600_000  # an hour ahead
 FLAG = "log"  # every acknowledged write adds one user to it
 
 
+def clock(node: Node) -> dict[str, Any]:
+    """The verdict on the node's clock: ``stats()["sync"]["clock"]``."""
+    verdict: dict[str, Any] = node.call("stats")["sync"]["clock"]
+    return verdict
+
+
 def states(nodes: Sequence[Node]) -> list[str]:
-    return [node.clock().get("state", "?") for node in nodes]
+    return [clock(node).get("state", "?") for node in nodes]
 
 
 def wait_states(nodes: Sequence[Node], expected: list[str]) -> None:
@@ -78,7 +84,7 @@ def cluster_of(tmp_path: Path, offsets: list[int]) -> Iterator[Cluster]:
     with Cluster(
         len(offsets),
         tmp_path,
-        clock_offsets_ms=offsets,
+        clock_offset_ms=offsets,
         secret=SECRET,
         anti_entropy_interval=FAST,
     ) as cluster:
@@ -94,7 +100,7 @@ def test_one_bad_clock_of_three_stops_only_itself(tmp_path: Path, offset: int, s
         for i in range(5):
             for node in healthy:
                 user = f"{node.name}-{i}"
-                assert write(node, user), f"{node.name} refused a write: {node.clock()}"
+                assert write(node, user), f"{node.name} refused a write: {clock(node)}"
                 acknowledged.add(user)
         message = refusal(bad)
         found = re.search(rf"is (\d+) ms {says} the majority of its peers", message)
@@ -103,10 +109,10 @@ def test_one_bad_clock_of_three_stops_only_itself(tmp_path: Path, offset: int, s
         assert abs(int(found.group(1)) - abs(offset)) < 5_000, message
         wait_everywhere(healthy, acknowledged)
         for node in healthy:
-            assert node.clock()["disagreeing"] == [bad.address]
+            assert clock(node)["disagreeing"] == [bad.address]
             assert member(node, bad)["clock_agrees"] is False
             assert member(node, healthy[0] if node is healthy[1] else healthy[1])["clock_agrees"]
-        assert bad.call("stats")["sync"]["clock_skew"] == bad.clock()["problem"]
+        assert bad.call("stats")["sync"]["clock_skew"] == clock(bad)["problem"]
 
 
 def test_five_nodes_one_slow_one_fast_then_fixed_nothing_acknowledged_is_lost(
@@ -127,9 +133,18 @@ def test_five_nodes_one_slow_one_fast_then_fixed_nothing_acknowledged_is_lost(
 
         # The fixes: the slow one's clock is stepped while it runs (NTP), the fast one is
         # restarted with a correct clock on the same SQLite file.
-        slow.set_clock_offset(0)
+        slow.call("set_clock_offset", 0)
         fast.stop()
-        fast.set_clock_offset(0)
+        fixed = Node(
+            fast.name,
+            tmp_path,
+            port=int(fast.address.rpartition(":")[2]),
+            store=fast.store,
+            peers=fast.peers,
+            secret=SECRET,
+            anti_entropy_interval=FAST,
+        )  # clock_offset_ms=0
+        cluster.nodes[4] = fast = fixed
         fast.start()
         wait_states(cluster.nodes, ["ok"] * 5)
         for node in (slow, fast):
@@ -149,9 +164,9 @@ def test_two_nodes_that_disagree_both_refuse_then_both_write_once_fixed(tmp_path
             assert "add a node" in message
             assert "Correct the wrong clock" in message
             other = cluster[1] if node is cluster[0] else cluster[0]
-            assert node.clock()["disagreeing"] == [other.address]
+            assert clock(node)["disagreeing"] == [other.address]
             assert node.call("stats")["sync"]["clock"]["writable"] is False
-        cluster[1].set_clock_offset(0)
+        cluster[1].call("set_clock_offset", 0)
         wait_states(cluster.nodes, ["ok", "ok"])
         for node in cluster:
             assert write(node, node.name)
@@ -172,18 +187,18 @@ def test_a_node_whose_peers_are_down_refuses_until_one_confirms_its_clock(
     )
     try:
         alone.start()
-        assert alone.clock()["state"] == "unconfirmed"
+        assert clock(alone)["state"] == "unconfirmed"
         message = refusal(alone)
         assert "not confirmed" in message
         assert "no peer is connected" in message
         peer.start()
-        eventually(lambda: alone.clock()["state"] == "ok", timeout=30, what="confirmed")
+        eventually(lambda: clock(alone)["state"] == "ok", timeout=30, what="confirmed")
         assert write(alone, "after")
         # Confirmed once, it keeps writing when left alone.
         peer.stop()
         eventually(lambda: not alone.call("stats")["sync"]["peers_connected"], timeout=30)
         assert write(alone, "alone-again")
-        assert alone.clock()["state"] == "ok"
+        assert clock(alone)["state"] == "ok"
     finally:
         alone.stop()
         peer.stop()
@@ -197,7 +212,7 @@ def test_a_node_whose_only_configured_peer_is_itself_writes(tmp_path: Path) -> N
     try:
         node.start()
         node.wait_clock_judged()
-        assert node.clock()["state"] == "ok"
+        assert clock(node)["state"] == "ok"
         assert write(node, "me")
     finally:
         node.stop()

@@ -151,31 +151,16 @@ class Node:
             raise NodeError("Exited", f"node {self.name} exited; its log ends:\n{log}")
         return line
 
-    def clock(self) -> dict[str, Any]:
-        """The verdict on this node's clock: ``stats()["sync"]["clock"]``."""
-        sync = self.call("stats")["sync"] or {}
-        clock: dict[str, Any] = sync.get("clock") or {}
-        return clock
-
     def wait_clock_judged(self, timeout: float = _READY_TIMEOUT) -> None:
-        """Until its clock is no longer unconfirmed (the verdict may still refuse writes).
-
-        A node with peers writes once a peer confirmed its clock: :class:`Cluster` waits for
-        that; a test that starts a node itself and writes at once calls this first.
-        """
+        """Until its clock is no longer unconfirmed (it may still be refused: an outlier). A node
+        with peers writes once a peer confirmed its clock: call this before writing at once."""
         from .eventually import eventually
 
         def judged() -> bool:
-            return self.clock().get("state") != "unconfirmed"
+            clock = (self.call("stats")["sync"] or {}).get("clock") or {}
+            return bool(clock.get("state") != "unconfirmed")
 
         eventually(judged, timeout, f"node {self.name}'s clock judged by a peer")
-
-    def set_clock_offset(self, offset_ms: int) -> None:
-        """Set the node's clock to this machine's plus ``offset_ms``: stepped at once if it
-        runs (the ``set_clock_offset`` command, as NTP would), and kept for its next start."""
-        if self.process is not None:
-            self.call("set_clock_offset", offset_ms)
-        self._options["clock_offset_ms"] = offset_ms
 
     def log(self) -> str:
         """The end of the node's log (stderr), for assertion messages."""
@@ -243,28 +228,21 @@ class Node:
 class Cluster:
     """``size`` nodes that all list each other (or the first one) as peers."""
 
-    def __init__(
-        self,
-        size: int,
-        directory: Path,
-        *,
-        start: bool = True,
-        clock_offsets_ms: Sequence[int] | None = None,
-        **options: Any,
-    ) -> None:
-        """``clock_offsets_ms``: one clock offset per node (``clock_offset_ms`` gives them all
-        one). With ``start``, returns once every node's clock has been judged by its peers."""
+    def __init__(self, size: int, directory: Path, *, start: bool = True, **options: Any) -> None:
+        """``clock_offset_ms``: one for every node, or a list of one per node. With ``start``,
+        returns once every node's clock has been judged by its peers."""
         directory.mkdir(parents=True, exist_ok=True)
-        if clock_offsets_ms is not None and len(clock_offsets_ms) != size:
-            raise ValueError(f"clock_offsets_ms needs {size} offsets, got {clock_offsets_ms!r}")
+        offsets = options.pop("clock_offset_ms", 0)
+        offsets = offsets if isinstance(offsets, Sequence) else [offsets] * size
+        if len(offsets) != size:
+            raise ValueError(f"clock_offset_ms needs one offset per node ({size}): {offsets!r}")
         ports = [free_port() for _ in range(size)]
         addresses = [f"127.0.0.1:{port}" for port in ports]
-        self.nodes = []
-        for i in range(size):
-            if clock_offsets_ms is not None:
-                options["clock_offset_ms"] = clock_offsets_ms[i]
-            peers = [a for a in addresses if a != addresses[i]]
-            self.nodes.append(Node(f"n{i}", directory, port=ports[i], peers=peers, **options))
+        self.nodes = [
+            Node(f"n{i}", directory, port=ports[i], clock_offset_ms=offsets[i],
+                 peers=[a for a in addresses if a != addresses[i]], **options)
+            for i in range(size)
+        ]  # fmt: skip
         if start:
             for node in self.nodes:
                 node.start()

@@ -143,7 +143,12 @@ class RolloutNode:
             return flags.stats()["flags"]
         if op == "connected":
             sync = flags.stats()["sync"]
-            return 0 if sync is None else sync["peers_connected"]
+            if sync is None:
+                return 0
+            # A node with peers writes once a peer confirmed its clock: not connected before.
+            if sync.get("clock", {}).get("state") == "unconfirmed":
+                return 0
+            return sync["peers_connected"]
         if op == "wait_synced":
             return flags.wait_synced(args[0])
         if op == "count":

@@ -4,7 +4,7 @@ Every error the library raises on purpose derives from :class:`RolloutError`::
 
     RolloutError
     ├── FormatError (also ValueError)      a replication blob is corrupt or from a future version
-    ├── ClockSkewError                     this node's clock runs too far ahead of its peers
+    ├── ClockSkewError                     this node's clock is not confirmed by a majority of peers
     ├── ClosedError                        the Rollout (or store) was closed
     └── StoreError                         the store failed; the original error is the __cause__
         └── StoreUnavailableError          the store cannot be reached right now; retry later
@@ -38,10 +38,13 @@ class FormatError(RolloutError, ValueError):
 
 
 class ClockSkewError(RolloutError):
-    """This node's wall clock is further ahead of its peers than ``max_offset`` allows.
+    """Local writes are refused because this node's clock is not confirmed by its peers.
 
-    Local writes are refused until the clock is back in range, because its timestamps would
-    win over every honest write for as long as the skew lasts.
+    The message says which case: the clock is more than ``max_offset`` ahead of or behind the
+    majority of the connected peers (its writes would be refused by them, or lose to older
+    ones); there is no majority (two nodes that disagree: both refuse); or no peer has confirmed
+    it yet (a node configured with peers, none connected since it started). Checks keep
+    answering. See "Clocks" in docs/operations.md.
     """
 
 

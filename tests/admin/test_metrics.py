@@ -139,6 +139,51 @@ async def test_replication_counters_of_a_peer_transport() -> None:
     last_sync = {**peer, "peer": address}
     assert dialled.series("rollout_sync_last_sync_timestamp_seconds") == [last_sync]
     assert dialled.value("rollout_sync_last_sync_timestamp_seconds", **last_sync) > 0
+    # The verdict on the writer's clock: its one peer agrees, so it writes.
+    assert dialled.value("rollout_clock_writable", **peer) == 1
+    assert dialled.value("rollout_clock_state", **peer, state="ok") == 1
+    assert dialled.value("rollout_clock_state", **peer, state="unconfirmed") == 0
+    assert dialled.value("rollout_clock_voters", **peer) == 2
+    assert dialled.value("rollout_clock_agreeing", **peer) == 2
+    assert dialled.series("rollout_clock_peer_offset_seconds") == [{**peer, "peer": address}]
+    assert abs(dialled.value("rollout_clock_peer_offset_seconds", **peer, peer=address)) < 1
+
+
+@pytest.mark.anyio
+async def test_a_clock_the_majority_disagrees_with_shows_as_not_writable() -> None:
+    from rollout.memory import MemoryNetwork
+    from rollout.testing import FakeClock
+
+    now, ahead = FakeClock(), FakeClock()
+    ahead.advance(120_000)  # two minutes ahead of the two others; max_offset is 30 s
+    with MemoryNetwork(anti_entropy_interval=0.05) as network:
+        honest = [Rollout(transport=network.transport(n), clock=now) for n in ("a", "b")]
+        fast = Rollout(transport=network.transport("fast"), clock=ahead)
+        try:
+            eventually(lambda: fast.stats()["sync"]["clock"]["state"] == "outlier")
+            eventually(lambda: honest[0].stats()["sync"]["clock"]["voters"] == 3)
+            async with metrics_client(fast) as client, metrics_client(honest[0]) as other:
+                seen, healthy = await scrape(client), await scrape(other)
+            stop_sampling(fast)
+            stop_sampling(honest[0])
+        finally:
+            for replica in [*honest, fast]:
+                replica.close()
+    memory = {"transport": "memory"}
+    assert seen.value("rollout_clock_writable", **memory) == 0
+    assert seen.value("rollout_clock_state", **memory, state="outlier") == 1
+    assert seen.value("rollout_clock_state", **memory, state="ok") == 0
+    assert seen.value("rollout_clock_voters", **memory) == 3
+    assert seen.value("rollout_clock_agreeing", **memory) == 1
+    assert seen.value("rollout_sync_clock_skew", **memory) == 1
+    # The fake clocks are two minutes apart; the offset also holds the time a message queued.
+    assert seen.value("rollout_clock_peer_offset_seconds", **memory, peer="a") == pytest.approx(
+        -120, abs=0.5
+    )
+    assert healthy.value("rollout_clock_writable", **memory) == 1
+    assert healthy.value("rollout_clock_agreeing", **memory) == 2
+    offset = healthy.value("rollout_clock_peer_offset_seconds", **memory, peer="fast")
+    assert offset == pytest.approx(120, abs=0.5)
 
 
 async def checks_until_sampled(

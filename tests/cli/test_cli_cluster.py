@@ -71,14 +71,19 @@ def test_members_lists_the_node_with_its_state_and_clock_offset(node: str) -> No
     shown = rollout("--store", "memory://", "--peers", node, "members")
     assert shown.returncode == 0, shown.stderr
     header, row = shown.stdout.splitlines()[:2]
-    assert header.split() == ["ADDRESS", "NODE", "STATE", "CLOCK", "OFFSET", "SEED"]
+    assert header.split() == ["ADDRESS", "NODE", "STATE", "CLOCK", "OFFSET", "AGREES", "SEED"]
     assert row.startswith(node)
     assert "connected" in row
     assert " ms" in row
+    assert row.split()[-2:] == ["yes", "yes"]  # its clock agrees; it is a seed
+    assert shown.stdout.splitlines()[-1].startswith(
+        "this node's clock: ok: agrees with 2 of 2 nodes"
+    )
     as_json = json.loads(
         rollout("--store", "memory://", "--peers", node, "--json", "members").stdout
     )
     assert (as_json[0]["address"], as_json[0]["state"]) == (node, "connected")
+    assert as_json[0]["clock_agrees"] is True
 
 
 def test_a_wrong_secret_is_one_line_and_exit_status_2_and_changes_nothing(node: str) -> None:

@@ -45,8 +45,16 @@ class Server:
         return response.text
 
     def admin(self) -> Rollout:
-        """A Rollout on the server's SQLite file that sends its changes to the server."""
-        return Rollout(self.store, peers=[self.peer])
+        """A Rollout on the server's SQLite file that sends its changes to the server.
+
+        Returned once the server has confirmed its clock (a node with peers writes only then).
+        """
+        admin = Rollout(self.store, peers=[self.peer])
+        if not admin.wait_synced(STARTUP):
+            members = admin.members()
+            admin.close()  # not left dialling (and drawing random numbers) for later tests
+            raise AssertionError(f"the server never answered: {members}")
+        return admin
 
 
 def example_env(tmp_path: Path) -> tuple[dict[str, str], str, str]:

@@ -280,8 +280,13 @@ def test_a_clock_ahead_of_the_others_refuses_local_writes(network: MemoryNetwork
     fast = Rollout(transport=network.transport("fast"), clock=ahead)
     try:
         eventually(lambda: sync_stats(fast)["clock_skew"] is not None, what="skew detected")
-        with pytest.raises(ClockSkewError, match="ahead of its peers"):
+        with pytest.raises(ClockSkewError, match="ahead of the majority of its peers"):
             fast.activate("chat")
+        assert sync_stats(fast)["clock"]["state"] == "outlier"
+        # The two whose clocks agree keep writing, and name the outlier.
+        eventually(lambda: sync_stats(honest[0])["clock"]["disagreeing"] == ["fast"])
+        honest[0].activate("honest")
+        assert sync_stats(honest[0])["clock"]["state"] == "ok"
         ahead.set(now())  # NTP fixed it
         eventually(lambda: sync_stats(fast)["clock_skew"] is None, what="skew cleared")
         fast.activate("chat")
@@ -289,6 +294,32 @@ def test_a_clock_ahead_of_the_others_refuses_local_writes(network: MemoryNetwork
         assert all(replica.active("chat") for replica in honest)
     finally:
         for replica in [*honest, fast]:
+            replica.close()
+
+
+def test_a_clock_behind_the_others_refuses_and_the_two_healthy_keep_writing(
+    network: MemoryNetwork,
+) -> None:
+    from rollout.errors import ClockSkewError
+    from rollout.testing import FakeClock
+
+    now, behind = FakeClock(), FakeClock()
+    now.advance(120_000)  # the others are two minutes ahead of `behind`
+    honest = [Rollout(transport=network.transport(), clock=now) for _ in range(2)]
+    slow = Rollout(transport=network.transport("slow"), clock=behind)
+    try:
+        eventually(lambda: sync_stats(slow)["clock"]["state"] == "outlier", what="outlier")
+        with pytest.raises(ClockSkewError, match=r"1200\d\d ms behind the majority"):
+            slow.activate("chat")
+        for i, replica in enumerate(honest):
+            replica.activate(f"from-{i}")
+        eventually(
+            lambda: all(r.active("from-0") and r.active("from-1") for r in honest),
+            what="each healthy replica has the other's write",
+        )
+        assert [m["clock_agrees"] for m in honest[0].members()] == [True, False]
+    finally:
+        for replica in [*honest, slow]:
             replica.close()
 
 

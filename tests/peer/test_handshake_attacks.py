@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from rollout.testing import eventually
-from rollout.testing.cluster import Cluster, Node, free_port
+from rollout.testing.cluster import Cluster, Node, NodeError, free_port
 
 from . import wire
 
@@ -185,7 +185,8 @@ def test_a_node_that_dials_an_impostor_proves_nothing_and_says_nothing(tmp_path:
     node = Node("n", tmp_path, peers=[address], anti_entropy_interval=FAST).start()
     impostor.settimeout(WAIT)
     with nodes(node), impostor:
-        node.call("activate", "private-flag")
+        with pytest.raises(NodeError, match="not confirmed"):  # no peer confirmed its clock
+            node.call("activate", "private-flag")
         # 1. Its own opening sent back to it: its own nonce.
         sock, _ = impostor.accept()
         with sock:

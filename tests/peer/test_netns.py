@@ -135,6 +135,8 @@ def test_nodes_in_two_namespaces_replicate_and_heal_after_the_link_is_cut(
     try:
         a.start()
         b.start()
+        a.wait_clock_judged()
+        b.wait_clock_judged()
         a.call("activate_user", "chat", 1)
         eventually(lambda: _users(b, "chat") == {"1"}, WAIT, "b sees a's write over the veth link")
         b.call("activate_user", "chat", 2)

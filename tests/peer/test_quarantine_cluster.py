@@ -56,6 +56,7 @@ def test_a_refused_register_never_goes_off_and_wait_synced_says_false(tmp_path: 
     lax = _node("lax", tmp_path, max_offset=2 * 3600).start()
     strict = _node("strict", tmp_path, peers=[lax.address]).start()
     try:
+        strict.wait_clock_judged()
         strict.call("activate", "warmup")
         eventually(lambda: lax.call("active", "warmup"), timeout=30, what="the pair connected")
         assert lax.call("wait_synced", 30) is True  # nothing refused yet
@@ -113,6 +114,7 @@ def test_a_node_restarted_on_a_poisoned_file_writes_now_and_its_old_writes_wait(
         poisoned.peers = [healthy.address]
         poisoned._options["clock_offset_ms"] = 0  # NTP fixed it before the restart
         poisoned.start()
+        poisoned.wait_clock_judged()
         assert _quarantined(poisoned) == {("old", "exists", "store"), ("old", "user:1", "store")}
         assert poisoned.call("exists", "old") is False
 

@@ -198,7 +198,12 @@ class WritePipeline:
                 accepted[name] = kept
         if count:
             self.counters["registers_rejected"] += count
-            if self.quarantine.hold(refused, origin, now):
+            # While this node's own clock is in question (an outlier, no majority, not yet
+            # confirmed), "from the future" may only mean "this clock is behind": a peer's
+            # registers are refused but not held, so they are offered again and judged once the
+            # clock is confirmed, instead of the majority's writes waiting for an operator.
+            clock_in_question = self.clock_skew is not None and origin == "peer"
+            if not clock_in_question and self.quarantine.hold(refused, origin, now):
                 logger.error(
                     "quarantined registers from %s stamped more than %d ms ahead of this clock "
                     "(see `rollout quarantine`): %s",

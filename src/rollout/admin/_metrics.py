@@ -19,6 +19,12 @@ Exposed:
   ``rollout_sync_reconnects_total``, gauges ``rollout_sync_peers_connected``,
   ``rollout_sync_members``, ``rollout_sync_connected``, ``rollout_sync_clock_skew`` and
   ``rollout_sync_last_sync_timestamp_seconds{peer}``;
+* ``rollout_clock_*{transport}``, the verdict on this node's clock by its peers (see
+  rollout.sync._clock): ``rollout_clock_writable`` (0 while local writes are refused),
+  ``rollout_clock_state{state}`` (1 for the current one of ok, outlier, no_majority,
+  unconfirmed), ``rollout_clock_voters`` / ``rollout_clock_agreeing`` (nodes heard, this one
+  included, and those within max_offset of it) and ``rollout_clock_peer_offset_seconds{peer}``
+  (each connected peer's clock minus this node's);
 * ``rollout_ruby_*``: the Ruby gem mirror's counters, when ``ruby_compat`` is on;
 * ``rollout_checks_total{flag,result}`` (``result`` is ``on`` or ``off``): checks, *estimated*
   from short counting windows (see rollout.admin._sampling for why and what it misses), and
@@ -139,6 +145,9 @@ def _sync_metrics(sync: Mapping[str, Any]) -> Iterator[Metric]:
         )
         skew.add_metric(list(labels.values()), 0 if sync["clock_skew"] is None else 1)
         yield skew
+    clock = sync.get("clock")
+    if isinstance(clock, Mapping):
+        yield from _clock_metrics(clock, labels)
     last_sync = sync.get("last_sync")
     if isinstance(last_sync, Mapping):
         seen = GaugeMetricFamily(
@@ -150,6 +159,43 @@ def _sync_metrics(sync: Mapping[str, Any]) -> Iterator[Metric]:
             if when is not None:
                 seen.add_metric([*labels.values(), str(peer)], float(when))
         yield seen
+
+
+_CLOCK_STATES = ("ok", "outlier", "no_majority", "unconfirmed")
+
+
+def _clock_metrics(clock: Mapping[str, Any], labels: Mapping[str, str]) -> Iterator[Metric]:
+    names, values = list(labels), list(labels.values())
+    writable = GaugeMetricFamily(
+        "rollout_clock_writable",
+        "1 while this node's clock is accepted by its peers and local writes go through.",
+        labels=names,
+    )
+    writable.add_metric(values, 1 if clock["writable"] else 0)
+    yield writable
+    state = GaugeMetricFamily(
+        "rollout_clock_state",
+        "1 for the verdict on this node's clock (ok, outlier, no_majority, unconfirmed).",
+        labels=[*names, "state"],
+    )
+    for name in _CLOCK_STATES:
+        state.add_metric([*values, name], 1 if clock["state"] == name else 0)
+    yield state
+    for key, help_text in (
+        ("voters", "Nodes whose clocks were compared, this one included."),
+        ("agreeing", "Nodes within max_offset of this node's clock, this one included."),
+    ):
+        gauge = GaugeMetricFamily(f"rollout_clock_{key}", help_text, labels=names)
+        gauge.add_metric(values, float(clock[key]))
+        yield gauge
+    offsets = GaugeMetricFamily(
+        "rollout_clock_peer_offset_seconds",
+        "Each connected peer's clock minus this node's (one-way network delay included).",
+        labels=[*names, "peer"],
+    )
+    for peer, offset_ms in sorted(clock["offsets_ms"].items()):
+        offsets.add_metric([*values, str(peer)], offset_ms / 1000)
+    yield offsets
 
 
 def _numbers(

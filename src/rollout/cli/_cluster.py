@@ -1,8 +1,9 @@
 """The cluster side of the ``rollout`` command: ``members``, ``--peers``, ``serve``'s logging.
 
 With ``--peers`` any command joins the cluster for its duration: it first syncs with at least one
-peer (so ``list`` shows the cluster's flags), makes its change, and waits until at least one peer
-has it before it exits.
+peer (so ``list`` shows the cluster's flags) and waits until its clock has been judged by its peers
+(a node with peers writes only once a peer confirmed its clock), makes its change, and waits until
+at least one peer has it before it exits.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import time
 from typing import Any
 
 from .._client.rollout import Rollout
@@ -87,6 +89,21 @@ def join(flags: Rollout, args: argparse.Namespace) -> None:
     peers = cluster_options(args).get("peers")
     if peers and not _synced_with_one(flags):
         raise ConnectionError(f"no peer of {','.join(peers)} answered within {SYNC_TIMEOUT:g} s")
+    if peers:
+        _wait_clock_judged(flags)
+
+
+def _wait_clock_judged(flags: Rollout) -> None:
+    # The first digest with a peer's clock follows the exchange above by a moment. A verdict
+    # that refuses writes (an outlier, no majority) is not waited out: the write reports it.
+    deadline = time.monotonic() + SYNC_TIMEOUT
+    while _clock(flags).get("state") == "unconfirmed" and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _clock(flags: Rollout) -> dict[str, Any]:
+    clock: dict[str, Any] = (flags.stats()["sync"] or {}).get("clock") or {}
+    return clock
 
 
 def leave(flags: Rollout, args: argparse.Namespace) -> None:
@@ -118,17 +135,27 @@ def cmd_members(flags: Rollout, args: argparse.Namespace) -> int:
 
         print(json.dumps(members, indent=2))
         return 0
+    agrees = {True: "yes", False: "NO", None: "-"}
     rows = [
         [
             m["address"],
             m["node"] or "-",
             m["state"],
             "-" if m["clock_offset_ms"] is None else f"{m['clock_offset_ms']:+d} ms",
+            agrees[m.get("clock_agrees")],
             "yes" if m["seed"] else "",
         ]
         for m in members
     ]
-    print(table.format_table(["ADDRESS", "NODE", "STATE", "CLOCK OFFSET", "SEED"], rows))
+    headers = ["ADDRESS", "NODE", "STATE", "CLOCK OFFSET", "AGREES", "SEED"]
+    print(table.format_table(headers, rows))
+    clock = _clock(flags)
+    if clock:
+        verdict = clock["problem"] or (
+            f"agrees with {clock['agreeing']} of {clock['voters']} nodes (itself included; "
+            f"max_offset {clock['max_offset_ms']} ms)"
+        )
+        print(f"\nthis node's clock: {clock['state']}: {verdict}")
     return 0
 
 

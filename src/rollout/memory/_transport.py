@@ -24,7 +24,6 @@ import collections
 import functools
 import logging
 import random
-import statistics
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +34,7 @@ from .._core.codec import decode, encode
 from .._core.state import Delta
 from ..errors import ClosedError, RolloutError
 from ..sync._base import SyncHost, Transport
+from ..sync._clock import ClockJudge, agrees
 
 __all__ = ["Hub", "MemoryTransport"]
 
@@ -136,7 +136,9 @@ class MemoryTransport(Transport):
         self._host: SyncHost | None = None
         # Written only by the delivery thread (from the host); read anywhere.
         self._node: int | None = None
-        self._skew: str | None = None
+        # A memory transport has no configured peers: like a node started alone, it writes
+        # until it hears a clock. (The host, and so max_offset, is read on the delivery thread.)
+        self._clock = ClockJudge(0, needs_confirmation=False)
         self._closed = False
         #: A member: started, not closed, and (after a fork) rejoined. Messages go only to
         #: members, and the delivery thread does work only for members.
@@ -236,7 +238,8 @@ class MemoryTransport(Transport):
                 "peers_connected": sum(1 for m in members if network._reachable(self.name, m.name)),
                 "sequence": self._sequence,
                 "queued": len(self._inbox),
-                "clock_skew": self._skew,
+                "clock_skew": self._clock.verdict.problem,
+                "clock": self._clock.verdict.describe(),
                 "last_sync": {m.name: self._last_sync.get(m) for m in members},
                 **self._counters,
             }
@@ -253,6 +256,11 @@ class MemoryTransport(Transport):
                     "state": "connected" if network._reachable(self.name, m.name) else "down",
                     "seed": False,
                     "clock_offset_ms": self._offsets.get(m),
+                    "clock_agrees": (
+                        agrees(self._offsets[m], self._clock.verdict.max_offset_ms)
+                        if m in self._offsets and network._reachable(self.name, m.name)
+                        else None
+                    ),
                     "last_sync": self._last_sync.get(m),
                 }
                 for m in network._members(self)
@@ -427,23 +435,9 @@ class MemoryTransport(Transport):
         self._check_clock()
 
     def _check_clock(self) -> None:
-        """Refuse local writes while this clock is further ahead of the others' median than
-        max_offset: its writes would look like the future to them (and be rejected)."""
+        """Judge this node's clock by the members it can reach (rollout.sync._clock)."""
         with self._network._lock:
             reachable = self._reachable_members()
-            offsets = [offset for member, offset in self._offsets.items() if member in reachable]
-        host = self._replica
-        limit = host.max_offset_ms
-        ahead = -int(statistics.median(offsets)) if offsets else 0
-        problem = None
-        if ahead > limit:
-            problem = (
-                f"this node's clock is {ahead} ms ahead of its peers (max_offset is {limit} ms); "
-                "local writes are refused until it is back in range"
-            )
-        if problem and self._skew is None:
-            logger.error("%s", problem)
-        elif self._skew is not None and not problem:
-            logger.warning("this node's clock is back within max_offset of its peers")
-        self._skew = problem
-        host.set_clock_skew(problem)
+            offsets = {m.name: offset for m, offset in self._offsets.items() if m in reachable}
+        verdict = self._clock.update(offsets, self._replica.max_offset_ms)
+        self._replica.set_clock_skew(verdict.problem)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import random
-import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._messages import MAX_MEMBERS
 
-__all__ = ["Backoff", "Member", "Members", "clock_problem", "parse_address"]
+__all__ = ["Backoff", "Member", "Members", "parse_address"]
 
 logger = logging.getLogger("rollout.sync")
 
@@ -137,36 +136,3 @@ class Members:
                     }
                 )
         return sorted(described, key=lambda m: m["address"])
-
-    def median_offset_ms(self) -> int | None:
-        offsets = [
-            m.offset_ms
-            for m in self.by_address.values()
-            if m.state == "connected" and m.offset_ms is not None
-        ]
-        return int(statistics.median(offsets)) if offsets else None
-
-
-def clock_problem(median_ms: int | None, limit_ms: int, previous: str | None) -> str | None:
-    """Whether this node's clock is too far ahead of its peers (the median of their offsets).
-
-    Returns the problem (refuse local writes while it is set) or None. Logged when the state
-    changes, not on every digest: the offset moves by a millisecond every time.
-    """
-    problem = None
-    if median_ms is not None and -median_ms > limit_ms:
-        problem = (
-            f"this node's clock is {-median_ms} ms ahead of its peers (max_offset is "
-            f"{limit_ms} ms); local writes are refused until it is back in range"
-        )
-    if problem and previous is None:
-        logger.error("%s", problem)
-    elif previous is not None and not problem:
-        logger.warning("this node's clock is back within max_offset of its peers")
-    if median_ms is not None and median_ms > limit_ms:
-        logger.warning(
-            "this node's clock lags its peers by %d ms: their writes look like the future "
-            "and are rejected",
-            median_ms,
-        )
-    return problem

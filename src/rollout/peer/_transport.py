@@ -24,12 +24,13 @@ from typing import Any
 
 from .._core.state import Delta
 from ..sync._base import SyncHost, Transport
+from ..sync._clock import ClockJudge, agrees
 from ._admission import HandshakeGate
 from ._connection import PeerConnection
 from ._frames import DEFAULT_MAX_FRAME, FrameAuthError, FrameError, Kind, encode_body
 from ._handshake import transport_key
 from ._loop import LoopThread, abandon, release_inherited_socket, start_server
-from ._membership import clock_problem, parse_address
+from ._membership import parse_address
 from ._mesh import Mesh
 from ._secret import check_secret
 
@@ -135,7 +136,11 @@ class PeerTransport(Transport):
             gate=HandshakeGate(total=self._gate_limits[0], per_address=self._gate_limits[1]),
         )
         self._counters = dict.fromkeys(_COUNTERS, 0)
-        self._skew: str | None = None
+        # Replaced at start(), when the host's max_offset is known.
+        self._clock = ClockJudge(0, needs_confirmation=bool(self._seeds))
+        #: Per admitted connection's node: its clock minus ours (ms), from its latest digest. (A
+        #: hello's clock comes before the connection is admitted, unproven: it is not kept.)
+        self._offsets: dict[int, int] = {}
         self._closing = False
 
     @property
@@ -150,6 +155,10 @@ class PeerTransport(Transport):
 
     def start(self, host: SyncHost) -> None:
         self.host = host
+        # Judged before the loop runs: a node with peers refuses writes from the first moment
+        # until a peer confirms its clock.
+        self._clock = ClockJudge(host.max_offset_ms, needs_confirmation=bool(self._seeds))
+        self._check_clock()
         self._loop = LoopThread("rollout-sync")
         self._loop.submit(self._start()).result(timeout=10)
 
@@ -253,10 +262,17 @@ class PeerTransport(Transport):
             self.host.check_clock_step()
 
     def _check_clock(self) -> None:
-        self._skew = clock_problem(
-            self._mesh.members.median_offset_ms(), self.host.max_offset_ms, self._skew
-        )
-        self.host.set_clock_skew(self._skew)
+        """Judge this node's clock by its connected peers' (rollout.sync._clock)."""
+        members = self._mesh.members.by_address.values()
+        # A configured peer that turned out to be this node itself (one list of every node
+        # given to all of them) cannot confirm anything: alone with itself, it writes.
+        self._clock.needs_confirmation = any(m.seed and m.state != "self" for m in members)
+        connections = self._mesh.connections
+        for node in [n for n in self._offsets if n not in connections]:
+            del self._offsets[node]  # gone: it no longer votes
+        offsets = {_label(connections[node]): offset for node, offset in self._offsets.items()}
+        verdict = self._clock.update(offsets, self.host.max_offset_ms)
+        self.host.set_clock_skew(verdict.problem)
 
     def wait_synced(self, timeout: float, peers: int | None = None) -> bool:
         target = self.sequence
@@ -291,6 +307,10 @@ class PeerTransport(Transport):
         return sum(c.refusals for c in list(self._mesh.connections.values()))
 
     def _is_synced(self, target: int, peers: int | None) -> bool:
+        if self._clock.verdict.state == "unconfirmed":
+            # Not until a peer has judged this clock: then `wait_synced()` right after start
+            # means local writes are no longer refused for want of a confirmed clock.
+            return False
         mesh = self._mesh
         connections = list(mesh.connections.values())
         done = sum(
@@ -339,8 +359,12 @@ class PeerTransport(Transport):
         self._mesh.heard_members(addresses)
 
     def heard_clock(self, connection: PeerConnection, their_ms: int) -> None:
+        # Their clock when they sent it against ours now: the one-way delay is in the offset.
+        offset = their_ms - self.host.physical_ms()
         if connection.member is not None:
-            connection.member.offset_ms = their_ms - self.host.physical_ms()
+            connection.member.offset_ms = offset
+        if connection.node is not None:
+            self._offsets[connection.node] = offset
         self._check_clock()
 
     def acknowledged(self) -> None:
@@ -366,7 +390,19 @@ class PeerTransport(Transport):
         return future.result(timeout=5)
 
     async def _describe_members(self) -> list[dict[str, Any]]:
-        return self._mesh.describe()  # run on the loop thread, which owns the member table
+        # Run on the loop thread, which owns the member table.
+        described = self._mesh.describe()
+        limit = self.host.max_offset_ms
+        for member in described:
+            node = int(member["node"], 16) if member["node"] is not None else None
+            offset = self._offsets.get(node) if node is not None else None
+            connected = member["state"] == "connected" and offset is not None
+            if connected:
+                member["clock_offset_ms"] = offset
+            member["clock_agrees"] = (
+                agrees(offset, limit) if connected and offset is not None else None
+            )
+        return described
 
     def stats(self) -> dict[str, Any]:
         mesh = self._mesh
@@ -376,10 +412,18 @@ class PeerTransport(Transport):
             "address": self.advertised_address,
             "peers_connected": len(mesh.connections),
             "members": len([m for m in members if m.state != "self"]),
-            "clock_skew": self._skew,
+            "clock_skew": self._clock.verdict.problem,
+            "clock": self._clock.verdict.describe(),
             "last_sync": {m.address: m.last_sync for m in members if m.state != "self"},
             **self._counters,
         }
+
+
+def _label(connection: PeerConnection) -> str:
+    """How a peer is named in clock verdicts: its address when it has one."""
+    if connection.member is not None:
+        return connection.member.address
+    return connection.advertised or connection.peer_label
 
 
 class _NoHost:

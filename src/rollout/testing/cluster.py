@@ -1,7 +1,7 @@
 """Real node processes for testing a peer-to-peer cluster: start, command, pause, kill, restart.
 
 Each :class:`Node` is a separate Python process running a ``Rollout`` with a peer transport
-(``python -m rollout.testing.cluster``), driven over its stdin/stdout with one JSON object per
+(``python -m rollout.testing._node_process``), driven over its stdin/stdout with one JSON object per
 line. Tests and benchmarks use it to make real sockets between real processes::
 
     with Cluster(3, tmp_path) as cluster:
@@ -18,7 +18,6 @@ step), and ``exit``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -121,7 +120,7 @@ class Node:
 
     def start(self) -> Node:
         arguments = [
-            sys.executable, "-m", "rollout.testing.cluster",
+            sys.executable, "-m", "rollout.testing._node_process",
             "--store", self.store, "--listen", self.address,  # "": no peer transport
             "--peers", ",".join(self.peers),
             "--clock-offset-ms", str(self._options["clock_offset_ms"]),
@@ -164,6 +163,17 @@ class Node:
             log = self.log_path.read_text()[-2000:]
             raise NodeError("Exited", f"node {self.name} exited; its log ends:\n{log}")
         return line
+
+    def wait_clock_judged(self, timeout: float = _READY_TIMEOUT) -> None:
+        """Until its clock is no longer unconfirmed (it may still be refused: an outlier). A node
+        with peers writes once a peer confirmed its clock: call this before writing at once."""
+        from .eventually import eventually
+
+        def judged() -> bool:
+            clock = (self.call("stats")["sync"] or {}).get("clock") or {}
+            return bool(clock.get("state") != "unconfirmed")
+
+        eventually(judged, timeout, f"node {self.name}'s clock judged by a peer")
 
     def log(self) -> str:
         """The end of the node's log (stderr), for assertion messages."""
@@ -232,17 +242,29 @@ class Cluster:
     """``size`` nodes that all list each other (or the first one) as peers."""
 
     def __init__(self, size: int, directory: Path, *, start: bool = True, **options: Any) -> None:
+        """``clock_offset_ms``: one for every node, or a list of one per node. With ``start``,
+        returns once every node's clock has been judged by its peers."""
         directory.mkdir(parents=True, exist_ok=True)
+        offsets = options.pop("clock_offset_ms", 0)
+        offsets = offsets if isinstance(offsets, Sequence) else [offsets] * size
+        if len(offsets) != size:
+            raise ValueError(f"clock_offset_ms needs one offset per node ({size}): {offsets!r}")
         ports = [free_port() for _ in range(size)]
         addresses = [f"127.0.0.1:{port}" for port in ports]
         self.nodes = [
-            Node(f"n{i}", directory, port=ports[i],
+            Node(f"n{i}", directory, port=ports[i], clock_offset_ms=offsets[i],
                  peers=[a for a in addresses if a != addresses[i]], **options)
             for i in range(size)
         ]  # fmt: skip
         if start:
             for node in self.nodes:
                 node.start()
+            self.wait_clocks_judged()
+
+    def wait_clocks_judged(self, timeout: float = _READY_TIMEOUT) -> None:
+        """Until no running node's clock is unconfirmed (see :meth:`Node.wait_clock_judged`)."""
+        for node in self.running():
+            node.wait_clock_judged(timeout)
 
     def __getitem__(self, index: int) -> Node:
         return self.nodes[index]
@@ -310,119 +332,11 @@ def wait_converged(nodes: Sequence[Node], timeout: float = 30.0) -> dict[str, An
         time.sleep(0.1)
 
 
-# The node process ---------------------------------------------------------------------------
-
-
-def _serve(options: argparse.Namespace) -> int:
-    import logging
-
-    from .. import Rollout
-    from .._core.clock import system_clock_ms
-    from ..peer._transport import PeerTransport
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    _raise_open_file_limit()
-    # A list, so `set_clock_offset` can step the running node's clock (as NTP would).
-    offset = [options.clock_offset_ms]
-    peers = [p for p in options.peers.split(",") if p]
-    transport = None
-    if options.listen or peers:
-        transport = PeerTransport(
-            listen=options.listen or None,
-            peers=peers,
-            secret=options.secret,
-            learn_members=options.learn_members,
-            anti_entropy_interval=options.anti_entropy_interval,
-            member_timeout=options.member_timeout,
-        )
-    flags = Rollout(
-        options.store,
-        clock=lambda: system_clock_ms() + offset[0],
-        transport=transport,
-        **({"max_offset": options.max_offset} if options.max_offset is not None else {}),
-    )
-    seen: dict[str, int] = {}
-
-    def watch(changed: set[str]) -> None:
-        now = time.monotonic_ns()
-        for name in changed:
-            if name not in seen and flags.active(name):
-                seen[name] = now
-
-    flags.subscribe(watch)
-    stats = flags.stats()
-    address = (stats["sync"] or {}).get("address")
-    _answer({"ready": {"address": address, "node": stats["node"]}})
-    for line in sys.stdin:
-        command = json.loads(line)
-        op, args, kwargs = command["op"], command["args"], command["kwargs"]
-        try:
-            if op == "set_clock_offset":
-                offset[0] = int(args[0])
-                result = None
-            else:
-                result = _run(flags, seen, op, args, kwargs)
-        except Exception as exc:  # reported to the test, which decides
-            _answer({"error": type(exc).__name__, "message": str(exc)})
-            continue
-        _answer({"ok": result})
-        if op == "exit":
-            return 0
-    flags.close()
-    return 0
-
-
-def _raise_open_file_limit() -> None:
-    """Up to the hard limit: tests open a thousand connections to a node on purpose."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _run(flags: Any, seen: dict[str, int], op: str, args: list[Any], kwargs: Any) -> Any:
-    if op == "exit":
-        flags.close()
-        return None
-    if op == "get":
-        return flags.get(*args).to_dict()
-    if op == "state":
-        return {name: flags.get(name).to_dict() for name in flags.features()}
-    if op == "export":
-        return flags.export().decode()
-    if op == "merge":
-        return sorted(flags.merge(args[0].encode()))
-    if op == "history":
-        return [event.to_dict() for event in flags.history(*args)]
-    if op == "quarantined":
-        return [entry.to_dict() for entry in flags.quarantined(*args)]
-    if op == "seen":
-        return seen.get(args[0])
-    if not op.startswith("_") and callable(getattr(flags, op, None)):
-        result = getattr(flags, op)(*args, **kwargs)
-        return sorted(result) if isinstance(result, set) else result
-    raise ValueError(f"unknown op {op!r}")
-
-
-def _answer(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, default=str) + "\n")
-    sys.stdout.flush()
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rollout.testing.cluster")
-    parser.add_argument("--store", required=True)
-    parser.add_argument("--listen", default="")
-    parser.add_argument("--peers", default="")
-    parser.add_argument("--secret", default=None)
-    parser.add_argument("--no-learn-members", dest="learn_members", action="store_false")
-    parser.add_argument("--clock-offset-ms", type=int, default=0)
-    parser.add_argument("--anti-entropy-interval", type=float, default=1.0)
-    parser.add_argument("--max-offset", type=float, default=None)
-    parser.add_argument("--member-timeout", type=float, default=60.0)
-    return _serve(parser.parse_args(argv))
+    """Run one node process (kept here too: ``python -m rollout.testing.cluster`` still works)."""
+    from ._node_process import main as node_main
+
+    return node_main(argv)
 
 
 if __name__ == "__main__":

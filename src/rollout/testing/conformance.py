@@ -191,7 +191,10 @@ class TransportConformance:
     def _replicas(self, count: int) -> list[Rollout]:
         from .._client.rollout import Rollout
 
-        return [Rollout(transport=transport) for transport in self.make_transports(count)]
+        replicas = [Rollout(transport=transport) for transport in self.make_transports(count)]
+        for replica in replicas:  # with peers, it writes once one of them judged its clock
+            assert replica.wait_synced(self.deadline, peers=1)
+        return replicas
 
     def test_a_write_reaches_every_other_replica(self) -> None:
         replicas = self._replicas(3)
@@ -321,9 +324,11 @@ class TransportConformance:
     def test_a_replica_that_starts_late_catches_up(self) -> None:
         from .._client.rollout import Rollout
 
-        first, late = self.make_transports(2)
-        writer = Rollout(transport=first)
+        # A third replica confirms the writer's clock (it has peers: alone, it would not write).
+        first, witness_transport, late = self.make_transports(3)
+        writer, witness = Rollout(transport=first), Rollout(transport=witness_transport)
         try:
+            assert writer.wait_synced(self.deadline, peers=1)
             for i in range(50):
                 writer.activate_user(f"flag-{i}", i)
             writer.delete("flag-0")
@@ -340,6 +345,7 @@ class TransportConformance:
                 joined.close()
         finally:
             writer.close()
+            witness.close()
 
     def test_writes_after_a_peer_left_never_raise_and_close_is_idempotent(self) -> None:
         replicas = self._replicas(2)
@@ -367,6 +373,7 @@ class TransportConformance:
         first, second = self.make_transports(2)
         writer, reader = Rollout(transport=first), Rollout(transport=second)
         try:
+            assert writer.wait_synced(self.deadline, peers=1)
             writer.activate("chat")
             eventually(lambda: reader.active("chat"), self.deadline, "the write arrives")
         finally:

@@ -213,7 +213,7 @@ def test_a_length_too_short_for_a_body_raises(key: bytes | None) -> None:
 
 
 def test_unknown_version_and_kind_raise() -> None:
-    for version in (1, 3):  # 1: rollout 0.2 and older
+    for version in (1, 3):  # 1: earlier rollout 0.1 builds
         with pytest.raises(FrameError, match=f"version {version}"):
             FrameReader().feed(raw_frame(Kind.BYE, {}, version=version))
     with pytest.raises(FrameError, match="kind 10"):

@@ -122,7 +122,7 @@ def read_opening(data: bytes) -> tuple[bytes, bool]:
     """``(nonce, whether the peer uses a secret)`` from its opening; FrameError if not one."""
     if len(data) != OPENING_SIZE or not data.startswith(MAGIC):
         if data[4:6] == b"\x01\x01":  # a version-1 HELLO frame: length, version 1, kind 1
-            raise FrameError("the peer speaks protocol 1 (rollout 0.2 or older): upgrade it")
+            raise FrameError("the peer speaks protocol 1 (an earlier rollout 0.1): upgrade it")
         raise FrameError(f"not a rollout/2 opening: {data[:16]!r}")
     mode = data[len(MAGIC)]
     if mode not in (_MODE_OPEN, _MODE_SECRET):

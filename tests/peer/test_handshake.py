@@ -14,7 +14,7 @@ import pytest
 
 from rollout import Rollout
 from rollout.peer import PeerTransport
-from rollout.peer._admission import HandshakeGate
+from rollout.peer._admission import HandshakeGate, source_key
 from rollout.peer._frames import FrameAuthError, FrameError
 from rollout.peer._handshake import (
     OPENING_SIZE,
@@ -299,3 +299,20 @@ def test_a_hello_over_its_cap_leaves_members_out_and_the_peer_still_connects() -
         with Rollout(transport=peer) as b:
             eventually(lambda: b.active("shared"), what="b accepts a's trimmed hello")
             assert b.stats()["sync"]["frames_rejected_format"] == 0
+
+
+@pytest.mark.parametrize(
+    ("host", "counted_as"),
+    [
+        ("10.0.0.7", "10.0.0.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),  # same /64, same slots
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:10.0.0.7", "10.0.0.7"),  # an IPv4 host seen through a dual-stack socket
+        ("fe80::1%eth0", "fe80::/64"),
+        ("/run/rollout.sock", "/run/rollout.sock"),
+    ],
+)
+def test_the_per_address_cap_counts_an_ipv6_host_by_its_64(host: str, counted_as: str) -> None:
+    # One IPv6 host holds a whole /64: counted one address at a time, it could take every slot.
+    assert source_key(host) == counted_as

@@ -9,7 +9,9 @@ does not finish within the transport's ``handshake_timeout`` frees its slot.
 
 from __future__ import annotations
 
-__all__ = ["HandshakeGate"]
+import ipaddress
+
+__all__ = ["HandshakeGate", "source_key"]
 
 
 class HandshakeGate:
@@ -43,3 +45,17 @@ class HandshakeGate:
         else:
             self._by_address[address] = held - 1
         self.in_progress -= 1
+
+
+def source_key(host: str) -> str:
+    """``host`` as the per-address cap counts it: an IPv6 address as its /64 network."""
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])  # no zone id ("fe80::1%eth0")
+    except ValueError:
+        return host  # a Unix socket path or the like
+    if address.version == 6:
+        mapped = address.ipv4_mapped
+        if mapped is not None:  # "::ffff:10.0.0.1" is the IPv4 host it maps
+            return str(mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)

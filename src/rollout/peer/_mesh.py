@@ -30,7 +30,7 @@ import ssl as ssl_module
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
-from ._admission import HandshakeGate
+from ._admission import HandshakeGate, source_key
 from ._connection import ConnectionOwner, PeerConnection
 from ._loop import open_connection
 from ._membership import Member, Members, parse_address
@@ -298,6 +298,11 @@ class Mesh:
 
 
 def _source_address(writer: asyncio.StreamWriter) -> str:
-    """The host part of the peer's address: the per-address cap counts hosts, not ports."""
+    """Whom the per-address cap counts: a host, not a port; for IPv6, its /64.
+
+    One IPv6 host is routinely given a whole /64 (2**64 addresses), so counting single IPv6
+    addresses would let one attacker take every slot from as many addresses as it likes.
+    """
     peer = writer.get_extra_info("peername")
-    return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+    host = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+    return source_key(host)

@@ -140,7 +140,7 @@ def _sync_metrics(sync: Mapping[str, Any]) -> Iterator[Metric]:
     if "clock_skew" in sync:
         skew = GaugeMetricFamily(
             "rollout_sync_clock_skew",
-            "1 while this node's clock is out of range of its peers' (writes refused if ahead).",
+            "1 while local writes are refused for this node's clock (see rollout_clock_state).",
             labels=list(labels),
         )
         skew.add_metric(list(labels.values()), 0 if sync["clock_skew"] is None else 1)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -101,6 +102,17 @@ class WritePipeline:
         self.quarantine = Quarantine()
         #: Set by the transport while this node's clock disagrees with its peers' (None: fine).
         self.clock_skew: str | None = None
+        #: True once a transport judges this node's clock against its peers' (peer, memory):
+        #: from then on the clock is trusted only as far as their latest verdict
+        #: (:meth:`clock_problem`). A node without one trusts its own clock.
+        self.peers_judge_clock = False
+        #: Set before the store is loaded when peers will judge this clock (a node configured
+        #: with peers): registers of the store that look like the future are then kept aside
+        #: until the verdict, rather than quarantined by a clock that may be the wrong one.
+        self.defer_future_store = False
+        self._judged_at_ms: int | None = None  # our wall minus monotonic clock at the verdict
+        #: Registers of the store from "the future", kept aside until peers confirm this clock.
+        self._deferred: Delta = {}
         self.closed = False
         self._history_limit = history_limit
         self._event = event
@@ -117,8 +129,9 @@ class WritePipeline:
         """
         if self.closed:
             raise ClosedError("this Rollout is closed; writes are refused (checks still answer)")
-        if self.clock_skew is not None:
-            raise ClockSkewError(self.clock_skew)
+        problem = self.clock_problem()
+        if problem is not None:
+            raise ClockSkewError(problem)
         for hook in self.hooks:
             hook.before_write(changes)
         self.check_clock_step()
@@ -196,21 +209,32 @@ class WritePipeline:
                     kept[key] = register
             if kept:
                 accepted[name] = kept
-        if count:
-            self.counters["registers_rejected"] += count
-            # While this node's own clock is in question (an outlier, no majority, not yet
-            # confirmed), "from the future" may only mean "this clock is behind": a peer's
-            # registers are refused but not held, so they are offered again and judged once the
-            # clock is confirmed, instead of the majority's writes waiting for an operator.
-            clock_in_question = self.clock_skew is not None and origin == "peer"
-            if not clock_in_question and self.quarantine.hold(refused, origin, now):
-                logger.error(
-                    "quarantined registers from %s stamped more than %d ms ahead of this clock "
-                    "(see `rollout quarantine`): %s",
-                    origin,
-                    self.clock.max_offset_ms,
-                    ", ".join(sorted(refused)[:10]),
-                )
+        if not count:
+            return accepted, 0
+        self.counters["registers_rejected"] += count
+        # While this node's own clock is in question (an outlier, no majority, not yet judged,
+        # or it jumped since), "from the future" may only mean "this clock is behind": then a
+        # peer's registers are refused but not held (anti-entropy offers them again, and they
+        # are judged once the clock is trusted), and the store's are kept aside until then.
+        # Held, they would wait for an operator although nothing is wrong with them.
+        in_question = self.clock_problem() is not None
+        if origin == "store" and (in_question or self.defer_future_store):
+            for name, registers in refused.items():
+                self._deferred.setdefault(name, {}).update(registers)
+            logger.warning(
+                "%d registers of the store are stamped more than %d ms ahead of this clock; "
+                "kept aside until the peers have judged this clock",
+                count,
+                self.clock.max_offset_ms,
+            )
+        elif not (origin == "peer" and in_question) and self.quarantine.hold(refused, origin, now):
+            logger.error(
+                "quarantined registers from %s stamped more than %d ms ahead of this clock "
+                "(see `rollout quarantine`): %s",
+                origin,
+                self.clock.max_offset_ms,
+                ", ".join(sorted(refused)[:10]),
+            )
         return accepted, count
 
     def load_store(self, *, can_wait: bool) -> None:
@@ -238,6 +262,44 @@ class WritePipeline:
 
     # This node's own clock --------------------------------------------------------------------
 
+    def clock_problem(self) -> str | None:
+        """Why this node's clock cannot be trusted now (None: it can). Local writes are refused
+        while it is set.
+
+        The peers' latest verdict, and, between verdicts, whether the wall clock jumped since it
+        (against the monotonic clock): a write made in the instant after an NTP step would
+        otherwise be stamped by a clock nobody has judged yet.
+        """
+        if self.clock_skew is not None:
+            return self.clock_skew
+        if self.peers_judge_clock and self._judged_at_ms is not None:
+            jump = _wall_minus_monotonic_ms(self.clock.physical_ms()) - self._judged_at_ms
+            if 2 * abs(jump) > self.clock.max_offset_ms:
+                return (
+                    f"this node's wall clock jumped {jump:+d} ms since its peers last judged it; "
+                    "local writes are refused until they judge it again (within one "
+                    "anti-entropy round)"
+                )
+        return None
+
+    def set_clock_verdict(self, problem: str | None) -> None:
+        """The transport's verdict on this clock (None: its peers agree with it)."""
+        self.peers_judge_clock = True
+        self._judged_at_ms = _wall_minus_monotonic_ms(self.clock.physical_ms())
+        self.clock_skew = problem
+        if problem is None:
+            self.defer_future_store = False
+            deferred, self._deferred = self._deferred, {}
+            if deferred:
+                # Judged by a trusted clock now: merged if they were only ahead of a slow one,
+                # held in the quarantine if they are still ahead.
+                self.merge(deferred, save=False, origin="store")
+
+    @property
+    def deferred(self) -> int:
+        """Registers of the store kept aside until the peers have judged this clock."""
+        return sum(len(registers) for registers in self._deferred.values())
+
     def check_clock_step(self) -> None:
         """Recover when the wall clock stepped back far behind this node's HLC (on every write
         and merge, and every anti-entropy round through the transport).
@@ -245,7 +307,10 @@ class WritePipeline:
         Without this, the HLC keeps stamping at its old, future time (it never goes back), and
         the cluster refuses every write this node acknowledges.
         """
-        if not self.clock.runs_ahead():
+        if not self.clock.runs_ahead() or self.clock_problem() is not None:
+            # With peers, only once they say this clock is right: a clock that stepped back
+            # to a wrong time must not throw away the majority's writes (it is refused as an
+            # outlier instead, and its HLC, which followed the majority, stays where it is).
             return
         with self._lock:
             if not self.clock.runs_ahead():
@@ -260,13 +325,16 @@ class WritePipeline:
                 for name, registers in removed.items()
                 if (mine := {k: r for k, r in registers.items() if r.ts.node == self.clock.node})
             }
+            # Another node's register is held only without peers; with peers it just leaves the
+            # replica: anti-entropy offers it again and the trusted clock judges it then.
+            held = removed if not self.peers_judge_clock else own
             if own and self.store is not None:
                 try:
                     self.store.discard(own)
                 except StoreError as exc:
                     # Still quarantined here; the store screens them again at the next start.
                     logger.warning("could not remove future registers from the store: %s", exc)
-            self.quarantine.hold(removed, "own clock", now)
+            self.quarantine.hold(held, "own clock", now)
             # Safe, though an HLC never goes back otherwise: every timestamp above the new base
             # was just removed from this replica (this node's own from its store too, and the
             # others' there are screened at every load), and no healthy peer accepted any of them
@@ -394,3 +462,9 @@ def _child() -> None:
 
 
 os.register_at_fork(before=_before, after_in_parent=_parent, after_in_child=_child)
+
+
+def _wall_minus_monotonic_ms(wall_ms: int) -> int:
+    """How far the wall clock is from the monotonic one: it changes only when the wall clock
+    is stepped (NTP, an operator), which is how a jump is seen between two verdicts."""
+    return wall_ms - time.monotonic_ns() // 1_000_000

@@ -141,15 +141,6 @@ class Rollout:
         if transport is None and listen is None and not peers and opened is not None:
             transport = opened.default_transport()
         can_wait = start_offline and (transport is not None or bool(peers))
-        self._pipeline.load_store(can_wait=can_wait)
-        for name, value in (defaults or {}).items():
-            self.set_default(name, value)
-        # The hot path, a closure on the instance (rollout._core.evaluate), published as
-        # self.active by the slot, which overrides and the metrics sampler wrap.
-        compiled = build_active(self._checks, self._replica.anonymous, self._active_uncompiled)
-        self._check_slot = CheckSlot(compiled, self._publish_check)
-        self._overrides = Overrides(self._check_slot, self._user_id)
-        self._degrades = DegradeTrackers(self._pipeline.write, self.get, self.subscribe)
         self._transport = make_transport(
             transport,
             listen,
@@ -159,6 +150,19 @@ class Rollout:
             ssl=ssl,
             client_ssl=client_ssl,
         )
+        if self._transport is not None:
+            # Registers of the store that look like the future are judged once peers have
+            # judged this clock (it may be the one that is behind), not at load.
+            self._pipeline.defer_future_store = self._transport.awaits_clock_confirmation
+        self._pipeline.load_store(can_wait=can_wait)
+        for name, value in (defaults or {}).items():
+            self.set_default(name, value)
+        # The hot path, a closure on the instance (rollout._core.evaluate), published as
+        # self.active by the slot, which overrides and the metrics sampler wrap.
+        compiled = build_active(self._checks, self._replica.anonymous, self._active_uncompiled)
+        self._check_slot = CheckSlot(compiled, self._publish_check)
+        self._overrides = Overrides(self._check_slot, self._user_id)
+        self._degrades = DegradeTrackers(self._pipeline.write, self.get, self.subscribe)
         self._pipeline.transport = self._transport
         if self._transport is not None:
             self._pipeline.guard_fork()
@@ -644,6 +648,7 @@ class Rollout:
             **self._pipeline.counters,
             "quarantined": self._pipeline.quarantine.count(),
             "quarantine_overflow": self._pipeline.quarantine.overflow,
+            "deferred": self._pipeline.deferred,
             "sync": self._transport.stats() if self._transport is not None else None,
             "ruby": dict(self._ruby.stats) if self._ruby is not None else None,
         }

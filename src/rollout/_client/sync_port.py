@@ -52,7 +52,7 @@ class SyncPort:
         self._pipeline.check_clock_step()
 
     def set_clock_skew(self, problem: str | None) -> None:
-        self._pipeline.clock_skew = problem
+        self._pipeline.set_clock_verdict(problem)
 
     def __repr__(self) -> str:
         return f"<SyncPort node={self.node_id:016x}>"

@@ -104,6 +104,12 @@ class RolloutCollector(Collector):
             "Registers held in the quarantine (stamped too far ahead; `rollout quarantine`).",
             stats["quarantined"],
         )
+        yield GaugeMetricFamily(
+            "rollout_deferred",
+            "Registers of the store stamped ahead of this clock, kept aside until the peers "
+            "have judged it.",
+            stats["deferred"],
+        )
         for key, help_text in _COUNTERS.items():
             yield CounterMetricFamily(f"rollout_{key}", help_text, stats[key])
         yield from self._checks()

@@ -34,7 +34,7 @@ from .._core.codec import decode, encode
 from .._core.state import Delta
 from ..errors import ClosedError, RolloutError
 from ..sync._base import SyncHost, Transport
-from ..sync._clock import ClockJudge, agrees
+from ..sync._clock import ClockJudge, OffsetSample, agrees
 
 __all__ = ["Hub", "MemoryTransport"]
 
@@ -155,7 +155,8 @@ class MemoryTransport(Transport):
         self._refusals = 0  # acks with registers refused, ever: wait_synced looks for new ones
         self._last_sync: dict[MemoryTransport, float] = {}
         #: Per member: its wall clock minus ours, in ms, from its latest DIGEST.
-        self._offsets: dict[MemoryTransport, int] = {}
+        self._offsets: dict[MemoryTransport, OffsetSample] = {}
+        self._judged_offsets: dict[MemoryTransport, int] = {}
         self._next_round = float("inf")
         self._counters = dict.fromkeys(_COUNTERS, 0)
         self.name = network._register(self, name)
@@ -247,6 +248,7 @@ class MemoryTransport(Transport):
     def members(self) -> list[dict[str, Any]]:
         network = self._network
         with network._lock:
+            offsets = self._judged_offsets  # as of the last judgement, on the delivery thread
             described = [
                 {
                     "address": f"memory://{network.name}/{m.name}",
@@ -255,10 +257,10 @@ class MemoryTransport(Transport):
                     # pause is not.
                     "state": "connected" if network._reachable(self.name, m.name) else "down",
                     "seed": False,
-                    "clock_offset_ms": self._offsets.get(m),
+                    "clock_offset_ms": offsets.get(m),
                     "clock_agrees": (
-                        agrees(self._offsets[m], self._clock.verdict.max_offset_ms)
-                        if m in self._offsets and network._reachable(self.name, m.name)
+                        agrees(offsets[m], self._clock.verdict.max_offset_ms)
+                        if m in offsets and network._reachable(self.name, m.name)
                         else None
                     ),
                     "last_sync": self._last_sync.get(m),
@@ -293,6 +295,7 @@ class MemoryTransport(Transport):
                 other._refused_at.pop(self, None)
                 other._last_sync.pop(self, None)
                 other._offsets.pop(self, None)
+                other._judged_offsets.pop(self, None)
             self._detach()
             ending = network._leave(self, deadline)
         if ending is not None:
@@ -308,6 +311,7 @@ class MemoryTransport(Transport):
         self._refused_at.clear()
         self._last_sync.clear()
         self._offsets.clear()
+        self._judged_offsets.clear()
         self._next_round = float("inf")
 
     # On the delivery thread: the only place that calls the host -----------------------------
@@ -427,17 +431,19 @@ class MemoryTransport(Transport):
     def _heard_clock(self, sender: MemoryTransport, message: _Message) -> None:
         # Their clock now: as read when sent, plus the time the message spent queued (one
         # process, one monotonic clock), so a paused link does not look like a skewed clock.
-        queued_ms = (time.monotonic() - message.sent_at) * 1000
-        offset = round(message.clock_ms + queued_ms) - self._replica.physical_ms()
+        their_ms = round(message.clock_ms + (time.monotonic() - message.sent_at) * 1000)
+        sample = OffsetSample.taken(their_ms, self._replica.physical_ms())
         with self._network._lock:
             if self._joined and sender._joined:
-                self._offsets[sender] = offset
+                self._offsets[sender] = sample
         self._check_clock()
 
     def _check_clock(self) -> None:
         """Judge this node's clock by the members it can reach (rollout.sync._clock)."""
         with self._network._lock:
             reachable = self._reachable_members()
-            offsets = {m.name: offset for m, offset in self._offsets.items() if m in reachable}
+            now_ms = self._replica.physical_ms()
+            self._judged_offsets = {m: s.now(now_ms) for m, s in self._offsets.items()}
+            offsets = {m.name: o for m, o in self._judged_offsets.items() if m in reachable}
         verdict = self._clock.update(offsets, self._replica.max_offset_ms)
         self._replica.set_clock_skew(verdict.problem)

@@ -24,7 +24,7 @@ from typing import Any
 
 from .._core.state import Delta
 from ..sync._base import SyncHost, Transport
-from ..sync._clock import ClockJudge, agrees
+from ..sync._clock import ClockJudge, OffsetSample, agrees
 from ._admission import HandshakeGate
 from ._connection import PeerConnection
 from ._frames import DEFAULT_MAX_FRAME, FrameAuthError, FrameError, Kind, encode_body
@@ -140,7 +140,7 @@ class PeerTransport(Transport):
         self._clock = ClockJudge(0, needs_confirmation=bool(self._seeds))
         #: Per admitted connection's node: its clock minus ours (ms), from its latest digest. (A
         #: hello's clock comes before the connection is admitted, unproven: it is not kept.)
-        self._offsets: dict[int, int] = {}
+        self._offsets: dict[int, OffsetSample] = {}
         self._closing = False
 
     @property
@@ -150,6 +150,10 @@ class PeerTransport(Transport):
     @property
     def closing(self) -> bool:
         return self._closing
+
+    @property
+    def awaits_clock_confirmation(self) -> bool:
+        return bool(self._seeds)
 
     # Lifecycle ----------------------------------------------------------------------------------
 
@@ -270,7 +274,10 @@ class PeerTransport(Transport):
         connections = self._mesh.connections
         for node in [n for n in self._offsets if n not in connections]:
             del self._offsets[node]  # gone: it no longer votes
-        offsets = {_label(connections[node]): offset for node, offset in self._offsets.items()}
+        now_ms = self.host.physical_ms()
+        offsets = {
+            _label(connections[node]): sample.now(now_ms) for node, sample in self._offsets.items()
+        }
         verdict = self._clock.update(offsets, self.host.max_offset_ms)
         self.host.set_clock_skew(verdict.problem)
 
@@ -360,11 +367,14 @@ class PeerTransport(Transport):
 
     def heard_clock(self, connection: PeerConnection, their_ms: int) -> None:
         # Their clock when they sent it against ours now: the one-way delay is in the offset.
-        offset = their_ms - self.host.physical_ms()
+        sample = OffsetSample.taken(their_ms, self.host.physical_ms())
         if connection.member is not None:
-            connection.member.offset_ms = offset
-        if connection.node is not None:
-            self._offsets[connection.node] = offset
+            connection.member.offset_ms = sample.offset_ms
+        # Only nodes that listen vote: a client that dials in and never listens (a `rollout
+        # --peers` command, a script) is not a member of the cluster, and a few of them on a
+        # machine with a bad clock must not outvote its healthy members.
+        if connection.node is not None and connection.advertised is not None:
+            self._offsets[connection.node] = sample
         self._check_clock()
 
     def acknowledged(self) -> None:
@@ -395,7 +405,8 @@ class PeerTransport(Transport):
         limit = self.host.max_offset_ms
         for member in described:
             node = int(member["node"], 16) if member["node"] is not None else None
-            offset = self._offsets.get(node) if node is not None else None
+            sample = self._offsets.get(node) if node is not None else None
+            offset = sample.now(self.host.physical_ms()) if sample is not None else None
             connected = member["state"] == "connected" and offset is not None
             if connected:
                 member["clock_offset_ms"] = offset

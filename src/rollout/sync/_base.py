@@ -93,6 +93,13 @@ class Transport(abc.ABC):
         """The nodes this one knows, with their state (empty for transports without members)."""
         return []
 
+    @property
+    def awaits_clock_confirmation(self) -> bool:
+        """Whether peers must confirm this node's clock before it writes (a node configured
+        with peers): until then the replica keeps aside what its store holds from "the future".
+        """
+        return False
+
     def after_fork_in_child(self) -> None:  # noqa: B027 - optional hook
         """Called in a forked child: drop the parent's sockets and thread, start anew."""
 

@@ -7,7 +7,10 @@ it also contains the one-way network delay (the peer looks behind by that much);
 well under a millisecond against a ``max_offset`` of seconds.
 
 The rule (:func:`judge`), with ``n`` = this node plus every peer whose offset is known and
-``agree`` = this node plus the peers within ``max_offset`` of it:
+``agree`` = this node plus the peers within ``max_offset / 2`` of it (half, so that any two nodes
+that both write are within ``max_offset`` of each other: their majorities share a node, and each
+is within half of it; so a writing node's registers never look like the future to another
+writing node, and the quarantine holds only what a node outside the majority stamped):
 
 * ``2·agree > n``: this node is in the majority and writes. Peers that disagree are named as
   outliers, but never stop it: one bad clock cannot stop the healthy nodes.
@@ -21,19 +24,18 @@ The rule (:func:`judge`), with ``n`` = this node plus every peer whose offset is
 
 The judgement has no hysteresis (the verdict is recomputed from the current offsets every
 time), but :class:`ClockJudge` logs only when the verdict changes, not on every digest.
-Agreement is not transitive: two nodes up to ``2·max_offset`` apart can both be in a majority
-through a third node between them.
 """
 
 from __future__ import annotations
 
 import logging
 import statistics
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-__all__ = ["ClockJudge", "ClockState", "ClockVerdict", "judge"]
+__all__ = ["ClockJudge", "ClockState", "ClockVerdict", "OffsetSample", "judge"]
 
 logger = logging.getLogger("rollout.sync")
 
@@ -50,7 +52,7 @@ class ClockVerdict:
     max_offset_ms: int
     #: Peer label -> its clock minus ours (ms), for every connected peer heard so far.
     offsets: Mapping[str, int] = field(default_factory=dict)
-    #: The peers whose clocks disagree with this node's (|offset| > max_offset), sorted.
+    #: The peers whose clocks disagree with this node's (|offset| > max_offset / 2), sorted.
     disagreeing: tuple[str, ...] = ()
 
     @property
@@ -64,7 +66,7 @@ class ClockVerdict:
 
     @property
     def agreeing(self) -> int:
-        """This node plus the peers within max_offset of it."""
+        """This node plus the peers within max_offset / 2 of it."""
         return self.voters - len(self.disagreeing)
 
     def describe(self) -> dict[str, Any]:
@@ -85,9 +87,39 @@ class ClockVerdict:
         }
 
 
+@dataclass(frozen=True)
+class OffsetSample:
+    """A peer's clock minus ours as measured when its message arrived, kept so that it stays true
+    if *our* wall clock jumps before the peer's next message.
+
+    Without it a node whose clock NTP steps by an hour would go on judging itself by the offsets
+    measured before the step (they looked fine) until every peer had sent a fresh clock. Our
+    wall clock's drift against the monotonic clock since the sample is our own jump, so it is
+    taken off the offset at once; the peer's own jumps show in its next message.
+    """
+
+    offset_ms: int
+    #: Our wall clock minus the monotonic clock (ms) when the sample was taken.
+    wall_minus_monotonic_ms: int
+
+    @classmethod
+    def taken(cls, their_ms: int, our_ms: int) -> OffsetSample:
+        return cls(their_ms - our_ms, our_ms - _monotonic_ms())
+
+    def now(self, our_ms: int) -> int:
+        """The offset now, given our wall clock now (the same clock as at :meth:`taken`)."""
+        our_jump = (our_ms - _monotonic_ms()) - self.wall_minus_monotonic_ms
+        return self.offset_ms - our_jump
+
+
+def _monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
 def agrees(offset_ms: int, max_offset_ms: int) -> bool:
-    """Whether a peer this far from our clock agrees with it."""
-    return abs(offset_ms) <= max_offset_ms
+    """Whether a peer this far from our clock agrees with it: within half of ``max_offset``
+    (see the module's docstring for why half)."""
+    return 2 * abs(offset_ms) <= max_offset_ms
 
 
 def judge(
@@ -107,7 +139,7 @@ def judge(
     disagreeing = tuple(sorted(p for p, o in offsets.items() if not agrees(o, max_offset_ms)))
     n = 1 + len(offsets)
     agree = n - len(disagreeing)
-    limit = f"max_offset is {max_offset_ms} ms"
+    limit = f"clocks agree within half of max_offset, {max_offset_ms // 2} ms"
 
     def verdict(state: ClockState, problem: str | None) -> ClockVerdict:
         return ClockVerdict(state, problem, max_offset_ms, offsets, disagreeing)

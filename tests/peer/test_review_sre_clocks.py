@@ -1,0 +1,354 @@
+"""Review (SRE angle): bad clocks, NTP steps and restarts against the promise "one bad clock
+never stops the healthy majority; nothing acknowledged is lost or silently applied later".
+
+Real node processes (rollout.testing.cluster), real sockets, real SQLite files. Every test
+records the writes a node acknowledged and checks at the end that each is on every node, and
+that nothing refused was applied later over a later acknowledged write.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rollout.testing import eventually
+from rollout.testing.cluster import Cluster, Node, NodeError
+
+SECRET = secrets.token_urlsafe(32)
+FLAG = "log"
+
+
+def clock(node: Node) -> dict[str, Any]:
+    verdict: dict[str, Any] = node.call("stats")["sync"]["clock"]
+    return verdict
+
+
+def users_of(node: Node) -> set[str]:
+    return set(node.call("get", FLAG)["users"])
+
+
+def missing_on(nodes: list[Node], acknowledged: set[str]) -> dict[str, set[str]]:
+    return {n.name: acknowledged - users_of(n) for n in nodes if acknowledged - users_of(n)}
+
+
+def restart(cluster: Cluster, index: int, **options: Any) -> Node:
+    """Stop node ``index`` and start it again on the same port and SQLite file."""
+    old = cluster[index]
+    old.stop()
+    new = Node(
+        old.name,
+        old.log_path.parent,
+        port=int(old.address.rpartition(":")[2]),
+        store=old.store,
+        peers=old.peers,
+        secret=SECRET,
+        **options,
+    )
+    cluster.nodes[index] = new
+    return new.start()
+
+
+def test_review_an_ntp_step_back_on_a_replica_never_gets_the_majoritys_writes_back(
+    tmp_path: Path,
+) -> None:
+    """FAILS. A healthy node of three whose clock NTP steps two minutes back while running.
+
+    check_clock_step() sees the HLC (which observed the *peers'* timestamps) run ahead and moves
+    every register newer than now+max_offset (the majority's writes, not its own) into the
+    quarantine as "own clock"; a delta arriving before the next digest is held as "peer". Both
+    are then `judged` forever, so once NTP steps the clock right again, anti-entropy offers them
+    and they are refused: the node keeps serving a state without the majority's acknowledged
+    writes until an operator accepts them one by one. docs/operations.md promises "peers repair
+    the replica by anti-entropy" and "catches up by anti-entropy once its clock is right".
+    """
+    with Cluster(3, tmp_path, secret=SECRET, anti_entropy_interval=0.2) as cluster:
+        majority, stepped = [cluster[0], cluster[1]], cluster[2]
+        acknowledged = set()
+        cluster[0].call("activate_user", FLAG, "before-step")
+        acknowledged.add("before-step")
+        cluster.wait_until(lambda n: "before-step" in users_of(n))
+
+        stepped.call("set_clock_offset", -120_000)  # NTP steps it back two minutes
+        cluster[0].call("activate_user", FLAG, "during-step")  # the majority keeps writing
+        acknowledged.add("during-step")
+        eventually(lambda: clock(stepped)["state"] == "outlier", 30, "the stepped node judged")
+        for node in majority:
+            assert clock(node)["writable"], clock(node)
+
+        stepped.call("set_clock_offset", 0)  # NTP steps it right again
+        eventually(lambda: clock(stepped)["state"] == "ok", 30, "the stepped node fixed")
+        cluster[1].call("activate_user", FLAG, "after-fix")
+        acknowledged.add("after-fix")
+        try:
+            eventually(
+                lambda: not missing_on(cluster.nodes, acknowledged),
+                20,
+                "every acknowledged write on every node",
+            )
+        except AssertionError:
+            held = [(q["key"], q["origin"]) for q in stepped.call("quarantined")]
+            raise AssertionError(
+                f"missing: {missing_on(cluster.nodes, acknowledged)}; the stepped node holds "
+                f"the majority's writes in its quarantine: {held}"
+            ) from None
+
+
+def test_review_a_fast_nodes_write_before_it_is_judged_is_acknowledged(
+    tmp_path: Path,
+) -> None:
+    """FAILS. NTP steps a confirmed node an hour ahead; a write on it in the
+    same instant, before the next digest re-judges its clock, is acknowledged, stamped +1 h. The
+    verdict is only recomputed when a digest arrives, so the window is one anti-entropy round
+    (1 s by default). The write should be refused: a step of the wall clock is visible at once
+    against the monotonic clock (the offsets could be kept as peer-wall vs our-monotonic)."""
+    with Cluster(3, tmp_path, secret=SECRET, anti_entropy_interval=1.0) as cluster:
+        fast = cluster[2]
+        fast.call("set_clock_offset", 3_600_000)
+        try:
+            fast.call("activate_user", FLAG, "from-the-future")
+            acknowledged = True
+        except NodeError as refused:
+            kind = refused.kind
+            acknowledged = False
+        else:
+            kind = ""
+        assert kind in {"", "ClockSkewError"}, kind
+        synced = fast.call("wait_synced", 5.0) if acknowledged else None
+        assert not acknowledged, (
+            "a write stamped an hour ahead was acknowledged by the node whose clock had just "
+            f"stepped (wait_synced() then said {synced})"
+        )
+
+
+def test_review_a_quarantined_register_goes_off_after_the_healthy_nodes_restart(
+    tmp_path: Path,
+) -> None:
+    """FAILS. The time bomb comes back through a restart of the healthy nodes.
+
+    A fast node (+8 s, max_offset 2 s) acknowledges a write to `chat` before its clock is judged
+    (previous test). The healthy nodes quarantine it, and then the majority acknowledges a later
+    write to the same register. The quarantine's verdicts live in memory only: once real time has
+    caught up with the fast register, a routine restart (deploy) of the healthy nodes forgets
+    them, the fast node (still unfixed, still offering its replica) sends the register again, it
+    is no longer "from the future", and it silently overrides the later acknowledged write.
+    Fix: persist quarantine verdicts (held and resolved) with the store, or refuse on load any
+    register from a node whose clock was judged outlier while it was stamped."""
+    with Cluster(3, tmp_path, secret=SECRET, anti_entropy_interval=0.2, max_offset=2.0) as cluster:
+        fast = cluster[2]
+        fast.call("set_clock_offset", 8_000)
+        fast.call("activate_percentage", "chat", 100)  # acknowledged, stamped +8 s
+        eventually(lambda: clock(fast)["state"] == "outlier", 30, "the fast node judged")
+        eventually(lambda: cluster[0].call("quarantined"), 30, "the fast write quarantined")
+        bomb = cluster[0].call("quarantined")[0]["timestamp"][0]
+        cluster[0].call("activate_percentage", "chat", 10)  # acknowledged, later in real time
+        cluster.wait_until(
+            lambda n: n.call("get", "chat")["percentage"] == 10, nodes=cluster.nodes[:2]
+        )
+        # Real time catches up with the bomb (max_offset 2 s); the fast node is still unfixed.
+        eventually(lambda: time_ms() > bomb - 1_000, 30, "real time past the bomb - max_offset")
+        for index in (0, 1):  # a deploy restarts the healthy nodes, one after the other
+            restart(cluster, index, anti_entropy_interval=0.2, max_offset=2.0)
+        cluster.wait_clocks_judged()
+        went_off: list[Any] = []
+
+        def bomb_went_off() -> bool:
+            went_off[:] = [n.call("get", "chat")["percentage"] for n in cluster.nodes[:2]]
+            return went_off != [10, 10]
+
+        try:
+            eventually(bomb_went_off, 5, "the quarantined register applied late")
+        except AssertionError:
+            return  # held: what the promise says
+        raise AssertionError(
+            f"the healthy nodes now say percentage {went_off}: the +8 s register they had "
+            "quarantined was applied after their restart, over the later acknowledged 10"
+        )
+
+
+def time_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def test_review_a_second_process_on_the_bad_machine_stops_the_healthy_majority(
+    tmp_path: Path,
+) -> None:
+    """FAILS. Votes are counted per process, not per machine. Three nodes, one an hour fast;
+    on the fast machine a second process with the same clock joins through the fast node: a
+    client that does not listen, as `rollout --peers FAST members` does (what an operator runs
+    on that host during the incident), or a second gunicorn worker. It learns the members and
+    connects to the healthy nodes, which count it as a voter: 2 agree of 4, a tie, and both
+    healthy nodes refuse every write. Fix: do not let non-listening clients (the CLI) vote,
+    weigh votes per machine (or per configured member), or at least let a tie between the
+    configured members be broken by the configured members only."""
+    with Cluster(
+        3, tmp_path, secret=SECRET, anti_entropy_interval=0.2, clock_offset_ms=[0, 0, 3_600_000]
+    ) as cluster:
+        healthy, fast = cluster.nodes[:2], cluster[2]
+        eventually(lambda: clock(fast)["state"] == "outlier", 30, "the fast node judged")
+        tool = Node(
+            "tool",
+            tmp_path,
+            peers=[fast.address],
+            secret=SECRET,
+            clock_offset_ms=3_600_000,
+            listen=False,
+            anti_entropy_interval=0.2,
+        )
+        try:
+            tool.start()
+            tool_node = tool.node_id
+
+            def tool_connected(node: Node) -> bool:
+                return any(m["node"] == tool_node for m in node.call("members"))
+
+            eventually(lambda: all(tool_connected(n) for n in healthy), 30, "the tool connected")
+            healthy[0].call("wait_synced", 10)  # a few digest rounds with the tool connected
+            assert all(clock(n)["voters"] == 3 for n in healthy)  # a client does not vote
+            refused = {}
+            for node in healthy:
+                try:
+                    node.call("activate_user", FLAG, node.name)
+                except NodeError as error:
+                    refused[node.name] = error.message
+            assert not refused, f"the healthy majority stopped by one bad machine: {refused}"
+        finally:
+            tool.stop()
+
+
+def test_review_an_acknowledged_write_of_a_fast_node_vanishes_after_fix_and_restarts(
+    tmp_path: Path,
+) -> None:
+    """FAILS. The loss path the "refuse before judged" rule was meant to close, open again by
+    the race above: a write acknowledged in the instant after an NTP step forward is refused by
+    the healthy nodes (held in their memory); NTP steps the clock back and the node moves it to
+    its own in-memory quarantine ("own clock") and deletes it from its SQLite file; a restart of
+    every node (a deploy) later, it is nowhere, not even in a quarantine: the only trace left
+    is a log line. Fix: close the race (judge against the monotonic clock), and keep "own clock"
+    registers in the store (or a side table) rather than deleting them."""
+    with Cluster(3, tmp_path, secret=SECRET, anti_entropy_interval=1.0) as cluster:
+        fast = cluster[2]
+        fast.call("set_clock_offset", 3_600_000)
+        try:
+            fast.call("activate_user", FLAG, "fast-acknowledged")
+        except NodeError:
+            return  # refused: nothing acknowledged, nothing to lose (the race is closed)
+        eventually(lambda: clock(fast)["state"] == "outlier", 30, "the fast node judged")
+        fast.call("set_clock_offset", 0)  # NTP steps it right
+        eventually(lambda: clock(fast)["state"] == "ok", 30, "the fast node fixed")
+        for node in cluster:  # a full restart: every node down, then up on its SQLite file
+            node.stop()
+        for index in range(3):
+            restart(cluster, index, anti_entropy_interval=1.0)
+        cluster.wait_clocks_judged()
+        cluster.wait_converged()
+        where = {
+            n.name: ("fast-acknowledged" in users_of(n), [q["key"] for q in n.call("quarantined")])
+            for n in cluster
+        }
+        assert any(on or held for on, held in where.values()), (
+            f"an acknowledged write is gone from every node and every quarantine: {where}"
+        )
+
+
+def test_review_a_node_rebooted_with_its_clock_behind_keeps_missing_writes_after_ntp_syncs(
+    tmp_path: Path,
+) -> None:
+    """FAILS. The common reboot case (an RTC behind until chrony syncs). A healthy node
+    of three restarts on its SQLite file with its clock two minutes behind; NTP then steps it
+    right while it runs. Loading the store screens the registers it already held as "from the
+    future" and quarantines them (origin "store", judged for good), so after NTP syncs
+    anti-entropy cannot bring them back: the node serves a state without writes it had
+    acknowledged or applied before the reboot. A node whose clock is unconfirmed should
+    refuse-without-holding at load as it does for peers (or hold them until it is judged)."""
+    with Cluster(3, tmp_path, secret=SECRET, anti_entropy_interval=0.2) as cluster:
+        acknowledged = set()
+        for node in cluster:
+            node.call("activate_user", FLAG, f"{node.name}-before")
+            acknowledged.add(f"{node.name}-before")
+        cluster.wait_until(lambda n: acknowledged <= users_of(n))
+        rebooted = restart(cluster, 2, anti_entropy_interval=0.2, clock_offset_ms=-120_000)
+        rebooted.call("set_clock_offset", 0)  # chrony syncs after boot
+        eventually(lambda: clock(rebooted)["state"] == "ok", 30, "the rebooted node judged ok")
+        cluster[0].call("activate_user", FLAG, "after-reboot")
+        acknowledged.add("after-reboot")
+        try:
+            eventually(
+                lambda: not missing_on(cluster.nodes, acknowledged), 20, "every write everywhere"
+            )
+        except AssertionError:
+            held = [(q["key"], q["origin"]) for q in rebooted.call("quarantined")]
+            raise AssertionError(
+                f"missing: {missing_on(cluster.nodes, acknowledged)}; held: {held}"
+            ) from None
+
+
+def rollout_cli(*arguments: str) -> tuple[int, str]:
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "rollout", "--store", "memory://", *arguments],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ROLLOUT_SECRET": SECRET},
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_review_an_operator_cannot_see_or_resolve_what_a_running_node_quarantined(
+    tmp_path: Path,
+) -> None:
+    """FAILS. The alert fires (`rollout_quarantined` is 2 on both healthy nodes), and the
+    documented command answers "nothing is quarantined": `rollout quarantine` opens the store
+    (peer registers are only in the node's memory) and with `--peers` it joins as a fresh node
+    that shows its own quarantine, not the node's; `accept`/`drop` exit 2. The only way out is
+    the application's own `flags.drop_quarantined()`, or a restart, which forgets the verdicts
+    (see the time-bomb test). Fix: a `quarantine` query/resolve over the admin HTTP API or a
+    peer frame, and a CLI message that says where the held registers are."""
+    with Cluster(3, tmp_path, secret=SECRET, anti_entropy_interval=0.5) as cluster:
+        healthy, fast = cluster[0], cluster[2]
+        fast.call("set_clock_offset", 3_600_000)
+        fast.call("activate_user", FLAG, "from-the-future")
+        eventually(lambda: healthy.call("stats")["quarantined"], 30, "the healthy node holds it")
+        status, listed = rollout_cli("--peers", healthy.address, "quarantine")
+        assert "user:from-the-future" in listed, (
+            f"node {healthy.name} holds {healthy.call('stats')['quarantined']} quarantined "
+            f"registers; `rollout --peers {healthy.address} quarantine` says (exit {status}): "
+            f"{listed!r}"
+        )
+
+
+def test_review_two_ok_nodes_40_s_apart_lose_each_others_writes_for_good(tmp_path: Path) -> None:
+    """Clocks at -20 s, 0 and +20 s with max_offset 30 s: were all three judged "ok", the -20 s
+    node would hold the +20 s node's writes as 40 s "from the future", for good. Clocks agree
+    within half of max_offset, so two writing nodes are never more than max_offset apart: here
+    nobody writes until NTP brings the clocks together, and then every write reaches everyone
+    and nothing is quarantined."""
+    with Cluster(
+        3, tmp_path, secret=SECRET, anti_entropy_interval=0.2, clock_offset_ms=[-20_000, 0, 20_000]
+    ) as cluster:
+        eventually(
+            lambda: {clock(n)["state"] for n in cluster} == {"outlier"}, 30, "all judged outliers"
+        )
+        for node in cluster:
+            with pytest.raises(NodeError, match="ClockSkewError"):
+                node.call("activate_user", FLAG, node.name)
+        for node in cluster:
+            node.call("set_clock_offset", 0)  # NTP brings every clock to the right time
+        eventually(lambda: {clock(n)["state"] for n in cluster} == {"ok"}, 30, "all judged ok")
+        acknowledged = set()
+        for node in cluster:
+            node.call("activate_user", FLAG, node.name)
+            acknowledged.add(node.name)
+        eventually(
+            lambda: not missing_on(cluster.nodes, acknowledged), 20, "every write everywhere"
+        )
+        assert all(node.call("quarantined") == [] for node in cluster)

@@ -53,15 +53,17 @@ class Redirector:
         self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
         self.connections = 0
         self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
 
     def _accept(self) -> None:
         with contextlib.suppress(OSError):
             while True:
                 client, _ = self.server.accept()
                 self.connections += 1
+                self._sockets.append(client)  # closed by cut() even if the dial below fails
                 upstream = socket.create_connection(self.target)
-                self._sockets += [client, upstream]
+                self._sockets.append(upstream)
                 for source, sink in ((client, upstream), (upstream, client)):
                     threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
@@ -77,12 +79,15 @@ class Redirector:
         """Drop every relayed connection (an attacker resetting them)."""
         sockets, self._sockets = self._sockets, []
         for sock in sockets:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # not connected any more: nothing to shut down
                 sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
+            sock.close()
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
         self.server.close()
+        self._acceptor.join(timeout=5)  # no socket accepted after the cut below
         self.cut()
 
 

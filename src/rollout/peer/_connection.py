@@ -67,6 +67,11 @@ class ConnectionOwner(Protocol):
     def handshake_timeout(self) -> float: ...
 
     @property
+    def nonces_in_flight(self) -> set[bytes]:
+        """The nonces of every handshake of this node in progress (rollout.peer._handshake)."""
+        ...
+
+    @property
     def max_frame(self) -> int: ...
 
     @property
@@ -213,7 +218,11 @@ class PeerConnection:
 
     async def _handshake(self) -> None:
         keys = await authenticate(
-            self.reader, self.writer, self.owner.handshake_key, outbound=self.outbound
+            self.reader,
+            self.writer,
+            self.owner.handshake_key,
+            outbound=self.outbound,
+            in_flight=self.owner.nonces_in_flight,
         )
         if keys is not None:
             self._frames_out.rekey(keys[0])

@@ -157,6 +157,7 @@ async def authenticate(
     prk: bytes | None,
     *,
     outbound: bool,
+    in_flight: set[bytes],
 ) -> tuple[bytes, bytes] | None:
     """Steps 1-4 on one connection: ``(key for frames sent, key for frames received)``.
 
@@ -164,7 +165,34 @@ async def authenticate(
     peer that has not proved the secret never makes this side buffer more than an opening and
     a proof. FrameError (FrameAuthError for a wrong secret) ends the connection.
     """
-    mine = opening(new_nonce(), secret=prk is not None)
+    nonce = new_nonce()
+    # Every nonce of this node's handshakes in progress, on any connection: an opening that
+    # carries one is this node's own, relayed back to it on another connection. There both
+    # sides would build the same transcript and keys and every proof would check, and the node
+    # would take itself for the peer it dialled.
+    in_flight.add(nonce)
+    try:
+        return await _authenticate(
+            reader,
+            writer,
+            prk,
+            opening(nonce, secret=prk is not None),
+            outbound=outbound,
+            in_flight=in_flight,
+        )
+    finally:
+        in_flight.discard(nonce)
+
+
+async def _authenticate(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    prk: bytes | None,
+    mine: bytes,
+    *,
+    outbound: bool,
+    in_flight: set[bytes],
+) -> tuple[bytes, bytes] | None:
     if outbound:
         writer.write(mine)
         theirs = await reader.readexactly(OPENING_SIZE)
@@ -175,8 +203,11 @@ async def authenticate(
         their_nonce, their_mode = read_opening(theirs)
         writer.write(mine)  # before the mode check, so the dialler can say what is wrong
     check_mode(their_mode, secret=prk is not None)
-    if their_nonce == mine[-NONCE_SIZE:]:
-        raise FrameAuthError("the peer's nonce is ours: our own opening came back")
+    if their_nonce in in_flight:
+        raise FrameAuthError(
+            "the peer's nonce is one of ours: this node's own opening came back (reflected on "
+            "this connection or relayed from another)"
+        )
     if prk is None:
         return None
     initiator, responder = (mine, theirs) if outbound else (theirs, mine)

@@ -350,11 +350,13 @@ class PeerConnection:
         elif kind is Kind.REFUSED:
             # The peer holds our state as of seq except registers it refused (stamped too far
             # ahead of its clock): wait_synced must not call that delivered. The ACK follows.
+            self._check_answered(body["seq"])
             self._refusing = body["seq"]
             self.refused_at = max(self.refused_at, body["seq"])
             self.refusals += 1
         elif kind is Kind.ACK:
             seq = body["seq"]
+            self._check_answered(seq)
             self.acked = max(self.acked, seq)
             if self._refusing != seq and seq >= self.refused_at:
                 self.refused_at = -1  # a clean exchange since: the peer holds all of it now
@@ -370,6 +372,15 @@ class PeerConnection:
             owner.heard_members(body["members"])
         else:
             raise FrameError(f"unexpected {kind.name} after the handshake")
+
+    def _check_answered(self, seq: int) -> None:
+        """An ACK or REFUSED answers a digest this node sent, so it cannot name a sequence
+        number this node has not reached: such a frame would make ``wait_synced`` report writes
+        delivered (or refused) that were never sent."""
+        if seq > self.owner.sequence:
+            raise FrameError(
+                f"an answer for sequence number {seq}, past this node's {self.owner.sequence}"
+            )
 
     def _answer_digest(self, body: dict[str, Any]) -> None:
         host = self.owner.host

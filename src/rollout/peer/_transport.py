@@ -36,6 +36,9 @@ from ._secret import check_secret
 
 __all__ = ["PeerTransport"]
 
+#: Seconds between two log lines about strangers whose handshake failed (see reject_frame).
+_STRANGER_LOG_INTERVAL = 60.0
+
 logger = logging.getLogger("rollout.sync")
 
 _COUNTERS = (
@@ -137,6 +140,8 @@ class PeerTransport(Transport):
             gate=HandshakeGate(total=self._gate_limits[0], per_address=self._gate_limits[1]),
         )
         self._counters = dict.fromkeys(_COUNTERS, 0)
+        self._strangers_refused = 0
+        self._strangers_logged_at = -_STRANGER_LOG_INTERVAL
         # Replaced at start(), when the host's max_offset is known.
         self._clock = ClockJudge(0, needs_confirmation=bool(self._seeds))
         #: Per admitted connection's node: its clock minus ours (ms), from its latest digest. (A
@@ -389,7 +394,25 @@ class PeerTransport(Transport):
         auth = isinstance(error, FrameAuthError)
         kind = "frames_rejected_auth" if auth else "frames_rejected_format"
         self._counters[kind] += 1
-        logger.warning("closing connection to %s: %s", connection, error)
+        if connection.outbound or connection.node is not None:
+            # A member this node dialled, or a peer past its hello: the operator's business.
+            logger.warning("closing connection to %s: %s", connection, error)
+            return
+        # A stranger that dialled in and never proved anything: anyone can send such bytes as
+        # fast as they can connect, so each is logged at debug level and a summary at most
+        # once a minute (the counters above count every one).
+        logger.debug("closing connection from %s: %s", connection, error)
+        self._strangers_refused += 1
+        now = time.monotonic()
+        if now - self._strangers_logged_at >= _STRANGER_LOG_INTERVAL:
+            logger.warning(
+                "refused %d connections from peers that did not complete the handshake "
+                "(latest from %s: %s)",
+                self._strangers_refused,
+                connection.peer_label,
+                error,
+            )
+            self._strangers_refused, self._strangers_logged_at = 0, now
 
     # What the application sees ------------------------------------------------------------------
 

@@ -24,7 +24,9 @@ SALT = b"rollout peer v2"
 
 
 def hkdf(secret: bytes, info: bytes, length: int) -> bytes:
-    prk = hmac.new(SALT, secret, hashlib.sha256).digest()
+    # scrypt (RFC 7914, N=2**14, r=8, p=1) stretches the secret, then HKDF (RFC 5869).
+    stretched = hashlib.scrypt(secret, salt=SALT, n=2**14, r=8, p=1, maxmem=2**26, dklen=32)
+    prk = hmac.new(SALT, stretched, hashlib.sha256).digest()
     out, block, counter = b"", b"", 1
     while len(out) < length:
         block = hmac.new(prk, block + info + bytes((counter,)), hashlib.sha256).digest()

@@ -2,10 +2,11 @@
 
 Published constructions only, in the standard library's ``hmac``:
 
-- **Keys: HKDF** (RFC 5869) with HMAC-SHA256. ``PRK = HKDF-Extract(salt, secret)`` once per
-  transport; per connection ``HKDF-Expand(PRK, "rollout/2" || Ni || Nr, 128)`` is cut into four
-  32-byte keys: the initiator's proof key, the responder's proof key, and the frame MAC key of
-  each direction. The raw secret never keys a MAC.
+- **Keys: HKDF** (RFC 5869) with HMAC-SHA256, over the secret stretched by scrypt (RFC 7914):
+  ``PRK = HKDF-Extract(salt, scrypt(secret))`` once per transport; per connection
+  ``HKDF-Expand(PRK, "rollout/2" || Ni || Nr, 128)`` is cut into four 32-byte keys: the
+  initiator's proof key, the responder's proof key, and the frame MAC key of each direction.
+  The raw secret never keys a MAC.
 - **Authentication: three-pass mutual authentication with a keyed MAC** (ISO/IEC 9798-4,
   mechanism 3, the shape of every nonce-based challenge-response), where the responder proves
   only after the initiator did::
@@ -31,6 +32,7 @@ HELLOs are the connection's (:mod:`rollout.peer._connection`). Everything else h
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import os
@@ -85,9 +87,33 @@ def hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
     return output[:length]
 
 
+#: scrypt's cost (RFC 7914): 16 MiB and about 0.1 s once per process, and as much again for
+#: every guess of an attacker who recorded a handshake and tries a word list against it.
+SCRYPT_N: Final = 2**14
+SCRYPT_R: Final = 8
+SCRYPT_P: Final = 1
+
+
+@functools.lru_cache(maxsize=8)
 def transport_key(secret: bytes) -> bytes:
-    """The pseudorandom key every connection's keys are expanded from (once per transport)."""
-    return hkdf_extract(SALT, secret)
+    """The pseudorandom key every connection's keys are expanded from (once per transport).
+
+    ``HKDF-Extract(salt, scrypt(secret))``: the secret is stretched first with scrypt (RFC 7914,
+    memory-hard), so that checking one guess against a recorded proof costs what scrypt costs,
+    not one HMAC. Secrets of 128 bits make guessing hopeless anyway; this is for the secret that
+    passes the strength estimate but came from a smaller space than it looks (a sentence).
+    Cached: a process that makes several transports with one secret pays once.
+    """
+    stretched = hashlib.scrypt(
+        secret,
+        salt=SALT,
+        n=SCRYPT_N,
+        r=SCRYPT_R,
+        p=SCRYPT_P,
+        maxmem=64 * 1024 * 1024,
+        dklen=PROOF_SIZE,
+    )
+    return hkdf_extract(SALT, stretched)
 
 
 class SessionKeys(NamedTuple):

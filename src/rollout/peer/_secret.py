@@ -39,6 +39,7 @@ def estimated_bits(secret: bytes) -> float:
     length, where the length is what is left once zlib has removed the repeats: "aaaa…" and
     "abcabcabc…" score what one copy of the pattern does.
     """
+    secret = _without_runs(secret)
     if not secret:
         return 0.0
     counts = Counter(secret)
@@ -46,6 +47,32 @@ def estimated_bits(secret: bytes) -> float:
     per_symbol = -sum(n / size * math.log2(n / size) for n in counts.values())
     unrepeated = min(size, max(1, len(zlib.compress(secret, 9)) - _ZLIB_OVERHEAD))
     return per_symbol * unrepeated
+
+
+#: Keyboard rows (US layout), each also read backwards: a walk along one is no choice at all.
+_ROWS: Final = ("`1234567890-=", "qwertyuiop[]\\", "asdfghjkl;'", "zxcvbnm,./")
+
+
+def _next_keys() -> frozenset[tuple[int, int]]:
+    pairs: set[tuple[int, int]] = set()
+    for row in _ROWS:
+        for text in (row, row.upper(), row[::-1], row.upper()[::-1]):
+            pairs.update(zip(text.encode(), text[1:].encode(), strict=False))
+    return frozenset(pairs)
+
+
+_NEXT_KEYS: Final = _next_keys()
+
+
+def _without_runs(secret: bytes) -> bytes:
+    """The secret less every byte that only continues a run: the next or previous character
+    ("abcdef", "9876") or the next key on a keyboard row ("qwerty"). Such a byte adds no choice,
+    so it adds nothing to the estimate; the run's first byte stays."""
+    kept = bytearray(secret[:1])
+    for previous, byte in zip(secret, secret[1:], strict=False):
+        if abs(byte - previous) != 1 and (previous, byte) not in _NEXT_KEYS:
+            kept.append(byte)
+    return bytes(kept)
 
 
 def check_secret(secret: str | bytes | None) -> bytes | None:

@@ -252,10 +252,10 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
 def test_a_thousand_stalled_tls_connections_stay_within_the_memory_bound(
     tmp_path: Path, certificate: tuple[Path, Path]
 ) -> None:
-    # The caps on handshakes count a connection only once its TLS handshake is done, and
-    # asyncio gives every accepted TLS connection a 256 KiB read buffer at once: a thousand
-    # strangers who connect and say nothing (for the 3 s of handshake_timeout, reconnecting)
-    # should still cost at most ~20 MB, as they do without TLS.
+    # asyncio gives every TLS connection a 256 KiB read buffer at once; the TLS handshake runs
+    # inside ours, after the connection took one of max_handshakes (64) slots, so a thousand
+    # strangers who connect and say nothing cost at most 64 such buffers (16 MiB) on top of what
+    # the same connections cost without TLS (about 5 MiB).
     import resource
     import subprocess
     import sys
@@ -286,7 +286,7 @@ def test_a_thousand_stalled_tls_connections_stay_within_the_memory_bound(
             peak = max(peak, _vm_rss_kib(node.pid))
         growth_mib = (peak - before) / 1024
         print(f"TLS node RSS {before / 1024:.1f} MiB before, grew {growth_mib:.1f} MiB")
-        assert growth_mib < 20, f"RSS grew by {growth_mib:.1f} MiB for 1,000 silent strangers"
+        assert growth_mib < 24, f"RSS grew by {growth_mib:.1f} MiB for 1,000 silent strangers"
     finally:
         for sock in stalled:
             sock.close()

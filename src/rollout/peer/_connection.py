@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -65,6 +66,11 @@ class ConnectionOwner(Protocol):
 
     @property
     def handshake_timeout(self) -> float: ...
+
+    @property
+    def server_ssl(self) -> ssl.SSLContext | None:
+        """TLS for accepted connections (None: plain TCP), begun inside the handshake."""
+        ...
 
     @property
     def nonces_in_flight(self) -> set[bytes]:
@@ -217,6 +223,9 @@ class PeerConnection:
                 await asyncio.wait_for(self.writer.wait_closed(), timeout=1.0)
 
     async def _handshake(self) -> None:
+        server_ssl = self.owner.server_ssl
+        if server_ssl is not None and not self.outbound:
+            await self.writer.start_tls(server_ssl)
         keys = await authenticate(
             self.reader,
             self.writer,

@@ -10,6 +10,7 @@ from a book, a six-word passphrase), which is why the error points at a generato
 
 from __future__ import annotations
 
+import itertools
 import math
 import secrets
 import zlib
@@ -69,7 +70,7 @@ def _without_runs(secret: bytes) -> bytes:
     ("abcdef", "9876") or the next key on a keyboard row ("qwerty"). Such a byte adds no choice,
     so it adds nothing to the estimate; the run's first byte stays."""
     kept = bytearray(secret[:1])
-    for previous, byte in zip(secret, secret[1:], strict=False):
+    for previous, byte in itertools.pairwise(secret):
         if abs(byte - previous) != 1 and (previous, byte) not in _NEXT_KEYS:
             kept.append(byte)
     return bytes(kept)

@@ -85,7 +85,7 @@ class PeerTransport(Transport):
         send_buffer_limit: int = 32 * 1024 * 1024,
         stall_timeout: float = 10.0,
         handshake_timeout: float = 3.0,
-        max_handshakes: int = 128,
+        max_handshakes: int = 64,
         max_handshakes_per_address: int = 32,
     ) -> None:
         if isinstance(peers, str):
@@ -113,7 +113,7 @@ class PeerTransport(Transport):
         self.handshake_timeout = handshake_timeout
         self.nonces_in_flight: set[bytes] = set()
         self._gate_limits = (max_handshakes, max_handshakes_per_address)
-        self._ssl, self._client_ssl = ssl, client_ssl
+        self.server_ssl, self._client_ssl = ssl, client_ssl
         self._member_timeout = member_timeout
         self._interval = anti_entropy_interval
         self._learn = learn_members
@@ -175,11 +175,10 @@ class PeerTransport(Transport):
     async def _start(self) -> None:
         if self._listen is not None:
             host, port = self._listen
-            # A stranger's TLS handshake is bounded like ours (asyncio's default is 60 s).
-            tls = {"ssl": self._ssl, "ssl_handshake_timeout": self.handshake_timeout}
-            self._server = await start_server(
-                self._mesh.accept, host, port, **(tls if self._ssl else {})
-            )
+            # Plain TCP here even with TLS: the TLS handshake runs inside ours (PeerConnection),
+            # after the connection took a handshake slot and under its time-out. asyncio's own
+            # TLS server would allocate 256 KiB per accepted stranger before any cap applied.
+            self._server = await start_server(self._mesh.accept, host, port)
             bound = self._server.sockets[0].getsockname()
             shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
             self.advertised_address = f"{shown}:{bound[1]}"

@@ -131,7 +131,8 @@ def test_the_cli_sees_and_drops_a_running_nodes_quarantine_through_url(
 
     status, _, err = _cli(served, "quarantine", "--url", url, token=secrets.token_urlsafe(32))
     assert status == 2
-    assert "401" in err and "ROLLOUT_TOKEN" in err
+    assert "401" in err
+    assert "ROLLOUT_TOKEN" in err
 
     status, out, err = _cli(served, "quarantine", "--url", url, "drop", FLAG, "user:future")
     assert (status, out, err) == (0, f"{FLAG}: 1 quarantined register dropped\n", "")
@@ -151,7 +152,8 @@ def test_the_cli_sees_and_drops_a_running_nodes_quarantine_through_url(
 
     status, _, err = _cli(served, "quarantine", "--url", url, "drop", FLAG)
     assert status == 2
-    assert "404" in err and "nothing is quarantined" in err
+    assert "404" in err
+    assert "nothing is quarantined" in err
 
 
 def test_members_through_url_shows_the_nodes_own_verdict(held: tuple[Served, Node]) -> None:

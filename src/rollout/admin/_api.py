@@ -229,8 +229,11 @@ def _resolve(action: str) -> Handler:
 
         try:
             count = await run_in_threadpool(run)
-        except ValueError:  # the name and key were checked: nothing is held for them
-            raise _nothing_held(call.name, key) from None
+        except ValueError as exc:
+            held = [e for e in api.flags.quarantined(call.name) if key in (None, e.key)]
+            if not held:  # the name and key were checked: nothing is held for them
+                raise _nothing_held(call.name, key) from None
+            raise ApiError("invalid", str(exc)[:500]) from None
         return {"flag": call.name, "action": action, "registers": count}
 
     return handler

@@ -134,7 +134,7 @@ SCHEMAS: dict[str, Any] = {
         {
             "flag": {"type": "string"},
             "action": {"enum": ["accept", "drop"]},
-            "registers": {"type": "integer", "minimum": 1, "description": "How many."},
+            "registers": {"type": "integer", "minimum": 0, "description": "How many."},
         }
     ),
     "OpenAPI": {"type": "object", "required": ["openapi", "info", "paths"]},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -27,6 +28,8 @@ VALID = {
     "users": ["u1", 7],
     "group": "admins",
     "data": {"owner": "web"},
+    "key": "user:u1",  # the quarantine's: nothing is held there, so a 404
+    "reason": "a test",
 }
 
 
@@ -88,6 +91,16 @@ def seeded(flags: Rollout) -> Rollout:
     flags.activate_group("chat", "admins")
     flags.set_feature_data("chat", {"owner": "web"})
     flags.activate("signup")
+    return flags
+
+
+def hold_from_the_future(flags: Rollout) -> Rollout:
+    """``chat``'s ``user:u1`` (and ``exists``) held in the quarantine: written by a replica whose
+    clock runs an hour ahead, merged in. So accept and drop have something to resolve."""
+    with Rollout(clock=lambda: int(time.time() * 1000) + 3_600_000) as ahead:
+        ahead.activate_users("chat", ["u1"])
+        flags.merge(ahead.export())
+    assert flags.quarantined("chat"), "the merge must be held, not applied"
     return flags
 
 

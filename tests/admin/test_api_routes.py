@@ -218,6 +218,8 @@ async def test_members_of_a_node_without_peers(api: httpx.AsyncClient, flags: Ro
         "node": flags.node_name,
         "node_id": flags.stats()["node"],
         "members": [],
+        "clock": None,  # no peers: nobody judges its clock
+        "quarantined": 0,
     }
 
 
@@ -235,6 +237,8 @@ async def test_members_lists_the_peers_this_node_knows() -> None:
     assert body["node"] == "here"
     assert [m["address"] for m in body["members"]] == [there]
     assert body["members"][0]["node"] == peer.stats()["node"]
+    assert body["clock"]["state"] in ("ok", "unconfirmed")  # its own verdict, by its one peer
+    assert body["clock"]["max_offset_ms"] == flags.stats()["sync"]["clock"]["max_offset_ms"]
 
 
 async def test_unknown_paths_and_methods_get_json_errors(api: httpx.AsyncClient) -> None:

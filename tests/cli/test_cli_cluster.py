@@ -76,9 +76,15 @@ def test_members_lists_the_node_with_its_state_and_clock_offset(node: str) -> No
     assert "connected" in row
     assert " ms" in row
     assert row.split()[-2:] == ["yes", "yes"]  # its clock agrees; it is a seed
-    assert shown.stdout.splitlines()[-1].startswith(
-        "this node's clock: ok: agrees with 2 of 2 nodes"
+    # The verdict shown is this command's own clock (it joined as a node), and says so.
+    footer = shown.stdout.splitlines()[-3:]
+    assert (
+        footer[0] == "CLOCK OFFSET and AGREES: each node's clock against this command's own clock"
     )
+    assert footer[1].startswith(
+        "this command's own clock, as those nodes judge it: ok: agrees with 2 of 2 nodes"
+    )
+    assert "rollout members --url" in footer[2]
     as_json = json.loads(
         rollout("--store", "memory://", "--peers", node, "--json", "members").stdout
     )

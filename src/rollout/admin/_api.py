@@ -20,11 +20,14 @@ from .._client.rollout import Rollout
 from ..errors import RolloutError
 from ._api_fields import (
     DATA,
+    FLAG_QUERY,
     GROUP,
     GROUP_PATH,
     LIMIT,
     NAME_PATH,
     PERCENTAGE,
+    REASON,
+    REGISTER_KEY,
     USER,
     Field,
     Param,
@@ -66,6 +69,8 @@ class Operation:
     #: What a flag that does not exist gets: ``ok`` (an answer: off, no events), ``create``
     #: (a write creates it) or ``not_found`` (404, nothing written).
     unknown_flag: str = "ok"
+    #: False: the body may be left out (no Content-Type, no content), meaning ``{}``.
+    body_required: bool = True
 
     @property
     def writes(self) -> bool:
@@ -131,13 +136,21 @@ class Api:
             raw = source.get(param.name)
             if raw is not None:
                 values[param.name] = param.parse(raw)
-        if op.body:
+        if op.body and (op.body_required or _has_body(request)):
             values.update(parse_body(await read_json(request, self.max_body), op.body))
         name = values.get("name", "")
         if op.unknown_flag == "not_found" and not self.flags.exists(name):
             raise ApiError("not_found", f"no flag named {name!r}", field="name")
         actor = getattr(request.state, "actor", None)
         return Call(name, values, actor, request.scope.get("root_path", "") + PREFIX)
+
+
+def _has_body(request: Request) -> bool:
+    """Whether the client sent a body (or claims one): an empty one is no body at all."""
+    headers = request.headers
+    if "transfer-encoding" in headers or "content-type" in headers:
+        return True
+    return headers.get("content-length", "0") != "0"
 
 
 # Handlers -------------------------------------------------------------------------------------
@@ -187,7 +200,50 @@ async def _members(api: Api, _call: Call) -> Any:
         members = await run_in_threadpool(api.flags.members)  # asks the replication thread
     except TimeoutError:
         raise ApiError("unavailable", "the replication thread did not answer in time") from None
-    return {"node": api.flags.node_name, "node_id": api.flags.stats()["node"], "members": members}
+    stats = api.flags.stats()
+    return {
+        "node": api.flags.node_name,
+        "node_id": stats["node"],
+        "members": members,
+        # This node's own verdict on its clock, as its peers judge it (None without peers).
+        "clock": (stats["sync"] or {}).get("clock"),
+        "quarantined": stats["quarantined"],
+    }
+
+
+async def _quarantined(api: Api, call: Call) -> Any:
+    held = api.flags.quarantined(call.values.get("flag"))
+    return {"quarantined": [entry.to_dict() for entry in held]}
+
+
+def _resolve(action: str) -> Handler:
+    """accept or drop the held registers of a flag (one ``key``), as the request's actor."""
+
+    async def handler(api: Api, call: Call) -> Any:
+        key, reason = call.values.get("key"), call.values.get("reason")
+        method = api.flags.accept_quarantined if action == "accept" else api.flags.drop_quarantined
+
+        def run() -> int:
+            with api.flags.with_context(user=call.actor, reason=reason):
+                return method(call.name, key)
+
+        try:
+            count = await run_in_threadpool(run)
+        except ValueError as exc:
+            held = [e for e in api.flags.quarantined(call.name) if key in (None, e.key)]
+            if not held:  # the name and key were checked: nothing is held for them
+                raise _nothing_held(call.name, key) from None
+            raise ApiError("invalid", str(exc)[:500]) from None
+        return {"flag": call.name, "action": action, "registers": count}
+
+    return handler
+
+
+def _nothing_held(name: str, key: str | None) -> ApiError:
+    what = f"flag {name!r}" + (f" key {key!r}" if key is not None else "")
+    return ApiError(
+        "not_found", f"nothing is quarantined for {what}", field="key" if key else "name"
+    )
 
 
 async def _openapi(api: Api, call: Call) -> Any:
@@ -196,6 +252,7 @@ async def _openapi(api: Api, call: Call) -> Any:
 
 _ADD_USERS = (users_field(allow_empty=False),)
 _NAME = (NAME_PATH,)
+_RESOLVE = (REGISTER_KEY, REASON)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/flags", "listFlags", "Every flag, sorted by name", _list_flags, "FlagList"),
@@ -280,5 +337,20 @@ OPERATIONS: tuple[Operation, ...] = (
               "Groups"),
     Operation("GET", "/members", "listMembers", "This node and the cluster members it knows",
               _members, "Members"),
+    Operation(
+        "GET", "/quarantine", "listQuarantined",
+        "Registers held as stamped too far in the future (by a clock that ran ahead), by flag",
+        _quarantined, "Quarantine", (FLAG_QUERY,),
+    ),
+    Operation(
+        "POST", "/quarantine/{name}/accept", "acceptQuarantined",
+        "Write a flag's held values again, stamped now (all its held registers, or `key`)",
+        _resolve("accept"), "Resolved", _NAME, _RESOLVE, body_required=False,
+    ),
+    Operation(
+        "POST", "/quarantine/{name}/drop", "dropQuarantined",
+        "Forget a flag's held registers (all of them, or `key`)",
+        _resolve("drop"), "Resolved", _NAME, _RESOLVE, body_required=False,
+    ),
     Operation("GET", "/openapi.json", "openapi", "This document", _openapi, "OpenAPI"),
 )  # fmt: skip

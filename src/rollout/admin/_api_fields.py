@@ -18,11 +18,14 @@ from ._errors import ApiError
 
 __all__ = [
     "DATA",
+    "FLAG_QUERY",
     "GROUP",
     "GROUP_PATH",
     "LIMIT",
     "NAME_PATH",
     "PERCENTAGE",
+    "REASON",
+    "REGISTER_KEY",
     "USER",
     "Field",
     "Param",
@@ -54,6 +57,7 @@ class Field:
     schema: Mapping[str, Any]
     parse: Parse
     description: str = ""
+    required: bool = field(default=True)
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,24 @@ _MEMBER_SCHEMA = {"type": "string", "minLength": 1, "maxLength": _MAX, "pattern"
 
 NAME_PATH: Final = Param("name", "path", _SEGMENT_SCHEMA, _segment("name"), "The flag's name.")
 GROUP_PATH: Final = Param("group", "path", _SEGMENT_SCHEMA, _segment("group"), "A group name.")
+
+
+def _flag_query(value: Any) -> str:
+    try:
+        return _validate.flag_name(value, "flag")
+    except (TypeError, ValueError) as exc:
+        raise _invalid("flag", str(exc)) from None
+
+
+#: A flag name as a query parameter (``/`` is fine there, unlike in a path segment).
+FLAG_QUERY: Final = Param(
+    "flag",
+    "query",
+    {"type": "string", "minLength": 1, "maxLength": _MAX, "pattern": MEMBER_PATTERN},
+    _flag_query,
+    "Only this flag's.",
+    required=False,
+)
 
 
 def _user(value: Any) -> str:
@@ -229,8 +251,43 @@ DATA: Final = Field(
 )
 
 
+#: The longest register key or reason accepted (a register key is ``user:<id>``, ``data:<key>``).
+MAX_TEXT: Final = 1000
+
+
+def _text(name: str, what: str) -> Parse:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
+            raise _invalid(
+                name, f"{name} must be {what} (1 to {MAX_TEXT} characters), got {value!r:.80}"
+            )
+        if not re.fullmatch(MEMBER_PATTERN, value):
+            raise _invalid(name, f"{name} must not contain control characters, got {value!r:.80}")
+        return value
+
+    return parse
+
+
+_TEXT_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": MEMBER_PATTERN}
+REGISTER_KEY: Final = Field(
+    "key",
+    _TEXT_SCHEMA,
+    _text("key", "a register key such as user:42"),
+    "Only this register (e.g. `user:42`, as listed); every held register of the flag without it.",
+    required=False,
+)
+REASON: Final = Field(
+    "reason",
+    _TEXT_SCHEMA,
+    _text("reason", "text"),
+    "Why, recorded in the flag's history.",
+    required=False,
+)
+
+
 def parse_body(body: Any, fields: tuple[Field, ...]) -> dict[str, Any]:
-    """Every declared field checked (all required), and no other: an ApiError names the field."""
+    """Every declared field checked (each required one present), and no other: an ApiError
+    names the field."""
     if not isinstance(body, dict):
         raise _invalid_body(f"the body must be a JSON object, got {type(body).__name__}")
     expected = [f.name for f in fields]
@@ -240,6 +297,8 @@ def parse_body(body: Any, fields: tuple[Field, ...]) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
     for declared in fields:
         if declared.name not in body:
+            if not declared.required:
+                continue
             raise _invalid(declared.name, f"{declared.name} is required")
         parsed[declared.name] = declared.parse(body[declared.name])
     return parsed
@@ -256,6 +315,6 @@ def body_schema(fields: tuple[Field, ...]) -> dict[str, Any]:
             f.name: {**f.schema, "description": f.description} if f.description else dict(f.schema)
             for f in fields
         },
-        "required": [f.name for f in fields],
+        "required": [f.name for f in fields if f.required],
         "additionalProperties": False,
     }

@@ -32,6 +32,8 @@ def _object(properties: dict[str, Any], *, closed: bool = True) -> dict[str, Any
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 _PERCENT = {"type": "number", "minimum": 0, "maximum": 100}
 _NULLABLE_STRING = {"type": ["string", "null"]}
+_NULLABLE_INT = {"type": ["integer", "null"]}
+_HELD = "Registers this node holds in its quarantine (GET /quarantine lists them)."
 
 SCHEMAS: dict[str, Any] = {
     "Flag": _object(
@@ -84,7 +86,55 @@ SCHEMAS: dict[str, Any] = {
                     },
                     "required": ["address", "node", "state"],
                 },
+                "description": "clock_offset_ms and clock_agrees: each member's clock against "
+                "this node's.",
             },
+            "clock": {
+                "anyOf": [_ref("ClockVerdict"), {"type": "null"}],
+                "description": "The verdict on this node's own clock by its peers (null "
+                "without peers).",
+            },
+            "quarantined": {"type": "integer", "minimum": 0, "description": _HELD},
+        }
+    ),
+    "ClockVerdict": _object(
+        {
+            "state": {"enum": ["ok", "outlier", "no_majority", "unconfirmed"]},
+            "writable": {"type": "boolean", "description": "Whether this node takes writes."},
+            "problem": {**_NULLABLE_STRING, "description": "Why writes are refused, if they are."},
+            "max_offset_ms": {"type": "integer"},
+            "voters": {"type": "integer", "description": "This node and the peers heard."},
+            "agreeing": {"type": "integer", "description": "Those within max_offset of it."},
+            "disagreeing": _STRINGS,
+            "offsets_ms": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "offset_min_ms": _NULLABLE_INT,
+            "offset_max_ms": _NULLABLE_INT,
+            "offset_median_ms": _NULLABLE_INT,
+        },
+        closed=False,
+    ),
+    "QuarantinedRegister": _object(
+        {
+            "flag": {"type": "string"},
+            "key": {"type": "string", "description": "The register, e.g. `user:42`."},
+            "value": {"description": "Its value, as it would have been applied."},
+            "timestamp": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "description": "Its hybrid timestamp: wall ms, counter, node.",
+            },
+            "node": {"type": "string", "description": "The node that stamped it (hex)."},
+            "origin": {"enum": ["peer", "store", "merge", "own clock"]},
+            "quarantined_at_ms": {"type": "integer"},
+            "ahead_ms": {"type": "integer", "description": "How far ahead of this clock."},
+        }
+    ),
+    "Quarantine": _object({"quarantined": {"type": "array", "items": _ref("QuarantinedRegister")}}),
+    "Resolved": _object(
+        {
+            "flag": {"type": "string"},
+            "action": {"enum": ["accept", "drop"]},
+            "registers": {"type": "integer", "minimum": 0, "description": "How many."},
         }
     ),
     "OpenAPI": {"type": "object", "required": ["openapi", "info", "paths"]},
@@ -108,7 +158,7 @@ _WHY = {
     400: "The body is not JSON.",
     401: "No valid bearer token or session.",
     403: "Refused as cross-site (Origin, Sec-Fetch-Site, X-CSRF-Token) or a Host not served.",
-    404: "The flag does not exist.",
+    404: "The flag does not exist (quarantine: nothing is held for the flag or key).",
     413: "The body is larger than the server's limit.",
     415: "The body is not sent as application/json.",
     422: "A field or parameter is invalid; `field` names it.",
@@ -126,7 +176,7 @@ def _operation(op: Operation, *, secured: bool) -> dict[str, Any]:
         statuses.append(401)
     if op.params:
         statuses.append(422)
-    if op.unknown_flag == "not_found":
+    if op.unknown_flag == "not_found" or op.path.startswith("/quarantine/"):
         statuses.append(404)
     if op.body:
         statuses += [400, 413, 415, 422]
@@ -154,7 +204,7 @@ def _operation(op: Operation, *, secured: bool) -> dict[str, Any]:
         ]
     if op.body:
         document["requestBody"] = {
-            "required": True,
+            "required": op.body_required,
             "content": {"application/json": {"schema": body_schema(op.body)}},
         }
     return document

@@ -9,18 +9,21 @@ at least one peer has it before it exits.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import time
 from typing import Any
 
 from .._client.rollout import Rollout
+from . import _api_client as api
 from . import _table as table
 
 __all__ = [
     "PEERS_ENV",
     "SECRET_ENV",
     "add_cluster_options",
+    "add_members",
     "add_secret_command",
     "cluster_options",
     "cmd_members",
@@ -128,35 +131,76 @@ def _synced_with_one(flags: Rollout) -> bool:
     return False
 
 
+def add_members(add: Any) -> None:
+    """``rollout members``: through ``--peers`` (this command joins as a node) or ``--url``."""
+    command = add(
+        "members",
+        "list the cluster nodes known through --peers, or by a running node (--url)",
+        cmd_members,
+    )
+    api.add_url_options(command, remote_members)
+
+
 def cmd_members(flags: Rollout, args: argparse.Namespace) -> int:
     members = flags.members()
     if args.json:
-        import json
-
         print(json.dumps(members, indent=2))
         return 0
+    _print_members(members)
+    # Offsets and verdict here are this command's own: it joined the cluster as a node of its
+    # own for a moment, so they describe this machine's clock, not any node's.
+    print("\nCLOCK OFFSET and AGREES: each node's clock against this command's own clock")
+    clock = _clock(flags)
+    if clock:
+        print(f"this command's own clock, as those nodes judge it: {_verdict(clock)}")
+    print("a node's verdict on its own clock: `rollout members --url http://HOST:PORT` (its API)")
+    return 0
+
+
+def remote_members(args: argparse.Namespace) -> int:
+    """``rollout members --url URL``: the members as that node sees them, and its own verdict."""
+    answer = api.call_api(args, "GET", "/members")
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    node = answer["node"]
+    _print_members(answer["members"])
+    print(f"\nCLOCK OFFSET and AGREES: each node's clock against node {node}'s")
+    clock = answer.get("clock")
+    verdict = _verdict(clock) if clock else "not judged (no peers)"
+    print(f"node {node}'s clock, as its peers judge it: {verdict}")
+    held = answer.get("quarantined") or 0
+    if held:
+        print(
+            f"node {node} holds {held} quarantined register{'s' * (held != 1)}: "
+            f"`rollout quarantine --url {args.url}`"
+        )
+    return 0
+
+
+def _print_members(members: list[dict[str, Any]]) -> None:
     agrees = {True: "yes", False: "NO", None: "-"}
     rows = [
         [
             m["address"],
             m["node"] or "-",
             m["state"],
-            "-" if m["clock_offset_ms"] is None else f"{m['clock_offset_ms']:+d} ms",
+            "-" if m.get("clock_offset_ms") is None else f"{m['clock_offset_ms']:+d} ms",
             agrees[m.get("clock_agrees")],
-            "yes" if m["seed"] else "",
+            "yes" if m.get("seed") else "",
         ]
         for m in members
     ]
     headers = ["ADDRESS", "NODE", "STATE", "CLOCK OFFSET", "AGREES", "SEED"]
     print(table.format_table(headers, rows))
-    clock = _clock(flags)
-    if clock:
-        verdict = clock["problem"] or (
-            f"agrees with {clock['agreeing']} of {clock['voters']} nodes (itself included; "
-            f"max_offset {clock['max_offset_ms']} ms)"
-        )
-        print(f"\nthis node's clock: {clock['state']}: {verdict}")
-    return 0
+
+
+def _verdict(clock: dict[str, Any]) -> str:
+    why = clock["problem"] or (
+        f"agrees with {clock['agreeing']} of {clock['voters']} nodes (itself included; "
+        f"max_offset {clock['max_offset_ms']} ms)"
+    )
+    return f"{clock['state']}: {why}"
 
 
 def configure_logging(command: str) -> None:

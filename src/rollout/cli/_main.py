@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         "import", "merge an export from FILE or stdin; print the flags changed", _cmd_import
     )
     merge.add_argument("file", metavar="FILE", nargs="?", help="default: stdin")
-    add("members", "list the cluster nodes known through --peers", cluster.cmd_members)
+    cluster.add_members(add)
     serve = add(
         "serve",
         "run the HTTP API and dashboard (and with --listen/--peers a cluster node) until Ctrl-C",

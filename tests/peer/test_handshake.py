@@ -213,17 +213,23 @@ def test_rollout_secret_prints_a_fresh_strong_secret() -> None:
 
 
 def test_the_gate_caps_handshakes_in_total_and_per_address() -> None:
-    gate = HandshakeGate(total=3, per_address=2)
-    assert gate.admit("10.0.0.1")
-    assert gate.admit("10.0.0.1")
-    assert not gate.admit("10.0.0.1")  # per address
-    assert gate.admit("10.0.0.2")
-    assert not gate.admit("10.0.0.3")  # in total
-    gate.release("10.0.0.1")
-    assert gate.admit("10.0.0.3")
+    gate: HandshakeGate[str] = HandshakeGate(total=3, per_address=2)
+    assert gate.admit("10.0.0.1", "a1") == (True, None)
+    assert gate.admit("10.0.0.1", "a2") == (True, None)
+    assert gate.admit("10.0.0.1", "a3") == (False, None)  # per address: refused
+    assert gate.admit("10.0.0.2", "b1") == (True, None)
+    # Full: the busiest address (two slots) gives up its oldest for a newcomer from elsewhere.
+    assert gate.admit("10.0.0.3", "c1") == (True, "a1")
     assert gate.in_progress == 3
+    # Now every address holds one: nobody is busier than a newcomer would be, so it is refused.
+    assert gate.admit("10.0.0.4", "d1") == (False, None)
+    gate.release("10.0.0.1", "a2")
+    assert gate.admit("10.0.0.4", "d1") == (True, None)
+    assert gate.in_progress == 3
+    with pytest.raises(RuntimeError, match="holds a slot"):
+        gate.release("10.0.0.1", "a1")  # evicted: its slot is gone already
     with pytest.raises(RuntimeError):
-        gate.release("10.9.9.9")
+        gate.release("10.9.9.9", "z")
     for bad in (0, -1, True, 1.5):
         with pytest.raises(ValueError, match="max_handshakes"):
             PeerTransport(max_handshakes=bad)  # type: ignore[arg-type]

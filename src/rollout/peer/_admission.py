@@ -3,19 +3,26 @@
 Until a peer has proved the secret it is a stranger, and every stranger costs the node a socket,
 a task and a few kilobytes. The caps bound that cost: at most ``total`` handshakes at once, and
 at most ``per_address`` from one source address, so one host cannot take every slot. A
-connection over a cap is closed at once, before a byte is read or written; a handshake that
-does not finish within the transport's ``handshake_timeout`` frees its slot.
+connection over the per-address cap is closed at once, before a byte is read or written; over
+the total cap, the oldest handshake of the busiest address makes room (see ``admit``).
+A handshake that does not finish within the transport's ``handshake_timeout`` frees its slot.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from typing import Generic, TypeVar
 
 __all__ = ["HandshakeGate", "source_key"]
 
+T = TypeVar("T")
 
-class HandshakeGate:
-    """Counts the handshakes in progress, in total and per source address (loop thread only)."""
+
+class HandshakeGate(Generic[T]):
+    """The handshakes in progress, in total and per source address (loop thread only).
+
+    Each is an ``entry`` (the connection) held by its source address, oldest first.
+    """
 
     def __init__(self, *, total: int, per_address: int) -> None:
         for name, value in (("max_handshakes", total), ("max_handshakes_per_address", per_address)):
@@ -23,27 +30,41 @@ class HandshakeGate:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self._total = total
         self._per_address = per_address
-        self._by_address: dict[str, int] = {}
+        self._pending: dict[str, list[T]] = {}
         self.in_progress = 0
 
-    def admit(self, address: str) -> bool:
-        """Take a slot for a handshake from ``address``; False (and no slot) over a cap."""
-        held = self._by_address.get(address, 0)
-        if self.in_progress >= self._total or held >= self._per_address:
-            return False
-        self._by_address[address] = held + 1
-        self.in_progress += 1
-        return True
+    def admit(self, address: str, entry: T) -> tuple[bool, T | None]:
+        """Take a slot for ``entry`` from ``address``: ``(admitted, evicted)``.
 
-    def release(self, address: str) -> None:
-        """Give back the slot of a handshake that ended (completed or not)."""
-        held = self._by_address.get(address, 0)
-        if held <= 0:
-            raise RuntimeError(f"no handshake from {address!r} holds a slot")
-        if held == 1:
-            del self._by_address[address]
-        else:
-            self._by_address[address] = held - 1
+        Over the per-address cap: refused. Over the total cap: the oldest handshake of the
+        address that holds the most slots is evicted for it (the caller ends that one), if that
+        address holds more than the newcomer's would; else refused. So a few busy addresses
+        that keep every slot taken cannot keep out a peer from anywhere else: a stranger's
+        silent connections lose their slots to newcomers, and a real peer needs its slot for
+        the milliseconds its handshake takes.
+        """
+        held = self._pending.get(address, [])
+        if len(held) >= self._per_address:
+            return False, None
+        evicted: T | None = None
+        if self.in_progress >= self._total:
+            busiest = max(self._pending, key=lambda a: len(self._pending[a]))
+            if len(self._pending[busiest]) <= len(held) + 1:
+                return False, None
+            evicted = self._pending[busiest][0]
+            self.release(busiest, evicted)
+        self._pending.setdefault(address, []).append(entry)
+        self.in_progress += 1
+        return True, evicted
+
+    def release(self, address: str, entry: T) -> None:
+        """Give back the slot of a handshake that ended (completed or not) or was evicted."""
+        held = self._pending.get(address, [])
+        if entry not in held:
+            raise RuntimeError(f"no handshake from {address!r} holds a slot for {entry!r}")
+        held.remove(entry)
+        if not held:
+            del self._pending[address]
         self.in_progress -= 1
 
 

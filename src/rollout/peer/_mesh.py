@@ -73,7 +73,7 @@ class Mesh:
         member_timeout: float,
         learn: bool,
         client_ssl: ssl_module.SSLContext | None,
-        gate: HandshakeGate,
+        gate: HandshakeGate[PeerConnection],
     ) -> None:
         self._owner = owner
         self._learn = learn
@@ -115,16 +115,22 @@ class Mesh:
             writer.close()
             return
         source = _source_address(writer)
-        if not self._gate.admit(source):
+        connection = PeerConnection(self._owner, reader, writer, outbound=False)
+        admitted, evicted = self._gate.admit(source, connection)
+        if not admitted:
             # A stranger over a cap costs nothing more: no task, no buffer, not a byte sent.
             self._owner.count("handshakes_refused")
             writer.transport.abort()
             return
+        if evicted is not None:
+            # It made room (the oldest handshake of the busiest address): ended at once.
+            self._gated.pop(evicted, None)
+            self._owner.count("handshakes_evicted")
+            evicted.abort()
         task = asyncio.current_task()
         if task is not None:  # so close() can wait for it
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
-        connection = PeerConnection(self._owner, reader, writer, outbound=False)
         self._gated[connection] = source
         try:
             await connection.run()
@@ -231,7 +237,7 @@ class Mesh:
         """Free the handshake slot an accepted connection held (a no-op for the others)."""
         source = self._gated.pop(connection, None)
         if source is not None:
-            self._gate.release(source)
+            self._gate.release(source, connection)
 
     def register(self, connection: PeerConnection) -> bool:
         """Admit a connection after its handshake; False if it must close (self, duplicate)."""

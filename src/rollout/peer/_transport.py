@@ -54,6 +54,7 @@ _COUNTERS = (
     "connections_opened",
     "handshakes_failed",
     "handshakes_refused",
+    "handshakes_evicted",
 )
 
 

@@ -54,6 +54,9 @@ class Member:
     down_since: float | None = None
     offset_ms: int | None = None  # their clock minus ours, from the last hello or digest
     last_sync: float | None = None  # time.time() of the last completed exchange
+    #: A connection to it completed its handshake once: it is a real member, not just an
+    #: address someone gossiped (see Mesh: such an address gets only a few tries).
+    ever_connected: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -102,6 +105,7 @@ class Members:
 
     def mark_connected(self, member: Member, node: int) -> None:
         member.node, member.state, member.down_since = node, "connected", None
+        member.ever_connected = True
         member.backoff.reset()
 
     def expired(self, member: Member) -> bool:

@@ -37,6 +37,12 @@ from ._membership import Member, Members, parse_address
 
 __all__ = ["GOSSIP_DELAY", "Mesh", "MeshOwner"]
 
+#: Retries (after the first try) for an address learned from a peer that never answered as a
+#: node (Mesh._give_up): gossip from any peer connected to it teaches it again.
+LEARNED_TRIES = 2
+#: Learned addresses not yet proven (never connected) tried at once (Mesh._may_learn).
+MAX_UNPROVEN = 32
+
 logger = logging.getLogger("rollout.sync")
 
 #: Seconds between admitting a connection and telling every peer: the connections of a node
@@ -158,6 +164,8 @@ class Mesh:
                     )
             except (OSError, TimeoutError, ssl_module.SSLError) as exc:
                 self.members.mark_down(member)
+                if self._give_up(member):
+                    return
                 if self.members.expired(member):
                     logger.info(
                         "forgetting %s: unreachable for %.0f s",
@@ -177,15 +185,38 @@ class Mesh:
                 return
             if member.node not in self.connections:  # not kept alive by another connection
                 self.members.mark_down(member)
+                if self._give_up(member):
+                    return
                 await asyncio.sleep(member.backoff.next_delay())
+
+    def _give_up(self, member: Member) -> bool:
+        """Forget an address a peer told us of that has never answered as a node, after a few
+        tries: else one gossiped list of a third party's addresses (a buggy or hostile member)
+        would have this node dial each one for ``member_timeout``. A real member is taught again
+        by the next gossip of any peer connected to it."""
+        if member.seed or member.ever_connected or member.backoff.attempts < LEARNED_TRIES:
+            return False
+        logger.info("forgetting %s: learned from a peer, never answered as a node", member.address)
+        self.members.forget(member)
+        return True
+
+    def _may_learn(self) -> bool:
+        """Whether to take on another address nobody here has connected to yet: at most
+        MAX_UNPROVEN at a time, so a long gossiped list is tried a few at a time."""
+        unproven = sum(
+            1 for m in self.members.by_address.values() if not (m.seed or m.ever_connected)
+        )
+        return unproven < MAX_UNPROVEN
 
     def heard_hello(self, connection: PeerConnection, hello: dict[str, Any]) -> None:
         """Learn the members a peer told us about, and its own address, and dial the new ones."""
         if not self._learn:
             return
-        for address in [*hello["members"], hello["addr"]]:
+        for address in [hello["addr"], *hello["members"]]:
             if address is None or address == self._owner.advertised_address:
                 continue
+            if not self._may_learn():
+                break
             member = self.members.learn(address)
             if member is not None:
                 if address == hello["addr"]:
@@ -199,6 +230,8 @@ class Mesh:
         for address in addresses:
             if address == self._owner.advertised_address:
                 continue
+            if not self._may_learn():
+                break
             member = self.members.learn(address)
             if member is not None:
                 logger.info("learned of %s from gossip", address)

@@ -334,7 +334,8 @@ class PeerTransport(Transport):
         known: set[int | str] = {
             m.node if m.node is not None else m.address
             for m in list(mesh.members.by_address.values())
-            if m.state != "self"
+            # Not an address a peer told of that never answered: it may be nobody's.
+            if m.state != "self" and (m.seed or m.ever_connected)
         }
         known.update(c.node for c in connections if c.node is not None)
         return done >= len(known)

@@ -29,6 +29,7 @@ from ._frames import (
     FrameWriter,
     Kind,
     Message,
+    OwnOpeningError,
     encode_body,
 )
 from ._handshake import authenticate
@@ -73,7 +74,7 @@ class ConnectionOwner(Protocol):
         ...
 
     @property
-    def nonces_in_flight(self) -> set[bytes]:
+    def nonces_in_flight(self) -> dict[bytes, bool]:
         """The nonces of every handshake of this node in progress (rollout.peer._handshake)."""
         ...
 
@@ -178,6 +179,8 @@ class PeerConnection:
         self.sync_seq: int | None = None  # the sequence number our first DIGEST carried
         self.synced = False  # the peer holds our state as of sync_seq
         self.closed = False
+        #: The handshake found this node's own opening (see Mesh._dial: itself, or a relay).
+        self.reached_itself = False
         self.over_limit_since: float | None = None  # when the send buffer went over the limit
 
     @property
@@ -210,6 +213,7 @@ class PeerConnection:
                     if self.closed:
                         return
         except FrameError as exc:
+            self.reached_itself = isinstance(exc, OwnOpeningError)
             self.owner.reject_frame(self, exc)
         except (TimeoutError, ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
             logger.debug("connection to %s ended: %r", self.peer_label, exc)

@@ -38,6 +38,7 @@ __all__ = [
     "FrameWriter",
     "Kind",
     "Message",
+    "OwnOpeningError",
     "encode_body",
 ]
 
@@ -59,6 +60,11 @@ class FrameError(RolloutError):
 
 class FrameAuthError(FrameError):
     """The peer failed to prove the shared secret: a wrong MAC or proof, or no secret at all."""
+
+
+class OwnOpeningError(FrameAuthError):
+    """The peer's opening carries a nonce of this node's own: the node reached itself (its own
+    address among its peers) or a relay in the path sent its dial back to it."""
 
 
 def _reject_constant(constant: str) -> Any:

@@ -38,7 +38,7 @@ import hmac
 import os
 from typing import Final, NamedTuple
 
-from ._frames import FrameAuthError, FrameError
+from ._frames import FrameAuthError, FrameError, OwnOpeningError
 
 __all__ = [
     "NONCE_SIZE",
@@ -183,7 +183,7 @@ async def authenticate(
     prk: bytes | None,
     *,
     outbound: bool,
-    in_flight: set[bytes],
+    in_flight: dict[bytes, bool],
 ) -> tuple[bytes, bytes] | None:
     """Steps 1-4 on one connection: ``(key for frames sent, key for frames received)``.
 
@@ -196,7 +196,7 @@ async def authenticate(
     # carries one is this node's own, relayed back to it on another connection. There both
     # sides would build the same transcript and keys and every proof would check, and the node
     # would take itself for the peer it dialled.
-    in_flight.add(nonce)
+    in_flight[nonce] = False  # True once the other end of a reflection has seen it
     try:
         return await _authenticate(
             reader,
@@ -206,8 +206,13 @@ async def authenticate(
             outbound=outbound,
             in_flight=in_flight,
         )
+    except (asyncio.IncompleteReadError, ConnectionError):
+        if in_flight.get(nonce):
+            # Our opening reached our own accepting side, which refused it and closed.
+            raise OwnOpeningError("this node's own opening came back: it reached itself") from None
+        raise
     finally:
-        in_flight.discard(nonce)
+        del in_flight[nonce]
 
 
 async def _authenticate(
@@ -217,7 +222,7 @@ async def _authenticate(
     mine: bytes,
     *,
     outbound: bool,
-    in_flight: set[bytes],
+    in_flight: dict[bytes, bool],
 ) -> tuple[bytes, bytes] | None:
     if outbound:
         writer.write(mine)
@@ -230,7 +235,8 @@ async def _authenticate(
         writer.write(mine)  # before the mode check, so the dialler can say what is wrong
     check_mode(their_mode, secret=prk is not None)
     if their_nonce in in_flight:
-        raise FrameAuthError(
+        in_flight[their_nonce] = True  # so the dialling side knows why this side closes
+        raise OwnOpeningError(
             "the peer's nonce is one of ours: this node's own opening came back (reflected on "
             "this connection or relayed from another)"
         )

@@ -180,7 +180,10 @@ class Mesh:
             if self._owner.closing:  # connected just as the transport shuts down
                 writer.close()
                 return
-            await PeerConnection(self._owner, reader, writer, outbound=True, member=member).run()
+            connection = PeerConnection(self._owner, reader, writer, outbound=True, member=member)
+            await connection.run()
+            if connection.reached_itself and self._is_own_listener(writer):
+                member.state = "self"  # its own address among its peers: nothing to dial
             if member.state == "self":
                 return
             if member.node not in self.connections:  # not kept alive by another connection
@@ -188,6 +191,16 @@ class Mesh:
                 if self._give_up(member):
                     return
                 await asyncio.sleep(member.backoff.next_delay())
+
+    def _is_own_listener(self, writer: asyncio.StreamWriter) -> bool:
+        """Whether an outbound connection reached this node's own listening socket (and not a
+        relay that sent the dial back: that is refused, and the member dialled again)."""
+        advertised = self._owner.advertised_address
+        peer, local = writer.get_extra_info("peername"), writer.get_extra_info("sockname")
+        if advertised is None or not isinstance(peer, tuple) or not isinstance(local, tuple):
+            return False
+        listening_port = int(advertised.rpartition(":")[2])
+        return bool(peer[1] == listening_port and peer[0] == local[0])
 
     def _give_up(self, member: Member) -> bool:
         """Forget an address a peer told us of that has never answered as a node, after a few

@@ -112,7 +112,7 @@ class PeerTransport(Transport):
         #: HKDF-Extract of the secret: the raw secret is not kept, and never keys a MAC.
         self.handshake_key: bytes | None = None if secret is None else transport_key(secret)
         self.handshake_timeout = handshake_timeout
-        self.nonces_in_flight: set[bytes] = set()
+        self.nonces_in_flight: dict[bytes, bool] = {}
         self._gate_limits = (max_handshakes, max_handshakes_per_address)
         self.server_ssl, self._client_ssl = ssl, client_ssl
         self._member_timeout = member_timeout

@@ -1,4 +1,4 @@
-"""Review (SRE angle): bad clocks, NTP steps and restarts against the promise "one bad clock
+"""Bad clocks, NTP steps and restarts against the promise "one bad clock
 never stops the healthy majority; nothing acknowledged is lost or silently applied later".
 
 Real node processes (rollout.testing.cluster), real sockets, real SQLite files. Every test
@@ -51,10 +51,10 @@ def restart(cluster: Cluster, index: int, **options: Any) -> Node:
     return new.start()
 
 
-def test_review_an_ntp_step_back_on_a_replica_never_gets_the_majoritys_writes_back(
+def test_a_replica_whose_clock_steps_back_gets_the_majoritys_writes_once_fixed(
     tmp_path: Path,
 ) -> None:
-    """FAILS. A healthy node of three whose clock NTP steps two minutes back while running.
+    """Found in review, fixed: A healthy node of three whose clock NTP steps two minutes back while running.
 
     check_clock_step() sees the HLC (which observed the *peers'* timestamps) run ahead and moves
     every register newer than now+max_offset (the majority's writes, not its own) into the
@@ -96,10 +96,10 @@ def test_review_an_ntp_step_back_on_a_replica_never_gets_the_majoritys_writes_ba
             ) from None
 
 
-def test_review_a_fast_nodes_write_before_it_is_judged_is_acknowledged(
+def test_a_write_right_after_a_clock_jump_is_refused_until_peers_judge_it(
     tmp_path: Path,
 ) -> None:
-    """FAILS. NTP steps a confirmed node an hour ahead; a write on it in the
+    """Found in review, fixed: NTP steps a confirmed node an hour ahead; a write on it in the
     same instant, before the next digest re-judges its clock, is acknowledged, stamped +1 h. The
     verdict is only recomputed when a digest arrives, so the window is one anti-entropy round
     (1 s by default). The write should be refused: a step of the wall clock is visible at once
@@ -123,10 +123,10 @@ def test_review_a_fast_nodes_write_before_it_is_judged_is_acknowledged(
         )
 
 
-def test_review_a_quarantined_register_goes_off_after_the_healthy_nodes_restart(
+def test_a_quarantined_register_stays_refused_after_the_healthy_nodes_restart(
     tmp_path: Path,
 ) -> None:
-    """FAILS. The time bomb comes back through a restart of the healthy nodes.
+    """Found in review, fixed: The time bomb comes back through a restart of the healthy nodes.
 
     A fast node (+8 s, max_offset 2 s) acknowledges a write to `chat` before its clock is judged
     (previous test). The healthy nodes quarantine it, and then the majority acknowledges a later
@@ -174,10 +174,10 @@ def time_ms() -> int:
     return int(time.time() * 1000)
 
 
-def test_review_a_second_process_on_the_bad_machine_stops_the_healthy_majority(
+def test_a_client_on_the_bad_machine_does_not_vote(
     tmp_path: Path,
 ) -> None:
-    """FAILS. Votes are counted per process, not per machine. Three nodes, one an hour fast;
+    """Found in review, fixed: Votes are counted per process, not per machine. Three nodes, one an hour fast;
     on the fast machine a second process with the same clock joins through the fast node: a
     client that does not listen, as `rollout --peers FAST members` does (what an operator runs
     on that host during the incident), or a second gunicorn worker. It learns the members and
@@ -220,10 +220,10 @@ def test_review_a_second_process_on_the_bad_machine_stops_the_healthy_majority(
             tool.stop()
 
 
-def test_review_an_acknowledged_write_of_a_fast_node_vanishes_after_fix_and_restarts(
+def test_an_acknowledged_write_survives_a_clock_fix_and_full_restarts(
     tmp_path: Path,
 ) -> None:
-    """FAILS. The loss path the "refuse before judged" rule was meant to close, open again by
+    """Found in review, fixed: The loss path the "refuse before judged" rule was meant to close, open again by
     the race above: a write acknowledged in the instant after an NTP step forward is refused by
     the healthy nodes (held in their memory); NTP steps the clock back and the node moves it to
     its own in-memory quarantine ("own clock") and deletes it from its SQLite file; a restart of
@@ -255,10 +255,10 @@ def test_review_an_acknowledged_write_of_a_fast_node_vanishes_after_fix_and_rest
         )
 
 
-def test_review_a_node_rebooted_with_its_clock_behind_keeps_missing_writes_after_ntp_syncs(
+def test_a_node_rebooted_behind_gets_its_store_back_once_ntp_syncs(
     tmp_path: Path,
 ) -> None:
-    """FAILS. The common reboot case (an RTC behind until chrony syncs). A healthy node
+    """Found in review, fixed: The common reboot case (an RTC behind until chrony syncs). A healthy node
     of three restarts on its SQLite file with its clock two minutes behind; NTP then steps it
     right while it runs. Loading the store screens the registers it already held as "from the
     future" and quarantines them (origin "store", judged for good), so after NTP syncs
@@ -287,7 +287,7 @@ def test_review_a_node_rebooted_with_its_clock_behind_keeps_missing_writes_after
             ) from None
 
 
-def test_review_two_ok_nodes_40_s_apart_lose_each_others_writes_for_good(tmp_path: Path) -> None:
+def test_clocks_40_s_apart_write_nothing_until_ntp_then_everything_arrives(tmp_path: Path) -> None:
     """Clocks at -20 s, 0 and +20 s with max_offset 30 s: were all three judged "ok", the -20 s
     node would hold the +20 s node's writes as 40 s "from the future", for good. Clocks agree
     within half of max_offset, so two writing nodes are never more than max_offset apart: here

@@ -1,6 +1,8 @@
-"""Review (security angle): attacks on the peer cluster from a hostile network that still work.
+"""Attacks on the peer cluster from a hostile network, found by a security review and fixed.
 
-Each test states what should happen; a failing one is a finding of the review.
+Each test states what should happen: a relay reflecting a dial back to its node, strangers
+holding every handshake slot, silent TLS strangers, floods of future registers, a gossiped list
+of a third party's addresses, guessable secrets, strangers flooding the log.
 """
 
 from __future__ import annotations

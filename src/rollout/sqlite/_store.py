@@ -12,7 +12,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import unquote
 
@@ -27,13 +27,19 @@ from .._core.keys import (
     sql_is_targeting,
     sql_literal,
 )
+from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.state import Delta, Register
 from ..errors import ClosedError, StoreError, StoreUnavailableError
 from ..stores._base import Store
+from ._quarantine import hold, judge, read_quarantine
 
 __all__ = ["SQLiteStore"]
 
-_SCHEMA_VERSION = 1
+#: 2 added the quarantine's tables; a version-1 file is migrated on open (the tables are
+#: created, nothing else changes). A library that reads only version 1 refuses a version-2 file
+#: rather than forget its quarantine.
+_SCHEMA_VERSION = 2
+_MIGRATES_FROM = {"1"}
 _BUSY_TIMEOUT_MS = 5_000
 
 _SCHEMA = """
@@ -47,6 +53,26 @@ CREATE TABLE IF NOT EXISTS registers (
     PRIMARY KEY (flag, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine_held (
+    flag TEXT NOT NULL,
+    key TEXT NOT NULL,
+    wall INTEGER NOT NULL,
+    counter INTEGER NOT NULL,
+    node INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    quarantined_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (flag, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quarantine_judged (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    flag TEXT NOT NULL,
+    key TEXT NOT NULL,
+    wall INTEGER NOT NULL,
+    counter INTEGER NOT NULL,
+    node INTEGER NOT NULL,
+    UNIQUE (flag, key, wall, counter, node)
+);
 """
 
 # Last-writer-wins in SQL: replace only a register with a smaller (timestamp, value); the value
@@ -172,6 +198,11 @@ class SQLiteStore(Store):
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)",
                 (str(_SCHEMA_VERSION),),
             )
+        elif row[0] in _MIGRATES_FROM:
+            # The new tables were just created by _SCHEMA; only the version is left to record.
+            connection.execute(
+                "UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(_SCHEMA_VERSION),)
+            )
         elif row[0] != str(_SCHEMA_VERSION):
             raise StoreError(
                 f"SQLite store {self.path!r} has schema version {row[0]}, "
@@ -252,6 +283,37 @@ class SQLiteStore(Store):
             connection.execute("BEGIN IMMEDIATE")
             try:
                 connection.executemany(_DISCARD, rows)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+    def quarantine(self, entries: Sequence[QuarantinedRegister]) -> None:
+        if entries:
+            with self._transaction("quarantine in") as connection:
+                hold(connection, entries, self.quarantine_limit, self.verdicts_kept)
+
+    def quarantined(self) -> QuarantineState:
+        with self._using("read") as connection:
+            connection.execute("BEGIN")  # both tables from one snapshot
+            try:
+                return read_quarantine(connection)
+            finally:
+                connection.execute("ROLLBACK")
+
+    def release(self, registers: Iterable[Judged]) -> None:
+        registers = list(registers)
+        if registers:
+            with self._transaction("release from") as connection:
+                for flag, key, ts in registers:
+                    judge(connection, flag, key, ts, self.verdicts_kept, unhold=True)
+
+    @contextmanager
+    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._using(action) as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")

@@ -19,6 +19,7 @@ from rollout import Rollout, Store
 from rollout._core.clock import Timestamp
 from rollout._core.keys import EXISTS, USER
 from rollout._core.state import Delta, Register
+from rollout.errors import StoreError
 from rollout.memory import MemoryStore
 from rollout.redis import RedisStore
 from rollout.sqlite import SQLiteStore
@@ -152,7 +153,7 @@ def test_two_processes_on_one_store_share_what_was_judged(open_store: OpenStore)
         assert second.exists("chat") is False
 
 
-def test_an_older_sqlite_file_is_migrated_and_keeps_its_flags(tmp_path: Path) -> None:
+def test_a_sqlite_file_from_before_the_quarantine_gets_its_tables(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     old = sqlite3.connect(path)
     old.executescript(
@@ -178,7 +179,8 @@ def test_an_older_sqlite_file_is_migrated_and_keeps_its_flags(tmp_path: Path) ->
         store.close()
     check = sqlite3.connect(path)
     try:
-        assert check.execute("SELECT value FROM meta").fetchone() == ("2",)
+        # Additive: the version stays, so a library from before still opens the file.
+        assert check.execute("SELECT value FROM meta").fetchone() == ("1",)
         held = {key for (key,) in check.execute("SELECT key FROM quarantine_held")}
         assert {EXISTS, USER + "42"} <= held  # and the write's history event
     finally:
@@ -188,9 +190,9 @@ def test_an_older_sqlite_file_is_migrated_and_keeps_its_flags(tmp_path: Path) ->
 def test_a_newer_sqlite_schema_is_refused(tmp_path: Path) -> None:
     SQLiteStore(tmp_path / "flags.db").close()
     with sqlite3.connect(tmp_path / "flags.db") as connection:
-        connection.execute("UPDATE meta SET value = '3' WHERE name = 'schema_version'")
+        connection.execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")
     connection.close()
-    with pytest.raises(Exception, match="schema version 3"):
+    with pytest.raises(StoreError, match="schema version 2"):
         SQLiteStore(tmp_path / "flags.db")
 
 

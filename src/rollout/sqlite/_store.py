@@ -35,11 +35,12 @@ from ._quarantine import hold, judge, read_quarantine
 
 __all__ = ["SQLiteStore"]
 
-#: 2 added the quarantine's tables; a version-1 file is migrated on open (the tables are
-#: created, nothing else changes). A library that reads only version 1 refuses a version-2 file
-#: rather than forget its quarantine.
-_SCHEMA_VERSION = 2
-_MIGRATES_FROM = {"1"}
+#: The quarantine's tables were added without a new version: additive, so a file written before
+#: them gets them at its next open (``CREATE TABLE IF NOT EXISTS``), and a library from before
+#: them still opens a file that has them (it ignores them), so a rolling upgrade or a rollback
+#: of processes sharing one file keeps working. A version that changes the registers table
+#: must raise this.
+_SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_MS = 5_000
 
 _SCHEMA = """
@@ -197,11 +198,6 @@ class SQLiteStore(Store):
             connection.execute(
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)",
                 (str(_SCHEMA_VERSION),),
-            )
-        elif row[0] in _MIGRATES_FROM:
-            # The new tables were just created by _SCHEMA; only the version is left to record.
-            connection.execute(
-                "UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(_SCHEMA_VERSION),)
             )
         elif row[0] != str(_SCHEMA_VERSION):
             raise StoreError(

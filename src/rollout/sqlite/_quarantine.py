@@ -16,7 +16,7 @@ from .._core.clock import Timestamp
 from .._core.codec import decode_value, encode_value
 from .._core.quarantined import QuarantinedRegister, QuarantineState
 
-__all__ = ["hold", "judge", "read_quarantine"]
+__all__ = ["hold", "judge", "read_quarantine", "trim"]
 
 _IS_JUDGED = """
 SELECT 1 FROM quarantine_judged
@@ -50,7 +50,7 @@ def hold(
     limit: int,
     verdicts_kept: int,
 ) -> None:
-    """Hold ``entries`` by the book's rules (see QuarantineBook.hold)."""
+    """Hold ``entries`` by the book's rules (see QuarantineBook.hold), then trim the verdicts."""
     (count,) = connection.execute("SELECT count(*) FROM quarantine_held").fetchone()
     for entry in entries:
         stamp = tuple(entry.timestamp)
@@ -60,9 +60,9 @@ def hold(
         if current is not None:
             if stamp <= tuple(current):
                 if stamp < tuple(current):
-                    judge(connection, entry.flag, entry.key, entry.timestamp, verdicts_kept)
+                    judge(connection, entry.flag, entry.key, entry.timestamp)
                 continue
-            judge(connection, entry.flag, entry.key, Timestamp(*current), verdicts_kept)
+            judge(connection, entry.flag, entry.key, Timestamp(*current))
         elif count >= limit:
             continue
         else:
@@ -78,6 +78,7 @@ def hold(
                 entry.quarantined_at_ms,
             ),
         )
+    trim(connection, verdicts_kept)
 
 
 def judge(
@@ -85,16 +86,20 @@ def judge(
     flag: str,
     key: str,
     ts: Timestamp,
-    verdicts_kept: int,
     *,
     unhold: bool = False,
 ) -> None:
-    """Remember ``(flag, key, ts)`` as judged (and, with ``unhold``, stop holding it)."""
+    """Remember ``(flag, key, ts)`` as judged (and, with ``unhold``, stop holding it). The
+    caller trims the verdicts once, at the end of its transaction."""
     row = (flag, key, *ts)
     if unhold:
         connection.execute(_UNHOLD, row)
     connection.execute(_FORGET, row)
     connection.execute(_JUDGE, row)
+
+
+def trim(connection: sqlite3.Connection, verdicts_kept: int) -> None:
+    """Forget all but the newest ``verdicts_kept`` verdicts."""
     connection.execute(_TRIM, (verdicts_kept,))
 
 

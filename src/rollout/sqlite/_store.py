@@ -31,7 +31,7 @@ from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.state import Delta, Register
 from ..errors import ClosedError, StoreError, StoreUnavailableError
 from ..stores._base import Store
-from ._quarantine import hold, judge, read_quarantine
+from ._quarantine import hold, judge, read_quarantine, trim
 
 __all__ = ["SQLiteStore"]
 
@@ -302,7 +302,8 @@ class SQLiteStore(Store):
         if registers:
             with self._transaction("release from") as connection:
                 for flag, key, ts in registers:
-                    judge(connection, flag, key, ts, self.verdicts_kept, unhold=True)
+                    judge(connection, flag, key, ts, unhold=True)
+                trim(connection, self.verdicts_kept)
 
     @contextmanager
     def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:

@@ -249,3 +249,22 @@ def test_the_store_bounds_what_is_held_across_restarts(tmp_path: Path) -> None:
         assert flags._pipeline.merge(ahead, save=False) == set()
         assert len(flags.quarantined()) == 3
     second.close()
+
+
+def test_refresh_reads_what_another_process_on_the_store_held_or_resolved(
+    open_store: OpenStore,
+) -> None:
+    bomb = _bomb()
+    clock = FakeClock(START)
+    with Rollout(open_store(), clock=clock) as running, Rollout(open_store(), clock=clock) as other:
+        other.merge(bomb)
+        assert running.quarantined() == []
+        running.refresh()
+        assert [e.key for e in running.quarantined("chat")] == [EXISTS, USER + "42"]
+
+        other.drop_quarantined("chat")
+        running.refresh()
+        assert running.quarantined() == []
+        clock.advance(2 * HOUR)  # no longer ahead: only the verdict keeps it out
+        running.merge(bomb)
+        assert running.exists("chat") is False

@@ -100,6 +100,36 @@ class Quarantine:
             self._book.release(meanwhile.judged)
             self._book.hold(meanwhile.held.values())
 
+    def reload(self) -> None:
+        """Read the store's quarantine again (``Rollout.refresh()``): what other processes on
+        the store held or resolved since. What only this process holds (a write-through that
+        failed) is kept, and written through again, unless the store judged it meanwhile."""
+        if self.store is None:
+            return
+        if not self._loaded:
+            self._load()
+            return
+        try:
+            state = self.store.quarantined()
+        except (StoreError, ClosedError) as exc:
+            logger.warning("cannot read the quarantine from the store: %s", exc)
+            return
+        with self._lock:
+            mine = self._book
+            self._book = QuarantineBook(mine.limit, mine.verdicts_kept)
+            for judged in state.judged:
+                self._book.judge(*judged)
+            self._book.hold(state.held)
+            stored = {(e.flag, e.key, e.timestamp) for e in state.held}
+            only_here = [
+                e
+                for e in mine.held.values()
+                if (e.flag, e.key, e.timestamp) not in stored
+                and (e.flag, e.key, e.timestamp) not in self._book.judged
+            ]
+            if only_here:
+                self._write_through(self._book.hold(only_here).added, [])
+
     def __len__(self) -> int:
         """Every held register, history events included (what the limit bounds)."""
         return len(self._book.held)

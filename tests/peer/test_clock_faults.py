@@ -54,16 +54,11 @@ def restart(cluster: Cluster, index: int, **options: Any) -> Node:
 def test_a_replica_whose_clock_steps_back_gets_the_majoritys_writes_once_fixed(
     tmp_path: Path,
 ) -> None:
-    """Found in review, fixed: A healthy node of three whose clock NTP steps two minutes back while running.
-
-    check_clock_step() sees the HLC (which observed the *peers'* timestamps) run ahead and moves
-    every register newer than now+max_offset (the majority's writes, not its own) into the
-    quarantine as "own clock"; a delta arriving before the next digest is held as "peer". Both
-    are then `judged` forever, so once NTP steps the clock right again, anti-entropy offers them
-    and they are refused: the node keeps serving a state without the majority's acknowledged
-    writes until an operator accepts them one by one. docs/operations.md promises "peers repair
-    the replica by anti-entropy" and "catches up by anti-entropy once its clock is right".
-    """
+    """A healthy node of three whose clock NTP steps two minutes back while running: the
+    majority's writes (stamped by right clocks) now look like the future to it. It is judged
+    an outlier and refuses writes; it neither quarantines those writes nor drops them from its
+    replica, so once NTP steps its clock right it has every acknowledged write again, with no
+    operator. (Review found it moving them to the quarantine for good.)"""
     with Cluster(3, tmp_path, secret=SECRET, anti_entropy_interval=0.2) as cluster:
         majority, stepped = [cluster[0], cluster[1]], cluster[2]
         acknowledged = set()
@@ -99,11 +94,9 @@ def test_a_replica_whose_clock_steps_back_gets_the_majoritys_writes_once_fixed(
 def test_a_write_right_after_a_clock_jump_is_refused_until_peers_judge_it(
     tmp_path: Path,
 ) -> None:
-    """Found in review, fixed: NTP steps a confirmed node an hour ahead; a write on it in the
-    same instant, before the next digest re-judges its clock, is acknowledged, stamped +1 h. The
-    verdict is only recomputed when a digest arrives, so the window is one anti-entropy round
-    (1 s by default). The write should be refused: a step of the wall clock is visible at once
-    against the monotonic clock (the offsets could be kept as peer-wall vs our-monotonic)."""
+    """NTP steps a confirmed node's clock ahead; a write in the instant after it, before the
+    peers' next verdict, is refused (ClockSkewError names the jump) rather than acknowledged
+    with a stamp the cluster would refuse. (Review found it acknowledged.)"""
     with Cluster(3, tmp_path, secret=SECRET, anti_entropy_interval=1.0) as cluster:
         fast = cluster[2]
         fast.call("set_clock_offset", 3_600_000)
@@ -126,16 +119,9 @@ def test_a_write_right_after_a_clock_jump_is_refused_until_peers_judge_it(
 def test_a_quarantined_register_stays_refused_after_the_healthy_nodes_restart(
     tmp_path: Path,
 ) -> None:
-    """Found in review, fixed: The time bomb comes back through a restart of the healthy nodes.
-
-    A fast node (+8 s, max_offset 2 s) acknowledges a write to `chat` before its clock is judged
-    (previous test). The healthy nodes quarantine it, and then the majority acknowledges a later
-    write to the same register. The quarantine's verdicts live in memory only: once real time has
-    caught up with the fast register, a routine restart (deploy) of the healthy nodes forgets
-    them, the fast node (still unfixed, still offering its replica) sends the register again, it
-    is no longer "from the future", and it silently overrides the later acknowledged write.
-    Fix: persist quarantine verdicts (held and resolved) with the store, or refuse on load any
-    register from a node whose clock was judged outlier while it was stamped."""
+    """A register from the future held by the healthy nodes stays refused after they restart,
+    even once real time has passed its stamp: the store keeps what was judged. (Review found it
+    applied late over a later acknowledged write after a restart.)"""
     with Cluster(3, tmp_path, secret=SECRET, anti_entropy_interval=0.2, max_offset=2.0) as cluster:
         fast = cluster[2]
         fast.call("set_clock_offset", 8_000)
@@ -177,14 +163,10 @@ def time_ms() -> int:
 def test_a_client_on_the_bad_machine_does_not_vote(
     tmp_path: Path,
 ) -> None:
-    """Found in review, fixed: Votes are counted per process, not per machine. Three nodes, one an hour fast;
-    on the fast machine a second process with the same clock joins through the fast node: a
-    client that does not listen, as `rollout --peers FAST members` does (what an operator runs
-    on that host during the incident), or a second gunicorn worker. It learns the members and
-    connects to the healthy nodes, which count it as a voter: 2 agree of 4, a tie, and both
-    healthy nodes refuse every write. Fix: do not let non-listening clients (the CLI) vote,
-    weigh votes per machine (or per configured member), or at least let a tie between the
-    configured members be broken by the configured members only."""
+    """Three nodes, one an hour fast; a client on the fast machine (as `rollout --peers FAST
+    members` run there, which does not listen) connects to the healthy nodes. Only nodes that
+    listen vote, so the healthy pair keeps its majority and keeps writing. (Review found a tie
+    that stopped both.)"""
     with Cluster(
         3, tmp_path, secret=SECRET, anti_entropy_interval=0.2, clock_offset_ms=[0, 0, 3_600_000]
     ) as cluster:
@@ -223,13 +205,9 @@ def test_a_client_on_the_bad_machine_does_not_vote(
 def test_an_acknowledged_write_survives_a_clock_fix_and_full_restarts(
     tmp_path: Path,
 ) -> None:
-    """Found in review, fixed: The loss path the "refuse before judged" rule was meant to close, open again by
-    the race above: a write acknowledged in the instant after an NTP step forward is refused by
-    the healthy nodes (held in their memory); NTP steps the clock back and the node moves it to
-    its own in-memory quarantine ("own clock") and deletes it from its SQLite file; a restart of
-    every node (a deploy) later, it is nowhere, not even in a quarantine: the only trace left
-    is a log line. Fix: close the race (judge against the monotonic clock), and keep "own clock"
-    registers in the store (or a side table) rather than deleting them."""
+    """A write acknowledged by a node whose clock ran ahead is never lost silently: through an
+    NTP fix and a stop and start of every node, it is on a node or held in a quarantine (kept by
+    the store). (Review found it on no node and in no quarantine.)"""
     with Cluster(3, tmp_path, secret=SECRET, anti_entropy_interval=1.0) as cluster:
         fast = cluster[2]
         fast.call("set_clock_offset", 3_600_000)
@@ -258,13 +236,10 @@ def test_an_acknowledged_write_survives_a_clock_fix_and_full_restarts(
 def test_a_node_rebooted_behind_gets_its_store_back_once_ntp_syncs(
     tmp_path: Path,
 ) -> None:
-    """Found in review, fixed: The common reboot case (an RTC behind until chrony syncs). A healthy node
-    of three restarts on its SQLite file with its clock two minutes behind; NTP then steps it
-    right while it runs. Loading the store screens the registers it already held as "from the
-    future" and quarantines them (origin "store", judged for good), so after NTP syncs
-    anti-entropy cannot bring them back: the node serves a state without writes it had
-    acknowledged or applied before the reboot. A node whose clock is unconfirmed should
-    refuse-without-holding at load as it does for peers (or hold them until it is judged)."""
+    """A healthy node of three restarts on its SQLite file with its clock two minutes behind (an
+    RTC not yet synced), then NTP steps it right while it runs. What its store holds looks like
+    the future to it at load: kept aside until the peers judge its clock, then merged, so every
+    acknowledged write is back. (Review found it quarantining its own store.)"""
     with Cluster(3, tmp_path, secret=SECRET, anti_entropy_interval=0.2) as cluster:
         acknowledged = set()
         for node in cluster:

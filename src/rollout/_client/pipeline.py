@@ -99,7 +99,7 @@ class WritePipeline:
             ),
             0,
         )
-        self.quarantine = Quarantine()
+        self.quarantine = Quarantine(store)
         #: Set by the transport while this node's clock disagrees with its peers' (None: fine).
         self.clock_skew: str | None = None
         #: True once a transport judges this node's clock against its peers' (peer, memory):

@@ -14,127 +14,164 @@ cannot bring it back either.
 
 The quarantine is fed by the network, so it is bounded: past :data:`QUARANTINE_LIMIT` registers,
 new ones are refused without being held, and counted.
+
+It is kept by the store (``Store.quarantine``/``quarantined``/``release``), so it survives a
+restart: a peer still offering a held or judged register after this node restarts is refused as
+before, and this node's own registers moved here after a clock step back are not lost. This
+object loads the store's quarantine at start and writes every change through; its in-memory
+index answers :meth:`Quarantine.judged`, which runs for every register merged.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from .._core.clock import Timestamp
 from .._core.keys import is_history
+from .._core.quarantined import (
+    QUARANTINE_LIMIT,
+    Judged,
+    QuarantineBook,
+    QuarantinedRegister,
+)
 from .._core.state import Delta, Register
+from ..errors import ClosedError, StoreError
+
+if TYPE_CHECKING:
+    from ..stores._base import Store
 
 __all__ = ["QUARANTINE_LIMIT", "Quarantine", "QuarantinedRegister"]
 
-#: Registers held at most (a 1,000-user write from a bad clock is 1,000 of them).
-QUARANTINE_LIMIT = 10_000
-#: Resolved registers remembered, so that a peer offering one again is still refused.
-_VERDICTS_KEPT = 10_000
+logger = logging.getLogger("rollout")
 
-
-@dataclass(frozen=True)
-class QuarantinedRegister:
-    """One register held in the quarantine (``Rollout.quarantined()``)."""
-
-    flag: str
-    key: str
-    value: Any
-    timestamp: Timestamp
-    #: Where it came from: ``peer``, ``store``, ``merge`` (``Rollout.merge``), or ``own clock``
-    #: (this node stamped it before its wall clock stepped back).
-    origin: str
-    #: This node's wall clock (ms since the epoch) when it was refused.
-    quarantined_at_ms: int
-
-    @property
-    def node(self) -> str:
-        """The node that stamped it (from its timestamp), as 16 hex digits."""
-        return f"{self.timestamp.node:016x}"
-
-    @property
-    def ahead_ms(self) -> int:
-        """How far ahead of this node's clock it was stamped, when it was refused."""
-        return self.timestamp.wall - self.quarantined_at_ms
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "flag": self.flag,
-            "key": self.key,
-            "value": self.value,
-            "timestamp": list(self.timestamp),
-            "node": self.node,
-            "origin": self.origin,
-            "quarantined_at_ms": self.quarantined_at_ms,
-            "ahead_ms": self.ahead_ms,
-        }
+#: How often a store that could not be read at start is tried again (seconds).
+_RELOAD_EVERY_S = 1.0
 
 
 class Quarantine:
-    """The held registers of one replica, keyed by (flag, register key). Thread-safe."""
+    """The held registers of one replica, keyed by (flag, register key). Thread-safe.
 
-    def __init__(self, limit: int = QUARANTINE_LIMIT) -> None:
+    ``store``: where the quarantine is kept (None: in memory only). Its state is loaded now;
+    if the store cannot be read yet (Redis away at start), loading is retried at most once a
+    second while registers are screened, and merged with what was held meanwhile.
+    """
+
+    def __init__(self, store: Store | None = None, limit: int | None = None) -> None:
+        self.store = store
+        if limit is None:
+            limit = store.quarantine_limit if store is not None else QUARANTINE_LIMIT
         self.limit = limit
-        self._held: dict[tuple[str, str], QuarantinedRegister] = {}
-        self._verdicts: OrderedDict[tuple[str, str, Timestamp], None] = OrderedDict()
+        self._book = QuarantineBook(limit)
+        if store is not None:
+            self._book.verdicts_kept = store.verdicts_kept
         #: Registers refused but not held because the quarantine was full.
         self.overflow = 0
         self._lock = threading.Lock()
+        self._loaded = store is None
+        self._next_load = 0.0
+        self._load()
+
+    def _load(self) -> None:
+        """Read the store's quarantine into the index (until it has been read once)."""
+        if self._loaded or time.monotonic() < self._next_load or self.store is None:
+            return
+        with self._lock:
+            if self._loaded:
+                return
+            try:
+                state = self.store.quarantined()
+            except (StoreError, ClosedError) as exc:
+                self._next_load = time.monotonic() + _RELOAD_EVERY_S
+                logger.warning("cannot read the quarantine from the store yet: %s", exc)
+                return
+            # What was held meanwhile (in memory only) joins what the store kept, and is
+            # written through now.
+            meanwhile = self._book
+            self._book = QuarantineBook(meanwhile.limit, meanwhile.verdicts_kept)
+            for judged in state.judged:
+                self._book.judge(*judged)
+            self._book.hold(state.held)
+            self._loaded = True
+            self._write_through(meanwhile.held.values(), list(meanwhile.judged))
+            self._book.release(meanwhile.judged)
+            self._book.hold(meanwhile.held.values())
+
+    def reload(self) -> None:
+        """Read the store's quarantine again (``Rollout.refresh()``): what other processes on
+        the store held or resolved since. What only this process holds (a write-through that
+        failed) is kept, and written through again, unless the store judged it meanwhile."""
+        if self.store is None:
+            return
+        if not self._loaded:
+            self._load()
+            return
+        try:
+            state = self.store.quarantined()
+        except (StoreError, ClosedError) as exc:
+            logger.warning("cannot read the quarantine from the store: %s", exc)
+            return
+        with self._lock:
+            mine = self._book
+            self._book = QuarantineBook(mine.limit, mine.verdicts_kept)
+            for judged in state.judged:
+                self._book.judge(*judged)
+            self._book.hold(state.held)
+            stored = {(e.flag, e.key, e.timestamp) for e in state.held}
+            only_here = [
+                e
+                for e in mine.held.values()
+                if (e.flag, e.key, e.timestamp) not in stored
+                and (e.flag, e.key, e.timestamp) not in self._book.judged
+            ]
+            if only_here:
+                self._write_through(self._book.hold(only_here).added, [])
 
     def __len__(self) -> int:
         """Every held register, history events included (what the limit bounds)."""
-        return len(self._held)
+        return len(self._book.held)
 
     def count(self) -> int:
         """The held registers an operator resolves: history events left out."""
         with self._lock:
-            return sum(1 for _, key in self._held if not is_history(key))
+            return sum(1 for _, key in self._book.held if not is_history(key))
 
     def judged(self, flag: str, key: str, ts: Timestamp) -> bool:
         """Whether this exact register was refused before (held, or resolved since)."""
-        if not self._held and not self._verdicts:
+        if not self._loaded:
+            self._load()
+        book = self._book
+        if not book.held and not book.judged:
             return False  # the common case: one check per register merged, kept cheap
         with self._lock:
-            held = self._held.get((flag, key))
-            return (held is not None and held.timestamp == ts) or (
-                flag,
-                key,
-                ts,
-            ) in self._verdicts
+            held = book.held.get((flag, key))
+            return (held is not None and held.timestamp == ts) or (flag, key, ts) in book.judged
 
     def hold(self, refused: Delta, origin: str, now_ms: int) -> int:
         """Hold refused registers; returns how many are newly held (the rest: known or over the
         limit). Of two future registers under one key, the later one is held (it would win)."""
-        added = 0
+        self._load()
+        entries = [
+            QuarantinedRegister(flag, key, register.value, register.ts, origin, now_ms)
+            for flag, registers in refused.items()
+            for key, register in registers.items()
+        ]
         with self._lock:
-            for flag, registers in refused.items():
-                for key, register in registers.items():
-                    if (flag, key, register.ts) in self._verdicts:
-                        continue  # resolved already: refused, and not held again
-                    slot = (flag, key)
-                    current = self._held.get(slot)
-                    if current is not None:
-                        if register.ts <= current.timestamp:
-                            if register.ts < current.timestamp:
-                                self._remember(flag, key, register.ts)
-                            continue
-                        self._remember(flag, key, current.timestamp)
-                    elif len(self._held) >= self.limit:
-                        self.overflow += 1
-                        continue
-                    self._held[slot] = QuarantinedRegister(
-                        flag, key, register.value, register.ts, origin, now_ms
-                    )
-                    added += current is None
-        return added
+            slots = set(self._book.held)
+            result = self._book.hold(entries)
+            self.overflow += result.overflow
+            if result.added or result.judged:
+                # The store applies the same rules: those judged here are judged there too.
+                self._write_through([*result.added, *result.judged], [])
+        return sum(1 for e in result.added if (e.flag, e.key) not in slots)
 
     def entries(self, flag: str | None = None) -> list[QuarantinedRegister]:
         """The held registers (of one flag), history events left out, by flag and key."""
         with self._lock:
-            held = list(self._held.values())
+            held = list(self._book.held.values())
         return sorted(
             (e for e in held if (flag is None or e.flag == flag) and not is_history(e.key)),
             key=lambda e: (e.flag, e.key),
@@ -153,13 +190,14 @@ class Quarantine:
         """
         with self._lock:
             chosen = self._select(flag, key)
-            for register_key, register in chosen.get(flag, {}).items():
-                del self._held[(flag, register_key)]
-                self._remember(flag, register_key, register.ts)
+            taken = [(flag, k, r.ts) for k, r in chosen.get(flag, {}).items()]
+            self._book.release(taken)
+            if taken:
+                self._write_through([], taken)
             return chosen
 
     def _select(self, flag: str, key: str | None) -> Delta:
-        of_flag = {k: e for (f, k), e in self._held.items() if f == flag}
+        of_flag = {k: e for (f, k), e in self._book.held.items() if f == flag}
         if key is not None:
             state_left = [k for k in of_flag if not is_history(k) and k != key]
             of_flag = {
@@ -169,10 +207,19 @@ class Quarantine:
             return {}
         return {flag: {k: Register(e.timestamp, e.value) for k, e in of_flag.items()}}
 
-    def _remember(self, flag: str, key: str, ts: Timestamp) -> None:
-        self._verdicts[(flag, key, ts)] = None
-        while len(self._verdicts) > _VERDICTS_KEPT:
-            self._verdicts.popitem(last=False)
+    def _write_through(self, held: Iterable[QuarantinedRegister], judged: list[Judged]) -> None:
+        """Tell the store (called under the lock, so the store sees changes in their order)."""
+        if self.store is None or not self._loaded:
+            return  # in memory until the store has been read: _load writes it all then
+        try:
+            if judged:
+                self.store.release(judged)
+            held = list(held)
+            if held:
+                self.store.quarantine(held)
+        except (StoreError, ClosedError) as exc:
+            # Still held here, and refused as before until this process stops.
+            logger.warning("could not keep the quarantine in the store: %s", exc)
 
     def __iter__(self) -> Iterator[QuarantinedRegister]:
         return iter(self.entries())

@@ -480,10 +480,12 @@ class Rollout:
         """Load the store again and merge what other processes wrote to it since.
 
         For processes that share one SQLite file without a sync transport: a web worker can
-        call it every few seconds, or after the CLI changed a flag. Returns the changed flags.
+        call it every few seconds, or after the CLI changed a flag. The quarantine is read
+        again too. Returns the changed flags.
         """
         if self._store is None:
             return set()
+        self._pipeline.quarantine.reload()  # what other processes held or resolved since
         return self._pipeline.merge(self._store.load(), save=False, origin="store")
 
     def wait_synced(self, timeout: float = 5.0, *, peers: int | None = None) -> bool:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Sequence
 
+from .._core.quarantined import Judged, QuarantineBook, QuarantinedRegister, QuarantineState
 from .._core.state import Delta, Register, merge_registers
 from ..errors import ClosedError
 from ..stores._base import Store
@@ -20,6 +22,7 @@ class MemoryStore(Store):
         self._flags: dict[str, dict[str, Register]] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._quarantine = QuarantineBook()
 
     def load(self) -> Delta:
         with self._lock:
@@ -43,6 +46,24 @@ class MemoryStore(Store):
                     current = held.get(key)
                     if current is not None and current.ts == register.ts:
                         del held[key]
+
+    def quarantine(self, entries: Sequence[QuarantinedRegister]) -> None:
+        with self._lock:
+            self._book().hold(entries)
+
+    def quarantined(self) -> QuarantineState:
+        with self._lock:
+            return self._book().state()
+
+    def release(self, registers: Iterable[Judged]) -> None:
+        with self._lock:
+            self._book().release(registers)
+
+    def _book(self) -> QuarantineBook:
+        self._check_open()
+        self._quarantine.limit = self.quarantine_limit
+        self._quarantine.verdicts_kept = self.verdicts_kept
+        return self._quarantine
 
     def registers(self, name: str) -> dict[str, Register]:
         """The registers held for one flag (for tests and tools)."""

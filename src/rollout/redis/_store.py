@@ -5,7 +5,9 @@ Layout under a namespace ``ns`` (the Ruby gem needed redis-namespace for this):
 * ``ns:flags`` — a set of flag names (the index);
 * ``ns:flag:<name>`` — a hash per flag: register key -> packed register;
 * ``ns:version`` — a counter bumped by every save that changed something;
-* ``ns:changes`` — the pub/sub channel every such save publishes its delta on.
+* ``ns:changes`` — the pub/sub channel every such save publishes its delta on;
+* ``ns:quarantine:held``, ``ns:quarantine:judged``, ``ns:quarantine:seq`` — the quarantine
+  (rollout.redis._quarantine).
 
 A packed register is ``wall(16 digits) counter(10) node(19)`` then the value's JSON text, so
 comparing two packed strings compares ``(timestamp, value)``: exactly the last-writer-wins rule,
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from string import Template
 from typing import TYPE_CHECKING, Any
@@ -34,9 +36,11 @@ from .._core.keys import (
     lua_is_targeting,
     lua_literal,
 )
+from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.state import Delta, Register
 from ..errors import ClosedError, StoreError, StoreUnavailableError
 from ..stores._base import Store
+from ._quarantine import RedisQuarantine
 from ._transport import RedisTransport
 
 if TYPE_CHECKING:
@@ -197,6 +201,7 @@ class RedisStore(Store):
         self._merge = client.register_script(_MERGE)
         self._load = client.register_script(_LOAD)
         self._discard = client.register_script(_DISCARD)
+        self._quarantine = RedisQuarantine(client, namespace)
         self._lock = threading.Lock()
         self._closed = False
         self._owned: list[redis.Redis] = []
@@ -293,6 +298,18 @@ class RedisStore(Store):
                 args += [key, pack(key, register)[:_PREFIX]]
         with self._using("discard from"):
             self._discard(keys=keys, args=args)
+
+    def quarantine(self, entries: Sequence[QuarantinedRegister]) -> None:
+        with self._using("quarantine in"):
+            self._quarantine.hold(entries, self.quarantine_limit, self.verdicts_kept)
+
+    def quarantined(self) -> QuarantineState:
+        with self._using("read"):
+            return self._quarantine.read()
+
+    def release(self, registers: Iterable[Judged]) -> None:
+        with self._using("release from"):
+            self._quarantine.release(registers, self.verdicts_kept)
 
     def version(self) -> int:
         with self._using("read"):

@@ -12,7 +12,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import unquote
 
@@ -27,12 +27,19 @@ from .._core.keys import (
     sql_is_targeting,
     sql_literal,
 )
+from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.state import Delta, Register
 from ..errors import ClosedError, StoreError, StoreUnavailableError
 from ..stores._base import Store
+from ._quarantine import hold, judge, read_quarantine, trim
 
 __all__ = ["SQLiteStore"]
 
+#: The quarantine's tables were added without a new version: additive, so a file written before
+#: them gets them at its next open (``CREATE TABLE IF NOT EXISTS``), and a library from before
+#: them still opens a file that has them (it ignores them), so a rolling upgrade or a rollback
+#: of processes sharing one file keeps working. A version that changes the registers table
+#: must raise this.
 _SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_MS = 5_000
 
@@ -47,6 +54,26 @@ CREATE TABLE IF NOT EXISTS registers (
     PRIMARY KEY (flag, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine_held (
+    flag TEXT NOT NULL,
+    key TEXT NOT NULL,
+    wall INTEGER NOT NULL,
+    counter INTEGER NOT NULL,
+    node INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    quarantined_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (flag, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quarantine_judged (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    flag TEXT NOT NULL,
+    key TEXT NOT NULL,
+    wall INTEGER NOT NULL,
+    counter INTEGER NOT NULL,
+    node INTEGER NOT NULL,
+    UNIQUE (flag, key, wall, counter, node)
+);
 """
 
 # Last-writer-wins in SQL: replace only a register with a smaller (timestamp, value); the value
@@ -252,6 +279,38 @@ class SQLiteStore(Store):
             connection.execute("BEGIN IMMEDIATE")
             try:
                 connection.executemany(_DISCARD, rows)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+    def quarantine(self, entries: Sequence[QuarantinedRegister]) -> None:
+        if entries:
+            with self._transaction("quarantine in") as connection:
+                hold(connection, entries, self.quarantine_limit, self.verdicts_kept)
+
+    def quarantined(self) -> QuarantineState:
+        with self._using("read") as connection:
+            connection.execute("BEGIN")  # both tables from one snapshot
+            try:
+                return read_quarantine(connection)
+            finally:
+                connection.execute("ROLLBACK")
+
+    def release(self, registers: Iterable[Judged]) -> None:
+        registers = list(registers)
+        if registers:
+            with self._transaction("release from") as connection:
+                for flag, key, ts in registers:
+                    judge(connection, flag, key, ts, unhold=True)
+                trim(connection, self.verdicts_kept)
+
+    @contextmanager
+    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._using(action) as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")

@@ -7,11 +7,21 @@ interface, the built-in stores that need nothing but the standard library, and
 
 from __future__ import annotations
 
+from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from ..memory._store import MemoryStore
 from ..sqlite._store import SQLiteStore
 from ._base import Store
 
-__all__ = ["MemoryStore", "SQLiteStore", "Store", "open_store"]
+# The quarantine's types are here for stores of one's own (Store.quarantine and friends).
+__all__ = [
+    "Judged",
+    "MemoryStore",
+    "QuarantineState",
+    "QuarantinedRegister",
+    "SQLiteStore",
+    "Store",
+    "open_store",
+]
 
 
 def open_store(url: str) -> Store:

@@ -7,6 +7,12 @@ register stamped in the future leaves the store; docs/operations.md, "Quarantine
 merges rather than overwrites, any number of processes can save into one store concurrently
 without losing an edit.
 
+It also keeps the quarantine, so that it survives restarts and is shared by the processes on
+one store: :meth:`Store.quarantine` holds refused registers, :meth:`Store.quarantined` hands
+back what is held and judged, :meth:`Store.release` judges held registers (resolved, or
+superseded). A store written before these existed inherits defaults that keep the quarantine in
+this process's memory only (with a warning logged once).
+
 Every implementation passes :class:`rollout.testing.StoreConformance`.
 
 Errors: :class:`~rollout.errors.StoreUnavailableError` when the backend cannot be reached or is
@@ -17,15 +23,30 @@ backend reports, :class:`~rollout.errors.ClosedError` after :meth:`close`.
 from __future__ import annotations
 
 import abc
+import logging
+import threading
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from .._core.history import DEFAULT_HISTORY_LIMIT
+from .._core.quarantined import (
+    QUARANTINE_LIMIT,
+    VERDICTS_KEPT,
+    Judged,
+    QuarantineBook,
+    QuarantinedRegister,
+    QuarantineState,
+)
 from .._core.state import Delta
 
 if TYPE_CHECKING:
     from ..sync import Transport
 
 __all__ = ["Store"]
+
+logger = logging.getLogger("rollout")
+_WARNED: set[type] = set()
+_WARNED_LOCK = threading.Lock()
 
 
 class Store(abc.ABC):
@@ -37,6 +58,11 @@ class Store(abc.ABC):
     #: How many history events to keep per flag (the newest). ``Rollout`` raises it to its own
     #: ``history_limit``; keeping more than a replica does is harmless.
     history_limit: int = DEFAULT_HISTORY_LIMIT
+
+    #: How many registers the quarantine holds at most; past it, new ones are not held.
+    quarantine_limit: int = QUARANTINE_LIMIT
+    #: How many judged registers are remembered (the newest).
+    verdicts_kept: int = VERDICTS_KEPT
 
     @abc.abstractmethod
     def load(self) -> Delta:
@@ -58,6 +84,45 @@ class Store(abc.ABC):
         hold changes: this removes registers stamped too far ahead, which they refused too).
         """
 
+    # The quarantine (docs/operations.md, "Quarantine"). The defaults keep it in this process's
+    # memory, so that a store written before these methods existed keeps working.
+
+    def quarantine(self, entries: Sequence[QuarantinedRegister]) -> None:
+        """Hold refused registers, atomically, by the rules of
+        :class:`~rollout._core.quarantined.QuarantineBook`: one per flag and key (the later one;
+        the earlier is judged), never one already judged, at most :attr:`quarantine_limit`."""
+        with self._fallback_quarantine() as book:
+            book.hold(entries)
+
+    def quarantined(self) -> QuarantineState:
+        """Every held register and the judged ones (oldest verdict first), read consistently."""
+        with self._fallback_quarantine() as book:
+            return book.state()
+
+    def release(self, registers: Iterable[Judged]) -> None:
+        """Judge ``(flag, key, timestamp)`` registers, atomically: each stops being held if it is
+        the one held under its key, and is remembered (the newest :attr:`verdicts_kept`)."""
+        with self._fallback_quarantine() as book:
+            book.release(registers)
+
+    def _fallback_quarantine(self) -> _BookLock:
+        book = self.__dict__.get("_rollout_fallback_quarantine")
+        if book is None:
+            with _WARNED_LOCK:
+                book = self.__dict__.setdefault(
+                    "_rollout_fallback_quarantine",
+                    _BookLock(QuarantineBook(self.quarantine_limit, self.verdicts_kept)),
+                )
+                if type(self) not in _WARNED:
+                    _WARNED.add(type(self))
+                    logger.warning(
+                        "%s does not implement quarantine/quarantined/release: the quarantine "
+                        "is kept in this process's memory only, and forgotten at restart",
+                        type(self).__name__,
+                    )
+        assert isinstance(book, _BookLock)
+        return book
+
     def default_transport(self) -> Transport | None:
         """The transport that gives replicas on this store live updates, if it has one.
 
@@ -67,3 +132,18 @@ class Store(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections. Idempotent."""
+
+
+class _BookLock:
+    """A :class:`QuarantineBook` and its lock: ``with`` it to use the book."""
+
+    def __init__(self, book: QuarantineBook) -> None:
+        self.book = book
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> QuarantineBook:
+        self._lock.acquire()
+        return self.book
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()

@@ -30,6 +30,7 @@ from .._core.keys import (
 from .._core.state import Delta, Register
 from ..stores import Store
 from ._discard_conformance import DiscardConformance
+from ._quarantine_conformance import QuarantineConformance
 from .eventually import eventually
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def _reg(wall: int, value: object, counter: int = 0, node: int = 7) -> Register:
     return Register(_ts(wall, counter, node), value)
 
 
-class StoreConformance(DiscardConformance):
+class StoreConformance(DiscardConformance, QuarantineConformance):
     """What every store must do. Subclass it with ``make_store`` (and ``reopen`` if durable)."""
 
     #: Whether data survives ``close()`` and ``reopen()`` (False for the memory store).

@@ -134,6 +134,11 @@ class Quarantine:
         """Every held register, history events included (what the limit bounds)."""
         return len(self._book.held)
 
+    @property
+    def distrusted_nodes(self) -> int:
+        """Nodes whose registers are refused up to a watermark (the quarantine overflowed)."""
+        return len(self._book.distrusted)
+
     def count(self) -> int:
         """The held registers an operator resolves: history events left out."""
         with self._lock:
@@ -144,11 +149,10 @@ class Quarantine:
         if not self._loaded:
             self._load()
         book = self._book
-        if not book.held and not book.judged:
+        if not book.held and not book.judged and not book.distrusted:
             return False  # the common case: one check per register merged, kept cheap
         with self._lock:
-            held = book.held.get((flag, key))
-            return (held is not None and held.timestamp == ts) or (flag, key, ts) in book.judged
+            return book.refuses(flag, key, ts)
 
     def hold(self, refused: Delta, origin: str, now_ms: int) -> int:
         """Hold refused registers; returns how many are newly held (the rest: known or over the
@@ -163,6 +167,14 @@ class Quarantine:
             slots = set(self._book.held)
             result = self._book.hold(entries)
             self.overflow += result.overflow
+            if result.overflow:
+                logger.error(
+                    "the quarantine is full (%d registers): %d more refused, and every register "
+                    "their nodes stamped up to them is refused from now on (see `rollout "
+                    "quarantine`; restart a node once its clock is fixed: it gets a new node id)",
+                    self._book.limit,
+                    result.overflow,
+                )
             if result.added or result.judged:
                 # The store applies the same rules: those judged here are judged there too.
                 self._write_through([*result.added, *result.judged], [])

@@ -650,6 +650,7 @@ class Rollout:
             **self._pipeline.counters,
             "quarantined": self._pipeline.quarantine.count(),
             "quarantine_overflow": self._pipeline.quarantine.overflow,
+            "quarantine_distrusted_nodes": self._pipeline.quarantine.distrusted_nodes,
             "deferred": self._pipeline.deferred,
             "sync": self._transport.stats() if self._transport is not None else None,
             "ruby": dict(self._ruby.stats) if self._ruby is not None else None,

@@ -94,6 +94,10 @@ class Held:
     overflow: int
 
 
+#: Nodes whose registers are refused up to a watermark (QuarantineBook.distrusted), at most.
+MAX_DISTRUSTED_NODES = 10_000
+
+
 class QuarantineBook:
     """The quarantine's rules over two dicts. Not thread-safe: the owner locks around it."""
 
@@ -103,6 +107,28 @@ class QuarantineBook:
         self.held: dict[tuple[str, str], QuarantinedRegister] = {}
         #: Insertion-ordered, oldest first: the oldest verdicts are forgotten first.
         self.judged: OrderedDict[Judged, None] = OrderedDict()
+        #: Node id -> the latest timestamp of that node refused but not remembered one by one
+        #: (over the limit, or a verdict forgotten): every register that node stamped up to it
+        #: is refused. Coarse, so a flood (a bulk write from a bad clock, a hostile member)
+        #: cannot turn what no longer fits into registers applied late.
+        self.distrusted: dict[int, Timestamp] = {}
+
+    def refuses(self, flag: str, key: str, ts: Timestamp) -> bool:
+        """Whether this register was judged: held, resolved, or under its node's watermark."""
+        held = self.held.get((flag, key))
+        if held is not None and held.timestamp == ts:
+            return True
+        if (flag, key, ts) in self.judged:
+            return True
+        mark = self.distrusted.get(ts.node)
+        return mark is not None and ts <= mark
+
+    def _distrust(self, ts: Timestamp) -> None:
+        mark = self.distrusted.get(ts.node)
+        if mark is None or ts > mark:
+            if mark is None and len(self.distrusted) >= MAX_DISTRUSTED_NODES:
+                return  # bounded too; past it, only a member with the secret minting node ids
+            self.distrusted[ts.node] = ts
 
     def hold(self, entries: Iterable[QuarantinedRegister]) -> Held:
         """Hold ``entries``: the ones now held, the ones judged instead, how many did not fit.
@@ -128,6 +154,7 @@ class QuarantineBook:
                 self.judge(current.flag, current.key, current.timestamp)
             elif len(self.held) >= self.limit:
                 overflow += 1
+                self._distrust(entry.timestamp)
                 continue
             self.held[slot] = entry
             added.append(entry)
@@ -146,7 +173,8 @@ class QuarantineBook:
         self.judged[(flag, key, ts)] = None
         self.judged.move_to_end((flag, key, ts))
         while len(self.judged) > self.verdicts_kept:
-            self.judged.popitem(last=False)
+            forgotten, _ = self.judged.popitem(last=False)
+            self._distrust(forgotten[2])
 
     def state(self) -> QuarantineState:
         return QuarantineState(list(self.held.values()), list(self.judged))

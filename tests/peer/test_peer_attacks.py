@@ -450,3 +450,25 @@ def test_an_oversized_hello_from_a_peer_with_the_secret_is_refused_unread(tmp_pa
         assert wire.read_all(sock, WAIT) == b""
         assert sync_stats(node)["frames_rejected_format"] == 1
         assert sync_stats(node)["peers_connected"] == 0
+
+
+@pytest.mark.parametrize("kind", [6, 8])  # ACK, REFUSED
+def test_an_answer_for_a_sequence_number_never_sent_closes_the_connection(
+    tmp_path: Path, kind: int
+) -> None:
+    # An ACK (or REFUSED) answers a digest, so it cannot name a sequence number the node has not
+    # reached: accepted, a forged ACK would make wait_synced() report writes delivered that were
+    # never sent, and a REFUSED of 2**63-1 would make it report False for as long as it lived.
+    import json
+
+    from rollout.testing.cluster import DEFAULT_SECRET
+
+    node = Node("node", tmp_path, anti_entropy_interval=FAST).start()
+    with running(node), socket.create_connection(split(node.address), timeout=WAIT) as sock:
+        session = wire.dial(sock, DEFAULT_SECRET.encode())
+        eventually(lambda: sync_stats(node)["peers_connected"] == 1, timeout=WAIT)
+        payload = {"seq": 2**63 - 1} if kind == 6 else {"seq": 2**63 - 1, "refused": 1}
+        body = bytes((wire.PROTOCOL, kind)) + json.dumps(payload).encode()
+        sock.sendall(wire.frame(session.send_key, session.sent, body))
+        eventually(lambda: sync_stats(node)["frames_rejected_format"] == 1, timeout=WAIT)
+        eventually(lambda: sync_stats(node)["peers_connected"] == 0, timeout=WAIT)

@@ -23,7 +23,8 @@ Exposed:
   rollout.sync._clock): ``rollout_clock_writable`` (0 while local writes are refused),
   ``rollout_clock_state{state}`` (1 for the current one of ok, outlier, no_majority,
   unconfirmed), ``rollout_clock_voters`` / ``rollout_clock_agreeing`` (nodes heard, this one
-  included, and those within max_offset of it) and ``rollout_clock_peer_offset_seconds{peer}``
+  included, and those within half of max_offset of it) and
+  ``rollout_clock_peer_offset_seconds{peer}``
   (each connected peer's clock minus this node's);
 * ``rollout_ruby_*``: the Ruby gem mirror's counters, when ``ruby_compat`` is on;
 * ``rollout_checks_total{flag,result}`` (``result`` is ``on`` or ``off``): checks, *estimated*
@@ -189,7 +190,7 @@ def _clock_metrics(clock: Mapping[str, Any], labels: Mapping[str, str]) -> Itera
     yield state
     for key, help_text in (
         ("voters", "Nodes whose clocks were compared, this one included."),
-        ("agreeing", "Nodes within max_offset of this node's clock, this one included."),
+        ("agreeing", "Nodes within half of max_offset of this node's clock, this one included."),
     ):
         gauge = GaugeMetricFamily(f"rollout_clock_{key}", help_text, labels=names)
         gauge.add_metric(values, float(clock[key]))

@@ -104,7 +104,7 @@ SCHEMAS: dict[str, Any] = {
             "problem": {**_NULLABLE_STRING, "description": "Why writes are refused, if they are."},
             "max_offset_ms": {"type": "integer"},
             "voters": {"type": "integer", "description": "This node and the peers heard."},
-            "agreeing": {"type": "integer", "description": "Those within max_offset of it."},
+            "agreeing": {"type": "integer", "description": "Within max_offset / 2 of it."},
             "disagreeing": _STRINGS,
             "offsets_ms": {"type": "object", "additionalProperties": {"type": "integer"}},
             "offset_min_ms": _NULLABLE_INT,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,6 +35,7 @@ from .._core.history import current_context
 from .._core.keys import EXISTS, history_key, is_history
 from .._core.state import Delta, Register
 from ..errors import ClockSkewError, ClosedError, StoreError, StoreUnavailableError
+from .clock_trust import ClockTrust
 from .quarantine import Quarantine
 from .replica import Replica
 
@@ -100,17 +100,11 @@ class WritePipeline:
             0,
         )
         self.quarantine = Quarantine(store)
-        #: Set by the transport while this node's clock disagrees with its peers' (None: fine).
-        self.clock_skew: str | None = None
-        #: True once a transport judges this node's clock against its peers' (peer, memory):
-        #: from then on the clock is trusted only as far as their latest verdict
-        #: (:meth:`clock_problem`). A node without one trusts its own clock.
-        self.peers_judge_clock = False
+        self.trust = ClockTrust(clock)
         #: Set before the store is loaded when peers will judge this clock (a node configured
         #: with peers): registers of the store that look like the future are then kept aside
         #: until the verdict, rather than quarantined by a clock that may be the wrong one.
         self.defer_future_store = False
-        self._judged_at_ms: int | None = None  # our wall minus monotonic clock at the verdict
         #: Registers of the store from "the future", kept aside until peers confirm this clock.
         self._deferred: Delta = {}
         self.closed = False
@@ -263,30 +257,13 @@ class WritePipeline:
     # This node's own clock --------------------------------------------------------------------
 
     def clock_problem(self) -> str | None:
-        """Why this node's clock cannot be trusted now (None: it can). Local writes are refused
-        while it is set.
-
-        The peers' latest verdict, and, between verdicts, whether the wall clock jumped since it
-        (against the monotonic clock): a write made in the instant after an NTP step would
-        otherwise be stamped by a clock nobody has judged yet.
-        """
-        if self.clock_skew is not None:
-            return self.clock_skew
-        if self.peers_judge_clock and self._judged_at_ms is not None:
-            jump = _wall_minus_monotonic_ms(self.clock.physical_ms()) - self._judged_at_ms
-            if 2 * abs(jump) > self.clock.max_offset_ms:
-                return (
-                    f"this node's wall clock jumped {jump:+d} ms since its peers last judged it; "
-                    "local writes are refused until they judge it again (within one "
-                    "anti-entropy round)"
-                )
-        return None
+        """Why this node's clock cannot be trusted now (None: it can): local writes are refused
+        while it is set (rollout._client.clock_trust)."""
+        return self.trust.problem()
 
     def set_clock_verdict(self, problem: str | None) -> None:
         """The transport's verdict on this clock (None: its peers agree with it)."""
-        self.peers_judge_clock = True
-        self._judged_at_ms = _wall_minus_monotonic_ms(self.clock.physical_ms())
-        self.clock_skew = problem
+        self.trust.judged(problem)
         if problem is None:
             self.defer_future_store = False
             deferred, self._deferred = self._deferred, {}
@@ -327,7 +304,7 @@ class WritePipeline:
             }
             # Another node's register is held only without peers; with peers it just leaves the
             # replica: anti-entropy offers it again and the trusted clock judges it then.
-            held = removed if not self.peers_judge_clock else own
+            held = removed if not self.trust.judged_by_peers else own
             if own and self.store is not None:
                 try:
                     self.store.discard(own)
@@ -462,9 +439,3 @@ def _child() -> None:
 
 
 os.register_at_fork(before=_before, after_in_parent=_parent, after_in_child=_child)
-
-
-def _wall_minus_monotonic_ms(wall_ms: int) -> int:
-    """How far the wall clock is from the monotonic one: it changes only when the wall clock
-    is stepped (NTP, an operator), which is how a jump is seen between two verdicts."""
-    return wall_ms - time.monotonic_ns() // 1_000_000

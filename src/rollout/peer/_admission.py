@@ -11,9 +11,11 @@ A handshake that does not finish within the transport's ``handshake_timeout`` fr
 from __future__ import annotations
 
 import ipaddress
+import logging
+import time
 from typing import Generic, TypeVar
 
-__all__ = ["HandshakeGate", "source_key"]
+__all__ = ["HandshakeGate", "StrangerLog", "is_loopback", "source_key"]
 
 T = TypeVar("T")
 
@@ -80,3 +82,40 @@ def source_key(host: str) -> str:
             return str(mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
+
+
+class StrangerLog:
+    """Logs strangers whose handshake failed: each at debug level, a summary at most once a
+    ``interval`` seconds. Anyone can send bad bytes as fast as they can connect; a line each
+    would fill the disk (2,000 garbage connections wrote 2,000 warnings)."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 60.0) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._count = 0
+        self._logged_at = -interval
+
+    def refused(self, label: str, error: Exception) -> None:
+        self._logger.debug("closing connection from %s: %s", label, error)
+        self._count += 1
+        now = time.monotonic()
+        if now - self._logged_at >= self._interval:
+            self._logger.warning(
+                "refused %d connections from peers that did not complete the handshake "
+                "(latest from %s: %s)",
+                self._count,
+                label,
+                error,
+            )
+            self._count, self._logged_at = 0, now
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address can be reached only from this machine (then a node may listen
+    without a secret)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

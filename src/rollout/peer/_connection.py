@@ -33,6 +33,7 @@ from ._frames import (
     encode_body,
 )
 from ._handshake import authenticate
+from ._loop import start_tls
 
 if TYPE_CHECKING:
     from ..sync._base import SyncHost
@@ -229,7 +230,7 @@ class PeerConnection:
     async def _handshake(self) -> None:
         server_ssl = self.owner.server_ssl
         if server_ssl is not None and not self.outbound:
-            await _start_tls(self.writer, server_ssl)
+            await start_tls(self.writer, server_ssl)
         keys = await authenticate(
             self.reader,
             self.writer,
@@ -390,10 +391,8 @@ class PeerConnection:
         """An ACK or REFUSED answers a digest this node sent, so it cannot name a sequence
         number this node has not reached: such a frame would make ``wait_synced`` report writes
         delivered (or refused) that were never sent."""
-        if seq > self.owner.sequence:
-            raise FrameError(
-                f"an answer for sequence number {seq}, past this node's {self.owner.sequence}"
-            )
+        if seq > (latest := self.owner.sequence):
+            raise FrameError(f"an answer for sequence number {seq}, past this node's {latest}")
 
     def _answer_digest(self, body: dict[str, Any]) -> None:
         host = self.owner.host
@@ -448,24 +447,3 @@ def _peer_label(writer: asyncio.StreamWriter, member: Member | None) -> str:
         return member.address
     peer = writer.get_extra_info("peername")
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-
-
-async def _start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext) -> None:
-    """TLS on an accepted connection, as the server. ConnectionError if the peer left during it.
-
-    CPython 3.11 gets no transport (None) from ``loop.start_tls`` when the peer closes cleanly
-    in the middle of the TLS handshake; ``StreamWriter.start_tls`` stores it and then fails with
-    AttributeError, and the writer fails again in ``__del__``. So the plain transport is kept,
-    aborted, and given back to the writer (the one private attribute here: the writer has no
-    public way to be repaired).
-    """
-    plain = writer.transport
-    try:
-        await writer.start_tls(context)
-    except AttributeError:
-        if writer.transport is not None:
-            raise  # not the case above: a bug to see
-    if writer.transport is None:
-        plain.abort()
-        writer._transport = plain
-        raise ConnectionError("the peer closed the connection during the TLS handshake")

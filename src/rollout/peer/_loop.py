@@ -1,4 +1,5 @@
-"""An asyncio event loop on one daemon thread, so the application does not have to be async."""
+"""An asyncio event loop on one daemon thread, so the application does not have to be async, and
+the asyncio plumbing the peer transport needs (tracked connections and servers, TLS upgrade)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,19 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["LoopThread", "abandon", "open_connection", "release_inherited_socket", "start_server"]
+__all__ = [
+    "LoopThread",
+    "abandon",
+    "open_connection",
+    "release_inherited_socket",
+    "start_server",
+    "start_tls",
+]
 
 T = TypeVar("T")
 
@@ -147,3 +156,24 @@ def release_inherited_socket(sock: Any) -> None:
             os.dup2(devnull, sock.fileno())
         finally:
             os.close(devnull)
+
+
+async def start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext) -> None:
+    """TLS on an accepted connection, as the server. ConnectionError if the peer left during it.
+
+    CPython 3.11 gets no transport (None) from ``loop.start_tls`` when the peer closes cleanly
+    in the middle of the TLS handshake; ``StreamWriter.start_tls`` stores it and then fails with
+    AttributeError, and the writer fails again in ``__del__``. So the plain transport is kept,
+    aborted, and given back to the writer (the one private attribute here: the writer has no
+    public way to be repaired).
+    """
+    plain = writer.transport
+    try:
+        await writer.start_tls(context)
+    except AttributeError:
+        if writer.transport is not None:
+            raise  # not the case above: a bug to see
+    if writer.transport is None:
+        plain.abort()
+        writer._transport = plain
+        raise ConnectionError("the peer closed the connection during the TLS handshake")

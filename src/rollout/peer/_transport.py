@@ -13,7 +13,6 @@ it reaches its replica only through :class:`~rollout.sync.SyncHost`.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import random
 import ssl as ssl_module
@@ -25,7 +24,7 @@ from typing import Any
 from .._core.state import Delta
 from ..sync._base import SyncHost, Transport
 from ..sync._clock import ClockJudge, OffsetSample, agrees
-from ._admission import HandshakeGate
+from ._admission import HandshakeGate, StrangerLog, is_loopback
 from ._connection import PeerConnection
 from ._frames import DEFAULT_MAX_FRAME, FrameAuthError, FrameError, Kind, encode_body
 from ._handshake import transport_key
@@ -35,9 +34,6 @@ from ._mesh import Mesh
 from ._secret import check_secret
 
 __all__ = ["PeerTransport"]
-
-#: Seconds between two log lines about strangers whose handshake failed (see reject_frame).
-_STRANGER_LOG_INTERVAL = 60.0
 
 logger = logging.getLogger("rollout.sync")
 
@@ -56,15 +52,6 @@ _COUNTERS = (
     "handshakes_refused",
     "handshakes_evicted",
 )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class PeerTransport(Transport):
@@ -96,7 +83,7 @@ class PeerTransport(Transport):
             parse_address(address, "peers item")
         self._listen = parse_address(listen, "listen") if listen is not None else None
         secret = check_secret(secret)
-        if self._listen and secret is None and not insecure and not _is_loopback(self._listen[0]):
+        if self._listen and secret is None and not insecure and not is_loopback(self._listen[0]):
             raise ValueError(
                 f"listen={listen!r} is not a loopback address and no secret is set: anyone who "
                 "can reach it could change every flag. Pass secret=..., or insecure=True."
@@ -141,8 +128,7 @@ class PeerTransport(Transport):
             gate=HandshakeGate(total=self._gate_limits[0], per_address=self._gate_limits[1]),
         )
         self._counters = dict.fromkeys(_COUNTERS, 0)
-        self._strangers_refused = 0
-        self._strangers_logged_at = -_STRANGER_LOG_INTERVAL
+        self._strangers = StrangerLog(logger)
         # Replaced at start(), when the host's max_offset is known.
         self._clock = ClockJudge(0, needs_confirmation=bool(self._seeds))
         #: Per admitted connection's node: its clock minus ours (ms), from its latest digest. (A
@@ -393,27 +379,12 @@ class PeerTransport(Transport):
 
     def reject_frame(self, connection: PeerConnection, error: FrameError) -> None:
         auth = isinstance(error, FrameAuthError)
-        kind = "frames_rejected_auth" if auth else "frames_rejected_format"
-        self._counters[kind] += 1
+        self._counters["frames_rejected_auth" if auth else "frames_rejected_format"] += 1
         if connection.outbound or connection.node is not None:
             # A member this node dialled, or a peer past its hello: the operator's business.
             logger.warning("closing connection to %s: %s", connection, error)
             return
-        # A stranger that dialled in and never proved anything: anyone can send such bytes as
-        # fast as they can connect, so each is logged at debug level and a summary at most
-        # once a minute (the counters above count every one).
-        logger.debug("closing connection from %s: %s", connection, error)
-        self._strangers_refused += 1
-        now = time.monotonic()
-        if now - self._strangers_logged_at >= _STRANGER_LOG_INTERVAL:
-            logger.warning(
-                "refused %d connections from peers that did not complete the handshake "
-                "(latest from %s: %s)",
-                self._strangers_refused,
-                connection.peer_label,
-                error,
-            )
-            self._strangers_refused, self._strangers_logged_at = 0, now
+        self._strangers.refused(connection.peer_label, error)
 
     # What the application sees ------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from rollout.testing.cluster import Cluster, Node, NodeError, free_port
 from rollout.testing.proxy import LinkTable
 
 from . import wire
+from .nodes import sync_stats
 from .rounds import all_rise
 
 SECRET = testing_cluster.DEFAULT_SECRET  # what testing_cluster.Node uses by default
@@ -47,11 +48,6 @@ WAIT = 20.0  # upper bound on every liveness wait; the happy path never gets nea
 
 def wait_converged(nodes: Sequence[Node], timeout: float = WAIT) -> dict[str, Any]:
     return testing_cluster.wait_converged(nodes, timeout)
-
-
-def sync_stats(node: Node) -> dict[str, Any]:
-    stats: dict[str, Any] = node.call("stats")["sync"]
-    return stats
 
 
 def has_flag(node: Node, flag: str) -> bool:

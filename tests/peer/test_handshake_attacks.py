@@ -14,7 +14,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,19 +21,10 @@ from rollout.testing import eventually
 from rollout.testing.cluster import Cluster, Node, NodeError, free_port
 
 from . import wire
+from .nodes import split, sync_stats
 
 FAST = 0.2
 WAIT = 20.0
-
-
-def split(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host, int(port)
-
-
-def sync_stats(node: Node) -> dict[str, Any]:
-    stats: dict[str, Any] = node.call("stats")["sync"]
-    return stats
 
 
 def connected_nodes(node: Node) -> set[str]:

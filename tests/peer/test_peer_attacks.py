@@ -22,19 +22,10 @@ from rollout.testing import eventually
 from rollout.testing.cluster import Node
 
 from . import wire
+from .nodes import split, sync_stats
 
 FAST = 0.2
 WAIT = 20.0
-
-
-def split(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host, int(port)
-
-
-def sync_stats(node: Node) -> dict[str, Any]:
-    stats: dict[str, Any] = node.call("stats")["sync"]
-    return stats
 
 
 @contextlib.contextmanager

@@ -112,19 +112,12 @@ def _check_hello(body: Mapping[str, Any]) -> None:
     if body["addr"] is not None:
         _address(body["addr"], "'addr'")
     _integer(body, "protocol", minimum=1)
-    members = body["members"]
-    if not isinstance(members, list):
-        raise SchemaError(f"'members' must be a list of 'host:port' strings, got {members!r}")
-    if len(members) > MAX_MEMBERS:
-        raise SchemaError(f"'members' must list at most {MAX_MEMBERS}, got {len(members)}")
-    for member in members:
-        _address(member, "a member")
+    _check_members(body)
     _integer(body, "clock")
 
 
 def _check_members(body: Mapping[str, Any]) -> None:
-    # The hello's member list is checked by _check_hello; kept apart so each frame's schema can
-    # change on its own.
+    """``members``, as a HELLO and a MEMBERS frame carry it."""
     members = body["members"]
     if not isinstance(members, list):
         raise SchemaError(f"'members' must be a list of 'host:port' strings, got {members!r}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rollout.testing.cluster import Node
 
-__all__ = ["split", "sync_stats"]
+__all__ = ["split", "sync_stats", "vm_rss_kib"]
 
 
 def split(address: str) -> tuple[str, int]:
@@ -19,3 +20,11 @@ def sync_stats(node: Node) -> dict[str, Any]:
     """The node's ``stats()["sync"]``."""
     stats: dict[str, Any] = node.call("stats")["sync"]
     return stats
+
+
+def vm_rss_kib(pid: int) -> int:
+    """A process's resident memory now, in KiB (Linux ``/proc``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for process {pid}")

@@ -13,10 +13,8 @@ import functools
 import gc
 import os
 import secrets
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -661,34 +659,6 @@ def test_listening_beyond_loopback_without_a_secret_is_refused() -> None:
         assert open_to_all.stats()["sync"]["address"] is not None
     with Rollout(listen="0.0.0.0:0", secret=secrets.token_urlsafe(32)) as guarded:
         assert guarded.stats()["sync"]["address"] is not None
-
-
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("the openssl command-line tool is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    arguments = [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-    ]
-    subprocess.run(
-        [openssl, *arguments, "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return cert, key
 
 
 def test_tls_replicas_replicate_and_a_plain_client_gets_nothing(

@@ -21,7 +21,7 @@ from rollout.testing import eventually
 from rollout.testing.cluster import Cluster, Node, NodeError, free_port
 
 from . import wire
-from .nodes import split, sync_stats
+from .nodes import split, sync_stats, vm_rss_kib
 
 FAST = 0.2
 WAIT = 20.0
@@ -195,13 +195,6 @@ def test_a_node_that_dials_an_impostor_proves_nothing_and_says_nothing(tmp_path:
         assert sync_stats(node)["peers_connected"] == 0
 
 
-def _vm_rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 @pytest.fixture
 def many_files() -> Iterator[None]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -230,7 +223,7 @@ def test_a_thousand_stalled_and_a_thousand_garbage_connections(tmp_path: Path) -
         cluster.wait_converged()
         assert target.process is not None
         pid = target.process.pid
-        before = _vm_rss_kib(pid)
+        before = vm_rss_kib(pid)
         peak = before
         host, port = split(target.address)
         stalled: list[socket.socket] = []
@@ -248,9 +241,9 @@ def test_a_thousand_stalled_and_a_thousand_garbage_connections(tmp_path: Path) -
                     )
                 stalled.append(sock)
                 if i % 100 == 99:
-                    peak = max(peak, _vm_rss_kib(pid))
+                    peak = max(peak, vm_rss_kib(pid))
             _still_replicating(cluster, "during-stall")
-            peak = max(peak, _vm_rss_kib(pid))
+            peak = max(peak, vm_rss_kib(pid))
         finally:
             for sock in stalled:
                 sock.close()
@@ -267,9 +260,9 @@ def test_a_thousand_stalled_and_a_thousand_garbage_connections(tmp_path: Path) -
                     sock.connect((host, port))
                     sock.sendall(junk[i % 3])
             if i % 100 == 99:
-                peak = max(peak, _vm_rss_kib(pid))
+                peak = max(peak, vm_rss_kib(pid))
         _still_replicating(cluster, "after-garbage")
-        peak = max(peak, _vm_rss_kib(pid))
+        peak = max(peak, vm_rss_kib(pid))
         stats = sync_stats(target)
         assert stats["handshakes_refused"] > 0  # the caps did close some at once
         assert stats["handshakes_failed"] > 0

@@ -22,7 +22,7 @@ from rollout.testing import eventually
 from rollout.testing.cluster import Node
 
 from . import wire
-from .nodes import split, sync_stats
+from .nodes import split, sync_stats, vm_rss_kib
 
 FAST = 0.2
 WAIT = 20.0
@@ -217,31 +217,6 @@ time.sleep(600)
 """
 
 
-def _vm_rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    import shutil
-    import subprocess
-
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("the openssl command-line tool is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-         "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return cert, key
-
-
 def test_a_thousand_stalled_tls_connections_stay_within_the_memory_bound(
     tmp_path: Path, certificate: tuple[Path, Path]
 ) -> None:
@@ -268,7 +243,7 @@ def test_a_thousand_stalled_tls_connections_stay_within_the_memory_bound(
         assert node.stdout is not None
         host, port = split(node.stdout.readline().strip())
         time.sleep(0.5)
-        before = peak = _vm_rss_kib(node.pid)
+        before = peak = vm_rss_kib(node.pid)
         for i in range(1000):
             sock = socket.socket()
             sock.bind((f"127.0.3.{1 + i % 50}", 0))
@@ -276,7 +251,7 @@ def test_a_thousand_stalled_tls_connections_stay_within_the_memory_bound(
             stalled.append(sock)
         for _ in range(10):
             time.sleep(0.1)
-            peak = max(peak, _vm_rss_kib(node.pid))
+            peak = max(peak, vm_rss_kib(node.pid))
         growth_mib = (peak - before) / 1024
         print(f"TLS node RSS {before / 1024:.1f} MiB before, grew {growth_mib:.1f} MiB")
         assert growth_mib < 24, f"RSS grew by {growth_mib:.1f} MiB for 1,000 silent strangers"

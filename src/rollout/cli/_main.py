@@ -17,6 +17,7 @@ from typing import Any
 
 from .._client.rollout import Rollout
 from .._core.feature import Feature
+from .._core.redact import scrub
 from .._core.rules import on_for_everybody
 from ..errors import RolloutError
 from . import _admin as admin
@@ -319,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     if standalone is not None:  # check-on: an HTTP client, no store
         return standalone(args)
     url = args.store or os.environ.get(STORE_ENV) or DEFAULT_STORE
-    cluster.configure_logging(args.command)
+    # URLs that may carry a password (docs/security.md, "Secrets in URLs"): no message shows it.
+    urls = [url, getattr(args, "url", None), getattr(args, "redis", None)]
+    cluster.configure_logging(args.command, urls)
     serving = args.command == "serve"
     try:
         prepare: Callable[[argparse.Namespace], None] | None = getattr(args, "prepare", None)
@@ -340,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except (TypeError, ValueError, RolloutError, OSError) as exc:
-        return _error(exc)
+        return _error(scrub(exc, *urls))
     except KeyboardInterrupt:
         return 130
 

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .._client.rollout import Rollout
 from .._core.feature import Feature
@@ -312,8 +312,13 @@ def _error(message: object) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status (0 ok, 1 `check` says off, 2 error)."""
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            # A command's own usage error when it has one (check-on's is UNKNOWN, 3).
+            error: Callable[[str], NoReturn] = getattr(args, "usage_error", parser.error)
+            error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exc:  # --help and usage errors: keep argparse's status
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     standalone: Callable[[argparse.Namespace], int] | None = getattr(args, "standalone", None)

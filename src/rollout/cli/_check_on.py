@@ -180,6 +180,8 @@ def _fetch_all(
             outcome.append({name: _fetch(base, name, token, deadline) for name in names})
         except UnknownStateError as exc:
             outcome.append(exc)
+        except Exception as exc:  # whatever it is, the plugin says UNKNOWN, and at once
+            outcome.append(UnknownStateError(f"asking {redact_url(base)} failed: {exc!r}"))
 
     worker = threading.Thread(target=fetch, name="rollout-check-on", daemon=True)
     worker.start()

@@ -8,6 +8,7 @@ import logging
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Iterator
@@ -164,3 +165,26 @@ def test_serve_with_a_sentinel_down_never_logs_the_password(tmp_path: Path) -> N
     log = served.stderr()
     assert "cannot read" in log or "Redis subscriber" in log
     assert SECRET not in log + "".join(served.lines)
+
+
+def test_serves_log_lines_are_scrubbed_even_when_a_library_quotes_the_url(tmp_path: Path) -> None:
+    # What redis-py or uvicorn might log one day: the URL in a message and in a traceback.
+    url = f"redis://app:{SECRET}@127.0.0.1:6379/0?password={SECRET}"
+    script = (
+        "import logging, sys\n"
+        "from rollout.cli._cluster import configure_logging\n"
+        "url = sys.argv[1]\n"
+        "configure_logging('serve', [url, None])\n"
+        "logging.getLogger('redis').warning('lost %s', url)\n"
+        "try:\n"
+        "    raise ConnectionError(f'cannot reach {url}')\n"
+        "except ConnectionError:\n"
+        "    logging.getLogger('uvicorn.error').exception('failed')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, url], cwd=tmp_path, env=clean_env(),
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert "lost redis://app:***@127.0.0.1:6379/0?password=***" in result.stderr
+    assert "ConnectionError: cannot reach redis://app:***@" in result.stderr
+    assert SECRET not in result.stderr

@@ -22,7 +22,6 @@ from starlette.applications import Starlette
 
 from rollout import Rollout
 from rollout._core.clock import system_clock_ms
-from rollout.admin import _sampling
 from rollout.admin._metrics import metrics_routes, stop_sampling
 from rollout.admin._sampling import CheckSampler, sampler_for
 from rollout.testing import eventually
@@ -220,12 +219,14 @@ async def test_checks_are_counted_by_flag_and_result_while_the_sampler_runs(
     async with metrics_client(flags) as client:
         before = await scrape(client)  # the first scrape starts the sampler
         assert before.series("rollout_checks_total") == []
-        assert before.value("rollout_check_sampling_duty_cycle") == 1.0
+        assert before.value("rollout_check_sampling_duty_cycle_ratio") == 1.0
         seen = await checks_until_sampled(client, run_checks)
     checks = {(s["flag"], s["result"]): seen.value("rollout_checks_total", **s)
               for s in seen.series("rollout_checks_total")}  # fmt: skip
-    assert set(checks) == {("on", "on"), ("half", "on"), ("half", "off"), ("missing", "off")}
+    # "missing" is no flag: counted, but not under a label of its own.
+    assert set(checks) == {("on", "on"), ("half", "on"), ("half", "off")}
     assert all(count > 0 for count in checks.values())
+    assert seen.value("rollout_unknown_flag_checks_total") > 0
     # After the app and the sampler stop, the Rollout has its own check back, uncounted.
     stop_sampling(flags)
     assert flags.active is original
@@ -260,25 +261,26 @@ class Flag(enum.Enum):
 
 
 @pytest.mark.anyio
-async def test_enum_names_are_labelled_by_value_and_too_many_names_share_one_label(
-    flags: Rollout, monkeypatch: pytest.MonkeyPatch
+async def test_enum_names_are_labelled_by_value_and_unknown_names_get_no_label(
+    flags: Rollout,
 ) -> None:
-    monkeypatch.setattr(_sampling, "MAX_FLAGS", 2)
     flags.activate("chat")
+    flags.activate("gone")
 
     def run_checks() -> None:
-        for _ in range(100):
+        for i in range(100):
             flags.active(Flag.CHAT)
-            flags.active("typo-1")
-            flags.active("typo-2")
-            flags.active("typo-3")
+            flags.active("gone")
+            flags.active(f"typo-{i}")
 
     async with metrics_client(flags) as client:
         seen = await checks_until_sampled(client, run_checks)
-    names = {s["flag"] for s in seen.series("rollout_checks_total")}
-    assert "chat" in names
-    assert len(names) == 3
-    assert _sampling.OTHER in names
+        assert {s["flag"] for s in seen.series("rollout_checks_total")} == {"chat", "gone"}
+        assert seen.value("rollout_unknown_flag_checks_total") > 0
+        # A deleted flag's series ends: the bound is the flags that exist now.
+        flags.delete("gone")
+        after = await checks_until_sampled(client, run_checks)
+    assert {s["flag"] for s in after.series("rollout_checks_total")} == {"chat"}
 
 
 @pytest.mark.anyio

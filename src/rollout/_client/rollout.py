@@ -33,6 +33,7 @@ from .._core.evaluate import ActiveCheck, build_active
 from .._core.feature import Check, Feature
 from .._core.history import DEFAULT_HISTORY_LIMIT, HistoryEvent, write_context
 from .._core.keys import DATA, DATA_RESET, EXCLUDE, EXISTS, GROUP, PERCENTAGE, RESET, TIME, USER
+from .._core.redact import redact_url
 from .._core.specialize import specialize
 from .._core.state import Register
 from .._core.validate import FlagName, data_mapping, flag_name, member_name, percentage
@@ -644,7 +645,8 @@ class Rollout:
         """Counters a person would want to see: writes, merges, rejections, errors, sync."""
         return {
             "node": f"{self._pipeline.clock.node:016x}",
-            "store": self._store.url if self._store is not None else "memory",
+            # A Store of one's own may name itself by a URL with a password in it.
+            "store": redact_url(self._store.url) if self._store is not None else "memory",
             "flags": len(self._checks),
             "closed": self._pipeline.closed,
             **self._pipeline.counters,
@@ -691,7 +693,7 @@ class Rollout:
                 transport.close(1.0)
 
     def __repr__(self) -> str:
-        store = self._store.url if self._store is not None else "memory"
+        store = redact_url(self._store.url) if self._store is not None else "memory"
         return f"<Rollout store={store!r} flags={len(self._checks)}>"
 
 

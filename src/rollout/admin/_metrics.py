@@ -27,9 +27,16 @@ Exposed:
   ``rollout_clock_peer_offset_seconds{peer}``
   (each connected peer's clock minus this node's);
 * ``rollout_ruby_*``: the Ruby gem mirror's counters, when ``ruby_compat`` is on;
-* ``rollout_checks_total{flag,result}`` (``result`` is ``on`` or ``off``): checks, *estimated*
-  from short counting windows (see rollout.admin._sampling for why and what it misses), and
-  ``rollout_check_sampling_windows_total`` / ``rollout_check_sampling_duty_cycle`` to judge them.
+* ``rollout_checks_total{flag,result}`` (``result`` is ``on`` or ``off``): checks of flags that
+  exist, *estimated* from short counting windows (see rollout.admin._sampling for why and what it
+  misses); ``rollout_unknown_flag_checks_total``: checks of names that are no flag, all in one
+  series, so at most two ``flag`` series per existing flag whatever callers ask for; and
+  ``rollout_check_sampling_windows_total`` / ``rollout_check_sampling_duty_cycle_ratio`` to judge
+  them.
+
+Names follow Prometheus' conventions: a counter ends in ``_total``, a 0-to-1 gauge in ``_ratio``,
+a time in ``_seconds`` (a ``*_ms`` stats value is converted), a Unix time in
+``_timestamp_seconds``.
 """
 
 from __future__ import annotations
@@ -130,12 +137,18 @@ class RolloutCollector(Collector):
             checks.add_metric([flag, "on" if answer else "off"], round(count))
         yield checks
         yield CounterMetricFamily(
+            "rollout_unknown_flag_checks",
+            "Checks of names that are no flag (typos, names built at run time), estimated like "
+            "rollout_checks_total; not labelled by name, so they cannot grow the series.",
+            round(self._sampler.unknown),
+        )
+        yield CounterMetricFamily(
             "rollout_check_sampling_windows",
             "Check counting windows completed (0: the estimate is not running).",
             self._sampler.windows,
         )
         yield GaugeMetricFamily(
-            "rollout_check_sampling_duty_cycle",
+            "rollout_check_sampling_duty_cycle_ratio",
             "Share of the time checks are counted (window / period).",
             self._sampler.duty_cycle,
         )
@@ -215,13 +228,17 @@ def _numbers(
     for key, value in sorted(values.items()):
         if not isinstance(value, int | float):  # bools are ints: connected -> 0/1
             continue
+        number = float(value)
+        name = key
+        if key.endswith("_ms"):  # Prometheus' unit is the second
+            name, number = f"{key.removesuffix('_ms')}_seconds", number / 1000
         metric: CounterMetricFamily | GaugeMetricFamily
         if key in gauges:
-            metric = GaugeMetricFamily(f"{prefix}_{key}", gauges[key], labels=list(labels))
+            metric = GaugeMetricFamily(f"{prefix}_{name}", gauges[key], labels=list(labels))
         else:
-            help_text = f"{key.replace('_', ' ').capitalize()} (stats counter)."
-            metric = CounterMetricFamily(f"{prefix}_{key}", help_text, labels=list(labels))
-        metric.add_metric(list(labels.values()), float(value))
+            help_text = f"{name.replace('_', ' ').capitalize()} (stats counter)."
+            metric = CounterMetricFamily(f"{prefix}_{name}", help_text, labels=list(labels))
+        metric.add_metric(list(labels.values()), number)
         yield metric
 
 

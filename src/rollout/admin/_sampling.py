@@ -50,22 +50,10 @@ if TYPE_CHECKING:
     from .._client.rollout import Rollout
     from .._core.evaluate import ActiveCheck
 
-__all__ = [
-    "DEFAULT_PERIOD",
-    "DEFAULT_WINDOW",
-    "MAX_FLAGS",
-    "CheckSampler",
-    "sampler_for",
-    "stop_sampler",
-]
+__all__ = ["DEFAULT_PERIOD", "DEFAULT_WINDOW", "CheckSampler", "sampler_for", "stop_sampler"]
 
 DEFAULT_WINDOW = 0.01
 DEFAULT_PERIOD = 1.0
-
-#: Distinct flag names given their own label; checks of further names (typos, names built at
-#: run time) are added up under :data:`OTHER`, so a bug cannot flood the metrics.
-MAX_FLAGS = 1000
-OTHER = "_other"
 
 _samplers: weakref.WeakKeyDictionary[Rollout, CheckSampler] = weakref.WeakKeyDictionary()
 _samplers_lock = threading.Lock()
@@ -104,8 +92,11 @@ class CheckSampler:
         self.window = float(window)
         self.period = float(period)
         self._flags = weakref.ref(flags)
+        # Only flags that exist have a total of their own: the number of labelled series is
+        # bounded by the flags, never by what callers ask for (typos, names built at run time,
+        # or a client of the API asking for random names).
         self._totals: dict[tuple[str, bool], float] = {}
-        self._names: set[str] = set()  # the labelled names, at most MAX_FLAGS
+        self._unknown = 0.0
         self._lock = threading.Lock()  # guards _totals and windows between thread and scrapes
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -148,9 +139,17 @@ class CheckSampler:
             thread.join(timeout)
 
     def totals(self) -> dict[tuple[str, bool], float]:
-        """Estimated checks so far, per ``(flag name, result)``."""
+        """Estimated checks so far of flags that exist, per ``(flag name, result)``.
+
+        A flag deleted since is no longer there (its series ends; a recreated flag starts at 0).
+        """
         with self._lock:
             return dict(self._totals)
+
+    @property
+    def unknown(self) -> float:
+        """Estimated checks so far of names that were not flags when they were counted."""
+        return self._unknown
 
     # The thread -------------------------------------------------------------------------------
 
@@ -163,10 +162,10 @@ class CheckSampler:
             if flags is None or flags.stats()["closed"] or (loop and not loop.is_running()):
                 return
             counts, opened, closed = self._count_one_window(flags)
-            del flags  # hold no reference between windows: the Rollout may be collected
             scale = (closed - cycle_start) / (closed - opened)
             cycle_start = closed
-            self._add(counts, scale)
+            self._add(counts, scale, set(flags.features()))
+            del flags  # hold no reference between windows: the Rollout may be collected
 
     def _count_one_window(self, flags: Rollout) -> tuple[dict[tuple[Any, bool], int], float, float]:
         # Two dicts rather than one keyed by (name, answer): no tuple to build per check, which
@@ -200,19 +199,19 @@ class CheckSampler:
         counts.update({(name, False): n for name, n in off.copy().items()})
         return counts, opened, closed
 
-    def _add(self, counts: dict[tuple[Any, bool], int], scale: float) -> None:
+    def _add(self, counts: dict[tuple[Any, bool], int], scale: float, known: set[str]) -> None:
         with self._lock:
             for (name, answer), count in counts.items():
                 label = _label(name)
                 if label is None:
                     continue
-                if label not in self._names:
-                    if len(self._names) >= MAX_FLAGS:
-                        label = OTHER
-                    else:
-                        self._names.add(label)
+                if label not in known:
+                    self._unknown += count * scale
+                    continue
                 key = (label, answer)
                 self._totals[key] = self._totals.get(key, 0.0) + count * scale
+            for key in [key for key in self._totals if key[0] not in known]:
+                del self._totals[key]  # deleted since: its series ends
             self.windows += 1
 
 

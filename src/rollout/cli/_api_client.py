@@ -9,6 +9,7 @@ about its clock cannot be seen from any other process. Standard library only (ur
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._core.redact import redact_url, scrub
 from ._admin import TOKEN_ENV, parse_tokens
 
 __all__ = ["ApiCallError", "Remote", "add_url_options", "call_api", "query", "quote"]
@@ -72,7 +74,8 @@ def _guarded(remote: Remote) -> Remote:
                 raise ApiCallError(f"--timeout must be a positive number, got {args.timeout}")
             return remote(args)
         except (ApiCallError, ValueError) as exc:
-            print(f"rollout: error: {' '.join(str(exc).split())}", file=sys.stderr)
+            text = scrub(exc, getattr(args, "url", None))  # --url may hold a password
+            print(f"rollout: error: {' '.join(text.split())}", file=sys.stderr)
             return 2
 
     return run
@@ -83,8 +86,9 @@ def call_api(
 ) -> Any:
     """``METHOD {--url}/api/v1{path}``'s JSON answer; ApiCallError for anything else."""
     base = str(args.url).rstrip("/")
+    shown = redact_url(base)
     if not base.startswith(("http://", "https://")):
-        raise ApiCallError(f"--url must start with http:// or https://, got {args.url!r}")
+        raise ApiCallError(f"--url must start with http:// or https://, got {shown!r}")
     headers = {"Accept": "application/json", "User-Agent": "rollout-cli"}
     token = args.token or _env_token()
     if token:
@@ -107,12 +111,13 @@ def call_api(
         message = error.get("message") if isinstance(error, dict) else None
         if exc.code in (401, 403):
             message = f"{message or exc.reason}; set --token or ${TOKEN_ENV}"
-        raise ApiCallError(f"{base} answered {exc.code}: {message or exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
+        raise ApiCallError(f"{shown} answered {exc.code}: {message or exc.reason}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        # HTTPException: http.client.InvalidURL for a port that is not a number.
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, OSError) and reason.strerror:
             reason = reason.strerror  # "Connection refused", without "[Errno 111]"
-        raise ApiCallError(f"cannot reach {base}: {reason}") from None
+        raise ApiCallError(f"cannot reach {shown}: {reason}") from None
 
 
 def quote(segment: str) -> str:

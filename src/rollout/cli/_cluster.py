@@ -13,9 +13,11 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from .._client.rollout import Rollout
+from .._core.redact import scrub, secrets_of
 from . import _api_client as api
 from . import _table as table
 
@@ -203,11 +205,40 @@ def _verdict(clock: dict[str, Any]) -> str:
     return f"{clock['state']}: {why}"
 
 
-def configure_logging(command: str) -> None:
-    """A node logs its membership; a one-off command reports in one line, not log noise."""
+def configure_logging(command: str, urls: Sequence[str | None] = ()) -> None:
+    """A node logs its membership; a one-off command reports in one line, not log noise.
+
+    Every line logged is scrubbed of the secrets of ``urls`` (the store URL and such): the
+    library redacts the URLs it prints, but a line of redis-py's or uvicorn's, or a traceback,
+    may still quote one.
+    """
     if command == "serve":
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_Scrubbing(urls))
     else:
         logging.getLogger("rollout").setLevel(logging.CRITICAL)
+
+
+class _Scrubbing(logging.Filter):
+    """Masks the secrets of some URLs in a record's message and traceback."""
+
+    def __init__(self, urls: Sequence[str | None]) -> None:
+        super().__init__()
+        self._urls = [url for url in urls if url and secrets_of(url)]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._urls:
+            return True
+        message = record.getMessage()
+        clean = scrub(message, *self._urls)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            # Formatted here, once, so the handler's formatter prints the scrubbed text.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text, *self._urls)
+        return True

@@ -13,10 +13,11 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .._client.rollout import Rollout
 from .._core.feature import Feature
+from .._core.redact import scrub
 from .._core.rules import on_for_everybody
 from ..errors import RolloutError
 from . import _admin as admin
@@ -311,15 +312,22 @@ def _error(message: object) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status (0 ok, 1 `check` says off, 2 error)."""
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            # A command's own usage error when it has one (check-on's is UNKNOWN, 3).
+            error: Callable[[str], NoReturn] = getattr(args, "usage_error", parser.error)
+            error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exc:  # --help and usage errors: keep argparse's status
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     standalone: Callable[[argparse.Namespace], int] | None = getattr(args, "standalone", None)
     if standalone is not None:  # check-on: an HTTP client, no store
         return standalone(args)
     url = args.store or os.environ.get(STORE_ENV) or DEFAULT_STORE
-    cluster.configure_logging(args.command)
+    # URLs that may carry a password (docs/security.md, "Secrets in URLs"): no message shows it.
+    urls = [url, getattr(args, "url", None), getattr(args, "redis", None)]
+    cluster.configure_logging(args.command, urls)
     serving = args.command == "serve"
     try:
         prepare: Callable[[argparse.Namespace], None] | None = getattr(args, "prepare", None)
@@ -340,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except (TypeError, ValueError, RolloutError, OSError) as exc:
-        return _error(exc)
+        return _error(scrub(exc, *urls))
     except KeyboardInterrupt:
         return 130
 

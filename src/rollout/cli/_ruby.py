@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from .._client.rollout import Rollout
 from .._core.codec import decode
 from .._core.keys import EXISTS, PERCENTAGE, RESET
+from .._core.redact import redact_url, scrub
 from .._core.state import FlagState
 from ..redis.ruby import (
     RubyRecord,
@@ -92,7 +93,11 @@ def _connect(url: str) -> redis.Redis:
         import redis
     except ImportError:
         raise ValueError("--redis needs redis-py: pip install 'rollout[redis]'") from None
-    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
+    try:
+        return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
+    except ValueError as exc:
+        # Named, without its password (redis-py's message may quote a part of the URL).
+        raise ValueError(f"--redis {redact_url(url)!r}: {scrub(exc, url)}") from None
 
 
 @contextmanager

@@ -37,6 +37,7 @@ from .._core.keys import (
     lua_literal,
 )
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
+from .._core.redact import redact_url, scrub
 from .._core.state import Delta, Register
 from ..errors import ClosedError, StoreError, StoreUnavailableError
 from ..stores._base import Store
@@ -223,8 +224,13 @@ class RedisStore(Store):
             else:
                 client = redis.Redis.from_url(rest)
         except ValueError as exc:
-            raise ValueError(f"store URL {url!r} is not a Redis URL: {exc}") from exc
+            # redis-py's message may quote the URL or a part of it: scrubbed, and not chained
+            # (a traceback prints the cause's text too).
+            reason = scrub(exc, url)
+            shown = redact_url(url)
+            raise ValueError(f"store URL {shown!r} is not a Redis URL: {reason}") from None
         store = cls(client, namespace=namespace)
+        store.url = redact_url(url)  # what it prints (serve's start-up line, stats()): no password
         store._owned = sentinels  # opened here, so closed with the store
         return store
 

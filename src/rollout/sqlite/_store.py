@@ -28,6 +28,7 @@ from .._core.keys import (
     sql_literal,
 )
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
+from .._core.redact import redact_url
 from .._core.state import Delta, Register
 from ..errors import ClosedError, StoreError, StoreUnavailableError
 from ..stores._base import Store
@@ -143,7 +144,7 @@ class SQLiteStore(Store):
         prefix = "sqlite:///"
         if not url.startswith(prefix) or len(url) == len(prefix):
             raise ValueError(
-                f"store URL {url!r} must look like sqlite:///relative.db or sqlite:////abs/path.db"
+                f"store URL {redact_url(url)!r} must look like sqlite:///relative.db or sqlite:////abs/path.db"
             )
         return cls(unquote(url[len(prefix) :]))
 

@@ -8,6 +8,7 @@ interface, the built-in stores that need nothing but the standard library, and
 from __future__ import annotations
 
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
+from .._core.redact import redact_url, scrub
 from ..memory._store import MemoryStore
 from ..sqlite._store import SQLiteStore
 from ._base import Store
@@ -28,7 +29,7 @@ def open_store(url: str) -> Store:
     """A store for a URL: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////abs/path.db``,
     ``redis://host:6379/0?namespace=app`` or ``redis+sentinel://host:26379/mymaster``."""
     if not isinstance(url, str):
-        raise TypeError(f"store must be a Store or a URL string, got {url!r}")
+        raise TypeError(f"store must be a Store or a URL string, got {redact_url(url)!r}")
     if url in ("memory://", "memory:"):
         return MemoryStore()
     if url.startswith("sqlite://"):
@@ -40,6 +41,6 @@ def open_store(url: str) -> Store:
         return RedisStore.from_url(url)
     scheme = url.split(":", 1)[0] if ":" in url else url
     raise ValueError(
-        f"store URL {url!r} has an unknown scheme {scheme!r} "
+        f"store URL {redact_url(url)!r} has an unknown scheme {scrub(scheme, url)!r} "
         "(known: memory://, sqlite:///path, redis://, redis+sentinel://)"
     )

@@ -73,6 +73,28 @@ def test_a_copy_of_the_cookie_opens_nothing_once_signed_out(served: Served) -> N
         assert api.get("/api/v1/flags/chat").json()["percentage"] == 10
 
 
+def test_an_event_stream_opened_with_a_session_ends_when_the_session_does(
+    served: Served,
+) -> None:
+    with served.client(token=None) as browser, served.client() as api:
+        cookie, csrf = sign_in(browser)
+        received: list[str] = []
+        with browser.stream("GET", "/events", headers=as_cookie(cookie)) as events:
+            lines = events.iter_lines()
+            assert next(lines) == "retry: 2000"
+            api.put("/api/v1/flags/chat/percentage", json={"percentage": 10})
+            while "event: flags" not in received:  # the stream works while the session is open
+                received.append(next(lines))
+            assert browser.post("/logout", headers=as_cookie(cookie, csrf)).status_code == 303
+            api.put("/api/v1/flags/chat/percentage", json={"percentage": 20})
+            received.clear()
+            for line in lines:  # ends when the server ends the stream
+                received.append(line)
+                assert line != "event: flags", "a signed-out session still hears of changes"
+                assert received.count(": keepalive") < 3, received
+        assert "event: flags" not in received
+
+
 def test_the_session_cookie_lasts_12_hours_at_most_and_stays_from_scripts(served: Served) -> None:
     with served.client(token=None) as browser:
         signed_in = browser.post("/login", data={"token": TOKEN, "next": "/"})

@@ -113,6 +113,10 @@ class Auth:
         value = conn.cookies.get(COOKIE_NAME)
         return self.check_session(value) if value else None
 
+    def session_open(self, value: str) -> bool:
+        """Whether the session a cookie value names is still open (not counted as a use)."""
+        return self.sessions.name(value, touch=False) is not None
+
     def end_session(self, conn: HTTPConnection) -> None:
         """End the session of the request's cookie (sign-out): no copy of it opens anything."""
         value = conn.cookies.get(COOKIE_NAME)
@@ -252,7 +256,11 @@ class AuthMiddleware:
             else:
                 await refusal(scope, receive, send)
             return
-        scope.setdefault("state", {})["actor"] = actor
+        state = scope.setdefault("state", {})
+        state["actor"] = actor
+        # The session a request came with, for a stream that outlives it (``/events``).
+        by_cookie = self.auth.enabled and actor is not None and "authorization" not in conn.headers
+        state["session"] = conn.cookies.get(COOKIE_NAME) if by_cookie else None
         await self.app(scope, receive, send)
 
     def _check(

@@ -91,7 +91,7 @@ def page_routes(flags: Rollout, auth: Auth) -> list[BaseRoute]:
         Route("/login", pages.login_form, methods=["GET"]),
         Route("/login", pages.login, methods=["POST"]),
         Route("/logout", pages.logout, methods=["POST"]),
-        Route("/events", EventStream(flags), methods=["GET"]),
+        Route("/events", EventStream(flags, auth.session_open), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 

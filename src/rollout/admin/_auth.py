@@ -134,7 +134,7 @@ class Auth:
         session = ""
         if self.enabled:
             value = request.cookies.get(COOKIE_NAME, "")
-            session = value if self.sessions.name(value, touch=False) else ""
+            session = value if self.session_open(value) else ""
         message = b"csrf\0" + session.encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
@@ -233,7 +233,9 @@ class AuthMiddleware:
       401 everywhere but the public paths; no credentials on a private path is 401 (API,
       ``/metrics``, ``/events``, unsafe methods) or a 303 to ``/login?next=...`` (pages).
     - Guessing: a request with a bearer token from a client that has guessed wrong too often
-      (``auth.throttle``) is 429 with ``Retry-After``, its token unchecked (right or wrong).
+      (``auth.throttle``) is 429 with ``Retry-After``, its token unchecked (right or wrong);
+      while too many guess from everywhere, it waits for its turn (or is 429 if the line is
+      too long).
     - Cross-site: an unsafe method not made with a bearer token is refused (403) when
       ``Sec-Fetch-Site`` says cross-site or ``Origin`` is another origin, and, on a private
       path, unless ``X-CSRF-Token`` carries ``auth.csrf_token(request)``.
@@ -249,7 +251,14 @@ class AuthMiddleware:
             return
         conn = HTTPConnection(scope)
         path = remember_app_path(scope)
-        actor, refusal = self._check(conn, path, scope.get("method", "GET"))
+        actor, refusal = None, self._host_refusal(conn)
+        if refusal is None and self.auth.enabled and "authorization" in conn.headers:
+            # Its turn to have the token checked (a wait while many guess), or a 429.
+            wait = await self.auth.throttle.turn(client_address(conn))
+            if wait > 0:
+                refusal = _too_many(wait)
+        if refusal is None:
+            actor, refusal = self._check(conn, path, scope.get("method", "GET"))
         if refusal is not None:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
@@ -263,21 +272,20 @@ class AuthMiddleware:
         state["session"] = conn.cookies.get(COOKIE_NAME) if by_cookie else None
         await self.app(scope, receive, send)
 
+    def _host_refusal(self, conn: HTTPConnection) -> Response | None:
+        server = conn.scope.get("server") or ("", None)
+        host, _ = _split_host(conn.headers.get("host") or str(server[0]))
+        if self.auth.host_allowed(host):
+            return None
+        allow = "start it with a token" if not self.auth.enabled else "add it to allowed_hosts"
+        return error_response("forbidden", f"host {host!r} is not served here ({allow})")
+
     def _check(
         self, conn: HTTPConnection, path: str, method: str
     ) -> tuple[str | None, Response | None]:
         auth = self.auth
-        server = conn.scope.get("server") or ("", None)
-        host, _ = _split_host(conn.headers.get("host") or str(server[0]))
-        if not auth.host_allowed(host):
-            allow = "start it with a token" if not auth.enabled else "add it to allowed_hosts"
-            return None, error_response("forbidden", f"host {host!r} is not served here ({allow})")
         public = is_public(path)
         client = client_address(conn)
-        if auth.enabled and "authorization" in conn.headers:
-            wait = auth.throttle.wait(client)
-            if wait > 0:
-                return None, _too_many(wait)
         actor, via = self._identify(conn)
         if via == "bearer":
             auth.throttle.succeeded(client)
@@ -333,7 +341,8 @@ def _unauthorized(message: str) -> Response:
 def _too_many(wait: float) -> Response:
     return error_response(
         "too_many_requests",
-        "too many wrong tokens from this address; try again after Retry-After seconds",
+        "too many wrong tokens (from this address, or from everywhere); this one was not "
+        "checked: try again after Retry-After seconds",
         headers={"Retry-After": retry_after(wait)},
     )
 

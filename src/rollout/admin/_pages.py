@@ -168,7 +168,7 @@ class _Pages:
         if not self.auth.enabled:
             return RedirectResponse(next_path, status_code=303)
         client = client_address(request)
-        wait = self.auth.throttle.wait(client)
+        wait = await self.auth.throttle.turn(client)
         if wait > 0:
             # The token is not checked at all: the answer must say nothing about a guess.
             page = self.render(
@@ -176,7 +176,7 @@ class _Pages:
                 "login.html",
                 status=429,
                 next=next_path,
-                error="Too many wrong tokens from your address. Wait "
+                error="Too many wrong tokens have been tried. Wait "
                 f"{retry_after(wait)} seconds, then try again.",
                 csrf=False,
             )

@@ -9,10 +9,13 @@ credentials being checked at all, right or wrong: so the answer says nothing abo
 being throttled cannot be used as an oracle.
 
 The global bucket bounds what an attacker with many addresses can try. It must not lock the
-operator out for as long as someone keeps guessing, so while it is over, only clients that have
-not recently proved a token (signed in or used a right bearer token within
-:data:`TRUSTED_FOR` seconds) are turned away; a known client is still checked (and still held
-to its own bucket). It ends on its own, as the bucket drains, once the guessing stops.
+operator out for as long as someone keeps guessing, so while it is over it *delays* rather than
+refuses: a credential is checked in its turn, one per interval in arrival order, each client at
+most one waiting at a time, and only when the wait would exceed :data:`MAX_DELAY` is it refused
+(429). So the operator signs in a little later, the more addresses guess the later, while the
+guesses answered stay at the global rate. Clients that proved a token recently (signed in or used
+a right bearer token within :data:`TRUSTED_FOR` seconds) skip the line (still held to their own
+bucket).
 
 The bookkeeping is bounded: a client whose bucket has drained is forgotten, and at most
 ``max_clients`` buckets (and ``max_trusted`` known clients) are kept, the least recently seen
@@ -22,6 +25,7 @@ per address, which the global bucket bounds.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import OrderedDict
@@ -30,10 +34,12 @@ from typing import Final
 
 from ..peer._admission import source_key
 
-__all__ = ["TRUSTED_FOR", "Throttle", "retry_after"]
+__all__ = ["MAX_DELAY", "TRUSTED_FOR", "Throttle", "retry_after"]
 
 #: Seconds a client that proved a token stays exempt from the global throttle.
 TRUSTED_FOR: Final = 12 * 3600.0
+#: Seconds a check may be held for its turn under the global throttle; a longer wait is a 429.
+MAX_DELAY: Final = 5.0
 
 
 class _Bucket:
@@ -55,7 +61,8 @@ class _Bucket:
 
 
 class Throttle:
-    """Failures per client and in total; ask :meth:`wait` before checking a credential.
+    """Failures per client and in total; await :meth:`turn` before checking a credential, and
+    say how it went with :meth:`failed` or :meth:`succeeded`.
 
     Defaults: a client may fail 10 times at once, then once every 2 s (1,800 an hour); all
     clients together 100 at once, then 10 a second. Used from the event loop's thread only.
@@ -70,6 +77,7 @@ class Throttle:
         global_interval: float = 0.1,
         max_clients: int = 10_000,
         max_trusted: int = 1_000,
+        max_delay: float = MAX_DELAY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._burst = burst
@@ -79,10 +87,14 @@ class Throttle:
         self._trusted: OrderedDict[str, float] = OrderedDict()
         self._max_clients = max_clients
         self._max_trusted = max_trusted
+        self._max_delay = max_delay
         self._clock = clock
+        #: Clients whose check waits for its turn, holding a slot of the global bucket.
+        self._waiting: set[str] = set()
 
     def wait(self, address: str) -> float:
-        """Seconds ``address`` must wait before a credential of its is checked (0: check it)."""
+        """Seconds before a credential of ``address`` would be checked without waiting in line
+        (0: now)."""
         now = self._clock()
         key = source_key(address)
         bucket = self._clients.get(key)
@@ -91,6 +103,38 @@ class Throttle:
             return own
         return self._global.wait(now)
 
+    async def turn(self, address: str) -> float:
+        """Wait until a credential from ``address`` may be checked: 0 when it may (then call
+        :meth:`failed` or :meth:`succeeded`), else the seconds for ``Retry-After`` (a 429).
+
+        Over its own bucket: refused. Over the global one: the check takes the next free slot
+        and waits for it, unless this client already waits or the slot is over ``max_delay``
+        away.
+        """
+        now = self._clock()
+        key = source_key(address)
+        bucket = self._clients.get(key)
+        own = bucket.wait(now) if bucket is not None else 0.0
+        if own > 0:
+            return own
+        if self._is_trusted(key, now):
+            return 0.0
+        wait = self._global.wait(now)
+        if wait <= 0:
+            return 0.0
+        if key in self._waiting:
+            return wait
+        if wait > self._max_delay:
+            return wait - self._max_delay  # when the line is short enough to join
+        self._global.fill(now)  # the slot is taken now: the next in line waits longer
+        self._waiting.add(key)
+        try:
+            await asyncio.sleep(wait)
+        except BaseException:
+            self._waiting.discard(key)
+            raise
+        return 0.0
+
     def failed(self, address: str) -> None:
         """Count a wrong credential from ``address``."""
         now = self._clock()
@@ -98,12 +142,16 @@ class Throttle:
         bucket = self._clients.pop(key, None) or _Bucket(self._burst, self._interval)
         bucket.fill(now)
         self._clients[key] = bucket  # now the most recently seen
-        self._global.fill(now)
+        if key in self._waiting:
+            self._waiting.discard(key)  # its slot of the global bucket was taken in turn()
+        else:
+            self._global.fill(now)
         self._forget(now)
 
     def succeeded(self, address: str) -> None:
         """A right credential from ``address``: exempt it from the global throttle for a while."""
         key = source_key(address)
+        self._waiting.discard(key)
         self._trusted.pop(key, None)
         self._trusted[key] = self._clock()
         while len(self._trusted) > self._max_trusted:

@@ -8,6 +8,7 @@ Every address is on loopback: Linux routes all of 127/8 to ``lo``, so a client s
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import socket
@@ -99,6 +100,10 @@ def test_wrong_tokens_from_one_address_are_throttled_and_a_right_one_from_it_too
             right = attacker.post("/login", data={"token": TOKEN, "next": "/"})
         assert right.status_code == 429
         assert "set-cookie" not in right.headers
+    # One line in the log, not one per guess: a guesser must not fill the disk.
+    logged = [line for line in served.stderr().splitlines() if "wrong token(s)" in line]
+    assert len(logged) == 1, logged
+    assert "the latest from 127.0.0.1" in logged[0]
     # Another address is another client: the operator is not locked out by the attacker.
     with client_from(served, "127.0.0.2", TOKEN) as operator:
         assert operator.get("/api/v1/flags").status_code == 200
@@ -182,6 +187,26 @@ def test_bookkeeping_is_bounded_however_many_addresses_guess() -> None:
     now[0] += 3600  # every bucket has drained: one more failure forgets them all
     throttle.failed("192.0.2.1")
     assert throttle.clients == 1
+
+
+@pytest.mark.anyio
+async def test_while_many_guess_each_address_waits_its_turn_once_and_the_line_is_bounded() -> None:
+    from rollout.admin._throttle import Throttle
+
+    throttle = Throttle(global_burst=2, global_interval=0.05, max_delay=0.12)
+    throttle.failed("192.0.2.1")
+    throttle.failed("192.0.2.2")  # the global bucket is full
+    first = asyncio.ensure_future(throttle.turn("192.0.2.3"))
+    second = asyncio.ensure_future(throttle.turn("192.0.2.4"))
+    await asyncio.sleep(0)  # both are in line now, 0.05 s apart
+    assert await throttle.turn("192.0.2.3") > 0  # one place in line per address
+    assert await throttle.turn("192.0.2.5") > 0  # the line is longer than max_delay
+    assert await first == 0
+    throttle.succeeded("192.0.2.3")
+    assert await second == 0
+    throttle.failed("192.0.2.4")  # its slot was taken in line: not counted twice
+    throttle.succeeded("192.0.2.3")
+    assert await throttle.turn("192.0.2.3") == 0  # proved a token: skips the line
 
 
 def test_a_weak_token_is_refused_on_a_public_address_before_opening_the_store(

@@ -26,6 +26,7 @@ per address, which the global bucket bounds.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import OrderedDict
@@ -36,10 +37,14 @@ from ..peer._admission import source_key
 
 __all__ = ["MAX_DELAY", "TRUSTED_FOR", "Throttle", "retry_after"]
 
+logger = logging.getLogger(__name__)
+
 #: Seconds a client that proved a token stays exempt from the global throttle.
 TRUSTED_FOR: Final = 12 * 3600.0
 #: Seconds a check may be held for its turn under the global throttle; a longer wait is a 429.
 MAX_DELAY: Final = 5.0
+#: Seconds between two log lines about wrong tokens: a guesser must not fill the disk.
+LOG_INTERVAL: Final = 60.0
 
 
 class _Bucket:
@@ -91,6 +96,8 @@ class Throttle:
         self._clock = clock
         #: Clients whose check waits for its turn, holding a slot of the global bucket.
         self._waiting: set[str] = set()
+        self._unlogged = 0
+        self._logged_at = -math.inf
 
     def wait(self, address: str) -> float:
         """Seconds before a credential of ``address`` would be checked without waiting in line
@@ -147,6 +154,17 @@ class Throttle:
         else:
             self._global.fill(now)
         self._forget(now)
+        self._unlogged += 1
+        if now - self._logged_at >= LOG_INTERVAL:
+            logger.warning(
+                "%d wrong token(s) since the last report, the latest from %s (guesses are "
+                "throttled: %d per address, then one every %g s)",
+                self._unlogged,
+                address or "an unknown address",
+                self._burst,
+                self._interval,
+            )
+            self._unlogged, self._logged_at = 0, now
 
     def succeeded(self, address: str) -> None:
         """A right credential from ``address``: exempt it from the global throttle for a while."""

@@ -45,7 +45,8 @@ __all__ = [
 ]
 
 TOKEN_ENV = "ROLLOUT_TOKEN"
-#: Signs dashboard sessions (else a random key per process: sessions end with it).
+#: Keys the dashboard's CSRF tokens (else a random key per process). Sessions themselves are
+#: kept by the process and end with it, whatever this says.
 SESSION_SECRET_ENV = "ROLLOUT_SESSION_SECRET"
 #: Host names served besides loopback ones, comma-separated (see create_app(allowed_hosts=)).
 ALLOWED_HOSTS_ENV = "ROLLOUT_ALLOWED_HOSTS"
@@ -220,7 +221,6 @@ def cmd_serve(flags: Rollout, args: argparse.Namespace) -> int:
             flags,
             sock,
             tokens=args.tokens,
-            # Sessions signed with a fixed secret survive a restart and work across nodes.
             session_secret=os.environ.get(SESSION_SECRET_ENV) or None,
             allowed_hosts=[
                 h.strip() for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if h.strip()

@@ -148,32 +148,31 @@ async def test_cross_site_changes_with_a_session_cookie_are_403_and_change_nothi
     assert admin.flags.export() == before
 
 
-async def test_a_session_is_refused_once_tampered_with_or_signed_elsewhere(
+async def test_a_session_is_refused_once_tampered_with_ended_or_shown_to_another_app(
     admin: Admin, flags: Rollout
 ) -> None:
     good = admin.auth.session_cookie("alice")
-    encoded, issued, mac = good.split(".")
-    other_app = create_app(flags, tokens=TOKENS, session_secret="another secret")
-    rotated = create_app(flags, tokens={**TOKENS, "alice": "new"}, session_secret="sessions")
+    ended = admin.auth.session_cookie("alice")
+    admin.auth.sessions.end(ended)
+    # Sessions live in the app that made them: the same tokens and secret do not share them.
     same = create_app(flags, tokens=TOKENS, session_secret="sessions")
+    changed = good[:-1] + ("A" if good[-1] != "A" else "B")
     refused = [
-        f"{encoded}.{int(issued) + 1}.{mac}",  # a later expiry
-        f"{admin.auth.session_cookie('ci').split('.')[0]}.{issued}.{mac}",  # another name
-        f"{encoded}.{issued}.{mac[:-1]}{'1' if mac.endswith('0') else '0'}",  # a changed MAC
-        other_app.state.auth.session_cookie("alice"),
-        rotated.state.auth.session_cookie("alice"),  # signed with alice's new token
+        changed,
+        good + "A",
+        ended,
+        same.state.auth.session_cookie("alice"),
         "",
         "a.b",
+        "é" * 43,
     ]
     for cookie in refused:
         response = await admin.client.get(
-            "/api/v1/flags", headers={"Cookie": f"rollout_session={cookie}"}
+            "/api/v1/flags", headers={b"Cookie": f"rollout_session={cookie}".encode()}
         )
         assert response.status_code == 401, cookie
-    # The same secret and tokens after a restart: the session still holds. A changed token:
-    # its sessions end.
-    assert same.state.auth.check_session(good) == "alice"
-    assert rotated.state.auth.check_session(good) is None
+    assert admin.auth.check_session(good) == "alice"
+    assert same.state.auth.check_session(good) is None
     # A wrong bearer token is not rescued by a good cookie.
     headers = {"Authorization": "Bearer nope", "Cookie": f"rollout_session={good}"}
     assert (await admin.client.get("/api/v1/flags", headers=headers)).status_code == 401

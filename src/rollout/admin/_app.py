@@ -37,8 +37,9 @@ def create_app(
 
     ``token`` (named ``admin``) or ``tokens`` (``{name: secret}``) turn authentication on; the
     name is recorded as the actor of every change. Without either, auth is off and only
-    loopback Host names (plus ``allowed_hosts``) are served. ``session_secret`` signs dashboard
-    sessions (random per process without it). ``max_body`` bounds a request body, in bytes.
+    loopback Host names (plus ``allowed_hosts``) are served. Dashboard sessions are kept by the
+    app (they end at sign-out, and with the process); ``session_secret`` keys their CSRF tokens
+    (a random key per app without it). ``max_body`` bounds a request body, in bytes.
     The app does not own ``flags``: closing it is the caller's job.
     """
     if not isinstance(flags, Rollout):

@@ -2,17 +2,16 @@
 
 :class:`AuthMiddleware` sits in front of everything the app serves. It names the actor
 (``request.state.actor``: the token's name, or None with auth off), sends the unauthenticated
-away (401, or to the login page), and refuses changes a browser was tricked into sending.
+away (401, or to the login page), holds back clients that guess tokens (429, see
+``_throttle.py``), and refuses changes a browser was tricked into sending.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import ipaddress
 import secrets
-import time
 from collections.abc import Iterable, Mapping
 from typing import Final
 from urllib.parse import quote, urlsplit
@@ -23,12 +22,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._errors import error_response
 from ._scope import is_api_path, remember_app_path
+from ._sessions import SESSION_IDLE, SESSION_MAX_AGE, Sessions
+from ._throttle import Throttle, retry_after
 
-__all__ = ["COOKIE_NAME", "SESSION_MAX_AGE", "Auth", "AuthMiddleware", "is_public"]
+__all__ = [
+    "COOKIE_NAME",
+    "SESSION_MAX_AGE",
+    "Auth",
+    "AuthMiddleware",
+    "client_address",
+    "is_public",
+]
 
 COOKIE_NAME: Final = "rollout_session"
-#: Seconds a dashboard session lasts; the dashboard gives its cookie the same Max-Age.
-SESSION_MAX_AGE: Final = 7 * 24 * 3600
 _DEFAULT_NAME = "admin"
 
 
@@ -39,13 +45,15 @@ class Auth:
     names each (the name is the actor in history). Neither: auth is off (``enabled`` False),
     and only loopback Host names (and ``allowed_hosts``) are served.
 
-    Sessions and CSRF tokens are HMACs under ``session_secret``; without one, under a key drawn
-    for this Auth, so they last as long as the process. A session is bound to its token: change
-    the token and its sessions end.
+    Sessions are kept by this Auth (``sessions``, see ``_sessions.py``): the cookie is a random
+    id, and signing out ends the session for every copy of the cookie. CSRF tokens are HMACs of
+    the session id under ``session_secret``, or, without one, under a key drawn for this Auth.
+    ``throttle`` counts wrong tokens per client and in total (see ``_throttle.py``).
     """
 
     COOKIE_NAME: Final = COOKIE_NAME
     SESSION_MAX_AGE: Final = SESSION_MAX_AGE
+    SESSION_IDLE: Final = SESSION_IDLE
 
     def __init__(
         self,
@@ -68,6 +76,8 @@ class Auth:
             )
         self._key = key
         self.allowed_hosts: tuple[str, ...] = _check_hosts(allowed_hosts)
+        self.sessions = Sessions()
+        self.throttle = Throttle()
 
     @property
     def names(self) -> list[str]:
@@ -89,40 +99,29 @@ class Auth:
     # Sessions -------------------------------------------------------------------------------
 
     def session_cookie(self, name: str) -> str:
-        """A signed session value for token ``name`` (set it as the ``COOKIE_NAME`` cookie)."""
+        """A new session for token ``name``: the value of the ``COOKIE_NAME`` cookie."""
         if name not in self._tokens:
             raise ValueError(f"name must be one of the token names {self.names}, got {name!r}")
-        encoded = base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
-        issued = str(int(time.time()))
-        return f"{encoded}.{issued}.{self._session_mac(name, encoded, issued)}"
+        return self.sessions.start(name)
 
     def check_session(self, value: str) -> str | None:
-        """The token name a session cookie value was signed for, if valid and not expired."""
-        parts = value.split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
-            return None
-        encoded, issued, mac = parts
-        try:
-            name = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-        except ValueError:
-            return None
-        if name not in self._tokens:
-            return None
-        if not hmac.compare_digest(mac, self._session_mac(name, encoded, issued)):
-            return None
-        if not 0 <= time.time() - int(issued) <= SESSION_MAX_AGE:
-            return None
-        return name
+        """The token name of the open session a cookie value names, or None (never raises)."""
+        return self.sessions.name(value)
 
     def session_name(self, conn: HTTPConnection) -> str | None:
-        """The token name of the request's session cookie, if it carries a valid one."""
+        """The token name of the request's session cookie, if it names an open session."""
         value = conn.cookies.get(COOKIE_NAME)
         return self.check_session(value) if value else None
 
-    def _session_mac(self, name: str, encoded: str, issued: str) -> str:
-        # The token's own secret is in the MAC: a session ends when its token is changed.
-        message = b"session\0" + f"{encoded}.{issued}".encode() + b"\0" + self._tokens[name]
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+    def session_open(self, value: str) -> bool:
+        """Whether the session a cookie value names is still open (not counted as a use)."""
+        return self.sessions.name(value, touch=False) is not None
+
+    def end_session(self, conn: HTTPConnection) -> None:
+        """End the session of the request's cookie (sign-out): no copy of it opens anything."""
+        value = conn.cookies.get(COOKIE_NAME)
+        if value:
+            self.sessions.end(value)
 
     # CSRF -----------------------------------------------------------------------------------
 
@@ -135,7 +134,7 @@ class Auth:
         session = ""
         if self.enabled:
             value = request.cookies.get(COOKIE_NAME, "")
-            session = value if self.check_session(value) else ""
+            session = value if self.session_open(value) else ""
         message = b"csrf\0" + session.encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
@@ -233,6 +232,10 @@ class AuthMiddleware:
     - Who: ``Authorization: Bearer <secret>``, else the session cookie. A wrong bearer token is
       401 everywhere but the public paths; no credentials on a private path is 401 (API,
       ``/metrics``, ``/events``, unsafe methods) or a 303 to ``/login?next=...`` (pages).
+    - Guessing: a request with a bearer token from a client that has guessed wrong too often
+      (``auth.throttle``) is 429 with ``Retry-After``, its token unchecked (right or wrong);
+      while too many guess from everywhere, it waits for its turn (or is 429 if the line is
+      too long).
     - Cross-site: an unsafe method not made with a bearer token is refused (403) when
       ``Sec-Fetch-Site`` says cross-site or ``Origin`` is another origin, and, on a private
       path, unless ``X-CSRF-Token`` carries ``auth.csrf_token(request)``.
@@ -248,27 +251,46 @@ class AuthMiddleware:
             return
         conn = HTTPConnection(scope)
         path = remember_app_path(scope)
-        actor, refusal = self._check(conn, path, scope.get("method", "GET"))
+        actor, refusal = None, self._host_refusal(conn)
+        if refusal is None and self.auth.enabled and "authorization" in conn.headers:
+            # Its turn to have the token checked (a wait while many guess), or a 429.
+            wait = await self.auth.throttle.turn(client_address(conn))
+            if wait > 0:
+                refusal = _too_many(wait)
+        if refusal is None:
+            actor, refusal = self._check(conn, path, scope.get("method", "GET"))
         if refusal is not None:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
             else:
                 await refusal(scope, receive, send)
             return
-        scope.setdefault("state", {})["actor"] = actor
+        state = scope.setdefault("state", {})
+        state["actor"] = actor
+        # The session a request came with, for a stream that outlives it (``/events``).
+        by_cookie = self.auth.enabled and actor is not None and "authorization" not in conn.headers
+        state["session"] = conn.cookies.get(COOKIE_NAME) if by_cookie else None
         await self.app(scope, receive, send)
+
+    def _host_refusal(self, conn: HTTPConnection) -> Response | None:
+        server = conn.scope.get("server") or ("", None)
+        host, _ = _split_host(conn.headers.get("host") or str(server[0]))
+        if self.auth.host_allowed(host):
+            return None
+        allow = "start it with a token" if not self.auth.enabled else "add it to allowed_hosts"
+        return error_response("forbidden", f"host {host!r} is not served here ({allow})")
 
     def _check(
         self, conn: HTTPConnection, path: str, method: str
     ) -> tuple[str | None, Response | None]:
         auth = self.auth
-        server = conn.scope.get("server") or ("", None)
-        host, _ = _split_host(conn.headers.get("host") or str(server[0]))
-        if not auth.host_allowed(host):
-            allow = "start it with a token" if not auth.enabled else "add it to allowed_hosts"
-            return None, error_response("forbidden", f"host {host!r} is not served here ({allow})")
         public = is_public(path)
+        client = client_address(conn)
         actor, via = self._identify(conn)
+        if via == "bearer":
+            auth.throttle.succeeded(client)
+        elif via == "bad-token":
+            auth.throttle.failed(client)
         if via == "bad-token" and not public:
             return None, _unauthorized("the bearer token is not valid")
         if via is None and not public:
@@ -314,6 +336,21 @@ def _unauthorized(message: str) -> Response:
     return error_response(
         "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="rollout"'}
     )
+
+
+def _too_many(wait: float) -> Response:
+    return error_response(
+        "too_many_requests",
+        "too many wrong tokens (from this address, or from everywhere); this one was not "
+        "checked: try again after Retry-After seconds",
+        headers={"Retry-After": retry_after(wait)},
+    )
+
+
+def client_address(conn: HTTPConnection) -> str:
+    """The client's address as the server saw it (behind a proxy that uvicorn trusts, the
+    address the proxy forwarded), or "" when the server does not say."""
+    return conn.client.host if conn.client is not None else ""
 
 
 def _to_login(conn: HTTPConnection) -> Response:

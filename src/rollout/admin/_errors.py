@@ -34,6 +34,7 @@ CODES: Final[dict[str, int]] = {
     "too_large": 413,
     "unsupported_media_type": 415,
     "invalid": 422,
+    "too_many_requests": 429,
     "unavailable": 503,
 }
 

@@ -9,6 +9,9 @@ and a comment line every ``KEEPALIVE`` seconds keeps proxies from closing an idl
 page then fetches what it shows of those flags; the stream never carries flag state itself, so
 it cannot leak anything the API would not show.
 
+A stream opened with a dashboard session ends, without another byte, at the first event or
+keepalive after that session has ended (signed out): a copy of the cookie cannot keep listening.
+
 A raw ASGI app rather than a ``StreamingResponse``: it must notice a client that goes away while
 nothing is being sent (to unsubscribe at once, not at the next keepalive), which means reading
 ``receive()`` for ``http.disconnect`` while waiting for changes.
@@ -20,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -47,10 +51,17 @@ _HEADERS = [
 
 
 class EventStream:
-    """The ASGI app behind ``GET /events`` for one :class:`Rollout`."""
+    """The ASGI app behind ``GET /events`` for one :class:`Rollout`.
 
-    def __init__(self, flags: Rollout) -> None:
+    ``session_open(value)`` says whether the session a stream was opened with (the auth
+    middleware's ``scope["state"]["session"]``, None with a bearer token) is still open.
+    """
+
+    def __init__(
+        self, flags: Rollout, session_open: Callable[[str], bool] = lambda _value: True
+    ) -> None:
         self._flags = flags
+        self._session_open = session_open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("method") == "HEAD":  # the headers of a stream, and no stream
@@ -84,6 +95,10 @@ class EventStream:
                     waiting, timeout=KEEPALIVE, return_when="FIRST_COMPLETED"
                 )
                 if disconnected in done:
+                    break
+                session = scope.get("state", {}).get("session")
+                if session is not None and not self._session_open(session):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
                     break
                 if woken in done:
                     woken = None

@@ -162,6 +162,8 @@ _WHY = {
     413: "The body is larger than the server's limit.",
     415: "The body is not sent as application/json.",
     422: "A field or parameter is invalid; `field` names it.",
+    429: "Too many wrong tokens from this address (or from everywhere): wait `Retry-After` "
+    "seconds. The token was not checked.",
     503: "The store cannot be reached (or the server is shutting down); nothing was written.",
 }
 
@@ -173,7 +175,7 @@ def _error(status: int) -> dict[str, Any]:
 def _operation(op: Operation, *, secured: bool) -> dict[str, Any]:
     statuses = [403]
     if secured:
-        statuses.append(401)
+        statuses += [401, 429]
     if op.params:
         statuses.append(422)
     if op.unknown_flag == "not_found" or op.path.startswith("/quarantine/"):

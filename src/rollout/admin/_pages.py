@@ -25,10 +25,12 @@ from starlette.staticfiles import StaticFiles
 
 from .._core import validate as _validate
 from .._core.feature import Feature
+from ._auth import client_address
 from ._events import EventStream
 from ._page_views import description, history_lines, percent, state_label, summary
 from ._scope import app_path
 from ._serialize import flag_json
+from ._throttle import retry_after
 
 if TYPE_CHECKING:
     import jinja2
@@ -89,7 +91,7 @@ def page_routes(flags: Rollout, auth: Auth) -> list[BaseRoute]:
         Route("/login", pages.login_form, methods=["GET"]),
         Route("/login", pages.login, methods=["POST"]),
         Route("/logout", pages.logout, methods=["POST"]),
-        Route("/events", EventStream(flags), methods=["GET"]),
+        Route("/events", EventStream(flags, auth.session_open), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
@@ -165,8 +167,24 @@ class _Pages:
         next_path = _safe_next(request, form.get("next", ""))
         if not self.auth.enabled:
             return RedirectResponse(next_path, status_code=303)
+        client = client_address(request)
+        wait = await self.auth.throttle.turn(client)
+        if wait > 0:
+            # The token is not checked at all: the answer must say nothing about a guess.
+            page = self.render(
+                request,
+                "login.html",
+                status=429,
+                next=next_path,
+                error="Too many wrong tokens have been tried. Wait "
+                f"{retry_after(wait)} seconds, then try again.",
+                csrf=False,
+            )
+            page.headers["Retry-After"] = retry_after(wait)
+            return page
         name = self.auth.check_token(form.get("token", ""))
         if name is None:
+            self.auth.throttle.failed(client)
             return self.render(
                 request,
                 "login.html",
@@ -175,6 +193,7 @@ class _Pages:
                 error="That token is not valid.",
                 csrf=False,
             )
+        self.auth.throttle.succeeded(client)
         response = RedirectResponse(next_path, status_code=303)
         response.set_cookie(
             self.auth.COOKIE_NAME,
@@ -188,7 +207,9 @@ class _Pages:
         return response
 
     async def logout(self, request: Request) -> Response:
-        """Forget the session cookie (the page posts here with fetch and the CSRF header)."""
+        """End the session, here and for every copy of its cookie, and delete the cookie (the
+        page posts here with fetch and the CSRF header)."""
+        self.auth.end_session(request)
         response = RedirectResponse(_base(request) + "/login", status_code=303)
         response.delete_cookie(self.auth.COOKIE_NAME, path="/", httponly=True, samesite="strict")
         return response

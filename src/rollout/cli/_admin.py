@@ -2,7 +2,9 @@
 
 ``serve`` is one process: the store, the peer listener (``--listen`` / ``--peers``) and the HTTP
 API with the dashboard (``--http``, default 127.0.0.1:8080). It refuses to listen for HTTP on a
-non-loopback address without a token: anyone who can reach the port could change every flag.
+non-loopback address without a token, or with a token of less than 128 bits of estimated
+entropy: anyone who can reach the port could change every flag, or guess at the token.
+``token`` prints a strong one.
 
 Only the standard library is imported here; ``serve`` imports the admin extra (uvicorn,
 starlette, ...) when it runs, so every other command stays quick to start.
@@ -32,6 +34,7 @@ __all__ = [
     "add_actor_options",
     "add_history",
     "add_serve_options",
+    "add_token_command",
     "cmd_history",
     "cmd_serve",
     "format_change",
@@ -42,7 +45,8 @@ __all__ = [
 ]
 
 TOKEN_ENV = "ROLLOUT_TOKEN"
-#: Signs dashboard sessions (else a random key per process: sessions end with it).
+#: Keys the dashboard's CSRF tokens (else a random key per process). Sessions themselves are
+#: kept by the process and end with it, whatever this says.
 SESSION_SECRET_ENV = "ROLLOUT_SESSION_SECRET"
 #: Host names served besides loopback ones, comma-separated (see create_app(allowed_hosts=)).
 ALLOWED_HOSTS_ENV = "ROLLOUT_ALLOWED_HOSTS"
@@ -152,6 +156,40 @@ def prepare_serve(args: argparse.Namespace) -> None:
             f"it could change every flag. Set ${TOKEN_ENV} (or --token), or listen on "
             "127.0.0.1"
         )
+    if not is_loopback(args.http_host):
+        _refuse_weak_tokens(args)
+
+
+def _refuse_weak_tokens(args: argparse.Namespace) -> None:
+    # Anyone who can reach the address can guess at the token, throttled but forever: only a
+    # space too large to search is safe there. The estimate is the cluster secret's.
+    from .._core.entropy import MIN_SECRET_BITS, estimated_bits
+
+    for name, secret in args.tokens.items():
+        bits = estimated_bits(secret.encode("utf-8", "surrogateescape"))
+        if bits < MIN_SECRET_BITS:
+            # The value is never shown: it may be a real token used elsewhere.
+            raise ValueError(
+                f"--http {args.http}: the token named {name!r} (--token or ${TOKEN_ENV}) is too "
+                f"weak for a non-loopback address: about {bits:.0f} bits of entropy, at least "
+                f"{MIN_SECRET_BITS} are required; make one with `rollout token`"
+            )
+
+
+def add_token_command(commands: Any) -> None:
+    """``rollout token``: print a fresh bearer token for ``serve`` (no store, no network)."""
+    help_text = "print a new random token for rollout serve's --token / $ROLLOUT_TOKEN (256 bits)"
+    sub = commands.add_parser("token", help=help_text, description=help_text)
+    sub.set_defaults(standalone=_cmd_token)
+
+
+def _cmd_token(_args: argparse.Namespace) -> int:
+    import secrets
+
+    # 32 random bytes, URL-safe base64: no "=" (so never read as NAME=SECRET), no "," (the
+    # separator of $ROLLOUT_TOKEN), nothing a shell or an Authorization header minds.
+    print(secrets.token_urlsafe(32))
+    return 0
 
 
 def cmd_serve(flags: Rollout, args: argparse.Namespace) -> int:
@@ -183,7 +221,6 @@ def cmd_serve(flags: Rollout, args: argparse.Namespace) -> int:
             flags,
             sock,
             tokens=args.tokens,
-            # Sessions signed with a fixed secret survive a restart and work across nodes.
             session_secret=os.environ.get(SESSION_SECRET_ENV) or None,
             allowed_hosts=[
                 h.strip() for h in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",") if h.strip()

@@ -298,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     _ruby.add_commands(add_ruby)
     _check_on.add_check_on(commands)
     cluster.add_secret_command(commands)
+    admin.add_token_command(commands)
     return parser
 
 

@@ -21,6 +21,7 @@ from ..errors import FormatError
 from .clock import Timestamp
 from .history import check_event_value
 from .keys import (
+    DATA,
     EXISTS,
     PERCENTAGE,
     PLAIN_KEYS,
@@ -32,7 +33,7 @@ from .keys import (
     valid_history_key,
 )
 from .state import Delta, Register
-from .validate import flag_name
+from .validate import flag_name, json_problem, text_problem
 
 __all__ = ["FORMAT", "VERSION", "decode", "decode_value", "encode", "encode_value"]
 
@@ -67,6 +68,8 @@ def decode(data: bytes) -> Delta:
         document = json.loads(bytes(data), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise FormatError(f"not a rollout export: {exc}") from exc
+    except RecursionError:  # valid JSON nested deeper than the parser can take
+        raise FormatError("not a rollout export: nested too deeply") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise FormatError("not a rollout export: the 'format' field is missing or wrong")
     version = document.get("version")
@@ -101,6 +104,9 @@ def _decode_register(name: str, key: object, raw: object) -> Register:
     where = f"rollout export: register {key!r} of flag {name!r}"
     if not isinstance(key, str) or not _known_key(key):
         raise FormatError(f"{where}: unknown register key")
+    problem = text_problem(key)
+    if problem is not None:
+        raise FormatError(f"{where}: the key {problem}")
     watermark = key in WATERMARKS
     if not isinstance(raw, list) or len(raw) != (3 if watermark else 4):
         raise FormatError(
@@ -134,6 +140,10 @@ def _check_value(where: str, key: str, value: Any) -> None:
     elif key == EXISTS or key.startswith(TARGETING_PREFIXES):  # user:, exclude:, group:
         if not isinstance(value, bool):
             raise FormatError(f"{where}: value must be true or false, got {value!r}")
+    elif key.startswith(DATA):
+        problem = json_problem(value)
+        if problem is not None:
+            raise FormatError(f"{where}: value {problem}")
     elif key in (PERCENTAGE, TIME) and (
         isinstance(value, bool)
         or not isinstance(value, int | float)

@@ -27,6 +27,7 @@ from .._core import validate as _validate
 from .._core.feature import Feature
 from ._events import EventStream
 from ._page_views import description, history_lines, percent, state_label, summary
+from ._routing import RawRoute
 from ._scope import app_path
 from ._serialize import flag_json
 
@@ -85,7 +86,8 @@ def page_routes(flags: Rollout, auth: Auth) -> list[BaseRoute]:
     return [
         Route("/", pages.flag_list, methods=["GET"]),
         Route("/flags/", pages.open_flag, methods=["GET"]),
-        Route("/flags/{name:path}", pages.flag_page, methods=["GET"]),
+        # The raw path: /flags/victim%2F is the page of "victim/" (and /flags/a/b that of "a/b").
+        RawRoute("/flags/{name:path}", pages.flag_page, methods=["GET"]),
         Route("/login", pages.login_form, methods=["GET"]),
         Route("/login", pages.login, methods=["POST"]),
         Route("/logout", pages.logout, methods=["POST"]),

@@ -80,6 +80,9 @@ def page_routes(flags: Rollout, auth: Auth) -> list[BaseRoute]:
         summary=summary,
         description=description,
         percent=percent,
+        # A name as one URL path segment: "/" too is encoded (Jinja's urlencode keeps it), so a
+        # name such as "a/../b" is not collapsed by the browser into another flag's page.
+        segment=lambda name: urllib.parse.quote(name, safe=""),
         json_text=lambda value: json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False),
     )
     pages = _Pages(flags, auth, env)

@@ -520,10 +520,9 @@ BLOBS: dict[str, Callable[[FakeClock], bytes]] = {
         c, lambda d: d["flags"].update({"chat ": d["flags"]["chat"]})
     ),
     "data nested 33 deep": lambda c: _with(c, lambda d: _register(d, "data:x", DEEP_33)),
-    "nested deeper than the parser": lambda c: b'{"format":"rollout","version":1,"flags":'
-    + b"[" * 100_000
-    + b"]" * 100_000
-    + b"}",
+    "nested deeper than the parser": lambda c: (
+        b'{"format":"rollout","version":1,"flags":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    ),
     "history reason not text": lambda c: _with(
         c,
         lambda d: d["flags"]["chat"].update(

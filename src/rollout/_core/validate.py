@@ -68,9 +68,11 @@ def text_problem(value: str) -> str | None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
+        # What makes one: a JSON "\\ud800" escape (half of a UTF-16 pair), or bytes that were
+        # not UTF-8 (a command line, a file name) decoded with surrogateescape.
         return (
-            f"holds a lone surrogate ({value[exc.start]!r} at position {exc.start}), "
-            "which is not a Unicode character"
+            f"holds a lone surrogate ({value[exc.start]!r} at position {exc.start}): not Unicode "
+            "text (half of a UTF-16 pair, or bytes that were not UTF-8)"
         )
     return None
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import FormatError
@@ -35,7 +36,15 @@ from .keys import (
 from .state import Delta, Register
 from .validate import flag_name, json_problem, text_problem
 
-__all__ = ["FORMAT", "VERSION", "decode", "decode_value", "encode", "encode_value"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "check_flag",
+    "decode",
+    "decode_value",
+    "encode",
+    "encode_value",
+]
 
 FORMAT = "rollout"
 VERSION = 1
@@ -94,6 +103,23 @@ def decode_flags(flags: object) -> Delta:
             raise FormatError(f"rollout export: flag {name!r} must map keys to registers")
         delta[name] = {key: _decode_register(name, key, raw) for key, raw in registers.items()}
     return delta
+
+
+def check_flag(name: str, registers: Mapping[str, Register]) -> None:
+    """The checks :func:`decode_flags` makes, for registers a store decoded itself (a store
+    another process or program can write): :class:`FormatError` naming the first problem."""
+    try:
+        flag_name(name, "flag name")
+    except ValueError as exc:
+        raise FormatError(f"stored flag: {exc}") from None
+    for key, register in registers.items():
+        where = f"stored register {key!r} of flag {name!r}"
+        if not _known_key(key):
+            raise FormatError(f"{where}: unknown register key")
+        problem = text_problem(key)
+        if problem is not None:
+            raise FormatError(f"{where}: the key {problem}")
+        _check_value(where, key, register.value)
 
 
 def _reject_constant(constant: str) -> Any:
@@ -159,4 +185,10 @@ def encode_value(key: str, value: Any) -> str:
 
 
 def decode_value(key: str, text: str) -> Any:
-    return None if key in WATERMARKS else json.loads(text)
+    """The value of ``encode_value``; ValueError (FormatError) for text that is not one."""
+    if key in WATERMARKS:
+        return None
+    try:
+        return json.loads(text)
+    except RecursionError:  # valid JSON nested deeper than the parser can take
+        raise FormatError(f"stored value of {key!r} is nested too deeply") from None

@@ -14,9 +14,14 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
+from rollout import Rollout
 from rollout._core.validate import MAX_NAME_LENGTH, flag_name
+from rollout.admin import create_app
 
+from .api_helpers import served
 from .serve_process import clean_env, serve
 
 TOKEN = "names-s3cret-token"
@@ -168,3 +173,18 @@ def test_a_name_the_rule_refuses_is_a_422_naming_the_field(
     assert error["field"] == field
     assert fragment is None or fragment in error["message"]
     assert http.get("/api/v1/flags").json() == before
+
+
+def test_names_with_a_slash_work_under_a_mount_point_too() -> None:
+    with Rollout() as flags:
+        flags.activate("victim")
+        flags.activate("victim/")
+        outer = Starlette(routes=[Mount("/ad min", app=create_app(flags, token=TOKEN))])
+        with (
+            served(outer) as url,
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as client,
+        ):
+            assert client.get("/ad%20min/flags/victim%2F").status_code == 200
+            gone = client.delete("/ad%20min/api/v1/flags/victim%2F")
+            assert (gone.status_code, gone.json()) == (200, {"deleted": "victim/"})
+        assert flags.features() == ["victim"]

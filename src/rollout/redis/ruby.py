@@ -26,7 +26,7 @@ from typing import Any, Final
 from .._core.clock import MIN_TIMESTAMP
 from .._core.keys import DATA, GROUP, USER, member_key
 from .._core.state import FlagState
-from .._core.validate import MAX_DEPTH, json_problem
+from .._core.validate import json_problem
 
 __all__ = [
     "FEATURES_KEY",
@@ -160,10 +160,10 @@ def parse_record(text: str) -> RubyRecord:
             ) from exc
         if not isinstance(data, dict):
             raise ValueError(f"Ruby rollout record {text!r:.120}: data is not a JSON object")
-        # The data object is one level; each value may then nest as deep as ours may.
-        problem = json_problem(data, MAX_DEPTH + 1)
-        if problem is not None:
-            raise ValueError(f"Ruby rollout record {text!r:.120}: data {problem}")
+        for key, value in data.items():  # as deep as our data values may nest, Unicode text
+            problem = json_problem(key) or json_problem(value)
+            if problem is not None:
+                raise ValueError(f"Ruby rollout record {text!r:.120}: data[{key!r:.40}] {problem}")
     return RubyRecord(
         percentage=percentage,
         percentage_text=raw_percentage,

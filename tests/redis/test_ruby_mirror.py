@@ -231,7 +231,9 @@ def test_a_bad_ruby_record_is_isolated_to_its_flag(
         # Then a Ruby change to another flag, made after the bad record: it still arrives.
         raw.set(f"{namespace}:feature:good", b"30|u1||{}")
         eventually(
-            lambda: (flags.get("good").percentage, flags.get("good").users) == (30, {"u1"}),
+            lambda: (
+                (flags.get("good").percentage, flags.get("good").users) == (30.0, frozenset({"u1"}))
+            ),
             what="Ruby's change to good",
         )
         assert flags.get("bad") == before  # nothing of the bad record was applied

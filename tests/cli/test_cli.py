@@ -275,6 +275,19 @@ def test_export_then_import(cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixt
         (["data", "f", "owner"], "'owner'"),
         (["data", "f", "=5"], "''"),
         (["show", "missing"], "'missing'"),
+        # Deep nesting: 33 levels, and 1,000 (past the JSON parser's own limit).
+        (["data", "f", "k=" + "[" * 33 + "]" * 33], "data['k'] nests more than 32 levels"),
+        (["data", "f", "k=" + "[" * 1000 + "]" * 1000], "data['k'] nests more than 32 levels"),
+        # Text that is not Unicode: a JSON escape, and bytes not UTF-8 (as argv decodes them).
+        (["data", "f", 'k="x\\ud800"'], "lone surrogate"),
+        (["data", "f", "k\udcff=1"], "data key holds a lone surrogate"),
+        (["activate", "x\udcff"], "name holds a lone surrogate"),
+        (["activate-user", "f", "u\udcff"], "id holds a lone surrogate"),
+        (["activate-group", "f", "g\udcff"], "group holds a lone surrogate"),
+        (["activate", "f", "--reason", "r\udcff"], "reason holds a lone surrogate"),
+        # The naming rule.
+        (["activate", " f"], "whitespace"),
+        (["activate", ".."], "'.' or '..'"),
     ],
 )
 def test_bad_values_are_one_error_line(cli: Cli, args: list[str], needle: str) -> None:
@@ -284,13 +297,28 @@ def test_bad_values_are_one_error_line(cli: Cli, args: list[str], needle: str) -
     assert snapshot(cli.store) == before
 
 
-@pytest.mark.parametrize("content", [b"\x00garbage\xff", b'{"format": "other"}', b""])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x00garbage\xff",
+        b'{"format": "other"}',
+        b"",
+        b'{"format":"rollout","version":1,"flags":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"format":"rollout","version":1,"flags":{"x\\ud800":{}}}',
+        b'{"format":"rollout","version":1,"flags":{"f":{"data:k":[1,0,1,"x\\udfff"]}}}',
+        b'{"format":"rollout","version":1,"flags":{"f":{"data:k":[1,0,1,'
+        + b"[" * 40
+        + b"]" * 40
+        + b"]}}}",
+    ],
+    ids=["garbage", "other format", "empty", "100,000 deep", "name", "data", "data 40 deep"],
+)
 def test_corrupt_import_changes_nothing(cli: Cli, tmp_path: Path, content: bytes) -> None:
     cli.ok("activate", "f")
     before = snapshot(cli.store)
     corrupt = tmp_path / "corrupt.json"
     corrupt.write_bytes(content)
-    assert_one_error_line(cli("import", str(corrupt)), "not a rollout export")
+    assert_one_error_line(cli("import", str(corrupt)), "rollout export")
     assert_one_error_line(cli("import", str(tmp_path / "missing.json")), "missing.json")
     assert snapshot(cli.store) == before
 
@@ -361,6 +389,8 @@ def test_script_export_pipes_into_import(tmp_path: Path) -> None:
         ["percentage", "f", "150"],
         ["import"],  # stdin is a corrupt file
         ["--store", "sqlite:///garbage.db", "list"],
+        ["data", "f", "k=" + "[" * 1000 + "]" * 1000],
+        ["activate", "x\udcff"],  # the byte 0xff, not UTF-8, given on the command line
     ],
 )
 def test_errors_end_to_end_have_no_traceback(tmp_path: Path, args: list[str]) -> None:

@@ -134,6 +134,10 @@ def test_import_with_no_gem_flags_imports_nothing(ruby: Ruby) -> None:
         ("abc|||{}", "percentage 'abc' is not a number"),
         ("20|||[1]", "data is not a JSON object"),
         ("20||ok,tab\there|{}", "control characters"),  # the gem takes it; we do not
+        ('20|||{"k":' + "[" * 1000 + "]" * 1000 + "}", "data is not JSON"),  # past the parser
+        ('20|||{"k":' + "[" * 40 + "]" * 40 + "}", "nests more than 32 levels"),
+        ('20|||{"k":"x\\ud800"}', "lone surrogate"),
+        ("20||admins |{}", "whitespace"),
     ],
 )
 def test_a_malformed_record_imports_nothing(ruby: Ruby, value: str, complaint: str) -> None:

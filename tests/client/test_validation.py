@@ -96,6 +96,13 @@ BAD_NAMES: list[tuple[object, type[Exception], str]] = [
     (b"chat", TypeError, "b'chat'"),
     (True, TypeError, "True"),
     (NumberFlag.ONE, TypeError, "1"),  # its value (1) or the member itself
+    # The naming rule beyond control characters (one rule for flags, groups and data keys):
+    (" chat", ValueError, "whitespace"),
+    ("chat\u3000", ValueError, "whitespace"),
+    (".", ValueError, "'.' or '..'"),
+    ("..", ValueError, "'.' or '..'"),
+    ("x\ud800", ValueError, "lone surrogate"),
+    ("\udcff", ValueError, "lone surrogate"),  # a byte not UTF-8, through surrogateescape
 ]
 
 NAME_USES: dict[str, Callable[[Rollout, Any], object]] = {
@@ -310,6 +317,65 @@ def test_data_keys_must_be_non_empty_strings(
     assert_rejected(populated, lambda r: r.set_feature_data("chat", data), error, "data", repr(key))
 
 
+#: Deeper than MAX_DEPTH (32) and deeper than Python's recursion limit.
+DEEP_33: Any = []
+for _ in range(32):
+    DEEP_33 = [DEEP_33]
+DEEP_100K: Any = {}
+for _ in range(100_000):
+    DEEP_100K = {"k": DEEP_100K}
+
+
+@pytest.mark.parametrize(
+    ("data", "shown"),
+    [
+        ({"k": "x\ud800"}, "lone surrogate"),
+        ({"k": ["ok", {"deep": "\udfff"}]}, "lone surrogate"),
+        ({"k": {"inner\ud800": 1}}, "lone surrogate"),
+        ({"x\ud800": 1}, "lone surrogate"),
+        ({"k": DEEP_33}, "32 levels"),
+        ({"k": DEEP_100K}, "32 levels"),
+    ],
+    ids=["value", "value at depth", "inner key", "key", "33 deep", "100,000 deep"],
+)
+def test_data_must_be_unicode_text_and_at_most_32_deep(
+    populated: Populated, data: Any, shown: str
+) -> None:
+    assert_rejected(populated, lambda r: r.set_feature_data("chat", data), ValueError, shown)
+    assert_rejected(populated, lambda r: r.replace_feature_data("chat", data), ValueError, shown)
+
+
+def test_data_32_levels_deep_is_fine(populated: Populated) -> None:
+    populated.flags.set_feature_data("chat", {"k": DEEP_33[0]})
+    assert populated.flags.get("chat").data["k"] == DEEP_33[0]
+
+
+SURROGATE_USES: dict[str, Callable[[Rollout], object]] = {
+    "activate_user": lambda r: r.activate_user("chat", "u\ud800"),
+    "activate_users": lambda r: r.activate_users("chat", ["fine", "u\ud800"]),
+    "exclude_user": lambda r: r.exclude_user("chat", "u\ud800"),
+    "user object id": lambda r: r.activate_user("chat", User("u\ud800")),
+    "activate_group": lambda r: r.activate_group("chat", "g\ud800"),
+    "with_context user": lambda r: r.with_context(user="a\ud800"),
+    "with_context reason": lambda r: r.with_context(reason="why\ud800"),
+}
+
+
+@pytest.mark.parametrize("use", SURROGATE_USES.values(), ids=SURROGATE_USES.keys())
+def test_text_that_is_not_unicode_is_refused_everywhere(
+    populated: Populated, use: Callable[[Rollout], object]
+) -> None:
+    assert_rejected(populated, use, ValueError, "lone surrogate")
+    # History, listing and export still work (they once failed forever after such a write).
+    assert populated.flags.export()
+    assert populated.flags.history("chat")
+
+
+def test_node_name_must_be_unicode_text() -> None:
+    with pytest.raises(ValueError, match="node_name"):
+        Rollout(node_name="web\ud800")
+
+
 # Other arguments ------------------------------------------------------------------------------
 
 
@@ -440,6 +506,30 @@ BLOBS: dict[str, Callable[[FakeClock], bytes]] = {
     "empty flag name": lambda c: _with(c, lambda d: d["flags"].update({"": d["flags"]["chat"]})),
     "control char name": lambda c: _with(
         c, lambda d: d["flags"].update({"a\nb": d["flags"]["chat"]})
+    ),
+    "lone surrogate in a data value": lambda c: _with(
+        c, lambda d: _register(d, "data:x", {"k": "x\ud800"})
+    ),
+    "lone surrogate in a user id": lambda c: _with(c, lambda d: _register(d, "user:\ud800", True)),
+    "lone surrogate in a flag name": lambda c: _with(
+        c, lambda d: d["flags"].update({"x\ud800": d["flags"]["chat"]})
+    ),
+    "a flag name the rule refuses": lambda c: _with(
+        c, lambda d: d["flags"].update({"chat ": d["flags"]["chat"]})
+    ),
+    "data nested 33 deep": lambda c: _with(c, lambda d: _register(d, "data:x", DEEP_33)),
+    "nested deeper than the parser": lambda c: (
+        b'{"format":"rollout","version":1,"flags":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    ),
+    "history reason not text": lambda c: _with(
+        c,
+        lambda d: d["flags"]["chat"].update(
+            {
+                key: [*value[:3], {**value[3], "reason": "r\ud800"}]
+                for key, value in d["flags"]["chat"].items()
+                if key.startswith("history:")
+            }
+        ),
     ),
     "one good flag, one bad": lambda c: _with(
         c,

@@ -495,3 +495,23 @@ def test_arbitrary_bytes_give_messages_or_frame_error(data: list[bytes], cuts: l
 def test_arbitrary_bytes_never_crash_a_keyed_reader(data: bytes, key: bytes | None) -> None:
     with contextlib.suppress(FrameError):
         FrameReader(key, max_frame=1000).feed(data)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # Lone surrogates (JSON escapes): in a data value, a user id, a flag name, a field.
+        b'{"seq":1,"flags":{"chat":{"data:k":[1,0,1,"x\\ud800"]}}}',
+        b'{"seq":1,"flags":{"chat":{"user:\\udfff":[1,0,1,true]}}}',
+        b'{"seq":1,"flags":{"x\\ud800":{"exists":[1,0,1,true]}}}',
+        b'{"seq":1,"flags":{},"\\ud800":1}',
+        # A data value nested past the limit (but not past the parser).
+        b'{"seq":1,"flags":{"chat":{"data:k":[1,0,1,' + b"[" * 40 + b"]" * 40 + b"]}}}",
+        # A flag name the naming rule refuses.
+        b'{"seq":1,"flags":{"chat ":{"exists":[1,0,1,true]}}}',
+    ],
+    ids=["data value", "user id", "flag name", "field", "data 40 deep", "name rule"],
+)
+def test_a_delta_that_is_not_unicode_text_or_too_deep_raises(payload: bytes) -> None:
+    with pytest.raises(FrameError, match="DELTA"):
+        FrameReader().feed(raw_frame(Kind.DELTA, payload))

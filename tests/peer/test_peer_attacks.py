@@ -438,3 +438,26 @@ def test_an_answer_for_a_sequence_number_never_sent_closes_the_connection(
         sock.sendall(wire.frame(session.send_key, session.sent, body))
         eventually(lambda: sync_stats(node)["frames_rejected_format"] == 1, timeout=WAIT)
         eventually(lambda: sync_stats(node)["peers_connected"] == 0, timeout=WAIT)
+
+
+def test_a_delta_holding_a_lone_surrogate_closes_the_connection_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    # The peer holds the secret, so the frame is authentic: its content is still checked, and
+    # text no store can encode is bad bytes, which close that connection (and only that one).
+    import json
+
+    from rollout.testing.cluster import DEFAULT_SECRET
+
+    node = Node("node", tmp_path, anti_entropy_interval=FAST).start()
+    with running(node), socket.create_connection(split(node.address), timeout=WAIT) as sock:
+        session = wire.dial(sock, DEFAULT_SECRET.encode())
+        eventually(lambda: sync_stats(node)["peers_connected"] == 1, timeout=WAIT)
+        registers = {"exists": [1, 0, 1, True], "data:k": [1, 0, 1, "x\ud800"]}
+        payload = json.dumps({"seq": 1, "flags": {"chat": registers}})  # "\\ud800" escaped
+        body = bytes((wire.PROTOCOL, 2)) + payload.encode()
+        sock.sendall(wire.frame(session.send_key, session.sent, body))
+        eventually(lambda: sync_stats(node)["frames_rejected_format"] == 1, timeout=WAIT)
+        eventually(lambda: sync_stats(node)["peers_connected"] == 0, timeout=WAIT)
+        assert node.call("state") == {}  # nothing of the frame was applied
+        assert node.call("export")  # and the node still encodes all it holds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 
 import pytest
@@ -14,6 +15,7 @@ from rollout._core.keys import EXISTS, PERCENTAGE, USER
 from rollout._core.state import Register
 from rollout.errors import StoreError, StoreUnavailableError
 from rollout.redis import RedisStore
+from rollout.redis._store import pack
 from rollout.stores import open_store
 from rollout.testing import StoreConformance, eventually
 
@@ -236,3 +238,42 @@ def test_a_future_register_in_redis_is_quarantined_and_accept_takes_it_out(
         assert stored[PERCENTAGE].ts.wall < future
     finally:
         reader.close()
+
+
+# Records another program wrote: a bad one is isolated to its flag ----------------------------
+
+_PACKED_PREFIX = pack("exists", _reg(10, True))[:-4]  # the timestamp part: "true" cut off
+
+BAD_FIELDS: dict[str, dict[bytes, bytes]] = {
+    "lone surrogate in a value": {b"data:k": _PACKED_PREFIX.encode() + b'"x\\ud800"'},
+    "value nested 1,000 deep": {b"data:k": _PACKED_PREFIX.encode() + b"[" * 1000 + b"]" * 1000},
+    "value nested 40 deep": {b"data:k": _PACKED_PREFIX.encode() + b"[" * 40 + b"]" * 40},
+    "key not UTF-8": {b"user:\xff": _PACKED_PREFIX.encode() + b"true"},
+    "timestamp garbage": {b"exists": b"garbage"},
+}
+
+
+@pytest.mark.parametrize("fields", BAD_FIELDS.values(), ids=BAD_FIELDS.keys())
+def test_a_bad_record_in_redis_is_left_out_and_the_other_flags_load(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    fields: dict[bytes, bytes],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="rollout.redis")  # whatever quietened "rollout"
+    url = with_namespace(redis_url, namespace)
+    with Rollout(url) as writer:
+        writer.activate("good")
+        writer.activate("bad")
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        raw.hset(f"{namespace}:flag:bad", mapping=fields)  # type: ignore[arg-type]
+    finally:
+        raw.close()
+    with Rollout(url) as reader:
+        assert reader.features() == ["good"]
+        assert reader.active("good")
+        # Everything a reader does with what it loaded still works.
+        assert reader.export()
+    logged = [r.getMessage() for r in caplog.records if r.name == "rollout.redis"]
+    assert any("'bad'" in m and "left out" in m for m in logged), logged

@@ -8,6 +8,7 @@ namespace, so every test's keys are its own and are deleted afterwards.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,69 @@ def test_keyspace_notifications_pick_a_ruby_change_up_without_waiting_for_a_poll
     finally:
         flags.close()
         admin.close()
+
+
+# Bad records from Ruby: isolated to their own flag ------------------------------------------
+
+#: Records no Python write can hold, each for the flag "bad": data nested 1,000 deep (the
+#: gem's JSON writes it), a lone surrogate (a JSON escape), a group name the rule refuses, and
+#: bytes that are not UTF-8.
+BAD_RECORDS: dict[str, bytes] = {
+    "nested 1,000 deep": b'0|||{"k":' + b"[" * 1000 + b"]" * 1000 + b"}",
+    "lone surrogate": b'0|||{"k":"x\\ud800"}',
+    "group name refused": b"0||admins ,ok|{}",
+    "not UTF-8": b"0|u\xff||{}",
+}
+
+
+@pytest.mark.parametrize("record", BAD_RECORDS.values(), ids=BAD_RECORDS.keys())
+def test_a_bad_ruby_record_is_isolated_to_its_flag(
+    ruby: Callable[..., Rollout],
+    redis_url: str,
+    namespace: str,
+    record: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Another test's in-process CLI may have quietened "rollout": listen to this logger itself.
+    caplog.set_level(logging.INFO, logger="rollout.ruby")
+    flags = ruby(ruby_poll_interval=0.05)
+    flags.activate("bad")
+    flags.activate_percentage("good", 10)
+    raw = redis.Redis.from_url(redis_url)  # bytes in, bytes out: the gem's view of the keys
+    try:
+        eventually(lambda: raw.get(f"{namespace}:feature:good") == b"10|||{}")
+        before = flags.get("bad")
+        raw.set(f"{namespace}:feature:bad", record)
+        # Then a Ruby change to another flag, made after the bad record: it still arrives.
+        raw.set(f"{namespace}:feature:good", b"30|u1||{}")
+        eventually(
+            lambda: (
+                (flags.get("good").percentage, flags.get("good").users) == (30.0, frozenset({"u1"}))
+            ),
+            what="Ruby's change to good",
+        )
+        assert flags.get("bad") == before  # nothing of the bad record was applied
+        refused = [r for r in caplog.records if "Ruby record of 'bad'" in r.getMessage()]
+        assert len(refused) == 1, [r.getMessage() for r in refused]  # reported once, not per poll
+        assert flags.stats()["ruby"]["errors"] >= 1
+        # Fixed in Ruby: applied as usual.
+        raw.set(f"{namespace}:feature:bad", b"50|||{}")
+        eventually(lambda: flags.get("bad").percentage == 50, what="the fixed record")
+    finally:
+        raw.close()
+
+
+def test_a_flag_name_the_rule_refuses_in_rubys_list_is_skipped(
+    ruby: Callable[..., Rollout], redis_url: str, namespace: str
+) -> None:
+    flags = ruby(ruby_poll_interval=0.05)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        raw.set(f"{namespace}:feature:..", b"40|||{}")
+        raw.set(f"{namespace}:feature:x\xff", b"40|||{}")
+        raw.set(f"{namespace}:feature:fine", b"40|||{}")
+        raw.set(f"{namespace}:feature:__features__", b"..,x\xff,fine")
+        eventually(lambda: flags.exists("fine"), what="the good flag of the list")
+        assert flags.features() == ["fine"]
+    finally:
+        raw.close()

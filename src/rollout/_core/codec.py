@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import FormatError
 from .clock import Timestamp
 from .history import check_event_value
 from .keys import (
+    DATA,
     EXISTS,
     PERCENTAGE,
     PLAIN_KEYS,
@@ -32,9 +34,17 @@ from .keys import (
     valid_history_key,
 )
 from .state import Delta, Register
-from .validate import flag_name
+from .validate import flag_name, json_problem, text_problem
 
-__all__ = ["FORMAT", "VERSION", "decode", "decode_value", "encode", "encode_value"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "check_flag",
+    "decode",
+    "decode_value",
+    "encode",
+    "encode_value",
+]
 
 FORMAT = "rollout"
 VERSION = 1
@@ -67,6 +77,8 @@ def decode(data: bytes) -> Delta:
         document = json.loads(bytes(data), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise FormatError(f"not a rollout export: {exc}") from exc
+    except RecursionError:  # valid JSON nested deeper than the parser can take
+        raise FormatError("not a rollout export: nested too deeply") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise FormatError("not a rollout export: the 'format' field is missing or wrong")
     version = document.get("version")
@@ -93,6 +105,23 @@ def decode_flags(flags: object) -> Delta:
     return delta
 
 
+def check_flag(name: str, registers: Mapping[str, Register]) -> None:
+    """The checks :func:`decode_flags` makes, for registers a store decoded itself (a store
+    another process or program can write): :class:`FormatError` naming the first problem."""
+    try:
+        flag_name(name, "flag name")
+    except ValueError as exc:
+        raise FormatError(f"stored flag: {exc}") from None
+    for key, register in registers.items():
+        where = f"stored register {key!r} of flag {name!r}"
+        if not _known_key(key):
+            raise FormatError(f"{where}: unknown register key")
+        problem = text_problem(key)
+        if problem is not None:
+            raise FormatError(f"{where}: the key {problem}")
+        _check_value(where, key, register.value)
+
+
 def _reject_constant(constant: str) -> Any:
     raise ValueError(f"{constant} is not valid JSON")
 
@@ -101,6 +130,9 @@ def _decode_register(name: str, key: object, raw: object) -> Register:
     where = f"rollout export: register {key!r} of flag {name!r}"
     if not isinstance(key, str) or not _known_key(key):
         raise FormatError(f"{where}: unknown register key")
+    problem = text_problem(key)
+    if problem is not None:
+        raise FormatError(f"{where}: the key {problem}")
     watermark = key in WATERMARKS
     if not isinstance(raw, list) or len(raw) != (3 if watermark else 4):
         raise FormatError(
@@ -134,6 +166,10 @@ def _check_value(where: str, key: str, value: Any) -> None:
     elif key == EXISTS or key.startswith(TARGETING_PREFIXES):  # user:, exclude:, group:
         if not isinstance(value, bool):
             raise FormatError(f"{where}: value must be true or false, got {value!r}")
+    elif key.startswith(DATA):
+        problem = json_problem(value)
+        if problem is not None:
+            raise FormatError(f"{where}: value {problem}")
     elif key in (PERCENTAGE, TIME) and (
         isinstance(value, bool)
         or not isinstance(value, int | float)
@@ -149,4 +185,10 @@ def encode_value(key: str, value: Any) -> str:
 
 
 def decode_value(key: str, text: str) -> Any:
-    return None if key in WATERMARKS else json.loads(text)
+    """The value of ``encode_value``; ValueError (FormatError) for text that is not one."""
+    if key in WATERMARKS:
+        return None
+    try:
+        return json.loads(text)
+    except RecursionError:  # valid JSON nested deeper than the parser can take
+        raise FormatError(f"stored value of {key!r} is nested too deeply") from None

@@ -34,6 +34,7 @@ from .keys import (
     USER,
     split_key,
 )
+from .validate import MAX_DEPTH, json_problem, text
 
 __all__ = [
     "DEFAULT_HISTORY_LIMIT",
@@ -110,7 +111,8 @@ def check_event_value(value: Any) -> str | None:
     for part in ("node", "actor", "reason"):
         if value.get(part) is not None and not isinstance(value.get(part), str):
             return f"'{part}' must be a string or null"
-    return None
+    # An event holds a write's before/after values (data values, or all data when cleared).
+    return json_problem(value, MAX_DEPTH + 3)
 
 
 # Who is writing ------------------------------------------------------------------------------
@@ -129,6 +131,8 @@ def write_context(user: str | None, reason: str | None) -> contextlib.AbstractCo
     for argument, value in (("user", user), ("reason", reason)):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{argument} must be a str or None, got {value!r}")
+        if value is not None:
+            text(value, argument)  # recorded in history, which must stay encodable
     return _write_context(user, reason)
 
 

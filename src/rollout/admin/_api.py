@@ -14,7 +14,6 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from .._client.rollout import Rollout
 from ..errors import RolloutError
@@ -36,6 +35,7 @@ from ._api_fields import (
     users_field,
 )
 from ._errors import ApiError, error_response
+from ._routing import RawRoute
 from ._serialize import flag_json, read_json
 
 __all__ = ["OPERATIONS", "Api", "Call", "Operation"]
@@ -87,15 +87,16 @@ class Api:
         self.max_body = max_body
         self.document = document
 
-    def routes(self) -> list[Route]:
+    def routes(self) -> list[RawRoute]:
         # One Route per path, so a 405 lists every method the path has in its Allow header.
         by_path: dict[str, dict[str, Operation]] = {}
         for op in OPERATIONS:
             by_path.setdefault(op.path, {})[op.method] = op
         # Full paths rather than a Mount: a Mount's pattern stops at a newline, so a flag name
-        # holding an (encoded) control character would get a 404 instead of its 422.
+        # holding an (encoded) control character would get a 404 instead of its 422. Matched on
+        # the raw path, so a name holding "/" (sent as %2F) stays one segment.
         return [
-            Route(PREFIX + path, self._endpoint(ops), methods=list(ops))
+            RawRoute(PREFIX + path, self._endpoint(ops), methods=list(ops))
             for path, ops in by_path.items()
         ]
 

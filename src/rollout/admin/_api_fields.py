@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -34,16 +35,11 @@ __all__ = [
     "users_field",
 ]
 
-_CONTROL = r"\u0000-\u001f\u007f-\u009f"
-#: A flag or group name as one URL path segment: no control characters and no ``/`` (the
-#: server decodes %2F before routing), and not ``.`` or ``..`` (clients collapse those).
-_SEGMENT = rf"[^/{_CONTROL}]"
-SEGMENT_PATTERN: Final = (
-    rf"^(?:[^/.{_CONTROL}]{_SEGMENT}*|\.[^/.{_CONTROL}]{_SEGMENT}*|\.\.{_SEGMENT}+)$"
-)
-#: A group name or data key in a body: what the library accepts (no control characters).
-MEMBER_PATTERN: Final = rf"^[^{_CONTROL}]+$"
-_SEGMENT_RE = re.compile(SEGMENT_PATTERN)
+#: A flag name, group name or data key: the library's one naming rule. In a path, a name is
+#: one segment, percent-encoded ("/" as %2F): the routes match the raw path (see _routing).
+NAME_PATTERN: Final = _validate.NAME_PATTERN
+#: Free text (a reason, a register key): no control characters.
+TEXT_PATTERN: Final = _validate.TEXT_PATTERN
 _MAX = _validate.MAX_NAME_LENGTH
 
 Parse = Callable[[Any], Any]
@@ -72,24 +68,11 @@ class Param:
     required: bool = field(default=True)
 
 
-def _invalid(name: str, message: str) -> ApiError:
+def _invalid(name: str | None, message: str) -> ApiError:
     return ApiError("invalid", message, field=name)
 
 
 # Names ------------------------------------------------------------------------------------------
-
-
-def _segment(name: str) -> Parse:
-    def parse(value: Any) -> str:
-        try:
-            text = _validate.flag_name(value, name)
-        except (TypeError, ValueError) as exc:
-            raise _invalid(name, str(exc)) from None
-        if not _SEGMENT_RE.fullmatch(text):
-            raise _invalid(name, f"{name} must not contain '/' or be '.' or '..', got {text!r}")
-        return text
-
-    return parse
 
 
 def _member(name: str) -> Parse:
@@ -102,11 +85,14 @@ def _member(name: str) -> Parse:
     return parse
 
 
-_SEGMENT_SCHEMA = {"type": "string", "maxLength": _MAX, "pattern": SEGMENT_PATTERN}
-_MEMBER_SCHEMA = {"type": "string", "minLength": 1, "maxLength": _MAX, "pattern": MEMBER_PATTERN}
+_NAME_SCHEMA = {"type": "string", "minLength": 1, "maxLength": _MAX, "pattern": NAME_PATTERN}
 
-NAME_PATH: Final = Param("name", "path", _SEGMENT_SCHEMA, _segment("name"), "The flag's name.")
-GROUP_PATH: Final = Param("group", "path", _SEGMENT_SCHEMA, _segment("group"), "A group name.")
+NAME_PATH: Final = Param(
+    "name", "path", _NAME_SCHEMA, _member("name"), "The flag's name, percent-encoded (/ as %2F)."
+)
+GROUP_PATH: Final = Param(
+    "group", "path", _NAME_SCHEMA, _member("group"), "A group name, percent-encoded (/ as %2F)."
+)
 
 
 def _flag_query(value: Any) -> str:
@@ -116,11 +102,11 @@ def _flag_query(value: Any) -> str:
         raise _invalid("flag", str(exc)) from None
 
 
-#: A flag name as a query parameter (``/`` is fine there, unlike in a path segment).
+#: A flag name as a query parameter.
 FLAG_QUERY: Final = Param(
     "flag",
     "query",
-    {"type": "string", "minLength": 1, "maxLength": _MAX, "pattern": MEMBER_PATTERN},
+    _NAME_SCHEMA,
     _flag_query,
     "Only this flag's.",
     required=False,
@@ -130,7 +116,10 @@ FLAG_QUERY: Final = Param(
 def _user(value: Any) -> str:
     if value == "":
         raise _invalid("user", "user must not be empty")
-    return str(value)
+    try:
+        return _validate.text(str(value), "user")
+    except ValueError as exc:
+        raise _invalid("user", str(exc)) from None
 
 
 def _limit(value: Any) -> int:
@@ -208,25 +197,11 @@ def users_field(*, allow_empty: bool) -> Field:
     return Field("users", schema, parse, 'User ids (strings, or integers: 42 is "42").')
 
 
-GROUP: Final = Field("group", _MEMBER_SCHEMA, _member("group"), "A group name (`all` is everyone).")
+GROUP: Final = Field("group", _NAME_SCHEMA, _member("group"), "A group name (`all` is everyone).")
 
 
-#: How deep data values may nest. Deeper values would make every later read of the flag
-#: recurse that deep (and a few thousand levels would fail it).
-MAX_DATA_DEPTH: Final = 32
-
-
-def _depth(value: Any) -> int:
-    deepest, level = 0, [value]
-    while level:
-        deepest += 1
-        level = [
-            item
-            for container in level
-            if isinstance(container, dict | list)
-            for item in (container.values() if isinstance(container, dict) else container)
-        ]
-    return deepest - 1
+#: How deep a data value may nest (the library's limit, checked by data_mapping).
+MAX_DATA_DEPTH: Final = _validate.MAX_DEPTH
 
 
 def _data(value: Any) -> dict[str, Any]:
@@ -234,8 +209,6 @@ def _data(value: Any) -> dict[str, Any]:
         raise _invalid("data", f"data must be a JSON object, got {value!r:.80}")
     if not value:
         raise _invalid("data", "data must have at least one key")
-    if _depth(value) > MAX_DATA_DEPTH:
-        raise _invalid("data", f"data must not nest more than {MAX_DATA_DEPTH} levels deep")
     try:
         return _validate.data_mapping(value, "data")
     except (TypeError, ValueError, RecursionError) as exc:
@@ -244,7 +217,7 @@ def _data(value: Any) -> dict[str, Any]:
 
 DATA: Final = Field(
     "data",
-    {"type": "object", "minProperties": 1, "propertyNames": _MEMBER_SCHEMA},
+    {"type": "object", "minProperties": 1, "propertyNames": _NAME_SCHEMA},
     _data,
     f"Keys to set (merged into the flag's data; other keys stay); values nest at most "
     f"{MAX_DATA_DEPTH} levels deep.",
@@ -261,14 +234,17 @@ def _text(name: str, what: str) -> Parse:
             raise _invalid(
                 name, f"{name} must be {what} (1 to {MAX_TEXT} characters), got {value!r:.80}"
             )
-        if not re.fullmatch(MEMBER_PATTERN, value):
+        if not re.fullmatch(TEXT_PATTERN, value):
             raise _invalid(name, f"{name} must not contain control characters, got {value!r:.80}")
-        return value
+        try:
+            return _validate.text(value, name)
+        except ValueError as exc:
+            raise _invalid(name, str(exc)) from None
 
     return parse
 
 
-_TEXT_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": MEMBER_PATTERN}
+_TEXT_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": TEXT_PATTERN}
 REGISTER_KEY: Final = Field(
     "key",
     _TEXT_SCHEMA,
@@ -291,6 +267,12 @@ def parse_body(body: Any, fields: tuple[Field, ...]) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _invalid_body(f"the body must be a JSON object, got {type(body).__name__}")
     expected = [f.name for f in fields]
+    for key, value in body.items():
+        # Lone surrogates (JSON's "\\ud800" escapes) anywhere: nothing may store or show them.
+        problem = _validate.json_problem({key: value}, max_depth=sys.maxsize)
+        if problem is not None:
+            shown = key if _validate.text_problem(key) is None else None
+            raise _invalid(shown, f"{key!r:.100}: {problem}")
     for key in body:
         if key not in expected:
             raise _invalid(str(key)[:100], f"unknown field {key!r:.100}; expected {expected}")

@@ -67,6 +67,10 @@ def create_app(
             RolloutError: rollout_error_handler,
         },
     )
+    # No redirects: a path that matches no route is a 404. Starlette's default sends
+    # /flags/victim/ to /flags/victim, another flag (a browser's fetch follows it, DELETE too),
+    # with a Location built from the request's Host header.
+    app.router.redirect_slashes = False
     app.state.flags = flags
     app.state.auth = auth
     return app

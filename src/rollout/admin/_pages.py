@@ -28,6 +28,7 @@ from .._core.feature import Feature
 from ._auth import client_address
 from ._events import EventStream
 from ._page_views import description, history_lines, percent, state_label, summary
+from ._routing import RawRoute
 from ._scope import app_path
 from ._serialize import flag_json
 from ._throttle import retry_after
@@ -81,13 +82,17 @@ def page_routes(flags: Rollout, auth: Auth) -> list[BaseRoute]:
         summary=summary,
         description=description,
         percent=percent,
+        # A name as one URL path segment: "/" too is encoded (Jinja's urlencode keeps it), so a
+        # name such as "a/../b" is not collapsed by the browser into another flag's page.
+        segment=lambda name: urllib.parse.quote(name, safe=""),
         json_text=lambda value: json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False),
     )
     pages = _Pages(flags, auth, env)
     return [
         Route("/", pages.flag_list, methods=["GET"]),
         Route("/flags/", pages.open_flag, methods=["GET"]),
-        Route("/flags/{name:path}", pages.flag_page, methods=["GET"]),
+        # The raw path: /flags/victim%2F is the page of "victim/" (and /flags/a/b that of "a/b").
+        RawRoute("/flags/{name:path}", pages.flag_page, methods=["GET"]),
         Route("/login", pages.login_form, methods=["GET"]),
         Route("/login", pages.login, methods=["POST"]),
         Route("/logout", pages.logout, methods=["POST"]),

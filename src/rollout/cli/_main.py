@@ -19,6 +19,7 @@ from .._client.rollout import Rollout
 from .._core.feature import Feature
 from .._core.redact import scrub
 from .._core.rules import on_for_everybody
+from .._core.validate import MAX_DEPTH
 from ..errors import RolloutError
 from . import _admin as admin
 from . import _cluster as cluster
@@ -52,7 +53,7 @@ def _number(text: str) -> float:
         raise ValueError(f"PCT must be a number from 0 to 100, got {text!r}") from None
 
 
-def _json_or_text(text: str) -> Any:
+def _json_or_text(text: str, key: str) -> Any:
     """``5`` -> 5, ``true`` -> True, ``web`` -> "web"; NaN and Infinity stay text (not JSON)."""
 
     def reject(constant: str) -> None:
@@ -60,6 +61,10 @@ def _json_or_text(text: str) -> Any:
 
     try:
         return json.loads(text, parse_constant=reject)
+    except RecursionError:  # valid JSON nested deeper than the parser goes: not text either
+        raise ValueError(
+            f"data[{key!r}] nests more than {MAX_DEPTH} levels deep, got {text[:40]!r}..."
+        ) from None
     except ValueError:
         return text
 
@@ -69,8 +74,8 @@ def _data_pairs(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, equals, value = pair.partition("=")
         if not equals:
-            raise ValueError(f"data must be given as KEY=VALUE, got {pair!r}")
-        data[key] = _json_or_text(value)
+            raise ValueError(f"data must be given as KEY=VALUE, got {pair!r:.200}")
+        data[key] = _json_or_text(value, key)
     return data
 
 

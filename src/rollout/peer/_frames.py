@@ -21,11 +21,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
 from .._core.codec import decode_flags, encode_flags
 from .._core.state import Delta
+from .._core.validate import json_problem
 from ..errors import FormatError, RolloutError
 from ._messages import SCHEMAS, Kind, Message, SchemaError, check_keys
 
@@ -79,6 +81,12 @@ def _decode_payload(kind: Kind, text: str) -> Message:
         raise SchemaError(f"payload is not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise SchemaError(f"payload must be a JSON object, got {type(payload).__name__}")
+    # JSON's "\\ud800" escapes decode to lone surrogates, which nothing downstream can store,
+    # encode or show: a frame holding one anywhere is bad bytes (the connection is closed).
+    # Depth is not bounded here (the parser bounds it); data values are, by decode_flags.
+    problem = json_problem(payload, max_depth=sys.maxsize)
+    if problem is not None:
+        raise SchemaError(f"payload is not Unicode text: {problem}")
     keys, has_flags, check = SCHEMAS[kind]
     check_keys(payload, keys | {"flags"} if has_flags else keys)
     check(payload)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._core.history import write_context
 from .._core.keys import GROUP, PERCENTAGE, RESET, USER, split_key
 from .._core.state import Delta, FlagState
+from .._core.validate import data_mapping, flag_name, member_name, name_problem, text
 from .ruby import (
     RubyRecord,
     check_ruby_safe,
@@ -59,6 +60,9 @@ ApplyWrite = Callable[..., None]
 logger = logging.getLogger("rollout.ruby")
 
 _RETRIES = 10
+#: Markers in RubyMirror._refused: no record refused yet; a name the rule refuses.
+_NOTHING = object()
+_BAD_NAME = "\x00 a flag name the rule refuses"
 # The members the gem's record lists, by the kind check_ruby_safe checks.
 _RUBY_MEMBERS = {USER: "user id", GROUP: "group name"}
 
@@ -87,6 +91,8 @@ class RubyMirror:
         self.mirror_key = f"{namespace}:ruby:mirror"
         self.poll_interval = poll_interval
         self._applying = threading.local()
+        #: Flag -> the Ruby record refused for it, skipped (and not logged again) until it changes.
+        self._refused: dict[str, str | None] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.stats = dict.fromkeys(
@@ -157,29 +163,70 @@ class RubyMirror:
     # Ruby -> Python ---------------------------------------------------------------------------
 
     def poll(self) -> set[str]:
-        """One round: apply what Ruby processes changed since; returns those flag names."""
+        """One round: apply what Ruby processes changed since; returns those flag names.
+
+        A record that cannot be applied (a name or value our rules refuse, data nested too
+        deep, bytes that are not UTF-8) is isolated to its flag: logged once, counted in
+        ``errors``, skipped until it changes; every other flag goes on.
+        """
         client = self.client
         mirror = {_str(k): _str(v) for k, v in client.hgetall(self.mirror_key).items()}
         listed = parse_features_list(_text(client.get(features_key(self.ruby_namespace))) or "")
         names = list(dict.fromkeys([*listed, *mirror]))
         if not names:
             return set()
+        names = [name for name in names if self._usable_name(name)]
+        if not names:
+            return set()
         records = client.mget([feature_key(n, self.ruby_namespace) for n in names])
         changed: set[str] = set()
         for name, raw in zip(names, records, strict=True):
             current, base = _text(raw), mirror.get(name)
-            if current == base:
-                continue  # still what Python last wrote
+            if current == base or self._refused.get(name, _NOTHING) == current:
+                continue  # still what Python last wrote, or a bad record already reported
             try:
-                new = parse_record(current) if current is not None else None
-                old = parse_record(base) if base is not None else None
+                new, writes = self._read_change(name, current, base)
             except ValueError as exc:
-                self.stats["errors"] += 1
-                logger.warning("ignoring the Ruby record of %r: %s", name, exc)
+                self._refuse(name, current, str(exc))
                 continue
-            self._apply(name, diff_records(old, new), new)
+            self._refused.pop(name, None)
+            self._apply(name, writes, new)
             changed.add(name)
         return changed
+
+    def _read_change(
+        self, name: str, current: str | None, base: str | None
+    ) -> tuple[RubyRecord | None, list[tuple[str, tuple[Any, ...]]]]:
+        """The record Ruby wrote and the writes it means, every one checked before any is made
+        (so a record is applied whole or not at all); ValueError saying what is wrong."""
+        try:
+            flag_name(name, "flag name")
+            new = parse_record(current) if current is not None else None
+            old = parse_record(base) if base is not None else None
+            writes = diff_records(old, new)
+            for method, args in writes:
+                _check_write(method, args)
+        except (TypeError, RecursionError) as exc:
+            raise ValueError(str(exc)) from None
+        return new, writes
+
+    def _usable_name(self, name: str) -> bool:
+        """Whether the naming rule takes a name from Ruby's list (a refused one is logged once)."""
+        problem = name_problem(name)
+        if problem is None:
+            return True
+        if self._refused.get(name, _NOTHING) is not _BAD_NAME:
+            self._refuse(name, _BAD_NAME, f"flag name {problem}")
+        return False
+
+    def _refuse(self, name: str, current: str | None, problem: str) -> None:
+        self._refused[name] = current
+        self.stats["errors"] += 1
+        logger.error(
+            "ignoring the Ruby record of %r until it changes (other flags go on): %.300s",
+            name,
+            problem,
+        )
 
     def _apply(
         self, name: str, writes: list[tuple[str, tuple[Any, ...]]], record: RubyRecord | None
@@ -254,11 +301,24 @@ class RubyMirror:
 
 
 def _text(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
+    # Bytes that are not UTF-8 become lone surrogates, which the checks then refuse for the one
+    # flag (or name) that holds them, instead of one bad key failing every round.
+    return value.decode(errors="surrogateescape") if isinstance(value, bytes) else value
 
 
 def _str(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return value.decode(errors="surrogateescape") if isinstance(value, bytes) else value
+
+
+def _check_write(method: str, args: tuple[Any, ...]) -> None:
+    """The argument checks of the public write ``method`` (the facade repeats them)."""
+    if method in ("activate_group", "deactivate_group"):
+        member_name(args[0], "group")
+    elif method in ("activate_users", "deactivate_users"):
+        for user in args[0]:
+            text(user, "user id")
+    elif method == "set_feature_data":
+        data_mapping(args[0])
 
 
 def _parse_or_none(raw: bytes | str | None) -> RubyRecord | None:

@@ -189,7 +189,7 @@ class RedisTransport(Transport):
 
         try:
             delta = decode_flags(json.loads(flags_json))
-        except (ValueError, RolloutError) as exc:
+        except (ValueError, RecursionError, RolloutError) as exc:
             logger.warning("ignoring a malformed change on %s: %s", self.store.channel, exc)
             self._reload()
             return

@@ -26,6 +26,7 @@ from typing import Any, Final
 from .._core.clock import MIN_TIMESTAMP
 from .._core.keys import DATA, GROUP, USER, member_key
 from .._core.state import FlagState
+from .._core.validate import json_problem
 
 __all__ = [
     "FEATURES_KEY",
@@ -153,10 +154,16 @@ def parse_record(text: str) -> RubyRecord:
     if raw_data.strip(_RUBY_BLANK):
         try:
             data = json.loads(raw_data, parse_constant=_reject_constant, parse_float=_finite_float)
-        except ValueError as exc:
-            raise ValueError(f"Ruby rollout record {text!r}: data is not JSON ({exc})") from exc
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(
+                f"Ruby rollout record {text!r:.120}: data is not JSON ({exc})"
+            ) from exc
         if not isinstance(data, dict):
-            raise ValueError(f"Ruby rollout record {text!r}: data is not a JSON object")
+            raise ValueError(f"Ruby rollout record {text!r:.120}: data is not a JSON object")
+        for key, value in data.items():  # as deep as our data values may nest, Unicode text
+            problem = json_problem(key) or json_problem(value)
+            if problem is not None:
+                raise ValueError(f"Ruby rollout record {text!r:.120}: data[{key!r:.40}] {problem}")
     return RubyRecord(
         percentage=percentage,
         percentage_text=raw_percentage,

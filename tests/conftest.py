@@ -7,6 +7,7 @@ still checks everything else about the examples.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +22,16 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("rollout")
+
+
+@pytest.fixture(autouse=True)
+def _rollout_log_level() -> Iterator[None]:
+    """The CLI run in-process quietens the ``rollout`` logger for good (a one-off command's
+    output is its one line); put the level back so later tests still see what is logged."""
+    logger = logging.getLogger("rollout")
+    level = logger.level
+    yield
+    logger.setLevel(level)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
@@ -16,7 +16,7 @@ from .._client.rollout import Rollout
 from ..errors import RolloutError
 from ._api import Api
 from ._auth import Auth, AuthMiddleware
-from ._errors import http_exception_handler, rollout_error_handler
+from ._errors import client_gone_handler, http_exception_handler, rollout_error_handler
 from ._metrics import metrics_routes
 from ._openapi import openapi_document
 from ._pages import page_routes
@@ -64,6 +64,7 @@ def create_app(
         exception_handlers={
             HTTPException: http_exception_handler,
             RolloutError: rollout_error_handler,
+            ClientDisconnect: client_gone_handler,
         },
     )
     app.state.flags = flags

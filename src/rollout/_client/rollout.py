@@ -481,10 +481,13 @@ class Rollout:
 
         For processes that share one SQLite file without a sync transport: a web worker can
         call it every few seconds, or after the CLI changed a flag. The quarantine is read
-        again too. Returns the changed flags.
+        again too. Returns the changed flags. Nothing is read when the store says nobody else
+        wrote since (SQLite knows; this process's own writes are in the replica already), so
+        calling it often is cheap; ``stats()["store_reloads"]`` counts the reads.
         """
-        if self._store is None:
+        if self._store is None or not self._store.changed_elsewhere():
             return set()
+        self._pipeline.counters["store_reloads"] += 1
         self._pipeline.quarantine.reload()  # what other processes held or resolved since
         return self._pipeline.merge(self._store.load(), save=False, origin="store")
 

@@ -123,6 +123,13 @@ class Store(abc.ABC):
         assert isinstance(book, _BookLock)
         return book
 
+    def changed_elsewhere(self) -> bool:
+        """Whether someone else (another process, another connection) may have written since
+        this store object last ran :meth:`load`: ``Rollout.refresh`` skips its reload when not,
+        so a process's own writes never make it read everything again. True when the store
+        cannot tell (the default)."""
+        return True
+
     def default_transport(self) -> Transport | None:
         """The transport that gives replicas on this store live updates, if it has one.
 

@@ -491,6 +491,13 @@ class Rollout:
         self._pipeline.quarantine.reload()  # what other processes held or resolved since
         return self._pipeline.merge(self._store.load(), save=False, origin="store")
 
+    def ping_store(self) -> None:
+        """Reach the store now (one cheap round trip; nothing without a store). Raises
+        ``StoreUnavailableError`` (or ``StoreError``) when it cannot be reached, ``ClosedError``
+        once closed. What ``rollout serve``'s ``/readyz`` asks."""
+        if self._store is not None:
+            self._store.ping()
+
     def wait_synced(self, timeout: float = 5.0, *, peers: int | None = None) -> bool:
         """Wait until every known peer (or at least ``peers`` of them) has every local write.
 
@@ -650,6 +657,8 @@ class Rollout:
             "store": self._store.url if self._store is not None else "memory",
             "flags": len(self._checks),
             "closed": self._pipeline.closed,
+            # Why local writes are refused now (the peers doubt this clock), None when not.
+            "clock_problem": self._pipeline.clock_problem(),
             **self._pipeline.counters,
             "quarantined": self._pipeline.quarantine.count(),
             "quarantine_overflow": self._pipeline.quarantine.overflow,

@@ -8,15 +8,15 @@ from collections.abc import Iterable, Mapping
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.requests import ClientDisconnect
+from starlette.routing import BaseRoute
 
 from .._client.rollout import Rollout
 from ..errors import RolloutError
 from ._api import Api
 from ._auth import Auth, AuthMiddleware
 from ._errors import client_gone_handler, http_exception_handler, rollout_error_handler
+from ._health import health_routes
 from ._metrics import metrics_routes
 from ._openapi import openapi_document
 from ._pages import page_routes
@@ -33,7 +33,8 @@ def create_app(
     allowed_hosts: Iterable[str] | None = None,
     max_body: int = 1_048_576,
 ) -> Starlette:
-    """The admin app for ``flags``: ``/api/v1`` (JSON), the dashboard, ``/metrics``, ``/healthz``.
+    """The admin app for ``flags``: ``/api/v1`` (JSON), the dashboard, ``/metrics``, the probes
+    (``/healthz`` and ``/livez``: alive; ``/readyz``: store, transport and clock checked).
 
     ``token`` (named ``admin``) or ``tokens`` (``{name: secret}``) turn authentication on; the
     name is recorded as the actor of every change. Without either, auth is off and only
@@ -49,11 +50,8 @@ def create_app(
     document = functools.partial(openapi_document, secured=auth.enabled)
     api = Api(flags, max_body=max_body, document=document)
 
-    async def healthz(_request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "flags": len(flags.features())})
-
     routes: list[BaseRoute] = [
-        Route("/healthz", healthz, methods=["GET"]),
+        *health_routes(flags),
         *api.routes(),
         *metrics_routes(flags),
         *page_routes(flags, auth),

@@ -244,6 +244,10 @@ class SQLiteStore(Store):
             self._loaded_version = version
         return delta
 
+    def ping(self) -> None:
+        with self._using("read") as connection:
+            connection.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+
     def changed_elsewhere(self) -> bool:
         with self._using("read") as connection:
             return self._loaded_version is None or _data_version(connection) != self._loaded_version

@@ -4,13 +4,16 @@ started again."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from rollout import Rollout
 from rollout.testing import eventually
+from rollout.testing.cluster import free_port
 
 from ..redis.redis_server import RedisServer, need_redis, redis_binary
 from .serve_process import clean_env, serve
@@ -77,3 +80,25 @@ def test_readyz_names_the_store_while_redis_is_down_and_recovers_with_it(tmp_pat
         assert "Traceback" not in s.stderr()
     finally:
         server.stop()
+
+
+def test_readyz_is_not_ready_while_no_peer_has_confirmed_the_clock_then_ready(
+    tmp_path: Path,
+) -> None:
+    """A node configured with peers refuses local writes until one confirms its clock."""
+    secret = secrets.token_urlsafe(32)
+    peer_address = f"127.0.0.1:{free_port()}"  # nobody there yet
+    env = clean_env(ROLLOUT_TOKEN=TOKEN, ROLLOUT_SECRET=secret)
+    args = ("--store", "memory://", "--listen", f"127.0.0.1:{free_port()}", "--http", "127.0.0.1:0")
+    with (
+        serve(*args, "--peers", peer_address, cwd=tmp_path, env=env) as s,
+        s.client(token=None) as anonymous,
+    ):
+        status, body = _ready(anonymous)
+        assert status == 503
+        assert body["checks"]["clock"]["ok"] is False
+        assert "clock" in body["checks"]["clock"]["problem"]
+        assert body["checks"]["store"]["ok"] is True
+        assert anonymous.get("/livez").status_code == 200
+        with Rollout(listen=peer_address, secret=secret):
+            eventually(lambda: _ready_with(anonymous, 200), timeout=60, what="clock confirmed")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from ._connections import ConnectionGuard, guarded
+from ._events import MAX_STREAMS
 from ._limits import accept_batch, connection_cap, quiet_accept_errors, raise_descriptor_limit
 from ._metrics import stop_sampling
 
@@ -109,12 +110,14 @@ def serve(
     cap = max_connections if max_connections is not None else connection_cap(limit)
     guard = ConnectionGuard(cap)
     logger.info("holding at most %d HTTP connections (open file limit %s)", cap, limit)
-
     app = create_app(
         flags,
         tokens=dict(tokens) if tokens else None,
         session_secret=session_secret,
         allowed_hosts=list(allowed_hosts) if allowed_hosts else None,
+        # Streams are never evicted for room: half the connections at most, so that the rest
+        # always serve requests.
+        max_event_streams=max(1, min(MAX_STREAMS, cap // 2)),
     )
     config = uvicorn.Config(
         app,

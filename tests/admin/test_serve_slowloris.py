@@ -91,12 +91,12 @@ def read_until(sock: socket.socket, marker: bytes) -> bytes:
 
 
 def timed_get(url: str, path: str) -> tuple[httpx.Response, float]:
-    """GET on a fresh connection, and the seconds it took."""
-    start = time.perf_counter()
+    """GET on a fresh connection, and the seconds it took (connecting included)."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=10) as client:
+        start = time.perf_counter()
         response = client.get(path)
-    return response, time.perf_counter() - start
+        return response, time.perf_counter() - start
 
 
 def _open_files(count: int) -> None:
@@ -126,6 +126,7 @@ def test_a_thousand_stalled_connections_neither_slow_requests_nor_stay_open(
         port = _port(s)
         with stalled(port, 500, "head") as heads, stalled(port, 500, "body") as bodies:
             opened = time.monotonic()
+            time.sleep(0.5)  # the server has taken them all in: measure while they are open
             healthz, healthz_took = timed_get(s.url, "/healthz")
             check, check_took = timed_get(s.url, "/api/v1/flags/chat/check")
             print(f"with 1,000 stalled connections: /healthz {healthz_took * 1000:.1f} ms, "
@@ -219,3 +220,34 @@ def test_serve_raises_its_soft_descriptor_limit_to_the_hard_one(tmp_path: Path) 
             pytest.skip("no /proc here")
         row = next(line for line in limits.read_text().splitlines() if "open files" in line)
         assert row.split()[3:5] == ["4096", "4096"]
+
+
+def test_a_new_connection_at_the_cap_evicts_the_oldest_one_still_sending_its_request(
+    tmp_path: Path,
+) -> None:
+    # 72 descriptors: 64 kept for the rest of the process, a cap of 8 connections.
+    env = clean_env(ROLLOUT_TOKEN=TOKEN)
+    with serve(
+        "--store", "memory://", "--http", "127.0.0.1:0", cwd=tmp_path, env=env,
+        open_files=(72, 72),
+    ) as served:  # fmt: skip
+        assert "holding at most 8 HTTP connections (open file limit 72)" in served.stderr()
+        port = _port(served)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as events:
+            events.sendall(
+                b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Authorization: Bearer " + TOKEN.encode() + b"\r\n\r\n"
+            )
+            read_until(events, b"connected")  # busy from now on: never evicted
+            with stalled(port, 10, "head") as heads:
+                healthz, _ = timed_get(served.url, "/healthz")
+                assert healthz.status_code == 200
+                # 1 stream + 10 heads + 1 request through a cap of 8: the 4 oldest heads went.
+                closed = closed_by_server(heads, timeout=HEAD_TIMEOUT / 2)
+                # (Closed at once, long before their deadline; with a 408 only if the server had
+                # read part of their head by then.)
+                assert sorted(heads.index(sock) for sock in closed) == [0, 1, 2, 3]
+            with served.client(TOKEN) as client:
+                response = client.put("/api/v1/flags/chat/active", json={"active": True})
+                assert response.status_code == 200, response.text
+            read_until(events, b"chat")

@@ -96,7 +96,6 @@ class ConnectionGuard:
                 self.cap,
             )
             victim.expire()
-            self.moved(victim, None)  # counted out now: its connection_lost comes later
         self.open += 1
         return True
 
@@ -159,13 +158,19 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def expire(self) -> None:
-        """Close this connection, with a 408 when the client sent part of a request."""
+        """Close this connection, with a 408 when the client sent part of a request.
+
+        It is counted out at once (its ``connection_lost`` comes a loop iteration later), so it
+        is neither evicted again nor counted against the cap meanwhile.
+        """
         self._cancel()
+        phase = self.phase
+        self.guard.moved(self, None)
         if self.transport.is_closing():
             return
-        if self.phase is Phase.HEAD:
+        if phase is Phase.HEAD:
             started = bool(self.conn.trailing_data[0])  # not a silent or idle connection
-        elif self.phase is Phase.BODY:  # unless the app answered early (e.g. 401) and it stalls
+        elif phase is Phase.BODY:  # unless the app answered early (e.g. 401) and it stalls
             started = self.cycle is None or not self.cycle.response_started
         else:
             started = False

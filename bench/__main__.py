@@ -4,7 +4,7 @@ Progress goes to stderr. The run always exits 0 when it could measure: a missed 
 reported as MISS, never raised (benchmarks report, tests assert).
 
 ``BENCH_ONLY=cluster`` (a comma-separated list of sections: checks, writes, memory, cluster,
-handshake, scale, redis, openfeature, degrade, http) runs only those; the default is all of
+handshake, scale, redis, openfeature, degrade, http, serve) runs only those; the default is all of
 them. The scale section (the mesh at 3, 10, 20 and 30 processes, about two minutes) also runs
 alone: ``python -m bench.scale``. The Targets table needs checks, writes and memory; only a run
 of every section rewrites bench/results.md.
@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import degrade_bench, handshake_bench, http_bench, openfeature_bench, scale
+from . import degrade_bench, handshake_bench, http_bench, openfeature_bench, scale, serve_bench
 from ._timing import REPEAT
 from .checks import measure_checks
 from .cluster import measure_cluster
@@ -54,6 +54,7 @@ SECTIONS = (
     "openfeature",
     "degrade",
     "http",
+    "serve",
 )
 
 _DISTRIBUTIONS = (
@@ -136,6 +137,7 @@ def main() -> None:
         ("openfeature", openfeature_bench, "the OpenFeature provider"),
         ("degrade", degrade_bench, "degrade"),
         ("http", http_bench, "the HTTP API with wrk"),
+        ("serve", serve_bench, "rollout serve's writes and stalled connections"),
     ):
         if section in sections:
             print(f"measuring {what}...", file=sys.stderr, flush=True)

@@ -62,10 +62,14 @@ def session(auth: Auth, name: str) -> dict[str, str]:
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str]]:
-    """Every (METHOD, full path) the OpenAPI document lists."""
+    """Every (METHOD, full path) of the API the OpenAPI document lists (not the public probes,
+    ``/healthz`` and the like, which have their own server URL)."""
     base = document["servers"][0]["url"]
     return sorted(
-        (method.upper(), base + path) for path, item in document["paths"].items() for method in item
+        (method.upper(), base + path)
+        for path, item in document["paths"].items()
+        if "servers" not in item
+        for method in item
     )
 
 

@@ -38,6 +38,13 @@ def rollout(
     )  # fmt: skip
 
 
+_WITH_LIMIT = (
+    "import os, resource, sys; "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2]))); "
+    "os.execv(sys.argv[3], sys.argv[3:])"
+)
+
+
 @dataclass
 class Served:
     process: subprocess.Popen[str]
@@ -63,15 +70,20 @@ def serve(
     env: dict[str, str] | None = None,
     token: str | None = None,
     stop: signal.Signals = signal.SIGTERM,
+    open_files: tuple[int, int] | None = None,
 ) -> Iterator[Served]:
     """Start ``rollout serve ARGS`` in ``cwd``; yield once it printed its dashboard address.
 
+    ``open_files``: the (soft, hard) limit on open files it starts with (``ulimit -n``).
     On leaving, send ``stop`` and wait for the process; ``returncode`` is then set.
     """
     stderr_path = cwd / f"serve-{len(list(cwd.glob('serve-*.log')))}.log"
+    command = [str(ROLLOUT), "serve", *args]
+    if open_files is not None:  # set in a small Python that then becomes rollout (no preexec_fn)
+        command = [sys.executable, "-c", _WITH_LIMIT, *map(str, open_files), *command]
     with stderr_path.open("w") as stderr:
         process = subprocess.Popen(
-            [str(ROLLOUT), "serve", *args],
+            command,
             cwd=cwd, env=env or clean_env(), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=stderr, text=True,
         )  # fmt: skip

@@ -203,7 +203,7 @@ async def test_machine_paths_and_unsafe_methods_without_credentials_are_401(
     assert response.json()["error"]["code"] == "unauthorized"
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/login", "/static/app.css"])
+@pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz", "/login", "/static/app.css"])
 async def test_public_paths_need_no_credentials(admin: Admin, path: str) -> None:
     response = await admin.client.get(path)
     assert response.status_code not in (401, 303, 403)

@@ -12,6 +12,7 @@ import pytest
 
 from rollout import Rollout
 from rollout.admin import _events, create_app
+from rollout.testing import eventually
 
 from .dashboard_server import serve
 
@@ -168,3 +169,33 @@ def test_stopping_the_server_ends_open_streams_cleanly(
         streams.close()
     assert "Exception in ASGI application" not in caplog.text
     assert flags._pipeline.subscribers == []
+
+
+def test_streams_past_the_limit_get_503_with_retry_after_and_a_closed_one_frees_its_place(
+    flags: Rollout,
+) -> None:
+    with (
+        serve(create_app(flags, token=TOKEN, max_event_streams=2)) as url,
+        httpx.Client(timeout=PATIENCE) as client,
+    ):
+        first = open_stream(client, url)
+        next(first)
+        second = open_stream(client, url)
+        next(second)
+        refused = client.get(url + "/events", headers=BEARER)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "5"
+        assert refused.json()["error"]["code"] == "unavailable"
+        first.close()  # the dashboard closes: its place is free again
+
+        def opens() -> bool:
+            with client.stream("GET", url + "/events", headers=BEARER) as response:
+                return response.status_code == 200
+
+        eventually(opens, timeout=PATIENCE, what="a stream opening again")
+        second.close()
+
+
+def test_max_event_streams_must_be_a_positive_int(flags: Rollout) -> None:
+    with pytest.raises(ValueError, match="max_event_streams must be a positive int, got 0"):
+        create_app(flags, max_event_streams=0)

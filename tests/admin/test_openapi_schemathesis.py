@@ -33,16 +33,20 @@ CHECKS = [
     schemathesis.checks.allow_header_conformance,
     schemathesis.checks.ignored_auth,
 ]
+PROBES = {"healthz", "livez", "readyz"}
 OPERATION_IDS = sorted(
     operation["operationId"]
     for item in openapi_document("/api/v1", secured=True)["paths"].values()
-    for operation in item.values()
+    for key, operation in item.items()
+    if key != "servers"  # the probes' own server URL (outside /api/v1)
 )
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 @pytest.mark.parametrize("operation_id", OPERATION_IDS)
 def test_the_api_answers_as_its_document_says(operation_id: str, mode: GenerationMode) -> None:
+    if mode == GenerationMode.NEGATIVE and operation_id in PROBES:
+        pytest.skip("a probe takes no input and no token: there is nothing to get wrong")
     with Rollout() as flags:
         hold_from_the_future(seeded(flags))
         app = create_app(flags, token=TOKEN)

@@ -1138,6 +1138,22 @@ def test_refresh_picks_up_what_another_process_wrote_to_the_same_sqlite_file(
         assert app.refresh() == set()  # nothing new
 
 
+def test_refresh_reads_the_sqlite_file_again_only_after_another_connection_wrote(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    with Rollout(url) as app, Rollout(url) as operator:
+        app.activate_users("big", range(1000))
+        app.activate("chat")
+        assert app.refresh() == set()
+        assert app.stats()["store_reloads"] == 0  # its own writes: nothing read
+        operator.activate("signup")
+        assert app.refresh() == {"signup"}
+        assert app.stats()["store_reloads"] == 1
+        assert app.refresh() == set()
+        assert app.stats()["store_reloads"] == 1
+
+
 def test_refresh_without_a_store_changes_nothing() -> None:
     flags = Rollout()
     flags.activate("chat")

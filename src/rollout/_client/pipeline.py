@@ -96,6 +96,7 @@ class WritePipeline:
                 "quarantine_dropped",
                 "quarantine_superseded",
                 "clock_steps_back",
+                "store_reloads",
             ),
             0,
         )

@@ -482,12 +482,22 @@ class Rollout:
 
         For processes that share one SQLite file without a sync transport: a web worker can
         call it every few seconds, or after the CLI changed a flag. The quarantine is read
-        again too. Returns the changed flags.
+        again too. Returns the changed flags. Nothing is read when the store says nobody else
+        wrote since (SQLite knows; this process's own writes are in the replica already), so
+        calling it often is cheap; ``stats()["store_reloads"]`` counts the reads.
         """
-        if self._store is None:
+        if self._store is None or not self._store.changed_elsewhere():
             return set()
+        self._pipeline.counters["store_reloads"] += 1
         self._pipeline.quarantine.reload()  # what other processes held or resolved since
         return self._pipeline.merge(self._store.load(), save=False, origin="store")
+
+    def ping_store(self) -> None:
+        """Reach the store now (one cheap round trip; nothing without a store). Raises
+        ``StoreUnavailableError`` (or ``StoreError``) when it cannot be reached, ``ClosedError``
+        once closed. What ``rollout serve``'s ``/readyz`` asks."""
+        if self._store is not None:
+            self._store.ping()
 
     def wait_synced(self, timeout: float = 5.0, *, peers: int | None = None) -> bool:
         """Wait until every known peer (or at least ``peers`` of them) has every local write.
@@ -649,6 +659,8 @@ class Rollout:
             "store": redact_url(self._store.url) if self._store is not None else "memory",
             "flags": len(self._checks),
             "closed": self._pipeline.closed,
+            # Why local writes are refused now (the peers doubt this clock), None when not.
+            "clock_problem": self._pipeline.clock_problem(),
             **self._pipeline.counters,
             "quarantined": self._pipeline.quarantine.count(),
             "quarantine_overflow": self._pipeline.quarantine.overflow,

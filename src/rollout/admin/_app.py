@@ -8,15 +8,16 @@ from collections.abc import Iterable, Mapping
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.requests import ClientDisconnect
+from starlette.routing import BaseRoute
 
 from .._client.rollout import Rollout
 from ..errors import RolloutError
 from ._api import Api
 from ._auth import Auth, AuthMiddleware
-from ._errors import http_exception_handler, rollout_error_handler
+from ._errors import client_gone_handler, http_exception_handler, rollout_error_handler
+from ._events import MAX_STREAMS
+from ._health import health_routes
 from ._metrics import metrics_routes
 from ._openapi import openapi_document
 from ._pages import page_routes
@@ -32,32 +33,38 @@ def create_app(
     session_secret: str | bytes | None = None,
     allowed_hosts: Iterable[str] | None = None,
     max_body: int = 1_048_576,
+    max_event_streams: int = MAX_STREAMS,
 ) -> Starlette:
-    """The admin app for ``flags``: ``/api/v1`` (JSON), the dashboard, ``/metrics``, ``/healthz``.
+    """The admin app for ``flags``: ``/api/v1`` (JSON), the dashboard, ``/metrics``, the probes
+    (``/healthz`` and ``/livez``: alive; ``/readyz``: store, transport and clock checked).
 
     ``token`` (named ``admin``) or ``tokens`` (``{name: secret}``) turn authentication on; the
     name is recorded as the actor of every change. Without either, auth is off and only
     loopback Host names (plus ``allowed_hosts``) are served. Dashboard sessions are kept by the
     app (they end at sign-out, and with the process); ``session_secret`` keys their CSRF tokens
-    (a random key per app without it). ``max_body`` bounds a request body, in bytes.
+    (a random key per app without it). ``max_body`` bounds a request body, in bytes;
+    ``max_event_streams`` the open dashboards' event streams (more get 503).
     The app does not own ``flags``: closing it is the caller's job.
     """
     if not isinstance(flags, Rollout):
         raise TypeError(f"flags must be a rollout.Rollout, got {flags!r}")
     if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
         raise ValueError(f"max_body must be a positive int (bytes), got {max_body!r}")
+    if (
+        isinstance(max_event_streams, bool)
+        or not isinstance(max_event_streams, int)
+        or max_event_streams < 1
+    ):
+        raise ValueError(f"max_event_streams must be a positive int, got {max_event_streams!r}")
     auth = Auth(token, tokens, session_secret=session_secret, allowed_hosts=allowed_hosts)
     document = functools.partial(openapi_document, secured=auth.enabled)
     api = Api(flags, max_body=max_body, document=document)
 
-    async def healthz(_request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "flags": len(flags.features())})
-
     routes: list[BaseRoute] = [
-        Route("/healthz", healthz, methods=["GET"]),
+        *health_routes(flags),
         *api.routes(),
         *metrics_routes(flags),
-        *page_routes(flags, auth),
+        *page_routes(flags, auth, max_event_streams),
     ]
     app = Starlette(
         routes=routes,
@@ -65,6 +72,7 @@ def create_app(
         exception_handlers={
             HTTPException: http_exception_handler,
             RolloutError: rollout_error_handler,
+            ClientDisconnect: client_gone_handler,
         },
     )
     # No redirects: a path that matches no route is a 404. Starlette's default sends

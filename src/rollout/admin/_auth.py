@@ -214,7 +214,7 @@ def _is_loopback(host: str) -> bool:
 # The middleware -------------------------------------------------------------------------------
 
 #: Served to anybody: the load balancer's probe, the login form, the dashboard's assets.
-PUBLIC_PATHS: Final = frozenset({"/healthz", "/login"})
+PUBLIC_PATHS: Final = frozenset({"/healthz", "/livez", "/readyz", "/login"})
 PUBLIC_PREFIXES: Final = ("/static/",)
 #: Machine-facing paths: refused with a 401 JSON body rather than sent to the login page.
 _JSON_PATHS: Final = frozenset({"/metrics", "/events"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..errors import RolloutError
@@ -18,6 +18,7 @@ from ._scope import app_path, is_api_path
 __all__ = [
     "CODES",
     "ApiError",
+    "client_gone_handler",
     "error_body",
     "error_response",
     "http_exception_handler",
@@ -91,3 +92,10 @@ async def rollout_error_handler(_request: Request, exc: Exception) -> Response:
     """The store away, the Rollout closed, the clock skewed: a 503 the client may retry."""
     assert isinstance(exc, RolloutError)
     return error_response("unavailable", f"{type(exc).__name__}: {exc}")
+
+
+async def client_gone_handler(_request: Request, exc: Exception) -> Response:
+    """A client that left (or was closed for stalling) before its body was in: nothing to
+    answer and nothing to log (uvicorn would log a traceback per connection)."""
+    assert isinstance(exc, ClientDisconnect)
+    return Response(status_code=400)  # never sent: uvicorn drops a reply to a closed connection

@@ -31,13 +31,16 @@ if TYPE_CHECKING:
 
     from .._client.rollout import Rollout
 
-__all__ = ["KEEPALIVE", "EventStream"]
+__all__ = ["KEEPALIVE", "MAX_STREAMS", "EventStream"]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds between keepalive comments on an idle stream (read at every wait, so tests may lower
 #: it). Most proxies close a connection idle for 30-60 s.
 KEEPALIVE = 15.0
+
+#: Event streams (open dashboards) served at once by default.
+MAX_STREAMS = 1000
 
 #: Milliseconds the browser waits before reconnecting after the stream drops.
 RETRY_MS = 2000
@@ -49,25 +52,51 @@ _HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 
+_BUSY = [(b"content-type", b"application/json"), (b"retry-after", b"5")]
+_BUSY_BODY = json.dumps(
+    {"error": {"code": "unavailable", "field": None, "message": "too many open event streams"}}
+).encode()
+
 
 class EventStream:
     """The ASGI app behind ``GET /events`` for one :class:`Rollout`.
 
     ``session_open(value)`` says whether the session a stream was opened with (the auth
     middleware's ``scope["state"]["session"]``, None with a bearer token) is still open.
+
+    At most ``max_streams`` are open at once; beyond, ``503`` with ``Retry-After`` (the page
+    retries): each holds a connection for as long as a dashboard is open, and ``rollout serve``
+    never closes one to make room for another connection, so their number is bounded here.
     """
 
     def __init__(
-        self, flags: Rollout, session_open: Callable[[str], bool] = lambda _value: True
+        self,
+        flags: Rollout,
+        session_open: Callable[[str], bool] = lambda _value: True,
+        max_streams: int = MAX_STREAMS,
     ) -> None:
         self._flags = flags
         self._session_open = session_open
+        self._max_streams = max_streams
+        self._open = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("method") == "HEAD":  # the headers of a stream, and no stream
             await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
             await send({"type": "http.response.body", "body": b""})
             return
+        if self._open >= self._max_streams:
+            logger.warning("refused an event stream: %d are open (the limit)", self._open)
+            await send({"type": "http.response.start", "status": 503, "headers": _BUSY})
+            await send({"type": "http.response.body", "body": _BUSY_BODY})
+            return
+        self._open += 1
+        try:
+            await self._stream(scope, receive, send)
+        finally:
+            self._open -= 1
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
         pending: set[str] = set()
         wake = asyncio.Event()

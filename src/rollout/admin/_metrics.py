@@ -78,6 +78,7 @@ _COUNTERS = {
     "quarantine_superseded": "Quarantined registers overwritten by a later local write.",
     "quarantine_overflow": "Registers refused but not held: the quarantine was full.",
     "clock_steps_back": "Times the wall clock was found far behind this node's own timestamps.",
+    "store_reloads": "Times the whole store was read again because another process wrote to it.",
 }
 
 #: Values of stats()["sync"] that are levels, not counts.

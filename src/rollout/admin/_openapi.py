@@ -154,6 +154,66 @@ SCHEMAS: dict[str, Any] = {
     ),
 }
 
+_CHECK = _object(
+    {
+        "ok": {"type": "boolean"},
+        "problem": {
+            **_NULLABLE_STRING,
+            "description": "What is wrong, in general terms (the details are in the log).",
+        },
+    }
+)
+SCHEMAS["Health"] = _object({"status": {"const": "ok"}, "flags": {"type": "integer", "minimum": 0}})
+SCHEMAS["Readiness"] = _object(
+    {
+        "status": {"enum": ["ready", "not ready"]},
+        "checks": _object(
+            {
+                "open": {**_CHECK, "description": "The server is not stopping."},
+                "store": {**_CHECK, "description": "The store answers a round trip now."},
+                "transport": {
+                    **_CHECK,
+                    "description": "Redis: subscribed to its changes (others always pass).",
+                },
+                "clock": {**_CHECK, "description": "Local writes are not refused for the clock."},
+            }
+        ),
+    }
+)
+
+#: The probes, outside /api/v1 (their own server URL), public: path, id, summary, schema, 503.
+_PROBES = (
+    ("/healthz", "healthz", "Liveness: the process answers (reads no store)", "Health", False),
+    ("/livez", "livez", "The same as /healthz, under Kubernetes' name", "Health", False),
+    (
+        "/readyz", "readyz",
+        "Readiness: the store answers, Redis is subscribed, writes are not refused for the "
+        "clock; 503 (naming the failing checks) when not",
+        "Readiness", True,
+    ),
+)  # fmt: skip
+
+
+def _probe_paths(root: str) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for path, operation_id, summary, schema, can_fail in _PROBES:
+        content = {"application/json": {"schema": _ref(schema)}}
+        responses: dict[str, Any] = {"200": {"description": "OK", "content": content}}
+        if can_fail:
+            responses["503"] = {"description": "Not ready", "content": content}
+        responses["403"] = _error(403)
+        paths[path] = {
+            "servers": [{"url": root or "/"}],
+            "get": {
+                "operationId": operation_id,
+                "summary": summary,
+                "security": [],  # public: no token
+                "responses": responses,
+            },
+        }
+    return paths
+
+
 _WHY = {
     400: "The body is not JSON.",
     401: "No valid bearer token or session.",
@@ -243,4 +303,6 @@ def openapi_document(base_url: str = PREFIX, *, secured: bool) -> dict[str, Any]
     """The document, its server URL where the API is (``/admin/api/v1`` when mounted there)."""
     document = dict(_DOCUMENTS[secured])
     document["servers"] = [{"url": base_url}]
+    root = base_url.removesuffix(PREFIX) if base_url.endswith(PREFIX) else ""
+    document["paths"] = {**document["paths"], **_probe_paths(root)}
     return document

@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from .._core import validate as _validate
 from .._core.feature import Feature
 from ._auth import client_address
-from ._events import EventStream
+from ._events import MAX_STREAMS, EventStream
 from ._page_views import description, history_lines, percent, state_label, summary
 from ._routing import RawRoute
 from ._scope import app_path
@@ -64,8 +64,9 @@ _PAGE_HEADERS = {
 }
 
 
-def page_routes(flags: Rollout, auth: Auth) -> list[BaseRoute]:
-    """The dashboard's routes for ``flags``, protected by ``auth`` (see ``_auth.py``)."""
+def page_routes(flags: Rollout, auth: Auth, max_streams: int = MAX_STREAMS) -> list[BaseRoute]:
+    """The dashboard's routes for ``flags``, protected by ``auth`` (see ``_auth.py``), with at
+    most ``max_streams`` event streams open."""
     import jinja2  # only a dashboard needs it: importing rollout.admin stays light
 
     env = jinja2.Environment(
@@ -96,7 +97,7 @@ def page_routes(flags: Rollout, auth: Auth) -> list[BaseRoute]:
         Route("/login", pages.login_form, methods=["GET"]),
         Route("/login", pages.login, methods=["POST"]),
         Route("/logout", pages.logout, methods=["POST"]),
-        Route("/events", EventStream(flags, auth.session_open), methods=["GET"]),
+        Route("/events", EventStream(flags, auth.session_open, max_streams), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 

@@ -9,6 +9,8 @@ stopped (the original ``flags.active`` is put back), and the caller closes the R
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import signal
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +19,9 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from ._connections import ConnectionGuard, guarded
+from ._events import MAX_STREAMS
+from ._limits import accept_batch, connection_cap, quiet_accept_errors, raise_descriptor_limit
 from ._metrics import stop_sampling
 
 if TYPE_CHECKING:
@@ -26,6 +31,11 @@ __all__ = ["GRACE", "bind", "serve", "url_of"]
 
 #: Seconds open connections (event streams) get to finish after a stop signal.
 GRACE = 3
+
+#: Connections the kernel queues for accept.
+BACKLOG = 1024
+
+logger = logging.getLogger("rollout")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -42,7 +52,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(1024)
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -64,7 +74,12 @@ class _Server(uvicorn.Server):
         self._on_ready = on_ready
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        quiet_accept_errors(asyncio.get_running_loop())
         await super().startup(sockets=sockets)
+        # asyncio listens with its backlog, which is also how many it accepts in one go (kept
+        # small, see accept_batch); the kernel's queue of waiting connections stays long.
+        for sock in sockets or []:
+            sock.listen(BACKLOG)
         if self.started:
             self._on_ready()
 
@@ -78,19 +93,31 @@ def serve(
     allowed_hosts: Sequence[str] | None = None,
     access_log: bool = True,
     on_ready: Callable[[], None] = lambda: None,
+    max_connections: int | None = None,
 ) -> int:
     """Serve ``rollout.admin.create_app(flags, tokens=...)`` on ``sock`` until SIGINT/SIGTERM.
 
     Runs in the calling (main) thread. Returns 0 after a signal, 1 when the app failed to start
     (uvicorn has logged why). Does not close ``flags``: the caller owns it.
+
+    Raises the process's soft descriptor limit as far as allowed and holds at most
+    ``max_connections`` connections (default: what that limit leaves room for), closing
+    requests that do not arrive in time (see ``_connections``).
     """
     from . import create_app
 
+    limit = raise_descriptor_limit()
+    cap = max_connections if max_connections is not None else connection_cap(limit)
+    guard = ConnectionGuard(cap)
+    logger.info("holding at most %d HTTP connections (open file limit %s)", cap, limit)
     app = create_app(
         flags,
         tokens=dict(tokens) if tokens else None,
         session_secret=session_secret,
         allowed_hosts=list(allowed_hosts) if allowed_hosts else None,
+        # Streams are never evicted for room: half the connections at most, so that the rest
+        # always serve requests.
+        max_event_streams=max(1, min(MAX_STREAMS, cap // 2)),
     )
     config = uvicorn.Config(
         app,
@@ -98,6 +125,8 @@ def serve(
         log_config=None,  # keep the process's own logging format for uvicorn's lines
         access_log=access_log,
         timeout_graceful_shutdown=GRACE,
+        http=guarded(guard),
+        backlog=accept_batch(limit, cap),
         ws="none",  # the dashboard uses server-sent events, not websockets
         server_header=False,
     )

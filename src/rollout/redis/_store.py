@@ -333,6 +333,10 @@ class RedisStore(Store):
         with self._using("release from"):
             self._quarantine.release(registers, self.verdicts_kept)
 
+    def ping(self) -> None:
+        with self._using("reach"):
+            self.client.ping()
+
     def version(self) -> int:
         with self._using("read"):
             return int(self.client.get(self.version_key) or 0)

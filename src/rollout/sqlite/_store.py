@@ -133,6 +133,9 @@ class SQLiteStore(Store):
         self._closed = False
         self._pid = os.getpid()
         self._connection = self._connect()
+        # PRAGMA data_version of this connection when load() last read: it moves only when
+        # another connection commits (never for this one's own writes). None: load again.
+        self._loaded_version: int | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -215,6 +218,7 @@ class SQLiteStore(Store):
                 # A forked child must not share the parent's connection (SQLite forbids it).
                 self._pid = os.getpid()
                 self._connection = self._connect()
+                self._loaded_version = None  # another connection's counter: not comparable
             try:
                 yield self._connection
             except sqlite3.Error as exc:
@@ -226,6 +230,9 @@ class SQLiteStore(Store):
         # timestamp), so share the Timestamp objects too: it saves a third of the memory.
         timestamps: dict[tuple[int, int, int], Timestamp] = {}
         with self._using("read") as connection:
+            # Read before the snapshot: a commit landing in between is loaded and still counts
+            # as new at the next look (one reload too many, never one too few).
+            version = _data_version(connection)
             # One statement is one read transaction: a consistent snapshot under WAL. Rows are
             # streamed, not fetched all at once, to keep the peak memory of a big load low.
             rows = connection.execute("SELECT flag, key, wall, counter, node, value FROM registers")
@@ -235,7 +242,16 @@ class SQLiteStore(Store):
                 if ts is None:
                     ts = timestamps[parts] = Timestamp(wall, counter, node)
                 delta.setdefault(flag, {})[key] = Register(ts, decode_value(key, value))
+            self._loaded_version = version
         return delta
+
+    def ping(self) -> None:
+        with self._using("read") as connection:
+            connection.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+
+    def changed_elsewhere(self) -> bool:
+        with self._using("read") as connection:
+            return self._loaded_version is None or _data_version(connection) != self._loaded_version
 
     def save(self, delta: Delta) -> None:
         rows = [
@@ -323,6 +339,11 @@ class SQLiteStore(Store):
                 self._closed = True
                 if self._pid == os.getpid():
                     self._connection.close()
+
+
+def _data_version(connection: sqlite3.Connection) -> int:
+    """A counter SQLite moves whenever a connection other than ``connection`` commits."""
+    return int(connection.execute("PRAGMA data_version").fetchone()[0])
 
 
 def _translate(exc: sqlite3.Error, context: str) -> StoreError:

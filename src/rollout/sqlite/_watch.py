@@ -8,7 +8,10 @@ that moves when another connection commits; a few microseconds, no table read) a
 merges the file into the replica with ``flags.refresh``, passed in as ``refresh``, which
 notifies subscribers (the dashboard's event stream) of every flag that changed.
 
-The server's own writes move the counter too; the refresh that follows finds nothing new.
+The server's own writes move this counter too, but ``flags.refresh`` then asks the store
+itself, whose connection's counter moves only for other connections' commits, and reads nothing:
+a one-user write next to a 100,000-user flag must not cost a reload of the whole file
+(``stats()["store_reloads"]`` counts the reloads).
 """
 
 from __future__ import annotations

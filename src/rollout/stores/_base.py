@@ -123,6 +123,17 @@ class Store(abc.ABC):
         assert isinstance(book, _BookLock)
         return book
 
+    def ping(self) -> None:  # noqa: B027 - optional hook: a store in memory is always there
+        """Reach the store now, with one cheap round trip: ``StoreUnavailableError`` (or
+        ``StoreError``) when it cannot be reached. For readiness probes (``/readyz``)."""
+
+    def changed_elsewhere(self) -> bool:
+        """Whether someone else (another process, another connection) may have written since
+        this store object last ran :meth:`load`: ``Rollout.refresh`` skips its reload when not,
+        so a process's own writes never make it read everything again. True when the store
+        cannot tell (the default)."""
+        return True
+
     def default_transport(self) -> Transport | None:
         """The transport that gives replicas on this store live updates, if it has one.
 

@@ -1,0 +1,228 @@
+"""The connections ``rollout serve`` holds: deadlines for unfinished requests and a cap on them.
+
+uvicorn closes a keep-alive connection idle between requests, but nothing else: a client that
+opens a socket and sends nothing, half a request head, or a head and then half its body holds
+the socket (and a file descriptor) for as long as it likes. A few hundred such sockets
+(slowloris) used to exhaust the descriptor limit and lock every real client out.
+
+Every connection is in one phase, which :class:`GuardedH11Protocol` follows from h11's view of
+the client after each read and each response:
+
+- *head*: waiting for, or reading, a request head. It must be complete within
+  :data:`HEAD_TIMEOUT` seconds of the connection being made (or, between requests on a keep-alive
+  connection, of its first byte): sending a byte at a time does not extend it.
+- *body*: the head is in, the body is not. Each :data:`BODY_IDLE` seconds must bring data.
+- *busy*: the request is in; the app is answering (or streaming events to a dashboard).
+- *idle*: between two requests of a keep-alive connection (uvicorn's own time-out closes it).
+
+A connection past its deadline gets ``408 Request Timeout`` (when it sent part of a request) and
+is closed. At most ``cap`` connections are open (below the descriptor limit, see ``_limits``);
+a new one beyond it evicts the oldest connection still sending its request (head or body), else
+the oldest idle one, so stalled sockets can never keep a real client out: a real request is
+sent in milliseconds and so is never the oldest for long. Busy connections are never evicted;
+when all are busy the newcomer gets ``503`` and is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from typing import Any, ClassVar
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from ._limits import Throttled
+
+__all__ = ["BODY_IDLE", "HEAD_TIMEOUT", "ConnectionGuard", "GuardedH11Protocol", "guarded"]
+
+#: Seconds a request head has to arrive in full.
+HEAD_TIMEOUT = 10.0
+#: Seconds a request body may stall (no byte arriving) before the connection is closed.
+BODY_IDLE = 10.0
+
+logger = logging.getLogger("rollout")
+
+_408 = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+_503 = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\n"
+    b"Connection: close\r\n\r\n"
+)
+
+
+class Phase(enum.Enum):
+    HEAD = "head"
+    BODY = "body"
+    BUSY = "busy"
+    IDLE = "idle"
+
+
+class ConnectionGuard:
+    """The open connections of one server, the cap on them and who is evicted first."""
+
+    def __init__(
+        self, cap: int, *, head_timeout: float = HEAD_TIMEOUT, body_idle: float = BODY_IDLE
+    ) -> None:
+        if cap < 1:
+            raise ValueError(f"cap must be at least 1 connection, got {cap!r}")
+        self.cap = cap
+        self.head_timeout = head_timeout
+        self.body_idle = body_idle
+        self.open = 0
+        self.evicted = 0  #: connections closed to make room for a new one
+        self.timed_out = 0  #: connections closed at their head or body deadline
+        self.refused = 0  #: new connections refused because every open one was busy
+        # Dicts as ordered sets, oldest first: still sending a request; idle keep-alive.
+        self._sending: dict[GuardedH11Protocol, None] = {}
+        self._idle: dict[GuardedH11Protocol, None] = {}
+        self._log = Throttled(logger, 10.0)
+
+    def admit(self) -> bool:
+        """Count a new connection in; False when it must be refused (the rest are all busy)."""
+        if self.open >= self.cap:
+            victim = next(iter(self._sending), None) or next(iter(self._idle), None)
+            if victim is None:
+                self.refused += 1
+                self._log.warning(
+                    "refused a connection: all %d connections are busy answering requests",
+                    self.cap,
+                )
+                return False
+            self.evicted += 1
+            self._log.warning(
+                "%d connections open (the cap): closed the oldest one not done sending its "
+                "request (a slow or stalled client)",
+                self.cap,
+            )
+            victim.expire()
+        self.open += 1
+        return True
+
+    def moved(self, connection: GuardedH11Protocol, phase: Phase | None) -> None:
+        """``connection`` entered ``phase`` (None: it is gone)."""
+        was = connection.phase
+        if was is None and phase is None:
+            return
+        self._sending.pop(connection, None)
+        self._idle.pop(connection, None)
+        if phase in (Phase.HEAD, Phase.BODY):
+            self._sending[connection] = None
+        elif phase is Phase.IDLE:
+            self._idle[connection] = None
+        if phase is None:
+            self.open -= 1
+        connection.phase = phase
+
+    def expired(self, connection: GuardedH11Protocol) -> None:
+        self.timed_out += 1
+        self._log.info(
+            "closed a connection that did not finish its request in time (%s phase)",
+            connection.phase.value if connection.phase else "?",
+        )
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with the deadlines and the cap of a :class:`ConnectionGuard`."""
+
+    guard: ClassVar[ConnectionGuard]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.phase: Phase | None = None
+        self._since = 0.0  # when the phase began
+        self._last_read = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if not self.guard.admit():
+            transport.write(_503)
+            transport.close()
+            return
+        self._last_read = self.loop.time()
+        self._enter(Phase.HEAD)
+
+    def data_received(self, data: bytes) -> None:
+        self._last_read = self.loop.time()
+        super().data_received(data)
+        self._follow()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._follow()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel()
+        self.guard.moved(self, None)
+        super().connection_lost(exc)
+
+    def expire(self) -> None:
+        """Close this connection, with a 408 when the client sent part of a request.
+
+        It is counted out at once (its ``connection_lost`` comes a loop iteration later), so it
+        is neither evicted again nor counted against the cap meanwhile.
+        """
+        self._cancel()
+        phase = self.phase
+        self.guard.moved(self, None)
+        if self.transport.is_closing():
+            return
+        if phase is Phase.HEAD:
+            started = bool(self.conn.trailing_data[0])  # not a silent or idle connection
+        elif phase is Phase.BODY:  # unless the app answered early (e.g. 401) and it stalls
+            started = self.cycle is None or not self.cycle.response_started
+        else:
+            started = False
+        if started:
+            self.transport.write(_408)
+        self.transport.close()
+
+    def _follow(self) -> None:
+        """Move to the phase h11 now sees the client in."""
+        if self.phase is None or self.transport.is_closing():
+            return
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            # Bytes h11 holds without a complete head: a head is on its way.
+            phase = Phase.HEAD if self.conn.trailing_data[0] else Phase.IDLE
+        elif state is h11.SEND_BODY:
+            phase = Phase.BODY
+        else:  # DONE, MUST_CLOSE: the request is in; ERROR: uvicorn is closing it
+            phase = Phase.BUSY
+        if phase is not self.phase:
+            self._enter(phase)
+
+    def _enter(self, phase: Phase) -> None:
+        self._cancel()
+        self.guard.moved(self, phase)
+        self._since = self.loop.time()
+        if phase is Phase.HEAD:
+            self._timer = self.loop.call_at(self._since + self.guard.head_timeout, self._due)
+        elif phase is Phase.BODY:
+            self._timer = self.loop.call_at(self._last_read + self.guard.body_idle, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        if self.phase is Phase.BODY:
+            # Not stalled if data came since, or if it is uvicorn that stopped reading (the app
+            # has not taken the body so far yet): look again when the gap could be over.
+            due = self._last_read + self.guard.body_idle
+            if due > self.loop.time() or self.flow.read_paused:
+                self._timer = self.loop.call_at(
+                    max(due, self.loop.time() + self.guard.body_idle / 10), self._due
+                )
+                return
+        if self.phase in (Phase.HEAD, Phase.BODY):
+            self.guard.expired(self)
+            self.expire()
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def guarded(guard: ConnectionGuard) -> type[GuardedH11Protocol]:
+    """The protocol class to give uvicorn (``http=``) for connections counted by ``guard``."""
+    return type("GuardedH11Protocol", (GuardedH11Protocol,), {"guard": guard})

@@ -1,0 +1,104 @@
+"""``/healthz`` and ``/livez`` say the process is alive; ``/readyz`` says whether its store,
+transport and clock let it serve: a real ``rollout serve`` on a real ``redis-server`` stopped and
+started again."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from rollout import Rollout
+from rollout.testing import eventually
+from rollout.testing.cluster import free_port
+
+from ..redis.redis_server import RedisServer, need_redis, redis_binary
+from .serve_process import clean_env, serve
+
+TOKEN = "ready-token-0123456789abcdef0123"
+
+
+def _ready(http: httpx.Client) -> tuple[int, dict[str, Any]]:
+    response = http.get("/readyz")
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = response.json()
+    return response.status_code, body
+
+
+def _ready_with(http: httpx.Client, status: int) -> dict[str, Any] | None:
+    """The /readyz body if it answers ``status`` (for ``eventually``), else None."""
+    got, body = _ready(http)
+    return body if got == status else None
+
+
+@pytest.mark.slow
+def test_readyz_names_the_store_while_redis_is_down_and_recovers_with_it(tmp_path: Path) -> None:
+    binary = redis_binary()
+    if binary is None:
+        need_redis("no redis-server on this machine")
+    server = RedisServer(binary, tmp_path).start()
+    try:
+        env = clean_env(ROLLOUT_TOKEN=TOKEN)
+        with (
+            serve("--store", server.url, "--http", "127.0.0.1:0", cwd=tmp_path, env=env) as s,
+            s.client(token=None) as anonymous,  # the probes need no token
+        ):
+            body = eventually(lambda: _ready_with(anonymous, 200), timeout=30, what="ready")
+            assert body == {
+                "status": "ready",
+                "checks": {
+                    "open": {"ok": True, "problem": None},
+                    "store": {"ok": True, "problem": None},
+                    "transport": {"ok": True, "problem": None},
+                    "clock": {"ok": True, "problem": None},
+                },
+            }
+
+            server.stop()
+            body = eventually(
+                lambda: _ready_with(anonymous, 503), timeout=30, what="not ready, Redis down"
+            )
+            assert body is not None
+            assert body["checks"]["store"]["ok"] is False
+            print(body)
+            assert body["status"] == "not ready"
+            assert "store" in body["checks"]["store"]["problem"]
+            # Nothing about where the store is: the probe is public.
+            text = anonymous.get("/readyz").text
+            assert str(server.port) not in text
+            assert "127.0.0.1" not in text
+            # Liveness stays: restarting the process would not bring Redis back.
+            assert anonymous.get("/healthz").status_code == 200
+            assert anonymous.get("/livez").status_code == 200
+
+            server.start()
+            eventually(lambda: _ready_with(anonymous, 200), timeout=60, what="ready again")
+        assert s.returncode == 0, s.stderr()
+        assert "Traceback" not in s.stderr()
+    finally:
+        server.stop()
+
+
+def test_readyz_is_not_ready_while_no_peer_has_confirmed_the_clock_then_ready(
+    tmp_path: Path,
+) -> None:
+    """A node configured with peers refuses local writes until one confirms its clock."""
+    secret = secrets.token_urlsafe(32)
+    peer_address = f"127.0.0.1:{free_port()}"  # nobody there yet
+    env = clean_env(ROLLOUT_TOKEN=TOKEN, ROLLOUT_SECRET=secret)
+    args = ("--store", "memory://", "--listen", f"127.0.0.1:{free_port()}", "--http", "127.0.0.1:0")
+    with (
+        serve(*args, "--peers", peer_address, cwd=tmp_path, env=env) as s,
+        s.client(token=None) as anonymous,
+    ):
+        status, body = _ready(anonymous)
+        assert status == 503
+        assert body["checks"]["clock"]["ok"] is False
+        assert "clock" in body["checks"]["clock"]["problem"]
+        assert body["checks"]["store"]["ok"] is True
+        assert anonymous.get("/livez").status_code == 200
+        with Rollout(listen=peer_address, secret=secret):
+            eventually(lambda: _ready_with(anonymous, 200), timeout=60, what="clock confirmed")

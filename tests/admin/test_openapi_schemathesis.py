@@ -42,11 +42,17 @@ OPERATION_IDS = sorted(
 )
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-@pytest.mark.parametrize("operation_id", OPERATION_IDS)
+# A probe takes no input and no token: there is nothing to get wrong, so no negative cases.
+CASES = [
+    (operation_id, mode)
+    for operation_id in OPERATION_IDS
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    if not (mode == GenerationMode.NEGATIVE and operation_id in PROBES)
+]
+
+
+@pytest.mark.parametrize(("operation_id", "mode"), CASES)
 def test_the_api_answers_as_its_document_says(operation_id: str, mode: GenerationMode) -> None:
-    if mode == GenerationMode.NEGATIVE and operation_id in PROBES:
-        pytest.skip("a probe takes no input and no token: there is nothing to get wrong")
     with Rollout() as flags:
         hold_from_the_future(seeded(flags))
         app = create_app(flags, token=TOKEN)

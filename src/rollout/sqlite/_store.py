@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from urllib.parse import unquote
 
 from .._core.clock import Timestamp
-from .._core.codec import decode_value, encode_value
+from .._core.codec import decode_stored, encode_value
 from .._core.keys import (
     DATA_RESET,
     RESET,
@@ -29,8 +29,9 @@ from .._core.keys import (
 )
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.state import Delta, Register
-from ..errors import ClosedError, StoreError, StoreUnavailableError
+from ..errors import ClosedError, FormatError, StoreError
 from ..stores._base import Store
+from ._errors import corrupt, file_identity, rollback, translate
 from ._quarantine import hold, judge, read_quarantine, trim
 
 __all__ = ["SQLiteStore"]
@@ -131,6 +132,8 @@ class SQLiteStore(Store):
         self._lock = threading.Lock()
         self._closed = False
         self._pid = os.getpid()
+        #: The file's (st_dev, st_ino) once open; None for ":memory:".
+        self._identity: tuple[int, int] | None = None
         self._connection = self._connect()
 
     @classmethod
@@ -156,16 +159,32 @@ class SQLiteStore(Store):
                 check_same_thread=False,
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+            raise translate(exc, f"cannot open SQLite store {self.path!r}", self.path) from exc
         try:
             self._prepare(connection)
         except sqlite3.Error as exc:
             connection.close()
-            raise _translate(exc, f"cannot open SQLite store {self.path!r}") from exc
+            raise translate(exc, f"cannot open SQLite store {self.path!r}", self.path) from exc
         except BaseException:
             connection.close()
             raise
+        if self.path != ":memory:":
+            self._identity = file_identity(self.path)
         return connection
+
+    def _check_file(self) -> None:
+        """Refuse to commit into a file that is no longer the one at ``self.path``.
+
+        Deleting the file (or its folder) under a running process does not stop SQLite: the
+        open descriptor keeps taking writes into an inode nobody will read again, and each would
+        be acknowledged. One ``stat`` per write (a few microseconds) tells.
+        """
+        if self._identity is not None and file_identity(self.path) != self._identity:
+            raise StoreError(
+                f"SQLite store {self.path!r} was deleted or replaced while this process had it "
+                "open: the write is refused, as it would be lost (put the file back, or restart "
+                "the process to open the file now at that path)"
+            )
 
     def _prepare(self, connection: sqlite3.Connection) -> None:
         """WAL mode and the schema, retried while another process does the same.
@@ -217,7 +236,9 @@ class SQLiteStore(Store):
             try:
                 yield self._connection
             except sqlite3.Error as exc:
-                raise _translate(exc, f"cannot {action} SQLite store {self.path!r}") from exc
+                raise translate(
+                    exc, f"cannot {action} SQLite store {self.path!r}", self.path
+                ) from exc
 
     def load(self) -> Delta:
         delta: Delta = {}
@@ -228,12 +249,15 @@ class SQLiteStore(Store):
             # One statement is one read transaction: a consistent snapshot under WAL. Rows are
             # streamed, not fetched all at once, to keep the peak memory of a big load low.
             rows = connection.execute("SELECT flag, key, wall, counter, node, value FROM registers")
-            for flag, key, wall, counter, node, value in rows:
-                parts = (wall, counter, node)
-                ts = timestamps.get(parts)
-                if ts is None:
-                    ts = timestamps[parts] = Timestamp(wall, counter, node)
-                delta.setdefault(flag, {})[key] = Register(ts, decode_value(key, value))
+            try:
+                for flag, key, wall, counter, node, value in rows:
+                    parts = (wall, counter, node)
+                    ts = timestamps.get(parts)
+                    if ts is None:
+                        ts = timestamps[parts] = _timestamp(flag, key, parts)
+                    delta.setdefault(flag, {})[key] = Register(ts, decode_stored(flag, key, value))
+            except FormatError as exc:
+                raise corrupt(self.path, exc) from exc
         return delta
 
     def save(self, delta: Delta) -> None:
@@ -254,18 +278,12 @@ class SQLiteStore(Store):
         ]
         if not rows:
             return
-        with self._using("write to") as connection:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                connection.executemany(_UPSERT, rows)
-                if watermarked:
-                    connection.executemany(_PRUNE, watermarked)
-                if with_history:
-                    connection.executemany(_PRUNE_HISTORY, with_history)
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
+        with self._transaction("write to") as connection:
+            connection.executemany(_UPSERT, rows)
+            if watermarked:
+                connection.executemany(_PRUNE, watermarked)
+            if with_history:
+                connection.executemany(_PRUNE_HISTORY, with_history)
 
     def discard(self, delta: Delta) -> None:
         rows = [
@@ -275,14 +293,8 @@ class SQLiteStore(Store):
         ]
         if not rows:
             return
-        with self._using("discard from") as connection:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                connection.executemany(_DISCARD, rows)
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
+        with self._transaction("discard from") as connection:
+            connection.executemany(_DISCARD, rows)
 
     def quarantine(self, entries: Sequence[QuarantinedRegister]) -> None:
         if entries:
@@ -294,8 +306,10 @@ class SQLiteStore(Store):
             connection.execute("BEGIN")  # both tables from one snapshot
             try:
                 return read_quarantine(connection)
+            except ValueError as exc:  # a value that is not JSON (held registers are as sent)
+                raise corrupt(self.path, f"a held register: {exc}") from exc
             finally:
-                connection.execute("ROLLBACK")
+                rollback(connection)
 
     def release(self, registers: Iterable[Judged]) -> None:
         registers = list(registers)
@@ -307,13 +321,15 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed only if the file is still the one opened."""
         with self._using(action) as connection:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 yield connection
+                self._check_file()
                 connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                rollback(connection)
                 raise
 
     def close(self) -> None:
@@ -324,8 +340,11 @@ class SQLiteStore(Store):
                     self._connection.close()
 
 
-def _translate(exc: sqlite3.Error, context: str) -> StoreError:
-    message = str(exc)
-    if isinstance(exc, sqlite3.OperationalError) and ("locked" in message or "busy" in message):
-        return StoreUnavailableError(f"{context}: {message}")
-    return StoreError(f"{context}: {message}")
+def _timestamp(flag: object, key: object, parts: tuple[object, object, object]) -> Timestamp:
+    """A row's timestamp columns, checked: damaged bytes can turn an integer into text."""
+    if not all(type(part) is int and part >= 0 for part in parts):
+        raise FormatError(
+            f"register {key!r} of flag {flag!r}: timestamp {parts!r} is not 3 integers"
+        )
+    wall, counter, node = parts
+    return Timestamp(wall, counter, node)  # type: ignore[arg-type]  # checked just above

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..errors import RolloutError
+from ..errors import RolloutError, StoreOutcomeUnknownError
 from ._scope import app_path, is_api_path
 
 __all__ = [
@@ -22,9 +22,12 @@ __all__ = [
     "error_response",
     "http_exception_handler",
     "rollout_error_handler",
+    "rollout_error_response",
 ]
 
-#: Error code -> HTTP status. ``unavailable`` is the store being away or the Rollout closed.
+#: Error code -> HTTP status. ``unavailable`` is the store being away or the Rollout closed
+#: (nothing was written); ``outcome_unknown`` a write the store did not answer in time (it may
+#: or may not have been stored).
 CODES: Final[dict[str, int]] = {
     "malformed_json": 400,
     "unauthorized": 401,
@@ -35,6 +38,7 @@ CODES: Final[dict[str, int]] = {
     "unsupported_media_type": 415,
     "invalid": 422,
     "unavailable": 503,
+    "outcome_unknown": 504,
 }
 
 
@@ -89,4 +93,18 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 async def rollout_error_handler(_request: Request, exc: Exception) -> Response:
     """The store away, the Rollout closed, the clock skewed: a 503 the client may retry."""
     assert isinstance(exc, RolloutError)
+    return rollout_error_response(exc)
+
+
+def rollout_error_response(exc: RolloutError) -> JSONResponse:
+    """503 ``unavailable`` (nothing was written), or 504 ``outcome_unknown`` for a write the
+    store did not answer in time: it may have been stored, and the client must not be told
+    otherwise."""
+    if isinstance(exc, StoreOutcomeUnknownError):
+        return error_response(
+            "outcome_unknown",
+            f"{type(exc).__name__}: the store did not answer in time, so this write may or may "
+            "not have happened; read the flag (or its history) back once the store answers to "
+            f"know. {exc}",
+        )
     return error_response("unavailable", f"{type(exc).__name__}: {exc}")

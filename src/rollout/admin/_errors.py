@@ -100,11 +100,5 @@ def rollout_error_response(exc: RolloutError) -> JSONResponse:
     """503 ``unavailable`` (nothing was written), or 504 ``outcome_unknown`` for a write the
     store did not answer in time: it may have been stored, and the client must not be told
     otherwise."""
-    if isinstance(exc, StoreOutcomeUnknownError):
-        return error_response(
-            "outcome_unknown",
-            f"{type(exc).__name__}: the store did not answer in time, so this write may or may "
-            "not have happened; read the flag (or its history) back once the store answers to "
-            f"know. {exc}",
-        )
-    return error_response("unavailable", f"{type(exc).__name__}: {exc}")
+    code = "outcome_unknown" if isinstance(exc, StoreOutcomeUnknownError) else "unavailable"
+    return error_response(code, f"{type(exc).__name__}: {exc}")

@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except StoreOutcomeUnknownError as exc:
-        _error(f"the write may or may not have happened: {exc}")
+        _error(exc)  # it says that the write may or may not have happened
         return OUTCOME_UNKNOWN
     except (TypeError, ValueError, RolloutError, OSError) as exc:
         return _error(exc)

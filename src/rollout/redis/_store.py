@@ -252,9 +252,9 @@ class RedisStore(Store):
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             if writes and _sent(exc):
                 raise StoreOutcomeUnknownError(
-                    f"cannot {action} Redis ({self.namespace}): {exc}; the write was sent and "
-                    "may or may not have been stored (it may still land when Redis answers "
-                    "again): read the flag back to know"
+                    f"cannot {action} Redis ({self.namespace}): {exc}; the write was sent, so it "
+                    "may or may not have happened (Redis may still carry it out): read the flag "
+                    "back once Redis answers to know"
                 ) from exc
             raise StoreUnavailableError(f"cannot {action} Redis ({self.namespace}): {exc}") from exc
         except redis.RedisError as exc:

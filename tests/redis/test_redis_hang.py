@@ -12,13 +12,19 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import redis
 
 from rollout import Rollout, StoreError, StoreOutcomeUnknownError, StoreUnavailableError
+from rollout._core.clock import Timestamp
+from rollout._core.keys import EXISTS
+from rollout._core.state import Register
+from rollout.redis import RedisStore
 from rollout.testing import eventually
 
 from ..admin.serve_process import ROLLOUT, clean_env, serve
@@ -77,6 +83,23 @@ def test_a_connection_refused_is_still_unavailable_with_nothing_written(
         assert not flags.active("chat", "during")
 
 
+def test_a_write_that_could_not_be_sent_to_a_hung_redis_is_unavailable(
+    private_redis: RedisServer,  # noqa: F811
+) -> None:
+    # A store with no connection yet: the connection's own handshake (HELLO) is what times out,
+    # so the write was never sent, and saying so (nothing written) is exact.
+    url = with_namespace(private_redis.url, "fresh")
+    store = RedisStore.from_url(url)
+    try:
+        with hung(private_redis), pytest.raises(StoreUnavailableError) as caught:
+            store.save({"chat": {EXISTS: Register(Timestamp(1, 0, 1), True)}})
+        print(caught.value)
+        assert not isinstance(caught.value, StoreOutcomeUnknownError)
+        assert store.load() == {}  # Redis runs again: nothing arrived late
+    finally:
+        store.close()
+
+
 def test_serve_answers_504_and_the_cli_exits_3_for_a_hung_redis(
     private_redis: RedisServer,  # noqa: F811
     tmp_path: Path,
@@ -112,6 +135,12 @@ def test_serve_answers_504_and_the_cli_exits_3_for_a_hung_redis(
         )  # fmt: skip
         try:
             eventually(lambda: _reading_stdin(command.pid), 30, "the command waits for input")
+            # Its transport subscribed and finished its first round (re-seed, load): else the
+            # import's write could need a new connection, whose handshake would hang instead
+            # (nothing sent: StoreUnavailableError, which is right, but not this test's case).
+            with private_redis.client() as watcher:
+                eventually(lambda: _subscribers(watcher, "served:changes") == 2, 30)
+                eventually(lambda: _quiet(watcher), 30, "the command's start-up done")
             with hung(private_redis):
                 _, stderr_bytes = command.communicate(blob, timeout=60)
         finally:
@@ -148,3 +177,19 @@ def _reading_stdin(pid: int) -> bool:
         return False
     read = {"x86_64": "0", "aarch64": "63"}.get(os.uname().machine)
     return len(fields) > 1 and fields[0] == read and fields[1] == "0x0"
+
+
+def _subscribers(client: redis.Redis, channel: str) -> int:
+    return int(client.pubsub_numsub(channel)[0][1])
+
+
+def _quiet(client: redis.Redis, seconds: float = 0.3) -> bool:
+    """Whether Redis ran no command (but this client's INFO) for ``seconds``."""
+
+    def calls() -> int:
+        stats = client.info("commandstats")
+        return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
+
+    before = calls()
+    time.sleep(seconds)
+    return calls() == before

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from .._core.clock import Timestamp
-from .._core.codec import decode_value, encode_flags, encode_value
+from .._core.codec import decode_stored, encode_flags, encode_value
 from .._core.keys import (
     DATA_RESET,
     RESET,
@@ -38,7 +38,13 @@ from .._core.keys import (
 )
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.state import Delta, Register
-from ..errors import ClosedError, StoreError, StoreOutcomeUnknownError, StoreUnavailableError
+from ..errors import (
+    ClosedError,
+    FormatError,
+    StoreError,
+    StoreOutcomeUnknownError,
+    StoreUnavailableError,
+)
 from ..stores._base import Store
 from ._quarantine import RedisQuarantine
 from ._transport import RedisTransport
@@ -168,13 +174,17 @@ def pack(key: str, register: Register) -> str:
     )
 
 
-def unpack(key: str, packed: str) -> Register:
+def unpack(key: str, packed: str, name: str) -> Register:
+    """A packed register of flag ``name``, checked: ValueError (FormatError) if damaged."""
+    stamp = packed[:_PREFIX]
+    if len(stamp) != _PREFIX or not stamp.isdigit():
+        raise FormatError(f"register {key!r} of flag {name!r}: {stamp!r} is not a timestamp")
     ts = Timestamp(
         int(packed[:_WALL]),
         int(packed[_WALL : _WALL + _COUNTER]),
         int(packed[_WALL + _COUNTER : _PREFIX]),
     )
-    return Register(ts, decode_value(key, packed[_PREFIX:]))
+    return Register(ts, decode_stored(name, key, packed[_PREFIX:]))
 
 
 class RedisStore(Store):
@@ -270,12 +280,18 @@ class RedisStore(Store):
                 keys=[self.index_key, self.version_key], args=[self.flag_prefix]
             )
         delta: Delta = {}
-        for i in range(0, len(flat), 2):
-            name, fields = _text(flat[i]), flat[i + 1]
-            delta[name] = {
-                _text(fields[j]): unpack(_text(fields[j]), _text(fields[j + 1]))
-                for j in range(0, len(fields), 2)
-            }
+        try:
+            for i in range(0, len(flat), 2):
+                name, fields = _text(flat[i]), flat[i + 1]
+                delta[name] = {
+                    _text(fields[j]): unpack(_text(fields[j]), _text(fields[j + 1]), name)
+                    for j in range(0, len(fields), 2)
+                }
+        except (ValueError, UnicodeDecodeError) as exc:  # FormatError is a ValueError
+            raise StoreError(
+                f"Redis ({self.namespace}) holds a damaged register: {exc} (HDEL that field "
+                "of the flag's hash; the replicas' next re-seed writes back what they hold)"
+            ) from exc
         return delta, int(version)
 
     def save(self, delta: Delta) -> None:
@@ -338,15 +354,27 @@ class RedisStore(Store):
                 connection.close()
 
 
-def _sent(exc: Exception) -> bool:
-    """Whether redis-py's error came after the command was sent (waiting for the answer).
+#: redis-py's functions that make a connection ready (the socket, then HELLO, AUTH, SELECT): an
+#: error raised inside them came before the command was sent.
+_CONNECTING = frozenset({"get_connection", "ensure_connection", "connect", "on_connect"})
 
-    redis-py says "connecting" when no connection could be made and "writing to socket" when
-    the command could not be sent; anything else (a read that timed out, a connection closed
-    while reading) came after Redis may have received the whole command.
+
+def _sent(exc: BaseException) -> bool:
+    """Whether redis-py's error came while reading the command's answer (it had been sent).
+
+    A new connection's handshake reads answers too ("Timeout reading from"), so where the error
+    was raised decides first: inside redis-py's connecting, the command was never sent. Past
+    that, "reading from" (a read timed out or failed) and "closed by server" (the connection
+    ended while the answer was awaited) mean Redis may have received the whole command; any
+    other error (sending failed, no master known to Sentinel) left it unsent.
     """
+    traceback = exc.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_name in _CONNECTING:
+            return False
+        traceback = traceback.tb_next
     message = str(exc)
-    return "connecting" not in message and "writing to socket" not in message
+    return "reading from" in message or "closed by server" in message
 
 
 def _text(value: bytes | str) -> str:

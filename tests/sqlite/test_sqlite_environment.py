@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,6 +136,30 @@ def test_a_store_on_a_read_only_mount_says_read_only(tmp_path: Path) -> None:
         _one_line_error(result, "read-only file system", str(path))
 
 
+def test_a_file_sqlite_can_only_open_read_only_says_read_only_file(tmp_path: Path) -> None:
+    # SQLite's own limit: a file it cannot open for writing is opened read-only, and each write
+    # then fails with "attempt to write a readonly database". Root ignores file modes, so the
+    # file is made immutable (chattr +i) on a real ext4 file system.
+    with ext4_image(tmp_path / "disk", tmp_path / "disk.img"):
+        path = tmp_path / "disk" / "flags.db"
+        with Rollout(_url(path)) as flags:
+            flags.activate_user("chat", "before")
+        subprocess.run(["chattr", "+i", str(path)], check=True, timeout=60)
+        try:
+            with Rollout(_url(path)) as flags:
+                assert flags.active("chat", "before")  # reads work
+                with pytest.raises(StoreError) as caught:
+                    flags.activate_user("chat", "after")
+                assert not flags.active("chat", "after")
+            message = str(caught.value)
+            print(message)
+            assert "read-only file" in message
+            assert "read-only file system" not in message
+            assert str(path) in message
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True, timeout=60)
+
+
 # The store deleted under a running process ------------------------------------------------------
 
 
@@ -245,3 +270,15 @@ def test_flipped_bytes_in_a_page_are_a_store_error_naming_the_file(tmp_path: Pat
     assert "corrupt" in str(caught.value)
     result = rollout("--store", _url(path), "list", cwd=tmp_path, env=clean_env())
     _one_line_error(result, "corrupt", str(path))
+
+
+def test_a_relative_store_still_writes_after_the_process_changes_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file is checked before each write; a relative path must keep meaning the file opened.
+    monkeypatch.chdir(tmp_path)
+    with Rollout("sqlite:///flags.db") as flags:
+        monkeypatch.chdir(tmp_path.parent)
+        flags.activate_user("chat", "after-chdir")
+    with Rollout(_url(tmp_path / "flags.db")) as reopened:
+        assert reopened.active("chat", "after-chdir")

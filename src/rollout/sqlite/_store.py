@@ -132,8 +132,11 @@ class SQLiteStore(Store):
         self._lock = threading.Lock()
         self._closed = False
         self._pid = os.getpid()
-        #: The file's (st_dev, st_ino) once open; None for ":memory:".
+        #: The file's (st_dev, st_ino) once open; None for ":memory:". Looked up by absolute
+        #: path, as SQLite opened it: a process that changes its working directory later still
+        #: means the same file.
         self._identity: tuple[int, int] | None = None
+        self._absolute = os.path.abspath(self.path)
         self._connection = self._connect()
 
     @classmethod
@@ -174,7 +177,7 @@ class SQLiteStore(Store):
             connection.close()
             raise
         if self.path != ":memory:":
-            self._identity = file_identity(self.path)
+            self._identity = file_identity(self._absolute)
         return connection
 
     def _check_file(self) -> None:
@@ -184,7 +187,7 @@ class SQLiteStore(Store):
         open descriptor keeps taking writes into an inode nobody will read again, and each would
         be acknowledged. One ``stat`` per write (a few microseconds) tells.
         """
-        if self._identity is not None and file_identity(self.path) != self._identity:
+        if self._identity is not None and file_identity(self._absolute) != self._identity:
             raise StoreError(
                 f"SQLite store {self.path!r} was deleted or replaced while this process had it "
                 "open: the write is refused, as it would be lost (put the file back, or restart "

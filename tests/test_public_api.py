@@ -23,6 +23,7 @@ def test_all_is_pinned() -> None:
         "SQLiteStore",
         "Store",
         "StoreError",
+        "StoreOutcomeUnknownError",
         "StoreUnavailableError",
         "Timestamp",
     ]
@@ -35,6 +36,8 @@ def test_every_error_derives_from_the_root_error() -> None:
         assert issubclass(getattr(rollout.errors, name), rollout.RolloutError)
     assert issubclass(rollout.FormatError, ValueError)
     assert issubclass(rollout.StoreUnavailableError, rollout.StoreError)
+    assert issubclass(rollout.StoreOutcomeUnknownError, rollout.StoreError)
+    assert not issubclass(rollout.StoreOutcomeUnknownError, rollout.StoreUnavailableError)
 
 
 def test_importing_rollout_pulls_in_no_optional_dependency() -> None:

@@ -16,6 +16,7 @@ from .errors import (
     FormatError,
     RolloutError,
     StoreError,
+    StoreOutcomeUnknownError,
     StoreUnavailableError,
 )
 from .stores import MemoryStore, SQLiteStore, Store
@@ -32,6 +33,7 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "StoreError",
+    "StoreOutcomeUnknownError",
     "StoreUnavailableError",
     "Timestamp",
 ]

@@ -7,7 +7,9 @@ Every error the library raises on purpose derives from :class:`RolloutError`::
     ├── ClockSkewError                     this node's clock is not confirmed by a majority of peers
     ├── ClosedError                        the Rollout (or store) was closed
     └── StoreError                         the store failed; the original error is the __cause__
-        └── StoreUnavailableError          the store cannot be reached right now; retry later
+        ├── StoreUnavailableError          the store cannot be reached right now; nothing was
+        │                                  written; retry later
+        └── StoreOutcomeUnknownError       a write timed out: it may or may not have been stored
 
 Bad arguments raise the built-in ``TypeError`` or ``ValueError`` with a message that names the
 argument and the value; nothing is written when one is raised.
@@ -21,6 +23,7 @@ __all__ = [
     "FormatError",
     "RolloutError",
     "StoreError",
+    "StoreOutcomeUnknownError",
     "StoreUnavailableError",
 ]
 
@@ -60,4 +63,16 @@ class StoreUnavailableError(StoreError):
     """The store cannot be reached now (connection refused, database locked too long).
 
     Nothing was written; the same call may succeed later.
+    """
+
+
+class StoreOutcomeUnknownError(StoreError):
+    """A write was sent but no answer came (a time-out, or the connection lost while waiting).
+
+    The store may have carried the write out, or may yet do so (a Redis that hangs runs the
+    script it received when it resumes): it is neither confirmed nor refused. This replica has
+    not applied it; if it lands, the store's change notification brings it here like any other
+    change. To know, read the flag back once the store answers: every write carries its own
+    timestamp, so (with history kept) its event in ``history()`` is there if and only if it
+    landed. Retrying the same change is harmless: it sets the same values again.
     """

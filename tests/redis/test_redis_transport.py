@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from rollout import Rollout
-from rollout.errors import StoreUnavailableError
+from rollout.errors import StoreOutcomeUnknownError, StoreUnavailableError
 from rollout.redis import RedisStore, RedisTransport
 from rollout.sync import Transport
 from rollout.testing import PartitionConformance, eventually
@@ -223,7 +223,10 @@ def test_a_process_cut_off_from_redis_gets_what_was_written_meanwhile(
             eventually(lambda: not cut_off.stats()["sync"]["connected"], what="cut noticed")
             writer.activate("during")
             writer.deactivate("before")
-            with pytest.raises(StoreUnavailableError):
+            # Unavailable when no connection can be made; an unknown outcome when the write
+            # went into a pooled connection the cut reset while the answer was awaited (as far
+            # as the client can tell, Redis may have got it; the proxy forwarded nothing).
+            with pytest.raises((StoreUnavailableError, StoreOutcomeUnknownError)):
                 cut_off.activate("mine")
             assert cut_off.active("before")
             assert not cut_off.active("during")

@@ -119,8 +119,12 @@ class WritePipeline:
         """Stamp ``changes`` with one timestamp, store, apply and publish them.
 
         ``action`` names the change in each flag's history (the public method's name). Raises
-        before anything is stored or applied: ClosedError, ClockSkewError, a hook's refusal, or
-        the store's error. ``mark_exists=False``: do not (re)create the flag (an event only).
+        before anything is applied or published: ClosedError, ClockSkewError, a hook's refusal,
+        or the store's error. The store's error means nothing was stored, except
+        StoreOutcomeUnknownError: the store may still carry the write out, and if it does, its
+        change notification (Redis pub/sub) or the next load brings it here; this replica never
+        shows a write the store did not confirm. ``mark_exists=False``: do not (re)create the
+        flag (an event only).
         """
         if self.closed:
             raise ClosedError("this Rollout is closed; writes are refused (checks still answer)")

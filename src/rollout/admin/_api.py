@@ -34,7 +34,7 @@ from ._api_fields import (
     parse_body,
     users_field,
 )
-from ._errors import ApiError, error_response
+from ._errors import ApiError, error_response, rollout_error_response
 from ._routing import RawRoute
 from ._serialize import flag_json, read_json
 
@@ -124,8 +124,9 @@ class Api:
             except ApiError as exc:
                 return error_response(exc.code, exc.message, exc.field)
             except RolloutError as exc:
-                # The store away, the Rollout closed, the clock skewed: nothing was written.
-                return error_response("unavailable", f"{type(exc).__name__}: {exc}")
+                # The store away, the Rollout closed, the clock skewed: nothing was written (503);
+                # or a write the store did not answer in time: it may have been (504).
+                return rollout_error_response(exc)
             return JSONResponse(payload)
 
         return endpoint

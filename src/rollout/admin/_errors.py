@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..errors import RolloutError
+from ..errors import RolloutError, StoreOutcomeUnknownError
 from ._scope import app_path, is_api_path
 
 __all__ = [
@@ -23,9 +23,12 @@ __all__ = [
     "error_response",
     "http_exception_handler",
     "rollout_error_handler",
+    "rollout_error_response",
 ]
 
-#: Error code -> HTTP status. ``unavailable`` is the store being away or the Rollout closed.
+#: Error code -> HTTP status. ``unavailable`` is the store being away or the Rollout closed
+#: (nothing was written); ``outcome_unknown`` a write the store did not answer in time (it may
+#: or may not have been stored).
 CODES: Final[dict[str, int]] = {
     "malformed_json": 400,
     "unauthorized": 401,
@@ -37,6 +40,7 @@ CODES: Final[dict[str, int]] = {
     "invalid": 422,
     "too_many_requests": 429,
     "unavailable": 503,
+    "outcome_unknown": 504,
 }
 
 
@@ -91,7 +95,7 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 async def rollout_error_handler(_request: Request, exc: Exception) -> Response:
     """The store away, the Rollout closed, the clock skewed: a 503 the client may retry."""
     assert isinstance(exc, RolloutError)
-    return error_response("unavailable", f"{type(exc).__name__}: {exc}")
+    return rollout_error_response(exc)
 
 
 async def client_gone_handler(_request: Request, exc: Exception) -> Response:
@@ -99,3 +103,11 @@ async def client_gone_handler(_request: Request, exc: Exception) -> Response:
     answer and nothing to log (uvicorn would log a traceback per connection)."""
     assert isinstance(exc, ClientDisconnect)
     return Response(status_code=400)  # never sent: uvicorn drops a reply to a closed connection
+
+
+def rollout_error_response(exc: RolloutError) -> JSONResponse:
+    """503 ``unavailable`` (nothing was written), or 504 ``outcome_unknown`` for a write the
+    store did not answer in time: it may have been stored, and the client must not be told
+    otherwise."""
+    code = "outcome_unknown" if isinstance(exc, StoreOutcomeUnknownError) else "unavailable"
+    return error_response(code, f"{type(exc).__name__}: {exc}")

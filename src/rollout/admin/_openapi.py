@@ -225,6 +225,8 @@ _WHY = {
     429: "Too many wrong tokens from this address (or from everywhere): wait `Retry-After` "
     "seconds. The token was not checked.",
     503: "The store cannot be reached (or the server is shutting down); nothing was written.",
+    504: "The store did not answer the write in time: it may or may not have been stored "
+    "(read the flag back to know).",
 }
 
 
@@ -244,6 +246,8 @@ def _operation(op: Operation, *, secured: bool) -> dict[str, Any]:
         statuses += [400, 413, 415, 422]
     if op.writes or op.operation_id == "listMembers":
         statuses.append(503)
+    if op.writes:
+        statuses.append(504)
     responses: dict[str, Any] = {
         "200": {"description": "OK", "content": {"application/json": {"schema": _ref(op.response)}}}
     }

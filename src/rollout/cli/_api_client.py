@@ -31,6 +31,10 @@ class ApiCallError(Exception):
     """The node could not be asked, or refused; the message says which and why."""
 
 
+class OutcomeUnknownError(ApiCallError):
+    """The node answered 504: its store did not answer the write in time (it may have landed)."""
+
+
 def add_url_options(command: argparse.ArgumentParser, remote: Remote) -> None:
     """``--url`` (and ``--token``, ``--timeout``): with ``--url``, ``remote`` runs instead of
     the command's store-opening handler (``rollout`` runs a ``standalone`` without a store)."""
@@ -76,7 +80,7 @@ def _guarded(remote: Remote) -> Remote:
         except (ApiCallError, ValueError) as exc:
             text = scrub(exc, getattr(args, "url", None))  # --url may hold a password
             print(f"rollout: error: {' '.join(text.split())}", file=sys.stderr)
-            return 2
+            return 3 if isinstance(exc, OutcomeUnknownError) else 2
 
     return run
 
@@ -111,7 +115,8 @@ def call_api(
         message = error.get("message") if isinstance(error, dict) else None
         if exc.code in (401, 403):
             message = f"{message or exc.reason}; set --token or ${TOKEN_ENV}"
-        raise ApiCallError(f"{shown} answered {exc.code}: {message or exc.reason}") from None
+        error_class = OutcomeUnknownError if exc.code == 504 else ApiCallError
+        raise error_class(f"{shown} answered {exc.code}: {message or exc.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         # HTTPException: http.client.InvalidURL for a port that is not a number.
         reason = getattr(exc, "reason", exc)

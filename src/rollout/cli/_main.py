@@ -3,6 +3,8 @@
 Every command opens the store, does one thing through the public :class:`Rollout` API, and
 closes it. Errors the library raises on purpose (bad names, percentages out of range, corrupt
 files, unreadable stores) are shown as one line on stderr with exit status 2, never a traceback.
+A write the store did not answer in time may or may not have happened: exit status 3, and the
+line says so.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .._core.feature import Feature
 from .._core.redact import scrub
 from .._core.rules import on_for_everybody
 from .._core.validate import MAX_DEPTH
-from ..errors import RolloutError
+from ..errors import RolloutError, StoreOutcomeUnknownError
 from . import _admin as admin
 from . import _cluster as cluster
 from . import _table as table
@@ -310,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
 # Entry point ----------------------------------------------------------------------------------
 
 
+#: The exit status of a write the store did not answer in time (it may have been stored).
+OUTCOME_UNKNOWN = 3
+
+
 def _error(message: object) -> int:
     text = " ".join(str(message).splitlines())
     print(f"rollout: error: {text}", file=sys.stderr)
@@ -317,7 +323,8 @@ def _error(message: object) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status (0 ok, 1 `check` says off, 2 error)."""
+    """Run the command; return its exit status (0 ok, 1 `check` says off, 2 error, 3 a write
+    that may or may not have happened)."""
     parser = build_parser()
     try:
         args, unknown = parser.parse_known_args(argv)
@@ -353,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
         # `rollout list | head`: the reader left; silence the flush at interpreter exit too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except StoreOutcomeUnknownError as exc:
+        _error(scrub(exc, *urls))  # it says that the write may or may not have happened
+        return OUTCOME_UNKNOWN
     except (TypeError, ValueError, RolloutError, OSError) as exc:
         return _error(scrub(exc, *urls))
     except KeyboardInterrupt:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from .._core.clock import Timestamp
-from .._core.codec import check_flag, decode_value, encode_flags, encode_value
+from .._core.codec import check_flag, decode_stored, encode_flags, encode_value
 from .._core.keys import (
     DATA_RESET,
     RESET,
@@ -40,7 +40,13 @@ from .._core.keys import (
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.redact import redact_url, scrub
 from .._core.state import Delta, Register
-from ..errors import ClosedError, StoreError, StoreUnavailableError
+from ..errors import (
+    ClosedError,
+    FormatError,
+    StoreError,
+    StoreOutcomeUnknownError,
+    StoreUnavailableError,
+)
 from ..stores._base import Store
 from ._quarantine import RedisQuarantine
 from ._transport import RedisTransport
@@ -172,13 +178,17 @@ def pack(key: str, register: Register) -> str:
     )
 
 
-def unpack(key: str, packed: str) -> Register:
+def unpack(key: str, packed: str, name: str) -> Register:
+    """A packed register of flag ``name``, checked: ValueError (FormatError) if damaged."""
+    stamp = packed[:_PREFIX]
+    if len(stamp) != _PREFIX or not stamp.isdigit():
+        raise FormatError(f"register {key!r} of flag {name!r}: {stamp!r} is not a timestamp")
     ts = Timestamp(
         int(packed[:_WALL]),
         int(packed[_WALL : _WALL + _COUNTER]),
         int(packed[_WALL + _COUNTER : _PREFIX]),
     )
-    return Register(ts, decode_value(key, packed[_PREFIX:]))
+    return Register(ts, decode_stored(name, key, packed[_PREFIX:]))
 
 
 class RedisStore(Store):
@@ -242,14 +252,29 @@ class RedisStore(Store):
         return RedisTransport(self, saves_writes=False)
 
     @contextmanager
-    def _using(self, action: str) -> Iterator[None]:
+    def _using(self, action: str, *, writes: bool = False) -> Iterator[None]:
+        """Driver errors as StoreErrors. ``writes``: a lost answer is an unknown outcome.
+
+        Redis runs a command it has received even when its answer never arrives (a server that
+        hangs runs it when it resumes), so a write whose command was sent and whose answer timed
+        out or was cut off is :class:`StoreOutcomeUnknownError`, never "nothing was written".
+        Only a failure to connect, or to send, leaves the write unsent.
+        """
         import redis
 
         if self._closed:
             raise ClosedError("this RedisStore is closed")
         try:
             yield
-        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+        except redis.BusyLoadingError as exc:
+            raise StoreUnavailableError(f"cannot {action} Redis ({self.namespace}): {exc}") from exc
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if writes and _sent(exc):
+                raise StoreOutcomeUnknownError(
+                    f"cannot {action} Redis ({self.namespace}): {exc}; the write was sent, so it "
+                    "may or may not have happened (Redis may still carry it out): read the flag "
+                    "back once Redis answers to know"
+                ) from exc
             raise StoreUnavailableError(f"cannot {action} Redis ({self.namespace}): {exc}") from exc
         except redis.RedisError as exc:
             raise StoreError(f"cannot {action} Redis ({self.namespace}): {exc}") from exc
@@ -268,15 +293,19 @@ class RedisStore(Store):
             try:
                 name, fields = _text(flat[i]), flat[i + 1]
                 registers = {
-                    _text(fields[j]): unpack(_text(fields[j]), _text(fields[j + 1]))
+                    _text(fields[j]): unpack(_text(fields[j]), _text(fields[j + 1]), name)
                     for j in range(0, len(fields), 2)
                 }
                 check_flag(name, registers)
-            except (ValueError, RecursionError) as exc:
-                # Written by something else than this library (or a bug): that flag is left
-                # out, loudly, and every other flag loads. Never a half-read flag.
+            except (ValueError, RecursionError) as exc:  # FormatError, UnicodeDecodeError
+                # Damaged, or written by another program (Redis is shared: the Ruby gem, hand
+                # edits): that flag is left out, loudly, and every other flag loads, as the
+                # Ruby mirror does with a bad record. One foreign record must not stop every
+                # process from starting. Never a half-read flag.
                 logger.error(
-                    "Redis store %s: the record of flag %r is unreadable and left out: %.300s",
+                    "Redis store %s: the record of flag %r is unreadable and left out: %.300s "
+                    "(HDEL the damaged field of the flag's hash; the replicas' next re-seed "
+                    "writes back what they hold)",
                     self.namespace,
                     _text(flat[i], errors="backslashreplace"),
                     exc,
@@ -304,7 +333,7 @@ class RedisStore(Store):
             args += [name, len(registers)]
             for key, register in registers.items():
                 args += [key, pack(key, register)]
-        with self._using("write to"):
+        with self._using("write to", writes=True):
             self._merge(keys=keys, args=args)
 
     def discard(self, delta: Delta) -> None:
@@ -318,11 +347,11 @@ class RedisStore(Store):
             args.append(len(registers))
             for key, register in registers.items():
                 args += [key, pack(key, register)[:_PREFIX]]
-        with self._using("discard from"):
+        with self._using("discard from", writes=True):
             self._discard(keys=keys, args=args)
 
     def quarantine(self, entries: Sequence[QuarantinedRegister]) -> None:
-        with self._using("quarantine in"):
+        with self._using("quarantine in", writes=True):
             self._quarantine.hold(entries, self.quarantine_limit, self.verdicts_kept)
 
     def quarantined(self) -> QuarantineState:
@@ -330,7 +359,7 @@ class RedisStore(Store):
             return self._quarantine.read()
 
     def release(self, registers: Iterable[Judged]) -> None:
-        with self._using("release from"):
+        with self._using("release from", writes=True):
             self._quarantine.release(registers, self.verdicts_kept)
 
     def ping(self) -> None:
@@ -347,6 +376,29 @@ class RedisStore(Store):
             self.client.close()
             for connection in self._owned:  # the Sentinel connections of a sentinel URL
                 connection.close()
+
+
+#: redis-py's functions that make a connection ready (the socket, then HELLO, AUTH, SELECT): an
+#: error raised inside them came before the command was sent.
+_CONNECTING = frozenset({"get_connection", "ensure_connection", "connect", "on_connect"})
+
+
+def _sent(exc: BaseException) -> bool:
+    """Whether redis-py's error came while reading the command's answer (it had been sent).
+
+    A new connection's handshake reads answers too ("Timeout reading from"), so where the error
+    was raised decides first: inside redis-py's connecting, the command was never sent. Past
+    that, "reading from" (a read timed out or failed) and "closed by server" (the connection
+    ended while the answer was awaited) mean Redis may have received the whole command; any
+    other error (sending failed, no master known to Sentinel) left it unsent.
+    """
+    traceback = exc.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_name in _CONNECTING:
+            return False
+        traceback = traceback.tb_next
+    message = str(exc)
+    return "reading from" in message or "closed by server" in message
 
 
 def _text(value: bytes | str, errors: str = "strict") -> str:

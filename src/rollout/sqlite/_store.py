@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from urllib.parse import unquote
 
 from .._core.clock import Timestamp
-from .._core.codec import decode_value, encode_value
+from .._core.codec import decode_stored, encode_value
 from .._core.keys import (
     DATA_RESET,
     RESET,
@@ -30,8 +30,9 @@ from .._core.keys import (
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.redact import redact_url
 from .._core.state import Delta, Register
-from ..errors import ClosedError, StoreError, StoreUnavailableError
+from ..errors import ClosedError, FormatError, StoreError
 from ..stores._base import Store
+from ._errors import corrupt, file_identity, rollback, translate
 from ._quarantine import hold, judge, read_quarantine, trim
 
 __all__ = ["SQLiteStore"]
@@ -132,6 +133,11 @@ class SQLiteStore(Store):
         self._lock = threading.Lock()
         self._closed = False
         self._pid = os.getpid()
+        #: The file's (st_dev, st_ino) once open; None for ":memory:". Looked up by absolute
+        #: path, as SQLite opened it: a process that changes its working directory later still
+        #: means the same file.
+        self._identity: tuple[int, int] | None = None
+        self._absolute = os.path.abspath(self.path)
         self._connection = self._connect()
         # PRAGMA data_version of this connection when load() last read: it moves only when
         # another connection commits (never for this one's own writes). None: load again.
@@ -160,16 +166,37 @@ class SQLiteStore(Store):
                 check_same_thread=False,
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+            raise translate(exc, f"cannot open SQLite store {self.path!r}", self.path) from exc
         try:
             self._prepare(connection)
+            if self.path != ":memory:":
+                _verify(connection, self.path)
         except sqlite3.Error as exc:
             connection.close()
-            raise _translate(exc, f"cannot open SQLite store {self.path!r}") from exc
+            raise translate(exc, f"cannot open SQLite store {self.path!r}", self.path) from exc
+        except UnicodeDecodeError as exc:  # SQLite's message quoted damaged bytes
+            connection.close()
+            raise corrupt(self.path, f"text that is not UTF-8 ({exc})") from exc
         except BaseException:
             connection.close()
             raise
+        if self.path != ":memory:":
+            self._identity = file_identity(self._absolute)
         return connection
+
+    def _check_file(self) -> None:
+        """Refuse to commit into a file that is no longer the one at ``self.path``.
+
+        Deleting the file (or its folder) under a running process does not stop SQLite: the
+        open descriptor keeps taking writes into an inode nobody will read again, and each would
+        be acknowledged. One ``stat`` per write (a few microseconds) tells.
+        """
+        if self._identity is not None and file_identity(self._absolute) != self._identity:
+            raise StoreError(
+                f"SQLite store {self.path!r} was deleted or replaced while this process had it "
+                "open: the write is refused, as it would be lost (put the file back, or restart "
+                "the process to open the file now at that path)"
+            )
 
     def _prepare(self, connection: sqlite3.Connection) -> None:
         """WAL mode and the schema, retried while another process does the same.
@@ -222,7 +249,11 @@ class SQLiteStore(Store):
             try:
                 yield self._connection
             except sqlite3.Error as exc:
-                raise _translate(exc, f"cannot {action} SQLite store {self.path!r}") from exc
+                raise translate(
+                    exc, f"cannot {action} SQLite store {self.path!r}", self.path
+                ) from exc
+            except UnicodeDecodeError as exc:  # SQLite's message quoted damaged bytes
+                raise corrupt(self.path, f"text that is not UTF-8 ({exc})") from exc
 
     def load(self) -> Delta:
         delta: Delta = {}
@@ -236,12 +267,15 @@ class SQLiteStore(Store):
             # One statement is one read transaction: a consistent snapshot under WAL. Rows are
             # streamed, not fetched all at once, to keep the peak memory of a big load low.
             rows = connection.execute("SELECT flag, key, wall, counter, node, value FROM registers")
-            for flag, key, wall, counter, node, value in rows:
-                parts = (wall, counter, node)
-                ts = timestamps.get(parts)
-                if ts is None:
-                    ts = timestamps[parts] = Timestamp(wall, counter, node)
-                delta.setdefault(flag, {})[key] = Register(ts, decode_value(key, value))
+            try:
+                for flag, key, wall, counter, node, value in rows:
+                    parts = (wall, counter, node)
+                    ts = timestamps.get(parts)
+                    if ts is None:
+                        ts = timestamps[parts] = _timestamp(flag, key, parts)
+                    delta.setdefault(flag, {})[key] = Register(ts, decode_stored(flag, key, value))
+            except FormatError as exc:
+                raise corrupt(self.path, exc) from exc
             self._loaded_version = version
         return delta
 
@@ -271,18 +305,12 @@ class SQLiteStore(Store):
         ]
         if not rows:
             return
-        with self._using("write to") as connection:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                connection.executemany(_UPSERT, rows)
-                if watermarked:
-                    connection.executemany(_PRUNE, watermarked)
-                if with_history:
-                    connection.executemany(_PRUNE_HISTORY, with_history)
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
+        with self._transaction("write to") as connection:
+            connection.executemany(_UPSERT, rows)
+            if watermarked:
+                connection.executemany(_PRUNE, watermarked)
+            if with_history:
+                connection.executemany(_PRUNE_HISTORY, with_history)
 
     def discard(self, delta: Delta) -> None:
         rows = [
@@ -292,14 +320,8 @@ class SQLiteStore(Store):
         ]
         if not rows:
             return
-        with self._using("discard from") as connection:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                connection.executemany(_DISCARD, rows)
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
+        with self._transaction("discard from") as connection:
+            connection.executemany(_DISCARD, rows)
 
     def quarantine(self, entries: Sequence[QuarantinedRegister]) -> None:
         if entries:
@@ -311,8 +333,10 @@ class SQLiteStore(Store):
             connection.execute("BEGIN")  # both tables from one snapshot
             try:
                 return read_quarantine(connection)
+            except ValueError as exc:  # a value that is not JSON (held registers are as sent)
+                raise corrupt(self.path, f"a held register: {exc}") from exc
             finally:
-                connection.execute("ROLLBACK")
+                rollback(connection)
 
     def release(self, registers: Iterable[Judged]) -> None:
         registers = list(registers)
@@ -324,13 +348,15 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed only if the file is still the one opened."""
         with self._using(action) as connection:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 yield connection
+                self._check_file()
                 connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                rollback(connection)
                 raise
 
     def close(self) -> None:
@@ -346,8 +372,24 @@ def _data_version(connection: sqlite3.Connection) -> int:
     return int(connection.execute("PRAGMA data_version").fetchone()[0])
 
 
-def _translate(exc: sqlite3.Error, context: str) -> StoreError:
-    message = str(exc)
-    if isinstance(exc, sqlite3.OperationalError) and ("locked" in message or "busy" in message):
-        return StoreUnavailableError(f"{context}: {message}")
-    return StoreError(f"{context}: {message}")
+def _verify(connection: sqlite3.Connection, path: str) -> None:
+    """``PRAGMA integrity_check`` once at open: a damaged page must not load as fewer flags.
+
+    SQLite reads a damaged b-tree page without complaint as long as its structure holds, so a
+    flipped bit can drop or reorder rows silently; the check walks every page (about 30 ms for a
+    file of 100,000 users, against 0.3 s to load it) and refuses the file naming what is wrong.
+    Rows that pass it but cannot be registers are refused by ``load``.
+    """
+    problems = [row[0] for row in connection.execute("PRAGMA integrity_check(5)")]
+    if problems != ["ok"]:
+        raise corrupt(path, "; ".join(" ".join(str(problem).split()) for problem in problems))
+
+
+def _timestamp(flag: object, key: object, parts: tuple[object, object, object]) -> Timestamp:
+    """A row's timestamp columns, checked: damaged bytes can turn an integer into text."""
+    if not all(type(part) is int and part >= 0 for part in parts):
+        raise FormatError(
+            f"register {key!r} of flag {flag!r}: timestamp {parts!r} is not 3 integers"
+        )
+    wall, counter, node = parts
+    return Timestamp(wall, counter, node)  # type: ignore[arg-type]  # checked just above

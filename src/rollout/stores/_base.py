@@ -16,8 +16,11 @@ this process's memory only (with a warning logged once).
 Every implementation passes :class:`rollout.testing.StoreConformance`.
 
 Errors: :class:`~rollout.errors.StoreUnavailableError` when the backend cannot be reached or is
-busy for too long (nothing was written), :class:`~rollout.errors.StoreError` for anything else the
-backend reports, :class:`~rollout.errors.ClosedError` after :meth:`close`.
+busy for too long (nothing was written), :class:`~rollout.errors.StoreOutcomeUnknownError` when a
+write was sent but its answer never came (it may or may not have been stored: a time-out is not a
+refusal), :class:`~rollout.errors.StoreError` for anything else the backend reports (its message
+saying the cause first when it can be told: a full disk, a read-only file system, a corrupt
+file), :class:`~rollout.errors.ClosedError` after :meth:`close`.
 """
 
 from __future__ import annotations

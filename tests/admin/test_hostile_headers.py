@@ -4,6 +4,7 @@ traceback in the log (which anyone could repeat to fill the disk)."""
 from __future__ import annotations
 
 import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,3 +40,18 @@ def test_a_malformed_origin_is_refused_as_cross_site_never_a_500(
         assert login.status_code == 403, login.text
         assert "Origin" in login.json()["error"]["message"]
     assert "Traceback" not in served.stderr()
+
+
+#: Requests that are not HTTP, each on its own connection: bounded, and far more than one line.
+GARBAGE = 200
+
+
+def test_requests_that_are_not_http_get_400_and_do_not_fill_the_log(served: Served) -> None:
+    port = int(served.url.rstrip("/").rsplit(":", 1)[1])
+    for _ in range(GARBAGE):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GARBAGE\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 400 Bad Request")
+    lines = [line for line in served.stderr().splitlines() if "Invalid HTTP request" in line]
+    print(f"{GARBAGE} requests that are not HTTP: {len(lines)} log line(s)")
+    assert 1 <= len(lines) <= 2, lines[:5]

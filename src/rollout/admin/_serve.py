@@ -21,7 +21,13 @@ import uvicorn
 
 from ._connections import ConnectionGuard, guarded
 from ._events import MAX_STREAMS
-from ._limits import accept_batch, connection_cap, quiet_accept_errors, raise_descriptor_limit
+from ._limits import (
+    accept_batch,
+    connection_cap,
+    quiet_accept_errors,
+    quiet_invalid_requests,
+    raise_descriptor_limit,
+)
 from ._metrics import stop_sampling
 
 if TYPE_CHECKING:
@@ -155,11 +161,13 @@ def serve(
     # process (status -15) after the clean shutdown. Ours makes it a no-op, and covers a signal
     # that arrives before uvicorn installs its handlers.
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    quiet = quiet_invalid_requests()
     try:
         server.run(sockets=[sock])
     except SystemExit:  # uvicorn's way of saying the app's start-up failed
         return 1
     finally:
+        logging.getLogger("uvicorn.error").removeFilter(quiet)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         stop_sampling(flags)

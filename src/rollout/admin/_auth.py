@@ -385,7 +385,10 @@ def _same_origin(origin: str, host_header: str) -> bool:
     sees http. A Host without a port was reached on the default port of whichever scheme the
     browser used, so the Origin must have no port of its own either.
     """
-    parsed = urlsplit(origin)
+    try:
+        parsed = urlsplit(origin)
+    except ValueError:  # "http://[oops": an unclosed IPv6 bracket; no browser sends it
+        return False
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         return False  # "null" (a sandboxed frame, a file) and the like
     try:

@@ -11,16 +11,26 @@ the client after each read and each response:
 - *head*: waiting for, or reading, a request head. It must be complete within
   :data:`HEAD_TIMEOUT` seconds of the connection being made (or, between requests on a keep-alive
   connection, of its first byte): sending a byte at a time does not extend it.
-- *body*: the head is in, the body is not. Each :data:`BODY_IDLE` seconds must bring data.
+- *body*: the head is in, the body is not. Each :data:`BODY_IDLE` seconds must bring data,
+  and the body as a whole must come at :data:`BODY_MIN_RATE` bytes a second or faster (after a
+  first :data:`BODY_IDLE` seconds): else a byte every few seconds held the socket for hours.
 - *busy*: the request is in; the app is answering (or streaming events to a dashboard).
 - *idle*: between two requests of a keep-alive connection (uvicorn's own time-out closes it).
+
+Whatever the phase, a client must also take what it is sent: once the server's write buffer is
+full (the kernel's too) the client has :data:`WRITE_IDLE` seconds to read some of it, and each
+further :data:`WRITE_IDLE` seconds must see some more go, else the connection is aborted. A client
+that sends requests (pipelined: any answer is then big enough) and never reads them is otherwise
+*busy* for good, and a closing transport waits for its buffer to drain: a few such sockets held
+every place under the cap, and the descriptors of evicted ones.
 
 A connection past its deadline gets ``408 Request Timeout`` (when it sent part of a request) and
 is closed. At most ``cap`` connections are open (below the descriptor limit, see ``_limits``);
 a new one beyond it evicts the oldest connection still sending its request (head or body), else
-the oldest idle one, so stalled sockets can never keep a real client out: a real request is
-sent in milliseconds and so is never the oldest for long. Busy connections are never evicted;
-when all are busy the newcomer gets ``503`` and is closed.
+the oldest idle one, else the one that has waited longest for its client to read, so stalled
+sockets can never keep a real client out: a real request is sent in milliseconds and so is never
+the oldest for long. Other busy connections are never evicted; when all are busy the newcomer
+gets ``503`` and is closed.
 """
 
 from __future__ import annotations
@@ -35,12 +45,25 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ._limits import Throttled
 
-__all__ = ["BODY_IDLE", "HEAD_TIMEOUT", "ConnectionGuard", "GuardedH11Protocol", "guarded"]
+__all__ = [
+    "BODY_IDLE",
+    "BODY_MIN_RATE",
+    "HEAD_TIMEOUT",
+    "WRITE_IDLE",
+    "ConnectionGuard",
+    "GuardedH11Protocol",
+    "guarded",
+]
 
 #: Seconds a request head has to arrive in full.
 HEAD_TIMEOUT = 10.0
 #: Seconds a request body may stall (no byte arriving) before the connection is closed.
 BODY_IDLE = 10.0
+#: Bytes a second a request body must average, past its first BODY_IDLE seconds (Apache's
+#: mod_reqtimeout asks the same): a 1 MB body may take half an hour.
+BODY_MIN_RATE = 500.0
+#: Seconds a full write buffer may wait for the client to take a byte before it is aborted.
+WRITE_IDLE = 10.0
 
 logger = logging.getLogger("rollout")
 
@@ -62,26 +85,40 @@ class ConnectionGuard:
     """The open connections of one server, the cap on them and who is evicted first."""
 
     def __init__(
-        self, cap: int, *, head_timeout: float = HEAD_TIMEOUT, body_idle: float = BODY_IDLE
+        self,
+        cap: int,
+        *,
+        head_timeout: float = HEAD_TIMEOUT,
+        body_idle: float = BODY_IDLE,
+        body_min_rate: float = BODY_MIN_RATE,
+        write_idle: float = WRITE_IDLE,
     ) -> None:
         if cap < 1:
             raise ValueError(f"cap must be at least 1 connection, got {cap!r}")
         self.cap = cap
         self.head_timeout = head_timeout
         self.body_idle = body_idle
+        self.body_min_rate = body_min_rate
+        self.write_idle = write_idle
         self.open = 0
         self.evicted = 0  #: connections closed to make room for a new one
-        self.timed_out = 0  #: connections closed at their head or body deadline
+        self.timed_out = 0  #: connections closed at their head, body or write deadline
         self.refused = 0  #: new connections refused because every open one was busy
         # Dicts as ordered sets, oldest first: still sending a request; idle keep-alive.
         self._sending: dict[GuardedH11Protocol, None] = {}
         self._idle: dict[GuardedH11Protocol, None] = {}
+        # Connections whose client does not take what it is sent, the longest waiting first.
+        self._unread: dict[GuardedH11Protocol, None] = {}
         self._log = Throttled(logger, 10.0)
 
     def admit(self) -> bool:
         """Count a new connection in; False when it must be refused (the rest are all busy)."""
         if self.open >= self.cap:
-            victim = next(iter(self._sending), None) or next(iter(self._idle), None)
+            victim = (
+                next(iter(self._sending), None)
+                or next(iter(self._idle), None)
+                or next(iter(self._unread), None)
+            )
             if victim is None:
                 self.refused += 1
                 self._log.warning(
@@ -111,11 +148,25 @@ class ConnectionGuard:
         elif phase is Phase.IDLE:
             self._idle[connection] = None
         if phase is None:
+            self._unread.pop(connection, None)
             self.open -= 1
         connection.phase = phase
 
-    def expired(self, connection: GuardedH11Protocol) -> None:
+    def unread(self, connection: GuardedH11Protocol, waiting: bool) -> None:
+        """``connection``'s client has (``waiting``) or no longer has a full buffer unread."""
+        if waiting and connection.phase is not None:
+            self._unread.setdefault(connection, None)
+        else:
+            self._unread.pop(connection, None)
+
+    def expired(self, connection: GuardedH11Protocol, *, reading: bool = False) -> None:
         self.timed_out += 1
+        if reading:
+            self._log.info(
+                "closed a connection whose client read nothing of its answer for %g s",
+                self.write_idle,
+            )
+            return
         self._log.info(
             "closed a connection that did not finish its request in time (%s phase)",
             connection.phase.value if connection.phase else "?",
@@ -132,7 +183,10 @@ class GuardedH11Protocol(H11Protocol):
         self.phase: Phase | None = None
         self._since = 0.0  # when the phase began
         self._last_read = 0.0
+        self._body_bytes = 0  # bytes received since the body phase began
         self._timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._unsent = 0  # bytes in the write buffer when last looked at
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -145,6 +199,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last_read = self.loop.time()
+        if self.phase is Phase.BODY:
+            self._body_bytes += len(data)
         super().data_received(data)
         self._follow()
 
@@ -154,8 +210,32 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
+        self._cancel_write_timer()
         self.guard.moved(self, None)
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None and self.phase is not None:
+            self._unsent = self.transport.get_write_buffer_size()
+            self.guard.unread(self, True)
+            self._write_timer = self.loop.call_later(self.guard.write_idle, self._write_due)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._cancel_write_timer()
+        self.guard.unread(self, False)
+
+    def _write_due(self) -> None:
+        self._write_timer = None
+        unsent = self.transport.get_write_buffer_size()
+        if unsent < self._unsent:  # the client reads, slowly: look again later
+            self._unsent = unsent
+            self._write_timer = self.loop.call_later(self.guard.write_idle, self._write_due)
+            return
+        self.guard.expired(self, reading=True)
+        self.guard.moved(self, None)
+        self.transport.abort()  # close() would wait for the client to read the buffer
 
     def expire(self) -> None:
         """Close this connection, with a 408 when the client sent part of a request.
@@ -164,9 +244,13 @@ class GuardedH11Protocol(H11Protocol):
         is neither evicted again nor counted against the cap meanwhile.
         """
         self._cancel()
+        self._cancel_write_timer()
         phase = self.phase
         self.guard.moved(self, None)
-        if self.transport.is_closing():
+        if self.flow.write_paused or self.transport.is_closing():
+            # Its client is not reading (a closing transport waits for it to): a 408 would
+            # never reach it, and close() would keep the descriptor until it did.
+            self.transport.abort()
             return
         if phase is Phase.HEAD:
             started = bool(self.conn.trailing_data[0])  # not a silent or idle connection
@@ -200,17 +284,21 @@ class GuardedH11Protocol(H11Protocol):
         if phase is Phase.HEAD:
             self._timer = self.loop.call_at(self._since + self.guard.head_timeout, self._due)
         elif phase is Phase.BODY:
+            self._body_bytes = 0
             self._timer = self.loop.call_at(self._last_read + self.guard.body_idle, self._due)
 
     def _due(self) -> None:
         self._timer = None
         if self.phase is Phase.BODY:
-            # Not stalled if data came since, or if it is uvicorn that stopped reading (the app
-            # has not taken the body so far yet): look again when the gap could be over.
-            due = self._last_read + self.guard.body_idle
+            # Not stalled if data came since and the body so far came fast enough, or if it is
+            # uvicorn that stopped reading (the app has not taken the body so far yet): look
+            # again when the gap could be over, or the body too slow.
+            guard = self.guard
+            slowest = self._since + guard.body_idle + self._body_bytes / guard.body_min_rate
+            due = min(self._last_read + guard.body_idle, slowest)
             if due > self.loop.time() or self.flow.read_paused:
                 self._timer = self.loop.call_at(
-                    max(due, self.loop.time() + self.guard.body_idle / 10), self._due
+                    max(due, self.loop.time() + guard.body_idle / 10), self._due
                 )
                 return
         if self.phase in (Phase.HEAD, Phase.BODY):
@@ -221,6 +309,11 @@ class GuardedH11Protocol(H11Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _cancel_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
 
 
 def guarded(guard: ConnectionGuard) -> type[GuardedH11Protocol]:

@@ -6,7 +6,9 @@ this replica should be sent traffic, with one entry per check:
 
 - ``store``: the store answers a cheap round trip now (SQLite: a read; Redis: ``PING``), within
   :data:`STORE_TIMEOUT` seconds. One probe at a time reaches it: while one hangs (a Redis that
-  stopped answering), later requests wait on that same one, so probes never pile up threads.
+  stopped answering), later requests wait on that same one, so probes never pile up threads;
+  and an answer is reused for :data:`STORE_FRESH` seconds, so however fast an unauthenticated
+  client asks, the store is reached about once a second (a load balancer asks every few).
 - ``transport``: Redis's subscriber is connected (else changes made elsewhere are not arriving);
   the peer transport and no transport always pass (a first node alone is ready).
 - ``clock``: local writes are not refused for this node's clock (its peers doubt it).
@@ -32,10 +34,12 @@ from ._limits import Throttled
 if TYPE_CHECKING:
     from .._client.rollout import Rollout
 
-__all__ = ["HEALTH_PATHS", "STORE_TIMEOUT", "Readiness", "health_routes"]
+__all__ = ["HEALTH_PATHS", "STORE_FRESH", "STORE_TIMEOUT", "Readiness", "health_routes"]
 
 #: Seconds the store has to answer a readiness probe.
 STORE_TIMEOUT = 2.0
+#: Seconds the outcome of a store round trip answers later probes (measured from its start).
+STORE_FRESH = 1.0
 #: The probes' paths (public: no token).
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
 
@@ -46,10 +50,14 @@ _NO_STORE = {"Cache-Control": "no-store"}
 class Readiness:
     """``GET /readyz`` for one :class:`Rollout`."""
 
-    def __init__(self, flags: Rollout, store_timeout: float = STORE_TIMEOUT) -> None:
+    def __init__(
+        self, flags: Rollout, store_timeout: float = STORE_TIMEOUT, store_fresh: float = STORE_FRESH
+    ) -> None:
         self._flags = flags
         self._store_timeout = store_timeout
+        self._store_fresh = store_fresh
         self._ping: asyncio.Future[None] | None = None
+        self._pinged_at = 0.0
         self._log = Throttled(logger, 30.0)
 
     async def respond(self, _request: Request) -> JSONResponse:
@@ -71,8 +79,10 @@ class Readiness:
         )
 
     async def _store(self) -> dict[str, Any]:
-        if self._ping is None or self._ping.done():
-            loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        stale = loop.time() - self._pinged_at >= self._store_fresh
+        if self._ping is None or (self._ping.done() and stale):
+            self._pinged_at = loop.time()
             self._ping = loop.run_in_executor(None, self._flags.ping_store)
             # Its outcome may come after every waiter gave up: retrieve it, so asyncio does not
             # log "exception was never retrieved".

@@ -27,6 +27,7 @@ __all__ = [
     "accept_batch",
     "connection_cap",
     "quiet_accept_errors",
+    "quiet_invalid_requests",
     "raise_descriptor_limit",
 ]
 
@@ -70,6 +71,44 @@ class Throttled:
             args = (*args, self._skipped, now - self._last)
         self._last, self._skipped = now, 0
         self._log.log(level, message, *args)
+
+
+class _OncePerInterval(logging.Filter):
+    """Lets one record with a given message through per interval; the next says how many
+    were held back."""
+
+    def __init__(self, message: str, interval: float) -> None:
+        super().__init__()
+        self._message = message
+        self._interval = interval
+        self._last = -interval
+        self._skipped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != self._message:
+            return True
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            self._skipped += 1
+            return False
+        if self._skipped:
+            record.msg = f"{record.msg} (and %d more like it in the last %.0f s)"
+            record.args = (self._skipped, now - self._last)
+        self._last, self._skipped = now, 0
+        return True
+
+
+#: What uvicorn logs, as a warning, for each request that is not HTTP.
+INVALID_REQUEST = "Invalid HTTP request received."
+
+
+def quiet_invalid_requests(log: logging.Logger | None = None) -> logging.Filter:
+    """Log uvicorn's "Invalid HTTP request received." once per :data:`ACCEPT_LOG_INTERVAL`
+    seconds with a count: anyone can send garbage, and each used to be a line, access log on
+    or off. Returns the filter (installed on ``log``, uvicorn's error logger by default)."""
+    quiet = _OncePerInterval(INVALID_REQUEST, ACCEPT_LOG_INTERVAL)
+    (log or logging.getLogger("uvicorn.error")).addFilter(quiet)
+    return quiet
 
 
 def raise_descriptor_limit() -> int | None:

@@ -21,7 +21,13 @@ import uvicorn
 
 from ._connections import ConnectionGuard, guarded
 from ._events import MAX_STREAMS
-from ._limits import accept_batch, connection_cap, quiet_accept_errors, raise_descriptor_limit
+from ._limits import (
+    accept_batch,
+    connection_cap,
+    quiet_accept_errors,
+    quiet_invalid_requests,
+    raise_descriptor_limit,
+)
 from ._metrics import stop_sampling
 
 if TYPE_CHECKING:
@@ -94,6 +100,7 @@ def serve(
     access_log: bool = True,
     on_ready: Callable[[], None] = lambda: None,
     max_connections: int | None = None,
+    forwarded_allow_ips: str | None = None,
 ) -> int:
     """Serve ``rollout.admin.create_app(flags, tokens=...)`` on ``sock`` until SIGINT/SIGTERM.
 
@@ -103,6 +110,13 @@ def serve(
     Raises the process's soft descriptor limit as far as allowed and holds at most
     ``max_connections`` connections (default: what that limit leaves room for), closing
     requests that do not arrive in time (see ``_connections``).
+
+    A client's address (which the guessing throttle counts by) is the TCP peer's, unless the
+    connection comes from one of ``forwarded_allow_ips`` (comma-separated addresses or networks,
+    ``*`` for any: the reverse proxies in front), whose ``X-Forwarded-For`` then names it.
+    uvicorn's own default trusts the header from 127.0.0.1, but what connects from loopback is
+    not always a proxy that sets it: behind a TCP-level one (stunnel, an SSH tunnel, ``kubectl
+    port-forward``) every client could pick its own address, and so its own throttle.
     """
     from . import create_app
 
@@ -110,6 +124,11 @@ def serve(
     cap = max_connections if max_connections is not None else connection_cap(limit)
     guard = ConnectionGuard(cap)
     logger.info("holding at most %d HTTP connections (open file limit %s)", cap, limit)
+    if forwarded_allow_ips is not None:
+        logger.info(
+            "client addresses are taken from X-Forwarded-For on connections from %s",
+            forwarded_allow_ips,
+        )
     app = create_app(
         flags,
         tokens=dict(tokens) if tokens else None,
@@ -129,6 +148,8 @@ def serve(
         backlog=accept_batch(limit, cap),
         ws="none",  # the dashboard uses server-sent events, not websockets
         server_header=False,
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
     server = _Server(config, on_ready)
 
@@ -140,11 +161,13 @@ def serve(
     # process (status -15) after the clean shutdown. Ours makes it a no-op, and covers a signal
     # that arrives before uvicorn installs its handlers.
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    quiet = quiet_invalid_requests()
     try:
         server.run(sockets=[sock])
     except SystemExit:  # uvicorn's way of saying the app's start-up failed
         return 1
     finally:
+        logging.getLogger("uvicorn.error").removeFilter(quiet)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         stop_sampling(flags)

@@ -50,6 +50,8 @@ TOKEN_ENV = "ROLLOUT_TOKEN"
 SESSION_SECRET_ENV = "ROLLOUT_SESSION_SECRET"
 #: Host names served besides loopback ones, comma-separated (see create_app(allowed_hosts=)).
 ALLOWED_HOSTS_ENV = "ROLLOUT_ALLOWED_HOSTS"
+#: uvicorn's variable, but with no default: X-Forwarded-For is trusted only from what it lists.
+FORWARDED_ENV = "FORWARDED_ALLOW_IPS"
 DEFAULT_HTTP = "127.0.0.1:8080"
 #: The name a token given without one (``--token SECRET``) is recorded under in history.
 DEFAULT_TOKEN_NAME = "admin"
@@ -227,6 +229,7 @@ def cmd_serve(flags: Rollout, args: argparse.Namespace) -> int:
             ],
             access_log=args.access_log,
             on_ready=ready,
+            forwarded_allow_ips=os.environ.get(FORWARDED_ENV) or None,
         )
 
 

@@ -29,6 +29,7 @@ def test_a_damaged_register_leaves_its_flag_out_naming_the_flag_and_key(
     redis_url: str,  # noqa: F811
     namespace: str,  # noqa: F811
     client: redis.Redis,  # noqa: F811
+    *,
     field: str,
     damage: object,
     caplog: pytest.LogCaptureFixture,

@@ -5,6 +5,7 @@ started again."""
 from __future__ import annotations
 
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,27 @@ def test_readyz_is_not_ready_while_no_peer_has_confirmed_the_clock_then_ready(
         assert anonymous.get("/livez").status_code == 200
         with Rollout(listen=peer_address, secret=secret):
             eventually(lambda: _ready_with(anonymous, 200), timeout=60, what="clock confirmed")
+
+
+def test_readyz_is_not_ready_once_the_sqlite_file_is_deleted(tmp_path: Path) -> None:
+    """Writes into a deleted file are refused (they would be lost): no traffic should come."""
+    folder = tmp_path / "state"
+    folder.mkdir()
+    env = clean_env(ROLLOUT_TOKEN=TOKEN)
+    store = f"sqlite:///{folder / 'flags.db'}"
+    with (
+        serve("--store", store, "--http", "127.0.0.1:0", cwd=tmp_path, env=env) as s,
+        s.client(token=None) as anonymous,
+    ):
+        assert _ready(anonymous)[0] == 200
+        shutil.rmtree(folder)
+        status, body = _ready(anonymous)
+        print(body)
+        assert status == 503
+        assert body["checks"]["store"]["ok"] is False
+        assert "refuses to serve" in body["checks"]["store"]["problem"]
+        assert "state" not in str(body)  # the probe is public: no path
+        assert anonymous.get("/livez").status_code == 200
+    log = s.stderr()
+    assert "Traceback" not in log
+    assert "deleted or replaced" in log  # the log says why, naming the file

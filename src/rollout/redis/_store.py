@@ -421,7 +421,5 @@ def _sentinel_client(parts: Any) -> tuple[redis.Redis, list[redis.Redis]]:
     # connection arguments to the master, not to the Sentinels, which usually need none.
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
-    client: redis.Redis = sentinel.master_for(
-        service, db=db, username=username, password=password
-    )
+    client: redis.Redis = sentinel.master_for(service, db=db, username=username, password=password)
     return client, list(sentinel.sentinels)

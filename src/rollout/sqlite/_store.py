@@ -280,6 +280,9 @@ class SQLiteStore(Store):
         return delta
 
     def ping(self) -> None:
+        # A deleted or replaced file still answers reads through the open descriptor, but every
+        # write is refused: not a store to send traffic to (serve's /readyz).
+        self._check_file()
         with self._using("read") as connection:
             connection.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
 

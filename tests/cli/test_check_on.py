@@ -196,10 +196,20 @@ def test_thresholds_judge_the_percentage_of_users(server: Served, tmp_path: Path
     assert line.startswith("ROLLOUT OK: 1 of 1 within thresholds (% of users): chat (50%)")
 
 
-def test_version_is_one_line_and_ok(tmp_path: Path) -> None:
-    status, line = check_on("--version", cwd=tmp_path)
-    assert status == 0
+@pytest.mark.parametrize("option", ["--version", "-V"])
+def test_version_is_one_line_and_unknown(option: str, tmp_path: Path) -> None:
+    """The guidelines: --version (and --help) SHOULD exit UNKNOWN, since nothing was checked."""
+    status, line = check_on(option, cwd=tmp_path)
+    assert status == 3
     assert line.startswith("rollout check-on ")
+
+
+@pytest.mark.parametrize("option", ["--help", "-h"])
+def test_help_is_unknown(option: str, tmp_path: Path) -> None:
+    result = rollout("check-on", option, "chat", cwd=tmp_path, env=clean_env())
+    assert result.returncode == 3
+    assert result.stdout.startswith("usage: rollout check-on")
+    assert result.stderr == ""
 
 
 class _AnyFlag(http.server.BaseHTTPRequestHandler):

@@ -116,7 +116,17 @@ def add_check_on(
     check.set_defaults(standalone=run_check_on, usage_error=usage_error)
     # A plugin's usage error is UNKNOWN (3), not argparse's 2 (which Nagios reads as CRITICAL).
     setattr(check, "error", usage_error)  # noqa: B010 (argparse has no hook for the status)
+    # --help and --version did no check: UNKNOWN (3), as the Monitoring Plugins guidelines ask,
+    # so a command line left at -V in a monitoring config never shows as OK.
+    setattr(check, "exit", _exit_unknown)  # noqa: B010
     return check
+
+
+def _exit_unknown(status: int = 0, message: str | None = None) -> NoReturn:
+    """argparse's ``exit`` for check-on: after --help and --version (status 0), exit 3."""
+    if message:
+        sys.stderr.write(message)
+    sys.exit(UNKNOWN if status == 0 else status)
 
 
 def usage_error(message: str) -> NoReturn:

@@ -282,3 +282,22 @@ def test_a_relative_store_still_writes_after_the_process_changes_directory(
         flags.activate_user("chat", "after-chdir")
     with Rollout(_url(tmp_path / "flags.db")) as reopened:
         assert reopened.active("chat", "after-chdir")
+
+
+# A path SQLite cannot open -----------------------------------------------------------------------
+
+
+def test_a_store_in_a_missing_folder_says_the_folder_is_missing(tmp_path: Path) -> None:
+    """A deleted folder at start (a volume not mounted yet): SQLite creates the file, never its
+    folder, and says only "unable to open database file"."""
+    path = tmp_path / "state" / "flags.db"
+    result = rollout("--store", _url(path), "activate", "chat", cwd=tmp_path, env=clean_env())
+    print(result.stderr)
+    _one_line_error(result, str(path), "no such folder", str(path.parent))
+    assert not path.parent.exists()
+
+
+def test_a_store_url_naming_a_folder_says_it_is_a_folder(tmp_path: Path) -> None:
+    result = rollout("--store", _url(tmp_path), "list", cwd=tmp_path, env=clean_env())
+    print(result.stderr)
+    _one_line_error(result, str(tmp_path), "a folder, not a file")

@@ -161,6 +161,8 @@ def test_a_404_that_is_not_the_apis_is_unknown_not_a_missing_flag(
         ([], "the following arguments are required: NAME"),
         (["x", "--timeout", "soon"], "--timeout: must be a positive number of seconds, got 'soon'"),
         (["x", "--timeout", "0"], "--timeout: must be a positive number of seconds, got '0'"),
+        (["x", "-t", "1e308"], "--timeout: must be at most 86400 seconds, got '1e308'"),
+        (["x", "-t", "86401"], "--timeout: must be at most 86400 seconds, got '86401'"),
         (["x", "--bogus"], "unrecognized arguments: --bogus"),
         (["--bogus", "x", "-v"], "unrecognized arguments: --bogus -v"),
         (["x", "-w", "ninety"], "-w/--warning: not a range (such as 90:, 10, ~:10"),

@@ -24,6 +24,9 @@ from ._admin import TOKEN_ENV, parse_tokens
 
 __all__ = ["ApiCallError", "Remote", "add_url_options", "call_api", "query", "quote"]
 
+#: The longest --timeout in seconds (a day): more reaches the socket as an OverflowError.
+_MAX_TIMEOUT = 86400
+
 Remote = Callable[[argparse.Namespace], int]
 
 
@@ -63,7 +66,11 @@ def add_url_options(command: argparse.ArgumentParser, remote: Remote) -> None:
         help=f"with --url: bearer token (default: ${TOKEN_ENV}; with NAME=SECRET, the first)",
     )
     command.add_argument(
-        "--timeout", metavar="S", type=float, default=10.0, help="with --url: seconds (10)"
+        "--timeout",
+        metavar="S",
+        type=float,
+        default=10.0,
+        help="with --url: seconds (10; at most 86400)",
     )
 
 
@@ -74,8 +81,12 @@ def _guarded(remote: Remote) -> Remote:
             for option in ("store", "peers"):
                 if getattr(args, option, None):
                     raise ApiCallError(f"--url asks the node itself; drop --{option}")
-            if not args.timeout > 0:
-                raise ApiCallError(f"--timeout must be a positive number, got {args.timeout}")
+            # Bounded above too: a huge value reaches the socket and raises OverflowError.
+            if not 0 < args.timeout <= _MAX_TIMEOUT:
+                raise ApiCallError(
+                    f"--timeout must be a positive number of seconds, at most {_MAX_TIMEOUT}, "
+                    f"got {args.timeout:g}"
+                )
             return remote(args)
         except (ApiCallError, ValueError) as exc:
             text = scrub(exc, getattr(args, "url", None))  # --url may hold a password

@@ -58,6 +58,8 @@ SERVICE = "ROLLOUT"
 #: Seconds a request's socket may wait beyond the deadline: the deadline, kept by the caller's
 #: clock, always ends the run first, with one message.
 _SOCKET_SLACK = 1.0
+#: The longest --timeout: a day, far beyond any monitoring system's own check time-out.
+_MAX_TIMEOUT = 86400
 
 Flag = dict[str, Any]
 
@@ -149,6 +151,8 @@ def _seconds(text: str) -> float:
         seconds = math.nan
     if not 0 < seconds < math.inf:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    if seconds > _MAX_TIMEOUT:  # beyond what a thread join or a socket accepts (a traceback)
+        raise argparse.ArgumentTypeError(f"must be at most {_MAX_TIMEOUT} seconds, got {text!r}")
     return seconds
 
 

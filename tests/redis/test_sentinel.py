@@ -380,3 +380,13 @@ def test_the_password_of_a_sentinel_url_reaches_the_master(
             assert direct.smembers(f"{namespace}:flags") == {"chat"}
     finally:
         sentinel.stop()
+
+
+@pytest.mark.parametrize("query", ["password=hunter2", "socket_timeout=1&namespace=app"])
+def test_a_sentinel_url_refuses_parameters_it_would_ignore(query: str) -> None:
+    """Only ``namespace`` is read from a sentinel URL: a ``password=`` was silently dropped."""
+    url = f"redis+sentinel://127.0.0.1:26379/mymaster?{query}"
+    with pytest.raises(ValueError, match="a sentinel URL takes no") as raised:
+        Rollout(url)
+    assert "hunter2" not in str(raised.value)
+    assert "namespace" in str(raised.value)

@@ -233,6 +233,12 @@ class RedisStore(Store):
         sentinels: list[redis.Redis] = []
         try:
             if parts.scheme == "redis+sentinel":
+                if query:  # redis-py's from_url options would be dropped without a word
+                    raise ValueError(
+                        f"a sentinel URL takes no {', '.join(sorted(query))!r} parameter (only "
+                        "namespace; the master's password goes before the host: "
+                        "redis+sentinel://:PASSWORD@host:26379/mymaster)"
+                    )
                 client, sentinels = _sentinel_client(parts)
             else:
                 client = redis.Redis.from_url(rest)

@@ -370,9 +370,13 @@ def test_the_password_of_a_sentinel_url_reaches_the_master(
     sentinel = SentinelProcess(binary, tmp_path, master.port, auth_pass=password)
     try:
         sentinel.wait_ready()
-        with Rollout(sentinel.url(namespace, userinfo=userinfo)) as flags:
+        url = sentinel.url(namespace, userinfo=userinfo)
+        with Rollout(url) as flags, Rollout(url) as other:
             flags.activate("chat")
             assert flags.active("chat")
+            # The other one hears of it: its subscriber authenticated to the master too.
+            eventually(lambda: other.active("chat"), _DEADLINE, "the write seen elsewhere")
+            assert other.stats()["sync"]["connected"]
         direct = redis.Redis(
             host="127.0.0.1", port=master.port, password=password, decode_responses=True
         )

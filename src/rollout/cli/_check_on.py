@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 
 from .._core.redact import redact_url, scrub
 from ._admin import TOKEN_ENV, parse_tokens
+from ._api_client import base_url_problem
 from ._plugin import CRITICAL, OK, STATUS, UNKNOWN, WARNING, Range, label, text
 
 __all__ = [
@@ -165,6 +166,10 @@ def _version() -> str:
 
 def run_check_on(args: argparse.Namespace) -> int:
     base = (args.url or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/")
+    problem = base_url_problem(base)
+    if problem is not None:
+        print(f"{SERVICE} UNKNOWN: {text(problem)}")
+        return UNKNOWN
     try:
         token = args.token or _env_token()
         flags = _fetch_all(base, args.names, token, args.timeout)

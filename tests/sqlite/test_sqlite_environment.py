@@ -13,12 +13,14 @@ import contextlib
 import shutil
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rollout import Rollout, StoreError
+from rollout.testing import eventually
 
 from ..admin.serve_process import Served, clean_env, rollout, serve
 from .mounts import ext4_image, remount_read_only, tmpfs, trigger_fs_error
@@ -301,3 +303,36 @@ def test_a_store_url_naming_a_folder_says_it_is_a_folder(tmp_path: Path) -> None
     result = rollout("--store", _url(tmp_path), "list", cwd=tmp_path, env=clean_env())
     print(result.stderr)
     _one_line_error(result, str(tmp_path), "a folder, not a file")
+
+
+# A row damaged by another program while serve runs ----------------------------------------------
+
+
+def test_a_row_damaged_under_serve_is_one_log_line_and_a_fix_is_picked_up(tmp_path: Path) -> None:
+    path = tmp_path / "flags.db"
+    Rollout(_url(path)).close()
+    with _serve(path, tmp_path) as served, served.client() as http:
+        assert http.put("/api/v1/flags/chat/active", json={"active": True}).status_code == 200
+        with _raw(path) as raw:  # another program writes a row that is not a register
+            raw.execute(
+                "INSERT INTO registers SELECT 'chat', 'data:x', wall, counter, node, 'not json{' "
+                "FROM registers WHERE flag = 'chat' AND key = 'exists'"
+            )
+        eventually(lambda: "is corrupt" in served.stderr(), 30, "the damage logged")
+        time.sleep(1.0)  # four more looks at the file: not logged again
+        log = served.stderr()
+        print(log)
+        assert "Traceback" not in log
+        lines = [line for line in log.splitlines() if "is corrupt" in line]
+        assert len(lines) == 1, lines
+        assert "'data:x' of flag 'chat'" in lines[0]
+        assert str(path) in lines[0] or "flags.db" in lines[0]
+
+        with _raw(path) as raw:  # the operator repairs the row: the next look merges it
+            raw.execute("UPDATE registers SET value = '\"fixed\"' WHERE key = 'data:x'")
+        eventually(
+            lambda: http.get("/api/v1/flags/chat").json()["data"] == {"x": "fixed"},
+            30,
+            "the repaired flag merged",
+        )
+        assert "is read again" in served.stderr()

@@ -417,3 +417,19 @@ def test_a_url_commands_timeout_out_of_range_is_one_line(
     assert result.stderr.startswith("rollout: error: --timeout must be"), result.stderr
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert "at most 86400" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--secret", "x" * 43, "--peers", "127.0.0.1:9", "list"],
+        ["serve", "--http", "0.0.0.0:0", "--token", "y" * 43],
+    ],
+    ids=["secret", "token"],
+)
+def test_a_one_letter_secret_is_about_0_bits_not_minus_0(args: list[str], tmp_path: Path) -> None:
+    from ..admin.serve_process import clean_env, rollout
+
+    result = rollout("--store", "memory://", *args, cwd=tmp_path, env=clean_env())
+    assert result.returncode == 2, result.stderr
+    assert "about 0 bits" in result.stderr, result.stderr

@@ -308,7 +308,9 @@ def test_a_store_url_naming_a_folder_says_it_is_a_folder(tmp_path: Path) -> None
 # A row damaged by another program while serve runs ----------------------------------------------
 
 
-def test_a_row_damaged_under_serve_is_one_log_line_and_a_fix_is_picked_up(tmp_path: Path) -> None:
+def test_a_row_damaged_under_serve_is_one_log_line_not_ready_and_a_fix_is_picked_up(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "flags.db"
     Rollout(_url(path)).close()
     with _serve(path, tmp_path) as served, served.client() as http:
@@ -327,6 +329,10 @@ def test_a_row_damaged_under_serve_is_one_log_line_and_a_fix_is_picked_up(tmp_pa
         assert len(lines) == 1, lines
         assert "'data:x' of flag 'chat'" in lines[0]
         assert str(path) in lines[0] or "flags.db" in lines[0]
+        # Other processes' changes no longer arrive: not a replica to send traffic to.
+        ready = http.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        assert "refuses to serve" in ready.json()["checks"]["store"]["problem"]
 
         with _raw(path) as raw:  # the operator repairs the row: the next look merges it
             raw.execute("UPDATE registers SET value = '\"fixed\"' WHERE key = 'data:x'")
@@ -336,3 +342,27 @@ def test_a_row_damaged_under_serve_is_one_log_line_and_a_fix_is_picked_up(tmp_pa
             "the repaired flag merged",
         )
         assert "is read again" in served.stderr()
+        assert http.get("/readyz").status_code == 200
+
+
+def test_a_failed_load_whose_error_is_kept_still_sees_the_repaired_file(tmp_path: Path) -> None:
+    """The failed load's unfinished statement held a read transaction open while anything held
+    its traceback (a caller keeping the error): the file was then read as that old snapshot."""
+    path = tmp_path / "flags.db"
+    with Rollout(_url(path)) as flags:
+        flags.activate("chat")
+        with _raw(path) as raw:  # another program
+            raw.execute(
+                "INSERT INTO registers SELECT 'chat', 'data:x', wall, counter, node, 'not json{' "
+                "FROM registers WHERE flag = 'chat' AND key = 'exists'"
+            )
+        with pytest.raises(StoreError, match="is corrupt") as raised:
+            flags.refresh()
+        with pytest.raises(StoreError, match="is corrupt"):
+            flags.ping_store()  # what /readyz asks: other processes' changes do not arrive
+        with _raw(path) as raw:
+            raw.execute("UPDATE registers SET value = '\"fixed\"' WHERE key = 'data:x'")
+        assert flags.refresh() == {"chat"}
+        assert flags.get("chat").data == {"x": "fixed"}
+        flags.ping_store()
+        assert raised.value is not None  # kept to the end, as a caller may keep it

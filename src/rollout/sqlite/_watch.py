@@ -15,13 +15,15 @@ a one-user write next to a 100,000-user flag must not cost a reload of the whole
 
 A file that cannot be read again (a damaged row written by another program, a busy file) is
 logged once, in one line (a StoreError's message names the file and the cause), and read again
-at its next change or after :data:`RETRY` seconds: an operator's fix of the file is picked up.
+at its next change (a busy one also after :data:`RETRY` seconds): an operator's fix of the file
+is picked up.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -29,13 +31,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreUnavailableError
 
 __all__ = ["INTERVAL", "sqlite_path", "watching"]
 
 #: Seconds between two looks at the file.
 INTERVAL = 0.25
-#: Seconds before a failed read of the file is tried again with no new change (a busy file).
+#: Seconds before a busy file's failed read is tried again with no new change.
 RETRY = 10.0
 
 logger = logging.getLogger("rollout")
@@ -97,8 +99,11 @@ def _watch(
                     failed = None
                 if changed:
                     logger.info("merged changes to %s: %s", path, ", ".join(sorted(changed)))
-            except Exception as exc:  # a busy or damaged file: again at its next change, or soon
-                retry_at = time.monotonic() + RETRY
+            except Exception as exc:  # a busy or damaged file: again at its next change
+                # A busy file is also tried again soon; a damaged one is not read in full over
+                # and over (a big file is seconds of CPU) but at its next change: the repair.
+                busy = isinstance(exc, StoreUnavailableError)
+                retry_at = time.monotonic() + RETRY if busy else math.inf
                 if str(exc) == failed:
                     continue  # said once, not every look
                 failed = str(exc)

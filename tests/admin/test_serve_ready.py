@@ -5,6 +5,7 @@ started again."""
 from __future__ import annotations
 
 import secrets
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,29 @@ MAX_PROBES = 5000
 def _pings(client: redis.Redis) -> int:
     stats: dict[str, Any] = client.info("commandstats")
     return int(stats.get("cmdstat_ping", {}).get("calls", 0))
+
+
+def test_readyz_is_not_ready_once_the_sqlite_file_is_deleted(tmp_path: Path) -> None:
+    """Writes into a deleted file are refused (they would be lost): no traffic should come."""
+    folder = tmp_path / "state"
+    folder.mkdir()
+    env = clean_env(ROLLOUT_TOKEN=TOKEN)
+    store = f"sqlite:///{folder / 'flags.db'}"
+    with (
+        serve("--store", store, "--http", "127.0.0.1:0", cwd=tmp_path, env=env) as s,
+        s.client(token=None) as anonymous,
+    ):
+        assert _ready(anonymous)[0] == 200
+        shutil.rmtree(folder)
+        # A store answer is reused for up to a second (probes are public): wait for a new one.
+        eventually(lambda: _ready(anonymous)[0] == 503, timeout=30, what="not ready")
+        status, body = _ready(anonymous)
+        print(body)
+        assert status == 503
+        assert body["checks"]["store"]["ok"] is False
+        assert "refuses to serve" in body["checks"]["store"]["problem"]
+        assert "state" not in str(body)  # the probe is public: no path
+        assert anonymous.get("/livez").status_code == 200
+    log = s.stderr()
+    assert "Traceback" not in log
+    assert "deleted or replaced" in log  # the log says why, naming the file

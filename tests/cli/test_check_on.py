@@ -161,6 +161,8 @@ def test_a_404_that_is_not_the_apis_is_unknown_not_a_missing_flag(
         ([], "the following arguments are required: NAME"),
         (["x", "--timeout", "soon"], "--timeout: must be a positive number of seconds, got 'soon'"),
         (["x", "--timeout", "0"], "--timeout: must be a positive number of seconds, got '0'"),
+        (["x", "-t", "1e308"], "--timeout: must be at most 86400 seconds, got '1e308'"),
+        (["x", "-t", "86401"], "--timeout: must be at most 86400 seconds, got '86401'"),
         (["x", "--bogus"], "unrecognized arguments: --bogus"),
         (["--bogus", "x", "-v"], "unrecognized arguments: --bogus -v"),
         (["x", "-w", "ninety"], "-w/--warning: not a range (such as 90:, 10, ~:10"),
@@ -196,10 +198,20 @@ def test_thresholds_judge_the_percentage_of_users(server: Served, tmp_path: Path
     assert line.startswith("ROLLOUT OK: 1 of 1 within thresholds (% of users): chat (50%)")
 
 
-def test_version_is_one_line_and_ok(tmp_path: Path) -> None:
-    status, line = check_on("--version", cwd=tmp_path)
-    assert status == 0
+@pytest.mark.parametrize("option", ["--version", "-V"])
+def test_version_is_one_line_and_unknown(option: str, tmp_path: Path) -> None:
+    """The guidelines: --version (and --help) SHOULD exit UNKNOWN, since nothing was checked."""
+    status, line = check_on(option, cwd=tmp_path)
+    assert status == 3
     assert line.startswith("rollout check-on ")
+
+
+@pytest.mark.parametrize("option", ["--help", "-h"])
+def test_help_is_unknown(option: str, tmp_path: Path) -> None:
+    result = rollout("check-on", option, "chat", cwd=tmp_path, env=clean_env())
+    assert result.returncode == 3
+    assert result.stdout.startswith("usage: rollout check-on")
+    assert result.stderr == ""
 
 
 class _AnyFlag(http.server.BaseHTTPRequestHandler):

@@ -401,3 +401,35 @@ def test_errors_end_to_end_have_no_traceback(tmp_path: Path, args: list[str]) ->
     assert result.stdout == b""
     [line] = result.stderr.decode().splitlines()
     assert line.startswith("rollout: error: ")
+
+
+@pytest.mark.parametrize("command", [["members"], ["quarantine"]])
+@pytest.mark.parametrize("seconds", ["1e308", "86401", "inf", "nan", "0"])
+def test_a_url_commands_timeout_out_of_range_is_one_line(
+    command: list[str], seconds: str, tmp_path: Path
+) -> None:
+    """A huge --timeout reached the socket and raised OverflowError (a traceback, exit 1)."""
+    from ..admin.serve_process import clean_env, rollout
+
+    url = "http://127.0.0.1:9"  # never asked: the value is refused first
+    result = rollout(*command, "--url", url, "--timeout", seconds, cwd=tmp_path, env=clean_env())
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("rollout: error: --timeout must be"), result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "at most 86400" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--secret", "x" * 43, "--peers", "127.0.0.1:9", "list"],
+        ["serve", "--http", "0.0.0.0:0", "--token", "y" * 43],
+    ],
+    ids=["secret", "token"],
+)
+def test_a_one_letter_secret_is_about_0_bits_not_minus_0(args: list[str], tmp_path: Path) -> None:
+    from ..admin.serve_process import clean_env, rollout
+
+    result = rollout("--store", "memory://", *args, cwd=tmp_path, env=clean_env())
+    assert result.returncode == 2, result.stderr
+    assert "about 0 bits" in result.stderr, result.stderr

@@ -23,6 +23,7 @@ from rollout.testing.cluster import free_port
 from ..admin.serve_process import clean_env, rollout, serve
 
 SECRET = "hunter2-Zq9"
+TOKEN = "redaction-token-0123456789abcdef"
 
 
 def closed_port() -> int:
@@ -188,3 +189,31 @@ def test_serves_log_lines_are_scrubbed_even_when_a_library_quotes_the_url(tmp_pa
     assert "lost redis://app:***@127.0.0.1:6379/0?password=***" in result.stderr
     assert "ConnectionError: cannot reach redis://app:***@" in result.stderr
     assert SECRET not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["members"], ["quarantine"], ["check-on", "chat"]])
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("http://ops:{secret}@127.0.0.1:{port}", "must not carry a user name or password"),
+        ("http://127.0.0.1:{port}/?token={secret}", "no ?query or #fragment"),
+    ],
+)
+def test_a_url_the_api_cannot_use_is_refused_saying_why(
+    command: list[str], url: str, needle: str, tmp_path: Path
+) -> None:
+    """A running serve is there: the URL, not the server, is at fault. Before, urllib took
+    ``ops:pw@127.0.0.1`` for a host name ("Name or service not known"), and a query sent the
+    request to the dashboard's page ("the answer is not JSON")."""
+    env = clean_env(ROLLOUT_TOKEN=f"ops={TOKEN}")
+    with serve("--store", "memory://", "--http", "127.0.0.1:0", cwd=tmp_path, env=env) as served:
+        port = served.url.rsplit(":", 1)[1].strip("/")
+        given = url.format(secret=SECRET, port=port)
+        result = rollout(*command, "--url", given, cwd=tmp_path, env=env)
+    output = result.stdout + result.stderr
+    print(output)
+    assert SECRET not in output
+    assert needle in output
+    assert "Traceback" not in output
+    assert len(output.strip().splitlines()) == 1
+    assert result.returncode == (3 if command[0] == "check-on" else 2)

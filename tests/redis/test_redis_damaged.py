@@ -29,9 +29,9 @@ def test_a_damaged_register_leaves_its_flag_out_naming_the_flag_and_key(
     redis_url: str,  # noqa: F811
     namespace: str,  # noqa: F811
     client: redis.Redis,  # noqa: F811
+    *,
     field: str,
     damage: object,
-    *,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.ERROR, logger="rollout.redis")

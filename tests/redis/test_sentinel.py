@@ -44,7 +44,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 class SentinelProcess:
     """One ``redis-server --sentinel`` on a free loopback port, monitoring ``mymaster``."""
 
-    def __init__(self, binary: str, directory: Path, master_port: int) -> None:
+    def __init__(
+        self, binary: str, directory: Path, master_port: int, auth_pass: str | None = None
+    ) -> None:
         self.port = free_port()
         self.master_port = master_port
         self.config = directory / f"sentinel-{self.port}.conf"
@@ -58,6 +60,7 @@ class SentinelProcess:
             f"sentinel monitor {_SERVICE} 127.0.0.1 {master_port} 1\n"
             f"sentinel down-after-milliseconds {_SERVICE} 1000\n"
             f"sentinel failover-timeout {_SERVICE} 10000\n"
+            + (f"sentinel auth-pass {_SERVICE} {auth_pass}\n" if auth_pass else "")
         )
         self.process = subprocess.Popen(
             [binary, str(self.config), "--sentinel"],
@@ -97,8 +100,9 @@ class SentinelProcess:
                 raise RuntimeError(f"Sentinel on port {self.port} did not see the master:\n{log}")
             time.sleep(0.05)
 
-    def url(self, namespace: str, db: int = 0) -> str:
-        return f"redis+sentinel://127.0.0.1:{self.port}/{_SERVICE}/{db}?namespace={namespace}"
+    def url(self, namespace: str, db: int = 0, userinfo: str = "") -> str:
+        at = f"{userinfo}@" if userinfo else ""
+        return f"redis+sentinel://{at}127.0.0.1:{self.port}/{_SERVICE}/{db}?namespace={namespace}"
 
     def stop(self) -> None:
         _stop(self.process)
@@ -353,3 +357,40 @@ def test_closing_a_store_from_a_sentinel_url_closes_its_sentinel_connections(
     eventually(
         lambda: clients_named("rollout-under-test") == 0, _DEADLINE, "sentinel connections closed"
     )
+
+
+@pytest.mark.parametrize("userinfo", [":hunter%2F2", "default:hunter%2F2"])
+def test_the_password_of_a_sentinel_url_reaches_the_master(
+    binary: str, tmp_path: Path, master: RedisServer, namespace: str, userinfo: str
+) -> None:
+    """The master has ``requirepass``; its Sentinel has none (the usual set-up)."""
+    password = "hunter/2"  # percent-encoded in the URL, as a URL must carry a "/"
+    with _on_port(master.port) as setup:
+        setup.config_set("requirepass", password)
+    sentinel = SentinelProcess(binary, tmp_path, master.port, auth_pass=password)
+    try:
+        sentinel.wait_ready()
+        url = sentinel.url(namespace, userinfo=userinfo)
+        with Rollout(url) as flags, Rollout(url) as other:
+            flags.activate("chat")
+            assert flags.active("chat")
+            # The other one hears of it: its subscriber authenticated to the master too.
+            eventually(lambda: other.active("chat"), _DEADLINE, "the write seen elsewhere")
+            assert other.stats()["sync"]["connected"]
+        direct = redis.Redis(
+            host="127.0.0.1", port=master.port, password=password, decode_responses=True
+        )
+        with direct:
+            assert direct.smembers(f"{namespace}:flags") == {"chat"}
+    finally:
+        sentinel.stop()
+
+
+@pytest.mark.parametrize("query", ["password=hunter2", "socket_timeout=1&namespace=app"])
+def test_a_sentinel_url_refuses_parameters_it_would_ignore(query: str) -> None:
+    """Only ``namespace`` is read from a sentinel URL: a ``password=`` was silently dropped."""
+    url = f"redis+sentinel://127.0.0.1:26379/mymaster?{query}"
+    with pytest.raises(ValueError, match="a sentinel URL takes no") as raised:
+        Rollout(url)
+    assert "hunter2" not in str(raised.value)
+    assert "namespace" in str(raised.value)

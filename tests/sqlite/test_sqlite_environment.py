@@ -13,12 +13,14 @@ import contextlib
 import shutil
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rollout import Rollout, StoreError
+from rollout.testing import eventually
 
 from ..admin.serve_process import Served, clean_env, rollout, serve
 from .mounts import ext4_image, remount_read_only, tmpfs, trigger_fs_error
@@ -282,3 +284,85 @@ def test_a_relative_store_still_writes_after_the_process_changes_directory(
         flags.activate_user("chat", "after-chdir")
     with Rollout(_url(tmp_path / "flags.db")) as reopened:
         assert reopened.active("chat", "after-chdir")
+
+
+# A path SQLite cannot open -----------------------------------------------------------------------
+
+
+def test_a_store_in_a_missing_folder_says_the_folder_is_missing(tmp_path: Path) -> None:
+    """A deleted folder at start (a volume not mounted yet): SQLite creates the file, never its
+    folder, and says only "unable to open database file"."""
+    path = tmp_path / "state" / "flags.db"
+    result = rollout("--store", _url(path), "activate", "chat", cwd=tmp_path, env=clean_env())
+    print(result.stderr)
+    _one_line_error(result, str(path), "no such folder", str(path.parent))
+    assert not path.parent.exists()
+
+
+def test_a_store_url_naming_a_folder_says_it_is_a_folder(tmp_path: Path) -> None:
+    result = rollout("--store", _url(tmp_path), "list", cwd=tmp_path, env=clean_env())
+    print(result.stderr)
+    _one_line_error(result, str(tmp_path), "a folder, not a file")
+
+
+# A row damaged by another program while serve runs ----------------------------------------------
+
+
+def test_a_row_damaged_under_serve_is_one_log_line_not_ready_and_a_fix_is_picked_up(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "flags.db"
+    Rollout(_url(path)).close()
+    with _serve(path, tmp_path) as served, served.client() as http:
+        assert http.put("/api/v1/flags/chat/active", json={"active": True}).status_code == 200
+        with _raw(path) as raw:  # another program writes a row that is not a register
+            raw.execute(
+                "INSERT INTO registers SELECT 'chat', 'data:x', wall, counter, node, 'not json{' "
+                "FROM registers WHERE flag = 'chat' AND key = 'exists'"
+            )
+        eventually(lambda: "is corrupt" in served.stderr(), 30, "the damage logged")
+        time.sleep(1.0)  # four more looks at the file: not logged again
+        log = served.stderr()
+        print(log)
+        assert "Traceback" not in log
+        lines = [line for line in log.splitlines() if "is corrupt" in line]
+        assert len(lines) == 1, lines
+        assert "'data:x' of flag 'chat'" in lines[0]
+        assert str(path) in lines[0] or "flags.db" in lines[0]
+        # Other processes' changes no longer arrive: not a replica to send traffic to.
+        ready = http.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        assert "refuses to serve" in ready.json()["checks"]["store"]["problem"]
+
+        with _raw(path) as raw:  # the operator repairs the row: the next look merges it
+            raw.execute("UPDATE registers SET value = '\"fixed\"' WHERE key = 'data:x'")
+        eventually(
+            lambda: http.get("/api/v1/flags/chat").json()["data"] == {"x": "fixed"},
+            30,
+            "the repaired flag merged",
+        )
+        assert "is read again" in served.stderr()
+        assert http.get("/readyz").status_code == 200
+
+
+def test_a_failed_load_whose_error_is_kept_still_sees_the_repaired_file(tmp_path: Path) -> None:
+    """The failed load's unfinished statement held a read transaction open while anything held
+    its traceback (a caller keeping the error): the file was then read as that old snapshot."""
+    path = tmp_path / "flags.db"
+    with Rollout(_url(path)) as flags:
+        flags.activate("chat")
+        with _raw(path) as raw:  # another program
+            raw.execute(
+                "INSERT INTO registers SELECT 'chat', 'data:x', wall, counter, node, 'not json{' "
+                "FROM registers WHERE flag = 'chat' AND key = 'exists'"
+            )
+        with pytest.raises(StoreError, match="is corrupt") as raised:
+            flags.refresh()
+        with pytest.raises(StoreError, match="is corrupt"):
+            flags.ping_store()  # what /readyz asks: other processes' changes do not arrive
+        with _raw(path) as raw:
+            raw.execute("UPDATE registers SET value = '\"fixed\"' WHERE key = 'data:x'")
+        assert flags.refresh() == {"chat"}
+        assert flags.get("chat").data == {"x": "fixed"}
+        flags.ping_store()
+        assert raised.value is not None  # kept to the end, as a caller may keep it

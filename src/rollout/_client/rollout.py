@@ -494,8 +494,9 @@ class Rollout:
 
     def ping_store(self) -> None:
         """Reach the store now (one cheap round trip; nothing without a store). Raises
-        ``StoreUnavailableError`` (or ``StoreError``) when it cannot be reached, ``ClosedError``
-        once closed. What ``rollout serve``'s ``/readyz`` asks."""
+        ``StoreUnavailableError`` (or ``StoreError``) when it cannot be reached or would refuse
+        writes (a SQLite file deleted under the process) or its last load failed (a damaged
+        row), ``ClosedError`` once closed. What ``rollout serve``'s ``/readyz`` asks."""
         if self._store is not None:
             self._store.ping()
 

@@ -36,7 +36,8 @@ def estimated_bits(secret: bytes) -> float:
         return 0.0
     counts = Counter(secret)
     size = len(secret)
-    per_symbol = -sum(n / size * math.log2(n / size) for n in counts.values())
+    # abs: one symbol only sums to -0.0, which messages printed as "about -0 bits".
+    per_symbol = abs(sum(n / size * math.log2(n / size) for n in counts.values()))
     unrepeated = min(size, max(1, len(zlib.compress(secret, 9)) - _ZLIB_OVERHEAD))
     return per_symbol * unrepeated
 

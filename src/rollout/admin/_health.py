@@ -4,9 +4,10 @@ Liveness says the process answers, and nothing more: it reads no store, so a sto
 never gets the process restarted (which would not bring the store back). Readiness says whether
 this replica should be sent traffic, with one entry per check:
 
-- ``store``: the store answers a cheap round trip now (SQLite: a read; Redis: ``PING``), within
-  :data:`STORE_TIMEOUT` seconds. One probe at a time reaches it: while one hangs (a Redis that
-  stopped answering), later requests wait on that same one, so probes never pile up threads;
+- ``store``: the store answers a cheap round trip now (SQLite: a read, and the file at its path is
+  still the one opened; Redis: ``PING``), within :data:`STORE_TIMEOUT` seconds. One probe at a
+  time reaches it: while one hangs (a Redis that stopped answering), later requests wait on that
+  same one, so probes never pile up threads;
   and an answer is reused for :data:`STORE_FRESH` seconds, so however fast an unauthenticated
   client asks, the store is reached about once a second (a load balancer asks every few).
 - ``transport``: Redis's subscriber is connected (else changes made elsewhere are not arriving);
@@ -29,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..errors import StoreUnavailableError
 from ._limits import Throttled
 
 if TYPE_CHECKING:
@@ -91,9 +93,12 @@ class Readiness:
             await asyncio.wait_for(asyncio.shield(self._ping), self._store_timeout)
         except TimeoutError:
             return _check(False, f"the store did not answer within {self._store_timeout:g} s")
-        except Exception as exc:  # StoreUnavailableError, StoreError, ClosedError; a custom store
+        except StoreUnavailableError as exc:
             self._log.warning("readiness: the store cannot be reached: %s", exc)
             return _check(False, f"the store cannot be reached ({type(exc).__name__})")
+        except Exception as exc:  # StoreError (a SQLite file deleted), ClosedError; a custom store
+            self._log.warning("readiness: the store refuses to serve: %s", exc)
+            return _check(False, f"the store refuses to serve ({type(exc).__name__}; see the log)")
         return _check(True, "the store answers")
 
 

@@ -22,7 +22,18 @@ from typing import Any
 from .._core.redact import redact_url, scrub
 from ._admin import TOKEN_ENV, parse_tokens
 
-__all__ = ["ApiCallError", "Remote", "add_url_options", "call_api", "query", "quote"]
+__all__ = [
+    "ApiCallError",
+    "Remote",
+    "add_url_options",
+    "base_url_problem",
+    "call_api",
+    "query",
+    "quote",
+]
+
+#: The longest --timeout in seconds (a day): more reaches the socket as an OverflowError.
+_MAX_TIMEOUT = 86400
 
 Remote = Callable[[argparse.Namespace], int]
 
@@ -63,7 +74,11 @@ def add_url_options(command: argparse.ArgumentParser, remote: Remote) -> None:
         help=f"with --url: bearer token (default: ${TOKEN_ENV}; with NAME=SECRET, the first)",
     )
     command.add_argument(
-        "--timeout", metavar="S", type=float, default=10.0, help="with --url: seconds (10)"
+        "--timeout",
+        metavar="S",
+        type=float,
+        default=10.0,
+        help="with --url: seconds (10; at most 86400)",
     )
 
 
@@ -74,8 +89,12 @@ def _guarded(remote: Remote) -> Remote:
             for option in ("store", "peers"):
                 if getattr(args, option, None):
                     raise ApiCallError(f"--url asks the node itself; drop --{option}")
-            if not args.timeout > 0:
-                raise ApiCallError(f"--timeout must be a positive number, got {args.timeout}")
+            # Bounded above too: a huge value reaches the socket and raises OverflowError.
+            if not 0 < args.timeout <= _MAX_TIMEOUT:
+                raise ApiCallError(
+                    f"--timeout must be a positive number of seconds, at most {_MAX_TIMEOUT}, "
+                    f"got {args.timeout:g}"
+                )
             return remote(args)
         except (ApiCallError, ValueError) as exc:
             text = scrub(exc, getattr(args, "url", None))  # --url may hold a password
@@ -85,14 +104,39 @@ def _guarded(remote: Remote) -> Remote:
     return run
 
 
+def base_url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as ``--url`` (a server's base address), or None.
+
+    A user or password in it is refused rather than sent nowhere: urllib takes ``user:pw@host``
+    for the host name ("Name or service not known"), and the API authenticates with a bearer
+    token. A query or fragment would end up before ``/api/v1/...`` and ask another page.
+    """
+    shown = redact_url(url)
+    if not url.startswith(("http://", "https://")):
+        return f"--url must start with http:// or https://, got {shown!r}"
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:
+        return f"--url {shown!r} is not a URL: {scrub(exc, url)}"
+    if parts.username is not None or parts.password is not None:
+        return (
+            f"--url must not carry a user name or password, got {shown!r}: the API takes a "
+            f"bearer token (--token or ${TOKEN_ENV})"
+        )
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        return f"--url is the server's address, with no ?query or #fragment, got {shown!r}"
+    return None
+
+
 def call_api(
     args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None
 ) -> Any:
     """``METHOD {--url}/api/v1{path}``'s JSON answer; ApiCallError for anything else."""
     base = str(args.url).rstrip("/")
     shown = redact_url(base)
-    if not base.startswith(("http://", "https://")):
-        raise ApiCallError(f"--url must start with http:// or https://, got {shown!r}")
+    problem = base_url_problem(base)
+    if problem is not None:
+        raise ApiCallError(problem)
     headers = {"Accept": "application/json", "User-Agent": "rollout-cli"}
     token = args.token or _env_token()
     if token:

@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 
 from .._core.redact import redact_url, scrub
 from ._admin import TOKEN_ENV, parse_tokens
+from ._api_client import base_url_problem
 from ._plugin import CRITICAL, OK, STATUS, UNKNOWN, WARNING, Range, label, text
 
 __all__ = [
@@ -58,6 +59,8 @@ SERVICE = "ROLLOUT"
 #: Seconds a request's socket may wait beyond the deadline: the deadline, kept by the caller's
 #: clock, always ends the run first, with one message.
 _SOCKET_SLACK = 1.0
+#: The longest --timeout: a day, far beyond any monitoring system's own check time-out.
+_MAX_TIMEOUT = 86400
 
 Flag = dict[str, Any]
 
@@ -116,7 +119,17 @@ def add_check_on(
     check.set_defaults(standalone=run_check_on, usage_error=usage_error)
     # A plugin's usage error is UNKNOWN (3), not argparse's 2 (which Nagios reads as CRITICAL).
     setattr(check, "error", usage_error)  # noqa: B010 (argparse has no hook for the status)
+    # --help and --version did no check: UNKNOWN (3), as the Monitoring Plugins guidelines ask,
+    # so a command line left at -V in a monitoring config never shows as OK.
+    setattr(check, "exit", _exit_unknown)  # noqa: B010
     return check
+
+
+def _exit_unknown(status: int = 0, message: str | None = None) -> NoReturn:
+    """argparse's ``exit`` for check-on: after --help and --version (status 0), exit 3."""
+    if message:
+        sys.stderr.write(message)
+    sys.exit(UNKNOWN if status == 0 else status)
 
 
 def usage_error(message: str) -> NoReturn:
@@ -139,6 +152,8 @@ def _seconds(text: str) -> float:
         seconds = math.nan
     if not 0 < seconds < math.inf:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    if seconds > _MAX_TIMEOUT:  # beyond what a thread join or a socket accepts (a traceback)
+        raise argparse.ArgumentTypeError(f"must be at most {_MAX_TIMEOUT} seconds, got {text!r}")
     return seconds
 
 
@@ -151,6 +166,10 @@ def _version() -> str:
 
 def run_check_on(args: argparse.Namespace) -> int:
     base = (args.url or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/")
+    problem = base_url_problem(base)
+    if problem is not None:
+        print(f"{SERVICE} UNKNOWN: {text(problem)}")
+        return UNKNOWN
     try:
         token = args.token or _env_token()
         flags = _fetch_all(base, args.names, token, args.timeout)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._client.rollout import Rollout
-from .._core.redact import scrub, secrets_of
+from .._core.redact import redact_url, scrub, secrets_of
 from . import _api_client as api
 from . import _table as table
 
@@ -175,7 +175,7 @@ def remote_members(args: argparse.Namespace) -> int:
     if held:
         print(
             f"node {node} holds {held} quarantined register{'s' * (held != 1)}: "
-            f"`rollout quarantine --url {args.url}`"
+            f"`rollout quarantine --url {redact_url(args.url)}`"
         )
     return 0
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from string import Template
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 from .._core.clock import Timestamp
 from .._core.codec import check_flag, decode_stored, encode_flags, encode_value
@@ -233,6 +233,12 @@ class RedisStore(Store):
         sentinels: list[redis.Redis] = []
         try:
             if parts.scheme == "redis+sentinel":
+                if query:  # redis-py's from_url options would be dropped without a word
+                    raise ValueError(
+                        f"a sentinel URL takes no {', '.join(sorted(query))!r} parameter (only "
+                        "namespace; the master's password goes before the host: "
+                        "redis+sentinel://:PASSWORD@host:26379/mymaster)"
+                    )
                 client, sentinels = _sentinel_client(parts)
             else:
                 client = redis.Redis.from_url(rest)
@@ -417,5 +423,9 @@ def _sentinel_client(parts: Any) -> tuple[redis.Redis, list[redis.Redis]]:
         raise ValueError("a sentinel URL names the service: redis+sentinel://host:26379/mymaster")
     service, db = path[0], int(path[1]) if len(path) > 1 else 0
     sentinel = Sentinel(hosts)
-    client: redis.Redis = sentinel.master_for(service, db=db)
+    # The URL's credentials are the master's (requirepass / ACL user): redis-py passes
+    # connection arguments to the master, not to the Sentinels, which usually need none.
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    client: redis.Redis = sentinel.master_for(service, db=db, username=username, password=password)
     return client, list(sentinel.sentinels)

@@ -4,9 +4,10 @@ become :class:`~rollout.errors.StoreError`.
 SQLite's own messages name the symptom, not the cause: a file system remounted read-only after
 a disk error answers "disk I/O error", a full disk and SQLite's page limit both answer "database
 or disk is full". So the message of every translated error starts with the cause when one can be
-told (the file system is read-only, the disk is full, the file is corrupt, the database is busy),
-found from SQLite's error code and, for the file system, from ``statvfs`` of the file's folder:
-a system call made only once something has already failed.
+told (the file system is read-only, the disk is full, the file is corrupt, the database is busy,
+the file cannot be opened: no such folder, a folder), found from SQLite's error code and, for the
+file system, from ``statvfs`` of the file's folder: a system call made only once something has
+already failed.
 """
 
 from __future__ import annotations
@@ -59,9 +60,25 @@ def _cause(code: int, path: str) -> str | None:
         return "read-only file (this process may not write the file or its folder)"
     if code in (_CORRUPT, _NOTADB):
         return f"the file is corrupt ({_RESTORE})"
+    if code == _CANTOPEN:
+        return _cannot_open(path)
     if code == _IOERR:
         return "I/O error (the system log may say more about the disk)"
     return None
+
+
+def _cannot_open(path: str) -> str | None:
+    """Why SQLite "is unable to open database file": its text never says (it is an open(2))."""
+    if path in ("", ":memory:"):
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        # SQLite creates the file, never its folder: a volume not mounted yet, a typo, a
+        # folder deleted while the process was down.
+        return f"no such folder {folder!r} (SQLite creates the file, not its folder)"
+    if os.path.isdir(path):
+        return "the path is a folder, not a file"
+    return "cannot open the file (check the owner and mode of the file and its folder)"
 
 
 def _file_system(path: str) -> tuple[bool, bool]:

@@ -142,6 +142,9 @@ class SQLiteStore(Store):
         # PRAGMA data_version of this connection when load() last read: it moves only when
         # another connection commits (never for this one's own writes). None: load again.
         self._loaded_version: int | None = None
+        # Why the last load() failed (a damaged row), until one succeeds: what ping() reports,
+        # since this process no longer sees other processes' changes to the file.
+        self._load_problem: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -275,11 +278,25 @@ class SQLiteStore(Store):
                         ts = timestamps[parts] = _timestamp(flag, key, parts)
                     delta.setdefault(flag, {})[key] = Register(ts, decode_stored(flag, key, value))
             except FormatError as exc:
-                raise corrupt(self.path, exc) from exc
+                problem = corrupt(self.path, exc)
+                self._load_problem = str(problem)
+                raise problem from exc
+            finally:
+                # Left unfinished, the statement keeps its read transaction open for as long as
+                # something holds the traceback: this connection would read that old snapshot
+                # for ever, and never see a repaired file.
+                rows.close()
             self._loaded_version = version
+            self._load_problem = None
         return delta
 
     def ping(self) -> None:
+        # A deleted or replaced file still answers reads through the open descriptor, but every
+        # write is refused; a file whose last load failed on a damaged row no longer brings
+        # other processes' changes: not a store to send traffic to (serve's /readyz).
+        self._check_file()
+        if self._load_problem is not None:
+            raise StoreError(self._load_problem)
         with self._using("read") as connection:
             connection.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
 

@@ -12,22 +12,33 @@ The server's own writes move this counter too, but ``flags.refresh`` then asks t
 itself, whose connection's counter moves only for other connections' commits, and reads nothing:
 a one-user write next to a 100,000-user flag must not cost a reload of the whole file
 (``stats()["store_reloads"]`` counts the reloads).
+
+A file that cannot be read again (a damaged row written by another program, a busy file) is
+logged once, in one line (a StoreError's message names the file and the cause), and read again
+at its next change (a busy one also after :data:`RETRY` seconds): an operator's fix of the file
+is picked up.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import unquote
+
+from ..errors import StoreError, StoreUnavailableError
 
 __all__ = ["INTERVAL", "sqlite_path", "watching"]
 
 #: Seconds between two looks at the file.
 INTERVAL = 0.25
+#: Seconds before a busy file's failed read is tried again with no new change.
+RETRY = 10.0
 
 logger = logging.getLogger("rollout")
 
@@ -74,16 +85,37 @@ def _watch(
         return
     try:
         seen = _version(connection)
+        failed: str | None = None  # the last failure's message, while the file cannot be read
+        retry_at = 0.0
         while not stop.wait(interval):
             try:
                 version = _version(connection)
-                if version != seen:
-                    seen = version
-                    changed = refresh()
-                    if changed:
-                        logger.info("merged changes to %s: %s", path, ", ".join(sorted(changed)))
-            except Exception:  # a busy or broken file: try again at the next look
-                logger.exception("watching %s for changes failed", path)
+                if version == seen and (failed is None or time.monotonic() < retry_at):
+                    continue
+                changed = refresh()
+                seen = version  # only once merged: a failed read is tried again
+                if failed is not None:
+                    logger.warning("%s is read again: changes by other processes arrive", path)
+                    failed = None
+                if changed:
+                    logger.info("merged changes to %s: %s", path, ", ".join(sorted(changed)))
+            except Exception as exc:  # a busy or damaged file: again at its next change
+                # A busy file is also tried again soon; a damaged one is not read in full over
+                # and over (a big file is seconds of CPU) but at its next change: the repair.
+                busy = isinstance(exc, StoreUnavailableError)
+                retry_at = time.monotonic() + RETRY if busy else math.inf
+                if str(exc) == failed:
+                    continue  # said once, not every look
+                failed = str(exc)
+                if isinstance(exc, StoreError):  # its message says the cause and the file
+                    logger.error(
+                        "cannot merge changes to %s (other processes' changes do not arrive "
+                        "until it can be read; tried again at each change): %s",
+                        path,
+                        " ".join(failed.split()),
+                    )
+                else:
+                    logger.exception("watching %s for changes failed", path)
     finally:
         connection.close()
 

@@ -54,8 +54,12 @@ def test_a_client_cannot_pick_its_address_with_x_forwarded_for(tmp_path: Path) -
         with client_from(served, "127.0.0.3") as operator:
             right = operator.get("/api/v1/flags", headers={"Authorization": f"Bearer {TOKEN}"})
             assert right.status_code == 200
-    # The access log names the real peer, not the address the client claimed.
-    assert "10.0.5.1" not in served.stderr()
+    # The access log names the real peer, not the address the client claimed; and the log
+    # says once how to list a reverse proxy whose header is ignored.
+    log = served.stderr()
+    assert "10.0.5.1" not in log
+    assert log.count("carry X-Forwarded-For, which is ignored") == 1, log
+    assert "FORWARDED_ALLOW_IPS=127.0.0.1" in log
 
 
 def test_forwarded_allow_ips_names_the_proxies_whose_header_is_believed(tmp_path: Path) -> None:
@@ -69,3 +73,5 @@ def test_forwarded_allow_ips_names_the_proxies_whose_header_is_believed(tmp_path
         # A connection from elsewhere is its own client, whatever it claims.
         with client_from(served, "127.0.0.2") as other:
             assert guesses(other, 12, forwarded="10.0.{n}.9").count(401) == 10
+    # A listed proxy is believed: nothing to warn about.
+    assert "which is ignored" not in served.stderr()

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import hmac
 import ipaddress
+import logging
 import secrets
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -34,6 +35,8 @@ __all__ = [
     "client_address",
     "is_public",
 ]
+
+logger = logging.getLogger("rollout")
 
 COOKIE_NAME: Final = "rollout_session"
 _DEFAULT_NAME = "admin"
@@ -246,12 +249,16 @@ class AuthMiddleware:
     def __init__(self, app: ASGIApp, auth: Auth) -> None:
         self.app = app
         self.auth = auth
+        self._forwarded_seen = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         conn = HTTPConnection(scope)
+        if not self._forwarded_seen and "x-forwarded-for" in conn.headers:
+            self._forwarded_seen = True
+            _warn_if_proxy_unlisted(conn)
         path = remember_app_path(scope)
         actor, refusal = None, self._host_refusal(conn)
         if refusal is None and self.auth.enabled and "authorization" in conn.headers:
@@ -347,6 +354,25 @@ def _too_many(wait: float) -> Response:
         "checked: try again after Retry-After seconds",
         headers={"Retry-After": retry_after(wait)},
     )
+
+
+def _warn_if_proxy_unlisted(conn: HTTPConnection) -> None:
+    """Say once that a loopback client sends X-Forwarded-For that nobody believes.
+
+    ``serve`` believes the header only from the proxies ``FORWARDED_ALLOW_IPS`` lists (a
+    listed proxy's requests arrive here with the forwarded address as their client). A
+    reverse proxy on this machine that is not listed puts every client behind it in one
+    guessing allowance, which one guesser can then spend for all: the log says how to fix it.
+    """
+    host = client_address(conn)
+    if host and _is_loopback(host):
+        logger.warning(
+            "requests from %s carry X-Forwarded-For, which is ignored: if that is a reverse "
+            "proxy, set FORWARDED_ALLOW_IPS=%s, or every client behind it shares one "
+            "allowance of wrong tokens",
+            host,
+            host,
+        )
 
 
 def client_address(conn: HTTPConnection) -> str:

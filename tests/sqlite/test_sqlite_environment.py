@@ -329,7 +329,9 @@ def test_a_row_damaged_under_serve_is_one_log_line_not_ready_and_a_fix_is_picked
         assert len(lines) == 1, lines
         assert "'data:x' of flag 'chat'" in lines[0]
         assert str(path) in lines[0] or "flags.db" in lines[0]
-        # Other processes' changes no longer arrive: not a replica to send traffic to.
+        # Other processes' changes no longer arrive: not a replica to send traffic to. (A
+        # store answer is reused for up to a second: wait for a fresh one.)
+        eventually(lambda: http.get("/readyz").status_code == 503, 30, "not ready")
         ready = http.get("/readyz")
         assert ready.status_code == 503, ready.text
         assert "refuses to serve" in ready.json()["checks"]["store"]["problem"]
@@ -342,7 +344,7 @@ def test_a_row_damaged_under_serve_is_one_log_line_not_ready_and_a_fix_is_picked
             "the repaired flag merged",
         )
         assert "is read again" in served.stderr()
-        assert http.get("/readyz").status_code == 200
+        eventually(lambda: http.get("/readyz").status_code == 200, 30, "ready again")
 
 
 def test_a_failed_load_whose_error_is_kept_still_sees_the_repaired_file(tmp_path: Path) -> None:

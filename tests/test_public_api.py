@@ -14,6 +14,7 @@ def test_all_is_pinned() -> None:
     assert sorted(rollout.__all__) == [
         "ClockSkewError",
         "ClosedError",
+        "Explanation",
         "Feature",
         "FormatError",
         "HistoryEvent",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._client.rollout import Rollout
 from ._core.clock import Timestamp
+from ._core.explain import Explanation
 from ._core.feature import Feature
 from ._core.history import HistoryEvent
 from .errors import (
@@ -24,6 +25,7 @@ from .stores import MemoryStore, SQLiteStore, Store
 __all__ = [
     "ClockSkewError",
     "ClosedError",
+    "Explanation",
     "Feature",
     "FormatError",
     "HistoryEvent",

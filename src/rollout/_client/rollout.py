@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterable, Mapping
+from random import random
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -30,6 +31,7 @@ from .._core.bucketing import Randomize
 from .._core.clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
 from .._core.codec import decode
 from .._core.evaluate import ActiveCheck, build_active
+from .._core.explain import Explanation, explain_check, explain_override, explain_unknown
 from .._core.feature import Check, Feature
 from .._core.history import DEFAULT_HISTORY_LIMIT, HistoryEvent, write_context
 from .._core.keys import DATA, DATA_RESET, EXCLUDE, EXISTS, GROUP, PERCENTAGE, RESET, TIME, USER
@@ -211,6 +213,34 @@ class Rollout:
             logger.exception("group %r predicate raised (user %r); it says no", group, user)
         else:
             logger.debug("group %r predicate raised again (user %r)", group, user)
+
+    def explain(self, name: FlagName, user: object = None) -> Explanation:
+        """Why ``active(name, user)`` answers what it does: the rule that decided, with numbers.
+
+        Its ``active`` is what ``active()`` answers for the same input (for a percentage of the
+        time, given the same draw, which it reports). See :class:`rollout.Explanation`.
+        """
+        flag = _validate.flag_name(name)
+        uid = None if user is None else self._user_id(user)
+        forced = self._overrides.values.get(flag)
+        if forced is not None:
+            return explain_override(flag, uid, forced)
+        check = self._checks.get(flag)
+        if check is None:
+            return explain_unknown(flag, uid)
+        return explain_check(check, uid, user, self._explain_group, random)
+
+    def _explain_group(self, group: str, user: object) -> bool:
+        # As the compiled check runs a predicate: undefined says no, one that raises says no
+        # and is counted and logged once.
+        predicate = self._groups.get(group)
+        if predicate is None:
+            return False
+        try:
+            return bool(predicate(user))
+        except Exception:
+            self._note_group_error(group, user)
+            return False
 
     def inactive(self, name: FlagName, user: object = None) -> bool:
         return not self.active(name, user)

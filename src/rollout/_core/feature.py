@@ -132,6 +132,7 @@ class Check:
         "groups",
         "has_all",
         "name",
+        "percentage",
         "predicates",
         "randomize",
         "seed",
@@ -148,6 +149,7 @@ class Check:
     ) -> None:
         self.name = name
         self.bound = threshold(state.percentage) if state.percentage > 0 else 0
+        self.percentage = state.percentage  # for explain(): the bound alone loses it
         self.time_percentage = state.time_percentage
         self.users = state.users
         self.excluded = state.excluded

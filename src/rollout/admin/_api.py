@@ -188,6 +188,12 @@ async def _check(api: Api, call: Call) -> Any:
     return {"flag": call.name, "user": user, "active": api.flags.active(call.name, user)}
 
 
+async def _explain(api: Api, call: Call) -> Any:
+    # Predicates are the application's code and may be slow: off the event loop, like a write.
+    explanation = await run_in_threadpool(api.flags.explain, call.name, call.values.get("user"))
+    return explanation.to_dict()
+
+
 async def _history(api: Api, call: Call) -> Any:
     events = api.flags.history(call.name, call.values.get("limit"))
     return {"events": [event.to_dict() for event in events]}
@@ -329,6 +335,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "GET", "/flags/{name}/check", "checkFlag", "Whether the flag is on for a user",
         _check, "Check", (NAME_PATH, USER),
+    ),
+    Operation(
+        "GET", "/flags/{name}/explain", "explainFlag",
+        "Why the flag is on or off for a user: the rule that decided and the numbers behind it",
+        _explain, "Explanation", (NAME_PATH, USER),
     ),
     Operation(
         "GET", "/flags/{name}/history", "flagHistory",

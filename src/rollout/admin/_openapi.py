@@ -57,6 +57,49 @@ SCHEMAS: dict[str, Any] = {
     "Check": _object(
         {"flag": {"type": "string"}, "user": _NULLABLE_STRING, "active": {"type": "boolean"}}
     ),
+    "Explanation": _object(
+        {
+            "flag": {"type": "string"},
+            "user": _NULLABLE_STRING,
+            "active": {"type": "boolean", "description": "What `check` answers (given `draw`)."},
+            "reason": {
+                "enum": [
+                    "override",
+                    "unknown_flag",
+                    "excluded",
+                    "percentage_of_time",
+                    "everybody",
+                    "listed",
+                    "bucket",
+                    "group",
+                    "no_user",
+                    "off",
+                ],
+                "description": 'The rule that decided (docs/http-api.md, "Explain").',
+            },
+            "message": {"type": "string", "description": "The same, in one line for people."},
+            "percentage": _PERCENT,
+            "percentage_of_time": _PERCENT,
+            "group": {**_NULLABLE_STRING, "description": "The group that said yes."},
+            "bucket": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "maximum": 2**32 - 1,
+                "description": "The user's bucket, when a percentage of users was consulted.",
+            },
+            "threshold": {
+                **_NULLABLE_INT,
+                "description": "The bound of `percentage`: buckets below it are on.",
+            },
+            "bucketing": {"enum": ["crc32", "randomized", "ruby", None]},
+            "draw": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "exclusiveMaximum": 100,
+                "description": "The draw of the percentage of time, when one was taken.",
+            },
+        }
+    ),
     "HistoryEvent": _object(
         {
             "flag": {"type": "string"},

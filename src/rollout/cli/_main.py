@@ -110,6 +110,13 @@ def _cmd_show(flags: Rollout, args: argparse.Namespace) -> int:
 
 
 def _cmd_check(flags: Rollout, args: argparse.Namespace) -> int:
+    if args.why:
+        why = flags.explain(args.name, args.user)
+        if args.json:
+            _print_json(why.to_dict())
+        else:
+            print(why.message)  # "on: ..." or "off: ...", the rule and its numbers
+        return 0 if why.active else 1
     on = flags.active(args.name, args.user)
     if args.json:
         _print_json({"name": args.name, "user": args.user, "active": on})
@@ -270,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = add("check", "print on/off; exit status 0 when on, 1 when off", _cmd_check)
     check.add_argument("name", metavar="NAME")
     check.add_argument("--user", metavar="ID", help="check for this user id")
+    check.add_argument(
+        "--why", action="store_true", help="say which rule decided, with its numbers (one line)"
+    )
     for name, (help_text, arguments, apply) in _WRITES.items():
         sub = add(name, help_text, _cmd_write)
         sub.add_argument("name", metavar="NAME", help="flag name")

@@ -1,0 +1,177 @@
+"""``flags.explain(name, user)``: which rule decided a check, and the numbers behind it.
+
+It reads the same compiled :class:`~rollout._core.feature.Check` that ``flags.active`` runs and
+walks the steps in the check's own order (rollout._core.specialize): exclusion, the draw of the
+percentage of time, on for everybody, the listed users, the user's bucket, the groups'
+predicates. The first step that says yes decided; if none did, the flag is off for this user, and
+the explanation says how close the bucket came. It never calls ``active()`` and guesses.
+
+The draw of the percentage of time is taken at the same point and under the same conditions as
+the check takes it (one call of ``draw``, only when the check would call ``random()``), so with
+the same draw the explanation's ``active`` is the check's answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+from zlib import crc32
+
+from .bucketing import randomized_bucket, ruby_bucket
+from .feature import Check
+
+__all__ = ["Explanation", "Reason", "explain_check", "explain_override", "explain_unknown"]
+
+Reason = Literal[
+    "override",
+    "unknown_flag",
+    "excluded",
+    "percentage_of_time",
+    "everybody",
+    "listed",
+    "bucket",
+    "group",
+    "no_user",
+    "off",
+]
+
+_EVERY_BUCKET = 2**32  # as in specialize: a bound this high lets every bucket in
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why ``flags.active(flag, user)`` answers ``active``: the rule that decided (``reason``).
+
+    ``reason``, in the order the check tries the rules:
+
+    * ``override``: ``flags.override()`` forces the answer;
+    * ``unknown_flag``: never written, or deleted: off;
+    * ``excluded``: the user is excluded: off;
+    * ``percentage_of_time``: the ``draw`` (``random() * 100``) was below ``percentage_of_time``
+      (on), or was not and no other rule turned the flag on (off);
+    * ``everybody``: 100% of users, the group ``all`` (or, without a user, 100% of the time);
+    * ``listed``: the user is listed: on;
+    * ``bucket``: the user's ``bucket`` is below ``threshold``, the bound of ``percentage``
+      (on), or is not and no group said yes (off);
+    * ``group``: the predicate of ``group`` said yes: on;
+    * ``no_user``: a check without a user is on only at 100%: off;
+    * ``off``: no rule turns the flag on for this user.
+    """
+
+    flag: str
+    user: str | None
+    active: bool
+    reason: Reason
+    #: One line for people, e.g. "on: bucket 12345 is below 429496730 (10% of users)".
+    message: str
+    percentage: float = 0.0
+    percentage_of_time: float = 0.0
+    #: The group whose predicate said yes (``reason == "group"``).
+    group: str | None = None
+    #: The user's bucket, as the check computes it (0 <= bucket < 2**32), when a percentage of
+    #: users between 0 and 100 was consulted.
+    bucket: int | None = None
+    #: The bucket bound for ``percentage``: buckets below it are let in.
+    threshold: int | None = None
+    #: How buckets are computed: "crc32" (the default), "randomized" or "ruby".
+    bucketing: str | None = None
+    #: The draw of the percentage of time, ``random() * 100``, when one was taken.
+    draw: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (None where a number was not consulted)."""
+        return asdict(self)
+
+
+def explain_override(name: str, user: str | None, value: bool) -> Explanation:
+    word = "on" if value else "off"
+    return Explanation(name, user, value, "override", f"{word}: forced by flags.override()")
+
+
+def explain_unknown(name: str, user: str | None) -> Explanation:
+    return Explanation(name, user, False, "unknown_flag", "off: no such flag")
+
+
+def explain_check(
+    check: Check,
+    uid: str | None,
+    user: object,
+    in_group: Callable[[str, object], bool],
+    draw: Callable[[], float],
+) -> Explanation:
+    """The explanation of ``check`` for user id ``uid`` (None: a check without a user).
+
+    ``in_group(group, user)`` runs a defined group's predicate (one that raises says no);
+    ``draw()`` is ``random.random`` unless a test fixes it.
+    """
+    name = check.name
+    of_time = check.time_percentage
+    percentage = check.percentage
+    facts: dict[str, Any] = {"percentage": percentage, "percentage_of_time": of_time}
+
+    def said(active: bool, reason: Reason, message: str, **more: Any) -> Explanation:
+        word = "on" if active else "off"
+        return Explanation(name, uid, active, reason, f"{word}: {message}", **facts, **more)
+
+    if uid is None:
+        if check.anonymous is not None:
+            if check.anonymous:
+                return said(True, "everybody", _everybody(percentage, of_time))
+            return said(False, "no_user", "without a user a flag is on only at 100%")
+        value = draw() * 100.0
+        if value < of_time:
+            return said(True, "percentage_of_time", _drew(value, of_time, "below"), draw=value)
+        return said(False, "percentage_of_time", _drew(value, of_time, "not below"), draw=value)
+    if uid in check.excluded:
+        return said(False, "excluded", f"user {uid!r} is excluded")
+    if of_time > 0:
+        value = draw() * 100.0
+        facts["draw"] = value
+        if value < of_time:
+            return said(True, "percentage_of_time", _drew(value, of_time, "below"))
+    if check.has_all or check.bound >= _EVERY_BUCKET:
+        why = "the group 'all'" if check.has_all else "100% of users"
+        return said(True, "everybody", f"on for everybody ({why})")
+    if uid in check.users:
+        return said(True, "listed", f"user {uid!r} is listed")
+    bucket: dict[str, Any] = {}
+    if check.bound:
+        kind, value_of = _bucket(check, uid)
+        bucket = {"bucket": value_of, "threshold": check.bound, "bucketing": kind}
+        if value_of < check.bound:
+            return said(
+                True, "bucket", _compared(value_of, "below", check.bound, percentage), **bucket
+            )
+    for group in check.groups:
+        if in_group(group, user):
+            return said(True, "group", f"the group {group!r} says yes", group=group)
+    if bucket:
+        message = _compared(bucket["bucket"], "not below", check.bound, percentage)
+        return said(False, "bucket", message, **bucket)
+    if "draw" in facts:
+        return said(False, "percentage_of_time", _drew(facts["draw"], of_time, "not below"))
+    return said(False, "off", "no rule turns it on for this user")
+
+
+def _bucket(check: Check, uid: str) -> tuple[str, int]:
+    """The user's bucket, by the same formula as the check (rollout._core.specialize)."""
+    if check.randomize is False:
+        return "crc32", crc32(uid.encode())
+    if check.randomize is True:
+        return "randomized", randomized_bucket(uid, check.seed)
+    return "ruby", ruby_bucket(uid, check.name, randomize=True)
+
+
+def _everybody(percentage: float, of_time: float) -> str:
+    if percentage >= 100.0:
+        return "on for everybody (100% of users)"
+    return f"on for every check ({of_time:g}% of the time)"
+
+
+def _drew(value: float, of_time: float, relation: str) -> str:
+    return f"the draw {value:.2f} is {relation} {of_time:g}% of the time"
+
+
+def _compared(bucket: int, relation: str, bound: int, percentage: float) -> str:
+    return f"bucket {bucket} is {relation} {bound} ({percentage:g}% of users)"

@@ -6,6 +6,8 @@ Every error the library raises on purpose derives from :class:`RolloutError`::
     ├── FormatError (also ValueError)      a replication blob is corrupt or from a future version
     ├── ClockSkewError                     this node's clock is not confirmed by a majority of peers
     ├── ClosedError                        the Rollout (or store) was closed
+    ├── MissingExtraError (also ImportError) an optional dependency is not installed; the
+    │                                      message names the extra (pip install 'rollout[redis]')
     └── StoreError                         the store failed; the original error is the __cause__
         ├── StoreUnavailableError          the store cannot be reached right now; nothing was
         │                                  written; retry later
@@ -21,6 +23,7 @@ __all__ = [
     "ClockSkewError",
     "ClosedError",
     "FormatError",
+    "MissingExtraError",
     "RolloutError",
     "StoreError",
     "StoreOutcomeUnknownError",
@@ -76,3 +79,21 @@ class StoreOutcomeUnknownError(StoreError):
     timestamp, so (with history kept) its event in ``history()`` is there if and only if it
     landed. Retrying the same change is harmless: it sets the same values again.
     """
+
+
+class MissingExtraError(RolloutError, ImportError):
+    """An optional dependency is not installed; the message says which extra installs it.
+
+    An ImportError too, so code that already guards an optional import keeps working.
+    """
+
+
+def require_extra(module: str, extra: str, purpose: str) -> None:
+    """Raise :class:`MissingExtraError` unless ``module`` imports."""
+    try:
+        __import__(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"{purpose} needs the {module!r} package, which is not installed: "
+            f"pip install 'rollout[{extra}]' ({exc})"
+        ) from exc

@@ -129,6 +129,7 @@ def test_a_deleted_flag_keeps_its_history(store: str, capsys: pytest.CaptureFixt
 def test_history_of_an_unknown_flag_is_an_error(
     store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    cli(store, capsys, "activate", "other")  # the store exists: reads open existing stores only
     status, out, err = cli(store, capsys, "history", "nope")
     assert (status, out) == (2, "")
     assert err == "rollout: error: no flag named 'nope' and no history for it\n"

@@ -334,6 +334,16 @@ class AuthMiddleware:
         if origin is not None and not _same_origin(origin, conn.headers.get("host", "")):
             return f"cross-site request refused: Origin {origin!r} is not this server"
         if checks_token and not self.auth.check_csrf(conn):
+            if not self.auth.enabled:
+                # The README's curl sent a bearer token to a server started without one: saying
+                # "use a bearer token" there sent users in a circle. Say that auth is off.
+                bearer = conn.headers.get("authorization") is not None
+                sent = "the bearer token sent is not checked and " if bearer else ""
+                return (
+                    "this server was started without a token (authentication is off), so "
+                    f"{sent}a change needs the X-CSRF-Token header of a dashboard page; for "
+                    "scripts, start serve with a token: rollout serve --token NAME=SECRET"
+                )
             return (
                 "a change from a browser session needs the X-CSRF-Token header (the page's "
                 "csrf-token meta tag); scripts use a bearer token"

@@ -10,19 +10,22 @@ line says so.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .. import __version__
 from .._client.rollout import Rollout
 from .._core.feature import Feature
 from .._core.redact import scrub
 from .._core.rules import on_for_everybody
 from .._core.validate import MAX_DEPTH
 from ..errors import RolloutError, StoreOutcomeUnknownError
+from ..stores import Store, open_store
 from . import _admin as admin
 from . import _cluster as cluster
 from . import _table as table
@@ -31,6 +34,10 @@ __all__ = ["DEFAULT_STORE", "STORE_ENV", "build_parser", "main"]
 
 STORE_ENV = "ROLLOUT_STORE"
 DEFAULT_STORE = "sqlite:///rollout.db"
+
+#: Commands that only read: they open an existing store, never create one (a typo in --store,
+#: or a command run in the wrong folder, is an error rather than an empty store saying "off").
+READ_COMMANDS = frozenset({"list", "show", "check", "export", "history", "members"})
 
 Handler = Callable[[Rollout, argparse.Namespace], int]
 Apply = Callable[[Rollout, argparse.Namespace], None]
@@ -53,6 +60,17 @@ def _number(text: str) -> float:
         return float(text)
     except ValueError:
         raise ValueError(f"PCT must be a number from 0 to 100, got {text!r}") from None
+
+
+def _limit(text: str) -> int:
+    # An argparse type: its ValueError becomes a usage error naming --limit and the value.
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+_limit.__name__ = "count"  # argparse says "invalid count value: '-1'"
 
 
 def _json_or_text(text: str, key: str) -> Any:
@@ -105,7 +123,8 @@ def _cmd_show(flags: Rollout, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(feature.to_dict())
     else:
-        print(table.format_table(["FIELD", "VALUE"], table.feature_rows(feature)))
+        rows = table.feature_rows(feature, args.limit)
+        print(table.format_table(["FIELD", "VALUE"], rows))
     return 0
 
 
@@ -262,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rollout", description="Read and change feature flags in a rollout store."
     )
+    parser.add_argument("--version", action="version", version=f"rollout {__version__}")
     _add_global_options(parser, suppress=False)
     common = argparse.ArgumentParser(add_help=False)
     _add_global_options(common, suppress=True)
@@ -269,11 +289,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text, parents=[common])
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, existing_store=name in READ_COMMANDS)
         return sub
 
     add("list", "list every flag as a table", _cmd_list)
-    add("show", "show every field of one flag", _cmd_show).add_argument("name", metavar="NAME")
+    show = add("show", "show every field of one flag", _cmd_show)
+    show.add_argument("name", metavar="NAME")
+    show.add_argument(
+        "--limit",
+        metavar="N",
+        type=_limit,
+        help="show the first N users and excluded users (numeric ids by value), then a count "
+        "of the rest (default: all; the table only, --json is whole)",
+    )
     check = add("check", "print on/off; exit status 0 when on, 1 when off", _cmd_check)
     check.add_argument("name", metavar="NAME")
     check.add_argument("--user", metavar="ID", help="check for this user id")
@@ -322,6 +350,24 @@ def build_parser() -> argparse.ArgumentParser:
 # Entry point ----------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _closing(store: Store) -> Iterator[None]:
+    # The CLI opens the store itself (to say whether it may be created), so it closes it too.
+    try:
+        yield
+    finally:
+        store.close()
+
+
+def _warn_if_nothing_kept(url: str, args: argparse.Namespace) -> None:
+    if url.startswith("memory:") and not args.peers and not getattr(args, "listen", None):
+        print(
+            "rollout: warning: memory:// keeps nothing: the flags live in this process and are "
+            "gone when it exits (use sqlite:///rollout.db, or --peers to reach a cluster)",
+            file=sys.stderr,
+        )
+
+
 #: The exit status of a write the store did not answer in time (it may have been stored).
 OUTCOME_UNKNOWN = 3
 
@@ -336,6 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status (0 ok, 1 `check` says off, 2 error, 3 a write
     that may or may not have happened)."""
     parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        # `rollout` alone: the command list, where argparse would give one usage line. Still a
+        # usage error (stderr, exit status 2), as argparse has it for a missing command.
+        parser.print_help(sys.stderr)
+        return 2
     try:
         args, unknown = parser.parse_known_args(argv)
         if unknown:
@@ -359,7 +410,14 @@ def main(argv: list[str] | None = None) -> int:
         # A one-off command must not act on an empty replica: an unreachable store is an error.
         # A server starts anyway and loads the store's flags when it can (Redis, peers).
         options = cluster.cluster_options(args)
-        with Rollout(url, start_offline=serving, **options) as flags:
+        _warn_if_nothing_kept(url, args)
+        store = open_store(url, create=not args.existing_store)
+        try:
+            flags = Rollout(store, start_offline=serving, **options)
+        except BaseException:
+            store.close()
+            raise
+        with _closing(store), flags:
             if not serving:
                 # A server waits for nobody: the first node of a cluster starts alone.
                 cluster.join(flags, args)

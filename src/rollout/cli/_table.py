@@ -76,16 +76,36 @@ def list_rows(features: Iterable[Feature]) -> list[list[str]]:
 LIST_HEADER = ["NAME", "STATE", "PERCENTAGE", "OF TIME", "USERS", "GROUPS"]
 
 
-def feature_rows(feature: Feature) -> list[list[str]]:
-    """``show``: one field per row; each user, group and data key on a row of its own."""
+def user_order(user: str) -> tuple[int, int, str]:
+    """Numeric ids by value (2 before 10), first; other ids after them, as text."""
+    if user.isascii() and user.isdigit():
+        return (0, int(user), user)
+    return (1, 0, user)
+
+
+def _limited(values: list[str], limit: int | None) -> list[str]:
+    # `show --limit N`: the first N, then one row that counts the rest.
+    if limit is None or len(values) <= limit:
+        return values
+    return [*values[:limit], f"... and {len(values) - limit:,} more"]
+
+
+def feature_rows(feature: Feature, limit: int | None = None) -> list[list[str]]:
+    """``show``: one field per row; each user, group and data key on a row of its own.
+
+    ``limit`` keeps the first that many users and excluded users (in id order) and counts the
+    rest on one row: a flag listing 100,000 users still fits a terminal.
+    """
     rows = [
         ["name", feature.name],
         ["state", state(feature)],
         ["percentage", f"{feature.percentage:g}%"],
         ["percentage of time", f"{feature.percentage_of_time:g}%"],
     ]
-    rows += _listed("users", sorted(feature.users))
-    rows += _listed("excluded users", sorted(feature.excluded_users))
+    rows += _listed("users", _limited(sorted(feature.users, key=user_order), limit))
+    rows += _listed(
+        "excluded users", _limited(sorted(feature.excluded_users, key=user_order), limit)
+    )
     rows += _listed("groups", sorted(feature.groups))
     data = [f"{key} = {json.dumps(value)}" for key, value in sorted(feature.data.items())]
     rows += _listed("data", data)

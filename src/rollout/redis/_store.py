@@ -46,6 +46,7 @@ from ..errors import (
     StoreError,
     StoreOutcomeUnknownError,
     StoreUnavailableError,
+    require_extra,
 )
 from ..stores._base import Store
 from ._quarantine import RedisQuarantine
@@ -224,6 +225,7 @@ class RedisStore(Store):
     def from_url(cls, url: str) -> RedisStore:
         """``redis://host:6379/0?namespace=myapp`` (also ``rediss://`` and ``unix://``), or
         ``redis+sentinel://host:26379,host2:26379/mymaster/0?namespace=myapp``."""
+        require_extra("redis", "redis", "a redis:// store")
         import redis
 
         parts = urlsplit(url)

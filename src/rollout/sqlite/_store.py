@@ -8,6 +8,7 @@ reader in WAL mode always sees a committed, consistent snapshot.
 from __future__ import annotations
 
 import os
+import pathlib
 import random
 import sqlite3
 import threading
@@ -124,11 +125,15 @@ DELETE FROM registers WHERE flag = ? AND key = ? AND wall = ? AND counter = ? AN
 class SQLiteStore(Store):
     """Registers in an SQLite database file (WAL mode).
 
-    ``path`` may be ``":memory:"`` for a private in-memory database.
+    ``path`` may be ``":memory:"`` for a private in-memory database. With ``create=False`` the
+    file must exist already: a read that names a missing file (a typo) is an error instead of
+    an empty store, and leaves no file behind. SQLite's ``mode=rw`` makes that one atomic open,
+    not a check then an open.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = os.fspath(path)
+        self._create = create
         self.url = f"sqlite:///{self.path}"
         self._lock = threading.Lock()
         self._closed = False
@@ -147,7 +152,7 @@ class SQLiteStore(Store):
         self._load_problem: str | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteStore:
+    def from_url(cls, url: str, *, create: bool = True) -> SQLiteStore:
         """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``, ``sqlite:///:memory:``.
 
         Three slashes then a relative path, four for an absolute one: the convention of
@@ -158,17 +163,26 @@ class SQLiteStore(Store):
             raise ValueError(
                 f"store URL {redact_url(url)!r} must look like sqlite:///relative.db or sqlite:////abs/path.db"
             )
-        return cls(unquote(url[len(prefix) :]))
+        return cls(unquote(url[len(prefix) :]), create=create)
 
     def _connect(self) -> sqlite3.Connection:
+        existing = not self._create and self.path != ":memory:"
         try:
             connection = sqlite3.connect(
-                self.path,
+                f"{pathlib.Path(self._absolute).as_uri()}?mode=rw" if existing else self.path,
                 timeout=_BUSY_TIMEOUT_MS / 1000,
                 isolation_level=None,
                 check_same_thread=False,
+                uri=existing,
             )
         except sqlite3.Error as exc:
+            if existing and not os.path.lexists(self._absolute):
+                where = f" ({self._absolute})" if self._absolute != self.path else ""
+                raise StoreError(
+                    f"no SQLite store at {self.path!r}{where}: nothing was created; "
+                    "check the path (sqlite:///relative.db, sqlite:////abs/path.db), or make "
+                    "the store with a write such as `rollout activate NAME`"
+                ) from exc
             raise translate(exc, f"cannot open SQLite store {self.path!r}", self.path) from exc
         try:
             self._prepare(connection)

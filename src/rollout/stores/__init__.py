@@ -25,21 +25,31 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, create: bool = True) -> Store:
     """A store for a URL: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////abs/path.db``,
-    ``redis://host:6379/0?namespace=app`` or ``redis+sentinel://host:26379/mymaster``."""
+    ``redis://host:6379/0?namespace=app`` or ``redis+sentinel://host:26379/mymaster``.
+
+    ``create=False`` opens an SQLite file only if it exists (:class:`SQLiteStore`); other
+    stores have no file to create and ignore it.
+    """
     if not isinstance(url, str):
         raise TypeError(f"store must be a Store or a URL string, got {redact_url(url)!r}")
     if url in ("memory://", "memory:"):
         return MemoryStore()
     if url.startswith("sqlite://"):
-        return SQLiteStore.from_url(url)
+        return SQLiteStore.from_url(url, create=create)
     if url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
         # Imported here: redis-py is an optional dependency (`pip install rollout[redis]`).
         from ..redis._store import RedisStore
 
         return RedisStore.from_url(url)
-    scheme = url.split(":", 1)[0] if ":" in url else url
+    if "://" not in url:
+        # A bare path (`--store /tmp/x.db`): say the URL that names that file.
+        raise ValueError(
+            f"store URL {redact_url(url)!r} has no scheme: for an SQLite file write "
+            f"{redact_url('sqlite:///' + url)!r} (sqlite:///relative.db, sqlite:////abs/path.db)"
+        )
+    scheme = url.split(":", 1)[0]
     raise ValueError(
         f"store URL {redact_url(url)!r} has an unknown scheme {scrub(scheme, url)!r} "
         "(known: memory://, sqlite:///path, redis://, redis+sentinel://)"

@@ -8,8 +8,9 @@ checks every response against them).
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, get_args
 
+from .._core.explain import Reason
 from ._api import OPERATIONS, PREFIX, Operation
 from ._api_fields import body_schema
 from ._auth import COOKIE_NAME
@@ -63,18 +64,7 @@ SCHEMAS: dict[str, Any] = {
             "user": _NULLABLE_STRING,
             "active": {"type": "boolean", "description": "What `check` answers (given `draw`)."},
             "reason": {
-                "enum": [
-                    "override",
-                    "unknown_flag",
-                    "excluded",
-                    "percentage_of_time",
-                    "everybody",
-                    "listed",
-                    "bucket",
-                    "group",
-                    "no_user",
-                    "off",
-                ],
+                "enum": list(get_args(Reason)),
                 "description": 'The rule that decided (docs/http-api.md, "Explain").',
             },
             "message": {"type": "string", "description": "The same, in one line for people."},

@@ -7,6 +7,8 @@ from __future__ import annotations
 import secrets
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,19 @@ def _ready_with(http: httpx.Client, status: int) -> dict[str, Any] | None:
     return body if got == status else None
 
 
+@contextmanager
+def _own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which the test may stop and start again."""
+    binary = redis_binary()
+    if binary is None:
+        need_redis("no redis-server on this machine")
+    server = RedisServer(binary, tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def _store_down(http: httpx.Client) -> dict[str, Any] | None:
     """The /readyz body once it is 503 with the store check failing, else None."""
     body = _ready_with(http, 503)
@@ -45,11 +60,7 @@ def _store_down(http: httpx.Client) -> dict[str, Any] | None:
 
 @pytest.mark.slow
 def test_readyz_names_the_store_while_redis_is_down_and_recovers_with_it(tmp_path: Path) -> None:
-    binary = redis_binary()
-    if binary is None:
-        need_redis("no redis-server on this machine")
-    server = RedisServer(binary, tmp_path).start()
-    try:
+    with _own_redis(tmp_path) as server:
         env = clean_env(ROLLOUT_TOKEN=TOKEN)
         with (
             serve("--store", server.url, "--http", "127.0.0.1:0", cwd=tmp_path, env=env) as s,
@@ -87,8 +98,6 @@ def test_readyz_names_the_store_while_redis_is_down_and_recovers_with_it(tmp_pat
             eventually(lambda: _ready_with(anonymous, 200), timeout=60, what="ready again")
         assert s.returncode == 0, s.stderr()
         assert "Traceback" not in s.stderr()
-    finally:
-        server.stop()
 
 
 def test_readyz_is_not_ready_while_no_peer_has_confirmed_the_clock_then_ready(
@@ -115,11 +124,7 @@ def test_readyz_is_not_ready_while_no_peer_has_confirmed_the_clock_then_ready(
 
 @pytest.mark.slow
 def test_readyz_in_a_loop_reaches_the_store_about_once_a_second(tmp_path: Path) -> None:
-    binary = redis_binary()
-    if binary is None:
-        need_redis("no redis-server on this machine")
-    server = RedisServer(binary, tmp_path).start()
-    try:
+    with _own_redis(tmp_path) as server:
         env = clean_env(ROLLOUT_TOKEN=TOKEN)
         with (
             serve("--store", server.url, "--http", "127.0.0.1:0", cwd=tmp_path, env=env) as s,
@@ -141,8 +146,6 @@ def test_readyz_in_a_loop_reaches_the_store_about_once_a_second(tmp_path: Path) 
             # Still truthful: a store that goes away shows within a second or two.
             server.stop()
             eventually(lambda: _ready_with(anonymous, 503), timeout=30, what="not ready")
-    finally:
-        server.stop()
 
 
 #: At most this many probes in the loop (it runs for 3 s): far more than one a second.

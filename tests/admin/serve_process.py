@@ -138,3 +138,14 @@ def get_json(client: httpx.Client, path: str) -> Any:
     response = client.get(path)
     assert response.status_code == 200, response.text
     return json.loads(response.text)
+
+
+@contextmanager
+def serve_with_token(tmp_path: Path, token: str) -> Iterator[Served]:
+    """``rollout serve`` on a free loopback port with one token (named ``alice``); on leaving,
+    it must have stopped cleanly and logged no traceback."""
+    env = clean_env(ROLLOUT_TOKEN=f"alice={token}")
+    with serve("--http", "127.0.0.1:0", cwd=tmp_path, env=env, token=token) as running:
+        yield running
+    assert running.returncode == 0, running.stderr()
+    assert "Traceback" not in running.stderr()

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .serve_process import Served, clean_env, rollout, serve
+from .serve_process import Served, clean_env, rollout, serve, serve_with_token
 
 TOKEN = secrets.token_urlsafe(32)
 #: Requests per hammering loop: bounded, and far more than the throttle lets through.
@@ -64,11 +64,8 @@ def hammer(client: httpx.Client, send: str) -> tuple[list[httpx.Response], float
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    env = clean_env(ROLLOUT_TOKEN=f"alice={TOKEN}")
-    with serve("--http", "127.0.0.1:0", cwd=tmp_path, env=env, token=TOKEN) as running:
+    with serve_with_token(tmp_path, TOKEN) as running:
         yield running
-    assert running.returncode == 0, running.stderr()
-    assert "Traceback" not in running.stderr()
 
 
 @pytest.mark.parametrize("send", ["api", "login"])

@@ -19,6 +19,7 @@ def test_all_is_pinned() -> None:
         "FormatError",
         "HistoryEvent",
         "MemoryStore",
+        "MissingExtraError",
         "Rollout",
         "RolloutError",
         "SQLiteStore",
@@ -39,6 +40,7 @@ def test_every_error_derives_from_the_root_error() -> None:
     assert issubclass(rollout.StoreUnavailableError, rollout.StoreError)
     assert issubclass(rollout.StoreOutcomeUnknownError, rollout.StoreError)
     assert not issubclass(rollout.StoreOutcomeUnknownError, rollout.StoreUnavailableError)
+    assert issubclass(rollout.MissingExtraError, ImportError)  # `except ImportError` still works
 
 
 def test_importing_rollout_pulls_in_no_optional_dependency() -> None:

@@ -27,10 +27,9 @@ _ZLIB_OVERHEAD: Final = len(zlib.compress(b"", 9))
 def estimated_bits(secret: bytes) -> float:
     """An upper-bound guess of the secret's entropy in bits (see the module's docstring).
 
-    The empirical entropy of its characters (how evenly it uses the symbols it uses, with the
-    Miller-Madow correction for a short sample) times its length, where the length is what is
-    left once zlib has removed the repeats: "aaaa…" and "abcabcabc…" score what one copy of
-    the pattern does.
+    The empirical entropy of its characters (how evenly it uses the symbols it uses) times its
+    length, where the length is what is left once zlib has removed the repeats: "aaaa…" and
+    "abcabcabc…" score what one copy of the pattern does.
     """
     secret = _without_runs(secret)
     if not secret:
@@ -39,10 +38,6 @@ def estimated_bits(secret: bytes) -> float:
     size = len(secret)
     # abs: one symbol only sums to -0.0, which messages printed as "about -0 bits".
     per_symbol = abs(sum(n / size * math.log2(n / size) for n in counts.values()))
-    # The Miller-Madow correction (Miller, 1955): the empirical entropy of a short sample is
-    # biased low, by about (distinct symbols - 1) / 2n nats; 32 random bytes cannot show more
-    # than 5 bits a byte uncorrected, and about one in 200,000 scored under 128 bits.
-    per_symbol += (len(counts) - 1) / (2 * size * math.log(2))
     unrepeated = min(size, max(1, len(zlib.compress(secret, 9)) - _ZLIB_OVERHEAD))
     return per_symbol * unrepeated
 

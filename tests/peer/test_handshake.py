@@ -177,6 +177,17 @@ def test_generated_secrets_are_accepted(make: Callable[[], str | bytes]) -> None
         assert check_secret(secret) == (secret.encode() if isinstance(secret, str) else secret)
 
 
+def test_random_bytes_are_judged_as_generated_not_as_typed() -> None:
+    # Drawn by os.urandom(32); read as typed text it scored 126.6 bits (some thousands of draws
+    # hold one such) and was refused.
+    unlucky = bytes.fromhex("e72946507656dc752c6df6a58e7bf8c7d34644ed443a39a57bad96765a32f0ef")
+    assert check_secret(unlucky) == unlucky
+    # Bytes still lose what repeats and runs show, and 16 random bytes stay under the bar.
+    for weak in (b"\xff" * 64, bytes(range(128, 256)), b"password\xff", os.urandom(16)):
+        with pytest.raises(ValueError, match="too weak"):
+            check_secret(weak)
+
+
 def test_the_estimate_is_an_estimate() -> None:
     assert estimated_bits(b"") == 0
     assert estimated_bits(new_secret().encode()) > 180

@@ -36,6 +36,7 @@ from rollout import Rollout
 from rollout._core.bucketing import (
     Randomize,
     bucket_seed,
+    id_bytes,
     randomized_bucket,
     ruby_bucket,
     threshold,
@@ -406,3 +407,21 @@ def test_the_table_agrees_with_the_gem_recording() -> None:
             assert (user in at_20) is (bucket < THRESHOLDS[20.0]), (flag, user)
             checked += 1
     assert checked >= 8
+
+
+@pytest.mark.parametrize("randomize", [False, True, "ruby"])
+def test_a_check_answers_for_an_id_utf8_cannot_encode(randomize: Randomize) -> None:
+    # Such ids reach a check from os.fsdecode() or a raw header (surrogateescape) or a JSON
+    # "\ud800" escape. Writes refuse them; a check answers, with the bucket of the bytes the id
+    # came from, the same answer explain() gives, and never raises out of a request.
+    escaped = b"caf\xe9-42".decode("utf-8", "surrogateescape")  # Latin-1 bytes, not UTF-8
+    with Rollout(randomize_percentage=randomize) as flags:
+        for percentage in (0.5, 50, 99.5):
+            flags.activate_percentage("chat", percentage)
+            for uid in (escaped, "\ud800", "x\udfff"):
+                answer = flags.active("chat", uid)
+                why = flags.explain("chat", uid)
+                assert answer is why.active, (uid, percentage, why)
+        with pytest.raises(ValueError, match="lone surrogate"):
+            flags.activate_user("chat", escaped)
+    assert crc32(id_bytes(escaped)) == crc32(b"caf\xe9-42")  # the bytes it came from

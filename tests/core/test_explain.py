@@ -42,7 +42,9 @@ def test_explain_agrees_with_active_on_every_input(
         flags.define_group(group, predicate)
     for method, args in script:
         getattr(flags, method)("flag", *args)
-    users: list[object] = [None, "unknown-user"]
+    # Ids a write refuses still get an answer from a check, and explain must give the same:
+    # empty, a lone surrogate, bytes that were not UTF-8 (surrogateescape).
+    users: list[object] = [None, "unknown-user", "", "\ud800", "caf\udce9-42"]
     for uid in USERS:
         users += [uid, int(uid), User(int(uid))]
     with flags.override("flag", overridden) if overridden is not None else nullcontext():

@@ -36,7 +36,7 @@ from .._core.feature import Check, Feature
 from .._core.history import DEFAULT_HISTORY_LIMIT, HistoryEvent, write_context
 from .._core.keys import DATA, DATA_RESET, EXCLUDE, EXISTS, GROUP, PERCENTAGE, RESET, TIME, USER
 from .._core.redact import redact_url
-from .._core.specialize import specialize
+from .._core.specialize import check_id, specialize
 from .._core.state import Register
 from .._core.validate import FlagName, data_mapping, flag_name, member_name, percentage
 from ..stores import Store, open_store
@@ -164,7 +164,7 @@ class Rollout:
         # self.active by the slot, which overrides and the metrics sampler wrap.
         compiled = build_active(self._checks, self._replica.anonymous, self._active_uncompiled)
         self._check_slot = CheckSlot(compiled, self._publish_check)
-        self._overrides = Overrides(self._check_slot, self._user_id)
+        self._overrides = Overrides(self._check_slot, self._check_id)
         self._degrades = DegradeTrackers(self._pipeline.write, self.get, self.subscribe)
         self._pipeline.transport = self._transport
         if self._transport is not None:
@@ -197,7 +197,9 @@ class Rollout:
         if type(name) is not str:
             return self.active(normal, user)
         if user is not None:
-            self._user_id(user)  # a bad user is an error even for an unknown flag
+            # A user the check would refuse is an error even for an unknown flag; what the
+            # check answers for (any str id) is answered for here too.
+            self._check_id(user)
         return False
 
     def _group_failed(self, check: Check, predicate: Predicate, user: object) -> None:
@@ -221,7 +223,7 @@ class Rollout:
         time, given the same draw, which it reports). See :class:`rollout.Explanation`.
         """
         flag = _validate.flag_name(name)
-        uid = None if user is None else self._user_id(user)
+        uid = None if user is None else self._check_id(user)
         forced = self._overrides.values.get(flag)
         if forced is not None:
             return explain_override(flag, uid, forced)
@@ -271,6 +273,10 @@ class Rollout:
 
     def _user_id(self, user: object, argument: str = "user") -> str:
         return _validate.user_id(user, self._id_of, argument)
+
+    def _check_id(self, user: object) -> str:
+        # The id a check uses: writes refuse an empty or unencodable id, checks answer for it.
+        return check_id(user, self._id_of, self._user_id)
 
     # Groups ---------------------------------------------------------------------------------
 

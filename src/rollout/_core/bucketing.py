@@ -12,7 +12,7 @@ import math
 from typing import Literal
 from zlib import crc32
 
-__all__ = ["Randomize", "bucket_seed", "randomized_bucket", "ruby_bucket", "threshold"]
+__all__ = ["Randomize", "bucket_seed", "id_bytes", "randomized_bucket", "ruby_bucket", "threshold"]
 
 Randomize = bool | Literal["ruby"]
 
@@ -41,7 +41,25 @@ def ruby_bucket(user_id: str, feature_name: str = "", *, randomize: bool = False
     have the same length select related (often disjoint) sets of users.
     """
     text = user_id + feature_name if randomize else user_id
-    return crc32(text.encode())
+    try:
+        return crc32(text.encode())
+    except UnicodeEncodeError:
+        return crc32(id_bytes(text))
+
+
+def id_bytes(user_id: str) -> bytes:
+    """The bytes of an id that UTF-8 cannot encode, so a check still has a bucket for it.
+
+    Only reached on ``UnicodeEncodeError`` (the fast path is ``str.encode()``). An id decoded
+    from bytes with ``surrogateescape`` (``os.fsdecode``, a raw header) gets back the bytes it
+    came from, the same bytes another language's client would hash; any other lone surrogate (a
+    JSON ``"\\ud800"`` escape) is passed through. Writes refuse such ids (nobody can be listed
+    under one); a check answers for them instead of raising, as it does for every str.
+    """
+    try:
+        return user_id.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return user_id.encode("utf-8", "surrogatepass")
 
 
 def bucket_seed(feature_name: str) -> int:
@@ -57,7 +75,10 @@ def randomized_bucket(user_id: str, seed: int) -> int:
     stay correlated; the finalizer's multiplications break that, so two flags' selections are
     independent (two 20% flags share about 4% of users).
     """
-    h = crc32(user_id.encode(), seed)
+    try:
+        h = crc32(user_id.encode(), seed)
+    except UnicodeEncodeError:
+        h = crc32(id_bytes(user_id), seed)
     h ^= h >> 16
     h = (h * 0x85EBCA6B) & _UINT32
     h ^= h >> 13

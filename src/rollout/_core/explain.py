@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 from zlib import crc32
 
-from .bucketing import randomized_bucket, ruby_bucket
+from .bucketing import id_bytes, randomized_bucket, ruby_bucket
 from .feature import Check
 
 __all__ = ["Explanation", "Reason", "explain_check", "explain_override", "explain_unknown"]
@@ -157,7 +157,7 @@ def explain_check(
 def _bucket(check: Check, uid: str) -> tuple[str, int]:
     """The user's bucket, by the same formula as the check (rollout._core.specialize)."""
     if check.randomize is False:
-        return "crc32", crc32(uid.encode())
+        return "crc32", crc32(id_bytes(uid))
     if check.randomize is True:
         return "randomized", randomized_bucket(uid, check.seed)
     return "ruby", ruby_bucket(uid, check.name, randomize=True)

@@ -19,7 +19,7 @@ from random import random
 from typing import Any, NamedTuple
 from zlib import crc32
 
-from .bucketing import randomized_bucket, ruby_bucket
+from .bucketing import id_bytes, randomized_bucket, ruby_bucket
 from .feature import Check
 
 __all__ = ["UserCheck", "specialize"]
@@ -55,12 +55,42 @@ _ID_STEPS = """\
             uid = ident if kind is str else str(ident) if kind is int else user_id(user)
 """
 
+
+def check_id(
+    user: object, get_id: Callable[[Any], object], user_id: Callable[[object], str]
+) -> str:
+    """The id ``_ID_STEPS`` gives the compiled check, for ``explain`` (which must agree with it).
+
+    A str or an object's str id is taken as it is, as the check takes it (an empty id or one no
+    UTF-8 encoder takes is answered for, not refused); anything else goes through ``user_id``.
+    """
+    kind = type(user)
+    if kind is str:
+        return user  # type: ignore[return-value]
+    if kind is int:
+        return str(user)
+    try:
+        ident = get_id(user)
+    except Exception:
+        ident = None
+    kind = type(ident)
+    return ident if kind is str else str(ident) if kind is int else user_id(user)  # type: ignore[return-value]
+
+
 _STEPS = {
     "excluded": "        if uid in excluded:\n            return False\n",
     "time": "        if random() * 100.0 < time_percentage:\n            return True\n",
     "everyone": "        return True\n",
     "users": "        if uid in users:\n            return True\n",
-    "crc32": "        if crc32(uid.encode()) < bound:\n            return True\n",
+    # try costs nothing in 3.11 until it catches: the id no UTF-8 encoder takes is the rare one.
+    "crc32": """\
+        try:
+            key = uid.encode()
+        except UnicodeEncodeError:
+            key = id_bytes(uid)
+        if crc32(key) < bound:
+            return True
+""",
     "randomized": "        if randomized_bucket(uid, seed) < bound:\n            return True\n",
     "ruby": "        if ruby_bucket(uid, name, randomize=True) < bound:\n            return True\n",
     "predicates": """\
@@ -98,6 +128,7 @@ def _factory(shape: _Shape) -> Callable[..., UserCheck]:
     )
     namespace: dict[str, Any] = {
         "crc32": crc32,
+        "id_bytes": id_bytes,
         "random": random,
         "randomized_bucket": randomized_bucket,
         "ruby_bucket": ruby_bucket,

@@ -22,7 +22,11 @@ def floors(pyproject: Path) -> list[str]:
             ranges.extend(requirements)
     pins = {}
     for requirement in ranges:
-        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*>=\s*([0-9][^,;\s]*)", requirement.strip())
+        # name, optional [extras] (pinned as the name alone), then the floor
+        match = re.fullmatch(
+            r"([A-Za-z0-9_.\-]+)(?:\[[A-Za-z0-9_,\s]*\])?\s*>=\s*([0-9][^,;\s]*)",
+            requirement.strip(),
+        )
         if match is None:
             sys.exit(f"floors.py: {requirement!r} has no plain '>=' floor to pin")
         pins[match.group(1).lower()] = match.group(2)

@@ -30,6 +30,7 @@ from . import _admin as admin
 from . import _cluster as cluster
 from . import _completion
 from . import _options as shared
+from . import _progress as progress
 from . import _table as table
 from ._options import DEFAULT_STORE, STORE_ENV
 
@@ -158,9 +159,7 @@ def _cmd_export(flags: Rollout, args: argparse.Namespace) -> int:
 
 
 def _cmd_import(flags: Rollout, args: argparse.Namespace) -> int:
-    stdin = args.file in (None, "-")
-    data = sys.stdin.buffer.read() if stdin else Path(args.file).read_bytes()
-    changed = sorted(flags.merge(data))
+    changed = sorted(progress.merge_input(flags, args.file))  # big inputs: lines on stderr
     if args.json:
         _print_json({"changed": changed})
     elif not changed:

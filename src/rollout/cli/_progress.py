@@ -7,10 +7,15 @@ per tick: only the stages a caller marks with :meth:`Progress.step` are written,
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-__all__ = ["Progress"]
+if TYPE_CHECKING:
+    from .._client.rollout import Rollout
+
+__all__ = ["BIG_INPUT", "Progress", "merge_input", "read_input"]
 
 
 class Progress:
@@ -50,3 +55,52 @@ class Progress:
             self._stream.flush()
         except (OSError, ValueError):  # stderr gone: progress is not worth failing over
             self.live = False
+
+
+# rollout import -------------------------------------------------------------------------------
+
+#: An input this big (bytes) gets progress lines: reading and merging it takes seconds.
+BIG_INPUT = 1 << 20
+_CHUNK = 1 << 20
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MB"
+
+
+def read_input(file: str | None, progress: Progress) -> bytes:
+    """FILE's bytes (stdin for None or ``-``), saying how far it got on a terminal."""
+    stdin = file in (None, "-")
+    source = "stdin" if stdin else str(file)
+    with contextlib.ExitStack() as closing:
+        stream = sys.stdin.buffer if stdin else closing.enter_context(open(str(file), "rb"))
+        total = None if stdin else os.fstat(stream.fileno()).st_size
+        chunks: list[bytes] = []
+        read = 0
+        while chunk := stream.read(_CHUNK):
+            chunks.append(chunk)
+            read += len(chunk)
+            if read >= BIG_INPUT:
+                of = f" of {_megabytes(total)}" if total else ""
+                progress.show(f"reading {source}: {_megabytes(read)}{of}")
+    return b"".join(chunks)
+
+
+def merge_input(flags: Rollout, file: str | None) -> set[str]:
+    """``rollout import``: merge FILE (or stdin); a big one says what is happening on stderr."""
+    progress = Progress("rollout import")
+    try:
+        data = read_input(file, progress)
+        big = len(data) >= BIG_INPUT
+        if big:
+            source = "stdin" if file in (None, "-") else file
+            progress.step(
+                f"merging {_megabytes(len(data))} from {source} (all of it is checked before "
+                "anything is written)"
+            )
+        changed = set(flags.merge(data))
+        if big:
+            progress.step(f"merged: {len(changed)} flag{'s' * (len(changed) != 1)} changed")
+        return changed
+    finally:
+        progress.end()

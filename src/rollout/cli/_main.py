@@ -260,7 +260,10 @@ _WRITES: dict[str, tuple[str, tuple[tuple[str, dict[str, Any]], ...], Apply]] = 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rollout", description="Read and change feature flags in a rollout store."
+        prog="rollout",
+        description="Read and change feature flags in a rollout store.",
+        epilog="The options above may also follow the command: `rollout COMMAND --help` lists "
+        "the ones it takes, with an example.",
     )
     parser.add_argument("--version", action="version", version=f"rollout {__version__}")
     shared.add_global_options(parser, suppress=False)

@@ -129,7 +129,8 @@ def test_an_unreachable_peer_is_one_line_and_exit_status_2() -> None:
     dead = f"127.0.0.1:{free_port()}"
     result = rollout("--store", "memory://", "--peers", dead, "list")
     assert result.returncode == 2
-    assert result.stderr.startswith("rollout: error: no peer of")
+    assert result.stderr.startswith("rollout: error: no peer answered within 10 s")
+    assert f"not reached: {dead}" in result.stderr
     assert "Traceback" not in result.stderr
 
 

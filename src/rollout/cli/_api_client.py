@@ -75,10 +75,10 @@ def add_url_options(command: argparse.ArgumentParser, remote: Remote) -> None:
     )
     command.add_argument(
         "--timeout",
-        metavar="S",
+        metavar="SECONDS",
         type=float,
         default=10.0,
-        help="with --url: seconds (10; at most 86400)",
+        help="seconds to wait for the node (--url) or the peers (--peers) (10; at most 86400)",
     )
 
 

@@ -20,6 +20,7 @@ from .._client.rollout import Rollout
 from .._core.redact import redact_url, scrub, secrets_of
 from . import _api_client as api
 from . import _table as table
+from ._progress import Progress
 
 __all__ = [
     "PEERS_ENV",
@@ -27,18 +28,24 @@ __all__ = [
     "add_cluster_options",
     "add_members",
     "add_secret_command",
+    "add_timeout_option",
     "cluster_options",
     "cmd_members",
     "join",
     "leave",
+    "seconds",
 ]
 
 PEERS_ENV = "ROLLOUT_PEERS"
 SECRET_ENV = "ROLLOUT_SECRET"
 SYNC_TIMEOUT = 10.0
+#: The longest --timeout (a day): more reaches the socket as an OverflowError.
+MAX_TIMEOUT = 86400
 
 
-def add_cluster_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+def add_cluster_options(
+    parser: argparse.ArgumentParser, *, suppress: bool, insecure: bool = True
+) -> None:
     default: Any = argparse.SUPPRESS if suppress else None
     parser.add_argument(
         "--peers",
@@ -52,11 +59,33 @@ def add_cluster_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         default=default,
         help=f"the cluster's shared secret (default: ${SECRET_ENV}; prefer the variable)",
     )
-    parser.add_argument(
-        "--insecure",
-        action="store_true",
-        default=argparse.SUPPRESS if suppress else False,
-        help="allow listening on a non-loopback address without a secret",
+    if insecure:  # only serve listens
+        parser.add_argument(
+            "--insecure",
+            action="store_true",
+            default=argparse.SUPPRESS if suppress else False,
+            help="allow listening on a non-loopback address without a secret",
+        )
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a positive number of seconds, at most a day."""
+    value = float(text)  # its ValueError becomes "invalid seconds value: 'x'", naming the option
+    if not 0 < value <= MAX_TIMEOUT:
+        raise ValueError(text)
+    return value
+
+
+seconds.__name__ = "seconds"
+
+
+def add_timeout_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=seconds,
+        default=SYNC_TIMEOUT,
+        help=f"with --peers: seconds to wait for them ({SYNC_TIMEOUT:g}; at most {MAX_TIMEOUT})",
     )
 
 
@@ -92,16 +121,38 @@ def cluster_options(args: argparse.Namespace) -> dict[str, Any]:
 def join(flags: Rollout, args: argparse.Namespace) -> None:
     """Before the command: hold the cluster's state, from at least one peer."""
     peers = cluster_options(args).get("peers")
-    if peers and not _synced_with_one(flags):
-        raise ConnectionError(f"no peer of {','.join(peers)} answered within {SYNC_TIMEOUT:g} s")
-    if peers:
-        _wait_clock_judged(flags)
+    if not peers:
+        return
+    timeout = _timeout(args)
+    progress = Progress("waiting for peers")
+    try:
+        if not _synced_with_one(flags, peers, timeout, progress):
+            raise ConnectionError(
+                f"no peer answered within {timeout:g} s; not reached: {', '.join(peers)} "
+                "(is `rollout serve --listen` running there? a longer --timeout?)"
+            )
+        _wait_clock_judged(flags, timeout)
+    finally:
+        progress.end()
 
 
-def _wait_clock_judged(flags: Rollout) -> None:
+def _timeout(args: argparse.Namespace) -> float:
+    # members and quarantine share --timeout with --url (it may be absent: a parser of a test).
+    timeout: float | None = getattr(args, "timeout", None)
+    if timeout is None:
+        return SYNC_TIMEOUT
+    if not 0 < timeout <= MAX_TIMEOUT:  # members' --timeout is checked only with --url
+        raise ValueError(
+            f"--timeout must be a positive number of seconds, at most {MAX_TIMEOUT}, "
+            f"got {timeout:g}"
+        )
+    return timeout
+
+
+def _wait_clock_judged(flags: Rollout, timeout: float) -> None:
     # The first digest with a peer's clock follows the exchange above by a moment. A verdict
     # that refuses writes (an outlier, no majority) is not waited out: the write reports it.
-    deadline = time.monotonic() + SYNC_TIMEOUT
+    deadline = time.monotonic() + timeout
     while _clock(flags).get("state") == "unconfirmed" and time.monotonic() < deadline:
         time.sleep(0.02)
 
@@ -113,16 +164,31 @@ def _clock(flags: Rollout) -> dict[str, Any]:
 
 def leave(flags: Rollout, args: argparse.Namespace) -> None:
     """After a write: until at least one peer holds it (it is already in the local store)."""
-    if cluster_options(args).get("peers") and not _synced_with_one(flags):
-        raise ConnectionError(
-            f"the change is stored locally, but no peer confirmed it within {SYNC_TIMEOUT:g} s"
-        )
+    peers = cluster_options(args).get("peers")
+    if not peers:
+        return
+    timeout = _timeout(args)
+    progress = Progress("waiting for a peer to confirm the change")
+    try:
+        if not _synced_with_one(flags, peers, timeout, progress):
+            raise ConnectionError(
+                f"the change is stored locally, but no peer confirmed it within {timeout:g} s; "
+                f"not reached: {', '.join(peers)}"
+            )
+    finally:
+        progress.end()
 
 
-def _synced_with_one(flags: Rollout) -> bool:
+#: How often the wait looks at the peers (and rewrites the progress line).
+_STEP = 0.25
+
+
+def _synced_with_one(flags: Rollout, peers: list[str], timeout: float, progress: Progress) -> bool:
     # In short steps, so a wrong secret is reported at once rather than after the timeout.
-    for _ in range(int(SYNC_TIMEOUT / 0.25)):
-        if flags.wait_synced(0.25, peers=1):
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if flags.wait_synced(max(min(_STEP, remaining), 0.0), peers=1):
             return True
         sync = flags.stats()["sync"] or {}
         if sync.get("frames_rejected_auth") and not sync.get("peers_connected"):
@@ -130,7 +196,13 @@ def _synced_with_one(flags: Rollout) -> bool:
                 "the peers did not accept this secret (set --secret or $ROLLOUT_SECRET to the "
                 "cluster's secret)"
             )
-    return False
+        if remaining <= _STEP:
+            return False
+        synced = sum(1 for peer in peers if (sync.get("last_sync") or {}).get(peer) is not None)
+        progress.show(
+            f"{synced} of {len(peers)} synced, {max(remaining - _STEP, 0):.0f} s left "
+            f"(--timeout {timeout:g})"
+        )
 
 
 def add_members(add: Any) -> None:

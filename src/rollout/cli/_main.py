@@ -28,12 +28,14 @@ from ..errors import RolloutError, StoreOutcomeUnknownError
 from ..stores import Store, open_store
 from . import _admin as admin
 from . import _cluster as cluster
+from . import _completion
+from . import _options as shared
+from . import _progress as progress
 from . import _table as table
+from ._options import DEFAULT_STORE, STORE_ENV
 
 __all__ = ["DEFAULT_STORE", "STORE_ENV", "build_parser", "main"]
 
-STORE_ENV = "ROLLOUT_STORE"
-DEFAULT_STORE = "sqlite:///rollout.db"
 
 #: Commands that only read: they open an existing store, never create one (a typo in --store,
 #: or a command run in the wrong folder, is an error rather than an empty store saying "off").
@@ -157,9 +159,7 @@ def _cmd_export(flags: Rollout, args: argparse.Namespace) -> int:
 
 
 def _cmd_import(flags: Rollout, args: argparse.Namespace) -> int:
-    stdin = args.file in (None, "-")
-    data = sys.stdin.buffer.read() if stdin else Path(args.file).read_bytes()
-    changed = sorted(flags.merge(data))
+    changed = sorted(progress.merge_input(flags, args.file))  # big inputs: lines on stderr
     if args.json:
         _print_json({"changed": changed})
     elif not changed:
@@ -258,37 +258,19 @@ _WRITES: dict[str, tuple[str, tuple[tuple[str, dict[str, Any]], ...], Apply]] = 
 # Parser ---------------------------------------------------------------------------------------
 
 
-def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    # Subcommands repeat these with SUPPRESS as default, so `rollout --json list` is not
-    # overwritten by the subcommand's own default while `rollout list --json` still works.
-    parser.add_argument(
-        "--store",
-        metavar="URL",
-        default=argparse.SUPPRESS if suppress else None,
-        help=f"store URL (default: ${STORE_ENV}, else {DEFAULT_STORE}); "
-        "sqlite:///relative.db, sqlite:////abs/path.db or memory://",
-    )
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        default=argparse.SUPPRESS if suppress else False,
-        help="machine-readable JSON output",
-    )
-    cluster.add_cluster_options(parser, suppress=suppress)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rollout", description="Read and change feature flags in a rollout store."
+        prog="rollout",
+        description="Read and change feature flags in a rollout store.",
+        epilog="The options above may also follow the command: `rollout COMMAND --help` lists "
+        "the ones it takes, with an example.",
     )
     parser.add_argument("--version", action="version", version=f"rollout {__version__}")
-    _add_global_options(parser, suppress=False)
-    common = argparse.ArgumentParser(add_help=False)
-    _add_global_options(common, suppress=True)
+    shared.add_global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text, parents=[common])
+        sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(handler=handler, existing_store=name in READ_COMMANDS)
         return sub
 
@@ -344,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     _check_on.add_check_on(commands)
     cluster.add_secret_command(commands)
     admin.add_token_command(commands)
+    _completion.add_commands(commands, parser)
+    shared.finish_commands(commands)  # the shared options each command uses, its example
     return parser
 
 
@@ -381,8 +365,11 @@ def _error(message: object) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return its exit status (0 ok, 1 `check` says off, 2 error, 3 a write
     that may or may not have happened)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [_completion.HIDDEN]:  # the completion scripts' call, never listed
+        return _completion.complete(argv[1:])
     parser = build_parser()
-    if not (sys.argv[1:] if argv is None else argv):
+    if not argv:
         # `rollout` alone: the command list, where argparse would give one usage line. Still a
         # usage error (stderr, exit status 2), as argparse has it for a missing command.
         parser.print_help(sys.stderr)
@@ -393,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             # A command's own usage error when it has one (check-on's is UNKNOWN, 3).
             error: Callable[[str], NoReturn] = getattr(args, "usage_error", parser.error)
             error(f"unrecognized arguments: {' '.join(unknown)}")
+        shared.refuse_ignored(parser, args)
     except SystemExit as exc:  # --help and usage errors: keep argparse's status
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     standalone: Callable[[argparse.Namespace], int] | None = getattr(args, "standalone", None)

@@ -51,6 +51,7 @@ from ..redis.ruby import (
 )
 from . import _cluster as cluster
 from . import _table as table
+from ._progress import Progress
 
 if TYPE_CHECKING:
     import redis
@@ -60,6 +61,8 @@ __all__ = ["add_commands", "cmd_export_ruby", "cmd_import_ruby", "import_writes"
 Handler = Callable[[Rollout, argparse.Namespace], int]
 AddCommand = Callable[[str, str, Handler], argparse.ArgumentParser]
 
+#: An import of this many flags or more gets progress lines on stderr.
+BIG_IMPORT = 1000
 _PERCENTAGE_WRITES = ("activate_percentage", "deactivate_percentage")
 _INTEGER = re.compile(r"[0-9]+")  # how Ruby's Integer#to_s writes a percentage from 0 to 100
 
@@ -184,15 +187,27 @@ def cmd_import_ruby(flags: Rollout, args: argparse.Namespace) -> int:
     with _talking_to(client):
         records = _read_records(client, args.ruby_namespace)
     plan = {name: import_writes(record) for name, (_, record) in records.items()}
-    # Everything is checked (names, ids, data) on a scratch replica before the first real write.
-    with Rollout() as scratch:
-        for name, writes in plan.items():
-            try:
-                _apply(scratch, name, writes)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{records[name][0]}: {exc}; nothing was imported") from None
-    for name, writes in plan.items():
-        _apply(flags, name, writes)
+    # A big import says what it is doing on stderr (one write per flag: thousands take a while).
+    progress = Progress("rollout import-ruby") if len(plan) >= BIG_IMPORT else None
+    try:
+        if progress:
+            progress.step(f"read {len(plan)} flags from Redis; checking them")
+        # Everything is checked (names, ids, data) on a scratch replica before the first write.
+        with Rollout() as scratch:
+            for name, writes in plan.items():
+                try:
+                    _apply(scratch, name, writes)
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"{records[name][0]}: {exc}; nothing was imported") from None
+        for done, (name, writes) in enumerate(plan.items()):
+            if progress and done % 100 == 0:
+                progress.show(f"writing flag {done + 1} of {len(plan)}")
+            _apply(flags, name, writes)
+        if progress:
+            progress.step(f"wrote {len(plan)} flags")
+    finally:
+        if progress:
+            progress.end()
     cluster.leave(flags, args)
     imported = [flags.get(name) for name in plan]
     if args.json:

@@ -11,7 +11,7 @@ LOCK ?= requirements/dev.txt
 STAMP := $(VENV)/.installed-$(notdir $(or $(LOCK),latest))
 UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: run test lint typecheck pytest browser promtool bench lock test-latest test-lowest clean
+.PHONY: run test lint typecheck pytest browser promtool shells bench lock test-latest test-lowest clean
 
 # --no-deps: the lock already lists every package; --no-build-isolation: the project itself is
 # built with the locked setuptools rather than whatever is newest on the index that day.
@@ -56,8 +56,15 @@ promtool:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	  else echo "make: the metrics lint needs promtool (apt-get install prometheus)" >&2; fi; }
 
+# Shell completion is tested in real zsh and fish (bash is always there). Installed like Chromium.
+shells:
+	@{ command -v zsh && command -v fish; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zsh fish >/dev/null; \
+	  else echo "make: the completion tests need zsh and fish (apt-get install zsh fish)" >&2; fi; }
+
 # Every test, with coverage of src/rollout; the floor (fail_under in pyproject.toml) may only rise.
-pytest: $(STAMP) browser promtool
+pytest: $(STAMP) browser promtool shells
 	$(BIN)/pytest --cov=rollout --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 test: lint typecheck pytest

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TypeVar
 
 from openfeature.evaluation_context import EvaluationContext
@@ -33,17 +34,25 @@ from openfeature.exception import (
     TargetingKeyMissingError,
     TypeMismatchError,
 )
-from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
+from openfeature.flag_evaluation import (
+    FlagMetadata,
+    FlagResolutionDetails,
+    FlagValueType,
+    Reason,
+)
 from openfeature.hook import Hook
 from openfeature.provider import AbstractProvider, Metadata
 
 from .._client.rollout import Rollout
+from .._core.explain import Explanation
 from .._core.feature import Feature
 from ._context import ContextUser, targeting_key
+from ._explained import explained_metadata, explained_reason, group_metadata
 from ._flag import (
     OFF_VALUE_KEY,
     VALUE_KEY,
     FlagView,
+    as_bool,
     as_float,
     as_int,
     as_object,
@@ -55,6 +64,8 @@ __all__ = ["OFF_VALUE_KEY", "VALUE_KEY", "ContextUser", "RolloutProvider"]
 
 T = TypeVar("T")
 ObjectValue = Sequence[FlagValueType] | Mapping[str, FlagValueType]
+#: A resolution's view of the flag, the answer, why, and the flag metadata.
+Evaluated = tuple[FlagView, bool, Reason, FlagMetadata]
 
 
 class RolloutProvider(AbstractProvider):
@@ -151,12 +162,14 @@ class RolloutProvider(AbstractProvider):
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[bool]:
         try:
-            view, answer, reason = self._evaluate(flag_key, evaluation_context)
+            evaluated = self._evaluate(flag_key, evaluation_context)
+            view, answer, reason, metadata = evaluated
+            if view.has_value:  # a typed flag: asked for a boolean, its value must be one
+                return _value(evaluated, default_value, as_bool)
         except OpenFeatureError as error:
             return _failure(default_value, error)
-        return FlagResolutionDetails(
-            answer, None, None, reason, "on" if answer else "off", view.metadata
-        )
+        variant = view.variant if answer else view.off_variant
+        return FlagResolutionDetails(answer, None, None, reason, variant, metadata)
 
     def resolve_string_details(
         self,
@@ -198,61 +211,72 @@ class RolloutProvider(AbstractProvider):
         convert: Callable[[str, str, object], T],
     ) -> FlagResolutionDetails[T]:
         try:
-            view, answer, reason = self._evaluate(flag_key, evaluation_context)
-            if not view.has_value:
+            evaluated = self._evaluate(flag_key, evaluation_context)
+            if not evaluated[0].has_value:
                 raise TypeMismatchError(
                     f"flag {flag_key!r} has no {VALUE_KEY!r} in its data, so it is a boolean "
                     f"flag (give it one: set_feature_data({flag_key!r}, {{{VALUE_KEY!r}: ...}}))"
                 )
-            # Both values are checked whatever the answer, so a wrong type shows on every call.
-            value = convert(flag_key, VALUE_KEY, view.value)
-            variant: str | None = "on"
-            if view.has_off_value:
-                off = convert(flag_key, OFF_VALUE_KEY, view.off_value)
-                if not answer:
-                    value, variant = off, "off"
-            elif not answer:
-                value, variant = default_value, None
+            return _value(evaluated, default_value, convert)
         except OpenFeatureError as error:
             return _failure(default_value, error)
-        if variant is not None and isinstance(value, dict | list):
-            value = copy_json(value)  # the caller may change it; the cached view must not
-        return FlagResolutionDetails(value, None, None, reason, variant, view.metadata)
 
-    def _evaluate(
-        self, flag_key: str, context: EvaluationContext | None
-    ) -> tuple[FlagView, bool, Reason]:
-        """The flag's view, ``flags.active``'s answer for the context, and why it said so."""
+    def _evaluate(self, flag_key: str, context: EvaluationContext | None) -> Evaluated:
+        """The flag's view, the answer for the context, why (``flags.explain``) and the
+        metadata. The explanation is asked only where the snapshot does not settle the reason
+        (an override, a flag on for everybody, a flag nothing turns on)."""
         key = targeting_key(context)
-        view, answer, reason = self._check(flag_key, key, context)
-        if reason is None:
-            # The flag changed between reading its view and checking it: read both again.
-            with self._lock:
-                self._generation += 1
-                self._views.pop(flag_key, None)
-            view, answer, reason = self._check(flag_key, key, context)
-        return view, answer, Reason.UNKNOWN if reason is None else reason
-
-    def _check(
-        self, flag_key: str, key: str | None, context: EvaluationContext | None
-    ) -> tuple[FlagView, bool, Reason | None]:
         view = self._view(flag_key)
         if self._forced and type(flag_key) is str and flag_key in self._forced:
             answer = self._active(flag_key, key)
-            return view or FlagView(Feature(flag_key)), answer, Reason.STATIC
+            view = view or FlagView(Feature(flag_key))
+            return view, answer, Reason.STATIC, view.metadata
         if view is None:
             raise FlagNotFoundError(f"no flag named {flag_key!r}")
-        user: object = key
+        if view.static or view.disabled:
+            answer = self._active(flag_key, key)
+            if answer is view.static:
+                return view, answer, Reason.STATIC if answer else Reason.DISABLED, view.metadata
+            # The flag changed between reading its view and checking it: explain the check.
         if key is None:
+            return self._without_key(flag_key, view, context)
+        user: object = key
+        if view.groups and context is not None:
+            user = self._user(context)  # only predicates see it: built for flags with groups
+        explanation = self._explain(flag_key, user)
+        metadata = MappingProxyType(explained_metadata(view.metadata, explanation))
+        return view, explanation.active, explained_reason(explanation), metadata
+
+    def _without_key(
+        self, flag_key: str, view: FlagView, context: EvaluationContext | None
+    ) -> Evaluated:
+        """A context without a targeting key: the check without a user (only 100% or a draw
+        of the time says yes), then the flag's groups, whose predicates need no id, for a
+        context that has attributes for them to read; rules about ids cannot apply."""
+        explanation = self._explain(flag_key, None)
+        if not explanation.active:
+            if view.groups and context is not None and context.attributes:
+                user = self._user(context)
+                for group in view.groups:
+                    if self._in_group(group, user):
+                        matched = group_metadata(view.metadata, explanation, group)
+                        return view, True, Reason.TARGETING_MATCH, MappingProxyType(matched)
             if view.needs_key:
                 raise TargetingKeyMissingError(
                     f"flag {flag_key!r} is on for a percentage of users: the evaluation "
                     "context needs a targeting_key to pick them"
                 )
-        elif view.groups and context is not None:
-            user = self._user(context)  # only predicates see it: built for flags with groups
-        answer = self._active(flag_key, user)
-        return view, answer, view.reason(key, answer, user, self._in_group)
+        metadata = MappingProxyType(explained_metadata(view.metadata, explanation))
+        return view, explanation.active, explained_reason(explanation), metadata
+
+    def _explain(self, flag_key: str, user: object) -> Explanation:
+        try:
+            explanation = self._flags.explain(flag_key, user)
+        except (TypeError, ValueError) as exc:  # the user object has no usable id
+            raise InvalidContextError(f"cannot check {flag_key!r} for {user!r}: {exc}") from exc
+        if explanation.reason == "unknown_flag":  # deleted since its view was read
+            raise FlagNotFoundError(f"no flag named {flag_key!r}")
+        return explanation
 
     def _active(self, flag_key: str, user: object) -> bool:
         try:
@@ -284,6 +308,27 @@ class RolloutProvider(AbstractProvider):
             return self._user_from_context(context)
         except Exception as exc:
             raise GeneralError(f"user_from_context raised {exc!r}") from exc
+
+
+def _value(
+    evaluated: Evaluated, default_value: T, convert: Callable[[str, str, object], T]
+) -> FlagResolutionDetails[T]:
+    """A typed flag's value for the answer: ``value`` when on, ``off_value`` (or the caller's
+    default) when off. Raises TypeMismatchError for a value of another type."""
+    view, answer, reason, metadata = evaluated
+    name = view.feature.name
+    # Both values are checked whatever the answer, so a wrong type shows on every call.
+    value = convert(name, VALUE_KEY, view.value)
+    variant: str | None = view.variant
+    if view.has_off_value:
+        off = convert(name, OFF_VALUE_KEY, view.off_value)
+        if not answer:
+            value, variant = off, view.off_variant
+    elif not answer:
+        value, variant = default_value, None
+    if variant is not None and isinstance(value, dict | list):
+        value = copy_json(value)  # the caller may change it; the cached view must not
+    return FlagResolutionDetails(value, None, None, reason, variant, metadata)
 
 
 def _failure(default_value: T, error: OpenFeatureError) -> FlagResolutionDetails[T]:

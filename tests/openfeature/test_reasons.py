@@ -7,6 +7,7 @@ Flags change between checks, so the provider's per-flag cache is exercised too.
 
 from __future__ import annotations
 
+from typing import Any
 from zlib import crc32
 
 from hypothesis import given
@@ -132,7 +133,12 @@ def test_flag_metadata_is_the_explanation_with_one_type_per_key(
 def test_a_context_without_a_targeting_key_is_asked_to_its_groups() -> None:
     with Rollout() as flags:
         seen: list[object] = []
-        flags.define_group("pro", lambda user: seen.append(user) or user.plan == "pro")
+
+        def pro(user: Any) -> bool:
+            seen.append(user)
+            return bool(user.plan == "pro")
+
+        flags.define_group("pro", pro)
         flags.activate_group("chat", "pro")
         provider = RolloutProvider(flags)
         details = provider.resolve_boolean_details(

@@ -59,6 +59,7 @@ from ._flag import (
     as_str,
     copy_json,
 )
+from ._status import StatusWatch
 
 __all__ = ["OFF_VALUE_KEY", "VALUE_KEY", "ContextUser", "RolloutProvider"]
 
@@ -76,6 +77,10 @@ class RolloutProvider(AbstractProvider):
     Its id (read with the Rollout's ``id_user_by``) should be the targeting key. It is called
     only for flags that have groups: for other flags the targeting key itself is the user.
     ``hooks`` are the provider's hooks (OpenFeature 2.3.1), run on every evaluation.
+    ``status_interval``: every so many seconds while initialized, the provider reads the
+    Rollout's readiness (its transport connected, its store reachable, not closed) and emits
+    PROVIDER_STALE, PROVIDER_ERROR or PROVIDER_READY when it changes (openfeature._status);
+    None reads nothing.
     """
 
     def __init__(
@@ -84,6 +89,7 @@ class RolloutProvider(AbstractProvider):
         *,
         user_from_context: Callable[[EvaluationContext], object] | None = None,
         hooks: Iterable[Hook] = (),
+        status_interval: float | None = 1.0,
     ) -> None:
         super().__init__()
         if not isinstance(flags, Rollout):
@@ -91,6 +97,15 @@ class RolloutProvider(AbstractProvider):
         if user_from_context is not None and not callable(user_from_context):
             raise TypeError(
                 f"user_from_context must be callable or None, got {user_from_context!r}"
+            )
+        if status_interval is not None and (
+            isinstance(status_interval, bool)
+            or not isinstance(status_interval, int | float)
+            or not 0 < status_interval < float("inf")
+        ):
+            raise ValueError(
+                f"status_interval must be a number of seconds above 0 or None, "
+                f"got {status_interval!r}"
             )
         hook_list = list(hooks)
         for hook in hook_list:
@@ -114,6 +129,8 @@ class RolloutProvider(AbstractProvider):
         self._lock = threading.Lock()
         self._generation = 0
         self._unsubscribe: Callable[[], None] | None = None
+        self._status_interval = status_interval
+        self._status: StatusWatch | None = None
 
     # Lifecycle and events (OpenFeature 2.4, 2.5, 5.1) ---------------------------------------
 
@@ -132,6 +149,8 @@ class RolloutProvider(AbstractProvider):
             if self._unsubscribe is None:
                 self._views.clear()
                 self._unsubscribe = self._flags.subscribe(self._changed)
+            if self._status is None and self._status_interval is not None:
+                self._status = StatusWatch(self._flags, self._status_interval, self._emit_status)
 
     def shutdown(self) -> None:
         """Unsubscribe: no more events. The Rollout stays open (it is the caller's to close)."""
@@ -139,6 +158,9 @@ class RolloutProvider(AbstractProvider):
             if self._unsubscribe is not None:
                 self._unsubscribe()
                 self._unsubscribe = None
+            if self._status is not None:
+                self._status.close()
+                self._status = None
             self._generation += 1
             self._views.clear()
 
@@ -152,6 +174,11 @@ class RolloutProvider(AbstractProvider):
         if emit is not None:
             details = ProviderEventDetails(flags_changed=sorted(names))
             emit(self, ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, details)
+
+    def _emit_status(self, event: ProviderEvent, details: ProviderEventDetails) -> None:
+        emit = getattr(self, "_on_emit", None)  # read once, as in _changed
+        if emit is not None:
+            emit(self, event, details)
 
     # Resolution (OpenFeature 2.2) -----------------------------------------------------------
 

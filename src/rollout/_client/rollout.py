@@ -239,7 +239,9 @@ class Rollout:
         Its ``active`` is what ``active()`` answers for the same input (for a percentage of the
         time, given the same draw, which it reports). See :class:`rollout.Explanation`.
         """
-        flag = _validate.flag_name(name)
+        # A known flag's name is valid: skip validating it (the OpenFeature provider explains
+        # on every targeted evaluation).
+        flag = name if type(name) is str and name in self._checks else _validate.flag_name(name)
         uid = None if user is None else self._user_id(user)
         forced = self._overrides.values.get(flag)
         if forced is not None:

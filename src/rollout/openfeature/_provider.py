@@ -10,10 +10,12 @@
     client = api.get_client()
     client.get_boolean_value("chat", False, EvaluationContext(targeting_key="42"))
 
-A boolean is ``flags.active(name, user)`` for the context's targeting key; string, number and
-object flags take their value from the flag's data (``value`` when on, ``off_value`` or the
-caller's default when off). Every change to a flag, made here or replicated from elsewhere,
-emits ``PROVIDER_CONFIGURATION_CHANGED`` with the changed names. ``import rollout`` never
+A boolean flag's answer is ``flags.active(name, user)`` for the context's targeting key; a
+typed flag (one with ``value`` in its data, of any type) takes its value from the data
+(``value`` when on, ``off_value`` or the caller's default when off). The reason and the flag
+metadata come from ``flags.explain`` (openfeature._explained). Every change to a flag, made here
+or replicated from elsewhere, emits ``PROVIDER_CONFIGURATION_CHANGED`` with the changed names;
+the Rollout's readiness emits the status events (openfeature._status). ``import rollout`` never
 imports this module (nor the SDK).
 """
 
@@ -73,9 +75,10 @@ class RolloutProvider(AbstractProvider):
     """The OpenFeature provider of a :class:`~rollout.Rollout`.
 
     ``user_from_context(context)`` builds the object that ``flags.active`` and the group
-    predicates receive for a context with a targeting key; by default a :class:`ContextUser`.
-    Its id (read with the Rollout's ``id_user_by``) should be the targeting key. It is called
-    only for flags that have groups: for other flags the targeting key itself is the user.
+    predicates receive; by default a :class:`ContextUser`. Its id (read with the Rollout's
+    ``id_user_by``) should be the targeting key. It is called only for flags that have groups
+    (for other flags the targeting key itself is the user), and for a context without a
+    targeting key only when the context has attributes (only the predicates see it then).
     ``hooks`` are the provider's hooks (OpenFeature 2.3.1), run on every evaluation.
     ``status_interval``: every so many seconds while initialized, the provider reads the
     Rollout's readiness (its transport connected, its store reachable, not closed) and emits

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -56,8 +56,11 @@ class StatusEvents:
         assert event == ProviderEvent.PROVIDER_READY
 
 
+Attach = Callable[[Rollout], tuple[OpenFeatureClient, StatusEvents]]
+
+
 @pytest.fixture
-def attach() -> Iterator[object]:
+def attach() -> Iterator[Attach]:
     def attach(flags: Rollout) -> tuple[OpenFeatureClient, StatusEvents]:
         domain = f"status-{next(_domains)}"
         api.set_provider_and_wait(RolloutProvider(flags, status_interval=0.05), domain=domain)
@@ -72,12 +75,12 @@ def attach() -> Iterator[object]:
 
 def test_redis_going_away_is_stale_and_coming_back_is_ready(
     private_redis: RedisServer,  # noqa: F811
-    attach: object,
+    attach: Attach,
 ) -> None:
     with Rollout(with_namespace(private_redis.url, "of")) as flags:
         assert flags.wait_synced(10)
         flags.activate_user("chat", 42)
-        client, events = attach(flags)  # type: ignore[operator]
+        client, events = attach(flags)
         assert client.get_provider_status() == ProviderStatus.READY
 
         private_redis.stop()
@@ -102,13 +105,13 @@ def test_redis_going_away_is_stale_and_coming_back_is_ready(
     assert events.received.empty()  # one event per change, never the same twice
 
 
-def test_the_peers_going_away_is_stale_and_coming_back_is_ready(attach: object) -> None:
+def test_the_peers_going_away_is_stale_and_coming_back_is_ready(attach: Attach) -> None:
     address = f"127.0.0.1:{free_port()}"
     first = Rollout(listen=address)
     with Rollout(listen="127.0.0.1:0", peers=[address]) as flags:
         try:
             assert flags.wait_synced(TIMEOUT, peers=1)
-            client, events = attach(flags)  # type: ignore[operator]
+            client, events = attach(flags)
             first.close()
             event, details = events.next()
             assert event == ProviderEvent.PROVIDER_STALE
@@ -122,10 +125,10 @@ def test_the_peers_going_away_is_stale_and_coming_back_is_ready(attach: object) 
             first.close()
 
 
-def test_a_store_that_refuses_to_serve_is_an_error(tmp_path: Path, attach: object) -> None:
+def test_a_store_that_refuses_to_serve_is_an_error(tmp_path: Path, attach: Attach) -> None:
     path = tmp_path / "flags.db"
     with Rollout(f"sqlite:///{path}") as flags:
-        client, events = attach(flags)  # type: ignore[operator]
+        client, events = attach(flags)
         path.unlink()  # deleted under the process: writes would go nowhere
         event, details = events.next()
         assert event == ProviderEvent.PROVIDER_ERROR

@@ -61,3 +61,31 @@ def test_the_package_ships_type_information() -> None:
     from importlib.resources import files
 
     assert files("rollout").joinpath("py.typed").is_file()
+
+
+def test_rollout_stores_offers_what_a_store_of_ones_own_needs() -> None:
+    # docs/stores.md: a store written with these alone passes StoreConformance
+    # (tests/stores/test_custom_store.py).
+    import rollout.stores
+
+    assert sorted(rollout.stores.__all__) == [
+        "Delta",
+        "Judged",
+        "MemoryStore",
+        "QuarantineState",
+        "QuarantinedRegister",
+        "Register",
+        "SQLiteStore",
+        "Store",
+        "Timestamp",
+        "decode_registers",
+        "discard_delta",
+        "encode_registers",
+        "merge_delta",
+        "merge_registers",
+        "open_store",
+    ]
+    for name in rollout.stores.__all__:
+        assert getattr(rollout.stores, name) is not None
+    assert rollout.stores.Timestamp is rollout.Timestamp
+    assert rollout.stores.Store is rollout.Store

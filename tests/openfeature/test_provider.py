@@ -197,8 +197,10 @@ def test_2_2_5_split_when_a_percentage_decides(flags: Rollout, client: OpenFeatu
         assert why == Reason.SPLIT
         answers[value] = f"u{i}"
     assert set(answers) == {True, False}
-    # Inside the 50% and in the group: the group comes first in the check's order.
-    assert reason(client, "chat", ctx(answers[True], plan="pro")) == (True, Reason.TARGETING_MATCH)
+    # Inside the 50% and in the group: the bucket comes first in the check's order (as
+    # flags.explain says); outside it, the group decides.
+    assert reason(client, "chat", ctx(answers[True], plan="pro")) == (True, Reason.SPLIT)
+    assert reason(client, "chat", ctx(answers[False], plan="pro")) == (True, Reason.TARGETING_MATCH)
     flags.activate_percentage_of_time("draw", 50)
     assert reason(client, "draw", ctx("1"))[1] == Reason.SPLIT
     assert reason(client, "draw")[1] == Reason.SPLIT
@@ -238,11 +240,12 @@ def test_2_2_7_targeting_key_missing_when_a_percentage_needs_a_user(
     flags: Rollout, client: OpenFeatureClient
 ) -> None:
     flags.activate_percentage("chat", 20)
-    flags.set_feature_data("chat", {"value": "new"})
+    flags.activate_percentage("banner", 20)
+    flags.set_feature_data("banner", {"value": "new"})
     for context in (None, ctx(), ctx(""), ctx(None, plan="pro")):
         details = client.get_boolean_details("chat", True, context)
         assert error(details) == (True, Reason.ERROR, ErrorCode.TARGETING_KEY_MISSING)
-    details_s = client.get_string_details("chat", "old")
+    details_s = client.get_string_details("banner", "old")
     assert error(details_s) == ("old", Reason.ERROR, ErrorCode.TARGETING_KEY_MISSING)
     # The targeting key may come from the global context (the SDK merges them).
     api.set_evaluation_context(ctx("42"))
@@ -432,10 +435,16 @@ def test_2_2_7_type_mismatch(
     assert error(details) == (default, Reason.ERROR, ErrorCode.TYPE_MISMATCH)
 
 
-def test_a_boolean_ignores_the_data_value(flags: Rollout, client: OpenFeatureClient) -> None:
-    flags.set_feature_data("chat", {"value": False})
-    flags.activate("chat")
-    assert client.get_boolean_value("chat", False) is True
+def test_a_boolean_typed_flag_gives_its_value(flags: Rollout, client: OpenFeatureClient) -> None:
+    # A flag with a value is a typed flag for every type, booleans included: on for everybody
+    # with the value False, it answers False (OpenFeature's "zero value" flags).
+    flags.set_feature_data("zero", {"value": False, "off_value": True})
+    flags.activate("zero")
+    details = client.get_boolean_details("zero", True)
+    assert (details.value, details.variant, details.reason) == (False, "on", Reason.STATIC)
+    flags.deactivate("zero")
+    details = client.get_boolean_details("zero", False)
+    assert (details.value, details.variant, details.reason) == (True, "off", Reason.DISABLED)
 
 
 def test_2_2_9_and_2_2_10_flag_metadata_is_the_datas_scalars(
@@ -447,8 +456,10 @@ def test_2_2_9_and_2_2_10_flag_metadata_is_the_datas_scalars(
          "weight": 0.5, "tags": ["a"], "extra": {"k": 1}},
     )  # fmt: skip
     flags.activate("chat")
+    flags.set_feature_data("plain", {"owner": "web", "ticket": 42, "risky": False, "weight": 0.5})
+    flags.activate("plain")
     expected = {"owner": "web", "ticket": 42, "risky": False, "weight": 0.5}
-    assert dict(client.get_boolean_details("chat", False).flag_metadata) == expected
+    assert dict(client.get_boolean_details("plain", False).flag_metadata) == expected
     assert dict(client.get_string_details("chat", "").flag_metadata) == expected
 
 
@@ -493,5 +504,5 @@ def test_bad_constructor_arguments_name_themselves(flags: Rollout) -> None:
         RolloutProvider(flags, user_from_context="load")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="hooks must be openfeature Hook objects"):
         RolloutProvider(flags, hooks=[print])  # type: ignore[list-item]
-    with pytest.raises(ValueError, match="targeting_key must be a non-empty str"):
-        ContextUser(EvaluationContext())
+    # A context without a targeting key is a user without an id (its groups can still say).
+    assert ContextUser(EvaluationContext(attributes={"plan": "pro"})).id is None

@@ -84,9 +84,28 @@ class Rollout:
     defaults (``start_offline=True``) or raises ``StoreUnavailableError`` (``False``).
     """
 
-    #: ``active(name, user=None) -> bool``: whether the flag is on (for ``user``, a str/int id
-    #: or an object with an id). Set per instance by the check slot: see rollout._core.evaluate.
-    active: ActiveCheck
+    if TYPE_CHECKING:
+        active: ActiveCheck
+    else:
+
+        def active(self, name: FlagName, user: object = None) -> bool:
+            """Whether the flag ``name`` is on for ``user``: a str or int id (``42`` and
+            ``"42"`` are the same user), an object with an id (read with ``id_user_by``), or
+            None for a check without a user (on only at 100%, or by a percentage-of-time draw).
+
+            In order: an excluded user is off; a draw below the percentage of time, 100% of
+            users or the group ``all``, a listed user, the user's bucket below the percentage,
+            or a group whose predicate says yes turns it on; else it is off. An unknown flag is
+            off. No lock and no I/O: answered from memory. ``flags.explain(name, user)`` says
+            which rule decided. A user that is not a str, int or object with an id raises
+            TypeError; an empty id, ValueError.
+            """
+            # Documentation only: every Rollout publishes its compiled check as the instance
+            # attribute ``active`` (rollout._client.check_slot), which shadows this method; it
+            # runs only when called through the class, ``Rollout.active(flags, name)``.
+            check: ActiveCheck = self.__dict__["active"]
+            return check(name, user)
+
     #: Where this process's changes are recorded as made (``Rollout(node_name=...)``).
     node_name: str
 
@@ -222,7 +241,9 @@ class Rollout:
         Its ``active`` is what ``active()`` answers for the same input (for a percentage of the
         time, given the same draw, which it reports). See :class:`rollout.Explanation`.
         """
-        flag = _validate.flag_name(name)
+        # A known flag's name is valid: skip validating it (the OpenFeature provider explains
+        # on every targeted evaluation).
+        flag = name if type(name) is str and name in self._checks else _validate.flag_name(name)
         uid = None if user is None else self._check_id(user)
         forced = self._overrides.values.get(flag)
         if forced is not None:

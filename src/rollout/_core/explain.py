@@ -39,7 +39,7 @@ Reason = Literal[
 _EVERY_BUCKET = 2**32  # as in specialize: a bound this high lets every bucket in
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Explanation:
     """Why ``flags.active(flag, user)`` answers ``active``: the rule that decided (``reason``).
 
@@ -79,6 +79,39 @@ class Explanation:
     #: The draw of the percentage of time, ``random() * 100``, when one was taken.
     draw: float | None = None
 
+    def __init__(  # noqa: PLR0917 - one parameter per field, as the generated one
+        self,
+        flag: str,
+        user: str | None,
+        active: bool,
+        reason: Reason,
+        message: str,
+        percentage: float = 0.0,
+        percentage_of_time: float = 0.0,
+        group: str | None = None,
+        bucket: int | None = None,
+        threshold: int | None = None,
+        bucketing: str | None = None,
+        draw: float | None = None,
+    ) -> None:
+        # The generated __init__ of a frozen dataclass sets each field with object.__setattr__,
+        # ten times slower than one update of the instance's dict; the OpenFeature provider
+        # builds one explanation per targeted evaluation. Still frozen: __setattr__ refuses.
+        self.__dict__.update(
+            flag=flag,
+            user=user,
+            active=active,
+            reason=reason,
+            message=message,
+            percentage=percentage,
+            percentage_of_time=percentage_of_time,
+            group=group,
+            bucket=bucket,
+            threshold=threshold,
+            bucketing=bucketing,
+            draw=draw,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (None where a number was not consulted)."""
         return asdict(self)
@@ -105,53 +138,72 @@ def explain_check(
     ``in_group(group, user)`` runs a defined group's predicate (one that raises says no);
     ``draw()`` is ``random.random`` unless a test fixes it.
     """
+    # Written out flat, with positional Explanation(...) calls: the OpenFeature provider asks
+    # this on every targeted evaluation, so it is kept to a few hundred nanoseconds.
     name = check.name
     of_time = check.time_percentage
     percentage = check.percentage
-    facts: dict[str, Any] = {"percentage": percentage, "percentage_of_time": of_time}
-
-    def said(active: bool, reason: Reason, message: str, **more: Any) -> Explanation:
-        word = "on" if active else "off"
-        return Explanation(name, uid, active, reason, f"{word}: {message}", **facts, **more)
-
     if uid is None:
         if check.anonymous is not None:
             if check.anonymous:
-                return said(True, "everybody", _everybody(percentage, of_time))
-            return said(False, "no_user", "without a user a flag is on only at 100%")
+                message = f"on: {_everybody(percentage, of_time)}"
+                return Explanation(name, uid, True, "everybody", message, percentage, of_time)
+            message = "off: without a user a flag is on only at 100%"
+            return Explanation(name, uid, False, "no_user", message, percentage, of_time)
         value = draw() * 100.0
-        if value < of_time:
-            return said(True, "percentage_of_time", _drew(value, of_time, "below"), draw=value)
-        return said(False, "percentage_of_time", _drew(value, of_time, "not below"), draw=value)
+        yes = value < of_time
+        message = f"{'on' if yes else 'off'}: {_drew(value, of_time, yes)}"
+        return Explanation(
+            name, uid, yes, "percentage_of_time", message, percentage, of_time, draw=value
+        )
     if uid in check.excluded:
-        return said(False, "excluded", f"user {uid!r} is excluded")
+        message = f"off: user {uid!r} is excluded"
+        return Explanation(name, uid, False, "excluded", message, percentage, of_time)
+    drawn: float | None = None
     if of_time > 0:
-        value = draw() * 100.0
-        facts["draw"] = value
-        if value < of_time:
-            return said(True, "percentage_of_time", _drew(value, of_time, "below"))
+        drawn = draw() * 100.0
+        if drawn < of_time:
+            message = f"on: {_drew(drawn, of_time, True)}"
+            return Explanation(
+                name, uid, True, "percentage_of_time", message, percentage, of_time, draw=drawn
+            )
     if check.has_all or check.bound >= _EVERY_BUCKET:
         why = "the group 'all'" if check.has_all else "100% of users"
-        return said(True, "everybody", f"on for everybody ({why})")
+        message = f"on: on for everybody ({why})"
+        return Explanation(name, uid, True, "everybody", message, percentage, of_time, draw=drawn)
     if uid in check.users:
-        return said(True, "listed", f"user {uid!r} is listed")
-    bucket: dict[str, Any] = {}
-    if check.bound:
-        kind, value_of = _bucket(check, uid)
-        bucket = {"bucket": value_of, "threshold": check.bound, "bucketing": kind}
-        if value_of < check.bound:
-            return said(
-                True, "bucket", _compared(value_of, "below", check.bound, percentage), **bucket
-            )
+        message = f"on: user {uid!r} is listed"
+        return Explanation(name, uid, True, "listed", message, percentage, of_time, draw=drawn)
+    bound = check.bound
+    bucket: int | None = None
+    kind: str | None = None
+    if bound:
+        kind, bucket = _bucket(check, uid)
+        if bucket < bound:
+            message = f"on: {_compared(bucket, 'below', bound, percentage)}"
+            return Explanation(
+                name, uid, True, "bucket", message, percentage, of_time, None, bucket, bound, kind,
+                drawn,
+            )  # fmt: skip
     for group in check.groups:
         if in_group(group, user):
-            return said(True, "group", f"the group {group!r} says yes", group=group)
-    if bucket:
-        message = _compared(bucket["bucket"], "not below", check.bound, percentage)
-        return said(False, "bucket", message, **bucket)
-    if "draw" in facts:
-        return said(False, "percentage_of_time", _drew(facts["draw"], of_time, "not below"))
-    return said(False, "off", "no rule turns it on for this user")
+            message = f"on: the group {group!r} says yes"
+            return Explanation(
+                name, uid, True, "group", message, percentage, of_time, group, draw=drawn
+            )
+    if bucket is not None:
+        message = f"off: {_compared(bucket, 'not below', bound, percentage)}"
+        return Explanation(
+            name, uid, False, "bucket", message, percentage, of_time, None, bucket, bound, kind,
+            drawn,
+        )  # fmt: skip
+    if drawn is not None:
+        message = f"off: {_drew(drawn, of_time, False)}"
+        return Explanation(
+            name, uid, False, "percentage_of_time", message, percentage, of_time, draw=drawn
+        )
+    message = "off: no rule turns it on for this user"
+    return Explanation(name, uid, False, "off", message, percentage, of_time, draw=drawn)
 
 
 def _bucket(check: Check, uid: str) -> tuple[str, int]:
@@ -169,7 +221,8 @@ def _everybody(percentage: float, of_time: float) -> str:
     return f"on for every check ({of_time:g}% of the time)"
 
 
-def _drew(value: float, of_time: float, relation: str) -> str:
+def _drew(value: float, of_time: float, below: bool) -> str:
+    relation = "below" if below else "not below"
     return f"the draw {value:.2f} is {relation} {of_time:g}% of the time"
 
 

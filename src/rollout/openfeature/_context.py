@@ -14,25 +14,22 @@ __all__ = ["ContextUser", "targeting_key"]
 class ContextUser:
     """What a group predicate receives when the check comes through OpenFeature.
 
-    ``id`` and ``targeting_key`` are the context's targeting key, ``attributes`` its attributes
-    (read-only), ``context`` the :class:`EvaluationContext` itself. Each attribute is also an
-    attribute of the object (``user.plan`` is ``attributes["plan"]``; AttributeError when
-    absent), so a predicate written for the application's user objects, such as
+    ``id`` and ``targeting_key`` are the context's targeting key (None for a context without
+    one: its groups are still asked; rules about ids cannot apply), ``attributes`` its
+    attributes (read-only), ``context`` the :class:`EvaluationContext` itself. Each attribute
+    is also an attribute of the object (``user.plan`` is ``attributes["plan"]``;
+    AttributeError when absent), so a predicate written for the application's user objects, such as
     ``lambda user: user.is_admin``, works for contexts that carry the same names. (Those four
     names are the object's own, whatever the context's attributes say.)
     """
 
-    id: str
-    targeting_key: str
+    id: str | None
+    targeting_key: str | None
     attributes: Mapping[str, EvaluationContextAttribute]
     context: EvaluationContext
 
     def __init__(self, context: EvaluationContext) -> None:
         key = targeting_key(context)
-        if key is None:
-            raise ValueError(
-                f"context.targeting_key must be a non-empty str, got {context.targeting_key!r}"
-            )
         attributes = context.attributes
         # Copied into the instance dict: a predicate reads `user.plan` at the speed of a plain
         # attribute (a __getattr__ lookup would cost a Python call per predicate per check).

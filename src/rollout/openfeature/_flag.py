@@ -1,27 +1,31 @@
-"""One flag as the OpenFeature provider sees it: its shape, typed values, metadata and reasons.
+"""One flag as the OpenFeature provider sees it: its shape, typed values and data metadata.
 
 Built once per :class:`~rollout.Feature` snapshot (the provider caches it until the flag
-changes), so a resolution reads precomputed fields instead of walking the snapshot. The answer
-itself always comes from ``Rollout.active``; this module only *explains* it (which OpenFeature
-reason) and picks the typed value for string, number and object flags.
+changes), so a resolution reads precomputed fields instead of walking the snapshot. Which rule
+decided an answer is ``flags.explain``'s to say (openfeature._explained); this module picks the
+typed value and the variant for the answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from openfeature.exception import TypeMismatchError
-from openfeature.flag_evaluation import FlagMetadata, Reason
+from openfeature.flag_evaluation import FlagMetadata
 
 from .._core.feature import Feature
-from .._core.rules import Decision, Rules
+from .._core.rules import Rules
+from ._explained import EXPLANATION_KEYS
 
 __all__ = [
     "OFF_VALUE_KEY",
+    "OFF_VARIANT_KEY",
     "VALUE_KEY",
+    "VARIANT_KEY",
     "FlagView",
+    "as_bool",
     "as_float",
     "as_int",
     "as_object",
@@ -34,34 +38,38 @@ VALUE_KEY = "value"
 #: The data key holding its value when the flag is off (else the caller's default is returned).
 OFF_VALUE_KEY = "off_value"
 
+#: The data key naming the variant of ``value`` (default ``"on"``).
+VARIANT_KEY = "variant"
+#: The data key naming the variant of ``off_value`` (default ``"off"``).
+OFF_VARIANT_KEY = "off_variant"
+
 _MISSING = object()
-
-
-# How each kind of deciding rule is named in OpenFeature's vocabulary.
-_REASONS: Mapping[Decision, Reason] = {
-    Decision.DISABLED: Reason.DISABLED,
-    Decision.STATIC: Reason.STATIC,
-    Decision.TARGETING: Reason.TARGETING_MATCH,
-    Decision.SPLIT: Reason.SPLIT,
-    Decision.DEFAULT: Reason.DEFAULT,
-}
+#: Data keys that are the flag's values and variants, never its metadata.
+_VALUE_KEYS = frozenset({VALUE_KEY, OFF_VALUE_KEY, VARIANT_KEY, OFF_VARIANT_KEY})
 
 
 class FlagView(Rules):
-    """What a resolution needs to know about one snapshot of a flag, computed once: the rules
-    (rollout._core.rules), typed values and metadata."""
+    """What a resolution needs to know about one snapshot of a flag, computed once: the facts
+    that settle a reason without a check (rollout._core.rules), typed values and metadata."""
 
-    __slots__ = ("metadata", "off_value", "value")
+    __slots__ = ("metadata", "off_value", "off_variant", "value", "variant")
 
     def __init__(self, feature: Feature) -> None:
         super().__init__(feature)
         data = feature.data
         self.value: object = data.get(VALUE_KEY, _MISSING)
         self.off_value: object = data.get(OFF_VALUE_KEY, _MISSING)
+        variant, off_variant = data.get(VARIANT_KEY), data.get(OFF_VARIANT_KEY)
+        self.variant = variant if isinstance(variant, str) and variant else "on"
+        self.off_variant = off_variant if isinstance(off_variant, str) and off_variant else "off"
+        # One type per key, always: the explanation's keys (bucket, group...) are never taken
+        # from the data, whose entry of the same name could be of another type.
         scalars: dict[str, bool | int | float | str] = {
             key: item
             for key, item in data.items()
-            if key not in (VALUE_KEY, OFF_VALUE_KEY) and isinstance(item, bool | int | float | str)
+            if key not in _VALUE_KEYS
+            and key not in EXPLANATION_KEYS
+            and isinstance(item, bool | int | float | str)
         }
         #: Flag metadata (OpenFeature 2.2.9): the data's scalar entries, read-only and shared.
         self.metadata: FlagMetadata = MappingProxyType(scalars)
@@ -73,18 +81,6 @@ class FlagView(Rules):
     @property
     def has_off_value(self) -> bool:
         return self.off_value is not _MISSING
-
-    def reason(
-        self,
-        key: str | None,
-        answer: bool,
-        user: object,
-        in_group: Callable[[str, object], bool],
-    ) -> Reason | None:
-        """Why ``Rollout.active`` answered ``answer`` for the targeting key ``key``, as an
-        OpenFeature reason (see :meth:`Rules.decided_by`; None: the flag changed meanwhile)."""
-        decision = self.decided_by(key, answer, user, in_group)
-        return None if decision is None else _REASONS[decision]
 
 
 def copy_json(value: Any) -> Any:
@@ -98,6 +94,12 @@ def copy_json(value: Any) -> Any:
 
 def _mismatch(flag_key: str, data_key: str, value: object, wanted: str) -> TypeMismatchError:
     return TypeMismatchError(f"flag {flag_key!r} data {data_key!r} is {value!r}, not {wanted}")
+
+
+def as_bool(flag_key: str, data_key: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _mismatch(flag_key, data_key, value, "a boolean")
 
 
 def as_str(flag_key: str, data_key: str, value: object) -> str:

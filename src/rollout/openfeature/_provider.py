@@ -10,10 +10,12 @@
     client = api.get_client()
     client.get_boolean_value("chat", False, EvaluationContext(targeting_key="42"))
 
-A boolean is ``flags.active(name, user)`` for the context's targeting key; string, number and
-object flags take their value from the flag's data (``value`` when on, ``off_value`` or the
-caller's default when off). Every change to a flag, made here or replicated from elsewhere,
-emits ``PROVIDER_CONFIGURATION_CHANGED`` with the changed names. ``import rollout`` never
+A boolean flag's answer is ``flags.active(name, user)`` for the context's targeting key; a
+typed flag (one with ``value`` in its data, of any type) takes its value from the data
+(``value`` when on, ``off_value`` or the caller's default when off). The reason and the flag
+metadata come from ``flags.explain`` (openfeature._explained). Every change to a flag, made here
+or replicated from elsewhere, emits ``PROVIDER_CONFIGURATION_CHANGED`` with the changed names;
+the Rollout's readiness emits the status events (openfeature._status). ``import rollout`` never
 imports this module (nor the SDK).
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TypeVar
 
 from openfeature.evaluation_context import EvaluationContext
@@ -33,38 +36,54 @@ from openfeature.exception import (
     TargetingKeyMissingError,
     TypeMismatchError,
 )
-from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
+from openfeature.flag_evaluation import (
+    FlagMetadata,
+    FlagResolutionDetails,
+    FlagValueType,
+    Reason,
+)
 from openfeature.hook import Hook
 from openfeature.provider import AbstractProvider, Metadata
 
 from .._client.rollout import Rollout
+from .._core.explain import Explanation
 from .._core.feature import Feature
 from ._context import ContextUser, targeting_key
+from ._explained import explained_metadata, explained_reason, group_metadata
 from ._flag import (
     OFF_VALUE_KEY,
     VALUE_KEY,
     FlagView,
+    as_bool,
     as_float,
     as_int,
     as_object,
     as_str,
     copy_json,
 )
+from ._status import StatusWatch
 
 __all__ = ["OFF_VALUE_KEY", "VALUE_KEY", "ContextUser", "RolloutProvider"]
 
 T = TypeVar("T")
 ObjectValue = Sequence[FlagValueType] | Mapping[str, FlagValueType]
+#: A resolution's view of the flag, the answer, why, and the flag metadata.
+Evaluated = tuple[FlagView, bool, Reason, FlagMetadata]
 
 
 class RolloutProvider(AbstractProvider):
     """The OpenFeature provider of a :class:`~rollout.Rollout`.
 
     ``user_from_context(context)`` builds the object that ``flags.active`` and the group
-    predicates receive for a context with a targeting key; by default a :class:`ContextUser`.
-    Its id (read with the Rollout's ``id_user_by``) should be the targeting key. It is called
-    only for flags that have groups: for other flags the targeting key itself is the user.
+    predicates receive; by default a :class:`ContextUser`. Its id (read with the Rollout's
+    ``id_user_by``) should be the targeting key. It is called only for flags that have groups
+    (for other flags the targeting key itself is the user), and for a context without a
+    targeting key only when the context has attributes (only the predicates see it then).
     ``hooks`` are the provider's hooks (OpenFeature 2.3.1), run on every evaluation.
+    ``status_interval``: every so many seconds while initialized, the provider reads the
+    Rollout's readiness (its transport connected, its store reachable, not closed) and emits
+    PROVIDER_STALE, PROVIDER_ERROR or PROVIDER_READY when it changes (openfeature._status);
+    None reads nothing.
     """
 
     def __init__(
@@ -73,6 +92,7 @@ class RolloutProvider(AbstractProvider):
         *,
         user_from_context: Callable[[EvaluationContext], object] | None = None,
         hooks: Iterable[Hook] = (),
+        status_interval: float | None = 1.0,
     ) -> None:
         super().__init__()
         if not isinstance(flags, Rollout):
@@ -80,6 +100,15 @@ class RolloutProvider(AbstractProvider):
         if user_from_context is not None and not callable(user_from_context):
             raise TypeError(
                 f"user_from_context must be callable or None, got {user_from_context!r}"
+            )
+        if status_interval is not None and (
+            isinstance(status_interval, bool)
+            or not isinstance(status_interval, int | float)
+            or not 0 < status_interval < float("inf")
+        ):
+            raise ValueError(
+                f"status_interval must be a number of seconds above 0 or None, "
+                f"got {status_interval!r}"
             )
         hook_list = list(hooks)
         for hook in hook_list:
@@ -103,6 +132,8 @@ class RolloutProvider(AbstractProvider):
         self._lock = threading.Lock()
         self._generation = 0
         self._unsubscribe: Callable[[], None] | None = None
+        self._status_interval = status_interval
+        self._status: StatusWatch | None = None
 
     # Lifecycle and events (OpenFeature 2.4, 2.5, 5.1) ---------------------------------------
 
@@ -121,6 +152,8 @@ class RolloutProvider(AbstractProvider):
             if self._unsubscribe is None:
                 self._views.clear()
                 self._unsubscribe = self._flags.subscribe(self._changed)
+            if self._status is None and self._status_interval is not None:
+                self._status = StatusWatch(self._flags, self._status_interval, self._emit_status)
 
     def shutdown(self) -> None:
         """Unsubscribe: no more events. The Rollout stays open (it is the caller's to close)."""
@@ -128,6 +161,9 @@ class RolloutProvider(AbstractProvider):
             if self._unsubscribe is not None:
                 self._unsubscribe()
                 self._unsubscribe = None
+            if self._status is not None:
+                self._status.close()
+                self._status = None
             self._generation += 1
             self._views.clear()
 
@@ -142,6 +178,11 @@ class RolloutProvider(AbstractProvider):
             details = ProviderEventDetails(flags_changed=sorted(names))
             emit(self, ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, details)
 
+    def _emit_status(self, event: ProviderEvent, details: ProviderEventDetails) -> None:
+        emit = getattr(self, "_on_emit", None)  # read once, as in _changed
+        if emit is not None:
+            emit(self, event, details)
+
     # Resolution (OpenFeature 2.2) -----------------------------------------------------------
 
     def resolve_boolean_details(
@@ -151,12 +192,14 @@ class RolloutProvider(AbstractProvider):
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[bool]:
         try:
-            view, answer, reason = self._evaluate(flag_key, evaluation_context)
+            evaluated = self._evaluate(flag_key, evaluation_context)
+            view, answer, reason, metadata = evaluated
+            if view.has_value:  # a typed flag: asked for a boolean, its value must be one
+                return _value(evaluated, default_value, as_bool)
         except OpenFeatureError as error:
             return _failure(default_value, error)
-        return FlagResolutionDetails(
-            answer, None, None, reason, "on" if answer else "off", view.metadata
-        )
+        variant = view.variant if answer else view.off_variant
+        return FlagResolutionDetails(answer, None, None, reason, variant, metadata)
 
     def resolve_string_details(
         self,
@@ -198,61 +241,72 @@ class RolloutProvider(AbstractProvider):
         convert: Callable[[str, str, object], T],
     ) -> FlagResolutionDetails[T]:
         try:
-            view, answer, reason = self._evaluate(flag_key, evaluation_context)
-            if not view.has_value:
+            evaluated = self._evaluate(flag_key, evaluation_context)
+            if not evaluated[0].has_value:
                 raise TypeMismatchError(
                     f"flag {flag_key!r} has no {VALUE_KEY!r} in its data, so it is a boolean "
                     f"flag (give it one: set_feature_data({flag_key!r}, {{{VALUE_KEY!r}: ...}}))"
                 )
-            # Both values are checked whatever the answer, so a wrong type shows on every call.
-            value = convert(flag_key, VALUE_KEY, view.value)
-            variant: str | None = "on"
-            if view.has_off_value:
-                off = convert(flag_key, OFF_VALUE_KEY, view.off_value)
-                if not answer:
-                    value, variant = off, "off"
-            elif not answer:
-                value, variant = default_value, None
+            return _value(evaluated, default_value, convert)
         except OpenFeatureError as error:
             return _failure(default_value, error)
-        if variant is not None and isinstance(value, dict | list):
-            value = copy_json(value)  # the caller may change it; the cached view must not
-        return FlagResolutionDetails(value, None, None, reason, variant, view.metadata)
 
-    def _evaluate(
-        self, flag_key: str, context: EvaluationContext | None
-    ) -> tuple[FlagView, bool, Reason]:
-        """The flag's view, ``flags.active``'s answer for the context, and why it said so."""
+    def _evaluate(self, flag_key: str, context: EvaluationContext | None) -> Evaluated:
+        """The flag's view, the answer for the context, why (``flags.explain``) and the
+        metadata. The explanation is asked only where the snapshot does not settle the reason
+        (an override, a flag on for everybody, a flag nothing turns on)."""
         key = targeting_key(context)
-        view, answer, reason = self._check(flag_key, key, context)
-        if reason is None:
-            # The flag changed between reading its view and checking it: read both again.
-            with self._lock:
-                self._generation += 1
-                self._views.pop(flag_key, None)
-            view, answer, reason = self._check(flag_key, key, context)
-        return view, answer, Reason.UNKNOWN if reason is None else reason
-
-    def _check(
-        self, flag_key: str, key: str | None, context: EvaluationContext | None
-    ) -> tuple[FlagView, bool, Reason | None]:
         view = self._view(flag_key)
         if self._forced and type(flag_key) is str and flag_key in self._forced:
             answer = self._active(flag_key, key)
-            return view or FlagView(Feature(flag_key)), answer, Reason.STATIC
+            view = view or FlagView(Feature(flag_key))
+            return view, answer, Reason.STATIC, view.metadata
         if view is None:
             raise FlagNotFoundError(f"no flag named {flag_key!r}")
-        user: object = key
+        if view.static or view.disabled:
+            answer = self._active(flag_key, key)
+            if answer is view.static:
+                return view, answer, Reason.STATIC if answer else Reason.DISABLED, view.metadata
+            # The flag changed between reading its view and checking it: explain the check.
         if key is None:
+            return self._without_key(flag_key, view, context)
+        user: object = key
+        if view.groups and context is not None:
+            user = self._user(context)  # only predicates see it: built for flags with groups
+        explanation = self._explain(flag_key, user)
+        metadata = MappingProxyType(explained_metadata(view.metadata, explanation))
+        return view, explanation.active, explained_reason(explanation), metadata
+
+    def _without_key(
+        self, flag_key: str, view: FlagView, context: EvaluationContext | None
+    ) -> Evaluated:
+        """A context without a targeting key: the check without a user (only 100% or a draw
+        of the time says yes), then the flag's groups, whose predicates need no id, for a
+        context that has attributes for them to read; rules about ids cannot apply."""
+        explanation = self._explain(flag_key, None)
+        if not explanation.active:
+            if view.groups and context is not None and context.attributes:
+                user = self._user(context)
+                for group in view.groups:
+                    if self._in_group(group, user):
+                        matched = group_metadata(view.metadata, explanation, group)
+                        return view, True, Reason.TARGETING_MATCH, MappingProxyType(matched)
             if view.needs_key:
                 raise TargetingKeyMissingError(
                     f"flag {flag_key!r} is on for a percentage of users: the evaluation "
                     "context needs a targeting_key to pick them"
                 )
-        elif view.groups and context is not None:
-            user = self._user(context)  # only predicates see it: built for flags with groups
-        answer = self._active(flag_key, user)
-        return view, answer, view.reason(key, answer, user, self._in_group)
+        metadata = MappingProxyType(explained_metadata(view.metadata, explanation))
+        return view, explanation.active, explained_reason(explanation), metadata
+
+    def _explain(self, flag_key: str, user: object) -> Explanation:
+        try:
+            explanation = self._flags.explain(flag_key, user)
+        except (TypeError, ValueError) as exc:  # the user object has no usable id
+            raise InvalidContextError(f"cannot check {flag_key!r} for {user!r}: {exc}") from exc
+        if explanation.reason == "unknown_flag":  # deleted since its view was read
+            raise FlagNotFoundError(f"no flag named {flag_key!r}")
+        return explanation
 
     def _active(self, flag_key: str, user: object) -> bool:
         try:
@@ -284,6 +338,27 @@ class RolloutProvider(AbstractProvider):
             return self._user_from_context(context)
         except Exception as exc:
             raise GeneralError(f"user_from_context raised {exc!r}") from exc
+
+
+def _value(
+    evaluated: Evaluated, default_value: T, convert: Callable[[str, str, object], T]
+) -> FlagResolutionDetails[T]:
+    """A typed flag's value for the answer: ``value`` when on, ``off_value`` (or the caller's
+    default) when off. Raises TypeMismatchError for a value of another type."""
+    view, answer, reason, metadata = evaluated
+    name = view.feature.name
+    # Both values are checked whatever the answer, so a wrong type shows on every call.
+    value = convert(name, VALUE_KEY, view.value)
+    variant: str | None = view.variant
+    if view.has_off_value:
+        off = convert(name, OFF_VALUE_KEY, view.off_value)
+        if not answer:
+            value, variant = off, view.off_variant
+    elif not answer:
+        value, variant = default_value, None
+    if variant is not None and isinstance(value, dict | list):
+        value = copy_json(value)  # the caller may change it; the cached view must not
+    return FlagResolutionDetails(value, None, None, reason, variant, metadata)
 
 
 def _failure(default_value: T, error: OpenFeatureError) -> FlagResolutionDetails[T]:

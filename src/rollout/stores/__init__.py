@@ -3,24 +3,40 @@
 The interface is :class:`Store` (``rollout.stores._base``); this package is the catalogue: the
 interface, the built-in stores that need nothing but the standard library, and
 :func:`open_store` for a URL. Redis's store lives in :mod:`rollout.redis` (it needs redis-py).
+
+For a store of one's own (docs/stores.md): the register types (:class:`Register`,
+:data:`Delta`, :class:`Timestamp`), the rules every store applies (:func:`merge_delta`,
+:func:`merge_registers`, :func:`discard_delta`) and a checked encoding
+(:func:`encode_registers`, :func:`decode_registers`).
 """
 
 from __future__ import annotations
 
+from .._core.clock import Timestamp
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.redact import redact_url, scrub
+from .._core.state import Delta, Register, merge_registers
 from ..memory._store import MemoryStore
 from ..sqlite._store import SQLiteStore
 from ._base import Store
+from ._registers import decode_registers, discard_delta, encode_registers, merge_delta
 
-# The quarantine's types are here for stores of one's own (Store.quarantine and friends).
+# The register and quarantine types and the merge rules are here for stores of one's own.
 __all__ = [
+    "Delta",
     "Judged",
     "MemoryStore",
     "QuarantineState",
     "QuarantinedRegister",
+    "Register",
     "SQLiteStore",
     "Store",
+    "Timestamp",
+    "decode_registers",
+    "discard_delta",
+    "encode_registers",
+    "merge_delta",
+    "merge_registers",
     "open_store",
 ]
 

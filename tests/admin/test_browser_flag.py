@@ -39,6 +39,7 @@ def latest_history(page: Page) -> Locator:
 def test_setting_percentages_with_the_sliders(page: Page, board: Dashboard) -> None:
     flags = board.flags
     slider = page.get_by_role("slider", name="Percentage of users")
+    slider.scroll_into_view_if_needed()
     box = slider.bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)

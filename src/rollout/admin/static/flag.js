@@ -334,7 +334,9 @@
     const verdict = document.createElement("strong");
     verdict.textContent = answer.active ? "On" : "Off";
     result.dataset.active = String(answer.active);
-    result.replaceChildren(verdict, ` for user ${answer.user}: ${answer.message}`);
+    // "on: user '42' is listed": the verdict is shown already, the rest says why.
+    const because = answer.message.replace(/^(on|off): /, "");
+    result.replaceChildren(verdict, ` for user ${answer.user}: ${because}`);
   });
 
   // Groups ---------------------------------------------------------------------------------

@@ -154,15 +154,17 @@ class _Pages:
             name = _validate.flag_name(request.path_params["name"])
         except ValueError as exc:
             return self.error(request, 404, "No such flag", str(exc))
-        history = history_lines(self.flags.history(name))
-        if request.query_params.get("fragment") == "history":
+        fragment = request.query_params.get("fragment")
+        if fragment == "history":
+            history = history_lines(self.flags.history(name))
             return self.render(request, "_history.html", history=history)
         feature = self.flags.get(name)
         # The first page of its users only: the page asks the API for the rest.
         flag = page_flag(feature)
         exists = self.flags.exists(name)
-        if request.query_params.get("fragment") == "flag":
+        if fragment == "flag":
             return JSONResponse({**flag, "exists": exists}, headers={"Cache-Control": "no-store"})
+        history = history_lines(self.flags.history(name))
         groups = sorted({*self.flags.groups(), *feature.groups})
         return self.render(
             request,

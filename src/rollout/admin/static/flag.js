@@ -123,7 +123,9 @@
     if (flag.state === (on ? "on" : "off")) return;
     const today = flag.state === "off" ? "Today it is off." : `Today it is on for ${reach(flag)}.`;
     const excluded = D.count(flag, "excluded_users");
-    const stay = excluded ? ` ${D.thousands(excluded)} excluded stay excluded.` : "";
+    const stay = excluded
+      ? ` ${D.thousands(excluded)} excluded ${excluded === 1 ? "user stays" : "users stay"} excluded.`
+      : "";
     const sure = await D.confirm(on ? {
       title: `Turn ${name} on for everybody?`,
       text: `${today}${stay}`,

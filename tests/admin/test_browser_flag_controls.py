@@ -109,12 +109,11 @@ def test_a_reason_goes_with_each_change_and_the_history_reads_as_sentences(
     expect(page.locator("#history .action-title").first).to_have_text("changed data")
     expect(page.locator("#history")).to_contain_text("on for 20% of users")
     expect(page.locator("#history")).to_contain_text("added 2 users")
-    assert (
-        page.locator("#h-history").bounding_box()["y"]
-        < (  # type: ignore[index]
-            page.locator("#h-rollout").bounding_box()["y"]  # type: ignore[index]
-        )
-    )
+    history_box = page.locator("#h-history").bounding_box()
+    percentages_box = page.locator("#h-rollout").bounding_box()
+    assert history_box is not None
+    assert percentages_box is not None
+    assert history_box["y"] < percentages_box["y"]
 
     page.get_by_label("Reason for your changes (optional)").fill("JIRA-7: wider beta")
     exact = page.get_by_role("spinbutton", name="Percentage of time, exact")

@@ -110,9 +110,10 @@ PAGE_LIMIT: Final = Param(
 SEARCH: Final = Param(
     "q",
     "query",
-    {"type": "string", "maxLength": MAX_SEARCH, "pattern": TEXT_PATTERN},
+    # Empty is allowed (a search box sent empty): every id.
+    {"type": "string", "maxLength": MAX_SEARCH, "pattern": f"^$|{TEXT_PATTERN}"},
     _search,
-    "Only ids containing this text (ignoring case).",
+    "Only ids containing this text (ignoring case); every id when empty.",
     required=False,
 )
 

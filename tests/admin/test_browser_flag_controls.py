@@ -144,3 +144,15 @@ def test_a_server_that_requires_a_reason_refuses_a_change_without_one(browser: B
         eventually(lambda: "77" in board.flags.get("chat").users, PATIENCE, "77 added")
         assert board.flags.history("chat")[0].reason == "support ticket 12"
         expect(box).to_have_value("")
+
+
+def test_the_flag_page_on_a_phone(browser: Browser, board: Dashboard) -> None:
+    page = board.open(
+        browser, "/flags/chat", viewport={"width": 390, "height": 844}, is_mobile=True,
+        has_touch=True,
+    )  # fmt: skip
+    overflow = "document.documentElement.scrollWidth > window.innerWidth"
+    assert page.evaluate(overflow) is False  # nothing wider than the screen
+    states = page.get_by_role("group", name="Who gets chat")
+    expect(states.get_by_role("button", name="On for everybody")).to_be_in_viewport()
+    expect(page.get_by_label("Reason for your changes (optional)")).to_be_in_viewport()

@@ -5,7 +5,7 @@ Ids come in the order ``rollout show`` lists them (numeric ids by value, then th
 :func:`rollout._core.ids.user_order`). A page ends with an opaque ``next_cursor``: the last id
 shown, encoded, so the next page starts after it even when ids were added or removed meanwhile
 (an id is never shown twice or skipped unless it changed). A page costs one pass over the ids
-(a bounded heap), not a sort of them all: a flag with a million users still answers quickly.
+(a bounded heap) rather than a sort of them all.
 """
 
 from __future__ import annotations

@@ -102,11 +102,12 @@ class Dashboard:
 
 
 @contextlib.contextmanager
-def dashboard() -> Iterator[Dashboard]:
+def dashboard(**app_options: Any) -> Iterator[Dashboard]:
+    """The seeded flags served by ``create_app(flags, tokens=TOKENS, **app_options)``."""
     with Rollout(node_name="web-1") as flags:
         seed(flags)
         with (
-            serve(create_app(flags, tokens=TOKENS)) as url,
+            serve(create_app(flags, tokens=TOKENS, **app_options)) as url,
             httpx.Client(
                 base_url=url + "/api/v1",
                 headers={"Authorization": f"Bearer {TOKENS['ci']}"},

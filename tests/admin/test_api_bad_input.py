@@ -125,7 +125,7 @@ async def test_messages_say_what_is_wrong(api: httpx.AsyncClient) -> None:
         "percentage must be from 0 to 100, got 150"
     )
     assert await message("percentage", '{"percentage": 5, "pct": 5}') == (
-        "unknown field 'pct'; expected ['percentage']"
+        "unknown field 'pct'; expected ['percentage', 'reason']"
     )
     assert await message("percentage", "{}") == "percentage is required"
     assert (await message("percentage", "{")).startswith("the body is not valid JSON: ")

@@ -39,6 +39,7 @@ def latest_history(page: Page) -> Locator:
 def test_setting_percentages_with_the_sliders(page: Page, board: Dashboard) -> None:
     flags = board.flags
     slider = page.get_by_role("slider", name="Percentage of users")
+    slider.scroll_into_view_if_needed()
     box = slider.bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
@@ -73,17 +74,48 @@ def test_setting_percentages_with_the_sliders(page: Page, board: Dashboard) -> N
     expect(page.locator('[data-field="summary"]')).to_contain_text("3% of checks")
 
 
-def test_turning_the_flag_on_and_off(page: Page, board: Dashboard) -> None:
-    switch = page.get_by_role("switch", name="chat", exact=True)
-    expect(switch).to_be_checked()
-    switch.click()
-    page.get_by_role("dialog").get_by_role("button", name="Turn off").click()
-    expect(page.locator(".flag-head .badge")).to_have_text("off")
-    expect(switch).not_to_be_checked()
-    expect(page.locator('[data-ids="users"] .chips li')).to_have_count(0)
-    switch.click()  # off to on needs no confirmation
+def test_partial_is_its_own_state_and_everybody_or_nobody_asks_first(
+    page: Page, board: Dashboard
+) -> None:
+    flags = board.flags
+    states = page.get_by_role("group", name="Who gets chat")
+    on, off = (states.get_by_role("button", name=n) for n in ("On for everybody", "Off"))
+    partial = states.locator('[data-field="partial"]')
+    # 20% and two listed users: partial, saying why; neither "on" nor "off" is pressed.
+    expect(partial).to_have_attribute("data-current", "true")
+    expect(partial).to_have_text("Partial: 20% of users · 2 users · groups admins")
+    expect(on).to_have_attribute("aria-pressed", "false")
+    expect(off).to_have_attribute("aria-pressed", "false")
+
+    dialog = page.get_by_role("dialog")
+    on.click()
+    expect(dialog).to_contain_text("Turn chat on for everybody?")
+    expect(dialog).to_contain_text("Today it is on for 20%, 2 users and group admins.")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert flags.get("chat").percentage == 20  # cancelled: nothing sent
+    expect(partial).to_have_attribute("data-current", "true")
+
+    on.click()
+    dialog.get_by_role("button", name="Turn on for everybody").click()
+    expect(on).to_have_attribute("aria-pressed", "true")
     expect(page.locator(".flag-head .badge")).to_have_text("on")
-    assert board.flags.active("chat")
+    assert flags.get("chat").percentage == 100
+
+    off.click()
+    expect(dialog).to_contain_text("Turn chat off for everybody?")
+    dialog.get_by_role("button", name="Cancel").click()
+    assert flags.active("chat")
+    off.click()
+    dialog.get_by_role("button", name="Turn off").click()
+    expect(off).to_have_attribute("aria-pressed", "true")
+    expect(page.locator('[data-ids="users"] .chips li')).to_have_count(0)
+    assert not flags.active("chat", "42")
+
+    on.click()  # off to everybody asks too
+    expect(dialog).to_contain_text("Today it is off.")
+    dialog.get_by_role("button", name="Cancel").click()
+    assert not flags.active("chat")
 
 
 def test_adding_pasting_and_removing_users(page: Page, board: Dashboard) -> None:

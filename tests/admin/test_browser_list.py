@@ -137,7 +137,9 @@ def test_a_new_flag_is_made_from_its_name(browser: Browser, board: Dashboard) ->
     page.get_by_role("button", name="Open").click()
     expect(page).to_have_url(board.url + "/flags/dark%20mode")
     expect(page.get_by_text("There is no flag with this name")).to_be_visible()
-    page.get_by_role("switch", name="dark mode").click()
+    expect(page.locator("#live")).to_have_attribute("data-live", "open")  # flag.js runs
+    page.get_by_role("button", name="On for everybody").click()
+    page.get_by_role("dialog").get_by_role("button", name="Turn on for everybody").click()
     expect(page.get_by_text("There is no flag with this name")).to_be_hidden()
     eventually(lambda: board.flags.active("dark mode"), PATIENCE, "dark mode turned on")
 

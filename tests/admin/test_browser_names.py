@@ -40,6 +40,9 @@ def test_the_page_of_victim_slash_shows_and_deletes_victim_slash(
     expect(page).to_have_url(board.url + "/flags/victim%2F")
     expect(page.locator("#flag-name")).to_have_text("victim/")
     expect(page.locator("#missing")).to_be_hidden()
+    # Its script running (live), so the button below has its handler: a click that came first,
+    # while flag.js was still loading, did nothing on a busy machine.
+    expect(page.locator("#live")).to_have_attribute("data-live", "open")
 
     page.get_by_role("button", name="Delete flag…").click()
     page.get_by_role("dialog").get_by_role("button", name="Delete", exact=True).click()
@@ -56,6 +59,7 @@ def test_unticking_group_admins_slash_removes_that_group_only(
     page = board.open(browser, "/")
     page.get_by_role("link", name="victim/", exact=True).click()
     expect(page.locator("#flag-name")).to_have_text("victim/")
+    expect(page.locator("#live")).to_have_attribute("data-live", "open")  # flag.js runs
     box = page.get_by_role("checkbox", name="admins/", exact=True)
     expect(box).to_be_checked()
     box.uncheck()

@@ -217,6 +217,50 @@ def test_the_history_fragment_is_the_history_alone(url: str, flags: Rollout) -> 
     assert "users cleared (were" in first
 
 
+def test_history_is_headed_by_what_each_change_did(url: str, flags: Rollout) -> None:
+    with flags.with_context(user="carol"):
+        flags.activate_users("chat", [str(n) for n in range(1000, 3000)])
+        flags.activate_percentage_of_time("chat", 5)
+        flags.exclude_user("chat", "13")
+    with signed_in(url) as client:
+        fragment = client.get("/flags/chat", params={"fragment": "history"}).text
+    titles = re.findall(r'<span class="action-title">([^<]*)</span>', fragment)
+    assert titles == [
+        "excluded user 13",
+        "on for 5% of the time",
+        "added 2,000 users",
+        "changed data",
+        "on for group admins",
+        "added 2 users",
+        "on for 20% of users",
+    ]
+    assert "users: +2,000 -0 (0 unchanged)" in fragment
+
+
+def test_a_flag_of_100000_users_is_a_small_page_and_a_small_fragment(
+    url: str, flags: Rollout
+) -> None:
+    flags.activate_users("big", [str(n) for n in range(100_000, 0, -1)])
+    flags.exclude_users("big", ["3", "zed"])
+    with signed_in(url) as client:
+        page = client.get("/flags/big")
+        fragment = client.get("/flags/big", params={"fragment": "flag"})
+    assert page.status_code == 200
+    assert len(page.content) < 30_000  # the first 100 ids, not 100,000
+    assert "100,000 users" in page.text
+    assert 'aria-label="Remove user 100"' in page.text
+    assert 'aria-label="Remove user 101"' not in page.text
+    light = fragment.json()
+    assert len(fragment.content) < 5_000
+    assert light["users"] == [str(n) for n in range(1, 101)]
+    assert (light["users_count"], light["excluded_users_count"]) == (100_000, 2)
+    assert light["users_excluded"] == ["3"]
+    assert light["excluded_users"] == ["3", "zed"]
+    assert light["users_next_cursor"] is not None
+    assert light["excluded_users_next_cursor"] is None
+    assert (light["state"], light["exists"]) == ("partial", True)
+
+
 def test_a_flag_that_does_not_exist_gets_a_page_that_can_create_it(url: str) -> None:
     with signed_in(url) as client:
         page = client.get("/flags/brand_new")

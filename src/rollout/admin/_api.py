@@ -34,6 +34,8 @@ from ._api_fields import (
     parse_body,
     users_field,
 )
+from ._api_members import CURSOR, PAGE_LIMIT, SEARCH, members_answer
+from ._auth import client_address
 from ._errors import ApiError, error_response, rollout_error_response
 from ._routing import RawRoute
 from ._serialize import flag_json, read_json
@@ -81,11 +83,18 @@ class Api:
     """The operations bound to one Rollout."""
 
     def __init__(
-        self, flags: Rollout, *, max_body: int, document: Callable[[str], dict[str, Any]]
+        self,
+        flags: Rollout,
+        *,
+        max_body: int,
+        document: Callable[[str], dict[str, Any]],
+        require_reason: bool = False,
     ) -> None:
         self.flags = flags
         self.max_body = max_body
         self.document = document
+        #: Every write must say why (``serve --require-reason``): without ``reason``, a 422.
+        self.require_reason = require_reason
 
     def routes(self) -> list[RawRoute]:
         # One Route per path, so a 405 lists every method the path has in its Allow header.
@@ -107,7 +116,7 @@ class Api:
         """Run a facade write on a worker thread (a store may block), as the request's actor."""
 
         def run() -> None:
-            with self.flags.with_context(user=call.actor):
+            with self.flags.with_context(user=call.actor, reason=call.values.get("reason")):
                 method(*args)
 
         try:
@@ -141,9 +150,18 @@ class Api:
         if op.body and (op.body_required or _has_body(request)):
             values.update(parse_body(await read_json(request, self.max_body), op.body))
         name = values.get("name", "")
+        if op.writes and self.require_reason and "reason" not in values:
+            raise ApiError(
+                "invalid",
+                "reason is required: this server records why every change is made",
+                field="reason",
+            )
         if op.unknown_flag == "not_found" and not self.flags.exists(name):
             raise ApiError("not_found", f"no flag named {name!r}", field="name")
         actor = getattr(request.state, "actor", None)
+        if actor is None and op.writes:
+            # Auth off (loopback only): history still tells one client from another.
+            actor = f"anonymous@{client_address(request) or 'unknown'}"
         return Call(name, values, actor, request.scope.get("root_path", "") + PREFIX)
 
 
@@ -219,6 +237,15 @@ async def _members(api: Api, _call: Call) -> Any:
     }
 
 
+def _members_page(field: str) -> Handler:
+    """A page of the flag's ``users`` or ``excluded_users`` (see _api_members)."""
+
+    async def handler(api: Api, call: Call) -> Any:
+        return await members_answer(api.flags, call.name, field, call.values)
+
+    return handler
+
+
 async def _quarantined(api: Api, call: Call) -> Any:
     held = api.flags.quarantined(call.values.get("flag"))
     return {"quarantined": [entry.to_dict() for entry in held]}
@@ -258,8 +285,11 @@ async def _openapi(api: Api, call: Call) -> Any:
     return api.document(call.base_url)
 
 
-_ADD_USERS = (users_field(allow_empty=False),)
+_ADD_USERS = (users_field(allow_empty=False), REASON)
 _NAME = (NAME_PATH,)
+_PAGE = (NAME_PATH, CURSOR, PAGE_LIMIT, SEARCH)
+#: The body of a write that needs nothing else: it may be left out.
+_WHY = (REASON,)
 _RESOLVE = (REGISTER_KEY, REASON)
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -270,27 +300,32 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "DELETE", "/flags/{name}", "deleteFlag", "Delete a flag (its history stays)",
-        _delete_flag, "Deleted", _NAME, unknown_flag="not_found",
+        _delete_flag, "Deleted", _NAME, _WHY, unknown_flag="not_found", body_required=False,
     ),
     Operation(
         "PUT", "/flags/{name}/active", "setActive",
         "Turn on for everybody (true) or off, clearing all targeting (false)",
-        _change("set", "active"), "Flag", _NAME, (active_field(),), "create",
+        _change("set", "active"), "Flag", _NAME, (active_field(), REASON), "create",
     ),
     Operation(
         "PUT", "/flags/{name}/percentage", "setPercentage",
         "On for this percentage of users (the same users every time)",
-        _change("activate_percentage", "percentage"), "Flag", _NAME, (PERCENTAGE,), "create",
+        _change("activate_percentage", "percentage"), "Flag", _NAME, (PERCENTAGE, REASON), "create",
     ),
     Operation(
         "PUT", "/flags/{name}/percentage_of_time", "setPercentageOfTime",
         "On for this percentage of checks, drawn at random each time",
-        _change("activate_percentage_of_time", "percentage"), "Flag", _NAME, (PERCENTAGE,),
-        "create",
+        _change("activate_percentage_of_time", "percentage"), "Flag", _NAME,
+        (PERCENTAGE, REASON), "create",
     ),
     Operation(
         "POST", "/flags/{name}/users", "addUsers", "Add users",
         _change("activate_users", "users"), "Flag", _NAME, _ADD_USERS, "create",
+    ),
+    Operation(
+        "GET", "/flags/{name}/users", "listUsers",
+        "The flag's listed users, a page at a time (numeric ids by value, then the rest)",
+        _members_page("users"), "UserPage", _PAGE,
     ),
     Operation(
         "POST", "/flags/{name}/users/remove", "removeUsers", "Remove users",
@@ -298,7 +333,7 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "PUT", "/flags/{name}/users", "setUsers", "Make the listed users exactly these",
-        _change("set_users", "users"), "Flag", _NAME, (users_field(allow_empty=True),),
+        _change("set_users", "users"), "Flag", _NAME, (users_field(allow_empty=True), REASON),
         "create",
     ),
     Operation(
@@ -307,30 +342,36 @@ OPERATIONS: tuple[Operation, ...] = (
         _change("exclude_users", "users"), "Flag", _NAME, _ADD_USERS, "create",
     ),
     Operation(
+        "GET", "/flags/{name}/excluded_users", "listExcludedUsers",
+        "The flag's excluded users, a page at a time (numeric ids by value, then the rest)",
+        _members_page("excluded_users"), "UserPage", _PAGE,
+    ),
+    Operation(
         "POST", "/flags/{name}/excluded_users/remove", "includeUsers", "Remove exclusions",
         _change("include_users", "users"), "Flag", _NAME, _ADD_USERS, "not_found",
     ),
     Operation(
         "POST", "/flags/{name}/groups", "addGroup", "Turn on for a group",
-        _change("activate_group", "group"), "Flag", _NAME, (GROUP,), "create",
+        _change("activate_group", "group"), "Flag", _NAME, (GROUP, REASON), "create",
     ),
     Operation(
         "DELETE", "/flags/{name}/groups/{group}", "removeGroup", "Turn off for a group",
-        _change("deactivate_group", "group"), "Flag", (NAME_PATH, GROUP_PATH),
-        unknown_flag="not_found",
+        _change("deactivate_group", "group"), "Flag", (NAME_PATH, GROUP_PATH), _WHY,
+        unknown_flag="not_found", body_required=False,
     ),
     Operation(
         "PUT", "/flags/{name}/data", "setData", "Merge keys into the flag's data",
-        _change("set_feature_data", "data"), "Flag", _NAME, (DATA,), "create",
+        _change("set_feature_data", "data"), "Flag", _NAME, (DATA, REASON), "create",
     ),
     Operation(
         "PUT", "/flags/{name}/data/replace", "replaceData",
         "Make the flag's data exactly this (other keys removed), in one write",
-        _change("replace_feature_data", "data"), "Flag", _NAME, (DATA,), "create",
+        _change("replace_feature_data", "data"), "Flag", _NAME, (DATA, REASON), "create",
     ),
     Operation(
         "DELETE", "/flags/{name}/data", "clearData", "Clear the flag's data",
-        _change("clear_feature_data"), "Flag", _NAME, unknown_flag="not_found",
+        _change("clear_feature_data"), "Flag", _NAME, _WHY, unknown_flag="not_found",
+        body_required=False,
     ),
     Operation(
         "GET", "/flags/{name}/check", "checkFlag", "Whether the flag is on for a user",

@@ -34,6 +34,7 @@ def create_app(
     allowed_hosts: Iterable[str] | None = None,
     max_body: int = 1_048_576,
     max_event_streams: int = MAX_STREAMS,
+    require_reason: bool = False,
 ) -> Starlette:
     """The admin app for ``flags``: ``/api/v1`` (JSON), the dashboard, ``/metrics``, the probes
     (``/healthz`` and ``/livez``: alive; ``/readyz``: store, transport and clock checked).
@@ -44,6 +45,8 @@ def create_app(
     app (they end at sign-out, and with the process); ``session_secret`` keys their CSRF tokens
     (a random key per app without it). ``max_body`` bounds a request body, in bytes;
     ``max_event_streams`` the open dashboards' event streams (more get 503).
+    ``require_reason``: every change must give a ``reason`` (a 422 without one, nothing written).
+    Without auth, changes are recorded as made by ``anonymous@<client address>``.
     The app does not own ``flags``: closing it is the caller's job.
     """
     if not isinstance(flags, Rollout):
@@ -58,13 +61,13 @@ def create_app(
         raise ValueError(f"max_event_streams must be a positive int, got {max_event_streams!r}")
     auth = Auth(token, tokens, session_secret=session_secret, allowed_hosts=allowed_hosts)
     document = functools.partial(openapi_document, secured=auth.enabled)
-    api = Api(flags, max_body=max_body, document=document)
+    api = Api(flags, max_body=max_body, document=document, require_reason=bool(require_reason))
 
     routes: list[BaseRoute] = [
         *health_routes(flags),
         *api.routes(),
         *metrics_routes(flags),
-        *page_routes(flags, auth, max_event_streams),
+        *page_routes(flags, auth, max_event_streams, require_reason=bool(require_reason)),
     ]
     app = Starlette(
         routes=routes,

@@ -54,6 +54,26 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "FlagList": _object({"flags": {"type": "array", "items": _ref("Flag")}}),
+    "UserPage": _object(
+        {
+            "flag": {"type": "string"},
+            "total": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "How many ids there are (that match `q`, with it), on all pages.",
+            },
+            "users": {**_STRINGS, "description": "This page's ids, in order."},
+            "excluded": {
+                **_STRINGS,
+                "description": "Those of this page's ids that are excluded: the flag is off for "
+                "them, listed or not (the exclusion wins).",
+            },
+            "next_cursor": {
+                **_NULLABLE_STRING,
+                "description": "Pass as `cursor` for the next page; null on the last one.",
+            },
+        }
+    ),
     "Deleted": _object({"deleted": {"type": "string"}}),
     "Check": _object(
         {"flag": {"type": "string"}, "user": _NULLABLE_STRING, "active": {"type": "boolean"}}

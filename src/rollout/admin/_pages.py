@@ -6,8 +6,8 @@ checks, errors and history attribution are the only ones there are. The pages li
 ``/events`` and fetch what changed, so they follow changes made anywhere without reloading.
 
 Routes (all relative to where the app is mounted): ``/`` the flag list, ``/flags/{name}`` a flag
-(``?fragment=history`` just its history, for updates), ``/login``, ``/logout``, ``/events``,
-``/static/...``.
+(``?fragment=history`` just its history, ``?fragment=flag`` the page's JSON of the flag: both
+for updates), ``/login``, ``/logout``, ``/events``, ``/static/...``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -27,7 +27,16 @@ from .._core import validate as _validate
 from .._core.feature import Feature
 from ._auth import client_address
 from ._events import MAX_STREAMS, EventStream
-from ._page_views import description, history_lines, percent, state_label, summary
+from ._page_views import (
+    FIRST_PAGE,
+    count,
+    description,
+    history_lines,
+    page_flag,
+    percent,
+    state_label,
+    summary,
+)
 from ._routing import RawRoute
 from ._scope import app_path
 from ._serialize import flag_json
@@ -45,8 +54,6 @@ HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 
-#: Users and exclusions listed on a flag page; more are counted, and removable by pasting ids.
-MAX_SHOWN = 500
 #: A sign-in form is a token and a path: anything bigger is not one.
 MAX_FORM_BYTES = 16 * 1024
 
@@ -64,9 +71,12 @@ _PAGE_HEADERS = {
 }
 
 
-def page_routes(flags: Rollout, auth: Auth, max_streams: int = MAX_STREAMS) -> list[BaseRoute]:
+def page_routes(
+    flags: Rollout, auth: Auth, max_streams: int = MAX_STREAMS, *, require_reason: bool = False
+) -> list[BaseRoute]:
     """The dashboard's routes for ``flags``, protected by ``auth`` (see ``_auth.py``), with at
-    most ``max_streams`` event streams open."""
+    most ``max_streams`` event streams open; ``require_reason``: the API refuses changes that
+    do not say why, so the flag page asks for a reason before any change."""
     import jinja2  # only a dashboard needs it: importing rollout.admin stays light
 
     env = jinja2.Environment(
@@ -83,11 +93,13 @@ def page_routes(flags: Rollout, auth: Auth, max_streams: int = MAX_STREAMS) -> l
         summary=summary,
         description=description,
         percent=percent,
+        count=count,
         # A name as one URL path segment: "/" too is encoded (Jinja's urlencode keeps it), so a
         # name such as "a/../b" is not collapsed by the browser into another flag's page.
         segment=lambda name: urllib.parse.quote(name, safe=""),
         json_text=lambda value: json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False),
     )
+    env.globals["require_reason"] = require_reason
     pages = _Pages(flags, auth, env)
     return [
         Route("/", pages.flag_list, methods=["GET"]),
@@ -142,18 +154,26 @@ class _Pages:
             name = _validate.flag_name(request.path_params["name"])
         except ValueError as exc:
             return self.error(request, 404, "No such flag", str(exc))
-        history = history_lines(self.flags.history(name))
-        if request.query_params.get("fragment") == "history":
+        fragment = request.query_params.get("fragment")
+        if fragment == "history":
+            history = history_lines(self.flags.history(name))
             return self.render(request, "_history.html", history=history)
-        groups = sorted({*self.flags.groups(), *self.flags.get(name).groups})
+        feature = self.flags.get(name)
+        # The first page of its users only: the page asks the API for the rest.
+        flag = page_flag(feature)
+        exists = self.flags.exists(name)
+        if fragment == "flag":
+            return JSONResponse({**flag, "exists": exists}, headers={"Cache-Control": "no-store"})
+        history = history_lines(self.flags.history(name))
+        groups = sorted({*self.flags.groups(), *feature.groups})
         return self.render(
             request,
             "flag.html",
-            flag=flag_json(self.flags.get(name)),
-            exists=self.flags.exists(name),
+            flag=flag,
+            exists=exists,
             groups=groups,
             history=history,
-            max_shown=MAX_SHOWN,
+            first_page=FIRST_PAGE,
         )
 
     # Signing in and out -----------------------------------------------------------------------

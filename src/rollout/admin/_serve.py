@@ -101,6 +101,7 @@ def serve(
     on_ready: Callable[[], None] = lambda: None,
     max_connections: int | None = None,
     forwarded_allow_ips: str | None = None,
+    require_reason: bool = False,
 ) -> int:
     """Serve ``rollout.admin.create_app(flags, tokens=...)`` on ``sock`` until SIGINT/SIGTERM.
 
@@ -137,6 +138,7 @@ def serve(
         # Streams are never evicted for room: half the connections at most, so that the rest
         # always serve requests.
         max_event_streams=max(1, min(MAX_STREAMS, cap // 2)),
+        require_reason=require_reason,
     )
     config = uvicorn.Config(
         app,

@@ -52,6 +52,8 @@ SESSION_SECRET_ENV = "ROLLOUT_SESSION_SECRET"
 ALLOWED_HOSTS_ENV = "ROLLOUT_ALLOWED_HOSTS"
 #: uvicorn's variable, but with no default: X-Forwarded-For is trusted only from what it lists.
 FORWARDED_ENV = "FORWARDED_ALLOW_IPS"
+#: Any of 1, true, yes, on: every change made through serve must give a reason.
+REQUIRE_REASON_ENV = "ROLLOUT_REQUIRE_REASON"
 DEFAULT_HTTP = "127.0.0.1:8080"
 #: The name a token given without one (``--token SECRET``) is recorded under in history.
 DEFAULT_TOKEN_NAME = "admin"
@@ -141,6 +143,13 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         f"{DEFAULT_TOKEN_NAME!r}). Default: ${TOKEN_ENV}, comma-separated; prefer the variable",
     )
     serve.add_argument(
+        "--require-reason",
+        action="store_true",
+        default=None,
+        help=f"refuse changes (API and dashboard) that do not say why (default: "
+        f"${REQUIRE_REASON_ENV}, 1/true/yes/on)",
+    )
+    serve.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -152,6 +161,13 @@ def prepare_serve(args: argparse.Namespace) -> None:
     """Check ``serve``'s options before the store is opened (bad ones change nothing)."""
     args.http_host, args.http_port = parse_address(args.http)
     args.tokens = tokens_from(args.token)
+    if args.require_reason is None:
+        value = os.environ.get(REQUIRE_REASON_ENV, "").strip().lower()
+        if value not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError(
+                f"${REQUIRE_REASON_ENV} must be 1/true/yes/on or 0/false/no/off, got {value!r}"
+            )
+        args.require_reason = value in ("1", "true", "yes", "on")
     if not args.tokens and not is_loopback(args.http_host):
         raise ValueError(
             f"--http {args.http}: not a loopback address and no token; anyone who can reach "
@@ -230,6 +246,7 @@ def cmd_serve(flags: Rollout, args: argparse.Namespace) -> int:
             access_log=args.access_log,
             on_ready=ready,
             forwarded_allow_ips=os.environ.get(FORWARDED_ENV) or None,
+            require_reason=args.require_reason,
         )
 
 

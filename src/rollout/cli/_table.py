@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 
 from .._core.feature import Feature
+from .._core.ids import user_order
 from .._core.rules import on_without_a_user, state
 
 __all__ = [
@@ -74,13 +75,6 @@ def list_rows(features: Iterable[Feature]) -> list[list[str]]:
 
 
 LIST_HEADER = ["NAME", "STATE", "PERCENTAGE", "OF TIME", "USERS", "GROUPS"]
-
-
-def user_order(user: str) -> tuple[int, int, str]:
-    """Numeric ids by value (2 before 10), first; other ids after them, as text."""
-    if user.isascii() and user.isdigit():
-        return (0, int(user), user)
-    return (1, 0, user)
 
 
 def _limited(values: list[str], limit: int | None) -> list[str]:

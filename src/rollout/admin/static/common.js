@@ -58,6 +58,12 @@ window.Dashboard = (() => {
   /* 20, 12.5, 0.1: like Python's f"{x:g}". */
   const percent = (value) => String(Number(Number(value).toPrecision(6)));
 
+  /* 100000 → "100,000". */
+  const thousands = (n) => Number(n).toLocaleString("en-US");
+  /* How many ids a flag lists: its ``<field>_count`` (a flag page holds a first page only). */
+  const count = (flag, field) =>
+    (typeof flag[`${field}_count`] === "number" ? flag[`${field}_count`] : flag[field].length);
+
   function stateLabel(flag) {
     if (flag.state === "partial" && flag.percentage) return `partial ${percent(flag.percentage)}%`;
     return flag.state;
@@ -68,10 +74,11 @@ window.Dashboard = (() => {
     if (flag.state === "on") parts.push("everybody");
     else if (flag.percentage) parts.push(`${percent(flag.percentage)}% of users`);
     if (flag.percentage_of_time) parts.push(`${percent(flag.percentage_of_time)}% of checks`);
-    const users = flag.users.length;
-    if (users) parts.push(`${users} ${users === 1 ? "user" : "users"}`);
+    const users = count(flag, "users");
+    if (users) parts.push(`${thousands(users)} ${users === 1 ? "user" : "users"}`);
     if (flag.groups.length) parts.push(`groups ${flag.groups.join(", ")}`);
-    if (flag.excluded_users.length) parts.push(`${flag.excluded_users.length} excluded`);
+    const excluded = count(flag, "excluded_users");
+    if (excluded) parts.push(`${thousands(excluded)} excluded`);
     return parts.length ? parts.join(" · ") : "nobody";
   }
 
@@ -191,7 +198,7 @@ window.Dashboard = (() => {
   document.addEventListener("DOMContentLoaded", setUpSignOut);
 
   return {
-    ApiError, api, attempt, base, confirm, description, flagPath, hasTargeting, listen, notice,
-    pageUrl, percent, renderBadge, setActive, stateLabel, summary,
+    ApiError, api, attempt, base, confirm, count, description, flagPath, hasTargeting, listen,
+    notice, pageUrl, percent, renderBadge, setActive, stateLabel, summary, thousands,
   };
 })();

@@ -1,31 +1,67 @@
-/* A flag's page: on/off, the two percentage sliders, users and exclusions, groups, data, delete,
- * and its history, all kept current live. Every change goes through the JSON API. */
+/* A flag's page: off / partial / on for everybody, the two percentage sliders, users and
+ * exclusions (a page at a time), groups, data, delete, "check a user", and its history, all
+ * kept current live. Every change goes through the JSON API, with the reason typed, if any. */
 "use strict";
 
 (() => {
   const D = window.Dashboard;
-  const MAX_SHOWN = 500; // as admin/_pages.py MAX_SHOWN
   let flag = JSON.parse(document.getElementById("flag-data").textContent);
   const name = flag.name;
   const path = D.flagPath(name);
   const $ = (selector, root = document) => root.querySelector(selector);
   const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
-  const blank = () => ({
-    name, state: "off", percentage: 0, percentage_of_time: 0,
-    users: [], excluded_users: [], groups: [], data: {},
-  });
+  const reasonInput = $("#reason");
+
+  /* The body of a change with the reason typed at the top of the page, if any. */
+  const why = (body) => {
+    const reason = reasonInput.value.trim();
+    return reason ? { ...(body || {}), reason } : body;
+  };
+
+  /* Runs a change; an error becomes a notice (and a missing reason takes the focus there). */
+  async function attempt(action) {
+    try {
+      return await action();
+    } catch (error) {
+      D.notice(error.message, "error");
+      if (error.field === "reason") reasonInput.focus();
+      return undefined;
+    }
+  }
 
   // Rendering ------------------------------------------------------------------------------
+
+  /* "20%, 3 users and group admins": what the flag is on for, in words. */
+  function reach(shown) {
+    const parts = [];
+    if (shown.percentage) parts.push(`${D.percent(shown.percentage)}%`);
+    if (shown.percentage_of_time) parts.push(`${D.percent(shown.percentage_of_time)}% of the time`);
+    const users = D.count(shown, "users");
+    if (users) parts.push(`${D.thousands(users)} ${users === 1 ? "user" : "users"}`);
+    if (shown.groups.length) {
+      parts.push(`${shown.groups.length === 1 ? "group" : "groups"} ${shown.groups.join(", ")}`);
+    }
+    if (!parts.length) return "nobody";
+    return parts.length === 1 ? parts[0] : `${parts.slice(0, -1).join(", ")} and ${parts.at(-1)}`;
+  }
 
   function render(next, exists) {
     flag = next;
     $("#missing").hidden = exists;
     D.renderBadge($('[data-field="state"]'), flag);
+    const timeBadge = $('[data-field="time-badge"]');
+    timeBadge.hidden = !flag.percentage_of_time;
+    timeBadge.textContent = `${D.percent(flag.percentage_of_time)}% of the time`;
     $('[data-field="summary"]').textContent = D.summary(flag);
     $('[data-field="description"]').textContent = D.description(flag);
-    $('[data-action="toggle"]').setAttribute("aria-checked", flag.state === "off" ? "false" : "true");
+    for (const button of $$("[data-set]")) {
+      button.setAttribute("aria-pressed", String(button.dataset.set === flag.state));
+    }
+    $('[data-field="partial"]').dataset.current = String(flag.state === "partial");
+    $('[data-field="partial-what"]').textContent =
+      flag.state === "partial" ? `: ${D.summary(flag)}` : "";
     sliders.forEach((slider) => slider.render());
-    $$("[data-ids]").forEach(renderIds);
+    idLists.forEach((list) => list.follow());
     renderGroups();
     renderData();
   }
@@ -41,14 +77,21 @@
     render(next, exists);
   }
 
+  /* The page's own view of the flag (first pages of its users, and counts): a flag with a
+   * million users is fetched in a few kilobytes. */
+  async function fetchFragment(fragment) {
+    const url = new URL(location.href);
+    url.searchParams.set("fragment", fragment);
+    const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+    if (response.status === 401) location.reload(); // the session ended: sign in again
+    if (!response.ok) throw new D.ApiError(response.status, null);
+    return response;
+  }
+
   async function reload() {
     const number = ticket();
-    try {
-      show(number, await D.api("GET", path), true);
-    } catch (error) {
-      if (error.status !== 404) throw error;
-      show(number, blank(), false); // deleted (or never created): the history still tells
-    }
+    const next = await (await fetchFragment("flag")).json();
+    show(number, next, next.exists);
     await reloadHistory();
   }
 
@@ -56,41 +99,55 @@
   let historyShown = 0;
   async function reloadHistory() {
     const number = ++historyIssued;
-    const url = new URL(location.href);
-    url.searchParams.set("fragment", "history");
-    const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
-    const text = await response.text();
-    if (!response.ok || number < historyShown) return;
+    const text = await (await fetchFragment("history")).text();
+    if (number < historyShown) return;
     historyShown = number;
     $("#history").innerHTML = text; // our own server's template, autoescaped: safe as HTML
   }
 
-  /* A change through the API: show the flag it returns (true once done), then its history. */
+  /* A change through the API (with the reason, if one is typed), then the flag as it now is:
+   * true once done. */
   async function change(method, suffix, body, message) {
-    return D.attempt(async () => {
-      const number = ticket();
-      show(number, await D.api(method, path + suffix, body), true);
+    return attempt(async () => {
+      await D.api(method, path + suffix, why(body));
       if (message) D.notice(message);
-      D.attempt(reloadHistory); // not awaited: the person may go on meanwhile
+      await attempt(reload);
       return true;
     });
   }
 
-  // On/off ---------------------------------------------------------------------------------
+  // Off / partial / on for everybody ---------------------------------------------------------
 
-  $('[data-action="toggle"]').addEventListener("click", async (event) => {
-    const toggle = event.currentTarget;
-    toggle.disabled = true;
-    const number = ticket();
-    const result = await D.attempt(() =>
-      D.setActive(name, toggle.getAttribute("aria-checked") !== "true"));
-    toggle.disabled = false;
-    if (result) {
-      show(number, result, true);
-      D.attempt(reloadHistory);
-    }
-    toggle.focus();
-  });
+  /* Everybody or nobody is never one careless click: the dialog says what changes. */
+  async function setEverybody(on) {
+    if (flag.state === (on ? "on" : "off")) return;
+    const today = flag.state === "off" ? "Today it is off." : `Today it is on for ${reach(flag)}.`;
+    const excluded = D.count(flag, "excluded_users");
+    const stay = excluded
+      ? ` ${D.thousands(excluded)} excluded ${excluded === 1 ? "user stays" : "users stay"} excluded.`
+      : "";
+    const sure = await D.confirm(on ? {
+      title: `Turn ${name} on for everybody?`,
+      text: `${today}${stay}`,
+      ok: "Turn on for everybody",
+    } : {
+      title: `Turn ${name} off for everybody?`,
+      text: `${today} Turning it off clears its percentages, users, exclusions and groups ` +
+        "(its data stays).",
+      ok: "Turn off",
+    });
+    if (!sure) return;
+    await change("PUT", "/active", { active: on }, `${name} is ${on ? "on for everybody" : "off"}.`);
+  }
+
+  for (const button of $$("[data-set]")) {
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      await setEverybody(button.dataset.set === "on");
+      button.disabled = false;
+      button.focus();
+    });
+  }
 
   // Percentages: the slider for coarse moves, the number box for exact values --------------
 
@@ -137,46 +194,110 @@
     };
   });
 
-  // Users and excluded users ---------------------------------------------------------------
+  // Users and excluded users: a page at a time, searched and paged through the API --------
 
   /* "1, 2\n3" → ["1", "2", "3"]: commas, new lines and tabs separate; blanks and repeats go. */
   const parseIds = (text) =>
     [...new Set(text.split(/[,\n\r\t]+/).map((id) => id.trim()).filter(Boolean))];
 
-  function renderIds(section) {
-    const ids = flag[section.dataset.ids];
+  const idLists = $$("[data-ids]").map((section) => {
+    const field = section.dataset.ids; // "users" or "excluded_users"
     const list = $(".chips", section);
     const verb = list.dataset.verb;
-    const hadFocus = list.contains(document.activeElement);
-    list.replaceChildren(...ids.slice(0, MAX_SHOWN).map((id) => {
-      const item = document.createElement("li");
-      const text = document.createElement("span");
-      text.textContent = id;
-      const remove = document.createElement("button");
-      remove.type = "button";
-      remove.className = "chip-remove";
-      remove.dataset.id = id;
-      remove.setAttribute("aria-label", `Remove ${verb} ${id}`);
-      remove.textContent = "×";
-      item.append(text, remove);
-      return item;
-    }));
-    $('[data-field="count"]', section).textContent = String(ids.length);
-    const more = $('[data-field="more"]', section);
-    more.hidden = ids.length <= MAX_SHOWN;
-    more.textContent = `${ids.length - MAX_SHOWN} more not shown: paste ids below to remove them.`;
-    if (hadFocus) $("textarea", section).focus(); // the button pressed is gone with its chip
-  }
+    const search = $(".ids-search", section);
+    const more = $('[data-action="more"]', section);
+    // What is shown: the flag's first page, or (searching, or paged on) pages from the API.
+    let view = { ids: [], excluded: new Set(), next: null, total: 0 };
+    let q = "";
+    let paged = false;
+    let asked = 0;
 
-  $$("[data-ids]").forEach((section) => {
-    const field = section.dataset.ids; // "users" or "excluded_users"
+    function draw() {
+      const hadFocus = list.contains(document.activeElement);
+      list.replaceChildren(...view.ids.map((id) => {
+        const item = document.createElement("li");
+        const text = document.createElement("span");
+        text.textContent = id;
+        item.append(text);
+        if (field === "users" && view.excluded.has(id)) {
+          item.className = "excluded"; // listed, but excluded: the exclusion wins
+          const tag = document.createElement("span");
+          tag.className = "tag";
+          tag.textContent = "excluded: off";
+          item.append(tag);
+        }
+        const remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "chip-remove";
+        remove.dataset.id = id;
+        remove.setAttribute("aria-label", `Remove ${verb} ${id}`);
+        remove.textContent = "×";
+        item.append(remove);
+        return item;
+      }));
+      $('[data-field="count"]', section).textContent = D.thousands(D.count(flag, field));
+      const matching = q ? ` matching “${q}”` : "";
+      $('[data-field="shown"]', section).textContent =
+        q && !view.total ? `No ids match “${q}”.`
+        : view.total > view.ids.length
+          ? `Showing ${D.thousands(view.ids.length)} of ${D.thousands(view.total)}${matching}.`
+          : q ? `${D.thousands(view.total)}${matching}.` : "";
+      more.hidden = !view.next;
+      if (hadFocus) $("textarea", section).focus(); // the button pressed is gone with its chip
+    }
+
+    /* A page from the API: the first (again) when ``fresh``, else the one after those shown. */
+    async function load(fresh, limit = 100) {
+      const number = ++asked;
+      const params = new URLSearchParams({ limit: String(limit) });
+      if (q) params.set("q", q);
+      if (!fresh && view.next) params.set("cursor", view.next);
+      const page = await D.api("GET", `${path}/${field}?${params}`);
+      if (number !== asked) return; // a newer search or page was asked for meanwhile
+      const ids = fresh ? page.users : view.ids.concat(page.users);
+      const excluded = new Set(fresh ? page.excluded : [...view.excluded, ...page.excluded]);
+      view = { ids, excluded, next: page.next_cursor, total: page.total };
+      draw();
+    }
+
+    let timer = 0;
+    search.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        q = search.value.trim();
+        paged = false;
+        if (q) attempt(() => load(true));
+        else follow();
+      }, 250);
+    });
+    more.addEventListener("click", () => {
+      paged = true;
+      attempt(() => load(false));
+    });
+
+    /* The flag changed: show its first page, or refresh the search or pages being looked at. */
+    function follow() {
+      if (q || paged) {
+        attempt(() => load(true, Math.min(1000, Math.max(100, view.ids.length))));
+        return;
+      }
+      asked += 1; // an answer still on its way is older than this
+      view = {
+        ids: flag[field],
+        excluded: new Set(field === "users" ? flag.users_excluded : []),
+        next: flag[`${field}_next_cursor`],
+        total: D.count(flag, field),
+      };
+      draw();
+    }
+
     const input = $("textarea", section);
     const what = field === "users" ? "users" : "excluded users";
     const send = async (remove, ids) => {
       if (!ids.length) return;
       const typed = input.value;
       const suffix = `/${field}${remove ? "/remove" : ""}`;
-      const message = `${remove ? "Removed" : "Added"} ${ids.length} ${what}.`;
+      const message = `${remove ? "Removed" : "Added"} ${D.thousands(ids.length)} ${what}.`;
       // Emptied once sent, unless the person has typed something else meanwhile.
       if (await change("POST", suffix, { users: ids }, message) && input.value === typed) {
         input.value = "";
@@ -190,15 +311,34 @@
       send(true, parseIds(input.value)));
     input.addEventListener("keydown", (event) => {
       // Enter adds (a paste keeps its new lines); Shift+Enter starts a new line.
-      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      if (event.key === "Enter" && !event.isComposing && !event.shiftKey) {
         event.preventDefault();
         $("form", section).requestSubmit();
       }
     });
-    $(".chips", section).addEventListener("click", (event) => {
+    list.addEventListener("click", (event) => {
       const button = event.target.closest(".chip-remove");
       if (button) send(true, [button.dataset.id]);
     });
+    return { follow };
+  });
+
+  // Check a user ----------------------------------------------------------------------------
+
+  $("#check-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const user = $("#check-user").value.trim();
+    if (!user) return;
+    const result = $("#check-result");
+    const answer = await attempt(() =>
+      D.api("GET", `${path}/explain?user=${encodeURIComponent(user)}`));
+    if (!answer) return;
+    const verdict = document.createElement("strong");
+    verdict.textContent = answer.active ? "On" : "Off";
+    result.dataset.active = String(answer.active);
+    // "on: user '42' is listed": the verdict is shown already, the rest says why.
+    const because = answer.message.replace(/^(on|off): /, "");
+    result.replaceChildren(verdict, ` for user ${answer.user}: ${because}`);
   });
 
   // Groups ---------------------------------------------------------------------------------
@@ -300,14 +440,9 @@
     const removed = Object.keys(flag.data).filter((key) => !(key in value));
     if (!removed.length && !Object.keys(value).length) return; // {} and nothing to remove
     shownData = dataInput.value; // handed over: live updates may replace the text again
-    await D.attempt(async () => {
-      // The editor shows the whole data, so saving replaces it: one write, keys deleted in
-      // the editor removed with it.
-      const saved = await D.api("PUT", `${path}/data/replace`, { data: value });
-      show(ticket(), saved, true);
-      D.notice("Data saved.");
-      D.attempt(reloadHistory);
-    });
+    // The editor shows the whole data, so saving replaces it: one write, keys deleted in the
+    // editor removed with it.
+    await change("PUT", "/data/replace", { data: value }, "Data saved.");
   });
 
   $("#data-clear").addEventListener("click", async () => {
@@ -330,13 +465,13 @@
       ok: "Delete",
     });
     if (!sure) return;
-    const deleted = await D.attempt(() => D.api("DELETE", path));
+    const deleted = await attempt(() => D.api("DELETE", path, why(undefined)));
     if (deleted) location.assign(`${D.base}/`);
   });
 
   validate();
   D.listen(
-    (names) => { if (names.includes(name)) D.attempt(reload); },
-    () => D.attempt(reload),
+    (names) => { if (names.includes(name)) attempt(reload); },
+    () => attempt(reload),
   );
 })();

@@ -65,12 +65,14 @@
     $("#history").innerHTML = text; // our own server's template, autoescaped: safe as HTML
   }
 
-  /* A change through the API: show the flag it returns (true once done), then its history. */
+  /* A change through the API: show the flag it returns (true once done), then its history.
+     `message`: the notice, or a function making it from the flag shown. */
   async function change(method, suffix, body, message) {
     return D.attempt(async () => {
       const number = ticket();
       show(number, await D.api(method, path + suffix, body), true);
-      if (message) D.notice(message);
+      const text = typeof message === "function" ? message() : message;
+      if (text) D.notice(text);
       D.attempt(reloadHistory); // not awaited: the person may go on meanwhile
       return true;
     });
@@ -176,7 +178,14 @@
       if (!ids.length) return;
       const typed = input.value;
       const suffix = `/${field}${remove ? "/remove" : ""}`;
-      const message = `${remove ? "Removed" : "Added"} ${ids.length} ${what}.`;
+      // Counts what changed, not what was sent: ids listed already (or never) are no change.
+      const listed = flag[field].length;
+      const message = () => {
+        const changed = Math.min(Math.abs(flag[field].length - listed), ids.length);
+        const same = ids.length - changed;
+        return `${remove ? "Removed" : "Added"} ${changed} ${what}` +
+          (same ? ` (${same} ${remove ? "not listed" : "listed already"}).` : ".");
+      };
       // Emptied once sent, unless the person has typed something else meanwhile.
       if (await change("POST", suffix, { users: ids }, message) && input.value === typed) {
         input.value = "";

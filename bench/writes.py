@@ -57,7 +57,7 @@ def _measure(store: str, flags: Rollout) -> WriteTimes:
         # Interleaved, so a slow moment of the machine hits both sides alike. Every repeat
         # adds to its own new flag, so "empty" really starts empty each time.
         for i in range(REPEAT):
-            flags.deactivate(f"empty-{i}")  # exists, lists nobody
+            flags.set(f"empty-{i}", False)  # exists (set creates it), lists nobody
             big.append(seconds(partial(add_to, "big")))
             empty.append(seconds(partial(add_to, f"empty-{i}")))
         listed = len(flags.get("big").users)

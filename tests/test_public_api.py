@@ -28,6 +28,7 @@ def test_all_is_pinned() -> None:
         "StoreOutcomeUnknownError",
         "StoreUnavailableError",
         "Timestamp",
+        "UnknownFlagError",
     ]
     for name in rollout.__all__:
         assert getattr(rollout, name) is not None
@@ -41,6 +42,7 @@ def test_every_error_derives_from_the_root_error() -> None:
     assert issubclass(rollout.StoreOutcomeUnknownError, rollout.StoreError)
     assert not issubclass(rollout.StoreOutcomeUnknownError, rollout.StoreUnavailableError)
     assert issubclass(rollout.MissingExtraError, ImportError)  # `except ImportError` still works
+    assert issubclass(rollout.UnknownFlagError, LookupError)
 
 
 def test_importing_rollout_pulls_in_no_optional_dependency() -> None:

@@ -20,6 +20,7 @@ from .errors import (
     StoreError,
     StoreOutcomeUnknownError,
     StoreUnavailableError,
+    UnknownFlagError,
 )
 from .stores import MemoryStore, SQLiteStore, Store
 
@@ -40,6 +41,7 @@ __all__ = [
     "StoreOutcomeUnknownError",
     "StoreUnavailableError",
     "Timestamp",
+    "UnknownFlagError",
 ]
 
 __version__ = "0.1.0"

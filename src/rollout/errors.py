@@ -8,6 +8,8 @@ Every error the library raises on purpose derives from :class:`RolloutError`::
     ├── ClosedError                        the Rollout (or store) was closed
     ├── MissingExtraError (also ImportError) an optional dependency is not installed; the
     │                                      message names the extra (pip install 'rollout[redis]')
+    ├── UnknownFlagError (also LookupError) a removal (deactivate, delete, deactivate_user ...)
+    │                                      from a flag that does not exist; nothing was written
     └── StoreError                         the store failed; the original error is the __cause__
         ├── StoreUnavailableError          the store cannot be reached right now; nothing was
         │                                  written; retry later
@@ -28,6 +30,7 @@ __all__ = [
     "StoreError",
     "StoreOutcomeUnknownError",
     "StoreUnavailableError",
+    "UnknownFlagError",
 ]
 
 
@@ -86,6 +89,24 @@ class MissingExtraError(RolloutError, ImportError):
 
     An ImportError too, so code that already guards an optional import keeps working.
     """
+
+
+class UnknownFlagError(RolloutError, LookupError):
+    """A removal from a flag that does not exist: nothing was created, written or recorded.
+
+    Raised by ``deactivate``, ``delete``, ``deactivate_user(s)``, ``include_user(s)``,
+    ``deactivate_group``, ``deactivate_percentage(_of_time)`` and ``clear_feature_data``, so
+    that a mistyped name never brings a flag into being. Adds (``activate`` ...) create the
+    flag; ``set(name, False)`` creates it off. ``flag`` is the name; the CLI exits 2 with the
+    message, the HTTP API answers 404 with it.
+    """
+
+    def __init__(self, flag: str) -> None:
+        super().__init__(f"no flag named {flag!r} (nothing was changed)")
+        self.flag = flag
+
+    def __reduce__(self) -> tuple[type[UnknownFlagError], tuple[str]]:
+        return (type(self), (self.flag,))
 
 
 def require_extra(module: str, extra: str, purpose: str) -> None:

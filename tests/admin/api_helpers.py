@@ -22,12 +22,14 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 LOCAL = "http://127.0.0.1"
 
 #: A valid value for each body field the API has (the document names the fields).
+#: Each changes something on ``seeded()``'s chat (a write that changes nothing records no event):
+#: "u1" is listed and "x1" excluded, so adding and removing users or exclusions both change it.
 VALID = {
     "active": True,
     "percentage": 50,
-    "users": ["u1", 7],
-    "group": "admins",
-    "data": {"owner": "web"},
+    "users": ["u1", "x1", 7],
+    "group": "staff",
+    "data": {"owner": "ops"},
     "key": "user:u1",  # the quarantine's: nothing is held there, so a 404
     "reason": "a test",
 }

@@ -122,7 +122,7 @@ async def test_messages_say_what_is_wrong(api: httpx.AsyncClient) -> None:
         return str(response.json()["error"]["message"])
 
     assert await message("percentage", '{"percentage": 150}') == (
-        "percentage must be from 0 to 100, got 150"
+        "percentage must be a number from 0 to 100, got 150"
     )
     assert await message("percentage", '{"percentage": 5, "pct": 5}') == (
         "unknown field 'pct'; expected ['percentage', 'reason']"

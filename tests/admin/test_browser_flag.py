@@ -157,6 +157,32 @@ def test_adding_pasting_and_removing_users(page: Page, board: Dashboard) -> None
     expect(page.locator('[data-field="summary"]')).to_contain_text("2 excluded")
 
 
+def test_the_notice_and_history_count_what_changed_not_what_was_sent(
+    page: Page, board: Dashboard
+) -> None:
+    flags = board.flags
+    users = page.locator('[data-ids="users"]')
+    box = page.get_by_label("Add users")
+    box.fill("42, 8")  # 42 is listed already
+    box.press("Enter")
+    expect(page.locator("#notice")).to_have_text("Added 1 users (1 listed already).")
+    eventually(lambda: flags.get("chat").users == {"42", "7", "8"}, PATIENCE, "8 added")
+    expect(latest_history(page)).to_contain_text("added user 8")
+    expect(latest_history(page)).not_to_contain_text("user 42")
+    events = len(flags.history("chat"))
+
+    box.fill("8, 99")  # 99 was never listed
+    users.get_by_role("button", name="Remove these").click()
+    expect(page.locator("#notice")).to_have_text("Removed 1 users (1 not listed).")
+    expect(latest_history(page)).to_contain_text("removed user 8")
+    expect(latest_history(page)).not_to_contain_text("99")
+
+    box.fill("42, 7")  # nothing to add: no event
+    box.press("Enter")
+    expect(page.locator("#notice")).to_have_text("Added 0 users (2 listed already).")
+    assert len(flags.history("chat")) == events + 1
+
+
 def test_groups_defined_ones_offered_and_others_added(page: Page, board: Dashboard) -> None:
     flags = board.flags
     expect(page.get_by_role("checkbox", name="admins")).to_be_checked()

@@ -49,4 +49,7 @@ def test_the_readmes_curls_with_the_readmes_token(tmp_path: Path) -> None:
             assert check.json() == {"flag": "chat", "user": "42", "active": True}
             bad = http.put("/api/v1/flags/chat/percentage", json={"percentage": 150})
             assert bad.status_code == 422
-            assert bad.json()["error"]["message"] == "percentage must be from 0 to 100, got 150"
+            assert (
+                bad.json()["error"]["message"]
+                == "percentage must be a number from 0 to 100, got 150"
+            )

@@ -64,11 +64,11 @@ def test_without_as_the_actor_is_the_login_name(
     [
         ["activate", "f"],
         ["deactivate", "f"],
-        ["activate-user", "f", "1"],
+        ["activate-user", "f", "2"],
         ["deactivate-user", "f", "1"],
-        ["exclude-user", "f", "1"],
+        ["exclude-user", "f", "2"],
         ["include-user", "f", "1"],
-        ["activate-group", "f", "all"],
+        ["activate-group", "f", "admins"],
         ["deactivate-group", "f", "all"],
         ["percentage", "f", "5"],
         ["percentage-of-time", "f", "5"],
@@ -80,6 +80,15 @@ def test_without_as_the_actor_is_the_login_name(
 def test_every_write_command_takes_as(
     store: str, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
+    # A flag where every command changes something (a write that changes nothing records no
+    # event), and where every removal finds a flag.
+    with Rollout(store) as flags:
+        flags.activate_percentage("f", 1)
+        flags.activate_percentage_of_time("f", 1)
+        flags.activate_user("f", 1)
+        flags.exclude_user("f", 1)
+        flags.activate_group("f", "all")
+        flags.set_feature_data("f", {"owner": "web"})
     assert cli(store, capsys, *command, "--as", "dave")[0] == 0
     assert events(store, capsys, "f")[0]["actor"] == "dave"
 

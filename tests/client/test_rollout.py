@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import rollout
-from rollout import ClosedError, Feature, Rollout
+from rollout import ClosedError, Feature, Rollout, UnknownFlagError
 from rollout.testing import FakeClock
 
 CHECKS = 20_000
@@ -167,10 +167,12 @@ def test_targeting_added_after_deactivate_counts_and_earlier_targeting_does_not(
     assert flags.active("chat", 2) is True
 
 
-def test_deactivate_of_an_unknown_flag_creates_it_off(flags: Rollout) -> None:
-    flags.deactivate("signup")
+def test_set_false_of_an_unknown_flag_creates_it_off(flags: Rollout) -> None:
+    # Declarative (configuration as code): "signup is off" holds afterwards, flag and all.
+    flags.set("signup", False)
     assert flags.features() == ["signup"]
     assert flags.active("signup", 1) is False
+    assert [e.action for e in flags.history("signup")] == ["deactivate"]
 
 
 def test_set_true_activates_and_false_deactivates(flags: Rollout) -> None:
@@ -211,10 +213,12 @@ def test_a_deleted_flag_comes_back_clean(flags: Rollout) -> None:
     assert flags.features() == ["chat"]
 
 
-def test_delete_of_an_unknown_flag_is_harmless(flags: Rollout) -> None:
-    flags.delete("ghost")
+def test_delete_of_an_unknown_flag_is_an_error_that_writes_nothing(flags: Rollout) -> None:
+    with pytest.raises(UnknownFlagError, match=r"^no flag named 'ghost' \(nothing was changed\)$"):
+        flags.delete("ghost")
     assert flags.features() == []
     assert flags.exists("ghost") is False
+    assert flags.history("ghost") == []
 
 
 def test_clear_deletes_every_flag(flags: Rollout) -> None:
@@ -714,7 +718,7 @@ def test_exists(flags: Rollout) -> None:
 def test_feature_states_and_active_features(flags: Rollout) -> None:
     flags.activate("everyone")
     flags.activate_user("listed", 1)
-    flags.deactivate("off")
+    flags.set("off", False)
     assert flags.feature_states() == {"everyone": True, "listed": False, "off": False}
     assert flags.feature_states(1) == {"everyone": True, "listed": True, "off": False}
     assert flags.feature_states(User(2)) == {"everyone": True, "listed": False, "off": False}
@@ -883,7 +887,7 @@ def test_any_real_write_wins_over_a_default(flags: Rollout) -> None:
 
 
 def test_a_default_declared_after_a_real_write_does_not_override_it(flags: Rollout) -> None:
-    flags.deactivate("chat")
+    flags.set("chat", False)
     flags.set_default("chat", True)
     assert flags.active("chat", 1) is False
     flags.activate_percentage("pct", 20)
@@ -896,7 +900,7 @@ def test_a_real_write_from_another_replica_wins_over_a_default(
 ) -> None:
     flags.set_default("chat", True)
     with Rollout(clock=clock) as other:
-        other.deactivate("chat")
+        other.set("chat", False)
         flags.merge(other.export())
     assert flags.active("chat", 1) is False
 
@@ -915,7 +919,7 @@ def test_defaults_are_not_exported(flags: Rollout) -> None:
 def test_a_restarting_process_with_defaults_does_not_reset_the_cluster(
     flags: Rollout, clock: FakeClock
 ) -> None:
-    flags.deactivate("chat")
+    flags.set("chat", False)
     with Rollout(defaults={"chat": True}, clock=clock) as restarted:
         restarted.merge(flags.export())
         assert restarted.active("chat") is False
@@ -934,7 +938,7 @@ def test_export_and_merge_copy_the_whole_state(flags: Rollout) -> None:
     flags.activate_group("chat", "admins")
     flags.set_feature_data("chat", {"owner": "web", "tags": [1, 2]})
     flags.activate("signup")
-    flags.deactivate("off")
+    flags.set("off", False)
     flags.activate("gone")
     flags.delete("gone")
     with Rollout() as other:
@@ -976,7 +980,9 @@ def test_the_wall_clock_going_back_never_undoes_a_later_write(
 ) -> None:
     flags.activate("chat")
     clock.advance(-3_600_000)
-    flags.deactivate("chat")
+    # The step back moved the flag (stamped in that future) to the quarantine: a removal would
+    # find no flag, so the operator says what is wanted, declaratively.
+    flags.set("chat", False)
     assert flags.active("chat") is False
     # A step back beyond max_offset: the writes stamped in that future wait in the quarantine
     # (tests/client/test_quarantine.py), rather than every later write being stamped there too.

@@ -193,10 +193,14 @@ BAD_PERCENTAGES: list[tuple[object, type[Exception]]] = [
 )
 def test_a_bad_percentage_is_refused(populated: Populated, pct: Any, error: type) -> None:
     assert_rejected(
-        populated, lambda r: r.activate_percentage("chat", pct), error, "pct", repr(pct)
+        populated, lambda r: r.activate_percentage("chat", pct), error, "percentage", repr(pct)
     )
     assert_rejected(
-        populated, lambda r: r.activate_percentage_of_time("chat", pct), error, "pct", repr(pct)
+        populated,
+        lambda r: r.activate_percentage_of_time("chat", pct),
+        error,
+        "percentage",
+        repr(pct),
     )
     assert_rejected(populated, lambda r: r.activate_percentage("new", pct), error, repr(pct))
 

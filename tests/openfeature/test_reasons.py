@@ -55,7 +55,7 @@ def expected(feature: Feature, key: str | None) -> tuple[bool, Reason] | ErrorCo
 
 
 def write(flags: Rollout, state: dict[str, object]) -> None:
-    flags.deactivate("chat")
+    flags.set("chat", False)  # the state from scratch (set: the first time, the flag is new)
     flags.activate_percentage("chat", state["percentage"])  # type: ignore[arg-type]
     flags.set_users("chat", state["users"])  # type: ignore[arg-type]
     flags.exclude_users("chat", state["excluded"])  # type: ignore[arg-type]

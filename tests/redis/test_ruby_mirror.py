@@ -143,6 +143,24 @@ def test_a_flag_created_or_deleted_by_ruby_is_created_or_deleted_here(
     eventually(lambda: not flags.exists("old"))
 
 
+def test_a_ruby_removal_from_a_flag_not_here_creates_it_as_the_gem_does(
+    ruby: Callable[..., Rollout],
+    client: redis.Redis,
+    namespace: str,
+) -> None:
+    # The mirror remembers a record of "ghost" that this replica does not have (deleted here
+    # while Ruby changed it). Ruby's change is removals, and every save of the gem creates the
+    # flag: replayed here, they create it too, rather than raise UnknownFlagError.
+    client.hset(f"{namespace}:ruby:mirror", "ghost", "20|u1||{}")
+    client.set(f"{namespace}:feature:ghost", "0|||{}")
+    client.set(f"{namespace}:feature:__features__", "ghost")
+    flags = ruby()
+    eventually(lambda: flags.exists("ghost"))
+    assert flags.get("ghost").percentage == 0
+    assert flags.history("ghost")[-1].actor == "ruby"
+    assert flags.stats()["ruby"]["errors"] == 0
+
+
 def test_ids_and_names_the_format_cannot_hold_are_refused_and_nothing_is_written(
     ruby: Callable[..., Rollout],
     client: redis.Redis,

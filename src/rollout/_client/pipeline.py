@@ -24,9 +24,7 @@ applied" true for every change, and gives the three seams their one home: the tr
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -35,6 +33,7 @@ from .._core.history import current_context
 from .._core.keys import EXISTS, history_key, is_history
 from .._core.state import Delta, Register
 from ..errors import ClockSkewError, ClosedError, StoreError, StoreUnavailableError
+from . import fork_guard
 from .clock_trust import ClockTrust
 from .quarantine import Quarantine
 from .replica import Replica
@@ -50,8 +49,11 @@ logger = logging.getLogger("rollout")
 #: ``{flag name: {register key: value}}``: what one local write changes.
 Changes = Mapping[str, Mapping[str, Any]]
 Subscriber = Callable[[set[str]], object]
-#: Builds a write's history event: ``(flag, values, action, actor, reason) -> event``.
-EventBuilder = Callable[[str, Mapping[str, Any], str, str | None, str | None], dict[str, Any]]
+#: Builds a write's history event: ``(flag, values, action, actor, reason) -> event``, or None
+#: when it changes nothing visible: no event then, but the write is still stamped and stored
+#: (a re-add must beat an older concurrent removal elsewhere).
+Event = dict[str, Any] | None
+EventBuilder = Callable[[str, Mapping[str, Any], str, str | None, str | None], Event]
 
 
 class WriteHook(Protocol):
@@ -115,7 +117,9 @@ class WritePipeline:
 
     # Local writes -------------------------------------------------------------------------------
 
-    def write(self, changes: Changes, action: str, *, mark_exists: bool = True) -> None:
+    def write(
+        self, changes: Changes, action: str, *, mark_exists: bool = True, must_exist: bool = False
+    ) -> None:
         """Stamp ``changes`` with one timestamp, store, apply and publish them.
 
         ``action`` names the change in each flag's history (the public method's name). Raises
@@ -124,7 +128,8 @@ class WritePipeline:
         StoreOutcomeUnknownError: the store may still carry the write out, and if it does, its
         change notification (Redis pub/sub) or the next load brings it here; this replica never
         shows a write the store did not confirm. ``mark_exists=False``: do not (re)create the
-        flag (an event only).
+        flag (an event only). ``must_exist=True`` (a removal): UnknownFlagError when a flag does
+        not exist, checked under the lock so that a removal never undoes a concurrent delete.
         """
         if self.closed:
             raise ClosedError("this Rollout is closed; writes are refused (checks still answer)")
@@ -135,6 +140,8 @@ class WritePipeline:
             hook.before_write(changes)
         self.check_clock_step()
         with self._lock:
+            if must_exist:
+                self.replica.require(changes)
             ts = self.clock.tick()
             delta: Delta = {}
             actor, reason = current_context()
@@ -143,9 +150,9 @@ class WritePipeline:
                 if mark_exists:
                     registers.setdefault(EXISTS, Register(ts, True))
                 if self._history_limit:
-                    registers[history_key(ts)] = Register(
-                        ts, self._event(name, values, action, actor, reason)
-                    )
+                    event = self._event(name, values, action, actor, reason)
+                    if event is not None:
+                        registers[history_key(ts)] = Register(ts, event)
                 delta[name] = registers
             superseded = self._superseded(delta) if self.quarantine else {}
             if superseded and self.store is not None:
@@ -403,44 +410,11 @@ class WritePipeline:
                 self.counters["subscriber_errors"] += 1
                 logger.exception("subscriber %r raised", callback)
 
-    # Fork safety --------------------------------------------------------------------------------
+    # Fork safety (rollout._client.fork_guard) ---------------------------------------------------
 
     def guard_fork(self) -> None:
         """Make ``os.fork()`` safe: no lock held across it, replication restarted in the child."""
-        _FORK_GUARDED.add(self)
+        fork_guard.guard(self)
 
-    def _before_fork(self) -> None:
-        # Held across the fork so the child never inherits them locked by a thread it lacks.
-        self._lock.acquire()
-        self.replica.lock.acquire()
-
-    def _after_fork_in_parent(self) -> None:
-        self.replica.lock.release()
-        self._lock.release()
-
-    def _after_fork_in_child(self) -> None:
-        self.replica.lock.release()
-        self._lock.release()
-        if self.transport is not None:
-            self.transport.after_fork_in_child()
-
-
-_FORK_GUARDED: weakref.WeakSet[WritePipeline] = weakref.WeakSet()
-
-
-def _before() -> None:
-    for pipeline in list(_FORK_GUARDED):
-        pipeline._before_fork()
-
-
-def _parent() -> None:
-    for pipeline in list(_FORK_GUARDED):
-        pipeline._after_fork_in_parent()
-
-
-def _child() -> None:
-    for pipeline in list(_FORK_GUARDED):
-        pipeline._after_fork_in_child()
-
-
-os.register_at_fork(before=_before, after_in_parent=_parent, after_in_child=_child)
+    def fork_locks(self) -> tuple[threading.Lock, threading.RLock]:
+        return self._lock, self.replica.lock

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from .._core.bucketing import Randomize
@@ -19,6 +19,7 @@ from .._core.codec import encode
 from .._core.feature import Check, Feature
 from .._core.history import DEFAULT_HISTORY_LIMIT, describe_change
 from .._core.state import Delta, FlagState, Register
+from ..errors import UnknownFlagError
 
 __all__ = ["Replica"]
 
@@ -108,6 +109,12 @@ class Replica:
                 self._compile(name, state)
 
     # Reading --------------------------------------------------------------------------------
+
+    def require(self, names: Iterable[str]) -> None:
+        """UnknownFlagError naming the first of ``names`` that is no existing flag."""
+        for name in names:
+            if name not in self.checks:
+                raise UnknownFlagError(name)
 
     def names(self) -> list[str]:
         return sorted(self.checks)

@@ -21,7 +21,9 @@ import contextlib
 import logging
 import os
 import socket
+import warnings
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from random import random
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -68,6 +70,18 @@ P = TypeVar("P", bound=Predicate)
 Changed = set[str]
 
 _DELETE: Mapping[str, Any] = {RESET: None, DATA_RESET: None, EXISTS: False}
+
+#: An argument not given (None is a value, refused with its own message).
+_UNSET: Any = object()
+
+#: True while the Ruby mirror replays a change of the gem's record (``_apply_write``): the gem
+#: creates a flag on any save, ``deactivate`` included, so on that path a removal from a flag
+#: that does not exist here creates it, as it did in Ruby, instead of raising.
+_GEM_REPLAY: ContextVar[bool] = ContextVar("rollout_gem_replay", default=False)
+
+#: Events recorded even when they change nothing visible: an operator's judgment of held
+#: registers is worth a line in history whatever it changed.
+_ALWAYS_RECORDED = frozenset({"quarantine_accept", "quarantine_drop"})
 
 
 def default_node_name() -> str:
@@ -184,7 +198,12 @@ class Rollout:
         compiled = build_active(self._checks, self._replica.anonymous, self._active_uncompiled)
         self._check_slot = CheckSlot(compiled, self._publish_check)
         self._overrides = Overrides(self._check_slot, self._check_id)
-        self._degrades = DegradeTrackers(self._pipeline.write, self.get, self.subscribe)
+        # A tripped tracker switches off an existing flag; one deleted meanwhile stays deleted.
+        self._degrades = DegradeTrackers(
+            lambda changes, action: self._pipeline.write(changes, action, must_exist=True),
+            self.get,
+            self.subscribe,
+        )
         self._pipeline.transport = self._transport
         if self._transport is not None:
             self._pipeline.guard_fork()
@@ -205,8 +224,13 @@ class Rollout:
 
     def _apply_write(self, method: str, name: str, *args: Any) -> None:
         # The Ruby mirror's way in: a change read from the gem's record becomes the public
-        # write of the same name, checked and recorded like any other.
-        getattr(self, method)(name, *args)
+        # write of the same name, checked and recorded like any other; with the gem's rule
+        # that every save, a removal too, creates the flag (_GEM_REPLAY).
+        token = _GEM_REPLAY.set(True)
+        try:
+            getattr(self, method)(name, *args)
+        finally:
+            _GEM_REPLAY.reset(token)
 
     # Checks: the hot path is self.active. No lock, no I/O. -------------------------------------
 
@@ -367,18 +391,21 @@ class Rollout:
         """
         flag = _validate.flag_name(name)
         if isinstance(value, bool):
-            pct = 100.0 if value else 0.0
+            share = 100.0 if value else 0.0
         else:
-            pct = _validate.percentage(value, "value")
+            share = _validate.percentage(value, "value")
         registers = {
             EXISTS: Register(MIN_TIMESTAMP, True),
-            PERCENTAGE: Register(MIN_TIMESTAMP, pct),
+            PERCENTAGE: Register(MIN_TIMESTAMP, share),
         }
         self._replica.set_defaults(flag, registers)
         self._pipeline.notify({flag})
 
     # Writes: each checks all of its arguments first, then makes exactly one write (one
-    # timestamp), so bad input never leaves a flag half-changed. -------------------------------
+    # timestamp), so bad input never leaves a flag half-changed. An add (activate_*, exclude_*,
+    # set_*) creates a flag that does not exist; a removal (deactivate_*, include_*, clear_*,
+    # delete) from one raises UnknownFlagError and writes nothing: a typo in a name must not
+    # bring a flag into being, and the CLI and the HTTP API follow the same rule. -----------
 
     # Whole flag -----------------------------------------------------------------------------
 
@@ -390,22 +417,30 @@ class Rollout:
         """Off for everybody: percentages, users, exclusions and groups are all cleared.
 
         One register (the ``reset`` watermark): a user added concurrently elsewhere with a later
-        timestamp survives, as it should. Data is kept.
+        timestamp survives, as it should. Data is kept. ``UnknownFlagError`` when the flag does
+        not exist (``set(name, False)`` creates it off).
         """
-        self._write({flag_name(name): {RESET: None}}, "deactivate")
+        self._remove({flag_name(name): {RESET: None}}, "deactivate")
 
     def set(self, name: FlagName, on: bool) -> None:
-        """``activate`` when ``on`` is true, else ``deactivate``."""
+        """Make the flag exist and be on for everybody (``on`` true) or off for everybody.
+
+        Declarative, for configuration as code: ``set(name, False)`` is ``deactivate`` on a flag
+        that exists and creates the flag, off, when it does not (never ``UnknownFlagError``).
+        """
         if not isinstance(on, bool):
             raise TypeError(f"on must be a bool, got {on!r}")
         if on:
             self.activate(name)
         else:
-            self.deactivate(name)
+            self._write({flag_name(name): {RESET: None}}, "deactivate")
 
     def delete(self, name: FlagName) -> None:
-        """Forget the flag: targeting and data cleared, and it leaves ``features()``."""
-        self._write({flag_name(name): _DELETE}, "delete")
+        """Forget the flag: targeting and data cleared, and it leaves ``features()``.
+
+        ``UnknownFlagError`` when it does not exist.
+        """
+        self._remove({flag_name(name): _DELETE}, "delete")
 
     def clear(self) -> None:
         """Delete every flag (one write): ``features()`` is empty afterwards."""
@@ -419,7 +454,7 @@ class Rollout:
         self._write({flag_name(name): {USER + self._user_id(user): True}}, "activate_user")
 
     def deactivate_user(self, name: FlagName, user: object) -> None:
-        self._write({flag_name(name): {USER + self._user_id(user): False}}, "deactivate_user")
+        self._remove({flag_name(name): {USER + self._user_id(user): False}}, "deactivate_user")
 
     def activate_users(self, name: FlagName, users: Iterable[object]) -> None:
         self._write(
@@ -427,7 +462,7 @@ class Rollout:
         )
 
     def deactivate_users(self, name: FlagName, users: Iterable[object]) -> None:
-        self._write(
+        self._remove(
             {flag_name(name): dict.fromkeys(self._user_keys(users, USER), False)},
             "deactivate_users",
         )
@@ -447,7 +482,7 @@ class Rollout:
 
     def include_user(self, name: FlagName, user: object) -> None:
         """Undo ``exclude_user``."""
-        self._write({flag_name(name): {EXCLUDE + self._user_id(user): False}}, "include_user")
+        self._remove({flag_name(name): {EXCLUDE + self._user_id(user): False}}, "include_user")
 
     def exclude_users(self, name: FlagName, users: Iterable[object]) -> None:
         self._write(
@@ -455,13 +490,18 @@ class Rollout:
         )
 
     def include_users(self, name: FlagName, users: Iterable[object]) -> None:
-        self._write(
+        self._remove(
             {flag_name(name): dict.fromkeys(self._user_keys(users, EXCLUDE), False)},
             "include_users",
         )
 
     def _write(self, changes: Mapping[str, Mapping[str, Any]], action: str) -> None:
         self._pipeline.write(changes, action)
+
+    def _remove(self, changes: Mapping[str, Mapping[str, Any]], action: str) -> None:
+        # Checked by the pipeline under its write lock, so a removal racing a local delete
+        # never brings the flag back. Replaying the Ruby gem's writes keeps the gem's rule.
+        self._pipeline.write(changes, action, must_exist=not _GEM_REPLAY.get())
 
     def _user_keys(self, users: Iterable[object], prefix: str) -> list[str]:
         if isinstance(users, str | bytes) or not isinstance(users, Iterable):
@@ -476,27 +516,33 @@ class Rollout:
         )
 
     def deactivate_group(self, name: FlagName, group: FlagName) -> None:
-        self._write(
+        self._remove(
             {flag_name(name): {GROUP + member_name(group, "group"): False}}, "deactivate_group"
         )
 
     # Percentages ----------------------------------------------------------------------------
 
-    def activate_percentage(self, name: FlagName, pct: float) -> None:
-        """On for ``pct`` percent of users, the same users every time (Ruby rollout buckets)."""
-        self._write({flag_name(name): {PERCENTAGE: percentage(pct, "pct")}}, "activate_percentage")
+    def activate_percentage(
+        self, name: FlagName, percentage: float = _UNSET, *, pct: float = _UNSET
+    ) -> None:
+        """On for ``percentage`` percent of users, the same users every time (Ruby rollout
+        buckets). ``pct=`` is the deprecated spelling of ``percentage=``."""
+        value = _percentage_argument(percentage, pct, "activate_percentage")
+        self._write({flag_name(name): {PERCENTAGE: value}}, "activate_percentage")
 
     def deactivate_percentage(self, name: FlagName) -> None:
-        self._write({flag_name(name): {PERCENTAGE: 0.0}}, "deactivate_percentage")
+        self._remove({flag_name(name): {PERCENTAGE: 0.0}}, "deactivate_percentage")
 
-    def activate_percentage_of_time(self, name: FlagName, pct: float) -> None:
-        """On for ``pct`` percent of checks, drawn at random on every check."""
-        self._write(
-            {flag_name(name): {TIME: percentage(pct, "pct")}}, "activate_percentage_of_time"
-        )
+    def activate_percentage_of_time(
+        self, name: FlagName, percentage: float = _UNSET, *, pct: float = _UNSET
+    ) -> None:
+        """On for ``percentage`` percent of checks, drawn at random on every check. ``pct=`` is
+        the deprecated spelling of ``percentage=``."""
+        value = _percentage_argument(percentage, pct, "activate_percentage_of_time")
+        self._write({flag_name(name): {TIME: value}}, "activate_percentage_of_time")
 
     def deactivate_percentage_of_time(self, name: FlagName) -> None:
-        self._write({flag_name(name): {TIME: 0.0}}, "deactivate_percentage_of_time")
+        self._remove({flag_name(name): {TIME: 0.0}}, "deactivate_percentage_of_time")
 
     # Data -----------------------------------------------------------------------------------
 
@@ -517,7 +563,7 @@ class Rollout:
         self._write({flag_name(name): changes}, "replace_feature_data")
 
     def clear_feature_data(self, name: FlagName) -> None:
-        self._write({flag_name(name): {DATA_RESET: None}}, "clear_feature_data")
+        self._remove({flag_name(name): {DATA_RESET: None}}, "clear_feature_data")
 
     # Replication ----------------------------------------------------------------------------
 
@@ -607,9 +653,12 @@ class Rollout:
         action: str,
         actor: str | None,
         reason: str | None,
-    ) -> dict[str, Any]:
-        """A write's history event (the pipeline stamps and stores it with the change)."""
+    ) -> dict[str, Any] | None:
+        """A write's history event (the pipeline stamps and stores it with the change); None
+        for a write that changes nothing visible (a user added who was listed already)."""
         before, after = self._replica.describe(name, values)
+        if not before and not after and action not in _ALWAYS_RECORDED:
+            return None
         event: dict[str, Any] = {
             "action": action,
             "before": before,
@@ -765,6 +814,22 @@ class Rollout:
     def __repr__(self) -> str:
         store = redact_url(self._store.url) if self._store is not None else "memory"
         return f"<Rollout store={store!r} flags={len(self._checks)}>"
+
+
+def _percentage_argument(value: float, pct: float, method: str) -> float:
+    """The checked percentage of ``activate_percentage(_of_time)``, also from the old ``pct=``."""
+    if pct is not _UNSET:
+        if value is not _UNSET:
+            raise TypeError(f"{method}() got both percentage and pct (pct is its old name)")
+        warnings.warn(
+            f"{method}(pct=...) is deprecated: the argument is named percentage",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        value = pct
+    if value is _UNSET:
+        raise TypeError(f"{method}() missing 1 required argument: 'percentage'")
+    return percentage(value, "percentage")
 
 
 def _quarantine_args(name: FlagName, key: str | None) -> tuple[str, str | None]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -154,7 +155,10 @@ def describe_change(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(before, after)`` of a write's register values against the flag's visible view.
 
-    Cheap whatever the flag's size: members are looked up one by one, never copied.
+    Only what the write changes: a user added who was listed already, a group removed that was
+    never there, a percentage set to what it is, are left out, so both are empty for a write
+    that changes nothing visible (the caller then records no event). Cheap whatever the flag's
+    size: members are looked up one by one, never copied.
     """
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
@@ -170,18 +174,32 @@ def describe_change(
         for name, members in (("users", view.users), ("excluded", view.excluded)):
             _cleared(before, after, name, _summary(members), [])
         _cleared(before, after, "groups", sorted(view.groups), [])
-    if DATA_RESET in values and view is not None and view.data:
-        before["data"], after["data"] = dict(view.data), {}
+    keys = [k for k in values if k.startswith(MEMBER_PREFIXES)]
+    cleared = DATA_RESET in values and view is not None and bool(view.data)
+    if cleared and view is not None:
+        new_data = {k.removeprefix(DATA): v for k, v in values.items() if k.startswith(DATA)}
+        if _same(dict(view.data), new_data):  # replace_feature_data with the data it has
+            cleared = False
+            keys = [k for k in keys if not k.startswith(DATA)]
+        else:
+            before["data"], after["data"] = dict(view.data), {}
     for key in (PERCENTAGE, TIME):
         if key in values:
             current = 0.0 if view is None else getattr(view, _SCALAR[key])
-            before[key], after[key] = current, values[key]
-    changed = [k for k in values if k.startswith(MEMBER_PREFIXES)]
+            if current != values[key]:
+                before[key], after[key] = current, values[key]
+    was = {key: _member(view, key) for key in keys}
+    # After the watermark of replace_feature_data, every data key it sets is a change.
+    changed = [
+        key
+        for key in keys
+        if (cleared and key.startswith(DATA)) or not _same(was[key], values[key])
+    ]
     if len(changed) > MAX_NAMED_CHANGES:
-        _summarise_members(view, values, changed, before, after)
+        _summarise_members(values, keys, set(changed), before, after)
     else:
         for key in changed:
-            before[key], after[key] = _member(view, key), values[key]
+            before[key], after[key] = (None if was[key] is _ABSENT else was[key]), values[key]
     return before, after
 
 
@@ -206,31 +224,49 @@ def _split_member(key: str) -> tuple[str, str]:
 
 
 def _member(view: FlagView | None, key: str) -> Any:
-    if view is None:
-        return None
+    """The member's visible value: listed or not (users, exclusions, groups), a data value or
+    ``_ABSENT`` (a data key set to null is there)."""
     prefix, name = _split_member(key)
     if prefix == DATA:
-        return view.data.get(name)
+        return _ABSENT if view is None else view.data.get(name, _ABSENT)
+    if view is None:
+        return None  # shown as "-": the flag was never written here
     members = {USER: view.users, EXCLUDE: view.excluded, GROUP: view.groups}[prefix]
     return name in members
 
 
+#: A data key the flag does not have (its before is recorded as null).
+_ABSENT: Any = object()
+
+
+def _same(was: Any, now: Any) -> bool:
+    # Not ==: 1 == 1.0 == True in Python, and those are three different JSON data values.
+    if type(was) is not type(now):
+        return False
+    return bool(was == now) if isinstance(was, bool | str | None) else _json(was) == _json(now)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def _summarise_members(
-    view: FlagView | None,
     values: Mapping[str, Any],
     members: list[str],
+    changed: set[str],
     before: dict[str, Any],
     after: dict[str, Any],
 ) -> None:
     counts: dict[str, list[int]] = {}  # prefix -> [added, removed, unchanged]
     for key in members:
-        was, now = _member(view, key), values[key]
-        slot = 2 if was == now else (0 if now not in (False, None) else 1)
+        now = values[key]
+        slot = 2 if key not in changed else (0 if now not in (False, None) else 1)
         counts.setdefault(_split_member(key)[0], [0, 0, 0])[slot] += 1
     for prefix, (added, removed, unchanged) in counts.items():
-        # "user:*": the prefix's key with a star for a member, read back by the dashboard.
-        before[f"{prefix}*"] = f"{added + removed + unchanged} named"
-        after[f"{prefix}*"] = f"+{added} -{removed} ({unchanged} unchanged)"
+        if added or removed:
+            # "user:*": the prefix's key with a star for a member, read back by the dashboard.
+            before[f"{prefix}*"] = f"{added + removed + unchanged} named"
+            after[f"{prefix}*"] = f"+{added} -{removed} ({unchanged} unchanged)"
 
 
 class FlagView(Protocol):

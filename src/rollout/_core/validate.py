@@ -172,7 +172,7 @@ def percentage(value: object, argument: str = "percentage") -> float:
         raise TypeError(f"{argument} must be a number from 0 to 100, got {value!r}")
     number = float(value)
     if math.isnan(number) or math.isinf(number) or not 0.0 <= number <= 100.0:
-        raise ValueError(f"{argument} must be from 0 to 100, got {value!r}")
+        raise ValueError(f"{argument} must be a number from 0 to 100, got {value!r}")
     return number
 
 

@@ -69,7 +69,7 @@ class Operation:
     params: tuple[Param, ...] = ()
     body: tuple[Field, ...] = ()
     #: What a flag that does not exist gets: ``ok`` (an answer: off, no events), ``create``
-    #: (a write creates it) or ``not_found`` (404, nothing written).
+    #: (a write creates it) or ``not_found`` (404, nothing written: a removal's UnknownFlagError).
     unknown_flag: str = "ok"
     #: False: the body may be left out (no Content-Type, no content), meaning ``{}``.
     body_required: bool = True
@@ -156,7 +156,9 @@ class Api:
                 "reason is required: this server records why every change is made",
                 field="reason",
             )
-        if op.unknown_flag == "not_found" and not self.flags.exists(name):
+        # A removal is refused by the facade itself (UnknownFlagError, checked under its write
+        # lock, so a delete racing it cannot be undone); a read is answered here.
+        if op.unknown_flag == "not_found" and not op.writes and not self.flags.exists(name):
             raise ApiError("not_found", f"no flag named {name!r}", field="name")
         actor = getattr(request.state, "actor", None)
         if actor is None and op.writes:

@@ -163,7 +163,7 @@ def _percentage(value: Any) -> float:
         raise _invalid("percentage", f"percentage must be a number from 0 to 100, got {value!r}")
     # Compared before float(): a 400-digit integer is valid JSON and would overflow.
     if not 0 <= value <= 100 or (isinstance(value, float) and math.isnan(value)):
-        raise _invalid("percentage", f"percentage must be from 0 to 100, got {value!r}")
+        raise _invalid("percentage", f"percentage must be a number from 0 to 100, got {value!r}")
     return float(value)
 
 

@@ -61,7 +61,7 @@ def _number(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"PCT must be a number from 0 to 100, got {text!r}") from None
+        raise ValueError(f"PERCENTAGE must be a number from 0 to 100, got {text!r}") from None
 
 
 def _limit(text: str) -> int:
@@ -194,7 +194,7 @@ def _cmd_write(flags: Rollout, args: argparse.Namespace) -> int:
 
 _IDS = ("ids", {"nargs": "+", "metavar": "ID", "help": "user ids (compared as strings)"})
 _GROUP = ("group", {"metavar": "GROUP", "help": "group name (`all` is every user)"})
-_PCT = ("pct", {"metavar": "PCT", "help": "a number from 0 to 100"})
+_PERCENTAGE = ("percentage", {"metavar": "PERCENTAGE", "help": "a number from 0 to 100"})
 _PAIRS = ("pairs", {"nargs": "+", "metavar": "KEY=VALUE", "help": "VALUE is JSON if it parses"})
 
 # command -> (one-line help, extra positional arguments, the write it makes)
@@ -236,14 +236,14 @@ _WRITES: dict[str, tuple[str, tuple[tuple[str, dict[str, Any]], ...], Apply]] = 
         lambda f, a: f.deactivate_group(a.name, a.group),
     ),
     "percentage": (
-        "turn a flag on for PCT percent of users (the same users every time)",
-        (_PCT,),
-        lambda f, a: f.activate_percentage(a.name, _number(a.pct)),
+        "turn a flag on for PERCENTAGE percent of users (the same users every time)",
+        (_PERCENTAGE,),
+        lambda f, a: f.activate_percentage(a.name, _number(a.percentage)),
     ),
     "percentage-of-time": (
-        "turn a flag on for PCT percent of checks (random on every check)",
-        (_PCT,),
-        lambda f, a: f.activate_percentage_of_time(a.name, _number(a.pct)),
+        "turn a flag on for PERCENTAGE percent of checks (random on every check)",
+        (_PERCENTAGE,),
+        lambda f, a: f.activate_percentage_of_time(a.name, _number(a.percentage)),
     ),
     "data": (
         "set data keys on a flag (other keys stay)",

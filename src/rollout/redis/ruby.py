@@ -357,7 +357,8 @@ def diff_records(old: RubyRecord | None, new: RubyRecord | None) -> list[Write]:
     anything else survives. For that reason a record emptied by Ruby's ``deactivate`` becomes
     the individual removals, never our ``deactivate``, which would also clear excluded users
     and the percentage of time that Ruby never saw. ``old`` None means the flag has no record
-    yet: the percentage is then always written, so the flag exists even when ``new`` is empty.
+    yet: the percentage is then always written (``activate_percentage``, 0 included), so the
+    flag exists even when ``new`` is empty.
     ``new`` None means Ruby deleted the flag.
     """
     if new is None:
@@ -365,7 +366,9 @@ def diff_records(old: RubyRecord | None, new: RubyRecord | None) -> list[Write]:
     base = old or RubyRecord()
     writes: list[Write] = []
     if old is None or new.percentage != base.percentage:
-        if new.percentage:
+        # A new flag's percentage is set by an add, even at 0: an add creates the flag, where
+        # a removal from a flag that does not exist is refused (UnknownFlagError).
+        if new.percentage or old is None:
             writes.append(("activate_percentage", (new.percentage,)))
         else:
             writes.append(("deactivate_percentage", ()))

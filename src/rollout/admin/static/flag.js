@@ -106,12 +106,13 @@
   }
 
   /* A change through the API (with the reason, if one is typed), then the flag as it now is:
-   * true once done. */
+   * true once done. `message`: the notice, or a function making it from the flag shown. */
   async function change(method, suffix, body, message) {
     return attempt(async () => {
       await D.api(method, path + suffix, why(body));
-      if (message) D.notice(message);
       await attempt(reload);
+      const text = typeof message === "function" ? message() : message;
+      if (text) D.notice(text);
       return true;
     });
   }
@@ -297,7 +298,14 @@
       if (!ids.length) return;
       const typed = input.value;
       const suffix = `/${field}${remove ? "/remove" : ""}`;
-      const message = `${remove ? "Removed" : "Added"} ${D.thousands(ids.length)} ${what}.`;
+      // Counts what changed, not what was sent: ids listed already (or never) are no change.
+      const listed = D.count(flag, field);
+      const message = () => {
+        const changed = Math.min(Math.abs(D.count(flag, field) - listed), ids.length);
+        const same = ids.length - changed;
+        return `${remove ? "Removed" : "Added"} ${D.thousands(changed)} ${what}` +
+          (same ? ` (${D.thousands(same)} ${remove ? "not listed" : "listed already"}).` : ".");
+      };
       // Emptied once sent, unless the person has typed something else meanwhile.
       if (await change("POST", suffix, { users: ids }, message) && input.value === typed) {
         input.value = "";

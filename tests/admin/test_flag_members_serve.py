@@ -114,10 +114,10 @@ def test_require_reason_refuses_changes_without_one(tmp_path: Path) -> None:
     token = "alice-s3cret"
     with Rollout(f"sqlite:///{tmp_path / DB}") as seed:
         seed.activate_percentage("chat", 20)
-    for args, env in (
-        (["--require-reason"], {}),
-        ([], {"ROLLOUT_REQUIRE_REASON": "1"}),
-    ):
+    for args, env, percentage in (
+        (["--require-reason"], {}, 30),
+        ([], {"ROLLOUT_REQUIRE_REASON": "1"}, 40),  # another value: a write changing nothing
+    ):  # has no history event
         environment = clean_env(ROLLOUT_TOKEN=f"alice={token}", **env)
         with (
             serve("--http", "127.0.0.1:0", *args, cwd=tmp_path, env=environment, token=token) as s,
@@ -136,13 +136,14 @@ def test_require_reason_refuses_changes_without_one(tmp_path: Path) -> None:
             reading = http.get("/api/v1/flags/chat")
             assert reading.status_code == 200  # reading needs no reason
             done = http.put(
-                "/api/v1/flags/chat/percentage", json={"percentage": 30, "reason": "why not"}
+                "/api/v1/flags/chat/percentage",
+                json={"percentage": percentage, "reason": "why not"},
             )
             assert done.status_code == 200, done.text
         assert s.returncode == 0, s.stderr()
     with Rollout(f"sqlite:///{tmp_path / DB}") as flags:
         assert not flags.exists("new")
-        assert flags.get("chat").percentage == 30
+        assert flags.get("chat").percentage == 40
         assert flags.get("chat").users == frozenset()
         assert [(e.actor, e.reason) for e in flags.history("chat")][:2] == [
             ("alice", "why not"),

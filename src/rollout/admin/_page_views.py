@@ -1,4 +1,4 @@
-"""What the dashboard's templates show of a flag (its API JSON: see ``_serialize.flag_json``):
+"""What the dashboard's templates show of a flag (its JSON, full or summary: rollout._core.shapes):
 a state label and a summary line; and history events as sentences.
 
 Plain functions, so the templates stay free of logic. ``static/common.js`` mirrors
@@ -18,7 +18,16 @@ from .._core.keys import DATA, EXCLUDE, EXISTS, GROUP, PERCENTAGE, SEPARATOR, TI
 if TYPE_CHECKING:
     from .._core.history import HistoryEvent
 
-__all__ = ["HistoryLine", "description", "history_lines", "percent", "state_label", "summary"]
+__all__ = [
+    "HistoryLine",
+    "description",
+    "history_lines",
+    "number",
+    "percent",
+    "state_label",
+    "summary",
+    "when",
+]
 
 
 def percent(value: float) -> str:
@@ -33,7 +42,7 @@ def state_label(flag: Mapping[str, Any]) -> str:
 
 
 def _count(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def summary(flag: Mapping[str, Any]) -> str:
@@ -45,19 +54,34 @@ def summary(flag: Mapping[str, Any]) -> str:
         parts.append(f"{percent(flag['percentage'])}% of users")
     if flag["percentage_of_time"]:
         parts.append(f"{percent(flag['percentage_of_time'])}% of checks")
-    if flag["users"]:
-        parts.append(_count(len(flag["users"]), "user"))
-    if flag["groups"]:
+    counts = flag["counts"]
+    if counts["users"]:
+        parts.append(_count(counts["users"], "user"))
+    if flag.get("groups"):  # the full shape names them; a summary counts them
         parts.append("groups " + ", ".join(flag["groups"]))
-    if flag["excluded_users"]:
-        parts.append(f"{len(flag['excluded_users'])} excluded")
+    elif counts["groups"]:
+        parts.append(_count(counts["groups"], "group"))
+    if counts["excluded_users"]:
+        parts.append(f"{counts['excluded_users']:,} excluded")
     return " · ".join(parts) if parts else "nobody"
 
 
 def description(flag: Mapping[str, Any]) -> str:
     """``data["description"]`` when it is a string: teams often keep one there."""
-    text = flag["data"].get("description")
+    text = flag["data"].get("description") if "data" in flag else flag["description"]
     return text if isinstance(text, str) else ""
+
+
+def when(value: str | None) -> str:
+    """An ISO 8601 time of the JSON shapes for people (``2026-12-05 16:09 UTC``), or ``never``."""
+    if value is None:
+        return "never"
+    return value[:16].replace("T", " ") + " UTC"
+
+
+def number(value: int | None) -> str:
+    """A count with thousands separators (``1,000,000``); a dash when not known."""
+    return "-" if value is None else f"{value:,}"
 
 
 # History --------------------------------------------------------------------------------------

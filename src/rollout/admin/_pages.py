@@ -12,6 +12,7 @@ Routes (all relative to where the app is mounted): ``/`` the flag list, ``/flags
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import urllib.parse
@@ -25,12 +26,13 @@ from starlette.staticfiles import StaticFiles
 
 from .._core import validate as _validate
 from .._core.feature import Feature
+from .._core.shapes import summary_shape
 from ._auth import client_address
 from ._events import MAX_STREAMS, EventStream
-from ._page_views import description, history_lines, percent, state_label, summary
+from ._listing import ListQuery, flag_page, full_flag
+from ._page_views import description, history_lines, number, percent, state_label, summary, when
 from ._routing import RawRoute
 from ._scope import app_path
-from ._serialize import flag_json
 from ._throttle import retry_after
 
 if TYPE_CHECKING:
@@ -83,6 +85,8 @@ def page_routes(flags: Rollout, auth: Auth, max_streams: int = MAX_STREAMS) -> l
         summary=summary,
         description=description,
         percent=percent,
+        number=number,
+        when=when,
         # A name as one URL path segment: "/" too is encoded (Jinja's urlencode keeps it), so a
         # name such as "a/../b" is not collapsed by the browser into another flag's page.
         segment=lambda name: urllib.parse.quote(name, safe=""),
@@ -120,13 +124,17 @@ class _Pages:
     # Pages ------------------------------------------------------------------------------------
 
     async def flag_list(self, request: Request) -> Response:
-        features = self.flags.multi_get(*self.flags.features())
-        blank = flag_json(Feature(""))  # the row list.js copies for flags that appear later
+        # Summaries, as GET /api/v1/flags answers: counts, never member lists, so a flag with a
+        # million users costs this page a few hundred bytes.
+        every = ListQuery(limit=max(1, len(self.flags.features())))
+        summaries = flag_page(self.flags, every, datetime.datetime.now(datetime.UTC)).flags
+        blank = summary_shape(Feature(""))  # the row list.js copies for flags that appear later
         return self.render(
             request,
             "list.html",
-            flags=[flag_json(feature) for feature in features],
+            flags=summaries,
             blank=blank,
+            state=request.query_params.get("state", ""),
             q=request.query_params.get("q", ""),
         )
 
@@ -149,7 +157,7 @@ class _Pages:
         return self.render(
             request,
             "flag.html",
-            flag=flag_json(self.flags.get(name)),
+            flag=full_flag(self.flags, name),
             exists=self.flags.exists(name),
             groups=groups,
             history=history,

@@ -63,25 +63,32 @@ window.Dashboard = (() => {
     return flag.state;
   }
 
+  /* 1,000,000: counts with thousands separators (the server's number filter does the same). */
+  const number = (value) => (value === null || value === undefined ? "-" : value.toLocaleString("en-US"));
+
+  /* Works on both shapes of a flag (full and summary): both carry counts. */
   function summary(flag) {
     const parts = [];
+    const counts = flag.counts;
     if (flag.state === "on") parts.push("everybody");
     else if (flag.percentage) parts.push(`${percent(flag.percentage)}% of users`);
     if (flag.percentage_of_time) parts.push(`${percent(flag.percentage_of_time)}% of checks`);
-    const users = flag.users.length;
-    if (users) parts.push(`${users} ${users === 1 ? "user" : "users"}`);
-    if (flag.groups.length) parts.push(`groups ${flag.groups.join(", ")}`);
-    if (flag.excluded_users.length) parts.push(`${flag.excluded_users.length} excluded`);
+    if (counts.users) parts.push(`${number(counts.users)} ${counts.users === 1 ? "user" : "users"}`);
+    if (flag.groups && flag.groups.length) parts.push(`groups ${flag.groups.join(", ")}`);
+    else if (counts.groups) parts.push(`${number(counts.groups)} ${counts.groups === 1 ? "group" : "groups"}`);
+    if (counts.excluded_users) parts.push(`${number(counts.excluded_users)} excluded`);
     return parts.length ? parts.join(" · ") : "nobody";
   }
 
-  const description = (flag) =>
-    typeof flag.data.description === "string" ? flag.data.description : "";
+  function description(flag) {
+    const text = flag.data ? flag.data.description : flag.description;
+    return typeof text === "string" ? text : "";
+  }
 
   /* Would turning the flag off lose more than "on for everybody"? (deactivate clears it all) */
   const hasTargeting = (flag) =>
     Boolean(
-      flag.users.length || flag.excluded_users.length || flag.groups.length ||
+      flag.counts.users || flag.counts.excluded_users || flag.counts.groups ||
       flag.percentage_of_time || (flag.percentage && flag.percentage < 100)
     );
 
@@ -127,8 +134,10 @@ window.Dashboard = (() => {
   /* Turn a flag on for everybody or off; turning off asks first when it would clear targeting. */
   async function setActive(name, on) {
     if (!on) {
-      const flag = await api("GET", flagPath(name));
-      if (hasTargeting(flag)) {
+      // The summary (counts, not members): a flag with a million users is a few hundred bytes.
+      const { flags } = await api("GET", `/flags?flag=${encodeURIComponent(name)}`);
+      const flag = flags[0];
+      if (flag && hasTargeting(flag)) {
         const sure = await confirm({
           title: `Turn ${name} off?`,
           text: `It is on for ${summary(flag)}. Turning it off clears its percentages, ` +
@@ -192,6 +201,6 @@ window.Dashboard = (() => {
 
   return {
     ApiError, api, attempt, base, confirm, description, flagPath, hasTargeting, listen, notice,
-    pageUrl, percent, renderBadge, setActive, stateLabel, summary,
+    number, pageUrl, percent, renderBadge, setActive, stateLabel, summary,
   };
 })();

@@ -6,13 +6,14 @@
   const D = window.Dashboard;
   const MAX_SHOWN = 500; // as admin/_pages.py MAX_SHOWN
   let flag = JSON.parse(document.getElementById("flag-data").textContent);
-  const name = flag.name;
+  const name = flag.flag;
   const path = D.flagPath(name);
   const $ = (selector, root = document) => root.querySelector(selector);
   const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
   const blank = () => ({
-    name, state: "off", percentage: 0, percentage_of_time: 0,
+    flag: name, state: "off", percentage: 0, percentage_of_time: 0,
     users: [], excluded_users: [], groups: [], data: {},
+    counts: { users: 0, excluded_users: 0, groups: 0 },
   });
 
   // Rendering ------------------------------------------------------------------------------

@@ -181,3 +181,43 @@ def test_the_screenshot_script_writes_both_pictures(tmp_path: Path) -> None:
         picture = (tmp_path / name).read_bytes()
         assert picture.startswith(b"\x89PNG\r\n\x1a\n")
         assert len(picture) > 10_000
+
+
+def test_columns_say_who_changed_each_flag_and_when_it_was_checked(
+    browser: Browser, board: Dashboard
+) -> None:
+    board.flags.activate_users("chat", [f"u{n}" for n in range(1500)])  # no actor
+    assert board.api.get("/flags/signup/check").status_code == 200
+    page = board.open(browser)
+    for name in ("State", "Last changed", "Last checked", "Checks"):
+        expect(page.get_by_role("columnheader", name=name)).to_be_visible()
+    chat, signup = page.locator('tr[data-flag="chat"]'), page.locator('tr[data-flag="signup"]')
+    expect(chat).to_contain_text("1,502 users")  # thousands separated
+    expect(chat.locator('[data-field="checked-at"]')).to_have_text("never")
+    expect(signup.locator('[data-field="checked-at"]')).not_to_have_text("never")
+    expect(page.locator('tr[data-flag="beta"] [data-field="changed-by"]')).to_have_text("by bob")
+    # A change through the API names its token's owner, live.
+    board.api.put("/flags/beta/percentage", json={"percentage": 5})
+    expect(page.locator('tr[data-flag="beta"] [data-field="changed-by"]')).to_have_text("by ci")
+
+
+def test_filter_and_sort_by_state(browser: Browser, board: Dashboard) -> None:
+    page = board.open(browser)
+    names = page.locator("tbody tr:visible th a")
+    page.get_by_label("Show flags in state").select_option("partial")
+    expect(names).to_have_text(["chat"])
+    expect(page.locator("#count")).to_have_text("1 of 4")
+    assert "state=partial" in page.url
+    page.get_by_label("Show flags in state").select_option("")
+    # By state: on for everybody first, then partial, then off (by name within a state).
+    page.get_by_role("button", name="State").click()
+    expect(names).to_have_text(["signup", "chat", "beta", "old_search"])
+    expect(page.get_by_role("columnheader", name="State")).to_have_attribute(
+        "aria-sort", "ascending"
+    )
+    page.get_by_role("button", name="State").click()
+    expect(names).to_have_text(["beta", "old_search", "chat", "signup"])  # ties by name
+    # A flag turned on elsewhere moves to its place in the order shown.
+    board.flags.activate("beta")
+    expect(names).to_have_text(["old_search", "chat", "beta", "signup"])  # beta is on now
+    assert not_reloaded(page)

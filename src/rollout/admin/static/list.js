@@ -56,8 +56,8 @@
   function sort() {
     const sorted = rows().sort((a, b) => {
       const [x, y] = [sortValue(a, sortKey), sortValue(b, sortKey)];
-      const order = x < y ? -1 : x > y ? 1 : a.dataset.flag < b.dataset.flag ? -1 : 1;
-      return ascending ? order : -order;
+      if (x !== y) return (x < y ? -1 : 1) * (ascending ? 1 : -1);
+      return a.dataset.flag < b.dataset.flag ? -1 : 1; // ties by name, A to Z either way
     });
     sorted.forEach((row) => tbody.appendChild(row));
     headers.forEach((th) => {

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, expect
 
-from rollout.testing import eventually
+from rollout import Rollout
+from rollout.testing import FakeClock, eventually
 
 from .browser_helpers import (
     PATIENCE,
@@ -22,6 +24,7 @@ from .browser_helpers import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+DAY_MS = 86_400_000
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +224,23 @@ def test_filter_and_sort_by_state(browser: Browser, board: Dashboard) -> None:
     board.flags.activate("beta")
     expect(names).to_have_text(["old_search", "chat", "beta", "signup"])  # beta is on now
     assert not_reloaded(page)
+
+
+def test_the_stale_filters(browser: Browser, board: Dashboard) -> None:
+    # A flag turned on 40 days ago, on another node (merged here with its history).
+    with Rollout(clock=FakeClock(int(time.time() * 1000) - 40 * DAY_MS)) as elsewhere:
+        elsewhere.activate("legacy")
+        board.flags.merge(elsewhere.export())
+    assert board.api.get("/flags/chat/check").status_code == 200
+    page = board.open(browser)
+    names = page.locator("tbody tr:visible th a")
+    stale = page.get_by_label("Show stale flags")
+    stale.select_option(label="On for everybody for 30 days")
+    expect(names).to_have_text(["legacy"])  # signup is on too, since today
+    assert "on_days=30" in page.url
+    stale.select_option(label="Not checked in 7 days")
+    expect(names).to_have_text(["beta", "legacy", "old_search", "signup"])
+    expect(page.locator("#count")).to_have_text("4 of 5")
+    page.reload()  # the filter is kept in the address
+    expect(page.get_by_label("Show stale flags")).to_have_value("unchecked_days=7")
+    expect(names).to_have_text(["beta", "legacy", "old_search", "signup"])

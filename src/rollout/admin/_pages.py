@@ -135,6 +135,7 @@ class _Pages:
             flags=summaries,
             blank=blank,
             state=request.query_params.get("state", ""),
+            stale=_stale(request),
             q=request.query_params.get("q", ""),
         )
 
@@ -252,6 +253,15 @@ class _Pages:
         return self.render(
             request, "error.html", status=status, csrf=False, title=title, message=message
         )
+
+
+def _stale(request: Request) -> str:
+    """The list's stale filter from the address (``unchecked_days=30``), as its menu names it."""
+    for key in ("unchecked_days", "on_days"):
+        value = request.query_params.get(key, "")
+        if value:
+            return f"{key}={value}"
+    return ""
 
 
 def _base(request: Request) -> str:

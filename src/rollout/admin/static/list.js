@@ -12,10 +12,24 @@
   const empty = document.getElementById("empty");
   const template = document.getElementById("row-template");
   const stateFilter = document.getElementById("state-filter");
+  const staleFilter = document.getElementById("stale-filter");
+  const DAY_MS = 86_400_000;
   const headers = Array.from(table.tHead.querySelectorAll("th[data-sort]"));
 
   const rows = () => Array.from(tbody.rows);
   const rowFor = (name) => rows().find((row) => row.dataset.flag === name);
+
+  /* The stale filter, as the API has it: unchecked_days=N (not seen checked for N days, or
+   * never) or on_days=N (on for everybody for N days, from history). */
+  function stale(row) {
+    const [key, value] = staleFilter.value.split("=");
+    if (!key) return true;
+    const cutoff = Date.now() - Number(value) * DAY_MS;
+    if (key === "unchecked_days") {
+      return !row.dataset.checked || Date.parse(row.dataset.checked) <= cutoff;
+    }
+    return Boolean(row.dataset.onSince) && Date.parse(row.dataset.onSince) <= cutoff;
+  }
 
   /* Show the rows whose name or description contains the search text, in the chosen state. */
   function filter() {
@@ -25,11 +39,12 @@
     const all = rows();
     for (const row of all) {
       row.hidden = (Boolean(query) && !row.dataset.search.includes(query)) ||
-        (Boolean(state) && row.dataset.state !== state);
+        (Boolean(state) && row.dataset.state !== state) || !stale(row);
       if (!row.hidden) shown += 1;
     }
     const total = D.number(all.length);
-    count.textContent = query || state ? `${D.number(shown)} of ${total}` : total;
+    const narrowed = query || state || staleFilter.value;
+    count.textContent = narrowed ? `${D.number(shown)} of ${total}` : total;
     empty.hidden = shown > 0;
     empty.textContent = all.length
       ? "No flag matches the search."
@@ -39,6 +54,10 @@
     else url.searchParams.delete("q");
     if (state) url.searchParams.set("state", state);
     else url.searchParams.delete("state");
+    url.searchParams.delete("unchecked_days");
+    url.searchParams.delete("on_days");
+    const [staleKey, staleValue] = staleFilter.value.split("=");
+    if (staleKey) url.searchParams.set(staleKey, staleValue);
     history.replaceState(null, "", url);
   }
 
@@ -80,6 +99,7 @@
     row.dataset.state = flag.state;
     row.dataset.changed = flag.last_changed || "";
     row.dataset.checked = flag.last_checked || "";
+    row.dataset.onSince = flag.on_since || "";
     row.dataset.checks = flag.checks === null ? "" : String(flag.checks);
     const link = row.querySelector('[data-field="link"]');
     link.textContent = flag.flag;
@@ -182,6 +202,7 @@
 
   search.addEventListener("input", filter);
   stateFilter.addEventListener("change", filter);
+  staleFilter.addEventListener("change", filter);
   document.addEventListener("keydown", (event) => {
     // "/" jumps to the search box, as on many sites, unless typing somewhere already.
     const typing = event.target.closest("input, textarea, select, [contenteditable]");

@@ -17,7 +17,7 @@ own (docs/http-api.md, "Last checked").
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,15 @@ from .history import HistoryEvent
 from .keys import EXCLUDE, EXISTS, PERCENTAGE, TIME
 from .rules import state
 
-__all__ = ["Usage", "check_shape", "flag_shape", "iso", "summary_shape", "usage_from_history"]
+__all__ = [
+    "Usage",
+    "check_shape",
+    "flag_shape",
+    "history_usage",
+    "iso",
+    "summary_shape",
+    "usage_from_history",
+]
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,14 @@ def usage_from_history(feature: Feature, events: Iterable[HistoryEvent]) -> Usag
     if changed is None:
         return Usage()
     return Usage(changed_at=changed.at, changed_by=changed.actor, on_since=on_since)
+
+
+def history_usage(
+    feature: Feature, history: Callable[[str, int | None], Iterable[HistoryEvent]]
+) -> Usage:
+    """:func:`usage_from_history` of what ``history(name, limit)`` (``Rollout.history``) gives:
+    the newest event alone unless the flag is on for everybody (then all, to find since when)."""
+    return usage_from_history(feature, history(feature.name, None if state(feature) == "on" else 1))
 
 
 def iso(moment: datetime.datetime | None) -> str | None:

@@ -13,7 +13,7 @@ import datetime
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._core.shapes import Usage, flag_shape, summary_shape, usage_from_history
+from .._core.shapes import Usage, flag_shape, history_usage, summary_shape
 from ._api_fields import LIST_DEFAULT, encode_cursor
 from ._sampling import sampler_for
 
@@ -87,8 +87,7 @@ class _Checks:
 
 def usage(flags: Rollout, feature: Feature) -> Usage:
     """All this process knows of one flag's use."""
-    base = usage_from_history(feature, flags.history(feature.name))
-    return _Checks(flags).usage(base, feature.name)
+    return _Checks(flags).usage(history_usage(feature, flags.history), feature.name)
 
 
 def full_flag(flags: Rollout, name: str) -> dict[str, Any]:
@@ -110,9 +109,7 @@ def flag_page(flags: Rollout, query: ListQuery, now: datetime.datetime) -> FlagP
         if needle is not None and needle not in name.casefold():
             continue
         feature = flags.get(name)
-        summary = summary_shape(
-            feature, checks.usage(usage_from_history(feature, flags.history(name)), name)
-        )
+        summary = summary_shape(feature, checks.usage(history_usage(feature, flags.history), name))
         if _keep(summary, query, checks.last.get(name), now):
             matched.append(summary)
     start = 0 if query.after is None else _first_after(matched, query.after)

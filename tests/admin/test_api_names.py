@@ -64,7 +64,7 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
 
 def _clear(http: httpx.Client) -> None:
     for flag in http.get("/api/v1/flags").json()["flags"]:
-        assert http.delete(path_of(flag["name"])).status_code == 200
+        assert http.delete(path_of(flag["flag"])).status_code == 200
 
 
 @settings(
@@ -81,12 +81,18 @@ def test_every_allowed_name_is_reachable_and_removable(
     for each in (name, neighbour):
         made = http.put(path_of(each) + "/active", json={"active": True})
         assert made.status_code == 200, made.text
-        assert made.json()["name"] == each
+        assert made.json()["flag"] == each
     shown = http.get(path_of(name))
-    assert (shown.status_code, shown.json()["name"]) == (200, name)
-    assert sorted(f["name"] for f in http.get("/api/v1/flags").json()["flags"]) == sorted(
+    assert (shown.status_code, shown.json()["flag"]) == (200, name)
+    assert sorted(f["flag"] for f in http.get("/api/v1/flags").json()["flags"]) == sorted(
         {name, neighbour}
     )
+    # The list's query parameters take every name too: one flag by name, and a cursor past it.
+    one = http.get("/api/v1/flags", params={"flag": name}).json()
+    assert [f["flag"] for f in one["flags"]] == [name]
+    first = http.get("/api/v1/flags", params={"limit": 1}).json()
+    rest = http.get("/api/v1/flags", params={"cursor": first["next_cursor"]}).json()
+    assert [f["flag"] for f in first["flags"] + rest["flags"]] == sorted({name, neighbour})
     # Groups, by the same rule: added in a body, removed by a path segment.
     other = group[:-1] if allowed(group[:-1]) else group + "x"
     for each in (group, other):
@@ -99,7 +105,7 @@ def test_every_allowed_name_is_reachable_and_removable(
 
     deleted = http.delete(path_of(name))
     assert (deleted.status_code, deleted.json()) == (200, {"deleted": name})
-    remaining = [f["name"] for f in http.get("/api/v1/flags").json()["flags"]]
+    remaining = [f["flag"] for f in http.get("/api/v1/flags").json()["flags"]]
     assert remaining == [neighbour]
 
 
@@ -116,7 +122,7 @@ def test_a_name_ending_in_a_slash_is_its_own_flag_and_nothing_redirects(
 
     gone = http.delete("/api/v1/flags/victim%2F")
     assert (gone.status_code, gone.json()) == (200, {"deleted": "victim/"})
-    assert [f["name"] for f in http.get("/api/v1/flags").json()["flags"]] == [
+    assert [f["flag"] for f in http.get("/api/v1/flags").json()["flags"]] == [
         "admins-flag",
         "victim",
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -27,10 +28,14 @@ async def api(flags: Rollout) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def flag(**fields: object) -> dict[str, object]:
-    """A flag as the API shows it: every field, empty unless given."""
-    shown: dict[str, object] = {
-        "name": "x",
+#: The fields of both flag shapes that say what is known of its use (times vary per run).
+USAGE = ("last_changed", "last_changed_by", "on_since", "last_checked", "checks")
+
+
+def flag(**fields: Any) -> dict[str, Any]:
+    """A flag in full as the API shows it, its usage fields left out: empty unless given."""
+    shown: dict[str, Any] = {
+        "flag": "x",
         "state": "off",
         "percentage": 0.0,
         "percentage_of_time": 0.0,
@@ -40,11 +45,32 @@ def flag(**fields: object) -> dict[str, object]:
         "data": {},
     }
     shown.update(fields)
+    shown["counts"] = {k: len(shown[k]) for k in ("users", "excluded_users", "groups")}
     return shown
 
 
+def rules(shown: dict[str, Any]) -> dict[str, Any]:
+    """A flag's JSON without its usage fields (which are checked on their own)."""
+    assert all(key in shown for key in USAGE), shown
+    return {key: value for key, value in shown.items() if key not in USAGE}
+
+
+def summary(full: dict[str, Any]) -> dict[str, Any]:
+    """The summary shape of the full shape ``full`` (usage left out)."""
+    description = full["data"].get("description")
+    return {
+        "flag": full["flag"],
+        "state": full["state"],
+        "percentage": full["percentage"],
+        "percentage_of_time": full["percentage_of_time"],
+        "counts": full["counts"],
+        "data_keys": sorted(full["data"]),
+        "description": description if isinstance(description, str) else None,
+    }
+
+
 CHAT = flag(
-    name="chat",
+    flag="chat",
     state="partial",
     percentage=20.0,
     users=["u1", "u2"],
@@ -66,11 +92,14 @@ async def test_list_flags_sorted_by_name_with_their_state(api: httpx.AsyncClient
     response = await api.get("/api/v1/flags")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {"flags": [CHAT, flag(name="signup", state="on", percentage=100.0)]}
+    listed = response.json()
+    signup = flag(flag="signup", state="on", percentage=100.0)
+    assert [rules(f) for f in listed["flags"]] == [summary(CHAT), summary(signup)]
+    assert (listed["next_cursor"], listed["total"]) == (None, 2)
 
 
 async def test_get_one_flag_or_404(api: httpx.AsyncClient) -> None:
-    assert (await api.get("/api/v1/flags/chat")).json() == CHAT
+    assert rules((await api.get("/api/v1/flags/chat")).json()) == CHAT
     missing = await api.get("/api/v1/flags/nope")
     assert missing.status_code == 404
     assert missing.json() == {
@@ -96,14 +125,14 @@ async def test_active_true_turns_on_for_everybody_false_turns_off(
     on = await api.put("/api/v1/flags/chat/active", json={"active": True})
     assert on.status_code == 200
     # On for everybody but an excluded user: "partial" until the exclusion goes.
-    assert on.json() == {**CHAT, "percentage": 100.0}
+    assert rules(on.json()) == {**CHAT, "percentage": 100.0}
     assert flags.active("chat", "someone")
     assert not flags.active("chat", "x1")
     off = await api.put("/api/v1/flags/chat/active", json={"active": False})
-    assert off.json() == flag(name="chat", data={"owner": "web"})  # data is kept
+    assert rules(off.json()) == flag(flag="chat", data={"owner": "web"})  # data is kept
     assert not flags.active("chat", "u1")
     created = await api.put("/api/v1/flags/new/active", json={"active": True})
-    assert created.json() == flag(name="new", state="on", percentage=100.0)
+    assert rules(created.json()) == flag(flag="new", state="on", percentage=100.0)
 
 
 async def test_percentages(api: httpx.AsyncClient, flags: Rollout) -> None:
@@ -170,15 +199,15 @@ async def test_data_replace_is_one_write(api: httpx.AsyncClient, flags: Rollout)
 
 async def test_check_for_a_user_and_for_nobody(api: httpx.AsyncClient) -> None:
     listed = await api.get("/api/v1/flags/chat/check", params={"user": "u1"})
-    assert listed.json() == {"flag": "chat", "user": "u1", "active": True}
+    assert listed.json() == {"flag": "chat", "user": "u1", "active": True, "state": "partial"}
     excluded = await api.get("/api/v1/flags/chat/check", params={"user": "x1"})
-    assert excluded.json() == {"flag": "chat", "user": "x1", "active": False}
+    assert excluded.json() == {"flag": "chat", "user": "x1", "active": False, "state": "partial"}
     nobody = await api.get("/api/v1/flags/chat/check")
-    assert nobody.json() == {"flag": "chat", "user": None, "active": False}
+    assert nobody.json() == {"flag": "chat", "user": None, "active": False, "state": "partial"}
     everybody = await api.get("/api/v1/flags/signup/check")
     assert everybody.json()["active"] is True
     unknown = await api.get("/api/v1/flags/nope/check", params={"user": "u1"})
-    assert unknown.json() == {"flag": "nope", "user": "u1", "active": False}
+    assert unknown.json() == {"flag": "nope", "user": "u1", "active": False, "state": "off"}
 
 
 async def test_history_newest_first_with_the_token_name_as_actor(
@@ -260,7 +289,7 @@ async def test_writes_to_a_closed_rollout_are_refused_with_503(flags: Rollout) -
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "unavailable"
         assert flags.export() == before
-        assert (await api.get("/api/v1/flags/chat")).json() == CHAT  # reads still answer
+        assert rules((await api.get("/api/v1/flags/chat")).json()) == CHAT  # reads still answer
 
 
 # Mounted inside another app ---------------------------------------------------------------------
@@ -288,7 +317,7 @@ async def test_mounted_under_a_prefix_in_a_starlette_or_fastapi_app(
         assert (await client.get("/admin/healthz")).json() == {"status": "ok", "flags": 2}
         assert (await client.get("/admin/api/v1/flags/chat")).status_code == 401
         got = await client.get("/admin/api/v1/flags/chat", headers=BEARER)
-        assert got.json() == CHAT
+        assert rules(got.json()) == CHAT
         changed = await client.put(
             "/admin/api/v1/flags/chat/percentage", json={"percentage": 1}, headers=BEARER
         )

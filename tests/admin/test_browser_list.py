@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, expect
 
-from rollout.testing import eventually
+from rollout import Rollout
+from rollout.testing import FakeClock, eventually
 
 from .browser_helpers import (
     PATIENCE,
@@ -22,6 +24,7 @@ from .browser_helpers import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+DAY_MS = 86_400_000
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +58,7 @@ def test_the_list_shows_each_flag_state_at_a_glance(browser: Browser, board: Das
     expect(page.locator("tbody tr th a")).to_have_text(["beta", "chat", "old_search", "signup"])
     chat = page.locator('tr[data-flag="chat"]')
     expect(chat.locator(".badge")).to_have_text("partial 20%")
-    expect(chat).to_contain_text("20% of users · 2 users · groups admins")
+    expect(chat).to_contain_text("20% of users · 2 users · 1 group")
     expect(chat).to_contain_text("The new chat widget")
     expect(page.locator('tr[data-flag="signup"] .badge')).to_have_text("on")
     expect(page.get_by_role("switch", name="signup", exact=True)).to_be_checked()
@@ -96,7 +99,7 @@ def test_toggling_flags_in_the_list(browser: Browser, board: Dashboard) -> None:
     page.get_by_role("switch", name="chat", exact=True).click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("Turn chat off?")
-    expect(dialog).to_contain_text("20% of users · 2 users · groups admins")
+    expect(dialog).to_contain_text("20% of users · 2 users · 1 group")
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
     expect(page.locator('tr[data-flag="chat"] .badge')).to_have_text("partial 20%")
@@ -133,8 +136,8 @@ def test_changes_made_elsewhere_show_up_live(browser: Browser, board: Dashboard)
 
 def test_a_new_flag_is_made_from_its_name(browser: Browser, board: Dashboard) -> None:
     page = board.open(browser)
-    page.get_by_label("New flag name").fill("dark mode")
-    page.get_by_role("button", name="Open").click()
+    page.get_by_label("New flag").fill("dark mode")
+    page.get_by_role("button", name="Create flag").click()
     expect(page).to_have_url(board.url + "/flags/dark%20mode")
     expect(page.get_by_text("There is no flag with this name")).to_be_visible()
     expect(page.locator("#live")).to_have_attribute("data-live", "open")  # flag.js runs
@@ -183,3 +186,63 @@ def test_the_screenshot_script_writes_both_pictures(tmp_path: Path) -> None:
         picture = (tmp_path / name).read_bytes()
         assert picture.startswith(b"\x89PNG\r\n\x1a\n")
         assert len(picture) > 10_000
+
+
+def test_columns_say_who_changed_each_flag_and_when_it_was_checked(
+    browser: Browser, board: Dashboard
+) -> None:
+    board.flags.activate_users("chat", [f"u{n}" for n in range(1500)])  # no actor
+    assert board.api.get("/flags/signup/check").status_code == 200
+    page = board.open(browser)
+    for name in ("State", "Last changed", "Last checked", "Checks"):
+        expect(page.get_by_role("columnheader", name=name)).to_be_visible()
+    chat, signup = page.locator('tr[data-flag="chat"]'), page.locator('tr[data-flag="signup"]')
+    expect(chat).to_contain_text("1,502 users")  # thousands separated
+    expect(chat.locator('[data-field="checked-at"]')).to_have_text("never")
+    expect(signup.locator('[data-field="checked-at"]')).not_to_have_text("never")
+    expect(page.locator('tr[data-flag="beta"] [data-field="changed-by"]')).to_have_text("by bob")
+    # A change through the API names its token's owner, live.
+    board.api.put("/flags/beta/percentage", json={"percentage": 5})
+    expect(page.locator('tr[data-flag="beta"] [data-field="changed-by"]')).to_have_text("by ci")
+
+
+def test_filter_and_sort_by_state(browser: Browser, board: Dashboard) -> None:
+    page = board.open(browser)
+    names = page.locator("tbody tr:visible th a")
+    page.get_by_label("Show flags in state").select_option("partial")
+    expect(names).to_have_text(["chat"])
+    expect(page.locator("#count")).to_have_text("1 of 4")
+    assert "state=partial" in page.url
+    page.get_by_label("Show flags in state").select_option("")
+    # By state: on for everybody first, then partial, then off (by name within a state).
+    page.get_by_role("button", name="State").click()
+    expect(names).to_have_text(["signup", "chat", "beta", "old_search"])
+    expect(page.get_by_role("columnheader", name="State")).to_have_attribute(
+        "aria-sort", "ascending"
+    )
+    page.get_by_role("button", name="State").click()
+    expect(names).to_have_text(["beta", "old_search", "chat", "signup"])  # ties by name
+    # A flag turned on elsewhere moves to its place in the order shown.
+    board.flags.activate("beta")
+    expect(names).to_have_text(["old_search", "chat", "beta", "signup"])  # beta is on now
+    assert not_reloaded(page)
+
+
+def test_the_stale_filters(browser: Browser, board: Dashboard) -> None:
+    # A flag turned on 40 days ago, on another node (merged here with its history).
+    with Rollout(clock=FakeClock(int(time.time() * 1000) - 40 * DAY_MS)) as elsewhere:
+        elsewhere.activate("legacy")
+        board.flags.merge(elsewhere.export())
+    assert board.api.get("/flags/chat/check").status_code == 200
+    page = board.open(browser)
+    names = page.locator("tbody tr:visible th a")
+    stale = page.get_by_label("Show stale flags")
+    stale.select_option(label="On for everybody for 30 days")
+    expect(names).to_have_text(["legacy"])  # signup is on too, since today
+    assert "on_days=30" in page.url
+    stale.select_option(label="Not checked in 7 days")
+    expect(names).to_have_text(["beta", "legacy", "old_search", "signup"])
+    expect(page.locator("#count")).to_have_text("4 of 5")
+    page.reload()  # the filter is kept in the address
+    expect(page.get_by_label("Show stale flags")).to_have_value("unchecked_days=7")
+    expect(names).to_have_text(["beta", "legacy", "old_search", "signup"])

@@ -166,7 +166,7 @@ def test_the_list_shows_every_flag_with_its_state_and_a_switch(url: str) -> None
     assert list(rows(page)) == ["chat", "old_search", "signup"]
     chat, old, signup = rows(page).values()
     assert "partial 20%" in chat
-    assert "20% of users · 2 users · groups admins" in chat
+    assert "20% of users · 2 users · 1 group" in chat
     assert "The new chat" in chat  # data["description"]
     assert " off " in old
     assert "nobody" in old

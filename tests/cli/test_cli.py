@@ -99,7 +99,12 @@ def test_activate_user_then_check(cli: Cli) -> None:
     assert cli("check", "f", "--user", "8") == Result(1, "off\n", "")
     assert cli("check", "f").status == 1
     assert cli.json("show", "f")["users"] == ["42", "7"]
-    assert cli.json("check", "f", "--user", "42") == {"name": "f", "user": "42", "active": True}
+    assert cli.json("check", "f", "--user", "42") == {
+        "flag": "f",
+        "user": "42",
+        "active": True,
+        "state": "partial",
+    }
 
 
 def test_deactivate_user(cli: Cli) -> None:
@@ -141,10 +146,29 @@ def test_activate_deactivate_keeps_data(cli: Cli) -> None:
     cli.ok("data", "f", "owner=web")
     cli.ok("activate-user", "f", "42")
     assert cli.ok("activate", "f") == "f: on for everybody\n"
-    assert cli.json("list")[0]["active"] is True
+    assert cli.json("list")[0]["state"] == "on"
     assert cli.ok("deactivate", "f") == "f: off\n"
     [flag] = cli.json("list")
-    assert (flag["active"], flag["users"], flag["data"]) == (False, [], {"owner": "web"})
+    assert (flag["state"], flag["counts"]["users"], flag["data_keys"]) == ("off", 0, ["owner"])
+
+
+def test_list_json_is_summaries_with_three_states_and_the_last_change(cli: Cli) -> None:
+    cli.ok("activate-user", "partial", *map(str, range(1000)))
+    cli.ok("activate", "on")
+    cli.ok("data", "off", "description=Old search")
+    listed = {flag["flag"]: flag for flag in cli.json("list")}
+    assert {name: flag["state"] for name, flag in listed.items()} == {
+        "off": "off",
+        "on": "on",
+        "partial": "partial",
+    }
+    partial = listed["partial"]
+    assert "users" not in partial  # counts, not the members
+    assert partial["counts"] == {"users": 1000, "excluded_users": 0, "groups": 0}
+    assert listed["off"]["description"] == "Old search"
+    assert partial["last_changed"].endswith("Z")
+    assert listed["on"]["on_since"] == listed["on"]["last_changed"]
+    assert (partial["on_since"], partial["last_checked"], partial["checks"]) == (None, None, None)
 
 
 def test_data_values_are_json_when_they_parse(cli: Cli) -> None:
@@ -162,20 +186,30 @@ def test_delete(cli: Cli) -> None:
     cli.ok("activate", "f")
     cli.ok("activate", "g")
     assert cli.ok("delete", "f") == "f: deleted\n"
-    assert [flag["name"] for flag in cli.json("list")] == ["g"]
+    assert [flag["flag"] for flag in cli.json("list")] == ["g"]
     assert_one_error_line(cli("show", "f"), "'f'")
 
 
-def test_write_json_is_to_dict(cli: Cli) -> None:
-    assert cli.json("percentage", "f", "20") == {
-        "name": "f",
+def test_write_json_is_the_flag_in_full_as_show_and_the_api_give_it(cli: Cli) -> None:
+    written = cli.json("percentage", "f", "20")
+    assert written["last_changed"].endswith("Z")
+    assert isinstance(written["last_changed_by"], str)  # the system user running the command
+    changed = ("last_changed", "last_changed_by")
+    assert {key: value for key, value in written.items() if key not in changed} == {
+        "flag": "f",
+        "state": "partial",
         "percentage": 20.0,
         "percentage_of_time": 0.0,
         "users": [],
         "excluded_users": [],
         "groups": [],
         "data": {},
+        "counts": {"users": 0, "excluded_users": 0, "groups": 0},
+        "on_since": None,
+        "last_checked": None,
+        "checks": None,
     }
+    assert cli.json("show", "f") == written
 
 
 # Tables ------------------------------------------------------------------------------------
@@ -224,7 +258,7 @@ def test_global_options_before_or_after_the_command(
     before = capsys.readouterr().out
     assert main(["list", "--store", cli.store, "--json"]) == 0
     assert capsys.readouterr().out == before
-    assert json.loads(before)[0]["name"] == "f"
+    assert json.loads(before)[0]["flag"] == "f"
 
 
 def test_store_env_and_default(

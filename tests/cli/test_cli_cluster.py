@@ -62,7 +62,7 @@ def test_a_write_with_peers_reaches_the_node_and_other_clients(node: str) -> Non
     assert "chat: on for 1 user" in wrote.stdout
     listed = rollout("--store", "memory://", "--peers", node, "--json", "list")
     assert listed.returncode == 0, listed.stderr
-    assert [f["users"] for f in json.loads(listed.stdout)] == [["42"]]
+    assert [(f["flag"], f["counts"]["users"]) for f in json.loads(listed.stdout)] == [("chat", 1)]
     on = rollout("--store", "memory://", "--peers", node, "check", "chat", "--user", "42")
     assert (on.returncode, on.stdout.strip()) == (0, "on")
 

@@ -7,6 +7,7 @@ each facade method it calls makes one write: a refused request has changed nothi
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .._client.rollout import Rollout
+from .._core.shapes import check_shape
 from ..errors import RolloutError
 from ._api_fields import (
     DATA,
@@ -23,6 +25,7 @@ from ._api_fields import (
     GROUP,
     GROUP_PATH,
     LIMIT,
+    LIST_PARAMS,
     NAME_PATH,
     PERCENTAGE,
     REASON,
@@ -37,8 +40,10 @@ from ._api_fields import (
 from ._api_members import CURSOR, PAGE_LIMIT, SEARCH, members_answer
 from ._auth import client_address
 from ._errors import ApiError, error_response, rollout_error_response
+from ._listing import ListQuery, flag_page, full_flag
 from ._routing import RawRoute
-from ._serialize import flag_json, read_json
+from ._sampling import sampler_for
+from ._serialize import read_json
 
 __all__ = ["OPERATIONS", "Api", "Call", "Operation"]
 
@@ -110,7 +115,7 @@ class Api:
         ]
 
     def flag(self, name: str) -> dict[str, Any]:
-        return flag_json(self.flags.get(name))
+        return full_flag(self.flags, name)
 
     async def write(self, call: Call, method: Callable[..., None], *args: Any) -> None:
         """Run a facade write on a worker thread (a store may block), as the request's actor."""
@@ -178,8 +183,9 @@ def _has_body(request: Request) -> bool:
 # Handlers -------------------------------------------------------------------------------------
 
 
-async def _list_flags(api: Api, _call: Call) -> Any:
-    return {"flags": [flag_json(f) for f in api.flags.multi_get(*api.flags.features())]}
+async def _list_flags(api: Api, call: Call) -> Any:
+    query = ListQuery.from_values(call.values)
+    return flag_page(api.flags, query, datetime.datetime.now(datetime.UTC)).to_dict()
 
 
 async def _get_flag(api: Api, call: Call) -> Any:
@@ -205,7 +211,10 @@ def _change(method: str, *arguments: str) -> Handler:
 
 async def _check(api: Api, call: Call) -> Any:
     user = call.values.get("user")
-    return {"flag": call.name, "user": user, "active": api.flags.active(call.name, user)}
+    active = api.flags.active(call.name, user)
+    if api.flags.exists(call.name):  # only flags: what callers ask for cannot grow the record
+        sampler_for(api.flags).note(call.name)
+    return check_shape(call.name, user, active, api.flags.get(call.name))
 
 
 async def _explain(api: Api, call: Call) -> Any:
@@ -295,7 +304,11 @@ _WHY = (REASON,)
 _RESOLVE = (REGISTER_KEY, REASON)
 
 OPERATIONS: tuple[Operation, ...] = (
-    Operation("GET", "/flags", "listFlags", "Every flag, sorted by name", _list_flags, "FlagList"),
+    Operation(
+        "GET", "/flags", "listFlags",
+        "The flags' summaries (counts, not members), sorted by name, a page at a time, filtered",
+        _list_flags, "FlagList", LIST_PARAMS,
+    ),
     Operation(
         "GET", "/flags/{name}", "getFlag", "One flag", _get_flag, "Flag", _NAME,
         unknown_flag="not_found",

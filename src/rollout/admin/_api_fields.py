@@ -23,6 +23,9 @@ __all__ = [
     "GROUP",
     "GROUP_PATH",
     "LIMIT",
+    "LIST_DEFAULT",
+    "LIST_MAX",
+    "LIST_PARAMS",
     "NAME_PATH",
     "PERCENTAGE",
     "REASON",
@@ -31,6 +34,7 @@ __all__ = [
     "Field",
     "Param",
     "active_field",
+    "encode_cursor",
     "parse_body",
     "users_field",
 ]
@@ -145,6 +149,95 @@ LIMIT: Final = Param(
     "At most this many events (newest first); all that are kept without it.",
     required=False,
 )
+
+# The flag list's parameters --------------------------------------------------------------------
+
+#: Flags in one page of GET /flags: by default, and at most.
+LIST_DEFAULT: Final = 100
+LIST_MAX: Final = 1000
+#: The longest span, in days, the stale filters take (a hundred years).
+MAX_DAYS: Final = 36500
+
+
+def _whole(name: str, low: int, high: int) -> Parse:
+    def parse(value: Any) -> int:
+        text = str(value)
+        if not (text.isascii() and text.isdigit()) or not low <= int(text[:12]) <= high:
+            raise _invalid(
+                name, f"{name} must be a whole number from {low} to {high}, got {text[:40]!r}"
+            )
+        return int(text)
+
+    return parse
+
+
+def encode_cursor(last: str) -> str:
+    """The cursor of the page after the one that ended at the flag named ``last``."""
+    return last.encode().hex()
+
+
+# Hex of UTF-8: any text of this form decodes to a position (names compare as strings), so a
+# cursor the client made up is a place in the list, never an error or a way in.
+_CURSOR_SCHEMA = {"type": "string", "pattern": "^([0-9a-f]{2})+$", "maxLength": 2040}
+
+
+def _cursor(value: Any) -> str:
+    # Opaque to clients: the last name of the previous page, encoded, so a flag created or
+    # deleted between two pages moves nothing.
+    text = str(value)
+    if len(text) > 2040 or not re.fullmatch("([0-9a-f]{2})+", text):
+        raise _invalid("cursor", f"cursor is not one this server gave, got {text[:40]!r}")
+    return bytes.fromhex(text).decode("utf-8", "surrogateescape")
+
+
+def _state(value: Any) -> str:
+    if value not in ("on", "off", "partial"):
+        raise _invalid("state", f"state must be on, off or partial, got {str(value)[:40]!r}")
+    return str(value)
+
+
+def _query(value: Any) -> str:
+    if len(str(value)) > 1000:
+        raise _invalid("q", f"q must be at most 1000 characters, got {len(str(value))}")
+    try:
+        return _validate.text(str(value), "q")
+    except ValueError as exc:
+        raise _invalid("q", str(exc)) from None
+
+
+_DAYS = {"type": "integer", "minimum": 0, "maximum": MAX_DAYS}
+
+#: GET /flags: its page size, cursor and filters.
+LIST_PARAMS: Final = (
+    FLAG_QUERY,
+    Param(
+        "limit", "query", {"type": "integer", "minimum": 1, "maximum": LIST_MAX},
+        _whole("limit", 1, LIST_MAX), f"At most this many flags (default {LIST_DEFAULT}).",
+        required=False,
+    ),
+    Param(
+        "cursor", "query", _CURSOR_SCHEMA, _cursor,
+        "Where to go on: the `next_cursor` of the previous page.", required=False,
+    ),
+    Param(
+        "state", "query", {"enum": ["on", "off", "partial"]}, _state,
+        "Only flags in this state.", required=False,
+    ),
+    Param(
+        "q", "query", {"type": "string", "maxLength": 1000}, _query,
+        "Only flags whose name contains this text (case-insensitive).", required=False,
+    ),
+    Param(
+        "unchecked_days", "query", _DAYS, _whole("unchecked_days", 0, MAX_DAYS),
+        "Only flags not seen checked in this many days, or never (see `last_checked`).",
+        required=False,
+    ),
+    Param(
+        "on_days", "query", _DAYS, _whole("on_days", 0, MAX_DAYS),
+        "Only flags on for everybody for at least this many days (see `on_since`).",
+        required=False,
+    ),
+)  # fmt: skip
 
 # Body fields ------------------------------------------------------------------------------------
 

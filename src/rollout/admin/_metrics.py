@@ -32,7 +32,9 @@ Exposed:
   misses); ``rollout_unknown_flag_checks_total``: checks of names that are no flag, all in one
   series, so at most two ``flag`` series per existing flag whatever callers ask for; and
   ``rollout_check_sampling_windows_total`` / ``rollout_check_sampling_duty_cycle_ratio`` to judge
-  them.
+  them;
+* ``rollout_flag_last_checked_timestamp_seconds{flag}``: when this process last saw the flag
+  checked (in a window, or exactly through its API's ``check``): stale-flag hunting.
 
 Names follow Prometheus' conventions: a counter ends in ``_total``, a 0-to-1 gauge in ``_ratio``,
 a time in ``_seconds`` (a ``*_ms`` stats value is converted), a Unix time in
@@ -137,6 +139,16 @@ class RolloutCollector(Collector):
             # Whole numbers: the estimate's fractions are noise, not information.
             checks.add_metric([flag, "on" if answer else "off"], round(count))
         yield checks
+        last = GaugeMetricFamily(
+            "rollout_flag_last_checked_timestamp_seconds",
+            "Unix time this process last saw each flag checked (a sampling window or a check "
+            "through its API); flags never seen checked have no series.",
+            labels=["flag"],
+        )
+        for flag, when in sorted(self._sampler.last_checked().items()):
+            if self._flags.exists(flag):  # deleted since: its series ends
+                last.add_metric([flag], when)
+        yield last
         yield CounterMetricFamily(
             "rollout_unknown_flag_checks",
             "Checks of names that are no flag (typos, names built at run time), estimated like "

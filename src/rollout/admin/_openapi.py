@@ -34,26 +34,83 @@ _STRINGS = {"type": "array", "items": {"type": "string"}}
 _PERCENT = {"type": "number", "minimum": 0, "maximum": 100}
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
+_COUNT = {"type": "integer", "minimum": 0}
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+_STATE = {
+    "enum": ["on", "off", "partial"],
+    "description": "on: 100% of users or of the time, nobody excluded; off: no percentage, "
+    "users or groups; partial: anything between.",
+}
+#: What is known of a flag's use, in both of its shapes (null: not known).
+_USAGE: dict[str, Any] = {
+    "last_changed": {**_TIME, "description": "The newest change in its history."},
+    "last_changed_by": {**_NULLABLE_STRING, "description": "Who made it (the token's name)."},
+    "on_since": {
+        **_TIME,
+        "description": "When on for everybody: since when (the newest change that could have "
+        "turned it on, from history).",
+    },
+    "last_checked": {
+        **_TIME,
+        "description": "When this serve process last saw it checked (docs/http-api.md, "
+        '"Last checked").',
+    },
+    "checks": {
+        "type": ["integer", "null"],
+        "minimum": 0,
+        "description": "Checks this process counted (estimated by sampling; null while it does "
+        "not sample).",
+    },
+}
 _HELD = "Registers this node holds in its quarantine (GET /quarantine lists them)."
 
 SCHEMAS: dict[str, Any] = {
     "Flag": _object(
         {
-            "name": {"type": "string"},
-            "state": {
-                "enum": ["on", "off", "partial"],
-                "description": "on: 100% of users or of the time, nobody excluded; off: no "
-                "percentage, users or groups; partial: anything between.",
-            },
+            "flag": {"type": "string"},
+            "state": _STATE,
             "percentage": _PERCENT,
             "percentage_of_time": _PERCENT,
             "users": _STRINGS,
             "excluded_users": _STRINGS,
             "groups": _STRINGS,
             "data": {"type": "object"},
+            "counts": _ref("Counts"),
+            **_USAGE,
         }
     ),
-    "FlagList": _object({"flags": {"type": "array", "items": _ref("Flag")}}),
+    "FlagSummary": _object(
+        {
+            "flag": {"type": "string"},
+            "state": _STATE,
+            "percentage": _PERCENT,
+            "percentage_of_time": _PERCENT,
+            "counts": _ref("Counts"),
+            "data_keys": _STRINGS,
+            "description": {
+                **_NULLABLE_STRING,
+                "description": "`data.description`, when it is a string.",
+            },
+            **_USAGE,
+        }
+    ),
+    "Counts": _object(
+        {
+            "users": _COUNT,
+            "excluded_users": _COUNT,
+            "groups": _COUNT,
+        }
+    ),
+    "FlagList": _object(
+        {
+            "flags": {"type": "array", "items": _ref("FlagSummary")},
+            "next_cursor": {
+                **_NULLABLE_STRING,
+                "description": "Pass it as `cursor` for the next page; null on the last one.",
+            },
+            "total": {**_COUNT, "description": "Flags that match the filters, on all pages."},
+        }
+    ),
     "UserPage": _object(
         {
             "flag": {"type": "string"},
@@ -76,7 +133,12 @@ SCHEMAS: dict[str, Any] = {
     ),
     "Deleted": _object({"deleted": {"type": "string"}}),
     "Check": _object(
-        {"flag": {"type": "string"}, "user": _NULLABLE_STRING, "active": {"type": "boolean"}}
+        {
+            "flag": {"type": "string"},
+            "user": _NULLABLE_STRING,
+            "active": {"type": "boolean"},
+            "state": _STATE,
+        }
     ),
     "Explanation": _object(
         {

@@ -1,4 +1,4 @@
-"""What the dashboard's templates show of a flag (its API JSON: see ``_serialize.flag_json``,
+"""What the dashboard's templates show of a flag (its JSON, full or summary: rollout._core.shapes,
 or the flag page's lighter :func:`page_flag`): a state label and a summary line; and history
 events as sentences, each headed by what it did ("on for 20% of users").
 
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from .._core.feature import Feature
 from .._core.keys import DATA, EXCLUDE, EXISTS, GROUP, PERCENTAGE, SEPARATOR, TIME, USER, split_key
 from .._core.rules import state
+from .._core.shapes import Usage, flag_shape, member_counts
 from ._api_members import page_of
-from ._serialize import flag_json
 
 if TYPE_CHECKING:
     from .._core.history import HistoryEvent
@@ -28,10 +28,12 @@ __all__ = [
     "HistoryLine",
     "description",
     "history_lines",
+    "number",
     "page_flag",
     "percent",
     "state_label",
     "summary",
+    "when",
 ]
 
 #: The ids of each list a flag page starts with; the page asks the API for more (a flag with a
@@ -39,11 +41,11 @@ __all__ = [
 FIRST_PAGE = 100
 
 
-def page_flag(feature: Feature) -> dict[str, Any]:
-    """The flag's API JSON with only the first page of each id list (never sorting them all),
-    plus their counts and next pages' cursors (``users_count``, ``users_next_cursor``, the
-    same for ``excluded_users``) and which shown users are excluded (``users_excluded``: the
-    exclusion wins)."""
+def page_flag(feature: Feature, usage: Usage | None = None) -> dict[str, Any]:
+    """The flag's full shape with only the first page of each id list (never sorting them all),
+    its real ``counts``, the next pages' cursors (``users_next_cursor``, and the same for
+    ``excluded_users``) and which shown users are excluded (``users_excluded``: the exclusion
+    wins)."""
     without_lists = Feature(
         feature.name,
         percentage=feature.percentage,
@@ -51,25 +53,15 @@ def page_flag(feature: Feature) -> dict[str, Any]:
         groups=feature.groups,
         data=feature.data,
     )
-    slim = flag_json(without_lists)
+    slim = flag_shape(without_lists, usage)
     slim["state"] = state(feature)  # of the whole flag
+    slim["counts"] = member_counts(feature)
     for field, ids in (("users", feature.users), ("excluded_users", feature.excluded_users)):
-        total, first, cursor = page_of(ids, limit=FIRST_PAGE)
+        _total, first, cursor = page_of(ids, limit=FIRST_PAGE)
         slim[field] = first
-        slim[f"{field}_count"] = total
         slim[f"{field}_next_cursor"] = cursor
     slim["users_excluded"] = [u for u in slim["users"] if u in feature.excluded_users]
     return slim
-
-
-def count(n: int) -> str:
-    """``100,000``: thousands separated, as everywhere a person reads a count."""
-    return f"{n:,}"
-
-
-def _ids(flag: Mapping[str, Any], field: str) -> int:
-    counted = flag.get(f"{field}_count")
-    return counted if isinstance(counted, int) else len(flag[field])
 
 
 def percent(value: float) -> str:
@@ -84,7 +76,7 @@ def state_label(flag: Mapping[str, Any]) -> str:
 
 
 def _count(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n:,} {word}s"
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def summary(flag: Mapping[str, Any]) -> str:
@@ -96,19 +88,34 @@ def summary(flag: Mapping[str, Any]) -> str:
         parts.append(f"{percent(flag['percentage'])}% of users")
     if flag["percentage_of_time"]:
         parts.append(f"{percent(flag['percentage_of_time'])}% of checks")
-    if users := _ids(flag, "users"):
-        parts.append(_count(users, "user"))
-    if flag["groups"]:
+    counts = flag["counts"]
+    if counts["users"]:
+        parts.append(_count(counts["users"], "user"))
+    if flag.get("groups"):  # the full shape names them; a summary counts them
         parts.append("groups " + ", ".join(flag["groups"]))
-    if excluded := _ids(flag, "excluded_users"):
-        parts.append(f"{excluded:,} excluded")
+    elif counts["groups"]:
+        parts.append(_count(counts["groups"], "group"))
+    if counts["excluded_users"]:
+        parts.append(f"{counts['excluded_users']:,} excluded")
     return " · ".join(parts) if parts else "nobody"
 
 
 def description(flag: Mapping[str, Any]) -> str:
     """``data["description"]`` when it is a string: teams often keep one there."""
-    text = flag["data"].get("description")
+    text = flag["data"].get("description") if "data" in flag else flag["description"]
     return text if isinstance(text, str) else ""
+
+
+def when(value: str | None) -> str:
+    """An ISO 8601 time of the JSON shapes for people (``2026-12-05 16:09 UTC``), or ``never``."""
+    if value is None:
+        return "never"
+    return value[:16].replace("T", " ") + " UTC"
+
+
+def number(value: int | None) -> str:
+    """A count with thousands separators (``1,000,000``); a dash when not known."""
+    return "-" if value is None else f"{value:,}"
 
 
 # History --------------------------------------------------------------------------------------

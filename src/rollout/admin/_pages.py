@@ -12,6 +12,7 @@ for updates), ``/login``, ``/logout``, ``/events``, ``/static/...``.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import urllib.parse
@@ -25,21 +26,23 @@ from starlette.staticfiles import StaticFiles
 
 from .._core import validate as _validate
 from .._core.feature import Feature
+from .._core.shapes import summary_shape
 from ._auth import client_address
 from ._events import MAX_STREAMS, EventStream
+from ._listing import ListQuery, flag_page, usage
 from ._page_views import (
     FIRST_PAGE,
-    count,
     description,
     history_lines,
+    number,
     page_flag,
     percent,
     state_label,
     summary,
+    when,
 )
 from ._routing import RawRoute
 from ._scope import app_path
-from ._serialize import flag_json
 from ._throttle import retry_after
 
 if TYPE_CHECKING:
@@ -93,7 +96,8 @@ def page_routes(
         summary=summary,
         description=description,
         percent=percent,
-        count=count,
+        number=number,
+        when=when,
         # A name as one URL path segment: "/" too is encoded (Jinja's urlencode keeps it), so a
         # name such as "a/../b" is not collapsed by the browser into another flag's page.
         segment=lambda name: urllib.parse.quote(name, safe=""),
@@ -132,13 +136,18 @@ class _Pages:
     # Pages ------------------------------------------------------------------------------------
 
     async def flag_list(self, request: Request) -> Response:
-        features = self.flags.multi_get(*self.flags.features())
-        blank = flag_json(Feature(""))  # the row list.js copies for flags that appear later
+        # Summaries, as GET /api/v1/flags answers: counts, never member lists, so a flag with a
+        # million users costs this page a few hundred bytes.
+        every = ListQuery(limit=max(1, len(self.flags.features())))
+        summaries = flag_page(self.flags, every, datetime.datetime.now(datetime.UTC)).flags
+        blank = summary_shape(Feature(""))  # the row list.js copies for flags that appear later
         return self.render(
             request,
             "list.html",
-            flags=[flag_json(feature) for feature in features],
+            flags=summaries,
             blank=blank,
+            state=request.query_params.get("state", ""),
+            stale=_stale(request),
             q=request.query_params.get("q", ""),
         )
 
@@ -160,7 +169,7 @@ class _Pages:
             return self.render(request, "_history.html", history=history)
         feature = self.flags.get(name)
         # The first page of its users only: the page asks the API for the rest.
-        flag = page_flag(feature)
+        flag = page_flag(feature, usage(self.flags, feature))
         exists = self.flags.exists(name)
         if fragment == "flag":
             return JSONResponse({**flag, "exists": exists}, headers={"Cache-Control": "no-store"})
@@ -264,6 +273,15 @@ class _Pages:
         return self.render(
             request, "error.html", status=status, csrf=False, title=title, message=message
         )
+
+
+def _stale(request: Request) -> str:
+    """The list's stale filter from the address (``unchecked_days=30``), as its menu names it."""
+    for key in ("unchecked_days", "on_days"):
+        value = request.query_params.get(key, "")
+        if value:
+            return f"{key}={value}"
+    return ""
 
 
 def _base(request: Request) -> str:

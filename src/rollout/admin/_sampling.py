@@ -97,6 +97,9 @@ class CheckSampler:
         # or a client of the API asking for random names).
         self._totals: dict[tuple[str, bool], float] = {}
         self._unknown = 0.0
+        # Unix time each existing flag was last seen checked: in a counting window, or by note()
+        # (an exact check this process served, e.g. the API's). Bounded by the flags, as above.
+        self._last: dict[str, float] = {}
         self._lock = threading.Lock()  # guards _totals and windows between thread and scrapes
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -145,6 +148,17 @@ class CheckSampler:
         """
         with self._lock:
             return dict(self._totals)
+
+    def last_checked(self) -> dict[str, float]:
+        """Unix time each flag was last seen checked, by a counting window or :meth:`note`."""
+        with self._lock:
+            return dict(self._last)
+
+    def note(self, name: str) -> None:
+        """Record that ``name``, an existing flag, was checked now (a check served exactly, such
+        as the API's, which a window would see only one time in a hundred)."""
+        with self._lock:
+            self._last[name] = time.time()
 
     @property
     def unknown(self) -> float:
@@ -200,6 +214,7 @@ class CheckSampler:
         return counts, opened, closed
 
     def _add(self, counts: dict[tuple[Any, bool], int], scale: float, known: set[str]) -> None:
+        now = time.time()  # a Unix time for people and Prometheus, not a duration
         with self._lock:
             for (name, answer), count in counts.items():
                 label = _label(name)
@@ -210,8 +225,11 @@ class CheckSampler:
                     continue
                 key = (label, answer)
                 self._totals[key] = self._totals.get(key, 0.0) + count * scale
+                self._last[label] = now
             for key in [key for key in self._totals if key[0] not in known]:
                 del self._totals[key]  # deleted since: its series ends
+            for name in [name for name in self._last if name not in known]:
+                del self._last[name]
             self.windows += 1
 
 

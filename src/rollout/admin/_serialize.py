@@ -1,4 +1,4 @@
-"""JSON in and out: a flag as the API shows it, and a request body read within its limit."""
+"""JSON in: a request body read within its limit (what goes out is rollout._core.shapes)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from .._core.feature import Feature
-from .._core.rules import state
 from ._errors import ApiError
 
-__all__ = ["flag_json", "read_json"]
-
-
-def flag_json(feature: Feature) -> dict[str, Any]:
-    """``Feature.to_dict()`` plus its ``state``: ``on``, ``off`` or ``partial`` (as the CLI)."""
-    return {"name": feature.name, "state": state(feature), **feature.to_dict()}
+__all__ = ["read_json"]
 
 
 def _is_json(media_type: str) -> bool:

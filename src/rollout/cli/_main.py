@@ -22,7 +22,7 @@ from .. import __version__
 from .._client.rollout import Rollout
 from .._core.feature import Feature
 from .._core.redact import scrub
-from .._core.rules import on_for_everybody
+from .._core.shapes import check_shape, flag_shape, history_usage, summary_shape
 from .._core.validate import MAX_DEPTH
 from ..errors import RolloutError, StoreOutcomeUnknownError
 from ..stores import Store, open_store
@@ -111,7 +111,9 @@ def _listed(flags: Rollout) -> list[Feature]:
 def _cmd_list(flags: Rollout, args: argparse.Namespace) -> int:
     features = _listed(flags)
     if args.json:
-        _print_json([{**f.to_dict(), "active": on_for_everybody(f)} for f in features])
+        # Usage from history only: checks are counted by serve processes, not by a command
+        # that reads the store (last_checked and checks stay null here).
+        _print_json([summary_shape(f, history_usage(f, flags.history)) for f in features])
     else:
         print(table.format_table(table.LIST_HEADER, table.list_rows(features)))
     return 0
@@ -123,7 +125,7 @@ def _cmd_show(flags: Rollout, args: argparse.Namespace) -> int:
     if not flags.exists(args.name):
         raise ValueError(f"no flag named {args.name!r}")
     if args.json:
-        _print_json(feature.to_dict())
+        _print_json(flag_shape(feature, history_usage(feature, flags.history)))
     else:
         rows = table.feature_rows(feature, args.limit)
         print(table.format_table(["FIELD", "VALUE"], rows))
@@ -140,7 +142,7 @@ def _cmd_check(flags: Rollout, args: argparse.Namespace) -> int:
         return 0 if why.active else 1
     on = flags.active(args.name, args.user)
     if args.json:
-        _print_json({"name": args.name, "user": args.user, "active": on})
+        _print_json(check_shape(args.name, args.user, on, flags.get(args.name)))
     else:
         print("on" if on else "off")
     return 0 if on else 1
@@ -180,7 +182,7 @@ def _cmd_write(flags: Rollout, args: argparse.Namespace) -> int:
     cluster.leave(flags, args)
     feature = flags.get(args.name)
     if args.json:
-        _print_json(feature.to_dict())
+        _print_json(flag_shape(feature, history_usage(feature, flags.history)))
     elif args.command == "delete":
         print(f"{feature.name}: deleted")
     elif args.command == "clear-data":

@@ -60,35 +60,40 @@ window.Dashboard = (() => {
 
   /* 100000 → "100,000". */
   const thousands = (n) => Number(n).toLocaleString("en-US");
-  /* How many ids a flag lists: its ``<field>_count`` (a flag page holds a first page only). */
-  const count = (flag, field) =>
-    (typeof flag[`${field}_count`] === "number" ? flag[`${field}_count`] : flag[field].length);
+  /* How many ids a flag lists: its ``counts`` (a flag page and a summary hold no whole list). */
+  const count = (flag, field) => (flag.counts ? flag.counts[field] : flag[field].length);
 
   function stateLabel(flag) {
     if (flag.state === "partial" && flag.percentage) return `partial ${percent(flag.percentage)}%`;
     return flag.state;
   }
 
+  /* 1,000,000: counts with thousands separators (the server's number filter does the same). */
+  const number = (value) => (value === null || value === undefined ? "-" : value.toLocaleString("en-US"));
+
+  /* Works on both shapes of a flag (full and summary): both carry counts. */
   function summary(flag) {
     const parts = [];
+    const counts = flag.counts;
     if (flag.state === "on") parts.push("everybody");
     else if (flag.percentage) parts.push(`${percent(flag.percentage)}% of users`);
     if (flag.percentage_of_time) parts.push(`${percent(flag.percentage_of_time)}% of checks`);
-    const users = count(flag, "users");
-    if (users) parts.push(`${thousands(users)} ${users === 1 ? "user" : "users"}`);
-    if (flag.groups.length) parts.push(`groups ${flag.groups.join(", ")}`);
-    const excluded = count(flag, "excluded_users");
-    if (excluded) parts.push(`${thousands(excluded)} excluded`);
+    if (counts.users) parts.push(`${number(counts.users)} ${counts.users === 1 ? "user" : "users"}`);
+    if (flag.groups && flag.groups.length) parts.push(`groups ${flag.groups.join(", ")}`);
+    else if (counts.groups) parts.push(`${number(counts.groups)} ${counts.groups === 1 ? "group" : "groups"}`);
+    if (counts.excluded_users) parts.push(`${number(counts.excluded_users)} excluded`);
     return parts.length ? parts.join(" · ") : "nobody";
   }
 
-  const description = (flag) =>
-    typeof flag.data.description === "string" ? flag.data.description : "";
+  function description(flag) {
+    const text = flag.data ? flag.data.description : flag.description;
+    return typeof text === "string" ? text : "";
+  }
 
   /* Would turning the flag off lose more than "on for everybody"? (deactivate clears it all) */
   const hasTargeting = (flag) =>
     Boolean(
-      flag.users.length || flag.excluded_users.length || flag.groups.length ||
+      flag.counts.users || flag.counts.excluded_users || flag.counts.groups ||
       flag.percentage_of_time || (flag.percentage && flag.percentage < 100)
     );
 
@@ -134,8 +139,10 @@ window.Dashboard = (() => {
   /* Turn a flag on for everybody or off; turning off asks first when it would clear targeting. */
   async function setActive(name, on) {
     if (!on) {
-      const flag = await api("GET", flagPath(name));
-      if (hasTargeting(flag)) {
+      // The summary (counts, not members): a flag with a million users is a few hundred bytes.
+      const { flags } = await api("GET", `/flags?flag=${encodeURIComponent(name)}`);
+      const flag = flags[0];
+      if (flag && hasTargeting(flag)) {
         const sure = await confirm({
           title: `Turn ${name} off?`,
           text: `It is on for ${summary(flag)}. Turning it off clears its percentages, ` +
@@ -199,6 +206,6 @@ window.Dashboard = (() => {
 
   return {
     ApiError, api, attempt, base, confirm, count, description, flagPath, hasTargeting, listen,
-    notice, pageUrl, percent, renderBadge, setActive, stateLabel, summary, thousands,
+    notice, number, pageUrl, percent, renderBadge, setActive, stateLabel, summary, thousands,
   };
 })();

@@ -6,7 +6,7 @@
 (() => {
   const D = window.Dashboard;
   let flag = JSON.parse(document.getElementById("flag-data").textContent);
-  const name = flag.name;
+  const name = flag.flag;
   const path = D.flagPath(name);
   const $ = (selector, root = document) => root.querySelector(selector);
   const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));

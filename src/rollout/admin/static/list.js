@@ -1,4 +1,6 @@
-/* The flag list: search as you type, the on/off switches, and rows kept current live. */
+/* The flag list: search as you type, filter by state, sort by column, the on/off switches, and
+ * rows kept current live. Rows show flags' summaries (GET /api/v1/flags: counts, never member
+ * lists), so a flag with a million users costs the page a few hundred bytes. */
 "use strict";
 
 (() => {
@@ -9,43 +11,110 @@
   const count = document.getElementById("count");
   const empty = document.getElementById("empty");
   const template = document.getElementById("row-template");
+  const stateFilter = document.getElementById("state-filter");
+  const staleFilter = document.getElementById("stale-filter");
+  const DAY_MS = 86_400_000;
+  const headers = Array.from(table.tHead.querySelectorAll("th[data-sort]"));
 
   const rows = () => Array.from(tbody.rows);
   const rowFor = (name) => rows().find((row) => row.dataset.flag === name);
 
-  /* Show the rows whose name or description contains the search text. */
+  /* The stale filter, as the API has it: unchecked_days=N (not seen checked for N days, or
+   * never) or on_days=N (on for everybody for N days, from history). */
+  function stale(row) {
+    const [key, value] = staleFilter.value.split("=");
+    if (!key) return true;
+    const cutoff = Date.now() - Number(value) * DAY_MS;
+    if (key === "unchecked_days") {
+      return !row.dataset.checked || Date.parse(row.dataset.checked) <= cutoff;
+    }
+    return Boolean(row.dataset.onSince) && Date.parse(row.dataset.onSince) <= cutoff;
+  }
+
+  /* Show the rows whose name or description contains the search text, in the chosen state. */
   function filter() {
     const query = search.value.trim().toLowerCase();
+    const state = stateFilter.value;
     let shown = 0;
     const all = rows();
     for (const row of all) {
-      row.hidden = Boolean(query) && !row.dataset.search.includes(query);
+      row.hidden = (Boolean(query) && !row.dataset.search.includes(query)) ||
+        (Boolean(state) && row.dataset.state !== state) || !stale(row);
       if (!row.hidden) shown += 1;
     }
-    count.textContent = query ? `${shown} of ${all.length}` : String(all.length);
+    const total = D.number(all.length);
+    const narrowed = query || state || staleFilter.value;
+    count.textContent = narrowed ? `${D.number(shown)} of ${total}` : total;
     empty.hidden = shown > 0;
     empty.textContent = all.length
       ? "No flag matches the search."
-      : "No flags yet: type a name above and press Open to create one.";
+      : 'No flags yet: type a name in "New flag" above and press Create flag.';
     const url = new URL(location.href);
     if (query) url.searchParams.set("q", search.value.trim());
     else url.searchParams.delete("q");
+    if (state) url.searchParams.set("state", state);
+    else url.searchParams.delete("state");
+    url.searchParams.delete("unchecked_days");
+    url.searchParams.delete("on_days");
+    const [staleKey, staleValue] = staleFilter.value.split("=");
+    if (staleKey) url.searchParams.set(staleKey, staleValue);
     history.replaceState(null, "", url);
   }
 
+  // Sorting: by name unless a column header was pressed (pressed again, the order reverses).
+  // The states sort by how much of the audience has the flag: on, partial, off.
+  let sortKey = "flag";
+  let ascending = true;
+  const STATE_ORDER = { on: 0, partial: 1, off: 2 };
+  const sortValue = (row, key) => {
+    if (key === "state") return STATE_ORDER[row.dataset.state];
+    if (key === "checks") return row.dataset.checks === "" ? -1 : Number(row.dataset.checks);
+    if (key === "flag") return row.dataset.flag;
+    return row.dataset[key] || ""; // ISO 8601 times sort as text; never checked sorts first
+  };
+  function sort() {
+    const sorted = rows().sort((a, b) => {
+      const [x, y] = [sortValue(a, sortKey), sortValue(b, sortKey)];
+      if (x !== y) return (x < y ? -1 : 1) * (ascending ? 1 : -1);
+      return a.dataset.flag < b.dataset.flag ? -1 : 1; // ties by name, A to Z either way
+    });
+    sorted.forEach((row) => tbody.appendChild(row));
+    headers.forEach((th) => {
+      const active = th.dataset.sort === sortKey;
+      th.setAttribute("aria-sort", active ? (ascending ? "ascending" : "descending") : "none");
+    });
+  }
+  headers.forEach((th) => th.querySelector("button").addEventListener("click", () => {
+    ascending = th.dataset.sort === sortKey ? !ascending : true;
+    sortKey = th.dataset.sort;
+    sort();
+  }));
+
+  const when = (value) => (value ? `${value.slice(0, 16).replace("T", " ")} UTC` : "never");
+
   function render(row, flag) {
     const text = D.description(flag);
-    row.dataset.flag = flag.name;
-    row.dataset.search = `${flag.name} ${text}`.toLowerCase();
+    row.dataset.flag = flag.flag;
+    row.dataset.search = `${flag.flag} ${text}`.toLowerCase();
+    row.dataset.state = flag.state;
+    row.dataset.changed = flag.last_changed || "";
+    row.dataset.checked = flag.last_checked || "";
+    row.dataset.onSince = flag.on_since || "";
+    row.dataset.checks = flag.checks === null ? "" : String(flag.checks);
     const link = row.querySelector('[data-field="link"]');
-    link.textContent = flag.name;
-    link.href = D.pageUrl(flag.name);
+    link.textContent = flag.flag;
+    link.href = D.pageUrl(flag.flag);
+    row.querySelector('[data-field="changed-at"]').textContent = when(flag.last_changed);
+    row.querySelector('[data-field="changed-by"]').textContent =
+      flag.last_changed_by ? `by ${flag.last_changed_by}` : "";
+    row.querySelector('[data-field="checked-at"]').textContent = when(flag.last_checked);
+    row.querySelector('[data-field="checks"]').textContent = D.number(flag.checks);
     row.querySelector('[data-field="description"]').textContent = text;
     D.renderBadge(row.querySelector('[data-field="state"]'), flag);
     row.querySelector('[data-field="summary"]').textContent = D.summary(flag);
     const toggle = row.querySelector('[data-action="toggle"]');
     toggle.setAttribute("aria-checked", flag.state === "off" ? "false" : "true");
-    toggle.setAttribute("aria-label", flag.name);
+    toggle.setAttribute("aria-label", flag.flag);
   }
 
   // Answers can arrive out of order (a live update's fetch against a switch's answer): each
@@ -57,12 +126,11 @@
 
   /* Update the flag's row, or add one in name order (the API sorts names the same way). */
   function upsert(flag, number) {
-    let row = rowFor(flag.name);
-    if (!newer(row, number) || number < (removedAt.get(flag.name) || 0)) return;
+    let row = rowFor(flag.flag);
+    if (!newer(row, number) || number < (removedAt.get(flag.flag) || 0)) return;
     if (!row) {
       row = template.content.firstElementChild.cloneNode(true);
-      const after = rows().find((other) => other.dataset.flag > flag.name);
-      tbody.insertBefore(row, after || null);
+      tbody.appendChild(row); // sort() puts it in its place
     }
     row.dataset.ticket = String(number);
     render(row, flag);
@@ -76,25 +144,39 @@
     }
   }
 
+  /* Every flag's summary, a page at a time (GET /api/v1/flags answers at most 1,000). */
+  async function everySummary() {
+    const all = [];
+    let cursor = null;
+    do {
+      const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+      const page = await D.api("GET", `/flags?limit=1000${query}`);
+      all.push(...page.flags);
+      cursor = page.next_cursor;
+    } while (cursor);
+    return all;
+  }
+
   async function refresh(names) {
     if (!names || names.length > 50) {
       const number = ticket();
-      const { flags } = await D.api("GET", "/flags");
-      const present = new Set(flags.map((flag) => flag.name));
+      const flags = await everySummary();
+      const present = new Set(flags.map((flag) => flag.flag));
       rows().filter((row) => !present.has(row.dataset.flag))
         .forEach((row) => remove(row.dataset.flag, number));
       flags.forEach((flag) => upsert(flag, number));
     } else {
-      await Promise.all(names.map(async (name) => {
-        const number = ticket();
-        try {
-          upsert(await D.api("GET", D.flagPath(name)), number);
-        } catch (error) {
-          if (error.status !== 404) throw error;
-          remove(name, number); // deleted
-        }
-      }));
+      await Promise.all(names.map((name) => refreshOne(name, ticket())));
     }
+    sort();
+    filter();
+  }
+
+  async function refreshOne(name, number) {
+    const { flags } = await D.api("GET", `/flags?flag=${encodeURIComponent(name)}`);
+    if (flags.length) upsert(flags[0], number);
+    else remove(name, number); // deleted
+    sort();
     filter();
   }
 
@@ -107,7 +189,8 @@
     const number = ticket();
     const flag = await D.attempt(() => D.setActive(name, on));
     toggle.disabled = false;
-    if (flag) upsert(flag, number);
+    // The answer is the flag in full; the row shows its summary (counts, usage).
+    if (flag) await D.attempt(() => refreshOne(name, number));
     toggle.focus();
   });
 
@@ -118,6 +201,8 @@
   });
 
   search.addEventListener("input", filter);
+  stateFilter.addEventListener("change", filter);
+  staleFilter.addEventListener("change", filter);
   document.addEventListener("keydown", (event) => {
     // "/" jumps to the search box, as on many sites, unless typing somewhere already.
     const typing = event.target.closest("input, textarea, select, [contenteditable]");

@@ -65,7 +65,11 @@ def test_on_for_everybody_for_n_days(served: Served) -> None:
         on_since = listed(client)["old_on"]["on_since"]
         assert on_since is not None
         client.put("/api/v1/flags/old_on/percentage", json={"percentage": 100})
-        assert sorted(listed(client, on_days=7)) == ["checked"]  # written again: from now
+        # Written again, it changed nothing: no history event, and still on since then.
+        assert sorted(listed(client, on_days=7)) == ["checked", "old_on"]
+        client.put("/api/v1/flags/old_on/percentage", json={"percentage": 50})
+        client.put("/api/v1/flags/old_on/percentage", json={"percentage": 100})
+        assert sorted(listed(client, on_days=7)) == ["checked"]  # on again: from now
         assert listed(client)["old_on"]["last_changed_by"] == "alice"
 
 

@@ -34,11 +34,11 @@ def test_every_removal_route_answers_404_and_creates_nothing(tmp_path: Path) -> 
                 }
             }
         listed = get_json(http, "/api/v1/flags")
-        assert [flag["name"] for flag in listed["flags"]] == ["other"]
+        assert [flag["flag"] for flag in listed["flags"]] == ["other"]
         assert get_json(http, "/api/v1/flags/ghost/history") == {"events": []}
         # Setting the state is declarative: off for a flag that does not exist creates it off.
-        assert put(http, "/flags/ghost/active", {"active": False})["name"] == "ghost"
-        assert [flag["name"] for flag in get_json(http, "/api/v1/flags")["flags"]] == [
+        assert put(http, "/flags/ghost/active", {"active": False})["flag"] == "ghost"
+        assert [flag["flag"] for flag in get_json(http, "/api/v1/flags")["flags"]] == [
             "ghost",
             "other",
         ]

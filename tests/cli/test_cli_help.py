@@ -19,7 +19,7 @@ COMMANDS = sorted(
 SHARED = ("--store", "--json", "--peers", "--secret", "--insecure", "--timeout")
 #: Commands that need no store (an HTTP client, or printing a random secret or a script).
 STANDALONE = {"check-on", "secret", "token", "completion"}
-_POSITIONAL = {"NAME": "chat", "FLAG": "chat", "ID": "42", "GROUP": "admins", "PCT": "20",
+_POSITIONAL = {"NAME": "chat", "FLAG": "chat", "ID": "42", "GROUP": "admins", "PERCENTAGE": "20",
                "KEY=VALUE": "a=1", "FILE": "flags.export", "KEY": "user:42"}  # fmt: skip
 _VALUE = {"URL": "memory://", "HOST:PORT": "127.0.0.1:1", "HOST:PORT,...": "127.0.0.1:1",
           "N": "3", "SECONDS": "5", "S": "5", "RANGE": "90:"}  # fmt: skip
@@ -141,10 +141,10 @@ def test_json_is_listed_where_it_turns_the_output_into_json(
 ) -> None:
     store = f"sqlite:///{tmp_path / 'flags.db'}"
 
-    assert main(["--store", store, "activate-user", "chat", "42"]) == 0
-    capsys.readouterr()
-
     def run(*more: str) -> tuple[int, str]:
+        # Each run on the same flag (a removal from a flag `delete` took is an error).
+        assert main(["--store", store, "activate-user", "chat", "42"]) == 0
+        capsys.readouterr()
         status = main([*args, "--store", store, *more])
         return status, capsys.readouterr().out
 

@@ -64,10 +64,10 @@ def usage_from_history(feature: Feature, events: Iterable[HistoryEvent]) -> Usag
     (newest first, as ``Rollout.history`` gives them).
 
     ``on_since`` is the newest change that could have turned the flag on (a percentage, an
-    exclusion, creation): it may be later than the moment it really became on (a 100% written
-    again), never earlier, so "on for N days" never names a flag that changed within N days.
-    Only the kept history counts (``history_limit`` events per flag): past it, the oldest
-    kept event stands for the moment.
+    exclusion, creation): it may be later than the moment it really became on (an exclusion
+    added and removed), never earlier, so "on for N days" never names a flag that changed
+    within N days. Only the kept history counts (``history_limit`` events per flag): past it,
+    the oldest kept event stands for the moment.
     """
     changed: HistoryEvent | None = None
     on_since: datetime.datetime | None = None

@@ -1,8 +1,9 @@
-"""Stores keep a replica's registers: in memory, in an SQLite file, or in Redis.
+"""Stores keep a replica's registers: in memory, in an SQLite file, in Redis or in PostgreSQL.
 
 The interface is :class:`Store` (``rollout.stores._base``); this package is the catalogue: the
 interface, the built-in stores that need nothing but the standard library, and
-:func:`open_store` for a URL. Redis's store lives in :mod:`rollout.redis` (it needs redis-py).
+:func:`open_store` for a URL. Redis's store lives in :mod:`rollout.redis` (it needs redis-py),
+PostgreSQL's in :mod:`rollout.postgres` (it needs psycopg).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ __all__ = [
 
 def open_store(url: str, *, create: bool = True) -> Store:
     """A store for a URL: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////abs/path.db``,
-    ``redis://host:6379/0?namespace=app`` or ``redis+sentinel://host:26379/mymaster``.
+    ``redis://host:6379/0?namespace=app``, ``redis+sentinel://host:26379/mymaster`` or
+    ``postgresql://user@host:5432/dbname?schema=rollout``.
 
     ``create=False`` opens an SQLite file only if it exists (:class:`SQLiteStore`); other
     stores have no file to create and ignore it.
@@ -43,6 +45,11 @@ def open_store(url: str, *, create: bool = True) -> Store:
         from ..redis._store import RedisStore
 
         return RedisStore.from_url(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        # Imported here: psycopg is an optional dependency (`pip install rollout[postgres]`).
+        from ..postgres._store import PostgresStore
+
+        return PostgresStore.from_url(url)
     if "://" not in url:
         # A bare path (`--store /tmp/x.db`): say the URL that names that file.
         raise ValueError(
@@ -52,5 +59,5 @@ def open_store(url: str, *, create: bool = True) -> Store:
     scheme = url.split(":", 1)[0]
     raise ValueError(
         f"store URL {redact_url(url)!r} has an unknown scheme {scrub(scheme, url)!r} "
-        "(known: memory://, sqlite:///path, redis://, redis+sentinel://)"
+        "(known: memory://, sqlite:///path, redis://, redis+sentinel://, postgresql://)"
     )

@@ -49,11 +49,20 @@ _CONNECT_CAUSES = (
 )
 
 
-def translate(exc: psycopg.Error, context: str, *, lost: bool, committing: bool) -> StoreError:
+def translate(
+    exc: psycopg.Error,
+    context: str,
+    *,
+    lost: bool,
+    committing: bool,
+    timeout: float | None = None,
+) -> StoreError:
     """``exc`` as a StoreError. ``lost``: the connection is gone; ``committing``: the COMMIT
-    had been sent when it failed."""
+    had been sent when it failed; ``timeout``: it was cut after waiting that many seconds."""
     message = " ".join(str(exc).split()) or type(exc).__name__
     code = getattr(exc, "sqlstate", None)
+    if timeout is not None:
+        message = f"no answer within {timeout:g} s (the store's timeout)"
     if committing and lost:
         return StoreOutcomeUnknownError(
             f"{context}: the connection failed while committing, so the write may or may not "

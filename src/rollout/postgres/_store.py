@@ -14,12 +14,10 @@ runs once more on it, so an idle process never sees an error for a connection it
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import threading
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._core.clock import Timestamp
@@ -28,10 +26,10 @@ from .._core.keys import DATA_RESET, RESET, is_history
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.redact import redact_url
 from .._core.state import Delta, Register
-from ..errors import ClosedError, FormatError, StoreError, require_extra
+from ..errors import FormatError, StoreError, require_extra
 from ..stores._base import Store
 from . import _sql
-from ._errors import translate
+from ._connection import Connector, Step
 from ._quarantine import hold, judge, read_quarantine, trim
 from ._transport import PostgresTransport
 
@@ -40,21 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStore"]
 
-T = TypeVar("T")
-
 #: NOTIFY refuses payloads of 8,000 bytes or more; a change past this goes by reference.
 NOTIFY_LIMIT = 7_900
-_CONNECT_TIMEOUT_S = 5
-
-
-class _Step:
-    """How far a transaction got: a connection lost after COMMIT was sent is an unknown outcome."""
-
-    committing = False
-
-    def commit(self, connection: psycopg.Connection[Any]) -> None:
-        self.committing = True
-        connection.execute("COMMIT")
 
 
 class PostgresStore(Store):
@@ -62,9 +47,10 @@ class PostgresStore(Store):
 
     ``conninfo`` is anything psycopg takes (``"postgresql://user@host/db"``, ``"host=… dbname=…"``);
     ``schema`` (default ``rollout``) is created with its tables on first open if missing.
+    ``timeout``: seconds a call may wait for the server (rollout.postgres._connection).
     """
 
-    def __init__(self, conninfo: str, *, schema: str = "rollout") -> None:
+    def __init__(self, conninfo: str, *, schema: str = "rollout", timeout: float = 30.0) -> None:
         require_extra("psycopg", "postgres", "a postgresql:// store")
         self.schema = _sql.check_schema_name(schema)
         #: The NOTIFY channel of every change: ``<version> <origin>[ <flags JSON>]``.
@@ -72,154 +58,45 @@ class PostgresStore(Store):
         self.url = f"{redact_url(conninfo)} (schema {self.schema})"
         #: Who wrote a change, in each notification (for people reading the channel).
         self.origin = f"pid-{os.getpid()}"
-        self._conninfo = conninfo
-        self._lock = threading.Lock()
-        self._closed = False
-        self._pid = os.getpid()
-        self._abandoned: list[psycopg.Connection[Any]] = []
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         # The schema's version when load() last read it; None: load again.
         self._loaded_version: int | None = None
-        self._connection: psycopg.Connection[Any] | None = self._connect()
+        self._connector = Connector(conninfo, self.schema, self.url, float(timeout))
+        self._connector.on_fork = self._forget_load
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
-        """``postgresql://user:password@host:5432/dbname?schema=rollout`` (also ``postgres://``);
-        other query parameters are libpq's (``sslmode``, ``connect_timeout``, …)."""
+        """``postgresql://user:password@host:5432/dbname?schema=rollout&timeout=30`` (also
+        ``postgres://``); other query parameters are libpq's (``sslmode``, ``connect_timeout``).
+        """
         parts = urlsplit(url)
         if parts.scheme not in ("postgresql", "postgres"):
             raise ValueError(
                 f"store URL {redact_url(url)!r} must look like postgresql://user@host/dbname"
             )
         query = parse_qsl(parts.query, keep_blank_values=True)
-        schemas = [value for name, value in query if name == "schema"]
-        rest = [(name, value) for name, value in query if name != "schema"]
+        ours = {name: value for name, value in query if name in ("schema", "timeout")}
+        rest = [(name, value) for name, value in query if name not in ours]
         conninfo = urlunsplit(parts._replace(query=urlencode(rest)))
-        return cls(conninfo, schema=schemas[-1] if schemas else "rollout")
+        timeout: float = 30.0
+        if "timeout" in ours:
+            try:
+                timeout = float(ours["timeout"])
+            except ValueError:
+                raise ValueError(
+                    f"store URL {redact_url(url)!r}: timeout must be a number of seconds, "
+                    f"got {ours['timeout']!r}"
+                ) from None
+        return cls(conninfo, schema=ours.get("schema", "rollout"), timeout=timeout)
 
     def default_transport(self) -> PostgresTransport:
         # Every save here NOTIFYs: the replica's writes need no publishing of their own.
         return PostgresTransport(self, saves_writes=False)
 
-    # Connections ---------------------------------------------------------------------------
-
     def connect(self, purpose: str = "store") -> psycopg.Connection[Any]:
-        """A new autocommit connection whose ``search_path`` is the schema (the transport's
-        LISTEN connection is one). Raises psycopg's errors, untranslated.
-
-        Unless the URL names one, its ``application_name`` is ``rollout:<schema>:<purpose>``,
-        so an operator reading ``pg_stat_activity`` sees whose connection it is.
-        """
-        import psycopg
-        from psycopg.conninfo import conninfo_to_dict
-
-        given = conninfo_to_dict(self._conninfo)
-        options: dict[str, Any] = {}
-        if "connect_timeout" not in given:
-            options["connect_timeout"] = _CONNECT_TIMEOUT_S
-        if "application_name" not in given:
-            options["application_name"] = f"rollout:{self.schema}:{purpose}"
-        connection = psycopg.connect(self._conninfo, autocommit=True, **options)
-        try:
-            connection.execute(f"SET search_path TO {self.schema}")
-        except BaseException:
-            connection.close()
-            raise
-        return connection
-
-    def _connect(self) -> psycopg.Connection[Any]:
-        import psycopg
-
-        context = f"cannot open PostgreSQL store {self.url}"
-        try:
-            connection = self.connect()
-        except psycopg.Error as exc:
-            raise translate(exc, context, lost=True, committing=False) from exc
-        try:
-            self._prepare(connection)
-        except psycopg.Error as exc:
-            lost = connection.broken or connection.closed
-            connection.close()
-            raise translate(exc, context, lost=lost, committing=False) from exc
-        except BaseException:
-            connection.close()
-            raise
-        return connection
-
-    def _prepare(self, connection: psycopg.Connection[Any]) -> None:
-        """The schema and its tables, created once (processes opening at once take turns on an
-        advisory lock); then its version checked."""
-        row = connection.execute("SELECT to_regclass(%s)", [f"{self.schema}.meta"]).fetchone()
-        if row is None or row[0] is None:
-            connection.execute("BEGIN")
-            try:
-                connection.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"rollout:{self.schema}"]
-                )
-                connection.execute(_sql.ddl(self.schema))
-                connection.execute("COMMIT")
-            except BaseException:
-                _rollback(connection)
-                raise
-        found = connection.execute(_sql.SCHEMA_VERSION_ROW).fetchone()
-        if found is None or found[0] != _sql.SCHEMA_VERSION:
-            raise StoreError(
-                f"PostgreSQL store {self.url} has schema version {found and found[0]}, "
-                f"this library reads version {_sql.SCHEMA_VERSION}"
-            )
-
-    def _run(
-        self,
-        action: str,
-        work: Callable[[psycopg.Connection[Any]], T],
-        step: _Step | None = None,
-    ) -> T:
-        """``work`` on the connection, its driver errors translated: the one boundary.
-
-        A write passes the ``step`` its ``work`` commits through, which tells a failure before
-        the COMMIT (nothing written) from one after it was sent (outcome unknown).
-        """
-        import psycopg
-
-        with self._lock:
-            if self._closed:
-                raise ClosedError(f"PostgreSQL store {self.url} is closed")
-            if self._pid != os.getpid():
-                # A forked child must not use (nor close: that ends the parent's session) the
-                # parent's connection.
-                self._pid = os.getpid()
-                if self._connection is not None:
-                    self._abandoned.append(self._connection)
-                self._connection = None
-                self._loaded_version = None
-            for attempt in (1, 2):
-                reused = self._connection is not None
-                if self._connection is None:
-                    self._connection = self._connect()
-                connection = self._connection
-                step = step or _Step()
-                step.committing = False
-                try:
-                    return work(connection)
-                except psycopg.Error as exc:
-                    lost = connection.broken or connection.closed
-                    if lost:
-                        self._connection = None
-                        connection.close()
-                        if reused and not step.committing and attempt == 1:
-                            continue  # ended while idle: nothing was committed, run it again
-                    else:
-                        _rollback(connection)
-                    raise translate(
-                        exc,
-                        f"cannot {action} PostgreSQL store {self.url}",
-                        lost=lost,
-                        committing=step.committing,
-                    ) from exc
-                except BaseException:
-                    if not (connection.broken or connection.closed):
-                        _rollback(connection)
-                    raise
-            raise AssertionError("unreachable")  # pragma: no cover
+        """A new connection to the schema, for the transport to LISTEN on."""
+        return self._connector.connect(purpose)
 
     # Registers -----------------------------------------------------------------------------
 
@@ -245,7 +122,7 @@ class PostgresStore(Store):
             return delta, version
 
         try:
-            delta, version = self._run("read", work)
+            delta, version = self._connector.run("read", work)
         except FormatError as exc:
             raise StoreError(
                 f"PostgreSQL store {self.url} holds a damaged register: {exc} (delete that row "
@@ -256,7 +133,7 @@ class PostgresStore(Store):
 
     def version(self) -> int:
         """The version of the last change saved (0 for a new schema)."""
-        return self._run("read", lambda connection: _one(connection, _sql.VERSION))
+        return self._connector.run("read", lambda connection: _one(connection, _sql.VERSION))
 
     def change(self, version: int) -> str | None:
         """The flags JSON of a change sent by reference, if still kept."""
@@ -265,10 +142,10 @@ class PostgresStore(Store):
             row = connection.execute(_sql.GET_CHANGE, [version]).fetchone()
             return None if row is None else str(row[0])
 
-        return self._run("read", work)
+        return self._connector.run("read", work)
 
     def ping(self) -> None:
-        self._run("reach", lambda connection: connection.execute("SELECT 1").fetchall())
+        self._connector.run("reach", lambda connection: connection.execute("SELECT 1").fetchall())
 
     def changed_elsewhere(self) -> bool:
         return self._loaded_version is None or self.version() != self._loaded_version
@@ -293,7 +170,7 @@ class PostgresStore(Store):
         ]
         flags_json = json.dumps(encode_flags(delta), sort_keys=True, separators=(",", ":"))
 
-        step = _Step()
+        step = Step()
 
         def work(connection: psycopg.Connection[Any]) -> tuple[int, int]:
             connection.execute("BEGIN")
@@ -318,7 +195,7 @@ class PostgresStore(Store):
             step.commit(connection)
             return before, version
 
-        before, version = self._run("write to", work, step)
+        before, version = self._connector.run("write to", work, step)
         if version != before and self._loaded_version == before:
             self._loaded_version = version  # only this write happened since the load
 
@@ -331,7 +208,7 @@ class PostgresStore(Store):
         if not rows:
             return
 
-        step = _Step()
+        step = Step()
 
         def work(connection: psycopg.Connection[Any]) -> None:
             connection.execute("BEGIN")
@@ -339,7 +216,7 @@ class PostgresStore(Store):
                 cursor.executemany(_sql.DISCARD, rows)
             step.commit(connection)
 
-        self._run("discard from", work, step)
+        self._connector.run("discard from", work, step)
 
     # The quarantine -------------------------------------------------------------------------
 
@@ -347,7 +224,7 @@ class PostgresStore(Store):
         if not entries:
             return
 
-        step = _Step()
+        step = Step()
 
         def work(connection: psycopg.Connection[Any]) -> None:
             connection.execute("BEGIN")
@@ -355,7 +232,7 @@ class PostgresStore(Store):
             hold(connection, entries, self.quarantine_limit, self.verdicts_kept)
             step.commit(connection)
 
-        self._run("quarantine in", work, step)
+        self._connector.run("quarantine in", work, step)
 
     def quarantined(self) -> QuarantineState:
         def work(connection: psycopg.Connection[Any]) -> QuarantineState:
@@ -365,7 +242,7 @@ class PostgresStore(Store):
             return state
 
         try:
-            return self._run("read", work)
+            return self._connector.run("read", work)
         except ValueError as exc:  # a held value that is not JSON
             raise StoreError(
                 f"PostgreSQL store {self.url}: a damaged held register: {exc}"
@@ -376,7 +253,7 @@ class PostgresStore(Store):
         if not judged:
             return
 
-        step = _Step()
+        step = Step()
 
         def work(connection: psycopg.Connection[Any]) -> None:
             connection.execute("BEGIN")
@@ -386,16 +263,13 @@ class PostgresStore(Store):
             trim(connection, self.verdicts_kept)
             step.commit(connection)
 
-        self._run("release from", work, step)
+        self._connector.run("release from", work, step)
+
+    def _forget_load(self) -> None:
+        self._loaded_version = None  # a forked child: load again rather than trust the parent
 
     def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            connection, self._connection = self._connection, None
-            if connection is not None and self._pid == os.getpid():
-                connection.close()
+        self._connector.close()
 
 
 def _one(connection: psycopg.Connection[Any], query: str) -> int:
@@ -403,13 +277,3 @@ def _one(connection: psycopg.Connection[Any], query: str) -> int:
     if row is None:
         raise StoreError(f"the PostgreSQL store's meta table lacks a row ({query.strip()})")
     return int(row[0])
-
-
-def _rollback(connection: psycopg.Connection[Any]) -> None:
-    """Roll back after a failure, keeping that failure as the error raised."""
-    import psycopg
-    from psycopg.pq import TransactionStatus
-
-    if connection.info.transaction_status != TransactionStatus.IDLE:
-        with contextlib.suppress(psycopg.Error):
-            connection.execute("ROLLBACK")

@@ -49,8 +49,11 @@ class Step:
 class Connector:
     """Connections to one schema of one database, and the store's own connection."""
 
-    def __init__(self, conninfo: str, schema: str, url: str, timeout: float) -> None:
+    def __init__(
+        self, conninfo: str, schema: str, url: str, timeout: float, *, create: bool = True
+    ) -> None:
         self.conninfo = conninfo
+        self.create = create
         self.schema = schema
         self.url = url
         self.timeout = timeout
@@ -87,10 +90,10 @@ class Connector:
             raise
         return connection
 
-    def _open(self) -> psycopg.Connection[Any]:
+    def _open(self, action: str = "open") -> psycopg.Connection[Any]:
         import psycopg
 
-        context = f"cannot open PostgreSQL store {self.url}"
+        context = f"cannot {action} PostgreSQL store {self.url}"
         try:
             connection = self.connect()
         except psycopg.Error as exc:
@@ -101,7 +104,7 @@ class Connector:
             lost = connection.broken or connection.closed
             connection.close()
             raise translate(exc, context, lost=lost, committing=False) from exc
-        except BaseException:
+        except BaseException:  # StoreError: another schema version, or no schema to read
             connection.close()
             raise
         return connection
@@ -110,6 +113,12 @@ class Connector:
         """The schema and its tables, created once (processes opening at once take turns on an
         advisory lock); then its version checked."""
         row = connection.execute("SELECT to_regclass(%s)", [f"{self.schema}.meta"]).fetchone()
+        if (row is None or row[0] is None) and not self.create:
+            raise StoreError(
+                f"no rollout schema {self.schema!r} in this database ({self.url}): nothing was "
+                "created; check ?schema= in the URL, or make the store with a write such as "
+                "`rollout activate NAME`"
+            )
         if row is None or row[0] is None:
             connection.execute("BEGIN")
             try:
@@ -152,7 +161,7 @@ class Connector:
             for attempt in (1, 2):
                 reused = self._connection is not None
                 if self._connection is None:
-                    self._connection = self._open()
+                    self._connection = self._open(action)
                 connection = self._connection
                 step = step or Step()
                 step.committing = step.timed_out = False

@@ -48,9 +48,13 @@ class PostgresStore(Store):
     ``conninfo`` is anything psycopg takes (``"postgresql://user@host/db"``, ``"host=… dbname=…"``);
     ``schema`` (default ``rollout``) is created with its tables on first open if missing.
     ``timeout``: seconds a call may wait for the server (rollout.postgres._connection).
+    With ``create=False`` the schema must exist already (the CLI's read commands: a typo in
+    the URL is an error rather than an empty store), and nothing is created.
     """
 
-    def __init__(self, conninfo: str, *, schema: str = "rollout", timeout: float = 30.0) -> None:
+    def __init__(
+        self, conninfo: str, *, schema: str = "rollout", timeout: float = 30.0, create: bool = True
+    ) -> None:
         require_extra("psycopg", "postgres", "a postgresql:// store")
         self.schema = _sql.check_schema_name(schema)
         #: The NOTIFY channel of every change: ``<version> <origin>[ <flags JSON>]``.
@@ -62,11 +66,11 @@ class PostgresStore(Store):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         # The schema's version when load() last read it; None: load again.
         self._loaded_version: int | None = None
-        self._connector = Connector(conninfo, self.schema, self.url, float(timeout))
+        self._connector = Connector(conninfo, self.schema, self.url, float(timeout), create=create)
         self._connector.on_fork = self._forget_load
 
     @classmethod
-    def from_url(cls, url: str) -> PostgresStore:
+    def from_url(cls, url: str, *, create: bool = True) -> PostgresStore:
         """``postgresql://user:password@host:5432/dbname?schema=rollout&timeout=30`` (also
         ``postgres://``); other query parameters are libpq's (``sslmode``, ``connect_timeout``).
         """
@@ -88,7 +92,7 @@ class PostgresStore(Store):
                     f"store URL {redact_url(url)!r}: timeout must be a number of seconds, "
                     f"got {ours['timeout']!r}"
                 ) from None
-        return cls(conninfo, schema=ours.get("schema", "rollout"), timeout=timeout)
+        return cls(conninfo, schema=ours.get("schema", "rollout"), timeout=timeout, create=create)
 
     def default_transport(self) -> PostgresTransport:
         # Every save here NOTIFYs: the replica's writes need no publishing of their own.

@@ -141,6 +141,8 @@ class PostgresTransport(Transport):
                 self._listen()
                 delay = 0.05
             except Exception as exc:  # any failure: back off, reconnect, reload
+                if self._connected.is_set():
+                    delay = 0.05  # it had been listening: the first retry comes soon
                 self._connected.clear()
                 self._counters["errors"] += 1
                 self._last_error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"

@@ -31,8 +31,8 @@ def open_store(url: str, *, create: bool = True) -> Store:
     ``redis://host:6379/0?namespace=app``, ``redis+sentinel://host:26379/mymaster`` or
     ``postgresql://user@host:5432/dbname?schema=rollout``.
 
-    ``create=False`` opens an SQLite file only if it exists (:class:`SQLiteStore`); other
-    stores have no file to create and ignore it.
+    ``create=False`` opens an SQLite file only if it exists (:class:`SQLiteStore`), a
+    PostgreSQL schema only if it exists; other stores have nothing to create and ignore it.
     """
     if not isinstance(url, str):
         raise TypeError(f"store must be a Store or a URL string, got {redact_url(url)!r}")
@@ -49,7 +49,7 @@ def open_store(url: str, *, create: bool = True) -> Store:
         # Imported here: psycopg is an optional dependency (`pip install rollout[postgres]`).
         from ..postgres._store import PostgresStore
 
-        return PostgresStore.from_url(url)
+        return PostgresStore.from_url(url, create=create)
     if "://" not in url:
         # A bare path (`--store /tmp/x.db`): say the URL that names that file.
         raise ValueError(

@@ -41,7 +41,7 @@ def proxy(pg_url: str) -> Iterator[FaultProxy]:  # noqa: F811
         faults.close()
 
 
-def _through(url: str, proxy: FaultProxy) -> str:  # noqa: F811
+def _through(url: str, proxy: FaultProxy) -> str:
     return url.replace(_host_port(url), proxy.address, 1)
 
 
@@ -92,7 +92,7 @@ def test_a_server_that_refuses_connections_is_unavailable(schema: str) -> None: 
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"postgresql://postgres@127.0.0.1:{port}/test?schema={schema}"
-    with pytest.raises(StoreUnavailableError, match="cannot open PostgreSQL store .*refused"):
+    with pytest.raises(StoreUnavailableError, match=r"cannot open PostgreSQL store .*refused"):
         open_store(url)
 
 

@@ -266,7 +266,8 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         metavar="URL",
         default=argparse.SUPPRESS if suppress else None,
         help=f"store URL (default: ${STORE_ENV}, else {DEFAULT_STORE}); "
-        "sqlite:///relative.db, sqlite:////abs/path.db or memory://",
+        "sqlite:///relative.db, sqlite:////abs/path.db, memory://, redis://host/0 or "
+        "postgresql://user@host/db?schema=rollout",
     )
     parser.add_argument(
         "--json",

@@ -43,6 +43,7 @@ _CAUSES = {
 }
 # libpq's own messages when there is no SQLSTATE (a failure to connect).
 _CONNECT_CAUSES = (
+    ("invalid", "the URL has a parameter libpq refuses"),
     ("password authentication failed", "the login was refused (user or password)"),
     ("no pg_hba.conf entry", "the login was refused (pg_hba.conf)"),
     ("does not exist", "no such database or role"),

@@ -117,6 +117,22 @@ def test_a_url_libpq_refuses_is_an_error_that_never_shows_the_password(
     assert "app:***@" in str(caught.value)
 
 
+def test_a_keyword_conninfo_never_shows_its_password(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+) -> None:
+    host, port = _host_port(pg_url).split(":", 1)
+    conninfo = f"host={host} port={port} dbname=test user=postgres password='Sekr3t pw'"
+    store = PostgresStore(conninfo, schema=schema)  # trust auth: the password goes unused
+    try:
+        assert "Sekr3t" not in store.url
+        assert "password=***" in store.url
+        with Rollout(store) as flags:
+            assert "Sekr3t" not in str(flags.stats())
+    finally:
+        store.close()
+
+
 def test_reading_a_schema_that_does_not_exist_creates_nothing(
     pg_url: str,  # noqa: F811
     schema: str,  # noqa: F811

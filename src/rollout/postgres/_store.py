@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -59,7 +60,7 @@ class PostgresStore(Store):
         self.schema = _sql.check_schema_name(schema)
         #: The NOTIFY channel of every change: ``<version> <origin>[ <flags JSON>]``.
         self.channel = f"{self.schema}_changes"
-        self.url = f"{redact_url(conninfo)} (schema {self.schema})"
+        self.url = f"{_shown(conninfo)} (schema {self.schema})"
         #: Who wrote a change, in each notification (for people reading the channel).
         self.origin = f"pid-{os.getpid()}"
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
@@ -281,3 +282,11 @@ def _one(connection: psycopg.Connection[Any], query: str) -> int:
     if row is None:
         raise StoreError(f"the PostgreSQL store's meta table lacks a row ({query.strip()})")
     return int(row[0])
+
+
+def _shown(conninfo: str) -> str:
+    """``conninfo`` as logs and messages show it: a URL's password, or a ``password=`` of the
+    keyword form (``"host=db password=..."``), replaced by ``***``."""
+    if "://" in conninfo:
+        return redact_url(conninfo)
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", conninfo)

@@ -329,3 +329,17 @@ def test_a_commit_whose_answer_never_comes_is_an_unknown_outcome(
             eventually(lambda: flags.active("chat", 1), what="the change, by notification")
     finally:
         store.close()
+
+
+def test_opening_on_a_server_too_slow_to_answer_is_refused_after_the_timeout(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+    admin: psycopg.Connection[Any],  # noqa: F811
+    proxy: FaultProxy,
+) -> None:
+    proxy.delay(0.3)  # every answer comes late: the connection opens, its first query times out
+    url = _through(with_schema(pg_url, schema), proxy) + "&timeout=0.2&connect_timeout=20"
+    with pytest.raises(StoreUnavailableError, match=r"cannot open .*no answer within 0.2 s"):
+        open_store(url)
+    found = admin.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", [schema])
+    assert found.fetchone() == (0,)

@@ -98,15 +98,25 @@ class Connector:
             connection = self.connect()
         except psycopg.Error as exc:
             raise translate(exc, context, lost=True, committing=False) from exc
+        step = Step()
+        watchdog = _watch(connection, step, self.timeout)
         try:
             self._prepare(connection)
         except psycopg.Error as exc:
-            lost = connection.broken or connection.closed
+            lost = connection.broken or connection.closed or step.timed_out
             connection.close()
-            raise translate(exc, context, lost=lost, committing=False) from exc
+            raise translate(
+                exc,
+                context,
+                lost=lost,
+                committing=False,
+                timeout=self.timeout if step.timed_out else None,
+            ) from exc
         except BaseException:  # StoreError: another schema version, or no schema to read
             connection.close()
             raise
+        finally:
+            watchdog.cancel()
         return connection
 
     def _prepare(self, connection: psycopg.Connection[Any]) -> None:
@@ -165,9 +175,7 @@ class Connector:
                 connection = self._connection
                 step = step or Step()
                 step.committing = step.timed_out = False
-                watchdog = threading.Timer(self.timeout, _cut, (connection, step))
-                watchdog.daemon = True
-                watchdog.start()
+                watchdog = _watch(connection, step, self.timeout)
                 try:
                     return work(connection)
                 except psycopg.Error as exc:
@@ -202,6 +210,14 @@ class Connector:
             connection, self._connection = self._connection, None
             if connection is not None and self._pid == os.getpid():
                 connection.close()
+
+
+def _watch(connection: psycopg.Connection[Any], step: Step, timeout: float) -> threading.Timer:
+    """A started timer that cuts ``connection`` off after ``timeout`` seconds; cancel it."""
+    watchdog = threading.Timer(timeout, _cut, (connection, step))
+    watchdog.daemon = True
+    watchdog.start()
+    return watchdog
 
 
 def _cut(connection: psycopg.Connection[Any], step: Step) -> None:

@@ -14,6 +14,9 @@ import psycopg
 import pytest
 
 from rollout import Rollout
+from rollout._core.clock import Timestamp
+from rollout._core.keys import EXISTS
+from rollout._core.state import Register
 from rollout.errors import (
     MissingExtraError,
     StoreError,
@@ -210,12 +213,12 @@ def test_changed_elsewhere_tells_another_process_s_write_from_its_own(
         assert mine.changed_elsewhere()  # never loaded
         mine.load()
         assert not mine.changed_elsewhere()
-        with Rollout(mine) as flags:
-            flags.activate("chat")
-            assert not mine.changed_elsewhere()  # its own write
-            with Rollout(theirs) as other:
-                other.activate("beta")
-            assert mine.changed_elsewhere()
+        mine.save({"chat": {EXISTS: Register(Timestamp(10, 0, 1), True)}})
+        assert not mine.changed_elsewhere()  # its own write: no reload needed
+        theirs.save({"beta": {EXISTS: Register(Timestamp(11, 0, 2), True)}})
+        assert mine.changed_elsewhere()
+        assert set(mine.load()) == {"chat", "beta"}
+        assert not mine.changed_elsewhere()
     finally:
         mine.close()
         theirs.close()

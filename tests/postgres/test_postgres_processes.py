@@ -17,6 +17,7 @@ import pytest
 
 from rollout import Rollout
 from rollout.testing import eventually
+from rollout.testing.proxy import FaultProxy
 
 from ..admin.serve_process import clean_env, get_json, rollout, serve
 from .pg_fixtures import admin, pg_url, schema, with_schema  # noqa: F401  (fixtures)
@@ -169,15 +170,40 @@ def test_serve_on_a_postgresql_store_sees_other_processes_changes_at_once(
     tmp_path: Path,
 ) -> None:
     url = with_schema(pg_url, schema)
-    with (
-        serve("--http", "127.0.0.1:0", "--store", url, cwd=tmp_path, env=clean_env()) as served,
-        served.client() as http,
-        Rollout(url) as other,
-    ):
-        assert other.wait_synced(10)
-        other.activate("chat")
-        eventually(lambda: get_json(http, "/api/v1/flags/chat/check")["active"] is True)
-        ready = http.get("/readyz")
-        assert ready.status_code == 200, ready.text
+    host_port = url.split("@", 1)[1].split("/", 1)[0]
+    proxy = FaultProxy(host_port).start()  # serve reaches PostgreSQL through it
+    try:
+        served_url = url.replace(host_port, proxy.address, 1) + "&connect_timeout=2"
+        with (
+            serve(
+                "--http", "127.0.0.1:0", "--store", served_url, cwd=tmp_path, env=clean_env()
+            ) as served,
+            served.client() as http,
+            Rollout(url) as other,
+        ):
+            assert other.wait_synced(10)
+            other.activate("chat")
+            eventually(lambda: get_json(http, "/api/v1/flags/chat/check")["active"] is True)
+            eventually(lambda: http.get("/readyz").status_code == 200, what="ready")
+
+            proxy.cut()
+            body = eventually(lambda: _not_ready(http), timeout=30, what="not ready")
+            assert body is not None
+            assert "not listening on PostgreSQL" in body["checks"]["transport"]["problem"]
+            assert get_json(http, "/api/v1/flags/chat/check")["active"] is True  # from memory
+
+            proxy.heal()
+            eventually(lambda: http.get("/readyz").status_code == 200, timeout=30, what="ready")
+            other.deactivate("chat")  # made while serve was away from the database or not
+            eventually(lambda: get_json(http, "/api/v1/flags/chat/check")["active"] is False)
+    finally:
+        proxy.close()
     assert served.returncode == 0, served.stderr()
     assert "Traceback" not in served.stderr()
+
+
+def _not_ready(http: Any) -> dict[str, Any] | None:
+    response = http.get("/readyz")
+    body: dict[str, Any] = response.json()
+    transport = body["checks"]["transport"]
+    return body if response.status_code == 503 and not transport["ok"] else None

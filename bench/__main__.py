@@ -4,12 +4,13 @@ Progress goes to stderr. The run always exits 0 when it could measure: a missed 
 reported as MISS, never raised (benchmarks report, tests assert).
 
 ``BENCH_ONLY=cluster`` (a comma-separated list of sections: checks, writes, memory, cluster,
-handshake, scale, redis, openfeature, degrade, http, serve) runs only those; the default is all of
-them. The scale section (the mesh at 3, 10, 20 and 30 processes, about two minutes) also runs
-alone: ``python -m bench.scale``. The Targets table needs checks, writes and memory; only a run
-of every section rewrites bench/results.md.
+handshake, scale, redis, postgres, openfeature, degrade, http, serve) runs only those; the
+default is all of them. The scale section (the mesh at 3, 10, 20 and 30 processes, about two
+minutes) also runs alone: ``python -m bench.scale``. The Targets table needs checks, writes and
+memory; only a run of every section rewrites bench/results.md.
 The redis section is skipped, with the reason, when no Redis answers at ``BENCH_REDIS_URL``
-(default redis://127.0.0.1:6379/0).
+(default redis://127.0.0.1:6379/0); the postgres section's columns likewise, for PostgreSQL at
+``BENCH_POSTGRES_URL`` (default postgresql://postgres@127.0.0.1:5432/test).
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ import threading
 import time
 from pathlib import Path
 
-from . import degrade_bench, handshake_bench, http_bench, openfeature_bench, scale, serve_bench
+from . import (
+    degrade_bench,
+    handshake_bench,
+    http_bench,
+    openfeature_bench,
+    postgres_bench,
+    scale,
+    serve_bench,
+)
 from ._timing import REPEAT
 from .checks import measure_checks
 from .cluster import measure_cluster
@@ -51,6 +60,7 @@ SECTIONS = (
     "handshake",
     "scale",
     "redis",
+    "postgres",
     "openfeature",
     "degrade",
     "http",
@@ -134,6 +144,7 @@ def main() -> None:
     # Each of these modules runs alone too: `python -m bench.<module>`.
     for section, module, what in (
         ("handshake", handshake_bench, "the peer handshake"),
+        ("postgres", postgres_bench, "PostgreSQL: writes and LISTEN/NOTIFY fan-out"),
         ("openfeature", openfeature_bench, "the OpenFeature provider"),
         ("degrade", degrade_bench, "degrade"),
         ("http", http_bench, "the HTTP API with wrk"),

@@ -18,6 +18,7 @@ Modes (``--mode``):
 - ``alone``: the same ``Rollout`` with no transport (the baseline for memory use);
 - ``redis-store``: a ``Rollout`` on a Redis store (``--store redis://...?namespace=NS``) with
   its default transport, Redis pub/sub: no ``--listen``/``--peers`` (``bench.redis_bench``);
+- ``store``: the same with any store and its default transport (``bench.postgres_bench``);
 - ``redis``: no ``Rollout``; a redis-py pub/sub subscriber thread and a publisher.
 
 ``--catch-up N``: report (as an event) when this node first holds ``N`` flags, with the times at
@@ -56,7 +57,7 @@ def _rss_mb() -> float:
 
 
 class RolloutNode:
-    """``peer``, ``alone`` and ``redis-store`` modes."""
+    """``peer``, ``alone``, ``redis-store`` and ``store`` modes."""
 
     def __init__(self, options: argparse.Namespace) -> None:
         from rollout import Rollout
@@ -222,7 +223,9 @@ def _serve(node: RolloutNode | RedisNode, stop_profile: Callable[[], None]) -> N
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cluster_child")
-    parser.add_argument("--mode", choices=("peer", "alone", "redis", "redis-store"), required=True)
+    parser.add_argument(
+        "--mode", choices=("peer", "alone", "redis", "redis-store", "store"), required=True
+    )
     parser.add_argument("--store", default="memory://")
     parser.add_argument("--listen", default="")
     parser.add_argument("--peers", default="")

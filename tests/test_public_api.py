@@ -50,7 +50,7 @@ def test_importing_rollout_pulls_in_no_optional_dependency() -> None:
         "import sys, rollout; "
         "heavy = {'redis', 'starlette', 'uvicorn', 'jinja2', 'prometheus_client', "
         "'hypothesis', 'asyncio', 'openfeature', 'rollout.memory._transport', "
-        "'rollout.peer', 'rollout.redis'}; "
+        "'rollout.peer', 'rollout.redis', 'psycopg', 'rollout.postgres'}; "
         "print(sorted(heavy & set(sys.modules)))"
     )
     result = subprocess.run(

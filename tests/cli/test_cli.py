@@ -368,7 +368,9 @@ def test_unusable_stores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         assert_one_error_line(result, str(path))
     assert list(directory.iterdir()) == []
     assert garbage.read_bytes() == b"this is not an SQLite database, just bytes\x00\xff" * 100
-    assert_one_error_line(Cli("postgres://x", capsys)("list"), "'postgres'")
+    assert_one_error_line(Cli("mysql://x", capsys)("list"), "'mysql'")
+    refused = Cli("postgresql://postgres@127.0.0.1:1/test", capsys)("list")
+    assert_one_error_line(refused, "cannot open PostgreSQL store")
     assert_one_error_line(Cli("redis://127.0.0.1:1/0", capsys)("list"), "cannot read Redis")
 
 

@@ -45,11 +45,12 @@ class Server:
         return response.text
 
     def admin(self) -> Rollout:
-        """A Rollout on the server's SQLite file that sends its changes to the server.
+        """A Rollout on the server's store that sends its changes to the server.
 
         Returned once the server has confirmed its clock (a node with peers writes only then).
         """
-        admin = Rollout(self.store, peers=[self.peer])
+        # A server without a peer address (a PostgreSQL store) hears changes from the store.
+        admin = Rollout(self.store, peers=[self.peer]) if self.peer else Rollout(self.store)
         if not admin.wait_synced(STARTUP):
             members = admin.members()
             admin.close()  # not left dialling (and drawing random numbers) for later tests

@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 HERE = Path(__file__).resolve().parent.parent
 
@@ -54,3 +55,25 @@ ROLLOUT = {
         "listen": os.environ.get("ROLLOUT_LISTEN", "127.0.0.1:7946"),
     },
 }
+
+# One PostgreSQL database for everything: with SHOP_DATABASE_URL=postgresql://user@host/dbname the
+# site's tables and its flags (in the schema "rollout") live in the database the team already
+# runs. Flag changes then reach every process through PostgreSQL's LISTEN/NOTIFY, so no peer
+# listener is needed (`rollout --store <that URL>?schema=rollout activate-user beta alice`).
+DATABASE_URL = os.environ.get("SHOP_DATABASE_URL", "")
+if DATABASE_URL.startswith(("postgresql://", "postgres://")):
+    _db = urlsplit(DATABASE_URL)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": _db.path.lstrip("/"),
+            "USER": unquote(_db.username or ""),
+            "PASSWORD": unquote(_db.password or ""),
+            "HOST": _db.hostname or "",
+            "PORT": str(_db.port or ""),
+        }
+    }
+    ROLLOUT = {
+        "STORE": DATABASE_URL + ("&" if "?" in DATABASE_URL else "?") + "schema=rollout",
+        "OPTIONS": {"id_user_by": "username"},
+    }

@@ -10,7 +10,8 @@ this replica should be sent traffic, with one entry per check:
   same one, so probes never pile up threads;
   and an answer is reused for :data:`STORE_FRESH` seconds, so however fast an unauthenticated
   client asks, the store is reached about once a second (a load balancer asks every few).
-- ``transport``: Redis's subscriber is connected (else changes made elsewhere are not arriving);
+- ``transport``: Redis's subscriber (PostgreSQL's listener) is connected (else changes made
+  elsewhere are not arriving);
   the peer transport and no transport always pass (a first node alone is ready).
 - ``clock``: local writes are not refused for this node's clock (its peers doubt it).
 - ``open``: the Rollout is not closed (the server is stopping).
@@ -111,6 +112,11 @@ def _transport(sync: dict[str, Any] | None) -> dict[str, Any]:
         return _check(
             bool(sync.get("connected")),
             "not subscribed to Redis: changes made by other processes are not arriving",
+        )
+    if sync is not None and sync.get("transport") == "postgres":
+        return _check(
+            bool(sync.get("connected")),
+            "not listening on PostgreSQL: changes made by other processes are not arriving",
         )
     return _check(True, "")
 

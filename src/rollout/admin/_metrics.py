@@ -87,8 +87,8 @@ _COUNTERS = {
 _SYNC_GAUGES = {
     "peers_connected": "Peer connections open now.",
     "members": "Cluster members known, this node excluded.",
-    "connected": "1 while the Redis subscriber is connected.",
-    "version_seen": "The last Redis change version this replica has seen.",
+    "connected": "1 while the Redis subscriber (or PostgreSQL listener) is connected.",
+    "version_seen": "The last Redis (or PostgreSQL) change version this replica has seen.",
 }
 #: Values of stats()["ruby"] that are levels (0/1), not counts.
 _RUBY_GAUGES = {"keyspace_notifications": "1 when Redis keyspace notifications are used."}

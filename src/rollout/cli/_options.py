@@ -43,7 +43,8 @@ def add_global_options(
             metavar="URL",
             default=argparse.SUPPRESS if suppress else None,
             help=f"store URL (default: ${STORE_ENV}, else {DEFAULT_STORE}); "
-            "sqlite:///relative.db, sqlite:////abs/path.db or memory://",
+            "sqlite:///relative.db, sqlite:////abs/path.db, memory://, redis://host/0 or "
+            "postgresql://user@host/db?schema=rollout",
         )
     if "json" in names:
         parser.add_argument(

@@ -1,8 +1,9 @@
-"""Stores keep a replica's registers: in memory, in an SQLite file, or in Redis.
+"""Stores keep a replica's registers: in memory, in an SQLite file, in Redis or in PostgreSQL.
 
 The interface is :class:`Store` (``rollout.stores._base``); this package is the catalogue: the
 interface, the built-in stores that need nothing but the standard library, and
-:func:`open_store` for a URL. Redis's store lives in :mod:`rollout.redis` (it needs redis-py).
+:func:`open_store` for a URL. Redis's store lives in :mod:`rollout.redis` (it needs redis-py),
+PostgreSQL's in :mod:`rollout.postgres` (it needs psycopg).
 
 For a store of one's own (docs/stores.md): the register types (:class:`Register`,
 :data:`Delta`, :class:`Timestamp`), the rules every store applies (:func:`merge_delta`,
@@ -43,10 +44,11 @@ __all__ = [
 
 def open_store(url: str, *, create: bool = True) -> Store:
     """A store for a URL: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////abs/path.db``,
-    ``redis://host:6379/0?namespace=app`` or ``redis+sentinel://host:26379/mymaster``.
+    ``redis://host:6379/0?namespace=app``, ``redis+sentinel://host:26379/mymaster`` or
+    ``postgresql://user@host:5432/dbname?schema=rollout``.
 
-    ``create=False`` opens an SQLite file only if it exists (:class:`SQLiteStore`); other
-    stores have no file to create and ignore it.
+    ``create=False`` opens an SQLite file only if it exists (:class:`SQLiteStore`), a
+    PostgreSQL schema only if it exists; other stores have nothing to create and ignore it.
     """
     if not isinstance(url, str):
         raise TypeError(f"store must be a Store or a URL string, got {redact_url(url)!r}")
@@ -59,6 +61,11 @@ def open_store(url: str, *, create: bool = True) -> Store:
         from ..redis._store import RedisStore
 
         return RedisStore.from_url(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        # Imported here: psycopg is an optional dependency (`pip install rollout[postgres]`).
+        from ..postgres._store import PostgresStore
+
+        return PostgresStore.from_url(url, create=create)
     if "://" not in url:
         # A bare path (`--store /tmp/x.db`): say the URL that names that file.
         raise ValueError(
@@ -68,5 +75,5 @@ def open_store(url: str, *, create: bool = True) -> Store:
     scheme = url.split(":", 1)[0]
     raise ValueError(
         f"store URL {redact_url(url)!r} has an unknown scheme {scrub(scheme, url)!r} "
-        "(known: memory://, sqlite:///path, redis://, redis+sentinel://)"
+        "(known: memory://, sqlite:///path, redis://, redis+sentinel://, postgresql://)"
     )

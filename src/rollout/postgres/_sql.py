@@ -1,0 +1,142 @@
+"""The PostgreSQL store's schema and statements, in one place.
+
+Every table lives in one schema named by the store URL (``?schema=``, default ``rollout``): the
+schema DDL names it, the statements do not (the connection's ``search_path`` is that schema).
+Text columns that are compared or ordered use the "C" collation: byte order of UTF-8, which is
+code point order, the order ``rollout._core.state.wins`` and the history key range assume
+(a database's default collation, such as en_US, orders text otherwise).
+"""
+
+from __future__ import annotations
+
+import re
+
+from .._core.keys import DATA_RESET, RESET, sql_is_data, sql_is_history, sql_is_targeting
+from .._core.keys import sql_literal as _literal
+
+__all__ = ["SCHEMA_VERSION", "check_schema_name", "ddl"]
+
+#: Raised only by a change to the registers table; the quarantine's tables were there from the
+#: start. A process finding another version refuses the schema instead of misreading it.
+SCHEMA_VERSION = 1
+
+#: How many large changes (sent by reference, see rollout.postgres._transport) are kept.
+CHANGES_KEPT = 1000
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
+
+
+def check_schema_name(schema: object) -> str:
+    """``schema`` if it is a plain lower-case SQL name: it is put into DDL and a channel name."""
+    if not isinstance(schema, str) or not _NAME.fullmatch(schema):
+        raise ValueError(
+            f"schema must be 1 to 48 lower-case letters, digits or '_' (not starting with a "
+            f"digit), got {schema!r}"
+        )
+    return schema
+
+
+def ddl(schema: str) -> str:
+    """The statements that create ``schema`` and its tables if missing (idempotent)."""
+    s = check_schema_name(schema)
+    return f"""
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.registers (
+    flag TEXT COLLATE "C" NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    wall BIGINT NOT NULL,
+    counter BIGINT NOT NULL,
+    node BIGINT NOT NULL,
+    value TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (flag, key)
+);
+CREATE TABLE IF NOT EXISTS {s}.meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+INSERT INTO {s}.meta (name, value)
+    VALUES ('schema_version', {SCHEMA_VERSION}), ('version', 0), ('quarantine', 0)
+    ON CONFLICT (name) DO NOTHING;
+CREATE TABLE IF NOT EXISTS {s}.changes (
+    version BIGINT PRIMARY KEY,
+    origin TEXT NOT NULL,
+    delta TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {s}.quarantine_held (
+    flag TEXT COLLATE "C" NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    wall BIGINT NOT NULL,
+    counter BIGINT NOT NULL,
+    node BIGINT NOT NULL,
+    value TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    quarantined_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (flag, key)
+);
+CREATE TABLE IF NOT EXISTS {s}.quarantine_judged (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    flag TEXT COLLATE "C" NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    wall BIGINT NOT NULL,
+    counter BIGINT NOT NULL,
+    node BIGINT NOT NULL,
+    UNIQUE (flag, key, wall, counter, node)
+);
+"""
+
+
+# Every write first locks the version row: writers take turns, so versions are handed out in
+# commit order, and NOTIFY delivers in commit order: a listener that sees version n + 2 after n
+# knows it missed n + 1. The lock is held for one transaction of a few statements.
+LOCK_VERSION = "SELECT value FROM meta WHERE name = 'version' FOR UPDATE"
+BUMP_VERSION = "UPDATE meta SET value = value + 1 WHERE name = 'version' RETURNING value"
+VERSION = "SELECT value FROM meta WHERE name = 'version'"
+SCHEMA_VERSION_ROW = "SELECT value FROM meta WHERE name = 'schema_version'"
+LOCK_QUARANTINE = "SELECT value FROM meta WHERE name = 'quarantine' FOR UPDATE"
+
+# Last-writer-wins in SQL, one statement per register: replace only a register with a smaller
+# (timestamp, value); the value comparison is the tie-break of rollout._core.state.wins
+# (canonical JSON text, compared in code point order by the "C" collation).
+UPSERT = """
+INSERT INTO registers AS r (flag, key, wall, counter, node, value)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (flag, key) DO UPDATE SET
+    wall = excluded.wall, counter = excluded.counter, node = excluded.node, value = excluded.value
+WHERE (excluded.wall, excluded.counter, excluded.node, excluded.value)
+    > (r.wall, r.counter, r.node, r.value)
+"""
+
+# Drop what a watermark hides (docs/architecture.md); which keys those are comes from
+# rollout._core.keys, as for the replica, SQLite and Redis: all must drop the same registers.
+PRUNE = f"""
+DELETE FROM registers AS r
+WHERE r.flag = %(flag)s AND (
+    ({sql_is_targeting("r.key")}
+     AND (r.wall, r.counter, r.node) < (
+        SELECT wall, counter, node FROM registers
+        WHERE flag = %(flag)s AND key = {_literal(RESET)}))
+    OR ({sql_is_data("r.key")}
+     AND (r.wall, r.counter, r.node) < (
+        SELECT wall, counter, node FROM registers
+        WHERE flag = %(flag)s AND key = {_literal(DATA_RESET)}))
+)
+"""
+
+# Keep the newest `limit` history events of a flag; their keys sort as their timestamps do, and
+# the key range uses the primary key: this never reads a flag's users.
+PRUNE_HISTORY = f"""
+DELETE FROM registers
+WHERE flag = %(flag)s AND {sql_is_history("key")} AND key NOT IN (
+    SELECT key FROM registers WHERE flag = %(flag)s AND {sql_is_history("key")}
+    ORDER BY key DESC LIMIT %(limit)s)
+"""
+
+# A compare-and-delete: the register goes only if it is still the one with this timestamp.
+DISCARD = """
+DELETE FROM registers
+WHERE flag = %s AND key = %s AND wall = %s AND counter = %s AND node = %s
+"""
+
+LOAD = "SELECT flag, key, wall, counter, node, value FROM registers"
+
+PUT_CHANGE = "INSERT INTO changes (version, origin, delta) VALUES (%s, %s, %s)"
+TRIM_CHANGES = "DELETE FROM changes WHERE version <= %s"
+GET_CHANGE = "SELECT delta FROM changes WHERE version = %s"
+NOTIFY = "SELECT pg_notify(%s, %s)"

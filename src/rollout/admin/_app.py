@@ -15,10 +15,13 @@ from .._client.rollout import Rollout
 from ..errors import RolloutError
 from ._api import Api
 from ._auth import Auth, AuthMiddleware
+from ._cors import OfrepCors, check_origins
 from ._errors import client_gone_handler, http_exception_handler, rollout_error_handler
 from ._events import MAX_STREAMS
+from ._grants import grants_of
 from ._health import health_routes
 from ._metrics import metrics_routes
+from ._ofrep_routes import ofrep_routes
 from ._openapi import openapi_document
 from ._pages import page_routes
 
@@ -34,6 +37,9 @@ def create_app(
     allowed_hosts: Iterable[str] | None = None,
     max_body: int = 1_048_576,
     max_event_streams: int = MAX_STREAMS,
+    scopes: Mapping[str, str] | None = None,
+    token_flags: Mapping[str, Iterable[str]] | None = None,
+    cors_origins: Iterable[str] | None = None,
 ) -> Starlette:
     """The admin app for ``flags``: ``/api/v1`` (JSON), the dashboard, ``/metrics``, the probes
     (``/healthz`` and ``/livez``: alive; ``/readyz``: store, transport and clock checked).
@@ -45,6 +51,11 @@ def create_app(
     (a random key per app without it). ``max_body`` bounds a request body, in bytes;
     ``max_event_streams`` the open dashboards' event streams (more get 503).
     The app does not own ``flags``: closing it is the caller's job.
+
+    OFREP (``/ofrep/v1``, docs/ofrep.md) needs the ``openfeature`` extra. ``scopes`` gives
+    tokens by name the scope ``evaluate`` (OFREP and the check only; the rest are ``admin``),
+    ``token_flags`` limits such a token to named flags, and ``cors_origins`` are the origins
+    whose pages may call OFREP (``*``: any).
     """
     if not isinstance(flags, Rollout):
         raise TypeError(f"flags must be a rollout.Rollout, got {flags!r}")
@@ -57,18 +68,24 @@ def create_app(
     ):
         raise ValueError(f"max_event_streams must be a positive int, got {max_event_streams!r}")
     auth = Auth(token, tokens, session_secret=session_secret, allowed_hosts=allowed_hosts)
+    auth.grants = grants_of(auth.names, scopes, token_flags)
+    origins = check_origins(cors_origins)
     document = functools.partial(openapi_document, secured=auth.enabled)
     api = Api(flags, max_body=max_body, document=document)
 
     routes: list[BaseRoute] = [
         *health_routes(flags),
         *api.routes(),
+        *ofrep_routes(flags, max_body),
         *metrics_routes(flags),
         *page_routes(flags, auth, max_event_streams),
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AuthMiddleware, auth=auth)],
+        middleware=[
+            Middleware(OfrepCors, origins=origins),
+            Middleware(AuthMiddleware, auth=auth),
+        ],
         exception_handlers={
             HTTPException: http_exception_handler,
             RolloutError: rollout_error_handler,

@@ -26,6 +26,7 @@ from typing import Any
 
 from .._client.rollout import Rollout
 from . import _table as table
+from ._serve_access import add_access_options, prepare_access, serve_access
 
 __all__ = [
     "DEFAULT_HTTP",
@@ -88,7 +89,9 @@ def is_loopback(host: str) -> bool:
     )
 
 
-def parse_tokens(values: Sequence[str], source: str = "--token") -> dict[str, str]:
+def parse_tokens(
+    values: Sequence[str], source: str = "--token", default_name: str = DEFAULT_TOKEN_NAME
+) -> dict[str, str]:
     """``SECRET`` or ``NAME=SECRET`` items -> ``{name: secret}`` (a bare secret is "admin").
 
     A secret that itself contains ``=`` must be given with a name (``ci=abc=def``).
@@ -100,7 +103,7 @@ def parse_tokens(values: Sequence[str], source: str = "--token") -> dict[str, st
         if named and secret.startswith("="):
             named = False  # base64 padding ("c2VjcmV0==") is a secret, not NAME=SECRET
         if not named:
-            name, secret = DEFAULT_TOKEN_NAME, value
+            name, secret = default_name, value
         if not secret.strip():
             raise ValueError(f"{source}: a token must not be empty, got {value!r}")
         if name in tokens:
@@ -140,6 +143,7 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         help=f"require this bearer token (repeatable; NAME is the actor in history, default "
         f"{DEFAULT_TOKEN_NAME!r}). Default: ${TOKEN_ENV}, comma-separated; prefer the variable",
     )
+    add_access_options(serve)
     serve.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
@@ -152,6 +156,7 @@ def prepare_serve(args: argparse.Namespace) -> None:
     """Check ``serve``'s options before the store is opened (bad ones change nothing)."""
     args.http_host, args.http_port = parse_address(args.http)
     args.tokens = tokens_from(args.token)
+    prepare_access(args, parse_tokens)
     if not args.tokens and not is_loopback(args.http_host):
         raise ValueError(
             f"--http {args.http}: not a loopback address and no token; anyone who can reach "
@@ -230,6 +235,7 @@ def cmd_serve(flags: Rollout, args: argparse.Namespace) -> int:
             access_log=args.access_log,
             on_ready=ready,
             forwarded_allow_ips=os.environ.get(FORWARDED_ENV) or None,
+            **serve_access(args),
         )
 
 

@@ -196,7 +196,12 @@ def test_a_poll_with_the_etag_is_a_304_that_evaluates_nothing_until_a_flag_chang
 
     async def run() -> list[Any]:
         with seeded(Rollout()) as flags:
-            flags.define_group("pro", lambda user: calls.append(user) or False)
+
+            def pro(user: object) -> bool:
+                calls.append(user)
+                return False
+
+            flags.define_group("pro", pro)
             async with asgi_client(create_app(flags), headers={}) as http:
                 body = {"context": {"targetingKey": "bob", "plan": "pro"}}
                 first = await http.post(BULK, json=body)

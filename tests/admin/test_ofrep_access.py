@@ -23,8 +23,12 @@ CONTEXT = {"context": {"targetingKey": "alice"}}
 
 
 def app_for(flags: Rollout, **options: Any) -> Any:
-    options = {"tokens": TOKENS, "scopes": SCOPES, "token_flags": {"narrow": ["chat"]}} | options
-    return create_app(flags, **options)
+    defaults: dict[str, Any] = {
+        "tokens": TOKENS,
+        "scopes": SCOPES,
+        "token_flags": {"narrow": ["chat"]},
+    }
+    return create_app(flags, **(defaults | options))
 
 
 def requests(

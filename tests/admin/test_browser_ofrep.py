@@ -26,6 +26,7 @@ from .ofrep_web import ofrep_web_bundle
 from .serve_process import Served, serve
 
 BULK = "/ofrep/v1/evaluate/flags"
+EVENTS = "/ofrep/v1/events?ticket="
 ADMIN = secrets.token_urlsafe(32)
 WEB = secrets.token_urlsafe(32)
 
@@ -38,6 +39,7 @@ PAGE = """<!doctype html>
   const provider = new OFREPWebProvider({
     baseUrl: "%(serve)s",
     pollInterval: 200,
+    changeDetection: "%(detection)s",
     headers: [["Authorization", "Bearer %(token)s"]],
   });
   const client = OpenFeature.getClient();
@@ -93,21 +95,31 @@ def served(tmp_path: Path, page_server: tuple[str, Path]) -> Iterator[Served]:
         yield server
 
 
+@pytest.mark.parametrize("detection", ["sse", "polling"])
 def test_a_flag_flips_on_the_page_after_a_change_through_the_api(
-    browser: Browser, page_server: tuple[str, Path], served: Served
+    browser: Browser, page_server: tuple[str, Path], served: Served, detection: str
 ) -> None:
+    """By the change stream (the provider's default when the server offers one), or by
+    polling with the ETag."""
     origin, folder = page_server
-    (folder / "index.html").write_text(PAGE % {"serve": served.url.rstrip("/"), "token": WEB})
+    values = {"serve": served.url.rstrip("/"), "token": WEB, "detection": detection}
+    (folder / "index.html").write_text(PAGE % values)
     context = browser.new_context()
     page: Page = context.new_page()
     statuses: list[int] = []
     page.on("response", lambda r: statuses.append(r.status) if r.url.endswith(BULK) else None)
     try:
-        page.goto(f"{origin}/index.html")
+        if detection == "sse":
+            with page.expect_response(lambda r: EVENTS in r.url) as stream:
+                page.goto(f"{origin}/index.html")
+            assert stream.value.status == 200
+            assert stream.value.headers["content-type"].startswith("text/event-stream")
+        else:
+            page.goto(f"{origin}/index.html")
         expect(page.locator("#chat")).to_have_text("false")
         expect(page.locator("#color")).to_have_text("blue")
         # Polling while nothing changes: the server answers 304, not the flags again.
-        for _ in range(2):
+        for _ in range(2 if detection == "polling" else 0):
             page.wait_for_event("response", lambda r: r.url.endswith(BULK) and r.status == 304)
 
         with served.client() as http:
@@ -115,5 +127,7 @@ def test_a_flag_flips_on_the_page_after_a_change_through_the_api(
             assert answer.status_code == 200, answer.text
         expect(page.locator("#chat")).to_have_text("true")
         assert statuses[0] == 200
+        if detection == "sse":
+            assert 304 not in statuses  # told, not polling
     finally:
         context.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 from openfeature.evaluation_context import EvaluationContext
 
@@ -246,3 +247,21 @@ def test_bulk_refuses_a_context_that_is_not_an_object_whole() -> None:
     assert status == 400
     assert body["errorCode"] == "INVALID_CONTEXT"
     assert "key" not in body
+
+
+def test_an_app_served_without_its_lifespan_still_counts_changes_for_the_etag() -> None:
+    """Mounted in another app (whose Mount does not run this app's lifespan): the first
+    request subscribes, so a change still ends the 304s."""
+
+    async def run() -> list[int]:
+        with seeded(Rollout()) as flags:
+            transport = httpx.ASGITransport(app=create_app(flags))  # no lifespan run
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+                first = await http.post(BULK, json={})
+                etag = {"If-None-Match": first.headers["etag"]}
+                same = await http.post(BULK, json={}, headers=etag)
+                flags.activate("nobody")
+                changed = await http.post(BULK, json={}, headers=etag)
+                return [first.status_code, same.status_code, changed.status_code]
+
+    assert asyncio.run(run()) == [200, 304, 200]

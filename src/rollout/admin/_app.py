@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -21,7 +22,7 @@ from ._events import MAX_STREAMS
 from ._grants import grants_of
 from ._health import health_routes
 from ._metrics import metrics_routes
-from ._ofrep_routes import ofrep_routes
+from ._ofrep_routes import ofrep_service
 from ._openapi import openapi_document
 from ._pages import page_routes
 
@@ -73,15 +74,26 @@ def create_app(
     document = functools.partial(openapi_document, secured=auth.enabled)
     api = Api(flags, max_body=max_body, document=document)
 
+    ofrep = ofrep_service(flags, auth, max_body, max_event_streams)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        ofrep.start()  # its subscriptions end with the app, not with the Rollout
+        try:
+            yield
+        finally:
+            ofrep.stop()
+
     routes: list[BaseRoute] = [
         *health_routes(flags),
         *api.routes(),
-        *ofrep_routes(flags, max_body),
+        *ofrep.routes,
         *metrics_routes(flags),
         *page_routes(flags, auth, max_event_streams),
     ]
     app = Starlette(
         routes=routes,
+        lifespan=lifespan,
         middleware=[
             Middleware(OfrepCors, origins=origins),
             Middleware(AuthMiddleware, auth=auth),

@@ -224,8 +224,8 @@ def _is_loopback(host: str) -> bool:
 
 # The middleware -------------------------------------------------------------------------------
 
-#: Served to anybody: the load balancer's probe, the login form, the dashboard's assets.
-PUBLIC_PATHS: Final = frozenset({"/healthz", "/livez", "/readyz", "/login"})
+#: Served to anybody (probes, login, assets); OFREP's event stream checks its own ticket.
+PUBLIC_PATHS: Final = frozenset({"/healthz", "/livez", "/readyz", "/login", "/ofrep/v1/events"})
 PUBLIC_PREFIXES: Final = ("/static/",)
 #: Machine-facing paths: refused with a 401 JSON body rather than sent to the login page.
 _JSON_PATHS: Final = frozenset({"/metrics", "/events"})

@@ -74,8 +74,11 @@ class EventStream:
         flags: Rollout,
         session_open: Callable[[str], bool] = lambda _value: True,
         max_streams: int = MAX_STREAMS,
+        render: Callable[[list[str]], str] | None = None,
     ) -> None:
         self._flags = flags
+        #: The event text for a batch of changed names (OFREP's stream has its own format).
+        self._render = render or _flags_event
         self._session_open = session_open
         self._max_streams = max_streams
         self._open = 0
@@ -132,9 +135,9 @@ class EventStream:
                 if woken in done:
                     woken = None
                     wake.clear()
-                    changed = json.dumps({"changed": sorted(pending)})
+                    event = self._render(sorted(pending))
                     pending.clear()
-                    await _send(send, f"event: flags\ndata: {changed}\n\n")
+                    await _send(send, event)
                 else:
                     await _send(send, ": keepalive\n\n")
         except OSError:  # the client went away mid-send (uvicorn's ClientDisconnected is one)
@@ -151,6 +154,10 @@ class EventStream:
             for task in (woken, disconnected):
                 if task is not None:
                     task.cancel()
+
+
+def _flags_event(changed: list[str]) -> str:
+    return f"event: flags\ndata: {json.dumps({'changed': changed})}\n\n"
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:

@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import json
 import secrets
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -32,7 +33,9 @@ from starlette.responses import JSONResponse, Response
 from .._client.rollout import Rollout
 from ..errors import RolloutError
 from ..openfeature import RolloutProvider
-from ._grants import FULL, Grant
+from ._auth import Auth
+from ._grants import Grant
+from ._ofrep_stream import OfrepStream
 from ._routing import RawRoute
 
 __all__ = ["BULK_PATH", "FLAG_PATH", "Ofrep"]
@@ -52,19 +55,37 @@ class BadRequestError(Exception):
 class Ofrep:
     """The OFREP endpoints of one Rollout."""
 
-    def __init__(self, flags: Rollout, *, max_body: int) -> None:
+    def __init__(self, flags: Rollout, auth: Auth, stream: OfrepStream, *, max_body: int) -> None:
         self.flags = flags
+        self.auth = auth
+        self.stream = stream
         self.max_body = max_body
         self.provider = RolloutProvider(flags)
-        # Subscribes the provider (its flag views are cached until a flag changes) and counts
-        # changes for the ETag. Both last as long as the Rollout: the app does not own it.
-        self.provider.initialize(EvaluationContext())
-        # A new epoch per process: a restarted server never answers 304 to an ETag it did not
-        # make, whatever its counter says.
-        self._epoch = secrets.token_hex(6)
+        self._epoch = ""
         self._counter = itertools.count(1)
         self.generation = 0
-        flags.subscribe(self._changed)
+        self._lock = threading.Lock()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        """Subscribe: the provider caches flag views until a flag changes, and changes are
+        counted for the ETag. At the app's start-up, or at the first request of an app served
+        without a lifespan (whose subscriptions then last as long as the Rollout)."""
+        with self._lock:
+            if self._unsubscribe is not None:
+                return
+            self.provider.initialize(EvaluationContext())
+            # A new epoch each start: no 304 for an ETag made before (another process, or
+            # before a stop, when changes went uncounted), whatever the counter says.
+            self._epoch = secrets.token_hex(6)
+            self._unsubscribe = self.flags.subscribe(self._changed)
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
+                self.provider.shutdown()
 
     def _changed(self, _names: set[str]) -> None:
         self.generation = next(self._counter)
@@ -79,6 +100,8 @@ class Ofrep:
         self, endpoint: Callable[[Request], Awaitable[Response]]
     ) -> Callable[[Request], Awaitable[Response]]:
         async def guarded(request: Request) -> Response:
+            if self._unsubscribe is None:
+                self.start()
             try:
                 return await endpoint(request)
             except BadRequestError as exc:
@@ -96,7 +119,7 @@ class Ofrep:
     async def single(self, request: Request) -> Response:
         key: str = request.path_params["key"]
         context, _ = await self._context(request)
-        if not _grant(request).allows_flag(key):
+        if not self._grant(request).allows_flag(key):
             return _not_found(key)
         answer = self.evaluate(key, context)
         if answer.get("errorCode") == ErrorCode.FLAG_NOT_FOUND.value:
@@ -105,7 +128,8 @@ class Ofrep:
 
     async def bulk(self, request: Request) -> Response:
         context, raw = await self._context(request)
-        grant = _grant(request)
+        actor = getattr(request.state, "actor", None)
+        grant = self.auth.grant(actor)
         etag = self.etag(raw, grant)
         if _matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers={"ETag": etag})
@@ -118,9 +142,15 @@ class Ofrep:
 
         # Group predicates are the application's code and may be slow: off the event loop.
         flags = await run_in_threadpool(evaluate_all)
-        return JSONResponse({"flags": flags}, headers={"ETag": etag})
+        streams = [self.stream.entry(request.scope.get("root_path", ""), actor)]
+        return JSONResponse({"flags": flags, "eventStreams": streams}, headers={"ETag": etag})
 
     # Evaluation ---------------------------------------------------------------------------
+
+    def _grant(self, request: Request) -> Grant:
+        """The request's token's grant (the auth middleware has already refused what it may
+        not reach; what is left is which flags it sees)."""
+        return self.auth.grant(getattr(request.state, "actor", None))
 
     def evaluate(self, key: str, context: EvaluationContext) -> dict[str, Any]:
         """One flag's OFREP answer: an evaluation success or failure object."""
@@ -183,13 +213,6 @@ class Ofrep:
                 )
             chunks.append(chunk)
         return b"".join(chunks)
-
-
-def _grant(request: Request) -> Grant:
-    """The request's token's grant (the auth middleware has already refused what it may not
-    reach; what is left is which flags it sees)."""
-    auth = getattr(request.app.state, "auth", None)
-    return auth.grant(getattr(request.state, "actor", None)) if auth is not None else FULL
 
 
 def _not_found(key: str) -> JSONResponse:

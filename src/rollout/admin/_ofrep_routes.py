@@ -6,16 +6,31 @@ OFREP evaluates through the OpenFeature provider (``rollout.openfeature``), whic
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .._client.rollout import Rollout
+from ._auth import Auth
+from ._ofrep_stream import EVENTS_PATH, OfrepStream
 
-__all__ = ["ofrep_routes"]
+__all__ = ["OfrepService", "ofrep_service"]
 
 
-def ofrep_routes(flags: Rollout, max_body: int) -> list[BaseRoute]:
+@dataclass
+class OfrepService:
+    """OFREP's routes, and what the app's lifespan starts and stops."""
+
+    routes: list[BaseRoute]
+    start: Callable[[], None] = lambda: None
+    stop: Callable[[], None] = lambda: None
+
+
+def ofrep_service(flags: Rollout, auth: Auth, max_body: int, max_streams: int) -> OfrepService:
+    """The evaluation endpoints and the change stream (``max_streams`` open at most)."""
     try:
         from ._ofrep import Ofrep
     except ImportError as exc:
@@ -24,5 +39,8 @@ def ofrep_routes(flags: Rollout, max_body: int) -> list[BaseRoute]:
         async def missing(_request: Request) -> Response:
             return JSONResponse({"errorDetails": reason}, status_code=501)
 
-        return [Route("/ofrep/{rest:path}", missing, methods=["POST"])]
-    return list(Ofrep(flags, max_body=max_body).routes())
+        return OfrepService([Route("/ofrep/{rest:path}", missing, methods=["GET", "POST"])])
+    stream = OfrepStream(flags, auth, max_streams)
+    ofrep = Ofrep(flags, auth, stream, max_body=max_body)
+    routes: list[BaseRoute] = [*ofrep.routes(), Route(EVENTS_PATH, stream, methods=["GET"])]
+    return OfrepService(routes, ofrep.start, ofrep.stop)

@@ -7,6 +7,8 @@ contexts): a flag must answer the same over HTTP as in the application.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -265,3 +267,30 @@ def test_an_app_served_without_its_lifespan_still_counts_changes_for_the_etag() 
                 return [first.status_code, same.status_code, changed.status_code]
 
     assert asyncio.run(run()) == [200, 304, 200]
+
+
+def test_without_the_openfeature_sdk_ofrep_says_which_extra_it_needs() -> None:
+    # In a fresh interpreter where `openfeature` cannot be imported; the rest of the app works.
+    program = """
+import sys
+sys.modules["openfeature"] = None
+import httpx, asyncio
+from rollout import Rollout
+from rollout.admin import create_app
+
+async def main():
+    with Rollout() as flags:
+        transport = httpx.ASGITransport(app=create_app(flags))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            ofrep = await http.post("/ofrep/v1/evaluate/flags", json={})
+            api = await http.get("/api/v1/flags")
+            print(ofrep.status_code, ofrep.json()["errorDetails"], api.status_code)
+
+asyncio.run(main())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("501 OFREP needs openfeature-sdk: pip install")
+    assert done.stdout.rstrip().endswith(" 200")

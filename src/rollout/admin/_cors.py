@@ -21,7 +21,7 @@ from ._scope import remember_app_path
 
 __all__ = ["OfrepCors", "check_origins"]
 
-_ALLOW_HEADERS: Final = "authorization, content-type, if-none-match, x-api-key"
+_ALLOW_HEADERS: Final = "authorization, content-type, if-none-match"
 _MAX_AGE: Final = "600"
 
 

@@ -10,7 +10,8 @@ answers the same in process and over HTTP. What a token may evaluate is its gran
 The bulk answer carries an ETag made of this process's epoch, a counter of flag changes and a
 hash of the context and the grant's flags: a poll with ``If-None-Match`` is answered 304 without
 evaluating anything. (A flag on for a percentage of the *time* is drawn at each evaluation; a
-304 keeps the client's earlier draw, as polling any server would.)
+304 keeps the client's earlier draw, as polling any server would.) It also names the change
+stream (``_ofrep_stream.py``), which web providers use instead of polling.
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ import httpx
 import pytest
 
 from rollout import Rollout
+from rollout.admin import create_app
 from rollout.testing.cluster import free_port
 
+from .dashboard_server import serve as dashboard_serve
 from .serve_process import Served, serve
 
 ADMIN = secrets.token_urlsafe(32)
@@ -74,3 +76,18 @@ def test_a_ticket_opens_the_stream_and_nothing_else(served: Served) -> None:
     with httpx.Client(base_url=served.url.rstrip("/"), timeout=30.0) as anonymous:
         assert anonymous.get(f"/api/v1/flags?{ticket}").status_code == 401
         assert anonymous.post(f"{BULK}?{ticket}", json={}).status_code == 401
+
+
+def test_ofrep_streams_and_dashboard_streams_share_one_bound() -> None:
+    """``serve`` keeps room for requests by bounding open streams; OFREP's count too."""
+    with (
+        Rollout() as flags,
+        dashboard_serve(create_app(flags, token=ADMIN, max_event_streams=1)) as url,
+        httpx.Client(base_url=url, timeout=30.0) as http,
+    ):
+        bulk = http.post(BULK, json={}, headers={"Authorization": f"Bearer {ADMIN}"})
+        uri = bulk.json()["eventStreams"][0]["endpoint"]["requestUri"]
+        with http.stream("GET", uri) as ofrep_stream:
+            assert ofrep_stream.status_code == 200
+            dashboard = http.get("/events", headers={"Authorization": f"Bearer {ADMIN}"})
+            assert dashboard.status_code == 503

@@ -18,7 +18,7 @@ from ._api import Api
 from ._auth import Auth, AuthMiddleware
 from ._cors import OfrepCors, check_origins
 from ._errors import client_gone_handler, http_exception_handler, rollout_error_handler
-from ._events import MAX_STREAMS
+from ._events import MAX_STREAMS, StreamSlots
 from ._grants import grants_of
 from ._health import health_routes
 from ._metrics import metrics_routes
@@ -50,7 +50,7 @@ def create_app(
     loopback Host names (plus ``allowed_hosts``) are served. Dashboard sessions are kept by the
     app (they end at sign-out, and with the process); ``session_secret`` keys their CSRF tokens
     (a random key per app without it). ``max_body`` bounds a request body, in bytes;
-    ``max_event_streams`` the open dashboards' event streams (more get 503).
+    ``max_event_streams`` the open event streams, dashboards' and OFREP's (more get 503).
     The app does not own ``flags``: closing it is the caller's job.
 
     OFREP (``/ofrep/v1``, docs/ofrep.md) needs the ``openfeature`` extra. ``scopes`` gives
@@ -74,7 +74,9 @@ def create_app(
     document = functools.partial(openapi_document, secured=auth.enabled)
     api = Api(flags, max_body=max_body, document=document)
 
-    ofrep = ofrep_service(flags, auth, max_body, max_event_streams)
+    # The dashboards' and OFREP's event streams share one bound: `serve` leaves room for them.
+    streams = StreamSlots(max_event_streams)
+    ofrep = ofrep_service(flags, auth, max_body, streams)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -89,7 +91,7 @@ def create_app(
         *api.routes(),
         *ofrep.routes,
         *metrics_routes(flags),
-        *page_routes(flags, auth, max_event_streams),
+        *page_routes(flags, auth, streams),
     ]
     app = Starlette(
         routes=routes,

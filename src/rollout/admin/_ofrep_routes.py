@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from .._client.rollout import Rollout
 from ._auth import Auth
+from ._events import StreamSlots
 from ._ofrep_stream import EVENTS_PATH, OfrepStream
 
 __all__ = ["OfrepService", "ofrep_service"]
@@ -29,7 +30,9 @@ class OfrepService:
     stop: Callable[[], None] = lambda: None
 
 
-def ofrep_service(flags: Rollout, auth: Auth, max_body: int, max_streams: int) -> OfrepService:
+def ofrep_service(
+    flags: Rollout, auth: Auth, max_body: int, max_streams: StreamSlots
+) -> OfrepService:
     """The evaluation endpoints and the change stream (``max_streams`` open at most)."""
     try:
         from ._ofrep import Ofrep

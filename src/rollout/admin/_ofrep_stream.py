@@ -28,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from .._client.rollout import Rollout
 from ._auth import Auth
-from ._events import EventStream
+from ._events import EventStream, StreamSlots
 
 __all__ = ["EVENTS_PATH", "INACTIVITY", "OfrepStream"]
 
@@ -41,7 +41,7 @@ _EVENT: Final = f"data: {json.dumps({'type': 'refetchEvaluation'})}\n\n"
 class OfrepStream:
     """The ASGI app behind ``GET /ofrep/v1/events``, and the tickets that open it."""
 
-    def __init__(self, flags: Rollout, auth: Auth, max_streams: int) -> None:
+    def __init__(self, flags: Rollout, auth: Auth, max_streams: StreamSlots) -> None:
         self._auth = auth
         self._key = secrets.token_bytes(32)
         self._events = EventStream(flags, max_streams=max_streams, render=lambda _names: _EVENT)

@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from .._core import validate as _validate
 from .._core.feature import Feature
 from ._auth import client_address
-from ._events import MAX_STREAMS, EventStream
+from ._events import MAX_STREAMS, EventStream, StreamSlots
 from ._page_views import description, history_lines, percent, state_label, summary
 from ._routing import RawRoute
 from ._scope import app_path
@@ -64,7 +64,9 @@ _PAGE_HEADERS = {
 }
 
 
-def page_routes(flags: Rollout, auth: Auth, max_streams: int = MAX_STREAMS) -> list[BaseRoute]:
+def page_routes(
+    flags: Rollout, auth: Auth, max_streams: int | StreamSlots = MAX_STREAMS
+) -> list[BaseRoute]:
     """The dashboard's routes for ``flags``, protected by ``auth`` (see ``_auth.py``), with at
     most ``max_streams`` event streams open."""
     import jinja2  # only a dashboard needs it: importing rollout.admin stays light

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,10 +16,13 @@ from .._client.rollout import Rollout
 from ..errors import RolloutError
 from ._api import Api
 from ._auth import Auth, AuthMiddleware
+from ._cors import OfrepCors, check_origins
 from ._errors import client_gone_handler, http_exception_handler, rollout_error_handler
-from ._events import MAX_STREAMS
+from ._events import MAX_STREAMS, StreamSlots
+from ._grants import grants_of
 from ._health import health_routes
 from ._metrics import metrics_routes
+from ._ofrep_routes import ofrep_service
 from ._openapi import openapi_document
 from ._pages import page_routes
 
@@ -35,6 +39,9 @@ def create_app(
     max_body: int = 1_048_576,
     max_event_streams: int = MAX_STREAMS,
     require_reason: bool = False,
+    scopes: Mapping[str, str] | None = None,
+    token_flags: Mapping[str, Iterable[str]] | None = None,
+    cors_origins: Iterable[str] | None = None,
 ) -> Starlette:
     """The admin app for ``flags``: ``/api/v1`` (JSON), the dashboard, ``/metrics``, the probes
     (``/healthz`` and ``/livez``: alive; ``/readyz``: store, transport and clock checked).
@@ -44,10 +51,15 @@ def create_app(
     loopback Host names (plus ``allowed_hosts``) are served. Dashboard sessions are kept by the
     app (they end at sign-out, and with the process); ``session_secret`` keys their CSRF tokens
     (a random key per app without it). ``max_body`` bounds a request body, in bytes;
-    ``max_event_streams`` the open dashboards' event streams (more get 503).
+    ``max_event_streams`` the open event streams, dashboards' and OFREP's (more get 503).
     ``require_reason``: every change must give a ``reason`` (a 422 without one, nothing written).
     Without auth, changes are recorded as made by ``anonymous@<client address>``.
     The app does not own ``flags``: closing it is the caller's job.
+
+    OFREP (``/ofrep/v1``, docs/ofrep.md) needs the ``openfeature`` extra. ``scopes`` gives
+    tokens by name the scope ``evaluate`` (OFREP and the check only; the rest are ``admin``),
+    ``token_flags`` limits such a token to named flags, and ``cors_origins`` are the origins
+    whose pages may call OFREP (``*``: any).
     """
     if not isinstance(flags, Rollout):
         raise TypeError(f"flags must be a rollout.Rollout, got {flags!r}")
@@ -60,18 +72,37 @@ def create_app(
     ):
         raise ValueError(f"max_event_streams must be a positive int, got {max_event_streams!r}")
     auth = Auth(token, tokens, session_secret=session_secret, allowed_hosts=allowed_hosts)
+    auth.grants = grants_of(auth.names, scopes, token_flags)
+    origins = check_origins(cors_origins)
     document = functools.partial(openapi_document, secured=auth.enabled)
     api = Api(flags, max_body=max_body, document=document, require_reason=bool(require_reason))
+
+    # The dashboards' and OFREP's event streams share one bound: `serve` leaves room for them.
+    streams = StreamSlots(max_event_streams)
+    ofrep = ofrep_service(flags, auth, max_body, streams)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        ofrep.start()  # its subscriptions end with the app, not with the Rollout
+        try:
+            yield
+        finally:
+            ofrep.stop()
 
     routes: list[BaseRoute] = [
         *health_routes(flags),
         *api.routes(),
+        *ofrep.routes,
         *metrics_routes(flags),
-        *page_routes(flags, auth, max_event_streams, require_reason=bool(require_reason)),
+        *page_routes(flags, auth, streams, require_reason=bool(require_reason)),
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AuthMiddleware, auth=auth)],
+        lifespan=lifespan,
+        middleware=[
+            Middleware(OfrepCors, origins=origins),
+            Middleware(AuthMiddleware, auth=auth),
+        ],
         exception_handlers={
             HTTPException: http_exception_handler,
             RolloutError: rollout_error_handler,

@@ -23,6 +23,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._errors import error_response
+from ._grants import FULL, Grant, is_ofrep_path, raw_app_path
 from ._scope import is_api_path, remember_app_path
 from ._sessions import SESSION_IDLE, SESSION_MAX_AGE, Sessions
 from ._throttle import Throttle, retry_after
@@ -68,6 +69,7 @@ class Auth:
         allowed_hosts: Iterable[str] | None = None,
     ) -> None:
         self._tokens: dict[str, bytes] = _check_tokens(token, tokens)
+        self.grants: dict[str, Grant] = {}  # name -> scope and flags (grants_of); none: admin
         self.enabled: bool = bool(self._tokens)
         if session_secret is None:
             key = secrets.token_bytes(32)
@@ -99,6 +101,10 @@ class Auth:
             if hmac.compare_digest(given, secret):
                 found = name
         return found
+
+    def grant(self, name: str | None) -> Grant:
+        """What token ``name`` may do (``_grants.py``); everything with auth off."""
+        return FULL if name is None else self.grants.get(name, FULL)
 
     # Sessions -------------------------------------------------------------------------------
 
@@ -218,8 +224,8 @@ def _is_loopback(host: str) -> bool:
 
 # The middleware -------------------------------------------------------------------------------
 
-#: Served to anybody: the load balancer's probe, the login form, the dashboard's assets.
-PUBLIC_PATHS: Final = frozenset({"/healthz", "/livez", "/readyz", "/login"})
+#: Served to anybody (probes, login, assets); OFREP's event stream checks its own ticket.
+PUBLIC_PATHS: Final = frozenset({"/healthz", "/livez", "/readyz", "/login", "/ofrep/v1/events"})
 PUBLIC_PREFIXES: Final = ("/static/",)
 #: Machine-facing paths: refused with a 401 JSON body rather than sent to the login page.
 _JSON_PATHS: Final = frozenset({"/metrics", "/events"})
@@ -306,10 +312,14 @@ class AuthMiddleware:
             if is_api_path(path) or path in _JSON_PATHS or method not in ("GET", "HEAD"):
                 return None, _unauthorized("a bearer token or a dashboard session is required")
             return None, _to_login(conn)
-        if method not in _SAFE_METHODS and via != "bearer":
+        if method not in _SAFE_METHODS and via != "bearer" and not is_ofrep_path(path):
             problem = self._cross_site(conn, checks_token=not public)
             if problem is not None:
                 return None, error_response("forbidden", problem)
+        grant = auth.grant(actor)  # the one place a token's scope is enforced
+        refused = None if public else grant.refusal(method, path, raw_app_path(conn.scope))
+        if refused is not None:
+            return None, error_response("forbidden", refused)
         return actor, None
 
     def _identify(self, conn: HTTPConnection) -> tuple[str | None, str | None]:

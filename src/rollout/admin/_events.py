@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from .._client.rollout import Rollout
 
-__all__ = ["KEEPALIVE", "MAX_STREAMS", "EventStream"]
+__all__ = ["KEEPALIVE", "MAX_STREAMS", "EventStream", "StreamSlots"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,15 @@ _BUSY_BODY = json.dumps(
 ).encode()
 
 
+class StreamSlots:
+    """A bound on open streams that several :class:`EventStream` apps share (the dashboard's
+    and OFREP's): together they hold at most ``limit`` connections."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+
 class EventStream:
     """The ASGI app behind ``GET /events`` for one :class:`Rollout`.
 
@@ -73,28 +82,33 @@ class EventStream:
         self,
         flags: Rollout,
         session_open: Callable[[str], bool] = lambda _value: True,
-        max_streams: int = MAX_STREAMS,
+        max_streams: int | StreamSlots = MAX_STREAMS,
+        render: Callable[[list[str]], str] | None = None,
     ) -> None:
         self._flags = flags
+        #: The event text for a batch of changed names (OFREP's stream has its own format).
+        self._render = render or _flags_event
         self._session_open = session_open
-        self._max_streams = max_streams
-        self._open = 0
+        self._slots = (
+            max_streams if isinstance(max_streams, StreamSlots) else StreamSlots(max_streams)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("method") == "HEAD":  # the headers of a stream, and no stream
             await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
             await send({"type": "http.response.body", "body": b""})
             return
-        if self._open >= self._max_streams:
-            logger.warning("refused an event stream: %d are open (the limit)", self._open)
+        slots = self._slots
+        if slots.open >= slots.limit:
+            logger.warning("refused an event stream: %d are open (the limit)", slots.open)
             await send({"type": "http.response.start", "status": 503, "headers": _BUSY})
             await send({"type": "http.response.body", "body": _BUSY_BODY})
             return
-        self._open += 1
+        slots.open += 1
         try:
             await self._stream(scope, receive, send)
         finally:
-            self._open -= 1
+            slots.open -= 1
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
@@ -132,9 +146,9 @@ class EventStream:
                 if woken in done:
                     woken = None
                     wake.clear()
-                    changed = json.dumps({"changed": sorted(pending)})
+                    event = self._render(sorted(pending))
                     pending.clear()
-                    await _send(send, f"event: flags\ndata: {changed}\n\n")
+                    await _send(send, event)
                 else:
                     await _send(send, ": keepalive\n\n")
         except OSError:  # the client went away mid-send (uvicorn's ClientDisconnected is one)
@@ -151,6 +165,10 @@ class EventStream:
             for task in (woken, disconnected):
                 if task is not None:
                     task.cancel()
+
+
+def _flags_event(changed: list[str]) -> str:
+    return f"event: flags\ndata: {json.dumps({'changed': changed})}\n\n"
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:

@@ -28,7 +28,7 @@ from .._core import validate as _validate
 from .._core.feature import Feature
 from .._core.shapes import summary_shape
 from ._auth import client_address
-from ._events import MAX_STREAMS, EventStream
+from ._events import MAX_STREAMS, EventStream, StreamSlots
 from ._listing import ListQuery, flag_page, usage
 from ._page_views import (
     FIRST_PAGE,
@@ -75,7 +75,11 @@ _PAGE_HEADERS = {
 
 
 def page_routes(
-    flags: Rollout, auth: Auth, max_streams: int = MAX_STREAMS, *, require_reason: bool = False
+    flags: Rollout,
+    auth: Auth,
+    max_streams: int | StreamSlots = MAX_STREAMS,
+    *,
+    require_reason: bool = False,
 ) -> list[BaseRoute]:
     """The dashboard's routes for ``flags``, protected by ``auth`` (see ``_auth.py``), with at
     most ``max_streams`` event streams open; ``require_reason``: the API refuses changes that

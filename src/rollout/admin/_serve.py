@@ -15,7 +15,7 @@ import signal
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -102,6 +102,7 @@ def serve(
     max_connections: int | None = None,
     forwarded_allow_ips: str | None = None,
     require_reason: bool = False,
+    **access: Any,
 ) -> int:
     """Serve ``rollout.admin.create_app(flags, tokens=...)`` on ``sock`` until SIGINT/SIGTERM.
 
@@ -118,6 +119,7 @@ def serve(
     uvicorn's own default trusts the header from 127.0.0.1, but what connects from loopback is
     not always a proxy that sets it: behind a TCP-level one (stunnel, an SSH tunnel, ``kubectl
     port-forward``) every client could pick its own address, and so its own throttle.
+    ``access`` (``scopes``, ``token_flags``, ``cors_origins``) goes on to ``create_app``.
     """
     from . import create_app
 
@@ -139,6 +141,7 @@ def serve(
         # always serve requests.
         max_event_streams=max(1, min(MAX_STREAMS, cap // 2)),
         require_reason=require_reason,
+        **access,
     )
     config = uvicorn.Config(
         app,

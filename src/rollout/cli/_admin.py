@@ -26,6 +26,7 @@ from typing import Any
 
 from .._client.rollout import Rollout
 from . import _table as table
+from ._serve_access import add_access_options, prepare_access, serve_access
 
 __all__ = [
     "DEFAULT_HTTP",
@@ -90,7 +91,9 @@ def is_loopback(host: str) -> bool:
     )
 
 
-def parse_tokens(values: Sequence[str], source: str = "--token") -> dict[str, str]:
+def parse_tokens(
+    values: Sequence[str], source: str = "--token", default_name: str = DEFAULT_TOKEN_NAME
+) -> dict[str, str]:
     """``SECRET`` or ``NAME=SECRET`` items -> ``{name: secret}`` (a bare secret is "admin").
 
     A secret that itself contains ``=`` must be given with a name (``ci=abc=def``).
@@ -102,7 +105,7 @@ def parse_tokens(values: Sequence[str], source: str = "--token") -> dict[str, st
         if named and secret.startswith("="):
             named = False  # base64 padding ("c2VjcmV0==") is a secret, not NAME=SECRET
         if not named:
-            name, secret = DEFAULT_TOKEN_NAME, value
+            name, secret = default_name, value
         if not secret.strip():
             raise ValueError(f"{source}: a token must not be empty, got {value!r}")
         if name in tokens:
@@ -142,6 +145,7 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         help=f"require this bearer token (repeatable; NAME is the actor in history, default "
         f"{DEFAULT_TOKEN_NAME!r}). Default: ${TOKEN_ENV}, comma-separated; prefer the variable",
     )
+    add_access_options(serve)
     serve.add_argument(
         "--require-reason",
         action="store_true",
@@ -168,6 +172,7 @@ def prepare_serve(args: argparse.Namespace) -> None:
                 f"${REQUIRE_REASON_ENV} must be 1/true/yes/on or 0/false/no/off, got {value!r}"
             )
         args.require_reason = value in ("1", "true", "yes", "on")
+    prepare_access(args, parse_tokens)
     if not args.tokens and not is_loopback(args.http_host):
         raise ValueError(
             f"--http {args.http}: not a loopback address and no token; anyone who can reach "
@@ -247,6 +252,7 @@ def cmd_serve(flags: Rollout, args: argparse.Namespace) -> int:
             on_ready=ready,
             forwarded_allow_ips=os.environ.get(FORWARDED_ENV) or None,
             require_reason=args.require_reason,
+            **serve_access(args),
         )
 
 

@@ -33,6 +33,7 @@ from openfeature.exception import (
     GeneralError,
     InvalidContextError,
     OpenFeatureError,
+    ParseError,
     TargetingKeyMissingError,
     TypeMismatchError,
 )
@@ -233,6 +234,41 @@ class RolloutProvider(AbstractProvider):
     ) -> FlagResolutionDetails[ObjectValue]:
         return self._typed(flag_key, default_value, evaluation_context, as_object)
 
+    def resolve_value_details(
+        self, flag_key: str, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[object]:
+        """The flag's value for the context whatever its type: what a remote client (OFREP)
+        asks for, since it says no type.
+
+        A boolean flag (no ``value`` in its data) answers ``flags.active``; a typed flag its
+        ``value`` when on, its ``off_value`` when off, and, off without an ``off_value``,
+        ``None`` with no variant: the caller's default applies (OFREP's code default). The
+        reasons, variants, metadata and errors are the typed resolutions' own. A flag whose
+        ``value`` and ``off_value`` are not one type (or either is null) is a PARSE_ERROR: no
+        client type could take both.
+        """
+        try:
+            view, answer, reason, metadata = self._evaluate(flag_key, evaluation_context)
+            if not view.has_value:
+                named = view.variant if answer else view.off_variant
+                return FlagResolutionDetails(answer, None, None, reason, named, metadata)
+            kind = _json_kind(view.value)
+            if kind is None or (view.has_off_value and _json_kind(view.off_value) != kind):
+                raise ParseError(
+                    f"flag {flag_key!r} data {VALUE_KEY!r} is {view.value!r} and "
+                    f"{OFF_VALUE_KEY!r} is {view.off_value if view.has_off_value else None!r}: "
+                    "they must be one type (boolean, string, number or object)"
+                )
+            value: object = view.value
+            variant: str | None = view.variant
+            if not answer and view.has_off_value:
+                value, variant = view.off_value, view.off_variant
+            elif not answer:
+                value, variant = None, None
+        except OpenFeatureError as error:
+            return _failure(None, error)
+        return FlagResolutionDetails(copy_json(value), None, None, reason, variant, metadata)
+
     def _typed(
         self,
         flag_key: str,
@@ -359,6 +395,19 @@ def _value(
     if variant is not None and isinstance(value, dict | list):
         value = copy_json(value)  # the caller may change it; the cached view must not
     return FlagResolutionDetails(value, None, None, reason, variant, metadata)
+
+
+def _json_kind(value: object) -> str | None:
+    """The JSON type a client would read a flag value as (int and float are one: a number)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, dict | list):
+        return "object"
+    return None
 
 
 def _failure(default_value: T, error: OpenFeatureError) -> FlagResolutionDetails[T]:

@@ -1,0 +1,236 @@
+"""OFREP, the OpenFeature Remote Evaluation Protocol: ``POST /ofrep/v1/evaluate/flags[/{key}]``.
+
+Any OpenFeature OFREP provider (Python, Go, Java, the browser's) evaluates this server's flags
+through these two endpoints, as the protocol's OpenAPI document (0.3.0) has them. The evaluation
+is the Python provider's own (:meth:`RolloutProvider.resolve_value_details`): the same
+``ContextUser`` for group predicates, typed values, variants, reasons and errors, so a flag
+answers the same in process and over HTTP. What a token may evaluate is its grant's
+(``_grants.py``): a flag outside it is not found, and a bulk evaluation leaves it out.
+
+The bulk answer carries an ETag made of this process's epoch, a counter of flag changes and a
+hash of the context and the grant's flags: a poll with ``If-None-Match`` is answered 304 without
+evaluating anything. (A flag on for a percentage of the *time* is drawn at each evaluation; a
+304 keeps the client's earlier draw, as polling any server would.) It also names the change
+stream (``_ofrep_stream.py``), which web providers use instead of polling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import secrets
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.exception import ErrorCode
+from openfeature.flag_evaluation import FlagResolutionDetails
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .._client.rollout import Rollout
+from ..errors import RolloutError
+from ..openfeature import RolloutProvider
+from ._auth import Auth
+from ._grants import Grant
+from ._ofrep_stream import OfrepStream
+from ._routing import RawRoute
+
+__all__ = ["BULK_PATH", "FLAG_PATH", "Ofrep"]
+
+BULK_PATH: Final = "/ofrep/v1/evaluate/flags"
+FLAG_PATH: Final = BULK_PATH + "/{key}"
+
+
+class BadRequestError(Exception):
+    """A request OFREP answers 400 (``code`` PARSE_ERROR or INVALID_CONTEXT) or 413."""
+
+    def __init__(self, code: str, details: str, status: int = 400) -> None:
+        super().__init__(details)
+        self.code, self.details, self.status = code, details, status
+
+
+class Ofrep:
+    """The OFREP endpoints of one Rollout."""
+
+    def __init__(self, flags: Rollout, auth: Auth, stream: OfrepStream, *, max_body: int) -> None:
+        self.flags = flags
+        self.auth = auth
+        self.stream = stream
+        self.max_body = max_body
+        self.provider = RolloutProvider(flags)
+        self._epoch = ""
+        self._counter = itertools.count(1)
+        self.generation = 0
+        self._lock = threading.Lock()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        """Subscribe: the provider caches flag views until a flag changes, and changes are
+        counted for the ETag. At the app's start-up, or at the first request of an app served
+        without a lifespan (whose subscriptions then last as long as the Rollout)."""
+        with self._lock:
+            if self._unsubscribe is not None:
+                return
+            self.provider.initialize(EvaluationContext())
+            # A new epoch each start: no 304 for an ETag made before (another process, or
+            # before a stop, when changes went uncounted), whatever the counter says.
+            self._epoch = secrets.token_hex(6)
+            self._unsubscribe = self.flags.subscribe(self._changed)
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
+                self.provider.shutdown()
+
+    def _changed(self, _names: set[str]) -> None:
+        self.generation = next(self._counter)
+
+    def routes(self) -> list[RawRoute]:
+        return [
+            RawRoute(BULK_PATH, self._guard(self.bulk), methods=["POST"]),
+            RawRoute(FLAG_PATH, self._guard(self.single), methods=["POST"]),
+        ]
+
+    def _guard(
+        self, endpoint: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def guarded(request: Request) -> Response:
+            if self._unsubscribe is None:
+                self.start()
+            try:
+                return await endpoint(request)
+            except BadRequestError as exc:
+                body: dict[str, Any] = {"errorCode": exc.code, "errorDetails": exc.details}
+                if "key" in request.path_params:
+                    body = {"key": request.path_params["key"], **body}
+                return JSONResponse(body, status_code=exc.status)
+            except RolloutError as exc:  # the Rollout closed under us
+                return JSONResponse({"errorDetails": f"{type(exc).__name__}: {exc}"}, 500)
+
+        return guarded
+
+    # Endpoints ----------------------------------------------------------------------------
+
+    async def single(self, request: Request) -> Response:
+        key: str = request.path_params["key"]
+        context, _ = await self._context(request)
+        if not self._grant(request).allows_flag(key):
+            return _not_found(key)
+        answer = self.evaluate(key, context)
+        if answer.get("errorCode") == ErrorCode.FLAG_NOT_FOUND.value:
+            return JSONResponse(answer, status_code=404)
+        return JSONResponse(answer, status_code=400 if "errorCode" in answer else 200)
+
+    async def bulk(self, request: Request) -> Response:
+        context, raw = await self._context(request)
+        actor = getattr(request.state, "actor", None)
+        grant = self.auth.grant(actor)
+        etag = self.etag(raw, grant)
+        if _matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers={"ETag": etag})
+        names = [n for n in self.flags.features() if grant.allows_flag(n)]
+
+        def evaluate_all() -> list[dict[str, Any]]:
+            answers = (self.evaluate(name, context) for name in names)
+            # A flag deleted since it was listed is left out, not reported missing.
+            return [a for a in answers if a.get("errorCode") != ErrorCode.FLAG_NOT_FOUND.value]
+
+        # Group predicates are the application's code and may be slow: off the event loop.
+        flags = await run_in_threadpool(evaluate_all)
+        streams = [self.stream.entry(request.scope.get("root_path", ""), actor)]
+        return JSONResponse({"flags": flags, "eventStreams": streams}, headers={"ETag": etag})
+
+    # Evaluation ---------------------------------------------------------------------------
+
+    def _grant(self, request: Request) -> Grant:
+        """The request's token's grant (the auth middleware has already refused what it may
+        not reach; what is left is which flags it sees)."""
+        return self.auth.grant(getattr(request.state, "actor", None))
+
+    def evaluate(self, key: str, context: EvaluationContext) -> dict[str, Any]:
+        """One flag's OFREP answer: an evaluation success or failure object."""
+        details: FlagResolutionDetails[object] = self.provider.resolve_value_details(key, context)
+        if details.error_code is not None:
+            return {
+                "key": key,
+                "errorCode": details.error_code.value,
+                "errorDetails": details.error_message or details.error_code.value,
+            }
+        answer: dict[str, Any] = {"key": key, "reason": str(details.reason)}
+        if details.value is not None:
+            answer["value"] = details.value
+        # Off without an off_value: no value (the caller's code default). The variant is "off"
+        # rather than none, since the flag is off and the Python OFREP client requires one.
+        answer["variant"] = details.variant or "off"
+        answer["metadata"] = dict(details.flag_metadata)
+        return answer
+
+    def etag(self, raw_context: bytes, grant: Grant) -> str:
+        """What the bulk answer depends on: the flags (by change count) and the question."""
+        digest = hashlib.sha256(raw_context)
+        if grant.flags is not None:
+            digest.update(json.dumps(sorted(grant.flags)).encode("utf-8", "surrogateescape"))
+        return f'"{self._epoch}-{self.generation}-{digest.hexdigest()[:20]}"'
+
+    async def _context(self, request: Request) -> tuple[EvaluationContext, bytes]:
+        """The request's evaluation context, and its canonical JSON (for the ETag)."""
+        raw = await self._body(request)
+        try:
+            body = json.loads(raw, parse_constant=_no_constants) if raw.strip() else {}
+        except RecursionError:
+            raise BadRequestError("PARSE_ERROR", "the body is nested too deeply") from None
+        except ValueError as exc:
+            raise BadRequestError("PARSE_ERROR", f"the body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise BadRequestError("INVALID_CONTEXT", f"the body must be an object, got {body!r}")
+        # Both reference providers send {} (no context) when the application set none.
+        context = body.get("context", {})
+        if not isinstance(context, dict):
+            raise BadRequestError("INVALID_CONTEXT", f"context must be an object, got {context!r}")
+        attributes = dict(context)
+        key = attributes.pop("targetingKey", None)
+        if key is not None and not isinstance(key, str):
+            raise BadRequestError(
+                "INVALID_CONTEXT", f"context.targetingKey must be a string, got {key!r}"
+            )
+        canonical = json.dumps(context, sort_keys=True, ensure_ascii=True).encode()
+        return EvaluationContext(key or None, attributes), canonical
+
+    async def _body(self, request: Request) -> bytes:
+        # Any Content-Type is read as JSON: a browser sending text/plain (no CORS preflight)
+        # is as welcome as one sending application/json.
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                raise BadRequestError(
+                    "PARSE_ERROR", f"the body is larger than {self.max_body} bytes", status=413
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _not_found(key: str) -> JSONResponse:
+    body = {"key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": f"no flag named {key!r}"}
+    return JSONResponse(body, status_code=404)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110's weak comparison: any listed tag (``W/`` or not) equal to ours, or ``*``."""
+    if not if_none_match:
+        return False
+    for listed in if_none_match.split(","):
+        tag = listed.strip()
+        if tag == "*" or tag.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")

@@ -1,0 +1,189 @@
+"""Who may evaluate: token scopes (``evaluate`` reaches OFREP and the check, nothing else), a
+key limited to named flags, and CORS for OFREP only, for the configured origins."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from rollout import Rollout
+from rollout.admin import create_app
+
+from .api_helpers import asgi_client, session
+
+ADMIN, WEB, NARROW = "admin-secret", "web-secret", "narrow-secret"
+TOKENS = {"ops": ADMIN, "web": WEB, "narrow": NARROW}
+SCOPES = {"web": "evaluate", "narrow": "evaluate"}
+ORIGIN = "http://localhost:3000"
+BULK = "/ofrep/v1/evaluate/flags"
+CONTEXT = {"context": {"targetingKey": "alice"}}
+
+
+def app_for(flags: Rollout, **options: Any) -> Any:
+    defaults: dict[str, Any] = {
+        "tokens": TOKENS,
+        "scopes": SCOPES,
+        "token_flags": {"narrow": ["chat"]},
+    }
+    return create_app(flags, **(defaults | options))
+
+
+def requests(
+    calls: list[tuple[str, str, str | None, dict[str, Any]]],
+    *,
+    unchanged: bool = True,
+    **options: Any,
+) -> Any:
+    """Each (method, path, token, httpx options) against one app: the responses. With
+    ``unchanged``, the flags are checked to be as they were."""
+
+    async def run() -> list[httpx.Response]:
+        with Rollout() as flags:
+            flags.activate("chat")
+            flags.activate("beta")
+            app = app_for(flags, **options)
+            async with asgi_client(app) as http:
+                out = []
+                for method, path, token, extra in calls:
+                    headers = dict(extra.pop("headers", {}))
+                    if token is not None:
+                        headers["Authorization"] = f"Bearer {token}"
+                    out.append(await http.request(method, path, headers=headers, **extra))
+                if unchanged:
+                    assert flags.get("chat").percentage == 100
+                return out
+
+    return asyncio.run(run())
+
+
+REFUSED_TO_EVALUATE = [
+    ("GET", "/api/v1/flags", {}),
+    ("GET", "/api/v1/flags/chat", {}),
+    ("PUT", "/api/v1/flags/chat/active", {"json": {"active": False}}),
+    ("DELETE", "/api/v1/flags/chat", {}),
+    ("GET", "/api/v1/flags/chat/explain", {}),
+    ("GET", "/api/v1/flags/chat/history", {}),
+    ("GET", "/api/v1/openapi.json", {}),
+    ("GET", "/metrics", {}),
+    ("GET", "/events", {}),
+    ("GET", "/", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "extra"), REFUSED_TO_EVALUATE)
+def test_an_evaluate_token_can_neither_list_read_nor_change_flags(
+    method: str, path: str, extra: dict[str, Any]
+) -> None:
+    [refused] = requests([(method, path, WEB, dict(extra))])  # and chat is unchanged
+    assert refused.status_code == 403
+    assert "scope is 'evaluate'" in refused.json()["error"]["message"]
+    if path != "/events":  # a stream that an admin opens never ends
+        [allowed] = requests([(method, path, ADMIN, dict(extra))], unchanged=False)
+        assert allowed.status_code != 403
+
+
+def test_an_evaluate_token_evaluates_through_ofrep_and_the_check() -> None:
+    single, bulk, check = requests(
+        [
+            ("POST", f"{BULK}/chat", WEB, {"json": CONTEXT}),
+            ("POST", BULK, WEB, {"json": CONTEXT}),
+            ("GET", "/api/v1/flags/chat/check?user=alice", WEB, {}),
+        ]
+    )
+    assert single.json()["value"] is True
+    assert [a["key"] for a in bulk.json()["flags"]] == ["beta", "chat"]
+    assert check.json()["active"] is True
+
+
+def test_a_key_limited_to_named_flags_sees_only_those() -> None:
+    bulk, other, other_check, own_check = requests(
+        [
+            ("POST", BULK, NARROW, {"json": CONTEXT}),
+            ("POST", f"{BULK}/beta", NARROW, {"json": CONTEXT}),
+            ("GET", "/api/v1/flags/beta/check", NARROW, {}),
+            ("GET", "/api/v1/flags/chat/check", NARROW, {}),
+        ]
+    )
+    assert [a["key"] for a in bulk.json()["flags"]] == ["chat"]
+    assert (other.status_code, other.json()["errorCode"]) == (404, "FLAG_NOT_FOUND")
+    assert other_check.status_code == 403
+    assert own_check.json()["active"] is True
+
+
+def test_a_dashboard_session_opened_with_an_evaluate_token_is_limited_too() -> None:
+    async def run() -> int:
+        with Rollout() as flags:
+            app = app_for(flags)
+            async with asgi_client(app) as http:
+                headers = session(app.state.auth, "web")
+                response = await http.get("/api/v1/flags", headers=headers)
+                return response.status_code
+
+    assert asyncio.run(run()) == 403
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"scopes": {"nobody": "evaluate"}}, "'nobody' is not a token name"),
+        ({"scopes": {"web": "read"}}, "must be one of ['admin', 'evaluate'], got 'read'"),
+        ({"token_flags": {"ops": ["chat"]}}, "token 'ops' has scope 'admin'"),
+        ({"token_flags": {"narrow": "chat"}}, "must be a list of flag names, got 'chat'"),
+        ({"cors_origins": ["http://a.example/path"]}, "got 'http://a.example/path'"),
+        ({"cors_origins": ["a.example"]}, "got 'a.example'"),
+    ],
+)
+def test_bad_access_options_are_refused_by_name(options: dict[str, Any], message: str) -> None:
+    with Rollout() as flags, pytest.raises((ValueError, TypeError), match=None) as raised:
+        app_for(flags, **options)
+    assert message in str(raised.value)
+
+
+# CORS -----------------------------------------------------------------------------------------
+
+PREFLIGHT = {
+    "Origin": ORIGIN,
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization, content-type, if-none-match",
+}
+
+
+def test_an_allowed_origin_is_preflighted_and_reads_the_answer_and_its_etag() -> None:
+    preflight, answer = requests(
+        [
+            ("OPTIONS", BULK, None, {"headers": PREFLIGHT}),
+            ("POST", BULK, WEB, {"json": CONTEXT, "headers": {"Origin": ORIGIN}}),
+        ],
+        cors_origins=[ORIGIN],
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == ORIGIN
+    assert "if-none-match" in preflight.headers["access-control-allow-headers"]
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == ORIGIN
+    assert "ETag" in answer.headers["access-control-expose-headers"]
+
+
+def test_other_origins_and_other_paths_get_no_cors() -> None:
+    elsewhere = {**PREFLIGHT, "Origin": "https://evil.example"}
+    foreign, api_preflight, api = requests(
+        [
+            ("OPTIONS", BULK, None, {"headers": elsewhere}),
+            ("OPTIONS", "/api/v1/flags", None, {"headers": PREFLIGHT}),
+            ("GET", "/api/v1/flags", ADMIN, {"headers": {"Origin": ORIGIN}}),
+        ],
+        cors_origins=[ORIGIN],
+    )
+    assert foreign.status_code == 403
+    assert "access-control-allow-origin" not in foreign.headers
+    assert "access-control-allow-origin" not in api_preflight.headers
+    assert "access-control-allow-origin" not in api.headers
+
+
+def test_without_cors_origins_no_page_elsewhere_may_read_ofrep() -> None:
+    [answer] = requests([("POST", BULK, WEB, {"json": CONTEXT, "headers": {"Origin": ORIGIN}})])
+    assert "access-control-allow-origin" not in answer.headers

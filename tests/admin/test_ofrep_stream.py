@@ -1,0 +1,93 @@
+"""OFREP's change stream (ADR-0008) on a real ``rollout serve``: the bulk answer names it, its
+ticket opens it (and nothing else does), and a change sends ``refetchEvaluation``."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rollout import Rollout
+from rollout.admin import create_app
+from rollout.testing.cluster import free_port
+
+from .dashboard_server import serve as dashboard_serve
+from .serve_process import Served, serve
+
+ADMIN = secrets.token_urlsafe(32)
+WEB = secrets.token_urlsafe(32)
+BULK = "/ofrep/v1/evaluate/flags"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    with Rollout(f"sqlite:///{tmp_path / 'rollout.db'}") as seed:
+        seed.set("chat", False)
+    args = ("--http", f"127.0.0.1:{free_port()}", "--token", f"ops={ADMIN}")
+    with serve(*args, "--eval-token", f"web={WEB}", cwd=tmp_path, token=ADMIN) as server:
+        yield server
+
+
+def stream_uri(server: Served, token: str) -> str:
+    with server.client(token) as http:
+        answer = http.post(BULK, json={"context": {"targetingKey": "a"}})
+    [stream] = answer.json()["eventStreams"]
+    assert stream["type"] == "sse"
+    assert stream["inactivityDelaySec"] == 120
+    uri: str = stream["endpoint"]["requestUri"]
+    assert uri.startswith("/ofrep/v1/events?ticket=")
+    assert WEB not in uri  # the URL names the token, never its secret
+    return uri
+
+
+def test_a_change_sends_refetch_evaluation_on_the_stream_its_ticket_opens(
+    served: Served,
+) -> None:
+    uri = stream_uri(served, WEB)
+    with (
+        httpx.Client(base_url=served.url.rstrip("/"), timeout=30.0) as anonymous,
+        anonymous.stream("GET", uri) as events,
+    ):
+        assert events.status_code == 200
+        lines = events.iter_lines()
+        assert next(lines).startswith("retry:")  # connected
+        with served.client(ADMIN) as http:
+            assert http.put("/api/v1/flags/chat/active", json={"active": True}).status_code == 200
+        data = next(line for line in lines if line.startswith("data:"))
+        assert json.loads(data.removeprefix("data:")) == {"type": "refetchEvaluation"}
+
+
+@pytest.mark.parametrize(
+    "query", ["", "?ticket=", "?ticket=d2Vi.0000", "?ticket=bm9ib2R5.0123456789abcdef"]
+)
+def test_without_a_valid_ticket_the_stream_is_refused(served: Served, query: str) -> None:
+    with httpx.Client(base_url=served.url.rstrip("/"), timeout=30.0) as anonymous:
+        refused = anonymous.get(f"/ofrep/v1/events{query}")
+    assert refused.status_code == 401
+    assert "ticket" in refused.json()["errorDetails"]
+
+
+def test_a_ticket_opens_the_stream_and_nothing_else(served: Served) -> None:
+    ticket = stream_uri(served, WEB).partition("?")[2]
+    with httpx.Client(base_url=served.url.rstrip("/"), timeout=30.0) as anonymous:
+        assert anonymous.get(f"/api/v1/flags?{ticket}").status_code == 401
+        assert anonymous.post(f"{BULK}?{ticket}", json={}).status_code == 401
+
+
+def test_ofrep_streams_and_dashboard_streams_share_one_bound() -> None:
+    """``serve`` keeps room for requests by bounding open streams; OFREP's count too."""
+    with (
+        Rollout() as flags,
+        dashboard_serve(create_app(flags, token=ADMIN, max_event_streams=1)) as url,
+        httpx.Client(base_url=url, timeout=30.0) as http,
+    ):
+        bulk = http.post(BULK, json={}, headers={"Authorization": f"Bearer {ADMIN}"})
+        uri = bulk.json()["eventStreams"][0]["endpoint"]["requestUri"]
+        with http.stream("GET", uri) as ofrep_stream:
+            assert ofrep_stream.status_code == 200
+            dashboard = http.get("/events", headers={"Authorization": f"Bearer {ADMIN}"})
+            assert dashboard.status_code == 503

@@ -1,0 +1,134 @@
+"""The NATS transport in one test process: the conformance suites (each transport reaches NATS
+through a proxy of its own, so isolate() cuts it off), a cut connection that catches up, and
+``Rollout(transport="nats://...")``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from rollout import Rollout
+from rollout.nats import NatsTransport
+from rollout.sync import Transport
+from rollout.testing import PartitionConformance, eventually
+from rollout.testing.proxy import FaultProxy
+
+from .nats_fixtures import namespace, nats_url  # noqa: F401  (fixtures)
+
+
+class TestNatsTransport(PartitionConformance):
+    deadline = 15.0
+
+    @pytest.fixture(autouse=True)
+    def _nats(self, nats_url: str, namespace: str) -> Iterator[None]:  # noqa: F811
+        self.address = nats_url.split("://", 1)[1]
+        self.namespace = namespace
+        self.proxies: list[FaultProxy] = []  # those of the latest make_transports()
+        self.all_proxies: list[FaultProxy] = []
+        yield
+        for proxy in self.all_proxies:
+            proxy.close()
+
+    def make_transports(self, count: int) -> list[Transport]:
+        self.proxies = []
+        transports: list[Transport] = []
+        for _ in range(count):
+            proxy = FaultProxy(self.address).start()
+            self.proxies.append(proxy)
+            self.all_proxies.append(proxy)
+            transports.append(
+                NatsTransport(
+                    f"nats://{proxy.address}", namespace=self.namespace, check_interval=1.0
+                )
+            )
+        return transports
+
+    def isolate(self, index: int) -> None:
+        self.proxies[index].cut()
+
+    def heal(self) -> None:
+        for proxy in self.proxies:
+            proxy.heal()
+
+
+def test_a_process_cut_off_from_nats_catches_up_after_the_link_returns(
+    nats_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    address = nats_url.split("://", 1)[1]
+    with FaultProxy(address) as proxy:
+        writer = Rollout(transport=NatsTransport(nats_url, namespace=namespace))
+        away = Rollout(
+            transport=NatsTransport(
+                f"nats://{proxy.address}", namespace=namespace, check_interval=1.0
+            )
+        )
+        try:
+            assert writer.wait_synced(10)
+            assert away.wait_synced(10)
+            writer.activate("before")
+            eventually(lambda: away.active("before"), what="the first write arrives")
+            proxy.cut()
+            eventually(lambda: not away.stats()["sync"]["connected"], what="the cut is seen")
+            for i in range(20):
+                writer.activate_user("during", f"user-{i}")
+            away.activate_user("from-away", "offline-write")  # written while cut off
+            assert away.active("from-away", "offline-write")
+            assert not away.active("during", "user-0")
+            proxy.heal()
+            eventually(lambda: away.get("during").users == {f"user-{i}" for i in range(20)},
+                       what="what was missed while away arrives")  # fmt: skip
+            eventually(
+                lambda: writer.active("from-away", "offline-write"),
+                what="the write made while away reaches the others",
+            )
+            assert away.wait_synced(10)
+            eventually(lambda: away.export() == writer.export(), what="identical replicas")
+            assert away.stats()["sync"]["reconnects"] >= 1
+        finally:
+            writer.close()
+            away.close()
+
+
+def test_rollout_takes_a_nats_url_as_its_transport(
+    nats_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    url = f"{nats_url}?namespace={namespace}"
+    with Rollout(transport=url) as first, Rollout(transport=url) as second:
+        assert first.wait_synced(10)
+        assert second.wait_synced(10)
+        first.activate_percentage("chat", 30)
+        eventually(lambda: second.get("chat").percentage == 30, what="the write arrives")
+        sync = second.stats()["sync"]
+        assert sync["transport"] == "nats"
+        assert sync["stream"] == f"ROLLOUT_{namespace}"
+        assert sync["connected"] is True
+
+
+def test_namespaces_keep_two_applications_on_one_nats_apart(
+    nats_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    other = f"{namespace}-other"
+    try:
+        with (
+            Rollout(transport=NatsTransport(nats_url, namespace=namespace)) as app,
+            Rollout(transport=NatsTransport(nats_url, namespace=namespace)) as app_too,
+            Rollout(transport=NatsTransport(nats_url, namespace=other)) as stranger,
+        ):
+            for flags in (app, app_too, stranger):
+                assert flags.wait_synced(10)
+            app.activate("chat")
+            stranger.activate("beta")
+            eventually(lambda: app_too.active("chat"), what="same namespace: arrives")
+            assert stranger.wait_synced(10)
+            assert app_too.wait_synced(10)
+            assert "chat" not in stranger.features()
+            assert "beta" not in app.features()
+            assert "beta" not in app_too.features()
+    finally:
+        from .nats_fixtures import delete_stream
+
+        delete_stream(nats_url, f"ROLLOUT_{other}")

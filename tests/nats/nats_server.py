@@ -52,9 +52,10 @@ class NatsServer:
     """A ``nats-server -js`` of the test's own, on a free port, which it may stop and restart
     (its JetStream storage stays in ``directory`` across restarts)."""
 
-    def __init__(self, binary: str, directory: Path) -> None:
+    def __init__(self, binary: str, directory: Path, *options: str) -> None:
         self.binary = binary
         self.directory = directory
+        self.options = list(options)  # e.g. --user/--pass, --tls --tlscert --tlskey
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -70,16 +71,25 @@ class NatsServer:
         log = (self.directory / "nats-server.log").open("ab")
         self.process = subprocess.Popen(
             [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port),
-             "-sd", str(self.directory / "jetstream")],
+             "-sd", str(self.directory / "jetstream"), *self.options],
             stdout=log, stderr=log,
         )  # fmt: skip
         log.close()
         deadline = time.monotonic() + 10
-        while not jetstream_at(self.address):
+        while not self._listening():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"nats-server did not start: see {self.directory}")
             time.sleep(0.05)
         return self
+
+    def _listening(self) -> bool:
+        if not self.options:
+            return jetstream_at(self.address)
+        try:  # with TLS or auth the INFO line is the same, but say "listening" only
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return False
+        return True
 
     def stop(self) -> None:
         if self.process is not None:

@@ -87,6 +87,9 @@ class Replicator:
         self._created: object = None  # the stream's creation time when last read whole
         self._since_rollup: dict[str, int] = {}
         self._refused: set[str] = set()  # flags with registers refused since their rollup
+        #: Per flag: the stream sequence of the last message on its subject, and whether it
+        #: was this node's.
+        self._last_on: dict[str, tuple[int, bool]] = {}
         self._wake = asyncio.Event()
         self._limit = options.max_message_bytes
 
@@ -188,6 +191,7 @@ class Replicator:
             self.applied = 0
             self._since_rollup.clear()
             self._refused.clear()
+            self._last_on.clear()
 
     # Following the stream ---------------------------------------------------------------------
 
@@ -264,6 +268,8 @@ class Replicator:
         info = await js.stream_info(self.stream)
         if info.created != self._created or info.state.last_seq < self.applied:
             raise _ResumeError(f"the stream {self.stream} was made anew")
+        for name in [n for n, (_, ours) in self._last_on.items() if ours]:
+            await self._compact(js, name)
         ahead = info.state.last_seq > self.applied
         if ahead and stuck and self.applied == last_check:
             self.counters["gaps"] += 1
@@ -302,9 +308,17 @@ class Replicator:
                         mine[key] = register
         if delta and self.host.merge_from_peer(delta):
             self._refused.add(name)
+        self._last_on[name] = (sequence, headers.get(ORIGIN) == self._origin)
+        await self._compact(js, name)
+
+    async def _compact(self, js: JetStreamContext, name: str) -> None:
+        """Roll the flag's subject up if it is due and the last message on it is this node's
+        (so one process tries, not the fleet); after a rollup refused because another write
+        came in, the periodic check tries again."""
+        sequence, ours = self._last_on.get(name, (0, False))
         if (
-            headers.get(ORIGIN) == self._origin
-            and self._since_rollup[name] >= self.options.compact_after
+            ours
+            and self._since_rollup.get(name, 0) >= self.options.compact_after
             and name not in self._refused
         ):
             await self._rollup(js, name, sequence)

@@ -177,3 +177,42 @@ def test_nats_restarted_under_running_processes(
         eventually(lambda: second.active("while-down", "ann"), what="it goes out after")
         assert first.wait_synced(10)
         assert first.stats()["sync"]["waiting"] == 0
+
+
+def _delete_consumers(url: str, stream: str) -> int:
+    async def delete() -> int:
+        nc = await nats.connect(url, allow_reconnect=False)
+        try:
+            js = nc.jetstream()
+            consumers = await js.consumers_info(stream)
+            for consumer in consumers:
+                await js.delete_consumer(stream, consumer.name)
+            return len(consumers)
+        finally:
+            await nc.close()
+
+    return asyncio.run(delete())
+
+
+def test_a_consumer_the_server_dropped_is_noticed_and_nothing_is_missed(
+    nats_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    # The server removes a consumer it thinks idle, or loses it: no error reaches the client,
+    # messages just stop. The periodic check sees the stream ahead and resumes.
+    with (
+        Rollout(transport=NatsTransport(nats_url, namespace=namespace)) as writer,
+        Rollout(
+            transport=NatsTransport(nats_url, namespace=namespace, check_interval=0.5)
+        ) as reader,
+    ):
+        assert writer.wait_synced(10)
+        assert reader.wait_synced(10)
+        assert _delete_consumers(nats_url, f"ROLLOUT_{namespace}") == 2
+        for i in range(5):
+            writer.activate_user("chat", f"user-{i}")
+        eventually(
+            lambda: reader.get("chat").users == {f"user-{i}" for i in range(5)},
+            what="the writes made after the consumer was lost",
+        )
+        assert reader.stats()["sync"]["gaps"] >= 1

@@ -4,6 +4,7 @@ through a proxy of its own, so isolate() cuts it off), a cut connection that cat
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -132,3 +133,29 @@ def test_namespaces_keep_two_applications_on_one_nats_apart(
         from .nats_fixtures import delete_stream
 
         delete_stream(nats_url, f"ROLLOUT_{other}")
+
+
+def _nats_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "rollout-nats"]
+
+
+def test_close_leaves_no_thread_whatever_the_connection_is_doing(
+    nats_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    # Connected; unreachable (backing off); half-open (connecting through a link that swallows
+    # bytes). Unclosed sockets or pending tasks would fail the test as warnings.
+    before = _nats_threads()
+    with FaultProxy(nats_url.split("://", 1)[1]) as proxy:
+        connected = Rollout(transport=NatsTransport(nats_url, namespace=namespace))
+        assert connected.wait_synced(10)
+        unreachable = Rollout(transport=NatsTransport(f"nats://{proxy.address}"))
+        proxy.cut()
+        eventually(lambda: unreachable.stats()["sync"]["errors"] >= 1, what="a failed connect")
+        proxy.heal()
+        proxy.blackhole()
+        hanging = Rollout(transport=NatsTransport(f"nats://{proxy.address}"))
+        assert not hanging.wait_synced(0.3)
+        for flags in (connected, unreachable, hanging):
+            flags.close(5.0)
+        assert _nats_threads() == before

@@ -159,3 +159,20 @@ def test_close_leaves_no_thread_whatever_the_connection_is_doing(
         for flags in (connected, unreachable, hanging):
             flags.close(5.0)
         assert _nats_threads() == before
+
+
+def test_wait_synced_at_start_means_the_whole_stream_is_read(
+    nats_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    with Rollout(transport=NatsTransport(nats_url, namespace=namespace)) as writer:
+        assert writer.wait_synced(10)
+        for i in range(3):
+            writer.activate(f"flag-{i}")
+            assert writer.wait_synced(10)  # one message each
+        # A few messages: the server pushes them all before the process has merged them (a
+        # race that the processes lost now and then when "read" meant "none left to push").
+        for _ in range(30):
+            with Rollout(transport=NatsTransport(nats_url, namespace=namespace)) as late:
+                assert late.wait_synced(10)
+                assert len(late.features()) == 3  # at once, not eventually

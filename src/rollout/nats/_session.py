@@ -213,8 +213,12 @@ class Replicator:
             # Read whole (the first time): remember what the stream holds, to publish after
             # it what this replica has and the stream lacks.
             view: Delta | None = {} if start == 1 else None
-            info = await sub.consumer_info()
-            caught_up = not info.num_pending
+            # Caught up once the stream's last message (as of now) is merged. Not the
+            # consumer's num_pending: the server may have pushed everything already, so it
+            # reads 0 while the messages still wait in this process's queue.
+            info = await js.stream_info(self.stream)
+            target = info.state.last_seq if info.state.messages else 0
+            caught_up = self.applied >= target
             expected = 1
             last_check, stuck = self.applied, False
             next_check = asyncio.get_running_loop().time() + self.options.check_interval
@@ -243,7 +247,7 @@ class Replicator:
                 expected += 1
                 await self._receive(js, msg, metadata.sequence.stream, view)
                 self.applied = max(self.applied, metadata.sequence.stream)
-                if metadata.num_pending == 0:
+                if metadata.num_pending == 0 or self.applied >= target:
                     caught_up = True
         finally:
             with contextlib.suppress(Exception):

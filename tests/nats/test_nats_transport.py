@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -176,3 +177,24 @@ def test_wait_synced_at_start_means_the_whole_stream_is_read(
             with Rollout(transport=NatsTransport(nats_url, namespace=namespace)) as late:
                 assert late.wait_synced(10)
                 assert len(late.features()) == 3  # at once, not eventually
+
+
+def test_what_a_process_store_holds_and_the_stream_lacks_is_published(
+    nats_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    store = f"sqlite:///{tmp_path / 'flags.db'}"
+    with Rollout(store) as offline:  # written before this process ever used NATS
+        offline.activate_user("chat", "ann")
+    with Rollout(transport=NatsTransport(nats_url, namespace=namespace)) as other:
+        assert other.wait_synced(10)
+        other.activate("beta")
+        assert other.wait_synced(10)
+        with Rollout(store, transport=NatsTransport(nats_url, namespace=namespace)) as local:
+            assert local.wait_synced(10)
+            assert local.active("beta")  # read from the stream, and saved in its store
+            eventually(lambda: other.active("chat", "ann"), what="published from the store")
+            assert local.stats()["sync"]["messages_published"] >= 1
+        with Rollout(store) as reopened:
+            assert reopened.active("beta")

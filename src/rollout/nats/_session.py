@@ -188,10 +188,14 @@ class Replicator:
             if self._created is not None:
                 logger.warning("NATS stream %s was made anew: reading it whole", self.stream)
             self._created = info.created
-            self.applied = 0
-            self._since_rollup.clear()
-            self._refused.clear()
-            self._last_on.clear()
+            self._forget_stream()
+
+    def _forget_stream(self) -> None:
+        """Read the stream from its first message at the next connection."""
+        self.applied = 0
+        self._since_rollup.clear()
+        self._refused.clear()
+        self._last_on.clear()
 
     # Following the stream ---------------------------------------------------------------------
 
@@ -208,11 +212,11 @@ class Replicator:
             inactive_threshold=max(30.0, 3 * self.options.check_interval),
             mem_storage=True,
         )
+        # Read whole (the first time): remember what the stream holds, to publish after it
+        # what this replica has and the stream lacks.
+        view: Delta | None = {} if start == 1 else None
         sub = await js.subscribe(f"{self.prefix}.>", stream=self.stream, config=config)
         try:
-            # Read whole (the first time): remember what the stream holds, to publish after
-            # it what this replica has and the stream lacks.
-            view: Delta | None = {} if start == 1 else None
             # Caught up once the stream's last message (as of now) is merged. Not the
             # consumer's num_pending: the server may have pushed everything already, so it
             # reads 0 while the messages still wait in this process's queue.
@@ -250,6 +254,8 @@ class Replicator:
                 if metadata.num_pending == 0 or self.applied >= target:
                     caught_up = True
         finally:
+            if view is not None:  # a whole read cut short: the next connection starts it again
+                self._forget_stream()
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 

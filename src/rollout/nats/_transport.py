@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import ssl
+import time
 from typing import Any
 
 from ..errors import require_extra
@@ -170,9 +171,10 @@ class NatsTransport(Transport):
                 with contextlib.suppress(BaseException):
                     await task
 
+        deadline = time.monotonic() + timeout
         with contextlib.suppress(Exception):  # a wedged loop must not wedge close()
             loop.submit(finish()).result(timeout)
-        loop.stop(timeout)
+        loop.stop(max(0.1, deadline - time.monotonic()))
 
     def __repr__(self) -> str:
         return f"<NatsTransport {','.join(self.options.shown_servers)} stream={self.stream}>"

@@ -4,6 +4,7 @@ through a proxy of its own, so isolate() cuts it off), a cut connection that cat
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,3 +199,29 @@ def test_what_a_process_store_holds_and_the_stream_lacks_is_published(
             assert local.stats()["sync"]["messages_published"] >= 1
         with Rollout(store) as reopened:
             assert reopened.active("beta")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_replicates_on_a_connection_of_its_own(
+    nats_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    with Rollout(transport=NatsTransport(nats_url, namespace=namespace)) as parent:
+        assert parent.wait_synced(10)
+        parent.activate("before-fork")
+        assert parent.wait_synced(10)
+        pid = os.fork()
+        if pid == 0:  # the child: write, wait until the stream has it, leave
+            code = 1
+            try:
+                parent.activate_user("from-child", "ann")
+                if parent.wait_synced(10) and parent.active("before-fork"):
+                    code = 0
+                parent.close()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        eventually(lambda: parent.active("from-child", "ann"), what="the child's write")
+        parent.activate("after-fork")  # the parent's connection still works
+        assert parent.wait_synced(10)

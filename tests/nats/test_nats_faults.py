@@ -216,3 +216,29 @@ def test_a_consumer_the_server_dropped_is_noticed_and_nothing_is_missed(
             what="the writes made after the consumer was lost",
         )
         assert reader.stats()["sync"]["gaps"] >= 1
+
+
+def test_a_process_too_slow_for_a_burst_loses_messages_and_recovers_them(
+    nats_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    # The stream holds 300 changes when the process starts: the server pushes them all at once,
+    # more than the 4 the process lets wait, so nats-py drops the rest (a slow consumer). The
+    # process resumes from the last change it merged until it has them all.
+    prefix = f"rollout.{namespace}.f"
+    burst = [
+        (
+            f"{prefix}.{_token(f'flag-{i}')}",
+            b'{"flags":{"flag-%d":{"exists":[1,0,%d,true]}},"format":"rollout","version":1}'
+            % (i, i + 1),
+        )
+        for i in range(300)
+    ]
+    with Rollout(transport=NatsTransport(nats_url, namespace=namespace)) as first:
+        assert first.wait_synced(10)  # it makes the stream
+    _publish_raw(nats_url, burst)
+    transport = NatsTransport(nats_url, namespace=namespace, max_pending=4)
+    with Rollout(transport=transport) as reader:
+        assert reader.wait_synced(20)
+        assert len(reader.features()) == 300
+        assert reader.stats()["sync"]["gaps"] >= 1

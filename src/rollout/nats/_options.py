@@ -34,6 +34,7 @@ class NatsOptions:
     max_message_bytes: int = 512 * 1024
     stream_replicas: int = 1
     connect_timeout: float = 2.0
+    max_pending: int = 65536
     #: Passed to nats.connect as they are: user, password, token, user_credentials, nkeys_seed,
     #: tls, tls_hostname, name. Not shown by repr (it holds the secrets).
     connect: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -92,6 +93,7 @@ def build(
     max_message_bytes: int,
     stream_replicas: int,
     connect_timeout: float,
+    max_pending: int,
 ) -> NatsOptions:
     checked = check_servers(servers)
     if tls is not None and not isinstance(tls, ssl.SSLContext):
@@ -133,6 +135,7 @@ def build(
         max_message_bytes=_positive("max_message_bytes", max_message_bytes, int),
         stream_replicas=_positive("stream_replicas", stream_replicas, int),
         connect_timeout=_positive("connect_timeout", connect_timeout),
+        max_pending=_positive("max_pending", max_pending, int),
         connect=connect,
     )
 

@@ -91,6 +91,8 @@ class Replicator:
         #: was this node's.
         self._last_on: dict[str, tuple[int, bool]] = {}
         self._wake = asyncio.Event()
+        self._dropped = False  # nats-py dropped messages of this connection's consumer
+        self._view: Delta | None = None
         self._limit = options.max_message_bytes
 
     # The reconnect loop -----------------------------------------------------------------------
@@ -162,8 +164,14 @@ class Replicator:
     async def _on_error(self, exc: Exception) -> None:
         # nats-py reports here what it then acts on (a closed socket, a stale connection): the
         # reconnect loop logs the outcome; this keeps the text, without credentials.
+        from nats.errors import SlowConsumerError
+
         self.last_error = scrub(f"{type(exc).__name__}: {exc}", *self.options.servers)
         logger.debug("NATS client: %s", self.last_error)
+        if isinstance(exc, SlowConsumerError):
+            # Messages were dropped in this process (more than max_pending waited): resume
+            # now rather than when the next message or the periodic check shows the gap.
+            self._dropped = True
 
     async def _ensure_stream(self, nc: Client, js: JetStreamContext) -> None:
         from nats.js.api import StorageType, StreamConfig
@@ -193,6 +201,9 @@ class Replicator:
     def _forget_stream(self) -> None:
         """Read the stream from its first message at the next connection."""
         self.applied = 0
+        # What the stream holds, gathered while it is read whole (over several connections if
+        # one is cut short), to publish after it what this replica has and the stream lacks.
+        self._view = {}
         self._since_rollup.clear()
         self._refused.clear()
         self._last_on.clear()
@@ -212,10 +223,13 @@ class Replicator:
             inactive_threshold=max(30.0, 3 * self.options.check_interval),
             mem_storage=True,
         )
-        # Read whole (the first time): remember what the stream holds, to publish after it
-        # what this replica has and the stream lacks.
-        view: Delta | None = {} if start == 1 else None
-        sub = await js.subscribe(f"{self.prefix}.>", stream=self.stream, config=config)
+        self._dropped = False
+        sub = await js.subscribe(
+            f"{self.prefix}.>",
+            stream=self.stream,
+            config=config,
+            pending_msgs_limit=self.options.max_pending,
+        )
         try:
             # Caught up once the stream's last message (as of now) is merged. Not the
             # consumer's num_pending: the server may have pushed everything already, so it
@@ -228,10 +242,12 @@ class Replicator:
             next_check = asyncio.get_running_loop().time() + self.options.check_interval
             while True:
                 if caught_up and not self.outbox.connected:
-                    self._catch_up_done(view)
-                    view = None
+                    self._catch_up_done()
                 if nc.is_closed:
                     raise ConnectionError("the connection to NATS closed")
+                if self._dropped:
+                    self.counters["gaps"] += 1
+                    raise _ResumeError("messages were dropped here (more than max_pending)")
                 now = asyncio.get_running_loop().time()
                 if now >= next_check:
                     next_check = now + self.options.check_interval
@@ -249,17 +265,16 @@ class Replicator:
                         f"(got {metadata.sequence.consumer})"
                     )
                 expected += 1
-                await self._receive(js, msg, metadata.sequence.stream, view)
+                await self._receive(js, msg, metadata.sequence.stream)
                 self.applied = max(self.applied, metadata.sequence.stream)
                 if metadata.num_pending == 0 or self.applied >= target:
                     caught_up = True
         finally:
-            if view is not None:  # a whole read cut short: the next connection starts it again
-                self._forget_stream()
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
-    def _catch_up_done(self, view: Delta | None) -> None:
+    def _catch_up_done(self) -> None:
+        view, self._view = self._view, None
         if view is not None:
             self.counters["full_reads"] += 1
             missing: Delta = {}
@@ -286,9 +301,7 @@ class Replicator:
             raise _ResumeError("messages of the stream stopped arriving")
         return ahead
 
-    async def _receive(
-        self, js: JetStreamContext, msg: Msg, sequence: int, view: Delta | None
-    ) -> None:
+    async def _receive(self, js: JetStreamContext, msg: Msg, sequence: int) -> None:
         self.counters["messages_received"] += 1
         headers = msg.headers or {}
         try:
@@ -310,6 +323,7 @@ class Replicator:
             self._refused.discard(name)
         else:
             self._since_rollup[name] = self._since_rollup.get(name, 0) + 1
+        view = self._view
         if view is not None:
             for flag, registers in delta.items():
                 mine = view.setdefault(flag, {})

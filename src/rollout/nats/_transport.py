@@ -37,7 +37,9 @@ class NatsTransport(Transport):
     that nothing was missed. ``compact_after``: messages on a flag's subject before they are
     rolled up into one. ``max_message_bytes``: the largest message sent (larger changes are
     split; the server's ``max_payload`` lowers it). ``stream_replicas``: the stream's replicas
-    in a NATS cluster, when this transport makes it.
+    in a NATS cluster, when this transport makes it. ``max_pending``: messages that may wait in
+    this process to be merged; past it nats-py drops them, and the loss is found by the
+    consumer sequence and resumed from the last merged message.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class NatsTransport(Transport):
         max_message_bytes: int = 512 * 1024,
         stream_replicas: int = 1,
         connect_timeout: float = 2.0,
+        max_pending: int = 65536,
     ) -> None:
         require_extra("nats", "nats", "rollout.nats.NatsTransport")
         self.options = _options.build(
@@ -76,6 +79,7 @@ class NatsTransport(Transport):
             max_message_bytes=max_message_bytes,
             stream_replicas=stream_replicas,
             connect_timeout=connect_timeout,
+            max_pending=max_pending,
         )
         self._host: SyncHost | None = None
         self._loop: LoopThread | None = None

@@ -5,7 +5,8 @@ import is still a dependency; it only loads later). The layers, lowest first:
 
     0  core       rollout._core, rollout.errors: pure (the standard library minus I/O)
     1  ports      rollout.stores._base, rollout.sync: the store and transport interfaces
-    2  backends   rollout.memory, rollout.sqlite, rollout.redis, rollout.postgres, rollout.peer
+    2  backends   rollout.memory, rollout.sqlite, rollout.redis, rollout.postgres, rollout.peer,
+                  rollout.nats
     3  client     rollout._client, the ``rollout`` package itself (the facade) and
                   ``rollout.stores`` (the catalogue of stores: the interface, the built-in
                   stores and ``open_store`` for a URL)
@@ -40,6 +41,7 @@ LAYERS: dict[str, int] = {
     "rollout.redis": 2,
     "rollout.postgres": 2,
     "rollout.peer": 2,
+    "rollout.nats": 2,
     "rollout._client": 3,
     "rollout": 3,
     "rollout._moved": 3,

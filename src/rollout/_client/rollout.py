@@ -138,7 +138,7 @@ class Rollout:
         insecure: bool = False,
         ssl: SSLContext | None = None,
         client_ssl: SSLContext | None = None,
-        transport: Transport | None = None,
+        transport: Transport | str | None = None,
         start_offline: bool = True,
         ruby_compat: bool = False,
         ruby_namespace: str | None = None,

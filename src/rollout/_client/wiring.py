@@ -1,6 +1,7 @@
 """How ``Rollout``'s constructor arguments become a transport and a Ruby mirror.
 
-Kept out of the facade: these import their optional parts (asyncio, redis-py) only when asked.
+Kept out of the facade: these import their optional parts (asyncio, redis-py, nats-py) only
+when asked.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ if TYPE_CHECKING:
     from ..stores._base import Store
     from ..sync._base import Transport
 
-__all__ = ["make_ruby_mirror", "make_transport"]
+__all__ = ["make_ruby_mirror", "make_transport", "transport_from_url"]
 
 
 def make_transport(
-    transport: Transport | None,
+    transport: Transport | str | None,
     listen: str | None,
     peers: Iterable[str],
     **options: Any,
 ) -> Transport | None:
+    if isinstance(transport, str):
+        transport = transport_from_url(transport)
     if transport is not None:
         if listen is not None or peers:
             raise ValueError("pass either transport= or listen=/peers=, not both")
@@ -32,6 +35,21 @@ def make_transport(
     from ..peer._transport import PeerTransport
 
     return PeerTransport(listen=listen, peers=peers, **options)
+
+
+def transport_from_url(url: str) -> Transport:
+    """``Rollout(transport="nats://host:4222?namespace=app")``: a transport named by a URL."""
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme in ("nats", "tls"):
+        from ..nats import NatsTransport  # imported here: nats-py loads only when asked for
+
+        return NatsTransport.from_url(url)
+    from .._core.redact import redact_url
+
+    raise ValueError(
+        f"transport: {redact_url(url)!r} is not a transport URL (nats://host:4222?namespace=app); "
+        f"pass a Transport object for others"
+    )
 
 
 def make_ruby_mirror(

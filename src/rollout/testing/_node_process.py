@@ -27,7 +27,7 @@ def _serve(options: argparse.Namespace) -> int:
     # A list, so `set_clock_offset` can step the running node's clock (as NTP would).
     offset = [options.clock_offset_ms]
     peers = [p for p in options.peers.split(",") if p]
-    transport = None
+    transport: PeerTransport | str | None = options.transport or None  # a URL: nats://...
     if options.listen or peers:
         transport = PeerTransport(
             listen=options.listen or None,
@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", required=True)
     parser.add_argument("--listen", default="")
     parser.add_argument("--peers", default="")
+    parser.add_argument("--transport", default="")
     parser.add_argument("--secret", default=None)
     parser.add_argument("--no-learn-members", dest="learn_members", action="store_false")
     parser.add_argument("--clock-offset-ms", type=int, default=0)

@@ -96,8 +96,10 @@ class Node:
         store: str | None = None,
         port: int | None = None,
         listen: bool = True,
+        transport: str | None = None,
     ) -> None:
         self.name = name
+        self.transport = transport  # a transport URL (nats://...), with listen=False
         # Without `listen` (and peers) the node has no peer transport: a store that brings its
         # own (Redis pub/sub) replicates instead.
         self.listen = listen
@@ -127,6 +129,8 @@ class Node:
             "--anti-entropy-interval", str(self._options["anti_entropy_interval"]),
             "--member-timeout", str(self._options["member_timeout"]),
         ]  # fmt: skip
+        if self.transport is not None:
+            arguments.append(f"--transport={self.transport}")
         if self._options["max_offset"] is not None:
             arguments += ["--max-offset", str(self._options["max_offset"])]
         if self._options["secret"] is not None:

@@ -4,8 +4,8 @@ Progress goes to stderr. The run always exits 0 when it could measure: a missed 
 reported as MISS, never raised (benchmarks report, tests assert).
 
 ``BENCH_ONLY=cluster`` (a comma-separated list of sections: checks, writes, memory, cluster,
-handshake, scale, redis, postgres, openfeature, degrade, http, serve) runs only those; the
-default is all of them. The scale section (the mesh at 3, 10, 20 and 30 processes, about two
+handshake, scale, redis, postgres, openfeature, degrade, http, serve, dashboard) runs only those;
+the default is all of them. The scale section (the mesh at 3, 10, 20 and 30 processes, about two
 minutes) also runs alone: ``python -m bench.scale``. The Targets table needs checks, writes and
 memory; only a run of every section rewrites bench/results.md.
 The redis section is skipped, with the reason, when no Redis answers at ``BENCH_REDIS_URL``
@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from . import (
+    dashboard_bench,
     degrade_bench,
     handshake_bench,
     http_bench,
@@ -65,6 +66,7 @@ SECTIONS = (
     "degrade",
     "http",
     "serve",
+    "dashboard",
 )
 
 _DISTRIBUTIONS = (
@@ -149,6 +151,7 @@ def main() -> None:
         ("degrade", degrade_bench, "degrade"),
         ("http", http_bench, "the HTTP API with wrk"),
         ("serve", serve_bench, "rollout serve's writes and stalled connections"),
+        ("dashboard", dashboard_bench, "the dashboard in Chromium"),
     ):
         if section in sections:
             print(f"measuring {what}...", file=sys.stderr, flush=True)

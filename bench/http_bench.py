@@ -113,10 +113,11 @@ def _server(command: list[str], cwd: Path, env: dict[str, str]) -> Iterator[str]
         process.stdout.close()
 
 
-def _wrk(url: str, *, seconds: int = DURATION_S) -> Wrk:
+def _wrk(url: str, *, seconds: int = DURATION_S, script: Path | None = None) -> Wrk:
+    """wrk's rate, p50, p99 and errors for ``url``; ``script``: a wrk Lua script (a POST)."""
     command = [
         "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
-        "-H", f"Authorization: Bearer {TOKEN}", url,
+        "-H", f"Authorization: Bearer {TOKEN}", *(["-s", str(script)] if script else []), url,
     ]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
     rate = float(_find(r"Requests/sec:\s+([\d.]+)", out))

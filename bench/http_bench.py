@@ -125,7 +125,9 @@ def _wrk(url: str, *, seconds: int = DURATION_S, script: Path | None = None) -> 
     socket_errors = re.search(r"Socket errors: (.*)", out)
     if socket_errors:
         errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
-    return Wrk(rate, _ms(_find(r"50%\s+(\S+)", out)), _ms(_find(r"99%\s+(\S+)", out)), errors)
+    # Anchored: the Thread Stats lines end in a percentage too ("90.50%"), then "Req/Sec".
+    p50, p99 = (_find(rf"(?m)^\s*{q}%\s+(\S+)$", out) for q in (50, 99))
+    return Wrk(rate, _ms(p50), _ms(p99), errors)
 
 
 def _find(pattern: str, text: str) -> str:

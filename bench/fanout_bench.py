@@ -294,6 +294,9 @@ def _table(cells: dict[tuple[str, int], Latency | str], load: float, elapsed: fl
             "and PostgreSQL: their stores with their default transports (pub/sub, "
             "LISTEN/NOTIFY); NATS: NatsTransport (JetStream) on memory stores. Lost: not seen "
             f"within {LOST_AFTER_S:g} s.",
+            "Below zero: the subscriber had the change before activate() returned on the writer "
+            "(Redis and PostgreSQL send it from the server while the writer still waits for the "
+            "reply to its write).",
             *notes,
             f"All processes and servers share this machine's {os.cpu_count()} CPUs; its 1-minute "
             f"load average was {load:.2f} when the section started; it took {elapsed:.0f} s.",

@@ -4,13 +4,14 @@ Progress goes to stderr. The run always exits 0 when it could measure: a missed 
 reported as MISS, never raised (benchmarks report, tests assert).
 
 ``BENCH_ONLY=cluster`` (a comma-separated list of sections: checks, writes, memory, cluster,
-handshake, scale, redis, postgres, openfeature, degrade, http, serve, dashboard) runs only those;
-the default is all of them. The scale section (the mesh at 3, 10, 20 and 30 processes, about two
-minutes) also runs alone: ``python -m bench.scale``. The Targets table needs checks, writes and
-memory; only a run of every section rewrites bench/results.md.
+handshake, scale, redis, postgres, fanout, openfeature, degrade, http, ofrep, serve, dashboard)
+runs only those; the default is all of them. The scale section (the mesh at 3, 10, 20 and 30
+processes, about two minutes) also runs alone: ``python -m bench.scale``. The Targets table needs
+checks, writes and memory; only a run of every section rewrites bench/results.md.
 The redis section is skipped, with the reason, when no Redis answers at ``BENCH_REDIS_URL``
 (default redis://127.0.0.1:6379/0); the postgres section's columns likewise, for PostgreSQL at
-``BENCH_POSTGRES_URL`` (default postgresql://postgres@127.0.0.1:5432/test).
+``BENCH_POSTGRES_URL`` (default postgresql://postgres@127.0.0.1:5432/test), and the fanout
+section's, for those two and NATS at ``BENCH_NATS_URL`` (default nats://127.0.0.1:4222).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from pathlib import Path
 from . import (
     dashboard_bench,
     degrade_bench,
+    fanout_bench,
     handshake_bench,
     http_bench,
+    ofrep_bench,
     openfeature_bench,
     postgres_bench,
     scale,
@@ -62,9 +65,11 @@ SECTIONS = (
     "scale",
     "redis",
     "postgres",
+    "fanout",
     "openfeature",
     "degrade",
     "http",
+    "ofrep",
     "serve",
     "dashboard",
 )
@@ -147,9 +152,11 @@ def main() -> None:
     for section, module, what in (
         ("handshake", handshake_bench, "the peer handshake"),
         ("postgres", postgres_bench, "PostgreSQL: writes and LISTEN/NOTIFY fan-out"),
+        ("fanout", fanout_bench, "fan-out to 10, 50 and 200 subscribers (about 3 minutes)"),
         ("openfeature", openfeature_bench, "the OpenFeature provider"),
         ("degrade", degrade_bench, "degrade"),
         ("http", http_bench, "the HTTP API with wrk"),
+        ("ofrep", ofrep_bench, "OFREP evaluations with wrk"),
         ("serve", serve_bench, "rollout serve's writes and stalled connections"),
         ("dashboard", dashboard_bench, "the dashboard in Chromium"),
     ):

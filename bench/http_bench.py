@@ -113,10 +113,11 @@ def _server(command: list[str], cwd: Path, env: dict[str, str]) -> Iterator[str]
         process.stdout.close()
 
 
-def _wrk(url: str, *, seconds: int = DURATION_S) -> Wrk:
+def _wrk(url: str, *, seconds: int = DURATION_S, script: Path | None = None) -> Wrk:
+    """wrk's rate, p50, p99 and errors for ``url``; ``script``: a wrk Lua script (a POST)."""
     command = [
         "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
-        "-H", f"Authorization: Bearer {TOKEN}", url,
+        "-H", f"Authorization: Bearer {TOKEN}", *(["-s", str(script)] if script else []), url,
     ]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
     rate = float(_find(r"Requests/sec:\s+([\d.]+)", out))
@@ -124,7 +125,9 @@ def _wrk(url: str, *, seconds: int = DURATION_S) -> Wrk:
     socket_errors = re.search(r"Socket errors: (.*)", out)
     if socket_errors:
         errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
-    return Wrk(rate, _ms(_find(r"50%\s+(\S+)", out)), _ms(_find(r"99%\s+(\S+)", out)), errors)
+    # Anchored: the Thread Stats lines end in a percentage too ("90.50%"), then "Req/Sec".
+    p50, p99 = (_find(rf"(?m)^\s*{q}%\s+(\S+)$", out) for q in (50, 99))
+    return Wrk(rate, _ms(p50), _ms(p99), errors)
 
 
 def _find(pattern: str, text: str) -> str:

@@ -11,8 +11,8 @@ each change (``activate(f"f{i}")``) after a pause; a sample is, for every subscr
 from ``activate()`` returning on the writer to that subscriber's callback seeing the flag
 active. Times are CLOCK_MONOTONIC, one clock for the whole machine on Linux.
 
-Not part of ``make bench`` yet: the one table of peers, Redis, PostgreSQL and NATS the issue
-asks for is for whoever joins the backends' benchmarks (bench/report.py).
+``make bench`` measures the same fan-out for peers, Redis, PostgreSQL and NATS in one table:
+its ``fanout`` section (``bench.fanout_bench``, which uses this module's URL and clean-up).
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def test_activate_user_then_check(cli: Cli) -> None:
     assert cli("check", "f", "--user", "7").status == 0
     assert cli("check", "f", "--user", "8") == Result(1, "off\n", "")
     assert cli("check", "f").status == 1
-    assert cli.json("show", "f")["users"] == ["42", "7"]
+    assert cli.json("show", "f")["users"] == ["7", "42"]  # 7 before 42, as the table
     assert cli.json("check", "f", "--user", "42") == {
         "flag": "f",
         "user": "42",

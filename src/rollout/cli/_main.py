@@ -61,7 +61,8 @@ def _number(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"PERCENTAGE must be a number from 0 to 100, got {text!r}") from None
+        # The library's words for the same value ("percentage must be ..."), as the API says.
+        raise ValueError(f"percentage must be a number from 0 to 100, got {text!r}") from None
 
 
 def _limit(text: str) -> int:

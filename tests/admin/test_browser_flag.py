@@ -71,7 +71,7 @@ def test_setting_percentages_with_the_sliders(page: Page, board: Dashboard) -> N
     for _ in range(3):
         time_slider.press("ArrowRight")
     eventually(lambda: flags.get("chat").percentage_of_time == 3, PATIENCE, "3% of the time")
-    expect(page.locator('[data-field="summary"]')).to_contain_text("3% of checks")
+    expect(page.locator('[data-field="summary"]')).to_contain_text("3% of the time")
 
 
 def test_partial_is_its_own_state_and_everybody_or_nobody_asks_first(

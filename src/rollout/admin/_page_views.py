@@ -80,7 +80,7 @@ def summary(flag: Mapping[str, Any]) -> str:
     elif flag["percentage"]:
         parts.append(f"{percent(flag['percentage'])}% of users")
     if flag["percentage_of_time"]:
-        parts.append(f"{percent(flag['percentage_of_time'])}% of checks")
+        parts.append(f"{percent(flag['percentage_of_time'])}% of the time")
     counts = flag["counts"]
     if counts["users"]:
         parts.append(_count(counts["users"], "user"))

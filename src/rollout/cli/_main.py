@@ -182,7 +182,9 @@ def _cmd_write(flags: Rollout, args: argparse.Namespace) -> int:
     args.apply(flags, args)
     cluster.leave(flags, args)
     feature = flags.get(args.name)
-    if args.json:
+    if args.json and args.command == "delete":
+        _print_json({"deleted": feature.name})  # the API's answer: there is no flag to show
+    elif args.json:
         _print_json(flag_shape(feature, history_usage(feature, flags.history)))
     elif args.command == "delete":
         print(f"{feature.name}: deleted")

@@ -59,6 +59,9 @@ def test_setting_percentages_with_the_sliders(page: Page, board: Dashboard) -> N
     exact.press("Enter")
     eventually(lambda: flags.get("chat").percentage == 12.5, PATIENCE, "percentage 12.5")
     expect(page.locator(".flag-head .badge")).to_have_text("partial 12.5%")
+    # The live update can come before the write's own answer: wait for its notice, or it would
+    # arrive after the refusal's below and replace it.
+    expect(page.locator("#notice")).to_have_text("percentage of users: 12.5%")
     exact.fill("150")
     exact.press("Enter")
     expect(page.locator("#notice")).to_contain_text("from 0 to 100")

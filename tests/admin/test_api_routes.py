@@ -230,7 +230,19 @@ async def test_history_newest_first_with_the_token_name_as_actor(
     assert [e["actor"] for e in events[1:]] == [None] * 5  # written in code, not over HTTP
     limited = await api.get("/api/v1/flags/chat/history", params={"limit": 2})
     assert limited.json()["events"] == events[:2]
-    assert (await api.get("/api/v1/flags/never/history")).json() == {"events": []}
+    never = await api.get("/api/v1/flags/never/history")
+    assert (never.status_code, never.json()["error"]["message"]) == (
+        404,
+        "no flag named 'never' and no history for it",
+    )
+    flags.activate("gone")
+    flags.delete("gone")  # deleted, its history kept: still read
+    assert [
+        e["action"] for e in (await api.get("/api/v1/flags/gone/history")).json()["events"]
+    ] == [
+        "delete",
+        "activate",
+    ]
 
 
 async def test_groups_lists_the_defined_ones_and_all(

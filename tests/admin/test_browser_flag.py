@@ -59,6 +59,9 @@ def test_setting_percentages_with_the_sliders(page: Page, board: Dashboard) -> N
     exact.press("Enter")
     eventually(lambda: flags.get("chat").percentage == 12.5, PATIENCE, "percentage 12.5")
     expect(page.locator(".flag-head .badge")).to_have_text("partial 12.5%")
+    # The live update can come before the write's own answer: wait for its notice, or it would
+    # arrive after the refusal's below and replace it.
+    expect(page.locator("#notice")).to_have_text("percentage of users: 12.5%")
     exact.fill("150")
     exact.press("Enter")
     expect(page.locator("#notice")).to_contain_text("from 0 to 100")
@@ -71,7 +74,7 @@ def test_setting_percentages_with_the_sliders(page: Page, board: Dashboard) -> N
     for _ in range(3):
         time_slider.press("ArrowRight")
     eventually(lambda: flags.get("chat").percentage_of_time == 3, PATIENCE, "3% of the time")
-    expect(page.locator('[data-field="summary"]')).to_contain_text("3% of checks")
+    expect(page.locator('[data-field="summary"]')).to_contain_text("3% of the time")
 
 
 def test_partial_is_its_own_state_and_everybody_or_nobody_asks_first(

@@ -246,3 +246,19 @@ def test_the_stale_filters(browser: Browser, board: Dashboard) -> None:
     page.reload()  # the filter is kept in the address
     expect(page.get_by_label("Show stale flags")).to_have_value("unchecked_days=7")
     expect(names).to_have_text(["beta", "legacy", "old_search", "signup"])
+
+
+def test_a_percentage_of_time_reads_as_on_every_other_surface(
+    browser: Browser, board: Dashboard
+) -> None:
+    # `rollout percentage-of-time`, `rollout history`, the flag page's badge and explain all say
+    # "5% of the time"; the summaries of the list and of the flag page must say it too.
+    board.flags.activate_percentage_of_time("beta", 5)
+    page = board.open(browser)
+    beta = page.locator('tr[data-flag="beta"] [data-field="summary"]')
+    expect(beta).to_have_text("5% of the time")  # rendered by the server
+    board.api.put("/flags/beta/percentage_of_time", json={"percentage": 7})
+    expect(beta).to_have_text("7% of the time")  # redrawn by the page from a live update
+    page.goto(board.url + "/flags/beta")
+    expect(page.locator('p[data-field="summary"]')).to_have_text("7% of the time")
+    expect(page.locator('[data-field="time-badge"]')).to_have_text("7% of the time")

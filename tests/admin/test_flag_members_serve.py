@@ -5,6 +5,7 @@ recorded as."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,28 @@ def test_users_come_in_pages_in_show_order_with_search(tmp_path: Path) -> None:
             assert repr(next(iter(query.values()))) in refused.json()["error"]["message"]
         document = get_json(http, "/api/v1/openapi.json")
         assert {"get", "post", "put"} <= set(document["paths"]["/flags/{name}/users"])
+    assert served.returncode == 0, served.stderr()
+
+
+def test_a_flag_in_full_lists_ids_in_show_order_on_every_surface(tmp_path: Path) -> None:
+    # `rollout show`'s table and the API's pages put 7 before 42; the full flag's JSON, shared by
+    # `rollout show --json` and GET /api/v1/flags/{name}, must not say "42" before "7".
+    with Rollout(f"sqlite:///{tmp_path / DB}") as seed:
+        seed.activate_users("chat", ["1000", "42", "bob", "7", "100"])
+        seed.exclude_users("chat", ["90", "8", "eve"])
+    users, excluded = ["7", "42", "100", "1000", "bob"], ["8", "90", "eve"]
+    shown = rollout("--json", "show", "chat", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert (json.loads(shown.stdout)["users"], json.loads(shown.stdout)["excluded_users"]) == (
+        users,
+        excluded,
+    )
+    table = rollout("show", "chat", cwd=tmp_path).stdout.split()
+    assert [table.index(user) for user in users] == sorted(table.index(user) for user in users)
+    with serve("--http", "127.0.0.1:0", cwd=tmp_path) as served, served.client() as http:
+        whole = get_json(http, "/api/v1/flags/chat")
+        assert (whole["users"], whole["excluded_users"]) == (users, excluded)
+        assert get_json(http, "/api/v1/flags/chat/users")["users"] == users
     assert served.returncode == 0, served.stderr()
 
 

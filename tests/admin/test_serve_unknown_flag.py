@@ -35,7 +35,17 @@ def test_every_removal_route_answers_404_and_creates_nothing(tmp_path: Path) -> 
             }
         listed = get_json(http, "/api/v1/flags")
         assert [flag["flag"] for flag in listed["flags"]] == ["other"]
-        assert get_json(http, "/api/v1/flags/ghost/history") == {"events": []}
+        history = http.get("/api/v1/flags/ghost/history")  # nothing recorded, and said so:
+        assert (history.status_code, history.json()) == (  # as `rollout history ghost` (exit 2)
+            404,
+            {
+                "error": {
+                    "code": "not_found",
+                    "field": "name",
+                    "message": "no flag named 'ghost' and no history for it",
+                }
+            },
+        )
         # Setting the state is declarative: off for a flag that does not exist creates it off.
         assert put(http, "/flags/ghost/active", {"active": False})["flag"] == "ghost"
         assert [flag["flag"] for flag in get_json(http, "/api/v1/flags")["flags"]] == [

@@ -98,7 +98,7 @@ def test_activate_user_then_check(cli: Cli) -> None:
     assert cli("check", "f", "--user", "7").status == 0
     assert cli("check", "f", "--user", "8") == Result(1, "off\n", "")
     assert cli("check", "f").status == 1
-    assert cli.json("show", "f")["users"] == ["42", "7"]
+    assert cli.json("show", "f")["users"] == ["7", "42"]  # 7 before 42, as the table
     assert cli.json("check", "f", "--user", "42") == {
         "flag": "f",
         "user": "42",
@@ -470,3 +470,12 @@ def test_a_one_letter_secret_is_about_0_bits_not_minus_0(args: list[str], tmp_pa
     result = rollout("--store", "memory://", *args, cwd=tmp_path, env=clean_env())
     assert result.returncode == 2, result.stderr
     assert "about 0 bits" in result.stderr, result.stderr
+
+
+def test_a_bad_id_among_many_is_named_by_its_place_as_the_api_names_it(cli: Cli) -> None:
+    # The API answers users[1] for {"users": ["42", ""]}; the CLI said "users item id".
+    cli.ok("activate", "f")
+    for command in ("activate-user", "exclude-user", "deactivate-user", "include-user"):
+        refused = cli(command, "f", "42", "")
+        assert refused == Result(2, "", "rollout: error: users[1] id must not be empty, got ''\n")
+    assert cli.json("show", "f")["counts"] == {"users": 0, "excluded_users": 0, "groups": 0}

@@ -49,3 +49,8 @@ def test_check_why_prints_the_rule_in_one_line_and_in_json(tmp_path: Path) -> No
     }
     # Without --why, check answers as it always did.
     assert why("--user", "7") == (0, "on\n")
+    # A typo in the name is named, in the words of `rollout show`, the API's 404 and OpenFeature's
+    # FLAG_NOT_FOUND ("no flag named 'chta'"), and still answers off (a deploy gate reads exit 1).
+    typo = run(str(SCRIPT), "--store", store, "check", "chta", "--user", "7", "--why",
+               tmp_path=tmp_path)  # fmt: skip
+    assert (typo.returncode, typo.stdout.decode()) == (1, "off: no flag named 'chta'\n")

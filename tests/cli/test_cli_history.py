@@ -107,12 +107,12 @@ def test_history_shows_when_where_who_what_and_why_newest_first(
     assert len(rows) == 3
     assert "alice" in rows[0]
     assert "activate_users" in rows[0]
-    assert "user:42: false → true" in rows[0]
-    assert "percentage: 20 → 50" in rows[1]
+    assert "added user 42" in rows[0]  # as the dashboard words it
+    assert "percentage of users: 20% → 50%" in rows[1]
     assert rows[1].rstrip().endswith("more users")
     assert "web-1" in rows[2]
     assert "bob" in rows[2]
-    assert "exists: false → true, percentage: 0 → 20" in rows[2]
+    assert "created, percentage of users: 0% → 20%" in rows[2]
     assert rows[2].split()[0].endswith("Z")  # ISO 8601, UTC
 
 
@@ -132,7 +132,7 @@ def test_a_deleted_flag_keeps_its_history(store: str, capsys: pytest.CaptureFixt
     status, out, _ = cli(store, capsys, "history", "old")
     assert status == 0
     assert "bob" in out.splitlines()[1]
-    assert "exists: true → false" in out
+    assert "deleted" in out.splitlines()[1]
 
 
 def test_history_of_an_unknown_flag_is_an_error(
@@ -167,5 +167,8 @@ def test_end_to_end_with_the_installed_command(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     row = shown.stdout.splitlines()[1]
     assert "erin" in row
-    assert "exists: false → true, user:7: - → true" in row  # "-": nothing before
+    assert "created, added user 7" in row
     assert row.rstrip().endswith("pilot")
+    assert run("activate-user", "beta", "100", "9").returncode == 0
+    newest = run("history", "beta").stdout.splitlines()[1]
+    assert "added user 9, added user 100" in newest  # ids as people read them: 9 before 100

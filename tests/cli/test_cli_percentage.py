@@ -1,4 +1,5 @@
-"""The command line says PERCENTAGE, in usage and errors, as the library says percentage."""
+"""The command line says PERCENTAGE in usage, and its errors say percentage, word for word what
+the library and the HTTP API say for the same value."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ def test_usage_and_errors_say_percentage(
     assert "PCT" not in usage
     assert main(["--store", store, command, "chat", "lots"]) == 2
     assert capsys.readouterr().err == (
-        "rollout: error: PERCENTAGE must be a number from 0 to 100, got 'lots'\n"
-    )
+        "rollout: error: percentage must be a number from 0 to 100, got 'lots'\n"
+    )  # as the API answers {"percentage": "lots"}: one word for one thing, whatever was typed
     assert main(["--store", store, command, "chat", "150"]) == 2
     assert capsys.readouterr().err == (
         "rollout: error: percentage must be a number from 0 to 100, got 150\n"

@@ -3,6 +3,7 @@ exist exits 2 with one line naming the flag, and creates nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -42,3 +43,13 @@ def test_a_removal_from_a_missing_flag_exits_2_naming_it(
     assert [line.split()[0] for line in listed.stdout.splitlines()] == ["NAME", "other"]
     history = rollout(tmp_path, "history", "ghost")  # nothing was recorded either
     assert history.stderr == "rollout: error: no flag named 'ghost' and no history for it\n"
+
+
+def test_delete_json_answers_as_the_api_does(tmp_path: Path) -> None:
+    # DELETE /api/v1/flags/{name} answers {"deleted": name}; `--json delete` printed the shape of
+    # a flag that no longer exists ("state": "off", as if it were still there).
+    rollout(tmp_path, "activate", "gone")
+    result = rollout(tmp_path, "--json", "delete", "gone")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert json.loads(result.stdout) == {"deleted": "gone"}
+    assert rollout(tmp_path, "--json", "list").stdout.strip() == "[]"

@@ -69,7 +69,7 @@ def test_each_rule_is_named_with_its_numbers() -> None:
     flags = Rollout(clock=FakeClock())
     flags.define_group("admins", lambda user: user.id % 3 == 0)
     assert flags.explain("nope", 1) == Explanation(
-        "nope", "1", False, "unknown_flag", "off: no such flag"
+        "nope", "1", False, "unknown_flag", "off: no flag named 'nope'"
     )
     flags.activate_percentage("chat", 10)
     flags.activate_user("chat", 7)

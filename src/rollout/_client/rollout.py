@@ -506,7 +506,15 @@ class Rollout:
     def _user_keys(self, users: Iterable[object], prefix: str) -> list[str]:
         if isinstance(users, str | bytes) or not isinstance(users, Iterable):
             raise TypeError(f"users must be an iterable of users, got {users!r}")
-        return [prefix + self._user_id(user, "users item") for user in users]
+        users = list(users)  # read twice when one is refused
+        try:
+            return [prefix + self._user_id(user, "users item") for user in users]
+        except (TypeError, ValueError):
+            # Name the refused one by its place, as the API does (users[1]); only on this path,
+            # so a write of 100,000 ids builds no 100,000 argument names.
+            for index, user in enumerate(users):
+                self._user_id(user, f"users[{index}]")
+            raise
 
     # Groups of a flag -----------------------------------------------------------------------
 

@@ -123,7 +123,8 @@ def explain_override(name: str, user: str | None, value: bool) -> Explanation:
 
 
 def explain_unknown(name: str, user: str | None) -> Explanation:
-    return Explanation(name, user, False, "unknown_flag", "off: no such flag")
+    # The words of every other surface (show, the API's 404, OpenFeature): a typo is named.
+    return Explanation(name, user, False, "unknown_flag", f"off: no flag named {name!r}")
 
 
 def explain_check(

@@ -23,6 +23,7 @@ from typing import Any
 
 from .feature import Feature
 from .history import HistoryEvent
+from .ids import user_order
 from .keys import EXCLUDE, EXISTS, PERCENTAGE, TIME
 from .rules import state
 
@@ -123,9 +124,12 @@ def _usage(usage: Usage) -> dict[str, Any]:
 
 
 def flag_shape(feature: Feature, usage: Usage | None = None) -> dict[str, Any]:
-    """A flag in full (lists sorted, so equal flags give equal output)."""
+    """A flag in full (lists sorted, so equal flags give equal output; ids in the order a person
+    reads them everywhere else, :func:`~rollout._core.ids.user_order`: 7 before 42)."""
     whole = feature.to_dict()
     del whole["name"]
+    for key in ("users", "excluded_users"):
+        whole[key] = sorted(whole[key], key=user_order)
     return {
         "flag": feature.name,
         "state": state(feature),

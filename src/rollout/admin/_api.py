@@ -74,7 +74,8 @@ class Operation:
     params: tuple[Param, ...] = ()
     body: tuple[Field, ...] = ()
     #: What a flag that does not exist gets: ``ok`` (an answer: off, no events), ``create``
-    #: (a write creates it) or ``not_found`` (404, nothing written: a removal's UnknownFlagError).
+    #: (a write creates it), ``not_found`` (404, nothing written: a removal's UnknownFlagError)
+    #: or ``no_history`` (404 unless it has history: a deleted flag's history is still read).
     unknown_flag: str = "ok"
     #: False: the body may be left out (no Content-Type, no content), meaning ``{}``.
     body_required: bool = True
@@ -165,6 +166,12 @@ class Api:
         # lock, so a delete racing it cannot be undone); a read is answered here.
         if op.unknown_flag == "not_found" and not op.writes and not self.flags.exists(name):
             raise ApiError("not_found", f"no flag named {name!r}", field="name")
+        if (
+            op.unknown_flag == "no_history"
+            and not self.flags.exists(name)
+            and not self.flags.history(name, 1)
+        ):  # as `rollout history` says it (exit 2): an empty answer would hide a typo
+            raise ApiError("not_found", f"no flag named {name!r} and no history for it", "name")
         actor = getattr(request.state, "actor", None)
         if actor is None and op.writes:
             # Auth off (loopback only): history still tells one client from another.
@@ -400,7 +407,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "GET", "/flags/{name}/history", "flagHistory",
         "The flag's changes, newest first (kept after a delete too)",
-        _history, "History", (NAME_PATH, LIMIT),
+        _history, "History", (NAME_PATH, LIMIT), unknown_flag="no_history",
     ),
     Operation("GET", "/groups", "listGroups", "The defined groups, `all` included", _groups,
               "Groups"),

@@ -355,7 +355,7 @@ def _operation(op: Operation, *, secured: bool) -> dict[str, Any]:
         statuses += [401, 429]
     if op.params:
         statuses.append(422)
-    if op.unknown_flag == "not_found" or op.path.startswith("/quarantine/"):
+    if op.unknown_flag in ("not_found", "no_history") or op.path.startswith("/quarantine/"):
         statuses.append(404)
     if op.body:
         statuses += [400, 413, 415, 422]

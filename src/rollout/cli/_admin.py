@@ -21,10 +21,11 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._client.rollout import Rollout
+from .._core.history_words import event_changes
 from . import _table as table
 from ._serve_access import add_access_options, prepare_access, serve_access
 
@@ -38,7 +39,6 @@ __all__ = [
     "add_token_command",
     "cmd_history",
     "cmd_serve",
-    "format_change",
     "is_loopback",
     "parse_address",
     "parse_tokens",
@@ -302,29 +302,13 @@ def cmd_history(flags: Rollout, args: argparse.Namespace) -> int:
             e.node,
             e.actor or "-",
             e.action,
-            format_change(e.before, e.after),
+            ", ".join(event_changes(e.before, e.after)),
             e.reason or "",
         ]
         for e in events
     ]
     print(table.format_table(["WHEN (UTC)", "NODE", "ACTOR", "ACTION", "CHANGE", "REASON"], rows))
     return 0
-
-
-def format_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
-    """``percentage: 20 → 50, user:42: false → true``; a missing side shows as ``-``."""
-    keys = [*after, *(key for key in before if key not in after)]
-    return ", ".join(f"{key}: {_value(before.get(key))} → {_value(after.get(key))}" for key in keys)
-
-
-def _value(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True)
 
 
 Handler = Callable[[Rollout, argparse.Namespace], int]

@@ -61,7 +61,8 @@ def _number(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"PERCENTAGE must be a number from 0 to 100, got {text!r}") from None
+        # The library's words for the same value ("percentage must be ..."), as the API says.
+        raise ValueError(f"percentage must be a number from 0 to 100, got {text!r}") from None
 
 
 def _limit(text: str) -> int:
@@ -181,7 +182,9 @@ def _cmd_write(flags: Rollout, args: argparse.Namespace) -> int:
     args.apply(flags, args)
     cluster.leave(flags, args)
     feature = flags.get(args.name)
-    if args.json:
+    if args.json and args.command == "delete":
+        _print_json({"deleted": feature.name})  # the API's answer: there is no flag to show
+    elif args.json:
         _print_json(flag_shape(feature, history_usage(feature, flags.history)))
     elif args.command == "delete":
         print(f"{feature.name}: deleted")

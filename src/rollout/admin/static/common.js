@@ -77,7 +77,7 @@ window.Dashboard = (() => {
     const counts = flag.counts;
     if (flag.state === "on") parts.push("everybody");
     else if (flag.percentage) parts.push(`${percent(flag.percentage)}% of users`);
-    if (flag.percentage_of_time) parts.push(`${percent(flag.percentage_of_time)}% of checks`);
+    if (flag.percentage_of_time) parts.push(`${percent(flag.percentage_of_time)}% of the time`);
     if (counts.users) parts.push(`${number(counts.users)} ${counts.users === 1 ? "user" : "users"}`);
     if (flag.groups && flag.groups.length) parts.push(`groups ${flag.groups.join(", ")}`);
     else if (counts.groups) parts.push(`${number(counts.groups)} ${counts.groups === 1 ? "group" : "groups"}`);

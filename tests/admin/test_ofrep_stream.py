@@ -3,6 +3,7 @@ ticket opens it (and nothing else does), and a change sends ``refetchEvaluation`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Iterator
@@ -91,3 +92,26 @@ def test_ofrep_streams_and_dashboard_streams_share_one_bound() -> None:
             assert ofrep_stream.status_code == 200
             dashboard = http.get("/events", headers={"Authorization": f"Bearer {ADMIN}"})
             assert dashboard.status_code == 503
+
+
+def test_a_browser_key_cannot_lock_the_dashboards_out_of_their_streams() -> None:
+    """A browser key ships to every visitor, so anyone can get a ticket: streams opened with
+    it must leave room for the operators' dashboards."""
+    tokens = {"ops": ADMIN, "web": WEB}
+    with (
+        Rollout() as flags,
+        dashboard_serve(
+            create_app(flags, tokens=tokens, scopes={"web": "evaluate"}, max_event_streams=10)
+        ) as url,
+        httpx.Client(base_url=url, timeout=30.0) as http,
+        contextlib.ExitStack() as held,
+    ):
+        bulk = http.post(BULK, json={}, headers={"Authorization": f"Bearer {WEB}"})
+        uri = bulk.json()["eventStreams"][0]["endpoint"]["requestUri"]
+        statuses = []
+        for _ in range(10):  # a stranger opens as many as it can
+            stream = held.enter_context(http.stream("GET", uri))
+            statuses.append(stream.status_code)
+        assert statuses == [200] * 9 + [503]
+        with http.stream("GET", "/events", headers={"Authorization": f"Bearer {ADMIN}"}) as mine:
+            assert mine.status_code == 200

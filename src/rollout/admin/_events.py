@@ -60,10 +60,17 @@ _BUSY_BODY = json.dumps(
 
 class StreamSlots:
     """A bound on open streams that several :class:`EventStream` apps share (the dashboard's
-    and OFREP's): together they hold at most ``limit`` connections."""
+    and OFREP's): together they hold at most ``limit`` connections.
 
-    def __init__(self, limit: int) -> None:
+    The last ``reserved`` of them only a stream made with ``reserved_ok`` may take: OFREP's
+    streams open with a ticket any holder of a browser key gets (a key every visitor has), and
+    such a stranger filling every slot locked the operators' dashboards out of their live
+    updates.
+    """
+
+    def __init__(self, limit: int, reserved: int = 0) -> None:
         self.limit = limit
+        self.reserved = reserved
         self.open = 0
 
 
@@ -84,11 +91,14 @@ class EventStream:
         session_open: Callable[[str], bool] = lambda _value: True,
         max_streams: int | StreamSlots = MAX_STREAMS,
         render: Callable[[list[str]], str] | None = None,
+        *,
+        reserved_ok: bool = True,
     ) -> None:
         self._flags = flags
         #: The event text for a batch of changed names (OFREP's stream has its own format).
         self._render = render or _flags_event
         self._session_open = session_open
+        self._reserved_ok = reserved_ok
         self._slots = (
             max_streams if isinstance(max_streams, StreamSlots) else StreamSlots(max_streams)
         )
@@ -99,7 +109,7 @@ class EventStream:
             await send({"type": "http.response.body", "body": b""})
             return
         slots = self._slots
-        if slots.open >= slots.limit:
+        if slots.open >= slots.limit - (0 if self._reserved_ok else slots.reserved):
             logger.warning("refused an event stream: %d are open (the limit)", slots.open)
             await send({"type": "http.response.start", "status": 503, "headers": _BUSY})
             await send({"type": "http.response.body", "body": _BUSY_BODY})

@@ -44,7 +44,9 @@ class OfrepStream:
     def __init__(self, flags: Rollout, auth: Auth, max_streams: StreamSlots) -> None:
         self._auth = auth
         self._key = secrets.token_bytes(32)
-        self._events = EventStream(flags, max_streams=max_streams, render=lambda _names: _EVENT)
+        self._events = EventStream(
+            flags, max_streams=max_streams, render=lambda _names: _EVENT, reserved_ok=False
+        )
 
     def ticket(self, name: str | None) -> str:
         """The ticket for token ``name`` ("" with auth off)."""

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from rollout import Rollout
+from rollout.admin import _events as events_module
 from rollout.admin import create_app
 from rollout.testing.cluster import free_port
 
@@ -115,3 +116,45 @@ def test_a_browser_key_cannot_lock_the_dashboards_out_of_their_streams() -> None
         assert statuses == [200] * 9 + [503]
         with http.stream("GET", "/events", headers={"Authorization": f"Bearer {ADMIN}"}) as mine:
             assert mine.status_code == 200
+
+
+def test_a_key_limited_to_some_flags_learns_nothing_of_changes_to_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Neither its poll's ETag nor its stream moves when a flag it may not see changes."""
+    monkeypatch.setattr(events_module, "KEEPALIVE", 0.2)
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    narrow = {"Authorization": f"Bearer {WEB}"}
+    with Rollout() as flags:
+        flags.set("chat", False)
+        flags.set("secret", False)
+        app = create_app(
+            flags,
+            tokens={"ops": ADMIN, "web": WEB},
+            scopes={"web": "evaluate"},
+            token_flags={"web": ["chat"]},
+        )
+        with (
+            dashboard_serve(app) as url,
+            httpx.Client(base_url=url, timeout=30.0) as http,
+        ):
+            first = http.post(BULK, json={}, headers=narrow)
+            etag = first.headers["ETag"]
+            uri = first.json()["eventStreams"][0]["endpoint"]["requestUri"]
+            with http.stream("GET", uri) as events:
+                lines = (line for line in events.iter_lines() if line)
+                assert next(lines).startswith("retry:")
+                put = http.put("/api/v1/flags/secret/active", json={"active": True}, headers=admin)
+                assert put.status_code == 200
+                # Three keepalives (one may have left before the change arrived): nothing else.
+                seen = [next(lines), next(lines), next(lines)]
+                assert [line for line in seen if line.startswith("data:")] == []
+                poll = http.post(BULK, json={}, headers={**narrow, "If-None-Match": etag})
+                assert poll.status_code == 304
+                put = http.put("/api/v1/flags/chat/active", json={"active": True}, headers=admin)
+                assert put.status_code == 200
+                data = next(line for line in lines if line.startswith("data:"))
+                assert json.loads(data.removeprefix("data:")) == {"type": "refetchEvaluation"}
+                poll = http.post(BULK, json={}, headers={**narrow, "If-None-Match": etag})
+                assert poll.status_code == 200
+                assert poll.json()["flags"][0]["value"] is True

@@ -90,12 +90,13 @@ class EventStream:
         flags: Rollout,
         session_open: Callable[[str], bool] = lambda _value: True,
         max_streams: int | StreamSlots = MAX_STREAMS,
-        render: Callable[[list[str]], str] | None = None,
+        render: Callable[[list[str]], str | None] | None = None,
         *,
         reserved_ok: bool = True,
     ) -> None:
         self._flags = flags
-        #: The event text for a batch of changed names (OFREP's stream has its own format).
+        #: The event text for a batch of changed names (OFREP's stream has its own format);
+        #: None: nothing to send for them (a key limited to other flags).
         self._render = render or _flags_event
         self._session_open = session_open
         self._reserved_ok = reserved_ok
@@ -158,7 +159,8 @@ class EventStream:
                     wake.clear()
                     event = self._render(sorted(pending))
                     pending.clear()
-                    await _send(send, event)
+                    if event is not None:
+                        await _send(send, event)
                 else:
                     await _send(send, ": keepalive\n\n")
         except OSError:  # the client went away mid-send (uvicorn's ClientDisconnected is one)

@@ -13,6 +13,7 @@ from rollout import Rollout
 from rollout.admin import create_app
 
 from .api_helpers import asgi_client, session
+from .dashboard_server import serve as dashboard_serve
 
 ADMIN, WEB, NARROW = "admin-secret", "web-secret", "narrow-secret"
 TOKENS = {"ops": ADMIN, "web": WEB, "narrow": NARROW}
@@ -187,3 +188,25 @@ def test_other_origins_and_other_paths_get_no_cors() -> None:
 def test_without_cors_origins_no_page_elsewhere_may_read_ofrep() -> None:
     [answer] = requests([("POST", BULK, WEB, {"json": CONTEXT, "headers": {"Origin": ORIGIN}})])
     assert "access-control-allow-origin" not in answer.headers
+
+
+def test_an_evaluate_token_evaluates_a_flag_whose_name_holds_a_slash() -> None:
+    with Rollout() as flags:
+        flags.activate("checkout/new-flow")
+        flags.activate("checkout/other")
+        app = app_for(flags, token_flags={"narrow": ["checkout/new-flow"]})
+        with dashboard_serve(app) as url, httpx.Client(base_url=url, timeout=30.0) as http:
+            answers = {
+                token: http.post(
+                    f"{BULK}/{name.replace('/', '%2F')}",
+                    json=CONTEXT,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                for token, name in [(WEB, "checkout/new-flow"), (NARROW, "checkout/other")]
+            }
+    assert answers[WEB].status_code == 200
+    assert answers[WEB].json()["key"] == "checkout/new-flow"
+    assert answers[WEB].json()["value"] is True
+    # The flag limit still holds for such names.
+    assert answers[NARROW].status_code == 404
+    assert answers[NARROW].json()["errorCode"] == "FLAG_NOT_FOUND"

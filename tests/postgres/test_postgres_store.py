@@ -367,18 +367,19 @@ def test_a_notification_is_only_a_hint_a_role_without_rights_cannot_write_flags_
             eventually(lambda: replica.exists("chat"))
             forger.set("chat", True)  # later than the real write: it would win a merge
             flags_json = json.dumps(json.loads(forger.export())["flags"])
-            version = replica.stats()["sync"]["version_seen"]
+            before = replica.stats()["sync"]
+            version = before["version_seen"]
             admin.execute(f"SET ROLE {nobody}")
-            admin.execute(
-                "SELECT pg_notify(%s, %s)",
-                [f"{schema}_changes", f"{version + 1} forged {flags_json}"],
-            )
-            admin.execute(f"SELECT pg_notify('{schema}_changes', 'not a change')")
+            for message in (f"{version + 1} forged {flags_json}", f"{version + 9} x", "junk"):
+                admin.execute("SELECT pg_notify(%s, %s)", [f"{schema}_changes", message])
             admin.execute("RESET ROLE")
             writer.set("other", True)  # the next real change, after the forged ones
             eventually(lambda: replica.exists("other"))
             assert replica.active("chat") is False
-            assert replica.stats()["sync"]["errors"] == 0  # no reconnect for a stray message
+            after = replica.stats()["sync"]
+            assert after["errors"] == 0  # no reconnect for a stray message,
+            assert after["reloads"] == before["reloads"]  # nor a full load of every flag
+            assert after["malformed"] == 1
         with Rollout(url) as later:
             assert later.active("chat") is False  # nor did it reach the store
     finally:

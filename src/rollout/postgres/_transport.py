@@ -201,15 +201,17 @@ class PostgresTransport(Transport):
         version = int(version_text)
         if version <= self._seen:
             return  # already in a full load
-        if version != self._seen + 1:
-            self._counters["gaps"] += 1
-            self._reload()
+        flags_json = self.store.change(version) if version == self._seen + 1 else None
+        if flags_json is None:
+            # A version skipped, or not in the table: a full load, unless the store has not
+            # moved (a stranger's message: a load per message would let it make every replica
+            # read every flag, as often as it likes). A real change is committed before its
+            # message arrives, so the store's version has moved for it.
+            if self.store.version() > self._seen:
+                self._counters["gaps"] += 1
+                self._reload()
             return
         self._counters["by_reference"] += 1
-        flags_json = self.store.change(version)
-        if flags_json is None:
-            self._reload()
-            return
         try:
             delta = decode_flags(json.loads(flags_json))
         except (ValueError, RecursionError, RolloutError) as exc:

@@ -158,3 +158,25 @@ def test_a_key_limited_to_some_flags_learns_nothing_of_changes_to_others(
                 poll = http.post(BULK, json={}, headers={**narrow, "If-None-Match": etag})
                 assert poll.status_code == 200
                 assert poll.json()["flags"][0]["value"] is True
+
+
+def test_streams_refused_past_the_cap_do_not_flood_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with (
+        Rollout() as flags,
+        dashboard_serve(
+            create_app(flags, tokens={"ops": ADMIN, "web": WEB}, scopes={"web": "evaluate"},
+                       max_event_streams=2)
+        ) as url,
+        httpx.Client(base_url=url, timeout=30.0) as http,
+    ):  # fmt: skip
+        bulk = http.post(BULK, json={}, headers={"Authorization": f"Bearer {WEB}"})
+        uri = bulk.json()["eventStreams"][0]["endpoint"]["requestUri"]
+        with http.stream("GET", uri) as held:
+            assert held.status_code == 200
+            caplog.clear()
+            refused = [http.get(uri).status_code for _ in range(50)]
+    assert refused == [503] * 50
+    lines = [r for r in caplog.records if "refused an event stream" in r.getMessage()]
+    assert len(lines) == 1

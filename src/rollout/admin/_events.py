@@ -26,6 +26,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._limits import Throttled
+
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
 
@@ -72,6 +74,9 @@ class StreamSlots:
         self.limit = limit
         self.reserved = reserved
         self.open = 0
+        #: A refusal is logged once per 10 s with a count: anyone holding a browser key can
+        #: ask for streams past the cap, and a line each would let them flood the log.
+        self.refusals = Throttled(logger, 10.0)
 
 
 class EventStream:
@@ -111,7 +116,7 @@ class EventStream:
             return
         slots = self._slots
         if slots.open >= slots.limit - (0 if self._reserved_ok else slots.reserved):
-            logger.warning("refused an event stream: %d are open (the limit)", slots.open)
+            slots.refusals.warning("refused an event stream: %d are open (the limit)", slots.open)
             await send({"type": "http.response.start", "status": 503, "headers": _BUSY})
             await send({"type": "http.response.body", "body": _BUSY_BODY})
             return

@@ -183,3 +183,25 @@ def test_a_bad_require_reason_variable_is_refused(tmp_path: Path) -> None:
     assert "ROLLOUT_REQUIRE_REASON" in done.stderr
     assert "maybe" in done.stderr
     assert not (tmp_path / DB).exists()
+
+
+def test_require_reason_refuses_a_reason_of_only_spaces(tmp_path: Path) -> None:
+    token = "alice-s3cret"
+    with Rollout(f"sqlite:///{tmp_path / DB}") as seed:
+        seed.activate_percentage("chat", 20)
+    environment = clean_env(ROLLOUT_TOKEN=f"alice={token}")
+    with (
+        serve("--http", "127.0.0.1:0", "--require-reason", cwd=tmp_path, env=environment,
+              token=token) as served,
+        served.client() as http,
+    ):  # fmt: skip
+        for reason in (" ", "   ", "\u3000"):
+            refused = http.put(
+                "/api/v1/flags/chat/percentage", json={"percentage": 50, "reason": reason}
+            )
+            assert refused.status_code == 422, (reason, refused.text)
+            assert refused.json()["error"]["field"] == "reason"
+            assert "reason" in refused.json()["error"]["message"]
+    assert served.returncode == 0, served.stderr()
+    with Rollout(f"sqlite:///{tmp_path / DB}") as flags:
+        assert flags.get("chat").percentage == 20

@@ -11,8 +11,10 @@ import pytest
 
 from rollout import Rollout
 from rollout.admin import create_app
+from rollout.admin._throttle import Throttle
 
 from .api_helpers import asgi_client, session
+from .dashboard_server import serve as dashboard_serve
 
 ADMIN, WEB, NARROW = "admin-secret", "web-secret", "narrow-secret"
 TOKENS = {"ops": ADMIN, "web": WEB, "narrow": NARROW}
@@ -187,3 +189,60 @@ def test_other_origins_and_other_paths_get_no_cors() -> None:
 def test_without_cors_origins_no_page_elsewhere_may_read_ofrep() -> None:
     [answer] = requests([("POST", BULK, WEB, {"json": CONTEXT, "headers": {"Origin": ORIGIN}})])
     assert "access-control-allow-origin" not in answer.headers
+
+
+def test_an_evaluate_token_evaluates_a_flag_whose_name_holds_a_slash() -> None:
+    with Rollout() as flags:
+        flags.activate("checkout/new-flow")
+        flags.activate("checkout/other")
+        app = app_for(flags, token_flags={"narrow": ["checkout/new-flow"]})
+        with dashboard_serve(app) as url, httpx.Client(base_url=url, timeout=30.0) as http:
+            answers = {
+                token: http.post(
+                    f"{BULK}/{name.replace('/', '%2F')}",
+                    json=CONTEXT,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                for token, name in [(WEB, "checkout/new-flow"), (NARROW, "checkout/other")]
+            }
+    assert answers[WEB].status_code == 200
+    assert answers[WEB].json()["key"] == "checkout/new-flow"
+    assert answers[WEB].json()["value"] is True
+    # The flag limit still holds for such names.
+    assert answers[NARROW].status_code == 404
+    assert answers[NARROW].json()["errorCode"] == "FLAG_NOT_FOUND"
+
+
+def test_a_browser_key_does_not_exempt_its_holder_from_the_global_throttle() -> None:
+    """A right admin token earns its address a pass through the global throttle; a browser
+    key, which every visitor has, must not: else each of many addresses could show it once and
+    then guess the admin token past the bound on guesses from everywhere."""
+    with Rollout() as flags:
+        app = app_for(flags)
+        # Small numbers: one wrong guess from anywhere fills the global bucket for an hour,
+        # and nobody waits in line for it (a 429 at once).
+        app.state.auth.throttle = Throttle(global_burst=1, global_interval=3600.0, max_delay=0)
+        with dashboard_serve(app) as url:
+
+            def client(address: str, token: str) -> httpx.Client:
+                return httpx.Client(
+                    base_url=url,
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=30.0,
+                    transport=httpx.HTTPTransport(local_address=address),
+                )
+
+            with (
+                client("127.0.0.6", WEB) as visitor,
+                client("127.0.0.7", ADMIN) as operator,
+                client("127.0.0.5", "wrong-guess") as guesser,
+            ):
+                assert visitor.post(BULK, json=CONTEXT).status_code == 200
+                assert operator.get("/api/v1/flags").status_code == 200
+                assert guesser.get("/api/v1/flags").status_code == 401  # the bucket is full
+                # The operator, known by a right admin token, is not held back by it...
+                assert operator.get("/api/v1/flags").status_code == 200
+                # ...but the visitor's guess at the admin token waits its turn like any other.
+                guess = visitor.get("/api/v1/flags", headers={"Authorization": "Bearer nope"})
+                assert guess.status_code == 429
+                assert guess.json()["error"]["code"] == "too_many_requests"

@@ -3,6 +3,7 @@ ticket opens it (and nothing else does), and a change sends ``refetchEvaluation`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from rollout import Rollout
+from rollout.admin import _events as events_module
 from rollout.admin import create_app
 from rollout.testing.cluster import free_port
 
@@ -91,3 +93,90 @@ def test_ofrep_streams_and_dashboard_streams_share_one_bound() -> None:
             assert ofrep_stream.status_code == 200
             dashboard = http.get("/events", headers={"Authorization": f"Bearer {ADMIN}"})
             assert dashboard.status_code == 503
+
+
+def test_a_browser_key_cannot_lock_the_dashboards_out_of_their_streams() -> None:
+    """A browser key ships to every visitor, so anyone can get a ticket: streams opened with
+    it must leave room for the operators' dashboards."""
+    tokens = {"ops": ADMIN, "web": WEB}
+    with (
+        Rollout() as flags,
+        dashboard_serve(
+            create_app(flags, tokens=tokens, scopes={"web": "evaluate"}, max_event_streams=10)
+        ) as url,
+        httpx.Client(base_url=url, timeout=30.0) as http,
+        contextlib.ExitStack() as held,
+    ):
+        bulk = http.post(BULK, json={}, headers={"Authorization": f"Bearer {WEB}"})
+        uri = bulk.json()["eventStreams"][0]["endpoint"]["requestUri"]
+        statuses = []
+        for _ in range(10):  # a stranger opens as many as it can
+            stream = held.enter_context(http.stream("GET", uri))
+            statuses.append(stream.status_code)
+        assert statuses == [200] * 9 + [503]
+        with http.stream("GET", "/events", headers={"Authorization": f"Bearer {ADMIN}"}) as mine:
+            assert mine.status_code == 200
+
+
+def test_a_key_limited_to_some_flags_learns_nothing_of_changes_to_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Neither its poll's ETag nor its stream moves when a flag it may not see changes."""
+    monkeypatch.setattr(events_module, "KEEPALIVE", 0.2)
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    narrow = {"Authorization": f"Bearer {WEB}"}
+    with Rollout() as flags:
+        flags.set("chat", False)
+        flags.set("secret", False)
+        app = create_app(
+            flags,
+            tokens={"ops": ADMIN, "web": WEB},
+            scopes={"web": "evaluate"},
+            token_flags={"web": ["chat"]},
+        )
+        with (
+            dashboard_serve(app) as url,
+            httpx.Client(base_url=url, timeout=30.0) as http,
+        ):
+            first = http.post(BULK, json={}, headers=narrow)
+            etag = first.headers["ETag"]
+            uri = first.json()["eventStreams"][0]["endpoint"]["requestUri"]
+            with http.stream("GET", uri) as events:
+                lines = (line for line in events.iter_lines() if line)
+                assert next(lines).startswith("retry:")
+                put = http.put("/api/v1/flags/secret/active", json={"active": True}, headers=admin)
+                assert put.status_code == 200
+                # Three keepalives (one may have left before the change arrived): nothing else.
+                seen = [next(lines), next(lines), next(lines)]
+                assert [line for line in seen if line.startswith("data:")] == []
+                poll = http.post(BULK, json={}, headers={**narrow, "If-None-Match": etag})
+                assert poll.status_code == 304
+                put = http.put("/api/v1/flags/chat/active", json={"active": True}, headers=admin)
+                assert put.status_code == 200
+                data = next(line for line in lines if line.startswith("data:"))
+                assert json.loads(data.removeprefix("data:")) == {"type": "refetchEvaluation"}
+                poll = http.post(BULK, json={}, headers={**narrow, "If-None-Match": etag})
+                assert poll.status_code == 200
+                assert poll.json()["flags"][0]["value"] is True
+
+
+def test_streams_refused_past_the_cap_do_not_flood_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with (
+        Rollout() as flags,
+        dashboard_serve(
+            create_app(flags, tokens={"ops": ADMIN, "web": WEB}, scopes={"web": "evaluate"},
+                       max_event_streams=2)
+        ) as url,
+        httpx.Client(base_url=url, timeout=30.0) as http,
+    ):  # fmt: skip
+        bulk = http.post(BULK, json={}, headers={"Authorization": f"Bearer {WEB}"})
+        uri = bulk.json()["eventStreams"][0]["endpoint"]["requestUri"]
+        with http.stream("GET", uri) as held:
+            assert held.status_code == 200
+            caplog.clear()
+            refused = [http.get(uri).status_code for _ in range(50)]
+    assert refused == [503] * 50
+    lines = [r for r in caplog.records if "refused an event stream" in r.getMessage()]
+    assert len(lines) == 1

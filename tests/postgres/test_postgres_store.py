@@ -4,6 +4,7 @@ ends, the database going away or not answering, and a commit whose answer never 
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -346,3 +347,41 @@ def test_opening_on_a_server_too_slow_to_answer_is_refused_after_the_timeout(
         open_store(url)
     found = admin.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", [schema])
     assert found.fetchone() == (0,)
+
+
+def test_a_notification_is_only_a_hint_a_role_without_rights_cannot_write_flags_with(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+    admin: psycopg.Connection[Any],  # noqa: F811
+) -> None:
+    """PostgreSQL checks no privilege on NOTIFY: any role that may connect can send on our
+    channel. A replica must take from the store, never from the message, what changed."""
+    url = with_schema(pg_url, schema)
+    nobody = f"{schema}_nobody"  # a role with no rights on the schema at all
+    admin.execute(f"CREATE ROLE {nobody} NOLOGIN")
+    try:
+        with Rollout(url) as replica, Rollout(url) as writer, Rollout() as forger:
+            assert replica.wait_synced(10)
+            assert writer.wait_synced(10)
+            writer.set("chat", False)
+            eventually(lambda: replica.exists("chat"))
+            forger.set("chat", True)  # later than the real write: it would win a merge
+            flags_json = json.dumps(json.loads(forger.export())["flags"])
+            before = replica.stats()["sync"]
+            version = before["version_seen"]
+            admin.execute(f"SET ROLE {nobody}")
+            for message in (f"{version + 1} forged {flags_json}", f"{version + 9} x", "junk"):
+                admin.execute("SELECT pg_notify(%s, %s)", [f"{schema}_changes", message])
+            admin.execute("RESET ROLE")
+            writer.set("other", True)  # the next real change, after the forged ones
+            eventually(lambda: replica.exists("other"))
+            assert replica.active("chat") is False
+            after = replica.stats()["sync"]
+            assert after["errors"] == 0  # no reconnect for a stray message,
+            assert after["reloads"] == before["reloads"]  # nor a full load of every flag
+            assert after["malformed"] == 1
+        with Rollout(url) as later:
+            assert later.active("chat") is False  # nor did it reach the store
+    finally:
+        admin.execute("RESET ROLE")
+        admin.execute(f"DROP ROLE IF EXISTS {nobody}")

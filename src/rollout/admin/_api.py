@@ -156,10 +156,11 @@ class Api:
         if op.body and (op.body_required or _has_body(request)):
             values.update(parse_body(await read_json(request, self.max_body), op.body))
         name = values.get("name", "")
-        if op.writes and self.require_reason and "reason" not in values:
+        # A reason of spaces only says nothing: it would satisfy the rule and defeat it.
+        if op.writes and self.require_reason and not str(values.get("reason", "")).strip():
             raise ApiError(
                 "invalid",
-                "reason is required: this server records why every change is made",
+                "reason is required (not blank): this server records why every change is made",
                 field="reason",
             )
         # A removal is refused by the facade itself (UnknownFlagError, checked under its write

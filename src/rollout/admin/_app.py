@@ -78,7 +78,10 @@ def create_app(
     api = Api(flags, max_body=max_body, document=document, require_reason=bool(require_reason))
 
     # The dashboards' and OFREP's event streams share one bound: `serve` leaves room for them.
-    streams = StreamSlots(max_event_streams)
+    # A tenth (at least one, when there are two) is the dashboards' alone: see StreamSlots.
+    streams = StreamSlots(
+        max_event_streams, reserved=min(max_event_streams - 1, max(1, max_event_streams // 10))
+    )
     ofrep = ofrep_service(flags, auth, max_body, streams)
 
     @contextlib.asynccontextmanager

@@ -23,7 +23,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._errors import error_response
-from ._grants import FULL, Grant, is_ofrep_path, raw_app_path
+from ._grants import ADMIN, FULL, Grant, is_ofrep_path, raw_app_path
 from ._scope import is_api_path, remember_app_path
 from ._sessions import SESSION_IDLE, SESSION_MAX_AGE, Sessions
 from ._throttle import Throttle, retry_after
@@ -303,7 +303,7 @@ class AuthMiddleware:
         client = client_address(conn)
         actor, via = self._identify(conn)
         if via == "bearer":
-            auth.throttle.succeeded(client)
+            auth.throttle.succeeded(client, trust=auth.grant(actor).scope == ADMIN)
         elif via == "bad-token":
             auth.throttle.failed(client)
         if via == "bad-token" and not public:

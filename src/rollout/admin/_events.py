@@ -26,6 +26,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._limits import Throttled
+
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
 
@@ -60,11 +62,21 @@ _BUSY_BODY = json.dumps(
 
 class StreamSlots:
     """A bound on open streams that several :class:`EventStream` apps share (the dashboard's
-    and OFREP's): together they hold at most ``limit`` connections."""
+    and OFREP's): together they hold at most ``limit`` connections.
 
-    def __init__(self, limit: int) -> None:
+    The last ``reserved`` of them only a stream made with ``reserved_ok`` may take: OFREP's
+    streams open with a ticket any holder of a browser key gets (a key every visitor has), and
+    such a stranger filling every slot locked the operators' dashboards out of their live
+    updates.
+    """
+
+    def __init__(self, limit: int, reserved: int = 0) -> None:
         self.limit = limit
+        self.reserved = reserved
         self.open = 0
+        #: A refusal is logged once per 10 s with a count: anyone holding a browser key can
+        #: ask for streams past the cap, and a line each would let them flood the log.
+        self.refusals = Throttled(logger, 10.0)
 
 
 class EventStream:
@@ -83,12 +95,16 @@ class EventStream:
         flags: Rollout,
         session_open: Callable[[str], bool] = lambda _value: True,
         max_streams: int | StreamSlots = MAX_STREAMS,
-        render: Callable[[list[str]], str] | None = None,
+        render: Callable[[list[str]], str | None] | None = None,
+        *,
+        reserved_ok: bool = True,
     ) -> None:
         self._flags = flags
-        #: The event text for a batch of changed names (OFREP's stream has its own format).
+        #: The event text for a batch of changed names (OFREP's stream has its own format);
+        #: None: nothing to send for them (a key limited to other flags).
         self._render = render or _flags_event
         self._session_open = session_open
+        self._reserved_ok = reserved_ok
         self._slots = (
             max_streams if isinstance(max_streams, StreamSlots) else StreamSlots(max_streams)
         )
@@ -99,8 +115,8 @@ class EventStream:
             await send({"type": "http.response.body", "body": b""})
             return
         slots = self._slots
-        if slots.open >= slots.limit:
-            logger.warning("refused an event stream: %d are open (the limit)", slots.open)
+        if slots.open >= slots.limit - (0 if self._reserved_ok else slots.reserved):
+            slots.refusals.warning("refused an event stream: %d are open (the limit)", slots.open)
             await send({"type": "http.response.start", "status": 503, "headers": _BUSY})
             await send({"type": "http.response.body", "body": _BUSY_BODY})
             return
@@ -148,7 +164,8 @@ class EventStream:
                     wake.clear()
                     event = self._render(sorted(pending))
                     pending.clear()
-                    await _send(send, event)
+                    if event is not None:
+                        await _send(send, event)
                 else:
                     await _send(send, ": keepalive\n\n")
         except OSError:  # the client went away mid-send (uvicorn's ClientDisconnected is one)

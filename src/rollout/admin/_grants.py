@@ -35,7 +35,9 @@ SCOPES: Final = (ADMIN, EVALUATE)
 
 OFREP_PREFIX: Final = "/ofrep/v1/"
 _CHECK = re.compile(r"/api/v1/flags/(?P<name>.+)/check", re.DOTALL)
-_OFREP_EVALUATE = re.compile(r"/ofrep/v1/evaluate/flags(/[^/]*)?", re.DOTALL)
+#: On the decoded path: a flag name may hold "/" (sent as %2F), so any rest of the path. Only
+#: the OFREP routes lie under this prefix (the single one takes one raw segment; else 404).
+_OFREP_EVALUATE = re.compile(r"/ofrep/v1/evaluate/flags(/.*)?", re.DOTALL)
 
 
 def is_ofrep_path(path: str) -> bool:

@@ -7,11 +7,12 @@ is the Python provider's own (:meth:`RolloutProvider.resolve_value_details`): th
 answers the same in process and over HTTP. What a token may evaluate is its grant's
 (``_grants.py``): a flag outside it is not found, and a bulk evaluation leaves it out.
 
-The bulk answer carries an ETag made of this process's epoch, a counter of flag changes and a
-hash of the context and the grant's flags: a poll with ``If-None-Match`` is answered 304 without
-evaluating anything. (A flag on for a percentage of the *time* is drawn at each evaluation; a
-304 keeps the client's earlier draw, as polling any server would.) It also names the change
-stream (``_ofrep_stream.py``), which web providers use instead of polling.
+The bulk answer carries an ETag made of this process's epoch, a counter of flag changes (for a
+key limited to some flags, of changes to those) and a hash of the context and the grant's
+flags: a poll with ``If-None-Match`` is answered 304 without evaluating anything. (A flag on
+for a percentage of the *time* is drawn at each evaluation; a 304 keeps the client's earlier
+draw, as polling any server would.) It also names the change stream (``_ofrep_stream.py``),
+which web providers use instead of polling.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class Ofrep:
         self._epoch = ""
         self._counter = itertools.count(1)
         self.generation = 0
+        #: The generation of each flag's last change: a key limited to some flags gets an ETag
+        #: that moves only when one of those changes (else it would see when others change).
+        self._changed_at: dict[str, int] = {}
         self._lock = threading.Lock()
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -88,8 +92,11 @@ class Ofrep:
                 self._unsubscribe = None
                 self.provider.shutdown()
 
-    def _changed(self, _names: set[str]) -> None:
-        self.generation = next(self._counter)
+    def _changed(self, names: set[str]) -> None:
+        generation = next(self._counter)
+        for name in names:
+            self._changed_at[name] = generation
+        self.generation = generation
 
     def routes(self) -> list[RawRoute]:
         return [
@@ -174,9 +181,11 @@ class Ofrep:
     def etag(self, raw_context: bytes, grant: Grant) -> str:
         """What the bulk answer depends on: the flags (by change count) and the question."""
         digest = hashlib.sha256(raw_context)
+        generation = self.generation
         if grant.flags is not None:
             digest.update(json.dumps(sorted(grant.flags)).encode("utf-8", "surrogateescape"))
-        return f'"{self._epoch}-{self.generation}-{digest.hexdigest()[:20]}"'
+            generation = max((self._changed_at.get(name, 0) for name in grant.flags), default=0)
+        return f'"{self._epoch}-{generation}-{digest.hexdigest()[:20]}"'
 
     async def _context(self, request: Request) -> tuple[EvaluationContext, bytes]:
         """The request's evaluation context, and its canonical JSON (for the ETag)."""

@@ -3,8 +3,9 @@ providers to fetch their bulk evaluation again, instead of polling.
 
 Each change to any flag sends ``data: {"type": "refetchEvaluation"}`` (no flag names, no
 values: the provider fetches again with its own context and token, and the ETag answers 304 if
-nothing changed for it). The stream is the dashboard's (``_events.py``: keepalives, a client
-that leaves is noticed at once, a cap on open streams) with OFREP's event text.
+nothing changed for it); a key limited to some flags hears only of changes to those. The
+stream is the dashboard's (``_events.py``: keepalives, a client that leaves is noticed at once,
+a cap on open streams) with OFREP's event text.
 
 A browser's ``EventSource`` sends no ``Authorization`` header, so the bulk answer hands out the
 stream's URL with a *ticket*: the token's name and an HMAC of it under a key drawn by this
@@ -44,7 +45,18 @@ class OfrepStream:
     def __init__(self, flags: Rollout, auth: Auth, max_streams: StreamSlots) -> None:
         self._auth = auth
         self._key = secrets.token_bytes(32)
-        self._events = EventStream(flags, max_streams=max_streams, render=lambda _names: _EVENT)
+        self._flags, self._slots = flags, max_streams
+        self._events = self._stream_of(None)
+        #: The streams of keys limited to some flags, by their flags (made as first asked).
+        self._limited: dict[frozenset[str], EventStream] = {}
+
+    def _stream_of(self, limit: frozenset[str] | None) -> EventStream:
+        def render(names: list[str]) -> str | None:
+            # A key limited to some flags hears of changes to those only: a refetch after a
+            # change to another flag would tell it when flags it may not see change.
+            return _EVENT if limit is None or not limit.isdisjoint(names) else None
+
+        return EventStream(self._flags, max_streams=self._slots, render=render, reserved_ok=False)
 
     def ticket(self, name: str | None) -> str:
         """The ticket for token ``name`` ("" with auth off)."""
@@ -80,11 +92,18 @@ class OfrepStream:
         if self._auth.enabled:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             tickets = query.get("ticket", [])
-            if len(tickets) != 1 or self._name(tickets[0]) is None:
+            name = self._name(tickets[0]) if len(tickets) == 1 else None
+            if name is None:
                 refusal = JSONResponse(
                     {"errorDetails": "this stream needs the ticket of a bulk evaluation's answer"},
                     status_code=401,
                 )
                 await refusal(scope, receive, send)
+                return
+            limit = self._auth.grant(name).flags
+            if limit is not None:
+                if limit not in self._limited:
+                    self._limited[limit] = self._stream_of(limit)
+                await self._limited[limit](scope, receive, send)
                 return
         await self._events(scope, receive, send)

@@ -29,6 +29,7 @@ from .._core.feature import Feature
 from .._core.shapes import summary_shape
 from ._auth import client_address
 from ._events import MAX_STREAMS, EventStream, StreamSlots
+from ._grants import ADMIN
 from ._listing import ListQuery, flag_page, usage
 from ._page_views import (
     FIRST_PAGE,
@@ -232,7 +233,7 @@ class _Pages:
                 error="That token is not valid.",
                 csrf=False,
             )
-        self.auth.throttle.succeeded(client)
+        self.auth.throttle.succeeded(client, trust=self.auth.grant(name).scope == ADMIN)
         response = RedirectResponse(next_path, status_code=303)
         response.set_cookie(
             self.auth.COOKIE_NAME,

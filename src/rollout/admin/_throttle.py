@@ -13,9 +13,9 @@ operator out for as long as someone keeps guessing, so while it is over it *dela
 refuses: a credential is checked in its turn, one per interval in arrival order, each client at
 most one waiting at a time, and only when the wait would exceed :data:`MAX_DELAY` is it refused
 (429). So the operator signs in a little later, the more addresses guess the later, while the
-guesses answered stay at the global rate. Clients that proved a token recently (signed in or used
-a right bearer token within :data:`TRUSTED_FOR` seconds) skip the line (still held to their own
-bucket).
+guesses answered stay at the global rate. Clients that proved an admin token recently (signed in
+or used a right bearer token within :data:`TRUSTED_FOR` seconds) skip the line (still held to
+their own bucket); an ``evaluate`` token proves nothing (it ships to every visitor's browser).
 
 The bookkeeping is bounded: a client whose bucket has drained is forgotten, and at most
 ``max_clients`` buckets (and ``max_trusted`` known clients) are kept, the least recently seen
@@ -166,10 +166,14 @@ class Throttle:
             )
             self._unlogged, self._logged_at = 0, now
 
-    def succeeded(self, address: str) -> None:
-        """A right credential from ``address``: exempt it from the global throttle for a while."""
+    def succeeded(self, address: str, *, trust: bool = True) -> None:
+        """A right credential from ``address``: exempt it from the global throttle for a while,
+        unless ``trust`` is False (a credential that proves nothing: a browser key, which every
+        visitor has, would let each of many addresses guess past the global bound)."""
         key = source_key(address)
         self._waiting.discard(key)
+        if not trust:
+            return
         self._trusted.pop(key, None)
         self._trusted[key] = self._clock()
         while len(self._trusted) > self._max_trusted:

@@ -20,7 +20,7 @@ __all__ = ["SCHEMA_VERSION", "check_schema_name", "ddl"]
 #: start. A process finding another version refuses the schema instead of misreading it.
 SCHEMA_VERSION = 1
 
-#: How many large changes (sent by reference, see rollout.postgres._transport) are kept.
+#: How many changes (read by the listeners, see rollout.postgres._transport) are kept.
 CHANGES_KEPT = 1000
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")

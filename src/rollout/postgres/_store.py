@@ -39,9 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStore"]
 
-#: NOTIFY refuses payloads of 8,000 bytes or more; a change past this goes by reference.
-NOTIFY_LIMIT = 7_900
-
 
 class PostgresStore(Store):
     """Registers in the tables of one PostgreSQL schema. Use :meth:`from_url` for a URL.
@@ -58,7 +55,8 @@ class PostgresStore(Store):
     ) -> None:
         require_extra("psycopg", "postgres", "a postgresql:// store")
         self.schema = _sql.check_schema_name(schema)
-        #: The NOTIFY channel of every change: ``<version> <origin>[ <flags JSON>]``.
+        #: The NOTIFY channel of every change: ``<version> <origin>`` (the change is in the
+        #: ``changes`` table; the message carries no flags, since anyone may NOTIFY).
         self.channel = f"{self.schema}_changes"
         self.url = f"{_shown(conninfo)} (schema {self.schema})"
         #: Who wrote a change, in each notification (for people reading the channel).
@@ -190,13 +188,12 @@ class PostgresStore(Store):
             version = before
             if changed > 0:
                 version = _one(connection, _sql.BUMP_VERSION)
-                message = f"{version} {self.origin}"
-                if len(message) + 1 + len(flags_json.encode()) <= NOTIFY_LIMIT:
-                    message += " " + flags_json
-                else:  # too big for NOTIFY: listeners read it from the changes table
-                    connection.execute(_sql.PUT_CHANGE, (version, self.origin, flags_json))
-                    connection.execute(_sql.TRIM_CHANGES, [version - _sql.CHANGES_KEPT])
-                connection.execute(_sql.NOTIFY, (self.channel, message))
+                # Every change by reference: listeners read it from the changes table, never
+                # from the message, since PostgreSQL lets any role that can connect NOTIFY any
+                # channel (a message carrying flags would let it write them into replicas).
+                connection.execute(_sql.PUT_CHANGE, (version, self.origin, flags_json))
+                connection.execute(_sql.TRIM_CHANGES, [version - _sql.CHANGES_KEPT])
+                connection.execute(_sql.NOTIFY, (self.channel, f"{version} {self.origin}"))
             step.commit(connection)
             return before, version
 

@@ -10,9 +10,10 @@ away misses notifications, so, as the Redis transport does:
 * a notification whose version is not the next one means one was missed: load everything;
 * every ``check_interval`` seconds it compares the version with the last one seen.
 
-A change too big for NOTIFY's 8,000 bytes comes as its version alone: the flags are read from
-the store's ``changes`` table. The transport asks of the store only what :class:`ChangeFeed`
-names, and does not import it: the store's ``default_transport()`` builds this transport.
+A notification is its version alone: the flags are read from the store's ``changes`` table,
+never from the message (any role that can connect may NOTIFY any channel). The transport asks
+of the store only what :class:`ChangeFeed` names, and does not import it: the store's
+``default_transport()`` builds this transport.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class ChangeFeed(Protocol):
 
     @property
     def channel(self) -> str:
-        """The NOTIFY channel of every change: ``<version> <origin>[ <flags JSON>]``."""
+        """The NOTIFY channel of every change: ``<version> <origin>``."""
         ...
 
     def connect(self, purpose: str = "store") -> psycopg.Connection[Any]:
@@ -81,7 +82,16 @@ class PostgresTransport(Transport):
         self._connected = threading.Event()
         self._seen = 0
         self._counters = dict.fromkeys(
-            ("messages_received", "reloads", "reconnects", "gaps", "errors", "by_reference"), 0
+            (
+                "messages_received",
+                "reloads",
+                "reconnects",
+                "gaps",
+                "errors",
+                "by_reference",
+                "malformed",
+            ),
+            0,
         )
         self._last_error: str | None = None
 
@@ -178,24 +188,30 @@ class PostgresTransport(Transport):
     def _receive(self, payload: str) -> None:
         host = self._host
         assert host is not None
-        version_text, _, rest = payload.partition(" ")
-        origin, _, flags_json = rest.partition(" ")
-        del origin  # our own writes are merged again: idempotent, and cheap when nothing changes
-        version = int(version_text)
+        # Only the version is read: the change itself comes from the changes table, whatever
+        # the message says. Any role that can connect may NOTIFY our channel (PostgreSQL checks
+        # no privilege), so a message is a hint, never a change (older writers put the flags
+        # in it: those are ignored, and a version not in the table is a full load).
+        version_text = payload.partition(" ")[0]
         self._counters["messages_received"] += 1
+        if not (version_text.isascii() and version_text.isdigit() and len(version_text) < 20):
+            self._counters["malformed"] += 1
+            logger.warning("ignoring a message on %s that is not a change", self.store.channel)
+            return
+        version = int(version_text)
         if version <= self._seen:
             return  # already in a full load
-        if version != self._seen + 1:
-            self._counters["gaps"] += 1
-            self._reload()
-            return
-        if not flags_json:  # sent by reference: too big for NOTIFY
-            self._counters["by_reference"] += 1
-            stored = self.store.change(version)
-            if stored is None:
+        flags_json = self.store.change(version) if version == self._seen + 1 else None
+        if flags_json is None:
+            # A version skipped, or not in the table: a full load, unless the store has not
+            # moved (a stranger's message: a load per message would let it make every replica
+            # read every flag, as often as it likes). A real change is committed before its
+            # message arrives, so the store's version has moved for it.
+            if self.store.version() > self._seen:
+                self._counters["gaps"] += 1
                 self._reload()
-                return
-            flags_json = stored
+            return
+        self._counters["by_reference"] += 1
         try:
             delta = decode_flags(json.loads(flags_json))
         except (ValueError, RecursionError, RolloutError) as exc:

@@ -129,6 +129,13 @@ window.Dashboard = (() => {
       const input = document.getElementById("confirm-reason");
       input.disabled = !askReason;
       input.value = "";
+      // Enter in the box confirms: a form's implicit submission would press its first button,
+      // which is Cancel.
+      input.onkeydown = (event) => {
+        if (event.key !== "Enter" || event.isComposing) return;
+        event.preventDefault();
+        document.getElementById("confirm-ok").click();
+      };
     }
     return new Promise((resolve) => {
       dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });

@@ -1,4 +1,4 @@
-"""The flag list in a real browser: sign-in, search, the switches, live updates, a phone."""
+"""The flag list in a real browser: sign-in, search, the three states, live updates, a phone."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from rollout import Rollout
 from rollout.testing import FakeClock, eventually
@@ -25,6 +25,21 @@ from .browser_helpers import (
 
 REPO = Path(__file__).resolve().parents[2]
 DAY_MS = 86_400_000
+
+
+def states(page: Page, name: str) -> Locator:
+    """A row's off / partial / on control."""
+    return page.get_by_role("group", name=f"Who gets {name}", exact=True)
+
+
+def shown_state(page: Page, name: str) -> str:
+    """Which of its three states the row's control marks."""
+    control = states(page, name)
+    for state in ("off", "on"):
+        if control.locator(f'[data-set="{state}"]').get_attribute("aria-pressed") == "true":
+            return state
+    partial = control.locator('[data-field="partial"]').get_attribute("data-current")
+    return "partial" if partial == "true" else "none"
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +76,14 @@ def test_the_list_shows_each_flag_state_at_a_glance(browser: Browser, board: Das
     expect(chat).to_contain_text("20% of users · 2 users · 1 group")
     expect(chat).to_contain_text("The new chat widget")
     expect(page.locator('tr[data-flag="signup"] .badge')).to_have_text("on")
-    expect(page.get_by_role("switch", name="signup", exact=True)).to_be_checked()
-    expect(page.get_by_role("switch", name="beta", exact=True)).not_to_be_checked()
+    on, off = states(page, "signup"), states(page, "beta")
+    expect(on.get_by_role("button", name="On", exact=True)).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(off.get_by_role("button", name="Off", exact=True)).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(states(page, "chat").get_by_text("Partial")).to_have_attribute("data-current", "true")
 
 
 def test_search_filters_as_you_type(browser: Browser, board: Dashboard) -> None:
@@ -81,30 +102,36 @@ def test_search_filters_as_you_type(browser: Browser, board: Dashboard) -> None:
     expect(page.locator("#count")).to_have_text("4")
 
 
-def test_toggling_flags_in_the_list(browser: Browser, board: Dashboard) -> None:
+def test_on_and_off_from_the_list_ask_first(browser: Browser, board: Dashboard) -> None:
     page = board.open(browser)
     flags = board.flags
-    page.get_by_role("switch", name="beta", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    states(page, "beta").get_by_role("button", name="On", exact=True).click()
+    expect(dialog).to_contain_text("Turn beta on for everybody?")
+    expect(dialog).to_contain_text("Today it is off.")
+    dialog.get_by_role("button", name="Turn on for everybody").click()
     expect(page.locator('tr[data-flag="beta"] .badge')).to_have_text("on")
-    expect(page.get_by_role("switch", name="beta", exact=True)).to_be_checked()
+    assert shown_state(page, "beta") == "on"
     assert flags.get("beta").percentage == 100
     assert flags.history("beta")[0].actor == "alice"
 
-    # On for everybody, nothing else: off at once (the kill switch).
-    page.get_by_role("switch", name="signup", exact=True).click()
+    # On for everybody, nothing else: off asks too (never one careless click).
+    states(page, "signup").get_by_role("button", name="Off", exact=True).click()
+    expect(dialog).to_contain_text("Turn signup off for everybody?")
+    dialog.get_by_role("button", name="Turn off").click()
     expect(page.locator('tr[data-flag="signup"] .badge')).to_have_text("off")
     assert not flags.active("signup", "anyone")
 
-    # Partial: turning it off would clear its targeting, so the page asks first.
-    page.get_by_role("switch", name="chat", exact=True).click()
-    dialog = page.get_by_role("dialog")
-    expect(dialog).to_contain_text("Turn chat off?")
-    expect(dialog).to_contain_text("20% of users · 2 users · 1 group")
+    # Partial: the dialog says what it clears; cancel leaves it as it was.
+    states(page, "chat").get_by_role("button", name="Off", exact=True).click()
+    expect(dialog).to_contain_text("Turn chat off for everybody?")
+    expect(dialog).to_contain_text("Today it is on for 20%, 2 users and 1 group.")
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
     expect(page.locator('tr[data-flag="chat"] .badge')).to_have_text("partial 20%")
+    assert shown_state(page, "chat") == "partial"
     assert flags.get("chat").users == {"42", "7"}
-    page.get_by_role("switch", name="chat", exact=True).click()
+    states(page, "chat").get_by_role("button", name="Off", exact=True).click()
     dialog.get_by_role("button", name="Turn off").click()
     expect(page.locator('tr[data-flag="chat"] .badge')).to_have_text("off")
     assert flags.get("chat").users == set()
@@ -118,7 +145,9 @@ def test_changes_made_elsewhere_show_up_live(browser: Browser, board: Dashboard)
     expect(page.locator('tr[data-flag="beta"] .badge')).to_have_text("partial 30%")
     # Directly on the Rollout, as the CLI or another node's merge would.
     board.flags.deactivate("signup")
-    expect(page.get_by_role("switch", name="signup", exact=True)).not_to_be_checked()
+    expect(states(page, "signup").get_by_role("button", name="Off", exact=True)).to_have_attribute(
+        "aria-pressed", "true"
+    )
     # A new flag appears in name order; a deleted one goes.
     board.flags.activate_users("bb_new", ["1"])
     expect(page.locator("tbody tr th a")).to_have_text(
@@ -162,7 +191,8 @@ def test_on_a_phone(browser: Browser, board: Dashboard) -> None:
     overflow = "document.documentElement.scrollWidth > window.innerWidth"
     assert page.evaluate(overflow) is False  # nothing wider than the screen
     expect(page.get_by_role("searchbox", name="Search flags")).to_be_in_viewport()
-    page.get_by_role("switch", name="beta", exact=True).tap()
+    states(page, "beta").get_by_role("button", name="On", exact=True).tap()
+    page.get_by_role("dialog").get_by_role("button", name="Turn on for everybody").tap()
     expect(page.locator('tr[data-flag="beta"] .badge')).to_have_text("on")
     page.get_by_role("link", name="chat").tap()
     expect(page.get_by_role("heading", name="chat", level=1)).to_be_visible()

@@ -160,7 +160,7 @@ def test_the_page_csrf_token_is_what_the_api_wants_from_a_session(url: str, flag
 # What the pages show -------------------------------------------------------------------------
 
 
-def test_the_list_shows_every_flag_with_its_state_and_a_switch(url: str) -> None:
+def test_the_list_shows_every_flag_with_its_state_and_its_three_states(url: str) -> None:
     with signed_in(url) as client:
         page = client.get("/").text
     assert list(rows(page)) == ["chat", "old_search", "signup"]
@@ -172,9 +172,12 @@ def test_the_list_shows_every_flag_with_its_state_and_a_switch(url: str) -> None
     assert "nobody" in old
     assert " on " in signup
     assert "everybody" in signup
-    assert page.count('role="switch"') == 4  # three rows and the template for new ones
-    assert re.search(r'aria-checked="false" aria-label="old_search"', page)
-    assert re.search(r'aria-checked="true" aria-label="signup"', page)
+    # Three states in each row (and the template for new ones): off, partial, on.
+    assert page.count('role="group" aria-label="Who gets ') == 4
+    raw = dict(re.findall(r'<tr data-flag="([^"]*)"(.*?)</tr>', page, re.S))
+    assert 'data-set="off" aria-pressed="true"' in raw["old_search"]
+    assert 'data-current="true">Partial<' in raw["chat"]
+    assert 'data-set="on" aria-pressed="true"' in raw["signup"]
     assert 'aria-label="Search flags"' in page
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
 

@@ -31,6 +31,7 @@ from ._api_fields import (
     REASON,
     REGISTER_KEY,
     USER,
+    VIEW,
     Field,
     Param,
     active_field,
@@ -40,7 +41,7 @@ from ._api_fields import (
 from ._api_members import CURSOR, PAGE_LIMIT, SEARCH, members_answer
 from ._auth import client_address
 from ._errors import ApiError, error_response, rollout_error_response
-from ._listing import ListQuery, flag_page, full_flag
+from ._listing import ListQuery, flag_page, viewed_flag
 from ._routing import RawRoute
 from ._sampling import sampler_for
 from ._serialize import read_json
@@ -115,8 +116,9 @@ class Api:
             for path, ops in by_path.items()
         ]
 
-    def flag(self, name: str) -> dict[str, Any]:
-        return full_flag(self.flags, name)
+    def flag(self, call: Call) -> dict[str, Any]:
+        """The flag of the call, in the ``view`` it asked for (full by default)."""
+        return viewed_flag(self.flags, call.name, call.values.get("view", "full"))
 
     async def write(self, call: Call, method: Callable[..., None], *args: Any) -> None:
         """Run a facade write on a worker thread (a store may block), as the request's actor."""
@@ -197,7 +199,7 @@ async def _list_flags(api: Api, call: Call) -> Any:
 
 
 async def _get_flag(api: Api, call: Call) -> Any:
-    return api.flag(call.name)
+    return api.flag(call)
 
 
 async def _delete_flag(api: Api, call: Call) -> Any:
@@ -212,7 +214,7 @@ def _change(method: str, *arguments: str) -> Handler:
         await api.write(
             call, getattr(api.flags, method), call.name, *map(call.values.get, arguments)
         )
-        return api.flag(call.name)
+        return api.flag(call)
 
     return handler
 
@@ -306,6 +308,8 @@ async def _openapi(api: Api, call: Call) -> Any:
 
 _ADD_USERS = (users_field(allow_empty=False), REASON)
 _NAME = (NAME_PATH,)
+#: An operation answering a flag: its name, and the answer's view (full or summary).
+_FLAG = (NAME_PATH, VIEW)
 _PAGE = (NAME_PATH, CURSOR, PAGE_LIMIT, SEARCH)
 #: The body of a write that needs nothing else: it may be left out.
 _WHY = (REASON,)
@@ -318,7 +322,7 @@ OPERATIONS: tuple[Operation, ...] = (
         _list_flags, "FlagList", LIST_PARAMS,
     ),
     Operation(
-        "GET", "/flags/{name}", "getFlag", "One flag", _get_flag, "Flag", _NAME,
+        "GET", "/flags/{name}", "getFlag", "One flag", _get_flag, "FlagView", _FLAG,
         unknown_flag="not_found",
     ),
     Operation(
@@ -328,22 +332,23 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "PUT", "/flags/{name}/active", "setActive",
         "Turn on for everybody (true) or off, clearing all targeting (false)",
-        _change("set", "active"), "Flag", _NAME, (active_field(), REASON), "create",
+        _change("set", "active"), "FlagView", _FLAG, (active_field(), REASON), "create",
     ),
     Operation(
         "PUT", "/flags/{name}/percentage", "setPercentage",
         "On for this percentage of users (the same users every time)",
-        _change("activate_percentage", "percentage"), "Flag", _NAME, (PERCENTAGE, REASON), "create",
+        _change("activate_percentage", "percentage"), "FlagView", _FLAG, (PERCENTAGE, REASON),
+        "create",
     ),
     Operation(
         "PUT", "/flags/{name}/percentage_of_time", "setPercentageOfTime",
         "On for this percentage of checks, drawn at random each time",
-        _change("activate_percentage_of_time", "percentage"), "Flag", _NAME,
+        _change("activate_percentage_of_time", "percentage"), "FlagView", _FLAG,
         (PERCENTAGE, REASON), "create",
     ),
     Operation(
         "POST", "/flags/{name}/users", "addUsers", "Add users",
-        _change("activate_users", "users"), "Flag", _NAME, _ADD_USERS, "create",
+        _change("activate_users", "users"), "FlagView", _FLAG, _ADD_USERS, "create",
     ),
     Operation(
         "GET", "/flags/{name}/users", "listUsers",
@@ -352,17 +357,17 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "POST", "/flags/{name}/users/remove", "removeUsers", "Remove users",
-        _change("deactivate_users", "users"), "Flag", _NAME, _ADD_USERS, "not_found",
+        _change("deactivate_users", "users"), "FlagView", _FLAG, _ADD_USERS, "not_found",
     ),
     Operation(
         "PUT", "/flags/{name}/users", "setUsers", "Make the listed users exactly these",
-        _change("set_users", "users"), "Flag", _NAME, (users_field(allow_empty=True), REASON),
+        _change("set_users", "users"), "FlagView", _FLAG, (users_field(allow_empty=True), REASON),
         "create",
     ),
     Operation(
         "POST", "/flags/{name}/excluded_users", "excludeUsers",
         "Exclude users (never on for them)",
-        _change("exclude_users", "users"), "Flag", _NAME, _ADD_USERS, "create",
+        _change("exclude_users", "users"), "FlagView", _FLAG, _ADD_USERS, "create",
     ),
     Operation(
         "GET", "/flags/{name}/excluded_users", "listExcludedUsers",
@@ -371,29 +376,29 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "POST", "/flags/{name}/excluded_users/remove", "includeUsers", "Remove exclusions",
-        _change("include_users", "users"), "Flag", _NAME, _ADD_USERS, "not_found",
+        _change("include_users", "users"), "FlagView", _FLAG, _ADD_USERS, "not_found",
     ),
     Operation(
         "POST", "/flags/{name}/groups", "addGroup", "Turn on for a group",
-        _change("activate_group", "group"), "Flag", _NAME, (GROUP, REASON), "create",
+        _change("activate_group", "group"), "FlagView", _FLAG, (GROUP, REASON), "create",
     ),
     Operation(
         "DELETE", "/flags/{name}/groups/{group}", "removeGroup", "Turn off for a group",
-        _change("deactivate_group", "group"), "Flag", (NAME_PATH, GROUP_PATH), _WHY,
+        _change("deactivate_group", "group"), "FlagView", (NAME_PATH, GROUP_PATH, VIEW), _WHY,
         unknown_flag="not_found", body_required=False,
     ),
     Operation(
         "PUT", "/flags/{name}/data", "setData", "Merge keys into the flag's data",
-        _change("set_feature_data", "data"), "Flag", _NAME, (DATA, REASON), "create",
+        _change("set_feature_data", "data"), "FlagView", _FLAG, (DATA, REASON), "create",
     ),
     Operation(
         "PUT", "/flags/{name}/data/replace", "replaceData",
         "Make the flag's data exactly this (other keys removed), in one write",
-        _change("replace_feature_data", "data"), "Flag", _NAME, (DATA, REASON), "create",
+        _change("replace_feature_data", "data"), "FlagView", _FLAG, (DATA, REASON), "create",
     ),
     Operation(
         "DELETE", "/flags/{name}/data", "clearData", "Clear the flag's data",
-        _change("clear_feature_data"), "Flag", _NAME, _WHY, unknown_flag="not_found",
+        _change("clear_feature_data"), "FlagView", _FLAG, _WHY, unknown_flag="not_found",
         body_required=False,
     ),
     Operation(

@@ -31,6 +31,7 @@ __all__ = [
     "REASON",
     "REGISTER_KEY",
     "USER",
+    "VIEW",
     "Field",
     "Param",
     "active_field",
@@ -169,6 +170,22 @@ def _whole(name: str, low: int, high: int) -> Parse:
         return int(text)
 
     return parse
+
+
+def _view(value: Any) -> str:
+    if value not in ("full", "summary"):
+        raise _invalid("view", f"view must be full or summary, got {str(value)[:40]!r}")
+    return str(value)
+
+
+#: A flag's answer (its read and its writes): ``summary`` answers the list's shape (counts, not
+#: members), so a write to a flag with a million users answers a few hundred bytes.
+VIEW: Final = Param(
+    "view", "query", {"enum": ["full", "summary"]}, _view,
+    "The answer's shape: `full` (the default: every listed user) or `summary` (the list's "
+    "shape: counts, not members).",
+    required=False,
+)  # fmt: skip
 
 
 def encode_cursor(last: str) -> str:

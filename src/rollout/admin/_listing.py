@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .._client.rollout import Rollout
     from .._core.feature import Feature
 
-__all__ = ["FlagPage", "ListQuery", "flag_page", "full_flag", "usage"]
+__all__ = ["FlagPage", "ListQuery", "flag_page", "full_flag", "usage", "viewed_flag"]
 
 _DAY = datetime.timedelta(days=1)
 
@@ -94,6 +94,14 @@ def full_flag(flags: Rollout, name: str) -> dict[str, Any]:
     """The full shape of the flag ``name``, with its use."""
     feature = flags.get(name)
     return flag_shape(feature, usage(flags, feature))
+
+
+def viewed_flag(flags: Rollout, name: str, view: str = "full") -> dict[str, Any]:
+    """The flag ``name`` in the shape asked for: ``full`` or ``summary`` (the list's)."""
+    if view == "full":
+        return full_flag(flags, name)
+    feature = flags.get(name)
+    return summary_shape(feature, usage(flags, feature))
 
 
 def flag_page(flags: Rollout, query: ListQuery, now: datetime.datetime) -> FlagPage:

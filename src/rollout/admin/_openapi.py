@@ -94,6 +94,9 @@ SCHEMAS: dict[str, Any] = {
             **_USAGE,
         }
     ),
+    # A flag's answer: full, or its summary with ?view=summary (they never match each other's
+    # closed schema, so exactly one applies).
+    "FlagView": {"oneOf": [_ref("Flag"), _ref("FlagSummary")]},
     "Counts": _object(
         {
             "users": _COUNT,

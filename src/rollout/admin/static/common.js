@@ -90,13 +90,6 @@ window.Dashboard = (() => {
     return typeof text === "string" ? text : "";
   }
 
-  /* Would turning the flag off lose more than "on for everybody"? (deactivate clears it all) */
-  const hasTargeting = (flag) =>
-    Boolean(
-      flag.counts.users || flag.counts.excluded_users || flag.counts.groups ||
-      flag.percentage_of_time || (flag.percentage && flag.percentage < 100)
-    );
-
   function renderBadge(element, flag) {
     element.textContent = stateLabel(flag);
     element.dataset.state = flag.state;
@@ -124,11 +117,26 @@ window.Dashboard = (() => {
   }
 
   /* The <dialog id="confirm"> of the page: resolves true when the person confirms. */
-  function confirm({ title, text, ok }) {
+  function confirm({ title, text, ok, askReason = false }) {
     const dialog = document.getElementById("confirm");
     document.getElementById("confirm-title").textContent = title;
     document.getElementById("confirm-text").textContent = text;
     document.getElementById("confirm-ok").textContent = ok;
+    const reasonBox = document.getElementById("confirm-reason-box");
+    if (reasonBox) {
+      reasonBox.hidden = !askReason;
+      // A hidden required box would block the confirmation: only the shown one is required.
+      const input = document.getElementById("confirm-reason");
+      input.disabled = !askReason;
+      input.value = "";
+      // Enter in the box confirms: a form's implicit submission would press its first button,
+      // which is Cancel.
+      input.onkeydown = (event) => {
+        if (event.key !== "Enter" || event.isComposing) return;
+        event.preventDefault();
+        document.getElementById("confirm-ok").click();
+      };
+    }
     return new Promise((resolve) => {
       dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
       dialog.returnValue = "";
@@ -136,26 +144,53 @@ window.Dashboard = (() => {
     });
   }
 
-  /* Turn a flag on for everybody or off; turning off asks first when it would clear targeting. */
-  async function setActive(name, on) {
-    if (!on) {
-      // The summary (counts, not members): a flag with a million users is a few hundred bytes.
-      const { flags } = await api("GET", `/flags?flag=${encodeURIComponent(name)}`);
-      const flag = flags[0];
-      if (flag && hasTargeting(flag)) {
-        const sure = await confirm({
-          title: `Turn ${name} off?`,
-          text: `It is on for ${summary(flag)}. Turning it off clears its percentages, ` +
-            "users, exclusions and groups (its data stays).",
-          ok: "Turn off",
-        });
-        if (!sure) return null;
-      }
+  /* "20%, 3 users and group admins": what the flag is on for, in words (either shape: a
+   * summary names no groups, it counts them). */
+  function reach(flag) {
+    const parts = [];
+    if (flag.percentage) parts.push(`${percent(flag.percentage)}%`);
+    if (flag.percentage_of_time) parts.push(`${percent(flag.percentage_of_time)}% of the time`);
+    const users = count(flag, "users");
+    if (users) parts.push(`${thousands(users)} ${users === 1 ? "user" : "users"}`);
+    if (flag.groups && flag.groups.length) {
+      parts.push(`${flag.groups.length === 1 ? "group" : "groups"} ${flag.groups.join(", ")}`);
+    } else if (!flag.groups && flag.counts.groups) {
+      parts.push(`${thousands(flag.counts.groups)} ${flag.counts.groups === 1 ? "group" : "groups"}`);
     }
-    const flag = await api("PUT", `${flagPath(name)}/active`, { active: on });
-    notice(`${name} is ${on ? "on for everybody" : "off"}.`);
-    return flag;
+    if (!parts.length) return "nobody";
+    return parts.length === 1 ? parts[0] : `${parts.slice(0, -1).join(", ")} and ${parts.at(-1)}`;
   }
+
+  /* Everybody or nobody is never one careless click: the dialog says what changes. Resolves
+   * false when the person cancels (or the flag is in that state already). With ``askReason``
+   * the dialog has a reason box (pages without their own): its text is then in ``reason``. */
+  async function confirmEverybody(flag, on, { askReason = false } = {}) {
+    if (flag.state === (on ? "on" : "off")) return false;
+    const name = flag.flag;
+    const today = flag.state === "off" ? "Today it is off." : `Today it is on for ${reach(flag)}.`;
+    const excluded = count(flag, "excluded_users");
+    const stay = excluded
+      ? ` ${thousands(excluded)} excluded ${excluded === 1 ? "user stays" : "users stay"} excluded.`
+      : "";
+    return confirm(on ? {
+      title: `Turn ${name} on for everybody?`,
+      text: `${today}${stay}`,
+      ok: "Turn on for everybody",
+      askReason,
+    } : {
+      title: `Turn ${name} off for everybody?`,
+      text: `${today} Turning it off clears its percentages, users, exclusions and groups ` +
+        "(its data stays).",
+      ok: "Turn off",
+      askReason,
+    });
+  }
+
+  /* The reason typed in the confirmation dialog ("" when none, or no box). */
+  const confirmedReason = () => {
+    const input = document.getElementById("confirm-reason");
+    return input ? input.value.trim() : "";
+  };
 
   /* Follow /events: onChanged(names) for each change, onResync() whenever the stream (re)opens,
    * since changes made while it was closed were not announced. */
@@ -205,7 +240,8 @@ window.Dashboard = (() => {
   document.addEventListener("DOMContentLoaded", setUpSignOut);
 
   return {
-    ApiError, api, attempt, base, confirm, count, description, flagPath, hasTargeting, listen,
-    notice, number, pageUrl, percent, renderBadge, setActive, stateLabel, summary, thousands,
+    ApiError, api, attempt, base, confirm, confirmEverybody, confirmedReason, count, description,
+    flagPath, listen, notice, number, pageUrl, percent, reach, renderBadge, stateLabel, summary,
+    thousands,
   };
 })();

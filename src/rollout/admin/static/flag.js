@@ -31,20 +31,6 @@
 
   // Rendering ------------------------------------------------------------------------------
 
-  /* "20%, 3 users and group admins": what the flag is on for, in words. */
-  function reach(shown) {
-    const parts = [];
-    if (shown.percentage) parts.push(`${D.percent(shown.percentage)}%`);
-    if (shown.percentage_of_time) parts.push(`${D.percent(shown.percentage_of_time)}% of the time`);
-    const users = D.count(shown, "users");
-    if (users) parts.push(`${D.thousands(users)} ${users === 1 ? "user" : "users"}`);
-    if (shown.groups.length) {
-      parts.push(`${shown.groups.length === 1 ? "group" : "groups"} ${shown.groups.join(", ")}`);
-    }
-    if (!parts.length) return "nobody";
-    return parts.length === 1 ? parts[0] : `${parts.slice(0, -1).join(", ")} and ${parts.at(-1)}`;
-  }
-
   function render(next, exists) {
     flag = next;
     $("#missing").hidden = exists;
@@ -109,7 +95,9 @@
    * true once done. `message`: the notice, or a function making it from the flag shown. */
   async function change(method, suffix, body, message) {
     return attempt(async () => {
-      await D.api(method, path + suffix, why(body));
+      // The answer is not shown (reload() fetches the page's own view): its summary, so a
+      // change to a flag with a million users does not download them.
+      await D.api(method, `${path}${suffix}?view=summary`, why(body));
       await attempt(reload);
       const text = typeof message === "function" ? message() : message;
       if (text) D.notice(text);
@@ -119,25 +107,10 @@
 
   // Off / partial / on for everybody ---------------------------------------------------------
 
-  /* Everybody or nobody is never one careless click: the dialog says what changes. */
+  /* Everybody or nobody is never one careless click: the dialog (common.js, as on the list)
+   * says what changes; the reason is the one typed at the top of the page. */
   async function setEverybody(on) {
-    if (flag.state === (on ? "on" : "off")) return;
-    const today = flag.state === "off" ? "Today it is off." : `Today it is on for ${reach(flag)}.`;
-    const excluded = D.count(flag, "excluded_users");
-    const stay = excluded
-      ? ` ${D.thousands(excluded)} excluded ${excluded === 1 ? "user stays" : "users stay"} excluded.`
-      : "";
-    const sure = await D.confirm(on ? {
-      title: `Turn ${name} on for everybody?`,
-      text: `${today}${stay}`,
-      ok: "Turn on for everybody",
-    } : {
-      title: `Turn ${name} off for everybody?`,
-      text: `${today} Turning it off clears its percentages, users, exclusions and groups ` +
-        "(its data stays).",
-      ok: "Turn off",
-    });
-    if (!sure) return;
+    if (!await D.confirmEverybody(flag, on)) return;
     await change("PUT", "/active", { active: on }, `${name} is ${on ? "on for everybody" : "off"}.`);
   }
 

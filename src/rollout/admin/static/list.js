@@ -112,9 +112,13 @@
     row.querySelector('[data-field="description"]').textContent = text;
     D.renderBadge(row.querySelector('[data-field="state"]'), flag);
     row.querySelector('[data-field="summary"]').textContent = D.summary(flag);
-    const toggle = row.querySelector('[data-action="toggle"]');
-    toggle.setAttribute("aria-checked", flag.state === "off" ? "false" : "true");
-    toggle.setAttribute("aria-label", flag.flag);
+    const states = row.querySelector('[data-field="states"]');
+    states.setAttribute("aria-label", `Who gets ${flag.flag}`);
+    for (const button of states.querySelectorAll("[data-set]")) {
+      button.setAttribute("aria-pressed", String(button.dataset.set === flag.state));
+    }
+    states.querySelector('[data-field="partial"]').dataset.current = String(flag.state === "partial");
+    row.summary = flag; // what the confirmation describes
   }
 
   // Answers can arrive out of order (a live update's fetch against a switch's answer): each
@@ -180,18 +184,40 @@
     filter();
   }
 
-  tbody.addEventListener("click", async (event) => {
-    const toggle = event.target.closest('[data-action="toggle"]');
-    if (!toggle) return;
-    const name = toggle.closest("tr").dataset.flag;
-    const on = toggle.getAttribute("aria-checked") !== "true";
-    toggle.disabled = true;
+  /* The summary a row shows: the one last rendered, or (a row the server drew) fetched. */
+  async function summaryOf(row) {
+    if (row.summary) return row.summary;
+    const { flags } = await D.api("GET", `/flags?flag=${encodeURIComponent(row.dataset.flag)}`);
+    if (!flags.length) throw new D.ApiError(404, { error: { message: "That flag is gone." } });
+    return flags[0];
+  }
+
+  /* Off or on for everybody, as on the flag page: it asks first, saying what changes (with a
+   * reason box, since the list has none of its own), then writes and shows the answer, which
+   * is the flag's summary (?view=summary): a flag with a million users costs a few hundred
+   * bytes. */
+  async function setEverybody(row, on) {
+    const name = row.dataset.flag;
+    const flag = await summaryOf(row);
+    if (!await D.confirmEverybody(flag, on, { askReason: true })) return;
+    const reason = D.confirmedReason();
     const number = ticket();
-    const flag = await D.attempt(() => D.setActive(name, on));
-    toggle.disabled = false;
-    // The answer is the flag in full; the row shows its summary (counts, usage).
-    if (flag) await D.attempt(() => refreshOne(name, number));
-    toggle.focus();
+    const body = reason ? { active: on, reason } : { active: on };
+    const answer = await D.api("PUT", `${D.flagPath(name)}/active?view=summary`, body);
+    upsert(answer, number);
+    sort();
+    filter();
+    D.notice(`${name} is ${on ? "on for everybody" : "off"}.`);
+  }
+
+  tbody.addEventListener("click", async (event) => {
+    const button = event.target.closest("[data-set]");
+    if (!button) return;
+    const row = button.closest("tr");
+    button.disabled = true;
+    await D.attempt(() => setEverybody(row, button.dataset.set === "on"));
+    button.disabled = false;
+    button.focus();
   });
 
   document.getElementById("new-flag").addEventListener("submit", (event) => {

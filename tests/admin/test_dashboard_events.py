@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Generator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -41,13 +43,18 @@ class Stream:
         self.lines = response.iter_lines()
 
     def wait_connected(self) -> None:
-        """Returns once the server has subscribed (it then says so, in a comment)."""
+        """Returns once the server has subscribed (it then says so, in a comment) and said
+        the count of changes so far (``hello``, kept as ``generation``)."""
         for line in self.lines:
             if line == ": connected":
                 assert next(self.lines) == ""  # the end of that block
+                event, data = self.next_event()
+                assert event == "hello"
+                assert next(self.lines) == ""
+                self.generation = data["generation"]
                 return
 
-    def next_event(self) -> tuple[str, dict[str, list[str]]]:
+    def next_event(self) -> tuple[str, dict[str, Any]]:
         """The next ``(event, data)``; comments are skipped."""
         event = ""
         for line in self.lines:
@@ -199,3 +206,27 @@ def test_streams_past_the_limit_get_503_with_retry_after_and_a_closed_one_frees_
 def test_max_event_streams_must_be_a_positive_int(flags: Rollout) -> None:
     with pytest.raises(ValueError, match="max_event_streams must be a positive int, got 0"):
         create_app(flags, max_event_streams=0)
+
+
+def _drawn_at(client: httpx.Client, url: str) -> int:
+    page = client.get(url + "/", headers=BEARER)
+    assert page.status_code == 200
+    found = re.search(r'data-generation="(\d+)"', page.text)
+    assert found is not None
+    return int(found[1])
+
+
+def test_a_page_and_its_stream_agree_on_the_changes_seen_so_far(flags: Rollout, url: str) -> None:
+    # The page fetches nothing again when its stream opens at the count it was drawn at, and
+    # fetches when they differ: a change made between the two.
+    flags.activate("chat")
+    with httpx.Client(timeout=PATIENCE) as client:
+        drawn = _drawn_at(client, url)
+        for stream in open_stream(client, url):
+            assert stream.generation == drawn  # nothing changed: nothing to fetch
+        drawn = _drawn_at(client, url)
+        flags.activate("signup")  # after the page was drawn, before its stream opened
+        for stream in open_stream(client, url):
+            assert stream.generation > drawn
+            flags.activate("later")  # after the stream opened: announced as an event
+            assert stream.changed({"later"}) == {"later"}

@@ -18,7 +18,7 @@ from ._api import Api
 from ._auth import Auth, AuthMiddleware
 from ._cors import OfrepCors, check_origins
 from ._errors import client_gone_handler, http_exception_handler, rollout_error_handler
-from ._events import MAX_STREAMS, StreamSlots
+from ._events import MAX_STREAMS, ChangeCount, StreamSlots
 from ._grants import grants_of
 from ._health import health_routes
 from ._metrics import metrics_routes
@@ -83,13 +83,16 @@ def create_app(
         max_event_streams, reserved=min(max_event_streams - 1, max(1, max_event_streams // 10))
     )
     ofrep = ofrep_service(flags, auth, max_body, streams)
+    changes = ChangeCount(flags)  # what a page was drawn at, against what its stream opens at
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         ofrep.start()  # its subscriptions end with the app, not with the Rollout
+        changes.start()
         try:
             yield
         finally:
+            changes.stop()
             ofrep.stop()
 
     routes: list[BaseRoute] = [
@@ -97,7 +100,7 @@ def create_app(
         *api.routes(),
         *ofrep.routes,
         *metrics_routes(flags),
-        *page_routes(flags, auth, streams, require_reason=bool(require_reason)),
+        *page_routes(flags, auth, streams, require_reason=bool(require_reason), count=changes),
     ]
     app = Starlette(
         routes=routes,

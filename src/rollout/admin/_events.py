@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from .._client.rollout import Rollout
 
-__all__ = ["KEEPALIVE", "MAX_STREAMS", "EventStream", "StreamSlots"]
+__all__ = ["KEEPALIVE", "MAX_STREAMS", "ChangeCount", "EventStream", "StreamSlots"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,38 @@ _BUSY = [(b"content-type", b"application/json"), (b"retry-after", b"5")]
 _BUSY_BODY = json.dumps(
     {"error": {"code": "unavailable", "field": None, "message": "too many open event streams"}}
 ).encode()
+
+
+class ChangeCount:
+    """How many changes this process has seen of one :class:`Rollout`, counted as they happen.
+
+    A page is drawn with the count read before its data; its event stream, once subscribed,
+    says the count again (``event: hello``). Equal, nothing changed in between and the page
+    need not fetch again what it was drawn with (for the flag list, every flag's summary);
+    else it fetches. Counted by a subscriber made (at the app's start) before any stream's, so a
+    change is counted before a stream hears of it. ``value`` is None while not counting (an app
+    served without its lifespan): pages then always fetch when their stream opens.
+    """
+
+    def __init__(self, flags: Rollout) -> None:
+        self._flags = flags
+        self.value: int | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        if self._unsubscribe is None:
+            self.value = 0
+            self._unsubscribe = self._flags.subscribe(self._count)
+
+    def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+            self.value = None
+
+    def _count(self, _changed: set[str]) -> None:
+        if self.value is not None:  # one writer at a time (the pipeline's lock)
+            self.value += 1
 
 
 class StreamSlots:
@@ -98,8 +130,11 @@ class EventStream:
         render: Callable[[list[str]], str | None] | None = None,
         *,
         reserved_ok: bool = True,
+        count: ChangeCount | None = None,
     ) -> None:
         self._flags = flags
+        #: With a count, a stream starts with ``event: hello`` carrying it (the dashboard's).
+        self._count = count
         #: The event text for a batch of changed names (OFREP's stream has its own format);
         #: None: nothing to send for them (a key limited to other flags).
         self._render = render or _flags_event
@@ -146,6 +181,9 @@ class EventStream:
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
             await _send(send, f"retry: {RETRY_MS}\n: connected\n\n")
+            if self._count is not None:  # read after subscribing: later changes are events
+                hello = json.dumps({"generation": self._count.value})  # null: not counting
+                await _send(send, f"event: hello\ndata: {hello}\n\n")
             while True:
                 if woken is None:
                     woken = asyncio.ensure_future(wake.wait())

@@ -29,7 +29,7 @@ from .._core import validate as _validate
 from .._core.feature import Feature
 from .._core.shapes import summary_shape
 from ._auth import client_address
-from ._events import MAX_STREAMS, EventStream, StreamSlots
+from ._events import MAX_STREAMS, ChangeCount, EventStream, StreamSlots
 from ._grants import ADMIN
 from ._listing import ListQuery, flag_page, usage
 from ._page_views import (
@@ -82,6 +82,7 @@ def page_routes(
     max_streams: int | StreamSlots = MAX_STREAMS,
     *,
     require_reason: bool = False,
+    count: ChangeCount | None = None,
 ) -> list[BaseRoute]:
     """The dashboard's routes for ``flags``, protected by ``auth`` (see ``_auth.py``), with at
     most ``max_streams`` event streams open; ``require_reason``: the API refuses changes that
@@ -110,7 +111,8 @@ def page_routes(
         json_text=lambda value: json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False),
     )
     env.globals["require_reason"] = require_reason
-    pages = _Pages(flags, auth, env)
+    count = count or ChangeCount(flags)  # never started: pages fetch when their stream opens
+    pages = _Pages(flags, auth, env, count)
     return [
         Route("/", pages.flag_list, methods=["GET"]),
         Route("/flags/", pages.open_flag, methods=["GET"]),
@@ -119,7 +121,11 @@ def page_routes(
         Route("/login", pages.login_form, methods=["GET"]),
         Route("/login", pages.login, methods=["POST"]),
         Route("/logout", pages.logout, methods=["POST"]),
-        Route("/events", EventStream(flags, auth.session_open, max_streams), methods=["GET"]),
+        Route(
+            "/events",
+            EventStream(flags, auth.session_open, max_streams, count=count),
+            methods=["GET"],
+        ),
         # Scripts and the style sheet are compressed: they are public files with no secret in
         # them. Pages are not: a page holds the session's CSRF token and reflects the search
         # typed in its address, which is what BREACH needs to read a secret from sizes.
@@ -137,16 +143,27 @@ def _static_versions() -> dict[str, str]:
 
 
 class _Pages:
-    def __init__(self, flags: Rollout, auth: Auth, env: jinja2.Environment) -> None:
+    def __init__(
+        self, flags: Rollout, auth: Auth, env: jinja2.Environment, count: ChangeCount
+    ) -> None:
         self.flags = flags
         self.auth = auth
         self.env = env
+        self.count = count
+
+    def _drawn_at(self) -> int | None:
+        """The count of changes, read before a page's data: a change after it is fetched again.
+        Counting starts with the app (its lifespan), or here for an app served without one
+        (whose subscription then lasts as long as the Rollout, as OFREP's does)."""
+        self.count.start()
+        return self.count.value
 
     # Pages ------------------------------------------------------------------------------------
 
     async def flag_list(self, request: Request) -> Response:
         # Summaries, as GET /api/v1/flags answers: counts, never member lists, so a flag with a
         # million users costs this page a few hundred bytes.
+        generation = self._drawn_at()
         every = ListQuery(limit=max(1, len(self.flags.features())))
         summaries = flag_page(self.flags, every, datetime.datetime.now(datetime.UTC)).flags
         blank = summary_shape(Feature(""))  # the row list.js copies for flags that appear later
@@ -158,6 +175,7 @@ class _Pages:
             state=request.query_params.get("state", ""),
             stale=_stale(request),
             q=request.query_params.get("q", ""),
+            generation=generation,
         )
 
     async def open_flag(self, request: Request) -> Response:
@@ -176,6 +194,7 @@ class _Pages:
         if fragment == "history":
             history = history_lines(self.flags.history(name))
             return self.render(request, "_history.html", history=history)
+        generation = self._drawn_at()
         feature = self.flags.get(name)
         # The first page of its users only: the page asks the API for the rest.
         flag = page_flag(feature, usage(self.flags, feature))
@@ -192,6 +211,7 @@ class _Pages:
             groups=groups,
             history=history,
             first_page=FIRST_PAGE,
+            generation=generation,
         )
 
     # Signing in and out -----------------------------------------------------------------------

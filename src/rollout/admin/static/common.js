@@ -192,8 +192,9 @@ window.Dashboard = (() => {
     return input ? input.value.trim() : "";
   };
 
-  /* Follow /events: onChanged(names) for each change, onResync() whenever the stream (re)opens,
-   * since changes made while it was closed were not announced. */
+  /* Follow /events: onChanged(names) for each change, onResync() whenever the stream reopens
+   * (changes made while it was closed were not announced), and when it first opens if anything
+   * changed since the page was drawn. */
   function listen(onChanged, onResync) {
     const indicator = document.getElementById("live");
     const show = (state, text) => {
@@ -202,11 +203,17 @@ window.Dashboard = (() => {
       indicator.textContent = text;
     };
     let source = null;
+    // The count of changes the page was drawn at: the stream's first "hello" says the count
+    // now, and equal means nothing changed in between, so the first opening fetches nothing
+    // again. Every later (re)opening may have missed changes: it fetches.
+    let drawnAt = document.body.dataset.generation;
     const connect = () => {
       source = new EventSource(`${base}/events`);
-      source.addEventListener("open", () => {
-        show("open", "Live");
-        onResync();
+      source.addEventListener("open", () => show("open", "Live"));
+      source.addEventListener("hello", (event) => {
+        const unchanged = String(JSON.parse(event.data).generation) === drawnAt;
+        drawnAt = undefined;
+        if (!unchanged) onResync();
       });
       source.addEventListener("flags", (event) => onChanged(JSON.parse(event.data).changed));
       source.addEventListener("error", () => {

@@ -181,7 +181,13 @@
     const search = $(".ids-search", section);
     const more = $('[data-action="more"]', section);
     // What is shown: the flag's first page, or (searching, or paged on) pages from the API.
-    let view = { ids: [], excluded: new Set(), next: null, total: 0 };
+    // At first, what the server drew: the embedded flag's first page (no fetch needed).
+    let view = {
+      ids: flag[field],
+      excluded: new Set(field === "users" ? flag.users_excluded : []),
+      next: flag[`${field}_next_cursor`],
+      total: D.count(flag, field),
+    };
     let q = "";
     let paged = false;
     let asked = 0;

@@ -88,7 +88,9 @@ class ChangeCount:
             self.value = None
 
     def _count(self, _changed: set[str]) -> None:
-        if self.value is not None:  # one writer at a time (the pipeline's lock)
+        # Two threads notifying at once may count one change instead of two; the count still
+        # moves, and moving (not its exact value) is all a page asks of it.
+        if self.value is not None:
             self.value += 1
 
 

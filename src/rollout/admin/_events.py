@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -75,6 +76,7 @@ class ChangeCount:
         self._flags = flags
         self.value: int | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         if self._unsubscribe is None:
@@ -88,10 +90,11 @@ class ChangeCount:
             self.value = None
 
     def _count(self, _changed: set[str]) -> None:
-        # Two threads notifying at once may count one change instead of two; the count still
-        # moves, and moving (not its exact value) is all a page asks of it.
-        if self.value is not None:
-            self.value += 1
+        # Changes are announced from several threads (writes, merges): unlocked, a stale
+        # increment could set the count back to the value a page was drawn at.
+        with self._lock:
+            if self.value is not None:
+                self.value += 1
 
 
 class StreamSlots:

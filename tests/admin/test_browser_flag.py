@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 from rollout.testing import eventually
 
@@ -75,6 +75,33 @@ def test_setting_percentages_with_the_sliders(page: Page, board: Dashboard) -> N
         time_slider.press("ArrowRight")
     eventually(lambda: flags.get("chat").percentage_of_time == 3, PATIENCE, "3% of the time")
     expect(page.locator('[data-field="summary"]')).to_contain_text("3% of the time")
+
+
+def test_typing_while_an_earlier_change_is_answered_keeps_what_was_typed(
+    page: Page, board: Dashboard
+) -> None:
+    """The answer to the slider's change must not put back the number being typed meanwhile."""
+    flags = board.flags
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route("**/api/v1/flags/chat/percentage*", hold)
+    slider = page.get_by_role("slider", name="Percentage of users")
+    exact = page.get_by_role("spinbutton", name="Percentage of users, exact")
+    slider.focus()
+    with page.expect_request(lambda request: request.method == "PUT"):
+        slider.press("ArrowRight")  # 21%, sent after the keys settle; its answer is held
+    exact.fill("12.5")  # typed before that answer arrives
+    held[0].continue_()
+    page.unroute("**/api/v1/flags/chat/percentage*", hold)
+    eventually(lambda: flags.get("chat").percentage == 21, PATIENCE, "percentage 21")
+    expect(page.locator("#notice")).to_have_text("percentage of users: 21%")
+    expect(exact).to_have_value("12.5")
+    exact.press("Enter")
+    eventually(lambda: flags.get("chat").percentage == 12.5, PATIENCE, "percentage 12.5")
+    expect(exact).to_have_value("12.5")
 
 
 def test_partial_is_its_own_state_and_everybody_or_nobody_asks_first(

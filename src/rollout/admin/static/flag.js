@@ -131,23 +131,32 @@
     const exact = $('input[type="number"]', element);
     const label = $("label", element).textContent.toLowerCase();
     let editing = false; // while the person moves it, live updates leave it alone
+    // Counts the person's edits: the answer to one change must not put back the value shown
+    // over an edit made while it was on its way (the number half typed would be lost).
+    let edits = 0;
+    const edited = () => {
+      editing = true;
+      edits += 1;
+    };
     let timer = 0;
 
     const commit = (value) => {
       clearTimeout(timer);
+      const sent = edits;
       // Arrow keys fire a change per press: send the value they settle on, once.
       timer = setTimeout(async () => {
         await change("PUT", `/${field}`, { percentage: value }, `${label}: ${D.percent(value)}%`);
+        if (edits !== sent) return; // edited since: that edit's own change settles the view
         editing = false;
         render(flag, !$("#missing").hidden);
       }, 250);
     };
     range.addEventListener("input", () => {
-      editing = true;
+      edited();
       exact.value = range.value;
     });
     range.addEventListener("change", () => commit(Number(range.value)));
-    exact.addEventListener("input", () => { editing = true; });
+    exact.addEventListener("input", edited);
     exact.addEventListener("change", () => {
       const value = Number(exact.value);
       if (exact.value === "" || !(value >= 0 && value <= 100)) {

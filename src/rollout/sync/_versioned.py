@@ -1,0 +1,192 @@
+"""What the Redis and PostgreSQL transports share: following a store that numbers its changes.
+
+Both stores announce every change they save, numbered by a version that moves by one per change
+(Redis publishes it from the saving script, PostgreSQL NOTIFYs it at commit). Announcements are
+lost while a listener is away, so a transport that follows such a store:
+
+* on start and after every reconnect, listens first, then saves this replica's whole state into
+  the store (merge-if-newer: harmless when the store has it all, and it re-seeds a store that
+  restarted empty), then loads the store's whole state: nothing announced after the load can be
+  missed, and what was saved before it is in it;
+* reloads everything when an announcement's version is not the next one (one was missed);
+* every ``check_interval`` seconds compares the store's version with the last one seen.
+
+Subclasses say how to listen (:meth:`_subscribe`) and what an announcement holds
+(:meth:`_receive`); the loop, the back-off, the counters and the waiting are here, once.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Protocol
+
+from .._core.state import Delta
+from ..errors import RolloutError
+from ._base import SyncHost, Transport
+
+__all__ = ["NumberedStore", "Poll", "VersionedFeedTransport"]
+
+logger = logging.getLogger("rollout.sync")
+
+#: Waits up to the given seconds for announcements and returns those that came.
+Poll = Callable[[float], Iterable[Any]]
+
+#: How long one wait for announcements lasts: the bound on how late close() is noticed.
+_POLL_SECONDS = 0.5
+
+
+class NumberedStore(Protocol):
+    """What a followed store has: saving, a full snapshot with its version, the version alone."""
+
+    def save(self, delta: Delta) -> None: ...
+
+    def snapshot(self) -> tuple[Delta, int]:
+        """Every register and the version of the last change, read together."""
+        ...
+
+    def version(self) -> int: ...
+
+
+class VersionedFeedTransport(Transport):
+    #: The backend's name: in stats() and the thread's name.
+    kind: ClassVar[str]
+    #: How logs name the listener ("Redis subscriber").
+    listener_name: ClassVar[str]
+    #: Counters of the backend's own, besides the shared ones.
+    extra_counters: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self, store: NumberedStore, *, check_interval: float = 5.0, saves_writes: bool = True
+    ) -> None:
+        if isinstance(check_interval, bool) or not isinstance(check_interval, int | float):
+            raise TypeError(f"check_interval must be a number of seconds, got {check_interval!r}")
+        if check_interval <= 0:
+            raise ValueError(f"check_interval must be positive, got {check_interval!r}")
+        self.check_interval = check_interval
+        #: Whether publish() saves local writes into the store (which announces them). False
+        #: only when the replica's own store is this one: its writes are saved there already.
+        self.saves_writes = saves_writes
+        self._feed = store
+        self._host: SyncHost | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._seen = 0
+        shared = ("messages_received", "reloads", "reconnects", "gaps", "errors")
+        self._counters = dict.fromkeys((*shared, *self.extra_counters), 0)
+        self._last_error: str | None = None
+
+    def start(self, host: SyncHost) -> None:
+        self._host = host
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"rollout-{self.kind}", daemon=True)
+        self._thread.start()
+
+    def publish(self, delta: Any) -> None:
+        """Save a local write into the store, which announces it (unless the replica already did).
+
+        Never raises: the write is applied here already, and the next reconnect re-seeds the
+        store with this replica's whole state.
+        """
+        if not self.saves_writes:
+            return
+        try:
+            self._feed.save(delta)
+        except RolloutError as exc:
+            self._counters["errors"] += 1
+            self._last_error = str(exc)
+            logger.warning("could not publish a change to %s: %s", self.kind, exc)
+
+    def wait_synced(self, timeout: float, peers: int | None = None) -> bool:
+        # A write returns once the store has it, and every other replica gets it from there;
+        # the store has no peers to count. What is left to wait for is this replica listening,
+        # so that it hears the others.
+        del peers
+        return self._connected.wait(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "transport": self.kind,
+            "connected": self._connected.is_set(),
+            "version_seen": self._seen,
+            "last_error": self._last_error,
+            **self._counters,
+        }
+
+    def after_fork_in_child(self) -> None:
+        if self._host is not None and self._thread is not None:
+            self._connected.clear()
+            self.start(self._host)
+
+    def close(self, timeout: float = 5.0) -> None:
+        thread, self._thread = self._thread, None
+        self._stop.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    # The listener thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay = 0.05
+        while not self._stop.is_set():
+            try:
+                self._listen()
+                delay = 0.05
+            except Exception as exc:  # any failure: back off, reconnect, reload
+                if self._connected.is_set():
+                    delay = 0.05  # it had been listening: the first retry comes soon
+                self._connected.clear()
+                self._counters["errors"] += 1
+                self._last_error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+                logger.warning("%s: %s; reconnecting in %.2f s", self.listener_name, exc, delay)
+                self._stop.wait(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 5.0)
+                self._counters["reconnects"] += 1
+
+    def _listen(self) -> None:
+        host = self._host
+        assert host is not None
+        with self._subscribe() as poll:
+            # Listening first, then re-seed and load (the module's docstring says why).
+            self._feed.save(host.replicated())
+            self._reload()
+            self._connected.set()
+            next_check = time.monotonic() + self.check_interval
+            while not self._stop.is_set():
+                for announcement in poll(_POLL_SECONDS):
+                    self._counters["messages_received"] += 1
+                    self._receive(announcement)
+                    if self._stop.is_set():
+                        break
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + self.check_interval
+                    if self._feed.version() != self._seen:
+                        self._reload()
+
+    @abc.abstractmethod
+    def _subscribe(self) -> contextlib.AbstractContextManager[Poll]:
+        """Listen on the store's channel, on a connection of its own, until the block ends."""
+
+    @abc.abstractmethod
+    def _receive(self, announcement: Any) -> None:
+        """Apply one announcement: by :meth:`_advance` to the next version, or :meth:`_reload`."""
+
+    def _merge(self, delta: Delta) -> None:
+        assert self._host is not None
+        self._host.merge_remote(delta, store=False)
+
+    def _reload(self) -> None:
+        delta, self._seen = self._feed.snapshot()
+        self._merge(delta)
+        self._counters["reloads"] += 1
+
+    def _gap(self) -> None:
+        """A version was skipped: one announcement was missed, so everything is loaded."""
+        self._counters["gaps"] += 1
+        self._reload()

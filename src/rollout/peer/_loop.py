@@ -49,6 +49,10 @@ class LoopThread:
         it for the garbage collector to find open.
         """
         loop = self.loop
+        # Listeners first: one still open would accept a connection in the turns below, after
+        # its task could be cancelled, and make a transport that nothing then closes.
+        for server in _OPEN_SERVERS.pop(loop, ()):
+            server.close()
         for _ in range(3):
             pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
             if not pending:
@@ -92,6 +96,8 @@ class LoopThread:
 
 #: Per loop, the transports of the connections made through this module and not yet lost.
 _OPEN_TRANSPORTS: dict[asyncio.AbstractEventLoop, set[asyncio.BaseTransport]] = {}
+#: Per loop, the servers started through this module (closing one twice is harmless).
+_OPEN_SERVERS: dict[asyncio.AbstractEventLoop, list[asyncio.Server]] = {}
 
 
 class _TrackedStreamProtocol(asyncio.StreamReaderProtocol):
@@ -132,7 +138,9 @@ async def start_server(
     def factory() -> _TrackedStreamProtocol:
         return _TrackedStreamProtocol(asyncio.StreamReader(loop=loop), accept, loop=loop)
 
-    return await loop.create_server(factory, host, port, **options)
+    server = await loop.create_server(factory, host, port, **options)
+    _OPEN_SERVERS.setdefault(loop, []).append(server)
+    return server
 
 
 #: The parent's loops in a forked child: never run, never closed, kept so no finaliser warns.

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 __all__ = [
     "LoopThread",
     "abandon",
+    "close_server",
     "open_connection",
     "release_inherited_socket",
     "start_server",
@@ -52,7 +53,7 @@ class LoopThread:
         # Listeners first: one still open would accept a connection in the turns below, after
         # its task could be cancelled, and make a transport that nothing then closes.
         for server in _OPEN_SERVERS.pop(loop, ()):
-            server.close()
+            loop.run_until_complete(close_server(server))
         for _ in range(3):
             pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
             if not pending:
@@ -141,6 +142,24 @@ async def start_server(
     server = await loop.create_server(factory, host, port, **options)
     _OPEN_SERVERS.setdefault(loop, []).append(server)
     return server
+
+
+async def close_server(server: asyncio.Server) -> None:
+    """Stop ``server`` listening without leaking a connection it accepted just before.
+
+    asyncio (3.11) accepts in one loop turn and builds the connection's transport in the next;
+    a server closed in between fails an assertion in ``Server._attach`` while the transport is
+    half built, and its socket stays open until the garbage collector finds it (a
+    ResourceWarning, seen in CI). So the listening sockets stop being read first, the turns
+    that finish what was accepted are let run (the handler closes those connections: the
+    transport is closing), and only then is the server closed.
+    """
+    loop = asyncio.get_running_loop()
+    for sock in server.sockets:
+        loop.remove_reader(sock.fileno())
+    for _ in range(2):
+        await asyncio.sleep(0)
+    server.close()
 
 
 #: The parent's loops in a forked child: never run, never closed, kept so no finaliser warns.

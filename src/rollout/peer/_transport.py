@@ -28,7 +28,7 @@ from ._admission import HandshakeGate, StrangerLog, is_loopback
 from ._connection import PeerConnection
 from ._frames import DEFAULT_MAX_FRAME, FrameAuthError, FrameError, Kind, encode_body
 from ._handshake import transport_key
-from ._loop import LoopThread, abandon, release_inherited_socket, start_server
+from ._loop import LoopThread, abandon, close_server, release_inherited_socket, start_server
 from ._membership import parse_address
 from ._mesh import Mesh
 from ._secret import check_secret
@@ -202,7 +202,7 @@ class PeerTransport(Transport):
     async def _stop(self) -> None:
         self._mesh.leave()
         if self._server is not None:
-            self._server.close()
+            await close_server(self._server)
         # Until none is left: a task may be mid-way through starting another when cancelled.
         while self._tasks:
             tasks = list(self._tasks)

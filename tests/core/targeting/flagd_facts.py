@@ -56,7 +56,7 @@ def match_or_not(condition: dict[str, Any]) -> dict[str, Any]:
 
 TRUE_FALSE_FALLBACK = named("true", "false", "fallback")
 ZERO = {"boolean": (False, True), "string": ("", "str"), "integer": (0, 1), "float": (0.0, 1.0)}
-BASIC = {
+BASIC: dict[str, tuple[dict[str, Any], str]] = {
     "boolean-flag": ({"on": True, "off": False}, "on"),
     "string-flag": ({"greeting": "hi", "parting": "bye"}, "greeting"),
     "integer-flag": ({"one": 1, "ten": 10}, "ten"),

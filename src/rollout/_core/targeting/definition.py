@@ -215,9 +215,6 @@ def parse_flagd(document: Mapping[str, Any] | str | bytes) -> FlagdDocument:
     flags = _flags(document["flags"])
     evaluators = _evaluators(document.get("$evaluators", {}))
     metadata = check_metadata(document.get("metadata", {}), "$.metadata")
-    for known in ("flagSetId", "version"):
-        if known in metadata and not isinstance(metadata[known], str):
-            raise RuleError(key_path("$.metadata", known), f"{known} is a string")
     return FlagdDocument(flags=flags, evaluators=evaluators, metadata=metadata)
 
 

@@ -165,7 +165,11 @@ def test_to_flagd_round_trips() -> None:
             "$.targeting.x",
         ),
         (
-            FlagDefinition(variants={"a": 1}, default_variant=None, metadata={"k": [1]}),
+            FlagDefinition(
+                variants={"a": 1},
+                default_variant=None,
+                metadata={"k": [1]},  # type: ignore[dict-item]
+            ),
             "$.metadata.k",
         ),
     ],

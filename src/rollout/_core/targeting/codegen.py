@@ -108,7 +108,7 @@ class _Generator:
             return self.called(node)
         key, whole, fallback = self.constant(str(path)), self.constant(path), self.constant(default)
         return (
-            f"(d.get({key}, {fallback}) if type(d) is dict else _lookup(d, {whole}, {fallback}))",
+            f"(d.get({key}, {fallback}) if d_is_dict else _lookup(d, {whole}, {fallback}))",
             False,
         )
 
@@ -135,6 +135,11 @@ class _Generator:
     def order(self, operator: str, args: list[JSON]) -> str:
         python, general, swapped = _ORDER[operator]
         a, b = args
+        if _is_number(b):  # the usual form: a value against a constant number
+            left, _ = self.expression(a)
+            k, t = self.constant(b), self.fresh("_t")
+            slow = f"{general}({k}, {t})" if swapped else f"{general}({t}, {k})"
+            return f"({t} {python} {k} if type({t} := {left}) in _NUMBERS else {slow})"
         left, _ = self.expression(a)
         right, _ = self.expression(b)
         x, y = self.fresh("_t"), self.fresh("_t")
@@ -163,6 +168,10 @@ class _Generator:
         return f"({t} in {strings} if type({t} := {value}) is str else {number})"
 
 
+def _is_number(node: JSON) -> bool:
+    return type(node) is int or type(node) is float
+
+
 def _constant_list(node: JSON) -> bool:
     return isinstance(node, list) and all(type(x) in (str, int, float) for x in node)
 
@@ -173,7 +182,8 @@ def generate(
     """One function for ``rule`` (already checked); ``fallback`` compiles the other nodes."""
     generator = _Generator(evaluators, fallback)
     body, _ = generator.expression(rule)
-    source = f"def rule(d, b):\n    return {body}\n"
+    # d_is_dict: the context's type, tested once for every var of the rule.
+    source = f"def rule(d, b):\n    d_is_dict = type(d) is dict\n    return {body}\n"
     exec(
         compile(source, "<targeting rule>", "exec"), generator.namespace
     )  # our own source: see the docstring

@@ -19,7 +19,7 @@ from typing import Any
 from .bounds import MAX_ITERATIONS, MAX_RULE_DEPTH, MAX_RULE_NODES
 from .codegen import generate
 from .errors import JSON, RuleError
-from .flagd_operators import FLAGD_DATA_OPERATORS, FLAGD_OPERATORS
+from .flagd_operators import FLAGD_DATA_OPERATORS, FLAGD_OPERATORS, fractional_of_constants
 from .jsvalues import to_string, truthy
 from .operators import DATA_OPERATORS, PURE_OPERATORS, Operator, lookup
 
@@ -152,6 +152,10 @@ class _Compiler:
             return _iterating(operator, compiled)
         if operator == "var" and compiled and all(c in self.constants for c in compiled[:2]):
             return _var_at(*[self.constants[c] for c in compiled[:2]])
+        if operator == "fractional" and compiled:
+            fast = self.fractional(compiled)
+            if fast is not None:
+                return fast
         if operator in _READS_DATA:
             return _with_data(_READS_DATA[operator].function, compiled)
         if operator == "in" and len(compiled) == 2 and compiled[1] in self.constants:
@@ -165,6 +169,20 @@ class _Compiler:
             except Exception:  # left to fail at evaluation, as it would unfolded
                 pass
         return _eager(function, compiled)
+
+    def fractional(self, compiled: list[Evaluator]) -> Evaluator | None:
+        """``fractional`` with constant entries (the usual case), prepared once."""
+        constants = self.constants
+        first = compiled[0]
+        if first in constants and isinstance(constants[first], list):  # shorthand: all entries
+            if not all(c in constants for c in compiled):
+                return None
+            choose = fractional_of_constants(False, [constants[c] for c in compiled])
+            return lambda data, _budget: choose(data, None)
+        if not all(c in constants for c in compiled[1:]):
+            return None
+        choose = fractional_of_constants(True, [constants[c] for c in compiled[1:]])
+        return lambda data, budget: choose(data, first(data, budget))
 
     def arity(self, operator: str) -> tuple[int, int | None]:
         if operator in _CONTROL:

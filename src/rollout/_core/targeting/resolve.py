@@ -63,22 +63,62 @@ def with_flagd(context: Mapping[str, Any], flag_key: str, now: float) -> dict[st
     return data
 
 
+def _failed(error: Exception) -> Resolution:
+    message = f"the targeting rule failed: {type(error).__name__}: {error}"
+    return Resolution(None, None, ERROR, GENERAL, message)
+
+
+def _not_a_variant(result: Any, matches: Mapping[str, Resolution]) -> Resolution:
+    """A result that is not a string variant name: flagd's reading of it, or ERROR."""
+    name = _variant_name(result)
+    match = matches.get(name) if name is not None else None
+    if match is not None:
+        return match
+    shown = name if name is not None else repr(result)
+    message = f"the targeting rule returned {shown!r}, which is not a variant"
+    return Resolution(None, None, ERROR, GENERAL, message)
+
+
+Resolver = Callable[[str, Mapping[str, Any]], Resolution]
+
+
+def _resolver(
+    rule: CompiledRule,
+    matches: dict[str, Resolution],
+    fallback: Resolution,
+    now: Callable[[], float],
+) -> Resolver:
+    """The per-check function of a flag with targeting, everything it needs bound in it."""
+    evaluate, reads_flagd, iterates = rule.evaluate, rule.reads_flagd, rule.iterates
+
+    def resolve(flag_key: str, context: Mapping[str, Any]) -> Resolution:
+        try:
+            data = with_flagd(context, flag_key, now()) if reads_flagd else context
+            result = evaluate(data, new_budget() if iterates else UNSPENT)
+        except Exception as error:  # an evaluation error never escapes a check
+            return _failed(error)
+        if type(result) is str:
+            match = matches.get(result)
+            if match is not None:
+                return match
+        elif result is None:
+            return fallback
+        return _not_a_variant(result, matches)
+
+    return resolve
+
+
 class CompiledFlag:
-    """A flag definition compiled once; ``resolve`` runs per check and never raises.
+    """A flag definition compiled once; ``resolve(flag_key, context)`` never raises.
 
     Resolutions are immutable, so those that do not depend on the context (each variant's
-    match, the fallback, a disabled or static flag) are built once here and shared.
+    match, the fallback, a disabled or static flag) are built once here and shared; ``resolve``
+    is a function made for this flag (no attribute lookups per check).
     """
 
-    __slots__ = (
-        "_evaluate",
-        "_fallback",
-        "_iterates",
-        "_matches",
-        "_now",
-        "_reads_flagd",
-        "_static",
-    )
+    __slots__ = ("resolve",)
+
+    resolve: Resolver
 
     def __init__(
         self,
@@ -92,51 +132,28 @@ class CompiledFlag:
         if default is not None and default not in variants:  # parse_flagd refuses this
             problem = problem or f"the default variant {default!r} is not a variant"
             default = None
-        self._now = now
-        self._matches = {
+        matches = {
             name: Resolution(value, name, TARGETING_MATCH, None, None)
             for name, value in variants.items()
         }
-        self._fallback = (
+        fallback = (
             Resolution(None, None, DEFAULT, None, None)
             if default is None
             else Resolution(variants[default], default, DEFAULT, None, None)
         )
-        self._evaluate = rule.evaluate if rule is not None else None
-        self._reads_flagd = rule is not None and rule.reads_flagd
-        self._iterates = rule is not None and rule.iterates
-        self._static: Resolution | None = None
         if not definition.enabled:
-            self._static = Resolution(None, None, DISABLED, None, None)
+            static: Resolution | None = Resolution(None, None, DISABLED, None, None)
         elif problem is not None:
-            self._static = Resolution(None, None, ERROR, PARSE_ERROR, problem)
+            static = Resolution(None, None, ERROR, PARSE_ERROR, problem)
         elif rule is None:
-            static = self._fallback
-            self._static = static if default is None else static._replace(reason=STATIC)
-
-    def resolve(self, flag_key: str, context: Mapping[str, Any]) -> Resolution:
-        static = self._static
-        if static is not None:
-            return static
-        try:
-            data = with_flagd(context, flag_key, self._now()) if self._reads_flagd else context
-            result = self._evaluate(data, new_budget() if self._iterates else UNSPENT)  # type: ignore[misc]
-        except Exception as error:  # an evaluation error never escapes a check
-            message = f"the targeting rule failed: {type(error).__name__}: {error}"
-            return Resolution(None, None, ERROR, GENERAL, message)
-        if type(result) is str:
-            match = self._matches.get(result)
-            if match is not None:
-                return match
-        elif result is None:
-            return self._fallback
-        name = _variant_name(result)
-        match = self._matches.get(name) if name is not None else None
-        if match is not None:
-            return match
-        shown = name if name is not None else repr(result)
-        message = f"the targeting rule returned {shown!r}, which is not a variant"
-        return Resolution(None, None, ERROR, GENERAL, message)
+            static = fallback if default is None else fallback._replace(reason=STATIC)
+        else:
+            static = None
+        if static is not None or rule is None:
+            answer = static if static is not None else fallback
+            self.resolve = lambda _flag_key, _context: answer
+        else:
+            self.resolve = _resolver(rule, matches, fallback, now)
 
 
 def compile_flag(

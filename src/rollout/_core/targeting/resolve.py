@@ -175,6 +175,9 @@ def compile_flag(
         return CompiledFlag(definition, None, str(error), now)
     except RecursionError:
         return CompiledFlag(definition, None, "the targeting rule is nested too deeply", now)
+    except Exception as error:  # a definition built by hand, unchecked: still never raise
+        problem = f"the targeting rule cannot compile: {type(error).__name__}: {error}"
+        return CompiledFlag(definition, None, problem, now)
     return CompiledFlag(definition, rule, None, now)
 
 

@@ -242,6 +242,17 @@ def test_compiled_rules_agree_with_a_plain_interpretation(
     assert same(result, expected), (rule, context, result, expected)
 
 
+@settings(max_examples=300, deadline=None)
+@given(rules, contexts)
+def test_generated_code_agrees_with_the_closures(rule: Any, context: dict[str, Any]) -> None:
+    """The generated function (common operators inline) and the closure per node agree."""
+    generated = compile_rule(rule, {})
+    closures = compile_rule(rule, None)  # checking mode: closures only, nothing generated
+    result = outcome(lambda: generated.evaluate(context, new_budget()))
+    expected = outcome(lambda: closures.evaluate(context, new_budget()))
+    assert same(result, expected), (rule, context, result, expected)
+
+
 @settings(max_examples=200, deadline=None)
 @given(rules)
 def test_rules_that_read_no_data_answer_alike_for_any_context(rule: Any) -> None:

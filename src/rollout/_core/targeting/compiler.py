@@ -132,9 +132,9 @@ class _Compiler:
             return self.reference(arguments, here, depth)
         if operator not in KNOWN_OPERATORS:
             raise RuleError(here, f"unknown operator {operator!r}")
-        listed = arguments if isinstance(arguments, list) else [arguments]
         in_list = isinstance(arguments, list)
-        self.nodes += isinstance(arguments, list)
+        listed = arguments if in_list else [arguments]
+        self.nodes += in_list  # the argument list is a node of the rule too
         low, high = self.arity(operator)
         if len(listed) < low or (high is not None and len(listed) > high):
             wanted = f"{low}" if low == high else f"{low} to {high}" if high else f"{low} or more"

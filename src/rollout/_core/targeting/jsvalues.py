@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -108,9 +107,8 @@ def to_string(value: Any) -> str:
 
 
 def _to_primitive(value: Any) -> Any:
-    if isinstance(value, list | tuple | Mapping) or _kind(value) == "object":
-        return to_string(value)
-    return value
+    """JavaScript's ToPrimitive: arrays and objects become their String(); scalars stay."""
+    return to_string(value) if _kind(value) == "object" else value
 
 
 def to_number(value: Any) -> float:

@@ -35,7 +35,11 @@ GENERAL = "GENERAL"
 
 
 class Resolution(NamedTuple):
-    """What a flag resolves to for one context, in OpenFeature's (and flagd's) terms."""
+    """What a flag resolves to for one context, in OpenFeature's (and flagd's) terms.
+
+    ``value`` is the variant's own value, shared by every resolution of the flag (nothing is
+    copied per check): an object variant must be treated as read-only.
+    """
 
     value: JSON | None  # None: the caller's default applies (no default variant, DISABLED, ERROR)
     variant: str | None

@@ -11,6 +11,7 @@ the data), so ``{"in": [{"var": "plan"}, ["pro", "team"]]}`` builds its list onc
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -389,8 +390,10 @@ def compile_rule(
     compiler = _Compiler(evaluators)
     evaluate = compiler.compile(rule, path, 0)
     if evaluators is not None and evaluate not in compiler.constants:
-        # Checked: now the faster form, with the closures for what it does not inline.
-        evaluate = generate(
-            rule, evaluators, lambda node: _Compiler(evaluators).compile(node, path, 0)
-        )
+        # Checked: now the faster form, with the closures for what it does not inline. Should
+        # Python refuse the generated source (a parser limit), the closures answer the same.
+        with contextlib.suppress(SyntaxError, RecursionError, MemoryError):
+            evaluate = generate(
+                rule, evaluators, lambda node: _Compiler(evaluators).compile(node, path, 0)
+            )
     return CompiledRule(evaluate, compiler.reads_flagd, compiler.iterates)

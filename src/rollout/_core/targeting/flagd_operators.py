@@ -17,7 +17,15 @@ from .murmur3 import murmur3_32
 from .operators import Operator
 from .semver import compare, parse_version
 
-__all__ = ["FLAGD_OPERATORS", "bucket", "fractional", "fractional_of_constants"]
+__all__ = [
+    "FLAGD_DATA_OPERATORS",
+    "FLAGD_OPERATORS",
+    "bucket",
+    "distribution",
+    "fractional",
+    "fractional_of_constants",
+    "pick",
+]
 
 _MAX_WEIGHT = 2**31 - 1  # flagd keeps every weight and their sum within an int32
 

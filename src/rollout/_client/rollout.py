@@ -43,6 +43,7 @@ from .._core.state import Register
 from .._core.validate import FlagName, data_mapping, flag_name, member_name, percentage
 from ..stores import Store, open_store
 from .check_slot import CheckSlot
+from .definitions import DefinitionsAPI
 from .degrade import Degrade, OnDegrade
 from .degrade_trackers import DegradeTrackers
 from .override import Override, Overrides
@@ -89,7 +90,7 @@ def default_node_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class Rollout:
+class Rollout(DefinitionsAPI):
     """Feature flags: checked locally in memory, changed from anywhere, never losing an edit.
 
     ``store`` is a :class:`~rollout.stores.Store` or a URL (``"sqlite:///flags.db"``); without

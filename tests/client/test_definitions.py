@@ -485,3 +485,19 @@ def test_a_bad_flagd_document_writes_nothing(flags: Rollout) -> None:
     assert "limits" in raised.value.path
     assert flags.features() == []
     assert flags.rules() == {}
+
+
+def test_a_rule_from_the_future_is_held_and_can_be_accepted(flags: Rollout) -> None:
+    ahead = 2**41  # milliseconds: a clock decades ahead
+    held = {
+        "format": "rollout",
+        "version": 1,
+        "flags": {" rules": {"rule:pro": [ahead, 0, 5, PRO]}},
+    }
+    assert flags.merge(json.dumps(held).encode()) == set()
+    assert flags.rules() == {}
+    [entry] = flags.quarantined(" rules")
+    assert (entry.flag, entry.key) == (" rules", "rule:pro")
+    assert flags.accept_quarantined(" rules") == 1
+    assert flags.rules() == {"pro": PRO}
+    assert flags.features() == []

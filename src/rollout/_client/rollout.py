@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from .._core import validate as _validate
 from .._core.bucketing import Randomize
 from .._core.clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
-from .._core.codec import decode
+from .._core.codec import decode, entity_name
 from .._core.context import evaluation_context
 from .._core.evaluate import ActiveCheck, build_active
 from .._core.explain import (
@@ -663,7 +663,8 @@ class Rollout(DefinitionsAPI):
         later they are offered again: resolve them with :meth:`accept_quarantined` or
         :meth:`drop_quarantined` (docs/operations.md, "Quarantine").
         """
-        flag = _validate.flag_name(name) if name is not None else None
+        # A flag, or the named rules' entity (keys.RULES_ENTITY): its registers are held too.
+        flag = entity_name(name, "name") if name is not None else None
         return self._pipeline.quarantine.entries(flag)
 
     def accept_quarantined(self, name: FlagName, key: str | None = None) -> int:
@@ -874,4 +875,4 @@ def _percentage_argument(value: float, pct: float, method: str) -> float:
 def _quarantine_args(name: FlagName, key: str | None) -> tuple[str, str | None]:
     if key is not None and (not isinstance(key, str) or not key):
         raise ValueError(f"key must be a register key such as 'user:42' or None, got {key!r}")
-    return _validate.flag_name(name), key
+    return entity_name(name, "name"), key

@@ -501,3 +501,22 @@ def test_a_rule_from_the_future_is_held_and_can_be_accepted(flags: Rollout) -> N
     assert flags.accept_quarantined(" rules") == 1
     assert flags.rules() == {"pro": PRO}
     assert flags.features() == []
+
+
+def test_a_rule_that_fails_is_counted_and_never_raises(flags: Rollout) -> None:
+    flags.define_flag("f", {"on": True}, default_variant="on", targeting={"$ref": "gone"})
+    # Over the iteration budget: a million visits of the rows' cells.
+    cell_is_one = {"some": [{"var": ""}, {"==": [{"var": ""}, 1]}]}
+    flags.define_rule("any-one", {"some": [{"var": "rows"}, cell_is_one]})
+    flags.activate_group("chat", "any-one")
+    assert flags.active("f", 1) is False  # PARSE_ERROR: the caller's default
+    assert flags.evaluate("f").reason == "ERROR"
+    assert flags.active("chat", Grid([[0] * 1000] * 1000)) is False
+    assert flags.active("chat", Grid([[1]])) is True
+    assert flags.stats()["rule_errors"] == 3
+
+
+class Grid:
+    def __init__(self, rows: list[list[int]]) -> None:
+        self.id = "grid"
+        self.rows = rows

@@ -178,7 +178,8 @@ class Rollout(DefinitionsAPI):
             self._groups,
             lambda check: specialize(check, self._id_of, self._user_id, self._group_failed),
             history_limit,
-            lambda user: evaluation_context(user, self._id_of),
+            context_of=lambda user: evaluation_context(user, self._id_of),
+            on_rule_error=self._note_rule_error,
         )
         self._checks = self._replica.checks
         self._owns_store = isinstance(store, str)
@@ -265,6 +266,11 @@ class Rollout(DefinitionsAPI):
             # check answers for (any str id) is answered for here too.
             self._check_id(user)
         return False
+
+    def _note_rule_error(self) -> None:
+        # A targeting rule or named rule that failed in a check: it answered as flagd does (the
+        # default, reason ERROR; a group says no). Counted, never raised.
+        self._pipeline.counters["rule_errors"] += 1
 
     def _group_failed(self, check: Check, predicate: Predicate, user: object) -> None:
         group = next((g for g in check.groups if self._groups.get(g) is predicate), "?")

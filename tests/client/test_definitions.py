@@ -520,3 +520,33 @@ class Grid:
     def __init__(self, rows: list[list[int]]) -> None:
         self.id = "grid"
         self.rows = rows
+
+
+def test_definitions_compile_once_per_change_not_per_check(
+    flags: Rollout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rollout._client.replica as replica_module
+
+    compiled: list[str] = []
+    real = replica_module.compile_flag
+
+    def counting(definition: Any, rules: Any) -> Any:
+        compiled.append(json.dumps(definition.targeting))
+        return real(definition, rules)
+
+    monkeypatch.setattr(replica_module, "compile_flag", counting)
+    flags.define_rule("pro", PRO)
+    flags.define_flag("uses", {"a": 1, "b": 2}, default_variant="a", targeting=REF_IF_PRO)
+    flags.define_flag("plain", {"x": True}, default_variant="x")
+    assert len(compiled) == 2
+    for user in range(200):
+        flags.evaluate("uses", {"targetingKey": str(user), "plan": "pro"})
+        flags.active("plain", user)
+    assert len(compiled) == 2  # checks run what was compiled
+    flags.define_rule("unused", PRO)
+    assert len(compiled) == 2  # no flag refers to it
+    flags.define_rule("pro", {"==": [{"var": "plan"}, "pro"]})
+    assert compiled[2:] == [json.dumps(REF_IF_PRO)]  # only the flag that refers to it
+
+
+REF_IF_PRO = {"if": [{"$ref": "pro"}, "b", "a"]}

@@ -18,6 +18,7 @@ place, each a few lines over the parts.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -31,18 +32,37 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from .._core import validate as _validate
 from .._core.bucketing import Randomize
 from .._core.clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
-from .._core.codec import decode
+from .._core.codec import decode, entity_name
+from .._core.context import evaluation_context
 from .._core.evaluate import ActiveCheck, build_active
-from .._core.explain import Explanation, explain_check, explain_override, explain_unknown
+from .._core.explain import (
+    Explanation,
+    explain_check,
+    explain_definition,
+    explain_override,
+    explain_unknown,
+)
 from .._core.feature import Check, Feature
 from .._core.history import DEFAULT_HISTORY_LIMIT, HistoryEvent, write_context
-from .._core.keys import DATA, DATA_RESET, EXCLUDE, EXISTS, GROUP, PERCENTAGE, RESET, TIME, USER
+from .._core.keys import (
+    DATA,
+    DATA_RESET,
+    DEFINITION_RESET,
+    EXCLUDE,
+    EXISTS,
+    GROUP,
+    PERCENTAGE,
+    RESET,
+    TIME,
+    USER,
+)
 from .._core.redact import redact_url
 from .._core.specialize import check_id, specialize
 from .._core.state import Register
 from .._core.validate import FlagName, data_mapping, flag_name, member_name, percentage
 from ..stores import Store, open_store
 from .check_slot import CheckSlot
+from .definitions import DefinitionsAPI
 from .degrade import Degrade, OnDegrade
 from .degrade_trackers import DegradeTrackers
 from .override import Override, Overrides
@@ -69,7 +89,7 @@ P = TypeVar("P", bound=Predicate)
 #: ``set`` is the method ``Rollout.set``.)
 Changed = set[str]
 
-_DELETE: Mapping[str, Any] = {RESET: None, DATA_RESET: None, EXISTS: False}
+_DELETE: Mapping[str, Any] = {RESET: None, DATA_RESET: None, DEFINITION_RESET: None, EXISTS: False}
 
 #: An argument not given (None is a value, refused with its own message).
 _UNSET: Any = object()
@@ -89,7 +109,7 @@ def default_node_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class Rollout:
+class Rollout(DefinitionsAPI):
     """Feature flags: checked locally in memory, changed from anywhere, never losing an edit.
 
     ``store`` is a :class:`~rollout.stores.Store` or a URL (``"sqlite:///flags.db"``); without
@@ -158,6 +178,8 @@ class Rollout:
             self._groups,
             lambda check: specialize(check, self._id_of, self._user_id, self._group_failed),
             history_limit,
+            context_of=lambda user: evaluation_context(user, self._id_of),
+            on_rule_error=self._note_rule_error,
         )
         self._checks = self._replica.checks
         self._owns_store = isinstance(store, str)
@@ -245,6 +267,11 @@ class Rollout:
             self._check_id(user)
         return False
 
+    def _note_rule_error(self) -> None:
+        # A targeting rule or named rule that failed in a check: it answered as flagd does (the
+        # default, reason ERROR; a group says no). Counted, never raised.
+        self._pipeline.counters["rule_errors"] += 1
+
     def _group_failed(self, check: Check, predicate: Predicate, user: object) -> None:
         group = next((g for g in check.groups if self._groups.get(g) is predicate), "?")
         self._note_group_error(group, user)
@@ -275,12 +302,22 @@ class Rollout:
         check = self._checks.get(flag)
         if check is None:
             return explain_unknown(flag, uid)
-        return explain_check(check, uid, user, self._explain_group, random)
+        compiled = self._replica.definitions.get(flag)
+        if compiled is not None:
+            resolution = compiled.resolve(flag, self._replica.context_of(user))
+            return explain_definition(flag, uid, resolution)
+        explanation = explain_check(check, uid, user, self._explain_group, random)
+        group = explanation.group
+        if group is not None and group not in self._groups:  # a named rule said yes
+            message = f"on: the named rule {group!r} (a group) says yes"
+            explanation = dataclasses.replace(explanation, message=message)
+        return explanation
 
     def _explain_group(self, group: str, user: object) -> bool:
         # As the compiled check runs a predicate: undefined says no, one that raises says no
-        # and is counted and logged once.
-        predicate = self._groups.get(group)
+        # and is counted and logged once. A group without a predicate in code is the named
+        # rule of that name, if there is one.
+        predicate = self._replica.group_predicates.get(group)
         if predicate is None:
             return False
         try:
@@ -632,7 +669,8 @@ class Rollout:
         later they are offered again: resolve them with :meth:`accept_quarantined` or
         :meth:`drop_quarantined` (docs/operations.md, "Quarantine").
         """
-        flag = _validate.flag_name(name) if name is not None else None
+        # A flag, or the named rules' entity (keys.RULES_ENTITY): its registers are held too.
+        flag = entity_name(name, "name") if name is not None else None
         return self._pipeline.quarantine.entries(flag)
 
     def accept_quarantined(self, name: FlagName, key: str | None = None) -> int:
@@ -843,4 +881,4 @@ def _percentage_argument(value: float, pct: float, method: str) -> float:
 def _quarantine_args(name: FlagName, key: str | None) -> tuple[str, str | None]:
     if key is not None and (not isinstance(key, str) or not key):
         raise ValueError(f"key must be a register key such as 'user:42' or None, got {key!r}")
-    return _validate.flag_name(name), key
+    return entity_name(name, "name"), key

@@ -252,16 +252,21 @@ def _rows() -> list[Row]:
             "Fractional operator with nested if expression as variant name",
             "fractional-nested-if-flag", value, targeting_key, attributes={"tier": tier},
         )  # fmt: skip
-    for targeting_key, color, value in [
-        ("jon@company.com", "red", "red"),
-        ("jon@company.com", "green", "green"),
-        ("user1", "red", "blue"),
-        ("jon@company.com", "yellow", "fallback"),
-        ("jon@company.com", "", "fallback"),
+    # A bucket naming no variant ("yellow", ""): the scenario asserts only the value, which
+    # is the caller's default; flagd's evaluator answers it with error GENERAL (a targeting
+    # result that is not a variant, core/pkg/evaluator/json.go), and so must we.
+    general = ErrorCode.GENERAL
+    for targeting_key, color, value, error in [
+        ("jon@company.com", "red", "red", None),
+        ("jon@company.com", "green", "green", None),
+        ("user1", "red", "blue", None),
+        ("jon@company.com", "yellow", "fallback", general),
+        ("jon@company.com", "", "fallback", general),
     ]:
         fractional(
             "Fractional operator with nested var expression as variant name",
             "fractional-nested-var-flag", value, targeting_key, attributes={"color": color},
+            error=error,
         )  # fmt: skip
     for targeting_key, tier, value in [
         ("jon@company.com", "premium", "red"),

@@ -219,3 +219,14 @@ def test_resolve_value_details_is_the_value_of_any_type(
         assert not provider.has_definition("nothing")
     finally:
         provider.shutdown()
+
+
+def test_an_override_forces_a_defined_boolean_flag_for_every_context(
+    flags: Rollout, client: OpenFeatureClient
+) -> None:
+    rule = {"if": [{"==": [{"var": "targetingKey"}, "42"]}, "on", "off"]}
+    flags.define_flag("beta", {"on": True, "off": False}, default_variant="off", targeting=rule)
+    with flags.override("beta", True):
+        forced = client.get_boolean_details("beta", False, EvaluationContext("7"))
+        assert (forced.value, forced.variant, forced.reason) == (True, "on", Reason.STATIC)
+    assert client.get_boolean_value("beta", True, EvaluationContext("7")) is False

@@ -96,10 +96,11 @@ def seeded(flags: Rollout) -> Rollout:
         metadata={"owner": "web", "ticket": 7},
     )
     flags.define_flag("quiet", {"on": True, "off": False}, default_variant="on", enabled=False)
-    rule = {"if": [{"==": [{"var": "targetingKey"}, "alice"]}, "gold", None]}
-    flags.define_flag("tier", {"gold": 1.5, "none": 0.0}, default_variant=None, targeting=rule)
-    rule = {"if": [{"$ref": "missing"}, "b"]}
-    flags.define_flag("broken", {"a": {"n": 1}, "b": {"n": 2}}, default_variant="a", targeting=rule)
+    alice = {"if": [{"==": [{"var": "targetingKey"}, "alice"]}, "gold", None]}
+    flags.define_flag("tier", {"gold": 1.5, "none": 0.0}, default_variant=None, targeting=alice)
+    missing = {"if": [{"$ref": "missing"}, "b"]}
+    variants = {"a": {"n": 1}, "b": {"n": 2}}
+    flags.define_flag("broken", variants, default_variant="a", targeting=missing)
     return flags
 
 

@@ -133,6 +133,8 @@ CASES: list[tuple[Any, Any, Any]] = [
     ([{"var": "a"}, 2], {"a": 1}, [1, 2]),
     ({"if": [True, {"a": 1, "b": 2}, 0]}, {}, {"a": 1, "b": 2}),
     ({}, {}, {}),
+    # a folded constant beside a closure (once mistaken for one another by a reused id)
+    ({"cat": [{"==": [None, None]}, {"and": [False, None]}]}, {}, "truefalse"),
 ]
 
 

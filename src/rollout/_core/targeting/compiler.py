@@ -89,11 +89,13 @@ class _Compiler:
         self.nodes = 0
         self.expanding: list[str] = []
         self.reads_flagd = False
-        self.constants: dict[int, Any] = {}  # id(evaluator) -> its value, for folding
+        # Constant evaluators -> their value, for folding. Keyed by the function itself, not
+        # by its id, which a later closure may reuse once a folded-away one is freed.
+        self.constants: dict[Evaluator, Any] = {}
 
     def const(self, value: Any) -> Evaluator:
         evaluator = _constant(value)
-        self.constants[id(evaluator)] = value
+        self.constants[evaluator] = value
         return evaluator
 
     def compile(self, node: JSON, path: str, depth: int) -> Evaluator:
@@ -104,8 +106,8 @@ class _Compiler:
             raise RuleError(path, f"the rule is nested deeper than {MAX_RULE_DEPTH} levels")
         if isinstance(node, list):
             items = [self.compile(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node)]
-            if all(id(item) in self.constants for item in items):
-                return self.const([self.constants[id(item)] for item in items])
+            if all(item in self.constants for item in items):
+                return self.const([self.constants[item] for item in items])
             return lambda data, budget: [item(data, budget) for item in items]
         if isinstance(node, dict) and len(node) == 1:
             ((operator, arguments),) = node.items()
@@ -142,9 +144,9 @@ class _Compiler:
         if operator in _READS_DATA:
             return _with_data(_READS_DATA[operator].function, compiled)
         function = _EAGER[operator].function
-        if all(id(c) in self.constants for c in compiled):
+        if all(c in self.constants for c in compiled):
             try:
-                return self.const(function(*[self.constants[id(c)] for c in compiled]))
+                return self.const(function(*[self.constants[c] for c in compiled]))
             except Exception:  # left to fail at evaluation, as it would unfolded
                 pass
         return _eager(function, compiled)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from openfeature import api
@@ -230,3 +231,17 @@ def test_an_override_forces_a_defined_boolean_flag_for_every_context(
         forced = client.get_boolean_details("beta", False, EvaluationContext("7"))
         assert (forced.value, forced.variant, forced.reason) == (True, "on", Reason.STATIC)
     assert client.get_boolean_value("beta", True, EvaluationContext("7")) is False
+
+
+def test_a_datetime_attribute_is_read_as_its_rfc_3339_text(
+    flags: Rollout, client: OpenFeatureClient
+) -> None:
+    rule = {"if": [{"starts_with": [{"var": "account.created"}, "2024-"]}, "old", "new"]}
+    flags.define_flag(
+        "welcome", {"old": "hi", "new": "welcome"}, default_variant="new", targeting=rule
+    )
+    created = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+    context = EvaluationContext("7", {"account": {"created": created}})
+    assert client.get_string_value("welcome", "?", context) == "hi"
+    flags.set_targeting("welcome", {"if": [{"==": [{"var": "at"}, "2024-05-01T12:30:00Z"]}, "old"]})
+    assert client.get_string_value("welcome", "?", EvaluationContext("7", {"at": created})) == "hi"

@@ -16,6 +16,7 @@ they are. What the provider adds is OpenFeature's side of it:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -51,14 +52,27 @@ _ERRORS: Mapping[str, Callable[[str], OpenFeatureError]] = {
 
 def engine_context(context: EvaluationContext | None) -> dict[str, Any]:
     """The evaluation context as the engine reads it: the attributes, and ``targetingKey``
-    when the context has one (as flagd's providers build it)."""
+    when the context has one (as flagd's providers build it). A datetime attribute (OpenFeature
+    allows them) is its RFC 3339 text, as flagd reads one after its JSON encoding and as an
+    OFREP client sends one: a rule then answers the same in process and over HTTP."""
     if context is None:
         return {}
-    flat: dict[str, Any] = dict(context.attributes)
+    flat: dict[str, Any] = {name: _as_json(item) for name, item in context.attributes.items()}
     key = targeting_key(context)  # InvalidContextError for a key that is not a str or int
     if key is not None:
         flat["targetingKey"] = key
     return flat
+
+
+def _as_json(item: object) -> object:
+    if isinstance(item, datetime):
+        text = item.isoformat()
+        return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
+    if isinstance(item, Mapping):
+        return {name: _as_json(inner) for name, inner in item.items()}
+    if isinstance(item, list | tuple):
+        return [_as_json(inner) for inner in item]
+    return item
 
 
 def resolve_defined(

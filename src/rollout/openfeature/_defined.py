@@ -64,7 +64,13 @@ def engine_context(context: EvaluationContext | None) -> dict[str, Any]:
     return flat
 
 
+#: Attribute types passed as they are (most attributes: checked first, by exact type).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _as_json(item: object) -> object:
+    if type(item) in _SCALARS:
+        return item
     if isinstance(item, datetime):
         text = item.isoformat()
         return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
@@ -120,11 +126,12 @@ def _evaluate(flags: Rollout, flag_key: str, context: EvaluationContext | None) 
     return resolution
 
 
+_REASONS: Mapping[str, Reason] = {reason.value: reason for reason in Reason}
+
+
 def _reason(reason: str) -> Reason:
-    try:
-        return Reason(reason)
-    except ValueError:  # a reason OpenFeature does not name: say so rather than guess
-        return Reason.UNKNOWN
+    # A reason OpenFeature does not name is UNKNOWN: say so rather than guess.
+    return _REASONS.get(reason, Reason.UNKNOWN)
 
 
 def _failure(

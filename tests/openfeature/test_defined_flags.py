@@ -14,14 +14,18 @@ import pytest
 from openfeature import api
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
+from openfeature.event import ProviderEvent
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
 
 from rollout import Rollout
 from rollout.openfeature import RolloutProvider
 
+from .test_events import Attached
+
 _domains = itertools.count()
 
+CHANGED = ProviderEvent.PROVIDER_CONFIGURATION_CHANGED
 PRO = {"in": [{"var": "plan"}, ["pro", "enterprise"]]}
 
 
@@ -245,3 +249,25 @@ def test_a_datetime_attribute_is_read_as_its_rfc_3339_text(
     assert client.get_string_value("welcome", "?", context) == "hi"
     flags.set_targeting("welcome", {"if": [{"==": [{"var": "at"}, "2024-05-01T12:30:00Z"]}, "old"]})
     assert client.get_string_value("welcome", "?", EvaluationContext("7", {"at": created})) == "hi"
+
+
+def test_definition_and_named_rule_changes_emit_configuration_changed_with_the_flags(
+    flags: Rollout, provider: RolloutProvider
+) -> None:
+    attached = Attached(provider)
+    provider.initialize(EvaluationContext())
+    try:
+        flags.define_rule("pro", PRO)
+        flags.define_flag(
+            "color",
+            {"red": "#f00", "blue": "#00f"},
+            default_variant="red",
+            targeting={"if": [{"$ref": "pro"}, "blue"]},
+        )
+        flags.define_flag("size", {"s": 1, "l": 3}, default_variant="s")
+        flags.set_variant("size", "l", 4)
+        flags.define_rule("pro", {"==": [{"var": "plan"}, "pro"]})  # only `color` uses it
+    finally:
+        provider.shutdown()
+    changed = [details.flags_changed for event, details in attached.events if event is CHANGED]
+    assert changed == [["color"], ["size"], ["size"], ["color"]]

@@ -64,14 +64,22 @@ def bulk(context: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    "context",
-    [{}, {"targetingKey": "alice"}, {"targetingKey": "bob", "plan": "pro"}, {"plan": "free"}],
+    ("context", "color"),
+    [
+        ({}, "#f00"),
+        ({"targetingKey": "alice"}, "#f00"),
+        ({"targetingKey": "bob", "plan": "pro"}, "#00f"),
+        ({"plan": "free"}, "#f00"),
+    ],
 )
-def test_bulk_answers_every_defined_flag_as_the_provider_does(context: dict[str, Any]) -> None:
+def test_bulk_answers_every_defined_flag_as_the_provider_does(
+    context: dict[str, Any], color: str
+) -> None:
     status, body = bulk(context)
     assert status == 200
     answers = {answer["key"]: answer for answer in body["flags"]}
     assert sorted(answers) == ["broken", "chat", "color", "quiet", "tier"]  # no named rule
+    assert answers["color"]["value"] == color
     with defined(Rollout()) as flags:
         provider = RolloutProvider(flags, status_interval=None)
         attributes = dict(context)

@@ -235,6 +235,7 @@ def test_an_override_forces_a_defined_boolean_flag_for_every_context(
         forced = client.get_boolean_details("beta", False, EvaluationContext("7"))
         assert (forced.value, forced.variant, forced.reason) == (True, "on", Reason.STATIC)
     assert client.get_boolean_value("beta", True, EvaluationContext("7")) is False
+    assert client.get_boolean_value("beta", False, EvaluationContext("42")) is True
 
 
 def test_a_datetime_attribute_is_read_as_its_rfc_3339_text(

@@ -360,6 +360,14 @@ def test_every_change_is_in_history_with_actor_and_reason(flags: Rollout) -> Non
     )
 
 
+def test_a_rule_creates_no_flag_in_history_and_other_writes_still_do(flags: Rollout) -> None:
+    flags.define_rule("pro", PRO)
+    flags.remove_rule("pro")
+    assert [e.after for e in flags.rule_history()] == [{"rule:pro": None}, {"rule:pro": PRO}]
+    flags.set_feature_data("empty", {})  # a write of nothing still creates the flag
+    assert [e.after for e in flags.history("empty")] == [{"exists": True}]
+
+
 # Replication: export/merge, element by element ---------------------------------------------
 
 

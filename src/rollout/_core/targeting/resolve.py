@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from .compiler import CompiledRule, compile_rule, new_budget
+from .compiler import UNSPENT, CompiledRule, compile_rule, new_budget
 from .definition import FlagDefinition
 from .errors import JSON, RuleError
 from .jsvalues import number_to_string, truthy
@@ -64,9 +64,21 @@ def with_flagd(context: Mapping[str, Any], flag_key: str, now: float) -> dict[st
 
 
 class CompiledFlag:
-    """A flag definition compiled once; ``resolve`` runs per check and never raises."""
+    """A flag definition compiled once; ``resolve`` runs per check and never raises.
 
-    __slots__ = ("_default", "_now", "_problem", "_rule", "_static", "_variants")
+    Resolutions are immutable, so those that do not depend on the context (each variant's
+    match, the fallback, a disabled or static flag) are built once here and shared.
+    """
+
+    __slots__ = (
+        "_evaluate",
+        "_fallback",
+        "_iterates",
+        "_matches",
+        "_now",
+        "_reads_flagd",
+        "_static",
+    )
 
     def __init__(
         self,
@@ -75,49 +87,56 @@ class CompiledFlag:
         problem: str | None,
         now: Callable[[], float],
     ) -> None:
-        self._variants = dict(definition.variants)
+        variants = dict(definition.variants)
         default = definition.default_variant
-        self._default = default
-        self._rule = rule
-        self._problem = problem
+        if default is not None and default not in variants:  # parse_flagd refuses this
+            problem = problem or f"the default variant {default!r} is not a variant"
+            default = None
         self._now = now
+        self._matches = {
+            name: Resolution(value, name, TARGETING_MATCH, None, None)
+            for name, value in variants.items()
+        }
+        self._fallback = (
+            Resolution(None, None, DEFAULT, None, None)
+            if default is None
+            else Resolution(variants[default], default, DEFAULT, None, None)
+        )
+        self._evaluate = rule.evaluate if rule is not None else None
+        self._reads_flagd = rule is not None and rule.reads_flagd
+        self._iterates = rule is not None and rule.iterates
+        self._static: Resolution | None = None
         if not definition.enabled:
-            self._static: Resolution | None = Resolution(None, None, DISABLED, None, None)
+            self._static = Resolution(None, None, DISABLED, None, None)
         elif problem is not None:
             self._static = Resolution(None, None, ERROR, PARSE_ERROR, problem)
         elif rule is None:
-            self._static = (
-                Resolution(None, None, DEFAULT, None, None)
-                if default is None
-                else Resolution(self._variants[default], default, STATIC, None, None)
-            )
-        else:
-            self._static = None
-
-    def _fallback(self) -> Resolution:
-        if self._default is None:
-            return Resolution(None, None, DEFAULT, None, None)
-        return Resolution(self._variants[self._default], self._default, DEFAULT, None, None)
+            static = self._fallback
+            self._static = static if default is None else static._replace(reason=STATIC)
 
     def resolve(self, flag_key: str, context: Mapping[str, Any]) -> Resolution:
-        if self._static is not None:
-            return self._static
-        rule = self._rule
-        assert rule is not None
+        static = self._static
+        if static is not None:
+            return static
         try:
-            data = with_flagd(context, flag_key, self._now()) if rule.reads_flagd else context
-            result = rule.evaluate(data, new_budget())
+            data = with_flagd(context, flag_key, self._now()) if self._reads_flagd else context
+            result = self._evaluate(data, new_budget() if self._iterates else UNSPENT)  # type: ignore[misc]
         except Exception as error:  # an evaluation error never escapes a check
             message = f"the targeting rule failed: {type(error).__name__}: {error}"
             return Resolution(None, None, ERROR, GENERAL, message)
-        if result is None:
-            return self._fallback()
+        if type(result) is str:
+            match = self._matches.get(result)
+            if match is not None:
+                return match
+        elif result is None:
+            return self._fallback
         name = _variant_name(result)
-        if name is None or name not in self._variants:
-            shown = name if name is not None else repr(result)
-            message = f"the targeting rule returned {shown!r}, which is not a variant"
-            return Resolution(None, None, ERROR, GENERAL, message)
-        return Resolution(self._variants[name], name, TARGETING_MATCH, None, None)
+        match = self._matches.get(name) if name is not None else None
+        if match is not None:
+            return match
+        shown = name if name is not None else repr(result)
+        message = f"the targeting rule returned {shown!r}, which is not a variant"
+        return Resolution(None, None, ERROR, GENERAL, message)
 
 
 def compile_flag(
@@ -158,12 +177,13 @@ def compile_predicate(
         compiled = compile_rule(rule, evaluators)
     except RecursionError:
         raise RuleError("$", "the rule is nested too deeply") from None
-    evaluate, reads_flagd = compiled.evaluate, compiled.reads_flagd
+    evaluate, reads_flagd, iterates = compiled.evaluate, compiled.reads_flagd, compiled.iterates
 
     def predicate(context: Mapping[str, Any]) -> bool:
         try:
             data = with_flagd(context, "", now()) if reads_flagd else context
-            return truthy(evaluate(data, new_budget()))
+            result = evaluate(data, new_budget() if iterates else UNSPENT)
+            return result if result is True or result is False else truthy(result)
         except Exception as error:  # never raised into a check
             if on_error is not None:
                 on_error(error)

@@ -272,3 +272,24 @@ def test_definition_and_named_rule_changes_emit_configuration_changed_with_the_f
         provider.shutdown()
     changed = [details.flags_changed for event, details in attached.events if event is CHANGED]
     assert changed == [["color"], ["size"], ["size"], ["color"]]
+
+
+def test_a_flagd_files_set_metadata_is_in_each_flags_metadata_under_its_own(
+    flags: Rollout, client: OpenFeatureClient
+) -> None:
+    flags.load_flagd(
+        {
+            "metadata": {"flagSetId": "shop", "version": "3"},
+            "flags": {
+                "banner": {
+                    "state": "ENABLED",
+                    "variants": {"on": "Sale", "off": ""},
+                    "defaultVariant": "on",
+                    "metadata": {"version": "4", "owner": "web"},
+                },
+            },
+        }
+    )
+    details = client.get_string_details("banner", "?")
+    assert details.value == "Sale"
+    assert dict(details.flag_metadata) == {"flagSetId": "shop", "version": "4", "owner": "web"}

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from rollout import Rollout
-from rollout._core.targeting import Resolution, RuleError, parse_flagd
+from rollout import Resolution, Rollout, RuleError
+from rollout._core.targeting import parse_flagd
 from rollout.errors import UnknownFlagError
 
 PRO = {"in": [{"var": "plan"}, ["pro", "enterprise"]]}

@@ -67,7 +67,6 @@ class DefinitionsAPI:
         _overrides: Overrides
 
         def explain(self, name: FlagName, user: object = None) -> Explanation: ...
-        def _user_id(self, user: object, argument: str = "user") -> str: ...
 
     # Definitions ------------------------------------------------------------------------------
 

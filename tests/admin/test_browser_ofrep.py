@@ -131,3 +131,60 @@ def test_a_flag_flips_on_the_page_after_a_change_through_the_api(
             assert 304 not in statuses  # told, not polling
     finally:
         context.close()
+
+
+DEFINED_PAGE = """<!doctype html>
+<meta charset="utf-8">
+<title>shop</title>
+<p>tier: <span id="tier">loading</span>; quiet: <span id="quiet">loading</span></p>
+<script src="/ofrep-bundle.js"></script>
+<script>
+  const provider = new OFREPWebProvider({
+    baseUrl: "%(serve)s",
+    headers: [["Authorization", "Bearer %(token)s"]],
+  });
+  const client = OpenFeature.getClient();
+  const render = () => {
+    const tier = client.getStringDetails("tier", "none");
+    document.getElementById("tier").textContent = `${tier.value} ${tier.variant} ${tier.reason}`;
+    const quiet = client.getBooleanDetails("quiet", true);
+    document.getElementById("quiet").textContent = `${quiet.value} ${quiet.reason}`;
+  };
+  client.addHandler("PROVIDER_CONFIGURATION_CHANGED", render);
+  OpenFeature.setContext({ targetingKey: "alice", plan: "team" })
+    .then(() => OpenFeature.setProviderAndWait(provider))
+    .then(render);
+</script>
+"""
+
+
+def test_a_defined_flag_on_the_page_follows_a_change_to_its_named_rule(
+    browser: Browser, page_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    """Variants and a named rule, loaded into the store, evaluated by the browser's OFREP
+    provider; another process changes the rule and the page shows the new variant."""
+    store = f"sqlite:///{tmp_path / 'rollout.db'}"
+    with Rollout(store) as seed:
+        seed.define_rule("paying", {"in": [{"var": "plan"}, ["pro"]]})
+        rule = {"if": [{"$ref": "paying"}, "gold"]}
+        variants = {"gold": "gold", "basic": "basic"}
+        seed.define_flag("tier", variants, default_variant="basic", targeting=rule)
+        seed.define_flag("quiet", {"on": True, "off": False}, default_variant="on", enabled=False)
+    origin, folder = page_server
+    args = ["--http", f"127.0.0.1:{free_port()}", "--token", f"ops={ADMIN}"]
+    args += ["--eval-token", f"web={WEB}", "--cors-origin", origin]
+    with serve(*args, cwd=tmp_path, token=ADMIN) as server:
+        values = {"serve": server.url.rstrip("/"), "token": WEB}
+        (folder / "index.html").write_text(DEFINED_PAGE % values)
+        context = browser.new_context()
+        page: Page = context.new_page()
+        try:
+            page.goto(f"{origin}/index.html")
+            expect(page.locator("#tier")).to_have_text("basic basic DEFAULT")
+            # Disabled: no value and no variant name, so the page's own default.
+            expect(page.locator("#quiet")).to_have_text("true DISABLED")
+            with Rollout(store) as writer:
+                writer.define_rule("paying", {"in": [{"var": "plan"}, ["pro", "team"]]})
+            expect(page.locator("#tier")).to_have_text("gold gold TARGETING_MATCH")
+        finally:
+            context.close()

@@ -44,6 +44,9 @@ ALWAYS = [
 ]
 POSITIVE = [*ALWAYS, schemathesis.checks.positive_data_acceptance]
 KEYS = ["everyone", "nobody", "vip", "half", "color", "limit", "layout", "pro-only", "missing"]
+#: Flags with a definition: targeted, disabled, without a default variant, and one whose rule
+#: names a missing named rule (PARSE_ERROR, a 400 for any context).
+DEFINED = ["plan-color", "quiet", "tier", "broken"]
 
 
 @cache
@@ -84,10 +87,24 @@ def seeded(flags: Rollout) -> Rollout:
     flags.set_feature_data("layout", {"value": {"columns": 2}, "off_value": {}})
     flags.define_group("pro", lambda user: getattr(user, "plan", None) == "pro")
     flags.activate_group("pro-only", "pro")
+    flags.define_rule("paying", {"in": [{"var": "plan"}, ["pro", "enterprise"]]})
+    flags.define_flag(
+        "plan-color",
+        {"red": "#f00", "blue": "#00f"},
+        default_variant="red",
+        targeting={"if": [{"$ref": "paying"}, "blue"]},
+        metadata={"owner": "web", "ticket": 7},
+    )
+    flags.define_flag("quiet", {"on": True, "off": False}, default_variant="on", enabled=False)
+    alice = {"if": [{"==": [{"var": "targetingKey"}, "alice"]}, "gold", None]}
+    flags.define_flag("tier", {"gold": 1.5, "none": 0.0}, default_variant=None, targeting=alice)
+    missing = {"if": [{"$ref": "missing"}, "b"]}
+    variants = {"a": {"n": 1}, "b": {"n": 2}}
+    flags.define_flag("broken", variants, default_variant="a", targeting=missing)
     return flags
 
 
-TARGETS = [("evaluateFlag", key) for key in KEYS] + [
+TARGETS = [("evaluateFlag", key) for key in KEYS + DEFINED] + [
     ("evaluateFlag", None),
     ("evaluateFlagsBulk", None),
 ]
@@ -106,8 +123,9 @@ def test_ofrep_answers_as_its_document_says(
         fixed = {"key": key} if key is not None else None
         strategy = operation.as_strategy(mode, path_parameters=fixed)
         # A schema-valid context may hold an empty targetingKey: `half` (a percentage of users)
-        # then answers 400 TARGETING_KEY_MISSING, as the document's own 400 example does.
-        positive = ALWAYS if key == "half" else POSITIVE
+        # then answers 400 TARGETING_KEY_MISSING, as the document's own 400 example does;
+        # `broken` answers 400 PARSE_ERROR whatever the context.
+        positive = ALWAYS if key in {"half", "broken"} else POSITIVE
         checks = positive if mode == GenerationMode.POSITIVE else ALWAYS
 
         @given(case=strategy)

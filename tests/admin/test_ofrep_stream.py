@@ -180,3 +180,45 @@ def test_streams_refused_past_the_cap_do_not_flood_the_log(
     assert refused == [503] * 50
     lines = [r for r in caplog.records if "refused an event stream" in r.getMessage()]
     assert len(lines) == 1
+
+
+def test_a_named_rules_change_reaches_the_stream_of_a_key_limited_to_a_flag_using_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rule is no flag, but its change moves the answers of the flags that ``$ref`` it: a key
+    limited to one of those is told; a rule no flag of its uses tells it nothing."""
+    monkeypatch.setattr(events_module, "KEEPALIVE", 0.2)
+    narrow = {"Authorization": f"Bearer {WEB}"}
+    with Rollout() as flags:
+        flags.define_rule("paying", {"==": [{"var": "plan"}, "pro"]})
+        flags.define_rule("staff", {"==": [{"var": "team"}, "ops"]})
+        rule = {"if": [{"$ref": "paying"}, "gold"]}
+        variants = {"gold": "gold", "basic": "basic"}
+        flags.define_flag("tier", variants, default_variant="basic", targeting=rule)
+        rule = {"if": [{"$ref": "staff"}, "gold"]}
+        flags.define_flag("secret", variants, default_variant="basic", targeting=rule)
+        app = create_app(
+            flags,
+            tokens={"ops": ADMIN, "web": WEB},
+            scopes={"web": "evaluate"},
+            token_flags={"web": ["tier"]},
+        )
+        with (
+            dashboard_serve(app) as url,
+            httpx.Client(base_url=url, timeout=30.0) as http,
+        ):
+            body = {"context": {"plan": "team"}}
+            first = http.post(BULK, json=body, headers=narrow)
+            assert [answer["value"] for answer in first.json()["flags"]] == ["basic"]
+            uri = first.json()["eventStreams"][0]["endpoint"]["requestUri"]
+            with http.stream("GET", uri) as events:
+                lines = (line for line in events.iter_lines() if line)
+                assert next(lines).startswith("retry:")
+                flags.define_rule("staff", {"==": [{"var": "team"}, "web"]})
+                seen = [next(lines), next(lines), next(lines)]  # keepalives only
+                assert [line for line in seen if line.startswith("data:")] == []
+                flags.define_rule("paying", {"in": [{"var": "plan"}, ["pro", "team"]]})
+                data = next(line for line in lines if line.startswith("data:"))
+                assert json.loads(data.removeprefix("data:")) == {"type": "refetchEvaluation"}
+                again = http.post(BULK, json=body, headers=narrow)
+                assert [answer["value"] for answer in again.json()["flags"]] == ["gold"]

@@ -3,7 +3,8 @@
 Any OpenFeature OFREP provider (Python, Go, Java, the browser's) evaluates this server's flags
 through these two endpoints, as the protocol's OpenAPI document (0.3.0) has them. The evaluation
 is the Python provider's own (:meth:`RolloutProvider.resolve_value_details`): the same
-``ContextUser`` for group predicates, typed values, variants, reasons and errors, so a flag
+``ContextUser`` for group predicates, typed values, variants, reasons and errors (and, for a
+flag with a definition, ``flags.evaluate``'s answer, as flagd's OFREP gives it), so a flag
 answers the same in process and over HTTP. What a token may evaluate is its grant's
 (``_grants.py``): a flag outside it is not found, and a bulk evaluation leaves it out.
 
@@ -164,17 +165,25 @@ class Ofrep:
         """One flag's OFREP answer: an evaluation success or failure object."""
         details: FlagResolutionDetails[object] = self.provider.resolve_value_details(key, context)
         if details.error_code is not None:
-            return {
+            failure: dict[str, Any] = {
                 "key": key,
                 "errorCode": details.error_code.value,
                 "errorDetails": details.error_message or details.error_code.value,
             }
+            if details.flag_metadata:  # a defined flag's error still says what flag it is
+                failure["metadata"] = dict(details.flag_metadata)
+            return failure
         answer: dict[str, Any] = {"key": key, "reason": str(details.reason)}
         if details.value is not None:
             answer["value"] = details.value
-        # Off without an off_value: no value (the caller's code default). The variant is "off"
-        # rather than none, since the flag is off and the Python OFREP client requires one.
-        answer["variant"] = details.variant or "off"
+        # No value: the caller's code default. flagd then leaves the variant out, but the
+        # Python OFREP client requires the field, so there is one: for an on/off flag "off"
+        # (it is off), for a defined flag "" (no variant: its DISABLED, or DEFAULT without a
+        # default variant; "" names none, as in flagd's Go).
+        variant = details.variant
+        if variant is None:
+            variant = "" if self.provider.has_definition(key) else "off"
+        answer["variant"] = variant
         answer["metadata"] = dict(details.flag_metadata)
         return answer
 

@@ -31,6 +31,7 @@ __all__ = [
     "as_object",
     "as_str",
     "copy_json",
+    "definition_metadata",
 ]
 
 #: The data key holding a typed flag's value when the flag is on for the context.
@@ -52,7 +53,7 @@ class FlagView(Rules):
     """What a resolution needs to know about one snapshot of a flag, computed once: the facts
     that settle a reason without a check (rollout._core.rules), typed values and metadata."""
 
-    __slots__ = ("metadata", "off_value", "off_variant", "value", "variant")
+    __slots__ = ("defined", "metadata", "off_value", "off_variant", "value", "variant")
 
     def __init__(self, feature: Feature) -> None:
         super().__init__(feature)
@@ -73,6 +74,11 @@ class FlagView(Rules):
         }
         #: Flag metadata (OpenFeature 2.2.9): the data's scalar entries, read-only and shared.
         self.metadata: FlagMetadata = MappingProxyType(scalars)
+        #: The flag has a definition (variants): ``flags.evaluate`` answers it
+        #: (openfeature._defined), and its data is flagd's metadata, every scalar entry of it.
+        self.defined = bool(feature.variants)
+        if self.defined:
+            self.metadata = definition_metadata(data)
 
     @property
     def has_value(self) -> bool:
@@ -81,6 +87,15 @@ class FlagView(Rules):
     @property
     def has_off_value(self) -> bool:
         return self.off_value is not _MISSING
+
+
+def definition_metadata(data: Mapping[str, Any]) -> FlagMetadata:
+    """A defined flag's metadata: its data's scalar entries, all of them (flagd's ``metadata``
+    holds nothing else, and no explanation is added: a flag without data has none)."""
+    scalars = {
+        key: item for key, item in data.items() if isinstance(item, bool | int | float | str)
+    }
+    return MappingProxyType(scalars)
 
 
 def copy_json(value: Any) -> Any:
@@ -92,35 +107,35 @@ def copy_json(value: Any) -> Any:
     return value
 
 
-def _mismatch(flag_key: str, data_key: str, value: object, wanted: str) -> TypeMismatchError:
-    return TypeMismatchError(f"flag {flag_key!r} data {data_key!r} is {value!r}, not {wanted}")
+def _mismatch(flag_key: str, where: str, value: object, wanted: str) -> TypeMismatchError:
+    return TypeMismatchError(f"flag {flag_key!r} {where} is {value!r}, not {wanted}")
 
 
-def as_bool(flag_key: str, data_key: str, value: object) -> bool:
+def as_bool(flag_key: str, where: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
-    raise _mismatch(flag_key, data_key, value, "a boolean")
+    raise _mismatch(flag_key, where, value, "a boolean")
 
 
-def as_str(flag_key: str, data_key: str, value: object) -> str:
+def as_str(flag_key: str, where: str, value: object) -> str:
     if isinstance(value, str):
         return value
-    raise _mismatch(flag_key, data_key, value, "a string")
+    raise _mismatch(flag_key, where, value, "a string")
 
 
-def as_int(flag_key: str, data_key: str, value: object) -> int:
+def as_int(flag_key: str, where: str, value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    raise _mismatch(flag_key, data_key, value, "an integer")
+    raise _mismatch(flag_key, where, value, "an integer")
 
 
-def as_float(flag_key: str, data_key: str, value: object) -> float:
+def as_float(flag_key: str, where: str, value: object) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    raise _mismatch(flag_key, data_key, value, "a number")
+    raise _mismatch(flag_key, where, value, "a number")
 
 
-def as_object(flag_key: str, data_key: str, value: object) -> Any:
+def as_object(flag_key: str, where: str, value: object) -> Any:
     if isinstance(value, dict | list):
         return value
-    raise _mismatch(flag_key, data_key, value, "an object or a list")
+    raise _mismatch(flag_key, where, value, "an object or a list")

@@ -10,7 +10,9 @@
     client = api.get_client()
     client.get_boolean_value("chat", False, EvaluationContext(targeting_key="42"))
 
-A boolean flag's answer is ``flags.active(name, user)`` for the context's targeting key; a
+A flag with a definition (variants, a default variant, targeting as data) answers what
+``flags.evaluate(name, context)`` says, flagd's way (openfeature._defined). Of an on/off flag, a
+boolean's answer is ``flags.active(name, user)`` for the context's targeting key; a
 typed flag (one with ``value`` in its data, of any type) takes its value from the data
 (``value`` when on, ``off_value`` or the caller's default when off). The reason and the flag
 metadata come from ``flags.explain`` (openfeature._explained). Every change to a flag, made here
@@ -50,6 +52,7 @@ from .._client.rollout import Rollout
 from .._core.explain import Explanation
 from .._core.feature import Feature
 from ._context import ContextUser, targeting_key
+from ._defined import resolve_defined, resolve_defined_value
 from ._explained import explained_metadata, explained_reason, group_metadata
 from ._flag import (
     OFF_VALUE_KEY,
@@ -193,7 +196,12 @@ class RolloutProvider(AbstractProvider):
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[bool]:
         try:
-            evaluated = self._evaluate(flag_key, evaluation_context)
+            view = self._view(flag_key)
+            if view is not None and view.defined:
+                return resolve_defined(
+                    self._flags, view, default_value, evaluation_context, as_bool
+                )
+            evaluated = self._evaluate(flag_key, evaluation_context, view)
             view, answer, reason, metadata = evaluated
             if view.has_value:  # a typed flag: asked for a boolean, its value must be one
                 return _value(evaluated, default_value, as_bool)
@@ -248,7 +256,10 @@ class RolloutProvider(AbstractProvider):
         client type could take both.
         """
         try:
-            view, answer, reason, metadata = self._evaluate(flag_key, evaluation_context)
+            view = self._view(flag_key)
+            if view is not None and view.defined:
+                return resolve_defined_value(self._flags, view, evaluation_context)
+            view, answer, reason, metadata = self._evaluate(flag_key, evaluation_context, view)
             if not view.has_value:
                 named = view.variant if answer else view.off_variant
                 return FlagResolutionDetails(answer, None, None, reason, named, metadata)
@@ -269,6 +280,11 @@ class RolloutProvider(AbstractProvider):
             return _failure(None, error)
         return FlagResolutionDetails(copy_json(value), None, None, reason, variant, metadata)
 
+    def has_definition(self, flag_key: str) -> bool:
+        """The flag has a definition (variants): ``flags.evaluate`` answers it."""
+        view = self._view(flag_key)
+        return view is not None and view.defined
+
     def _typed(
         self,
         flag_key: str,
@@ -277,7 +293,12 @@ class RolloutProvider(AbstractProvider):
         convert: Callable[[str, str, object], T],
     ) -> FlagResolutionDetails[T]:
         try:
-            evaluated = self._evaluate(flag_key, evaluation_context)
+            view = self._view(flag_key)
+            if view is not None and view.defined:
+                return resolve_defined(
+                    self._flags, view, default_value, evaluation_context, convert
+                )
+            evaluated = self._evaluate(flag_key, evaluation_context, view)
             if not evaluated[0].has_value:
                 raise TypeMismatchError(
                     f"flag {flag_key!r} has no {VALUE_KEY!r} in its data, so it is a boolean "
@@ -287,12 +308,14 @@ class RolloutProvider(AbstractProvider):
         except OpenFeatureError as error:
             return _failure(default_value, error)
 
-    def _evaluate(self, flag_key: str, context: EvaluationContext | None) -> Evaluated:
-        """The flag's view, the answer for the context, why (``flags.explain``) and the
-        metadata. The explanation is asked only where the snapshot does not settle the reason
-        (an override, a flag on for everybody, a flag nothing turns on)."""
+    def _evaluate(
+        self, flag_key: str, context: EvaluationContext | None, view: FlagView | None
+    ) -> Evaluated:
+        """The on/off flag's view (as read by the caller), the answer for the context, why
+        (``flags.explain``) and the metadata. The explanation is asked only where the snapshot
+        does not settle the reason (an override, a flag on for everybody, a flag nothing turns
+        on)."""
         key = targeting_key(context)
-        view = self._view(flag_key)
         if self._forced and type(flag_key) is str and flag_key in self._forced:
             answer = self._active(flag_key, key)
             view = view or FlagView(Feature(flag_key))
@@ -384,10 +407,10 @@ def _value(
     view, answer, reason, metadata = evaluated
     name = view.feature.name
     # Both values are checked whatever the answer, so a wrong type shows on every call.
-    value = convert(name, VALUE_KEY, view.value)
+    value = convert(name, f"data {VALUE_KEY!r}", view.value)
     variant: str | None = view.variant
     if view.has_off_value:
-        off = convert(name, OFF_VALUE_KEY, view.off_value)
+        off = convert(name, f"data {OFF_VALUE_KEY!r}", view.off_value)
         if not answer:
             value, variant = off, view.off_variant
     elif not answer:

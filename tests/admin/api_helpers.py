@@ -32,7 +32,28 @@ VALID = {
     "data": {"owner": "ops"},
     "key": "user:u1",  # the quarantine's: nothing is held there, so a 404
     "reason": "a test",
-}
+    # A flag's definition (flagd's words), its targeting, a named rule, a context, a flagd file.
+    "variants": {"on": True, "off": False},
+    "defaultVariant": "off",
+    "targeting": {"if": [{"$ref": "pro"}, "on", "off"]},
+    "state": "ENABLED",
+    "metadata": {"owner": "web"},
+    "logic": {"in": [{"var": "plan"}, ["pro", "enterprise"]]},
+    "context": {"targetingKey": "42", "plan": "pro"},
+    "flags": {"chat": {"state": "ENABLED", "variants": {"on": True, "off": False},
+                       "defaultVariant": "off"}},
+    "$evaluators": {"pro": {"in": [{"var": "plan"}, ["pro"]]}},
+    "$schema": "https://flagd.dev/schema/v0/flags.json",
+}  # fmt: skip
+#: The operations that change no flag's history: an evaluation changes nothing, and a named
+#: rule's changes are recorded as the rule's (see test_api_targeting).
+NOT_A_FLAG_CHANGE = frozenset(
+    {
+        ("POST", "/api/v1/flags/{name}/evaluate"),
+        ("PUT", "/api/v1/rules/{rule}"),
+        ("DELETE", "/api/v1/rules/{rule}"),
+    }
+)
 
 
 @contextlib.asynccontextmanager
@@ -75,8 +96,8 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str]]:
     )
 
 
-def fill(path: str, name: str = "chat", group: str = "admins") -> str:
-    return path.replace("{name}", name).replace("{group}", group)
+def fill(path: str, name: str = "chat", group: str = "admins", rule: str = "pro") -> str:
+    return path.replace("{name}", name).replace("{group}", group).replace("{rule}", rule)
 
 
 def body_for(document: dict[str, Any], method: str, path: str) -> dict[str, Any] | None:
@@ -97,6 +118,7 @@ def seeded(flags: Rollout) -> Rollout:
     flags.activate_group("chat", "admins")
     flags.set_feature_data("chat", {"owner": "web"})
     flags.activate("signup")
+    flags.define_rule("pro", {"in": [{"var": "plan"}, ["pro", "enterprise"]]})
     return flags
 
 

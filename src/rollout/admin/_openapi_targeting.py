@@ -1,0 +1,90 @@
+"""The OpenAPI response schemas of the targeting operations (rollout.admin._api_targeting)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+__all__ = ["TARGETING_SCHEMAS"]
+
+_NULLABLE_STRING = {"type": ["string", "null"]}
+
+
+def _closed(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [*properties],
+        "additionalProperties": False,
+    }
+
+
+TARGETING_SCHEMAS: Final[dict[str, Any]] = {
+    "Definition": _closed(
+        {
+            "flag": {"type": "string"},
+            "variants": {
+                "type": "object",
+                "description": "Variant name -> value; `{}` for an on/off flag.",
+            },
+            "defaultVariant": {
+                **_NULLABLE_STRING,
+                "description": "null: the caller's default is answered when no rule decides.",
+            },
+            "targeting": {
+                "type": ["object", "null"],
+                "description": "The JsonLogic rule choosing a variant; null: none.",
+            },
+            "state": {"enum": ["ENABLED", "DISABLED"]},
+            "metadata": {"type": "object", "description": "The flag's data."},
+        }
+    ),
+    "Evaluation": _closed(
+        {
+            "flag": {"type": "string"},
+            "value": {"description": "The variant's value; null: the caller's default applies."},
+            "variant": _NULLABLE_STRING,
+            "reason": {
+                "type": "string",
+                "description": "flagd's reason (STATIC, TARGETING_MATCH, DEFAULT, DISABLED, "
+                'ERROR); for an on/off flag, the rule of `explain` (docs/http-api.md, "Explain").',
+            },
+            "error_code": {
+                **_NULLABLE_STRING,
+                "description": "FLAG_NOT_FOUND, PARSE_ERROR or GENERAL, with reason ERROR.",
+            },
+            "error_message": _NULLABLE_STRING,
+        }
+    ),
+    "Rule": _closed(
+        {
+            "rule": {"type": "string"},
+            "logic": {"type": "object", "description": "The rule's JsonLogic."},
+        }
+    ),
+    "Rules": _closed({"rules": {"type": "array", "items": {"$ref": "#/components/schemas/Rule"}}}),
+    "DeletedRule": _closed({"deleted": {"type": "string"}}),
+    "FlagdDocument": {
+        "type": "object",
+        "required": ["flags"],
+        "properties": {
+            "flags": {"type": "object"},
+            "$evaluators": {"type": "object"},
+            "metadata": {"type": "object"},
+        },
+        "description": "flagd's flag-definition file (https://flagd.dev/schema/v0/flags.json).",
+    },
+    "FlagdImport": _closed(
+        {
+            "flags": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The flags loaded.",
+            },
+            "rules": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The named rules loaded ($evaluators).",
+            },
+        }
+    ),
+}

@@ -192,7 +192,8 @@ async def _put_definition(api: Api, call: Call) -> Any:
         default_variant=definition.default_variant,
         targeting=definition.targeting,
         enabled=definition.enabled,
-        metadata=dict(definition.metadata),
+        # Left out: the flag's data (its metadata) stays as it is.
+        metadata=dict(definition.metadata) if "metadata" in call.values else None,
     )
     await api.write(call, define)
     return definition_shape(api.flags.get(call.name))

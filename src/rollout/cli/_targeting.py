@@ -217,7 +217,8 @@ def _define_flag(flags: Rollout, args: argparse.Namespace) -> None:
         default_variant=definition.default_variant,
         targeting=definition.targeting,
         enabled=definition.enabled,
-        metadata=dict(definition.metadata),
+        # Left out: the flag's data (its metadata) stays as it is.
+        metadata=dict(definition.metadata) if "metadata" in entry else None,
     )
 
 

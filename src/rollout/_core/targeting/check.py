@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from .errors import JSON
+from .compiler import compile_rule
+from .errors import JSON, RuleError
 
 __all__ = ["check_rule"]
 
 
 def check_rule(rule: JSON, path: str = "$") -> None:
-    """Raise RuleError (with the JSON path) if ``rule`` cannot be compiled; unknown $ref is fine."""
+    """Raise RuleError (naming the JSON path) if ``rule`` cannot be accepted as targeting.
+
+    A rule is a JSON object (flagd's schema: ``{}`` is no targeting), whose operators are known
+    with the arguments they take, at most MAX_RULE_NODES nodes and MAX_RULE_DEPTH levels deep.
+    A ``$ref`` to an evaluator that does not exist is not an error here (it may be defined
+    later); a flag whose rule still names none when it is compiled resolves ERROR.
+    """
+    if not isinstance(rule, dict):
+        raise RuleError(path, f"a rule is a JSON object, not {type(rule).__name__} {rule!r:.80}")
+    try:
+        compile_rule(rule, None, path)
+    except RecursionError:
+        raise RuleError(path, "the rule is nested too deeply") from None

@@ -1,0 +1,311 @@
+"""JsonLogic compiled once into Python closures; checked (operators, arity, size, depth) as it goes.
+
+A compiled rule is an ``Evaluator``: ``evaluator(data, budget) -> value``. ``data`` is the
+context (or, inside map/filter/..., the element being visited); ``budget`` is a one-item list
+holding how many more items the iterating operators may visit in this evaluation
+(bounds.MAX_ITERATIONS), so that nested iterations over large lists cannot run unbounded.
+
+Operators whose arguments are all constants are evaluated at compile time (unless they read
+the data), so ``{"in": [{"var": "plan"}, ["pro", "team"]]}`` builds its list once.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .bounds import MAX_ITERATIONS, MAX_RULE_DEPTH, MAX_RULE_NODES
+from .errors import JSON, RuleError
+from .flagd_operators import FLAGD_DATA_OPERATORS, FLAGD_OPERATORS
+from .jsvalues import truthy
+from .operators import DATA_OPERATORS, PURE_OPERATORS, Operator
+
+__all__ = [
+    "ITERATING",
+    "KNOWN_OPERATORS",
+    "CompiledRule",
+    "EvaluationError",
+    "Evaluator",
+    "MissingEvaluatorError",
+    "compile_rule",
+    "new_budget",
+]
+
+Evaluator = Callable[[Any, list[int]], Any]
+
+_EAGER: dict[str, Operator] = {**PURE_OPERATORS, **FLAGD_OPERATORS}
+_READS_DATA: dict[str, Operator] = {**DATA_OPERATORS, **FLAGD_DATA_OPERATORS}
+# Operators that decide which arguments to evaluate, with their arity bounds.
+_CONTROL: dict[str, tuple[int, int | None]] = {"if": (0, None), "?:": (0, None)}
+_CONTROL |= {"and": (1, None), "or": (1, None)}
+ITERATING: dict[str, tuple[int, int | None]] = {
+    "map": (2, 2),
+    "filter": (2, 2),
+    "all": (2, 2),
+    "none": (2, 2),
+    "some": (2, 2),
+    "reduce": (2, 3),
+}
+KNOWN_OPERATORS = frozenset({*_EAGER, *_READS_DATA, *_CONTROL, *ITERATING})
+_FLAGD_PROPERTIES = ("$flagd.flagKey", "$flagd.timestamp")
+_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+
+
+class EvaluationError(Exception):
+    """A rule failed while running (never escapes a resolution: the flag resolves ERROR)."""
+
+
+class MissingEvaluatorError(RuleError):
+    """A ``$ref`` names no evaluator: flagd resolves that flag ERROR / PARSE_ERROR."""
+
+
+def new_budget() -> list[int]:
+    return [MAX_ITERATIONS]
+
+
+class CompiledRule:
+    """A compiled rule, and whether it reads flagd's ``$flagd`` properties."""
+
+    __slots__ = ("evaluate", "reads_flagd")
+
+    def __init__(self, evaluate: Evaluator, reads_flagd: bool) -> None:
+        self.evaluate = evaluate
+        self.reads_flagd = reads_flagd
+
+
+def _key_path(path: str, key: str) -> str:
+    return f"{path}.{key}" if _IDENTIFIER.fullmatch(key) else f"{path}[{key!r}]"
+
+
+def _constant(value: Any) -> Evaluator:
+    return lambda _data, _budget: value
+
+
+class _Compiler:
+    def __init__(self, evaluators: Mapping[str, JSON] | None) -> None:
+        self.evaluators = evaluators
+        self.nodes = 0
+        self.expanding: list[str] = []
+        self.reads_flagd = False
+        self.constants: dict[int, Any] = {}  # id(evaluator) -> its value, for folding
+
+    def const(self, value: Any) -> Evaluator:
+        evaluator = _constant(value)
+        self.constants[id(evaluator)] = value
+        return evaluator
+
+    def compile(self, node: JSON, path: str, depth: int) -> Evaluator:
+        self.nodes += 1
+        if self.nodes > MAX_RULE_NODES:
+            raise RuleError(path, f"the rule has more than {MAX_RULE_NODES} nodes")
+        if depth > MAX_RULE_DEPTH:
+            raise RuleError(path, f"the rule is nested deeper than {MAX_RULE_DEPTH} levels")
+        if isinstance(node, list):
+            items = [self.compile(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node)]
+            if all(id(item) in self.constants for item in items):
+                return self.const([self.constants[id(item)] for item in items])
+            return lambda data, budget: [item(data, budget) for item in items]
+        if isinstance(node, dict) and len(node) == 1:
+            ((operator, arguments),) = node.items()
+            return self.operation(str(operator), arguments, path, depth)
+        if node is None or isinstance(node, str | bool | int | float | dict):
+            if isinstance(node, float) and not math.isfinite(node):
+                raise RuleError(path, f"{node!r} is not a JSON number")
+            return self.const(node)  # dicts of 0 or 2+ keys are data in JsonLogic, not rules
+        raise RuleError(path, f"{type(node).__name__} {node!r} is not a JSON value")
+
+    def operation(self, operator: str, arguments: JSON, path: str, depth: int) -> Evaluator:
+        here = _key_path(path, operator)
+        if operator == "$ref":
+            return self.reference(arguments, here, depth)
+        if operator not in KNOWN_OPERATORS:
+            raise RuleError(here, f"unknown operator {operator!r}")
+        listed = arguments if isinstance(arguments, list) else [arguments]
+        in_list = isinstance(arguments, list)
+        self.nodes += isinstance(arguments, list)
+        low, high = self.arity(operator)
+        if len(listed) < low or (high is not None and len(listed) > high):
+            wanted = f"{low}" if low == high else f"{low} to {high}" if high else f"{low} or more"
+            raise RuleError(here, f"{operator!r} takes {wanted} arguments, not {len(listed)}")
+        if operator in ("var", "missing", "missing_some", "fractional"):
+            self.note_data_read(operator, listed, here)
+        compiled = [
+            self.compile(a, f"{here}[{i}]" if in_list else here, depth + 1)
+            for i, a in enumerate(listed)
+        ]
+        if operator in _CONTROL:
+            return _control(operator, compiled)
+        if operator in ITERATING:
+            return _iterating(operator, compiled)
+        if operator in _READS_DATA:
+            return _with_data(_READS_DATA[operator].function, compiled)
+        function = _EAGER[operator].function
+        if all(id(c) in self.constants for c in compiled):
+            try:
+                return self.const(function(*[self.constants[id(c)] for c in compiled]))
+            except Exception:  # left to fail at evaluation, as it would unfolded
+                pass
+        return _eager(function, compiled)
+
+    def arity(self, operator: str) -> tuple[int, int | None]:
+        if operator in _CONTROL:
+            return _CONTROL[operator]
+        if operator in ITERATING:
+            return ITERATING[operator]
+        spec: Operator = _EAGER.get(operator) or _READS_DATA[operator]
+        return spec.min_args, spec.max_args
+
+    def note_data_read(self, operator: str, arguments: list[JSON], path: str) -> None:
+        """Remember whether the rule can read ``$flagd`` (then the context gets it added)."""
+        if operator == "fractional":
+            self.reads_flagd = True
+            return
+        if operator == "var":
+            names = arguments[:1]
+        elif operator == "missing_some":
+            names = arguments[1] if isinstance(arguments[1], list) else arguments[1:]
+        else:
+            names = arguments[0] if arguments and isinstance(arguments[0], list) else arguments
+        for name in names:
+            if isinstance(name, list | dict):  # computed: it may name anything
+                self.reads_flagd = True
+            elif isinstance(name, str) and name.split(".")[0] == "$flagd":
+                self.reads_flagd = True
+                if operator == "var" and name != "$flagd" and name not in _FLAGD_PROPERTIES:
+                    raise RuleError(path, f"{name!r}: flagd's context has only {_FLAGD_PROPERTIES}")
+
+    def reference(self, name: JSON, path: str, depth: int) -> Evaluator:
+        if not isinstance(name, str):
+            raise RuleError(path, f"$ref must name an evaluator with a string, not {name!r}")
+        if self.evaluators is None:  # checking a rule alone: any name may be defined later
+            self.reads_flagd = True
+
+            def unresolved(_data: Any, _budget: list[int]) -> Any:
+                raise EvaluationError(f"$ref {name!r} was not resolved")
+
+            return unresolved
+        if name not in self.evaluators:
+            raise MissingEvaluatorError(path, f"$ref names no evaluator {name!r}")
+        if name in self.expanding:
+            cycle = " -> ".join([*self.expanding, name])
+            raise RuleError(path, f"$ref cycle: {cycle}")
+        self.expanding.append(name)
+        try:
+            return self.compile(self.evaluators[name], f"$.$evaluators.{name}", depth)
+        finally:
+            self.expanding.pop()
+
+
+def _eager(function: Callable[..., Any], compiled: list[Evaluator]) -> Evaluator:
+    if len(compiled) == 1:
+        (a,) = compiled
+        return lambda data, budget: function(a(data, budget))
+    if len(compiled) == 2:
+        a, b = compiled
+        return lambda data, budget: function(a(data, budget), b(data, budget))
+    return lambda data, budget: function(*[c(data, budget) for c in compiled])
+
+
+def _with_data(function: Callable[..., Any], compiled: list[Evaluator]) -> Evaluator:
+    if len(compiled) == 1:
+        (a,) = compiled
+        return lambda data, budget: function(data, a(data, budget))
+    return lambda data, budget: function(data, *[c(data, budget) for c in compiled])
+
+
+def _control(operator: str, compiled: list[Evaluator]) -> Evaluator:
+    if operator == "and":
+
+        def conjunction(data: Any, budget: list[int]) -> Any:
+            value = None
+            for argument in compiled:
+                value = argument(data, budget)
+                if not truthy(value):
+                    return value
+            return value
+
+        return conjunction
+    if operator == "or":
+
+        def disjunction(data: Any, budget: list[int]) -> Any:
+            value = None
+            for argument in compiled:
+                value = argument(data, budget)
+                if truthy(value):
+                    return value
+            return value
+
+        return disjunction
+    if len(compiled) == 3:
+        condition, then, otherwise = compiled
+        return lambda d, b: then(d, b) if truthy(condition(d, b)) else otherwise(d, b)
+    pairs = [(compiled[i], compiled[i + 1]) for i in range(0, len(compiled) - 1, 2)]
+    last = compiled[-1] if len(compiled) % 2 else None
+
+    def branch(data: Any, budget: list[int]) -> Any:
+        for condition, then in pairs:
+            if truthy(condition(data, budget)):
+                return then(data, budget)
+        return last(data, budget) if last is not None else None
+
+    return branch
+
+
+def _spend(items: Any, budget: list[int]) -> None:
+    budget[0] -= len(items)
+    if budget[0] < 0:
+        raise EvaluationError(f"the rule visited more than {MAX_ITERATIONS} items")
+
+
+def _iterating(operator: str, compiled: list[Evaluator]) -> Evaluator:
+    scope, logic = compiled[0], compiled[1]
+    if operator == "reduce":
+        initial = compiled[2] if len(compiled) == 3 else None
+
+        def reduce(data: Any, budget: list[int]) -> Any:
+            items = scope(data, budget)
+            accumulator = initial(data, budget) if initial is not None else None
+            if not isinstance(items, list | tuple):
+                return accumulator
+            _spend(items, budget)
+            for item in items:
+                accumulator = logic({"current": item, "accumulator": accumulator}, budget)
+            return accumulator
+
+        return reduce
+
+    def iterate(data: Any, budget: list[int]) -> Any:
+        items = scope(data, budget)
+        if operator == "all":
+            if items is None:  # json-logic-js reads null.length: a TypeError
+                raise EvaluationError("'all' over null")
+            if not isinstance(items, list | tuple | str) or not items:
+                return False
+        elif not isinstance(items, list | tuple):
+            return [] if operator in ("map", "filter") else operator == "none"
+        _spend(items, budget)
+        if operator == "map":
+            return [logic(item, budget) for item in items]
+        if operator == "filter":
+            return [item for item in items if truthy(logic(item, budget))]
+        if operator == "all":
+            return all(truthy(logic(item, budget)) for item in items)
+        found = any(truthy(logic(item, budget)) for item in items)
+        return found if operator == "some" else not found
+
+    return iterate
+
+
+def compile_rule(
+    rule: JSON, evaluators: Mapping[str, JSON] | None = None, path: str = "$"
+) -> CompiledRule:
+    """Compile ``rule`` (RuleError naming the path if it cannot be).
+
+    ``evaluators`` resolves ``{"$ref": name}``; None leaves references unresolved (checking a
+    rule on its own, where a name may be defined later).
+    """
+    compiler = _Compiler(evaluators)
+    evaluate = compiler.compile(rule, path, 0)
+    return CompiledRule(evaluate, compiler.reads_flagd)

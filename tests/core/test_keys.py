@@ -31,6 +31,7 @@ from rollout._core.keys import (
     USER,
     history_key,
     is_data,
+    is_definition,
     is_history,
     is_targeting,
     member_key,
@@ -44,10 +45,21 @@ from ..redis.redis_fixtures import redis_url  # noqa: F401  (fixture)
 PREDICATES: dict[str, Callable[[str], bool]] = {
     "targeting": is_targeting,
     "data": is_data,
+    "definition": is_definition,
     "history": is_history,
 }
-SQL = {"targeting": keys.sql_is_targeting, "data": keys.sql_is_data, "history": keys.sql_is_history}
-LUA = {"targeting": keys.lua_is_targeting, "data": keys.lua_is_data, "history": keys.lua_is_history}
+SQL = {
+    "targeting": keys.sql_is_targeting,
+    "data": keys.sql_is_data,
+    "definition": keys.sql_is_definition,
+    "history": keys.sql_is_history,
+}
+LUA = {
+    "targeting": keys.lua_is_targeting,
+    "data": keys.lua_is_data,
+    "definition": keys.lua_is_definition,
+    "history": keys.lua_is_history,
+}
 
 # Characters that break hand-written SQL or Lua: the separator, LIKE's and GLOB's wildcards,
 # quotes and escapes, multi-byte UTF-8 (Lua counts bytes, SQLite characters), NUL.
@@ -119,6 +131,29 @@ def test_each_kind_of_key_is_hidden_by_the_watermark_of_the_table() -> None:
     for key in (*keys.WATERMARKS, keys.EXISTS, history_key(Timestamp(1, 2, 3))):
         assert not is_targeting(key)
         assert not is_data(key)
+        assert not is_definition(key)
+
+
+def test_definition_registers_are_hidden_by_definition_reset_alone() -> None:
+    definition = [keys.DEFAULT_VARIANT, keys.TARGETING_RULE, keys.DISABLED, keys.VARIANT + "on"]
+    assert sorted(k for k in PLAIN_KEYS if is_definition(k)) == sorted(definition[:3])
+    for key in definition:
+        assert is_definition(key)
+        assert not is_targeting(key)
+        assert not is_data(key)
+        assert not is_history(key)
+    # Named rules are never hidden: removing one writes null to its own register.
+    rule = keys.RULE + "beta-testers"
+    assert [p(rule) for p in (is_definition, is_targeting, is_data, is_history)] == [False] * 4
+
+
+def test_the_rules_entity_is_a_name_no_flag_can_take() -> None:
+    from rollout._core.validate import flag_name, name_problem
+
+    assert name_problem(keys.RULES_ENTITY) is not None
+    with pytest.raises(ValueError, match="whitespace"):
+        flag_name(keys.RULES_ENTITY)
+    assert keys.RULES_ENTITY.isprintable()
 
 
 @given(st.sampled_from(MEMBER_PREFIXES), texts)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .._core.clock import HybridClock
 from .._core.history import current_context
-from .._core.keys import EXISTS, history_key, is_history
+from .._core.keys import EXISTS, RULES_ENTITY, history_key, is_history
 from .._core.state import Delta, Register
 from ..errors import ClockSkewError, ClosedError, StoreError, StoreUnavailableError
 from . import fork_guard
@@ -147,7 +147,7 @@ class WritePipeline:
             actor, reason = current_context()
             for name, values in changes.items():
                 registers = {key: Register(ts, value) for key, value in values.items()}
-                if mark_exists:
+                if mark_exists and name != RULES_ENTITY:  # never a flag (keys.RULES_ENTITY)
                     registers.setdefault(EXISTS, Register(ts, True))
                 if self._history_limit:
                     event = self._event(name, values, action, actor, reason)

@@ -10,15 +10,27 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from .._core.bucketing import Randomize
 from .._core.clock import MIN_TIMESTAMP, Timestamp
 from .._core.codec import encode
+from .._core.context import evaluation_context
+from .._core.defined import (
+    ContextOf,
+    DefinedCheck,
+    definition_of,
+    rule_group,
+    rule_predicate,
+    users_of_rules,
+)
 from .._core.feature import Check, Feature
 from .._core.history import DEFAULT_HISTORY_LIMIT, describe_change
+from .._core.keys import RULES_ENTITY
 from .._core.state import Delta, FlagState, Register
+from .._core.targeting import JSON, CompiledFlag, FlagDefinition, compile_flag
 from ..errors import UnknownFlagError
 
 __all__ = ["Replica"]
@@ -33,10 +45,22 @@ class Replica:
         groups: Mapping[str, Callable[[Any], object]],
         specialize: Callable[[Check], Callable[[Any], bool]],
         history_limit: int = DEFAULT_HISTORY_LIMIT,
+        context_of: ContextOf | None = None,
     ) -> None:
         self._history_limit = history_limit
         self._randomize: Randomize = randomize
-        self._groups = groups
+        #: What a rule reads for a user (rollout._core.context): a mapping, an id, an object.
+        self.context_of: ContextOf = context_of or (lambda user: evaluation_context(user, str))
+        #: Named rules: name -> JsonLogic (the rules entity's view), and each compiled as a
+        #: group's predicate over a user. Replaced whole on a change, like ``checks``.
+        self.rules: dict[str, JSON] = {}
+        self.rule_groups: dict[str, Callable[[Any], object]] = {}
+        #: A group's predicate: the one defined in code, else the named rule of that name.
+        self.group_predicates: Mapping[str, Callable[[Any], object]] = ChainMap(
+            groups,  # type: ignore[arg-type]  # read only: ChainMap wants MutableMappings
+            self.rule_groups,
+        )
+        self._groups = self.group_predicates
         #: Builds a check's function for a user (rollout._core.specialize, bound to the Rollout).
         self._specialize = specialize
         self.lock = threading.RLock()
@@ -45,6 +69,8 @@ class Replica:
         self.checks: dict[str, Check] = {}
         #: flag name -> the answer without a user, for flags where it does not depend on chance.
         self.anonymous: dict[str, bool] = {}
+        #: flag name -> its compiled definition, for every existing flag that has one.
+        self.definitions: dict[str, CompiledFlag] = {}
         self._snapshots: dict[str, Feature] = {}
         self._digests: dict[str, bytes] = {}
 
@@ -57,10 +83,38 @@ class Replica:
                 if state is None:
                     state = self._flags[name] = FlagState(self._history_limit)
                 if state.merge(registers):
-                    changed.add(name)
-                    self._compile(name, state)
+                    if name == RULES_ENTITY:
+                        changed |= self._rules_changed(state)
+                    else:
+                        changed.add(name)
+                        self._compile(name, state)
                 self._digests.pop(name, None)
         return changed
+
+    def _rules_changed(self, state: FlagState) -> set[str]:
+        """Compile the named rules that changed, then the flags that use them: those whose
+        targeting refers to one (``$ref``) and those with a group of that name. Returns the
+        names of those flags (their answers may have changed)."""
+        old, new = self.rules, dict(state.rules)
+        changed = {
+            n for n in old.keys() | new.keys() if _canonical(old.get(n)) != _canonical(new.get(n))
+        }
+        changed |= users_of_rules(changed, new.items(), new)  # rules through their $refs
+        self.rules = new
+        groups = dict(self.rule_groups)
+        for name in changed:
+            if name in new:
+                groups[name] = rule_group(rule_predicate(new[name], new), self.context_of)
+            else:
+                groups.pop(name, None)
+        self.rule_groups.clear()
+        self.rule_groups.update(groups)
+        uses = [(n, s.targeting) for n, s in self._flags.items() if n in self.definitions]
+        flags = users_of_rules(changed, uses, new)
+        flags |= {n for n, s in self._flags.items() if s.exists and s.groups & changed}
+        for name in flags:
+            self._compile(name, self._flags[name])
+        return flags
 
     def remove_after(self, wall: int) -> tuple[Delta, set[str]]:
         """Remove every register stamped after ``wall``: ``(what was removed, flags changed)``."""
@@ -74,6 +128,9 @@ class Replica:
                 taken = state.remove_after(wall)
                 removed[name] = taken
                 self._digests.pop(name, None)
+                if name == RULES_ENTITY:
+                    changed |= self._rules_changed(state)
+                    continue
                 self._compile(name, state)
                 after = Feature.from_state(name, state) if state.exists else None
                 if before != after:
@@ -93,9 +150,16 @@ class Replica:
         if not state.exists:
             self.checks.pop(name, None)
             self.anonymous.pop(name, None)
+            self.definitions.pop(name, None)
             return
-        check = Check(name, state, self._randomize, self._groups)
-        check.for_user = self._specialize(check)
+        if state.variants:
+            compiled = compile_flag(definition_of(state), self.rules)
+            self.definitions[name] = compiled
+            check: Check = DefinedCheck(name, state, self._randomize, compiled, self.context_of)
+        else:
+            self.definitions.pop(name, None)
+            check = Check(name, state, self._randomize, self._groups)
+            check.for_user = self._specialize(check)
         self.checks[name] = check
         if check.anonymous is None:
             self.anonymous.pop(name, None)
@@ -106,7 +170,8 @@ class Replica:
         """Compile every flag again (after a group was defined: checks hold predicates)."""
         with self.lock:
             for name, state in self._flags.items():
-                self._compile(name, state)
+                if name != RULES_ENTITY:
+                    self._compile(name, state)
 
     # Reading --------------------------------------------------------------------------------
 
@@ -150,6 +215,23 @@ class Replica:
             state = self._flags.get(name)
             return state.events() if state is not None else []
 
+    def definition(self, name: str) -> FlagDefinition | None:
+        """The definition of an existing flag that has one (variants), else None."""
+        with self.lock:
+            state = self._flags.get(name)
+            if state is None or not state.exists or not state.variants:
+                return None
+            return definition_of(state)
+
+    def flag_definitions(self) -> dict[str, FlagDefinition]:
+        """Every existing flag's definition, for those that have one."""
+        with self.lock:
+            return {
+                name: definition_of(state)
+                for name, state in self._flags.items()
+                if state.exists and state.variants
+            }
+
     def users(self, name: str) -> frozenset[str]:
         with self.lock:
             state = self._flags.get(name)
@@ -181,6 +263,10 @@ class Replica:
                 (r.ts for s in self._flags.values() for _, r in s.replicated_registers()),
                 default=MIN_TIMESTAMP,
             )
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _digest(state: FlagState) -> bytes:

@@ -18,6 +18,7 @@ place, each a few lines over the parts.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -32,11 +33,29 @@ from .._core import validate as _validate
 from .._core.bucketing import Randomize
 from .._core.clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
 from .._core.codec import decode
+from .._core.context import evaluation_context
 from .._core.evaluate import ActiveCheck, build_active
-from .._core.explain import Explanation, explain_check, explain_override, explain_unknown
+from .._core.explain import (
+    Explanation,
+    explain_check,
+    explain_definition,
+    explain_override,
+    explain_unknown,
+)
 from .._core.feature import Check, Feature
 from .._core.history import DEFAULT_HISTORY_LIMIT, HistoryEvent, write_context
-from .._core.keys import DATA, DATA_RESET, EXCLUDE, EXISTS, GROUP, PERCENTAGE, RESET, TIME, USER
+from .._core.keys import (
+    DATA,
+    DATA_RESET,
+    DEFINITION_RESET,
+    EXCLUDE,
+    EXISTS,
+    GROUP,
+    PERCENTAGE,
+    RESET,
+    TIME,
+    USER,
+)
 from .._core.redact import redact_url
 from .._core.specialize import check_id, specialize
 from .._core.state import Register
@@ -70,7 +89,7 @@ P = TypeVar("P", bound=Predicate)
 #: ``set`` is the method ``Rollout.set``.)
 Changed = set[str]
 
-_DELETE: Mapping[str, Any] = {RESET: None, DATA_RESET: None, EXISTS: False}
+_DELETE: Mapping[str, Any] = {RESET: None, DATA_RESET: None, DEFINITION_RESET: None, EXISTS: False}
 
 #: An argument not given (None is a value, refused with its own message).
 _UNSET: Any = object()
@@ -159,6 +178,7 @@ class Rollout(DefinitionsAPI):
             self._groups,
             lambda check: specialize(check, self._id_of, self._user_id, self._group_failed),
             history_limit,
+            lambda user: evaluation_context(user, self._id_of),
         )
         self._checks = self._replica.checks
         self._owns_store = isinstance(store, str)
@@ -276,12 +296,22 @@ class Rollout(DefinitionsAPI):
         check = self._checks.get(flag)
         if check is None:
             return explain_unknown(flag, uid)
-        return explain_check(check, uid, user, self._explain_group, random)
+        compiled = self._replica.definitions.get(flag)
+        if compiled is not None:
+            resolution = compiled.resolve(flag, self._replica.context_of(user))
+            return explain_definition(flag, uid, resolution)
+        explanation = explain_check(check, uid, user, self._explain_group, random)
+        group = explanation.group
+        if group is not None and group not in self._groups:  # a named rule said yes
+            message = f"on: the named rule {group!r} (a group) says yes"
+            explanation = dataclasses.replace(explanation, message=message)
+        return explanation
 
     def _explain_group(self, group: str, user: object) -> bool:
         # As the compiled check runs a predicate: undefined says no, one that raises says no
-        # and is counted and logged once.
-        predicate = self._groups.get(group)
+        # and is counted and logged once. A group without a predicate in code is the named
+        # rule of that name, if there is one.
+        predicate = self._replica.group_predicates.get(group)
         if predicate is None:
             return False
         try:

@@ -23,19 +23,26 @@ from .clock import Timestamp
 from .history import check_event_value
 from .keys import (
     DATA,
+    DEFAULT_VARIANT,
+    DISABLED,
     EXISTS,
     PERCENTAGE,
     PLAIN_KEYS,
+    RULE,
+    RULES_ENTITY,
     SEPARATOR,
     TARGETING_PREFIXES,
+    TARGETING_RULE,
     TIME,
+    VARIANT,
     WATERMARKS,
     is_history,
     split_key,
     valid_history_key,
 )
 from .state import Delta, Register
-from .validate import flag_name, json_problem, text_problem
+from .targeting import MAX_RULE_DEPTH, RuleError, check_rule
+from .validate import flag_name, json_problem, name_problem, text_problem
 
 __all__ = [
     "FORMAT",
@@ -46,6 +53,7 @@ __all__ = [
     "decode_value",
     "encode",
     "encode_value",
+    "entity_name",
 ]
 
 FORMAT = "rollout"
@@ -98,7 +106,7 @@ def decode_flags(flags: object) -> Delta:
     delta: Delta = {}
     for raw_name, registers in flags.items():
         try:
-            name = flag_name(raw_name, "flag name")
+            name = entity_name(raw_name, "flag name")
         except (TypeError, ValueError) as exc:
             raise FormatError(f"rollout export: {exc}") from exc
         if not isinstance(registers, dict):
@@ -107,16 +115,22 @@ def decode_flags(flags: object) -> Delta:
     return delta
 
 
+def entity_name(name: object, argument: str) -> str:
+    """A replicated entity's name: a flag name, or the rules entity (keys.RULES_ENTITY), which
+    the naming rule refuses for a flag."""
+    return RULES_ENTITY if name == RULES_ENTITY else flag_name(name, argument)
+
+
 def check_flag(name: str, registers: Mapping[str, Register]) -> None:
     """The checks :func:`decode_flags` makes, for registers a store decoded itself (a store
     another process or program can write): :class:`FormatError` naming the first problem."""
     try:
-        flag_name(name, "flag name")
+        entity_name(name, "flag name")
     except ValueError as exc:
         raise FormatError(f"stored flag: {exc}") from None
     for key, register in registers.items():
         where = f"stored register {key!r} of flag {name!r}"
-        if not _known_key(key):
+        if not _known_key(key) or not _belongs(name, key):
             raise FormatError(f"{where}: unknown register key")
         problem = text_problem(key)
         if problem is not None:
@@ -130,7 +144,7 @@ def _reject_constant(constant: str) -> Any:
 
 def _decode_register(name: str, key: object, raw: object) -> Register:
     where = f"rollout export: register {key!r} of flag {name!r}"
-    if not isinstance(key, str) or not _known_key(key):
+    if not isinstance(key, str) or not _known_key(key) or not _belongs(name, key):
         raise FormatError(f"{where}: unknown register key")
     problem = text_problem(key)
     if problem is not None:
@@ -160,6 +174,14 @@ def _known_key(key: str) -> bool:
     return split is not None and split[1] != ""  # a member key names its member
 
 
+def _belongs(name: str, key: str) -> bool:
+    """Whether an entity may hold ``key``: the rules entity holds rules and their history only
+    (so it can never exist as a flag), and only it holds rules."""
+    if name == RULES_ENTITY:
+        return key.startswith(RULE) or is_history(key)
+    return not key.startswith(RULE)
+
+
 def _check_value(where: str, key: str, value: Any) -> None:
     if is_history(key):
         problem = check_event_value(value)
@@ -172,6 +194,20 @@ def _check_value(where: str, key: str, value: Any) -> None:
         problem = json_problem(value)
         if problem is not None:
             raise FormatError(f"{where}: value {problem}")
+    elif key.startswith((VARIANT, RULE)):
+        _check_name(where, key.partition(SEPARATOR)[2])
+        if key.startswith(VARIANT):
+            _check_variant_value(where, value)
+        else:
+            _check_rule_value(where, value)
+    elif key == DEFAULT_VARIANT and value is not None:
+        if not isinstance(value, str):
+            raise FormatError(f"{where}: value must be a variant name or null, got {value!r}")
+        _check_name(where, value)
+    elif key == TARGETING_RULE:
+        _check_rule_value(where, value)
+    elif key == DISABLED and not isinstance(value, bool):
+        raise FormatError(f"{where}: value must be true or false, got {value!r}")
     elif key in (PERCENTAGE, TIME) and (
         isinstance(value, bool)
         or not isinstance(value, int | float)
@@ -179,6 +215,41 @@ def _check_value(where: str, key: str, value: Any) -> None:
         or not 0 <= value <= 100
     ):
         raise FormatError(f"{where}: value must be a number from 0 to 100, got {value!r}")
+
+
+def _check_name(where: str, name: str) -> None:
+    problem = name_problem(name)
+    if problem is not None:
+        raise FormatError(f"{where}: the name {problem}")
+
+
+def _check_variant_value(where: str, value: Any) -> None:
+    """A variant's value is one of flagd's kinds (boolean, string, number, object), or null for
+    a removed variant."""
+    if value is None:
+        return
+    if not isinstance(value, bool | str | int | float | dict) or (
+        isinstance(value, float) and not math.isfinite(value)
+    ):
+        raise FormatError(
+            f"{where}: value must be a boolean, string, number or object, got {value!r:.80}"
+        )
+    problem = json_problem(value)
+    if problem is not None:
+        raise FormatError(f"{where}: value {problem}")
+
+
+def _check_rule_value(where: str, value: Any) -> None:
+    """A JsonLogic rule the engine accepts (measured first: the check recurses), or null."""
+    if value is None:
+        return
+    problem = json_problem(value, MAX_RULE_DEPTH)
+    if problem is not None:
+        raise FormatError(f"{where}: value {problem}")
+    try:
+        check_rule(value)
+    except RuleError as exc:
+        raise FormatError(f"{where}: not a rule the engine accepts: {exc}") from None
 
 
 def encode_value(key: str, value: Any) -> str:
@@ -224,7 +295,7 @@ def _decode_stored(name: object, key: object, text: object) -> Any:
     if not isinstance(name, str) or not name:
         raise FormatError(f"a flag name must be text, got {name!r}")
     where = f"register {key!r} of flag {name!r}"
-    if not isinstance(key, str) or not _known_key(key):
+    if not isinstance(key, str) or not _known_key(key) or not _belongs(name, key):
         raise FormatError(f"{where}: unknown register key")
     problem = text_problem(key)
     if problem is not None:

@@ -20,8 +20,16 @@ from zlib import crc32
 
 from .bucketing import id_bytes, randomized_bucket, ruby_bucket
 from .feature import Check
+from .targeting import Resolution
 
-__all__ = ["Explanation", "Reason", "explain_check", "explain_override", "explain_unknown"]
+__all__ = [
+    "Explanation",
+    "Reason",
+    "explain_check",
+    "explain_definition",
+    "explain_override",
+    "explain_unknown",
+]
 
 Reason = Literal[
     "override",
@@ -34,6 +42,7 @@ Reason = Literal[
     "group",
     "no_user",
     "off",
+    "definition",
 ]
 
 _EVERY_BUCKET = 2**32  # as in specialize: a bound this high lets every bucket in
@@ -56,7 +65,9 @@ class Explanation:
       (on), or is not and no group said yes (off);
     * ``group``: the predicate of ``group`` said yes: on;
     * ``no_user``: a check without a user is on only at 100%: off;
-    * ``off``: no rule turns the flag on for this user.
+    * ``off``: no rule turns the flag on for this user;
+    * ``definition``: the flag has a definition (variants): on when it resolves to the value
+      ``True``; the message names the variant and flagd's reason (``flags.evaluate``).
     """
 
     flag: str
@@ -120,6 +131,17 @@ class Explanation:
 def explain_override(name: str, user: str | None, value: bool) -> Explanation:
     word = "on" if value else "off"
     return Explanation(name, user, value, "override", f"{word}: forced by flags.override()")
+
+
+def explain_definition(name: str, user: str | None, resolution: Resolution) -> Explanation:
+    """A flag with a definition: its resolution (``flags.evaluate``) in words."""
+    value, variant, reason, _, error = resolution
+    active = value is True
+    word = "on" if active else "off"
+    if error is not None:
+        return Explanation(name, user, active, "definition", f"{word}: {reason} ({error})")
+    chosen = f"variant {variant!r} ({value!r})" if variant is not None else "no variant"
+    return Explanation(name, user, active, "definition", f"{word}: {chosen}, {reason}")
 
 
 def explain_unknown(name: str, user: str | None) -> Explanation:

@@ -17,6 +17,10 @@ class Feature:
 
     __slots__ = (
         "_data",
+        "_targeting",
+        "_variants",
+        "default_variant",
+        "enabled",
         "excluded_users",
         "groups",
         "name",
@@ -32,6 +36,12 @@ class Feature:
     excluded_users: frozenset[str]
     groups: frozenset[str]
     _data: dict[str, Any]
+    #: The variant answered when no rule decides (None: none, or an on/off flag).
+    default_variant: str | None
+    #: flagd's state: False when the flag's definition is DISABLED (always True for on/off flags).
+    enabled: bool
+    _variants: dict[str, Any]
+    _targeting: Any
 
     def __init__(
         self,
@@ -43,6 +53,10 @@ class Feature:
         excluded_users: frozenset[str] = frozenset(),
         groups: frozenset[str] = frozenset(),
         data: Mapping[str, Any] | None = None,
+        variants: Mapping[str, Any] | None = None,
+        default_variant: str | None = None,
+        targeting: Any = None,
+        enabled: bool = True,
     ) -> None:
         set_ = object.__setattr__
         set_(self, "name", name)
@@ -52,6 +66,10 @@ class Feature:
         set_(self, "excluded_users", frozenset(excluded_users))
         set_(self, "groups", frozenset(groups))
         set_(self, "_data", _copy_json(dict(data or {})))
+        set_(self, "_variants", _copy_json(dict(variants or {})))
+        set_(self, "default_variant", default_variant)
+        set_(self, "_targeting", _copy_json(targeting))
+        set_(self, "enabled", bool(enabled))
 
     @classmethod
     def from_state(cls, name: str, state: FlagState) -> Feature:
@@ -63,12 +81,31 @@ class Feature:
             excluded_users=frozenset(state.excluded),
             groups=frozenset(state.groups),
             data=state.data,
+            variants=state.variants,
+            default_variant=state.default_variant,
+            targeting=state.targeting,
+            enabled=not state.disabled,
         )
 
     @property
     def data(self) -> Mapping[str, Any]:
         """The flag's data: read-only, and a fresh copy, so changing nested values is harmless."""
         return MappingProxyType(_copy_json(self._data))
+
+    @property
+    def variants(self) -> Mapping[str, Any]:
+        """The flag's variants, name -> JSON value (empty for an on/off flag): a read-only copy."""
+        return MappingProxyType(_copy_json(self._variants))
+
+    @property
+    def targeting(self) -> Any:
+        """The flag's JsonLogic targeting rule (a copy), or None."""
+        return _copy_json(self._targeting)
+
+    @property
+    def has_definition(self) -> bool:
+        """Whether the flag has a definition (variants): flagd's model rather than on/off."""
+        return bool(self._variants)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Feature is immutable; cannot set {name!r}")
@@ -86,6 +123,10 @@ class Feature:
             "excluded_users": sorted(self.excluded_users),
             "groups": sorted(self.groups),
             "data": _copy_json(self._data),
+            "variants": _copy_json(self._variants),
+            "default_variant": self.default_variant,
+            "targeting": _copy_json(self._targeting),
+            "enabled": self.enabled,
         }
 
     def __eq__(self, other: object) -> bool:

@@ -25,14 +25,21 @@ from .clock import Timestamp
 from .keys import (
     DATA,
     DATA_RESET,
+    DEFAULT_VARIANT,
+    DEFINITION_RESET,
+    DISABLED,
     EXCLUDE,
     EXISTS,
     GROUP,
     MEMBER_PREFIXES,
     PERCENTAGE,
     RESET,
+    RULE,
+    TARGETING_RULE,
     TIME,
     USER,
+    VARIANT,
+    is_definition,
     split_key,
 )
 from .validate import MAX_DEPTH, json_problem, text
@@ -166,8 +173,10 @@ def describe_change(
     if values.get(EXISTS) is False:  # delete
         if exists:
             before[EXISTS], after[EXISTS] = True, False
-    elif not exists:
+    elif not exists and not all(key.startswith(RULE) for key in values):
+        # (A named rule's write never creates a flag: rollout._core.keys.RULES_ENTITY.)
         before[EXISTS], after[EXISTS] = False, True
+    _definition_changes(view, values, before, after)
     if RESET in values and view is not None:  # deactivate, delete: targeting cleared
         _cleared(before, after, PERCENTAGE, view.percentage, 0.0)
         _cleared(before, after, TIME, view.time_percentage, 0.0)
@@ -204,6 +213,36 @@ def describe_change(
 
 
 _SCALAR = {PERCENTAGE: "percentage", TIME: "time_percentage"}
+
+
+def _definition_changes(
+    view: FlagView | None, values: Mapping[str, Any], before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    """The definition registers (and named rules) a write changes, key by key: a whole new
+    definition (``definition_reset``) also clears every variant and setting it does not give."""
+    written = {k: v for k, v in values.items() if is_definition(k) or k.startswith(RULE)}
+    if not written and DEFINITION_RESET not in values:
+        return
+    old: dict[str, Any] = {DEFAULT_VARIANT: None, TARGETING_RULE: None, DISABLED: False}
+    if view is not None:
+        old.update({VARIANT + name: value for name, value in view.variants.items()})
+        old.update({RULE + name: value for name, value in view.rules.items()})
+        old.update(
+            {
+                DEFAULT_VARIANT: view.default_variant,
+                TARGETING_RULE: view.targeting,
+                DISABLED: view.disabled,
+            }
+        )
+    new = dict(old)
+    if DEFINITION_RESET in values:
+        new = {k: None if k.startswith(VARIANT) else v for k, v in old.items()}
+        new.update({DEFAULT_VARIANT: None, TARGETING_RULE: None, DISABLED: False})
+    new.update(written)
+    for key in sorted({*old, *new}):
+        was, now = old.get(key), new.get(key)
+        if not _same(was, now):
+            before[key], after[key] = was, now
 
 
 def _cleared(before: dict[str, Any], after: dict[str, Any], key: str, was: Any, now: Any) -> None:
@@ -279,3 +318,8 @@ class FlagView(Protocol):
     excluded: set[str]
     groups: set[str]
     data: dict[str, Any]
+    variants: dict[str, Any]
+    default_variant: str | None
+    targeting: Any
+    disabled: bool
+    rules: dict[str, Any]

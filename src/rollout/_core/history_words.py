@@ -11,7 +11,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from .ids import user_order
-from .keys import DATA, EXCLUDE, EXISTS, GROUP, PERCENTAGE, SEPARATOR, TIME, USER, split_key
+from .keys import (
+    DATA,
+    DEFAULT_VARIANT,
+    DISABLED,
+    EXCLUDE,
+    EXISTS,
+    GROUP,
+    PERCENTAGE,
+    RULE,
+    SEPARATOR,
+    TARGETING_RULE,
+    TIME,
+    USER,
+    VARIANT,
+    split_key,
+)
 
 __all__ = ["action_title", "change_words", "event_changes", "percent"]
 
@@ -42,7 +57,19 @@ _TITLES = {
     "deactivate_percentage_of_time": "percentage of time cleared",
     "quarantine_accept": "accepted quarantined values",
     "quarantine_drop": "dropped quarantined values",
+    "define_flag": "defined variants and targeting",
+    "set_variant": "changed a variant",
+    "remove_variant": "removed a variant",
+    "set_default_variant": "changed the default variant",
+    "set_targeting": "changed the targeting rule",
+    "enable_flag": "enabled (flagd state)",
+    "disable_flag": "disabled (flagd state)",
+    "define_rule": "defined a rule",
+    "remove_rule": "removed a rule",
+    "load_flagd": "loaded from a flagd file",
 }
+#: The definition registers that are a name alone, as people read them.
+_DEFINITION = {DEFAULT_VARIANT: "default variant", TARGETING_RULE: "targeting rule"}
 #: Actions on members: (verb, the register prefix they write).
 _MEMBER_ACTIONS = {
     "activate_user": ("added user", USER),
@@ -99,6 +126,17 @@ def change_words(key: str, before: Any, after: Any) -> str:
         return f"{prefix.removesuffix(SEPARATOR)}s: {_thousands(str(after))}"
     if prefix == DATA and member:
         return f"data {member}: {_json(before)} → {_json(after)}"
+    if prefix in (VARIANT, RULE) and member:
+        kind = prefix.removesuffix(SEPARATOR)
+        if after is None:
+            return f"removed {kind} {member} (was {_json(before)})"
+        if before is None:
+            return f"added {kind} {member}: {_json(after)}"
+        return f"changed {kind} {member}: {_json(before)} → {_json(after)}"
+    if key in _DEFINITION:
+        return f"{_DEFINITION[key]}: {_json(before)} → {_json(after)}"
+    if key == DISABLED and isinstance(after, bool):
+        return "disabled" if after else "enabled"
     if key == EXISTS:
         return "created" if after else "deleted"
     if key in _SCALARS:

@@ -15,11 +15,32 @@ key                      value                hidden by (dropped when older than
 ``exclude:<id>``         true / false         ``reset``
 ``group:<name>``         true / false         ``reset``
 ``data:<key>``           any JSON value       ``data_reset``
+``definition_reset``     none: a watermark    never
+``variant:<name>``       a JSON value; null:  ``definition_reset``
+                         the variant removed
+``default_variant``      a variant name, or   ``definition_reset``
+                         null (none)
+``targeting``            a JsonLogic rule, or ``definition_reset``
+                         null (none)
+``disabled``             true / false         ``definition_reset``
+``rule:<name>``          a JsonLogic rule;    never (only on the rules entity, below)
+                         null: removed
 ``history:<timestamp>``  an event object      never (only the newest N are kept)
 =======================  ===================  ===========================================
 
-The keys ``reset`` hides are the *targeting* registers: everything that decides who gets the
-flag. A prefixed key is its prefix followed by a member, which may be any non-empty text,
+The keys ``reset`` hides are the *targeting* registers: everything that decides who gets an
+on/off flag. The keys ``definition_reset`` hides are the *definition* registers: a flag's
+variants, default variant, JsonLogic targeting rule and state, in flagd's terms (a flag "has a
+definition" when it has a variant). ``delete`` and ``define_flag`` (which replaces a whole
+definition) write that watermark; each variant is its own register, so two processes that
+change two different variants at once both keep their change.
+
+Named rules (flagd's ``$evaluators``, also groups of on/off flags) are the ``rule:<name>``
+registers of one reserved entity, :data:`RULES_ENTITY`, stored and replicated like a flag. Its
+name is one the naming rule refuses for a flag (it begins with a space), so no flag can take
+it, and it holds nothing but rules and their history: it never exists as a flag.
+
+A prefixed key is its prefix followed by a member, which may be any non-empty text,
 ``:`` included: only the first ``:`` ends the prefix, since no prefix holds another one.
 
 The hiding rule is applied in three languages: in Python by every replica (and the memory
@@ -39,6 +60,10 @@ from .clock import Timestamp
 __all__ = [
     "DATA",
     "DATA_RESET",
+    "DEFAULT_VARIANT",
+    "DEFINITION_RESET",
+    "DEFINITION_SCALARS",
+    "DISABLED",
     "EXCLUDE",
     "EXISTS",
     "GROUP",
@@ -48,23 +73,30 @@ __all__ = [
     "PLAIN_KEYS",
     "PREFIXES",
     "RESET",
+    "RULE",
+    "RULES_ENTITY",
     "SEPARATOR",
     "TARGETING_PREFIXES",
+    "TARGETING_RULE",
     "TARGETING_SCALARS",
     "TIME",
     "USER",
+    "VARIANT",
     "WATERMARKS",
     "history_key",
     "is_data",
+    "is_definition",
     "is_history",
     "is_targeting",
     "lua_is_data",
+    "lua_is_definition",
     "lua_is_history",
     "lua_is_targeting",
     "lua_literal",
     "member_key",
     "split_key",
     "sql_is_data",
+    "sql_is_definition",
     "sql_is_history",
     "sql_is_targeting",
     "sql_literal",
@@ -78,6 +110,11 @@ RESET = "reset"
 DATA_RESET = "data_reset"
 PERCENTAGE = "percentage"
 TIME = "percentage_of_time"
+DEFINITION_RESET = "definition_reset"
+DEFAULT_VARIANT = "default_variant"
+#: The flag's JsonLogic rule (a *definition* register, unlike the on/off targeting registers).
+TARGETING_RULE = "targeting"
+DISABLED = "disabled"
 
 SEPARATOR = ":"
 USER = "user" + SEPARATOR
@@ -85,19 +122,31 @@ EXCLUDE = "exclude" + SEPARATOR
 GROUP = "group" + SEPARATOR
 DATA = "data" + SEPARATOR
 HISTORY = "history" + SEPARATOR
+VARIANT = "variant" + SEPARATOR
+RULE = "rule" + SEPARATOR
+
+#: The reserved entity that holds the named rules (``rule:<name>``). Its leading space makes it
+#: a name no flag can take (rollout._core.validate.name_problem refuses it), while every store
+#: keeps it as it keeps a flag (no control character, no NUL).
+RULES_ENTITY = " rules"
 
 #: The keys that are a name alone, without a member.
-PLAIN_KEYS = frozenset({EXISTS, RESET, DATA_RESET, PERCENTAGE, TIME})
+PLAIN_KEYS = frozenset(
+    {EXISTS, RESET, DATA_RESET, PERCENTAGE, TIME, DEFINITION_RESET, DEFAULT_VARIANT}
+    | {TARGETING_RULE, DISABLED}
+)
 #: The registers without a value: they only carry their timestamp.
-WATERMARKS = frozenset({RESET, DATA_RESET})
+WATERMARKS = frozenset({RESET, DATA_RESET, DEFINITION_RESET})
 #: The targeting registers that are a name alone (hidden by ``reset``).
 TARGETING_SCALARS = (PERCENTAGE, TIME)
 #: The prefixes of targeting registers (hidden by ``reset``); their values are true or false.
 TARGETING_PREFIXES = (USER, EXCLUDE, GROUP)
+#: The definition registers that are a name alone (hidden by ``definition_reset``).
+DEFINITION_SCALARS = (DEFAULT_VARIANT, TARGETING_RULE, DISABLED)
 #: The prefixes of the keys that name a member of the flag's visible state.
 MEMBER_PREFIXES = (*TARGETING_PREFIXES, DATA)
 #: Every prefix.
-PREFIXES = (*MEMBER_PREFIXES, HISTORY)
+PREFIXES = (*MEMBER_PREFIXES, VARIANT, RULE, HISTORY)
 
 # Found by the text before the first separator, so that splitting a key costs one dict lookup
 # however many prefixes there are (a flag of 100,000 users is rebuilt key by key).
@@ -120,6 +169,11 @@ def is_targeting(key: str) -> bool:
 def is_data(key: str) -> bool:
     """Whether ``key`` is a data register, hidden by ``data_reset``."""
     return key.startswith(DATA)
+
+
+def is_definition(key: str) -> bool:
+    """Whether ``key`` is part of a flag's definition, and so is hidden by ``definition_reset``."""
+    return key in DEFINITION_SCALARS or key.startswith(VARIANT)
 
 
 def is_history(key: str) -> bool:
@@ -190,6 +244,12 @@ def sql_is_data(column: str) -> str:
     return f"({_sql_starts_with(column, DATA)})"
 
 
+def sql_is_definition(column: str) -> str:
+    """SQL that is true where :func:`is_definition` is."""
+    scalars = ", ".join(sql_literal(key) for key in DEFINITION_SCALARS)
+    return f"({column} IN ({scalars}) OR {_sql_starts_with(column, VARIANT)})"
+
+
 def sql_is_history(column: str) -> str:
     """SQL that is true where :func:`is_history` is, as a key range.
 
@@ -237,6 +297,13 @@ def lua_is_targeting(var: str) -> str:
 def lua_is_data(var: str) -> str:
     """Lua that is true where :func:`is_data` is."""
     return f"({_lua_starts_with(var, DATA)})"
+
+
+def lua_is_definition(var: str) -> str:
+    """Lua that is true where :func:`is_definition` is."""
+    parts = [f"{var} == {lua_literal(key)}" for key in DEFINITION_SCALARS]
+    parts.append(_lua_starts_with(var, VARIANT))
+    return f"({' or '.join(parts)})"
 
 
 def lua_is_history(var: str) -> str:

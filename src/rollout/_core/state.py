@@ -10,7 +10,10 @@ registers hide older registers without naming them one by one:
 
 * ``reset`` (written by ``deactivate`` and ``delete``) hides targeting registers older than it;
 * ``data_reset`` (written by ``clear_feature_data``, ``replace_feature_data`` and ``delete``)
-  hides data registers older than it.
+  hides data registers older than it;
+* ``definition_reset`` (written by ``define_flag``, which replaces a whole definition, and
+  ``delete``) hides definition registers (variants, default variant, targeting rule, state)
+  older than it.
 
 Hidden registers can never become visible again (watermarks only move forward), so they are
 dropped: activate/deactivate cycles do not grow memory.
@@ -35,14 +38,21 @@ from .history import DEFAULT_HISTORY_LIMIT
 from .keys import (
     DATA,
     DATA_RESET,
+    DEFAULT_VARIANT,
+    DEFINITION_RESET,
+    DISABLED,
     EXCLUDE,
     EXISTS,
     GROUP,
     PERCENTAGE,
     RESET,
+    RULE,
+    TARGETING_RULE,
     TIME,
     USER,
+    VARIANT,
     is_data,
+    is_definition,
     is_history,
     is_targeting,
     split_key,
@@ -85,10 +95,18 @@ def wins(new: Register, old: Register | None) -> bool:
     return new.value != old.value and _tiebreak(new.value) > _tiebreak(old.value)
 
 
-def is_hidden(key: str, ts: Timestamp, reset: Timestamp, data_reset: Timestamp) -> bool:
+def is_hidden(
+    key: str,
+    ts: Timestamp,
+    reset: Timestamp,
+    data_reset: Timestamp,
+    definition_reset: Timestamp = MIN_TIMESTAMP,
+) -> bool:
     """Whether a register is hidden by the flag's watermarks (and so may be dropped)."""
     if is_data(key):
         return ts < data_reset
+    if ts < definition_reset and is_definition(key):
+        return True
     return ts < reset and is_targeting(key)
 
 
@@ -108,9 +126,13 @@ def merge_registers(
         events = sorted(k for k in registers if is_history(k))
         for key in events[: max(0, len(events) - history_limit)]:
             del registers[key]
-    reset = registers[RESET].ts if RESET in registers else MIN_TIMESTAMP
-    data_reset = registers[DATA_RESET].ts if DATA_RESET in registers else MIN_TIMESTAMP
-    for key in [k for k, r in registers.items() if is_hidden(k, r.ts, reset, data_reset)]:
+    reset, data_reset, definition_reset = (
+        registers[w].ts if w in registers else MIN_TIMESTAMP
+        for w in (RESET, DATA_RESET, DEFINITION_RESET)
+    )
+    for key in [
+        k for k, r in registers.items() if is_hidden(k, r.ts, reset, data_reset, definition_reset)
+    ]:
         del registers[key]
 
 
@@ -120,6 +142,9 @@ class FlagState:
     __slots__ = (
         "data",
         "data_reset",
+        "default_variant",
+        "definition_reset",
+        "disabled",
         "excluded",
         "exists",
         "groups",
@@ -128,8 +153,11 @@ class FlagState:
         "percentage",
         "registers",
         "reset",
+        "rules",
+        "targeting",
         "time_percentage",
         "users",
+        "variants",
     )
 
     def __init__(self, history_limit: int = DEFAULT_HISTORY_LIMIT) -> None:
@@ -148,9 +176,17 @@ class FlagState:
         self.excluded: set[str] = set()
         self.groups: set[str] = set()
         self.data: dict[str, Any] = {}
+        self.definition_reset = MIN_TIMESTAMP
+        # The definition (flagd's model): a flag has one when it has a variant.
+        self.variants: dict[str, Any] = {}
+        self.default_variant: str | None = None
+        self.targeting: Any = None
+        self.disabled = False
+        #: The named rules (only the rules entity, keys.RULES_ENTITY, holds any).
+        self.rules: dict[str, Any] = {}
 
     def hidden(self, key: str, ts: Timestamp) -> bool:
-        return is_hidden(key, ts, self.reset, self.data_reset)
+        return is_hidden(key, ts, self.reset, self.data_reset, self.definition_reset)
 
     def merge(self, incoming: Mapping[str, Register]) -> bool:
         """Merge registers into this flag. Returns whether the visible state changed."""
@@ -168,6 +204,9 @@ class FlagState:
                 watermark_moved = True
             elif key == DATA_RESET and register.ts > self.data_reset:
                 self.data_reset = register.ts
+                watermark_moved = True
+            elif key == DEFINITION_RESET and register.ts > self.definition_reset:
+                self.definition_reset = register.ts
                 watermark_moved = True
             accepted.append((key, register))
         if not accepted:
@@ -210,6 +249,10 @@ class FlagState:
         self.reset = self.registers[RESET].ts if RESET in self.registers else MIN_TIMESTAMP
         data_reset = self.registers.get(DATA_RESET)
         self.data_reset = data_reset.ts if data_reset is not None else MIN_TIMESTAMP
+        definition_reset = self.registers.get(DEFINITION_RESET)
+        self.definition_reset = (
+            definition_reset.ts if definition_reset is not None else MIN_TIMESTAMP
+        )
         self._rebuild_view()
         return removed
 
@@ -238,6 +281,11 @@ class FlagState:
             self.excluded,
             self.groups,
             self.data,
+            self.variants,
+            self.default_variant,
+            self.targeting,
+            self.disabled,
+            self.rules,
         )
 
     def _drop_hidden(self) -> None:
@@ -248,7 +296,9 @@ class FlagState:
     def _rebuild_view(self) -> None:
         # Fresh containers: a reader holding the old ones keeps a consistent (old) view.
         self.users, self.excluded, self.groups, self.data = set(), set(), set(), {}
-        self.exists = False
+        self.variants, self.rules = {}, {}
+        self.default_variant = self.targeting = None
+        self.exists = self.disabled = False
         self.percentage = self.time_percentage = 0.0
         for key, register in self.registers.items():
             self._apply_visible(key, register.value)
@@ -265,10 +315,11 @@ class FlagState:
             if prefix == GROUP:
                 return _set_member(self.groups, name, value)
             if prefix == DATA:
-                if name in self.data and self.data[name] == value:
-                    return False
-                self.data[name] = value
-                return True
+                return _set_value(self.data, name, value, keep_none=True)
+            if prefix == VARIANT:
+                return _set_value(self.variants, name, value, keep_none=False)
+            if prefix == RULE:
+                return _set_value(self.rules, name, value, keep_none=False)
             return False  # a history event: not part of the view
         if key == EXISTS:
             changed = bool(self.exists != value)
@@ -282,6 +333,11 @@ class FlagState:
             changed = bool(self.time_percentage != value)
             self.time_percentage = float(value)
             return changed
+        if key in _DEFINITION_ATTRIBUTES:
+            attribute = _DEFINITION_ATTRIBUTES[key]
+            was = getattr(self, attribute)
+            setattr(self, attribute, bool(value) if key == DISABLED else value)
+            return not _same_json(was, getattr(self, attribute))
         return False  # the watermarks carry no visible value of their own
 
     def replicated_registers(self) -> Iterable[tuple[str, Register]]:
@@ -290,6 +346,32 @@ class FlagState:
         Hidden registers are already dropped, so these are exactly the visible ones.
         """
         return ((k, r) for k, r in self.registers.items() if r.ts != MIN_TIMESTAMP)
+
+
+_DEFINITION_ATTRIBUTES = {
+    DEFAULT_VARIANT: "default_variant",
+    TARGETING_RULE: "targeting",
+    DISABLED: "disabled",
+}
+
+
+def _same_json(was: Any, now: Any) -> bool:
+    # Not == alone: 1 == 1.0 == True in Python, and those are three different JSON values.
+    return type(was) is type(now) and _tiebreak(was) == _tiebreak(now)
+
+
+def _set_value(values: dict[str, Any], name: str, value: Any, *, keep_none: bool) -> bool:
+    """Set a JSON member of the view; None removes it unless ``keep_none`` (data keeps a null).
+    Returns whether the view changed."""
+    if value is None and not keep_none:
+        return values.pop(name, _MISSING) is not _MISSING
+    if name in values and _same_json(values[name], value):
+        return False
+    values[name] = value
+    return True
+
+
+_MISSING: Any = object()
 
 
 def _set_member(members: set[str], member: str, present: Any) -> bool:

@@ -15,8 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from .._core.codec import entity_name
 from .._core.state import Delta
-from .._core.validate import MAX_NAME_LENGTH, flag_name
+from .._core.validate import MAX_NAME_LENGTH
 
 __all__ = ["MAX_MEMBERS", "SCHEMAS", "Kind", "Message", "SchemaError", "check_keys"]
 
@@ -102,7 +103,7 @@ def _address(value: object, what: str) -> None:
 
 def _name(value: object, what: str) -> str:
     try:
-        return flag_name(value, what)
+        return entity_name(value, what)  # a flag, or the rules entity: both are replicated
     except (TypeError, ValueError) as exc:
         raise SchemaError(str(exc)) from None
 

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import re
 
-from .._core.keys import DATA_RESET, RESET, sql_is_data, sql_is_history, sql_is_targeting
+from .._core.keys import (
+    DATA_RESET,
+    DEFINITION_RESET,
+    RESET,
+    sql_is_data,
+    sql_is_definition,
+    sql_is_history,
+    sql_is_targeting,
+)
 from .._core.keys import sql_literal as _literal
 
 __all__ = ["SCHEMA_VERSION", "check_schema_name", "ddl"]
@@ -116,6 +124,10 @@ WHERE r.flag = %(flag)s AND (
      AND (r.wall, r.counter, r.node) < (
         SELECT wall, counter, node FROM registers
         WHERE flag = %(flag)s AND key = {_literal(DATA_RESET)}))
+    OR ({sql_is_definition("r.key")}
+     AND (r.wall, r.counter, r.node) < (
+        SELECT wall, counter, node FROM registers
+        WHERE flag = %(flag)s AND key = {_literal(DEFINITION_RESET)}))
 )
 """
 

@@ -31,8 +31,10 @@ from .._core.clock import Timestamp
 from .._core.codec import check_flag, decode_stored, encode_flags, encode_value
 from .._core.keys import (
     DATA_RESET,
+    DEFINITION_RESET,
     RESET,
     lua_is_data,
+    lua_is_definition,
     lua_is_history,
     lua_is_targeting,
     lua_literal,
@@ -72,9 +74,12 @@ local index, version_key = KEYS[1], KEYS[2]
 local channel, origin, delta_json = ARGV[1], ARGV[2], ARGV[3]
 local limit = tonumber(ARGV[4])
 local P = $prefix
-local function hidden(field, stamp, reset, data_reset)
+local function hidden(field, stamp, reset, data_reset, definition_reset)
   if $is_data then
     return data_reset and stamp < data_reset
+  end
+  if definition_reset and stamp < definition_reset and $is_definition then
+    return true
   end
   return reset and stamp < reset and $is_targeting
 end
@@ -86,19 +91,23 @@ for f = 3, #KEYS, 2 do
   arg = arg + 2
   local reset = redis.call('HGET', hash, $reset)
   local data_reset = redis.call('HGET', hash, $data_reset)
+  local definition_reset = redis.call('HGET', hash, $definition_reset)
   reset = reset and string.sub(reset, 1, P) or nil
   data_reset = data_reset and string.sub(data_reset, 1, P) or nil
+  definition_reset = definition_reset and string.sub(definition_reset, 1, P) or nil
   local moved = false
   for r = 1, count do
     local field, packed = ARGV[arg], ARGV[arg + 1]
     arg = arg + 2
     local stamp = string.sub(packed, 1, P)
     local old = redis.call('HGET', hash, field)
-    if (not old or packed > old) and not hidden(field, stamp, reset, data_reset) then
+    if (not old or packed > old)
+        and not hidden(field, stamp, reset, data_reset, definition_reset) then
       redis.call('HSET', hash, field, packed)
       changed = changed + 1
       if field == $reset then reset = stamp; moved = true end
       if field == $data_reset then data_reset = stamp; moved = true end
+      if field == $definition_reset then definition_reset = stamp; moved = true end
       if $is_history then
         redis.call('ZADD', events, 0, field)
         added_events = true
@@ -115,7 +124,7 @@ for f = 3, #KEYS, 2 do
   if moved then
     local all = redis.call('HGETALL', hash)
     for i = 1, #all, 2 do
-      if hidden(all[i], string.sub(all[i + 1], 1, P), reset, data_reset) then
+      if hidden(all[i], string.sub(all[i + 1], 1, P), reset, data_reset, definition_reset) then
         redis.call('HDEL', hash, all[i])
       end
     end
@@ -132,9 +141,11 @@ return version
     prefix=_PREFIX,
     is_data=lua_is_data("field"),
     is_targeting=lua_is_targeting("field"),
+    is_definition=lua_is_definition("field"),
     is_history=lua_is_history("field"),
     reset=lua_literal(RESET),
     data_reset=lua_literal(DATA_RESET),
+    definition_reset=lua_literal(DEFINITION_RESET),
 )
 
 # A consistent snapshot of everything: flat {name, {field, packed, ...}, ...} plus the version.

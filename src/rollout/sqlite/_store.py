@@ -21,9 +21,11 @@ from .._core.clock import Timestamp
 from .._core.codec import decode_stored, encode_value
 from .._core.keys import (
     DATA_RESET,
+    DEFINITION_RESET,
     RESET,
     is_history,
     sql_is_data,
+    sql_is_definition,
     sql_is_history,
     sql_is_targeting,
     sql_literal,
@@ -90,8 +92,9 @@ WHERE (excluded.wall, excluded.counter, excluded.node, excluded.value)
 """
 
 # Drop what a watermark hides (docs/architecture.md): targeting registers older than `reset`, data
-# registers older than `data_reset`. Which keys those are comes from rollout._core.keys, as it
-# does for the replica and the Redis store: all three must drop exactly the same registers.
+# registers older than `data_reset`, definition registers older than `definition_reset`. Which
+# keys those are comes from rollout._core.keys, as it does for the replica and the Redis store:
+# all three must drop exactly the same registers.
 _PRUNE = f"""
 DELETE FROM registers AS r
 WHERE r.flag = :flag AND (
@@ -103,6 +106,10 @@ WHERE r.flag = :flag AND (
      AND (r.wall, r.counter, r.node) < (
         SELECT wall, counter, node FROM registers
         WHERE flag = :flag AND key = {sql_literal(DATA_RESET)}))
+    OR ({sql_is_definition("r.key")}
+     AND (r.wall, r.counter, r.node) < (
+        SELECT wall, counter, node FROM registers
+        WHERE flag = :flag AND key = {sql_literal(DEFINITION_RESET)}))
 )
 """
 

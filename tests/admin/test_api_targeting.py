@@ -71,7 +71,7 @@ def test_a_definition_is_written_read_evaluated_and_recorded(tmp_path: Path) -> 
         assert exported["flags"]["color"]["variants"] == COLOR["variants"]
         assert exported["$evaluators"] == {"pro": PRO}
 
-        gone = http.delete("/api/v1/rules/pro", json={"reason": "no more plans"})
+        gone = http.request("DELETE", "/api/v1/rules/pro", json={"reason": "no more plans"})
         assert gone.json() == {"deleted": "pro"}
         assert http.get("/api/v1/rules/pro").status_code == 404
         assert http.delete("/api/v1/rules/pro").status_code == 404

@@ -82,7 +82,7 @@ def describe(feature: Feature) -> str:
         return f"{feature.name}: no variants (an on/off flag)"
     default = feature.default_variant
     parts = [
-        f"variants {', '.join(feature.variants)}",
+        f"variants {', '.join(sorted(feature.variants))}",
         f"default {default}" if default is not None else "no default variant",
     ]
     if feature.targeting:
@@ -108,7 +108,7 @@ def cmd_variants(flags: Rollout, args: argparse.Namespace) -> int:
         return 0
     rows = [
         [variant, _compact(value), "default" if variant == feature.default_variant else ""]
-        for variant, value in feature.variants.items()
+        for variant, value in sorted(feature.variants.items())
     ]
     print(table.format_table(["VARIANT", "VALUE", ""], rows) if rows else describe(feature))
     print(f"state: {flagd_state(feature.enabled)}")

@@ -33,9 +33,9 @@ VALID = {
     "key": "user:u1",  # the quarantine's: nothing is held there, so a 404
     "reason": "a test",
     # A flag's definition (flagd's words), its targeting, a named rule, a context, a flagd file.
-    "variants": {"on": True, "off": False},
-    "defaultVariant": "off",
-    "targeting": {"if": [{"$ref": "pro"}, "on", "off"]},
+    "variants": {"blue": "#00f", "red": "#f00"},
+    "defaultVariant": "red",
+    "targeting": {"if": [{"$ref": "pro"}, "blue", "red"]},
     "state": "ENABLED",
     "metadata": {"owner": "web"},
     "logic": {"in": [{"var": "plan"}, ["pro", "enterprise"]]},
@@ -96,7 +96,14 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str]]:
     )
 
 
-def fill(path: str, name: str = "chat", group: str = "admins", rule: str = "pro") -> str:
+def flag_of(path: str) -> str:
+    """The seeded flag an operation's path is filled with: a targeting rule needs variants, so
+    it is ``color``'s; every other flag path is ``chat``'s."""
+    return "color" if path.endswith("/targeting") else "chat"
+
+
+def fill(path: str, name: str | None = None, group: str = "admins", rule: str = "pro") -> str:
+    name = flag_of(path) if name is None else name
     return path.replace("{name}", name).replace("{group}", group).replace("{rule}", rule)
 
 
@@ -119,6 +126,18 @@ def seeded(flags: Rollout) -> Rollout:
     flags.set_feature_data("chat", {"owner": "web"})
     flags.activate("signup")
     flags.define_rule("pro", {"in": [{"var": "plan"}, ["pro", "enterprise"]]})
+    return flags
+
+
+def with_a_definition(flags: Rollout) -> Rollout:
+    """``seeded()``, and ``color``: variants and targeting (not VALID's), so that every
+    operation, its targeting's set and removal too, has something to change."""
+    seeded(flags).define_flag(
+        "color",
+        {"blue": "#00f", "red": "#f00"},
+        default_variant="red",
+        targeting={"if": [{"==": [{"var": "plan"}, "pro"]}, "blue", None]},
+    )
     return flags
 
 

@@ -22,10 +22,11 @@ from .api_helpers import (
     body_for,
     csrf_token,
     fill,
+    flag_of,
     hold_from_the_future,
     operations,
-    seeded,
     session,
+    with_a_definition,
 )
 
 pytestmark = pytest.mark.anyio
@@ -53,7 +54,7 @@ class Admin:
 
 @pytest.fixture
 async def admin(flags: Rollout) -> AsyncIterator[Admin]:
-    hold_from_the_future(seeded(flags))
+    hold_from_the_future(with_a_definition(flags))
     app = create_app(flags, tokens=TOKENS, session_secret="sessions")
     async with asgi_client(app) as client:
         yield Admin(flags, app, app.state.auth, client)
@@ -95,7 +96,7 @@ async def test_a_bearer_token_opens_every_route_and_needs_no_csrf_header(
     response = await admin.request(method, path, headers)
     assert response.status_code == 200, response.text
     if method != "GET" and (method, path) not in NOT_A_FLAG_CHANGE:
-        assert actors(admin.flags, "chat")[0] == "ci"
+        assert actors(admin.flags, flag_of(path))[0] == "ci"
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)
@@ -110,7 +111,7 @@ async def test_a_session_cookie_with_its_csrf_token_opens_every_route(
     response = await admin.request(method, path, headers)
     assert response.status_code == 200, response.text
     if method != "GET" and (method, path) not in NOT_A_FLAG_CHANGE:
-        assert actors(admin.flags, "chat")[0] == "alice"
+        assert actors(admin.flags, flag_of(path))[0] == "alice"
 
 
 @pytest.mark.parametrize(("method", "path"), READS)
@@ -231,7 +232,7 @@ async def test_the_login_form_refuses_a_post_from_another_site(admin: Admin) -> 
 
 @pytest.fixture
 async def open_app(flags: Rollout) -> Starlette:
-    seeded(flags)
+    with_a_definition(flags)
     return create_app(flags)
 
 

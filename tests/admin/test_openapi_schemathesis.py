@@ -19,7 +19,7 @@ from rollout.admin import create_app
 from rollout.admin._api_targeting import RULE_BODY_OPERATIONS
 from rollout.admin._openapi import openapi_document
 
-from .api_helpers import BEARER, TOKEN, hold_from_the_future, seeded
+from .api_helpers import BEARER, TOKEN, hold_from_the_future, with_a_definition
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,
@@ -55,7 +55,7 @@ CASES = [
 @pytest.mark.parametrize(("operation_id", "mode"), CASES)
 def test_the_api_answers_as_its_document_says(operation_id: str, mode: GenerationMode) -> None:
     with Rollout() as flags:
-        hold_from_the_future(seeded(flags))
+        hold_from_the_future(with_a_definition(flags))
         app = create_app(flags, token=TOKEN)
         schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app, headers=BEARER)
         operation = schema.find_operation_by_id(operation_id)

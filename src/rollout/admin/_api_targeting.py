@@ -318,7 +318,7 @@ TARGETING_OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "DELETE", "/rules/{rule}", "deleteRule",
-        "Forget a named rule (flags still referring to it answer ERROR)",
+        "Forget a named rule (refused while a flag's targeting refers to it with $ref)",
         _delete_rule, "DeletedRule", _RULE, _WHY, body_required=False,
     ),
     Operation(

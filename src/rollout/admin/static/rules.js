@@ -97,8 +97,8 @@
     $('[data-action="remove"]', editor.section).addEventListener("click", async () => {
       const sure = await D.confirm({
         title: `Remove the rule ${name}?`,
-        text: "Flags that refer to it answer their default with an error; groups of its name " +
-          "match nobody.",
+        text: "Groups of its name match nobody any more. (A rule that a flag's targeting " +
+          "refers to cannot be removed: change that flag first.)",
         ok: "Remove",
       });
       if (sure && await send("DELETE", name, undefined, error, editor.input)) {

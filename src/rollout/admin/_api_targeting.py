@@ -206,6 +206,10 @@ async def _put_targeting(api: Api, call: Call) -> Any:
 
 
 async def _delete_targeting(api: Api, call: Call) -> Any:
+    feature = api.flags.get(call.name)
+    if api.flags.exists(call.name) and not feature.variants:
+        # An on/off flag has no targeting rule to remove: answered as it is, nothing written.
+        return definition_shape(feature)
     await api.write(call, api.flags.set_targeting, call.name, None)
     return definition_shape(api.flags.get(call.name))
 
@@ -291,8 +295,8 @@ TARGETING_OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "PUT", "/flags/{name}/targeting", "putFlagTargeting",
-        "The flag's targeting rule (JsonLogic choosing a variant); `{}`: none",
-        _put_targeting, "Definition", _FLAG, (TARGETING, REASON), "create",
+        "The targeting rule (JsonLogic choosing a variant) of a flag with variants; `{}`: none",
+        _put_targeting, "Definition", _FLAG, (TARGETING, REASON), "not_found",
     ),
     Operation(
         "DELETE", "/flags/{name}/targeting", "deleteFlagTargeting",

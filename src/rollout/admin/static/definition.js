@@ -11,6 +11,9 @@
   const error = $("#definition-error");
   const save = $("#definition-save");
   const pretty = (value) => JSON.stringify(value, null, 2);
+  /* Variants by name, as `rollout variants` lists them: the same order on every page. */
+  const byName = (variants) =>
+    Object.fromEntries(Object.keys(variants).sort().map((name) => [name, variants[name]]));
 
   /* What the editor holds: the definition without its metadata (the data panel edits that). */
   function editable(definition) {
@@ -20,7 +23,7 @@
     }
     return {
       state: definition.state,
-      variants: definition.variants,
+      variants: byName(definition.variants),
       defaultVariant: definition.defaultVariant,
       targeting: definition.targeting || {},
     };
@@ -36,7 +39,7 @@
     $('[data-field="def-state"]').textContent = definition.state;
     $('[data-field="def-default"]').textContent =
       definition.defaultVariant === null ? "none (the caller's default)" : definition.defaultVariant;
-    $('[data-field="def-variants"]').replaceChildren(...Object.entries(definition.variants).map(
+    $('[data-field="def-variants"]').replaceChildren(...Object.entries(byName(definition.variants)).map(
       ([variant, value]) => {
         const row = document.createElement("tr");
         const name = document.createElement("th");

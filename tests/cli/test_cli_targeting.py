@@ -82,7 +82,7 @@ def test_import_flagd_prints_a_line_per_flag_and_rule_and_evaluates_as_flagd(
     assert exported["flags"]["color"]["targeting"] == DOCUMENT["flags"]["color"]["targeting"]
     assert exported["$evaluators"] == {"pro": PRO}
     target = tmp_path / "out.json"
-    assert cli.ok("export-flagd", str(target)) == f"exported 2 flags and 1 rules to {target}\n"
+    assert cli.ok("export-flagd", str(target)) == f"exported 2 flags and 1 rule to {target}\n"
     assert json.loads(target.read_text()) == exported
 
 

@@ -72,6 +72,10 @@ def _json_or_text(text: str) -> Any:
         return text
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
@@ -167,8 +171,9 @@ def cmd_export_flagd(flags: Rollout, args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         Path(args.file).write_text(text, encoding="utf-8")
-        rules = len(document.get("$evaluators", {}))
-        print(f"exported {len(document['flags'])} flags and {rules} rules to {args.file}")
+        flags_written = _count(len(document["flags"]), "flag")
+        rules = _count(len(document.get("$evaluators", {})), "rule")
+        print(f"exported {flags_written} and {rules} to {args.file}")
     return 0
 
 

@@ -56,6 +56,11 @@ def test_a_definition_is_written_read_evaluated_and_recorded(tmp_path: Path) -> 
         missing = _evaluate(http, "nope")
         assert (missing["reason"], missing["error_code"]) == ("ERROR", "FLAG_NOT_FOUND")
 
+        # A rule a flag refers to stays until the flag no longer does.
+        refused = http.delete("/api/v1/rules/pro")
+        assert refused.status_code == 422
+        assert "color" in refused.json()["error"]["message"]
+
         # Targeting alone: set, then removed (the default variant answers, statically).
         always_blue = {"if": [True, "blue", "red"]}
         changed = http.put("/api/v1/flags/color/targeting", json={"targeting": always_blue})
@@ -75,6 +80,16 @@ def test_a_definition_is_written_read_evaluated_and_recorded(tmp_path: Path) -> 
         assert gone.json() == {"deleted": "pro"}
         assert http.get("/api/v1/rules/pro").status_code == 404
         assert http.delete("/api/v1/rules/pro").status_code == 404
+        # Its history stays: who, why, what it was.
+        events = get_json(http, "/api/v1/rules/pro/history")["events"]
+        assert [(e["action"], e["actor"], e["reason"]) for e in events] == [
+            ("remove_rule", "alice", "no more plans"),
+            ("define_rule", "alice", "plans that pay"),
+        ]
+        assert events[0]["rule"] == "pro"
+        assert events[0]["before"] == {"rule:pro": PRO}
+        assert get_json(http, "/api/v1/rules/pro/history?limit=1")["events"] == events[:1]
+        assert http.get("/api/v1/rules/nope/history").status_code == 404
 
 
 def test_a_flagd_file_is_imported_whole_and_answers_as_flagd(tmp_path: Path) -> None:

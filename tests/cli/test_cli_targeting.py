@@ -153,6 +153,15 @@ def test_named_rules_from_the_command_line(cli: Cli) -> None:
     assert refused.err.startswith("rollout: error: $.in"), refused.err
     assert "beta" not in cli.ok("rules")
     assert cli.ok("remove-rule", "pro") == "rule pro: removed\n"
+    history = cli.json("rule-history", "pro")
+    assert [(e["action"], e["reason"]) for e in history] == [
+        ("remove_rule", None),
+        ("define_rule", "plans"),
+    ]
+    lines = cli.ok("rule-history", "pro", "--limit", "1").splitlines()
+    assert len(lines) == 2
+    assert "remove_rule" in lines[1]
+    assert f"removed rule pro (was {json.dumps(PRO)})" in lines[1]
     missing = cli("remove-rule", "pro")
     assert (missing.status, missing.err) == (
         2,

@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .feature import Feature
+from .history import HistoryEvent
+from .keys import RULE
 from .targeting import JSON, FlagDefinition, Resolution, RuleError, parse_flagd
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "evaluation_shape",
     "flagd_state",
     "parse_definition",
+    "rule_events",
     "rule_shape",
 ]
 
@@ -51,6 +54,19 @@ def definition_shape(feature: Feature) -> dict[str, Any]:
 
 def rule_shape(name: str, logic: JSON) -> dict[str, Any]:
     return {"rule": name, "logic": logic}
+
+
+def rule_events(events: Iterable[HistoryEvent], rule: str) -> list[dict[str, Any]]:
+    """The events of the named rules' history that changed ``rule``, as JSON: a flag's history
+    events, with ``rule`` (its name) where those have ``flag``."""
+    key = RULE + rule
+    shown = []
+    for event in events:
+        if key in event.before or key in event.after:
+            data = event.to_dict()
+            del data["flag"]  # the rules' reserved entity: no flag's
+            shown.append({"rule": rule, **data})
+    return shown
 
 
 def evaluation_shape(name: str, resolution: Resolution) -> dict[str, Any]:

@@ -21,10 +21,11 @@ from .._core.definition_shapes import (
     definition_shape,
     evaluation_shape,
     parse_definition,
+    rule_events,
     rule_shape,
 )
 from .._core.targeting import FlagDefinition, RuleError, check_rule, parse_flagd
-from ._api_fields import NAME_PATH, REASON, Field, Param, member_parser
+from ._api_fields import LIMIT, NAME_PATH, REASON, Field, Param, member_parser
 from ._errors import ApiError
 from ._operation import Call, Operation
 
@@ -250,6 +251,16 @@ async def _delete_rule(api: Api, call: Call) -> Any:
     return {"deleted": rule}
 
 
+async def _rule_history(api: Api, call: Call) -> Any:
+    rule = call.values["rule"]
+    events = rule_events(api.flags.rule_history(), rule)
+    if not events and rule not in api.flags.rules():
+        # As a flag's history says it: an empty answer would hide a typo.
+        raise ApiError("not_found", f"no rule named {rule!r} and no history for it", "rule")
+    limit = call.values.get("limit")
+    return {"events": events[:limit]}
+
+
 async def _export_flagd(api: Api, _call: Call) -> Any:
     return api.flags.export_flagd()
 
@@ -324,6 +335,11 @@ TARGETING_OPERATIONS: tuple[Operation, ...] = (
         "DELETE", "/rules/{rule}", "deleteRule",
         "Forget a named rule (refused while a flag's targeting refers to it with $ref)",
         _delete_rule, "DeletedRule", _RULE, _WHY, body_required=False,
+    ),
+    Operation(
+        "GET", "/rules/{rule}/history", "ruleHistory",
+        "The named rule's changes, newest first (kept after it is removed)",
+        _rule_history, "RuleHistory", (RULE_PATH, LIMIT),
     ),
     Operation(
         "GET", "/flagd", "exportFlagd",

@@ -63,6 +63,21 @@ TARGETING_SCHEMAS: Final[dict[str, Any]] = {
     ),
     "Rules": _closed({"rules": {"type": "array", "items": {"$ref": "#/components/schemas/Rule"}}}),
     "DeletedRule": _closed({"deleted": {"type": "string"}}),
+    "RuleEvent": _closed(
+        {
+            "rule": {"type": "string"},
+            "action": {"type": "string", "description": "define_rule, remove_rule, ..."},
+            "before": {"type": "object", "description": "`rule:NAME`: the rule as it was."},
+            "after": {"type": "object", "description": "`rule:NAME`: as it became (null: gone)."},
+            "at": {"type": "string", "format": "date-time"},
+            "node": {"type": "string"},
+            "actor": {**_NULLABLE_STRING, "description": "Who: the API token's name."},
+            "reason": _NULLABLE_STRING,
+        }
+    ),
+    "RuleHistory": _closed(
+        {"events": {"type": "array", "items": {"$ref": "#/components/schemas/RuleEvent"}}}
+    ),
     "FlagdDocument": {
         "type": "object",
         "required": ["flags"],

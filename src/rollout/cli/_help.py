@@ -47,6 +47,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         'rollout define-rule pro \'{"in": [{"var": "plan"}, ["pro", "enterprise"]]}\'',
     ),
     "remove-rule": ("rollout remove-rule pro",),
+    "rule-history": ("rollout rule-history pro --limit 5",),
     "evaluate": ('rollout evaluate color --targeting-key 42 --context \'{"plan": "pro"}\'',),
     "import-flagd": ("rollout import-flagd flags.flagd.json --reason 'from flagd'",),
     "export-flagd": ("rollout export-flagd flags.flagd.json",),

@@ -22,9 +22,11 @@ from .._core.definition_shapes import (
     evaluation_shape,
     flagd_state,
     parse_definition,
+    rule_events,
     rule_shape,
 )
 from .._core.feature import Feature
+from .._core.history_words import event_changes
 from .._core.targeting import RuleError, parse_flagd
 from . import _admin as admin
 from . import _cluster as cluster
@@ -37,7 +39,7 @@ Handler = Callable[[Rollout, argparse.Namespace], int]
 AddCommand = Callable[[str, str, Handler], argparse.ArgumentParser]
 
 #: The commands here that only read (they open an existing store, never create one).
-READ_COMMANDS = frozenset({"variants", "rules", "evaluate", "export-flagd"})
+READ_COMMANDS = frozenset({"variants", "rules", "rule-history", "evaluate", "export-flagd"})
 #: An import of this many flags or more says how far it got on stderr.
 BIG_IMPORT = 1000
 
@@ -136,6 +138,28 @@ def cmd_rules(flags: Rollout, args: argparse.Namespace) -> int:
     else:
         rows = [[name, _compact(logic)] for name, logic in sorted(rules.items())]
         print(table.format_table(["RULE", "LOGIC"], rows))
+    return 0
+
+
+def cmd_rule_history(flags: Rollout, args: argparse.Namespace) -> int:
+    events = rule_events(flags.rule_history(), args.rule)[: args.limit]
+    if not events and args.rule not in flags.rules():
+        raise ValueError(f"no rule named {args.rule!r} and no history for it")
+    if args.json:
+        print(json.dumps(events, indent=2))
+        return 0
+    rows = [
+        [
+            e["at"],
+            e["node"],
+            e["actor"] or "-",
+            e["action"],
+            ", ".join(event_changes(e["before"], e["after"])),
+            e["reason"] or "",
+        ]
+        for e in events
+    ]
+    print(table.format_table(["WHEN (UTC)", "NODE", "ACTOR", "ACTION", "CHANGE", "REASON"], rows))
     return 0
 
 
@@ -346,6 +370,11 @@ def add_commands(add: AddCommand) -> None:
     remove.add_argument("rule", metavar="RULE", help="the rule's name")
     for sub in (define, remove):
         admin.add_actor_options(sub)
+    history = add(
+        "rule-history", "show a named rule's recorded changes, newest first", cmd_rule_history
+    )
+    history.add_argument("rule", metavar="RULE", help="the rule's name (removed rules too)")
+    history.add_argument("--limit", metavar="N", type=int, help="at most N events")
 
     evaluate = add(
         "evaluate",

@@ -11,6 +11,7 @@ from ._core.clock import Timestamp
 from ._core.explain import Explanation
 from ._core.feature import Feature
 from ._core.history import HistoryEvent
+from ._core.targeting import Resolution, RuleError
 from .errors import (
     ClockSkewError,
     ClosedError,
@@ -33,8 +34,10 @@ __all__ = [
     "HistoryEvent",
     "MemoryStore",
     "MissingExtraError",
+    "Resolution",
     "Rollout",
     "RolloutError",
+    "RuleError",
     "SQLiteStore",
     "Store",
     "StoreError",

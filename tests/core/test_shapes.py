@@ -39,6 +39,27 @@ def test_the_summary_counts_what_the_full_shape_lists() -> None:
     assert json.loads(json.dumps(full)) == full  # plain JSON
 
 
+def test_a_flag_with_a_definition_shows_it_and_an_on_off_flag_is_unchanged() -> None:
+    rule = {"if": [{"var": "pro"}, "wide", None]}
+    feature = Feature(
+        "layout",
+        variants={"wide": {"columns": 3}, "narrow": {"columns": 1}},
+        default_variant="narrow",
+        targeting=rule,
+        enabled=False,
+    )
+    full, summary = flag_shape(feature), summary_shape(feature)
+    assert full["variants"] == {"wide": {"columns": 3}, "narrow": {"columns": 1}}
+    assert (full["default_variant"], full["targeting"], full["enabled"]) == ("narrow", rule, False)
+    assert summary["variants"] == ["wide", "narrow"]
+    assert (summary["default_variant"], summary["has_targeting"]) == ("narrow", True)
+    assert summary["enabled"] is False
+    assert json.loads(json.dumps(full)) == full
+    plain = Feature("chat", percentage=20)
+    for shape in (flag_shape(plain), summary_shape(plain)):
+        assert not {"variants", "default_variant", "targeting", "enabled"} & set(shape)
+
+
 def test_a_check_carries_the_state_of_its_flag() -> None:
     partial = Feature("chat", percentage=50)
     assert check_shape("chat", "1", False, partial) == {

@@ -28,6 +28,7 @@ from .._core.definition_args import (
 )
 from .._core.history import HistoryEvent, write_context
 from .._core.keys import DEFAULT_VARIANT, DISABLED, RULE, RULES_ENTITY, TARGETING_RULE, VARIANT
+from .._core.rules import on_for_anybody, on_for_everybody
 from .._core.targeting import JSON, FlagDefinition, Resolution, parse_flagd, to_flagd
 from .._core.validate import FlagName, flag_name, member_name, text
 from ..errors import UnknownFlagError
@@ -66,7 +67,6 @@ class DefinitionsAPI:
         _overrides: Overrides
 
         def explain(self, name: FlagName, user: object = None) -> Explanation: ...
-        def _user_id(self, user: object, argument: str = "user") -> str: ...
 
     # Definitions ------------------------------------------------------------------------------
 
@@ -235,9 +235,10 @@ class DefinitionsAPI:
         with ``id_user_by``, as ``targetingKey``, and its attributes), a user id, or None.
         Never raises for a flag: an unknown one answers reason ERROR, error code
         FLAG_NOT_FOUND. An on/off flag answers True or False with variant ``"on"`` or
-        ``"off"`` and the reason of :meth:`explain` in flagd's words (TARGETING_MATCH, SPLIT,
-        DEFAULT; STATIC when ``override()`` forces it). A flag with a definition answers as
-        flagd does (STATIC, TARGETING_MATCH, DEFAULT, DISABLED, ERROR).
+        ``"off"``: STATIC when on for everybody (or forced by ``override()``), DISABLED when
+        nothing turns it on (as the OpenFeature provider says), else the reason of
+        :meth:`explain` in flagd's words (TARGETING_MATCH, SPLIT, DEFAULT). A flag with a
+        definition answers as flagd does (STATIC, TARGETING_MATCH, DEFAULT, DISABLED, ERROR).
         """
         flag = flag_name(name)
         forced = self._overrides.values.get(flag)
@@ -253,6 +254,13 @@ class DefinitionsAPI:
         if isinstance(context, Mapping):  # an on/off flag's rules read the id alone
             key = context.get(TARGETING_KEY)
             user = key if isinstance(key, str | int) and key != "" else None
+        feature = self._replica.feature(flag)
+        if on_for_everybody(feature) or not on_for_anybody(feature):
+            # The same answer for every context, as the OpenFeature provider says it.
+            answer = on_for_everybody(feature)
+            return Resolution(
+                answer, _ON_OFF[answer], "STATIC" if answer else "DISABLED", None, None
+            )
         explanation = self.explain(flag, user)
         reason = _REASONS.get(explanation.reason, "DEFAULT")
         return Resolution(explanation.active, _ON_OFF[explanation.active], reason, None, None)
@@ -262,9 +270,9 @@ class DefinitionsAPI:
     def load_flagd(self, path_or_document: str | os.PathLike[str] | Mapping[str, Any]) -> list[str]:
         """Load a flagd flag-definition document: a path to the file, its JSON text (a str
         that starts with ``{``), or the parsed mapping. Each flag's definition replaces what it
-        had (its metadata becomes its data); the ``$evaluators`` become named rules (others
-        stay). Everything is checked before anything is written, and it is one write. Returns
-        the names of the flags loaded."""
+        had (its metadata, over the document's top-level metadata, becomes its data); the
+        ``$evaluators`` become named rules (others stay). Everything is checked before
+        anything is written, and it is one write. Returns the names of the flags loaded."""
         document = parse_flagd(_document(path_or_document))
         changes: dict[str, dict[str, Any]] = {}
         for raw_name, definition in document.flags.items():
@@ -274,7 +282,8 @@ class DefinitionsAPI:
                 default_variant=definition.default_variant,
                 targeting=definition.targeting,
                 enabled=definition.enabled,
-                metadata=definition.metadata,
+                # flagd's flags inherit the document's metadata; their own keys win.
+                metadata={**document.metadata, **definition.metadata},
                 targeting_path=f"$.flags[{flag!r}].targeting",
             )
             changes[flag] = definition_changes(checked, replace_data=True)

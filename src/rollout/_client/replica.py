@@ -101,14 +101,12 @@ class Replica:
         }
         changed |= users_of_rules(changed, new.items(), new)  # rules through their $refs
         self.rules = new
-        groups = dict(self.rule_groups)
-        for name in changed:
+        for name in changed:  # entry by entry: a reader (explain) never sees the map emptied
             if name in new:
-                groups[name] = rule_group(rule_predicate(new[name], new), self.context_of)
+                predicate = rule_predicate(new[name], new)
+                self.rule_groups[name] = rule_group(predicate, self.context_of)
             else:
-                groups.pop(name, None)
-        self.rule_groups.clear()
-        self.rule_groups.update(groups)
+                self.rule_groups.pop(name, None)
         uses = [(n, s.targeting) for n, s in self._flags.items() if n in self.definitions]
         flags = users_of_rules(changed, uses, new)
         flags |= {n for n, s in self._flags.items() if s.exists and s.groups & changed}

@@ -114,7 +114,8 @@ class Feature:
         raise AttributeError(f"Feature is immutable; cannot delete {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: lists are sorted so equal features give equal output."""
+        """A JSON-ready dict: lists are sorted so equal features give equal output. A flag with a
+        definition adds ``variants``, ``default_variant``, ``targeting`` and ``enabled``."""
         return {
             "name": self.name,
             "percentage": self.percentage,
@@ -123,10 +124,17 @@ class Feature:
             "excluded_users": sorted(self.excluded_users),
             "groups": sorted(self.groups),
             "data": _copy_json(self._data),
-            "variants": _copy_json(self._variants),
-            "default_variant": self.default_variant,
-            "targeting": _copy_json(self._targeting),
-            "enabled": self.enabled,
+            # A flag with a definition only: an on/off flag's shape stays what it was.
+            **(
+                {
+                    "variants": _copy_json(self._variants),
+                    "default_variant": self.default_variant,
+                    "targeting": _copy_json(self._targeting),
+                    "enabled": self.enabled,
+                }
+                if self._variants
+                else {}
+            ),
         }
 
     def __eq__(self, other: object) -> bool:

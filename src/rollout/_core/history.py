@@ -173,7 +173,7 @@ def describe_change(
     if values.get(EXISTS) is False:  # delete
         if exists:
             before[EXISTS], after[EXISTS] = True, False
-    elif not exists and not all(key.startswith(RULE) for key in values):
+    elif not exists and not (values and all(key.startswith(RULE) for key in values)):
         # (A named rule's write never creates a flag: rollout._core.keys.RULES_ENTITY.)
         before[EXISTS], after[EXISTS] = False, True
     _definition_changes(view, values, before, after)

@@ -5,7 +5,9 @@ Three shapes, each a plain dict ready for ``json.dumps``:
 * :func:`flag_shape` — a flag in full: its state, targeting (every listed user), data and counts;
   ``rollout show --json`` and ``GET /api/v1/flags/{name}`` (and the API's writes) answer it;
 * :func:`summary_shape` — a flag for a list: counts instead of member lists, so a flag with a
-  million users is a few hundred bytes; ``rollout list --json`` and ``GET /api/v1/flags``;
+  million users is a few hundred bytes; ``rollout list --json`` and ``GET /api/v1/flags``
+  (a flag with a definition adds its variants' names, default variant, whether it has
+  targeting, and whether it is enabled; :func:`flag_shape` has the whole definition);
 * :func:`check_shape` — one check's answer: ``rollout check --json`` and ``GET .../check``.
 
 Both flag shapes end with the same :class:`Usage` fields (when the flag last changed and by whom,
@@ -30,6 +32,7 @@ from .rules import state
 __all__ = [
     "Usage",
     "check_shape",
+    "definition_summary",
     "flag_shape",
     "history_usage",
     "iso",
@@ -155,7 +158,21 @@ def summary_shape(feature: Feature, usage: Usage | None = None) -> dict[str, Any
         "counts": member_counts(feature),
         "data_keys": sorted(data),
         "description": description if isinstance(description, str) else None,
+        **definition_summary(feature),
         **_usage(usage or Usage()),
+    }
+
+
+def definition_summary(feature: Feature) -> dict[str, Any]:
+    """A flag with a definition in a list: its variants' names, default variant, whether it has
+    targeting and whether it is enabled (nothing for an on/off flag, whose shape is unchanged)."""
+    if not feature.has_definition:
+        return {}
+    return {
+        "variants": list(feature.variants),
+        "default_variant": feature.default_variant,
+        "has_targeting": feature.targeting is not None,
+        "enabled": feature.enabled,
     }
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._core.history import write_context
-from .._core.keys import GROUP, PERCENTAGE, RESET, USER, split_key
+from .._core.keys import GROUP, PERCENTAGE, RESET, RULES_ENTITY, USER, split_key
 from .._core.state import Delta, FlagState
 from .._core.validate import data_mapping, flag_name, member_name, name_problem, text
 from .ruby import (
@@ -104,6 +104,8 @@ class RubyMirror:
     def before_write(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
         """Refuse, before anything is written, what the gem's format cannot hold."""
         for name, values in changes.items():
+            if name == RULES_ENTITY:
+                continue  # named rules: no flag of the gem's
             check_ruby_safe("flag name", name)
             for key in values:
                 split = split_key(key)
@@ -115,6 +117,8 @@ class RubyMirror:
         if getattr(self._applying, "active", False):
             return  # applying a Ruby change: rendered once at the end instead
         for name, registers in delta.items():
+            if name == RULES_ENTITY:
+                continue  # named rules have no record in the gem's format
             set_now: int | float | None = None
             if RESET in registers:
                 set_now = 0  # deactivate/delete: the gem sets the Integer 0

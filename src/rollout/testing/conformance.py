@@ -17,18 +17,10 @@ import threading
 from typing import TYPE_CHECKING
 
 from .._core.clock import Timestamp
-from .._core.keys import (
-    DATA,
-    DATA_RESET,
-    EXISTS,
-    PERCENTAGE,
-    RESET,
-    USER,
-    history_key,
-    is_history,
-)
+from .._core.keys import DATA, DATA_RESET, EXISTS, PERCENTAGE, RESET, USER, history_key, is_history
 from .._core.state import Delta, Register
 from ..stores import Store
+from ._definition_conformance import DefinitionConformance
 from ._discard_conformance import DiscardConformance
 from ._quarantine_conformance import QuarantineConformance
 from .eventually import eventually
@@ -48,7 +40,7 @@ def _reg(wall: int, value: object, counter: int = 0, node: int = 7) -> Register:
     return Register(_ts(wall, counter, node), value)
 
 
-class StoreConformance(DiscardConformance, QuarantineConformance):
+class StoreConformance(DefinitionConformance, DiscardConformance, QuarantineConformance):
     """What every store must do. Subclass it with ``make_store`` (and ``reopen`` if durable)."""
 
     #: Whether data survives ``close()`` and ``reopen()`` (False for the memory store).

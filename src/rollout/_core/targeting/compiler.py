@@ -38,7 +38,7 @@ Evaluator = Callable[[Any, list[int]], Any]
 _EAGER: dict[str, Operator] = {**PURE_OPERATORS, **FLAGD_OPERATORS}
 _READS_DATA: dict[str, Operator] = {**DATA_OPERATORS, **FLAGD_DATA_OPERATORS}
 # Operators that decide which arguments to evaluate, with their arity bounds.
-_CONTROL: dict[str, tuple[int, int | None]] = {"if": (0, None), "?:": (0, None)}
+_CONTROL: dict[str, tuple[int, int | None]] = {"if": (1, None), "?:": (1, None)}
 _CONTROL |= {"and": (1, None), "or": (1, None)}
 ITERATING: dict[str, tuple[int, int | None]] = {
     "map": (2, 2),
@@ -46,7 +46,7 @@ ITERATING: dict[str, tuple[int, int | None]] = {
     "all": (2, 2),
     "none": (2, 2),
     "some": (2, 2),
-    "reduce": (2, 3),
+    "reduce": (3, 3),
 }
 KNOWN_OPERATORS = frozenset({*_EAGER, *_READS_DATA, *_CONTROL, *ITERATING})
 _FLAGD_PROPERTIES = ("$flagd.flagKey", "$flagd.timestamp")
@@ -262,11 +262,11 @@ def _spend(items: Any, budget: list[int]) -> None:
 def _iterating(operator: str, compiled: list[Evaluator]) -> Evaluator:
     scope, logic = compiled[0], compiled[1]
     if operator == "reduce":
-        initial = compiled[2] if len(compiled) == 3 else None
+        initial = compiled[2]
 
         def reduce(data: Any, budget: list[int]) -> Any:
             items = scope(data, budget)
-            accumulator = initial(data, budget) if initial is not None else None
+            accumulator = initial(data, budget)
             if not isinstance(items, list | tuple):
                 return accumulator
             _spend(items, budget)

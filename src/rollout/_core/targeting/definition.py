@@ -10,6 +10,7 @@ testkit checks that), the evaluator's behaviour is kept: see docs/targeting.md.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Mapping
@@ -208,6 +209,12 @@ def parse_flagd(document: Mapping[str, Any] | str | bytes) -> FlagdDocument:
             document = json.loads(document, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as error:
             raise RuleError("$", f"the document is not JSON: {error}") from None
+    elif isinstance(document, Mapping):
+        # A copy: the caller's later edits of nested values must not reach the definitions.
+        try:
+            document = copy.deepcopy(document)
+        except RecursionError:
+            raise RuleError("$", "the document is nested too deeply") from None
     if not isinstance(document, Mapping):
         raise RuleError("$", f"a flagd document is a JSON object, not {type(document).__name__}")
     if "flags" not in document:
@@ -215,9 +222,6 @@ def parse_flagd(document: Mapping[str, Any] | str | bytes) -> FlagdDocument:
     flags = _flags(document["flags"])
     evaluators = _evaluators(document.get("$evaluators", {}))
     metadata = check_metadata(document.get("metadata", {}), "$.metadata")
-    for known in ("flagSetId", "version"):
-        if known in metadata and not isinstance(metadata[known], str):
-            raise RuleError(key_path("$.metadata", known), f"{known} is a string")
     return FlagdDocument(flags=flags, evaluators=evaluators, metadata=metadata)
 
 

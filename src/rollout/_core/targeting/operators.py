@@ -61,7 +61,8 @@ def _multiply(first: Any, *rest: Any) -> Any:
     return product
 
 
-def _subtract(a: Any, b: Any = _ABSENT) -> float:
+def _subtract(a: Any, b: Any = _ABSENT, *_ignored: Any) -> float:
+    """Negation, or a - b (json-logic-js ignores further arguments)."""
     if b is _ABSENT:
         return -to_number(a)
     return to_number(a) - to_number(b)
@@ -149,8 +150,9 @@ PURE_OPERATORS: dict[str, Operator] = {
     "!=": Operator(2, 2, lambda a, b: not loose_eq(a, b)),
     "===": Operator(2, 2, strict_eq),
     "!==": Operator(2, 2, lambda a, b: not strict_eq(a, b)),
-    "!": Operator(1, 1, lambda a: not truthy(a)),
-    "!!": Operator(1, 1, truthy),
+    # json-logic-js reads the first argument only (none: undefined, which is falsy).
+    "!": Operator(0, None, lambda a=None, *_ignored: not truthy(a)),
+    "!!": Operator(0, None, lambda a=None, *_ignored: truthy(a)),
     "<": Operator(2, 3, _lt),
     "<=": Operator(2, 3, _le),
     ">": Operator(2, 2, lambda a, b: js_lt(b, a)),
@@ -158,7 +160,7 @@ PURE_OPERATORS: dict[str, Operator] = {
     "max": Operator(1, None, _max),
     "min": Operator(1, None, _min),
     "+": Operator(1, None, _add),
-    "-": Operator(1, 2, _subtract),
+    "-": Operator(1, None, _subtract),
     "*": Operator(2, None, _multiply),
     "/": Operator(2, 2, _divide),
     "%": Operator(2, 2, _remainder),
@@ -188,7 +190,7 @@ def lookup(data: Any, path: Any, default: Any = None) -> Any:
     return data
 
 
-def _var(data: Any, path: Any = None, default: Any = None) -> Any:
+def _var(data: Any, path: Any = None, default: Any = None, *_ignored: Any) -> Any:
     return lookup(data, path, default)
 
 
@@ -211,7 +213,7 @@ def _missing_some(data: Any, need: Any, keys: Any) -> list[Any]:
 
 # Operators that read the data as well as their arguments: called with the data first.
 DATA_OPERATORS: dict[str, Operator] = {
-    "var": Operator(0, 2, _var),
+    "var": Operator(0, None, _var),
     "missing": Operator(0, None, missing),
     "missing_some": Operator(2, 2, _missing_some),
 }

@@ -129,11 +129,8 @@ def _usage(usage: Usage) -> dict[str, Any]:
 def flag_shape(feature: Feature, usage: Usage | None = None) -> dict[str, Any]:
     """A flag in full (lists sorted, so equal flags give equal output; ids in the order a person
     reads them everywhere else, :func:`~rollout._core.ids.user_order`: 7 before 42)."""
-    whole = feature.to_dict()
-    # A definition (variants, targeting) has a shape of its own, in flagd's words
-    # (definition_shapes): this one stays what it was for every flag.
-    for key in ("name", "variants", "default_variant", "targeting", "enabled"):
-        del whole[key]
+    whole = feature.to_dict()  # a flag with a definition adds it (an on/off flag's is unchanged)
+    del whole["name"]
     for key in ("users", "excluded_users"):
         whole[key] = sorted(whole[key], key=user_order)
     return {

@@ -15,7 +15,12 @@ from ._api import OPERATIONS, PREFIX, Operation
 from ._api_fields import body_schema
 from ._auth import COOKIE_NAME
 from ._errors import CODES
-from ._openapi_targeting import TARGETING_SCHEMAS
+from ._openapi_targeting import (
+    FLAG_DEFINITION,
+    SUMMARY_DEFINITION,
+    TARGETING_SCHEMAS,
+    with_definition,
+)
 
 __all__ = ["openapi_document"]
 
@@ -283,6 +288,8 @@ _CHECK = _object(
     }
 )
 SCHEMAS.update(TARGETING_SCHEMAS)
+SCHEMAS["Flag"] = with_definition(SCHEMAS["Flag"], FLAG_DEFINITION)
+SCHEMAS["FlagSummary"] = with_definition(SCHEMAS["FlagSummary"], SUMMARY_DEFINITION)
 SCHEMAS["Health"] = _object({"status": {"const": "ok"}, "flags": {"type": "integer", "minimum": 0}})
 SCHEMAS["Readiness"] = _object(
     {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-__all__ = ["TARGETING_SCHEMAS"]
+__all__ = ["FLAG_DEFINITION", "SUMMARY_DEFINITION", "TARGETING_SCHEMAS", "with_definition"]
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
 
@@ -103,3 +103,34 @@ TARGETING_SCHEMAS: Final[dict[str, Any]] = {
         }
     ),
 }
+
+
+_ONLY = "Only for a flag with a definition (variants): an on/off flag's shape has none of these."
+#: What a flag with a definition adds to its full shape (``Flag``) ...
+FLAG_DEFINITION: Final[dict[str, Any]] = {
+    "variants": {"type": "object", "description": "Variant name -> value. " + _ONLY},
+    "default_variant": _NULLABLE_STRING,
+    "targeting": {"type": ["object", "null"], "description": "The JsonLogic rule, or null."},
+    "enabled": {"type": "boolean", "description": "false: flagd's state DISABLED."},
+}
+#: ... and to its summary (``FlagSummary``).
+SUMMARY_DEFINITION: Final[dict[str, Any]] = {
+    "variants": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "The variants' names. " + _ONLY,
+    },
+    "default_variant": _NULLABLE_STRING,
+    "has_targeting": {"type": "boolean"},
+    "enabled": {"type": "boolean", "description": "false: flagd's state DISABLED."},
+}
+
+
+def with_definition(schema: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
+    """A flag shape's closed schema with the definition's fields, present together or not at
+    all (they are not required: an on/off flag has none)."""
+    return {
+        **schema,
+        "properties": {**schema["properties"], **added},
+        "dependentRequired": {name: sorted(set(added) - {name}) for name in added},
+    }

@@ -4,6 +4,7 @@ line naming the JSON path, exit status 2, and nothing written."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
 @pytest.fixture
 def flagd_file(tmp_path: Path) -> Path:
     path = tmp_path / "flags.flagd.json"
-    path.write_text(json.dumps(DOCUMENT))
+    path.write_text("\n" + json.dumps(DOCUMENT, indent=2))  # as editors leave files
     return path
 
 
@@ -181,3 +182,20 @@ def test_bad_json_arguments_are_one_line_naming_them(cli: Cli) -> None:
         assert result.err.startswith("rollout: error: "), result.err
         assert named in result.err, result.err
         assert result.err.count("\n") == 1
+
+
+def test_a_big_flagd_file_says_how_far_it_got_on_stderr(cli: Cli, tmp_path: Path) -> None:
+    boolean = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"flags": {f"f{n:04}": boolean for n in range(1000)}}))
+    result = cli("import-flagd", str(path))
+    assert result.status == 0, result.err
+    assert result.err == f"rollout import-flagd: checked 1000 flags from {path}; loading them\n"
+    lines = result.out.splitlines()
+    assert len(lines) == 1000
+    assert lines[0] == "loaded f0000: variants off, on, default off"
+
+
+def test_import_flagd_reads_stdin(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(json.dumps(DOCUMENT).encode())))
+    assert cli.json("import-flagd", "-") == {"flags": ["banner", "color"], "rules": ["pro"]}

@@ -208,7 +208,9 @@ def cmd_import_flagd(flags: Rollout, args: argparse.Namespace) -> int:
     source = "stdin" if args.file in (None, "-") else args.file
     progress = Progress("rollout import-flagd")
     try:
-        text = read_input(args.file, progress).decode("utf-8")
+        # The text, not the path, is loaded: flagd reads "$ref"s in the text itself. Leading
+        # space (or a byte order mark) would make load_flagd take it for a path.
+        text = read_input(args.file, progress).decode("utf-8-sig").lstrip()
         try:
             # Checked whole first: the JSON path of the first problem, and nothing written.
             document = parse_flagd(text)

@@ -51,6 +51,8 @@ def _evaluate(page: Page, context: dict[str, object]) -> None:
 def test_a_definition_is_shown_edited_and_previewed(browser: Browser, board: Dashboard) -> None:
     page = board.open(browser, "/flags/color")
     panel = page.locator("#definition-panel")
+    # What decides is said at the top: the rule and the default variant, not on/off.
+    expect(page.locator('[data-field="definition-note"]')).to_be_visible()
     expect(panel.locator('[data-field="def-state"]')).to_have_text("ENABLED")
     expect(panel.locator('[data-field="def-default"]')).to_have_text("red")
     expect(panel.locator('[data-field="def-variants"] tr')).to_have_count(2)
@@ -112,6 +114,7 @@ def test_an_on_off_flag_shows_no_variants_and_previews_on_and_off(
 ) -> None:
     page = board.open(browser, "/flags/signup")
     expect(page.locator('[data-field="no-variants"]')).to_be_visible()
+    expect(page.locator('[data-field="definition-note"]')).to_be_hidden()
     expect(page.locator('[data-field="definition-shown"]')).to_be_hidden()
     _evaluate(page, {"targetingKey": "42"})
     expect(page.locator('[data-field="eval-value"]')).to_have_text("true")

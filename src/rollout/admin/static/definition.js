@@ -35,6 +35,7 @@
     const definition = flag.definition;
     const defined = Object.keys(definition.variants).length > 0;
     $('[data-field="no-variants"]').hidden = defined;
+    $('[data-field="definition-note"]').hidden = !defined;
     $('[data-field="definition-shown"]').hidden = !defined;
     $('[data-field="def-state"]').textContent = definition.state;
     $('[data-field="def-default"]').textContent =

@@ -129,7 +129,7 @@ def _usage(usage: Usage) -> dict[str, Any]:
 def flag_shape(feature: Feature, usage: Usage | None = None) -> dict[str, Any]:
     """A flag in full (lists sorted, so equal flags give equal output; ids in the order a person
     reads them everywhere else, :func:`~rollout._core.ids.user_order`: 7 before 42)."""
-    whole = feature.to_dict()  # a flag with a definition adds it (an on/off flag's is unchanged)
+    whole = feature.to_dict()
     del whole["name"]
     for key in ("users", "excluded_users"):
         whole[key] = sorted(whole[key], key=user_order)

@@ -126,6 +126,15 @@ def test_variants_targeting_and_state_from_the_command_line(cli: Cli, tmp_path: 
         "state: ENABLED",
         'targeting: {"if": [{"==": [{"var": "plan"}, "pro"]}, "blue", null]}',
     ]
+    # `show` has it too, after the on/off fields (which do not decide while it has variants).
+    assert cli.ok("show", "color").splitlines()[-6:] == [
+        'variants            blue = "#00f"',
+        '                    green = "#0f0"',
+        '                    red = "#f00"',
+        "default variant     green",
+        'targeting           {"if": [{"==": [{"var": "plan"}, "pro"]}, "blue", null]}',
+        "flagd state         ENABLED",
+    ]
     assert cli.ok("clear-targeting", "color") == "color: variants blue, green, red, default green\n"
     assert cli.ok("disable-flag", "color").endswith("DISABLED\n")
     assert cli.json("variants", "color")["state"] == "DISABLED"

@@ -4,10 +4,10 @@ Progress goes to stderr. The run always exits 0 when it could measure: a missed 
 reported as MISS, never raised (benchmarks report, tests assert).
 
 ``BENCH_ONLY=cluster`` (a comma-separated list of sections: checks, writes, memory, cluster,
-handshake, scale, redis, postgres, fanout, openfeature, degrade, http, ofrep, serve, dashboard)
-runs only those; the default is all of them. The scale section (the mesh at 3, 10, 20 and 30
-processes, about two minutes) also runs alone: ``python -m bench.scale``. The Targets table needs
-checks, writes and memory; only a run of every section rewrites bench/results.md.
+handshake, scale, redis, postgres, fanout, openfeature, targeting, degrade, http, ofrep, serve,
+dashboard) runs only those; the default is all of them. The scale section (the mesh at 3, 10,
+20 and 30 processes, about two minutes) also runs alone: ``python -m bench.scale``. The Targets
+table needs checks, writes and memory; only a run of every section rewrites bench/results.md.
 The redis section is skipped, with the reason, when no Redis answers at ``BENCH_REDIS_URL``
 (default redis://127.0.0.1:6379/0); the postgres section's columns likewise, for PostgreSQL at
 ``BENCH_POSTGRES_URL`` (default postgresql://postgres@127.0.0.1:5432/test), and the fanout
@@ -36,6 +36,7 @@ from . import (
     postgres_bench,
     scale,
     serve_bench,
+    targeting_bench,
 )
 from ._timing import REPEAT
 from .checks import measure_checks
@@ -67,6 +68,7 @@ SECTIONS = (
     "postgres",
     "fanout",
     "openfeature",
+    "targeting",
     "degrade",
     "http",
     "ofrep",
@@ -154,6 +156,7 @@ def main() -> None:
         ("postgres", postgres_bench, "PostgreSQL: writes and LISTEN/NOTIFY fan-out"),
         ("fanout", fanout_bench, "fan-out to 10, 50 and 200 subscribers (about 3 minutes)"),
         ("openfeature", openfeature_bench, "the OpenFeature provider"),
+        ("targeting", targeting_bench, "targeting rules, fractional and sem_ver"),
         ("degrade", degrade_bench, "degrade"),
         ("http", http_bench, "the HTTP API with wrk"),
         ("ofrep", ofrep_bench, "OFREP evaluations with wrk"),

@@ -485,3 +485,68 @@ def test_a_bad_flagd_document_writes_nothing(flags: Rollout) -> None:
     assert "limits" in raised.value.path
     assert flags.features() == []
     assert flags.rules() == {}
+
+
+def test_a_rule_from_the_future_is_held_and_can_be_accepted(flags: Rollout) -> None:
+    ahead = 2**41  # milliseconds: a clock decades ahead
+    held = {
+        "format": "rollout",
+        "version": 1,
+        "flags": {" rules": {"rule:pro": [ahead, 0, 5, PRO]}},
+    }
+    assert flags.merge(json.dumps(held).encode()) == set()
+    assert flags.rules() == {}
+    [entry] = flags.quarantined(" rules")
+    assert (entry.flag, entry.key) == (" rules", "rule:pro")
+    assert flags.accept_quarantined(" rules") == 1
+    assert flags.rules() == {"pro": PRO}
+    assert flags.features() == []
+
+
+def test_a_rule_that_fails_is_counted_and_never_raises(flags: Rollout) -> None:
+    flags.define_flag("f", {"on": True}, default_variant="on", targeting={"$ref": "gone"})
+    # Over the iteration budget: a million visits of the rows' cells.
+    cell_is_one = {"some": [{"var": ""}, {"==": [{"var": ""}, 1]}]}
+    flags.define_rule("any-one", {"some": [{"var": "rows"}, cell_is_one]})
+    flags.activate_group("chat", "any-one")
+    assert flags.active("f", 1) is False  # PARSE_ERROR: the caller's default
+    assert flags.evaluate("f").reason == "ERROR"
+    assert flags.active("chat", Grid([[0] * 1000] * 1000)) is False
+    assert flags.active("chat", Grid([[1]])) is True
+    assert flags.stats()["rule_errors"] == 3
+
+
+class Grid:
+    def __init__(self, rows: list[list[int]]) -> None:
+        self.id = "grid"
+        self.rows = rows
+
+
+def test_definitions_compile_once_per_change_not_per_check(
+    flags: Rollout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rollout._client.replica as replica_module
+
+    compiled: list[str] = []
+    real = replica_module.compile_flag  # type: ignore[attr-defined]  # the name it calls
+
+    def counting(definition: Any, rules: Any) -> Any:
+        compiled.append(json.dumps(definition.targeting))
+        return real(definition, rules)
+
+    monkeypatch.setattr(replica_module, "compile_flag", counting)
+    flags.define_rule("pro", PRO)
+    flags.define_flag("uses", {"a": 1, "b": 2}, default_variant="a", targeting=REF_IF_PRO)
+    flags.define_flag("plain", {"x": True}, default_variant="x")
+    assert len(compiled) == 2
+    for user in range(200):
+        flags.evaluate("uses", {"targetingKey": str(user), "plan": "pro"})
+        flags.active("plain", user)
+    assert len(compiled) == 2  # checks run what was compiled
+    flags.define_rule("unused", PRO)
+    assert len(compiled) == 2  # no flag refers to it
+    flags.define_rule("pro", {"==": [{"var": "plan"}, "pro"]})
+    assert compiled[2:] == [json.dumps(REF_IF_PRO)]  # only the flag that refers to it
+
+
+REF_IF_PRO = {"if": [{"$ref": "pro"}, "b", "a"]}

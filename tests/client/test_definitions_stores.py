@@ -1,5 +1,6 @@
 """Definitions and named rules kept by the real stores: a SQLite file reopened, and Redis and
-PostgreSQL shared by two Rollouts (live) and read again by a third after a delete."""
+PostgreSQL shared by two Rollouts (live) and read again by a third after a delete; and carried
+by the NATS transport."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from rollout import Rollout
 from rollout.errors import StoreError
 from rollout.testing import eventually
 
+from ..nats.nats_fixtures import namespace as nats_namespace  # noqa: F401  (fixtures)
+from ..nats.nats_fixtures import nats_url  # noqa: F401  (fixtures)
 from ..postgres.pg_fixtures import pg_url, schema, with_schema  # noqa: F401  (fixtures)
 from ..redis.redis_fixtures import namespace, redis_url  # noqa: F401  (fixtures)
 from ..redis.redis_server import with_namespace
@@ -102,3 +105,23 @@ def test_a_store_refuses_a_rule_register_on_a_flag(tmp_path: Path) -> None:
     connection.close()
     with pytest.raises(StoreError, match="register 'rule:x' of flag 'chat': unknown register key"):
         Rollout(url)
+
+
+def test_nats_carries_definitions_and_rules(
+    nats_url: str,  # noqa: F811
+    nats_namespace: str,  # noqa: F811
+) -> None:
+    from rollout.nats import NatsTransport
+
+    with (
+        Rollout(transport=NatsTransport(nats_url, namespace=nats_namespace)) as writer,
+        Rollout(transport=NatsTransport(nats_url, namespace=nats_namespace)) as reader,
+    ):
+        assert writer.wait_synced(10)
+        assert reader.wait_synced(10)
+        write_definitions(writer)
+        eventually(
+            lambda: reader.exists("chat") and not reader.exists("gone") and bool(reader.rules()),
+            what="the definitions at the second Rollout",
+        )
+        assert_definitions(reader)

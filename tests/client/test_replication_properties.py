@@ -52,11 +52,48 @@ operations: st.SearchStrategy[Operation] = st.one_of(
     st.tuples(st.just("clear_feature_data"), st.tuples(st.sampled_from(FLAGS))),
 )
 
+VARIANTS = ["a", "b", "c"]
+RULES = [{"==": [{"var": "plan"}, "pro"]}, {"in": [{"var": "x"}, [1, 2]]}]
+
+#: Writes of definitions and named rules (each register merged on its own).
+definition_operations: st.SearchStrategy[Operation] = st.one_of(
+    st.tuples(
+        st.just("define_flag"),
+        st.tuples(
+            st.sampled_from(FLAGS),
+            st.dictionaries(st.sampled_from(VARIANTS), st.integers(0, 3), min_size=1),
+        ),
+    ),
+    st.tuples(
+        st.just("set_variant"),
+        st.tuples(st.sampled_from(FLAGS), st.sampled_from(VARIANTS), st.integers(0, 3)),
+    ),
+    st.tuples(
+        st.just("remove_variant"), st.tuples(st.sampled_from(FLAGS), st.sampled_from(VARIANTS))
+    ),
+    st.tuples(
+        st.just("set_default_variant"),
+        st.tuples(st.sampled_from(FLAGS), st.sampled_from([None, *VARIANTS])),
+    ),
+    st.tuples(
+        st.just("set_targeting"),
+        st.tuples(st.sampled_from(FLAGS), st.sampled_from([None, {"$ref": "admins"}])),
+    ),
+    st.tuples(st.sampled_from(["enable_flag", "disable_flag"]), st.tuples(st.sampled_from(FLAGS))),
+    st.tuples(st.just("define_rule"), st.tuples(st.sampled_from(GROUPS), st.sampled_from(RULES))),
+)
+
 # A step: a replica does an operation, or the clocks move, or one replica merges another.
 steps = st.one_of(
     st.tuples(st.just("op"), st.integers(0, 2), operations),
     st.tuples(st.just("tick"), st.integers(0, 2), st.integers(0, 3)),
     st.tuples(st.just("sync"), st.integers(0, 2), st.integers(0, 2)),
+)
+#: Steps that also edit definitions and named rules. (A rule's change changes the answers of
+#: the flags that use it without changing their state, so the test of what merge reports as
+#: changed keeps to the steps above.)
+steps_with_definitions = st.one_of(
+    steps, st.tuples(st.just("op"), st.integers(0, 2), definition_operations)
 )
 
 #: Clock offsets of the three replicas: any two are less than the default max_offset (30 s)
@@ -79,14 +116,38 @@ REMOVALS = {
 }
 
 
+#: Definition edits refused (ValueError) when the flag lacks what they change, or for the
+#: default variant's removal; nothing is written then.
+REFUSABLE = {
+    "remove_variant",
+    "set_default_variant",
+    "set_targeting",
+    "enable_flag",
+    "disable_flag",
+}
+
+
 def do(flags: Rollout, name: str, args: tuple[Any, ...]) -> bool:
-    """Make the operation; False when it was refused: a removal from a flag that is not there."""
+    """Make the operation; False when it was refused: a removal from a flag that is not there,
+    or an edit of a definition the flag does not have."""
+    if name == "define_flag":
+        flag, variants = args
+        flags.define_flag(flag, variants, default_variant=min(variants))
+        return True
+    if name == "define_rule":
+        flags.define_rule(*args)
+        return True
     existed = flags.exists(args[0])
+    before = flags.export()
     try:
         getattr(flags, name)(*args)
     except UnknownFlagError:
-        assert name in REMOVALS
+        assert name in REMOVALS | REFUSABLE
         assert not existed
+        return False
+    except ValueError:
+        assert name in REFUSABLE | {"set_variant"}
+        assert flags.export() == before
         return False
     return True
 
@@ -112,7 +173,7 @@ def fresh() -> Rollout:
 
 
 @settings(max_examples=150, deadline=None)
-@given(skews=SKEWS, script=st.lists(steps, max_size=40))
+@given(skews=SKEWS, script=st.lists(steps_with_definitions, max_size=40))
 def test_replicas_that_exchange_exports_end_identical(skews: Any, script: Any) -> None:
     replicas, clocks = make_replicas(skews)
     run(replicas, clocks, script)
@@ -124,12 +185,22 @@ def test_replicas_that_exchange_exports_end_identical(skews: Any, script: Any) -
     exports = {r.export() for r in replicas}
     assert len(exports) == 1
     assert visible(replicas[0]) == visible(replicas[1]) == visible(replicas[2])
+    assert replicas[0].rules() == replicas[1].rules() == replicas[2].rules()
+    # And the compiled answers agree: each replica recompiled what the merges changed.
+    context = {"targetingKey": "1", "plan": "pro", "x": 2}
+    for flag in (f for f in FLAGS if replicas[0].get(f).has_definition):  # (no random draw)
+        answers = {r.evaluate(flag, context) for r in replicas}
+        assert len(answers) == 1, answers
     digests = [SyncPort(r._pipeline).digests() for r in replicas]  # what anti-entropy compares
     assert digests[0] == digests[1] == digests[2]
 
 
 @settings(max_examples=150, deadline=None)
-@given(skews=SKEWS, script=st.lists(steps, max_size=40), order=st.permutations([0, 1, 2]))
+@given(
+    skews=SKEWS,
+    script=st.lists(steps_with_definitions, max_size=40),
+    order=st.permutations([0, 1, 2]),
+)
 def test_merge_is_commutative_associative_and_idempotent(
     skews: Any, script: Any, order: list[int]
 ) -> None:
@@ -151,6 +222,7 @@ def test_merge_is_commutative_associative_and_idempotent(
     for other in (permuted, repeated, left, right):
         assert other.export() == reference.export()
         assert visible(other) == visible(reference)
+        assert other.rules() == reference.rules()
 
 
 @settings(max_examples=100, deadline=None)

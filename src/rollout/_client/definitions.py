@@ -246,7 +246,10 @@ class DefinitionsAPI:
             return Resolution(forced, _ON_OFF[forced], "STATIC", None, None)
         compiled = self._replica.definitions.get(flag)
         if compiled is not None:
-            return compiled.resolve(flag, self._replica.context_of(context))
+            resolution = compiled.resolve(flag, self._replica.context_of(context))
+            if resolution.reason == "ERROR":
+                self._replica.on_rule_error()
+            return resolution
         if flag not in self._replica.checks:
             message = f"flag {flag!r} not found"
             return Resolution(None, None, "ERROR", "FLAG_NOT_FOUND", message)

@@ -93,6 +93,7 @@ class WritePipeline:
                 "merges",
                 "registers_rejected",
                 "group_errors",
+                "rule_errors",
                 "subscriber_errors",
                 "quarantine_accepted",
                 "quarantine_dropped",

@@ -45,12 +45,16 @@ class Replica:
         groups: Mapping[str, Callable[[Any], object]],
         specialize: Callable[[Check], Callable[[Any], bool]],
         history_limit: int = DEFAULT_HISTORY_LIMIT,
+        *,
         context_of: ContextOf | None = None,
+        on_rule_error: Callable[[], object] = lambda: None,
     ) -> None:
         self._history_limit = history_limit
         self._randomize: Randomize = randomize
         #: What a rule reads for a user (rollout._core.context): a mapping, an id, an object.
         self.context_of: ContextOf = context_of or (lambda user: evaluation_context(user, str))
+        #: Called for each evaluation of a rule that fails during a check (to be counted).
+        self.on_rule_error = on_rule_error
         #: Named rules: name -> JsonLogic (the rules entity's view), and each compiled as a
         #: group's predicate over a user. Replaced whole on a change, like ``checks``.
         self.rules: dict[str, JSON] = {}
@@ -103,7 +107,7 @@ class Replica:
         self.rules = new
         for name in changed:  # entry by entry: a reader (explain) never sees the map emptied
             if name in new:
-                predicate = rule_predicate(new[name], new)
+                predicate = rule_predicate(new[name], new, self.on_rule_error)
                 self.rule_groups[name] = rule_group(predicate, self.context_of)
             else:
                 self.rule_groups.pop(name, None)
@@ -153,7 +157,14 @@ class Replica:
         if state.variants:
             compiled = compile_flag(definition_of(state), self.rules)
             self.definitions[name] = compiled
-            check: Check = DefinedCheck(name, state, self._randomize, compiled, self.context_of)
+            check: Check = DefinedCheck(
+                name,
+                state,
+                self._randomize,
+                compiled=compiled,
+                context_of=self.context_of,
+                on_error=self.on_rule_error,
+            )
         else:
             self.definitions.pop(name, None)
             check = Check(name, state, self._randomize, self._groups)

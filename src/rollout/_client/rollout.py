@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from .._core import validate as _validate
 from .._core.bucketing import Randomize
 from .._core.clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
-from .._core.codec import decode
+from .._core.codec import decode, entity_name
 from .._core.context import evaluation_context
 from .._core.evaluate import ActiveCheck, build_active
 from .._core.explain import (
@@ -178,7 +178,8 @@ class Rollout(DefinitionsAPI):
             self._groups,
             lambda check: specialize(check, self._id_of, self._user_id, self._group_failed),
             history_limit,
-            lambda user: evaluation_context(user, self._id_of),
+            context_of=lambda user: evaluation_context(user, self._id_of),
+            on_rule_error=self._note_rule_error,
         )
         self._checks = self._replica.checks
         self._owns_store = isinstance(store, str)
@@ -265,6 +266,11 @@ class Rollout(DefinitionsAPI):
             # check answers for (any str id) is answered for here too.
             self._check_id(user)
         return False
+
+    def _note_rule_error(self) -> None:
+        # A targeting rule or named rule that failed in a check: it answered as flagd does (the
+        # default, reason ERROR; a group says no). Counted, never raised.
+        self._pipeline.counters["rule_errors"] += 1
 
     def _group_failed(self, check: Check, predicate: Predicate, user: object) -> None:
         group = next((g for g in check.groups if self._groups.get(g) is predicate), "?")
@@ -663,7 +669,8 @@ class Rollout(DefinitionsAPI):
         later they are offered again: resolve them with :meth:`accept_quarantined` or
         :meth:`drop_quarantined` (docs/operations.md, "Quarantine").
         """
-        flag = _validate.flag_name(name) if name is not None else None
+        # A flag, or the named rules' entity (keys.RULES_ENTITY): its registers are held too.
+        flag = entity_name(name, "name") if name is not None else None
         return self._pipeline.quarantine.entries(flag)
 
     def accept_quarantined(self, name: FlagName, key: str | None = None) -> int:
@@ -874,4 +881,4 @@ def _percentage_argument(value: float, pct: float, method: str) -> float:
 def _quarantine_args(name: FlagName, key: str | None) -> tuple[str, str | None]:
     if key is not None and (not isinstance(key, str) or not key):
         raise ValueError(f"key must be a register key such as 'user:42' or None, got {key!r}")
-    return _validate.flag_name(name), key
+    return entity_name(name, "name"), key

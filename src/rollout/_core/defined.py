@@ -56,24 +56,30 @@ def definition_of(state: FlagState) -> FlagDefinition:
 class DefinedCheck(Check):
     """The check of a flag with a definition: on when the definition resolves to ``True``."""
 
-    __slots__ = ("compiled", "context_of")
+    __slots__ = ("compiled", "context_of", "on_error")
 
     def __init__(
         self,
         name: str,
         state: FlagState,
         randomize: Randomize,
+        *,
         compiled: CompiledFlag,
         context_of: ContextOf,
+        on_error: Callable[[], object],
     ) -> None:
         super().__init__(name, state, randomize, {})
         self.compiled = compiled
         self.context_of = context_of
+        self.on_error = on_error
         self.anonymous = None  # a rule may read the time ($flagd.timestamp): never cached
         self.for_user = self._for_user
 
     def _for_user(self, user: object) -> bool:
-        return self.compiled.resolve(self.name, self.context_of(user)).value is True
+        resolution = self.compiled.resolve(self.name, self.context_of(user))
+        if resolution.reason == "ERROR":
+            self.on_error()  # counted; the check answers no, as flagd answers the default
+        return resolution.value is True
 
     # The check without a user is `random() * 100.0 < check.time_percentage`: 100 lets every
     # draw in (random() < 1), 0 none. The on/off percentages of such a flag play no part.
@@ -118,11 +124,14 @@ def users_of_rules(
     return {name for name, rule in uses if rule_refs(rule) & affected}
 
 
-def rule_predicate(rule: JSON, rules: Mapping[str, JSON]) -> Callable[[Mapping[str, Any]], bool]:
+def rule_predicate(
+    rule: JSON, rules: Mapping[str, JSON], on_error: Callable[[], object]
+) -> Callable[[Mapping[str, Any]], bool]:
     """A named rule compiled as a predicate over a context; one that cannot compile (a ``$ref``
-    to a rule removed since) says no, as an undefined group does."""
+    to a rule removed since) says no, as an undefined group does. ``on_error()`` is called for
+    each evaluation that fails (it says no)."""
     try:
-        return compile_predicate(rule, rules)
+        return compile_predicate(rule, rules, on_error=lambda _error: on_error())
     except RuleError:
         return _never
 

@@ -11,7 +11,8 @@ Exposed:
 * ``rollout_flags``: flags known (existing) in this replica;
 * ``rollout_quarantined``: registers held in the quarantine (docs/operations.md, "Quarantine");
 * ``rollout_writes_total``, ``rollout_merges_total``, ``rollout_registers_rejected_total``,
-  ``rollout_group_errors_total``, ``rollout_subscriber_errors_total``,
+  ``rollout_group_errors_total``, ``rollout_rule_errors_total``,
+  ``rollout_subscriber_errors_total``,
   ``rollout_quarantine_{accepted,dropped,superseded,overflow}_total``,
   ``rollout_clock_steps_back_total``: ``stats()``'s counters;
 * ``rollout_sync_*{transport}``: the replication transport's counters (``peer`` or ``redis``):
@@ -74,6 +75,7 @@ _COUNTERS = {
     "merges": "Merges of changes from elsewhere (peers, Redis, imports) that changed flags.",
     "registers_rejected": "Registers from elsewhere refused (too far in the future, malformed).",
     "group_errors": "Group predicates that raised during a check (counted as no).",
+    "rule_errors": "Targeting rules that failed during a check (the default answered).",
     "subscriber_errors": "Subscriber callbacks that raised.",
     "quarantine_accepted": "Quarantined registers accepted (written again, stamped now).",
     "quarantine_dropped": "Quarantined registers dropped by an operator.",

@@ -191,3 +191,17 @@ def test_a_flag_whose_rule_cannot_compile_resolves_as_a_parse_error() -> None:
     loop = {"l": {"!": {"$ref": "l"}}}
     cyclic = FlagDefinition(variants={"a": 1}, default_variant="a", targeting={"$ref": "l"})
     assert compile_flag(cyclic, loop).resolve("f", {}).error_code == "PARSE_ERROR"
+
+
+@pytest.mark.parametrize(
+    "targeting",
+    [{"if": [{1: 2}, "a"]}, {"var": object()}, {"$ref": ["x"]}, {"in": ["a", {"b": {1, 2}}]}],
+)
+def test_compile_flag_never_raises_for_an_unchecked_definition(targeting: Any) -> None:
+    definition = FlagDefinition(variants={"a": 1}, default_variant="a", targeting=targeting)
+    resolution = compile_flag(definition, {}).resolve("f", {})
+    assert (resolution.value, resolution.reason, resolution.error_code) == (
+        None,
+        "ERROR",
+        "PARSE_ERROR",
+    )

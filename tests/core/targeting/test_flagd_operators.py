@@ -9,6 +9,7 @@ import pytest
 
 from rollout._core.targeting import FlagDefinition, compile_flag
 from rollout._core.targeting.compiler import compile_rule, new_budget
+from rollout._core.targeting.flagd_operators import fractional
 from rollout._core.targeting.murmur3 import murmur3_32
 
 
@@ -174,3 +175,19 @@ def test_sem_ver_answers_null_for_invalid_input(arguments: list[Any]) -> None:
 )
 def test_string_comparison(rule: Any, expected: bool | None) -> None:
     assert apply(rule) is expected
+
+
+def test_prepared_and_general_fractional_agree() -> None:
+    """Constant entries are prepared once at compile time; computed ones are read per call."""
+    entries: list[list[Any]] = [["a", 10], ["b", 0], ["c", 25], [None, 5], [True, 60]]
+    computed = [[{"cat": [name]} if isinstance(name, str) else name, w] for name, w in entries]
+    prepared = compile_rule({"fractional": [{"var": "key"}, *entries]}, {})
+    general = compile_rule({"fractional": [{"var": "key"}, *computed]}, {})
+    shorthand = compile_rule({"fractional": entries}, {})
+    for i in range(500):
+        data = {"key": f"k{i}", "targetingKey": f"k{i}", "$flagd": {"flagKey": "f"}}
+        answer = prepared.evaluate(data, new_budget())
+        assert answer == general.evaluate(data, new_budget())
+        assert answer == fractional(data, f"k{i}", *entries)
+        assert shorthand.evaluate(data, new_budget()) == fractional(data, f"fk{i}", *entries)
+        assert answer != "b"  # a weight of 0 is never chosen

@@ -133,6 +133,8 @@ CASES: list[tuple[Any, Any, Any]] = [
     ([{"var": "a"}, 2], {"a": 1}, [1, 2]),
     ({"if": [True, {"a": 1, "b": 2}, 0]}, {}, {"a": 1, "b": 2}),
     ({}, {}, {}),
+    # a folded constant beside a closure (once mistaken for one another by a reused id)
+    ({"cat": [{"==": [None, None]}, {"and": [False, None]}]}, {}, "truefalse"),
 ]
 
 
@@ -227,9 +229,9 @@ def test_nested_iteration_is_bounded_per_evaluation() -> None:
 
 
 def flag(rule: Any, **variants: Any) -> FlagDefinition:
-    return FlagDefinition(
-        variants=variants or {"on": True, "off": False}, default_variant="off", targeting=rule
-    )
+    variants = variants or {"on": True, "off": False}
+    default = "off" if "off" in variants else "other"
+    return FlagDefinition(variants=variants, default_variant=default, targeting=rule)
 
 
 @pytest.mark.parametrize(
@@ -297,6 +299,18 @@ def test_compile_flag_compiles_once_and_keeps_no_state_between_checks() -> None:
         compiled.resolve("f", {"plan": plan}).value for plan in ("pro", "free", "team", None)
     ]
     assert answers == [True, False, True, False]
+
+
+def test_a_default_that_names_no_variant_is_a_parse_error_not_a_crash() -> None:
+    definition = FlagDefinition(
+        variants={"a": 1}, default_variant="b", targeting={"if": [True, "a"]}
+    )
+    resolution = compile_flag(definition, {}).resolve("f", {})
+    assert (resolution.value, resolution.reason, resolution.error_code) == (
+        None,
+        "ERROR",
+        "PARSE_ERROR",
+    )
 
 
 def test_predicates_use_jsonlogic_truthiness() -> None:

@@ -127,6 +127,7 @@ INVALID = {
     "numeric default": one(boolean(defaultVariant=1)),
     "metadata object": one(boolean(metadata={"a": {"b": 1}})),
     "targeting not an object": targeted("on"),
+    "targeting of two operators": targeted({"var": "a", "if": [True, "on", "off"]}),
     "unknown operator": targeted({"if": [{"nope": [1]}, "on", "off"]}),
     "equality of one": targeted({"==": [1]}),
     "greater of three": targeted({">": [1, 2, 3]}),

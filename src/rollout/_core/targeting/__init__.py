@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .bounds import MAX_RULE_DEPTH, MAX_RULE_NODES
 from .check import check_rule
-from .definition import FlagdDocument, FlagDefinition, parse_flagd, to_flagd
+from .definition import FlagdDocument, FlagDefinition, check_definition, parse_flagd, to_flagd
 from .errors import JSON, RuleError
 from .resolve import CompiledFlag, Resolution, compile_flag, compile_predicate
 
@@ -23,6 +23,7 @@ __all__ = [
     "FlagdDocument",
     "Resolution",
     "RuleError",
+    "check_definition",
     "check_rule",
     "compile_flag",
     "compile_predicate",

@@ -18,6 +18,9 @@ def check_rule(rule: JSON, path: str = "$") -> None:
     """
     if not isinstance(rule, dict):
         raise RuleError(path, f"a rule is a JSON object, not {type(rule).__name__} {rule!r:.80}")
+    if len(rule) > 1:  # deeper down such an object is a literal value; as a rule it is a mistake
+        keys = ", ".join(repr(key) for key in list(rule)[:5])
+        raise RuleError(path, f"a rule has one operator, not several keys ({keys})")
     try:
         compile_rule(rule, None, path)
     except RecursionError:

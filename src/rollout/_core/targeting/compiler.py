@@ -11,20 +11,23 @@ the data), so ``{"in": [{"var": "plan"}, ["pro", "team"]]}`` builds its list onc
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .bounds import MAX_ITERATIONS, MAX_RULE_DEPTH, MAX_RULE_NODES
+from .codegen import generate
 from .errors import JSON, RuleError
-from .flagd_operators import FLAGD_DATA_OPERATORS, FLAGD_OPERATORS
-from .jsvalues import truthy
-from .operators import DATA_OPERATORS, PURE_OPERATORS, Operator
+from .flagd_operators import FLAGD_DATA_OPERATORS, FLAGD_OPERATORS, fractional_of_constants
+from .jsvalues import to_string, truthy
+from .operators import DATA_OPERATORS, PURE_OPERATORS, Operator, lookup
 
 __all__ = [
     "ITERATING",
     "KNOWN_OPERATORS",
+    "UNSPENT",
     "CompiledRule",
     "EvaluationError",
     "Evaluator",
@@ -65,14 +68,19 @@ def new_budget() -> list[int]:
     return [MAX_ITERATIONS]
 
 
+UNSPENT = [MAX_ITERATIONS]  # shared by rules that never iterate: nothing spends from it
+_ABSENT = object()
+
+
 class CompiledRule:
     """A compiled rule, and whether it reads flagd's ``$flagd`` properties."""
 
-    __slots__ = ("evaluate", "reads_flagd")
+    __slots__ = ("evaluate", "iterates", "reads_flagd")
 
-    def __init__(self, evaluate: Evaluator, reads_flagd: bool) -> None:
+    def __init__(self, evaluate: Evaluator, reads_flagd: bool, iterates: bool) -> None:
         self.evaluate = evaluate
         self.reads_flagd = reads_flagd
+        self.iterates = iterates  # False: no budget is spent, a shared one will do
 
 
 def _key_path(path: str, key: str) -> str:
@@ -89,11 +97,14 @@ class _Compiler:
         self.nodes = 0
         self.expanding: list[str] = []
         self.reads_flagd = False
-        self.constants: dict[int, Any] = {}  # id(evaluator) -> its value, for folding
+        self.iterates = False
+        # Constant evaluators -> their value, for folding. Keyed by the function itself, not
+        # by its id, which a later closure may reuse once a folded-away one is freed.
+        self.constants: dict[Evaluator, Any] = {}
 
     def const(self, value: Any) -> Evaluator:
         evaluator = _constant(value)
-        self.constants[id(evaluator)] = value
+        self.constants[evaluator] = value
         return evaluator
 
     def compile(self, node: JSON, path: str, depth: int) -> Evaluator:
@@ -104,8 +115,8 @@ class _Compiler:
             raise RuleError(path, f"the rule is nested deeper than {MAX_RULE_DEPTH} levels")
         if isinstance(node, list):
             items = [self.compile(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node)]
-            if all(id(item) in self.constants for item in items):
-                return self.const([self.constants[id(item)] for item in items])
+            if all(item in self.constants for item in items):
+                return self.const([self.constants[item] for item in items])
             return lambda data, budget: [item(data, budget) for item in items]
         if isinstance(node, dict) and len(node) == 1:
             ((operator, arguments),) = node.items()
@@ -122,9 +133,9 @@ class _Compiler:
             return self.reference(arguments, here, depth)
         if operator not in KNOWN_OPERATORS:
             raise RuleError(here, f"unknown operator {operator!r}")
-        listed = arguments if isinstance(arguments, list) else [arguments]
         in_list = isinstance(arguments, list)
-        self.nodes += isinstance(arguments, list)
+        listed = arguments if in_list else [arguments]
+        self.nodes += in_list  # the argument list is a node of the rule too
         low, high = self.arity(operator)
         if len(listed) < low or (high is not None and len(listed) > high):
             wanted = f"{low}" if low == high else f"{low} to {high}" if high else f"{low} or more"
@@ -138,16 +149,41 @@ class _Compiler:
         if operator in _CONTROL:
             return _control(operator, compiled)
         if operator in ITERATING:
+            self.iterates = True
             return _iterating(operator, compiled)
+        if operator == "var" and compiled and all(c in self.constants for c in compiled[:2]):
+            return _var_at(*[self.constants[c] for c in compiled[:2]])
+        if operator == "fractional" and compiled:
+            fast = self.fractional(compiled)
+            if fast is not None:
+                return fast
         if operator in _READS_DATA:
             return _with_data(_READS_DATA[operator].function, compiled)
+        if operator == "in" and len(compiled) == 2 and compiled[1] in self.constants:
+            fast = _in_constant(compiled[0], self.constants[compiled[1]])
+            if fast is not None:
+                return fast
         function = _EAGER[operator].function
-        if all(id(c) in self.constants for c in compiled):
+        if all(c in self.constants for c in compiled):
             try:
-                return self.const(function(*[self.constants[id(c)] for c in compiled]))
+                return self.const(function(*[self.constants[c] for c in compiled]))
             except Exception:  # left to fail at evaluation, as it would unfolded
                 pass
         return _eager(function, compiled)
+
+    def fractional(self, compiled: list[Evaluator]) -> Evaluator | None:
+        """``fractional`` with constant entries (the usual case), prepared once."""
+        constants = self.constants
+        first = compiled[0]
+        if first in constants and isinstance(constants[first], list):  # shorthand: all entries
+            if not all(c in constants for c in compiled):
+                return None
+            choose = fractional_of_constants(False, [constants[c] for c in compiled])
+            return lambda data, _budget: choose(data, None)
+        if not all(c in constants for c in compiled[1:]):
+            return None
+        choose = fractional_of_constants(True, [constants[c] for c in compiled[1:]])
+        return lambda data, budget: choose(data, first(data, budget))
 
     def arity(self, operator: str) -> tuple[int, int | None]:
         if operator in _CONTROL:
@@ -206,6 +242,51 @@ def _eager(function: Callable[..., Any], compiled: list[Evaluator]) -> Evaluator
         a, b = compiled
         return lambda data, budget: function(a(data, budget), b(data, budget))
     return lambda data, budget: function(*[c(data, budget) for c in compiled])
+
+
+def _var_at(path: Any = None, default: Any = None, *_ignored: Any) -> Evaluator:
+    """``var`` of a constant path: split once; a dict at every step takes the fast way."""
+    if path is None or path == "":
+        return lambda data, _budget: data
+    keys = to_string(path).split(".")
+    if len(keys) == 1:
+        (key,) = keys
+
+        def var_key(data: Any, _budget: list[int]) -> Any:
+            if type(data) is dict:
+                return data.get(key, default)
+            return lookup(data, path, default)
+
+        return var_key
+
+    def var_path(data: Any, _budget: list[int]) -> Any:
+        value = data
+        for key in keys:
+            if type(value) is not dict:
+                return lookup(data, path, default)  # lists, other mappings, null: the long way
+            value = value.get(key, _ABSENT)
+            if value is _ABSENT:
+                return default
+        return value
+
+    return var_path
+
+
+def _in_constant(needle: Evaluator, haystack: Any) -> Evaluator | None:
+    """``in`` a constant list of strings/numbers: a set lookup, same strict equality."""
+    if not isinstance(haystack, list) or not all(type(x) in (str, int, float) for x in haystack):
+        return None
+    strings = frozenset(x for x in haystack if type(x) is str)
+    numbers = frozenset(x for x in haystack if type(x) is not str)
+
+    def member(data: Any, budget: list[int]) -> bool:
+        value = needle(data, budget)
+        kind = type(value)
+        if kind is str:
+            return value in strings
+        return (kind is int or kind is float) and value in numbers
+
+    return member
 
 
 def _with_data(function: Callable[..., Any], compiled: list[Evaluator]) -> Evaluator:
@@ -308,4 +389,11 @@ def compile_rule(
     """
     compiler = _Compiler(evaluators)
     evaluate = compiler.compile(rule, path, 0)
-    return CompiledRule(evaluate, compiler.reads_flagd)
+    if evaluators is not None and evaluate not in compiler.constants:
+        # Checked: now the faster form, with the closures for what it does not inline. Should
+        # Python refuse the generated source (a parser limit), the closures answer the same.
+        with contextlib.suppress(SyntaxError, RecursionError, MemoryError):
+            evaluate = generate(
+                rule, evaluators, lambda node: _Compiler(evaluators).compile(node, path, 0)
+            )
+    return CompiledRule(evaluate, compiler.reads_flagd, compiler.iterates)

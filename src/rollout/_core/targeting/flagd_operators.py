@@ -8,22 +8,32 @@ raise, so a rule built on them falls back to the flag's default variant (reason 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from .murmur3 import murmur3_32
 from .operators import Operator
 from .semver import compare, parse_version
 
-__all__ = ["FLAGD_OPERATORS", "bucket", "fractional"]
+__all__ = [
+    "FLAGD_DATA_OPERATORS",
+    "FLAGD_OPERATORS",
+    "bucket",
+    "distribution",
+    "fractional",
+    "fractional_of_constants",
+    "pick",
+]
 
 _MAX_WEIGHT = 2**31 - 1  # flagd keeps every weight and their sum within an int32
 
 
 def _flag_key(data: Mapping[str, Any]) -> str:
     flagd = data.get("$flagd")
-    key = flagd.get("flagKey") if isinstance(flagd, Mapping) else None
-    return key if isinstance(key, str) else ""
+    key = flagd.get("flagKey") if type(flagd) is dict or isinstance(flagd, Mapping) else None
+    return key if type(key) is str else ""
 
 
 def _weight(entry: list[Any] | tuple[Any, ...]) -> int | None:
@@ -31,6 +41,8 @@ def _weight(entry: list[Any] | tuple[Any, ...]) -> int | None:
     if len(entry) < 2 or entry[1] is None:
         return 1
     weight = entry[1]
+    if type(weight) is int:  # the usual case
+        return max(weight, 0) if weight <= _MAX_WEIGHT else None
     if isinstance(weight, bool) or not isinstance(weight, int | float):
         return None
     if not math.isfinite(weight) or weight != int(weight):
@@ -45,44 +57,91 @@ def bucket(hash_value: int, total_weight: int) -> int:
     return (hash_value * total_weight) >> 32
 
 
-def fractional(data: Any, *arguments: Any) -> Any:
-    """The variant (any JSON scalar) that the bucketing value falls in, or None."""
-    if not arguments or not isinstance(data, Mapping):
-        return None
-    first = arguments[0]
-    if isinstance(first, str):
-        bucket_by, entries = first, arguments[1:]
-    else:
-        # No bucketing value (shorthand, or an expression that gave null): flagd buckets by
-        # flagKey + targetingKey, and answers null when there is no targeting key.
-        entries = arguments[1:] if first is None else arguments
-        targeting_key = data.get("targetingKey")
-        if not isinstance(targeting_key, str) or targeting_key == "":
-            return None
-        bucket_by = _flag_key(data) + targeting_key
+@lru_cache(maxsize=8192)  # a user is usually checked again and again for the same flag
+def _hash(text: str) -> int:
+    return murmur3_32(text.encode("utf-8", "surrogatepass"))
+
+
+Distribution = tuple[tuple[Any, ...], tuple[int, ...]]  # variants, running sums of weights
+
+
+def distribution(entries: Sequence[Any]) -> Distribution | None:
+    """The entries' variants and running weight sums, or None where flagd answers null."""
     variants: list[Any] = []
-    weights: list[int] = []
+    ends: list[int] = []
+    total = 0
     for entry in entries:
         if not isinstance(entry, list | tuple) or not entry:
             return None
         variant = entry[0]
-        if variant is not None and not isinstance(variant, str | bool | int | float):
+        if type(variant) is not str and not isinstance(variant, bool | int | float | None):
             return None
         weight = _weight(entry)
         if weight is None:
             return None
+        total += weight
         variants.append(variant)
-        weights.append(weight)
-    total = sum(weights)
+        ends.append(total)
     if total == 0 or total > _MAX_WEIGHT:
         return None
-    point = bucket(murmur3_32(bucket_by.encode("utf-8", "surrogatepass")), total)
-    end = 0
-    for variant, weight in zip(variants, weights, strict=True):
-        end += weight
-        if point < end:
-            return variant
-    return None  # unreachable: point < total
+    return tuple(variants), tuple(ends)
+
+
+def pick(bucket_by: str, split: Distribution) -> Any:
+    """The variant whose share of [0, total) the bucketing value's hash falls in."""
+    variants, ends = split
+    return variants[bisect_right(ends, bucket((_hash(bucket_by)), ends[-1]))]
+
+
+def default_bucket(data: Mapping[str, Any]) -> str | None:
+    """flagKey + targetingKey, flagd's bucketing value when none is given; None without one."""
+    targeting_key = data.get("targetingKey")
+    if type(targeting_key) is not str or targeting_key == "":
+        return None
+    return _flag_key(data) + targeting_key
+
+
+def fractional(data: Any, *arguments: Any) -> Any:
+    """The variant (any JSON scalar) that the bucketing value falls in, or None."""
+    if not arguments or not (type(data) is dict or isinstance(data, Mapping)):
+        return None
+    first = arguments[0]
+    if type(first) is str:
+        bucket_by: str | None = first
+        entries = arguments[1:]
+    else:
+        # No bucketing value (shorthand, or an expression that gave null): flagd buckets by
+        # flagKey + targetingKey, and answers null when there is no targeting key.
+        entries = arguments[1:] if first is None else arguments
+        bucket_by = default_bucket(data)
+    split = distribution(entries) if bucket_by is not None else None
+    return None if split is None else pick(bucket_by, split)  # type: ignore[arg-type]
+
+
+def fractional_of_constants(first: Any, entries: Sequence[Any]) -> Callable[[Any, Any], Any]:
+    """``fractional`` whose entries are constants: checked once, then a hash and a bisect.
+
+    The returned function takes the data and the evaluated first argument (``first`` says
+    whether there is one: True for an expression, False for the shorthand).
+    """
+    split = distribution(entries)
+
+    def shorthand(data: Any, _value: Any) -> Any:
+        if split is None or not (type(data) is dict or isinstance(data, Mapping)):
+            return None
+        bucket_by = default_bucket(data)
+        return None if bucket_by is None else pick(bucket_by, split)
+
+    def keyed(data: Any, value: Any) -> Any:
+        if type(value) is str and split is not None:
+            if type(data) is dict or isinstance(data, Mapping):
+                return pick(value, split)
+            return None
+        if value is None:
+            return shorthand(data, value)
+        return fractional(data, value, *entries)  # a list or a number: flagd's general reading
+
+    return keyed if first else shorthand
 
 
 def sem_ver(*arguments: Any) -> bool | None:

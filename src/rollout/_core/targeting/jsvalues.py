@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +27,9 @@ __all__ = [
 ]
 
 NAN = math.nan
+# Exact types (bool is not a number here) for the fast paths of comparisons.
+_NUMBERS = frozenset({int, float})
+_SCALARS = frozenset({str, int, float, bool})
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)")
 _RADIX = {"0x": 16, "0o": 8, "0b": 2}
 _RADIX_DIGITS = {16: re.compile(r"[0-9a-fA-F]+"), 8: re.compile(r"[0-7]+"), 2: re.compile(r"[01]+")}
@@ -52,10 +54,13 @@ def _kind(value: Any) -> str:
 
 def truthy(value: Any) -> bool:
     """json-logic-js's truthiness: JavaScript's, except that an empty array is false."""
-    if value is None or value is False:
-        return False
     if value is True:
         return True
+    if value is None or value is False:
+        return False
+    kind = type(value)
+    if kind is str or kind is list:
+        return len(value) > 0
     if isinstance(value, int | float):
         return value != 0 and not math.isnan(value)  # NaN and 0 are false
     if isinstance(value, str | list | tuple):
@@ -102,9 +107,8 @@ def to_string(value: Any) -> str:
 
 
 def _to_primitive(value: Any) -> Any:
-    if isinstance(value, list | tuple | Mapping) or _kind(value) == "object":
-        return to_string(value)
-    return value
+    """JavaScript's ToPrimitive: arrays and objects become their String(); scalars stay."""
+    return to_string(value) if _kind(value) == "object" else value
 
 
 def to_number(value: Any) -> float:
@@ -154,6 +158,9 @@ def strict_eq(a: Any, b: Any) -> bool:
 
 def loose_eq(a: Any, b: Any) -> bool:
     """JavaScript's ``==`` (the Abstract Equality Comparison), over JSON values."""
+    type_a = type(a)
+    if type_a is type(b) and type_a in _SCALARS:  # the common case, decided at once
+        return bool(a == b)
     kind_a, kind_b = _kind(a), _kind(b)
     if kind_a == kind_b:
         return a is b if kind_a == "object" else bool(a == b)
@@ -174,6 +181,8 @@ def loose_eq(a: Any, b: Any) -> bool:
 
 def js_lt(a: Any, b: Any) -> bool:
     """JavaScript's ``a < b``: two strings compare as strings, anything else as numbers."""
+    if type(a) in _NUMBERS and type(b) in _NUMBERS:
+        return bool(a < b)
     a, b = _to_primitive(a), _to_primitive(b)
     if isinstance(a, str) and isinstance(b, str):
         return a < b
@@ -182,6 +191,8 @@ def js_lt(a: Any, b: Any) -> bool:
 
 def js_le(a: Any, b: Any) -> bool:
     """JavaScript's ``a <= b`` (false when either side is NaN)."""
+    if type(a) in _NUMBERS and type(b) in _NUMBERS:
+        return bool(a <= b)
     a, b = _to_primitive(a), _to_primitive(b)
     if isinstance(a, str) and isinstance(b, str):
         return a <= b

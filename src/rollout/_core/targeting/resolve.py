@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from .compiler import CompiledRule, compile_rule, new_budget
+from .compiler import UNSPENT, CompiledRule, compile_rule, new_budget
 from .definition import FlagDefinition
 from .errors import JSON, RuleError
 from .jsvalues import number_to_string, truthy
@@ -35,7 +35,11 @@ GENERAL = "GENERAL"
 
 
 class Resolution(NamedTuple):
-    """What a flag resolves to for one context, in OpenFeature's (and flagd's) terms."""
+    """What a flag resolves to for one context, in OpenFeature's (and flagd's) terms.
+
+    ``value`` is the variant's own value, shared by every resolution of the flag (nothing is
+    copied per check): an object variant must be treated as read-only.
+    """
 
     value: JSON | None  # None: the caller's default applies (no default variant, DISABLED, ERROR)
     variant: str | None
@@ -63,10 +67,62 @@ def with_flagd(context: Mapping[str, Any], flag_key: str, now: float) -> dict[st
     return data
 
 
-class CompiledFlag:
-    """A flag definition compiled once; ``resolve`` runs per check and never raises."""
+def _failed(error: Exception) -> Resolution:
+    message = f"the targeting rule failed: {type(error).__name__}: {error}"
+    return Resolution(None, None, ERROR, GENERAL, message)
 
-    __slots__ = ("_default", "_now", "_problem", "_rule", "_static", "_variants")
+
+def _not_a_variant(result: Any, matches: Mapping[str, Resolution]) -> Resolution:
+    """A result that is not a string variant name: flagd's reading of it, or ERROR."""
+    name = _variant_name(result)
+    match = matches.get(name) if name is not None else None
+    if match is not None:
+        return match
+    shown = name if name is not None else repr(result)
+    message = f"the targeting rule returned {shown!r}, which is not a variant"
+    return Resolution(None, None, ERROR, GENERAL, message)
+
+
+Resolver = Callable[[str, Mapping[str, Any]], Resolution]
+
+
+def _resolver(
+    rule: CompiledRule,
+    matches: dict[str, Resolution],
+    fallback: Resolution,
+    now: Callable[[], float],
+) -> Resolver:
+    """The per-check function of a flag with targeting, everything it needs bound in it."""
+    evaluate, reads_flagd, iterates = rule.evaluate, rule.reads_flagd, rule.iterates
+
+    def resolve(flag_key: str, context: Mapping[str, Any]) -> Resolution:
+        try:
+            data = with_flagd(context, flag_key, now()) if reads_flagd else context
+            result = evaluate(data, new_budget() if iterates else UNSPENT)
+        except Exception as error:  # an evaluation error never escapes a check
+            return _failed(error)
+        if type(result) is str:
+            match = matches.get(result)
+            if match is not None:
+                return match
+        elif result is None:
+            return fallback
+        return _not_a_variant(result, matches)
+
+    return resolve
+
+
+class CompiledFlag:
+    """A flag definition compiled once; ``resolve(flag_key, context)`` never raises.
+
+    Resolutions are immutable, so those that do not depend on the context (each variant's
+    match, the fallback, a disabled or static flag) are built once here and shared; ``resolve``
+    is a function made for this flag (no attribute lookups per check).
+    """
+
+    __slots__ = ("resolve",)
+
+    resolve: Resolver
 
     def __init__(
         self,
@@ -75,49 +131,33 @@ class CompiledFlag:
         problem: str | None,
         now: Callable[[], float],
     ) -> None:
-        self._variants = dict(definition.variants)
+        variants = dict(definition.variants)
         default = definition.default_variant
-        self._default = default
-        self._rule = rule
-        self._problem = problem
-        self._now = now
+        if default is not None and default not in variants:  # parse_flagd refuses this
+            problem = problem or f"the default variant {default!r} is not a variant"
+            default = None
+        matches = {
+            name: Resolution(value, name, TARGETING_MATCH, None, None)
+            for name, value in variants.items()
+        }
+        fallback = (
+            Resolution(None, None, DEFAULT, None, None)
+            if default is None
+            else Resolution(variants[default], default, DEFAULT, None, None)
+        )
         if not definition.enabled:
-            self._static: Resolution | None = Resolution(None, None, DISABLED, None, None)
+            static: Resolution | None = Resolution(None, None, DISABLED, None, None)
         elif problem is not None:
-            self._static = Resolution(None, None, ERROR, PARSE_ERROR, problem)
+            static = Resolution(None, None, ERROR, PARSE_ERROR, problem)
         elif rule is None:
-            self._static = (
-                Resolution(None, None, DEFAULT, None, None)
-                if default is None
-                else Resolution(self._variants[default], default, STATIC, None, None)
-            )
+            static = fallback if default is None else fallback._replace(reason=STATIC)
         else:
-            self._static = None
-
-    def _fallback(self) -> Resolution:
-        if self._default is None:
-            return Resolution(None, None, DEFAULT, None, None)
-        return Resolution(self._variants[self._default], self._default, DEFAULT, None, None)
-
-    def resolve(self, flag_key: str, context: Mapping[str, Any]) -> Resolution:
-        if self._static is not None:
-            return self._static
-        rule = self._rule
-        assert rule is not None
-        try:
-            data = with_flagd(context, flag_key, self._now()) if rule.reads_flagd else context
-            result = rule.evaluate(data, new_budget())
-        except Exception as error:  # an evaluation error never escapes a check
-            message = f"the targeting rule failed: {type(error).__name__}: {error}"
-            return Resolution(None, None, ERROR, GENERAL, message)
-        if result is None:
-            return self._fallback()
-        name = _variant_name(result)
-        if name is None or name not in self._variants:
-            shown = name if name is not None else repr(result)
-            message = f"the targeting rule returned {shown!r}, which is not a variant"
-            return Resolution(None, None, ERROR, GENERAL, message)
-        return Resolution(self._variants[name], name, TARGETING_MATCH, None, None)
+            static = None
+        if static is not None or rule is None:
+            answer = static if static is not None else fallback
+            self.resolve = lambda _flag_key, _context: answer
+        else:
+            self.resolve = _resolver(rule, matches, fallback, now)
 
 
 def compile_flag(
@@ -139,6 +179,9 @@ def compile_flag(
         return CompiledFlag(definition, None, str(error), now)
     except RecursionError:
         return CompiledFlag(definition, None, "the targeting rule is nested too deeply", now)
+    except Exception as error:  # a definition built by hand, unchecked: still never raise
+        problem = f"the targeting rule cannot compile: {type(error).__name__}: {error}"
+        return CompiledFlag(definition, None, problem, now)
     return CompiledFlag(definition, rule, None, now)
 
 
@@ -158,12 +201,13 @@ def compile_predicate(
         compiled = compile_rule(rule, evaluators)
     except RecursionError:
         raise RuleError("$", "the rule is nested too deeply") from None
-    evaluate, reads_flagd = compiled.evaluate, compiled.reads_flagd
+    evaluate, reads_flagd, iterates = compiled.evaluate, compiled.reads_flagd, compiled.iterates
 
     def predicate(context: Mapping[str, Any]) -> bool:
         try:
             data = with_flagd(context, "", now()) if reads_flagd else context
-            return truthy(evaluate(data, new_budget()))
+            result = evaluate(data, new_budget() if iterates else UNSPENT)
+            return result if result is True or result is False else truthy(result)
         except Exception as error:  # never raised into a check
             if on_error is not None:
                 on_error(error)

@@ -9,6 +9,7 @@ build metadata never takes part in a comparison.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 __all__ = ["Version", "compare", "parse_version"]
@@ -44,7 +45,11 @@ def _go_string(value: Any) -> str:
 
 def parse_version(value: Any) -> Version | None:
     """The version ``value`` names for flagd, or None if flagd finds it invalid."""
-    text = _go_string(value)
+    return _parse_text(_go_string(value))
+
+
+@lru_cache(maxsize=4096)  # the same few versions are compared over and over
+def _parse_text(text: str) -> Version | None:
     if not text.startswith("v"):
         text = "v" + text.removeprefix("V")
     match = _VERSION.fullmatch(text)

@@ -32,7 +32,21 @@ VALID = {
     "data": {"owner": "ops"},
     "key": "user:u1",  # the quarantine's: nothing is held there, so a 404
     "reason": "a test",
-}
+    # A flag's definition (flagd's words), its targeting, a named rule, a context, a flagd file.
+    "variants": {"blue": "#00f", "red": "#f00"},
+    "defaultVariant": "red",
+    "targeting": {"if": [{"$ref": "pro"}, "blue", "red"]},
+    "state": "ENABLED",
+    "metadata": {"owner": "web"},
+    "logic": {"in": [{"var": "plan"}, ["pro", "enterprise"]]},
+    "context": {"targetingKey": "42", "plan": "pro"},
+    "flags": {"chat": {"state": "ENABLED", "variants": {"on": True, "off": False},
+                       "defaultVariant": "off"}},
+    "$evaluators": {"pro": {"in": [{"var": "plan"}, ["pro", "team"]]}},
+    "$schema": "https://flagd.dev/schema/v0/flags.json",
+}  # fmt: skip
+#: The one operation that is not a GET and writes nothing: an evaluation for a context.
+READ_ONLY = frozenset({("POST", "/api/v1/flags/{name}/evaluate")})
 
 
 @contextlib.asynccontextmanager
@@ -75,8 +89,15 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str]]:
     )
 
 
-def fill(path: str, name: str = "chat", group: str = "admins") -> str:
-    return path.replace("{name}", name).replace("{group}", group)
+def flag_of(path: str) -> str:
+    """The seeded flag an operation's path is filled with: a targeting rule needs variants, so
+    it is ``color``'s; every other flag path is ``chat``'s."""
+    return "color" if path.endswith("/targeting") else "chat"
+
+
+def fill(path: str, name: str | None = None, group: str = "admins", rule: str = "pro") -> str:
+    name = flag_of(path) if name is None else name
+    return path.replace("{name}", name).replace("{group}", group).replace("{rule}", rule)
 
 
 def body_for(document: dict[str, Any], method: str, path: str) -> dict[str, Any] | None:
@@ -97,6 +118,19 @@ def seeded(flags: Rollout) -> Rollout:
     flags.activate_group("chat", "admins")
     flags.set_feature_data("chat", {"owner": "web"})
     flags.activate("signup")
+    flags.define_rule("pro", {"in": [{"var": "plan"}, ["pro"]]})  # not VALID's logic
+    return flags
+
+
+def with_a_definition(flags: Rollout) -> Rollout:
+    """``seeded()``, and ``color``: variants and targeting (not VALID's), so that every
+    operation, its targeting's set and removal too, has something to change."""
+    seeded(flags).define_flag(
+        "color",
+        {"blue": "#00f", "red": "#f00"},
+        default_variant="red",
+        targeting={"if": [{"==": [{"var": "plan"}, "pro"]}, "blue", None]},
+    )
     return flags
 
 
@@ -112,6 +146,14 @@ def hold_from_the_future(flags: Rollout) -> Rollout:
 
 def actors(flags: Rollout, name: str) -> list[str | None]:
     return [event.actor for event in flags.history(name)]
+
+
+def latest_actor(flags: Rollout, path: str) -> str | None:
+    """Who made the newest change an operation on ``path`` (as the document has it) recorded:
+    a named rule's, in the rules' history; a flag's, in that flag's."""
+    if path.startswith("/api/v1/rules/"):
+        return flags.rule_history(1)[0].actor
+    return actors(flags, flag_of(path))[0]
 
 
 @contextlib.contextmanager

@@ -318,6 +318,7 @@ def test_static_files_are_served_with_a_version_in_their_url(url: str) -> None:
         "/static/dashboard.css",
         "/static/common.js",
         "/static/flag.js",
+        "/static/definition.js",
     }
     for link in links:
         assert re.search(r"\?v=[0-9a-f]{12}$", link)

@@ -18,13 +18,16 @@ from .shells import Shell, shell_env
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    """A folder with rollout.db holding `chat` and `beta`, and other.db holding `gamma`."""
+    """A folder with rollout.db holding `chat` and `beta` (and the rule `paying`), and other.db
+    holding `gamma`."""
     work = tmp_path / "work"
     work.mkdir()
     for name, flags in (("rollout.db", ("chat", "beta")), ("other.db", ("gamma",))):
         with Rollout(SQLiteStore(work / name)) as replica:
             for flag in flags:
                 replica.activate(flag)
+            if name == "rollout.db":
+                replica.define_rule("paying", {"in": [{"var": "plan"}, ["pro"]]})
     return work
 
 
@@ -52,6 +55,10 @@ def shell(request: pytest.FixtureRequest, folder: Path, tmp_path: Path) -> Itera
          "rollout --store sqlite:///other.db show gamma"),
         ("rollout history --store sqlite:///other.db g",
          "rollout history --store sqlite:///other.db gamma"),
+        # A rule's name where a command takes one; a flag's where it takes that.
+        ("rollout define-rule p", "rollout define-rule paying"),
+        ("rollout rule-history pa", "rollout rule-history paying"),
+        ("rollout set-targeting c", "rollout set-targeting chat"),
     ],
 )  # fmt: skip
 def test_the_shell_completes_commands_options_and_flag_names(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -32,58 +31,21 @@ from ._api_fields import (
     REGISTER_KEY,
     USER,
     VIEW,
-    Field,
-    Param,
     active_field,
     parse_body,
     users_field,
 )
 from ._api_members import CURSOR, PAGE_LIMIT, SEARCH, members_answer
+from ._api_targeting import TARGETING_OPERATIONS
 from ._auth import client_address
 from ._errors import ApiError, error_response, rollout_error_response
 from ._listing import ListQuery, flag_page, viewed_flag
+from ._operation import PREFIX, Call, Handler, Operation
 from ._routing import RawRoute
 from ._sampling import sampler_for
 from ._serialize import read_json
 
-__all__ = ["OPERATIONS", "Api", "Call", "Operation"]
-
-PREFIX = "/api/v1"
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request's checked input: ``values`` holds its parameters and body fields by name."""
-
-    name: str
-    values: dict[str, Any]
-    actor: str | None
-    base_url: str  #: where the API is: /api/v1, under the prefix the app is mounted at
-
-
-Handler = Callable[["Api", Call], Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    path: str  # under PREFIX
-    operation_id: str
-    summary: str
-    handler: Handler
-    response: str  # a schema name in the document's components
-    params: tuple[Param, ...] = ()
-    body: tuple[Field, ...] = ()
-    #: What a flag that does not exist gets: ``ok`` (an answer: off, no events), ``create``
-    #: (a write creates it), ``not_found`` (404, nothing written: a removal's UnknownFlagError)
-    #: or ``no_history`` (404 unless it has history: a deleted flag's history is still read).
-    unknown_flag: str = "ok"
-    #: False: the body may be left out (no Content-Type, no content), meaning ``{}``.
-    body_required: bool = True
-
-    @property
-    def writes(self) -> bool:
-        return self.method != "GET"
+__all__ = ["OPERATIONS", "PREFIX", "Api", "Call", "Operation"]
 
 
 class Api:
@@ -434,5 +396,6 @@ OPERATIONS: tuple[Operation, ...] = (
         "Forget a flag's held registers (all of them, or `key`)",
         _resolve("drop"), "Resolved", _NAME, _RESOLVE, body_required=False,
     ),
+    *TARGETING_OPERATIONS,
     Operation("GET", "/openapi.json", "openapi", "This document", _openapi, "OpenAPI"),
 )  # fmt: skip

@@ -36,6 +36,7 @@ __all__ = [
     "Param",
     "active_field",
     "encode_cursor",
+    "member_parser",
     "parse_body",
     "users_field",
 ]
@@ -80,7 +81,9 @@ def _invalid(name: str | None, message: str) -> ApiError:
 # Names ------------------------------------------------------------------------------------------
 
 
-def _member(name: str) -> Parse:
+def member_parser(name: str) -> Parse:
+    """The parse of a name (a group's, a rule's) under the library's one naming rule."""
+
     def parse(value: Any) -> str:
         try:
             return _validate.member_name(value, name)
@@ -93,10 +96,18 @@ def _member(name: str) -> Parse:
 _NAME_SCHEMA = {"type": "string", "minLength": 1, "maxLength": _MAX, "pattern": NAME_PATTERN}
 
 NAME_PATH: Final = Param(
-    "name", "path", _NAME_SCHEMA, _member("name"), "The flag's name, percent-encoded (/ as %2F)."
+    "name",
+    "path",
+    _NAME_SCHEMA,
+    member_parser("name"),
+    "The flag's name, percent-encoded (/ as %2F).",
 )
 GROUP_PATH: Final = Param(
-    "group", "path", _NAME_SCHEMA, _member("group"), "A group name, percent-encoded (/ as %2F)."
+    "group",
+    "path",
+    _NAME_SCHEMA,
+    member_parser("group"),
+    "A group name, percent-encoded (/ as %2F).",
 )
 
 
@@ -307,7 +318,9 @@ def users_field(*, allow_empty: bool) -> Field:
     return Field("users", schema, parse, 'User ids (strings, or integers: 42 is "42").')
 
 
-GROUP: Final = Field("group", _NAME_SCHEMA, _member("group"), "A group name (`all` is everyone).")
+GROUP: Final = Field(
+    "group", _NAME_SCHEMA, member_parser("group"), "A group name (`all` is everyone)."
+)
 
 
 #: How deep a data value may nest (the library's limit, checked by data_mapping).

@@ -15,6 +15,12 @@ from ._api import OPERATIONS, PREFIX, Operation
 from ._api_fields import body_schema
 from ._auth import COOKIE_NAME
 from ._errors import CODES
+from ._openapi_targeting import (
+    FLAG_DEFINITION,
+    SUMMARY_DEFINITION,
+    TARGETING_SCHEMAS,
+    with_definition,
+)
 
 __all__ = ["openapi_document"]
 
@@ -281,6 +287,9 @@ _CHECK = _object(
         },
     }
 )
+SCHEMAS.update(TARGETING_SCHEMAS)
+SCHEMAS["Flag"] = with_definition(SCHEMAS["Flag"], FLAG_DEFINITION)
+SCHEMAS["FlagSummary"] = with_definition(SCHEMAS["FlagSummary"], SUMMARY_DEFINITION)
 SCHEMAS["Health"] = _object({"status": {"const": "ok"}, "flags": {"type": "integer", "minimum": 0}})
 SCHEMAS["Readiness"] = _object(
     {
@@ -336,7 +345,8 @@ _WHY = {
     400: "The body is not JSON.",
     401: "No valid bearer token or session.",
     403: "Refused as cross-site (Origin, Sec-Fetch-Site, X-CSRF-Token) or a Host not served.",
-    404: "The flag does not exist (quarantine: nothing is held for the flag or key).",
+    404: "The flag does not exist (quarantine: nothing is held for the flag or key; rules: "
+    "no rule has that name).",
     413: "The body is larger than the server's limit.",
     415: "The body is not sent as application/json.",
     422: "A field or parameter is invalid; `field` names it.",
@@ -352,13 +362,17 @@ def _error(status: int) -> dict[str, Any]:
     return {"description": _WHY[status], "content": {"application/json": {"schema": _ref("Error")}}}
 
 
+#: Paths of things that may not exist, besides flags: a 404 names what is missing.
+_MAY_BE_MISSING = ("/quarantine/", "/rules/")
+
+
 def _operation(op: Operation, *, secured: bool) -> dict[str, Any]:
     statuses = [403]
     if secured:
         statuses += [401, 429]
     if op.params:
         statuses.append(422)
-    if op.unknown_flag in ("not_found", "no_history") or op.path.startswith("/quarantine/"):
+    if op.unknown_flag in ("not_found", "no_history") or op.path.startswith(_MAY_BE_MISSING):
         statuses.append(404)
     if op.body:
         statuses += [400, 413, 415, 422]

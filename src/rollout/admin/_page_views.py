@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._core.definition_shapes import definition_shape
 from .._core.feature import Feature
 from .._core.history_words import action_title, event_changes, percent
 from .._core.rules import state
@@ -42,8 +43,8 @@ FIRST_PAGE = 100
 def page_flag(feature: Feature, usage: Usage | None = None) -> dict[str, Any]:
     """The flag's full shape with only the first page of each id list (never sorting them all),
     its real ``counts``, the next pages' cursors (``users_next_cursor``, and the same for
-    ``excluded_users``) and which shown users are excluded (``users_excluded``: the exclusion
-    wins)."""
+    ``excluded_users``), which shown users are excluded (``users_excluded``: the exclusion
+    wins) and its flagd ``definition`` (variants, default variant, targeting, state)."""
     without_lists = Feature(
         feature.name,
         percentage=feature.percentage,
@@ -59,6 +60,7 @@ def page_flag(feature: Feature, usage: Usage | None = None) -> dict[str, Any]:
         slim[field] = first
         slim[f"{field}_next_cursor"] = cursor
     slim["users_excluded"] = [u for u in slim["users"] if u in feature.excluded_users]
+    slim["definition"] = definition_shape(feature)  # variants and targeting (issue 16)
     return slim
 
 

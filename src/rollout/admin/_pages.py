@@ -7,7 +7,7 @@ checks, errors and history attribution are the only ones there are. The pages li
 
 Routes (all relative to where the app is mounted): ``/`` the flag list, ``/flags/{name}`` a flag
 (``?fragment=history`` just its history, ``?fragment=flag`` the page's JSON of the flag: both
-for updates), ``/login``, ``/logout``, ``/events``, ``/static/...``.
+for updates), ``/rules`` the named rules, ``/login``, ``/logout``, ``/events``, ``/static/...``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .._core import validate as _validate
+from .._core.definition_shapes import rule_shape
 from .._core.feature import Feature
 from .._core.shapes import summary_shape
 from ._auth import client_address
@@ -118,6 +119,7 @@ def page_routes(
         Route("/flags/", pages.open_flag, methods=["GET"]),
         # The raw path: /flags/victim%2F is the page of "victim/" (and /flags/a/b that of "a/b").
         RawRoute("/flags/{name:path}", pages.flag_page, methods=["GET"]),
+        Route("/rules", pages.rules_page, methods=["GET"]),
         Route("/login", pages.login_form, methods=["GET"]),
         Route("/login", pages.login, methods=["POST"]),
         Route("/logout", pages.logout, methods=["POST"]),
@@ -202,17 +204,25 @@ class _Pages:
         if fragment == "flag":
             return JSONResponse({**flag, "exists": exists}, headers={"Cache-Control": "no-store"})
         history = history_lines(self.flags.history(name))
-        groups = sorted({*self.flags.groups(), *feature.groups})
+        rules = self.flags.rules()  # named rules are groups too ("segments")
+        groups = sorted({*self.flags.groups(), *feature.groups, *rules})
         return self.render(
             request,
             "flag.html",
             flag=flag,
             exists=exists,
             groups=groups,
+            rules=sorted(rules),
             history=history,
             first_page=FIRST_PAGE,
             generation=generation,
         )
+
+    async def rules_page(self, request: Request) -> Response:
+        """The named rules (flagd's $evaluators; segments as groups), each with its editor."""
+        generation = self._drawn_at()
+        rules = [rule_shape(name, logic) for name, logic in sorted(self.flags.rules().items())]
+        return self.render(request, "rules.html", rules=rules, generation=generation)
 
     # Signing in and out -----------------------------------------------------------------------
 

@@ -5,8 +5,9 @@ choices of a positional argument (``quarantine list|accept|drop``). Flag names a
 the store when a command's argument is one: ``rollout __complete flags WORD...`` (hidden) reads
 the words typed so far for ``--store``, opens that store (else ``$ROLLOUT_STORE``, else the
 default) without creating it and prints the names, one a line; any failure prints nothing, so a
-completion never shows an error and never leaves a ``rollout.db`` behind. zsh runs the bash
-script through ``bashcompinit``.
+completion never shows an error and never leaves a ``rollout.db`` behind. Named rules
+(``define-rule``, ``rule-history``, ...) are asked the same way: ``rollout __complete rules``.
+zsh runs the bash script through ``bashcompinit``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ SHELLS = ("bash", "zsh", "fish")
 HIDDEN = "__complete"
 #: Positional arguments that are flag names, and files, by their dest.
 _FLAG_DESTS = frozenset({"name", "names"})
+_RULE_DESTS = frozenset({"rule"})
 _FILE_DESTS = frozenset({"file"})
+#: What the hidden command lists: flag names, or named rules.
+_LISTS = ("flags", "rules")
 
 
 @dataclass
@@ -33,8 +37,8 @@ class _Command:
     help: str = ""
     options: list[str] = field(default_factory=list)
     takes_value: list[str] = field(default_factory=list)
-    #: per position: "flag", "file", "choices:a b c" or "" (nothing to offer); the last may
-    #: repeat
+    #: per position: "flag", "rule", "file", "choices:a b c" or "" (nothing to offer); the
+    #: last may repeat
     positionals: list[str] = field(default_factory=list)
     repeats: bool = False
 
@@ -65,6 +69,8 @@ def _describe(parser: argparse.ArgumentParser) -> _Command:
         elif not isinstance(action, argparse._SubParsersAction):
             if action.dest in _FLAG_DESTS:
                 command.positionals.append("flag")
+            elif action.dest in _RULE_DESTS:
+                command.positionals.append("rule")
             elif action.dest in _FILE_DESTS:
                 command.positionals.append("file")
             elif action.choices:
@@ -169,10 +175,10 @@ _rollout() {{
         position=$((${{#kinds[@]}} - 1))
     fi
     case ${{kinds[position]}} in
-        flag)
+        flag|rule)
             local IFS=$'\\n'
-            COMPREPLY=($(compgen -W "$(rollout {HIDDEN} flags "${{words[@]:1:$((last - 1))}}" \\
-                2>/dev/null)" -- "$cur"));;
+            COMPREPLY=($(compgen -W "$(rollout {HIDDEN} ${{kinds[position]}}s \\
+                "${{words[@]:1:$((last - 1))}}" 2>/dev/null)" -- "$cur"));;
         file) COMPREPLY=($(compgen -f -- "$cur"));;
         choices:*) COMPREPLY=($(compgen -W "${{kinds[position]#choices:}}" -- "$cur"));;
     esac
@@ -200,11 +206,12 @@ def _fish(parser: argparse.ArgumentParser) -> str:
             f"-a {_q(name)} -d {_q(command.help[:60])}"
         )
         lines += _fish_options(command, seen)
-        if "flag" in command.positionals:
-            lines.append(
-                f"complete -c rollout -n {_q(seen)} "
-                f"-a '(rollout {HIDDEN} flags (commandline -opc)[2..-1] 2>/dev/null)'"
-            )
+        for kind in ("flag", "rule"):
+            if kind in command.positionals:
+                lines.append(
+                    f"complete -c rollout -n {_q(seen)} "
+                    f"-a '(rollout {HIDDEN} {kind}s (commandline -opc)[2..-1] 2>/dev/null)'"
+                )
         if "file" in command.positionals:
             lines.append(f"complete -c rollout -n {_q(seen)} -F")
         for kind in command.positionals:
@@ -232,16 +239,17 @@ def _q(text: str) -> str:
 
 
 def complete(argv: Sequence[str]) -> int:
-    """``rollout __complete flags WORD...``: the flag names of the store those words name."""
-    if list(argv[:1]) != ["flags"]:
+    """``rollout __complete flags|rules WORD...``: the flag names (or named rules) of the store
+    those words name."""
+    if not argv or argv[0] not in _LISTS:
         return 2
     with contextlib.suppress(Exception):  # a completion shows nothing rather than an error
-        for name in _flag_names(argv[1:]):
+        for name in _names(argv[0], argv[1:]):
             print(name)
     return 0
 
 
-def _flag_names(words: Sequence[str]) -> list[str]:
+def _names(kind: str, words: Sequence[str]) -> list[str]:
     import logging
 
     from .._client.rollout import Rollout
@@ -259,6 +267,6 @@ def _flag_names(words: Sequence[str]) -> list[str]:
     store = open_store(url, create=False)  # a typo in --store creates nothing
     try:
         with Rollout(store) as flags:
-            return sorted(flags.features())
+            return sorted(flags.features() if kind == "flags" else flags.rules())
     finally:
         store.close()

@@ -26,6 +26,31 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "delete": ("rollout delete old_banner",),
     "export": ("rollout export flags.export",),
     "import": ("rollout import flags.export --store sqlite:///other.db",),
+    "variants": ("rollout variants checkout --json",),
+    "define-flag": (
+        'rollout define-flag color \'{"variants": {"red": "#f00", "blue": "#00f"}, '
+        '"defaultVariant": "red"}\'',
+        "rollout define-flag color @color.json --reason 'new palette'",
+    ),
+    "set-variant": ("rollout set-variant color green '\"#0f0\"'",),
+    "remove-variant": ("rollout remove-variant color green",),
+    "set-default-variant": ("rollout set-default-variant color blue",),
+    "set-targeting": (
+        'rollout set-targeting color \'{"if": [{"$ref": "pro"}, "blue", null]}\'',
+        "rollout set-targeting color @targeting.json",
+    ),
+    "clear-targeting": ("rollout clear-targeting color",),
+    "enable-flag": ("rollout enable-flag color",),
+    "disable-flag": ("rollout disable-flag color --reason 'INC-7'",),
+    "rules": ("rollout rules", "rollout rules pro --json"),
+    "define-rule": (
+        'rollout define-rule pro \'{"in": [{"var": "plan"}, ["pro", "enterprise"]]}\'',
+    ),
+    "remove-rule": ("rollout remove-rule pro",),
+    "rule-history": ("rollout rule-history pro --limit 5",),
+    "evaluate": ('rollout evaluate color --targeting-key 42 --context \'{"plan": "pro"}\'',),
+    "import-flagd": ("rollout import-flagd flags.flagd.json --reason 'from flagd'",),
+    "export-flagd": ("rollout export-flagd flags.flagd.json",),
     "members": (
         "rollout members --store memory:// --peers 127.0.0.1:7946",
         "rollout members --url http://127.0.0.1:8080",

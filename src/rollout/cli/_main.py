@@ -32,6 +32,7 @@ from . import _completion
 from . import _options as shared
 from . import _progress as progress
 from . import _table as table
+from . import _targeting as targeting
 from ._options import DEFAULT_STORE, STORE_ENV
 
 __all__ = ["DEFAULT_STORE", "STORE_ENV", "build_parser", "main"]
@@ -39,7 +40,9 @@ __all__ = ["DEFAULT_STORE", "STORE_ENV", "build_parser", "main"]
 
 #: Commands that only read: they open an existing store, never create one (a typo in --store,
 #: or a command run in the wrong folder, is an error rather than an empty store saying "off").
-READ_COMMANDS = frozenset({"list", "show", "check", "export", "history", "members"})
+READ_COMMANDS = frozenset({"list", "show", "check", "export", "history", "members"}) | (
+    targeting.READ_COMMANDS
+)
 
 Handler = Callable[[Rollout, argparse.Namespace], int]
 Apply = Callable[[Rollout, argparse.Namespace], None]
@@ -308,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         "import", "merge an export from FILE or stdin; print the flags changed", _cmd_import
     )
     merge.add_argument("file", metavar="FILE", nargs="?", help="default: stdin")
+    targeting.add_commands(add)
     cluster.add_members(add)
     serve = add(
         "serve",

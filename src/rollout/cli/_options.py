@@ -24,7 +24,7 @@ DEFAULT_STORE = "sqlite:///rollout.db"
 GLOBAL_OPTIONS = ("store", "json", "peers", "secret", "insecure")
 
 #: Commands that open a store but print no JSON (export writes the export format itself) ...
-_NO_JSON = frozenset({"export", "serve"})
+_NO_JSON = frozenset({"export", "export-flagd", "serve"})
 #: ... and the only one that listens for peers (--insecure is about listening).
 _LISTENING = frozenset({"serve"})
 

@@ -103,6 +103,14 @@ def feature_rows(feature: Feature, limit: int | None = None) -> list[list[str]]:
     rows += _listed("groups", sorted(feature.groups))
     data = [f"{key} = {json.dumps(value)}" for key, value in sorted(feature.data.items())]
     rows += _listed("data", data)
+    if feature.has_definition:  # what decides its answer (`rollout variants` shows it alone)
+        variants = [f"{name} = {json.dumps(v)}" for name, v in sorted(feature.variants.items())]
+        rows += _listed("variants", variants)
+        default = feature.default_variant
+        rows.append(["default variant", default if default is not None else "-"])
+        targeting = feature.targeting
+        rows.append(["targeting", json.dumps(targeting) if targeting is not None else "-"])
+        rows.append(["flagd state", "ENABLED" if feature.enabled else "DISABLED"])
     return rows
 
 

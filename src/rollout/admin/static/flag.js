@@ -50,6 +50,8 @@
     idLists.forEach((list) => list.follow());
     renderGroups();
     renderData();
+    // The definition's panel (definition.js) follows the flag too.
+    document.dispatchEvent(new CustomEvent("flag:render", { detail: flag }));
   }
 
   // Answers can arrive out of order (a live update's fetch against a change's answer): each
@@ -464,6 +466,9 @@
     const deleted = await attempt(() => D.api("DELETE", path, why(undefined)));
     if (deleted) location.assign(`${D.base}/`);
   });
+
+  /* What definition.js needs of this page: the flag shown, the reason typed, a reload. */
+  window.FlagPage = { path, flag: () => flag, why, reload: () => attempt(reload) };
 
   validate();
   D.listen(

@@ -40,6 +40,12 @@ CONDITION: dict[str, Any] = {"plan": {"$in": ["pro", "team"]}, "country": "DE", 
 MATCHING = {"targetingKey": "user-1", "plan": "pro", "country": "DE", "age": 30}
 CONTEXT_COUNT = 1_000
 COMPARED = ("rollout: flag.resolve(key, context)", "rollout: predicate(context)")
+# The application's calls, compared with GrowthBook's own (attributes set, then is_on).
+APPLICATION = (
+    "rollout: flags.evaluate(name, context)",
+    "rollout: flags.active(name, user object), the rule as a group",
+)
+GROWTHBOOK_APPLICATION = "GrowthBook: set_attributes + is_on, the same rule"
 TARGET = 10.0
 ROUNDS = REPEAT  # ours at least this many times faster than GrowthBook's condition evaluation
 
@@ -62,10 +68,52 @@ def _flag(targeting: Any, variants: dict[str, Any], default: str) -> Any:
     return compile_flag(definition, {})
 
 
+class _User:
+    """A user object as applications have them: the rule reads its attributes."""
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self.id = context["targetingKey"]
+        self.plan = context["plan"]
+        self.country = context["country"]
+        self.age = context["age"]
+
+
+def _rollout() -> Any:
+    from rollout import Rollout
+
+    flags = Rollout()
+    flags.define_flag(
+        "checkout", {"on": True, "off": False}, default_variant="off", targeting=IF_RULE
+    )
+    flags.define_rule("adults-in-de", RULE)
+    flags.activate_group("members", "adults-in-de")
+    return flags
+
+
+IF_RULE = {"if": [RULE, "on", "off"]}
+
+
+def _growthbook(namespace: dict[str, Any]) -> None:
+    from growthbook import GrowthBook  # an optional peer (the bench extra)
+
+    rule = {"id": "rule", "condition": CONDITION, "force": True}
+    features = {"checkout": {"defaultValue": False, "rules": [rule]}}
+    gb = GrowthBook(features=features)  # no api_host: it never fetches
+
+    def is_on(attributes: dict[str, Any]) -> bool:
+        gb.set_attributes(attributes)
+        return gb.is_on("checkout") is True
+
+    namespace["gb_is_on"] = is_on
+
+
 def measure_targeting(progress: bool = True) -> dict[str, tuple[float, float]]:
     """Label -> (ns for the matching context, mean ns over the contexts)."""
     items = contexts()
+    flags = _rollout()
     namespace: dict[str, Any] = {
+        "flags": flags,
+        "user": _User(MATCHING),
         "flag": _flag({"if": [RULE, "on", "off"]}, {"on": True, "off": False}, "off"),
         "predicate": compile_predicate(RULE, {}),
         "split": _flag(
@@ -84,9 +132,15 @@ def measure_targeting(progress: bool = True) -> dict[str, tuple[float, float]]:
         "rollout: predicate(context)": ("predicate({c})", items),
         "rollout: fractional 50/50, flag.resolve": ('split.resolve("experiment", {c})', items),
         "rollout: sem_ver >= 2.3.0, predicate": ("version_check(versioned)", None),
+        APPLICATION[0]: ('flags.evaluate("checkout", {c})', items),
+        APPLICATION[1]: ('flags.active("members", {u})', [_User(item) for item in items]),
     }
+    if not (
+        flags.evaluate("checkout", MATCHING).value and flags.active("members", _User(MATCHING))
+    ):
+        raise RuntimeError("the flags do not match the matching context")
     try:
-        from growthbook.core import evalCondition  # an optional peer (the bench extra)
+        from growthbook.core import evalCondition
 
         namespace["evalCondition"] = evalCondition
         namespace["condition"] = CONDITION
@@ -96,6 +150,10 @@ def measure_targeting(progress: bool = True) -> dict[str, tuple[float, float]]:
             "evalCondition({c}, condition)",
             items,
         )
+        _growthbook(namespace)
+        if namespace["gb_is_on"](MATCHING) is not True:
+            raise RuntimeError("GrowthBook's feature is not on for the matching context")
+        statements[GROWTHBOOK_APPLICATION] = ("gb_is_on({c})", items)
     except ImportError as error:
         print(f"  GrowthBook is not installed ({error}): its row is left out", file=sys.stderr)
     # Rounds in turn (each statement once per round, best kept): on a busy machine a burst
@@ -105,9 +163,9 @@ def measure_targeting(progress: bool = True) -> dict[str, tuple[float, float]]:
         for label, (statement, over) in statements.items():
             if progress:
                 print(f"  timing targeting ({round_ + 1}/{ROUNDS}): {label}", file=sys.stderr)
-            fixed = ns_per_call(statement.format(c="context"), namespace, repeat=1)
+            fixed = ns_per_call(statement.format(c="context", u="user"), namespace, repeat=1)
             mean = (
-                ns_per_item(statement.format(c="item"), namespace, over, repeat=1)
+                ns_per_item(statement.format(c="item", u="item"), namespace, over, repeat=1)
                 if over
                 else fixed
             )
@@ -118,17 +176,22 @@ def measure_targeting(progress: bool = True) -> dict[str, tuple[float, float]]:
 
 def tables(progress: bool = True) -> list[Table]:
     results = measure_targeting(progress)
-    growthbook = next((v for k, v in results.items() if k.startswith("GrowthBook")), None)
+    growthbook = next((v for k, v in results.items() if k.startswith("GrowthBook: eval")), None)
+    gb_application = results.get(GROWTHBOOK_APPLICATION)
     rows = []
     for label, (fixed, mean) in results.items():
         ratio = ""
         if growthbook is not None and label in COMPARED:
             ratio = f"{growthbook[0] / fixed:.1f}x"
+        elif gb_application is not None and label in APPLICATION:
+            ratio = f"{gb_application[0] / fixed:.1f}x"
         rows.append([label, f"{fixed:,.0f}", f"{mean:,.0f}", ratio])
     notes = [
         f"The three-condition rule of bench/targeting_bench.py; the matching context runs every "
         f"condition; the mean is over {CONTEXT_COUNT:,} contexts. The last column is how many "
-        "times faster than GrowthBook's evalCondition on the matching context.",
+        "times faster than GrowthBook on the matching context: the engine's rows against its "
+        "evalCondition, the application's calls (flags.evaluate, flags.active) against its "
+        "set_attributes + is_on of a feature with the same rule.",
         f"Best of {ROUNDS} rounds, each timing every row once for about 0.2 s, in turn.",
     ]
     if growthbook is not None:

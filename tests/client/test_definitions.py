@@ -246,6 +246,39 @@ def test_contexts_are_mappings_user_objects_or_ids(flags: Rollout) -> None:
     assert flags.evaluate("f", None).value == 1
 
 
+class Account:
+    """A user object as applications write them: a property, a class attribute, a method."""
+
+    region = "eu"
+
+    def __init__(self, uid: str, plan: str) -> None:
+        self.id = uid
+        self._plan = plan
+
+    @property
+    def plan(self) -> str:
+        return self._plan
+
+    def upgrade(self) -> None:  # pragma: no cover - never called: rules read no methods
+        raise AssertionError("a rule called a method")
+
+
+def test_a_user_objects_properties_and_class_attributes_reach_rules(flags: Rollout) -> None:
+    rule = {"and": [PRO, {"==": [{"var": "region"}, "eu"]}]}
+    flags.define_flag("f", {"a": 1, "b": 2}, default_variant="a", targeting={"if": [rule, "b"]})
+    assert flags.evaluate("f", Account("1", "pro")).value == 2
+    assert flags.evaluate("f", Account("1", "free")).value == 1
+    flags.define_rule("eu-pro", rule)
+    flags.activate_group("chat", "eu-pro")
+    assert flags.active("chat", Account("7", "enterprise")) is True
+    # Private names and methods are no part of the context: they read as absent.
+    for name in ("_plan", "upgrade"):
+        flags.set_targeting("f", {"if": [{"missing": [name]}, "b"]})
+        assert flags.evaluate("f", Account("1", "pro")).value == 2, name
+    flags.set_targeting("f", {"if": [{"==": [{"var": "targetingKey"}, "9"]}, "b"]})
+    assert flags.evaluate("f", Account("9", "free")).value == 2
+
+
 def test_active_of_a_definition_is_whether_it_resolves_to_true(flags: Rollout) -> None:
     flags.define_flag("b", {"on": True, "off": False}, default_variant="off", targeting=ON_IF_PRO)
     assert flags.active("b", User(1, "pro")) is True

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._core.context import TARGETING_KEY
 from .._core.defined import rule_refs
@@ -240,11 +240,15 @@ class DefinitionsAPI:
         :meth:`explain` in flagd's words (TARGETING_MATCH, SPLIT, DEFAULT). A flag with a
         definition answers as flagd does (STATIC, TARGETING_MATCH, DEFAULT, DISABLED, ERROR).
         """
-        flag = flag_name(name)
+        # A name with a compiled definition was checked when it was written: checking it again
+        # on every call would cost twice the rule (the name rule reads every character).
+        compiled = self._replica.definitions.get(name) if type(name) is str else None
+        flag = cast(str, name) if compiled is not None else flag_name(name)
         forced = self._overrides.values.get(flag)
         if forced is not None:
             return Resolution(forced, _ON_OFF[forced], "STATIC", None, None)
-        compiled = self._replica.definitions.get(flag)
+        if compiled is None:
+            compiled = self._replica.definitions.get(flag)
         if compiled is not None:
             resolution = compiled.resolve(flag, self._replica.context_of(context))
             if resolution.reason == "ERROR":

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..context import UserAttributes
 from .errors import JSON
 from .jsvalues import js_le, js_lt, loose_eq, strict_eq, truthy
 from .operators import lookup
@@ -34,6 +35,9 @@ _EQUALITY |= {"===": ("==", "_strict_eq", False), "!==": ("!=", "_strict_eq", Tr
 _ORDER = {"<": ("<", "_js_lt", False), "<=": ("<=", "_js_le", False)}
 _ORDER |= {">": (">", "_js_lt", True), ">=": (">=", "_js_le", True)}
 _SCALAR_LITERALS = (str, int, float, bool, type(None))
+# The contexts whose get(key, default) is exactly lookup() of a plain key, read directly: a dict,
+# and a user object's lazy view (rollout._core.context), the two an application passes.
+_PLAIN_GET = frozenset({dict, UserAttributes})
 
 
 class _Generator:
@@ -49,6 +53,7 @@ class _Generator:
             "_js_le": js_le,
             "_truthy": truthy,
             "_lookup": lookup,
+            "_PLAIN_GET": _PLAIN_GET,
         }
         self.count = 0
 
@@ -182,8 +187,9 @@ def generate(
     """One function for ``rule`` (already checked); ``fallback`` compiles the other nodes."""
     generator = _Generator(evaluators, fallback)
     body, _ = generator.expression(rule)
-    # d_is_dict: the context's type, tested once for every var of the rule.
-    source = f"def rule(d, b):\n    d_is_dict = type(d) is dict\n    return {body}\n"
+    # d_is_dict: whether the context's get(key, default) is a plain key's lookup (a dict, or a
+    # user object's lazy view), tested once for every var of the rule.
+    source = f"def rule(d, b):\n    d_is_dict = type(d) in _PLAIN_GET\n    return {body}\n"
     exec(
         compile(source, "<targeting rule>", "exec"), generator.namespace
     )  # our own source: see the docstring

@@ -316,6 +316,17 @@ def test_a_named_rule_is_the_group_of_an_on_off_flag(flags: Rollout) -> None:
     assert flags.active("chat", User(1, "pro")) is False
 
 
+def test_active_in_group_asks_a_named_rule_as_the_flags_check_does(flags: Rollout) -> None:
+    # A segment is a group everywhere a group is asked, not only inside a flag's check.
+    flags.define_rule("pro", PRO)
+    assert flags.active_in_group("pro", User(1, "pro")) is True
+    assert flags.active_in_group("pro", User(2, "free")) is False
+    assert flags.active_in_group("nobody", User(1, "pro")) is False
+    flags.define_group("pro", lambda user: user.id == 2)  # code wins over the rule
+    assert flags.active_in_group("pro", User(2, "free")) is True
+    assert flags.active_in_group("pro", User(1, "pro")) is False
+
+
 def test_rules_never_appear_as_flags(flags: Rollout) -> None:
     flags.define_rule("pro", PRO)
     assert flags.features() == []

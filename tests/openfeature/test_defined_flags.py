@@ -293,3 +293,16 @@ def test_a_flagd_files_set_metadata_is_in_each_flags_metadata_under_its_own(
     details = client.get_string_details("banner", "?")
     assert details.value == "Sale"
     assert dict(details.flag_metadata) == {"flagSetId": "shop", "version": "4", "owner": "web"}
+
+
+def test_a_named_rule_is_asked_for_a_context_without_a_targeting_key(
+    flags: Rollout, client: OpenFeatureClient
+) -> None:
+    # As a group defined in code is: a segment needs attributes, not an id.
+    flags.define_rule("pro", PRO)
+    flags.activate_group("chat", "pro")
+    details = client.get_boolean_details("chat", False, EvaluationContext(None, {"plan": "pro"}))
+    assert (details.value, details.variant, details.reason) == (True, "on", "TARGETING_MATCH")
+    assert details.flag_metadata["group"] == "pro"
+    details = client.get_boolean_details("chat", False, EvaluationContext(None, {"plan": "free"}))
+    assert (details.value, details.reason) == (False, "DEFAULT")

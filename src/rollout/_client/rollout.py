@@ -334,13 +334,16 @@ class Rollout(DefinitionsAPI):
         return self._user_id(user) in self._replica.users(_validate.flag_name(name))
 
     def active_in_group(self, group: FlagName, user: object) -> bool:
-        """Whether the user belongs to the group (``all`` always; undefined groups never)."""
+        """Whether the user belongs to the group (``all`` always; undefined groups never).
+
+        A group without a predicate in code is the named rule of that name, if there is one,
+        as in a flag's check."""
         return self._in_group(_validate.member_name(group, "group"), user)
 
     def _in_group(self, group: str, user: object) -> bool:
         if group == "all":
             return True
-        predicate = self._groups.get(group)
+        predicate = self._replica.group_predicates.get(group)
         if predicate is None:
             return False
         try:

@@ -310,7 +310,7 @@ def test_a_named_rule_is_the_group_of_an_on_off_flag(flags: Rollout) -> None:
     explanation = flags.explain("chat", User(1, "pro"))
     assert (explanation.reason, explanation.group) == ("group", "pro")
     assert "named rule 'pro'" in explanation.message
-    assert flags.evaluate("chat", {"targetingKey": "1", "plan": "pro"}).value is False  # id only
+    assert flags.evaluate("chat", {"targetingKey": "1", "plan": "pro"}).value is True
     flags.define_group("pro", lambda user: user.id == 2)  # code wins over the rule
     assert flags.active("chat", User(2, "free")) is True
     assert flags.active("chat", User(1, "pro")) is False

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from openfeature import api
@@ -319,7 +320,7 @@ def test_a_named_rule_is_asked_for_a_context_without_a_targeting_key(
     ],
 )
 def test_evaluate_gives_an_on_off_flags_groups_the_context_as_the_provider_does(
-    flags: Rollout, client: OpenFeatureClient, context: dict[str, object]
+    flags: Rollout, client: OpenFeatureClient, context: dict[str, Any]
 ) -> None:
     # flags.evaluate() (and so the CLI's evaluate, the API's and the dashboard's preview) and
     # OpenFeature (and so OFREP) answer one flag for one context the same way: a segment

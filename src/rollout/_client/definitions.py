@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._core.context import TARGETING_KEY
+from .._core.context import MappingUser
 from .._core.defined import rule_refs
 from .._core.definition_args import (
     check_default_variant,
@@ -67,6 +67,8 @@ class DefinitionsAPI:
         _overrides: Overrides
 
         def explain(self, name: FlagName, user: object = None) -> Explanation: ...
+        def _explain_as(self, flag: str, uid: str | None, user: object) -> Explanation: ...
+        def _in_group(self, group: str, user: object) -> bool: ...
 
     # Definitions ------------------------------------------------------------------------------
 
@@ -253,10 +255,6 @@ class DefinitionsAPI:
         if flag not in self._replica.checks:
             message = f"flag {flag!r} not found"
             return Resolution(None, None, "ERROR", "FLAG_NOT_FOUND", message)
-        user: object = context
-        if isinstance(context, Mapping):  # an on/off flag's rules read the id alone
-            key = context.get(TARGETING_KEY)
-            user = key if isinstance(key, str | int) and key != "" else None
         feature = self._replica.feature(flag)
         if on_for_everybody(feature) or not on_for_anybody(feature):
             # The same answer for every context, as the OpenFeature provider says it.
@@ -264,7 +262,18 @@ class DefinitionsAPI:
             return Resolution(
                 answer, _ON_OFF[answer], "STATIC" if answer else "DISABLED", None, None
             )
-        explanation = self.explain(flag, user)
+        if not isinstance(context, Mapping):
+            explanation = self.explain(flag, context)
+        else:
+            # As the OpenFeature provider (and so OFREP) answers the same context: the
+            # targetingKey is the user id, the groups (predicates and named rules) read the
+            # attributes, and without a key they are asked all the same.
+            user = MappingUser(context)
+            explanation = self._explain_as(flag, user.id, user)
+            if not explanation.active and user.id is None and context:
+                for group in self._replica.checks[flag].groups:
+                    if self._in_group(group, user):
+                        return Resolution(True, "on", "TARGETING_MATCH", None, None)
         reason = _REASONS.get(explanation.reason, "DEFAULT")
         return Resolution(explanation.active, _ON_OFF[explanation.active], reason, None, None)
 

@@ -296,6 +296,10 @@ class Rollout(DefinitionsAPI):
         # on every targeted evaluation).
         flag = name if type(name) is str and name in self._checks else _validate.flag_name(name)
         uid = None if user is None else self._check_id(user)
+        return self._explain_as(flag, uid, user)
+
+    def _explain_as(self, flag: str, uid: str | None, user: object) -> Explanation:
+        # explain() of a valid flag name for a user whose id is uid (None: no user).
         forced = self._overrides.values.get(flag)
         if forced is not None:
             return explain_override(flag, uid, forced)

@@ -18,9 +18,36 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["TARGETING_KEY", "evaluation_context"]
+__all__ = ["TARGETING_KEY", "MappingUser", "context_key", "evaluation_context"]
 
 TARGETING_KEY = "targetingKey"
+
+
+def context_key(context: Mapping[str, Any]) -> str | None:
+    """A mapping context's ``targetingKey`` as a user id (``42`` is ``"42"``); None when it is
+    absent, empty or not a str or int."""
+    key = context.get(TARGETING_KEY)
+    if type(key) is str:
+        return key or None
+    if isinstance(key, int) and not isinstance(key, bool):
+        return str(key)
+    return None
+
+
+class MappingUser:
+    """A mapping context as the user an on/off flag's rules receive, so a context answers an
+    on/off flag in process as it does through OpenFeature: ``id`` is its targeting key (None
+    without one) for listed users and buckets; its groups read the attributes, a named rule
+    through ``attributes`` (this whole mapping) and a predicate in code as attributes of the
+    object (``user.plan``), as OpenFeature's ``ContextUser`` gives them."""
+
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        self.__dict__.update(context)
+        self.id = context_key(context)
+        self.attributes = context  # read by evaluation_context, for a named rule
+
+    def __repr__(self) -> str:
+        return f"MappingUser({dict(self.attributes)!r})"
 
 
 def evaluation_context(user: object, id_of: Callable[[Any], object]) -> dict[str, Any]:

@@ -327,6 +327,22 @@ def test_active_in_group_asks_a_named_rule_as_the_flags_check_does(flags: Rollou
     assert flags.active_in_group("pro", User(1, "pro")) is False
 
 
+def test_explain_takes_a_mapping_context_as_evaluate_does(flags: Rollout) -> None:
+    context = {"targetingKey": "1", "plan": "pro"}
+    flags.define_flag("f", {"on": True, "off": False}, default_variant="off", targeting=ON_IF_PRO)
+    assert flags.active("f", context) is True
+    explanation = flags.explain("f", context)
+    assert (explanation.user, explanation.active, explanation.reason) == ("1", True, "definition")
+    flags.define_rule("pro", PRO)
+    flags.activate_group("chat", "pro")
+    explanation = flags.explain("chat", context)
+    assert (explanation.user, explanation.active, explanation.group) == ("1", True, "pro")
+    assert flags.evaluate("chat", context).value is explanation.active
+
+
+ON_IF_PRO = {"if": [PRO, "on", None]}
+
+
 def test_rules_never_appear_as_flags(flags: Rollout) -> None:
     flags.define_rule("pro", PRO)
     assert flags.features() == []

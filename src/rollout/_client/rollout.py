@@ -33,7 +33,7 @@ from .._core import validate as _validate
 from .._core.bucketing import Randomize
 from .._core.clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
 from .._core.codec import decode, entity_name
-from .._core.context import evaluation_context
+from .._core.context import MappingUser, evaluation_context
 from .._core.evaluate import ActiveCheck, build_active
 from .._core.explain import (
     Explanation,
@@ -290,11 +290,16 @@ class Rollout(DefinitionsAPI):
         """Why ``active(name, user)`` answers what it does: the rule that decided, with numbers.
 
         Its ``active`` is what ``active()`` answers for the same input (for a percentage of the
-        time, given the same draw, which it reports). See :class:`rollout.Explanation`.
+        time, given the same draw, which it reports). ``user`` may also be a mapping context
+        (``targetingKey`` and attributes), read as :meth:`evaluate` reads it.
+        See :class:`rollout.Explanation`.
         """
         # A known flag's name is valid: skip validating it (the OpenFeature provider explains
         # on every targeted evaluation).
         flag = name if type(name) is str and name in self._checks else _validate.flag_name(name)
+        if isinstance(user, Mapping):  # flagd's context, as active() of a defined flag takes it
+            context_user = MappingUser(user)
+            return self._explain_as(flag, context_user.id, context_user)
         uid = None if user is None else self._check_id(user)
         return self._explain_as(flag, uid, user)
 

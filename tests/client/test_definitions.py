@@ -340,9 +340,6 @@ def test_explain_takes_a_mapping_context_as_evaluate_does(flags: Rollout) -> Non
     assert flags.evaluate("chat", context).value is explanation.active
 
 
-ON_IF_PRO: dict[str, Any] = {"if": [PRO, "on", None]}
-
-
 def test_rules_never_appear_as_flags(flags: Rollout) -> None:
     flags.define_rule("pro", PRO)
     assert flags.features() == []

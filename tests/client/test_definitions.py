@@ -301,6 +301,22 @@ def test_a_rule_in_use_cannot_be_removed_and_an_unused_one_can(flags: Rollout) -
     assert flags.rules() == {}
 
 
+def test_a_rule_that_is_the_group_of_an_on_off_flag_cannot_be_removed(flags: Rollout) -> None:
+    # A segment in use, as a rule a flag refers to: removing it would turn the flag off for
+    # everyone it matched, with no word; the flag's group goes first.
+    flags.define_rule("pro", PRO)
+    flags.activate_group("chat", "pro")
+    flags.activate_group("search", "pro")
+    with pytest.raises(ValueError, match=r"rule 'pro' is the group of \['chat', 'search'\]"):
+        flags.remove_rule("pro")
+    assert flags.rules() == {"pro": PRO}
+    assert flags.active("chat", User(1, "pro")) is True
+    flags.deactivate_group("chat", "pro")
+    flags.delete("search")
+    flags.remove_rule("pro")
+    assert flags.rules() == {}
+
+
 def test_a_named_rule_is_the_group_of_an_on_off_flag(flags: Rollout) -> None:
     flags.activate_group("chat", "pro")
     assert flags.active("chat", User(1, "pro")) is False  # no rule, no predicate: no

@@ -200,8 +200,9 @@ class DefinitionsAPI:
         self._pipeline.write({RULES_ENTITY: {RULE + key: checked}}, "define_rule")
 
     def remove_rule(self, rule_name: str) -> None:
-        """Forget a named rule. ``ValueError`` when there is none of that name, or when a flag's
-        targeting or another rule refers to it (``$ref``): change those first."""
+        """Forget a named rule. ``ValueError`` when there is none of that name, when a flag's
+        targeting or another rule refers to it (``$ref``), or when it is the group of an on/off
+        flag (a segment in use): change those first."""
         key = member_name(rule_name, "rule_name")
         rules = self._replica.rules
         if key not in rules:
@@ -210,6 +211,14 @@ class DefinitionsAPI:
         users += [f"rule {n}" for n, r in rules.items() if n != key and key in rule_refs(r)]
         if users:
             raise ValueError(f"rule {key!r} is referred to ($ref) by {sorted(users)!r}")
+        definitions = self._replica.definitions
+        grouped = [n for n, c in self._replica.checks.items() if key in c.groups]
+        grouped = sorted(n for n in grouped if n not in definitions)  # whose group decides
+        if grouped:
+            raise ValueError(
+                f"rule {key!r} is the group of {grouped!r} (a segment): "
+                "remove it from those flags first (deactivate_group)"
+            )
         self._pipeline.write({RULES_ENTITY: {RULE + key: None}}, "remove_rule")
 
     def rules(self) -> dict[str, JSON]:

@@ -246,6 +246,21 @@ def test_contexts_are_mappings_user_objects_or_ids(flags: Rollout) -> None:
     assert flags.evaluate("f", None).value == 1
 
 
+def test_a_numeric_targeting_key_in_a_mapping_is_the_same_user_as_its_text(flags: Rollout) -> None:
+    # As everywhere in the library (42 is "42"), and as the OpenFeature provider reads a key.
+    split = {"fractional": [["a", 50], ["b", 50]]}
+    flags.define_flag("split", {"a": "A", "b": "B"}, default_variant="a", targeting=split)
+    as_text = flags.evaluate("split", {"targetingKey": "42"})
+    assert as_text.reason == "TARGETING_MATCH"
+    assert flags.evaluate("split", {"targetingKey": 42}) == as_text
+    assert flags.evaluate("split", 42) == as_text
+    keyed = {"==": [{"var": "targetingKey"}, "7"]}
+    flags.define_flag(
+        "seven", {"true": True, "false": False}, default_variant="false", targeting=keyed
+    )
+    assert flags.active("seven", {"targetingKey": 7}) is True
+
+
 def test_active_of_a_definition_is_whether_it_resolves_to_true(flags: Rollout) -> None:
     flags.define_flag("b", {"on": True, "off": False}, default_variant="off", targeting=ON_IF_PRO)
     assert flags.active("b", User(1, "pro")) is True

@@ -6,7 +6,7 @@ group all take what the rest of the API takes for a user, so each is turned into
 in one way, here:
 
 * None: an empty context;
-* a mapping: itself (a copy), its ``targetingKey`` included if it has one;
+* a mapping: itself (a copy), its ``targetingKey`` included if it has one (an int as its text);
 * a str or int id: ``{"targetingKey": id}`` (``42`` is ``"42"``, as everywhere);
 * any other object: its ``attributes`` when that is a mapping (an OpenFeature context's user),
   else its public instance attributes (``vars()``, or the slots it fills), with
@@ -55,7 +55,7 @@ def evaluation_context(user: object, id_of: Callable[[Any], object]) -> dict[str
     if user is None:
         return {}
     if isinstance(user, Mapping):
-        return dict(user)
+        return _key_as_text(dict(user))
     kind = type(user)
     if kind is str or (kind is not bool and isinstance(user, int)):
         return {TARGETING_KEY: str(user)}
@@ -66,6 +66,15 @@ def evaluation_context(user: object, id_of: Callable[[Any], object]) -> dict[str
         ident = None
     if isinstance(ident, str | int) and not isinstance(ident, bool) and ident != "":
         context[TARGETING_KEY] = str(ident)
+    return _key_as_text(context)
+
+
+def _key_as_text(context: dict[str, Any]) -> dict[str, Any]:
+    # Ids compare as text everywhere (42 is "42"); flagd's rules, fractional first, read the
+    # targetingKey as a string only, so an int key is given as its text.
+    key = context.get(TARGETING_KEY)
+    if type(key) is not str and isinstance(key, int) and not isinstance(key, bool):
+        context[TARGETING_KEY] = str(key)
     return context
 
 

@@ -371,6 +371,19 @@ def test_explain_takes_a_mapping_context_as_evaluate_does(flags: Rollout) -> Non
     assert flags.evaluate("chat", context).value is explanation.active
 
 
+def test_explain_of_a_context_without_a_key_asks_the_groups_as_evaluate_does(
+    flags: Rollout,
+) -> None:
+    flags.define_rule("pro", PRO)
+    flags.activate_group("chat", "pro")
+    why = flags.explain("chat", {"plan": "pro"})
+    assert (why.user, why.active, why.reason, why.group) == (None, True, "group", "pro")
+    assert "named rule 'pro'" in why.message
+    assert flags.evaluate("chat", {"plan": "pro"}).reason == "TARGETING_MATCH"
+    assert flags.explain("chat", {"plan": "free"}).reason == "no_user"
+    assert flags.evaluate("chat", {"plan": "free"}).reason == "DEFAULT"
+
+
 def test_rules_never_appear_as_flags(flags: Rollout) -> None:
     flags.define_rule("pro", PRO)
     assert flags.features() == []

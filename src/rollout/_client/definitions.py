@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._core.context import MappingUser
 from .._core.defined import rule_refs
 from .._core.definition_args import (
     check_default_variant,
@@ -67,8 +66,6 @@ class DefinitionsAPI:
         _overrides: Overrides
 
         def explain(self, name: FlagName, user: object = None) -> Explanation: ...
-        def _explain_as(self, flag: str, uid: str | None, user: object) -> Explanation: ...
-        def _in_group(self, group: str, user: object) -> bool: ...
 
     # Definitions ------------------------------------------------------------------------------
 
@@ -271,18 +268,10 @@ class DefinitionsAPI:
             return Resolution(
                 answer, _ON_OFF[answer], "STATIC" if answer else "DISABLED", None, None
             )
-        if not isinstance(context, Mapping):
-            explanation = self.explain(flag, context)
-        else:
-            # As the OpenFeature provider (and so OFREP) answers the same context: the
-            # targetingKey is the user id, the groups (predicates and named rules) read the
-            # attributes, and without a key they are asked all the same.
-            user = MappingUser(context)
-            explanation = self._explain_as(flag, user.id, user)
-            if not explanation.active and user.id is None and context:
-                for group in self._replica.checks[flag].groups:
-                    if self._in_group(group, user):
-                        return Resolution(True, "on", "TARGETING_MATCH", None, None)
+        # A mapping context is read as the OpenFeature provider (and so OFREP) reads it: the
+        # targetingKey is the user id, the groups (predicates and named rules) read the
+        # attributes, and without a key they are asked all the same (explain() does this).
+        explanation = self.explain(flag, context)
         reason = _REASONS.get(explanation.reason, "DEFAULT")
         return Resolution(explanation.active, _ON_OFF[explanation.active], reason, None, None)
 

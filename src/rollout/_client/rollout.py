@@ -298,10 +298,30 @@ class Rollout(DefinitionsAPI):
         # on every targeted evaluation).
         flag = name if type(name) is str and name in self._checks else _validate.flag_name(name)
         if isinstance(user, Mapping):  # flagd's context, as active() of a defined flag takes it
-            context_user = MappingUser(user)
-            return self._explain_as(flag, context_user.id, context_user)
+            return self._explain_context(flag, MappingUser(user))
         uid = None if user is None else self._check_id(user)
         return self._explain_as(flag, uid, user)
+
+    def _explain_context(self, flag: str, user: MappingUser) -> Explanation:
+        # A mapping context, read as the OpenFeature provider reads one: without a targetingKey
+        # the check without a user decides first, then the groups are asked all the same (a
+        # group needs attributes, not an id).
+        explanation = self._explain_as(flag, user.id, user)
+        if user.id is not None or explanation.active or not user.attributes:
+            return explanation
+        if explanation.reason not in ("no_user", "percentage_of_time"):
+            return explanation  # an override, an unknown flag, a flag with a definition
+        for group in self._checks[flag].groups:
+            if self._explain_group(group, user):
+                message = (
+                    f"on: the group {group!r} says yes"
+                    if group in self._groups
+                    else f"on: the named rule {group!r} (a group) says yes"
+                )
+                return dataclasses.replace(
+                    explanation, active=True, reason="group", message=message, group=group
+                )
+        return explanation
 
     def _explain_as(self, flag: str, uid: str | None, user: object) -> Explanation:
         # explain() of a valid flag name for a user whose id is uid (None: no user).

@@ -55,7 +55,11 @@ def evaluation_context(user: object, id_of: Callable[[Any], object]) -> dict[str
     if user is None:
         return {}
     if isinstance(user, Mapping):
-        return _key_as_text(dict(user))
+        context = dict(user)
+        # Checked inline: this runs on every check of a flag with a definition.
+        if type(context.get(TARGETING_KEY, "")) is str:
+            return context
+        return _key_as_text(context)
     kind = type(user)
     if kind is str or (kind is not bool and isinstance(user, int)):
         return {TARGETING_KEY: str(user)}

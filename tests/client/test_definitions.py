@@ -279,6 +279,21 @@ def test_a_user_objects_properties_and_class_attributes_reach_rules(flags: Rollo
     assert flags.evaluate("f", Account("9", "free")).value == 2
 
 
+def test_a_numeric_targeting_key_in_a_mapping_is_the_same_user_as_its_text(flags: Rollout) -> None:
+    # As everywhere in the library (42 is "42"), and as the OpenFeature provider reads a key.
+    split = {"fractional": [["a", 50], ["b", 50]]}
+    flags.define_flag("split", {"a": "A", "b": "B"}, default_variant="a", targeting=split)
+    as_text = flags.evaluate("split", {"targetingKey": "42"})
+    assert as_text.reason == "TARGETING_MATCH"
+    assert flags.evaluate("split", {"targetingKey": 42}) == as_text
+    assert flags.evaluate("split", 42) == as_text
+    keyed = {"==": [{"var": "targetingKey"}, "7"]}
+    flags.define_flag(
+        "seven", {"true": True, "false": False}, default_variant="false", targeting=keyed
+    )
+    assert flags.active("seven", {"targetingKey": 7}) is True
+
+
 def test_active_of_a_definition_is_whether_it_resolves_to_true(flags: Rollout) -> None:
     flags.define_flag("b", {"on": True, "off": False}, default_variant="off", targeting=ON_IF_PRO)
     assert flags.active("b", User(1, "pro")) is True
@@ -334,6 +349,22 @@ def test_a_rule_in_use_cannot_be_removed_and_an_unused_one_can(flags: Rollout) -
     assert flags.rules() == {}
 
 
+def test_a_rule_that_is_the_group_of_an_on_off_flag_cannot_be_removed(flags: Rollout) -> None:
+    # A segment in use, as a rule a flag refers to: removing it would turn the flag off for
+    # everyone it matched, with no word; the flag's group goes first.
+    flags.define_rule("pro", PRO)
+    flags.activate_group("chat", "pro")
+    flags.activate_group("search", "pro")
+    with pytest.raises(ValueError, match=r"rule 'pro' is the group of \['chat', 'search'\]"):
+        flags.remove_rule("pro")
+    assert flags.rules() == {"pro": PRO}
+    assert flags.active("chat", User(1, "pro")) is True
+    flags.deactivate_group("chat", "pro")
+    flags.delete("search")
+    flags.remove_rule("pro")
+    assert flags.rules() == {}
+
+
 def test_a_named_rule_is_the_group_of_an_on_off_flag(flags: Rollout) -> None:
     flags.activate_group("chat", "pro")
     assert flags.active("chat", User(1, "pro")) is False  # no rule, no predicate: no
@@ -343,10 +374,47 @@ def test_a_named_rule_is_the_group_of_an_on_off_flag(flags: Rollout) -> None:
     explanation = flags.explain("chat", User(1, "pro"))
     assert (explanation.reason, explanation.group) == ("group", "pro")
     assert "named rule 'pro'" in explanation.message
-    assert flags.evaluate("chat", {"targetingKey": "1", "plan": "pro"}).value is False  # id only
+    assert flags.evaluate("chat", {"targetingKey": "1", "plan": "pro"}).value is True
     flags.define_group("pro", lambda user: user.id == 2)  # code wins over the rule
     assert flags.active("chat", User(2, "free")) is True
     assert flags.active("chat", User(1, "pro")) is False
+
+
+def test_active_in_group_asks_a_named_rule_as_the_flags_check_does(flags: Rollout) -> None:
+    # A segment is a group everywhere a group is asked, not only inside a flag's check.
+    flags.define_rule("pro", PRO)
+    assert flags.active_in_group("pro", User(1, "pro")) is True
+    assert flags.active_in_group("pro", User(2, "free")) is False
+    assert flags.active_in_group("nobody", User(1, "pro")) is False
+    flags.define_group("pro", lambda user: user.id == 2)  # code wins over the rule
+    assert flags.active_in_group("pro", User(2, "free")) is True
+    assert flags.active_in_group("pro", User(1, "pro")) is False
+
+
+def test_explain_takes_a_mapping_context_as_evaluate_does(flags: Rollout) -> None:
+    context = {"targetingKey": "1", "plan": "pro"}
+    flags.define_flag("f", {"on": True, "off": False}, default_variant="off", targeting=ON_IF_PRO)
+    assert flags.active("f", context) is True
+    explanation = flags.explain("f", context)
+    assert (explanation.user, explanation.active, explanation.reason) == ("1", True, "definition")
+    flags.define_rule("pro", PRO)
+    flags.activate_group("chat", "pro")
+    explanation = flags.explain("chat", context)
+    assert (explanation.user, explanation.active, explanation.group) == ("1", True, "pro")
+    assert flags.evaluate("chat", context).value is explanation.active
+
+
+def test_explain_of_a_context_without_a_key_asks_the_groups_as_evaluate_does(
+    flags: Rollout,
+) -> None:
+    flags.define_rule("pro", PRO)
+    flags.activate_group("chat", "pro")
+    why = flags.explain("chat", {"plan": "pro"})
+    assert (why.user, why.active, why.reason, why.group) == (None, True, "group", "pro")
+    assert "named rule 'pro'" in why.message
+    assert flags.evaluate("chat", {"plan": "pro"}).reason == "TARGETING_MATCH"
+    assert flags.explain("chat", {"plan": "free"}).reason == "no_user"
+    assert flags.evaluate("chat", {"plan": "free"}).reason == "DEFAULT"
 
 
 def test_rules_never_appear_as_flags(flags: Rollout) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from openfeature import api
@@ -293,3 +294,50 @@ def test_a_flagd_files_set_metadata_is_in_each_flags_metadata_under_its_own(
     details = client.get_string_details("banner", "?")
     assert details.value == "Sale"
     assert dict(details.flag_metadata) == {"flagSetId": "shop", "version": "4", "owner": "web"}
+
+
+def test_a_named_rule_is_asked_for_a_context_without_a_targeting_key(
+    flags: Rollout, client: OpenFeatureClient
+) -> None:
+    # As a group defined in code is: a segment needs attributes, not an id.
+    flags.define_rule("pro", PRO)
+    flags.activate_group("chat", "pro")
+    details = client.get_boolean_details("chat", False, EvaluationContext(None, {"plan": "pro"}))
+    assert (details.value, details.variant, details.reason) == (True, "on", "TARGETING_MATCH")
+    assert details.flag_metadata["group"] == "pro"
+    details = client.get_boolean_details("chat", False, EvaluationContext(None, {"plan": "free"}))
+    assert (details.value, details.reason) == (False, "DEFAULT")
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"targetingKey": "1", "plan": "pro"},  # the named rule says yes
+        {"targetingKey": "2", "plan": "free", "staff": True},  # the predicate in code says yes
+        {"plan": "enterprise"},  # no key: the groups are still asked
+        {"targetingKey": "3", "plan": "free", "staff": False},  # nothing says yes
+        {"targetingKey": "7", "staff": False},  # a listed user
+    ],
+)
+def test_evaluate_gives_an_on_off_flags_groups_the_context_as_the_provider_does(
+    flags: Rollout, client: OpenFeatureClient, context: dict[str, Any]
+) -> None:
+    # flags.evaluate() (and so the CLI's evaluate, the API's and the dashboard's preview) and
+    # OpenFeature (and so OFREP) answer one flag for one context the same way: a segment
+    # (a named rule as a group) and a predicate in code read the context's attributes.
+    flags.define_rule("pro", PRO)
+    flags.define_group("staff", lambda user: user.staff)
+    flags.activate_group("chat", "pro")
+    flags.activate_group("chat", "staff")
+    flags.activate_user("chat", 7)
+    key = context.get("targetingKey")
+    attributes = {k: v for k, v in context.items() if k != "targetingKey"}
+    details = client.get_boolean_details(
+        "chat", False, EvaluationContext(key if isinstance(key, str) else None, attributes)
+    )
+    resolution = flags.evaluate("chat", context)
+    assert (resolution.value, resolution.variant, resolution.reason) == (
+        details.value,
+        details.variant,
+        details.reason,
+    )

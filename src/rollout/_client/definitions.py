@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from .._core.context import TARGETING_KEY
 from .._core.defined import rule_refs
 from .._core.definition_args import (
     check_default_variant,
@@ -198,8 +197,9 @@ class DefinitionsAPI:
         self._pipeline.write({RULES_ENTITY: {RULE + key: checked}}, "define_rule")
 
     def remove_rule(self, rule_name: str) -> None:
-        """Forget a named rule. ``ValueError`` when there is none of that name, or when a flag's
-        targeting or another rule refers to it (``$ref``): change those first."""
+        """Forget a named rule. ``ValueError`` when there is none of that name, when a flag's
+        targeting or another rule refers to it (``$ref``), or when it is the group of an on/off
+        flag (a segment in use): change those first."""
         key = member_name(rule_name, "rule_name")
         rules = self._replica.rules
         if key not in rules:
@@ -208,6 +208,14 @@ class DefinitionsAPI:
         users += [f"rule {n}" for n, r in rules.items() if n != key and key in rule_refs(r)]
         if users:
             raise ValueError(f"rule {key!r} is referred to ($ref) by {sorted(users)!r}")
+        definitions = self._replica.definitions
+        grouped = [n for n, c in self._replica.checks.items() if key in c.groups]
+        grouped = sorted(n for n in grouped if n not in definitions)  # whose group decides
+        if grouped:
+            raise ValueError(
+                f"rule {key!r} is the group of {grouped!r} (a segment): "
+                "remove it from those flags first (deactivate_group)"
+            )
         self._pipeline.write({RULES_ENTITY: {RULE + key: None}}, "remove_rule")
 
     def rules(self) -> dict[str, JSON]:
@@ -257,10 +265,6 @@ class DefinitionsAPI:
         if flag not in self._replica.checks:
             message = f"flag {flag!r} not found"
             return Resolution(None, None, "ERROR", "FLAG_NOT_FOUND", message)
-        user: object = context
-        if isinstance(context, Mapping):  # an on/off flag's rules read the id alone
-            key = context.get(TARGETING_KEY)
-            user = key if isinstance(key, str | int) and key != "" else None
         feature = self._replica.feature(flag)
         if on_for_everybody(feature) or not on_for_anybody(feature):
             # The same answer for every context, as the OpenFeature provider says it.
@@ -268,7 +272,10 @@ class DefinitionsAPI:
             return Resolution(
                 answer, _ON_OFF[answer], "STATIC" if answer else "DISABLED", None, None
             )
-        explanation = self.explain(flag, user)
+        # A mapping context is read as the OpenFeature provider (and so OFREP) reads it: the
+        # targetingKey is the user id, the groups (predicates and named rules) read the
+        # attributes, and without a key they are asked all the same (explain() does this).
+        explanation = self.explain(flag, context)
         reason = _REASONS.get(explanation.reason, "DEFAULT")
         return Resolution(explanation.active, _ON_OFF[explanation.active], reason, None, None)
 

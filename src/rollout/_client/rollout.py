@@ -33,7 +33,7 @@ from .._core import validate as _validate
 from .._core.bucketing import Randomize
 from .._core.clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
 from .._core.codec import decode, entity_name
-from .._core.context import evaluation_context
+from .._core.context import MappingUser, evaluation_context
 from .._core.evaluate import ActiveCheck, build_active
 from .._core.explain import (
     Explanation,
@@ -290,12 +290,41 @@ class Rollout(DefinitionsAPI):
         """Why ``active(name, user)`` answers what it does: the rule that decided, with numbers.
 
         Its ``active`` is what ``active()`` answers for the same input (for a percentage of the
-        time, given the same draw, which it reports). See :class:`rollout.Explanation`.
+        time, given the same draw, which it reports). ``user`` may also be a mapping context
+        (``targetingKey`` and attributes), read as :meth:`evaluate` reads it.
+        See :class:`rollout.Explanation`.
         """
         # A known flag's name is valid: skip validating it (the OpenFeature provider explains
         # on every targeted evaluation).
         flag = name if type(name) is str and name in self._checks else _validate.flag_name(name)
+        if isinstance(user, Mapping):  # flagd's context, as active() of a defined flag takes it
+            return self._explain_context(flag, MappingUser(user))
         uid = None if user is None else self._check_id(user)
+        return self._explain_as(flag, uid, user)
+
+    def _explain_context(self, flag: str, user: MappingUser) -> Explanation:
+        # A mapping context, read as the OpenFeature provider reads one: without a targetingKey
+        # the check without a user decides first, then the groups are asked all the same (a
+        # group needs attributes, not an id).
+        explanation = self._explain_as(flag, user.id, user)
+        if user.id is not None or explanation.active or not user.attributes:
+            return explanation
+        if explanation.reason not in ("no_user", "percentage_of_time"):
+            return explanation  # an override, an unknown flag, a flag with a definition
+        for group in self._checks[flag].groups:
+            if self._explain_group(group, user):
+                message = (
+                    f"on: the group {group!r} says yes"
+                    if group in self._groups
+                    else f"on: the named rule {group!r} (a group) says yes"
+                )
+                return dataclasses.replace(
+                    explanation, active=True, reason="group", message=message, group=group
+                )
+        return explanation
+
+    def _explain_as(self, flag: str, uid: str | None, user: object) -> Explanation:
+        # explain() of a valid flag name for a user whose id is uid (None: no user).
         forced = self._overrides.values.get(flag)
         if forced is not None:
             return explain_override(flag, uid, forced)
@@ -334,13 +363,16 @@ class Rollout(DefinitionsAPI):
         return self._user_id(user) in self._replica.users(_validate.flag_name(name))
 
     def active_in_group(self, group: FlagName, user: object) -> bool:
-        """Whether the user belongs to the group (``all`` always; undefined groups never)."""
+        """Whether the user belongs to the group (``all`` always; undefined groups never).
+
+        A group without a predicate in code is the named rule of that name, if there is one,
+        as in a flag's check."""
         return self._in_group(_validate.member_name(group, "group"), user)
 
     def _in_group(self, group: str, user: object) -> bool:
         if group == "all":
             return True
-        predicate = self._groups.get(group)
+        predicate = self._replica.group_predicates.get(group)
         if predicate is None:
             return False
         try:

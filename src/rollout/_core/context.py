@@ -6,7 +6,8 @@ group all take what the rest of the API takes for a user, so each is turned into
 in one way, here:
 
 * None: an empty context;
-* a mapping: itself (read, never changed), its ``targetingKey`` included if it has one;
+* a mapping: itself (read, never changed), its ``targetingKey`` included if it has one (an
+  int as its text);
 * a str or int id: ``{"targetingKey": id}`` (``42`` is ``"42"``, as everywhere);
 * any other object: its ``attributes`` when that is a mapping (an OpenFeature context's user),
   else its public attributes, properties included, read only when a rule asks for one
@@ -16,18 +17,51 @@ in one way, here:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
-__all__ = ["TARGETING_KEY", "UserAttributes", "evaluation_context"]
+__all__ = ["TARGETING_KEY", "MappingUser", "UserAttributes", "context_key", "evaluation_context"]
 
 TARGETING_KEY = "targetingKey"
+
+
+def context_key(context: Mapping[str, Any]) -> str | None:
+    """A mapping context's ``targetingKey`` as a user id (``42`` is ``"42"``); None when it is
+    absent, empty or not a str or int."""
+    key = context.get(TARGETING_KEY)
+    if type(key) is str:
+        return key or None
+    if isinstance(key, int) and not isinstance(key, bool):
+        return str(key)
+    return None
+
+
+class MappingUser:
+    """A mapping context as the user an on/off flag's rules receive, so a context answers an
+    on/off flag in process as it does through OpenFeature: ``id`` is its targeting key (None
+    without one) for listed users and buckets; its groups read the attributes, a named rule
+    through ``attributes`` (this whole mapping) and a predicate in code as attributes of the
+    object (``user.plan``), as OpenFeature's ``ContextUser`` gives them."""
+
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        self.__dict__.update(context)
+        self.id = context_key(context)
+        self.attributes = context  # read by evaluation_context, for a named rule
+
+    def __repr__(self) -> str:
+        return f"MappingUser({dict(self.attributes)!r})"
 
 
 def evaluation_context(user: object, id_of: Callable[[Any], object]) -> Mapping[str, Any]:
     """The context a rule sees for ``user`` (see the module's docstring)."""
     kind = type(user)
-    if kind is dict or (user is not None and isinstance(user, Mapping)):
-        return user  # type: ignore[return-value]  # read, never changed: no copy per check
+    if kind is dict or isinstance(user, Mapping):
+        mapping = cast(Mapping[str, Any], user)
+        # Read, never changed: no copy per check (checked inline: this runs on every check of
+        # a flag with a definition), unless an int targetingKey must be given as its text.
+        key = mapping.get(TARGETING_KEY)
+        if key is None or type(key) is str:
+            return mapping
+        return _key_as_text(dict(mapping))
     if user is None:
         return {}
     if kind is str or (kind is not bool and isinstance(user, int)):
@@ -50,6 +84,15 @@ def _id(user: object, id_of: Callable[[Any], object]) -> str | None:
     if isinstance(ident, str | int) and not isinstance(ident, bool) and ident != "":
         return str(ident)
     return None
+
+
+def _key_as_text(context: dict[str, Any]) -> dict[str, Any]:
+    # Ids compare as text everywhere (42 is "42"); flagd's rules, fractional first, read the
+    # targetingKey as a string only, so an int key is given as its text.
+    key = context.get(TARGETING_KEY)
+    if type(key) is not str and isinstance(key, int) and not isinstance(key, bool):
+        context[TARGETING_KEY] = str(key)
+    return context
 
 
 class UserAttributes(Mapping[str, Any]):

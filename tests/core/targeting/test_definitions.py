@@ -154,6 +154,13 @@ def test_to_flagd_round_trips() -> None:
     assert parse_flagd(to_flagd({}, {})) == FlagdDocument(flags={}, evaluators={}, metadata={})
 
 
+def test_to_flagd_names_flagds_schema_as_flagd_files_do() -> None:
+    # So an editor validates and completes an exported file, as it does flagd's own examples.
+    written = to_flagd(parse_flagd(DOCUMENT_TEXT).flags, {})
+    assert written["$schema"] == "https://flagd.dev/schema/v0/flags.json"
+    assert next(iter(written)) == "$schema"
+
+
 @pytest.mark.parametrize(
     ("definition", "path"),
     [

@@ -225,6 +225,10 @@ def parse_flagd(document: Mapping[str, Any] | str | bytes) -> FlagdDocument:
     return FlagdDocument(flags=flags, evaluators=evaluators, metadata=metadata)
 
 
+#: The JSON schema of flagd's flag-definition files, named in the files it writes.
+FLAGD_SCHEMA = "https://flagd.dev/schema/v0/flags.json"
+
+
 def to_flagd(
     flags: Mapping[str, FlagDefinition],
     evaluators: Mapping[str, JSON],
@@ -243,7 +247,8 @@ def to_flagd(
         if definition.metadata:
             flag["metadata"] = dict(definition.metadata)
         out_flags[key] = flag
-    document: dict[str, Any] = {"flags": out_flags}
+    # flagd's files name their schema first; editors validate and complete by it.
+    document: dict[str, Any] = {"$schema": FLAGD_SCHEMA, "flags": out_flags}
     if evaluators:
         document["$evaluators"] = dict(evaluators)
     if metadata:

@@ -185,6 +185,7 @@ def test_bad_json_arguments_are_one_line_naming_them(cli: Cli) -> None:
         (("set-targeting", "color", "{if"), "the targeting rule is not valid JSON"),
         (("define-rule", "pro", "@/nonexistent/rule.json"), "/nonexistent/rule.json"),
         (("evaluate", "color", "--context", "[1]"), "--context must be a JSON object"),
+        (("evaluate", "colour"), "no flag named 'colour'"),  # a typo fails a script
     ):
         result = cli(*args)
         assert result.status == 2, args

@@ -174,6 +174,8 @@ def _context(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_evaluate(flags: Rollout, args: argparse.Namespace) -> int:
     resolution = flags.evaluate(args.name, _context(args))
+    if resolution.error_code == "FLAG_NOT_FOUND":  # a typo must fail a script, as `show` does
+        raise ValueError(f"no flag named {args.name!r}")
     if args.json:
         print(json.dumps(evaluation_shape(args.name, resolution), indent=2))
         return 0

@@ -14,6 +14,10 @@ import pytest
 
 from rollout import Rollout
 from rollout._core.keys import RULES_ENTITY
+from rollout.testing import eventually
+
+from ..redis.redis_fixtures import namespace, redis_url  # noqa: F401  (fixtures)
+from ..redis.redis_server import with_namespace
 
 PRO = {"in": [{"var": "plan"}, ["pro", "enterprise"]]}
 
@@ -93,6 +97,21 @@ def test_flag_subscribers_hear_of_the_flags_a_rule_change_touches_never_the_rule
     assert told.flags == [{"chat"}]
     assert all(RULES_ENTITY not in names for names in told.flags)
     assert flags.active("chat", Customer())
+
+
+def test_a_rule_changed_by_another_process_reaches_a_subscriber_through_redis(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    store = with_namespace(redis_url, namespace)
+    with Rollout(store) as flags:
+        assert flags.wait_synced(10)
+        told = Told(flags)
+        cli(store, "define-rule", "pro", json.dumps(PRO))  # no refresh: Redis tells this process
+        eventually(lambda: told.rules == [{"pro"}], what="the rule at the subscriber")
+        cli(store, "remove-rule", "pro")
+        eventually(lambda: told.rules == [{"pro"}, {"pro"}], what="its removal")
+        assert told.flags == []
 
 
 def test_a_rule_changed_through_one_it_refers_to_is_told_too(flags: Rollout) -> None:

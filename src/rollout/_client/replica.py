@@ -77,7 +77,7 @@ class Replica:
         self.definitions: dict[str, CompiledFlag] = {}
         self._snapshots: dict[str, Feature] = {}
         self._digests: dict[str, bytes] = {}
-        #: Named rules changed since :meth:`take_changed_rules` was last called (under the lock).
+        #: Named rules changed since :meth:`take_changed_rules` last took them.
         self._changed_rules: set[str] = set()
 
     def apply(self, delta: Delta) -> set[str]:
@@ -123,8 +123,9 @@ class Replica:
 
     def take_changed_rules(self) -> set[str]:
         """The named rules changed (defined, edited, removed, or changed through a rule they
-        refer to) since the last call, for the rules' subscribers. Call holding the lock, right
-        after :meth:`apply` or :meth:`remove_after`, so that each change is told once."""
+        refer to) since the last call, for the rules' subscribers. Called right after
+        :meth:`apply` or :meth:`remove_after`, under the lock that orders changes (the write
+        pipeline's), so that each change is told once and with the change that made it."""
         with self.lock:
             taken, self._changed_rules = self._changed_rules, set()
             return taken

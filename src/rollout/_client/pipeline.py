@@ -87,6 +87,8 @@ class WritePipeline:
         self.transport: Transport | None = None
         self.hooks: list[WriteHook] = []
         self.subscribers: list[Subscriber] = []
+        #: Told the names of the named rules that changed (never mixed with flag names).
+        self.rule_subscribers: list[Subscriber] = []
         self.counters = dict.fromkeys(
             (
                 "writes",
@@ -163,13 +165,14 @@ class WritePipeline:
             if superseded:
                 self._supersede(superseded, action)
             changed = self.replica.apply(delta)
+            rules = self.replica.take_changed_rules()
             self.counters["writes"] += 1
             if self.transport is not None:
                 # Inside the lock, so peers receive deltas in the order they were applied.
                 self.transport.publish(delta)
         for hook in self.hooks:
             hook.after_write(delta)
-        self.notify(changed)
+        self.notify(changed, rules)
 
     # Changes from elsewhere ---------------------------------------------------------------------
 
@@ -194,8 +197,9 @@ class WritePipeline:
                 self.store.save(accepted)
             self.clock.observe(max(r.ts for regs in accepted.values() for r in regs.values()))
             changed = self.replica.apply(accepted)
+            rules = self.replica.take_changed_rules()
             self.counters["merges"] += 1
-        self.notify(changed)
+        self.notify(changed, rules)
         return changed, refused
 
     def _screen(self, incoming: Delta, origin: str) -> tuple[Delta, int]:
@@ -263,6 +267,7 @@ class WritePipeline:
         # clock would stamp every new write that far ahead too, and the cluster refuse them all.
         accepted, _ = self._screen(loaded, "store")
         self.replica.apply(accepted)
+        self.replica.take_changed_rules()  # the starting state: nobody is told of it
         # Stamp new writes after everything already stored, even if this machine's clock
         # went backwards since those were written.
         self.clock.observe(self.replica.latest_timestamp())
@@ -307,6 +312,7 @@ class WritePipeline:
                 return
             now = self.clock.physical_ms()
             removed, changed = self.replica.remove_after(now + self.clock.max_offset_ms)
+            rules = self.replica.take_changed_rules()
             # Only this node's own registers leave the store: another writer's, in a shared
             # store, are not this node's to delete (its clock may be the wrong one); they stay
             # there and are screened again at the next load.
@@ -338,7 +344,7 @@ class WritePipeline:
             self.clock.max_offset_ms,
             sum(len(r) for r in removed.values()),
         )
-        self.notify(changed)
+        self.notify(changed, rules)
 
     # Resolving the quarantine -----------------------------------------------------------------
 
@@ -390,26 +396,30 @@ class WritePipeline:
 
     # Subscribers --------------------------------------------------------------------------------
 
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+    def subscribe(self, callback: Subscriber, *, rules: bool = False) -> Callable[[], None]:
+        """``callback(names)`` after each change of flags (``rules``: of named rules)."""
         if not callable(callback):
             raise TypeError(f"callback must be callable, got {callback!r}")
+        attribute = "rule_subscribers" if rules else "subscribers"
         # Copy-on-write: notify() iterates a list no subscriber can change under it.
-        self.subscribers = [*self.subscribers, callback]
+        setattr(self, attribute, [*getattr(self, attribute), callback])
 
         def unsubscribe() -> None:
-            self.subscribers = [s for s in self.subscribers if s is not callback]
+            setattr(self, attribute, [s for s in getattr(self, attribute) if s is not callback])
 
         return unsubscribe
 
-    def notify(self, changed: set[str]) -> None:
-        if not changed:
-            return
-        for callback in self.subscribers:
-            try:
-                callback(set(changed))
-            except Exception:
-                self.counters["subscriber_errors"] += 1
-                logger.exception("subscriber %r raised", callback)
+    def notify(self, changed: set[str], rules: set[str] | frozenset[str] = frozenset()) -> None:
+        """Tell the subscribers: flags to theirs, named rules to the rules' subscribers."""
+        for names, callbacks in ((changed, self.subscribers), (rules, self.rule_subscribers)):
+            if not names:
+                continue
+            for callback in callbacks:
+                try:
+                    callback(set(names))
+                except Exception:
+                    self.counters["subscriber_errors"] += 1
+                    logger.exception("subscriber %r raised", callback)
 
     # Fork safety (rollout._client.fork_guard) ---------------------------------------------------
 

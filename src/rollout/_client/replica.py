@@ -77,6 +77,8 @@ class Replica:
         self.definitions: dict[str, CompiledFlag] = {}
         self._snapshots: dict[str, Feature] = {}
         self._digests: dict[str, bytes] = {}
+        #: Named rules changed since :meth:`take_changed_rules` last took them.
+        self._changed_rules: set[str] = set()
 
     def apply(self, delta: Delta) -> set[str]:
         """Merge a delta. Returns the names of flags whose visible state changed."""
@@ -105,6 +107,7 @@ class Replica:
         }
         changed |= users_of_rules(changed, new.items(), new)  # rules through their $refs
         self.rules = new
+        self._changed_rules |= changed
         for name in changed:  # entry by entry: a reader (explain) never sees the map emptied
             if name in new:
                 predicate = rule_predicate(new[name], new, self.on_rule_error)
@@ -117,6 +120,15 @@ class Replica:
         for name in flags:
             self._compile(name, self._flags[name])
         return flags
+
+    def take_changed_rules(self) -> set[str]:
+        """The named rules changed (defined, edited, removed, or changed through a rule they
+        refer to) since the last call, for the rules' subscribers. Called right after
+        :meth:`apply` or :meth:`remove_after`, under the lock that orders changes (the write
+        pipeline's), so that each change is told once and with the change that made it."""
+        with self.lock:
+            taken, self._changed_rules = self._changed_rules, set()
+            return taken
 
     def remove_after(self, wall: int) -> tuple[Delta, set[str]]:
         """Remove every register stamped after ``wall``: ``(what was removed, flags changed)``."""

@@ -834,6 +834,17 @@ class Rollout(DefinitionsAPI):
         """
         return self._pipeline.subscribe(callback)
 
+    def subscribe_rules(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(changed_rule_names)`` after every local write or merge that changes
+        named rules (:meth:`define_rule`, :meth:`remove_rule`, :meth:`load_flagd`): defined,
+        edited or removed, and rules whose meaning changed through one they refer to.
+
+        A separate subscription because rule names are not flag names: :meth:`subscribe` is
+        told only of flags (among them those whose answers a rule change changed). Returns a
+        function that unsubscribes; callbacks run as :meth:`subscribe`'s do.
+        """
+        return self._pipeline.subscribe(callback, rules=True)
+
     # Lifecycle ------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:

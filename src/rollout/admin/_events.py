@@ -5,6 +5,13 @@ Each change (a write through the API, the CLI on the same store, a merge from an
     event: flags
     data: {"changed": ["chat", "signup"]}
 
+and, on the dashboard's stream, each change of named rules (those flags whose answers it changed
+are in a ``flags`` event too) sends the rules' names in an event of their own, so that a rule
+name is never read as a flag's:
+
+    event: rules
+    data: {"changed": ["pro"]}
+
 and a comment line every ``KEEPALIVE`` seconds keeps proxies from closing an idle stream. The
 page then fetches what it shows of those flags; the stream never carries flag state itself, so
 it cannot leak anything the API would not show.
@@ -75,18 +82,24 @@ class ChangeCount:
     def __init__(self, flags: Rollout) -> None:
         self._flags = flags
         self.value: int | None = None
-        self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        if self._unsubscribe is None:
+        if not self._unsubscribe:
             self.value = 0
-            self._unsubscribe = self._flags.subscribe(self._count)
+            # Rules too: the rules page is drawn from them, and may be behind when only a rule
+            # changed since.
+            self._unsubscribe = [
+                self._flags.subscribe(self._count),
+                self._flags.subscribe_rules(self._count),
+            ]
 
     def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
+        if self._unsubscribe:
+            for unsubscribe in self._unsubscribe:
+                unsubscribe()
+            self._unsubscribe = []
             self.value = None
 
     def _count(self, _changed: set[str]) -> None:
@@ -136,8 +149,11 @@ class EventStream:
         *,
         reserved_ok: bool = True,
         count: ChangeCount | None = None,
+        rules: bool = False,
     ) -> None:
         self._flags = flags
+        #: Also send ``event: rules`` for changes of named rules (the dashboard's stream).
+        self._rules = rules
         #: With a count, a stream starts with ``event: hello`` carrying it (the dashboard's).
         self._count = count
         #: The event text for a batch of changed names (OFREP's stream has its own format);
@@ -167,20 +183,9 @@ class EventStream:
             slots.open -= 1
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
-        loop = asyncio.get_running_loop()
-        pending: set[str] = set()
+        pending = _Pending()
         wake = asyncio.Event()
-
-        def deliver(changed: set[str]) -> None:  # on the event loop
-            pending.update(changed)  # changes that arrive faster than they are sent coalesce
-            wake.set()
-
-        def on_change(changed: set[str]) -> None:  # on whichever thread made the change
-            # A loop that has closed under a late write: this stream is gone with it.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(deliver, changed)
-
-        unsubscribe = self._flags.subscribe(on_change)
+        unsubscribe = self._subscribe(pending, wake)
         disconnected = asyncio.ensure_future(_wait_for_disconnect(receive))
         woken: asyncio.Task[Literal[True]] | None = None
         try:
@@ -205,8 +210,7 @@ class EventStream:
                 if woken in done:
                     woken = None
                     wake.clear()
-                    event = self._render(sorted(pending))
-                    pending.clear()
+                    event = pending.take(self._render)
                     if event is not None:
                         await _send(send, event)
                 else:
@@ -226,9 +230,60 @@ class EventStream:
                 if task is not None:
                     task.cancel()
 
+    def _subscribe(self, pending: _Pending, wake: asyncio.Event) -> Callable[[], None]:
+        """Subscribe to the changes this stream sends: each is added to ``pending``, and
+        ``wake`` set, on the running loop. Returns the function that unsubscribes."""
+        loop = asyncio.get_running_loop()
+
+        def deliver(into: set[str], changed: set[str]) -> None:  # on the event loop
+            into.update(changed)  # changes that arrive faster than they are sent coalesce
+            wake.set()
+
+        def listener(into: set[str]) -> Callable[[set[str]], None]:
+            def on_change(changed: set[str]) -> None:  # on whichever thread made the change
+                # A loop that has closed under a late write: this stream is gone with it.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(deliver, into, changed)
+
+            return on_change
+
+        unsubscribes = [self._flags.subscribe(listener(pending.flags))]
+        if self._rules:
+            unsubscribes.append(self._flags.subscribe_rules(listener(pending.rules)))
+
+        def unsubscribe() -> None:
+            for each in unsubscribes:
+                each()
+
+        return unsubscribe
+
+
+class _Pending:
+    """The names changed since the stream last sent an event (changes coalesce): flags, and
+    named rules (only on a stream made with ``rules``)."""
+
+    def __init__(self) -> None:
+        self.flags: set[str] = set()
+        self.rules: set[str] = set()
+
+    def take(self, render: Callable[[list[str]], str | None]) -> str | None:
+        """The text to send for them (None: nothing), and forget them. Rules come first: a
+        page that redraws on both then reads its flags after the rules they use."""
+        events = [_rules_event(sorted(self.rules))] if self.rules else []
+        flags = render(sorted(self.flags)) if self.flags else None
+        if flags is not None:
+            events.append(flags)
+        self.flags.clear()
+        self.rules.clear()
+        return "".join(events) or None
+
 
 def _flags_event(changed: list[str]) -> str:
     return f"event: flags\ndata: {json.dumps({'changed': changed})}\n\n"
+
+
+def _rules_event(changed: list[str]) -> str:
+    return f"event: rules\ndata: {json.dumps({'changed': changed})}\n\n"
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:

@@ -125,7 +125,7 @@ def page_routes(
         Route("/logout", pages.logout, methods=["POST"]),
         Route(
             "/events",
-            EventStream(flags, auth.session_open, max_streams, count=count),
+            EventStream(flags, auth.session_open, max_streams, count=count, rules=True),
             methods=["GET"],
         ),
         # Scripts and the style sheet are compressed: they are public files with no secret in

@@ -192,10 +192,11 @@ window.Dashboard = (() => {
     return input ? input.value.trim() : "";
   };
 
-  /* Follow /events: onChanged(names) for each change, onResync() whenever the stream reopens
-   * (changes made while it was closed were not announced), and when it first opens if anything
-   * changed since the page was drawn. */
-  function listen(onChanged, onResync) {
+  /* Follow /events: onChanged(names) for each change of flags, onRules(names) (if given) for
+   * each change of named rules (their own event: a rule's name is never a flag's), onResync()
+   * whenever the stream reopens (changes made while it was closed were not announced), and when
+   * it first opens if anything changed since the page was drawn. */
+  function listen(onChanged, onResync, onRules) {
     const indicator = document.getElementById("live");
     const show = (state, text) => {
       if (!indicator) return;
@@ -216,6 +217,9 @@ window.Dashboard = (() => {
         if (!unchanged) onResync();
       });
       source.addEventListener("flags", (event) => onChanged(JSON.parse(event.data).changed));
+      if (onRules) {
+        source.addEventListener("rules", (event) => onRules(JSON.parse(event.data).changed));
+      }
       source.addEventListener("error", () => {
         show("closed", "Reconnecting…");
         if (source.readyState === EventSource.CLOSED) {

@@ -371,6 +371,30 @@
     else change("DELETE", `/groups/${encodeURIComponent(group)}`, undefined, `Removed group ${group}.`);
   });
 
+  /* Named rules are groups too, marked as segments: one defined elsewhere is offered, one
+   * removed loses its mark (its box stays while the flag or a service's code names it). */
+  async function reloadSegments() {
+    const answer = await D.api("GET", "/rules");
+    const rules = new Set(answer.rules.map((rule) => rule.rule));
+    rules.forEach(groupBox);
+    for (const box of $$("input[data-group]", groupBoxes)) {
+      const mark = $(".segment", box.parentElement);
+      if (mark && !rules.has(box.dataset.group)) mark.remove();
+      if (!mark && rules.has(box.dataset.group)) {
+        const added = document.createElement("span");
+        added.className = "segment";
+        added.title = "A named rule: on for the users it matches";
+        added.textContent = "segment";
+        box.parentElement.append(" ", added);
+      }
+    }
+    const known = $("#known-groups");
+    const offered = new Set($$("option", known).map((option) => option.value));
+    for (const rule of rules) {
+      if (!offered.has(rule)) known.append(new Option(rule, rule));
+    }
+  }
+
   $("#group-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const input = $("#group-input");
@@ -473,6 +497,9 @@
   validate();
   D.listen(
     (names) => { if (names.includes(name)) attempt(reload); },
-    () => attempt(reload),
+    () => { attempt(reload); attempt(reloadSegments); },
+    // A rule's own change: the segments offered. (This flag, if the rule changed its answers,
+    // is named in a flags event too.)
+    () => attempt(reloadSegments),
   );
 })();

@@ -131,6 +131,7 @@
   });
 
   render(JSON.parse($("#rules-data").textContent));
-  // Rules change with no flag named: any announcement (or a reopened stream) reads them again.
-  D.listen(() => reload(), () => reload());
+  // A change of rules (here or elsewhere: the API, the CLI, another process) or a reopened
+  // stream reads them again; changes of flags alone change nothing shown here.
+  D.listen(() => undefined, () => reload(), () => reload());
 })();

@@ -410,8 +410,12 @@ class WritePipeline:
         return unsubscribe
 
     def notify(self, changed: set[str], rules: set[str] | frozenset[str] = frozenset()) -> None:
-        """Tell the subscribers: flags to theirs, named rules to the rules' subscribers."""
-        for names, callbacks in ((changed, self.subscribers), (rules, self.rule_subscribers)):
+        """Tell the subscribers: named rules to the rules' subscribers, then flags to theirs.
+
+        Rules first: one who hears both (a page drawn from rules and flags) may act on the first
+        it hears at once, and should then read flags after the rules they use.
+        """
+        for names, callbacks in ((rules, self.rule_subscribers), (changed, self.subscribers)):
             if not names:
                 continue
             for callback in callbacks:

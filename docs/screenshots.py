@@ -1,4 +1,5 @@
-"""Regenerate the dashboard screenshots in docs/ (dashboard-list.png, dashboard-flag.png).
+"""Regenerate the dashboard screenshots in docs/ (dashboard-list.png, dashboard-flag.png,
+dashboard-targeting.png).
 
     .venv/bin/python docs/screenshots.py [--out DIR]
 
@@ -42,6 +43,15 @@ def example_flags(flags: Rollout) -> None:
         flags.set_feature_data("legacy_export", {"owner": "data"})
     with flags.with_context(user="ci", reason="rollout step 2"):
         flags.activate_percentage("new_checkout", 25)
+    with flags.with_context(user="alice", reason="pro plans get the wide layout"):
+        flags.define_rule("pro", {"in": [{"var": "plan"}, ["pro", "enterprise"]]})
+        flags.define_flag(
+            "checkout_layout",
+            {"narrow": {"columns": 1}, "wide": {"columns": 3}},
+            default_variant="narrow",
+            targeting={"if": [{"$ref": "pro"}, "wide", None]},
+            metadata={"owner": "payments"},
+        )
 
 
 def take(out: Path) -> None:
@@ -59,6 +69,9 @@ def take(out: Path) -> None:
             page.goto(url + "/flags/new_checkout")
             page.wait_for_selector('#live[data-live="open"]')
             page.screenshot(path=out / "dashboard-flag.png")
+            page.goto(url + "/flags/checkout_layout")
+            page.wait_for_selector('#live[data-live="open"]')
+            page.screenshot(path=out / "dashboard-targeting.png")
             browser.close()
 
 

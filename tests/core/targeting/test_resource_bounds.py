@@ -9,8 +9,60 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+from typing import Any
 
 from rollout._core.targeting import FlagDefinition, compile_flag
+
+ACCUMULATOR = {"var": "accumulator"}
+
+
+def resolve(rule: Any, context: dict[str, Any] | None = None) -> Any:
+    definition = FlagDefinition({"on": True, "off": False}, "off", rule)
+    return compile_flag(definition, {}).resolve("f", context or {})
+
+
+def doubled(step: Any, times: int) -> dict[str, Any]:
+    """A rule whose value doubles ``times`` times (reduce over a list written in the rule)."""
+    return {"if": [{"reduce": [list(range(times)), step, "x"]}, "on", "off"]}
+
+
+def test_a_string_a_rule_doubles_is_bounded() -> None:
+    # 2**22 characters (4 MiB) is cheap to build, so this fails fast without the bound;
+    # without it, 64 doublings would ask for 2**64 characters.
+    for times in (22, 64):
+        answer = resolve(doubled({"cat": [ACCUMULATOR, ACCUMULATOR]}, times))
+        assert (answer.reason, answer.error_code) == ("ERROR", "GENERAL")
+        assert "too large" in (answer.error_message or "")
+
+
+def test_a_list_a_rule_doubles_is_bounded() -> None:
+    for times in (22, 64):
+        answer = resolve(doubled({"merge": [ACCUMULATOR, ACCUMULATOR]}, times))
+        assert (answer.reason, answer.error_code) == ("ERROR", "GENERAL")
+        assert "too large" in (answer.error_message or "")
+
+
+def test_a_shared_nested_value_is_never_expanded_without_bound() -> None:
+    # [acc, acc] 64 times is 64 small lists in memory, but 2**64 leaves when written out:
+    # turning it into text (cat, ==, an error message naming the result) must stay bounded.
+    nested = {"reduce": [list(range(64)), [ACCUMULATOR, ACCUMULATOR], 0]}
+    as_text = resolve({"if": [{"cat": [nested]}, "on", "off"]})
+    assert (as_text.reason, as_text.error_code) == ("ERROR", "GENERAL")
+    assert "too large" in (as_text.error_message or "")
+    as_result = resolve(nested)  # not a variant name: the message shows a bounded excerpt
+    assert (as_result.reason, as_result.error_code) == ("ERROR", "GENERAL")
+    assert len(as_result.error_message or "") < 300
+
+
+def test_iteration_is_charged_for_the_work_done_per_item() -> None:
+    # 2,000 items (well under the item budget) times a 1,000-node logic is two million
+    # node evaluations: charged as work, it is refused.
+    heavy_logic = [{"var": ""}] * 500
+    rule = {"if": [{"map": [{"var": "items"}, heavy_logic]}, "on", "off"]}
+    answer = resolve(rule, {"items": list(range(2_000))})
+    assert (answer.reason, answer.error_code) == ("ERROR", "GENERAL")
+    light = resolve(rule, {"items": list(range(20))})
+    assert light.variant == "on"
 
 
 def test_caches_do_not_keep_long_values_a_context_sent() -> None:

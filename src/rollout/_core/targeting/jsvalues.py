@@ -14,7 +14,10 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from .bounds import MAX_BUILT
+
 __all__ = [
+    "ValueTooLargeError",
     "js_le",
     "js_lt",
     "loose_eq",
@@ -38,6 +41,10 @@ _JS_SPACE = (
     " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 )
+
+
+class ValueTooLargeError(Exception):
+    """A value written out as text would be longer than bounds.MAX_BUILT (an evaluation error)."""
 
 
 def _kind(value: Any) -> str:
@@ -101,9 +108,28 @@ def to_string(value: Any) -> str:
     if isinstance(value, int | float):
         return number_to_string(value)
     if isinstance(value, list | tuple):
-        # Array.prototype.join turns null (and undefined) elements into empty strings.
-        return ",".join("" if item is None else to_string(item) for item in value)
+        return _join(value, [MAX_BUILT])
     return "[object Object]"
+
+
+def _join(items: list[Any] | tuple[Any, ...], room: list[int]) -> str:
+    """Array.prototype.join(","), with null elements as "", within ``room`` characters.
+
+    A list can hold the same list twice, and that one twice, ...: small in memory, but
+    2**depth leaves as text. Every element costs at least one character of ``room``, so the
+    work is bounded whatever the sharing.
+    """
+    parts = []
+    for item in items:
+        if isinstance(item, list | tuple):
+            text = _join(item, room)
+        else:
+            text = "" if item is None else to_string(item)
+        room[0] -= len(text) + 1
+        if room[0] < 0:
+            raise ValueTooLargeError(f"a value is too large as text (over {MAX_BUILT} characters)")
+        parts.append(text)
+    return ",".join(parts)
 
 
 def _to_primitive(value: Any) -> Any:

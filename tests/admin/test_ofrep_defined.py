@@ -164,3 +164,25 @@ def test_a_named_rules_change_moves_the_etag_of_a_key_limited_to_a_flag_using_it
     assert unrelated.status_code == 304
     assert changed.status_code == 200
     assert [answer["value"] for answer in changed.json()["flags"]] == ["#00f"]
+
+
+def test_an_evaluation_token_cannot_stall_the_server_with_a_long_context_value() -> None:
+    # The usual `age >= 18` rule reads a string age as a number; a context of nearly a
+    # megabyte of digits ending in a letter once took hours of the event loop's time.
+    async def run() -> tuple[int, dict[str, Any]]:
+        with Rollout() as flags:
+            flags.define_flag(
+                "adult",
+                {"yes": True, "no": False},
+                default_variant="no",
+                targeting={"if": [{">=": [{"var": "age"}, 18]}, "yes", None]},
+            )
+            app = create_app(flags, tokens=TOKENS, scopes={"narrow": "evaluate"})
+            async with asgi_client(app, headers=NARROW) as http:
+                context = {"targetingKey": "mallory", "age": "1" * 1_000_000 + "x"}
+                response = await http.post(f"{BULK}/adult", json={"context": context})
+                return response.status_code, response.json()
+
+    status, body = asyncio.run(run())
+    assert status == 200
+    assert (body["variant"], body["reason"]) == ("no", "DEFAULT")

@@ -88,3 +88,15 @@ def test_caches_do_not_keep_long_values_a_context_sent() -> None:
     finally:
         tracemalloc.stop()
     assert after - before < 500_000  # 40 values of 50 kB each are 2 MB (4 MB with both)
+
+
+def test_a_long_almost_numeric_string_is_read_in_linear_time() -> None:
+    # `age >= 18` reads a string age as JavaScript's Number(): the pattern for a decimal was
+    # ambiguous (digits, optional dot, digits), so a long run of digits that ends in a letter
+    # backtracked quadratically: 16,000 characters took seconds, a 1 MB context hours.
+    adult = {"if": [{">=": [{"var": "age"}, 18]}, "on", "off"]}
+    for age in ("1" * 1_000_000 + "x", "." + "1" * 1_000_000 + "e"):
+        assert resolve(adult, {"age": age}).variant == "off"  # NaN >= 18 is false
+    assert resolve(adult, {"age": "1" * 400}).variant == "on"  # 1e399 digits: Infinity
+    assert resolve(adult, {"age": "17.5e0"}).variant == "off"
+    assert resolve(adult, {"age": " 18. "}).variant == "on"

@@ -33,7 +33,9 @@ NAN = math.nan
 # Exact types (bool is not a number here) for the fast paths of comparisons.
 _NUMBERS = frozenset({int, float})
 _SCALARS = frozenset({str, int, float, bool})
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)")
+# One way to match each text (digits, then an optional fraction, then an optional exponent):
+# an ambiguous pattern backtracks quadratically on a long run of digits that then fails.
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _RADIX = {"0x": 16, "0o": 8, "0b": 2}
 _RADIX_DIGITS = {16: re.compile(r"[0-9a-fA-F]+"), 8: re.compile(r"[0-7]+"), 2: re.compile(r"[01]+")}
 # JavaScript's String.prototype.trim removes these (and line terminators) around a number.

@@ -186,3 +186,25 @@ def test_an_evaluation_token_cannot_stall_the_server_with_a_long_context_value()
     status, body = asyncio.run(run())
     assert status == 200
     assert (body["variant"], body["reason"]) == ("no", "DEFAULT")
+
+
+def test_a_context_integer_squared_past_what_python_writes_is_an_error_answer() -> None:
+    # JSON allows an integer of 2,500 digits; its square as a variant name once raised out of
+    # the resolution (Python writes no integer over 4,300 digits). JavaScript: a double.
+    async def run() -> tuple[int, dict[str, Any]]:
+        with Rollout() as flags:
+            flags.define_flag(
+                "square",
+                {"small": 1, "large": 2},
+                default_variant="small",
+                targeting={"*": [{"var": "n"}, {"var": "n"}]},
+            )
+            app = create_app(flags, tokens=TOKENS, scopes={"narrow": "evaluate"})
+            async with asgi_client(app, headers=NARROW) as http:
+                body = '{"context": {"n": 1' + "0" * 2500 + "}}"
+                response = await http.post(f"{BULK}/square", content=body)
+                return response.status_code, response.json()
+
+    status, body = asyncio.run(run())
+    assert (status, body["errorCode"]) == (400, "GENERAL")
+    assert "returned inf" in body["errorDetails"]

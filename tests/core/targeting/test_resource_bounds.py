@@ -100,3 +100,20 @@ def test_a_long_almost_numeric_string_is_read_in_linear_time() -> None:
     assert resolve(adult, {"age": "1" * 400}).variant == "on"  # 1e399 digits: Infinity
     assert resolve(adult, {"age": "17.5e0"}).variant == "off"
     assert resolve(adult, {"age": " 18. "}).variant == "on"
+
+
+def test_arithmetic_is_javascript_numbers_never_unbounded_integers() -> None:
+    # JSON integers are JavaScript numbers (doubles): squaring 10 thirteen times is Infinity,
+    # not an integer of 8,193 digits (whose text Python refuses to write: that error escaped
+    # the resolution), and 64 times would not be a number of 2**64 digits.
+    for times in (13, 64):
+        squared = {"reduce": [list(range(times)), {"*": [ACCUMULATOR, ACCUMULATOR]}, 10]}
+        answer = resolve(squared)
+        assert (answer.reason, answer.error_code) == ("ERROR", "GENERAL")
+        assert "returned inf" in (answer.error_message or "")
+    product = {"*": [{"var": "n"}, {"var": "n"}]}  # a context's integer, as JSON allows
+    assert resolve(product, {"n": 10**2500}).reason == "ERROR"
+    # As in JavaScript, 10**20 * 10 is 1e+21 (a double), and names the variant "1e+21".
+    named = FlagDefinition({"1e+21": "big", "small": "small"}, "small", {"*": [10**20, 10]})
+    assert compile_flag(named, {}).resolve("f", {}).variant == "1e+21"
+    assert resolve({"if": [{"==": [{"+": [2**53, 1]}, 2**53]}, "on", "off"]}).variant == "on"

@@ -24,6 +24,7 @@ __all__ = [
     "number_to_string",
     "parse_float",
     "strict_eq",
+    "to_double",
     "to_number",
     "to_string",
     "truthy",
@@ -77,19 +78,37 @@ def truthy(value: Any) -> bool:
     return True
 
 
+# Integers from -2**53 to 2**53 are exactly JavaScript numbers; beyond, a number is a double.
+_EXACT = 2**53
+
+
+def to_double(number: int) -> float:
+    """A JSON integer as the JavaScript number (a double) it is: too large is +-Infinity.
+
+    Python's integers are unbounded: squaring one again and again in a rule would otherwise
+    ask for a number of 2**n digits, and one of over 4,300 digits cannot even be written out.
+    """
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
+
+
 def number_to_string(number: float) -> str:
     """JavaScript's Number.prototype.toString: ``1.0`` is "1", ``1e21`` is "1e+21"."""
     if isinstance(number, int):
-        return str(number)
+        if -_EXACT <= number <= _EXACT:
+            return str(number)
+        number = to_double(number)
     if math.isnan(number):
         return "NaN"
     if math.isinf(number):
         return "Infinity" if number > 0 else "-Infinity"
-    if number == int(number) and abs(number) < 1e21:
+    if number == int(number) and abs(number) <= _EXACT:
         return str(int(number))
-    text = repr(number)
+    text = repr(number)  # the shortest text that reads back as the number, as JavaScript's
     if "e" not in text:
-        return text
+        return text.removesuffix(".0")
     mantissa, exponent_text = text.split("e")
     exponent = int(exponent_text)
     if -7 < exponent < 21:
@@ -143,8 +162,10 @@ def to_number(value: Any) -> float:
     """JavaScript's Number(value): null is 0, "" is 0, "12" is 12, "1a" is NaN."""
     if isinstance(value, bool):
         return 1.0 if value else 0.0
-    if isinstance(value, int | float):
+    if isinstance(value, float):
         return value
+    if isinstance(value, int):
+        return to_double(value)
     if value is None:
         return 0.0
     if not isinstance(value, str):
@@ -158,14 +179,16 @@ def to_number(value: Any) -> float:
         return -math.inf if text[0] == "-" else math.inf
     radix = _RADIX.get(text[:2].lower())
     if radix is not None and _RADIX_DIGITS[radix].fullmatch(text[2:]):
-        return float(int(text[2:], radix))
+        return to_double(int(text[2:], radix))
     return NAN
 
 
 def parse_float(value: Any) -> float:
     """JavaScript's parseFloat: the longest numeric prefix of String(value), else NaN."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, float):
         return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return to_double(value)
     text = to_string(value).lstrip(_JS_SPACE)
     for sign, infinity in (("", math.inf), ("+", math.inf), ("-", -math.inf)):
         if text.startswith(sign + "Infinity"):

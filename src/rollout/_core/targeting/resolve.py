@@ -81,7 +81,10 @@ def _not_a_variant(result: Any, matches: Mapping[str, Resolution]) -> Resolution
         return match
     # An excerpt: the result can be a context value of a megabyte, or a list holding itself
     # twice at every level (2**n elements written out).
-    shown = _EXCERPT.repr(name if name is not None else result)
+    try:
+        shown = _EXCERPT.repr(name if name is not None else result)
+    except Exception:  # an integer too long for Python to write out, in a list: never raise
+        shown = f"a {type(result).__name__}"
     message = f"the targeting rule returned {shown}, which is not a variant"
     return Resolution(None, None, ERROR, GENERAL, message)
 

@@ -208,3 +208,22 @@ def test_a_context_integer_squared_past_what_python_writes_is_an_error_answer() 
     status, body = asyncio.run(run())
     assert (status, body["errorCode"]) == (400, "GENERAL")
     assert "returned inf" in body["errorDetails"]
+
+
+def test_a_deeply_nested_context_the_parser_takes_is_answered_not_crashed_on() -> None:
+    # JSON nested 900 deep parses; turning the context into the engine's (datetimes as text)
+    # recursed once per level and raised RecursionError out of the evaluation (a 500).
+    async def run() -> list[tuple[int, dict[str, Any]]]:
+        with defined(Rollout()) as flags:
+            app = create_app(flags, tokens=TOKENS, scopes={"narrow": "evaluate"})
+            async with asgi_client(app, headers=NARROW) as http:
+                nested = "[" * 900 + "]" * 900
+                body = '{"context": {"targetingKey": "bob", "plan": "pro", "x": ' + nested + "}}"
+                single = await http.post(f"{BULK}/color", content=body)
+                everything = await http.post(BULK, content=body)
+                return [(r.status_code, r.json()) for r in (single, everything)]
+
+    (status, answer), (bulk_status, bulk_body) = asyncio.run(run())
+    assert (status, answer["value"], answer["reason"]) == (200, "#00f", "TARGETING_MATCH")
+    assert bulk_status == 200
+    assert {a["key"]: a.get("value") for a in bulk_body["flags"]}["color"] == "#00f"

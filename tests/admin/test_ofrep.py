@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import httpx
@@ -304,3 +305,29 @@ asyncio.run(main())
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("501 OFREP needs openfeature-sdk: pip install")
     assert done.stdout.rstrip().endswith(" 200")
+
+
+def test_a_slow_evaluation_of_one_flag_does_not_hold_the_other_requests() -> None:
+    # A group's predicate is the application's code, and a rule may take its (bounded) time:
+    # one flag's evaluation ran on the event loop, and every other request waited for it.
+    release, entered = threading.Event(), threading.Event()
+
+    def slow(_user: object) -> bool:
+        entered.set()
+        return release.wait(20)  # True once the server answered another request meanwhile
+
+    async def run() -> tuple[int, Any]:
+        with Rollout() as flags:
+            flags.define_group("slow", slow)
+            flags.activate_group("gated", "slow")
+            async with asgi_client(create_app(flags), headers={}) as http:
+                body = {"context": {"targetingKey": "bob"}}
+                pending = asyncio.ensure_future(http.post(f"{BULK}/gated", json=body))
+                while not entered.is_set():
+                    await asyncio.sleep(0.01)
+                live = await http.get("/livez")
+                release.set()
+                answer = await pending
+                return live.status_code, answer.json()["value"]
+
+    assert asyncio.run(run()) == (200, True)

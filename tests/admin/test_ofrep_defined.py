@@ -164,3 +164,66 @@ def test_a_named_rules_change_moves_the_etag_of_a_key_limited_to_a_flag_using_it
     assert unrelated.status_code == 304
     assert changed.status_code == 200
     assert [answer["value"] for answer in changed.json()["flags"]] == ["#00f"]
+
+
+def test_an_evaluation_token_cannot_stall_the_server_with_a_long_context_value() -> None:
+    # The usual `age >= 18` rule reads a string age as a number; a context of nearly a
+    # megabyte of digits ending in a letter once took hours of the event loop's time.
+    async def run() -> tuple[int, dict[str, Any]]:
+        with Rollout() as flags:
+            flags.define_flag(
+                "adult",
+                {"yes": True, "no": False},
+                default_variant="no",
+                targeting={"if": [{">=": [{"var": "age"}, 18]}, "yes", None]},
+            )
+            app = create_app(flags, tokens=TOKENS, scopes={"narrow": "evaluate"})
+            async with asgi_client(app, headers=NARROW) as http:
+                context = {"targetingKey": "mallory", "age": "1" * 1_000_000 + "x"}
+                response = await http.post(f"{BULK}/adult", json={"context": context})
+                return response.status_code, response.json()
+
+    status, body = asyncio.run(run())
+    assert status == 200
+    assert (body["variant"], body["reason"]) == ("no", "DEFAULT")
+
+
+def test_a_context_integer_squared_past_what_python_writes_is_an_error_answer() -> None:
+    # JSON allows an integer of 2,500 digits; its square as a variant name once raised out of
+    # the resolution (Python writes no integer over 4,300 digits). JavaScript: a double.
+    async def run() -> tuple[int, dict[str, Any]]:
+        with Rollout() as flags:
+            flags.define_flag(
+                "square",
+                {"small": 1, "large": 2},
+                default_variant="small",
+                targeting={"*": [{"var": "n"}, {"var": "n"}]},
+            )
+            app = create_app(flags, tokens=TOKENS, scopes={"narrow": "evaluate"})
+            async with asgi_client(app, headers=NARROW) as http:
+                body = '{"context": {"n": 1' + "0" * 2500 + "}}"
+                response = await http.post(f"{BULK}/square", content=body)
+                return response.status_code, response.json()
+
+    status, body = asyncio.run(run())
+    assert (status, body["errorCode"]) == (400, "GENERAL")
+    assert "returned inf" in body["errorDetails"]
+
+
+def test_a_deeply_nested_context_the_parser_takes_is_answered_not_crashed_on() -> None:
+    # JSON nested 900 deep parses; turning the context into the engine's (datetimes as text)
+    # recursed once per level and raised RecursionError out of the evaluation (a 500).
+    async def run() -> list[tuple[int, dict[str, Any]]]:
+        with defined(Rollout()) as flags:
+            app = create_app(flags, tokens=TOKENS, scopes={"narrow": "evaluate"})
+            async with asgi_client(app, headers=NARROW) as http:
+                nested = "[" * 900 + "]" * 900
+                body = '{"context": {"targetingKey": "bob", "plan": "pro", "x": ' + nested + "}}"
+                single = await http.post(f"{BULK}/color", content=body)
+                everything = await http.post(BULK, content=body)
+                return [(r.status_code, r.json()) for r in (single, everything)]
+
+    (status, answer), (bulk_status, bulk_body) = asyncio.run(run())
+    assert (status, answer["value"], answer["reason"]) == (200, "#00f", "TARGETING_MATCH")
+    assert bulk_status == 200
+    assert {a["key"]: a.get("value") for a in bulk_body["flags"]}["color"] == "#00f"

@@ -209,3 +209,27 @@ def test_a_big_flagd_file_says_how_far_it_got_on_stderr(cli: Cli, tmp_path: Path
 def test_import_flagd_reads_stdin(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(json.dumps(DOCUMENT).encode())))
     assert cli.json("import-flagd", "-") == {"flags": ["banner", "color"], "rules": ["pro"]}
+
+
+def test_a_crafted_flagd_file_cannot_write_terminal_controls_through_variants(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # A rule's strings are any JSON text: U+009B is the 8-bit CSI (a terminal reads what
+    # follows as a command, here "clear the screen"), U+202E reverses the text shown after it.
+    hostile = "\u009b2J\u202epro"
+    document = {
+        "flags": {
+            "color": {
+                "state": "ENABLED",
+                "variants": {"red": "#f00", "blue": "#00f"},
+                "defaultVariant": "red",
+                "targeting": {"if": [{"==": [{"var": "plan"}, hostile]}, "blue", None]},
+            }
+        }
+    }
+    path = tmp_path / "crafted.json"
+    path.write_text(json.dumps(document))
+    cli.ok("import-flagd", str(path))
+    shown = cli.ok("variants", "color")
+    assert all(line.isprintable() for line in shown.splitlines())
+    assert "\\u009b2J\\u202epro" in shown  # escaped, still readable as the rule's JSON

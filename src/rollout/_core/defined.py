@@ -113,14 +113,19 @@ def users_of_rules(
 ) -> set[str]:
     """The names among ``uses`` (name, rule) whose rule refers to a changed rule, directly or
     through other rules (a rule may ``$ref`` another)."""
+    # Who refers to whom, read once: a flagd file can chain thousands of evaluators, and
+    # rescanning every rule for each link found was quadratic (under the replica's lock).
+    referrers: dict[str, list[str]] = {}
+    for name, rule in rules.items():
+        for ref in rule_refs(rule):
+            referrers.setdefault(ref, []).append(name)
     affected = set(changed)
-    grew = True
-    while grew:  # the rules that reach a changed one, to a fixed point
-        grew = False
-        for name, rule in rules.items():
-            if name not in affected and rule_refs(rule) & affected:
+    pending = list(changed)
+    while pending:  # the rules that reach a changed one (a cycle stops at names already seen)
+        for name in referrers.get(pending.pop(), ()):
+            if name not in affected:
                 affected.add(name)
-                grew = True
+                pending.append(name)
     return {name for name, rule in uses if rule_refs(rule) & affected}
 
 

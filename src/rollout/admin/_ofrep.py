@@ -130,7 +130,9 @@ class Ofrep:
         context, _ = await self._context(request)
         if not self._grant(request).allows_flag(key):
             return _not_found(key)
-        answer = self.evaluate(key, context)
+        # Off the event loop, as the bulk answer: a group's predicate is the application's
+        # code and a rule takes its (bounded) time; no other request should wait for them.
+        answer = await run_in_threadpool(self.evaluate, key, context)
         if answer.get("errorCode") == ErrorCode.FLAG_NOT_FOUND.value:
             return JSONResponse(answer, status_code=404)
         return JSONResponse(answer, status_code=400 if "errorCode" in answer else 200)

@@ -79,7 +79,12 @@ def _count(number: int, noun: str) -> str:
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    if text.isprintable():
+        return text
+    # JSON leaves C1 controls (U+009B is a terminal's CSI) and format characters (U+202E
+    # reverses what follows) as they are: a crafted rule must not reach the terminal raw.
+    return json.dumps(value, separators=(", ", ": "))
 
 
 def describe(feature: Feature) -> str:

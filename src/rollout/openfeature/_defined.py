@@ -69,15 +69,45 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _as_json(item: object) -> object:
+    """``item`` with its datetimes as RFC 3339 text, lists and mappings copied.
+
+    Iterative: a context nested as deep as a JSON parser takes (hundreds of levels, from an
+    OFREP client) must not exhaust Python's recursion, which raised out of the evaluation.
+    """
     if type(item) in _SCALARS:
         return item
+    root = _container(item)
+    if root is None:
+        return _scalar(item)
+    pending: list[tuple[object, dict[Any, object] | list[object]]] = [(item, root)]
+    while pending:
+        source, target = pending.pop()
+        pairs = source.items() if isinstance(source, Mapping) else enumerate(source)  # type: ignore[arg-type]
+        for key, inner in pairs:
+            copy = None if type(inner) in _SCALARS else _container(inner)
+            if copy is not None:
+                pending.append((inner, copy))
+            value = _scalar(inner) if copy is None else copy
+            if isinstance(target, dict):
+                target[key] = value
+            else:
+                target.append(value)
+    return root
+
+
+def _container(item: object) -> dict[Any, object] | list[object] | None:
+    """An empty copy of a mapping or a list, or None for anything else."""
+    if isinstance(item, Mapping):
+        return {}
+    if isinstance(item, list | tuple):
+        return []
+    return None
+
+
+def _scalar(item: object) -> object:
     if isinstance(item, datetime):
         text = item.isoformat()
         return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
-    if isinstance(item, Mapping):
-        return {name: _as_json(inner) for name, inner in item.items()}
-    if isinstance(item, list | tuple):
-        return [_as_json(inner) for inner in item]
     return item
 
 

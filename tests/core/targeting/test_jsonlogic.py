@@ -34,6 +34,10 @@ CASES: list[tuple[Any, Any, Any]] = [
     ({"var": 1}, ["x", "y"], "y"),
     ({"var": "1.name"}, [{}, {"name": "n"}], "n"),
     ({"var": "01"}, ["x", "y"], None),
+    # Only ASCII digits index an array (JavaScript's array index): "²" is a digit to Python's
+    # isdigit() that int() refuses, and U+0661 (Arabic-Indic one) is no index in JavaScript.
+    ({"var": "²"}, ["x", "y", "z"], None),
+    ({"var": "\u0661"}, ["x", "y"], None),
     ({"var": ""}, {"a": 1}, {"a": 1}),
     ({"var": []}, [3], [3]),
     ({"var": {"cat": ["a", ".b"]}}, {"a": {"b": 7}}, 7),

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .bounds import MAX_ITERATIONS, MAX_RULE_DEPTH, MAX_RULE_NODES
+from .bounds import MAX_BUILT, MAX_ITERATIONS, MAX_RULE_DEPTH, MAX_RULE_NODES
 from .codegen import generate
 from .errors import JSON, RuleError
 from .flagd_operators import FLAGD_DATA_OPERATORS, FLAGD_OPERATORS, fractional_of_constants
@@ -65,10 +65,13 @@ class MissingEvaluatorError(RuleError):
 
 
 def new_budget() -> list[int]:
-    return [MAX_ITERATIONS]
+    """What one evaluation may still spend: [weighted item visits, characters/items built]."""
+    return [MAX_ITERATIONS, MAX_BUILT]
 
 
-UNSPENT = [MAX_ITERATIONS]  # shared by rules that never iterate: nothing spends from it
+UNSPENT = new_budget()  # shared by rules that spend nothing (no iteration, no cat or merge)
+# Operators whose result can be larger than their arguments: what they build is charged.
+_BUILDING = frozenset({"cat", "merge"})
 _ABSENT = object()
 
 
@@ -80,7 +83,7 @@ class CompiledRule:
     def __init__(self, evaluate: Evaluator, reads_flagd: bool, iterates: bool) -> None:
         self.evaluate = evaluate
         self.reads_flagd = reads_flagd
-        self.iterates = iterates  # False: no budget is spent, a shared one will do
+        self.iterates = iterates  # False: no budget is spent (no iteration, cat or merge)
 
 
 def _key_path(path: str, key: str) -> str:
@@ -142,15 +145,16 @@ class _Compiler:
             raise RuleError(here, f"{operator!r} takes {wanted} arguments, not {len(listed)}")
         if operator in ("var", "missing", "missing_some", "fractional"):
             self.note_data_read(operator, listed, here)
-        compiled = [
-            self.compile(a, f"{here}[{i}]" if in_list else here, depth + 1)
-            for i, a in enumerate(listed)
-        ]
+        compiled, sizes = [], []
+        for i, argument in enumerate(listed):
+            before = self.nodes
+            compiled.append(self.compile(argument, f"{here}[{i}]" if in_list else here, depth + 1))
+            sizes.append(self.nodes - before)
         if operator in _CONTROL:
             return _control(operator, compiled)
         if operator in ITERATING:
             self.iterates = True
-            return _iterating(operator, compiled)
+            return _iterating(operator, compiled, max(sizes[1], 1))
         if operator == "var" and compiled and all(c in self.constants for c in compiled[:2]):
             return _var_at(*[self.constants[c] for c in compiled[:2]])
         if operator == "fractional" and compiled:
@@ -169,6 +173,9 @@ class _Compiler:
                 return self.const(function(*[self.constants[c] for c in compiled]))
             except Exception:  # left to fail at evaluation, as it would unfolded
                 pass
+        if operator in _BUILDING:
+            self.iterates = True  # it spends from the budget: each evaluation needs its own
+            return _building(function, compiled)
         return _eager(function, compiled)
 
     def fractional(self, compiled: list[Evaluator]) -> Evaluator | None:
@@ -242,6 +249,19 @@ def _eager(function: Callable[..., Any], compiled: list[Evaluator]) -> Evaluator
         a, b = compiled
         return lambda data, budget: function(a(data, budget), b(data, budget))
     return lambda data, budget: function(*[c(data, budget) for c in compiled])
+
+
+def _building(function: Callable[..., Any], compiled: list[Evaluator]) -> Evaluator:
+    """cat or merge, whose result is charged to the budget: repeated doubling stops there."""
+
+    def build(data: Any, budget: list[int]) -> Any:
+        built = function(*[c(data, budget) for c in compiled])
+        budget[1] -= len(built)
+        if budget[1] < 0:
+            raise EvaluationError(f"the values built are too large (over {MAX_BUILT})")
+        return built
+
+    return build
 
 
 def _var_at(path: Any = None, default: Any = None, *_ignored: Any) -> Evaluator:
@@ -334,13 +354,16 @@ def _control(operator: str, compiled: list[Evaluator]) -> Evaluator:
     return branch
 
 
-def _spend(items: Any, budget: list[int]) -> None:
-    budget[0] -= len(items)
+def _spend(items: Any, budget: list[int], cost: int) -> None:
+    budget[0] -= len(items) * cost
     if budget[0] < 0:
-        raise EvaluationError(f"the rule visited more than {MAX_ITERATIONS} items")
+        raise EvaluationError(
+            f"the rule visited more than {MAX_ITERATIONS} items (weighted by their logic's size)"
+        )
 
 
-def _iterating(operator: str, compiled: list[Evaluator]) -> Evaluator:
+def _iterating(operator: str, compiled: list[Evaluator], cost: int) -> Evaluator:
+    """``cost``: the nodes of the logic run for each item, what one visit is charged."""
     scope, logic = compiled[0], compiled[1]
     if operator == "reduce":
         initial = compiled[2]
@@ -350,7 +373,7 @@ def _iterating(operator: str, compiled: list[Evaluator]) -> Evaluator:
             accumulator = initial(data, budget)
             if not isinstance(items, list | tuple):
                 return accumulator
-            _spend(items, budget)
+            _spend(items, budget, cost)
             for item in items:
                 accumulator = logic({"current": item, "accumulator": accumulator}, budget)
             return accumulator
@@ -366,7 +389,7 @@ def _iterating(operator: str, compiled: list[Evaluator]) -> Evaluator:
                 return False
         elif not isinstance(items, list | tuple):
             return [] if operator in ("map", "filter") else operator == "none"
-        _spend(items, budget)
+        _spend(items, budget, cost)
         if operator == "map":
             return [logic(item, budget) for item in items]
         if operator == "filter":

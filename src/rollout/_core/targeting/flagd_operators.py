@@ -57,8 +57,21 @@ def bucket(hash_value: int, total_weight: int) -> int:
     return (hash_value * total_weight) >> 32
 
 
-@lru_cache(maxsize=8192)  # a user is usually checked again and again for the same flag
+# Cached values are at most this long: a context can send any text (a targeting key of a
+# megabyte), and a cache of recent ones must not keep thousands of them alive.
+CACHED_TEXT_LENGTH = 256
+
+
 def _hash(text: str) -> int:
+    return _cached_hash(text) if len(text) <= CACHED_TEXT_LENGTH else _murmur3(text)
+
+
+@lru_cache(maxsize=8192)  # a user is usually checked again and again for the same flag
+def _cached_hash(text: str) -> int:
+    return _murmur3(text)
+
+
+def _murmur3(text: str) -> int:
     return murmur3_32(text.encode("utf-8", "surrogatepass"))
 
 

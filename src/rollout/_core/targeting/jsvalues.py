@@ -14,13 +14,17 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from .bounds import MAX_BUILT
+
 __all__ = [
+    "ValueTooLargeError",
     "js_le",
     "js_lt",
     "loose_eq",
     "number_to_string",
     "parse_float",
     "strict_eq",
+    "to_double",
     "to_number",
     "to_string",
     "truthy",
@@ -30,7 +34,9 @@ NAN = math.nan
 # Exact types (bool is not a number here) for the fast paths of comparisons.
 _NUMBERS = frozenset({int, float})
 _SCALARS = frozenset({str, int, float, bool})
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)")
+# One way to match each text (digits, then an optional fraction, then an optional exponent):
+# an ambiguous pattern backtracks quadratically on a long run of digits that then fails.
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _RADIX = {"0x": 16, "0o": 8, "0b": 2}
 _RADIX_DIGITS = {16: re.compile(r"[0-9a-fA-F]+"), 8: re.compile(r"[0-7]+"), 2: re.compile(r"[01]+")}
 # JavaScript's String.prototype.trim removes these (and line terminators) around a number.
@@ -38,6 +44,10 @@ _JS_SPACE = (
     " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 )
+
+
+class ValueTooLargeError(Exception):
+    """A value written out as text would be longer than bounds.MAX_BUILT (an evaluation error)."""
 
 
 def _kind(value: Any) -> str:
@@ -68,19 +78,37 @@ def truthy(value: Any) -> bool:
     return True
 
 
+# Integers from -2**53 to 2**53 are exactly JavaScript numbers; beyond, a number is a double.
+_EXACT = 2**53
+
+
+def to_double(number: int) -> float:
+    """A JSON integer as the JavaScript number (a double) it is: too large is +-Infinity.
+
+    Python's integers are unbounded: squaring one again and again in a rule would otherwise
+    ask for a number of 2**n digits, and one of over 4,300 digits cannot even be written out.
+    """
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
+
+
 def number_to_string(number: float) -> str:
     """JavaScript's Number.prototype.toString: ``1.0`` is "1", ``1e21`` is "1e+21"."""
     if isinstance(number, int):
-        return str(number)
+        if -_EXACT <= number <= _EXACT:
+            return str(number)
+        number = to_double(number)
     if math.isnan(number):
         return "NaN"
     if math.isinf(number):
         return "Infinity" if number > 0 else "-Infinity"
-    if number == int(number) and abs(number) < 1e21:
+    if number == int(number) and abs(number) <= _EXACT:
         return str(int(number))
-    text = repr(number)
+    text = repr(number)  # the shortest text that reads back as the number, as JavaScript's
     if "e" not in text:
-        return text
+        return text.removesuffix(".0")
     mantissa, exponent_text = text.split("e")
     exponent = int(exponent_text)
     if -7 < exponent < 21:
@@ -101,9 +129,28 @@ def to_string(value: Any) -> str:
     if isinstance(value, int | float):
         return number_to_string(value)
     if isinstance(value, list | tuple):
-        # Array.prototype.join turns null (and undefined) elements into empty strings.
-        return ",".join("" if item is None else to_string(item) for item in value)
+        return _join(value, [MAX_BUILT])
     return "[object Object]"
+
+
+def _join(items: list[Any] | tuple[Any, ...], room: list[int]) -> str:
+    """Array.prototype.join(","), with null elements as "", within ``room`` characters.
+
+    A list can hold the same list twice, and that one twice, ...: small in memory, but
+    2**depth leaves as text. Every element costs at least one character of ``room``, so the
+    work is bounded whatever the sharing.
+    """
+    parts = []
+    for item in items:
+        if isinstance(item, list | tuple):
+            text = _join(item, room)
+        else:
+            text = "" if item is None else to_string(item)
+        room[0] -= len(text) + 1
+        if room[0] < 0:
+            raise ValueTooLargeError(f"a value is too large as text (over {MAX_BUILT} characters)")
+        parts.append(text)
+    return ",".join(parts)
 
 
 def _to_primitive(value: Any) -> Any:
@@ -115,8 +162,10 @@ def to_number(value: Any) -> float:
     """JavaScript's Number(value): null is 0, "" is 0, "12" is 12, "1a" is NaN."""
     if isinstance(value, bool):
         return 1.0 if value else 0.0
-    if isinstance(value, int | float):
+    if isinstance(value, float):
         return value
+    if isinstance(value, int):
+        return to_double(value)
     if value is None:
         return 0.0
     if not isinstance(value, str):
@@ -130,14 +179,16 @@ def to_number(value: Any) -> float:
         return -math.inf if text[0] == "-" else math.inf
     radix = _RADIX.get(text[:2].lower())
     if radix is not None and _RADIX_DIGITS[radix].fullmatch(text[2:]):
-        return float(int(text[2:], radix))
+        return to_double(int(text[2:], radix))
     return NAN
 
 
 def parse_float(value: Any) -> float:
     """JavaScript's parseFloat: the longest numeric prefix of String(value), else NaN."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, float):
         return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return to_double(value)
     text = to_string(value).lstrip(_JS_SPACE)
     for sign, infinity in (("", math.inf), ("+", math.inf), ("-", -math.inf)):
         if text.startswith(sign + "Infinity"):

@@ -171,6 +171,12 @@ PURE_OPERATORS: dict[str, Operator] = {
 }
 
 
+def _is_index(key: str) -> bool:
+    """JavaScript's array index: ASCII digits without a leading zero (isdigit() alone also
+    takes "²", which int() refuses, and other scripts' digits, which JavaScript does not)."""
+    return key.isascii() and key.isdigit() and (key == "0" or key[0] != "0")
+
+
 def lookup(data: Any, path: Any, default: Any = None) -> Any:
     """json-logic-js's ``var``: a dotted path into the data; "" or null is the data itself."""
     if path is None or path == "":
@@ -180,7 +186,7 @@ def lookup(data: Any, path: Any, default: Any = None) -> Any:
             return default
         if isinstance(data, Mapping):
             data = data.get(key, _ABSENT)
-        elif isinstance(data, list | tuple) and key.isdigit() and (key == "0" or key[0] != "0"):
+        elif isinstance(data, list | tuple) and _is_index(key):
             index = int(key)
             data = data[index] if index < len(data) else _ABSENT
         else:

@@ -14,6 +14,7 @@ A resolution never raises: a flag's problems are in its reason and error code.
 
 from __future__ import annotations
 
+import reprlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -78,10 +79,18 @@ def _not_a_variant(result: Any, matches: Mapping[str, Resolution]) -> Resolution
     match = matches.get(name) if name is not None else None
     if match is not None:
         return match
-    shown = name if name is not None else repr(result)
-    message = f"the targeting rule returned {shown!r}, which is not a variant"
+    # An excerpt: the result can be a context value of a megabyte, or a list holding itself
+    # twice at every level (2**n elements written out).
+    try:
+        shown = _EXCERPT.repr(name if name is not None else result)
+    except Exception:  # an integer too long for Python to write out, in a list: never raise
+        shown = f"a {type(result).__name__}"
+    message = f"the targeting rule returned {shown}, which is not a variant"
     return Resolution(None, None, ERROR, GENERAL, message)
 
+
+_EXCERPT = reprlib.Repr()  # also 6 items of a list or an object, 30 characters of a string
+_EXCERPT.maxlevel = 2
 
 Resolver = Callable[[str, Mapping[str, Any]], Resolution]
 

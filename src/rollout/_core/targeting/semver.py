@@ -45,10 +45,20 @@ def _go_string(value: Any) -> str:
 
 def parse_version(value: Any) -> Version | None:
     """The version ``value`` names for flagd, or None if flagd finds it invalid."""
-    return _parse_text(_go_string(value))
+    text = _go_string(value)
+    # Only short texts are cached: a context can send a version of a megabyte, and the cache
+    # must not keep thousands of those alive (no valid version is that long anyway).
+    return _cached_parse(text) if len(text) <= _CACHED_LENGTH else _parse_text(text)
+
+
+_CACHED_LENGTH = 256
 
 
 @lru_cache(maxsize=4096)  # the same few versions are compared over and over
+def _cached_parse(text: str) -> Version | None:
+    return _parse_text(text)
+
+
 def _parse_text(text: str) -> Version | None:
     if not text.startswith("v"):
         text = "v" + text.removeprefix("V")

@@ -48,6 +48,31 @@ def _evaluate(page: Page, context: dict[str, object]) -> None:
     page.get_by_role("button", name="Evaluate").click()
 
 
+def test_a_flag_with_variants_is_labelled_by_what_decides_it(
+    browser: Browser, board: Dashboard
+) -> None:
+    # Not "off · nobody": its on/off state does not decide it, its variants and rule do.
+    page = board.open(browser, "/")
+    row = page.locator("tr", has=page.get_by_role("link", name="color", exact=True))
+    expect(row.locator(".badge")).to_have_text("variants")
+    expect(row.locator('[data-field="summary"]')).to_have_text(
+        "variants red, blue · default red · targeting"
+    )
+    flag_page = board.open(browser, "/flags/color")
+    badge = flag_page.locator(".flag-head .badge")
+    expect(badge).to_have_text("variants")
+    expect(flag_page.locator('[data-field="summary"]')).to_have_text(
+        "variants red, blue · default red · targeting"
+    )
+    board.flags.disable_flag("color")  # elsewhere: both pages follow live
+    expect(badge).to_have_text("disabled")
+    expect(row.locator(".badge")).to_have_text("disabled")
+    board.flags.set_targeting("color", None)
+    expect(flag_page.locator('[data-field="summary"]')).to_have_text(
+        "variants red, blue · default red"
+    )
+
+
 def test_a_definition_is_shown_edited_and_previewed(browser: Browser, board: Dashboard) -> None:
     page = board.open(browser, "/flags/color")
     panel = page.locator("#definition-panel")

@@ -3,15 +3,15 @@ or the flag page's lighter :func:`page_flag`): a state label and a summary line;
 events as sentences, each headed by what it did ("on for 20% of users").
 
 Plain functions, so the templates stay free of logic. ``static/common.js`` mirrors
-``state_label`` and ``summary`` for updates that arrive after the page was rendered; keep the two
-in step.
+``badge_state``, ``state_label`` and ``summary`` for updates that arrive after the page was
+rendered; keep the two in step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._core.definition_shapes import definition_shape
 from .._core.feature import Feature
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HistoryLine",
+    "badge_state",
     "description",
     "history_lines",
     "number",
@@ -64,7 +65,50 @@ def page_flag(feature: Feature, usage: Usage | None = None) -> dict[str, Any]:
     return slim
 
 
+class _Defined(NamedTuple):
+    names: list[str]
+    default: str | None
+    targeting: bool
+    enabled: bool
+
+
+def _defined(flag: Mapping[str, Any]) -> _Defined | None:
+    """What decides a flag with variants, from any of its shapes; None for an on/off flag.
+
+    The flag page's shape carries it as flagd's ``definition``; the full shape maps variants
+    to values, a summary lists their names and says ``has_targeting``.
+    """
+    definition = flag.get("definition")
+    if definition:
+        defined = _Defined(
+            list(definition["variants"]),
+            definition["defaultVariant"],
+            definition["targeting"] is not None,
+            definition["state"] != "DISABLED",
+        )
+    else:
+        targeting = flag.get("targeting") is not None or bool(flag.get("has_targeting"))
+        defined = _Defined(
+            list(flag.get("variants") or ()),
+            flag.get("default_variant"),
+            targeting,
+            flag.get("enabled", True) is not False,
+        )
+    return defined if defined.names else None
+
+
+def badge_state(flag: Mapping[str, Any]) -> str:
+    """What colours a flag's badge: its on/off state, or, for a flag with variants (whose
+    answer its rule and default variant decide, not the on/off state), variants/disabled."""
+    defined = _defined(flag)
+    if defined is not None:
+        return "variants" if defined.enabled else "disabled"
+    return str(flag["state"])
+
+
 def state_label(flag: Mapping[str, Any]) -> str:
+    if _defined(flag) is not None:
+        return badge_state(flag)
     if flag["state"] == "partial" and flag["percentage"]:
         return f"partial {percent(flag['percentage'])}%"
     return str(flag["state"])
@@ -75,7 +119,19 @@ def _count(n: int, word: str) -> str:
 
 
 def summary(flag: Mapping[str, Any]) -> str:
-    """One line of who gets the flag: ``20% of users · 2 users · groups admins``."""
+    """One line of who gets the flag: ``20% of users · 2 users · groups admins``; for a flag
+    with variants, what decides it: ``variants narrow, wide · default narrow · targeting``."""
+    defined = _defined(flag)
+    if defined is not None:
+        names = defined.names
+        shown = ", ".join(names[:_NAMES_SHOWN])
+        more = f" and {len(names) - _NAMES_SHOWN:,} more" if len(names) > _NAMES_SHOWN else ""
+        parts = [f"variants {shown}{more}"]
+        if defined.default is not None:
+            parts.append(f"default {defined.default}")
+        if defined.targeting:
+            parts.append("targeting")
+        return " · ".join(parts)
     parts = []
     if flag["state"] == "on":
         parts.append("everybody")
@@ -93,6 +149,10 @@ def summary(flag: Mapping[str, Any]) -> str:
     if counts["excluded_users"]:
         parts.append(f"{counts['excluded_users']:,} excluded")
     return " · ".join(parts) if parts else "nobody"
+
+
+#: How many variant names a summary line shows before "and N more".
+_NAMES_SHOWN = 5
 
 
 def description(flag: Mapping[str, Any]) -> str:

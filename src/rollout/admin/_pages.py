@@ -35,6 +35,7 @@ from ._grants import ADMIN
 from ._listing import ListQuery, flag_page, usage
 from ._page_views import (
     FIRST_PAGE,
+    badge_state,
     description,
     history_lines,
     number,
@@ -101,6 +102,7 @@ def page_routes(
     env.globals["static_url"] = lambda base, name: f"{base}/static/{name}?v={versions[name]}"
     env.filters.update(
         state_label=state_label,
+        badge_state=badge_state,
         summary=summary,
         description=description,
         percent=percent,

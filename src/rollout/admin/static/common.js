@@ -63,7 +63,32 @@ window.Dashboard = (() => {
   /* How many ids a flag lists: its ``counts`` (a flag page and a summary hold no whole list). */
   const count = (flag, field) => (flag.counts ? flag.counts[field] : flag[field].length);
 
+  /* What decides a flag with variants, from any of its shapes (the flag page's carries flagd's
+   * `definition`; the full shape maps variants to values; a summary lists names and says
+   * `has_targeting`); null for an on/off flag. As _defined in _page_views.py. */
+  function defined(flag) {
+    const d = flag.definition;
+    const found = d
+      ? { names: Object.keys(d.variants || {}), fallback: d.defaultVariant,
+          targeting: d.targeting !== null && d.targeting !== undefined,
+          enabled: d.state !== "DISABLED" }
+      : { names: Array.isArray(flag.variants) ? flag.variants : Object.keys(flag.variants || {}),
+          fallback: flag.default_variant,
+          targeting: (flag.targeting !== null && flag.targeting !== undefined) || !!flag.has_targeting,
+          enabled: flag.enabled !== false };
+    return found.names.length ? found : null;
+  }
+
+  /* What colours the badge: the on/off state, or for a flag with variants (its rule and default
+   * variant decide it, not the on/off state) "variants" / "disabled". As _page_views.py. */
+  function badgeState(flag) {
+    const d = defined(flag);
+    if (d) return d.enabled ? "variants" : "disabled";
+    return flag.state;
+  }
+
   function stateLabel(flag) {
+    if (defined(flag)) return badgeState(flag);
     if (flag.state === "partial" && flag.percentage) return `partial ${percent(flag.percentage)}%`;
     return flag.state;
   }
@@ -73,6 +98,14 @@ window.Dashboard = (() => {
 
   /* Works on both shapes of a flag (full and summary): both carry counts. */
   function summary(flag) {
+    const d = defined(flag);
+    if (d) {
+      const more = d.names.length > 5 ? ` and ${number(d.names.length - 5)} more` : "";
+      const line = [`variants ${d.names.slice(0, 5).join(", ")}${more}`];
+      if (d.fallback !== null && d.fallback !== undefined) line.push(`default ${d.fallback}`);
+      if (d.targeting) line.push("targeting");
+      return line.join(" · ");
+    }
     const parts = [];
     const counts = flag.counts;
     if (flag.state === "on") parts.push("everybody");
@@ -92,7 +125,7 @@ window.Dashboard = (() => {
 
   function renderBadge(element, flag) {
     element.textContent = stateLabel(flag);
-    element.dataset.state = flag.state;
+    element.dataset.state = badgeState(flag);
   }
 
   /* Status line at the top of the page (role=status, so screen readers hear it). */

@@ -252,7 +252,7 @@ class DefinitionsAPI:
         # on every call would cost twice the rule (the name rule reads every character).
         compiled = self._replica.definitions.get(name) if type(name) is str else None
         flag = cast(str, name) if compiled is not None else flag_name(name)
-        forced = self._overrides.values.get(flag)
+        forced = self._overrides.forced(flag)
         if forced is not None:
             return Resolution(forced, _ON_OFF[forced], "STATIC", None, None)
         if compiled is None:

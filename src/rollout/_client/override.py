@@ -48,6 +48,10 @@ class Overrides:
         """The forced answers, name -> bool: a live, read-only view."""
         return MappingProxyType(self._values)
 
+    def forced(self, name: str) -> bool | None:
+        """The answer ``name`` is forced to, or None (cheaper than ``values`` per check)."""
+        return self._values.get(name)
+
     def push(self, name: str, value: bool) -> object:
         token = object()
         with self._lock:

@@ -33,7 +33,7 @@ from .._core import validate as _validate
 from .._core.bucketing import Randomize
 from .._core.clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
 from .._core.codec import decode, entity_name
-from .._core.context import MappingUser, evaluation_context
+from .._core.context import MappingUser, context_reader
 from .._core.evaluate import ActiveCheck, build_active
 from .._core.explain import (
     Explanation,
@@ -178,7 +178,7 @@ class Rollout(DefinitionsAPI):
             self._groups,
             lambda check: specialize(check, self._id_of, self._user_id, self._group_failed),
             history_limit,
-            context_of=lambda user: evaluation_context(user, self._id_of),
+            context_of=context_reader(self._id_of),
             on_rule_error=self._note_rule_error,
         )
         self._checks = self._replica.checks

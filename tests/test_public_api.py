@@ -61,6 +61,26 @@ def test_importing_rollout_pulls_in_no_optional_dependency() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_the_targeting_engine_loads_only_when_a_rule_is_used() -> None:
+    # A process with no flag definition and no named rule never imports the rule compiler,
+    # its generated code or flagd's operators (a third of `import rollout` when they were eager).
+    engine = "rollout._core.targeting."
+    code = (
+        "import sys, rollout; flags = rollout.Rollout(); flags.activate('chat'); "
+        f"before = sorted(m for m in sys.modules if m.startswith({engine!r})); "
+        "flags.define_flag('f', {'a': 1}, default_variant='a', targeting={'if': [True, 'a']}); "
+        f"after = sorted(m for m in sys.modules if m.startswith({engine!r})); "
+        "print(before); print(flags.evaluate('f').variant, 'compiler' in str(after))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    before, after = result.stdout.splitlines()
+    light = [engine + name for name in ("bounds", "errors", "resolution")]
+    assert before == repr(light)
+    assert after == "a True"
+
+
 def test_the_package_ships_type_information() -> None:
     from importlib.resources import files
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from .._core import targeting as _engine  # loaded with the first definition or rule
 from .._core.defined import rule_refs
 from .._core.definition_args import (
     check_default_variant,
@@ -28,12 +29,13 @@ from .._core.definition_args import (
 from .._core.history import HistoryEvent, write_context
 from .._core.keys import DEFAULT_VARIANT, DISABLED, RULE, RULES_ENTITY, TARGETING_RULE, VARIANT
 from .._core.rules import on_for_anybody, on_for_everybody
-from .._core.targeting import JSON, FlagDefinition, Resolution, parse_flagd, to_flagd
+from .._core.targeting import JSON, Resolution
 from .._core.validate import FlagName, flag_name, member_name, text
 from ..errors import UnknownFlagError
 
 if TYPE_CHECKING:
     from .._core.explain import Explanation
+    from .._core.targeting import FlagDefinition
     from .override import Overrides
     from .pipeline import WritePipeline
     from .replica import Replica
@@ -287,7 +289,7 @@ class DefinitionsAPI:
         had (its metadata, over the document's top-level metadata, becomes its data); the
         ``$evaluators`` become named rules (others stay). Everything is checked before
         anything is written, and it is one write. Returns the names of the flags loaded."""
-        document = parse_flagd(_document(path_or_document))
+        document = _engine.parse_flagd(_document(path_or_document))
         changes: dict[str, dict[str, Any]] = {}
         for raw_name, definition in document.flags.items():
             flag = flag_name(raw_name, f"flag name $.flags[{raw_name!r}]")
@@ -316,7 +318,7 @@ class DefinitionsAPI:
     def export_flagd(self) -> dict[str, Any]:
         """Every flag with a definition and every named rule as flagd's flag-definition JSON
         (what :meth:`load_flagd` reads back to the same definitions)."""
-        return to_flagd(self._replica.flag_definitions(), self.rules())
+        return _engine.to_flagd(self._replica.flag_definitions(), self.rules())
 
 
 def _checked_definition(
@@ -334,7 +336,7 @@ def _checked_definition(
     if not isinstance(enabled, bool):
         raise TypeError(f"enabled must be a bool, got {enabled!r}")
     data = {} if metadata is None else flagd_metadata(metadata)
-    return FlagDefinition(checked, default_variant, rule, enabled, data)  # type: ignore[arg-type]
+    return _engine.FlagDefinition(checked, default_variant, rule, enabled, data)  # type: ignore[arg-type]
 
 
 def _document(source: object) -> Mapping[str, Any] | str | bytes:

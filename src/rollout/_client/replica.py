@@ -12,8 +12,9 @@ import json
 import threading
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._core import targeting as _engine  # loaded with the first definition compiled
 from .._core.bucketing import Randomize
 from .._core.clock import MIN_TIMESTAMP, Timestamp
 from .._core.codec import encode
@@ -30,8 +31,11 @@ from .._core.feature import Check, Feature
 from .._core.history import DEFAULT_HISTORY_LIMIT, describe_change
 from .._core.keys import RULES_ENTITY
 from .._core.state import Delta, FlagState, Register
-from .._core.targeting import JSON, CompiledFlag, FlagDefinition, compile_flag
+from .._core.targeting import JSON
 from ..errors import UnknownFlagError
+
+if TYPE_CHECKING:
+    from .._core.targeting import CompiledFlag, FlagDefinition
 
 __all__ = ["Replica"]
 
@@ -167,7 +171,7 @@ class Replica:
             self.definitions.pop(name, None)
             return
         if state.variants:
-            compiled = compile_flag(definition_of(state), self.rules)
+            compiled = _engine.compile_flag(definition_of(state), self.rules)
             self.definitions[name] = compiled
             check: Check = DefinedCheck(
                 name,

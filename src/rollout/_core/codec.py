@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import FormatError
+from . import targeting as _engine  # its checker loads with the first rule decoded
 from .clock import Timestamp
 from .history import check_event_value
 from .keys import (
@@ -41,7 +42,7 @@ from .keys import (
     valid_history_key,
 )
 from .state import Delta, Register
-from .targeting import MAX_RULE_DEPTH, RuleError, check_rule
+from .targeting import MAX_RULE_DEPTH, RuleError
 from .validate import flag_name, json_problem, name_problem, text_problem
 
 __all__ = [
@@ -247,7 +248,7 @@ def _check_rule_value(where: str, value: Any) -> None:
     if problem is not None:
         raise FormatError(f"{where}: value {problem}")
     try:
-        check_rule(value)
+        _engine.check_rule(value)
     except RuleError as exc:
         raise FormatError(f"{where}: not a rule the engine accepts: {exc}") from None
 

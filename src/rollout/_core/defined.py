@@ -12,12 +12,16 @@ user) is 100 or 0 as the definition resolves for an empty context.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import targeting as _engine  # loaded with the first definition or rule
 from .bucketing import Randomize
 from .feature import Check
 from .state import FlagState
-from .targeting import JSON, CompiledFlag, FlagDefinition, RuleError, compile_predicate
+from .targeting import JSON, RuleError
+
+if TYPE_CHECKING:
+    from .targeting import CompiledFlag, FlagDefinition
 
 __all__ = [
     "ContextOf",
@@ -44,7 +48,7 @@ def metadata_of(data: Mapping[str, Any]) -> dict[str, str | int | float | bool]:
 
 def definition_of(state: FlagState) -> FlagDefinition:
     """The flag's definition in the engine's terms (its data as metadata)."""
-    return FlagDefinition(
+    return _engine.FlagDefinition(
         variants=dict(state.variants),
         default_variant=state.default_variant,
         targeting=state.targeting,
@@ -136,7 +140,7 @@ def rule_predicate(
     to a rule removed since) says no, as an undefined group does. ``on_error()`` is called for
     each evaluation that fails (it says no)."""
     try:
-        return compile_predicate(rule, rules, on_error=lambda _error: on_error())
+        return _engine.compile_predicate(rule, rules, on_error=lambda _error: on_error())
     except RuleError:
         return _never
 

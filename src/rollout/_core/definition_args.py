@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import targeting as _engine  # loaded with the first rule checked
 from .keys import DATA, DATA_RESET, DEFAULT_VARIANT, DEFINITION_RESET, DISABLED, TARGETING_RULE
 from .keys import VARIANT as VARIANT_PREFIX
-from .targeting import JSON, MAX_RULE_DEPTH, FlagDefinition, check_rule
+from .targeting import JSON, MAX_RULE_DEPTH
+
+if TYPE_CHECKING:
+    from .targeting import FlagDefinition
 from .validate import data_mapping, json_problem, member_name
 
 __all__ = [
@@ -84,7 +88,7 @@ def rule_argument(rule: object, argument: str, path: str = "$") -> JSON:
         plain = json.loads(json.dumps(rule, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{argument} must be JSON, got {rule!r:.200} ({exc})") from exc
-    check_rule(plain, path)
+    _engine.check_rule(plain, path)
     return plain
 
 

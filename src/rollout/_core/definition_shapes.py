@@ -12,12 +12,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import targeting as _engine  # loaded with the first definition parsed
 from .feature import Feature
 from .history import HistoryEvent
 from .keys import RULE
-from .targeting import JSON, FlagDefinition, Resolution, RuleError, parse_flagd
+from .targeting import JSON, Resolution, RuleError
+
+if TYPE_CHECKING:
+    from .targeting import FlagDefinition
 
 __all__ = [
     "DEFINITION_KEYS",
@@ -85,7 +89,7 @@ def parse_definition(entry: Mapping[str, Any]) -> FlagDefinition:
     flagd's schema checks it. RuleError with the JSON path from the entry (``$.targeting``)."""
     checked = {"state": "ENABLED", **entry}
     try:
-        return parse_flagd({"flags": {_CHECKED: checked}}).flags[_CHECKED]
+        return _engine.parse_flagd({"flags": {_CHECKED: checked}}).flags[_CHECKED]
     except RuleError as exc:
         prefix = f"$.flags.{_CHECKED}"
         if exc.path.startswith(prefix):

@@ -8,11 +8,49 @@ into Python closures, and resolves a flag for an evaluation context exactly as f
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+# Light names, always here: the library names them without running the engine.
 from .bounds import MAX_RULE_DEPTH, MAX_RULE_NODES
-from .check import check_rule
-from .definition import FlagdDocument, FlagDefinition, check_definition, parse_flagd, to_flagd
 from .errors import JSON, RuleError
-from .resolve import CompiledFlag, Resolution, compile_flag, compile_predicate
+from .resolution import Resolution
+
+if TYPE_CHECKING:
+    from .check import check_rule
+    from .definition import (
+        FlagdDocument,
+        FlagDefinition,
+        check_definition,
+        parse_flagd,
+        to_flagd,
+    )
+    from .resolve import CompiledFlag, compile_flag, compile_predicate
+
+# The engine itself (the compiler, the generated code, flagd's operators) is loaded on first
+# use: a process with no flag definition and no rule never pays for importing it.
+_LAZY = {
+    "check_rule": "check",
+    "FlagdDocument": "definition",
+    "FlagDefinition": "definition",
+    "check_definition": "definition",
+    "parse_flagd": "definition",
+    "to_flagd": "definition",
+    "CompiledFlag": "resolve",
+    "compile_flag": "resolve",
+    "compile_predicate": "resolve",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
 
 __all__ = [
     "JSON",

@@ -17,12 +17,13 @@ from __future__ import annotations
 import reprlib
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from .compiler import UNSPENT, CompiledRule, compile_rule, new_budget
 from .definition import FlagDefinition
 from .errors import JSON, RuleError
 from .jsvalues import number_to_string, truthy
+from .resolution import Resolution
 
 __all__ = ["CompiledFlag", "Resolution", "compile_flag", "compile_predicate"]
 
@@ -33,20 +34,6 @@ DISABLED = "DISABLED"
 ERROR = "ERROR"
 PARSE_ERROR = "PARSE_ERROR"
 GENERAL = "GENERAL"
-
-
-class Resolution(NamedTuple):
-    """What a flag resolves to for one context, in OpenFeature's (and flagd's) terms.
-
-    ``value`` is the variant's own value, shared by every resolution of the flag (nothing is
-    copied per check): an object variant must be treated as read-only.
-    """
-
-    value: JSON | None  # None: the caller's default applies (no default variant, DISABLED, ERROR)
-    variant: str | None
-    reason: str  # STATIC | TARGETING_MATCH | DEFAULT | DISABLED | ERROR
-    error_code: str | None  # PARSE_ERROR | GENERAL | None
-    error_message: str | None
 
 
 def _variant_name(result: Any) -> str | None:

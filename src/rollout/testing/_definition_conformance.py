@@ -26,6 +26,7 @@ from .._core.keys import (
 )
 from .._core.state import Delta, FlagState, Register
 from ..stores import Store
+from ._round_trip import assert_reloads_exactly
 
 __all__ = ["DefinitionConformance"]
 
@@ -86,13 +87,7 @@ class DefinitionConformance:
             },
         }
         try:
-            store.save(delta)
-            other = self.reopen(store)
-            try:
-                assert other.load() == delta
-            finally:
-                if other is not store:
-                    other.close()
+            assert_reloads_exactly(store, self.reopen, delta)
         finally:
             store.close()
 

@@ -23,6 +23,7 @@ from ..stores import Store
 from ._definition_conformance import DefinitionConformance
 from ._discard_conformance import DiscardConformance
 from ._quarantine_conformance import QuarantineConformance
+from ._round_trip import assert_reloads_exactly
 from .eventually import eventually
 
 if TYPE_CHECKING:
@@ -73,13 +74,7 @@ class StoreConformance(DefinitionConformance, DiscardConformance, QuarantineConf
             "beta ✓": {EXISTS: _reg(13, False, node=2**63 - 1)},
         }
         try:
-            store.save(delta)
-            other = self.reopen(store)
-            try:
-                assert other.load() == delta
-            finally:
-                if other is not store:
-                    other.close()
+            assert_reloads_exactly(store, self.reopen, delta)
         finally:
             store.close()
 

@@ -6,6 +6,8 @@ hybrid logical clocks, so no edit is ever lost. Start with :class:`Rollout`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._client.rollout import Rollout
 from ._core.clock import Timestamp
 from ._core.explain import Explanation
@@ -23,7 +25,10 @@ from .errors import (
     StoreUnavailableError,
     UnknownFlagError,
 )
-from .stores import MemoryStore, SQLiteStore, Store
+from .stores import MemoryStore, Store
+
+if TYPE_CHECKING:
+    from .sqlite import SQLiteStore
 
 __all__ = [
     "ClockSkewError",
@@ -48,3 +53,13 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # SQLiteStore loads when first asked for: sqlite3, pathlib and urllib.parse are a fifth of
+    # `import rollout`, and Rollout() with no store, or a Redis one, never opens a file.
+    if name == "SQLiteStore":
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

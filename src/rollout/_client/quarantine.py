@@ -24,7 +24,6 @@ index answers :meth:`Quarantine.judged`, which runs for every register merged.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -40,13 +39,12 @@ from .._core.quarantined import (
 )
 from .._core.state import Delta, Register
 from ..errors import ClosedError, StoreError
+from .log import logger
 
 if TYPE_CHECKING:
     from ..stores._base import Store
 
 __all__ = ["QUARANTINE_LIMIT", "Quarantine", "QuarantinedRegister"]
-
-logger = logging.getLogger("rollout")
 
 #: How often a store that could not be read at start is tried again (seconds).
 _RELOAD_EVERY_S = 1.0
@@ -86,7 +84,7 @@ class Quarantine:
                 state = self.store.quarantined()
             except (StoreError, ClosedError) as exc:
                 self._next_load = time.monotonic() + _RELOAD_EVERY_S
-                logger.warning("cannot read the quarantine from the store yet: %s", exc)
+                logger().warning("cannot read the quarantine from the store yet: %s", exc)
                 return
             # What was held meanwhile (in memory only) joins what the store kept, and is
             # written through now.
@@ -112,7 +110,7 @@ class Quarantine:
         try:
             state = self.store.quarantined()
         except (StoreError, ClosedError) as exc:
-            logger.warning("cannot read the quarantine from the store: %s", exc)
+            logger().warning("cannot read the quarantine from the store: %s", exc)
             return
         with self._lock:
             mine = self._book
@@ -168,7 +166,7 @@ class Quarantine:
             result = self._book.hold(entries)
             self.overflow += result.overflow
             if result.overflow:
-                logger.error(
+                logger().error(
                     "the quarantine is full (%d registers): %d more refused, and every register "
                     "their nodes stamped up to them is refused from now on (see `rollout "
                     "quarantine`; restart a node once its clock is fixed: it gets a new node id)",
@@ -231,7 +229,7 @@ class Quarantine:
                 self.store.quarantine(held)
         except (StoreError, ClosedError) as exc:
             # Still held here, and refused as before until this process stops.
-            logger.warning("could not keep the quarantine in the store: %s", exc)
+            logger().warning("could not keep the quarantine in the store: %s", exc)
 
     def __iter__(self) -> Iterator[QuarantinedRegister]:
         return iter(self.entries())

@@ -7,7 +7,6 @@ either before or after a change.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections import ChainMap
@@ -300,6 +299,8 @@ def _digest(state: FlagState) -> bytes:
     registers = sorted(state.replicated_registers())
     if not registers:
         return b""
+    import hashlib  # here: it loads OpenSSL, and a replica with no flag never digests one
+
     hasher = hashlib.blake2b(digest_size=16)
     for key, register in registers:
         hasher.update(json.dumps([key, *register.ts, register.value], sort_keys=True).encode())

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
-import socket
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
@@ -56,7 +54,6 @@ from .._core.keys import (
     TIME,
     USER,
 )
-from .._core.redact import redact_url
 from .._core.specialize import check_id, specialize
 from .._core.state import Register
 from .._core.validate import FlagName, data_mapping, flag_name, member_name, percentage
@@ -65,6 +62,7 @@ from .check_slot import CheckSlot
 from .definitions import DefinitionsAPI
 from .degrade import Degrade, OnDegrade
 from .degrade_trackers import DegradeTrackers
+from .log import logger
 from .override import Override, Overrides
 from .pipeline import Subscriber, WritePipeline
 from .quarantine import QuarantinedRegister
@@ -79,8 +77,6 @@ if TYPE_CHECKING:
     from ..sync import Transport
 
 __all__ = ["Rollout"]
-
-logger = logging.getLogger("rollout")
 
 Predicate = Callable[[Any], object]
 P = TypeVar("P", bound=Predicate)
@@ -106,7 +102,17 @@ _ALWAYS_RECORDED = frozenset({"quarantine_accept", "quarantine_drop"})
 
 def default_node_name() -> str:
     """Where this process's changes are recorded as made, unless ``node_name`` says."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{_host_name()}:{os.getpid()}"
+
+
+def _host_name() -> str:
+    # os.uname() is what socket.gethostname() reads on POSIX, without importing socket (a
+    # tenth of `import rollout` when it was eager); other systems ask socket.
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
 
 
 class Rollout(DefinitionsAPI):
@@ -282,9 +288,9 @@ class Rollout(DefinitionsAPI):
         # level, or a broken predicate on a busy flag would flood the log.
         if group not in self._failed_groups:
             self._failed_groups.add(group)
-            logger.exception("group %r predicate raised (user %r); it says no", group, user)
+            logger().exception("group %r predicate raised (user %r); it says no", group, user)
         else:
-            logger.debug("group %r predicate raised again (user %r)", group, user)
+            logger().debug("group %r predicate raised again (user %r)", group, user)
 
     def explain(self, name: FlagName, user: object = None) -> Explanation:
         """Why ``active(name, user)`` answers what it does: the rule that decided, with numbers.
@@ -380,7 +386,7 @@ class Rollout(DefinitionsAPI):
         except Exception:
             # A broken predicate must never break the caller's request: it says no.
             self._pipeline.counters["group_errors"] += 1
-            logger.exception(
+            logger().exception(
                 "group %r predicate raised for user %r; treating as not in group", group, user
             )
             return False
@@ -852,7 +858,7 @@ class Rollout(DefinitionsAPI):
         return {
             "node": f"{self._pipeline.clock.node:016x}",
             # A Store of one's own may name itself by a URL with a password in it.
-            "store": redact_url(self._store.url) if self._store is not None else "memory",
+            "store": _redacted(self._store.url) if self._store is not None else "memory",
             "flags": len(self._checks),
             "closed": self._pipeline.closed,
             # Why local writes are refused now (the peers doubt this clock), None when not.
@@ -901,8 +907,16 @@ class Rollout(DefinitionsAPI):
                 transport.close(1.0)
 
     def __repr__(self) -> str:
-        store = redact_url(self._store.url) if self._store is not None else "memory"
+        store = _redacted(self._store.url) if self._store is not None else "memory"
         return f"<Rollout store={store!r} flags={len(self._checks)}>"
+
+
+def _redacted(url: str) -> str:
+    # Imported here: redaction compiles its patterns on import, and only stats() and repr()
+    # show a store's URL.
+    from .._core.redact import redact_url
+
+    return redact_url(url)
 
 
 def _percentage_argument(value: float, pct: float, method: str) -> float:

@@ -26,7 +26,6 @@ file), :class:`~rollout.errors.ClosedError` after :meth:`close`.
 from __future__ import annotations
 
 import abc
-import logging
 import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Store"]
 
-logger = logging.getLogger("rollout")
 _WARNED: set[type] = set()
 _WARNED_LOCK = threading.Lock()
 
@@ -118,7 +116,9 @@ class Store(abc.ABC):
                 )
                 if type(self) not in _WARNED:
                     _WARNED.add(type(self))
-                    logger.warning(
+                    import logging  # here: this module's one message, for a store of one's own
+
+                    logging.getLogger("rollout").warning(
                         "%s does not implement quarantine/quarantined/release: the quarantine "
                         "is kept in this process's memory only, and forgotten at restart",
                         type(self).__name__,

@@ -99,11 +99,19 @@ LOADED_ON_FIRST_USE = {
     "secrets": "the peer handshake (the node id comes from os.urandom)",
     "hmac": "the peer handshake",
     "rollout._core.redact": "an error about a store URL, stats(), repr()",
+    "rollout.memory": "rollout.MemoryStore or a memory:// URL (Rollout() needs no store)",
+    "dataclasses": "explain(), history(), the quarantine's first register",
+    "inspect": "explain(), history(), degrade or override as a decorator",
+    "ast": "explain(), history(), degrade or override as a decorator",
+    "datetime": "history()",
+    "rollout._core.explain": "explain(), rollout.Explanation",
+    "rollout._core.history_event": "history(), rollout.HistoryEvent",
+    "rollout._core.quarantined": "the quarantine's first register, rollout.stores' types",
 }
 
 
 #: How many of rollout's own modules that process loads, at most.
-ROLLOUT_MODULES_AT_START = 43
+ROLLOUT_MODULES_AT_START = 41
 
 
 def _loaded(code: str, names: object) -> list[str]:
@@ -139,9 +147,20 @@ def test_what_loads_on_first_use_does_load_then() -> None:
     first_use = (
         "flags = rollout.Rollout(); flags.define_group('broken', lambda user: 1 / 0); "
         "flags.activate_group('chat', 'broken'); flags.active('chat', 42); "
+        "assert flags.explain('chat', 42).reason == 'off'; "
+        "assert flags.history('chat')[0].action == 'activate_group'; "
         "rollout.SQLiteStore; repr(flags)"
     )
-    wanted = ["logging", "rollout._core.redact", "rollout.sqlite", "sqlite3"]
+    wanted = [
+        "dataclasses",
+        "datetime",
+        "logging",
+        "rollout._core.explain",
+        "rollout._core.history_event",
+        "rollout._core.redact",
+        "rollout.sqlite",
+        "sqlite3",
+    ]
     assert _loaded(first_use, wanted) == wanted
 
 

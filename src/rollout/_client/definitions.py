@@ -25,7 +25,7 @@ from .._core.definition_args import (
     variant_value,
     variants_argument,
 )
-from .._core.history import HistoryEvent, write_context
+from .._core.history import write_context
 from .._core.keys import DEFAULT_VARIANT, DISABLED, RULE, RULES_ENTITY, TARGETING_RULE, VARIANT
 from .._core.rules import on_for_anybody, on_for_everybody
 from .._core.targeting import JSON, Resolution
@@ -34,6 +34,7 @@ from ..errors import UnknownFlagError
 
 if TYPE_CHECKING:
     from .._core.explain import Explanation
+    from .._core.history_event import HistoryEvent
     from .._core.targeting import FlagDefinition
     from .override import Overrides
     from .pipeline import WritePipeline
@@ -231,6 +232,8 @@ class DefinitionsAPI:
         ):
             raise ValueError(f"limit must be an int >= 0 or None, got {limit!r}")
         events = self._replica.events(RULES_ENTITY)[:limit]
+        from .._core.history_event import HistoryEvent  # here: a dataclass (see lazy.py)
+
         return [HistoryEvent.from_register(RULES_ENTITY, r.ts, r.value) for _, r in events]
 
     # Evaluation --------------------------------------------------------------------------------
@@ -345,7 +348,7 @@ def _document(source: object) -> Mapping[str, Any] | str | bytes:
     if isinstance(source, str) and source.lstrip().startswith("{"):
         return source
     if isinstance(source, str | os.PathLike):
-        # open(), not pathlib: pathlib loads urllib.parse, a tenth of `import rollout`.
+        # open(), not pathlib: pathlib loads urllib.parse and ipaddress at import.
         path = os.fspath(source)
         with open(path, encoding="utf-8") as file:
             return text(file.read(), f"the flagd file {path!r}")

@@ -27,7 +27,6 @@ Why it is built this way:
 from __future__ import annotations
 
 import functools
-import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -239,6 +238,8 @@ class Degrade:
         """Wrap a function or coroutine function: each call of it is one counted call."""
         if not callable(function):
             raise TypeError(f"degrade decorates a function, got {function!r}")
+        import inspect  # here, when decorating: it loads ast, dis and tokenize
+
         if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
             # Calling a generator function only creates the generator; its work (and failures)
             # happen later, outside any wrapper we could put here.

@@ -31,20 +31,16 @@ from typing import TYPE_CHECKING
 
 from .._core.clock import Timestamp
 from .._core.keys import is_history
-from .._core.quarantined import (
-    QUARANTINE_LIMIT,
-    Judged,
-    QuarantineBook,
-    QuarantinedRegister,
-)
+from .._core.quarantine_book import QUARANTINE_LIMIT, QuarantineBook
 from .._core.state import Delta, Register
 from ..errors import ClosedError, StoreError
 from .log import logger
 
 if TYPE_CHECKING:
+    from .._core.quarantined import Judged, QuarantinedRegister
     from ..stores._base import Store
 
-__all__ = ["QUARANTINE_LIMIT", "Quarantine", "QuarantinedRegister"]
+__all__ = ["QUARANTINE_LIMIT", "Quarantine"]
 
 #: How often a store that could not be read at start is tried again (seconds).
 _RELOAD_EVERY_S = 1.0
@@ -155,6 +151,9 @@ class Quarantine:
     def hold(self, refused: Delta, origin: str, now_ms: int) -> int:
         """Hold refused registers; returns how many are newly held (the rest: known or over the
         limit). Of two future registers under one key, the later one is held (it would win)."""
+        # Imported here: a dataclass, loaded with the first register held (quarantined.py).
+        from .._core.quarantined import QuarantinedRegister
+
         self._load()
         entries = [
             QuarantinedRegister(flag, key, register.value, register.ts, origin, now_ms)

@@ -18,7 +18,6 @@ place, each a few lines over the parts.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -33,15 +32,8 @@ from .._core.clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
 from .._core.codec import decode, entity_name
 from .._core.context import MappingUser, context_reader
 from .._core.evaluate import ActiveCheck, build_active
-from .._core.explain import (
-    Explanation,
-    explain_check,
-    explain_definition,
-    explain_override,
-    explain_unknown,
-)
 from .._core.feature import Check, Feature
-from .._core.history import DEFAULT_HISTORY_LIMIT, HistoryEvent, write_context
+from .._core.history import DEFAULT_HISTORY_LIMIT, write_context
 from .._core.keys import (
     DATA,
     DATA_RESET,
@@ -62,10 +54,10 @@ from .check_slot import CheckSlot
 from .definitions import DefinitionsAPI
 from .degrade import Degrade, OnDegrade
 from .degrade_trackers import DegradeTrackers
+from .lazy import LazyModule
 from .log import logger
 from .override import Override, Overrides
 from .pipeline import Subscriber, WritePipeline
-from .quarantine import QuarantinedRegister
 from .replica import Replica
 from .sync_port import SyncPort
 from .wiring import make_ruby_mirror, make_transport
@@ -74,7 +66,14 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from ssl import SSLContext
 
+    from .._core import explain as _explain
+    from .._core.explain import Explanation
+    from .._core.history_event import HistoryEvent
+    from .._core.quarantined import QuarantinedRegister
     from ..sync import Transport
+else:
+    # Loaded by the first explain(): its dataclass loads dataclasses, inspect and ast.
+    _explain = LazyModule("rollout._core.explain")
 
 __all__ = ["Rollout"]
 
@@ -106,8 +105,8 @@ def default_node_name() -> str:
 
 
 def _host_name() -> str:
-    # os.uname() is what socket.gethostname() reads on POSIX, without importing socket (a
-    # tenth of `import rollout` when it was eager); other systems ask socket.
+    # os.uname() is what socket.gethostname() reads on POSIX, without importing socket (7% of
+    # `import rollout` by `python -X importtime` when it was eager); other systems ask socket.
     if hasattr(os, "uname"):
         return os.uname().nodename
     import socket
@@ -324,7 +323,7 @@ class Rollout(DefinitionsAPI):
                     if group in self._groups
                     else f"on: the named rule {group!r} (a group) says yes"
                 )
-                return dataclasses.replace(
+                return _explain.amended(
                     explanation, active=True, reason="group", message=message, group=group
                 )
         return explanation
@@ -333,19 +332,19 @@ class Rollout(DefinitionsAPI):
         # explain() of a valid flag name for a user whose id is uid (None: no user).
         forced = self._overrides.values.get(flag)
         if forced is not None:
-            return explain_override(flag, uid, forced)
+            return _explain.explain_override(flag, uid, forced)
         check = self._checks.get(flag)
         if check is None:
-            return explain_unknown(flag, uid)
+            return _explain.explain_unknown(flag, uid)
         compiled = self._replica.definitions.get(flag)
         if compiled is not None:
             resolution = compiled.resolve(flag, self._replica.context_of(user))
-            return explain_definition(flag, uid, resolution)
-        explanation = explain_check(check, uid, user, self._explain_group, random)
+            return _explain.explain_definition(flag, uid, resolution)
+        explanation = _explain.explain_check(check, uid, user, self._explain_group, random)
         group = explanation.group
         if group is not None and group not in self._groups:  # a named rule said yes
             message = f"on: the named rule {group!r} (a group) says yes"
-            explanation = dataclasses.replace(explanation, message=message)
+            explanation = _explain.amended(explanation, message=message)
         return explanation
 
     def _explain_group(self, group: str, user: object) -> bool:
@@ -769,6 +768,8 @@ class Rollout(DefinitionsAPI):
         events = self._replica.events(flag)
         if limit is not None:
             events = events[:limit]
+        from .._core.history_event import HistoryEvent  # here: a dataclass (see lazy.py)
+
         return [HistoryEvent.from_register(flag, r.ts, r.value) for _, r in events]
 
     def with_context(

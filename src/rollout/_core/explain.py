@@ -14,7 +14,7 @@ the same draw the explanation's ``active`` is the check's answer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 from zlib import crc32
 
@@ -25,6 +25,7 @@ from .targeting import Resolution
 __all__ = [
     "Explanation",
     "Reason",
+    "amended",
     "explain_check",
     "explain_definition",
     "explain_override",
@@ -251,3 +252,8 @@ def _drew(value: float, of_time: float, below: bool) -> str:
 
 def _compared(bucket: int, relation: str, bound: int, percentage: float) -> str:
     return f"bucket {bucket} is {relation} {bound} ({percentage:g}% of users)"
+
+
+def amended(explanation: Explanation, **changes: Any) -> Explanation:
+    """``explanation`` with some fields changed (the client names a rule that acts as a group)."""
+    return replace(explanation, **changes)

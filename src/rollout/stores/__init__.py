@@ -16,13 +16,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._core.clock import Timestamp
-from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.state import Delta, Register, merge_registers
-from ..memory._store import MemoryStore
 from ._base import Store
 from ._registers import decode_registers, discard_delta, encode_registers, merge_delta
 
 if TYPE_CHECKING:
+    from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
+    from ..memory._store import MemoryStore
     from ..sqlite._store import SQLiteStore
 
 # The register and quarantine types and the merge rules are here for stores of one's own.
@@ -45,15 +45,28 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # SQLiteStore loads when first asked for (or by open_store): sqlite3, pathlib and
-    # urllib.parse are a fifth of `import rollout`, and a process whose flags live in memory
-    # or in Redis never opens a file.
-    if name == "SQLiteStore":
-        from ..sqlite._store import SQLiteStore
+#: Names loaded when first asked for (issue 15: `import rollout` stays light): SQLiteStore loads
+#: sqlite3, pathlib and urllib.parse, and a process whose flags live in memory or in Redis
+#: never opens a file; the quarantine's types are dataclasses, and dataclasses loads inspect
+#: and ast; Rollout() with no store keeps its flags without a MemoryStore.
+_LAZY = {
+    "MemoryStore": "rollout.memory._store",
+    "SQLiteStore": "rollout.sqlite._store",
+    "Judged": "rollout._core.quarantined",
+    "QuarantineState": "rollout._core.quarantined",
+    "QuarantinedRegister": "rollout._core.quarantined",
+}
 
-        return SQLiteStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
 
 
 def open_store(url: str, *, create: bool = True) -> Store:
@@ -71,6 +84,8 @@ def open_store(url: str, *, create: bool = True) -> Store:
     if not isinstance(url, str):
         raise TypeError(f"store must be a Store or a URL string, got {redact_url(url)!r}")
     if url in ("memory://", "memory:"):
+        from ..memory._store import MemoryStore
+
         return MemoryStore()
     if url.startswith("sqlite://"):
         from ..sqlite._store import SQLiteStore

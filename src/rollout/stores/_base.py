@@ -31,17 +31,11 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from .._core.history import DEFAULT_HISTORY_LIMIT
-from .._core.quarantined import (
-    QUARANTINE_LIMIT,
-    VERDICTS_KEPT,
-    Judged,
-    QuarantineBook,
-    QuarantinedRegister,
-    QuarantineState,
-)
+from .._core.quarantine_book import QUARANTINE_LIMIT, VERDICTS_KEPT, QuarantineBook
 from .._core.state import Delta
 
 if TYPE_CHECKING:
+    from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
     from ..sync import Transport
 
 __all__ = ["Store"]
@@ -90,7 +84,7 @@ class Store(abc.ABC):
 
     def quarantine(self, entries: Sequence[QuarantinedRegister]) -> None:
         """Hold refused registers, atomically, by the rules of
-        :class:`~rollout._core.quarantined.QuarantineBook`: one per flag and key (the later one;
+        :class:`~rollout._core.quarantine_book.QuarantineBook`: one per flag and key (the later one;
         the earlier is judged), never one already judged, at most :attr:`quarantine_limit`."""
         with self._fallback_quarantine() as book:
             book.hold(entries)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from .clock import Timestamp
 
@@ -35,15 +35,24 @@ QUARANTINE_LIMIT = 10_000
 VERDICTS_KEPT = 10_000
 
 
-class Held(NamedTuple):
-    """What :meth:`QuarantineBook.hold` did."""
+class Held:
+    """What :meth:`QuarantineBook.hold` did. (A plain class: a NamedTuple costs about ten times
+    as much to define, at import.)"""
 
-    #: The entries now held (a new key, or a later register under a held key).
-    added: list[QuarantinedRegister]
-    #: The entries judged without being held (earlier than the one held under their key).
-    judged: list[QuarantinedRegister]
-    #: How many were not held because the quarantine was full.
-    overflow: int
+    __slots__ = ("added", "judged", "overflow")
+
+    def __init__(
+        self, added: list[QuarantinedRegister], judged: list[QuarantinedRegister], overflow: int
+    ) -> None:
+        #: The entries now held (a new key, or a later register under a held key).
+        self.added = added
+        #: The entries judged without being held (earlier than the one held under their key).
+        self.judged = judged
+        #: How many were not held because the quarantine was full.
+        self.overflow = overflow
+
+    def __repr__(self) -> str:
+        return f"Held(added={self.added!r}, judged={self.judged!r}, overflow={self.overflow!r})"
 
 
 #: Nodes whose registers are refused up to a watermark (QuarantineBook.distrusted), at most.

@@ -46,6 +46,7 @@ from .._core.keys import (
     TIME,
     USER,
 )
+from .._core.lazy import LazyModule
 from .._core.specialize import check_id, specialize
 from .._core.state import Register
 from .._core.validate import FlagName, data_mapping, flag_name, member_name, percentage
@@ -54,7 +55,6 @@ from .check_slot import CheckSlot
 from .definitions import DefinitionsAPI
 from .degrade import Degrade, OnDegrade
 from .degrade_trackers import DegradeTrackers
-from .lazy import LazyModule
 from .log import logger
 from .override import Override, Overrides
 from .pipeline import Subscriber, WritePipeline

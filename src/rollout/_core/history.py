@@ -14,10 +14,9 @@ replicas that see events in any order keep the same ones. Events are never hidde
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .keys import (
     DATA,
@@ -39,7 +38,13 @@ from .keys import (
     is_definition,
     split_key,
 )
+from .lazy import LazyModule
 from .validate import MAX_DEPTH, json_problem, text
+
+if TYPE_CHECKING:
+    import json
+else:
+    json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
 
 __all__ = [
     "DEFAULT_HISTORY_LIMIT",

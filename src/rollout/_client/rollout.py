@@ -25,6 +25,7 @@ import socket
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
+from functools import partial
 from random import random
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -57,7 +58,7 @@ from .._core.keys import (
     USER,
 )
 from .._core.redact import redact_url
-from .._core.specialize import check_id, specialize
+from .._core.specialize import check_id, plain_attribute, specialize
 from .._core.state import Register
 from .._core.validate import FlagName, data_mapping, flag_name, member_name, percentage
 from ..stores import Store, open_store
@@ -134,14 +135,25 @@ class Rollout(DefinitionsAPI):
             which rule decided. A user that is not a str, int or object with an id raises
             TypeError; an empty id, ValueError.
             """
-            # Documentation only: every Rollout publishes its compiled check as the instance
-            # attribute ``active`` (rollout._client.check_slot), which shadows this method; it
-            # runs only when called through the class, ``Rollout.active(flags, name)``.
-            check: ActiveCheck = self.__dict__["active"]
+            # Documentation only: every Rollout has a class of its own (``__new__``) whose
+            # ``active`` is the compiled check (rollout._client.check_slot), which overrides
+            # this method; it runs only when called through this class,
+            # ``Rollout.active(flags, name)``.
+            check: ActiveCheck = self.active
             return check(name, user)
 
     #: Where this process's changes are recorded as made (``Rollout(node_name=...)``).
     node_name: str
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Rollout:  # noqa: ARG004
+        # A class of this instance's own, under the same name, so that its compiled check can
+        # be a method of the class: ``flags.active(...)`` is then a specialised method call
+        # rather than the generic lookup of a callable stored on the instance (see
+        # rollout._core.evaluate). Made before any attribute is set, so they stay inline.
+        own = type(cls.__name__, (cls,), {"__module__": cls.__module__, "__doc__": cls.__doc__})
+        own.__qualname__ = cls.__qualname__
+        instance: Rollout = super().__new__(own)
+        return instance
 
     def __init__(
         self,
@@ -171,12 +183,18 @@ class Rollout(DefinitionsAPI):
         if ruby_compat and randomize_percentage is True:
             randomize_percentage = "ruby"  # the same users as the gem's randomized buckets
         self._id_of = _validate.id_getter(id_user_by)
+        # The compiled checks read an attribute id themselves (user.id, not an attrgetter call).
+        id_attribute = (
+            id_user_by if isinstance(id_user_by, str) and plain_attribute(id_user_by) else ""
+        )
         self._failed_groups: set[str] = set()
         self._groups: dict[str, Predicate] = {}
         self._replica = Replica(
             randomize_percentage,
             self._groups,
-            lambda check: specialize(check, self._id_of, self._user_id, self._group_failed),
+            lambda check: specialize(
+                check, self._id_of, self._user_id, self._group_failed, id_attribute=id_attribute
+            ),
             history_limit,
             context_of=context_reader(self._id_of),
             on_rule_error=self._note_rule_error,
@@ -217,8 +235,15 @@ class Rollout(DefinitionsAPI):
             self.set_default(name, value)
         # The hot path, a closure on the instance (rollout._core.evaluate), published as
         # self.active by the slot, which overrides and the metrics sampler wrap.
-        compiled = build_active(self._checks, self._replica.anonymous, self._active_uncompiled)
-        self._check_slot = CheckSlot(compiled, self._publish_check)
+        self._active_method = build_active(
+            self._checks,
+            self._replica.anonymous,
+            self._replica.user_checks,
+            self._active_uncompiled,
+        )
+        # The same check called as a plain function, for the wrappers that fall back to it.
+        self._check_slot_compiled: ActiveCheck = partial(self._active_method, None)
+        self._check_slot = CheckSlot(self._check_slot_compiled, self._publish_check)
         self._overrides = Overrides(self._check_slot, self._check_id)
         # A tripped tracker switches off an existing flag; one deleted meanwhile stays deleted.
         self._degrades = DegradeTrackers(
@@ -242,7 +267,13 @@ class Rollout(DefinitionsAPI):
             self._pipeline.hooks.append(self._ruby)
 
     def _publish_check(self, check: ActiveCheck) -> None:
-        self.active = check
+        # The bare compiled check is published as the method it was built as; a chain of
+        # wrappers (overrides, the metrics sampler) as a static method, at a small cost.
+        own = type(self)
+        if check is self._check_slot_compiled:
+            own.active = self._active_method  # type: ignore[assignment]
+        else:
+            own.active = staticmethod(check)
 
     def _apply_write(self, method: str, name: str, *args: Any) -> None:
         # The Ruby mirror's way in: a change read from the gem's record becomes the public

@@ -48,8 +48,20 @@ _UNROLLED = 8
 
 def _id_steps(attribute: str) -> str:
     """The steps that set ``ident``: the user's id as an exact str or int, the way a check reads
-    it (see :func:`check_id`); an object's id read as ``user.<attribute>`` when it is one (a
-    specialised attribute load) rather than through an ``attrgetter`` call."""
+    it (see :func:`check_id`).
+
+    With an attribute that no str or int has (``id``, ``user_id``), one ``getattr`` with a
+    default reads an object's id and passes a str or int user through as it is; otherwise the
+    user's type is tested first. Either way an id of any other type (a bool, a float, None) goes
+    to ``user_id``, which refuses it with the error a write gives.
+    """
+    if attribute and not hasattr(str, attribute) and not hasattr(int, attribute):
+        return f"""\
+        ident = getattr(user, {attribute!r}, user)
+        kind = type(ident)
+        if kind is not int and kind is not str:
+            ident = user_id(user)
+"""
     read = f"user.{attribute}" if attribute else "get_id(user)"
     return f"""\
         kind = type(user)

@@ -9,6 +9,10 @@ the explanation says how close the bucket came. It never calls ``active()`` and 
 The draw of the percentage of time is taken at the same point and under the same conditions as
 the check takes it (one call of ``draw``, only when the check would call ``random()``), so with
 the same draw the explanation's ``active`` is the check's answer.
+
+The walk itself is :func:`decide_check`, which returns the decision as a plain tuple; an
+:class:`Explanation` is that decision with its words. The OpenFeature provider asks for the
+decision alone (on every targeted evaluation, where the message would be built for nothing).
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ A flag with a definition (variants, a default variant, targeting as data) answer
 boolean's answer is ``flags.active(name, user)`` for the context's targeting key; a
 typed flag (one with ``value`` in its data, of any type) takes its value from the data
 (``value`` when on, ``off_value`` or the caller's default when off). The reason and the flag
-metadata come from ``flags.explain`` (openfeature._explained). Every change to a flag, made here
+metadata come from ``flags.explain``'s decision, its walk without the words
+(openfeature._explained); a boolean flag the same for every context answers one shared,
+read-only resolution (openfeature._flag.SettledDetails). Every change to a flag, made here
 or replicated from elsewhere, emits ``PROVIDER_CONFIGURATION_CHANGED`` with the changed names;
 the Rollout's readiness emits the status events (openfeature._status). ``import rollout`` never
 imports this module (nor the SDK).

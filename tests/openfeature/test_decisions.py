@@ -87,7 +87,7 @@ def expected(
     return explanation.active, REASONS[explanation.reason], metadata
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     shape_list=st.lists(shapes, min_size=1, max_size=3),
     randomize=st.sampled_from([False, True, "ruby"]),

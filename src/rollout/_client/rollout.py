@@ -351,7 +351,11 @@ class Rollout(DefinitionsAPI):
         flag that is overridden, unknown or defined (``explain`` says those). ``flag`` must be
         a valid name; a user without a usable id raises as ``explain`` does."""
         check = self._checks.get(flag)
-        if check is None or flag in self._overrides.values or flag in self._replica.definitions:
+        if (  # forced(): the override view's `in` builds a proxy first, twice the cost
+            check is None
+            or self._overrides.forced(flag) is not None
+            or flag in self._replica.definitions
+        ):
             return None
         uid = None if user is None else self._check_id(user)
         return decide_check(check, uid, user, self._explain_group, random)

@@ -37,7 +37,9 @@ from .._core.codec import decode, entity_name
 from .._core.context import MappingUser, context_reader
 from .._core.evaluate import ActiveCheck, build_active
 from .._core.explain import (
+    Decision,
     Explanation,
+    decide_check,
     explain_check,
     explain_definition,
     explain_override,
@@ -373,13 +375,33 @@ class Rollout(DefinitionsAPI):
             explanation = dataclasses.replace(explanation, message=message)
         return explanation
 
+    def _decide(self, flag: str, user: object) -> Decision | None:
+        """What ``explain(flag, user)`` decides, without its words, for the OpenFeature
+        provider (openfeature._provider), which asks on every targeted evaluation and needs
+        only the rule and its numbers: a tuple, not an Explanation with its message. None for a
+        flag that is overridden, unknown or defined (``explain`` says those). ``flag`` must be
+        a valid name; a user without a usable id raises as ``explain`` does."""
+        check = self._checks.get(flag)
+        if (  # forced(): the override view's `in` builds a proxy first, twice the cost
+            check is None
+            or self._overrides.forced(flag) is not None
+            or flag in self._replica.definitions
+        ):
+            return None
+        uid = None if user is None else self._check_id(user)
+        return decide_check(check, uid, user, self._explain_group, random)
+
     def _explain_group(self, group: str, user: object) -> bool:
         # As the compiled check runs a predicate: undefined says no, one that raises says no
         # and is counted and logged once. A group without a predicate in code is the named
-        # rule of that name, if there is one.
-        predicate = self._replica.group_predicates.get(group)
+        # rule of that name, if there is one. (The two dicts are asked in turn: their ChainMap,
+        # replica.group_predicates, costs a microsecond a lookup, and the OpenFeature provider
+        # asks this on every targeted check.)
+        predicate = self._groups.get(group)
         if predicate is None:
-            return False
+            predicate = self._replica.rule_groups.get(group)
+            if predicate is None:
+                return False
         try:
             return bool(predicate(user))
         except Exception:

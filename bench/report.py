@@ -291,7 +291,8 @@ def cluster_latency_table(results: ClusterResults) -> Table:
     notes = (
         f"{CHANGES} changes (after {WARMUP} unmeasured), each activate() on the next node in "
         "turn; one sample per change and other node: from activate() returning on the writer to "
-        "the receiver's subscriber seeing the flag active (its store saved it). Real processes, "
+        "the receiver's subscriber seeing the flag active (the writer's store holds it; the "
+        "receiver's commits it right after). Real processes, "
         "loopback TCP, shared secret; times are CLOCK_MONOTONIC read inside the nodes.",
         "Redis: the same number of processes on one channel with redis-py's plain pub/sub (no "
         "flag state): from just before PUBLISH to the message reaching each other subscriber; "

@@ -63,6 +63,7 @@ from .._core.redact import redact_url
 from .._core.specialize import check_id, plain_attribute, specialize
 from .._core.state import Register
 from .._core.validate import FlagName, data_mapping, flag_name, member_name, percentage
+from ..errors import RolloutError
 from ..stores import Store, open_store
 from .check_slot import CheckSlot
 from .definitions import DefinitionsAPI
@@ -915,6 +916,7 @@ class Rollout(DefinitionsAPI):
             "quarantine_overflow": self._pipeline.quarantine.overflow,
             "quarantine_distrusted_nodes": self._pipeline.quarantine.distrusted_nodes,
             "deferred": self._pipeline.deferred,
+            "uncommitted": len(self._pipeline.uncommitted),
             "sync": self._transport.stats() if self._transport is not None else None,
             "ruby": dict(self._ruby.stats) if self._ruby is not None else None,
         }
@@ -931,6 +933,12 @@ class Rollout(DefinitionsAPI):
             self._ruby.close(timeout)
         if self._transport is not None:
             self._transport.close(timeout)
+        try:
+            # Peers' registers applied but not stored after a failed commit: a last try (they
+            # hold them, and the digest exchange at the next start brings back what fails).
+            self._pipeline.commit_uncommitted()
+        except RolloutError as exc:
+            logger.warning("closing with peers' changes not stored (peers hold them): %s", exc)
         if self._store is not None and self._owns_store:
             self._store.close()
 

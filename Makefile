@@ -11,7 +11,7 @@ LOCK ?= requirements/dev.txt
 STAMP := $(VENV)/.installed-$(notdir $(or $(LOCK),latest))
 UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: run test lint typecheck pytest browser promtool shells bench lock test-latest test-lowest clean
+.PHONY: run test lint typecheck pytest browser promtool shells bench bench-quick lock test-latest test-lowest clean
 
 # --no-deps: the lock already lists every package; --no-build-isolation: the project itself is
 # built with the locked setuptools rather than whatever is newest on the index that day.
@@ -93,13 +93,20 @@ lock: $(STAMP)
 bench:
 	$(MAKE) bench-run VENV=.venv-bench LOCK=requirements/bench.txt
 
+# Checks and writes only, fewer repeats, GrowthBook as the only peer: before/after a change.
+bench-quick:
+	$(MAKE) bench-run VENV=.venv-bench LOCK=requirements/bench.txt NEED_WRK= \
+	  BENCH_ENV="BENCH_QUICK=1 BENCH_ONLY=checks,writes"
+
+NEED_WRK = yes
+
 .PHONY: bench-run
 bench-run: $(STAMP)
-	@command -v wrk >/dev/null 2>&1 || { \
+	@[ -z "$(NEED_WRK)" ] || command -v wrk >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
 	  else echo "make: the HTTP benchmark needs wrk (apt-get install wrk)" >&2; fi; }
-	$(BIN)/python -m bench
+	$(BENCH_ENV) $(BIN)/python -m bench
 
 clean:
 	rm -rf .venv .venv-latest .venv-lowest .venv-bench .mypy_cache .pytest_cache .ruff_cache .coverage

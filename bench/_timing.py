@@ -9,15 +9,19 @@ off while a repeat runs; the best repeat is the one least disturbed by the rest 
 from __future__ import annotations
 
 import gc
+import os
 import time
 import timeit
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["REPEAT", "ns_per_call", "ns_per_item", "seconds"]
+__all__ = ["QUICK", "REPEAT", "ns_per_call", "ns_per_item", "seconds"]
 
+#: ``make bench-quick`` (BENCH_QUICK=1): fewer repeats and only the fastest peer, so a change
+#: can be measured before and after in under a minute.
+QUICK = os.environ.get("BENCH_QUICK", "") == "1"
 #: Repeats per measurement; the minimum is reported.
-REPEAT = 5
+REPEAT = 3 if QUICK else 5
 
 
 def ns_per_call(stmt: str, namespace: Mapping[str, Any], *, repeat: int = REPEAT) -> float:

@@ -7,7 +7,9 @@ machine on Linux), so no pipe to this process is ever inside a measured interval
 
 - fan-out latency: a writer (a different node for every change) takes its time right after
   ``activate()`` returns; every other node takes its own when its subscriber first sees the
-  flag active (the moment ``active()`` turns true there, after its store saved the change);
+  flag active (the moment ``active()`` turns true there; the writer committed the change
+  before sending it, and a receiver commits a peer's change right after showing it:
+  docs/architecture.md, "A peer's delta");
 - the Redis reference: the same number of processes, each subscribed to one channel with
   redis-py's plain pub/sub; a writer puts its time in the message just before ``PUBLISH``, the
   others take theirs when the message arrives: the raw cost of one PUBLISH reaching N-1

@@ -2,26 +2,35 @@
 
 The flags and users of the Checks section (``bench.checks``): ``on`` is on for everybody;
 ``chat`` is on for 20% of users and three groups, asked for users in none of the groups. Each
-check is timed three ways in the same run, and reported as a ratio of ``flags.active()``:
+check is timed these ways in the same run, and reported as a ratio of ``flags.active()``:
 
 * ``flags.active(name, user)`` with the application's user object;
-* ``provider.resolve_boolean_details(name, False, context)``: the provider called directly;
+* ``provider.resolve_boolean_details(name, False, context)``: the provider called directly,
+  with a context built beforehand (the provider's own cost: the issue's target, <= 3x
+  ``flags.active()``), and with the context built inside the timed call;
 * ``client.get_boolean_value(name, False, context)``: through ``openfeature.api`` (hooks,
-  context merging, status checks and all).
+  context merging, status checks and all);
+* the same through a client of a no-op provider (a constant FlagResolutionDetails): the SDK's
+  own floor, which no provider can go under.
 
-The OpenFeature calls build the ``EvaluationContext`` from the user object on every call, as an
-application does per request (the peers in ``bench.peers`` do the same); a row shows what that
-construction alone costs. Run alone: ``python -m bench.openfeature_bench``.
+The OpenFeature calls other than "context built beforehand" build the ``EvaluationContext``
+from the user object on every call, as an application does per request (the peers in
+``bench.peers`` do the same); a row shows what that construction alone costs. Run alone:
+``python -m bench.openfeature_bench``.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from openfeature import api
 from openfeature.evaluation_context import EvaluationContext
+from openfeature.flag_evaluation import FlagResolutionDetails, Reason
+from openfeature.provider import AbstractProvider, Metadata
 
 from rollout.openfeature import RolloutProvider
 
@@ -33,6 +42,11 @@ from .report import Table
 __all__ = ["OpenFeatureTimes", "measure_openfeature", "tables"]
 
 DOMAIN = "rollout-openfeature-bench"
+NOOP_DOMAIN = "noop-openfeature-bench"
+Context = EvaluationContext | None
+#: The issue's target: the provider's resolution, called directly, costs at most this many
+#: times ``flags.active()`` (global and per-user alike).
+TARGET_X = 3.0
 #: Repeats of a per-user mean (best kept): fewer than a single call's five, so this section
 #: stays under half a minute (one loop of the client over 10,000 users takes 0.2 s).
 MEAN_REPEAT = 3
@@ -41,6 +55,48 @@ MEAN_REPEAT = 3
 def context_of(user: Any) -> EvaluationContext:
     """What an application writes to ask OpenFeature about one of its users."""
     return EvaluationContext(targeting_key=str(user.id), attributes={"groups": user.groups})
+
+
+class NoopProvider(AbstractProvider):
+    """A provider that does nothing: every resolution is a constant, so a client using it
+    measures the SDK's own work alone. (Its arguments are not read: it is a no-op.)"""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._answer = FlagResolutionDetails(True, reason=Reason.STATIC, variant="on")
+
+    def get_metadata(self) -> Metadata:
+        return Metadata(name="noop")
+
+    def resolve_boolean_details(
+        self, flag_key: str, default_value: bool, evaluation_context: Context = None
+    ) -> FlagResolutionDetails[bool]:
+        del flag_key, default_value, evaluation_context
+        return self._answer
+
+    def resolve_string_details(
+        self, flag_key: str, default_value: str, evaluation_context: Context = None
+    ) -> FlagResolutionDetails[str]:
+        del flag_key, evaluation_context
+        return FlagResolutionDetails(default_value)
+
+    def resolve_integer_details(
+        self, flag_key: str, default_value: int, evaluation_context: Context = None
+    ) -> FlagResolutionDetails[int]:
+        del flag_key, evaluation_context
+        return FlagResolutionDetails(default_value)
+
+    def resolve_float_details(
+        self, flag_key: str, default_value: float, evaluation_context: Context = None
+    ) -> FlagResolutionDetails[float]:
+        del flag_key, evaluation_context
+        return FlagResolutionDetails(default_value)
+
+    def resolve_object_details(
+        self, flag_key: str, default_value: Any, evaluation_context: Context = None
+    ) -> FlagResolutionDetails[Any]:
+        del flag_key, evaluation_context
+        return FlagResolutionDetails(default_value)
 
 
 @dataclass(frozen=True)
@@ -55,8 +111,10 @@ class Way:
 @dataclass(frozen=True)
 class OpenFeatureTimes:
     active: Way
-    provider: Way
+    provider: Way  # the context built beforehand: the provider's own cost
+    provider_building: Way  # the context built inside the call, as an application does
     client: Way
+    noop_client: Way  # the SDK's own floor: the client of a provider that does nothing
     context_ns: float  # building one EvaluationContext from a user object
     worst_user_id: int
 
@@ -75,19 +133,36 @@ def measure_openfeature(progress: bool = True) -> OpenFeatureTimes:
     flags = build_rollout()
     provider = RolloutProvider(flags)
     api.set_provider_and_wait(provider, domain=DOMAIN)  # initializes it: views are cached
+    api.set_provider_and_wait(NoopProvider(), domain=NOOP_DOMAIN)
     try:
         user = worst_case_user(flags, [])
         namespace: dict[str, object] = {
             "flags": flags,
             "provider": provider,
             "client": api.get_client(DOMAIN),
+            "noop_client": api.get_client(NOOP_DOMAIN),
             "context_of": context_of,
             "user": user,
+            "worst_context": context_of(user),
+            "contexts": {item.id: context_of(item) for item in USERS},
         }
         _say(progress, "flags.active()")
         active = _way('flags.active("on")', 'flags.active("chat", {user})', namespace)
         _say(progress, "the provider, called directly")
-        direct = _way(
+        direct = Way(
+            global_ns=ns_per_call('provider.resolve_boolean_details("on", False)', namespace),
+            user_ns=ns_per_call(
+                'provider.resolve_boolean_details("chat", False, worst_context)', namespace
+            ),
+            user_mean_ns=ns_per_item(
+                'provider.resolve_boolean_details("chat", False, contexts[item.id])',
+                namespace,
+                USERS,
+                repeat=MEAN_REPEAT,
+            ),
+        )
+        _say(progress, "the provider, called directly, building the context")
+        building = _way(
             'provider.resolve_boolean_details("on", False)',
             'provider.resolve_boolean_details("chat", False, context_of({user}))',
             namespace,
@@ -98,11 +173,17 @@ def measure_openfeature(progress: bool = True) -> OpenFeatureTimes:
             'client.get_boolean_value("chat", False, context_of({user}))',
             namespace,
         )
+        _say(progress, "the OpenFeature client of a no-op provider (the SDK's own floor)")
+        noop = _way(
+            'noop_client.get_boolean_value("on", False)',
+            'noop_client.get_boolean_value("chat", False, context_of({user}))',
+            namespace,
+        )
         context_ns = ns_per_call("context_of(user)", namespace)
     finally:
         api.shutdown()
         flags.close()
-    return OpenFeatureTimes(active, direct, client, context_ns, user.id)
+    return OpenFeatureTimes(active, direct, building, client, noop, context_ns, user.id)
 
 
 def tables(progress: bool = True) -> list[Table]:
@@ -123,7 +204,9 @@ def tables(progress: bool = True) -> list[Table]:
     rows = [
         row("flags.active(name, user)", times.active),
         row("provider.resolve_boolean_details(...)", times.provider),
+        row("  the same, building the context in the call", times.provider_building),
         row("client.get_boolean_value(...)", times.client),
+        row("  the SDK's own floor: a no-op provider's client", times.noop_client),
         ["EvaluationContext(...) alone", "", "", f"{times.context_ns:,.0f}", "", "", ""],
     ]
     headers = [
@@ -139,16 +222,46 @@ def tables(progress: bool = True) -> list[Table]:
         'Global: flags.active("on") and the same flag through OpenFeature with no context. '
         "Per-user: the Checks section's 20% flag with 3 groups; the worst-case user is outside "
         "the 20% and in no group (every rule runs; reason SPLIT); the mean runs over "
-        f"{USER_COUNT:,} users, about 20% of them inside (for those the provider runs the "
-        "group predicates a second time to tell TARGETING_MATCH from SPLIT).",
-        "The OpenFeature rows build the EvaluationContext from the user object inside the "
-        "timed call, as an application does; the last row is that construction alone. The "
-        "client row is what an application using openfeature.api pays: most of it is the "
-        "SDK's own work (context merging, hooks, status checks, details objects).",
+        f"{USER_COUNT:,} users, about 20% of them inside.",
+        "provider.resolve_boolean_details is given a context built beforehand (the provider's "
+        "own cost); the other OpenFeature rows build the EvaluationContext from the user "
+        "object inside the timed call, as an application does; the last row is that "
+        "construction alone. The client row is what an application using openfeature.api "
+        "pays: most of it is the SDK's own work (context merging, hooks, status checks, "
+        "details objects), which the no-op provider's client (a constant resolution) shows.",
         f"Best of {TIMING_REPEAT} repeats of about 0.2 s each ({MEAN_REPEAT} for the means), "
         "all in one run.",
     )
-    return [Table("OpenFeature provider", headers, rows, notes)]
+    return [Table("OpenFeature provider", headers, rows, notes), targets(times)]
+
+
+def targets(times: OpenFeatureTimes) -> Table:
+    """The issue's target for the provider (PASS or MISS), and the SDK's floor beside it."""
+    base, ours, floor, client = times.active, times.provider, times.noop_client, times.client
+    rows = []
+    pickers: list[tuple[str, Callable[[Way], float]]] = [
+        ("global", attrgetter("global_ns")),
+        ("per-user, worst case", attrgetter("user_ns")),
+        ("per-user, mean", attrgetter("user_mean_ns")),
+    ]
+    for what, pick in pickers:
+        ratio = pick(ours) / pick(base)
+        rows.append(
+            [
+                f"provider resolution, {what} <= {TARGET_X:g}x flags.active()",
+                _x(ratio),
+                "PASS" if ratio <= TARGET_X else "MISS",
+                f"{pick(floor):,.0f} ns ({_x(pick(floor) / pick(base))})",
+                f"{(pick(client) - pick(floor)) / pick(base):.1f}x",
+            ]
+        )
+    headers = ["target", "measured", "result", "SDK's own floor", "client less floor, x active"]
+    notes = (
+        "SDK's own floor: client.get_boolean_value through a provider that returns a constant "
+        "(the same call as the client row, context included); client less floor: what our "
+        "provider adds to a client call, in flags.active() units.",
+    )
+    return Table("OpenFeature targets", headers, rows, notes)
 
 
 def _x(value: float) -> str:

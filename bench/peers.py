@@ -1,11 +1,14 @@
 """Peer feature-flag SDKs, set up fully offline, for the comparison benchmark.
 
-For every peer library this module builds two check callables:
+For every peer library this module builds three check callables:
 
 * ``global_check()``: a flag that is on for everybody;
-* ``user_check(user)``: a flag that is on for 20% of users (percentage rollout on the
-  user id) and also has three group rules (``admins``, ``beta``, ``staff``), asked for a
-  plain user object with ``.id: int`` and ``.groups: tuple[str, ...]``.
+* ``percent_check(user)``: a flag that is on for 20% of users (percentage rollout on the user
+  id) and nothing else;
+* ``user_check(user)``: a flag that is on for 20% of users and also has three group rules
+  (``admins``, ``beta``, ``staff``), asked for a plain user object with ``.id: int`` and
+  ``.groups: tuple[str, ...]``: one attribute condition per group, as rollout has one predicate
+  per group.
 
 The SDK-specific user/context (LaunchDarkly ``Context``, GrowthBook attributes, Flagsmith
 traits, Unleash context dict, OpenFeature ``EvaluationContext``) is built inside
@@ -37,6 +40,7 @@ from typing import Any
 
 GLOBAL_FLAG = "global-on"
 USER_FLAG = "per-user"
+PERCENT_FLAG = "per-user-percentage"
 RULE_GROUPS = ("admins", "beta", "staff")  # one rule / segment / strategy each
 PERCENT = 20
 
@@ -56,6 +60,7 @@ class PeerChecks:
     library: str  # e.g. "growthbook 4.0.0"
     global_check: Callable[[], bool]  # the flag that is on for everybody
     user_check: Callable[[Any], bool]  # the 20% + 3 groups flag, for a user object
+    percent_check: Callable[[Any], bool]  # the 20% flag without groups, for a user object
     close: Callable[[], None]
 
 
@@ -106,6 +111,12 @@ def _growthbook() -> PeerChecks:
                 },
             ],
         },
+        PERCENT_FLAG: {
+            "defaultValue": False,
+            "rules": [
+                {"id": "rollout", "force": True, "coverage": PERCENT / 100, "hashAttribute": "id"}
+            ],
+        },
     }
     # No api_host/client_key: the features dict is all it has, so it never fetches.
     # The global check uses its own instance with no attributes at all.
@@ -123,11 +134,15 @@ def _growthbook() -> PeerChecks:
         gb.set_attributes({"id": str(user.id), "groups": list(user.groups)})
         return gb.is_on(USER_FLAG) is True
 
+    def percent_check(user: Any) -> bool:
+        gb.set_attributes({"id": str(user.id), "groups": list(user.groups)})
+        return gb.is_on(PERCENT_FLAG) is True
+
     def close() -> None:
         gb.destroy()
         gb_global.destroy()
 
-    return PeerChecks(_label("growthbook"), global_check, user_check, close)
+    return PeerChecks(_label("growthbook"), global_check, user_check, percent_check, close)
 
 
 # --------------------------------------------------------------------------- Flagsmith
@@ -144,9 +159,13 @@ def _flagsmith_feature_state(feature_id: int, name: str, enabled: bool) -> dict[
 
 
 def _flagsmith_segment(
-    segment_id: int, name: str, condition: dict[str, Any], priority: int
+    segment_id: int,
+    name: str,
+    condition: dict[str, Any],
+    priority: int,
+    feature: tuple[int, str] = (2, USER_FLAG),
 ) -> dict[str, Any]:
-    override = _flagsmith_feature_state(2, USER_FLAG, True)
+    override = _flagsmith_feature_state(*feature, True)
     override["featurestate_uuid"] = f"00000000-0000-4000-8000-{100 + segment_id:012d}"
     override["feature_segment"] = {"priority": priority}
     return {
@@ -179,12 +198,22 @@ def _flagsmith() -> PeerChecks:
             len(RULE_GROUPS),
         )
     )
+    segments.append(
+        _flagsmith_segment(
+            len(RULE_GROUPS) + 2,
+            "rollout-only",
+            {"operator": "PERCENTAGE_SPLIT", "property_": "", "value": str(PERCENT)},
+            0,
+            feature=(3, PERCENT_FLAG),
+        )
+    )
     document = {
         "api_key": "offline-bench",
         "name": "bench",
         "feature_states": [
             _flagsmith_feature_state(1, GLOBAL_FLAG, True),
             _flagsmith_feature_state(2, USER_FLAG, False),
+            _flagsmith_feature_state(3, PERCENT_FLAG, False),
         ],
         "identity_overrides": [],
         "project": {"segments": segments},
@@ -209,10 +238,16 @@ def _flagsmith() -> PeerChecks:
         )
         return flags.is_feature_enabled(USER_FLAG) is True
 
+    def percent_check(user: Any) -> bool:
+        flags = flagsmith.get_identity_flags(
+            str(user.id), traits={"groups": _delimited(user.groups)}
+        )
+        return flags.is_feature_enabled(PERCENT_FLAG) is True
+
     def close() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    return PeerChecks(_label("flagsmith"), global_check, user_check, close)
+    return PeerChecks(_label("flagsmith"), global_check, user_check, percent_check, close)
 
 
 # --------------------------------------------------------------------------- Unleash
@@ -259,6 +294,20 @@ def _unleash() -> PeerChecks:
                 "enabled": True,
                 "strategies": [*group_strategies, rollout_strategy],
             },
+            {
+                "name": PERCENT_FLAG,
+                "enabled": True,
+                "strategies": [
+                    {
+                        **rollout_strategy,
+                        "parameters": {
+                            "rollout": str(PERCENT),
+                            "stickiness": "userId",
+                            "groupId": PERCENT_FLAG,
+                        },
+                    }
+                ],
+            },
         ],
     }
     tmp = _temp_dir("unleash")
@@ -288,11 +337,15 @@ def _unleash() -> PeerChecks:
         context = {"userId": str(user.id), "groups": _delimited(user.groups)}
         return client.is_enabled(USER_FLAG, context) is True
 
+    def percent_check(user: Any) -> bool:
+        context = {"userId": str(user.id), "groups": _delimited(user.groups)}
+        return client.is_enabled(PERCENT_FLAG, context) is True
+
     def close() -> None:
         client.destroy()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    return PeerChecks(_label("UnleashClient"), global_check, user_check, close)
+    return PeerChecks(_label("UnleashClient"), global_check, user_check, percent_check, close)
 
 
 # --------------------------------------------------------------------------- LaunchDarkly
@@ -345,6 +398,13 @@ def _launchdarkly() -> PeerChecks:
             "salt": USER_FLAG,
         },
     }
+    # The percentage flag: the same flag without its group rules.
+    flags[PERCENT_FLAG] = {
+        **flags[USER_FLAG],
+        "key": PERCENT_FLAG,
+        "rules": [],
+        "salt": PERCENT_FLAG,
+    }
     tmp = _temp_dir("launchdarkly")
     try:
         path = tmp / "flags.json"
@@ -377,11 +437,17 @@ def _launchdarkly() -> PeerChecks:
         context = Context.builder(str(user.id)).set("groups", list(user.groups)).build()
         return client.variation(USER_FLAG, context, False) is True
 
+    def percent_check(user: Any) -> bool:
+        context = Context.builder(str(user.id)).set("groups", list(user.groups)).build()
+        return client.variation(PERCENT_FLAG, context, False) is True
+
     def close() -> None:
         client.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    return PeerChecks(_label("launchdarkly-server-sdk"), global_check, user_check, close)
+    return PeerChecks(
+        _label("launchdarkly-server-sdk"), global_check, user_check, percent_check, close
+    )
 
 
 # --------------------------------------------------------------------------- OpenFeature
@@ -404,6 +470,9 @@ def _openfeature() -> PeerChecks:
                 return FlagResolutionDetails(
                     value=flag.variants["on"], variant="on", reason=Reason.TARGETING_MATCH
                 )
+        return evaluate_percentage(flag, context)
+
+    def evaluate_percentage(flag: Any, context: Any) -> Any:
         key = context.targeting_key
         if key is not None:
             digest = hashlib.sha1(f"{USER_FLAG}.{key}".encode()).digest()
@@ -419,6 +488,9 @@ def _openfeature() -> PeerChecks:
         {
             GLOBAL_FLAG: InMemoryFlag("on", {"on": True, "off": False}),
             USER_FLAG: InMemoryFlag("off", {"on": True, "off": False}, context_evaluator=evaluate),
+            PERCENT_FLAG: InMemoryFlag(
+                "off", {"on": True, "off": False}, context_evaluator=evaluate_percentage
+            ),
         }
     )
     domain = "rollout-bench"
@@ -434,10 +506,16 @@ def _openfeature() -> PeerChecks:
         )
         return client.get_boolean_value(USER_FLAG, False, context) is True
 
+    def percent_check(user: Any) -> bool:
+        context = EvaluationContext(
+            targeting_key=str(user.id), attributes={"groups": list(user.groups)}
+        )
+        return client.get_boolean_value(PERCENT_FLAG, False, context) is True
+
     def close() -> None:
         api.shutdown()
 
-    return PeerChecks(_label("openfeature-sdk"), global_check, user_check, close)
+    return PeerChecks(_label("openfeature-sdk"), global_check, user_check, percent_check, close)
 
 
 # --------------------------------------------------------------------------- build_all
@@ -460,6 +538,9 @@ def _self_check(peer: PeerChecks) -> str | None:
     share = sum(answers) / len(answers)
     if not 0.10 <= share <= 0.30:
         return f"per-user flag on for {share:.1%} of users 1..2000, expected about {PERCENT}%"
+    percent_share = sum(peer.percent_check(u) for u in outsiders) / len(outsiders)
+    if not 0.10 <= percent_share <= 0.30:
+        return f"percentage flag on for {percent_share:.1%} of users 1..2000, expected {PERCENT}%"
     # Someone outside the 20%, so only the group rule can turn the flag on.
     outside_id = next(u.id for u, on in zip(outsiders, answers, strict=True) if not on)
     for group in RULE_GROUPS:
@@ -468,14 +549,16 @@ def _self_check(peer: PeerChecks) -> str | None:
     return None
 
 
-def build_all() -> tuple[list[PeerChecks], list[str]]:
-    """Every peer that could be set up offline, and a list of 'library: reason' for those
-    that could not."""
+def build_all(only: tuple[str, ...] = ()) -> tuple[list[PeerChecks], list[str]]:
+    """Every peer (or those named in ``only``) that could be set up offline, and a list of
+    'library: reason' for those that could not."""
     for name in _SDK_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     peers: list[PeerChecks] = []
     failures: list[str] = []
     for name, builder in _BUILDERS:
+        if only and name not in only:
+            continue
         try:
             peer = builder()
         except Exception as exc:
@@ -504,11 +587,12 @@ def main() -> None:
     peers, failures = build_all()
     user = _User(id=12345, groups=("customers",))
     try:
-        print(f"{'library':<32} {'global ns':>10} {'per_user ns':>12}")
+        print(f"{'library':<32} {'global ns':>10} {'percent ns':>11} {'per_user ns':>12}")
         for peer in peers:
             global_ns = _ns_per_call(peer.global_check)
+            percent_ns = _ns_per_call(functools.partial(peer.percent_check, user))
             user_ns = _ns_per_call(functools.partial(peer.user_check, user))
-            print(f"{peer.library:<32} {global_ns:>10.0f} {user_ns:>12.0f}")
+            print(f"{peer.library:<32} {global_ns:>10.0f} {percent_ns:>11.0f} {user_ns:>12.0f}")
     finally:
         for peer in peers:
             peer.close()

@@ -32,7 +32,10 @@ def test_help_on_the_class_shows_it() -> None:
 
 def test_instances_still_check_with_their_compiled_closure(flags: Rollout) -> None:
     flags.activate_user("chat", 42)
-    assert "active" in vars(flags)  # the per-instance check shadows the documented method
+    # The instance's own class holds its compiled check, overriding the documented method.
+    assert type(flags) is not Rollout
+    assert isinstance(flags, Rollout)
+    assert "active" in vars(type(flags))
     assert flags.active("chat", 42) is True
     documented = vars(Rollout)["active"]  # the class's function (typed as the check's)
     assert documented(flags, "chat", "42") is True  # through the class: the same check

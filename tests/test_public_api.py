@@ -112,7 +112,7 @@ LOADED_ON_FIRST_USE = {
 
 
 #: How many of rollout's own modules that process loads, at most.
-ROLLOUT_MODULES_AT_START = 41
+ROLLOUT_MODULES_AT_START = 42
 
 
 def _loaded(code: str, names: object) -> list[str]:

@@ -229,7 +229,7 @@ async def test_checks_are_counted_by_flag_and_result_while_the_sampler_runs(
     assert seen.value("rollout_unknown_flag_checks_total") > 0
     # After the app and the sampler stop, the Rollout has its own check back, uncounted.
     stop_sampling(flags)
-    assert flags.active is original
+    assert flags.active == original
 
 
 @pytest.mark.anyio
@@ -303,7 +303,7 @@ def test_the_sampler_stops_and_restores_the_check_when_its_rollout_closes() -> N
     eventually(lambda: sampler.windows, what="the sampler swapped the check at least once")
     flags.close()
     eventually(lambda: not sampler.running, what="the sampler stopped with its Rollout")
-    assert flags.active is original
+    assert flags.active == original
 
 
 def test_the_sampler_stops_and_restores_the_check_when_the_server_loop_stops(
@@ -319,7 +319,7 @@ def test_the_sampler_stops_and_restores_the_check_when_the_server_loop_stops(
     asyncio.run(one_server_lifetime())
     sampler = sampler_for(flags)
     eventually(lambda: not sampler.running, what="the sampler stopped with the server loop")
-    assert flags.active is original
+    assert flags.active == original
 
 
 @pytest.mark.parametrize(
@@ -343,13 +343,13 @@ def test_an_override_begun_during_a_window_does_not_leave_the_counting_wrapper_b
         original = flags.active
         sampler = CheckSampler(flags, window=600, period=600)  # one window, open until stop()
         sampler.start()
-        eventually(lambda: flags.active is not original, what="the first window opened")
+        eventually(lambda: flags.active != original, what="the first window opened")
         with flags.override("x", True):  # wraps the counting wrapper
             assert flags.active("x")
             sampler.stop()  # the window ends under the override
             assert flags.active("x")  # the override still answers
         # Both wrappers are gone, whichever ended first: the bare check, at no extra cost.
-        assert flags.active is original
+        assert flags.active == original
         assert not flags.active("x")
 
 

@@ -1,14 +1,15 @@
 """The check slot: the one place that decides what ``flags.active`` is.
 
-``Rollout.active`` is a closure on the instance, not a method (see rollout._core.evaluate): a
-method call costs an attribute lookup on the class and a bound-method object per check. Two
+``Rollout.active`` is a closure over the replica's dicts, set as the method of the instance's own
+class (see rollout._core.evaluate), not a method that reads ``self`` on every check. Two
 things must change what a check answers for a while without slowing the check when they are not
 in use: ``flags.override()`` (forced answers, for tests) and the admin's metrics sampler (it
 counts checks during short windows). Both install a *wrapper* here and uninstall it later; the
 slot composes the compiled check with the wrappers installed right now, in the order they were
 installed, and publishes the result as ``flags.active``.
 
-With no wrapper installed, ``flags.active`` is the compiled check itself: nothing is paid. A
+With no wrapper installed, ``flags.active`` is the compiled check itself: nothing is paid (the
+slot's ``compiled`` is that check as a plain function, which Rollout publishes as its method). A
 wrapper never has to know about the others: uninstalling one rebuilds the chain from the
 compiled check and the wrappers still installed, in any order. (Before the slot, each wrapper
 swapped ``flags.active`` itself and had to detect being wrapped over by the other.)

@@ -8,7 +8,9 @@ Two kinds of change reach a replica, and both go through here:
 * a merge of registers from elsewhere (a peer, Redis, ``flags.merge()``, ``refresh()``, the
   store at start): those stamped too far in the future are refused and held in the quarantine
   (rollout._client.quarantine), the rest are saved (unless they came from the store), observed
-  by the clock, applied, and the subscribers told.
+  by the clock, applied, and the subscribers told;
+* but a peer's delta (committed by its writer before it was sent; never acknowledged) is applied
+  and announced, then committed right after: rollout._client.uncommitted says why that is safe.
 
 It also keeps this node's own clock honest: when the wall clock steps back so far that the HLC
 is more than ``max_offset`` ahead of it (:meth:`WritePipeline.check_clock_step`), the registers
@@ -16,9 +18,9 @@ stamped in that future leave the replica and the store for the quarantine and th
 re-based, rather than every later write being stamped where the cluster refuses it.
 
 Keeping both in one object is what makes "store first, then apply, then publish, in the order
-applied" true for every change, and gives the three seams their one home: the transport (through
-:class:`~rollout._client.sync_port.SyncPort`), write hooks (the Ruby mirror) and subscribers
-(the dashboard, the OpenFeature provider).
+applied" true for every local write and every acknowledged merge, and gives the three seams
+their one home: the transport (through :class:`~rollout._client.sync_port.SyncPort`), write
+hooks (the Ruby mirror) and subscribers (the dashboard, the OpenFeature provider).
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ from .._core.clock import HybridClock
 from .._core.history import current_context
 from .._core.keys import EXISTS, RULES_ENTITY, history_key, is_history
 from .._core.state import Delta, Register
-from ..errors import ClockSkewError, ClosedError, StoreError, StoreUnavailableError
+from ..errors import ClockSkewError, ClosedError, RolloutError, StoreError, StoreUnavailableError
 from . import fork_guard
 from .clock_trust import ClockTrust
 from .log import logger
 from .quarantine import Quarantine
 from .replica import Replica
+from .uncommitted import Uncommitted
 
 if TYPE_CHECKING:
     from ..stores._base import Store
@@ -100,6 +103,7 @@ class WritePipeline:
                 "quarantine_superseded",
                 "clock_steps_back",
                 "store_reloads",
+                "peer_commits_failed",
             ),
             0,
         )
@@ -115,6 +119,7 @@ class WritePipeline:
         self._history_limit = history_limit
         self._event = event
         self._lock = threading.Lock()
+        self.uncommitted = Uncommitted()  # used under _lock, as every save is
 
     # Local writes -------------------------------------------------------------------------------
 
@@ -155,11 +160,13 @@ class WritePipeline:
                     if event is not None:
                         registers[history_key(ts)] = Register(ts, event)
                 delta[name] = registers
-            superseded = self._superseded(delta) if self.quarantine else {}
+            superseded = self.quarantine.superseded_by(delta) if self.quarantine else {}
             if superseded and self.store is not None:
                 self.store.discard(superseded)  # else the held register would win in the store
             if self.store is not None:
-                self.store.save(delta)  # raises before anything changes here
+                # With the peers' registers not yet committed, if any: all it may have seen.
+                self.store.save(self.uncommitted.joined(delta))  # raises before any change
+                self.uncommitted.committed()
             if superseded:
                 self._supersede(superseded, action)
             changed = self.replica.apply(delta)
@@ -178,27 +185,52 @@ class WritePipeline:
         """Merge registers from elsewhere; returns the flags whose visible state changed."""
         return self.merge_counting(incoming, save=save, origin=origin)[0]
 
-    def merge_counting(self, incoming: Delta, *, save: bool, origin: str) -> tuple[set[str], int]:
+    def merge_counting(
+        self, incoming: Delta, *, save: bool, origin: str, store_first: bool = True
+    ) -> tuple[set[str], int]:
         """Merge registers from elsewhere: ``(flags whose visible state changed, refused)``.
 
         Registers stamped more than ``max_offset`` ahead of this clock, and registers refused
         before (the same flag, key and timestamp), are refused: held in the quarantine with
         ``origin``, counted, and leave the replica, the store and the clock unchanged.
         ``save=False`` for registers that came from the store itself.
+
+        ``store_first`` (with ``save``): stored with what waits before anything is applied (the
+        store's error raised, nothing changed). ``store_first=False``, a peer's delta: applied
+        and announced, then stored; a failure is retried later (rollout._client.uncommitted).
         """
         self.check_clock_step()
         accepted, refused = self._screen(incoming, origin)
+        commit_after = save and not store_first and self.store is not None
         if not accepted:
+            if save and store_first:
+                self.commit_uncommitted()  # the caller acknowledges after this: stored by then
             return set(), refused
         with self._lock:
-            if save and self.store is not None:
-                self.store.save(accepted)
+            if commit_after:
+                self.uncommitted.wait(accepted)
+            elif save and self.store is not None:
+                self.store.save(self.uncommitted.joined(accepted))
+                self.uncommitted.committed()
             self.clock.observe(max(r.ts for regs in accepted.values() for r in regs.values()))
             changed = self.replica.apply(accepted)
             rules = self.replica.take_changed_rules()
             self.counters["merges"] += 1
         self.notify(changed, rules)
+        if commit_after:
+            try:
+                self.commit_uncommitted()
+            except RolloutError as exc:  # the store's, or ClosedError (closed meanwhile)
+                self.counters["peer_commits_failed"] += 1
+                logger().warning("a peer's change is applied, not stored yet (retried): %s", exc)
         return changed, refused
+
+    def commit_uncommitted(self) -> None:
+        """Store the peers' registers applied and not stored yet (or raise; they keep waiting)."""
+        with self._lock:
+            if self.uncommitted and self.store is not None:
+                self.store.save(self.uncommitted.joined({}))
+                self.uncommitted.committed()
 
     def _screen(self, incoming: Delta, origin: str) -> tuple[Delta, int]:
         """Split ``incoming`` into the registers to merge and the ones refused (held)."""
@@ -370,25 +402,8 @@ class WritePipeline:
         self.counters["quarantine_dropped"] += len(values)
         return len(values)
 
-    def _superseded(self, delta: Delta) -> Delta:
-        """The held registers a local write rewrites: it wins over them, being later in real
-        time (docs/operations.md, "Quarantine"), so they leave the quarantine and the store."""
-        superseded: Delta = {}
-        for name, registers in delta.items():
-            for key in registers:
-                if not is_history(key):
-                    held = self.quarantine.peek(name, key).get(name)
-                    if held:
-                        superseded.setdefault(name, {}).update(held)
-        return superseded
-
     def _supersede(self, superseded: Delta, action: str) -> None:
-        count = 0
-        for name, registers in superseded.items():
-            for key in registers:
-                if not is_history(key):
-                    taken = self.quarantine.take(name, key).get(name, {})
-                    count += sum(1 for k in taken if not is_history(k))
+        count = self.quarantine.take_superseded(superseded)
         accepted = action == "quarantine_accept"
         self.counters["quarantine_accepted" if accepted else "quarantine_superseded"] += count
 

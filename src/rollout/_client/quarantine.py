@@ -205,6 +205,28 @@ class Quarantine:
                 self._write_through([], taken)
             return chosen
 
+    def superseded_by(self, delta: Delta) -> Delta:
+        """The held registers a local write rewrites: it wins over them, being later in real
+        time (docs/operations.md, "Quarantine"), so they leave the quarantine and the store."""
+        superseded: Delta = {}
+        for name, registers in delta.items():
+            for key in registers:
+                if not is_history(key):
+                    held = self.peek(name, key).get(name)
+                    if held:
+                        superseded.setdefault(name, {}).update(held)
+        return superseded
+
+    def take_superseded(self, superseded: Delta) -> int:
+        """Take what :meth:`superseded_by` found; returns how many (history events aside)."""
+        count = 0
+        for name, registers in superseded.items():
+            for key in registers:
+                if not is_history(key):
+                    taken = self.take(name, key).get(name, {})
+                    count += sum(1 for k in taken if not is_history(k))
+        return count
+
     def _select(self, flag: str, key: str | None) -> Delta:
         of_flag = {k: e for (f, k), e in self._book.held.items() if f == flag}
         if key is not None:

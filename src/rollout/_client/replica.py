@@ -81,6 +81,9 @@ class Replica:
         self.checks: dict[str, Check] = {}
         #: flag name -> the answer without a user, for flags where it does not depend on chance.
         self.anonymous: dict[str, bool] = {}
+        #: flag name -> its check for a user (``checks[name].for_user``), read by the hot path
+        #: without the attribute lookup.
+        self.user_checks: dict[str, Callable[[Any], bool]] = {}
         #: flag name -> its compiled definition, for every existing flag that has one.
         self.definitions: dict[str, CompiledFlag] = {}
         self._snapshots: dict[str, Feature] = {}
@@ -171,6 +174,7 @@ class Replica:
         self._snapshots.pop(name, None)
         if not state.exists:
             self.checks.pop(name, None)
+            self.user_checks.pop(name, None)
             self.anonymous.pop(name, None)
             self.definitions.pop(name, None)
             return
@@ -189,7 +193,10 @@ class Replica:
             self.definitions.pop(name, None)
             check = Check(name, state, self._randomize, self._groups)
             check.for_user = self._specialize(check)
+        # Readers look a flag up in one dict or another, never both for one answer: the order
+        # of these assignments leaves no answer half-changed.
         self.checks[name] = check
+        self.user_checks[name] = check.for_user
         if check.anonymous is None:
             self.anonymous.pop(name, None)
         else:

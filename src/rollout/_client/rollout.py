@@ -22,6 +22,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
+from functools import partial
 from random import random
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -47,9 +48,10 @@ from .._core.keys import (
     USER,
 )
 from .._core.lazy import LazyModule
-from .._core.specialize import check_id, specialize
+from .._core.specialize import check_id, plain_attribute, specialize
 from .._core.state import Register
 from .._core.validate import FlagName, data_mapping, flag_name, member_name, percentage
+from ..errors import RolloutError
 from ..stores import Store, open_store
 from .check_slot import CheckSlot
 from .definitions import DefinitionsAPI
@@ -67,7 +69,7 @@ if TYPE_CHECKING:
     from ssl import SSLContext
 
     from .._core import explain as _explain
-    from .._core.explain import Explanation
+    from .._core.explain import Decision, Explanation
     from .._core.history_event import HistoryEvent
     from .._core.quarantined import QuarantinedRegister
     from ..sync import Transport
@@ -139,14 +141,25 @@ class Rollout(DefinitionsAPI):
             which rule decided. A user that is not a str, int or object with an id raises
             TypeError; an empty id, ValueError.
             """
-            # Documentation only: every Rollout publishes its compiled check as the instance
-            # attribute ``active`` (rollout._client.check_slot), which shadows this method; it
-            # runs only when called through the class, ``Rollout.active(flags, name)``.
-            check: ActiveCheck = self.__dict__["active"]
+            # Documentation only: every Rollout has a class of its own (``__new__``) whose
+            # ``active`` is the compiled check (rollout._client.check_slot), which overrides
+            # this method; it runs only when called through this class,
+            # ``Rollout.active(flags, name)``.
+            check: ActiveCheck = self.active
             return check(name, user)
 
     #: Where this process's changes are recorded as made (``Rollout(node_name=...)``).
     node_name: str
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Rollout:  # noqa: ARG004
+        # A class of this instance's own, under the same name, so that its compiled check can
+        # be a method of the class: ``flags.active(...)`` is then a specialised method call
+        # rather than the generic lookup of a callable stored on the instance (see
+        # rollout._core.evaluate). Made before any attribute is set, so they stay inline.
+        own = type(cls.__name__, (cls,), {"__module__": cls.__module__, "__doc__": cls.__doc__})
+        own.__qualname__ = cls.__qualname__
+        instance: Rollout = super().__new__(own)
+        return instance
 
     def __init__(
         self,
@@ -176,12 +189,18 @@ class Rollout(DefinitionsAPI):
         if ruby_compat and randomize_percentage is True:
             randomize_percentage = "ruby"  # the same users as the gem's randomized buckets
         self._id_of = _validate.id_getter(id_user_by)
+        # The compiled checks read an attribute id themselves (user.id, not an attrgetter call).
+        id_attribute = (
+            id_user_by if isinstance(id_user_by, str) and plain_attribute(id_user_by) else ""
+        )
         self._failed_groups: set[str] = set()
         self._groups: dict[str, Predicate] = {}
         self._replica = Replica(
             randomize_percentage,
             self._groups,
-            lambda check: specialize(check, self._id_of, self._user_id, self._group_failed),
+            lambda check: specialize(
+                check, self._id_of, self._user_id, self._group_failed, id_attribute=id_attribute
+            ),
             history_limit,
             context_of=context_reader(self._id_of),
             on_rule_error=self._note_rule_error,
@@ -222,8 +241,15 @@ class Rollout(DefinitionsAPI):
             self.set_default(name, value)
         # The hot path, a closure on the instance (rollout._core.evaluate), published as
         # self.active by the slot, which overrides and the metrics sampler wrap.
-        compiled = build_active(self._checks, self._replica.anonymous, self._active_uncompiled)
-        self._check_slot = CheckSlot(compiled, self._publish_check)
+        self._active_method = build_active(
+            self._checks,
+            self._replica.anonymous,
+            self._replica.user_checks,
+            self._active_uncompiled,
+        )
+        # The same check called as a plain function, for the wrappers that fall back to it.
+        self._check_slot_compiled: ActiveCheck = partial(self._active_method, None)
+        self._check_slot = CheckSlot(self._check_slot_compiled, self._publish_check)
         self._overrides = Overrides(self._check_slot, self._check_id)
         # A tripped tracker switches off an existing flag; one deleted meanwhile stays deleted.
         self._degrades = DegradeTrackers(
@@ -247,7 +273,13 @@ class Rollout(DefinitionsAPI):
             self._pipeline.hooks.append(self._ruby)
 
     def _publish_check(self, check: ActiveCheck) -> None:
-        self.active = check
+        # The bare compiled check is published as the method it was built as; a chain of
+        # wrappers (overrides, the metrics sampler) as a static method, at a small cost.
+        own = type(self)
+        if check is self._check_slot_compiled:
+            own.active = self._active_method  # type: ignore[assignment]
+        else:
+            own.active = staticmethod(check)
 
     def _apply_write(self, method: str, name: str, *args: Any) -> None:
         # The Ruby mirror's way in: a change read from the gem's record becomes the public
@@ -347,13 +379,33 @@ class Rollout(DefinitionsAPI):
             explanation = _explain.amended(explanation, message=message)
         return explanation
 
+    def _decide(self, flag: str, user: object) -> Decision | None:
+        """What ``explain(flag, user)`` decides, without its words, for the OpenFeature
+        provider (openfeature._provider), which asks on every targeted evaluation and needs
+        only the rule and its numbers: a tuple, not an Explanation with its message. None for a
+        flag that is overridden, unknown or defined (``explain`` says those). ``flag`` must be
+        a valid name; a user without a usable id raises as ``explain`` does."""
+        check = self._checks.get(flag)
+        if (  # forced(): the override view's `in` builds a proxy first, twice the cost
+            check is None
+            or self._overrides.forced(flag) is not None
+            or flag in self._replica.definitions
+        ):
+            return None
+        uid = None if user is None else self._check_id(user)
+        return _explain.decide_check(check, uid, user, self._explain_group, random)
+
     def _explain_group(self, group: str, user: object) -> bool:
         # As the compiled check runs a predicate: undefined says no, one that raises says no
         # and is counted and logged once. A group without a predicate in code is the named
-        # rule of that name, if there is one.
-        predicate = self._replica.group_predicates.get(group)
+        # rule of that name, if there is one. (The two dicts are asked in turn: their ChainMap,
+        # replica.group_predicates, costs a microsecond a lookup, and the OpenFeature provider
+        # asks this on every targeted check.)
+        predicate = self._groups.get(group)
         if predicate is None:
-            return False
+            predicate = self._replica.rule_groups.get(group)
+            if predicate is None:
+                return False
         try:
             return bool(predicate(user))
         except Exception:
@@ -869,6 +921,7 @@ class Rollout(DefinitionsAPI):
             "quarantine_overflow": self._pipeline.quarantine.overflow,
             "quarantine_distrusted_nodes": self._pipeline.quarantine.distrusted_nodes,
             "deferred": self._pipeline.deferred,
+            "uncommitted": len(self._pipeline.uncommitted),
             "sync": self._transport.stats() if self._transport is not None else None,
             "ruby": dict(self._ruby.stats) if self._ruby is not None else None,
         }
@@ -885,6 +938,12 @@ class Rollout(DefinitionsAPI):
             self._ruby.close(timeout)
         if self._transport is not None:
             self._transport.close(timeout)
+        try:
+            # Peers' registers applied but not stored after a failed commit: a last try (they
+            # hold them, and the digest exchange at the next start brings back what fails).
+            self._pipeline.commit_uncommitted()
+        except RolloutError as exc:
+            logger().warning("closing with peers' changes not stored (peers hold them): %s", exc)
         if self._store is not None and self._owns_store:
             self._store.close()
 

@@ -45,8 +45,9 @@ class SyncPort:
     def merge_remote(self, delta: Delta, *, store: bool = True) -> set[str]:
         return self._pipeline.merge(delta, save=store, origin="peer" if store else "store")
 
-    def merge_from_peer(self, delta: Delta) -> int:
-        return self._pipeline.merge_counting(delta, save=True, origin="peer")[1]
+    def merge_from_peer(self, delta: Delta, *, store_first: bool = True) -> int:
+        pipeline = self._pipeline
+        return pipeline.merge_counting(delta, save=True, origin="peer", store_first=store_first)[1]
 
     def check_clock_step(self) -> None:
         self._pipeline.check_clock_step()

@@ -12,7 +12,17 @@ import math
 from typing import Literal
 from zlib import crc32
 
-__all__ = ["Randomize", "bucket_seed", "id_bytes", "randomized_bucket", "ruby_bucket", "threshold"]
+__all__ = [
+    "MEMO_SIZE",
+    "Randomize",
+    "bucket_seed",
+    "crc32_memo",
+    "id_bytes",
+    "randomized_bucket",
+    "remember_crc32",
+    "ruby_bucket",
+    "threshold",
+]
 
 Randomize = bool | Literal["ruby"]
 
@@ -45,6 +55,30 @@ def ruby_bucket(user_id: str, feature_name: str = "", *, randomize: bool = False
         return crc32(text.encode())
     except UnicodeEncodeError:
         return crc32(id_bytes(text))
+
+
+#: How many ids the CRC32 memo holds before it starts again from empty.
+MEMO_SIZE = 16_384
+#: id (an exact str or int, as the check reads it) -> CRC32 of its text, the default bucket. The
+#: same for every flag and every Rollout of the process, so one memo serves them all. A check
+#: of a user seen recently then costs one dict lookup instead of ``str()``, ``encode()`` and
+#: CRC32 (about half of a per-user check without groups). Bounded: when full it is emptied
+#: (cheaper on the hot path than any eviction order, and a working set that fits stays warm).
+#: Only exact ``str`` and ``int`` keys go in: ``True == 1`` and ``1.0 == 1`` must not share one.
+crc32_memo: dict[object, int] = {}
+
+
+def remember_crc32(ident: str | int) -> int:
+    """The CRC32 bucket of ``ident`` (an exact str or int id), computed and memoised."""
+    text = ident if type(ident) is str else str(ident)
+    try:
+        bucket = crc32(text.encode())
+    except UnicodeEncodeError:
+        bucket = crc32(id_bytes(text))
+    if len(crc32_memo) >= MEMO_SIZE:
+        crc32_memo.clear()
+    crc32_memo[ident] = bucket
+    return bucket
 
 
 def id_bytes(user_id: str) -> bytes:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
+from keyword import iskeyword
 from random import random
 from typing import Any, NamedTuple
-from zlib import crc32
 
-from .bucketing import id_bytes, randomized_bucket, ruby_bucket
+from .bucketing import crc32_memo, randomized_bucket, remember_crc32, ruby_bucket
 from .feature import Check
 
-__all__ = ["UserCheck", "specialize"]
+__all__ = ["UserCheck", "check_id", "plain_attribute", "specialize"]
 
 UserCheck = Callable[[Any], bool]
 #: Called with the check, the predicate that raised, and the user.
@@ -37,29 +37,60 @@ class _Shape(NamedTuple):
     everyone: bool  # the `all` group, or a percentage of 100
     users: bool
     bucket: str  # "", "crc32", "randomized" or "ruby"
-    predicates: bool
+    predicates: int  # how many
+    id_attribute: str  # the id read as ``user.<attribute>`` in the source; "" calls get_id
 
 
-_ID_STEPS = """\
+#: Up to this many predicates are called one after another in the source, each bound to a name
+#: of its own; more are called in a loop (a loop over three costs about 40 ns a check more).
+_UNROLLED = 8
+
+
+def _id_steps(attribute: str) -> str:
+    """The steps that set ``ident``: the user's id as an exact str or int, the way a check reads
+    it (see :func:`check_id`).
+
+    With an attribute that no str or int has (``id``, ``user_id``), one ``getattr`` with a
+    default reads an object's id and passes a str or int user through as it is; otherwise the
+    user's type is tested first. Either way an id of any other type (a bool, a float, None) goes
+    to ``user_id``, which refuses it with the error a write gives.
+    """
+    if attribute and not hasattr(str, attribute) and not hasattr(int, attribute):
+        return f"""\
+        ident = getattr(user, {attribute!r}, user)
+        kind = type(ident)
+        if kind is not int and kind is not str:
+            ident = user_id(user)
+"""
+    read = f"user.{attribute}" if attribute else "get_id(user)"
+    return f"""\
         kind = type(user)
-        if kind is str:
-            uid = user
-        elif kind is int:
-            uid = str(user)
+        if kind is str or kind is int:
+            ident = user
         else:
             try:
-                ident = get_id(user)
+                ident = {read}
             except Exception:
                 ident = None
             kind = type(ident)
-            uid = ident if kind is str else str(ident) if kind is int else user_id(user)
+            if kind is not str and kind is not int:
+                ident = user_id(user)
 """
+
+
+def plain_attribute(name: str) -> bool:
+    """Whether ``user.<name>`` in generated source reads the attribute ``getattr`` would.
+
+    Not a keyword, and ASCII: the parser NFKC-normalises identifiers (``user.\ufb01`` would read
+    ``fi``), so a non-ASCII name is read through ``attrgetter`` instead.
+    """
+    return name.isascii() and name.isidentifier() and not iskeyword(name)
 
 
 def check_id(
     user: object, get_id: Callable[[Any], object], user_id: Callable[[object], str]
 ) -> str:
-    """The id ``_ID_STEPS`` gives the compiled check, for ``explain`` (which must agree with it).
+    """The id the compiled check uses, as a str, for ``explain`` (which must agree with it).
 
     A str or an object's str id is taken as it is, as the check takes it (an empty id or one no
     UTF-8 encoder takes is answered for, not refused); anything else goes through ``user_id``.
@@ -77,23 +108,33 @@ def check_id(
     return ident if kind is str else str(ident) if kind is int else user_id(user)  # type: ignore[return-value]
 
 
+# The id as a str, for the steps that compare it with listed ids or hash it with the flag's name.
+_UID = "        uid = ident if type(ident) is str else str(ident)\n"
+
 _STEPS = {
     "excluded": "        if uid in excluded:\n            return False\n",
     "time": "        if random() * 100.0 < time_percentage:\n            return True\n",
     "everyone": "        return True\n",
     "users": "        if uid in users:\n            return True\n",
-    # try costs nothing in 3.11 until it catches: the id no UTF-8 encoder takes is the rare one.
+    # The default bucket is the same for every flag: memoised per id for the whole process.
     "crc32": """\
-        try:
-            key = uid.encode()
-        except UnicodeEncodeError:
-            key = id_bytes(uid)
-        if crc32(key) < bound:
+        bucket = memo_get(ident)
+        if bucket is None:
+            bucket = remember_crc32(ident)
+        if bucket < bound:
             return True
 """,
     "randomized": "        if randomized_bucket(uid, seed) < bound:\n            return True\n",
     "ruby": "        if ruby_bucket(uid, name, randomize=True) < bound:\n            return True\n",
-    "predicates": """\
+    # try costs nothing in 3.11 until it catches; a predicate that raises says no.
+    "predicate": """\
+        try:
+            if p{i}(user):
+                return True
+        except Exception:
+            on_group_error(check, p{i}, user)
+""",
+    "predicate loop": """\
         for predicate in predicates:
             try:
                 if predicate(user):
@@ -106,7 +147,9 @@ _STEPS = {
 
 @cache
 def _factory(shape: _Shape) -> Callable[..., UserCheck]:
-    body = [_ID_STEPS]
+    body = [_id_steps(shape.id_attribute)]
+    if shape.excluded or shape.users or shape.bucket in ("randomized", "ruby"):
+        body.append(_UID)
     if shape.excluded:
         body.append(_STEPS["excluded"])
     if shape.time:
@@ -118,19 +161,28 @@ def _factory(shape: _Shape) -> Callable[..., UserCheck]:
             body.append(_STEPS["users"])
         if shape.bucket:
             body.append(_STEPS[shape.bucket])
-        if shape.predicates:
-            body.append(_STEPS["predicates"])
+        if shape.predicates > _UNROLLED:
+            body.append(_STEPS["predicate loop"])
+        else:
+            body.extend(_STEPS["predicate"].format(i=i) for i in range(shape.predicates))
         body.append("        return False\n")
+    unpack = ""
+    if 0 < shape.predicates <= _UNROLLED:
+        names = ", ".join(f"p{i}" for i in range(shape.predicates))
+        unpack = f"    ({names},) = predicates\n"
     source = (
         "def make(check, excluded, users, time_percentage, bound, seed, name, predicates,\n"
         "         get_id, user_id, on_group_error):\n"
-        "    def user_check(user):\n" + "".join(body) + "    return user_check\n"
+        + unpack
+        + "    def user_check(user):\n"
+        + "".join(body)
+        + "    return user_check\n"
     )
     namespace: dict[str, Any] = {
-        "crc32": crc32,
-        "id_bytes": id_bytes,
+        "memo_get": crc32_memo.get,
         "random": random,
         "randomized_bucket": randomized_bucket,
+        "remember_crc32": remember_crc32,
         "ruby_bucket": ruby_bucket,
     }
     exec(compile(source, f"<rollout check {shape}>", "exec"), namespace)
@@ -143,8 +195,16 @@ def specialize(
     get_id: Callable[[Any], object],
     user_id: Callable[[object], str],
     on_group_error: GroupErrorHandler,
+    *,
+    id_attribute: str = "",
 ) -> UserCheck:
-    """The check of ``check``'s flag for a user (never None: that is Rollout's job)."""
+    """The check of ``check``'s flag for a user (never None: that is Rollout's job).
+
+    ``id_attribute``: the attribute ``get_id`` reads (``id_user_by="id"``), so the check can
+    read it itself; empty when ``get_id`` is any other callable.
+    """
+    if id_attribute and not plain_attribute(id_attribute):
+        raise ValueError(f"id_attribute must be a plain ASCII attribute name, got {id_attribute!r}")
     everyone = check.has_all or check.bound >= _EVERY_BUCKET
     bucket = ""
     if check.bound and not everyone:
@@ -156,7 +216,8 @@ def specialize(
         everyone=everyone,
         users=bool(check.users),
         bucket=bucket,
-        predicates=bool(check.predicates),
+        predicates=len(check.predicates),
+        id_attribute=id_attribute,
     )
     return _factory(shape)(
         check,

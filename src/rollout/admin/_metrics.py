@@ -83,6 +83,8 @@ _COUNTERS = {
     "quarantine_overflow": "Registers refused but not held: the quarantine was full.",
     "clock_steps_back": "Times the wall clock was found far behind this node's own timestamps.",
     "store_reloads": "Times the whole store was read again because another process wrote to it.",
+    "peer_commits_failed": "Peers' changes applied here whose commit to the store failed "
+    "(retried at the next commit).",
 }
 
 #: Values of stats()["sync"] that are levels, not counts.
@@ -122,6 +124,11 @@ class RolloutCollector(Collector):
             "Registers of the store stamped ahead of this clock, kept aside until the peers "
             "have judged it.",
             stats["deferred"],
+        )
+        yield GaugeMetricFamily(
+            "rollout_uncommitted",
+            "Registers from peers applied here and not yet stored (a failed commit, retried).",
+            stats["uncommitted"],
         )
         for key, help_text in _COUNTERS.items():
             yield CounterMetricFamily(f"rollout_{key}", help_text, stats[key])

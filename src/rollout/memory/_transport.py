@@ -381,7 +381,7 @@ class MemoryTransport(Transport):
         host, sender, seq = self._replica, message.sender, message.seq
         if message.kind == "delta":
             self._count("deltas_received")
-            self._merge(message.payload)
+            self._merge(message.payload, store_first=False)  # as the peer transport does
         elif message.kind == "digest":
             self._heard_clock(sender, message)
             mine, theirs = host.digests(), message.digests
@@ -400,7 +400,7 @@ class MemoryTransport(Transport):
             self._send_to(sender, _Message("state", self, seq, payload=payload), "states_sent")
         elif message.kind == "state":
             self._count("states_received")
-            refused = self._merge(message.payload)
+            refused = self._merge(message.payload, store_first=True)  # stored before the ack
             if refused is not None and seq is not None:
                 self._send_to(sender, _Message("ack", self, seq, refused=refused))
         else:  # "ack": the sender holds every write of ours up to seq
@@ -416,11 +416,12 @@ class MemoryTransport(Transport):
                 self._last_sync[sender] = time.time()
                 self._network._progress.notify_all()
 
-    def _merge(self, payload: bytes) -> int | None:
+    def _merge(self, payload: bytes, *, store_first: bool) -> int | None:
         """Merge a member's registers: how many were refused, or None (no ack) if it failed."""
         try:
-            delta = decode(payload)
-            return self._replica.merge_from_peer(delta) if delta else 0
+            delta = decode(payload)  # an empty STATE still stores what waits (SyncHost)
+            skip = not delta and not store_first
+            return 0 if skip else self._replica.merge_from_peer(delta, store_first=store_first)
         except RolloutError as exc:
             # Not acknowledged, so the sender does not count it as delivered; anti-entropy
             # offers it again.

@@ -1,7 +1,9 @@
 """``flags.explain()`` in OpenFeature's words: the reason, and the numbers as flag metadata.
 
-The provider's reason always comes from :class:`rollout.Explanation` (rollout._core.explain,
-which walks the compiled check's own steps): this module only translates it. OpenFeature flag
+The provider's reason always comes from the explanation's walk of the compiled check's own
+steps (rollout._core.explain): on every targeted evaluation the provider asks for the walk's
+:data:`~rollout._core.explain.Decision` (the explanation's fields without its message, which
+costs a fraction of building the words), and this module only translates it. OpenFeature flag
 metadata values are ``bool | str | int | float``; each key here has one type, whatever the
 check (a consumer can read ``metadata["bucket"]`` as an int without testing it):
 
@@ -27,9 +29,15 @@ from typing import TYPE_CHECKING
 from openfeature.flag_evaluation import Reason
 
 if TYPE_CHECKING:
-    from .._core.explain import Explanation
+    from .._core.explain import Decision, Explanation
 
-__all__ = ["EXPLANATION_KEYS", "explained_metadata", "explained_reason", "group_metadata"]
+__all__ = [
+    "EXPLANATION_KEYS",
+    "REASONS",
+    "decision_of",
+    "explained_metadata",
+    "group_metadata",
+]
 
 #: The metadata keys an explanation fills (a flag's data under these names is not metadata).
 EXPLANATION_KEYS = frozenset(
@@ -48,7 +56,7 @@ EXPLANATION_KEYS = frozenset(
 # The explanation's reason in OpenFeature's vocabulary. "everybody" reaches here only when the
 # flag is not the same for every context (those are STATIC before any explanation): the group
 # `all`, or 100% with some users excluded, so a rule about users decided.
-_REASONS: Mapping[str, Reason] = {
+REASONS: Mapping[str, Reason] = {
     "override": Reason.STATIC,
     "excluded": Reason.TARGETING_MATCH,
     "percentage_of_time": Reason.SPLIT,
@@ -61,38 +69,53 @@ _REASONS: Mapping[str, Reason] = {
 }
 
 
-def explained_reason(explanation: Explanation) -> Reason:
-    """The OpenFeature reason of an explanation (``unknown_flag`` is the caller's error)."""
-    return _REASONS[explanation.reason]
+def decision_of(explanation: Explanation) -> Decision:
+    """An explanation's decision: its fields after the message, in order."""
+    e = explanation
+    return (
+        e.active, e.reason, e.percentage, e.percentage_of_time, e.group, e.bucket, e.threshold,
+        e.bucketing, e.draw,
+    )  # fmt: skip
 
 
 def explained_metadata(
-    data: Mapping[str, bool | int | float | str], explanation: Explanation
+    data: Mapping[str, bool | int | float | str], decision: Decision
 ) -> dict[str, bool | int | float | str]:
-    """The flag's data metadata plus the explanation's numbers, one type per key."""
-    metadata = dict(data)
-    metadata["rule"] = explanation.reason
-    metadata["percentage"] = float(explanation.percentage)
-    metadata["percentage_of_time"] = float(explanation.percentage_of_time)
-    if explanation.bucket is not None:
-        metadata["bucket"] = int(explanation.bucket)
-    if explanation.threshold is not None:
-        metadata["threshold"] = int(explanation.threshold)
-    if explanation.bucketing is not None:
-        metadata["bucketing"] = str(explanation.bucketing)
-    if explanation.group is not None:
-        metadata["group"] = str(explanation.group)
-    if explanation.draw is not None:
-        metadata["draw"] = float(explanation.draw)
+    """The flag's data metadata plus the decision's numbers, one type per key (the decision's
+    numbers are of those types already: only the percentages, which a flag may hold as ints,
+    are converted)."""
+    _, reason, percentage, of_time, group, bucket, bound, bucketing, drawn = decision
+    # One dict display per kind of decision: this is on the targeted evaluation's hot path.
+    if bucket is not None and bound is not None and bucketing is not None:
+        metadata = {
+            **data,
+            "rule": reason,
+            "percentage": float(percentage),
+            "percentage_of_time": float(of_time),
+            "bucket": bucket,
+            "threshold": bound,
+            "bucketing": bucketing,
+        }
+    else:
+        metadata = {
+            **data,
+            "rule": reason,
+            "percentage": float(percentage),
+            "percentage_of_time": float(of_time),
+        }
+        if group is not None:
+            metadata["group"] = group
+    if drawn is not None:
+        metadata["draw"] = drawn
     return metadata
 
 
 def group_metadata(
-    data: Mapping[str, bool | int | float | str], explanation: Explanation, group: str
+    data: Mapping[str, bool | int | float | str], decision: Decision, group: str
 ) -> dict[str, bool | int | float | str]:
-    """For a context without a targeting key whose group said yes after the explanation of
+    """For a context without a targeting key whose group said yes after the decision of
     the check without a user said no: the same keys, with the group as the rule."""
-    metadata = explained_metadata(data, explanation)
+    metadata = explained_metadata(data, decision)
     metadata.pop("draw", None)  # the draw did not decide: the group did
     metadata["rule"] = "group"
     metadata["group"] = group

@@ -8,12 +8,12 @@ typed value and the variant for the answer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
-from openfeature.exception import TypeMismatchError
-from openfeature.flag_evaluation import FlagMetadata
+from openfeature.exception import ErrorCode, TypeMismatchError
+from openfeature.flag_evaluation import FlagMetadata, FlagResolutionDetails, Reason
 
 from .._core.feature import Feature
 from .._core.rules import Rules
@@ -24,7 +24,9 @@ __all__ = [
     "OFF_VARIANT_KEY",
     "VALUE_KEY",
     "VARIANT_KEY",
+    "Evaluated",
     "FlagView",
+    "SettledDetails",
     "as_bool",
     "as_float",
     "as_int",
@@ -32,6 +34,8 @@ __all__ = [
     "as_str",
     "copy_json",
     "definition_metadata",
+    "json_kind",
+    "typed_value",
 ]
 
 #: The data key holding a typed flag's value when the flag is on for the context.
@@ -44,6 +48,8 @@ VARIANT_KEY = "variant"
 #: The data key naming the variant of ``off_value`` (default ``"off"``).
 OFF_VARIANT_KEY = "off_variant"
 
+T = TypeVar("T")
+
 _MISSING = object()
 #: Data keys that are the flag's values and variants, never its metadata.
 _VALUE_KEYS = frozenset({VALUE_KEY, OFF_VALUE_KEY, VARIANT_KEY, OFF_VARIANT_KEY})
@@ -53,13 +59,26 @@ class FlagView(Rules):
     """What a resolution needs to know about one snapshot of a flag, computed once: the facts
     that settle a reason without a check (rollout._core.rules), typed values and metadata."""
 
-    __slots__ = ("defined", "metadata", "off_value", "off_variant", "value", "variant")
+    __slots__ = (
+        "defined",
+        "has_off_value",
+        "has_value",
+        "metadata",
+        "off_value",
+        "off_variant",
+        "settled",
+        "value",
+        "variant",
+    )
 
     def __init__(self, feature: Feature) -> None:
         super().__init__(feature)
         data = feature.data
         self.value: object = data.get(VALUE_KEY, _MISSING)
         self.off_value: object = data.get(OFF_VALUE_KEY, _MISSING)
+        # Plain attributes, not properties: read on every resolution.
+        self.has_value = self.value is not _MISSING
+        self.has_off_value = self.off_value is not _MISSING
         variant, off_variant = data.get(VARIANT_KEY), data.get(OFF_VARIANT_KEY)
         self.variant = variant if isinstance(variant, str) and variant else "on"
         self.off_variant = off_variant if isinstance(off_variant, str) and off_variant else "off"
@@ -79,14 +98,97 @@ class FlagView(Rules):
         self.defined = bool(feature.variants)
         if self.defined:
             self.metadata = definition_metadata(data)
+        #: A boolean flag's resolution when it is the same for every context (STATIC or
+        #: DISABLED), built once and shared; None for any other flag.
+        self.settled: SettledDetails | None = None
+        if not self.defined and not self.has_value and (self.static or self.disabled):
+            self.settled = SettledDetails(
+                self.static,
+                reason=Reason.STATIC if self.static else Reason.DISABLED,
+                variant=self.variant if self.static else self.off_variant,
+                flag_metadata=self.metadata,
+            )
 
-    @property
-    def has_value(self) -> bool:
-        return self.value is not _MISSING
 
-    @property
-    def has_off_value(self) -> bool:
-        return self.off_value is not _MISSING
+class SettledDetails(FlagResolutionDetails[bool]):
+    """A resolution shared by every call that gets it (a flag's STATIC or DISABLED answer):
+    read-only, so a caller changing its copy cannot change another's. Building a
+    FlagResolutionDetails costs several times a global ``flags.active()``: a flag that answers
+    the same for every context is resolved without building one.
+
+    Equal to a FlagResolutionDetails of the same fields (the dataclass's own equality wants
+    the same class)."""
+
+    def __init__(  # noqa: PLR0917 - FlagResolutionDetails's own fields
+        self,
+        value: bool,
+        error_code: ErrorCode | None = None,
+        error_message: str | None = None,
+        reason: str | Reason | None = None,
+        variant: str | None = None,
+        flag_metadata: FlagMetadata | None = None,
+    ) -> None:
+        fields = {
+            "value": value,
+            "error_code": error_code,
+            "error_message": error_message,
+            "reason": reason,
+            "variant": variant,
+            "flag_metadata": MappingProxyType({}) if flag_metadata is None else flag_metadata,
+        }
+        self.__dict__.update(fields)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a shared resolution is read-only: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a shared resolution is read-only: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FlagResolutionDetails):
+            return NotImplemented
+        mine, theirs = self.__dict__, other.__dict__
+        return all(mine[name] == theirs.get(name) for name in mine)
+
+    __hash__ = None  # type: ignore[assignment]  # as the dataclass's: equal, not hashable
+
+
+#: A resolution's view of the flag, the answer, why, and the flag metadata.
+Evaluated = tuple[FlagView, bool, Reason, FlagMetadata]
+
+
+def typed_value(
+    evaluated: Evaluated, default_value: T, convert: Callable[[str, str, object], T]
+) -> FlagResolutionDetails[T]:
+    """A typed flag's value for the answer: ``value`` when on, ``off_value`` (or the caller's
+    default) when off. Raises TypeMismatchError for a value of another type."""
+    view, answer, reason, metadata = evaluated
+    name = view.feature.name
+    # Both values are checked whatever the answer, so a wrong type shows on every call.
+    value = convert(name, f"data {VALUE_KEY!r}", view.value)
+    variant: str | None = view.variant
+    if view.has_off_value:
+        off = convert(name, f"data {OFF_VALUE_KEY!r}", view.off_value)
+        if not answer:
+            value, variant = off, view.off_variant
+    elif not answer:
+        value, variant = default_value, None
+    if variant is not None and isinstance(value, dict | list):
+        value = copy_json(value)  # the caller may change it; the cached view must not
+    return FlagResolutionDetails(value, None, None, reason, variant, metadata)
+
+
+def json_kind(value: object) -> str | None:
+    """The JSON type a client would read a flag value as (int and float are one: a number)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, dict | list):
+        return "object"
+    return None
 
 
 def definition_metadata(data: Mapping[str, Any]) -> FlagMetadata:

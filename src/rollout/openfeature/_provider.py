@@ -15,7 +15,9 @@ A flag with a definition (variants, a default variant, targeting as data) answer
 boolean's answer is ``flags.active(name, user)`` for the context's targeting key; a
 typed flag (one with ``value`` in its data, of any type) takes its value from the data
 (``value`` when on, ``off_value`` or the caller's default when off). The reason and the flag
-metadata come from ``flags.explain`` (openfeature._explained). Every change to a flag, made here
+metadata come from ``flags.explain``'s decision, its walk without the words
+(openfeature._explained); a boolean flag the same for every context answers one shared,
+read-only resolution (openfeature._flag.SettledDetails). Every change to a flag, made here
 or replicated from elsewhere, emits ``PROVIDER_CONFIGURATION_CHANGED`` with the changed names;
 the Rollout's readiness emits the status events (openfeature._status). ``import rollout`` never
 imports this module (nor the SDK).
@@ -40,7 +42,6 @@ from openfeature.exception import (
     TypeMismatchError,
 )
 from openfeature.flag_evaluation import (
-    FlagMetadata,
     FlagResolutionDetails,
     FlagValueType,
     Reason,
@@ -49,14 +50,15 @@ from openfeature.hook import Hook
 from openfeature.provider import AbstractProvider, Metadata
 
 from .._client.rollout import Rollout
-from .._core.explain import Explanation
+from .._core.explain import Decision
 from .._core.feature import Feature
 from ._context import ContextUser, targeting_key
 from ._defined import resolve_defined, resolve_defined_value
-from ._explained import explained_metadata, explained_reason, group_metadata
+from ._explained import REASONS, decision_of, explained_metadata, group_metadata
 from ._flag import (
     OFF_VALUE_KEY,
     VALUE_KEY,
+    Evaluated,
     FlagView,
     as_bool,
     as_float,
@@ -64,6 +66,8 @@ from ._flag import (
     as_object,
     as_str,
     copy_json,
+    json_kind,
+    typed_value,
 )
 from ._status import StatusWatch
 
@@ -71,8 +75,6 @@ __all__ = ["OFF_VALUE_KEY", "VALUE_KEY", "ContextUser", "RolloutProvider"]
 
 T = TypeVar("T")
 ObjectValue = Sequence[FlagValueType] | Mapping[str, FlagValueType]
-#: A resolution's view of the flag, the answer, why, and the flag metadata.
-Evaluated = tuple[FlagView, bool, Reason, FlagMetadata]
 
 
 class RolloutProvider(AbstractProvider):
@@ -197,14 +199,23 @@ class RolloutProvider(AbstractProvider):
     ) -> FlagResolutionDetails[bool]:
         try:
             view = self._view(flag_key)
-            if view is not None and view.defined:
-                return resolve_defined(
-                    self._flags, view, default_value, evaluation_context, as_bool
-                )
+            if view is not None:
+                settled = view.settled
+                if settled is not None and not self._forced:
+                    # The same answer for every context: the shared resolution, once the check
+                    # agrees (the flag may have changed since its view was read). The key is
+                    # still read: a context with an invalid one is an error for every flag.
+                    key = None if evaluation_context is None else targeting_key(evaluation_context)
+                    if self._active(flag_key, key) is settled.value:
+                        return settled
+                if view.defined:
+                    return resolve_defined(
+                        self._flags, view, default_value, evaluation_context, as_bool
+                    )
             evaluated = self._evaluate(flag_key, evaluation_context, view)
             view, answer, reason, metadata = evaluated
             if view.has_value:  # a typed flag: asked for a boolean, its value must be one
-                return _value(evaluated, default_value, as_bool)
+                return typed_value(evaluated, default_value, as_bool)
         except OpenFeatureError as error:
             return _failure(default_value, error)
         variant = view.variant if answer else view.off_variant
@@ -263,8 +274,8 @@ class RolloutProvider(AbstractProvider):
             if not view.has_value:
                 named = view.variant if answer else view.off_variant
                 return FlagResolutionDetails(answer, None, None, reason, named, metadata)
-            kind = _json_kind(view.value)
-            if kind is None or (view.has_off_value and _json_kind(view.off_value) != kind):
+            kind = json_kind(view.value)
+            if kind is None or (view.has_off_value and json_kind(view.off_value) != kind):
                 raise ParseError(
                     f"flag {flag_key!r} data {VALUE_KEY!r} is {view.value!r} and "
                     f"{OFF_VALUE_KEY!r} is {view.off_value if view.has_off_value else None!r}: "
@@ -304,7 +315,7 @@ class RolloutProvider(AbstractProvider):
                     f"flag {flag_key!r} has no {VALUE_KEY!r} in its data, so it is a boolean "
                     f"flag (give it one: set_feature_data({flag_key!r}, {{{VALUE_KEY!r}: ...}}))"
                 )
-            return _value(evaluated, default_value, convert)
+            return typed_value(evaluated, default_value, convert)
         except OpenFeatureError as error:
             return _failure(default_value, error)
 
@@ -312,9 +323,9 @@ class RolloutProvider(AbstractProvider):
         self, flag_key: str, context: EvaluationContext | None, view: FlagView | None
     ) -> Evaluated:
         """The on/off flag's view (as read by the caller), the answer for the context, why
-        (``flags.explain``) and the metadata. The explanation is asked only where the snapshot
-        does not settle the reason (an override, a flag on for everybody, a flag nothing turns
-        on)."""
+        (``flags.explain``'s decision) and the metadata. The decision is asked only where the
+        snapshot does not settle the reason (an override, a flag on for everybody, a flag
+        nothing turns on)."""
         key = targeting_key(context)
         if self._forced and type(flag_key) is str and flag_key in self._forced:
             answer = self._active(flag_key, key)
@@ -332,9 +343,9 @@ class RolloutProvider(AbstractProvider):
         user: object = key
         if view.groups and context is not None:
             user = self._user(context)  # only predicates see it: built for flags with groups
-        explanation = self._explain(flag_key, user)
-        metadata = MappingProxyType(explained_metadata(view.metadata, explanation))
-        return view, explanation.active, explained_reason(explanation), metadata
+        decision = self._decide(flag_key, user)
+        metadata = MappingProxyType(explained_metadata(view.metadata, decision))
+        return view, decision[0], REASONS[decision[1]], metadata
 
     def _without_key(
         self, flag_key: str, view: FlagView, context: EvaluationContext | None
@@ -342,30 +353,41 @@ class RolloutProvider(AbstractProvider):
         """A context without a targeting key: the check without a user (only 100% or a draw
         of the time says yes), then the flag's groups, whose predicates need no id, for a
         context that has attributes for them to read; rules about ids cannot apply."""
-        explanation = self._explain(flag_key, None)
-        if not explanation.active:
+        decision = self._decide(flag_key, None)
+        if not decision[0]:
             if view.groups and context is not None and context.attributes:
                 user = self._user(context)
                 for group in view.groups:
                     if self._in_group(group, user):
-                        matched = group_metadata(view.metadata, explanation, group)
+                        matched = group_metadata(view.metadata, decision, group)
                         return view, True, Reason.TARGETING_MATCH, MappingProxyType(matched)
             if view.needs_key:
                 raise TargetingKeyMissingError(
                     f"flag {flag_key!r} is on for a percentage of users: the evaluation "
                     "context needs a targeting_key to pick them"
                 )
-        metadata = MappingProxyType(explained_metadata(view.metadata, explanation))
-        return view, explanation.active, explained_reason(explanation), metadata
+        metadata = MappingProxyType(explained_metadata(view.metadata, decision))
+        return view, decision[0], REASONS[decision[1]], metadata
 
-    def _explain(self, flag_key: str, user: object) -> Explanation:
+    def _decide(self, flag_key: str, user: object) -> Decision:
+        """Which rule decides the check for ``user`` and its numbers: the walk of
+        ``flags.explain`` without its words (rollout._core.explain.decide_check); the
+        explanation itself only for a flag overridden, deleted or defined since its view was
+        read."""
+        try:
+            # Rollout._decide is there for this provider: explain without building its words.
+            decision = self._flags._decide(flag_key, user)
+        except (TypeError, ValueError) as exc:  # the user object has no usable id
+            raise InvalidContextError(f"cannot check {flag_key!r} for {user!r}: {exc}") from exc
+        if decision is not None:
+            return decision
         try:
             explanation = self._flags.explain(flag_key, user)
-        except (TypeError, ValueError) as exc:  # the user object has no usable id
+        except (TypeError, ValueError) as exc:
             raise InvalidContextError(f"cannot check {flag_key!r} for {user!r}: {exc}") from exc
         if explanation.reason == "unknown_flag":  # deleted since its view was read
             raise FlagNotFoundError(f"no flag named {flag_key!r}")
-        return explanation
+        return decision_of(explanation)
 
     def _active(self, flag_key: str, user: object) -> bool:
         try:
@@ -397,40 +419,6 @@ class RolloutProvider(AbstractProvider):
             return self._user_from_context(context)
         except Exception as exc:
             raise GeneralError(f"user_from_context raised {exc!r}") from exc
-
-
-def _value(
-    evaluated: Evaluated, default_value: T, convert: Callable[[str, str, object], T]
-) -> FlagResolutionDetails[T]:
-    """A typed flag's value for the answer: ``value`` when on, ``off_value`` (or the caller's
-    default) when off. Raises TypeMismatchError for a value of another type."""
-    view, answer, reason, metadata = evaluated
-    name = view.feature.name
-    # Both values are checked whatever the answer, so a wrong type shows on every call.
-    value = convert(name, f"data {VALUE_KEY!r}", view.value)
-    variant: str | None = view.variant
-    if view.has_off_value:
-        off = convert(name, f"data {OFF_VALUE_KEY!r}", view.off_value)
-        if not answer:
-            value, variant = off, view.off_variant
-    elif not answer:
-        value, variant = default_value, None
-    if variant is not None and isinstance(value, dict | list):
-        value = copy_json(value)  # the caller may change it; the cached view must not
-    return FlagResolutionDetails(value, None, None, reason, variant, metadata)
-
-
-def _json_kind(value: object) -> str | None:
-    """The JSON type a client would read a flag value as (int and float are one: a number)."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, dict | list):
-        return "object"
-    return None
 
 
 def _failure(default_value: T, error: OpenFeatureError) -> FlagResolutionDetails[T]:

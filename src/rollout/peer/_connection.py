@@ -7,8 +7,10 @@ secret, in a frame MAC'd with the connection's own key for that direction. Then 
 DIGEST of everything it holds; the answer
 is the registers that differ (STATE) and a PULL for the ones it lacks; the final STATE is
 acknowledged with the sequence number the DIGEST carried, which tells ``wait_synced`` that the
-peer holds everything written up to it. Deltas themselves are not acknowledged (that would double
-the wake-ups of every write); ``wait_synced`` starts such an exchange with every peer instead.
+peer holds (in its store) everything written up to it. Deltas themselves are not acknowledged
+(that would double the wake-ups of every write); ``wait_synced`` starts such an exchange with
+every peer instead. So a delta, committed by its writer before it was sent, is applied and
+announced before the receiver commits it (right after); a STATE is committed before either.
 """
 
 from __future__ import annotations
@@ -346,7 +348,7 @@ class PeerConnection:
             # the hot path of propagation. wait_synced() asks for a digest exchange instead,
             # whose final ack covers every write up to its sequence number.
             owner.count("deltas_received")
-            self._merge(message.delta)
+            self._merge(message.delta, store_first=False)  # committed right after it is seen
         elif kind is Kind.DIGEST:
             owner.heard_clock(self, body["clock"])
             self._answer_digest(body)
@@ -356,7 +358,7 @@ class PeerConnection:
             owner.count("states_sent")
         elif kind is Kind.STATE:
             owner.count("states_received")
-            refused = self._merge(message.delta)
+            refused = self._merge(message.delta, store_first=True)  # stored before the ACK
             if refused is not None and body["seq"] is not None:
                 if refused:
                     self._send(Kind.REFUSED, {"seq": body["seq"], "refused": refused})
@@ -409,16 +411,15 @@ class PeerConnection:
             Kind.PULL, {"seq": body["seq"], "names": sorted(n for n in differ if n in theirs)}
         )
 
-    def _merge(self, delta: Delta | None) -> int | None:
+    def _merge(self, delta: Delta | None, *, store_first: bool) -> int | None:
         """Merge a peer's registers: how many were refused (quarantined), or None (and no ack)
-        if this replica could not store them."""
-        if not delta:
+        if this replica could not store them (an empty STATE too: SyncHost.merge_from_peer)."""
+        if not delta and not store_first:
             return 0
         try:
-            return self.owner.host.merge_from_peer(delta)
+            return self.owner.host.merge_from_peer(delta or {}, store_first=store_first)
         except RolloutError as exc:
-            # Not acknowledged, so the peer does not count it as delivered; anti-entropy
-            # offers it again.
+            # Not acknowledged: not delivered for the peer; anti-entropy offers it again.
             logger.warning("could not merge registers from %s: %s", self, exc)
             return None
 

@@ -48,10 +48,17 @@ class SyncHost(Protocol):
         """
         ...
 
-    def merge_from_peer(self, delta: Delta) -> int:
+    def merge_from_peer(self, delta: Delta, *, store_first: bool = True) -> int:
         """Merge a peer's registers like ``merge_remote``; returns how many were refused (held
         in the quarantine as stamped too far ahead), which the peer is told in its ACK so its
-        ``wait_synced`` does not report registers this replica refused as delivered."""
+        ``wait_synced`` does not report registers this replica refused as delivered.
+
+        ``store_first=True`` (registers whose receipt is acknowledged): they, and any applied
+        earlier and not stored yet, are stored before it returns (an empty ``delta`` stores
+        just those), else the store's error is raised. ``store_first=False`` (a peer's own
+        write, sent as it committed it and never acknowledged): applied and announced first,
+        then stored before it returns; a failed store is logged and retried by the next merge.
+        """
         ...
 
     def check_clock_step(self) -> None:

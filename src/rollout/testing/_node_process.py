@@ -10,12 +10,15 @@ import contextlib
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..stores import Store
 
 __all__ = ["main"]
 
 
-def _serve(options: argparse.Namespace) -> int:
+def _serve(options: argparse.Namespace, store: Store | None = None) -> int:
     import logging
 
     from .. import Rollout
@@ -38,7 +41,7 @@ def _serve(options: argparse.Namespace) -> int:
             member_timeout=options.member_timeout,
         )
     flags = Rollout(
-        options.store,
+        options.store if store is None else store,
         clock=lambda: system_clock_ms() + offset[0],
         transport=transport,
         **({"max_offset": options.max_offset} if options.max_offset is not None else {}),
@@ -113,7 +116,9 @@ def _answer(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, store: Store | None = None) -> int:
+    """Run one node; ``store``: a store of the caller's (a test's), used instead of opening
+    the one ``--store`` names."""
     parser = argparse.ArgumentParser(prog="python -m rollout.testing._node_process")
     parser.add_argument("--store", required=True)
     parser.add_argument("--listen", default="")
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--anti-entropy-interval", type=float, default=1.0)
     parser.add_argument("--max-offset", type=float, default=None)
     parser.add_argument("--member-timeout", type=float, default=60.0)
-    return _serve(parser.parse_args(argv))
+    return _serve(parser.parse_args(argv), store)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,10 @@ def free_port() -> int:
 class Node:
     """One node process. ``listen`` gets a fixed free port, so a restart keeps its address."""
 
+    #: What the interpreter runs, before the node's options: a test may run a node of its own
+    #: (a script that calls ``rollout.testing._node_process.main`` with a store of its own).
+    program: Sequence[str] = ("-m", "rollout.testing._node_process")
+
     def __init__(
         self,
         name: str,
@@ -122,7 +126,7 @@ class Node:
 
     def start(self) -> Node:
         arguments = [
-            sys.executable, "-m", "rollout.testing._node_process",
+            sys.executable, *self.program,
             "--store", self.store, "--listen", self.address,  # "": no peer transport
             "--peers", ",".join(self.peers),
             "--clock-offset-ms", str(self._options["clock_offset_ms"]),

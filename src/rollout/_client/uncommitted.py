@@ -1,0 +1,66 @@
+"""Peers' changes this replica applied before committing them to its store.
+
+A peer's delta is a write its node committed to its own store before sending it, and nobody
+acknowledges it. So the receiver applies it, tells its subscribers, and only then commits it
+(:meth:`rollout._client.pipeline.WritePipeline.merge_counting` with ``store_first=False``):
+propagation no longer waits for the receiver's disk. A crash between the two loses nothing the
+cluster needs:
+
+* the writer, and every other peer that committed it, still hold it;
+* nothing this node persists claims to hold it: digests are computed from the replica, which a
+  restart rebuilds from the store, and the peer transport keeps no version or sequence on disk;
+  so the first digest exchange after the restart finds the difference and pulls it back;
+* the clock is safe too: a local write stamped after the lost change commits that change with
+  it (below), and a restarted clock observes the newest timestamp it finds in the store.
+
+Until committed, the registers wait here. The commit normally follows on the same thread right
+after the subscribers are told; only a failed commit leaves them waiting longer, and then every
+later save of the pipeline takes them along: the next delta, an acknowledged exchange (a STATE,
+which is stored before its ACK, so an ACK always means "on this node's disk") and a local write
+(stored with everything it may have seen). ``close()`` makes a last attempt.
+"""
+
+from __future__ import annotations
+
+from .._core.state import Delta, wins
+
+__all__ = ["Uncommitted"]
+
+
+class Uncommitted:
+    """Registers applied to the replica and not committed to the store yet. Not thread-safe:
+    the pipeline uses it under its write lock, under which every save happens."""
+
+    __slots__ = ("_delta",)
+
+    def __init__(self) -> None:
+        self._delta: Delta = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._delta)
+
+    def __len__(self) -> int:
+        """How many registers wait."""
+        return sum(len(registers) for registers in self._delta.values())
+
+    def joined(self, delta: Delta) -> Delta:
+        """``delta`` with every waiting register (per key, the later of two wins, as in the
+        store): what to save now. ``delta`` itself when nothing waits, the hot case."""
+        waiting = self._delta
+        if not waiting:
+            return delta
+        joined: Delta = {name: dict(registers) for name, registers in waiting.items()}
+        for name, registers in delta.items():
+            held = joined.setdefault(name, {})
+            for key, register in registers.items():
+                if wins(register, held.get(key)):
+                    held[key] = register
+        return joined
+
+    def wait(self, delta: Delta) -> None:
+        """``delta`` was applied; it waits for its commit."""
+        self._delta = self.joined(delta)
+
+    def committed(self) -> None:
+        """Everything that waited was saved (with the delta given to :meth:`joined`)."""
+        self._delta = {}

@@ -1,0 +1,152 @@
+"""What the compiled per-flag checks (rollout._core.specialize) do on their fast paths.
+
+The evaluation property test compares every flag shape with the rules read plainly; these pin
+the paths it does not reach: many groups (called one by one up to a count, in a loop beyond),
+ids read as an attribute in the generated source, and the process-wide memo of CRC32 buckets.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any
+
+import pytest
+
+from rollout import Rollout
+from rollout._core.bucketing import MEMO_SIZE, crc32_memo, ruby_bucket
+
+
+class User:
+    def __init__(self, ident: object) -> None:
+        self.id = ident
+
+
+def inside(uid: str, percentage: float) -> bool:
+    return ruby_bucket(uid) < math.ceil((2**32 - 1) / 100.0 * percentage)
+
+
+def outside_user(percentage: float) -> int:
+    return next(i for i in range(1, 10_000) if not inside(str(i), percentage))
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7, 8, 9, 12])
+def test_every_group_of_a_flag_is_asked_in_turn_until_one_says_yes(count: int) -> None:
+    flags = Rollout()
+    asked: list[int] = []
+
+    def group(index: int) -> Any:
+        def predicate(user: User) -> bool:
+            asked.append(index)
+            if index == 0:
+                raise RuntimeError("a broken group says no")
+            return index == user.id
+
+        return predicate
+
+    for index in range(count):
+        flags.define_group(f"g{index:02d}", group(index))
+        flags.activate_group("chat", f"g{index:02d}")
+    for wanted in range(1, count):  # user `wanted` is in group g<wanted> only
+        asked.clear()
+        assert flags.active("chat", User(wanted)) is True
+        assert asked == list(range(wanted + 1))  # every group before it was asked, in order
+    asked.clear()
+    assert flags.active("chat", User(count + 5)) is False
+    assert asked == list(range(count))
+    assert flags.stats()["group_errors"] == count  # g00 raised once per check, counted
+
+
+@pytest.mark.parametrize("attribute", ["id", "user_id", "\ufb01", "class", "_id"])
+def test_an_id_attribute_is_read_as_getattr_reads_it(attribute: str) -> None:
+    # "\ufb01" (the ligature fi) is NFKC-normalised to "fi" in source code: the check must read
+    # the attribute named by the string, never "fi". "class" is a keyword, not an attribute
+    # access the source can spell.
+    flags = Rollout(id_user_by=attribute)
+    flags.activate_user("chat", "42")
+    user = User(0)
+    setattr(user, attribute, 42)
+    user.fi = 7  # type: ignore[attr-defined]
+    assert flags.active("chat", user) is True
+    setattr(user, attribute, 43)
+    assert flags.active("chat", user) is False
+    flags.activate_user("chat", "7")
+    setattr(user, attribute, "x")
+    assert flags.active("chat", user) is False
+
+
+def test_an_id_property_that_raises_raises_its_own_error() -> None:
+    class Broken:
+        @property
+        def id(self) -> int:
+            raise LookupError("no id today")
+
+    flags = Rollout()
+    flags.activate_percentage("chat", 50)
+    with pytest.raises(LookupError, match="no id today"):  # the application's bug, surfaced
+        flags.active("chat", Broken())
+
+
+def test_the_bucket_memo_keeps_only_exact_str_and_int_ids() -> None:
+    flags = Rollout()
+    flags.activate_percentage("chat", 50)
+    one_in = inside("1", 50)
+    assert flags.active("chat", 1) is one_in
+    assert flags.active("chat", User(1)) is one_in
+    assert flags.active("chat", "1") is one_in
+    assert crc32_memo[1] == crc32_memo["1"] == ruby_bucket("1")
+    # True == 1 and 1.0 == 1 as dict keys: neither may borrow user 1's bucket.
+    with pytest.raises(TypeError):
+        flags.active("chat", User(True))
+    with pytest.raises(TypeError):
+        flags.active("chat", User(1.0))
+    with pytest.raises(TypeError):
+        flags.active("chat", True)
+    assert all(type(key) in (str, int) for key in crc32_memo)
+
+
+def test_the_bucket_memo_is_bounded_and_answers_the_same_after_it_is_emptied() -> None:
+    flags = Rollout()
+    flags.activate_percentage("chat", 20)
+    first = [flags.active("chat", i) for i in range(1, 2001)]
+    for i in range(MEMO_SIZE + 10):  # more distinct ids than it holds
+        flags.active("chat", f"user-{i}")
+        assert len(crc32_memo) <= MEMO_SIZE
+    assert [flags.active("chat", User(i)) for i in range(1, 2001)] == first
+    assert first == [inside(str(i), 20) for i in range(1, 2001)]
+
+
+def test_an_id_no_utf8_encoder_takes_gets_the_bytes_it_came_from() -> None:
+    flags = Rollout()
+    flags.activate_percentage("chat", 50)
+    raw = b"caf\xe9"  # Latin-1 bytes, decoded the way os.fsdecode does
+    uid = raw.decode("utf-8", "surrogateescape")
+    want = zlib.crc32(raw) < math.ceil((2**32 - 1) / 100.0 * 50)
+    assert flags.active("chat", uid) is want
+    assert flags.active("chat", uid) is want  # and again, from the memo
+    assert crc32_memo[uid] == zlib.crc32(raw)
+
+
+def test_every_rollout_has_its_own_check() -> None:
+    first, second = Rollout(), Rollout()
+    first.activate("chat")
+    second.activate("chat")
+    assert type(first) is not type(second)
+    assert isinstance(first, Rollout)
+    assert type(first).__name__ == "Rollout"
+    with first.override("chat", False):
+        assert first.active("chat") is False
+        assert second.active("chat") is True
+    assert first.active("chat") is True
+
+
+def test_a_subclass_of_rollout_keeps_its_own_methods() -> None:
+    class AppFlags(Rollout):
+        def chat(self, user: object) -> bool:
+            return self.active("chat", user)
+
+    flags = AppFlags()
+    flags.activate_user("chat", 5)
+    assert isinstance(flags, AppFlags)
+    assert flags.chat(5) is True
+    assert flags.chat(6) is False

@@ -30,13 +30,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._timing import QUICK
 from .report import Table
 
 __all__ = ["ImportTimes", "measure_imports", "tables"]
 
 #: The target of issue 15: ``import rollout; rollout.Rollout()`` adds at most this much.
 TARGET_MS = 25.0
-RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "30"))
+#: Runs of each command (best kept): ``BENCH_IMPORT_RUNS``, else 10 in a quick run (make
+#: bench-quick, about 2 s), 30 in a full one.
+RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "10" if QUICK else "30"))
 
 BARE = "pass"
 IMPORT = "import rollout"

@@ -9,9 +9,10 @@ before and after.
 
 ``BENCH_ONLY=cluster`` (a comma-separated list of sections: checks, writes, memory, cluster,
 handshake, scale, redis, postgres, fanout, openfeature, targeting, degrade, http, ofrep, serve,
-dashboard) runs only those; the default is all of them. The scale section (the mesh at 3, 10,
-20 and 30 processes, about two minutes) also runs alone: ``python -m bench.scale``. The Targets
-table needs checks, writes and memory; only a run of every section rewrites bench/results.md.
+dashboard, import) runs only those; the default is all of them. The scale section (the mesh at
+3, 10, 20 and 30 processes, about two minutes) also runs alone: ``python -m bench.scale``. The
+Targets table needs checks, writes and memory; only a run of every section rewrites
+bench/results.md.
 The redis section is skipped, with the reason, when no Redis answers at ``BENCH_REDIS_URL``
 (default redis://127.0.0.1:6379/0); the postgres section's columns likewise, for PostgreSQL at
 ``BENCH_POSTGRES_URL`` (default postgresql://postgres@127.0.0.1:5432/test), and the fanout
@@ -35,6 +36,7 @@ from . import (
     fanout_bench,
     handshake_bench,
     http_bench,
+    import_bench,
     ofrep_bench,
     openfeature_bench,
     postgres_bench,
@@ -81,6 +83,7 @@ SECTIONS = (
     "ofrep",
     "serve",
     "dashboard",
+    "import",
 )
 
 _DISTRIBUTIONS = (
@@ -175,6 +178,7 @@ def main() -> None:
         ("ofrep", ofrep_bench, "OFREP evaluations with wrk"),
         ("serve", serve_bench, "rollout serve's writes and stalled connections"),
         ("dashboard", dashboard_bench, "the dashboard in Chromium"),
+        ("import", import_bench, "import rollout in fresh processes"),
     ):
         if section in sections:
             print(f"measuring {what}...", file=sys.stderr, flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -79,6 +80,91 @@ def test_the_targeting_engine_loads_only_when_a_rule_is_used() -> None:
     light = [engine + name for name in ("bounds", "errors", "resolution")]
     assert before == repr(light)
     assert after == "a True"
+
+
+#: What `import rollout; rollout.Rollout()` (in memory, no transport) must not load: each is
+#: imported where it is first needed (docs/architecture.md, "What loads when").
+LOADED_ON_FIRST_USE = {
+    "sqlite3": "rollout.SQLiteStore or an sqlite:// URL",
+    "rollout.sqlite": "rollout.SQLiteStore or an sqlite:// URL",
+    "pathlib": "rollout.SQLiteStore",
+    "urllib.parse": "rollout.SQLiteStore",
+    "socket": "a transport (the host name comes from os.uname())",
+    "selectors": "a transport",
+    "ssl": "a transport with TLS",
+    "asyncio": "the HTTP API, NATS",
+    "logging": "the first message logged",
+    "traceback": "the first message logged",
+    "hashlib": "a transport's first digest",
+    "secrets": "the peer handshake (the node id comes from os.urandom)",
+    "hmac": "the peer handshake",
+    "rollout._core.redact": "an error about a store URL, stats(), repr()",
+    "rollout.memory": "rollout.MemoryStore or a memory:// URL (Rollout() needs no store)",
+    "dataclasses": "explain(), history(), the quarantine's first register",
+    "inspect": "explain(), history(), degrade or override as a decorator",
+    "ast": "explain(), history(), degrade or override as a decorator",
+    "datetime": "history()",
+    "json": "the first data value checked, register encoded or rule (rollout._core.lazy)",
+    "rollout._core.explain": "explain(), rollout.Explanation",
+    "rollout._core.history_event": "history(), rollout.HistoryEvent",
+    "rollout._core.quarantined": "the quarantine's first register, rollout.stores' types",
+}
+
+
+#: How many of rollout's own modules that process loads, at most.
+ROLLOUT_MODULES_AT_START = 42
+
+
+def _loaded(code: str, names: object) -> list[str]:
+    """Which of ``names`` are in sys.modules after ``code`` runs in a fresh interpreter."""
+    script = f"import sys, rollout\n{code}\nprint(sorted(set({names!r}) & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    return list(ast.literal_eval(result.stdout.strip()))
+
+
+def test_a_rollout_in_memory_loads_nothing_it_does_not_use() -> None:
+    # issue 15: `import rollout` took ~60 ms, most of it modules a Rollout in memory never
+    # uses. Counted, never timed (bench/import_bench.py times it).
+    assert _loaded("rollout.Rollout()", sorted(LOADED_ON_FIRST_USE)) == []
+    code = (
+        "import rollout; rollout.Rollout(); "
+        "print(sum(m == 'rollout' or m.startswith('rollout.') for m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", f"import sys; {code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    # A new module on this path is a decision: it costs every process that imports rollout.
+    assert int(result.stdout) <= ROLLOUT_MODULES_AT_START
+
+
+def test_what_loads_on_first_use_does_load_then() -> None:
+    # The lazy names and imports still work: the first use loads what it needs.
+    first_use = (
+        "flags = rollout.Rollout(); flags.define_group('broken', lambda user: 1 / 0); "
+        "flags.activate_group('chat', 'broken'); flags.active('chat', 42); "
+        "flags.set_feature_data('chat', {'colour': 'blue'}); "
+        "assert flags.explain('chat', 42).reason == 'off'; "
+        "assert flags.history('chat')[-1].action == 'activate_group'; "
+        "rollout.SQLiteStore; repr(flags)"
+    )
+    wanted = [
+        "dataclasses",
+        "datetime",
+        "json",
+        "logging",
+        "rollout._core.explain",
+        "rollout._core.history_event",
+        "rollout._core.redact",
+        "rollout.sqlite",
+        "sqlite3",
+    ]
+    assert _loaded(first_use, wanted) == wanted
 
 
 def test_the_package_ships_type_information() -> None:

@@ -6,11 +6,11 @@ hybrid logical clocks, so no edit is ever lost. Start with :class:`Rollout`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._client.rollout import Rollout
 from ._core.clock import Timestamp
-from ._core.explain import Explanation
 from ._core.feature import Feature
-from ._core.history import HistoryEvent
 from ._core.targeting import Resolution, RuleError
 from .errors import (
     ClockSkewError,
@@ -23,7 +23,13 @@ from .errors import (
     StoreUnavailableError,
     UnknownFlagError,
 )
-from .stores import MemoryStore, SQLiteStore, Store
+from .stores import Store
+
+if TYPE_CHECKING:
+    from ._core.explain import Explanation
+    from ._core.history_event import HistoryEvent
+    from .memory import MemoryStore
+    from .sqlite import SQLiteStore
 
 __all__ = [
     "ClockSkewError",
@@ -48,3 +54,25 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+#: Public names loaded when first asked for (issue 15: a Rollout in memory never needs them):
+#: SQLiteStore loads sqlite3, pathlib and urllib.parse; the two result types are dataclasses,
+#: and dataclasses loads inspect and ast; Rollout() with no store needs no MemoryStore.
+_LAZY = {
+    "MemoryStore": "rollout.memory",
+    "SQLiteStore": "rollout.sqlite",
+    "Explanation": "rollout._core.explain",
+    "HistoryEvent": "rollout._core.history_event",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value

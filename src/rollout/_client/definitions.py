@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .._core import targeting as _engine  # loaded with the first definition or rule
@@ -26,7 +25,7 @@ from .._core.definition_args import (
     variant_value,
     variants_argument,
 )
-from .._core.history import HistoryEvent, write_context
+from .._core.history import write_context
 from .._core.keys import DEFAULT_VARIANT, DISABLED, RULE, RULES_ENTITY, TARGETING_RULE, VARIANT
 from .._core.rules import on_for_anybody, on_for_everybody
 from .._core.targeting import JSON, Resolution
@@ -35,6 +34,7 @@ from ..errors import UnknownFlagError
 
 if TYPE_CHECKING:
     from .._core.explain import Explanation
+    from .._core.history_event import HistoryEvent
     from .._core.targeting import FlagDefinition
     from .override import Overrides
     from .pipeline import WritePipeline
@@ -232,6 +232,8 @@ class DefinitionsAPI:
         ):
             raise ValueError(f"limit must be an int >= 0 or None, got {limit!r}")
         events = self._replica.events(RULES_ENTITY)[:limit]
+        from .._core.history_event import HistoryEvent  # here: a dataclass (see lazy.py)
+
         return [HistoryEvent.from_register(RULES_ENTITY, r.ts, r.value) for _, r in events]
 
     # Evaluation --------------------------------------------------------------------------------
@@ -346,8 +348,10 @@ def _document(source: object) -> Mapping[str, Any] | str | bytes:
     if isinstance(source, str) and source.lstrip().startswith("{"):
         return source
     if isinstance(source, str | os.PathLike):
-        path = Path(os.fspath(source))
-        return text(path.read_text(encoding="utf-8"), f"the flagd file {str(path)!r}")
+        # open(), not pathlib: pathlib loads urllib.parse and ipaddress at import.
+        path = os.fspath(source)
+        with open(path, encoding="utf-8") as file:
+            return text(file.read(), f"the flagd file {path!r}")
     raise TypeError(f"path_or_document must be a path, JSON text or a mapping, got {source!r:.200}")
 
 

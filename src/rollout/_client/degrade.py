@@ -27,8 +27,6 @@ Why it is built this way:
 from __future__ import annotations
 
 import functools
-import inspect
-import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -38,13 +36,12 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 from .._core.history import write_context
 from .._core.keys import RESET
 from .._core.rules import on_for_anybody
+from .log import logger
 
 if TYPE_CHECKING:
     from .._core.feature import Feature
 
 __all__ = ["ACTOR", "BUCKETS", "Degrade", "OnDegrade", "Params", "Writer"]
-
-logger = logging.getLogger("rollout")
 
 #: The window is counted in this many buckets: its sliding granularity is ``window / BUCKETS``.
 BUCKETS = 60
@@ -130,7 +127,7 @@ class Degrade:
         if not on_for_anybody(self._current(self.flag)):
             # Already off (by a person, or by this tracker in another process whose write has
             # arrived): nothing to switch, and no second event. Quiet until turned on again.
-            logger.info("feature %r reached its degrade threshold but is already off", self.flag)
+            logger().info("feature %r reached its degrade threshold but is already off", self.flag)
             return
         reason = (
             f"{failures} of {calls} calls failed ({_percent(failures / calls)}) in "
@@ -142,19 +139,19 @@ class Degrade:
         except Exception:
             # The caller's request must not fail because the switch-off could not be written
             # (store away, Rollout closed). Start a fresh window: a later crossing tries again.
-            logger.exception(
+            logger().exception(
                 "feature %r degraded (%s) but could not be switched off", self.flag, reason
             )
             with self._lock:
                 self._clear()
                 self._latched = False
             return
-        logger.warning("feature %r degraded and switched off: %s", self.flag, reason)
+        logger().warning("feature %r degraded and switched off: %s", self.flag, reason)
         for callback in self.callbacks:
             try:
                 callback(self.flag, reason)
             except Exception:
-                logger.exception("on_degrade callback %r raised", callback)
+                logger().exception("on_degrade callback %r raised", callback)
 
     def flag_changed(self, changed: set[str]) -> None:
         """Subscriber: a flag that was off and is turned on again starts with a fresh window."""
@@ -241,6 +238,8 @@ class Degrade:
         """Wrap a function or coroutine function: each call of it is one counted call."""
         if not callable(function):
             raise TypeError(f"degrade decorates a function, got {function!r}")
+        import inspect  # here, when decorating: it loads ast, dis and tokenize
+
         if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
             # Calling a generator function only creates the generator; its work (and failures)
             # happen later, outside any wrapper we could put here.

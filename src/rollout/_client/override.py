@@ -15,7 +15,6 @@ flags that were never written (the facade adds ``values`` to the names it lists)
 from __future__ import annotations
 
 import functools
-import inspect
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType, TracebackType
@@ -124,6 +123,8 @@ class Override:
         """
         if not callable(function):
             raise TypeError(f"override decorates a function, got {function!r}")
+        import inspect  # here, when decorating: it loads ast, dis and tokenize
+
         overrides, name, value = self._overrides, self.name, self.value
         if inspect.iscoroutinefunction(function):
             coroutine = cast(Callable[P, Awaitable[Any]], function)

@@ -25,7 +25,6 @@ hooks (the Ruby mirror) and subscribers (the dashboard, the OpenFeature provider
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -37,6 +36,7 @@ from .._core.state import Delta, Register
 from ..errors import ClockSkewError, ClosedError, RolloutError, StoreError, StoreUnavailableError
 from . import fork_guard
 from .clock_trust import ClockTrust
+from .log import logger
 from .quarantine import Quarantine
 from .replica import Replica
 from .uncommitted import Uncommitted
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
     from ..sync._base import Transport
 
 __all__ = ["Changes", "Subscriber", "WriteHook", "WritePipeline"]
-
-logger = logging.getLogger("rollout")
 
 #: ``{flag name: {register key: value}}``: what one local write changes.
 Changes = Mapping[str, Mapping[str, Any]]
@@ -224,7 +222,7 @@ class WritePipeline:
                 self.commit_uncommitted()
             except RolloutError as exc:  # the store's, or ClosedError (closed meanwhile)
                 self.counters["peer_commits_failed"] += 1
-                logger.warning("a peer's change is applied, not stored yet (retried): %s", exc)
+                logger().warning("a peer's change is applied, not stored yet (retried): %s", exc)
         return changed, refused
 
     def commit_uncommitted(self) -> None:
@@ -264,14 +262,14 @@ class WritePipeline:
         if origin == "store" and (in_question or self.defer_future_store):
             for name, registers in refused.items():
                 self._deferred.setdefault(name, {}).update(registers)
-            logger.warning(
+            logger().warning(
                 "%d registers of the store are stamped more than %d ms ahead of this clock; "
                 "kept aside until the peers have judged this clock",
                 count,
                 self.clock.max_offset_ms,
             )
         elif not (origin == "peer" and in_question) and self.quarantine.hold(refused, origin, now):
-            logger.error(
+            logger().error(
                 "quarantined registers from %s stamped more than %d ms ahead of this clock "
                 "(see `rollout quarantine`): %s",
                 origin,
@@ -292,7 +290,7 @@ class WritePipeline:
                 raise
             # A service must be able to start while Redis is briefly away: it starts from its
             # defaults, checks answer, and the transport loads everything once it connects.
-            logger.warning("starting without the store's flags for now: %s", exc)
+            logger().warning("starting without the store's flags for now: %s", exc)
             return
         # Registers stamped beyond max_offset (this node once ran ahead, or wrote them before
         # an NTP step back) are held in the quarantine, neither applied nor observed: else the
@@ -361,7 +359,7 @@ class WritePipeline:
                     self.store.discard(own)
                 except StoreError as exc:
                     # Still quarantined here; the store screens them again at the next start.
-                    logger.warning("could not remove future registers from the store: %s", exc)
+                    logger().warning("could not remove future registers from the store: %s", exc)
             self.quarantine.hold(held, "own clock", now)
             # Safe, though an HLC never goes back otherwise: every timestamp above the new base
             # was just removed from this replica (this node's own from its store too, and the
@@ -369,7 +367,7 @@ class WritePipeline:
             # (too far ahead), so nothing this node stamps later can lose to one it holds.
             self.clock.rebase(self.replica.latest_timestamp())
             self.counters["clock_steps_back"] += 1
-        logger.error(
+        logger().error(
             "this node's clock is more than %d ms behind timestamps it issued (did the wall "
             "clock step back?): %d registers moved to the quarantine, clock re-based; peers "
             "repair the replica (see `rollout quarantine`)",
@@ -438,7 +436,7 @@ class WritePipeline:
                     callback(set(names))
                 except Exception:
                     self.counters["subscriber_errors"] += 1
-                    logger.exception("subscriber %r raised", callback)
+                    logger().exception("subscriber %r raised", callback)
 
     # Fork safety (rollout._client.fork_guard) ---------------------------------------------------
 

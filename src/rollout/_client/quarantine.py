@@ -24,7 +24,6 @@ index answers :meth:`Quarantine.judged`, which runs for every register merged.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -32,21 +31,16 @@ from typing import TYPE_CHECKING
 
 from .._core.clock import Timestamp
 from .._core.keys import is_history
-from .._core.quarantined import (
-    QUARANTINE_LIMIT,
-    Judged,
-    QuarantineBook,
-    QuarantinedRegister,
-)
+from .._core.quarantine_book import QUARANTINE_LIMIT, QuarantineBook
 from .._core.state import Delta, Register
 from ..errors import ClosedError, StoreError
+from .log import logger
 
 if TYPE_CHECKING:
+    from .._core.quarantined import Judged, QuarantinedRegister
     from ..stores._base import Store
 
-__all__ = ["QUARANTINE_LIMIT", "Quarantine", "QuarantinedRegister"]
-
-logger = logging.getLogger("rollout")
+__all__ = ["QUARANTINE_LIMIT", "Quarantine"]
 
 #: How often a store that could not be read at start is tried again (seconds).
 _RELOAD_EVERY_S = 1.0
@@ -86,7 +80,7 @@ class Quarantine:
                 state = self.store.quarantined()
             except (StoreError, ClosedError) as exc:
                 self._next_load = time.monotonic() + _RELOAD_EVERY_S
-                logger.warning("cannot read the quarantine from the store yet: %s", exc)
+                logger().warning("cannot read the quarantine from the store yet: %s", exc)
                 return
             # What was held meanwhile (in memory only) joins what the store kept, and is
             # written through now.
@@ -112,7 +106,7 @@ class Quarantine:
         try:
             state = self.store.quarantined()
         except (StoreError, ClosedError) as exc:
-            logger.warning("cannot read the quarantine from the store: %s", exc)
+            logger().warning("cannot read the quarantine from the store: %s", exc)
             return
         with self._lock:
             mine = self._book
@@ -157,6 +151,9 @@ class Quarantine:
     def hold(self, refused: Delta, origin: str, now_ms: int) -> int:
         """Hold refused registers; returns how many are newly held (the rest: known or over the
         limit). Of two future registers under one key, the later one is held (it would win)."""
+        # Imported here: a dataclass, loaded with the first register held (quarantined.py).
+        from .._core.quarantined import QuarantinedRegister
+
         self._load()
         entries = [
             QuarantinedRegister(flag, key, register.value, register.ts, origin, now_ms)
@@ -168,7 +165,7 @@ class Quarantine:
             result = self._book.hold(entries)
             self.overflow += result.overflow
             if result.overflow:
-                logger.error(
+                logger().error(
                     "the quarantine is full (%d registers): %d more refused, and every register "
                     "their nodes stamped up to them is refused from now on (see `rollout "
                     "quarantine`; restart a node once its clock is fixed: it gets a new node id)",
@@ -253,7 +250,7 @@ class Quarantine:
                 self.store.quarantine(held)
         except (StoreError, ClosedError) as exc:
             # Still held here, and refused as before until this process stops.
-            logger.warning("could not keep the quarantine in the store: %s", exc)
+            logger().warning("could not keep the quarantine in the store: %s", exc)
 
     def __iter__(self) -> Iterator[QuarantinedRegister]:
         return iter(self.entries())

@@ -7,8 +7,6 @@ either before or after a change.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
@@ -30,9 +28,15 @@ from .._core.defined import (
 from .._core.feature import Check, Feature
 from .._core.history import DEFAULT_HISTORY_LIMIT, describe_change
 from .._core.keys import RULES_ENTITY
+from .._core.lazy import LazyModule
 from .._core.state import Delta, FlagState, Register
 from .._core.targeting import JSON
 from ..errors import UnknownFlagError
+
+if TYPE_CHECKING:
+    import json
+else:
+    json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
 
 if TYPE_CHECKING:
     from .._core.targeting import CompiledFlag, FlagDefinition
@@ -307,6 +311,8 @@ def _digest(state: FlagState) -> bytes:
     registers = sorted(state.replicated_registers())
     if not registers:
         return b""
+    import hashlib  # here: it loads OpenSSL, and a replica with no flag never digests one
+
     hasher = hashlib.blake2b(digest_size=16)
     for key, register in registers:
         hasher.update(json.dumps([key, *register.ts, register.value], sort_keys=True).encode())

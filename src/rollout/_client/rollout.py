@@ -18,10 +18,7 @@ place, each a few lines over the parts.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import logging
 import os
-import socket
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
@@ -36,17 +33,8 @@ from .._core.clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
 from .._core.codec import decode, entity_name
 from .._core.context import MappingUser, context_reader
 from .._core.evaluate import ActiveCheck, build_active
-from .._core.explain import (
-    Decision,
-    Explanation,
-    decide_check,
-    explain_check,
-    explain_definition,
-    explain_override,
-    explain_unknown,
-)
 from .._core.feature import Check, Feature
-from .._core.history import DEFAULT_HISTORY_LIMIT, HistoryEvent, write_context
+from .._core.history import DEFAULT_HISTORY_LIMIT, write_context
 from .._core.keys import (
     DATA,
     DATA_RESET,
@@ -59,7 +47,7 @@ from .._core.keys import (
     TIME,
     USER,
 )
-from .._core.redact import redact_url
+from .._core.lazy import LazyModule
 from .._core.specialize import check_id, plain_attribute, specialize
 from .._core.state import Register
 from .._core.validate import FlagName, data_mapping, flag_name, member_name, percentage
@@ -69,9 +57,9 @@ from .check_slot import CheckSlot
 from .definitions import DefinitionsAPI
 from .degrade import Degrade, OnDegrade
 from .degrade_trackers import DegradeTrackers
+from .log import logger
 from .override import Override, Overrides
 from .pipeline import Subscriber, WritePipeline
-from .quarantine import QuarantinedRegister
 from .replica import Replica
 from .sync_port import SyncPort
 from .wiring import make_ruby_mirror, make_transport
@@ -80,11 +68,16 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from ssl import SSLContext
 
+    from .._core import explain as _explain
+    from .._core.explain import Decision, Explanation
+    from .._core.history_event import HistoryEvent
+    from .._core.quarantined import QuarantinedRegister
     from ..sync import Transport
+else:
+    # Loaded by the first explain(): its dataclass loads dataclasses, inspect and ast.
+    _explain = LazyModule("rollout._core.explain")
 
 __all__ = ["Rollout"]
-
-logger = logging.getLogger("rollout")
 
 Predicate = Callable[[Any], object]
 P = TypeVar("P", bound=Predicate)
@@ -110,7 +103,17 @@ _ALWAYS_RECORDED = frozenset({"quarantine_accept", "quarantine_drop"})
 
 def default_node_name() -> str:
     """Where this process's changes are recorded as made, unless ``node_name`` says."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{_host_name()}:{os.getpid()}"
+
+
+def _host_name() -> str:
+    # os.uname() is what socket.gethostname() reads on POSIX, without importing socket (7% of
+    # `import rollout` by `python -X importtime` when it was eager); other systems ask socket.
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
 
 
 class Rollout(DefinitionsAPI):
@@ -316,9 +319,9 @@ class Rollout(DefinitionsAPI):
         # level, or a broken predicate on a busy flag would flood the log.
         if group not in self._failed_groups:
             self._failed_groups.add(group)
-            logger.exception("group %r predicate raised (user %r); it says no", group, user)
+            logger().exception("group %r predicate raised (user %r); it says no", group, user)
         else:
-            logger.debug("group %r predicate raised again (user %r)", group, user)
+            logger().debug("group %r predicate raised again (user %r)", group, user)
 
     def explain(self, name: FlagName, user: object = None) -> Explanation:
         """Why ``active(name, user)`` answers what it does: the rule that decided, with numbers.
@@ -352,7 +355,7 @@ class Rollout(DefinitionsAPI):
                     if group in self._groups
                     else f"on: the named rule {group!r} (a group) says yes"
                 )
-                return dataclasses.replace(
+                return _explain.amended(
                     explanation, active=True, reason="group", message=message, group=group
                 )
         return explanation
@@ -361,19 +364,19 @@ class Rollout(DefinitionsAPI):
         # explain() of a valid flag name for a user whose id is uid (None: no user).
         forced = self._overrides.values.get(flag)
         if forced is not None:
-            return explain_override(flag, uid, forced)
+            return _explain.explain_override(flag, uid, forced)
         check = self._checks.get(flag)
         if check is None:
-            return explain_unknown(flag, uid)
+            return _explain.explain_unknown(flag, uid)
         compiled = self._replica.definitions.get(flag)
         if compiled is not None:
             resolution = compiled.resolve(flag, self._replica.context_of(user))
-            return explain_definition(flag, uid, resolution)
-        explanation = explain_check(check, uid, user, self._explain_group, random)
+            return _explain.explain_definition(flag, uid, resolution)
+        explanation = _explain.explain_check(check, uid, user, self._explain_group, random)
         group = explanation.group
         if group is not None and group not in self._groups:  # a named rule said yes
             message = f"on: the named rule {group!r} (a group) says yes"
-            explanation = dataclasses.replace(explanation, message=message)
+            explanation = _explain.amended(explanation, message=message)
         return explanation
 
     def _decide(self, flag: str, user: object) -> Decision | None:
@@ -390,7 +393,7 @@ class Rollout(DefinitionsAPI):
         ):
             return None
         uid = None if user is None else self._check_id(user)
-        return decide_check(check, uid, user, self._explain_group, random)
+        return _explain.decide_check(check, uid, user, self._explain_group, random)
 
     def _explain_group(self, group: str, user: object) -> bool:
         # As the compiled check runs a predicate: undefined says no, one that raises says no
@@ -434,7 +437,7 @@ class Rollout(DefinitionsAPI):
         except Exception:
             # A broken predicate must never break the caller's request: it says no.
             self._pipeline.counters["group_errors"] += 1
-            logger.exception(
+            logger().exception(
                 "group %r predicate raised for user %r; treating as not in group", group, user
             )
             return False
@@ -817,6 +820,8 @@ class Rollout(DefinitionsAPI):
         events = self._replica.events(flag)
         if limit is not None:
             events = events[:limit]
+        from .._core.history_event import HistoryEvent  # here: a dataclass (see lazy.py)
+
         return [HistoryEvent.from_register(flag, r.ts, r.value) for _, r in events]
 
     def with_context(
@@ -906,7 +911,7 @@ class Rollout(DefinitionsAPI):
         return {
             "node": f"{self._pipeline.clock.node:016x}",
             # A Store of one's own may name itself by a URL with a password in it.
-            "store": redact_url(self._store.url) if self._store is not None else "memory",
+            "store": _redacted(self._store.url) if self._store is not None else "memory",
             "flags": len(self._checks),
             "closed": self._pipeline.closed,
             # Why local writes are refused now (the peers doubt this clock), None when not.
@@ -938,7 +943,7 @@ class Rollout(DefinitionsAPI):
             # hold them, and the digest exchange at the next start brings back what fails).
             self._pipeline.commit_uncommitted()
         except RolloutError as exc:
-            logger.warning("closing with peers' changes not stored (peers hold them): %s", exc)
+            logger().warning("closing with peers' changes not stored (peers hold them): %s", exc)
         if self._store is not None and self._owns_store:
             self._store.close()
 
@@ -962,8 +967,16 @@ class Rollout(DefinitionsAPI):
                 transport.close(1.0)
 
     def __repr__(self) -> str:
-        store = redact_url(self._store.url) if self._store is not None else "memory"
+        store = _redacted(self._store.url) if self._store is not None else "memory"
         return f"<Rollout store={store!r} flags={len(self._checks)}>"
+
+
+def _redacted(url: str) -> str:
+    # Imported here: redaction compiles its patterns on import, and only stats() and repr()
+    # show a store's URL.
+    from .._core.redact import redact_url
+
+    return redact_url(url)
 
 
 def _percentage_argument(value: float, pct: float, method: str) -> float:

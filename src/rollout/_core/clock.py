@@ -9,7 +9,6 @@ machines' wall clocks say.
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 import time
 import weakref
@@ -40,7 +39,8 @@ def system_clock_ms() -> int:
 def new_node_id() -> int:
     # 63 bits, not 64: node ids are stored in SQLite's signed 64-bit INTEGER, and 63 random bits
     # still make a collision between live writers vanishingly unlikely. Never 0 (MIN_TIMESTAMP).
-    return secrets.randbits(63) | 1
+    # os.urandom, as secrets.randbits does (secrets would load hmac and hashlib at import).
+    return int.from_bytes(os.urandom(8)) >> 1 | 1
 
 
 _CLOCKS_TO_RENEW_AFTER_FORK: weakref.WeakSet[HybridClock] = weakref.WeakSet()

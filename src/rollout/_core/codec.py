@@ -13,10 +13,9 @@ before anything is applied, so a corrupt blob changes nothing.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FormatError
 from . import targeting as _engine  # its checker loads with the first rule decoded
@@ -41,9 +40,15 @@ from .keys import (
     split_key,
     valid_history_key,
 )
+from .lazy import LazyModule
 from .state import Delta, Register
 from .targeting import MAX_RULE_DEPTH, RuleError
 from .validate import flag_name, json_problem, name_problem, text_problem
+
+if TYPE_CHECKING:
+    import json
+else:
+    json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
 
 __all__ = [
     "FORMAT",

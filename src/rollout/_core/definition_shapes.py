@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import targeting as _engine  # loaded with the first definition parsed
 from .feature import Feature
-from .history import HistoryEvent
+from .history_event import HistoryEvent
 from .keys import RULE
 from .targeting import JSON, Resolution, RuleError
 

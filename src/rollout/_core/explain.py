@@ -18,7 +18,7 @@ decision alone (on every targeted evaluation, where the message would be built f
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 from zlib import crc32
 
@@ -30,6 +30,7 @@ __all__ = [
     "Decision",
     "Explanation",
     "Reason",
+    "amended",
     "decide_check",
     "explain_check",
     "explain_definition",
@@ -280,3 +281,8 @@ def _drew(value: float, of_time: float, below: bool) -> str:
 
 def _compared(bucket: int, relation: str, bound: int, percentage: float) -> str:
     return f"bucket {bucket} is {relation} {bound} ({percentage:g}% of users)"
+
+
+def amended(explanation: Explanation, **changes: Any) -> Explanation:
+    """``explanation`` with some fields changed (the client names a rule that acts as a group)."""
+    return replace(explanation, **changes)

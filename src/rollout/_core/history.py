@@ -14,14 +14,10 @@ replicas that see events in any order keep the same ones. Events are never hidde
 from __future__ import annotations
 
 import contextlib
-import datetime
-import json
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .clock import Timestamp
 from .keys import (
     DATA,
     DATA_RESET,
@@ -42,11 +38,16 @@ from .keys import (
     is_definition,
     split_key,
 )
+from .lazy import LazyModule
 from .validate import MAX_DEPTH, json_problem, text
+
+if TYPE_CHECKING:
+    import json
+else:
+    json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
 
 __all__ = [
     "DEFAULT_HISTORY_LIMIT",
-    "HistoryEvent",
     "current_context",
     "write_context",
 ]
@@ -56,55 +57,6 @@ DEFAULT_HISTORY_LIMIT = 100
 #: At most this many member keys (users, exclusions, groups, data) are named one by one in an
 #: event; a bigger write (10,000 users pasted at once) is summarised by counts.
 MAX_NAMED_CHANGES = 20
-
-
-@dataclass(frozen=True)
-class HistoryEvent:
-    """One change to one flag.
-
-    ``action`` is the method that made it (``activate_user``, ``delete``, ``degraded`` ...);
-    ``before`` and ``after`` hold only what it changed (``{"percentage": 20.0}`` →
-    ``{"percentage": 50.0}``; ``{"user:42": False}`` → ``{"user:42": True}``). ``node`` is the
-    name of the process that made the change (``Rollout(node_name=...)``, by default
-    ``host:pid``); ``actor`` who (``with_context(user=...)``, the API token's name, ``--as``).
-    """
-
-    flag: str
-    action: str
-    before: Mapping[str, Any]
-    after: Mapping[str, Any]
-    at: datetime.datetime
-    node: str
-    actor: str | None = None
-    reason: str | None = None
-    timestamp: Timestamp = field(default=Timestamp(0, 0, 0), repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """As plain JSON data (``at`` in ISO 8601, UTC)."""
-        return {
-            "flag": self.flag,
-            "action": self.action,
-            "before": dict(self.before),
-            "after": dict(self.after),
-            "at": self.at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "node": self.node,
-            "actor": self.actor,
-            "reason": self.reason,
-        }
-
-    @classmethod
-    def from_register(cls, flag: str, ts: Timestamp, value: Mapping[str, Any]) -> HistoryEvent:
-        return cls(
-            flag=flag,
-            action=str(value.get("action", "")),
-            before=value.get("before") or {},
-            after=value.get("after") or {},
-            at=datetime.datetime.fromtimestamp(ts.wall / 1000, datetime.UTC),
-            node=str(value.get("node", "")),
-            actor=value.get("actor"),
-            reason=value.get("reason"),
-            timestamp=ts,
-        )
 
 
 def check_event_value(value: Any) -> str | None:

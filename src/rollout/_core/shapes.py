@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .feature import Feature
-from .history import HistoryEvent
+from .history_event import HistoryEvent
 from .ids import user_order
 from .keys import EXCLUDE, EXISTS, PERCENTAGE, TIME
 from .rules import state

@@ -29,9 +29,8 @@ empty flag.
 from __future__ import annotations
 
 import bisect
-import json
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .clock import MIN_TIMESTAMP, Timestamp
 from .history import DEFAULT_HISTORY_LIMIT
@@ -57,6 +56,12 @@ from .keys import (
     is_targeting,
     split_key,
 )
+from .lazy import LazyModule
+
+if TYPE_CHECKING:
+    import json
+else:
+    json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
 
 __all__ = [
     "Delta",

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import math
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .lazy import LazyModule
+
+if TYPE_CHECKING:
+    import json
+else:
+    json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
 
 __all__ = [
     "MAX_DEPTH",

@@ -21,7 +21,7 @@ from .._core.shapes import Usage, flag_shape, member_counts
 from ._api_members import page_of
 
 if TYPE_CHECKING:
-    from .._core.history import HistoryEvent
+    from .._core.history_event import HistoryEvent
 
 __all__ = [
     "HistoryLine",

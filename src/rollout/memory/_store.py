@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from .._core.quarantined import Judged, QuarantineBook, QuarantinedRegister, QuarantineState
+from .._core.quarantine_book import QuarantineBook
 from .._core.state import Delta, Register, merge_registers
 from ..errors import ClosedError
 from ..stores._base import Store
+
+if TYPE_CHECKING:
+    from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 
 __all__ = ["MemoryStore"]
 

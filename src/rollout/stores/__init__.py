@@ -13,14 +13,17 @@ For a store of one's own (docs/stores.md): the register types (:class:`Register`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .._core.clock import Timestamp
-from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
-from .._core.redact import redact_url, scrub
 from .._core.state import Delta, Register, merge_registers
-from ..memory._store import MemoryStore
-from ..sqlite._store import SQLiteStore
 from ._base import Store
 from ._registers import decode_registers, discard_delta, encode_registers, merge_delta
+
+if TYPE_CHECKING:
+    from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
+    from ..memory._store import MemoryStore
+    from ..sqlite._store import SQLiteStore
 
 # The register and quarantine types and the merge rules are here for stores of one's own.
 __all__ = [
@@ -42,6 +45,30 @@ __all__ = [
 ]
 
 
+#: Names loaded when first asked for (issue 15: `import rollout` stays light): SQLiteStore loads
+#: sqlite3, pathlib and urllib.parse, and a process whose flags live in memory or in Redis
+#: never opens a file; the quarantine's types are dataclasses, and dataclasses loads inspect
+#: and ast; Rollout() with no store keeps its flags without a MemoryStore.
+_LAZY = {
+    "MemoryStore": "rollout.memory._store",
+    "SQLiteStore": "rollout.sqlite._store",
+    "Judged": "rollout._core.quarantined",
+    "QuarantineState": "rollout._core.quarantined",
+    "QuarantinedRegister": "rollout._core.quarantined",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
 def open_store(url: str, *, create: bool = True) -> Store:
     """A store for a URL: ``memory://``, ``sqlite:///relative.db``, ``sqlite:////abs/path.db``,
     ``redis://host:6379/0?namespace=app``, ``redis+sentinel://host:26379/mymaster`` or
@@ -50,11 +77,19 @@ def open_store(url: str, *, create: bool = True) -> Store:
     ``create=False`` opens an SQLite file only if it exists (:class:`SQLiteStore`), a
     PostgreSQL schema only if it exists; other stores have nothing to create and ignore it.
     """
+    # Imported here: redaction compiles its patterns on import, and only an error message
+    # needs it.
+    from .._core.redact import redact_url, scrub
+
     if not isinstance(url, str):
         raise TypeError(f"store must be a Store or a URL string, got {redact_url(url)!r}")
     if url in ("memory://", "memory:"):
+        from ..memory._store import MemoryStore
+
         return MemoryStore()
     if url.startswith("sqlite://"):
+        from ..sqlite._store import SQLiteStore
+
         return SQLiteStore.from_url(url, create=create)
     if url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
         # Imported here: redis-py is an optional dependency (`pip install rollout[redis]`).

@@ -26,28 +26,20 @@ file), :class:`~rollout.errors.ClosedError` after :meth:`close`.
 from __future__ import annotations
 
 import abc
-import logging
 import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from .._core.history import DEFAULT_HISTORY_LIMIT
-from .._core.quarantined import (
-    QUARANTINE_LIMIT,
-    VERDICTS_KEPT,
-    Judged,
-    QuarantineBook,
-    QuarantinedRegister,
-    QuarantineState,
-)
+from .._core.quarantine_book import QUARANTINE_LIMIT, VERDICTS_KEPT, QuarantineBook
 from .._core.state import Delta
 
 if TYPE_CHECKING:
+    from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
     from ..sync import Transport
 
 __all__ = ["Store"]
 
-logger = logging.getLogger("rollout")
 _WARNED: set[type] = set()
 _WARNED_LOCK = threading.Lock()
 
@@ -92,7 +84,7 @@ class Store(abc.ABC):
 
     def quarantine(self, entries: Sequence[QuarantinedRegister]) -> None:
         """Hold refused registers, atomically, by the rules of
-        :class:`~rollout._core.quarantined.QuarantineBook`: one per flag and key (the later one;
+        :class:`~rollout._core.quarantine_book.QuarantineBook`: one per flag and key (the later one;
         the earlier is judged), never one already judged, at most :attr:`quarantine_limit`."""
         with self._fallback_quarantine() as book:
             book.hold(entries)
@@ -118,7 +110,9 @@ class Store(abc.ABC):
                 )
                 if type(self) not in _WARNED:
                     _WARNED.add(type(self))
-                    logger.warning(
+                    import logging  # here: this module's one message, for a store of one's own
+
+                    logging.getLogger("rollout").warning(
                         "%s does not implement quarantine/quarantined/release: the quarantine "
                         "is kept in this process's memory only, and forgotten at restart",
                         type(self).__name__,

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from .._client.rollout import Rollout
 from .._core.shapes import check_shape
@@ -43,7 +43,7 @@ from ._listing import ListQuery, flag_page, viewed_flag
 from ._operation import PREFIX, Call, Handler, Operation
 from ._routing import RawRoute
 from ._sampling import sampler_for
-from ._serialize import read_json
+from ._serialize import JsonAnswer, read_json
 
 __all__ = ["OPERATIONS", "PREFIX", "Api", "Call", "Operation"]
 
@@ -106,7 +106,7 @@ class Api:
                 # The store away, the Rollout closed, the clock skewed: nothing was written (503);
                 # or a write the store did not answer in time: it may have been (504).
                 return rollout_error_response(exc)
-            return JSONResponse(payload)
+            return JsonAnswer(payload)
 
         return endpoint
 

@@ -307,6 +307,41 @@ asyncio.run(main())
     assert done.stdout.rstrip().endswith(" 200")
 
 
+@pytest.mark.parametrize("late", ["the group's definition", "the group on the flag"])
+def test_a_flag_answered_on_the_event_loop_moves_off_it_once_it_may_run_code(late: str) -> None:
+    # A flag that runs no code (here: a group nothing defines) is answered on the event loop;
+    # once its group is defined, or a defined group added to it, it must not be any more.
+    release, entered = threading.Event(), threading.Event()
+
+    def slow(_user: object) -> bool:
+        entered.set()
+        return release.wait(20)  # True once the server answered another request meanwhile
+
+    async def run() -> tuple[bool, int, Any]:
+        with Rollout() as flags:
+            if late == "the group's definition":
+                flags.activate_group("gated", "slow")
+            else:
+                flags.define_group("slow", slow)
+                flags.activate_percentage("gated", 0)
+            async with asgi_client(create_app(flags), headers={}) as http:
+                body = {"context": {"targetingKey": "bob"}}
+                before = (await http.post(f"{BULK}/gated", json=body)).json()["value"]
+                if late == "the group's definition":
+                    flags.define_group("slow", slow)
+                else:
+                    flags.activate_group("gated", "slow")
+                pending = asyncio.ensure_future(http.post(f"{BULK}/gated", json=body))
+                while not entered.is_set():
+                    await asyncio.sleep(0.01)
+                live = await http.get("/livez")
+                release.set()
+                answer = await pending
+                return before, live.status_code, answer.json()["value"]
+
+    assert asyncio.run(run()) == (False, 200, True)
+
+
 def test_a_slow_evaluation_of_one_flag_does_not_hold_the_other_requests() -> None:
     # A group's predicate is the application's code, and a rule may take its (bounded) time:
     # one flag's evaluation ran on the event loop, and every other request waited for it.

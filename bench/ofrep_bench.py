@@ -13,7 +13,8 @@ The baseline, measured the same way in the same run: a bare Starlette app under 
 uvicorn whose ``POST /`` parses the same JSON body and answers a small JSON object (what an
 evaluation endpoint does with no flag behind it). Both servers run at once and the endpoints
 take turns, as in ``http_bench`` (best round, the ratio's range over rounds, the server's CPU
-per request). Target (PASS/MISS): the single evaluation at ``TARGET``x the baseline's rate.
+per request). Target (PASS/MISS): the single evaluation at ``TARGET``x the baseline (http_bench's
+``TARGET``), by rate and by CPU per request both.
 Skipped, saying how to install it, when ``wrk`` is not on PATH.
 ``python -m bench.ofrep_bench`` prints the table.
 """

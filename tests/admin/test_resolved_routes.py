@@ -1,5 +1,6 @@
-"""The app resolves a path to its route once (``ResolvedRouter``) and reads a request's headers
-once (``Asked``): the answers are what routing every request afresh gave."""
+"""The app resolves a path to its route once (``ResolvedRouter``), reads a request's headers
+once (``Asked``) and its query without Starlette's multi-dict: the answers are what routing and
+reading every request afresh gave."""
 
 from __future__ import annotations
 
@@ -84,3 +85,14 @@ async def test_a_header_sent_twice_is_read_as_its_first_value() -> None:
 
             assert await host("127.0.0.1", "evil.example") == 200
             assert await host("evil.example", "127.0.0.1") == 403
+
+
+async def test_a_query_parameter_sent_twice_is_read_as_its_last_value() -> None:
+    with Rollout() as flags:
+        flags.activate_user("chat", "b")
+        async with asgi_client(create_app(flags, token=TOKEN), headers=BEARER) as api:
+            last = (await api.get(f"{CHECK}?user=a&user=b")).json()
+            assert (last["user"], last["active"]) == ("b", True)
+            first = (await api.get(f"{CHECK}?user=b&user=a")).json()
+            assert (first["user"], first["active"]) == ("a", False)
+            assert (await api.get(f"{CHECK}?user=%E2%82%AC")).json()["user"] == "€"

@@ -8,6 +8,7 @@ each facade method it calls makes one write: a refused request has changed nothi
 from __future__ import annotations
 
 import datetime
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -112,9 +113,14 @@ class Api:
 
     async def _call(self, op: Operation, request: Request) -> Call:
         values: dict[str, Any] = {}
+        query: dict[str, str] | None = None
         for param in op.params:
-            source = request.path_params if param.location == "path" else request.query_params
-            raw = source.get(param.name)
+            if param.location == "path":
+                raw = request.path_params.get(param.name)
+            else:
+                if query is None:
+                    query = _query(request)
+                raw = query.get(param.name)
             if raw is not None:
                 values[param.name] = param.parse(raw)
         if op.body and (op.body_required or _has_body(request)):
@@ -142,6 +148,14 @@ class Api:
             # Auth off (loopback only): history still tells one client from another.
             actor = f"anonymous@{client_address(request) or 'unknown'}"
         return Call(name, values, actor, request.scope.get("root_path", "") + PREFIX)
+
+
+def _query(request: Request) -> dict[str, str]:
+    """The query's parameters, the last of a repeated one winning: what Starlette's
+    ``request.query_params.get`` answers, without building its multi-dict (a tenth of a
+    check's time in the app)."""
+    raw: bytes = request.scope.get("query_string", b"")
+    return dict(urllib.parse.parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
 
 
 def _has_body(request: Request) -> bool:

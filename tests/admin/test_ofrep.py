@@ -131,7 +131,16 @@ def test_a_flag_whose_on_and_off_values_differ_in_type_is_a_parse_error() -> Non
     assert "off_value" in response.json()["errorDetails"]
 
 
-@pytest.mark.parametrize("raw", [b"{", b"NaN", b'{"context": {"targetingKey": "a"}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{",
+        b"NaN",
+        b'{"context": {"targetingKey": "a"}',
+        b'{"context": {"targetingKey": "alice", "n": -Infinity}}',
+        b"[" * 100_000,  # nested too deeply
+    ],
+)
 def test_a_body_that_is_not_json_is_a_parse_error(raw: bytes) -> None:
     async def run() -> Any:
         with seeded(Rollout()) as flags:
@@ -141,6 +150,20 @@ def test_a_body_that_is_not_json_is_a_parse_error(raw: bytes) -> None:
     response = asyncio.run(run())
     assert response.status_code == 400
     assert response.json()["errorCode"] == "PARSE_ERROR"
+
+
+def test_a_body_in_utf_16_or_32_or_with_a_byte_order_mark_is_read() -> None:
+    body = '{"context": {"targetingKey": "alice", "city": "Zürich"}}'
+
+    async def run() -> list[Any]:
+        with seeded(Rollout()) as flags:
+            async with asgi_client(create_app(flags)) as http:
+                return [
+                    (await http.post(f"{BULK}/vip", content=body.encode(codec))).json()["value"]
+                    for codec in ("utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32-be")
+                ]
+
+    assert asyncio.run(run()) == [True] * 5
 
 
 def test_names_with_a_slash_travel_encoded_and_bad_names_are_not_found() -> None:

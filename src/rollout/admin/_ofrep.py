@@ -251,7 +251,7 @@ class Ofrep:
         """The request's evaluation context, and the ``context`` object it was read from."""
         raw = await self._body(request)
         try:
-            body = json.loads(raw, parse_constant=_no_constants) if raw.strip() else {}
+            body = _parse(raw) if raw.strip() else {}
         except RecursionError:
             raise BadRequestError("PARSE_ERROR", "the body is nested too deeply") from None
         except ValueError as exc:
@@ -307,3 +307,17 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+#: One decoder for every body: json.loads with an argument builds a new one each call (a tenth
+#: of a single evaluation's time in the app).
+_DECODE: Final = json.JSONDecoder(parse_constant=_no_constants).decode
+
+
+def _parse(raw: bytes) -> Any:
+    """``json.loads(raw, parse_constant=_no_constants)`` with the one decoder: the bytes read in
+    the UTF they are in (a UTF-8 byte order mark skipped), as json.loads reads them."""
+    text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    if text.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _DECODE(text)

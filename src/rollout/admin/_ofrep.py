@@ -16,7 +16,7 @@ draw, as polling any server would.) It also names the change stream (``_ofrep_st
 which web providers use instead of polling.
 
 Where an evaluation runs: a flag whose answer may run the application's code (a group defined
-by a predicate in this process) or a rule (a definition's targeting, a named rule as a group)
+by a predicate in this process) or a rule (a flag with a definition, a named rule as a group)
 is evaluated on a worker thread, so a slow one holds no other request. Every other flag (on,
 off, a percentage, listed users, groups that nothing here defines) is a few dict lookups and is
 answered on the event loop: the hop to a thread and back cost more than four times the

@@ -10,7 +10,11 @@ OpenFeature OFREP provider sends it:
   while nothing changes.
 
 The baseline, measured the same way in the same run: a bare Starlette app under the same
-uvicorn whose ``POST /`` parses the same JSON body and answers a small JSON object.
+uvicorn whose ``POST /`` parses the same JSON body and answers a small JSON object (what an
+evaluation endpoint does with no flag behind it). Both servers run at once and the endpoints
+take turns, as in ``http_bench`` (best round, the ratio's range over rounds, the server's CPU
+per request). Target (PASS/MISS): the single evaluation at ``TARGET``x the baseline (http_bench's
+``TARGET``), by rate and by CPU per request both.
 Skipped, saying how to install it, when ``wrk`` is not on PATH.
 ``python -m bench.ofrep_bench`` prints the table.
 """
@@ -30,7 +34,20 @@ from urllib.parse import urlsplit
 from rollout import Rollout
 
 from .checks import build_rollout
-from .http_bench import CONNECTIONS, DURATION_S, TOKEN, WRK_INSTALL, Wrk, _server, _wrk
+from .http_bench import (
+    CONNECTIONS,
+    DURATION_S,
+    ENDPOINT_HEADERS,
+    ROUNDS,
+    TAIL_HEADERS,
+    TOKEN,
+    WRK_INSTALL,
+    Runs,
+    _server,
+    endpoint_rows,
+    take_turns,
+    verdict,
+)
 from .report import Table
 
 __all__ = ["BULK_FLAGS", "tables"]
@@ -59,10 +76,10 @@ uvicorn.Server(config).run(sockets=[sock])
 
 @dataclass(frozen=True)
 class OfrepResults:
-    bare: Wrk
-    single: Wrk
-    bulk: Wrk
-    not_modified: Wrk
+    bare: Runs
+    single: Runs
+    bulk: Runs
+    not_modified: Runs
     load_average: float
 
 
@@ -107,27 +124,34 @@ def measure_ofrep() -> OfrepResults:
                 seed.activate_percentage(f"feature-{i}", 10 * (i % 10))
             flags = len(seed.features())
         post = _script(directory, "post")
-        with _server([sys.executable, "-c", _BARE], directory, env) as url:
-            _wrk(url + "/", seconds=1, script=post)  # warm-up
-            bare = _wrk(url + "/", script=post)
         serve = [sys.executable, "-m", "rollout", "serve", "--http", "127.0.0.1:0"]
-        with _server([*serve, "--no-access-log"], directory, env) as url:
-            single_url = f"{url}/ofrep/v1/evaluate/flags/chat"
+        with (
+            _server([sys.executable, "-c", _BARE], directory, env) as bare,
+            _server([*serve, "--no-access-log"], directory, env) as served,
+        ):
+            url = served.url
             status, _, answer = _post(url, "/ofrep/v1/evaluate/flags/chat")
             if status != 200 or not isinstance(answer.get("value"), bool):
                 raise RuntimeError(f"the single evaluation answered {status}: {answer}")
-            _wrk(single_url, seconds=1, script=post)
-            single = _wrk(single_url, script=post)
             status, etag, answer = _post(url, "/ofrep/v1/evaluate/flags")
             answered = answer.get("flags")
             if status != 200 or etag is None or not isinstance(answered, list):
                 raise RuntimeError(f"the bulk evaluation answered {status}: {answer}")
             if len(answered) != flags:
                 raise RuntimeError(f"the bulk answer holds {len(answered)} flags, not {flags}")
-            bulk = _wrk(f"{url}/ofrep/v1/evaluate/flags", script=post)
             polled = _script(directory, "poll", etag)
-            not_modified = _wrk(f"{url}/ofrep/v1/evaluate/flags", script=polled)
-    return OfrepResults(bare, single, bulk, not_modified, load_average)
+            runs = take_turns(
+                {
+                    "bare": (bare.url + "/", bare.pid, post),
+                    "single": (f"{url}/ofrep/v1/evaluate/flags/chat", served.pid, post),
+                    "bulk": (f"{url}/ofrep/v1/evaluate/flags", served.pid, post),
+                    "not_modified": (f"{url}/ofrep/v1/evaluate/flags", served.pid, polled),
+                },
+                ROUNDS,
+            )
+    return OfrepResults(
+        runs["bare"], runs["single"], runs["bulk"], runs["not_modified"], load_average
+    )
 
 
 def tables() -> list[Table]:
@@ -136,32 +160,36 @@ def tables() -> list[Table]:
         note = f"Skipped: wrk is not installed ({WRK_INSTALL})."
         print(f"bench.ofrep_bench: {note}", file=sys.stderr)
         return [Table(title, ["endpoint", "result"], [["wrk", "skipped"]], (note,))]
-    print("measuring OFREP over HTTP (about 15 s)...", file=sys.stderr, flush=True)
+    print("measuring OFREP over HTTP (about 40 s)...", file=sys.stderr, flush=True)
     results = measure_ofrep()
-    base = results.bare.requests_per_s
-    rows = []
-    for label, w, per_request in (
-        ("baseline: bare Starlette app, POST / (JSON in, JSON out)", results.bare, 1),
-        ("single: POST /ofrep/v1/evaluate/flags/chat", results.single, 1),
-        (f"bulk: POST /ofrep/v1/evaluate/flags ({BULK_FLAGS} flags)", results.bulk, BULK_FLAGS),
-        ("bulk polled with If-None-Match (304, no evaluation)", results.not_modified, 0),
-    ):
-        evaluations = f"{w.requests_per_s * per_request:,.0f}" if per_request else "-"
-        rows.append(
-            [label, f"{w.requests_per_s:,.0f}", f"{w.requests_per_s / base:.2f}x", evaluations,
-             f"{w.p50_ms:.2f}", f"{w.p99_ms:.2f}", str(w.errors)]
-        )  # fmt: skip
+    base = results.bare
+    rows = endpoint_rows(
+        [
+            ("baseline: bare Starlette app, POST / (JSON in, JSON out)", base, ""),
+            (
+                "single: POST /ofrep/v1/evaluate/flags/chat",
+                results.single,
+                verdict(results.single, base),
+            ),
+            (f"bulk: POST /ofrep/v1/evaluate/flags ({BULK_FLAGS} flags)", results.bulk, ""),
+            ("bulk polled with If-None-Match (304, no evaluation)", results.not_modified, ""),
+        ],
+        base,
+        per_request=(1, 1, BULK_FLAGS, 0),
+    )
     notes = (
-        f"wrk, 1 thread, {CONNECTIONS} connections, {DURATION_S} s each after a 1 s warm-up, "
+        f"wrk, 1 thread, {CONNECTIONS} connections, {DURATION_S} s a turn after a 1 s warm-up, "
         "loopback; one uvicorn process (h11) for each server, a bearer token on every request, "
         f"the body {json.dumps(CONTEXT)}; the serve's access log off, its store an SQLite file.",
+        f"Both servers run at once and the endpoints take turns, {ROUNDS} rounds: each "
+        "endpoint's best round and its ratio to the baseline's best (and the range of the "
+        "per-round ratios); CPU: the server process's CPU time per request.",
         "chat: the Checks table's 20% flag with three groups; the bulk answer evaluates every "
         f"flag of the store ({BULK_FLAGS}).",
         f"wrk and the server share this machine's {os.cpu_count()} CPUs; its 1-minute load "
         f"average was {results.load_average:.2f} when the section started.",
     )
-    headers = ["endpoint", "requests/s", "x baseline", "evaluations/s", "p50 ms", "p99 ms",
-               "errors"]  # fmt: skip
+    headers = ["endpoint", *ENDPOINT_HEADERS, "evaluations/s", *TAIL_HEADERS]
     return [Table(title, headers, rows, notes)]
 
 

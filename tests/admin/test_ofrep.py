@@ -131,7 +131,16 @@ def test_a_flag_whose_on_and_off_values_differ_in_type_is_a_parse_error() -> Non
     assert "off_value" in response.json()["errorDetails"]
 
 
-@pytest.mark.parametrize("raw", [b"{", b"NaN", b'{"context": {"targetingKey": "a"}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{",
+        b"NaN",
+        b'{"context": {"targetingKey": "a"}',
+        b'{"context": {"targetingKey": "alice", "n": -Infinity}}',
+        b"[" * 100_000,  # nested too deeply
+    ],
+)
 def test_a_body_that_is_not_json_is_a_parse_error(raw: bytes) -> None:
     async def run() -> Any:
         with seeded(Rollout()) as flags:
@@ -141,6 +150,20 @@ def test_a_body_that_is_not_json_is_a_parse_error(raw: bytes) -> None:
     response = asyncio.run(run())
     assert response.status_code == 400
     assert response.json()["errorCode"] == "PARSE_ERROR"
+
+
+def test_a_body_in_utf_16_or_32_or_with_a_byte_order_mark_is_read() -> None:
+    body = '{"context": {"targetingKey": "alice", "city": "Zürich"}}'
+
+    async def run() -> list[Any]:
+        with seeded(Rollout()) as flags:
+            async with asgi_client(create_app(flags)) as http:
+                return [
+                    (await http.post(f"{BULK}/vip", content=body.encode(codec))).json()["value"]
+                    for codec in ("utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32-be")
+                ]
+
+    assert asyncio.run(run()) == [True] * 5
 
 
 def test_names_with_a_slash_travel_encoded_and_bad_names_are_not_found() -> None:
@@ -305,6 +328,41 @@ asyncio.run(main())
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("501 OFREP needs openfeature-sdk: pip install")
     assert done.stdout.rstrip().endswith(" 200")
+
+
+@pytest.mark.parametrize("late", ["the group's definition", "the group on the flag"])
+def test_a_flag_answered_on_the_event_loop_moves_off_it_once_it_may_run_code(late: str) -> None:
+    # A flag that runs no code (here: a group nothing defines) is answered on the event loop;
+    # once its group is defined, or a defined group added to it, it must not be any more.
+    release, entered = threading.Event(), threading.Event()
+
+    def slow(_user: object) -> bool:
+        entered.set()
+        return release.wait(20)  # True once the server answered another request meanwhile
+
+    async def run() -> tuple[bool, int, Any]:
+        with Rollout() as flags:
+            if late == "the group's definition":
+                flags.activate_group("gated", "slow")
+            else:
+                flags.define_group("slow", slow)
+                flags.activate_percentage("gated", 0)
+            async with asgi_client(create_app(flags), headers={}) as http:
+                body = {"context": {"targetingKey": "bob"}}
+                before = (await http.post(f"{BULK}/gated", json=body)).json()["value"]
+                if late == "the group's definition":
+                    flags.define_group("slow", slow)
+                else:
+                    flags.activate_group("gated", "slow")
+                pending = asyncio.ensure_future(http.post(f"{BULK}/gated", json=body))
+                while not entered.is_set():
+                    await asyncio.sleep(0.01)
+                live = await http.get("/livez")
+                release.set()
+                answer = await pending
+                return before, live.status_code, answer.json()["value"]
+
+    assert asyncio.run(run()) == (False, 200, True)
 
 
 def test_a_slow_evaluation_of_one_flag_does_not_hold_the_other_requests() -> None:

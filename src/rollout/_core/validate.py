@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -58,8 +59,13 @@ TEXT_PATTERN = rf"^[^{_CONTROL}]+$"
 _DOT_SEGMENTS = frozenset({".", ".."})
 
 
+#: C0 controls, DEL and C1 controls. A regex (json imports re already): a generator over the
+#: characters was a sixth of the HTTP check's time in the app, asked three times a request.
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _has_control_character(text: str) -> bool:
-    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+    return _CONTROL_CHARACTER.search(text) is not None
 
 
 def text_problem(value: str) -> str | None:

@@ -8,12 +8,13 @@ each facade method it calls makes one write: a refused request has changed nothi
 from __future__ import annotations
 
 import datetime
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from .._client.rollout import Rollout
 from .._core.shapes import check_shape
@@ -43,7 +44,7 @@ from ._listing import ListQuery, flag_page, viewed_flag
 from ._operation import PREFIX, Call, Handler, Operation
 from ._routing import RawRoute
 from ._sampling import sampler_for
-from ._serialize import read_json
+from ._serialize import JsonAnswer, read_json
 
 __all__ = ["OPERATIONS", "PREFIX", "Api", "Call", "Operation"]
 
@@ -106,15 +107,20 @@ class Api:
                 # The store away, the Rollout closed, the clock skewed: nothing was written (503);
                 # or a write the store did not answer in time: it may have been (504).
                 return rollout_error_response(exc)
-            return JSONResponse(payload)
+            return JsonAnswer(payload)
 
         return endpoint
 
     async def _call(self, op: Operation, request: Request) -> Call:
         values: dict[str, Any] = {}
+        query: dict[str, str] | None = None
         for param in op.params:
-            source = request.path_params if param.location == "path" else request.query_params
-            raw = source.get(param.name)
+            if param.location == "path":
+                raw = request.path_params.get(param.name)
+            else:
+                if query is None:
+                    query = _query(request)
+                raw = query.get(param.name)
             if raw is not None:
                 values[param.name] = param.parse(raw)
         if op.body and (op.body_required or _has_body(request)):
@@ -142,6 +148,14 @@ class Api:
             # Auth off (loopback only): history still tells one client from another.
             actor = f"anonymous@{client_address(request) or 'unknown'}"
         return Call(name, values, actor, request.scope.get("root_path", "") + PREFIX)
+
+
+def _query(request: Request) -> dict[str, str]:
+    """The query's parameters, the last of a repeated one winning: what Starlette's
+    ``request.query_params.get`` answers, without building its multi-dict (a tenth of a
+    check's time in the app)."""
+    raw: bytes = request.scope.get("query_string", b"")
+    return dict(urllib.parse.parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
 
 
 def _has_body(request: Request) -> bool:

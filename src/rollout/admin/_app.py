@@ -25,6 +25,7 @@ from ._metrics import metrics_routes
 from ._ofrep_routes import ofrep_service
 from ._openapi import openapi_document
 from ._pages import page_routes
+from ._routing import ResolvedRouter
 
 __all__ = ["create_app"]
 
@@ -115,10 +116,10 @@ def create_app(
             ClientDisconnect: client_gone_handler,
         },
     )
-    # No redirects: a path that matches no route is a 404. Starlette's default sends
-    # /flags/victim/ to /flags/victim, another flag (a browser's fetch follows it, DELETE too),
-    # with a Location built from the request's Host header.
-    app.router.redirect_slashes = False
+    # Routes resolved once per path (see ResolvedRouter). No redirects: a path that matches no
+    # route is a 404. Starlette's default sends /flags/victim/ to /flags/victim, another flag
+    # (a browser's fetch follows it, DELETE too), with a Location built from the Host header.
+    app.router = ResolvedRouter(routes, redirect_slashes=False, lifespan=lifespan)
     app.state.flags = flags
     app.state.auth = auth
     return app

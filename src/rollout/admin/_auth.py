@@ -22,6 +22,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._asked import Asked, client_of
 from ._errors import error_response
 from ._grants import ADMIN, FULL, Grant, is_ofrep_path, raw_app_path
 from ._scope import is_api_path, remember_app_path
@@ -261,19 +262,20 @@ class AuthMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        conn = HTTPConnection(scope)
-        if not self._forwarded_seen and "x-forwarded-for" in conn.headers:
+        asked = Asked(scope)
+        if not self._forwarded_seen and b"x-forwarded-for" in asked.headers:
             self._forwarded_seen = True
-            _warn_if_proxy_unlisted(conn)
+            _warn_if_proxy_unlisted(asked.conn)
         path = remember_app_path(scope)
-        actor, refusal = None, self._host_refusal(conn)
-        if refusal is None and self.auth.enabled and "authorization" in conn.headers:
+        actor, refusal = None, self._host_refusal(asked)
+        bearer = b"authorization" in asked.headers
+        if refusal is None and self.auth.enabled and bearer:
             # Its turn to have the token checked (a wait while many guess), or a 429.
-            wait = await self.auth.throttle.turn(client_address(conn))
+            wait = await self.auth.throttle.turn(client_of(scope))
             if wait > 0:
                 refusal = _too_many(wait)
         if refusal is None:
-            actor, refusal = self._check(conn, path, scope.get("method", "GET"))
+            actor, refusal = self._check(asked, path, scope.get("method", "GET"))
         if refusal is not None:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
@@ -283,25 +285,23 @@ class AuthMiddleware:
         state = scope.setdefault("state", {})
         state["actor"] = actor
         # The session a request came with, for a stream that outlives it (``/events``).
-        by_cookie = self.auth.enabled and actor is not None and "authorization" not in conn.headers
-        state["session"] = conn.cookies.get(COOKIE_NAME) if by_cookie else None
+        by_cookie = self.auth.enabled and actor is not None and not bearer
+        state["session"] = asked.conn.cookies.get(COOKIE_NAME) if by_cookie else None
         await self.app(scope, receive, send)
 
-    def _host_refusal(self, conn: HTTPConnection) -> Response | None:
-        server = conn.scope.get("server") or ("", None)
-        host, _ = _split_host(conn.headers.get("host") or str(server[0]))
+    def _host_refusal(self, asked: Asked) -> Response | None:
+        server = asked.scope.get("server") or ("", None)
+        host, _ = _split_host(asked.header(b"host") or str(server[0]))
         if self.auth.host_allowed(host):
             return None
         allow = "start it with a token" if not self.auth.enabled else "add it to allowed_hosts"
         return error_response("forbidden", f"host {host!r} is not served here ({allow})")
 
-    def _check(
-        self, conn: HTTPConnection, path: str, method: str
-    ) -> tuple[str | None, Response | None]:
+    def _check(self, asked: Asked, path: str, method: str) -> tuple[str | None, Response | None]:
         auth = self.auth
         public = is_public(path)
-        client = client_address(conn)
-        actor, via = self._identify(conn)
+        client = client_of(asked.scope)
+        actor, via = self._identify(asked)
         if via == "bearer":
             auth.throttle.succeeded(client, trust=auth.grant(actor).scope == ADMIN)
         elif via == "bad-token":
@@ -311,30 +311,30 @@ class AuthMiddleware:
         if via is None and not public:
             if is_api_path(path) or path in _JSON_PATHS or method not in ("GET", "HEAD"):
                 return None, _unauthorized("a bearer token or a dashboard session is required")
-            return None, _to_login(conn)
+            return None, _to_login(asked.conn)
         if method not in _SAFE_METHODS and via != "bearer" and not is_ofrep_path(path):
-            problem = self._cross_site(conn, checks_token=not public)
+            problem = self._cross_site(asked.conn, checks_token=not public)
             if problem is not None:
                 return None, error_response("forbidden", problem)
         grant = auth.grant(actor)  # the one place a token's scope is enforced
-        refused = None if public else grant.refusal(method, path, raw_app_path(conn.scope))
+        refused = None if public else grant.refusal(method, path, raw_app_path(asked.scope))
         if refused is not None:
             return None, error_response("forbidden", refused)
         return actor, None
 
-    def _identify(self, conn: HTTPConnection) -> tuple[str | None, str | None]:
+    def _identify(self, asked: Asked) -> tuple[str | None, str | None]:
         """``(actor, how)``: how is ``open`` (auth off), ``bearer``, ``cookie``, ``bad-token``
         or None (no credentials)."""
         if not self.auth.enabled:
             return None, "open"
-        authorization = conn.headers.get("authorization")
+        authorization = asked.header(b"authorization")
         if authorization is not None:
             scheme, _, credentials = authorization.partition(" ")
             name = None
             if scheme.lower() == "bearer":
                 name = self.auth.check_token(credentials.strip())
             return (name, "bearer") if name is not None else (None, "bad-token")
-        name = self.auth.session_name(conn)
+        name = self.auth.session_name(asked.conn)
         return (name, "cookie") if name is not None else (None, None)
 
     def _cross_site(self, conn: HTTPConnection, *, checks_token: bool) -> str | None:

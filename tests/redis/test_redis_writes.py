@@ -1,7 +1,8 @@
-"""The write path through a Redis store: one command per write, and what it publishes.
+"""The write path through a Redis store: one command per write, what it publishes, its echo.
 
 Every write is one EVALSHA of the cached merge script, which merges the registers, records the
-history event and publishes the change.
+history event and publishes the change; the writer does not merge its own change again when it
+comes back on the channel, and every other process still does.
 """
 
 from __future__ import annotations
@@ -21,6 +22,31 @@ from rollout.testing import eventually
 
 from .redis_fixtures import client, namespace, private_redis, redis_url  # noqa: F401  (fixtures)
 from .redis_server import RedisServer, with_namespace
+
+
+def test_a_write_reaches_the_others_and_its_writer_does_not_merge_it_again(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    url = with_namespace(redis_url, namespace)
+    with Rollout(url) as writer, Rollout(url) as reader:
+        assert writer.wait_synced(10)
+        assert reader.wait_synced(10)
+        for user in range(5):
+            writer.activate_user("chat", user)
+        eventually(lambda: reader.get("chat").users == {"0", "1", "2", "3", "4"})
+        # The writer hears each of its five changes back and skips them (applied already);
+        # the reader merged all five.
+        eventually(lambda: writer.stats()["sync"]["own_writes_skipped"] == 5)
+        assert reader.stats()["sync"]["own_writes_skipped"] == 0
+        assert writer.get("chat").users == reader.get("chat").users
+        for flags in (writer, reader):
+            events = [e for e in flags.history("chat") if e.action == "activate_user"]
+            assert len(events) == 5  # recorded once, and replicated with the change
+        reader.deactivate_user("chat", 0)  # and the other way round
+        eventually(lambda: not writer.active("chat", 0), what="the reader's write at the writer")
+        assert writer.stats()["sync"]["own_writes_skipped"] == 5
+        assert writer.export() == reader.export()
 
 
 def test_a_write_is_one_command_to_redis(

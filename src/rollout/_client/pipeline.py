@@ -35,6 +35,7 @@ from .._core.state import Delta, Register
 from ..errors import ClockSkewError, ClosedError, StoreError, StoreUnavailableError
 from . import fork_guard
 from .clock_trust import ClockTrust
+from .own_writes import OwnWrites
 from .quarantine import Quarantine
 from .replica import Replica
 
@@ -117,6 +118,8 @@ class WritePipeline:
         self._history_limit = history_limit
         self._event = event
         self._lock = threading.Lock()
+        #: The latest local writes, stored and applied: a transport skips their echoes.
+        self.own_writes = OwnWrites(self._lock)
 
     # Local writes -------------------------------------------------------------------------------
 
@@ -168,6 +171,7 @@ class WritePipeline:
             rules = self.replica.take_changed_rules()
             self.counters["writes"] += 1
             if self.transport is not None:
+                self.own_writes.add(ts)
                 # Inside the lock, so peers receive deltas in the order they were applied.
                 self.transport.publish(delta)
         for hook in self.hooks:
@@ -336,6 +340,7 @@ class WritePipeline:
             # others' there are screened at every load), and no healthy peer accepted any of them
             # (too far ahead), so nothing this node stamps later can lose to one it holds.
             self.clock.rebase(self.replica.latest_timestamp())
+            self.own_writes.clear()  # some may have left the replica just now
             self.counters["clock_steps_back"] += 1
         logger.error(
             "this node's clock is more than %d ms behind timestamps it issued (did the wall "

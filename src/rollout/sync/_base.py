@@ -17,6 +17,7 @@ import abc
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from .._core.clock import Timestamp
 from .._core.state import Delta
 
 __all__ = ["SyncHost", "Transport"]
@@ -52,6 +53,12 @@ class SyncHost(Protocol):
         """Merge a peer's registers like ``merge_remote``; returns how many were refused (held
         in the quarantine as stamped too far ahead), which the peer is told in its ACK so its
         ``wait_synced`` does not report registers this replica refused as delivered."""
+        ...
+
+    def applied_own_write(self, ts: Timestamp) -> bool:
+        """Whether ``ts`` stamps one of this replica's latest local writes, already stored and
+        applied here (waits for a write in progress). A transport whose store echoes each write
+        back to its writer (Redis) skips such an echo: merging it again would change nothing."""
         ...
 
     def check_clock_step(self) -> None:

@@ -5,6 +5,8 @@ namespace's version number. This transport subscribes on one background thread a
 other processes published. Pub/sub drops what is sent while a subscriber is away, so it
 catches up as every transport following a numbered store does (:mod:`rollout.sync._versioned`:
 re-seed and load on every reconnect, a full load on a skipped version, a periodic version check).
+A change that is this replica's own write coming back (Redis publishes to every subscriber) is
+skipped rather than decoded and merged again: the replica applied it already.
 
 The transport asks of the store only what :class:`ChangeFeed` names, and does not import it:
 the store's ``default_transport()`` builds this transport, so the dependency runs one way.

@@ -164,7 +164,7 @@ def main() -> None:
         print("measuring the mesh at scale (about two minutes)...", file=sys.stderr, flush=True)
         tables += scale.tables()
     if "redis" in sections:
-        print("measuring Redis (about half a minute)...", file=sys.stderr, flush=True)
+        print("measuring Redis (about a minute and a half)...", file=sys.stderr, flush=True)
         tables += redis_tables(measure_redis())
     # Each of these modules runs alone too: `python -m bench.<module>`.
     for section, module, what in (

@@ -13,9 +13,14 @@ keys are deleted afterwards (``SCAN ns:*`` then ``DEL``):
 - check cost: ``flags.active("on")`` and ``flags.active("chat", user)`` (the 20% flag with three
   groups of ``bench.checks``) on a Redis-backed ``Rollout`` against an in-memory one, timed the
   same way and interleaved: a check never touches Redis, so the two should cost the same;
-- flat writes: 10,000 ``activate_user("big", i)`` calls from one process on a Redis-backed
-  ``Rollout``, each timed on its own; the first 1,000 calls against the last 1,000: a flag's
-  users are one hash field each, so a call should not slow down as the list grows.
+- writes by list size: ``activate_user("big", new user)`` on a Redis-backed ``Rollout`` whose
+  flag already lists 0, 100,000 and 1,000,000 users, each call timed on its own, in interleaved
+  rounds of ``SIZE_BLOCK`` calls per size (the best round's median, and the median of all
+  calls: a median, since one call stalled by the shared machine moves a mean of 200).
+  The big lists are filled the way another process would bulk-load them: ``RedisStore.save`` of
+  ``FILL_CHUNK`` users at a time into Redis, which the ``Rollout``'s subscriber merges as it
+  would any other process's change. A write is one round trip whatever the list's size, so the
+  targets are <= ``WRITE_TARGET_US`` a call and within ``FLAT_RATIO`` of the empty flag.
 
 Skipped, with the reason, when redis-py is missing or no Redis answers at ``BENCH_REDIS_URL``
 (default ``redis://127.0.0.1:6379/0``). A part that fails is reported as not measured; the
@@ -37,6 +42,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from rollout import Rollout
+from rollout._core.clock import Timestamp
+from rollout._core.keys import EXISTS, USER
+from rollout._core.state import Register
+from rollout.redis import RedisStore
 
 from ._timing import ns_per_call, seconds
 from .checks import User, build_rollout, worst_case_user
@@ -54,11 +63,16 @@ from .cluster import (
 )
 
 __all__ = [
-    "BLOCK",
     "CHECK_ROUNDS",
+    "FILL_CHUNK",
+    "FLAT_RATIO",
+    "LIST_SIZES",
     "PROCESSES",
-    "WRITES",
+    "SIZE_BLOCK",
+    "SIZE_ROUNDS",
+    "WRITE_TARGET_US",
     "CheckCost",
+    "ListSizeWrites",
     "RedisChecks",
     "RedisFanOut",
     "RedisResults",
@@ -68,9 +82,20 @@ __all__ = [
 
 #: Processes in the fan-out run: one writer (in turn) and 9 receivers, as the issue asks.
 PROCESSES = 10
-#: activate_user calls in the flat-writes run, timed in blocks of BLOCK.
-WRITES = 10_000
-BLOCK = 1_000
+#: The users a flag lists when activate_user is timed on it.
+LIST_SIZES = (0, 100_000, 1_000_000)
+#: Interleaved rounds, each SIZE_BLOCK calls per list size, each call timed on its own.
+SIZE_ROUNDS = 5
+SIZE_BLOCK = 200
+#: Users per RedisStore.save when filling a big list: one message of about 6 MB each.
+FILL_CHUNK = 100_000
+#: How long filling one list may take before the part gives up. 1,000,000 users take 30-60 s,
+#: more when the subscriber's periodic version check (every 5 s) falls while a chunk's message is
+#: on its way: it then reloads every flag (up to 1,000,000 users, about 10 s) instead of waiting.
+FILL_TIMEOUT_S = 300.0
+#: The targets (issue 15): a write <= 0.2 ms, flat in the list's size.
+WRITE_TARGET_US = 200.0
+FLAT_RATIO = 1.2
 #: The fan-out run stops early (and says so) after this long, so a broken Redis cannot hold the
 #: section for LOST_AFTER_S per change.
 FAN_OUT_BUDGET_S = 30.0
@@ -106,15 +131,21 @@ class RedisChecks:
 
 
 @dataclass(frozen=True)
-class RedisWrites:
-    calls: int
-    block_mean_us: list[float]  # mean microseconds per call of each block of BLOCK calls
-    block_p50_us: list[float]  # median of each block
+class ListSizeWrites:
+    listed: int  # users the flag listed before the timed calls
+    best_us: float  # the best round's median microseconds per call
+    p50_us: float  # the median of every timed call
+    fill_s: float  # how long filling the list took (0 for the empty flag)
 
-    @property
-    def ratio(self) -> float:
-        """Mean per call of the last block over that of the first."""
-        return self.block_mean_us[-1] / self.block_mean_us[0]
+
+@dataclass(frozen=True)
+class RedisWrites:
+    calls: int  # timed calls per list size
+    sizes: list[ListSizeWrites]  # in LIST_SIZES order, the empty flag first
+
+    def ratio(self, size: ListSizeWrites) -> float:
+        """A list size's best round over the empty flag's."""
+        return size.best_us / self.sizes[0].best_us
 
 
 @dataclass(frozen=True)
@@ -157,8 +188,8 @@ def measure_redis() -> RedisResults:
     fan_out = part("fanout", _measure_fan_out)
     _progress("redis: check cost, Redis store against memory")
     checks = part("checks", _measure_checks)
-    _progress(f"redis: {WRITES:,} activate_user calls to one flag")
-    writes = part("writes", _measure_writes)
+    _progress(f"redis: activate_user on flags of {', '.join(f'{n:,}' for n in LIST_SIZES)} users")
+    writes = part("sizes", _measure_list_sizes)
     keys_left = sum(_count_keys(namespace) for namespace in namespaces)
     elapsed = time.monotonic() - started
     return RedisResults(None, fan_out, checks, writes, problems, load_average, keys_left, elapsed)
@@ -272,37 +303,86 @@ def _measure_checks(namespace: str) -> RedisChecks:
     return RedisChecks(CheckCost(*best["memory"]), CheckCost(*best["redis"]), user.id)
 
 
-# Flat writes ----------------------------------------------------------------------------------
+# Writes by list size ---------------------------------------------------------------------------
 
 
-def _measure_writes(namespace: str) -> RedisWrites:
-    flags = Rollout(_store_url(namespace))
+def _measure_list_sizes(namespace: str) -> RedisWrites:
+    # One namespace per size under the part's own, so that its clean-up deletes them all.
+    flags_by_size: dict[int, Rollout] = {}
+    fill_s: dict[int, float] = {}
     try:
-        if not flags.wait_synced(10.0):
-            raise TimeoutError("the Redis-backed Rollout did not connect to Redis")
-        flags.activate_user("warm-up", 0)  # loads the Lua script into Redis
-        per_call: list[int] = []
-
-        def add_all() -> None:
-            activate_user, clock, record = (
-                flags.activate_user,
-                time.perf_counter_ns,
-                per_call.append,
-            )
-            for user in range(WRITES):
-                start = clock()
-                activate_user("big", user)
-                record(clock() - start)
-
-        seconds(add_all)  # gc off while it runs, as for every other timing
-        listed = len(flags.get("big").users)
-        if listed != WRITES:
-            raise RuntimeError(f"big flag lists {listed} users, expected {WRITES}")
+        for listed in LIST_SIZES:
+            flags = Rollout(_store_url(f"{namespace}:size-{listed}"))
+            flags_by_size[listed] = flags
+            if not flags.wait_synced(10.0):
+                raise TimeoutError("the Redis-backed Rollout did not connect to Redis")
+            fill_s[listed] = _fill(flags, f"{namespace}:size-{listed}", listed)
+        per_call: dict[int, list[int]] = {listed: [] for listed in LIST_SIZES}
+        block_medians: dict[int, list[float]] = {listed: [] for listed in LIST_SIZES}
+        for round_ in range(SIZE_ROUNDS):
+            # Interleaved: a slow moment of the machine hits every size alike.
+            for listed, flags in flags_by_size.items():
+                times = _time_writes(flags, [f"new-{round_}-{i}" for i in range(SIZE_BLOCK)])
+                per_call[listed] += times
+                block_medians[listed].append(statistics.median(times) / 1e3)
+        for listed, flags in flags_by_size.items():
+            expected = listed + SIZE_ROUNDS * SIZE_BLOCK
+            if len(flags.get("big").users) != expected:
+                raise RuntimeError(f"the flag of {listed:,} users does not list {expected:,}")
     finally:
-        flags.close()
-    blocks = [per_call[i : i + BLOCK] for i in range(0, len(per_call), BLOCK)]
+        for flags in flags_by_size.values():
+            flags.close()
     return RedisWrites(
-        calls=len(per_call),
-        block_mean_us=[statistics.fmean(b) / 1e3 for b in blocks],
-        block_p50_us=[statistics.median(b) / 1e3 for b in blocks],
+        calls=SIZE_ROUNDS * SIZE_BLOCK,
+        sizes=[
+            ListSizeWrites(
+                listed=listed,
+                best_us=min(block_medians[listed]),
+                p50_us=statistics.median(per_call[listed]) / 1e3,
+                fill_s=fill_s[listed],
+            )
+            for listed in LIST_SIZES
+        ],
     )
+
+
+def _fill(flags: Rollout, namespace: str, listed: int) -> float:
+    """List ``listed`` users on flag "big" (and create it), as another process bulk-loading it
+    would: RedisStore.save in chunks, which ``flags`` hears and merges. Returns the seconds.
+
+    Each chunk waits for ``flags`` to have merged the one before: Redis closes a subscriber
+    whose unread messages pass its output limit (32 MB), and a reconnect means a full reload.
+    """
+    started = time.monotonic()
+    deadline = started + FILL_TIMEOUT_S
+    store = RedisStore.from_url(_store_url(namespace))
+    try:
+        # Stamped a second ago: older than every timed write, never "from the future".
+        ts = Timestamp(int(time.time() * 1000) - 1_000, 0, 1)
+        store.save({"big": {EXISTS: Register(ts, True)}})
+        for start in range(0, listed, FILL_CHUNK):
+            users = range(start, min(start + FILL_CHUNK, listed))
+            store.save({"big": {f"{USER}listed-{i}": Register(ts, True) for i in users}})
+            version = store.version()
+            while flags.stats()["sync"]["version_seen"] < version:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the Rollout did not receive {listed:,} users in time")
+                time.sleep(0.02)
+    finally:
+        store.close()
+    return time.monotonic() - started if listed else 0.0
+
+
+def _time_writes(flags: Rollout, users: list[str]) -> list[int]:
+    """Nanoseconds of each ``activate_user("big", user)``, gc off (bench._timing.seconds)."""
+    times: list[int] = []
+
+    def write_all() -> None:
+        activate_user, clock, record = flags.activate_user, time.perf_counter_ns, times.append
+        for user in users:
+            start = clock()
+            activate_user("big", user)
+            record(clock() - start)
+
+    seconds(write_all)
+    return times

@@ -439,6 +439,7 @@ class _Recorder:
             "digests",
             "merge_remote",
             "merge_from_peer",
+            "applied_own_write",
             "check_clock_step",
             "set_clock_skew",
         }

@@ -15,7 +15,7 @@ from rollout._core.keys import EXISTS, PERCENTAGE, USER
 from rollout._core.state import Register
 from rollout.errors import StoreError, StoreUnavailableError
 from rollout.redis import RedisStore
-from rollout.redis._store import pack
+from rollout.redis._packed import pack
 from rollout.stores import open_store
 from rollout.testing import StoreConformance, eventually
 

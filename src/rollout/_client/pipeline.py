@@ -37,6 +37,7 @@ from ..errors import ClockSkewError, ClosedError, RolloutError, StoreError, Stor
 from . import fork_guard
 from .clock_trust import ClockTrust
 from .log import logger
+from .own_writes import OwnWrites
 from .quarantine import Quarantine
 from .replica import Replica
 from .uncommitted import Uncommitted
@@ -120,6 +121,8 @@ class WritePipeline:
         self._event = event
         self._lock = threading.Lock()
         self.uncommitted = Uncommitted()  # used under _lock, as every save is
+        #: The latest local writes, stored and applied: a transport skips their echoes.
+        self.own_writes = OwnWrites(self._lock)
 
     # Local writes -------------------------------------------------------------------------------
 
@@ -165,14 +168,14 @@ class WritePipeline:
                 self.store.discard(superseded)  # else the held register would win in the store
             if self.store is not None:
                 # With the peers' registers not yet committed, if any: all it may have seen.
-                self.store.save(self.uncommitted.joined(delta))  # raises before any change
-                self.uncommitted.committed()
+                self.uncommitted.save_with(self.store, delta)  # raises before any change
             if superseded:
                 self._supersede(superseded, action)
             changed = self.replica.apply(delta)
             rules = self.replica.take_changed_rules()
             self.counters["writes"] += 1
             if self.transport is not None:
+                self.own_writes.add(ts)
                 # Inside the lock, so peers receive deltas in the order they were applied.
                 self.transport.publish(delta)
         for hook in self.hooks:
@@ -210,8 +213,7 @@ class WritePipeline:
             if commit_after:
                 self.uncommitted.wait(accepted)
             elif save and self.store is not None:
-                self.store.save(self.uncommitted.joined(accepted))
-                self.uncommitted.committed()
+                self.uncommitted.save_with(self.store, accepted)
             self.clock.observe(max(r.ts for regs in accepted.values() for r in regs.values()))
             changed = self.replica.apply(accepted)
             rules = self.replica.take_changed_rules()
@@ -229,8 +231,7 @@ class WritePipeline:
         """Store the peers' registers applied and not stored yet (or raise; they keep waiting)."""
         with self._lock:
             if self.uncommitted and self.store is not None:
-                self.store.save(self.uncommitted.joined({}))
-                self.uncommitted.committed()
+                self.uncommitted.save_with(self.store, {})
 
     def _screen(self, incoming: Delta, origin: str) -> tuple[Delta, int]:
         """Split ``incoming`` into the registers to merge and the ones refused (held)."""
@@ -366,6 +367,7 @@ class WritePipeline:
             # others' there are screened at every load), and no healthy peer accepted any of them
             # (too far ahead), so nothing this node stamps later can lose to one it holds.
             self.clock.rebase(self.replica.latest_timestamp())
+            self.own_writes.clear()  # some may have left the replica just now
             self.counters["clock_steps_back"] += 1
         logger().error(
             "this node's clock is more than %d ms behind timestamps it issued (did the wall "

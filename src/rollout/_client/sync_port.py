@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .._core.clock import Timestamp
 from .._core.state import Delta
 from .pipeline import WritePipeline
 
@@ -48,6 +49,9 @@ class SyncPort:
     def merge_from_peer(self, delta: Delta, *, store_first: bool = True) -> int:
         pipeline = self._pipeline
         return pipeline.merge_counting(delta, save=True, origin="peer", store_first=store_first)[1]
+
+    def applied_own_write(self, ts: Timestamp) -> bool:
+        return self._pipeline.own_writes.applied(ts)
 
     def check_clock_step(self) -> None:
         self._pipeline.check_clock_step()

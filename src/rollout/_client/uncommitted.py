@@ -22,7 +22,12 @@ which is stored before its ACK, so an ACK always means "on this node's disk") an
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._core.state import Delta, wins
+
+if TYPE_CHECKING:
+    from ..stores import Store
 
 __all__ = ["Uncommitted"]
 
@@ -61,6 +66,8 @@ class Uncommitted:
         """``delta`` was applied; it waits for its commit."""
         self._delta = self.joined(delta)
 
-    def committed(self) -> None:
-        """Everything that waited was saved (with the delta given to :meth:`joined`)."""
+    def save_with(self, store: Store, delta: Delta) -> None:
+        """Save ``delta`` with everything waiting, which then waits no more (unless the store
+        raises: then nothing was saved and it all still waits)."""
+        store.save(self.joined(delta))
         self._delta = {}

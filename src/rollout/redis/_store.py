@@ -9,11 +9,12 @@ Layout under a namespace ``ns`` (the Ruby gem needed redis-namespace for this):
 * ``ns:quarantine:held``, ``ns:quarantine:judged``, ``ns:quarantine:seq`` — the quarantine
   (rollout.redis._quarantine).
 
-A packed register is ``wall(16 digits) counter(10) node(19)`` then the value's JSON text, so
-comparing two packed strings compares ``(timestamp, value)``: exactly the last-writer-wins rule,
-with no number parsing in Lua (whose doubles would mangle 63-bit node ids). One Lua script merges
-a whole delta, drops what a watermark hides, bumps the version and publishes, atomically: two
-processes adding different users to one flag at the same moment both keep their user.
+Each hash field holds a packed register (rollout.redis._packed): comparing two packed strings
+compares ``(timestamp, value)``, exactly the last-writer-wins rule. One Lua script merges a whole
+delta, drops what a watermark hides, records history, bumps the version and publishes,
+atomically: two processes adding different users to one flag at the same moment both keep their
+user. A write is one round trip: EVALSHA of that cached script, on a connection the store keeps
+for its saves, with each register sent once and the change's JSON built from the same encoding.
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from string import Template
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from .._core.clock import Timestamp
-from .._core.codec import check_flag, decode_stored, encode_flags, encode_value
+from .._core.codec import check_flag
 from .._core.keys import (
     DATA_RESET,
     DEFINITION_RESET,
@@ -41,17 +41,19 @@ from .._core.keys import (
 )
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.redact import redact_url, scrub
-from .._core.state import Delta, Register
+from .._core.state import Delta
 from ..errors import (
     ClosedError,
-    FormatError,
     StoreError,
     StoreOutcomeUnknownError,
     StoreUnavailableError,
     require_extra,
 )
 from ..stores._base import Store
+from ._packed import PREFIX, pack, pack_flag, unpack
 from ._quarantine import RedisQuarantine
+from ._saver import SaveConnection
+from ._sentinel import sentinel_client
 from ._transport import RedisTransport
 
 logger = logging.getLogger("rollout.redis")
@@ -60,9 +62,6 @@ if TYPE_CHECKING:
     import redis
 
 __all__ = ["RedisStore"]
-
-_WALL, _COUNTER, _NODE = 16, 10, 19
-_PREFIX = _WALL + _COUNTER + _NODE
 
 # KEYS: index, version, then per flag its hash and its history index (a sorted set of the
 # flag's history fields, all at score 0, so in key order = timestamp order: trimming the oldest
@@ -138,7 +137,7 @@ local version = redis.call('INCR', version_key)
 redis.call('PUBLISH', channel, version .. ' ' .. origin .. ' ' .. delta_json)
 return version
 """).substitute(
-    prefix=_PREFIX,
+    prefix=PREFIX,
     is_data=lua_is_data("field"),
     is_targeting=lua_is_targeting("field"),
     is_definition=lua_is_definition("field"),
@@ -180,27 +179,7 @@ for f = 1, #KEYS, 2 do
   end
 end
 return removed
-""").substitute(prefix=_PREFIX)
-
-
-def pack(key: str, register: Register) -> str:
-    wall, counter, node = register.ts
-    return (
-        f"{wall:0{_WALL}d}{counter:0{_COUNTER}d}{node:0{_NODE}d}{encode_value(key, register.value)}"
-    )
-
-
-def unpack(key: str, packed: str, name: str) -> Register:
-    """A packed register of flag ``name``, checked: ValueError (FormatError) if damaged."""
-    stamp = packed[:_PREFIX]
-    if len(stamp) != _PREFIX or not stamp.isdigit():
-        raise FormatError(f"register {key!r} of flag {name!r}: {stamp!r} is not a timestamp")
-    ts = Timestamp(
-        int(packed[:_WALL]),
-        int(packed[_WALL : _WALL + _COUNTER]),
-        int(packed[_WALL + _COUNTER : _PREFIX]),
-    )
-    return Register(ts, decode_stored(name, key, packed[_PREFIX:]))
+""").substitute(prefix=PREFIX)
 
 
 class RedisStore(Store):
@@ -231,6 +210,8 @@ class RedisStore(Store):
         self._lock = threading.Lock()
         self._closed = False
         self._owned: list[redis.Redis] = []
+        #: The saves' client, on one connection of ``client``'s pool (redis._saver).
+        self._saver = SaveConnection(client)
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -252,7 +233,7 @@ class RedisStore(Store):
                         "namespace; the master's password goes before the host: "
                         "redis+sentinel://:PASSWORD@host:26379/mymaster)"
                     )
-                client, sentinels = _sentinel_client(parts)
+                client, sentinels = sentinel_client(parts)
             else:
                 client = redis.Redis.from_url(rest)
         except ValueError as exc:
@@ -334,26 +315,27 @@ class RedisStore(Store):
         return delta, int(version)
 
     def save(self, delta: Delta) -> None:
-        flags = [(name, registers) for name, registers in delta.items() if registers]
-        if not flags:
-            return
-        import json
-
         keys = [self.index_key, self.version_key]
-        for name, _ in flags:
-            keys += [self.flag_prefix + name, self.history_prefix + name]
-        args: list[Any] = [
-            self.channel,
-            self.origin,
-            json.dumps(encode_flags(delta), sort_keys=True, separators=(",", ":")),
-            self.history_limit,
-        ]
-        for name, registers in flags:
-            args += [name, len(registers)]
-            for key, register in registers.items():
-                args += [key, pack(key, register)]
-        with self._using("write to", writes=True):
-            self._merge(keys=keys, args=args)
+        args: list[Any] = [self.channel, self.origin, "", self.history_limit]
+        flags_json = []
+        for name, registers in delta.items():
+            if registers:
+                keys += (self.flag_prefix + name, self.history_prefix + name)
+                args += (name, len(registers))
+                flags_json.append(pack_flag(name, registers, args))
+        if not flags_json:
+            return
+        args[2] = "{" + ",".join(flags_json) + "}"
+        import redis
+
+        with self._using("write to", writes=True), self._saver.client() as saver:
+            try:
+                saver.evalsha(self._merge.sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                # Redis restarted or its scripts were flushed (what redis-py's Script does too):
+                # the script did not run, so it is loaded and the save sent once more.
+                saver.script_load(_MERGE)
+                saver.evalsha(self._merge.sha, len(keys), *keys, *args)
 
     def discard(self, delta: Delta) -> None:
         flags = [(name, registers) for name, registers in delta.items() if registers]
@@ -365,7 +347,7 @@ class RedisStore(Store):
             keys += [self.flag_prefix + name, self.history_prefix + name]
             args.append(len(registers))
             for key, register in registers.items():
-                args += [key, pack(key, register)[:_PREFIX]]
+                args += [key, pack(key, register)[:PREFIX]]
         with self._using("discard from", writes=True):
             self._discard(keys=keys, args=args)
 
@@ -392,6 +374,7 @@ class RedisStore(Store):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._saver.close()  # its connection back to the pool, which closes next
             self.client.close()
             for connection in self._owned:  # the Sentinel connections of a sentinel URL
                 connection.close()
@@ -422,23 +405,3 @@ def _sent(exc: BaseException) -> bool:
 
 def _text(value: bytes | str, errors: str = "strict") -> str:
     return value.decode(errors=errors) if isinstance(value, bytes) else value
-
-
-def _sentinel_client(parts: Any) -> tuple[redis.Redis, list[redis.Redis]]:
-    from redis.sentinel import Sentinel
-
-    hosts = []
-    for host_port in parts.netloc.rsplit("@", 1)[-1].split(","):
-        host, _, port = host_port.rpartition(":")
-        hosts.append((host or host_port, int(port or 26379)))
-    path = [p for p in parts.path.split("/") if p]
-    if not path:
-        raise ValueError("a sentinel URL names the service: redis+sentinel://host:26379/mymaster")
-    service, db = path[0], int(path[1]) if len(path) > 1 else 0
-    sentinel = Sentinel(hosts)
-    # The URL's credentials are the master's (requirepass / ACL user): redis-py passes
-    # connection arguments to the master, not to the Sentinels, which usually need none.
-    username = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password is not None else None
-    client: redis.Redis = sentinel.master_for(service, db=db, username=username, password=password)
-    return client, list(sentinel.sentinels)

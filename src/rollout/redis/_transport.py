@@ -5,6 +5,8 @@ namespace's version number. This transport subscribes on one background thread a
 other processes published. Pub/sub drops what is sent while a subscriber is away, so it
 catches up as every transport following a numbered store does (:mod:`rollout.sync._versioned`:
 re-seed and load on every reconnect, a full load on a skipped version, a periodic version check).
+A change that is this replica's own write coming back (Redis publishes to every subscriber) is
+skipped rather than decoded and merged again: the replica applied it already.
 
 The transport asks of the store only what :class:`ChangeFeed` names, and does not import it:
 the store's ``default_transport()`` builds this transport, so the dependency runs one way.
@@ -18,6 +20,7 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._core.clock import Timestamp
 from .._core.codec import decode_flags
 from .._core.state import Delta
 from ..errors import RolloutError
@@ -55,6 +58,8 @@ class ChangeFeed(Protocol):
 class RedisTransport(VersionedFeedTransport):
     kind = "redis"
     listener_name = "Redis subscriber"
+    #: Changes that were this replica's own writes, already applied, so not merged again.
+    extra_counters = ("own_writes_skipped",)
 
     def __init__(
         self, store: ChangeFeed, *, check_interval: float = 5.0, saves_writes: bool = True
@@ -88,14 +93,42 @@ class RedisTransport(VersionedFeedTransport):
             self._gap()
             return
         self._seen = version
-        # Our own writes come back too. They are merged again rather than skipped: merging is
-        # idempotent and cheap when nothing changes, and an origin check breaks down as soon
-        # as two replicas share one store object.
-        del origin
+        del origin  # who published it, for people reading the channel: see _own_write
         try:
-            delta = decode_flags(json.loads(flags_json))
+            flags = json.loads(flags_json)
+            if self._own_write(flags):
+                self._counters["own_writes_skipped"] += 1
+                return
+            delta = decode_flags(flags)
         except (ValueError, RecursionError, RolloutError) as exc:
             logger.warning("ignoring a malformed change on %s: %s", self.store.channel, exc)
             self._reload()
             return
         self._merge(delta)
+
+    def _own_write(self, flags: object) -> bool:
+        """Whether a change is this replica's own write coming back, already applied here.
+
+        Redis publishes every change to every subscriber, the writer's own included. Merging
+        one's own write again changes nothing, but it costs a decode and a merge under the
+        write lock for every write, on the writer's process. The replica is asked rather than
+        the message's origin trusted: two replicas may share one store object (one origin), and
+        a write whose answer was lost (StoreOutcomeUnknownError) reaches its own writer only as
+        this echo. A local write's registers all carry its one timestamp.
+        """
+        if not isinstance(flags, dict) or self._host is None:
+            return False
+        stamp: list[Any] | None = None
+        for registers in flags.values():
+            if not isinstance(registers, dict):
+                return False
+            for register in registers.values():
+                if not isinstance(register, list):
+                    return False
+                if stamp is None:
+                    stamp = register[:3]
+                elif register[:3] != stamp:
+                    return False
+        if stamp is None or len(stamp) != 3 or not all(type(part) is int for part in stamp):
+            return False
+        return self._host.applied_own_write(Timestamp(*stamp))

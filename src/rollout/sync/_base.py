@@ -17,6 +17,7 @@ import abc
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from .._core.clock import Timestamp
 from .._core.state import Delta
 
 __all__ = ["SyncHost", "Transport"]
@@ -59,6 +60,12 @@ class SyncHost(Protocol):
         write, sent as it committed it and never acknowledged): applied and announced first,
         then stored before it returns; a failed store is logged and retried by the next merge.
         """
+        ...
+
+    def applied_own_write(self, ts: Timestamp) -> bool:
+        """Whether ``ts`` stamps one of this replica's latest local writes, already stored and
+        applied here (waits for a write in progress). A transport whose store echoes each write
+        back to its writer (Redis) skips such an echo: merging it again would change nothing."""
         ...
 
     def check_clock_step(self) -> None:

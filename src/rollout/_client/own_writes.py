@@ -1,0 +1,58 @@
+"""The timestamps of a replica's latest local writes, for transports that hear them back.
+
+A store that announces every change to every listener (Redis publishes each save on one
+channel) sends each write back to its own writer too. Merging it again changes nothing, but
+costs a decode and a merge under the write lock, on the writer's process, for every write. The
+write pipeline records here each local write it has stored and applied; the transport asks
+(through ``SyncHost.applied_own_write``) and skips the echo of one.
+
+The replica answers, not the message's origin: two replicas may share one store object (one
+origin), and a write whose answer was lost (``StoreOutcomeUnknownError``) is never recorded, so
+its echo, which is how it reaches its writer, is merged.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .._core.clock import Timestamp
+
+__all__ = ["KEPT", "OwnWrites"]
+
+#: How many of the latest local writes are remembered. An echo comes back within milliseconds;
+#: a listener further behind than this merges it again, which is slower but changes nothing.
+KEPT = 256
+
+
+class OwnWrites:
+    """The latest ``KEPT`` local writes' timestamps, oldest first. ``add`` and ``clear`` run
+    under the pipeline's write lock, given here so that a question waits for a write under way."""
+
+    __slots__ = ("_lock", "_stamps")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+        self._stamps: dict[Timestamp, None] = {}
+
+    def add(self, ts: Timestamp) -> None:
+        """Record a local write, once it is stored and applied (under the write lock)."""
+        stamps = self._stamps
+        stamps[ts] = None
+        if len(stamps) > KEPT:
+            del stamps[next(iter(stamps))]
+
+    def clear(self) -> None:
+        """Forget them all (the clock stepped back: some left the replica)."""
+        self._stamps.clear()
+
+    def applied(self, ts: Timestamp) -> bool:
+        """Whether ``ts`` stamps one of the latest local writes, stored and applied here.
+
+        The usual answer takes no lock, so the writer never waits on it. Otherwise the write
+        lock is taken: an echo can only arrive once its write reached the store, which happens
+        under that lock, so a write still being applied is waited for, never answered "no".
+        """
+        if ts in self._stamps:
+            return True
+        with self._lock:
+            return ts in self._stamps

@@ -1,0 +1,86 @@
+"""The packed register: how a register is kept in a Redis hash field, and a change's JSON.
+
+A packed register is ``wall(16 digits) counter(10) node(19)`` then the value's JSON text (empty
+for a watermark), so comparing two packed strings compares ``(timestamp, value)``: exactly the
+last-writer-wins rule, with no number parsing in Lua (whose doubles would mangle 63-bit node
+ids).
+
+A save sends each register once, packed, and the change it publishes in the replication
+format's JSON (``rollout._core.codec.encode_flags``, which every reader decodes), both made from
+one encoding of each value: on the write path, that is most of the client's own work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii as _json_string
+from typing import Any
+
+from .._core.clock import Timestamp
+from .._core.codec import decode_stored, encode_value
+from .._core.keys import WATERMARKS
+from .._core.state import Register
+from ..errors import FormatError
+
+__all__ = ["COUNTER", "NODE", "PREFIX", "WALL", "pack", "pack_flag", "unpack"]
+
+WALL, COUNTER, NODE = 16, 10, 19
+#: The timestamp's length: the value's text starts after it.
+PREFIX = WALL + COUNTER + NODE
+
+
+def pack(key: str, register: Register) -> str:
+    return _stamp(register.ts) + _value_text(key, register.value)
+
+
+def _stamp(ts: Timestamp) -> str:
+    wall, counter, node = ts
+    return f"{wall:0{WALL}d}{counter:0{COUNTER}d}{node:0{NODE}d}"
+
+
+def _value_text(key: str, value: Any) -> str:
+    """``encode_value``: most registers are true or false (every listed user, group and
+    exclusion, and ``exists``), and their JSON is known without calling json.dumps."""
+    if key in WATERMARKS:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return encode_value(key, value)
+
+
+def pack_flag(name: str, registers: Mapping[str, Register], args: list[Any]) -> str:
+    """Append a flag's key/packed pairs to ``args``; return the flag's part of the change's
+    JSON, as ``encode_flags`` writes it (the channel's format, which every reader decodes).
+
+    Both are made from one encoding of each value, and one of each timestamp: the registers
+    of a local write all carry the same one.
+    """
+    fields = []
+    last: Timestamp | None = None
+    stamp = head = ""
+    for key, register in registers.items():
+        ts = register.ts
+        if ts is not last:
+            last, stamp, head = ts, _stamp(ts), f"[{ts.wall},{ts.counter},{ts.node}"
+        text = _value_text(key, register.value)
+        args += (key, stamp + text)
+        # A watermark has no value: [wall, counter, node].
+        fields.append(
+            f"{_json_string(key)}:{head},{text}]" if text else f"{_json_string(key)}:{head}]"
+        )
+    return f"{_json_string(name)}:{{{','.join(fields)}}}"
+
+
+def unpack(key: str, packed: str, name: str) -> Register:
+    """A packed register of flag ``name``, checked: ValueError (FormatError) if damaged."""
+    stamp = packed[:PREFIX]
+    if len(stamp) != PREFIX or not stamp.isdigit():
+        raise FormatError(f"register {key!r} of flag {name!r}: {stamp!r} is not a timestamp")
+    ts = Timestamp(
+        int(packed[:WALL]),
+        int(packed[WALL : WALL + COUNTER]),
+        int(packed[WALL + COUNTER : PREFIX]),
+    )
+    return Register(ts, decode_stored(name, key, packed[PREFIX:]))

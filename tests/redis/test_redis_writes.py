@@ -1,0 +1,175 @@
+"""The write path through a Redis store: one command per write, what it publishes, its echo.
+
+Every write is one EVALSHA of the cached merge script, which merges the registers, records the
+history event and publishes the change; the writer does not merge its own change again when it
+comes back on the channel, and every other process still does.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import redis
+
+from rollout import Rollout
+from rollout._core.clock import Timestamp
+from rollout._core.codec import decode_flags
+from rollout._core.keys import DATA, EXISTS, HISTORY, PERCENTAGE, RESET, USER, history_key
+from rollout._core.state import Register
+from rollout.redis import RedisStore
+from rollout.testing import eventually
+
+from .redis_fixtures import client, namespace, private_redis, redis_url  # noqa: F401  (fixtures)
+from .redis_server import RedisServer, with_namespace
+
+
+def test_a_write_reaches_the_others_and_its_writer_does_not_merge_it_again(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    url = with_namespace(redis_url, namespace)
+    with Rollout(url) as writer, Rollout(url) as reader:
+        assert writer.wait_synced(10)
+        assert reader.wait_synced(10)
+        for user in range(5):
+            writer.activate_user("chat", user)
+        eventually(lambda: reader.get("chat").users == {"0", "1", "2", "3", "4"})
+        # The writer hears each of its five changes back and skips them (applied already);
+        # the reader merged all five.
+        eventually(lambda: writer.stats()["sync"]["own_writes_skipped"] == 5)
+        assert reader.stats()["sync"]["own_writes_skipped"] == 0
+        assert writer.get("chat").users == reader.get("chat").users
+        for flags in (writer, reader):
+            events = [e for e in flags.history("chat") if e.action == "activate_user"]
+            assert len(events) == 5  # recorded once, and replicated with the change
+        reader.deactivate_user("chat", 0)  # and the other way round
+        eventually(lambda: not writer.active("chat", 0), what="the reader's write at the writer")
+        assert writer.stats()["sync"]["own_writes_skipped"] == 5
+        assert writer.export() == reader.export()
+
+
+def test_a_write_is_one_command_to_redis(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    client: redis.Redis,  # noqa: F811
+) -> None:
+    url = with_namespace(redis_url, namespace)
+    marker = f"{namespace}:marker"
+    with Rollout(url) as flags:
+        assert flags.wait_synced(10)
+        flags.activate_user("chat", "warm")  # the first write may load the script
+        with client.monitor() as monitor:  # type: ignore[no-untyped-call]
+            seen: list[str] = []
+            started = threading.Event()
+
+            def watch() -> None:
+                started.set()
+                for command in monitor.listen():
+                    # Commands the script runs are shown too, marked as Lua's: not round trips.
+                    if command.get("client_type") != "lua" and namespace in command["command"]:
+                        seen.append(command["command"])
+                        if marker in command["command"]:
+                            return
+
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+            started.wait(5)
+            for user in range(3):
+                flags.activate_user("chat", user)
+            redis.Redis.from_url(redis_url).get(marker)
+            watcher.join(10)
+    writes = [command for command in seen if marker not in command]
+    assert [command.split()[0] for command in writes] == ["EVALSHA"] * 3, writes
+
+
+def test_the_published_change_is_the_replication_format(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    client: redis.Redis,  # noqa: F811
+) -> None:
+    """Readers of every version decode the channel's message with decode_flags: keys and values
+    that JSON must escape, a watermark (no value), a number and a history event included."""
+    store = RedisStore.from_url(with_namespace(redis_url, namespace))
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    ts = Timestamp(1_700_000_000_000, 3, 2**63 - 1)
+    delta = {
+        'ch"at\\é': {
+            EXISTS: Register(ts, True),
+            RESET: Register(ts, None),
+            PERCENTAGE: Register(ts, 12.5),
+            USER + 'a "quoted"\nuser ☃': Register(ts, False),
+            DATA + "owner": Register(ts, {"name": "wéb", "list": [1, None, "x"]}),
+            history_key(ts): Register(ts, {"action": "activate", "after": {}, "before": {}}),
+        },
+        "beta": {EXISTS: Register(Timestamp(5, 0, 0), True)},
+    }
+    try:
+        pubsub.subscribe(store.channel)
+        store.save(delta)
+        messages: list[str] = []
+
+        def arrived() -> bool:
+            message = pubsub.get_message(timeout=0.1)
+            if message is not None:
+                messages.append(message["data"])
+            return bool(messages)
+
+        eventually(arrived, what="the change's message")
+        version, origin, flags_json = messages[0].split(" ", 2)
+        assert (version, origin) == ("1", store.origin)
+        assert decode_flags(json.loads(flags_json)) == delta
+        assert store.load() == delta
+        assert HISTORY in flags_json
+    finally:
+        pubsub.close()
+        store.close()
+
+
+def test_a_write_after_redis_closed_the_connection_is_sent_again_on_a_new_one(
+    private_redis: RedisServer,  # noqa: F811
+) -> None:
+    url = with_namespace(private_redis.url, "killed")
+    with Rollout(url) as flags, private_redis.client() as admin:
+        assert flags.wait_synced(10)
+        flags.activate_user("chat", "before")
+        # Every connection closed by the server (an idle time-out, a CLIENT KILL): the store's
+        # next write finds its connection closed before sending, and reconnects.
+        admin.client_kill_filter(_type="normal", skipme=True)
+        flags.activate_user("chat", "after")
+        assert flags.active("chat", "after")
+    with Rollout(url) as fresh:
+        assert fresh.get("chat").users == {"before", "after"}
+
+
+def test_two_rollouts_on_one_store_object_save_from_two_threads(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    # One store object, two Rollouts (each with its own write lock), writing at once: the kept
+    # save connection is checked and used by one thread at a time, so no reply is read by the
+    # wrong thread and no socket closed under a reply.
+    store = RedisStore.from_url(with_namespace(redis_url, namespace))
+    errors: list[BaseException] = []
+    with Rollout(store) as first, Rollout(store) as second:
+
+        def write(flags: Rollout, prefix: str) -> None:
+            try:
+                for i in range(300):
+                    flags.activate_user("chat", f"{prefix}{i}")
+            except BaseException as exc:  # reported by the test
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=write, args=(first, "a")),
+            threading.Thread(target=write, args=(second, "b")),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        wanted = {f"a{i}" for i in range(300)} | {f"b{i}" for i in range(300)}
+        with Rollout(with_namespace(redis_url, namespace)) as fresh:
+            assert fresh.get("chat").users == wanted
+    store.close()

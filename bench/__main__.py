@@ -3,9 +3,9 @@
 Progress goes to stderr. The run always exits 0 when it could measure: a missed target is
 reported as MISS, never raised (benchmarks report, tests assert).
 
-``BENCH_ONLY=cluster`` (a comma-separated list of sections: checks, writes, memory, cluster,
-handshake, scale, redis, postgres, fanout, openfeature, targeting, degrade, http, ofrep, serve,
-dashboard) runs only those; the default is all of them. The scale section (the mesh at 3, 10,
+``BENCH_ONLY=cluster`` (a comma-separated list of sections: checks, writes, memory, state,
+cluster, handshake, scale, redis, postgres, fanout, openfeature, targeting, degrade, http, ofrep,
+serve, dashboard) runs only those; the default is all of them. The scale section (the mesh at 3, 10,
 20 and 30 processes, about two minutes) also runs alone: ``python -m bench.scale``. The Targets
 table needs checks, writes and memory; only a run of every section rewrites bench/results.md.
 The redis section is skipped, with the reason, when no Redis answers at ``BENCH_REDIS_URL``
@@ -36,6 +36,7 @@ from . import (
     postgres_bench,
     scale,
     serve_bench,
+    state,
     targeting_bench,
 )
 from ._timing import REPEAT
@@ -61,6 +62,7 @@ SECTIONS = (
     "checks",
     "writes",
     "memory",
+    "state",
     "cluster",
     "handshake",
     "scale",
@@ -152,6 +154,7 @@ def main() -> None:
         tables += redis_tables(measure_redis())
     # Each of these modules runs alone too: `python -m bench.<module>`.
     for section, module, what in (
+        ("state", state, "1,000 flags + a 1,000,000-user flag in four stores (minutes)"),
         ("handshake", handshake_bench, "the peer handshake"),
         ("postgres", postgres_bench, "PostgreSQL: writes and LISTEN/NOTIFY fan-out"),
         ("fanout", fanout_bench, "fan-out to 10, 50 and 200 subscribers (about 3 minutes)"),

@@ -63,6 +63,7 @@ __all__ = [
     "FlagState",
     "Register",
     "is_hidden",
+    "merge_indexed",
     "merge_registers",
     "wins",
 ]
@@ -116,24 +117,57 @@ def merge_registers(
     history_limit: int = DEFAULT_HISTORY_LIMIT,
 ) -> None:
     """Merge registers into a plain register map (no visible view), dropping hidden ones and
-    history beyond the newest ``history_limit`` events."""
-    history = False
+    history beyond the newest ``history_limit`` events.
+
+    It finds the map's history events by reading every key; a holder that keeps them listed
+    calls :func:`merge_indexed`, whose cost does not grow with the map.
+    """
+    history = sorted(k for k in registers if is_history(k))
+    merge_indexed(registers, history, incoming, history_limit)
+
+
+def merge_indexed(
+    registers: dict[str, Register],
+    history: list[str],
+    incoming: Mapping[str, Register],
+    history_limit: int = DEFAULT_HISTORY_LIMIT,
+) -> None:
+    """:func:`merge_registers` for a map whose history keys are also listed, sorted, in
+    ``history`` (kept up to date here): the cost is that of ``incoming``, not of the map, so
+    adding one user to a stored flag of a million costs what it does on an empty flag. Only a
+    watermark that moves (``deactivate``, ``delete``, ...) reads the whole map, to drop what it
+    hides. ``registers`` must hold nothing hidden already (what this function leaves)."""
+    accepted: list[tuple[str, Register]] = []
+    watermark_moved = False
     for key, register in incoming.items():
-        if wins(register, registers.get(key)):
+        if not wins(register, registers.get(key)):
+            continue
+        if is_history(key):
+            if key not in registers:
+                bisect.insort(history, key)
             registers[key] = register
-            history = history or is_history(key)
-    if history:
-        events = sorted(k for k in registers if is_history(k))
-        for key in events[: max(0, len(events) - history_limit)]:
-            del registers[key]
+            continue
+        registers[key] = register
+        if key in _WATERMARKS:
+            watermark_moved = True  # it won, so it is later than the one it replaced
+        else:
+            accepted.append((key, register))
+    while len(history) > history_limit:
+        del registers[history.pop(0)]
     reset, data_reset, definition_reset = (
         registers[w].ts if w in registers else MIN_TIMESTAMP
         for w in (RESET, DATA_RESET, DEFINITION_RESET)
     )
+    # Without a moved watermark, what was held stays visible: only the new registers can be
+    # hidden (a user added elsewhere before a deactivate this map already holds).
+    candidates = registers.items() if watermark_moved else accepted
     for key in [
-        k for k, r in registers.items() if is_hidden(k, r.ts, reset, data_reset, definition_reset)
+        k for k, r in candidates if is_hidden(k, r.ts, reset, data_reset, definition_reset)
     ]:
         del registers[key]
+
+
+_WATERMARKS = frozenset((RESET, DATA_RESET, DEFINITION_RESET))
 
 
 class FlagState:

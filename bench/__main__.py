@@ -40,7 +40,7 @@ from . import (
     targeting_bench,
 )
 from ._timing import REPEAT
-from .checks import measure_checks
+from .checks import measure_checks, measure_world_size
 from .cluster import measure_cluster
 from .memory import measure_memory
 from .redis_bench import measure_redis
@@ -53,6 +53,7 @@ from .report import (
     memory_table,
     redis_tables,
     targets_table,
+    world_size_table,
     write_table,
 )
 from .writes import measure_writes
@@ -120,9 +121,11 @@ def main() -> None:
     started = time.perf_counter()
     sections = _sections()
     checks = writes = memory = None
+    world = None
     if "checks" in sections:
         print("measuring checks (about a minute)...", file=sys.stderr, flush=True)
         checks = measure_checks()
+        world = measure_world_size()
     if "writes" in sections:
         print("measuring writes...", file=sys.stderr, flush=True)
         writes = measure_writes()
@@ -132,6 +135,8 @@ def main() -> None:
     tables: list[Table] = []
     if checks is not None:
         tables.append(check_table(checks))
+    if world is not None:
+        tables.append(world_size_table(world))
     if checks is not None and writes is not None and memory is not None:
         tables.append(targets_table(checks, writes, memory))
     if writes is not None:

@@ -144,6 +144,13 @@ class Quarantine:
         with self._lock:
             return sum(1 for _, key in self._book.held if not is_history(key))
 
+    def judges_nothing(self) -> bool:
+        """Whether no register is held or judged: then :meth:`judged` is False for every one."""
+        if not self._loaded:
+            self._load()
+        book = self._book
+        return not book.held and not book.judged and not book.distrusted
+
     def judged(self, flag: str, key: str, ts: Timestamp) -> bool:
         """Whether this exact register was refused before (held, or resolved since)."""
         if not self._loaded:

@@ -44,6 +44,7 @@ from .keys import (
     EXCLUDE,
     EXISTS,
     GROUP,
+    HISTORY,
     PERCENTAGE,
     RESET,
     RULE,
@@ -63,8 +64,7 @@ __all__ = [
     "FlagState",
     "Register",
     "is_hidden",
-    "merge_indexed",
-    "merge_registers",
+    "stamped",
     "wins",
 ]
 
@@ -111,63 +111,23 @@ def is_hidden(
     return ts < reset and is_targeting(key)
 
 
-def merge_registers(
-    registers: dict[str, Register],
-    incoming: Mapping[str, Register],
-    history_limit: int = DEFAULT_HISTORY_LIMIT,
-) -> None:
-    """Merge registers into a plain register map (no visible view), dropping hidden ones and
-    history beyond the newest ``history_limit`` events.
-
-    It finds the map's history events by reading every key; a holder that keeps them listed
-    calls :func:`merge_indexed`, whose cost does not grow with the map.
-    """
-    history = sorted(k for k in registers if is_history(k))
-    merge_indexed(registers, history, incoming, history_limit)
+_WATERMARK_ATTRIBUTES = (
+    (RESET, "reset"),
+    (DATA_RESET, "data_reset"),
+    (DEFINITION_RESET, "definition_reset"),
+)
+_NO_WATERMARKS = (MIN_TIMESTAMP, MIN_TIMESTAMP, MIN_TIMESTAMP)
 
 
-def merge_indexed(
-    registers: dict[str, Register],
-    history: list[str],
-    incoming: Mapping[str, Register],
-    history_limit: int = DEFAULT_HISTORY_LIMIT,
-) -> None:
-    """:func:`merge_registers` for a map whose history keys are also listed, sorted, in
-    ``history`` (kept up to date here): the cost is that of ``incoming``, not of the map, so
-    adding one user to a stored flag of a million costs what it does on an empty flag. Only a
-    watermark that moves (``deactivate``, ``delete``, ...) reads the whole map, to drop what it
-    hides. ``registers`` must hold nothing hidden already (what this function leaves)."""
-    accepted: list[tuple[str, Register]] = []
-    watermark_moved = False
-    for key, register in incoming.items():
-        if not wins(register, registers.get(key)):
-            continue
-        if is_history(key):
-            if key not in registers:
-                bisect.insort(history, key)
-            registers[key] = register
-            continue
-        registers[key] = register
-        if key in _WATERMARKS:
-            watermark_moved = True  # it won, so it is later than the one it replaced
-        else:
-            accepted.append((key, register))
-    while len(history) > history_limit:
-        del registers[history.pop(0)]
-    reset, data_reset, definition_reset = (
-        registers[w].ts if w in registers else MIN_TIMESTAMP
-        for w in (RESET, DATA_RESET, DEFINITION_RESET)
-    )
-    # Without a moved watermark, what was held stays visible: only the new registers can be
-    # hidden (a user added elsewhere before a deactivate this map already holds).
-    candidates = registers.items() if watermark_moved else accepted
-    for key in [
-        k for k, r in candidates if is_hidden(k, r.ts, reset, data_reset, definition_reset)
-    ]:
-        del registers[key]
-
-
-_WATERMARKS = frozenset((RESET, DATA_RESET, DEFINITION_RESET))
+def stamped(values: Mapping[str, Any], ts: Timestamp) -> dict[str, Register]:
+    """A write's values as registers of one timestamp. One Register per value, not per key:
+    every user of ``activate_users`` (a million ids) holds the same ``(ts, True)``, and a tuple
+    each would be 56 MB more in the replica and the memory store."""
+    listed, unlisted = Register(ts, True), Register(ts, False)
+    return {
+        key: listed if value is True else unlisted if value is False else Register(ts, value)
+        for key, value in values.items()
+    }
 
 
 class FlagState:
@@ -225,6 +185,8 @@ class FlagState:
     def merge(self, incoming: Mapping[str, Register]) -> bool:
         """Merge registers into this flag. Returns whether the visible state changed."""
         registers = self.registers
+        if not registers:
+            return self._merge_into_empty(incoming)
         accepted: list[tuple[str, Register]] = []
         watermark_moved = False
         for key, register in incoming.items():
@@ -252,11 +214,36 @@ class FlagState:
             self._drop_hidden()
             self._rebuild_view()
             return self._view() != before
+        # No watermark moved, so what was accepted (not hidden when it was) is visible.
         changed = False
         for key, register in accepted:
-            if not self.hidden(key, register.ts):
-                changed = self._apply_visible(key, register.value) or changed
+            changed = self._apply_visible(key, register.value) or changed
         return changed
+
+    def _merge_into_empty(self, incoming: Mapping[str, Register]) -> bool:
+        """:meth:`merge` into a flag holding nothing (a store loaded, an export merged): every
+        register wins, so they are taken whole and the view built once, without weighing a
+        million users one by one against registers that are not there."""
+        registers = self.registers
+        before = self._view()
+        events: list[str] = []
+        for key, register in incoming.items():
+            if key.startswith(HISTORY):
+                events.append(key)
+            registers[key] = register
+        if events:
+            events.sort()
+            for key in events[: max(0, len(events) - self.history_limit)]:
+                del registers[key]
+            self.history = events[max(0, len(events) - self.history_limit) :]
+        for watermark, attribute in _WATERMARK_ATTRIBUTES:
+            held = registers.get(watermark)
+            if held is not None:
+                setattr(self, attribute, held.ts)
+        if (self.reset, self.data_reset, self.definition_reset) != _NO_WATERMARKS:
+            self._drop_hidden()
+        self._rebuild_view()
+        return self._view() != before
 
     def _add_event(self, key: str, register: Register) -> None:
         """Keep the newest ``history_limit`` events: the union of two histories, cut to size."""
@@ -334,8 +321,16 @@ class FlagState:
         self.default_variant = self.targeting = None
         self.exists = self.disabled = False
         self.percentage = self.time_percentage = 0.0
+        # Listed users are most of a big flag: added here directly (each key is held once, so
+        # adding the present ones is what _apply_visible would do), the rest one by one.
+        add_user = self.users.add
+        start = len(USER)
         for key, register in self.registers.items():
-            self._apply_visible(key, register.value)
+            if key.startswith(USER):
+                if register.value:
+                    add_user(key[start:])
+            else:
+                self._apply_visible(key, register.value)
 
     def _apply_visible(self, key: str, value: Any) -> bool:
         """Fold one visible register into the view. Returns whether the view changed."""

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 
 from .._core.keys import is_history
 from .._core.quarantined import Judged, QuarantineBook, QuarantinedRegister, QuarantineState
-from .._core.state import Delta, Register, merge_indexed
+from .._core.register_merge import merge_indexed
+from .._core.state import Delta, Register
 from ..errors import ClosedError
 from ..stores._base import Store
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 from .._core.clock import Timestamp
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.redact import redact_url, scrub
-from .._core.state import Delta, Register, merge_registers
+from .._core.register_merge import merge_registers
+from .._core.state import Delta, Register
 from ..memory._store import MemoryStore
 from ..sqlite._store import SQLiteStore
 from ._base import Store

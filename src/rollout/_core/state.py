@@ -321,15 +321,15 @@ class FlagState:
         self.default_variant = self.targeting = None
         self.exists = self.disabled = False
         self.percentage = self.time_percentage = 0.0
-        # Listed users are most of a big flag: added here directly (each key is held once, so
-        # adding the present ones is what _apply_visible would do), the rest one by one.
-        add_user = self.users.add
-        start = len(USER)
-        for key, register in self.registers.items():
-            if key.startswith(USER):
-                if register.value:
-                    add_user(key[start:])
-            else:
+        # Listed users are most of a big flag: gathered in one set comprehension (each key is
+        # held once, so taking the present ones is what _apply_visible would do), the rest one
+        # by one.
+        start, items = len(USER), self.registers.items()
+        self.users = {
+            key[start:] for key, register in items if register.value and key[:start] == USER
+        }
+        for key, register in items:
+            if not key.startswith(USER):
                 self._apply_visible(key, register.value)
 
     def _apply_visible(self, key: str, value: Any) -> bool:

@@ -1,10 +1,10 @@
 """Run by ``bench.state`` in a fresh interpreter, so the RSS and times it reports are this work's
 alone. Each mode prints one JSON object on its last line of output.
 
-``python -m bench.state_child build URL USERS EXPORT``: open ``Rollout(URL)`` (an empty store),
-write 1,000 small flags and one flag listing USERS users (``activate_users`` with every id at
-once: the public bulk path), time ``activate_user`` on that flag against an empty flag, then time
-``export()`` and write the document to the file EXPORT.
+``python -m bench.state_child build URL USERS EXPORT [CHUNK]``: open ``Rollout(URL)`` (an empty
+store), write 1,000 small flags and one flag listing USERS users (``activate_users``, the public
+bulk path, with every id at once, or CHUNK ids a call), time ``activate_user`` on that flag
+against an empty flag, then time ``export()`` and write the document to the file EXPORT.
 
 ``python -m bench.state_child reopen URL USERS``: time ``Rollout(URL)`` on the store ``build``
 filled, until it holds everything (it loads the whole store before returning), and check that
@@ -78,14 +78,15 @@ def _check(flags: Rollout, users: int) -> None:
         raise RuntimeError(f"the store holds {count} flags or lost the big flag's users")
 
 
-def build(url: str, users: int, export_path: str) -> dict[str, Any]:
+def build(url: str, users: int, export_path: str, chunk: int = 0) -> dict[str, Any]:
     before = _rss_mb()
     flags = Rollout(url)
     start = time.perf_counter()
     _small_flags(flags)
     small_s = time.perf_counter() - start
     start = time.perf_counter()
-    flags.activate_users(BIG_FLAG, range(users))
+    for first in range(0, users, chunk or users):
+        flags.activate_users(BIG_FLAG, range(first, min(users, first + (chunk or users))))
     fill_s = time.perf_counter() - start
     gc.collect()
     rss = _rss_mb()
@@ -136,16 +137,18 @@ def merge(url: str, users: int, export_path: str) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    usage = "usage: python -m bench.state_child build|reopen|merge URL USERS [EXPORT]"
+    usage = "usage: python -m bench.state_child build|reopen|merge URL USERS [EXPORT [CHUNK]]"
     if len(argv) < 3 or argv[0] not in ("build", "reopen", "merge"):
         raise SystemExit(usage)
     mode, url, users = argv[0], argv[1], int(argv[2])
     if mode == "reopen":
         result = reopen(url, users)
-    elif len(argv) != 4:
-        raise SystemExit(usage)
+    elif mode == "build" and len(argv) in (4, 5):
+        result = build(url, users, argv[3], int(argv[4]) if len(argv) == 5 else 0)
+    elif mode == "merge" and len(argv) == 4:
+        result = merge(url, users, argv[3])
     else:
-        result = (build if mode == "build" else merge)(url, users, argv[3])
+        raise SystemExit(usage)
     print(json.dumps(result))
 
 

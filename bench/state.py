@@ -63,9 +63,9 @@ _TIMEOUT_S = 900
 class StateRun:
     store: str
     build: dict[str, Any]  # bench.state_child's build figures
-    reopen: dict[str, Any] | None  # None: the memory store (nothing outlives its process)
-    merge: dict[str, Any] | None  # None: not measured, for the reason in merge_problem
-    merge_problem: str | None
+    reopen: dict[str, Any] | None  # None: the memory store (nothing outlives it), or failed
+    merge: dict[str, Any] | None  # None: not measured or failed
+    problems: dict[str, str | None]  # step ("reopen", "merge") -> why it has no figures
 
 
 def _users() -> int:
@@ -119,19 +119,26 @@ def _measure(store: str, users: int, directory: Path) -> StateRun:
     export = directory / f"{store}-export.json"
     if store == "memory":
         build = _child("build", "memory://", users, export)
-        return StateRun(store, build, None, _child("merge", "memory://", users, export), None)
+        merge = _child("merge", "memory://", users, export)
+        return StateRun(store, build, None, merge, {})
     chunk = CHUNKS.get(store, 0)
+    reopen: dict[str, Any] | None = None
+    reopen_problem: str | None = None
     with _fresh(store, directory) as url:
         build = _child("build", url, users, export, chunk)
-        reopen = _child("reopen", url, users)
+        try:
+            reopen = _child("reopen", url, users)
+        except RuntimeError as exc:  # reported, never raised
+            reopen_problem = _last_line(exc)
+    problems = {"reopen": reopen_problem, "merge": NO_WHOLE_MERGE.get(store)}
     if store in NO_WHOLE_MERGE:
-        return StateRun(store, build, reopen, None, NO_WHOLE_MERGE[store])
+        return StateRun(store, build, reopen, None, problems)
     try:
         with _fresh(store, directory) as url:
             merge = _child("merge", url, users, export)
     except RuntimeError as exc:  # reported, never raised
-        return StateRun(store, build, reopen, None, _last_line(exc))
-    return StateRun(store, build, reopen, merge, None)
+        return StateRun(store, build, reopen, None, {**problems, "merge": _last_line(exc)})
+    return StateRun(store, build, reopen, merge, problems)
 
 
 @contextlib.contextmanager
@@ -203,7 +210,11 @@ def state_tables(
                 run.store,
                 f"{b['fill_s']:.1f}",
                 f"{b['rss_mb']:.0f}",
-                "n/a" if r is None else f"{r['seconds']:.2f}",
+                "n/a"
+                if run.store == "memory"
+                else "failed"
+                if r is None
+                else f"{r['seconds']:.2f}",
                 "n/a" if r is None else f"{r['rss_mb']:.0f}",
                 f"{b['export_s']:.2f}",
                 "not measured" if m is None else f"{m['seconds']:.2f}",
@@ -225,9 +236,10 @@ def state_tables(
              _verdict(rss < RSS_MB)],
             *(
                 []
-                if r is None
-                else [[f"{run.store}: reopen < {REOPEN_S:.0f} s", f"{r['seconds']:.2f} s",
-                       _verdict(r["seconds"] < REOPEN_S)]]
+                if run.store == "memory"
+                else [[f"{run.store}: reopen < {REOPEN_S:.0f} s",
+                       "failed" if r is None else f"{r['seconds']:.2f} s",
+                       "MISS" if r is None else _verdict(r["seconds"] < REOPEN_S)]]
             ),
             [f"{run.store}: export < {EXPORT_S:.0f} s", f"{b['export_s']:.2f} s",
              _verdict(b["export_s"] < EXPORT_S)],
@@ -235,8 +247,9 @@ def state_tables(
             [f"{run.store}: activate_user, big flag <= {WRITE_RATIO}x empty flag", f"{ratio:.2f}x",
              _verdict(ratio <= WRITE_RATIO)],
         ]  # fmt: skip
-        if run.merge_problem is not None:
-            skipped.append(f"{run.store}'s merge: {run.merge_problem}")
+        for step, problem in run.problems.items():
+            if problem is not None:
+                skipped.append(f"{run.store}'s {step}: {problem}")
     headers = [
         "store",
         "fill, s",

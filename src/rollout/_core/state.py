@@ -224,13 +224,9 @@ class FlagState:
         """:meth:`merge` into a flag holding nothing (a store loaded, an export merged): every
         register wins, so they are taken whole and the view built once, without weighing a
         million users one by one against registers that are not there."""
-        registers = self.registers
         before = self._view()
-        events: list[str] = []
-        for key, register in incoming.items():
-            if key.startswith(HISTORY):
-                events.append(key)
-            registers[key] = register
+        registers = self.registers = dict(incoming)  # empty before: nothing to keep
+        events = [key for key in registers if key.startswith(HISTORY)]
         if events:
             events.sort()
             for key in events[: max(0, len(events) - self.history_limit)]:

@@ -7,11 +7,11 @@ reported as MISS, never raised (benchmarks report, tests assert).
 only peer (``BENCH_QUICK=1 BENCH_ONLY=checks,writes``): under a minute, for comparing a change
 before and after.
 
-``BENCH_ONLY=cluster`` (a comma-separated list of sections: checks, writes, memory, cluster,
-handshake, scale, redis, postgres, fanout, openfeature, targeting, degrade, http, ofrep, serve,
-dashboard, import) runs only those; the default is all of them. The scale section (the mesh at
-3, 10, 20 and 30 processes, about two minutes) also runs alone: ``python -m bench.scale``. The
-Targets table needs checks, writes and memory; only a run of every section rewrites
+``BENCH_ONLY=cluster`` (a comma-separated list of sections: checks, writes, memory, state,
+cluster, handshake, scale, redis, postgres, fanout, openfeature, targeting, degrade, http, ofrep,
+serve, dashboard, import) runs only those; the default is all of them. The scale section (the
+mesh at 3, 10, 20 and 30 processes, about two minutes) also runs alone: ``python -m
+bench.scale``. The Targets table needs writes and memory; only a run of every section rewrites
 bench/results.md.
 The redis section is skipped, with the reason, when no Redis answers at ``BENCH_REDIS_URL``
 (default redis://127.0.0.1:6379/0); the postgres section's columns likewise, for PostgreSQL at
@@ -42,10 +42,11 @@ from . import (
     postgres_bench,
     scale,
     serve_bench,
+    state,
     targeting_bench,
 )
 from ._timing import QUICK, REPEAT
-from .checks import measure_checks
+from .checks import measure_checks, measure_world_size
 from .cluster import measure_cluster
 from .memory import measure_memory
 from .redis_bench import measure_redis
@@ -59,6 +60,7 @@ from .report import (
     memory_table,
     redis_tables,
     targets_table,
+    world_size_table,
     write_table,
 )
 from .writes import measure_writes
@@ -70,6 +72,7 @@ SECTIONS = (
     "checks",
     "writes",
     "memory",
+    "state",
     "cluster",
     "handshake",
     "scale",
@@ -134,9 +137,11 @@ def main() -> None:
     started = time.perf_counter()
     sections = _sections()
     checks = writes = memory = None
+    world = None
     if "checks" in sections:
         print("measuring checks (about a minute)...", file=sys.stderr, flush=True)
         checks = measure_checks()
+        world = measure_world_size()
     if "writes" in sections:
         print("measuring writes...", file=sys.stderr, flush=True)
         writes = measure_writes()
@@ -146,6 +151,8 @@ def main() -> None:
     tables: list[Table] = []
     if checks is not None:
         tables += [check_table(checks), check_targets_table(checks)]
+    if world is not None:
+        tables.append(world_size_table(world))
     if writes is not None and memory is not None:
         tables.append(targets_table(writes, memory))
     if writes is not None:
@@ -168,6 +175,7 @@ def main() -> None:
         tables += redis_tables(measure_redis())
     # Each of these modules runs alone too: `python -m bench.<module>`.
     for section, module, what in (
+        ("state", state, "1,000 flags + a 1,000,000-user flag in four stores (minutes)"),
         ("handshake", handshake_bench, "the peer handshake"),
         ("postgres", postgres_bench, "PostgreSQL: writes and LISTEN/NOTIFY fan-out"),
         ("fanout", fanout_bench, "fan-out to 10, 50 and 200 subscribers (about 3 minutes)"),

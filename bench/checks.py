@@ -20,6 +20,10 @@ memo of recently seen ids' buckets (rollout._core.bucketing); the "new users" ro
 over more distinct users than the memo holds, so every check misses it.
 
 Peers (see ``bench.peers``) run the same three flags, offline, with the same user objects.
+
+The size of the world (:func:`measure_world_size`): the per-user check in a Rollout holding one
+flag against one holding 10,000, and a listed user's check on a 3-user flag against a
+1,000,000-user flag; a check's cost must not grow with either (target: within 1.2x).
 """
 
 from __future__ import annotations
@@ -187,3 +191,63 @@ def measure_checks(progress: bool = True) -> CheckResults:
 def _say(progress: bool, what: str) -> None:
     if progress:
         print(f"  timing checks: {what}", file=sys.stderr, flush=True)
+
+
+# The size of the world ----------------------------------------------------------------------
+# Kept apart from the peer comparison above: the same check, in a small and a large world.
+
+WORLD_FLAGS = 10_000
+BIG_LIST = 1_000_000
+WORLD_RATIO = 1.2  # the target: the large world's check within this of the small one's
+
+
+@dataclass(frozen=True)
+class WorldSize:
+    """Nanoseconds per check, best of the repeats, each pair measured in one run."""
+
+    one_flag_ns: float  # flags.active("chat", user) in a Rollout holding only that flag
+    many_flags_ns: float  # ... in one holding WORLD_FLAGS flags
+    short_list_ns: float  # flags.active(flag, user) for a user listed on a 3-user flag
+    long_list_ns: float  # ... on a flag listing BIG_LIST users
+
+
+def measure_world_size(progress: bool = True) -> WorldSize:
+    """Whether a check's cost grows with the world: flags held, users listed on the flag."""
+    user = User(id=7, groups=("customers",))  # outside chat's 20%? both worlds alike either way
+    one = build_rollout()
+    many = build_rollout()
+    for i in range(WORLD_FLAGS - 4):  # build_rollout wrote 3 flags besides "chat"
+        many.activate_percentage(f"flag-{i:05d}", i % 100)
+    _say(progress, f"a flag among 1 vs {WORLD_FLAGS:,} flags")
+    one_ns, many_ns = _interleaved('flags.active("chat", user)', one, many, user)
+    _say(progress, f"a listed user on a 3-user vs a {BIG_LIST:,}-user flag")
+    lists = Rollout()
+    lists.activate_users("short", [1, 2, BIG_LIST // 2])
+    lists.activate_users("long", range(BIG_LIST))
+    listed = User(id=BIG_LIST // 2, groups=("customers",))
+    short_ns, long_ns = _interleaved_flags(lists, "short", "long", listed)
+    for flags in (one, many, lists):
+        flags.close()
+    return WorldSize(one_ns, many_ns, short_ns, long_ns)
+
+
+def _interleaved(stmt: str, small: Rollout, large: Rollout, user: User) -> tuple[float, float]:
+    """The best of two interleaved rounds each, so a slow moment hits both sides alike."""
+    small_ns: list[float] = []
+    large_ns: list[float] = []
+    for _ in range(2):
+        small_ns.append(ns_per_call(stmt, {"flags": small, "user": user}))
+        large_ns.append(ns_per_call(stmt, {"flags": large, "user": user}))
+    return min(small_ns), min(large_ns)
+
+
+def _interleaved_flags(flags: Rollout, small: str, large: str, user: User) -> tuple[float, float]:
+    small_ns: list[float] = []
+    large_ns: list[float] = []
+    namespace = {"flags": flags, "user": user}
+    for _ in range(2):
+        small_ns.append(ns_per_call(f'flags.active("{small}", user)', namespace))
+        large_ns.append(ns_per_call(f'flags.active("{large}", user)', namespace))
+    if not flags.active(small, user) or not flags.active(large, user):
+        raise RuntimeError("the listed user is not active on both flags")
+    return min(small_ns), min(large_ns)

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 
 from rollout._core.bucketing import MEMO_SIZE
 
-from .checks import USER_COUNT, CheckResults, CheckTimes
+from .checks import (
+    BIG_LIST,
+    USER_COUNT,
+    WORLD_FLAGS,
+    WORLD_RATIO,
+    CheckResults,
+    CheckTimes,
+    WorldSize,
+)
 from .cluster import CHANGES, IDLE_S, WARMUP, ClusterResults, Latency
 from .memory import MemoryResults
 from .redis_bench import (
@@ -36,6 +44,7 @@ __all__ = [
     "memory_table",
     "redis_tables",
     "targets_table",
+    "world_size_table",
     "write_table",
 ]
 
@@ -551,3 +560,28 @@ def _redis_targets_table(results: RedisResults) -> Table:
         *(f"Not measured: {problem}" for problem in results.problems),
     )
     return Table("Redis targets", ["target", "measured", "result"], rows, notes)
+
+
+def world_size_table(world: WorldSize) -> Table:
+    """Check time in a small world and a large one, with the issue's 1.2x target."""
+    rows = []
+    for label, small, large in (
+        (
+            f'flags.active("chat", user): 1 flag vs {WORLD_FLAGS:,} flags',
+            world.one_flag_ns,
+            world.many_flags_ns,
+        ),
+        (
+            f"a listed user: 3-user flag vs {BIG_LIST:,}-user flag",
+            world.short_list_ns,
+            world.long_list_ns,
+        ),
+    ):
+        ratio = large / small
+        rows.append([label, _ns(small), _ns(large), _x(ratio), _verdict(ratio <= WORLD_RATIO)])
+    headers = ["check", "small, ns", "large, ns", "ratio", f"<= {WORLD_RATIO}x"]
+    notes = (
+        "The same check in a Rollout holding one flag (or listing 3 users) and in one holding "
+        "many (or listing many); best of two interleaved rounds of 5 repeats each.",
+    )
+    return Table("Checks: the size of the world", headers, rows, notes)

@@ -507,6 +507,20 @@ BLOBS: dict[str, Callable[[FakeClock], bytes]] = {
     "float timestamp": lambda c: _with(
         c, lambda d: d["flags"]["chat"].update(exists=[1.5, 0, 1, True])
     ),
+    # A listed user's register is decoded on a path of its own (a flag may list a million):
+    # it refuses what the general path refuses.
+    "negative timestamp on a user": lambda c: _with(
+        c, lambda d: d["flags"]["chat"].update({"user:9": [-1, 0, 1, True]})
+    ),
+    "boolean timestamp on a user": lambda c: _with(
+        c, lambda d: d["flags"]["chat"].update({"user:9": [True, 0, 1, True]})
+    ),
+    "timestamp past int64 on a user": lambda c: _with(
+        c, lambda d: d["flags"]["chat"].update({"user:9": [1, 0, 2**63, True]})
+    ),
+    "a user of the rules entity": lambda c: _with(
+        c, lambda d: d["flags"].update({" rules": {"user:9": [1, 0, 1, True]}})
+    ),
     "empty flag name": lambda c: _with(c, lambda d: d["flags"].update({"": d["flags"]["chat"]})),
     "control char name": lambda c: _with(
         c, lambda d: d["flags"].update({"a\nb": d["flags"]["chat"]})

@@ -25,6 +25,7 @@ hooks (the Ruby mirror) and subscribers (the dashboard, the OpenFeature provider
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._core.clock import HybridClock
 from .._core.history import current_context
 from .._core.keys import EXISTS, RULES_ENTITY, history_key, is_history
-from .._core.state import Delta, Register
+from .._core.state import Delta, Register, stamped
 from ..errors import ClockSkewError, ClosedError, RolloutError, StoreError, StoreUnavailableError
 from . import fork_guard
 from .clock_trust import ClockTrust
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from ..sync._base import Transport
 
 __all__ = ["Changes", "Subscriber", "WriteHook", "WritePipeline"]
+
+_TS = operator.attrgetter("ts")
 
 #: ``{flag name: {register key: value}}``: what one local write changes.
 Changes = Mapping[str, Mapping[str, Any]]
@@ -155,7 +158,7 @@ class WritePipeline:
             delta: Delta = {}
             actor, reason = current_context()
             for name, values in changes.items():
-                registers = {key: Register(ts, value) for key, value in values.items()}
+                registers = stamped(values, ts)
                 if mark_exists and name != RULES_ENTITY:  # never a flag (keys.RULES_ENTITY)
                     registers.setdefault(EXISTS, Register(ts, True))
                 if self._history_limit:
@@ -214,7 +217,7 @@ class WritePipeline:
                 self.uncommitted.wait(accepted)
             elif save and self.store is not None:
                 self.uncommitted.save_with(self.store, accepted)
-            self.clock.observe(max(r.ts for regs in accepted.values() for r in regs.values()))
+            self.clock.observe(max(max(map(_TS, regs.values())) for regs in accepted.values()))
             changed = self.replica.apply(accepted)
             rules = self.replica.take_changed_rules()
             self.counters["merges"] += 1
@@ -235,22 +238,8 @@ class WritePipeline:
 
     def _screen(self, incoming: Delta, origin: str) -> tuple[Delta, int]:
         """Split ``incoming`` into the registers to merge and the ones refused (held)."""
-        accepted: Delta = {}
-        refused: Delta = {}
-        count = 0
         now = self.clock.physical_ms()
-        latest_allowed = now + self.clock.max_offset_ms
-        judged = self.quarantine.judged
-        for name, registers in incoming.items():
-            kept: dict[str, Register] = {}
-            for key, register in registers.items():
-                if register.ts.wall > latest_allowed or judged(name, key, register.ts):
-                    refused.setdefault(name, {})[key] = register
-                    count += 1
-                else:
-                    kept[key] = register
-            if kept:
-                accepted[name] = kept
+        accepted, refused, count = self.quarantine.screen(incoming, now + self.clock.max_offset_ms)
         if not count:
             return accepted, 0
         self.counters["registers_rejected"] += count

@@ -24,6 +24,7 @@ index answers :meth:`Quarantine.judged`, which runs for every register merged.
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -44,6 +45,7 @@ __all__ = ["QUARANTINE_LIMIT", "Quarantine"]
 
 #: How often a store that could not be read at start is tried again (seconds).
 _RELOAD_EVERY_S = 1.0
+_WALL = operator.attrgetter("ts.wall")
 
 
 class Quarantine:
@@ -138,6 +140,13 @@ class Quarantine:
         with self._lock:
             return sum(1 for _, key in self._book.held if not is_history(key))
 
+    def judges_nothing(self) -> bool:
+        """Whether no register is held or judged: then :meth:`judged` is False for every one."""
+        if not self._loaded:
+            self._load()
+        book = self._book
+        return not book.held and not book.judged and not book.distrusted
+
     def judged(self, flag: str, key: str, ts: Timestamp) -> bool:
         """Whether this exact register was refused before (held, or resolved since)."""
         if not self._loaded:
@@ -147,6 +156,32 @@ class Quarantine:
             return False  # the common case: one check per register merged, kept cheap
         with self._lock:
             return book.refuses(flag, key, ts)
+
+    def screen(self, incoming: Delta, latest_allowed: int) -> tuple[Delta, Delta, int]:
+        """``incoming`` split into ``(accepted, refused, how many refused)``: a register is
+        refused when stamped after ``latest_allowed`` (wall ms) or judged before."""
+        accepted: Delta = {}
+        refused: Delta = {}
+        count = 0
+        judged = self.judged
+        judges_nothing = self.judges_nothing()
+        for name, registers in incoming.items():
+            # The common case, a whole flag of a store or an export taken as it is, is found
+            # without a Python step per register (a flag may list a million users).
+            if judges_nothing and max(map(_WALL, registers.values()), default=0) <= latest_allowed:
+                if registers:
+                    accepted[name] = registers
+                continue
+            kept: dict[str, Register] = {}
+            for key, register in registers.items():
+                if register.ts.wall > latest_allowed or judged(name, key, register.ts):
+                    refused.setdefault(name, {})[key] = register
+                    count += 1
+                else:
+                    kept[key] = register
+            if kept:
+                accepted[name] = kept
+        return accepted, refused, count
 
     def hold(self, refused: Delta, origin: str, now_ms: int) -> int:
         """Hold refused registers; returns how many are newly held (the rest: known or over the

@@ -7,6 +7,7 @@ either before or after a change.
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["Replica"]
 
 T = TypeVar("T")
+_TS = operator.attrgetter("ts")
 
 
 class Replica:
@@ -295,8 +297,14 @@ class Replica:
 
     def latest_timestamp(self) -> Timestamp:
         with self.lock:
+            # Over every register, local defaults included: they are at MIN_TIMESTAMP, which
+            # is the answer when nothing else is held. map() keeps a million users out of
+            # Python's loop.
             return max(
-                (r.ts for s in self._flags.values() for _, r in s.replicated_registers()),
+                (
+                    max(map(_TS, s.registers.values()), default=MIN_TIMESTAMP)
+                    for s in self._flags.values()
+                ),
                 default=MIN_TIMESTAMP,
             )
 

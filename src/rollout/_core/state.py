@@ -43,6 +43,7 @@ from .keys import (
     EXCLUDE,
     EXISTS,
     GROUP,
+    HISTORY,
     PERCENTAGE,
     RESET,
     RULE,
@@ -68,7 +69,7 @@ __all__ = [
     "FlagState",
     "Register",
     "is_hidden",
-    "merge_registers",
+    "stamped",
     "wins",
 ]
 
@@ -115,30 +116,23 @@ def is_hidden(
     return ts < reset and is_targeting(key)
 
 
-def merge_registers(
-    registers: dict[str, Register],
-    incoming: Mapping[str, Register],
-    history_limit: int = DEFAULT_HISTORY_LIMIT,
-) -> None:
-    """Merge registers into a plain register map (no visible view), dropping hidden ones and
-    history beyond the newest ``history_limit`` events."""
-    history = False
-    for key, register in incoming.items():
-        if wins(register, registers.get(key)):
-            registers[key] = register
-            history = history or is_history(key)
-    if history:
-        events = sorted(k for k in registers if is_history(k))
-        for key in events[: max(0, len(events) - history_limit)]:
-            del registers[key]
-    reset, data_reset, definition_reset = (
-        registers[w].ts if w in registers else MIN_TIMESTAMP
-        for w in (RESET, DATA_RESET, DEFINITION_RESET)
-    )
-    for key in [
-        k for k, r in registers.items() if is_hidden(k, r.ts, reset, data_reset, definition_reset)
-    ]:
-        del registers[key]
+_WATERMARK_ATTRIBUTES = (
+    (RESET, "reset"),
+    (DATA_RESET, "data_reset"),
+    (DEFINITION_RESET, "definition_reset"),
+)
+_NO_WATERMARKS = (MIN_TIMESTAMP, MIN_TIMESTAMP, MIN_TIMESTAMP)
+
+
+def stamped(values: Mapping[str, Any], ts: Timestamp) -> dict[str, Register]:
+    """A write's values as registers of one timestamp. One Register per value, not per key:
+    every user of ``activate_users`` (a million ids) holds the same ``(ts, True)``, and a tuple
+    each would be 56 MB more in the replica and the memory store."""
+    listed, unlisted = Register(ts, True), Register(ts, False)
+    return {
+        key: listed if value is True else unlisted if value is False else Register(ts, value)
+        for key, value in values.items()
+    }
 
 
 class FlagState:
@@ -196,6 +190,8 @@ class FlagState:
     def merge(self, incoming: Mapping[str, Register]) -> bool:
         """Merge registers into this flag. Returns whether the visible state changed."""
         registers = self.registers
+        if not registers:
+            return self._merge_into_empty(incoming)
         accepted: list[tuple[str, Register]] = []
         watermark_moved = False
         for key, register in incoming.items():
@@ -223,11 +219,32 @@ class FlagState:
             self._drop_hidden()
             self._rebuild_view()
             return self._view() != before
+        # No watermark moved, so what was accepted (not hidden when it was) is visible.
         changed = False
         for key, register in accepted:
-            if not self.hidden(key, register.ts):
-                changed = self._apply_visible(key, register.value) or changed
+            changed = self._apply_visible(key, register.value) or changed
         return changed
+
+    def _merge_into_empty(self, incoming: Mapping[str, Register]) -> bool:
+        """:meth:`merge` into a flag holding nothing (a store loaded, an export merged): every
+        register wins, so they are taken whole and the view built once, without weighing a
+        million users one by one against registers that are not there."""
+        before = self._view()
+        registers = self.registers = dict(incoming)  # empty before: nothing to keep
+        events = [key for key in registers if key.startswith(HISTORY)]
+        if events:
+            events.sort()
+            for key in events[: max(0, len(events) - self.history_limit)]:
+                del registers[key]
+            self.history = events[max(0, len(events) - self.history_limit) :]
+        for watermark, attribute in _WATERMARK_ATTRIBUTES:
+            held = registers.get(watermark)
+            if held is not None:
+                setattr(self, attribute, held.ts)
+        if (self.reset, self.data_reset, self.definition_reset) != _NO_WATERMARKS:
+            self._drop_hidden()
+        self._rebuild_view()
+        return self._view() != before
 
     def _add_event(self, key: str, register: Register) -> None:
         """Keep the newest ``history_limit`` events: the union of two histories, cut to size."""
@@ -305,8 +322,16 @@ class FlagState:
         self.default_variant = self.targeting = None
         self.exists = self.disabled = False
         self.percentage = self.time_percentage = 0.0
-        for key, register in self.registers.items():
-            self._apply_visible(key, register.value)
+        # Listed users are most of a big flag: gathered in one set comprehension (each key is
+        # held once, so taking the present ones is what _apply_visible would do), the rest one
+        # by one.
+        start, items = len(USER), self.registers.items()
+        self.users = {
+            key[start:] for key, register in items if register.value and key[:start] == USER
+        }
+        for key, register in items:
+            if not key.startswith(USER):
+                self._apply_visible(key, register.value)
 
     def _apply_visible(self, key: str, value: Any) -> bool:
         """Fold one visible register into the view. Returns whether the view changed."""

@@ -6,8 +6,10 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from .._core.keys import is_history
 from .._core.quarantine_book import QuarantineBook
-from .._core.state import Delta, Register, merge_registers
+from .._core.register_merge import merge_indexed
+from .._core.state import Delta, Register
 from ..errors import ClosedError
 from ..stores._base import Store
 
@@ -24,6 +26,9 @@ class MemoryStore(Store):
 
     def __init__(self) -> None:
         self._flags: dict[str, dict[str, Register]] = {}
+        # Per flag, its history keys, sorted: trimming history to its bound then costs the same
+        # on a flag of a million users as on an empty one (merge_indexed).
+        self._history: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         self._closed = False
         self._quarantine = QuarantineBook()
@@ -37,7 +42,12 @@ class MemoryStore(Store):
         with self._lock:
             self._check_open()
             for name, registers in delta.items():
-                merge_registers(self._flags.setdefault(name, {}), registers, self.history_limit)
+                merge_indexed(
+                    self._flags.setdefault(name, {}),
+                    self._history.setdefault(name, []),
+                    registers,
+                    self.history_limit,
+                )
 
     def discard(self, delta: Delta) -> None:
         with self._lock:
@@ -50,6 +60,8 @@ class MemoryStore(Store):
                     current = held.get(key)
                     if current is not None and current.ts == register.ts:
                         del held[key]
+                        if is_history(key):
+                            self._history[name].remove(key)
 
     def quarantine(self, entries: Sequence[QuarantinedRegister]) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import unquote
 
 from .._core.clock import Timestamp
@@ -284,6 +285,8 @@ class SQLiteStore(Store):
         # One write stamps all its registers alike (100,000 users added at once share one
         # timestamp), so share the Timestamp objects too: it saves a third of the memory.
         timestamps: dict[tuple[int, int, int], Timestamp] = {}
+        # And the Registers of listed users (true or false, one timestamp): one per write.
+        members: dict[tuple[Timestamp, Any], Register] = {}
         with self._using("read") as connection:
             # Read before the snapshot: a commit landing in between is loaded and still counts
             # as new at the next look (one reload too many, never one too few).
@@ -297,7 +300,14 @@ class SQLiteStore(Store):
                     ts = timestamps.get(parts)
                     if ts is None:
                         ts = timestamps[parts] = _timestamp(flag, key, parts)
-                    delta.setdefault(flag, {})[key] = Register(ts, decode_stored(flag, key, value))
+                    decoded = decode_stored(flag, key, value)
+                    if decoded is True or decoded is False:
+                        register = members.get((ts, decoded))
+                        if register is None:
+                            register = members[(ts, decoded)] = Register(ts, decoded)
+                    else:
+                        register = Register(ts, decoded)
+                    delta.setdefault(flag, {})[key] = register
             except FormatError as exc:
                 problem = corrupt(self.path, exc)
                 self._load_problem = str(problem)

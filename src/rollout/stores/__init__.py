@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._core.clock import Timestamp
-from .._core.state import Delta, Register, merge_registers
+from .._core.register_merge import merge_registers
+from .._core.state import Delta, Register
 from ._base import Store
 from ._registers import decode_registers, discard_delta, encode_registers, merge_delta
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .._core.codec import decode, encode
-from .._core.state import Delta, Register, merge_registers
+from .._core.register_merge import merge_registers
+from .._core.state import Delta, Register
 
 __all__ = ["decode_registers", "discard_delta", "encode_registers", "merge_delta"]
 

@@ -207,7 +207,10 @@ class RolloutProvider(AbstractProvider):
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[bool]:
         try:
-            view = self._view(flag_key)
+            try:  # the cached view, read here: a call of _view is a third of flags.active()
+                view = self._views.get(flag_key) or self._view(flag_key)
+            except TypeError:  # unhashable: no such flag
+                view = None
             if view is not None and view.targeted_boolean and evaluation_context is not None:
                 # The targeted check, its usual case inlined: a context with a targeting key.
                 key = targeting_key(evaluation_context)
@@ -248,9 +251,10 @@ class RolloutProvider(AbstractProvider):
                 if settled is not None and not self._forced:
                     # The same answer for every context: the shared resolution, once the check
                     # agrees (the flag may have changed since its view was read). The key is
-                    # still read: a context with an invalid one is an error for every flag.
+                    # still read: a context with an invalid one is an error for every flag. A
+                    # key (a str or None) cannot make flags.active raise: no _active call.
                     key = None if evaluation_context is None else targeting_key(evaluation_context)
-                    if self._active(flag_key, key) is settled.value:
+                    if self._flags.active(flag_key, key) is settled.value:
                         return settled
                 if view.defined:
                     return resolve_defined(

@@ -24,13 +24,20 @@ QUICK = os.environ.get("BENCH_QUICK", "") == "1"
 REPEAT = 3 if QUICK else 5
 
 
-def ns_per_call(stmt: str, namespace: Mapping[str, Any], *, repeat: int = REPEAT) -> float:
+def ns_per_call(
+    stmt: str,
+    namespace: Mapping[str, Any],
+    *,
+    repeat: int = REPEAT,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
     """Nanoseconds per execution of ``stmt``, best of ``repeat`` repeats of about 0.2 s each.
 
     ``Timer.autorange`` picks the number of executions per repeat (1, 2, 5, 10, 20, ... until a
-    run takes at least 0.2 s); its runs also warm up caches.
+    run takes at least 0.2 s); its runs also warm up caches. ``clock``: wall-clock time unless
+    told (``time.thread_time``: the thread's CPU time, which other processes disturb less).
     """
-    timer = timeit.Timer(stmt, globals=dict(namespace))
+    timer = timeit.Timer(stmt, globals=dict(namespace), timer=clock)
     number, _ = timer.autorange()
     return min(timer.repeat(repeat=repeat, number=number)) / number * 1e9
 

@@ -22,6 +22,7 @@ from the user object on every call, as an application does per request (the peer
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
@@ -117,6 +118,8 @@ class OpenFeatureTimes:
     noop_client: Way  # the SDK's own floor: the client of a provider that does nothing
     context_ns: float  # building one EvaluationContext from a user object
     worst_user_id: int
+    #: The provider's ratio to flags.active() in the thread's CPU time: (global, worst case).
+    cpu_x: tuple[float, float]
 
 
 def _way(global_stmt: str, user_call: str, namespace: dict[str, object]) -> Way:
@@ -180,10 +183,25 @@ def measure_openfeature(progress: bool = True) -> OpenFeatureTimes:
             namespace,
         )
         context_ns = ns_per_call("context_of(user)", namespace)
+        _say(progress, "flags.active() and the provider in thread CPU time")
+        cpu = {
+            stmt: ns_per_call(stmt, namespace, clock=time.thread_time)
+            for stmt in (
+                'flags.active("on")',
+                'provider.resolve_boolean_details("on", False)',
+                'flags.active("chat", user)',
+                'provider.resolve_boolean_details("chat", False, worst_context)',
+            )
+        }
+        cpu_x = (
+            cpu['provider.resolve_boolean_details("on", False)'] / cpu['flags.active("on")'],
+            cpu['provider.resolve_boolean_details("chat", False, worst_context)']
+            / cpu['flags.active("chat", user)'],
+        )
     finally:
         api.shutdown()
         flags.close()
-    return OpenFeatureTimes(active, direct, building, client, noop, context_ns, user.id)
+    return OpenFeatureTimes(active, direct, building, client, noop, context_ns, user.id, cpu_x)
 
 
 def tables(progress: bool = True) -> list[Table]:
@@ -244,6 +262,7 @@ def targets(times: OpenFeatureTimes) -> Table:
         ("per-user, worst case", attrgetter("user_ns")),
         ("per-user, mean", attrgetter("user_mean_ns")),
     ]
+    cpu = {"global": _x(times.cpu_x[0]), "per-user, worst case": _x(times.cpu_x[1])}
     for what, pick in pickers:
         ratio = pick(ours) / pick(base)
         rows.append(
@@ -251,12 +270,23 @@ def targets(times: OpenFeatureTimes) -> Table:
                 f"provider resolution, {what} <= {TARGET_X:g}x flags.active()",
                 _x(ratio),
                 "PASS" if ratio <= TARGET_X else "MISS",
+                cpu.get(what, ""),
                 f"{pick(floor):,.0f} ns ({_x(pick(floor) / pick(base))})",
                 f"{(pick(client) - pick(floor)) / pick(base):.1f}x",
             ]
         )
-    headers = ["target", "measured", "result", "SDK's own floor", "client less floor, x active"]
+    headers = [
+        "target",
+        "measured",
+        "result",
+        "CPU time, x",
+        "SDK's own floor",
+        "client less floor, x active",
+    ]
     notes = (
+        "Measured: wall-clock time, the ratio the result is judged on. CPU time: the same "
+        "ratio in the thread's CPU time (time.thread_time), which the other processes of a "
+        "loaded machine disturb far less (not measured for the mean). "
         "SDK's own floor: client.get_boolean_value through a provider that returns a constant "
         "(the same call as the client row, context included); client less floor: what our "
         "provider adds to a client call, in flags.active() units.",

@@ -176,12 +176,14 @@ class Check:
     __slots__ = (
         "anonymous",
         "bound",
+        "decide",
         "excluded",
         "for_user",
         "groups",
         "has_all",
         "name",
         "percentage",
+        "predicate_groups",
         "predicates",
         "randomize",
         "seed",
@@ -207,10 +209,16 @@ class Check:
         # The defined groups' predicates, looked up once here rather than on every check.
         # Rollout recompiles every flag when a group is defined.
         self.predicates = tuple(groups[g] for g in self.groups if g in groups)
+        #: The group of each predicate, in the same order (a group without one is left out).
+        self.predicate_groups = tuple(g for g in self.groups if g in groups)
         self.randomize: Randomize = randomize
         self.seed = bucket_seed(name) if randomize is True else 0
         #: The check for a user, specialised to this flag's rules (set by the replica).
         self.for_user: Callable[[Any], bool] = _unset
+        #: explain's decision for a user with an id, specialised to this flag's rules
+        #: (rollout._core.decide.Decide; typed loosely here: explain imports this module):
+        #: built on first use, by whoever asks for decisions.
+        self.decide: Callable[[str, Any], Any] | None = None
         # The answer for a check without a user when it does not depend on chance, else None.
         if state.percentage >= 100.0 or state.time_percentage >= 100.0:
             self.anonymous: bool | None = True

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from openfeature.evaluation_context import EvaluationContext, EvaluationContextAttribute
-from openfeature.exception import InvalidContextError
+from openfeature.exception import GeneralError, InvalidContextError
 
-__all__ = ["ContextUser", "targeting_key"]
+__all__ = [
+    "ContextUser",
+    "context_user",
+    "context_user_and_key",
+    "fill_context_user",
+    "targeting_key",
+    "unreadable_context",
+    "user_and_id",
+]
 
 
 class ContextUser:
@@ -23,31 +31,79 @@ class ContextUser:
     names are the object's own, whatever the context's attributes say.)
     """
 
+    # The four names of its own are slots (set and read faster than dict entries, and never
+    # shadowed by an attribute of the context); the context's attributes fill its __dict__.
+    __slots__ = ("__dict__", "context", "id", "targeting_key")
+
     id: str | None
     targeting_key: str | None
-    attributes: Mapping[str, EvaluationContextAttribute]
     context: EvaluationContext
 
     def __init__(self, context: EvaluationContext) -> None:
-        key = targeting_key(context)
-        attributes = context.attributes
-        # Copied into the instance dict: a predicate reads `user.plan` at the speed of a plain
-        # attribute (a __getattr__ lookup would cost a Python call per predicate per check).
-        self.__dict__.update(attributes)
-        self.id = self.targeting_key = key
-        self.attributes = MappingProxyType(attributes)
-        self.context = context
+        fill_context_user(self, context, targeting_key(context))
+
+    @property
+    def attributes(self) -> Mapping[str, EvaluationContextAttribute]:
+        # Built when read (predicates rarely read it: they read the attributes themselves).
+        return MappingProxyType(self.context.attributes)
 
     def __getattr__(self, name: str) -> EvaluationContextAttribute:
         # Only reached for a name that is not set: say what the context does have.
         raise AttributeError(
             f"{name!r} is not an attribute of the evaluation context "
-            f"(it has {sorted(self.__dict__.get('attributes', ()))!r})"
+            f"(it has {sorted(self.__dict__)!r})"
         )
 
     def __repr__(self) -> str:
         attributes = dict(self.attributes)
         return f"ContextUser(targeting_key={self.targeting_key!r}, attributes={attributes!r})"
+
+
+def context_user(context: EvaluationContext, key: str | None) -> ContextUser:
+    """``ContextUser(context)`` for a context whose targeting key (``targeting_key(context)``)
+    is already known."""
+    user: ContextUser = _new(ContextUser)
+    fill_context_user(user, context, key)
+    return user
+
+
+def fill_context_user(user: ContextUser, context: EvaluationContext, key: str | None) -> None:
+    """Fill a new ContextUser (``object.__new__(ContextUser)``) as ``__init__`` does, the
+    targeting key given: the provider builds one on every targeted check of a flag with
+    groups, and a call of the class costs a third more."""
+    user.id = user.targeting_key = key
+    user.context = context
+    # Copied into the instance dict: a predicate reads `user.plan` at the speed of a plain
+    # attribute. (An attribute named `attributes` is hidden by the property, as it should.)
+    user.__dict__.update(context.attributes)
+
+
+_new = object.__new__
+
+
+def unreadable_context(exc: Exception) -> GeneralError:
+    """The error of a context whose attributes cannot be read (they are no mapping)."""
+    return GeneralError(f"cannot read the evaluation context's attributes: {exc!r}")
+
+
+def context_user_and_key(context: EvaluationContext, key: str) -> tuple[ContextUser, str]:
+    """The ContextUser of a context with a targeting key, and its id as a check reads it (the
+    key, for a Rollout reading ``user.id``). GeneralError for attributes that are no mapping."""
+    try:
+        return context_user(context, key), key
+    except Exception as exc:
+        raise unreadable_context(exc) from exc
+
+
+def user_and_id(
+    user: object, flag_key: str, check_id: Callable[[object], str]
+) -> tuple[object, str]:
+    """An object of ``user_from_context`` and its id as the check reads it (``check_id``):
+    INVALID_CONTEXT for an object without a usable id."""
+    try:
+        return user, check_id(user)
+    except (TypeError, ValueError) as exc:
+        raise InvalidContextError(f"cannot check {flag_key!r} for {user!r}: {exc}") from exc
 
 
 def targeting_key(context: EvaluationContext | None) -> str | None:

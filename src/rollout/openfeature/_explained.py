@@ -26,14 +26,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from openfeature.exception import FlagNotFoundError, InvalidContextError
 from openfeature.flag_evaluation import Reason
 
 if TYPE_CHECKING:
+    from .._client.rollout import Rollout
     from .._core.explain import Decision, Explanation
 
 __all__ = [
     "EXPLANATION_KEYS",
     "REASONS",
+    "decide",
     "decision_of",
     "explained_metadata",
     "group_metadata",
@@ -67,6 +70,24 @@ REASONS: Mapping[str, Reason] = {
     "no_user": Reason.DEFAULT,
     "off": Reason.DEFAULT,
 }
+
+
+def decide(flags: Rollout, flag_key: str, user: object) -> Decision:
+    """Which rule decides the check for ``user`` and its numbers: the walk of
+    ``flags.explain`` without its words (rollout._core.explain.decide_check); the explanation
+    itself only for a flag overridden, deleted or defined since the provider's view of it was
+    read. (The provider's usual path asks ``flags._decide_user``, the same decision.)"""
+    try:
+        # Rollout._decide is there for this provider: explain without building its words.
+        decision = flags._decide(flag_key, user)
+        if decision is not None:
+            return decision
+        explanation = flags.explain(flag_key, user)
+    except (TypeError, ValueError) as exc:  # the user object has no usable id
+        raise InvalidContextError(f"cannot check {flag_key!r} for {user!r}: {exc}") from exc
+    if explanation.reason == "unknown_flag":  # deleted since its view was read
+        raise FlagNotFoundError(f"no flag named {flag_key!r}")
+    return decision_of(explanation)
 
 
 def decision_of(explanation: Explanation) -> Decision:

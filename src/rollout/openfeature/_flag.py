@@ -12,12 +12,13 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from openfeature.exception import ErrorCode, TypeMismatchError
+from openfeature.exception import ErrorCode, ParseError, TypeMismatchError
 from openfeature.flag_evaluation import FlagMetadata, FlagResolutionDetails, Reason
 
+from .._core.explain import Decision
 from .._core.feature import Feature
 from .._core.rules import Rules
-from ._explained import EXPLANATION_KEYS
+from ._explained import EXPLANATION_KEYS, explained_metadata
 
 __all__ = [
     "OFF_VALUE_KEY",
@@ -27,6 +28,7 @@ __all__ = [
     "Evaluated",
     "FlagView",
     "SettledDetails",
+    "any_value",
     "as_bool",
     "as_float",
     "as_int",
@@ -60,6 +62,8 @@ class FlagView(Rules):
     that settle a reason without a check (rollout._core.rules), typed values and metadata."""
 
     __slots__ = (
+        "_bucket_metadata",
+        "_shared_metadata",
         "defined",
         "has_off_value",
         "has_value",
@@ -67,6 +71,7 @@ class FlagView(Rules):
         "off_value",
         "off_variant",
         "settled",
+        "targeted_boolean",
         "value",
         "variant",
     )
@@ -98,6 +103,12 @@ class FlagView(Rules):
         self.defined = bool(feature.variants)
         if self.defined:
             self.metadata = definition_metadata(data)
+        #: A boolean flag whose answer depends on the context (no definition, no value, not
+        #: the same for everybody): the provider's fast path, straight to a decision.
+        self.targeted_boolean = not (self.defined or self.has_value or self.static or self.disabled)
+        # Metadata of decisions, by their numbers (metadata_for): few per snapshot.
+        self._shared_metadata: dict[tuple[object, ...], FlagMetadata] = {}
+        self._bucket_metadata: dict[tuple[object, ...], dict[str, bool | int | float | str]] = {}
         #: A boolean flag's resolution when it is the same for every context (STATIC or
         #: DISABLED), built once and shared; None for any other flag.
         self.settled: SettledDetails | None = None
@@ -108,6 +119,34 @@ class FlagView(Rules):
                 variant=self.variant if self.static else self.off_variant,
                 flag_metadata=self.metadata,
             )
+
+    def metadata_for(self, decision: Decision) -> FlagMetadata:
+        """The flag metadata of a decision (``explained_metadata``, read-only), built from what
+        this snapshot already built: the same for every user whom the same rule decided
+        without a bucket or a draw (shared), and for a bucket, a copy of the metadata of an
+        earlier bucket decision with this user's bucket written in (about half the cost of
+        building it)."""
+        # Indexes, not unpacking: this is on every targeted evaluation.
+        if decision[8] is not None:  # a draw: one of its own (a percentage of the time is rare)
+            return MappingProxyType(explained_metadata(self.metadata, decision))
+        bucket = decision[5]
+        if bucket is None:
+            shared_key = decision[1:5]  # reason, percentage, percentage of time, group
+            shared = self._shared_metadata.get(shared_key)
+            if shared is None:
+                shared = MappingProxyType(explained_metadata(self.metadata, decision))
+                self._shared_metadata[shared_key] = shared
+            return shared
+        # A bucket decision's metadata, in or out ("rule" is "bucket" both ways), differs only
+        # by the bucket for the same percentages: the threshold is the percentage's, and the
+        # bucketing the Rollout's (fixed when it is built).
+        numbers = decision[2:4]
+        template = self._bucket_metadata.get(numbers)
+        if template is None:
+            template = self._bucket_metadata[numbers] = explained_metadata(self.metadata, decision)
+        metadata = template.copy()
+        metadata["bucket"] = bucket
+        return MappingProxyType(metadata)
 
 
 class SettledDetails(FlagResolutionDetails[bool]):
@@ -176,6 +215,30 @@ def typed_value(
     if variant is not None and isinstance(value, dict | list):
         value = copy_json(value)  # the caller may change it; the cached view must not
     return FlagResolutionDetails(value, None, None, reason, variant, metadata)
+
+
+def any_value(evaluated: Evaluated) -> FlagResolutionDetails[object]:
+    """An on/off flag's value whatever its type (the provider's ``resolve_value_details``): a
+    boolean flag's answer, a typed flag's ``value`` or ``off_value`` (or None with no
+    variant, off without one). ParseError for a ``value`` and ``off_value`` of two types."""
+    view, answer, reason, metadata = evaluated
+    if not view.has_value:
+        named = view.variant if answer else view.off_variant
+        return FlagResolutionDetails(answer, None, None, reason, named, metadata)
+    kind = json_kind(view.value)
+    if kind is None or (view.has_off_value and json_kind(view.off_value) != kind):
+        raise ParseError(
+            f"flag {view.feature.name!r} data {VALUE_KEY!r} is {view.value!r} and "
+            f"{OFF_VALUE_KEY!r} is {view.off_value if view.has_off_value else None!r}: "
+            "they must be one type (boolean, string, number or object)"
+        )
+    value: object = view.value
+    variant: str | None = view.variant
+    if not answer and view.has_off_value:
+        value, variant = view.off_value, view.off_variant
+    elif not answer:
+        value, variant = None, None
+    return FlagResolutionDetails(copy_json(value), None, None, reason, variant, metadata)
 
 
 def json_kind(value: object) -> str | None:

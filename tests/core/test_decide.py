@@ -1,0 +1,87 @@
+"""The per-flag decision functions (rollout._core.decide) decide what explain's walk decides."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rollout import Rollout, UnknownFlagError
+from rollout._core.explain import decide_check
+from rollout.testing import FakeClock
+
+from .test_evaluation_properties import PREDICATES, USERS, User
+from .test_explain import any_writes
+
+
+def _flags(randomize: Any) -> Rollout:
+    flags = Rollout(clock=FakeClock(), randomize_percentage=randomize)
+    for group, predicate in PREDICATES.items():
+        flags.define_group(group, predicate)
+    return flags
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    script=st.lists(any_writes, min_size=1, max_size=12),
+    randomize=st.sampled_from([False, True, "ruby"]),
+    seed=st.integers(0, 2**32),
+)
+def test_a_flags_decision_function_decides_as_explain_walks(
+    script: Any, randomize: Any, seed: int
+) -> None:
+    flags = _flags(randomize)
+    for method, args in script:
+        with contextlib.suppress(UnknownFlagError):
+            getattr(flags, method)("flag", *args)
+    check = flags._checks.get("flag")
+    if check is None:
+        return
+    # Ids a write refuses still get a decision: empty, a lone surrogate, undecodable bytes.
+    for uid in [*USERS, "unknown-user", "", "\ud800", "caf\udce9-42"]:
+        for user in (uid, User(int(uid)) if uid.isdigit() else uid):
+            random.seed(seed)
+            want = decide_check(check, uid, user, flags._explain_group, random.random)
+            random.seed(seed)
+            assert flags._decide_user("flag", uid, user) == want, (uid, flags.get("flag"))
+
+
+def test_more_groups_than_are_unrolled_are_asked_in_order() -> None:
+    flags = _flags(False)
+    names = [f"g{i:02}" for i in range(12)]
+    for index, name in enumerate(names):
+        flags.define_group(name, lambda user, index=index: user.id % 12 == index)
+        flags.activate_group("wide", name)
+    flags.activate_group("wide", "broken")  # raises: says no, counted as the check counts it
+    for uid in range(24):
+        user = User(uid)
+        decision = flags._decide_user("wide", str(uid), user)
+        assert decision == decide_check(
+            flags._checks["wide"], str(uid), user, flags._explain_group, random.random
+        )
+        assert decision is not None
+        assert decision[:2] == (True, "group")
+        assert decision[4] == names[uid % 12]
+
+
+def test_a_predicate_that_raises_says_no_and_is_counted() -> None:
+    flags = _flags(False)
+    flags.activate_group("chat", "broken")
+    decision = flags._decide_user("chat", "7", User(7))
+    assert decision is not None
+    assert decision[:2] == (False, "off")
+    assert flags.stats()["group_errors"] == 1
+
+
+def test_no_decision_for_an_overridden_unknown_or_defined_flag() -> None:
+    flags = _flags(False)
+    flags.activate_percentage("chat", 50)
+    flags.define_flag("defined", {"on": True, "off": False}, default_variant="on")
+    assert flags._decide_user("missing", "7", "7") is None
+    assert flags._decide_user("defined", "7", "7") is None
+    with flags.override("chat", True):
+        assert flags._decide_user("chat", "7", "7") is None
+    assert flags._decide_user("chat", "7", "7") is not None

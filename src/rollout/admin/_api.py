@@ -43,7 +43,7 @@ from ._errors import ApiError, error_response, rollout_error_response
 from ._listing import ListQuery, flag_page, viewed_flag
 from ._operation import PREFIX, Call, Handler, Operation
 from ._routing import RawRoute
-from ._sampling import sampler_for
+from ._sampling import CheckSampler, sampler_for
 from ._serialize import JsonAnswer, read_json
 
 __all__ = ["OPERATIONS", "PREFIX", "Api", "Call", "Operation"]
@@ -65,6 +65,16 @@ class Api:
         self.document = document
         #: Every write must say why (``serve --require-reason``): without ``reason``, a 422.
         self.require_reason = require_reason
+        self._sampler: CheckSampler | None = None
+
+    @property
+    def sampler(self) -> CheckSampler:
+        """The flags' check sampler, looked up once (``sampler_for`` takes a lock and builds a
+        weak reference each time: every check request notes its flag)."""
+        sampler = self._sampler
+        if sampler is None:
+            sampler = self._sampler = sampler_for(self.flags)
+        return sampler
 
     def routes(self) -> list[RawRoute]:
         # One Route per path, so a 405 lists every method the path has in its Allow header.
@@ -196,11 +206,13 @@ def _change(method: str, *arguments: str) -> Handler:
 
 
 async def _check(api: Api, call: Call) -> Any:
-    user = call.values.get("user")
-    active = api.flags.active(call.name, user)
-    if api.flags.exists(call.name):  # only flags: what callers ask for cannot grow the record
-        sampler_for(api.flags).note(call.name)
-    return check_shape(call.name, user, active, api.flags.get(call.name))
+    user, name, flags = call.values.get("user"), call.name, api.flags
+    active = flags.active(name, user)
+    # The name was checked once, as the path parameter: the replica is asked directly, not
+    # through exists() and get(), which would check it twice more (a Python loop each time).
+    if name in flags._checks:  # only flags: what callers ask for cannot grow the record
+        api.sampler.note(name)
+    return check_shape(name, user, active, flags._replica.feature(name))
 
 
 async def _explain(api: Api, call: Call) -> Any:

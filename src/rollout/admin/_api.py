@@ -164,8 +164,18 @@ def _query(request: Request) -> dict[str, str]:
     """The query's parameters, the last of a repeated one winning: what Starlette's
     ``request.query_params.get`` answers, without building its multi-dict (a tenth of a
     check's time in the app)."""
-    raw: bytes = request.scope.get("query_string", b"")
-    return dict(urllib.parse.parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+    text = request.scope.get("query_string", b"").decode("latin-1")
+    if "%" in text or "+" in text:
+        return dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
+    # Nothing to decode (``?user=42``): split as parse_qsl does, which costs a third of this
+    # request's own work in the app otherwise. Empty fields are skipped; a field without "="
+    # is a name with an empty value.
+    query: dict[str, str] = {}
+    for field in text.split("&"):
+        if field:
+            name, _, value = field.partition("=")
+            query[name] = value
+    return query
 
 
 def _has_body(request: Request) -> bool:

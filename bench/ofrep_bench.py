@@ -69,7 +69,12 @@ app = Starlette(routes=[Route("/", evaluate, methods=["POST"])])
 from rollout.admin._serve import bind
 sock = bind("127.0.0.1", 0)
 print(f"Dashboard: http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
-config = uvicorn.Config(app, log_config=None, access_log=False, ws="none", server_header=False)
+# The settings rollout serve runs with that touch a request: h11 (serve's protocol is h11's,
+# where "auto" would pick httptools if installed), the same event loop ("auto"), no access log,
+# no proxy headers (uvicorn's default wraps the app in ProxyHeadersMiddleware; serve does only
+# with --forwarded-allow-ips), lifespan on.
+config = uvicorn.Config(app, http="h11", lifespan="on", log_config=None,
+                        access_log=False, ws="none", server_header=False, proxy_headers=False)
 uvicorn.Server(config).run(sockets=[sock])
 """
 

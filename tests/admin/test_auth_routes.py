@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 
 from rollout import Rollout
 from rollout.admin import Auth, create_app
+from rollout.admin._auth import HOSTS_REMEMBERED
 from rollout.admin._openapi import openapi_document
 
 from .api_helpers import (
@@ -371,3 +372,26 @@ def test_bad_tokens_are_refused_by_name(
 def test_a_session_can_only_be_made_for_a_token_name() -> None:
     with pytest.raises(ValueError, match=r"name must be one of the token names \['admin'\]"):
         Auth(token="x").session_cookie("bob")
+
+
+async def test_host_verdicts_stay_right_when_remembered_and_when_forgotten(
+    open_app: Starlette,
+) -> None:
+    # The middleware keeps each Host header's verdict: asked again, and after more distinct
+    # names than it keeps (it then empties), a refused name stays refused and a loopback one
+    # served, with the refusal naming the host.
+    async def status(client: httpx.AsyncClient, host: str) -> int:
+        response = await client.get("/healthz", headers={"Host": host})
+        if response.status_code == 403:
+            assert f"{host.partition(':')[0]!r} is not served here" in response.text
+        return response.status_code
+
+    async with asgi_client(open_app) as client:
+        for _ in range(2):
+            assert await status(client, "evil.example") == 403
+            assert await status(client, "127.0.0.1:8080") == 200
+        for i in range(HOSTS_REMEMBERED + 10):
+            assert await status(client, f"h{i}.example") == 403
+        assert await status(client, "localhost:8080") == 200
+        assert await status(client, "evil.example") == 403
+        assert await status(client, "127.0.0.1:8080") == 200

@@ -96,3 +96,19 @@ async def test_a_query_parameter_sent_twice_is_read_as_its_last_value() -> None:
             first = (await api.get(f"{CHECK}?user=b&user=a")).json()
             assert (first["user"], first["active"]) == ("a", False)
             assert (await api.get(f"{CHECK}?user=%E2%82%AC")).json()["user"] == "€"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["user=42", "user=a&&user=", "user", "=x&user=1", "user=a=b", "user=42&", "user=x;y", "&&"],
+)
+async def test_a_query_with_nothing_to_decode_is_read_as_one_with_escapes(query: str) -> None:
+    # A query without % or + is split directly, not by parse_qsl: each must read as the same
+    # query with an escape in a parameter the check does not read (then parse_qsl reads it).
+    with Rollout() as flags:
+        flags.activate_user("chat", "a=b")
+        flags.activate_user("chat", "x;y")
+        async with asgi_client(create_app(flags, token=TOKEN), headers=BEARER) as api:
+            plain = await api.get(f"{CHECK}?{query}")
+            escaped = await api.get(f"{CHECK}?{query}&unread=%31")
+            assert (plain.status_code, plain.json()) == (escaped.status_code, escaped.json())

@@ -8,15 +8,13 @@ away (401, or to the login page), holds back clients that guess tokens (429, see
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-import ipaddress
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
 from typing import Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from starlette.requests import HTTPConnection
 from starlette.responses import RedirectResponse, Response
@@ -25,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ._asked import Asked, client_of
 from ._errors import error_response
 from ._grants import ADMIN, FULL, Grant, is_ofrep_path, raw_app_path
+from ._hosts import check_hosts, is_loopback, same_origin, split_host
 from ._scope import is_api_path, remember_app_path
 from ._sessions import SESSION_IDLE, SESSION_MAX_AGE, Sessions
 from ._throttle import Throttle, retry_after
@@ -82,7 +81,7 @@ class Auth:
                 f"session_secret must be a non-empty str or bytes, got {session_secret!r}"
             )
         self._key = key
-        self.allowed_hosts: tuple[str, ...] = _check_hosts(allowed_hosts)
+        self.allowed_hosts: tuple[str, ...] = check_hosts(allowed_hosts)
         self.sessions = Sessions()
         self.throttle = Throttle()
 
@@ -163,7 +162,7 @@ class Auth:
         auth on, any host unless ``allowed_hosts`` narrows it.
         """
         host = host.lower().rstrip(".")
-        if _is_loopback(host):
+        if is_loopback(host):
             return True
         if not self.allowed_hosts:
             return self.enabled
@@ -200,29 +199,6 @@ def _check_tokens(token: str | None, tokens: Mapping[str, str] | None) -> dict[s
     return {name: secret.encode() for name, secret in named.items()}
 
 
-def _check_hosts(hosts: Iterable[str] | None) -> tuple[str, ...]:
-    if hosts is None:
-        return ()
-    if isinstance(hosts, str) or not isinstance(hosts, Iterable):
-        raise TypeError(f"allowed_hosts must be a list of host names, got {hosts!r}")
-    checked = []
-    for host in hosts:
-        if not isinstance(host, str) or not host:
-            raise ValueError(f"allowed_hosts: each must be a non-empty str, got {host!r}")
-        checked.append(host.lower().rstrip("."))
-    return tuple(checked)
-
-
-@functools.lru_cache(maxsize=1024)  # asked on every request; Host names repeat
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 # The middleware -------------------------------------------------------------------------------
 
 #: Served to anybody (probes, login, assets); OFREP's event stream checks its own ticket.
@@ -231,6 +207,8 @@ PUBLIC_PREFIXES: Final = ("/static/",)
 #: Machine-facing paths: refused with a 401 JSON body rather than sent to the login page.
 _JSON_PATHS: Final = frozenset({"/metrics", "/events"})
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Distinct Host headers whose verdict the middleware keeps (emptied when full).
+HOSTS_REMEMBERED: Final = 256
 
 
 def is_public(path: str) -> bool:
@@ -257,6 +235,7 @@ class AuthMiddleware:
         self.app = app
         self.auth = auth
         self._forwarded_seen = False
+        self._hosts: dict[bytes, bool] = {}  # Host header -> served here (see _host_refusal)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -290,12 +269,28 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
     def _host_refusal(self, asked: Asked) -> Response | None:
-        server = asked.scope.get("server") or ("", None)
-        host, _ = _split_host(asked.header(b"host") or str(server[0]))
-        if self.auth.host_allowed(host):
+        raw = asked.headers.get(b"host")
+        # Clients send the same few Host headers again and again: each one's verdict is kept
+        # (the rules are fixed when the app is made), which saves parsing it (a microsecond)
+        # on every request. Bounded: a client sending random names empties it, no more.
+        allowed = self._hosts.get(raw) if raw else None
+        if allowed is None:
+            allowed = self.auth.host_allowed(self._host_of(asked))
+            if raw:
+                if len(self._hosts) >= HOSTS_REMEMBERED:
+                    self._hosts.clear()
+                self._hosts[raw] = allowed
+        if allowed:
             return None
+        host = self._host_of(asked)
         allow = "start it with a token" if not self.auth.enabled else "add it to allowed_hosts"
         return error_response("forbidden", f"host {host!r} is not served here ({allow})")
+
+    @staticmethod
+    def _host_of(asked: Asked) -> str:
+        """The Host header's name (without its port), or the server's address without one."""
+        server = asked.scope.get("server") or ("", None)
+        return split_host(asked.header(b"host") or str(server[0]))[0]
 
     def _check(self, asked: Asked, path: str, method: str) -> tuple[str | None, Response | None]:
         auth = self.auth
@@ -341,7 +336,7 @@ class AuthMiddleware:
         if conn.headers.get("sec-fetch-site", "").lower() == "cross-site":
             return "cross-site request refused (Sec-Fetch-Site: cross-site)"
         origin = conn.headers.get("origin")
-        if origin is not None and not _same_origin(origin, conn.headers.get("host", "")):
+        if origin is not None and not same_origin(origin, conn.headers.get("host", "")):
             return f"cross-site request refused: Origin {origin!r} is not this server"
         if checks_token and not self.auth.check_csrf(conn):
             if not self.auth.enabled:
@@ -385,7 +380,7 @@ def _warn_if_proxy_unlisted(conn: HTTPConnection) -> None:
     guessing allowance, which one guesser can then spend for all: the log says how to fix it.
     """
     host = client_address(conn)
-    if host and _is_loopback(host):
+    if host and is_loopback(host):
         logger.warning(
             "requests from %s carry X-Forwarded-For, which is ignored: if that is a reverse "
             "proxy, set FORWARDED_ALLOW_IPS=%s, or every client behind it shares one "
@@ -405,46 +400,3 @@ def _to_login(conn: HTTPConnection) -> Response:
     root = conn.scope.get("root_path", "")
     here = conn.scope["path"] + (f"?{conn.url.query}" if conn.url.query else "")
     return RedirectResponse(f"{root}/login?next={quote(here, safe='')}", status_code=303)
-
-
-def _split_host(host: str) -> tuple[str, int | None]:
-    """A Host header's name and port: ``[::1]:8080`` is ``("::1", 8080)``, ``a`` no port."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        end = host.find("]")
-        name, rest = (host[1:end], host[end + 1 :]) if end > 0 else (host, "")
-    elif host.count(":") == 1:
-        name, _, after = host.partition(":")
-        rest = ":" + after
-    else:
-        name, rest = host, ""  # a bare IPv6 address, or no port
-    port_text = rest[1:]
-    digits = port_text.isascii() and port_text.isdigit()
-    number = int(port_text) if rest.startswith(":") and digits else None
-    return name.rstrip("."), number
-
-
-def _same_origin(origin: str, host_header: str) -> bool:
-    """Whether ``Origin`` names the server the request reached (as its Host header says).
-
-    Schemes are not compared: behind a proxy that ends TLS the browser says https and the app
-    sees http. A Host without a port was reached on the default port of whichever scheme the
-    browser used, so the Origin must have no port of its own either.
-    """
-    try:
-        parsed = urlsplit(origin)
-    except ValueError:  # "http://[oops": an unclosed IPv6 bracket; no browser sends it
-        return False
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        return False  # "null" (a sandboxed frame, a file) and the like
-    try:
-        origin_port = parsed.port
-    except ValueError:
-        return False
-    default = 443 if parsed.scheme == "https" else 80
-    name, port = _split_host(host_header)
-    if parsed.hostname.rstrip(".") != name:
-        return False
-    if port is None:
-        return origin_port in (None, default)
-    return (origin_port or default) == port

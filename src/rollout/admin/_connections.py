@@ -141,9 +141,12 @@ class ConnectionGuard:
         was = connection.phase
         if was is None and phase is None:
             return
-        self._sending.pop(connection, None)
-        self._idle.pop(connection, None)
-        if phase in (Phase.HEAD, Phase.BODY):
+        # Out of the one set its phase put it in (every request moves a connection twice).
+        if was is Phase.HEAD or was is Phase.BODY:
+            self._sending.pop(connection, None)
+        elif was is Phase.IDLE:
+            self._idle.pop(connection, None)
+        if phase is Phase.HEAD or phase is Phase.BODY:
             self._sending[connection] = None
         elif phase is Phase.IDLE:
             self._idle[connection] = None
@@ -278,12 +281,15 @@ class GuardedH11Protocol(H11Protocol):
             self._enter(phase)
 
     def _enter(self, phase: Phase) -> None:
-        self._cancel()
+        if self._timer is not None:
+            self._cancel()
         self.guard.moved(self, phase)
-        self._since = self.loop.time()
+        # Busy and idle have no deadline of this guard's: no clock read, no timer.
         if phase is Phase.HEAD:
+            self._since = self.loop.time()
             self._timer = self.loop.call_at(self._since + self.guard.head_timeout, self._due)
         elif phase is Phase.BODY:
+            self._since = self.loop.time()
             self._body_bytes = 0
             self._timer = self.loop.call_at(self._last_read + self.guard.body_idle, self._due)
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from rollout import Rollout
-from rollout._core.bucketing import MEMO_SIZE, crc32_memo, ruby_bucket
+from rollout._core.bucketing import MEMO_ID_LENGTH, MEMO_SIZE, crc32_memo, ruby_bucket
 
 
 class User:
@@ -150,3 +150,18 @@ def test_a_subclass_of_rollout_keeps_its_own_methods() -> None:
     assert isinstance(flags, AppFlags)
     assert flags.chat(5) is True
     assert flags.chat(6) is False
+
+
+def test_a_long_id_is_answered_and_not_kept() -> None:
+    # Ids come from the network too: a memo of 16,384 ids of any length could be made to hold
+    # gigabytes. A long id is bucketed on every check, with the same answer.
+    flags = Rollout()
+    flags.activate_percentage("chat", 50)
+    long_id = "x" * (MEMO_ID_LENGTH + 1)
+    want = inside(long_id, 50)
+    assert flags.active("chat", long_id) is want
+    assert flags.active("chat", User(long_id)) is want
+    assert long_id not in crc32_memo
+    short_id = "y" * MEMO_ID_LENGTH
+    assert flags.active("chat", short_id) is inside(short_id, 50)
+    assert short_id in crc32_memo

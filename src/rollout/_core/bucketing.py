@@ -13,6 +13,7 @@ from typing import Literal
 from zlib import crc32
 
 __all__ = [
+    "MEMO_ID_LENGTH",
     "MEMO_SIZE",
     "Randomize",
     "bucket_seed",
@@ -59,6 +60,9 @@ def ruby_bucket(user_id: str, feature_name: str = "", *, randomize: bool = False
 
 #: How many ids the CRC32 memo holds before it starts again from empty.
 MEMO_SIZE = 16_384
+#: Longer ids are not kept: ids reach the memo from the network too (the HTTP API, OFREP), and
+#: 16,384 ids of 64 KB each would hold a gigabyte. A UUID is 36 characters, an email rarely 100.
+MEMO_ID_LENGTH = 128
 #: id (an exact str or int, as the check reads it) -> CRC32 of its text, the default bucket. The
 #: same for every flag and every Rollout of the process, so one memo serves them all. A check
 #: of a user seen recently then costs one dict lookup instead of ``str()``, ``encode()`` and
@@ -75,9 +79,10 @@ def remember_crc32(ident: str | int) -> int:
         bucket = crc32(text.encode())
     except UnicodeEncodeError:
         bucket = crc32(id_bytes(text))
-    if len(crc32_memo) >= MEMO_SIZE:
-        crc32_memo.clear()
-    crc32_memo[ident] = bucket
+    if len(text) <= MEMO_ID_LENGTH:
+        if len(crc32_memo) >= MEMO_SIZE:
+            crc32_memo.clear()
+        crc32_memo[ident] = bucket
     return bucket
 
 

@@ -7,7 +7,9 @@ ids read as an attribute in the generated source, and the process-wide memo of C
 
 from __future__ import annotations
 
+import copy
 import math
+import sys
 import zlib
 from typing import Any
 
@@ -165,3 +167,51 @@ def test_a_long_id_is_answered_and_not_kept() -> None:
     short_id = "y" * MEMO_ID_LENGTH
     assert flags.active("chat", short_id) is inside(short_id, 50)
     assert short_id in crc32_memo
+
+
+def test_ints_that_share_a_hash_are_answered_and_not_kept() -> None:
+    # Int hashes are not randomised: ids n + k * modulus all hash alike, and a memo holding
+    # thousands of them would walk them all on every lookup. Only ints whose hash is the int
+    # itself are kept; the others are bucketed on every check, with the same answers.
+    modulus = sys.hash_info.modulus
+    colliding = [7 + k * modulus for k in range(1, 50)]
+    assert len({hash(i) for i in colliding}) == 1
+    flags = Rollout()
+    flags.activate_percentage("chat", 50)
+    assert [flags.active("chat", i) for i in colliding] == [inside(str(i), 50) for i in colliding]
+    assert not any(i in crc32_memo for i in colliding)
+    flags.active("chat", 7)
+    assert 7 in crc32_memo
+    flags.active("chat", -7)  # hash(-1) == hash(-2): negative ints are not kept either
+    assert -7 not in crc32_memo
+
+
+def test_a_subclass_with_its_own_init_subclass_is_made_once_and_checks_alike() -> None:
+    made: list[type] = []
+
+    class Hooked(Rollout):
+        def __init_subclass__(cls, *, tag: str, **kwargs: Any) -> None:
+            super().__init_subclass__(**kwargs)
+            made.append(cls)
+
+    class Tagged(Hooked, tag="x"):
+        pass
+
+    assert made == [Tagged]
+    first, second = Tagged(), Tagged()
+    assert made == [Tagged]  # no class made per instance: the application's hook ran once
+    assert type(first) is Tagged
+    first.activate_user("chat", 5)
+    second.activate("chat")
+    assert first.active("chat", 5) is True
+    assert first.active("chat", 6) is False
+    with first.override("chat", False):
+        assert first.active("chat", 5) is False
+        assert second.active("chat", 6) is True
+    assert first.active("chat", 5) is True
+
+
+def test_a_copied_rollout_does_not_stack_classes() -> None:
+    flags = Rollout()
+    again = copy.copy(copy.copy(flags))
+    assert type(again).__mro__[1] is Rollout

@@ -101,6 +101,15 @@ _GEM_REPLAY: ContextVar[bool] = ContextVar("rollout_gem_replay", default=False)
 _ALWAYS_RECORDED = frozenset({"quarantine_accept", "quarantine_drop"})
 
 
+#: Marks the class a Rollout made for itself (``Rollout.__new__``).
+_OWN_CLASS = "_rollout_own_class"
+
+
+def _hooks_subclassing(cls: type) -> bool:
+    """Whether a class of ``cls``'s ancestry defines ``__init_subclass__`` (object's aside)."""
+    return any("__init_subclass__" in vars(base) for base in cls.__mro__[:-1])
+
+
 def default_node_name() -> str:
     """Where this process's changes are recorded as made, unless ``node_name`` says."""
     return f"{_host_name()}:{os.getpid()}"
@@ -156,8 +165,19 @@ class Rollout(DefinitionsAPI):
         # be a method of the class: ``flags.active(...)`` is then a specialised method call
         # rather than the generic lookup of a callable stored on the instance (see
         # rollout._core.evaluate). Made before any attribute is set, so they stay inline.
-        own = type(cls.__name__, (cls,), {"__module__": cls.__module__, "__doc__": cls.__doc__})
-        own.__qualname__ = cls.__qualname__
+        base = cls.__bases__[0] if _OWN_CLASS in vars(cls) else cls  # copy.copy() of a Rollout
+        if _hooks_subclassing(base):
+            # An application's subclass with an __init_subclass__ of its own: making a class
+            # would run it (and fail if it takes keywords). Such a Rollout keeps its check on
+            # the instance, at the cost of the generic attribute lookup.
+            plain: Rollout = super().__new__(base)
+            return plain
+        own = type(
+            base.__name__,
+            (base,),
+            {"__module__": base.__module__, "__doc__": base.__doc__, _OWN_CLASS: True},
+        )
+        own.__qualname__ = base.__qualname__
         instance: Rollout = super().__new__(own)
         return instance
 
@@ -276,9 +296,12 @@ class Rollout(DefinitionsAPI):
 
     def _publish_check(self, check: ActiveCheck) -> None:
         # The bare compiled check is published as the method it was built as; a chain of
-        # wrappers (overrides, the metrics sampler) as a static method, at a small cost.
+        # wrappers (overrides, the metrics sampler) as a static method, at a small cost. A
+        # Rollout without a class of its own (see __new__) holds its check on the instance.
         own = type(self)
-        if check is self._check_slot_compiled:
+        if _OWN_CLASS not in vars(own):
+            self.__dict__["active"] = check
+        elif check is self._check_slot_compiled:
             own.active = self._active_method  # type: ignore[assignment]
         else:
             own.active = staticmethod(check)

@@ -9,6 +9,7 @@ the default and "ruby" formulas against the real gem.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Literal
 from zlib import crc32
 
@@ -63,6 +64,7 @@ MEMO_SIZE = 16_384
 #: Longer ids are not kept: ids reach the memo from the network too (the HTTP API, OFREP), and
 #: 16,384 ids of 64 KB each would hold a gigabyte. A UUID is 36 characters, an email rarely 100.
 MEMO_ID_LENGTH = 128
+_INT_HASH_MODULUS = sys.hash_info.modulus  # below it, an int's hash is the int
 #: id (an exact str or int, as the check reads it) -> CRC32 of its text, the default bucket. The
 #: same for every flag and every Rollout of the process, so one memo serves them all. A check
 #: of a user seen recently then costs one dict lookup instead of ``str()``, ``encode()`` and
@@ -79,7 +81,9 @@ def remember_crc32(ident: str | int) -> int:
         bucket = crc32(text.encode())
     except UnicodeEncodeError:
         bucket = crc32(id_bytes(text))
-    if len(text) <= MEMO_ID_LENGTH:
+    # An int is kept only where its hash is itself: int hashes are not randomised, so ids
+    # chosen to share one hash (n + k * (2**61 - 1)) would make every lookup walk them all.
+    if len(text) <= MEMO_ID_LENGTH and (isinstance(ident, str) or 0 <= ident < _INT_HASH_MODULUS):
         if len(crc32_memo) >= MEMO_SIZE:
             crc32_memo.clear()
         crc32_memo[ident] = bucket

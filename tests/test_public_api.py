@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 
@@ -117,11 +118,22 @@ LOADED_ON_FIRST_USE = {
 ROLLOUT_MODULES_AT_START = 45
 
 
+def _plain_environment() -> dict[str, str]:
+    # Without coverage's variables: under `make test` coverage starts in every subprocess and
+    # loads sqlite3, json, inspect... itself, which an application's process never does.
+    return {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+
+
 def _loaded(code: str, names: object) -> list[str]:
     """Which of ``names`` are in sys.modules after ``code`` runs in a fresh interpreter."""
     script = f"import sys, rollout\n{code}\nprint(sorted(set({names!r}) & set(sys.modules)))"
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=_plain_environment(),
     )
     return list(ast.literal_eval(result.stdout.strip()))
 
@@ -140,6 +152,7 @@ def test_a_rollout_in_memory_loads_nothing_it_does_not_use() -> None:
         text=True,
         check=True,
         timeout=60,
+        env=_plain_environment(),
     )
     # A new module on this path is a decision: it costs every process that imports rollout.
     assert int(result.stdout) <= ROLLOUT_MODULES_AT_START

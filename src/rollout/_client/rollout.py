@@ -101,6 +101,21 @@ _GEM_REPLAY: ContextVar[bool] = ContextVar("rollout_gem_replay", default=False)
 _ALWAYS_RECORDED = frozenset({"quarantine_accept", "quarantine_drop"})
 
 
+class _SignatureOfInit:
+    """``inspect.signature(Rollout)``: ``__init__``'s arguments. With ``__new__`` defined,
+    inspect would give ``__new__``'s ``(*args, **kwargs)``, and code that checks options
+    against the signature (the framework integrations, an IDE) would accept any keyword."""
+
+    def __get__(self, instance: object, owner: type) -> Any:
+        import inspect  # only when asked: inspect takes milliseconds to import
+
+        init = inspect.signature(owner.__init__)  # type: ignore[misc]
+        return init.replace(
+            parameters=list(init.parameters.values())[1:],
+            return_annotation=inspect.Signature.empty,
+        )
+
+
 #: Marks the class a Rollout made for itself (``Rollout.__new__``).
 _OWN_CLASS = "_rollout_own_class"
 
@@ -159,6 +174,8 @@ class Rollout(DefinitionsAPI):
 
     #: Where this process's changes are recorded as made (``Rollout(node_name=...)``).
     node_name: str
+
+    __signature__ = _SignatureOfInit()
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Rollout:  # noqa: ARG004
         # A class of this instance's own, under the same name, so that its compiled check can

@@ -6,11 +6,12 @@ hybrid logical clocks, so no edit is ever lost. Start with :class:`Rollout`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._client.rollout import Rollout
 from ._core.clock import Timestamp
 from ._core.feature import Feature
+from ._core.lazy import lazy_names
 from ._core.targeting import Resolution, RuleError
 from .errors import (
     ClockSkewError,
@@ -67,12 +68,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once loaded, a plain attribute
-    return value
+__getattr__ = lazy_names(globals(), _LAZY)

@@ -23,14 +23,13 @@ from typing import Any, NamedTuple
 from .bucketing import crc32_memo, randomized_bucket, remember_crc32, ruby_bucket
 from .explain import Decision
 from .feature import Check
-from .specialize import GroupErrorHandler
+from .specialize import GroupErrorHandler, bucket_steps
 
 __all__ = ["Decide", "specialize_decision"]
 
 #: ``decide(uid, user)``: the decision for the user whose id (as the check reads it) is uid.
 Decide = Callable[[str, Any], Decision]
 
-_EVERY_BUCKET = 2**32  # as in specialize: a bound this high lets every bucket in
 #: As in specialize: up to this many predicates are called one by one, more in a loop.
 _UNROLLED = 8
 
@@ -152,11 +151,7 @@ def specialize_decision(check: Check, on_group_error: GroupErrorHandler) -> Deci
     """``decide(uid, user)`` for ``check``'s flag: ``decide_check(check, uid, user, ...)``'s
     decision, with ``check``'s own predicates (a predicate that raises says no, and
     ``on_group_error(check, predicate, user)`` is told, as the compiled check tells it)."""
-    everyone = check.has_all or check.bound >= _EVERY_BUCKET
-    bucket = ""
-    if check.bound and not everyone:
-        randomize = check.randomize
-        bucket = "crc32" if randomize is False else "randomized" if randomize is True else "ruby"
+    everyone, bucket = bucket_steps(check)
     shape = _Shape(
         excluded=bool(check.excluded),
         time=check.time_percentage > 0,

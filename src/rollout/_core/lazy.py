@@ -20,9 +20,28 @@ module it stands for, when asked.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["LazyModule"]
+__all__ = ["LazyModule", "lazy_names"]
+
+
+def lazy_names(namespace: dict[str, Any], sources: Mapping[str, str]) -> Callable[[str], Any]:
+    """A package's module ``__getattr__`` (PEP 562) for the names of ``sources`` (name -> the
+    module that defines it): the first read imports that module, then the name is kept as a
+    plain attribute of the package (``namespace`` is its ``globals()``)."""
+
+    def read(name: str) -> Any:
+        module = sources.get(name)
+        if module is None:
+            raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(module), name)
+        namespace[name] = value  # once loaded, a plain attribute
+        return value
+
+    return read
 
 
 class LazyModule:

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from .bucketing import crc32_memo, randomized_bucket, remember_crc32, ruby_bucket
 from .feature import Check
 
-__all__ = ["UserCheck", "check_id", "plain_attribute", "specialize"]
+__all__ = ["UserCheck", "bucket_steps", "check_id", "plain_attribute", "specialize"]
 
 UserCheck = Callable[[Any], bool]
 #: Called with the check, the predicate that raised, and the user.
@@ -190,6 +190,17 @@ def _factory(shape: _Shape) -> Callable[..., UserCheck]:
     return make
 
 
+def bucket_steps(check: Check) -> tuple[bool, str]:
+    """Whether ``check`` lets everyone in, and its bucket step: "", "crc32", "randomized" or
+    "ruby" (the shape's two fields that the compiled check and the decision share)."""
+    everyone = check.has_all or check.bound >= _EVERY_BUCKET
+    bucket = ""
+    if check.bound and not everyone:
+        randomize = check.randomize
+        bucket = "crc32" if randomize is False else "randomized" if randomize is True else "ruby"
+    return everyone, bucket
+
+
 def specialize(
     check: Check,
     get_id: Callable[[Any], object],
@@ -205,11 +216,7 @@ def specialize(
     """
     if id_attribute and not plain_attribute(id_attribute):
         raise ValueError(f"id_attribute must be a plain ASCII attribute name, got {id_attribute!r}")
-    everyone = check.has_all or check.bound >= _EVERY_BUCKET
-    bucket = ""
-    if check.bound and not everyone:
-        randomize = check.randomize
-        bucket = "crc32" if randomize is False else "randomized" if randomize is True else "ruby"
+    everyone, bucket = bucket_steps(check)
     shape = _Shape(
         excluded=bool(check.excluded),
         time=check.time_percentage > 0,

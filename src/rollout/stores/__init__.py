@@ -13,9 +13,10 @@ For a store of one's own (docs/stores.md): the register types (:class:`Register`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._core.clock import Timestamp
+from .._core.lazy import lazy_names
 from .._core.register_merge import merge_registers
 from .._core.state import Delta, Register
 from ._base import Store
@@ -59,15 +60,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once loaded, a plain attribute
-    return value
+__getattr__ = lazy_names(globals(), _LAZY)
 
 
 def open_store(url: str, *, create: bool = True) -> Store:

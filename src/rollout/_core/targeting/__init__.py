@@ -8,9 +8,10 @@ into Python closures, and resolves a flag for an evaluation context exactly as f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # Light names, always here: the library names them without running the engine.
+from ..lazy import lazy_names
 from .bounds import MAX_RULE_DEPTH, MAX_RULE_NODES
 from .errors import JSON, RuleError
 from .resolution import Resolution
@@ -41,15 +42,9 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # once loaded, a plain attribute
-    return value
+__getattr__ = lazy_names(
+    globals(), {name: f"{__name__}.{module}" for name, module in _LAZY.items()}
+)
 
 
 __all__ = [

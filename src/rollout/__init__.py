@@ -6,8 +6,6 @@ hybrid logical clocks, so no edit is ever lost. Start with :class:`Rollout`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ._client.rollout import Rollout
 from ._core.clock import Timestamp
 from ._core.feature import Feature
@@ -26,6 +24,7 @@ from .errors import (
 )
 from .stores import Store
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._core.explain import Explanation
     from ._core.history_event import HistoryEvent

@@ -7,13 +7,15 @@ import enum
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from rollout import Rollout
-from rollout._core.evaluate import ActiveCheck
 from rollout.integrations import UserFlags
+
+if TYPE_CHECKING:  # a type only (a Protocol the library defines for the type checker)
+    from rollout._core.evaluate import ActiveCheck
 
 
 @dataclass

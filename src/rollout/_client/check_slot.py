@@ -21,15 +21,19 @@ the closure, and documented.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
-from .._core.evaluate import ActiveCheck
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeAlias
+
+    from .._core.evaluate import ActiveCheck
 
 __all__ = ["CheckSlot", "Wrapper"]
 
 #: Builds a check from the check it wraps. Called again whenever the chain is rebuilt, so it
 #: must be cheap and keep its state outside the closure it returns (counts, forced answers).
-Wrapper = Callable[[ActiveCheck], ActiveCheck]
+Wrapper: TypeAlias = "Callable[[ActiveCheck], ActiveCheck]"
 
 
 class CheckSlot:

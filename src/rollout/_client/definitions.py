@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
 
 from .._core import targeting as _engine  # loaded with the first definition or rule
 from .._core.defined import rule_refs
@@ -32,7 +31,10 @@ from .._core.targeting import JSON, Resolution
 from .._core.validate import FlagName, flag_name, member_name, text
 from ..errors import UnknownFlagError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .._core.explain import Explanation
     from .._core.history_event import HistoryEvent
     from .._core.targeting import FlagDefinition
@@ -255,7 +257,8 @@ class DefinitionsAPI:
         # A name with a compiled definition was checked when it was written: checking it again
         # on every call would cost twice the rule (the name rule reads every character).
         compiled = self._replica.definitions.get(name) if type(name) is str else None
-        flag = cast(str, name) if compiled is not None else flag_name(name)
+        # (No cast(): typing is not loaded at run time. A compiled name is an exact str.)
+        flag: str = name if compiled is not None else flag_name(name)  # type: ignore[assignment]
         forced = self._overrides.forced(flag)
         if forced is not None:
             return Resolution(forced, _ON_OFF[forced], "STATIC", None, None)

@@ -31,15 +31,20 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from .._core.history import write_context
 from .._core.keys import RESET
 from .._core.rules import on_for_anybody
 from .log import logger
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, ParamSpec, TypeAlias, TypeVar
+
     from .._core.feature import Feature
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
 
 __all__ = ["ACTOR", "BUCKETS", "Degrade", "OnDegrade", "Params", "Writer"]
 
@@ -49,15 +54,14 @@ BUCKETS = 60
 ACTOR = "rollout.degrade"
 
 #: ``on_degrade(flag, reason)``: called after the flag was switched off.
-OnDegrade = Callable[[str, str], object]
+OnDegrade: TypeAlias = "Callable[[str, str], object]"
 #: ``WritePipeline.write(changes, action)``: one stamped, stored, replicated write.
-Writer = Callable[[Mapping[str, Mapping[str, Any]], str], None]
+Writer: TypeAlias = "Callable[[Mapping[str, Mapping[str, Any]], str], None]"
 
 #: ``(threshold, minimum, window, failures, callbacks)``, checked in degrade_trackers.
-Params = tuple[float, int, float, tuple[type[BaseException], ...], tuple[OnDegrade, ...]]
-
-P = ParamSpec("P")
-R = TypeVar("R")
+Params: TypeAlias = (
+    "tuple[float, int, float, tuple[type[BaseException], ...], tuple[OnDegrade, ...]]"
+)
 
 
 class Degrade:
@@ -239,6 +243,7 @@ class Degrade:
         if not callable(function):
             raise TypeError(f"degrade decorates a function, got {function!r}")
         import inspect  # here, when decorating: it loads ast, dis and tokenize
+        from typing import cast  # here too: typing is not loaded at import
 
         if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
             # Calling a generator function only creates the generator; its work (and failures)
@@ -249,7 +254,7 @@ class Degrade:
             )
         finished = self.__exit__
         if inspect.iscoroutinefunction(function):
-            coroutine = cast(Callable[P, Awaitable[Any]], function)
+            coroutine = cast("Callable[P, Awaitable[Any]]", function)
 
             @functools.wraps(function)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
@@ -261,7 +266,7 @@ class Degrade:
                 finished(None, None, None)
                 return result
 
-            return cast(Callable[P, R], async_wrapper)
+            return cast("Callable[P, R]", async_wrapper)
 
         @functools.wraps(function)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

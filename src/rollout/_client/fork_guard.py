@@ -11,23 +11,27 @@ from __future__ import annotations
 
 import os
 import weakref
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Protocol
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+    from typing import Protocol
+
     from ..sync._base import Transport
 
 __all__ = ["Forkable", "guard"]
 
 
-class Forkable(Protocol):
-    """What the guard needs of a pipeline."""
+if TYPE_CHECKING:  # a type only: typing is not loaded at run time
 
-    transport: Transport | None
+    class Forkable(Protocol):
+        """What the guard needs of a pipeline."""
 
-    def fork_locks(self) -> tuple[AbstractContextManager[object], ...]:
-        """The locks to hold across a fork, in the order they are taken."""
-        ...
+        transport: Transport | None
+
+        def fork_locks(self) -> tuple[AbstractContextManager[object], ...]:
+            """The locks to hold across a fork, in the order they are taken."""
+            ...
 
 
 _GUARDED: weakref.WeakSet[Forkable] = weakref.WeakSet()

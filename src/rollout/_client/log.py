@@ -9,8 +9,7 @@ handlers, levels and pytest's ``caplog`` see no difference.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
 

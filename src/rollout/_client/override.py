@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, ParamSpec, TypeVar
+
     from .._core.evaluate import ActiveCheck
     from .check_slot import CheckSlot
 
-__all__ = ["Override", "Overrides"]
+    P = ParamSpec("P")
+    R = TypeVar("R")
 
-P = ParamSpec("P")
-R = TypeVar("R")
+__all__ = ["Override", "Overrides"]
 
 
 class Overrides:
@@ -124,10 +127,11 @@ class Override:
         if not callable(function):
             raise TypeError(f"override decorates a function, got {function!r}")
         import inspect  # here, when decorating: it loads ast, dis and tokenize
+        from typing import cast  # here too: typing is not loaded at import
 
         overrides, name, value = self._overrides, self.name, self.value
         if inspect.iscoroutinefunction(function):
-            coroutine = cast(Callable[P, Awaitable[Any]], function)
+            coroutine = cast("Callable[P, Awaitable[Any]]", function)
 
             @functools.wraps(function)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
@@ -137,7 +141,7 @@ class Override:
                 finally:
                     overrides.pop(token)
 
-            return cast(Callable[P, R], async_wrapper)
+            return cast("Callable[P, R]", async_wrapper)
 
         @functools.wraps(function)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

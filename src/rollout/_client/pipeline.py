@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import operator
 import threading
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
 
 from .._core.clock import HybridClock
 from .._core.history import current_context
@@ -43,7 +41,11 @@ from .quarantine import Quarantine
 from .replica import Replica
 from .uncommitted import Uncommitted
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, Protocol, TypeAlias
+
     from ..stores._base import Store
     from ..sync._base import Transport
 
@@ -52,26 +54,28 @@ __all__ = ["Changes", "Subscriber", "WriteHook", "WritePipeline"]
 _TS = operator.attrgetter("ts")
 
 #: ``{flag name: {register key: value}}``: what one local write changes.
-Changes = Mapping[str, Mapping[str, Any]]
-Subscriber = Callable[[set[str]], object]
+Changes: TypeAlias = "Mapping[str, Mapping[str, Any]]"
+Subscriber: TypeAlias = "Callable[[set[str]], object]"
 #: Builds a write's history event: ``(flag, values, action, actor, reason) -> event``, or None
 #: when it changes nothing visible: no event then, but the write is still stamped and stored
 #: (a re-add must beat an older concurrent removal elsewhere).
-Event = dict[str, Any] | None
-EventBuilder = Callable[[str, Mapping[str, Any], str, str | None, str | None], Event]
+Event: TypeAlias = "dict[str, Any] | None"
+EventBuilder: TypeAlias = "Callable[[str, Mapping[str, Any], str, str | None, str | None], Event]"
 
 
-class WriteHook(Protocol):
-    """Something that must see every local write (the Ruby mirror is one).
+if TYPE_CHECKING:  # a type only: typing is not loaded at run time
 
-    ``before_write`` runs before anything is stamped or stored and may raise to refuse the whole
-    write (a ``ValueError`` naming what is wrong); ``after_write`` runs after the write is
-    stored, applied and published, outside the write lock, and must not raise.
-    """
+    class WriteHook(Protocol):
+        """Something that must see every local write (the Ruby mirror is one).
 
-    def before_write(self, changes: Changes) -> None: ...
+        ``before_write`` runs before anything is stamped or stored and may raise to refuse the whole
+        write (a ``ValueError`` naming what is wrong); ``after_write`` runs after the write is
+        stored, applied and published, outside the write lock, and must not raise.
+        """
 
-    def after_write(self, delta: Delta) -> None: ...
+        def before_write(self, changes: Changes) -> None: ...
+
+        def after_write(self, delta: Delta) -> None: ...
 
 
 class WritePipeline:

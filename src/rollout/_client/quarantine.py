@@ -27,8 +27,6 @@ from __future__ import annotations
 import operator
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
 
 from .._core.clock import Timestamp
 from .._core.keys import is_history
@@ -37,7 +35,10 @@ from .._core.state import Delta, Register
 from ..errors import ClosedError, StoreError
 from .log import logger
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
     from .._core.quarantined import Judged, QuarantinedRegister
     from ..stores._base import Store
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import operator
 import threading
 from collections import ChainMap
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._core import targeting as _engine  # loaded with the first definition compiled
 from .._core.bucketing import Randomize
@@ -34,17 +32,20 @@ from .._core.state import Delta, FlagState, Register
 from .._core.targeting import JSON
 from ..errors import UnknownFlagError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import json
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any, TypeVar
+
+    from .._core.targeting import CompiledFlag, FlagDefinition
+
+    T = TypeVar("T")
 else:
     json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
 
-if TYPE_CHECKING:
-    from .._core.targeting import CompiledFlag, FlagDefinition
-
 __all__ = ["Replica"]
 
-T = TypeVar("T")
 _TS = operator.attrgetter("ts")
 
 

@@ -17,22 +17,19 @@ place, each a few lines over the parts.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from functools import partial
 from random import random
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .._core import validate as _validate
 from .._core.bucketing import Randomize
 from .._core.clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
 from .._core.codec import decode, entity_name
 from .._core.context import MappingUser, context_reader
-from .._core.evaluate import ActiveCheck, build_active
+from .._core.evaluate import build_active
 from .._core.feature import Check, Feature
 from .._core.history import DEFAULT_HISTORY_LIMIT, write_context
 from .._core.keys import (
@@ -64,23 +61,28 @@ from .replica import Replica
 from .sync_port import SyncPort
 from .wiring import make_ruby_mirror, make_transport
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import contextlib
     from collections.abc import Sequence
     from ssl import SSLContext
+    from typing import Any, TypeAlias, TypeVar, overload
 
     from .._core import explain as _explain
+    from .._core.evaluate import ActiveCheck
     from .._core.explain import Decision, Explanation
     from .._core.history_event import HistoryEvent
     from .._core.quarantined import QuarantinedRegister
     from ..sync import Transport
+
+    Predicate: TypeAlias = "Callable[[Any], object]"
+    P = TypeVar("P", bound=Predicate)
 else:
     # Loaded by the first explain(): its dataclass loads dataclasses, inspect and ast.
     _explain = LazyModule("rollout._core.explain")
 
 __all__ = ["Rollout"]
 
-Predicate = Callable[[Any], object]
-P = TypeVar("P", bound=Predicate)
 
 #: The names of the flags a merge changed. (Spelled once out here: inside the class body,
 #: ``set`` is the method ``Rollout.set``.)
@@ -513,10 +515,13 @@ class Rollout(DefinitionsAPI):
 
     # Groups ---------------------------------------------------------------------------------
 
-    @overload
-    def define_group(self, name: str, predicate: None = None) -> Callable[[P], P]: ...
-    @overload
-    def define_group(self, name: str, predicate: P) -> P: ...
+    if TYPE_CHECKING:  # (typing's overload is not loaded at run time)
+
+        @overload
+        def define_group(self, name: str, predicate: None = None) -> Callable[[P], P]: ...
+        @overload
+        def define_group(self, name: str, predicate: P) -> P: ...
+
     def define_group(self, name: str, predicate: P | None = None) -> P | Callable[[P], P]:
         """Define a named predicate over users; usable as ``@flags.define_group("admins")``."""
         group = _validate.member_name(name, "name")
@@ -1025,8 +1030,11 @@ class Rollout(DefinitionsAPI):
         transport = getattr(self, "_transport", None)
         pipeline = getattr(self, "_pipeline", None)
         if transport is not None and pipeline is not None and not pipeline.closed:
-            with contextlib.suppress(Exception):  # never raise from a finaliser
+            # Never raise from a finaliser (try, not contextlib.suppress: contextlib is not loaded).
+            try:  # noqa: SIM105
                 transport.close(1.0)
+            except Exception:
+                pass
 
     def __repr__(self) -> str:
         store = _redacted(self._store.url) if self._store is not None else "memory"
@@ -1046,6 +1054,8 @@ def _percentage_argument(value: float, pct: float, method: str) -> float:
     if pct is not _UNSET:
         if value is not _UNSET:
             raise TypeError(f"{method}() got both percentage and pct (pct is its old name)")
+        import warnings  # here: only the deprecated spelling needs it
+
         warnings.warn(
             f"{method}(pct=...) is deprecated: the argument is named percentage",
             DeprecationWarning,

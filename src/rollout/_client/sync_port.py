@@ -9,11 +9,13 @@ facade, so ``flags.set_clock_skew("x")`` could block every write and
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from .._core.clock import Timestamp
 from .._core.state import Delta
 from .pipeline import WritePipeline
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["SyncPort"]
 

@@ -22,10 +22,9 @@ which is stored before its ACK, so an ACK always means "on this node's disk") an
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .._core.state import Delta, wins
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..stores import Store
 

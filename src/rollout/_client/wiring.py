@@ -6,10 +6,11 @@ when asked.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
+
     from ..redis._ruby_mirror import ApplyWrite, Render, RubyMirror
     from ..stores._base import Store
     from ..sync._base import Transport

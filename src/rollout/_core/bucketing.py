@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Literal
 from zlib import crc32
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal, TypeAlias
 
 __all__ = [
     "MEMO_ID_LENGTH",
@@ -26,7 +29,7 @@ __all__ = [
     "threshold",
 ]
 
-Randomize = bool | Literal["ruby"]
+Randomize: TypeAlias = "bool | Literal['ruby']"
 
 _UINT32 = 0xFFFFFFFF
 #: Ruby rollout's RAND_BASE: a bucket is let in when it is below RAND_BASE * percentage.

@@ -12,8 +12,12 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from typing import NamedTuple
+from collections import namedtuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import NamedTuple
 
 __all__ = ["MIN_TIMESTAMP", "HybridClock", "Timestamp", "new_node_id", "system_clock_ms"]
 
@@ -22,10 +26,14 @@ __all__ = ["MIN_TIMESTAMP", "HybridClock", "Timestamp", "new_node_id", "system_c
 DEFAULT_MAX_OFFSET_MS = 30_000
 
 
-class Timestamp(NamedTuple):
-    wall: int
-    counter: int
-    node: int
+if TYPE_CHECKING:  # the type; at run time the same named tuple, without loading typing
+
+    class Timestamp(NamedTuple):
+        wall: int
+        counter: int
+        node: int
+else:
+    Timestamp = namedtuple("Timestamp", ["wall", "counter", "node"])
 
 
 #: Below every real timestamp (real ones have wall > 0); defaults declared in code carry it.

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from ..errors import FormatError
 from . import targeting as _engine  # its checker loads with the first rule decoded
@@ -46,8 +44,11 @@ from .state import Delta, Register
 from .targeting import MAX_RULE_DEPTH, RuleError
 from .validate import flag_name, json_problem, name_problem, text_problem
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import json
+    from collections.abc import Mapping
+    from typing import Any
 else:
     json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
 

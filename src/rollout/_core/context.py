@@ -16,8 +16,12 @@ in one way, here:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
 __all__ = [
     "TARGETING_KEY",
@@ -116,7 +120,13 @@ def _key_as_text(context: dict[str, Any]) -> dict[str, Any]:
     return context
 
 
-class UserAttributes(Mapping[str, Any]):
+if TYPE_CHECKING:
+    _Attributes = Mapping[str, Any]
+else:
+    _Attributes = Mapping  # the same class (typing's Any is not loaded at run time)
+
+
+class UserAttributes(_Attributes):
     """A user object as a rule's context, read lazily: an attribute is read when a rule asks.
 
     Copying every attribute of the user on every check would cost more than the rule (and

@@ -11,8 +11,7 @@ user) is 100 or 0 as the definition resolves for an empty context.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
 
 from . import targeting as _engine  # loaded with the first definition or rule
 from .bucketing import Randomize
@@ -20,7 +19,11 @@ from .feature import Check
 from .state import FlagState
 from .targeting import JSON, RuleError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any, TypeAlias
+
     from .targeting import CompiledFlag, FlagDefinition
 
 __all__ = [
@@ -35,7 +38,7 @@ __all__ = [
 ]
 
 #: Turns what the API takes for a user into a rule's context (rollout._core.context).
-ContextOf = Callable[[Any], Mapping[str, Any]]
+ContextOf: TypeAlias = "Callable[[Any], Mapping[str, Any]]"
 
 #: The metadata values flagd allows; other data values of a flag are not its flagd metadata.
 _SCALARS = (str, int, float, bool)

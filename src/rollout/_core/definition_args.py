@@ -8,21 +8,22 @@ so a caller's later change to its own dict does not leak into what was written.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from . import targeting as _engine  # loaded with the first rule checked
 from .keys import DATA, DATA_RESET, DEFAULT_VARIANT, DEFINITION_RESET, DISABLED, TARGETING_RULE
 from .keys import VARIANT as VARIANT_PREFIX
 from .lazy import LazyModule
 from .targeting import JSON, MAX_RULE_DEPTH
+from .validate import data_mapping, json_problem, member_name
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import json
+    from typing import Any
 
     from .targeting import FlagDefinition
 else:
     json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
-from .validate import data_mapping, json_problem, member_name
 
 __all__ = [
     "check_default_variant",

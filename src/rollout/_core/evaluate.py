@@ -15,23 +15,28 @@ rollout._core.specialize); one without a user reads the answer computed at compi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from random import random
-from typing import Any, Protocol
 
 from .feature import Check
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, Protocol
 
 __all__ = ["ActiveCheck", "ActiveMethod", "build_active"]
 
 
-class ActiveCheck(Protocol):
-    def __call__(self, name: Any, user: Any = None) -> bool:
-        """Whether the flag ``name`` is on (for ``user``: a str/int id or an object with an id)."""
+if TYPE_CHECKING:  # types only: typing is not loaded at run time
 
+    class ActiveCheck(Protocol):
+        def __call__(self, name: Any, user: Any = None) -> bool:
+            """Whether the flag ``name`` is on (for ``user``: a str/int id or an object with an
+            id)."""
 
-class ActiveMethod(Protocol):
-    def __call__(self, owner: Any, name: Any, user: Any = None) -> bool:
-        """:class:`ActiveCheck` as a method of the Rollout's own class (``owner`` is unused)."""
+    class ActiveMethod(Protocol):
+        def __call__(self, owner: Any, name: Any, user: Any = None) -> bool:
+            """:class:`ActiveCheck` as a method of the Rollout's own class (``owner`` is unused)."""
 
 
 def build_active(

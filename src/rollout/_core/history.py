@@ -13,10 +13,7 @@ replicas that see events in any order keep the same ones. Events are never hidde
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol
 
 from .keys import (
     DATA,
@@ -41,8 +38,12 @@ from .keys import (
 from .lazy import LazyModule
 from .validate import MAX_DEPTH, json_problem, text
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import contextlib
     import json
+    from collections.abc import Mapping
+    from typing import Any, Protocol
 else:
     json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
 
@@ -93,17 +94,24 @@ def write_context(user: str | None, reason: str | None) -> contextlib.AbstractCo
             raise TypeError(f"{argument} must be a str or None, got {value!r}")
         if value is not None:
             text(value, argument)  # recorded in history, which must stay encodable
-    return _write_context(user, reason)
+    return _WriteContext(user, reason)
 
 
-@contextlib.contextmanager
-def _write_context(user: str | None, reason: str | None) -> Iterator[None]:
-    outer_user, outer_reason = _context.get()
-    token = _context.set((user or outer_user, reason or outer_reason))
-    try:
-        yield
-    finally:
-        _context.reset(token)
+class _WriteContext:
+    """The context manager of :func:`write_context` (a class: contextlib is not loaded here)."""
+
+    __slots__ = ("_reason", "_token", "_user")
+
+    def __init__(self, user: str | None, reason: str | None) -> None:
+        self._user = user
+        self._reason = reason
+
+    def __enter__(self) -> None:
+        outer_user, outer_reason = _context.get()
+        self._token = _context.set((self._user or outer_user, self._reason or outer_reason))
+
+    def __exit__(self, *exc_info: object) -> None:
+        _context.reset(self._token)
 
 
 # What a write changes --------------------------------------------------------------------------
@@ -260,18 +268,21 @@ def _summarise_members(
             after[f"{prefix}*"] = f"+{added} -{removed} ({unchanged} unchanged)"
 
 
-class FlagView(Protocol):
-    """The visible state :func:`describe_change` reads (rollout._core.state.FlagState has it)."""
+if TYPE_CHECKING:  # a type only: typing is not loaded at run time
 
-    exists: bool
-    percentage: float
-    time_percentage: float
-    users: set[str]
-    excluded: set[str]
-    groups: set[str]
-    data: dict[str, Any]
-    variants: dict[str, Any]
-    default_variant: str | None
-    targeting: Any
-    disabled: bool
-    rules: dict[str, Any]
+    class FlagView(Protocol):
+        """The visible state :func:`describe_change` reads (rollout._core.state.FlagState has
+        it)."""
+
+        exists: bool
+        percentage: float
+        time_percentage: float
+        users: set[str]
+        excluded: set[str]
+        groups: set[str]
+        data: dict[str, Any]
+        variants: dict[str, Any]
+        default_variant: str | None
+        targeting: Any
+        disabled: bool
+        rules: dict[str, Any]

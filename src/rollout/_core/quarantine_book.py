@@ -13,12 +13,13 @@ and every ``Rollout()`` makes a book (issue 15: ``import rollout`` stays light).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from .clock import Timestamp
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .quarantined import Judged, QuarantinedRegister, QuarantineState
 
 __all__ = [

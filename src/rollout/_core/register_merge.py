@@ -7,12 +7,15 @@ docs/stores.md).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
 
 from .clock import MIN_TIMESTAMP
 from .history import DEFAULT_HISTORY_LIMIT
 from .keys import DATA_RESET, DEFINITION_RESET, HISTORY, RESET, is_history
 from .state import Register, is_hidden, wins
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["merge_indexed", "merge_registers"]
 

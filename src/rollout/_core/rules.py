@@ -18,9 +18,11 @@ rule decided it from ``flags.explain`` (rollout._core.explain), which walks the 
 
 from __future__ import annotations
 
-from typing import Literal
-
 from .feature import Feature
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal, TypeAlias
 
 __all__ = [
     "Rules",
@@ -31,7 +33,7 @@ __all__ = [
     "state",
 ]
 
-State = Literal["on", "off", "partial"]
+State: TypeAlias = "Literal['on', 'off', 'partial']"
 
 
 def on_without_a_user(feature: Feature) -> bool:

@@ -13,32 +13,43 @@ before predicates; the answer is an OR after the exclusion test, so the order do
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable
 from functools import cache
 from keyword import iskeyword
 from random import random
-from typing import Any, NamedTuple
 
 from .bucketing import crc32_memo, randomized_bucket, remember_crc32, ruby_bucket
 from .feature import Check
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple, TypeAlias
+
 __all__ = ["UserCheck", "bucket_steps", "check_id", "plain_attribute", "specialize"]
 
-UserCheck = Callable[[Any], bool]
+UserCheck: TypeAlias = "Callable[[Any], bool]"
 #: Called with the check, the predicate that raised, and the user.
-GroupErrorHandler = Callable[[Check, Callable[[Any], object], object], None]
+GroupErrorHandler: TypeAlias = "Callable[[Check, Callable[[Any], object], object], None]"
 
 _EVERY_BUCKET = 2**32  # crc32 and our bucket are below it: a bound this high lets everyone in
 
 
-class _Shape(NamedTuple):
-    excluded: bool
-    time: bool
-    everyone: bool  # the `all` group, or a percentage of 100
-    users: bool
-    bucket: str  # "", "crc32", "randomized" or "ruby"
-    predicates: int  # how many
-    id_attribute: str  # the id read as ``user.<attribute>`` in the source; "" calls get_id
+if TYPE_CHECKING:  # as clock.Timestamp
+
+    class _Shape(NamedTuple):
+        excluded: bool
+        time: bool
+        everyone: bool  # the `all` group, or a percentage of 100
+        users: bool
+        bucket: str  # "", "crc32", "randomized" or "ruby"
+        predicates: int  # how many
+        id_attribute: str  # the id read as ``user.<attribute>`` in the source; "" calls get_id
+else:
+    _Shape = namedtuple(
+        "_Shape",
+        ["excluded", "time", "everyone", "users", "bucket", "predicates", "id_attribute"],
+    )
 
 
 #: Up to this many predicates are called one after another in the source, each bound to a name

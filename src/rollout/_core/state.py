@@ -29,8 +29,7 @@ empty flag.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections import namedtuple
 
 from .clock import MIN_TIMESTAMP, Timestamp
 from .history import DEFAULT_HISTORY_LIMIT
@@ -59,8 +58,11 @@ from .keys import (
 )
 from .lazy import LazyModule
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import json
+    from collections.abc import Iterable, Mapping
+    from typing import Any, NamedTuple
 else:
     json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
 
@@ -74,9 +76,13 @@ __all__ = [
 ]
 
 
-class Register(NamedTuple):
-    ts: Timestamp
-    value: Any
+if TYPE_CHECKING:  # as clock.Timestamp
+
+    class Register(NamedTuple):
+        ts: Timestamp
+        value: Any
+else:
+    Register = namedtuple("Register", ["ts", "value"])
 
 
 #: flag name -> register key -> register. Both a whole state and a change to one are deltas.

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import math
 import operator
-import re
-from collections.abc import Callable, Iterable, Mapping
-from enum import Enum
-from typing import TYPE_CHECKING, Any
+import sys
+from collections.abc import Mapping
 
 from .lazy import LazyModule
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import json
+    from collections.abc import Callable, Iterable
+    from enum import Enum
+    from typing import Any, TypeAlias
 else:
     json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
 
@@ -42,7 +44,7 @@ MAX_DEPTH = 32
 
 #: A flag (or group) name as the public API takes it: a str, or an Enum member whose value is a
 #: str (``class Flags(StrEnum): CHAT = "chat"``). Checked at run time by :func:`flag_name`.
-FlagName = str | Enum
+FlagName: TypeAlias = "str | Enum"
 
 _CONTROL = r"\u0000-\u001f\u007f-\u009f"
 #: The whitespace str.strip() removes, less the control characters (refused anyway): spelled
@@ -59,13 +61,15 @@ TEXT_PATTERN = rf"^[^{_CONTROL}]+$"
 _DOT_SEGMENTS = frozenset({".", ".."})
 
 
-#: C0 controls, DEL and C1 controls. A regex (json imports re already): a generator over the
-#: characters was a sixth of the HTTP check's time in the app, asked three times a request.
-_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: C0 controls, DEL and C1 controls.
+_CONTROL_CHARACTERS = frozenset(map(chr, [*range(0x00, 0x20), *range(0x7F, 0xA0)]))
 
 
 def _has_control_character(text: str) -> bool:
-    return _CONTROL_CHARACTER.search(text) is not None
+    # Both tests run in C (a generator over the characters was a sixth of the HTTP check's time
+    # in the app, asked three times a request), and neither loads re at import. A printable text
+    # has no control character; the others (a tab, a line break...) are looked through.
+    return not text.isprintable() and not _CONTROL_CHARACTERS.isdisjoint(text)
 
 
 def text_problem(value: str) -> str | None:
@@ -123,7 +127,9 @@ def name_problem(name: str) -> str | None:
 
 def flag_name(name: object, argument: str = "name") -> str:
     """A flag name as ``str``: a ``str``, or an ``Enum`` member whose value is one."""
-    if isinstance(name, Enum):
+    # An Enum member exists only once enum was imported; so not loaded here just to ask.
+    enum = sys.modules.get("enum")
+    if enum is not None and isinstance(name, enum.Enum):
         name = name.value
     if not isinstance(name, str):
         raise TypeError(f"{argument} must be a str (or a str-valued Enum), got {name!r}")

@@ -13,8 +13,6 @@ For a store of one's own (docs/stores.md): the register types (:class:`Register`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .._core.clock import Timestamp
 from .._core.lazy import lazy_names
 from .._core.register_merge import merge_registers
@@ -22,6 +20,7 @@ from .._core.state import Delta, Register
 from ._base import Store
 from ._registers import decode_registers, discard_delta, encode_registers, merge_delta
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
     from ..memory._store import MemoryStore

@@ -27,14 +27,15 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from .._core.history import DEFAULT_HISTORY_LIMIT
 from .._core.quarantine_book import QUARANTINE_LIMIT, VERDICTS_KEPT, QuarantineBook
 from .._core.state import Delta
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
     from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
     from ..sync import Transport
 

@@ -7,11 +7,13 @@ Redis inside the database), so a store written with them agrees with every repli
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from .._core.codec import decode, encode
 from .._core.register_merge import merge_registers
 from .._core.state import Delta, Register
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["decode_registers", "discard_delta", "encode_registers", "merge_delta"]
 

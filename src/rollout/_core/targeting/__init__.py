@@ -8,14 +8,13 @@ into Python closures, and resolves a flag for an evaluation context exactly as f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 # Light names, always here: the library names them without running the engine.
 from ..lazy import lazy_names
 from .bounds import MAX_RULE_DEPTH, MAX_RULE_NODES
 from .errors import JSON, RuleError
 from .resolution import Resolution
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .check import check_rule
     from .definition import (

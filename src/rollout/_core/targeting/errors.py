@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
 
 __all__ = ["JSON", "RuleError"]
 
 # A JSON value as json.loads gives it: dict, list, str, int, float, bool or None.
-JSON = Any
+JSON: TypeAlias = "Any"
 
 
 class RuleError(ValueError):

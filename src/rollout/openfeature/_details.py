@@ -88,8 +88,8 @@ class MetadataSource(Protocol):
 
 class _MetadataOnRead:
     """``TargetedDetails.flag_metadata`` until it is first read: the view's metadata of the
-    decision (``FlagView.metadata_for``), then kept in the instance's own ``__dict__``, which
-    a non-data descriptor gives way to: later reads, and a value the caller sets, are plain
+    decision (``FlagView.metadata_for``), then kept as the instance's own attribute, which a
+    non-data descriptor gives way to: later reads, and a value the caller sets, are plain
     attribute reads. Two threads reading it at once each build an equal, read-only mapping,
     and one is kept: no thread sees one half built."""
 
@@ -97,7 +97,10 @@ class _MetadataOnRead:
         if details is None:  # read on the class
             return self
         metadata = details._view.metadata_for(details._decision)
-        details.__dict__["flag_metadata"] = metadata
+        # Set as an attribute, not through __dict__: the object's values stay inline (reading
+        # its __dict__ would build a dict of them, a third of the metadata's own cost).
+        resolved: FlagResolutionDetails[bool] = details
+        resolved.flag_metadata = metadata
         return metadata
 
 

@@ -82,7 +82,7 @@ def attribute_dict(attributes: Mapping[str, EvaluationContextAttribute]) -> dict
     """A ContextUser's ``__dict__``: a copy of the context's attributes, so a predicate reads
     ``user.plan`` at the speed of a plain attribute (one named ``attributes`` is hidden by the
     property, as it should be), and one that sets an attribute on the user leaves the context
-    alone. A dict's own copy is a third cheaper than filling a new one."""
+    alone. A dict's own copy costs a quarter less than filling a new one."""
     return attributes.copy() if type(attributes) is dict else dict(attributes)
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from openfeature.evaluation_context import EvaluationContext, EvaluationContextAttribute
 from openfeature.exception import GeneralError, InvalidContextError
 
 __all__ = [
     "ContextUser",
+    "attribute_dict",
     "context_user",
     "context_user_and_key",
     "fill_context_user",
@@ -26,13 +28,16 @@ class ContextUser:
     one: its groups are still asked; rules about ids cannot apply), ``attributes`` its
     attributes (read-only), ``context`` the :class:`EvaluationContext` itself. Each attribute
     is also an attribute of the object (``user.plan`` is ``attributes["plan"]``;
-    AttributeError when absent), so a predicate written for the application's user objects, such as
-    ``lambda user: user.is_admin``, works for contexts that carry the same names. (Those four
-    names are the object's own, whatever the context's attributes say.)
+    AttributeError when absent, as for any object), so a predicate written for the application's
+    user objects, such as ``lambda user: user.is_admin``, works for contexts that carry the same
+    names. (Those four names are the object's own, whatever the context's attributes say.)
     """
 
     # The four names of its own are slots (set and read faster than dict entries, and never
-    # shadowed by an attribute of the context); the context's attributes fill its __dict__.
+    # shadowed by an attribute of the context); a copy of the context's attributes is its
+    # __dict__. No __getattr__ (for a friendlier message on a missing name): a class with one
+    # has every attribute read take the slow generic path, where a predicate's `user.plan` is
+    # otherwise a specialised read: a third of the cost of three group predicates.
     __slots__ = ("__dict__", "context", "id", "targeting_key")
 
     id: str | None
@@ -42,17 +47,14 @@ class ContextUser:
     def __init__(self, context: EvaluationContext) -> None:
         fill_context_user(self, context, targeting_key(context))
 
+    if TYPE_CHECKING:  # for type checkers only: at run time a missing name is AttributeError
+
+        def __getattr__(self, name: str) -> EvaluationContextAttribute: ...
+
     @property
     def attributes(self) -> Mapping[str, EvaluationContextAttribute]:
         # Built when read (predicates rarely read it: they read the attributes themselves).
         return MappingProxyType(self.context.attributes)
-
-    def __getattr__(self, name: str) -> EvaluationContextAttribute:
-        # Only reached for a name that is not set: say what the context does have.
-        raise AttributeError(
-            f"{name!r} is not an attribute of the evaluation context "
-            f"(it has {sorted(self.__dict__)!r})"
-        )
 
     def __repr__(self) -> str:
         attributes = dict(self.attributes)
@@ -73,9 +75,15 @@ def fill_context_user(user: ContextUser, context: EvaluationContext, key: str | 
     groups, and a call of the class costs a third more."""
     user.id = user.targeting_key = key
     user.context = context
-    # Copied into the instance dict: a predicate reads `user.plan` at the speed of a plain
-    # attribute. (An attribute named `attributes` is hidden by the property, as it should.)
-    user.__dict__.update(context.attributes)
+    user.__dict__ = attribute_dict(context.attributes)
+
+
+def attribute_dict(attributes: Mapping[str, EvaluationContextAttribute]) -> dict[str, object]:
+    """A ContextUser's ``__dict__``: a copy of the context's attributes, so a predicate reads
+    ``user.plan`` at the speed of a plain attribute (one named ``attributes`` is hidden by the
+    property, as it should be), and one that sets an attribute on the user leaves the context
+    alone. A dict's own copy costs a quarter less than filling a new one."""
+    return attributes.copy() if type(attributes) is dict else dict(attributes)
 
 
 _new = object.__new__

@@ -12,12 +12,13 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from openfeature.exception import ErrorCode, ParseError, TypeMismatchError
+from openfeature.exception import ParseError, TypeMismatchError
 from openfeature.flag_evaluation import FlagMetadata, FlagResolutionDetails, Reason
 
 from .._core.explain import Decision
 from .._core.feature import Feature
 from .._core.rules import Rules
+from ._details import SettledDetails
 from ._explained import EXPLANATION_KEYS, explained_metadata
 
 __all__ = [
@@ -27,7 +28,6 @@ __all__ = [
     "VARIANT_KEY",
     "Evaluated",
     "FlagView",
-    "SettledDetails",
     "any_value",
     "as_bool",
     "as_float",
@@ -147,49 +147,6 @@ class FlagView(Rules):
         metadata = template.copy()
         metadata["bucket"] = bucket
         return MappingProxyType(metadata)
-
-
-class SettledDetails(FlagResolutionDetails[bool]):
-    """A resolution shared by every call that gets it (a flag's STATIC or DISABLED answer):
-    read-only, so a caller changing its copy cannot change another's. Building a
-    FlagResolutionDetails costs several times a global ``flags.active()``: a flag that answers
-    the same for every context is resolved without building one.
-
-    Equal to a FlagResolutionDetails of the same fields (the dataclass's own equality wants
-    the same class)."""
-
-    def __init__(  # noqa: PLR0917 - FlagResolutionDetails's own fields
-        self,
-        value: bool,
-        error_code: ErrorCode | None = None,
-        error_message: str | None = None,
-        reason: str | Reason | None = None,
-        variant: str | None = None,
-        flag_metadata: FlagMetadata | None = None,
-    ) -> None:
-        fields = {
-            "value": value,
-            "error_code": error_code,
-            "error_message": error_message,
-            "reason": reason,
-            "variant": variant,
-            "flag_metadata": MappingProxyType({}) if flag_metadata is None else flag_metadata,
-        }
-        self.__dict__.update(fields)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"a shared resolution is read-only: cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"a shared resolution is read-only: cannot delete {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FlagResolutionDetails):
-            return NotImplemented
-        mine, theirs = self.__dict__, other.__dict__
-        return all(mine[name] == theirs.get(name) for name in mine)
-
-    __hash__ = None  # type: ignore[assignment]  # as the dataclass's: equal, not hashable
 
 
 #: A resolution's view of the flag, the answer, why, and the flag metadata.

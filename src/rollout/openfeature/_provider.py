@@ -17,10 +17,10 @@ typed flag (one with ``value`` in its data, of any type) takes its value from th
 (``value`` when on, ``off_value`` or the caller's default when off). The reason and the flag
 metadata come from ``flags.explain``'s decision, its walk without the words
 (openfeature._explained); a boolean flag the same for every context answers one shared,
-read-only resolution (openfeature._flag.SettledDetails). Every change to a flag, made here
-or replicated from elsewhere, emits ``PROVIDER_CONFIGURATION_CHANGED`` with the changed names;
-the Rollout's readiness emits the status events (openfeature._status). ``import rollout`` never
-imports this module (nor the SDK).
+read-only resolution, a targeted one builds its metadata when read (openfeature._details).
+Every change to a flag, made here or replicated from elsewhere, emits
+``PROVIDER_CONFIGURATION_CHANGED`` with the changed names; the Rollout's readiness emits the
+status events (openfeature._status). ``import rollout`` never imports this module (nor the SDK).
 """
 
 from __future__ import annotations
@@ -53,12 +53,11 @@ from .._core.feature import Check, Feature
 from ._context import (
     ContextUser,
     context_user_and_key,
-    fill_context_user,
     targeting_key,
-    unreadable_context,
     user_and_id,
 )
 from ._defined import resolve_defined, resolve_defined_value
+from ._details import TargetedDetails, failure
 from ._explained import REASONS, decide, explained_metadata, group_metadata
 from ._flag import (
     OFF_VALUE_KEY,
@@ -212,19 +211,24 @@ class RolloutProvider(AbstractProvider):
             except TypeError:  # unhashable: no such flag
                 view = None
             if view is not None and view.targeted_boolean and evaluation_context is not None:
-                # The targeted check, its usual case inlined: a context with a targeting key.
-                key = targeting_key(evaluation_context)
+                # The targeted check, its usual case inlined: a context with a str targeting key.
+                key = evaluation_context.targeting_key
+                if type(key) is not str or not key:
+                    key = targeting_key(evaluation_context)
                 if key is not None and not self._forced:
                     user: object = key
                     uid = key
                     if not view.groups:  # only predicates see a user object: built for them
                         pass
                     elif self._context_users:  # its id is the key, as the check reads it
-                        user = _new(ContextUser)
-                        try:  # ContextUser.__init__'s work, without its call
-                            fill_context_user(user, evaluation_context, key)
-                        except Exception as exc:
-                            raise unreadable_context(exc) from exc
+                        attributes = evaluation_context.attributes
+                        if type(attributes) is dict:  # ContextUser(context), without a call
+                            user = made = _new(ContextUser)
+                            made.id = made.targeting_key = key
+                            made.context = evaluation_context
+                            made.__dict__ = attributes.copy()  # as attribute_dict copies it
+                        else:  # another mapping, or none: read (or refused) there
+                            user, uid = context_user_and_key(evaluation_context, key)
                     else:
                         user, uid = self._user_and_id(flag_key, evaluation_context, key)
                     # The flag's decision function (rollout._core.decide), straight from its
@@ -237,14 +241,13 @@ class RolloutProvider(AbstractProvider):
                     else:
                         decision = decide(uid, user)
                     if decision is not None:
-                        # A FlagResolutionDetails without its generated __init__ (about 60 ns
-                        # less, a fifth of flags.active()): the same fields, set.
-                        details: FlagResolutionDetails[bool] = _new(FlagResolutionDetails)
+                        # No dataclass __init__; metadata built when read (openfeature._details)
+                        details: TargetedDetails = _new(TargetedDetails)
                         details.value = answer = decision[0]
-                        details.error_code = details.error_message = None
                         details.reason = REASONS[decision[1]]
                         details.variant = view.variant if answer else view.off_variant
-                        details.flag_metadata = view.metadata_for(decision)
+                        details._view = view
+                        details._decision = decision
                         return details
             if view is not None:
                 settled = view.settled
@@ -265,7 +268,7 @@ class RolloutProvider(AbstractProvider):
             if view.has_value:  # a typed flag: asked for a boolean, its value must be one
                 return typed_value(evaluated, default_value, as_bool)
         except OpenFeatureError as error:
-            return _failure(default_value, error)
+            return failure(default_value, error)
         variant = view.variant if answer else view.off_variant
         return FlagResolutionDetails(answer, None, None, reason, variant, metadata)
 
@@ -320,7 +323,7 @@ class RolloutProvider(AbstractProvider):
                 return resolve_defined_value(self._flags, view, evaluation_context)
             return any_value(self._evaluate(flag_key, evaluation_context, view))
         except OpenFeatureError as error:
-            return _failure(None, error)
+            return failure(None, error)
 
     def has_definition(self, flag_key: str) -> bool:
         """The flag has a definition (variants): ``flags.evaluate`` answers it."""
@@ -348,7 +351,7 @@ class RolloutProvider(AbstractProvider):
                 )
             return typed_value(evaluated, default_value, convert)
         except OpenFeatureError as error:
-            return _failure(default_value, error)
+            return failure(default_value, error)
 
     def _evaluate(
         self, flag_key: str, context: EvaluationContext | None, view: FlagView | None
@@ -442,9 +445,3 @@ class RolloutProvider(AbstractProvider):
 
 
 _new = object.__new__
-
-
-def _failure(default_value: T, error: OpenFeatureError) -> FlagResolutionDetails[T]:
-    return FlagResolutionDetails(
-        default_value, error.error_code, error.error_message, Reason.ERROR, None
-    )

@@ -5,7 +5,8 @@ Layout under a namespace ``ns`` (the Ruby gem needed redis-namespace for this):
 * ``ns:flags`` — a set of flag names (the index);
 * ``ns:flag:<name>`` — a hash per flag: register key -> packed register;
 * ``ns:version`` — a counter bumped by every save that changed something;
-* ``ns:changes`` — the pub/sub channel every such save publishes its delta on;
+* ``ns:changes`` — the pub/sub channel every such save publishes its delta on (a big one, a
+  word instead: rollout.redis._chunks);
 * ``ns:quarantine:held``, ``ns:quarantine:judged``, ``ns:quarantine:seq`` — the quarantine
   (rollout.redis._quarantine).
 
@@ -15,6 +16,8 @@ delta, drops what a watermark hides, records history, bumps the version and publ
 atomically: two processes adding different users to one flag at the same moment both keep their
 user. A write is one round trip: EVALSHA of that cached script, on a connection the store keeps
 for its saves, with each register sent once and the change's JSON built from the same encoding.
+A merge (an import, a re-seed) is saved in chunks of such scripts (:meth:`RedisStore.merge`),
+and the whole store is read in pages (rollout.redis._load).
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from string import Template
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from .._core.codec import check_flag
 from .._core.keys import (
     DATA_RESET,
     DEFINITION_RESET,
@@ -50,7 +52,9 @@ from ..errors import (
     require_extra,
 )
 from ..stores._base import Store
-from ._packed import PREFIX, pack, pack_flag, unpack
+from ._chunks import CHUNK, NOTICE_BYTES, PARTIAL, RELOAD, reload_notice, split
+from ._load import Pages
+from ._packed import PREFIX, pack, pack_flag
 from ._quarantine import RedisQuarantine
 from ._saver import SaveConnection
 from ._sentinel import sentinel_client
@@ -147,16 +151,6 @@ return version
     definition_reset=lua_literal(DEFINITION_RESET),
 )
 
-# A consistent snapshot of everything: flat {name, {field, packed, ...}, ...} plus the version.
-_LOAD = """
-local out = {}
-for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  out[#out + 1] = name
-  out[#out + 1] = redis.call('HGETALL', ARGV[1] .. name)
-end
-return {redis.call('GET', KEYS[2]) or '0', out}
-"""
-
 # A compare-and-delete of registers, atomically. KEYS: per flag its hash and history index.
 # ARGV: per flag a register count, then field/stamp pairs (the packed timestamp, no value). Not
 # published and no version bump: no replica holds these (they were refused as from the future).
@@ -204,7 +198,7 @@ class RedisStore(Store):
         #: Who published a change, in each message (for people reading the channel).
         self.origin = f"pid-{os.getpid()}"
         self._merge = client.register_script(_MERGE)
-        self._load = client.register_script(_LOAD)
+        self._pages = Pages(client, self.index_key, self.version_key, self.flag_prefix)
         self._discard = client.register_script(_DISCARD)
         self._quarantine = RedisQuarantine(client, namespace)
         self._lock = threading.Lock()
@@ -282,39 +276,44 @@ class RedisStore(Store):
     def load(self) -> Delta:
         return self.snapshot()[0]
 
+    def load_numbered(self) -> tuple[Delta, int | None]:
+        return self.snapshot()
+
     def snapshot(self) -> tuple[Delta, int]:
-        """Every register and the namespace's version, read atomically together."""
+        """Every register and the namespace's version, read together (rollout.redis._load)."""
         with self._using("read"):
-            version, flat = self._load(
-                keys=[self.index_key, self.version_key], args=[self.flag_prefix]
-            )
-        delta: Delta = {}
-        for i in range(0, len(flat), 2):
-            try:
-                name, fields = _text(flat[i]), flat[i + 1]
-                registers = {
-                    _text(fields[j]): unpack(_text(fields[j]), _text(fields[j + 1]), name)
-                    for j in range(0, len(fields), 2)
-                }
-                check_flag(name, registers)
-            except (ValueError, RecursionError) as exc:  # FormatError, UnicodeDecodeError
-                # Damaged, or written by another program (Redis is shared: the Ruby gem, hand
-                # edits): that flag is left out, loudly, and every other flag loads, as the
-                # Ruby mirror does with a bad record. One foreign record must not stop every
-                # process from starting. Never a half-read flag.
-                logger.error(
-                    "Redis store %s: the record of flag %r is unreadable and left out: %.300s "
-                    "(HDEL the damaged field of the flag's hash; the replicas' next re-seed "
-                    "writes back what they hold)",
-                    self.namespace,
-                    _text(flat[i], errors="backslashreplace"),
-                    exc,
-                )
-                continue
-            delta[name] = registers
-        return delta, int(version)
+            return self._pages.snapshot(self._damaged)
+
+    def _damaged(self, name: bytes | str, exc: BaseException) -> None:
+        # Damaged, or written by another program (Redis is shared: the Ruby gem, hand edits):
+        # that flag is left out, loudly, and every other flag loads, as the Ruby mirror does
+        # with a bad record. One foreign record must not stop every process from starting.
+        # Never a half-read flag.
+        logger.error(
+            "Redis store %s: the record of flag %r is unreadable and left out: %.300s "
+            "(HDEL the damaged field of the flag's hash; the replicas' next re-seed "
+            "writes back what they hold)",
+            self.namespace,
+            _text(name, errors="backslashreplace"),
+            exc,
+        )
 
     def save(self, delta: Delta) -> None:
+        self._save(delta, "")
+
+    def merge(self, delta: Delta) -> None:
+        """A join (an import, a re-seed) in chunks of at most :data:`CHUNK` registers, each one
+        atomic script: one script of a million registers would block every client of Redis
+        past their time-outs. Readers may see some chunks before the rest, a state the join
+        passes through anyway. Chunks but the last announce ``partial``: a follower reloads
+        once, at the last one's ``reload``, rather than once per chunk."""
+        chunks = list(split(delta, CHUNK))
+        for number, chunk in enumerate(chunks, 1):
+            last = number == len(chunks)
+            self._save(chunk, (RELOAD if last else PARTIAL) if len(chunks) > 1 else "")
+
+    def _save(self, delta: Delta, notice: str) -> None:
+        """One atomic save; ``notice``: announce it by that word instead of its registers."""
         keys = [self.index_key, self.version_key]
         args: list[Any] = [self.channel, self.origin, "", self.history_limit]
         flags_json = []
@@ -325,7 +324,11 @@ class RedisStore(Store):
                 flags_json.append(pack_flag(name, registers, args))
         if not flags_json:
             return
-        args[2] = "{" + ",".join(flags_json) + "}"
+        args[2] = notice or "{" + ",".join(flags_json) + "}"
+        if len(args[2]) > NOTICE_BYTES:
+            # Megabytes on the channel, to every subscriber: past Redis's pub/sub output limit
+            # a slow one is cut off (and then saves and reloads everything). A word instead.
+            args[2] = reload_notice(delta)
         import redis
 
         with self._using("write to", writes=True), self._saver.client() as saver:

@@ -253,3 +253,25 @@ def test_a_big_save_is_announced_by_a_notice_its_writer_skips_and_others_reload(
         pubsub.close()
         writer.close()
         follower.close()
+
+
+@pytest.mark.parametrize("nul", [False, True], ids=["joined", "a-nul-in-a-key"])
+def test_a_merge_in_chunks_reaches_the_state_of_one_save(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch, nul: bool
+) -> None:
+    from rollout._core.keys import RESET
+    from rollout.redis import _store
+    from rollout.stores import merge_delta
+
+    monkeypatch.setattr(_store, "CHUNK", 7)
+    store.save({"big": {f"{USER}old": _reg(1, True), f"{USER}kept": _reg(1, True)}})
+    delta = _flags(40)
+    # The watermark, last in the delta, hides registers of earlier chunks: dropped all the same.
+    delta["big"][RESET] = _reg(3, None)
+    if nul:
+        delta["small-2"][f"{USER}a\0b"] = _reg(9, True)
+    store.merge(delta)
+    expected: Delta = {"big": {f"{USER}old": _reg(1, True), f"{USER}kept": _reg(1, True)}}
+    merge_delta(expected, delta, store.history_limit)
+    assert store.load() == expected
+    assert f"{USER}old" not in expected["big"]

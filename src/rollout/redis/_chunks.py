@@ -18,10 +18,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from itertools import islice
 
+from .._core.clock import Timestamp
 from .._core.keys import WATERMARKS
 from .._core.state import Delta, Register
+from ._packed import _stamp, _value_text
 
-__all__ = ["CHUNK", "NOTICE_BYTES", "PARTIAL", "RELOAD", "reload_notice", "split"]
+__all__ = [
+    "CHUNK",
+    "NOTICE_BYTES",
+    "PARTIAL",
+    "RELOAD",
+    "joined_registers",
+    "reload_notice",
+    "split",
+]
 
 #: Registers per script of a merge.
 CHUNK = 25_000
@@ -79,3 +89,18 @@ def reload_notice(delta: Delta) -> str:
     if stamp is None:
         return RELOAD
     return f"{RELOAD} {stamp.wall} {stamp.counter} {stamp.node}"
+
+
+def joined_registers(registers: dict[str, Register]) -> str:
+    """A flag's keys and packed registers (rollout.redis._packed), alternating, joined by NUL:
+    one argument of a merge's chunk instead of two per register. A timestamp is formatted once
+    for the run of registers that share it (an export's users come by the write)."""
+    parts: list[str] = []
+    last: Timestamp | None = None
+    stamp = ""
+    for key, register in registers.items():
+        ts = register.ts
+        if ts is not last:
+            last, stamp = ts, _stamp(ts)
+        parts += (key, stamp + _value_text(key, register.value))
+    return "\0".join(parts)

@@ -40,7 +40,7 @@ __all__ = ["ATTEMPTS", "PAGE", "Pages"]
 logger = logging.getLogger("rollout.redis")
 
 #: Registers per reply, about: bounds the memory a load holds besides what it decoded.
-PAGE = 20_000
+PAGE = 50_000
 #: Reads of the whole namespace before one is returned although saves changed it meanwhile.
 ATTEMPTS = 3
 

@@ -27,20 +27,9 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from string import Template
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from .._core.keys import (
-    DATA_RESET,
-    DEFINITION_RESET,
-    RESET,
-    lua_is_data,
-    lua_is_definition,
-    lua_is_history,
-    lua_is_targeting,
-    lua_literal,
-)
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.redact import redact_url, scrub
 from .._core.state import Delta
@@ -52,11 +41,20 @@ from ..errors import (
     require_extra,
 )
 from ..stores._base import Store
-from ._chunks import CHUNK, NOTICE_BYTES, PARTIAL, RELOAD, reload_notice, split
+from ._chunks import (
+    CHUNK,
+    NOTICE_BYTES,
+    PARTIAL,
+    RELOAD,
+    joined_registers,
+    reload_notice,
+    split,
+)
 from ._load import Pages
 from ._packed import PREFIX, pack, pack_flag
 from ._quarantine import RedisQuarantine
 from ._saver import SaveConnection
+from ._scripts import DISCARD, MERGE, MERGE_JOINED
 from ._sentinel import sentinel_client
 from ._transport import RedisTransport
 
@@ -66,114 +64,6 @@ if TYPE_CHECKING:
     import redis
 
 __all__ = ["RedisStore"]
-
-# KEYS: index, version, then per flag its hash and its history index (a sorted set of the
-# flag's history fields, all at score 0, so in key order = timestamp order: trimming the oldest
-# never scans the hash). ARGV: channel, origin, delta JSON, history limit, then per flag: name,
-# register count, then key/packed pairs. The $names are filled in from rollout._core.keys, as
-# for the replica and the SQLite store: all three must drop exactly the same registers.
-_MERGE = Template("""
-local index, version_key = KEYS[1], KEYS[2]
-local channel, origin, delta_json = ARGV[1], ARGV[2], ARGV[3]
-local limit = tonumber(ARGV[4])
-local P = $prefix
-local function hidden(field, stamp, reset, data_reset, definition_reset)
-  if $is_data then
-    return data_reset and stamp < data_reset
-  end
-  if definition_reset and stamp < definition_reset and $is_definition then
-    return true
-  end
-  return reset and stamp < reset and $is_targeting
-end
-local changed = 0
-local arg = 5
-for f = 3, #KEYS, 2 do
-  local hash, events, name, count = KEYS[f], KEYS[f + 1], ARGV[arg], tonumber(ARGV[arg + 1])
-  local added_events = false
-  arg = arg + 2
-  local reset = redis.call('HGET', hash, $reset)
-  local data_reset = redis.call('HGET', hash, $data_reset)
-  local definition_reset = redis.call('HGET', hash, $definition_reset)
-  reset = reset and string.sub(reset, 1, P) or nil
-  data_reset = data_reset and string.sub(data_reset, 1, P) or nil
-  definition_reset = definition_reset and string.sub(definition_reset, 1, P) or nil
-  local moved = false
-  for r = 1, count do
-    local field, packed = ARGV[arg], ARGV[arg + 1]
-    arg = arg + 2
-    local stamp = string.sub(packed, 1, P)
-    local old = redis.call('HGET', hash, field)
-    if (not old or packed > old)
-        and not hidden(field, stamp, reset, data_reset, definition_reset) then
-      redis.call('HSET', hash, field, packed)
-      changed = changed + 1
-      if field == $reset then reset = stamp; moved = true end
-      if field == $data_reset then data_reset = stamp; moved = true end
-      if field == $definition_reset then definition_reset = stamp; moved = true end
-      if $is_history then
-        redis.call('ZADD', events, 0, field)
-        added_events = true
-      end
-    end
-  end
-  if added_events then
-    local extra = redis.call('ZCARD', events) - limit
-    if extra > 0 then
-      local oldest = redis.call('ZPOPMIN', events, extra)
-      for i = 1, #oldest, 2 do redis.call('HDEL', hash, oldest[i]) end
-    end
-  end
-  if moved then
-    local all = redis.call('HGETALL', hash)
-    for i = 1, #all, 2 do
-      if hidden(all[i], string.sub(all[i + 1], 1, P), reset, data_reset, definition_reset) then
-        redis.call('HDEL', hash, all[i])
-      end
-    end
-  end
-  redis.call('SADD', index, name)
-end
-if changed == 0 then
-  return tonumber(redis.call('GET', version_key) or '0')
-end
-local version = redis.call('INCR', version_key)
-redis.call('PUBLISH', channel, version .. ' ' .. origin .. ' ' .. delta_json)
-return version
-""").substitute(
-    prefix=PREFIX,
-    is_data=lua_is_data("field"),
-    is_targeting=lua_is_targeting("field"),
-    is_definition=lua_is_definition("field"),
-    is_history=lua_is_history("field"),
-    reset=lua_literal(RESET),
-    data_reset=lua_literal(DATA_RESET),
-    definition_reset=lua_literal(DEFINITION_RESET),
-)
-
-# A compare-and-delete of registers, atomically. KEYS: per flag its hash and history index.
-# ARGV: per flag a register count, then field/stamp pairs (the packed timestamp, no value). Not
-# published and no version bump: no replica holds these (they were refused as from the future).
-_DISCARD = Template("""
-local P = $prefix
-local arg = 1
-local removed = 0
-for f = 1, #KEYS, 2 do
-  local hash, events, count = KEYS[f], KEYS[f + 1], tonumber(ARGV[arg])
-  arg = arg + 1
-  for r = 1, count do
-    local field, stamp = ARGV[arg], ARGV[arg + 1]
-    arg = arg + 2
-    local old = redis.call('HGET', hash, field)
-    if old and string.sub(old, 1, P) == stamp then
-      redis.call('HDEL', hash, field)
-      redis.call('ZREM', events, field)
-      removed = removed + 1
-    end
-  end
-end
-return removed
-""").substitute(prefix=PREFIX)
 
 
 class RedisStore(Store):
@@ -197,9 +87,10 @@ class RedisStore(Store):
         self.history_prefix = f"{namespace}:history:"
         #: Who published a change, in each message (for people reading the channel).
         self.origin = f"pid-{os.getpid()}"
-        self._merge = client.register_script(_MERGE)
+        self._merge = client.register_script(MERGE)
+        self._merge_joined = client.register_script(MERGE_JOINED)
         self._pages = Pages(client, self.index_key, self.version_key, self.flag_prefix)
-        self._discard = client.register_script(_DISCARD)
+        self._discard = client.register_script(DISCARD)
         self._quarantine = RedisQuarantine(client, namespace)
         self._lock = threading.Lock()
         self._closed = False
@@ -308,9 +199,20 @@ class RedisStore(Store):
         passes through anyway. Chunks but the last announce ``partial``: a follower reloads
         once, at the last one's ``reload``, rather than once per chunk."""
         chunks = list(split(delta, CHUNK))
+        if len(chunks) == 1:
+            self._save(chunks[0], "")  # announced with its registers if small enough
+            return
         for number, chunk in enumerate(chunks, 1):
-            last = number == len(chunks)
-            self._save(chunk, (RELOAD if last else PARTIAL) if len(chunks) > 1 else "")
+            notice = RELOAD if number == len(chunks) else PARTIAL
+            keys = [self.index_key, self.version_key]
+            args: list[Any] = [self.channel, self.origin, notice, self.history_limit]
+            for name, registers in chunk.items():
+                keys += (self.flag_prefix + name, self.history_prefix + name)
+                args += (name, len(registers), joined_registers(registers))
+            if any(text.count("\0") != 2 * count - 1 for count, text in _pairs(args)):
+                self._save(chunk, notice)  # a NUL in a key: the pairs one by one
+            else:
+                self._run(self._merge_joined.sha, MERGE_JOINED, keys, args)
 
     def _save(self, delta: Delta, notice: str) -> None:
         """One atomic save; ``notice``: announce it by that word instead of its registers."""
@@ -329,16 +231,19 @@ class RedisStore(Store):
             # Megabytes on the channel, to every subscriber: past Redis's pub/sub output limit
             # a slow one is cut off (and then saves and reloads everything). A word instead.
             args[2] = reload_notice(delta)
+        self._run(self._merge.sha, MERGE, keys, args)
+
+    def _run(self, sha: str, script: str, keys: list[str], args: list[Any]) -> None:
         import redis
 
         with self._using("write to", writes=True), self._saver.client() as saver:
             try:
-                saver.evalsha(self._merge.sha, len(keys), *keys, *args)
+                saver.evalsha(sha, len(keys), *keys, *args)
             except redis.exceptions.NoScriptError:
                 # Redis restarted or its scripts were flushed (what redis-py's Script does too):
                 # the script did not run, so it is loaded and the save sent once more.
-                saver.script_load(_MERGE)
-                saver.evalsha(self._merge.sha, len(keys), *keys, *args)
+                saver.script_load(script)
+                saver.evalsha(sha, len(keys), *keys, *args)
 
     def discard(self, delta: Delta) -> None:
         flags = [(name, registers) for name, registers in delta.items() if registers]
@@ -408,3 +313,9 @@ def _sent(exc: BaseException) -> bool:
 
 def _text(value: bytes | str, errors: str = "strict") -> str:
     return value.decode(errors=errors) if isinstance(value, bytes) else value
+
+
+def _pairs(args: list[Any]) -> Iterator[tuple[int, str]]:
+    """A joined chunk's (register count, joined text) per flag: ARGV past the first four."""
+    for i in range(5, len(args), 3):
+        yield args[i], args[i + 1]

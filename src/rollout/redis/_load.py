@@ -24,7 +24,8 @@ users stamps them all alike, so a million users load as a million keys and a few
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
+from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
 from .._core.codec import check_flag
@@ -150,25 +151,51 @@ class Pages:
         hash_key = self.prefix + _text(raw_name, "backslashreplace")
         registers: dict[str, Register] = {}
         memo: dict[str, Register] = {}
-        cursor: Any = 0
         try:
             name = _text(raw_name)
             check_flag(name, {})
-            while True:
-                after, reply = self._scan(keys=[hash_key], args=["0", cursor, PAGE])
-                parts = _parts(reply)
-                if parts is None:  # a NUL inside: this page again, as a plain list
-                    after, reply = self._scan(keys=[hash_key], args=["1", cursor, PAGE])
+            with closing(self._scanned(hash_key)) as pages:  # its connection back at once
+                for asked, reply in pages:
                     parts = _parts(reply)
-                assert parts is not None
-                _decode(name, parts, registers, memo)
-                cursor = after
-                if int(cursor) == 0:
-                    break
+                    if parts is None:  # a NUL inside: this page again, as a plain list
+                        plain = self._scan(keys=[hash_key], args=["1", asked, PAGE])
+                        parts = _parts(plain[1])
+                    assert parts is not None
+                    _decode(name, parts, registers, memo)
         except (ValueError, RecursionError) as exc:  # never a half-read flag
             damaged(raw_name, exc)
             return
         delta[name] = registers
+
+    def _scanned(self, hash_key: str) -> Generator[tuple[Any, Any]]:
+        """``(cursor asked, page)`` of a hash, each next page asked for before this one is
+        handed out: Redis reads it while this side decodes (on a connection of the pool's)."""
+        import redis
+
+        cursor, page = self._scan(keys=[hash_key], args=["0", 0, PAGE])  # loads the script
+        asked: Any = 0
+        pool = self.client.connection_pool
+        connection = pool.get_connection()
+        pending = False
+        try:
+            while True:
+                if int(cursor) != 0:
+                    command = ("EVALSHA", self._scan.sha, 1, hash_key, "0", cursor, PAGE)
+                    connection.send_command(*command)  # type: ignore[no-untyped-call]
+                    pending = True
+                yield asked, page
+                if not pending:
+                    return
+                asked = cursor
+                try:
+                    pending = False
+                    cursor, page = connection.read_response()
+                except redis.exceptions.NoScriptError:  # scripts flushed meanwhile
+                    cursor, page = self._scan(keys=[hash_key], args=["0", asked, PAGE])
+        finally:
+            if pending:  # left early (an error): its answer is still on the way
+                connection.disconnect()  # type: ignore[no-untyped-call]
+            pool.release(connection)
 
 
 def _parts(reply: list[Any]) -> Sequence[str] | None:

@@ -123,6 +123,8 @@ class WritePipeline:
         self.defer_future_store = False
         #: Registers of the store from "the future", kept aside until peers confirm this clock.
         self._deferred: Delta = {}
+        #: The store's version at the load at start, until the transport takes it.
+        self._loaded_version: int | None = None
         self.closed = False
         self._history_limit = history_limit
         self._event = event
@@ -220,7 +222,8 @@ class WritePipeline:
             if commit_after:
                 self.uncommitted.wait(accepted)
             elif save and self.store is not None:
-                self.uncommitted.save_with(self.store, accepted)
+                # flags.merge(): an import, which the store may apply in parts (Store.merge).
+                self.uncommitted.save_with(self.store, accepted, join=origin == "merge")
             self.clock.observe(max(max(map(_TS, regs.values())) for regs in accepted.values()))
             changed = self.replica.apply(accepted)
             rules = self.replica.take_changed_rules()
@@ -278,7 +281,7 @@ class WritePipeline:
         if self.store is None:
             return
         try:
-            loaded = self.store.load()
+            loaded, version = self.store.load_numbered()
         except StoreUnavailableError as exc:
             if not can_wait:
                 raise
@@ -295,6 +298,14 @@ class WritePipeline:
         # Stamp new writes after everything already stored, even if this machine's clock
         # went backwards since those were written.
         self.clock.observe(self.replica.latest_timestamp())
+        self._loaded_version = version
+
+    def take_loaded_version(self, store: object) -> int | None:
+        """The version ``store`` was at when this replica was loaded from it at start, once
+        (None: not loaded from it, not numbered, or asked before): its transport's first
+        connection then skips re-seeding and reloading what it holds already."""
+        version, self._loaded_version = self._loaded_version, None
+        return version if store is self.store else None
 
     # This node's own clock --------------------------------------------------------------------
 

@@ -45,6 +45,9 @@ class SyncPort:
     def digests(self) -> dict[str, bytes]:
         return self._pipeline.replica.digests()
 
+    def loaded_version(self, store: object) -> int | None:
+        return self._pipeline.take_loaded_version(store)
+
     def merge_remote(self, delta: Delta, *, store: bool = True) -> set[str]:
         return self._pipeline.merge(delta, save=store, origin="peer" if store else "store")
 

@@ -65,8 +65,9 @@ class Uncommitted:
         """``delta`` was applied; it waits for its commit."""
         self._delta = self.joined(delta)
 
-    def save_with(self, store: Store, delta: Delta) -> None:
+    def save_with(self, store: Store, delta: Delta, *, join: bool = False) -> None:
         """Save ``delta`` with everything waiting, which then waits no more (unless the store
-        raises: then nothing was saved and it all still waits)."""
-        store.save(self.joined(delta))
+        raises: then nothing was saved and it all still waits). ``join``: registers from
+        elsewhere, which the store may save in parts (``Store.merge``)."""
+        (store.merge if join else store.save)(self.joined(delta))
         self._delta = {}

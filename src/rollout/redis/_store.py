@@ -5,7 +5,8 @@ Layout under a namespace ``ns`` (the Ruby gem needed redis-namespace for this):
 * ``ns:flags`` — a set of flag names (the index);
 * ``ns:flag:<name>`` — a hash per flag: register key -> packed register;
 * ``ns:version`` — a counter bumped by every save that changed something;
-* ``ns:changes`` — the pub/sub channel every such save publishes its delta on;
+* ``ns:changes`` — the pub/sub channel every such save publishes its delta on (a big one, a
+  word instead: rollout.redis._chunks);
 * ``ns:quarantine:held``, ``ns:quarantine:judged``, ``ns:quarantine:seq`` — the quarantine
   (rollout.redis._quarantine).
 
@@ -15,6 +16,8 @@ delta, drops what a watermark hides, records history, bumps the version and publ
 atomically: two processes adding different users to one flag at the same moment both keep their
 user. A write is one round trip: EVALSHA of that cached script, on a connection the store keeps
 for its saves, with each register sent once and the change's JSON built from the same encoding.
+A merge (an import, a re-seed) is saved in chunks of such scripts (:meth:`RedisStore.merge`),
+and the whole store is read in pages (rollout.redis._load).
 """
 
 from __future__ import annotations
@@ -24,21 +27,9 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from string import Template
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from .._core.codec import check_flag
-from .._core.keys import (
-    DATA_RESET,
-    DEFINITION_RESET,
-    RESET,
-    lua_is_data,
-    lua_is_definition,
-    lua_is_history,
-    lua_is_targeting,
-    lua_literal,
-)
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.redact import redact_url, scrub
 from .._core.state import Delta
@@ -50,9 +41,20 @@ from ..errors import (
     require_extra,
 )
 from ..stores._base import Store
-from ._packed import PREFIX, pack, pack_flag, unpack
+from ._chunks import (
+    CHUNK,
+    NOTICE_BYTES,
+    PARTIAL,
+    RELOAD,
+    joined_registers,
+    reload_notice,
+    split,
+)
+from ._load import Pages
+from ._packed import PREFIX, pack, pack_flag
 from ._quarantine import RedisQuarantine
 from ._saver import SaveConnection
+from ._scripts import DISCARD, MERGE, MERGE_JOINED
 from ._sentinel import sentinel_client
 from ._transport import RedisTransport
 
@@ -62,124 +64,6 @@ if TYPE_CHECKING:
     import redis
 
 __all__ = ["RedisStore"]
-
-# KEYS: index, version, then per flag its hash and its history index (a sorted set of the
-# flag's history fields, all at score 0, so in key order = timestamp order: trimming the oldest
-# never scans the hash). ARGV: channel, origin, delta JSON, history limit, then per flag: name,
-# register count, then key/packed pairs. The $names are filled in from rollout._core.keys, as
-# for the replica and the SQLite store: all three must drop exactly the same registers.
-_MERGE = Template("""
-local index, version_key = KEYS[1], KEYS[2]
-local channel, origin, delta_json = ARGV[1], ARGV[2], ARGV[3]
-local limit = tonumber(ARGV[4])
-local P = $prefix
-local function hidden(field, stamp, reset, data_reset, definition_reset)
-  if $is_data then
-    return data_reset and stamp < data_reset
-  end
-  if definition_reset and stamp < definition_reset and $is_definition then
-    return true
-  end
-  return reset and stamp < reset and $is_targeting
-end
-local changed = 0
-local arg = 5
-for f = 3, #KEYS, 2 do
-  local hash, events, name, count = KEYS[f], KEYS[f + 1], ARGV[arg], tonumber(ARGV[arg + 1])
-  local added_events = false
-  arg = arg + 2
-  local reset = redis.call('HGET', hash, $reset)
-  local data_reset = redis.call('HGET', hash, $data_reset)
-  local definition_reset = redis.call('HGET', hash, $definition_reset)
-  reset = reset and string.sub(reset, 1, P) or nil
-  data_reset = data_reset and string.sub(data_reset, 1, P) or nil
-  definition_reset = definition_reset and string.sub(definition_reset, 1, P) or nil
-  local moved = false
-  for r = 1, count do
-    local field, packed = ARGV[arg], ARGV[arg + 1]
-    arg = arg + 2
-    local stamp = string.sub(packed, 1, P)
-    local old = redis.call('HGET', hash, field)
-    if (not old or packed > old)
-        and not hidden(field, stamp, reset, data_reset, definition_reset) then
-      redis.call('HSET', hash, field, packed)
-      changed = changed + 1
-      if field == $reset then reset = stamp; moved = true end
-      if field == $data_reset then data_reset = stamp; moved = true end
-      if field == $definition_reset then definition_reset = stamp; moved = true end
-      if $is_history then
-        redis.call('ZADD', events, 0, field)
-        added_events = true
-      end
-    end
-  end
-  if added_events then
-    local extra = redis.call('ZCARD', events) - limit
-    if extra > 0 then
-      local oldest = redis.call('ZPOPMIN', events, extra)
-      for i = 1, #oldest, 2 do redis.call('HDEL', hash, oldest[i]) end
-    end
-  end
-  if moved then
-    local all = redis.call('HGETALL', hash)
-    for i = 1, #all, 2 do
-      if hidden(all[i], string.sub(all[i + 1], 1, P), reset, data_reset, definition_reset) then
-        redis.call('HDEL', hash, all[i])
-      end
-    end
-  end
-  redis.call('SADD', index, name)
-end
-if changed == 0 then
-  return tonumber(redis.call('GET', version_key) or '0')
-end
-local version = redis.call('INCR', version_key)
-redis.call('PUBLISH', channel, version .. ' ' .. origin .. ' ' .. delta_json)
-return version
-""").substitute(
-    prefix=PREFIX,
-    is_data=lua_is_data("field"),
-    is_targeting=lua_is_targeting("field"),
-    is_definition=lua_is_definition("field"),
-    is_history=lua_is_history("field"),
-    reset=lua_literal(RESET),
-    data_reset=lua_literal(DATA_RESET),
-    definition_reset=lua_literal(DEFINITION_RESET),
-)
-
-# A consistent snapshot of everything: flat {name, {field, packed, ...}, ...} plus the version.
-_LOAD = """
-local out = {}
-for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  out[#out + 1] = name
-  out[#out + 1] = redis.call('HGETALL', ARGV[1] .. name)
-end
-return {redis.call('GET', KEYS[2]) or '0', out}
-"""
-
-# A compare-and-delete of registers, atomically. KEYS: per flag its hash and history index.
-# ARGV: per flag a register count, then field/stamp pairs (the packed timestamp, no value). Not
-# published and no version bump: no replica holds these (they were refused as from the future).
-_DISCARD = Template("""
-local P = $prefix
-local arg = 1
-local removed = 0
-for f = 1, #KEYS, 2 do
-  local hash, events, count = KEYS[f], KEYS[f + 1], tonumber(ARGV[arg])
-  arg = arg + 1
-  for r = 1, count do
-    local field, stamp = ARGV[arg], ARGV[arg + 1]
-    arg = arg + 2
-    local old = redis.call('HGET', hash, field)
-    if old and string.sub(old, 1, P) == stamp then
-      redis.call('HDEL', hash, field)
-      redis.call('ZREM', events, field)
-      removed = removed + 1
-    end
-  end
-end
-return removed
-""").substitute(prefix=PREFIX)
 
 
 class RedisStore(Store):
@@ -203,9 +87,10 @@ class RedisStore(Store):
         self.history_prefix = f"{namespace}:history:"
         #: Who published a change, in each message (for people reading the channel).
         self.origin = f"pid-{os.getpid()}"
-        self._merge = client.register_script(_MERGE)
-        self._load = client.register_script(_LOAD)
-        self._discard = client.register_script(_DISCARD)
+        self._merge = client.register_script(MERGE)
+        self._merge_joined = client.register_script(MERGE_JOINED)
+        self._pages = Pages(client, self.index_key, self.version_key, self.flag_prefix)
+        self._discard = client.register_script(DISCARD)
         self._quarantine = RedisQuarantine(client, namespace)
         self._lock = threading.Lock()
         self._closed = False
@@ -282,39 +167,55 @@ class RedisStore(Store):
     def load(self) -> Delta:
         return self.snapshot()[0]
 
+    def load_numbered(self) -> tuple[Delta, int | None]:
+        return self.snapshot()
+
     def snapshot(self) -> tuple[Delta, int]:
-        """Every register and the namespace's version, read atomically together."""
+        """Every register and the namespace's version, read together (rollout.redis._load)."""
         with self._using("read"):
-            version, flat = self._load(
-                keys=[self.index_key, self.version_key], args=[self.flag_prefix]
-            )
-        delta: Delta = {}
-        for i in range(0, len(flat), 2):
-            try:
-                name, fields = _text(flat[i]), flat[i + 1]
-                registers = {
-                    _text(fields[j]): unpack(_text(fields[j]), _text(fields[j + 1]), name)
-                    for j in range(0, len(fields), 2)
-                }
-                check_flag(name, registers)
-            except (ValueError, RecursionError) as exc:  # FormatError, UnicodeDecodeError
-                # Damaged, or written by another program (Redis is shared: the Ruby gem, hand
-                # edits): that flag is left out, loudly, and every other flag loads, as the
-                # Ruby mirror does with a bad record. One foreign record must not stop every
-                # process from starting. Never a half-read flag.
-                logger.error(
-                    "Redis store %s: the record of flag %r is unreadable and left out: %.300s "
-                    "(HDEL the damaged field of the flag's hash; the replicas' next re-seed "
-                    "writes back what they hold)",
-                    self.namespace,
-                    _text(flat[i], errors="backslashreplace"),
-                    exc,
-                )
-                continue
-            delta[name] = registers
-        return delta, int(version)
+            return self._pages.snapshot(self._damaged)
+
+    def _damaged(self, name: bytes | str, exc: BaseException) -> None:
+        # Damaged, or written by another program (Redis is shared: the Ruby gem, hand edits):
+        # that flag is left out, loudly, and every other flag loads, as the Ruby mirror does
+        # with a bad record. One foreign record must not stop every process from starting.
+        # Never a half-read flag.
+        logger.error(
+            "Redis store %s: the record of flag %r is unreadable and left out: %.300s "
+            "(HDEL the damaged field of the flag's hash; the replicas' next re-seed "
+            "writes back what they hold)",
+            self.namespace,
+            _text(name, errors="backslashreplace"),
+            exc,
+        )
 
     def save(self, delta: Delta) -> None:
+        self._save(delta, "")
+
+    def merge(self, delta: Delta) -> None:
+        """A join (an import, a re-seed) in chunks of at most :data:`CHUNK` registers, each one
+        atomic script: one script of a million registers would block every client of Redis
+        past their time-outs. Readers may see some chunks before the rest, a state the join
+        passes through anyway. Chunks but the last announce ``partial``: a follower reloads
+        once, at the last one's ``reload``, rather than once per chunk."""
+        chunks = list(split(delta, CHUNK))
+        if len(chunks) == 1:
+            self._save(chunks[0], "")  # announced with its registers if small enough
+            return
+        for number, chunk in enumerate(chunks, 1):
+            notice = RELOAD if number == len(chunks) else PARTIAL
+            keys = [self.index_key, self.version_key]
+            args: list[Any] = [self.channel, self.origin, notice, self.history_limit]
+            for name, registers in chunk.items():
+                keys += (self.flag_prefix + name, self.history_prefix + name)
+                args += (name, len(registers), joined_registers(registers))
+            if any(text.count("\0") != 2 * count - 1 for count, text in _pairs(args)):
+                self._save(chunk, notice)  # a NUL in a key: the pairs one by one
+            else:
+                self._run(self._merge_joined.sha, MERGE_JOINED, keys, args)
+
+    def _save(self, delta: Delta, notice: str) -> None:
+        """One atomic save; ``notice``: announce it by that word instead of its registers."""
         keys = [self.index_key, self.version_key]
         args: list[Any] = [self.channel, self.origin, "", self.history_limit]
         flags_json = []
@@ -325,17 +226,24 @@ class RedisStore(Store):
                 flags_json.append(pack_flag(name, registers, args))
         if not flags_json:
             return
-        args[2] = "{" + ",".join(flags_json) + "}"
+        args[2] = notice or "{" + ",".join(flags_json) + "}"
+        if len(args[2]) > NOTICE_BYTES:
+            # Megabytes on the channel, to every subscriber: past Redis's pub/sub output limit
+            # a slow one is cut off (and then saves and reloads everything). A word instead.
+            args[2] = reload_notice(delta)
+        self._run(self._merge.sha, MERGE, keys, args)
+
+    def _run(self, sha: str, script: str, keys: list[str], args: list[Any]) -> None:
         import redis
 
         with self._using("write to", writes=True), self._saver.client() as saver:
             try:
-                saver.evalsha(self._merge.sha, len(keys), *keys, *args)
+                saver.evalsha(sha, len(keys), *keys, *args)
             except redis.exceptions.NoScriptError:
                 # Redis restarted or its scripts were flushed (what redis-py's Script does too):
                 # the script did not run, so it is loaded and the save sent once more.
-                saver.script_load(_MERGE)
-                saver.evalsha(self._merge.sha, len(keys), *keys, *args)
+                saver.script_load(script)
+                saver.evalsha(sha, len(keys), *keys, *args)
 
     def discard(self, delta: Delta) -> None:
         flags = [(name, registers) for name, registers in delta.items() if registers]
@@ -405,3 +313,9 @@ def _sent(exc: BaseException) -> bool:
 
 def _text(value: bytes | str, errors: str = "strict") -> str:
     return value.decode(errors=errors) if isinstance(value, bytes) else value
+
+
+def _pairs(args: list[Any]) -> Iterator[tuple[int, str]]:
+    """A joined chunk's (register count, joined text) per flag: ARGV past the first four."""
+    for i in range(5, len(args), 3):
+        yield args[i], args[i + 1]

@@ -25,6 +25,7 @@ from .._core.codec import decode_flags
 from .._core.state import Delta
 from ..errors import RolloutError
 from ..sync._versioned import Poll, VersionedFeedTransport
+from ._chunks import PARTIAL
 
 if TYPE_CHECKING:
     import redis
@@ -47,6 +48,8 @@ class ChangeFeed(Protocol):
         ...
 
     def save(self, delta: Delta) -> None: ...
+
+    def merge(self, delta: Delta) -> None: ...
 
     def snapshot(self) -> tuple[Delta, int]:
         """Every register and the version of the last change, read atomically together."""
@@ -87,6 +90,9 @@ class RedisTransport(VersionedFeedTransport):
         text = announcement.decode() if isinstance(announcement, bytes) else announcement
         version_text, origin, flags_json = text.split(" ", 2)
         version = int(version_text)
+        if flags_json[:1].isalpha():  # a notice (rollout.redis._chunks): no registers in it
+            self._notice(version, flags_json.split(" "))
+            return
         if version <= self._seen:
             return  # already in a full load
         if version != self._seen + 1:
@@ -132,3 +138,26 @@ class RedisTransport(VersionedFeedTransport):
         if stamp is None or len(stamp) != 3 or not all(type(part) is int for part in stamp):
             return False
         return self._host.applied_own_write(Timestamp(*stamp))
+
+    def _notice(self, version: int, words: list[str]) -> None:
+        """``partial``: a chunk of a merge, more follow; ``reload [wall counter node]``: a change
+        too big to send, or a merge's last chunk. Read from the store (once for a merge)."""
+        if version > self._seen + 1:
+            self._gap()
+            return
+        if version <= self._seen and not self._stale:
+            return  # already in a full load
+        self._seen = max(self._seen, version)
+        if words[0] == PARTIAL:
+            self._stale = True
+            return
+        if len(words) == 4 and not self._stale and self._own_stamp(words[1:]):
+            self._counters["own_writes_skipped"] += 1
+            return
+        self._reload()
+
+    def _own_stamp(self, parts: list[str]) -> bool:
+        """Whether a notice's timestamp stamps this replica's own write (as _own_write)."""
+        if self._host is None or not all(part.isdigit() for part in parts):
+            return False
+        return self._host.applied_own_write(Timestamp(*map(int, parts)))

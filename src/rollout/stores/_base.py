@@ -64,6 +64,13 @@ class Store(abc.ABC):
     def load(self) -> Delta:
         """Every register held, as one delta. A consistent snapshot, even during writes."""
 
+    def load_numbered(self) -> tuple[Delta, int | None]:
+        """:meth:`load`, and the version it was read at, for a store that numbers its changes
+        (Redis): its live-update transport then knows, when it connects, whether anything
+        changed since, and a replica that just started from the store is not loaded twice.
+        ``None``: the store has no such number (the default)."""
+        return self.load(), None
+
     @abc.abstractmethod
     def save(self, delta: Delta) -> None:
         """Merge ``delta`` in, atomically: all of it is durable when this returns, or none.
@@ -71,6 +78,13 @@ class Store(abc.ABC):
         A register replaces the stored one for its key only if it wins (newer timestamp).
         Registers hidden by a newer watermark may be dropped.
         """
+
+    def merge(self, delta: Delta) -> None:
+        """Merge a join of registers from elsewhere (``Rollout.merge()``, a transport's re-seed):
+        :meth:`save`, except that a store may apply a big one in parts, each atomic, so that it
+        never holds its backend for long (Redis); readers may then see some parts first. If it
+        raises, the parts before may be stored. The default is one :meth:`save`."""
+        self.save(delta)
 
     @abc.abstractmethod
     def discard(self, delta: Delta) -> None:

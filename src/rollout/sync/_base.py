@@ -42,6 +42,11 @@ class SyncHost(Protocol):
 
     def digests(self) -> dict[str, bytes]: ...
 
+    def loaded_version(self, store: object) -> int | None:
+        """The version of ``store`` this replica was loaded at when it started, if it was
+        loaded from that store and the store numbers its changes; answered once (then None)."""
+        ...
+
     def merge_remote(self, delta: Delta, *, store: bool = True) -> set[str]:
         """Merge registers from elsewhere (future ones rejected and counted), then notify.
 

@@ -7,7 +7,8 @@ lost while a listener is away, so a transport that follows such a store:
 * on start and after every reconnect, listens first, then saves this replica's whole state into
   the store (merge-if-newer: harmless when the store has it all, and it re-seeds a store that
   restarted empty), then loads the store's whole state: nothing announced after the load can be
-  missed, and what was saved before it is in it;
+  missed, and what was saved before it is in it. Except at the first connection of a replica
+  just loaded from this store whose version has not moved since: nothing to re-seed or load;
 * reloads everything when an announcement's version is not the next one (one was missed);
 * every ``check_interval`` seconds compares the store's version with the last one seen.
 
@@ -78,6 +79,9 @@ class VersionedFeedTransport(Transport):
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._seen = 0
+        #: Behind the store since an announcement said "more follows" (a merge in chunks):
+        #: reloaded at its last chunk's announcement, or by the periodic check.
+        self._stale = False
         shared = ("messages_received", "reloads", "reconnects", "gaps", "errors")
         self._counters = dict.fromkeys((*shared, *self.extra_counters), 0)
         self._last_error: str | None = None
@@ -153,9 +157,18 @@ class VersionedFeedTransport(Transport):
         host = self._host
         assert host is not None
         with self._subscribe() as poll:
-            # Listening first, then re-seed and load (the module's docstring says why).
-            self._feed.save(host.replicated())
-            self._reload()
+            loaded = host.loaded_version(self._feed)  # at the first connection only
+            if loaded is not None and self._feed.version() == loaded:
+                # The replica was just loaded from this store, and the store has not changed
+                # since (the version is read after subscribing): it holds nothing the store
+                # lacks, and every later change is announced. Saving a million registers back
+                # and reading them again would change nothing.
+                self._seen = loaded
+            else:
+                # Listening first, then re-seed and load (the module's docstring says why).
+                # A Store's merge: a join, which the store may save in parts (Redis).
+                getattr(self._feed, "merge", self._feed.save)(host.replicated())
+                self._reload()
             self._connected.set()
             next_check = time.monotonic() + self.check_interval
             while not self._stop.is_set():
@@ -166,7 +179,7 @@ class VersionedFeedTransport(Transport):
                         break
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + self.check_interval
-                    if self._feed.version() != self._seen:
+                    if self._stale or self._feed.version() != self._seen:
                         self._reload()
 
     @abc.abstractmethod
@@ -182,6 +195,7 @@ class VersionedFeedTransport(Transport):
         self._host.merge_remote(delta, store=False)
 
     def _reload(self) -> None:
+        self._stale = False
         delta, self._seen = self._feed.snapshot()
         self._merge(delta)
         self._counters["reloads"] += 1

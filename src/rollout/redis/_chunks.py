@@ -1,0 +1,106 @@
+"""Big writes to Redis: a join cut into chunks, and the small notice that announces a big save.
+
+A merge (an import, a replica's re-seed) is a join of registers, so applying it a chunk at a
+time reaches exactly the state one script would, and each chunk, one atomic script of at most
+:data:`CHUNK` registers, keeps Redis answering its other clients in between. A local write
+(``activate_users``) stays one atomic save, whatever its size.
+
+A save announces its registers on the changes channel, as JSON. Past :data:`NOTICE_BYTES` it
+announces a word instead (``<version> <origin> reload``, then the write's timestamp when all
+its registers share one, so that its own writer knows it): a subscriber reloads the store.
+Megabytes sent to every subscriber would let Redis cut off a slow one (its pub/sub output
+buffer limit), which would then re-seed and reload anyway. The chunks of a merge but its last
+announce ``partial``: the follower notes that it is behind and reloads once, at the last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import islice
+
+from .._core.clock import Timestamp
+from .._core.keys import WATERMARKS
+from .._core.state import Delta, Register
+from ._packed import _stamp, _value_text
+
+__all__ = [
+    "CHUNK",
+    "NOTICE_BYTES",
+    "PARTIAL",
+    "RELOAD",
+    "joined_registers",
+    "reload_notice",
+    "split",
+]
+
+#: Registers per script of a merge.
+CHUNK = 25_000
+#: The largest change announced as JSON, in characters.
+NOTICE_BYTES = 256 * 1024
+RELOAD = "reload"
+PARTIAL = "partial"
+
+
+def split(delta: Delta, size: int) -> Iterator[Delta]:
+    """``delta`` in deltas of at most ``size`` registers (a flag across several if it must,
+    its watermarks in its first: registers they hide are then dropped as they arrive)."""
+    chunk: Delta = {}
+    room = size
+    for name, registers in delta.items():
+        if not registers:
+            continue
+        if len(registers) <= room:
+            chunk[name] = registers
+            room -= len(registers)
+        else:
+            items = iter(_watermarks_first(registers))
+            while part := dict(islice(items, room)):
+                chunk[name] = part
+                room -= len(part)
+                if room == 0:
+                    yield chunk
+                    chunk, room = {}, size
+            continue
+        if room == 0:
+            yield chunk
+            chunk, room = {}, size
+    if chunk:
+        yield chunk
+
+
+def _watermarks_first(registers: dict[str, Register]) -> Iterator[tuple[str, Register]]:
+    for key in WATERMARKS:
+        if key in registers:
+            yield key, registers[key]
+    for key, register in registers.items():
+        if key not in WATERMARKS:
+            yield key, register
+
+
+def reload_notice(delta: Delta) -> str:
+    """``reload``, with the timestamp the registers all share if they do (a local write)."""
+    stamp = None
+    for registers in delta.values():
+        for register in registers.values():
+            if stamp is None:
+                stamp = register.ts
+            elif register.ts != stamp:
+                return RELOAD
+    if stamp is None:
+        return RELOAD
+    return f"{RELOAD} {stamp.wall} {stamp.counter} {stamp.node}"
+
+
+def joined_registers(registers: dict[str, Register]) -> str:
+    """A flag's keys and packed registers (rollout.redis._packed), alternating, joined by NUL:
+    one argument of a merge's chunk instead of two per register. A timestamp is formatted once
+    for the run of registers that share it (an export's users come by the write)."""
+    parts: list[str] = []
+    last: Timestamp | None = None
+    stamp = ""
+    for key, register in registers.items():
+        ts = register.ts
+        if ts is not last:
+            last, stamp = ts, _stamp(ts)
+        parts += (key, stamp + _value_text(key, register.value))
+    return "\0".join(parts)

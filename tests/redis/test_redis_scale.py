@@ -1,0 +1,281 @@
+"""A Redis store holding big flags: reading it in pages, opening a Rollout on it with one load,
+big saves announced by a small notice, and merges applied in bounded chunks.
+
+The sizes that matter (pages, chunks, the notice's threshold) are made small here, so that a
+few hundred registers cross them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from rollout import Rollout
+from rollout._core.clock import Timestamp
+from rollout._core.keys import EXISTS, USER
+from rollout._core.state import Delta, Register
+from rollout.redis import RedisStore, _load
+from rollout.redis._packed import pack
+from rollout.testing import eventually
+
+from .redis_fixtures import client, namespace, redis_url  # noqa: F401  (fixtures)
+
+
+def _reg(wall: int, value: object, node: int = 7) -> Register:
+    return Register(Timestamp(wall, 0, node), value)
+
+
+class CountingStore(RedisStore):
+    """A RedisStore that counts the whole-store reads and the saves made through it."""
+
+    def __init__(self, connection: redis.Redis, *, name: str) -> None:
+        super().__init__(connection, namespace=name)
+        self.snapshots = 0
+        self.saves: list[int] = []  # registers per save
+
+    def snapshot(self) -> tuple[Delta, int]:
+        self.snapshots += 1
+        return super().snapshot()
+
+    def save(self, delta: Delta) -> None:
+        self.saves.append(sum(map(len, delta.values())))
+        super().save(delta)
+
+
+@pytest.fixture
+def store(redis_url: str, namespace: str) -> Iterator[RedisStore]:  # noqa: F811
+    opened = RedisStore(redis.Redis.from_url(redis_url), namespace=namespace)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _flags(users: int) -> Delta:
+    """A big flag (``users`` users, written at three moments) and five small ones."""
+    big = {EXISTS: _reg(1, True)}
+    big.update({f"{USER}{i}": _reg(2 + i % 3, i % 5 != 0) for i in range(users)})
+    delta: Delta = {"big": big}
+    for n in range(5):
+        delta[f"small-{n}"] = {EXISTS: _reg(5, True), f"{USER}{n}": _reg(6, True)}
+    return delta
+
+
+def test_a_load_in_pages_reads_exactly_what_was_saved(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_load, "PAGE", 7)  # the big flag in pages, the small ones batched
+    delta = _flags(300)
+    store.save(delta)
+    loaded, version = store.snapshot()
+    assert loaded == delta
+    assert version == store.version()
+    # Registers of one packed text are one object: a million users are not a million tuples.
+    users = loaded["big"]
+    assert users[f"{USER}1"] is users[f"{USER}4"]
+
+
+def test_a_field_holding_a_nul_is_read_whole(
+    store: RedisStore,
+    client: redis.Redis,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_load, "PAGE", 7)
+    delta = _flags(30)
+    store.save(delta)
+    for name in ("big", "small-1"):  # written by something else: a NUL in a member's id
+        client.hset(f"{store.namespace}:flag:{name}", f"{USER}a\0b", pack(USER, _reg(9, True)))
+        delta[name][f"{USER}a\0b"] = _reg(9, True)
+    assert store.load() == delta
+
+
+def test_a_damaged_register_on_a_later_page_leaves_only_its_flag_out(
+    store: RedisStore,
+    client: redis.Redis,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_load, "PAGE", 7)
+    delta = _flags(100)
+    store.save(delta)
+    client.hset(f"{store.namespace}:flag:big", f"{USER}77", "not a register")
+    loaded = store.load()
+    assert "big" not in loaded  # never half a flag
+    assert loaded == {name: regs for name, regs in delta.items() if name != "big"}
+    # Left midway, the read did not leave a page's answer on a pooled connection.
+    client.hset(f"{store.namespace}:flag:big", f"{USER}77", pack(USER, delta["big"][f"{USER}77"]))
+    for _ in range(3):
+        assert store.load() == delta
+
+
+def test_a_load_during_saves_is_still_a_join_of_what_was_saved(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_load, "PAGE", 7)
+    store.save(_flags(60))
+    big = _load.Pages._big
+    writes = iter(range(100, 200))
+
+    def read_while_saving(self: Any, *args: Any) -> Any:
+        store.save({"busy": {EXISTS: _reg(next(writes), True)}})  # the version moves each time
+        return big(self, *args)
+
+    monkeypatch.setattr(_load.Pages, "_big", read_while_saving)
+    loaded, version = store.snapshot()
+    # The read kept seeing a new version: it returns its last read with the version it began at,
+    # so whoever follows the changes merges those after it again.
+    assert version == store.version() - 1
+    assert loaded["big"] == _flags(60)["big"]
+    assert loaded["busy"][EXISTS].ts.wall >= 100
+
+
+def test_a_rollout_opened_on_a_big_store_loads_it_once_and_writes_nothing_back(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    store: RedisStore,
+) -> None:
+    store.save(_flags(500))
+    counting = CountingStore(redis.Redis.from_url(redis_url), name=namespace)
+    flags = Rollout(counting)
+    try:
+        assert flags.wait_synced(10.0)
+        assert flags.active("big", 1)
+        assert counting.snapshots == 1
+        assert counting.saves == []
+        assert flags.stats()["sync"]["reloads"] == 0
+        # It still follows: a change saved elsewhere arrives.
+        store.save({"later": {EXISTS: _reg(50, True), f"{USER}9": _reg(50, True)}})
+        eventually(lambda: flags.active("later", 9))
+        assert counting.snapshots == 1
+    finally:
+        flags.close()
+        counting.close()
+
+
+def test_a_change_between_the_load_and_the_subscription_is_not_missed(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    store: RedisStore,
+) -> None:
+    store.save(_flags(20))
+
+    class ChangedAfterLoad(CountingStore):
+        def load_numbered(self) -> tuple[Delta, int | None]:
+            loaded = super().load_numbered()
+            # Another process saves before this one has subscribed: no announcement reaches it.
+            store.save({"meanwhile": {EXISTS: _reg(60, True), f"{USER}3": _reg(60, True)}})
+            return loaded
+
+    counting = ChangedAfterLoad(redis.Redis.from_url(redis_url), name=namespace)
+    flags = Rollout(counting)
+    try:
+        assert flags.wait_synced(10.0)
+        eventually(lambda: flags.active("meanwhile", 3))
+        assert counting.snapshots == 2  # the version moved: loaded again
+    finally:
+        flags.close()
+        counting.close()
+
+
+def _announcements(pubsub: Any) -> list[str]:
+    """What the changes channel carried (the subscriber's backlog), as text."""
+    out: list[str] = []
+    quiet = 0
+    while quiet < 3:  # three quiet half-seconds: nothing more is coming
+        message = pubsub.get_message(timeout=0.5)
+        if message is None:
+            quiet += 1
+        elif message["type"] == "message":
+            quiet = 0
+            out.append(str(message["data"]))
+    return out
+
+
+def test_a_merge_is_saved_in_chunks_announced_by_small_notices(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    store: RedisStore,
+    client: redis.Redis,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rollout.redis import _store
+
+    monkeypatch.setattr(_store, "CHUNK", 40)
+    source = Rollout()
+    source.activate_users("big", [str(i) for i in range(300)])
+    source.activate_percentage("small", 30)
+    document = source.export()
+    follower = Rollout(RedisStore(redis.Redis.from_url(redis_url), namespace=namespace))
+    importer = Rollout(RedisStore(redis.Redis.from_url(redis_url), namespace=namespace))
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(f"{namespace}:changes")
+    try:
+        assert follower.wait_synced(10.0)
+        assert importer.wait_synced(10.0)
+        importer.merge(document)
+        announced = _announcements(pubsub)
+        # Eight chunks of at most 40 registers; each announced by a word, the last "reload".
+        assert [line.split(" ", 2)[2] for line in announced] == ["partial"] * 7 + ["reload"]
+        eventually(lambda: follower.active("big", "299") and follower.active("big", "0"))
+        assert follower.stats()["sync"]["reloads"] == 1  # once, at the last chunk
+        assert follower.export() == importer.export()
+    finally:
+        pubsub.close()
+        for flags in (source, follower, importer):
+            flags.close()
+
+
+def test_a_big_save_is_announced_by_a_notice_its_writer_skips_and_others_reload(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    client: redis.Redis,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rollout.redis import _store
+
+    monkeypatch.setattr(_store, "NOTICE_BYTES", 2_000)
+    writer = Rollout(RedisStore(redis.Redis.from_url(redis_url), namespace=namespace))
+    follower = Rollout(RedisStore(redis.Redis.from_url(redis_url), namespace=namespace))
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(f"{namespace}:changes")
+    try:
+        assert writer.wait_synced(10.0)
+        assert follower.wait_synced(10.0)
+        writer.activate_user("small", "1")  # announced with its registers
+        writer.activate_users("big", [str(i) for i in range(200)])  # one atomic save
+        announced = [line.split(" ", 2)[2] for line in _announcements(pubsub)]
+        assert announced[0].startswith("{")
+        assert len(announced) == 2
+        assert len(announced[1]) < 100
+        assert announced[1].startswith("reload ")  # with the write's timestamp
+        eventually(lambda: follower.active("big", "199") and follower.active("small", "1"))
+        assert follower.stats()["sync"]["reloads"] == 1
+        assert writer.stats()["sync"]["reloads"] == 0  # its own write: applied already
+        assert writer.stats()["sync"]["own_writes_skipped"] == 2
+    finally:
+        pubsub.close()
+        writer.close()
+        follower.close()
+
+
+@pytest.mark.parametrize("nul", [False, True], ids=["joined", "a-nul-in-a-key"])
+def test_a_merge_in_chunks_reaches_the_state_of_one_save(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch, nul: bool
+) -> None:
+    from rollout._core.keys import RESET
+    from rollout.redis import _store
+    from rollout.stores import merge_delta
+
+    monkeypatch.setattr(_store, "CHUNK", 7)
+    store.save({"big": {f"{USER}old": _reg(1, True), f"{USER}kept": _reg(1, True)}})
+    delta = _flags(40)
+    # The watermark, last in the delta, hides registers of earlier chunks: dropped all the same.
+    delta["big"][RESET] = _reg(3, None)
+    if nul:
+        delta["small-2"][f"{USER}a\0b"] = _reg(9, True)
+    store.merge(delta)
+    expected: Delta = {"big": {f"{USER}old": _reg(1, True), f"{USER}kept": _reg(1, True)}}
+    merge_delta(expected, delta, store.history_limit)
+    assert store.load() == expected
+    assert f"{USER}old" not in expected["big"]

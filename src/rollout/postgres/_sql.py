@@ -146,7 +146,58 @@ DELETE FROM registers
 WHERE flag = %s AND key = %s AND wall = %s AND counter = %s AND node = %s
 """
 
-LOAD = "SELECT flag, key, wall, counter, node, value FROM registers"
+# The whole store, one row per flag, timestamp and value, its keys joined by newlines
+# (rollout.postgres._bulk); count(*) tells when a key held a newline itself.
+GROUPED_LOAD = """
+SELECT flag, wall, counter, node, value, count(*), string_agg(key, E'\\n')
+FROM registers GROUP BY flag, wall, counter, node, value
+"""
+# Grouping by hash: the planner expects about a group per row and would sort a million rows
+# (on disk, past work_mem). For the loading transaction only (SET LOCAL).
+GROUPING_PLAN = """
+SET LOCAL enable_sort = off; SET LOCAL enable_incremental_sort = off;
+SET LOCAL work_mem = '32MB'; SET LOCAL jit = off
+"""
+GROUP_KEYS = """
+SELECT key FROM registers
+WHERE flag = %s AND wall = %s AND counter = %s AND node = %s AND value = %s
+"""
+
+# A big save (rollout.postgres._bulk): its registers are copied (COPY) into a table of this
+# session's, emptied at commit, then merged by two statements over all of them: the stored
+# registers it beats are updated (a join), the missing ones inserted in key order (a B-tree
+# filled in order, rather than at random places). Writers hold the version row, so nobody
+# inserts in between; the ON CONFLICT clause keeps the insert right whatever happens.
+STAGING = """
+CREATE TEMPORARY TABLE IF NOT EXISTS rollout_staging (
+    flag TEXT COLLATE "C" NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    wall BIGINT NOT NULL,
+    counter BIGINT NOT NULL,
+    node BIGINT NOT NULL,
+    value TEXT COLLATE "C" NOT NULL
+) ON COMMIT DELETE ROWS
+"""
+COPY_STAGING = "COPY pg_temp.rollout_staging (flag, key, wall, counter, node, value) FROM STDIN"
+# Sorting for the insert and hashing for the joins in memory, not on disk (this transaction).
+MERGE_PLAN = "SET LOCAL work_mem = '64MB'; SET LOCAL jit = off; ANALYZE pg_temp.rollout_staging"
+UPDATE_FROM_STAGING = """
+UPDATE registers AS r
+SET wall = s.wall, counter = s.counter, node = s.node, value = s.value
+FROM pg_temp.rollout_staging AS s
+WHERE r.flag = s.flag AND r.key = s.key
+    AND (s.wall, s.counter, s.node, s.value) > (r.wall, r.counter, r.node, r.value)
+"""
+INSERT_FROM_STAGING = """
+INSERT INTO registers AS r (flag, key, wall, counter, node, value)
+SELECT s.flag, s.key, s.wall, s.counter, s.node, s.value FROM pg_temp.rollout_staging AS s
+WHERE NOT EXISTS (SELECT FROM registers AS x WHERE x.flag = s.flag AND x.key = s.key)
+ORDER BY s.flag, s.key
+ON CONFLICT (flag, key) DO UPDATE SET
+    wall = excluded.wall, counter = excluded.counter, node = excluded.node, value = excluded.value
+WHERE (excluded.wall, excluded.counter, excluded.node, excluded.value)
+    > (r.wall, r.counter, r.node, r.value)
+"""
 
 PUT_CHANGE = "INSERT INTO changes (version, origin, delta) VALUES (%s, %s, %s)"
 TRIM_CHANGES = "DELETE FROM changes WHERE version <= %s"

@@ -25,6 +25,7 @@ from .._core.codec import decode_flags
 from .._core.state import Delta
 from ..errors import RolloutError
 from ..sync._versioned import Poll, VersionedFeedTransport
+from ._bulk import decode_change
 
 if TYPE_CHECKING:
     import psycopg
@@ -108,7 +109,10 @@ class PostgresTransport(VersionedFeedTransport):
             return
         self._counters["by_reference"] += 1
         try:
-            delta = decode_flags(json.loads(flags_json))
+            change = json.loads(flags_json)
+            # A big save's change is its groups of registers (rollout.postgres._bulk), a small
+            # one's the export format's flags.
+            delta = decode_change(change) if isinstance(change, list) else decode_flags(change)
         except (ValueError, RecursionError, RolloutError) as exc:
             logger.warning("ignoring a malformed change on %s: %s", self.store.channel, exc)
             self._reload()

@@ -99,13 +99,14 @@ def test_a_big_save_keeps_the_newer_register_of_each_key(
         incoming["big"]["user:older"] = Register(mid, False)
         incoming["big"]["user:newer"] = Register(mid, False)
         incoming["big"]["data:tie"] = Register(mid, "c")  # one timestamp: the larger value wins
-        incoming["small"] = {"data:tie": Register(mid, "a")}
+        incoming["small"] = {"data:tie": Register(mid, "a"), "data:odd": Register(mid, "\t\n\\.")}
         store.save(incoming)
         loaded = store.load()
         assert loaded["big"]["user:older"] == Register(mid, False)
         assert loaded["big"]["user:newer"] == Register(new, True)
         assert loaded["big"]["data:tie"] == Register(mid, "c")
         assert loaded["big"]["user:line\nbreak"] == Register(mid, False)
+        assert loaded["small"]["data:odd"] == Register(mid, "\t\n\\.")  # COPY's escapes
         assert len(loaded["big"]) == 2 * BULK_ROWS + 4  # the users, exists and three more
         store.save({"big": {"data:tie": Register(mid, "a")}})  # loses the tie: no change
         assert store.load()["big"]["data:tie"] == Register(mid, "c")

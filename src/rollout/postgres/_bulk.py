@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
@@ -109,30 +110,65 @@ class _Taken:
 
 
 def groups(delta: Delta) -> list[Group]:
-    """The registers of ``delta`` in groups, each value encoded once (registers written
-    together are one object, and booleans need no JSON)."""
+    """The registers of ``delta`` in groups, each value encoded once: registers written
+    together are one object (a decoded export shares them too), so keys are gathered by object
+    first, then by what is stored."""
     found: dict[tuple[str, Timestamp, str], list[str]] = {}
-    texts: dict[int, str] = {}
     for flag, registers in delta.items():
+        by_object: dict[int, list[str]] = {}
+        held: dict[int, Register] = {}
         for key, register in registers.items():
-            value = register.value
-            if key in WATERMARKS:
-                text = ""
-            elif value is True:
-                text = "true"
-            elif value is False:
-                text = "false"
-            else:
-                cached = texts.get(id(register))  # the delta holds it: ids stay unique
-                if cached is None:
-                    cached = texts[id(register)] = encode_value(key, value)
-                text = cached
-            where = (flag, register.ts, text)
-            keys = found.get(where)
+            if key in WATERMARKS:  # stored as "" whatever its value
+                found.setdefault((flag, register.ts, ""), []).append(key)
+                continue
+            keys = by_object.get(id(register))  # the delta holds it: ids stay unique
             if keys is None:
-                keys = found[where] = []
+                keys = by_object[id(register)] = []
+                held[id(register)] = register
             keys.append(key)
-    return [(flag, ts, text, keys) for (flag, ts, text), keys in found.items()]
+        for number, keys in by_object.items():
+            register = held[number]
+            value = register.value
+            text = "true" if value is True else "false" if value is False else None
+            where = (flag, register.ts, text or encode_value(keys[0], value))
+            if where in found:
+                found[where] += keys
+            else:
+                found[where] = keys
+    # In key order (code point order, the "C" collation's), group by group: the rows reach the
+    # registers' index in runs from left to right.
+    for keys in found.values():
+        keys.sort()
+    return sorted(
+        ((flag, ts, text, keys) for (flag, ts, text), keys in found.items()),
+        key=lambda group: (group[0], group[3][0]),
+    )
+
+
+def is_plain(text: str) -> bool:
+    """Whether ``text`` goes into COPY's text format as it is (no backslash, tab, newline or
+    carriage return, which that format escapes)."""
+    return not _COPY_SPECIAL.search(text)
+
+
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(flag: str, ts: Timestamp, text: str, keys: list[str]) -> Iterator[str]:
+    """One group's rows in COPY's text format, 10,000 at a time: one ``join`` each when the
+    keys are plain."""
+    head = flag.translate(_COPY_ESCAPES) + "\t"
+    tail = "\t" + "\t".join(map(str, ts)) + "\t" + text.translate(_COPY_ESCAPES) + "\n"
+    for start in range(0, len(keys), _COPY_ROWS):
+        part = keys[start : start + _COPY_ROWS]
+        if is_plain("".join(part)):
+            yield head + (tail + head).join(part) + tail
+        else:
+            yield "".join(head + key.translate(_COPY_ESCAPES) + tail for key in part)
+
+
+_COPY_ROWS = 10_000
 
 
 def stage(connection: psycopg.Connection[Any], grouped: list[Group]) -> int:
@@ -141,13 +177,12 @@ def stage(connection: psycopg.Connection[Any], grouped: list[Group]) -> int:
     connection.execute(_sql.STAGING)
     with connection.cursor() as cursor:
         with cursor.copy(_sql.COPY_STAGING) as copy:
-            write_row = copy.write_row
-            for flag, ts, text, keys in grouped:
-                wall, counter, node = ts
-                for key in keys:
-                    write_row((flag, key, wall, counter, node, text))
+            for group in grouped:
+                for text in _copy_text(*group):
+                    copy.write(text)
         cursor.execute(_sql.MERGE_PLAN)
-        changed = cursor.execute(_sql.UPDATE_FROM_STAGING).rowcount
+        replaced = cursor.execute(_sql.UPDATE_FROM_STAGING).fetchone()
+        changed = int(replaced[0]) if replaced else 0
         changed += cursor.execute(_sql.INSERT_FROM_STAGING).rowcount
     return changed
 

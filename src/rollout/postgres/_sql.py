@@ -163,11 +163,11 @@ SELECT key FROM registers
 WHERE flag = %s AND wall = %s AND counter = %s AND node = %s AND value = %s
 """
 
-# A big save (rollout.postgres._bulk): its registers are copied (COPY) into a table of this
-# session's, emptied at commit, then merged by two statements over all of them: the stored
-# registers it beats are updated (a join), the missing ones inserted in key order (a B-tree
-# filled in order, rather than at random places). Writers hold the version row, so nobody
-# inserts in between; the ON CONFLICT clause keeps the insert right whatever happens.
+# A big save (rollout.postgres._bulk): its registers are copied (COPY), in key order, into a
+# table of this session's, emptied at commit, then merged by two statements: the keys stored
+# already leave the copy, replacing the registers they beat; what is left is inserted, in key
+# order (a B-tree filled left to right, not at random places). Writers hold the version row,
+# so nobody inserts a register in between.
 STAGING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS rollout_staging (
     flag TEXT COLLATE "C" NOT NULL,
@@ -179,24 +179,32 @@ CREATE TEMPORARY TABLE IF NOT EXISTS rollout_staging (
 ) ON COMMIT DELETE ROWS
 """
 COPY_STAGING = "COPY pg_temp.rollout_staging (flag, key, wall, counter, node, value) FROM STDIN"
-# Sorting for the insert and hashing for the joins in memory, not on disk (this transaction).
-MERGE_PLAN = "SET LOCAL work_mem = '64MB'; SET LOCAL jit = off; ANALYZE pg_temp.rollout_staging"
+# Joins by hash in memory rather than sorts on disk (this transaction only).
+MERGE_PLAN = """
+SET LOCAL work_mem = '64MB'; SET LOCAL jit = off; SET LOCAL enable_mergejoin = off;
+ANALYZE pg_temp.rollout_staging
+"""
+# One join of the copy with the registers: the keys stored already leave the copy, and those
+# of them that beat the stored register replace it (an index lookup each: a re-seed, which
+# beats nothing, costs one join). Returns how many were replaced.
 UPDATE_FROM_STAGING = """
-UPDATE registers AS r
-SET wall = s.wall, counter = s.counter, node = s.node, value = s.value
-FROM pg_temp.rollout_staging AS s
-WHERE r.flag = s.flag AND r.key = s.key
-    AND (s.wall, s.counter, s.node, s.value) > (r.wall, r.counter, r.node, r.value)
+WITH stored AS (
+    DELETE FROM pg_temp.rollout_staging AS s
+    USING registers AS r WHERE r.flag = s.flag AND r.key = s.key
+    RETURNING s.flag, s.key, s.wall, s.counter, s.node, s.value,
+        (s.wall, s.counter, s.node, s.value) > (r.wall, r.counter, r.node, r.value) AS newer
+), replaced AS (
+    UPDATE registers AS r
+    SET wall = s.wall, counter = s.counter, node = s.node, value = s.value
+    FROM stored AS s
+    WHERE s.newer AND r.flag = s.flag AND r.key = s.key
+    RETURNING 1
+)
+SELECT count(*) FROM replaced
 """
 INSERT_FROM_STAGING = """
-INSERT INTO registers AS r (flag, key, wall, counter, node, value)
-SELECT s.flag, s.key, s.wall, s.counter, s.node, s.value FROM pg_temp.rollout_staging AS s
-WHERE NOT EXISTS (SELECT FROM registers AS x WHERE x.flag = s.flag AND x.key = s.key)
-ORDER BY s.flag, s.key
-ON CONFLICT (flag, key) DO UPDATE SET
-    wall = excluded.wall, counter = excluded.counter, node = excluded.node, value = excluded.value
-WHERE (excluded.wall, excluded.counter, excluded.node, excluded.value)
-    > (r.wall, r.counter, r.node, r.value)
+INSERT INTO registers (flag, key, wall, counter, node, value)
+SELECT flag, key, wall, counter, node, value FROM pg_temp.rollout_staging
 """
 
 PUT_CHANGE = "INSERT INTO changes (version, origin, delta) VALUES (%s, %s, %s)"

@@ -154,15 +154,20 @@ class PostgresStore(Store):
             for flag, registers in delta.items()
             if RESET in registers or DATA_RESET in registers
         ]
-        with_history = [
-            {"flag": flag, "limit": self.history_limit}
-            for flag, registers in delta.items()
-            if any(is_history(key) for key in registers)
-        ]
         # A few registers: one upsert each (one round trip in a pipeline); many (an import, a
         # merge, a re-seed, activate_users with thousands of ids): copied in and merged by two
         # statements (rollout.postgres._bulk). Either way one transaction: atomic.
         grouped = groups(delta) if size >= BULK_ROWS else None
+        # A history event's value is the event (an object): groups of listed users hold none.
+        keyed = (
+            delta.items()
+            if grouped is None
+            else [(flag, keys) for flag, _, text, keys in grouped if text not in _MEMBERS]
+        )
+        with_history = [
+            {"flag": flag, "limit": self.history_limit}
+            for flag in dict.fromkeys(flag for flag, keys in keyed if any(map(is_history, keys)))
+        ]
         rows = (
             None
             if grouped is not None
@@ -288,6 +293,9 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self._connector.close()
+
+
+_MEMBERS = frozenset({"true", "false", ""})
 
 
 def _one(connection: psycopg.Connection[Any], query: str) -> int:

@@ -179,3 +179,17 @@ def test_a_merged_export_reaches_every_replica(
         eventually(lambda: other.export() == exported, what="the whole export")
     with Rollout(url) as reopened:
         assert reopened.export() == exported
+
+
+def test_a_load_tells_the_version_it_was_read_at(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+) -> None:
+    store = PostgresStore(pg_url, schema=schema)
+    try:
+        store.save(_big("big", 2 * BULK_ROWS, Timestamp(100, 0, 1)))
+        delta, version = store.load_numbered()
+        assert delta == store.load()
+        assert version == store.version() == 1
+    finally:
+        store.close()

@@ -106,6 +106,12 @@ class PostgresStore(Store):
     def load(self) -> Delta:
         return self.snapshot()[0]
 
+    def load_numbered(self) -> tuple[Delta, int | None]:
+        """Every register and the version they were read at (:meth:`snapshot`): a replica that
+        starts from this store tells its transport, whose first connection then need not save
+        it all back nor load it again when the version has not moved (Store.load_numbered)."""
+        return self.snapshot()
+
     def snapshot(self) -> tuple[Delta, int]:
         """Every register and the version of the last change, from one snapshot."""
 

@@ -46,10 +46,11 @@ Group = tuple[str, Timestamp, str, list[str]]
 
 _BOOLEANS = {"true": True, "false": False}
 _MEMBER = "|".join(re.escape(prefix) for prefix in TARGETING_PREFIXES)
-#: A line of the joined keys that is not a listed member (``user:``, ``exclude:``, ``group:``
-#: and at least one character) nor ``exists``. The text searched starts with a newline, so
-#: every key follows one.
-_NOT_MEMBER = re.compile(rf"\n(?!(?:{_MEMBER})[^\n]|{re.escape(EXISTS)}(?:\n|\Z))")
+_LINE = rf"(?:{_MEMBER})[^\n]|{re.escape(EXISTS)}(?:\n|\Z)"
+#: A key, after the first, of the joined keys that is not a listed member (``user:``,
+#: ``exclude:``, ``group:`` and at least one character) nor ``exists``; and the first one that is.
+_NOT_MEMBER = re.compile(rf"\n(?!{_LINE})")
+_FIRST_MEMBER = re.compile(_LINE)
 
 
 def load_grouped(connection: psycopg.Connection[Any]) -> Delta:
@@ -102,7 +103,12 @@ class _Taken:
         if registers is None:
             registers = self.delta[flag] = {}  # type: ignore[index]
         member = _BOOLEANS.get(value) if type(value) is str else None
-        if member is not None and joined is not None and not _NOT_MEMBER.search("\n" + joined):
+        if (
+            member is not None
+            and joined is not None
+            and _FIRST_MEMBER.match(joined)
+            and not _NOT_MEMBER.search(joined)
+        ):
             registers.update(zip(keys, repeat(Register(ts, member))))
             return
         for key in keys:

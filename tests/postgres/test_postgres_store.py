@@ -204,6 +204,27 @@ def test_a_change_too_big_for_notify_arrives_by_reference(
         assert second.stats()["sync"]["gaps"] == 0  # read from the table, not a full reload
 
 
+def test_a_writer_reads_its_own_changes_back_without_merging_them_again(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+) -> None:
+    url = with_schema(pg_url, schema)
+    with Rollout(url) as writer, Rollout(url) as reader:
+        assert writer.wait_synced(10)
+        assert reader.wait_synced(10)
+        for user in range(4):
+            writer.activate_user("chat", user)
+        writer.activate_users("chat", range(100, 2_100))  # a big save: its change is grouped
+        eventually(lambda: len(reader.get("chat").users) == 2_004, what="every user")
+        eventually(lambda: writer.stats()["sync"]["own_writes_skipped"] == 5)
+        assert reader.stats()["sync"]["own_writes_skipped"] == 0
+        reader.deactivate_user("chat", 0)  # and the other way round
+        eventually(lambda: not writer.active("chat", 0), what="the reader's write at the writer")
+        assert writer.stats()["sync"]["own_writes_skipped"] == 5
+        assert writer.stats()["sync"]["gaps"] == 0  # each change read in turn, none missed
+        assert writer.export() == reader.export()
+
+
 def test_changed_elsewhere_tells_another_process_s_write_from_its_own(
     pg_url: str,  # noqa: F811
     schema: str,  # noqa: F811

@@ -146,7 +146,66 @@ DELETE FROM registers
 WHERE flag = %s AND key = %s AND wall = %s AND counter = %s AND node = %s
 """
 
-LOAD = "SELECT flag, key, wall, counter, node, value FROM registers"
+# The whole store, one row per flag, timestamp and value, its keys joined by newlines
+# (rollout.postgres._bulk); count(*) tells when a key held a newline itself.
+GROUPED_LOAD = """
+SELECT flag, wall, counter, node, value, count(*), string_agg(key, E'\\n')
+FROM registers GROUP BY flag, wall, counter, node, value
+"""
+# Grouping by hash: the planner expects about a group per row and would sort a million rows
+# (on disk, past work_mem). For the loading transaction only (SET LOCAL).
+GROUPING_PLAN = """
+SET LOCAL enable_sort = off; SET LOCAL enable_incremental_sort = off;
+SET LOCAL work_mem = '32MB'; SET LOCAL jit = off
+"""
+GROUP_KEYS = """
+SELECT key FROM registers
+WHERE flag = %s AND wall = %s AND counter = %s AND node = %s AND value = %s
+"""
+
+# A big save (rollout.postgres._bulk): its registers are copied (COPY), in key order, into a
+# table of this session's, emptied at commit, then merged by two statements: the keys stored
+# already leave the copy, replacing the registers they beat; what is left is inserted, in key
+# order (a B-tree filled left to right, not at random places). Writers hold the version row,
+# so nobody inserts a register in between.
+STAGING = """
+CREATE TEMPORARY TABLE IF NOT EXISTS rollout_staging (
+    flag TEXT COLLATE "C" NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    wall BIGINT NOT NULL,
+    counter BIGINT NOT NULL,
+    node BIGINT NOT NULL,
+    value TEXT COLLATE "C" NOT NULL
+) ON COMMIT DELETE ROWS
+"""
+COPY_STAGING = "COPY pg_temp.rollout_staging (flag, key, wall, counter, node, value) FROM STDIN"
+# Joins by hash in memory rather than sorts on disk (this transaction only).
+MERGE_PLAN = """
+SET LOCAL work_mem = '64MB'; SET LOCAL jit = off; SET LOCAL enable_mergejoin = off;
+ANALYZE pg_temp.rollout_staging
+"""
+# One join of the copy with the registers: the keys stored already leave the copy, and those
+# of them that beat the stored register replace it (an index lookup each: a re-seed, which
+# beats nothing, costs one join). Returns how many were replaced.
+UPDATE_FROM_STAGING = """
+WITH stored AS (
+    DELETE FROM pg_temp.rollout_staging AS s
+    USING registers AS r WHERE r.flag = s.flag AND r.key = s.key
+    RETURNING s.flag, s.key, s.wall, s.counter, s.node, s.value,
+        (s.wall, s.counter, s.node, s.value) > (r.wall, r.counter, r.node, r.value) AS newer
+), replaced AS (
+    UPDATE registers AS r
+    SET wall = s.wall, counter = s.counter, node = s.node, value = s.value
+    FROM stored AS s
+    WHERE s.newer AND r.flag = s.flag AND r.key = s.key
+    RETURNING 1
+)
+SELECT count(*) FROM replaced
+"""
+INSERT_FROM_STAGING = """
+INSERT INTO registers (flag, key, wall, counter, node, value)
+SELECT flag, key, wall, counter, node, value FROM pg_temp.rollout_staging
+"""
 
 PUT_CHANGE = "INSERT INTO changes (version, origin, delta) VALUES (%s, %s, %s)"
 TRIM_CHANGES = "DELETE FROM changes WHERE version <= %s"

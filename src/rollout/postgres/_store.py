@@ -21,15 +21,15 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .._core.clock import Timestamp
-from .._core.codec import decode_stored, encode_flags, encode_value
+from .._core.codec import encode_flags, encode_value
 from .._core.keys import DATA_RESET, RESET, is_history
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.redact import redact_url
-from .._core.state import Delta, Register
+from .._core.state import Delta
 from ..errors import FormatError, StoreError, require_extra
 from ..stores._base import Store
 from . import _sql
+from ._bulk import BULK_ROWS, encode_change, groups, load_grouped, stage
 from ._connection import Connector, Step
 from ._quarantine import hold, judge, read_quarantine, trim
 from ._transport import PostgresTransport
@@ -106,21 +106,19 @@ class PostgresStore(Store):
     def load(self) -> Delta:
         return self.snapshot()[0]
 
+    def load_numbered(self) -> tuple[Delta, int | None]:
+        """Every register and the version they were read at (:meth:`snapshot`): a replica that
+        starts from this store tells its transport, whose first connection then need not save
+        it all back nor load it again when the version has not moved (Store.load_numbered)."""
+        return self.snapshot()
+
     def snapshot(self) -> tuple[Delta, int]:
         """Every register and the version of the last change, from one snapshot."""
 
         def work(connection: psycopg.Connection[Any]) -> tuple[Delta, int]:
             connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             version = _one(connection, _sql.VERSION)
-            delta: Delta = {}
-            # One write stamps all its registers alike: share the Timestamp objects too.
-            timestamps: dict[tuple[int, int, int], Timestamp] = {}
-            for flag, key, wall, counter, node, value in connection.execute(_sql.LOAD):
-                parts = (wall, counter, node)
-                ts = timestamps.get(parts)
-                if ts is None:
-                    ts = timestamps[parts] = Timestamp(wall, counter, node)
-                delta.setdefault(flag, {})[key] = Register(ts, decode_stored(flag, key, value))
+            delta = load_grouped(connection)
             connection.execute("COMMIT")
             return delta, version
 
@@ -154,24 +152,49 @@ class PostgresStore(Store):
         return self._loaded_version is None or self.version() != self._loaded_version
 
     def save(self, delta: Delta) -> None:
-        rows = [
-            (flag, key, *register.ts, encode_value(key, register.value))
-            for flag, registers in delta.items()
-            for key, register in registers.items()
-        ]
-        if not rows:
+        size = sum(map(len, delta.values()))
+        if not size:
             return
         watermarked = [
             {"flag": flag}
             for flag, registers in delta.items()
             if RESET in registers or DATA_RESET in registers
         ]
+        # A few registers: one upsert each (one round trip in a pipeline); many (an import, a
+        # merge, a re-seed, activate_users with thousands of ids): copied in and merged by two
+        # statements (rollout.postgres._bulk). Either way one transaction: atomic.
+        grouped = groups(delta) if size >= BULK_ROWS else None
+        # A history event's value is the event (an object): groups of listed users hold none.
+        keyed = (
+            delta.items()
+            if grouped is None
+            else [(flag, keys) for flag, _, text, keys in grouped if text not in _MEMBERS]
+        )
         with_history = [
             {"flag": flag, "limit": self.history_limit}
-            for flag, registers in delta.items()
-            if any(is_history(key) for key in registers)
+            for flag in dict.fromkeys(flag for flag, keys in keyed if any(map(is_history, keys)))
         ]
-        flags_json = json.dumps(encode_flags(delta), sort_keys=True, separators=(",", ":"))
+        rows = (
+            None
+            if grouped is not None
+            else [
+                (flag, key, *register.ts, encode_value(key, register.value))
+                for flag, registers in delta.items()
+                for key, register in registers.items()
+            ]
+        )
+        # The change for the listeners, encoded once something changed (a re-seed changes
+        # nothing), outside the transaction on a retry.
+        encoded: list[str] = []
+
+        def change() -> str:
+            if not encoded:
+                encoded.append(
+                    encode_change(grouped)
+                    if grouped is not None
+                    else json.dumps(encode_flags(delta), sort_keys=True, separators=(",", ":"))
+                )
+            return encoded[0]
 
         step = Step()
 
@@ -179,8 +202,11 @@ class PostgresStore(Store):
             connection.execute("BEGIN")
             before = _one(connection, _sql.LOCK_VERSION)
             with connection.cursor() as cursor:
-                cursor.executemany(_sql.UPSERT, rows)
-                changed = cursor.rowcount
+                if grouped is not None:
+                    changed = stage(connection, grouped)
+                else:
+                    cursor.executemany(_sql.UPSERT, rows or [])
+                    changed = cursor.rowcount
                 if watermarked:
                     cursor.executemany(_sql.PRUNE, watermarked)
                 if with_history:
@@ -191,7 +217,8 @@ class PostgresStore(Store):
                 # Every change by reference: listeners read it from the changes table, never
                 # from the message, since PostgreSQL lets any role that can connect NOTIFY any
                 # channel (a message carrying flags would let it write them into replicas).
-                connection.execute(_sql.PUT_CHANGE, (version, self.origin, flags_json))
+                # The message is short whatever the change's size (NOTIFY takes 8000 bytes).
+                connection.execute(_sql.PUT_CHANGE, (version, self.origin, change()))
                 connection.execute(_sql.TRIM_CHANGES, [version - _sql.CHANGES_KEPT])
                 connection.execute(_sql.NOTIFY, (self.channel, f"{version} {self.origin}"))
             step.commit(connection)
@@ -272,6 +299,9 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self._connector.close()
+
+
+_MEMBERS = frozenset({"true", "false", ""})
 
 
 def _one(connection: psycopg.Connection[Any], query: str) -> int:

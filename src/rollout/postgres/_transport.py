@@ -21,10 +21,12 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._core.clock import Timestamp
 from .._core.codec import decode_flags
 from .._core.state import Delta
 from ..errors import RolloutError
 from ..sync._versioned import Poll, VersionedFeedTransport
+from ._bulk import decode_change
 
 if TYPE_CHECKING:
     import psycopg
@@ -62,7 +64,7 @@ class ChangeFeed(Protocol):
 class PostgresTransport(VersionedFeedTransport):
     kind = "postgres"
     listener_name = "PostgreSQL listener"
-    extra_counters = ("by_reference", "malformed")
+    extra_counters = ("by_reference", "malformed", "own_writes_skipped")
 
     def __init__(
         self, store: ChangeFeed, *, check_interval: float = 5.0, saves_writes: bool = True
@@ -108,10 +110,45 @@ class PostgresTransport(VersionedFeedTransport):
             return
         self._counters["by_reference"] += 1
         try:
-            delta = decode_flags(json.loads(flags_json))
+            change = json.loads(flags_json)
+            if self._own_write(change):
+                self._counters["own_writes_skipped"] += 1
+                self._seen = version
+                return
+            # A big save's change is its groups of registers (rollout.postgres._bulk), a small
+            # one's the export format's flags.
+            delta = decode_change(change) if isinstance(change, list) else decode_flags(change)
         except (ValueError, RecursionError, RolloutError) as exc:
             logger.warning("ignoring a malformed change on %s: %s", self.store.channel, exc)
             self._reload()
             return
         self._seen = version
         self._merge(delta)
+
+    def _own_write(self, change: object) -> bool:
+        """Whether a change is this replica's own write read back, already applied here.
+
+        Every process reads every change from the table, its writer's included: merging one's
+        own write again changes nothing, but costs a decode and a merge under the write lock
+        (for ``activate_users`` of 50,000 ids, 50,000 registers weighed one by one). The replica
+        is asked rather than the change's origin trusted: two replicas may share one store
+        object (one origin), and a write whose answer was lost (StoreOutcomeUnknownError)
+        reaches its own writer only this way. A local write's registers all carry its one
+        timestamp: in a grouped change every group, in the export format every register.
+        """
+        if self._host is None:
+            return False
+        stamps: list[Any] = []
+        if isinstance(change, list):
+            stamps = [group[1:4] if isinstance(group, list) else None for group in change]
+        elif isinstance(change, dict):
+            for registers in change.values():
+                if not isinstance(registers, dict):
+                    return False
+                stamps += [r[:3] if isinstance(r, list) else None for r in registers.values()]
+        stamp = stamps[0] if stamps else None
+        if not (isinstance(stamp, list) and len(stamp) == 3):
+            return False
+        if not all(type(part) is int for part in stamp) or any(s != stamp for s in stamps):
+            return False
+        return self._host.applied_own_write(Timestamp(*stamp))

@@ -1,0 +1,195 @@
+"""The PostgreSQL store with many registers at once: a load grouped by flag, timestamp and value,
+a big save copied in and merged by two statements, and its change written as groups. Each test
+in a schema of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import psycopg
+import pytest
+
+from rollout import Rollout
+from rollout._core.clock import Timestamp
+from rollout._core.keys import EXISTS
+from rollout._core.state import Delta, Register
+from rollout.errors import StoreError
+from rollout.postgres import PostgresStore
+from rollout.postgres._bulk import BULK_ROWS
+from rollout.testing import eventually
+
+from .pg_fixtures import admin, pg_url, schema, with_schema  # noqa: F401  (fixtures)
+
+# Ids a key-by-key path and a grouped one could read differently: a newline (the separator of
+# a grouped load), a tab and a backslash (COPY's escapes), quotes, non-ASCII, a colon.
+AWKWARD = ["line\nbreak", "tab\tand\\slash", 'quo"te', "naïve ✓", "a:b", "\n", "exists"]
+
+
+def _users(count: int) -> list[str]:
+    return [*AWKWARD, *(f"u{i}" for i in range(count - len(AWKWARD)))]
+
+
+def _big(flag: str, count: int, ts: Timestamp, value: bool = True) -> Delta:
+    shared = Register(ts, value)
+    return {flag: {EXISTS: shared, **{f"user:{user}": shared for user in _users(count)}}}
+
+
+def test_a_big_flag_loads_whole_with_awkward_ids(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+) -> None:
+    url = with_schema(pg_url, schema)
+    users = _users(3 * BULK_ROWS)
+    with Rollout(url) as writer:
+        writer.activate_users("big", users[: 2 * BULK_ROWS])  # a grouped save
+        writer.activate_users("big", users[2 * BULK_ROWS :])  # and a second group
+        writer.deactivate_user("big", "naïve ✓")  # a register alone, false
+        writer.set_feature_data("big", {"owner": "web", "line": "a\nb\\c"})
+        expected = writer.export()
+    with Rollout(url) as reopened:
+        assert reopened.export() == expected
+        assert set(reopened.get("big").users) == set(users) - {"naïve ✓"}
+        assert reopened.active("big", "line\nbreak")
+        assert not reopened.active("big", "line")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        ("user:", "true", "'user:'"),  # no member
+        ("bogus:7", "true", "'bogus:7'"),  # no such register
+        ("exists\nuser:8", "true", "exists"),  # a key that is two lines of good ones
+        ("user:9", "maybe", "'user:9'"),  # not JSON
+    ],
+)
+def test_a_damaged_row_among_many_is_refused_naming_it(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+    admin: psycopg.Connection[Any],  # noqa: F811
+    damage: tuple[str, str, str],
+) -> None:
+    key, value, named = damage
+    ts = Timestamp(1_700_000_000_000, 0, 7)
+    store = PostgresStore(pg_url, schema=schema)
+    try:
+        store.save(_big("big", 2 * BULK_ROWS, ts))
+        admin.execute(
+            f"INSERT INTO {schema}.registers VALUES ('big', %s, %s, %s, %s, %s)",
+            [key, *ts, value],  # in the same group as the good ones when its value is true
+        )
+        with pytest.raises(StoreError, match="damaged register") as caught:
+            store.load()
+        assert named in str(caught.value)
+    finally:
+        store.close()
+
+
+def test_a_big_save_keeps_the_newer_register_of_each_key(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+) -> None:
+    old, mid, new = Timestamp(100, 0, 1), Timestamp(200, 0, 1), Timestamp(300, 0, 1)
+    store = PostgresStore(pg_url, schema=schema)
+    try:
+        store.save({"big": {"user:older": Register(old, True), "user:newer": Register(new, True)}})
+        store.save({"big": {"data:tie": Register(mid, "b")}})
+        incoming = _big("big", 2 * BULK_ROWS, mid, value=False)
+        incoming["big"]["user:older"] = Register(mid, False)
+        incoming["big"]["user:newer"] = Register(mid, False)
+        incoming["big"]["data:tie"] = Register(mid, "c")  # one timestamp: the larger value wins
+        incoming["small"] = {"data:tie": Register(mid, "a"), "data:odd": Register(mid, "\t\n\\.")}
+        store.save(incoming)
+        loaded = store.load()
+        assert loaded["big"]["user:older"] == Register(mid, False)
+        assert loaded["big"]["user:newer"] == Register(new, True)
+        assert loaded["big"]["data:tie"] == Register(mid, "c")
+        assert loaded["big"]["user:line\nbreak"] == Register(mid, False)
+        assert loaded["small"]["data:odd"] == Register(mid, "\t\n\\.")  # COPY's escapes
+        assert len(loaded["big"]) == 2 * BULK_ROWS + 4  # the users, exists and three more
+        store.save({"big": {"data:tie": Register(mid, "a")}})  # loses the tie: no change
+        assert store.load()["big"]["data:tie"] == Register(mid, "c")
+    finally:
+        store.close()
+
+
+def test_a_big_save_that_changes_nothing_is_no_change(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+    admin: psycopg.Connection[Any],  # noqa: F811
+) -> None:
+    """What every listener does on connecting: saves its whole replica, mostly held already."""
+    delta = _big("big", 2 * BULK_ROWS, Timestamp(100, 0, 1))
+    store = PostgresStore(pg_url, schema=schema)
+    try:
+        store.save(delta)
+        version = store.version()
+        store.save(delta)
+        store.save(_big("big", 2 * BULK_ROWS, Timestamp(50, 0, 1)))  # older: loses everywhere
+        assert store.version() == version
+        rows = admin.execute(f"SELECT count(*) FROM {schema}.changes").fetchone()
+        assert rows == (1,)
+    finally:
+        store.close()
+
+
+def test_a_big_change_is_announced_by_a_short_message_and_read_as_groups(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+    admin: psycopg.Connection[Any],  # noqa: F811
+) -> None:
+    url = with_schema(pg_url, schema)
+    users = _users(20_000)  # about 300 KB of keys
+    with Rollout(url) as writer, Rollout(url) as reader:
+        assert writer.wait_synced(10)
+        assert reader.wait_synced(10)
+        admin.execute(f'LISTEN "{schema}_changes"')
+        before = reader.stats()["sync"]
+        writer.activate_users("big", users)
+        eventually(lambda: len(reader.get("big").users) == len(users), what="every user")
+        assert set(reader.get("big").users) == set(users)
+        messages = [n.payload for n in admin.notifies(timeout=1, stop_after=1)]
+        version = writer.stats()["sync"]["version_seen"]
+        assert messages == [f"{version} pid-{os.getpid()}"]
+        row = admin.execute(f"SELECT delta FROM {schema}.changes WHERE version = %s", [version])
+        change = str(row.fetchone()[0])  # type: ignore[index]
+        groups = json.loads(change)  # [flag, wall, counter, node, value, keys] per group
+        listed = [group for group in groups if group[4] == "true"]  # and a history event
+        assert [(group[0], *group[1:4]) for group in groups] == [("big", *listed[0][1:4])] * 2
+        assert sorted(listed[0][5]) == sorted(["exists", *(f"user:{u}" for u in users)])
+        after = reader.stats()["sync"]
+        assert after["by_reference"] == before["by_reference"] + 1
+        assert (after["gaps"], after["reloads"]) == (before["gaps"], before["reloads"])
+
+
+def test_a_merged_export_reaches_every_replica(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+) -> None:
+    url = with_schema(pg_url, schema)
+    with Rollout() as source:
+        source.activate_users("big", _users(5_000))
+        source.activate_percentage("small", 25)
+        source.set_feature_data("small", {"owner": "web"})
+        exported = source.export()
+    with Rollout(url) as importer, Rollout(url) as other:
+        assert other.wait_synced(10)
+        importer.merge(exported)
+        eventually(lambda: other.export() == exported, what="the whole export")
+    with Rollout(url) as reopened:
+        assert reopened.export() == exported
+
+
+def test_a_load_tells_the_version_it_was_read_at(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+) -> None:
+    store = PostgresStore(pg_url, schema=schema)
+    try:
+        store.save(_big("big", 2 * BULK_ROWS, Timestamp(100, 0, 1)))
+        delta, version = store.load_numbered()
+        assert delta == store.load()
+        assert version == store.version() == 1
+    finally:
+        store.close()

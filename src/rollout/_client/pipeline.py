@@ -1,16 +1,14 @@
 """The write pipeline: the one path every change takes into this replica.
 
-Two kinds of change reach a replica, and both go through here:
-
-* a local write (``flags.activate_user(...)``): checked by the write hooks, stamped with one
-  HLC timestamp, recorded in history, saved to the store, applied to the replica, published to
-  the transport, then handed to the hooks and the subscribers;
-* a merge of registers from elsewhere (a peer, Redis, ``flags.merge()``, ``refresh()``, the
-  store at start): those stamped too far in the future are refused and held in the quarantine
-  (rollout._client.quarantine), the rest are saved (unless they came from the store), observed
-  by the clock, applied, and the subscribers told;
-* but a peer's delta (committed by its writer before it was sent; never acknowledged) is applied
-  and announced, then committed right after: rollout._client.uncommitted says why that is safe.
+Every change to a replica goes through here. A local write (``flags.activate_user(...)``) is
+checked by the write hooks, stamped with one HLC timestamp, recorded in history, saved to the
+store, applied, published to the transport, then handed to the hooks and the subscribers. A
+merge of registers from elsewhere (a peer, Redis, ``flags.merge()``, ``refresh()``, the store at
+start) has those stamped too far in the future refused and held in the quarantine
+(rollout._client.quarantine); the rest are saved (unless they came from the store), observed by
+the clock, applied, and the subscribers told. But a peer's delta (committed by its writer before
+it was sent; never acknowledged) is applied and announced, then committed right after:
+rollout._client.uncommitted says why that is safe.
 
 It also keeps this node's own clock honest: when the wall clock steps back so far that the HLC
 is more than ``max_offset`` ahead of it (:meth:`WritePipeline.check_clock_step`), the registers
@@ -61,7 +59,6 @@ Subscriber: TypeAlias = "Callable[[set[str]], object]"
 #: (a re-add must beat an older concurrent removal elsewhere).
 Event: TypeAlias = "dict[str, Any] | None"
 EventBuilder: TypeAlias = "Callable[[str, Mapping[str, Any], str, str | None, str | None], Event]"
-
 
 if TYPE_CHECKING:  # a type only: typing is not loaded at run time
 
@@ -123,8 +120,7 @@ class WritePipeline:
         self.defer_future_store = False
         #: Registers of the store from "the future", kept aside until peers confirm this clock.
         self._deferred: Delta = {}
-        #: The store's version at the load at start, until the transport takes it.
-        self._loaded_version: int | None = None
+        self._loaded_version: int | None = None  # the store's, at start: see take_loaded_version
         self.closed = False
         self._history_limit = history_limit
         self._event = event
@@ -301,9 +297,8 @@ class WritePipeline:
         self._loaded_version = version
 
     def take_loaded_version(self, store: object) -> int | None:
-        """The version ``store`` was at when this replica was loaded from it at start, once
-        (None: not loaded from it, not numbered, or asked before): its transport's first
-        connection then skips re-seeding and reloading what it holds already."""
+        """``store``'s version at the load at start, once (else None): its transport's first
+        connection then skips re-seeding and reloading what the replica holds already."""
         version, self._loaded_version = self._loaded_version, None
         return version if store is self.store else None
 

@@ -113,3 +113,16 @@ def test_nesting_too_deep_is_refused() -> None:
     deep = "[" * 100_000 + "]" * 100_000
     with pytest.raises(FormatError, match="nested too deeply"):
         decode(_document(f'{{"f":{{"data:x":[1,0,1,{deep}]}}}}'))
+
+
+@pytest.mark.parametrize(
+    "second",
+    ["[5,0,1,1]", "[5.0,0,1,true]", "[5,false,1,true]", "[5,0,true,true]", "[5,0,1,true,0]"],
+)
+def test_a_register_equal_in_numbers_to_the_one_before_is_still_checked(second: str) -> None:
+    """1 == 1.0 == True in Python: a register that equals the previous one (a bulk write's
+    next user, decoded without checking it all again) is still refused when it is not exactly
+    a [wall, counter, node, true|false] of integers."""
+    flags = f'{{"f":{{"user:a":[5,0,1,true],"user:b":{second}}}}}'
+    with pytest.raises(FormatError, match="'user:b' of flag 'f'"):
+        decode(_document(flags))

@@ -161,36 +161,49 @@ def _decode_registers(
     members: dict[tuple[int, int, int, bool], Register] = {}
     rules = name == RULES_ENTITY  # holds rules and history only: never the fast path
     prefixes, bare, top = TARGETING_PREFIXES, _BARE_PREFIXES, _MAX_INT64
+    # The last member register checked in full, and its Register: a bulk write's next user
+    # holds an equal one, found equal (same numbers; the types checked apart, as 1 == True).
+    last: list[Any] | None = None
+    last_shared: Register | None = None
     for key, raw in registers.items():
         if (
             not rules
             and type(raw) is list
-            and len(raw) == 4
             and type(key) is str
-            and type(raw[3]) is bool
             and key.startswith(prefixes)
             and key not in bare  # a member key names its member
             and key.isascii()  # text_problem: only non-ASCII text can hold a lone surrogate
         ):
-            wall, counter, node, value = raw
+            # The key is a copy, not the parser's string: kept apart from the parse's garbage
+            # (rollout._core.export_parse), whose arenas it would keep from the system. ASCII,
+            # checked above: the round trip is exact.
             if (
-                type(wall) is int
-                and type(counter) is int
-                and type(node) is int
-                and 0 <= wall <= top
-                and 0 <= counter <= top
-                and 0 <= node <= top
+                raw == last
+                and raw[3] is last[3]  # raw == last: last is a list
+                and type(raw[0]) is int
+                and type(raw[1]) is int
+                and type(raw[2]) is int
             ):
-                parts = (wall, counter, node, value)
-                shared = members.get(parts)
-                if shared is None:
-                    ts = timestamps.setdefault(parts[:3], Timestamp(wall, counter, node))
-                    shared = members[parts] = Register(ts, value)
-                # A copy of the key, not the parser's string: kept apart from the parse's
-                # garbage (rollout._core.export_parse), whose arenas it would keep from the
-                # system. ASCII, checked above: the round trip is exact.
-                decoded[key.encode().decode()] = shared
+                decoded[key.encode().decode()] = last_shared  # type: ignore[assignment]
                 continue
+            if len(raw) == 4 and type(raw[3]) is bool:
+                wall, counter, node, value = raw
+                if (
+                    type(wall) is int
+                    and type(counter) is int
+                    and type(node) is int
+                    and 0 <= wall <= top
+                    and 0 <= counter <= top
+                    and 0 <= node <= top
+                ):
+                    parts = (wall, counter, node, value)
+                    shared = members.get(parts)
+                    if shared is None:
+                        ts = timestamps.setdefault(parts[:3], Timestamp(wall, counter, node))
+                        shared = members[parts] = Register(ts, value)
+                    last, last_shared = raw, shared
+                    decoded[key.encode().decode()] = shared
+                    continue
         register = _decode_register(name, key, raw)
         decoded[key] = Register(timestamps.setdefault(register.ts, register.ts), register.value)
     return decoded

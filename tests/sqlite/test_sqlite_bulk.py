@@ -12,7 +12,7 @@ from rollout import Rollout, SQLiteStore
 from rollout._core.clock import Timestamp
 from rollout._core.keys import RESET
 from rollout._core.state import Register
-from rollout.sqlite import _store
+from rollout.sqlite import _rows, _store
 
 # Ids that JSON writes with an escape, or with bytes beyond ASCII: each of them a reason the
 # array could read back differently from the id that was written.
@@ -86,3 +86,17 @@ def test_a_watermark_sharing_the_users_register_is_saved_as_a_watermark(tmp_path
     assert loaded[RESET] == Register(ts, None)
     assert loaded["user:99"] == shared
     assert len(loaded) == 102
+
+
+def test_a_write_bigger_than_one_array_lands_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys go as arrays of a bounded size; an array holding an id JSON escapes goes row by
+    row, the other arrays of the same write stay arrays."""
+    monkeypatch.setattr(_rows, "_ARRAY_KEYS", 100)
+    users = [*(f"u{i}" for i in range(500)), 'a "quoted" id', *(f"v{i}" for i in range(500))]
+    path = tmp_path / "flags.db"
+    with Rollout(_url(path)) as flags:
+        flags.activate_users("f", users)
+    with Rollout(_url(path)) as flags:
+        assert flags.get("f").users == frozenset(users)

@@ -50,6 +50,8 @@ UPSERT_KEYS = (
 
 #: A register shared by fewer keys than this is bound row by row: the array is not worth it.
 SHARED_FROM = 64
+#: Keys per array: about 1 MB of text each, far below any length limit an SQLite is built with.
+_ARRAY_KEYS = 65_536
 #: How many distinct shared registers one flag is searched for (a write adding users, one
 #: removing others, ...): the rest are bound row by row.
 _ROUNDS = 4
@@ -101,11 +103,14 @@ def rows(delta: Delta, json_each: bool) -> Rows:
                     continue
                 members.remove(watermark)
                 single += _single(flag, [(watermark, register)])
-            text = json.dumps(members, ensure_ascii=False, separators=(",", ":"))
-            if "\\" in text:  # an escape: SQLite's reading of it is not ours to rely on
-                single += _single(flag, [(key, register) for key in members])
-                continue
-            shared.append((flag, *register.ts, encode_value(members[0], register.value), text))
+            value = encode_value(members[0], register.value)
+            for start in range(0, len(members), _ARRAY_KEYS):
+                part = members[start : start + _ARRAY_KEYS]
+                text = json.dumps(part, ensure_ascii=False, separators=(",", ":"))
+                if "\\" in text:  # an escape: SQLite's reading of it is not ours to rely on
+                    single += _single(flag, [(key, register) for key in part])
+                else:
+                    shared.append((flag, *register.ts, value, text))
         single += _single(flag, zip(keys, values, strict=True))
     return Rows(single, shared)
 

@@ -246,7 +246,7 @@ def _parse(data: bytes, timestamps: dict[tuple[int, int, int], Timestamp]) -> tu
     if pause:
         gc.disable()
     try:
-        text = data.decode(json.detect_encoding(data), "surrogatepass")  # as json.loads does
+        encoding = json.detect_encoding(data)
         decoder = json.JSONDecoder(parse_constant=_reject_constant)
 
         def on_flag(name: str, registers: Any) -> tuple[str, dict[str, Register]] | FormatError:
@@ -255,10 +255,11 @@ def _parse(data: bytes, timestamps: dict[tuple[int, int, int], Timestamp]) -> tu
             except FormatError as exc:  # raised after the format and version are checked
                 return exc
 
-        document = parse_by_flag(text, decoder, on_flag)
+        # The text is the parser's alone (export_parse: it lets it go past a big flag).
+        document = parse_by_flag(data.decode(encoding, "surrogatepass"), decoder, on_flag)
         if document is not None:
             return document, True
-        return decoder.decode(text), False
+        return decoder.decode(data.decode(encoding, "surrogatepass")), False  # as json.loads
     finally:
         if pause:
             gc.enable()

@@ -7,7 +7,9 @@ the arenas, each pinned by a few kept objects, stay with the process: 200 MB mor
 merge than the registers need. Here the top-level object and its ``flags`` object are walked by
 hand and each flag's registers parsed by ``json`` alone, then handed to a callback that decodes
 them while they are the newest objects: what it keeps is allocated apart from the parse's
-garbage, which then leaves whole arenas empty, given back to the system.
+garbage, which then leaves whole arenas empty, given back to the system. The copies of the
+keys would raise the peak while a big flag's parse is held; the text of the export (55 MB at a
+million users) is let go first, past such a flag, which keeps the peak where it was.
 
 Only the shape of an export is walked; anything else (not an object, a syntax error, trailing
 text) returns None, and the caller parses the text whole, for the same result or error as
@@ -35,71 +37,81 @@ OnFlag = Callable[[str, Any], Any]
 def parse_by_flag(text: str, decoder: json.JSONDecoder, on_flag: OnFlag) -> dict[str, Any] | None:
     """The top-level object of ``text``, its ``flags`` object (when it is one) holding
     ``on_flag(name, registers)`` for each flag, in the order parsed; None when ``text`` is not
-    an object of members, or not valid JSON (a ValueError of ``decoder``)."""
+    an object of members, or not valid JSON (a ValueError of ``decoder``).
+
+    The caller should keep no reference to ``text``: past a flag that takes most of it (a
+    million users), what is left is copied and the whole let go before that flag is decoded."""
+    parser = _Parser(text, decoder, on_flag)
+    del text
     try:
-        return _document(text, decoder, on_flag)
+        return parser.document()
     except ValueError:  # JSONDecodeError, or a constant (NaN) the decoder refuses
         return None
 
 
-def _document(text: str, decoder: json.JSONDecoder, on_flag: OnFlag) -> dict[str, Any] | None:
-    document: dict[str, Any] = {}
+class _Parser:
+    """Positions are in ``self.text``, which :meth:`flag` may replace by what is left of it:
+    the methods read it anew after every value parsed, never keep it."""
 
-    def member(key: str, at: int) -> tuple[Any, int] | None:
-        if key == "flags" and text[at : at + 1] == "{":
+    def __init__(self, text: str, decoder: json.JSONDecoder, on_flag: OnFlag) -> None:
+        self.text = text
+        self.decoder = decoder
+        self.on_flag = on_flag
+
+    def document(self) -> dict[str, Any] | None:
+        document: dict[str, Any] = {}
+        end = self.members(self.skip(0), document, self.member)
+        if end is None or self.skip(end) != len(self.text):
+            return None  # not an object, or text after it: json.loads says which
+        return document
+
+    def member(self, key: str, at: int) -> tuple[Any, int] | None:
+        if key == "flags" and self.text[at : at + 1] == "{":
             flags: dict[str, Any] = {}
-            end = _members(text, at, flags, decoder, flag)
+            end = self.members(at, flags, self.flag)
             return None if end is None else (flags, end)
-        parsed: tuple[Any, int] = decoder.raw_decode(text, at)
+        parsed: tuple[Any, int] = self.decoder.raw_decode(self.text, at)
         return parsed
 
-    def flag(name: str, at: int) -> tuple[Any, int]:
-        registers, end = decoder.raw_decode(text, at)
-        return on_flag(name, registers), end  # decoded before the next flag is parsed
+    def flag(self, name: str, at: int) -> tuple[Any, int]:
+        registers, end = self.decoder.raw_decode(self.text, at)
+        if end - at > len(self.text) // 2:  # the text of a big flag goes before it is decoded
+            self.text, end = self.text[end:], 0
+        return self.on_flag(name, registers), end  # decoded before the next flag is parsed
 
-    end = _members(text, _skip(text, 0), document, decoder, member)
-    if end is None or _skip(text, end) != len(text):
-        return None  # not an object, or text after it: json.loads says which
-    return document
-
-
-def _members(
-    text: str,
-    at: int,
-    into: dict[str, Any],
-    decoder: json.JSONDecoder,
-    value: Callable[[str, int], tuple[Any, int] | None],
-) -> int | None:
-    """Parse the object at ``at`` into ``into``, each member's value by ``value(key, index)``
-    (the value and the index after it); the index after the object, or None when there is no
-    object there or its members are not separated as JSON's are."""
-    if text[at : at + 1] != "{":
-        return None
-    at = _skip(text, at + 1)
-    if text[at : at + 1] == "}":
-        return at + 1
-    while True:
-        if text[at : at + 1] != '"':
+    def members(
+        self, at: int, into: dict[str, Any], value: Callable[[str, int], tuple[Any, int] | None]
+    ) -> int | None:
+        """Parse the object at ``at`` into ``into``, each member's value by ``value(key,
+        index)`` (the value and the index after it); the index after the object, or None when
+        there is no object there or its members are not separated as JSON's are."""
+        if self.text[at : at + 1] != "{":
             return None
-        key, at = decoder.raw_decode(text, at)  # a string
-        at = _skip(text, at)
-        if text[at : at + 1] != ":":
-            return None
-        parsed = value(key, _skip(text, at + 1))
-        if parsed is None:
-            return None
-        into[key], at = parsed
-        at = _skip(text, at)
-        separator = text[at : at + 1]
-        if separator == "}":
+        at = self.skip(at + 1)
+        if self.text[at : at + 1] == "}":
             return at + 1
-        if separator != ",":
-            return None
-        at = _skip(text, at + 1)
+        while True:
+            if self.text[at : at + 1] != '"':
+                return None
+            key, at = self.decoder.raw_decode(self.text, at)  # a string
+            at = self.skip(at)
+            if self.text[at : at + 1] != ":":
+                return None
+            parsed = value(key, self.skip(at + 1))
+            if parsed is None:
+                return None
+            into[key], at = parsed
+            at = self.skip(at)
+            separator = self.text[at : at + 1]
+            if separator == "}":
+                return at + 1
+            if separator != ",":
+                return None
+            at = self.skip(at + 1)
 
-
-def _skip(text: str, at: int) -> int:
-    """The index of the first character at or after ``at`` that is not JSON whitespace."""
-    while at < len(text) and text[at] in " \t\n\r":
-        at += 1
-    return at
+    def skip(self, at: int) -> int:
+        """The index of the first character at or after ``at`` that is not JSON whitespace."""
+        text = self.text
+        while at < len(text) and text[at] in " \t\n\r":
+            at += 1
+        return at

@@ -329,6 +329,8 @@ class SQLiteStore(Store):
             return self._loaded_version is None or _data_version(connection) != self._loaded_version
 
     def save(self, delta: Delta) -> None:
+        if not any(delta.values()):
+            return  # nothing to write (a closed store too says nothing, as before)
         single, shared = rows(delta, self._json_each())
         watermarked = [
             {"flag": flag}
@@ -340,8 +342,6 @@ class SQLiteStore(Store):
             {"flag": flag, "limit": self.history_limit}
             for flag in dict.fromkeys(row[0] for row in single if is_history(row[1]))
         ]
-        if not single and not shared:
-            return
         with self._transaction("write to") as connection:
             if shared:
                 connection.executemany(UPSERT_KEYS, shared)

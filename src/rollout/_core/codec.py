@@ -19,6 +19,7 @@ import math
 from ..errors import FormatError
 from . import targeting as _engine  # its checker loads with the first rule decoded
 from .clock import Timestamp
+from .export_parse import parse_by_flag
 from .history import check_event_value
 from .keys import (
     DATA,
@@ -99,8 +100,9 @@ def decode(data: bytes) -> Delta:
     """Parse and check a blob; raise :class:`FormatError` naming the first problem."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"data must be bytes from export(), got {type(data).__name__}")
+    timestamps: dict[tuple[int, int, int], Timestamp] = {}
     try:
-        document = _parse(bytes(data))
+        document, streamed = _parse(bytes(data), timestamps)
     except (UnicodeDecodeError, ValueError) as exc:
         raise FormatError(f"not a rollout export: {exc}") from exc
     except RecursionError:  # valid JSON nested deeper than the parser can take
@@ -112,7 +114,15 @@ def decode(data: bytes) -> Delta:
         raise FormatError(
             f"rollout export version {version!r} is not supported (this library reads {VERSION})"
         )
-    return decode_flags(document.get("flags"))
+    flags = document.get("flags")
+    if streamed and isinstance(flags, dict):  # decoded already, flag by flag, as parsed
+        delta: Delta = {}
+        for decoded in flags.values():
+            if isinstance(decoded, FormatError):
+                raise decoded  # the first problem in the document's order, as decode_flags
+            delta[decoded[0]] = decoded[1]
+        return delta
+    return decode_flags(flags)
 
 
 def decode_flags(flags: object) -> Delta:
@@ -122,14 +132,21 @@ def decode_flags(flags: object) -> Delta:
     delta: Delta = {}
     timestamps: dict[tuple[int, int, int], Timestamp] = {}
     for raw_name, registers in flags.items():
-        try:
-            name = entity_name(raw_name, "flag name")
-        except (TypeError, ValueError) as exc:
-            raise FormatError(f"rollout export: {exc}") from exc
-        if not isinstance(registers, dict):
-            raise FormatError(f"rollout export: flag {name!r} must map keys to registers")
-        delta[name] = _decode_registers(name, registers, timestamps)
+        name, decoded = _decode_flag(raw_name, registers, timestamps)
+        delta[name] = decoded
     return delta
+
+
+def _decode_flag(
+    raw_name: object, registers: object, timestamps: dict[tuple[int, int, int], Timestamp]
+) -> tuple[str, dict[str, Register]]:
+    try:
+        name = entity_name(raw_name, "flag name")
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"rollout export: {exc}") from exc
+    if not isinstance(registers, dict):
+        raise FormatError(f"rollout export: flag {name!r} must map keys to registers")
+    return name, _decode_registers(name, registers, timestamps)
 
 
 def _decode_registers(
@@ -144,36 +161,50 @@ def _decode_registers(
     # The Register of a listed user, shared the same way: (ts, True) alike for all of them.
     members: dict[tuple[int, int, int, bool], Register] = {}
     rules = name == RULES_ENTITY  # holds rules and history only: never the fast path
-    heads = _TARGETING_HEADS
+    prefixes, bare, top = TARGETING_PREFIXES, _BARE_PREFIXES, _MAX_INT64
+    # The last member register checked in full, and its Register: a bulk write's next user
+    # holds an equal one, found equal (same numbers; the types checked apart, as 1 == True).
+    last: list[Any] | None = None
+    last_shared: Register | None = None
     for key, raw in registers.items():
         if (
             not rules
             and type(raw) is list
-            and len(raw) == 4
             and type(key) is str
-            and type(raw[3]) is bool
+            and key.startswith(prefixes)
+            and key not in bare  # a member key names its member
             and key.isascii()  # text_problem: only non-ASCII text can hold a lone surrogate
         ):
-            wall, counter, node, value = raw
-            head, separator, member = key.partition(SEPARATOR)
+            # The key is a copy, not the parser's string: kept apart from the parse's garbage
+            # (rollout._core.export_parse), whose arenas it would keep from the system. ASCII,
+            # checked above: the round trip is exact.
             if (
-                separator
-                and member
-                and head in heads
-                and type(wall) is int
-                and type(counter) is int
-                and type(node) is int
-                and 0 <= wall <= _MAX_INT64
-                and 0 <= counter <= _MAX_INT64
-                and 0 <= node <= _MAX_INT64
+                raw == last
+                and raw[3] is last[3]  # raw == last: last is a list
+                and type(raw[0]) is int
+                and type(raw[1]) is int
+                and type(raw[2]) is int
             ):
-                parts = (wall, counter, node, value)
-                shared = members.get(parts)
-                if shared is None:
-                    ts = timestamps.setdefault(parts[:3], Timestamp(wall, counter, node))
-                    shared = members[parts] = Register(ts, value)
-                decoded[key] = shared
+                decoded[key.encode().decode()] = last_shared  # type: ignore[assignment]
                 continue
+            if len(raw) == 4 and type(raw[3]) is bool:
+                wall, counter, node, value = raw
+                if (
+                    type(wall) is int
+                    and type(counter) is int
+                    and type(node) is int
+                    and 0 <= wall <= top
+                    and 0 <= counter <= top
+                    and 0 <= node <= top
+                ):
+                    parts = (wall, counter, node, value)
+                    shared = members.get(parts)
+                    if shared is None:
+                        ts = timestamps.setdefault(parts[:3], Timestamp(wall, counter, node))
+                        shared = members[parts] = Register(ts, value)
+                    last, last_shared = raw, shared
+                    decoded[key.encode().decode()] = shared
+                    continue
         register = _decode_register(name, key, raw)
         decoded[key] = Register(timestamps.setdefault(register.ts, register.ts), register.value)
     return decoded
@@ -202,18 +233,37 @@ def check_flag(name: str, registers: Mapping[str, Register]) -> None:
         _check_value(where, key, register.value)
 
 
-def _parse(data: bytes) -> Any:
-    """The JSON document. A big one (an export of a million users is 56 MB) is parsed with the
-    cyclic garbage collector paused: parsing makes millions of lists, and the collections they
-    trigger walk every one of them again and again (2.5x the parse's time), while JSON can hold
-    no reference cycle for a collection to find. The collector's state is restored after."""
-    if len(data) < _PAUSE_GC_FROM or not gc.isenabled():
-        return json.loads(data, parse_constant=_reject_constant)
-    gc.disable()
+def _parse(data: bytes, timestamps: dict[tuple[int, int, int], Timestamp]) -> tuple[Any, bool]:
+    """The JSON document, and whether its flags are decoded already.
+
+    An export is parsed a flag at a time, each decoded as soon as it is parsed
+    (rollout._core.export_parse: what a merge keeps is then not scattered among the parse's
+    garbage); anything else is parsed whole, for json's own answer or error. A big document (an
+    export of a million users is 56 MB) is parsed with the cyclic garbage collector paused:
+    parsing makes millions of lists, and the collections they trigger walk every one of them
+    again and again (2.5x the parse's time), while JSON can hold no reference cycle for a
+    collection to find. The collector's state is restored after."""
+    pause = len(data) >= _PAUSE_GC_FROM and gc.isenabled()
+    if pause:
+        gc.disable()
     try:
-        return json.loads(data, parse_constant=_reject_constant)
+        encoding = json.detect_encoding(data)
+        decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+        def on_flag(name: str, registers: Any) -> tuple[str, dict[str, Register]] | FormatError:
+            try:
+                return _decode_flag(name, registers, timestamps)
+            except FormatError as exc:  # raised after the format and version are checked
+                return exc
+
+        # The text is the parser's alone (export_parse: it lets it go past a big flag).
+        document = parse_by_flag(data.decode(encoding, "surrogatepass"), decoder, on_flag)
+        if document is not None:
+            return document, True
+        return decoder.decode(data.decode(encoding, "surrogatepass")), False  # as json.loads
     finally:
-        gc.enable()
+        if pause:
+            gc.enable()
 
 
 _PAUSE_GC_FROM = 1 << 20  # bytes: below, a parse allocates too little for it to matter
@@ -370,6 +420,7 @@ def decode_stored(name: object, key: object, text: object) -> Any:
 
 _BOOLEANS = {"true": True, "false": False}
 _TARGETING_HEADS = frozenset(prefix[: -len(SEPARATOR)] for prefix in TARGETING_PREFIXES)
+_BARE_PREFIXES = frozenset(TARGETING_PREFIXES)
 
 
 def _decode_stored(name: object, key: object, text: object) -> Any:

@@ -51,7 +51,7 @@ def merge_indexed(
     if not registers:
         # A new flag (an export merged, a bulk write): every register wins against nothing.
         registers.update(incoming)
-        history[:] = sorted(k for k in incoming if k.startswith(HISTORY))
+        history[:] = sorted([k for k in incoming if k.startswith(HISTORY)])
         incoming = {}
         watermark_moved = any(w in registers for w in _WATERMARKS)  # drop what they hide
     for key, register in incoming.items():

@@ -237,7 +237,9 @@ class FlagState:
         million users one by one against registers that are not there."""
         before = self._view()
         registers = self.registers = dict(incoming)  # empty before: nothing to keep
-        events = [key for key in registers if key.startswith(HISTORY)]
+        # The keys that are no user (few, on a big flag), read once: the events are among them.
+        others = [key for key in registers if not key.startswith(USER)]
+        events = [key for key in others if key.startswith(HISTORY)]
         if events:
             events.sort()
             for key in events[: max(0, len(events) - self.history_limit)]:
@@ -249,7 +251,7 @@ class FlagState:
                 setattr(self, attribute, held.ts)
         if (self.reset, self.data_reset, self.definition_reset) != _NO_WATERMARKS:
             self._drop_hidden()
-        self._rebuild_view()
+        self._rebuild_view([key for key in others if key in registers])
         return self._view() != before
 
     def _add_event(self, key: str, register: Register) -> None:
@@ -321,7 +323,9 @@ class FlagState:
         for key in [k for k, r in registers.items() if self.hidden(k, r.ts)]:
             del registers[key]
 
-    def _rebuild_view(self) -> None:
+    def _rebuild_view(self, others: list[str] | None = None) -> None:
+        """Build the view again from the registers; ``others``: their keys that are no user,
+        when the caller has them already."""
         # Fresh containers: a reader holding the old ones keeps a consistent (old) view.
         self.users, self.excluded, self.groups, self.data = set(), set(), set(), {}
         self.variants, self.rules = {}, {}
@@ -335,9 +339,11 @@ class FlagState:
         self.users = {
             key[start:] for key, register in items if register.value and key[:start] == USER
         }
-        for key, register in items:
-            if not key.startswith(USER):
-                self._apply_visible(key, register.value)
+        registers = self.registers
+        if others is None:
+            others = [key for key in registers if not key.startswith(USER)]
+        for key in others:
+            self._apply_visible(key, registers[key].value)
 
     def _apply_visible(self, key: str, value: Any) -> bool:
         """Fold one visible register into the view. Returns whether the view changed."""

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .._core.clock import Timestamp
-from .._core.codec import decode_stored, encode_value
+from .._core.codec import decode_stored
 from .._core.keys import (
     DATA_RESET,
     DEFINITION_RESET,
@@ -38,6 +38,7 @@ from ..errors import ClosedError, FormatError, StoreError
 from ..stores._base import Store
 from ._errors import corrupt, file_identity, rollback, translate
 from ._quarantine import hold, judge, read_quarantine, trim
+from ._rows import UPSERT, UPSERT_KEYS, has_json_each, rows
 
 __all__ = ["SQLiteStore"]
 
@@ -80,16 +81,6 @@ CREATE TABLE IF NOT EXISTS quarantine_judged (
     node INTEGER NOT NULL,
     UNIQUE (flag, key, wall, counter, node)
 );
-"""
-
-# Last-writer-wins in SQL: replace only a register with a smaller (timestamp, value); the value
-# comparison is the same tie-break as rollout._core.state.wins (canonical JSON text).
-_UPSERT = """
-INSERT INTO registers (flag, key, wall, counter, node, value) VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (flag, key) DO UPDATE SET
-    wall = excluded.wall, counter = excluded.counter, node = excluded.node, value = excluded.value
-WHERE (excluded.wall, excluded.counter, excluded.node, excluded.value)
-    > (registers.wall, registers.counter, registers.node, registers.value)
 """
 
 # Drop what a watermark hides (docs/architecture.md): targeting registers older than `reset`, data
@@ -158,6 +149,8 @@ class SQLiteStore(Store):
         # Why the last load() failed (a damaged row), until one succeeds: what ping() reports,
         # since this process no longer sees other processes' changes to the file.
         self._load_problem: str | None = None
+        #: Whether this SQLite has json_each (rollout.sqlite._rows), asked at the first save.
+        self._has_json_each: bool | None = None
 
     @classmethod
     def from_url(cls, url: str, *, create: bool = True) -> SQLiteStore:
@@ -336,29 +329,33 @@ class SQLiteStore(Store):
             return self._loaded_version is None or _data_version(connection) != self._loaded_version
 
     def save(self, delta: Delta) -> None:
-        rows = [
-            (flag, key, *register.ts, encode_value(key, register.value))
-            for flag, registers in delta.items()
-            for key, register in registers.items()
-        ]
+        if not any(delta.values()):
+            return  # nothing to write (a closed store too says nothing, as before)
+        single, shared = rows(delta, self._json_each())
         watermarked = [
             {"flag": flag}
             for flag, registers in delta.items()
             if RESET in registers or DATA_RESET in registers
         ]
+        # History events are never in an array (rollout.sqlite._rows): all are in ``single``.
         with_history = [
             {"flag": flag, "limit": self.history_limit}
-            for flag, registers in delta.items()
-            if any(is_history(key) for key in registers)
+            for flag in dict.fromkeys(row[0] for row in single if is_history(row[1]))
         ]
-        if not rows:
-            return
         with self._transaction("write to") as connection:
-            connection.executemany(_UPSERT, rows)
+            if shared:
+                connection.executemany(UPSERT_KEYS, shared)
+            connection.executemany(UPSERT, single)
             if watermarked:
                 connection.executemany(_PRUNE, watermarked)
             if with_history:
                 connection.executemany(_PRUNE_HISTORY, with_history)
+
+    def _json_each(self) -> bool:
+        if self._has_json_each is None:
+            with self._using("read") as connection:
+                self._has_json_each = has_json_each(connection)
+        return self._has_json_each
 
     def discard(self, delta: Delta) -> None:
         rows = [

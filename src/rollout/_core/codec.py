@@ -19,7 +19,6 @@ import math
 from ..errors import FormatError
 from . import targeting as _engine  # its checker loads with the first rule decoded
 from .clock import Timestamp
-from .export_parse import parse_by_flag
 from .history import check_event_value
 from .keys import (
     DATA,
@@ -256,7 +255,10 @@ def _parse(data: bytes, timestamps: dict[tuple[int, int, int], Timestamp]) -> tu
             except FormatError as exc:  # raised after the format and version are checked
                 return exc
 
-        # The text is the parser's alone (export_parse: it lets it go past a big flag).
+        # The text is the parser's alone (export_parse: it lets it go past a big flag). Imported
+        # here: a Rollout that never reads an export does not load it.
+        from .export_parse import parse_by_flag
+
         document = parse_by_flag(data.decode(encoding, "surrogatepass"), decoder, on_flag)
         if document is not None:
             return document, True

@@ -18,20 +18,20 @@ text) returns None, and the caller parses the text whole, for the same result or
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
 from .lazy import LazyModule
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import json
+    from collections.abc import Callable
+    from typing import Any, TypeAlias
 else:
     json = LazyModule("json")  # loaded by the first export parsed (lazy.py)
 
 __all__ = ["parse_by_flag"]
 
 #: What the callback makes of one flag: its name and registers as parsed -> what to keep.
-OnFlag = Callable[[str, Any], Any]
+OnFlag: TypeAlias = "Callable[[str, Any], Any]"
 
 
 def parse_by_flag(text: str, decoder: json.JSONDecoder, on_flag: OnFlag) -> dict[str, Any] | None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from starlette.concurrency import run_in_threadpool
 
 from .._client.rollout import Rollout
+from .._core.feature import Feature
+from .._core.rules import state
 from .._core.shapes import check_shape
 from ._api_call import direct, endpoint
 from ._api_fields import (
@@ -40,7 +42,10 @@ from ._operation import PREFIX, Call, Handler, Operation
 from ._routing import RawRoute
 from ._sampling import CheckSampler, sampler_for
 
-__all__ = ["OPERATIONS", "PREFIX", "Api", "Call", "Operation"]
+__all__ = ["OPERATIONS", "PREFIX", "STATES_KEPT", "Api", "Call", "Operation"]
+
+#: Flags whose state the check keeps at most (emptied when full).
+STATES_KEPT: Final = 4096
 
 
 class Api:
@@ -60,6 +65,8 @@ class Api:
         #: Every write must say why (``serve --require-reason``): without ``reason``, a 422.
         self.require_reason = require_reason
         self._sampler: CheckSampler | None = None
+        #: Each flag's state, by the snapshot it was worked out from (see _check).
+        self.states: dict[str, tuple[Feature, str]] = {}
 
     @property
     def sampler(self) -> CheckSampler:
@@ -134,12 +141,31 @@ def _change(method: str, *arguments: str) -> Handler:
 
 async def _check(api: Api, call: Call) -> Any:
     user, name, flags = call.values.get("user"), call.name, api.flags
-    active = flags.active(name, user)
+    check = flags._checks.get(name)
+    if check is not None and check.predicates and user is not None:
+        # A group's predicate is the application's code (a named rule takes its time too), and
+        # may be slow: off the event loop, as OFREP's evaluation. Every other check is a few
+        # dict lookups, which the hop to a thread and back would cost several times over.
+        active = await run_in_threadpool(flags.active, name, user)
+    else:
+        active = flags.active(name, user)
     # The name was checked once, as the path parameter: the replica is asked directly, not
     # through exists() and get(), which would check it twice more (a Python loop each time).
-    if name in flags._checks:  # only flags: what callers ask for cannot grow the record
-        api.sampler.note(name)
-    return check_shape(name, user, active, flags._replica.feature(name))
+    feature = flags._replica.feature(name)
+    if name not in flags._checks:  # only flags: what callers ask for cannot grow the records
+        return check_shape(name, user, active, feature)
+    (api._sampler or api.sampler).note(name)
+    # check_shape's answer, with the flag's state worked out once per snapshot of the flag
+    # (snapshots are immutable, and replaced when the flag changes): four calls a request.
+    known = api.states.get(name)
+    if known is not None and known[0] is feature:
+        flag_state = known[1]
+    else:
+        flag_state = state(feature)
+        if len(api.states) >= STATES_KEPT:  # flags deleted since stay until then
+            api.states.clear()
+        api.states[name] = (feature, flag_state)
+    return {"flag": name, "user": user, "active": active, "state": flag_state}
 
 
 async def _explain(api: Api, call: Call) -> Any:

@@ -94,7 +94,10 @@ class Gate:
             self._forwarded_seen = True
             _warn_if_proxy_unlisted(asked.conn)
         auth = self.auth
-        actor, refusal = None, self._host_refusal(asked)
+        # A Host header seen before is let through on its verdict (see _host_refusal).
+        host = asked.headers.get(b"host")
+        refusal = None if host and self._hosts.get(host) else self._host_refusal(asked)
+        actor = None
         bearer = b"authorization" in asked.headers
         peer = scope.get("client")
         client = str(peer[0]) if peer is not None else ""  # client_of(scope)

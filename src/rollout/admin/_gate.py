@@ -26,7 +26,7 @@ from ._errors import error_response
 from ._grants import ADMIN, FULL, OFREP_PREFIX, raw_app_path
 from ._hosts import is_loopback, same_origin, split_host
 from ._routing import ResolvedRouter
-from ._scope import is_api_path, remember_app_path
+from ._scope import APP_PATH, is_api_path, remember_app_path
 from ._throttle import retry_after
 
 __all__ = ["HOSTS_REMEMBERED", "PUBLIC_PATHS", "Gate", "is_public"]
@@ -83,7 +83,10 @@ class Gate:
             await self.app(scope, receive, send)
             return
         asked = Asked(scope)
-        path = remember_app_path(scope)
+        if scope.get("root_path"):
+            path = remember_app_path(scope)
+        else:  # what remember_app_path records for an app that is not mounted, without a call
+            path = scope[APP_PATH] = scope["path"]
         if self.origins and kind == "http" and path.startswith(OFREP_PREFIX):
             preflight = cors_preflight(self.origins, asked)
             if preflight is not None:

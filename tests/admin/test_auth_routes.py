@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from rollout import Rollout
 from rollout.admin import Auth, create_app
-from rollout.admin._auth import HOSTS_REMEMBERED
+from rollout.admin._gate import HOSTS_REMEMBERED
 from rollout.admin._openapi import openapi_document
 
 from .api_helpers import (

@@ -8,17 +8,16 @@ each facade method it calls makes one write: a refused request has changed nothi
 from __future__ import annotations
 
 import datetime
-import urllib.parse
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
 
 from .._client.rollout import Rollout
+from .._core.feature import Feature
+from .._core.rules import state
 from .._core.shapes import check_shape
-from ..errors import RolloutError
+from ._api_call import direct, endpoint
 from ._api_fields import (
     DATA,
     FLAG_QUERY,
@@ -33,20 +32,20 @@ from ._api_fields import (
     USER,
     VIEW,
     active_field,
-    parse_body,
     users_field,
 )
 from ._api_members import CURSOR, PAGE_LIMIT, SEARCH, members_answer
 from ._api_targeting import TARGETING_OPERATIONS
-from ._auth import client_address
-from ._errors import ApiError, error_response, rollout_error_response
+from ._errors import ApiError
 from ._listing import ListQuery, flag_page, viewed_flag
 from ._operation import PREFIX, Call, Handler, Operation
 from ._routing import RawRoute
 from ._sampling import CheckSampler, sampler_for
-from ._serialize import JsonAnswer, read_json
 
-__all__ = ["OPERATIONS", "PREFIX", "Api", "Call", "Operation"]
+__all__ = ["OPERATIONS", "PREFIX", "STATES_KEPT", "Api", "Call", "Operation"]
+
+#: Flags whose state the check keeps at most (emptied when full).
+STATES_KEPT: Final = 4096
 
 
 class Api:
@@ -66,6 +65,8 @@ class Api:
         #: Every write must say why (``serve --require-reason``): without ``reason``, a 422.
         self.require_reason = require_reason
         self._sampler: CheckSampler | None = None
+        #: Each flag's state, by the snapshot it was worked out from (see _check).
+        self.states: dict[str, tuple[Feature, str]] = {}
 
     @property
     def sampler(self) -> CheckSampler:
@@ -84,8 +85,11 @@ class Api:
         # Full paths rather than a Mount: a Mount's pattern stops at a newline, so a flag name
         # holding an (encoded) control character would get a 404 instead of its 422. Matched on
         # the raw path, so a name holding "/" (sent as %2F) stays one segment.
+        # A path that only reads (the check's) is also answered directly (_api_call.direct).
         return [
-            RawRoute(PREFIX + path, self._endpoint(ops), methods=list(ops))
+            RawRoute(
+                PREFIX + path, endpoint(self, ops), methods=list(ops), direct=direct(self, ops)
+            )
             for path, ops in by_path.items()
         ]
 
@@ -104,86 +108,6 @@ class Api:
             await run_in_threadpool(run)
         except (TypeError, ValueError) as exc:  # the facade's own checks; ours ran first
             raise ApiError("invalid", str(exc)[:500]) from None
-
-    def _endpoint(self, ops: dict[str, Operation]) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            op = ops["GET" if request.method == "HEAD" else request.method]
-            try:
-                call = await self._call(op, request)
-                payload = await op.handler(self, call)
-            except ApiError as exc:
-                return error_response(exc.code, exc.message, exc.field)
-            except RolloutError as exc:
-                # The store away, the Rollout closed, the clock skewed: nothing was written (503);
-                # or a write the store did not answer in time: it may have been (504).
-                return rollout_error_response(exc)
-            return JsonAnswer(payload)
-
-        return endpoint
-
-    async def _call(self, op: Operation, request: Request) -> Call:
-        values: dict[str, Any] = {}
-        query: dict[str, str] | None = None
-        for param in op.params:
-            if param.location == "path":
-                raw = request.path_params.get(param.name)
-            else:
-                if query is None:
-                    query = _query(request)
-                raw = query.get(param.name)
-            if raw is not None:
-                values[param.name] = param.parse(raw)
-        if op.body and (op.body_required or _has_body(request)):
-            values.update(parse_body(await read_json(request, self.max_body), op.body))
-        name = values.get("name", "")
-        # A reason of spaces only says nothing: it would satisfy the rule and defeat it.
-        if op.writes and self.require_reason and not str(values.get("reason", "")).strip():
-            raise ApiError(
-                "invalid",
-                "reason is required (not blank): this server records why every change is made",
-                field="reason",
-            )
-        # A removal is refused by the facade itself (UnknownFlagError, checked under its write
-        # lock, so a delete racing it cannot be undone); a read is answered here.
-        if op.unknown_flag == "not_found" and not op.writes and not self.flags.exists(name):
-            raise ApiError("not_found", f"no flag named {name!r}", field="name")
-        if (
-            op.unknown_flag == "no_history"
-            and not self.flags.exists(name)
-            and not self.flags.history(name, 1)
-        ):  # as `rollout history` says it (exit 2): an empty answer would hide a typo
-            raise ApiError("not_found", f"no flag named {name!r} and no history for it", "name")
-        actor = getattr(request.state, "actor", None)
-        if actor is None and op.writes:
-            # Auth off (loopback only): history still tells one client from another.
-            actor = f"anonymous@{client_address(request) or 'unknown'}"
-        return Call(name, values, actor, request.scope.get("root_path", "") + PREFIX)
-
-
-def _query(request: Request) -> dict[str, str]:
-    """The query's parameters, the last of a repeated one winning: what Starlette's
-    ``request.query_params.get`` answers, without building its multi-dict (a tenth of a
-    check's time in the app)."""
-    text = request.scope.get("query_string", b"").decode("latin-1")
-    if "%" in text or "+" in text:
-        return dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
-    # Nothing to decode (``?user=42``): split as parse_qsl does, which costs a third of this
-    # request's own work in the app otherwise. Empty fields are skipped; a field without "="
-    # is a name with an empty value.
-    query: dict[str, str] = {}
-    for field in text.split("&"):
-        if field:
-            name, _, value = field.partition("=")
-            query[name] = value
-    return query
-
-
-def _has_body(request: Request) -> bool:
-    """Whether the client sent a body (or claims one): an empty one is no body at all."""
-    headers = request.headers
-    if "transfer-encoding" in headers or "content-type" in headers:
-        return True
-    return headers.get("content-length", "0") != "0"
 
 
 # Handlers -------------------------------------------------------------------------------------
@@ -217,12 +141,31 @@ def _change(method: str, *arguments: str) -> Handler:
 
 async def _check(api: Api, call: Call) -> Any:
     user, name, flags = call.values.get("user"), call.name, api.flags
-    active = flags.active(name, user)
+    check = flags._checks.get(name)
+    if check is not None and check.predicates and user is not None:
+        # A group's predicate is the application's code (a named rule takes its time too), and
+        # may be slow: off the event loop, as OFREP's evaluation. Every other check is a few
+        # dict lookups, which the hop to a thread and back would cost several times over.
+        active = await run_in_threadpool(flags.active, name, user)
+    else:
+        active = flags.active(name, user)
     # The name was checked once, as the path parameter: the replica is asked directly, not
     # through exists() and get(), which would check it twice more (a Python loop each time).
-    if name in flags._checks:  # only flags: what callers ask for cannot grow the record
-        api.sampler.note(name)
-    return check_shape(name, user, active, flags._replica.feature(name))
+    feature = flags._replica.feature(name)
+    if name not in flags._checks:  # only flags: what callers ask for cannot grow the records
+        return check_shape(name, user, active, feature)
+    (api._sampler or api.sampler).note(name)
+    # check_shape's answer, with the flag's state worked out once per snapshot of the flag
+    # (snapshots are immutable, and replaced when the flag changes): four calls a request.
+    known = api.states.get(name)
+    if known is not None and known[0] is feature:
+        flag_state = known[1]
+    else:
+        flag_state = state(feature)
+        if len(api.states) >= STATES_KEPT:  # flags deleted since stay until then
+            api.states.clear()
+        api.states[name] = (feature, flag_state)
+    return {"flag": name, "user": user, "active": active, "state": flag_state}
 
 
 async def _explain(api: Api, call: Call) -> Any:

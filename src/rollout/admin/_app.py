@@ -15,10 +15,11 @@ from starlette.routing import BaseRoute
 from .._client.rollout import Rollout
 from ..errors import RolloutError
 from ._api import Api
-from ._auth import Auth, AuthMiddleware
-from ._cors import OfrepCors, check_origins
+from ._auth import Auth
+from ._cors import check_origins
 from ._errors import client_gone_handler, http_exception_handler, rollout_error_handler
 from ._events import MAX_STREAMS, ChangeCount, StreamSlots
+from ._gate import Gate
 from ._grants import grants_of
 from ._health import health_routes
 from ._metrics import metrics_routes
@@ -106,10 +107,8 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[
-            Middleware(OfrepCors, origins=origins),
-            Middleware(AuthMiddleware, auth=auth),
-        ],
+        # One middleware for every check (see _gate.py): each layer costs every request.
+        middleware=[Middleware(Gate, auth=auth, origins=origins)],
         exception_handlers={
             HTTPException: http_exception_handler,
             RolloutError: rollout_error_handler,

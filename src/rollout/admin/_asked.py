@@ -1,4 +1,4 @@
-"""One request as the auth middleware reads it, on every request the app serves.
+"""One request as the app's gate (``_gate.py``) reads it, on every request the app serves.
 
 Starlette's ``HTTPConnection`` looks a header up by walking the request's list of headers and
 makes a new tuple each time the client address is asked for: the middleware asked for five

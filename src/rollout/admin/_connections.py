@@ -201,8 +201,13 @@ class GuardedH11Protocol(H11Protocol):
         self._enter(Phase.HEAD)
 
     def data_received(self, data: bytes) -> None:
-        self._last_read = self.loop.time()
-        if self.phase is Phase.BODY:
+        # Only a body's deadline counts from the last read (a head's from its start): no clock
+        # read for a read while idle or in a head (every request's), which entering BODY then
+        # reads itself; a read while busy is a pipelined request's, whose body may come next.
+        phase = self.phase
+        if phase is Phase.BODY or phase is Phase.BUSY:
+            self._last_read = self.loop.time()
+        if phase is Phase.BODY:
             self._body_bytes += len(data)
         super().data_received(data)
         self._follow()
@@ -267,7 +272,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def _follow(self) -> None:
         """Move to the phase h11 now sees the client in."""
-        if self.phase is None or self.transport.is_closing():
+        was = self.phase
+        if was is None:
             return
         state = self.conn.their_state
         if state is h11.IDLE:
@@ -277,12 +283,18 @@ class GuardedH11Protocol(H11Protocol):
             phase = Phase.BODY
         else:  # DONE, MUST_CLOSE: the request is in; ERROR: uvicorn is closing it
             phase = Phase.BUSY
-        if phase is not self.phase:
+        if phase is was or self.transport.is_closing():
+            return
+        if self._timer is None and (phase is Phase.BUSY or phase is Phase.IDLE):
+            # The two moves of every request, with no deadline to set: straight to the guard.
+            self.guard.moved(self, phase)
+        else:
             self._enter(phase)
 
     def _enter(self, phase: Phase) -> None:
         if self._timer is not None:
             self._cancel()
+        was = self.phase
         self.guard.moved(self, phase)
         # Busy and idle have no deadline of this guard's: no clock read, no timer.
         if phase is Phase.HEAD:
@@ -290,6 +302,8 @@ class GuardedH11Protocol(H11Protocol):
             self._timer = self.loop.call_at(self._since + self.guard.head_timeout, self._due)
         elif phase is Phase.BODY:
             self._since = self.loop.time()
+            if was is not Phase.BUSY:  # its head's last read was now (see data_received)
+                self._last_read = self._since
             self._body_bytes = 0
             self._timer = self.loop.call_at(self._last_read + self.guard.body_idle, self._due)
 

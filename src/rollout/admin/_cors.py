@@ -12,14 +12,13 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import urlsplit
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Send
 
-from ._grants import is_ofrep_path
-from ._scope import remember_app_path
+from ._asked import Asked
 
-__all__ = ["OfrepCors", "check_origins"]
+__all__ = ["check_origins", "cors_preflight", "cors_send"]
 
 _ALLOW_HEADERS: Final = "authorization, content-type, if-none-match"
 _MAX_AGE: Final = "600"
@@ -52,49 +51,44 @@ def check_origins(origins: Iterable[str] | None) -> frozenset[str]:
     return frozenset(checked)
 
 
-class OfrepCors:
-    """Answers OFREP preflights from allowed origins, and marks OFREP answers readable by them.
+def cors_preflight(origins: frozenset[str], asked: Asked) -> Response | None:
+    """The answer to an OFREP preflight (204 for an allowed origin, else 403), or None when
+    the request is not one. Asked before authentication: a preflight carries no credentials."""
+    if asked.scope["method"] != "OPTIONS" or b"access-control-request-method" not in asked.headers:
+        return None
+    origin = asked.header(b"origin")
+    response = Response(
+        status_code=204 if _allowed(origins, origin) else 403, headers={"Vary": "Origin"}
+    )
+    if origin is not None and _allowed(origins, origin):
+        response.headers.update(
+            {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": "POST",
+                "Access-Control-Allow-Headers": _ALLOW_HEADERS,
+                "Access-Control-Max-Age": _MAX_AGE,
+            }
+        )
+    return response
 
-    In front of the auth middleware: a preflight carries no credentials, and a 401 or 429 must
-    be readable by the page too (the provider reacts to them).
-    """
 
-    def __init__(self, app: ASGIApp, origins: frozenset[str]) -> None:
-        self.app = app
-        self.origins = origins
+def cors_send(origins: frozenset[str], asked: Asked, send: Send) -> Send:
+    """``send``, marking an OFREP answer (a 401 or 429 included: the provider reacts to them)
+    readable by an allowed origin."""
+    origin = asked.header(b"origin")
+    allowed = _allowed(origins, origin)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or not self.origins
-            or not is_ofrep_path(remember_app_path(scope))
-        ):
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        origin = headers.get("origin")
-        allowed = origin is not None and ("*" in self.origins or origin.lower() in self.origins)
-        if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
-            response = Response(status_code=204 if allowed else 403, headers={"Vary": "Origin"})
+    async def send_marked(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            marked = MutableHeaders(scope=message)
+            marked.append("Vary", "Origin")
             if allowed and origin is not None:
-                response.headers.update(
-                    {
-                        "Access-Control-Allow-Origin": origin,
-                        "Access-Control-Allow-Methods": "POST",
-                        "Access-Control-Allow-Headers": _ALLOW_HEADERS,
-                        "Access-Control-Max-Age": _MAX_AGE,
-                    }
-                )
-            await response(scope, receive, send)
-            return
+                marked["Access-Control-Allow-Origin"] = origin
+                marked["Access-Control-Expose-Headers"] = "ETag, Retry-After"
+        await send(message)
 
-        async def send_marked(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                marked = MutableHeaders(scope=message)
-                marked.append("Vary", "Origin")
-                if allowed and origin is not None:
-                    marked["Access-Control-Allow-Origin"] = origin
-                    marked["Access-Control-Expose-Headers"] = "ETag, Retry-After"
-            await send(message)
+    return send_marked
 
-        await self.app(scope, receive, send_marked)
+
+def _allowed(origins: frozenset[str], origin: str | None) -> bool:
+    return origin is not None and ("*" in origins or origin.lower() in origins)

@@ -3,7 +3,7 @@
 A key for a browser ships to every visitor, so it must not be able to list or change flags:
 an ``evaluate`` token reaches only the evaluation endpoints (OFREP and the API's check), and
 may be limited to named flags (a bulk evaluation then answers only those; any other flag is
-not found for it). Every rule is here, and the auth middleware asks :meth:`Grant.refusal` of
+not found for it). Every rule is here, and the app's gate asks :meth:`Grant.refusal` of
 every request, so no route has to remember to check.
 """
 
@@ -42,7 +42,7 @@ _OFREP_EVALUATE = re.compile(r"/ofrep/v1/evaluate/flags(/.*)?", re.DOTALL)
 
 def is_ofrep_path(path: str) -> bool:
     """An OFREP path. Its POSTs change nothing (the body only carries the context), so the
-    auth middleware does not refuse them as cross-site changes; which other origins may read
+    app's gate does not refuse them as cross-site changes; which other origins may read
     the answers is CORS's decision (``_cors.py``)."""
     return path.startswith(OFREP_PREFIX)
 

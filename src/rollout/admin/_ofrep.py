@@ -38,8 +38,9 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagResolutionDetails
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from .._client.rollout import Rollout
 from ..errors import RolloutError
@@ -48,12 +49,14 @@ from ._auth import Auth
 from ._grants import Grant
 from ._ofrep_stream import OfrepStream
 from ._routing import RawRoute
-from ._serialize import JsonAnswer
+from ._serialize import JsonAnswer, send_json
 
 __all__ = ["BULK_PATH", "FLAG_PATH", "Ofrep"]
 
 BULK_PATH: Final = "/ofrep/v1/evaluate/flags"
 FLAG_PATH: Final = BULK_PATH + "/{key}"
+#: The enum member's value, read once (reading it goes through two Python calls).
+_NOT_FOUND: Final = ErrorCode.FLAG_NOT_FOUND.value
 
 
 class BadRequestError(Exception):
@@ -126,7 +129,9 @@ class Ofrep:
     def routes(self) -> list[RawRoute]:
         return [
             RawRoute(BULK_PATH, self._guard(self.bulk), methods=["POST"]),
-            RawRoute(FLAG_PATH, self._guard(self.single), methods=["POST"]),
+            RawRoute(
+                FLAG_PATH, self._guard(self.single), methods=["POST"], direct=self.direct_single
+            ),
         ]
 
     def _guard(
@@ -151,21 +156,49 @@ class Ofrep:
 
     async def single(self, request: Request) -> Response:
         key: str = request.path_params["key"]
-        context, _ = await self._context(request)
-        if not self._grant(request).allows_flag(key):
-            return _not_found(key)
+        actor = getattr(request.state, "actor", None)
+        answer, status = await self._single(key, await self._body(request.receive), actor)
+        return JsonAnswer(answer, status_code=status)
+
+    async def direct_single(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """:meth:`single` behind :meth:`_guard`, as a plain ASGI app: what the app's gate calls
+        (``_routing.py``), without Starlette's request wrappers, which cost more than the
+        evaluation."""
+        if self._unsubscribe is None:
+            self.start()
+        key: str = scope["path_params"]["key"]
+        try:
+            raw = await self._body(receive)
+            answer, status = await self._single(key, raw, scope["state"].get("actor"))
+        except BadRequestError as exc:
+            body = {"key": key, "errorCode": exc.code, "errorDetails": exc.details}
+            refusal: Response = JSONResponse(body, status_code=exc.status)
+        except RolloutError as exc:  # the Rollout closed under us
+            refusal = JSONResponse({"errorDetails": f"{type(exc).__name__}: {exc}"}, 500)
+        except ClientDisconnect:  # as the app's handler: nobody to answer, nothing to log
+            refusal = Response(status_code=400)
+        else:
+            await send_json(send, answer, status)
+            return
+        await refusal(scope, receive, send)
+
+    async def _single(self, key: str, raw: bytes, actor: str | None) -> tuple[dict[str, Any], int]:
+        """One flag's answer to the body ``raw`` and its status (BadRequestError: a 400)."""
+        context, _ = self._context(raw)
+        if not self.auth.grant(actor).allows_flag(key):
+            return _not_found(key), 404
         if self.runs_code(key):
             # Off the event loop, as the bulk answer: a group's predicate is the application's
             # code and a rule takes its (bounded) time; no other request should wait for them.
             answer = await run_in_threadpool(self.evaluate, key, context)
         else:
             answer = self.evaluate(key, context)
-        if answer.get("errorCode") == ErrorCode.FLAG_NOT_FOUND.value:
-            return JsonAnswer(answer, status_code=404)
-        return JsonAnswer(answer, status_code=400 if "errorCode" in answer else 200)
+        if answer.get("errorCode") == _NOT_FOUND:
+            return answer, 404
+        return answer, 400 if "errorCode" in answer else 200
 
     async def bulk(self, request: Request) -> Response:
-        context, sent = await self._context(request)
+        context, sent = self._context(await self._body(request.receive))
         actor = getattr(request.state, "actor", None)
         grant = self.auth.grant(actor)
         etag = self.etag(_canonical(sent), grant)
@@ -176,7 +209,7 @@ class Ofrep:
         def evaluate_all() -> list[dict[str, Any]]:
             answers = (self.evaluate(name, context) for name in names)
             # A flag deleted since it was listed is left out, not reported missing.
-            return [a for a in answers if a.get("errorCode") != ErrorCode.FLAG_NOT_FOUND.value]
+            return [a for a in answers if a.get("errorCode") != _NOT_FOUND]
 
         # Group predicates are the application's code and may be slow: off the event loop.
         flags = await run_in_threadpool(evaluate_all)
@@ -184,11 +217,6 @@ class Ofrep:
         return JsonAnswer({"flags": flags, "eventStreams": streams}, headers={"ETag": etag})
 
     # Evaluation ---------------------------------------------------------------------------
-
-    def _grant(self, request: Request) -> Grant:
-        """The request's token's grant (the auth middleware has already refused what it may
-        not reach; what is left is which flags it sees)."""
-        return self.auth.grant(getattr(request.state, "actor", None))
 
     def runs_code(self, key: str) -> bool:
         """Whether evaluating ``key`` may run the application's code or a rule (then it runs on
@@ -247,9 +275,9 @@ class Ofrep:
             generation = max((self._changed_at.get(name, 0) for name in grant.flags), default=0)
         return f'"{self._epoch}-{generation}-{digest.hexdigest()[:20]}"'
 
-    async def _context(self, request: Request) -> tuple[EvaluationContext, dict[str, Any]]:
-        """The request's evaluation context, and the ``context`` object it was read from."""
-        raw = await self._body(request)
+    def _context(self, raw: bytes) -> tuple[EvaluationContext, dict[str, Any]]:
+        """The evaluation context of a request's body, and the ``context`` object it was read
+        from."""
         try:
             body = _parse(raw) if raw.strip() else {}
         except RecursionError:
@@ -270,18 +298,30 @@ class Ofrep:
             )
         return EvaluationContext(key or None, attributes), context
 
-    async def _body(self, request: Request) -> bytes:
+    async def _body(self, receive: Receive) -> bytes:
+        """The request's body, read as Starlette's ``Request.stream`` reads it (a client gone
+        is ClientDisconnect), up to ``max_body`` bytes (more: a 413)."""
         # Any Content-Type is read as JSON: a browser sending text/plain (no CORS preflight)
         # is as welcome as one sending application/json.
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                raise BadRequestError(
-                    "PARSE_ERROR", f"the body is larger than {self.max_body} bytes", status=413
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.request":
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > self.max_body:
+                        raise BadRequestError(
+                            "PARSE_ERROR",
+                            f"the body is larger than {self.max_body} bytes",
+                            status=413,
+                        )
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+            elif kind == "http.disconnect":
+                raise ClientDisconnect
 
 
 def _canonical(context: dict[str, Any]) -> bytes:
@@ -289,9 +329,8 @@ def _canonical(context: dict[str, Any]) -> bytes:
     return json.dumps(context, sort_keys=True, ensure_ascii=True).encode()
 
 
-def _not_found(key: str) -> JSONResponse:
-    body = {"key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": f"no flag named {key!r}"}
-    return JSONResponse(body, status_code=404)
+def _not_found(key: str) -> dict[str, Any]:
+    return {"key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": f"no flag named {key!r}"}
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
@@ -317,7 +356,10 @@ _DECODE: Final = json.JSONDecoder(parse_constant=_no_constants).decode
 def _parse(raw: bytes) -> Any:
     """``json.loads(raw, parse_constant=_no_constants)`` with the one decoder: the bytes read in
     the UTF they are in (a UTF-8 byte order mark skipped), as json.loads reads them."""
-    text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    # An object sent as UTF-8 (what every client sends) is what detect_encoding finds for a
+    # first byte "{" and a second that is not 0 (UTF-16 and -32 put zeros there).
+    utf8 = raw[:1] == b"{" and raw[1:2] != b"\x00"
+    text = raw.decode("utf-8" if utf8 else json.detect_encoding(raw), "surrogatepass")
     if text.startswith("\ufeff"):
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
     return _DECODE(text)

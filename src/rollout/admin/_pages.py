@@ -235,7 +235,7 @@ class _Pages:
         return self.render(request, "login.html", next=next_path, error=None, csrf=False)
 
     async def login(self, request: Request) -> Response:
-        # A sign-in posted from another site (login CSRF) never gets here: the auth middleware
+        # A sign-in posted from another site (login CSRF) never gets here: the app's gate
         # refuses it by its Origin and Sec-Fetch-Site headers.
         form = await _read_form(request)
         if form is None:

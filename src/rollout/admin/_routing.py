@@ -11,15 +11,22 @@ Starlette's router asks every route in turn: the flag check is the fourteenth of
 routes, OFREP's evaluation the thirtieth, and asking them cost a fifth of a check's time in the
 app. :class:`ResolvedRouter` remembers which route a method and path reached (a bounded memo),
 so a path asked again goes straight to its route.
+
+A route may also answer *directly* (``RawRoute(direct=...)``: a plain ASGI callable): the app's
+gate (``_gate.py``) hands a request it resolved to such a route straight to it, past Starlette's
+exception middleware, router and request wrappers, which cost as much as the check itself. A
+direct answer catches what the route's endpoint catches; anything else reaches the server
+error middleware, as it did through the exception middleware (which handles none of it).
 """
 
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Callable
 from typing import Any, Final
 
 from starlette.routing import BaseRoute, Match, Route, Router
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["MEMO_PATH_LIMIT", "MEMO_SIZE", "RawRoute", "ResolvedRouter", "decode_segment"]
 
@@ -76,7 +83,16 @@ class RawRoute(Route):
     ``{name}`` matches one raw segment (an encoded ``/`` included) and ``{name:path}`` the
     rest of the path; both are percent-decoded once, segment by segment, into ``path_params``.
     Without a raw path (an ASGI server that gives none) it routes as a plain Route.
+
+    ``direct``: the same answers as ``endpoint`` as a plain ASGI app, which the app's gate
+    calls for a request resolved to this route (see the module's docstring).
     """
+
+    def __init__(
+        self, path: str, endpoint: Callable[..., Any], *, direct: ASGIApp | None = None, **kw: Any
+    ) -> None:
+        super().__init__(path, endpoint, **kw)
+        self.direct = direct
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
@@ -124,9 +140,18 @@ class ResolvedRouter(Router):
         return len(self._resolved)
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path_params"):
+        found = self.resolve(scope)
+        if found is None:
             await super().app(scope, receive, send)
             return
+        route = self.enter(scope, found)
+        await route.handle(scope, receive, send)
+
+    def resolve(self, scope: Scope) -> tuple[Route, dict[str, Any]] | None:
+        """The plain route this request fully matches and its child scope, remembered per
+        path; None where Starlette's router must decide (see the class's docstring)."""
+        if scope["type"] != "http" or scope.get("path_params"):
+            return None
         raw = scope.get("raw_path")
         key: _Key = (
             scope["method"],
@@ -141,20 +166,21 @@ class ResolvedRouter(Router):
         found = self._resolved.get(key)
         if found is None:
             found = self._first_full_match(routes, scope)
-            if found is None:
-                await super().app(scope, receive, send)
-                return
-            if len(key[1]) <= MEMO_PATH_LIMIT:
+            if found is not None and len(key[1]) <= MEMO_PATH_LIMIT:
                 if len(self._resolved) >= MEMO_SIZE:
                     del self._resolved[next(iter(self._resolved))]
                 self._resolved[key] = found
+        return found
+
+    def enter(self, scope: Scope, found: tuple[Route, dict[str, Any]]) -> Route:
+        """Write into the scope what Starlette's router writes for the route it picks."""
         route, child_scope = found
         if "router" not in scope:
             scope["router"] = self
         scope["route"] = route
         scope.update(child_scope)
         scope["path_params"] = dict(child_scope["path_params"])  # the handler's own copy
-        await route.handle(scope, receive, send)
+        return route
 
     @staticmethod
     def _first_full_match(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from starlette.types import Scope
 
-__all__ = ["app_path", "is_api_path", "remember_app_path"]
+__all__ = ["APP_PATH", "app_path", "is_api_path", "remember_app_path"]
 
-_KEY = "rollout.app_path"
+#: Where the path relative to the app is recorded on the scope.
+APP_PATH = "rollout.app_path"
 
 
 def remember_app_path(scope: Scope) -> str:
@@ -21,12 +22,12 @@ def remember_app_path(scope: Scope) -> str:
     root: str = scope.get("root_path", "")
     if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("/", ""):
         path = path[len(root) :] or "/"
-    scope[_KEY] = path
+    scope[APP_PATH] = path
     return path
 
 
 def app_path(scope: Scope) -> str:
-    return scope.get(_KEY) or remember_app_path(scope)
+    return scope.get(APP_PATH) or remember_app_path(scope)
 
 
 def is_api_path(path: str) -> bool:

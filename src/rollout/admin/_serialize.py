@@ -4,19 +4,33 @@ answers hold is rollout._core.shapes)."""
 from __future__ import annotations
 
 import json
+import json.encoder
 from collections.abc import Mapping
 from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import Send
 
 from ._errors import ApiError
 
-__all__ = ["JsonAnswer", "read_json"]
+__all__ = ["JsonAnswer", "read_json", "send_json"]
 
 #: Starlette's JSONResponse encoding (compact, UTF-8, no NaN), one encoder for every answer:
 #: json.dumps with arguments builds a new encoder on each call.
-_ENCODE: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_ENCODE: Final = _ENCODER.encode
+#: The same encoding as the C encoder json's encode makes for each call (after two Python
+#: calls), made once: an answer sent directly is encoded by one call. Without the circular
+#: reference check (answers are trees; a cycle would be a RecursionError, a 500 all the same).
+_MAKE_C_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE: Final[Any] = (
+    None
+    if _MAKE_C_ENCODER is None
+    else _MAKE_C_ENCODER(
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+)
 _JSON_TYPE: Final = (b"content-type", b"application/json")
 
 
@@ -33,6 +47,16 @@ class JsonAnswer(JSONResponse):
             self.raw_headers = [(b"content-length", str(len(self.body)).encode()), _JSON_TYPE]
         else:
             super().init_headers(headers)
+
+
+async def send_json(send: Send, content: Any, status_code: int = 200) -> None:
+    """What ``JsonAnswer(content, status_code)`` sends (a status without a body aside), without
+    making the response object: for the answers sent directly (``_api_call.direct``)."""
+    text = _ENCODE(content) if _C_ENCODE is None else "".join(_C_ENCODE(content, 0))
+    body = text.encode("utf-8")
+    headers = [(b"content-length", str(len(body)).encode()), _JSON_TYPE]
+    await send({"type": "http.response.start", "status": status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _is_json(media_type: str) -> bool:

@@ -110,6 +110,23 @@ class Throttle:
             return own
         return self._global.wait(now)
 
+    def turn_now(self, address: str) -> float | None:
+        """:meth:`turn` when it needs no wait in line (0: check now; more: refuse for that many
+        seconds), or None: await :meth:`turn`. Nearly every request is answered here, without
+        the coroutine ``turn`` is."""
+        now = self._clock()
+        key = source_key(address)
+        bucket = self._clients.get(key)
+        own = bucket.wait(now) if bucket is not None else 0.0
+        if own > 0:
+            return own
+        since = self._trusted.get(key)  # _is_trusted, without a call for the trusted
+        if since is not None and now - since <= TRUSTED_FOR:
+            return 0.0
+        if self._is_trusted(key, now) or self._global.wait(now) <= 0:
+            return 0.0
+        return None
+
     async def turn(self, address: str) -> float:
         """Wait until a credential from ``address`` may be checked: 0 when it may (then call
         :meth:`failed` or :meth:`succeeded`), else the seconds for ``Retry-After`` (a 429).
@@ -118,14 +135,11 @@ class Throttle:
         and waits for it, unless this client already waits or the slot is over ``max_delay``
         away.
         """
+        decided = self.turn_now(address)
+        if decided is not None:
+            return decided
         now = self._clock()
         key = source_key(address)
-        bucket = self._clients.get(key)
-        own = bucket.wait(now) if bucket is not None else 0.0
-        if own > 0:
-            return own
-        if self._is_trusted(key, now):
-            return 0.0
         wait = self._global.wait(now)
         if wait <= 0:
             return 0.0

@@ -14,7 +14,8 @@ compares ``(timestamp, value)``, exactly the last-writer-wins rule. One Lua scri
 delta, drops what a watermark hides, records history, bumps the version and publishes,
 atomically: two processes adding different users to one flag at the same moment both keep their
 user. A write is one round trip: EVALSHA of that cached script, on a connection the store keeps
-for its saves, with each register sent once and the change's JSON built from the same encoding.
+for its saves, with each register sent once and the change's JSON built from the same encoding,
+the command written in Redis's wire format in one pass (rollout.redis._saver).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from ..errors import (
 from ..stores._base import Store
 from ._packed import PREFIX, pack, pack_flag, unpack
 from ._quarantine import RedisQuarantine
-from ._saver import SaveConnection
+from ._saver import SaveConnection, encode_command
 from ._sentinel import sentinel_client
 from ._transport import RedisTransport
 
@@ -326,16 +327,18 @@ class RedisStore(Store):
         if not flags_json:
             return
         args[2] = "{" + ",".join(flags_json) + "}"
+        command = encode_command(["EVALSHA", self._merge.sha, len(keys), *keys, *args])
         import redis
 
-        with self._using("write to", writes=True), self._saver.client() as saver:
+        with self._using("write to", writes=True):
             try:
-                saver.evalsha(self._merge.sha, len(keys), *keys, *args)
+                self._saver.run(command)
             except redis.exceptions.NoScriptError:
                 # Redis restarted or its scripts were flushed (what redis-py's Script does too):
                 # the script did not run, so it is loaded and the save sent once more.
-                saver.script_load(_MERGE)
-                saver.evalsha(self._merge.sha, len(keys), *keys, *args)
+                with self._saver.client() as saver:
+                    saver.script_load(_MERGE)
+                self._saver.run(command)
 
     def discard(self, delta: Delta) -> None:
         flags = [(name, registers) for name, registers in delta.items() if registers]

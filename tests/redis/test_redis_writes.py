@@ -11,6 +11,7 @@ import json
 import os
 import threading
 
+import pytest
 import redis
 
 from rollout import Rollout
@@ -256,3 +257,54 @@ def test_a_client_given_to_the_store_keeps_its_retry_policy(
         assert USER + "retried" in store.load()["chat"]
     finally:
         store.close()
+
+
+def test_a_local_write_is_published_with_its_timestamp_beside_the_origin(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    client: redis.Redis,  # noqa: F811
+) -> None:
+    # A change whose registers all carry one timestamp (every local write) names it in the
+    # message's second field, so that its writer knows its echo without decoding the change;
+    # readers that take the field as a word (every older version) are unaffected.
+    store = RedisStore.from_url(with_namespace(redis_url, namespace))
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    ts = Timestamp(1_700_000_000_000, 4, 2**63 - 1)
+    try:
+        pubsub.subscribe(store.channel)
+        store.save({"chat": {EXISTS: Register(ts, True), USER + "a": Register(ts, True)}})
+        messages: list[str] = []
+
+        def arrived() -> bool:
+            message = pubsub.get_message(timeout=0.1)
+            if message is not None:
+                messages.append(message["data"])
+            return bool(messages)
+
+        eventually(arrived, what="the change's message")
+        _, origin, flags_json = messages[0].split(" ", 2)
+        assert origin == f"{store.origin}@{ts.wall}.{ts.counter}.{ts.node}"
+        assert decode_flags(json.loads(flags_json)) == {
+            "chat": {EXISTS: Register(ts, True), USER + "a": Register(ts, True)}
+        }
+    finally:
+        pubsub.close()
+        store.close()
+
+
+@pytest.mark.parametrize("protocol", ["2", "3"])
+def test_changes_arrive_on_either_protocol(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    protocol: str,
+) -> None:
+    # The subscriber reads messages straight from its connection: RESP2's arrays and RESP3's
+    # pushes (a list subclass with hiredis) are both messages.
+    url = with_namespace(redis_url, namespace) + f"&protocol={protocol}"
+    with Rollout(url) as writer, Rollout(url) as reader:
+        assert writer.wait_synced(10)
+        assert reader.wait_synced(10)
+        writer.activate_user("chat", "a")
+        eventually(lambda: reader.active("chat", "a"), what="the writer's change at the reader")
+        eventually(lambda: writer.stats()["sync"]["own_writes_skipped"] == 1)
+        assert reader.stats()["sync"]["messages_received"] == 1

@@ -29,6 +29,7 @@ from string import Template
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+from .._core.clock import Timestamp
 from .._core.codec import check_flag
 from .._core.keys import (
     DATA_RESET,
@@ -51,7 +52,7 @@ from ..errors import (
     require_extra,
 )
 from ..stores._base import Store
-from ._packed import PREFIX, pack, pack_flag, unpack
+from ._packed import PREFIX, pack, pack_flag, stamped_origin, unpack
 from ._quarantine import RedisQuarantine
 from ._saver import SaveConnection, encode_command
 from ._sentinel import sentinel_client
@@ -319,13 +320,15 @@ class RedisStore(Store):
         keys = [self.index_key, self.version_key]
         args: list[Any] = [self.channel, self.origin, "", self.history_limit]
         flags_json = []
+        stamps: set[Timestamp] = set()
         for name, registers in delta.items():
             if registers:
                 keys += (self.flag_prefix + name, self.history_prefix + name)
                 args += (name, len(registers))
-                flags_json.append(pack_flag(name, registers, args))
+                flags_json.append(pack_flag(name, registers, args, stamps))
         if not flags_json:
             return
+        args[1] = stamped_origin(self.origin, stamps)
         args[2] = "{" + ",".join(flags_json) + "}"
         command = encode_command(["EVALSHA", self._merge.sha, len(keys), *keys, *args])
         import redis

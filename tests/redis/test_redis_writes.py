@@ -8,8 +8,10 @@ comes back on the channel, and every other process still does.
 from __future__ import annotations
 
 import json
+import os
 import threading
 
+import pytest
 import redis
 
 from rollout import Rollout
@@ -173,3 +175,136 @@ def test_two_rollouts_on_one_store_object_save_from_two_threads(
         with Rollout(with_namespace(redis_url, namespace)) as fresh:
             assert fresh.get("chat").users == wanted
     store.close()
+
+
+def test_a_forked_child_saves_on_a_connection_of_its_own(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    # The parent's kept save connection is its own: a child writing on that socket would read
+    # the parent's replies (or the parent the child's). The child makes its own connection.
+    store = RedisStore.from_url(with_namespace(redis_url, namespace))
+    try:
+        store.save({"chat": {USER + "parent-before": Register(Timestamp(1, 0, 1), True)}})
+        pid = os.fork()
+        if pid == 0:  # the child: save, and say by the exit status whether it worked
+            try:
+                store.save({"chat": {USER + "child": Register(Timestamp(2, 0, 2), True)}})
+                os._exit(0)
+            except BaseException:
+                os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        store.save({"chat": {USER + "parent-after": Register(Timestamp(3, 0, 1), True)}})
+        users = {key for key in store.load()["chat"] if key.startswith(USER)}
+        assert users == {USER + "parent-before", USER + "child", USER + "parent-after"}
+    finally:
+        store.close()
+
+
+def test_text_outside_ascii_is_stored_as_sent(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    client: redis.Redis,  # noqa: F811
+) -> None:
+    # The write is sent as bytes the store writes itself: each part's length is its UTF-8
+    # length, not its number of characters (a wrong one shifts every later argument).
+    store = RedisStore.from_url(with_namespace(redis_url, namespace))
+    ts = Timestamp(1_700_000_000_000, 0, 9)
+    users = ["é", "☃ snow", "😀" * 3, "plain"]
+    try:
+        store.save(
+            {
+                "chat": {USER + user: Register(ts, True) for user in users}
+                | {DATA + "ünïcode": Register(ts, {"wörd": "☃"})}
+            }
+        )
+        fields = {str(key) for key in client.hgetall(f"{namespace}:flag:chat")}  # decoded
+        assert {key for key in fields if key.startswith(USER)} == {USER + u for u in users}
+        assert store.load()["chat"][DATA + "ünïcode"].value == {"wörd": "☃"}
+    finally:
+        store.close()
+
+
+def test_a_client_given_to_the_store_keeps_its_retry_policy(
+    private_redis: RedisServer,  # noqa: F811
+) -> None:
+    # A client made by the application carries its retry policy (redis-py's default retries a
+    # failed command on a new connection); the store's writes follow it, as redis-py's own
+    # commands do.
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    retrying = redis.Redis.from_url(private_redis.url, retry=Retry(NoBackoff(), 2))
+    store = RedisStore(retrying, namespace="retried")
+    failures = {"left": 1}
+    try:
+        store.save({"chat": {EXISTS: Register(Timestamp(1, 0, 1), True)}})
+        with store._saver.client() as saver:
+            connection = saver.connection
+        assert connection is not None
+        sent = connection.send_packed_command
+
+        def fail_once(command: object, check_health: bool = True) -> None:
+            if failures["left"]:
+                failures["left"] -= 1
+                raise redis.ConnectionError("Error 32 while writing to socket. Broken pipe.")
+            sent(command, check_health)  # type: ignore[no-untyped-call]
+
+        connection.send_packed_command = fail_once  # type: ignore[method-assign]
+        store.save({"chat": {USER + "retried": Register(Timestamp(2, 0, 1), True)}})
+        assert failures["left"] == 0
+        assert USER + "retried" in store.load()["chat"]
+    finally:
+        store.close()
+
+
+def test_a_local_write_is_published_with_its_timestamp_beside_the_origin(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    client: redis.Redis,  # noqa: F811
+) -> None:
+    # A change whose registers all carry one timestamp (every local write) names it in the
+    # message's second field, so that its writer knows its echo without decoding the change;
+    # readers that take the field as a word (every older version) are unaffected.
+    store = RedisStore.from_url(with_namespace(redis_url, namespace))
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    ts = Timestamp(1_700_000_000_000, 4, 2**63 - 1)
+    try:
+        pubsub.subscribe(store.channel)
+        store.save({"chat": {EXISTS: Register(ts, True), USER + "a": Register(ts, True)}})
+        messages: list[str] = []
+
+        def arrived() -> bool:
+            message = pubsub.get_message(timeout=0.1)
+            if message is not None:
+                messages.append(message["data"])
+            return bool(messages)
+
+        eventually(arrived, what="the change's message")
+        _, origin, flags_json = messages[0].split(" ", 2)
+        assert origin == f"{store.origin}@{ts.wall}.{ts.counter}.{ts.node}"
+        assert decode_flags(json.loads(flags_json)) == {
+            "chat": {EXISTS: Register(ts, True), USER + "a": Register(ts, True)}
+        }
+    finally:
+        pubsub.close()
+        store.close()
+
+
+@pytest.mark.parametrize("protocol", ["2", "3"])
+def test_changes_arrive_on_either_protocol(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    protocol: str,
+) -> None:
+    # The subscriber reads messages straight from its connection: RESP2's arrays and RESP3's
+    # pushes (a list subclass with hiredis) are both messages.
+    url = with_namespace(redis_url, namespace) + f"&protocol={protocol}"
+    with Rollout(url) as writer, Rollout(url) as reader:
+        assert writer.wait_synced(10)
+        assert reader.wait_synced(10)
+        writer.activate_user("chat", "a")
+        eventually(lambda: reader.active("chat", "a"), what="the writer's change at the reader")
+        eventually(lambda: writer.stats()["sync"]["own_writes_skipped"] == 1)
+        assert reader.stats()["sync"]["messages_received"] == 1

@@ -22,7 +22,17 @@ from .._core.keys import WATERMARKS
 from .._core.state import Register
 from ..errors import FormatError
 
-__all__ = ["COUNTER", "NODE", "PREFIX", "WALL", "pack", "pack_flag", "unpack"]
+__all__ = [
+    "COUNTER",
+    "NODE",
+    "PREFIX",
+    "WALL",
+    "origin_stamp",
+    "pack",
+    "pack_flag",
+    "stamped_origin",
+    "unpack",
+]
 
 WALL, COUNTER, NODE = 16, 10, 19
 #: The timestamp's length: the value's text starts after it.
@@ -50,9 +60,12 @@ def _value_text(key: str, value: Any) -> str:
     return encode_value(key, value)
 
 
-def pack_flag(name: str, registers: Mapping[str, Register], args: list[Any]) -> str:
-    """Append a flag's key/packed pairs to ``args``; return the flag's part of the change's
-    JSON, as ``encode_flags`` writes it (the channel's format, which every reader decodes).
+def pack_flag(
+    name: str, registers: Mapping[str, Register], args: list[Any], stamps: set[Timestamp]
+) -> str:
+    """Append a flag's key/packed pairs to ``args`` and its timestamps to ``stamps``; return the
+    flag's part of the change's JSON, as ``encode_flags`` writes it (the channel's format,
+    which every reader decodes).
 
     Both are made from one encoding of each value, and one of each timestamp: the registers
     of a local write all carry the same one.
@@ -64,6 +77,7 @@ def pack_flag(name: str, registers: Mapping[str, Register], args: list[Any]) -> 
         ts = register.ts
         if ts is not last:
             last, stamp, head = ts, _stamp(ts), f"[{ts.wall},{ts.counter},{ts.node}"
+            stamps.add(ts)
         text = _value_text(key, register.value)
         args += (key, stamp + text)
         # A watermark has no value: [wall, counter, node].
@@ -71,6 +85,32 @@ def pack_flag(name: str, registers: Mapping[str, Register], args: list[Any]) -> 
             f"{_json_string(key)}:{head},{text}]" if text else f"{_json_string(key)}:{head}]"
         )
     return f"{_json_string(name)}:{{{','.join(fields)}}}"
+
+
+def stamped_origin(origin: str, stamps: set[Timestamp]) -> str:
+    """The origin a change is published with: ``origin@wall.counter.node`` when every register
+    of the change carries one timestamp (a local write), else ``origin`` alone.
+
+    The writer's own subscriber hears every write back (Redis publishes to every subscriber).
+    With the timestamp in the message's second field, it knows its own write's echo without
+    decoding the change (:func:`origin_stamp`). Readers that predate it take the field as a
+    word for people reading the channel, as it always was.
+    """
+    if len(stamps) != 1:
+        return origin
+    (ts,) = stamps
+    return f"{origin}@{ts.wall}.{ts.counter}.{ts.node}"
+
+
+def origin_stamp(origin: str) -> Timestamp | None:
+    """The timestamp :func:`stamped_origin` put in a message's origin, if it holds one."""
+    at = origin.rfind("@")
+    if at < 0:
+        return None
+    parts = origin[at + 1 :].split(".")
+    if len(parts) != 3 or not all(part.isascii() and part.isdigit() for part in parts):
+        return None
+    return Timestamp(int(parts[0]), int(parts[1]), int(parts[2]))
 
 
 def unpack(key: str, packed: str, name: str) -> Register:

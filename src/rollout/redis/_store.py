@@ -15,7 +15,8 @@ compares ``(timestamp, value)``, exactly the last-writer-wins rule. One Lua scri
 delta, drops what a watermark hides, records history, bumps the version and publishes,
 atomically: two processes adding different users to one flag at the same moment both keep their
 user. A write is one round trip: EVALSHA of that cached script, on a connection the store keeps
-for its saves, with each register sent once and the change's JSON built from the same encoding.
+for its saves, with each register sent once and the change's JSON built from the same encoding,
+the command written in Redis's wire format in one pass (rollout.redis._saver).
 A merge (an import, a re-seed) is saved in chunks of such scripts (:meth:`RedisStore.merge`),
 and the whole store is read in pages (rollout.redis._load).
 """
@@ -30,6 +31,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+from .._core.clock import Timestamp
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.redact import redact_url, scrub
 from .._core.state import Delta
@@ -51,9 +53,9 @@ from ._chunks import (
     split,
 )
 from ._load import Pages
-from ._packed import PREFIX, pack, pack_flag
+from ._packed import PREFIX, pack, pack_flag, stamped_origin
 from ._quarantine import RedisQuarantine
-from ._saver import SaveConnection
+from ._saver import SaveConnection, encode_command
 from ._scripts import DISCARD, MERGE, MERGE_JOINED
 from ._sentinel import sentinel_client
 from ._transport import RedisTransport
@@ -219,13 +221,15 @@ class RedisStore(Store):
         keys = [self.index_key, self.version_key]
         args: list[Any] = [self.channel, self.origin, "", self.history_limit]
         flags_json = []
+        stamps: set[Timestamp] = set()
         for name, registers in delta.items():
             if registers:
                 keys += (self.flag_prefix + name, self.history_prefix + name)
                 args += (name, len(registers))
-                flags_json.append(pack_flag(name, registers, args))
+                flags_json.append(pack_flag(name, registers, args, stamps))
         if not flags_json:
             return
+        args[1] = stamped_origin(self.origin, stamps)
         args[2] = notice or "{" + ",".join(flags_json) + "}"
         if len(args[2]) > NOTICE_BYTES:
             # Megabytes on the channel, to every subscriber: past Redis's pub/sub output limit
@@ -234,16 +238,18 @@ class RedisStore(Store):
         self._run(self._merge.sha, MERGE, keys, args)
 
     def _run(self, sha: str, script: str, keys: list[str], args: list[Any]) -> None:
+        command = encode_command(["EVALSHA", sha, len(keys), *keys, *args])
         import redis
 
-        with self._using("write to", writes=True), self._saver.client() as saver:
+        with self._using("write to", writes=True):
             try:
-                saver.evalsha(sha, len(keys), *keys, *args)
+                self._saver.run(command)
             except redis.exceptions.NoScriptError:
                 # Redis restarted or its scripts were flushed (what redis-py's Script does too):
                 # the script did not run, so it is loaded and the save sent once more.
-                saver.script_load(script)
-                saver.evalsha(sha, len(keys), *keys, *args)
+                with self._saver.client() as saver:
+                    saver.script_load(script)
+                self._saver.run(command)
 
     def discard(self, delta: Delta) -> None:
         flags = [(name, registers) for name, registers in delta.items() if registers]

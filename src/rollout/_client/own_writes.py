@@ -69,8 +69,11 @@ class OwnWrites:
         wanted = range(first, last + 1)
         if all(version in self._versions for version in wanted):
             return True
-        with self._lock:
-            return all(version in self._versions for version in wanted)
+        if self._lock.locked():  # a merge may be under way: its versions come with the lock
+            with self._lock:
+                pass
+        # A merge records its versions before it lets the lock go: this answer is final.
+        return all(version in self._versions for version in wanted)
 
     def applied(self, ts: Timestamp) -> bool:
         """Whether ``ts`` stamps one of the latest local writes, stored and applied here.

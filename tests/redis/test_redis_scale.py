@@ -339,3 +339,43 @@ def test_a_merge_right_after_start_is_not_saved_back_nor_loaded_again(
         source.close()
         flags.close()
         counting.close()
+
+
+def test_another_process_writing_between_the_chunks_of_a_merge_is_not_missed(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    store: RedisStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rollout.redis import _store
+
+    monkeypatch.setattr(_store, "CHUNK", 40)
+    source = Rollout()
+    source.activate_users("big", [str(i) for i in range(300)])
+    document = source.export()
+
+    class Interleaved(CountingStore):
+        chunks = 0
+
+        def _run(self, sha: str, script: str, keys: list[str], args: list[Any]) -> int:
+            version = super()._run(sha, script, keys, args)
+            self.chunks += 1
+            if self.chunks in (3, 5):  # another process saves between two chunks
+                n = self.chunks
+                store.save({f"between-{n}": {EXISTS: _reg(50, True), f"{USER}{n}": _reg(50, True)}})
+            return version
+
+    interleaved = Interleaved(redis.Redis.from_url(redis_url), name=namespace)
+    importer = Rollout(interleaved)
+    try:
+        assert importer.wait_synced(10.0)
+        importer.merge(document)
+        eventually(lambda: importer.active("between-3", 3) and importer.active("between-5", 5))
+        eventually(lambda: importer.stats()["sync"]["own_merges_skipped"] == 8)
+        assert importer.stats()["sync"]["version_seen"] == store.version() == 10
+        assert importer.stats()["sync"]["reloads"] == 0  # the two saves read from their messages
+        assert importer.active("big", "299")
+    finally:
+        source.close()
+        importer.close()
+        interleaved.close()

@@ -193,3 +193,25 @@ def test_a_load_tells_the_version_it_was_read_at(
         assert version == store.version() == 1
     finally:
         store.close()
+
+
+def test_a_merge_right_after_start_is_neither_saved_back_nor_read_back_by_its_process(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+) -> None:
+    url = with_schema(pg_url, schema)
+    with Rollout() as source:
+        source.activate_users("big", _users(2 * BULK_ROWS))
+        exported = source.export()
+    with Rollout(url) as other:
+        other.activate_user("before", "1")
+        with Rollout(url) as importer:
+            importer.merge(exported)  # while its listener connects, or before
+            assert importer.wait_synced(10)
+            other.activate_user("later", "9")
+            eventually(lambda: importer.active("later", "9"))  # all before it is read
+            stats = importer.stats()["sync"]
+            assert (stats["reloads"], stats["gaps"]) == (0, 0)
+            assert stats["by_reference"] == 1  # the later write only, not its own merge
+            eventually(lambda: other.active("big", "u5"))
+            assert other.export() == importer.export()

@@ -279,3 +279,103 @@ def test_a_merge_in_chunks_reaches_the_state_of_one_save(
     merge_delta(expected, delta, store.history_limit)
     assert store.load() == expected
     assert f"{USER}old" not in expected["big"]
+
+
+def test_the_merging_process_skips_its_own_chunks_and_another_rollout_on_its_store_reloads(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rollout.redis import _store
+
+    monkeypatch.setattr(_store, "CHUNK", 40)
+    source = Rollout()
+    source.activate_users("big", [str(i) for i in range(300)])
+    document = source.export()
+    shared = CountingStore(redis.Redis.from_url(redis_url), name=namespace)
+    importer, neighbour = Rollout(shared), Rollout(shared)  # one store object, one origin
+    try:
+        assert importer.wait_synced(10.0)
+        assert neighbour.wait_synced(10.0)
+        snapshots = shared.snapshots
+        importer.merge(document)
+        eventually(lambda: neighbour.active("big", "299") and neighbour.active("big", "0"))
+        eventually(lambda: importer.stats()["sync"]["own_merges_skipped"] == 8)
+        assert importer.stats()["sync"]["reloads"] == 0  # its own merge: applied already
+        assert neighbour.stats()["sync"]["reloads"] == 1  # not its own: read once
+        assert shared.snapshots == snapshots + 1
+        assert neighbour.export() == importer.export()
+    finally:
+        for flags in (source, importer, neighbour):
+            flags.close()
+        shared.close()
+
+
+def test_a_merge_right_after_start_is_not_saved_back_nor_loaded_again(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    store: RedisStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rollout.redis import _store
+
+    monkeypatch.setattr(_store, "CHUNK", 40)
+    store.save(_flags(100))
+    source = Rollout()
+    source.activate_users("merged", [str(i) for i in range(300)])
+    document = source.export()
+    counting = CountingStore(redis.Redis.from_url(redis_url), name=namespace)
+    flags = Rollout(counting)
+    try:
+        flags.merge(document)  # while the transport connects, or before
+        assert flags.wait_synced(10.0)
+        store.save({"later": {EXISTS: _reg(50, True), f"{USER}9": _reg(50, True)}})
+        eventually(lambda: flags.active("later", 9))  # every announcement before it is read
+        assert counting.snapshots == 1  # the load at start only
+        assert flags.stats()["sync"]["reloads"] == 0
+        assert flags.active("merged", "299")
+        assert flags.active("big", 1)
+    finally:
+        source.close()
+        flags.close()
+        counting.close()
+
+
+def test_another_process_writing_between_the_chunks_of_a_merge_is_not_missed(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    store: RedisStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rollout.redis import _store
+
+    monkeypatch.setattr(_store, "CHUNK", 40)
+    source = Rollout()
+    source.activate_users("big", [str(i) for i in range(300)])
+    document = source.export()
+
+    class Interleaved(CountingStore):
+        chunks = 0
+
+        def _run(self, sha: str, script: str, keys: list[str], args: list[Any]) -> int:
+            version = super()._run(sha, script, keys, args)
+            self.chunks += 1
+            if self.chunks in (3, 5):  # another process saves between two chunks
+                n = self.chunks
+                store.save({f"between-{n}": {EXISTS: _reg(50, True), f"{USER}{n}": _reg(50, True)}})
+            return version
+
+    interleaved = Interleaved(redis.Redis.from_url(redis_url), name=namespace)
+    importer = Rollout(interleaved)
+    try:
+        assert importer.wait_synced(10.0)
+        importer.merge(document)
+        eventually(lambda: importer.active("between-3", 3) and importer.active("between-5", 5))
+        eventually(lambda: importer.stats()["sync"]["own_merges_skipped"] == 8)
+        assert importer.stats()["sync"]["version_seen"] == store.version() == 10
+        assert importer.stats()["sync"]["reloads"] == 0  # the two saves read from their messages
+        assert importer.active("big", "299")
+    finally:
+        source.close()
+        importer.close()
+        interleaved.close()

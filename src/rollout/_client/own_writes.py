@@ -9,6 +9,12 @@ write pipeline records here each local write it has stored and applied; the tran
 The replica answers, not the message's origin: two replicas may share one store object (one
 origin), and a write whose answer was lost (``StoreOutcomeUnknownError``) is never recorded, so
 its echo, which is how it reaches its writer, is merged.
+
+Likewise the versions a store numbered the changes of this replica's own ``merge()`` with (a
+merge's registers carry many timestamps, so it is not recognised by one): the transport skips
+those versions, and at its first connection does not save back and reload a replica whose store
+moved since its load only by its own merges. A version another writer produced, in between or
+on the same store object, is not among them: that change is read as any other.
 """
 
 from __future__ import annotations
@@ -28,11 +34,12 @@ class OwnWrites:
     """The latest ``KEPT`` local writes' timestamps, oldest first. ``add`` and ``clear`` run
     under the pipeline's write lock, given here so that a question waits for a write under way."""
 
-    __slots__ = ("_lock", "_stamps")
+    __slots__ = ("_lock", "_stamps", "_versions")
 
     def __init__(self, lock: threading.Lock) -> None:
         self._lock = lock
         self._stamps: dict[Timestamp, None] = {}
+        self._versions: dict[int, None] = {}
 
     def add(self, ts: Timestamp) -> None:
         """Record a local write, once it is stored and applied (under the write lock)."""
@@ -41,9 +48,32 @@ class OwnWrites:
         if len(stamps) > KEPT:
             del stamps[next(iter(stamps))]
 
+    def add_versions(self, versions: list[int]) -> None:
+        """Record the store versions of a merge, once it is stored and applied (under the lock)."""
+        kept = self._versions
+        for version in versions:
+            kept[version] = None
+        while len(kept) > KEPT:
+            del kept[next(iter(kept))]
+
     def clear(self) -> None:
         """Forget them all (the clock stepped back: some left the replica)."""
         self._stamps.clear()
+        self._versions.clear()
+
+    def produced(self, first: int, last: int) -> bool:
+        """Whether every store version from ``first`` to ``last`` is one of this replica's own
+        merges, stored and applied here (a merge under way is waited for, as in :meth:`applied`)."""
+        if not 0 < first <= last or last - first >= KEPT:
+            return False
+        wanted = range(first, last + 1)
+        if all(version in self._versions for version in wanted):
+            return True
+        if self._lock.locked():  # a merge may be under way: its versions come with the lock
+            with self._lock:
+                pass
+        # A merge records its versions before it lets the lock go: this answer is final.
+        return all(version in self._versions for version in wanted)
 
     def applied(self, ts: Timestamp) -> bool:
         """Whether ``ts`` stamps one of the latest local writes, stored and applied here.

@@ -219,7 +219,8 @@ class WritePipeline:
                 self.uncommitted.wait(accepted)
             elif save and self.store is not None:
                 # flags.merge(): an import, which the store may apply in parts (Store.merge).
-                self.uncommitted.save_with(self.store, accepted, join=origin == "merge")
+                versions = self.uncommitted.save_with(self.store, accepted, join=origin == "merge")
+                self.own_writes.add_versions(versions)  # its transport skips those
             self.clock.observe(max(max(map(_TS, regs.values())) for regs in accepted.values()))
             changed = self.replica.apply(accepted)
             rules = self.replica.take_changed_rules()

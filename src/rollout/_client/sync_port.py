@@ -58,6 +58,9 @@ class SyncPort:
     def applied_own_write(self, ts: Timestamp) -> bool:
         return self._pipeline.own_writes.applied(ts)
 
+    def produced_versions(self, first: int, last: int) -> bool:
+        return self._pipeline.own_writes.produced(first, last)
+
     def check_clock_step(self) -> None:
         self._pipeline.check_clock_step()
 

@@ -65,9 +65,16 @@ class Uncommitted:
         """``delta`` was applied; it waits for its commit."""
         self._delta = self.joined(delta)
 
-    def save_with(self, store: Store, delta: Delta, *, join: bool = False) -> None:
+    def save_with(self, store: Store, delta: Delta, *, join: bool = False) -> list[int]:
         """Save ``delta`` with everything waiting, which then waits no more (unless the store
         raises: then nothing was saved and it all still waits). ``join``: registers from
-        elsewhere, which the store may save in parts (``Store.merge``)."""
-        (store.merge if join else store.save)(self.joined(delta))
+        elsewhere, which the store may save in parts (``Store.merge``); returns the versions
+        the store says that merge produced, if it numbers its changes (else none)."""
+        numbered = getattr(store, "merge_numbered", None) if join else None
+        produced: list[int] = []
+        if numbered is not None:
+            produced = list(numbered(self.joined(delta)))
+        else:
+            (store.merge if join else store.save)(self.joined(delta))
         self._delta = {}
+        return produced

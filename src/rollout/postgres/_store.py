@@ -152,9 +152,18 @@ class PostgresStore(Store):
         return self._loaded_version is None or self.version() != self._loaded_version
 
     def save(self, delta: Delta) -> None:
+        self._save(delta)
+
+    def merge_numbered(self, delta: Delta) -> list[int]:
+        """:meth:`save` (one transaction), returning the version it produced, if it changed
+        anything: the merging replica's transport skips that change, which it holds already
+        (a merge's registers carry many timestamps, so it is not recognised as a local write)."""
+        return self._save(delta)
+
+    def _save(self, delta: Delta) -> list[int]:
         size = sum(map(len, delta.values()))
         if not size:
-            return
+            return []
         watermarked = [
             {"flag": flag}
             for flag, registers in delta.items()
@@ -227,6 +236,7 @@ class PostgresStore(Store):
         before, version = self._connector.run("write to", work, step)
         if version != before and self._loaded_version == before:
             self._loaded_version = version  # only this write happened since the load
+        return [version] if version != before else []
 
     def discard(self, delta: Delta) -> None:
         rows = [

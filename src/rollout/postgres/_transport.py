@@ -97,8 +97,8 @@ class PostgresTransport(VersionedFeedTransport):
             logger.warning("ignoring a message on %s that is not a change", self.store.channel)
             return
         version = int(version_text)
-        if version <= self._seen:
-            return  # already in a full load
+        if version <= self._seen or self._own_merge(version):
+            return  # already in a full load, or this replica's own merge (not even read)
         flags_json = self.store.change(version) if version == self._seen + 1 else None
         if flags_json is None:
             # A version skipped, or not in the table: a full load, unless the store has not

@@ -90,7 +90,7 @@ $read_register
   redis.call('SADD', index, name)
 end
 if changed == 0 then
-  return tonumber(redis.call('GET', version_key) or '0')
+  return 0 -- no version of its own (the writer must not take the current one for its own)
 end
 local version = redis.call('INCR', version_key)
 redis.call('PUBLISH', channel, version .. ' ' .. origin .. ' ' .. delta_json)

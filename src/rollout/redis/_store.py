@@ -195,15 +195,21 @@ class RedisStore(Store):
         self._save(delta, "")
 
     def merge(self, delta: Delta) -> None:
+        self.merge_numbered(delta)
+
+    def merge_numbered(self, delta: Delta) -> list[int]:
         """A join (an import, a re-seed) in chunks of at most :data:`CHUNK` registers, each one
         atomic script: one script of a million registers would block every client of Redis
         past their time-outs. Readers may see some chunks before the rest, a state the join
         passes through anyway. Chunks but the last announce ``partial``: a follower reloads
-        once, at the last one's ``reload``, rather than once per chunk."""
+        once, at the last one's ``reload``, rather than once per chunk.
+
+        Returns the versions its chunks produced (not those of other writers in between): the
+        merging replica's transport skips them, as it holds all they changed already."""
         chunks = list(split(delta, CHUNK))
         if len(chunks) == 1:
-            self._save(chunks[0], "")  # announced with its registers if small enough
-            return
+            return _produced(self._save(chunks[0], ""))  # announced with its registers if small
+        versions = []
         for number, chunk in enumerate(chunks, 1):
             notice = RELOAD if number == len(chunks) else PARTIAL
             keys = [self.index_key, self.version_key]
@@ -212,12 +218,14 @@ class RedisStore(Store):
                 keys += (self.flag_prefix + name, self.history_prefix + name)
                 args += (name, len(registers), joined_registers(registers))
             if any(text.count("\0") != 2 * count - 1 for count, text in _pairs(args)):
-                self._save(chunk, notice)  # a NUL in a key: the pairs one by one
+                versions.append(self._save(chunk, notice))  # a NUL in a key: pairs one by one
             else:
-                self._run(self._merge_joined.sha, MERGE_JOINED, keys, args)
+                versions.append(self._run(self._merge_joined.sha, MERGE_JOINED, keys, args))
+        return _produced(*versions)
 
-    def _save(self, delta: Delta, notice: str) -> None:
-        """One atomic save; ``notice``: announce it by that word instead of its registers."""
+    def _save(self, delta: Delta, notice: str) -> int:
+        """One atomic save; ``notice``: announce it by that word instead of its registers.
+        Returns the version it produced, 0 when it changed nothing."""
         keys = [self.index_key, self.version_key]
         args: list[Any] = [self.channel, self.origin, "", self.history_limit]
         flags_json = []
@@ -228,28 +236,28 @@ class RedisStore(Store):
                 args += (name, len(registers))
                 flags_json.append(pack_flag(name, registers, args, stamps))
         if not flags_json:
-            return
+            return 0
         args[1] = stamped_origin(self.origin, stamps)
         args[2] = notice or "{" + ",".join(flags_json) + "}"
         if len(args[2]) > NOTICE_BYTES:
             # Megabytes on the channel, to every subscriber: past Redis's pub/sub output limit
             # a slow one is cut off (and then saves and reloads everything). A word instead.
             args[2] = reload_notice(delta)
-        self._run(self._merge.sha, MERGE, keys, args)
+        return self._run(self._merge.sha, MERGE, keys, args)
 
-    def _run(self, sha: str, script: str, keys: list[str], args: list[Any]) -> None:
+    def _run(self, sha: str, script: str, keys: list[str], args: list[Any]) -> int:
         command = encode_command(["EVALSHA", sha, len(keys), *keys, *args])
         import redis
 
         with self._using("write to", writes=True):
             try:
-                self._saver.run(command)
+                return int(self._saver.run(command))
             except redis.exceptions.NoScriptError:
                 # Redis restarted or its scripts were flushed (what redis-py's Script does too):
                 # the script did not run, so it is loaded and the save sent once more.
                 with self._saver.client() as saver:
                     saver.script_load(script)
-                self._saver.run(command)
+                return int(self._saver.run(command))
 
     def discard(self, delta: Delta) -> None:
         flags = [(name, registers) for name, registers in delta.items() if registers]
@@ -297,6 +305,11 @@ class RedisStore(Store):
 #: redis-py's functions that make a connection ready (the socket, then HELLO, AUTH, SELECT): an
 #: error raised inside them came before the command was sent.
 _CONNECTING = frozenset({"get_connection", "ensure_connection", "connect", "on_connect"})
+
+
+def _produced(*versions: int) -> list[int]:
+    """The versions a save produced (a script that changed nothing answers 0)."""
+    return [version for version in versions if version > 0]
 
 
 def _sent(exc: BaseException) -> bool:

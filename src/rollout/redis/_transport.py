@@ -86,6 +86,8 @@ class RedisTransport(VersionedFeedTransport):
         text = announcement.decode() if isinstance(announcement, bytes) else announcement
         version_text, origin, flags_json = text.split(" ", 2)
         version = int(version_text)
+        if self._own_merge(version):
+            return  # a chunk of this replica's own merge: no reload at its last one
         if flags_json[:1].isalpha():  # a notice (rollout.redis._chunks): no registers in it
             self._notice(version, flags_json.split(" "))
             return

@@ -73,6 +73,12 @@ class SyncHost(Protocol):
         back to its writer (Redis) skips such an echo: merging it again would change nothing."""
         ...
 
+    def produced_versions(self, first: int, last: int) -> bool:
+        """Whether the versions ``first`` to ``last`` of this replica's store were all produced
+        by its own ``merge()`` and are applied here (waits for a merge in progress): a transport
+        following that store skips them rather than reading back what it holds."""
+        ...
+
     def check_clock_step(self) -> None:
         """Called every anti-entropy round: recover if this machine's wall clock stepped back
         far behind the timestamps this node issued (rollout._client.pipeline)."""

@@ -8,7 +8,10 @@ lost while a listener is away, so a transport that follows such a store:
   the store (merge-if-newer: harmless when the store has it all, and it re-seeds a store that
   restarted empty), then loads the store's whole state: nothing announced after the load can be
   missed, and what was saved before it is in it. Except at the first connection of a replica
-  just loaded from this store whose version has not moved since: nothing to re-seed or load;
+  just loaded from this store whose version has not moved since, or only by the replica's own
+  merges: nothing to re-seed or load;
+* skips an announcement of the replica's own merge (the store numbered it for the merge): it
+  holds that change already;
 * reloads everything when an announcement's version is not the next one (one was missed);
 * every ``check_interval`` seconds compares the store's version with the last one seen.
 
@@ -82,7 +85,14 @@ class VersionedFeedTransport(Transport):
         #: Behind the store since an announcement said "more follows" (a merge in chunks):
         #: reloaded at its last chunk's announcement, or by the periodic check.
         self._stale = False
-        shared = ("messages_received", "reloads", "reconnects", "gaps", "errors")
+        shared = (
+            "messages_received",
+            "reloads",
+            "reconnects",
+            "gaps",
+            "errors",
+            "own_merges_skipped",
+        )
         self._counters = dict.fromkeys((*shared, *self.extra_counters), 0)
         self._last_error: str | None = None
 
@@ -158,12 +168,16 @@ class VersionedFeedTransport(Transport):
         assert host is not None
         with self._subscribe() as poll:
             loaded = host.loaded_version(self._feed)  # at the first connection only
-            if loaded is not None and self._feed.version() == loaded:
+            current = self._feed.version() if loaded is not None else None
+            if current is not None and (
+                current == loaded or host.produced_versions(int(loaded or 0) + 1, current)
+            ):
                 # The replica was just loaded from this store, and the store has not changed
-                # since (the version is read after subscribing): it holds nothing the store
-                # lacks, and every later change is announced. Saving a million registers back
-                # and reading them again would change nothing.
-                self._seen = loaded
+                # since (the version is read after subscribing), or only by this replica's own
+                # merges (flags.merge() right after start): it holds nothing the store lacks,
+                # and every later change is announced. Saving a million registers back and
+                # reading them again would change nothing.
+                self._seen = current
             else:
                 # Listening first, then re-seed and load (the module's docstring says why).
                 # A Store's merge: a join, which the store may save in parts (Redis).
@@ -189,6 +203,20 @@ class VersionedFeedTransport(Transport):
     @abc.abstractmethod
     def _receive(self, announcement: Any) -> None:
         """Apply one announcement: by :meth:`_advance` to the next version, or :meth:`_reload`."""
+
+    def _own_merge(self, version: int) -> bool:
+        """Whether ``version``, the next one, is this replica's own merge (applied here): then
+        it is skipped, counted, and seen. Another writer's version in between is not one."""
+        host = self._host
+        if (
+            version != self._seen + 1
+            or host is None
+            or not host.produced_versions(version, version)
+        ):
+            return False
+        self._seen = version
+        self._counters["own_merges_skipped"] += 1
+        return True
 
     def _merge(self, delta: Delta) -> None:
         assert self._host is not None

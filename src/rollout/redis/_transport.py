@@ -167,6 +167,7 @@ class RedisTransport(VersionedFeedTransport):
             return False
         return self._host.applied_own_write(Timestamp(*map(int, parts)))
 
+
 def _reader(pubsub: redis.client.PubSub) -> Poll:
     """Waits up to the given seconds for the channel's next message, read straight from the
     subscription's connection.

@@ -299,3 +299,47 @@ def test_two_rollouts_sharing_one_store_object_see_each_others_writes(
             eventually(lambda: second.active("from-first"), timeout=10, what="first -> second")
     finally:
         store.close()
+
+
+def test_a_steady_stream_of_writes_does_not_make_the_periodic_check_reload(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+) -> None:
+    # Under a steady stream of writes the store's version is nearly always ahead of the
+    # announcements on their way; the periodic check (here every 20 ms) waits for them rather
+    # than reading the whole store again (a million-register flag takes seconds to read).
+    url = with_namespace(redis_url, namespace)
+    writer = Rollout(url)
+    store = RedisStore(redis.Redis.from_url(redis_url), namespace=namespace)
+    follower = Rollout(store, transport=RedisTransport(store, check_interval=0.02))
+    try:
+        assert follower.wait_synced(10.0)
+        for i in range(300):
+            writer.activate_user("chat", str(i))
+        eventually(lambda: follower.active("chat", "299"), 15.0, "the last write arrives")
+        sync = follower.stats()["sync"]
+        assert sync["messages_received"] >= 300
+        assert sync["reloads"] == 0
+        assert follower.get("chat").users == {str(i) for i in range(300)}
+    finally:
+        follower.close()
+        store.close()
+        writer.close()
+
+
+def test_the_periodic_check_still_finds_a_lost_announcement(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    client: redis.Redis,  # noqa: F811
+) -> None:
+    # A change whose announcement never comes (here: the version moved with no message, as when
+    # pub/sub drops one) is loaded once the check has waited for it.
+    store = RedisStore(redis.Redis.from_url(redis_url), namespace=namespace)
+    follower = Rollout(store, transport=RedisTransport(store, check_interval=0.05))
+    try:
+        assert follower.wait_synced(10.0)
+        client.incr(f"{namespace}:version")  # a version whose announcement was lost
+        eventually(lambda: follower.stats()["sync"]["reloads"] >= 1, 15.0, "a reload")
+    finally:
+        follower.close()
+        store.close()

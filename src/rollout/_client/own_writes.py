@@ -23,6 +23,10 @@ import threading
 
 from .._core.clock import Timestamp
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 __all__ = ["KEPT", "OwnWrites"]
 
 #: How many of the latest local writes are remembered. An echo comes back within milliseconds;
@@ -34,12 +38,15 @@ class OwnWrites:
     """The latest ``KEPT`` local writes' timestamps, oldest first. ``add`` and ``clear`` run
     under the pipeline's write lock, given here so that a question waits for a write under way."""
 
-    __slots__ = ("_lock", "_stamps", "_versions")
+    __slots__ = ("_lock", "_stamps", "_versions", "merging")
 
     def __init__(self, lock: threading.Lock) -> None:
         self._lock = lock
         self._stamps: dict[Timestamp, None] = {}
         self._versions: dict[int, None] = {}
+        #: Set (under the write lock) while a merge is being saved, before the store announces
+        #: any of it: only then is :meth:`produced` worth waiting for the lock.
+        self.merging = False
 
     def add(self, ts: Timestamp) -> None:
         """Record a local write, once it is stored and applied (under the write lock)."""
@@ -47,6 +54,15 @@ class OwnWrites:
         stamps[ts] = None
         if len(stamps) > KEPT:
             del stamps[next(iter(stamps))]
+
+    def record_merge(self, save: Callable[[], list[int]]) -> None:
+        """Run ``save`` (a merge's save, under the write lock) and record the versions it made;
+        meanwhile :meth:`produced` waits for the lock, so a version is never answered "no"."""
+        self.merging = True
+        try:
+            self.add_versions(save())
+        finally:
+            self.merging = False
 
     def add_versions(self, versions: list[int]) -> None:
         """Record the store versions of a merge, once it is stored and applied (under the lock)."""
@@ -69,7 +85,9 @@ class OwnWrites:
         wanted = range(first, last + 1)
         if all(version in self._versions for version in wanted):
             return True
-        if self._lock.locked():  # a merge may be under way: its versions come with the lock
+        # A merge under way records its versions before it lets the lock go. Any other write
+        # holding the lock (every local write, under a steady stream) is not waited for.
+        if self.merging:
             with self._lock:
                 pass
         # A merge records its versions before it lets the lock go: this answer is final.

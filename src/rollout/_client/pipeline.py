@@ -218,9 +218,9 @@ class WritePipeline:
             if commit_after:
                 self.uncommitted.wait(accepted)
             elif save and self.store is not None:
-                # flags.merge(): an import, which the store may apply in parts (Store.merge).
-                versions = self.uncommitted.save_with(self.store, accepted, join=origin == "merge")
-                self.own_writes.add_versions(versions)  # its transport skips those
+                # flags.merge() (Store.merge may save it in parts): the transport skips its versions
+                store, save_with, join = self.store, self.uncommitted.save_with, origin == "merge"
+                self.own_writes.record_merge(lambda: save_with(store, accepted, join=join))
             self.clock.observe(max(max(map(_TS, regs.values())) for regs in accepted.values()))
             changed = self.replica.apply(accepted)
             rules = self.replica.take_changed_rules()

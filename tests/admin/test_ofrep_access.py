@@ -246,3 +246,29 @@ def test_a_browser_key_does_not_exempt_its_holder_from_the_global_throttle() -> 
                 guess = visitor.get("/api/v1/flags", headers={"Authorization": "Bearer nope"})
                 assert guess.status_code == 429
                 assert guess.json()["error"]["code"] == "too_many_requests"
+
+
+def test_an_evaluate_token_under_a_mount_point_reaches_only_checks() -> None:
+    # Mounted, the scope is judged on the path the router matches: a name that ends in
+    # "%2Fcheck" is a flag's record (admin only), not a check of the name before it.
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from .api_helpers import served
+
+    with Rollout() as flags:
+        flags.activate_percentage("chat", 100)
+        flags.activate_user("chat/check", "someone")
+        outer = Starlette(routes=[Mount("/admin", app=app_for(flags))])
+        with served(outer) as url, httpx.Client(base_url=url) as client:
+            narrow = {"Authorization": f"Bearer {NARROW}"}
+            check = client.get("/admin/api/v1/flags/chat/check?user=1", headers=narrow)
+            assert (check.status_code, check.json()["active"]) == (200, True)
+            record = client.get("/admin/api/v1/flags/chat%2Fcheck", headers=narrow)
+            assert record.status_code == 403, record.text
+            assert "someone" not in record.text
+            admin = client.get(
+                "/admin/api/v1/flags/chat%2Fcheck", headers={"Authorization": f"Bearer {ADMIN}"}
+            )
+            assert admin.status_code == 200
+            assert "someone" in admin.text

@@ -16,7 +16,7 @@ from typing import Final
 
 from starlette.types import Scope
 
-from ._routing import decode_segment
+from ._routing import decode_segment, raw_route_path
 
 __all__ = [
     "ADMIN",
@@ -130,8 +130,8 @@ def grants_of(
 
 
 def raw_app_path(scope: Scope) -> str | None:
-    """The request's path as sent (still percent-encoded), unless the app is mounted."""
-    raw = scope.get("raw_path")
-    if not isinstance(raw, bytes) or scope.get("root_path"):
-        return None
-    return raw.partition(b"?")[0].decode("latin-1")
+    """The request's path as sent (still percent-encoded) under the app's mount point: the path
+    the router matches (rollout.admin._routing), so a scope is judged on the route that answers.
+    (Judged on the decoded path when mounted, ``/admin/api/v1/flags/x%2Fcheck`` looked like a
+    check of ``x`` to an ``evaluate`` token and reached the detail route of ``x/check``.)"""
+    return raw_route_path(scope)

@@ -28,7 +28,14 @@ from typing import Any, Final
 from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["MEMO_PATH_LIMIT", "MEMO_SIZE", "RawRoute", "ResolvedRouter", "decode_segment"]
+__all__ = [
+    "MEMO_PATH_LIMIT",
+    "MEMO_SIZE",
+    "RawRoute",
+    "ResolvedRouter",
+    "decode_segment",
+    "raw_route_path",
+]
 
 #: Resolutions remembered at most (the oldest forgotten first), and the longest path
 #: remembered: what a client sending many distinct paths can make the memo hold is bounded.
@@ -47,7 +54,7 @@ def decode_segment(raw: str) -> str:
 _MEMO = "rollout.raw_route_path"
 
 
-def _raw_route_path(scope: Scope) -> str | None:
+def raw_route_path(scope: Scope) -> str | None:
     """The raw path under the app's mount point, still percent-encoded; None if unknown."""
     raw = scope.get("raw_path")
     if not isinstance(raw, bytes):
@@ -97,7 +104,7 @@ class RawRoute(Route):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
             return super().matches(scope)
-        route_path = _raw_route_path(scope)
+        route_path = raw_route_path(scope)
         if route_path is None:
             return super().matches(scope)
         match = self.path_regex.match(route_path)

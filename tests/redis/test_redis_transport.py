@@ -343,3 +343,42 @@ def test_the_periodic_check_still_finds_a_lost_announcement(
     finally:
         follower.close()
         store.close()
+
+
+def test_garbage_on_the_channel_costs_a_read_not_a_reconnect(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    client: redis.Redis,  # noqa: F811
+) -> None:
+    # Anyone who can PUBLISH can send bytes that are no change: each is logged and the store read
+    # again; the subscriber stays connected (a reconnect would write the whole replica back).
+    url = with_namespace(redis_url, namespace)
+    writer, follower = Rollout(url), Rollout(url)
+    try:
+        assert follower.wait_synced(10.0)
+        for message in (b"\xff\xfe", b"hello", b"x 1 {}", b"9" * 5000 + b" o {}"):
+            client.publish(f"{namespace}:changes", message)
+        writer.activate_user("chat", "after")
+        eventually(lambda: follower.active("chat", "after"), 15.0, "the real change arrives")
+        eventually(lambda: follower.stats()["sync"]["reloads"] >= 1, 15.0, "read again")
+        assert follower.stats()["sync"]["reconnects"] == 0
+    finally:
+        follower.close()
+        writer.close()
+
+
+def test_a_stamp_in_a_message_is_read_only_from_short_ascii_digits() -> None:
+    # A crafted origin or notice must not reach int() with thousands of digits (ValueError past
+    # Python's digit limit) or with digits int() reads but str.isascii() does not ("\u00b2").
+    from rollout._core.clock import Timestamp
+    from rollout.redis._packed import origin_stamp, timestamp_words
+
+    assert origin_stamp("pid-42@1733450000000.0.5400505871337905551") == Timestamp(
+        1733450000000, 0, 5400505871337905551
+    )
+    assert origin_stamp("p@" + "9" * 5000 + ".1.1") is None
+    assert origin_stamp("p@1.\u00b2.1") is None
+    assert timestamp_words(["1", "2", "3"]) == Timestamp(1, 2, 3)
+    assert timestamp_words(["9" * 5000, "1", "1"]) is None
+    assert timestamp_words(["\u00b2", "1", "1"]) is None
+    assert timestamp_words(["1", "1"]) is None

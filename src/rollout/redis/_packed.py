@@ -108,7 +108,20 @@ def origin_stamp(origin: str) -> Timestamp | None:
     if at < 0:
         return None
     parts = origin[at + 1 :].split(".")
-    if len(parts) != 3 or not all(part.isascii() and part.isdigit() for part in parts):
+    if len(parts) != 3 or not all(_digits(part) for part in parts):
+        return None
+    return Timestamp(int(parts[0]), int(parts[1]), int(parts[2]))
+
+
+def _digits(part: str) -> bool:
+    """An unsigned decimal a timestamp field can hold (at most 20 digits: 2**64 has 20), so
+    ``int()`` never meets a number past its digit limit from a crafted message."""
+    return 0 < len(part) <= 20 and part.isascii() and part.isdigit()
+
+
+def timestamp_words(parts: list[str]) -> Timestamp | None:
+    """A timestamp written as three decimal words (a notice's), or None."""
+    if len(parts) != 3 or not all(_digits(part) for part in parts):
         return None
     return Timestamp(int(parts[0]), int(parts[1]), int(parts[2]))
 

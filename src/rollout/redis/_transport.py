@@ -28,7 +28,7 @@ from .._core.state import Delta
 from ..errors import RolloutError
 from ..sync._versioned import Poll, VersionedFeedTransport
 from ._chunks import PARTIAL
-from ._packed import origin_stamp
+from ._packed import origin_stamp, timestamp_words
 
 if TYPE_CHECKING:
     import redis
@@ -83,9 +83,16 @@ class RedisTransport(VersionedFeedTransport):
             pubsub.close()
 
     def _receive(self, announcement: Any) -> None:
-        text = announcement.decode() if isinstance(announcement, bytes) else announcement
-        version_text, origin, flags_json = text.split(" ", 2)
-        version = int(version_text)
+        try:
+            text = announcement.decode() if isinstance(announcement, bytes) else announcement
+            version_text, origin, flags_json = text.split(" ", 2)
+            if not 0 < len(version_text) <= 20 or not version_text.isascii():
+                raise ValueError(f"version {version_text[:40]!r}")
+            version = int(version_text)
+        except ValueError as exc:  # UnicodeDecodeError too: not a change this store published
+            logger.warning("ignoring a malformed change on %s: %s", self.store.channel, exc)
+            self._reload()  # a change may be behind it: read the store (nothing is re-seeded)
+            return
         if self._own_merge(version):
             return  # a chunk of this replica's own merge: no reload at its last one
         if flags_json[:1].isalpha():  # a notice (rollout.redis._chunks): no registers in it
@@ -163,9 +170,8 @@ class RedisTransport(VersionedFeedTransport):
 
     def _own_stamp(self, parts: list[str]) -> bool:
         """Whether a notice's timestamp stamps this replica's own write (as _own_write)."""
-        if self._host is None or not all(part.isdigit() for part in parts):
-            return False
-        return self._host.applied_own_write(Timestamp(*map(int, parts)))
+        stamp = timestamp_words(parts)
+        return stamp is not None and self._host is not None and self._host.applied_own_write(stamp)
 
 
 def _reader(pubsub: redis.client.PubSub) -> Poll:

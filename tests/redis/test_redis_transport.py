@@ -382,3 +382,57 @@ def test_a_stamp_in_a_message_is_read_only_from_short_ascii_digits() -> None:
     assert timestamp_words(["9" * 5000, "1", "1"]) is None
     assert timestamp_words(["\u00b2", "1", "1"]) is None
     assert timestamp_words(["1", "1"]) is None
+
+
+def test_a_version_reused_after_redis_restarts_empty_is_not_taken_for_the_replicas_own_merge(
+    private_redis: RedisServer,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A replica remembers the versions its own merge was numbered with, to skip their
+    announcements. Redis restarted empty numbers its changes from the start again: another
+    writer's change that gets one of those numbers must still be read (the periodic check,
+    an hour away here, would not repair it)."""
+    from rollout.redis import _store
+
+    monkeypatch.setattr(_store, "CHUNK", 40)  # a merge of 300 users: 8 numbered chunks
+    source = Rollout()
+    source.activate_users("big", [str(i) for i in range(300)])
+    document = source.export()
+    importer_store = RedisStore(private_redis.client(), namespace="app")
+    writer_store = RedisStore(private_redis.client(), namespace="app")
+    importer = Rollout(
+        importer_store,
+        transport=RedisTransport(importer_store, check_interval=3600, saves_writes=False),
+    )
+    writer = Rollout(writer_store)
+    try:
+        assert importer.wait_synced(10.0)
+        assert writer.wait_synced(10.0)
+        for n in range(60):  # the merge's versions come after these: 61 and up
+            writer.activate_user("warm-up", n)
+        eventually(lambda: importer.active("warm-up", 59), what="the warm-up reaches the importer")
+        importer.merge(document)
+        eventually(lambda: importer.stats()["sync"]["own_merges_skipped"] == 8)
+        eventually(lambda: writer.active("big", "299"), what="the merge reaches the writer")
+
+        private_redis.restart()  # persistence is off: it comes back empty, numbering from 1
+        for flags in (importer, writer):
+            eventually(lambda f=flags: _reconnected(f), what="reconnected")  # type: ignore[misc]
+        assert writer_store.version() < 61  # only the re-seeds numbered so far
+
+        names = [f"after-{n}" for n in range(80)]  # numbered past the merge's old versions
+        for name in names:
+            writer.activate(name)
+        eventually(
+            lambda: [name for name in names if not importer.active(name)] == [],
+            what="every change written after the restart reaches the importer",
+        )
+    finally:
+        importer.close()
+        writer.close()
+        source.close()
+
+
+def _reconnected(flags: Rollout) -> bool:
+    sync = flags.stats()["sync"]
+    return bool(sync["reconnects"] >= 1 and sync["connected"])

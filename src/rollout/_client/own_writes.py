@@ -14,7 +14,11 @@ Likewise the versions a store numbered the changes of this replica's own ``merge
 merge's registers carry many timestamps, so it is not recognised by one): the transport skips
 those versions, and at its first connection does not save back and reload a replica whose store
 moved since its load only by its own merges. A version another writer produced, in between or
-on the same store object, is not among them: that change is read as any other.
+on the same store object, is not among them: that change is read as any other. A version is
+only worth keeping until the transport has seen it: the store may number again from the start
+(Redis restarted empty, a failover to a replica behind, a restored database), and a remembered
+number would then pass another writer's change off as this replica's own. The transport forgets
+them as it goes (:meth:`forget_versions`).
 """
 
 from __future__ import annotations
@@ -76,6 +80,19 @@ class OwnWrites:
         """Forget them all (the clock stepped back: some left the replica)."""
         self._stamps.clear()
         self._versions.clear()
+
+    def forget_versions(self, through: int | None = None) -> None:
+        """Forget the merge versions up to ``through``, or all of them (None): the transport has
+        seen those, or the store's numbering may have started again. Forgetting one too many
+        costs a read of a change this replica holds; keeping one too many would skip another
+        writer's change."""
+        with self._lock:  # add_versions runs under it, and walks the same dict
+            kept = self._versions
+            if through is None:
+                kept.clear()
+                return
+            for version in [v for v in kept if v <= through]:
+                del kept[version]
 
     def produced(self, first: int, last: int) -> bool:
         """Whether every store version from ``first`` to ``last`` is one of this replica's own

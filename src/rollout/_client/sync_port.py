@@ -61,6 +61,9 @@ class SyncPort:
     def produced_versions(self, first: int, last: int) -> bool:
         return self._pipeline.own_writes.produced(first, last)
 
+    def forget_produced_versions(self, through: int | None = None) -> None:
+        self._pipeline.own_writes.forget_versions(through)
+
     def check_clock_step(self) -> None:
         self._pipeline.check_clock_step()
 

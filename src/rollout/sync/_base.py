@@ -79,6 +79,12 @@ class SyncHost(Protocol):
         following that store skips them rather than reading back what it holds."""
         ...
 
+    def forget_produced_versions(self, through: int | None = None) -> None:
+        """Stop answering yes for the store versions up to ``through`` (None: every one): the
+        transport has seen them, or the store may be numbering its changes from the start again
+        (restarted empty, failed over, restored), when an old number names another's change."""
+        ...
+
     def check_clock_step(self) -> None:
         """Called every anti-entropy round: recover if this machine's wall clock stepped back
         far behind the timestamps this node issued (rollout._client.pipeline)."""

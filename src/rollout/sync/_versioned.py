@@ -11,7 +11,9 @@ lost while a listener is away, so a transport that follows such a store:
   just loaded from this store whose version has not moved since, or only by the replica's own
   merges: nothing to re-seed or load;
 * skips an announcement of the replica's own merge (the store numbered it for the merge): it
-  holds that change already;
+  holds that change already. The numbers are forgotten once seen, loaded, or on a new
+  connection: a store that restarted empty numbers from the start, and an old number of this
+  replica's would pass another writer's change off as its own;
 * reloads everything when an announcement's version is not the next one (one was missed);
 * every ``check_interval`` seconds compares the store's version with the last one seen, and
   reloads when it is behind (a store that restarted) or when the announcements up to the
@@ -185,6 +187,10 @@ class VersionedFeedTransport(Transport):
                 # reading them again would change nothing.
                 self._seen = current
             else:
+                # The store may be another since the last connection, numbering from the start
+                # (restarted empty, failed over): the numbers of the replica's merges name
+                # nothing now (forgetting them costs at most a read).
+                host.forget_produced_versions()
                 # Listening first, then re-seed and load (the module's docstring says why).
                 # A Store's merge: a join, which the store may save in parts (Redis).
                 getattr(self._feed, "merge", self._feed.save)(host.replicated())
@@ -231,6 +237,7 @@ class VersionedFeedTransport(Transport):
         ):
             return False
         self._seen = version
+        host.forget_produced_versions(version)  # seen: its number may name another change later
         self._counters["own_merges_skipped"] += 1
         return True
 
@@ -240,7 +247,13 @@ class VersionedFeedTransport(Transport):
 
     def _reload(self) -> None:
         self._stale = False
+        before = self._seen
         delta, self._seen = self._feed.snapshot()
+        if self._host is not None:
+            # The versions up to the load's are in it. A store behind what was seen numbers
+            # from an earlier point again (restarted, restored): every remembered one may be
+            # reused by another writer.
+            self._host.forget_produced_versions(self._seen if self._seen >= before else None)
         self._merge(delta)
         self._counters["reloads"] += 1
 

@@ -367,6 +367,43 @@ def test_garbage_on_the_channel_costs_a_read_not_a_reconnect(
         writer.close()
 
 
+@pytest.mark.parametrize(
+    "forged",
+    [b"not a change", b"999999 x {}", b"999999 x reload"],
+    ids=["garbage", "a version far ahead", "a notice far ahead"],
+)
+def test_a_burst_of_messages_that_ask_for_a_reload_costs_few_reads(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    client: redis.Redis,  # noqa: F811
+    forged: bytes,
+) -> None:
+    # Each such message makes a replica read the whole store; a loop of them from anyone who can
+    # PUBLISH would be a load on Redis from every process. Reads are spaced; none is skipped.
+    url = with_namespace(redis_url, namespace)
+    writer, follower = Rollout(url), Rollout(url)
+    try:
+        assert follower.wait_synced(10.0)
+        sync = follower.stats()["sync"]
+        received, reloads = sync["messages_received"], sync["reloads"]
+        for _ in range(100):
+            client.publish(f"{namespace}:changes", forged)
+        writer.activate_user("chat", "after")  # among them: it must not be lost
+        eventually(lambda: follower.active("chat", "after"), 15.0, "the real change arrives")
+        eventually(
+            lambda: follower.stats()["sync"]["messages_received"] >= received + 101,
+            15.0,
+            "every message read",
+        )
+        assert follower.stats()["sync"]["reloads"] - reloads <= 10
+        writer.activate_user("chat", "later")
+        eventually(lambda: follower.active("chat", "later"), 15.0, "a change after the burst")
+        assert follower.stats()["sync"]["reconnects"] == 0
+    finally:
+        follower.close()
+        writer.close()
+
+
 def test_a_stamp_in_a_message_is_read_only_from_short_ascii_digits() -> None:
     # A crafted origin or notice must not reach int() with thousands of digits (ValueError past
     # Python's digit limit) or with digits int() reads but str.isascii() does not ("\u00b2").

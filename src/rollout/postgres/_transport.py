@@ -120,7 +120,7 @@ class PostgresTransport(VersionedFeedTransport):
             delta = decode_change(change) if isinstance(change, list) else decode_flags(change)
         except (ValueError, RecursionError, RolloutError) as exc:
             logger.warning("ignoring a malformed change on %s: %s", self.store.channel, exc)
-            self._reload()
+            self._reload_soon()
             return
         self._seen = version
         self._merge(delta)

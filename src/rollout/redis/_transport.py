@@ -91,7 +91,7 @@ class RedisTransport(VersionedFeedTransport):
             version = int(version_text)
         except ValueError as exc:  # UnicodeDecodeError too: not a change this store published
             logger.warning("ignoring a malformed change on %s: %s", self.store.channel, exc)
-            self._reload()  # a change may be behind it: read the store (nothing is re-seeded)
+            self._reload_soon()  # a change may be behind it: read the store (not re-seeded)
             return
         if self._own_merge(version):
             return  # a chunk of this replica's own merge: no reload at its last one
@@ -118,7 +118,7 @@ class RedisTransport(VersionedFeedTransport):
             delta = decode_flags(flags)
         except (ValueError, RecursionError, RolloutError) as exc:
             logger.warning("ignoring a malformed change on %s: %s", self.store.channel, exc)
-            self._reload()
+            self._reload_soon()
             return
         self._merge(delta)
 
@@ -166,7 +166,7 @@ class RedisTransport(VersionedFeedTransport):
         if len(words) == 4 and not self._stale and self._own_stamp(words[1:]):
             self._counters["own_writes_skipped"] += 1
             return
-        self._reload()
+        self._reload_soon()
 
     def _own_stamp(self, parts: list[str]) -> bool:
         """Whether a notice's timestamp stamps this replica's own write (as _own_write)."""

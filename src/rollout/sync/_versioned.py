@@ -51,6 +51,11 @@ Poll = Callable[[float], Iterable[Any]]
 _POLL_SECONDS = 0.5
 #: How long the periodic check lets announcements it knows are coming arrive before it reloads.
 IN_FLIGHT_SECONDS = 1.0
+#: The least time between two reloads that messages asked for (a gap, a notice, bytes that are
+#: no change), or the last reload's own length if longer. Whoever can publish on the channel
+#: could otherwise make every replica read the whole store, again and again: a burst of such
+#: messages costs one reload a spacing, and the last one comes after the burst.
+RELOAD_SPACING_SECONDS = 1.0
 
 
 class NumberedStore(Protocol):
@@ -93,6 +98,9 @@ class VersionedFeedTransport(Transport):
         #: Behind the store since an announcement said "more follows" (a merge in chunks):
         #: reloaded at its last chunk's announcement, or by the periodic check.
         self._stale = False
+        #: A reload a message asked for within the spacing of the last one: done when it ends.
+        self._reload_pending = False
+        self._next_reload_at = 0.0
         shared = (
             "messages_received",
             "reloads",
@@ -200,12 +208,17 @@ class VersionedFeedTransport(Transport):
             awaited = 0  # a version the store had at a check, not announced here yet
             awaited_until = 0.0
             while not self._stop.is_set():
-                for announcement in poll(_POLL_SECONDS):
+                wait = _POLL_SECONDS
+                if self._reload_pending:
+                    wait = min(wait, max(0.0, self._next_reload_at - time.monotonic()))
+                for announcement in poll(wait):
                     self._counters["messages_received"] += 1
                     self._receive(announcement)
                     if self._stop.is_set():
                         break
                 now = time.monotonic()
+                if self._reload_pending and now >= self._next_reload_at:
+                    self._reload()
                 if awaited and (self._seen >= awaited or now >= awaited_until):
                     if self._seen < awaited:
                         self._reload()  # an announcement was lost on the way
@@ -245,8 +258,18 @@ class VersionedFeedTransport(Transport):
         assert self._host is not None
         self._host.merge_remote(delta, store=False)
 
+    def _reload_soon(self) -> None:
+        """A reload that a message asks for: now, unless the last one ended less than the
+        spacing ago (:data:`RELOAD_SPACING_SECONDS`); then once, when the spacing has passed,
+        however many messages asked meanwhile. What they announced is in that load."""
+        if time.monotonic() >= self._next_reload_at:
+            self._reload()
+        else:
+            self._reload_pending = True
+
     def _reload(self) -> None:
-        self._stale = False
+        started = time.monotonic()
+        self._stale = self._reload_pending = False
         before = self._seen
         delta, self._seen = self._feed.snapshot()
         if self._host is not None:
@@ -256,8 +279,10 @@ class VersionedFeedTransport(Transport):
             self._host.forget_produced_versions(self._seen if self._seen >= before else None)
         self._merge(delta)
         self._counters["reloads"] += 1
+        ended = time.monotonic()
+        self._next_reload_at = ended + max(RELOAD_SPACING_SECONDS, ended - started)
 
     def _gap(self) -> None:
         """A version was skipped: one announcement was missed, so everything is loaded."""
         self._counters["gaps"] += 1
-        self._reload()
+        self._reload_soon()

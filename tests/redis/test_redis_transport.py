@@ -404,6 +404,32 @@ def test_a_burst_of_messages_that_ask_for_a_reload_costs_few_reads(
         writer.close()
 
 
+def test_a_stranger_announcing_the_next_version_first_does_not_hide_the_real_change(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    client: redis.Redis,  # noqa: F811
+) -> None:
+    # "<next version> x {}" from anyone who can PUBLISH: taken as the store's change of that
+    # number (it changes nothing), so the real one, announced after it, looked already seen, and
+    # the periodic check (an hour away here; the store's version equal to the one seen) would not
+    # have found it either. A number announced twice since the last load means a read.
+    url = with_namespace(redis_url, namespace)
+    follower = _no_periodic_check(RedisStore(redis.Redis.from_url(redis_url), namespace=namespace))
+    writer = Rollout(url)
+    try:
+        assert follower.wait_synced(10.0)
+        writer.activate_user("chat", "before")
+        eventually(lambda: follower.active("chat", "before"), 15.0, "the first change arrives")
+        seen = follower.stats()["sync"]["version_seen"]
+        client.publish(f"{namespace}:changes", f"{seen + 1} x {{}}")
+        eventually(lambda: follower.stats()["sync"]["version_seen"] == seen + 1, 15.0, "forged")
+        writer.activate_user("chat", "after")  # the store numbers it seen + 1
+        eventually(lambda: follower.active("chat", "after"), 15.0, "the real change arrives")
+    finally:
+        follower.close()
+        writer.close()
+
+
 def test_a_stamp_in_a_message_is_read_only_from_short_ascii_digits() -> None:
     # A crafted origin or notice must not reach int() with thousands of digits (ValueError past
     # Python's digit limit) or with digits int() reads but str.isascii() does not ("\u00b2").
@@ -435,12 +461,8 @@ def test_a_version_reused_after_redis_restarts_empty_is_not_taken_for_the_replic
     source = Rollout()
     source.activate_users("big", [str(i) for i in range(300)])
     document = source.export()
-    importer_store = RedisStore(private_redis.client(), namespace="app")
+    importer = _no_periodic_check(RedisStore(private_redis.client(), namespace="app"))
     writer_store = RedisStore(private_redis.client(), namespace="app")
-    importer = Rollout(
-        importer_store,
-        transport=RedisTransport(importer_store, check_interval=3600, saves_writes=False),
-    )
     writer = Rollout(writer_store)
     try:
         assert importer.wait_synced(10.0)
@@ -473,3 +495,9 @@ def test_a_version_reused_after_redis_restarts_empty_is_not_taken_for_the_replic
 def _reconnected(flags: Rollout) -> bool:
     sync = flags.stats()["sync"]
     return bool(sync["reconnects"] >= 1 and sync["connected"])
+
+
+def _no_periodic_check(store: RedisStore) -> Rollout:
+    """A Rollout on ``store`` whose transport compares versions once an hour: only what the
+    channel says can bring it a change (the periodic check would repair what a test breaks)."""
+    return Rollout(store, transport=RedisTransport(store, check_interval=3600, saves_writes=False))

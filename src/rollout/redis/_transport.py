@@ -99,7 +99,8 @@ class RedisTransport(VersionedFeedTransport):
             self._notice(version, flags_json.split(" "))
             return
         if version <= self._seen:
-            return  # already in a full load
+            self._heard_before(version)  # in a full load, or a number announced twice
+            return
         if version != self._seen + 1:
             self._gap()
             return
@@ -158,7 +159,8 @@ class RedisTransport(VersionedFeedTransport):
             self._gap()
             return
         if version <= self._seen and not self._stale:
-            return  # already in a full load
+            self._heard_before(version)  # in a full load, or a number announced twice
+            return
         self._seen = max(self._seen, version)
         if words[0] == PARTIAL:
             self._stale = True

@@ -95,6 +95,9 @@ class VersionedFeedTransport(Transport):
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._seen = 0
+        #: The version of the last full load: announcements up to it are in it. One above it
+        #: heard twice was not the store's change both times (see :meth:`_heard_before`).
+        self._loaded = 0
         #: Behind the store since an announcement said "more follows" (a merge in chunks):
         #: reloaded at its last chunk's announcement, or by the periodic check.
         self._stale = False
@@ -193,7 +196,7 @@ class VersionedFeedTransport(Transport):
                 # merges (flags.merge() right after start): it holds nothing the store lacks,
                 # and every later change is announced. Saving a million registers back and
                 # reading them again would change nothing.
-                self._seen = current
+                self._seen = self._loaded = current
             else:
                 # The store may be another since the last connection, numbering from the start
                 # (restarted empty, failed over): the numbers of the replica's merges name
@@ -254,6 +257,15 @@ class VersionedFeedTransport(Transport):
         self._counters["own_merges_skipped"] += 1
         return True
 
+    def _heard_before(self, version: int) -> None:
+        """An announcement of a version already seen. Those up to the last load are in it; one
+        above it was announced before, and the store numbers each change once: one of the two
+        came from someone else on the channel, and if it came first it hid the store's change
+        of that number. The store is read again (spaced: :meth:`_reload_soon`)."""
+        if version > self._loaded:
+            self._counters["gaps"] += 1
+            self._reload_soon()
+
     def _merge(self, delta: Delta) -> None:
         assert self._host is not None
         self._host.merge_remote(delta, store=False)
@@ -272,6 +284,7 @@ class VersionedFeedTransport(Transport):
         self._stale = self._reload_pending = False
         before = self._seen
         delta, self._seen = self._feed.snapshot()
+        self._loaded = self._seen
         if self._host is not None:
             # The versions up to the load's are in it. A store behind what was seen numbers
             # from an earlier point again (restarted, restored): every remembered one may be

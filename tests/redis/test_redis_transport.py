@@ -430,6 +430,35 @@ def test_a_stranger_announcing_the_next_version_first_does_not_hide_the_real_cha
         writer.close()
 
 
+def test_a_merge_whose_last_chunk_changes_nothing_still_reaches_the_followers(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A merge's chunks announce "partial" and its last "reload"; a last chunk that changes
+    # nothing (a re-seed mostly does) has no version to announce. The followers that heard the
+    # partial ones waited for their periodic check (an hour here) to read the rest.
+    from rollout._core.clock import Timestamp
+    from rollout._core.keys import EXISTS, USER
+    from rollout._core.state import Register
+    from rollout.redis import _store
+
+    monkeypatch.setattr(_store, "CHUNK", 1)  # a chunk a register
+    writer = RedisStore(redis.Redis.from_url(redis_url), namespace=namespace)
+    follower = _no_periodic_check(RedisStore(redis.Redis.from_url(redis_url), namespace=namespace))
+    try:
+        assert follower.wait_synced(10.0)
+        on = Register(Timestamp(5, 0, 7), True)
+        same = {"same": {EXISTS: on, f"{USER}a": on}}
+        writer.save(same)
+        eventually(lambda: follower.active("same", "a"), 15.0, "the first save")
+        writer.merge({"new": {EXISTS: on, f"{USER}b": on}, **same})  # its last 2 chunks: no change
+        eventually(lambda: follower.active("new", "b"), 15.0, "the merge reaches the follower")
+    finally:
+        follower.close()
+        writer.close()
+
+
 def test_a_stamp_in_a_message_is_read_only_from_short_ascii_digits() -> None:
     # A crafted origin or notice must not reach int() with thousands of digits (ValueError past
     # Python's digit limit) or with digits int() reads but str.isascii() does not ("\u00b2").

@@ -10,7 +10,10 @@ announces a word instead (``<version> <origin> reload``, then the write's timest
 its registers share one, so that its own writer knows it): a subscriber reloads the store.
 Megabytes sent to every subscriber would let Redis cut off a slow one (its pub/sub output
 buffer limit), which would then re-seed and reload anyway. The chunks of a merge but its last
-announce ``partial``: the follower notes that it is behind and reloads once, at the last.
+announce ``partial``: the follower notes that it is behind and reloads once, at the last. A
+last chunk that changed nothing announces nothing (it has no version of its own), so the merge
+then ends with ``<its last version> <origin> done``: a follower that is behind reloads, any other
+ignores it (the merging process among them).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ._packed import _stamp, _value_text
 
 __all__ = [
     "CHUNK",
+    "DONE",
     "NOTICE_BYTES",
     "PARTIAL",
     "RELOAD",
@@ -39,6 +43,7 @@ CHUNK = 25_000
 NOTICE_BYTES = 256 * 1024
 RELOAD = "reload"
 PARTIAL = "partial"
+DONE = "done"
 
 
 def split(delta: Delta, size: int) -> Iterator[Delta]:

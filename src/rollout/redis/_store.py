@@ -45,6 +45,7 @@ from ..errors import (
 from ..stores._base import Store
 from ._chunks import (
     CHUNK,
+    DONE,
     NOTICE_BYTES,
     PARTIAL,
     RELOAD,
@@ -221,7 +222,19 @@ class RedisStore(Store):
                 versions.append(self._save(chunk, notice))  # a NUL in a key: pairs one by one
             else:
                 versions.append(self._run(self._merge_joined.sha, MERGE_JOINED, keys, args))
+        if versions and not versions[-1] and any(versions):
+            self._announce_done(max(versions))
         return _produced(*versions)
+
+    def _announce_done(self, version: int) -> None:
+        """The end of a merge whose last chunk changed nothing (so announced nothing): those
+        that heard its ``partial`` chunks would otherwise wait for their periodic check. The
+        merge is stored already: a failure here is only logged."""
+        try:
+            with self._using("announce a merge on", writes=False):
+                self.client.publish(self.channel, f"{version} {self.origin} {DONE}")
+        except StoreError as exc:
+            logger.warning("%s; followers catch up at their next version check", exc)
 
     def _save(self, delta: Delta, notice: str) -> int:
         """One atomic save; ``notice``: announce it by that word instead of its registers.

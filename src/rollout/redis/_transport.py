@@ -27,7 +27,7 @@ from .._core.codec import decode_flags
 from .._core.state import Delta
 from ..errors import RolloutError
 from ..sync._versioned import Poll, VersionedFeedTransport
-from ._chunks import PARTIAL
+from ._chunks import DONE, PARTIAL
 from ._packed import origin_stamp, timestamp_words
 
 if TYPE_CHECKING:
@@ -154,7 +154,12 @@ class RedisTransport(VersionedFeedTransport):
 
     def _notice(self, version: int, words: list[str]) -> None:
         """``partial``: a chunk of a merge, more follow; ``reload [wall counter node]``: a change
-        too big to send, or a merge's last chunk. Read from the store (once for a merge)."""
+        too big to send, or a merge's last chunk. Read from the store (once for a merge).
+        ``done``: the end of a merge whose last chunk changed nothing: read if behind."""
+        if words[0] == DONE:
+            if self._stale:
+                self._reload_soon()
+            return
         if version > self._seen + 1:
             self._gap()
             return

@@ -8,6 +8,8 @@ mypy, since the test folders are not packages).
 * ``schema``: a schema no other test uses, dropped afterwards.
 * ``admin``: a plain psycopg connection, to look at what the library wrote and to end its
   connections (``pg_terminate_backend``).
+* ``store``: a :class:`PostgresStore` on ``schema``, closed afterwards (before the schema is
+  dropped).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any, NoReturn
 
 import psycopg
 import pytest
+
+from rollout.postgres import PostgresStore
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -57,6 +61,15 @@ def schema(pg_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(pg_url, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+@pytest.fixture
+def store(pg_url: str, schema: str) -> Iterator[PostgresStore]:
+    opened = PostgresStore(pg_url, schema=schema)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def with_schema(url: str, schema: str) -> str:

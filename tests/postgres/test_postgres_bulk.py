@@ -20,7 +20,7 @@ from rollout.postgres import PostgresStore
 from rollout.postgres._bulk import BULK_ROWS
 from rollout.testing import eventually
 
-from .pg_fixtures import admin, pg_url, schema, with_schema  # noqa: F401  (fixtures)
+from .pg_fixtures import admin, pg_url, schema, store, with_schema  # noqa: F401  (fixtures)
 
 # Ids a key-by-key path and a grouped one could read differently: a newline (the separator of
 # a grouped load), a tab and a backslash (COPY's escapes), quotes, non-ASCII, a colon.
@@ -65,73 +65,58 @@ def test_a_big_flag_loads_whole_with_awkward_ids(
     ],
 )
 def test_a_damaged_row_among_many_is_refused_naming_it(
-    pg_url: str,  # noqa: F811
     schema: str,  # noqa: F811
+    store: PostgresStore,  # noqa: F811
     admin: psycopg.Connection[Any],  # noqa: F811
     damage: tuple[str, str, str],
 ) -> None:
     key, value, named = damage
     ts = Timestamp(1_700_000_000_000, 0, 7)
-    store = PostgresStore(pg_url, schema=schema)
-    try:
-        store.save(_big("big", 2 * BULK_ROWS, ts))
-        admin.execute(
-            f"INSERT INTO {schema}.registers VALUES ('big', %s, %s, %s, %s, %s)",
-            [key, *ts, value],  # in the same group as the good ones when its value is true
-        )
-        with pytest.raises(StoreError, match="damaged register") as caught:
-            store.load()
-        assert named in str(caught.value)
-    finally:
-        store.close()
+    store.save(_big("big", 2 * BULK_ROWS, ts))
+    admin.execute(
+        f"INSERT INTO {schema}.registers VALUES ('big', %s, %s, %s, %s, %s)",
+        [key, *ts, value],  # in the same group as the good ones when its value is true
+    )
+    with pytest.raises(StoreError, match="damaged register") as caught:
+        store.load()
+    assert named in str(caught.value)
 
 
-def test_a_big_save_keeps_the_newer_register_of_each_key(
-    pg_url: str,  # noqa: F811
-    schema: str,  # noqa: F811
-) -> None:
+def test_a_big_save_keeps_the_newer_register_of_each_key(store: PostgresStore) -> None:  # noqa: F811
     old, mid, new = Timestamp(100, 0, 1), Timestamp(200, 0, 1), Timestamp(300, 0, 1)
-    store = PostgresStore(pg_url, schema=schema)
-    try:
-        store.save({"big": {"user:older": Register(old, True), "user:newer": Register(new, True)}})
-        store.save({"big": {"data:tie": Register(mid, "b")}})
-        incoming = _big("big", 2 * BULK_ROWS, mid, value=False)
-        incoming["big"]["user:older"] = Register(mid, False)
-        incoming["big"]["user:newer"] = Register(mid, False)
-        incoming["big"]["data:tie"] = Register(mid, "c")  # one timestamp: the larger value wins
-        incoming["small"] = {"data:tie": Register(mid, "a"), "data:odd": Register(mid, "\t\n\\.")}
-        store.save(incoming)
-        loaded = store.load()
-        assert loaded["big"]["user:older"] == Register(mid, False)
-        assert loaded["big"]["user:newer"] == Register(new, True)
-        assert loaded["big"]["data:tie"] == Register(mid, "c")
-        assert loaded["big"]["user:line\nbreak"] == Register(mid, False)
-        assert loaded["small"]["data:odd"] == Register(mid, "\t\n\\.")  # COPY's escapes
-        assert len(loaded["big"]) == 2 * BULK_ROWS + 4  # the users, exists and three more
-        store.save({"big": {"data:tie": Register(mid, "a")}})  # loses the tie: no change
-        assert store.load()["big"]["data:tie"] == Register(mid, "c")
-    finally:
-        store.close()
+    store.save({"big": {"user:older": Register(old, True), "user:newer": Register(new, True)}})
+    store.save({"big": {"data:tie": Register(mid, "b")}})
+    incoming = _big("big", 2 * BULK_ROWS, mid, value=False)
+    incoming["big"]["user:older"] = Register(mid, False)
+    incoming["big"]["user:newer"] = Register(mid, False)
+    incoming["big"]["data:tie"] = Register(mid, "c")  # one timestamp: the larger value wins
+    incoming["small"] = {"data:tie": Register(mid, "a"), "data:odd": Register(mid, "\t\n\\.")}
+    store.save(incoming)
+    loaded = store.load()
+    assert loaded["big"]["user:older"] == Register(mid, False)
+    assert loaded["big"]["user:newer"] == Register(new, True)
+    assert loaded["big"]["data:tie"] == Register(mid, "c")
+    assert loaded["big"]["user:line\nbreak"] == Register(mid, False)
+    assert loaded["small"]["data:odd"] == Register(mid, "\t\n\\.")  # COPY's escapes
+    assert len(loaded["big"]) == 2 * BULK_ROWS + 4  # the users, exists and three more
+    store.save({"big": {"data:tie": Register(mid, "a")}})  # loses the tie: no change
+    assert store.load()["big"]["data:tie"] == Register(mid, "c")
 
 
 def test_a_big_save_that_changes_nothing_is_no_change(
-    pg_url: str,  # noqa: F811
     schema: str,  # noqa: F811
+    store: PostgresStore,  # noqa: F811
     admin: psycopg.Connection[Any],  # noqa: F811
 ) -> None:
     """What every listener does on connecting: saves its whole replica, mostly held already."""
     delta = _big("big", 2 * BULK_ROWS, Timestamp(100, 0, 1))
-    store = PostgresStore(pg_url, schema=schema)
-    try:
-        store.save(delta)
-        version = store.version()
-        store.save(delta)
-        store.save(_big("big", 2 * BULK_ROWS, Timestamp(50, 0, 1)))  # older: loses everywhere
-        assert store.version() == version
-        rows = admin.execute(f"SELECT count(*) FROM {schema}.changes").fetchone()
-        assert rows == (1,)
-    finally:
-        store.close()
+    store.save(delta)
+    version = store.version()
+    store.save(delta)
+    store.save(_big("big", 2 * BULK_ROWS, Timestamp(50, 0, 1)))  # older: loses everywhere
+    assert store.version() == version
+    rows = admin.execute(f"SELECT count(*) FROM {schema}.changes").fetchone()
+    assert rows == (1,)
 
 
 def test_a_big_change_is_announced_by_a_short_message_and_read_as_groups(
@@ -181,18 +166,11 @@ def test_a_merged_export_reaches_every_replica(
         assert reopened.export() == exported
 
 
-def test_a_load_tells_the_version_it_was_read_at(
-    pg_url: str,  # noqa: F811
-    schema: str,  # noqa: F811
-) -> None:
-    store = PostgresStore(pg_url, schema=schema)
-    try:
-        store.save(_big("big", 2 * BULK_ROWS, Timestamp(100, 0, 1)))
-        delta, version = store.load_numbered()
-        assert delta == store.load()
-        assert version == store.version() == 1
-    finally:
-        store.close()
+def test_a_load_tells_the_version_it_was_read_at(store: PostgresStore) -> None:  # noqa: F811
+    store.save(_big("big", 2 * BULK_ROWS, Timestamp(100, 0, 1)))
+    delta, version = store.load_numbered()
+    assert delta == store.load()
+    assert version == store.version() == 1
 
 
 def test_a_merge_right_after_start_is_neither_saved_back_nor_read_back_by_its_process(

@@ -8,19 +8,26 @@ mypy, since the test folders are not packages).
   the tests skip locally and fail under ``CI=true``.
 * ``private_redis``: a ``redis-server`` of this test's own, which it may stop and restart.
 * ``namespace``: a namespace no other test uses; its keys are deleted afterwards.
+* ``client``: a plain redis-py client, to look at what the library wrote.
+* ``store``: a :class:`RedisStore` under ``namespace``, closed afterwards.
+* ``changes``: a subscription to ``namespace``'s changes channel, made before the test runs;
+  :func:`published` reads its messages.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from .redis_server import RedisServer, need_redis, ping, redis_binary
+from rollout.redis import RedisStore
+from rollout.testing import eventually
+
+from .redis_server import RedisServer, need_redis, ping, redis_binary, with_namespace
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +91,41 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
         yield connection
     finally:
         connection.close()
+
+
+@pytest.fixture
+def store(redis_url: str, namespace: str) -> Iterator[RedisStore]:
+    opened = RedisStore.from_url(with_namespace(redis_url, namespace))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def changes(client: redis.Redis, namespace: str) -> Iterator[redis.client.PubSub]:
+    """A subscriber to the changes channel of ``namespace`` (its messages are text)."""
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(f"{namespace}:changes")
+        yield pubsub
+    finally:
+        pubsub.close()
+
+
+def published(
+    changes: redis.client.PubSub,
+    until: Callable[[list[str]], bool] = bool,
+    what: str = "a change's message",
+) -> list[str]:
+    """The messages ``changes`` received, read until ``until`` holds of them (by default: one)."""
+    messages: list[str] = []
+
+    def arrived() -> bool:
+        message = changes.get_message(timeout=0.1)
+        if message is not None:
+            messages.append(message["data"])
+        return until(messages)
+
+    eventually(arrived, what=what)
+    return messages

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -100,3 +104,17 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
+
+    @contextmanager
+    def hung(self, seconds: float) -> Iterator[None]:
+        """The server stopped (SIGSTOP) on entry and continued ``seconds`` later (or on leaving,
+        if that is later): it then runs what it received meanwhile."""
+        assert self.process is not None
+        pid = self.process.pid
+        os.kill(pid, signal.SIGSTOP)
+        resume = threading.Timer(seconds, os.kill, (pid, signal.SIGCONT))
+        resume.start()
+        try:
+            yield
+        finally:
+            resume.join()

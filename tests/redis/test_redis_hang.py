@@ -1,20 +1,17 @@
 """A write to a Redis that hangs: its outcome is unknown, and every surface says so.
 
-A private ``redis-server`` is stopped with SIGSTOP for 6 seconds, longer than redis-py's 5 s
-socket time-out. The write's Lua script is already in the server's socket buffer, so it runs
-when the server gets SIGCONT: the caller must have been told "may or may not have happened"
-(``StoreOutcomeUnknownError``, HTTP 504, exit status 3), never "nothing was written".
-"""
+A private ``redis-server`` is stopped with SIGSTOP for 6 seconds, longer than the 5 s socket
+time-out of a store made from a URL (redis-py before 8 has none of its own: without the store's,
+the write would wait for the server). The write's Lua script is already in the server's socket
+buffer, so it runs when the server gets SIGCONT: the caller must have been told "may or may not
+have happened" (``StoreOutcomeUnknownError``, HTTP 504, exit status 3), never "nothing was
+written"."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,22 +28,8 @@ from ..admin.serve_process import ROLLOUT, clean_env, serve
 from .redis_fixtures import private_redis  # noqa: F401  (fixture)
 from .redis_server import RedisServer, with_namespace
 
-HANG_S = 6.0  # longer than redis-py's default socket time-out of 5 s
+HANG_S = 6.0  # longer than the store's socket time-out of 5 s (rollout.redis._store)
 TOKEN = "0123456789abcdef0123456789abcdef"
-
-
-@contextmanager
-def hung(server: RedisServer, seconds: float = HANG_S) -> Iterator[None]:
-    """The server stopped (SIGSTOP) on entry and continued ``seconds`` later (or on leaving)."""
-    assert server.process is not None
-    pid = server.process.pid
-    os.kill(pid, signal.SIGSTOP)
-    resume = threading.Timer(seconds, os.kill, (pid, signal.SIGCONT))
-    resume.start()
-    try:
-        yield
-    finally:
-        resume.join()  # SIGCONT was sent: the server runs what it received meanwhile
 
 
 def test_a_write_to_a_hung_redis_is_an_unknown_outcome_and_lands_later(
@@ -55,7 +38,7 @@ def test_a_write_to_a_hung_redis_is_an_unknown_outcome_and_lands_later(
     url = with_namespace(private_redis.url, "hang")
     with Rollout(url) as flags:
         flags.activate_user("chat", "before")
-        with hung(private_redis), pytest.raises(StoreError) as caught:
+        with private_redis.hung(HANG_S), pytest.raises(StoreError) as caught:
             flags.activate_user("chat", "during")
         error = caught.value
         print(f"{type(error).__name__}: {error}")
@@ -91,7 +74,7 @@ def test_a_write_that_could_not_be_sent_to_a_hung_redis_is_unavailable(
     url = with_namespace(private_redis.url, "fresh")
     store = RedisStore.from_url(url)
     try:
-        with hung(private_redis), pytest.raises(StoreUnavailableError) as caught:
+        with private_redis.hung(HANG_S), pytest.raises(StoreUnavailableError) as caught:
             store.save({"chat": {EXISTS: Register(Timestamp(1, 0, 1), True)}})
         print(caught.value)
         assert not isinstance(caught.value, StoreOutcomeUnknownError)
@@ -110,7 +93,7 @@ def test_serve_answers_504_and_the_cli_exits_3_for_a_hung_redis(
     with serve(*args, cwd=tmp_path, env=env, token=TOKEN) as served, served.client() as http:
         ok = http.put("/api/v1/flags/chat/percentage", json={"percentage": 10})
         assert ok.status_code == 200, ok.text
-        with hung(private_redis):
+        with private_redis.hung(HANG_S):
             answer = http.put("/api/v1/flags/chat/percentage", json={"percentage": 60})
         print(answer.text)
         assert answer.status_code == 504
@@ -141,7 +124,7 @@ def test_serve_answers_504_and_the_cli_exits_3_for_a_hung_redis(
             with private_redis.client() as watcher:
                 eventually(lambda: _subscribers(watcher, "served:changes") == 2, 30)
                 eventually(lambda: _quiet(watcher), 30, "the command's start-up done")
-            with hung(private_redis):
+            with private_redis.hung(HANG_S):
                 _, stderr_bytes = command.communicate(blob, timeout=60)
         finally:
             if command.poll() is None:

@@ -6,7 +6,8 @@ few hundred registers cross them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from rollout.redis import RedisStore, _load
 from rollout.redis._packed import pack
 from rollout.testing import eventually
 
-from .redis_fixtures import client, namespace, redis_url  # noqa: F401  (fixtures)
+from .redis_fixtures import changes, client, namespace, redis_url, store  # noqa: F401  (fixtures)
 
 
 def _reg(wall: int, value: object, node: int = 7) -> Register:
@@ -44,13 +45,47 @@ class CountingStore(RedisStore):
         super().save(delta)
 
 
+#: Opens a Rollout on a new store of the given kind under the test's namespace: (store, Rollout).
+OpenCounted = Callable[[type[CountingStore]], tuple[CountingStore, Rollout]]
+
+
 @pytest.fixture
-def store(redis_url: str, namespace: str) -> Iterator[RedisStore]:  # noqa: F811
-    opened = RedisStore(redis.Redis.from_url(redis_url), namespace=namespace)
-    try:
-        yield opened
-    finally:
-        opened.close()
+def open_counted(redis_url: str, namespace: str) -> Iterator[OpenCounted]:  # noqa: F811
+    """Each call a store of its own (a Rollout passed one leaves it open): both closed after the
+    test, the Rollout first."""
+    with ExitStack() as opened:
+
+        def open_one(kind: type[CountingStore]) -> tuple[CountingStore, Rollout]:
+            counting = kind(redis.Redis.from_url(redis_url), name=namespace)
+            opened.callback(counting.close)
+            flags = Rollout(counting)
+            opened.callback(flags.close)
+            return counting, flags
+
+        yield open_one
+
+
+@pytest.fixture
+def pages_of_7(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loads read in pages of 7 registers: the big flag in pages, the small ones batched."""
+    monkeypatch.setattr(_load, "PAGE", 7)
+
+
+@pytest.fixture
+def chunks_of_40(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Merges saved in chunks of at most 40 registers: 300 users make eight."""
+    from rollout.redis import _store
+
+    monkeypatch.setattr(_store, "CHUNK", 40)
+
+
+def _export(users: int, flag: str = "big", **percentages: float) -> bytes:
+    """An export: ``flag`` on for users "0" to ``users - 1``, and flags at ``percentages``."""
+    with Rollout() as source:
+        source.activate_users(flag, [str(i) for i in range(users)])
+        for name, percentage in percentages.items():
+            source.activate_percentage(name, percentage)
+        return source.export()
 
 
 def _flags(users: int) -> Delta:
@@ -63,10 +98,8 @@ def _flags(users: int) -> Delta:
     return delta
 
 
-def test_a_load_in_pages_reads_exactly_what_was_saved(
-    store: RedisStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_load, "PAGE", 7)  # the big flag in pages, the small ones batched
+@pytest.mark.usefixtures("pages_of_7")
+def test_a_load_in_pages_reads_exactly_what_was_saved(store: RedisStore) -> None:  # noqa: F811
     delta = _flags(300)
     store.save(delta)
     loaded, version = store.snapshot()
@@ -77,12 +110,11 @@ def test_a_load_in_pages_reads_exactly_what_was_saved(
     assert users[f"{USER}1"] is users[f"{USER}4"]
 
 
+@pytest.mark.usefixtures("pages_of_7")
 def test_a_field_holding_a_nul_is_read_whole(
-    store: RedisStore,
+    store: RedisStore,  # noqa: F811
     client: redis.Redis,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_load, "PAGE", 7)
     delta = _flags(30)
     store.save(delta)
     for name in ("big", "small-1"):  # written by something else: a NUL in a member's id
@@ -91,12 +123,11 @@ def test_a_field_holding_a_nul_is_read_whole(
     assert store.load() == delta
 
 
+@pytest.mark.usefixtures("pages_of_7")
 def test_a_damaged_register_on_a_later_page_leaves_only_its_flag_out(
-    store: RedisStore,
+    store: RedisStore,  # noqa: F811
     client: redis.Redis,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_load, "PAGE", 7)
     delta = _flags(100)
     store.save(delta)
     client.hset(f"{store.namespace}:flag:big", f"{USER}77", "not a register")
@@ -109,10 +140,11 @@ def test_a_damaged_register_on_a_later_page_leaves_only_its_flag_out(
         assert store.load() == delta
 
 
+@pytest.mark.usefixtures("pages_of_7")
 def test_a_load_during_saves_is_still_a_join_of_what_was_saved(
-    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+    store: RedisStore,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_load, "PAGE", 7)
     store.save(_flags(60))
     big = _load.Pages._big
     writes = iter(range(100, 200))
@@ -131,32 +163,25 @@ def test_a_load_during_saves_is_still_a_join_of_what_was_saved(
 
 
 def test_a_rollout_opened_on_a_big_store_loads_it_once_and_writes_nothing_back(
-    redis_url: str,  # noqa: F811
-    namespace: str,  # noqa: F811
-    store: RedisStore,
+    store: RedisStore,  # noqa: F811
+    open_counted: OpenCounted,
 ) -> None:
     store.save(_flags(500))
-    counting = CountingStore(redis.Redis.from_url(redis_url), name=namespace)
-    flags = Rollout(counting)
-    try:
-        assert flags.wait_synced(10.0)
-        assert flags.active("big", 1)
-        assert counting.snapshots == 1
-        assert counting.saves == []
-        assert flags.stats()["sync"]["reloads"] == 0
-        # It still follows: a change saved elsewhere arrives.
-        store.save({"later": {EXISTS: _reg(50, True), f"{USER}9": _reg(50, True)}})
-        eventually(lambda: flags.active("later", 9))
-        assert counting.snapshots == 1
-    finally:
-        flags.close()
-        counting.close()
+    counting, flags = open_counted(CountingStore)
+    assert flags.wait_synced(10.0)
+    assert flags.active("big", 1)
+    assert counting.snapshots == 1
+    assert counting.saves == []
+    assert flags.stats()["sync"]["reloads"] == 0
+    # It still follows: a change saved elsewhere arrives.
+    store.save({"later": {EXISTS: _reg(50, True), f"{USER}9": _reg(50, True)}})
+    eventually(lambda: flags.active("later", 9))
+    assert counting.snapshots == 1
 
 
 def test_a_change_between_the_load_and_the_subscription_is_not_missed(
-    redis_url: str,  # noqa: F811
-    namespace: str,  # noqa: F811
-    store: RedisStore,
+    store: RedisStore,  # noqa: F811
+    open_counted: OpenCounted,
 ) -> None:
     store.save(_flags(20))
 
@@ -167,18 +192,13 @@ def test_a_change_between_the_load_and_the_subscription_is_not_missed(
             store.save({"meanwhile": {EXISTS: _reg(60, True), f"{USER}3": _reg(60, True)}})
             return loaded
 
-    counting = ChangedAfterLoad(redis.Redis.from_url(redis_url), name=namespace)
-    flags = Rollout(counting)
-    try:
-        assert flags.wait_synced(10.0)
-        eventually(lambda: flags.active("meanwhile", 3))
-        assert counting.snapshots == 2  # the version moved: loaded again
-    finally:
-        flags.close()
-        counting.close()
+    counting, flags = open_counted(ChangedAfterLoad)
+    assert flags.wait_synced(10.0)
+    eventually(lambda: flags.active("meanwhile", 3))
+    assert counting.snapshots == 2  # the version moved: loaded again
 
 
-def _announcements(pubsub: Any) -> list[str]:
+def _announcements(pubsub: redis.client.PubSub) -> list[str]:
     """What the changes channel carried (the subscriber's backlog), as text."""
     out: list[str] = []
     quiet = 0
@@ -192,76 +212,55 @@ def _announcements(pubsub: Any) -> list[str]:
     return out
 
 
+@pytest.mark.usefixtures("chunks_of_40")
 def test_a_merge_is_saved_in_chunks_announced_by_small_notices(
-    redis_url: str,  # noqa: F811
-    namespace: str,  # noqa: F811
-    store: RedisStore,
-    client: redis.Redis,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    open_counted: OpenCounted,
+    changes: redis.client.PubSub,  # noqa: F811
 ) -> None:
-    from rollout.redis import _store
-
-    monkeypatch.setattr(_store, "CHUNK", 40)
-    source = Rollout()
-    source.activate_users("big", [str(i) for i in range(300)])
-    source.activate_percentage("small", 30)
-    document = source.export()
-    follower = Rollout(RedisStore(redis.Redis.from_url(redis_url), namespace=namespace))
-    importer = Rollout(RedisStore(redis.Redis.from_url(redis_url), namespace=namespace))
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(f"{namespace}:changes")
-    try:
-        assert follower.wait_synced(10.0)
-        assert importer.wait_synced(10.0)
-        importer.merge(document)
-        announced = _announcements(pubsub)
-        # Eight chunks of at most 40 registers; each announced by a word, the last "reload".
-        assert [line.split(" ", 2)[2] for line in announced] == ["partial"] * 7 + ["reload"]
-        eventually(lambda: follower.active("big", "299") and follower.active("big", "0"))
-        assert follower.stats()["sync"]["reloads"] == 1  # once, at the last chunk
-        assert follower.export() == importer.export()
-    finally:
-        pubsub.close()
-        for flags in (source, follower, importer):
-            flags.close()
+    document = _export(300, small=30)
+    _, follower = open_counted(CountingStore)
+    _, importer = open_counted(CountingStore)
+    assert follower.wait_synced(10.0)
+    assert importer.wait_synced(10.0)
+    importer.merge(document)
+    announced = _announcements(changes)
+    # Eight chunks of at most 40 registers; each announced by a word, the last "reload".
+    assert [line.split(" ", 2)[2] for line in announced] == ["partial"] * 7 + ["reload"]
+    eventually(lambda: follower.active("big", "299") and follower.active("big", "0"))
+    assert follower.stats()["sync"]["reloads"] == 1  # once, at the last chunk
+    assert follower.export() == importer.export()
 
 
 def test_a_big_save_is_announced_by_a_notice_its_writer_skips_and_others_reload(
-    redis_url: str,  # noqa: F811
-    namespace: str,  # noqa: F811
-    client: redis.Redis,  # noqa: F811
+    open_counted: OpenCounted,
+    changes: redis.client.PubSub,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from rollout.redis import _store
 
     monkeypatch.setattr(_store, "NOTICE_BYTES", 2_000)
-    writer = Rollout(RedisStore(redis.Redis.from_url(redis_url), namespace=namespace))
-    follower = Rollout(RedisStore(redis.Redis.from_url(redis_url), namespace=namespace))
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(f"{namespace}:changes")
-    try:
-        assert writer.wait_synced(10.0)
-        assert follower.wait_synced(10.0)
-        writer.activate_user("small", "1")  # announced with its registers
-        writer.activate_users("big", [str(i) for i in range(200)])  # one atomic save
-        announced = [line.split(" ", 2)[2] for line in _announcements(pubsub)]
-        assert announced[0].startswith("{")
-        assert len(announced) == 2
-        assert len(announced[1]) < 100
-        assert announced[1].startswith("reload ")  # with the write's timestamp
-        eventually(lambda: follower.active("big", "199") and follower.active("small", "1"))
-        assert follower.stats()["sync"]["reloads"] == 1
-        assert writer.stats()["sync"]["reloads"] == 0  # its own write: applied already
-        assert writer.stats()["sync"]["own_writes_skipped"] == 2
-    finally:
-        pubsub.close()
-        writer.close()
-        follower.close()
+    _, writer = open_counted(CountingStore)
+    _, follower = open_counted(CountingStore)
+    assert writer.wait_synced(10.0)
+    assert follower.wait_synced(10.0)
+    writer.activate_user("small", "1")  # announced with its registers
+    writer.activate_users("big", [str(i) for i in range(200)])  # one atomic save
+    announced = [line.split(" ", 2)[2] for line in _announcements(changes)]
+    assert announced[0].startswith("{")
+    assert len(announced) == 2
+    assert len(announced[1]) < 100
+    assert announced[1].startswith("reload ")  # with the write's timestamp
+    eventually(lambda: follower.active("big", "199") and follower.active("small", "1"))
+    assert follower.stats()["sync"]["reloads"] == 1
+    assert writer.stats()["sync"]["reloads"] == 0  # its own write: applied already
+    assert writer.stats()["sync"]["own_writes_skipped"] == 2
 
 
 @pytest.mark.parametrize("nul", [False, True], ids=["joined", "a-nul-in-a-key"])
 def test_a_merge_in_chunks_reaches_the_state_of_one_save(
-    store: RedisStore, monkeypatch: pytest.MonkeyPatch, nul: bool
+    store: RedisStore,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    nul: bool,
 ) -> None:
     from rollout._core.keys import RESET
     from rollout.redis import _store
@@ -281,20 +280,13 @@ def test_a_merge_in_chunks_reaches_the_state_of_one_save(
     assert f"{USER}old" not in expected["big"]
 
 
+@pytest.mark.usefixtures("chunks_of_40")
 def test_the_merging_process_skips_its_own_chunks_and_another_rollout_on_its_store_reloads(
-    redis_url: str,  # noqa: F811
-    namespace: str,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    open_counted: OpenCounted,
 ) -> None:
-    from rollout.redis import _store
-
-    monkeypatch.setattr(_store, "CHUNK", 40)
-    source = Rollout()
-    source.activate_users("big", [str(i) for i in range(300)])
-    document = source.export()
-    shared = CountingStore(redis.Redis.from_url(redis_url), name=namespace)
-    importer, neighbour = Rollout(shared), Rollout(shared)  # one store object, one origin
-    try:
+    document = _export(300)
+    shared, importer = open_counted(CountingStore)
+    with Rollout(shared) as neighbour:  # one store object, one origin
         assert importer.wait_synced(10.0)
         assert neighbour.wait_synced(10.0)
         snapshots = shared.snapshots
@@ -305,54 +297,32 @@ def test_the_merging_process_skips_its_own_chunks_and_another_rollout_on_its_sto
         assert neighbour.stats()["sync"]["reloads"] == 1  # not its own: read once
         assert shared.snapshots == snapshots + 1
         assert neighbour.export() == importer.export()
-    finally:
-        for flags in (source, importer, neighbour):
-            flags.close()
-        shared.close()
 
 
+@pytest.mark.usefixtures("chunks_of_40")
 def test_a_merge_right_after_start_is_not_saved_back_nor_loaded_again(
-    redis_url: str,  # noqa: F811
-    namespace: str,  # noqa: F811
-    store: RedisStore,
-    monkeypatch: pytest.MonkeyPatch,
+    store: RedisStore,  # noqa: F811
+    open_counted: OpenCounted,
 ) -> None:
-    from rollout.redis import _store
-
-    monkeypatch.setattr(_store, "CHUNK", 40)
     store.save(_flags(100))
-    source = Rollout()
-    source.activate_users("merged", [str(i) for i in range(300)])
-    document = source.export()
-    counting = CountingStore(redis.Redis.from_url(redis_url), name=namespace)
-    flags = Rollout(counting)
-    try:
-        flags.merge(document)  # while the transport connects, or before
-        assert flags.wait_synced(10.0)
-        store.save({"later": {EXISTS: _reg(50, True), f"{USER}9": _reg(50, True)}})
-        eventually(lambda: flags.active("later", 9))  # every announcement before it is read
-        assert counting.snapshots == 1  # the load at start only
-        assert flags.stats()["sync"]["reloads"] == 0
-        assert flags.active("merged", "299")
-        assert flags.active("big", 1)
-    finally:
-        source.close()
-        flags.close()
-        counting.close()
+    document = _export(300, flag="merged")
+    counting, flags = open_counted(CountingStore)
+    flags.merge(document)  # while the transport connects, or before
+    assert flags.wait_synced(10.0)
+    store.save({"later": {EXISTS: _reg(50, True), f"{USER}9": _reg(50, True)}})
+    eventually(lambda: flags.active("later", 9))  # every announcement before it is read
+    assert counting.snapshots == 1  # the load at start only
+    assert flags.stats()["sync"]["reloads"] == 0
+    assert flags.active("merged", "299")
+    assert flags.active("big", 1)
 
 
+@pytest.mark.usefixtures("chunks_of_40")
 def test_another_process_writing_between_the_chunks_of_a_merge_is_not_missed(
-    redis_url: str,  # noqa: F811
-    namespace: str,  # noqa: F811
-    store: RedisStore,
-    monkeypatch: pytest.MonkeyPatch,
+    store: RedisStore,  # noqa: F811
+    open_counted: OpenCounted,
 ) -> None:
-    from rollout.redis import _store
-
-    monkeypatch.setattr(_store, "CHUNK", 40)
-    source = Rollout()
-    source.activate_users("big", [str(i) for i in range(300)])
-    document = source.export()
+    document = _export(300)
 
     class Interleaved(CountingStore):
         chunks = 0
@@ -365,17 +335,11 @@ def test_another_process_writing_between_the_chunks_of_a_merge_is_not_missed(
                 store.save({f"between-{n}": {EXISTS: _reg(50, True), f"{USER}{n}": _reg(50, True)}})
             return version
 
-    interleaved = Interleaved(redis.Redis.from_url(redis_url), name=namespace)
-    importer = Rollout(interleaved)
-    try:
-        assert importer.wait_synced(10.0)
-        importer.merge(document)
-        eventually(lambda: importer.active("between-3", 3) and importer.active("between-5", 5))
-        eventually(lambda: importer.stats()["sync"]["own_merges_skipped"] == 8)
-        assert importer.stats()["sync"]["version_seen"] == store.version() == 10
-        assert importer.stats()["sync"]["reloads"] == 0  # the two saves read from their messages
-        assert importer.active("big", "299")
-    finally:
-        source.close()
-        importer.close()
-        interleaved.close()
+    _, importer = open_counted(Interleaved)
+    assert importer.wait_synced(10.0)
+    importer.merge(document)
+    eventually(lambda: importer.active("between-3", 3) and importer.active("between-5", 5))
+    eventually(lambda: importer.stats()["sync"]["own_merges_skipped"] == 8)
+    assert importer.stats()["sync"]["version_seen"] == store.version() == 10
+    assert importer.stats()["sync"]["reloads"] == 0  # the two saves read from their messages
+    assert importer.active("big", "299")

@@ -19,7 +19,7 @@ from rollout.redis._packed import pack
 from rollout.stores import open_store
 from rollout.testing import StoreConformance, eventually
 
-from .redis_fixtures import client, namespace, redis_url  # noqa: F401  (fixtures)
+from .redis_fixtures import changes, client, namespace, published, redis_url  # noqa: F401
 from .redis_server import with_namespace
 
 #: A port nothing listens on: connections are refused at once.
@@ -66,12 +66,10 @@ def test_the_key_layout_is_the_documented_one(
 def test_only_a_save_that_changes_something_bumps_the_version_and_publishes(
     redis_url: str,  # noqa: F811
     namespace: str,  # noqa: F811
-    client: redis.Redis,  # noqa: F811
+    changes: redis.client.PubSub,  # noqa: F811
 ) -> None:
     store = RedisStore.from_url(with_namespace(redis_url, namespace))
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
-        pubsub.subscribe(f"{namespace}:changes")
         store.save({"chat": {PERCENTAGE: _reg(10, 20.0)}})
         assert store.version() == 1
         store.save({"chat": {PERCENTAGE: _reg(10, 20.0)}})  # the same register again
@@ -81,21 +79,14 @@ def test_only_a_save_that_changes_something_bumps_the_version_and_publishes(
         assert store.version() == 2
         store.save({"chat": {PERCENTAGE: _reg(12, 40.0)}})  # a marker, published after them all
         assert store.version() == 3
-        messages: list[str] = []
-
-        def the_marker_arrived() -> bool:
-            message = pubsub.get_message(timeout=0.1)
-            if message is not None:
-                messages.append(message["data"])
-            return bool(messages) and messages[-1].startswith("3 ")
-
-        eventually(the_marker_arrived, what="the marker save's message")
+        messages = published(
+            changes, lambda got: got[-1].startswith("3 ") if got else False, "the marker's message"
+        )
         # One message per save that changed something, in order, and nothing else before the
         # marker: none for the repeated or the older register, none twice.
         assert [m.split(" ", 2)[0] for m in messages] == ["1", "2", "3"]
         assert "30" in json.dumps(json.loads(messages[1].split(" ", 2)[2]))
     finally:
-        pubsub.close()
         store.close()
 
 

@@ -22,7 +22,15 @@ from rollout._core.state import Register
 from rollout.redis import RedisStore
 from rollout.testing import eventually
 
-from .redis_fixtures import client, namespace, private_redis, redis_url  # noqa: F401  (fixtures)
+from .redis_fixtures import (  # noqa: F401  (fixtures)
+    changes,
+    client,
+    namespace,
+    private_redis,
+    published,
+    redis_url,
+    store,
+)
 from .redis_server import RedisServer, with_namespace
 
 
@@ -86,14 +94,11 @@ def test_a_write_is_one_command_to_redis(
 
 
 def test_the_published_change_is_the_replication_format(
-    redis_url: str,  # noqa: F811
-    namespace: str,  # noqa: F811
-    client: redis.Redis,  # noqa: F811
+    store: RedisStore,  # noqa: F811
+    changes: redis.client.PubSub,  # noqa: F811
 ) -> None:
     """Readers of every version decode the channel's message with decode_flags: keys and values
     that JSON must escape, a watermark (no value), a number and a history event included."""
-    store = RedisStore.from_url(with_namespace(redis_url, namespace))
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
     ts = Timestamp(1_700_000_000_000, 3, 2**63 - 1)
     delta = {
         'ch"at\\é': {
@@ -106,26 +111,12 @@ def test_the_published_change_is_the_replication_format(
         },
         "beta": {EXISTS: Register(Timestamp(5, 0, 0), True)},
     }
-    try:
-        pubsub.subscribe(store.channel)
-        store.save(delta)
-        messages: list[str] = []
-
-        def arrived() -> bool:
-            message = pubsub.get_message(timeout=0.1)
-            if message is not None:
-                messages.append(message["data"])
-            return bool(messages)
-
-        eventually(arrived, what="the change's message")
-        version, origin, flags_json = messages[0].split(" ", 2)
-        assert (version, origin) == ("1", store.origin)
-        assert decode_flags(json.loads(flags_json)) == delta
-        assert store.load() == delta
-        assert HISTORY in flags_json
-    finally:
-        pubsub.close()
-        store.close()
+    store.save(delta)
+    version, origin, flags_json = published(changes)[0].split(" ", 2)
+    assert (version, origin) == ("1", store.origin)
+    assert decode_flags(json.loads(flags_json)) == delta
+    assert store.load() == delta
+    assert HISTORY in flags_json
 
 
 def test_a_write_after_redis_closed_the_connection_is_sent_again_on_a_new_one(
@@ -147,11 +138,11 @@ def test_a_write_after_redis_closed_the_connection_is_sent_again_on_a_new_one(
 def test_two_rollouts_on_one_store_object_save_from_two_threads(
     redis_url: str,  # noqa: F811
     namespace: str,  # noqa: F811
+    store: RedisStore,  # noqa: F811
 ) -> None:
     # One store object, two Rollouts (each with its own write lock), writing at once: the kept
     # save connection is checked and used by one thread at a time, so no reply is read by the
     # wrong thread and no socket closed under a reply.
-    store = RedisStore.from_url(with_namespace(redis_url, namespace))
     errors: list[BaseException] = []
     with Rollout(store) as first, Rollout(store) as second:
 
@@ -174,56 +165,43 @@ def test_two_rollouts_on_one_store_object_save_from_two_threads(
         wanted = {f"a{i}" for i in range(300)} | {f"b{i}" for i in range(300)}
         with Rollout(with_namespace(redis_url, namespace)) as fresh:
             assert fresh.get("chat").users == wanted
-    store.close()
 
 
-def test_a_forked_child_saves_on_a_connection_of_its_own(
-    redis_url: str,  # noqa: F811
-    namespace: str,  # noqa: F811
-) -> None:
+def test_a_forked_child_saves_on_a_connection_of_its_own(store: RedisStore) -> None:  # noqa: F811
     # The parent's kept save connection is its own: a child writing on that socket would read
     # the parent's replies (or the parent the child's). The child makes its own connection.
-    store = RedisStore.from_url(with_namespace(redis_url, namespace))
-    try:
-        store.save({"chat": {USER + "parent-before": Register(Timestamp(1, 0, 1), True)}})
-        pid = os.fork()
-        if pid == 0:  # the child: save, and say by the exit status whether it worked
-            try:
-                store.save({"chat": {USER + "child": Register(Timestamp(2, 0, 2), True)}})
-                os._exit(0)
-            except BaseException:
-                os._exit(1)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        store.save({"chat": {USER + "parent-after": Register(Timestamp(3, 0, 1), True)}})
-        users = {key for key in store.load()["chat"] if key.startswith(USER)}
-        assert users == {USER + "parent-before", USER + "child", USER + "parent-after"}
-    finally:
-        store.close()
+    store.save({"chat": {USER + "parent-before": Register(Timestamp(1, 0, 1), True)}})
+    pid = os.fork()
+    if pid == 0:  # the child: save, and say by the exit status whether it worked
+        try:
+            store.save({"chat": {USER + "child": Register(Timestamp(2, 0, 2), True)}})
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    store.save({"chat": {USER + "parent-after": Register(Timestamp(3, 0, 1), True)}})
+    users = {key for key in store.load()["chat"] if key.startswith(USER)}
+    assert users == {USER + "parent-before", USER + "child", USER + "parent-after"}
 
 
 def test_text_outside_ascii_is_stored_as_sent(
-    redis_url: str,  # noqa: F811
-    namespace: str,  # noqa: F811
+    store: RedisStore,  # noqa: F811
     client: redis.Redis,  # noqa: F811
 ) -> None:
     # The write is sent as bytes the store writes itself: each part's length is its UTF-8
     # length, not its number of characters (a wrong one shifts every later argument).
-    store = RedisStore.from_url(with_namespace(redis_url, namespace))
     ts = Timestamp(1_700_000_000_000, 0, 9)
     users = ["é", "☃ snow", "😀" * 3, "plain"]
-    try:
-        store.save(
-            {
-                "chat": {USER + user: Register(ts, True) for user in users}
-                | {DATA + "ünïcode": Register(ts, {"wörd": "☃"})}
-            }
-        )
-        fields = {str(key) for key in client.hgetall(f"{namespace}:flag:chat")}  # decoded
-        assert {key for key in fields if key.startswith(USER)} == {USER + u for u in users}
-        assert store.load()["chat"][DATA + "ünïcode"].value == {"wörd": "☃"}
-    finally:
-        store.close()
+    store.save(
+        {
+            "chat": {USER + user: Register(ts, True) for user in users}
+            | {DATA + "ünïcode": Register(ts, {"wörd": "☃"})}
+        }
+    )
+    fields = {str(key) for key in client.hgetall(f"{store.namespace}:flag:chat")}  # decoded
+    assert {key for key in fields if key.startswith(USER)} == {USER + u for u in users}
+    assert store.load()["chat"][DATA + "ünïcode"].value == {"wörd": "☃"}
 
 
 def test_a_client_given_to_the_store_keeps_its_retry_policy(
@@ -236,11 +214,11 @@ def test_a_client_given_to_the_store_keeps_its_retry_policy(
     from redis.retry import Retry
 
     retrying = redis.Redis.from_url(private_redis.url, retry=Retry(NoBackoff(), 2))
-    store = RedisStore(retrying, namespace="retried")
+    given = RedisStore(retrying, namespace="retried")
     failures = {"left": 1}
     try:
-        store.save({"chat": {EXISTS: Register(Timestamp(1, 0, 1), True)}})
-        with store._saver.client() as saver:
+        given.save({"chat": {EXISTS: Register(Timestamp(1, 0, 1), True)}})
+        with given._saver.client() as saver:
             connection = saver.connection
         assert connection is not None
         sent = connection.send_packed_command
@@ -252,44 +230,27 @@ def test_a_client_given_to_the_store_keeps_its_retry_policy(
             sent(command, check_health)  # type: ignore[no-untyped-call]
 
         connection.send_packed_command = fail_once  # type: ignore[method-assign]
-        store.save({"chat": {USER + "retried": Register(Timestamp(2, 0, 1), True)}})
+        given.save({"chat": {USER + "retried": Register(Timestamp(2, 0, 1), True)}})
         assert failures["left"] == 0
-        assert USER + "retried" in store.load()["chat"]
+        assert USER + "retried" in given.load()["chat"]
     finally:
-        store.close()
+        given.close()
 
 
 def test_a_local_write_is_published_with_its_timestamp_beside_the_origin(
-    redis_url: str,  # noqa: F811
-    namespace: str,  # noqa: F811
-    client: redis.Redis,  # noqa: F811
+    store: RedisStore,  # noqa: F811
+    changes: redis.client.PubSub,  # noqa: F811
 ) -> None:
     # A change whose registers all carry one timestamp (every local write) names it in the
     # message's second field, so that its writer knows its echo without decoding the change;
     # readers that take the field as a word (every older version) are unaffected.
-    store = RedisStore.from_url(with_namespace(redis_url, namespace))
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
     ts = Timestamp(1_700_000_000_000, 4, 2**63 - 1)
-    try:
-        pubsub.subscribe(store.channel)
-        store.save({"chat": {EXISTS: Register(ts, True), USER + "a": Register(ts, True)}})
-        messages: list[str] = []
-
-        def arrived() -> bool:
-            message = pubsub.get_message(timeout=0.1)
-            if message is not None:
-                messages.append(message["data"])
-            return bool(messages)
-
-        eventually(arrived, what="the change's message")
-        _, origin, flags_json = messages[0].split(" ", 2)
-        assert origin == f"{store.origin}@{ts.wall}.{ts.counter}.{ts.node}"
-        assert decode_flags(json.loads(flags_json)) == {
-            "chat": {EXISTS: Register(ts, True), USER + "a": Register(ts, True)}
-        }
-    finally:
-        pubsub.close()
-        store.close()
+    store.save({"chat": {EXISTS: Register(ts, True), USER + "a": Register(ts, True)}})
+    _, origin, flags_json = published(changes)[0].split(" ", 2)
+    assert origin == f"{store.origin}@{ts.wall}.{ts.counter}.{ts.node}"
+    assert decode_flags(json.loads(flags_json)) == {
+        "chat": {EXISTS: Register(ts, True), USER + "a": Register(ts, True)}
+    }
 
 
 @pytest.mark.parametrize("protocol", ["2", "3"])

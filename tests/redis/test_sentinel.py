@@ -20,7 +20,7 @@ import redis
 import redis.sentinel
 
 from rollout import Rollout
-from rollout.errors import StoreUnavailableError
+from rollout.errors import StoreOutcomeUnknownError, StoreUnavailableError
 from rollout.redis import RedisStore
 from rollout.testing import eventually
 from rollout.testing.cluster import free_port
@@ -357,6 +357,18 @@ def test_closing_a_store_from_a_sentinel_url_closes_its_sentinel_connections(
     eventually(
         lambda: clients_named("rollout-under-test") == 0, _DEADLINE, "sentinel connections closed"
     )
+
+
+def test_a_write_to_a_hung_master_is_an_unknown_outcome_and_lands_later(
+    sentinel: SentinelProcess, master: RedisServer, namespace: str
+) -> None:
+    # A sentinel URL takes no socket_timeout=: the store's own holds for the master's
+    # connections too (redis-py before 8 has none, and the write would wait for the master).
+    with Rollout(sentinel.url(namespace)) as flags:
+        flags.activate_user("chat", "before")
+        with master.hung(6.0), pytest.raises(StoreOutcomeUnknownError):
+            flags.activate_user("chat", "during")
+        eventually(lambda: flags.active("chat", "during"), 30, "the late write reaches the replica")
 
 
 @pytest.mark.parametrize("userinfo", [":hunter%2F2", "default:hunter%2F2"])

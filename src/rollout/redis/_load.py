@@ -175,7 +175,7 @@ class Pages:
         cursor, page = self._scan(keys=[hash_key], args=["0", 0, PAGE])  # loads the script
         asked: Any = 0
         pool = self.client.connection_pool
-        connection = pool.get_connection()
+        connection = _connection(pool)
         pending = False
         try:
             while True:
@@ -245,3 +245,12 @@ def _decode(
 
 def _text(value: bytes | str, errors: str = "strict") -> str:
     return value.decode(errors=errors) if isinstance(value, bytes) else value
+
+
+def _connection(pool: redis.ConnectionPool) -> redis.connection.Connection:
+    """A connection of ``pool``. redis-py before 5.3 requires a command's name (the floor is
+    5.0.1); from 5.3 on, giving one is deprecated (a warning)."""
+    try:
+        return pool.get_connection()
+    except TypeError:  # before 5.3: "missing 1 required positional argument: 'command_name'"
+        return pool.get_connection("EVALSHA")

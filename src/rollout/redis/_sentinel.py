@@ -11,8 +11,9 @@ if TYPE_CHECKING:
 __all__ = ["sentinel_client"]
 
 
-def sentinel_client(parts: Any) -> tuple[redis.Redis, list[redis.Redis]]:
-    """The master's client, and the Sentinels' connections (the caller closes them)."""
+def sentinel_client(parts: Any, timeout: float) -> tuple[redis.Redis, list[redis.Redis]]:
+    """The master's client, and the Sentinels' connections (the caller closes them), each
+    waiting at most ``timeout`` seconds for a connection or an answer."""
     from redis.sentinel import Sentinel
 
     hosts = []
@@ -23,7 +24,8 @@ def sentinel_client(parts: Any) -> tuple[redis.Redis, list[redis.Redis]]:
     if not path:
         raise ValueError("a sentinel URL names the service: redis+sentinel://host:26379/mymaster")
     service, db = path[0], int(path[1]) if len(path) > 1 else 0
-    sentinel = Sentinel(hosts)
+    # The socket options apply to the master's connections and to the Sentinels' alike.
+    sentinel = Sentinel(hosts, socket_timeout=timeout, socket_connect_timeout=timeout)
     # The URL's credentials are the master's (requirepass / ACL user): redis-py passes
     # connection arguments to the master, not to the Sentinels, which usually need none.
     username = unquote(parts.username) if parts.username else None

@@ -68,6 +68,13 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisStore"]
 
+#: Seconds a store made from a URL waits for a connection, and for any answer, before it gives
+#: up: a Redis that hangs is then an error (StoreOutcomeUnknownError for a write already sent)
+#: rather than a caller and a subscriber that wait for ever. redis-py 8 waits 5 s by default;
+#: the versions before it (5.0.1, the floor, to 7) have no time-out at all. The URL's
+#: ``socket_timeout=`` and ``socket_connect_timeout=`` override it.
+SOCKET_TIMEOUT = 5.0
+
 
 class RedisStore(Store):
     """Registers in Redis under ``namespace``. Give a redis-py client, or use :meth:`from_url`.
@@ -121,9 +128,11 @@ class RedisStore(Store):
                         "namespace; the master's password goes before the host: "
                         "redis+sentinel://:PASSWORD@host:26379/mymaster)"
                     )
-                client, sentinels = sentinel_client(parts)
+                client, sentinels = sentinel_client(parts, SOCKET_TIMEOUT)
             else:
-                client = redis.Redis.from_url(rest)
+                client = redis.Redis.from_url(  # the URL's own options win over these
+                    rest, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT
+                )
         except ValueError as exc:
             # redis-py's message may quote the URL or a part of it: scrubbed, and not chained
             # (a traceback prints the cause's text too).

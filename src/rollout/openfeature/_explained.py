@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXPLANATION_KEYS",
     "REASONS",
+    "DefinedSinceError",
     "decide",
     "decision_of",
     "explained_metadata",
@@ -72,11 +73,19 @@ REASONS: Mapping[str, Reason] = {
 }
 
 
+class DefinedSinceError(Exception):
+    """The flag got a definition after the provider read its view (another thread's change, a
+    replicated one, or one made by a predicate or user_from_context mid-resolution): its answer
+    is now ``flags.evaluate``'s, which the provider asks with the flag's new view. (Its
+    explanation's reason, "definition", is none of an on/off flag's REASONS.)"""
+
+
 def decide(flags: Rollout, flag_key: str, user: object) -> Decision:
     """Which rule decides the check for ``user`` and its numbers: the walk of
     ``flags.explain`` without its words (rollout._core.explain.decide_check); the explanation
     itself only for a flag overridden, deleted or defined since the provider's view of it was
-    read. (The provider's usual path asks ``flags._decide_user``, the same decision.)"""
+    read: DefinedSinceError for one defined. (The provider's usual path asks
+    ``flags._decide_user``, the same decision.)"""
     try:
         # Rollout._decide is there for this provider: explain without building its words.
         decision = flags._decide(flag_key, user)
@@ -87,6 +96,8 @@ def decide(flags: Rollout, flag_key: str, user: object) -> Decision:
         raise InvalidContextError(f"cannot check {flag_key!r} for {user!r}: {exc}") from exc
     if explanation.reason == "unknown_flag":  # deleted since its view was read
         raise FlagNotFoundError(f"no flag named {flag_key!r}")
+    if explanation.reason == "definition":
+        raise DefinedSinceError(flag_key)
     return decision_of(explanation)
 
 

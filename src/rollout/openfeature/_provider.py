@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import MappingProxyType
 from typing import TypeVar
 
 from openfeature.evaluation_context import EvaluationContext
@@ -37,7 +36,6 @@ from openfeature.exception import (
     GeneralError,
     InvalidContextError,
     OpenFeatureError,
-    TargetingKeyMissingError,
     TypeMismatchError,
 )
 from openfeature.flag_evaluation import (
@@ -58,7 +56,7 @@ from ._context import (
 )
 from ._defined import resolve_defined, resolve_defined_value
 from ._details import TargetedDetails, failure
-from ._explained import REASONS, decide, explained_metadata, group_metadata
+from ._explained import REASONS, DefinedSinceError, decide
 from ._flag import (
     OFF_VALUE_KEY,
     VALUE_KEY,
@@ -72,6 +70,7 @@ from ._flag import (
     as_str,
     typed_value,
 )
+from ._keyless import without_key
 from ._status import StatusWatch
 
 __all__ = ["OFF_VALUE_KEY", "VALUE_KEY", "ContextUser", "RolloutProvider"]
@@ -126,7 +125,6 @@ class RolloutProvider(AbstractProvider):
         self._flags = flags
         # flags.active is looked up on every call, never kept: flags.override() and the admin's
         # check sampler replace it on the instance for a while.
-        self._in_group = flags.active_in_group
         # What flags.override() forces, name -> answer (a live view). An overridden flag answers
         # the same for every context: its reason is STATIC, and neither a missing flag nor a
         # missing targeting key is an error.
@@ -236,10 +234,11 @@ class RolloutProvider(AbstractProvider):
                     # overridden, deleted or defined since the view was read).
                     check = self._checks.get(flag_key)
                     decide = None if check is None else check.decide
-                    if decide is None:
-                        decision = self._flags._decide_user(flag_key, uid, user)
-                    else:
-                        decision = decide(uid, user)
+                    decision = (
+                        self._flags._decide_user(flag_key, uid, user)
+                        if decide is None
+                        else decide(uid, user)
+                    )
                     if decision is not None:
                         # No dataclass __init__; metadata built when read (openfeature._details)
                         details: TargetedDetails = _new(TargetedDetails)
@@ -267,6 +266,10 @@ class RolloutProvider(AbstractProvider):
             view, answer, reason, metadata = evaluated
             if view.has_value:  # a typed flag: asked for a boolean, its value must be one
                 return typed_value(evaluated, default_value, as_bool)
+        except DefinedSinceError:  # the flag's view was read before it got a definition
+            return resolve_defined(
+                self._flags, self._now(flag_key), default_value, evaluation_context, as_bool
+            )
         except OpenFeatureError as error:
             return failure(default_value, error)
         variant = view.variant if answer else view.off_variant
@@ -322,6 +325,8 @@ class RolloutProvider(AbstractProvider):
             if view is not None and view.defined:
                 return resolve_defined_value(self._flags, view, evaluation_context)
             return any_value(self._evaluate(flag_key, evaluation_context, view))
+        except DefinedSinceError:  # as in resolve_boolean_details
+            return resolve_defined_value(self._flags, self._now(flag_key), evaluation_context)
         except OpenFeatureError as error:
             return failure(None, error)
 
@@ -350,6 +355,9 @@ class RolloutProvider(AbstractProvider):
                     f"flag (give it one: set_feature_data({flag_key!r}, {{{VALUE_KEY!r}: ...}}))"
                 )
             return typed_value(evaluated, default_value, convert)
+        except DefinedSinceError:  # as in resolve_boolean_details
+            view = self._now(flag_key)
+            return resolve_defined(self._flags, view, default_value, evaluation_context, convert)
         except OpenFeatureError as error:
             return failure(default_value, error)
 
@@ -373,7 +381,7 @@ class RolloutProvider(AbstractProvider):
                 return view, answer, Reason.STATIC if answer else Reason.DISABLED, view.metadata
             # The flag changed between reading its view and checking it: explain the check.
         if key is None:
-            return self._without_key(flag_key, view, context)
+            return without_key(self._flags, flag_key, view, context, self._user)
         user: object = key
         uid = key
         if view.groups and context is not None:
@@ -382,28 +390,6 @@ class RolloutProvider(AbstractProvider):
         if decision is None:  # overridden, deleted or defined since the view was read
             decision = decide(self._flags, flag_key, user)
         return view, decision[0], REASONS[decision[1]], view.metadata_for(decision)
-
-    def _without_key(
-        self, flag_key: str, view: FlagView, context: EvaluationContext | None
-    ) -> Evaluated:
-        """A context without a targeting key: the check without a user (only 100% or a draw
-        of the time says yes), then the flag's groups, whose predicates need no id, for a
-        context that has attributes for them to read; rules about ids cannot apply."""
-        decision = decide(self._flags, flag_key, None)
-        if not decision[0]:
-            if view.groups and context is not None and context.attributes:
-                user = self._user(context)
-                for group in view.groups:
-                    if self._in_group(group, user):
-                        matched = group_metadata(view.metadata, decision, group)
-                        return view, True, Reason.TARGETING_MATCH, MappingProxyType(matched)
-            if view.needs_key:
-                raise TargetingKeyMissingError(
-                    f"flag {flag_key!r} is on for a percentage of users: the evaluation "
-                    "context needs a targeting_key to pick them"
-                )
-        metadata = MappingProxyType(explained_metadata(view.metadata, decision))
-        return view, decision[0], REASONS[decision[1]], metadata
 
     def _user_and_id(
         self, flag_key: str, context: EvaluationContext, key: str
@@ -436,6 +422,10 @@ class RolloutProvider(AbstractProvider):
             if self._unsubscribe is not None and generation == self._generation:
                 self._views[flag_key] = view
         return view
+
+    def _now(self, flag_key: str) -> FlagView:
+        """The flag's view read now, not the cached one (which a change is about to drop)."""
+        return FlagView(self._flags.get(flag_key))
 
     def _user(self, context: EvaluationContext) -> object:
         try:

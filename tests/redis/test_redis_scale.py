@@ -327,8 +327,8 @@ def test_another_process_writing_between_the_chunks_of_a_merge_is_not_missed(
     class Interleaved(CountingStore):
         chunks = 0
 
-        def _run(self, sha: str, script: str, keys: list[str], args: list[Any]) -> int:
-            version = super()._run(sha, script, keys, args)
+        def _run_command(self, command: bytes, script: str) -> int:
+            version = super()._run_command(command, script)
             self.chunks += 1
             if self.chunks in (3, 5):  # another process saves between two chunks
                 n = self.chunks
@@ -343,3 +343,27 @@ def test_another_process_writing_between_the_chunks_of_a_merge_is_not_missed(
     assert importer.stats()["sync"]["version_seen"] == store.version() == 10
     assert importer.stats()["sync"]["reloads"] == 0  # the two saves read from their messages
     assert importer.active("big", "299")
+
+
+def test_a_merge_over_many_batches_of_a_script_keeps_every_newer_stored_register(
+    store: RedisStore,  # noqa: F811
+) -> None:
+    # The script reads and writes a flag's registers a thousand at a time: batches where every
+    # register wins, where some lose to newer stored ones, where all lose, and a watermark last.
+    from rollout._core.keys import RESET
+    from rollout.stores import merge_delta
+
+    stored = {f"{USER}{i}": _reg(10 if i % 7 == 0 else 1, True) for i in range(4000)}
+    stored.update({f"{USER}{i}": _reg(10, False) for i in range(1000, 2000)})
+    store.save({"big": stored})
+    incoming = {f"{USER}{i}": _reg(5, i % 3 != 0) for i in range(3500)}
+    incoming[RESET] = _reg(3, None)  # hides what is stored at wall 1 and not replaced
+    store.merge({"big": incoming})
+    expected: Delta = {"big": dict(stored)}
+    merge_delta(expected, {"big": incoming}, store.history_limit)
+    assert store.load() == expected
+    assert expected["big"][f"{USER}7"] == _reg(10, True)  # newer stored: kept
+    assert expected["big"][f"{USER}1500"] == _reg(10, False)
+    assert expected["big"][f"{USER}3"] == _reg(5, False)
+    assert f"{USER}3600" not in expected["big"]  # stored at wall 1, hidden by the reset
+    assert f"{USER}3605" in expected["big"]  # stored at wall 10, after the reset

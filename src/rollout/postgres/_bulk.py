@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from itertools import repeat
+from itertools import chain, groupby, repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from .._core.clock import Timestamp
@@ -161,17 +162,37 @@ _COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_text(flag: str, ts: Timestamp, text: str, keys: list[str]) -> Iterator[str]:
-    """One group's rows in COPY's text format, 10,000 at a time: one ``join`` each when the
-    keys are plain."""
-    head = flag.translate(_COPY_ESCAPES) + "\t"
-    tail = "\t" + "\t".join(map(str, ts)) + "\t" + text.translate(_COPY_ESCAPES) + "\n"
-    for start in range(0, len(keys), _COPY_ROWS):
-        part = keys[start : start + _COPY_ROWS]
-        if is_plain("".join(part)):
-            yield head + (tail + head).join(part) + tail
-        else:
-            yield "".join(head + key.translate(_COPY_ESCAPES) + tail for key in part)
+def _copy_rows(grouped: list[Group]) -> Iterator[str]:
+    """The groups' rows in COPY's text format, 10,000 at a time, in (flag, key) order: the
+    insert then fills the registers' index from left to right. A flag's groups each hold keys
+    from all over its range (users added 50,000 at a time, sorted, interleave), and inserting
+    them group by group, each group's keys in order, went over the index once per group: at a
+    million users in 20 groups, half as long again as in one pass. Keys are escaped only when
+    some need it, and the rows joined in C."""
+    for flag, flag_groups in groupby(grouped, key=itemgetter(0)):
+        runs = list(flag_groups)
+        keys: list[str] = []
+        tails: list[str] = []
+        for _, ts, text, group_keys in runs:
+            keys += group_keys
+            tails += repeat(
+                "\t" + "\t".join(map(str, ts)) + "\t" + text.translate(_COPY_ESCAPES) + "\n",
+                len(group_keys),
+            )
+        # A flag's keys are distinct: the sort never compares two tails. Each group's keys are
+        # sorted already, so this merges runs.
+        rows = list(zip(keys, tails, strict=True))
+        if len(runs) > 1:
+            rows.sort()
+        head = flag.translate(_COPY_ESCAPES) + "\t"
+        for start in range(0, len(rows), _COPY_ROWS):
+            part = rows[start : start + _COPY_ROWS]
+            part_keys = list(map(itemgetter(0), part))
+            if not is_plain("".join(part_keys)):
+                part_keys = [key.translate(_COPY_ESCAPES) for key in part_keys]
+            yield "".join(
+                chain.from_iterable(zip(repeat(head), part_keys, map(itemgetter(1), part)))
+            )
 
 
 _COPY_ROWS = 10_000
@@ -183,9 +204,8 @@ def stage(connection: psycopg.Connection[Any], grouped: list[Group]) -> int:
     connection.execute(_sql.STAGING)
     with connection.cursor() as cursor:
         with cursor.copy(_sql.COPY_STAGING) as copy:
-            for group in grouped:
-                for text in _copy_text(*group):
-                    copy.write(text)
+            for text in _copy_rows(grouped):
+                copy.write(text)
         cursor.execute(_sql.MERGE_PLAN)
         replaced = cursor.execute(_sql.UPDATE_FROM_STAGING).fetchone()
         changed = int(replaced[0]) if replaced else 0

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import islice
+from typing import Any
 
-from .._core.clock import Timestamp
 from .._core.keys import WATERMARKS
 from .._core.state import Delta, Register
 from ._packed import _stamp, _value_text
+from ._saver import encode_parts
 
 __all__ = [
     "CHUNK",
@@ -32,7 +33,7 @@ __all__ = [
     "NOTICE_BYTES",
     "PARTIAL",
     "RELOAD",
-    "joined_registers",
+    "chunk_command",
     "reload_notice",
     "split",
 ]
@@ -96,16 +97,26 @@ def reload_notice(delta: Delta) -> str:
     return f"{RELOAD} {stamp.wall} {stamp.counter} {stamp.node}"
 
 
-def joined_registers(registers: dict[str, Register]) -> str:
-    """A flag's keys and packed registers (rollout.redis._packed), alternating, joined by NUL:
-    one argument of a merge's chunk instead of two per register. A timestamp is formatted once
-    for the run of registers that share it (an export's users come by the write)."""
-    parts: list[str] = []
-    last: Timestamp | None = None
-    stamp = ""
-    for key, register in registers.items():
-        ts = register.ts
-        if ts is not last:
-            last, stamp = ts, _stamp(ts)
-        parts += (key, stamp + _value_text(key, register.value))
-    return "\0".join(parts)
+def chunk_command(sha: str, keys: list[str], head: list[Any], delta: Delta) -> bytes:
+    """The EVALSHA of a merge's chunk in Redis's wire format (rollout.redis._saver's
+    ``encode_command``): ``head`` (ARGV's first four), then per flag its name, its register
+    count and its fields and packed registers as arguments of their own, which the script hands
+    to HMGET and HSET as they are. A register shared by many keys (an export's users come by the
+    write) is packed once, and each key is then one piece of text."""
+    size = 3 + len(keys) + len(head) + sum(2 + 2 * len(registers) for registers in delta.values())
+    pieces = [f"*{size}\r\n".encode(), encode_parts(["EVALSHA", sha, len(keys), *keys, *head])]
+    for name, registers in delta.items():
+        pieces.append(encode_parts([name, len(registers)]))
+        ascii_keys = "".join(registers).isascii()  # then a key has as many bytes as characters
+        parts: list[str] = []
+        last: Register | None = None
+        tail = ""
+        for key, register in registers.items():
+            if register is not last or key in WATERMARKS:  # a watermark's text has no value
+                last = None if key in WATERMARKS else register
+                packed = _stamp(register.ts) + _value_text(key, register.value)  # ASCII
+                tail = f"${len(packed)}\r\n{packed}\r\n"
+            size = len(key) if ascii_keys else len(key.encode())
+            parts.append(f"${size}\r\n{key}\r\n{tail}")
+        pieces.append("".join(parts).encode())
+    return b"".join(pieces)

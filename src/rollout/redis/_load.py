@@ -9,13 +9,14 @@ split in C on this side (a NUL inside a field, which no register written by this
 shows as a wrong count: that part is asked for again as a plain list).
 
 Small flags are read whole, many to a script call, so each is read atomically; a flag bigger
-than a page is read with HSCAN, a page a call. Atomicity of the whole comes from the version:
-read before and after, equal means no save changed anything in between (every save that changes
-something bumps it). When saves kept coming, after :data:`ATTEMPTS` reads the last read is
-returned with the version read *before* it: every register in it was in the store at some
-moment since that version, so it is a join of states the store passed through, and the changes
-announced after that version are announced again to whoever follows (merging them twice changes
-nothing).
+than a page is read with HSCAN, a page a call, its fields and values joined and split in C on
+this side (not in a script: Redis's work for a page was three times HSCAN's own). Atomicity of
+the whole comes from the version: read before and after, equal means no save changed anything
+in between (every save that changes something bumps it). When saves kept coming, after
+:data:`ATTEMPTS` reads the last read is returned with the version read *before* it: every
+register in it was in the store at some moment since that version, so it is a join of states
+the store passed through, and the changes announced after that version are announced again to
+whoever follows (merging them twice changes nothing).
 
 Decoding shares one Register per packed string of a listed user (``(ts, True)``): a write of many
 users stamps them all alike, so a million users load as a million keys and a few Registers.
@@ -73,15 +74,6 @@ return out
 """
 )
 
-# One page of a big flag: KEYS[1] its hash, ARGV plain, the cursor and the page's size.
-_SCAN = (
-    _JOIN
-    + """
-local page = redis.call('HSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
-return {page[1], joined(page[2])}
-"""
-)
-
 _HEADS = frozenset(prefix[: -len(SEPARATOR)] for prefix in TARGETING_PREFIXES)
 _LISTED = frozenset(("true", "false"))
 
@@ -95,7 +87,6 @@ class Pages:
         self.prefix = prefix
         self._head = client.register_script(_HEAD)
         self._flags = client.register_script(_FLAGS)
-        self._scan = client.register_script(_SCAN)
 
     def snapshot(self, damaged: Callable[[Any, BaseException], None]) -> tuple[Delta, int]:
         """Every register and the version; ``damaged(name, error)`` for a flag left out."""
@@ -155,43 +146,33 @@ class Pages:
             name = _text(raw_name)
             check_flag(name, {})
             with closing(self._scanned(hash_key)) as pages:  # its connection back at once
-                for asked, reply in pages:
-                    parts = _parts(reply)
-                    if parts is None:  # a NUL inside: this page again, as a plain list
-                        plain = self._scan(keys=[hash_key], args=["1", asked, PAGE])
-                        parts = _parts(plain[1])
-                    assert parts is not None
-                    _decode(name, parts, registers, memo)
+                for items in pages:
+                    _decode(name, _page_parts(items), registers, memo)
         except (ValueError, RecursionError) as exc:  # never a half-read flag
             damaged(raw_name, exc)
             return
         delta[name] = registers
 
-    def _scanned(self, hash_key: str) -> Generator[tuple[Any, Any]]:
-        """``(cursor asked, page)`` of a hash, each next page asked for before this one is
-        handed out: Redis reads it while this side decodes (on a connection of the pool's)."""
-        import redis
-
-        cursor, page = self._scan(keys=[hash_key], args=["0", 0, PAGE])  # loads the script
-        asked: Any = 0
+    def _scanned(self, hash_key: str) -> Generator[list[bytes]]:
+        """A hash's pages (HSCAN's fields and values, alternating), each next page asked for
+        before this one is handed out: Redis reads it while this side decodes (on a connection
+        of the pool's). HSCAN itself, not a script around it: a script's HSCAN reply becomes a
+        Lua table and then one joined string, three times Redis's work of the plain command."""
         pool = self.client.connection_pool
         connection = _connection(pool)
         pending = False
         try:
+            connection.send_command("HSCAN", hash_key, 0, "COUNT", PAGE)  # type: ignore[no-untyped-call]
+            pending = True
             while True:
+                pending = False
+                cursor, page = connection.read_response()
                 if int(cursor) != 0:
-                    command = ("EVALSHA", self._scan.sha, 1, hash_key, "0", cursor, PAGE)
-                    connection.send_command(*command)  # type: ignore[no-untyped-call]
+                    connection.send_command("HSCAN", hash_key, cursor, "COUNT", PAGE)  # type: ignore[no-untyped-call]
                     pending = True
-                yield asked, page
+                yield page
                 if not pending:
                     return
-                asked = cursor
-                try:
-                    pending = False
-                    cursor, page = connection.read_response()
-                except redis.exceptions.NoScriptError:  # scripts flushed meanwhile
-                    cursor, page = self._scan(keys=[hash_key], args=["0", asked, PAGE])
         finally:
             if pending:  # left early (an error): its answer is still on the way
                 connection.disconnect()  # type: ignore[no-untyped-call]
@@ -208,6 +189,13 @@ def _parts(reply: list[Any]) -> Sequence[str] | None:
         return []
     parts = _text(joined).split("\0")
     return parts if len(parts) == count else None
+
+
+def _page_parts(items: list[bytes]) -> Sequence[str]:
+    """A page's fields and values as text (strict UTF-8): decoded and split in C, or one by
+    one when an item holds a NUL (which no register written by this library holds)."""
+    parts = b"\0".join(items).decode().split("\0")
+    return parts if len(parts) == len(items) else [item.decode() for item in items]
 
 
 def _decode(

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["SaveConnection", "encode_command"]
+__all__ = ["SaveConnection", "encode_command", "encode_parts"]
 
 #: Bumped in a forked child: a connection made before the fork is the parent's. (Asking
 #: os.getpid() on every save is a system call per write.)
@@ -48,7 +48,12 @@ def encode_command(parts: Sequence[str | int]) -> bytes:
     int is its decimal digits. Each length is counted in bytes: a text of ASCII only (nearly
     every part) has as many bytes as characters, which Python knows without encoding it.
     """
-    out = [f"*{len(parts)}\r\n"]
+    return f"*{len(parts)}\r\n".encode() + encode_parts(parts)
+
+
+def encode_parts(parts: Sequence[str | int]) -> bytes:
+    """``parts`` as the bulk strings of a command, without the array's header."""
+    out = []
     for part in parts:
         text = part if type(part) is str else str(int(part))
         size = len(text) if text.isascii() else len(text.encode())

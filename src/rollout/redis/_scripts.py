@@ -11,6 +11,7 @@ from string import Template
 from .._core.keys import (
     DATA_RESET,
     DEFINITION_RESET,
+    HISTORY,
     RESET,
     lua_is_data,
     lua_is_definition,
@@ -20,18 +21,19 @@ from .._core.keys import (
 )
 from ._packed import PREFIX
 
-__all__ = ["DISCARD", "MERGE", "MERGE_JOINED"]
+__all__ = ["DISCARD", "MERGE"]
 
 # KEYS: index, version, then per flag its hash and its history index (a sorted set of the
 # flag's history fields, all at score 0, so in key order = timestamp order: trimming the oldest
 # never scans the hash). ARGV: channel, origin, delta JSON, history limit, then per flag: name,
 # register count, then key/packed pairs. The $names are filled in from rollout._core.keys, as
 # for the replica and the SQLite store: all three must drop exactly the same registers.
-_TEMPLATE = Template("""
+MERGE = Template("""
 local index, version_key = KEYS[1], KEYS[2]
 local channel, origin, delta_json = ARGV[1], ARGV[2], ARGV[3]
 local limit = tonumber(ARGV[4])
 local P = $prefix
+local BATCH = 1000 -- fields per HMGET, winners per HSET (unpack's limit is ~8000)
 local function hidden(field, stamp, reset, data_reset, definition_reset)
   if $is_data then
     return data_reset and stamp < data_reset
@@ -54,22 +56,60 @@ for f = 3, #KEYS, 2 do
   data_reset = data_reset and string.sub(data_reset, 1, P) or nil
   definition_reset = definition_reset and string.sub(definition_reset, 1, P) or nil
   local moved = false
-$flag_start
-  for r = 1, count do
-$read_register
-    local stamp = string.sub(packed, 1, P)
-    local old = redis.call('HGET', hash, field)
-    if (not old or packed > old)
-        and not hidden(field, stamp, reset, data_reset, definition_reset) then
-      redis.call('HSET', hash, field, packed)
-      changed = changed + 1
-      if field == $reset then reset = stamp; moved = true end
-      if field == $data_reset then data_reset = stamp; moved = true end
-      if field == $definition_reset then definition_reset = stamp; moved = true end
-      if $is_history then
-        redis.call('ZADD', events, 0, field)
-        added_events = true
+  -- The flag's registers are ARGV[base], ARGV[base + 1], ... as field/packed pairs. Their
+  -- stored ones are read BATCH at a time (HMGET) and the winners written BATCH at a time
+  -- (HSET): a redis.call per register, twice over, was most of a merge's time in Redis. A
+  -- flag's fields are distinct, so HMGET reads what one HGET per register would have read,
+  -- and the writes are done before anything below reads the hash again.
+  local base = arg
+  arg = arg + 2 * count
+  -- Whether any watermark is held: with none, nothing is hidden (hidden() is false).
+  local marked = reset or data_reset or definition_reset
+  for first = 1, count, BATCH do
+    local last = math.min(first + BATCH - 1, count)
+    local fields = {}
+    for r = first, last do fields[r - first + 1] = ARGV[base + 2 * r - 2] end
+    local olds = redis.call('HMGET', hash, unpack(fields))
+    local lost = {}
+    local losers = 0
+    for r = first, last do
+      local field, packed = fields[r - first + 1], ARGV[base + 2 * r - 1]
+      local old = olds[r - first + 1]
+      local won = not old or packed > old
+      if won and (marked or field == $reset or field == $data_reset
+                  or field == $definition_reset) then
+        local stamp = string.sub(packed, 1, P)
+        if hidden(field, stamp, reset, data_reset, definition_reset) then
+          won = false
+        else
+          if field == $reset then reset = stamp; moved = true end
+          if field == $data_reset then data_reset = stamp; moved = true end
+          if field == $definition_reset then definition_reset = stamp; moved = true end
+          marked = reset or data_reset or definition_reset
+        end
       end
+      if won then
+        changed = changed + 1
+        if string.byte(field, 1) == $history_byte and $is_history then
+          redis.call('ZADD', events, 0, field)
+          added_events = true
+        end
+      else
+        lost[r] = true
+        losers = losers + 1
+      end
+    end
+    if losers == 0 then -- every one won (a merge into an empty store): the pairs as they came
+      redis.call('HSET', hash, unpack(ARGV, base + 2 * first - 2, base + 2 * last - 1))
+    elseif losers <= last - first then
+      local writes = {}
+      for r = first, last do
+        if not lost[r] then
+          writes[#writes + 1] = fields[r - first + 1]
+          writes[#writes + 1] = ARGV[base + 2 * r - 1]
+        end
+      end
+      redis.call('HSET', hash, unpack(writes))
     end
   end
   if added_events then
@@ -95,7 +135,7 @@ end
 local version = redis.call('INCR', version_key)
 redis.call('PUBLISH', channel, version .. ' ' .. origin .. ' ' .. delta_json)
 return version
-""").safe_substitute(
+""").substitute(
     prefix=PREFIX,
     is_data=lua_is_data("field"),
     is_targeting=lua_is_targeting("field"),
@@ -104,26 +144,7 @@ return version
     reset=lua_literal(RESET),
     data_reset=lua_literal(DATA_RESET),
     definition_reset=lua_literal(DEFINITION_RESET),
-)
-#: A save: per flag, its registers as key/packed pairs of ARGV.
-MERGE = Template(_TEMPLATE).substitute(
-    flag_start="",
-    read_register="""
-    local field, packed = ARGV[arg], ARGV[arg + 1]
-    arg = arg + 2""",
-)
-#: A merge's chunk (rollout.redis._chunks): per flag, one ARGV of its keys and packed registers
-#: joined by NUL (two million arguments cost redis-py and Redis more than the registers).
-MERGE_JOINED = Template(_TEMPLATE).substitute(
-    flag_start="""
-  local joined, pos = ARGV[arg], 1
-  arg = arg + 1""",
-    read_register="""
-    local cut = string.find(joined, '\\0', pos, true)
-    local field = string.sub(joined, pos, cut - 1)
-    local stop = string.find(joined, '\\0', cut + 1, true) or #joined + 1
-    local packed = string.sub(joined, cut + 1, stop - 1)
-    pos = stop + 1""",
+    history_byte=ord(HISTORY[0]),
 )
 
 # A compare-and-delete of registers, atomically. KEYS: per flag its hash and history index.

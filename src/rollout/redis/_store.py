@@ -49,7 +49,7 @@ from ._chunks import (
     NOTICE_BYTES,
     PARTIAL,
     RELOAD,
-    joined_registers,
+    chunk_command,
     reload_notice,
     split,
 )
@@ -57,7 +57,7 @@ from ._load import Pages
 from ._packed import PREFIX, pack, pack_flag, stamped_origin
 from ._quarantine import RedisQuarantine
 from ._saver import SaveConnection, encode_command
-from ._scripts import DISCARD, MERGE, MERGE_JOINED
+from ._scripts import DISCARD, MERGE
 from ._sentinel import sentinel_client
 from ._transport import RedisTransport
 
@@ -98,7 +98,6 @@ class RedisStore(Store):
         #: Who published a change, in each message (for people reading the channel).
         self.origin = f"pid-{os.getpid()}"
         self._merge = client.register_script(MERGE)
-        self._merge_joined = client.register_script(MERGE_JOINED)
         self._pages = Pages(client, self.index_key, self.version_key, self.flag_prefix)
         self._discard = client.register_script(DISCARD)
         self._quarantine = RedisQuarantine(client, namespace)
@@ -223,14 +222,11 @@ class RedisStore(Store):
         for number, chunk in enumerate(chunks, 1):
             notice = RELOAD if number == len(chunks) else PARTIAL
             keys = [self.index_key, self.version_key]
-            args: list[Any] = [self.channel, self.origin, notice, self.history_limit]
-            for name, registers in chunk.items():
+            for name in chunk:
                 keys += (self.flag_prefix + name, self.history_prefix + name)
-                args += (name, len(registers), joined_registers(registers))
-            if any(text.count("\0") != 2 * count - 1 for count, text in _pairs(args)):
-                versions.append(self._save(chunk, notice))  # a NUL in a key: pairs one by one
-            else:
-                versions.append(self._run(self._merge_joined.sha, MERGE_JOINED, keys, args))
+            head = [self.channel, self.origin, notice, self.history_limit]
+            command = chunk_command(self._merge.sha, keys, head, chunk)
+            versions.append(self._run_command(command, MERGE))
         if versions and not versions[-1] and any(versions):
             self._announce_done(max(versions))
         return _produced(*versions)
@@ -268,7 +264,10 @@ class RedisStore(Store):
         return self._run(self._merge.sha, MERGE, keys, args)
 
     def _run(self, sha: str, script: str, keys: list[str], args: list[Any]) -> int:
-        command = encode_command(["EVALSHA", sha, len(keys), *keys, *args])
+        return self._run_command(encode_command(["EVALSHA", sha, len(keys), *keys, *args]), script)
+
+    def _run_command(self, command: bytes, script: str) -> int:
+        """Run an EVALSHA of ``script`` written in Redis's wire format; the script's reply."""
         import redis
 
         with self._using("write to", writes=True):
@@ -354,9 +353,3 @@ def _sent(exc: BaseException) -> bool:
 
 def _text(value: bytes | str, errors: str = "strict") -> str:
     return value.decode(errors=errors) if isinstance(value, bytes) else value
-
-
-def _pairs(args: list[Any]) -> Iterator[tuple[int, str]]:
-    """A joined chunk's (register count, joined text) per flag: ARGV past the first four."""
-    for i in range(5, len(args), 3):
-        yield args[i], args[i + 1]

@@ -215,3 +215,53 @@ def test_a_copied_rollout_does_not_stack_classes() -> None:
     flags = Rollout()
     again = copy.copy(copy.copy(flags))
     assert type(again).__mro__[1] is Rollout
+
+
+def test_a_percentage_flag_answers_by_its_rules_as_writes_add_and_remove_other_rules() -> None:
+    # A flag that is only a percentage is checked by flags.active itself (its bound kept apart
+    # from the other flags' functions); every write that adds or removes a rule moves it.
+    flags = Rollout()
+    flags.define_group("sevens", lambda user: user.id % 10 == 7)
+    out = outside_user(30)
+    ids = range(1, 400)
+
+    def answers() -> list[bool]:
+        return [flags.active("chat", User(i)) for i in ids]
+
+    def bucket(i: int) -> bool:
+        return inside(str(i), 30)
+
+    assert flags.active("chat", User(out)) is False  # no flag yet
+    flags.activate_percentage("chat", 30)
+    assert answers() == [bucket(i) for i in ids]
+    assert [flags.active("chat", i) for i in ids] == [flags.active("chat", str(i)) for i in ids]
+    flags.activate_user("chat", str(out))
+    assert flags.active("chat", User(out)) is True
+    flags.deactivate_user("chat", str(out))
+    assert flags.active("chat", User(out)) is False
+    flags.activate_group("chat", "sevens")
+    assert answers() == [bucket(i) or i % 10 == 7 for i in ids]
+    flags.deactivate_group("chat", "sevens")
+    assert answers() == [bucket(i) for i in ids]
+    flags.activate_percentage("chat", 100)
+    assert all(answers())
+    flags.activate_percentage("chat", 30)
+    assert answers() == [bucket(i) for i in ids]
+    flags.delete("chat")
+    assert not any(answers())
+
+
+@pytest.mark.parametrize("attribute", ["numerator", "upper"])
+def test_a_percentage_flag_reads_an_id_attribute_that_str_or_int_has(attribute: str) -> None:
+    # getattr(user, attribute, user) cannot tell such an id from a str or int user: the flag's
+    # own function (type first) checks it.
+    flags = Rollout(id_user_by=attribute)
+    flags.activate_percentage("chat", 30)
+    user = User(0)
+    want = [inside(str(i), 30) for i in range(1, 200)]
+    got = []
+    for i in range(1, 200):
+        setattr(user, attribute, i)
+        got.append(flags.active("chat", user))
+    assert got == want
+    assert [flags.active("chat", i) for i in range(1, 200)] == want

@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # types only: typing is not loaded at run time
 _SOURCE = """\
 def active(owner, name, user=None):
     # Few locals on purpose: a small frame is cheaper to enter (CPython 3.11); the inlined
-    # percentage reuses ``answer`` and ``check`` rather than adding its own.
+    # percentage reuses ``answer``, ``check`` and the unused ``owner`` rather than adding its own.
     if user is None:
         try:
             answer = anonymous_get(name)
@@ -62,14 +62,14 @@ def active(owner, name, user=None):
         # Only a percentage of time leaves the answer without a user to chance.
         return random() * 100.0 < check.time_percentage
     try:
-        for_user = user_checks_get(name)
+        check = user_checks_get(name)
     except TypeError:
         return uncompiled(name, user)
-    if for_user is not None:
-        return for_user(user)
+    if check is not None:
+        return check(user)
     # Looked up only when the name is not in user_checks, so other flags pay nothing.
-    for_user = bounds_get(name)
-    if for_user is None:
+    owner = bounds_get(name)  # the bound
+    if owner is None:
         return uncompiled(name, user)
     # rollout._core.specialize's id and "crc32" steps, as they read for such an attribute.
     answer = getattr(user, %(attribute)r, user)
@@ -79,7 +79,7 @@ def active(owner, name, user=None):
     check = memo_get(answer)
     if check is None:
         check = remember_crc32(answer)
-    return check < for_user
+    return check < owner
 """
 
 

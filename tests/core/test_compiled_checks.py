@@ -17,6 +17,7 @@ import pytest
 
 from rollout import Rollout
 from rollout._core.bucketing import MEMO_ID_LENGTH, MEMO_SIZE, crc32_memo, ruby_bucket
+from rollout._core.evaluate import build_active
 
 
 class User:
@@ -265,3 +266,32 @@ def test_a_percentage_flag_reads_an_id_attribute_that_str_or_int_has(attribute: 
         got.append(flags.active("chat", user))
     assert got == want
     assert [flags.active("chat", i) for i in range(1, 200)] == want
+
+
+def test_a_check_that_races_a_write_making_a_percentage_flag_more_still_finds_the_flag() -> None:
+    # flags.active looks in user_checks, then (on a miss) in percentage_bounds. A write that
+    # gives a bare percentage flag a group lands between the two lookups here: the check must
+    # still answer by the flag (the user is inside its 50%), not as for an unknown flag.
+    flags = Rollout()
+    flags.define_group("nobody", lambda user: False)
+    flags.activate_percentage("chat", 50)
+    uid = next(i for i in range(1, 1000) if inside(str(i), 50))
+    replica = flags._replica
+
+    class Racing(dict[str, Any]):
+        def get(self, name: str, default: Any = None) -> Any:
+            found = replica.user_checks.get(name, default)
+            flags.activate_group("chat", "nobody")  # the write, after the first lookup
+            return found
+
+    active = build_active(
+        replica.checks,
+        replica.anonymous,
+        Racing(),
+        flags._active_uncompiled,
+        percentage_bounds=replica.percentage_bounds,
+        id_attribute="id",
+        user_id=flags._user_id,
+    )
+    assert active(None, "chat", User(uid)) is True
+    assert flags.active("chat", User(uid)) is True

@@ -94,6 +94,7 @@ class Replica:
         self.user_checks: dict[str, Callable[[Any], bool]] = {}
         #: flag name -> its bound, for the flags not in ``user_checks`` that are only a
         #: percentage of users (rollout._core.specialize.inline_bound); the hot path checks them.
+        #: An entry under a name that is also in ``user_checks`` is stale and never read.
         self.percentage_bounds: dict[str, int] = {}
         #: flag name -> its compiled definition, for every existing flag that has one.
         self.definitions: dict[str, CompiledFlag] = {}
@@ -185,8 +186,9 @@ class Replica:
         self._snapshots.pop(name, None)
         if not state.exists:
             self.checks.pop(name, None)
-            self.user_checks.pop(name, None)
+            # The bound first: one left behind an entry of user_checks must not show through.
             self.percentage_bounds.pop(name, None)
+            self.user_checks.pop(name, None)
             self.anonymous.pop(name, None)
             self.definitions.pop(name, None)
             return
@@ -211,11 +213,12 @@ class Replica:
         # Readers look a flag up in one dict or another, never both for one answer: the order
         # of these assignments leaves no answer half-changed.
         self.checks[name] = check
-        # A reader looks in percentage_bounds only when user_checks has no entry: a flag that
-        # moves between the two is written to its new dict before it leaves the old one.
+        # A reader looks in percentage_bounds only when user_checks has no entry, so a flag
+        # that becomes more than a percentage leaves its old bound there, hidden: removing it
+        # would let a check that missed user_checks just before the write miss both dicts and
+        # answer as for an unknown flag. One that becomes a percentage again replaces it.
         if bound is None:
             self.user_checks[name] = check.for_user
-            self.percentage_bounds.pop(name, None)
         else:
             self.percentage_bounds[name] = bound
             self.user_checks.pop(name, None)

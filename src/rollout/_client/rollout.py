@@ -281,7 +281,7 @@ class Rollout(DefinitionsAPI):
         self._pipeline.load_store(can_wait=can_wait)
         for name, value in (defaults or {}).items():
             self.set_default(name, value)
-        # The hot path, a closure on the instance (rollout._core.evaluate), published as
+        # The hot path, a function over the replica's dicts (rollout._core.evaluate), published as
         # self.active by the slot, which overrides and the metrics sampler wrap.
         self._active_method = build_active(
             self._checks,

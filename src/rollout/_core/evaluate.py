@@ -1,16 +1,19 @@
 """The flag check, ``Rollout.active``: the hot path of every request.
 
-It is built as a closure over the replica's dicts rather than written as a method that reads
-``self``: the dicts' ``get`` methods are bound once, so a check does no attribute lookup of its
-own. Every Rollout has a class of its own (``Rollout.__new__``) on which the closure is set as
-the method ``active``: CPython 3.11 specialises ``flags.active(...)`` for a function found on
-the class (one type-version check), while a callable stored on the instance goes through the
-generic attribute lookup every time, which cost a quarter of the on-for-everybody check. No
-lock, no I/O; the dicts' entries are replaced whole by writers.
+It is a function made per Rollout whose globals are the replica's dicts' bound ``get`` methods
+rather than a method that reads ``self``, so a check does no attribute lookup of its own (and,
+unlike a closure, copies no variables into its frame on entry). Every Rollout has a class of its
+own (``Rollout.__new__``) on which the function is set as the method ``active``: CPython 3.11
+specialises ``flags.active(...)`` for a function found on the class (one type-version check),
+while a callable stored on the instance goes through the generic attribute lookup every time,
+which cost a quarter of the on-for-everybody check. No lock, no I/O; the dicts' entries are
+replaced whole by writers.
 
 A check with a user goes straight to the flag's own function (``user_checks``, built by
-rollout._core.specialize); one without a user reads the answer computed at compile time
-(``anonymous``) and needs the flag's :class:`Check` only for a percentage of the time.
+rollout._core.specialize), or, for a flag that is only a percentage of users, compares the
+user's memoised bucket with its bound (``percentage_bounds``) itself; one without a user reads
+the answer computed at compile time (``anonymous``) and needs the flag's :class:`Check` only for
+a percentage of the time.
 """
 
 from __future__ import annotations

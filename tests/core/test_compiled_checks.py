@@ -17,6 +17,7 @@ import pytest
 
 from rollout import Rollout
 from rollout._core.bucketing import MEMO_ID_LENGTH, MEMO_SIZE, crc32_memo, ruby_bucket
+from rollout._core.evaluate import build_active
 
 
 class User:
@@ -215,3 +216,82 @@ def test_a_copied_rollout_does_not_stack_classes() -> None:
     flags = Rollout()
     again = copy.copy(copy.copy(flags))
     assert type(again).__mro__[1] is Rollout
+
+
+def test_a_percentage_flag_answers_by_its_rules_as_writes_add_and_remove_other_rules() -> None:
+    # A flag that is only a percentage is checked by flags.active itself (its bound kept apart
+    # from the other flags' functions); every write that adds or removes a rule moves it.
+    flags = Rollout()
+    flags.define_group("sevens", lambda user: user.id % 10 == 7)
+    out = outside_user(30)
+    ids = range(1, 400)
+
+    def answers() -> list[bool]:
+        return [flags.active("chat", User(i)) for i in ids]
+
+    def bucket(i: int) -> bool:
+        return inside(str(i), 30)
+
+    assert flags.active("chat", User(out)) is False  # no flag yet
+    flags.activate_percentage("chat", 30)
+    assert answers() == [bucket(i) for i in ids]
+    assert [flags.active("chat", i) for i in ids] == [flags.active("chat", str(i)) for i in ids]
+    flags.activate_user("chat", str(out))
+    assert flags.active("chat", User(out)) is True
+    flags.deactivate_user("chat", str(out))
+    assert flags.active("chat", User(out)) is False
+    flags.activate_group("chat", "sevens")
+    assert answers() == [bucket(i) or i % 10 == 7 for i in ids]
+    flags.deactivate_group("chat", "sevens")
+    assert answers() == [bucket(i) for i in ids]
+    flags.activate_percentage("chat", 100)
+    assert all(answers())
+    flags.activate_percentage("chat", 30)
+    assert answers() == [bucket(i) for i in ids]
+    flags.delete("chat")
+    assert not any(answers())
+
+
+@pytest.mark.parametrize("attribute", ["numerator", "upper"])
+def test_a_percentage_flag_reads_an_id_attribute_that_str_or_int_has(attribute: str) -> None:
+    # getattr(user, attribute, user) cannot tell such an id from a str or int user: the flag's
+    # own function (type first) checks it.
+    flags = Rollout(id_user_by=attribute)
+    flags.activate_percentage("chat", 30)
+    user = User(0)
+    want = [inside(str(i), 30) for i in range(1, 200)]
+    got = []
+    for i in range(1, 200):
+        setattr(user, attribute, i)
+        got.append(flags.active("chat", user))
+    assert got == want
+    assert [flags.active("chat", i) for i in range(1, 200)] == want
+
+
+def test_a_check_that_races_a_write_making_a_percentage_flag_more_still_finds_the_flag() -> None:
+    # flags.active looks in user_checks, then (on a miss) in percentage_bounds. A write that
+    # gives a bare percentage flag a group lands between the two lookups here: the check must
+    # still answer by the flag (the user is inside its 50%), not as for an unknown flag.
+    flags = Rollout()
+    flags.define_group("nobody", lambda user: False)
+    flags.activate_percentage("chat", 50)
+    uid = next(i for i in range(1, 1000) if inside(str(i), 50))
+    replica = flags._replica
+
+    class Racing(dict[str, Any]):
+        def get(self, name: str, default: Any = None) -> Any:
+            found = replica.user_checks.get(name, default)
+            flags.activate_group("chat", "nobody")  # the write, after the first lookup
+            return found
+
+    active = build_active(
+        replica.checks,
+        replica.anonymous,
+        Racing(),
+        flags._active_uncompiled,
+        percentage_bounds=replica.percentage_bounds,
+        id_attribute="id",
+        user_id=flags._user_id,
+    )
+    assert active(None, "chat", User(uid)) is True
+    assert flags.active("chat", User(uid)) is True

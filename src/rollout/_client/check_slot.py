@@ -1,6 +1,6 @@
 """The check slot: the one place that decides what ``flags.active`` is.
 
-``Rollout.active`` is a closure over the replica's dicts, set as the method of the instance's own
+``Rollout.active`` is a function over the replica's dicts, set as the method of the instance's own
 class (see rollout._core.evaluate), not a method that reads ``self`` on every check. Two
 things must change what a check answers for a while without slowing the check when they are not
 in use: ``flags.override()`` (forced answers, for tests) and the admin's metrics sampler (it
@@ -15,7 +15,7 @@ compiled check and the wrappers still installed, in any order. (Before the slot,
 swapped ``flags.active`` itself and had to detect being wrapped over by the other.)
 
 Code that kept ``check = flags.active`` in a variable keeps what it took; that is the price of
-the closure, and documented.
+the compiled function, and documented.
 """
 
 from __future__ import annotations

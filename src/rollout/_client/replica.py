@@ -28,6 +28,7 @@ from .._core.feature import Check, Feature
 from .._core.history import DEFAULT_HISTORY_LIMIT, describe_change
 from .._core.keys import RULES_ENTITY
 from .._core.lazy import LazyModule
+from .._core.specialize import inline_bound
 from .._core.state import Delta, FlagState, Register
 from .._core.targeting import JSON
 from ..errors import UnknownFlagError
@@ -59,6 +60,7 @@ class Replica:
         *,
         context_of: ContextOf | None = None,
         on_rule_error: Callable[[], object] = lambda: None,
+        inline_percentages: bool = False,
     ) -> None:
         self._history_limit = history_limit
         self._randomize: Randomize = randomize
@@ -78,6 +80,9 @@ class Replica:
         self._groups = self.group_predicates
         #: Builds a check's function for a user (rollout._core.specialize, bound to the Rollout).
         self._specialize = specialize
+        #: Whether ``flags.active`` checks a bare percentage flag itself (``percentage_bounds``):
+        #: only where it can read the id with ``getattr`` (rollout._core.evaluate).
+        self._inline_percentages = inline_percentages
         self.lock = threading.RLock()
         self._flags: dict[str, FlagState] = {}
         #: flag name -> compiled check, for every flag that exists.
@@ -87,6 +92,10 @@ class Replica:
         #: flag name -> its check for a user (``checks[name].for_user``), read by the hot path
         #: without the attribute lookup.
         self.user_checks: dict[str, Callable[[Any], bool]] = {}
+        #: flag name -> its bound, for the flags not in ``user_checks`` that are only a
+        #: percentage of users (rollout._core.specialize.inline_bound); the hot path checks them.
+        #: An entry under a name that is also in ``user_checks`` is stale and never read.
+        self.percentage_bounds: dict[str, int] = {}
         #: flag name -> its compiled definition, for every existing flag that has one.
         self.definitions: dict[str, CompiledFlag] = {}
         self._snapshots: dict[str, Feature] = {}
@@ -177,10 +186,13 @@ class Replica:
         self._snapshots.pop(name, None)
         if not state.exists:
             self.checks.pop(name, None)
+            # The bound first: one left behind an entry of user_checks must not show through.
+            self.percentage_bounds.pop(name, None)
             self.user_checks.pop(name, None)
             self.anonymous.pop(name, None)
             self.definitions.pop(name, None)
             return
+        bound = None
         if state.variants:
             compiled = _engine.compile_flag(definition_of(state), self.rules)
             self.definitions[name] = compiled
@@ -196,10 +208,20 @@ class Replica:
             self.definitions.pop(name, None)
             check = Check(name, state, self._randomize, self._groups)
             check.for_user = self._specialize(check)
+            if self._inline_percentages:
+                bound = inline_bound(check)
         # Readers look a flag up in one dict or another, never both for one answer: the order
         # of these assignments leaves no answer half-changed.
         self.checks[name] = check
-        self.user_checks[name] = check.for_user
+        # A reader looks in percentage_bounds only when user_checks has no entry, so a flag
+        # that becomes more than a percentage leaves its old bound there, hidden: removing it
+        # would let a check that missed user_checks just before the write miss both dicts and
+        # answer as for an unknown flag. One that becomes a percentage again replaces it.
+        if bound is None:
+            self.user_checks[name] = check.for_user
+        else:
+            self.percentage_bounds[name] = bound
+            self.user_checks.pop(name, None)
         if check.anonymous is None:
             self.anonymous.pop(name, None)
         else:

@@ -45,7 +45,7 @@ from .._core.keys import (
     USER,
 )
 from .._core.lazy import LazyModule
-from .._core.specialize import check_id, plain_attribute, specialize
+from .._core.specialize import check_id, getattr_reads_id, plain_attribute, specialize
 from .._core.state import Register
 from .._core.validate import FlagName, data_mapping, flag_name, member_name, percentage
 from ..errors import RolloutError
@@ -245,6 +245,7 @@ class Rollout(DefinitionsAPI):
             history_limit,
             context_of=context_reader(self._id_of),
             on_rule_error=self._note_rule_error,
+            inline_percentages=getattr_reads_id(id_attribute),
         )
         self._checks = self._replica.checks
         self._owns_store = isinstance(store, str)
@@ -280,13 +281,16 @@ class Rollout(DefinitionsAPI):
         self._pipeline.load_store(can_wait=can_wait)
         for name, value in (defaults or {}).items():
             self.set_default(name, value)
-        # The hot path, a closure on the instance (rollout._core.evaluate), published as
+        # The hot path, a function over the replica's dicts (rollout._core.evaluate), published as
         # self.active by the slot, which overrides and the metrics sampler wrap.
         self._active_method = build_active(
             self._checks,
             self._replica.anonymous,
             self._replica.user_checks,
             self._active_uncompiled,
+            percentage_bounds=self._replica.percentage_bounds,
+            id_attribute=id_attribute,
+            user_id=self._user_id,
         )
         # The same check called as a plain function, for the wrappers that fall back to it.
         self._check_slot_compiled: ActiveCheck = partial(self._active_method, None)

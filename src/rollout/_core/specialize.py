@@ -26,7 +26,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NamedTuple, TypeAlias
 
-__all__ = ["UserCheck", "bucket_steps", "check_id", "plain_attribute", "specialize"]
+__all__ = [
+    "UserCheck",
+    "bucket_steps",
+    "check_id",
+    "getattr_reads_id",
+    "inline_bound",
+    "plain_attribute",
+    "specialize",
+]
 
 UserCheck: TypeAlias = "Callable[[Any], bool]"
 #: Called with the check, the predicate that raised, and the user.
@@ -57,6 +65,12 @@ else:
 _UNROLLED = 8
 
 
+def getattr_reads_id(attribute: str) -> bool:
+    """Whether ``getattr(user, attribute, user)`` reads an object's id and passes a str or int
+    user through as it is: no str or int has the attribute (``id``, ``user_id``)."""
+    return bool(attribute) and not hasattr(str, attribute) and not hasattr(int, attribute)
+
+
 def _id_steps(attribute: str) -> str:
     """The steps that set ``ident``: the user's id as an exact str or int, the way a check reads
     it (see :func:`check_id`).
@@ -66,7 +80,7 @@ def _id_steps(attribute: str) -> str:
     user's type is tested first. Either way an id of any other type (a bool, a float, None) goes
     to ``user_id``, which refuses it with the error a write gives.
     """
-    if attribute and not hasattr(str, attribute) and not hasattr(int, attribute):
+    if getattr_reads_id(attribute):
         return f"""\
         ident = getattr(user, {attribute!r}, user)
         kind = type(ident)
@@ -210,6 +224,20 @@ def bucket_steps(check: Check) -> tuple[bool, str]:
         randomize = check.randomize
         bucket = "crc32" if randomize is False else "randomized" if randomize is True else "ruby"
     return everyone, bucket
+
+
+def inline_bound(check: Check) -> int | None:
+    """The bound of a flag that is only a percentage of users with the default bucket, which
+    ``flags.active`` checks itself (rollout._core.evaluate); None for any other flag."""
+    if (
+        check.excluded
+        or check.users
+        or check.predicates
+        or check.time_percentage > 0
+        or bucket_steps(check) != (False, "crc32")
+    ):
+        return None
+    return check.bound
 
 
 def specialize(

@@ -459,6 +459,41 @@ def test_a_merge_whose_last_chunk_changes_nothing_still_reaches_the_followers(
         writer.close()
 
 
+def test_the_version_seen_names_only_changes_the_replica_holds(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Big saves are announced by "reload", and reloads that follow one another closely are
+    # spaced: the version of one that waits must not show in stats() before its load does (a
+    # process waiting for a version would read a replica without the change).
+    from rollout._core.clock import Timestamp
+    from rollout._core.keys import EXISTS, USER
+    from rollout._core.state import Register
+    from rollout.redis import _store
+
+    monkeypatch.setattr(_store, "NOTICE_BYTES", 100)  # every save below is a notice
+    writer = RedisStore(redis.Redis.from_url(redis_url), namespace=namespace)
+    follower = Rollout(with_namespace(redis_url, namespace))
+    try:
+        assert follower.wait_synced(10.0)
+        on = Register(Timestamp(5, 0, 7), True)
+        writer.save({"big": {EXISTS: on}})
+        for chunk in range(6):
+            users = range(chunk * 500, (chunk + 1) * 500)
+            writer.save({"big": {f"{USER}{i}": on for i in users}})
+            version = writer.version()
+            eventually(
+                lambda v=version: follower.stats()["sync"]["version_seen"] >= v,  # type: ignore[misc]
+                15.0,
+                "the version seen",
+            )
+            assert len(follower.get("big").users) == (chunk + 1) * 500
+    finally:
+        follower.close()
+        writer.close()
+
+
 def test_a_stamp_in_a_message_is_read_only_from_short_ascii_digits() -> None:
     # A crafted origin or notice must not reach int() with thousands of digits (ValueError past
     # Python's digit limit) or with digits int() reads but str.isascii() does not ("\u00b2").

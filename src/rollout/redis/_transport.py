@@ -104,16 +104,19 @@ class RedisTransport(VersionedFeedTransport):
         if version != self._seen + 1:
             self._gap()
             return
-        self._seen = version
+        # The version is seen once the replica holds its change (stats() says so), not when a
+        # reload stands in for it, which may come a moment later (_reload_soon).
         # Who published it, and the write's one timestamp when its writer names it there: this
         # replica's own write coming back is then known without decoding the change.
         stamp = origin_stamp(origin)
         if stamp is not None and self._host is not None and self._host.applied_own_write(stamp):
+            self._seen = version
             self._counters["own_writes_skipped"] += 1
             return
         try:
             flags = json.loads(flags_json)
             if stamp is None and self._own_write(flags):
+                self._seen = version
                 self._counters["own_writes_skipped"] += 1
                 return
             delta = decode_flags(flags)
@@ -122,6 +125,7 @@ class RedisTransport(VersionedFeedTransport):
             self._reload_soon()
             return
         self._merge(delta)
+        self._seen = version
 
     def _own_write(self, flags: object) -> bool:
         """Whether a change is this replica's own write coming back, already applied here.
@@ -166,14 +170,15 @@ class RedisTransport(VersionedFeedTransport):
         if version <= self._seen and not self._stale:
             self._heard_before(version)  # in a full load, or a number announced twice
             return
-        self._seen = max(self._seen, version)
         if words[0] == PARTIAL:
+            self._seen = max(self._seen, version)
             self._stale = True
             return
         if len(words) == 4 and not self._stale and self._own_stamp(words[1:]):
+            self._seen = max(self._seen, version)
             self._counters["own_writes_skipped"] += 1
             return
-        self._reload_soon()
+        self._reload_soon()  # the version is seen when the load is made
 
     def _own_stamp(self, parts: list[str]) -> bool:
         """Whether a notice's timestamp stamps this replica's own write (as _own_write)."""

@@ -282,15 +282,15 @@ class VersionedFeedTransport(Transport):
     def _reload(self) -> None:
         started = time.monotonic()
         self._stale = self._reload_pending = False
-        before = self._seen
-        delta, self._seen = self._feed.snapshot()
-        self._loaded = self._seen
+        delta, loaded = self._feed.snapshot()
         if self._host is not None:
             # The versions up to the load's are in it. A store behind what was seen numbers
             # from an earlier point again (restarted, restored): every remembered one may be
             # reused by another writer.
-            self._host.forget_produced_versions(self._seen if self._seen >= before else None)
+            self._host.forget_produced_versions(loaded if loaded >= self._seen else None)
         self._merge(delta)
+        # Seen once merged: stats()["version_seen"] never names a change the replica lacks.
+        self._seen = self._loaded = loaded
         self._counters["reloads"] += 1
         ended = time.monotonic()
         self._next_reload_at = ended + max(RELOAD_SPACING_SECONDS, ended - started)

@@ -3,6 +3,7 @@ away and coming back empty, one process cut off, namespaces, defaults, ``stats()
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
@@ -10,6 +11,7 @@ import pytest
 import redis
 
 from rollout import Rollout
+from rollout._core.state import Delta
 from rollout.errors import StoreOutcomeUnknownError, StoreUnavailableError
 from rollout.redis import RedisStore, RedisTransport
 from rollout.sync import Transport
@@ -438,22 +440,32 @@ def test_a_merge_whose_last_chunk_changes_nothing_still_reaches_the_followers(
     # A merge's chunks announce "partial" and its last "reload"; a last chunk that changes
     # nothing (a re-seed mostly does) has no version to announce. The followers that heard the
     # partial ones waited for their periodic check (an hour here) to read the rest.
+    with _merge_ending_in_done(redis_url, namespace, monkeypatch) as (writer, follower, merge):
+        writer.merge(merge)
+        eventually(lambda: follower.active("new", "b"), 15.0, "the merge reaches the follower")
+
+
+@contextlib.contextmanager
+def _merge_ending_in_done(
+    url: str, space: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[RedisStore, Rollout, Delta]]:
+    """A writer's store and a follower (no periodic check) that holds flag "same", and a merge
+    whose chunks are a register each and whose last two change nothing (it ends with "done")."""
     from rollout._core.clock import Timestamp
     from rollout._core.keys import EXISTS, USER
     from rollout._core.state import Register
     from rollout.redis import _store
 
     monkeypatch.setattr(_store, "CHUNK", 1)  # a chunk a register
-    writer = RedisStore(redis.Redis.from_url(redis_url), namespace=namespace)
-    follower = _no_periodic_check(RedisStore(redis.Redis.from_url(redis_url), namespace=namespace))
+    writer = RedisStore(redis.Redis.from_url(url), namespace=space)
+    follower = _no_periodic_check(RedisStore(redis.Redis.from_url(url), namespace=space))
     try:
         assert follower.wait_synced(10.0)
         on = Register(Timestamp(5, 0, 7), True)
         same = {"same": {EXISTS: on, f"{USER}a": on}}
         writer.save(same)
         eventually(lambda: follower.active("same", "a"), 15.0, "the first save")
-        writer.merge({"new": {EXISTS: on, f"{USER}b": on}, **same})  # its last 2 chunks: no change
-        eventually(lambda: follower.active("new", "b"), 15.0, "the merge reaches the follower")
+        yield writer, follower, {"new": {EXISTS: on, f"{USER}b": on}, **same}
     finally:
         follower.close()
         writer.close()
@@ -492,6 +504,27 @@ def test_the_version_seen_names_only_changes_the_replica_holds(
     finally:
         follower.close()
         writer.close()
+
+
+def test_the_version_seen_names_no_chunk_of_a_merge_not_read_yet(
+    redis_url: str,  # noqa: F811
+    namespace: str,  # noqa: F811
+    client: redis.Redis,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A merge's "partial" chunks are read only at its end (its last chunk's "reload", or the
+    # "done" of one whose last chunk changed nothing, which carries the last partial's
+    # version). Their versions showed in stats() at once: while the read at the end waited out
+    # the spacing of reloads, the version seen was the store's own and the replica lacked the
+    # merge (a process waiting for that version read a replica without it).
+    with _merge_ending_in_done(redis_url, namespace, monkeypatch) as (writer, follower, merge):
+        reloads = follower.stats()["sync"]["reloads"]
+        client.publish(f"{namespace}:changes", b"not a change")  # a read now: the next waits
+        eventually(lambda: follower.stats()["sync"]["reloads"] > reloads, 15.0, "that read")
+        writer.merge(merge)
+        version = writer.version()
+        eventually(lambda: follower.stats()["sync"]["version_seen"] >= version, 15.0, "seen")
+        assert follower.active("new", "b")
 
 
 def test_a_stamp_in_a_message_is_read_only_from_short_ascii_digits() -> None:

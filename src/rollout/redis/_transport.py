@@ -171,8 +171,7 @@ class RedisTransport(VersionedFeedTransport):
             self._heard_before(version)  # in a full load, or a number announced twice
             return
         if words[0] == PARTIAL:
-            self._seen = max(self._seen, version)
-            self._stale = True
+            self._behind(version)
             return
         if len(words) == 4 and not self._stale and self._own_stamp(words[1:]):
             self._seen = max(self._seen, version)

@@ -101,6 +101,9 @@ class VersionedFeedTransport(Transport):
         #: Behind the store since an announcement said "more follows" (a merge in chunks):
         #: reloaded at its last chunk's announcement, or by the periodic check.
         self._stale = False
+        #: While stale: the version seen when it began, all of whose changes the replica holds
+        #: (the chunks heard since are not read yet). stats() names it, not the last one heard.
+        self._held = 0
         #: A reload a message asked for within the spacing of the last one: done when it ends.
         self._reload_pending = False
         self._next_reload_at = 0.0
@@ -147,7 +150,8 @@ class VersionedFeedTransport(Transport):
         return {
             "transport": self.kind,
             "connected": self._connected.is_set(),
-            "version_seen": self._seen,
+            # Never a change the replica lacks: a merge's chunks heard are not held until read.
+            "version_seen": self._held if self._stale else self._seen,
             "last_error": self._last_error,
             **self._counters,
         }
@@ -265,6 +269,14 @@ class VersionedFeedTransport(Transport):
         if version > self._loaded:
             self._counters["gaps"] += 1
             self._reload_soon()
+
+    def _behind(self, version: int) -> None:
+        """A chunk of a merge announced, ``version``, not read: the store is read at the merge's
+        end (or by the periodic check). Seen, so that the next chunk is no gap, but not held."""
+        if not self._stale:
+            self._stale = True
+            self._held = self._seen
+        self._seen = max(self._seen, version)
 
     def _merge(self, delta: Delta) -> None:
         assert self._host is not None

@@ -193,3 +193,21 @@ def test_a_merge_right_after_start_is_neither_saved_back_nor_read_back_by_its_pr
             assert stats["by_reference"] == 1  # the later write only, not its own merge
             eventually(lambda: other.active("big", "u5"))
             assert other.export() == importer.export()
+
+
+def test_the_version_seen_names_a_big_change_only_once_the_replica_holds_it(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+) -> None:
+    # A change read from the changes table was seen before it was merged: a process that waits
+    # for the version (as the Redis transport now promises) read a replica without the change
+    # for as long as merging a big one takes.
+    url = with_schema(pg_url, schema)
+    users = _users(100_000)
+    with Rollout(url) as writer, Rollout(url) as reader:
+        assert writer.wait_synced(10)
+        assert reader.wait_synced(10)
+        before = reader.stats()["sync"]["version_seen"]
+        writer.activate_users("big", users)
+        eventually(lambda: reader.stats()["sync"]["version_seen"] > before, what="the change")
+        assert reader.active("big", users[-1])

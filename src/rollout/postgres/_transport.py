@@ -122,8 +122,8 @@ class PostgresTransport(VersionedFeedTransport):
             logger.warning("ignoring a malformed change on %s: %s", self.store.channel, exc)
             self._reload_soon()
             return
-        self._seen = version
         self._merge(delta)
+        self._seen = version  # once merged: stats() never names a change the replica lacks
 
     def _own_write(self, change: object) -> bool:
         """Whether a change is this replica's own write read back, already applied here.

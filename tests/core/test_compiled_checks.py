@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import sys
 import zlib
 from typing import Any
@@ -76,6 +77,28 @@ def test_an_id_attribute_is_read_as_getattr_reads_it(attribute: str) -> None:
     flags.activate_user("chat", "7")
     setattr(user, attribute, "x")
     assert flags.active("chat", user) is False
+
+
+class TalkativeName(str):
+    """An attribute name whose ``repr`` is a Python expression with a side effect."""
+
+    def __repr__(self) -> str:
+        return "(__import__('os').environ.__setitem__('ROLLOUT_INJECTED', 'yes') or 'id')"
+
+
+def test_an_id_attribute_name_of_a_str_subclass_is_read_as_its_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The name is written into the generated check's source: only its text may reach it, never
+    # what the subclass's own methods answer.
+    monkeypatch.delenv("ROLLOUT_INJECTED", raising=False)
+    flags = Rollout(id_user_by=TalkativeName("id"))
+    flags.activate_percentage("everyone-ish", 100)  # a flag checked inline in active()
+    flags.activate_users("listed", ["42"])  # a flag with a compiled check of its own
+    assert flags.active("everyone-ish", User(42)) is True
+    assert flags.active("listed", User(42)) is True
+    assert flags.active("listed", User(43)) is False
+    assert "ROLLOUT_INJECTED" not in os.environ
 
 
 def test_an_id_property_that_raises_raises_its_own_error() -> None:

@@ -227,6 +227,7 @@ class Rollout(DefinitionsAPI):
         self.node_name = node_name or default_node_name()
         if ruby_compat and randomize_percentage is True:
             randomize_percentage = "ruby"  # the same users as the gem's randomized buckets
+        id_user_by = _validate.id_user_by_argument(id_user_by)
         self._id_of = _validate.id_getter(id_user_by)
         # The compiled checks read an attribute id themselves (user.id, not an attrgetter call).
         id_attribute = (

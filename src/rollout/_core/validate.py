@@ -223,6 +223,20 @@ def data_mapping(value: object, argument: str = "data") -> dict[str, Any]:
     return checked
 
 
+def id_user_by_argument(
+    id_user_by: str | Callable[[Any], object],
+) -> str | Callable[[Any], object]:
+    """``id_user_by`` as the Rollout keeps it: a str subclass becomes a plain str.
+
+    An attribute name is written into the source of the compiled checks (``user.id``), after
+    tests of its text; a subclass could answer those tests, or ``repr``, with anything, and so
+    put code of its choice in that source. A plain copy has only the text.
+    """
+    if isinstance(id_user_by, str):
+        return str.__str__(id_user_by)
+    return id_user_by
+
+
 def id_getter(id_user_by: str | Callable[[Any], object]) -> Callable[[Any], object]:
     if callable(id_user_by):
         return id_user_by

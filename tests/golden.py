@@ -1,8 +1,9 @@
-"""The real Ruby gem's recording (decisions and Redis records of rollout 2.6.2), found once.
+"""The real Ruby gem's recording (decisions and Redis records of rollout 2.6.2).
 
-It lives outside the repository: ``$ROLLOUT_GOLDEN`` names it, else ``shared/golden/`` beside the
-checkout or above it (where CI puts it). A missing file is an error, not a skip: these tests
-are the proof that our buckets and records are the gem's.
+The file, ``tests/recordings/ruby-rollout-2.6.2.json``, was recorded by driving the gem's own
+unmodified source against a real Redis server; it is kept byte for byte as recorded (its
+``_about`` says what each part holds). ``$ROLLOUT_GOLDEN`` names another recording to test
+against instead. These tests are the proof that our buckets and records are the gem's.
 """
 
 from __future__ import annotations
@@ -12,23 +13,14 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["GOLDEN_NAME", "find_golden", "load_golden"]
+__all__ = ["GOLDEN_PATH", "find_golden", "load_golden"]
 
-GOLDEN_NAME: Final = "shared/golden/ruby-rollout-2.6.2.json"
+GOLDEN_PATH: Final = Path(__file__).resolve().parent / "recordings" / "ruby-rollout-2.6.2.json"
 
 
 def find_golden() -> Path:
     override = os.environ.get("ROLLOUT_GOLDEN")
-    if override:
-        return Path(override)
-    here = Path(__file__).resolve()
-    for directory in here.parents:
-        candidate = directory / GOLDEN_NAME
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"{GOLDEN_NAME} not found in any parent of {here.parent}; set ROLLOUT_GOLDEN to its path"
-    )
+    return Path(override) if override else GOLDEN_PATH
 
 
 def load_golden() -> dict[str, Any]:

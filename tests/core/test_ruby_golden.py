@@ -7,6 +7,7 @@ services put the same users in the same percentage.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import pytest
 from rollout import Rollout
 from rollout.testing import FakeClock
 
+from ..golden import GOLDEN_PATH as RECORDING_PATH
 from ..golden import find_golden, load_golden
 
 GOLDEN_PATH: Final = find_golden()
@@ -37,8 +39,14 @@ def let_in(flags: Rollout, name: str, users: range = IDS) -> list[int]:
     return [user for user in users if flags.active(name, user)]
 
 
+#: The recording's SHA-256 as recorded: it is used as it is, never edited to make a test pass.
+RECORDING_SHA256: Final = "534b52a5c6bfe81851c7a5800dc37ca17157ceb4b045d369fad1eb1d7d85ba08"
+
+
 def test_the_golden_file_is_the_recording_of_gem_2_6_2() -> None:
     assert GOLDEN_PATH.is_file()
+    if GOLDEN_PATH == RECORDING_PATH:  # not another recording named by $ROLLOUT_GOLDEN
+        assert hashlib.sha256(GOLDEN_PATH.read_bytes()).hexdigest() == RECORDING_SHA256
     assert GOLDEN["rollout_version"] == "2.6.2"
     assert set(BUCKETING) >= {"0.1", "1", "5", "20", "33.3", "50", "99", "100"}
     assert set(GOLDEN["randomized"]) >= {"chat", "beta", "signup"}

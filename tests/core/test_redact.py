@@ -18,6 +18,10 @@ from rollout._core.redact import redact_url, scrub, secrets_of
         ("redis://h/0?password=hunter2&db=1", "redis://h/0?password=***&db=1"),
         ("redis://h/0?db=1&sentinel_password=x&Auth_Token=y", "redis://h/0?db=1&sentinel_password=***&Auth_Token=***"),
         ("https://ghp_token@example.com/x", "https://***@example.com/x"),
+        ("nats://s3cr3t-token@h:4222", "nats://***@h:4222"),  # NATS: a token
+        ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://postgres@127.0.0.1:5432/test"),
+        ("postgres://app:pw@h/db", "postgres://app:***@h/db"),
+        ("REDIS://app@h/0", "REDIS://app@h/0"),  # a user name with no password
         ("http://a:b@c@host:8080/p?q=1#f", "http://a:***@host:8080/p?q=1#f"),
         ("sqlite:///rollout.db", "sqlite:///rollout.db"),
         ("memory://", "memory://"),
@@ -37,3 +41,15 @@ def test_scrub_masks_the_secrets_of_a_url_in_any_text() -> None:
         "cannot connect to redis://app:***@h/0?password=***: AUTH *** refused (***)"
     )
     assert scrub("nothing to hide", None, "sqlite:///x.db") == "nothing to hide"
+
+
+def test_a_database_user_name_is_not_masked_in_text() -> None:
+    # A bare user name in a PostgreSQL or Redis URL is no secret: masked in text, it turned
+    # the scheme "postgresql" into "***ql" and hid which role the server refused.
+    url = "postgresql://postgres@127.0.0.1:5999/test"
+    assert secrets_of(url) == []
+    message = f'cannot open {url}: role "postgres" does not exist'
+    assert scrub(message, url) == message
+    assert scrub("connect to nats://s3cr3t@h failed: s3cr3t", "nats://s3cr3t@h") == (
+        "connect to nats://***@h failed: ***"
+    )

@@ -10,7 +10,10 @@ about.
 The rules, on purpose simple enough to read at a glance:
 
 * the password of the userinfo becomes ``***`` (``user:***@``); a userinfo with no ``:`` is
-  redacted whole (``***@``), since services such as GitHub take a token there;
+  redacted whole (``***@``), since services such as GitHub (and NATS) take a token there,
+  except in the URLs of PostgreSQL and Redis, where it is only a user name: masked, it hid the
+  cause of "role ... does not exist", and masking ``postgres`` in text turned every
+  ``postgresql://`` into ``***ql://``;
 * the value of a query parameter whose name mentions a secret (``password``, ``passwd``, ``pwd``,
   ``secret``, ``token``, ``auth``, ``credential``; any case) becomes ``***``;
 * the URL is not parsed strictly: one that does not parse (a bad port, a stray ``%``) is redacted
@@ -34,6 +37,9 @@ _SECRET_PARAMETER = re.compile(
     re.IGNORECASE,
 )
 _ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
+#: Schemes whose userinfo without a ``:`` is a user name, never a token.
+_USER_NAME_SCHEMES = frozenset({"postgres://", "postgresql://", "redis://", "rediss://"})
+_USER_NAME_SCHEMES |= {"redis+sentinel://", "unix://"}
 _SHORTEST_SECRET = 3  # "***" itself, or a one-letter user name, is not worth masking in text
 
 
@@ -44,7 +50,7 @@ def redact_url(url: object) -> str:
     if match is not None and "@" in match["authority"]:
         userinfo, host = match["authority"].rsplit("@", 1)
         user, colon, _password = userinfo.partition(":")
-        shown = f"{user}:{MASK}" if colon else MASK
+        shown = f"{user}:{MASK}" if colon else _bare(match["scheme"], user)
         text = f"{match['scheme']}{shown}@{host}{text[match.end() :]}"
     head, mark, query = text.partition("?")
     if mark:
@@ -60,13 +66,19 @@ def secrets_of(url: object) -> list[str]:
     if match is not None and "@" in match["authority"]:
         userinfo = match["authority"].rsplit("@", 1)[0]
         user, colon, password = userinfo.partition(":")
-        found.append(password if colon else user)
+        if colon or _bare(match["scheme"], user) == MASK:
+            found.append(password if colon else user)
     _head, mark, query = text.partition("?")
     if mark:
         found.extend(m["value"] for m in _SECRET_PARAMETER.finditer(query))
     secrets = {variant for secret in found for variant in (secret, _unquote(secret))}
     # Longest first: a secret that contains another is replaced whole.
     return sorted((s for s in secrets if len(s) >= _SHORTEST_SECRET), key=len, reverse=True)
+
+
+def _bare(scheme: str, user: str) -> str:
+    """How a userinfo with no password is shown: a user name as it is, a token masked."""
+    return user if scheme.lower() in _USER_NAME_SCHEMES else MASK
 
 
 def _unquote(text: str) -> str:

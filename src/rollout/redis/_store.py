@@ -3,12 +3,16 @@
 Layout under a namespace ``ns`` (the Ruby gem needed redis-namespace for this):
 
 * ``ns:flags`` — a set of flag names (the index);
-* ``ns:flag:<name>`` — a hash per flag: register key -> packed register;
+* ``ns:flag:<name>`` — a hash per flag: register key -> packed register (history events too);
+* ``ns:history:<name>`` — a sorted set of the flag's history event keys (all at score 0, so in
+  timestamp order: trimming to the history limit never scans the hash);
 * ``ns:version`` — a counter bumped by every save that changed something;
 * ``ns:changes`` — the pub/sub channel every such save publishes its delta on (a big one, a
   word instead: rollout.redis._chunks);
 * ``ns:quarantine:held``, ``ns:quarantine:judged``, ``ns:quarantine:seq`` — the quarantine
-  (rollout.redis._quarantine).
+  (rollout.redis._quarantine);
+* ``ns:ruby:mirror`` — with ``ruby_compat=True``, the gem's records as last written
+  (rollout.redis._ruby_mirror).
 
 Each hash field holds a packed register (rollout.redis._packed): comparing two packed strings
 compares ``(timestamp, value)``, exactly the last-writer-wins rule. One Lua script merges a whole

@@ -53,6 +53,23 @@ def ctx(key: str | None = None, **attributes: Any) -> EvaluationContext:
     return EvaluationContext(targeting_key=key, attributes=attributes)
 
 
+def test_set_provider_and_wait_as_the_readme_shows_answers_the_first_evaluation(
+    flags: Rollout,
+) -> None:
+    # The README sets the provider with set_provider_and_wait: plain set_provider (SDK 0.10+)
+    # initialises on a thread, and an evaluation before it ran got PROVIDER_NOT_READY and the
+    # default. Many fresh providers in a row: the first answer of each is the flag's.
+    flags.activate("chat")
+    try:
+        for round_ in range(30):
+            domain = f"readme-{round_}"
+            api.set_provider_and_wait(RolloutProvider(flags), domain=domain)
+            details = api.get_client(domain).get_boolean_details("chat", False, ctx("7"))
+            assert (details.value, details.error_code) == (True, None)
+    finally:
+        api.shutdown()
+
+
 # 2.1 metadata, 2.2.1 / 2.2.2.1 / 2.2.8.1 the interface ----------------------------------------
 
 

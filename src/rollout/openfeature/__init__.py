@@ -1,4 +1,4 @@
-"""The OpenFeature provider: ``api.set_provider(RolloutProvider(flags))``.
+"""The OpenFeature provider: ``api.set_provider_and_wait(RolloutProvider(flags))``.
 
 Needs openfeature-sdk (``pip install 'rollout[openfeature]'``).
 """

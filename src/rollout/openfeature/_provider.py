@@ -6,7 +6,7 @@
     from openfeature.evaluation_context import EvaluationContext
     from rollout.openfeature import RolloutProvider
 
-    api.set_provider(RolloutProvider(flags))
+    api.set_provider_and_wait(RolloutProvider(flags))  # set_provider initializes on a thread
     client = api.get_client()
     client.get_boolean_value("chat", False, EvaluationContext(targeting_key="42"))
 

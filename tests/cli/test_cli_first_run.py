@@ -36,8 +36,17 @@ def files(folder: Path) -> list[str]:
 
 @pytest.mark.parametrize(
     "args",
-    [["list"], ["show", "chat"], ["check", "chat"], ["export"], ["history", "chat"]],
-    ids=lambda args: args[0],
+    [
+        ["list"],
+        ["show", "chat"],
+        ["check", "chat"],
+        ["export"],
+        ["history", "chat"],
+        ["quarantine"],
+        ["quarantine", "drop", "chat"],
+        ["export-ruby", "--redis", "redis://127.0.0.1:1/0"],  # refused before Redis is asked
+    ],
+    ids=lambda args: " ".join(args[:2]),
 )
 def test_a_read_in_an_empty_folder_creates_no_store(args: list[str], tmp_path: Path) -> None:
     result = run(*args, cwd=tmp_path)

@@ -94,7 +94,7 @@ def test_drop_forgets_them_for_good(path: Path, capsys: pytest.CaptureFixture[st
     assert held(path, capsys) == []
     empty = cli(path, capsys, "quarantine")[1]
     # And where else held registers may be: a running node's memory, asked through its API.
-    assert empty.startswith("nothing is quarantined here; a running `rollout serve` node")
+    assert empty.startswith("nothing is quarantined here; a `rollout serve` node on a memory:// store")
     assert "rollout quarantine --url http://HOST:PORT" in empty
     # Gone from the store too: a later run finds nothing to hold.
     with Rollout(SQLiteStore(path)) as flags:

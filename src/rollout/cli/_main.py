@@ -38,10 +38,11 @@ from ._options import DEFAULT_STORE, STORE_ENV
 __all__ = ["DEFAULT_STORE", "STORE_ENV", "build_parser", "main"]
 
 
-#: Commands that only read: they open an existing store, never create one (a typo in --store,
-#: or a command run in the wrong folder, is an error rather than an empty store saying "off").
-READ_COMMANDS = frozenset({"list", "show", "check", "export", "history", "members"}) | (
-    targeting.READ_COMMANDS
+#: Commands that open an existing store, never create one (a typo in --store, or a command run
+#: in the wrong folder, is an error rather than an empty store saying "off"): those that only
+#: read it, and those that act on what it holds already (its quarantine; export-ruby copies it).
+EXISTING_STORE_COMMANDS = frozenset({"list", "show", "check", "export", "history", "members"}) | (
+    targeting.READ_COMMANDS | {"quarantine", "export-ruby"}
 )
 
 Handler = Callable[[Rollout, argparse.Namespace], int]
@@ -279,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(handler=handler, existing_store=name in READ_COMMANDS)
+        sub.set_defaults(handler=handler, existing_store=name in EXISTING_STORE_COMMANDS)
         return sub
 
     add("list", "list every flag as a table", _cmd_list)

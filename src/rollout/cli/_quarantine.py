@@ -49,9 +49,10 @@ def add_quarantine(add: AddCommand) -> None:
     api.add_url_options(command, remote_quarantine)
 
 
-#: Where else held registers may be: said when this process holds none.
+#: Where else held registers may be, said when the store holds none: the store keeps the
+#: quarantine of every process that uses it, except a memory store, which dies with its node.
 _ELSEWHERE = (
-    "a running `rollout serve` node holds what it refused from its peers in its own memory: "
+    "a `rollout serve` node on a memory:// store keeps what it refused in its own memory: "
     "ask it with `rollout quarantine --url http://HOST:PORT` (token: $ROLLOUT_TOKEN)"
 )
 

@@ -99,6 +99,8 @@ class OwnWrites:
         merges, stored and applied here (a merge under way is waited for, as in :meth:`applied`)."""
         if not 0 < first <= last or last - first >= KEPT:
             return False
+        if not self._versions and not self.merging:
+            return False  # none recorded nor under way (asked of every change heard)
         wanted = range(first, last + 1)
         if all(version in self._versions for version in wanted):
             return True

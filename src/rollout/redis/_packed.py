@@ -105,12 +105,7 @@ def stamped_origin(origin: str, stamps: set[Timestamp]) -> str:
 def origin_stamp(origin: str) -> Timestamp | None:
     """The timestamp :func:`stamped_origin` put in a message's origin, if it holds one."""
     at = origin.rfind("@")
-    if at < 0:
-        return None
-    parts = origin[at + 1 :].split(".")
-    if len(parts) != 3 or not all(_digits(part) for part in parts):
-        return None
-    return Timestamp(int(parts[0]), int(parts[1]), int(parts[2]))
+    return None if at < 0 else timestamp_words(origin[at + 1 :].split("."))
 
 
 def _digits(part: str) -> bool:
@@ -121,9 +116,13 @@ def _digits(part: str) -> bool:
 
 def timestamp_words(parts: list[str]) -> Timestamp | None:
     """A timestamp written as three decimal words (a notice's), or None."""
-    if len(parts) != 3 or not all(_digits(part) for part in parts):
+    if len(parts) != 3:
         return None
-    return Timestamp(int(parts[0]), int(parts[1]), int(parts[2]))
+    wall, counter, node = parts
+    # Three calls rather than all() over a generator: this runs for every change heard.
+    if not (_digits(wall) and _digits(counter) and _digits(node)):
+        return None
+    return Timestamp(int(wall), int(counter), int(node))
 
 
 def unpack(key: str, packed: str, name: str) -> Register:

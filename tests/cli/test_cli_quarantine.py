@@ -93,8 +93,10 @@ def test_drop_forgets_them_for_good(path: Path, capsys: pytest.CaptureFixture[st
     assert json.loads(out) == {"flag": "chat", "action": "drop", "registers": 3}
     assert held(path, capsys) == []
     empty = cli(path, capsys, "quarantine")[1]
-    # And where else held registers may be: a running node's memory, asked through its API.
-    assert empty.startswith("nothing is quarantined here; a `rollout serve` node on a memory:// store")
+    # And where else held registers may be: a memory-store node's memory, asked through its API.
+    assert empty.startswith(
+        "nothing is quarantined here; a `rollout serve` node on a memory:// store"
+    )
     assert "rollout quarantine --url http://HOST:PORT" in empty
     # Gone from the store too: a later run finds nothing to hold.
     with Rollout(SQLiteStore(path)) as flags:

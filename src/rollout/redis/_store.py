@@ -54,7 +54,7 @@ from ._chunks import (
     reload_notice,
     split,
 )
-from ._collect import collect_hidden
+from ._collect import Collections
 from ._load import Pages
 from ._packed import PREFIX, pack, pack_flag, stamped_origin
 from ._quarantine import RedisQuarantine
@@ -103,6 +103,7 @@ class RedisStore(Store):
         self._pages = Pages(client, self.index_key, self.version_key, self.flag_prefix)
         self._discard = client.register_script(DISCARD)
         self._collect = client.register_script(COLLECT)
+        self._collections = Collections()
         self._quarantine = RedisQuarantine(client, namespace)
         self._lock = threading.Lock()
         self._closed = False
@@ -283,7 +284,7 @@ class RedisStore(Store):
                     saver.script_load(script)
                 reply = self._saver.run(command)
         if isinstance(reply, list):  # the version, then big hashes a moved watermark left to us
-            collect_hidden(self._collect, reply[1:])
+            self._collections.start(self._collect, reply[1:])
             return int(reply[0])
         return int(reply)
 
@@ -324,6 +325,7 @@ class RedisStore(Store):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._collections.wait()  # on the client, which closes next
             self._saver.close()  # its connection back to the pool, which closes next
             self.client.close()
             for connection in self._owned:  # the Sentinel connections of a sentinel URL

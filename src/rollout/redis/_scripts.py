@@ -21,7 +21,29 @@ from .._core.keys import (
 )
 from ._packed import PREFIX
 
-__all__ = ["DISCARD", "MERGE"]
+__all__ = ["COLLECT", "DISCARD", "MERGE", "STEP"]
+
+#: Registers a script looks at for hidden ones in one go: a hash of at most this many is
+#: collected inside the save's script, a bigger one by COLLECT, this many per call.
+STEP = 1000
+
+# Whether a register (its field and packed stamp) is hidden by the watermarks given (each a
+# packed stamp, or nil), the rule of rollout._core.keys.
+_HIDDEN = Template("""
+local function hidden(field, stamp, reset, data_reset, definition_reset)
+  if $is_data then
+    return data_reset and stamp < data_reset
+  end
+  if definition_reset and stamp < definition_reset and $is_definition then
+    return true
+  end
+  return reset and stamp < reset and $is_targeting
+end
+""").substitute(
+    is_data=lua_is_data("field"),
+    is_targeting=lua_is_targeting("field"),
+    is_definition=lua_is_definition("field"),
+)
 
 # KEYS: index, version, then per flag its hash and its history index (a sorted set of the
 # flag's history fields, all at score 0, so in key order = timestamp order: trimming the oldest
@@ -34,16 +56,10 @@ local channel, origin, delta_json = ARGV[1], ARGV[2], ARGV[3]
 local limit = tonumber(ARGV[4])
 local P = $prefix
 local BATCH = 1000 -- fields per HMGET, winners per HSET (unpack's limit is ~8000)
-local function hidden(field, stamp, reset, data_reset, definition_reset)
-  if $is_data then
-    return data_reset and stamp < data_reset
-  end
-  if definition_reset and stamp < definition_reset and $is_definition then
-    return true
-  end
-  return reset and stamp < reset and $is_targeting
-end
+local STEP = $step
+$hidden
 local changed = 0
+local uncollected = {} -- the hashes whose hidden registers are left to the writer's COLLECT
 local arg = 5
 for f = 3, #KEYS, 2 do
   local hash, events, name, count = KEYS[f], KEYS[f + 1], ARGV[arg], tonumber(ARGV[arg + 1])
@@ -120,11 +136,18 @@ for f = 3, #KEYS, 2 do
     end
   end
   if moved then
-    local all = redis.call('HGETALL', hash)
-    for i = 1, #all, 2 do
-      if hidden(all[i], string.sub(all[i + 1], 1, P), reset, data_reset, definition_reset) then
-        redis.call('HDEL', hash, all[i])
+    -- The registers the watermark now hides go: at once in a small hash; a big one (a million
+    -- users: seconds of HDELs, every other client of Redis answered BUSY meanwhile) is named
+    -- in the reply, and the writer collects it in steps of COLLECT (rollout.redis._collect).
+    if redis.call('HLEN', hash) <= STEP then
+      local all = redis.call('HGETALL', hash)
+      for i = 1, #all, 2 do
+        if hidden(all[i], string.sub(all[i + 1], 1, P), reset, data_reset, definition_reset) then
+          redis.call('HDEL', hash, all[i])
+        end
       end
+    else
+      uncollected[#uncollected + 1] = hash
     end
   end
   redis.call('SADD', index, name)
@@ -134,12 +157,12 @@ if changed == 0 then
 end
 local version = redis.call('INCR', version_key)
 redis.call('PUBLISH', channel, version .. ' ' .. origin .. ' ' .. delta_json)
+if #uncollected > 0 then return {version, unpack(uncollected)} end
 return version
 """).substitute(
     prefix=PREFIX,
-    is_data=lua_is_data("field"),
-    is_targeting=lua_is_targeting("field"),
-    is_definition=lua_is_definition("field"),
+    step=STEP,
+    hidden=_HIDDEN,
     is_history=lua_is_history("field"),
     reset=lua_literal(RESET),
     data_reset=lua_literal(DATA_RESET),
@@ -170,3 +193,36 @@ for f = 1, #KEYS, 2 do
 end
 return removed
 """).substitute(prefix=PREFIX)
+
+# One step of collecting a big hash's hidden registers (rollout.redis._collect). KEYS: the
+# flag's hash. ARGV: an HSCAN cursor ('0' to start). Returns the next one ('0': done). The
+# watermarks and each register are read here, in the step's own script: a register written
+# since the save that moved a watermark is not hidden and stays; one a newer reset hides goes
+# too. No history event is ever hidden, so the history index never names a field removed here.
+COLLECT = Template("""
+local hash = KEYS[1]
+local P = $prefix
+$hidden
+local function watermark(field)
+  local held = redis.call('HGET', hash, field)
+  return held and string.sub(held, 1, P) or nil
+end
+local reset = watermark($reset)
+local data_reset = watermark($data_reset)
+local definition_reset = watermark($definition_reset)
+local page = redis.call('HSCAN', hash, ARGV[1], 'COUNT', $step)
+local items = page[2]
+for i = 1, #items, 2 do
+  if hidden(items[i], string.sub(items[i + 1], 1, P), reset, data_reset, definition_reset) then
+    redis.call('HDEL', hash, items[i])
+  end
+end
+return page[1]
+""").substitute(
+    prefix=PREFIX,
+    step=STEP,
+    hidden=_HIDDEN,
+    reset=lua_literal(RESET),
+    data_reset=lua_literal(DATA_RESET),
+    definition_reset=lua_literal(DEFINITION_RESET),
+)

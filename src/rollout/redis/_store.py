@@ -16,9 +16,10 @@ Layout under a namespace ``ns`` (the Ruby gem needed redis-namespace for this):
 
 Each hash field holds a packed register (rollout.redis._packed): comparing two packed strings
 compares ``(timestamp, value)``, exactly the last-writer-wins rule. One Lua script merges a whole
-delta, drops what a watermark hides, records history, bumps the version and publishes,
-atomically: two processes adding different users to one flag at the same moment both keep their
-user. A write is one round trip: EVALSHA of that cached script, on a connection the store keeps
+delta, drops what a watermark hides (in a big flag the writer does it after, in steps:
+rollout.redis._collect), records history, bumps the version and publishes, atomically: two
+processes adding different users to one flag at the same moment both keep their user.
+A write is one round trip: EVALSHA of that cached script, on a connection the store keeps
 for its saves, with each register sent once and the change's JSON built from the same encoding,
 the command written in Redis's wire format in one pass (rollout.redis._saver).
 A merge (an import, a re-seed) is saved in chunks of such scripts (:meth:`RedisStore.merge`),
@@ -57,11 +58,12 @@ from ._chunks import (
     reload_notice,
     split,
 )
+from ._collect import Collections
 from ._load import Pages
 from ._packed import PREFIX, pack, pack_flag, stamped_origin
 from ._quarantine import RedisQuarantine
 from ._saver import SaveConnection, encode_command
-from ._scripts import DISCARD, MERGE
+from ._scripts import COLLECT, DISCARD, MERGE
 from ._sentinel import sentinel_client
 from ._transport import RedisTransport
 
@@ -104,6 +106,8 @@ class RedisStore(Store):
         self._merge = client.register_script(MERGE)
         self._pages = Pages(client, self.index_key, self.version_key, self.flag_prefix)
         self._discard = client.register_script(DISCARD)
+        self._collect = client.register_script(COLLECT)
+        self._collections = Collections()
         self._quarantine = RedisQuarantine(client, namespace)
         self._lock = threading.Lock()
         self._closed = False
@@ -276,13 +280,17 @@ class RedisStore(Store):
 
         with self._using("write to", writes=True):
             try:
-                return int(self._saver.run(command))
+                reply = self._saver.run(command)
             except redis.exceptions.NoScriptError:
                 # Redis restarted or its scripts were flushed (what redis-py's Script does too):
                 # the script did not run, so it is loaded and the save sent once more.
                 with self._saver.client() as saver:
                     saver.script_load(script)
-                return int(self._saver.run(command))
+                reply = self._saver.run(command)
+        if isinstance(reply, list):  # the version, then big hashes a moved watermark left to us
+            self._collections.start(self._collect, reply[1:])
+            return int(reply[0])
+        return int(reply)
 
     def discard(self, delta: Delta) -> None:
         flags = [(name, registers) for name, registers in delta.items() if registers]
@@ -321,6 +329,7 @@ class RedisStore(Store):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._collections.wait()  # on the client, which closes next
             self._saver.close()  # its connection back to the pool, which closes next
             self.client.close()
             for connection in self._owned:  # the Sentinel connections of a sentinel URL

@@ -47,6 +47,7 @@ from openfeature.hook import Hook
 from openfeature.provider import AbstractProvider, Metadata
 
 from .._client.rollout import Rollout
+from .._core.decide import specialize_resolution
 from .._core.feature import Check, Feature
 from ._context import (
     ContextUser,
@@ -62,6 +63,7 @@ from ._flag import (
     VALUE_KEY,
     Evaluated,
     FlagView,
+    Resolver,
     any_value,
     as_bool,
     as_float,
@@ -229,25 +231,15 @@ class RolloutProvider(AbstractProvider):
                             user, uid = context_user_and_key(evaluation_context, key)
                     else:
                         user, uid = self._user_and_id(flag_key, evaluation_context, key)
-                    # The flag's decision function (rollout._core.decide), straight from its
-                    # compiled check once built; Rollout._decide_user builds it (or says None:
-                    # overridden, deleted or defined since the view was read).
+                    # The flag's resolution function (rollout._core.decide), built for this view
+                    # and the compiled check it was built from; None where the check cannot
+                    # answer (overridden, deleted or defined since the view was read).
                     check = self._checks.get(flag_key)
-                    decide = None if check is None else check.decide
-                    decision = (
-                        self._flags._decide_user(flag_key, uid, user)
-                        if decide is None
-                        else decide(uid, user)
-                    )
-                    if decision is not None:
-                        # No dataclass __init__; metadata built when read (openfeature._details)
-                        details: TargetedDetails = _new(TargetedDetails)
-                        details.value = answer = decision[0]
-                        details.reason = REASONS[decision[1]]
-                        details.variant = view.variant if answer else view.off_variant
-                        details._view = view
-                        details._decision = decision
-                        return details
+                    resolver = view.resolver
+                    if resolver is None or resolver[0] is not check:
+                        resolver = self._resolver(flag_key, view, check)
+                    if resolver is not None:
+                        return resolver[1](uid, user)
             if view is not None:
                 settled = view.settled
                 if settled is not None and not self._forced:
@@ -397,6 +389,27 @@ class RolloutProvider(AbstractProvider):
         if self._context_users:
             return context_user_and_key(context, key)
         return user_and_id(self._user(context), flag_key, self._flags._check_id)
+
+    def _resolver(self, flag_key: str, view: FlagView, check: Check | None) -> Resolver | None:
+        """The view's resolution function of ``check``, kept on the view; None for a check that
+        is not the flag's on/off check (overridden, deleted or defined since the view was read)."""
+        if (
+            check is None
+            or type(check) is not Check  # a defined flag's check (DefinedCheck)
+            or self._flags._overrides.forced(flag_key) is not None
+        ):
+            return None
+        resolve = specialize_resolution(
+            check,
+            self._flags._group_failed,
+            result=TargetedDetails,
+            view=view,
+            reasons=REASONS,
+            on_variant=view.variant,
+            off_variant=view.off_variant,
+        )
+        view.resolver = resolver = (check, resolve)  # two threads may both build it: the same
+        return resolver
 
     def _active(self, flag_key: str, user: object) -> bool:
         try:

@@ -65,6 +65,7 @@ class FlagView(Rules):
     __slots__ = (
         "_bucket_metadata",
         "_shared_metadata",
+        "check",
         "defined",
         "has_off_value",
         "has_value",
@@ -78,8 +79,11 @@ class FlagView(Rules):
         "variant",
     )
 
-    def __init__(self, feature: Feature) -> None:
+    def __init__(self, feature: Feature, check: Check | None = None) -> None:
         super().__init__(feature)
+        #: The flag's compiled check, read before the feature (None if not read): while it is
+        #: still the flag's, the flag has not changed since, unless to the feature read here.
+        self.check = check
         data = feature.data
         self.value: object = data.get(VALUE_KEY, _MISSING)
         self.off_value: object = data.get(OFF_VALUE_KEY, _MISSING)

@@ -128,8 +128,7 @@ class RolloutProvider(AbstractProvider):
         # flags.active is looked up on every call, never kept: flags.override() and the admin's
         # check sampler replace it on the instance for a while.
         # What flags.override() forces, name -> answer (a live view). An overridden flag answers
-        # the same for every context: its reason is STATIC, and neither a missing flag nor a
-        # missing targeting key is an error.
+        # the same for every context (STATIC); a missing flag or targeting key is no error.
         self._forced: Mapping[str, bool] = flags.overrides
         self._user_from_context = user_from_context or ContextUser
         # The compiled checks, name -> Check (the Rollout's live dict, read, never written).
@@ -231,9 +230,8 @@ class RolloutProvider(AbstractProvider):
                             user, uid = context_user_and_key(evaluation_context, key)
                     else:
                         user, uid = self._user_and_id(flag_key, evaluation_context, key)
-                    # The flag's resolution function (rollout._core.decide), built for this view
-                    # and the compiled check it was built from; None where the check cannot
-                    # answer (overridden, deleted or defined since the view was read).
+                    # The view's resolution function of the flag's check (rollout._core.decide);
+                    # None: overridden, deleted or defined since the view was read.
                     check = self._checks.get(flag_key)
                     resolver = view.resolver
                     if resolver is None or resolver[0] is not check:
@@ -243,13 +241,15 @@ class RolloutProvider(AbstractProvider):
             if view is not None:
                 settled = view.settled
                 if settled is not None and not self._forced:
-                    # The same answer for every context: the shared resolution, once the check
-                    # agrees (the flag may have changed since its view was read). The key is
-                    # still read: a context with an invalid one is an error for every flag. A
-                    # key (a str or None) cannot make flags.active raise: no _active call.
-                    key = None if evaluation_context is None else targeting_key(evaluation_context)
-                    if self._flags.active(flag_key, key) is settled.value:
+                    # The same answer for every context: the shared one while the flag's check is
+                    # the one its view was read with (flags.active costs twice this). The key is
+                    # read: a context with an invalid one is an error for every flag.
+                    if evaluation_context is not None:
+                        targeting_key(evaluation_context)
+                    check = self._checks.get(flag_key)
+                    if check is view.check and check is not None:
                         return settled
+                    self._views.pop(flag_key, None)  # read again (checks are also recompiled)
                 if view.defined:
                     return resolve_defined(
                         self._flags, view, default_value, evaluation_context, as_bool
@@ -391,13 +391,10 @@ class RolloutProvider(AbstractProvider):
         return user_and_id(self._user(context), flag_key, self._flags._check_id)
 
     def _resolver(self, flag_key: str, view: FlagView, check: Check | None) -> Resolver | None:
-        """The view's resolution function of ``check``, kept on the view; None for a check that
-        is not the flag's on/off check (overridden, deleted or defined since the view was read)."""
-        if (
-            check is None
-            or type(check) is not Check  # a defined flag's check (DefinedCheck)
-            or self._flags._overrides.forced(flag_key) is not None
-        ):
+        """The view's resolution function of ``check``, kept on the view; None for a check
+        that cannot answer (overridden, deleted, or defined since the view was read)."""
+        # (None is no Check, nor is a defined flag's check, a DefinedCheck.)
+        if type(check) is not Check or self._flags._overrides.forced(flag_key) is not None:
             return None
         resolve = specialize_resolution(
             check,
@@ -430,7 +427,8 @@ class RolloutProvider(AbstractProvider):
                 return None
         except (TypeError, ValueError):  # not a possible flag name
             return None
-        view = FlagView(self._flags.get(flag_key))
+        check = self._checks.get(flag_key)  # first: the view is of this check's flag, or newer
+        view = FlagView(self._flags.get(flag_key), check)
         with self._lock:
             if self._unsubscribe is not None and generation == self._generation:
                 self._views[flag_key] = view

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from rollout import Rollout, UnknownFlagError
 from rollout._core.decide import specialize_resolution
 from rollout._core.explain import Decision, decide_check
+from rollout._core.feature import Check
 from rollout.testing import FakeClock
 
 from .test_evaluation_properties import PREDICATES, USERS, User
@@ -33,6 +35,21 @@ class Result:
 
 REASONS = {reason: reason.upper() for reason in ("excluded", "percentage_of_time", "everybody")}
 REASONS |= {reason: reason.upper() for reason in ("listed", "bucket", "group", "off")}
+
+
+def _resolution(flags: Rollout, check: Check) -> tuple[Callable[[str, Any], Result], object]:
+    """The check's resolution function, filling a Result, and the view it puts in it."""
+    view = object()
+    resolve = specialize_resolution(
+        check,
+        flags._group_failed,
+        result=Result,
+        view=view,
+        reasons=REASONS,
+        on_variant="yes",
+        off_variant="no",
+    )
+    return resolve, view
 
 
 def _flags(randomize: Any) -> Rollout:
@@ -58,16 +75,7 @@ def test_a_flags_decision_and_resolution_functions_decide_as_explain_walks(
     check = flags._checks.get("flag")
     if check is None:
         return
-    view = object()
-    resolve = specialize_resolution(
-        check,
-        flags._group_failed,
-        result=Result,
-        view=view,
-        reasons=REASONS,
-        on_variant="yes",
-        off_variant="no",
-    )
+    resolve, view = _resolution(flags, check)
     # Ids a write refuses still get a decision: empty, a lone surrogate, undecodable bytes.
     for uid in [*USERS, "unknown-user", "", "\ud800", "caf\udce9-42"]:
         for user in (uid, User(int(uid)) if uid.isdigit() else uid):
@@ -93,12 +101,14 @@ def test_more_groups_than_are_unrolled_are_asked_in_order() -> None:
         flags.define_group(name, lambda user, index=index: user.id % 12 == index)
         flags.activate_group("wide", name)
     flags.activate_group("wide", "broken")  # raises: says no, counted as the check counts it
+    resolve, _ = _resolution(flags, flags._checks["wide"])
     for uid in range(24):
         user = User(uid)
         decision = flags._decide_user("wide", str(uid), user)
         assert decision == decide_check(
             flags._checks["wide"], str(uid), user, flags._explain_group, random.random
         )
+        assert resolve(str(uid), user)._decision == decision
         assert decision is not None
         assert decision[:2] == (True, "group")
         assert decision[4] == names[uid % 12]

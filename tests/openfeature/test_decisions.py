@@ -150,6 +150,22 @@ def test_a_flag_the_same_for_every_context_shares_one_read_only_resolution() -> 
         provider.shutdown()
 
 
+def test_a_flag_the_same_for_every_context_shares_its_resolution_after_a_group_is_defined() -> None:
+    with Rollout() as flags:
+        flags.activate("on")
+        provider = RolloutProvider(flags, status_interval=None)
+        provider.initialize(EvaluationContext())
+        assert provider.resolve_boolean_details("on", False).reason == Reason.STATIC
+        flags.define_group("pro", lambda user: True)  # every flag's check is compiled again
+        answers = [provider.resolve_boolean_details("on", False) for _ in range(3)]
+        assert [(a.value, a.reason, a.variant) for a in answers] == [(True, "STATIC", "on")] * 3
+        assert answers[2] is answers[1]  # shared again, the flag's view read with the new check
+        flags.deactivate("on")
+        off = provider.resolve_boolean_details("on", False)
+        assert (off.value, off.reason, off.variant) == (False, Reason.DISABLED, "off")
+        provider.shutdown()
+
+
 def test_a_shared_resolution_still_refuses_an_invalid_targeting_key() -> None:
     with Rollout() as flags:
         flags.activate("on")

@@ -96,7 +96,11 @@ class _MetadataOnRead:
     def __get__(self, details: TargetedDetails | None, owner: type | None = None) -> Any:
         if details is None:  # read on the class
             return self
-        metadata = details._view.metadata_for(details._decision)
+        decision = details._decision
+        bucket = getattr(details, "_bucket", None)  # set where the decision is a template
+        if bucket is not None:  # the user's bucket written into the flag's decision
+            decision = (*decision[:5], bucket, *decision[6:])
+        metadata = details._view.metadata_for(decision)
         # Set as an attribute, not through __dict__: the object's values stay inline (reading
         # its __dict__ would build a dict of them, a third of the metadata's own cost).
         resolved: FlagResolutionDetails[bool] = details
@@ -105,16 +109,20 @@ class _MetadataOnRead:
 
 
 class TargetedDetails(_Details):
-    """A targeted boolean flag's resolution, built by the provider with ``object.__new__`` and
-    its fields set (the dataclass's ``__init__`` costs a third more); ``error_code`` and
-    ``error_message`` are the dataclass's defaults (None), not set per resolution.
-    ``flag_metadata`` is built from the decision when first read (_MetadataOnRead). Otherwise a
-    FlagResolutionDetails: its fields can be set, ``dataclasses.replace`` and ``copy`` work."""
+    """A targeted boolean flag's resolution, built by the flag's resolution function
+    (rollout._core.decide.specialize_resolution) with ``object.__new__`` and its fields set
+    (the dataclass's ``__init__`` costs a third more); ``error_code`` and ``error_message`` are
+    the dataclass's defaults (None), not set per resolution. ``flag_metadata`` is built from the
+    decision when first read (_MetadataOnRead): ``_decision``, with ``_bucket`` written in when
+    set (a decision that differs between users by the bucket alone is the flag's template, not
+    a tuple per resolution). Otherwise a FlagResolutionDetails: its fields can be set,
+    ``dataclasses.replace`` and ``copy`` work."""
 
-    __slots__ = ("_decision", "_view")
+    __slots__ = ("_bucket", "_decision", "_view")
 
     _view: MetadataSource
     _decision: Decision
+    _bucket: int
 
     flag_metadata = _MetadataOnRead()
 

@@ -16,9 +16,9 @@ from openfeature.exception import ParseError, TypeMismatchError
 from openfeature.flag_evaluation import FlagMetadata, FlagResolutionDetails, Reason
 
 from .._core.explain import Decision
-from .._core.feature import Feature
+from .._core.feature import Check, Feature
 from .._core.rules import Rules
-from ._details import SettledDetails
+from ._details import SettledDetails, TargetedDetails
 from ._explained import EXPLANATION_KEYS, explained_metadata
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "VARIANT_KEY",
     "Evaluated",
     "FlagView",
+    "Resolver",
     "any_value",
     "as_bool",
     "as_float",
@@ -64,20 +65,25 @@ class FlagView(Rules):
     __slots__ = (
         "_bucket_metadata",
         "_shared_metadata",
+        "check",
         "defined",
         "has_off_value",
         "has_value",
         "metadata",
         "off_value",
         "off_variant",
+        "resolver",
         "settled",
         "targeted_boolean",
         "value",
         "variant",
     )
 
-    def __init__(self, feature: Feature) -> None:
+    def __init__(self, feature: Feature, check: Check | None = None) -> None:
         super().__init__(feature)
+        #: The flag's compiled check, read before the feature (None if not read): while it is
+        #: still the flag's, the flag has not changed since, unless to the feature read here.
+        self.check = check
         data = feature.data
         self.value: object = data.get(VALUE_KEY, _MISSING)
         self.off_value: object = data.get(OFF_VALUE_KEY, _MISSING)
@@ -109,6 +115,9 @@ class FlagView(Rules):
         # Metadata of decisions, by their numbers (metadata_for): few per snapshot.
         self._shared_metadata: dict[tuple[object, ...], FlagMetadata] = {}
         self._bucket_metadata: dict[tuple[object, ...], dict[str, bool | int | float | str]] = {}
+        #: A targeted boolean's resolution function and the compiled check it was built from
+        #: (the provider's, built on its first resolution of this view: openfeature._provider).
+        self.resolver: Resolver | None = None
         #: A boolean flag's resolution when it is the same for every context (STATIC or
         #: DISABLED), built once and shared; None for any other flag.
         self.settled: SettledDetails | None = None
@@ -148,6 +157,10 @@ class FlagView(Rules):
         metadata["bucket"] = bucket
         return MappingProxyType(metadata)
 
+
+#: A targeted boolean's resolution function (``rollout._core.decide.specialize_resolution``) and
+#: the compiled check it decides by.
+Resolver = tuple[Check, Callable[[str, Any], TargetedDetails]]
 
 #: A resolution's view of the flag, the answer, why, and the flag metadata.
 Evaluated = tuple[FlagView, bool, Reason, FlagMetadata]

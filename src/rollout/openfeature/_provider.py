@@ -47,6 +47,7 @@ from openfeature.hook import Hook
 from openfeature.provider import AbstractProvider, Metadata
 
 from .._client.rollout import Rollout
+from .._core.decide import specialize_resolution
 from .._core.feature import Check, Feature
 from ._context import (
     ContextUser,
@@ -62,6 +63,7 @@ from ._flag import (
     VALUE_KEY,
     Evaluated,
     FlagView,
+    Resolver,
     any_value,
     as_bool,
     as_float,
@@ -126,8 +128,7 @@ class RolloutProvider(AbstractProvider):
         # flags.active is looked up on every call, never kept: flags.override() and the admin's
         # check sampler replace it on the instance for a while.
         # What flags.override() forces, name -> answer (a live view). An overridden flag answers
-        # the same for every context: its reason is STATIC, and neither a missing flag nor a
-        # missing targeting key is an error.
+        # the same for every context (STATIC); a missing flag or targeting key is no error.
         self._forced: Mapping[str, bool] = flags.overrides
         self._user_from_context = user_from_context or ContextUser
         # The compiled checks, name -> Check (the Rollout's live dict, read, never written).
@@ -229,35 +230,26 @@ class RolloutProvider(AbstractProvider):
                             user, uid = context_user_and_key(evaluation_context, key)
                     else:
                         user, uid = self._user_and_id(flag_key, evaluation_context, key)
-                    # The flag's decision function (rollout._core.decide), straight from its
-                    # compiled check once built; Rollout._decide_user builds it (or says None:
-                    # overridden, deleted or defined since the view was read).
+                    # The view's resolution function of the flag's check (rollout._core.decide);
+                    # None: overridden, deleted or defined since the view was read.
                     check = self._checks.get(flag_key)
-                    decide = None if check is None else check.decide
-                    decision = (
-                        self._flags._decide_user(flag_key, uid, user)
-                        if decide is None
-                        else decide(uid, user)
-                    )
-                    if decision is not None:
-                        # No dataclass __init__; metadata built when read (openfeature._details)
-                        details: TargetedDetails = _new(TargetedDetails)
-                        details.value = answer = decision[0]
-                        details.reason = REASONS[decision[1]]
-                        details.variant = view.variant if answer else view.off_variant
-                        details._view = view
-                        details._decision = decision
-                        return details
+                    resolver = view.resolver
+                    if resolver is None or resolver[0] is not check:
+                        resolver = self._resolver(flag_key, view, check)
+                    if resolver is not None:
+                        return resolver[1](uid, user)
             if view is not None:
                 settled = view.settled
                 if settled is not None and not self._forced:
-                    # The same answer for every context: the shared resolution, once the check
-                    # agrees (the flag may have changed since its view was read). The key is
-                    # still read: a context with an invalid one is an error for every flag. A
-                    # key (a str or None) cannot make flags.active raise: no _active call.
-                    key = None if evaluation_context is None else targeting_key(evaluation_context)
-                    if self._flags.active(flag_key, key) is settled.value:
+                    # The same answer for every context: the shared one while the flag's check is
+                    # the one its view was read with (flags.active costs twice this). The key is
+                    # read: a context with an invalid one is an error for every flag.
+                    if evaluation_context is not None:
+                        targeting_key(evaluation_context)
+                    check = self._checks.get(flag_key)
+                    if check is view.check and check is not None:
                         return settled
+                    self._views.pop(flag_key, None)  # read again (checks are also recompiled)
                 if view.defined:
                     return resolve_defined(
                         self._flags, view, default_value, evaluation_context, as_bool
@@ -398,6 +390,24 @@ class RolloutProvider(AbstractProvider):
             return context_user_and_key(context, key)
         return user_and_id(self._user(context), flag_key, self._flags._check_id)
 
+    def _resolver(self, flag_key: str, view: FlagView, check: Check | None) -> Resolver | None:
+        """The view's resolution function of ``check``, kept on the view; None for a check
+        that cannot answer (overridden, deleted, or defined since the view was read)."""
+        # (None is no Check, nor is a defined flag's check, a DefinedCheck.)
+        if type(check) is not Check or self._flags._overrides.forced(flag_key) is not None:
+            return None
+        resolve = specialize_resolution(
+            check,
+            self._flags._group_failed,
+            result=TargetedDetails,
+            view=view,
+            reasons=REASONS,
+            on_variant=view.variant,
+            off_variant=view.off_variant,
+        )
+        view.resolver = resolver = (check, resolve)  # two threads may both build it: the same
+        return resolver
+
     def _active(self, flag_key: str, user: object) -> bool:
         try:
             return self._flags.active(flag_key, user)
@@ -417,7 +427,8 @@ class RolloutProvider(AbstractProvider):
                 return None
         except (TypeError, ValueError):  # not a possible flag name
             return None
-        view = FlagView(self._flags.get(flag_key))
+        check = self._checks.get(flag_key)  # first: the view is of this check's flag, or newer
+        view = FlagView(self._flags.get(flag_key), check)
         with self._lock:
             if self._unsubscribe is not None and generation == self._generation:
                 self._views[flag_key] = view

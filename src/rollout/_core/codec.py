@@ -143,8 +143,10 @@ def _decode_registers(
     name: str, registers: dict[Any, Any], timestamps: dict[tuple[int, int, int], Timestamp]
 ) -> dict[str, Register]:
     """One flag's registers. The common register by far (a listed user, an exclusion, a group:
-    ``[wall, counter, node, true]``) is checked inline, as :func:`_decode_register` would: a
-    flag of a million users decodes in a third of the time. Timestamps are shared through
+    ``[wall, counter, node, true]``) is checked by :func:`_member_register`, as
+    :func:`_decode_register` would, or inline when it equals the one before: a flag of a
+    million users decodes in a third of the time (an export's are mostly decoded in bulk
+    instead, :func:`_decode_runs`). Timestamps are shared through
     ``timestamps``: one write stamps all its registers alike (a million users added at once),
     and a Timestamp and a Register per register would be most of the decoded registers' memory."""
     decoded: dict[str, Register] = {}

@@ -198,6 +198,7 @@ def test_a_run_of_members_is_taken_in_bulk_and_reads_as_json_reads_it() -> None:
         '"user:\\u0041":[1,0,1,true]',  # an escape
         '"user:\u00e9":[1,0,1,true]',  # beyond ASCII
         '"user:\tx":[1,0,1,true]',  # a control character json refuses
+        '"user:\nx":[1,0,1,true]',  # a line break, which joins a run's keys
         '"user:":[1,0,1,true]',  # no member
         '"user:q":["x"]',  # a quote inside the register
         '"user:q":[1,0,"x",true]',

@@ -11,6 +11,7 @@ import pytest
 
 from rollout import Rollout
 from rollout._core.codec import decode, decode_flags
+from rollout._core.member_runs import run_end, take_run
 from rollout.errors import FormatError
 
 
@@ -126,3 +127,98 @@ def test_a_register_equal_in_numbers_to_the_one_before_is_still_checked(second: 
     flags = f'{{"f":{{"user:a":[5,0,1,true],"user:b":{second}}}}}'
     with pytest.raises(FormatError, match="'user:b' of flag 'f'"):
         decode(_document(flags))
+
+
+# A big flag's runs of member registers are cut from the text in bulk (rollout._core.member_runs)
+# and read exactly as json reads them, or left to json: whatever a run holds.
+
+
+def _members(count: int, start: int = 0) -> str:
+    """Compact member registers as export() writes them: three bulk writes, true and false."""
+    stamps = ["[1700000000000,0,7,true]", "[1700000000001,2,7,false]", "[1700000000002,0,9,true]"]
+    return ",".join(f'"user:{i}":{stamps[i % 3]}' for i in range(start, start + count))
+
+
+def _flag(middle: str, rules: bool = False) -> bytes:
+    """A flag whose run of 300 users has ``middle`` after its first 150, and other registers
+    before, between more members and after."""
+    registers = (
+        '{"exists":[1,0,1,true],"exclude:x":[1,0,1,true],'
+        f'{_members(150)},{middle},{_members(150, 150)},"percentage":[1,0,1,50],'
+        f"{_members(200, 1000).replace('user:', 'group:')}}}"
+    )
+    return _document(f'{{"a":{{}},"{" rules" if rules else "f"}":{registers},"z":{{}}}}')
+
+
+def _refuse(constant: str) -> Any:
+    raise ValueError(f"{constant} is no JSON")
+
+
+def _as_json_reads_it(data: bytes) -> Any:
+    """The flags, or the FormatError's message, of ``data`` parsed whole by json."""
+    try:
+        document = json.loads(data, parse_constant=_refuse)
+    except ValueError:
+        return "not a rollout export"
+    try:
+        return decode_flags(document["flags"])
+    except FormatError as exc:
+        return str(exc)
+
+
+def _as_decoded(data: bytes) -> Any:
+    try:
+        return decode(data)
+    except FormatError as exc:
+        return "not a rollout export" if "not a rollout export" in str(exc) else str(exc)
+
+
+def test_a_run_of_members_is_taken_in_bulk_and_reads_as_json_reads_it() -> None:
+    data = _flag(_members(3, 500))
+    text = data.decode()
+    at = text.index('"user:0"')
+    assert take_run(text, at, run_end(text, at)) is not None  # the bulk path is taken
+    decoded = decode(data)
+    assert decoded == _as_json_reads_it(data)
+    assert list(decoded["f"]) == list(_as_json_reads_it(data)["f"])  # in the document's order
+    assert decoded["f"]["user:1"].value is False
+    assert len(decoded["f"]) == 506
+
+
+@pytest.mark.parametrize(
+    "middle",
+    [
+        '"user:5":[9,0,1,false]',  # given twice: the last value, in the first place
+        '"user:5": [9,0,1,false]',  # twice, and the second not compact
+        '"exists":[9,0,1,false]',  # a register that is no member, inside the run
+        '"user:a],b":[1,0,1,true]',  # a key holding "],"
+        '"user:sp":[1, 0, 1, true]',  # spaces inside the register
+        '"user:ws":[1,\t0,\n1,\rtrue]',  # whitespace json reads there
+        '"user:c":[1,0,1,\x01true]',  # a control character json refuses
+        '"user:\\u0041":[1,0,1,true]',  # an escape
+        '"user:\u00e9":[1,0,1,true]',  # beyond ASCII
+        '"user:\tx":[1,0,1,true]',  # a control character json refuses
+        '"user:\nx":[1,0,1,true]',  # a line break, which joins a run's keys
+        '"user:":[1,0,1,true]',  # no member
+        '"user:q":["x"]',  # a quote inside the register
+        '"user:q":[1,0,"x",true]',
+        '"user:q":[1,0,1,"true"]',
+        '"user:q":[1,0,1,1]',
+        '"user:q":[1.0,0,1,true]',
+        '"user:q":[01,0,1,true]',  # no JSON number
+        '"user:q":[NaN,0,1,true]',
+        '"user:q":[9223372036854775808,0,1,true]',  # past int64
+        '"user:q":[1,0,1,true,0]',
+        '"user:q":[1,0,1]',
+        '"user:q":[[1],0,1,true]',
+    ],
+)
+def test_whatever_a_run_holds_it_reads_as_json_reads_it(middle: str) -> None:
+    data = _flag(middle)
+    assert _as_decoded(data) == _as_json_reads_it(data)
+
+
+def test_the_rules_entity_holds_no_run_of_members() -> None:
+    data = _flag(_members(3, 500), rules=True)
+    assert "unknown register key" in _as_decoded(data)
+    assert _as_decoded(data) == _as_json_reads_it(data)

@@ -11,6 +11,10 @@ garbage, which then leaves whole arenas empty, given back to the system. The cop
 keys would raise the peak while a big flag's parse is held; the text of the export (55 MB at a
 million users) is let go first, past such a flag, which keeps the peak where it was.
 
+A big flag's runs of member registers are not parsed by ``json`` at all: they are cut from the
+text in bulk (rollout._core.member_runs) and handed to the callback beside the flag's other
+registers, which may answer None to have the flag parsed by ``json`` after all.
+
 Only the shape of an export is walked; anything else (not an object, a syntax error, trailing
 text) returns None, and the caller parses the text whole, for the same result or error as
 ``json.loads``. Duplicate names behave as in ``json.loads``: the last value, the first place.
@@ -19,6 +23,7 @@ text) returns None, and the caller parses the text whole, for the same result or
 from __future__ import annotations
 
 from .lazy import LazyModule
+from .member_runs import KEY_STARTS, MIN_RUN, Run, run_end, take_run
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,8 +35,10 @@ else:
 
 __all__ = ["parse_by_flag"]
 
-#: What the callback makes of one flag: its name and registers as parsed -> what to keep.
-OnFlag: TypeAlias = "Callable[[str, Any], Any]"
+#: What the callback makes of one flag: its name, its registers as parsed (but for its runs of
+#: member registers) and those runs, each with the number of registers parsed before it -> what
+#: to keep; None (only when given runs) to be given the flag again, all of it parsed by json.
+OnFlag: TypeAlias = "Callable[[str, Any, list[tuple[int, Run]]], Any]"
 
 
 def parse_by_flag(text: str, decoder: json.JSONDecoder, on_flag: OnFlag) -> dict[str, Any] | None:
@@ -70,27 +77,69 @@ class _Parser:
             flags: dict[str, Any] = {}
             end = self.members(at, flags, self.flag)
             return None if end is None else (flags, end)
+        return self.value(key, at)
+
+    def flag(self, name: str, at: int) -> tuple[Any, int]:
+        runs: list[tuple[int, Run]] = []
+        registers: dict[str, Any] = {}
+
+        def take(at: int) -> int | None:
+            if not self.text.startswith(KEY_STARTS, at):
+                return at  # another register: parsed by json
+            end = run_end(self.text, at)
+            if end == at:
+                return None  # not written as export() writes: the whole flag is json's
+            if end - at < MIN_RUN:
+                return at  # a few: this one parsed by json
+            run = take_run(self.text, at, end)
+            if run is None:
+                return None
+            runs.append((len(registers), run))
+            return end
+
+        end = self.members(at, registers, self.value, take)
+        if end is not None:
+            decoded = self.on_flag(name, registers, runs)
+            del registers, runs
+            if decoded is not None:
+                return decoded, self.let_go(at, end)
+        registers, end = self.decoder.raw_decode(self.text, at)  # or its error
+        end = self.let_go(at, end)  # the text of a big flag goes before it is decoded
+        return self.on_flag(name, registers, []), end  # decoded before the next flag is parsed
+
+    def value(self, _key: str, at: int) -> tuple[Any, int]:
         parsed: tuple[Any, int] = self.decoder.raw_decode(self.text, at)
         return parsed
 
-    def flag(self, name: str, at: int) -> tuple[Any, int]:
-        registers, end = self.decoder.raw_decode(self.text, at)
-        if end - at > len(self.text) // 2:  # the text of a big flag goes before it is decoded
+    def let_go(self, at: int, end: int) -> int:
+        """``end``, or 0 when the text was cut there: past a flag that took most of it."""
+        if end - at > len(self.text) // 2:
             self.text, end = self.text[end:], 0
-        return self.on_flag(name, registers), end  # decoded before the next flag is parsed
+        return end
 
     def members(
-        self, at: int, into: dict[str, Any], value: Callable[[str, int], tuple[Any, int] | None]
+        self,
+        at: int,
+        into: dict[str, Any],
+        value: Callable[[str, int], tuple[Any, int] | None],
+        skip_run: Callable[[int], int | None] | None = None,
     ) -> int | None:
         """Parse the object at ``at`` into ``into``, each member's value by ``value(key,
         index)`` (the value and the index after it); the index after the object, or None when
-        there is no object there or its members are not separated as JSON's are."""
+        there is no object there or its members are not separated as JSON's are. Where a
+        member starts, ``skip_run(index)`` may take members itself (the index after them), or
+        answer None to stop: then None."""
         if self.text[at : at + 1] != "{":
             return None
         at = self.skip(at + 1)
         if self.text[at : at + 1] == "}":
             return at + 1
         while True:
+            if skip_run is not None:
+                skipped = skip_run(at)
+                if skipped is None:
+                    return None
+                at = skipped
             if self.text[at : at + 1] != '"':
                 return None
             key, at = self.decoder.raw_decode(self.text, at)  # a string

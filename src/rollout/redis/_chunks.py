@@ -19,7 +19,7 @@ ignores it (the merging process among them).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 from .._core.keys import WATERMARKS
@@ -75,12 +75,13 @@ def split(delta: Delta, size: int) -> Iterator[Delta]:
 
 
 def _watermarks_first(registers: dict[str, Register]) -> Iterator[tuple[str, Register]]:
-    for key in WATERMARKS:
-        if key in registers:
-            yield key, registers[key]
-    for key, register in registers.items():
-        if key not in WATERMARKS:
-            yield key, register
+    marks = [(key, registers[key]) for key in WATERMARKS if key in registers]
+    if not marks:
+        return iter(registers.items())  # taken by islice in C, not a generator's step a key
+    rest = dict(registers)
+    for key, _ in marks:
+        del rest[key]
+    return chain(marks, rest.items())
 
 
 def reload_notice(delta: Delta) -> str:
@@ -101,22 +102,39 @@ def chunk_command(sha: str, keys: list[str], head: list[Any], delta: Delta) -> b
     """The EVALSHA of a merge's chunk in Redis's wire format (rollout.redis._saver's
     ``encode_command``): ``head`` (ARGV's first four), then per flag its name, its register
     count and its fields and packed registers as arguments of their own, which the script hands
-    to HMGET and HSET as they are. A register shared by many keys (an export's users come by the
-    write) is packed once, and each key is then one piece of text."""
+    to HMGET and HSET as they are."""
     size = 3 + len(keys) + len(head) + sum(2 + 2 * len(registers) for registers in delta.values())
     pieces = [f"*{size}\r\n".encode(), encode_parts(["EVALSHA", sha, len(keys), *keys, *head])]
     for name, registers in delta.items():
         pieces.append(encode_parts([name, len(registers)]))
-        ascii_keys = "".join(registers).isascii()  # then a key has as many bytes as characters
-        parts: list[str] = []
-        last: Register | None = None
-        tail = ""
-        for key, register in registers.items():
-            if register is not last or key in WATERMARKS:  # a watermark's text has no value
-                last = None if key in WATERMARKS else register
-                packed = _stamp(register.ts) + _value_text(key, register.value)  # ASCII
-                tail = f"${len(packed)}\r\n{packed}\r\n"
-            size = len(key) if ascii_keys else len(key.encode())
-            parts.append(f"${size}\r\n{key}\r\n{tail}")
-        pieces.append("".join(parts).encode())
+        pieces.append(_fields(registers).encode())
     return b"".join(pieces)
+
+
+def _fields(registers: dict[str, Register]) -> str:
+    """A flag's fields and packed registers, in its order, as bulk strings. A register shared
+    by many fields (an export's users come by the write) is packed once, and the text is put
+    together by C loops (map, zip, join) rather than a formatted string a field: the chunks of
+    a merge of a million users cost a fifth of the instructions they did."""
+    fields = list(registers)
+    ids = list(map(id, registers.values()))
+    tails = {  # the text after a field: its register, packed, as a bulk string
+        key: _bulk(_stamp(register.ts) + _value_text("", register.value))
+        for key, register in dict(zip(ids, registers.values(), strict=True)).items()
+    }
+    for watermark in WATERMARKS.intersection(registers):  # its packed text has no value
+        at = fields.index(watermark)
+        ids[at] = -1 - at  # no id: ids are never negative
+        tails[ids[at]] = _bulk(_stamp(registers[watermark].ts))
+    if "".join(fields).isascii():  # then a field has as many bytes as characters
+        sizes = list(map(len, fields))
+    else:
+        sizes = list(map(len, map(str.encode, fields)))
+    heads = {size: f"${size}\r\n" for size in set(sizes)}
+    parts = zip(map(heads.__getitem__, sizes), fields, map(tails.__getitem__, ids), strict=True)
+    return "".join(chain.from_iterable(parts))
+
+
+def _bulk(packed: str) -> str:
+    """The end of a field's bulk string, then ``packed`` (ASCII) as one."""
+    return f"\r\n${len(packed)}\r\n{packed}\r\n"

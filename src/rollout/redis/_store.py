@@ -226,40 +226,18 @@ class RedisStore(Store):
         chunks = list(split(delta, CHUNK))
         if len(chunks) == 1:
             return _produced(self._save(chunks[0], ""))  # announced with its registers if small
-        commands = (
-            self._chunk_command(chunk, RELOAD if number == len(chunks) else PARTIAL)
-            for number, chunk in enumerate(chunks, 1)
-        )
-        versions = self._run_in_turn(commands)
+        versions = []
+        for number, chunk in enumerate(chunks, 1):
+            notice = RELOAD if number == len(chunks) else PARTIAL
+            keys = [self.index_key, self.version_key]
+            for name in chunk:
+                keys += (self.flag_prefix + name, self.history_prefix + name)
+            head = [self.channel, self.origin, notice, self.history_limit]
+            command = chunk_command(self._merge.sha, keys, head, chunk)
+            versions.append(self._run_command(command, MERGE))
         if versions and not versions[-1] and any(versions):
             self._announce_done(max(versions))
         return _produced(*versions)
-
-    def _chunk_command(self, chunk: Delta, notice: str) -> bytes:
-        keys = [self.index_key, self.version_key]
-        for name in chunk:
-            keys += (self.flag_prefix + name, self.history_prefix + name)
-        head = [self.channel, self.origin, notice, self.history_limit]
-        return chunk_command(self._merge.sha, keys, head, chunk)
-
-    def _run_in_turn(self, commands: Iterator[bytes]) -> list[int]:
-        """Run a merge's chunks one after another, each sent once the one before has answered
-        (a failure leaves the rest unsent, as it always did); their versions. The next chunk's
-        command is built meanwhile, on this thread, while a worker thread waits for Redis to
-        run the one before: building them is about half of a merge's time in this process, and
-        was Redis's time to wait, and the reverse."""
-        from concurrent.futures import Future, ThreadPoolExecutor
-
-        versions: list[int] = []
-        with ThreadPoolExecutor(1, thread_name_prefix="rollout-redis-merge") as worker:
-            running: Future[int] | None = None
-            for command in commands:  # built while the chunk before runs
-                if running is not None:
-                    versions.append(running.result())
-                running = worker.submit(self._run_command, command, MERGE)
-            if running is not None:
-                versions.append(running.result())
-        return versions
 
     def _announce_done(self, version: int) -> None:
         """The end of a merge whose last chunk changed nothing (so announced nothing): those

@@ -370,3 +370,38 @@ async def test_the_quarantine_is_in_the_metrics(flags: Rollout) -> None:
     assert held.value("rollout_registers_rejected_total") == 4  # and the history event
     assert after.value("rollout_quarantined") == 2
     assert after.value("rollout_quarantine_dropped_total") == 1
+
+
+def test_openfeature_resolutions_are_counted_like_checks() -> None:
+    # The provider answers most resolutions without flags.active (cheaper); the sampler must
+    # still see them, or a flag used only through OpenFeature would look never checked (stale).
+    from openfeature.evaluation_context import EvaluationContext
+
+    from rollout.openfeature import RolloutProvider
+
+    with Rollout() as flags:
+        flags.activate("everyone")
+        flags.activate_percentage("half", 50)
+        flags.define_group("staff", lambda user: False)
+        flags.activate_group("grouped", "staff")
+        provider = RolloutProvider(flags, status_interval=None)
+        provider.initialize(EvaluationContext())
+        sampler = CheckSampler(flags, window=0.02, period=0.04)
+        sampler.start()
+        try:
+            contexts = [EvaluationContext(targeting_key=str(n)) for n in range(50)]
+
+            def counted() -> set[str]:
+                for context in contexts:
+                    for name in ("everyone", "half", "grouped"):
+                        provider.resolve_boolean_details(name, False, context)
+                return {name for name, _answer in sampler.totals()}
+
+            eventually(
+                lambda: counted() == {"everyone", "half", "grouped"},
+                what="every flag resolved through the provider counted",
+            )
+            assert set(sampler.last_checked()) == {"everyone", "half", "grouped"}
+        finally:
+            sampler.stop()
+            provider.shutdown()

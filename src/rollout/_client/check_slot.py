@@ -34,6 +34,8 @@ __all__ = ["CheckSlot", "Wrapper"]
 #: Builds a check from the check it wraps. Called again whenever the chain is rebuilt, so it
 #: must be cheap and keep its state outside the closure it returns (counts, forced answers).
 Wrapper: TypeAlias = "Callable[[ActiveCheck], ActiveCheck]"
+#: Told of a check answered elsewhere than through the wrappers: ``(name, answer)``.
+Observer: TypeAlias = "Callable[[object, bool], None]"
 
 
 class CheckSlot:
@@ -43,7 +45,12 @@ class CheckSlot:
         self._compiled = compiled
         self._publish = publish
         self._lock = threading.Lock()
-        self._wrappers: list[tuple[object, Wrapper]] = []
+        self._wrappers: list[tuple[object, Wrapper, Observer | None]] = []
+        #: Whether any wrapper is installed. Code that answers checks without calling
+        #: ``flags.active`` (the OpenFeature provider's resolutions) tells :meth:`observed`
+        #: what it answered while one is, so that the metrics sampler counts it too.
+        self.wrapped = False
+        self._observers: tuple[Observer, ...] = ()
         publish(compiled)
 
     @property
@@ -51,13 +58,19 @@ class CheckSlot:
         """The check without any wrapper: what a wrapper's fallback should call."""
         return self._compiled
 
-    def install(self, wrapper: Wrapper) -> object:
-        """Wrap the current check (outermost); returns the token that uninstalls it."""
+    def install(self, wrapper: Wrapper, *, observe: Observer | None = None) -> object:
+        """Wrap the current check (outermost); returns the token that uninstalls it.
+        ``observe(name, answer)`` is told of checks answered without ``flags.active``."""
         token = object()
         with self._lock:
-            self._wrappers.append((token, wrapper))
+            self._wrappers.append((token, wrapper, observe))
             self._rebuild()
         return token
+
+    def observed(self, name: object, answer: bool) -> None:
+        """A check of ``name`` answered ``answer`` without calling ``flags.active``."""
+        for observe in self._observers:
+            observe(name, answer)
 
     def uninstall(self, token: object) -> None:
         """Remove one wrapper, wherever it is in the chain. Removing it twice does nothing."""
@@ -68,7 +81,9 @@ class CheckSlot:
                 self._rebuild()
 
     def _rebuild(self) -> None:
+        self._observers = tuple(observe for _, _, observe in self._wrappers if observe)
+        self.wrapped = bool(self._wrappers)
         check = self._compiled
-        for _, wrapper in self._wrappers:
+        for _, wrapper, _ in self._wrappers:
             check = wrapper(check)
         self._publish(check)

@@ -24,7 +24,9 @@ Limits, on purpose:
   count once (a sample is an estimate anyway);
 * one sampler per Rollout however many apps serve it (each would count the same checks);
 * an override (``flags.override()``) is another wrapper in the same slot: either may begin or
-  end during the other, and the slot rebuilds the chain from what is still installed.
+  end during the other, and the slot rebuilds the chain from what is still installed;
+* the OpenFeature provider answers most resolutions without ``flags.active`` (cheaper): it tells
+  the slot what it answered while a window is open, counted like a check (``observe``).
 
 The sampler starts when :meth:`CheckSampler.start` is first called (``/metrics`` does it on its
 first scrape, passing the server's event loop) and stops when :meth:`CheckSampler.stop` is
@@ -199,9 +201,16 @@ class CheckSampler:
 
             return counting
 
+        def observe(name: Any, answer: bool) -> None:
+            # A check answered without flags.active: the OpenFeature provider's resolutions.
+            if answer:
+                on[name] += 1
+            else:
+                off[name] += 1
+
         slot: CheckSlot = flags._check_slot
         opened = time.perf_counter()
-        token = slot.install(wrap)
+        token = slot.install(wrap, observe=observe)
         try:
             self._stop.wait(self.window)  # a stop() ends the window early
         finally:

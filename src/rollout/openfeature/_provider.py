@@ -49,6 +49,7 @@ from openfeature.provider import AbstractProvider, Metadata
 from .._client.rollout import Rollout
 from .._core.decide import specialize_resolution
 from .._core.feature import Check, Feature
+from ._arguments import checked_arguments
 from ._context import (
     ContextUser,
     context_user_and_key,
@@ -105,25 +106,7 @@ class RolloutProvider(AbstractProvider):
         status_interval: float | None = 1.0,
     ) -> None:
         super().__init__()
-        if not isinstance(flags, Rollout):
-            raise TypeError(f"flags must be a rollout.Rollout, got {flags!r}")
-        if user_from_context is not None and not callable(user_from_context):
-            raise TypeError(
-                f"user_from_context must be callable or None, got {user_from_context!r}"
-            )
-        if status_interval is not None and (
-            isinstance(status_interval, bool)
-            or not isinstance(status_interval, int | float)
-            or not 0 < status_interval < float("inf")
-        ):
-            raise ValueError(
-                f"status_interval must be a number of seconds above 0 or None, "
-                f"got {status_interval!r}"
-            )
-        hook_list = list(hooks)
-        for hook in hook_list:
-            if not isinstance(hook, Hook):
-                raise TypeError(f"hooks must be openfeature Hook objects, got {hook!r}")
+        hook_list = checked_arguments(flags, user_from_context, hooks, status_interval)
         self._flags = flags
         # flags.active is looked up on every call, never kept: flags.override() and the admin's
         # check sampler replace it on the instance for a while.
@@ -133,6 +116,7 @@ class RolloutProvider(AbstractProvider):
         self._user_from_context = user_from_context or ContextUser
         # The compiled checks, name -> Check (the Rollout's live dict, read, never written).
         self._checks: Mapping[str, Check] = flags._checks
+        self._slot = flags._check_slot  # told of resolutions made without flags.active
         # The default ContextUser's id is the targeting key, which a Rollout reading ids as
         # `user.id` takes as it is: the provider then builds it itself, and needs no id read.
         self._context_users = user_from_context is None and flags._id_attribute == "id"
@@ -237,7 +221,10 @@ class RolloutProvider(AbstractProvider):
                     if resolver is None or resolver[0] is not check:
                         resolver = self._resolver(flag_key, view, check)
                     if resolver is not None:
-                        return resolver[1](uid, user)
+                        resolved = resolver[1](uid, user)
+                        if self._slot.wrapped:  # the metrics sampler counts it as a check
+                            self._slot.observed(flag_key, resolved.value)
+                        return resolved
             if view is not None:
                 settled = view.settled
                 if settled is not None and not self._forced:
@@ -247,9 +234,10 @@ class RolloutProvider(AbstractProvider):
                     if evaluation_context is not None:
                         targeting_key(evaluation_context)
                     check = self._checks.get(flag_key)
-                    if check is view.check and check is not None:
+                    if check is not view.check or check is None:
+                        self._views.pop(flag_key, None)  # read again (checks are recompiled)
+                    elif not self._slot.wrapped:  # else flags.active answers, counted (below)
                         return settled
-                    self._views.pop(flag_key, None)  # read again (checks are also recompiled)
                 if view.defined:
                     return resolve_defined(
                         self._flags, view, default_value, evaluation_context, as_bool
@@ -381,6 +369,8 @@ class RolloutProvider(AbstractProvider):
         decision = self._flags._decide_user(flag_key, uid, user)
         if decision is None:  # overridden, deleted or defined since the view was read
             decision = decide(self._flags, flag_key, user)
+        elif self._slot.wrapped:  # the metrics sampler counts it as a check
+            self._slot.observed(flag_key, decision[0])
         return view, decision[0], REASONS[decision[1]], view.metadata_for(decision)
 
     def _user_and_id(

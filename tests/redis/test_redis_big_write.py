@@ -91,9 +91,11 @@ def test_a_write_whose_chunk_fails_leaves_the_chunks_before_stored_and_applied(
     pair: tuple[Rollout, Rollout],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from rollout.redis import _store
+    from rollout.redis import RedisStore, _store
 
-    monkeypatch.setattr(_store, "CHUNK", 1_000)  # 10,000 users (and two more registers): 11
+    # 10,000 users (and two more registers): 11 chunks.
+    monkeypatch.setattr(_store, "CHUNK", 1_000)
+    monkeypatch.setattr(RedisStore, "atomic_write_limit", 1_000)
     writer, follower = pair
     writer.activate_user("beta", "first")
     reloads = writer.stats()["sync"]["reloads"]

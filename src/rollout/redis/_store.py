@@ -86,6 +86,10 @@ class RedisStore(Store):
     into live updates in every process.
     """
 
+    #: A local write of more registers than a merge's chunk is saved as a merge is, in chunks:
+    #: one script of a million would hold every client of Redis for seconds.
+    atomic_write_limit: int | None = CHUNK
+
     def __init__(self, client: redis.Redis, *, namespace: str = "rollout") -> None:
         if not namespace or any(c in namespace for c in "\r\n "):
             raise ValueError(f"namespace must be a non-empty word, got {namespace!r}")
@@ -144,11 +148,6 @@ class RedisStore(Store):
         store.url = redact_url(url)  # what it prints (serve's start-up line, stats()): no password
         store._owned = sentinels  # opened here, so closed with the store
         return store
-
-    @property
-    def atomic_write_limit(self) -> int:
-        """A local write of more registers than a merge's chunk is saved as one, in chunks."""
-        return CHUNK
 
     def default_transport(self) -> RedisTransport:
         # The replica saves its writes into this store, which publishes them: nothing to add.

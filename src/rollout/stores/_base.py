@@ -55,13 +55,11 @@ class Store(abc.ABC):
     #: ``history_limit``; keeping more than a replica does is harmless.
     history_limit: int = DEFAULT_HISTORY_LIMIT
 
-    @property
-    def atomic_write_limit(self) -> int | None:
-        """The most registers a local write saves in one atomic :meth:`save`; a bigger one (an
-        ``activate_users`` of many ids) is saved as a join, by ``merge_numbered`` (else
-        :meth:`merge`), in parts: Redis must not run one script for seconds. ``None`` (the
-        default): every write is one save, whatever its size."""
-        return None
+    #: The most registers a local write saves in one atomic :meth:`save`; a bigger one (an
+    #: ``activate_users`` of many ids) is saved as a join, by ``merge_numbered`` (else
+    #: :meth:`merge`), in parts: Redis must not run one script for seconds. ``None`` (the
+    #: default): every write is one save, whatever its size.
+    atomic_write_limit: int | None = None
 
     #: How many registers the quarantine holds at most; past it, new ones are not held.
     quarantine_limit: int = QUARANTINE_LIMIT

@@ -87,29 +87,41 @@ def test_a_write_of_a_million_users_leaves_redis_answering_and_reaches_every_pro
     eventually(lambda: writer.stats()["sync"]["own_merges_skipped"] == 41, 30.0, "its chunks")
     # The writer holds its write: it read none of it back. The other process read it once.
     assert writer.stats()["sync"]["reloads"] == reloads[0]
-    assert follower.stats()["sync"]["reloads"] == reloads[1] + 1
+    # (Counted once its load is merged: the users may show a moment before.)
+    eventually(lambda: follower.stats()["sync"]["reloads"] == reloads[1] + 1, 30.0, "one load")
     # One write, one event (in its last chunk), wherever it is read.
     for flags in (writer, follower):
         assert [event.action for event in flags.history("beta")] == ["activate_users"]
 
 
+@pytest.fixture
+def chunks_of_1000(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes of more than 1,000 registers in chunks of 1,000: 10,000 users (and two more
+    registers, the flag's existence and the event) make 11."""
+    from rollout.redis import _store
+
+    monkeypatch.setattr(_store, "CHUNK", 1_000)
+    monkeypatch.setattr(RedisStore, "atomic_write_limit", 1_000)
+
+
+def _room_for_a_chunk_or_two(server: RedisServer) -> redis.Redis:
+    """Redis refuses a write ("OOM command not allowed") once it holds about two chunks more
+    than now; returns the client that can lift the limit (``maxmemory`` 0)."""
+    admin = server.client()
+    used = int(admin.info("memory")["used_memory"])
+    admin.config_set("maxmemory", used + 300_000)
+    return admin
+
+
+@pytest.mark.usefixtures("chunks_of_1000")
 def test_a_write_whose_chunk_fails_leaves_the_chunks_before_stored_and_applied(
     private_redis: RedisServer,  # noqa: F811
     pair: tuple[Rollout, Rollout],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from rollout.redis import _store
-
-    # 10,000 users (and two more registers): 11 chunks.
-    monkeypatch.setattr(_store, "CHUNK", 1_000)
-    monkeypatch.setattr(RedisStore, "atomic_write_limit", 1_000)
     writer, follower = pair
     writer.activate_user("beta", "first")
     reloads = writer.stats()["sync"]["reloads"]
-    admin = private_redis.client()
-    # Room for about two chunks more: a later one is refused ("OOM command not allowed").
-    used = int(admin.info("memory")["used_memory"])
-    admin.config_set("maxmemory", used + 300_000)
+    admin = _room_for_a_chunk_or_two(private_redis)
     users = [f"user-{n}" for n in range(10_000)]
     with pytest.raises(PartlyStoredError) as raised:
         writer.activate_users("beta", users)
@@ -138,3 +150,42 @@ def test_a_write_whose_chunk_fails_leaves_the_chunks_before_stored_and_applied(
     eventually(lambda: follower.get("beta").users == everyone, 30.0, "the whole write")
     actions = [event.action for event in writer.history("beta")]
     assert actions == ["activate_users", "activate_user"]
+
+
+@pytest.mark.usefixtures("chunks_of_1000")
+def test_the_cli_and_the_http_api_never_say_nothing_was_written_of_a_write_stored_in_part(
+    private_redis: RedisServer,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # They said "unavailable" (HTTP 503, exit status 2): nothing was written, retry later.
+    import anyio
+    import httpx
+
+    from rollout.admin import create_app
+    from rollout.cli import main
+
+    from ..admin.api_helpers import BEARER, TOKEN, asgi_client
+
+    url = with_namespace(private_redis.url, "app")
+    with Rollout(url) as flags:
+        flags.activate_user("beta", "first")
+    users = [f"user-{n}" for n in range(10_000)]
+
+    _room_for_a_chunk_or_two(private_redis)
+    assert main(["--store", url, "activate-user", "beta", *users]) == 3  # as an unknown outcome
+    stderr = capsys.readouterr().err
+    assert "stored, no part after it was sent" in stderr
+    private_redis.client().config_set("maxmemory", 0)
+
+    async def post() -> httpx.Response:
+        with Rollout(url) as served:
+            async with asgi_client(create_app(served, token=TOKEN), headers=BEARER) as api:
+                return await api.post("/api/v1/flags/beta/users", json={"users": users[::-1]})
+
+    _room_for_a_chunk_or_two(private_redis)
+    answer = anyio.run(post)
+    assert answer.status_code == 504, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "outcome_unknown"
+    assert error["message"].startswith("PartlyStoredError: ")
+    assert "stored, no part after it was sent" in error["message"]

@@ -22,6 +22,7 @@ def test_all_is_pinned() -> None:
         "HistoryEvent",
         "MemoryStore",
         "MissingExtraError",
+        "PartlyStoredError",
         "Resolution",
         "Rollout",
         "RolloutError",
@@ -45,6 +46,7 @@ def test_every_error_derives_from_the_root_error() -> None:
     assert issubclass(rollout.StoreUnavailableError, rollout.StoreError)
     assert issubclass(rollout.StoreOutcomeUnknownError, rollout.StoreError)
     assert not issubclass(rollout.StoreOutcomeUnknownError, rollout.StoreUnavailableError)
+    assert issubclass(rollout.PartlyStoredError, rollout.StoreError)
     assert issubclass(rollout.MissingExtraError, ImportError)  # `except ImportError` still works
     assert issubclass(rollout.UnknownFlagError, LookupError)
 

@@ -13,7 +13,9 @@ Every error the library raises on purpose derives from :class:`RolloutError`::
     └── StoreError                         the store failed; the original error is the __cause__
         ├── StoreUnavailableError          the store cannot be reached right now; nothing was
         │                                  written; retry later
-        └── StoreOutcomeUnknownError       a write timed out: it may or may not have been stored
+        ├── StoreOutcomeUnknownError       a write timed out: it may or may not have been stored
+        └── PartlyStoredError              a write saved in parts (too big for one atomic save)
+                                           failed midway: the parts before are stored
 
 Bad arguments raise the built-in ``TypeError`` or ``ValueError`` with a message that names the
 argument and the value; nothing is written when one is raised.
@@ -21,11 +23,18 @@ argument and the value; nothing is written when one is raised.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ._core.state import Delta
+
 __all__ = [
     "ClockSkewError",
     "ClosedError",
     "FormatError",
     "MissingExtraError",
+    "PartlyStoredError",
     "RolloutError",
     "StoreError",
     "StoreOutcomeUnknownError",
@@ -82,6 +91,33 @@ class StoreOutcomeUnknownError(StoreError):
     timestamp, so (with history kept) its event in ``history()`` is there if and only if it
     landed. Retrying the same change is harmless: it sets the same values again.
     """
+
+
+class PartlyStoredError(StoreError):
+    """A change too big for one atomic save failed midway: the parts before the failing one are
+    stored, the rest is not.
+
+    Redis saves a change of more than 25,000 registers (``activate_users`` of many ids, a
+    merge) in parts, each one atomic script, so that it never holds the server for seconds.
+    When a part fails, the parts before it stay stored: ``stored`` holds their registers (of
+    ``total``), and a local write has applied them to this replica too, which so shows what the
+    store holds. The failing part's own outcome is its ``__cause__``'s (unknown after a
+    time-out); nothing after it was sent. The same write again stores the whole change (what is
+    stored already is set again, harmlessly). ``versions``: the store's numbers for the stored
+    parts.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        stored: Delta | None = None,
+        total: int = 0,
+        versions: Sequence[int] = (),
+    ) -> None:
+        super().__init__(message)
+        self.stored: Delta = stored or {}
+        self.total = total
+        self.versions = list(versions)
 
 
 class MissingExtraError(RolloutError, ImportError):

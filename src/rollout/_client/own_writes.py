@@ -26,6 +26,7 @@ from __future__ import annotations
 import threading
 
 from .._core.clock import Timestamp
+from ..errors import PartlyStoredError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,12 +60,18 @@ class OwnWrites:
         if len(stamps) > KEPT:
             del stamps[next(iter(stamps))]
 
-    def record_merge(self, save: Callable[[], list[int]]) -> None:
+    def record_merge(self, save: Callable[[], list[int]], *, keep_partial: bool = False) -> None:
         """Run ``save`` (a merge's save, under the write lock) and record the versions it made;
-        meanwhile :meth:`produced` waits for the lock, so a version is never answered "no"."""
+        meanwhile :meth:`produced` waits for the lock, so a version is never answered "no".
+        ``keep_partial``: a save that stored its first parts only (PartlyStoredError) records
+        theirs too, for a caller that applies them (a local write)."""
         self.merging = True
         try:
             self.add_versions(save())
+        except PartlyStoredError as exc:
+            if keep_partial:
+                self.add_versions(exc.versions)
+            raise
         finally:
             self.merging = False
 

@@ -1,14 +1,13 @@
 """The write pipeline: the one path every change takes into this replica.
 
-Every change to a replica goes through here. A local write (``flags.activate_user(...)``) is
-checked by the write hooks, stamped with one HLC timestamp, recorded in history, saved to the
-store, applied, published to the transport, then handed to the hooks and the subscribers. A
-merge of registers from elsewhere (a peer, Redis, ``flags.merge()``, ``refresh()``, the store at
-start) has those stamped too far in the future refused and held in the quarantine
-(rollout._client.quarantine); the rest are saved (unless they came from the store), observed by
-the clock, applied, and the subscribers told. But a peer's delta (committed by its writer before
-it was sent; never acknowledged) is applied and announced, then committed right after:
-rollout._client.uncommitted says why that is safe.
+A local write (``flags.activate_user(...)``) is checked by the write hooks, stamped with one HLC
+timestamp, recorded in history, saved to the store (a big one in parts on Redis), applied,
+published to the transport, then handed to the hooks and the subscribers. A merge of registers from
+elsewhere (a peer, Redis, ``flags.merge()``, ``refresh()``, the store at start) has those stamped
+too far in the future refused and held in the quarantine (rollout._client.quarantine); the rest are
+saved (unless they came from the store), observed by the clock, applied, and the subscribers told.
+But a peer's delta (committed by its writer before it was sent; never acknowledged) is applied and
+announced, then committed right after: rollout._client.uncommitted says why that is safe.
 
 It also keeps this node's own clock honest: when the wall clock steps back so far that the HLC
 is more than ``max_offset`` ahead of it (:meth:`WritePipeline.check_clock_step`), the registers
@@ -139,11 +138,11 @@ class WritePipeline:
         ``action`` names the change in each flag's history (the public method's name). Raises
         before anything is applied or published: ClosedError, ClockSkewError, a hook's refusal,
         or the store's error. The store's error means nothing was stored, except
-        StoreOutcomeUnknownError: the store may still carry the write out, and if it does, its
-        change notification (Redis pub/sub) or the next load brings it here; this replica never
-        shows a write the store did not confirm. ``mark_exists=False``: do not (re)create the
-        flag (an event only). ``must_exist=True`` (a removal): UnknownFlagError when a flag does
-        not exist, checked under the lock so that a removal never undoes a concurrent delete.
+        StoreOutcomeUnknownError (the store may yet carry it out: its change notification or the
+        next load then brings it here, never this call) and PartlyStoredError (raised once the
+        parts it stored are applied). ``mark_exists=False``: do not (re)create the flag (an
+        event only). ``must_exist=True`` (a removal): UnknownFlagError when a flag does not
+        exist, checked under the lock so that a removal never undoes a concurrent delete.
         """
         if self.closed:
             raise ClosedError("this Rollout is closed; writes are refused (checks still answer)")
@@ -171,9 +170,9 @@ class WritePipeline:
             superseded = self.quarantine.superseded_by(delta) if self.quarantine else {}
             if superseded and self.store is not None:
                 self.store.discard(superseded)  # else the held register would win in the store
-            if self.store is not None:
-                # With the peers' registers not yet committed, if any: all it may have seen.
-                self.uncommitted.save_with(self.store, delta)  # raises before any change
+            # With the peers' registers not yet committed, if any: all it may have seen. Of a
+            # big write failed midway, the parts stored (applied like a write, then raised).
+            delta, partly = self.uncommitted.save_write(self.store, delta, self.own_writes)
             if superseded:
                 self._supersede(superseded, action)
             changed = self.replica.apply(delta)
@@ -186,6 +185,8 @@ class WritePipeline:
         for hook in self.hooks:
             hook.after_write(delta)
         self.notify(changed, rules)
+        if partly is not None:
+            raise partly
 
     # Changes from elsewhere ---------------------------------------------------------------------
 
@@ -292,8 +293,7 @@ class WritePipeline:
         accepted, _ = self._screen(loaded, "store")
         self.replica.apply(accepted)
         self.replica.take_changed_rules()  # the starting state: nobody is told of it
-        # Stamp new writes after everything already stored, even if this machine's clock
-        # went backwards since those were written.
+        # Stamp new writes after everything stored, even if this clock went back since.
         self.clock.observe(self.replica.latest_timestamp())
         self._loaded_version = version
 

@@ -23,10 +23,12 @@ which is stored before its ACK, so an ACK always means "on this node's disk") an
 from __future__ import annotations
 
 from .._core.state import Delta, wins
+from ..errors import PartlyStoredError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..stores import Store
+    from .own_writes import OwnWrites
 
 __all__ = ["Uncommitted"]
 
@@ -64,6 +66,36 @@ class Uncommitted:
     def wait(self, delta: Delta) -> None:
         """``delta`` was applied; it waits for its commit."""
         self._delta = self.joined(delta)
+
+    def save_write(
+        self, store: Store | None, delta: Delta, own: OwnWrites
+    ) -> tuple[Delta, PartlyStoredError | None]:
+        """Save a local write with everything waiting: one atomic save, or, when it holds more
+        registers than the store saves atomically (``Store.atomic_write_limit``: Redis would
+        be held for seconds), a join saved in parts, as a merge is, whose versions ``own``
+        records (this replica's transport skips them: it holds the write). Returns what was
+        stored: ``(delta, None)``, or the parts stored before one failed with that error, for
+        the replica to apply like a write before raising it: else it would lack what the store
+        holds, and its transport, skipping those parts as its own, would not read them.
+        Without a store, nothing is saved."""
+        if store is None:
+            return delta, None
+        limit = store.atomic_write_limit
+        if limit is not None and sum(map(len, delta.values())) > limit:
+            return self._save_in_parts(store, delta, own)
+        store.save(self.joined(delta))  # save_with's, without a call more on every write
+        self._delta = {}
+        return delta, None
+
+    def _save_in_parts(
+        self, store: Store, delta: Delta, own: OwnWrites
+    ) -> tuple[Delta, PartlyStoredError | None]:
+        # Apart from save_write: its closure would cost every small write three cells.
+        try:
+            own.record_merge(lambda: self.save_with(store, delta, join=True), keep_partial=True)
+        except PartlyStoredError as exc:
+            return exc.stored, exc
+        return delta, None
 
     def save_with(self, store: Store, delta: Delta, *, join: bool = False) -> list[int]:
         """Save ``delta`` with everything waiting, which then waits no more (unless the store

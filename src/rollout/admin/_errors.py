@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..errors import RolloutError, StoreOutcomeUnknownError, UnknownFlagError
+from ..errors import PartlyStoredError, RolloutError, StoreOutcomeUnknownError, UnknownFlagError
 from ._scope import app_path, is_api_path
 
 __all__ = [
@@ -107,10 +107,12 @@ async def client_gone_handler(_request: Request, exc: Exception) -> Response:
 
 def rollout_error_response(exc: RolloutError) -> JSONResponse:
     """503 ``unavailable`` (nothing was written), or 504 ``outcome_unknown`` for a write the
-    store did not answer in time: it may have been stored, and the client must not be told
-    otherwise. A removal from a flag that does not exist is the 404 ``not_found`` of the
-    flag's name, with the library's own message (the one translation of UnknownFlagError)."""
+    store did not answer in time, or stored in part (PartlyStoredError: its first chunks): it
+    may have been stored, and the client must not be told otherwise. A removal from a flag that
+    does not exist is the 404 ``not_found`` of the flag's name, with the library's own message
+    (the one translation of UnknownFlagError)."""
     if isinstance(exc, UnknownFlagError):
         return error_response("not_found", str(exc), "name")
-    code = "outcome_unknown" if isinstance(exc, StoreOutcomeUnknownError) else "unavailable"
+    stored = isinstance(exc, StoreOutcomeUnknownError | PartlyStoredError)
+    code = "outcome_unknown" if stored else "unavailable"
     return error_response(code, f"{type(exc).__name__}: {exc}")

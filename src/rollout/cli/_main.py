@@ -24,7 +24,7 @@ from .._core.feature import Feature
 from .._core.redact import scrub
 from .._core.shapes import check_shape, flag_shape, history_usage, summary_shape
 from .._core.validate import MAX_DEPTH
-from ..errors import RolloutError, StoreOutcomeUnknownError
+from ..errors import PartlyStoredError, RolloutError, StoreOutcomeUnknownError
 from ..stores import Store, open_store
 from . import _admin as admin
 from . import _cluster as cluster
@@ -362,7 +362,8 @@ def _warn_if_nothing_kept(url: str, args: argparse.Namespace) -> None:
         )
 
 
-#: The exit status of a write the store did not answer in time (it may have been stored).
+#: The exit status of a write the store did not answer in time (it may have been stored), or
+#: stored in part (PartlyStoredError).
 OUTCOME_UNKNOWN = 3
 
 
@@ -426,8 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         # `rollout list | head`: the reader left; silence the flush at interpreter exit too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except StoreOutcomeUnknownError as exc:
-        _error(scrub(exc, *urls))  # it says that the write may or may not have happened
+    except (StoreOutcomeUnknownError, PartlyStoredError) as exc:
+        _error(scrub(exc, *urls))  # it says that the write may have happened, or what of it did
         return OUTCOME_UNKNOWN
     except (TypeError, ValueError, RolloutError, OSError) as exc:
         return _error(scrub(exc, *urls))

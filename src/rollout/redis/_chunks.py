@@ -2,8 +2,8 @@
 
 A merge (an import, a replica's re-seed) is a join of registers, so applying it a chunk at a
 time reaches exactly the state one script would, and each chunk, one atomic script of at most
-:data:`CHUNK` registers, keeps Redis answering its other clients in between. A local write
-(``activate_users``) stays one atomic save, whatever its size.
+:data:`CHUNK` registers, keeps Redis answering its other clients in between. So does a local
+write of more registers than that (``activate_users`` of many ids): registers are a join too.
 
 A save announces its registers on the changes channel, as JSON. Past :data:`NOTICE_BYTES` it
 announces a word instead (``<version> <origin> reload``, then the write's timestamp when all
@@ -38,7 +38,7 @@ __all__ = [
     "split",
 ]
 
-#: Registers per script of a merge.
+#: Registers per script of a merge, and the most a local write saves in one script.
 CHUNK = 25_000
 #: The largest change announced as JSON, in characters.
 NOTICE_BYTES = 256 * 1024

@@ -22,8 +22,9 @@ processes adding different users to one flag at the same moment both keep their 
 A write is one round trip: EVALSHA of that cached script, on a connection the store keeps
 for its saves, with each register sent once and the change's JSON built from the same encoding,
 the command written in Redis's wire format in one pass (rollout.redis._saver).
-A merge (an import, a re-seed) is saved in chunks of such scripts (:meth:`RedisStore.merge`),
-and the whole store is read in pages (rollout.redis._load).
+A merge (an import, a re-seed), and a write of more than a chunk's registers, is saved in
+chunks of such scripts (:meth:`RedisStore.merge_numbered`), and the whole store is read in pages
+(rollout.redis._load).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .._core.redact import redact_url, scrub
 from .._core.state import Delta
 from ..errors import (
     ClosedError,
+    PartlyStoredError,
     StoreError,
     StoreOutcomeUnknownError,
     StoreUnavailableError,
@@ -89,6 +91,10 @@ class RedisStore(Store):
     :class:`~rollout.redis.RedisTransport` (started by ``Rollout`` with this store) turns that
     into live updates in every process.
     """
+
+    #: A local write of more registers than a merge's chunk is saved as a merge is, in chunks:
+    #: one script of a million would hold every client of Redis for seconds.
+    atomic_write_limit: int | None = CHUNK
 
     def __init__(self, client: redis.Redis, *, namespace: str = "rollout") -> None:
         if not namespace or any(c in namespace for c in "\r\n "):
@@ -222,7 +228,10 @@ class RedisStore(Store):
         once, at the last one's ``reload``, rather than once per chunk.
 
         Returns the versions its chunks produced (not those of other writers in between): the
-        merging replica's transport skips them, as it holds all they changed already."""
+        merging replica's transport skips them, as it holds all they changed already. A local
+        write of more than a chunk's registers is saved here too (:attr:`atomic_write_limit`).
+        A chunk that fails after the first raises PartlyStoredError: those before it stay
+        stored, and the error names them (their registers and versions)."""
         chunks = list(split(delta, CHUNK))
         if len(chunks) == 1:
             return _produced(self._save(chunks[0], ""))  # announced with its registers if small
@@ -234,10 +243,42 @@ class RedisStore(Store):
                 keys += (self.flag_prefix + name, self.history_prefix + name)
             head = [self.channel, self.origin, notice, self.history_limit]
             command = chunk_command(self._merge.sha, keys, head, chunk)
-            versions.append(self._run_command(command, MERGE))
+            try:
+                versions.append(self._run_command(command, MERGE))
+            except StoreError as exc:
+                if number == 1:
+                    raise  # nothing stored (or, unknown, this one chunk): one save's error
+                raise self._partly_stored(exc, chunks, number, versions) from exc
         if versions and not versions[-1] and any(versions):
             self._announce_done(max(versions))
         return _produced(*versions)
+
+    def _partly_stored(
+        self, exc: StoreError, chunks: list[Delta], failed: int, versions: list[int]
+    ) -> PartlyStoredError:
+        """The error of a chunk after the first: those before it stay stored (a join needs no
+        undoing). Followers that heard their ``partial`` are told ``done``, to read them now."""
+        stored: Delta = {}
+        for chunk in chunks[: failed - 1]:
+            for name, registers in chunk.items():
+                stored.setdefault(name, {}).update(registers)
+        count = sum(map(len, stored.values()))
+        total = count + sum(
+            len(registers) for chunk in chunks[failed - 1 :] for registers in chunk.values()
+        )
+        produced = _produced(*versions)
+        if produced:
+            self._announce_done(max(produced))
+        before = "part 1 (" if failed == 2 else f"parts 1 to {failed - 1} ("
+        return PartlyStoredError(
+            f"{str(exc).rstrip('.')}. It was part {failed} of {len(chunks)}, each atomic, of a "
+            f"change too big for one script: {before}{count:,} of {total:,} registers) "
+            f"{'is' if failed == 2 else 'are'} stored, no part after it was sent; the same "
+            "change again stores it all",
+            stored,
+            total,
+            produced,
+        )
 
     def _announce_done(self, version: int) -> None:
         """The end of a merge whose last chunk changed nothing (so announced nothing): those

@@ -55,6 +55,12 @@ class Store(abc.ABC):
     #: ``history_limit``; keeping more than a replica does is harmless.
     history_limit: int = DEFAULT_HISTORY_LIMIT
 
+    #: The most registers a local write saves in one atomic :meth:`save`; a bigger one (an
+    #: ``activate_users`` of many ids) is saved as a join, by ``merge_numbered`` (else
+    #: :meth:`merge`), in parts: Redis must not run one script for seconds. ``None`` (the
+    #: default): every write is one save, whatever its size.
+    atomic_write_limit: int | None = None
+
     #: How many registers the quarantine holds at most; past it, new ones are not held.
     quarantine_limit: int = QUARANTINE_LIMIT
     #: How many judged registers are remembered (the newest).
@@ -83,7 +89,8 @@ class Store(abc.ABC):
         """Merge a join of registers from elsewhere (``Rollout.merge()``, a transport's re-seed):
         :meth:`save`, except that a store may apply a big one in parts, each atomic, so that it
         never holds its backend for long (Redis); readers may then see some parts first. If it
-        raises, the parts before may be stored. The default is one :meth:`save`."""
+        raises, the parts before may be stored (:class:`~rollout.errors.PartlyStoredError`).
+        The default is one :meth:`save`."""
         self.save(delta)
 
     @abc.abstractmethod

@@ -222,3 +222,41 @@ def test_the_rules_entity_holds_no_run_of_members() -> None:
     data = _flag(_members(3, 500), rules=True)
     assert "unknown register key" in _as_decoded(data)
     assert _as_decoded(data) == _as_json_reads_it(data)
+
+
+@pytest.mark.parametrize(
+    "name", ["", " padded ", "..", "a\x1b[31mred", "x" * 1000, "\\ud800"], ids=repr
+)
+def test_a_big_flag_s_name_is_checked_as_a_small_one_s(name: str) -> None:
+    # A flag whose registers are read in bulk had its name taken unchecked: any name merged.
+    quoted = json.dumps(name) if name != "\\ud800" else '"\\ud800"'  # a lone surrogate
+    registers = '{"exists":[1,0,1,true],' + _members(500) + "}"
+    data = _document(f'{{"a":{{}},{quoted}:{registers}}}')
+    assert "flag name" in _as_decoded(data)
+    assert _as_decoded(data) == _as_json_reads_it(data)
+    with Rollout() as flags, pytest.raises(FormatError, match="flag name"):
+        flags.merge(data)
+    with Rollout() as flags:
+        assert flags.features() == []
+
+
+def test_short_runs_before_a_long_register_are_scanned_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each member of a short run was the start of a new scan to the end of what follows: 170
+    # of them before one huge key read that key 170 times (a hostile export cost ~40x json's).
+    from rollout._core import export_parse
+
+    scans: list[int] = []
+    real_run_end = export_parse.run_end
+
+    def counted(text: str, at: int) -> int:
+        scans.append(at)
+        return real_run_end(text, at)
+
+    monkeypatch.setattr(export_parse, "run_end", counted)
+    short = ",".join(f'"user:{i}":[1,0,1,true]' for i in range(170))  # under MIN_RUN
+    huge = '"user:' + "k" * 100_000 + '":[1,0,1,true]'
+    data = _document('{"f":{' + short + "," + huge + "}}")
+    assert _as_decoded(data) == _as_json_reads_it(data)
+    assert len(scans) <= 2  # the short run once, the huge member once

@@ -237,6 +237,10 @@ def _decode_runs(
     if name == RULES_ENTITY:
         return None  # it holds no member register: a run is a problem to name
     try:
+        entity_name(name, "flag name")  # as _decode_flag checks it
+    except (TypeError, ValueError):
+        return None  # json's parse then names the problem, as for any other flag
+    try:
         rest = iter(_decode_registers(name, others, timestamps).items())
     except FormatError:
         return None

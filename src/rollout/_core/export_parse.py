@@ -82,15 +82,17 @@ class _Parser:
     def flag(self, name: str, at: int) -> tuple[Any, int]:
         runs: list[tuple[int, Run]] = []
         registers: dict[str, Any] = {}
+        scanned = [-1]  # a short run ends there: no run starts before it (each text read once)
 
         def take(at: int) -> int | None:
-            if not self.text.startswith(KEY_STARTS, at):
-                return at  # another register: parsed by json
+            if at < scanned[0] or not self.text.startswith(KEY_STARTS, at):
+                return at  # another register, or inside a short run: parsed by json
             end = run_end(self.text, at)
             if end == at:
                 return None  # not written as export() writes: the whole flag is json's
             if end - at < MIN_RUN:
-                return at  # a few: this one parsed by json
+                scanned[0] = end
+                return at  # a few: parsed by json
             run = take_run(self.text, at, end)
             if run is None:
                 return None

@@ -45,6 +45,12 @@ def files(folder: Path) -> list[str]:
         ["quarantine"],
         ["quarantine", "drop", "chat"],
         ["export-ruby", "--redis", "redis://127.0.0.1:1/0"],  # refused before Redis is asked
+        ["delete", "chat"],
+        ["deactivate", "chat"],
+        ["deactivate-user", "chat", "42"],
+        ["clear-data", "chat"],
+        ["remove-rule", "pro"],
+        ["disable-flag", "chat"],  # removals
     ],
     ids=lambda args: " ".join(args[:2]),
 )

@@ -40,9 +40,12 @@ __all__ = ["DEFAULT_STORE", "STORE_ENV", "build_parser", "main"]
 
 #: Commands that open an existing store, never create one (a typo in --store, or a command run
 #: in the wrong folder, is an error rather than an empty store saying "off"): those that only
-#: read it, and those that act on what it holds already (its quarantine; export-ruby copies it).
-EXISTING_STORE_COMMANDS = frozenset({"list", "show", "check", "export", "history", "members"}) | (
-    targeting.READ_COMMANDS | {"quarantine", "export-ruby"}
+#: read it, and those that act on what it holds already (its quarantine; export-ruby copies it;
+#: a removal, which refuses a flag that does not exist).
+EXISTING_STORE_COMMANDS = (
+    frozenset({"list", "show", "check", "export", "history", "members"})
+    | (targeting.READ_COMMANDS | targeting.REMOVAL_COMMANDS | {"quarantine", "export-ruby"})
+    | {"deactivate", "delete", "deactivate-user", "include-user", "deactivate-group", "clear-data"}
 )
 
 Handler = Callable[[Rollout, argparse.Namespace], int]

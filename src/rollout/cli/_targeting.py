@@ -33,13 +33,20 @@ from . import _cluster as cluster
 from . import _table as table
 from ._progress import Progress, read_input
 
-__all__ = ["READ_COMMANDS", "add_commands", "json_argument"]
+__all__ = ["READ_COMMANDS", "REMOVAL_COMMANDS", "add_commands", "json_argument"]
 
 Handler = Callable[[Rollout, argparse.Namespace], int]
 AddCommand = Callable[[str, str, Handler], argparse.ArgumentParser]
 
 #: The commands here that only read (they open an existing store, never create one).
 READ_COMMANDS = frozenset({"variants", "rules", "rule-history", "evaluate", "export-flagd"})
+#: The commands here that change a flag or rule that must exist already.
+REMOVAL_COMMANDS = frozenset({"remove-variant", "set-default-variant", "set-targeting"}) | {
+    "clear-targeting",
+    "enable-flag",
+    "disable-flag",
+    "remove-rule",
+}
 #: An import of this many flags or more says how far it got on stderr.
 BIG_IMPORT = 1000
 

@@ -195,3 +195,40 @@ def test_hidden_registers_a_writer_left_are_ignored_by_every_reader_and_collecte
         flags.close()
         store.close()
         look.close()
+
+
+def test_a_store_closed_within_a_time_stops_its_collection_and_leaves_the_rest_hidden(
+    url: str, private_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Rollout.close(timeout) returns within about its timeout: a collection under way is
+    # stopped at its next step (the rest is hidden, harmless, and collected by the next reset).
+    at_second_step = threading.Event()
+    go_on = threading.Event()
+
+    def held(number: int) -> None:
+        if number == 1:
+            at_second_step.set()
+            go_on.wait(10)
+
+    store = SteppedStore(private_redis.url, held)
+    flags = Rollout(store)
+    look = text_client(private_redis)
+    try:
+        write_users(flags, 5 * STEP)
+        flags.deactivate("big")
+        assert at_second_step.wait(10)
+        closing = threading.Thread(target=store.close_within, args=(0.0,))
+        closing.start()
+        eventually(lambda: "closed with hidden registers" in caplog.text, what="the warning")
+        go_on.set()
+        closing.join(10)
+        assert not closing.is_alive()
+        assert store.steps == 2  # the step under way ended; no step after it
+        assert look.hlen(HASH) > 2 * STEP  # the rest stays, hidden
+        with Rollout(url) as fresh:
+            assert listed(fresh) == only()
+    finally:
+        go_on.set()
+        flags.close()
+        store.close()
+        look.close()

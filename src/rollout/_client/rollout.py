@@ -1017,7 +1017,11 @@ class Rollout(DefinitionsAPI):
         except RolloutError as exc:
             logger().warning("closing with peers' changes not stored (peers hold them): %s", exc)
         if self._store is not None and self._owns_store:
-            self._store.close()
+            close_within = getattr(self._store, "close_within", None)  # a Store subclass's
+            if close_within is not None:
+                close_within(timeout)
+            else:
+                self._store.close()
 
     def __enter__(self) -> Rollout:
         return self

@@ -15,7 +15,8 @@ export, the Ruby mirror's records and a copy into another store, which drops the
 as the store's contract allows ("a store may drop hidden registers or keep them").
 
 A writer that stops midway (killed, Redis unreachable: a step's error is logged, since the
-save itself is stored and has returned) leaves the rest hidden and harmless; the next save that
+save itself is stored and has returned; or closed with a time limit, ``Rollout.close(timeout)``,
+which stops it at its next step) leaves the rest hidden and harmless; the next save that
 moves one of that flag's watermarks, from any process, collects the whole hash again, leftovers
 included. Until then they cost Redis memory, and loads the reading of them.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -45,32 +47,46 @@ class Collections:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()  # set: every collection ends at its next step
 
     def start(self, step: redis.commands.core.Script, hashes: Sequence[bytes | str]) -> None:
         thread = threading.Thread(
-            target=collect_hidden, args=(step, hashes), name="rollout-redis-collect"
+            target=collect_hidden, args=(step, hashes, self._stop), name="rollout-redis-collect"
         )
         with self._lock:
             self._threads = [running for running in self._threads if running.is_alive()]
             self._threads.append(thread)
         thread.start()
 
-    def wait(self) -> None:
-        """Until every collection started has ended."""
+    def wait(self, timeout: float | None = None) -> None:
+        """Until every collection started has ended; past ``timeout`` seconds, each is stopped
+        at its next step (a step takes milliseconds) and the rest stays hidden (logged)."""
         with self._lock:
             threads = list(self._threads)
+        deadline = None if timeout is None else time.monotonic() + timeout
         for thread in threads:
-            thread.join()
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in threads):
+            self._stop.set()
+            logger.warning(
+                "Redis store: closed with hidden registers still to collect; the rest stay "
+                "hidden (every reader ignores them) until the flag's next reset collects them"
+            )
+            for thread in threads:
+                thread.join()
 
 
-def collect_hidden(step: redis.commands.core.Script, hashes: Sequence[bytes | str]) -> None:
-    """Remove the hidden registers of each hash, a COLLECT ``step`` at a time (see above)."""
+def collect_hidden(
+    step: redis.commands.core.Script, hashes: Sequence[bytes | str], stop: threading.Event
+) -> None:
+    """Remove the hidden registers of each hash, a COLLECT ``step`` at a time (see above),
+    until done or ``stop`` is set."""
     import redis
 
     for hash_key in hashes:
         cursor: bytes | str | int = 0
         try:
-            while True:
+            while not stop.is_set():
                 cursor = step(keys=[hash_key], args=[cursor])
                 if int(cursor) == 0:
                     break

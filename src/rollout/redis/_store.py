@@ -368,9 +368,15 @@ class RedisStore(Store):
             return int(self.client.get(self.version_key) or 0)
 
     def close(self) -> None:
+        self._close(None)
+
+    def close_within(self, timeout: float) -> None:
+        self._close(timeout)
+
+    def _close(self, timeout: float | None) -> None:
         if not self._closed:
             self._closed = True
-            self._collections.wait()  # on the client, which closes next
+            self._collections.wait(timeout)  # on the client, which closes next
             self._saver.close()  # its connection back to the pool, which closes next
             self.client.close()
             for connection in self._owned:  # the Sentinel connections of a sentinel URL

@@ -163,6 +163,11 @@ class Store(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections. Idempotent."""
 
+    def close_within(self, timeout: float) -> None:  # noqa: ARG002 - for stores that wait
+        """:meth:`close`, returning within about ``timeout`` seconds where closing waits for
+        work of the store's own (a Redis store's collection of hidden registers)."""
+        self.close()
+
 
 class _BookLock:
     """A :class:`QuarantineBook` and its lock: ``with`` it to use the book."""

@@ -89,7 +89,8 @@ class StoreOutcomeUnknownError(StoreError):
     not applied it; if it lands, the store's change notification brings it here like any other
     change. To know, read the flag back once the store answers: every write carries its own
     timestamp, so (with history kept) its event in ``history()`` is there if and only if it
-    landed. Retrying the same change is harmless: it sets the same values again.
+    landed (of a write Redis saves in parts, if its first part landed: see PartlyStoredError).
+    Retrying the same change is harmless: it sets the same values again.
     """
 
 

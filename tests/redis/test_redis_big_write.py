@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from rollout import PartlyStoredError, Rollout
+from rollout import PartlyStoredError, Rollout, StoreOutcomeUnknownError
 from rollout.redis import RedisStore, RedisTransport
 from rollout.testing import eventually
 
@@ -136,20 +136,22 @@ def test_a_write_whose_chunk_fails_leaves_the_chunks_before_stored_and_applied(
     url = with_namespace(private_redis.url, "app")
     with Rollout(url) as reader:
         held = reader.get("beta").users
+        reader_history = reader.history("beta")
     assert "first" in held
     assert 1 < len(held) < len(users)
     assert writer.get("beta").users == held
     eventually(lambda: follower.get("beta").users == held, 30.0, "the stored chunks")
     assert writer.stats()["sync"]["reloads"] == reloads  # it skipped its chunks: applied
 
-    # The same write again completes it; the history records the write that completed (a
-    # write's event is in its last chunk, never stored by the one that failed).
+    # Who made the write stopped midway is recorded with what it stored (its event is in its
+    # first chunk); the same write again completes it, and records itself too.
+    assert [event.action for event in reader_history] == ["activate_users", "activate_user"]
     writer.activate_users("beta", users)
     everyone = frozenset(users) | {"first"}
     assert writer.get("beta").users == everyone
     eventually(lambda: follower.get("beta").users == everyone, 30.0, "the whole write")
     actions = [event.action for event in writer.history("beta")]
-    assert actions == ["activate_users", "activate_user"]
+    assert actions == ["activate_users", "activate_users", "activate_user"]
 
 
 @pytest.mark.usefixtures("chunks_of_1000")
@@ -189,3 +191,41 @@ def test_the_cli_and_the_http_api_never_say_nothing_was_written_of_a_write_store
     assert error["code"] == "outcome_unknown"
     assert error["message"].startswith("PartlyStoredError: ")
     assert "stored, no part after it was sent" in error["message"]
+
+
+class FirstReplyLost(RedisStore):
+    """A store whose first chunk's reply is lost once armed: Redis runs the chunk (and announces
+    it ``partial``), the writer hears a time-out, as when the answer does not come in time."""
+
+    armed = False
+
+    def _run_command(self, command: bytes, script: str) -> int:
+        version = super()._run_command(command, script)
+        if self.armed:
+            self.armed = False
+            raise StoreOutcomeUnknownError("no answer in time (the chunk ran)")
+        return version
+
+
+@pytest.mark.usefixtures("chunks_of_1000")
+def test_a_first_chunk_whose_answer_is_lost_is_read_by_everyone_at_once(
+    private_redis: RedisServer,  # noqa: F811
+    pair: tuple[Rollout, Rollout],
+) -> None:
+    # The chunk ran and announced "partial": every process was left behind, waiting for the
+    # rest, until its periodic check (an hour here). The writer now announces "done".
+    _, follower = pair
+    store = FirstReplyLost(redis.Redis.from_url(private_redis.url), namespace="app")
+    with Rollout(store) as writer:
+        assert writer.wait_synced(10.0)
+        writer.activate_user("beta", "first")
+        eventually(lambda: follower.get("beta").users == {"first"}, 30.0, "the small write")
+        store.armed = True
+        with pytest.raises(StoreOutcomeUnknownError):
+            writer.activate_users("beta", [f"user-{n}" for n in range(2_500)])
+        with Rollout(with_namespace(private_redis.url, "app")) as reader:
+            held = reader.get("beta").users
+        assert 1 < len(held) <= 1_001  # the first chunk (less the event and the flag's mark)
+        eventually(lambda: follower.get("beta").users == held, 30.0, "the stored chunk")
+        eventually(lambda: writer.get("beta").users == held, 30.0, "the writer's own")
+    store.close()

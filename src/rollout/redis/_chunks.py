@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from itertools import chain, islice
 from typing import Any
 
-from .._core.keys import WATERMARKS
+from .._core.keys import HISTORY, WATERMARKS
 from .._core.state import Delta, Register
 from ._packed import _stamp, _value_text
 from ._saver import encode_parts
@@ -49,7 +49,8 @@ DONE = "done"
 
 def split(delta: Delta, size: int) -> Iterator[Delta]:
     """``delta`` in deltas of at most ``size`` registers (a flag across several if it must,
-    its watermarks in its first: registers they hide are then dropped as they arrive)."""
+    its watermarks in its first: registers they hide are then dropped as they arrive; and its
+    history events: a write stopped after its first chunk still records who made it)."""
     chunk: Delta = {}
     room = size
     for name, registers in delta.items():
@@ -76,6 +77,7 @@ def split(delta: Delta, size: int) -> Iterator[Delta]:
 
 def _watermarks_first(registers: dict[str, Register]) -> Iterator[tuple[str, Register]]:
     marks = [(key, registers[key]) for key in WATERMARKS if key in registers]
+    marks += [(key, registers[key]) for key in registers if key.startswith(HISTORY)]
     if not marks:
         return iter(registers.items())  # taken by islice in C, not a generator's step a key
     rest = dict(registers)

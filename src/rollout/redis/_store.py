@@ -246,8 +246,11 @@ class RedisStore(Store):
             try:
                 versions.append(self._run_command(command, MERGE))
             except StoreError as exc:
-                if number == 1:
-                    raise  # nothing stored (or, unknown, this one chunk): one save's error
+                if number == 1:  # nothing stored (or, unknown, this one chunk): one save's error
+                    if isinstance(exc, StoreOutcomeUnknownError):
+                        # Stored perhaps, and announced "partial": those it put behind read now.
+                        self._announce_done(0)
+                    raise
                 raise self._partly_stored(exc, chunks, number, versions) from exc
         if versions and not versions[-1] and any(versions):
             self._announce_done(max(versions))

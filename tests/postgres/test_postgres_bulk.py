@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -101,6 +102,37 @@ def test_a_big_save_keeps_the_newer_register_of_each_key(store: PostgresStore) -
     assert len(loaded["big"]) == 2 * BULK_ROWS + 4  # the users, exists and three more
     store.save({"big": {"data:tie": Register(mid, "a")}})  # loses the tie: no change
     assert store.load()["big"]["data:tie"] == Register(mid, "c")
+
+
+def test_a_big_save_of_a_new_flag_keeps_what_a_writer_it_waited_for_stored(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+    store: PostgresStore,  # noqa: F811
+    admin: psycopg.Connection[Any],  # noqa: F811
+) -> None:
+    """A flag with nothing stored is copied straight into the registers: right only if what is
+    stored is looked at once the save holds the version row, after the writer before it."""
+    older, newer = Timestamp(100, 0, 1), Timestamp(200, 0, 1)
+    store.version()  # the schema exists
+    admin.execute("BEGIN")  # a writer holding the version row (as a save does)
+    admin.execute(f"SELECT value FROM {schema}.meta WHERE name = 'version' FOR UPDATE")
+    admin.execute(
+        f"INSERT INTO {schema}.registers VALUES ('big', 'user:u9', %s, %s, %s, 'false')",
+        [*newer],
+    )
+    with ThreadPoolExecutor(1) as pool, psycopg.connect(pg_url, autocommit=True) as watcher:
+        saving = pool.submit(store.save, _big("big", 2 * BULK_ROWS, older))
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+        eventually(
+            lambda: watcher.execute(waiting, [admin.info.backend_pid]).fetchone() == (1,),
+            what="the save waiting for the version row",
+        )
+        admin.execute("COMMIT")
+        saving.result(timeout=60)
+    loaded = store.load()["big"]
+    assert loaded["user:u9"] == Register(newer, False)  # the newer register stays
+    assert loaded["user:u8"] == Register(older, True)
+    assert len(loaded) == 2 * BULK_ROWS + 1  # the users and exists
 
 
 def test_a_big_save_that_changes_nothing_is_no_change(

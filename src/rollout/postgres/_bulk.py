@@ -156,10 +156,11 @@ def groups(delta: Delta) -> list[Group]:
 def is_plain(text: str) -> bool:
     """Whether ``text`` goes into COPY's text format as it is (no backslash, tab, newline or
     carriage return, which that format escapes)."""
-    return not _COPY_SPECIAL.search(text)
+    # Four scans in C (memchr), not a regular expression's test of every character against a
+    # set: for the million keys of the state bench, 6 million instructions, not 580 million.
+    return not ("\\" in text or "\t" in text or "\n" in text or "\r" in text)
 
 
-_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -180,20 +181,20 @@ def _copy_rows(grouped: list[Group]) -> Iterator[str]:
                 "\t" + "\t".join(map(str, ts)) + "\t" + text.translate(_COPY_ESCAPES) + "\n",
                 len(group_keys),
             )
-        # A flag's keys are distinct: the sort never compares two tails. Each group's keys are
-        # sorted already, so this merges runs.
-        rows = list(zip(keys, tails, strict=True))
         if len(runs) > 1:
-            rows.sort()
+            # Each group's keys are sorted already, so this merges runs. The keys are sorted
+            # alone (strings compare faster than pairs, and a million pairs kept the garbage
+            # collector walking them), the tails follow.
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            keys = list(map(keys.__getitem__, order))
+            tails = list(map(tails.__getitem__, order))
         head = flag.translate(_COPY_ESCAPES) + "\t"
-        for start in range(0, len(rows), _COPY_ROWS):
-            part = rows[start : start + _COPY_ROWS]
-            part_keys = list(map(itemgetter(0), part))
+        for start in range(0, len(keys), _COPY_ROWS):
+            part_keys = keys[start : start + _COPY_ROWS]
             if not is_plain("".join(part_keys)):
                 part_keys = [key.translate(_COPY_ESCAPES) for key in part_keys]
-            yield "".join(
-                chain.from_iterable(zip(repeat(head), part_keys, map(itemgetter(1), part)))
-            )
+            part_tails = tails[start : start + _COPY_ROWS]
+            yield "".join(chain.from_iterable(zip(repeat(head), part_keys, part_tails)))
 
 
 _COPY_ROWS = 10_000

@@ -14,7 +14,7 @@ import pytest
 
 from rollout import Rollout
 from rollout._core.clock import Timestamp
-from rollout._core.keys import EXISTS
+from rollout._core.keys import DATA_RESET, EXISTS, RESET
 from rollout._core.state import Delta, Register
 from rollout.errors import StoreError
 from rollout.postgres import PostgresStore
@@ -133,6 +133,25 @@ def test_a_big_save_of_a_new_flag_keeps_what_a_writer_it_waited_for_stored(
     assert loaded["user:u9"] == Register(newer, False)  # the newer register stays
     assert loaded["user:u8"] == Register(older, True)
     assert len(loaded) == 2 * BULK_ROWS + 1  # the users and exists
+
+
+def test_a_big_save_whose_watermarks_share_the_users_register_stores_them_as_such(
+    store: PostgresStore,  # noqa: F811
+) -> None:
+    # A watermark is stored with no value whatever its register's: one that is the very object
+    # of a write's users (as a decoded export can share it) leaves their group.
+    older, ts = Timestamp(100, 0, 1), Timestamp(200, 0, 1)
+    store.save({"big": {"user:gone": Register(older, True), "data:gone": Register(older, "x")}})
+    delta = _big("big", 2 * BULK_ROWS, ts)
+    shared = delta["big"][EXISTS]
+    delta["big"][RESET] = delta["big"][DATA_RESET] = shared
+    store.save(delta)
+    loaded = store.load()["big"]
+    assert loaded[RESET].ts == loaded[DATA_RESET].ts == ts
+    assert loaded["user:u9"] == loaded[EXISTS] == Register(ts, True)
+    assert "user:gone" not in loaded  # older than the watermarks
+    assert "data:gone" not in loaded
+    assert len(loaded) == 2 * BULK_ROWS + 1 + 2
 
 
 def test_a_big_save_that_changes_nothing_is_no_change(

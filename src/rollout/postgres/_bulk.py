@@ -126,15 +126,20 @@ def groups(delta: Delta) -> list[Group]:
         by_object: dict[int, list[str]] = {}
         held: dict[int, Register] = {}
         for key, register in registers.items():
-            if key in WATERMARKS:  # stored as "" whatever its value
-                found.setdefault((flag, register.ts, ""), []).append(key)
-                continue
             keys = by_object.get(id(register))  # the delta holds it: ids stay unique
             if keys is None:
                 keys = by_object[id(register)] = []
                 held[id(register)] = register
             keys.append(key)
+        # A watermark is stored as "" whatever its value: taken out of its object's keys
+        # afterwards (at most three looked up, rather than every key tested).
+        for key in registers.keys() & WATERMARKS:
+            register = registers[key]
+            by_object[id(register)].remove(key)
+            found.setdefault((flag, register.ts, ""), []).append(key)
         for number, keys in by_object.items():
+            if not keys:
+                continue
             register = held[number]
             value = register.value
             text = "true" if value is True else "false" if value is False else None

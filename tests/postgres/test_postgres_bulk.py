@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -13,7 +14,7 @@ import pytest
 
 from rollout import Rollout
 from rollout._core.clock import Timestamp
-from rollout._core.keys import EXISTS
+from rollout._core.keys import DATA_RESET, EXISTS, RESET
 from rollout._core.state import Delta, Register
 from rollout.errors import StoreError
 from rollout.postgres import PostgresStore
@@ -101,6 +102,56 @@ def test_a_big_save_keeps_the_newer_register_of_each_key(store: PostgresStore) -
     assert len(loaded["big"]) == 2 * BULK_ROWS + 4  # the users, exists and three more
     store.save({"big": {"data:tie": Register(mid, "a")}})  # loses the tie: no change
     assert store.load()["big"]["data:tie"] == Register(mid, "c")
+
+
+def test_a_big_save_of_a_new_flag_keeps_what_a_writer_it_waited_for_stored(
+    pg_url: str,  # noqa: F811
+    schema: str,  # noqa: F811
+    store: PostgresStore,  # noqa: F811
+    admin: psycopg.Connection[Any],  # noqa: F811
+) -> None:
+    """A flag with nothing stored is copied straight into the registers: right only if what is
+    stored is looked at once the save holds the version row, after the writer before it."""
+    older, newer = Timestamp(100, 0, 1), Timestamp(200, 0, 1)
+    store.version()  # the schema exists
+    admin.execute("BEGIN")  # a writer holding the version row (as a save does)
+    admin.execute(f"SELECT value FROM {schema}.meta WHERE name = 'version' FOR UPDATE")
+    admin.execute(
+        f"INSERT INTO {schema}.registers VALUES ('big', 'user:u9', %s, %s, %s, 'false')",
+        [*newer],
+    )
+    with ThreadPoolExecutor(1) as pool, psycopg.connect(pg_url, autocommit=True) as watcher:
+        saving = pool.submit(store.save, _big("big", 2 * BULK_ROWS, older))
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+        eventually(
+            lambda: watcher.execute(waiting, [admin.info.backend_pid]).fetchone() == (1,),
+            what="the save waiting for the version row",
+        )
+        admin.execute("COMMIT")
+        saving.result(timeout=60)
+    loaded = store.load()["big"]
+    assert loaded["user:u9"] == Register(newer, False)  # the newer register stays
+    assert loaded["user:u8"] == Register(older, True)
+    assert len(loaded) == 2 * BULK_ROWS + 1  # the users and exists
+
+
+def test_a_big_save_whose_watermarks_share_the_users_register_stores_them_as_such(
+    store: PostgresStore,  # noqa: F811
+) -> None:
+    # A watermark is stored with no value whatever its register's: one that is the very object
+    # of a write's users (as a decoded export can share it) leaves their group.
+    older, ts = Timestamp(100, 0, 1), Timestamp(200, 0, 1)
+    store.save({"big": {"user:gone": Register(older, True), "data:gone": Register(older, "x")}})
+    delta = _big("big", 2 * BULK_ROWS, ts)
+    shared = delta["big"][EXISTS]
+    delta["big"][RESET] = delta["big"][DATA_RESET] = shared
+    store.save(delta)
+    loaded = store.load()["big"]
+    assert loaded[RESET].ts == loaded[DATA_RESET].ts == ts
+    assert loaded["user:u9"] == loaded[EXISTS] == Register(ts, True)
+    assert "user:gone" not in loaded  # older than the watermarks
+    assert "data:gone" not in loaded
+    assert len(loaded) == 2 * BULK_ROWS + 1 + 2
 
 
 def test_a_big_save_that_changes_nothing_is_no_change(

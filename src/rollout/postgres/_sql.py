@@ -202,6 +202,14 @@ WITH stored AS (
 )
 SELECT count(*) FROM replaced
 """
+# Which of a big save's flags have a register stored: those that have none (a merge into an
+# empty store, a new flag's users) are copied straight into the registers, as nothing stored can
+# beat them. Asked after the version row is locked: no writer inserts a register until commit.
+STORED_FLAGS = """
+SELECT given.flag FROM unnest(%s::text[]) AS given(flag)
+WHERE EXISTS (SELECT FROM registers AS r WHERE r.flag = given.flag COLLATE "C")
+"""
+COPY_REGISTERS = "COPY registers (flag, key, wall, counter, node, value) FROM STDIN"
 INSERT_FROM_STAGING = """
 INSERT INTO registers (flag, key, wall, counter, node, value)
 SELECT flag, key, wall, counter, node, value FROM pg_temp.rollout_staging

@@ -37,21 +37,28 @@ def read_registers(connection: sqlite3.Connection) -> Delta:
     prefixes, bare = TARGETING_PREFIXES, _BARE
     flag_before: object = None
     registers: dict[str, Register] = {}
-    # The (wall, counter, node, value) of the row before when it was a member of this flag
-    # found valid by decode_stored, and its Register; None otherwise.
-    run: tuple[object, ...] | None = None
-    run_register: Register | None = None
+    # The (wall, counter, node, value) of the last row of this flag that decode_stored found a
+    # member without parsing, and its Register; a run_value of None: no such row yet.
+    run_wall = run_counter = run_node = run_value = run_register = None
     # Rows are streamed, not fetched all at once, to keep the peak memory of a big load low.
     rows = connection.execute(_ROWS)
     try:
         for flag, key, wall, counter, node, value in rows:
             if flag != flag_before:
-                flag_before, run = flag, None
+                flag_before, run_value = flag, None
                 registers = delta.setdefault(flag, {})
-            row = (wall, counter, node, value)
             # decode_stored's own fast check of a member row, with the row before's result:
             # a prefix then a non-empty member (not the prefix alone) is what it accepts.
-            if row == run and type(key) is str and key.startswith(prefixes) and key not in bare:
+            # (Compared one by one: a tuple per row would cost more, and wake the collector.)
+            if (
+                value == run_value
+                and wall == run_wall
+                and counter == run_counter
+                and node == run_node
+                and type(key) is str
+                and key.startswith(prefixes)
+                and key not in bare
+            ):
                 registers[key] = run_register  # type: ignore[assignment]  # set with run
                 continue
             parts = (wall, counter, node)
@@ -65,7 +72,8 @@ def read_registers(connection: sqlite3.Connection) -> Delta:
                     register = members[(ts, decoded)] = Register(ts, decoded)
                 # Only a row decode_stored took without parsing, so the next ones can be too.
                 if value in ("true", "false") and key.startswith(prefixes):
-                    run, run_register = row, register
+                    run_wall, run_counter, run_node, run_value = wall, counter, node, value
+                    run_register = register
             else:
                 register = Register(ts, decoded)
             registers[key] = register

@@ -1,11 +1,12 @@
 """Reading the registers table into a Delta, every row checked (rollout.sqlite._store's load).
 
 A flag of a million listed users is a million rows alike but for their keys: one timestamp, the
-value ``true``, written at once. Each row that equals the row before it but for a key of the same
-kind (a listed user, exclusion or group of the same flag) takes the row before's Register with a
-few comparisons; :func:`decode_stored` checks every other row, damaged ones included, as before.
-Rows come in primary-key order (flag, key), which SQLite reads without sorting: a flag's rows,
-and a write's users among them, are next to each other.
+value ``true``, written at once. A row equal to the last member row of its flag that
+:func:`decode_stored` accepted without parsing (same timestamp, same text ``true`` or ``false``),
+with a member key too (a listed user, exclusion or group), takes that row's Register after a few
+comparisons: what decode_stored would accept, without the call. It checks every other row,
+damaged ones included, as before. Rows come in primary-key order (flag, key), which SQLite reads
+without sorting: a flag's rows, and a write's users among them, come one after another.
 """
 
 from __future__ import annotations

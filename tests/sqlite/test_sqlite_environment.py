@@ -247,6 +247,38 @@ def test_a_damaged_row_is_a_store_error_naming_the_file(
     _one_line_error(result, "corrupt", str(path))
 
 
+# A bulk write's users are taken as the row before them was (rollout.sqlite._load): each of these
+# damages one row in the middle of such a run, and none may pass for a user like its neighbours.
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param([("key", "user:7", "usex:7")], id="key-flipped"),
+        pytest.param([("key", "user:7", b"user:7")], id="key-bytes"),
+        pytest.param([("value", "user:7", b"true")], id="value-bytes"),
+        pytest.param([("wall", "user:7", 12.5)], id="timestamp-fraction"),
+        pytest.param([("counter", "user:7", "0x")], id="timestamp-text"),
+        # A member key, then (other rows between) a prefix without a member, alike otherwise.
+        pytest.param([("key", "user:6", "exclude:6"), ("key", "user:7", "group:")], id="bare"),
+    ],
+)
+def test_a_damaged_row_among_a_bulk_writes_users_is_a_store_error(
+    tmp_path: Path, damage: list[tuple[str, str, object]]
+) -> None:
+    path = tmp_path / "flags.db"
+    _store_with_flags(path)
+    with _raw(path) as connection:
+        for column, key, damaged in damage:
+            connection.execute(
+                f"UPDATE registers SET {column} = ? WHERE flag = 'flag2' AND key = ?",
+                (damaged, key),
+            )
+    with pytest.raises(StoreError) as caught:
+        Rollout(_url(path)).close()
+    assert str(path) in str(caught.value)
+    assert "corrupt" in str(caught.value)
+    assert "flag2" in str(caught.value)
+
+
 def test_flipped_bytes_in_a_page_are_a_store_error_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "flags.db"
     _store_with_flags(path)

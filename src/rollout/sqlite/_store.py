@@ -15,11 +15,8 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 from urllib.parse import unquote
 
-from .._core.clock import Timestamp
-from .._core.codec import decode_stored
 from .._core.keys import (
     DATA_RESET,
     DEFINITION_RESET,
@@ -33,10 +30,11 @@ from .._core.keys import (
 )
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.redact import redact_url
-from .._core.state import Delta, Register
+from .._core.state import Delta
 from ..errors import ClosedError, FormatError, StoreError
 from ..stores._base import Store
 from ._errors import corrupt, file_identity, rollback, translate
+from ._load import read_registers
 from ._quarantine import hold, judge, read_quarantine, trim
 from ._rows import UPSERT, UPSERT_KEYS, has_json_each, rows
 
@@ -274,42 +272,17 @@ class SQLiteStore(Store):
                 raise corrupt(self.path, f"text that is not UTF-8 ({exc})") from exc
 
     def load(self) -> Delta:
-        delta: Delta = {}
-        # One write stamps all its registers alike (100,000 users added at once share one
-        # timestamp), so share the Timestamp objects too: it saves a third of the memory.
-        timestamps: dict[tuple[int, int, int], Timestamp] = {}
-        # And the Registers of listed users (true or false, one timestamp): one per write.
-        members: dict[tuple[Timestamp, Any], Register] = {}
         with self._using("read") as connection:
             # Read before the snapshot: a commit landing in between is loaded and still counts
             # as new at the next look (one reload too many, never one too few).
             version = _data_version(connection)
-            # One statement is one read transaction: a consistent snapshot under WAL. Rows are
-            # streamed, not fetched all at once, to keep the peak memory of a big load low.
-            rows = connection.execute("SELECT flag, key, wall, counter, node, value FROM registers")
+            # One statement is one read transaction: a consistent snapshot under WAL.
             try:
-                for flag, key, wall, counter, node, value in rows:
-                    parts = (wall, counter, node)
-                    ts = timestamps.get(parts)
-                    if ts is None:
-                        ts = timestamps[parts] = _timestamp(flag, key, parts)
-                    decoded = decode_stored(flag, key, value)
-                    if decoded is True or decoded is False:
-                        register = members.get((ts, decoded))
-                        if register is None:
-                            register = members[(ts, decoded)] = Register(ts, decoded)
-                    else:
-                        register = Register(ts, decoded)
-                    delta.setdefault(flag, {})[key] = register
+                delta = read_registers(connection)
             except FormatError as exc:
                 problem = corrupt(self.path, exc)
                 self._load_problem = str(problem)
                 raise problem from exc
-            finally:
-                # Left unfinished, the statement keeps its read transaction open for as long as
-                # something holds the traceback: this connection would read that old snapshot
-                # for ever, and never see a repaired file.
-                rows.close()
             self._loaded_version = version
             self._load_problem = None
         return delta
@@ -428,13 +401,3 @@ def _verify(connection: sqlite3.Connection, path: str) -> None:
     problems = [row[0] for row in connection.execute("PRAGMA integrity_check(5)")]
     if problems != ["ok"]:
         raise corrupt(path, "; ".join(" ".join(str(problem).split()) for problem in problems))
-
-
-def _timestamp(flag: object, key: object, parts: tuple[object, object, object]) -> Timestamp:
-    """A row's timestamp columns, checked: damaged bytes can turn an integer into text."""
-    if not all(type(part) is int and part >= 0 for part in parts):
-        raise FormatError(
-            f"register {key!r} of flag {flag!r}: timestamp {parts!r} is not 3 integers"
-        )
-    wall, counter, node = parts
-    return Timestamp(wall, counter, node)  # type: ignore[arg-type]  # checked just above

@@ -293,13 +293,16 @@ class VersionedFeedTransport(Transport):
 
     def _reload(self) -> None:
         started = time.monotonic()
+        seen = self._seen
+        if self._stale:  # until this load is merged, stats() names the version held, not seen
+            self._seen = self._held
         self._stale = self._reload_pending = False
         delta, loaded = self._feed.snapshot()
         if self._host is not None:
             # The versions up to the load's are in it. A store behind what was seen numbers
             # from an earlier point again (restarted, restored): every remembered one may be
             # reused by another writer.
-            self._host.forget_produced_versions(loaded if loaded >= self._seen else None)
+            self._host.forget_produced_versions(loaded if loaded >= seen else None)
         self._merge(delta)
         # Seen once merged: stats()["version_seen"] never names a change the replica lacks.
         self._seen = self._loaded = loaded

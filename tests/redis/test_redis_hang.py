@@ -1,11 +1,11 @@
 """A write to a Redis that hangs: its outcome is unknown, and every surface says so.
 
-A private ``redis-server`` is stopped with SIGSTOP for 6 seconds, longer than the 5 s socket
-time-out of a store made from a URL (redis-py before 8 has none of its own: without the store's,
-the write would wait for the server). The write's Lua script is already in the server's socket
-buffer, so it runs when the server gets SIGCONT: the caller must have been told "may or may not
-have happened" (``StoreOutcomeUnknownError``, HTTP 504, exit status 3), never "nothing was
-written"."""
+A private ``redis-server`` is stopped with SIGSTOP until the client under test has given up (at
+the 5 s socket time-out of a store made from a URL: redis-py before 8 has none of its own, and
+without the store's the write would wait for the server), then continued. The write's Lua
+script is already in the server's socket buffer, so it runs when the server gets SIGCONT: the
+caller must have been told "may or may not have happened" (``StoreOutcomeUnknownError``, HTTP
+504, exit status 3), never "nothing was written"."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ from ..admin.serve_process import ROLLOUT, clean_env, serve
 from .redis_fixtures import private_redis  # noqa: F401  (fixture)
 from .redis_server import RedisServer, with_namespace
 
-HANG_S = 6.0  # longer than the store's socket time-out of 5 s (rollout.redis._store)
 TOKEN = "0123456789abcdef0123456789abcdef"
 
 
@@ -38,7 +37,7 @@ def test_a_write_to_a_hung_redis_is_an_unknown_outcome_and_lands_later(
     url = with_namespace(private_redis.url, "hang")
     with Rollout(url) as flags:
         flags.activate_user("chat", "before")
-        with private_redis.hung(HANG_S), pytest.raises(StoreError) as caught:
+        with private_redis.hung(), pytest.raises(StoreError) as caught:
             flags.activate_user("chat", "during")
         error = caught.value
         print(f"{type(error).__name__}: {error}")
@@ -74,7 +73,7 @@ def test_a_write_that_could_not_be_sent_to_a_hung_redis_is_unavailable(
     url = with_namespace(private_redis.url, "fresh")
     store = RedisStore.from_url(url)
     try:
-        with private_redis.hung(HANG_S), pytest.raises(StoreUnavailableError) as caught:
+        with private_redis.hung(), pytest.raises(StoreUnavailableError) as caught:
             store.save({"chat": {EXISTS: Register(Timestamp(1, 0, 1), True)}})
         print(caught.value)
         assert not isinstance(caught.value, StoreOutcomeUnknownError)
@@ -93,7 +92,7 @@ def test_serve_answers_504_and_the_cli_exits_3_for_a_hung_redis(
     with serve(*args, cwd=tmp_path, env=env, token=TOKEN) as served, served.client() as http:
         ok = http.put("/api/v1/flags/chat/percentage", json={"percentage": 10})
         assert ok.status_code == 200, ok.text
-        with private_redis.hung(HANG_S):
+        with private_redis.hung():
             answer = http.put("/api/v1/flags/chat/percentage", json={"percentage": 60})
         print(answer.text)
         assert answer.status_code == 504
@@ -124,7 +123,7 @@ def test_serve_answers_504_and_the_cli_exits_3_for_a_hung_redis(
             with private_redis.client() as watcher:
                 eventually(lambda: _subscribers(watcher, "served:changes") == 2, 30)
                 eventually(lambda: _quiet(watcher), 30, "the command's start-up done")
-            with private_redis.hung(HANG_S):
+            with private_redis.hung():
                 _, stderr_bytes = command.communicate(blob, timeout=60)
         finally:
             if command.poll() is None:

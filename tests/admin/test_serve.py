@@ -102,6 +102,22 @@ def test_bad_options_are_one_line_and_status_2(
     assert message in line
 
 
+@pytest.mark.parametrize("option", ["--token", "--eval-token"])
+@pytest.mark.parametrize("listed", ["ops=sekrit-1,ci=sekrit-2", "sekrit-1,ci=sekrit-2"])
+def test_a_comma_separated_list_given_to_a_token_option_is_refused_without_printing_a_secret(
+    tmp_path: Path, option: str, listed: str
+) -> None:
+    # $ROLLOUT_TOKEN's list after --token was one token, its secret "sekrit-1,ci=sekrit-2":
+    # nobody could sign in with the second, and nothing said so.
+    result = rollout("serve", option, listed, cwd=tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert f"{option} takes one [NAME=]SECRET, got a comma-separated list" in line
+    assert "'ci'" in line
+    assert f"repeat {option} for each" in line
+    assert "sekrit" not in line
+
+
 def test_an_address_in_use_is_one_line_and_status_2(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]

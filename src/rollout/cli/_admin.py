@@ -100,6 +100,15 @@ def parse_tokens(
     """
     tokens: dict[str, str] = {}
     for value in values:
+        if source.startswith("--") and any(_names_a_token(part) for part in value.split(",")[1:]):
+            # $ROLLOUT_TOKEN is a comma-separated list: the same list after an option would be
+            # one token whose secret holds the rest, and nobody could sign in with the others.
+            listed = [part for part in value.split(",") if _names_a_token(part)]
+            names = ", ".join(repr(part.strip().partition("=")[0]) for part in listed)
+            raise ValueError(  # names only: a secret is not printed where logs keep it
+                f"{source} takes one [NAME=]SECRET, got a comma-separated list (names {names}): "
+                f"repeat {source} for each"
+            )
         name, equals, secret = value.partition("=")
         named = bool(equals) and bool(_TOKEN_NAME.fullmatch(name)) and bool(secret)
         if named and secret.startswith("="):
@@ -112,6 +121,11 @@ def parse_tokens(
             raise ValueError(f"{source}: two tokens are named {name!r}; name them NAME=SECRET")
         tokens[name] = secret
     return tokens
+
+
+def _names_a_token(text: str) -> bool:
+    name, equals, secret = text.strip().partition("=")
+    return bool(equals) and bool(_TOKEN_NAME.fullmatch(name)) and bool(secret)
 
 
 def tokens_from(args_tokens: Sequence[str] | None) -> dict[str, str]:

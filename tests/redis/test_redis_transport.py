@@ -449,10 +449,14 @@ def test_a_merge_whose_last_chunk_changes_nothing_still_reaches_the_followers(
 
 @contextlib.contextmanager
 def _merge_ending_in_done(
-    url: str, space: str, monkeypatch: pytest.MonkeyPatch
+    url: str,
+    space: str,
+    monkeypatch: pytest.MonkeyPatch,
+    follower_store: RedisStore | None = None,
 ) -> Iterator[tuple[RedisStore, Rollout, Delta]]:
-    """A writer's store and a follower (no periodic check) that holds flag "same", and a merge
-    whose chunks are a register each and whose last two change nothing (it ends with "done")."""
+    """A writer's store and a follower (no periodic check; on ``follower_store`` if given) that
+    holds flag "same", and a merge whose chunks are a register each and whose last two change
+    nothing (it ends with "done")."""
     from rollout._core.clock import Timestamp
     from rollout._core.keys import EXISTS, USER
     from rollout._core.state import Register
@@ -460,7 +464,8 @@ def _merge_ending_in_done(
 
     monkeypatch.setattr(_store, "CHUNK", 1)  # a chunk a register
     writer = RedisStore(redis.Redis.from_url(url), namespace=space)
-    follower = _no_periodic_check(RedisStore(redis.Redis.from_url(url), namespace=space))
+    follower_store = follower_store or RedisStore(redis.Redis.from_url(url), namespace=space)
+    follower = _no_periodic_check(follower_store)
     try:
         assert follower.wait_synced(10.0)
         on = Register(Timestamp(5, 0, 7), True)
@@ -627,31 +632,22 @@ def test_the_version_seen_is_the_held_one_while_the_reload_that_brings_a_merge_r
     # The reload at a merge's end cleared "behind" as it began: until its load was merged,
     # stats() named the merge's last version, which the replica did not hold yet (a flaky
     # failure of the test above, once a full run or so).
-    from rollout._core.clock import Timestamp
-    from rollout._core.keys import EXISTS, USER
-    from rollout._core.state import Register
-    from rollout.redis import _store
-
-    monkeypatch.setattr(_store, "CHUNK", 1)  # a chunk a register: "partial"s, then the end
-    writer = RedisStore(redis.Redis.from_url(redis_url), namespace=namespace)
     store = HeldSnapshot(redis.Redis.from_url(redis_url), namespace)
-    follower = _no_periodic_check(store)
     try:
-        assert follower.wait_synced(10.0)
-        on = Register(Timestamp(5, 0, 7), True)
-        writer.save({"same": {EXISTS: on, f"{USER}a": on}})
-        eventually(lambda: follower.active("same", "a"), 15.0, "the first save")
-        held = follower.stats()["sync"]["version_seen"]
-        store.armed = True
-        writer.merge({"new": {EXISTS: on, f"{USER}b": on}})
-        assert store.reading.wait(15.0)  # the reload the merge's end asked for, under way
-        assert follower.stats()["sync"]["version_seen"] == held
-        assert not follower.active("new", "b")
-        store.go_on.set()
-        eventually(lambda: follower.active("new", "b"), 15.0, "the merge, loaded")
-        assert follower.stats()["sync"]["version_seen"] == writer.version()
+        with _merge_ending_in_done(redis_url, namespace, monkeypatch, store) as (
+            writer,
+            follower,
+            merge,
+        ):
+            held = follower.stats()["sync"]["version_seen"]
+            store.armed = True
+            writer.merge(merge)
+            assert store.reading.wait(15.0)  # the read the merge's end asked for, under way
+            assert follower.stats()["sync"]["version_seen"] == held
+            assert not follower.active("new", "b")
+            store.go_on.set()
+            eventually(lambda: follower.active("new", "b"), 15.0, "the merge, loaded")
+            assert follower.stats()["sync"]["version_seen"] == writer.version()
     finally:
         store.go_on.set()
-        follower.close()
         store.close()
-        writer.close()

@@ -1,14 +1,17 @@
 """Routes that answer directly (the API's read-only paths, the check among them, and OFREP's
 single evaluation: ``RawRoute(direct=...)``, called by the app's gate past Starlette's request
 wrappers) answer exactly as their Starlette endpoints do; and the check runs a group's
-predicate off the event loop."""
+predicate off the event loop, unless a rule tested before the groups decides."""
 
 from __future__ import annotations
 
 import re
 import threading
+import zlib
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx
 import pytest
 
@@ -150,3 +153,42 @@ async def test_the_check_runs_a_groups_predicate_off_the_event_loop() -> None:
             assert (await api.get("/api/v1/flags/chat/check?user=bob")).json()["active"] is False
         assert seen
         assert all(thread is not loop_thread for thread in seen)
+
+
+async def test_a_check_a_rule_before_the_groups_decides_does_not_wait_for_a_worker_thread() -> None:
+    """A user inside the percentage, listed or excluded is answered on the event loop: such a
+    check calls no predicate, so it does not queue behind slow ones for a worker thread."""
+    entered, release = threading.Event(), threading.Event()
+    with Rollout() as flags:
+
+        def slow(user: object) -> bool:
+            entered.set()
+            release.wait(30)
+            return False
+
+        flags.define_group("slow", slow)
+        flags.activate_group("chat", "slow")
+        flags.activate_percentage("chat", 50)
+        flags.activate_users("chat", ["listed"])
+        flags.exclude_user("chat", "excluded")
+        inside = next(f"u{i}" for i in range(100) if zlib.crc32(f"u{i}".encode()) < 2**31 - 2**28)
+        outside = next(f"u{i}" for i in range(100) if zlib.crc32(f"u{i}".encode()) > 2**31 + 2**28)
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        tokens = limiter.total_tokens
+        limiter.total_tokens = 1  # one worker thread, which the slow predicate holds
+        try:
+            async with (
+                asgi_client(create_app(flags, token=TOKEN), headers=BEARER) as api,
+                anyio.create_task_group() as tasks,
+            ):
+                tasks.start_soon(api.get, f"/api/v1/flags/chat/check?user={outside}")
+                await anyio.to_thread.run_sync(entered.wait, 30, limiter=anyio.CapacityLimiter(1))
+                try:
+                    with anyio.fail_after(10):  # before: waited for the held thread
+                        for user, active in ((inside, True), ("listed", True), ("excluded", False)):
+                            answer = await api.get(f"/api/v1/flags/chat/check?user={user}")
+                            assert answer.json()["active"] is active, user
+                finally:
+                    release.set()
+        finally:
+            limiter.total_tokens = tokens

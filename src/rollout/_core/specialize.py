@@ -32,6 +32,7 @@ __all__ = [
     "UserCheck",
     "bucket_steps",
     "check_id",
+    "decided_before_groups",
     "getattr_reads_id",
     "inline_bound",
     "plain_attribute",
@@ -247,6 +248,27 @@ def bucket_steps(check: Check) -> tuple[bool, str]:
         randomize = check.randomize
         bucket = "crc32" if randomize is False else "randomized" if randomize is True else "ruby"
     return everyone, bucket
+
+
+def decided_before_groups(check: Check, uid: str) -> bool:
+    """Whether a rule the check tests before the groups decides ``check``'s answer for the id
+    ``uid`` (excluded, on for everybody, listed, inside the percentage): then no predicate is
+    called. The percentage of time is left out: it is a draw, and drawing here would change
+    the odds of the check that follows."""
+    if uid in check.excluded or uid in check.users:
+        return True
+    everyone, bucket = bucket_steps(check)
+    if everyone or not bucket:
+        return everyone
+    if bucket == "crc32":
+        value = crc32_memo.get(uid)
+        if value is None:
+            value = remember_crc32(uid)
+    elif bucket == "randomized":
+        value = randomized_bucket(uid, check.seed)
+    else:
+        value = ruby_bucket(uid, check.name, randomize=True)
+    return value < check.bound
 
 
 def inline_bound(check: Check) -> int | None:

@@ -17,6 +17,7 @@ from .._client.rollout import Rollout
 from .._core.feature import Feature
 from .._core.rules import state
 from .._core.shapes import check_shape
+from .._core.specialize import decided_before_groups
 from ._api_call import direct, endpoint
 from ._api_fields import (
     DATA,
@@ -142,10 +143,17 @@ def _change(method: str, *arguments: str) -> Handler:
 async def _check(api: Api, call: Call) -> Any:
     user, name, flags = call.values.get("user"), call.name, api.flags
     check = flags._checks.get(name)
-    if check is not None and check.predicates and user is not None:
+    if (
+        check is not None
+        and check.predicates
+        and user is not None
+        and not decided_before_groups(check, user)
+    ):
         # A group's predicate is the application's code (a named rule takes its time too), and
         # may be slow: off the event loop, as OFREP's evaluation. Every other check is a few
-        # dict lookups, which the hop to a thread and back would cost several times over.
+        # dict lookups, which the hop to a thread and back would cost several times over: so
+        # is a check of a flag with groups that a rule tested first decides (a user inside
+        # the percentage, listed or excluded), which calls no predicate.
         active = await run_in_threadpool(flags.active, name, user)
     else:
         active = flags.active(name, user)

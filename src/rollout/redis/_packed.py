@@ -61,13 +61,19 @@ def _value_text(key: str, value: Any) -> str:
 
 
 def pack_flag(
-    name: str, registers: Mapping[str, Register], args: list[Any], stamps: set[Timestamp]
+    name: str,
+    registers: Mapping[str, Register],
+    args: list[Any],
+    stamps: set[Timestamp],
+    bulks: list[str] | None = None,
 ) -> str:
     """Append a flag's key/packed pairs to ``args`` and its timestamps to ``stamps``; return the
     flag's part of the change's JSON, as ``encode_flags`` writes it (the channel's format,
-    which every reader decodes).
+    which every reader decodes). With ``bulks``, each pair is also appended to it as two bulk
+    strings of Redis's wire format, sized in characters (right for ASCII text only: the caller
+    checks).
 
-    Both are made from one encoding of each value, and one of each timestamp: the registers
+    All are made from one encoding of each value, and one of each timestamp: the registers
     of a local write all carry the same one.
     """
     fields = []
@@ -79,7 +85,10 @@ def pack_flag(
             last, stamp, head = ts, _stamp(ts), f"[{ts.wall},{ts.counter},{ts.node}"
             stamps.add(ts)
         text = _value_text(key, register.value)
-        args += (key, stamp + text)
+        packed = stamp + text
+        args += (key, packed)
+        if bulks is not None:
+            bulks.append(f"${len(key)}\r\n{key}\r\n${len(packed)}\r\n{packed}\r\n")
         # A watermark has no value: [wall, counter, node].
         fields.append(
             f"{_json_string(key)}:{head},{text}]" if text else f"{_json_string(key)}:{head}]"

@@ -544,6 +544,8 @@ def test_a_stamp_in_a_message_is_read_only_from_short_ascii_digits() -> None:
     assert timestamp_words(["9" * 5000, "1", "1"]) is None
     assert timestamp_words(["\u00b2", "1", "1"]) is None
     assert timestamp_words(["1", "1"]) is None
+    assert timestamp_words(["1", "", "12"]) is None  # the three are checked together: each word
+    assert timestamp_words(["1", "1", "1" * 21]) is None
 
 
 def test_a_version_reused_after_redis_restarts_empty_is_not_taken_for_the_replicas_own_merge(

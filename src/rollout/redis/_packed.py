@@ -117,19 +117,24 @@ def origin_stamp(origin: str) -> Timestamp | None:
     return None if at < 0 else timestamp_words(origin[at + 1 :].split("."))
 
 
-def _digits(part: str) -> bool:
-    """An unsigned decimal a timestamp field can hold (at most 20 digits: 2**64 has 20), so
-    ``int()`` never meets a number past its digit limit from a crafted message."""
-    return 0 < len(part) <= 20 and part.isascii() and part.isdigit()
-
-
 def timestamp_words(parts: list[str]) -> Timestamp | None:
-    """A timestamp written as three decimal words (a notice's), or None."""
+    """A timestamp written as three decimal words (a notice's), or None.
+
+    Each word is an unsigned decimal a timestamp field can hold: ASCII digits only (``int()``
+    takes other scripts' digits too), and at most 20 of them (2**64 has 20), so ``int()`` never
+    meets a number past its digit limit from a crafted message. Checked on the three at once:
+    this runs for every change heard, the writer's own echoes included."""
     if len(parts) != 3:
         return None
     wall, counter, node = parts
-    # Three calls rather than all() over a generator: this runs for every change heard.
-    if not (_digits(wall) and _digits(counter) and _digits(node)):
+    digits = wall + counter + node
+    if not (
+        digits.isascii()
+        and digits.isdigit()
+        and 0 < len(wall) <= 20
+        and 0 < len(counter) <= 20
+        and 0 < len(node) <= 20
+    ):
         return None
     return Timestamp(int(wall), int(counter), int(node))
 

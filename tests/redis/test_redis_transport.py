@@ -540,6 +540,10 @@ def test_a_stamp_in_a_message_is_read_only_from_short_ascii_digits() -> None:
     )
     assert origin_stamp("p@" + "9" * 5000 + ".1.1") is None
     assert origin_stamp("p@1.\u00b2.1") is None
+    assert origin_stamp("pid-4@host@1.2.3") == Timestamp(1, 2, 3)  # after the last @
+    assert origin_stamp("p@1.2.3\n") is None
+    assert origin_stamp("p@1.2.3.4") is None
+    assert origin_stamp("p@1..3") is None
     assert timestamp_words(["1", "2", "3"]) == Timestamp(1, 2, 3)
     assert timestamp_words(["9" * 5000, "1", "1"]) is None
     assert timestamp_words(["\u00b2", "1", "1"]) is None

@@ -37,6 +37,10 @@ def test_a_write_to_a_hung_redis_is_an_unknown_outcome_and_lands_later(
     url = with_namespace(private_redis.url, "hang")
     with Rollout(url) as flags:
         flags.activate_user("chat", "before")
+        # Its subscriber's first connection re-seeds through the store's save connection: done
+        # before the hang, else on a loaded machine the write under test waits for it, then
+        # reconnects into the hung server (unsent: unavailable).
+        assert flags.wait_synced(30.0)
         with private_redis.hung(), pytest.raises(StoreError) as caught:
             flags.activate_user("chat", "during")
         error = caught.value

@@ -545,10 +545,16 @@ def test_a_stamp_in_a_message_is_read_only_from_short_ascii_digits() -> None:
     )
     assert origin_stamp("p@" + "9" * 5000 + ".1.1") is None
     assert origin_stamp("p@1.\u00b2.1") is None
+    assert origin_stamp("pid-4@host@1.2.3") == Timestamp(1, 2, 3)  # after the last @
+    assert origin_stamp("p@1.2.3\n") is None
+    assert origin_stamp("p@1.2.3.4") is None
+    assert origin_stamp("p@1..3") is None
     assert timestamp_words(["1", "2", "3"]) == Timestamp(1, 2, 3)
     assert timestamp_words(["9" * 5000, "1", "1"]) is None
     assert timestamp_words(["\u00b2", "1", "1"]) is None
     assert timestamp_words(["1", "1"]) is None
+    assert timestamp_words(["1", "", "12"]) is None  # the three are checked together: each word
+    assert timestamp_words(["1", "1", "1" * 21]) is None
 
 
 def test_a_version_reused_after_redis_restarts_empty_is_not_taken_for_the_replicas_own_merge(

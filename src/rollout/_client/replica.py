@@ -116,9 +116,24 @@ class Replica:
                         changed |= self._rules_changed(state)
                     else:
                         changed.add(name)
-                        self._compile(name, state)
+                        if state.recompile or not self._shares_sets(name, state):
+                            self._compile(name, state)
+                        else:  # users listed or excluded, in the sets its check shares
+                            self._snapshots.pop(name, None)
                 self._digests.pop(name, None)
         return changed
+
+    def _shares_sets(self, name: str, state: FlagState) -> bool:
+        """Whether the flag's compiled check holds the very sets of listed and excluded users
+        the state updates in place (a merge that moved a watermark builds new ones): then a
+        change of their members alone needs no new check (FlagState.recompile)."""
+        check = self.checks.get(name)
+        return (
+            check is not None
+            and not state.variants
+            and check.users is state.users
+            and check.excluded is state.excluded
+        )
 
     def _rules_changed(self, state: FlagState) -> set[str]:
         """Compile the named rules that changed, then the flags that use them: those whose

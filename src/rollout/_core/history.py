@@ -127,6 +127,10 @@ def describe_change(
     that changes nothing visible (the caller then records no event). Cheap whatever the flag's
     size: members are looked up one by one, never copied.
     """
+    if len(values) == 1 and view is not None and view.exists:
+        one = _one_member(view, values)
+        if one is not None:
+            return one
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     exists = view is not None and view.exists
@@ -173,6 +177,25 @@ def describe_change(
 
 
 _SCALAR = {PERCENTAGE: "percentage", TIME: "time_percentage"}
+
+#: The member prefixes whose value is listed or not, and the view's set of each.
+_MEMBER_SETS = ((USER, "users"), (EXCLUDE, "excluded"), (GROUP, "groups"))
+
+
+def _one_member(
+    view: FlagView, values: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """What :func:`describe_change` answers for a write of one user, exclusion or group to an
+    existing flag (most writes: ``activate_user``), found without its general walk; None for
+    any other write."""
+    ((key, value),) = values.items()
+    if type(value) is not bool:
+        return None
+    for prefix, members in _MEMBER_SETS:
+        if key.startswith(prefix):
+            was = key[len(prefix) :] in getattr(view, members)
+            return ({key: was}, {key: value}) if was is not value else ({}, {})
+    return None
 
 
 def _definition_changes(

@@ -122,6 +122,9 @@ def is_hidden(
     return ts < reset and is_targeting(key)
 
 
+#: The keys whose visible change is a member of a set a compiled check shares (FlagState.recompile).
+_IN_PLACE = (USER, EXCLUDE)
+
 _WATERMARK_ATTRIBUTES = (
     (RESET, "reset"),
     (DATA_RESET, "data_reset"),
@@ -156,6 +159,7 @@ class FlagState:
         "history",
         "history_limit",
         "percentage",
+        "recompile",
         "registers",
         "reset",
         "rules",
@@ -189,6 +193,11 @@ class FlagState:
         self.disabled = False
         #: The named rules (only the rules entity, keys.RULES_ENTITY, holds any).
         self.rules: dict[str, Any] = {}
+        #: Whether the flag's compiled check must be built again after the last merge that
+        #: changed the view. False when it only added or removed listed or excluded users in
+        #: the sets the check holds (shared, updated in place), neither set becoming empty or
+        #: no longer empty: the check is then already right (rollout._client.replica).
+        self.recompile = True
 
     def hidden(self, key: str, ts: Timestamp) -> bool:
         return is_hidden(key, ts, self.reset, self.data_reset, self.definition_reset)
@@ -196,6 +205,7 @@ class FlagState:
     def merge(self, incoming: Mapping[str, Register]) -> bool:
         """Merge registers into this flag. Returns whether the visible state changed."""
         registers = self.registers
+        self.recompile = True
         if not registers:
             return self._merge_into_empty(incoming)
         accepted: list[tuple[str, Register]] = []
@@ -227,8 +237,13 @@ class FlagState:
             return self._view() != before
         # No watermark moved, so what was accepted (not hidden when it was) is visible.
         changed = False
+        in_place = True  # only members of the users and excluded sets changed
+        emptiness = (not self.users, not self.excluded)
         for key, register in accepted:
-            changed = self._apply_visible(key, register.value) or changed
+            if self._apply_visible(key, register.value):
+                changed = True
+                in_place = in_place and key.startswith(_IN_PLACE)
+        self.recompile = not in_place or emptiness != (not self.users, not self.excluded)
         return changed
 
     def _merge_into_empty(self, incoming: Mapping[str, Register]) -> bool:

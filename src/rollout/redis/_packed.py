@@ -12,6 +12,7 @@ one encoding of each value: on the write path, that is most of the client's own 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
@@ -61,13 +62,19 @@ def _value_text(key: str, value: Any) -> str:
 
 
 def pack_flag(
-    name: str, registers: Mapping[str, Register], args: list[Any], stamps: set[Timestamp]
+    name: str,
+    registers: Mapping[str, Register],
+    args: list[Any],
+    stamps: set[Timestamp],
+    bulks: list[str] | None = None,
 ) -> str:
     """Append a flag's key/packed pairs to ``args`` and its timestamps to ``stamps``; return the
     flag's part of the change's JSON, as ``encode_flags`` writes it (the channel's format,
-    which every reader decodes).
+    which every reader decodes). With ``bulks``, each pair is also appended to it as two bulk
+    strings of Redis's wire format, sized in characters (right for ASCII text only: the caller
+    checks).
 
-    Both are made from one encoding of each value, and one of each timestamp: the registers
+    All are made from one encoding of each value, and one of each timestamp: the registers
     of a local write all carry the same one.
     """
     fields = []
@@ -79,7 +86,10 @@ def pack_flag(
             last, stamp, head = ts, _stamp(ts), f"[{ts.wall},{ts.counter},{ts.node}"
             stamps.add(ts)
         text = _value_text(key, register.value)
-        args += (key, stamp + text)
+        packed = stamp + text
+        args += (key, packed)
+        if bulks is not None:
+            bulks.append(f"${len(key)}\r\n{key}\r\n${len(packed)}\r\n{packed}\r\n")
         # A watermark has no value: [wall, counter, node].
         fields.append(
             f"{_json_string(key)}:{head},{text}]" if text else f"{_json_string(key)}:{head}]"
@@ -103,24 +113,36 @@ def stamped_origin(origin: str, stamps: set[Timestamp]) -> str:
 
 
 def origin_stamp(origin: str) -> Timestamp | None:
-    """The timestamp :func:`stamped_origin` put in a message's origin, if it holds one."""
-    at = origin.rfind("@")
-    return None if at < 0 else timestamp_words(origin[at + 1 :].split("."))
+    """The timestamp :func:`stamped_origin` put in a message's origin, if it holds one: the
+    text after its last ``@``, three words of :func:`timestamp_words`' kind, found by one
+    regular expression (in C: the echo of every write is read here)."""
+    match = _ORIGIN_STAMP.search(origin)
+    return None if match is None else Timestamp(*map(int, match.groups()))
 
 
-def _digits(part: str) -> bool:
-    """An unsigned decimal a timestamp field can hold (at most 20 digits: 2**64 has 20), so
-    ``int()`` never meets a number past its digit limit from a crafted message."""
-    return 0 < len(part) <= 20 and part.isascii() and part.isdigit()
+#: ``@wall.counter.node`` at the end of an origin, each an unsigned decimal of 1 to 20 ASCII
+#: digits (no ``@`` in it, so the ``@`` matched is the last one).
+_ORIGIN_STAMP = re.compile(r"@([0-9]{1,20})\.([0-9]{1,20})\.([0-9]{1,20})\Z")
 
 
 def timestamp_words(parts: list[str]) -> Timestamp | None:
-    """A timestamp written as three decimal words (a notice's), or None."""
+    """A timestamp written as three decimal words (a notice's), or None.
+
+    Each word is an unsigned decimal a timestamp field can hold: ASCII digits only (``int()``
+    takes other scripts' digits too), and at most 20 of them (2**64 has 20), so ``int()`` never
+    meets a number past its digit limit from a crafted message. Checked on the three at once:
+    this runs for every change heard, the writer's own echoes included."""
     if len(parts) != 3:
         return None
     wall, counter, node = parts
-    # Three calls rather than all() over a generator: this runs for every change heard.
-    if not (_digits(wall) and _digits(counter) and _digits(node)):
+    digits = wall + counter + node
+    if not (
+        digits.isascii()
+        and digits.isdigit()
+        and 0 < len(wall) <= 20
+        and 0 < len(counter) <= 20
+        and 0 < len(node) <= 20
+    ):
         return None
     return Timestamp(int(wall), int(counter), int(node))
 

@@ -65,32 +65,39 @@ for f = 3, #KEYS, 2 do
   local hash, events, name, count = KEYS[f], KEYS[f + 1], ARGV[arg], tonumber(ARGV[arg + 1])
   local added_events = false
   arg = arg + 2
-  local reset = redis.call('HGET', hash, $reset)
-  local data_reset = redis.call('HGET', hash, $data_reset)
-  local definition_reset = redis.call('HGET', hash, $definition_reset)
-  reset = reset and string.sub(reset, 1, P) or nil
-  data_reset = data_reset and string.sub(data_reset, 1, P) or nil
-  definition_reset = definition_reset and string.sub(definition_reset, 1, P) or nil
+  local reset, data_reset, definition_reset
   local moved = false
   -- The flag's registers are ARGV[base], ARGV[base + 1], ... as field/packed pairs. Their
   -- stored ones are read BATCH at a time (HMGET) and the winners written BATCH at a time
   -- (HSET): a redis.call per register, twice over, was most of a merge's time in Redis. A
   -- flag's fields are distinct, so HMGET reads what one HGET per register would have read,
-  -- and the writes are done before anything below reads the hash again.
+  -- and the writes are done before anything below reads the hash again. The first HMGET
+  -- also reads the watermarks (three HGETs of their own were a sixth of a write's calls).
   local base = arg
   arg = arg + 2 * count
   -- Whether any watermark is held: with none, nothing is hidden (hidden() is false).
-  local marked = reset or data_reset or definition_reset
+  local marked
   for first = 1, count, BATCH do
     local last = math.min(first + BATCH - 1, count)
     local fields = {}
+    local at = 0 -- olds[at + i] is the stored register of fields[i]
     for r = first, last do fields[r - first + 1] = ARGV[base + 2 * r - 2] end
-    local olds = redis.call('HMGET', hash, unpack(fields))
+    local olds
+    if first == 1 then
+      at = 3
+      olds = redis.call('HMGET', hash, $reset, $data_reset, $definition_reset, unpack(fields))
+      reset = olds[1] and string.sub(olds[1], 1, P) or nil
+      data_reset = olds[2] and string.sub(olds[2], 1, P) or nil
+      definition_reset = olds[3] and string.sub(olds[3], 1, P) or nil
+      marked = reset or data_reset or definition_reset
+    else
+      olds = redis.call('HMGET', hash, unpack(fields))
+    end
     local lost = {}
     local losers = 0
     for r = first, last do
       local field, packed = fields[r - first + 1], ARGV[base + 2 * r - 1]
-      local old = olds[r - first + 1]
+      local old = olds[at + r - first + 1]
       local won = not old or packed > old
       if won and (marked or field == $reset or field == $data_reset
                   or field == $definition_reset) then

@@ -64,7 +64,7 @@ from ._collect import Collections
 from ._load import Pages
 from ._packed import PREFIX, pack, pack_flag, stamped_origin
 from ._quarantine import RedisQuarantine
-from ._saver import SaveConnection, encode_command
+from ._saver import OneFlagCommands, SaveConnection, encode_command
 from ._scripts import COLLECT, DISCARD, MERGE
 from ._sentinel import sentinel_client
 from ._transport import RedisTransport
@@ -120,6 +120,7 @@ class RedisStore(Store):
         self._owned: list[redis.Redis] = []
         #: The saves' client, on one connection of ``client``'s pool (redis._saver).
         self._saver = SaveConnection(client)
+        self._one_flag = OneFlagCommands()
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -163,7 +164,18 @@ class RedisStore(Store):
 
     @contextmanager
     def _using(self, action: str, *, writes: bool = False) -> Iterator[None]:
-        """Driver errors as StoreErrors. ``writes``: a lost answer is an unknown outcome.
+        """Driver errors as StoreErrors (:meth:`_translated`); ClosedError once closed."""
+        import redis
+
+        if self._closed:
+            raise ClosedError("this RedisStore is closed")
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise self._translated(exc, action, writes) from exc
+
+    def _translated(self, exc: redis.RedisError, action: str, writes: bool) -> StoreError:
+        """A driver error as a StoreError. ``writes``: a lost answer is an unknown outcome.
 
         Redis runs a command it has received even when its answer never arrives (a server that
         hangs runs it when it resumes), so a write whose command was sent and whose answer timed
@@ -172,22 +184,17 @@ class RedisStore(Store):
         """
         import redis
 
-        if self._closed:
-            raise ClosedError("this RedisStore is closed")
-        try:
-            yield
-        except redis.BusyLoadingError as exc:
-            raise StoreUnavailableError(f"cannot {action} Redis ({self.namespace}): {exc}") from exc
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        if isinstance(exc, redis.BusyLoadingError):
+            return StoreUnavailableError(f"cannot {action} Redis ({self.namespace}): {exc}")
+        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
             if writes and _sent(exc):
-                raise StoreOutcomeUnknownError(
+                return StoreOutcomeUnknownError(
                     f"cannot {action} Redis ({self.namespace}): {exc}; the write was sent, so it "
                     "may or may not have happened (Redis may still carry it out): read the flag "
                     "back once Redis answers to know"
-                ) from exc
-            raise StoreUnavailableError(f"cannot {action} Redis ({self.namespace}): {exc}") from exc
-        except redis.RedisError as exc:
-            raise StoreError(f"cannot {action} Redis ({self.namespace}): {exc}") from exc
+                )
+            return StoreUnavailableError(f"cannot {action} Redis ({self.namespace}): {exc}")
+        return StoreError(f"cannot {action} Redis ({self.namespace}): {exc}")
 
     def load(self) -> Delta:
         return self.snapshot()[0]
@@ -300,11 +307,12 @@ class RedisStore(Store):
         args: list[Any] = [self.channel, self.origin, "", self.history_limit]
         flags_json = []
         stamps: set[Timestamp] = set()
+        bulks: list[str] | None = [] if len(delta) == 1 else None
         for name, registers in delta.items():
             if registers:
                 keys += (self.flag_prefix + name, self.history_prefix + name)
                 args += (name, len(registers))
-                flags_json.append(pack_flag(name, registers, args, stamps))
+                flags_json.append(pack_flag(name, registers, args, stamps, bulks))
         if not flags_json:
             return 0
         args[1] = stamped_origin(self.origin, stamps)
@@ -313,24 +321,41 @@ class RedisStore(Store):
             # Megabytes on the channel, to every subscriber: past Redis's pub/sub output limit
             # a slow one is cut off (and then saves and reloads everything). A word instead.
             args[2] = reload_notice(delta)
+        if bulks is not None:
+            command = self._one_flag.command(self._merge.sha, keys, args, bulks)
+            if command is not None:
+                return self._run_command(command, MERGE)
         return self._run(self._merge.sha, MERGE, keys, args)
 
     def _run(self, sha: str, script: str, keys: list[str], args: list[Any]) -> int:
         return self._run_command(encode_command(["EVALSHA", sha, len(keys), *keys, *args]), script)
 
     def _run_command(self, command: bytes, script: str) -> int:
-        """Run an EVALSHA of ``script`` written in Redis's wire format; the script's reply."""
-        import redis
+        """Run an EVALSHA of ``script`` written in Redis's wire format; the script's reply.
 
-        with self._using("write to", writes=True):
+        What ``_using("write to", writes=True)`` does, written out: a generator-made context
+        manager is a tenth of the round trip's instructions, on every write."""
+        if self._closed:
+            raise ClosedError("this RedisStore is closed")
+        try:
             try:
                 reply = self._saver.run(command)
-            except redis.exceptions.NoScriptError:
+            except Exception as exc:
+                import redis
+
+                if not isinstance(exc, redis.exceptions.NoScriptError):
+                    raise
                 # Redis restarted or its scripts were flushed (what redis-py's Script does too):
                 # the script did not run, so it is loaded and the save sent once more.
                 with self._saver.client() as saver:
                     saver.script_load(script)
                 reply = self._saver.run(command)
+        except Exception as exc:
+            import redis
+
+            if not isinstance(exc, redis.RedisError):
+                raise
+            raise self._translated(exc, "write to", True) from exc
         if isinstance(reply, list):  # the version, then big hashes a moved watermark left to us
             self._collections.start(self._collect, reply[1:])
             return int(reply[0])

@@ -366,6 +366,9 @@ def test_a_write_to_a_hung_master_is_an_unknown_outcome_and_lands_later(
     # connections too (redis-py before 8 has none, and the write would wait for the master).
     with Rollout(sentinel.url(namespace)) as flags:
         flags.activate_user("chat", "before")
+        # Its subscriber's first connection may re-seed through the save connection: done before
+        # the hang (tests/redis/test_redis_hang.py says why).
+        assert flags.wait_synced(30.0)
         with master.hung(), pytest.raises(StoreOutcomeUnknownError):
             flags.activate_user("chat", "during")
         eventually(lambda: flags.active("chat", "during"), 30, "the late write reaches the replica")

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from .._core.explain import Explanation
     from .._core.history_event import HistoryEvent
-    from .._core.targeting import FlagDefinition
+    from .._core.targeting import CompiledFlag, FlagDefinition
     from .override import Overrides
     from .pipeline import WritePipeline
     from .replica import Replica
@@ -285,6 +285,21 @@ class DefinitionsAPI:
         explanation = self.explain(flag, context)
         reason = _REASONS.get(explanation.reason, "DEFAULT")
         return Resolution(explanation.active, _ON_OFF[explanation.active], reason, None, None)
+
+    def _evaluate_version(
+        self, flag: str, compiled: CompiledFlag, context: Mapping[str, Any]
+    ) -> Resolution:
+        """:meth:`evaluate` of a flag with a definition, by ``compiled``: the definition of
+        one version of the flag (the OpenFeature provider's view's, whose metadata it answers
+        with), not whatever version the replica holds when the call reads it. (evaluate's own
+        steps, not a call from it: evaluate is OFREP's per-flag path.)"""
+        forced = self._overrides.forced(flag)
+        if forced is not None:
+            return Resolution(forced, _ON_OFF[forced], "STATIC", None, None)
+        resolution = compiled.resolve(flag, self._replica.context_of(context))
+        if resolution.reason == "ERROR":
+            self._replica.on_rule_error()
+        return resolution
 
     # flagd files -------------------------------------------------------------------------------
 

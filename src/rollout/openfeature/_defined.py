@@ -30,6 +30,7 @@ from openfeature.exception import (
 )
 from openfeature.flag_evaluation import FlagMetadata, FlagResolutionDetails, Reason
 
+from .._core.defined import DefinedCheck
 from ._context import targeting_key
 from ._flag import FlagView, copy_json
 
@@ -121,7 +122,7 @@ def resolve_defined(
     """A typed resolution (``convert`` checks the type asked for) of a defined flag."""
     flag_key, metadata = view.feature.name, view.metadata
     try:
-        resolution = _evaluate(flags, flag_key, context)
+        resolution = _evaluate(flags, view, context)
         reason = _reason(resolution.reason)
         if resolution.value is None:  # the caller's default, with no variant
             return FlagResolutionDetails(default_value, None, None, reason, None, metadata)
@@ -139,7 +140,7 @@ def resolve_defined_value(
     """The value whatever its type (OFREP's question): None when the caller's default
     applies, which OFREP answers by leaving the value out."""
     try:
-        resolution = _evaluate(flags, view.feature.name, context)
+        resolution = _evaluate(flags, view, context)
     except OpenFeatureError as error:
         return _failure(None, error, view.metadata)
     value = copy_json(resolution.value)
@@ -147,9 +148,16 @@ def resolve_defined_value(
     return FlagResolutionDetails(value, None, None, reason, resolution.variant, view.metadata)
 
 
-def _evaluate(flags: Rollout, flag_key: str, context: EvaluationContext | None) -> Resolution:
-    """``flags.evaluate``, its error (if any) raised as OpenFeature's."""
-    resolution = flags.evaluate(flag_key, engine_context(context))
+def _evaluate(flags: Rollout, view: FlagView, context: EvaluationContext | None) -> Resolution:
+    """``flags.evaluate`` of the version of the flag ``view`` is of (its check's compiled
+    definition: the flag's metadata is the view's), its error (if any) raised as
+    OpenFeature's."""
+    check = view.check
+    if isinstance(check, DefinedCheck):
+        name = view.feature.name
+        resolution = flags._evaluate_version(name, check.compiled, engine_context(context))
+    else:  # a view read without its check
+        resolution = flags.evaluate(view.feature.name, engine_context(context))
     if resolution.error_code is not None:
         error = _ERRORS.get(resolution.error_code, GeneralError)
         raise error(resolution.error_message or resolution.error_code)

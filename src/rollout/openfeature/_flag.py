@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from openfeature.exception import ParseError, TypeMismatchError
 from openfeature.flag_evaluation import FlagMetadata, FlagResolutionDetails, Reason
@@ -21,11 +21,15 @@ from .._core.rules import Rules
 from ._details import SettledDetails, TargetedDetails
 from ._explained import EXPLANATION_KEYS, explained_metadata
 
+if TYPE_CHECKING:
+    from .._client.rollout import Rollout
+
 __all__ = [
     "OFF_VALUE_KEY",
     "OFF_VARIANT_KEY",
     "VALUE_KEY",
     "VARIANT_KEY",
+    "DefinedSinceError",
     "Evaluated",
     "FlagView",
     "Resolver",
@@ -39,6 +43,7 @@ __all__ = [
     "definition_metadata",
     "json_kind",
     "typed_value",
+    "version_view",
 ]
 
 #: The data key holding a typed flag's value when the flag is on for the context.
@@ -81,8 +86,8 @@ class FlagView(Rules):
 
     def __init__(self, feature: Feature, check: Check | None = None) -> None:
         super().__init__(feature)
-        #: The flag's compiled check, read before the feature (None if not read): while it is
-        #: still the flag's, the flag has not changed since, unless to the feature read here.
+        #: The flag's compiled check of the same version as the feature (version_view; None:
+        #: not read): while it is still the flag's, this view is the flag's version now.
         self.check = check
         data = feature.data
         self.value: object = data.get(VALUE_KEY, _MISSING)
@@ -156,6 +161,36 @@ class FlagView(Rules):
         metadata = template.copy()
         metadata["bucket"] = bucket
         return MappingProxyType(metadata)
+
+
+class DefinedSinceError(Exception):
+    """The flag got a definition after the provider read its view (another thread's change, a
+    replicated one, or one made by a predicate or user_from_context mid-resolution): its answer
+    is now ``flags.evaluate``'s, which the provider asks with ``view``, the flag's new view.
+    (Its explanation's reason, "definition", is none of an on/off flag's REASONS.)"""
+
+    def __init__(self, view: FlagView) -> None:
+        super().__init__(view.feature.name)
+        self.view = view
+
+
+def version_view(flags: Rollout, checks: Mapping[str, Check], name: str) -> FlagView:
+    """The view of the flag ``name`` now, its check the compiled check of the same version
+    (None for a flag that does not exist).
+
+    The replica installs a change's check before its snapshot can be read (the snapshot cache
+    is emptied, then rebuilt under the lock the change holds until its check is in), so a
+    snapshot read after a check is of that check's version or a later one; the check read
+    again after the snapshot tells which: the same object, the same version. A change that
+    landed between the reads is read again (a few microseconds apart: a retry is rare).
+    """
+    check = checks.get(name)
+    while True:
+        feature = flags.get(name)
+        again = checks.get(name)
+        if again is check:
+            return FlagView(feature, check)
+        check = again
 
 
 #: A targeted boolean's resolution function (``rollout._core.decide.specialize_resolution``) and

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from openfeature.evaluation_context import EvaluationContext
 
     from .._client.rollout import Rollout
+    from .._core.feature import Check
     from ._flag import Evaluated, FlagView
 
 __all__ = ["without_key"]
@@ -28,7 +29,7 @@ __all__ = ["without_key"]
 
 def without_key(
     flags: Rollout,
-    flag_key: str,
+    check: Check,
     view: FlagView,
     context: EvaluationContext | None,
     user_of: Callable[[EvaluationContext], object],
@@ -36,18 +37,24 @@ def without_key(
     """A context without a targeting key: the check without a user (only 100% or a draw
     of the time says yes), then the flag's groups, whose predicates need no id, for a
     context that has attributes for them to read (the user ``user_of(context)``); rules about
-    ids cannot apply."""
-    decision = decide(flags, flag_key, None)
+    ids cannot apply. ``check`` is the flag's compiled check of the version ``view`` is of."""
+    decision = decide(flags, check, None, None)
     if not decision[0]:
         if view.groups and context is not None and context.attributes:
             user = user_of(context)
-            for group in view.groups:
-                if flags.active_in_group(group, user):
+            # The check's own predicates (a named rule's, of this version), in its order.
+            for group, predicate in zip(check.predicate_groups, check.predicates, strict=True):
+                try:
+                    said_yes = bool(predicate(user))
+                except Exception:  # says no, counted and logged, as in the check
+                    flags._group_failed(check, predicate, user)
+                    said_yes = False
+                if said_yes:
                     matched = group_metadata(view.metadata, decision, group)
                     return view, True, Reason.TARGETING_MATCH, MappingProxyType(matched)
         if view.needs_key:
             raise TargetingKeyMissingError(
-                f"flag {flag_key!r} is on for a percentage of users: the evaluation "
+                f"flag {view.feature.name!r} is on for a percentage of users: the evaluation "
                 "context needs a targeting_key to pick them"
             )
     metadata = MappingProxyType(explained_metadata(view.metadata, decision))

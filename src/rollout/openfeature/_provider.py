@@ -58,10 +58,11 @@ from ._context import (
 )
 from ._defined import resolve_defined, resolve_defined_value
 from ._details import TargetedDetails, failure
-from ._explained import REASONS, DefinedSinceError, decide
+from ._explained import REASONS, decide
 from ._flag import (
     OFF_VALUE_KEY,
     VALUE_KEY,
+    DefinedSinceError,
     Evaluated,
     FlagView,
     Resolver,
@@ -72,6 +73,7 @@ from ._flag import (
     as_object,
     as_str,
     typed_value,
+    version_view,
 )
 from ._keyless import without_key
 from ._status import StatusWatch
@@ -238,7 +240,7 @@ class RolloutProvider(AbstractProvider):
                         self._views.pop(flag_key, None)  # read again (checks are recompiled)
                     elif not self._slot.wrapped:  # else flags.active answers, counted (below)
                         return settled
-                if view.defined:
+                if view.defined and view.check is self._checks.get(flag_key):  # else changed
                     return resolve_defined(
                         self._flags, view, default_value, evaluation_context, as_bool
                     )
@@ -246,9 +248,9 @@ class RolloutProvider(AbstractProvider):
             view, answer, reason, metadata = evaluated
             if view.has_value:  # a typed flag: asked for a boolean, its value must be one
                 return typed_value(evaluated, default_value, as_bool)
-        except DefinedSinceError:  # the flag's view was read before it got a definition
+        except DefinedSinceError as error:  # defined since (named as below: no local more to clear)
             return resolve_defined(
-                self._flags, self._now(flag_key), default_value, evaluation_context, as_bool
+                self._flags, error.view, default_value, evaluation_context, as_bool
             )
         except OpenFeatureError as error:
             return failure(default_value, error)
@@ -302,11 +304,11 @@ class RolloutProvider(AbstractProvider):
         """
         try:
             view = self._view(flag_key)
-            if view is not None and view.defined:
+            if view is not None and view.defined and view.check is self._checks.get(flag_key):
                 return resolve_defined_value(self._flags, view, evaluation_context)
             return any_value(self._evaluate(flag_key, evaluation_context, view))
-        except DefinedSinceError:  # as in resolve_boolean_details
-            return resolve_defined_value(self._flags, self._now(flag_key), evaluation_context)
+        except DefinedSinceError as since:  # as in resolve_boolean_details
+            return resolve_defined_value(self._flags, since.view, evaluation_context)
         except OpenFeatureError as error:
             return failure(None, error)
 
@@ -324,7 +326,7 @@ class RolloutProvider(AbstractProvider):
     ) -> FlagResolutionDetails[T]:
         try:
             view = self._view(flag_key)
-            if view is not None and view.defined:
+            if view is not None and view.defined and view.check is self._checks.get(flag_key):
                 return resolve_defined(
                     self._flags, view, default_value, evaluation_context, convert
                 )
@@ -335,8 +337,8 @@ class RolloutProvider(AbstractProvider):
                     f"flag (give it one: set_feature_data({flag_key!r}, {{{VALUE_KEY!r}: ...}}))"
                 )
             return typed_value(evaluated, default_value, convert)
-        except DefinedSinceError:  # as in resolve_boolean_details
-            view = self._now(flag_key)
+        except DefinedSinceError as since:  # as in resolve_boolean_details
+            view = since.view
             return resolve_defined(self._flags, view, default_value, evaluation_context, convert)
         except OpenFeatureError as error:
             return failure(default_value, error)
@@ -344,32 +346,36 @@ class RolloutProvider(AbstractProvider):
     def _evaluate(
         self, flag_key: str, context: EvaluationContext | None, view: FlagView | None
     ) -> Evaluated:
-        """The on/off flag's view (as read by the caller), the answer for the context, why
-        (``flags.explain``'s decision) and the metadata. The decision is asked only where the
-        snapshot does not settle the reason (an override, a flag on for everybody, a flag
-        nothing turns on)."""
+        """The on/off flag's view, the answer for the context, why (``flags.explain``'s
+        decision) and the metadata, all of one version of the flag: the view's (the caller's
+        while still the flag's, else one read now) and its check's. The snapshot settles the
+        reason of a flag on for everybody or that nothing turns on; DefinedSinceError for a
+        flag defined now."""
         key = targeting_key(context)
         if self._forced and type(flag_key) is str and flag_key in self._forced:
             answer = self._active(flag_key, key)
             view = view or FlagView(Feature(flag_key))
             return view, answer, Reason.STATIC, view.metadata
-        if view is None:
+        if view is None or view.check is not self._checks.get(flag_key):
+            view = self._read(flag_key)  # none, or of a version since replaced: read it now
+        if view is None or view.check is None:
             raise FlagNotFoundError(f"no flag named {flag_key!r}")
-        if view.static or view.disabled:
-            answer = self._active(flag_key, key)
-            if answer is view.static:
-                return view, answer, Reason.STATIC if answer else Reason.DISABLED, view.metadata
-            # The flag changed between reading its view and checking it: explain the check.
+        if view.defined:
+            raise DefinedSinceError(view)
+        if view.static or view.disabled:  # the same answer for every context: the view's
+            answer = view.static
+            if self._slot.wrapped:  # the metrics sampler counts it as a check
+                self._slot.observed(flag_key, answer)
+            return view, answer, Reason.STATIC if answer else Reason.DISABLED, view.metadata
+        check = view.check
         if key is None:
-            return without_key(self._flags, flag_key, view, context, self._user)
+            return without_key(self._flags, check, view, context, self._user)
         user: object = key
         uid = key
         if view.groups and context is not None:
             user, uid = self._user_and_id(flag_key, context, key)
-        decision = self._flags._decide_user(flag_key, uid, user)
-        if decision is None:  # overridden, deleted or defined since the view was read
-            decision = decide(self._flags, flag_key, user)
-        elif self._slot.wrapped:  # the metrics sampler counts it as a check
+        decision = decide(self._flags, check, uid, user)
+        if self._slot.wrapped:  # the metrics sampler counts it as a check
             self._slot.observed(flag_key, decision[0])
         return view, decision[0], REASONS[decision[1]], view.metadata_for(decision)
 
@@ -381,10 +387,12 @@ class RolloutProvider(AbstractProvider):
         return user_and_id(self._user(context), flag_key, self._flags._check_id)
 
     def _resolver(self, flag_key: str, view: FlagView, check: Check | None) -> Resolver | None:
-        """The view's resolution function of ``check``, kept on the view; None for a check
-        that cannot answer (overridden, deleted, or defined since the view was read)."""
-        # (None is no Check, nor is a defined flag's check, a DefinedCheck.)
-        if type(check) is not Check or self._flags._overrides.forced(flag_key) is not None:
+        """The view's resolution function, of ``check`` (the flag's now), kept on the view;
+        None for a view of another version than ``check``'s (its variants and reasons with
+        the new check's decisions would be details of neither), or a flag overridden."""
+        if check is None or check is not view.check:
+            return None
+        if self._flags._overrides.forced(flag_key) is not None:
             return None
         resolve = specialize_resolution(
             check,
@@ -405,28 +413,31 @@ class RolloutProvider(AbstractProvider):
             raise InvalidContextError(f"cannot check {flag_key!r} for {user!r}: {exc}") from exc
 
     def _view(self, flag_key: str) -> FlagView | None:
+        """The flag's cached view, else :meth:`_read`'s."""
         try:
             view = self._views.get(flag_key)
         except TypeError:  # unhashable: no such flag
             return None
         if view is not None:
             return view
+        return self._read(flag_key)
+
+    def _read(self, flag_key: str) -> FlagView | None:
+        """The flag's view read now, its snapshot and its compiled check of one version
+        (None: no such flag), cached in place of the one there while subscribed."""
         generation = self._generation
         try:
             if not self._flags.exists(flag_key):
                 return None
         except (TypeError, ValueError):  # not a possible flag name
             return None
-        check = self._checks.get(flag_key)  # first: the view is of this check's flag, or newer
-        view = FlagView(self._flags.get(flag_key), check)
+        view = version_view(self._flags, self._checks, flag_key)
+        if view.check is None:  # deleted since
+            return None
         with self._lock:
             if self._unsubscribe is not None and generation == self._generation:
                 self._views[flag_key] = view
         return view
-
-    def _now(self, flag_key: str) -> FlagView:
-        """The flag's view read now, not the cached one (which a change is about to drop)."""
-        return FlagView(self._flags.get(flag_key))
 
     def _user(self, context: EvaluationContext) -> object:
         try:

@@ -113,8 +113,8 @@ def _admins(user: object) -> bool:
     return _id(user) in ADMINS
 
 
-def _rollout(clock: FakeClock) -> Rollout:
-    flags = Rollout(clock=clock)
+def _rollout(clock: FakeClock, randomize: Any) -> Rollout:
+    flags = Rollout(clock=clock, randomize_percentage=randomize)
     flags.define_group("admins", _admins)
     return flags
 
@@ -188,9 +188,9 @@ def observe(flags: Rollout, provider: RolloutProvider) -> dict[str, Any]:
     return seen
 
 
-def fresh_answers(flags: Rollout, clock: FakeClock) -> dict[str, Any]:
+def fresh_answers(flags: Rollout, clock: FakeClock, randomize: Any) -> dict[str, Any]:
     """The answers of a Rollout that caches nothing yet: one built from ``flags``'s export."""
-    with _rollout(clock) as fresh:
+    with _rollout(clock, randomize) as fresh:
         fresh.merge(flags.export())
         provider = RolloutProvider(fresh, status_interval=None)
         provider.initialize(EvaluationContext())
@@ -229,32 +229,38 @@ def run(flags: Rollout, other: Rollout, clock: FakeClock, operation: Operation) 
 # The cases the rule for keeping a check is about, always run: the first user listed and the
 # last unlisted, the first and last excluded, sets built anew by a watermark that moved with
 # nothing visible changed (then a member changed in place), a deactivate and a re-activate.
-@example([("activate", ("f",)), ("activate_user", ("f", "u1")), ("deactivate_user", ("f", "u1"))])
 @example(
+    False, [("activate", ("f",)), ("activate_user", ("f", "u1")), ("deactivate_user", ("f", "u1"))]
+)
+@example(
+    False,
     [
         ("activate_percentage", ("f", 30)),
         ("exclude_user", ("f", "u1")),
         ("exclude_user", ("f", "u2")),
         ("include_users", ("f", ["u1", "u2"])),
-    ]
+    ],
 )
 @example(
+    False,
     [
         ("activate_user", ("f", "u1")),
         ("old_reset", ("f",)),
         ("activate_user", ("f", "u2")),
         ("deactivate_user", ("f", "u1")),
-    ]
+    ],
 )
 @example(
+    False,
     [
         ("exclude_user", ("f", "u1")),
         ("old_reset", ("f",)),
         ("exclude_user", ("f", "u2")),
         ("include_user", ("f", "u1")),
-    ]
+    ],
 )
 @example(
+    False,
     [
         ("activate_users", ("f", ["u1", "u2"])),
         ("other:deactivate", ("f",)),
@@ -264,12 +270,12 @@ def run(flags: Rollout, other: Rollout, clock: FakeClock, operation: Operation) 
         ("exclude_user", ("f", "u2")),
         ("deactivate", ("f",)),
         ("activate_user", ("f", "u2")),
-    ]
+    ],
 )
-@given(steps=st.lists(operations, min_size=1, max_size=25))
-def test_every_answer_is_a_fresh_replicas(steps: list[Operation]) -> None:
+@given(st.sampled_from([False, True, "ruby"]), st.lists(operations, min_size=1, max_size=25))
+def test_every_answer_is_a_fresh_replicas(randomize: Any, steps: list[Operation]) -> None:
     clock = FakeClock(START)
-    with _rollout(clock) as flags, _rollout(clock) as other:
+    with _rollout(clock, randomize) as flags, _rollout(clock, randomize) as other:
         flags.define_rule("vip", {"==": [{"var": "plan"}, "pro"]})
         provider = RolloutProvider(flags, status_interval=None)
         # Told of a change before the provider is, so reads there see its views before they
@@ -278,12 +284,12 @@ def test_every_answer_is_a_fresh_replicas(steps: list[Operation]) -> None:
         flags.subscribe(lambda _names: window.append(observe(flags, provider)))
         provider.initialize(EvaluationContext())  # views cached: every change must drop them
         observe(flags, provider)  # caches filled before the first step
-        before = fresh_answers(flags, clock)
+        before = fresh_answers(flags, clock, randomize)
         for index, operation in enumerate(steps):
             window.clear()
             checks = dict(flags._checks)
             run(flags, other, clock, operation)
-            expected = fresh_answers(flags, clock)
+            expected = fresh_answers(flags, clock, randomize)
             # The flags whose compiled check the step kept: the provider's views of them are
             # then told stale by the subscription alone (which the reads in the window precede).
             kept = [f for f in FLAGS if f in checks and flags._checks.get(f) is checks[f]]

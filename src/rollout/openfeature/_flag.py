@@ -82,7 +82,10 @@ class FlagView(Rules):
     def __init__(self, feature: Feature, check: Check | None = None) -> None:
         super().__init__(feature)
         #: The flag's compiled check, read before the feature (None if not read): while it is
-        #: still the flag's, the flag has not changed since, unless to the feature read here.
+        #: still the flag's, the flag has not changed since, unless to the feature read here or
+        #: by users listed or excluded in place, which the replica allows only when neither set
+        #: becomes empty or non-empty: no fact of this view (static, disabled) changes then,
+        #: though its feature's users may be stale (rollout._client.replica._shares_sets).
         self.check = check
         data = feature.data
         self.value: object = data.get(VALUE_KEY, _MISSING)

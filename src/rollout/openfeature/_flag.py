@@ -87,7 +87,10 @@ class FlagView(Rules):
     def __init__(self, feature: Feature, check: Check | None = None) -> None:
         super().__init__(feature)
         #: The flag's compiled check of the same version as the feature (version_view; None:
-        #: not read): while it is still the flag's, this view is the flag's version now.
+        #: not read): while it is still the flag's, this view is the flag's version now, but for
+        #: users listed or excluded in place, which the replica allows only when neither set
+        #: becomes empty or non-empty: no fact of this view (static, disabled) changes then,
+        #: though its feature's users may be stale (rollout._client.replica._shares_sets).
         self.check = check
         data = feature.data
         self.value: object = data.get(VALUE_KEY, _MISSING)

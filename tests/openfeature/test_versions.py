@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from rollout import Rollout
 from rollout.openfeature import ContextUser, RolloutProvider
 
 Details = tuple[object, ...]
+Resolve = Callable[[], FlagResolutionDetails[Any]]
 
 
 def plain(details: FlagResolutionDetails[Any]) -> Details:
@@ -87,7 +89,7 @@ def resolve_with_a_change_inside(
     provider: RolloutProvider,
     writing: WritingUsers,
     change: Callable[[], None],
-    resolve: Callable[[], FlagResolutionDetails[Any]],
+    resolve: Resolve,
 ) -> tuple[Details, Details, Details]:
     """The details before the change, those of the resolution it lands inside, and after."""
     before = plain(resolve())
@@ -97,51 +99,46 @@ def resolve_with_a_change_inside(
     return before, during, plain(resolve())
 
 
-@pytest.mark.parametrize("change", CHANGES)
-def test_a_change_made_while_the_user_is_built_is_no_part_of_a_targeted_resolution(
-    flags: Rollout, provider: RolloutProvider, writing: WritingUsers, change: str
-) -> None:
+@contextmanager
+def targeted_path(flags: Rollout, provider: RolloutProvider) -> Iterator[Resolve]:
     targeted(flags)
-    before, during, after = resolve_with_a_change_inside(
-        provider,
-        writing,
-        lambda: CHANGES[change](flags),
-        lambda: provider.resolve_boolean_details("f", False, BETA),
-    )
-    assert before != after
-    assert during in (before, after)
+    yield lambda: provider.resolve_boolean_details("f", False, BETA)
 
 
-@pytest.mark.parametrize("change", CHANGES)
-def test_a_change_made_while_the_user_is_built_is_no_part_of_a_general_resolution(
-    flags: Rollout, provider: RolloutProvider, writing: WritingUsers, change: str
-) -> None:
+@contextmanager
+def general_path(flags: Rollout, provider: RolloutProvider) -> Iterator[Resolve]:
     # An override of another flag in place: every resolution takes the general path.
     targeted(flags)
     flags.set("other", True)
     with flags.override("other", False):
-        before, during, after = resolve_with_a_change_inside(
-            provider,
-            writing,
-            lambda: CHANGES[change](flags),
-            lambda: provider.resolve_boolean_details("f", False, BETA),
-        )
-    assert before != after
-    assert during in (before, after)
+        yield lambda: provider.resolve_boolean_details("f", False, BETA)
+
+
+@contextmanager
+def typed_path(flags: Rollout, provider: RolloutProvider) -> Iterator[Resolve]:
+    flags.replace_feature_data("f", {"value": "big", "off_value": "small", "tag": "0"})
+    flags.activate_group("f", "beta")
+    yield lambda: provider.resolve_string_details("f", "none", BETA)
+
+
+# The provider's three ways to a targeted answer: the targeted fast path, the general path (taken
+# while any override is in place) and a typed flag's.
+PATHS: dict[str, Callable[[Rollout, RolloutProvider], AbstractContextManager[Resolve]]] = {
+    "targeted": targeted_path,
+    "general": general_path,
+    "typed": typed_path,
+}
 
 
 @pytest.mark.parametrize("change", CHANGES)
-def test_a_change_made_while_the_user_is_built_is_no_part_of_a_typed_resolution(
-    flags: Rollout, provider: RolloutProvider, writing: WritingUsers, change: str
+@pytest.mark.parametrize("path", PATHS)
+def test_a_change_made_while_the_user_is_built_is_no_part_of_the_resolution(
+    flags: Rollout, provider: RolloutProvider, writing: WritingUsers, path: str, change: str
 ) -> None:
-    flags.replace_feature_data("f", {"value": "big", "off_value": "small", "tag": "0"})
-    flags.activate_group("f", "beta")
-    before, during, after = resolve_with_a_change_inside(
-        provider,
-        writing,
-        lambda: CHANGES[change](flags),
-        lambda: provider.resolve_string_details("f", "none", BETA),
-    )
+    with PATHS[path](flags, provider) as resolve:
+        before, during, after = resolve_with_a_change_inside(
+            provider, writing, lambda: CHANGES[change](flags), resolve
+        )
     assert before != after
     assert during in (before, after)
 

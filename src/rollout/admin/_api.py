@@ -37,6 +37,7 @@ from ._api_fields import (
 )
 from ._api_members import CURSOR, PAGE_LIMIT, SEARCH, members_answer
 from ._api_targeting import TARGETING_OPERATIONS
+from ._code_threads import run_code
 from ._errors import ApiError
 from ._listing import ListQuery, flag_page, viewed_flag
 from ._operation import PREFIX, Call, Handler, Operation
@@ -150,11 +151,12 @@ async def _check(api: Api, call: Call) -> Any:
         and not decided_before_groups(check, user)
     ):
         # A group's predicate is the application's code (a named rule takes its time too), and
-        # may be slow: off the event loop, as OFREP's evaluation. Every other check is a few
-        # dict lookups, which the hop to a thread and back would cost several times over: so
-        # is a check of a flag with groups that a rule tested first decides (a user inside
-        # the percentage, listed or excluded), which calls no predicate.
-        active = await run_in_threadpool(flags.active, name, user)
+        # may be slow: off the event loop, as OFREP's evaluation, on a thread counted apart
+        # from those of writes (_code_threads). Every other check is a few dict lookups, which
+        # the hop to a thread and back would cost several times over: so is a check of a flag
+        # with groups that a rule tested first decides (a user inside the percentage, listed
+        # or excluded), which calls no predicate.
+        active = await run_code(flags.active, name, user)
     else:
         active = flags.active(name, user)
     # The name was checked once, as the path parameter: the replica is asked directly, not
@@ -177,8 +179,11 @@ async def _check(api: Api, call: Call) -> Any:
 
 
 async def _explain(api: Api, call: Call) -> Any:
-    # Predicates are the application's code and may be slow: off the event loop, like a write.
-    explanation = await run_in_threadpool(api.flags.explain, call.name, call.values.get("user"))
+    # Predicates are the application's code and may be slow: off the event loop, on a thread
+    # counted apart from those of writes (_code_threads) when the flag has some.
+    check = api.flags._checks.get(call.name)
+    run = run_code if check is not None and check.predicates else run_in_threadpool
+    explanation = await run(api.flags.explain, call.name, call.values.get("user"))
     return explanation.to_dict()
 
 

@@ -8,6 +8,8 @@ uvicorn server in a thread of this process (with the connection guard ``rollout 
 of ``flags.active`` / ``flags.explain`` for the same input: status and body must agree, whichever
 way the server answered (on its event loop, or on a worker thread when a predicate may run). And
 no predicate may ever run on the server's event loop: a slow one would stall every connection.
+``explain`` over HTTP is also compared with ``flags.explain`` (but for the draw of a percentage of
+the time, taken again by each request).
 One server per bucketing (crc32, randomized, ruby), each for the whole module.
 """
 
@@ -162,13 +164,17 @@ def _write(flags: Rollout, case: Case) -> None:
         )
 
 
+def _chancy(case: Case) -> bool:
+    """Whether the answer is left to a draw of the percentage of time."""
+    return case.kind == "plain" and case.override is None and 0 < case.of_time < 100
+
+
 def _allowed(flags: Rollout, case: Case, user: str | None) -> set[bool]:
     """The answers the library allows for ``user``: its own, or for a percentage of the time
     between 0 and 100, whatever another draw may make of it."""
     active = flags.active(case.name, user)
     explanation = flags.explain(case.name, user)
-    chancy = case.kind == "plain" and case.override is None and 0 < case.of_time < 100
-    if not chancy:
+    if not _chancy(case):
         assert explanation.active is active
         if user is not None and user.isascii() and user.isdigit():
             # The id as an int, as code may check it: 7 is "7" (and "007" is not 7).
@@ -181,8 +187,15 @@ def _allowed(flags: Rollout, case: Case, user: str | None) -> set[bool]:
     return {True, False}
 
 
-def _url(case: Case, user: str | None) -> str:
-    path = f"/api/v1/flags/{urllib.parse.quote(case.name, safe='')}/check"
+def _drawless(explanation: dict[str, Any]) -> dict[str, Any]:
+    """An explanation without its draw (each request draws again), where one was taken."""
+    if explanation.get("draw") is None:
+        return explanation
+    return {k: v for k, v in explanation.items() if k not in ("draw", "message")}
+
+
+def _url(case: Case, user: str | None, what: str = "check") -> str:
+    path = f"/api/v1/flags/{urllib.parse.quote(case.name, safe='')}/{what}"
     if user is None:
         return path
     encode = urllib.parse.quote_plus if case.plus else urllib.parse.quote
@@ -218,6 +231,10 @@ def test_the_check_answers_as_the_library(server: Server, case: Case) -> None:
                 "state": flag_state,
             }
             assert body["active"] in _allowed(flags, case, user), user
+            if not _chancy(case):  # explain draws again, as the check does
+                explained = server.client.get(_url(case, user, "explain"))
+                expected = flags.explain(case.name, user).to_dict()
+                assert _drawless(explained.json()) == _drawless(expected), user
     assert not server.on_loop, "a predicate ran on the server's event loop"
 
 

@@ -19,8 +19,10 @@ STARTUP = 30.0  # seconds for uvicorn to start on a busy machine; never approach
 
 
 @contextlib.contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run ``app`` until the block ends; yields its base URL (``http://127.0.0.1:<port>``)."""
+def serve(app: Any, **options: Any) -> Iterator[str]:
+    """Run ``app`` until the block ends; yields its base URL (``http://127.0.0.1:<port>``).
+
+    ``options`` go on to ``uvicorn.Config`` (``http=`` the protocol ``rollout serve`` uses)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))  # the kernel's free port, held from now on: no race
@@ -33,6 +35,7 @@ def serve(app: Any) -> Iterator[str]:
         ws="none",
         # Event streams never end by themselves: at shutdown, close them after a moment.
         timeout_graceful_shutdown=1,
+        **options,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -5,9 +5,12 @@ predicate off the event loop, unless a rule tested before the groups decides."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import sys
 import threading
 import zlib
+from types import FrameType
 from typing import Any
 
 import anyio
@@ -16,6 +19,7 @@ import httpx
 import pytest
 
 from rollout import Rollout
+from rollout._core import specialize
 from rollout.admin import create_app
 from rollout.admin._api_call import _PARSED, PARSED_SIZE
 from rollout.admin._routing import RawRoute
@@ -192,3 +196,42 @@ async def test_a_check_a_rule_before_the_groups_decides_does_not_wait_for_a_work
                     release.set()
         finally:
             limiter.total_tokens = tokens
+
+
+async def test_a_write_between_the_decision_and_the_answer_runs_no_predicate_on_the_loop() -> None:
+    """The check decides on one reading of the flag whether a predicate may run; a write from
+    another thread may land before it answers (here, made exactly then: from a profile hook, at
+    the first return from rollout._core.specialize, the decision). The answer must be the one
+    decided on: checking the flag again would call the predicate, on the event loop."""
+    on_loop: list[object] = []
+    with Rollout() as flags:
+
+        def staff(user: object) -> bool:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return False
+            on_loop.append(user)
+            return False
+
+        flags.define_group("staff", staff)
+        flags.activate_group("chat", "staff")
+        flags.activate_user("chat", "ann")
+        written: list[bool] = []
+
+        def write_after_the_decision(frame: FrameType, event: str, _arg: object) -> None:
+            decided = event == "return" and frame.f_code.co_filename == specialize.__file__
+            if decided and not written:
+                written.append(True)
+                flags.deactivate_user("chat", "ann")
+
+        async with asgi_client(create_app(flags, token=TOKEN), headers=BEARER) as api:
+            sys.setprofile(write_after_the_decision)
+            try:
+                answer = (await api.get("/api/v1/flags/chat/check?user=ann")).json()
+            finally:
+                sys.setprofile(None)
+        assert written
+        assert not on_loop, "the predicate ran on the event loop"
+        assert answer["active"] is True  # ann was listed in the version decided on
+        assert flags.active("chat", "ann") is False  # and is not any more

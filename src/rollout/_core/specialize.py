@@ -30,9 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "UserCheck",
+    "answer_before_groups",
     "bucket_steps",
     "check_id",
-    "decided_before_groups",
     "getattr_reads_id",
     "inline_bound",
     "plain_attribute",
@@ -250,16 +250,25 @@ def bucket_steps(check: Check) -> tuple[bool, str]:
     return everyone, bucket
 
 
-def decided_before_groups(check: Check, uid: str) -> bool:
-    """Whether a rule the check tests before the groups decides ``check``'s answer for the id
-    ``uid`` (excluded, on for everybody, listed, inside the percentage): then no predicate is
-    called. The percentage of time is left out: it is a draw, and drawing here would change
-    the odds of the check that follows."""
-    if uid in check.excluded or uid in check.users:
+def answer_before_groups(check: Check, uid: str) -> bool | None:
+    """``check``'s answer for the id ``uid`` when a rule it tests before the groups gives it,
+    else None (a predicate must be asked): False for an excluded user; True for a user listed,
+    inside the percentage, or when the flag is on for everybody (whatever a draw of the
+    percentage of time would say: it could only say yes too, so none is drawn).
+
+    The answer itself, not whether there is one: asking the check again afterwards would read
+    the flag a second time, and a write from another thread in between (a new check, or a
+    kept one whose sets of users changed in place) could make that second reading call a
+    predicate after all."""
+    if uid in check.excluded:
+        return False
+    if uid in check.users:
         return True
     everyone, bucket = bucket_steps(check)
-    if everyone or not bucket:
-        return everyone
+    if everyone:
+        return True
+    if not bucket:
+        return None
     if bucket == "crc32":
         value = crc32_memo.get(uid)
         if value is None:
@@ -268,7 +277,7 @@ def decided_before_groups(check: Check, uid: str) -> bool:
         value = randomized_bucket(uid, check.seed)
     else:
         value = ruby_bucket(uid, check.name, randomize=True)
-    return value < check.bound
+    return True if value < check.bound else None
 
 
 def inline_bound(check: Check) -> int | None:

@@ -17,7 +17,7 @@ from .._client.rollout import Rollout
 from .._core.feature import Feature
 from .._core.rules import state
 from .._core.shapes import check_shape
-from .._core.specialize import decided_before_groups
+from .._core.specialize import answer_before_groups
 from ._api_call import direct, endpoint
 from ._api_fields import (
     DATA,
@@ -37,6 +37,7 @@ from ._api_fields import (
 )
 from ._api_members import CURSOR, PAGE_LIMIT, SEARCH, members_answer
 from ._api_targeting import TARGETING_OPERATIONS
+from ._code_threads import run_code
 from ._errors import ApiError
 from ._listing import ListQuery, flag_page, viewed_flag
 from ._operation import PREFIX, Call, Handler, Operation
@@ -143,20 +144,28 @@ def _change(method: str, *arguments: str) -> Handler:
 async def _check(api: Api, call: Call) -> Any:
     user, name, flags = call.values.get("user"), call.name, api.flags
     check = flags._checks.get(name)
-    if (
-        check is not None
-        and check.predicates
-        and user is not None
-        and not decided_before_groups(check, user)
-    ):
-        # A group's predicate is the application's code (a named rule takes its time too), and
-        # may be slow: off the event loop, as OFREP's evaluation. Every other check is a few
-        # dict lookups, which the hop to a thread and back would cost several times over: so
-        # is a check of a flag with groups that a rule tested first decides (a user inside
-        # the percentage, listed or excluded), which calls no predicate.
-        active = await run_in_threadpool(flags.active, name, user)
-    else:
+    if check is None or not check.predicates or user is None:
         active = flags.active(name, user)
+    else:
+        # A user that a rule tested before the groups decides for (inside the percentage,
+        # listed, excluded) is answered here, by that rule: no predicate is called.
+        decided = answer_before_groups(check, user)
+        if decided is None:
+            # A group's predicate is the application's code (a named rule takes its time too)
+            # and may be slow: off the event loop, as OFREP's evaluation, on a thread counted
+            # apart from those of writes (_code_threads). Every other check is a few dict
+            # lookups, which the hop to a thread and back would cost several times over.
+            active = await run_code(flags.active, name, user)
+        else:
+            # Answered without flags.active, as the OpenFeature provider answers: an override
+            # wins, and a wrapper in the check slot (the metrics sampler) is told the answer.
+            slot = flags._check_slot
+            if slot.wrapped:
+                forced = flags._overrides.forced(name)
+                if forced is not None:
+                    decided = forced
+                slot.observed(name, decided)
+            active = decided
     # The name was checked once, as the path parameter: the replica is asked directly, not
     # through exists() and get(), which would check it twice more (a Python loop each time).
     feature = flags._replica.feature(name)
@@ -177,8 +186,11 @@ async def _check(api: Api, call: Call) -> Any:
 
 
 async def _explain(api: Api, call: Call) -> Any:
-    # Predicates are the application's code and may be slow: off the event loop, like a write.
-    explanation = await run_in_threadpool(api.flags.explain, call.name, call.values.get("user"))
+    # Predicates are the application's code and may be slow: off the event loop, on a thread
+    # counted apart from those of writes (_code_threads) when the flag has some.
+    check = api.flags._checks.get(call.name)
+    run = run_code if check is not None and check.predicates else run_in_threadpool
+    explanation = await run(api.flags.explain, call.name, call.values.get("user"))
     return explanation.to_dict()
 
 

@@ -14,8 +14,6 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from starlette.concurrency import run_in_threadpool
-
 from .._core.definition_shapes import (
     DEFINITION_KEYS,
     definition_shape,
@@ -26,6 +24,7 @@ from .._core.definition_shapes import (
 )
 from .._core.targeting import FlagDefinition, RuleError, check_rule, parse_flagd
 from ._api_fields import LIMIT, NAME_PATH, REASON, Field, Param, member_parser
+from ._code_threads import run_code
 from ._errors import ApiError
 from ._operation import Call, Operation
 
@@ -217,8 +216,9 @@ async def _delete_targeting(api: Api, call: Call) -> Any:
 
 async def _evaluate(api: Api, call: Call) -> Any:
     context = call.values.get("context") or {}
-    # Predicates of groups are the application's code and may be slow: off the event loop.
-    resolution = await run_in_threadpool(api.flags.evaluate, call.name, context)
+    # Predicates of groups are the application's code and may be slow: off the event loop, on
+    # a thread counted apart from those of writes (_code_threads).
+    resolution = await run_code(api.flags.evaluate, call.name, context)
     return evaluation_shape(call.name, resolution)
 
 

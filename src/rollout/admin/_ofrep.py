@@ -37,7 +37,6 @@ from typing import Any, Final
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagResolutionDetails
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -46,6 +45,7 @@ from .._client.rollout import Rollout
 from ..errors import RolloutError
 from ..openfeature import RolloutProvider
 from ._auth import Auth
+from ._code_threads import run_code
 from ._grants import Grant
 from ._ofrep_stream import OfrepStream
 from ._routing import RawRoute
@@ -190,7 +190,7 @@ class Ofrep:
         if self.runs_code(key):
             # Off the event loop, as the bulk answer: a group's predicate is the application's
             # code and a rule takes its (bounded) time; no other request should wait for them.
-            answer = await run_in_threadpool(self.evaluate, key, context)
+            answer = await run_code(self.evaluate, key, context)
         else:
             answer = self.evaluate(key, context)
         if answer.get("errorCode") == _NOT_FOUND:
@@ -211,8 +211,9 @@ class Ofrep:
             # A flag deleted since it was listed is left out, not reported missing.
             return [a for a in answers if a.get("errorCode") != _NOT_FOUND]
 
-        # Group predicates are the application's code and may be slow: off the event loop.
-        flags = await run_in_threadpool(evaluate_all)
+        # Group predicates are the application's code and may be slow: off the event loop, on a
+        # thread counted apart from those of writes (_code_threads).
+        flags = await run_code(evaluate_all)
         streams = [self.stream.entry(request.scope.get("root_path", ""), actor)]
         return JsonAnswer({"flags": flags, "eventStreams": streams}, headers={"ETag": etag})
 

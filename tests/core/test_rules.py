@@ -60,8 +60,12 @@ def test_what_the_rules_settle_is_what_explain_says(
                     getattr(flags, method)("chat", *args)
             rules = Rules(flags.get("chat"))
             explanation = flags.explain("chat", user)
+            check = flags._checks.get("chat")
     finally:
         logging.getLogger("rollout").disabled = False
+    # The compiled check of the same version settles the same (what evaluate() reads).
+    if check is not None:
+        assert check.settled is (True if rules.static else False if rules.disabled else None)
     if rules.static:
         assert explanation.active
         assert explanation.reason in {"everybody", "percentage_of_time"}

@@ -12,8 +12,6 @@ another resolves it, every answer checked against the versions the flag had duri
 
 from __future__ import annotations
 
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -24,6 +22,8 @@ from openfeature.flag_evaluation import FlagResolutionDetails
 
 from rollout import Rollout
 from rollout.openfeature import ContextUser, RolloutProvider
+
+from ..versions import answers_while_cycled
 
 Details = tuple[object, ...]
 Resolve = Callable[[], FlagResolutionDetails[Any]]
@@ -279,9 +279,9 @@ def first_version(flags: Rollout) -> None:
     flags.activate_percentage("f", 30)
 
 
-def resolutions(provider: RolloutProvider) -> list[Details]:
+def resolutions(provider: RolloutProvider) -> list[object]:
     """What each context is answered: of "f" as a boolean and as any value."""
-    answers = []
+    answers: list[object] = []
     for context in CONTEXTS:
         answers.append(plain(provider.resolve_boolean_details("f", False, context)))
         answers.append(plain(provider.resolve_value_details("f", context)))
@@ -296,49 +296,8 @@ def test_resolutions_while_a_thread_cycles_the_flag_are_each_of_one_version(
     provider = RolloutProvider(flags, status_interval=None)
     if subscribed:  # views cached between changes; else read on every call
         provider.initialize(EvaluationContext())
-    # What each version answers, read with nothing else running: version w is the state after
-    # w writes, and the cycle brings back version 0.
-    versions = [resolutions(provider)]
-    for write in CYCLE:
-        write(flags)
-        versions.append(resolutions(provider))
-    assert versions[-1] == versions[0]
-    versions.pop()
-    written = 0  # writes made (the writer's count; a write may be applied and not yet counted)
-    done = threading.Event()
-    failures: list[str] = []
-
-    def writer() -> None:
-        nonlocal written
-        try:
-            for _ in range(150):
-                for write in CYCLE:
-                    write(flags)
-                    written += 1
-        finally:
-            done.set()
-
-    def reader() -> None:
-        while not done.is_set() and len(failures) < 5:
-            before = written
-            seen = resolutions(provider)
-            after = written
-            # The versions the flag had during the call: those of the writes counted before
-            # it to the one that may have been in progress when it ended.
-            possible = [versions[w % len(versions)] for w in range(before, after + 2)]
-            for index, details in enumerate(seen):
-                if not any(details == answers[index] for answers in possible):
-                    failures.append(f"{index}: {details} not in {[a[index] for a in possible]}")
-
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # threads take turns often: more interleavings per run
     try:
-        threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        failures = answers_while_cycled(flags, CYCLE, lambda: resolutions(provider), rounds=150)
     finally:
-        sys.setswitchinterval(interval)
         provider.shutdown()
     assert failures == []

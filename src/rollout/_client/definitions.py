@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 
 from .._core import targeting as _engine  # loaded with the first definition or rule
-from .._core.defined import rule_refs
+from .._core.defined import DefinedCheck, rule_refs
 from .._core.definition_args import (
     check_default_variant,
     definition_changes,
@@ -26,7 +26,6 @@ from .._core.definition_args import (
 )
 from .._core.history import write_context
 from .._core.keys import DEFAULT_VARIANT, DISABLED, RULE, RULES_ENTITY, TARGETING_RULE, VARIANT
-from .._core.rules import on_for_anybody, on_for_everybody
 from .._core.targeting import JSON, Resolution
 from .._core.validate import FlagName, flag_name, member_name, text
 from ..errors import UnknownFlagError
@@ -35,7 +34,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .._core.explain import Explanation
+    from .._core.explain import Decision
+    from .._core.feature import Check
     from .._core.history_event import HistoryEvent
     from .._core.targeting import CompiledFlag, FlagDefinition
     from .override import Overrides
@@ -46,6 +46,10 @@ __all__ = ["DefinitionsAPI"]
 
 #: An on/off flag's answers as variants.
 _ON_OFF = {True: "on", False: "off"}
+
+#: An on/off flag's answers when they are the same for every context.
+_STATIC_ON = Resolution(True, "on", "STATIC", None, None)
+_DISABLED_OFF = Resolution(False, "off", "DISABLED", None, None)
 
 #: explain()'s reasons of an on/off flag in flagd's (and OpenFeature's) words.
 _REASONS = {
@@ -69,7 +73,8 @@ class DefinitionsAPI:
         _replica: Replica
         _overrides: Overrides
 
-        def explain(self, name: FlagName, user: object = None) -> Explanation: ...
+        def _subject(self, user: object) -> tuple[str | None, object]: ...
+        def _decision(self, check: Check, uid: str | None, user: object) -> Decision: ...
 
     # Definitions ------------------------------------------------------------------------------
 
@@ -253,49 +258,56 @@ class DefinitionsAPI:
         nothing turns it on (as the OpenFeature provider says), else the reason of
         :meth:`explain` in flagd's words (TARGETING_MATCH, SPLIT, DEFAULT). A flag with a
         definition answers as flagd does (STATIC, TARGETING_MATCH, DEFAULT, DISABLED, ERROR).
+
+        Every answer is of one version of the flag, a state it had at some moment of the call:
+        a change made meanwhile (by another thread, a replicated write, or an ``id_user_by``,
+        context or predicate of the call itself) gives the answer of the version before it or
+        after it, never a mix of the two (such as DEFAULT where the flag said DISABLED before
+        and TARGETING_MATCH after), and never an error for a flag deleted meanwhile.
         """
-        # A name with a compiled definition was checked when it was written: checking it again
-        # on every call would cost twice the rule (the name rule reads every character).
-        compiled = self._replica.definitions.get(name) if type(name) is str else None
-        # (No cast(): typing is not loaded at run time. A compiled name is an exact str.)
-        flag: str = name if compiled is not None else flag_name(name)  # type: ignore[assignment]
-        forced = self._overrides.forced(flag)
+        checks = self._replica.checks
+        # A known flag's name was checked when it was written: checking it again on every call
+        # would cost more than the answer (the name rule reads every character).
+        check = checks.get(name) if type(name) is str else None
+        # (No cast(): typing is not loaded at run time. A known name is an exact str.)
+        flag: str = name if check is not None else flag_name(name)  # type: ignore[assignment]
+        forced = self._overrides.answers.get(flag)
         if forced is not None:
             return Resolution(forced, _ON_OFF[forced], "STATIC", None, None)
-        if compiled is None:
-            compiled = self._replica.definitions.get(flag)
-        if compiled is not None:
-            resolution = compiled.resolve(flag, self._replica.context_of(context))
+        if check is None:
+            check = checks.get(flag)
+            if check is None:
+                message = f"flag {flag!r} not found"
+                return Resolution(None, None, "ERROR", "FLAG_NOT_FOUND", message)
+        # The flag's one read: the answer is of the version this check is of, whatever changes
+        # while the context is read or a predicate runs (docs/targeting.md, "evaluate()").
+        if type(check) is DefinedCheck:
+            resolution = check.compiled.resolve(flag, self._replica.context_of(context))
             if resolution.reason == "ERROR":
                 self._replica.on_rule_error()
             return resolution
-        if flag not in self._replica.checks:
-            message = f"flag {flag!r} not found"
-            return Resolution(None, None, "ERROR", "FLAG_NOT_FOUND", message)
-        feature = self._replica.feature(flag)
-        if on_for_everybody(feature) or not on_for_anybody(feature):
+        settled = check.settled
+        if settled is not None:
             # The same answer for every context, as the OpenFeature provider says it.
-            answer = on_for_everybody(feature)
-            return Resolution(
-                answer, _ON_OFF[answer], "STATIC" if answer else "DISABLED", None, None
-            )
+            return _STATIC_ON if settled else _DISABLED_OFF
         # A mapping context is read as the OpenFeature provider (and so OFREP) reads it: the
         # targetingKey is the user id, the groups (predicates and named rules) read the
         # attributes, and without a key they are asked all the same (explain() does this).
-        explanation = self.explain(flag, context)
-        reason = _REASONS.get(explanation.reason, "DEFAULT")
-        return Resolution(explanation.active, _ON_OFF[explanation.active], reason, None, None)
+        uid, subject = self._subject(context)
+        active, reason = self._decision(check, uid, subject)[:2]
+        return Resolution(active, _ON_OFF[active], _REASONS.get(reason, "DEFAULT"), None, None)
 
     def _evaluate_version(
         self, flag: str, compiled: CompiledFlag, context: Mapping[str, Any]
     ) -> Resolution:
         """:meth:`evaluate` of a flag with a definition, by ``compiled``: the definition of
         one version of the flag (the OpenFeature provider's view's, whose metadata it answers
-        with), not whatever version the replica holds when the call reads it. (evaluate's own
-        steps, not a call from it: evaluate is OFREP's per-flag path.)"""
+        with), not whatever version the replica holds when the call reads it."""
         forced = self._overrides.forced(flag)
         if forced is not None:
             return Resolution(forced, _ON_OFF[forced], "STATIC", None, None)
+        # (evaluate's own steps, not a call from it: evaluate is the CLI's, and the one-flag
+        # path of an application's own remote evaluation.)
         resolution = compiled.resolve(flag, self._replica.context_of(context))
         if resolution.reason == "ERROR":
             self._replica.on_rule_error()

@@ -29,6 +29,7 @@ from .._core.bucketing import Randomize
 from .._core.clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
 from .._core.codec import decode, entity_name
 from .._core.context import MappingUser, context_reader
+from .._core.defined import DefinedCheck
 from .._core.evaluate import build_active
 from .._core.feature import Check, Feature
 from .._core.history import DEFAULT_HISTORY_LIMIT, write_context
@@ -377,78 +378,80 @@ class Rollout(DefinitionsAPI):
 
         Its ``active`` is what ``active()`` answers for the same input (for a percentage of the
         time, given the same draw, which it reports). ``user`` may also be a mapping context
-        (``targetingKey`` and attributes), read as :meth:`evaluate` reads it.
+        (``targetingKey`` and attributes), read as :meth:`evaluate` reads it. The explanation
+        is of one version of the flag, the one it had once ``user`` was read (a change made
+        meanwhile, by a predicate or another thread, is no part of it).
         See :class:`rollout.Explanation`.
         """
-        # A known flag's name is valid: skip validating it (the OpenFeature provider explains
-        # on every targeted evaluation).
+        # A known flag's name is valid: skip validating it.
         flag = name if type(name) is str and name in self._checks else _validate.flag_name(name)
-        if isinstance(user, Mapping):  # flagd's context, as active() of a defined flag takes it
-            return self._explain_context(flag, MappingUser(user))
-        uid = None if user is None else self._check_id(user)
-        return self._explain_as(flag, uid, user)
-
-    def _explain_context(self, flag: str, user: MappingUser) -> Explanation:
-        # A mapping context, read as the OpenFeature provider reads one: without a targetingKey
-        # the check without a user decides first, then the groups are asked all the same (a
-        # group needs attributes, not an id).
-        explanation = self._explain_as(flag, user.id, user)
-        if user.id is not None or explanation.active or not user.attributes:
-            return explanation
-        if explanation.reason not in ("no_user", "percentage_of_time"):
-            return explanation  # an override, an unknown flag, a flag with a definition
-        for group in self._checks[flag].groups:
-            if self._explain_group(group, user):
-                message = (
-                    f"on: the group {group!r} says yes"
-                    if group in self._groups
-                    else f"on: the named rule {group!r} (a group) says yes"
-                )
-                return _explain.amended(
-                    explanation, active=True, reason="group", message=message, group=group
-                )
-        return explanation
-
-    def _explain_as(self, flag: str, uid: str | None, user: object) -> Explanation:
-        # explain() of a valid flag name for a user whose id is uid (None: no user).
-        forced = self._overrides.values.get(flag)
+        uid, subject = self._subject(user)
+        forced = self._overrides.answers.get(flag)
         if forced is not None:
             return _explain.explain_override(flag, uid, forced)
-        check = self._checks.get(flag)
+        check = self._checks.get(flag)  # the flag's one read: everything below is of its version
         if check is None:
             return _explain.explain_unknown(flag, uid)
-        compiled = self._replica.definitions.get(flag)
-        if compiled is not None:
-            resolution = compiled.resolve(flag, self._replica.context_of(user))
+        if type(check) is DefinedCheck:
+            resolution = check.compiled.resolve(flag, self._replica.context_of(subject))
             return _explain.explain_definition(flag, uid, resolution)
-        explanation = _explain.explain_check(check, uid, user, self._explain_group, random)
-        group = explanation.group
+        decision = self._decision(check, uid, subject)
+        explanation = _explain.explained(check, uid, decision)
+        group = decision[4]
         if group is not None and group not in self._groups:  # a named rule said yes
             message = f"on: the named rule {group!r} (a group) says yes"
             explanation = _explain.amended(explanation, message=message)
         return explanation
 
-    def _decide(self, flag: str, user: object) -> Decision | None:
-        """What ``explain(flag, user)`` decides, without its words, for the OpenFeature
-        provider (openfeature._provider), which asks on every targeted evaluation and needs
-        only the rule and its numbers: a tuple, not an Explanation with its message. None for a
-        flag that is overridden, unknown or defined (``explain`` says those). ``flag`` must be
-        a valid name; a user without a usable id raises as ``explain`` does."""
-        check = self._checks.get(flag)
-        if (  # forced(): the override view's `in` builds a proxy first, twice the cost
-            check is None
-            or self._overrides.forced(flag) is not None
-            or flag in self._replica.definitions
-        ):
-            return None
-        uid = None if user is None else self._check_id(user)
-        return _explain.decide_check(check, uid, user, self._explain_group, random)
+    def _subject(self, user: object) -> tuple[str | None, object]:
+        """The id a check reads of ``user`` (None: no user) and what its rules receive: a
+        mapping context is read as the OpenFeature provider reads one (its ``targetingKey`` is
+        the id, its attributes the groups'); a user without a usable id raises as a check does."""
+        if isinstance(user, Mapping):  # flagd's context, as active() of a defined flag takes it
+            subject = MappingUser(user)
+            return subject.id, subject
+        return (None if user is None else self._check_id(user)), user
+
+    def _decision(self, check: Check, uid: str | None, user: object) -> Decision:
+        """Which rule decides ``check`` (an on/off flag's, of one version) for the user whose
+        id, as the check reads it, is ``uid`` (None: no user), and its numbers: with a user, the
+        check's decision function (rollout._core.decide, built on its first decision), about
+        half the cost of the walk. A mapping context without a key is answered by the check
+        without a user, then, if that says no, by the check's own groups (a group needs
+        attributes, not an id), as the OpenFeature provider answers it."""
+        if uid is not None:
+            decide = check.decide
+            if decide is None:  # two threads may both build it: the same function
+                # Imported here: only targeted decisions need it (it compiles code).
+                from .._core.decide import specialize_decision
+
+                decide = check.decide = specialize_decision(check, self._group_failed)
+            decision: Decision = decide(uid, user)
+            return decision
+        decision = _explain.decide_check(check, None, None, self._explain_group, random)
+        if decision[0] or not isinstance(user, MappingUser) or not user.attributes:
+            return decision
+        group = self._group_saying_yes(check, user)
+        if group is None:
+            return decision
+        return (True, "group", *decision[2:4], group, *decision[5:])
+
+    def _group_saying_yes(self, check: Check, user: object) -> str | None:
+        """The first of ``check``'s groups whose predicate says yes to ``user``, by the check's
+        own predicates (a named rule's of the check's version), in its order; None if none
+        does. A predicate that raises says no, counted and logged, as in the check."""
+        for group, predicate in zip(check.predicate_groups, check.predicates, strict=True):
+            try:
+                if predicate(user):
+                    return group
+            except Exception:
+                self._group_failed(check, predicate, user)
+        return None
 
     def _decide_user(self, flag: str, uid: str, user: object) -> Decision | None:
-        """:meth:`_decide` for a user whose id, as the check reads it, is ``uid``: the same
-        decision, from the flag's decision function (rollout._core.decide, built on the first
-        decision of each compiled check), about half the cost of the general walk. None where
-        :meth:`_decide` answers None (an override, an unknown or defined flag)."""
+        """The decision of ``explain(flag, user)`` for a user whose id, as the check reads it,
+        is ``uid``, without its words, from the flag's decision function (rollout._core.decide):
+        None for a flag that is overridden, unknown or defined (``explain`` says those)."""
         check = self._checks.get(flag)
         if (
             check is None
@@ -456,13 +459,7 @@ class Rollout(DefinitionsAPI):
             or self._overrides.forced(flag) is not None
         ):
             return None
-        decide = check.decide
-        if decide is None:  # two threads may both build it: the same function
-            # Imported here: only the OpenFeature provider asks for decisions.
-            from .._core.decide import specialize_decision
-
-            decide = check.decide = specialize_decision(check, self._group_failed)
-        return decide(uid, user)
+        return self._decision(check, uid, user)
 
     def _explain_group(self, group: str, user: object) -> bool:
         # As the compiled check runs a predicate: undefined says no, one that raises says no

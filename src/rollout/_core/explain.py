@@ -36,6 +36,7 @@ __all__ = [
     "explain_definition",
     "explain_override",
     "explain_unknown",
+    "explained",
 ]
 
 Reason = Literal[
@@ -179,7 +180,11 @@ def explain_check(
     ``in_group(group, user)`` runs a defined group's predicate (one that raises says no);
     ``draw()`` is ``random.random`` unless a test fixes it.
     """
-    decision = decide_check(check, uid, user, in_group, draw)
+    return explained(check, uid, decide_check(check, uid, user, in_group, draw))
+
+
+def explained(check: Check, uid: str | None, decision: Decision) -> Explanation:
+    """The explanation of ``decision``, made by ``check`` for user id ``uid``: its words."""
     return Explanation(
         check.name, uid, decision[0], decision[1], _words(check, uid, decision), *decision[2:]
     )

@@ -191,6 +191,7 @@ class Check:
         "predicates",
         "randomize",
         "seed",
+        "settled",
         "time_percentage",
         "users",
     )
@@ -224,7 +225,19 @@ class Check:
         #: built on first use, by whoever asks for decisions.
         self.decide: Callable[[str, Any], Any] | None = None
         # The answer for a check without a user when it does not depend on chance, else None.
-        if state.percentage >= 100.0 or state.time_percentage >= 100.0:
+        on_without_a_user = state.percentage >= 100.0 or state.time_percentage >= 100.0
+        #: The answer when it is the same for every user and context, else None: True on for
+        #: everybody (on without a user, nobody excluded), False when no rule can turn it on
+        #: (exclusions alone turn nothing on): rollout._core.rules's on_for_everybody and
+        #: on_for_anybody of this version, read by ``evaluate`` (STATIC, DISABLED). Exact for
+        #: the check's lifetime: the replica keeps a check across a change of listed or excluded
+        #: users only when neither set becomes empty or non-empty (replica._shares_sets).
+        self.settled: bool | None = None
+        if on_without_a_user and not state.excluded:
+            self.settled = True
+        elif not (state.percentage or state.time_percentage or state.users or state.groups):
+            self.settled = False
+        if on_without_a_user:
             self.anonymous: bool | None = True
         elif state.time_percentage > 0.0:
             self.anonymous = None

@@ -36,7 +36,6 @@ from typing import Any, Final
 
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
-from openfeature.flag_evaluation import FlagResolutionDetails
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -243,7 +242,9 @@ class Ofrep:
 
     def evaluate(self, key: str, context: EvaluationContext) -> dict[str, Any]:
         """One flag's OFREP answer: an evaluation success or failure object."""
-        details: FlagResolutionDetails[object] = self.provider.resolve_value_details(key, context)
+        # Whether it has a definition is of the version answered: asked after, a predicate
+        # that defined the flag meanwhile would name an on/off answer's variant "".
+        details, defined = self.provider.resolve_value_of_version(key, context)
         if details.error_code is not None:
             failure: dict[str, Any] = {
                 "key": key,
@@ -262,7 +263,7 @@ class Ofrep:
         # default variant; "" names none, as in flagd's Go).
         variant = details.variant
         if variant is None:
-            variant = "" if self.provider.has_definition(key) else "off"
+            variant = "" if defined else "off"
         answer["variant"] = variant
         answer["metadata"] = dict(details.flag_metadata)
         return answer

@@ -41,17 +41,10 @@ def without_key(
     decision = decide(flags, check, None, None)
     if not decision[0]:
         if view.groups and context is not None and context.attributes:
-            user = user_of(context)
-            # The check's own predicates (a named rule's, of this version), in its order.
-            for group, predicate in zip(check.predicate_groups, check.predicates, strict=True):
-                try:
-                    said_yes = bool(predicate(user))
-                except Exception:  # says no, counted and logged, as in the check
-                    flags._group_failed(check, predicate, user)
-                    said_yes = False
-                if said_yes:
-                    matched = group_metadata(view.metadata, decision, group)
-                    return view, True, Reason.TARGETING_MATCH, MappingProxyType(matched)
+            group = flags._group_saying_yes(check, user_of(context))
+            if group is not None:
+                matched = group_metadata(view.metadata, decision, group)
+                return view, True, Reason.TARGETING_MATCH, MappingProxyType(matched)
         if view.needs_key:
             raise TargetingKeyMissingError(
                 f"flag {view.feature.name!r} is on for a percentage of users: the evaluation "

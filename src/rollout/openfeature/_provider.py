@@ -38,11 +38,7 @@ from openfeature.exception import (
     OpenFeatureError,
     TypeMismatchError,
 )
-from openfeature.flag_evaluation import (
-    FlagResolutionDetails,
-    FlagValueType,
-    Reason,
-)
+from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
 from openfeature.hook import Hook
 from openfeature.provider import AbstractProvider, Metadata
 
@@ -50,12 +46,7 @@ from .._client.rollout import Rollout
 from .._core.decide import specialize_resolution
 from .._core.feature import Check, Feature
 from ._arguments import checked_arguments
-from ._context import (
-    ContextUser,
-    context_user_and_key,
-    targeting_key,
-    user_and_id,
-)
+from ._context import ContextUser, context_user_and_key, targeting_key, user_and_id
 from ._defined import resolve_defined, resolve_defined_value
 from ._details import TargetedDetails, failure
 from ._explained import REASONS, decide
@@ -302,15 +293,23 @@ class RolloutProvider(AbstractProvider):
         ``value`` and ``off_value`` are not one type (or either is null) is a PARSE_ERROR: no
         client type could take both.
         """
+        return self.resolve_value_of_version(flag_key, evaluation_context)[0]
+
+    def resolve_value_of_version(
+        self, flag_key: str, evaluation_context: EvaluationContext | None = None
+    ) -> tuple[FlagResolutionDetails[object], bool]:
+        """:meth:`resolve_value_details` and whether the version it answered has a definition
+        (OFREP's variant of an answer without one): asked after, :meth:`has_definition` would
+        answer for another version when a predicate of the resolution changed the flag."""
         try:
             view = self._view(flag_key)
             if view is not None and view.defined and view.check is self._checks.get(flag_key):
-                return resolve_defined_value(self._flags, view, evaluation_context)
-            return any_value(self._evaluate(flag_key, evaluation_context, view))
+                return resolve_defined_value(self._flags, view, evaluation_context), True
+            return any_value(self._evaluate(flag_key, evaluation_context, view)), False
         except DefinedSinceError as since:  # as in resolve_boolean_details
-            return resolve_defined_value(self._flags, since.view, evaluation_context)
+            return resolve_defined_value(self._flags, since.view, evaluation_context), True
         except OpenFeatureError as error:
-            return failure(None, error)
+            return failure(None, error), False
 
     def has_definition(self, flag_key: str) -> bool:
         """The flag has a definition (variants): ``flags.evaluate`` answers it."""

@@ -7,6 +7,7 @@ the order of their sequence numbers.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import socket
@@ -18,6 +19,8 @@ import pytest
 
 from rollout import Rollout
 from rollout.peer import PeerTransport
+from rollout.peer._frames import FrameWriter, Kind, encode_body
+from rollout.peer._sender import FrameSender
 from rollout.testing import eventually
 
 from . import wire
@@ -153,3 +156,38 @@ def _deltas(sock: socket.socket, session: wire.Session, *, count: int) -> Iterat
         if body[1] == 2:  # DELTA
             count -= 1
             yield json.loads(body[2:])["seq"]
+
+
+def test_a_delta_sent_just_as_its_connection_is_admitted_goes_out() -> None:
+    # A writing thread can send between the connection's admission (it is among the peers)
+    # and the moment the loop thread lets writing threads use its socket: that frame waits,
+    # and goes out first with the loop thread's next frame (the initial digest, in a node).
+    async def scenario() -> bytes:
+        arrived: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await arrived.put(await reader.readexactly(len(expected)))
+            finally:
+                writer.close()
+                await writer.wait_closed()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        async with server:
+            _, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+            sender = FrameSender(writer, lambda: None)
+            await asyncio.to_thread(sender.send_now, delta)  # before open_direct
+            sender.open_direct()
+            sender.send(digest)
+            try:
+                return await asyncio.wait_for(arrived.get(), WAIT)
+            finally:
+                sender.close()
+                writer.close()
+                await writer.wait_closed()
+
+    delta = encode_body(Kind.DELTA, {"seq": 1}, {})
+    digest = encode_body(Kind.DIGEST, {"seq": 1, "clock": 0, "digests": {}})
+    framed = FrameWriter()  # unkeyed, as the sender's: length, body
+    expected = framed.frame_body(delta) + framed.frame_body(digest)
+    assert asyncio.run(scenario()) == expected

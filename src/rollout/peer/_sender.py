@@ -56,9 +56,16 @@ class FrameSender:
         self.closed = False
 
     def open_direct(self) -> None:
-        """Let :meth:`send_now` write from other threads (on the loop thread, once admitted)."""
+        """Let :meth:`send_now` write from other threads (on the loop thread, once admitted).
+
+        A writing thread may have sent between the admission and this call: what it left
+        waiting is written now."""
         loop = asyncio.get_running_loop()
-        self._loop = loop
+        with self._lock:
+            self._loop = loop
+            waiting, self._waiting = self._waiting, bytearray()
+            if waiting and not self.closed:
+                self._writer.write(bytes(waiting))
         transport = self._writer.transport
         sock = transport.get_extra_info("socket")
         if (
@@ -92,9 +99,8 @@ class FrameSender:
             if self.closed:
                 return
             frame = self.frames.frame_body(body)
-            if self._waiting:
-                self._waiting += frame  # behind the frames from other threads
-                return
+            if self._waiting:  # frames of other threads first: this is the loop thread
+                frame, self._waiting = bytes(self._waiting + frame), bytearray()
             self._writer.write(frame)
         self._after_write()
 

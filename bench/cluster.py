@@ -9,7 +9,9 @@ machine on Linux), so no pipe to this process is ever inside a measured interval
   ``activate()`` returns; every other node takes its own when its subscriber first sees the
   flag active (the moment ``active()`` turns true there; the writer committed the change
   before sending it, and a receiver commits a peer's change right after showing it:
-  docs/architecture.md, "A peer's delta");
+  docs/architecture.md, "A peer's delta"). The writer sends the change from inside
+  ``activate()`` (rollout/peer/_sender.py), so the same samples are also taken from just
+  before ``activate()`` was called: that one counts the writer's whole path;
 - the Redis reference: the same number of processes, each subscribed to one channel with
   redis-py's plain pub/sub; a writer puts its time in the message just before ``PUBLISH``, the
   others take theirs when the message arrives: the raw cost of one PUBLISH reaching N-1
@@ -84,8 +86,9 @@ class Latency:
 class LatencyRun:
     nodes: int
     store: str
-    rollout: Latency
+    rollout: Latency  # from activate() returning on the writer
     redis: Latency | None  # None when no Redis could be reached
+    from_call: Latency | None = None  # from just before activate() was called
 
 
 @dataclass(frozen=True)
@@ -128,8 +131,8 @@ def measure_cluster() -> ClusterResults:
                     redis[nodes] = _fan_out(children, events)
             _progress(f"cluster: {nodes} nodes, {store} stores")
             with _peer_group(nodes, store, directory) as (children, events):
-                latency = _fan_out(children, events)
-            runs.append(LatencyRun(nodes, store, latency, redis.get(nodes)))
+                latency, from_call = _fan_out_timed(children, events, span=True)
+            runs.append(LatencyRun(nodes, store, latency, redis.get(nodes), from_call))
         _progress(f"cluster: catch-up to {CATCH_UP_FLAGS:,} flags, then {IDLE_S:.0f} s idle")
         catch_up, idle = _catch_up_and_idle(directory)
     return ClusterResults(runs, catch_up, idle, redis_failure, load_average)
@@ -313,17 +316,30 @@ def _redis_problem() -> str | None:
 
 def _fan_out(children: Sequence[_Child], events: Events) -> Latency:
     """WARMUP + CHANGES changes, each from the next node in turn; latency to every other node."""
-    samples: list[int] = []
+    return _fan_out_timed(children, events, span=False)[0]
+
+
+def _fan_out_timed(
+    children: Sequence[_Child], events: Events, *, span: bool
+) -> tuple[Latency, Latency | None]:
+    """``_fan_out``'s latency from ``activate()`` returning, and with ``span`` (Rollout nodes
+    only) the same samples from just before it was called."""
+    returned: list[int] = []
+    called: list[int] = []
     lost = 0
     for change in range(WARMUP + CHANGES):
         writer = children[change % len(children)]
-        written_ns: int = writer.call("write", change)
+        if span:
+            before_ns, written_ns = writer.call("write_span", change)
+        else:
+            before_ns = written_ns = writer.call("write", change)
         arrived, missing = arrivals(children, events, writer.index, change)
         if change >= WARMUP:
-            samples += [ns - written_ns for ns in arrived]
+            returned += [ns - written_ns for ns in arrived]
+            called += [ns - before_ns for ns in arrived]
             lost += missing
         time.sleep(GAP_S)
-    return _latency(samples, lost)
+    return _latency(returned, lost), _latency(called, lost) if span else None
 
 
 def arrivals(

@@ -292,6 +292,8 @@ def cluster_latency_table(results: ClusterResults) -> Table:
                 _ms(ours.p50_ms),
                 _ms(ours.p99_ms),
                 _ms(ours.max_ms),
+                "n/a" if run.from_call is None else _ms(run.from_call.p50_ms),
+                "n/a" if run.from_call is None else _ms(run.from_call.p99_ms),
                 "n/a" if redis is None else _ms(redis.p50_ms),
                 "n/a" if redis is None else _ms(redis.p99_ms),
                 "n/a" if redis is None else _ms(redis.max_ms),
@@ -304,6 +306,8 @@ def cluster_latency_table(results: ClusterResults) -> Table:
         "p50 ms",
         "p99 ms",
         "max ms",
+        "p50 ms from call",
+        "p99 ms from call",
         "Redis p50 ms",
         "Redis p99 ms",
         "Redis max ms",
@@ -314,6 +318,8 @@ def cluster_latency_table(results: ClusterResults) -> Table:
         "the receiver's subscriber seeing the flag active (the writer's store holds it; the "
         "receiver's commits it right after). Real processes, "
         "loopback TCP, shared secret; times are CLOCK_MONOTONIC read inside the nodes.",
+        "From call: the same samples from just before activate() was called on the writer, which "
+        "sends the change to its peers before activate() returns: the writer's whole path.",
         "Redis: the same number of processes on one channel with redis-py's plain pub/sub (no "
         "flag state): from just before PUBLISH to the message reaching each other subscriber; "
         "measured in the same run.",

@@ -224,7 +224,8 @@ def scale_tables(
         "ready: the last node ready (Rollout() returned) -> full mesh (polled every 20 ms).",
         f"Propagation: {CHANGES} changes (after {WARMUP} unmeasured), each activate() on the "
         "next node in turn, timed to every other node's subscriber (CLOCK_MONOTONIC inside the "
-        "nodes); lost: (change, node) pairs not seen within 2 s.",
+        "nodes) from activate() returning (the writer has sent the change by then: the cluster "
+        "section also times it from the call); lost: (change, node) pairs not seen within 2 s.",
         f"Idle CPU: % of one CPU per node over {IDLE_S:.0f} s with nothing written "
         "(anti-entropy every 1 s), mean and busiest node; RSS: mean and largest node; peers: "
         "connected peers per node (min-max); TCP conns: established TCP sockets per process.",

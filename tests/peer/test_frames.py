@@ -505,13 +505,38 @@ def test_arbitrary_bytes_never_crash_a_keyed_reader(data: bytes, key: bytes | No
         b'{"seq":1,"flags":{"chat":{"user:\\udfff":[1,0,1,true]}}}',
         b'{"seq":1,"flags":{"x\\ud800":{"exists":[1,0,1,true]}}}',
         b'{"seq":1,"flags":{},"\\ud800":1}',
+        # Escapes in upper case are escapes too.
+        b'{"seq":1,"flags":{"chat":{"data:k":[1,0,1,"\\uD800"]}}}',
+        b'{"seq":1,"flags":{"chat":{"data:k":[1,0,1,"\\uDbFf"]}}}',
         # A data value nested past the limit (but not past the parser).
         b'{"seq":1,"flags":{"chat":{"data:k":[1,0,1,' + b"[" * 40 + b"]" * 40 + b"]}}}",
         # A flag name the naming rule refuses.
         b'{"seq":1,"flags":{"chat ":{"exists":[1,0,1,true]}}}',
     ],
-    ids=["data value", "user id", "flag name", "field", "data 40 deep", "name rule"],
+    ids=[
+        "data value",
+        "user id",
+        "flag name",
+        "field",
+        "upper case",
+        "mixed case",
+        "data 40 deep",
+        "name rule",
+    ],
 )
 def test_a_delta_that_is_not_unicode_text_or_too_deep_raises(payload: bytes) -> None:
     with pytest.raises(FrameError, match="DELTA"):
         FrameReader().feed(raw_frame(Kind.DELTA, payload))
+
+
+@pytest.mark.parametrize(
+    ("escaped", "text"),
+    [("\\u00e9", "\u00e9"), ("\\ud83d\\ude00", "\U0001f600"), ("\\\\ud800", "\\ud800")],
+    ids=["letter", "surrogate pair", "escaped backslash"],
+)
+def test_escapes_that_make_unicode_text_decode(escaped: str, text: str) -> None:
+    # Checked for lone surrogates only when an escape could make one: these are whole text.
+    payload = f'{{"seq":1,"flags":{{"chat":{{"data:k":[1,0,1,"{escaped}"]}}}}}}'
+    [message] = FrameReader().feed(raw_frame(Kind.DELTA, payload))
+    assert message.delta is not None
+    assert message.delta["chat"]["data:k"].value == text

@@ -159,8 +159,11 @@ def json_problem(value: object, max_depth: int = MAX_DEPTH) -> str | None:
     if isinstance(value, str):
         problem = text_problem(value)
         return None if problem is None else f"a string {problem}: {value!r:.80}"
-    level: list[object] = [value] if isinstance(value, dict | list | tuple) else []
+    level: list[object] = [value] if isinstance(value, _CONTAINERS) else []
     depth = 0
+    # Runs on every register a peer sends and every event written: an ASCII string (nearly
+    # all of them) is passed over without a call, and the types are a tuple, not a union
+    # (which isinstance takes apart on every call).
     while level:
         depth += 1
         if depth > max_depth:
@@ -169,7 +172,11 @@ def json_problem(value: object, max_depth: int = MAX_DEPTH) -> str | None:
         for container in level:
             if isinstance(container, dict):
                 for key in container:
-                    if isinstance(key, str) and (problem := text_problem(key)) is not None:
+                    if (
+                        isinstance(key, str)
+                        and not key.isascii()
+                        and (problem := text_problem(key)) is not None
+                    ):
                         return f"a key {problem}: {key!r:.80}"
                 children: Iterable[object] = container.values()
             else:
@@ -177,12 +184,15 @@ def json_problem(value: object, max_depth: int = MAX_DEPTH) -> str | None:
                 children = container
             for child in children:
                 if isinstance(child, str):
-                    if (problem := text_problem(child)) is not None:
+                    if not child.isascii() and (problem := text_problem(child)) is not None:
                         return f"a string {problem}: {child!r:.80}"
-                elif isinstance(child, dict | list | tuple):
+                elif isinstance(child, _CONTAINERS):
                     deeper.append(child)
         level = deeper
     return None
+
+
+_CONTAINERS = (dict, list, tuple)
 
 
 def percentage(value: object, argument: str = "percentage") -> float:

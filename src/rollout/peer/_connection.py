@@ -28,7 +28,6 @@ from ._frames import (
     PROTOCOL_VERSION,
     FrameError,
     FrameReader,
-    FrameWriter,
     Kind,
     Message,
     OwnOpeningError,
@@ -36,6 +35,7 @@ from ._frames import (
 )
 from ._handshake import authenticate
 from ._loop import start_tls
+from ._sender import FrameSender
 
 if TYPE_CHECKING:
     from ..sync._base import SyncHost
@@ -173,7 +173,8 @@ class PeerConnection:
         self.advertised: str | None = None
         self.peer_label = _peer_label(writer, member)
         # Keyed once the handshake has derived this connection's keys.
-        self._frames_out = FrameWriter()
+        #: Every frame goes out through it; a writing thread sends its deltas with send_now.
+        self.sender = FrameSender(writer, self.check_stalled)
         self._frames_in = FrameReader(max_frame=owner.max_frame)
         self.acked = -1  # the highest sequence number the peer acknowledged
         self.refused_at = -1  # the last sequence number it acknowledged with registers refused
@@ -206,6 +207,7 @@ class PeerConnection:
             registered = self.owner.register(self)
             if not registered:
                 return
+            self.sender.open_direct()
             self.send_digest(initial=True)
             while True:
                 data = await self.reader.read(_READ_SIZE)
@@ -241,7 +243,7 @@ class PeerConnection:
             in_flight=self.owner.nonces_in_flight,
         )
         if keys is not None:
-            self._frames_out.rekey(keys[0])
+            self.sender.frames.rekey(keys[0])
             self._frames_in.rekey(keys[1])
         # The side that proved itself first hears first who it is talking to.
         if not self.outbound:
@@ -290,16 +292,12 @@ class PeerConnection:
 
     def _send(self, kind: Kind, body: dict[str, Any], delta: Delta | None = None) -> None:
         if not self.closed:
-            self._write(self._frames_out.frame(kind, body, delta=delta))
+            self.sender.send(encode_body(kind, body, delta))
 
     def send_body(self, body: bytes) -> None:
-        """Send an already-encoded body (a fan-out delta is encoded once for every peer)."""
+        """Send an already-encoded body, on the loop thread."""
         if not self.closed:
-            self._write(self._frames_out.frame_body(body))
-
-    def _write(self, frame: bytes) -> None:
-        self.writer.write(frame)
-        self.check_stalled()
+            self.sender.send(body)
 
     def check_stalled(self) -> None:
         """Drop a peer that stopped reading; never one that is merely catching up.
@@ -313,7 +311,7 @@ class PeerConnection:
         if self.closed:
             return
         owner = self.owner
-        buffered = self.writer.transport.get_write_buffer_size()
+        buffered = self.sender.buffered
         if buffered <= owner.send_buffer_limit:
             self.over_limit_since = None
             return
@@ -432,10 +430,12 @@ class PeerConnection:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self.sender.close()
             self.writer.close()
 
     def abort(self) -> None:
         self.closed = True
+        self.sender.close()
         self.writer.transport.abort()
 
     def __str__(self) -> str:

@@ -3,7 +3,8 @@
 Every node keeps a full replica and a connection to every other node (full mesh). A local write
 is sent at once to every connected peer; every second (with jitter) each node compares per-flag
 digests with one random peer and pulls what differs, so lost messages, partitions and restarts
-heal by themselves. Everything runs on one background thread with its own asyncio loop.
+heal by themselves. Everything runs on one background thread with its own asyncio loop, except
+that a local write's delta is sent by the writing thread itself (rollout.peer._sender).
 
 The transport owns a :class:`~rollout.peer._mesh.Mesh` (the members and connections) and is
 the owner every connection reports to (:class:`~rollout.peer._connection.ConnectionOwner`);
@@ -219,6 +220,8 @@ class PeerTransport(Transport):
         abandon(old)
         for connection in self._mesh.connections.values():
             release_inherited_socket(connection.writer.get_extra_info("socket"))
+            if connection.sender.socket is not None:
+                release_inherited_socket(connection.sender.socket)
         if self._server is not None:
             for sock in self._server.sockets:
                 release_inherited_socket(sock)
@@ -237,12 +240,12 @@ class PeerTransport(Transport):
         with self._sequence_lock:
             self.sequence += 1
             body = encode_body(Kind.DELTA, {"seq": self.sequence}, delta)
-        loop.call_soon(self._fan_out, body)
-
-    def _fan_out(self, body: bytes) -> None:
-        for connection in list(self._mesh.connections.values()):
-            connection.send_body(body)
-            self._counters["deltas_sent"] += 1
+            # Sent from this thread (rollout.peer._sender), in the order of the sequence: the
+            # loop thread is not woken on the way. A connection admitted after this snapshot
+            # gets the change from its first digest exchange (the replica holds it already).
+            for connection in list(self._mesh.connections.values()):
+                connection.sender.send_now(body)
+                self._counters["deltas_sent"] += 1
 
     async def _anti_entropy(self) -> None:
         while not self._closing:

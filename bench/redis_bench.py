@@ -21,6 +21,11 @@ keys are deleted afterwards (``SCAN ns:*`` then ``DEL``):
   ``FILL_CHUNK`` users at a time into Redis, which the ``Rollout``'s subscriber merges as it
   would any other process's change. A write is one round trip whatever the list's size, so the
   targets are <= ``WRITE_TARGET_US`` a call and within ``FLAT_RATIO`` of the empty flag.
+  Next to them, timed the same way in the same rounds, the floor a write cannot go below: a
+  plain redis-py PING round trip, and a redis-py EVALSHA of the same shape as a write (the
+  same keys and arguments, byte for byte those of one of the timed writes, one INCR and one
+  PUBLISH of the same message, an integer reply), but none of the save's merge, history or
+  local work; its channel has no subscriber.
 
 Skipped, with the reason, when redis-py is missing or no Redis answers at ``BENCH_REDIS_URL``
 (default ``redis://127.0.0.1:6379/0``). A part that fails is reported as not measured; the
@@ -77,6 +82,7 @@ __all__ = [
     "RedisFanOut",
     "RedisResults",
     "RedisWrites",
+    "RoundTripFloor",
     "measure_redis",
 ]
 
@@ -139,9 +145,20 @@ class ListSizeWrites:
 
 
 @dataclass(frozen=True)
+class RoundTripFloor:
+    """Microseconds per call of the writes' floor, timed in the same rounds as the writes."""
+
+    ping_best_us: float  # redis-py PING: the best round's median
+    ping_p50_us: float  # ... the median of every call
+    evalsha_best_us: float  # redis-py EVALSHA of a write's keys and arguments, INCR + PUBLISH
+    evalsha_p50_us: float
+
+
+@dataclass(frozen=True)
 class RedisWrites:
     calls: int  # timed calls per list size
     sizes: list[ListSizeWrites]  # in LIST_SIZES order, the empty flag first
+    floor: RoundTripFloor
 
     def ratio(self, size: ListSizeWrites) -> float:
         """A list size's best round over the empty flag's."""
@@ -310,6 +327,7 @@ def _measure_list_sizes(namespace: str) -> RedisWrites:
     # One namespace per size under the part's own, so that its clean-up deletes them all.
     flags_by_size: dict[int, Rollout] = {}
     fill_s: dict[int, float] = {}
+    floor: _Floor | None = None
     try:
         for listed in LIST_SIZES:
             flags = Rollout(_store_url(f"{namespace}:size-{listed}"))
@@ -317,21 +335,29 @@ def _measure_list_sizes(namespace: str) -> RedisWrites:
             if not flags.wait_synced(10.0):
                 raise TimeoutError("the Redis-backed Rollout did not connect to Redis")
             fill_s[listed] = _fill(flags, f"{namespace}:size-{listed}", listed)
-        per_call: dict[int, list[int]] = {listed: [] for listed in LIST_SIZES}
-        block_medians: dict[int, list[float]] = {listed: [] for listed in LIST_SIZES}
+        floor = _Floor(namespace, flags_by_size[0], f"{namespace}:size-0")
+        per_call: dict[int | str, list[int]] = {part: [] for part in (*LIST_SIZES, *_FLOORS)}
+        block_medians: dict[int | str, list[float]] = {part: [] for part in per_call}
         for round_ in range(SIZE_ROUNDS):
-            # Interleaved: a slow moment of the machine hits every size alike.
-            for listed, flags in flags_by_size.items():
-                times = _time_writes(flags, [f"new-{round_}-{i}" for i in range(SIZE_BLOCK)])
-                per_call[listed] += times
-                block_medians[listed].append(statistics.median(times) / 1e3)
+            # Interleaved: a slow moment of the machine hits every size, and the floor, alike.
+            timings: list[tuple[int | str, Callable[[], list[int]]]] = [
+                (listed, _writes_of(flags, round_)) for listed, flags in flags_by_size.items()
+            ]
+            timings += [("ping", floor.time_pings), ("evalsha", floor.time_evalshas)]
+            for part, time_block in timings:
+                times = time_block()
+                per_call[part] += times
+                block_medians[part].append(statistics.median(times) / 1e3)
         for listed, flags in flags_by_size.items():
-            expected = listed + SIZE_ROUNDS * SIZE_BLOCK
+            # The empty flag's one more: the write the floor copied its arguments from.
+            expected = listed + SIZE_ROUNDS * SIZE_BLOCK + (listed == 0)
             if len(flags.get("big").users) != expected:
                 raise RuntimeError(f"the flag of {listed:,} users does not list {expected:,}")
     finally:
         for flags in flags_by_size.values():
             flags.close()
+        if floor is not None:
+            floor.client.close()
     return RedisWrites(
         calls=SIZE_ROUNDS * SIZE_BLOCK,
         sizes=[
@@ -343,7 +369,85 @@ def _measure_list_sizes(namespace: str) -> RedisWrites:
             )
             for listed in LIST_SIZES
         ],
+        floor=RoundTripFloor(
+            *(
+                value
+                for part in _FLOORS
+                for value in (
+                    min(block_medians[part]),
+                    statistics.median(per_call[part]) / 1e3,
+                )
+            )
+        ),
     )
+
+
+def _writes_of(flags: Rollout, round_: int) -> Callable[[], list[int]]:
+    return lambda: _time_writes(flags, [f"new-{round_}-{i}" for i in range(SIZE_BLOCK)])
+
+
+_FLOORS = ("ping", "evalsha")
+
+#: The floor's script: a write's shape (its keys and arguments) with none of its merge.
+_FLOOR_SCRIPT = """
+local version = redis.call('INCR', KEYS[2])
+redis.call('PUBLISH', ARGV[1], version .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
+return version
+"""
+
+
+class _Floor:
+    """A plain redis-py client timing PINGs and EVALSHAs of the shape of one of ``flags``'s
+    writes, copied from Redis: the message it published and the registers it stored."""
+
+    def __init__(self, namespace: str, flags: Rollout, flags_namespace: str) -> None:
+        import json
+
+        import redis
+
+        self.client = redis.Redis.from_url(REDIS_URL, single_connection_client=True)
+        listener = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            listener.subscribe(f"{flags_namespace}:changes")
+            flags.activate_user("big", "floor-sample")
+            message = None
+            deadline = time.monotonic() + 10
+            while message is None and time.monotonic() < deadline:
+                message = listener.get_message(timeout=1.0)
+        finally:
+            listener.close()
+        if message is None:
+            raise TimeoutError("no message of a write to copy the floor's arguments from")
+        _version, origin, change = message["data"].decode().split(" ", 2)
+        keys = list(json.loads(change)["big"])
+        packed = self.client.hmget(f"{flags_namespace}:flag:big", keys)
+        self.keys = [f"{namespace}:floor:{part}" for part in ("flags", "version", "flag", "hist")]
+        self.args = [f"{namespace}:floor:changes", origin, change, 100, "big", len(keys)]
+        for key, value in zip(keys, packed, strict=True):
+            self.args += [key, value]
+        self.sha = self.client.script_load(_FLOOR_SCRIPT)
+
+    def time_pings(self) -> list[int]:
+        return _time_calls(self.client.ping)
+
+    def time_evalshas(self) -> list[int]:
+        client, sha, keys, args = self.client, self.sha, self.keys, self.args
+        return _time_calls(lambda: client.evalsha(sha, len(keys), *keys, *args))
+
+
+def _time_calls(call: Callable[[], object]) -> list[int]:
+    """Nanoseconds of each of SIZE_BLOCK calls, gc off, as :func:`_time_writes` times writes."""
+    times: list[int] = []
+
+    def call_all() -> None:
+        clock, record = time.perf_counter_ns, times.append
+        for _ in range(SIZE_BLOCK):
+            start = clock()
+            call()
+            record(clock() - start)
+
+    seconds(call_all)
+    return times
 
 
 def _fill(flags: Rollout, namespace: str, listed: int) -> float:

@@ -496,12 +496,24 @@ def _redis_write_table(writes: RedisWrites, load_average: float) -> Table:
         ]
         for size in writes.sizes
     ]
+    floor = writes.floor
+    empty = writes.sizes[0].best_us
+    for label, best, p50 in (
+        ("floor: redis-py EVALSHA, a write's shape", floor.evalsha_best_us, floor.evalsha_p50_us),
+        ("floor: redis-py PING", floor.ping_best_us, floor.ping_p50_us),
+    ):
+        rows.append([label, f"{best:.1f}", f"{p50:.1f}", f"empty: {_x(empty / best)}", "-"])
     notes = (
         f'activate_user("big", a new user) on a Redis-backed Rollout whose flag lists that many '
         f"users, {writes.calls:,} calls per size, each timed on its own (gc off), in "
         f"{SIZE_ROUNDS} interleaved rounds of {SIZE_BLOCK}: the best round's median, and the "
         "median of every call. Every call is one EVALSHA (the merge, the history event and the "
         "publish, in Redis) and its reply.",
+        "The floor rows, timed the same way in the same rounds on a plain redis-py client of "
+        "one connection: an EVALSHA of a script that takes a write's keys and arguments (those "
+        "of one of the timed writes, byte for byte) and only INCRs and PUBLISHes its message, "
+        "on a channel nobody hears (no merge, history or local work, no echo to a "
+        "subscriber), and a PING. Their 'x empty' column is the empty flag's write over them.",
         f"The lists were filled through RedisStore.save, {FILL_CHUNK:,} users at a time, and "
         "reached the Rollout through its subscriber, as another process's bulk load would.",
         f"Redis and the client share this machine's {os.cpu_count()} CPUs; its 1-minute load "

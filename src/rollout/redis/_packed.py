@@ -45,8 +45,12 @@ def pack(key: str, register: Register) -> str:
 
 
 def _stamp(ts: Timestamp) -> str:
-    wall, counter, node = ts
-    return f"{wall:0{WALL}d}{counter:0{COUNTER}d}{node:0{NODE}d}"
+    return _STAMP_FORMAT % ts
+
+
+#: The stamp as a %-format of the timestamp's three fields: an f-string whose widths are names
+#: parses its format specs on every call (twice the instructions, on every save).
+_STAMP_FORMAT = f"%0{WALL}d%0{COUNTER}d%0{NODE}d"
 
 
 def _value_text(key: str, value: Any) -> str:

@@ -21,6 +21,7 @@ and its retry policy are redis-py's, as before.
 from __future__ import annotations
 
 import os
+import select
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -111,6 +112,9 @@ class SaveConnection:
         #: child never finds it held by a thread of its parent.
         self._use = threading.RLock()
         self._generation = -1  # the fork generation that made _client
+        #: A poll of the connection's socket, and that socket (made again for a new one).
+        self._poll: Any = None
+        self._polled: Any = None
 
     @contextmanager
     def client(self) -> Iterator[redis.Redis]:
@@ -125,7 +129,7 @@ class SaveConnection:
         if saver is None or self._generation != _generation[0]:
             saver = self._make()
         with self._use:
-            _drop_if_stale(saver)
+            self._drop_if_stale(saver)
             yield saver
 
     def run(self, command: bytes) -> Any:
@@ -142,7 +146,7 @@ class SaveConnection:
         if saver is None or self._generation != _generation[0]:
             saver = self._make()
         with self._use:
-            _drop_if_stale(saver)
+            self._drop_if_stale(saver)
             connection = saver.connection
             if connection is None:  # closed: only after the store's close(), which refuses saves
                 raise RuntimeError("the save connection is closed")
@@ -155,6 +159,40 @@ class SaveConnection:
                 connection.disconnect()  # type: ignore[no-untyped-call]
 
             return connection.retry.call_with_retry(attempt, failed)
+
+    def _drop_if_stale(self, saver: redis.Redis) -> None:
+        """What the pool checks before lending a connection: one the server has closed (Redis
+        restarted, an idle time-out) is dropped here, before the command is sent, so that
+        reconnecting fails as "not sent" rather than the write reading as sent.
+
+        Between a reply and the next command the socket has nothing to read: anything there
+        (an end of file, an error, bytes) makes it stale. Asked of a poll kept for the socket
+        rather than through redis-py's ``can_read``, which makes and registers two poll
+        objects each time (nearly a third of the round trip's instructions). A TLS socket may hold
+        decrypted bytes a poll does not see: redis-py is asked then, as it is for a connection
+        to make."""
+        import redis
+
+        connection = saver.connection
+        if connection is None:  # closed
+            return
+        sock = getattr(connection, "_sock", None)
+        try:
+            if sock is None or hasattr(sock, "pending"):
+                # Not connected: redis-py's check connects the connection's own way (a
+                # Sentinel's master look-up), where its send would reconnect to the address
+                # it had (the old master's, after a failover).
+                stale = connection.can_read()
+            else:
+                if sock is not self._polled:
+                    self._poll = select.poll()
+                    self._poll.register(sock, select.POLLIN)
+                    self._polled = sock
+                stale = bool(self._poll.poll(0))
+        except (OSError, ValueError, redis.ConnectionError):
+            stale = True
+        if stale:
+            connection.disconnect()  # type: ignore[no-untyped-call]
 
     def _make(self) -> redis.Redis:
         import redis
@@ -174,19 +212,3 @@ class SaveConnection:
         """Give the connection back to the pool (this process's only: a child's is its own)."""
         if self._client is not None and self._generation == _generation[0]:
             self._client.close()
-
-
-def _drop_if_stale(saver: redis.Redis) -> None:
-    import redis
-
-    connection = saver.connection
-    if connection is not None:
-        # What the pool checks before lending a connection: one the server has closed (Redis
-        # restarted, an idle time-out) is dropped here, before the command is sent, so that
-        # reconnecting fails as "not sent" rather than the write reading as sent.
-        try:
-            stale = connection.can_read()
-        except (OSError, redis.ConnectionError):
-            stale = True
-        if stale:
-            connection.disconnect()  # type: ignore[no-untyped-call]

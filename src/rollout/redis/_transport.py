@@ -8,7 +8,8 @@ re-seed and load on every reconnect, a full load on a skipped version, a periodi
 A change that is this replica's own write coming back (Redis publishes to every subscriber) is
 skipped rather than decoded and merged again: the replica applied it already. Its writer names
 the write's timestamp beside the origin (``pid-42@wall.counter.node``), so the echo is known
-from that word; the messages are read straight from the subscription's connection.
+from that word; the messages are read straight from the subscription's socket
+(rollout.redis._subscription).
 
 The transport asks of the store only what :class:`ChangeFeed` names, and does not import it:
 the store's ``default_transport()`` builds this transport, so the dependency runs one way.
@@ -29,6 +30,7 @@ from ..errors import RolloutError
 from ..sync._versioned import Poll, VersionedFeedTransport
 from ._chunks import DONE, PARTIAL
 from ._packed import origin_stamp, timestamp_words
+from ._subscription import reader
 
 if TYPE_CHECKING:
     import redis
@@ -78,7 +80,7 @@ class RedisTransport(VersionedFeedTransport):
         pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(self.store.channel)
-            yield _reader(pubsub)
+            yield reader(pubsub)
         finally:
             pubsub.close()
 
@@ -183,36 +185,3 @@ class RedisTransport(VersionedFeedTransport):
         """Whether a notice's timestamp stamps this replica's own write (as _own_write)."""
         stamp = timestamp_words(parts)
         return stamp is not None and self._host is not None and self._host.applied_own_write(stamp)
-
-
-def _reader(pubsub: redis.client.PubSub) -> Poll:
-    """Waits up to the given seconds for the channel's next message, read straight from the
-    subscription's connection.
-
-    What redis-py's ``get_message`` does for a subscriber that wants only the data, less its
-    retry wrapper, its metrics and the message dictionary: a third of the subscriber's CPU per
-    message, and in the writing process every message is one (its own write's echo) that
-    competes with the writer for the interpreter. Health-check PINGs are still sent when the
-    client asks for them (``health_check_interval``). Any error of the connection reaches the
-    transport, which subscribes again, re-seeds and reloads, as after every reconnect.
-    """
-    connection = pubsub.connection
-    assert connection is not None  # made by subscribe()
-    check_health = pubsub.check_health
-
-    def poll(timeout: float) -> tuple[Any, ...]:
-        check_health()
-        if not connection.can_read(timeout=timeout):
-            return ()
-        reply = connection.read_response(push_request=True)
-        # A message is [b"message", channel, data] (RESP2, and RESP3's push: a list subclass
-        # with hiredis); anything else is a subscription's confirmation or a health check's
-        # answer.
-        if isinstance(reply, list) and len(reply) == 3 and reply[0] in _MESSAGE:
-            return (reply[2],)
-        return ()
-
-    return poll
-
-
-_MESSAGE = (b"message", "message")

@@ -63,8 +63,11 @@ if TYPE_CHECKING:
     import json
     from collections.abc import Iterable, Mapping
     from typing import Any, NamedTuple
+
+    from . import listed_names as _listed_names
 else:
     json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
+    _listed_names = LazyModule("rollout._core.listed_names")  # by the first big flag's view
 
 __all__ = [
     "Delta",
@@ -131,6 +134,8 @@ _WATERMARK_ATTRIBUTES = (
     (DEFINITION_RESET, "definition_reset"),
 )
 _NO_WATERMARKS = (MIN_TIMESTAMP, MIN_TIMESTAMP, MIN_TIMESTAMP)
+#: Registers from which a flag's listed users are gathered in bulk (listed_names).
+_BULK_NAMES = 1000
 
 
 def stamped(values: Mapping[str, Any], ts: Timestamp) -> dict[str, Register]:
@@ -347,16 +352,17 @@ class FlagState:
         self.default_variant = self.targeting = None
         self.exists = self.disabled = False
         self.percentage = self.time_percentage = 0.0
-        # Listed users are most of a big flag: gathered in one set comprehension (each key is
-        # held once, so taking the present ones is what _apply_visible would do), the rest one
-        # by one.
-        start, items = len(USER), self.registers.items()
-        self.users = {
-            key[start:] for key, register in items if register.value and key[:start] == USER
-        }
+        # Listed users are most of a big flag: gathered at once (each key is held once, so
+        # taking the present ones is what _apply_visible would do), by C loops in a big flag
+        # (listed_names), the rest one by one.
         registers = self.registers
         if others is None:
             others = [key for key in registers if not key.startswith(USER)]
+        if len(registers) >= _BULK_NAMES:
+            self.users = _listed_names.present_names(registers, USER, others)
+        else:
+            start = len(USER)
+            self.users = {k[start:] for k, r in registers.items() if r.value and k[:start] == USER}
         for key in others:
             self._apply_visible(key, registers[key].value)
 

@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from . import listed_names as _listed_names
 else:
     json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
-    _listed_names = LazyModule("rollout._core.listed_names")  # by the first big flag's view
+    _listed_names = LazyModule("rollout._core.listed_names")  # by the first flag's view
 
 __all__ = [
     "Delta",
@@ -134,8 +134,6 @@ _WATERMARK_ATTRIBUTES = (
     (DEFINITION_RESET, "definition_reset"),
 )
 _NO_WATERMARKS = (MIN_TIMESTAMP, MIN_TIMESTAMP, MIN_TIMESTAMP)
-#: Registers from which a flag's listed users are gathered in bulk (listed_names).
-_BULK_NAMES = 1000
 
 
 def stamped(values: Mapping[str, Any], ts: Timestamp) -> dict[str, Register]:
@@ -258,7 +256,7 @@ class FlagState:
         before = self._view()
         registers = self.registers = dict(incoming)  # empty before: nothing to keep
         # The keys that are no user (few, on a big flag), read once: the events are among them.
-        others = [key for key in registers if not key.startswith(USER)]
+        others = _listed_names.other_keys(registers, USER)
         events = [key for key in others if key.startswith(HISTORY)]
         if events:
             events.sort()
@@ -353,16 +351,12 @@ class FlagState:
         self.exists = self.disabled = False
         self.percentage = self.time_percentage = 0.0
         # Listed users are most of a big flag: gathered at once (each key is held once, so
-        # taking the present ones is what _apply_visible would do), by C loops in a big flag
-        # (listed_names), the rest one by one.
+        # taking the present ones is what _apply_visible would do; in C in a big flag, see
+        # listed_names), the rest one by one.
         registers = self.registers
         if others is None:
-            others = [key for key in registers if not key.startswith(USER)]
-        if len(registers) >= _BULK_NAMES:
-            self.users = _listed_names.present_names(registers, USER, others)
-        else:
-            start = len(USER)
-            self.users = {k[start:] for k, r in registers.items() if r.value and k[:start] == USER}
+            others = _listed_names.other_keys(registers, USER)
+        self.users = _listed_names.present_names(registers, USER, others)
         for key in others:
             self._apply_visible(key, registers[key].value)
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._core.codec import check_flag
 from .._core.keys import EXISTS, RULES_ENTITY, SEPARATOR, TARGETING_PREFIXES
+from .._core.member_keys import all_members
 from .._core.state import Delta, Register
 from ._packed import PREFIX, unpack
 
@@ -80,10 +81,6 @@ _HEADS = frozenset(prefix[: -len(SEPARATOR)] for prefix in TARGETING_PREFIXES)
 _LISTED = frozenset(("true", "false"))
 #: Items of a reply from which :func:`_decode` tries C loops (a big flag's page: 2 a register).
 _BULK = 2048
-#: In keys joined between NULs, where a member's starts (a member prefix, or ``exists`` whole),
-#: and where a bare prefix stands, no member after it: counted by :func:`_all_members`.
-_MEMBER_STARTS = (*(f"\0{prefix}" for prefix in TARGETING_PREFIXES), f"\0{EXISTS}\0")
-_BARE_PREFIXES = tuple(f"\0{prefix}\0" for prefix in TARGETING_PREFIXES)
 
 
 class Pages:
@@ -249,7 +246,7 @@ def _decode_in_bulk(
 
     A page of a big flag is tens of thousands of users sharing a few packed texts. Each distinct
     text is unpacked (checked) once, the keys holding one are picked by ``compress``, checked
-    all at once by counts over their join (each a member key, :func:`_all_members`), mapped to
+    all at once by counts over their join (each a member key, ``all_members``), mapped to
     their Registers by ``zip``: the per-key loop of :func:`_decode` was most of a reopen's time
     in this process. The other registers (history events, a percentage...) are unpacked one by
     one and checked by ``check_flag``, as there. A damaged text of a listed value, a NUL in a
@@ -270,7 +267,7 @@ def _decode_in_bulk(
             listed[packed] = shared
     holds_listed = list(map(listed.__contains__, texts))
     members = list(compress(keys, holds_listed))
-    if not _all_members(members):
+    if not all_members("\0".join(members), len(members), "\0"):
         return False  # a NUL in a key, or a key that is no member's: one by one
     rest = compress(zip(keys, texts, strict=True), map(not_, holds_listed))
     others = {key: unpack(key, packed, name) for key, packed in rest}
@@ -280,20 +277,6 @@ def _decode_in_bulk(
     )
     registers.update(others)
     return True
-
-
-def _all_members(keys: list[str]) -> bool:
-    """Whether every key is a member's: a member prefix and at least one character, or
-    ``exists``. Counted in C over the keys joined between NULs: each NUL then starts a key (the
-    count of NULs says whether a key holds one), so the starts of members counted are the keys
-    that are members' when no bare prefix stands alone. (A regular expression trying each key
-    took 358 M instructions at a million users: a lookahead at every NUL.)"""
-    joined = "\0" + "\0".join(keys) + "\0"
-    if joined.count("\0") != len(keys) + 1:
-        return False
-    if any(bare in joined for bare in _BARE_PREFIXES):
-        return False
-    return sum(map(joined.count, _MEMBER_STARTS)) == len(keys)
 
 
 def _text(value: bytes | str, errors: str = "strict") -> str:

@@ -104,3 +104,27 @@ def test_a_merge_keeps_little_more_memory_than_its_registers_need() -> None:
     )
     growth_mb = float(result.stdout)
     assert growth_mb < 42, f"{growth_mb:.0f} MB more after merging {users:,} users"
+
+
+@pytest.mark.parametrize("odd_id", [None, "a\0history:b"], ids=["plain-ids", "an-id-with-a-nul"])
+def test_a_big_flag_lists_its_users_and_no_other_keys_tail(odd_id: str | None) -> None:
+    """A flag past a thousand registers builds its users in bulk (rollout._core.listed_names):
+    keys that are no user (``exists``, ``data:abc``) must not list their tails (``s``,
+    ``abc``), a user set false is not listed, and a user named as a data key is. An id holding
+    a NUL (where the bulk path splits keys) is taken whole."""
+    odd = [] if odd_id is None else [odd_id]
+    with Rollout() as source:
+        source.activate_users("big", [str(i) for i in range(1_200)] + odd)
+        source.set_feature_data("big", {"abc": 1, "both": 2})
+        source.activate_users("big", ["both", "gone"])
+        source.deactivate_user("big", "gone")
+        document = source.export()
+    with Rollout() as flags:
+        flags.merge(document)
+        assert set(flags.get("big").users) == {*map(str, range(1_200)), "both", *odd}
+        assert flags.get("big").data == {"abc": 1, "both": 2}
+        assert len(flags.history("big")) == len(source.history("big"))
+        assert not flags.active("big", "s")
+        assert not flags.active("big", "abc")
+        assert flags.active("big", "both")
+        assert not flags.active("big", "gone")

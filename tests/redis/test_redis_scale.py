@@ -110,12 +110,18 @@ def test_a_load_in_pages_reads_exactly_what_was_saved(store: RedisStore) -> None
     assert users[f"{USER}1"] is users[f"{USER}4"]
 
 
-@pytest.mark.usefixtures("pages_of_7")
+# 30 users, pages of 7: decoded a register at a time; 3,000 users in one page: by C loops,
+# which leave a page holding a NUL in a field to the register-at-a-time decoding.
+@pytest.mark.parametrize(("users", "page"), [(30, 7), (3_000, 50_000)])
 def test_a_field_holding_a_nul_is_read_whole(
     store: RedisStore,  # noqa: F811
     client: redis.Redis,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    users: int,
+    page: int,
 ) -> None:
-    delta = _flags(30)
+    monkeypatch.setattr(_load, "PAGE", page)
+    delta = _flags(users)
     store.save(delta)
     for name in ("big", "small-1"):  # written by something else: a NUL in a member's id
         client.hset(f"{store.namespace}:flag:{name}", f"{USER}a\0b", pack(USER, _reg(9, True)))

@@ -63,8 +63,11 @@ if TYPE_CHECKING:
     import json
     from collections.abc import Iterable, Mapping
     from typing import Any, NamedTuple
+
+    from . import listed_names as _listed_names
 else:
     json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
+    _listed_names = LazyModule("rollout._core.listed_names")  # by the first flag's view
 
 __all__ = [
     "Delta",
@@ -253,7 +256,7 @@ class FlagState:
         before = self._view()
         registers = self.registers = dict(incoming)  # empty before: nothing to keep
         # The keys that are no user (few, on a big flag), read once: the events are among them.
-        others = [key for key in registers if not key.startswith(USER)]
+        others = _listed_names.other_keys(registers, USER)
         events = [key for key in others if key.startswith(HISTORY)]
         if events:
             events.sort()
@@ -347,16 +350,13 @@ class FlagState:
         self.default_variant = self.targeting = None
         self.exists = self.disabled = False
         self.percentage = self.time_percentage = 0.0
-        # Listed users are most of a big flag: gathered in one set comprehension (each key is
-        # held once, so taking the present ones is what _apply_visible would do), the rest one
-        # by one.
-        start, items = len(USER), self.registers.items()
-        self.users = {
-            key[start:] for key, register in items if register.value and key[:start] == USER
-        }
+        # Listed users are most of a big flag: gathered at once (each key is held once, so
+        # taking the present ones is what _apply_visible would do; in C in a big flag, see
+        # listed_names), the rest one by one.
         registers = self.registers
         if others is None:
-            others = [key for key in registers if not key.startswith(USER)]
+            others = _listed_names.other_keys(registers, USER)
+        self.users = _listed_names.present_names(registers, USER, others)
         for key in others:
             self._apply_visible(key, registers[key].value)
 

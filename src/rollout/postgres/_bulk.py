@@ -13,14 +13,13 @@ a group is the unit that costs: one :class:`Register` shared by its keys, taken 
   register per key: a third of the text, and decoded as a load is.
 
 The checks of a damaged row are kept (``decode_stored``): the common group, listed users,
-exclusions or groups set true or false (or ``exists``), is checked by one regular expression
-over the joined keys; any other group key by key.
+exclusions or groups set true or false (or ``exists``), is checked by counts over the joined
+keys (rollout._core.member_keys); any other group key by key.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from itertools import chain, groupby, repeat
 from operator import itemgetter
@@ -28,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._core.clock import Timestamp
 from .._core.codec import decode_stored, encode_value
-from .._core.keys import EXISTS, TARGETING_PREFIXES, WATERMARKS
+from .._core.keys import WATERMARKS
+from .._core.member_keys import all_members
 from .._core.state import Delta, Register
 from ..errors import FormatError
 from . import _sql
@@ -47,12 +47,6 @@ BULK_ROWS = 1000
 Group = tuple[str, Timestamp, str, list[str]]
 
 _BOOLEANS = {"true": True, "false": False}
-_MEMBER = "|".join(re.escape(prefix) for prefix in TARGETING_PREFIXES)
-_LINE = rf"(?:{_MEMBER})[^\n]|{re.escape(EXISTS)}(?:\n|\Z)"
-#: A key, after the first, of the joined keys that is not a listed member (``user:``,
-#: ``exclude:``, ``group:`` and at least one character) nor ``exists``; and the first one that is.
-_NOT_MEMBER = re.compile(rf"\n(?!{_LINE})")
-_FIRST_MEMBER = re.compile(_LINE)
 
 
 def load_grouped(connection: psycopg.Connection[Any]) -> Delta:
@@ -105,12 +99,7 @@ class _Taken:
         if registers is None:
             registers = self.delta[flag] = {}  # type: ignore[index]
         member = _BOOLEANS.get(value) if type(value) is str else None
-        if (
-            member is not None
-            and joined is not None
-            and _FIRST_MEMBER.match(joined)
-            and not _NOT_MEMBER.search(joined)
-        ):
+        if member is not None and joined is not None and all_members(joined, len(keys), "\n"):
             registers.update(zip(keys, repeat(Register(ts, member))))
             return
         for key in keys:

@@ -27,10 +27,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Generator, Sequence
 from contextlib import closing
+from itertools import compress
+from operator import not_
 from typing import TYPE_CHECKING, Any
 
 from .._core.codec import check_flag
 from .._core.keys import EXISTS, RULES_ENTITY, SEPARATOR, TARGETING_PREFIXES
+from .._core.member_keys import all_members
 from .._core.state import Delta, Register
 from ._packed import PREFIX, unpack
 
@@ -76,6 +79,8 @@ return out
 
 _HEADS = frozenset(prefix[: -len(SEPARATOR)] for prefix in TARGETING_PREFIXES)
 _LISTED = frozenset(("true", "false"))
+#: Items of a reply from which :func:`_decode` tries C loops (a big flag's page: 2 a register).
+_BULK = 2048
 
 
 class Pages:
@@ -210,6 +215,8 @@ def _decode(
     if len(parts) % 2:
         raise ValueError(f"flag {name!r}: a field without a value in Redis's reply")
     fast = name != RULES_ENTITY  # the rules entity holds no member keys (check_flag says so)
+    if fast and len(parts) >= _BULK and _decode_in_bulk(name, parts, registers, memo):
+        return
     heads = _HEADS
     others: dict[str, Register] = {}
     for i in range(0, len(parts), 2):
@@ -229,6 +236,47 @@ def _decode(
         others[key] = register
         registers[key] = register
     check_flag(name, others)
+
+
+def _decode_in_bulk(
+    name: str, parts: Sequence[str], registers: dict[str, Register], memo: dict[str, Register]
+) -> bool:
+    """:func:`_decode` of a big page by C loops; False, nothing added, to leave it to
+    :func:`_decode` (which names what is damaged).
+
+    A page of a big flag is tens of thousands of users sharing a few packed texts. Each distinct
+    text is unpacked (checked) once, the keys holding one are picked by ``compress``, checked
+    all at once by counts over their join (each a member key, ``all_members``), mapped to
+    their Registers by ``zip``: the per-key loop of :func:`_decode` was most of a reopen's time
+    in this process. The other registers (history events, a percentage...) are unpacked one by
+    one and checked by ``check_flag``, as there. A damaged text of a listed value, a NUL in a
+    key or a key that is no member's holding such a value is left to :func:`_decode`.
+    """
+    keys, texts = parts[0::2], parts[1::2]
+    listed: dict[str, Register] = {}
+    for packed in set(texts):
+        shared = memo.get(packed)
+        if shared is None and packed[PREFIX:] in _LISTED:
+            try:
+                shared = unpack(EXISTS, packed, name)  # the key only names it in an error
+            except ValueError:
+                return False  # damaged: _decode names the key that holds it
+            if len(memo) < 4096:
+                memo[packed] = shared
+        if shared is not None:
+            listed[packed] = shared
+    holds_listed = list(map(listed.__contains__, texts))
+    members = list(compress(keys, holds_listed))
+    if not all_members("\0".join(members), len(members), "\0"):
+        return False  # a NUL in a key, or a key that is no member's: one by one
+    rest = compress(zip(keys, texts, strict=True), map(not_, holds_listed))
+    others = {key: unpack(key, packed, name) for key, packed in rest}
+    check_flag(name, others)
+    registers.update(
+        zip(members, map(listed.__getitem__, compress(texts, holds_listed)), strict=True)
+    )
+    registers.update(others)
+    return True
 
 
 def _text(value: bytes | str, errors: str = "strict") -> str:

@@ -9,9 +9,10 @@ BIN := $(VENV)/bin
 # LOCK names the lock a venv installs from; empty means "the newest of every range" (test-latest).
 LOCK ?= requirements/dev.txt
 STAMP := $(VENV)/.installed-$(notdir $(or $(LOCK),latest))
+SPEEDUPS := $(VENV)/.speedups-built
 UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: run test lint typecheck pytest browser promtool shells bench bench-quick lock test-latest test-lowest clean
+.PHONY: run test lint typecheck pytest browser promtool shells bench bench-quick lock test-latest test-lowest wheels clean
 
 # --no-deps: the lock already lists every package; --no-build-isolation: the project itself is
 # built with the locked setuptools rather than whatever is newest on the index that day.
@@ -29,7 +30,7 @@ endif
 
 # The main job: the HTTP API and dashboard on the embedded SQLite default (./rollout.db). It
 # prints the dashboard's address; Ctrl-C stops it. ROLLOUT_TOKEN, --peers etc. as in the README.
-run: $(STAMP)
+run: $(SPEEDUPS)
 	$(BIN)/rollout serve $(ARGS)
 
 lint: $(STAMP)
@@ -63,9 +64,21 @@ shells:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zsh fish >/dev/null; \
 	  else echo "make: the completion tests need zsh and fish (apt-get install zsh fish)" >&2; fi; }
 
+# The C accelerator of the check (setup.py, docs/accelerator.md), compiled in place by the editable
+# install, and again whenever its source changes.
+$(SPEEDUPS): $(STAMP) setup.py src/rollout/_core/_speedups.c
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
 # Every test, with coverage of src/rollout; the floor (fail_under in pyproject.toml) may only rise.
-pytest: $(STAMP) browser promtool shells
-	$(BIN)/pytest --cov=rollout --cov-report=term:skip-covered $(PYTEST_ARGS)
+# The tests of the check run twice: first with the pure-Python check (ROLLOUT_PURE_PYTHON=1: the
+# fallback wherever the C accelerator is not built), then everything with the accelerator.
+PURE_TESTS ?= tests/core tests/client tests/openfeature tests/test_active_doc.py \
+  tests/admin/test_check_differential.py
+pytest: $(SPEEDUPS) browser promtool shells
+	ROLLOUT_PURE_PYTHON=1 $(BIN)/pytest --cov=rollout --cov-report= --cov-fail-under=0 \
+	  $(PURE_TESTS) $(PYTEST_ARGS)
+	$(BIN)/pytest --cov=rollout --cov-append --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
@@ -101,12 +114,22 @@ bench-quick:
 NEED_WRK = yes
 
 .PHONY: bench-run
-bench-run: $(STAMP)
+bench-run: $(SPEEDUPS)
 	@[ -z "$(NEED_WRK)" ] || command -v wrk >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
 	  else echo "make: the HTTP benchmark needs wrk (apt-get install wrk)" >&2; fi; }
 	$(BENCH_ENV) $(BIN)/python -m bench
 
+# What a release publishes, in dist/: the source distribution, the binary wheel built from it
+# for this machine's platform and Python (with the C accelerator), and the pure-Python wheel
+# that pip takes where no binary wheel matches (docs/accelerator.md).
+wheels: $(STAMP)
+	rm -rf dist && mkdir dist
+	$(BIN)/python setup.py -q sdist -d dist
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --no-index -w dist dist/rollout-*.tar.gz
+	ROLLOUT_BUILD_PURE=1 $(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --no-index -w dist dist/rollout-*.tar.gz
+	ls dist
+
 clean:
-	rm -rf .venv .venv-latest .venv-lowest .venv-bench .mypy_cache .pytest_cache .ruff_cache .coverage
+	rm -rf dist .venv .venv-latest .venv-lowest .venv-bench .mypy_cache .pytest_cache .ruff_cache .coverage

@@ -14,7 +14,9 @@ each per-user check timed two ways:
     is evaluated;
   - mean: over 10,000 distinct users (about 20% of them inside the percentage).
 
-The floor of the per-user check with groups is printed beside it: the baseline plus the three
+"rollout" is the check as installed: the C accelerator where it is built (rollout._core.native),
+and then the pure-Python check, the fallback, is timed too. The floor of the per-user check with
+groups is printed beside it: the baseline plus the three
 group predicates called in a loop, which any check of those groups must call. Rollout keeps a
 memo of recently seen ids' buckets (rollout._core.bucketing); the "new users" row is the mean
 over more distinct users than the memo holds, so every check misses it.
@@ -33,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rollout import Rollout
+from rollout._core import native
 from rollout._core.bucketing import MEMO_SIZE
 
 from ._timing import QUICK, ns_per_call, ns_per_item
@@ -78,6 +81,10 @@ class CheckResults:
     worst_user_id: int
     peers: dict[str, CheckTimes] = field(default_factory=dict)  # library label -> times
     failures: list[str] = field(default_factory=list)  # peers that could not be set up
+    implementation: str = "Python"  # the check the rows named "rollout" time: "C" or "Python"
+    #: The pure-Python check (the fallback where the C accelerator is not built), timed in the
+    #: same run when the accelerator is what "rollout" timed; else None.
+    python: CheckTimes | None = None
 
 
 def _predicate(group: str) -> Callable[[User], bool]:
@@ -160,6 +167,15 @@ def measure_checks(progress: bool = True) -> CheckResults:
         new_users_ns = ns_per_item(
             'flags.active("chat-percentage-only", item)', namespace, NEW_USERS
         )
+        python: CheckTimes | None = None
+        if native.speedups is not None:
+            _say(progress, "rollout, pure Python")
+            python = _measure(
+                'flags.active("on")',
+                'flags.active("chat", {user})',
+                'flags.active("chat-percentage-only", {user})',
+                {**namespace, "flags": _pure_python_rollout()},
+            )
         timed: dict[str, CheckTimes] = {}
         for peer in peers:
             _say(progress, peer.library)
@@ -185,7 +201,19 @@ def measure_checks(progress: bool = True) -> CheckResults:
         user.id,
         timed,
         failures,
+        native.implementation(),
+        python,
     )
+
+
+def _pure_python_rollout() -> Rollout:
+    """The benchmark's flags in a Rollout whose checks are the Python ones."""
+    kept = native.speedups
+    native.speedups = None
+    try:
+        return build_rollout()
+    finally:
+        native.speedups = kept
 
 
 def _say(progress: bool, what: str) -> None:

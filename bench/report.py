@@ -116,6 +116,24 @@ def check_table(results: CheckResults) -> Table:
         (f"with 3 groups, mean of {USER_COUNT:,} users", ours.user_mean_ns, loop_base),
     ):
         rows.append([f"rollout per-user {label}", _ns(ns), _x(ns / against), ""])
+    python = results.python
+    if python is not None:
+        for label, ns, against in (
+            ('global: flags.active("on")', python.global_ns, base),
+            (f"per-user without groups, {worst}", python.percent_ns, base),
+            (
+                f"per-user without groups, mean of {USER_COUNT:,} users",
+                python.percent_mean_ns,
+                loop_base,
+            ),
+            (f"per-user with 3 groups, {worst}", python.user_ns, base),
+            (
+                f"per-user with 3 groups, mean of {USER_COUNT:,} users",
+                python.user_mean_ns,
+                loop_base,
+            ),
+        ):
+            rows.append([f"rollout, pure Python, {label}", _ns(ns), _x(ns / against), ""])
     for library, peer in results.peers.items():
         rows.append([f"{library} global", *_peer_cells(peer.global_ns, base, ours.global_ns)])
         for label, theirs, mine, against in (
@@ -134,10 +152,19 @@ def check_table(results: CheckResults) -> Table:
         "loop's cost, per user; compared with the baseline timed the same way. Rollout keeps "
         f"the buckets of the last {MEMO_SIZE:,} ids or so; the users never seen before are "
         "more than that, so every one of their checks computes its bucket.",
+        f"rollout: the check as installed, here the {_implementation(results)}; "
+        "pure Python: the fallback where no C compiler built the accelerator "
+        "(or ROLLOUT_PURE_PYTHON=1), timed in the same run.",
         "x rollout: how many times slower than rollout's same check.",
         *(f"Peer not set up: {failure}" for failure in results.failures),
     )
     return Table("Checks", ["check", "ns/check", "x baseline", "x rollout"], rows, notes)
+
+
+def _implementation(results: CheckResults) -> str:
+    if results.implementation == "C":
+        return "C accelerator (rollout._core._speedups)"
+    return "pure-Python check (the C accelerator is not built)"
 
 
 def check_targets_table(checks: CheckResults) -> Table:

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from rollout import Rollout
+from rollout._core import native
 from rollout.testing import FakeClock
 
 settings.register_profile(
@@ -43,3 +44,11 @@ def clock() -> FakeClock:
 def flags(clock: FakeClock) -> Iterator[Rollout]:
     with Rollout(clock=clock) as rollout:
         yield rollout
+
+
+@pytest.fixture
+def python_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Rollouts the test makes check in pure Python, even where the C accelerator is
+    installed: for tests of what only the Python check has (its bucket memo, the moments
+    between two of its reads). The whole suite also runs with ROLLOUT_PURE_PYTHON=1."""
+    monkeypatch.setattr(native, "speedups", None)

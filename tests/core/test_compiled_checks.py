@@ -3,6 +3,9 @@
 The evaluation property test compares every flag shape with the rules read plainly; these pin
 the paths it does not reach: many groups (called one by one up to a count, in a loop beyond),
 ids read as an attribute in the generated source, and the process-wide memo of CRC32 buckets.
+The memo and the moment between two lookups are the Python check's own (``python_check``);
+the C accelerator's check computes the bucket of an int or ASCII id instead, and is compared
+with the Python check in tests/core/test_speedups.py.
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ def test_an_id_property_that_raises_raises_its_own_error() -> None:
         flags.active("chat", Broken())
 
 
+@pytest.mark.usefixtures("python_check")
 def test_the_bucket_memo_keeps_only_exact_str_and_int_ids() -> None:
     flags = Rollout()
     flags.activate_percentage("chat", 50)
@@ -131,6 +135,7 @@ def test_the_bucket_memo_keeps_only_exact_str_and_int_ids() -> None:
     assert all(type(key) in (str, int) for key in crc32_memo)
 
 
+@pytest.mark.usefixtures("python_check")
 def test_the_bucket_memo_is_bounded_and_answers_the_same_after_it_is_emptied() -> None:
     flags = Rollout()
     flags.activate_percentage("chat", 20)
@@ -178,6 +183,7 @@ def test_a_subclass_of_rollout_keeps_its_own_methods() -> None:
     assert flags.chat(6) is False
 
 
+@pytest.mark.usefixtures("python_check")
 def test_a_long_id_is_answered_and_not_kept() -> None:
     # Ids come from the network too: a memo of 16,384 ids of any length could be made to hold
     # gigabytes. A long id is bucketed on every check, with the same answer.
@@ -193,6 +199,7 @@ def test_a_long_id_is_answered_and_not_kept() -> None:
     assert short_id in crc32_memo
 
 
+@pytest.mark.usefixtures("python_check")
 def test_ints_that_share_a_hash_are_answered_and_not_kept() -> None:
     # Int hashes are not randomised: ids n + k * modulus all hash alike, and a memo holding
     # thousands of them would walk them all on every lookup. Only ints whose hash is the int
@@ -291,6 +298,7 @@ def test_a_percentage_flag_reads_an_id_attribute_that_str_or_int_has(attribute: 
     assert [flags.active("chat", i) for i in range(1, 200)] == want
 
 
+@pytest.mark.usefixtures("python_check")
 def test_a_check_that_races_a_write_making_a_percentage_flag_more_still_finds_the_flag() -> None:
     # flags.active looks in user_checks, then (on a miss) in percentage_bounds. A write that
     # gives a bare percentage flag a group lands between the two lookups here: the check must

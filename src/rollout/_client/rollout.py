@@ -24,6 +24,7 @@ from functools import partial
 from random import random
 from types import TracebackType
 
+from .._core import native
 from .._core import validate as _validate
 from .._core.bucketing import Randomize
 from .._core.clock import DEFAULT_MAX_OFFSET_MS, MIN_TIMESTAMP, HybridClock
@@ -237,12 +238,19 @@ class Rollout(DefinitionsAPI):
         #: The attribute the compiled checks read as the id ("" for a callable id_user_by).
         self._id_attribute = id_attribute
         self._failed_groups: set[str] = set()
+        # The C accelerator or None: read once, so every check of this Rollout is made alike.
+        speedups = native.speedups
         self._groups: dict[str, Predicate] = {}
         self._replica = Replica(
             randomize_percentage,
             self._groups,
             lambda check: specialize(
-                check, self._id_of, self._user_id, self._group_failed, id_attribute=id_attribute
+                check,
+                self._id_of,
+                self._user_id,
+                self._group_failed,
+                id_attribute=id_attribute,
+                speedups=speedups,
             ),
             history_limit,
             context_of=context_reader(self._id_of),
@@ -293,6 +301,7 @@ class Rollout(DefinitionsAPI):
             percentage_bounds=self._replica.percentage_bounds,
             id_attribute=id_attribute,
             user_id=self._user_id,
+            speedups=speedups,
         )
         # The same check called as a plain function, for the wrappers that fall back to it.
         self._check_slot_compiled: ActiveCheck = partial(self._active_method, None)

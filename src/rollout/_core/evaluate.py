@@ -28,7 +28,7 @@ from .feature import Check
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from types import CodeType
+    from types import CodeType, ModuleType
     from typing import Any, Protocol
 
 __all__ = ["ActiveCheck", "ActiveMethod", "build_active"]
@@ -99,6 +99,7 @@ def build_active(
     percentage_bounds: Mapping[str, int],
     id_attribute: str,
     user_id: Callable[[object], str],
+    speedups: ModuleType | None = None,
 ) -> ActiveMethod:
     """The check method for one Rollout.
 
@@ -109,7 +110,21 @@ def build_active(
     no str or int has: the replica fills ``percentage_bounds`` only then) and compares the
     bucket itself. Such flags are the commonest per-user flags, and the call of a function of
     their own (a frame) was a tenth of their check.
+
+    ``speedups``: the C accelerator (rollout._core.native) whose ``Active`` takes the same
+    steps in C, or None for the Python function.
     """
+    if speedups is not None:
+        accelerated: ActiveMethod = speedups.Active(
+            checks,
+            anonymous,
+            user_checks,
+            uncompiled,
+            percentage_bounds,
+            id_attribute or "id",
+            user_id,
+        )
+        return accelerated
     namespace: dict[str, Any] = {
         "anonymous_get": anonymous.get,
         "checks_get": checks.get,

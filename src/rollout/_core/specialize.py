@@ -25,7 +25,7 @@ from .feature import Check
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import CodeType
+    from types import CodeType, ModuleType
     from typing import Any, NamedTuple, TypeAlias
 
 __all__ = [
@@ -239,6 +239,10 @@ def _factory(shape: _Shape) -> Callable[..., UserCheck]:
     return make
 
 
+#: The accelerator's number for each bucket step (its BUCKET_* constants).
+_BUCKET_KINDS = {"": 0, "crc32": 1, "randomized": 2, "ruby": 3}
+
+
 def bucket_steps(check: Check) -> tuple[bool, str]:
     """Whether ``check`` lets everyone in, and its bucket step: "", "crc32", "randomized" or
     "ruby" (the shape's two fields that the compiled check and the decision share)."""
@@ -301,11 +305,13 @@ def specialize(
     on_group_error: GroupErrorHandler,
     *,
     id_attribute: str = "",
+    speedups: ModuleType | None = None,
 ) -> UserCheck:
     """The check of ``check``'s flag for a user (never None: that is Rollout's job).
 
     ``id_attribute``: the attribute ``get_id`` reads (``id_user_by="id"``), so the check can
-    read it itself; empty when ``get_id`` is any other callable.
+    read it itself; empty when ``get_id`` is any other callable. ``speedups``: the C
+    accelerator (rollout._core.native) to make the check with, or None for the Python one.
     """
     if id_attribute and not plain_attribute(id_attribute):
         raise ValueError(f"id_attribute must be a plain ASCII attribute name, got {id_attribute!r}")
@@ -319,6 +325,25 @@ def specialize(
         predicates=len(check.predicates),
         id_attribute=id_attribute,
     )
+    if speedups is not None:  # the same steps in C
+        accelerated: UserCheck = speedups.UserCheck(
+            check=check,
+            excluded=check.excluded,
+            users=check.users,
+            time_percentage=check.time_percentage,
+            everyone=everyone,
+            bucket=_BUCKET_KINDS[bucket],
+            bound=check.bound,
+            seed=check.seed,
+            name=check.name,
+            predicates=tuple(check.predicates),
+            id_mode=0 if getattr_reads_id(id_attribute) else 1 if id_attribute else 2,
+            attribute=id_attribute,
+            get_id=get_id,
+            user_id=user_id,
+            on_group_error=on_group_error,
+        )
+        return accelerated
     return _factory(shape)(
         check,
         check.excluded,

@@ -1,0 +1,871 @@
+/* The optional C accelerator of the flag check: rollout._core._speedups.
+ *
+ * Two callables, each the exact counterpart of pure-Python code that stays the reference and
+ * the fallback (rollout._core.native decides which one a Rollout gets):
+ *
+ *   Active     flags.active(name, user=None): rollout._core.evaluate's generated ``active``.
+ *   UserCheck  one flag's check for a user: rollout._core.specialize's generated functions,
+ *              every shape in one object (the steps a flag lacks are skipped by a flag test).
+ *
+ * Same reads, same order, same answers, same exceptions: the tests run against both
+ * implementations (ROLLOUT_PURE_PYTHON=1 selects the Python one). What C saves is the
+ * interpreter's work between the reads, and, for an int id or an ASCII str id, the bucket memo:
+ * CRC32 of a few bytes costs less than the memo's hash-table probe and the bucket object it
+ * returns (both cold in memory for a user not checked a moment ago). Ids of any other kind take
+ * the memo and rollout._core.bucketing.remember_crc32, exactly as the Python check does, so the
+ * one formula that must never change is computed here only for the inputs where its bytes are
+ * plainly the id's ASCII text.
+ *
+ * Both types carry Py_TPFLAGS_METHOD_DESCRIPTOR (Active is set on each Rollout's own class as
+ * its ``active``): CPython then calls them with the instance as the first argument and makes no
+ * bound method, as for a Python function.
+ *
+ * Every object read out of a dict is a borrowed reference that Python code run meanwhile (a
+ * predicate, an id property, a write on another thread while the GIL is released) can drop, so
+ * a check takes its own reference before it calls anything.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define lookup_attr PyObject_GetOptionalAttr
+#else
+#define lookup_attr _PyObject_LookupAttr
+#endif
+
+/* CRC-32 (ISO-HDLC, zlib's crc32), one table, byte at a time: ids are short. */
+static uint32_t crc_table[256];
+
+static void
+crc_init(void)
+{
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++) {
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        }
+        crc_table[n] = c;
+    }
+}
+
+static inline uint32_t
+crc32_of(const unsigned char *bytes, Py_ssize_t length)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        c = crc_table[(c ^ bytes[i]) & 0xFF] ^ (c >> 8);
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* What every check shares, read from rollout._core.bucketing and random when the module loads:
+ * the process-wide memo and its filler, for the ids C leaves to them, and the other buckets. */
+static PyObject *memo;          /* rollout._core.bucketing.crc32_memo (a dict) */
+static PyObject *remember;      /* rollout._core.bucketing.remember_crc32 */
+static PyObject *draw;          /* random.random */
+static PyObject *randomized;    /* rollout._core.bucketing.randomized_bucket */
+static PyObject *ruby;          /* rollout._core.bucketing.ruby_bucket */
+static PyObject *randomize_kw;  /* ("randomize",) */
+
+/* The default bucket of an exact int or str id: CRC32 of its decimal or UTF-8 text. Returns 0
+ * and sets *bucket, or -1 with an exception set. */
+static int
+default_bucket(PyObject *ident, uint64_t *bucket)
+{
+    if (PyLong_CheckExact(ident)) {
+        int overflow;
+        long long value = PyLong_AsLongLongAndOverflow(ident, &overflow);
+        if (!overflow && !(value == -1 && PyErr_Occurred())) {
+            /* str(value), right to left. */
+            unsigned char text[24];
+            unsigned char *end = text + sizeof(text), *at = end;
+            unsigned long long magnitude =
+                value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+            do {
+                *--at = (unsigned char)('0' + magnitude % 10);
+                magnitude /= 10;
+            } while (magnitude);
+            if (value < 0) {
+                *--at = '-';
+            }
+            *bucket = crc32_of(at, end - at);
+            return 0;
+        }
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    else if (PyUnicode_CheckExact(ident)) {
+#if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_READY(ident) < 0) {
+            return -1;
+        }
+#endif
+        if (PyUnicode_IS_ASCII(ident)) {
+            *bucket = crc32_of(PyUnicode_DATA(ident), PyUnicode_GET_LENGTH(ident));
+            return 0;
+        }
+    }
+    /* A big int or a non-ASCII str: the memo, as the Python check reads it. */
+    PyObject *found = PyDict_GetItemWithError(memo, ident);
+    if (found != NULL) {
+        Py_INCREF(found);
+    }
+    else if (PyErr_Occurred() || (found = PyObject_CallOneArg(remember, ident)) == NULL) {
+        return -1;
+    }
+    *bucket = PyLong_AsUnsignedLongLong(found);
+    Py_DECREF(found);
+    return (*bucket == (uint64_t)-1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static PyObject *
+crc32_bucket(PyObject *module, PyObject *ident)
+{
+    if (!PyLong_CheckExact(ident) && !PyUnicode_CheckExact(ident)) {
+        PyErr_Format(PyExc_TypeError, "ident must be an exact str or int, got %R", ident);
+        return NULL;
+    }
+    uint64_t bucket;
+    if (default_bucket(ident, &bucket) < 0) {
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong(bucket);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* UserCheck                                                                                 */
+
+enum id_mode {
+    ID_GETATTR,    /* getattr(user, attribute, user): no str or int has the attribute */
+    ID_ATTRIBUTE,  /* a str or int user is its own id, else user.<attribute> */
+    ID_GET_ID,     /* a str or int user is its own id, else get_id(user) */
+};
+
+enum bucket_kind { BUCKET_NONE, BUCKET_CRC32, BUCKET_RANDOMIZED, BUCKET_RUBY };
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    int id_mode;
+    PyObject *attribute;  /* ID_GETATTR, ID_ATTRIBUTE */
+    PyObject *get_id;     /* ID_GET_ID */
+    PyObject *user_id;    /* refuses an id that is not a str or int, with the write's error */
+    PyObject *excluded;   /* NULL when there are none */
+    PyObject *users;      /* NULL when there are none */
+    int time;
+    double time_percentage;
+    int everyone;
+    int bucket_kind;
+    uint64_t bound;
+    PyObject *seed;
+    PyObject *name;
+    PyObject *predicates;  /* a tuple */
+    PyObject *check;
+    PyObject *on_group_error;
+} UserCheckObject;
+
+static PyTypeObject UserCheckType;
+
+/* The id as the check reads it, an exact str or int (a new reference), or NULL. */
+static PyObject *
+read_id(int mode, PyObject *attribute, PyObject *get_id, PyObject *user_id, PyObject *user)
+{
+    PyObject *ident;
+    if (mode == ID_GETATTR) {
+        if (lookup_attr(user, attribute, &ident) < 0) {
+            return NULL;
+        }
+        if (ident == NULL) {
+            ident = Py_NewRef(user);
+        }
+    }
+    else {
+        if (PyUnicode_CheckExact(user) || PyLong_CheckExact(user)) {
+            return Py_NewRef(user);
+        }
+        ident = mode == ID_ATTRIBUTE ? PyObject_GetAttr(user, attribute)
+                                     : PyObject_CallOneArg(get_id, user);
+        if (ident == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                return NULL;
+            }
+            PyErr_Clear();
+            ident = Py_NewRef(Py_None);
+        }
+    }
+    if (PyUnicode_CheckExact(ident) || PyLong_CheckExact(ident)) {
+        return ident;
+    }
+    Py_DECREF(ident);
+    return PyObject_CallOneArg(user_id, user);
+}
+
+/* ``predicate`` raised (the exception is set): an Exception is handed to on_group_error as the
+ * exception being handled, as the Python check's ``except Exception:`` block does (the first
+ * failure is logged with its traceback); anything else propagates. Returns 0, or -1 with an
+ * exception set. */
+static int
+group_failed(UserCheckObject *self, PyObject *predicate, PyObject *user)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        return -1;
+    }
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    PyObject *outer = PyErr_GetHandledException();
+    PyErr_SetHandledException(value);
+    PyObject *args[] = {self->check, predicate, user};
+    PyObject *result = PyObject_Vectorcall(self->on_group_error, args, 3, NULL);
+    PyErr_SetHandledException(outer);
+    Py_XDECREF(outer);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* Whether the id is below the flag's bound in the flag's bucketing: 1, 0, or -1 on error. */
+static int
+inside_percentage(UserCheckObject *self, PyObject *ident, PyObject *uid)
+{
+    uint64_t bucket;
+    if (self->bucket_kind == BUCKET_CRC32) {
+        if (default_bucket(ident, &bucket) < 0) {
+            return -1;
+        }
+        return bucket < self->bound;
+    }
+    PyObject *value;
+    if (self->bucket_kind == BUCKET_RANDOMIZED) {
+        PyObject *args[] = {uid, self->seed};
+        value = PyObject_Vectorcall(randomized, args, 2, NULL);
+    }
+    else {
+        PyObject *args[] = {uid, self->name, Py_True};
+        value = PyObject_Vectorcall(ruby, args, 2, randomize_kw);
+    }
+    if (value == NULL) {
+        return -1;
+    }
+    bucket = PyLong_AsUnsignedLongLong(value);
+    Py_DECREF(value);
+    if (bucket == (uint64_t)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    return bucket < self->bound;
+}
+
+/* The check of one user: 1, 0, or -1 with an exception set. Steps as in specialize._factory. */
+static int
+user_check(UserCheckObject *self, PyObject *user)
+{
+    int answer = 0;
+    PyObject *uid = NULL;
+    PyObject *ident =
+        read_id(self->id_mode, self->attribute, self->get_id, self->user_id, user);
+    if (ident == NULL) {
+        return -1;
+    }
+    if (self->excluded || self->users || self->bucket_kind >= BUCKET_RANDOMIZED) {
+        uid = PyUnicode_CheckExact(ident) ? Py_NewRef(ident) : PyObject_Str(ident);
+        if (uid == NULL) {
+            goto failed;
+        }
+    }
+    if (self->excluded) {
+        int found = PySequence_Contains(self->excluded, uid);
+        if (found != 0) {
+            answer = found < 0 ? -1 : 0;
+            goto done;
+        }
+    }
+    if (self->time) {
+        PyObject *drawn = PyObject_CallNoArgs(draw);
+        if (drawn == NULL) {
+            goto failed;
+        }
+        double value = PyFloat_AsDouble(drawn);
+        Py_DECREF(drawn);
+        if (value == -1.0 && PyErr_Occurred()) {
+            goto failed;
+        }
+        if (value * 100.0 < self->time_percentage) {
+            answer = 1;
+            goto done;
+        }
+    }
+    if (self->everyone) {
+        answer = 1;
+        goto done;
+    }
+    if (self->users) {
+        int found = PySequence_Contains(self->users, uid);
+        if (found != 0) {
+            answer = found;
+            goto done;
+        }
+    }
+    if (self->bucket_kind != BUCKET_NONE) {
+        int inside = inside_percentage(self, ident, uid);
+        if (inside != 0) {
+            answer = inside;
+            goto done;
+        }
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(self->predicates);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *predicate = PyTuple_GET_ITEM(self->predicates, i);
+        PyObject *said = PyObject_CallOneArg(predicate, user);
+        int yes = -1;
+        if (said != NULL) {
+            yes = PyObject_IsTrue(said);
+            Py_DECREF(said);
+        }
+        if (yes > 0) {
+            answer = 1;
+            goto done;
+        }
+        if (yes < 0 && group_failed(self, predicate, user) < 0) {
+            goto failed;
+        }
+    }
+    goto done;
+failed:
+    answer = -1;
+done:
+    Py_DECREF(ident);
+    Py_XDECREF(uid);
+    return answer;
+}
+
+static PyObject *
+answer_of(int answer)
+{
+    if (answer < 0) {
+        return NULL;
+    }
+    return Py_NewRef(answer ? Py_True : Py_False);
+}
+
+static PyObject *
+user_check_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        PyErr_Format(PyExc_TypeError,
+                     "user_check() takes exactly one positional argument (the user)");
+        return NULL;
+    }
+    return answer_of(user_check((UserCheckObject *)self, args[0]));
+}
+
+static int
+parse_bound(PyObject *bound, uint64_t *out)
+{
+    *out = PyLong_AsUnsignedLongLong(bound);
+    if (*out == (uint64_t)-1 && PyErr_Occurred()) {
+        PyErr_Format(PyExc_ValueError, "bound must be an int from 0 to 2**64-1, got %R", bound);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+parse_id_mode(int mode, PyObject *attribute, PyObject *get_id)
+{
+    if (mode < ID_GETATTR || mode > ID_GET_ID) {
+        PyErr_Format(PyExc_ValueError, "id_mode must be 0, 1 or 2, got %d", mode);
+        return -1;
+    }
+    if (mode != ID_GET_ID && !PyUnicode_Check(attribute)) {
+        PyErr_Format(PyExc_TypeError, "attribute must be a str, got %R", attribute);
+        return -1;
+    }
+    if (mode == ID_GET_ID && !PyCallable_Check(get_id)) {
+        PyErr_Format(PyExc_TypeError, "get_id must be callable, got %R", get_id);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+user_check_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {
+        "check", "excluded", "users", "time_percentage", "everyone", "bucket", "bound",
+        "seed", "name", "predicates", "id_mode", "attribute", "get_id", "user_id",
+        "on_group_error", NULL,
+    };
+    PyObject *check, *excluded, *users, *bound, *seed, *name, *predicates, *attribute, *get_id;
+    PyObject *user_id, *on_group_error;
+    double time_percentage;
+    int everyone, bucket_kind, id_mode;
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwargs, "$OOOdpiOOOO!iOOOO:UserCheck", keywords, &check, &excluded, &users,
+            &time_percentage, &everyone, &bucket_kind, &bound, &seed, &name, &PyTuple_Type,
+            &predicates, &id_mode, &attribute, &get_id, &user_id, &on_group_error)) {
+        return NULL;
+    }
+    if (bucket_kind < BUCKET_NONE || bucket_kind > BUCKET_RUBY) {
+        PyErr_Format(PyExc_ValueError, "bucket must be 0, 1, 2 or 3, got %d", bucket_kind);
+        return NULL;
+    }
+    if (parse_id_mode(id_mode, attribute, get_id) < 0) {
+        return NULL;
+    }
+    UserCheckObject *self = (UserCheckObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = user_check_vectorcall;
+    if (parse_bound(bound, &self->bound) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    int has_excluded = PyObject_IsTrue(excluded), has_users = PyObject_IsTrue(users);
+    if (has_excluded < 0 || has_users < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->id_mode = id_mode;
+    self->attribute = Py_NewRef(attribute);
+    self->get_id = Py_NewRef(get_id);
+    self->user_id = Py_NewRef(user_id);
+    self->excluded = has_excluded ? Py_NewRef(excluded) : NULL;
+    self->users = has_users ? Py_NewRef(users) : NULL;
+    self->time = time_percentage > 0;
+    self->time_percentage = time_percentage;
+    self->everyone = everyone;
+    self->bucket_kind = everyone ? BUCKET_NONE : bucket_kind;
+    self->seed = Py_NewRef(seed);
+    self->name = Py_NewRef(name);
+    self->predicates = Py_NewRef(predicates);
+    self->check = Py_NewRef(check);
+    self->on_group_error = Py_NewRef(on_group_error);
+    return (PyObject *)self;
+}
+
+static int
+user_check_traverse(UserCheckObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->attribute);
+    Py_VISIT(self->get_id);
+    Py_VISIT(self->user_id);
+    Py_VISIT(self->excluded);
+    Py_VISIT(self->users);
+    Py_VISIT(self->seed);
+    Py_VISIT(self->name);
+    Py_VISIT(self->predicates);
+    Py_VISIT(self->check);
+    Py_VISIT(self->on_group_error);
+    return 0;
+}
+
+static int
+user_check_clear(UserCheckObject *self)
+{
+    Py_CLEAR(self->attribute);
+    Py_CLEAR(self->get_id);
+    Py_CLEAR(self->user_id);
+    Py_CLEAR(self->excluded);
+    Py_CLEAR(self->users);
+    Py_CLEAR(self->seed);
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->predicates);
+    Py_CLEAR(self->check);
+    Py_CLEAR(self->on_group_error);
+    return 0;
+}
+
+static void
+user_check_dealloc(UserCheckObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    user_check_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject UserCheckType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rollout._core._speedups.UserCheck",
+    .tp_doc = PyDoc_STR("One flag's check for a user (rollout._core.specialize), in C."),
+    .tp_basicsize = sizeof(UserCheckObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = user_check_new,
+    .tp_traverse = (traverseproc)user_check_traverse,
+    .tp_clear = (inquiry)user_check_clear,
+    .tp_dealloc = (destructor)user_check_dealloc,
+    .tp_vectorcall_offset = offsetof(UserCheckObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* Active                                                                                    */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *checks;       /* name -> Check */
+    PyObject *anonymous;    /* name -> the answer without a user, where one is fixed */
+    PyObject *user_checks;  /* name -> the flag's check for a user */
+    PyObject *bounds;       /* name -> bound, for flags that are only a percentage of users */
+    PyObject *uncompiled;   /* uncompiled(name, user): every name the dicts do not answer */
+    PyObject *user_id;
+    PyObject *attribute;    /* read with getattr(user, attribute, user) for a bound's flag */
+} ActiveObject;
+
+static PyObject *
+call_uncompiled(ActiveObject *self, PyObject *name, PyObject *user)
+{
+    PyObject *args[] = {name, user};
+    return PyObject_Vectorcall(self->uncompiled, args, 2, NULL);
+}
+
+/* A dict lookup where a TypeError (an unhashable name) means "not compiled": 1 found (a new
+ * reference in *found), 0 not found or unhashable (*unhashable set), -1 another error. */
+static int
+lookup_name(PyObject *dict, PyObject *name, PyObject **found, int *unhashable)
+{
+    *found = PyDict_GetItemWithError(dict, name);
+    if (*found != NULL) {
+        Py_INCREF(*found);
+        return 1;
+    }
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        *unhashable = 1;
+    }
+    return 0;
+}
+
+static PyObject *
+active_without_user(ActiveObject *self, PyObject *name)
+{
+    PyObject *found;
+    int unhashable = 0;
+    int status = lookup_name(self->anonymous, name, &found, &unhashable);
+    if (status < 0) {
+        return NULL;
+    }
+    if (status > 0) {
+        if (found != Py_None) {
+            return found;
+        }
+        Py_DECREF(found);
+    }
+    if (!unhashable) {
+        status = lookup_name(self->checks, name, &found, &unhashable);
+        if (status < 0) {
+            return NULL;
+        }
+    }
+    if (unhashable || status == 0 || found == Py_None) {
+        if (status > 0) {
+            Py_DECREF(found);
+        }
+        return call_uncompiled(self, name, Py_None);
+    }
+    /* Only a percentage of time leaves the answer without a user to chance. */
+    PyObject *percentage = PyObject_GetAttrString(found, "time_percentage");
+    Py_DECREF(found);
+    if (percentage == NULL) {
+        return NULL;
+    }
+    PyObject *drawn = PyObject_CallNoArgs(draw);
+    if (drawn == NULL) {
+        Py_DECREF(percentage);
+        return NULL;
+    }
+    PyObject *hundred = PyFloat_FromDouble(PyFloat_AsDouble(drawn) * 100.0);
+    Py_DECREF(drawn);
+    if (hundred == NULL || PyErr_Occurred()) {
+        Py_XDECREF(hundred);
+        Py_DECREF(percentage);
+        return NULL;
+    }
+    PyObject *answer = PyObject_RichCompare(hundred, percentage, Py_LT);
+    Py_DECREF(hundred);
+    Py_DECREF(percentage);
+    return answer;
+}
+
+static PyObject *
+active_with_user(ActiveObject *self, PyObject *name, PyObject *user)
+{
+    PyObject *check;
+    int unhashable = 0;
+    int status = lookup_name(self->user_checks, name, &check, &unhashable);
+    if (status < 0) {
+        return NULL;
+    }
+    if (unhashable) {
+        return call_uncompiled(self, name, user);
+    }
+    if (status > 0 && check != Py_None) {
+        PyObject *answer = Py_TYPE(check) == &UserCheckType
+                               ? answer_of(user_check((UserCheckObject *)check, user))
+                               : PyObject_CallOneArg(check, user);
+        Py_DECREF(check);
+        return answer;
+    }
+    if (status > 0) {
+        Py_DECREF(check);
+    }
+    /* Looked up only when the name is not in user_checks, so other flags pay nothing. */
+    PyObject *bound_object = PyDict_GetItemWithError(self->bounds, name);
+    if (bound_object == NULL || bound_object == Py_None) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return call_uncompiled(self, name, user);
+    }
+    /* Read before the id: reading it can run code that replaces this entry. */
+    uint64_t bound = PyLong_AsUnsignedLongLong(bound_object);
+    if (bound == (uint64_t)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *ident = read_id(ID_GETATTR, self->attribute, NULL, self->user_id, user);
+    if (ident == NULL) {
+        return NULL;
+    }
+    uint64_t bucket;
+    status = default_bucket(ident, &bucket);
+    Py_DECREF(ident);
+    if (status < 0) {
+        return NULL;
+    }
+    return Py_NewRef(bucket < bound ? Py_True : Py_False);
+}
+
+static PyObject *
+active_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    /* active(owner, name, user=None); owner is the Rollout (unused). */
+    static const char *const names[] = {"owner", "name", "user"};
+    PyObject *given[3] = {NULL, NULL, Py_None};
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs > 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "active() takes from 2 to 3 positional arguments but %zd were given",
+                     nargs);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        given[i] = args[i];
+    }
+    if (kwnames != NULL) {
+        Py_ssize_t count = PyTuple_GET_SIZE(kwnames);
+        for (Py_ssize_t k = 0; k < count; k++) {
+            PyObject *keyword = PyTuple_GET_ITEM(kwnames, k);
+            int slot = -1;
+            for (int i = 0; i < 3; i++) {
+                if (PyUnicode_CompareWithASCIIString(keyword, names[i]) == 0) {
+                    slot = i;
+                }
+            }
+            if (slot < 0) {
+                PyErr_Format(PyExc_TypeError,
+                             "active() got an unexpected keyword argument '%U'", keyword);
+                return NULL;
+            }
+            if (slot < nargs) {
+                PyErr_Format(PyExc_TypeError, "active() got multiple values for argument '%s'",
+                             names[slot]);
+                return NULL;
+            }
+            given[slot] = args[nargs + k];
+        }
+    }
+    if (given[0] == NULL || given[1] == NULL) {
+        PyErr_Format(PyExc_TypeError, "active() missing 1 required positional argument: '%s'",
+                     given[0] == NULL ? "owner" : "name");
+        return NULL;
+    }
+    ActiveObject *active = (ActiveObject *)self;
+    if (given[2] == Py_None) {
+        return active_without_user(active, given[1]);
+    }
+    return active_with_user(active, given[1], given[2]);
+}
+
+static PyObject *
+active_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {
+        "checks", "anonymous", "user_checks", "uncompiled", "percentage_bounds",
+        "id_attribute", "user_id", NULL,
+    };
+    PyObject *checks, *anonymous, *user_checks, *uncompiled, *bounds, *attribute, *user_id;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O!OO!UO:Active", keywords,
+                                     &PyDict_Type, &checks, &PyDict_Type, &anonymous,
+                                     &PyDict_Type, &user_checks, &uncompiled, &PyDict_Type,
+                                     &bounds, &attribute, &user_id)) {
+        return NULL;
+    }
+    ActiveObject *self = (ActiveObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = active_vectorcall;
+    self->checks = Py_NewRef(checks);
+    self->anonymous = Py_NewRef(anonymous);
+    self->user_checks = Py_NewRef(user_checks);
+    self->uncompiled = Py_NewRef(uncompiled);
+    self->bounds = Py_NewRef(bounds);
+    self->attribute = Py_NewRef(attribute);
+    PyUnicode_InternInPlace(&self->attribute);
+    self->user_id = Py_NewRef(user_id);
+    return (PyObject *)self;
+}
+
+static int
+active_traverse(ActiveObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->checks);
+    Py_VISIT(self->anonymous);
+    Py_VISIT(self->user_checks);
+    Py_VISIT(self->uncompiled);
+    Py_VISIT(self->bounds);
+    Py_VISIT(self->attribute);
+    Py_VISIT(self->user_id);
+    return 0;
+}
+
+static int
+active_clear(ActiveObject *self)
+{
+    Py_CLEAR(self->checks);
+    Py_CLEAR(self->anonymous);
+    Py_CLEAR(self->user_checks);
+    Py_CLEAR(self->uncompiled);
+    Py_CLEAR(self->bounds);
+    Py_CLEAR(self->attribute);
+    Py_CLEAR(self->user_id);
+    return 0;
+}
+
+static void
+active_dealloc(ActiveObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    active_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Read from an instance (``flags.active`` without a call): a bound method, as for a function. */
+static PyObject *
+active_get(PyObject *self, PyObject *instance, PyObject *owner)
+{
+    if (instance == NULL || instance == Py_None) {
+        return Py_NewRef(self);
+    }
+    return PyMethod_New(self, instance);
+}
+
+static PyTypeObject ActiveType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rollout._core._speedups.Active",
+    .tp_doc = PyDoc_STR("flags.active (rollout._core.evaluate), in C."),
+    .tp_basicsize = sizeof(ActiveObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = active_new,
+    .tp_traverse = (traverseproc)active_traverse,
+    .tp_clear = (inquiry)active_clear,
+    .tp_dealloc = (destructor)active_dealloc,
+    .tp_vectorcall_offset = offsetof(ActiveObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = active_get,
+};
+
+/* ---------------------------------------------------------------------------------------- */
+
+/* The shared helpers, from the modules that define them for the Python check. Returns 0, or -1
+ * with an exception set. */
+static int
+import_helpers(void)
+{
+    PyObject *bucketing = PyImport_ImportModule("rollout._core.bucketing");
+    if (bucketing == NULL) {
+        return -1;
+    }
+    memo = PyObject_GetAttrString(bucketing, "crc32_memo");
+    remember = PyObject_GetAttrString(bucketing, "remember_crc32");
+    randomized = PyObject_GetAttrString(bucketing, "randomized_bucket");
+    ruby = PyObject_GetAttrString(bucketing, "ruby_bucket");
+    Py_DECREF(bucketing);
+    PyObject *random_module = PyImport_ImportModule("random");
+    if (random_module != NULL) {
+        draw = PyObject_GetAttrString(random_module, "random");
+        Py_DECREF(random_module);
+    }
+    if (memo == NULL || remember == NULL || randomized == NULL || ruby == NULL || draw == NULL) {
+        return -1;
+    }
+    if (!PyDict_CheckExact(memo)) {
+        PyErr_SetString(PyExc_TypeError, "rollout._core.bucketing.crc32_memo must be a dict");
+        return -1;
+    }
+    return 0;
+}
+
+static PyMethodDef methods[] = {
+    {"crc32_bucket", crc32_bucket, METH_O,
+     PyDoc_STR("The default bucket of an exact str or int id, as a check computes it.")},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_definition = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "rollout._core._speedups",
+    .m_doc = PyDoc_STR("The flag check in C; rollout._core.native says when it is used."),
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    crc_init();
+    if (import_helpers() < 0) {
+        return NULL;
+    }
+    if (PyType_Ready(&UserCheckType) < 0 || PyType_Ready(&ActiveType) < 0) {
+        return NULL;
+    }
+    randomize_kw = Py_BuildValue("(s)", "randomize");
+    if (randomize_kw == NULL) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&module_definition);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "UserCheck", (PyObject *)&UserCheckType) < 0 ||
+        PyModule_AddObjectRef(module, "Active", (PyObject *)&ActiveType) < 0 ||
+        PyModule_AddIntConstant(module, "ID_GETATTR", ID_GETATTR) < 0 ||
+        PyModule_AddIntConstant(module, "ID_ATTRIBUTE", ID_ATTRIBUTE) < 0 ||
+        PyModule_AddIntConstant(module, "ID_GET_ID", ID_GET_ID) < 0 ||
+        PyModule_AddIntConstant(module, "BUCKET_NONE", BUCKET_NONE) < 0 ||
+        PyModule_AddIntConstant(module, "BUCKET_CRC32", BUCKET_CRC32) < 0 ||
+        PyModule_AddIntConstant(module, "BUCKET_RANDOMIZED", BUCKET_RANDOMIZED) < 0 ||
+        PyModule_AddIntConstant(module, "BUCKET_RUBY", BUCKET_RUBY) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -13,8 +13,11 @@ import functools
 import gc
 import os
 import secrets
+import signal
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -746,6 +749,62 @@ def test_a_stranger_stalling_in_the_tls_handshake_is_closed_at_the_handshake_tim
         stranger.settimeout(WAIT)
         with contextlib.suppress(ConnectionError):
             assert stranger.recv(65536) == b""  # closed, not a byte sent
+
+
+#: A node with TLS as its own process, so the test can stop it: the address on stdout, then it
+#: serves until its stdin closes.
+_TLS_NODE = """
+import ssl, sys
+from rollout import Rollout
+cert, key, secret = sys.argv[1:]
+server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+server.load_cert_chain(cert, key)
+server.verify_mode = ssl.CERT_REQUIRED
+server.load_verify_locations(cafile=cert)
+with Rollout(listen="127.0.0.1:0", secret=secret, ssl=server) as node:
+    print(node.stats()["sync"]["address"], flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_tls_peer_whose_client_hello_waits_for_a_busy_node_is_admitted(
+    certificate: tuple[Path, Path],
+) -> None:
+    # A node held up (a loaded machine, a pause) finds a new connection and its TLS ClientHello
+    # waiting together. The hello must reach TLS, not the plain stream the connection starts as:
+    # else TLS waits for bytes already taken, and the peer is closed at handshake_timeout, and
+    # so again on every retry that finds the node as busy (the mTLS test under CPU load).
+    cert, key = certificate
+    node = subprocess.Popen(
+        [sys.executable, "-c", _TLS_NODE, str(cert), str(key), SECRET],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert node.stdout is not None
+        address = node.stdout.readline().strip()
+        client = ssl.create_default_context(cafile=str(cert))
+        client.load_cert_chain(cert, key)
+        os.kill(node.pid, signal.SIGSTOP)
+        os.waitpid(node.pid, os.WUNTRACED)  # stopped: it accepts and reads nothing now
+        with (
+            socket.create_connection(_split(address), timeout=WAIT) as raw,
+            client.wrap_socket(
+                raw, server_hostname="127.0.0.1", do_handshake_on_connect=False
+            ) as tls,
+        ):
+            tls.setblocking(False)
+            with pytest.raises(ssl.SSLWantReadError):
+                tls.do_handshake()  # the ClientHello is sent; the answer waits for the node
+            os.kill(node.pid, signal.SIGCONT)
+            tls.settimeout(WAIT)
+            tls.do_handshake()  # the node answers: it did not lose the hello
+            session = wire.dial(tls, SECRET.encode())
+            assert session.their_hello["addr"] == address
+    finally:
+        node.kill()
+        node.communicate(timeout=WAIT)
 
 
 # A stuck peer and callbacks on the replication thread -------------------------------------------

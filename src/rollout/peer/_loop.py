@@ -102,11 +102,19 @@ _OPEN_SERVERS: dict[asyncio.AbstractEventLoop, list[asyncio.Server]] = {}
 
 
 class _TrackedStreamProtocol(asyncio.StreamReaderProtocol):
-    """asyncio's stream protocol, recording its transport from made to lost (see _finish)."""
+    """asyncio's stream protocol, recording its transport from made to lost (see _finish).
+
+    ``paused``: the transport reads nothing until :func:`start_tls` resumes it (see there).
+    """
+
+    paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._tracked = transport
         _OPEN_TRANSPORTS.setdefault(asyncio.get_running_loop(), set()).add(transport)
+        if self.paused and isinstance(transport, asyncio.ReadTransport):
+            # Before asyncio's first read, which the transport schedules after this call.
+            transport.pause_reading()
         super().connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -131,13 +139,20 @@ async def start_server(
     accept: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
     host: str | None,
     port: int,
+    *,
+    tls: bool = False,
     **options: Any,
 ) -> asyncio.Server:
-    """``asyncio.start_server``, with each accepted transport recorded until it is lost."""
+    """``asyncio.start_server``, with each accepted transport recorded until it is lost.
+
+    ``tls``: ``accept`` begins with :func:`start_tls`, and nothing is read before it.
+    """
     loop = asyncio.get_running_loop()
 
     def factory() -> _TrackedStreamProtocol:
-        return _TrackedStreamProtocol(asyncio.StreamReader(loop=loop), accept, loop=loop)
+        protocol = _TrackedStreamProtocol(asyncio.StreamReader(loop=loop), accept, loop=loop)
+        protocol.paused = tls
+        return protocol
 
     server = await loop.create_server(factory, host, port, **options)
     _OPEN_SERVERS.setdefault(loop, []).append(server)
@@ -187,6 +202,12 @@ def release_inherited_socket(sock: Any) -> None:
 
 async def start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext) -> None:
     """TLS on an accepted connection, as the server. ConnectionError if the peer left during it.
+
+    The connection must come from ``start_server(tls=True)``, whose transports read nothing
+    until here (``loop.start_tls`` resumes them). A plain transport reads as soon as its
+    connection is made: a ClientHello that arrived with the connection (the peer sends it at
+    once; a busy node accepts late) would land in the plain stream's buffer, where TLS never
+    sees it, and the handshake would wait for it until its time-out, on every retry.
 
     CPython 3.11 gets no transport (None) from ``loop.start_tls`` when the peer closes cleanly
     in the middle of the TLS handshake; ``StreamWriter.start_tls`` stores it and then fails with

@@ -166,7 +166,8 @@ class PeerTransport(Transport):
             # Plain TCP here even with TLS: the TLS handshake runs inside ours (PeerConnection),
             # after the connection took a handshake slot and under its time-out. asyncio's own
             # TLS server would allocate 256 KiB per accepted stranger before any cap applied.
-            self._server = await start_server(self._mesh.accept, host, port)
+            tls = self.server_ssl is not None  # then nothing is read before TLS begins
+            self._server = await start_server(self._mesh.accept, host, port, tls=tls)
             bound = self._server.sockets[0].getsockname()
             shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
             self.advertised_address = f"{shown}:{bound[1]}"

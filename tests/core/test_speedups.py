@@ -11,6 +11,7 @@ id (ints past 64 bits, non-ASCII and unencodable strs, bools, floats, raising pr
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 import os
 import random
@@ -244,6 +245,18 @@ def test_the_c_check_is_a_method_of_the_rollout() -> None:
     assert flags.active("chat", user=5) is True
     documented: Any = Rollout.active  # the documented method calls it too
     assert documented(flags, "chat", 5) is True
+
+
+def test_the_c_check_reads_as_the_python_function() -> None:
+    fast, slow, _ = twins()
+    assert inspect.signature(fast.active) == inspect.signature(slow.active)
+    assert str(inspect.signature(fast.active)) == "(name, user=None)"
+    assert fast.active.__name__ == slow.active.__name__ == "active"
+    assert (
+        repr(fast.active)
+        == repr(slow.active)
+        == "<bound method active of <Rollout store='memory' flags=0>>"
+    )
 
 
 def test_a_broken_group_is_logged_with_its_traceback_once(

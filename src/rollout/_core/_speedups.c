@@ -776,6 +776,27 @@ active_get(PyObject *self, PyObject *instance, PyObject *owner)
     return PyMethod_New(self, instance);
 }
 
+/* What inspect and repr read of a function: help(flags.active) and inspect.signature() show
+ * the same as for the Python check. */
+static PyObject *
+active_text_signature(PyObject *self, void *closure)
+{
+    return PyUnicode_FromString("(owner, name, user=None)");
+}
+
+static PyObject *
+active_name(PyObject *self, void *closure)
+{
+    return PyUnicode_FromString("active");
+}
+
+static PyGetSetDef active_getset[] = {
+    {"__text_signature__", active_text_signature, NULL, NULL, NULL},
+    {"__name__", active_name, NULL, NULL, NULL},
+    {"__qualname__", active_name, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyTypeObject ActiveType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "rollout._core._speedups.Active",
@@ -790,6 +811,7 @@ static PyTypeObject ActiveType = {
     .tp_vectorcall_offset = offsetof(ActiveObject, vectorcall),
     .tp_call = PyVectorcall_Call,
     .tp_descr_get = active_get,
+    .tp_getset = active_getset,
 };
 
 /* ---------------------------------------------------------------------------------------- */

@@ -45,7 +45,9 @@ def test_tokens_and_origins_from_the_environment_are_in_effect(tmp_path: Path) -
         ROLLOUT_EVAL_TOKEN=web,  # no name: "evaluate"
         ROLLOUT_CORS_ORIGINS="http://app.example:3000",
     )
-    with serve("--http", f"127.0.0.1:{free_port()}", cwd=tmp_path, env=env, token=web) as served:
+    # --code-timeout is taken (its effect: tests/admin/test_code_deadline.py, in process).
+    args = ("--http", f"127.0.0.1:{free_port()}", "--code-timeout", "2.5")
+    with serve(*args, cwd=tmp_path, env=env, token=web) as served:
         with served.client() as http:
             assert http.get("/api/v1/flags").status_code == 403
             answer = http.post(

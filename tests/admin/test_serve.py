@@ -91,6 +91,8 @@ def test_a_public_address_with_a_strong_token_is_served(tmp_path: Path) -> None:
         (["--http", "8080"], "--http must be HOST:PORT (port 0 to 65535), got '8080'"),
         (["--http", "127.0.0.1:99999"], "--http must be HOST:PORT"),
         (["--token", "a=x", "--token", "a=y"], "two tokens are named 'a'"),
+        (["--code-timeout", "0"], "--code-timeout must be a positive number of seconds, got 0"),
+        (["--code-timeout", "inf"], "--code-timeout must be a positive number of seconds"),
     ],
 )
 def test_bad_options_are_one_line_and_status_2(

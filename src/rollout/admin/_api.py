@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, TypeVar, TypeVarTuple, Unpack
 
 from starlette.concurrency import run_in_threadpool
 
@@ -37,7 +37,7 @@ from ._api_fields import (
 )
 from ._api_members import CURSOR, PAGE_LIMIT, SEARCH, members_answer
 from ._api_targeting import TARGETING_OPERATIONS
-from ._code_threads import run_code
+from ._code_threads import CodeDeadline, CodeTimeoutError
 from ._errors import ApiError
 from ._listing import ListQuery, flag_page, viewed_flag
 from ._operation import PREFIX, Call, Handler, Operation
@@ -45,6 +45,9 @@ from ._routing import RawRoute
 from ._sampling import CheckSampler, sampler_for
 
 __all__ = ["OPERATIONS", "PREFIX", "STATES_KEPT", "Api", "Call", "Operation"]
+
+T = TypeVar("T")
+Args = TypeVarTuple("Args")
 
 #: Flags whose state the check keeps at most (emptied when full).
 STATES_KEPT: Final = 4096
@@ -60,8 +63,11 @@ class Api:
         max_body: int,
         document: Callable[[str], dict[str, Any]],
         require_reason: bool = False,
+        code: CodeDeadline | None = None,
     ) -> None:
         self.flags = flags
+        #: The deadline of the reads that run the application's code (_code_threads).
+        self.code = code if code is not None else CodeDeadline()
         self.max_body = max_body
         self.document = document
         #: Every write must say why (``serve --require-reason``): without ``reason``, a 422.
@@ -98,6 +104,14 @@ class Api:
     def flag(self, call: Call) -> dict[str, Any]:
         """The flag of the call, in the ``view`` it asked for (full by default)."""
         return viewed_flag(self.flags, call.name, call.values.get("view", "full"))
+
+    async def run_code(self, name: str, function: Callable[[Unpack[Args]], T], *args: *Args) -> T:
+        """``function(*args)`` on a thread that runs the application's code, for the flag
+        ``name``, within the deadline (else a 503 naming the flag and the deadline)."""
+        try:
+            return await self.code.run(name, function, *args)
+        except CodeTimeoutError as exc:
+            raise ApiError("unavailable", str(exc)) from None
 
     async def write(self, call: Call, method: Callable[..., None], *args: Any) -> None:
         """Run a facade write on a worker thread (a store may block), as the request's actor."""
@@ -155,7 +169,7 @@ async def _check(api: Api, call: Call) -> Any:
             # and may be slow: off the event loop, as OFREP's evaluation, on a thread counted
             # apart from those of writes (_code_threads). Every other check is a few dict
             # lookups, which the hop to a thread and back would cost several times over.
-            active = await run_code(flags.active, name, user)
+            active = await api.run_code(name, flags.active, name, user)
         else:
             # Answered without flags.active, as the OpenFeature provider answers: an override
             # wins, and a wrapper in the check slot (the metrics sampler) is told the answer.
@@ -188,9 +202,11 @@ async def _check(api: Api, call: Call) -> Any:
 async def _explain(api: Api, call: Call) -> Any:
     # Predicates are the application's code and may be slow: off the event loop, on a thread
     # counted apart from those of writes (_code_threads) when the flag has some.
-    check = api.flags._checks.get(call.name)
-    run = run_code if check is not None and check.predicates else run_in_threadpool
-    explanation = await run(api.flags.explain, call.name, call.values.get("user"))
+    check, name, user = api.flags._checks.get(call.name), call.name, call.values.get("user")
+    if check is not None and check.predicates:
+        explanation = await api.run_code(name, api.flags.explain, name, user)
+    else:
+        explanation = await run_in_threadpool(api.flags.explain, name, user)
     return explanation.to_dict()
 
 

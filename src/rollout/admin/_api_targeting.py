@@ -24,7 +24,6 @@ from .._core.definition_shapes import (
 )
 from .._core.targeting import FlagDefinition, RuleError, check_rule, parse_flagd
 from ._api_fields import LIMIT, NAME_PATH, REASON, Field, Param, member_parser
-from ._code_threads import run_code
 from ._errors import ApiError
 from ._operation import Call, Operation
 
@@ -38,6 +37,8 @@ class Api(Protocol):
     flags: Rollout
 
     async def write(self, call: Call, method: Callable[..., None], *args: Any) -> None: ...
+
+    async def run_code(self, name: str, function: Callable[..., Any], *args: Any) -> Any: ...
 
 
 __all__ = ["RULE_BODY_OPERATIONS", "TARGETING_OPERATIONS"]
@@ -218,7 +219,7 @@ async def _evaluate(api: Api, call: Call) -> Any:
     context = call.values.get("context") or {}
     # Predicates of groups are the application's code and may be slow: off the event loop, on
     # a thread counted apart from those of writes (_code_threads).
-    resolution = await run_code(api.flags.evaluate, call.name, context)
+    resolution = await api.run_code(call.name, api.flags.evaluate, call.name, context)
     return evaluation_shape(call.name, resolution)
 
 

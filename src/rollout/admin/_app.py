@@ -16,6 +16,7 @@ from .._client.rollout import Rollout
 from ..errors import RolloutError
 from ._api import Api
 from ._auth import Auth
+from ._code_threads import CODE_TIMEOUT, CodeDeadline
 from ._cors import check_origins
 from ._errors import client_gone_handler, http_exception_handler, rollout_error_handler
 from ._events import MAX_STREAMS, ChangeCount, StreamSlots
@@ -44,6 +45,7 @@ def create_app(
     scopes: Mapping[str, str] | None = None,
     token_flags: Mapping[str, Iterable[str]] | None = None,
     cors_origins: Iterable[str] | None = None,
+    code_timeout: float = CODE_TIMEOUT,
 ) -> Starlette:
     """The admin app for ``flags``: ``/api/v1`` (JSON), the dashboard, ``/metrics``, the probes
     (``/healthz`` and ``/livez``: alive; ``/readyz``: store, transport and clock checked).
@@ -56,6 +58,8 @@ def create_app(
     ``max_event_streams`` the open event streams, dashboards' and OFREP's (more get 503).
     ``require_reason``: every change must give a ``reason`` (a 422 without one, nothing written).
     Without auth, changes are recorded as made by ``anonymous@<client address>``.
+    ``code_timeout`` (seconds) bounds a read that runs the application's code (a group's
+    predicate, a rule: check, explain, evaluate, OFREP): past it, a 503 naming the flag.
     The app does not own ``flags``: closing it is the caller's job.
 
     OFREP (``/ofrep/v1``, docs/ofrep.md) needs the ``openfeature`` extra. ``scopes`` gives
@@ -73,18 +77,25 @@ def create_app(
         or max_event_streams < 1
     ):
         raise ValueError(f"max_event_streams must be a positive int, got {max_event_streams!r}")
+    code = CodeDeadline(code_timeout)
     auth = Auth(token, tokens, session_secret=session_secret, allowed_hosts=allowed_hosts)
     auth.grants = grants_of(auth.names, scopes, token_flags)
     origins = check_origins(cors_origins)
     document = functools.partial(openapi_document, secured=auth.enabled)
-    api = Api(flags, max_body=max_body, document=document, require_reason=bool(require_reason))
+    api = Api(
+        flags,
+        max_body=max_body,
+        document=document,
+        require_reason=bool(require_reason),
+        code=code,
+    )
 
     # The dashboards' and OFREP's event streams share one bound: `serve` leaves room for them.
     # A tenth (at least one, when there are two) is the dashboards' alone: see StreamSlots.
     streams = StreamSlots(
         max_event_streams, reserved=min(max_event_streams - 1, max(1, max_event_streams // 10))
     )
-    ofrep = ofrep_service(flags, auth, max_body, streams)
+    ofrep = ofrep_service(flags, auth, max_body, streams, code)
     changes = ChangeCount(flags)  # what a page was drawn at, against what its stream opens at
 
     @contextlib.asynccontextmanager
@@ -101,7 +112,7 @@ def create_app(
         *health_routes(flags),
         *api.routes(),
         *ofrep.routes,
-        *metrics_routes(flags),
+        *metrics_routes(flags, code=code),
         *page_routes(flags, auth, streams, require_reason=bool(require_reason), count=changes),
     ]
     app = Starlette(

@@ -35,7 +35,11 @@ Exposed:
   ``rollout_check_sampling_windows_total`` / ``rollout_check_sampling_duty_cycle_ratio`` to judge
   them;
 * ``rollout_flag_last_checked_timestamp_seconds{flag}``: when this process last saw the flag
-  checked (in a window, or exactly through its API's ``check``): stale-flag hunting.
+  checked (in a window, or exactly through its API's ``check``): stale-flag hunting;
+* ``rollout_code_timeouts_total``: this app's reads that run the application's code (check,
+  explain, evaluate, OFREP) answered 503 at their deadline (``code_timeout``), and
+  ``rollout_code_threads_overdue``: the threads still running such code for a request answered
+  so (see rollout.admin._code_threads).
 
 Names follow Prometheus' conventions: a counter ends in ``_total``, a 0-to-1 gauge in ``_ratio``,
 a time in ``_seconds`` (a ``*_ms`` stats value is converted), a Unix time in
@@ -60,6 +64,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ._code_threads import CodeDeadline
 from ._sampling import DEFAULT_PERIOD, DEFAULT_WINDOW, CheckSampler, sampler_for, stop_sampler
 
 if TYPE_CHECKING:
@@ -101,9 +106,12 @@ _RUBY_GAUGES = {"keyspace_notifications": "1 when Redis keyspace notifications a
 class RolloutCollector(Collector):
     """Reads ``flags.stats()`` and the check sampler at every scrape."""
 
-    def __init__(self, flags: Rollout, sampler: CheckSampler) -> None:
+    def __init__(
+        self, flags: Rollout, sampler: CheckSampler, code: CodeDeadline | None = None
+    ) -> None:
         self._flags = flags
         self._sampler = sampler
+        self._code = code
 
     def collect(self) -> Iterator[Metric]:
         stats = self._flags.stats()
@@ -133,6 +141,19 @@ class RolloutCollector(Collector):
         for key, help_text in _COUNTERS.items():
             yield CounterMetricFamily(f"rollout_{key}", help_text, stats[key])
         yield from self._checks()
+        if self._code is not None:
+            yield CounterMetricFamily(
+                "rollout_code_timeouts",
+                "Reads that run the application's code (a group's predicate, a rule) answered "
+                "503 at their deadline (code_timeout), or before a thread to run it was free.",
+                self._code.timeouts,
+            )
+            yield GaugeMetricFamily(
+                "rollout_code_threads_overdue",
+                "Threads still running the application's code for a request already answered "
+                "at its deadline (each holds one of the threads such reads may take).",
+                self._code.overdue,
+            )
         if stats["sync"] is not None:
             yield from _sync_metrics(stats["sync"])
         if stats["ruby"] is not None:
@@ -264,23 +285,30 @@ def _numbers(
         yield metric
 
 
-def metrics_registry(flags: Rollout, sampler: CheckSampler) -> CollectorRegistry:
+def metrics_registry(
+    flags: Rollout, sampler: CheckSampler, code: CodeDeadline | None = None
+) -> CollectorRegistry:
     """A private registry with the Rollout's collector (one per app)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RolloutCollector(flags, sampler))
+    registry.register(RolloutCollector(flags, sampler, code))
     return registry
 
 
 def metrics_routes(
-    flags: Rollout, *, window: float = DEFAULT_WINDOW, period: float = DEFAULT_PERIOD
+    flags: Rollout,
+    *,
+    window: float = DEFAULT_WINDOW,
+    period: float = DEFAULT_PERIOD,
+    code: CodeDeadline | None = None,
 ) -> list[BaseRoute]:
     """``GET /metrics``. The first scrape starts the check sampler, which stops when the server's
-    event loop does (see rollout.admin._sampling).
+    event loop does (see rollout.admin._sampling). ``code``: the app's deadline of reads that
+    run the application's code, whose time-outs are counted.
 
     ``window`` and ``period`` tune the sampler; the first app made for a Rollout decides them.
     """
     sampler = sampler_for(flags, window=window, period=period)
-    registry = metrics_registry(flags, sampler)
+    registry = metrics_registry(flags, sampler, code)
 
     async def metrics(_request: Request) -> Response:
         # Started by a scrape rather than at import or app creation: a service that mounts the

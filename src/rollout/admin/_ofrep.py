@@ -21,7 +21,9 @@ is evaluated on a worker thread, so a slow one holds no other request. Every oth
 off, a percentage, listed users, groups that nothing here defines) is a few dict lookups and is
 answered on the event loop: the hop to a thread and back cost more than four times the
 evaluation. Which flags are which is worked out once per flag and forgotten at every change of
-a flag, a group's definition or a named rule.
+a flag, a group's definition or a named rule. On a worker thread an evaluation has a deadline
+(``code_timeout``, see ``_code_threads``): past it a 503 with OFREP's general error body, naming
+the flag (the bulk answer's: the flag it was at), never a 200 that its ETag would keep cached.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from .._client.rollout import Rollout
 from ..errors import RolloutError
 from ..openfeature import RolloutProvider
 from ._auth import Auth
-from ._code_threads import run_code
+from ._code_threads import CodeDeadline, CodeTimeoutError
 from ._grants import Grant
 from ._ofrep_stream import OfrepStream
 from ._routing import RawRoute
@@ -69,8 +71,18 @@ class BadRequestError(Exception):
 class Ofrep:
     """The OFREP endpoints of one Rollout."""
 
-    def __init__(self, flags: Rollout, auth: Auth, stream: OfrepStream, *, max_body: int) -> None:
+    def __init__(
+        self,
+        flags: Rollout,
+        auth: Auth,
+        stream: OfrepStream,
+        *,
+        max_body: int,
+        code: CodeDeadline | None = None,
+    ) -> None:
         self.flags = flags
+        #: The deadline of evaluations that run the application's code (_code_threads).
+        self.code = code if code is not None else CodeDeadline()
         self.auth = auth
         self.stream = stream
         self.max_body = max_body
@@ -146,6 +158,8 @@ class Ofrep:
                 if "key" in request.path_params:
                     body = {"key": request.path_params["key"], **body}
                 return JSONResponse(body, status_code=exc.status)
+            except CodeTimeoutError as exc:
+                return _timed_out(exc)
             except RolloutError as exc:  # the Rollout closed under us
                 return JSONResponse({"errorDetails": f"{type(exc).__name__}: {exc}"}, 500)
 
@@ -172,6 +186,8 @@ class Ofrep:
         except BadRequestError as exc:
             body = {"key": key, "errorCode": exc.code, "errorDetails": exc.details}
             refusal: Response = JSONResponse(body, status_code=exc.status)
+        except CodeTimeoutError as exc:
+            refusal = _timed_out(exc)
         except RolloutError as exc:  # the Rollout closed under us
             refusal = JSONResponse({"errorDetails": f"{type(exc).__name__}: {exc}"}, 500)
         except ClientDisconnect:  # as the app's handler: nobody to answer, nothing to log
@@ -189,7 +205,7 @@ class Ofrep:
         if self.runs_code(key):
             # Off the event loop, as the bulk answer: a group's predicate is the application's
             # code and a rule takes its (bounded) time; no other request should wait for them.
-            answer = await run_code(self.evaluate, key, context)
+            answer = await self.code.run(key, self.evaluate, key, context)
         else:
             answer = self.evaluate(key, context)
         if answer.get("errorCode") == _NOT_FOUND:
@@ -204,15 +220,21 @@ class Ofrep:
         if _matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers={"ETag": etag})
         names = [n for n in self.flags.features() if grant.allows_flag(n)]
+        at: list[str | None] = [None]  # the flag being evaluated: what a time-out names
 
         def evaluate_all() -> list[dict[str, Any]]:
-            answers = (self.evaluate(name, context) for name in names)
-            # A flag deleted since it was listed is left out, not reported missing.
-            return [a for a in answers if a.get("errorCode") != _NOT_FOUND]
+            answers = []
+            for name in names:
+                at[0] = name
+                answer = self.evaluate(name, context)
+                # A flag deleted since it was listed is left out, not reported missing.
+                if answer.get("errorCode") != _NOT_FOUND:
+                    answers.append(answer)
+            return answers
 
         # Group predicates are the application's code and may be slow: off the event loop, on a
-        # thread counted apart from those of writes (_code_threads).
-        flags = await run_code(evaluate_all)
+        # thread counted apart from those of writes, within the deadline (_code_threads).
+        flags = await self.code.run(lambda: at[0], evaluate_all)
         streams = [self.stream.entry(request.scope.get("root_path", ""), actor)]
         return JsonAnswer({"flags": flags, "eventStreams": streams}, headers={"ETag": etag})
 
@@ -329,6 +351,12 @@ class Ofrep:
 def _canonical(context: dict[str, Any]) -> bytes:
     """The context's canonical JSON: what the bulk answer's ETag hashes."""
     return json.dumps(context, sort_keys=True, ensure_ascii=True).encode()
+
+
+def _timed_out(exc: CodeTimeoutError) -> Response:
+    """503 with OFREP's general error body (``errorDetails``): the evaluation was not done in
+    time, the client may retry (a 200 would be cached by the bulk answer's ETag)."""
+    return JSONResponse({"errorDetails": str(exc)}, status_code=503)
 
 
 def _not_found(key: str) -> dict[str, Any]:

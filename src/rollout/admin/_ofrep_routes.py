@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from .._client.rollout import Rollout
 from ._auth import Auth
+from ._code_threads import CodeDeadline
 from ._events import StreamSlots
 from ._ofrep_stream import EVENTS_PATH, OfrepStream
 
@@ -31,9 +32,14 @@ class OfrepService:
 
 
 def ofrep_service(
-    flags: Rollout, auth: Auth, max_body: int, max_streams: StreamSlots
+    flags: Rollout,
+    auth: Auth,
+    max_body: int,
+    max_streams: StreamSlots,
+    code: CodeDeadline | None = None,
 ) -> OfrepService:
-    """The evaluation endpoints and the change stream (``max_streams`` open at most)."""
+    """The evaluation endpoints (``code``: the deadline of those that run the application's
+    code) and the change stream (``max_streams`` open at most)."""
     try:
         from ._ofrep import Ofrep
     except ImportError as exc:
@@ -44,6 +50,6 @@ def ofrep_service(
 
         return OfrepService([Route("/ofrep/{rest:path}", missing, methods=["GET", "POST"])])
     stream = OfrepStream(flags, auth, max_streams)
-    ofrep = Ofrep(flags, auth, stream, max_body=max_body)
+    ofrep = Ofrep(flags, auth, stream, max_body=max_body, code=code)
     routes: list[BaseRoute] = [*ofrep.routes(), Route(EVENTS_PATH, stream, methods=["GET"])]
     return OfrepService(routes, ofrep.start, ofrep.stop)

@@ -352,7 +352,8 @@ _WHY = {
     422: "A field or parameter is invalid; `field` names it.",
     429: "Too many wrong tokens from this address (or from everywhere): wait `Retry-After` "
     "seconds. The token was not checked.",
-    503: "The store cannot be reached (or the server is shutting down); nothing was written.",
+    503: "The store cannot be reached (or the server is shutting down); nothing was written. "
+    "Or a read running the application's code (a predicate, a rule) passed code_timeout.",
     504: "The store did not answer the write in time: it may or may not have been stored "
     "(read the flag back to know).",
 }
@@ -366,6 +367,10 @@ def _error(status: int) -> dict[str, Any]:
 _MAY_BE_MISSING = ("/quarantine/", "/rules/")
 
 
+#: Reads that may be 503: the members (replication thread), those running code (code_timeout).
+_MAY_BE_UNAVAILABLE = ("listMembers", "checkFlag", "explainFlag", "evaluateFlag")
+
+
 def _operation(op: Operation, *, secured: bool) -> dict[str, Any]:
     statuses = [403]
     if secured:
@@ -376,7 +381,7 @@ def _operation(op: Operation, *, secured: bool) -> dict[str, Any]:
         statuses.append(404)
     if op.body:
         statuses += [400, 413, 415, 422]
-    if op.writes or op.operation_id == "listMembers":
+    if op.writes or op.operation_id in _MAY_BE_UNAVAILABLE:
         statuses.append(503)
     if op.writes:
         statuses.append(504)

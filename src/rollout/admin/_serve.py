@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from ._code_threads import CODE_TIMEOUT
 from ._connections import ConnectionGuard, guarded
 from ._events import MAX_STREAMS
 from ._limits import (
@@ -102,6 +103,7 @@ def serve(
     max_connections: int | None = None,
     forwarded_allow_ips: str | None = None,
     require_reason: bool = False,
+    code_timeout: float | None = None,
     **access: Any,
 ) -> int:
     """Serve ``rollout.admin.create_app(flags, tokens=...)`` on ``sock`` until SIGINT/SIGTERM.
@@ -119,6 +121,8 @@ def serve(
     uvicorn's own default trusts the header from 127.0.0.1, but what connects from loopback is
     not always a proxy that sets it: behind a TCP-level one (stunnel, an SSH tunnel, ``kubectl
     port-forward``) every client could pick its own address, and so its own throttle.
+    ``code_timeout`` (seconds, default ``create_app``'s) bounds a read that runs the
+    application's code (a hung predicate would otherwise hold its connection for ever).
     ``access`` (``scopes``, ``token_flags``, ``cors_origins``) goes on to ``create_app``.
     """
     from . import create_app
@@ -141,6 +145,7 @@ def serve(
         # always serve requests.
         max_event_streams=max(1, min(MAX_STREAMS, cap // 2)),
         require_reason=require_reason,
+        code_timeout=CODE_TIMEOUT if code_timeout is None else code_timeout,
         **access,
     )
     config = uvicorn.Config(

@@ -168,6 +168,13 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         f"${REQUIRE_REASON_ENV}, 1/true/yes/on)",
     )
     serve.add_argument(
+        "--code-timeout",
+        metavar="SECONDS",
+        type=float,
+        help="answer 503 to a check, explain or evaluation (OFREP too) whose group predicates "
+        "or rules have not returned after this long (default: 10)",
+    )
+    serve.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -186,6 +193,9 @@ def prepare_serve(args: argparse.Namespace) -> None:
                 f"${REQUIRE_REASON_ENV} must be 1/true/yes/on or 0/false/no/off, got {value!r}"
             )
         args.require_reason = value in ("1", "true", "yes", "on")
+    timeout = args.code_timeout
+    if timeout is not None and not (0 < timeout < float("inf")):
+        raise ValueError(f"--code-timeout must be a positive number of seconds, got {timeout}")
     prepare_access(args, parse_tokens)
     if not args.tokens and not is_loopback(args.http_host):
         raise ValueError(
@@ -266,6 +276,7 @@ def cmd_serve(flags: Rollout, args: argparse.Namespace) -> int:
             on_ready=ready,
             forwarded_allow_ips=os.environ.get(FORWARDED_ENV) or None,
             require_reason=args.require_reason,
+            code_timeout=args.code_timeout,
             **serve_access(args),
         )
 

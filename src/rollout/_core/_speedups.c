@@ -208,7 +208,7 @@ read_id(int mode, PyObject *attribute, PyObject *get_id, PyObject *user_id, PyOb
  * failure is logged with its traceback); anything else propagates. Returns 0, or -1 with an
  * exception set. */
 static int
-group_failed(UserCheckObject *self, PyObject *predicate, PyObject *user)
+group_failed(PyObject *check, PyObject *on_group_error, PyObject *predicate, PyObject *user)
 {
     if (!PyErr_ExceptionMatches(PyExc_Exception)) {
         return -1;
@@ -221,8 +221,8 @@ group_failed(UserCheckObject *self, PyObject *predicate, PyObject *user)
     }
     PyObject *outer = PyErr_GetHandledException();
     PyErr_SetHandledException(value);
-    PyObject *args[] = {self->check, predicate, user};
-    PyObject *result = PyObject_Vectorcall(self->on_group_error, args, 3, NULL);
+    PyObject *args[] = {check, predicate, user};
+    PyObject *result = PyObject_Vectorcall(on_group_error, args, 3, NULL);
     PyErr_SetHandledException(outer);
     Py_XDECREF(outer);
     Py_XDECREF(type);
@@ -336,7 +336,7 @@ user_check(UserCheckObject *self, PyObject *user)
             answer = 1;
             goto done;
         }
-        if (yes < 0 && group_failed(self, predicate, user) < 0) {
+        if (yes < 0 && group_failed(self->check, self->on_group_error, predicate, user) < 0) {
             goto failed;
         }
     }
@@ -815,6 +815,468 @@ static PyTypeObject ActiveType = {
 };
 
 /* ---------------------------------------------------------------------------------------- */
+/* Resolution                                                                                */
+
+/* A rule that decided, in the order of rollout._core.decide's steps. */
+enum rule {
+    RULE_EXCLUDED, RULE_TIME, RULE_EVERYBODY, RULE_LISTED, RULE_BUCKET, RULE_GROUP, RULE_OFF,
+    RULE_COUNT,
+};
+
+static const char *const rule_names[RULE_COUNT] = {
+    "excluded", "percentage_of_time", "everybody", "listed", "bucket", "group", "off",
+};
+
+static PyObject *rule_strings[RULE_COUNT];  /* the names as str, interned */
+static PyObject *empty_tuple;
+static PyObject *str_value, *str_reason, *str_variant, *str_view, *str_decision, *str_bucket;
+static PyObject *str_id, *str_targeting_key, *str_context, *str_dict;
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *excluded;   /* NULL when there are none */
+    PyObject *users;      /* NULL when there are none */
+    int time;
+    double time_percentage;
+    int everyone;
+    int bucket_kind;
+    uint64_t bound;
+    PyObject *seed;
+    PyObject *name;
+    PyObject *predicates;  /* a tuple */
+    PyObject *groups;      /* a tuple, one group per predicate */
+    PyObject *check;
+    PyObject *on_group_error;
+    /* The decision tuple's fields that are the flag's. */
+    PyObject *percentage, *of_time, *bound_object, *kind;
+    /* The result: a new ``result`` (object.__new__) with these set. */
+    PyTypeObject *result;
+    PyObject *view, *on_variant, *off_variant;
+    PyObject *reasons[RULE_COUNT];    /* reasons[rule], for the rules of the flag's shape */
+    PyObject *templates[RULE_COUNT];  /* the decision of a rule, its bucket None (not GROUP) */
+    PyObject *group_templates;        /* a tuple: the decision of each group */
+} ResolutionObject;
+
+static PyTypeObject ResolutionType;
+
+/* A decision tuple (rollout._core.decide._decision): bucket NULL where no bucket step was
+ * taken, drawn NULL where no draw is reported. */
+static PyObject *
+decision_tuple(ResolutionObject *self, int active, int rule, PyObject *group, int with_bucket,
+               PyObject *bucket, PyObject *drawn)
+{
+    PyObject *none = Py_None;
+    return PyTuple_Pack(9, active ? Py_True : Py_False, rule_strings[rule], self->percentage,
+                        self->of_time, group ? group : none,
+                        with_bucket && bucket ? bucket : none,
+                        with_bucket ? self->bound_object : none,
+                        with_bucket ? self->kind : none, drawn ? drawn : none);
+}
+
+static int
+set_field(PyObject *made, PyObject *name, PyObject *value)
+{
+    return PyObject_SetAttr(made, name, value);
+}
+
+/* The end of a resolution: the result object (decide._resolution_ending's lines). ``group``:
+ * the index of the deciding group, or -1; ``bucket``: the bucket read (NULL: no bucket step);
+ * ``drawn``: the draw, reported (NULL: none). */
+static PyObject *
+resolved(ResolutionObject *self, int active, int rule, Py_ssize_t group, PyObject *bucket,
+         PyObject *drawn)
+{
+    PyObject *made = PyBaseObject_Type.tp_new(self->result, empty_tuple, NULL);
+    if (made == NULL) {
+        return NULL;
+    }
+    PyObject *decision;
+    if (drawn != NULL) {  /* this decision's own */
+        PyObject *group_object = group >= 0 ? PyTuple_GET_ITEM(self->groups, group) : NULL;
+        decision = decision_tuple(self, active, rule, group_object, bucket != NULL, bucket,
+                                  drawn);
+        if (decision == NULL) {
+            Py_DECREF(made);
+            return NULL;
+        }
+    }
+    else {
+        decision = Py_NewRef(group >= 0 ? PyTuple_GET_ITEM(self->group_templates, group)
+                                        : self->templates[rule]);
+    }
+    int failed = set_field(made, str_value, active ? Py_True : Py_False) < 0 ||
+                 set_field(made, str_reason, self->reasons[rule]) < 0 ||
+                 set_field(made, str_variant, active ? self->on_variant : self->off_variant) <
+                     0 ||
+                 set_field(made, str_view, self->view) < 0 ||
+                 set_field(made, str_decision, decision) < 0 ||
+                 (drawn == NULL && bucket != NULL && set_field(made, str_bucket, bucket) < 0);
+    Py_DECREF(decision);
+    if (failed) {
+        Py_DECREF(made);
+        return NULL;
+    }
+    return made;
+}
+
+/* What the provider gives to build the ContextUser of a context only when a predicate is to be
+ * called (building it calls no Python code, so whether it was built is not observable). */
+typedef struct {
+    PyTypeObject *type;    /* ContextUser */
+    PyObject *key;         /* its id and targeting key */
+    PyObject *context;
+    PyObject *attributes;  /* an exact dict: its copy is the user's __dict__ */
+} LazyUser;
+
+/* ContextUser(context) for a context whose targeting key is known (openfeature._context's
+ * fill_context_user), or NULL. */
+static PyObject *
+context_user(LazyUser *lazy)
+{
+    PyObject *made = PyBaseObject_Type.tp_new(lazy->type, empty_tuple, NULL);
+    if (made == NULL) {
+        return NULL;
+    }
+    PyObject *copy = PyDict_Copy(lazy->attributes);
+    if (copy == NULL || set_field(made, str_id, lazy->key) < 0 ||
+        set_field(made, str_targeting_key, lazy->key) < 0 ||
+        set_field(made, str_context, lazy->context) < 0 ||
+        set_field(made, str_dict, copy) < 0) {
+        Py_XDECREF(copy);
+        Py_DECREF(made);
+        return NULL;
+    }
+    Py_DECREF(copy);
+    return made;
+}
+
+/* The resolution of uid (an exact str) for ``user`` (borrowed; NULL: built from ``lazy`` if a
+ * predicate is called). Steps as in rollout._core.decide._source. */
+static PyObject *
+resolve(ResolutionObject *self, PyObject *uid, PyObject *user, LazyUser *lazy)
+{
+    PyObject *drawn = NULL, *bucket = NULL, *made = NULL, *built = NULL;
+    if (self->excluded) {
+        int found = PySequence_Contains(self->excluded, uid);
+        if (found != 0) {
+            return found < 0 ? NULL : resolved(self, 0, RULE_EXCLUDED, -1, NULL, NULL);
+        }
+    }
+    if (self->time) {
+        PyObject *value = PyObject_CallNoArgs(draw);
+        if (value == NULL) {
+            return NULL;
+        }
+        double hundred = PyFloat_AsDouble(value);
+        Py_DECREF(value);
+        if (hundred == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+        drawn = PyFloat_FromDouble(hundred * 100.0);
+        if (drawn == NULL) {
+            return NULL;
+        }
+        if (hundred * 100.0 < self->time_percentage) {
+            made = resolved(self, 1, RULE_TIME, -1, NULL, drawn);
+            goto done;
+        }
+    }
+    if (self->everyone) {
+        made = resolved(self, 1, RULE_EVERYBODY, -1, NULL, drawn);
+        goto done;
+    }
+    if (self->users) {
+        int found = PySequence_Contains(self->users, uid);
+        if (found != 0) {
+            made = found < 0 ? NULL : resolved(self, 1, RULE_LISTED, -1, NULL, drawn);
+            goto done;
+        }
+    }
+    if (self->bucket_kind == BUCKET_CRC32) {
+        uint64_t value;
+        if (default_bucket(uid, &value) < 0 || (bucket = PyLong_FromUnsignedLongLong(value)) == NULL) {
+            goto done;
+        }
+    }
+    else if (self->bucket_kind == BUCKET_RANDOMIZED) {
+        PyObject *args[] = {uid, self->seed};
+        if ((bucket = PyObject_Vectorcall(randomized, args, 2, NULL)) == NULL) {
+            goto done;
+        }
+    }
+    else if (self->bucket_kind == BUCKET_RUBY) {
+        PyObject *args[] = {uid, self->name, Py_True};
+        if ((bucket = PyObject_Vectorcall(ruby, args, 2, randomize_kw)) == NULL) {
+            goto done;
+        }
+    }
+    if (bucket != NULL) {
+        int below = PyObject_RichCompareBool(bucket, self->bound_object, Py_LT);
+        if (below != 0) {
+            made = below < 0 ? NULL : resolved(self, 1, RULE_BUCKET, -1, bucket, drawn);
+            goto done;
+        }
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(self->predicates);
+    if (count > 0 && user == NULL) {
+        if ((built = context_user(lazy)) == NULL) {
+            goto done;
+        }
+        user = built;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *predicate = PyTuple_GET_ITEM(self->predicates, i);
+        PyObject *said = PyObject_CallOneArg(predicate, user);
+        int yes = -1;
+        if (said != NULL) {
+            yes = PyObject_IsTrue(said);
+            Py_DECREF(said);
+        }
+        if (yes > 0) {
+            made = resolved(self, 1, RULE_GROUP, i, NULL, drawn);
+            goto done;
+        }
+        if (yes < 0 && group_failed(self->check, self->on_group_error, predicate, user) < 0) {
+            goto done;
+        }
+    }
+    made = resolved(self, 0, bucket ? RULE_BUCKET : self->time ? RULE_TIME : RULE_OFF, -1,
+                    bucket, drawn);
+done:
+    Py_XDECREF(drawn);
+    Py_XDECREF(bucket);
+    Py_XDECREF(built);
+    return made;
+}
+
+static PyObject *
+resolution_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "resolve() takes exactly two positional arguments (uid, user)");
+        return NULL;
+    }
+    if (!PyUnicode_CheckExact(args[0])) {
+        PyErr_Format(PyExc_TypeError, "uid must be a str, got %R", args[0]);
+        return NULL;
+    }
+    return resolve((ResolutionObject *)self, args[0], args[1], NULL);
+}
+
+/* The reason of ``rule`` and its decision template, for a rule of the flag's shape. */
+static int
+add_rule(ResolutionObject *self, PyObject *reasons, int rule, int with_bucket)
+{
+    if (self->reasons[rule] != NULL) {
+        return 0;
+    }
+    self->reasons[rule] = PyObject_GetItem(reasons, rule_strings[rule]);
+    if (self->reasons[rule] == NULL) {
+        return -1;
+    }
+    int active = rule != RULE_EXCLUDED && rule != RULE_OFF;
+    self->templates[rule] = decision_tuple(self, active, rule, NULL, with_bucket, NULL, NULL);
+    return self->templates[rule] == NULL ? -1 : 0;
+}
+
+static PyObject *
+resolution_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {
+        "check", "excluded", "users", "percentage", "time_percentage", "everyone", "bucket",
+        "bound", "kind", "seed", "name", "predicates", "groups", "on_group_error", "result",
+        "view", "reasons", "on_variant", "off_variant", NULL,
+    };
+    PyObject *check, *excluded, *users, *percentage, *of_time, *bound, *kind, *seed, *name;
+    PyObject *predicates, *groups, *on_group_error, *result, *view, *reasons, *on_variant;
+    PyObject *off_variant;
+    int everyone, bucket_kind;
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwargs, "$OOOOOpiOOOOO!O!OO!OOOO:Resolution", keywords, &check, &excluded,
+            &users, &percentage, &of_time, &everyone, &bucket_kind, &bound, &kind, &seed, &name,
+            &PyTuple_Type, &predicates, &PyTuple_Type, &groups, &on_group_error, &PyType_Type,
+            &result, &view, &reasons, &on_variant, &off_variant)) {
+        return NULL;
+    }
+    if (bucket_kind < BUCKET_NONE || bucket_kind > BUCKET_RUBY) {
+        PyErr_Format(PyExc_ValueError, "bucket must be 0, 1, 2 or 3, got %d", bucket_kind);
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(groups) != PyTuple_GET_SIZE(predicates)) {
+        PyErr_SetString(PyExc_ValueError, "groups and predicates must be of one length");
+        return NULL;
+    }
+    double time_percentage = PyFloat_AsDouble(of_time);
+    if (time_percentage == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    ResolutionObject *self = (ResolutionObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = resolution_vectorcall;
+    int has_excluded = PyObject_IsTrue(excluded), has_users = PyObject_IsTrue(users);
+    if (has_excluded < 0 || has_users < 0 || parse_bound(bound, &self->bound) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->excluded = has_excluded ? Py_NewRef(excluded) : NULL;
+    self->users = has_users ? Py_NewRef(users) : NULL;
+    self->time = time_percentage > 0;
+    self->time_percentage = time_percentage;
+    self->everyone = everyone;
+    self->bucket_kind = everyone ? BUCKET_NONE : bucket_kind;
+    self->seed = Py_NewRef(seed);
+    self->name = Py_NewRef(name);
+    self->predicates = Py_NewRef(predicates);
+    self->groups = Py_NewRef(groups);
+    self->check = Py_NewRef(check);
+    self->on_group_error = Py_NewRef(on_group_error);
+    self->percentage = Py_NewRef(percentage);
+    self->of_time = Py_NewRef(of_time);
+    self->bound_object = Py_NewRef(bound);
+    self->kind = Py_NewRef(kind);
+    self->result = (PyTypeObject *)Py_NewRef(result);
+    self->view = Py_NewRef(view);
+    self->on_variant = Py_NewRef(on_variant);
+    self->off_variant = Py_NewRef(off_variant);
+    /* The rules of the shape, in the order decide._source reads reasons[...]. */
+    int with_bucket = self->bucket_kind != BUCKET_NONE;
+    Py_ssize_t count = everyone ? 0 : PyTuple_GET_SIZE(predicates);
+    if ((has_excluded && add_rule(self, reasons, RULE_EXCLUDED, 0) < 0) ||
+        (self->time && add_rule(self, reasons, RULE_TIME, 0) < 0) ||
+        (everyone && add_rule(self, reasons, RULE_EVERYBODY, 0) < 0) ||
+        (!everyone && has_users && add_rule(self, reasons, RULE_LISTED, 0) < 0) ||
+        (with_bucket && add_rule(self, reasons, RULE_BUCKET, 1) < 0) ||
+        (count > 0 && add_rule(self, reasons, RULE_GROUP, 0) < 0) ||
+        (!everyone && !with_bucket && !self->time && add_rule(self, reasons, RULE_OFF, 0) < 0)) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->group_templates = PyTuple_New(count);
+    if (self->group_templates == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *made = decision_tuple(self, 1, RULE_GROUP, PyTuple_GET_ITEM(groups, i), 0,
+                                        NULL, NULL);
+        if (made == NULL) {
+            Py_DECREF(self);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(self->group_templates, i, made);
+    }
+    return (PyObject *)self;
+}
+
+static int
+resolution_traverse(ResolutionObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->excluded);
+    Py_VISIT(self->users);
+    Py_VISIT(self->seed);
+    Py_VISIT(self->name);
+    Py_VISIT(self->predicates);
+    Py_VISIT(self->groups);
+    Py_VISIT(self->check);
+    Py_VISIT(self->on_group_error);
+    Py_VISIT(self->percentage);
+    Py_VISIT(self->of_time);
+    Py_VISIT(self->bound_object);
+    Py_VISIT(self->kind);
+    Py_VISIT(self->result);
+    Py_VISIT(self->view);
+    Py_VISIT(self->on_variant);
+    Py_VISIT(self->off_variant);
+    for (int i = 0; i < RULE_COUNT; i++) {
+        Py_VISIT(self->reasons[i]);
+        Py_VISIT(self->templates[i]);
+    }
+    Py_VISIT(self->group_templates);
+    return 0;
+}
+
+static int
+resolution_clear(ResolutionObject *self)
+{
+    Py_CLEAR(self->excluded);
+    Py_CLEAR(self->users);
+    Py_CLEAR(self->seed);
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->predicates);
+    Py_CLEAR(self->groups);
+    Py_CLEAR(self->check);
+    Py_CLEAR(self->on_group_error);
+    Py_CLEAR(self->percentage);
+    Py_CLEAR(self->of_time);
+    Py_CLEAR(self->bound_object);
+    Py_CLEAR(self->kind);
+    Py_CLEAR(self->result);
+    Py_CLEAR(self->view);
+    Py_CLEAR(self->on_variant);
+    Py_CLEAR(self->off_variant);
+    for (int i = 0; i < RULE_COUNT; i++) {
+        Py_CLEAR(self->reasons[i]);
+        Py_CLEAR(self->templates[i]);
+    }
+    Py_CLEAR(self->group_templates);
+    return 0;
+}
+
+static void
+resolution_dealloc(ResolutionObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    resolution_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject ResolutionType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rollout._core._speedups.Resolution",
+    .tp_doc = PyDoc_STR("One flag's resolution function (rollout._core.decide), in C."),
+    .tp_basicsize = sizeof(ResolutionObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = resolution_new,
+    .tp_traverse = (traverseproc)resolution_traverse,
+    .tp_clear = (inquiry)resolution_clear,
+    .tp_dealloc = (destructor)resolution_dealloc,
+    .tp_vectorcall_offset = offsetof(ResolutionObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+};
+
+/* The names and constants a resolution uses. Returns 0, or -1 with an exception set. */
+static int
+resolution_init(void)
+{
+    for (int i = 0; i < RULE_COUNT; i++) {
+        if ((rule_strings[i] = PyUnicode_InternFromString(rule_names[i])) == NULL) {
+            return -1;
+        }
+    }
+    empty_tuple = PyTuple_New(0);
+    str_value = PyUnicode_InternFromString("value");
+    str_reason = PyUnicode_InternFromString("reason");
+    str_variant = PyUnicode_InternFromString("variant");
+    str_view = PyUnicode_InternFromString("_view");
+    str_decision = PyUnicode_InternFromString("_decision");
+    str_bucket = PyUnicode_InternFromString("_bucket");
+    str_id = PyUnicode_InternFromString("id");
+    str_targeting_key = PyUnicode_InternFromString("targeting_key");
+    str_context = PyUnicode_InternFromString("context");
+    str_dict = PyUnicode_InternFromString("__dict__");
+    if (empty_tuple == NULL || str_value == NULL || str_reason == NULL || str_variant == NULL ||
+        str_view == NULL || str_decision == NULL || str_bucket == NULL || str_id == NULL ||
+        str_targeting_key == NULL || str_context == NULL || str_dict == NULL) {
+        return -1;
+    }
+    return PyType_Ready(&ResolutionType);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 
 /* The shared helpers, from the modules that define them for the Python check. Returns 0, or -1
  * with an exception set. */
@@ -866,7 +1328,8 @@ PyInit__speedups(void)
     if (import_helpers() < 0) {
         return NULL;
     }
-    if (PyType_Ready(&UserCheckType) < 0 || PyType_Ready(&ActiveType) < 0) {
+    if (PyType_Ready(&UserCheckType) < 0 || PyType_Ready(&ActiveType) < 0 ||
+        resolution_init() < 0) {
         return NULL;
     }
     randomize_kw = Py_BuildValue("(s)", "randomize");
@@ -879,6 +1342,7 @@ PyInit__speedups(void)
     }
     if (PyModule_AddObjectRef(module, "UserCheck", (PyObject *)&UserCheckType) < 0 ||
         PyModule_AddObjectRef(module, "Active", (PyObject *)&ActiveType) < 0 ||
+        PyModule_AddObjectRef(module, "Resolution", (PyObject *)&ResolutionType) < 0 ||
         PyModule_AddIntConstant(module, "ID_GETATTR", ID_GETATTR) < 0 ||
         PyModule_AddIntConstant(module, "ID_ATTRIBUTE", ID_ATTRIBUTE) < 0 ||
         PyModule_AddIntConstant(module, "ID_GET_ID", ID_GET_ID) < 0 ||

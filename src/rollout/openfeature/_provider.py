@@ -401,6 +401,7 @@ class RolloutProvider(AbstractProvider):
             reasons=REASONS,
             on_variant=view.variant,
             off_variant=view.off_variant,
+            speedups=self._flags._speedups,
         )
         view.resolver = resolver = (check, resolve)  # two threads may both build it: the same
         return resolver

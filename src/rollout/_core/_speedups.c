@@ -28,6 +28,7 @@
 #include <Python.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <structmember.h>
 
 #if PY_VERSION_HEX >= 0x030D0000
 #define lookup_attr PyObject_GetOptionalAttr
@@ -814,6 +815,74 @@ static PyTypeObject ActiveType = {
     .tp_getset = active_getset,
 };
 
+
+/* ---------------------------------------------------------------------------------------- */
+/* Slots read and written in place                                                          */
+
+/* Where a class keeps one of its __slots__ (a member descriptor), learnt on first use and kept
+ * while the class is unchanged (its version tag): a read or a write of that slot is then one
+ * load or store, not an attribute lookup. Any other attribute (a property, a dict entry, a
+ * slot not set yet) goes through PyObject_GetAttr / PyObject_SetAttr, as Python code would. */
+typedef struct {
+    PyTypeObject *type;  /* borrowed: compared only, with the version tag */
+    unsigned int version;
+    Py_ssize_t offset;   /* 0: not a slot of this class */
+} SlotPlace;
+
+static Py_ssize_t
+slot_offset(PyObject *object, PyObject *name, SlotPlace *place, int writing)
+{
+    PyTypeObject *type = Py_TYPE(object);
+    if (type == place->type && type->tp_version_tag == place->version) {
+        return place->offset;
+    }
+    place->type = NULL;
+    place->offset = 0;
+    PyObject *descriptor = _PyType_Lookup(type, name);
+    if (!PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG)) {
+        return 0;
+    }
+    if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+        if (member->type == T_OBJECT_EX && !(writing && (member->flags & READONLY)) &&
+            PyType_IsSubtype(type, PyDescr_TYPE(descriptor))) {
+            place->offset = member->offset;
+        }
+    }
+    place->type = type;
+    place->version = type->tp_version_tag;
+    return place->offset;
+}
+
+/* getattr(object, name): a new reference, or NULL with an exception set. */
+static PyObject *
+slot_read(PyObject *object, PyObject *name, SlotPlace *place)
+{
+    Py_ssize_t offset = slot_offset(object, name, place, 0);
+    if (offset > 0) {
+        PyObject *value = *(PyObject **)((char *)object + offset);
+        if (value != NULL) {
+            return Py_NewRef(value);
+        }
+    }
+    return PyObject_GetAttr(object, name);
+}
+
+/* setattr(object, name, value): 0, or -1 with an exception set. */
+static int
+slot_write(PyObject *object, PyObject *name, PyObject *value, SlotPlace *place)
+{
+    Py_ssize_t offset = slot_offset(object, name, place, 1);
+    if (offset > 0) {
+        PyObject **slot = (PyObject **)((char *)object + offset);
+        PyObject *old = *slot;
+        *slot = Py_NewRef(value);
+        Py_XDECREF(old);
+        return 0;
+    }
+    return PyObject_SetAttr(object, name, value);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Resolution                                                                                */
 
@@ -905,13 +974,15 @@ resolved(ResolutionObject *self, int active, int rule, Py_ssize_t group, PyObjec
         decision = Py_NewRef(group >= 0 ? PyTuple_GET_ITEM(self->group_templates, group)
                                         : self->templates[rule]);
     }
-    int failed = set_field(made, str_value, active ? Py_True : Py_False) < 0 ||
-                 set_field(made, str_reason, self->reasons[rule]) < 0 ||
-                 set_field(made, str_variant, active ? self->on_variant : self->off_variant) <
-                     0 ||
-                 set_field(made, str_view, self->view) < 0 ||
-                 set_field(made, str_decision, decision) < 0 ||
-                 (drawn == NULL && bucket != NULL && set_field(made, str_bucket, bucket) < 0);
+    static SlotPlace view_place, decision_place, bucket_place;
+    int failed =
+        set_field(made, str_value, active ? Py_True : Py_False) < 0 ||
+        set_field(made, str_reason, self->reasons[rule]) < 0 ||
+        set_field(made, str_variant, active ? self->on_variant : self->off_variant) < 0 ||
+        slot_write(made, str_view, self->view, &view_place) < 0 ||
+        slot_write(made, str_decision, decision, &decision_place) < 0 ||
+        (drawn == NULL && bucket != NULL &&
+         slot_write(made, str_bucket, bucket, &bucket_place) < 0);
     Py_DECREF(decision);
     if (failed) {
         Py_DECREF(made);
@@ -938,11 +1009,12 @@ context_user(LazyUser *lazy)
     if (made == NULL) {
         return NULL;
     }
+    static SlotPlace id_place, key_place, context_place;
     PyObject *copy = PyDict_Copy(lazy->attributes);
-    if (copy == NULL || set_field(made, str_id, lazy->key) < 0 ||
-        set_field(made, str_targeting_key, lazy->key) < 0 ||
-        set_field(made, str_context, lazy->context) < 0 ||
-        set_field(made, str_dict, copy) < 0) {
+    if (copy == NULL || slot_write(made, str_id, lazy->key, &id_place) < 0 ||
+        slot_write(made, str_targeting_key, lazy->key, &key_place) < 0 ||
+        slot_write(made, str_context, lazy->context, &context_place) < 0 ||
+        PyObject_GenericSetDict(made, copy, NULL) < 0) {
         Py_XDECREF(copy);
         Py_DECREF(made);
         return NULL;
@@ -1277,6 +1349,431 @@ resolution_init(void)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* ResolveBoolean                                                                            */
+
+/* What RolloutProvider.resolve_boolean_details reads of its provider: one object, its
+ * ``_fast`` (openfeature._provider), so the method reads one attribute of the instance. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *views;     /* the provider's _views, name -> FlagView (a dict) */
+    PyObject *forced;    /* flags.overrides (a live mapping) */
+    PyObject *checks;    /* the Rollout's compiled checks, name -> Check (a dict) */
+    PyObject *slot;      /* the Rollout's check slot: wrapped, observed() */
+    int context_users;   /* the default ContextUser, its id the targeting key */
+    PyTypeObject *context_user;
+    PyObject *error;     /* OpenFeatureError */
+    PyObject *failure;   /* failure(default_value, error) */
+} ProviderStateObject;
+
+static PyTypeObject ProviderStateType;
+
+static PyObject *str_fast, *str_targeted_boolean, *str_groups, *str_resolver, *str_settled;
+static PyObject *str_check, *str_attributes, *str_wrapped, *str_observed;
+
+static PyObject *
+provider_state_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {
+        "views", "forced", "checks", "slot", "context_users", "context_user", "error",
+        "failure", NULL,
+    };
+    PyObject *views, *forced, *checks, *slot, *context_user, *error, *failure;
+    int context_users;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O!OO!OpO!OO:ProviderState", keywords,
+                                     &PyDict_Type, &views, &forced, &PyDict_Type, &checks,
+                                     &slot, &context_users, &PyType_Type, &context_user, &error,
+                                     &failure)) {
+        return NULL;
+    }
+    ProviderStateObject *self = (ProviderStateObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->views = Py_NewRef(views);
+    self->forced = Py_NewRef(forced);
+    self->checks = Py_NewRef(checks);
+    self->slot = Py_NewRef(slot);
+    self->context_users = context_users;
+    self->context_user = (PyTypeObject *)Py_NewRef(context_user);
+    self->error = Py_NewRef(error);
+    self->failure = Py_NewRef(failure);
+    return (PyObject *)self;
+}
+
+static int
+provider_state_traverse(ProviderStateObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->views);
+    Py_VISIT(self->forced);
+    Py_VISIT(self->checks);
+    Py_VISIT(self->slot);
+    Py_VISIT(self->context_user);
+    Py_VISIT(self->error);
+    Py_VISIT(self->failure);
+    return 0;
+}
+
+static int
+provider_state_clear(ProviderStateObject *self)
+{
+    Py_CLEAR(self->views);
+    Py_CLEAR(self->forced);
+    Py_CLEAR(self->checks);
+    Py_CLEAR(self->slot);
+    Py_CLEAR(self->context_user);
+    Py_CLEAR(self->error);
+    Py_CLEAR(self->failure);
+    return 0;
+}
+
+static void
+provider_state_dealloc(ProviderStateObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    provider_state_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject ProviderStateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rollout._core._speedups.ProviderState",
+    .tp_doc = PyDoc_STR("What the OpenFeature provider's resolution in C reads."),
+    .tp_basicsize = sizeof(ProviderStateObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = provider_state_new,
+    .tp_traverse = (traverseproc)provider_state_traverse,
+    .tp_clear = (inquiry)provider_state_clear,
+    .tp_dealloc = (destructor)provider_state_dealloc,
+};
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *fallback;  /* the Python method: every case but the two below */
+} ResolveBooleanObject;
+
+enum { FAST_NO = 0, FAST_DONE = 1, FAST_ERROR = -1 };
+
+static SlotPlace groups_place, resolver_place, settled_place, check_place, targeted_place;
+static SlotPlace wrapped_place, fast_place;
+
+/* bool(getattr(object, name)): 1, 0, -1 on error. */
+static int
+attribute_true(PyObject *object, PyObject *name, SlotPlace *place)
+{
+    PyObject *value = slot_read(object, name, place);
+    if (value == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* The targeted case: a boolean flag of targeting (its view's resolver a Resolution of the
+ * flag's check now), a context with a str targeting key, nothing overridden, and either no
+ * groups or the default ContextUser of an exact dict of attributes. FAST_NO leaves the call to
+ * the Python method, which reads everything again (nothing read here runs Python code). */
+static int
+targeted(ProviderStateObject *state, PyObject *name, PyObject *view, PyObject *context,
+         PyObject **out)
+{
+    int status = FAST_NO;
+    PyObject *key = NULL, *attributes = NULL, *resolver = NULL;
+    key = PyObject_GetAttr(context, str_targeting_key);
+    if (key == NULL) {
+        return FAST_ERROR;
+    }
+    if (!PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) == 0) {
+        goto done;
+    }
+    int forced = PyObject_IsTrue(state->forced);
+    if (forced != 0) {
+        status = forced < 0 ? FAST_ERROR : FAST_NO;
+        goto done;
+    }
+    int groups = attribute_true(view, str_groups, &groups_place);
+    if (groups < 0) {
+        status = FAST_ERROR;
+        goto done;
+    }
+    if (groups) {
+        if (!state->context_users) {
+            goto done;
+        }
+        attributes = PyObject_GetAttr(context, str_attributes);
+        if (attributes == NULL) {
+            status = FAST_ERROR;
+            goto done;
+        }
+        if (!PyDict_CheckExact(attributes)) {
+            goto done;
+        }
+    }
+    resolver = slot_read(view, str_resolver, &resolver_place);
+    if (resolver == NULL) {
+        status = FAST_ERROR;
+        goto done;
+    }
+    PyObject *check = PyDict_GetItemWithError(state->checks, name);
+    if (check == NULL && PyErr_Occurred()) {
+        status = FAST_ERROR;
+        goto done;
+    }
+    if (!PyTuple_CheckExact(resolver) || PyTuple_GET_SIZE(resolver) != 2 || check == NULL ||
+        PyTuple_GET_ITEM(resolver, 0) != check ||
+        !Py_IS_TYPE(PyTuple_GET_ITEM(resolver, 1), &ResolutionType)) {
+        goto done;
+    }
+    LazyUser lazy = {state->context_user, key, context, attributes};
+    PyObject *made = resolve((ResolutionObject *)PyTuple_GET_ITEM(resolver, 1), key,
+                             groups ? NULL : key, &lazy);
+    if (made == NULL) {
+        status = FAST_ERROR;
+        goto done;
+    }
+    int wrapped = attribute_true(state->slot, str_wrapped, &wrapped_place);
+    if (wrapped > 0) {  /* the metrics sampler counts it as a check */
+        PyObject *value = PyObject_GetAttr(made, str_value);
+        PyObject *said = value == NULL ? NULL
+                                       : PyObject_CallMethodObjArgs(state->slot, str_observed,
+                                                                    name, value, NULL);
+        Py_XDECREF(value);
+        if (said == NULL) {
+            wrapped = -1;
+        }
+        Py_XDECREF(said);
+    }
+    if (wrapped < 0) {
+        Py_DECREF(made);
+        status = FAST_ERROR;
+        goto done;
+    }
+    *out = made;
+    status = FAST_DONE;
+done:
+    Py_XDECREF(key);
+    Py_XDECREF(attributes);
+    Py_XDECREF(resolver);
+    return status;
+}
+
+/* The settled case: the flag answers the same for every context (its view's shared
+ * resolution), no context, nothing overridden, the view of the flag's check now, no sampler. */
+static int
+settled(ProviderStateObject *state, PyObject *name, PyObject *view, PyObject **out)
+{
+    PyObject *shared = slot_read(view, str_settled, &settled_place);
+    if (shared == NULL) {
+        return FAST_ERROR;
+    }
+    int status = FAST_NO;
+    if (shared == Py_None) {
+        goto done;
+    }
+    int forced = PyObject_IsTrue(state->forced);
+    if (forced != 0) {
+        status = forced < 0 ? FAST_ERROR : FAST_NO;
+        goto done;
+    }
+    PyObject *check = PyDict_GetItemWithError(state->checks, name);
+    if (check == NULL) {
+        status = PyErr_Occurred() ? FAST_ERROR : FAST_NO;
+        goto done;
+    }
+    Py_INCREF(check);
+    PyObject *view_check = slot_read(view, str_check, &check_place);
+    int same = view_check == check;
+    Py_DECREF(check);
+    if (view_check == NULL) {
+        status = FAST_ERROR;
+        goto done;
+    }
+    Py_DECREF(view_check);
+    if (!same) {
+        goto done;
+    }
+    int wrapped = attribute_true(state->slot, str_wrapped, &wrapped_place);
+    if (wrapped != 0) {
+        status = wrapped < 0 ? FAST_ERROR : FAST_NO;
+        goto done;
+    }
+    *out = Py_NewRef(shared);
+    status = FAST_DONE;
+done:
+    Py_DECREF(shared);
+    return status;
+}
+
+static PyObject *
+resolve_boolean_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                           PyObject *kwnames)
+{
+    PyObject *fallback = ((ResolveBooleanObject *)self)->fallback;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames != NULL || nargs < 3 || nargs > 4 || !PyUnicode_CheckExact(args[1])) {
+        return PyObject_Vectorcall(fallback, args, nargs, kwnames);
+    }
+    PyObject *provider = args[0], *name = args[1];
+    PyObject *context = nargs == 4 ? args[3] : Py_None;
+    PyObject *state = slot_read(provider, str_fast, &fast_place);
+    if (state == NULL) {
+        return NULL;
+    }
+    if (!Py_IS_TYPE(state, &ProviderStateType)) {
+        Py_DECREF(state);
+        return PyObject_Vectorcall(fallback, args, nargs, NULL);
+    }
+    ProviderStateObject *fast = (ProviderStateObject *)state;
+    PyObject *out = NULL;
+    int status = FAST_NO;
+    PyObject *view = PyDict_GetItemWithError(fast->views, name);
+    if (view != NULL) {
+        Py_INCREF(view);
+        int is_targeted = context == Py_None ? 0 : attribute_true(view, str_targeted_boolean, &targeted_place);
+        status = is_targeted < 0  ? FAST_ERROR
+                 : is_targeted    ? targeted(fast, name, view, context, &out)
+                 : context == Py_None ? settled(fast, name, view, &out)
+                                      : FAST_NO;
+        Py_DECREF(view);
+    }
+    else if (PyErr_Occurred()) {
+        status = FAST_ERROR;
+    }
+    if (status == FAST_ERROR && PyErr_ExceptionMatches(fast->error)) {
+        /* as the Python method's ``except OpenFeatureError``: the caller's default */
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        PyObject *call[] = {args[2], value};
+        out = PyObject_Vectorcall(fast->failure, call, 2, NULL);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        status = FAST_DONE;
+    }
+    Py_DECREF(state);
+    if (status == FAST_NO) {
+        return PyObject_Vectorcall(fallback, args, nargs, NULL);
+    }
+    return status == FAST_DONE ? out : NULL;
+}
+
+static PyObject *
+resolve_boolean_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *fallback;
+    if (!PyArg_ParseTuple(args, "O:ResolveBoolean", &fallback)) {
+        return NULL;
+    }
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "ResolveBoolean() takes no keyword arguments");
+        return NULL;
+    }
+    ResolveBooleanObject *self = (ResolveBooleanObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = resolve_boolean_vectorcall;
+    self->fallback = Py_NewRef(fallback);
+    return (PyObject *)self;
+}
+
+static int
+resolve_boolean_traverse(ResolveBooleanObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->fallback);
+    return 0;
+}
+
+static int
+resolve_boolean_clear(ResolveBooleanObject *self)
+{
+    Py_CLEAR(self->fallback);
+    return 0;
+}
+
+static void
+resolve_boolean_dealloc(ResolveBooleanObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    resolve_boolean_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The Python method's own name, doc and signature (help(), inspect.signature()). */
+static PyObject *
+resolve_boolean_getattro(PyObject *self, PyObject *name)
+{
+    PyObject *found = PyObject_GenericGetAttr(self, name);
+    if (found != NULL || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        return found;
+    }
+    PyErr_Clear();
+    return PyObject_GetAttr(((ResolveBooleanObject *)self)->fallback, name);
+}
+
+static PyObject *
+resolve_boolean_wrapped(PyObject *self, void *closure)
+{
+    return Py_NewRef(((ResolveBooleanObject *)self)->fallback);
+}
+
+static PyObject *
+resolve_boolean_doc(PyObject *self, void *closure)
+{
+    return PyObject_GetAttrString(((ResolveBooleanObject *)self)->fallback, "__doc__");
+}
+
+static PyGetSetDef resolve_boolean_getset[] = {
+    {"__wrapped__", resolve_boolean_wrapped, NULL, NULL, NULL},
+    {"__doc__", resolve_boolean_doc, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+/* RolloutProvider.resolve_boolean_details's usual cases, in C; the Python method (its
+ * __wrapped__) for the others. */
+static PyTypeObject ResolveBooleanType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rollout._core._speedups.ResolveBoolean",
+    .tp_getset = resolve_boolean_getset,
+    .tp_basicsize = sizeof(ResolveBooleanObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = resolve_boolean_new,
+    .tp_traverse = (traverseproc)resolve_boolean_traverse,
+    .tp_clear = (inquiry)resolve_boolean_clear,
+    .tp_dealloc = (destructor)resolve_boolean_dealloc,
+    .tp_vectorcall_offset = offsetof(ResolveBooleanObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = active_get,
+    .tp_getattro = resolve_boolean_getattro,
+};
+
+static int
+provider_init(void)
+{
+    str_fast = PyUnicode_InternFromString("_fast");
+    str_targeted_boolean = PyUnicode_InternFromString("targeted_boolean");
+    str_groups = PyUnicode_InternFromString("groups");
+    str_resolver = PyUnicode_InternFromString("resolver");
+    str_settled = PyUnicode_InternFromString("settled");
+    str_check = PyUnicode_InternFromString("check");
+    str_attributes = PyUnicode_InternFromString("attributes");
+    str_wrapped = PyUnicode_InternFromString("wrapped");
+    str_observed = PyUnicode_InternFromString("observed");
+    if (str_fast == NULL || str_targeted_boolean == NULL || str_groups == NULL ||
+        str_resolver == NULL || str_settled == NULL || str_check == NULL ||
+        str_attributes == NULL || str_wrapped == NULL || str_observed == NULL) {
+        return -1;
+    }
+    if (PyType_Ready(&ProviderStateType) < 0) {
+        return -1;
+    }
+    return PyType_Ready(&ResolveBooleanType);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 
 /* The shared helpers, from the modules that define them for the Python check. Returns 0, or -1
  * with an exception set. */
@@ -1329,7 +1826,7 @@ PyInit__speedups(void)
         return NULL;
     }
     if (PyType_Ready(&UserCheckType) < 0 || PyType_Ready(&ActiveType) < 0 ||
-        resolution_init() < 0) {
+        resolution_init() < 0 || provider_init() < 0) {
         return NULL;
     }
     randomize_kw = Py_BuildValue("(s)", "randomize");
@@ -1343,6 +1840,8 @@ PyInit__speedups(void)
     if (PyModule_AddObjectRef(module, "UserCheck", (PyObject *)&UserCheckType) < 0 ||
         PyModule_AddObjectRef(module, "Active", (PyObject *)&ActiveType) < 0 ||
         PyModule_AddObjectRef(module, "Resolution", (PyObject *)&ResolutionType) < 0 ||
+        PyModule_AddObjectRef(module, "ProviderState", (PyObject *)&ProviderStateType) < 0 ||
+        PyModule_AddObjectRef(module, "ResolveBoolean", (PyObject *)&ResolveBooleanType) < 0 ||
         PyModule_AddIntConstant(module, "ID_GETATTR", ID_GETATTR) < 0 ||
         PyModule_AddIntConstant(module, "ID_ATTRIBUTE", ID_ATTRIBUTE) < 0 ||
         PyModule_AddIntConstant(module, "ID_GET_ID", ID_GET_ID) < 0 ||

@@ -43,6 +43,7 @@ from openfeature.hook import Hook
 from openfeature.provider import AbstractProvider, Metadata
 
 from .._client.rollout import Rollout
+from .._core import native
 from .._core.decide import specialize_resolution
 from .._core.feature import Check, Feature
 from ._arguments import checked_arguments
@@ -90,6 +91,9 @@ class RolloutProvider(AbstractProvider):
     None reads nothing.
     """
 
+    # Read on every resolution by the C method (a slot: one load); the rest is the instance's.
+    __slots__ = ("_fast",)
+
     def __init__(
         self,
         flags: Rollout,
@@ -124,6 +128,20 @@ class RolloutProvider(AbstractProvider):
         self._unsubscribe: Callable[[], None] | None = None
         self._status_interval = status_interval
         self._status: StatusWatch | None = None
+        # What resolve_boolean_details in C reads (None: the Rollout checks in Python).
+        speedups = flags._speedups
+        self._fast: object = None
+        if speedups is not None:
+            self._fast = speedups.ProviderState(
+                views=self._views,
+                forced=self._forced,
+                checks=self._checks,
+                slot=self._slot,
+                context_users=self._context_users,
+                context_user=ContextUser,
+                error=OpenFeatureError,
+                failure=failure,
+            )
 
     # Lifecycle and events (OpenFeature 2.4, 2.5, 5.1) ---------------------------------------
 
@@ -247,6 +265,12 @@ class RolloutProvider(AbstractProvider):
             return failure(default_value, error)
         variant = view.variant if answer else view.off_variant
         return FlagResolutionDetails(answer, None, None, reason, variant, metadata)
+
+    if native.speedups is not None:
+        # Its two usual cases in C (a targeted flag's resolution of a context with a str
+        # targeting key; a settled flag's without a context), the same steps as above; this
+        # method for every other (and for a provider of a Rollout checking in Python).
+        resolve_boolean_details = native.speedups.ResolveBoolean(resolve_boolean_details)
 
     def resolve_string_details(
         self,

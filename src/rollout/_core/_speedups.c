@@ -923,7 +923,7 @@ typedef struct {
     PyTypeObject *result;
     PyObject *view, *on_variant, *off_variant;
     PyObject *reasons[RULE_COUNT];    /* reasons[rule], for the rules of the flag's shape */
-    PyObject *templates[RULE_COUNT];  /* the decision of a rule, its bucket None (not GROUP) */
+    PyObject *templates[2][RULE_COUNT];  /* [answer][rule]: its decision, its bucket None */
     PyObject *group_templates;        /* a tuple: the decision of each group */
 } ResolutionObject;
 
@@ -972,7 +972,7 @@ resolved(ResolutionObject *self, int active, int rule, Py_ssize_t group, PyObjec
     }
     else {
         decision = Py_NewRef(group >= 0 ? PyTuple_GET_ITEM(self->group_templates, group)
-                                        : self->templates[rule]);
+                                        : self->templates[active][rule]);
     }
     static SlotPlace view_place, decision_place, bucket_place;
     int failed =
@@ -1139,18 +1139,15 @@ resolution_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyOb
 
 /* The reason of ``rule`` and its decision template, for a rule of the flag's shape. */
 static int
-add_rule(ResolutionObject *self, PyObject *reasons, int rule, int with_bucket)
+add_rule(ResolutionObject *self, PyObject *reasons, int active, int rule, int with_bucket)
 {
-    if (self->reasons[rule] != NULL) {
-        return 0;
-    }
-    self->reasons[rule] = PyObject_GetItem(reasons, rule_strings[rule]);
-    if (self->reasons[rule] == NULL) {
+    if (self->reasons[rule] == NULL &&
+        (self->reasons[rule] = PyObject_GetItem(reasons, rule_strings[rule])) == NULL) {
         return -1;
     }
-    int active = rule != RULE_EXCLUDED && rule != RULE_OFF;
-    self->templates[rule] = decision_tuple(self, active, rule, NULL, with_bucket, NULL, NULL);
-    return self->templates[rule] == NULL ? -1 : 0;
+    self->templates[active][rule] =
+        decision_tuple(self, active, rule, NULL, with_bucket, NULL, NULL);
+    return self->templates[active][rule] == NULL ? -1 : 0;
 }
 
 static PyObject *
@@ -1217,13 +1214,14 @@ resolution_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     /* The rules of the shape, in the order decide._source reads reasons[...]. */
     int with_bucket = self->bucket_kind != BUCKET_NONE;
     Py_ssize_t count = everyone ? 0 : PyTuple_GET_SIZE(predicates);
-    if ((has_excluded && add_rule(self, reasons, RULE_EXCLUDED, 0) < 0) ||
-        (self->time && add_rule(self, reasons, RULE_TIME, 0) < 0) ||
-        (everyone && add_rule(self, reasons, RULE_EVERYBODY, 0) < 0) ||
-        (!everyone && has_users && add_rule(self, reasons, RULE_LISTED, 0) < 0) ||
-        (with_bucket && add_rule(self, reasons, RULE_BUCKET, 1) < 0) ||
-        (count > 0 && add_rule(self, reasons, RULE_GROUP, 0) < 0) ||
-        (!everyone && !with_bucket && !self->time && add_rule(self, reasons, RULE_OFF, 0) < 0)) {
+    int last = everyone ? -1 : with_bucket ? RULE_BUCKET : self->time ? RULE_TIME : RULE_OFF;
+    if ((has_excluded && add_rule(self, reasons, 0, RULE_EXCLUDED, 0) < 0) ||
+        (self->time && add_rule(self, reasons, 1, RULE_TIME, 0) < 0) ||
+        (everyone && add_rule(self, reasons, 1, RULE_EVERYBODY, 0) < 0) ||
+        (!everyone && has_users && add_rule(self, reasons, 1, RULE_LISTED, 0) < 0) ||
+        (with_bucket && add_rule(self, reasons, 1, RULE_BUCKET, 1) < 0) ||
+        (count > 0 && add_rule(self, reasons, 1, RULE_GROUP, 0) < 0) ||
+        (last >= 0 && add_rule(self, reasons, 0, last, with_bucket) < 0)) {
         Py_DECREF(self);
         return NULL;
     }
@@ -1265,7 +1263,8 @@ resolution_traverse(ResolutionObject *self, visitproc visit, void *arg)
     Py_VISIT(self->off_variant);
     for (int i = 0; i < RULE_COUNT; i++) {
         Py_VISIT(self->reasons[i]);
-        Py_VISIT(self->templates[i]);
+        Py_VISIT(self->templates[0][i]);
+        Py_VISIT(self->templates[1][i]);
     }
     Py_VISIT(self->group_templates);
     return 0;
@@ -1292,7 +1291,8 @@ resolution_clear(ResolutionObject *self)
     Py_CLEAR(self->off_variant);
     for (int i = 0; i < RULE_COUNT; i++) {
         Py_CLEAR(self->reasons[i]);
-        Py_CLEAR(self->templates[i]);
+        Py_CLEAR(self->templates[0][i]);
+        Py_CLEAR(self->templates[1][i]);
     }
     Py_CLEAR(self->group_templates);
     return 0;

@@ -1,11 +1,14 @@
 /* The optional C accelerator of the flag check: rollout._core._speedups.
  *
- * Two callables, each the exact counterpart of pure-Python code that stays the reference and
- * the fallback (rollout._core.native decides which one a Rollout gets):
+ * Callables, each the exact counterpart of pure-Python code that stays the reference and the
+ * fallback (rollout._core.native decides which one a Rollout gets):
  *
  *   Active     flags.active(name, user=None): rollout._core.evaluate's generated ``active``.
  *   UserCheck  one flag's check for a user: rollout._core.specialize's generated functions,
  *              every shape in one object (the steps a flag lacks are skipped by a flag test).
+ *   Resolution one flag's OpenFeature resolution: rollout._core.decide's resolution functions.
+ *   ResolveBoolean  RolloutProvider.resolve_boolean_details's two usual cases (the Python
+ *              method, its __wrapped__, for the others), reading a ProviderState.
  *
  * Same reads, same order, same answers, same exceptions: the tests run against both
  * implementations (ROLLOUT_PURE_PYTHON=1 selects the Python one). What C saves is the
@@ -16,9 +19,9 @@
  * one formula that must never change is computed here only for the inputs where its bytes are
  * plainly the id's ASCII text.
  *
- * Both types carry Py_TPFLAGS_METHOD_DESCRIPTOR (Active is set on each Rollout's own class as
- * its ``active``): CPython then calls them with the instance as the first argument and makes no
- * bound method, as for a Python function.
+ * Active and ResolveBoolean carry Py_TPFLAGS_METHOD_DESCRIPTOR (Active is set on each Rollout's
+ * own class as its ``active``, ResolveBoolean on RolloutProvider): CPython then calls them with
+ * the instance as the first argument and makes no bound method, as for a Python function.
  *
  * Every object read out of a dict is a borrowed reference that Python code run meanwhile (a
  * predicate, an id property, a write on another thread while the GIL is released) can drop, so
@@ -943,12 +946,6 @@ decision_tuple(ResolutionObject *self, int active, int rule, PyObject *group, in
                         with_bucket ? self->kind : none, drawn ? drawn : none);
 }
 
-static int
-set_field(PyObject *made, PyObject *name, PyObject *value)
-{
-    return PyObject_SetAttr(made, name, value);
-}
-
 /* The end of a resolution: the result object (decide._resolution_ending's lines). ``group``:
  * the index of the deciding group, or -1; ``bucket``: the bucket read (NULL: no bucket step);
  * ``drawn``: the draw, reported (NULL: none). */
@@ -974,11 +971,13 @@ resolved(ResolutionObject *self, int active, int rule, Py_ssize_t group, PyObjec
         decision = Py_NewRef(group >= 0 ? PyTuple_GET_ITEM(self->group_templates, group)
                                         : self->templates[active][rule]);
     }
-    static SlotPlace view_place, decision_place, bucket_place;
+    static SlotPlace value_place, reason_place, variant_place, view_place, decision_place,
+        bucket_place;
+    PyObject *variant = active ? self->on_variant : self->off_variant;
     int failed =
-        set_field(made, str_value, active ? Py_True : Py_False) < 0 ||
-        set_field(made, str_reason, self->reasons[rule]) < 0 ||
-        set_field(made, str_variant, active ? self->on_variant : self->off_variant) < 0 ||
+        slot_write(made, str_value, active ? Py_True : Py_False, &value_place) < 0 ||
+        slot_write(made, str_reason, self->reasons[rule], &reason_place) < 0 ||
+        slot_write(made, str_variant, variant, &variant_place) < 0 ||
         slot_write(made, str_view, self->view, &view_place) < 0 ||
         slot_write(made, str_decision, decision, &decision_place) < 0 ||
         (drawn == NULL && bucket != NULL &&

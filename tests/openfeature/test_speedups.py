@@ -265,3 +265,19 @@ def test_c_resolutions_leak_nothing() -> None:
         assert [sys.getrefcount(thing) for thing in (key, context)] == references
         # 12,000 resolutions: a leak of one object a resolution would be thousands of blocks.
         assert sys.getallocatedblocks() - blocks < 500
+
+
+def test_a_call_the_c_method_cannot_take_is_the_python_methods() -> None:
+    fast, slow, _ = twins()
+    written([], fast, slow)
+    with providers(fast, slow) as both:
+        for provider in both:  # keywords, and too few arguments: the Python method's own errors
+            details = provider.resolve_boolean_details(
+                flag_key="on", default_value=False, evaluation_context=None
+            )
+            assert details.value is True
+            with pytest.raises(TypeError, match="default_value"):
+                provider.resolve_boolean_details("on")  # type: ignore[call-arg]
+    method: Any = RolloutProvider.resolve_boolean_details
+    with pytest.raises(AttributeError, match="_views"):  # not a provider: what the method says
+        method(object(), "on", False)

@@ -1616,8 +1616,12 @@ resolve_boolean_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
     PyObject *provider = args[0], *name = args[1];
     PyObject *context = nargs == 4 ? args[3] : Py_None;
     PyObject *state = slot_read(provider, str_fast, &fast_place);
-    if (state == NULL) {
-        return NULL;
+    if (state == NULL) {  /* not a provider as __init__ leaves it: the method says what fails */
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+        return PyObject_Vectorcall(fallback, args, nargs, NULL);
     }
     if (!Py_IS_TYPE(state, &ProviderStateType)) {
         Py_DECREF(state);

@@ -41,6 +41,9 @@ Observer: TypeAlias = "Callable[[object, bool], None]"
 class CheckSlot:
     """The compiled check and the wrappers installed over it, published through ``publish``."""
 
+    # Slots: ``wrapped`` is read on every OpenFeature resolution (by the C one in place).
+    __slots__ = ("_compiled", "_lock", "_observers", "_publish", "_wrappers", "wrapped")
+
     def __init__(self, compiled: ActiveCheck, publish: Callable[[ActiveCheck], None]) -> None:
         self._compiled = compiled
         self._publish = publish

@@ -240,6 +240,7 @@ class Rollout(DefinitionsAPI):
         self._failed_groups: set[str] = set()
         # The C accelerator or None: read once, so every check of this Rollout is made alike.
         speedups = native.speedups
+        self._speedups = speedups  # and the OpenFeature provider's resolutions
         self._groups: dict[str, Predicate] = {}
         self._replica = Replica(
             randomize_percentage,

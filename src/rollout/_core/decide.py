@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from functools import cache
 from random import random
-from types import CodeType, FunctionType
+from types import CodeType, FunctionType, ModuleType
 from typing import Any, NamedTuple, TypeVar
 
 from .bucketing import crc32_memo, randomized_bucket, remember_crc32, ruby_bucket
@@ -255,14 +255,42 @@ def specialize_resolution(
     reasons: Mapping[str, object],
     on_variant: str,
     off_variant: str,
+    speedups: ModuleType | None = None,
 ) -> Callable[[str, Any], T]:
     """``resolve(uid, user)`` for ``check``'s flag: :func:`specialize_decision`'s decision as a
     new ``result`` (made with ``object.__new__``) with ``value`` (the answer), ``reason``
     (``reasons[rule]``), ``variant`` (``on_variant`` or ``off_variant``), ``_view`` (``view``)
     and ``_decision`` set: the decision, except where it differs between users by the bucket
     alone: then ``_decision`` is the same for every user (its bucket None) and ``_bucket`` is
-    the user's (the OpenFeature provider's resolution, without a tuple per decision)."""
+    the user's (the OpenFeature provider's resolution, without a tuple per decision).
+
+    ``speedups``: the C accelerator (rollout._core.native) the flag's Rollout checks with; its
+    ``Resolution`` takes the same steps and makes the same result (a group of more than eight
+    has its decision shared, as for fewer: an equal tuple), or None for the Python function."""
     shape, arguments = _shape_and_arguments(check, on_group_error)
+    if speedups is not None:
+        accelerated: Callable[[str, Any], T] = speedups.Resolution(
+            check=check,
+            excluded=check.excluded,
+            users=check.users,
+            percentage=check.percentage,
+            time_percentage=check.time_percentage,
+            everyone=shape.everyone,
+            bucket=getattr(speedups, f"BUCKET_{(shape.bucket or 'none').upper()}"),
+            bound=check.bound,
+            kind=shape.bucket or None,
+            seed=check.seed,
+            name=check.name,
+            predicates=tuple(check.predicates),
+            groups=tuple(check.predicate_groups),
+            on_group_error=on_group_error,
+            result=result,
+            view=view,
+            reasons=reasons,
+            on_variant=on_variant,
+            off_variant=off_variant,
+        )
+        return accelerated
     parts = (result, view, reasons, on_variant, off_variant)
     resolve: Callable[[str, Any], T] = _factory(shape, True)(*arguments, *parts)
     return resolve

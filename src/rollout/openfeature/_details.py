@@ -118,7 +118,9 @@ class TargetedDetails(_Details):
     a tuple per resolution). Otherwise a FlagResolutionDetails: its fields can be set,
     ``dataclasses.replace`` and ``copy`` work."""
 
-    __slots__ = ("_bucket", "_decision", "_view")
+    # The fields a resolution sets are slots too (value, reason, variant): set and read in
+    # place, and the object needs no attribute dict until flag_metadata is read.
+    __slots__ = ("_bucket", "_decision", "_view", "reason", "value", "variant")
 
     _view: MetadataSource
     _decision: Decision

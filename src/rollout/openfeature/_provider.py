@@ -43,12 +43,11 @@ from openfeature.hook import Hook
 from openfeature.provider import AbstractProvider, Metadata
 
 from .._client.rollout import Rollout
-from .._core.decide import specialize_resolution
 from .._core.feature import Check, Feature
 from ._arguments import checked_arguments
 from ._context import ContextUser, context_user_and_key, targeting_key, user_and_id
 from ._defined import resolve_defined, resolve_defined_value
-from ._details import TargetedDetails, failure
+from ._details import failure
 from ._explained import REASONS, decide
 from ._flag import (
     OFF_VALUE_KEY,
@@ -56,7 +55,6 @@ from ._flag import (
     DefinedSinceError,
     Evaluated,
     FlagView,
-    Resolver,
     any_value,
     as_bool,
     as_float,
@@ -67,6 +65,7 @@ from ._flag import (
     version_view,
 )
 from ._keyless import without_key
+from ._native import accelerated, provider_state, resolver_of
 from ._status import StatusWatch
 
 __all__ = ["OFF_VALUE_KEY", "VALUE_KEY", "ContextUser", "RolloutProvider"]
@@ -89,6 +88,9 @@ class RolloutProvider(AbstractProvider):
     PROVIDER_STALE, PROVIDER_ERROR or PROVIDER_READY when it changes (openfeature._status);
     None reads nothing.
     """
+
+    # Read on every resolution by the C method (a slot: one load); the rest is the instance's.
+    __slots__ = ("_fast",)
 
     def __init__(
         self,
@@ -124,6 +126,8 @@ class RolloutProvider(AbstractProvider):
         self._unsubscribe: Callable[[], None] | None = None
         self._status_interval = status_interval
         self._status: StatusWatch | None = None
+        # What resolve_boolean_details in C reads (openfeature._native).
+        self._fast = provider_state(flags, self._views, self._context_users)
 
     # Lifecycle and events (OpenFeature 2.4, 2.5, 5.1) ---------------------------------------
 
@@ -212,7 +216,7 @@ class RolloutProvider(AbstractProvider):
                     check = self._checks.get(flag_key)
                     resolver = view.resolver
                     if resolver is None or resolver[0] is not check:
-                        resolver = self._resolver(flag_key, view, check)
+                        resolver = resolver_of(self._flags, flag_key, view, check)
                     if resolver is not None:
                         resolved = resolver[1](uid, user)
                         if self._slot.wrapped:  # the metrics sampler counts it as a check
@@ -247,6 +251,9 @@ class RolloutProvider(AbstractProvider):
             return failure(default_value, error)
         variant = view.variant if answer else view.off_variant
         return FlagResolutionDetails(answer, None, None, reason, variant, metadata)
+
+    # Its two usual cases in C, where the accelerator is (openfeature._native).
+    resolve_boolean_details = accelerated(resolve_boolean_details)
 
     def resolve_string_details(
         self,
@@ -384,26 +391,6 @@ class RolloutProvider(AbstractProvider):
         if self._context_users:
             return context_user_and_key(context, key)
         return user_and_id(self._user(context), flag_key, self._flags._check_id)
-
-    def _resolver(self, flag_key: str, view: FlagView, check: Check | None) -> Resolver | None:
-        """The view's resolution function, of ``check`` (the flag's now), kept on the view;
-        None for a view of another version than ``check``'s (its variants and reasons with
-        the new check's decisions would be details of neither), or a flag overridden."""
-        if check is None or check is not view.check:
-            return None
-        if self._flags._overrides.forced(flag_key) is not None:
-            return None
-        resolve = specialize_resolution(
-            check,
-            self._flags._group_failed,
-            result=TargetedDetails,
-            view=view,
-            reasons=REASONS,
-            on_variant=view.variant,
-            off_variant=view.off_variant,
-        )
-        view.resolver = resolver = (check, resolve)  # two threads may both build it: the same
-        return resolver
 
     def _active(self, flag_key: str, user: object) -> bool:
         try:

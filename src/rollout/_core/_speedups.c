@@ -845,7 +845,10 @@ slot_offset(PyObject *object, PyObject *name, SlotPlace *place, int writing)
     if (!PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG)) {
         return 0;
     }
-    if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) {
+    /* A class with its own __getattribute__ or __setattr__ (a subclass's) is asked, always. */
+    int generic = writing ? type->tp_setattro == PyObject_GenericSetAttr
+                          : type->tp_getattro == PyObject_GenericGetAttr;
+    if (generic && descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) {
         PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
         if (member->type == T_OBJECT_EX && !(writing && (member->flags & READONLY)) &&
             PyType_IsSubtype(type, PyDescr_TYPE(descriptor))) {

@@ -251,7 +251,8 @@ def test_the_c_check_reads_as_the_python_function() -> None:
     fast, slow, _ = twins()
     assert inspect.signature(fast.active) == inspect.signature(slow.active)
     assert str(inspect.signature(fast.active)) == "(name, user=None)"
-    assert fast.active.__name__ == slow.active.__name__ == "active"
+    names: list[Any] = [fast.active, slow.active]  # ActiveCheck does not say __name__
+    assert [check.__name__ for check in names] == ["active", "active"]
     assert (
         repr(fast.active)
         == repr(slow.active)

@@ -203,6 +203,51 @@ read_id(int mode, PyObject *attribute, PyObject *get_id, PyObject *user_id, PyOb
     return PyObject_CallOneArg(user_id, user);
 }
 
+/* The exception being raised, taken (none is set after): normalised, with its traceback. */
+static PyObject *
+take_exception(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    return value;
+#endif
+}
+
+/* callable(*args) run as the body of an ``except`` block that caught the exception being raised
+ * (taken: none is set after), as the Python check runs it: that exception is the one
+ * sys.exc_info() and logging's exception() read, and the __context__ of any raised meanwhile.
+ *
+ * It is pushed as a level of its own on the thread's stack of handled exceptions, as a
+ * generator's frame pushes one, and popped after, so the level below is left exactly as it was.
+ * PyErr_SetHandledException writes that level instead, and what PyErr_GetHandledException says
+ * to restore it with is read through to the levels below it: inside a generator handling
+ * nothing, called while its caller handled an exception, the generator was left holding the
+ * caller's exception, which sys.exc_info() then showed there after the caller's except block
+ * had ended. */
+static PyObject *
+call_handling(PyObject *callable, PyObject *const *args, size_t nargs)
+{
+    PyThreadState *thread = PyThreadState_Get();
+    _PyErr_StackItem handling = {
+        .exc_value = take_exception(),
+        .previous_item = thread->exc_info,
+    };
+    thread->exc_info = &handling;
+    PyObject *result = PyObject_Vectorcall(callable, args, nargs, NULL);
+    thread->exc_info = handling.previous_item;
+    Py_XDECREF(handling.exc_value);
+    return result;
+}
+
 /* ``predicate`` raised (the exception is set): an Exception is handed to on_group_error as the
  * exception being handled, as the Python check's ``except Exception:`` block does (the first
  * failure is logged with its traceback); anything else propagates. Returns 0, or -1 with an
@@ -213,21 +258,8 @@ group_failed(UserCheckObject *self, PyObject *predicate, PyObject *user)
     if (!PyErr_ExceptionMatches(PyExc_Exception)) {
         return -1;
     }
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (traceback != NULL) {
-        PyException_SetTraceback(value, traceback);
-    }
-    PyObject *outer = PyErr_GetHandledException();
-    PyErr_SetHandledException(value);
     PyObject *args[] = {self->check, predicate, user};
-    PyObject *result = PyObject_Vectorcall(self->on_group_error, args, 3, NULL);
-    PyErr_SetHandledException(outer);
-    Py_XDECREF(outer);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(traceback);
+    PyObject *result = call_handling(self->on_group_error, args, 3);
     if (result == NULL) {
         return -1;
     }
@@ -525,15 +557,22 @@ typedef struct {
     PyObject *attribute;    /* read with getattr(user, attribute, user) for a bound's flag */
 } ActiveObject;
 
+/* uncompiled(name, user); for an unhashable name, with the lookup's TypeError (still set) as the
+ * exception being handled, as the Python check calls it from its ``except TypeError:`` block:
+ * the error that refuses the name says it was raised during the handling of that one. */
 static PyObject *
-call_uncompiled(ActiveObject *self, PyObject *name, PyObject *user)
+call_uncompiled(ActiveObject *self, PyObject *name, PyObject *user, int unhashable)
 {
     PyObject *args[] = {name, user};
+    if (unhashable) {
+        return call_handling(self->uncompiled, args, 2);
+    }
     return PyObject_Vectorcall(self->uncompiled, args, 2, NULL);
 }
 
 /* A dict lookup where a TypeError (an unhashable name) means "not compiled": 1 found (a new
- * reference in *found), 0 not found or unhashable (*unhashable set), -1 another error. */
+ * reference in *found), 0 not found, or 0 with *unhashable set and the TypeError left set for
+ * call_uncompiled; -1 another error. */
 static int
 lookup_name(PyObject *dict, PyObject *name, PyObject **found, int *unhashable)
 {
@@ -546,7 +585,6 @@ lookup_name(PyObject *dict, PyObject *name, PyObject **found, int *unhashable)
         if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
             return -1;
         }
-        PyErr_Clear();
         *unhashable = 1;
     }
     return 0;
@@ -577,7 +615,7 @@ active_without_user(ActiveObject *self, PyObject *name)
         if (status > 0) {
             Py_DECREF(found);
         }
-        return call_uncompiled(self, name, Py_None);
+        return call_uncompiled(self, name, Py_None, unhashable);
     }
     /* Only a percentage of time leaves the answer without a user to chance. */
     PyObject *percentage = PyObject_GetAttrString(found, "time_percentage");
@@ -613,7 +651,7 @@ active_with_user(ActiveObject *self, PyObject *name, PyObject *user)
         return NULL;
     }
     if (unhashable) {
-        return call_uncompiled(self, name, user);
+        return call_uncompiled(self, name, user, 1);
     }
     if (status > 0 && check != Py_None) {
         PyObject *answer = Py_TYPE(check) == &UserCheckType
@@ -631,7 +669,7 @@ active_with_user(ActiveObject *self, PyObject *name, PyObject *user)
         if (PyErr_Occurred()) {
             return NULL;
         }
-        return call_uncompiled(self, name, user);
+        return call_uncompiled(self, name, user, 0);
     }
     /* Read before the id: reading it can run code that replaces this entry. */
     uint64_t bound = PyLong_AsUnsignedLongLong(bound_object);

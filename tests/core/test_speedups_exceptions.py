@@ -1,0 +1,70 @@
+"""The C check (rollout._core._speedups) against the Python check: the exceptions it handles.
+
+What a caller can see of them: the one being handled while a group's error is reported or an
+unhashable name is refused, and none left behind. Each test runs both implementations, the
+Python check being the reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from importlib import import_module
+from typing import Any
+
+import pytest
+
+from rollout import Rollout
+
+from .test_speedups import made  # skips this module too where the accelerator is not built
+
+IMPLEMENTATIONS = {"C": import_module("rollout._core._speedups"), "Python": None}
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def flags(request: pytest.FixtureRequest) -> Rollout:
+    made_flags = made(IMPLEMENTATIONS[request.param])
+
+    def broken(user: object) -> bool:
+        raise RuntimeError("a broken group")
+
+    made_flags.define_group("broken", broken)
+    made_flags.activate_group("chat", "broken")
+    logging.getLogger("rollout").setLevel(logging.CRITICAL)  # the broken group's first error
+    return made_flags
+
+
+def test_a_group_error_leaves_a_generator_no_exception_of_its_caller(flags: Rollout) -> None:
+    # A generator has its own record of the exception being handled: a check that reports a
+    # group's error inside it must leave it as it was, not fill it with the caller's.
+    def steps() -> Iterator[object]:
+        yield flags.active("chat", 3)
+        yield sys.exc_info()[1]  # resumed outside any except block: nothing is handled
+
+    walk = steps()
+    answers: list[object] = []
+    try:
+        raise KeyError("the caller's")
+    except KeyError:
+        answers.append(next(walk))
+        answers.append(sys.exc_info()[1])  # the caller's own is still the one handled
+    answers.append(next(walk))
+    assert answers[0] is False
+    assert isinstance(answers[1], KeyError)
+    assert answers[2] is None
+    assert flags.stats()["group_errors"] == 1
+
+
+@pytest.mark.parametrize("user", [None, 1])
+def test_an_unhashable_name_is_refused_while_its_type_error_is_handled(
+    flags: Rollout, user: object
+) -> None:
+    # The Python check refuses such a name inside ``except TypeError:``, so its error says
+    # "during handling of" the failed lookup, as a traceback shows it.
+    check: Any = flags.active
+    with pytest.raises(TypeError, match="name must be a str") as refused:
+        check(["chat"], user)
+    assert isinstance(refused.value.__context__, TypeError)
+    assert "unhashable" in str(refused.value.__context__)
+    assert sys.exc_info() == (None, None, None)

@@ -692,17 +692,13 @@ active_with_user(ActiveObject *self, PyObject *name, PyObject *user)
 static PyObject *
 active_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    /* active(owner, name, user=None); owner is the Rollout (unused). */
+    /* active(owner, name, user=None); owner is the Rollout (unused). A wrong call is refused
+     * as CPython refuses one of the Python function: the keywords first, then the count of
+     * positional arguments, then the missing ones, all named. */
     static const char *const names[] = {"owner", "name", "user"};
     PyObject *given[3] = {NULL, NULL, Py_None};
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs > 3) {
-        PyErr_Format(PyExc_TypeError,
-                     "active() takes from 2 to 3 positional arguments but %zd were given",
-                     nargs);
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < nargs; i++) {
+    for (Py_ssize_t i = 0; i < nargs && i < 3; i++) {
         given[i] = args[i];
     }
     if (kwnames != NULL) {
@@ -727,6 +723,17 @@ active_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject
             }
             given[slot] = args[nargs + k];
         }
+    }
+    if (nargs > 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "active() takes from 2 to 3 positional arguments but %zd were given",
+                     nargs);
+        return NULL;
+    }
+    if (given[0] == NULL && given[1] == NULL) {
+        PyErr_SetString(PyExc_TypeError,
+                        "active() missing 2 required positional arguments: 'owner' and 'name'");
+        return NULL;
     }
     if (given[0] == NULL || given[1] == NULL) {
         PyErr_Format(PyExc_TypeError, "active() missing 1 required positional argument: '%s'",

@@ -1,8 +1,9 @@
-"""The C check (rollout._core._speedups) against the Python check: the exceptions it handles.
+"""The C check (rollout._core._speedups) against the Python check: exceptions and costs.
 
-What a caller can see of them: the one being handled while a group's error is reported or an
-unhashable name is refused, and none left behind. Each test runs both implementations, the
-Python check being the reference.
+What a caller can see of the exceptions a check handles (the one being handled while a group's
+error is reported or an unhashable name is refused, and none left behind), and the path a long
+id takes, which decides what a check of an id from the network costs. Each test runs both
+implementations, the Python check being the reference.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from rollout import Rollout
+from rollout._core import bucketing
 
 from .test_speedups import made  # skips this module too where the accelerator is not built
 
@@ -68,3 +70,25 @@ def test_an_unhashable_name_is_refused_while_its_type_error_is_handled(
     assert isinstance(refused.value.__context__, TypeError)
     assert "unhashable" in str(refused.value.__context__)
     assert sys.exc_info() == (None, None, None)
+
+
+@pytest.mark.parametrize("length", [bucketing.MEMO_ID_LENGTH + 1, 65_536])
+def test_a_long_id_is_hashed_by_zlib_as_in_the_python_check(flags: Rollout, length: int) -> None:
+    # An id from a request can be as long as the request's body (OFREP checks it against every
+    # flag). Its bucket is remember_crc32's, by zlib's CRC32, as in the Python check: C computes
+    # CRC32 a byte at a time, which cost ten times zlib's for 64 KB, so only for an id as short
+    # as those the memo keeps. (Which function computes it is what a profiler sees.)
+    flags.activate_percentage("bare", 30)  # the bound that flags.active checks itself
+    flags.activate_percentage("chat", 30)
+    flags.exclude_user("chat", "someone")  # a flag's own check (UserCheck)
+    called: list[str] = []
+    for name in ("bare", "chat"):
+        ident = "".join([name, "x" * length])[:length]
+        called.clear()
+        sys.setprofile(lambda frame, event, _: called.append(frame.f_code.co_name))
+        try:
+            answer = flags.active(name, ident)
+        finally:
+            sys.setprofile(None)
+        assert "remember_crc32" in called, name
+        assert answer is (bucketing.remember_crc32(ident) < bucketing.threshold(30))

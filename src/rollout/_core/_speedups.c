@@ -9,16 +9,16 @@
  *
  * Same reads, same order, same answers, same exceptions: the tests run against both
  * implementations (ROLLOUT_PURE_PYTHON=1 selects the Python one). What C saves is the
- * interpreter's work between the reads, and, for an int id or an ASCII str id, the bucket memo:
- * CRC32 of a few bytes costs less than the memo's hash-table probe and the bucket object it
+ * interpreter's work between the reads, and, for an int id or a short ASCII str id, the bucket
+ * memo: CRC32 of a few bytes costs less than the memo's hash-table probe and the bucket object it
  * returns (both cold in memory for a user not checked a moment ago). Ids of any other kind take
  * the memo and rollout._core.bucketing.remember_crc32, exactly as the Python check does, so the
  * one formula that must never change is computed here only for the inputs where its bytes are
  * plainly the id's ASCII text.
  *
- * Both types carry Py_TPFLAGS_METHOD_DESCRIPTOR (Active is set on each Rollout's own class as
- * its ``active``): CPython then calls them with the instance as the first argument and makes no
- * bound method, as for a Python function.
+ * Active carries Py_TPFLAGS_METHOD_DESCRIPTOR (it is set on each Rollout's own class as its
+ * ``active``): CPython then calls it with the instance as the first argument and makes no bound
+ * method, as for a Python function.
  *
  * Every object read out of a dict is a borrowed reference that Python code run meanwhile (a
  * predicate, an id property, a write on another thread while the GIL is released) can drop, so
@@ -35,7 +35,8 @@
 #define lookup_attr _PyObject_LookupAttr
 #endif
 
-/* CRC-32 (ISO-HDLC, zlib's crc32), one table, byte at a time: ids are short. */
+/* CRC-32 (ISO-HDLC, zlib's crc32), one table, byte at a time: for short ids only (see
+ * memo_id_length). */
 static uint32_t crc_table[256];
 
 static void
@@ -68,12 +69,20 @@ static PyObject *draw;          /* random.random */
 static PyObject *randomized;    /* rollout._core.bucketing.randomized_bucket */
 static PyObject *ruby;          /* rollout._core.bucketing.ruby_bucket */
 static PyObject *randomize_kw;  /* ("randomize",) */
+/* rollout._core.bucketing.MEMO_ID_LENGTH: the longest id the memo keeps, and the longest str id
+ * whose CRC32 is computed here. A byte at a time, CRC32 waits on the byte before at every step:
+ * past a hundred bytes or so zlib's, which does not, is the faster (ten times for 64 KB), and an
+ * id from a request can be as long as the request's body (a megabyte, by default), checked
+ * against every flag by an OFREP bulk evaluation. A longer id takes remember_crc32 as in the
+ * Python check, without the memo lookup that cannot find it (which would hash it first). */
+static Py_ssize_t memo_id_length;
 
 /* The default bucket of an exact int or str id: CRC32 of its decimal or UTF-8 text. Returns 0
  * and sets *bucket, or -1 with an exception set. */
 static int
 default_bucket(PyObject *ident, uint64_t *bucket)
 {
+    PyObject *found;
     if (PyLong_CheckExact(ident)) {
         int overflow;
         long long value = PyLong_AsLongLongAndOverflow(ident, &overflow);
@@ -103,17 +112,25 @@ default_bucket(PyObject *ident, uint64_t *bucket)
             return -1;
         }
 #endif
+        if (PyUnicode_GET_LENGTH(ident) > memo_id_length) {
+            found = PyObject_CallOneArg(remember, ident);
+            goto remembered;
+        }
         if (PyUnicode_IS_ASCII(ident)) {
             *bucket = crc32_of(PyUnicode_DATA(ident), PyUnicode_GET_LENGTH(ident));
             return 0;
         }
     }
     /* A big int or a non-ASCII str: the memo, as the Python check reads it. */
-    PyObject *found = PyDict_GetItemWithError(memo, ident);
+    found = PyDict_GetItemWithError(memo, ident);
     if (found != NULL) {
         Py_INCREF(found);
     }
-    else if (PyErr_Occurred() || (found = PyObject_CallOneArg(remember, ident)) == NULL) {
+    else if (!PyErr_Occurred()) {
+        found = PyObject_CallOneArg(remember, ident);
+    }
+remembered:
+    if (found == NULL) {
         return -1;
     }
     *bucket = PyLong_AsUnsignedLongLong(found);
@@ -874,13 +891,24 @@ import_helpers(void)
     remember = PyObject_GetAttrString(bucketing, "remember_crc32");
     randomized = PyObject_GetAttrString(bucketing, "randomized_bucket");
     ruby = PyObject_GetAttrString(bucketing, "ruby_bucket");
+    PyObject *length = PyObject_GetAttrString(bucketing, "MEMO_ID_LENGTH");
     Py_DECREF(bucketing);
     PyObject *random_module = PyImport_ImportModule("random");
     if (random_module != NULL) {
         draw = PyObject_GetAttrString(random_module, "random");
         Py_DECREF(random_module);
     }
-    if (memo == NULL || remember == NULL || randomized == NULL || ruby == NULL || draw == NULL) {
+    if (memo == NULL || remember == NULL || randomized == NULL || ruby == NULL || draw == NULL ||
+        length == NULL) {
+        Py_XDECREF(length);
+        return -1;
+    }
+    memo_id_length = PyLong_AsSsize_t(length);
+    Py_DECREF(length);
+    if (memo_id_length < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "rollout._core.bucketing.MEMO_ID_LENGTH < 0");
+        }
         return -1;
     }
     if (!PyDict_CheckExact(memo)) {

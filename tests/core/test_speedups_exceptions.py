@@ -1,13 +1,15 @@
 """The C check (rollout._core._speedups) against the Python check: exceptions and costs.
 
 What a caller can see of the exceptions a check handles (the one being handled while a group's
-error is reported or an unhashable name is refused, and none left behind), and the path a long
-id takes, which decides what a check of an id from the network costs. Each test runs both
-implementations, the Python check being the reference.
+error is reported or an unhashable name is refused, and none left behind), names of every kind
+(str subclasses that hash in Python code, Enum members, unhashable) called every way, and the
+path a long id takes, which decides what a check of an id from the network costs. Each test
+runs both implementations, the Python check being the reference.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import sys
 from collections.abc import Iterator
@@ -15,6 +17,8 @@ from importlib import import_module
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rollout import Rollout
 from rollout._core import bucketing
@@ -92,3 +96,51 @@ def test_a_long_id_is_hashed_by_zlib_as_in_the_python_check(flags: Rollout, leng
             sys.setprofile(None)
         assert "remember_crc32" in called, name
         assert answer is (bucketing.remember_crc32(ident) < bucketing.threshold(30))
+
+
+class Named(str):
+    """A str subclass that hashes and compares in Python code, as a name a caller may pass."""
+
+    def __hash__(self) -> int:
+        return str.__hash__(self)
+
+    def __eq__(self, other: object) -> bool:
+        return str.__eq__(self, other)
+
+
+class Flag(enum.Enum):
+    chat = "chat"
+
+
+class StrFlag(enum.StrEnum):
+    chat = "chat"
+
+
+NAMES: list[object] = ["chat", "bare", "none", Named("chat"), Flag.chat, StrFlag.chat, ["chat"]]
+
+
+def answered(check: Any, name: object, user: object, style: str) -> object:
+    try:
+        if style == "positional":
+            return check(name, user)
+        if style == "user=":
+            return check(name, user=user)
+        return check(name=name, user=user)
+    except Exception as error:  # the error, and the one it was raised while handling
+        return (type(error), str(error), type(error.__context__))
+
+
+@settings(max_examples=150)
+@given(
+    name=st.sampled_from(NAMES),
+    user=st.sampled_from([None, 1, "1", "é", 2**70, True, 1.5]),
+    style=st.sampled_from(["positional", "user=", "name=, user="]),
+)
+def test_odd_names_and_keyword_calls_answer_alike(name: object, user: object, style: str) -> None:
+    answers = []
+    for implementation in IMPLEMENTATIONS.values():
+        flags = made(implementation)
+        flags.activate_user("chat", 1)
+        flags.activate_percentage("bare", 50)
+        answers.append(answered(flags.active, name, user, style))
+    assert answers[0] == answers[1]

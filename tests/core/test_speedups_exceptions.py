@@ -144,3 +144,26 @@ def test_odd_names_and_keyword_calls_answer_alike(name: object, user: object, st
         flags.activate_percentage("bare", 50)
         answers.append(answered(flags.active, name, user, style))
     assert answers[0] == answers[1]
+
+
+def nesting(implementation: Any) -> tuple[int, bool, int]:
+    """How deep a predicate that checks its own flag nests before RecursionError stops it."""
+    flags = made(implementation)
+    levels = [0]
+
+    def again(user: object) -> bool:
+        levels[0] += 1
+        return flags.active("chat", user)
+
+    flags.define_group("again", again)
+    flags.activate_group("chat", "again")
+    logging.getLogger("rollout").setLevel(logging.CRITICAL)
+    answer = flags.active("chat", 1)
+    return levels[0], answer, flags.stats()["group_errors"]
+
+
+def test_a_predicate_checking_its_own_flag_nests_as_deep_as_in_python() -> None:
+    # RecursionError says no (a group error) at the same depth: the C check charges the
+    # recursion limit for the two frames the Python check runs in. Charged once, C nested three
+    # times as deep, each level taking C stack (a thread of 512 KB overflowed: a crash).
+    assert nesting(IMPLEMENTATIONS["C"]) == nesting(IMPLEMENTATIONS["Python"])

@@ -373,6 +373,22 @@ user_check(UserCheckObject *self, PyObject *user)
         }
     }
     Py_ssize_t count = PyTuple_GET_SIZE(self->predicates);
+    if (count == 0) {
+        goto done;
+    }
+    /* A predicate may check flags again, its own too. The Python check runs in two frames
+     * (active's and this flag's user_check), each charged to the recursion limit: charged here
+     * too, where C can recurse, so a predicate that checks its own flag gets RecursionError at
+     * the depth it gets it in Python (one charge let C nest three times as deep), and C nests
+     * no deeper than the Python check, though each level takes C stack that its frames do not
+     * (a thread of 512 KB overflowed at the default limit). */
+    if (Py_EnterRecursiveCall("")) {
+        goto failed;
+    }
+    if (Py_EnterRecursiveCall("")) {
+        Py_LeaveRecursiveCall();
+        goto failed;
+    }
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *predicate = PyTuple_GET_ITEM(self->predicates, i);
         PyObject *said = PyObject_CallOneArg(predicate, user);
@@ -383,12 +399,15 @@ user_check(UserCheckObject *self, PyObject *user)
         }
         if (yes > 0) {
             answer = 1;
-            goto done;
+            break;
         }
         if (yes < 0 && group_failed(self, predicate, user) < 0) {
-            goto failed;
+            answer = -1;
+            break;
         }
     }
+    Py_LeaveRecursiveCall();
+    Py_LeaveRecursiveCall();
     goto done;
 failed:
     answer = -1;

@@ -315,6 +315,48 @@ inside_percentage(UserCheckObject *self, PyObject *ident, PyObject *uid)
     return bucket < self->bound;
 }
 
+/* A predicate may check flags again, its own too. The Python check runs in two frames (active's
+ * and the flag's user_check), each charged to the recursion limit: C charges the same two before
+ * it calls a flag's predicates, so a predicate that checks its own flag gets RecursionError at
+ * the depth it gets it in Python (C charged nothing, and nested three times as deep), and C
+ * nests no deeper than the Python check, though each level takes C stack that its frames do not
+ * (a thread of 512 KB overflowed at the default limit). Up to 3.11 Py_EnterRecursiveCall
+ * charges the one limit; from 3.12 it charges a count of C calls of its own, and the Python
+ * frames' count is the thread state's py_recursion_remaining. Returns 0, or -1 with
+ * RecursionError set (nothing charged). */
+static int
+enter_frames(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyThreadState *thread = PyThreadState_Get();
+    if (thread->py_recursion_remaining < 2) {
+        PyErr_SetString(PyExc_RecursionError, "maximum recursion depth exceeded");
+        return -1;
+    }
+    thread->py_recursion_remaining -= 2;
+#else
+    if (Py_EnterRecursiveCall("")) {
+        return -1;
+    }
+    if (Py_EnterRecursiveCall("")) {
+        Py_LeaveRecursiveCall();
+        return -1;
+    }
+#endif
+    return 0;
+}
+
+static void
+leave_frames(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyThreadState_Get()->py_recursion_remaining += 2;
+#else
+    Py_LeaveRecursiveCall();
+    Py_LeaveRecursiveCall();
+#endif
+}
+
 /* The check of one user: 1, 0, or -1 with an exception set. Steps as in specialize._factory. */
 static int
 user_check(UserCheckObject *self, PyObject *user)
@@ -376,17 +418,7 @@ user_check(UserCheckObject *self, PyObject *user)
     if (count == 0) {
         goto done;
     }
-    /* A predicate may check flags again, its own too. The Python check runs in two frames
-     * (active's and this flag's user_check), each charged to the recursion limit: charged here
-     * too, where C can recurse, so a predicate that checks its own flag gets RecursionError at
-     * the depth it gets it in Python (one charge let C nest three times as deep), and C nests
-     * no deeper than the Python check, though each level takes C stack that its frames do not
-     * (a thread of 512 KB overflowed at the default limit). */
-    if (Py_EnterRecursiveCall("")) {
-        goto failed;
-    }
-    if (Py_EnterRecursiveCall("")) {
-        Py_LeaveRecursiveCall();
+    if (enter_frames() < 0) {
         goto failed;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -406,8 +438,7 @@ user_check(UserCheckObject *self, PyObject *user)
             break;
         }
     }
-    Py_LeaveRecursiveCall();
-    Py_LeaveRecursiveCall();
+    leave_frames();
     goto done;
 failed:
     answer = -1;

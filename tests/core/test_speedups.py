@@ -226,6 +226,10 @@ def test_the_c_bucket_refuses_what_no_check_passes_it() -> None:
         (lambda check: check("chat", 1, 2), "takes from 2 to 3 positional arguments but 4"),
         (lambda check: check("chat", who=1), "unexpected keyword argument 'who'"),
         (lambda check: check("chat", name="chat"), "multiple values for argument 'name'"),
+        # As CPython refuses a call of a function: the keywords first, then the count.
+        (lambda check: check("chat", 1, 2, who=3), "unexpected keyword argument 'who'"),
+        (lambda check: check("chat", 1, 2, user=3), "multiple values for argument 'user'"),
+        (lambda check: check.__func__(), "missing 2 required positional arguments: 'owner' and"),
     ],
 )
 def test_a_wrong_call_is_refused_alike(call: Callable[[Any], object], message: str) -> None:

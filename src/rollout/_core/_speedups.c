@@ -12,8 +12,8 @@
  *
  * Same reads, same order, same answers, same exceptions: the tests run against both
  * implementations (ROLLOUT_PURE_PYTHON=1 selects the Python one). What C saves is the
- * interpreter's work between the reads, and, for an int id or an ASCII str id, the bucket memo:
- * CRC32 of a few bytes costs less than the memo's hash-table probe and the bucket object it
+ * interpreter's work between the reads, and, for an int id or a short ASCII str id, the bucket
+ * memo: CRC32 of a few bytes costs less than the memo's hash-table probe and the bucket object it
  * returns (both cold in memory for a user not checked a moment ago). Ids of any other kind take
  * the memo and rollout._core.bucketing.remember_crc32, exactly as the Python check does, so the
  * one formula that must never change is computed here only for the inputs where its bytes are
@@ -39,7 +39,8 @@
 #define lookup_attr _PyObject_LookupAttr
 #endif
 
-/* CRC-32 (ISO-HDLC, zlib's crc32), one table, byte at a time: ids are short. */
+/* CRC-32 (ISO-HDLC, zlib's crc32), one table, byte at a time: for short ids only (see
+ * memo_id_length). */
 static uint32_t crc_table[256];
 
 static void
@@ -72,12 +73,20 @@ static PyObject *draw;          /* random.random */
 static PyObject *randomized;    /* rollout._core.bucketing.randomized_bucket */
 static PyObject *ruby;          /* rollout._core.bucketing.ruby_bucket */
 static PyObject *randomize_kw;  /* ("randomize",) */
+/* rollout._core.bucketing.MEMO_ID_LENGTH: the longest id the memo keeps, and the longest str id
+ * whose CRC32 is computed here. A byte at a time, CRC32 waits on the byte before at every step:
+ * past a hundred bytes or so zlib's, which does not, is the faster (ten times for 64 KB), and an
+ * id from a request can be as long as the request's body (a megabyte, by default), checked
+ * against every flag by an OFREP bulk evaluation. A longer id takes remember_crc32 as in the
+ * Python check, without the memo lookup that cannot find it (which would hash it first). */
+static Py_ssize_t memo_id_length;
 
 /* The default bucket of an exact int or str id: CRC32 of its decimal or UTF-8 text. Returns 0
  * and sets *bucket, or -1 with an exception set. */
 static int
 default_bucket(PyObject *ident, uint64_t *bucket)
 {
+    PyObject *found;
     if (PyLong_CheckExact(ident)) {
         int overflow;
         long long value = PyLong_AsLongLongAndOverflow(ident, &overflow);
@@ -107,17 +116,25 @@ default_bucket(PyObject *ident, uint64_t *bucket)
             return -1;
         }
 #endif
+        if (PyUnicode_GET_LENGTH(ident) > memo_id_length) {
+            found = PyObject_CallOneArg(remember, ident);
+            goto remembered;
+        }
         if (PyUnicode_IS_ASCII(ident)) {
             *bucket = crc32_of(PyUnicode_DATA(ident), PyUnicode_GET_LENGTH(ident));
             return 0;
         }
     }
     /* A big int or a non-ASCII str: the memo, as the Python check reads it. */
-    PyObject *found = PyDict_GetItemWithError(memo, ident);
+    found = PyDict_GetItemWithError(memo, ident);
     if (found != NULL) {
         Py_INCREF(found);
     }
-    else if (PyErr_Occurred() || (found = PyObject_CallOneArg(remember, ident)) == NULL) {
+    else if (!PyErr_Occurred()) {
+        found = PyObject_CallOneArg(remember, ident);
+    }
+remembered:
+    if (found == NULL) {
         return -1;
     }
     *bucket = PyLong_AsUnsignedLongLong(found);
@@ -207,6 +224,51 @@ read_id(int mode, PyObject *attribute, PyObject *get_id, PyObject *user_id, PyOb
     return PyObject_CallOneArg(user_id, user);
 }
 
+/* The exception being raised, taken (none is set after): normalised, with its traceback. */
+static PyObject *
+take_exception(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    return value;
+#endif
+}
+
+/* callable(*args) run as the body of an ``except`` block that caught the exception being raised
+ * (taken: none is set after), as the Python check runs it: that exception is the one
+ * sys.exc_info() and logging's exception() read, and the __context__ of any raised meanwhile.
+ *
+ * It is pushed as a level of its own on the thread's stack of handled exceptions, as a
+ * generator's frame pushes one, and popped after, so the level below is left exactly as it was.
+ * PyErr_SetHandledException writes that level instead, and what PyErr_GetHandledException says
+ * to restore it with is read through to the levels below it: inside a generator handling
+ * nothing, called while its caller handled an exception, the generator was left holding the
+ * caller's exception, which sys.exc_info() then showed there after the caller's except block
+ * had ended. */
+static PyObject *
+call_handling(PyObject *callable, PyObject *const *args, size_t nargs)
+{
+    PyThreadState *thread = PyThreadState_Get();
+    _PyErr_StackItem handling = {
+        .exc_value = take_exception(),
+        .previous_item = thread->exc_info,
+    };
+    thread->exc_info = &handling;
+    PyObject *result = PyObject_Vectorcall(callable, args, nargs, NULL);
+    thread->exc_info = handling.previous_item;
+    Py_XDECREF(handling.exc_value);
+    return result;
+}
+
 /* ``predicate`` raised (the exception is set): an Exception is handed to on_group_error as the
  * exception being handled, as the Python check's ``except Exception:`` block does (the first
  * failure is logged with its traceback); anything else propagates. Returns 0, or -1 with an
@@ -217,21 +279,8 @@ group_failed(PyObject *check, PyObject *on_group_error, PyObject *predicate, PyO
     if (!PyErr_ExceptionMatches(PyExc_Exception)) {
         return -1;
     }
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (traceback != NULL) {
-        PyException_SetTraceback(value, traceback);
-    }
-    PyObject *outer = PyErr_GetHandledException();
-    PyErr_SetHandledException(value);
     PyObject *args[] = {check, predicate, user};
-    PyObject *result = PyObject_Vectorcall(on_group_error, args, 3, NULL);
-    PyErr_SetHandledException(outer);
-    Py_XDECREF(outer);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(traceback);
+    PyObject *result = call_handling(on_group_error, args, 3);
     if (result == NULL) {
         return -1;
     }
@@ -268,6 +317,48 @@ inside_percentage(UserCheckObject *self, PyObject *ident, PyObject *uid)
         return -1;
     }
     return bucket < self->bound;
+}
+
+/* A predicate may check flags again, its own too. The Python check runs in two frames (active's
+ * and the flag's user_check), each charged to the recursion limit: C charges the same two before
+ * it calls a flag's predicates, so a predicate that checks its own flag gets RecursionError at
+ * the depth it gets it in Python (C charged nothing, and nested three times as deep), and C
+ * nests no deeper than the Python check, though each level takes C stack that its frames do not
+ * (a thread of 512 KB overflowed at the default limit). Up to 3.11 Py_EnterRecursiveCall
+ * charges the one limit; from 3.12 it charges a count of C calls of its own, and the Python
+ * frames' count is the thread state's py_recursion_remaining. Returns 0, or -1 with
+ * RecursionError set (nothing charged). */
+static int
+enter_frames(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyThreadState *thread = PyThreadState_Get();
+    if (thread->py_recursion_remaining < 2) {
+        PyErr_SetString(PyExc_RecursionError, "maximum recursion depth exceeded");
+        return -1;
+    }
+    thread->py_recursion_remaining -= 2;
+#else
+    if (Py_EnterRecursiveCall("")) {
+        return -1;
+    }
+    if (Py_EnterRecursiveCall("")) {
+        Py_LeaveRecursiveCall();
+        return -1;
+    }
+#endif
+    return 0;
+}
+
+static void
+leave_frames(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyThreadState_Get()->py_recursion_remaining += 2;
+#else
+    Py_LeaveRecursiveCall();
+    Py_LeaveRecursiveCall();
+#endif
 }
 
 /* The check of one user: 1, 0, or -1 with an exception set. Steps as in specialize._factory. */
@@ -328,6 +419,12 @@ user_check(UserCheckObject *self, PyObject *user)
         }
     }
     Py_ssize_t count = PyTuple_GET_SIZE(self->predicates);
+    if (count == 0) {
+        goto done;
+    }
+    if (enter_frames() < 0) {
+        goto failed;
+    }
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *predicate = PyTuple_GET_ITEM(self->predicates, i);
         PyObject *said = PyObject_CallOneArg(predicate, user);
@@ -338,12 +435,14 @@ user_check(UserCheckObject *self, PyObject *user)
         }
         if (yes > 0) {
             answer = 1;
-            goto done;
+            break;
         }
         if (yes < 0 && group_failed(self->check, self->on_group_error, predicate, user) < 0) {
-            goto failed;
+            answer = -1;
+            break;
         }
     }
+    leave_frames();
     goto done;
 failed:
     answer = -1;
@@ -529,15 +628,22 @@ typedef struct {
     PyObject *attribute;    /* read with getattr(user, attribute, user) for a bound's flag */
 } ActiveObject;
 
+/* uncompiled(name, user); for an unhashable name, with the lookup's TypeError (still set) as the
+ * exception being handled, as the Python check calls it from its ``except TypeError:`` block:
+ * the error that refuses the name says it was raised during the handling of that one. */
 static PyObject *
-call_uncompiled(ActiveObject *self, PyObject *name, PyObject *user)
+call_uncompiled(ActiveObject *self, PyObject *name, PyObject *user, int unhashable)
 {
     PyObject *args[] = {name, user};
+    if (unhashable) {
+        return call_handling(self->uncompiled, args, 2);
+    }
     return PyObject_Vectorcall(self->uncompiled, args, 2, NULL);
 }
 
 /* A dict lookup where a TypeError (an unhashable name) means "not compiled": 1 found (a new
- * reference in *found), 0 not found or unhashable (*unhashable set), -1 another error. */
+ * reference in *found), 0 not found, or 0 with *unhashable set and the TypeError left set for
+ * call_uncompiled; -1 another error. */
 static int
 lookup_name(PyObject *dict, PyObject *name, PyObject **found, int *unhashable)
 {
@@ -550,7 +656,6 @@ lookup_name(PyObject *dict, PyObject *name, PyObject **found, int *unhashable)
         if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
             return -1;
         }
-        PyErr_Clear();
         *unhashable = 1;
     }
     return 0;
@@ -581,7 +686,7 @@ active_without_user(ActiveObject *self, PyObject *name)
         if (status > 0) {
             Py_DECREF(found);
         }
-        return call_uncompiled(self, name, Py_None);
+        return call_uncompiled(self, name, Py_None, unhashable);
     }
     /* Only a percentage of time leaves the answer without a user to chance. */
     PyObject *percentage = PyObject_GetAttrString(found, "time_percentage");
@@ -617,7 +722,7 @@ active_with_user(ActiveObject *self, PyObject *name, PyObject *user)
         return NULL;
     }
     if (unhashable) {
-        return call_uncompiled(self, name, user);
+        return call_uncompiled(self, name, user, 1);
     }
     if (status > 0 && check != Py_None) {
         PyObject *answer = Py_TYPE(check) == &UserCheckType
@@ -635,7 +740,7 @@ active_with_user(ActiveObject *self, PyObject *name, PyObject *user)
         if (PyErr_Occurred()) {
             return NULL;
         }
-        return call_uncompiled(self, name, user);
+        return call_uncompiled(self, name, user, 0);
     }
     /* Read before the id: reading it can run code that replaces this entry. */
     uint64_t bound = PyLong_AsUnsignedLongLong(bound_object);
@@ -658,17 +763,13 @@ active_with_user(ActiveObject *self, PyObject *name, PyObject *user)
 static PyObject *
 active_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    /* active(owner, name, user=None); owner is the Rollout (unused). */
+    /* active(owner, name, user=None); owner is the Rollout (unused). A wrong call is refused
+     * as CPython refuses one of the Python function: the keywords first, then the count of
+     * positional arguments, then the missing ones, all named. */
     static const char *const names[] = {"owner", "name", "user"};
     PyObject *given[3] = {NULL, NULL, Py_None};
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs > 3) {
-        PyErr_Format(PyExc_TypeError,
-                     "active() takes from 2 to 3 positional arguments but %zd were given",
-                     nargs);
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < nargs; i++) {
+    for (Py_ssize_t i = 0; i < nargs && i < 3; i++) {
         given[i] = args[i];
     }
     if (kwnames != NULL) {
@@ -693,6 +794,17 @@ active_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject
             }
             given[slot] = args[nargs + k];
         }
+    }
+    if (nargs > 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "active() takes from 2 to 3 positional arguments but %zd were given",
+                     nargs);
+        return NULL;
+    }
+    if (given[0] == NULL && given[1] == NULL) {
+        PyErr_SetString(PyExc_TypeError,
+                        "active() missing 2 required positional arguments: 'owner' and 'name'");
+        return NULL;
     }
     if (given[0] == NULL || given[1] == NULL) {
         PyErr_Format(PyExc_TypeError, "active() missing 1 required positional argument: '%s'",
@@ -1794,13 +1906,24 @@ import_helpers(void)
     remember = PyObject_GetAttrString(bucketing, "remember_crc32");
     randomized = PyObject_GetAttrString(bucketing, "randomized_bucket");
     ruby = PyObject_GetAttrString(bucketing, "ruby_bucket");
+    PyObject *length = PyObject_GetAttrString(bucketing, "MEMO_ID_LENGTH");
     Py_DECREF(bucketing);
     PyObject *random_module = PyImport_ImportModule("random");
     if (random_module != NULL) {
         draw = PyObject_GetAttrString(random_module, "random");
         Py_DECREF(random_module);
     }
-    if (memo == NULL || remember == NULL || randomized == NULL || ruby == NULL || draw == NULL) {
+    if (memo == NULL || remember == NULL || randomized == NULL || ruby == NULL || draw == NULL ||
+        length == NULL) {
+        Py_XDECREF(length);
+        return -1;
+    }
+    memo_id_length = PyLong_AsSsize_t(length);
+    Py_DECREF(length);
+    if (memo_id_length < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "rollout._core.bucketing.MEMO_ID_LENGTH < 0");
+        }
         return -1;
     }
     if (!PyDict_CheckExact(memo)) {

@@ -15,7 +15,10 @@ the client after each read and each response:
   and the body as a whole must come at :data:`BODY_MIN_RATE` bytes a second or faster (after a
   first :data:`BODY_IDLE` seconds): else a byte every few seconds held the socket for hours.
 - *busy*: the request is in; the app is answering (or streaming events to a dashboard).
-- *idle*: between two requests of a keep-alive connection (uvicorn's own time-out closes it).
+- *idle*: between two requests of a keep-alive connection. One timer of the guard closes the
+  connections idle for longer than uvicorn's ``timeout_keep_alive`` (see :meth:`ConnectionGuard.
+  moved`); uvicorn's own way, a timer made and cancelled for each request, was a heap push and a
+  cancelled handle on the event loop every request.
 
 Whatever the phase, a client must also take what it is sent: once the server's write buffer is
 full (the kernel's too) the client has :data:`WRITE_IDLE` seconds to read some of it, and each
@@ -42,6 +45,7 @@ from typing import Any, ClassVar, Final
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ._head_with_body import HeadWithBody
 from ._limits import Throttled
 
 __all__ = [
@@ -112,6 +116,7 @@ class ConnectionGuard:
         self._idle: dict[GuardedH11Protocol, None] = {}
         # Connections whose client does not take what it is sent, the longest waiting first.
         self._unread: dict[GuardedH11Protocol, None] = {}
+        self._keep_alive_due: asyncio.TimerHandle | None = None  # for the oldest idle one
         self._log = Throttled(logger, 10.0)
 
     def admit(self) -> bool:
@@ -153,10 +158,33 @@ class ConnectionGuard:
             self._sending[connection] = None
         elif phase is Phase.IDLE:
             self._idle[connection] = None
+            if self._keep_alive_due is None:
+                self._close_idle_at(connection)
         if phase is None:
             self._unread.pop(connection, None)
             self.open -= 1
         connection.phase = phase
+
+    def _close_idle_at(self, oldest: GuardedH11Protocol) -> None:
+        """Wake when ``oldest``, the longest idle connection, has been idle too long."""
+        due = oldest._since + oldest.timeout_keep_alive
+        self._keep_alive_due = oldest.loop.call_at(due, self._close_idle, oldest.loop)
+
+    def _close_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close every connection idle for longer than its keep-alive time-out.
+
+        The idle set is in the order connections went idle, and each entry's time was read
+        then: the first not yet due says when to look again.
+        """
+        self._keep_alive_due = None
+        now = loop.time()
+        while self._idle:
+            oldest = next(iter(self._idle))
+            if oldest._since + oldest.timeout_keep_alive > now:
+                self._close_idle_at(oldest)
+                return
+            self.moved(oldest, None)  # counted out now, not when its close completes
+            oldest.timeout_keep_alive_handler()
 
     def unread(self, connection: GuardedH11Protocol, waiting: bool) -> None:
         """``connection``'s client has (``waiting``) or no longer has a full buffer unread."""
@@ -179,72 +207,6 @@ class ConnectionGuard:
         )
 
 
-#: The largest response head held back to go out with its body.
-HELD_HEAD = 4096
-
-
-class _Writes:
-    """The connection's transport as uvicorn writes to it: the head of a response of known
-    length (``Content-Length``) is held until the body's first write, and goes out with it in
-    one send.
-
-    uvicorn writes a response's head and its body apart: two system calls and two TCP segments
-    for each answer, where one does (the second send cost about 5% of a served check's CPU).
-    Only such a head is held: its body follows at once (or the app fails and the connection is
-    closed, which sends it first). A stream's head (chunked: no length) goes out at once,
-    before its first event; flow control and the guard's write deadline see every byte as
-    they did, the head a few microseconds later.
-    """
-
-    __slots__ = ("_held", "transport")
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
-        self._held: bytes | None = None
-
-    def write(self, data: bytes) -> None:
-        held = self._held
-        if held is not None:
-            self._held = None
-            data = held + data
-        elif (
-            data[:5] == b"HTTP/"
-            and len(data) <= HELD_HEAD
-            and b"\r\ncontent-length:" in data.lower()
-        ):
-            self._held = bytes(data)
-            return
-        if data:
-            self.transport.write(data)
-
-    def writelines(self, lines: Any) -> None:
-        self.write(b"".join(lines))
-
-    def close(self) -> None:
-        held = self._held
-        if held is not None:
-            self._held = None
-            if not self.transport.is_closing():
-                self.transport.write(held)
-        self.transport.close()
-
-    def abort(self) -> None:
-        self._held = None
-        self.transport.abort()
-
-    def is_closing(self) -> bool:
-        return self.transport.is_closing()
-
-    def pause_reading(self) -> None:
-        self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        self.transport.resume_reading()
-
-    def __getattr__(self, name: str) -> Any:  # the rest, as the transport has it
-        return getattr(self.transport, name)
-
-
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with the deadlines and the cap of a :class:`ConnectionGuard`."""
 
@@ -261,7 +223,7 @@ class GuardedH11Protocol(H11Protocol):
         self._unsent = 0  # bytes in the write buffer when last looked at
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(_Writes(transport))  # type: ignore[arg-type]
+        super().connection_made(HeadWithBody(transport))  # type: ignore[arg-type]
         if not self.guard.admit():
             transport.write(_503)
             transport.close()
@@ -282,7 +244,16 @@ class GuardedH11Protocol(H11Protocol):
         self._follow()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        # uvicorn's H11Protocol.on_response_complete but for its keep-alive timer, which the
+        # guard's idle phase replaces (see ConnectionGuard._close_idle).
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        conn = self.conn
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:  # pipelined requests
+            conn.start_next_cycle()
+            self.handle_events()
         self._follow()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -355,7 +326,10 @@ class GuardedH11Protocol(H11Protocol):
         if phase is was or self.transport.is_closing():
             return
         if self._timer is None and (phase is Phase.BUSY or phase is Phase.IDLE):
-            # The two moves of every request, with no deadline to set: straight to the guard.
+            # The two moves of every request, with no deadline of their own: straight to the
+            # guard (idle's since: when the guard's keep-alive timer counts from).
+            if phase is Phase.IDLE:
+                self._since = self.loop.time()
             self.guard.moved(self, phase)
         else:
             self._enter(phase)
@@ -364,8 +338,10 @@ class GuardedH11Protocol(H11Protocol):
         if self._timer is not None:
             self._cancel()
         was = self.phase
+        if phase is Phase.IDLE:  # before the guard, whose keep-alive timer counts from it
+            self._since = self.loop.time()
         self.guard.moved(self, phase)
-        # Busy and idle have no deadline of this guard's: no clock read, no timer.
+        # Busy has no deadline; idle's is the guard's keep-alive timer (one for all).
         if phase is Phase.HEAD:
             self._since = self.loop.time()
             self._timer = self.loop.call_at(self._since + self.guard.head_timeout, self._due)

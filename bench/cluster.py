@@ -147,10 +147,6 @@ def _progress(message: str) -> None:
 Events = queue.Queue[tuple[int, dict[str, Any]]]
 
 
-#: The one secret of every benchmark cluster (a strong one: weak secrets are refused).
-SECRET = secrets.token_urlsafe(32)
-
-
 class _Child:
     """One ``bench.cluster_child`` process: answers go to its queue, events to a shared one."""
 
@@ -162,7 +158,7 @@ class _Child:
         self.log_path = directory / f"node{index}-{time.monotonic_ns()}.log"
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bench.cluster_child", "--secret", SECRET, *arguments],
+                [sys.executable, "-m", "bench.cluster_child", f"--secret={SECRET}", *arguments],
                 cwd=_ROOT,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

@@ -102,7 +102,7 @@ class NamespacedNode(Node):
             "ip", "netns", "exec", self.side.namespace,
             sys.executable, "-m", "rollout.testing.cluster",
             "--store", self.store, "--listen", self.address,
-            "--peers", ",".join(self.peers), "--secret", SECRET,
+            "--peers", ",".join(self.peers), f"--secret={SECRET}",
             "--anti-entropy-interval", "0.2",
         ]  # fmt: skip
         with self.log_path.open("a") as log:

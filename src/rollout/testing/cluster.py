@@ -18,6 +18,7 @@ step), and ``exit``.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -52,13 +53,19 @@ class NodeError(Exception):
         self.message = message
 
 
+#: The ports free_port gave out lately, not given again (bounded: a long test run asks often).
+_GIVEN: collections.deque[int] = collections.deque(maxlen=1024)
+
+
 def free_port() -> int:
     """A free loopback port for a node to bind later, outside the kernel's ephemeral range.
 
     An ephemeral port (``bind(0)``) freed for later use can be taken meanwhile by any outgoing
     connection (proxies, other nodes dialling), and the node then dies with "address already
     in use". The kernel never hands out ports below the ephemeral range, so only an explicit
-    bind can take one of those.
+    bind can take one of those. Nor is a port given twice in a while: it stays free until its
+    node binds it, so a list of addresses drawn at random held, now and then, one port twice
+    (a 20-node mesh of the bench died of it).
     """
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
@@ -66,11 +73,14 @@ def free_port() -> int:
         low = 0
     for _ in range(200 if low > 2048 else 0):
         port = random.randrange(max(1024, low // 2), low)
+        if port in _GIVEN:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+        _GIVEN.append(port)
         return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -16,9 +16,9 @@ the client after each read and each response:
   first :data:`BODY_IDLE` seconds): else a byte every few seconds held the socket for hours.
 - *busy*: the request is in; the app is answering (or streaming events to a dashboard).
 - *idle*: between two requests of a keep-alive connection. One timer of the guard closes the
-  connections idle for longer than uvicorn's ``timeout_keep_alive`` (see :meth:`ConnectionGuard.
-  moved`); uvicorn's own way, a timer made and cancelled for each request, was a heap push and a
-  cancelled handle on the event loop every request.
+  connections idle for longer than uvicorn's ``timeout_keep_alive`` (``ConnectionGuard.
+  _close_idle``); uvicorn's own way, a timer made and cancelled for each request, was a heap
+  push and a cancelled handle on the event loop every request.
 
 Whatever the phase, a client must also take what it is sent: once the server's write buffer is
 full (the kernel's too) the client has :data:`WRITE_IDLE` seconds to read some of it, and each

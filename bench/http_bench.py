@@ -437,7 +437,9 @@ def _http_table() -> Table:
     notes = (
         f"wrk, 1 thread, {CONNECTIONS} connections, {DURATION_S} s a turn after a 1 s warm-up, "
         "loopback; one uvicorn process (h11) for each server, with a bearer token on every "
-        "request; the serve's access log off.",
+        "request; the serve's access log off. The serve's connections write an answer given "
+        "whole themselves (the bytes h11 would send, without h11's send); the bare app's go "
+        "through h11 as uvicorn has them.",
         f"Both servers run at once and the endpoints take turns, {ROUNDS} rounds: each "
         "endpoint's best round, its ratio to the baseline's best (and, per round, to the "
         "baseline's run of that round); CPU: the server process's CPU time per request (its "

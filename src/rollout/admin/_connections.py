@@ -47,6 +47,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ._head_with_body import HeadWithBody
 from ._limits import Throttled
+from ._whole_response import WholeSend, write_whole
 
 __all__ = [
     "BODY_IDLE",
@@ -208,7 +209,9 @@ class ConnectionGuard:
 
 
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with the deadlines and the cap of a :class:`ConnectionGuard`."""
+    """uvicorn's h11 protocol with the deadlines and the cap of a :class:`ConnectionGuard`,
+    which writes an answer given whole itself (``_whole_response``: h11's bytes, without h11's
+    send) and any other response's head with its body (``HeadWithBody``)."""
 
     guard: ClassVar[ConnectionGuard]
 
@@ -243,6 +246,16 @@ class GuardedH11Protocol(H11Protocol):
         super().data_received(data)
         self._follow()
 
+    def handle_events(self) -> None:
+        cycle = self.cycle
+        super().handle_events()
+        if self.cycle is not cycle and self.cycle is not None:  # a request's, to be answered
+            new = self.cycle
+            new.send = WholeSend(new, self._write_whole)  # type: ignore[method-assign,assignment]
+
+    #: A response given whole, sent in one write when h11 has nothing to decide about it.
+    _write_whole = write_whole
+
     def on_response_complete(self) -> None:
         # uvicorn's H11Protocol.on_response_complete but for its keep-alive timer, which the
         # guard's idle phase replaces (see ConnectionGuard._close_idle).
@@ -254,6 +267,10 @@ class GuardedH11Protocol(H11Protocol):
         if conn.our_state is h11.DONE and conn.their_state is h11.DONE:  # pipelined requests
             conn.start_next_cycle()
             self.handle_events()
+        elif conn.our_state is h11.IDLE and conn.their_state is h11.IDLE:  # after _write_whole
+            pending, ended = conn.trailing_data
+            if pending or ended:
+                self.handle_events()
         self._follow()
 
     def connection_lost(self, exc: Exception | None) -> None:

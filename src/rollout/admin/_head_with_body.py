@@ -47,6 +47,14 @@ class HeadWithBody:
         if data:
             self.transport.write(data)
 
+    def write_whole(self, data: bytes) -> None:
+        """A whole response, head and body (``_whole_response``): nothing to hold."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            data = held + data
+        self.transport.write(data)
+
     def writelines(self, lines: Any) -> None:
         self.write(b"".join(lines))
 

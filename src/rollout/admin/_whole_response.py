@@ -1,0 +1,222 @@
+"""A whole response written in one go: the way ``rollout serve``'s connections send an answer
+whose body the app gives in one message (see ``_connections.GuardedH11Protocol``).
+
+uvicorn hands every response to h11 as three events (the head, the body, its end), and h11
+validates the head's headers, frames the body and steps its state machine for each: about 15 us
+of a served check's 110 us of CPU, more than the check, the gate and the route together. Most
+answers are one head and one body of known length to a keep-alive HTTP/1.1 request already read
+in full, where none of that has anything to decide. For those the head's bytes are made here,
+the headers checked against the same grammar h11 checks them with (a header that fails it, or
+anything unusual, goes to h11, which refuses it as it always did), head and body go out in one
+write, and the connection starts its next request on a fresh h11 connection, given whatever
+bytes of it had already come. The bytes on the wire are h11's to the byte (a test holds them
+equal), and an app's middleware sees the same ASGI messages as before.
+
+What goes to h11 as before: a response in several body messages (a stream), a status without a
+body (1xx, 204, 304), a head whose Content-Length is absent or not the body's length, a
+``Connection`` or ``Transfer-Encoding`` header, a request not read in full (a body still coming,
+``Expect: 100-continue``), an HTTP/1.0 client or one that asked to close, and a connection whose
+client is not reading (its writes wait, as uvicorn's do).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any, Final
+
+import h11
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+
+__all__ = [
+    "NO_BODY_STATUSES",
+    "REASONS",
+    "WholeSend",
+    "keeps_alive",
+    "whole_response",
+    "write_whole",
+]
+
+#: Statuses whose responses never have a body (their framing is h11's to decide).
+NO_BODY_STATUSES: Final = frozenset({204, 304})
+#: The reason phrase of each status, as uvicorn gives it to h11.
+REASONS: Final = {status.value: status.phrase.encode() for status in HTTPStatus}
+
+# RFC 9110's field-name (a token) and h11's field-value (RFC 7230's field-content, fixed up as
+# h11 does: visible characters and obs-text, single spaces or tabs between them, none at the
+# ends). The same grammar h11 validates a head with, so nothing passes here that h11 refuses.
+_FIELD_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
+#: Header (name, value) pairs seen valid; emptied when full (a date header changes each second).
+_VALID: dict[tuple[bytes, bytes], None] = {}
+_VALID_KEPT: Final = 512
+#: Response headers that change how h11 frames the message or keeps the connection.
+_FRAMING: Final = frozenset({b"connection", b"transfer-encoding"})
+
+
+def whole_response(
+    status: object, headers: Iterable[tuple[bytes, bytes]], body: bytes, *, head_only: bool
+) -> bytes | None:
+    """The bytes h11 sends for this response to a keep-alive HTTP/1.1 request, head and body;
+    None when h11 must decide (see the module's docstring), or when a header is not valid.
+
+    ``head_only``: the answer to a HEAD request (the head alone, its Content-Length as given).
+    """
+    if type(status) is not int or status < 200 or status in NO_BODY_STATUSES:
+        return None
+    reason = REASONS.get(status)
+    if reason is None:
+        return None
+    parts = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+    length = None
+    for pair in headers:
+        if pair not in _VALID:
+            if not _valid(pair):
+                return None
+            if len(_VALID) >= _VALID_KEPT:
+                _VALID.clear()
+            _VALID[pair] = None
+        name, value = pair
+        lowered = name.lower()
+        if lowered == b"content-length":
+            if length is not None:
+                return None
+            length = value
+        elif lowered in _FRAMING:
+            return None
+        parts.append(b"%s: %s\r\n" % pair)
+    if length is None or length != b"%d" % len(body):
+        return None
+    parts.append(b"\r\n")
+    if not head_only:
+        parts.append(body)
+    return b"".join(parts)
+
+
+def _valid(pair: object) -> bool:
+    if type(pair) is not tuple or len(pair) != 2:
+        return False
+    name, value = pair
+    return (
+        type(name) is bytes
+        and type(value) is bytes
+        and _FIELD_NAME.fullmatch(name) is not None
+        and _FIELD_VALUE.fullmatch(value) is not None
+    )
+
+
+def keeps_alive(scope: dict[str, Any]) -> bool:
+    """Whether an HTTP/1.1 request lets the connection stay open (no ``Connection: close``),
+    read as h11 reads it: a comma-separated list, in any case."""
+    if scope["http_version"] != "1.1":
+        return False
+    for name, value in scope["headers"]:
+        if name == b"connection" and b"close" in (
+            token.strip() for token in value.lower().split(b",")
+        ):
+            return False
+    return True
+
+
+Message = dict[str, Any]
+
+
+class WholeSend:
+    """The ASGI ``send`` of one request: it holds the response's start message until its body
+    comes; a body in one message goes with its head to ``write(start, body)`` (the
+    connection's, which says False when h11 must send it instead), and anything else on to
+    uvicorn's ``cycle.send``, the start message first, as uvicorn would have seen them.
+
+    While the start is held, the cycle counts the response as started: an app that fails or
+    returns then has its connection closed, as when uvicorn had sent the head.
+    """
+
+    __slots__ = ("_cycle", "_held", "_state", "_write")
+
+    _FIRST, _HOLDING, _PASSING = 0, 1, 2
+
+    def __init__(self, cycle: Any, write: Callable[[Message, bytes], bool]) -> None:
+        self._cycle = cycle
+        self._write = write
+        self._held: Message | None = None
+        self._state = self._FIRST
+
+    async def __call__(self, message: Message) -> None:
+        state = self._state
+        if state == self._FIRST and message["type"] == "http.response.start":
+            cycle = self._cycle
+            if not cycle.response_started and not cycle.disconnected:
+                self._state = self._HOLDING
+                self._held = message
+                cycle.response_started = True
+                return
+        cycle = self._cycle
+        send = type(cycle).send
+        self._state = self._PASSING
+        if state == self._HOLDING:
+            held, self._held = self._held, None
+            if (
+                message["type"] == "http.response.body"
+                and not message.get("more_body", False)
+                and self._write(held, message.get("body", b""))  # type: ignore[arg-type]
+            ):
+                return
+            cycle.response_started = False  # uvicorn's send starts the response itself
+            await send(cycle, held)
+        await send(cycle, message)
+
+
+def write_whole(self: Any, start: Message, body: bytes) -> bool:
+    """Send a response given whole (its start message, its body) in one write, h11's work done
+    here; False when h11 must send it, and nothing is sent. A method of ``GuardedH11Protocol``
+    (``self``), which is uvicorn's ``H11Protocol``."""
+    cycle, conn = self.cycle, self.conn
+    if (
+        cycle is None
+        or cycle.conn is not conn
+        or conn.our_state is not h11.SEND_RESPONSE
+        or conn.their_state is not h11.DONE  # the request is read in full
+        or not cycle.keep_alive  # the server is shutting down
+        or cycle.disconnected
+        or self.flow.write_paused  # uvicorn's send waits for the client to read
+        or self.transport.is_closing()
+    ):
+        return False
+    scope = cycle.scope
+    if not keeps_alive(scope):
+        return False
+    status = start["status"]
+    data = whole_response(
+        status,
+        (*cycle.default_headers, *start.get("headers", ())),
+        body,
+        head_only=scope["method"] == "HEAD",
+    )
+    if data is None:
+        return False
+    if cycle.access_log:  # the line uvicorn's send logs
+        cycle.access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            get_client_addr(scope),
+            scope["method"],
+            get_path_with_query_string(scope),
+            scope["http_version"],
+            status,
+        )
+    self.transport.write_whole(data)
+    cycle.response_complete = True
+    cycle.message_event.set()
+    # This request is answered: the next starts on a fresh h11 connection, given the bytes
+    # of it already read (a pipelined request) and the end of the client's stream if it came.
+    pending, ended = conn.trailing_data
+    # (with the bound uvicorn gave the first: its h11_max_incomplete_event_size, or h11's)
+    size = getattr(self.config, "h11_max_incomplete_event_size", None)
+    fresh = h11.Connection(h11.SERVER) if size is None else h11.Connection(h11.SERVER, size)
+    if pending:
+        fresh.receive_data(pending)
+    if ended:
+        fresh.receive_data(b"")
+    self.conn = fresh
+    cycle.on_response()
+    return True

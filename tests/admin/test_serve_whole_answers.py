@@ -1,0 +1,124 @@
+"""Answers the serve writes whole, over real sockets: keep-alive, pipelining, HEAD, closing.
+
+The serve's connections write an answer given in one body message themselves, and start the
+next request on a fresh h11 connection (``_whole_response.py``). What a client sees must not
+change: requests pipelined in one write are each answered, in order; HEAD answers the head
+alone and the connection stays in step; ``Connection: close`` and HTTP/1.0 get their answer,
+then the connection closes; the access log has each request's line.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rollout import Rollout
+from rollout.admin import create_app
+from rollout.admin._connections import ConnectionGuard, guarded
+from rollout.testing import eventually
+
+from .dashboard_server import serve
+from .serve_process import clean_env
+from .serve_process import serve as serve_process
+
+CHECK = b"/api/v1/flags/chat/check?user=%d"
+
+
+@contextmanager
+def served(guard: ConnectionGuard) -> Iterator[int]:
+    with Rollout() as flags:
+        flags.activate_percentage("chat", 50)
+        with serve(create_app(flags), http=guarded(guard)) as url:
+            yield int(url.rsplit(":", 1)[1])
+
+
+def request(
+    user: int, *, method: bytes = b"GET", version: bytes = b"1.1", extra: bytes = b""
+) -> bytes:
+    return b"%s %s HTTP/%s\r\nHost: 127.0.0.1\r\n%s\r\n" % (method, CHECK % user, version, extra)
+
+
+def read_answers(
+    sock: socket.socket, count: int, *, head: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """``count`` answers, each (head, body), read by their Content-Length."""
+    sock.settimeout(30)
+    buffer = b""
+    answers: list[tuple[bytes, bytes]] = []
+    while len(answers) < count:
+        while b"\r\n\r\n" not in buffer:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {answers!r} and {buffer!r}"
+            buffer += chunk
+        top, _, buffer = buffer.partition(b"\r\n\r\n")
+        fields = dict(line.split(b": ", 1) for line in top.split(b"\r\n")[1:])
+        length = 0 if head else int(fields[b"content-length"])
+        while len(buffer) < length:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed in a body: {buffer!r}"
+            buffer += chunk
+        answers.append((top, buffer[:length]))
+        buffer = buffer[length:]
+    assert buffer == b""
+    return answers
+
+
+def user_in(answer: tuple[bytes, bytes]) -> str:
+    head, body = answer
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
+    return str(json.loads(body)["user"])
+
+
+def test_requests_pipelined_in_one_write_are_each_answered_in_order() -> None:
+    guard = ConnectionGuard(16)
+    with served(guard) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"".join(request(user) for user in range(5)))
+        assert [user_in(a) for a in read_answers(sock, 5)] == ["0", "1", "2", "3", "4"]
+        # The connection goes on, and its answers were written whole: its h11 connection is
+        # a fresh one, not the one the last request was read with.
+        sock.sendall(request(7))
+        assert [user_in(a) for a in read_answers(sock, 1)] == ["7"]
+        eventually(lambda: len(guard._idle) == 1)
+        (connection,) = guard._idle
+        assert connection.cycle is not None
+        assert connection.cycle.conn is not connection.conn
+
+
+def test_head_answers_the_head_alone_and_the_connection_stays_in_step() -> None:
+    with served(ConnectionGuard(16)) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(request(3, method=b"HEAD"))
+        ((head, _),) = read_answers(sock, 1, head=True)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert (
+            int(dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])[b"content-length"])
+            > 0
+        )
+        sock.sendall(request(4))  # no stray body bytes in front of this answer
+        assert [user_in(a) for a in read_answers(sock, 1)] == ["4"]
+
+
+def test_connection_close_and_http_1_0_get_their_answer_then_the_close() -> None:
+    with served(ConnectionGuard(16)) as port:
+        for ask in (request(1, extra=b"Connection: close\r\n"), request(1, version=b"1.0")):
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(ask)
+                sock.settimeout(30)
+                received = b""
+                while chunk := sock.recv(65536):
+                    received += chunk
+                head, _, body = received.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+                assert b"\r\nconnection: close" in head.lower()
+                assert json.loads(body)["user"] == "1"
+
+
+def test_the_access_log_has_the_line_of_each_answer(tmp_path: Path) -> None:
+    with (
+        serve_process("--http", "127.0.0.1:0", cwd=tmp_path, env=clean_env()) as running,
+        running.client(None) as client,
+    ):
+        assert client.get("/api/v1/flags/chat/check", params={"user": "9"}).status_code == 200
+    assert '"GET /api/v1/flags/chat/check?user=9 HTTP/1.1" 200' in running.stderr()

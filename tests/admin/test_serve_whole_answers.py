@@ -9,11 +9,16 @@ then the connection closes; the access log has each request's line.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from rollout import Rollout
 from rollout.admin import create_app
@@ -122,3 +127,68 @@ def test_the_access_log_has_the_line_of_each_answer(tmp_path: Path) -> None:
     ):
         assert client.get("/api/v1/flags/chat/check", params={"user": "9"}).status_code == 200
     assert '"GET /api/v1/flags/chat/check?user=9 HTTP/1.1" 200' in running.stderr()
+
+
+async def _asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers that once went wrong written whole, each by its path."""
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    if path == "/list":  # header pairs as lists, as ASGI allows
+        headers: Any = [[b"content-type", b"text/plain"], [b"content-length", b"2"]]
+    elif path == "/generator":  # a generator, which can be read once only
+        headers = (pair for pair in [(b"x-generated", b"1")])
+    else:
+        headers = [(b"content-length", b"2")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if path == "/stream":
+        for part in (b"o", b"k"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            await asyncio.sleep(0.05)
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send({"type": "http.response.body", "body": b"ok"})
+    if path == "/late":
+        await asyncio.sleep(0.1)  # the next request arrives meanwhile
+        await receive()  # only now, as an app watching for a disconnect does: the body
+
+
+GET = b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n"
+#: (what a client sends, a second part sent 0.05 s later or None), by what it shows.
+ANSWERS = {
+    "header pairs as lists": (GET % b"/list" + GET % b"/other", None),
+    "headers from a generator": (GET % b"/generator", None),
+    "no 100 Continue after the answer, none in the next one": (
+        b"POST /late HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
+        GET % b"/stream",
+    ),
+}
+
+
+def _talk(port: int, first: bytes, then: bytes | None) -> bytes:
+    """What the server sends on one connection until it has been quiet for a second."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(first)
+        if then is not None:
+            time.sleep(0.05)
+            sock.sendall(then)
+        sock.settimeout(1.0)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except TimeoutError:
+            pass
+        return received
+
+
+@pytest.mark.parametrize("case", sorted(ANSWERS))
+def test_any_app_is_answered_as_uvicorns_h11_protocol_answers(case: str) -> None:
+    first, then = ANSWERS[case]
+    answers = []
+    for http in ("h11", guarded(ConnectionGuard(16))):
+        with serve(_asgi_app, http=http, date_header=False) as url:
+            answers.append(_talk(int(url.rsplit(":", 1)[1]), first, then))
+    uvicorns, ours = answers
+    assert uvicorns.startswith(b"HTTP/1.1 ")
+    assert ours == uvicorns

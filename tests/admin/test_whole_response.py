@@ -103,6 +103,10 @@ def test_an_answer_of_known_length_is_made_whole(status: int, method: bytes) -> 
         (200, [(b"content-length", b"2"), (b"x a", b"b")], b"{}"),
         (200, [(b"content-length", b"2"), (b"x-a", b"caf\xc3\xa9\x00")], b"{}"),
         (200, [(b"content-length", b"2"), ("x-a", "b")], b"{}"),  # str, not bytes
+        (200, [[b"content-length", b"2"]], b"{}"),  # a list (ASGI allows it): h11's
+        (200, [(b"content-length", b"2"), (b"x-a", bytearray(b"b"))], b"{}"),
+        (200, [(b"content-length", b"2"), (b"x-a", b"b", b"c")], b"{}"),
+        (200, [(b"content-length", b"2"), (b"Host", b"example")], b"{}"),  # h11 writes it first
         (204, [(b"content-length", b"0")], b""),
         (304, [(b"content-length", b"0")], b""),
         (101, [(b"content-length", b"0")], b""),

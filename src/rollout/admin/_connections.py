@@ -267,10 +267,8 @@ class GuardedH11Protocol(H11Protocol):
         if conn.our_state is h11.DONE and conn.their_state is h11.DONE:  # pipelined requests
             conn.start_next_cycle()
             self.handle_events()
-        elif conn.our_state is h11.IDLE and conn.their_state is h11.IDLE:  # after _write_whole
-            pending, ended = conn.trailing_data
-            if pending or ended:
-                self.handle_events()
+        elif conn.our_state is h11.IDLE and conn.trailing_data[0]:  # after _write_whole
+            self.handle_events()
         self._follow()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -14,9 +14,10 @@ equal), and an app's middleware sees the same ASGI messages as before.
 
 What goes to h11 as before: a response in several body messages (a stream), a status without a
 body (1xx, 204, 304), a head whose Content-Length is absent or not the body's length, a
-``Connection`` or ``Transfer-Encoding`` header, a request not read in full (a body still coming,
-``Expect: 100-continue``), an HTTP/1.0 client or one that asked to close, and a connection whose
-client is not reading (its writes wait, as uvicorn's do).
+``Connection``, ``Transfer-Encoding`` or ``Host`` header, headers not given as a list or tuple
+of ``(bytes, bytes)`` tuples (ASGI allows lists; a generator could not be read twice), a
+request not read in full (a body still coming), an HTTP/1.0 client or one that asked to close,
+and a connection whose client is not reading (its writes wait, as uvicorn's do).
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ _FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xf
 #: Header (name, value) pairs seen valid; emptied when full (a date header changes each second).
 _VALID: dict[tuple[bytes, bytes], None] = {}
 _VALID_KEPT: Final = 512
-#: Response headers that change how h11 frames the message or keeps the connection.
-_FRAMING: Final = frozenset({b"connection", b"transfer-encoding"})
+#: Response headers that change how h11 frames the message or keeps the connection, and Host,
+#: which h11 writes first (a response has no use for it, but its bytes would not be h11's).
+_H11_ORDERS_OR_FRAMES: Final = frozenset({b"connection", b"transfer-encoding", b"host"})
 
 
 def whole_response(
@@ -71,7 +73,13 @@ def whole_response(
     parts = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
     length = None
     for pair in headers:
-        if pair not in _VALID:
+        if type(pair) is not tuple:  # a list (ASGI allows it) is not a key of _VALID: h11's
+            return None
+        try:
+            known = pair in _VALID
+        except TypeError:  # unhashable (a bytearray): h11's
+            return None
+        if not known:
             if not _valid(pair):
                 return None
             if len(_VALID) >= _VALID_KEPT:
@@ -83,7 +91,7 @@ def whole_response(
             if length is not None:
                 return None
             length = value
-        elif lowered in _FRAMING:
+        elif lowered in _H11_ORDERS_OR_FRAMES:
             return None
         parts.append(b"%s: %s\r\n" % pair)
     if length is None or length != b"%d" % len(body):
@@ -94,8 +102,8 @@ def whole_response(
     return b"".join(parts)
 
 
-def _valid(pair: object) -> bool:
-    if type(pair) is not tuple or len(pair) != 2:
+def _valid(pair: tuple[object, ...]) -> bool:
+    if len(pair) != 2:
         return False
     name, value = pair
     return (
@@ -150,6 +158,9 @@ class WholeSend:
                 self._state = self._HOLDING
                 self._held = message
                 cycle.response_started = True
+                # As uvicorn's send does with the start: no 100 Continue after this (a later
+                # receive() would write one through h11, into the next answer's bytes).
+                cycle.waiting_for_100_continue = False
                 return
         cycle = self._cycle
         send = type(cycle).send
@@ -184,14 +195,15 @@ def write_whole(self: Any, start: Message, body: bytes) -> bool:
     ):
         return False
     scope = cycle.scope
-    if not keeps_alive(scope):
+    headers = start.get("headers", ())
+    # Only headers that can be read twice (a generator read here would be gone for h11), and
+    # not after the client's end of stream (uvicorn never gives h11 one: it has no branch for
+    # h11's ConnectionClosed event).
+    if type(headers) not in (list, tuple) or not keeps_alive(scope) or conn.trailing_data[1]:
         return False
     status = start["status"]
     data = whole_response(
-        status,
-        (*cycle.default_headers, *start.get("headers", ())),
-        body,
-        head_only=scope["method"] == "HEAD",
+        status, (*cycle.default_headers, *headers), body, head_only=scope["method"] == "HEAD"
     )
     if data is None:
         return False
@@ -208,15 +220,13 @@ def write_whole(self: Any, start: Message, body: bytes) -> bool:
     cycle.response_complete = True
     cycle.message_event.set()
     # This request is answered: the next starts on a fresh h11 connection, given the bytes
-    # of it already read (a pipelined request) and the end of the client's stream if it came.
-    pending, ended = conn.trailing_data
+    # of it already read (a pipelined request).
+    pending = conn.trailing_data[0]
     # (with the bound uvicorn gave the first: its h11_max_incomplete_event_size, or h11's)
     size = getattr(self.config, "h11_max_incomplete_event_size", None)
     fresh = h11.Connection(h11.SERVER) if size is None else h11.Connection(h11.SERVER, size)
     if pending:
         fresh.receive_data(pending)
-    if ended:
-        fresh.receive_data(b"")
     self.conn = fresh
     cycle.on_response()
     return True

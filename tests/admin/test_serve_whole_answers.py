@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -192,3 +193,41 @@ def test_any_app_is_answered_as_uvicorns_h11_protocol_answers(case: str) -> None
     uvicorns, ours = answers
     assert uvicorns.startswith(b"HTTP/1.1 ")
     assert ours == uvicorns
+
+
+def test_a_streams_head_goes_out_before_its_first_part() -> None:
+    # Only an answer that gives its length is held for its body: an event stream's head must
+    # reach the client before its first event, however late that comes.
+    first_part = threading.Event()
+
+    async def stream(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        while not first_part.is_set():
+            await asyncio.sleep(0.01)
+        await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    with (
+        serve(stream, http=guarded(ConnectionGuard(16))) as url,
+        socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as sock,
+    ):
+        sock.sendall(GET % b"/events")
+        sock.settimeout(30)
+        received = b""
+        try:
+            while b"\r\n\r\n" not in received:  # before the first part is let go
+                chunk = sock.recv(65536)
+                assert chunk, received
+                received += chunk
+        finally:
+            first_part.set()  # (on a failure too: the app must end for the server to stop)
+        assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"transfer-encoding: chunked" in received.lower()
+        while not received.endswith(b"0\r\n\r\n"):
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+        assert b"data: 1" in received

@@ -130,11 +130,25 @@ def keeps_alive(scope: dict[str, Any]) -> bool:
 Message = dict[str, Any]
 
 
+def _states_length(headers: object) -> bool:
+    """Whether a start message's headers give a Content-Length: only such a response can be
+    whole. A stream's head (no length) goes out at once, before its first part, however late
+    that comes (an event stream's may come minutes later)."""
+    if type(headers) is not list and type(headers) is not tuple:
+        return False
+    for pair in headers:
+        name = pair[0] if type(pair) is tuple and pair else None
+        if type(name) is bytes and name.lower() == b"content-length":
+            return True
+    return False
+
+
 class WholeSend:
-    """The ASGI ``send`` of one request: it holds the response's start message until its body
-    comes; a body in one message goes with its head to ``write(start, body)`` (the
-    connection's, which says False when h11 must send it instead), and anything else on to
-    uvicorn's ``cycle.send``, the start message first, as uvicorn would have seen them.
+    """The ASGI ``send`` of one request: it holds the response's start message, when it gives a
+    Content-Length, until its body comes. A body in one message goes with its head to
+    ``write(start, body)`` (the connection's, which says False when h11 must send it instead);
+    anything else goes on to uvicorn's ``cycle.send``, the start message first, as uvicorn
+    would have seen them.
 
     While the start is held, the cycle counts the response as started: an app that fails or
     returns then has its connection closed, as when uvicorn had sent the head.
@@ -154,7 +168,11 @@ class WholeSend:
         state = self._state
         if state == self._FIRST and message["type"] == "http.response.start":
             cycle = self._cycle
-            if not cycle.response_started and not cycle.disconnected:
+            if (
+                not cycle.response_started
+                and not cycle.disconnected
+                and _states_length(message.get("headers", ()))
+            ):
                 self._state = self._HOLDING
                 self._held = message
                 cycle.response_started = True

@@ -213,15 +213,19 @@ def write_whole(self: Any, start: Message, body: bytes) -> bool:
     ):
         return False
     scope = cycle.scope
-    headers = start.get("headers", ())
-    # Only headers that can be read twice (a generator read here would be gone for h11), and
-    # not after the client's end of stream (uvicorn never gives h11 one: it has no branch for
+    # Not after the client's end of stream (uvicorn never gives h11 one: it has no branch for
     # h11's ConnectionClosed event).
-    if type(headers) not in (list, tuple) or not keeps_alive(scope) or conn.trailing_data[1]:
+    pending, ended = conn.trailing_data
+    if ended or not keeps_alive(scope):
         return False
     status = start["status"]
+    # (WholeSend holds only a start whose headers are a list or tuple: read twice, if h11
+    # must send them after all.)
     data = whole_response(
-        status, (*cycle.default_headers, *headers), body, head_only=scope["method"] == "HEAD"
+        status,
+        (*cycle.default_headers, *start["headers"]),
+        body,
+        head_only=scope["method"] == "HEAD",
     )
     if data is None:
         return False
@@ -239,7 +243,6 @@ def write_whole(self: Any, start: Message, body: bytes) -> bool:
     cycle.message_event.set()
     # This request is answered: the next starts on a fresh h11 connection, given the bytes
     # of it already read (a pipelined request).
-    pending = conn.trailing_data[0]
     # (with the bound uvicorn gave the first: its h11_max_incomplete_event_size, or h11's)
     size = getattr(self.config, "h11_max_incomplete_event_size", None)
     fresh = h11.Connection(h11.SERVER) if size is None else h11.Connection(h11.SERVER, size)

@@ -184,8 +184,15 @@ def _decode_registers(
                 last, last_shared = raw, shared
                 decoded[key.encode().decode()] = shared
                 continue
-        register = _decode_register(name, key, raw)
-        decoded[key] = Register(timestamps.setdefault(register.ts, register.ts), register.value)
+        elif key == EXISTS and not rules and type(raw) is list:
+            # Every write that creates or deletes a flag holds it, and it holds true or false
+            # as a member register does: the same check, and the constant key. (The rules
+            # entity holds no such register: the full check names the problem.)
+            shared = _member_register(raw, members, timestamps)
+            if shared is not None:
+                decoded[EXISTS] = shared
+                continue
+        decoded[key] = _decode_register(name, key, raw, timestamps)
     return decoded
 
 
@@ -199,14 +206,7 @@ def _member_register(
     if len(raw) != 4 or type(raw[3]) is not bool:
         return None
     wall, counter, node, value = raw
-    if not (
-        type(wall) is int
-        and type(counter) is int
-        and type(node) is int
-        and 0 <= wall <= _MAX_INT64
-        and 0 <= counter <= _MAX_INT64
-        and 0 <= node <= _MAX_INT64
-    ):
+    if not _is_stamp(wall, counter, node):
         return None
     parts = (wall, counter, node, value)
     shared = members.get(parts)
@@ -214,6 +214,19 @@ def _member_register(
         ts = timestamps.setdefault(parts[:3], Timestamp(wall, counter, node))
         shared = members[parts] = Register(ts, value)
     return shared
+
+
+def _is_stamp(wall: object, counter: object, node: object) -> bool:
+    """Whether these are a timestamp's parts: ints from 0 to 2**63-1. type(), not isinstance():
+    a bool is not one (and JSON gives plain ints only)."""
+    return (
+        type(wall) is int
+        and type(counter) is int
+        and type(node) is int
+        and 0 <= wall <= _MAX_INT64
+        and 0 <= counter <= _MAX_INT64
+        and 0 <= node <= _MAX_INT64
+    )
 
 
 def _decode_runs(
@@ -349,27 +362,34 @@ def _reject_constant(constant: str) -> Any:
     raise ValueError(f"{constant} is not valid JSON")
 
 
-def _decode_register(name: str, key: object, raw: object) -> Register:
+def _decode_register(
+    name: str, key: object, raw: object, timestamps: dict[tuple[int, int, int], Timestamp]
+) -> Register:
+    """One register, its Timestamp shared through ``timestamps`` (see _decode_registers)."""
     where = f"rollout export: register {key!r} of flag {name!r}"
     if not isinstance(key, str) or not _checks.known_key(key) or not _checks.belongs(name, key):
         raise FormatError(f"{where}: unknown register key")
-    problem = text_problem(key)
-    if problem is not None:
+    if not key.isascii() and (problem := text_problem(key)) is not None:
         raise FormatError(f"{where}: the key {problem}")
     watermark = key in WATERMARKS
     if not isinstance(raw, list) or len(raw) != (3 if watermark else 4):
         raise FormatError(
             f"{where}: expected [wall, counter, node{'' if watermark else ', value'}]"
         )
-    wall, counter, node = raw[:3]
-    for part in (wall, counter, node):
-        if isinstance(part, bool) or not isinstance(part, int) or not 0 <= part <= _MAX_INT64:
-            raise FormatError(f"{where}: timestamp parts must be non-negative integers")
+    stamp = wall, counter, node = raw[0], raw[1], raw[2]
+    if not _is_stamp(wall, counter, node):
+        raise FormatError(f"{where}: timestamp parts must be non-negative integers")
     value = None if watermark else raw[3]
     _checks.check_value(where, key, value)
-    if key in (PERCENTAGE, TIME):
+    if key in _NUMBERS:
         value = float(value)  # type: ignore[arg-type]  # checked just above
-    return Register(Timestamp(wall, counter, node), value)
+    ts = timestamps.get(stamp)
+    if ts is None:
+        ts = timestamps[stamp] = Timestamp(wall, counter, node)
+    return Register(ts, value)
+
+
+_NUMBERS = frozenset((PERCENTAGE, TIME))
 
 
 def encode_value(key: str, value: Any) -> str:

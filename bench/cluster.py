@@ -3,7 +3,9 @@
 Every node is a real process (``bench.cluster_child``) on this machine, replicating over
 loopback TCP with a shared secret, the default anti-entropy interval (1 s), and a memory or an
 SQLite store. Times are ``time.monotonic_ns()`` taken inside the nodes (one clock for the whole
-machine on Linux), so no pipe to this process is ever inside a measured interval:
+machine on Linux), so no pipe to this process is ever inside a measured interval; nor does
+this process run during one (the writer answers it after a quiet spell and the receivers keep
+their times until asked: on 2 CPUs, its wake-ups took a CPU from a receiver):
 
 - fan-out latency: a writer (a different node for every change) takes its time right after
   ``activate()`` returns; every other node takes its own when its subscriber first sees the
@@ -45,6 +47,8 @@ import psutil
 
 from rollout.testing.cluster import free_port
 
+from .cluster_child import QUIET_S
+
 __all__ = [
     "CatchUp",
     "ClusterResults",
@@ -68,6 +72,14 @@ IDLE_S = 10.0
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: One strong secret for every node of a run; passed as ``--secret=...`` (it may start with "-").
 SECRET = secrets.token_urlsafe(32)
+
+#: How every fan-out here is timed, for the notes of its tables (bench.cluster_child).
+QUIET_NOTE = (
+    "The bench's own process sleeps while a change spreads: the writer answers it "
+    f"{QUIET_S * 1000:.0f} ms after the change left (with times taken before that) and "
+    "receivers keep theirs until asked, so it takes no CPU from a receiver; every fan-out, "
+    "rollout's and the reference's, is timed alike."
+)
 
 #: (nodes, store) runs, in order; the Redis reference runs once per node count.
 RUNS: tuple[tuple[int, str], ...] = ((3, "memory"), (3, "sqlite"), (10, "memory"), (10, "sqlite"))
@@ -127,11 +139,11 @@ def measure_cluster() -> ClusterResults:
         for nodes, store in RUNS:
             if redis_failure is None and nodes not in redis:
                 _progress(f"cluster: Redis pub/sub fan-out to {nodes - 1} subscribers")
-                with _redis_group(nodes, directory) as (children, events):
-                    redis[nodes] = _fan_out(children, events)
+                with _redis_group(nodes, directory) as (children, _):
+                    redis[nodes] = _fan_out(children)
             _progress(f"cluster: {nodes} nodes, {store} stores")
-            with _peer_group(nodes, store, directory) as (children, events):
-                latency, from_call = _fan_out_timed(children, events, span=True)
+            with _peer_group(nodes, store, directory) as (children, _):
+                latency, from_call = _fan_out_timed(children, span=True)
             runs.append(LatencyRun(nodes, store, latency, redis.get(nodes), from_call))
         _progress(f"cluster: catch-up to {CATCH_UP_FLAGS:,} flags, then {IDLE_S:.0f} s idle")
         catch_up, idle = _catch_up_and_idle(directory)
@@ -173,7 +185,7 @@ class _Child:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             message = json.loads(line)
-            if "seen" in message or "caught_up" in message:
+            if "caught_up" in message:
                 events.put((self.index, message))
             else:
                 self._answers.put(message)
@@ -310,14 +322,12 @@ def _redis_problem() -> str | None:
 # Fan-out latency ------------------------------------------------------------------------------
 
 
-def _fan_out(children: Sequence[_Child], events: Events) -> Latency:
+def _fan_out(children: Sequence[_Child]) -> Latency:
     """WARMUP + CHANGES changes, each from the next node in turn; latency to every other node."""
-    return _fan_out_timed(children, events, span=False)[0]
+    return _fan_out_timed(children, span=False)[0]
 
 
-def _fan_out_timed(
-    children: Sequence[_Child], events: Events, *, span: bool
-) -> tuple[Latency, Latency | None]:
+def _fan_out_timed(children: Sequence[_Child], *, span: bool) -> tuple[Latency, Latency | None]:
     """``_fan_out``'s latency from ``activate()`` returning, and with ``span`` (Rollout nodes
     only) the same samples from just before it was called."""
     returned: list[int] = []
@@ -329,7 +339,7 @@ def _fan_out_timed(
             before_ns, written_ns = writer.call("write_span", change)
         else:
             before_ns = written_ns = writer.call("write", change)
-        arrived, missing = arrivals(children, events, writer.index, change)
+        arrived, missing = arrivals(children, writer.index, change)
         if change >= WARMUP:
             returned += [ns - written_ns for ns in arrived]
             called += [ns - before_ns for ns in arrived]
@@ -338,23 +348,21 @@ def _fan_out_timed(
     return _latency(returned, lost), _latency(called, lost) if span else None
 
 
-def arrivals(
-    children: Sequence[_Child], events: Events, writer: int, change: int
-) -> tuple[list[int], int]:
-    """When each other child saw ``change`` (monotonic ns), and how many did not in time."""
-    pending = {c.index for c in children} - {writer}
+def arrivals(children: Sequence[_Child], writer: int, change: int) -> tuple[list[int], int]:
+    """When each other child saw ``change`` (monotonic ns), and how many did not in time. Asked
+    once the writer has answered (bench.cluster_child: after its quiet spell)."""
     arrived: list[int] = []
+    missing = 0
     deadline = time.monotonic() + LOST_AFTER_S
-    while pending:
-        try:
-            index, event = events.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        if event.get("seen") == change and index in pending:
-            pending.discard(index)
-            arrived.append(event["ns"])
-        # anything else arrived after its change was given up on: already counted as lost
-    return arrived, len(pending)
+    for child in children:
+        if child.index == writer:
+            continue
+        seen = child.call("seen", change, max(0.0, deadline - time.monotonic()))
+        if seen is None:
+            missing += 1
+        else:
+            arrived.append(seen)
+    return arrived, missing
 
 
 def _latency(samples_ns: list[int], lost: int) -> Latency:

@@ -8,7 +8,14 @@ Like ``rollout.testing.cluster`` but built for timing, so every time is taken wh
 - ``write_span I``: the same ``activate``, answered with the times just before it was called
   and right after it returned;
 - receivers take ``time.monotonic_ns()`` when their subscriber first sees that flag active (or
-  when the pub/sub message arrives) and print it at once as an event line, ``{"seen": I, ...}``.
+  when the pub/sub message arrives) and keep it; ``seen I T`` answers with it, waiting up to
+  ``T`` seconds for it (null: not seen in time).
+
+The bench's own process must not run while a change spreads: on a machine of 2 CPUs, waking it
+(and its reader threads) then takes a CPU from a receiver. So the writer answers ``write`` only
+``QUIET_S`` after the change left (the times it answers with are taken before that), and
+receivers print nothing as changes arrive: the bench asks them once the writer has answered.
+Every fan-out measured here, rollout's and the Redis and PostgreSQL references, is timed alike.
 
 CLOCK_MONOTONIC is one clock for the whole machine on Linux, so times compare across processes.
 
@@ -42,12 +49,34 @@ from typing import Any  # noqa: E402
 
 _OUT = threading.Lock()  # answers (main thread) and events (replication thread) share stdout
 
+#: How long a writer waits after a change before it answers the bench (see above): longer than
+#: a fan-out takes but for its tail (10 and 30 nodes: a few ms).
+QUIET_S = 0.005
+
 
 def emit(payload: dict[str, Any]) -> None:
     line = json.dumps(payload) + "\n"
     with _OUT:
         sys.stdout.write(line)
         sys.stdout.flush()
+
+
+class Arrivals:
+    """When this process first saw each change, kept until the bench asks (``seen``)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, int] = {}
+        self._changed = threading.Condition()
+
+    def record(self, change: int, ns: int) -> None:
+        with self._changed:
+            self._seen.setdefault(change, ns)
+            self._changed.notify_all()
+
+    def wait(self, change: int, timeout: float) -> int | None:
+        with self._changed:
+            self._changed.wait_for(lambda: change in self._seen, timeout)
+            return self._seen.pop(change, None)
 
 
 def _rss_mb() -> float:
@@ -72,6 +101,7 @@ class RolloutNode:
         self.built_ns = time.monotonic_ns()
         self.mine: set[str] = set()
         self.seen: set[str] = set()
+        self.arrivals = Arrivals()
         self.catch_up: int = options.catch_up
         self.connected_ns: int | None = None
         self.synced_ns: int | None = None
@@ -100,7 +130,7 @@ class RolloutNode:
         for name in changed:
             if name not in self.seen and name not in self.mine and active(name):
                 self.seen.add(name)
-                emit({"seen": int(name[1:]), "ns": now})
+                self.arrivals.record(int(name[1:]), now)
 
     def _watch_connect(self) -> None:
         # Polled, not hooked: a node learns of a connection only inside the transport.
@@ -128,13 +158,19 @@ class RolloutNode:
             name = f"f{args[0]}"
             self.mine.add(name)
             flags.activate(name)
-            return time.monotonic_ns()
+            written = time.monotonic_ns()
+            time.sleep(QUIET_S)
+            return written
         if op == "write_span":  # [just before activate(), right after it returned]
             name = f"f{args[0]}"
             self.mine.add(name)
             before = time.monotonic_ns()
             flags.activate(name)
-            return [before, time.monotonic_ns()]
+            written = time.monotonic_ns()
+            time.sleep(QUIET_S)
+            return [before, written]
+        if op == "seen":
+            return self.arrivals.wait(args[0], args[1])
         if op == "fill":  # flags fill0..fillN-1, each with a few users and some data
             for i in range(args[0]):
                 name = f"fill{i}"
@@ -176,6 +212,7 @@ class RedisNode:
         confirmed = self.pubsub.get_message(timeout=10)  # the subscribe confirmation
         if confirmed is None:
             raise RuntimeError("no subscribe confirmation from Redis")
+        self.arrivals = Arrivals()
         threading.Thread(target=self._listen, daemon=True).start()
 
     def _listen(self) -> None:
@@ -183,15 +220,18 @@ class RedisNode:
             now = time.monotonic_ns()
             if message["type"] != "message":
                 continue
-            index, sent_ns, sender = message["data"].decode().split()
+            index, _sent_ns, sender = message["data"].decode().split()
             if sender != self.me:
-                emit({"seen": int(index), "ns": now, "sent": int(sent_ns)})
+                self.arrivals.record(int(index), now)
 
     def run(self, op: str, args: list[Any]) -> Any:
         if op == "write":
             sent = time.monotonic_ns()
             self.client.publish(self.channel, f"{args[0]} {sent} {self.me}")
+            time.sleep(QUIET_S)
             return sent
+        if op == "seen":
+            return self.arrivals.wait(args[0], args[1])
         if op == "connected":
             return 1
         raise ValueError(f"unknown op {op!r}")

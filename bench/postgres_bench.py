@@ -33,6 +33,7 @@ from rollout import Rollout
 
 from .cluster import (
     CHANGES,
+    QUIET_NOTE,
     REDIS_URL,
     SECRET,
     WARMUP,
@@ -141,15 +142,15 @@ def _store(backend: str, directory: Path) -> Iterator[str]:
 
 def _fan(backend: str, size: int, directory: Path) -> Latency:
     if backend == "peers":
-        with _peer_group(size, "memory", directory) as (children, events):
-            return _fan_out(children, events)
+        with _peer_group(size, "memory", directory) as (children, _):
+            return _fan_out(children)
     with _store(backend, directory) as url:
         arguments = [["--mode", "store", "--store", url, f"--secret={SECRET}"]] * size
-        with _group(arguments, directory) as (children, events):
+        with _group(arguments, directory) as (children, _):
             for child in children:
                 if not child.call("wait_synced", 10.0):
                     raise TimeoutError(f"process {child.index} did not connect to {backend}")
-            return _fan_out(children, events)
+            return _fan_out(children)
 
 
 def _writes(backend: str, directory: Path) -> list[int]:
@@ -200,6 +201,7 @@ def _fan_out_table(results: dict[tuple[str, int], Latency | None], notes: list[s
             "in turn; a sample per change and each other process: activate() returned on the "
             "writer -> the flag active there. Peers: a full mesh on memory stores; Redis: "
             "pub/sub; PostgreSQL: LISTEN/NOTIFY. A lost sample did not arrive within 2 s.",
+            QUIET_NOTE,
             *notes,
         ),
     )

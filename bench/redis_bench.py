@@ -251,8 +251,8 @@ def _measure_fan_out(namespace: str) -> RedisFanOut:
     arguments = [["--mode", "redis-store", "--store", _store_url(namespace)]] * PROCESSES
     with (
         tempfile.TemporaryDirectory(prefix="rollout-bench-redis-") as tmp,
-        _redis_group(PROCESSES, Path(tmp)) as (raw, raw_events),
-        _group(arguments, Path(tmp)) as (nodes, node_events),
+        _redis_group(PROCESSES, Path(tmp)) as (raw, _),
+        _group(arguments, Path(tmp)) as (nodes, _),
     ):
         for node in nodes:
             if not node.call("wait_synced", 10.0):
@@ -270,13 +270,13 @@ def _measure_fan_out(namespace: str) -> RedisFanOut:
             measured = change >= WARMUP
             # Interleaved, so a slow moment of the machine hits both alike.
             sent: int = raw[change % PROCESSES].call("write", change)
-            arrived, missing = arrivals(raw, raw_events, change % PROCESSES, change)
+            arrived, missing = arrivals(raw, change % PROCESSES, change)
             if measured:
                 reference += [seen - sent for seen in arrived]
                 raw_lost += missing
             time.sleep(GAP_S)
             before, after = nodes[change % PROCESSES].call("write_span", change)
-            arrived, missing = arrivals(nodes, node_events, change % PROCESSES, change)
+            arrived, missing = arrivals(nodes, change % PROCESSES, change)
             if measured:
                 rollout += [seen - after for seen in arrived]
                 rollout_call += [seen - before for seen in arrived]

@@ -19,7 +19,7 @@ from .checks import (
     CheckTimes,
     WorldSize,
 )
-from .cluster import CHANGES, IDLE_S, WARMUP, ClusterResults, Latency
+from .cluster import CHANGES, IDLE_S, QUIET_NOTE, WARMUP, ClusterResults, Latency
 from .memory import MemoryResults
 from .redis_bench import (
     CHECK_ROUNDS,
@@ -345,6 +345,7 @@ def cluster_latency_table(results: ClusterResults) -> Table:
         "the receiver's subscriber seeing the flag active (the writer's store holds it; the "
         "receiver's commits it right after). Real processes, "
         "loopback TCP, shared secret; times are CLOCK_MONOTONIC read inside the nodes.",
+        QUIET_NOTE,
         "From call: the same samples from just before activate() was called on the writer, which "
         "sends the change to its peers before activate() returns: the writer's whole path.",
         "Redis: the same number of processes on one channel with redis-py's plain pub/sub (no "
@@ -478,6 +479,7 @@ def _redis_latency_table(fan: RedisFanOut, load_average: float) -> Table:
         f"subscriber; {fan.changes} changes (after {WARMUP} unmeasured), each activate() by the "
         f"next process in turn; one sample per change and each of the {receivers} others, when "
         "its subscriber sees the flag active. CLOCK_MONOTONIC read inside the processes.",
+        QUIET_NOTE,
         f"activate() itself took {_ms(fan.write_p50_ms)} ms (median) on the writer: Redis "
         "publishes from inside the save's Lua script, before the writer has its reply, so the "
         "first row can start after the receivers already have the change.",

@@ -39,7 +39,16 @@ import psutil
 
 from rollout.testing.cluster import free_port
 
-from .cluster import CHANGES, WARMUP, Latency, _Child, _fan_out, _group, _redis_problem
+from .cluster import (
+    CHANGES,
+    QUIET_NOTE,
+    WARMUP,
+    Latency,
+    _Child,
+    _fan_out,
+    _group,
+    _redis_problem,
+)
 from .redis_bench import _delete_namespace, _store_url
 from .report import Table
 
@@ -102,11 +111,11 @@ def _measure_redis(size: int, directory: Path) -> Latency:
     namespace = f"rollout-bench-scale-{os.getpid()}-{time.monotonic_ns()}"
     arguments = [["--mode", "redis-store", "--store", _store_url(namespace)]] * size
     try:
-        with _group(arguments, directory) as (children, events):
+        with _group(arguments, directory) as (children, _):
             for child in children:
                 if not child.call("wait_synced", 30.0):
                     raise TimeoutError(f"process {child.index} did not connect to Redis")
-            return _fan_out(children, events)
+            return _fan_out(children)
     finally:
         _delete_namespace(namespace)
 
@@ -124,7 +133,7 @@ def _measure(size: int, directory: Path) -> ScaleRun:
         for address in addresses
     ]  # fmt: skip
     launched = time.monotonic()
-    with _group(arguments, directory) as (children, events):
+    with _group(arguments, directory) as (children, _):
         ready = time.monotonic()  # _group returns once every node answered "ready"
         meshed = _wait_full_mesh(children)
         for child in children:
@@ -138,7 +147,7 @@ def _measure(size: int, directory: Path) -> ScaleRun:
             sum(1 for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_ESTABLISHED)
             for p in processes
         ]
-        latency = _fan_out(children, events)
+        latency = _fan_out(children)
     return ScaleRun(
         size, meshed - launched, meshed - ready, latency, cpu, rss, peers, sockets, None
     )
@@ -226,6 +235,7 @@ def scale_tables(
         "next node in turn, timed to every other node's subscriber (CLOCK_MONOTONIC inside the "
         "nodes) from activate() returning (the writer has sent the change by then: the cluster "
         "section also times it from the call); lost: (change, node) pairs not seen within 2 s.",
+        QUIET_NOTE,
         f"Idle CPU: % of one CPU per node over {IDLE_S:.0f} s with nothing written "
         "(anti-entropy every 1 s), mean and busiest node; RSS: mean and largest node; peers: "
         "connected peers per node (min-max); TCP conns: established TCP sockets per process.",

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from rollout import Rollout
-from rollout._core.codec import decode, decode_stored
+from rollout._core.codec import decode
 from rollout._core.keys import RULES_ENTITY
+from rollout._core.stored_values import decode_stored
 from rollout.errors import FormatError
 
 TS = [1_700_000_000_000, 0, 7]

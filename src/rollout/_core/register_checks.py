@@ -2,7 +2,7 @@
 
 One set of rules for every register that comes from outside this process: an export or a
 peer's delta (rollout._core.codec.decode), and a store's rows, which another process or program
-may have written (codec.check_flag, codec.decode_stored). A problem raises
+may have written (codec.check_flag, stored_values.decode_stored). A problem raises
 :class:`~rollout.errors.FormatError` prefixed by ``where``, which names the register.
 """
 

@@ -26,10 +26,10 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from .._core.clock import Timestamp
-from .._core.codec import decode_stored, encode_value
 from .._core.keys import WATERMARKS
 from .._core.member_keys import all_members
 from .._core.state import Delta, Register
+from .._core.stored_values import decode_stored, encode_value
 from ..errors import FormatError
 from . import _sql
 

@@ -21,11 +21,12 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .._core.codec import encode_flags, encode_value
+from .._core.codec import encode_flags
 from .._core.keys import DATA_RESET, RESET, is_history
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
 from .._core.redact import redact_url
 from .._core.state import Delta
+from .._core.stored_values import encode_value
 from ..errors import FormatError, StoreError, require_extra
 from ..stores._base import Store
 from . import _sql

@@ -18,9 +18,9 @@ from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 from .._core.clock import Timestamp
-from .._core.codec import decode_stored, encode_value
 from .._core.keys import WATERMARKS
 from .._core.state import Register
+from .._core.stored_values import decode_stored, encode_value
 from ..errors import FormatError
 
 __all__ = [

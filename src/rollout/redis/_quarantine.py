@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._core.clock import Timestamp
-from .._core.codec import decode_value, encode_value
 from .._core.quarantined import Judged, QuarantinedRegister, QuarantineState
+from .._core.stored_values import decode_value, encode_value
 
 if TYPE_CHECKING:
     import redis

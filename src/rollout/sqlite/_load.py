@@ -15,9 +15,9 @@ import sqlite3
 from typing import Any
 
 from .._core.clock import Timestamp
-from .._core.codec import decode_stored
 from .._core.keys import TARGETING_PREFIXES
 from .._core.state import Delta, Register
+from .._core.stored_values import decode_stored
 from ..errors import FormatError
 
 __all__ = ["read_registers"]

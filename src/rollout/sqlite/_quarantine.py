@@ -13,8 +13,8 @@ import sqlite3
 from collections.abc import Sequence
 
 from .._core.clock import Timestamp
-from .._core.codec import decode_value, encode_value
 from .._core.quarantined import QuarantinedRegister, QuarantineState
+from .._core.stored_values import decode_value, encode_value
 
 __all__ = ["hold", "judge", "read_quarantine", "trim"]
 

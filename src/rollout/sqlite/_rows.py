@@ -16,9 +16,9 @@ from itertools import compress, repeat
 from operator import is_, not_
 from typing import TYPE_CHECKING, NamedTuple
 
-from .._core.codec import encode_value
 from .._core.keys import WATERMARKS
 from .._core.lazy import LazyModule
+from .._core.stored_values import encode_value
 
 if TYPE_CHECKING:
     import json

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._core.state import Delta
 from ..errors import RolloutError
 from ._frames import (
-    PROTOCOL_VERSION,
     FrameError,
     FrameReader,
     Kind,
@@ -34,7 +33,9 @@ from ._frames import (
     encode_body,
 )
 from ._handshake import authenticate
+from ._hello import hello_body, read_hello
 from ._loop import start_tls
+from ._receiving import receive
 from ._sender import FrameSender
 
 if TYPE_CHECKING:
@@ -44,11 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["ConnectionOwner", "PeerConnection"]
 
 logger = logging.getLogger("rollout.sync")
-
-#: A hello lists up to MAX_MEMBERS addresses (typical ones take ~20 bytes): a bound that fits
-#: them, checked before the frame is read, so no peer makes a node buffer more for one.
-MAX_HELLO = 64 * 1024
-_READ_SIZE = 256 * 1024
 
 
 class ConnectionOwner(Protocol):
@@ -209,14 +205,7 @@ class PeerConnection:
                 return
             self.sender.open_direct()
             self.send_digest(initial=True)
-            while True:
-                data = await self.reader.read(_READ_SIZE)
-                if not data:
-                    break
-                for message in self._frames_in.feed(data):
-                    self._handle(message)
-                    if self.closed:
-                        return
+            await receive(self.reader, self.writer, self._received)
         except FrameError as exc:
             self.reached_itself = isinstance(exc, OwnOpeningError)
             self.owner.reject_frame(self, exc)
@@ -248,7 +237,7 @@ class PeerConnection:
         # The side that proved itself first hears first who it is talking to.
         if not self.outbound:
             self._send_hello()
-        hello = await self._read_hello()
+        hello = await read_hello(self.reader, self._frames_in, self.owner.max_frame)
         if self.outbound:
             self._send_hello()
         self.node = int(hello["node"], 16)
@@ -257,36 +246,8 @@ class PeerConnection:
 
     def _send_hello(self) -> None:
         owner = self.owner
-        members = owner.member_addresses()
-        while True:
-            hello = {
-                "node": f"{owner.node_id:016x}",
-                "addr": owner.advertised_address,
-                "protocol": PROTOCOL_VERSION,
-                "members": members,
-                "clock": owner.host.physical_ms(),
-            }
-            body = encode_body(Kind.HELLO, hello)
-            # Room for the MAC. Only absurdly long host names overflow: the rest of the list is
-            # learned from the peers that are told about.
-            if len(body) + 64 <= MAX_HELLO or not members:
-                break
-            members = members[: len(members) // 2]
-        self.send_body(body)
-
-    async def _read_hello(self) -> dict[str, Any]:
-        # Read exactly one frame, its size checked first: never buffer more than a hello.
-        header = await self.reader.readexactly(4)
-        length = int.from_bytes(header, "big")
-        if length > min(MAX_HELLO, self.owner.max_frame):
-            raise FrameError(f"a hello frame of {length} bytes is over the limit {MAX_HELLO}")
-        messages = self._frames_in.feed(header + await self.reader.readexactly(length))
-        if len(messages) != 1 or messages[0].kind is not Kind.HELLO:
-            raise FrameError("the first frame must be a hello")
-        hello = messages[0].body
-        if hello["protocol"] != PROTOCOL_VERSION:
-            raise FrameError(f"protocol version {hello['protocol']} is not supported")
-        return hello
+        members, clock = owner.member_addresses(), owner.host.physical_ms()
+        self.send_body(hello_body(owner.node_id, owner.advertised_address, members, clock))
 
     # Sending ----------------------------------------------------------------------------------
 
@@ -337,6 +298,14 @@ class PeerConnection:
         self._send(Kind.MEMBERS, {"members": addresses})
 
     # Receiving --------------------------------------------------------------------------------
+
+    def _received(self, data: bytes) -> bool:
+        """Handle the frames ``data`` completes; False once the connection is closed."""
+        for message in self._frames_in.feed(data):
+            self._handle(message)
+            if self.closed:
+                return False
+        return True
 
     def _handle(self, message: Message) -> None:
         owner, body = self.owner, message.body

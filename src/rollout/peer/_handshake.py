@@ -26,7 +26,7 @@ against; a passive recorder sees proof_I, which a guess of the secret can be che
 offline, so secrets must carry at least 128 bits of entropy (:mod:`rollout.peer._secret`).
 Without a secret (loopback, or ``insecure=True``) the openings are exchanged with mode 0 and
 there are no proofs and no MACs. Steps 1-4 up to the proofs are :func:`authenticate`; the
-HELLOs are the connection's (:mod:`rollout.peer._connection`). Everything else here is pure.
+HELLOs are :mod:`rollout.peer._hello`'s. Everything else here is pure.
 """
 
 from __future__ import annotations

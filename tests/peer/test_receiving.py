@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import struct
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
+from rollout.peer._loop import start_server, start_tls
 from rollout.peer._receiving import receive
 
 Connected = tuple[asyncio.StreamReader, asyncio.StreamWriter, socket.socket]
@@ -157,3 +161,58 @@ def test_a_reader_paused_by_a_full_buffer_reads_again() -> None:
         assert b"".join(seen) == sent + b"done"
 
     run(test, limit=1024)
+
+
+def test_a_tls_connection_reset_right_behind_the_last_handshake_read_ends_it(
+    certificate: tuple[Path, Path],
+) -> None:
+    """Over TLS, CPython 3.11 tells the stream's protocol of a lost connection a loop turn after
+    the TLS layer let go of it; a reset landing just after the handshake's last read (made in a
+    task of its own, as the connection's handshake runs under wait_for) left no protocol to
+    replace, and the receiving waited forever (10 tries out of 10, before the fix)."""
+    cert, key = certificate
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    client_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_tls.load_verify_locations(cert)
+
+    async def one() -> None:
+        ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await start_tls(writer, server_tls)
+                await asyncio.wait_for(reader.readexactly(5), 5.0)  # as the hello is read
+                try:
+                    # In this task, as the connection calls it: wait_for would give the lost
+                    # connection's news the loop turn it needs before receive() starts.
+                    async with asyncio.timeout(5.0):
+                        await receive(reader, writer, lambda _data: True)
+                    ended.set_result("returned")
+                except TimeoutError:
+                    ended.set_result("never ended")
+                except ConnectionError:
+                    ended.set_result("raised")
+            finally:
+                writer.close()
+
+        server = await start_server(accept, "127.0.0.1", 0, tls=True)
+        try:
+            port = server.sockets[0].getsockname()[1]
+            _, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=client_tls, server_hostname="127.0.0.1"
+            )
+            writer.write(b"hello")
+            await writer.drain()
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()  # a reset, not a TLS close
+            assert await asyncio.wait_for(ended, 20.0) in ("returned", "raised")
+        finally:
+            server.close()
+
+    async def main() -> None:
+        for _ in range(10):
+            await one()
+
+    asyncio.run(main())

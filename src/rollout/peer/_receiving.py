@@ -35,26 +35,32 @@ async def receive(
     """
     transport = cast(asyncio.Transport, writer.transport)  # a stream's, which reads too
     ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    receiver = _Receiver(transport.get_protocol(), handle, ended)
-    transport.set_protocol(receiver)
-    # The one private attribute: a stream reader has no public way to hand over its buffer
-    # without waiting for more when it is empty. Nothing can arrive between these lines (the
-    # loop runs them in one go), so no byte is handled twice or out of order.
-    buffered: bytearray = reader._buffer  # type: ignore[attr-defined]
-    if buffered:
-        data = bytes(buffered)
-        buffered.clear()
-        receiver.data_received(data)
-    if reader.exception() is not None:
-        receiver.end(reader.exception())
-    elif reader.at_eof():
-        receiver.end(None)
-    elif not transport.is_reading():
-        transport.resume_reading()  # a reader whose buffer filled up paused it
     try:
+        stream: asyncio.BaseProtocol | None = transport.get_protocol()
+        receiver = _Receiver(stream, handle, ended)
+        # Over TLS, CPython 3.11 tells the stream's protocol of a lost connection one loop turn
+        # after the TLS layer let go of it: that protocol, not this one, hears of it then, and
+        # the TLS layer has no protocol left to replace (None). The transport says it is closing,
+        # and the end comes at once below.
+        if stream is not None:
+            transport.set_protocol(receiver)
+        # The one private attribute: a stream reader has no public way to hand over its buffer
+        # without waiting for more when it is empty. Nothing can arrive between these lines
+        # (the loop runs them in one go), so no byte is handled twice or out of order.
+        buffered: bytearray = reader._buffer  # type: ignore[attr-defined]
+        if buffered:
+            data = bytes(buffered)
+            buffered.clear()
+            receiver.data_received(data)
+        if reader.exception() is not None:
+            receiver.end(reader.exception())
+        elif reader.at_eof() or stream is None or transport.is_closing():
+            receiver.end(None)  # an end seen already, or the connection going: nothing follows
+        elif not transport.is_reading():
+            transport.resume_reading()  # a reader whose buffer filled up paused it
         await ended
     finally:
-        ended.cancel()  # cancelled while waiting: nothing is left to set it and go unread
+        ended.cancel()  # cancelled or failed before it ended: nothing is left to set it
 
 
 class _Receiver(asyncio.Protocol):
@@ -62,11 +68,11 @@ class _Receiver(asyncio.Protocol):
 
     def __init__(
         self,
-        stream: asyncio.BaseProtocol,
+        stream: asyncio.BaseProtocol | None,
         handle: Callable[[bytes], bool],
         ended: asyncio.Future[None],
     ) -> None:
-        self._stream = stream
+        self._stream = cast(asyncio.Protocol, stream)  # installed only when there is one
         self._handle = handle
         self._ended = ended
 
@@ -91,7 +97,7 @@ class _Receiver(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         self.end(None)
         # The stream's answer: whether the transport stays half open (it does, but over TLS).
-        return self._stream.eof_received()  # type: ignore[attr-defined, no-any-return]
+        return self._stream.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.end(exc)

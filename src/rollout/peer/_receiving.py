@@ -31,7 +31,8 @@ async def receive(
     error). Whatever ``handle`` raises ends it too, raised here, and nothing more is handled.
 
     The bytes the stream reader took in before (frames the peer sent right behind its hello)
-    are handled first; an end it saw already ends this at once.
+    are handled first; an end it saw already, or a transport already closing, ends this at
+    once (it returns).
     """
     transport = cast(asyncio.Transport, writer.transport)  # a stream's, which reads too
     ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -27,16 +27,15 @@ def serve(app: Any, **options: Any) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))  # the kernel's free port, held from now on: no race
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        log_config=None,  # uvicorn's records go to the root logger, where pytest shows them
-        lifespan="off",
-        ws="none",
+    settings: dict[str, Any] = {
+        "log_level": "warning",
+        "log_config": None,  # uvicorn's records go to the root logger, where pytest shows them
+        "lifespan": "off",
+        "ws": "none",
         # Event streams never end by themselves: at shutdown, close them after a moment.
-        timeout_graceful_shutdown=1,
-        **options,
-    )
+        "timeout_graceful_shutdown": 1,
+    }
+    config = uvicorn.Config(app, **{**settings, **options})
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

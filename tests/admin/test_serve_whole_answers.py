@@ -146,6 +146,10 @@ async def _asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     else:
         headers = [(b"content-length", b"2")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if path == "/raises":  # between its start and its body
+        raise RuntimeError("the app failed after its start")
+    if path == "/returns":  # without its body
+        return
     if path == "/stream":
         for part in (b"o", b"k"):
             await send({"type": "http.response.body", "body": part, "more_body": True})
@@ -163,6 +167,8 @@ GET = b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n"
 ANSWERS = {
     "header pairs as lists": (GET % b"/list" + GET % b"/other", None),
     "headers from a generator": (GET % b"/generator", None),
+    "an app that fails between its start and its body": (GET % b"/raises", None),
+    "an app that returns between its start and its body": (GET % b"/returns", None),
     "no 100 Continue after the answer, none in the next one": (
         b"POST /late HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
         GET % b"/stream",
@@ -197,6 +203,62 @@ def test_any_app_is_answered_as_uvicorns_h11_protocol_answers(case: str) -> None
     uvicorns, ours = answers
     assert uvicorns.startswith(b"HTTP/1.1 ")
     assert ours == uvicorns
+
+
+def test_an_app_that_ends_between_start_and_body_is_logged_as_uvicorn_logs_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # uvicorn logs the access line when the start comes; the serve holds the start for its
+    # body, so an app that ends first must still have its line (and its error) logged.
+    logged = []
+    for http in ("h11", guarded(ConnectionGuard(16))):
+        caplog.clear()
+        with (
+            caplog.at_level("INFO"),
+            serve(_asgi_app, http=http, date_header=False, log_level="info") as url,
+        ):
+            port = int(url.rsplit(":", 1)[1])
+            for path in (b"/raises", b"/returns"):
+                assert _talk(port, GET % path, None).startswith(b"HTTP/1.1 200 OK\r\n")
+        logged.append(
+            [
+                (record.name, record.levelname, record.getMessage().split(" - ", 1)[-1])
+                for record in caplog.records
+                if record.name in ("uvicorn.access", "uvicorn.error")
+                and "Uvicorn running" not in record.getMessage()
+            ]
+        )
+    uvicorns, ours = logged
+    assert ("uvicorn.access", "INFO", '"GET /raises HTTP/1.1" 200') in uvicorns
+    assert ("uvicorn.access", "INFO", '"GET /returns HTTP/1.1" 200') in uvicorns
+    assert ours == uvicorns
+
+
+def test_a_stalled_body_gets_a_408_though_the_app_gave_its_start() -> None:
+    # The app starts its answer, then reads the body, which stalls: the start is held (its
+    # head not written), so the client is told why it is closed, and nothing else follows.
+    async def reads_after_its_start(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        while (await receive())["type"] == "http.request":
+            pass
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    guard = ConnectionGuard(16, body_idle=0.3)
+    with serve(reads_after_its_start, http=guarded(guard)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhalf")
+            sock.settimeout(30)
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+    assert received == (
+        b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    assert guard.timed_out == 1
 
 
 def test_a_streams_head_goes_out_before_its_first_part() -> None:

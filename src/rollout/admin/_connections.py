@@ -47,7 +47,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ._head_with_body import HeadWithBody
 from ._limits import Throttled
-from ._whole_response import WholeSend, write_whole
+from ._whole_response import WholeSend, releasing_held_start, write_whole
 
 __all__ = [
     "BODY_IDLE",
@@ -217,6 +217,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.app = releasing_held_start(self.app)
         self.phase: str | None = None
         self._since = 0.0  # when the phase began
         self._last_read = 0.0
@@ -318,10 +319,13 @@ class GuardedH11Protocol(H11Protocol):
         if phase is Phase.HEAD:
             started = bool(self.conn.trailing_data[0])  # not a silent or idle connection
         elif phase is Phase.BODY:  # unless the app answered early (e.g. 401) and it stalls
-            started = self.cycle is None or not self.cycle.response_started
+            cycle = self.cycle
+            started = cycle is None or not cycle.response_started or _holding(cycle)
         else:
             started = False
         if started:
+            if self.cycle is not None and type(self.cycle.send) is WholeSend:
+                self.cycle.send.drop_the_rest()  # nothing of the app's after the 408
             self.transport.write(_408)
         self.transport.close()
 
@@ -394,6 +398,13 @@ class GuardedH11Protocol(H11Protocol):
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
+
+
+def _holding(cycle: Any) -> bool:
+    """Whether a request's response is started only in its WholeSend, which holds the start:
+    none of it written, so a 408 may still answer it."""
+    send = cycle.send
+    return type(send) is WholeSend and send.holding
 
 
 def guarded(guard: ConnectionGuard) -> type[GuardedH11Protocol]:

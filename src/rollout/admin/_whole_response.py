@@ -35,6 +35,7 @@ __all__ = [
     "REASONS",
     "WholeSend",
     "keeps_alive",
+    "releasing_held_start",
     "whole_response",
     "write_whole",
 ]
@@ -151,12 +152,14 @@ class WholeSend:
     would have seen them.
 
     While the start is held, the cycle counts the response as started: an app that fails or
-    returns then has its connection closed, as when uvicorn had sent the head.
+    returns then has its connection closed, as when uvicorn had sent the head. Before that,
+    :func:`releasing_held_start` sends the held start (:meth:`release`), so the client gets
+    the head and the access log its line, as from uvicorn.
     """
 
     __slots__ = ("_cycle", "_held", "_state", "_write")
 
-    _FIRST, _HOLDING, _PASSING = 0, 1, 2
+    _FIRST, _HOLDING, _PASSING, _DROPPING = 0, 1, 2, 3
 
     def __init__(self, cycle: Any, write: Callable[[Message, bytes], bool]) -> None:
         self._cycle = cycle
@@ -180,6 +183,8 @@ class WholeSend:
                 # receive() would write one through h11, into the next answer's bytes).
                 cycle.waiting_for_100_continue = False
                 return
+        if state == self._DROPPING:
+            return
         cycle = self._cycle
         send = type(cycle).send
         self._state = self._PASSING
@@ -194,6 +199,44 @@ class WholeSend:
             cycle.response_started = False  # uvicorn's send starts the response itself
             await send(cycle, held)
         await send(cycle, message)
+
+    @property
+    def holding(self) -> bool:
+        """Whether a start message is held, its head not yet written."""
+        return self._state == self._HOLDING
+
+    async def release(self) -> None:
+        """Send a held start message on, as uvicorn's send would have sent it when it came (the
+        head written, the access log's line); nothing when none is held."""
+        if self._state == self._HOLDING:
+            held, self._held = self._held, None
+            self._state = self._PASSING
+            cycle = self._cycle
+            cycle.response_started = False  # uvicorn's send starts the response itself
+            await type(cycle).send(cycle, held)
+
+    def drop_the_rest(self) -> None:
+        """The connection has been answered for the app (a 408) and is closing: what the app
+        sends from now on goes nowhere, as uvicorn's send drops it once the client is gone
+        (written, it would follow that answer in the closing connection's buffer)."""
+        self._state = self._DROPPING
+        self._held = None
+
+
+def releasing_held_start(app: Any) -> Any:
+    """``app`` (an ASGI app), with a start message its :class:`WholeSend` still holds when it
+    ends sent on before uvicorn closes the connection: an app that fails or returns between
+    its start and its body then shows the client the head, then the close, and the access log
+    its line, as under uvicorn's own protocol (which writes a start at once)."""
+
+    async def app_releasing_held_start(scope: Any, receive: Any, send: Any) -> Any:
+        try:
+            return await app(scope, receive, send)
+        finally:
+            if type(send) is WholeSend and send.holding:
+                await send.release()
+
+    return app_releasing_held_start
 
 
 def write_whole(self: Any, start: Message, body: bytes) -> bool:

@@ -1898,24 +1898,20 @@ provider_init(void)
 static int
 import_helpers(void)
 {
+    /* One at a time, stopping at the first failure: the C API may not be called with an
+       exception pending (a debug build asserts; a release build can lose or misreport it). */
     PyObject *bucketing = PyImport_ImportModule("rollout._core.bucketing");
     if (bucketing == NULL) {
         return -1;
     }
-    memo = PyObject_GetAttrString(bucketing, "crc32_memo");
-    remember = PyObject_GetAttrString(bucketing, "remember_crc32");
-    randomized = PyObject_GetAttrString(bucketing, "randomized_bucket");
-    ruby = PyObject_GetAttrString(bucketing, "ruby_bucket");
-    PyObject *length = PyObject_GetAttrString(bucketing, "MEMO_ID_LENGTH");
+    PyObject *length = NULL;
+    int failed = (memo = PyObject_GetAttrString(bucketing, "crc32_memo")) == NULL ||
+                 (remember = PyObject_GetAttrString(bucketing, "remember_crc32")) == NULL ||
+                 (randomized = PyObject_GetAttrString(bucketing, "randomized_bucket")) == NULL ||
+                 (ruby = PyObject_GetAttrString(bucketing, "ruby_bucket")) == NULL ||
+                 (length = PyObject_GetAttrString(bucketing, "MEMO_ID_LENGTH")) == NULL;
     Py_DECREF(bucketing);
-    PyObject *random_module = PyImport_ImportModule("random");
-    if (random_module != NULL) {
-        draw = PyObject_GetAttrString(random_module, "random");
-        Py_DECREF(random_module);
-    }
-    if (memo == NULL || remember == NULL || randomized == NULL || ruby == NULL || draw == NULL ||
-        length == NULL) {
-        Py_XDECREF(length);
+    if (failed) {
         return -1;
     }
     memo_id_length = PyLong_AsSsize_t(length);
@@ -1930,7 +1926,13 @@ import_helpers(void)
         PyErr_SetString(PyExc_TypeError, "rollout._core.bucketing.crc32_memo must be a dict");
         return -1;
     }
-    return 0;
+    PyObject *random_module = PyImport_ImportModule("random");
+    if (random_module == NULL) {
+        return -1;
+    }
+    draw = PyObject_GetAttrString(random_module, "random");
+    Py_DECREF(random_module);
+    return draw == NULL ? -1 : 0;
 }
 
 static PyMethodDef methods[] = {

@@ -82,7 +82,7 @@ def test_a_flags_decision_and_resolution_functions_decide_as_explain_walks(
             random.seed(seed)
             want = decide_check(check, uid, user, flags._explain_group, random.random)
             random.seed(seed)
-            assert flags._decide_user("flag", uid, user) == want, (uid, flags.get("flag"))
+            assert flags._decision(check, uid, user) == want, (uid, flags.get("flag"))
             random.seed(seed)
             got = resolve(uid, user)  # the same decision, in a result
             decision = got._decision
@@ -104,7 +104,7 @@ def test_more_groups_than_are_unrolled_are_asked_in_order() -> None:
     resolve, _ = _resolution(flags, flags._checks["wide"])
     for uid in range(24):
         user = User(uid)
-        decision = flags._decide_user("wide", str(uid), user)
+        decision = flags._decision(flags._checks["wide"], str(uid), user)
         assert decision == decide_check(
             flags._checks["wide"], str(uid), user, flags._explain_group, random.random
         )
@@ -117,18 +117,8 @@ def test_more_groups_than_are_unrolled_are_asked_in_order() -> None:
 def test_a_predicate_that_raises_says_no_and_is_counted() -> None:
     flags = _flags(False)
     flags.activate_group("chat", "broken")
-    decision = flags._decide_user("chat", "7", User(7))
+    decision = flags._decision(flags._checks["chat"], "7", User(7))
     assert decision is not None
     assert decision[:2] == (False, "off")
     assert flags.stats()["group_errors"] == 1
 
-
-def test_no_decision_for_an_overridden_unknown_or_defined_flag() -> None:
-    flags = _flags(False)
-    flags.activate_percentage("chat", 50)
-    flags.define_flag("defined", {"on": True, "off": False}, default_variant="on")
-    assert flags._decide_user("missing", "7", "7") is None
-    assert flags._decide_user("defined", "7", "7") is None
-    with flags.override("chat", True):
-        assert flags._decide_user("chat", "7", "7") is None
-    assert flags._decide_user("chat", "7", "7") is not None

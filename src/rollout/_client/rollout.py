@@ -458,19 +458,6 @@ class Rollout(DefinitionsAPI):
                 self._group_failed(check, predicate, user)
         return None
 
-    def _decide_user(self, flag: str, uid: str, user: object) -> Decision | None:
-        """The decision of ``explain(flag, user)`` for a user whose id, as the check reads it,
-        is ``uid``, without its words, from the flag's decision function (rollout._core.decide):
-        None for a flag that is overridden, unknown or defined (``explain`` says those)."""
-        check = self._checks.get(flag)
-        if (
-            check is None
-            or type(check) is not Check  # a defined flag's check (DefinedCheck)
-            or self._overrides.forced(flag) is not None
-        ):
-            return None
-        return self._decision(check, uid, user)
-
     def _explain_group(self, group: str, user: object) -> bool:
         # As the compiled check runs a predicate: undefined says no, one that raises says no
         # and is counted and logged once. A group without a predicate in code is the named

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import threading
 import time
@@ -150,6 +151,10 @@ async def _asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         raise RuntimeError("the app failed after its start")
     if path == "/returns":  # without its body
         return
+    if path == "/waits":  # for the client to go, without its body
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        return
     if path == "/stream":
         for part in (b"o", b"k"):
             await send({"type": "http.response.body", "body": part, "more_body": True})
@@ -169,6 +174,13 @@ ANSWERS = {
     "headers from a generator": (GET % b"/generator", None),
     "an app that fails between its start and its body": (GET % b"/raises", None),
     "an app that returns between its start and its body": (GET % b"/returns", None),
+    "... to a HEAD request": (b"HEAD /raises HTTP/1.1\r\nHost: a\r\n\r\n", None),
+    "... to a request that asks to close": (
+        b"GET /returns HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        None,
+    ),
+    "... to an HTTP/1.0 request": (b"GET /raises HTTP/1.0\r\n\r\n", None),
+    "... behind an answer on the same connection": (GET % b"/other" + GET % b"/raises", None),
     "no 100 Continue after the answer, none in the next one": (
         b"POST /late HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
         GET % b"/stream",
@@ -220,6 +232,12 @@ def test_an_app_that_ends_between_start_and_body_is_logged_as_uvicorn_logs_it(
             port = int(url.rsplit(":", 1)[1])
             for path in (b"/raises", b"/returns"):
                 assert _talk(port, GET % path, None).startswith(b"HTTP/1.1 200 OK\r\n")
+            # A client that goes while the app holds its start: uvicorn logged the line when
+            # the start came.
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(GET % b"/waits")
+                time.sleep(0.2)
+            eventually(lambda: any("/waits" in r.getMessage() for r in caplog.records))
         logged.append(
             [
                 (record.name, record.levelname, record.getMessage().split(" - ", 1)[-1])
@@ -231,7 +249,47 @@ def test_an_app_that_ends_between_start_and_body_is_logged_as_uvicorn_logs_it(
     uvicorns, ours = logged
     assert ("uvicorn.access", "INFO", '"GET /raises HTTP/1.1" 200') in uvicorns
     assert ("uvicorn.access", "INFO", '"GET /returns HTTP/1.1" 200') in uvicorns
+    assert ("uvicorn.access", "INFO", '"GET /waits HTTP/1.1" 200') in uvicorns
     assert ours == uvicorns
+
+
+def test_a_held_start_is_let_go_at_once_to_a_client_that_does_not_read() -> None:
+    # The client asks for a big answer it never reads, then for one whose app starts and
+    # returns: the start is not written into the full buffer, nor is it waited on (uvicorn's
+    # send would wait for the client to read, past the app's end and the server's shutdown).
+    big = b"x" * (32 << 20)
+    returned = threading.Event()
+    records: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        length = len(big) if scope["path"] == "/big" else 2
+        headers = [(b"content-length", b"%d" % length)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if scope["path"] == "/big":
+            await send({"type": "http.response.body", "body": big})
+        returned.set()
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    keep = Keep()
+    logging.getLogger("uvicorn.error").addHandler(keep)
+    try:
+        guard = ConnectionGuard(16, write_idle=3600)  # never aborted while the test runs
+        with (
+            serve(app, http=guarded(guard)) as url,
+            socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as sock,
+        ):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(GET % b"/big" + GET % b"/held")
+            assert returned.wait(30)
+            # uvicorn logs this once the app's end is handled: after the held start went.
+            eventually(lambda: any("without completing" in line for line in records))
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(keep)
 
 
 def test_a_stalled_body_gets_a_408_though_the_app_gave_its_start() -> None:

@@ -121,4 +121,3 @@ def test_a_predicate_that_raises_says_no_and_is_counted() -> None:
     assert decision is not None
     assert decision[:2] == (False, "off")
     assert flags.stats()["group_errors"] == 1
-

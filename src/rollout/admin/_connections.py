@@ -321,11 +321,13 @@ class GuardedH11Protocol(H11Protocol):
         elif phase is Phase.BODY:  # unless the app answered early (e.g. 401) and it stalls
             cycle = self.cycle
             started = cycle is None or not cycle.response_started or _holding(cycle)
+            if started and cycle is not None and type(cycle.send) is WholeSend:
+                # The 408 answers this request: nothing the app sends later may follow it
+                # into the closing connection's buffer (its start, if one was held, included).
+                cycle.send.drop_the_rest()
         else:
             started = False
         if started:
-            if self.cycle is not None and type(self.cycle.send) is WholeSend:
-                self.cycle.send.drop_the_rest()  # nothing of the app's after the 408
             self.transport.write(_408)
         self.transport.close()
 

@@ -35,6 +35,7 @@ __all__ = [
     "REASONS",
     "WholeSend",
     "keeps_alive",
+    "log_access",
     "releasing_held_start",
     "whole_response",
     "write_whole",
@@ -207,13 +208,19 @@ class WholeSend:
 
     async def release(self) -> None:
         """Send a held start message on, as uvicorn's send would have sent it when it came (the
-        head written, the access log's line); nothing when none is held."""
-        if self._state == self._HOLDING:
-            held, self._held = self._held, None
-            self._state = self._PASSING
-            cycle = self._cycle
-            cycle.response_started = False  # uvicorn's send starts the response itself
-            await type(cycle).send(cycle, held)
+        access log's line, the head written); nothing when none is held. It never waits: to a
+        client gone, or one not reading what it was sent, only the line is logged (uvicorn's
+        send would wait for such a client to read, and hold up the server's shutdown)."""
+        if self._state != self._HOLDING:
+            return
+        held, self._held = self._held, None
+        self._state = self._PASSING
+        cycle = self._cycle
+        if cycle.disconnected or cycle.flow.write_paused:
+            log_access(cycle, held["status"])  # type: ignore[index]  # held: a start
+            return  # the response stays started: uvicorn closes the connection
+        cycle.response_started = False  # uvicorn's send starts the response itself
+        await type(cycle).send(cycle, held)
 
     def drop_the_rest(self) -> None:
         """The connection has been answered for the app (a 408) and is closing: what the app
@@ -221,6 +228,20 @@ class WholeSend:
         (written, it would follow that answer in the closing connection's buffer)."""
         self._state = self._DROPPING
         self._held = None
+
+
+def log_access(cycle: Any, status: object) -> None:
+    """The access log's line for a response, as uvicorn's send logs it with the start."""
+    if cycle.access_log:
+        scope = cycle.scope
+        cycle.access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            get_client_addr(scope),
+            scope["method"],
+            get_path_with_query_string(scope),
+            scope["http_version"],
+            status,
+        )
 
 
 def releasing_held_start(app: Any) -> Any:
@@ -233,6 +254,8 @@ def releasing_held_start(app: Any) -> Any:
         try:
             return await app(scope, receive, send)
         finally:
+            # A start h11 refuses (a Content-Length that is not a number, a 1xx) raises here,
+            # the app's own exception its context: uvicorn logs it as it would the app's.
             if type(send) is WholeSend and send.holding:
                 await send.release()
 
@@ -272,15 +295,7 @@ def write_whole(self: Any, start: Message, body: bytes) -> bool:
     )
     if data is None:
         return False
-    if cycle.access_log:  # the line uvicorn's send logs
-        cycle.access_logger.info(
-            '%s - "%s %s HTTP/%s" %d',
-            get_client_addr(scope),
-            scope["method"],
-            get_path_with_query_string(scope),
-            scope["http_version"],
-            status,
-        )
+    log_access(cycle, status)
     self.transport.write_whole(data)
     cycle.response_complete = True
     cycle.message_event.set()

@@ -174,7 +174,7 @@ class Replica:
         changed: set[str] = set()
         with self.lock:
             for name, state in self._flags.items():
-                if all(r.ts.wall <= wall for r in state.registers.values()):
+                if all(r.ts.wall <= wall for r in state.register_values()):
                     continue
                 before = Feature.from_state(name, state) if state.exists else None
                 taken = state.remove_after(wall)
@@ -340,7 +340,7 @@ class Replica:
             # Python's loop.
             return max(
                 (
-                    max(map(_TS, s.registers.values()), default=MIN_TIMESTAMP)
+                    max(map(_TS, s.register_values()), default=MIN_TIMESTAMP)
                     for s in self._flags.values()
                 ),
                 default=MIN_TIMESTAMP,

@@ -11,7 +11,7 @@ import bisect
 from .clock import MIN_TIMESTAMP
 from .history import DEFAULT_HISTORY_LIMIT
 from .keys import DATA_RESET, DEFINITION_RESET, HISTORY, RESET, is_history
-from .state import Register, is_hidden, wins
+from .register import Register, is_hidden, wins
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,35 +32,47 @@ def merge_registers(
     calls :func:`merge_indexed`, whose cost does not grow with the map.
     """
     history = sorted(k for k in registers if is_history(k))
-    merge_indexed(registers, history, incoming, history_limit)
+    merge_indexed(registers, registers, history, incoming, history_limit)
 
 
 def merge_indexed(
     registers: dict[str, Register],
+    events: dict[str, Register],
     history: list[str],
     incoming: Mapping[str, Register],
     history_limit: int = DEFAULT_HISTORY_LIMIT,
 ) -> None:
-    """:func:`merge_registers` for a map whose history keys are also listed, sorted, in
+    """:func:`merge_registers` for a flag whose history events are held in ``events`` (the
+    same dict as ``registers``, or one of their own) and their keys listed, sorted, in
     ``history`` (kept up to date here): the cost is that of ``incoming``, not of the map, so
     adding one user to a stored flag of a million costs what it does on an empty flag. Only a
     watermark that moves (``deactivate``, ``delete``, ...) reads the whole map, to drop what it
-    hides. ``registers`` must hold nothing hidden already (what this function leaves)."""
+    hides. ``registers`` must hold nothing hidden already (what this function leaves).
+
+    Events in a dict of their own keep a write's event out of the big map: adding, finding and
+    dropping the oldest one are then lookups in a dict of ``history_limit`` entries, where in a
+    map of a million users each is a cache miss."""
     accepted: list[tuple[str, Register]] = []
     watermark_moved = False
-    if not registers:
+    if not registers and not events:
         # A new flag (an export merged, a bulk write): every register wins against nothing.
         registers.update(incoming)
         history[:] = sorted([k for k in incoming if k.startswith(HISTORY)])
+        if events is not registers:
+            for key in history:
+                events[key] = registers.pop(key)
         incoming = {}
         watermark_moved = any(w in registers for w in _WATERMARKS)  # drop what they hide
     for key, register in incoming.items():
-        if not wins(register, registers.get(key)):
-            continue
         if is_history(key):
-            if key not in registers:
+            held = events.get(key)
+            if held is None:
                 bisect.insort(history, key)
-            registers[key] = register
+            elif not wins(register, held):
+                continue
+            events[key] = register
+            continue
+        if not wins(register, registers.get(key)):
             continue
         registers[key] = register
         if key in _WATERMARKS:
@@ -68,7 +80,7 @@ def merge_indexed(
         else:
             accepted.append((key, register))
     while len(history) > history_limit:
-        del registers[history.pop(0)]
+        del events[history.pop(0)]
     reset, data_reset, definition_reset = (
         registers[w].ts if w in registers else MIN_TIMESTAMP
         for w in (RESET, DATA_RESET, DEFINITION_RESET)

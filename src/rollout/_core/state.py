@@ -1,5 +1,5 @@
 """The replicated state of one flag: a map of last-writer-wins registers
-(docs/architecture.md).
+(docs/architecture.md; one register and the rule that merges two: rollout._core.register).
 
 A register is ``(timestamp, value)`` under a key such as ``percentage`` or ``user:42``. Merging
 keeps, per key, the register with the larger timestamp, which makes merge commutative,
@@ -19,7 +19,9 @@ Hidden registers can never become visible again (watermarks only move forward), 
 dropped: activate/deactivate cycles do not grow memory.
 
 History events (``history:<timestamp>``, see rollout._core.history) are registers too, never
-hidden, bounded to the newest ``history_limit`` per flag.
+hidden, bounded to the newest ``history_limit`` per flag. They are held in a dict of their own:
+each write adds one and drops the oldest, and in the dict of a flag's million users each of those
+lookups would be a cache miss.
 
 :class:`FlagState` also keeps the *visible* view (users, groups, data, ...) up to date
 incrementally, so adding one user to a flag that lists 100,000 costs the same as adding one to an
@@ -29,7 +31,7 @@ empty flag.
 from __future__ import annotations
 
 import bisect
-from collections import namedtuple
+from itertools import chain
 
 from .clock import MIN_TIMESTAMP, Timestamp
 from .history import DEFAULT_HISTORY_LIMIT
@@ -50,25 +52,23 @@ from .keys import (
     TIME,
     USER,
     VARIANT,
-    is_data,
-    is_definition,
     is_history,
-    is_targeting,
     split_key,
 )
 from .lazy import LazyModule
+from .register import Delta, Register, is_hidden, stamped, tiebreak, wins
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import json
     from collections.abc import Iterable, Mapping
-    from typing import Any, NamedTuple
+    from typing import Any
 
     from . import listed_names as _listed_names
 else:
-    json = LazyModule("json")  # loaded by the first data value checked or encoded (lazy.py)
     _listed_names = LazyModule("rollout._core.listed_names")  # by the first flag's view
 
+# Delta, Register and the rule's functions are rollout._core.register's, named here too for the
+# many modules that import them with FlagState.
 __all__ = [
     "Delta",
     "FlagState",
@@ -77,52 +77,6 @@ __all__ = [
     "stamped",
     "wins",
 ]
-
-
-if TYPE_CHECKING:  # as clock.Timestamp
-
-    class Register(NamedTuple):
-        ts: Timestamp
-        value: Any
-else:
-    Register = namedtuple("Register", ["ts", "value"])
-
-
-#: flag name -> register key -> register. Both a whole state and a change to one are deltas.
-Delta = dict[str, dict[str, Register]]
-
-
-def _tiebreak(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def wins(new: Register, old: Register | None) -> bool:
-    """Whether ``new`` replaces ``old`` under the last-writer-wins rule.
-
-    Two distinct writes never share a timestamp (the node id is part of it), but equal
-    timestamps can still meet with different values: defaults at MIN_TIMESTAMP. Comparing a
-    canonical encoding of the value then keeps the merge commutative.
-    """
-    if old is None:
-        return True
-    if new.ts != old.ts:
-        return new.ts > old.ts
-    return new.value != old.value and _tiebreak(new.value) > _tiebreak(old.value)
-
-
-def is_hidden(
-    key: str,
-    ts: Timestamp,
-    reset: Timestamp,
-    data_reset: Timestamp,
-    definition_reset: Timestamp = MIN_TIMESTAMP,
-) -> bool:
-    """Whether a register is hidden by the flag's watermarks (and so may be dropped)."""
-    if is_data(key):
-        return ts < data_reset
-    if ts < definition_reset and is_definition(key):
-        return True
-    return ts < reset and is_targeting(key)
 
 
 #: The keys whose visible change is a member of a set a compiled check shares (FlagState.recompile).
@@ -136,17 +90,6 @@ _WATERMARK_ATTRIBUTES = (
 _NO_WATERMARKS = (MIN_TIMESTAMP, MIN_TIMESTAMP, MIN_TIMESTAMP)
 
 
-def stamped(values: Mapping[str, Any], ts: Timestamp) -> dict[str, Register]:
-    """A write's values as registers of one timestamp. One Register per value, not per key:
-    every user of ``activate_users`` (a million ids) holds the same ``(ts, True)``, and a tuple
-    each would be 56 MB more in the replica and the memory store."""
-    listed, unlisted = Register(ts, True), Register(ts, False)
-    return {
-        key: listed if value is True else unlisted if value is False else Register(ts, value)
-        for key, value in values.items()
-    }
-
-
 class FlagState:
     """All registers of one flag and the visible view derived from them."""
 
@@ -156,6 +99,7 @@ class FlagState:
         "default_variant",
         "definition_reset",
         "disabled",
+        "event_registers",
         "excluded",
         "exists",
         "groups",
@@ -173,7 +117,10 @@ class FlagState:
     )
 
     def __init__(self, history_limit: int = DEFAULT_HISTORY_LIMIT) -> None:
+        #: Every register held but the history events.
         self.registers: dict[str, Register] = {}
+        #: The history events held (see the module's docstring).
+        self.event_registers: dict[str, Register] = {}
         #: The keys of the history events held, oldest first (their keys sort as timestamps).
         self.history: list[str] = []
         self.history_limit = history_limit
@@ -209,7 +156,7 @@ class FlagState:
         """Merge registers into this flag. Returns whether the visible state changed."""
         registers = self.registers
         self.recompile = True
-        if not registers:
+        if not registers and not self.event_registers:
             return self._merge_into_empty(incoming)
         accepted: list[tuple[str, Register]] = []
         watermark_moved = False
@@ -260,9 +207,10 @@ class FlagState:
         events = [key for key in others if key.startswith(HISTORY)]
         if events:
             events.sort()
-            for key in events[: max(0, len(events) - self.history_limit)]:
-                del registers[key]
             self.history = events[max(0, len(events) - self.history_limit) :]
+            self.event_registers = {key: registers[key] for key in self.history}
+            for key in events:
+                del registers[key]
         for watermark, attribute in _WATERMARK_ATTRIBUTES:
             held = registers.get(watermark)
             if held is not None:
@@ -274,26 +222,31 @@ class FlagState:
 
     def _add_event(self, key: str, register: Register) -> None:
         """Keep the newest ``history_limit`` events: the union of two histories, cut to size."""
-        if key in self.registers:
+        held = self.event_registers
+        if key in held:
             return  # one key, one timestamp, one write: already held
         history = self.history
         if len(history) >= self.history_limit and (not history or key < history[0]):
             return  # older than every event kept: it would be dropped at once
         bisect.insort(history, key)
-        self.registers[key] = register
+        held[key] = register
         while len(history) > self.history_limit:
-            del self.registers[history.pop(0)]
+            del held[history.pop(0)]
 
     def remove_after(self, wall: int) -> dict[str, Register]:
         """Remove and return every register stamped after ``wall`` (a clock that stepped back:
         rollout._client.quarantine). Watermarks fall back to what remains; registers they hid
         earlier are gone already and come back from peers by anti-entropy."""
         removed = {k: r for k, r in self.registers.items() if r.ts.wall > wall}
-        if not removed:
+        removed_events = {k: r for k, r in self.event_registers.items() if r.ts.wall > wall}
+        if not removed and not removed_events:
             return removed
         for key in removed:
             del self.registers[key]
-        self.history = [key for key in self.history if key not in removed]
+        for key in removed_events:
+            del self.event_registers[key]
+        self.history = [key for key in self.history if key not in removed_events]
+        removed.update(removed_events)
         self.reset = self.registers[RESET].ts if RESET in self.registers else MIN_TIMESTAMP
         data_reset = self.registers.get(DATA_RESET)
         self.data_reset = data_reset.ts if data_reset is not None else MIN_TIMESTAMP
@@ -306,7 +259,11 @@ class FlagState:
 
     def events(self) -> list[tuple[str, Register]]:
         """The history events held, newest first."""
-        return [(key, self.registers[key]) for key in reversed(self.history)]
+        return [(key, self.event_registers[key]) for key in reversed(self.history)]
+
+    def register_values(self) -> Iterable[Register]:
+        """Every register held, the history events included."""
+        return chain(self.registers.values(), self.event_registers.values())
 
     def set_defaults(self, defaults: Mapping[str, Register]) -> None:
         """Put registers declared in code (at MIN_TIMESTAMP) under every key no real write holds.
@@ -400,9 +357,11 @@ class FlagState:
     def replicated_registers(self) -> Iterable[tuple[str, Register]]:
         """The registers other replicas should have: all but the local defaults.
 
-        Hidden registers are already dropped, so these are exactly the visible ones.
+        Hidden registers are already dropped, so these are exactly the visible ones, and the
+        history events.
         """
-        return ((k, r) for k, r in self.registers.items() if r.ts != MIN_TIMESTAMP)
+        held = chain(self.registers.items(), self.event_registers.items())
+        return ((k, r) for k, r in held if r.ts != MIN_TIMESTAMP)
 
 
 _DEFINITION_ATTRIBUTES = {
@@ -414,7 +373,7 @@ _DEFINITION_ATTRIBUTES = {
 
 def _same_json(was: Any, now: Any) -> bool:
     # Not == alone: 1 == 1.0 == True in Python, and those are three different JSON values.
-    return type(was) is type(now) and _tiebreak(was) == _tiebreak(now)
+    return type(was) is type(now) and tiebreak(was) == tiebreak(now)
 
 
 def _set_value(values: dict[str, Any], name: str, value: Any, *, keep_none: bool) -> bool:

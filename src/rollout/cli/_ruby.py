@@ -240,7 +240,7 @@ def ruby_states(flags: Rollout) -> dict[str, FlagState]:
 
 
 def _created(state: FlagState) -> Any:
-    return min(register.ts for register in state.registers.values())
+    return min(register.ts for register in state.register_values())
 
 
 def _set_percentage(state: FlagState) -> int | float | None:
@@ -255,7 +255,7 @@ def _set_percentage(state: FlagState) -> int | float | None:
     reset = state.registers.get(RESET)
     if reset is not None and reset.ts == latest:
         return 0
-    return 0 if all(r.ts == latest for r in state.registers.values()) else None
+    return 0 if all(r.ts == latest for r in state.register_values()) else None
 
 
 def _checked_records(states: dict[str, FlagState]) -> dict[str, str]:

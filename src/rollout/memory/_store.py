@@ -25,7 +25,10 @@ class MemoryStore(Store):
     url = "memory://"
 
     def __init__(self) -> None:
+        #: Per flag, its registers but the history events, which are in ``_events``: a write's
+        #: event then costs lookups in a dict of a few hundred, not in a flag's million users.
         self._flags: dict[str, dict[str, Register]] = {}
+        self._events: dict[str, dict[str, Register]] = {}
         # Per flag, its history keys, sorted: trimming history to its bound then costs the same
         # on a flag of a million users as on an empty one (merge_indexed).
         self._history: dict[str, list[str]] = {}
@@ -36,7 +39,7 @@ class MemoryStore(Store):
     def load(self) -> Delta:
         with self._lock:
             self._check_open()
-            return {name: dict(registers) for name, registers in self._flags.items()}
+            return {name: self._held(name) for name in self._flags}
 
     def save(self, delta: Delta) -> None:
         with self._lock:
@@ -44,6 +47,7 @@ class MemoryStore(Store):
             for name, registers in delta.items():
                 merge_indexed(
                     self._flags.setdefault(name, {}),
+                    self._events.setdefault(name, {}),
                     self._history.setdefault(name, []),
                     registers,
                     self.history_limit,
@@ -53,14 +57,15 @@ class MemoryStore(Store):
         with self._lock:
             self._check_open()
             for name, registers in delta.items():
-                held = self._flags.get(name)
-                if held is None:
+                if name not in self._flags:
                     continue
                 for key, register in registers.items():
+                    history = is_history(key)
+                    held = self._events[name] if history else self._flags[name]
                     current = held.get(key)
                     if current is not None and current.ts == register.ts:
                         del held[key]
-                        if is_history(key):
+                        if history:
                             self._history[name].remove(key)
 
     def quarantine(self, entries: Sequence[QuarantinedRegister]) -> None:
@@ -84,7 +89,12 @@ class MemoryStore(Store):
     def registers(self, name: str) -> dict[str, Register]:
         """The registers held for one flag (for tests and tools)."""
         with self._lock:
-            return dict(self._flags.get(name, {}))
+            return self._held(name) if name in self._flags else {}
+
+    def _held(self, name: str) -> dict[str, Register]:
+        held = dict(self._flags[name])
+        held.update(self._events[name])
+        return held
 
     def close(self) -> None:
         self._closed = True

@@ -17,7 +17,6 @@ from rollout._core.clock import Timestamp
 from rollout._core.codec import encode
 from rollout._core.state import Register
 from rollout.memory import MemoryStore
-from rollout.sqlite import SQLiteStore
 from rollout.testing import FakeClock
 
 HOUR = 3_600_000
@@ -111,10 +110,10 @@ def test_a_later_local_write_to_the_key_wins_over_the_held_register() -> None:
 def test_loading_a_poisoned_file_never_moves_the_clock_ahead(tmp_path: Path) -> None:
     path = tmp_path / "flags.db"
     clock = FakeClock(START + HOUR)
-    with Rollout(SQLiteStore(path), clock=clock) as ahead:
+    with Rollout(f"sqlite:///{path}", clock=clock) as ahead:
         ahead.activate_user("chat", 1)
     clock.set(START)
-    with Rollout(SQLiteStore(path), clock=clock) as flags:
+    with Rollout(f"sqlite:///{path}", clock=clock) as flags:
         assert flags.exists("chat") is False
         assert {(e.key, e.origin) for e in flags.quarantined()} == {
             ("exists", "store"),
@@ -125,7 +124,7 @@ def test_loading_a_poisoned_file_never_moves_the_clock_ahead(tmp_path: Path) -> 
         assert flags.accept_quarantined("chat", "user:1") == 1
         assert flags.get("chat").users == {"1"}
         assert flags.quarantined() == []  # exists was rewritten by the accept too
-    with Rollout(SQLiteStore(path), clock=clock) as reopened:
+    with Rollout(f"sqlite:///{path}", clock=clock) as reopened:
         assert reopened.quarantined() == []
         assert reopened.get("chat").users == {"1"}
         assert max(_walls(reopened)) == START

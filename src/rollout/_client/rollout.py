@@ -266,68 +266,91 @@ class Rollout(DefinitionsAPI):
         if opened is not None:
             opened.history_limit = max(opened.history_limit, history_limit)
         self._store = opened
-        self._pipeline = WritePipeline(
-            self._replica,
-            HybridClock(clock, max_offset_ms=int(max_offset * 1000)),
-            opened,
-            history_limit=history_limit,
-            event=self._event,
-        )
-        if transport is None and listen is None and not peers and opened is not None:
-            transport = opened.default_transport()
-        can_wait = start_offline and (transport is not None or bool(peers))
-        self._transport = make_transport(
-            transport,
-            listen,
-            peers,
-            secret=secret,
-            insecure=insecure,
-            ssl=ssl,
-            client_ssl=client_ssl,
-        )
-        if self._transport is not None:
-            # Registers of the store that look like the future are judged once peers have
-            # judged this clock (it may be the one that is behind), not at load.
-            self._pipeline.defer_future_store = self._transport.awaits_clock_confirmation
-        self._pipeline.load_store(can_wait=can_wait)
-        for name, value in (defaults or {}).items():
-            self.set_default(name, value)
-        # The hot path, a function over the replica's dicts (rollout._core.evaluate), published as
-        # self.active by the slot, which overrides and the metrics sampler wrap.
-        self._active_method = build_active(
-            self._checks,
-            self._replica.anonymous,
-            self._replica.user_checks,
-            self._active_uncompiled,
-            percentage_bounds=self._replica.percentage_bounds,
-            id_attribute=id_attribute,
-            user_id=self._user_id,
-            speedups=speedups,
-        )
-        # The same check called as a plain function, for the wrappers that fall back to it.
-        self._check_slot_compiled: ActiveCheck = partial(self._active_method, None)
-        self._check_slot = CheckSlot(self._check_slot_compiled, self._publish_check)
-        self._overrides = Overrides(self._check_slot, self._check_id)
-        # A tripped tracker switches off an existing flag; one deleted meanwhile stays deleted.
-        self._degrades = DegradeTrackers(
-            lambda changes, action: self._pipeline.write(changes, action, must_exist=True),
-            self.get,
-            self.subscribe,
-        )
-        self._pipeline.transport = self._transport
-        if self._transport is not None:
-            self._pipeline.guard_fork()
-            self._transport.start(SyncPort(self._pipeline))
-        self._ruby = make_ruby_mirror(
-            self._replica.render,
-            self._apply_write,
-            self._store,
-            ruby_compat=ruby_compat,
-            ruby_namespace=ruby_namespace,
-            poll_interval=ruby_poll_interval,
-        )
-        if self._ruby is not None:
-            self._pipeline.hooks.append(self._ruby)
+        try:
+            self._pipeline = WritePipeline(
+                self._replica,
+                HybridClock(clock, max_offset_ms=int(max_offset * 1000)),
+                opened,
+                history_limit=history_limit,
+                event=self._event,
+            )
+            if transport is None and listen is None and not peers and opened is not None:
+                transport = opened.default_transport()
+            can_wait = start_offline and (transport is not None or bool(peers))
+            self._transport = make_transport(
+                transport,
+                listen,
+                peers,
+                secret=secret,
+                insecure=insecure,
+                ssl=ssl,
+                client_ssl=client_ssl,
+            )
+            if self._transport is not None:
+                # Registers of the store that look like the future are judged once peers have
+                # judged this clock (it may be the one that is behind), not at load.
+                self._pipeline.defer_future_store = self._transport.awaits_clock_confirmation
+            self._pipeline.load_store(can_wait=can_wait)
+            for name, value in (defaults or {}).items():
+                self.set_default(name, value)
+            # The hot path, a function over the replica's dicts (rollout._core.evaluate),
+            # published as self.active by the slot, which overrides and the metrics sampler wrap.
+            self._active_method = build_active(
+                self._checks,
+                self._replica.anonymous,
+                self._replica.user_checks,
+                self._active_uncompiled,
+                percentage_bounds=self._replica.percentage_bounds,
+                id_attribute=id_attribute,
+                user_id=self._user_id,
+                speedups=speedups,
+            )
+            # The same check called as a plain function, for the wrappers that fall back to it.
+            self._check_slot_compiled: ActiveCheck = partial(self._active_method, None)
+            self._check_slot = CheckSlot(self._check_slot_compiled, self._publish_check)
+            self._overrides = Overrides(self._check_slot, self._check_id)
+            # A tripped tracker switches off an existing flag; one deleted meanwhile stays deleted.
+            self._degrades = DegradeTrackers(
+                lambda changes, action: self._pipeline.write(changes, action, must_exist=True),
+                self.get,
+                self.subscribe,
+            )
+            self._pipeline.transport = self._transport
+            if self._transport is not None:
+                self._pipeline.guard_fork()
+                self._transport.start(SyncPort(self._pipeline))
+            self._ruby = make_ruby_mirror(
+                self._replica.render,
+                self._apply_write,
+                self._store,
+                ruby_compat=ruby_compat,
+                ruby_namespace=ruby_namespace,
+                poll_interval=ruby_poll_interval,
+            )
+            if self._ruby is not None:
+                self._pipeline.hooks.append(self._ruby)
+        except BaseException:
+            self._release_half_made()
+            raise
+
+    def _release_half_made(self) -> None:
+        """Release what a failed ``__init__`` made: nobody holds a half-made Rollout to close it,
+        so a store it opened from a URL kept its file or connection, and a transport its thread,
+        until the garbage collector came (a damaged SQLite row, a listen address in use)."""
+        pipeline = getattr(self, "_pipeline", None)
+        if pipeline is not None:
+            pipeline.closed = True  # __del__ then leaves the transport alone: closed here
+        for part in (getattr(self, "_ruby", None), getattr(self, "_transport", None)):
+            if part is not None:
+                try:
+                    part.close(1.0)
+                except Exception as exc:  # the failure that got us here is the one to raise
+                    logger().warning("closing a Rollout that failed to start: %s", exc)
+        if self._store is not None and self._owns_store:
+            try:
+                self._store.close()
+            except Exception as exc:
+                logger().warning("closing a Rollout that failed to start: %s", exc)
 
     def _publish_check(self, check: ActiveCheck) -> None:
         # The bare compiled check is published as the method it was built as; a chain of

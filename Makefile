@@ -12,7 +12,8 @@ STAMP := $(VENV)/.installed-$(notdir $(or $(LOCK),latest))
 SPEEDUPS := $(VENV)/.speedups-built
 UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: run test lint typecheck pytest browser promtool shells bench bench-quick lock test-latest test-lowest wheels clean
+.PHONY: run test lint typecheck pytest test-pythons pytest-check browser promtool shells bench bench-quick lock \
+  test-latest test-lowest wheels clean
 
 # --no-deps: the lock already lists every package; --no-build-isolation: the project itself is
 # built with the locked setuptools rather than whatever is newest on the index that day.
@@ -82,7 +83,30 @@ pytest: $(SPEEDUPS) browser promtool shells
 	  --ignore=tests/openfeature/test_speedups.py $(PURE_TESTS) $(PYTEST_ARGS)
 	$(BIN)/pytest --cov=rollout --cov-append --cov-report=term:skip-covered $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint typecheck pytest test-pythons
+
+# The C accelerator reads CPython's internals, which change between versions (its PY_VERSION_HEX
+# branches): the tests of the check run again, pure Python and then with the accelerator, on each
+# other CPython 3.12+ this machine has (python3.X on PATH if it runs, else the newest in pyenv),
+# each in a venv of its own ($(VENV)-3.X: .venv-3.12, .venv-latest-3.12) built from the same
+# lock. None found: said, and nothing more runs.
+PYENV_ROOT ?= $(HOME)/.pyenv
+OTHER_PYTHONS ?= $(shell for v in 3.12 3.13 3.14; do \
+  for p in $$(command -v python$$v) $$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python 2>/dev/null \
+    | sort -V | tail -n 1); do $$p -c '' 2>/dev/null && { echo $$p; break; }; done; done)
+test-pythons:
+	@test -n "$(OTHER_PYTHONS)" || echo "make: no CPython 3.12+ here: the accelerator was tested on $$($(PYTHON) -V) only"
+	@set -e; for python in $(OTHER_PYTHONS); do \
+	  version=$$($$python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  echo "make: the check's tests on $$($$python -V) ($(VENV)-$$version)"; \
+	  $(MAKE) --no-print-directory pytest-check VENV=$(VENV)-$$version PYTHON=$$python; \
+	done
+
+# The tests of the check alone (PURE_TESTS), in $(VENV): pure Python, then with the accelerator.
+pytest-check: $(SPEEDUPS)
+	ROLLOUT_PURE_PYTHON=1 $(BIN)/pytest -q -p no:cacheprovider \
+	  --ignore=tests/openfeature/test_speedups.py $(PURE_TESTS) $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider $(PURE_TESTS) $(PYTEST_ARGS)
 
 # The newest version of everything the ranges in pyproject.toml allow, in a venv of its own.
 # Failures here are drift to fix (then `make lock`), not a broken main.
@@ -134,4 +158,4 @@ wheels: $(STAMP)
 	ls dist
 
 clean:
-	rm -rf dist .venv .venv-latest .venv-lowest .venv-bench .mypy_cache .pytest_cache .ruff_cache .coverage
+	rm -rf dist .venv .venv-* .mypy_cache .pytest_cache .ruff_cache .coverage

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from rollout import Rollout
-from rollout.sqlite import SQLiteStore
 
 from .shells import Shell, shell_env
 
@@ -23,7 +22,7 @@ def folder(tmp_path: Path) -> Path:
     work = tmp_path / "work"
     work.mkdir()
     for name, flags in (("rollout.db", ("chat", "beta")), ("other.db", ("gamma",))):
-        with Rollout(SQLiteStore(work / name)) as replica:
+        with Rollout(f"sqlite:///{work / name}") as replica:
             for flag in flags:
                 replica.activate(flag)
             if name == "rollout.db":

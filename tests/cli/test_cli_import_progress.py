@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from rollout import Rollout
-from rollout.sqlite import SQLiteStore
 
 from ..redis.redis_fixtures import namespace, redis_url  # noqa: F401  (fixtures)
 
@@ -24,7 +23,7 @@ def rollout(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProce
 
 def export_of(path: Path, users: int) -> Path:
     """An export of one flag on for ``users`` users (25,000 make about 1.4 MB)."""
-    with Rollout(SQLiteStore(path.with_suffix(".db"))) as flags:
+    with Rollout(f"sqlite:///{path.with_suffix('.db')}") as flags:
         flags.activate_users("big", [str(i) for i in range(users)])
         path.write_bytes(flags.export())
     return path
@@ -61,7 +60,7 @@ def test_a_big_ruby_import_says_how_many_flags_it_read_and_wrote(
     namespace: str,  # noqa: F811
 ) -> None:
     source = tmp_path / "source.db"
-    with Rollout(SQLiteStore(source)) as flags:
+    with Rollout(f"sqlite:///{source}") as flags:
         for i in range(1000):
             flags.activate_percentage(f"flag_{i}", 10)
     common = ["--redis", redis_url, "--ruby-namespace", namespace]
@@ -75,7 +74,7 @@ def test_a_big_ruby_import_says_how_many_flags_it_read_and_wrote(
     ]
     # One flag fewer than the threshold: nothing on stderr (a namespace of its own, under the
     # test's, so the fixture removes it too).
-    with Rollout(SQLiteStore(source)) as flags:
+    with Rollout(f"sqlite:///{source}") as flags:
         flags.delete("flag_0")
     fewer = ["--redis", redis_url, "--ruby-namespace", f"{namespace}:fewer"]
     assert rollout("export-ruby", *fewer, "--store", f"sqlite:///{source}").returncode == 0

@@ -29,7 +29,7 @@ def _no_rollout_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def path(tmp_path: Path) -> Path:
     """A store written by a process whose clock ran an hour ahead."""
     db = tmp_path / "flags.db"
-    with Rollout(SQLiteStore(db), clock=FakeClock(system_clock_ms() + HOUR)) as ahead:
+    with Rollout(f"sqlite:///{db}", clock=FakeClock(system_clock_ms() + HOUR)) as ahead:
         ahead.activate_users("chat", [1, 2])
     return db
 
@@ -99,7 +99,7 @@ def test_drop_forgets_them_for_good(path: Path, capsys: pytest.CaptureFixture[st
     )
     assert "rollout quarantine --url http://HOST:PORT" in empty
     # Gone from the store too: a later run finds nothing to hold.
-    with Rollout(SQLiteStore(path)) as flags:
+    with Rollout(f"sqlite:///{path}") as flags:
         assert flags.quarantined() == []
         assert flags.exists("chat") is False
 

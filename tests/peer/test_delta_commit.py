@@ -106,7 +106,7 @@ def test_a_delta_whose_commit_fails_stays_shown_and_is_committed_once_the_store_
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "receiver.db"
-    receiver = Rollout(SQLiteStore(path), transport=peer_transport())
+    receiver = Rollout(f"sqlite:///{path}", transport=peer_transport())
     try:
         writer = Rollout(transport=peer_transport([receiver.stats()["sync"]["address"]]))
         try:
@@ -126,7 +126,11 @@ def test_a_delta_whose_commit_fails_stays_shown_and_is_committed_once_the_store_
             os.rename(moved, path)
             assert writer.wait_synced(WAIT)  # stored before the receiver acknowledged
             assert receiver.stats()["uncommitted"] == 0
-            assert {"first", "while-moved"} <= set(SQLiteStore(path, create=False).load())
+            stored = SQLiteStore(path, create=False)
+            try:
+                assert {"first", "while-moved"} <= set(stored.load())
+            finally:
+                stored.close()
         finally:
             writer.close()
     finally:

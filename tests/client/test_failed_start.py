@@ -33,19 +33,20 @@ def no_collector() -> Iterator[None]:
 
 def _open_descriptors_of(path: Path) -> list[str]:
     """This process's file descriptors open on ``path`` (its -wal and -shm files too)."""
+    real = os.path.realpath(path)  # what the descriptors' links name
     found = []
     for fd in os.listdir("/proc/self/fd"):
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
             continue  # the listing's own descriptor, closed already
-        if target.startswith(str(path)):
+        if target.startswith(real):
             found.append(target)
     return found
 
 
-def _sync_threads() -> int:
-    return len([t for t in threading.enumerate() if t.name == "rollout-sync"])
+def _sync_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "rollout-sync"}
 
 
 def _damaged_file(tmp_path: Path) -> Path:
@@ -66,6 +67,9 @@ def _damaged_file(tmp_path: Path) -> Path:
 def test_a_store_that_fails_to_load_is_closed(tmp_path: Path, no_collector: None) -> None:
     path = _damaged_file(tmp_path)
     assert _open_descriptors_of(path) == []
+    held = Rollout(f"sqlite:///{tmp_path / 'held.db'}")
+    assert _open_descriptors_of(tmp_path / "held.db") != []  # the test sees an open store
+    held.close()
     with pytest.raises(StoreError, match="no-such-key"):
         Rollout(f"sqlite:///{path}")
     assert _open_descriptors_of(path) == []
@@ -86,7 +90,8 @@ def test_a_listen_address_in_use_leaves_no_thread_and_no_open_store(
             Rollout(f"sqlite:///{path}", listen=f"127.0.0.1:{port}", insecure=True)
     finally:
         taken.close()
-    assert _sync_threads() == threads
+    # The failed Rollout's own thread has ended (other tests' threads may end meanwhile too).
+    assert [t for t in _sync_threads() - threads if t.is_alive()] == []
     assert _open_descriptors_of(path) == []
 
 
@@ -104,3 +109,20 @@ def test_a_store_passed_in_is_left_open_for_its_owner(tmp_path: Path) -> None:
             store.load()
     finally:
         store.close()
+
+
+def test_a_mistake_in_the_arguments_dials_no_peer() -> None:
+    # Checked before anything starts: before, the transport bound, dialled its peers and was
+    # stopped again when the Ruby mirror's arguments were refused.
+    peer = socket.socket()
+    peer.bind(("127.0.0.1", 0))
+    peer.listen()
+    peer.settimeout(1.0)
+    address = f"127.0.0.1:{peer.getsockname()[1]}"
+    try:
+        with pytest.raises(ValueError, match="ruby_namespace only applies with ruby_compat=True"):
+            Rollout(peers=[address], insecure=True, ruby_namespace="app")
+        with pytest.raises(TimeoutError):
+            peer.accept()[0].close()  # no connection came
+    finally:
+        peer.close()

@@ -263,10 +263,20 @@ class Rollout(DefinitionsAPI):
         opened: Store | None = open_store(store) if isinstance(store, str) else store
         if opened is not None and not isinstance(opened, Store):
             raise TypeError(f"store must be a Store, a URL string or None, got {store!r}")
-        if opened is not None:
-            opened.history_limit = max(opened.history_limit, history_limit)
         self._store = opened
         try:
+            if opened is not None:
+                opened.history_limit = max(opened.history_limit, history_limit)
+            # Made (its arguments checked) before anything starts, started last: a mistake in
+            # them must not first bind a port, dial peers or subscribe.
+            self._ruby = make_ruby_mirror(
+                self._replica.render,
+                self._apply_write,
+                self._store,
+                ruby_compat=ruby_compat,
+                ruby_namespace=ruby_namespace,
+                poll_interval=ruby_poll_interval,
+            )
             self._pipeline = WritePipeline(
                 self._replica,
                 HybridClock(clock, max_offset_ms=int(max_offset * 1000)),
@@ -319,16 +329,9 @@ class Rollout(DefinitionsAPI):
             if self._transport is not None:
                 self._pipeline.guard_fork()
                 self._transport.start(SyncPort(self._pipeline))
-            self._ruby = make_ruby_mirror(
-                self._replica.render,
-                self._apply_write,
-                self._store,
-                ruby_compat=ruby_compat,
-                ruby_namespace=ruby_namespace,
-                poll_interval=ruby_poll_interval,
-            )
             if self._ruby is not None:
                 self._pipeline.hooks.append(self._ruby)
+                self._ruby.start()
         except BaseException:
             self._release_half_made()
             raise
@@ -343,14 +346,13 @@ class Rollout(DefinitionsAPI):
         for part in (getattr(self, "_ruby", None), getattr(self, "_transport", None)):
             if part is not None:
                 try:
-                    part.close(1.0)
+                    part.close(5.0)  # as close(): returns once its thread has ended
                 except Exception as exc:  # the failure that got us here is the one to raise
                     logger().warning("closing a Rollout that failed to start: %s", exc)
-        if self._store is not None and self._owns_store:
-            try:
-                self._store.close()
-            except Exception as exc:
-                logger().warning("closing a Rollout that failed to start: %s", exc)
+        try:
+            self._close_store(5.0)
+        except Exception as exc:
+            logger().warning("closing a Rollout that failed to start: %s", exc)
 
     def _publish_check(self, check: ActiveCheck) -> None:
         # The bare compiled check is published as the method it was built as; a chain of
@@ -1033,6 +1035,10 @@ class Rollout(DefinitionsAPI):
             self._pipeline.commit_uncommitted()
         except RolloutError as exc:
             logger().warning("closing with peers' changes not stored (peers hold them): %s", exc)
+        self._close_store(timeout)
+
+    def _close_store(self, timeout: float) -> None:
+        """Close the store if this Rollout opened it (from a URL), within about ``timeout``."""
         if self._store is not None and self._owns_store:
             close_within = getattr(self._store, "close_within", None)  # a Store subclass's
             if close_within is not None:

@@ -73,7 +73,8 @@ def make_ruby_mirror(
 
     if not isinstance(store, RedisStore):
         raise ValueError(f"ruby_compat=True needs a Redis store, got {store!r}")
-    mirror = RubyMirror(
+    # Not started: the Rollout starts it once everything else is up.
+    return RubyMirror(
         render,
         apply_write,
         store.client,
@@ -81,5 +82,3 @@ def make_ruby_mirror(
         ruby_namespace=ruby_namespace,
         poll_interval=poll_interval,
     )
-    mirror.start()
-    return mirror

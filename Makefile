@@ -87,15 +87,20 @@ test: lint typecheck pytest test-pythons
 
 # The C accelerator reads CPython's internals, which change between versions (its PY_VERSION_HEX
 # branches): the tests of the check run again, pure Python and then with the accelerator, on each
-# other CPython 3.12+ this machine has (python3.X on PATH if it runs, else the newest in pyenv),
-# each in a venv of its own ($(VENV)-3.X: .venv-3.12, .venv-latest-3.12) built from the same
-# lock. None found: said, and nothing more runs.
+# other CPython 3.12 or 3.13 this machine has (python3.X on PATH, else pyenv's newest release of
+# it), each in a venv of its own ($(VENV)-3.X: .venv-3.12, .venv-latest-3.12) built from the same
+# lock. Only one that can make a venv and build C against its headers is taken, and never the
+# version of $(PYTHON); none found: said, and nothing more runs.
 PYENV_ROOT ?= $(HOME)/.pyenv
-OTHER_PYTHONS ?= $(shell for v in 3.12 3.13 3.14; do \
+USABLE_PYTHON := import ensurepip, os, sys, sysconfig; \
+  sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))
+OTHER_PYTHONS ?= $(shell main=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+  for v in 3.12 3.13; do [ "$$v" = "$$main" ] && continue; \
   for p in $$(command -v python$$v) $$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python 2>/dev/null \
-    | sort -V | tail -n 1); do $$p -c '' 2>/dev/null && { echo $$p; break; }; done; done)
+    | grep -E '/[0-9]+\.[0-9]+\.[0-9]+/bin/python$$' | sort -V | tail -n 1); do \
+    $$p -c '$(USABLE_PYTHON)' 2>/dev/null && { echo $$p; break; }; done; done)
 test-pythons:
-	@test -n "$(OTHER_PYTHONS)" || echo "make: no CPython 3.12+ here: the accelerator was tested on $$($(PYTHON) -V) only"
+	@test -n "$(OTHER_PYTHONS)" || echo "make: no other CPython 3.12 or 3.13 here: the accelerator was tested on $$($(PYTHON) -V) only"
 	@set -e; for python in $(OTHER_PYTHONS); do \
 	  version=$$($$python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 	  echo "make: the check's tests on $$($$python -V) ($(VENV)-$$version)"; \

@@ -126,3 +126,22 @@ def test_a_mistake_in_the_arguments_dials_no_peer() -> None:
             peer.accept()[0].close()  # no connection came
     finally:
         peer.close()
+
+
+def test_a_peer_transport_whose_start_failed_is_not_started_again_half_way() -> None:
+    from rollout.errors import ClosedError
+    from rollout.peer import PeerTransport
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    transport = PeerTransport(listen=f"127.0.0.1:{taken.getsockname()[1]}", insecure=True)
+    try:
+        with pytest.raises(OSError, match="address already in use"):
+            Rollout(transport=transport)
+    finally:
+        taken.close()
+    # Closed by the failed Rollout, as close() would: started again, it would have run without
+    # its anti-entropy rounds (nothing new starts on a closing transport).
+    with pytest.raises(ClosedError, match="a transport starts once"):
+        Rollout(transport=transport)

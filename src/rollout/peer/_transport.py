@@ -23,6 +23,7 @@ from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from .._core.state import Delta
+from ..errors import ClosedError
 from ..sync._base import SyncHost, Transport
 from ..sync._clock import ClockJudge, OffsetSample, agrees
 from ._admission import HandshakeGate, StrangerLog, is_loopback
@@ -152,6 +153,8 @@ class PeerTransport(Transport):
     # Lifecycle ----------------------------------------------------------------------------------
 
     def start(self, host: SyncHost) -> None:
+        if self._closing:  # its tasks would never start again (spawn): refused, not half-run
+            raise ClosedError("this PeerTransport was closed: a transport starts once")
         self.host = host
         # Judged before the loop runs: a node with peers refuses writes from the first moment
         # until a peer confirms its clock.

@@ -83,7 +83,9 @@ pytest: $(SPEEDUPS) browser promtool shells
 	  --ignore=tests/openfeature/test_speedups.py $(PURE_TESTS) $(PYTEST_ARGS)
 	$(BIN)/pytest --cov=rollout --cov-append --cov-report=term:skip-covered $(PYTEST_ARGS)
 
-test: lint typecheck pytest test-pythons
+# test-pythons runs after the rest, even under make -j: both build in the same source tree.
+test: lint typecheck pytest
+	$(MAKE) --no-print-directory test-pythons
 
 # The C accelerator reads CPython's internals, which change between versions (its PY_VERSION_HEX
 # branches): the tests of the check run again, pure Python and then with the accelerator, on each
@@ -104,6 +106,11 @@ test-pythons:
 	@set -e; for python in $(OTHER_PYTHONS); do \
 	  version=$$($$python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 	  echo "make: the check's tests on $$($$python -V) ($(VENV)-$$version)"; \
+	  built=$$($(VENV)-$$version/bin/python -VV 2>/dev/null || true); \
+	  if [ -n "$$built" ] && [ "$$built" != "$$($$python -VV)" ]; then \
+	    echo "make: $(VENV)-$$version was made by another $$version ($$built): made again"; \
+	    rm -rf $(VENV)-$$version; fi; \
+	  if [ -z "$$built" ]; then rm -rf $(VENV)-$$version; fi; \
 	  $(MAKE) --no-print-directory pytest-check VENV=$(VENV)-$$version PYTHON=$$python; \
 	done
 

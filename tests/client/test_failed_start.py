@@ -6,6 +6,7 @@ the constructor itself leaves behind."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import socket
@@ -45,6 +46,17 @@ def _open_descriptors_of(path: Path) -> list[str]:
     return found
 
 
+@contextlib.contextmanager
+def _listening() -> Iterator[socket.socket]:
+    """A socket listening on a free loopback port: an address in use, or a peer to watch."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server
+
+
+def _address_of(server: socket.socket) -> str:
+    return f"127.0.0.1:{server.getsockname()[1]}"
+
+
 def _sync_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name == "rollout-sync"}
 
@@ -80,16 +92,9 @@ def test_a_listen_address_in_use_leaves_no_thread_and_no_open_store(
     tmp_path: Path, no_collector: None
 ) -> None:
     path = tmp_path / "flags.db"
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
-    port = taken.getsockname()[1]
     threads = _sync_threads()
-    try:
-        with pytest.raises(OSError, match="address already in use"):
-            Rollout(f"sqlite:///{path}", listen=f"127.0.0.1:{port}", insecure=True)
-    finally:
-        taken.close()
+    with _listening() as taken, pytest.raises(OSError, match="address already in use"):
+        Rollout(f"sqlite:///{path}", listen=_address_of(taken), insecure=True)
     # The failed Rollout's own thread has ended (other tests' threads may end meanwhile too).
     assert [t for t in _sync_threads() - threads if t.is_alive()] == []
     assert _open_descriptors_of(path) == []
@@ -114,33 +119,22 @@ def test_a_store_passed_in_is_left_open_for_its_owner(tmp_path: Path) -> None:
 def test_a_mistake_in_the_arguments_dials_no_peer() -> None:
     # Checked before anything starts: before, the transport bound, dialled its peers and was
     # stopped again when the Ruby mirror's arguments were refused.
-    peer = socket.socket()
-    peer.bind(("127.0.0.1", 0))
-    peer.listen()
-    peer.settimeout(1.0)
-    address = f"127.0.0.1:{peer.getsockname()[1]}"
-    try:
+    with _listening() as peer:
+        peer.settimeout(1.0)
         with pytest.raises(ValueError, match="ruby_namespace only applies with ruby_compat=True"):
-            Rollout(peers=[address], insecure=True, ruby_namespace="app")
+            Rollout(peers=[_address_of(peer)], insecure=True, ruby_namespace="app")
         with pytest.raises(TimeoutError):
             peer.accept()[0].close()  # no connection came
-    finally:
-        peer.close()
 
 
 def test_a_peer_transport_whose_start_failed_is_not_started_again_half_way() -> None:
     from rollout.errors import ClosedError
     from rollout.peer import PeerTransport
 
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
-    transport = PeerTransport(listen=f"127.0.0.1:{taken.getsockname()[1]}", insecure=True)
-    try:
+    with _listening() as taken:
+        transport = PeerTransport(listen=_address_of(taken), insecure=True)
         with pytest.raises(OSError, match="address already in use"):
             Rollout(transport=transport)
-    finally:
-        taken.close()
     # Closed by the failed Rollout, as close() would: started again, it would have run without
     # its anti-entropy rounds (nothing new starts on a closing transport).
     with pytest.raises(ClosedError, match="a transport starts once"):

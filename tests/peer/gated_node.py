@@ -45,7 +45,11 @@ class _GatedSQLiteStore(SQLiteStore):
     def save(self, delta: Delta) -> None:
         gated = sorted(name for name in delta if name.startswith(GATED_PREFIX))
         if gated:
-            (self._gate / "entered").write_text(",".join(gated))
+            # Written aside and renamed into place: the test waits for the name to exist, and
+            # must never find it created but not yet written.
+            announcing = self._gate / "entered.partial"
+            announcing.write_text(",".join(gated))
+            announcing.replace(self._gate / "entered")
             threading.Event().wait()  # never set: the test ends this process with SIGKILL
         super().save(delta)
 

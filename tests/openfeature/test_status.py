@@ -23,6 +23,7 @@ from openfeature.provider import ProviderStatus
 
 from rollout import Rollout
 from rollout.openfeature import RolloutProvider
+from rollout.openfeature._status import health
 from rollout.testing.cluster import free_port
 
 from ..redis.redis_fixtures import private_redis  # noqa: F401  (fixture)
@@ -42,13 +43,35 @@ _domains = itertools.count()
 class StatusEvents:
     """Every READY / STALE / ERROR event the client receives, in order."""
 
-    def __init__(self, client: OpenFeatureClient) -> None:
+    def __init__(self, client: OpenFeatureClient, flags: Rollout) -> None:
+        self._client = client
+        self._flags = flags
         self.received: queue.Queue[tuple[ProviderEvent, EventDetails]] = queue.Queue()
         for event in STATUS_EVENTS:
             client.add_handler(event, lambda details, e=event: self.received.put((e, details)))  # type: ignore[misc]
 
     def next(self) -> tuple[ProviderEvent, EventDetails]:
-        return self.received.get(timeout=TIMEOUT)
+        try:
+            return self.received.get(timeout=TIMEOUT)
+        except queue.Empty:
+            pytest.fail(f"no status event in {TIMEOUT} s; {self._what_it_saw()}")
+
+    def _what_it_saw(self) -> str:
+        """What the watch read and what the provider holds, for a failure to be read later."""
+        provider = self._client.provider
+        watch = getattr(provider, "_status", None)
+        return (
+            f"health() now: {health(self._flags)}; the watch's status: "
+            f"{watch.status if watch is not None else None}; the SDK's status: "
+            f"{self._client.get_provider_status()}; attached: {hasattr(provider, '_on_emit')}; "
+            f"sync: {self._flags.stats()['sync']}; members: {self._members()}"
+        )
+
+    def _members(self) -> object:
+        try:
+            return self._flags.members()
+        except Exception as exc:  # a closed Rollout, or no loop to ask
+            return exc
 
     def drain_ready(self) -> None:
         """The handler added to a READY provider runs at once (5.3.3): skip that one."""
@@ -65,7 +88,7 @@ def attach() -> Iterator[Attach]:
         domain = f"status-{next(_domains)}"
         api.set_provider_and_wait(RolloutProvider(flags, status_interval=0.05), domain=domain)
         client = api.get_client(domain)
-        events = StatusEvents(client)
+        events = StatusEvents(client, flags)
         events.drain_ready()
         return client, events
 
@@ -123,6 +146,25 @@ def test_the_peers_going_away_is_stale_and_coming_back_is_ready(attach: Attach) 
             assert client.get_provider_status() == ProviderStatus.READY
         finally:
             first.close()
+
+
+def test_a_rollout_already_stale_when_the_provider_is_set_is_reported_stale() -> None:
+    # Its one seed refuses connections: stale from the start. The SDK sets READY when
+    # initialize() returns; the watch's STALE must come after that, or READY would stand.
+    with Rollout(listen="127.0.0.1:0", peers=[f"127.0.0.1:{free_port()}"]) as flags:
+        domain = f"status-{next(_domains)}"
+        try:
+            api.set_provider_and_wait(RolloutProvider(flags, status_interval=0.5), domain=domain)
+            client = api.get_client(domain)
+            events = StatusEvents(client, flags)  # the status set now runs its handler at once
+            event, details = events.next()
+            if event == ProviderEvent.PROVIDER_READY:  # READY still: then STALE comes
+                event, details = events.next()
+            assert event == ProviderEvent.PROVIDER_STALE
+            assert "peer" in (details.message or "")
+            assert client.get_provider_status() == ProviderStatus.STALE
+        finally:
+            api.shutdown()
 
 
 def test_a_store_that_refuses_to_serve_is_an_error(tmp_path: Path, attach: Attach) -> None:

@@ -15,6 +15,9 @@ may not be up to date"). The signals are those of ``rollout serve``'s ``/readyz`
 
 A daemon thread reads them every ``interval`` seconds while the provider is initialized and
 emits PROVIDER_STALE, PROVIDER_ERROR or PROVIDER_READY on each change (never twice the same).
+Its first read comes one interval after the watch starts, at the end of ``initialize``: by then
+the SDK has set READY (it does so as ``initialize`` returns), so a Rollout that is already stale
+when the provider is set is reported STALE rather than left READY.
 """
 
 from __future__ import annotations
@@ -94,7 +97,11 @@ class StatusWatch:
         self._stop.set()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        # The first read waits one interval. The watch starts at the end of initialize(), and
+        # the SDK sets the status to READY only after initialize() has returned: an event sent
+        # before that (a Rollout stale from the start) would be overwritten by that READY, and
+        # the watch, having said it once, would never say it again.
+        while not self._stop.wait(self._interval):
             try:
                 now = health(self._flags)
             except Exception:  # never let the watch die: the next round reads again
@@ -105,4 +112,3 @@ class StatusWatch:
                 event, message = now
                 error_code = ErrorCode.GENERAL if event is ProviderEvent.PROVIDER_ERROR else None
                 self._emit(event, ProviderEventDetails(message=message, error_code=error_code))
-            self._stop.wait(self._interval)

@@ -66,17 +66,19 @@ def test_a_subscription_the_server_closes_is_made_again_and_misses_nothing(
 
 
 class _SlowToApply(RedisStore):
-    """A store whose saves return late: the write's echo arrives while it is still under way."""
+    """A store whose saves return only once the test lets them (``go_on``): the write's echo
+    arrives while it is still under way, for as long as the test needs."""
 
     def __init__(self, url: str) -> None:
         store = RedisStore.from_url(url)
         super().__init__(store.client, namespace=store.namespace)
         self.saved = threading.Event()
+        self.go_on = threading.Event()
 
     def save(self, delta: Delta) -> None:
         super().save(delta)
         self.saved.set()
-        time.sleep(0.5)
+        self.go_on.wait(30)
 
 
 def test_an_echo_that_comes_before_its_write_is_applied_is_seen_only_once_it_is(
@@ -90,11 +92,16 @@ def test_an_echo_that_comes_before_its_write_is_applied_is_seen_only_once_it_is(
         before = flags.stats()["sync"]["version_seen"]
         writing = threading.Thread(target=flags.activate_user, args=("chat", 1))
         writing.start()
-        assert store.saved.wait(10)
-        other.activate_user("mail", 2)  # published after the echo, while the write is applied
-        eventually(lambda: other.stats()["sync"]["version_seen"] == before + 2)
-        time.sleep(0.2)  # the echo, and the other's change behind it, have arrived
-        assert flags.stats()["sync"]["version_seen"] == before  # neither claimed yet
+        try:
+            assert store.saved.wait(10)
+            other.activate_user("mail", 2)  # published after the echo, while the write is applied
+            eventually(lambda: other.stats()["sync"]["version_seen"] == before + 2)
+            # Time for the echo, and the other's change behind it, to reach this subscriber too
+            # (too short a wait only makes the next line weaker: the write is held meanwhile).
+            time.sleep(0.2)
+            assert flags.stats()["sync"]["version_seen"] == before  # neither claimed yet
+        finally:
+            store.go_on.set()
         writing.join(10)
         eventually(lambda: flags.stats()["sync"]["version_seen"] == before + 2)
         assert flags.active("chat", 1)

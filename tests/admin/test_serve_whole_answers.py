@@ -188,20 +188,25 @@ ANSWERS = {
 }
 
 
+#: Seconds an idle connection is kept (``timeout_keep_alive``) by the servers :func:`_talk`
+#: talks to: each closes the connection that long after its last answer, which ends the talk.
+KEEP_ALIVE = 1.0
+
+
 def _talk(port: int, first: bytes, then: bytes | None) -> bytes:
-    """What the server sends on one connection until it has been quiet for a second."""
+    """What the server sends on one connection until it closes it (a server started with
+    ``timeout_keep_alive=KEEP_ALIVE`` does once idle that long). The server's close ends the
+    reading, not a quiet second on the client's clock: a server that stalls mid-answer on a
+    busy machine is waited for."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(first)
         if then is not None:
             time.sleep(0.05)
             sock.sendall(then)
-        sock.settimeout(1.0)
+        sock.settimeout(30.0)
         received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except TimeoutError:
-            pass
+        while chunk := sock.recv(65536):
+            received += chunk
         return received
 
 
@@ -210,7 +215,7 @@ def test_any_app_is_answered_as_uvicorns_h11_protocol_answers(case: str) -> None
     first, then = ANSWERS[case]
     answers = []
     for http in ("h11", guarded(ConnectionGuard(16))):
-        with serve(_asgi_app, http=http, date_header=False) as url:
+        with serve(_asgi_app, http=http, date_header=False, timeout_keep_alive=KEEP_ALIVE) as url:
             answers.append(_talk(int(url.rsplit(":", 1)[1]), first, then))
     uvicorns, ours = answers
     assert uvicorns.startswith(b"HTTP/1.1 ")
@@ -227,7 +232,13 @@ def test_an_app_that_ends_between_start_and_body_is_logged_as_uvicorn_logs_it(
         caplog.clear()
         with (
             caplog.at_level("INFO"),
-            serve(_asgi_app, http=http, date_header=False, log_level="info") as url,
+            serve(
+                _asgi_app,
+                http=http,
+                date_header=False,
+                log_level="info",
+                timeout_keep_alive=KEEP_ALIVE,
+            ) as url,
         ):
             port = int(url.rsplit(":", 1)[1])
             for path in (b"/raises", b"/returns"):

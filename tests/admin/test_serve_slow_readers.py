@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from rollout.admin._connections import BODY_IDLE, WRITE_IDLE
+from rollout.testing import eventually
 
 from .serve_process import Served, clean_env, serve
 
@@ -105,11 +106,30 @@ def test_clients_that_never_read_their_answers_lock_nobody_out(served: Served) -
 
 
 def test_a_client_that_never_reads_is_closed_after_the_write_deadline(served: Served) -> None:
-    with not_reading(_port(served), 2) as readers:
-        time.sleep(WRITE_IDLE + 5)
+    port = _port(served)
+    with not_reading(port, 2) as readers:
+        # Both closed by the server before the test reads: reading first would let a reader
+        # that is not closed yet (the answers take a while to pile up) drain its answers. Its
+        # close waits behind the unsent answers, so only the server's side of it shows it.
+        eventually(
+            lambda: all(closed_by_server(port, sock) for sock in readers),
+            WRITE_IDLE + 60,
+            "both readers closed at the write deadline",
+        )
         assert all(cut_short(sock, _answers(served)) for sock in readers)
     log = served.stderr()
     assert "closed a connection whose client read nothing of its answer for 10 s" in log
+
+
+def closed_by_server(port: int, sock: socket.socket) -> bool:
+    """Whether the server listening on ``port`` has closed its end of ``sock``'s connection:
+    its socket there is past ESTABLISHED, or gone (the kernel's table, /proc/net/tcp)."""
+    ours = sock.getsockname()[1]
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if int(local.rsplit(":", 1)[1], 16) == port and int(remote.rsplit(":", 1)[1], 16) == ours:
+            return state != "01"  # 01: ESTABLISHED
+    return True
 
 
 def _answers(served: Served) -> int:

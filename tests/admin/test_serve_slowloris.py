@@ -17,6 +17,7 @@ import pytest
 
 from rollout import Rollout
 from rollout.admin._connections import BODY_IDLE, HEAD_TIMEOUT
+from rollout.testing import eventually
 
 from .serve_process import Served, clean_env, serve
 
@@ -80,6 +81,15 @@ def closed_by_server(sockets: list[socket.socket], timeout: float) -> dict[socke
     return closed
 
 
+def still_stalled(sockets: list[socket.socket]) -> list[socket.socket]:
+    """The sockets that have neither received anything nor been closed, at one look."""
+    with selectors.DefaultSelector() as selector:
+        for sock in sockets:
+            selector.register(sock, selectors.EVENT_READ)
+        touched = {key.fileobj for key, _ in selector.select(timeout=0)}
+    return [sock for sock in sockets if sock not in touched]
+
+
 def read_until(sock: socket.socket, marker: bytes) -> bytes:
     """What ``sock`` receives up to and including ``marker`` (its timeout bounds each read)."""
     data = b""
@@ -126,16 +136,18 @@ def test_a_thousand_stalled_connections_neither_slow_requests_nor_stay_open(
         port = _port(s)
         with stalled(port, 500, "head") as heads, stalled(port, 500, "body") as bodies:
             opened = time.monotonic()
-            time.sleep(0.5)  # the server has taken them all in: measure while they are open
+            # These connect after the stalled ones, so the server accepts them after (one
+            # listening queue, first in first out): it holds all 1,000 when it answers.
             healthz, healthz_took = timed_get(s.url, "/healthz")
             check, check_took = timed_get(s.url, "/api/v1/flags/chat/check")
             print(f"with 1,000 stalled connections: /healthz {healthz_took * 1000:.1f} ms, "
                   f"a check {check_took * 1000:.1f} ms")  # fmt: skip
             assert healthz.status_code == 200
             assert check.json()["active"] is True
-            # Generous bounds on a shared machine; the target (100 ms) is in the bench.
-            assert healthz_took < 2.0
-            assert check_took < 2.0
+            # Answered while every stalled connection was still open, so not behind their
+            # deadlines (the old server answered only once they had closed them). An order,
+            # not a time, which a slow machine cannot break; the time (100 ms) is the bench's.
+            assert len(still_stalled(heads + bodies)) == 1000
 
             # Past the deadlines the server answers 408 and closes every one of them.
             closed = closed_by_server(heads + bodies, timeout=max(HEAD_TIMEOUT, BODY_IDLE) + 30)
@@ -187,15 +199,19 @@ def test_under_a_256_descriptor_limit_300_stalled_connections_lock_nobody_out(
                 stalled(port, 100, "head"),
                 stalled(port, 100, "body"),
             ):
-                time.sleep(1)  # where the old server logged megabytes of EMFILE tracebacks
+                # The flood has filled the descriptors (where the old server logged megabytes
+                # of EMFILE tracebacks): the oldest unfinished connections are being evicted.
+                eventually(
+                    lambda: "connections open (the cap)" in served.stderr(), 60, "the cap reached"
+                )
                 healthz, healthz_took = timed_get(served.url, "/healthz")
                 check, check_took = timed_get(served.url, "/api/v1/flags/chat/check")
                 took = f"/healthz {healthz_took * 1000:.1f} ms, a check {check_took * 1000:.1f} ms"
                 print(f"256 descriptors, 300 stalled connections: {took}")
+                # Answered at all is the point (the old server locked everybody out); how fast
+                # is the bench's.
                 assert healthz.status_code == 200
                 assert check.json()["active"] is True
-                assert healthz_took < 2.0
-                assert check_took < 2.0
                 with served.client(TOKEN) as client:
                     response = client.put("/api/v1/flags/signup/active", json={"active": True})
                     assert response.status_code == 200, response.text

@@ -284,8 +284,11 @@ def test_registers_over_the_quarantine_limit_do_not_become_time_bombs() -> None:
     from rollout import Rollout
     from rollout._client.quarantine import QUARANTINE_LIMIT
 
-    with Rollout(max_offset=0.5) as flags:
-        future = time.time_ns() // 1_000_000 + 3_000  # 3 s ahead: beyond max_offset
+    # This node's clock is the test's: it reaches the stamps when the test says, however long
+    # building the flood takes on a busy machine (3 s of real time could pass meanwhile).
+    now = [time.time_ns() // 1_000_000]
+    with Rollout(max_offset=0.5, clock=lambda: now[0]) as flags:
+        future = now[0] + 3_000  # 3 s ahead: beyond max_offset
         count = QUARANTINE_LIMIT + 5
         flood = _document(
             {
@@ -296,7 +299,7 @@ def test_registers_over_the_quarantine_limit_do_not_become_time_bombs() -> None:
         flags.merge(flood)
         assert not flags.active("bomb", "u0")
         assert flags.stats()["quarantine_overflow"] > 0
-        time.sleep(3.5)  # real time reaches the stamps; anti-entropy offers them again
+        now[0] += 3_500  # this clock reaches the stamps; anti-entropy offers them again
         flags.merge(flood)
         applied = [i for i in range(count) if flags.active("bomb", f"u{i}")]
         # Refused once: "it never wins later on its own" - held or not.
@@ -306,8 +309,9 @@ def test_registers_over_the_quarantine_limit_do_not_become_time_bombs() -> None:
 def test_a_flood_of_future_registers_does_not_erase_a_drop_verdict() -> None:
     from rollout import Rollout
 
-    with Rollout(max_offset=0.5) as flags:
-        now = time.time_ns() // 1_000_000
+    clock = [time.time_ns() // 1_000_000]  # the test's, as above
+    with Rollout(max_offset=0.5, clock=lambda: clock[0]) as flags:
+        now = clock[0]
         bomb = _document({"target": {"user:alice": (now + 3_000, 0, True),
                                      "exists": (now + 3_000, 0, True)}})  # fmt: skip
         flags.merge(bomb)
@@ -317,7 +321,7 @@ def test_a_flood_of_future_registers_does_not_erase_a_drop_verdict() -> None:
         for logical in (0, 1):
             flags.merge(_document({"noise": {f"user:u{i}": (now + 60_000, logical, True)
                                              for i in range(10_000)}}))  # fmt: skip
-        time.sleep(3.5)
+        clock[0] += 3_500  # this clock reaches the bomb's stamps
         flags.merge(bomb)  # the peer that stamped it still holds it, and offers it again
         assert not flags.active("target", "alice"), "a dropped register came back and applied"
 

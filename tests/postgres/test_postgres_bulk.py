@@ -185,7 +185,7 @@ def test_a_big_change_is_announced_by_a_short_message_and_read_as_groups(
         writer.activate_users("big", users)
         eventually(lambda: len(reader.get("big").users) == len(users), what="every user")
         assert set(reader.get("big").users) == set(users)
-        messages = [n.payload for n in admin.notifies(timeout=1, stop_after=1)]
+        messages = [n.payload for n in admin.notifies(timeout=30, stop_after=1)]  # the first
         version = writer.stats()["sync"]["version_seen"]
         assert messages == [f"{version} pid-{os.getpid()}"]
         row = admin.execute(f"SELECT delta FROM {schema}.changes WHERE version = %s", [version])

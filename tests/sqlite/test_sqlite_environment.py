@@ -375,7 +375,8 @@ def test_a_row_damaged_under_serve_is_one_log_line_not_ready_and_a_fix_is_picked
             30,
             "the repaired flag merged",
         )
-        assert "is read again" in served.stderr()
+        # Logged just after the merge that the API shows: a moment later, on a busy machine.
+        eventually(lambda: "is read again" in served.stderr(), 30, "the repair logged")
         eventually(lambda: http.get("/readyz").status_code == 200, 30, "ready again")
 
 

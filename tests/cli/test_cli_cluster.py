@@ -139,5 +139,12 @@ def test_serve_refuses_a_public_address_without_a_secret(tmp_path: Path) -> None
         "serve", "--listen", "0.0.0.0:0", "--store", f"sqlite:///{tmp_path / 'x.db'}", secret=None
     )
     assert result.returncode == 2
-    assert "not a loopback address and no secret" in result.stderr
+    # In the command line's words: its options and variable, not the library's arguments.
+    assert result.stderr.startswith(
+        "rollout: error: --listen 0.0.0.0:0: not a loopback address and no cluster secret"
+    )
+    assert "$ROLLOUT_SECRET (or --secret)" in result.stderr
+    assert "--insecure" in result.stderr
+    assert "secret=..." not in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x.db").exists()  # refused before the store was opened

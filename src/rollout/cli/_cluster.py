@@ -20,6 +20,7 @@ from .._client.rollout import Rollout
 from .._core.redact import redact_url, scrub, secrets_of
 from . import _api_client as api
 from . import _table as table
+from ._admin import is_loopback, parse_address
 from ._progress import Progress
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "cmd_members",
     "join",
     "leave",
+    "refuse_an_open_listen",
     "seconds",
 ]
 
@@ -116,6 +118,23 @@ def cluster_options(args: argparse.Namespace) -> dict[str, Any]:
         "secret": args.secret or os.environ.get(SECRET_ENV) or None,
         "insecure": args.insecure,
     }
+
+
+def refuse_an_open_listen(args: argparse.Namespace) -> None:
+    """Refuse ``--listen`` on a non-loopback address without a secret, before anything opens.
+
+    The transport refuses it too, but words its remedy for Python (``secret=...``,
+    ``insecure=True``): on the command line the remedy is an option or a variable."""
+    listen = getattr(args, "listen", None)
+    if listen is None or args.insecure or args.secret or os.environ.get(SECRET_ENV):
+        return
+    host, _ = parse_address(listen, "--listen")
+    if not is_loopback(host):
+        raise ValueError(
+            f"--listen {listen}: not a loopback address and no cluster secret; anyone who can "
+            f"reach it could change every flag. Set ${SECRET_ENV} (or --secret) to the cluster's "
+            "secret (`rollout secret` makes one), or pass --insecure on a network you trust"
+        )
 
 
 def join(flags: Rollout, args: argparse.Namespace) -> None:

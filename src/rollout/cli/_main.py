@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
         admin.cmd_serve,
     )
     admin.add_serve_options(serve)
-    serve.set_defaults(prepare=admin.prepare_serve)
+    serve.set_defaults(prepare=_prepare_serve)
     admin.add_history(add)
     from . import _check_on, _quarantine, _ruby
 
@@ -345,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Entry point ----------------------------------------------------------------------------------
+
+
+def _prepare_serve(args: argparse.Namespace) -> None:
+    admin.prepare_serve(args)
+    cluster.refuse_an_open_listen(args)
 
 
 @contextlib.contextmanager
